@@ -1,0 +1,5 @@
+"""CLI entry point."""
+
+
+def run() -> None:
+    """Run the CLI."""

@@ -1,0 +1,129 @@
+"""One exception hierarchy for all of Interlock.
+
+Every error Interlock raises on purpose derives from :class:`InterlockError` and
+carries a stable, machine-readable ``code`` (house rule 4). Faces map errors to
+their wire form: the CLI prints ``error[code]: message`` on one line, the HTTP
+faces render an RFC 9457 problem whose ``type`` ends in the code.
+
+Messages must never contain secret material: they may reach a terminal, a log
+or (sanitised) an HTTP body.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AlreadyInitialisedError",
+    "ConfigError",
+    "CryptoError",
+    "DecryptionError",
+    "InterlockError",
+    "KeyFileError",
+    "KeyringError",
+    "ManifestError",
+    "NotInitialisedError",
+    "StoreError",
+    "StoreMismatchError",
+    "UnknownKeyVersionError",
+]
+
+
+class InterlockError(Exception):
+    """Root of every deliberate Interlock error; ``code`` is stable across releases."""
+
+    code: ClassVar[str] = "interlock_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# -- configuration -----------------------------------------------------------
+
+
+class ConfigError(InterlockError):
+    """Settings or a configuration file could not be used."""
+
+    code = "config_invalid"
+
+
+class ManifestError(ConfigError):
+    """The manifest is invalid; ``diagnostics`` holds every located error at once."""
+
+    code = "manifest_invalid"
+
+    def __init__(self, message: str, diagnostics: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.diagnostics = diagnostics
+
+
+# -- data directory and store ------------------------------------------------
+
+
+class NotInitialisedError(InterlockError):
+    """The data directory has not been created by ``interlock init``."""
+
+    code = "not_initialised"
+
+
+class AlreadyInitialisedError(InterlockError):
+    """``init`` refuses to overwrite an existing deployment or key file."""
+
+    code = "already_initialised"
+
+
+class StoreError(InterlockError):
+    """The database could not be reached, migrated or used."""
+
+    code = "store_error"
+
+
+class StoreMismatchError(StoreError):
+    """The database was created with a different keyring than the one loaded."""
+
+    code = "store_keyring_mismatch"
+
+
+# -- cryptography ------------------------------------------------------------
+
+
+class CryptoError(InterlockError):
+    """Base of cryptographic failures. Details of *why* a check failed stay opaque."""
+
+    code = "crypto_error"
+
+
+class DecryptionError(CryptoError):
+    """A sealed blob was altered, truncated, or opened with the wrong associated data.
+
+    Deliberately one error for all of these (as Fernet's ``InvalidToken`` and
+    Tink's ``'Decryption failed.'``): a caller must not learn which check failed.
+    """
+
+    code = "decryption_failed"
+
+
+class UnknownKeyVersionError(DecryptionError):
+    """The blob names a key-encryption key (id or version) this keyring does not hold.
+
+    The header is public, so naming the version leaks nothing; it tells an
+    operator that a keyring file is missing a rotation.
+    """
+
+    code = "unknown_key_version"
+
+
+class KeyringError(CryptoError):
+    """The keyring could not be created, loaded or rotated."""
+
+    code = "keyring_error"
+
+
+class KeyFileError(KeyringError):
+    """A key file is missing, malformed, or readable by group or others."""
+
+    code = "key_file_insecure"
