@@ -1,0 +1,118 @@
+"""Deployment settings, read from ``INTERLOCK_*`` environment variables.
+
+Settings say *where* things are (data directory, databases, Redis) and how to
+log; *what* is connected lives in the manifest. No setting holds a secret: a
+database URL with a password in it is refused, because environment variables
+leak into process listings, crash reports and child processes. Use the
+database's own mechanisms instead (a ``.pgpass`` file, peer or certificate
+authentication) until the vault can supply credentials.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from interlock.errors import ConfigError
+
+__all__ = ["LogFormat", "LogLevel", "Settings", "load_settings"]
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LogFormat = Literal["auto", "json", "console"]
+
+KEYRING_FILE = "keyring.json"
+STORE_FILE = "interlock.db"
+AUDIT_FILE = "audit.db"
+
+
+class Settings(BaseSettings):
+    """Where Interlock keeps its state and how it logs.
+
+    Every field can be set as ``INTERLOCK_<FIELD>`` (e.g. ``INTERLOCK_DATA_DIR``).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="INTERLOCK_", extra="ignore", frozen=True, validate_default=True
+    )
+
+    data_dir: Path = Field(
+        default=Path(".interlock"),
+        description="Directory for the keyring and the embedded databases (created 0700).",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the main store; default: SQLite file in the data dir.",
+    )
+    audit_database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the audit log; default: its own SQLite file.",
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis for shared limits and replay state (optional)."
+    )
+    log_level: LogLevel = "info"
+    log_format: LogFormat = Field(
+        default="auto", description="auto: JSON unless standard error is a terminal."
+    )
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("database_url", "audit_database_url", "redis_url")
+    @classmethod
+    def _no_inline_password(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("not a valid database URL") from None
+        if url.password:
+            # Refuse without echoing the URL: it contains the password.
+            raise ValueError(
+                "the URL contains a password; secrets are never accepted in settings "
+                "(use .pgpass, peer or certificate authentication)"
+            )
+        return value
+
+    @property
+    def keyring_path(self) -> Path:
+        """The root key-encryption key file."""
+        return self.data_dir / KEYRING_FILE
+
+    @property
+    def store_url(self) -> str:
+        """The main store's URL, defaulting to SQLite in the data directory."""
+        return self.database_url or _sqlite_url(self.data_dir / STORE_FILE)
+
+    @property
+    def audit_url(self) -> str:
+        """The audit log's URL, defaulting to its own SQLite file."""
+        return self.audit_database_url or _sqlite_url(self.data_dir / AUDIT_FILE)
+
+
+def _sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path.expanduser().absolute()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, applying explicit overrides.
+
+    Raises :class:`ConfigError` with one line per invalid variable, naming the
+    variable and never its value.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"INTERLOCK_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors(include_input=False)
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

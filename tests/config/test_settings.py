@@ -1,0 +1,58 @@
+"""Settings: INTERLOCK_* variables, defaults in the data directory, no secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from interlock.config.settings import load_settings
+from interlock.errors import ConfigError
+
+
+def test_defaults_put_both_databases_in_the_data_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without URLs, the store and the audit log are separate SQLite files in the data dir."""
+    monkeypatch.setenv("INTERLOCK_DATA_DIR", str(tmp_path / "data"))
+    settings = load_settings()
+    assert settings.store_url == f"sqlite:///{tmp_path / 'data' / 'interlock.db'}"
+    assert settings.audit_url == f"sqlite:///{tmp_path / 'data' / 'audit.db'}"
+    assert settings.keyring_path == tmp_path / "data" / "keyring.json"
+    assert settings.redis_url is None
+    assert (settings.log_level, settings.log_format) == ("info", "auto")
+
+
+def test_environment_variables_use_the_interlock_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every field is read from INTERLOCK_<FIELD>; levels are case-insensitive."""
+    monkeypatch.setenv("INTERLOCK_DATABASE_URL", "postgresql://app@db.internal/interlock")
+    monkeypatch.setenv("INTERLOCK_AUDIT_DATABASE_URL", "postgresql://audit@db.internal/audit")
+    monkeypatch.setenv("INTERLOCK_REDIS_URL", "redis://cache.internal:6379/0")
+    monkeypatch.setenv("INTERLOCK_LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("INTERLOCK_LOG_FORMAT", "json")
+    settings = load_settings()
+    assert settings.store_url == "postgresql://app@db.internal/interlock"
+    assert settings.audit_url == "postgresql://audit@db.internal/audit"
+    assert settings.redis_url == "redis://cache.internal:6379/0"
+    assert (settings.log_level, settings.log_format) == ("debug", "json")
+
+
+@pytest.mark.parametrize(
+    "variable", ["INTERLOCK_DATABASE_URL", "INTERLOCK_AUDIT_DATABASE_URL", "INTERLOCK_REDIS_URL"]
+)
+def test_url_with_a_password_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """Secrets never live in settings; the error names the variable, not the value."""
+    monkeypatch.setenv(variable, "postgresql://app:hunter2-secret@db/interlock")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert variable in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_unknown_log_level_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad value names the variable and what is allowed."""
+    monkeypatch.setenv("INTERLOCK_LOG_LEVEL", "loud")
+    with pytest.raises(ConfigError, match="INTERLOCK_LOG_LEVEL"):
+        load_settings()

@@ -1,0 +1,54 @@
+"""Shared fixtures: real services (skip or, under CI, fail when absent) and paths."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from interlock.testing.services import POSTGRES, Service, require_env, unreachable
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VECTORS = REPO_ROOT.parent / "shared" / "vectors"
+
+
+def need(service: Service) -> str:
+    """The service's URL; skip the test (or fail, under INTERLOCK_REQUIRE_SERVICES=1)."""
+    reason = unreachable(service)
+    if reason is not None:
+        if require_env():
+            pytest.fail(f"required service missing: {reason}")
+        pytest.skip(reason)
+    return service.url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    base = need(POSTGRES)
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(make_url(base).set(drivername="postgresql+psycopg"))
+    with admin.begin() as connection:
+        connection.execute(sa.schema.CreateSchema(schema))
+    url = make_url(base).set(
+        drivername="postgresql+psycopg", query={"options": f"-csearch_path={schema}"}
+    )
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.schema.DropSchema(schema, cascade=True))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL for each supported backend: SQLite in tmp_path, then PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
