@@ -1,0 +1,29 @@
+"""The declarative base shared by every package that owns tables.
+
+A fixed naming convention gives every constraint and index a deterministic
+name, so Alembic migrations can drop or alter them on SQLite and PostgreSQL
+alike.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+__all__ = ["Base", "metadata"]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class Base(DeclarativeBase):
+    """Base class of every ORM-mapped table in Interlock."""
+
+    metadata = metadata

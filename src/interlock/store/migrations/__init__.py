@@ -1,0 +1,1 @@
+"""Alembic migrations of the Interlock store (one linear history)."""

@@ -1,0 +1,1 @@
+"""Migration scripts; each domain package adds its own, named after itself."""

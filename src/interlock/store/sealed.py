@@ -1,0 +1,100 @@
+"""Columns holding sealed blobs, and re-wrapping them after a KEK rotation.
+
+Each package that stores keyring-sealed values registers the column here.
+After ``interlock keyring rotate`` adds a KEK version, :func:`rewrap_all`
+re-wraps every stored data key under the new version, batch by batch, without
+touching the bulk ciphertext (and without needing the records' associated
+data). It is safe to interrupt and run again: rows already under the current
+version are skipped, and an update only lands if the row still holds the blob
+that was read (a concurrent writer wins and is simply re-examined next time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import Engine, Table, and_, select, tuple_, update
+
+from interlock.crypto import Keyring, needs_rewrap, rewrap
+
+__all__ = ["RewrapReport", "SealedColumn", "register_sealed_column", "rewrap_all", "sealed_columns"]
+
+_BATCH: Final = 500
+
+
+@dataclass(frozen=True)
+class SealedColumn:
+    """A column of ``table`` whose values are blobs from ``Keyring.seal``."""
+
+    table: Table
+    column: str
+
+
+@dataclass(frozen=True)
+class RewrapReport:
+    """What a re-wrap pass did."""
+
+    examined: int
+    rewrapped: int
+
+
+_REGISTRY: list[SealedColumn] = []
+
+
+def register_sealed_column(table: Table, column: str) -> None:
+    """Declare that ``table.column`` holds sealed blobs (idempotent)."""
+    if column not in table.c:
+        raise ValueError(f"{table.name} has no column {column!r}")
+    entry = SealedColumn(table, column)
+    if entry not in _REGISTRY:
+        _REGISTRY.append(entry)
+
+
+def sealed_columns() -> tuple[SealedColumn, ...]:
+    """Every registered sealed column."""
+    return tuple(_REGISTRY)
+
+
+def rewrap_all(
+    engine: Engine,
+    keyring: Keyring,
+    batch_size: int = _BATCH,
+    columns: tuple[SealedColumn, ...] | None = None,
+) -> RewrapReport:
+    """Re-wrap sealed values (default: every registered column) under the current KEK."""
+    examined = rewrapped = 0
+    for sealed in sealed_columns() if columns is None else columns:
+        seen, changed = _rewrap_column(engine, keyring, sealed, batch_size)
+        examined += seen
+        rewrapped += changed
+    return RewrapReport(examined=examined, rewrapped=rewrapped)
+
+
+def _rewrap_column(
+    engine: Engine, keyring: Keyring, sealed: SealedColumn, batch_size: int
+) -> tuple[int, int]:
+    table = sealed.table
+    pk = list(table.primary_key.columns)
+    value = table.c[sealed.column]
+    examined = rewrapped = 0
+    last: tuple[Any, ...] | None = None
+    while True:
+        query = select(*pk, value).order_by(*pk).limit(batch_size)
+        if last is not None:
+            query = query.where(tuple_(*pk) > tuple_(*last))
+        with engine.begin() as connection:
+            rows = connection.execute(query).all()
+            for row in rows:
+                key, blob = tuple(row[: len(pk)]), row[len(pk)]
+                examined += 1
+                if blob is None or not needs_rewrap(keyring, blob):
+                    continue
+                where = and_(*(c == k for c, k in zip(pk, key, strict=True)), value == blob)
+                result = connection.execute(
+                    update(table).where(where).values({sealed.column: rewrap(keyring, blob)})
+                )
+                rewrapped += result.rowcount
+        if len(rows) < batch_size:
+            return examined, rewrapped
+        last = tuple(rows[-1][: len(pk)])

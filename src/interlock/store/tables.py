@@ -1,0 +1,31 @@
+"""The foundation's own table: one row describing this deployment.
+
+The row binds the store to the keyring: ``canary`` is a value sealed with the
+keyring, so opening a store with a different keyring (a restored backup, a
+copied data directory, the wrong ``INTERLOCK_DATA_DIR``) is detected at start
+instead of surfacing later as undecryptable records.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, DateTime, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from interlock.store.base import Base
+
+__all__ = ["DeploymentRow"]
+
+
+class DeploymentRow(Base):
+    """The single row (``id = 1``) that identifies this deployment."""
+
+    __tablename__ = "deployment"
+    __table_args__ = (CheckConstraint("id = 1", name="singleton"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    keyring_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    canary: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
