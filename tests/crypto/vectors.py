@@ -1,0 +1,49 @@
+"""Loading Wycheproof vectors from ../shared/vectors (never copied into the repo)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "wycheproof"
+
+
+@dataclass(frozen=True)
+class AeadVector:
+    """One AEAD test case with its group's parameters."""
+
+    tc_id: int
+    key: bytes
+    iv: bytes
+    aad: bytes
+    msg: bytes
+    ct: bytes
+    tag: bytes
+    result: str
+    tag_size: int
+
+
+def aead_vectors(name: str) -> list[AeadVector]:
+    """Every test of ``name``; skips the test when the shared folder is absent."""
+    path = VECTORS / name
+    if not path.is_file():
+        pytest.skip(f"Wycheproof vectors not found at {path} (../shared/vectors is absent)")
+    document = json.loads(path.read_text())
+    return [
+        AeadVector(
+            tc_id=test["tcId"],
+            key=bytes.fromhex(test["key"]),
+            iv=bytes.fromhex(test["iv"]),
+            aad=bytes.fromhex(test["aad"]),
+            msg=bytes.fromhex(test["msg"]),
+            ct=bytes.fromhex(test["ct"]),
+            tag=bytes.fromhex(test["tag"]),
+            result=test["result"],
+            tag_size=group["tagSize"],
+        )
+        for group in document["testGroups"]
+        for test in group["tests"]
+    ]
