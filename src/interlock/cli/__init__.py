@@ -1,1 +1,1 @@
-"""cli"""
+"""The ``interlock`` command line: parses input, calls down, renders results."""

@@ -1,5 +1,104 @@
-"""CLI entry point."""
+"""The ``interlock`` command: assembly of sub-commands and error handling.
+
+Every deliberate failure is an :class:`InterlockError`; it is printed as one
+line, ``interlock: error[code]: message``, with exit status 1. A traceback is
+shown only with ``--debug``. Unexpected exceptions print their type only (their
+text might carry data we never want on a terminal) and exit with 70
+(EX_SOFTWARE).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Final
+
+import typer
+import typer.main
+
+from interlock import __version__
+from interlock.cli import demo, keyring, setup, validate
+from interlock.cli.context import state
+from interlock.errors import InterlockError
+
+__all__ = ["app", "main", "run"]
+
+EX_SOFTWARE: Final = 70
+
+app = typer.Typer(
+    name="interlock",
+    help="Interlock: the security layer for system-to-system integrations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.command("init")(setup.init)
+app.command("migrate")(setup.migrate)
+app.command("validate")(validate.validate)
+app.command("demo")(demo.demo)
+app.add_typer(keyring.app, name="keyring")
+
+
+@app.callback()
+def _global_options(
+    data_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--data-dir",
+            envvar="INTERLOCK_DATA_DIR",
+            help="Data directory (keyring, embedded databases).",
+            show_envvar=True,
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+) -> None:
+    """Interlock: the security layer for system-to-system integrations."""
+    state.data_dir = data_dir
+    state.debug = debug
+
+
+@app.command("version")
+def version() -> None:
+    """Print the installed version."""
+    typer.echo(f"interlock {__version__}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI on ``argv`` and return the exit status (never raises)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = typer.main.get_command(app)
+    try:
+        # Standalone mode: usage errors, --help and typer.Exit end in SystemExit.
+        command.main(args=args, prog_name="interlock", standalone_mode=True)
+    except SystemExit as exc:
+        return _exit_status(exc.code)
+    except InterlockError as exc:
+        if state.debug:
+            raise
+        typer.echo(f"interlock: error[{exc.code}]: {_one_line(exc.message)}", err=True)
+        return 1
+    except Exception as exc:
+        if state.debug:
+            raise
+        typer.echo(
+            f"interlock: internal error ({type(exc).__name__}); run with --debug for details",
+            err=True,
+        )
+        return EX_SOFTWARE
+    return 0
 
 
 def run() -> None:
-    """Run the CLI."""
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+def _exit_status(code: object) -> int:
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else 1
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())

@@ -64,6 +64,8 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS[level])
+    # Alembic narrates every migration step at INFO; keep that for debugging.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
 
     structlog.configure(
         processors=[

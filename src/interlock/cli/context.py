@@ -1,0 +1,37 @@
+"""Per-invocation state of the CLI (global options) and shared helpers."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from interlock.config.settings import Settings, load_settings
+from interlock.logs import configure_logging
+
+__all__ = ["CliState", "console", "settings", "state"]
+
+
+@dataclass
+class CliState:
+    """Values of the global options, set by the top-level callback."""
+
+    data_dir: str | None = None
+    debug: bool = False
+
+
+state = CliState()
+# Off a terminal (pipes, CI logs) rich would assume 80 columns and truncate tables.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+
+
+def settings() -> Settings:
+    """Settings from the environment, with ``--data-dir`` applied; logging configured."""
+    overrides: dict[str, object] = {}
+    if state.data_dir is not None:
+        overrides["data_dir"] = Path(state.data_dir)
+    loaded = load_settings(**overrides)
+    configure_logging("debug" if state.debug else loaded.log_level, loaded.log_format)
+    return loaded

@@ -1,0 +1,36 @@
+"""``interlock init`` and ``interlock migrate``."""
+
+from __future__ import annotations
+
+import typer
+
+from interlock.cli.context import console, settings
+from interlock.store import head_revision, initialise, open_deployment
+
+__all__ = ["init", "migrate"]
+
+
+def init() -> None:
+    """Create the data directory (0700), a new keyring (0600) and the store.
+
+    Refuses to overwrite an existing keyring.
+    """
+    deployment = initialise(settings())
+    try:
+        data_dir = deployment.settings.data_dir
+        console.print(f"Initialised deployment {deployment.deployment_id}")
+        console.print(f"  data directory  {data_dir} (0700)")
+        console.print(f"  keyring         {deployment.settings.keyring_path} (0600)")
+        console.print(f"  store           {deployment.engine.url!r} at {head_revision()}")
+        console.print("Back up the keyring file: without it, sealed data cannot be read.")
+    finally:
+        deployment.close()
+
+
+def migrate() -> None:
+    """Apply pending database migrations (they also run at every start)."""
+    deployment = open_deployment(settings())
+    try:
+        typer.echo(f"store at schema {head_revision()}")
+    finally:
+        deployment.close()

@@ -1,0 +1,36 @@
+"""``interlock validate FILE``: every error in a manifest at once, located."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from interlock.config.loader import check_manifest
+
+__all__ = ["validate"]
+
+
+def validate(
+    file: Annotated[Path, typer.Argument(help="The manifest (interlock.yaml) to check.")],
+) -> None:
+    """Check a manifest; print OK, or FILE:LINE:COL: field.path: message per problem."""
+    report = check_manifest(file)
+    for diagnostic in sorted(
+        (*report.errors, *report.warnings), key=lambda d: (d.line, d.column, d.severity)
+    ):
+        typer.echo(str(diagnostic))
+    if report.errors:
+        typer.echo(
+            f"{file}: {_count(len(report.errors), 'error')}, "
+            f"{_count(len(report.warnings), 'warning')}",
+            err=True,
+        )
+        raise typer.Exit(1)
+    suffix = f" ({_count(len(report.warnings), 'warning')})" if report.warnings else ""
+    typer.echo(f"OK{suffix}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -1,0 +1,308 @@
+"""Load a manifest and report *every* problem at once, each located.
+
+Each system, role, client, integration and route is validated on its own, so a
+mistake in one never hides a mistake in another; cross-entity rules then run on
+what parsed. Output lines look like compiler diagnostics::
+
+    interlock.yaml:12:14: systems.erp.url: upstream must use https:// ...
+    interlock.yaml:30:9: warning: roles.reader.scopes[1]: scope 'x' is granted but ...
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal, TypeGuard, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from interlock.config.checks import Entities, Finding, cross_check, find_insecure_switches
+from interlock.config.manifest import (
+    NAME_PATTERN,
+    Client,
+    Integration,
+    Manifest,
+    Role,
+    Route,
+    System,
+    TlsPolicy,
+)
+from interlock.config.yaml_source import DocPath, YamlDocument, YamlSourceError, read_yaml
+from interlock.errors import ManifestError
+
+__all__ = ["Diagnostic", "ManifestReport", "check_manifest", "format_path", "load_manifest"]
+
+_SECTIONS: Final[dict[str, type[BaseModel]]] = {
+    "systems": System,
+    "roles": Role,
+    "clients": Client,
+    "integrations": Integration,
+}
+_TOP_LEVEL: Final = frozenset({"version", "tls", *_SECTIONS})
+_NAME: Final = re.compile(NAME_PATTERN)
+# Pydantic reports patterns; people want to know what is allowed.
+_PATTERN_HELP: Final = {
+    NAME_PATTERN: "a name is lower-case letters, digits and '-', starting with a letter",
+    r"^[A-Z]{2}$": "a country is an ISO 3166-1 alpha-2 code in capitals, e.g. DE",
+}
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One located problem in a manifest."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        label = "warning: " if self.severity == "warning" else ""
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}:{self.column}: {label}{where}{self.message}"
+
+
+@dataclass(frozen=True)
+class ManifestReport:
+    """Outcome of checking a manifest: the model when valid, and every diagnostic."""
+
+    manifest: Manifest | None
+    errors: tuple[Diagnostic, ...]
+    warnings: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (warnings allowed)."""
+        return not self.errors
+
+
+def load_manifest(path: Path) -> Manifest:
+    """The validated manifest; :class:`ManifestError` carrying every error otherwise."""
+    report = check_manifest(path)
+    if report.manifest is None or report.errors:
+        count = len(report.errors)
+        first = str(report.errors[0]) if report.errors else f"{path}: invalid manifest"
+        more = f" (and {count - 1} more; run `interlock validate {path}`)" if count > 1 else ""
+        raise ManifestError(first + more, diagnostics=report.errors)
+    return report.manifest
+
+
+def check_manifest(path: Path) -> ManifestReport:
+    """Check ``path``; never raises for problems in the file's content."""
+    try:
+        document = read_yaml(path)
+    except YamlSourceError as exc:
+        problem = exc.problem
+        error = Diagnostic(str(path), problem.line, problem.column, "", problem.message)
+        return ManifestReport(None, (error,), ())
+    findings = [Finding(p.path, p.message, at_key=True) for p in document.problems]
+    manifest = _Checker(document, findings).run()
+    errors = [f for f in findings if f.severity == "error"]
+    warnings = [f for f in findings if f.severity == "warning"]
+    return ManifestReport(
+        manifest if not errors else None,
+        tuple(_diagnostics(path, document, errors)),
+        tuple(_diagnostics(path, document, warnings)),
+    )
+
+
+class _Checker:
+    def __init__(self, document: YamlDocument, findings: list[Finding]) -> None:
+        self.document = document
+        self.findings = findings
+
+    def run(self) -> Manifest | None:
+        data = self.document.data
+        if not isinstance(data, dict):
+            self.findings.append(Finding((), "a manifest is a mapping with version, systems, ..."))
+            return None
+        insecure = list(find_insecure_switches(data))
+        self.findings.extend(insecure)
+        data = _without(data, [f.path for f in insecure])
+        for key in data:
+            if key not in _TOP_LEVEL:
+                self._unknown((key,), key, _TOP_LEVEL)
+        version = data.get("version")
+        if version is None:
+            self.findings.append(Finding((), "missing required field 'version' (use: version: 1)"))
+        elif version != 1 or isinstance(version, bool):
+            self.findings.append(Finding(("version",), f"unsupported version {version!r}; use 1"))
+        tls = self._validate(TlsPolicy, data.get("tls") or {}, ("tls",))
+        entities = self._entities(data)
+        self.findings.extend(cross_check(entities))
+        if self._has_errors() or tls is None:
+            return None
+        return Manifest(
+            version=1,
+            tls=tls,
+            systems=entities.systems,
+            roles=entities.roles,
+            clients=entities.clients,
+            integrations={
+                name: flow.model_copy(update={"routes": tuple(r for _, r in entities.routes[name])})
+                for name, flow in entities.integrations.items()
+            },
+        )
+
+    def _entities(self, data: Mapping[str, Any]) -> Entities:
+        entities = Entities()
+        for section, model in _SECTIONS.items():
+            raw = data.get(section)
+            entries = self._section(section, raw)
+            entities.declared[section] = set(entries)
+            for name, value in entries.items():
+                if section == "integrations":
+                    self._integration(entities, name, value)
+                    continue
+                parsed = self._validate(model, value, (section, name))
+                if parsed is not None:
+                    getattr(entities, section)[name] = parsed
+                elif section == "roles":
+                    entities.complete = False
+        return entities
+
+    def _section(self, section: str, raw: object) -> dict[str, Any]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.findings.append(Finding((section,), f"{section} must be a mapping of name: ..."))
+            return {}
+        entries: dict[str, Any] = {}
+        for name, value in raw.items():
+            if not _NAME.match(name):
+                self.findings.append(
+                    Finding(
+                        (section, name),
+                        f"invalid name {name!r}: {_PATTERN_HELP[NAME_PATTERN]}",
+                        at_key=True,
+                    )
+                )
+            entries[name] = value
+        return entries
+
+    def _integration(self, entities: Entities, name: str, value: object) -> None:
+        at: DocPath = ("integrations", name)
+        routes_raw: object = []
+        if isinstance(value, dict):
+            routes_raw = value.get("routes") or []
+            value = {k: v for k, v in value.items() if k != "routes"}
+            entities.refs[name] = {
+                k: v for k in ("source", "target", "client") if isinstance(v := value.get(k), str)
+            }
+        flow = self._validate(Integration, value, at)
+        routes: list[tuple[int, Route]] = []
+        if not isinstance(routes_raw, list):
+            self.findings.append(Finding((*at, "routes"), "routes must be a list"))
+            routes_raw = []
+        for index, raw_route in enumerate(routes_raw):
+            route = self._validate(Route, raw_route, (*at, "routes", index))
+            if route is not None:
+                routes.append((index, route))
+        entities.routes[name] = routes
+        if flow is not None:
+            entities.integrations[name] = flow
+
+    def _validate(self, model: type[M], value: object, at: DocPath) -> M | None:
+        if not isinstance(value, dict):
+            self.findings.append(Finding(at, f"expected a mapping of {model.__name__} fields"))
+            return None
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            self.findings.extend(_from_pydantic(exc, at, model))
+            return None
+
+    def _unknown(self, path: DocPath, key: str, allowed: Iterable[str]) -> None:
+        self.findings.append(Finding(path, _unknown_message(key, allowed), at_key=True))
+
+    def _has_errors(self) -> bool:
+        return any(f.severity == "error" for f in self.findings)
+
+
+def _from_pydantic(exc: ValidationError, at: DocPath, model: type[BaseModel]) -> Iterator[Finding]:
+    for error in exc.errors(include_url=False):
+        loc = tuple(part for part in error["loc"] if isinstance(part, str | int))
+        kind, message = error["type"], error["msg"]
+        if kind == "missing":
+            yield Finding((*at, *loc[:-1]), f"missing required field {loc[-1]!r}")
+        elif kind == "extra_forbidden":
+            yield Finding(
+                (*at, *loc), _unknown_message(str(loc[-1]), _fields(model, loc)), at_key=True
+            )
+        elif kind == "string_pattern_mismatch":
+            pattern = str((error.get("ctx") or {}).get("pattern", ""))
+            help_text = _PATTERN_HELP.get(pattern, f"must match {pattern}")
+            yield Finding((*at, *loc), f"{error['input']!r} is not valid: {help_text}")
+        else:
+            text = message.removeprefix("Value error, ").replace("Input should be", "must be")
+            yield Finding((*at, *loc), text)
+
+
+def _fields(model: type[BaseModel], loc: tuple[str | int, ...]) -> Iterable[str]:
+    current: type[BaseModel] = model
+    for part in loc[:-1]:
+        if not isinstance(part, str) or part not in current.model_fields:
+            continue
+        annotation = current.model_fields[part].annotation
+        candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if _is_model(a)]
+        if not candidates:
+            return ()
+        current = candidates[0]
+    return current.model_fields.keys()
+
+
+def _is_model(candidate: object) -> TypeGuard[type[BaseModel]]:
+    return isinstance(candidate, type) and issubclass(candidate, BaseModel)
+
+
+def _unknown_message(key: str, allowed: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown field {key!r}{hint}"
+
+
+def _without(data: dict[str, Any], paths: list[DocPath]) -> dict[str, Any]:
+    """A copy of ``data`` with the keys at ``paths`` removed."""
+    if not paths:
+        return data
+    result = copy.deepcopy(data)
+    for path in paths:
+        parent: Any = result
+        for part in path[:-1]:
+            parent = parent[part]
+        del parent[path[-1]]
+    return result
+
+
+def format_path(path: DocPath) -> str:
+    """``("integrations", "x", "routes", 0, "scope")`` -> ``integrations.x.routes[0].scope``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def _diagnostics(
+    path: Path, document: YamlDocument, findings: list[Finding]
+) -> Iterator[Diagnostic]:
+    located = []
+    for finding in findings:
+        line, column = document.position(finding.path, key=finding.at_key)
+        located.append(
+            Diagnostic(
+                str(path),
+                line,
+                column,
+                format_path(finding.path),
+                finding.message,
+                finding.severity,
+            )
+        )
+    yield from sorted(set(located), key=lambda d: (d.line, d.column, d.path, d.message))

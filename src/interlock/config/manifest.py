@@ -1,0 +1,288 @@
+"""The manifest's typed model: systems, roles, clients, integrations and routes.
+
+Field-level rules live here (shapes, allowed values, ``https://`` only, TLS 1.2
+minimum, secrets by reference); rules that relate one entity to another
+(unknown names, duplicate routes, least privilege) live in
+:mod:`interlock.config.checks`. Every model is frozen and refuses unknown keys.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Final, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+from interlock.config.units import Duration, RateValue
+
+__all__ = [
+    "AuthMethod",
+    "Client",
+    "Integration",
+    "LegalBasis",
+    "Manifest",
+    "Method",
+    "Name",
+    "RateLimits",
+    "Role",
+    "Route",
+    "Safeguard",
+    "Scope",
+    "System",
+    "TlsPolicy",
+    "Transfer",
+    "template_shape",
+]
+
+NAME_PATTERN: Final = r"^[a-z][a-z0-9-]{0,62}$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+Scope = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$")]
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+# fideslang-style taxonomy keys: user.contact.email, system.operations ...
+DataCategory = Annotated[str, StringConstraints(pattern=r"^(user|system)(\.[a-z][a-z0-9_]*)*$")]
+DataSubject = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+# A response field: dotted path, "[]" after a name descends into each array item.
+FieldPath = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_-]*(\[\])?(\.[A-Za-z_][A-Za-z0-9_-]*(\[\])?)*$"
+    ),
+]
+
+Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+AuthMethod = Literal["api_key", "oauth2", "mtls"]
+# GDPR Art. 6(1)(a)-(f).
+LegalBasis = Literal[
+    "consent",
+    "contract",
+    "legal_obligation",
+    "vital_interests",
+    "public_task",
+    "legitimate_interests",
+]
+# GDPR Art. 45 (adequacy), 46(2)(c) (SCC), 47 (BCR), 49 (derogations).
+Safeguard = Literal["adequacy", "SCC", "BCR", "derogation"]
+
+_SEGMENT: Final = re.compile(r"^(\{[a-z_][a-z0-9_]*\}|[A-Za-z0-9._~!$&'()*+,=:@-]+)$")
+_PARAM: Final = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+_CA: Final = re.compile(r"^(system|pki:[a-z][a-z0-9-]*|file:\S+)$")
+_SECRET_REF: Final = re.compile(r"^secret://[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+class TlsPolicy(_Model):
+    """Minimum TLS version for connections Interlock makes or accepts."""
+
+    min_version: str = "1.2"
+
+    @field_validator("min_version", mode="before")
+    @classmethod
+    def _tls_12_or_newer(cls, value: object) -> str:
+        text = str(value).strip().removeprefix("TLSv").removeprefix("TLS").strip()
+        if text in {"1.2", "1.3"}:
+            return text
+        if text in {"1", "1.0", "1.1", "SSLv3", "3"}:
+            raise ValueError(
+                f"TLS {text} is refused: versions below 1.2 are deprecated (RFC 8996) and "
+                "broken by known attacks; use 1.2 or 1.3"
+            )
+        raise ValueError(f"unknown TLS version {value!r}; use '1.2' or '1.3'")
+
+
+class System(_Model):
+    """A connected system: where it is, who owns it, how to trust and reach it."""
+
+    url: str
+    owner: Text | None = None
+    location: Country
+    ca: str = "system"
+    credentials: str | None = None
+    tls: TlsPolicy | None = None
+    description: Text | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _https_only(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "https":
+            raise ValueError(
+                f"upstream must use https:// (got {parts.scheme or 'no'} scheme): data "
+                "between systems is always encrypted and the server authenticated"
+            )
+        if not parts.hostname:
+            raise ValueError("URL has no host")
+        if parts.username or parts.password:
+            raise ValueError(
+                "URL must not carry credentials; name them with credentials: secret://..."
+            )
+        if parts.query or parts.fragment:
+            raise ValueError("URL must not have a query or fragment")
+        return value
+
+    @field_validator("ca")
+    @classmethod
+    def _trust_anchor(cls, value: str) -> str:
+        if not _CA.match(value):
+            raise ValueError("ca must be 'system', 'pki:NAME' or 'file:PATH'")
+        return value
+
+    @field_validator("credentials")
+    @classmethod
+    def _by_reference(cls, value: str | None) -> str | None:
+        if value is not None and not _SECRET_REF.match(value):
+            raise ValueError(
+                "credentials must be a reference like secret://erp/api-key; secrets are "
+                "never written into the manifest"
+            )
+        return value
+
+
+class Role(_Model):
+    """A named set of scopes."""
+
+    scopes: tuple[Scope, ...] = Field(min_length=1)
+    description: Text | None = None
+
+    @field_validator("scopes")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _no_duplicates(value, "scope")
+
+
+class Client(_Model):
+    """A service account: how it may authenticate and which roles it holds."""
+
+    auth: tuple[AuthMethod, ...] = Field(min_length=1)
+    roles: tuple[Name, ...] = ()
+    description: Text | None = None
+
+    @field_validator("auth", "roles")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _no_duplicates(value, "entry")
+
+
+class RateLimits(_Model):
+    """Rate limits of a route, by dimension (e.g. ``per_client: 1000/min``)."""
+
+    per_client: RateValue | None = None
+    per_ip: RateValue | None = None
+    per_route: RateValue | None = None
+    per_integration: RateValue | None = None
+
+
+class Route(_Model):
+    """One path the gateway serves: who may call it and where it goes."""
+
+    method: Method
+    path: str
+    upstream: Name
+    upstream_path: str | None = None
+    scope: Scope
+    rate_limit: RateLimits | None = None
+    response_fields: tuple[FieldPath, ...] | None = None
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("path", "upstream_path")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_template(value)
+        return value
+
+    @field_validator("upstream_path")
+    @classmethod
+    def _params_known(cls, value: str | None, info: ValidationInfo) -> str | None:
+        path = info.data.get("path")
+        if value is not None and isinstance(path, str):
+            unknown = set(_PARAM.findall(value)) - set(_PARAM.findall(path))
+            if unknown:
+                raise ValueError(
+                    f"upstream_path uses {', '.join(sorted(unknown))}, not in the route's path"
+                )
+        return value
+
+    @field_validator("response_fields")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else _no_duplicates(value, "field")
+
+
+class Transfer(_Model):
+    """A transfer of personal data to a third country (GDPR Chapter V)."""
+
+    destination: Country
+    safeguard: Safeguard
+
+
+class Integration(_Model):
+    """One data flow from a source to a target system, with its GDPR facts and routes."""
+
+    source: Name
+    target: Name
+    client: Name
+    purpose: Text
+    legal_basis: LegalBasis
+    data_categories: tuple[DataCategory, ...] = ()
+    data_subjects: tuple[DataSubject, ...] = ()
+    retention: Duration
+    transfer: Transfer | None = None
+    routes: tuple[Route, ...] = ()
+
+
+class Manifest(_Model):
+    """The whole manifest: the one source of truth for what Interlock connects."""
+
+    version: Literal[1]
+    tls: TlsPolicy = TlsPolicy()
+    systems: dict[Name, System] = Field(default_factory=dict)
+    roles: dict[Name, Role] = Field(default_factory=dict)
+    clients: dict[Name, Client] = Field(default_factory=dict)
+    integrations: dict[Name, Integration] = Field(default_factory=dict)
+
+
+def template_shape(path: str) -> str:
+    """The template with parameter names erased: ``/orders/{id}`` -> ``/orders/{}``."""
+    return _PARAM.sub("{}", path)
+
+
+def _check_template(path: str) -> None:
+    if not path.startswith("/"):
+        raise ValueError("a path template starts with '/'")
+    if path == "/":
+        return
+    segments = path[1:].removesuffix("/").split("/")
+    for segment in segments:
+        if segment in {"", ".", ".."}:
+            raise ValueError("a path template has no empty, '.' or '..' segments")
+        if not _SEGMENT.match(segment):
+            raise ValueError(
+                f"segment {segment!r} is neither literal text nor one {{parameter}} "
+                "(no '%', ';', '?', '#' or spaces)"
+            )
+    _no_duplicates(tuple(_PARAM.findall(path)), "parameter")
+
+
+def _no_duplicates(values: tuple[str, ...], noun: str) -> tuple[str, ...]:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"duplicate {noun} {value!r}")
+        seen.add(value)
+    return values

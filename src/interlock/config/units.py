@@ -1,0 +1,119 @@
+"""Typed durations (``P90D``, ``90d``) and rates (``1000/min``) for the manifest.
+
+Both are parsed once, at load, into values the rest of Interlock computes with;
+nothing downstream re-parses strings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Final
+
+from pydantic import PlainSerializer, PlainValidator, TypeAdapter, ValidationError
+
+__all__ = ["Duration", "Rate", "RateValue", "parse_duration", "parse_rate"]
+
+_SECOND: Final = timedelta(seconds=1)
+
+# Short forms: a number and one unit letter. "m" is minutes (never months:
+# use ISO 8601 "P1M" for a month).
+_SHORT_DURATION: Final = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_SHORT_UNITS: Final = {
+    "s": timedelta(seconds=1),
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "w": timedelta(weeks=1),
+}
+_ISO: Final = TypeAdapter(timedelta)
+
+
+def parse_duration(value: object) -> timedelta:
+    """``90d``, ``24h``, ``10m``, ``30s``, ``2w`` or ISO 8601 (``P90D``, ``PT10M``, ``P1Y``).
+
+    In ISO 8601 a year counts 365 days and a month 30 days. Bare numbers are
+    refused: ``retention: 90`` would silently mean 90 *seconds*.
+    """
+    if isinstance(value, timedelta):
+        duration = value
+    elif not isinstance(value, str):
+        # pydantic turns only ValueError into a located validation error
+        raise ValueError("a duration is text such as '90d' or 'P90D', not a bare number")  # noqa: TRY004
+    elif match := _SHORT_DURATION.match(value):
+        duration = int(match.group(1)) * _SHORT_UNITS[match.group(2)]
+    elif value.strip().upper().startswith("P"):
+        try:
+            duration = _ISO.validate_python(value.strip().upper())
+        except ValidationError:
+            raise ValueError(f"{value!r} is not an ISO 8601 duration such as 'P90D'") from None
+    else:
+        raise ValueError(f"{value!r} is not a duration; write e.g. '90d', '24h', 'P90D'")
+    if duration <= timedelta(0):
+        raise ValueError("a duration must be positive")
+    return duration
+
+
+Duration = Annotated[timedelta, PlainValidator(parse_duration)]
+"""A positive :class:`~datetime.timedelta` written as ``90d`` or ``P90D`` in YAML."""
+
+
+_RATE: Final = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
+_RATE_UNITS: Final = {
+    **dict.fromkeys(("s", "sec", "second", "seconds"), timedelta(seconds=1)),
+    **dict.fromkeys(("m", "min", "minute", "minutes"), timedelta(minutes=1)),
+    **dict.fromkeys(("h", "hr", "hour", "hours"), timedelta(hours=1)),
+    **dict.fromkeys(("d", "day", "days"), timedelta(days=1)),
+}
+_CANONICAL: Final = (
+    (timedelta(days=1), "day"),
+    (timedelta(hours=1), "hour"),
+    (timedelta(minutes=1), "min"),
+    (timedelta(seconds=1), "s"),
+)
+
+
+@dataclass(frozen=True, order=True)
+class Rate:
+    """At most ``limit`` events per ``period``."""
+
+    limit: int
+    period: timedelta
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
+            raise ValueError("a rate limit must allow at least 1 request")
+        if self.period < _SECOND or self.period % _SECOND:
+            raise ValueError("a rate period is a whole number of seconds, at least one")
+
+    @property
+    def per_second(self) -> float:
+        """The sustained rate in events per second."""
+        return self.limit / self.period.total_seconds()
+
+    def __str__(self) -> str:
+        for unit, name in _CANONICAL:
+            if self.period % unit == timedelta(0):
+                count = self.period // unit
+                return f"{self.limit}/{name}" if count == 1 else f"{self.limit}/{count}{name}"
+        return f"{self.limit}/{int(self.period.total_seconds())}s"  # pragma: no cover
+
+
+def parse_rate(value: object) -> Rate:
+    """``1000/min``, ``5/s``, ``100/hour``, ``50000/day`` or ``10/5min`` into a :class:`Rate`."""
+    if isinstance(value, Rate):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("a rate is text such as '1000/min'")  # noqa: TRY004
+    match = _RATE.match(value.lower())
+    if match is None or match.group(3) not in _RATE_UNITS:
+        raise ValueError(f"{value!r} is not a rate; write e.g. '1000/min', '5/s', '100/hour'")
+    count = int(match.group(2) or "1")
+    if count < 1:
+        raise ValueError("a rate period must be at least one unit")
+    return Rate(int(match.group(1)), count * _RATE_UNITS[match.group(3)])
+
+
+RateValue = Annotated[Rate, PlainValidator(parse_rate), PlainSerializer(str)]
+"""A :class:`Rate` written as ``1000/min`` in YAML."""

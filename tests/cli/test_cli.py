@@ -1,0 +1,154 @@
+"""The `interlock` command: one-line errors, exit codes, and each sub-command."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from interlock.cli.context import state
+from interlock.cli.main import main
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO_ROOT / "examples" / "interlock.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each test gets its own data directory and no inherited INTERLOCK_* settings."""
+    for name in ("INTERLOCK_DATABASE_URL", "INTERLOCK_AUDIT_DATABASE_URL", "INTERLOCK_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INTERLOCK_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("INTERLOCK_LOG_FORMAT", "json")
+    monkeypatch.setattr(state, "data_dir", None)
+    monkeypatch.setattr(state, "debug", False)
+
+
+def test_validate_example_prints_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    """The shipped example is valid."""
+    assert main(["validate", str(EXAMPLE)]) == 0
+    assert capsys.readouterr().out.strip().endswith("OK")
+
+
+def test_validate_prints_every_located_error_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Errors come one per line as FILE:LINE:COL: path: message, then a count on stderr."""
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text(
+        "version: 1\n"
+        "systems:\n"
+        "  erp: {url: 'http://erp.internal', location: DE, verify: false}\n"
+        "roles: {}\n"
+        "clients: {}\n"
+        "integrations: {}\n"
+    )
+    assert main(["validate", str(manifest)]) == 1
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) >= 2
+    assert all(line.startswith(f"{manifest}:3:") for line in lines)
+    assert "systems.erp" in out
+    assert "error" in err
+
+
+def test_validate_missing_file_is_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file that does not exist is reported, not a traceback."""
+    assert main(["validate", str(tmp_path / "nope.yaml")]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    assert "nope.yaml" in captured.out + captured.err
+
+
+def test_init_creates_private_files_and_refuses_a_second_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """init makes 0700/0600 files; a repeat prints one error line with its code, exit 1."""
+    assert main(["init"]) == 0
+    data = tmp_path / "data"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "keyring.json").stat().st_mode) == 0o600
+    capsys.readouterr()
+    assert main(["init"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("interlock: error[already_initialised]: ")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_debug_flag_shows_the_traceback(tmp_path: Path) -> None:
+    """With --debug the exception propagates (and so its traceback is printed)."""
+    from interlock.errors import NotInitialisedError
+
+    with pytest.raises(NotInitialisedError):
+        main(["--debug", "keyring", "status"])
+
+
+def test_keyring_rotate_and_status(capsys: pytest.CaptureFixture[str]) -> None:
+    """rotate adds version 2 and re-wraps stored data keys; status shows no key material."""
+    assert main(["init"]) == 0
+    assert main(["keyring", "rotate"]) == 0
+    out = capsys.readouterr().out
+    assert "KEK version 2 is now current" in out
+    assert "re-wrapped 1 of 1 sealed values" in out
+    assert main(["keyring", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "versions  1, 2" in out
+    assert "current   2" in out
+
+
+def test_data_dir_option_overrides_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--data-dir wins over INTERLOCK_DATA_DIR."""
+    assert main(["--data-dir", str(tmp_path / "elsewhere"), "init"]) == 0
+    assert (tmp_path / "elsewhere" / "keyring.json").exists()
+    assert not (tmp_path / "data").exists()
+
+
+def test_demo_shows_systems_integrations_and_routes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The interim demo initialises a fresh deployment and prints the example's tables."""
+    assert main(["demo", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    for expected in ("Systems", "Integrations", "Routes", "erp", "crm", "order-sync", "GET"):
+        assert expected in out
+
+
+def test_migrate_runs_on_an_initialised_deployment(capsys: pytest.CaptureFixture[str]) -> None:
+    """migrate reports the schema revision."""
+    assert main(["init"]) == 0
+    assert main(["migrate"]) == 0
+    assert "store at schema" in capsys.readouterr().out
+
+
+def test_unexpected_errors_print_only_their_type(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unplanned exception's text (which might hold data) is not printed; exit 70."""
+    from interlock.cli import setup
+
+    def explode(*_: object) -> None:
+        raise RuntimeError("secret-material-in-message")
+
+    monkeypatch.setattr(setup, "initialise", explode)
+    assert main(["init"]) == 70
+    err = capsys.readouterr().err
+    assert "RuntimeError" in err
+    assert "secret-material" not in err
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    """`python -m interlock` is the same program as the console script."""
+    result = subprocess.run(
+        [sys.executable, "-m", "interlock", "version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.startswith("interlock ")
