@@ -103,12 +103,17 @@ _EEA: Final = frozenset(
 
 @dataclass(frozen=True)
 class Finding:
-    """A problem at ``path``; ``at_key`` locates it on the key rather than the value."""
+    """A problem at ``path``; ``at_key`` locates it on the key rather than the value.
+
+    ``position`` overrides the location when the path alone is ambiguous (a
+    duplicate key shares its path with the first occurrence).
+    """
 
     path: DocPath
     message: str
     severity: Severity = "error"
     at_key: bool = False
+    position: tuple[int, int] | None = None
 
 
 @dataclass

@@ -102,7 +102,7 @@ def check_manifest(path: Path) -> ManifestReport:
         problem = exc.problem
         error = Diagnostic(str(path), problem.line, problem.column, "", problem.message)
         return ManifestReport(None, (error,), ())
-    findings = [Finding(p.path, p.message, at_key=True) for p in document.problems]
+    findings = [Finding(p.path, p.message, position=(p.line, p.column)) for p in document.problems]
     manifest = _Checker(document, findings).run()
     errors = [f for f in findings if f.severity == "error"]
     warnings = [f for f in findings if f.severity == "warning"]
@@ -294,7 +294,7 @@ def _diagnostics(
 ) -> Iterator[Diagnostic]:
     located = []
     for finding in findings:
-        line, column = document.position(finding.path, key=finding.at_key)
+        line, column = finding.position or document.position(finding.path, key=finding.at_key)
         located.append(
             Diagnostic(
                 str(path),

@@ -1,0 +1,144 @@
+"""Field rules of the manifest models, each reported at the offending value."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from interlock.config.units import Rate
+from tests.config.manifests import VALID, check, messages
+
+
+def test_the_baseline_manifest_is_valid(tmp_path: Path) -> None:
+    """The fixture every other test mutates is itself clean."""
+    report = check(tmp_path, VALID)
+    assert report.ok, messages(report)
+    assert report.warnings == ()
+    manifest = report.manifest
+    assert manifest is not None
+    assert manifest.integrations["order-sync"].retention == timedelta(days=90)
+    assert manifest.tls.min_version == "1.2"
+    assert [r.path for r in manifest.integrations["order-sync"].routes] == [
+        "/orders/{id}",
+        "/accounts/{id}/orders",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "fragment"),
+    [
+        ('"https://crm.example.com"', '"http://crm.example.com"', "systems.crm.url", "https://"),
+        ('"https://crm.example.com"', '"ftp://crm.example.com"', "systems.crm.url", "https://"),
+        (
+            '"https://crm.example.com"',
+            '"https://svc:pw@crm.example.com"',
+            "systems.crm.url",
+            "must not carry credentials",
+        ),
+        ('"secret://erp/api-key"', '"s3cr3t-value"', "systems.erp.credentials", "reference"),
+        ('"pki:internal"', '"trust-me"', "systems.erp.ca", "ca must be"),
+        ("location: US", "location: usa", "systems.crm.location", "ISO 3166-1"),
+        (
+            "legal_basis: contract",
+            "legal_basis: because",
+            "integrations.order-sync.legal_basis",
+            "must be",
+        ),
+        (
+            "retention: P90D",
+            "retention: forever",
+            "integrations.order-sync.retention",
+            "not a duration",
+        ),
+        (
+            "safeguard: SCC",
+            "safeguard: pinky-promise",
+            "integrations.order-sync.transfer.safeguard",
+            "must be",
+        ),
+        ("[oauth2, mtls]", "[oauth2, password]", "clients.order-sync.auth[1]", "must be"),
+        ("[oauth2, mtls]", "[]", "clients.order-sync.auth", "at least 1"),
+        (
+            '"/orders/{id}"',
+            '"orders/{id}"',
+            "integrations.order-sync.routes[0].path",
+            "starts with '/'",
+        ),
+        ('"/orders/{id}"', '"/orders//{id}"', "integrations.order-sync.routes[0].path", "empty"),
+        ('"/orders/{id}"', '"/orders/%2e%2e"', "integrations.order-sync.routes[0].path", "'%'"),
+        ('"/orders/{id}"', '"/orders;x/{id}"', "integrations.order-sync.routes[0].path", "';'"),
+        (
+            '"/orders/{id}"',
+            '"/orders/{id}/{id}"',
+            "integrations.order-sync.routes[0].path",
+            "duplicate parameter",
+        ),
+        ("method: GET", "method: FETCH", "integrations.order-sync.routes[0].method", "must be"),
+        (
+            "[user.contact.email]",
+            "[Email]",
+            "integrations.order-sync.data_categories[0]",
+            "must match",
+        ),
+        ("erp: {url", "ERP_1: {url", "systems.ERP_1", "invalid name"),
+    ],
+)
+def test_field_rules_are_located(
+    tmp_path: Path, old: str, new: str, path: str, fragment: str
+) -> None:
+    """Each bad value is one located error naming its field path."""
+    assert old in VALID
+    report = check(tmp_path, VALID.replace(old, new, 1))
+    matching = [d for d in report.errors if d.path == path]
+    assert matching, messages(report)
+    assert fragment in matching[0].message
+
+
+def test_method_is_case_insensitive(tmp_path: Path) -> None:
+    """`get` is read as GET."""
+    report = check(tmp_path, VALID.replace("method: GET", "method: get"))
+    assert report.manifest is not None
+    assert report.manifest.integrations["order-sync"].routes[0].method == "GET"
+
+
+def test_rate_limits_and_response_fields_are_typed(tmp_path: Path) -> None:
+    """Rates become Rate values; field paths with [] are accepted."""
+    text = VALID.replace(
+        "scope: orders.read}",
+        "scope: orders.read, rate_limit: {per_client: 1000/min, per_ip: 5000/min},"
+        ' response_fields: [id, "items[].sku", customer.email]}',
+    )
+    report = check(tmp_path, text)
+    assert report.manifest is not None, messages(report)
+    route = report.manifest.integrations["order-sync"].routes[0]
+    assert route.rate_limit is not None
+    assert route.rate_limit.per_client == Rate(1000, timedelta(minutes=1))
+    assert route.response_fields == ("id", "items[].sku", "customer.email")
+
+
+def test_upstream_path_may_only_use_the_routes_parameters(tmp_path: Path) -> None:
+    """An upstream parameter the caller never supplies is refused."""
+    text = VALID.replace(
+        "upstream: erp, scope: orders.read}",
+        'upstream: erp, upstream_path: "/api/{tenant}/orders/{id}", scope: orders.read}',
+    )
+    report = check(tmp_path, text)
+    assert any("tenant" in d.message for d in report.errors), messages(report)
+
+
+@pytest.mark.parametrize("version", ['"1.0"', '"1.1"', "TLSv1.1", "SSLv3"])
+def test_tls_below_1_2_is_refused_with_the_reason(tmp_path: Path, version: str) -> None:
+    """Global and per-system TLS minimums below 1.2 are errors that say why."""
+    text = VALID.replace("location: US}", f"location: US, tls: {{min_version: {version}}}}}")
+    report = check(tmp_path, f"tls: {{min_version: {version}}}\n" + text)
+    paths = {d.path for d in report.errors}
+    assert paths == {"tls.min_version", "systems.crm.tls.min_version"}
+    assert all("RFC 8996" in d.message for d in report.errors)
+
+
+def test_tls_1_3_minimum_is_accepted(tmp_path: Path) -> None:
+    """A stricter floor is fine."""
+    report = check(tmp_path, 'tls: {min_version: "1.3"}\n' + VALID)
+    assert report.ok
