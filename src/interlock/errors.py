@@ -15,13 +15,17 @@ from typing import ClassVar
 
 __all__ = [
     "AlreadyInitialisedError",
+    "AuthenticationError",
+    "AuthorisationError",
     "ConfigError",
     "CryptoError",
     "DecryptionError",
     "InterlockError",
+    "InvalidRequestError",
     "KeyFileError",
     "KeyringError",
     "ManifestError",
+    "NotFoundError",
     "NotInitialisedError",
     "StoreError",
     "StoreMismatchError",
@@ -127,3 +131,42 @@ class KeyFileError(KeyringError):
     """A key file is missing, malformed, or readable by group or others."""
 
     code = "key_file_insecure"
+
+
+# -- identity and requests ---------------------------------------------------
+
+
+class NotFoundError(InterlockError):
+    """A named object (client, key, secret) does not exist."""
+
+    code = "not_found"
+
+
+class InvalidRequestError(InterlockError):
+    """A request or command argument is malformed or not allowed."""
+
+    code = "invalid_request"
+
+
+class AuthenticationError(InterlockError):
+    """The caller's credential is missing, malformed, unknown, expired or revoked.
+
+    ``message`` is safe to show the caller and deliberately vague; ``reason``
+    says exactly what failed and goes to the log only.
+    """
+
+    code = "invalid_credentials"
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class AuthorisationError(InterlockError):
+    """The caller is known but lacks the scope a route requires."""
+
+    code = "insufficient_scope"
+
+    def __init__(self, message: str, missing_scope: str) -> None:
+        super().__init__(message)
+        self.missing_scope = missing_scope

@@ -267,7 +267,9 @@ def _check_template(path: str) -> None:
         raise ValueError("a path template starts with '/'")
     if path == "/":
         return
-    segments = path[1:].removesuffix("/").split("/")
+    if path.endswith("/"):
+        raise ValueError("a path template does not end with '/'")
+    segments = path[1:].split("/")
     for segment in segments:
         if segment in {"", ".", ".."}:
             raise ValueError("a path template has no empty, '.' or '..' segments")

@@ -7,10 +7,10 @@ alike.
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["Base", "metadata"]
+__all__ = ["Base", "metadata", "table_of"]
 
 metadata = MetaData(
     naming_convention={
@@ -27,3 +27,11 @@ class Base(DeclarativeBase):
     """Base class of every ORM-mapped table in Interlock."""
 
     metadata = metadata
+
+
+def table_of(mapped: type[Base]) -> Table:
+    """The :class:`Table` behind a mapped class, typed as such."""
+    table = mapped.__table__
+    if not isinstance(table, Table):  # declarative classes always map a Table
+        raise TypeError(f"{mapped.__name__} is not mapped to a table")
+    return table

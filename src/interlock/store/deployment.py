@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from interlock.config.settings import Settings
@@ -29,25 +29,15 @@ from interlock.errors import (
     StoreError,
     StoreMismatchError,
 )
+from interlock.store.base import table_of
 from interlock.store.engine import create_store_engine
 from interlock.store.migrate import upgrade
-from interlock.store.sealed import register_sealed_column
 from interlock.store.tables import DeploymentRow
 
 __all__ = ["Deployment", "initialise", "open_deployment"]
 
 _CANARY: Final = b"interlock deployment canary v1"
-
-
-def _deployment_table() -> Table:
-    table = DeploymentRow.__table__
-    if not isinstance(table, Table):  # narrows the type: a declarative class maps a Table
-        raise TypeError("deployment is not mapped to a table")
-    return table
-
-
-_TABLE: Final = _deployment_table()
-register_sealed_column(_TABLE, "canary")
+_TABLE: Final = table_of(DeploymentRow)
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,10 @@ def register_sealed_column(table: Table, column: str) -> None:
 
 
 def sealed_columns() -> tuple[SealedColumn, ...]:
-    """Every registered sealed column."""
+    """Every sealed column of every package."""
+    from interlock.store.modules import import_table_modules
+
+    import_table_modules()
     return tuple(_REGISTRY)
 
 

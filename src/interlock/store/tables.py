@@ -13,9 +13,10 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, DateTime, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from interlock.store.base import Base
+from interlock.store.base import Base, table_of
+from interlock.store.sealed import register_sealed_column
 
-__all__ = ["DeploymentRow"]
+__all__ = ["DeploymentRow", "SealedSettingRow"]
 
 
 class DeploymentRow(Base):
@@ -29,3 +30,17 @@ class DeploymentRow(Base):
     keyring_id: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     canary: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
+class SealedSettingRow(Base):
+    """A per-deployment secret value (e.g. the API-key pepper), sealed by the keyring."""
+
+    __tablename__ = "sealed_settings"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+register_sealed_column(table_of(DeploymentRow), "canary")
+register_sealed_column(table_of(SealedSettingRow), "value")

@@ -9,8 +9,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import interlock.store.tables  # noqa: F401  (registers the tables on the metadata)
 from interlock.store.base import metadata
+from interlock.store.modules import import_table_modules
+
+import_table_modules()
 
 
 def _run(connection: Connection) -> None:

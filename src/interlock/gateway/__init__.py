@@ -1,0 +1,1 @@
+"""The gateway: the HTTPS data plane every call between systems passes through."""

@@ -1,0 +1,175 @@
+"""The gateway's aiohttp application: one handler in front of the pipeline.
+
+Every response to a refused request is a problem document; everything that
+reaches a client carries ``X-Request-Id``. One access-log line per request,
+with the route *template* (never the query string, which may hold a refused
+credential) and the caller's key id (never the key).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Final
+
+from aiohttp import web
+
+from interlock.config.manifest import Manifest
+from interlock.gateway.context import RequestContext
+from interlock.gateway.metrics import GatewayMetrics
+from interlock.gateway.paths import BadPathError, split_target
+from interlock.gateway.pipeline import Pipeline, build_pipelines
+from interlock.gateway.problems import Problem, Refusal, problem_response
+from interlock.gateway.routing import (
+    CompiledRoute,
+    MethodNotAllowedError,
+    RouteTable,
+    UnknownRouteError,
+)
+from interlock.gateway.stages.authenticate import ApiKeyAuthentication
+from interlock.gateway.upstream import Upstreams
+from interlock.identity.apikeys import ApiKeys
+from interlock.identity.grants import Principal
+from interlock.logs import get_logger
+
+__all__ = ["MAX_BODY_BYTES", "Gateway"]
+
+MAX_BODY_BYTES: Final = 1024 * 1024
+_log = get_logger("interlock.gateway")
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    manifest: Manifest
+    routes: RouteTable
+    pipelines: dict[CompiledRoute, Pipeline]
+
+
+class Gateway:
+    """Routes, pipelines and upstream pools for one manifest (swappable on reload)."""
+
+    def __init__(
+        self, manifest: Manifest, keys: ApiKeys, upstreams: Upstreams, metrics: GatewayMetrics
+    ) -> None:
+        """Compile ``manifest``; ``keys`` and ``upstreams`` are shared across reloads."""
+        self.keys = keys
+        self.upstreams = upstreams
+        self.metrics = metrics
+        self._compiled = self._compile(manifest)
+
+    def _compile(self, manifest: Manifest) -> _Compiled:
+        routes = RouteTable.compile(manifest)
+        pipelines = build_pipelines(routes, ApiKeyAuthentication(self.keys), self.upstreams)
+        return _Compiled(manifest, routes, pipelines)
+
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest being served."""
+        return self._compiled.manifest
+
+    def replace(self, manifest: Manifest, upstreams: Upstreams) -> None:
+        """Serve ``manifest`` from now on (requests in flight finish on the old one)."""
+        self.upstreams = upstreams
+        compiled = self._compile(manifest)
+        self.keys.manifest = manifest
+        self._compiled = compiled
+
+    def application(self) -> web.Application:
+        """The aiohttp application (body size capped, everything routed to one handler)."""
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Answer one request."""
+        correlation_id = uuid.uuid4().hex
+        started = time.perf_counter()
+        label, outcome, reason = "-", "refused", None
+        principal: Principal | None = None
+        try:
+            response = await self._answer(request, correlation_id)
+            label, outcome, principal = response.label, response.outcome, response.principal
+            final = response.response
+        except Refusal as refusal:
+            label = refusal.route_label or label
+            reason = refusal.log_reason
+            final = problem_response(refusal.problem, correlation_id, request.path)
+        except web.HTTPException as exc:  # e.g. 413 from client_max_size
+            outcome = "refused"
+            final = problem_response(
+                Problem(exc.status, "http-error", exc.reason, exc.reason),
+                correlation_id,
+                request.path,
+            )
+        except Exception:  # noqa: BLE001  (last resort: log it, answer 500 with the id only)
+            outcome = "error"
+            _log.exception("unhandled error", correlation_id=correlation_id)
+            final = problem_response(
+                Problem(
+                    500,
+                    "internal-error",
+                    "Internal error",
+                    "the request failed; quote the correlation id to the operator",
+                ),
+                correlation_id,
+                request.path,
+            )
+        elapsed = time.perf_counter() - started
+        self.metrics.observe(label, outcome, final.status, elapsed)
+        _log.info(
+            "request",
+            method=request.method,
+            route=label,
+            status=final.status,
+            outcome=outcome,
+            client=principal.client if principal else None,
+            credential=principal.credential if principal else None,
+            reason=reason,
+            ms=round(elapsed * 1000, 2),
+            correlation_id=correlation_id,
+        )
+        return final
+
+    async def _answer(self, request: web.Request, correlation_id: str) -> _Answered:
+        if request.path == "/healthz" and request.method in {"GET", "HEAD"}:
+            return _Answered(web.json_response({"status": "ok"}), "/healthz", "ok", None)
+        if request.path == "/metrics" and request.method == "GET":
+            body = web.Response(body=self.metrics.render(), content_type="text/plain")
+            return _Answered(body, "/metrics", "ok", None)
+        compiled = self._compiled
+        try:
+            segments, query = split_target(request.raw_path)
+            match = compiled.routes.match(request.method, segments)
+        except BadPathError as exc:
+            raise Refusal(Problem(400, "bad-path", "Bad request target", str(exc))) from None
+        except UnknownRouteError:
+            raise Refusal(
+                Problem(404, "not-found", "No such route", "no route matches this path")
+            ) from None
+        except MethodNotAllowedError as exc:
+            raise Refusal(
+                Problem(
+                    405,
+                    "method-not-allowed",
+                    "Method not allowed",
+                    f"this path accepts {', '.join(exc.allowed)}",
+                    {"Allow": ", ".join(exc.allowed)},
+                )
+            ) from None
+        ctx = RequestContext(request, correlation_id, match, query)
+        try:
+            response = await compiled.pipelines[match.route].run(ctx)
+        except Refusal as refusal:
+            refusal.route_label = match.route.label
+            raise
+        response.headers["X-Request-Id"] = correlation_id
+        return _Answered(response, match.route.label, "forwarded", ctx.principal)
+
+
+@dataclass(frozen=True)
+class _Answered:
+    response: web.Response
+    label: str
+    outcome: str
+    principal: Principal | None

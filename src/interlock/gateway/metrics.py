@@ -1,0 +1,46 @@
+"""Prometheus metrics of the gateway, in a registry of their own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+__all__ = ["GatewayMetrics"]
+
+
+@dataclass
+class GatewayMetrics:
+    """Requests by route, outcome and status; latency; upstream errors."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.requests = Counter(
+            "interlock_requests",
+            "Requests handled, by route, outcome and status.",
+            ["route", "outcome", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "interlock_request_duration_seconds",
+            "Time from request to response, by route.",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "interlock_upstream_errors",
+            "Failed upstream calls, by system and kind.",
+            ["system", "kind"],
+            registry=self.registry,
+        )
+
+    def observe(self, route: str, outcome: str, status: int, seconds: float) -> None:
+        """Record one finished request."""
+        self.requests.labels(route, outcome, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)

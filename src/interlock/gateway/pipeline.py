@@ -1,0 +1,57 @@
+"""The order of the gateway's stages, written down exactly once.
+
+TLS → route match → **credential guard → authenticate → authorise** →
+(rate limit, replay guard, validation: later issues) → purpose check →
+upstream call. The purpose check is structural: a route exists only inside a
+registered integration, so a matched route always has its purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from interlock.gateway.context import RequestContext
+from interlock.gateway.routing import CompiledRoute, RouteTable
+from interlock.gateway.stages.authenticate import ApiKeyAuthentication
+from interlock.gateway.stages.authorise import ScopeCheck
+from interlock.gateway.stages.query_guard import QueryCredentialGuard
+
+__all__ = ["Pipeline", "Stage", "build_pipelines"]
+
+Stage = Callable[[RequestContext], Awaitable[None]]
+Terminal = Callable[[RequestContext], Awaitable[web.Response]]
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The stages one route runs, assembled once at start-up (and on reload)."""
+
+    stages: tuple[Stage, ...]
+    terminal: Terminal
+
+    async def run(self, ctx: RequestContext) -> web.Response:
+        """Run every stage, then the terminal (the upstream call)."""
+        for stage in self.stages:
+            await stage(ctx)
+        return await self.terminal(ctx)
+
+
+def build_pipelines(
+    routes: RouteTable, authenticate: ApiKeyAuthentication, forward: Terminal
+) -> dict[CompiledRoute, Pipeline]:
+    """One pipeline per route."""
+    guard = QueryCredentialGuard()
+    return {route: _pipeline(route, guard, authenticate, forward) for route in routes.routes}
+
+
+def _pipeline(
+    route: CompiledRoute,
+    guard: QueryCredentialGuard,
+    authenticate: ApiKeyAuthentication,
+    forward: Terminal,
+) -> Pipeline:
+    stages: Sequence[Stage] = (guard, authenticate, ScopeCheck(route.route.scope))
+    return Pipeline(tuple(stages), forward)

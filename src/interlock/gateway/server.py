@@ -1,0 +1,173 @@
+"""``interlock serve``: the HTTPS listener, reload on SIGHUP, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+
+from interlock.config.loader import load_manifest
+from interlock.config.manifest import Manifest
+from interlock.errors import ConfigError, InterlockError
+from interlock.gateway.app import Gateway
+from interlock.gateway.metrics import GatewayMetrics
+from interlock.gateway.tls import server_context
+from interlock.gateway.upstream import UpstreamLimits, Upstreams
+from interlock.identity.apikeys import ApiKeys
+from interlock.logs import get_logger
+from interlock.pki import LOCAL_CA_NAME, ensure_local_ca
+from interlock.secrets.store import SecretStore
+from interlock.store import Deployment
+
+__all__ = ["ListenerConfig", "RunningGateway", "start_gateway"]
+
+_log = get_logger("interlock.gateway")
+SHUTDOWN_GRACE: Final = 15.0
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """Where and how the gateway listens."""
+
+    host: str = "127.0.0.1"
+    port: int = 8443
+    certificate: Path | None = None  # None: "auto", issued by the local CA
+    private_key: Path | None = None
+    extra_hosts: tuple[str, ...] = ()
+    limits: UpstreamLimits = field(default_factory=UpstreamLimits)
+
+
+@dataclass
+class RunningGateway:
+    """A started gateway: its address, and how to reload or stop it."""
+
+    gateway: Gateway
+    runner: web.AppRunner
+    port: int
+    ca_file: Path
+    manifest_path: Path | None
+    _make_upstreams: Callable[[Manifest], Upstreams]
+    _tmp: tempfile.TemporaryDirectory[str]
+
+    def reload(self) -> bool:
+        """Re-read the manifest; keep the old one (and log why) if it is invalid."""
+        if self.manifest_path is None:
+            return False
+        try:
+            manifest = load_manifest(self.manifest_path)
+            old = self.gateway.upstreams
+            self.gateway.replace(manifest, self._make_upstreams(manifest))
+        except InterlockError as exc:
+            _log.error("manifest reload refused; still serving the previous one", error=str(exc))
+            return False
+        asyncio.get_running_loop().create_task(old.close())
+        _log.info("manifest reloaded", path=str(self.manifest_path))
+        return True
+
+    async def stop(self) -> None:
+        """Stop accepting, let requests in flight finish (bounded), close pools."""
+        await self.runner.cleanup()
+        await self.gateway.upstreams.close()
+        self._tmp.cleanup()
+
+
+async def start_gateway(
+    deployment: Deployment,
+    manifest: Manifest,
+    listener: ListenerConfig,
+    manifest_path: Path | None = None,
+) -> RunningGateway:
+    """Start serving ``manifest`` on ``listener``; returns once the socket is bound."""
+    ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
+    tmp = tempfile.TemporaryDirectory(prefix="tls-", dir=deployment.settings.data_dir)
+    work = Path(tmp.name)
+    ca_file = deployment.settings.data_dir / "ca.pem"
+    ca_file.write_bytes(ca.certificate_pem)
+    if listener.certificate is None or listener.private_key is None:
+        hosts = tuple(dict.fromkeys((listener.host, "localhost", *listener.extra_hosts)))
+        issued = ca.issue_server(hosts)
+        cert_path, key_path = work / "server.pem", work / "server.key"
+        _write_private(key_path, issued.private_key_pem)
+        cert_path.write_bytes(issued.certificate_pem)
+    else:
+        cert_path, key_path = listener.certificate, listener.private_key
+    try:
+        ssl_context = server_context(cert_path, key_path, manifest.tls.min_version)
+    except (OSError, ValueError) as exc:
+        tmp.cleanup()
+        raise ConfigError(f"cannot load the listener certificate: {exc}") from None
+    # The key file is loaded into the context; it need not stay on disk.
+    if listener.certificate is None:
+        key_path.unlink()
+
+    metrics = GatewayMetrics()
+    secrets = SecretStore(deployment.engine, deployment.keyring)
+    anchors = {f"pki:{LOCAL_CA_NAME}": ca_file}
+
+    def make_upstreams(current: Manifest) -> Upstreams:
+        return Upstreams(current, secrets, anchors, metrics, listener.limits)
+
+    keys = ApiKeys(deployment.engine, deployment.keyring, manifest)
+    gateway = Gateway(manifest, keys, make_upstreams(manifest), metrics)
+    runner = web.AppRunner(gateway.application(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(
+        runner,
+        listener.host,
+        listener.port,
+        ssl_context=ssl_context,
+        shutdown_timeout=SHUTDOWN_GRACE,
+        backlog=1024,
+    )
+    await site.start()
+    port = _bound_port(runner, listener.port)
+    _log.info(
+        "gateway listening",
+        host=listener.host,
+        port=port,
+        routes=len(gateway._compiled.routes.routes),
+    )
+    return RunningGateway(gateway, runner, port, ca_file, manifest_path, make_upstreams, tmp)
+
+
+async def serve_forever(
+    running: RunningGateway, on_ready: Callable[[], Awaitable[None]] | None = None
+) -> None:
+    """Serve until SIGINT/SIGTERM; reload the manifest on SIGHUP."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, running.reload)
+    try:
+        if on_ready is not None:
+            await on_ready()
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)
+        _log.info("shutting down; draining requests in flight")
+        await running.stop()
+
+
+def _bound_port(runner: web.AppRunner, requested: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return requested
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)

@@ -1,0 +1,38 @@
+"""Refuse credentials in the query string before anything else looks at them."""
+
+from __future__ import annotations
+
+from typing import Final
+from urllib.parse import parse_qsl
+
+from interlock.gateway.context import RequestContext
+from interlock.gateway.problems import Problem, Refusal
+from interlock.identity.keyformat import PREFIX
+
+__all__ = ["QueryCredentialGuard"]
+
+_NAMES: Final = frozenset(
+    {"api_key", "apikey", "api-key", "x-api-key", "key", "access_token", "token", "client_secret"}
+)
+
+
+class QueryCredentialGuard:
+    """A key in the URL ends up in access logs, proxies and browser history (RFC 6750 §2.3)."""
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        """Refuse with 400 if any query parameter looks like a credential."""
+        if not ctx.query:
+            return
+        for name, value in parse_qsl(ctx.query, keep_blank_values=True):
+            if name.lower() in _NAMES or value.startswith(PREFIX) or name.startswith(PREFIX):
+                raise Refusal(
+                    Problem(
+                        400,
+                        "credential-in-url",
+                        "Credential in the URL",
+                        "credentials are not accepted in the query string: URLs are logged "
+                        "and cached along the way; send the key in the Authorization header "
+                        "(Bearer) or X-API-Key instead, and rotate this one",
+                    ),
+                    log_reason="credential in query string",
+                )

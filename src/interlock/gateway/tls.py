@@ -1,0 +1,53 @@
+"""TLS contexts: the listener (Mozilla "intermediate") and upstream clients.
+
+Upstream verification cannot be switched off: there is no parameter for it.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Final
+
+__all__ = ["INTERMEDIATE_CIPHERS", "client_context", "server_context"]
+
+# Mozilla server-side TLS, "intermediate" profile (v5.7): TLS 1.2 suites; the
+# TLS 1.3 suites are OpenSSL's defaults (all AEAD), which the profile accepts.
+INTERMEDIATE_CIPHERS: Final = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "DHE-RSA-AES128-GCM-SHA256",
+        "DHE-RSA-AES256-GCM-SHA384",
+        "DHE-RSA-CHACHA20-POLY1305",
+    ]
+)
+_VERSIONS: Final = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def server_context(
+    certificate: Path, private_key: Path, min_version: str = "1.2"
+) -> ssl.SSLContext:
+    """The listener's context: TLS 1.2+ (OpenSSL prefers 1.3), no compression, no renegotiation."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = _VERSIONS[min_version]
+    context.set_ciphers(INTERMEDIATE_CIPHERS)
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    context.load_cert_chain(certificate, private_key)
+    return context
+
+
+def client_context(cafile: Path | None, min_version: str = "1.2") -> ssl.SSLContext:
+    """A verifying client context: the system's CA bundle, or ``cafile`` as sole trust anchor."""
+    context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    context.minimum_version = _VERSIONS[min_version]
+    context.set_ciphers(INTERMEDIATE_CIPHERS)
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    # create_default_context already sets both; stated so a reader need not know.
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context

@@ -1,0 +1,236 @@
+"""Calls to upstream systems: pooled, verified TLS, bounded in time and size.
+
+* one keep-alive connection pool per system, TLS verified against the
+  system's trust anchor with host-name checks (no switch exists to disable it);
+* connect and read timeouts; redirects are returned, never followed;
+* hop-by-hop headers are dropped both ways; ``Forwarded`` (RFC 7239) is set;
+* the caller's credential never leaves Interlock; the system's own credential,
+  named ``secret://...`` in the manifest, is resolved through the
+  ``SecretResolver`` and sent as ``Authorization: Bearer``;
+* a response larger than the cap is refused (502), not truncated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from interlock.config.manifest import Manifest, System
+from interlock.errors import InterlockError
+from interlock.gateway.context import RequestContext
+from interlock.gateway.metrics import GatewayMetrics
+from interlock.gateway.problems import Problem, Refusal
+from interlock.gateway.tls import client_context
+from interlock.logs import get_logger
+from interlock.secrets.resolver import SecretResolver
+
+__all__ = ["UpstreamLimits", "Upstreams"]
+
+_log = get_logger(__name__)
+
+_HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Never forwarded upstream: the caller's credentials and anything we set ourselves.
+_INBOUND_DROP: Final = frozenset(
+    {"authorization", "x-api-key", "cookie", "host", "content-length", "forwarded"}
+    | {"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "x-request-id"}
+)
+_OUTBOUND_DROP: Final = frozenset({"content-length", "set-cookie"})
+
+
+@dataclass(frozen=True)
+class UpstreamLimits:
+    """Time and size bounds for upstream calls."""
+
+    connect_seconds: float = 5.0
+    read_seconds: float = 30.0
+    max_response_bytes: int = 10 * 1024 * 1024
+    pool_size: int = 100
+
+
+class Upstreams:
+    """Connection pools per system and the forwarding of one request."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        secrets: SecretResolver,
+        trust_anchors: dict[str, Path],
+        metrics: GatewayMetrics,
+        limits: UpstreamLimits | None = None,
+    ) -> None:
+        """``trust_anchors`` maps ``pki:NAME`` to CA files; ``system`` uses the OS bundle."""
+        self._manifest = manifest
+        self._secrets = secrets
+        self._anchors = trust_anchors
+        self._metrics = metrics
+        self._limits = limits or UpstreamLimits()
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._contexts = {name: self._context(s) for name, s in manifest.systems.items()}
+
+    def _context(self, system: System) -> ssl.SSLContext:
+        min_version = (system.tls or self._manifest.tls).min_version
+        if system.ca == "system":
+            return client_context(None, min_version)
+        if system.ca.startswith("file:"):
+            return client_context(Path(system.ca.removeprefix("file:")), min_version)
+        anchor = self._anchors.get(system.ca)
+        if anchor is None:
+            raise InterlockError(f"trust anchor {system.ca!r} is not known to this deployment")
+        return client_context(anchor, min_version)
+
+    def _session(self, name: str) -> aiohttp.ClientSession:
+        session = self._sessions.get(name)
+        if session is None or session.closed:
+            limits = self._limits
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    ssl=self._contexts[name], limit=limits.pool_size, ttl_dns_cache=300
+                ),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=limits.connect_seconds, sock_read=limits.read_seconds
+                ),
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            )
+            self._sessions[name] = session
+        return session
+
+    async def close(self) -> None:
+        """Close every pool."""
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
+
+    async def __call__(self, ctx: RequestContext) -> web.Response:
+        """Forward ``ctx`` to its route's upstream and relay the answer."""
+        compiled = ctx.match.route
+        system = compiled.system
+        url = system.url.rstrip("/") + compiled.upstream_path(ctx.match.values)
+        if ctx.query:
+            url += "?" + ctx.query
+        headers = await self._outbound_headers(ctx, system)
+        body = await ctx.request.read()
+        try:
+            async with self._session(compiled.system_name).request(
+                ctx.request.method,
+                URL(url, encoded=True),
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+            ) as upstream:
+                payload = await self._read_capped(upstream, compiled.system_name)
+                return web.Response(
+                    status=upstream.status,
+                    body=payload,
+                    headers=_response_headers(upstream.headers, ctx.correlation_id),
+                )
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise self._failure(
+                compiled.system_name,
+                "tls_verification",
+                502,
+                f"certificate verification failed: {exc.certificate_error}",
+            ) from None
+        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
+            raise self._failure(compiled.system_name, "tls", 502, f"TLS error: {exc}") from None
+        except TimeoutError:
+            raise self._failure(compiled.system_name, "timeout", 504, "timed out") from None
+        except aiohttp.ClientError as exc:
+            raise self._failure(
+                compiled.system_name, "connection", 502, f"{type(exc).__name__}: {exc}"
+            ) from None
+
+    async def _outbound_headers(self, ctx: RequestContext, system: System) -> CIMultiDict[str]:
+        request = ctx.request
+        connection_tokens = {
+            token.strip().lower()
+            for value in request.headers.getall("Connection", [])
+            for token in value.split(",")
+        }
+        headers: CIMultiDict[str] = CIMultiDict()
+        for name, value in request.headers.items():
+            lower = name.lower()
+            if lower in _HOP_BY_HOP or lower in _INBOUND_DROP or lower in connection_tokens:
+                continue
+            headers.add(name, value)
+        peer = request.remote or "unknown"
+        host = request.host.replace('"', "")
+        headers["Forwarded"] = f'for="{peer}";proto=https;host="{host}"'
+        headers["X-Request-Id"] = ctx.correlation_id
+        if system.credentials:
+            try:
+                secret = await asyncio.to_thread(self._secrets.resolve, system.credentials)
+            except InterlockError as exc:
+                raise self._failure(
+                    ctx.match.route.system_name,
+                    "credentials",
+                    502,
+                    f"outbound credentials unavailable: {exc}",
+                ) from None
+            headers["Authorization"] = "Bearer " + secret.reveal().decode()
+        return headers
+
+    async def _read_capped(self, upstream: aiohttp.ClientResponse, system: str) -> bytes:
+        cap = self._limits.max_response_bytes
+        if upstream.content_length is not None and upstream.content_length > cap:
+            raise self._failure(system, "too_large", 502, "response larger than the cap")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in upstream.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > cap:
+                raise self._failure(system, "too_large", 502, "response larger than the cap")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _failure(self, system: str, kind: str, status: int, reason: str) -> Refusal:
+        self._metrics.upstream_errors.labels(system, kind).inc()
+        _log.warning("upstream call failed", system=system, kind=kind, reason=reason)
+        title = "Upstream timed out" if status == 504 else "Upstream failed"
+        return Refusal(
+            Problem(
+                status,
+                "upstream-timeout" if status == 504 else "upstream-failure",
+                title,
+                f"the upstream system '{system}' could not complete the request",
+            ),
+            log_reason=f"upstream {kind}",
+        )
+
+
+def _response_headers(upstream: CIMultiDictProxy[str], correlation_id: str) -> CIMultiDict[str]:
+    connection_tokens = {
+        token.strip().lower()
+        for value in upstream.getall("Connection", [])
+        for token in value.split(",")
+    }
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in upstream.items():
+        lower = name.lower()
+        if lower in _HOP_BY_HOP or lower in _OUTBOUND_DROP or lower in connection_tokens:
+            continue
+        headers.add(name, value)
+    headers["X-Request-Id"] = correlation_id
+    return headers

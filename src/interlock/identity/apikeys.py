@@ -1,0 +1,249 @@
+"""API keys: issue, list, revoke, rotate with overlap, and verify.
+
+Only a keyed hash of each key's secret is stored (HMAC-SHA256 with the
+deployment's pepper, see :mod:`interlock.crypto.hashing`). A key's scopes are
+a subset of its client's role scopes when issued, and are intersected with the
+client's *current* role scopes at every verification, so removing a role in
+the manifest takes effect without touching keys.
+
+Rotation issues a successor and cuts the predecessor's expiry to the end of an
+overlap window (default 24 h): both work meanwhile, so a consumer can switch
+without downtime.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import Engine, Row, select, update
+
+from interlock.config.manifest import Manifest
+from interlock.crypto.hashing import check_secret, hash_secret, new_pepper
+from interlock.crypto.keyring import Keyring
+from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
+from interlock.identity.grants import Principal, client_scopes
+from interlock.identity.keyformat import new_key, parse_key
+from interlock.identity.tables import ApiKeyRow
+from interlock.store.base import table_of
+from interlock.store.sealed_values import sealed_setting
+
+__all__ = ["DEFAULT_LIFETIME", "DEFAULT_OVERLAP", "ApiKeyInfo", "ApiKeys", "IssuedKey"]
+
+DEFAULT_LIFETIME: Final = timedelta(days=90)
+DEFAULT_OVERLAP: Final = timedelta(hours=24)
+MAX_LIFETIME: Final = timedelta(days=397)
+_LAST_USED_EVERY: Final = timedelta(minutes=1)  # write last_used at most this often per key
+_REFUSED: Final = "the API key is missing, invalid, expired or revoked"
+_TABLE = table_of(ApiKeyRow)
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """Everything about a key except its secret."""
+
+    id: str
+    client: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    successor_id: str | None
+
+    def status(self, now: datetime) -> str:
+        """``active``, ``overlap`` (rotated, still valid), ``expired`` or ``revoked``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if now >= self.expires_at:
+            return "expired"
+        return "overlap" if self.successor_id else "active"
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A newly issued key: ``token`` is shown once and never stored."""
+
+    info: ApiKeyInfo
+    token: str
+
+    def __repr__(self) -> str:
+        return f"IssuedKey(info={self.info!r}, token='***')"
+
+
+class ApiKeys:
+    """API keys of one deployment, checked against the current manifest."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        keyring: Keyring,
+        manifest: Manifest,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """Bind to the store; the pepper is created on first use and shared by replicas."""
+        self._engine = engine
+        self._pepper = sealed_setting(engine, keyring, "identity.api_key_pepper", new_pepper)
+        self.manifest = manifest
+        self._now = now
+        self._last_used: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    # -- administration ------------------------------------------------------
+
+    def create(
+        self,
+        client: str,
+        scopes: Iterable[str] | None = None,
+        lifetime: timedelta = DEFAULT_LIFETIME,
+    ) -> IssuedKey:
+        """Issue a key for ``client``; ``scopes`` default to all of the client's scopes."""
+        granted = self._client_grants(client)
+        wanted = frozenset(scopes) if scopes is not None else granted
+        if not wanted:
+            raise InvalidRequestError(f"client {client!r} has no scopes to put on a key")
+        excess = sorted(wanted - granted)
+        if excess:
+            raise InvalidRequestError(
+                f"client {client!r} is not granted {', '.join(excess)}; a key's scopes must be "
+                "a subset of its client's role scopes"
+            )
+        if not timedelta(0) < lifetime <= MAX_LIFETIME:
+            raise InvalidRequestError("a key's lifetime must be positive and at most 397 days")
+        return self._insert(client, wanted, self._now() + lifetime)
+
+    def list_keys(self, client: str | None = None) -> list[ApiKeyInfo]:
+        """Every key (of ``client``), newest first."""
+        query = select(_TABLE).order_by(_TABLE.c.created_at.desc(), _TABLE.c.id)
+        if client is not None:
+            query = query.where(_TABLE.c.client == client)
+        with self._engine.connect() as connection:
+            return [_info(row) for row in connection.execute(query)]
+
+    def get(self, key_id: str) -> ApiKeyInfo:
+        """One key's details; :class:`NotFoundError` if there is no such key."""
+        with self._engine.connect() as connection:
+            row = connection.execute(select(_TABLE).where(_TABLE.c.id == key_id)).first()
+        if row is None:
+            raise NotFoundError(f"no API key with id {key_id!r}")
+        return _info(row)
+
+    def revoke(self, key_id: str) -> ApiKeyInfo:
+        """Revoke a key at once (idempotent)."""
+        self.get(key_id)
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(_TABLE)
+                .where(_TABLE.c.id == key_id, _TABLE.c.revoked_at.is_(None))
+                .values(revoked_at=self._now())
+            )
+        return self.get(key_id)
+
+    def rotate(self, key_id: str, overlap: timedelta = DEFAULT_OVERLAP) -> IssuedKey:
+        """Issue a successor with the same client, scopes and lifetime; the old key
+        stays valid for ``overlap`` (never longer than it would have anyway)."""
+        old = self.get(key_id)
+        now = self._now()
+        if old.status(now) in {"revoked", "expired"}:
+            raise InvalidRequestError(f"key {key_id} is {old.status(now)} and cannot be rotated")
+        if old.successor_id is not None:
+            raise InvalidRequestError(f"key {key_id} was already rotated to {old.successor_id}")
+        if overlap < timedelta(0):
+            raise InvalidRequestError("the overlap cannot be negative")
+        lifetime = old.expires_at - old.created_at
+        issued = self._insert(old.client, frozenset(old.scopes), now + lifetime)
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(_TABLE)
+                .where(_TABLE.c.id == key_id)
+                .values(successor_id=issued.info.id, expires_at=min(old.expires_at, now + overlap))
+            )
+        return issued
+
+    # -- the hot path --------------------------------------------------------
+
+    def verify(self, token: str) -> Principal:
+        """The caller behind ``token``, or :class:`AuthenticationError`.
+
+        The caller learns only that the key did not work; ``reason`` (for the
+        log) says why.
+        """
+        parsed = parse_key(token)
+        if parsed is None:
+            raise AuthenticationError(_REFUSED, "malformed key (prefix, length or checksum)")
+        with self._engine.connect() as connection:
+            row = connection.execute(select(_TABLE).where(_TABLE.c.id == parsed.key_id)).first()
+        if row is None:
+            raise AuthenticationError(_REFUSED, f"unknown key id {parsed.key_id}")
+        if not check_secret(self._pepper, parsed.secret, row.secret_hash):
+            raise AuthenticationError(_REFUSED, f"wrong secret for key {parsed.key_id}")
+        info = _info(row)
+        status = info.status(self._now())
+        if status in {"revoked", "expired"}:
+            raise AuthenticationError(_REFUSED, f"key {info.id} is {status}")
+        spec = self.manifest.clients.get(info.client)
+        if spec is None or "api_key" not in spec.auth:
+            raise AuthenticationError(
+                _REFUSED, f"client {info.client!r} is not allowed to use API keys"
+            )
+        scopes = frozenset(info.scopes) & client_scopes(self.manifest, info.client)
+        self._touch(info.id)
+        return Principal(info.client, scopes, f"api_key:{info.id}")
+
+    # -- internals -----------------------------------------------------------
+
+    def _client_grants(self, client: str) -> frozenset[str]:
+        spec = self.manifest.clients.get(client)
+        if spec is None:
+            raise NotFoundError(f"no client {client!r} in the manifest")
+        if "api_key" not in spec.auth:
+            raise InvalidRequestError(
+                f"client {client!r} may not use API keys (its auth is {', '.join(spec.auth)})"
+            )
+        return client_scopes(self.manifest, client)
+
+    def _insert(self, client: str, scopes: frozenset[str], expires_at: datetime) -> IssuedKey:
+        token, parsed = new_key()
+        now = self._now()
+        values: dict[str, Any] = {
+            "id": parsed.key_id,
+            "client": client,
+            "scopes": " ".join(sorted(scopes)),
+            "secret_hash": hash_secret(self._pepper, parsed.secret),
+            "created_at": now,
+            "expires_at": expires_at,
+        }
+        with self._engine.begin() as connection:
+            connection.execute(_TABLE.insert().values(values))
+        return IssuedKey(self.get(parsed.key_id), token)
+
+    def _touch(self, key_id: str) -> None:
+        now = self._now()
+        with self._lock:
+            last = self._last_used.get(key_id)
+            if last is not None and now - last < _LAST_USED_EVERY:
+                return
+            self._last_used[key_id] = now
+        with self._engine.begin() as connection:
+            connection.execute(update(_TABLE).where(_TABLE.c.id == key_id).values(last_used_at=now))
+
+
+def _info(row: Row[Any]) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        id=row.id,
+        client=row.client,
+        scopes=tuple(row.scopes.split()),
+        created_at=_utc(row.created_at),
+        expires_at=_utc(row.expires_at),
+        revoked_at=_utc(row.revoked_at) if row.revoked_at else None,
+        last_used_at=_utc(row.last_used_at) if row.last_used_at else None,
+        successor_id=row.successor_id,
+    )
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite returns naive datetimes even for timezone-aware columns.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,28 @@
+"""What a client may do: scopes from its roles in the manifest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from interlock.config.manifest import Manifest
+
+__all__ = ["Principal", "client_scopes"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller and the scopes it holds for this request."""
+
+    client: str
+    scopes: frozenset[str]
+    credential: str  # e.g. "api_key:ab12cd34ef56" — an id, never the secret
+
+
+def client_scopes(manifest: Manifest, client: str) -> frozenset[str]:
+    """Every scope the client's roles grant (empty for an unknown client)."""
+    spec = manifest.clients.get(client)
+    if spec is None:
+        return frozenset()
+    return frozenset(
+        scope for role in spec.roles for scope in getattr(manifest.roles.get(role), "scopes", ())
+    )
