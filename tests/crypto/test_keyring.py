@@ -1,113 +1,62 @@
-"""The key file: private from the first byte, never overwritten, never leaked."""
+"""The keyring handle: versions, rotation, and no accidental export of keys."""
 
 from __future__ import annotations
 
 import base64
 import copy
 import json
-import os
 import pickle
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from interlock.crypto import Keyring
-from interlock.errors import AlreadyInitialisedError, KeyFileError
+from interlock.crypto import KeyEncryptionKey, Keyring, keyfile
+from interlock.errors import KeyFileError, KeyringError
 
 
 def _keys_in(path: Path) -> list[bytes]:
     return [base64.b64decode(v["key"]) for v in json.loads(path.read_text())["versions"]]
 
 
-def test_create_writes_a_0600_file_with_one_256_bit_version(tmp_path: Path) -> None:
-    """A new keyring has version 1, a 32-hex-digit id, and mode 0600."""
+def test_create_starts_at_version_1_with_a_random_128_bit_id(tmp_path: Path) -> None:
+    """A new keyring has one 256-bit KEK, version 1, and a fresh 32-hex-digit id."""
+    first = Keyring.create(tmp_path / "a.json")
+    second = Keyring.create(tmp_path / "b.json")
+    assert first.versions == (1,)
+    assert first.current_version == 1
+    assert len(bytes.fromhex(first.keyring_id)) == 16
+    assert first.keyring_id == first.keyring_id.lower()
+    assert first.keyring_id != second.keyring_id
+    assert [len(k) for k in _keys_in(tmp_path / "a.json")] == [32]
+
+
+def test_load_gives_back_what_create_wrote(tmp_path: Path) -> None:
+    """A loaded handle has the same id and versions, and opens what the creator sealed."""
     path = tmp_path / "keyring.json"
-    keyring = Keyring.create(path)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert keyring.versions == (1,)
-    assert keyring.current_version == 1
-    assert len(bytes.fromhex(keyring.keyring_id)) == 16
-    assert [len(k) for k in _keys_in(path)] == [32]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["keyring.json"]  # no temp left
+    created = Keyring.create(path)
+    blob = created.seal(b"hello", b"r")
+    loaded = Keyring.load(path)
+    assert (loaded.keyring_id, loaded.versions, loaded.path) == (created.keyring_id, (1,), path)
+    assert loaded.open(blob, b"r") == b"hello"
 
 
-def test_create_refuses_to_overwrite(tmp_path: Path) -> None:
-    """An existing file, keyring or not, is never replaced."""
-    path = tmp_path / "keyring.json"
-    path.write_text("precious")
-    with pytest.raises(AlreadyInitialisedError):
-        Keyring.create(path)
-    assert path.read_text() == "precious"
+def test_the_handle_cannot_be_built_directly(tmp_path: Path) -> None:
+    """Only create() and load() make a Keyring; raw keys cannot be slipped in."""
+    with pytest.raises(TypeError, match=r"Keyring\.create"):
+        Keyring(object(), tmp_path / "k.json", None)  # type: ignore[arg-type]
 
 
-def test_created_file_is_private_even_with_a_permissive_umask(tmp_path: Path) -> None:
-    """The mode does not depend on the process umask."""
-    old = os.umask(0)
-    try:
-        Keyring.create(tmp_path / "k.json")
-    finally:
-        os.umask(old)
-    assert stat.S_IMODE((tmp_path / "k.json").stat().st_mode) == 0o600
-
-
-@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644, 0o601])
-def test_load_refuses_a_file_readable_by_others(tmp_path: Path, mode: int) -> None:
-    """Group or other permission bits make the key file unusable, with the fix named."""
-    path = tmp_path / "keyring.json"
-    Keyring.create(path)
-    path.chmod(mode)
-    with pytest.raises(KeyFileError, match="chmod 600"):
-        Keyring.load(path)
-
-
-def test_load_refuses_a_symlink(tmp_path: Path) -> None:
-    """A symlinked key file could point anywhere; it is refused."""
-    real = tmp_path / "real.json"
-    Keyring.create(real)
-    (tmp_path / "link.json").symlink_to(real)
-    with pytest.raises(KeyFileError, match="cannot open"):
-        Keyring.load(tmp_path / "link.json")
-
-
-def test_load_of_a_missing_file_says_run_init(tmp_path: Path) -> None:
-    """The message names the fix."""
-    with pytest.raises(KeyFileError, match="interlock init"):
-        Keyring.load(tmp_path / "absent.json")
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("not json", "not JSON"),
-        ('{"format": "other"}', "format"),
-        ('{"format": "interlock-keyring/1", "keyring_id": "xyz"}', "keyring_id"),
-        (
-            '{"format": "interlock-keyring/1", "keyring_id": "' + "ab" * 16 + '", "versions": []}',
-            "versions",
-        ),
-        (
-            '{"format": "interlock-keyring/1", "keyring_id": "' + "ab" * 16 + '", "current": 1, '
-            '"versions": [{"version": 1, "key": "c2hvcnQ="}]}',
-            "not 256 bits",
-        ),
-        (
-            '{"format": "interlock-keyring/1", "keyring_id": "' + "ab" * 16 + '", "current": 2, '
-            '"versions": [{"version": 1, "key": "' + base64.b64encode(b"k" * 32).decode() + '"}]}',
-            "current",
-        ),
-    ],
-)
-def test_malformed_files_are_refused_by_field(tmp_path: Path, content: str, message: str) -> None:
-    """Each malformation names the field at fault and never echoes key bytes."""
-    path = tmp_path / "keyring.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    os.write(fd, content.encode())
-    os.close(fd)
-    with pytest.raises(KeyFileError, match=message) as caught:
-        Keyring.load(path)
-    assert "a2tr" not in str(caught.value)  # base64 of the test key
+def test_the_keyring_is_a_key_encryption_key(tmp_path: Path) -> None:
+    """The file keyring satisfies the backend protocol the envelope layer needs."""
+    kek: KeyEncryptionKey = Keyring.create(tmp_path / "k.json")
+    wrapped = kek.wrap(b"d" * 32, b"header", 1)
+    assert len(wrapped) == kek.wrapped_size
+    assert kek.unwrap(wrapped, b"header", 1) == b"d" * 32
+    assert kek.has_version(1)
+    assert not kek.has_version(2)
 
 
 def test_rotation_is_persisted_and_keeps_old_versions(tmp_path: Path) -> None:
@@ -116,10 +65,12 @@ def test_rotation_is_persisted_and_keeps_old_versions(tmp_path: Path) -> None:
     keyring = Keyring.create(path)
     first = _keys_in(path)[0]
     assert keyring.rotate() == 2
+    assert (keyring.versions, keyring.current_version) == ((1, 2), 2)
     reloaded = Keyring.load(path)
-    assert reloaded.versions == (1, 2)
-    assert reloaded.current_version == 2
-    assert _keys_in(path)[0] == first
+    assert (reloaded.versions, reloaded.current_version) == ((1, 2), 2)
+    keys = _keys_in(path)
+    assert keys[0] == first
+    assert keys[1] != first
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
@@ -136,18 +87,77 @@ def test_concurrent_rotations_lose_no_version(tmp_path: Path) -> None:
     assert Keyring.load(path).versions == tuple(range(1, 8))
 
 
-def test_repr_pickle_and_copy_never_expose_keys(tmp_path: Path) -> None:
-    """The handle shows only its id and versions, and cannot be serialised or copied."""
+def test_a_failed_rotation_leaves_the_handle_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key that never reached the disk is never used to seal (it would be lost)."""
+    keyring = Keyring.create(tmp_path / "keyring.json")
+
+    def fail(path: Path, contents: object) -> None:
+        raise KeyringError(f"{path}: cannot write the key file (No space left on device)")
+
+    monkeypatch.setattr(keyfile, "write_replacing", fail)
+    with pytest.raises(KeyringError, match="cannot write"):
+        keyring.rotate()
+    assert (keyring.versions, keyring.current_version) == ((1,), 1)
+
+
+def test_rotation_refuses_a_key_file_replaced_by_another_keyring(tmp_path: Path) -> None:
+    """Rotating must not mix this keyring's id with another keyring's keys."""
     path = tmp_path / "keyring.json"
     keyring = Keyring.create(path)
-    key = _keys_in(path)[0]
+    path.unlink()
+    other = Keyring.create(path)
+    with pytest.raises(KeyFileError, match=f"now holds keyring {other.keyring_id}"):
+        keyring.rotate()
+    assert Keyring.load(path).versions == (1,)
+    assert keyring.current_version == 1
+
+
+def test_a_handle_ignores_a_replaced_key_file_when_looking_for_versions(tmp_path: Path) -> None:
+    """A newer version is looked up on disk only in a file of the same keyring."""
+    path = tmp_path / "keyring.json"
+    keyring = Keyring.create(path)
+    path.unlink()
+    Keyring.create(path).rotate()
+    assert not keyring.has_version(2)
+    assert keyring.versions == (1,)
+
+
+def test_repr_and_str_show_id_and_versions_but_no_key(tmp_path: Path) -> None:
+    """The handle shows only its id and versions, in no encoding of the key."""
+    path = tmp_path / "keyring.json"
+    keyring = Keyring.create(path)
+    keyring.rotate()
     text = repr(keyring) + str(keyring)
     assert keyring.keyring_id in text
-    for encoding in (key.hex(), base64.b64encode(key).decode(), repr(key)):
-        assert encoding not in text
-    with pytest.raises(TypeError):
-        pickle.dumps(keyring)
-    with pytest.raises(TypeError):
-        copy.copy(keyring)
-    with pytest.raises(TypeError):
-        copy.deepcopy(keyring)
+    assert "versions=[1, 2]" in text
+    for key in _keys_in(path):
+        for encoding in (key.hex(), base64.b64encode(key).decode(), repr(key), str(list(key))):
+            assert encoding not in text
+
+
+def test_pickling_and_copying_are_refused(tmp_path: Path) -> None:
+    """The handle cannot be serialised or duplicated by any standard route."""
+    keyring = Keyring.create(tmp_path / "keyring.json")
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        with pytest.raises(TypeError):
+            pickle.dumps(keyring, protocol=protocol)
+    attempts: list[Callable[[], object]] = [
+        lambda: copy.copy(keyring),
+        lambda: copy.deepcopy(keyring),
+        keyring.__reduce__,
+        lambda: keyring.__reduce_ex__(2),
+        keyring.__getstate__,
+    ]
+    for attempt in attempts:
+        with pytest.raises(TypeError):
+            attempt()
+
+
+def test_the_handle_takes_no_new_attributes(tmp_path: Path) -> None:
+    """``__slots__``: no ``__dict__`` where a copy of a key could be stashed or dumped."""
+    keyring = Keyring.create(tmp_path / "keyring.json")
+    assert not hasattr(keyring, "__dict__")
+    with pytest.raises(AttributeError):
+        keyring.extra = 1  # type: ignore[attr-defined]

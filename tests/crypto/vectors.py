@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "wycheproof"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WYCHEPROOF = REPO_ROOT.parent / "shared" / "vectors" / "wycheproof"
 
 
 @dataclass(frozen=True)
 class AeadVector:
-    """One AEAD test case with its group's parameters."""
+    """One AEAD test case with its group's parameters (sizes in bits)."""
 
     tc_id: int
     key: bytes
@@ -22,13 +23,15 @@ class AeadVector:
     msg: bytes
     ct: bytes
     tag: bytes
-    result: str
+    result: str  # "valid", "invalid" or "acceptable"
+    key_size: int
+    iv_size: int
     tag_size: int
 
 
 def aead_vectors(name: str) -> list[AeadVector]:
-    """Every test of ``name``; skips the test when the shared folder is absent."""
-    path = VECTORS / name
+    """Every test of ``name``; skips the calling test when the shared folder is absent."""
+    path = WYCHEPROOF / name
     if not path.is_file():
         pytest.skip(f"Wycheproof vectors not found at {path} (../shared/vectors is absent)")
     document = json.loads(path.read_text())
@@ -42,6 +45,8 @@ def aead_vectors(name: str) -> list[AeadVector]:
             ct=bytes.fromhex(test["ct"]),
             tag=bytes.fromhex(test["tag"]),
             result=test["result"],
+            key_size=group["keySize"],
+            iv_size=group["ivSize"],
             tag_size=group["tagSize"],
         )
         for group in document["testGroups"]

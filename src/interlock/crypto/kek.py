@@ -1,8 +1,9 @@
 """What envelope encryption needs from a key-encryption key (KEK) backend.
 
-The file keyring implements this; a PKCS#11 HSM backend will too, so that the
-envelope format and everything sealed with it stay the same whichever backend
-holds the root key.
+The file keyring implements this; a PKCS#11 HSM backend will too (for example
+with ``CKM_AES_GCM`` or ``CKM_AES_KEY_WRAP_KWP``), so that the envelope format
+and everything sealed with it stay the same whichever backend holds the root
+key. A backend never exports a KEK: data keys go in and out, KEKs stay put.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ class KeyEncryptionKey(Protocol):
 
     @property
     def keyring_id(self) -> str:
-        """32 hex digits identifying the keyring (stable across rotations)."""
+        """32 lowercase hex digits identifying the keyring (stable across rotations)."""
         ...
 
     @property
@@ -27,7 +28,7 @@ class KeyEncryptionKey(Protocol):
 
     @property
     def wrapped_size(self) -> int:
-        """Length in bytes of every wrapped data key this backend produces."""
+        """Length in bytes of every wrapped data key this backend produces (at most 1024)."""
         ...
 
     def has_version(self, version: int) -> bool:
@@ -35,7 +36,11 @@ class KeyEncryptionKey(Protocol):
         ...
 
     def wrap(self, dek: bytes, aad: bytes, version: int) -> bytes:
-        """``dek`` encrypted under KEK ``version``, authenticating ``aad``."""
+        """``dek`` encrypted under KEK ``version``, authenticating ``aad``.
+
+        ``aad`` is the blob header, so the keyring id and version are bound to
+        the wrapped key; the result must be exactly :attr:`wrapped_size` bytes.
+        """
         ...
 
     def unwrap(self, wrapped: bytes, aad: bytes, version: int) -> bytes:

@@ -1,65 +1,47 @@
 """The deployment's root key-encryption key (KEK), kept in one local file.
 
-The key file is JSON::
+A :class:`Keyring` is a handle in the style of Tink's ``KeysetHandle``: it is
+built only by :meth:`Keyring.create` or :meth:`Keyring.load`, shows no key
+material in ``repr``, and refuses pickling and copying, so keys cannot leave
+the process by accident. The KEK is versioned: :meth:`Keyring.rotate` adds a
+version and makes it current; old versions stay so that existing records still
+open until they are re-wrapped (:func:`interlock.crypto.envelope.rewrap`).
 
-    {"format": "interlock-keyring/1", "keyring_id": "<32 hex>", "current": 2,
-     "versions": [{"version": 1, "created": "<ISO 8601>", "key": "<base64>"}, ...]}
-
-It is created with mode 0600 and never briefly readable by others (the
-temporary file is opened 0600 with O_EXCL, then hard-linked into place, which
-also refuses to overwrite). Loading refuses a file that group or others can
-access, a symlink, or anything malformed. Rotation adds a version under an
-exclusive lock and replaces the file atomically; old versions stay so that
-existing records still open until they are re-wrapped.
-
-A :class:`Keyring` is a handle in the style of Tink's ``KeysetHandle``: it
-shows no key material in ``repr`` and refuses pickling and copying.
+The file's format and its safe reading and writing live in
+:mod:`interlock.crypto.keyfile`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import fcntl
-import json
-import os
 import secrets
-import stat
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import Final, NoReturn
 
-from interlock.crypto import aead, envelope
-from interlock.errors import AlreadyInitialisedError, DecryptionError, KeyFileError, KeyringError
+from interlock.crypto import aead, envelope, keyfile
+from interlock.crypto.keyfile import KeyFileContents
+from interlock.errors import DecryptionError, KeyFileError, KeyringError
 
 __all__ = ["Keyring"]
 
-_FORMAT: Final = "interlock-keyring/1"
-_MAX_FILE: Final = 1024 * 1024
 _WRAPPED_SIZE: Final = aead.NONCE_SIZE + aead.KEY_SIZE + aead.TAG_SIZE
+_INTERNAL: Final = object()  # proof that a constructor call comes from this module
 
 
 class Keyring:
-    """A handle on the versioned root KEK of one deployment."""
+    """A handle on the versioned root KEK of one deployment; implements ``KeyEncryptionKey``."""
 
-    __slots__ = ("_created", "_current", "_id", "_keys", "_path")
+    __slots__ = ("_path", "_state")
 
-    def __init__(
-        self,
-        path: Path,
-        keyring_id: str,
-        current: int,
-        keys: dict[int, bytes],
-        created: dict[int, str],
-    ) -> None:
-        """Internal: use :meth:`create` or :meth:`load`."""
+    def __init__(self, token: object, path: Path, state: KeyFileContents) -> None:
+        """Not public: use :meth:`create` or :meth:`load`."""
+        if token is not _INTERNAL:
+            raise TypeError("use Keyring.create() or Keyring.load(); a Keyring is not built")
         self._path = path
-        self._id = keyring_id
-        self._current = current
-        self._keys = dict(keys)
-        self._created = dict(created)
+        # One immutable snapshot, swapped in a single assignment, so a reader
+        # in another thread never sees a current version without its key.
+        self._state = state
 
     # -- construction --------------------------------------------------------
 
@@ -67,21 +49,21 @@ class Keyring:
     def create(cls, path: Path) -> Keyring:
         """Create a new keyring file (mode 0600) at ``path`` with KEK version 1.
 
-        Raises :class:`AlreadyInitialisedError` if anything exists at ``path``.
+        The keyring id is 128 random bits. Raises :class:`AlreadyInitialisedError`
+        if anything exists at ``path``, :class:`KeyringError` if it cannot be written.
         """
-        keyring = cls(path, secrets.token_hex(16), 1, {1: aead.new_key()}, {1: _now()})
-        try:
-            _write_private(path, keyring._document(), replace=False)
-        except FileExistsError:
-            raise AlreadyInitialisedError(
-                f"{path} already exists; refusing to overwrite a keyring"
-            ) from None
-        return keyring
+        state = KeyFileContents(secrets.token_hex(16), 1, {1: aead.new_key()}, {1: _now()})
+        keyfile.write_new(path, state)
+        return cls(_INTERNAL, path, state)
 
     @classmethod
     def load(cls, path: Path) -> Keyring:
-        """Load the keyring at ``path``; :class:`KeyFileError` if it is unsafe or malformed."""
-        return cls(path, *_parse(path, _read_private(path)))
+        """Load the keyring at ``path``.
+
+        Raises :class:`KeyFileError` if it is missing, a symlink, not a regular
+        file, accessible by group or others, or malformed.
+        """
+        return cls(_INTERNAL, path, keyfile.read(path))
 
     # -- public, non-secret properties --------------------------------------
 
@@ -92,18 +74,18 @@ class Keyring:
 
     @property
     def keyring_id(self) -> str:
-        """32 hex digits naming this keyring; the same across rotations."""
-        return self._id
+        """32 lowercase hex digits naming this keyring; the same across rotations."""
+        return self._state.keyring_id
 
     @property
     def current_version(self) -> int:
         """The KEK version new records are sealed with."""
-        return self._current
+        return self._state.current
 
     @property
     def versions(self) -> tuple[int, ...]:
         """Every KEK version held, oldest first."""
-        return tuple(sorted(self._keys))
+        return tuple(sorted(self._state.keys))
 
     @property
     def wrapped_size(self) -> int:
@@ -113,41 +95,53 @@ class Keyring:
     # -- sealing (the everyday API) ------------------------------------------
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
-        """Encrypt ``plaintext``, bound to ``aad`` (see :mod:`interlock.crypto.envelope`)."""
+        """Encrypt ``plaintext``, bound to ``aad`` (see :func:`envelope.seal`)."""
         return envelope.seal(self, plaintext, aad)
 
     def open(self, blob: bytes, aad: bytes) -> bytes:
-        """Decrypt a blob from :meth:`seal` given the same ``aad``."""
+        """Decrypt a blob from :meth:`seal` given the same ``aad``.
+
+        See :func:`envelope.open_sealed` for the errors it raises.
+        """
         return envelope.open_sealed(self, blob, aad)
 
     # -- rotation ------------------------------------------------------------
 
     def rotate(self) -> int:
-        """Add a new KEK version, make it current and persist; returns the version.
+        """Add a new KEK version, make it current and persist it; returns the version.
 
-        Concurrent rotations (two processes) are serialised by a lock file;
-        each re-reads the file under the lock, so no version is ever lost.
+        Concurrent rotations (several processes or handles) are serialised by a
+        lock file, and each re-reads the file under the lock, so no version is
+        lost. The handle changes only once the new file is durably in place.
+        Raises :class:`KeyringError` if the file now holds another keyring.
         """
-        with _locked(self._path):
-            _, _, keys, created = _parse(self._path, _read_private(self._path))
-            version = max(keys) + 1
-            keys[version], created[version] = aead.new_key(), _now()
-            self._keys, self._created, self._current = keys, created, version
-            _write_private(self._path, self._document(), replace=True)
+        with keyfile.locked(self._path):
+            on_disk = self._read_same_keyring()
+            version = max(on_disk.keys) + 1
+            if version > keyfile.MAX_VERSION:
+                raise KeyringError(f"{self._path}: no KEK version is left to rotate to")
+            state = KeyFileContents(
+                self.keyring_id,
+                version,
+                {**on_disk.keys, version: aead.new_key()},
+                {**on_disk.created, version: _now()},
+            )
+            keyfile.write_replacing(self._path, state)
+            self._state = state
         return version
 
     # -- KeyEncryptionKey protocol ------------------------------------------
 
     def has_version(self, version: int) -> bool:
-        """Whether ``version`` is held; re-reads the file once if it is not.
+        """Whether ``version`` is held; re-reads the file once for a newer version.
 
         Another process may have rotated the keyring since this one loaded it.
+        An unreadable file or another keyring's file leaves the handle as it was.
         """
-        if version not in self._keys and version > self._current:
-            with contextlib.suppress(KeyFileError):
-                _, current, keys, created = _parse(self._path, _read_private(self._path))
-                self._keys, self._created, self._current = keys, created, current
-        return version in self._keys
+        if version not in self._state.keys and self._state.current < version <= keyfile.MAX_VERSION:
+            with contextlib.suppress(KeyringError):
+                self._state = self._read_same_keyring()
+        return version in self._state.keys
 
     def wrap(self, dek: bytes, aad: bytes, version: int) -> bytes:
         """``nonce || AES-256-GCM(KEK_version, dek)`` authenticating ``aad``."""
@@ -157,16 +151,23 @@ class Keyring:
     def unwrap(self, wrapped: bytes, aad: bytes, version: int) -> bytes:
         """Reverse of :meth:`wrap`; :class:`DecryptionError` on any failure."""
         if len(wrapped) != _WRAPPED_SIZE:
-            raise DecryptionError("decryption failed: malformed wrapped key")
+            raise DecryptionError(aead.DECRYPTION_FAILED)
         nonce, body = wrapped[: aead.NONCE_SIZE], wrapped[aead.NONCE_SIZE :]
         return aead.decrypt(self._key(version), nonce, body, aad)
 
     # -- no accidental export ------------------------------------------------
 
     def __repr__(self) -> str:
-        return f"Keyring(id={self._id}, versions={list(self.versions)}, current={self._current})"
+        versions, current = list(self.versions), self.current_version
+        return f"Keyring(id={self.keyring_id}, versions={versions}, current={current})"
 
     def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError("a Keyring cannot be pickled: key material never leaves the handle")
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a Keyring cannot be pickled: key material never leaves the handle")
+
+    def __getstate__(self) -> NoReturn:
         raise TypeError("a Keyring cannot be pickled: key material never leaves the handle")
 
     def __copy__(self) -> NoReturn:
@@ -175,127 +176,23 @@ class Keyring:
     def __deepcopy__(self, memo: object) -> NoReturn:
         raise TypeError("a Keyring cannot be copied")
 
+    # -- private -------------------------------------------------------------
+
     def _key(self, version: int) -> bytes:
-        key = self._keys.get(version)
+        key = self._state.keys.get(version)
         if key is None:
             raise KeyringError(f"KEK version {version} is not in this keyring")
         return key
 
-    def _document(self) -> dict[str, Any]:
-        return {
-            "format": _FORMAT,
-            "keyring_id": self._id,
-            "current": self._current,
-            "versions": [
-                {"version": v, "created": self._created[v], "key": base64.b64encode(k).decode()}
-                for v, k in sorted(self._keys.items())
-            ],
-        }
-
-
-def _read_private(path: Path) -> bytes:
-    """Read a key file, refusing symlinks and files open to group or others."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise KeyFileError(f"{path}: no keyring file; run `interlock init` first") from None
-    except OSError as exc:
-        # ELOOP: a symlink could point the key file anywhere an attacker chose.
-        raise KeyFileError(f"{path}: cannot open key file ({exc.strerror})") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise KeyFileError(f"{path}: not a regular file")
-        if info.st_mode & 0o077:
+    def _read_same_keyring(self) -> KeyFileContents:
+        on_disk = keyfile.read(self._path)
+        if on_disk.keyring_id != self.keyring_id:
             raise KeyFileError(
-                f"{path}: key file is accessible by group or others "
-                f"(mode {stat.S_IMODE(info.st_mode):04o}); run `chmod 600 {path}`"
+                f"{self._path} now holds keyring {on_disk.keyring_id}, not {self.keyring_id}; "
+                "it was replaced since it was loaded"
             )
-        data = handle.read(_MAX_FILE + 1)
-    if len(data) > _MAX_FILE:
-        raise KeyFileError(f"{path}: key file is larger than {_MAX_FILE} bytes")
-    return data
+        return on_disk
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _parse(path: Path, data: bytes) -> tuple[str, int, dict[int, bytes], dict[int, str]]:
-    """Validate a key file's content; messages name the field, never key bytes."""
-
-    def bad(what: str) -> NoReturn:
-        raise KeyFileError(f"{path}: malformed keyring: {what}")
-
-    try:
-        document = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        bad("not JSON")
-    if not isinstance(document, dict) or document.get("format") != _FORMAT:
-        bad(f"format is not {_FORMAT!r}")
-    keyring_id = document.get("keyring_id")
-    if not isinstance(keyring_id, str) or len(keyring_id) != 32:
-        bad("keyring_id must be 32 hex digits")
-    try:
-        bytes.fromhex(keyring_id)
-    except ValueError:
-        bad("keyring_id must be 32 hex digits")
-    keys: dict[int, bytes] = {}
-    created: dict[int, str] = {}
-    versions = document.get("versions")
-    if not isinstance(versions, list) or not versions:
-        bad("versions must be a non-empty list")
-    for entry in versions:
-        version = entry.get("version") if isinstance(entry, dict) else None
-        if type(version) is not int or version < 1 or version in keys:
-            bad("each version needs a unique positive integer 'version'")
-        try:
-            key = base64.b64decode(entry.get("key", ""), validate=True)
-        except (binascii.Error, TypeError, ValueError):
-            bad(f"version {version}: key is not base64")
-        if len(key) != aead.KEY_SIZE:
-            bad(f"version {version}: key is not 256 bits")
-        keys[version] = key
-        created[version] = str(entry.get("created", ""))
-    current = document.get("current")
-    if type(current) is not int or current not in keys:
-        bad("current must name one of the versions")
-    return keyring_id, current, keys, created
-
-
-def _write_private(path: Path, document: dict[str, Any], *, replace: bool) -> None:
-    """Write ``document`` to ``path`` durably, 0600 from the first byte."""
-    payload = json.dumps(document, indent=2).encode() + b"\n"
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if replace:
-            tmp.replace(path)
-        else:
-            os.link(tmp, path)  # atomic, and fails if ``path`` exists
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    lock = path.with_name(f".{path.name}.lock")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock

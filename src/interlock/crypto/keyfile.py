@@ -1,0 +1,258 @@
+"""The keyring's file: its JSON format, and reading and writing it safely.
+
+The format::
+
+    {"format": "interlock-keyring/1", "keyring_id": "<32 lowercase hex>",
+     "current": 2,
+     "versions": [{"version": 1, "created": "<ISO 8601>", "key": "<base64>"}, ...]}
+
+Threats this module answers:
+
+* *Another local user reads the key.* Files are created 0600 with ``O_EXCL``
+  (never briefly readable by others, whatever the umask), and a file that grants
+  group or others any permission is refused on load, as OpenSSH does for keys.
+* *A symlink redirects the key file* (to a copy an attacker controls, or makes
+  us overwrite another file): the last path component is opened with
+  ``O_NOFOLLOW`` and refused if it is a link. Protecting the directory itself
+  (0700) is the data directory's job.
+* *A crash leaves a torn file.* Every write goes to a temporary file in the
+  same directory, is fsynced, then appears under its name in one step
+  (``link`` for a new file, which also refuses to overwrite; ``replace``
+  otherwise), and the directory is fsynced.
+* *Two rotations at once lose a version.* :func:`locked` serialises writers.
+
+Error messages name the file and the field at fault, never key bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import fcntl
+import json
+import os
+import re
+import secrets
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, NoReturn
+
+from interlock.crypto import aead
+from interlock.errors import AlreadyInitialisedError, KeyFileError, KeyringError
+
+__all__ = [
+    "FORMAT",
+    "MAX_VERSION",
+    "KeyFileContents",
+    "locked",
+    "read",
+    "write_new",
+    "write_replacing",
+]
+
+FORMAT: Final = "interlock-keyring/1"
+#: Versions travel in blob headers as uint32.
+MAX_VERSION: Final = 2**32 - 1
+_MAX_FILE: Final = 1024 * 1024  # a million bytes is some ten thousand rotations
+_KEYRING_ID: Final = re.compile(r"[0-9a-f]{32}")
+_PRIVATE: Final = 0o600
+
+
+@dataclass(frozen=True)
+class KeyFileContents:
+    """One consistent snapshot of a key file. Internal to :mod:`interlock.crypto`."""
+
+    keyring_id: str
+    current: int
+    keys: Mapping[int, bytes] = field(repr=False)
+    created: Mapping[int, str]
+
+
+def read(path: Path) -> KeyFileContents:
+    """Read and validate the key file at ``path``; :class:`KeyFileError` if unusable."""
+    return _parse(path, _read_private(path))
+
+
+def write_new(path: Path, contents: KeyFileContents) -> None:
+    """Create ``path`` (0600); :class:`AlreadyInitialisedError` if anything is there."""
+    try:
+        _write_private(path, _encode(contents), replace=False)
+    except FileExistsError:
+        raise AlreadyInitialisedError(
+            f"{path} already exists; refusing to overwrite a keyring "
+            "(data sealed with it would become unreadable)"
+        ) from None
+    except OSError as exc:
+        raise KeyringError(f"{path}: cannot create the key file ({exc.strerror})") from None
+
+
+def write_replacing(path: Path, contents: KeyFileContents) -> None:
+    """Atomically replace the key file at ``path`` with ``contents`` (0600)."""
+    try:
+        _write_private(path, _encode(contents), replace=True)
+    except OSError as exc:
+        raise KeyringError(f"{path}: cannot write the key file ({exc.strerror})") from None
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``'s sibling lock file (across processes)."""
+    lock = path.with_name(f".{path.name}.lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, _PRIVATE)
+    except OSError as exc:
+        raise KeyringError(f"{lock}: cannot lock the key file ({exc.strerror})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _read_private(path: Path) -> bytes:
+    # O_NONBLOCK: opening a FIFO planted at the path must not hang start-up.
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise KeyFileError(f"{path}: no keyring file; run `interlock init` first") from None
+    except OSError as exc:
+        if path.is_symlink():
+            raise KeyFileError(
+                f"{path}: key file is a symbolic link; refusing it (a link can point the "
+                "key file anywhere), so put the real file at this path"
+            ) from None
+        raise KeyFileError(f"{path}: cannot open key file ({exc.strerror})") from None
+    try:
+        # fstat the descriptor we read, not the path: no window to swap the file.
+        _check_private(path, os.fstat(fd))
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(_MAX_FILE + 1)
+    finally:
+        os.close(fd)
+    if len(data) > _MAX_FILE:
+        raise KeyFileError(f"{path}: key file is larger than {_MAX_FILE} bytes")
+    return data
+
+
+def _check_private(path: Path, info: os.stat_result) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise KeyFileError(f"{path}: key file is not a regular file")
+    if info.st_mode & 0o077:
+        raise KeyFileError(
+            f"{path}: key file is accessible by group or others "
+            f"(mode {stat.S_IMODE(info.st_mode):04o}); run `chmod 600 {path}`"
+        )
+
+
+def _parse(path: Path, data: bytes) -> KeyFileContents:
+    def bad(what: str) -> NoReturn:
+        raise KeyFileError(f"{path}: malformed keyring: {what}")
+
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        bad("not JSON")
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        bad(f"format is not {FORMAT!r}")
+    keyring_id = document.get("keyring_id")
+    if not isinstance(keyring_id, str) or not _KEYRING_ID.fullmatch(keyring_id):
+        bad("keyring_id must be 32 lowercase hex digits")
+    versions = document.get("versions")
+    if not isinstance(versions, list) or not versions:
+        bad("versions must be a non-empty list")
+    keys: dict[int, bytes] = {}
+    created: dict[int, str] = {}
+    for entry in versions:
+        version = _version_of(entry)
+        if version is None or version in keys:
+            bad("each version needs a unique integer 'version' from 1 to 2^32-1")
+        key, when = _key_of(entry), _created_of(entry)
+        if key is None:
+            bad(f"version {version}: key is not 256 bits of base64")
+        if when is None:
+            bad(f"version {version}: created is not an ISO 8601 time")
+        keys[version], created[version] = key, when
+    current = document.get("current")
+    if type(current) is not int or current not in keys:
+        bad("current must name one of the versions")
+    return KeyFileContents(keyring_id, current, keys, created)
+
+
+def _version_of(entry: object) -> int | None:
+    version = entry.get("version") if isinstance(entry, dict) else None
+    # type() rather than isinstance(): JSON true would otherwise be version 1.
+    if type(version) is not int or not 1 <= version <= MAX_VERSION:
+        return None
+    return version
+
+
+def _key_of(entry: dict[str, Any]) -> bytes | None:
+    text = entry.get("key")
+    if not isinstance(text, str):
+        return None
+    try:
+        key = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return key if len(key) == aead.KEY_SIZE else None
+
+
+def _created_of(entry: dict[str, Any]) -> str | None:
+    text = entry.get("created")
+    if not isinstance(text, str):
+        return None
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return text
+
+
+def _encode(contents: KeyFileContents) -> bytes:
+    document = {
+        "format": FORMAT,
+        "keyring_id": contents.keyring_id,
+        "current": contents.current,
+        "versions": [
+            {
+                "version": version,
+                "created": contents.created[version],
+                "key": base64.b64encode(key).decode("ascii"),
+            }
+            for version, key in sorted(contents.keys.items())
+        ],
+    }
+    return json.dumps(document, indent=2).encode() + b"\n"
+
+
+def _write_private(path: Path, payload: bytes, *, replace: bool) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, _PRIVATE)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), _PRIVATE)  # exact, whatever the umask removed
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if replace:
+            tmp.replace(path)
+        else:
+            os.link(tmp, path)  # atomic, and fails if anything (even a symlink) is there
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The new directory entry is only durable once the directory is fsynced.
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
