@@ -110,14 +110,24 @@ def test_data_dir_option_overrides_the_environment(
     assert not (tmp_path / "data").exists()
 
 
-def test_demo_shows_systems_integrations_and_routes(
+def test_demo_walks_through_allowed_and_refused_calls(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The interim demo initialises a fresh deployment and prints the example's tables."""
-    assert main(["demo", str(EXAMPLE)]) == 0
+    """The demo starts a sample ERP and the gateway and shows each outcome, then exits."""
+    assert main(["demo", str(EXAMPLE), "--once", "--port", "0"]) == 0
     out = capsys.readouterr().out
-    for expected in ("Systems", "Integrations", "Routes", "erp", "crm", "order-sync", "GET"):
+    for expected in (
+        "allowed read",
+        "200",
+        "403 this route requires the scope 'crm.accounts.write'",
+        "401 this route requires an API key",
+        "404 no route matches this path",
+        "400 credentials are not accepted in the query string",
+        "old key in its overlap",
+        "revoked key",
+    ):
         assert expected in out
+    assert "ilk_" not in out.replace("ilk_…", "").replace("api_key=ilk_x", "")
 
 
 def test_migrate_runs_on_an_initialised_deployment(capsys: pytest.CaptureFixture[str]) -> None:

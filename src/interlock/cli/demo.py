@@ -1,50 +1,73 @@
-"""``interlock demo``: the interim demo until the gateway lands.
+"""``interlock demo``: a fresh deployment, a sample ERP, the gateway, and a walkthrough.
 
-It initialises a fresh deployment in a new data directory (keyring, migrated
-store), validates the manifest and shows what it connects. Honest about what
-it is: nothing is served yet.
+In a new data directory it initialises a deployment, starts a sample "ERP
+orders" service over HTTPS (certificate from the deployment's local CA),
+stores the ERP's credential in the secret store, starts the gateway with the
+example manifest pointed at the sample ERP, issues an API key and walks
+through allowed and refused calls. Then it keeps serving and prints commands
+to try, until Ctrl-C; ``--once`` exits after the walkthrough.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import os
+import secrets
 import shutil
+import signal
+import ssl
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
+import aiohttp
 import typer
 
 from interlock.cli.context import console, settings, state
-from interlock.cli.render import integration_table, route_table, system_table
-from interlock.config.loader import check_manifest
+from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
-from interlock.errors import ManifestError
-from interlock.store import head_revision, initialise
+from interlock.gateway.server import ListenerConfig, RunningGateway, start_gateway
+from interlock.identity.apikeys import ApiKeys
+from interlock.logs import configure_logging
+from interlock.pki import ensure_local_ca
+from interlock.secrets.store import SecretStore
+from interlock.store import Deployment, initialise
+from interlock.testing.sample_erp import SampleErp, start_sample_erp
 
 __all__ = ["demo"]
 
+DEMO_CLIENT = "order-sync"
+
 
 def demo(
-    manifest: Annotated[Path, typer.Argument(help="Manifest to show.")] = Path(
+    manifest: Annotated[Path, typer.Argument(help="Manifest to serve.")] = Path(
         "examples/interlock.yaml"
     ),
+    once: Annotated[
+        bool, typer.Option("--once", help="Exit after the walkthrough instead of serving.")
+    ] = False,
+    port: Annotated[int, typer.Option("--port", help="Gateway port (0: any free one).")] = 8443,
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the demo's data directory afterwards.")
     ] = False,
 ) -> None:
-    """Initialise a fresh deployment, validate MANIFEST and print what it connects."""
-    report = check_manifest(manifest)
-    if report.manifest is None or report.errors:
-        raise ManifestError(
-            f"{manifest} is not valid; run `interlock validate {manifest}` for every error",
-            diagnostics=report.errors,
-        )
+    """Run the gateway on a fresh deployment with a sample ERP, and show it working."""
+    loaded = load_manifest(manifest)
     fresh = state.data_dir is None
     if fresh:
         state.data_dir = tempfile.mkdtemp(prefix="interlock-demo-")  # created 0700
     data_dir = Path(state.data_dir or "")
     try:
-        _show(manifest, report.manifest, len(report.warnings))
+        deployment = initialise(settings())
+        if not state.debug:
+            # The walkthrough is the output; access logs would drown it.
+            configure_logging("warning", deployment.settings.log_format)
+        try:
+            asyncio.run(_demo(deployment, loaded, once=once, port=port))
+        finally:
+            deployment.close()
     finally:
         if fresh and not keep:
             shutil.rmtree(data_dir, ignore_errors=True)
@@ -52,22 +75,150 @@ def demo(
             console.print(f"Kept the data directory {data_dir}")
 
 
-def _show(path: Path, manifest: Manifest, warnings: int) -> None:
-    deployment = initialise(settings())
+async def _demo(deployment: Deployment, manifest: Manifest, *, once: bool, port: int) -> None:
+    data_dir = deployment.settings.data_dir
+    ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
+    erp_token = secrets.token_urlsafe(32)
+    SecretStore(deployment.engine, deployment.keyring).put("erp/api-key", erp_token.encode())
+    erp = await _start_erp(deployment, erp_token)
+    manifest = _point_at_sample(manifest, erp.port)
+    gateway = await _start_gateway(deployment, manifest, port)
     try:
-        keyring = deployment.keyring
-        console.print(f"[bold]Interlock demo[/bold]: deployment {deployment.deployment_id}")
-        console.print(f"  data directory  {deployment.settings.data_dir} (0700)")
-        console.print(
-            f"  keyring         {keyring.keyring_id}, KEK version {keyring.current_version}"
-        )
-        console.print(f"  store           schema {head_revision()}")
-        console.print(f"  manifest        {path}: OK, {warnings} warnings\n")
-        for table in (system_table(manifest), integration_table(manifest), route_table(manifest)):
-            console.print(table)
-        console.print(
-            "This interim demo validates and shows the manifest; the gateway that serves "
-            "these routes comes next (`interlock serve`)."
-        )
+        keys = ApiKeys(deployment.engine, deployment.keyring, manifest)
+        issued = keys.create(DEMO_CLIENT, ["orders.read"])
+        _header(deployment, ca.certificate.subject.rfc4514_string(), erp.port, gateway.port)
+        base = f"https://127.0.0.1:{gateway.port}"
+        context = ssl.create_default_context(cafile=str(gateway.ca_file))
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
+            await _walkthrough(http, base, keys, issued.token, issued.info.id)
+        key_file = data_dir / "demo-key"
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(issued.token)
+        if not once:
+            _try_it(base, gateway.ca_file, key_file)
+            await _wait_for_ctrl_c()
     finally:
-        deployment.close()
+        await gateway.stop()
+        await erp.stop()
+
+
+async def _start_erp(deployment: Deployment, token: str) -> SampleErp:
+    ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
+    issued = ca.issue_server(["localhost", "127.0.0.1"])
+    work = Path(tempfile.mkdtemp(prefix="erp-", dir=deployment.settings.data_dir))
+    cert, key = work / "erp.pem", work / "erp.key"
+    cert.write_bytes(issued.certificate_pem)
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(issued.private_key_pem)
+    try:
+        return await start_sample_erp(cert, key, token)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+async def _start_gateway(deployment: Deployment, manifest: Manifest, port: int) -> RunningGateway:
+    try:
+        return await start_gateway(deployment, manifest, ListenerConfig(port=port))
+    except OSError:
+        # The default port is taken: any free port will do for a demo.
+        return await start_gateway(deployment, manifest, ListenerConfig(port=0))
+
+
+def _point_at_sample(manifest: Manifest, erp_port: int) -> Manifest:
+    """The example, with the ERP at the sample service and the demo client allowed keys."""
+    erp = manifest.systems["erp"].model_copy(
+        update={"url": f"https://localhost:{erp_port}", "ca": "pki:internal"}
+    )
+    systems = {**manifest.systems, "erp": erp}
+    clients = dict(manifest.clients)
+    client = clients[DEMO_CLIENT]
+    if "api_key" not in client.auth:
+        clients[DEMO_CLIENT] = client.model_copy(update={"auth": (*client.auth, "api_key")})
+    return manifest.model_copy(update={"systems": systems, "clients": clients})
+
+
+def _header(deployment: Deployment, ca_subject: str, erp_port: int, gateway_port: int) -> None:
+    console.print(f"[bold]Interlock demo[/bold]: deployment {deployment.deployment_id}")
+    console.print(f"  data directory  {deployment.settings.data_dir} (0700, keyring 0600)")
+    console.print(f"  local CA        {ca_subject}")
+    console.print(f"  sample ERP      https://localhost:{erp_port} (certificate from the local CA)")
+    console.print(f"  gateway         https://127.0.0.1:{gateway_port}")
+    console.print(
+        f"  API key         client {DEMO_CLIENT}, scope orders.read only (key shown once, "
+        "kept in memory)\n"
+    )
+
+
+async def _walkthrough(
+    http: aiohttp.ClientSession, base: str, keys: ApiKeys, token: str, key_id: str
+) -> None:
+    bearer = {"Authorization": f"Bearer {token}"}
+    steps: list[tuple[str, str, str, dict[str, str]]] = [
+        ("allowed read", "GET", "/orders/1001", bearer),
+        ("refused write (the key lacks the scope)", "POST", "/crm/accounts/ACME/orders", bearer),
+        ("missing key", "GET", "/orders/1001", {}),
+        ("unknown route", "GET", "/invoices/7", bearer),
+        ("key in the URL", "GET", "/orders/1001?api_key=ilk_x", {}),
+    ]
+    for label, method, path, headers in steps:
+        await _call(http, label, method=method, url=base + path, headers=headers)
+    successor = await asyncio.to_thread(keys.rotate, key_id)
+    console.print(f"[dim]-- rotated key {key_id} -> {successor.info.id} (24 h overlap)[/dim]")
+    new_bearer = {"Authorization": f"Bearer {successor.token}"}
+    await _call(
+        http, "old key in its overlap", method="GET", url=f"{base}/orders/1002", headers=bearer
+    )
+    await _call(http, "new key", method="GET", url=f"{base}/orders/1003", headers=new_bearer)
+    await asyncio.to_thread(keys.revoke, key_id)
+    console.print(f"[dim]-- revoked key {key_id}[/dim]")
+    await _call(http, "revoked key", method="GET", url=f"{base}/orders/1002", headers=bearer)
+
+
+async def _call(
+    http: aiohttp.ClientSession,
+    label: str,
+    *,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+) -> None:
+    shown = "Bearer ilk_…" if "Authorization" in headers else "no credential"
+    path = url.split("/", 3)[3]
+    body = {"order": "1001"} if method == "POST" else None
+    async with http.request(method, url, headers=headers, json=body) as response:
+        text = await response.text()
+    try:
+        payload = json.loads(text)
+        summary = payload.get("detail") or json.dumps(payload)[:110]
+    except (ValueError, AttributeError):
+        summary = text[:110]
+    colour = "green" if response.status < 400 else "yellow"
+    console.print(f"[bold]{label}[/bold]")
+    console.print(f"  {method} /{path}  ({shown})", markup=False)
+    console.print(f"  [{colour}]{response.status}[/{colour}] {summary}", highlight=False)
+
+
+def _try_it(base: str, ca_file: Path, key_file: Path) -> None:
+    console.print("\n[bold]Try it[/bold] (Ctrl-C stops the demo and deletes its data):")
+    console.print(
+        f'  curl --cacert {ca_file} -H "Authorization: Bearer $(cat {key_file})" '
+        f"{base}/orders/1001",
+        markup=False,
+    )
+    console.print(f"  curl --cacert {ca_file} {base}/orders/1001", markup=False)
+    console.print(f"  curl --cacert {ca_file} {base}/metrics", markup=False)
+
+
+async def _wait_for_ctrl_c() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)

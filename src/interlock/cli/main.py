@@ -17,7 +17,7 @@ import typer
 import typer.main
 
 from interlock import __version__
-from interlock.cli import demo, keyring, setup, validate
+from interlock.cli import demo, keyring, keys, secrets, serve, setup, validate
 from interlock.cli.context import state
 from interlock.errors import InterlockError
 
@@ -37,7 +37,10 @@ app.command("init")(setup.init)
 app.command("migrate")(setup.migrate)
 app.command("validate")(validate.validate)
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
 app.add_typer(keyring.app, name="keyring")
+app.add_typer(keys.app, name="keys")
+app.add_typer(secrets.app, name="secrets")
 
 
 @app.callback()

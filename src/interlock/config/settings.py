@@ -52,6 +52,9 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of the audit log; default: its own SQLite file.",
     )
+    manifest: Path = Field(
+        default=Path("interlock.yaml"), description="The manifest the gateway serves."
+    )
     redis_url: str | None = Field(
         default=None, description="Redis for shared limits and replay state (optional)."
     )

@@ -14,6 +14,8 @@ import hmac
 import secrets
 from typing import Final
 
+from interlock.errors import CryptoError
+
 __all__ = ["PEPPER_SIZE", "check_secret", "hash_secret", "new_pepper"]
 
 PEPPER_SIZE: Final = 32
@@ -27,7 +29,7 @@ def new_pepper() -> bytes:
 def hash_secret(pepper: bytes, secret: str | bytes) -> bytes:
     """HMAC-SHA256 of ``secret`` under ``pepper`` (32 bytes)."""
     if len(pepper) < PEPPER_SIZE:
-        raise ValueError("the pepper must be at least 256 bits")
+        raise CryptoError("the pepper must be at least 256 bits")
     data = secret.encode() if isinstance(secret, str) else secret
     return hmac.new(pepper, data, hashlib.sha256).digest()
 

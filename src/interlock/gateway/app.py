@@ -93,6 +93,7 @@ class Gateway:
             final = response.response
         except Refusal as refusal:
             label = refusal.route_label or label
+            principal = refusal.principal
             reason = refusal.log_reason
             final = problem_response(refusal.problem, correlation_id, request.path)
         except web.HTTPException as exc:  # e.g. 413 from client_max_size
@@ -162,6 +163,7 @@ class Gateway:
             response = await compiled.pipelines[match.route].run(ctx)
         except Refusal as refusal:
             refusal.route_label = match.route.label
+            refusal.principal = ctx.principal
             raise
         response.headers["X-Request-Id"] = correlation_id
         return _Answered(response, match.route.label, "forwarded", ctx.principal)

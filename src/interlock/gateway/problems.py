@@ -15,6 +15,8 @@ from typing import Final
 
 from aiohttp import web
 
+from interlock.identity.grants import Principal
+
 __all__ = ["PROBLEM_TYPE_BASE", "Problem", "Refusal", "problem_response"]
 
 PROBLEM_TYPE_BASE: Final = "urn:interlock:problem:"
@@ -40,7 +42,9 @@ class Refusal(Exception):  # noqa: N818  (a control-flow signal, not an error co
         super().__init__(problem.title)
         self.problem = problem
         self.log_reason = log_reason or problem.detail
-        self.route_label: str | None = None  # set once the route is known, for metrics
+        # Set by the gateway once known, for metrics and the access log.
+        self.route_label: str | None = None
+        self.principal: Principal | None = None
 
 
 def problem_response(problem: Problem, correlation_id: str, instance: str) -> web.Response:

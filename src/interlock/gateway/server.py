@@ -116,17 +116,20 @@ async def start_gateway(
 
     keys = ApiKeys(deployment.engine, deployment.keyring, manifest)
     gateway = Gateway(manifest, keys, make_upstreams(manifest), metrics)
-    runner = web.AppRunner(gateway.application(), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(
-        runner,
-        listener.host,
-        listener.port,
-        ssl_context=ssl_context,
+    runner = web.AppRunner(
+        gateway.application(),
+        access_log=None,
+        handle_signals=False,
         shutdown_timeout=SHUTDOWN_GRACE,
-        backlog=1024,
     )
-    await site.start()
+    await runner.setup()
+    site = web.TCPSite(runner, listener.host, listener.port, ssl_context=ssl_context, backlog=1024)
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        tmp.cleanup()
+        raise
     port = _bound_port(runner, listener.port)
     _log.info(
         "gateway listening",

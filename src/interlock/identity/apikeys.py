@@ -191,7 +191,7 @@ class ApiKeys:
             )
         scopes = frozenset(info.scopes) & client_scopes(self.manifest, info.client)
         self._touch(info.id)
-        return Principal(info.client, scopes, f"api_key:{info.id}")
+        return Principal(info.client, scopes, f"api-key {info.id}")
 
     # -- internals -----------------------------------------------------------
 

@@ -15,7 +15,7 @@ class Principal:
 
     client: str
     scopes: frozenset[str]
-    credential: str  # e.g. "api_key:ab12cd34ef56" — an id, never the secret
+    credential: str  # e.g. "api-key ab12cd34ef56": the credential's id, never the secret
 
 
 def client_scopes(manifest: Manifest, client: str) -> frozenset[str]:

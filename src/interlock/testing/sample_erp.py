@@ -1,0 +1,129 @@
+"""A sample "ERP orders" upstream over HTTPS, for the demo, tests and benchmarks.
+
+It serves a handful of orders under SAP-like paths, requires the bearer token
+it was started with (so the demo shows Interlock injecting outbound
+credentials from its secret store), and has an ``/echo`` path that returns the
+headers it received (so tests can check what the gateway forwards).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from aiohttp import web
+
+__all__ = ["ORDERS", "SampleErp", "start_sample_erp"]
+
+ORDERS: Final[dict[str, dict[str, Any]]] = {
+    "1001": {
+        "id": "1001",
+        "status": "confirmed",
+        "total": "1299.00",
+        "currency": "EUR",
+        "customer": {"name": "Ada Lovelace", "email": "ada@example.com", "tax_id": "DE811907980"},
+        "internal_margin": "0.31",
+    },
+    "1002": {
+        "id": "1002",
+        "status": "shipped",
+        "total": "89.90",
+        "currency": "EUR",
+        "customer": {"name": "Alan Turing", "email": "alan@example.com", "tax_id": "DE129273398"},
+        "internal_margin": "0.12",
+    },
+    "1003": {
+        "id": "1003",
+        "status": "confirmed",
+        "total": "15400.00",
+        "currency": "EUR",
+        "customer": {"name": "Grace Hopper", "email": "grace@example.com", "tax_id": "DE136695976"},
+        "internal_margin": "0.27",
+    },
+}
+
+
+@dataclass
+class SampleErp:
+    """A running sample upstream."""
+
+    runner: web.AppRunner
+    port: int
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        await self.runner.cleanup()
+
+
+def _app(token: str) -> web.Application:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def require_token(request: web.Request, handler: Any) -> web.StreamResponse:
+        supplied = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(supplied, expected):
+            return web.json_response({"error": "unauthorised"}, status=401)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def order(request: web.Request) -> web.Response:
+        found = ORDERS.get(request.match_info["id"])
+        if found is None:
+            return web.json_response({"error": "no such order"}, status=404)
+        return web.json_response(found)
+
+    async def orders(_: web.Request) -> web.Response:
+        return web.json_response({"items": list(ORDERS.values()), "next": None})
+
+    async def sales_lines(_: web.Request) -> web.Response:
+        lines = [
+            {
+                "order_id": o["id"],
+                "customer_pseudonym": f"c-{i:04d}",
+                "sku": "SKU-1",
+                "quantity": 1,
+                "net_amount": o["total"],
+                "booked_on": "2026-11-02",
+            }
+            for i, o in enumerate(ORDERS.values())
+        ]
+        return web.json_response({"lines": lines})
+
+    async def echo(request: web.Request) -> web.Response:
+        body = await request.read()
+        return web.json_response(
+            {
+                "method": request.method,
+                "path": request.raw_path,
+                "headers": {
+                    k: v for k, v in request.headers.items() if k.lower() != "authorization"
+                },
+                "authorization_ok": True,
+                "body_bytes": len(body),
+            }
+        )
+
+    app = web.Application(middlewares=[require_token])
+    app.router.add_get("/sap/opu/odata/orders/{id}", order)
+    app.router.add_get("/sap/opu/odata/orders", orders)
+    app.router.add_get("/sap/opu/odata/sales_lines", sales_lines)
+    app.router.add_route("*", "/echo/{tail:.*}", echo)
+    return app
+
+
+async def start_sample_erp(
+    certificate: Path, private_key: Path, token: str, host: str = "127.0.0.1", port: int = 0
+) -> SampleErp:
+    """Serve the sample ERP over HTTPS with the given certificate; port 0 picks a free one."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certificate, private_key)
+    runner = web.AppRunner(_app(token), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=context)
+    await site.start()
+    bound = next(a[1] for a in runner.addresses if isinstance(a, tuple))
+    return SampleErp(runner, int(bound))
