@@ -16,7 +16,7 @@ __all__ = ["RequestContext"]
 class RequestContext:
     """One request: the raw request, its correlation id, route and (once known) caller."""
 
-    request: web.Request
+    request: web.BaseRequest
     correlation_id: str
     match: RouteMatch
     query: str

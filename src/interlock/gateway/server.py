@@ -17,6 +17,7 @@ from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.errors import ConfigError, InterlockError
 from interlock.gateway.app import Gateway
+from interlock.gateway.listener import ProblemServer
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.tls import server_context
 from interlock.gateway.upstream import UpstreamLimits, Upstreams
@@ -30,6 +31,10 @@ __all__ = ["ListenerConfig", "RunningGateway", "start_gateway"]
 
 _log = get_logger("interlock.gateway")
 SHUTDOWN_GRACE: Final = 15.0
+# Request limits: request line and each header line 8 KiB, at most 100 headers.
+MAX_LINE: Final = 8190
+MAX_FIELD: Final = 8190
+MAX_HEADERS: Final = 100
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class RunningGateway:
     """A started gateway: its address, and how to reload or stop it."""
 
     gateway: Gateway
-    runner: web.AppRunner
+    runner: web.ServerRunner
     port: int
     ca_file: Path
     manifest_path: Path | None
@@ -116,12 +121,14 @@ async def start_gateway(
 
     keys = ApiKeys(deployment.engine, deployment.keyring, manifest)
     gateway = Gateway(manifest, keys, make_upstreams(manifest), metrics)
-    runner = web.AppRunner(
-        gateway.application(),
+    server = ProblemServer(
+        gateway.handle,
         access_log=None,
-        handle_signals=False,
-        shutdown_timeout=SHUTDOWN_GRACE,
+        max_line_size=MAX_LINE,
+        max_field_size=MAX_FIELD,
+        max_headers=MAX_HEADERS,
     )
+    runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
     await runner.setup()
     site = web.TCPSite(runner, listener.host, listener.port, ssl_context=ssl_context, backlog=1024)
     try:
@@ -161,7 +168,7 @@ async def serve_forever(
         await running.stop()
 
 
-def _bound_port(runner: web.AppRunner, requested: int) -> int:
+def _bound_port(runner: web.ServerRunner, requested: int) -> int:
     for address in runner.addresses:
         if isinstance(address, tuple) and len(address) >= 2:
             return int(address[1])

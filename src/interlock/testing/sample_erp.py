@@ -8,6 +8,7 @@ headers it received (so tests can check what the gateway forwards).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ssl
 from dataclasses import dataclass
@@ -92,6 +93,10 @@ def _app(token: str) -> web.Application:
         ]
         return web.json_response({"lines": lines})
 
+    async def sleep(request: web.Request) -> web.Response:
+        await asyncio.sleep(min(float(request.match_info["seconds"]), 30.0))
+        return web.json_response({"slept": True})
+
     async def echo(request: web.Request) -> web.Response:
         body = await request.read()
         return web.json_response(
@@ -111,6 +116,7 @@ def _app(token: str) -> web.Application:
     app.router.add_get("/sap/opu/odata/orders", orders)
     app.router.add_get("/sap/opu/odata/sales_lines", sales_lines)
     app.router.add_route("*", "/echo/{tail:.*}", echo)
+    app.router.add_get("/sleep/{seconds}", sleep)
     return app
 
 
@@ -127,3 +133,38 @@ async def start_sample_erp(
     await site.start()
     bound = next(a[1] for a in runner.addresses if isinstance(a, tuple))
     return SampleErp(runner, int(bound))
+
+
+def main() -> None:
+    """Run as a process: ``python -m interlock.testing.sample_erp --cert C --key K --token-file T``.
+
+    Prints ``PORT <n>`` once listening, then serves until SIGTERM or SIGINT.
+    """
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cert", type=Path, required=True)
+    parser.add_argument("--key", type=Path, required=True)
+    parser.add_argument("--token-file", type=Path, required=True)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+
+    async def run() -> None:
+        token = args.token_file.read_text().strip()
+        erp = await start_sample_erp(args.cert, args.key, token, port=args.port)
+        sys.stdout.write(f"PORT {erp.port}\n")
+        sys.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await erp.stop()
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""The running gateway shared by the gateway tests."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from tests.gateway.harness import Env, start, stop
+
+
+@pytest.fixture(scope="package")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """One deployment, two upstream processes and a gateway for all gateway tests."""
+    running = start(tmp_path_factory.mktemp("gateway"))
+    try:
+        yield running.env
+    finally:
+        stop(running)
+        logging.getLogger().handlers.clear()
+        structlog.reset_defaults()

@@ -1,0 +1,266 @@
+"""A real gateway over real TLS in a background event loop, with upstream processes.
+
+The sample ERP runs as a separate process (``python -m interlock.testing.sample_erp``)
+with a certificate from the deployment's local CA; a "rogue" upstream runs with a
+certificate from a CA nobody trusts. Tests talk to the gateway with
+``http.client`` (verifying against the local CA) or raw TLS sockets for hostile input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import io
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from interlock.config.loader import load_manifest
+from interlock.config.settings import Settings
+from interlock.crypto.pkix import (
+    certificate_pem,
+    issue_server_certificate,
+    private_key_pem,
+    self_signed_ca,
+)
+from interlock.gateway.server import ListenerConfig, RunningGateway, start_gateway
+from interlock.gateway.upstream import UpstreamLimits
+from interlock.identity.apikeys import ApiKeys
+from interlock.logs import configure_logging
+from interlock.pki import ensure_local_ca
+from interlock.secrets.store import SecretStore
+from interlock.store import Deployment, initialise
+
+MANIFEST = """\
+version: 1
+systems:
+  erp: {{url: "https://localhost:{erp_port}", location: DE, ca: "pki:internal", credentials: "secret://erp/api-key"}}
+  rogue: {{url: "https://localhost:{rogue_port}", location: DE, ca: "pki:internal", credentials: "secret://erp/api-key"}}
+roles:
+  order-reader: {{scopes: [orders.read]}}
+  order-writer: {{scopes: [orders.write]}}
+clients:
+  order-sync: {{auth: [api_key], roles: [order-reader, order-writer]}}
+  oauth-only: {{auth: [oauth2], roles: [order-reader]}}
+integrations:
+  order-sync:
+    source: erp
+    target: rogue
+    client: order-sync
+    purpose: Test order sync
+    legal_basis: contract
+    data_categories: [user.contact.email]
+    retention: 30d
+    routes:
+      - {{method: GET, path: "/orders/{{id}}", upstream: erp, upstream_path: "/sap/opu/odata/orders/{{id}}", scope: orders.read}}
+      - {{method: GET, path: "/orders", upstream: erp, upstream_path: "/sap/opu/odata/orders", scope: orders.read}}
+      - {{method: POST, path: "/orders/{{id}}/notes", upstream: erp, upstream_path: "/echo/notes/{{id}}", scope: orders.write}}
+      - {{method: GET, path: "/echo/{{value}}", upstream: erp, scope: orders.read}}
+      - {{method: GET, path: "/slow", upstream: erp, upstream_path: "/sleep/3", scope: orders.read}}
+      - {{method: GET, path: "/rogue/{{id}}", upstream: rogue, upstream_path: "/sap/opu/odata/orders/{{id}}", scope: orders.read}}
+"""
+
+
+@dataclass
+class Upstream:
+    """An upstream process."""
+
+    process: subprocess.Popen[str]
+    port: int
+
+
+@dataclass
+class Env:
+    """Everything a gateway test needs."""
+
+    deployment: Deployment
+    gateway: RunningGateway
+    keys: ApiKeys
+    ca_file: Path
+    erp_token: str
+    logs: io.StringIO
+    loop: asyncio.AbstractEventLoop
+    manifest_path: Path
+    issued_tokens: list[str] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        """The gateway's port."""
+        return self.gateway.port
+
+    def key(
+        self, scopes: list[str] | None = None, lifetime: timedelta | None = None
+    ) -> tuple[str, str]:
+        """Issue a key for order-sync; returns (token, key id)."""
+        args: dict[str, Any] = {} if lifetime is None else {"lifetime": lifetime}
+        issued = self.keys.create("order-sync", scopes, **args)
+        self.issued_tokens.append(issued.token)
+        return issued.token, issued.info.id
+
+    def context(self) -> ssl.SSLContext:
+        """A client context trusting only the deployment's local CA."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> tuple[int, dict[str, str], Any]:
+        """One HTTPS request; returns status, headers and parsed JSON (or text)."""
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", self.port, context=self.context(), timeout=10
+        )
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            raw = response.read()
+            found = {k.lower(): v for k, v in response.getheaders()}
+        finally:
+            connection.close()
+        try:
+            payload: Any = json.loads(raw)
+        except ValueError:
+            payload = raw.decode("utf-8", "replace")
+        return response.status, found, payload
+
+    def raw(self, data: bytes) -> bytes:
+        """Send raw bytes over TLS and return whatever comes back (until close or 5 s)."""
+        with (
+            socket.create_connection(("127.0.0.1", self.port), timeout=5) as plain,
+            self.context().wrap_socket(plain, server_hostname="127.0.0.1") as tls,
+        ):
+            tls.sendall(data)
+            chunks = []
+            try:
+                while chunk := tls.recv(65536):
+                    chunks.append(chunk)
+                    if b"\r\n\r\n" in b"".join(chunks) and len(b"".join(chunks)) > 0:
+                        head, _, rest = b"".join(chunks).partition(b"\r\n\r\n")
+                        length = _content_length(head)
+                        if length is not None and len(rest) >= length:
+                            break
+            except (TimeoutError, ssl.SSLError, ConnectionResetError):
+                pass
+        return b"".join(chunks)
+
+
+def _content_length(head: bytes) -> int | None:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value.strip())
+    return None
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _start_upstream(
+    workdir: Path, name: str, cert: bytes, key: bytes, token_file: Path
+) -> Upstream:
+    cert_path, key_path = workdir / f"{name}.pem", workdir / f"{name}.key"
+    cert_path.write_bytes(cert)
+    _write_private(key_path, key)
+    process = subprocess.Popen(  # noqa: S603  (our own module, fixed arguments)
+        [
+            sys.executable,
+            "-m",
+            "interlock.testing.sample_erp",
+            "--cert",
+            str(cert_path),
+            "--key",
+            str(key_path),
+            "--token-file",
+            str(token_file),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = process.stdout.readline() if process.stdout else ""
+    if not line.startswith("PORT "):
+        process.kill()
+        raise RuntimeError(f"upstream {name} did not start: {line!r}")
+    return Upstream(process, int(line.split()[1]))
+
+
+@dataclass
+class Running:
+    """The whole set-up, for teardown."""
+
+    env: Env
+    upstreams: list[Upstream]
+    thread: threading.Thread
+
+
+def start(workdir: Path) -> Running:
+    """Initialise a deployment, start both upstreams and the gateway."""
+    logs = io.StringIO()
+    configure_logging("debug", "json", logs)
+    settings = Settings(data_dir=workdir / "data", database_url=f"sqlite:///{workdir / 'store.db'}")
+    deployment = initialise(settings)
+    ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
+    erp_token = "erp-outbound-" + os.urandom(16).hex()
+    token_file = workdir / "erp-token"
+    _write_private(token_file, erp_token.encode())
+    SecretStore(deployment.engine, deployment.keyring).put("erp/api-key", erp_token.encode())
+
+    issued = ca.issue_server(["localhost", "127.0.0.1"])
+    erp = _start_upstream(
+        workdir, "erp", issued.certificate_pem, issued.private_key_pem, token_file
+    )
+    rogue_ca, rogue_ca_key = self_signed_ca("Nobody trusts this CA", timedelta(days=1))
+    rogue_cert, rogue_key = issue_server_certificate(
+        rogue_ca, rogue_ca_key, ["localhost"], timedelta(days=1)
+    )
+    rogue = _start_upstream(
+        workdir, "rogue", certificate_pem(rogue_cert), private_key_pem(rogue_key), token_file
+    )
+
+    manifest_path = workdir / "interlock.yaml"
+    manifest_path.write_text(MANIFEST.format(erp_port=erp.port, rogue_port=rogue.port))
+    manifest = load_manifest(manifest_path)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    listener = ListenerConfig(port=0, limits=UpstreamLimits(read_seconds=1.0))
+    gateway = asyncio.run_coroutine_threadsafe(
+        start_gateway(deployment, manifest, listener, manifest_path), loop
+    ).result(timeout=30)
+    keys = ApiKeys(deployment.engine, deployment.keyring, manifest)
+    env = Env(deployment, gateway, keys, gateway.ca_file, erp_token, logs, loop, manifest_path)
+    return Running(env, [erp, rogue], thread)
+
+
+def stop(running: Running) -> None:
+    """Stop the gateway, the loop and the upstream processes."""
+    env = running.env
+    asyncio.run_coroutine_threadsafe(env.gateway.stop(), env.loop).result(timeout=30)
+    env.loop.call_soon_threadsafe(env.loop.stop)
+    running.thread.join(timeout=10)
+    env.loop.close()
+    for upstream in running.upstreams:
+        upstream.process.terminate()
+        upstream.process.wait(timeout=10)
+        if upstream.process.stdout:
+            upstream.process.stdout.close()
+    env.deployment.close()
+
+
+def lines(env: Env) -> Iterator[dict[str, Any]]:
+    """Parsed log lines so far."""
+    for line in env.logs.getvalue().splitlines():
+        yield json.loads(line)

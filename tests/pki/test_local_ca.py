@@ -1,0 +1,48 @@
+"""The local CA: created once, key sealed, issues verifiable server certificates."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import sqlalchemy as sa
+from cryptography import x509
+
+from interlock.config.settings import Settings
+from interlock.pki import ensure_local_ca
+from interlock.store import initialise
+
+
+def test_local_ca_is_created_once_and_its_key_is_sealed(tmp_path: Path) -> None:
+    """A second call returns the same CA; the stored key is not PEM."""
+    deployment = initialise(
+        Settings(data_dir=tmp_path / "d", database_url=f"sqlite:///{tmp_path}/s.db")
+    )
+    first = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
+    second = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
+    assert first.certificate == second.certificate
+    with deployment.engine.connect() as connection:
+        stored = connection.execute(sa.text("SELECT private_key FROM pki_authorities")).scalar()
+    assert b"PRIVATE KEY" not in stored
+    constraints = first.certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert constraints.value.ca is True
+    assert constraints.value.path_length == 0
+    deployment.close()
+
+
+def test_issued_server_certificate_verifies_against_the_ca(tmp_path: Path) -> None:
+    """The certificate chains to the CA and carries the requested names."""
+    deployment = initialise(
+        Settings(data_dir=tmp_path / "d", database_url=f"sqlite:///{tmp_path}/s.db")
+    )
+    ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
+    issued = ca.issue_server(["localhost", "127.0.0.1"])
+    certificate = x509.load_pem_x509_certificate(issued.certificate_pem)
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert [str(a) for a in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    certificate.verify_directly_issued_by(ca.certificate)
+    (tmp_path / "ca.pem").write_bytes(ca.certificate_pem)
+    context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    assert context.get_ca_certs()[0]["subject"]
+    deployment.close()
