@@ -150,8 +150,16 @@ def test_unused_scope_is_a_warning_not_an_error(tmp_path: Path) -> None:
         ("insecure: true", True),
         ("insecure_skip_verify: true", True),
         ("skip-tls-verify: yes", True),
+        ("insecureSkipVerify: true", True),
+        ("TLS-Verify: off", True),
+        ("ignore_ssl_errors: true", True),
+        ("ssl_verify_mode: none", True),
+        ("skip_verify: 1", True),
+        ("accept_invalid_certs: true", True),
+        ("verify: null", True),
         ("verify: true", False),
         ("insecure: false", False),
+        ("tls_verify: {mode: strict}", False),
     ],
 )
 def test_switches_that_touch_certificate_verification_are_refused(
@@ -185,3 +193,43 @@ def test_one_broken_entity_does_not_cascade(tmp_path: Path) -> None:
     """A system that fails validation is still 'declared': references to it are not errors."""
     report = check(tmp_path, VALID.replace("location: US}", "location: usa}"))
     assert [d.path for d in report.errors] == ["systems.crm.location"]
+
+
+def test_names_that_look_like_switches_are_just_names(tmp_path: Path) -> None:
+    """Keys directly below systems/roles/clients/integrations are names, not settings."""
+    text = VALID.replace(
+        "  crm: {url", '  insecure: {url: "https://legacy.internal", location: DE}\n  crm: {url'
+    ).replace("clients:\n", "clients:\n  verify: {auth: [api_key], roles: [order-reader]}\n")
+    report = check(tmp_path, text)
+    assert report.ok, messages(report)
+
+
+def test_unknown_upstream_lists_the_known_systems(tmp_path: Path) -> None:
+    """The message for an unknown route upstream names what is declared."""
+    report = check(tmp_path, VALID.replace("upstream: erp, scope", "upstream: billing, scope"))
+    (error,) = report.errors
+    assert error.message == "unknown system 'billing' (known: crm, erp)"
+    assert (error.line, error.column) == (22, 55)
+
+
+def test_a_malformed_section_does_not_cascade_into_unknown_names(tmp_path: Path) -> None:
+    """systems as a list is one error; the integration's references are not also reported."""
+    start, end = VALID.index("systems:\n"), VALID.index("roles:\n")
+    report = check(tmp_path, VALID[:start] + "systems: [erp, crm]\n" + VALID[end:])
+    assert [(d.path, d.line, d.column) for d in report.errors] == [("systems", 2, 10)]
+    assert "systems must be a mapping" in report.errors[0].message
+
+
+def test_malformed_roles_do_not_make_every_scope_unknown(tmp_path: Path) -> None:
+    """When roles cannot be read, scope checks and least-privilege warnings are skipped."""
+    start, end = VALID.index("roles:\n"), VALID.index("clients:\n")
+    report = check(tmp_path, VALID[:start] + "roles: order-reader\n" + VALID[end:])
+    assert [d.path for d in report.errors] == ["roles"]
+    assert report.warnings == ()
+
+
+def test_a_route_that_failed_validation_still_counts_as_using_its_scope(tmp_path: Path) -> None:
+    """A broken route is one error, not also an 'unused scope' warning for its role."""
+    report = check(tmp_path, VALID.replace("method: POST", "method: FETCH"))
+    assert [d.path for d in report.errors] == ["integrations.order-sync.routes[1].method"]
+    assert report.warnings == ()

@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from interlock.config.units import Rate
 from tests.config.manifests import VALID, check, messages
@@ -80,7 +81,32 @@ def test_the_baseline_manifest_is_valid(tmp_path: Path) -> None:
             "[user.contact.email]",
             "[Email]",
             "integrations.order-sync.data_categories[0]",
-            "must match",
+            "fideslang key",
+        ),
+        (
+            '"/orders/{id}"',
+            '"/orders/{id}/"',
+            "integrations.order-sync.routes[0].path",
+            "does not end with '/'",
+        ),
+        ('"/orders/{id}"', '"/orders/../{id}"', "integrations.order-sync.routes[0].path", "'..'"),
+        ('"/orders/{id}"', '"/orders/{id}?x=1"', "integrations.order-sync.routes[0].path", "'?'"),
+        ('"/orders/{id}"', '"/orders/{id}#x"', "integrations.order-sync.routes[0].path", "'#'"),
+        ('"pki:internal"', "none", "systems.erp.ca", "CWE-295"),
+        ('"pki:internal"', "false", "systems.erp.ca", "CWE-295"),
+        ("scopes: [orders.read]", "scopes: []", "roles.order-reader.scopes", "at least 1 item"),
+        ("scopes: [orders.read]", "scopes: orders.read", "roles.order-reader.scopes", "a list"),
+        (
+            "scopes: [orders.read]",
+            "scopes: [Orders.Read]",
+            "roles.order-reader.scopes[0]",
+            "dot-separated lower-case words",
+        ),
+        (
+            "purpose: Sync confirmed orders to CRM",
+            "purpose: '  '",
+            "integrations.order-sync.purpose",
+            "must not be empty",
         ),
         ("erp: {url", "ERP_1: {url", "systems.ERP_1", "invalid name"),
     ],
@@ -142,3 +168,23 @@ def test_tls_1_3_minimum_is_accepted(tmp_path: Path) -> None:
     """A stricter floor is fine."""
     report = check(tmp_path, 'tls: {min_version: "1.3"}\n' + VALID)
     assert report.ok
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"), [("1.2", "1.2"), ('"1.3"', "1.3"), ("TLSv1.3", "1.3")]
+)
+def test_tls_minimum_is_a_typed_literal(tmp_path: Path, written: str, expected: str) -> None:
+    """An unquoted 1.2 (a YAML float) and TLSv1.3 both become the literal version text."""
+    report = check(tmp_path, f"tls: {{min_version: {written}}}\n" + VALID)
+    assert report.manifest is not None, messages(report)
+    assert report.manifest.tls.min_version == expected
+
+
+def test_route_without_upstream_path_and_limits_takes_the_defaults(tmp_path: Path) -> None:
+    """Optional route fields default to None; the manifest models are frozen."""
+    report = check(tmp_path, VALID)
+    assert report.manifest is not None
+    route = report.manifest.integrations["order-sync"].routes[0]
+    assert (route.upstream_path, route.rate_limit, route.response_fields) == (None, None, None)
+    with pytest.raises(ValidationError):
+        route.scope = "orders.write"  # type: ignore[misc]

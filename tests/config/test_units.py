@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from interlock.config.units import Rate, parse_duration, parse_rate
+from interlock.config.units import Rate, format_duration, parse_duration, parse_rate
 
 
 @pytest.mark.parametrize(
@@ -92,3 +93,39 @@ def test_rate_text_round_trips(limit: int, count: int, unit: str) -> None:
     """str(rate) is canonical and parses back to the same rate."""
     rate = parse_rate(f"{limit}/{count}{unit}")
     assert parse_rate(str(rate)) == rate
+
+
+@pytest.mark.parametrize("text", ["99999999999999999999d", "1000000000w", "\u0661\u0660d"])
+def test_durations_out_of_range_or_with_foreign_digits_are_refused(text: str) -> None:
+    """Overflow is a ValueError with a message, not an OverflowError; digits are ASCII."""
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["1/99999999999999day", "\u0661/s"])
+def test_rates_out_of_range_or_with_foreign_digits_are_refused(text: str) -> None:
+    """A period too long for a timedelta is refused like any malformed rate."""
+    with pytest.raises(ValueError, match="rate"):
+        parse_rate(text)
+
+
+@given(st.text(max_size=40))
+def test_parsers_fail_only_with_value_error(text: str) -> None:
+    """Any text parses or raises ValueError (which pydantic turns into a located error)."""
+    for parse in (parse_duration, parse_rate):
+        with contextlib.suppress(ValueError):
+            parse(text)
+
+
+def test_rate_refuses_a_zero_limit_and_a_fractional_period() -> None:
+    """Rate values are checked when built directly, too."""
+    with pytest.raises(ValueError, match="at least 1"):
+        Rate(0, timedelta(seconds=1))
+    with pytest.raises(ValueError, match="whole number of seconds"):
+        Rate(1, timedelta(milliseconds=1500))
+
+
+@given(st.timedeltas(min_value=timedelta(seconds=1), max_value=timedelta(days=100_000)))
+def test_duration_text_round_trips(value: timedelta) -> None:
+    """format_duration gives ISO 8601 text that parses back to the same duration."""
+    assert parse_duration(format_duration(value)) == value

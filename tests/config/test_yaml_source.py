@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from interlock.config.yaml_source import MAX_BYTES, YamlSourceError, read_yaml
+from interlock.config.yaml_source import MAX_BYTES, MAX_DEPTH, YamlSourceError, read_yaml
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -92,3 +92,40 @@ def test_oversized_and_missing_files_are_refused(tmp_path: Path) -> None:
         read_yaml(big)
     with pytest.raises(YamlSourceError, match="cannot read"):
         read_yaml(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("a: !!python/object:os.system ls\n", "tag !!python/object:os.system is not allowed"),
+        ("a: !custom x\n", "tag !custom is not allowed"),
+        ("a: !!binary aGVsbG8=\n", "tag !!binary is not allowed"),
+        ("a: !!set {x, y}\n", "tag !!set is not allowed"),
+        ("a: !!omap [x: 1]\n", "tag !!omap is not allowed"),
+        ("a: !!int twelve\n", "'twelve' is not a valid tag !!int"),
+    ],
+)
+def test_explicit_tags_are_refused_at_the_value(tmp_path: Path, text: str, fragment: str) -> None:
+    """Only plain YAML types are read; nothing is constructed from a tag."""
+    doc = read_yaml(_write(tmp_path, text))
+    (problem,) = doc.problems
+    assert (problem.path, problem.line, problem.column) == (("a",), 1, 4)
+    assert fragment in problem.message
+    assert doc.data == {"a": None}
+
+
+def test_dates_stay_text(tmp_path: Path) -> None:
+    """YAML 1.1 timestamps are read as the text written (YAML 1.2 core schema)."""
+    doc = read_yaml(_write(tmp_path, "since: 2024-01-31\nn: 3\nx: 1.5\nz: ~\n"))
+    assert doc.data == {"since": "2024-01-31", "n": 3, "x": 1.5, "z": None}
+
+
+def test_nesting_deeper_than_the_cap_is_refused_where_it_starts(tmp_path: Path) -> None:
+    """Deep nesting is refused before the recursive composer runs."""
+    text = "a: " + "[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5) + "\n"
+    with pytest.raises(YamlSourceError, match="nested deeper than") as caught:
+        read_yaml(_write(tmp_path, text))
+    problem = caught.value.problem
+    assert (problem.line, problem.column) == (1, 3 + MAX_DEPTH)
+    nested = "a: " + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "\n"
+    assert read_yaml(_write(tmp_path, nested)).problems == []

@@ -1,4 +1,4 @@
-"""Rules that relate manifest entities to each other, and insecure switches.
+"""Rules that relate manifest entities to each other.
 
 Checks run on the entities that parsed, so one mistake is reported once rather
 than cascading: a reference to a system that is *declared* but failed its own
@@ -7,97 +7,25 @@ validation is not also reported as unknown.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from interlock.config.manifest import Client, Integration, Role, Route, System, template_shape
 from interlock.config.yaml_source import DocPath
 
-__all__ = ["Entities", "Finding", "cross_check", "find_insecure_switches"]
+__all__ = ["Entities", "Finding", "cross_check"]
 
 Severity = Literal["error", "warning"]
 
-# Keys that, set to a false value, turn certificate or host-name checking off.
-_VERIFY_KEYS: Final = frozenset(
-    {
-        "verify",
-        "tls_verify",
-        "ssl_verify",
-        "verify_ssl",
-        "verify_tls",
-        "verify_certs",
-        "verify_certificate",
-        "verify_peer",
-        "verify_hostname",
-        "check_hostname",
-        "ssl_check_hostname",
-        "tls_verify_peer",
-        "cert_reqs",
-        "ssl_cert_reqs",
-    }
-)
-# Keys that, set to a true value, do the same.
-_INSECURE_KEYS: Final = frozenset(
-    {
-        "insecure",
-        "insecure_skip_verify",
-        "insecure_skip_tls_verify",
-        "skip_verify",
-        "skip_tls_verify",
-        "tls_skip_verify",
-        "tls_insecure",
-        "ssl_insecure",
-        "disable_ssl",
-        "disable_tls",
-        "ssl_disable",
-        "allow_insecure",
-        "trust_all",
-        "trust_all_certs",
-        "accept_invalid_certs",
-        "danger_accept_invalid_certs",
-        "no_verify",
-    }
-)
-_FALSE_WORDS: Final = frozenset({"false", "no", "off", "0", "none", "cert_none", "disabled"})
-_WHY: Final = (
-    "certificate verification cannot be turned off: without it anyone on the network "
-    "path can impersonate the other system and read or change the data (CWE-295); "
-    "trust a private CA with `ca: pki:NAME` or `ca: file:PATH` instead"
-)
+# EU member states plus Iceland, Liechtenstein and Norway: transfers among them
+# are not third-country transfers under GDPR Chapter V.
 _EEA: Final = frozenset(
-    [
-        "AT",
-        "BE",
-        "BG",
-        "HR",
-        "CY",
-        "CZ",
-        "DK",
-        "EE",
-        "FI",
-        "FR",
-        "DE",
-        "GR",
-        "HU",
-        "IE",
-        "IT",
-        "LV",
-        "LT",
-        "LU",
-        "MT",
-        "NL",
-        "PL",
-        "PT",
-        "RO",
-        "SK",
-        "SI",
-        "ES",
-        "SE",
-        "IS",
-        "LI",
-        "NO",
-    ]
+    {
+        *("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE"),
+        *("IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"),
+        *("IS", "LI", "NO"),
+    }
 )
 
 
@@ -129,31 +57,17 @@ class Entities:
     # so that its references are still checked.
     refs: dict[str, dict[str, str]] = field(default_factory=dict)
     declared: dict[str, set[str]] = field(default_factory=dict)
+    # Sections that are not a mapping: their names are unknown, so references
+    # into them are not checked (the section's own error says enough).
+    broken: set[str] = field(default_factory=set)
     complete: bool = True  # False when any role failed to parse
+    # Scopes named by any route, parsed or not; None when some route could not
+    # even be read, so "no route uses this scope" cannot be known.
+    mentioned_scopes: set[str] | None = field(default_factory=set)
 
-
-def find_insecure_switches(data: object, path: DocPath = ()) -> Iterator[Finding]:
-    """Every key, anywhere, that would disable certificate verification."""
-    if isinstance(data, Mapping):
-        for key, value in data.items():
-            child = (*path, key)
-            normalised = str(key).lower().replace("-", "_")
-            if normalised in _VERIFY_KEYS or normalised in _INSECURE_KEYS:
-                disables = (normalised in _VERIFY_KEYS and _is_false(value)) or (
-                    normalised in _INSECURE_KEYS and not _is_false(value)
-                )
-                message = (
-                    f"{key!r} is refused: {_WHY}"
-                    if disables
-                    else f"unknown field {key!r}: certificate verification is always on "
-                    "and cannot be configured"
-                )
-                yield Finding(child, message, at_key=True)
-            else:
-                yield from find_insecure_switches(value, child)
-    elif isinstance(data, list):
-        for index, item in enumerate(data):
-            yield from find_insecure_switches(item, (*path, index))
+    def undeclared(self, section: str, name: str) -> bool:
+        """True when ``name`` is certainly not declared in ``section``."""
+        return section not in self.broken and name not in self.declared.get(section, set())
 
 
 def cross_check(entities: Entities) -> Iterator[Finding]:
@@ -181,14 +95,14 @@ def cross_check(entities: Entities) -> Iterator[Finding]:
                 )
             else:
                 seen_routes[key] = (name, index)
-    if entities.complete:
-        yield from _unused_scopes(entities, used)
+    if entities.complete and entities.mentioned_scopes is not None:
+        yield from _unused_scopes(entities, used | entities.mentioned_scopes)
 
 
 def _client_roles(entities: Entities) -> Iterator[Finding]:
     for name, client in entities.clients.items():
         for index, role in enumerate(client.roles):
-            if role not in entities.declared.get("roles", set()):
+            if entities.undeclared("roles", role):
                 yield Finding(
                     ("clients", name, "roles", index),
                     f"unknown role {role!r}{_known(entities, 'roles')}",
@@ -202,7 +116,7 @@ def _integration_refs(entities: Entities, name: str, refs: dict[str, str]) -> It
         ("client", "clients"),
     ):
         value = refs.get(field_name)
-        if value is not None and value not in entities.declared.get(section, set()):
+        if value is not None and entities.undeclared(section, value):
             yield Finding(
                 ("integrations", name, field_name),
                 f"unknown {section[:-1]} {value!r}{_known(entities, section)}",
@@ -239,8 +153,11 @@ def _route(
 ) -> Iterator[Finding]:
     at: DocPath = ("integrations", name, "routes", index)
     source, target = refs.get("source"), refs.get("target")
-    if route.upstream not in entities.declared.get("systems", set()):
-        yield Finding((*at, "upstream"), f"unknown system {route.upstream!r}")
+    if entities.undeclared("systems", route.upstream):
+        yield Finding(
+            (*at, "upstream"),
+            f"unknown system {route.upstream!r}{_known(entities, 'systems')}",
+        )
     elif source is not None and target is not None and route.upstream not in {source, target}:
         yield Finding(
             (*at, "upstream"),
@@ -281,13 +198,3 @@ def _unused_scopes(entities: Entities, used: set[str]) -> Iterator[Finding]:
 def _known(entities: Entities, section: str) -> str:
     names = sorted(entities.declared.get(section, set()))
     return f" (known: {', '.join(names)})" if names else f" (no {section} are declared)"
-
-
-def _is_false(value: object) -> bool:
-    if isinstance(value, bool):
-        return not value
-    if value is None:
-        return True
-    if isinstance(value, int | float):
-        return value == 0
-    return str(value).strip().lower() in _FALSE_WORDS

@@ -11,18 +11,20 @@ what parsed. Output lines look like compiler diagnostics::
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, TypeGuard, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from interlock.config.checks import Entities, Finding, cross_check, find_insecure_switches
+from interlock.config.checks import Entities, Finding, cross_check
+from interlock.config.explain import explain_validation_error, unknown_field
+from interlock.config.insecure import find_insecure_switches
 from interlock.config.manifest import (
     NAME_PATTERN,
+    PATTERN_HELP,
     Client,
     Integration,
     Manifest,
@@ -44,11 +46,6 @@ _SECTIONS: Final[dict[str, type[BaseModel]]] = {
 }
 _TOP_LEVEL: Final = frozenset({"version", "tls", *_SECTIONS})
 _NAME: Final = re.compile(NAME_PATTERN)
-# Pydantic reports patterns; people want to know what is allowed.
-_PATTERN_HELP: Final = {
-    NAME_PATTERN: "a name is lower-case letters, digits and '-', starting with a letter",
-    r"^[A-Z]{2}$": "a country is an ISO 3166-1 alpha-2 code in capitals, e.g. DE",
-}
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -117,6 +114,7 @@ class _Checker:
     def __init__(self, document: YamlDocument, findings: list[Finding]) -> None:
         self.document = document
         self.findings = findings
+        self.entities = Entities()
 
     def run(self) -> Manifest | None:
         data = self.document.data
@@ -132,9 +130,9 @@ class _Checker:
         version = data.get("version")
         if version is None:
             self.findings.append(Finding((), "missing required field 'version' (use: version: 1)"))
-        elif version != 1 or isinstance(version, bool):
+        elif type(version) is not int or version != 1:
             self.findings.append(Finding(("version",), f"unsupported version {version!r}; use 1"))
-        tls = self._validate(TlsPolicy, data.get("tls") or {}, ("tls",))
+        tls = self._validate(TlsPolicy, _or_empty(data.get("tls")), ("tls",))
         entities = self._entities(data)
         self.findings.extend(cross_check(entities))
         if self._has_errors() or tls is None:
@@ -152,7 +150,7 @@ class _Checker:
         )
 
     def _entities(self, data: Mapping[str, Any]) -> Entities:
-        entities = Entities()
+        entities = self.entities
         for section, model in _SECTIONS.items():
             raw = data.get(section)
             entries = self._section(section, raw)
@@ -173,6 +171,9 @@ class _Checker:
             return {}
         if not isinstance(raw, dict):
             self.findings.append(Finding((section,), f"{section} must be a mapping of name: ..."))
+            self.entities.broken.add(section)
+            if section == "roles":
+                self.entities.complete = False
             return {}
         entries: dict[str, Any] = {}
         for name, value in raw.items():
@@ -180,7 +181,7 @@ class _Checker:
                 self.findings.append(
                     Finding(
                         (section, name),
-                        f"invalid name {name!r}: {_PATTERN_HELP[NAME_PATTERN]}",
+                        f"invalid name {name!r}: {PATTERN_HELP[NAME_PATTERN]}",
                         at_key=True,
                     )
                 )
@@ -191,17 +192,21 @@ class _Checker:
         at: DocPath = ("integrations", name)
         routes_raw: object = []
         if isinstance(value, dict):
-            routes_raw = value.get("routes") or []
+            routes_raw = _or_empty(value.get("routes"), [])
             value = {k: v for k, v in value.items() if k != "routes"}
             entities.refs[name] = {
                 k: v for k in ("source", "target", "client") if isinstance(v := value.get(k), str)
             }
         flow = self._validate(Integration, value, at)
-        routes: list[tuple[int, Route]] = []
         if not isinstance(routes_raw, list):
             self.findings.append(Finding((*at, "routes"), "routes must be a list"))
             routes_raw = []
+        if not isinstance(value, dict) or not all(isinstance(r, dict) for r in routes_raw):
+            entities.mentioned_scopes = None
+        routes: list[tuple[int, Route]] = []
         for index, raw_route in enumerate(routes_raw):
+            if entities.mentioned_scopes is not None and isinstance(raw_route, dict):
+                entities.mentioned_scopes.add(str(raw_route.get("scope")))
             route = self._validate(Route, raw_route, (*at, "routes", index))
             if route is not None:
                 routes.append((index, route))
@@ -216,56 +221,21 @@ class _Checker:
         try:
             return model.model_validate(value)
         except ValidationError as exc:
-            self.findings.extend(_from_pydantic(exc, at, model))
+            self.findings.extend(explain_validation_error(exc, at, model))
             return None
 
     def _unknown(self, path: DocPath, key: str, allowed: Iterable[str]) -> None:
-        self.findings.append(Finding(path, _unknown_message(key, allowed), at_key=True))
+        self.findings.append(Finding(path, unknown_field(key, allowed), at_key=True))
 
     def _has_errors(self) -> bool:
         return any(f.severity == "error" for f in self.findings)
 
 
-def _from_pydantic(exc: ValidationError, at: DocPath, model: type[BaseModel]) -> Iterator[Finding]:
-    for error in exc.errors(include_url=False):
-        loc = tuple(part for part in error["loc"] if isinstance(part, str | int))
-        kind, message = error["type"], error["msg"]
-        if kind == "missing":
-            yield Finding((*at, *loc[:-1]), f"missing required field {loc[-1]!r}")
-        elif kind == "extra_forbidden":
-            yield Finding(
-                (*at, *loc), _unknown_message(str(loc[-1]), _fields(model, loc)), at_key=True
-            )
-        elif kind == "string_pattern_mismatch":
-            pattern = str((error.get("ctx") or {}).get("pattern", ""))
-            help_text = _PATTERN_HELP.get(pattern, f"must match {pattern}")
-            yield Finding((*at, *loc), f"{error['input']!r} is not valid: {help_text}")
-        else:
-            text = message.removeprefix("Value error, ").replace("Input should be", "must be")
-            yield Finding((*at, *loc), text)
-
-
-def _fields(model: type[BaseModel], loc: tuple[str | int, ...]) -> Iterable[str]:
-    current: type[BaseModel] = model
-    for part in loc[:-1]:
-        if not isinstance(part, str) or part not in current.model_fields:
-            continue
-        annotation = current.model_fields[part].annotation
-        candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if _is_model(a)]
-        if not candidates:
-            return ()
-        current = candidates[0]
-    return current.model_fields.keys()
-
-
-def _is_model(candidate: object) -> TypeGuard[type[BaseModel]]:
-    return isinstance(candidate, type) and issubclass(candidate, BaseModel)
-
-
-def _unknown_message(key: str, allowed: Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, list(allowed), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown field {key!r}{hint}"
+def _or_empty(value: object, empty: object = None) -> object:
+    """``value``, or an empty mapping (or ``empty``) when the YAML left it blank (null)."""
+    if value is not None:
+        return value
+    return {} if empty is None else empty
 
 
 def _without(data: dict[str, Any], paths: list[DocPath]) -> dict[str, Any]:

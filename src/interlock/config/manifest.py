@@ -24,6 +24,7 @@ from pydantic import (
 from interlock.config.units import Duration, RateValue
 
 __all__ = [
+    "PATTERN_HELP",
     "AuthMethod",
     "Client",
     "Integration",
@@ -43,20 +44,32 @@ __all__ = [
 ]
 
 NAME_PATTERN: Final = r"^[a-z][a-z0-9-]{0,62}$"
-Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
-Scope = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$")]
-Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+SCOPE_PATTERN: Final = r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$"
+COUNTRY_PATTERN: Final = r"^[A-Z]{2}$"
 # fideslang-style taxonomy keys: user.contact.email, system.operations ...
-DataCategory = Annotated[str, StringConstraints(pattern=r"^(user|system)(\.[a-z][a-z0-9_]*)*$")]
-DataSubject = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
-# A response field: dotted path, "[]" after a name descends into each array item.
-FieldPath = Annotated[
-    str,
-    StringConstraints(
-        pattern=r"^[A-Za-z_][A-Za-z0-9_-]*(\[\])?(\.[A-Za-z_][A-Za-z0-9_-]*(\[\])?)*$"
-    ),
-]
+CATEGORY_PATTERN: Final = r"^(user|system)(\.[a-z][a-z0-9_]*)*$"
+SUBJECT_PATTERN: Final = r"^[a-z][a-z0-9_]*$"
+# A response field: a dotted path; "[]" after a name descends into each array item.
+FIELD_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_-]*(\[\])?(\.[A-Za-z_][A-Za-z0-9_-]*(\[\])?)*$"
+PATTERN_HELP: Final[dict[str, str]] = {
+    NAME_PATTERN: "a name is 1-63 lower-case letters, digits and '-', starting with a letter",
+    SCOPE_PATTERN: "a scope is dot-separated lower-case words, e.g. orders.read",
+    COUNTRY_PATTERN: "a country is an ISO 3166-1 alpha-2 code in capitals, e.g. DE",
+    CATEGORY_PATTERN: "a data category is a fideslang key under user. or system., "
+    "e.g. user.contact.email",
+    SUBJECT_PATTERN: "a data subject is a lower-case word, e.g. customer",
+    FIELD_PATTERN: "a response field is a dotted path where 'name[]' descends into each "
+    "item of an array, e.g. customer.email or items[].sku",
+}
+"""What each pattern allows, in words, for error messages."""
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+Scope = Annotated[str, StringConstraints(pattern=SCOPE_PATTERN)]
+Country = Annotated[str, StringConstraints(pattern=COUNTRY_PATTERN)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+DataCategory = Annotated[str, StringConstraints(pattern=CATEGORY_PATTERN)]
+DataSubject = Annotated[str, StringConstraints(pattern=SUBJECT_PATTERN)]
+FieldPath = Annotated[str, StringConstraints(pattern=FIELD_PATTERN)]
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 AuthMethod = Literal["api_key", "oauth2", "mtls"]
@@ -75,6 +88,7 @@ Safeguard = Literal["adequacy", "SCC", "BCR", "derogation"]
 _SEGMENT: Final = re.compile(r"^(\{[a-z_][a-z0-9_]*\}|[A-Za-z0-9._~!$&'()*+,=:@-]+)$")
 _PARAM: Final = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _CA: Final = re.compile(r"^(system|pki:[a-z][a-z0-9-]*|file:\S+)$")
+_NO_TRUST: Final = frozenset({"none", "no", "off", "false", "insecure", "any", "skip", ""})
 _SECRET_REF: Final = re.compile(r"^secret://[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
 
 
@@ -85,18 +99,19 @@ class _Model(BaseModel):
 class TlsPolicy(_Model):
     """Minimum TLS version for connections Interlock makes or accepts."""
 
-    min_version: str = "1.2"
+    min_version: Literal["1.2", "1.3"] = "1.2"
 
     @field_validator("min_version", mode="before")
     @classmethod
     def _tls_12_or_newer(cls, value: object) -> str:
+        # Accepts 1.2, "1.2", "TLS1.2" and "TLSv1.2" (an unquoted 1.2 is a YAML float).
         text = str(value).strip().removeprefix("TLSv").removeprefix("TLS").strip()
         if text in {"1.2", "1.3"}:
             return text
-        if text in {"1", "1.0", "1.1", "SSLv3", "3"}:
+        if text in {"1", "1.0", "1.1", "SSLv2", "SSLv3", "2", "3"}:
             raise ValueError(
-                f"TLS {text} is refused: versions below 1.2 are deprecated (RFC 8996) and "
-                "broken by known attacks; use 1.2 or 1.3"
+                f"TLS {text} is refused: versions below 1.2 are deprecated (RFC 8996, "
+                "BSI TR-02102-2, PCI DSS 4.0) and broken by known attacks; use 1.2 or 1.3"
             )
         raise ValueError(f"unknown TLS version {value!r}; use '1.2' or '1.3'")
 
@@ -118,8 +133,9 @@ class System(_Model):
         parts = urlsplit(value)
         if parts.scheme != "https":
             raise ValueError(
-                f"upstream must use https:// (got {parts.scheme or 'no'} scheme): data "
-                "between systems is always encrypted and the server authenticated"
+                f"upstream must use https:// (got {parts.scheme or 'no'} scheme): without "
+                "TLS anyone on the network path can read and change the data and "
+                "impersonate the system"
             )
         if not parts.hostname:
             raise ValueError("URL has no host")
@@ -131,10 +147,16 @@ class System(_Model):
             raise ValueError("URL must not have a query or fragment")
         return value
 
-    @field_validator("ca")
+    @field_validator("ca", mode="before")
     @classmethod
-    def _trust_anchor(cls, value: str) -> str:
-        if not _CA.match(value):
+    def _trust_anchor(cls, value: object) -> object:
+        if value is False or (isinstance(value, str) and value.strip().lower() in _NO_TRUST):
+            raise ValueError(
+                "ca cannot switch certificate verification off: without it anyone on the "
+                "network path can impersonate the system (CWE-295); name the CA that "
+                "issued its certificate with 'pki:NAME' or 'file:PATH'"
+            )
+        if not isinstance(value, str) or not _CA.match(value):
             raise ValueError("ca must be 'system', 'pki:NAME' or 'file:PATH'")
         return value
 

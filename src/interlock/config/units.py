@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Final
 
-from pydantic import PlainSerializer, PlainValidator, TypeAdapter, ValidationError
+from pydantic import PlainSerializer, PlainValidator, TypeAdapter, ValidationError, WithJsonSchema
 
-__all__ = ["Duration", "Rate", "RateValue", "parse_duration", "parse_rate"]
+__all__ = ["Duration", "Rate", "RateValue", "format_duration", "parse_duration", "parse_rate"]
 
 _SECOND: Final = timedelta(seconds=1)
 
 # Short forms: a number and one unit letter. "m" is minutes (never months:
 # use ISO 8601 "P1M" for a month).
-_SHORT_DURATION: Final = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_SHORT_DURATION: Final = re.compile(r"^\s*([0-9]+)\s*([smhdw])\s*$")
 _SHORT_UNITS: Final = {
     "s": timedelta(seconds=1),
     "m": timedelta(minutes=1),
@@ -42,7 +42,7 @@ def parse_duration(value: object) -> timedelta:
         # pydantic turns only ValueError into a located validation error
         raise ValueError("a duration is text such as '90d' or 'P90D', not a bare number")  # noqa: TRY004
     elif match := _SHORT_DURATION.match(value):
-        duration = int(match.group(1)) * _SHORT_UNITS[match.group(2)]
+        duration = _times(int(match.group(1)), _SHORT_UNITS[match.group(2)], "a duration")
     elif value.strip().upper().startswith("P"):
         try:
             duration = _ISO.validate_python(value.strip().upper())
@@ -55,11 +55,22 @@ def parse_duration(value: object) -> timedelta:
     return duration
 
 
-Duration = Annotated[timedelta, PlainValidator(parse_duration)]
+def format_duration(value: timedelta) -> str:
+    """ISO 8601 text for ``value`` (``P90D``, ``PT10M``); :func:`parse_duration` reads it."""
+    return str(_ISO.dump_python(value, mode="json"))
+
+
+Duration = Annotated[
+    timedelta,
+    PlainValidator(parse_duration),
+    # Explicit, because pydantic's own timedelta serializer warns behind a PlainValidator.
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "examples": ["90d", "P90D"]}),
+]
 """A positive :class:`~datetime.timedelta` written as ``90d`` or ``P90D`` in YAML."""
 
 
-_RATE: Final = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
+_RATE: Final = re.compile(r"^\s*([0-9]+)\s*/\s*([0-9]*)\s*([a-z]+)\s*$")
 _RATE_UNITS: Final = {
     **dict.fromkeys(("s", "sec", "second", "seconds"), timedelta(seconds=1)),
     **dict.fromkeys(("m", "min", "minute", "minutes"), timedelta(minutes=1)),
@@ -112,8 +123,21 @@ def parse_rate(value: object) -> Rate:
     count = int(match.group(2) or "1")
     if count < 1:
         raise ValueError("a rate period must be at least one unit")
-    return Rate(int(match.group(1)), count * _RATE_UNITS[match.group(3)])
+    return Rate(int(match.group(1)), _times(count, _RATE_UNITS[match.group(3)], "a rate period"))
 
 
-RateValue = Annotated[Rate, PlainValidator(parse_rate), PlainSerializer(str)]
+def _times(count: int, unit: timedelta, what: str) -> timedelta:
+    """``count * unit``, with timedelta's overflow turned into a readable ValueError."""
+    try:
+        return count * unit
+    except OverflowError:
+        raise ValueError(f"{what} of {count} units is too long") from None
+
+
+RateValue = Annotated[
+    Rate,
+    PlainValidator(parse_rate),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "examples": ["1000/min", "5/s"]}),
+]
 """A :class:`Rate` written as ``1000/min`` in YAML."""

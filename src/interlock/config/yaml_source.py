@@ -1,16 +1,20 @@
 """Read YAML safely and remember where every key and value stood.
 
-PyYAML's safe loader composes the node graph (no Python object construction);
-we then build plain data from it ourselves so that we can:
+PyYAML's safe loader (libyaml's when installed) composes the node graph; no
+Python object is constructed from tags. We then build plain data from the nodes
+ourselves so that we can:
 
 * record the line and column of every key and value, for located errors;
 * refuse duplicate keys (PyYAML silently keeps the last one: a reviewer sees
   the first, Interlock would use the second);
 * refuse aliases and merge keys (exponential "billion laughs" expansion, and
   values that silently come from elsewhere in the file);
-* refuse non-string keys and files over a size cap;
-* read ``yes``/``no``/``on``/``off`` as strings, as YAML 1.2 does, so that a
-  country code ``NO`` stays Norway instead of becoming ``False``.
+* refuse explicit tags other than the plain YAML types (``!!binary``, ``!!set``,
+  ``!custom`` ...): a manifest holds text, numbers, booleans, lists and mappings;
+* refuse non-string keys, files over a size cap and nesting deeper than a cap
+  (the composer recurses once per level);
+* read ``yes``/``no``/``on``/``off`` and dates as strings, as YAML 1.2's core
+  schema does, so that a country code ``NO`` stays Norway instead of ``False``.
 """
 
 from __future__ import annotations
@@ -21,12 +25,27 @@ from typing import Final
 
 import yaml
 
-__all__ = ["MAX_BYTES", "DocPath", "Located", "YamlDocument", "YamlSourceError", "read_yaml"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "DocPath",
+    "Located",
+    "YamlDocument",
+    "YamlSourceError",
+    "read_yaml",
+]
 
 MAX_BYTES: Final = 4 * 1024 * 1024
-_BOOL_TAG: Final = "tag:yaml.org,2002:bool"
-_MERGE_TAG: Final = "tag:yaml.org,2002:merge"
-_STR_TAG: Final = "tag:yaml.org,2002:str"
+MAX_DEPTH: Final = 64
+# libyaml is faster and behaves the same; the pure-Python loader is the fallback.
+_LOADER: Final[type[yaml.SafeLoader]] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_TAG: Final = "tag:yaml.org,2002:"
+_TEXT_TAGS: Final = frozenset({f"{_TAG}str", f"{_TAG}timestamp", f"{_TAG}value"})
+_CONSTRUCTED_TAGS: Final = frozenset({f"{_TAG}null", f"{_TAG}int", f"{_TAG}float"})
+_BOOL_TAG: Final = f"{_TAG}bool"
+_MERGE_TAG: Final = f"{_TAG}merge"
+_MAP_TAG: Final = f"{_TAG}map"
+_SEQ_TAG: Final = f"{_TAG}seq"
 _YAML12_BOOLS: Final = frozenset({"true", "false"})
 
 DocPath = tuple[str | int, ...]
@@ -74,24 +93,12 @@ class YamlDocument:
 
 def read_yaml(path: Path) -> YamlDocument:
     """Read ``path``; raises :class:`YamlSourceError` if it is not usable YAML."""
+    text = _read_text(path)
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise YamlSourceError(Located((), 1, 1, f"cannot read file: {exc.strerror}")) from None
-    if len(raw) > MAX_BYTES:
-        raise YamlSourceError(Located((), 1, 1, f"file is larger than {MAX_BYTES} bytes"))
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise YamlSourceError(
-            Located((), 1, 1, f"not UTF-8 (byte {exc.start}); save the file as UTF-8")
-        ) from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_depth(text)
+        root = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        line, column = _position(exc.problem_mark or exc.context_mark)
         reason = exc.problem or exc.context or "invalid YAML"
         raise YamlSourceError(Located((), line, column, f"invalid YAML: {reason}")) from None
     except yaml.YAMLError as exc:
@@ -103,10 +110,42 @@ def read_yaml(path: Path) -> YamlDocument:
     return document
 
 
+def _read_text(path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise YamlSourceError(Located((), 1, 1, f"cannot read file: {reason}")) from None
+    if len(raw) > MAX_BYTES:
+        raise YamlSourceError(Located((), 1, 1, f"file is larger than {MAX_BYTES} bytes"))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise YamlSourceError(
+            Located((), 1, 1, f"not UTF-8 (byte {exc.start}); save the file as UTF-8")
+        ) from None
+
+
+def _check_depth(text: str) -> None:
+    """Refuse deep nesting from the event stream, before the recursive composer runs."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line, column = _position(event.start_mark)
+                message = f"nested deeper than {MAX_DEPTH} levels"
+                raise YamlSourceError(Located((), line, column, message))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 class _Builder:
     def __init__(self, document: YamlDocument) -> None:
         self._doc = document
         self._seen: set[int] = set()
+        # Only used for null, int and float scalars (SafeConstructor's own rules).
         self._constructor = yaml.SafeLoader("")
 
     def build(self, node: yaml.Node, path: DocPath) -> object:
@@ -115,11 +154,14 @@ class _Builder:
             self._problem(path, node, "aliases (*name) are not allowed; write the value out")
             return None
         self._seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, yaml.MappingNode) and node.tag == _MAP_TAG:
             return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ_TAG:
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self._scalar(node)
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        self._problem(path, node, f"{_tag_name(node)} is not allowed; use a plain list or mapping")
+        return None
 
     def _mapping(self, node: yaml.MappingNode, path: DocPath) -> dict[str, object]:
         result: dict[str, object] = {}
@@ -127,10 +169,10 @@ class _Builder:
             if key_node.tag == _MERGE_TAG:
                 self._problem(path, key_node, "merge keys (<<) are not allowed; write keys out")
                 continue
-            key = self._scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
-            if not isinstance(key, str):
+            if not _is_text_key(key_node):
                 self._problem(path, key_node, "keys must be plain text")
                 continue
+            key = str(key_node.value)
             child = (*path, key)
             if key in result:
                 first_line = self._doc.keys[child][0]
@@ -142,17 +184,44 @@ class _Builder:
             result[key] = self.build(value_node, child)
         return result
 
-    def _scalar(self, node: yaml.Node) -> object:
-        if node.tag == _BOOL_TAG and str(node.value).lower() not in _YAML12_BOOLS:
-            return str(node.value)  # YAML 1.1's yes/no/on/off are text in YAML 1.2
-        if node.tag == _STR_TAG or not isinstance(node, yaml.ScalarNode):
+    def _scalar(self, node: yaml.ScalarNode, path: DocPath) -> object:
+        if node.tag in _TEXT_TAGS or _is_yaml11_bool(node):
             return str(node.value)
-        return self._constructor.construct_object(node, deep=True)
+        if node.tag in _CONSTRUCTED_TAGS or node.tag == _BOOL_TAG:
+            try:
+                return self._constructor.construct_object(node, deep=True)
+            except (yaml.YAMLError, ValueError):
+                self._problem(path, node, f"{node.value!r} is not a valid {_tag_name(node)}")
+                return None
+        self._problem(path, node, f"{_tag_name(node)} is not allowed; write plain text or numbers")
+        return None
 
     def _problem(self, path: DocPath, node: yaml.Node, message: str) -> None:
         line, column = _mark(node)
         self._doc.problems.append(Located(path, line, column, message))
 
 
+def _is_text_key(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and (node.tag in _TEXT_TAGS or _is_yaml11_bool(node))
+
+
+def _is_yaml11_bool(node: yaml.Node) -> bool:
+    """``yes``/``no``/``on``/``off``: booleans in YAML 1.1, text in YAML 1.2."""
+    return node.tag == _BOOL_TAG and str(node.value).lower() not in _YAML12_BOOLS
+
+
+def _tag_name(node: yaml.Node) -> str:
+    tag = str(node.tag)
+    return f"tag !!{tag.removeprefix(_TAG)}" if tag.startswith(_TAG) else f"tag {tag}"
+
+
 def _mark(node: yaml.Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
+    return _position(node.start_mark)
+
+
+def _position(mark: object) -> tuple[int, int]:
+    """1-based (line, column) of a PyYAML or libyaml mark; (1, 1) when there is none."""
+    line, column = getattr(mark, "line", None), getattr(mark, "column", None)
+    if isinstance(line, int) and isinstance(column, int):
+        return line + 1, column + 1
+    return 1, 1
