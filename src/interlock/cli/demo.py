@@ -28,7 +28,12 @@ import typer
 from interlock.cli.context import console, settings, state
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
-from interlock.gateway.server import ListenerConfig, RunningGateway, start_gateway
+from interlock.gateway.server import (
+    ListenerConfig,
+    RunningGateway,
+    run_event_loop,
+    start_gateway,
+)
 from interlock.identity.apikeys import ApiKeys
 from interlock.logs import configure_logging
 from interlock.pki import ensure_local_ca
@@ -65,7 +70,7 @@ def demo(
             # The walkthrough is the output; access logs would drown it.
             configure_logging("warning", deployment.settings.log_format)
         try:
-            asyncio.run(_demo(deployment, loaded, once=once, port=port))
+            run_event_loop(_demo(deployment, loaded, once=once, port=port))
         finally:
             deployment.close()
     finally:

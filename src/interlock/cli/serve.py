@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +12,7 @@ from interlock.cli.options import ManifestOption
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.errors import ConfigError
-from interlock.gateway.server import ListenerConfig, serve_forever, start_gateway
+from interlock.gateway.server import ListenerConfig, run_event_loop, serve_forever, start_gateway
 from interlock.store import Deployment, open_deployment
 
 __all__ = ["serve"]
@@ -28,6 +27,10 @@ def serve(
         str, typer.Option("--cert", help="'auto' (issued by the local CA) or a PEM certificate.")
     ] = "auto",
     key: Annotated[Path | None, typer.Option("--key", help="PEM private key for --cert.")] = None,
+    reuse_port: Annotated[
+        bool,
+        typer.Option("--reuse-port", help="Share the port with other gateway processes (workers)."),
+    ] = False,
 ) -> None:
     """Serve the manifest's routes over HTTPS."""
     current = settings()
@@ -43,10 +46,11 @@ def serve(
         port=int(port_text),
         certificate=None if cert == "auto" else Path(cert),
         private_key=key,
+        reuse_port=reuse_port,
     )
     deployment = open_deployment(current)
     try:
-        asyncio.run(_run(deployment, loaded, listener, manifest_path))
+        run_event_loop(_run(deployment, loaded, listener, manifest_path))
     finally:
         deployment.close()
 

@@ -8,8 +8,9 @@ credential) and the caller's key id (never the key).
 
 from __future__ import annotations
 
+import logging
+import secrets
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Final
 
@@ -37,6 +38,7 @@ __all__ = ["MAX_BODY_BYTES", "Gateway"]
 
 MAX_BODY_BYTES: Final = 1024 * 1024
 _log = get_logger("interlock.gateway")
+_access = logging.getLogger("interlock.gateway")
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class Gateway:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one request."""
-        correlation_id = uuid.uuid4().hex
+        correlation_id = secrets.token_hex(16)
         started = time.perf_counter()
         label, outcome, reason = "-", "refused", None
         principal: Principal | None = None
@@ -112,6 +114,23 @@ class Gateway:
             )
         elapsed = time.perf_counter() - started
         self.metrics.observe(label, outcome, final.status, elapsed)
+        if _access.isEnabledFor(logging.INFO):  # skip building the event when it is dropped
+            self._access_log(
+                request, final, label, outcome, principal, reason, elapsed, correlation_id
+            )
+        return final
+
+    @staticmethod
+    def _access_log(  # noqa: PLR0917  (one call site; a parameter object would only rename these)
+        request: web.BaseRequest,
+        final: web.StreamResponse,
+        label: str,
+        outcome: str,
+        principal: Principal | None,
+        reason: str | None,
+        elapsed: float,
+        correlation_id: str,
+    ) -> None:
         _log.info(
             "request",
             method=request.method,
@@ -124,7 +143,6 @@ class Gateway:
             ms=round(elapsed * 1000, 2),
             correlation_id=correlation_id,
         )
-        return final
 
     async def _answer(self, request: web.BaseRequest, correlation_id: str) -> _Answered:
         if request.path == "/healthz" and request.method in {"GET", "HEAD"}:

@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import signal
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -27,7 +27,7 @@ from interlock.pki import LOCAL_CA_NAME, ensure_local_ca
 from interlock.secrets.store import SecretStore
 from interlock.store import Deployment
 
-__all__ = ["ListenerConfig", "RunningGateway", "start_gateway"]
+__all__ = ["ListenerConfig", "RunningGateway", "run_event_loop", "serve_forever", "start_gateway"]
 
 _log = get_logger("interlock.gateway")
 SHUTDOWN_GRACE: Final = 15.0
@@ -46,6 +46,7 @@ class ListenerConfig:
     certificate: Path | None = None  # None: "auto", issued by the local CA
     private_key: Path | None = None
     extra_hosts: tuple[str, ...] = ()
+    reuse_port: bool = False  # several processes on one port: the kernel spreads connections
     limits: UpstreamLimits = field(default_factory=UpstreamLimits)
 
 
@@ -130,7 +131,14 @@ async def start_gateway(
     )
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
     await runner.setup()
-    site = web.TCPSite(runner, listener.host, listener.port, ssl_context=ssl_context, backlog=1024)
+    site = web.TCPSite(
+        runner,
+        listener.host,
+        listener.port,
+        ssl_context=ssl_context,
+        backlog=1024,
+        reuse_port=listener.reuse_port or None,
+    )
     try:
         await site.start()
     except OSError:
@@ -166,6 +174,17 @@ async def serve_forever(
                 loop.remove_signal_handler(signum)
         _log.info("shutting down; draining requests in flight")
         await running.stop()
+
+
+def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop where available (its C TLS transport is several times
+    faster than asyncio's), else on the standard loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 def _bound_port(runner: web.ServerRunner, requested: int) -> int:

@@ -181,7 +181,9 @@ class Upstreams:
         headers["X-Request-Id"] = ctx.correlation_id
         if system.credentials:
             try:
-                secret = await asyncio.to_thread(self._secrets.resolve, system.credentials)
+                secret = self._secrets.cached(system.credentials)
+                if secret is None:
+                    secret = await asyncio.to_thread(self._secrets.resolve, system.credentials)
             except InterlockError as exc:
                 raise self._failure(
                     ctx.match.route.system_name,
@@ -194,8 +196,10 @@ class Upstreams:
 
     async def _read_capped(self, upstream: aiohttp.ClientResponse, system: str) -> bytes:
         cap = self._limits.max_response_bytes
-        if upstream.content_length is not None and upstream.content_length > cap:
-            raise self._failure(system, "too_large", 502, "response larger than the cap")
+        if upstream.content_length is not None:
+            if upstream.content_length > cap:
+                raise self._failure(system, "too_large", 502, "response larger than the cap")
+            return await upstream.read()  # length known and within the cap: one read
         chunks: list[bytes] = []
         size = 0
         async for chunk in upstream.content.iter_chunked(64 * 1024):

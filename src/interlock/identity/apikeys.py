@@ -14,6 +14,7 @@ without downtime.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,7 @@ from interlock.crypto.hashing import check_secret, hash_secret, new_pepper
 from interlock.crypto.keyring import Keyring
 from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
 from interlock.identity.grants import Principal, client_scopes
-from interlock.identity.keyformat import new_key, parse_key
+from interlock.identity.keyformat import ParsedKey, new_key, parse_key
 from interlock.identity.tables import ApiKeyRow
 from interlock.store.base import table_of
 from interlock.store.sealed_values import sealed_setting
@@ -83,9 +84,17 @@ class ApiKeys:
         keyring: Keyring,
         manifest: Manifest,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cache_seconds: float = 1.0,
     ) -> None:
-        """Bind to the store; the pepper is created on first use and shared by replicas."""
+        """Bind to the store; the pepper is created on first use and shared by replicas.
+
+        Looked-up keys are cached for ``cache_seconds`` so the hot path does not
+        query the store per request: a revocation or rotation made by *another*
+        process takes effect within that time; one made through this object at once.
+        """
         self._engine = engine
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, bytes, ApiKeyInfo]] = {}
         self._pepper = sealed_setting(engine, keyring, "identity.api_key_pepper", new_pepper)
         self.manifest = manifest
         self._now = now
@@ -140,6 +149,7 @@ class ApiKeys:
                 .where(_TABLE.c.id == key_id, _TABLE.c.revoked_at.is_(None))
                 .values(revoked_at=self._now())
             )
+        self._forget(key_id)
         return self.get(key_id)
 
     def rotate(self, key_id: str, overlap: timedelta = DEFAULT_OVERLAP) -> IssuedKey:
@@ -169,18 +179,37 @@ class ApiKeys:
         """The caller behind ``token``, or :class:`AuthenticationError`.
 
         The caller learns only that the key did not work; ``reason`` (for the
-        log) says why.
+        log) says why. May query the store: call it off the event loop.
         """
-        parsed = parse_key(token)
-        if parsed is None:
-            raise AuthenticationError(_REFUSED, "malformed key (prefix, length or checksum)")
+        found = self.verify_cached(token)
+        if found is not None:
+            return found
+        parsed = _parse(token)
         with self._engine.connect() as connection:
             row = connection.execute(select(_TABLE).where(_TABLE.c.id == parsed.key_id)).first()
         if row is None:
             raise AuthenticationError(_REFUSED, f"unknown key id {parsed.key_id}")
-        if not check_secret(self._pepper, parsed.secret, row.secret_hash):
-            raise AuthenticationError(_REFUSED, f"wrong secret for key {parsed.key_id}")
         info = _info(row)
+        with self._lock:
+            self._cache[info.id] = (time.monotonic(), row.secret_hash, info)
+        return self._check(parsed.secret, row.secret_hash, info)
+
+    def verify_cached(self, token: str) -> Principal | None:
+        """Like :meth:`verify` from the cache alone: ``None`` when the store must be asked.
+
+        Never touches the store (except the throttled last-used write), so the
+        gateway calls it on the event loop.
+        """
+        parsed = _parse(token)
+        with self._lock:
+            entry = self._cache.get(parsed.key_id)
+        if entry is None or time.monotonic() - entry[0] >= self._cache_seconds:
+            return None
+        return self._check(parsed.secret, entry[1], entry[2])
+
+    def _check(self, secret: str, secret_hash: bytes, info: ApiKeyInfo) -> Principal:
+        if not check_secret(self._pepper, secret, secret_hash):
+            raise AuthenticationError(_REFUSED, f"wrong secret for key {info.id}")
         status = info.status(self._now())
         if status in {"revoked", "expired"}:
             raise AuthenticationError(_REFUSED, f"key {info.id} is {status}")
@@ -220,6 +249,10 @@ class ApiKeys:
             connection.execute(_TABLE.insert().values(values))
         return IssuedKey(self.get(parsed.key_id), token)
 
+    def _forget(self, key_id: str) -> None:
+        with self._lock:
+            self._cache.pop(key_id, None)
+
     def _touch(self, key_id: str) -> None:
         now = self._now()
         with self._lock:
@@ -229,6 +262,13 @@ class ApiKeys:
             self._last_used[key_id] = now
         with self._engine.begin() as connection:
             connection.execute(update(_TABLE).where(_TABLE.c.id == key_id).values(last_used_at=now))
+
+
+def _parse(token: str) -> ParsedKey:
+    parsed = parse_key(token)
+    if parsed is None:
+        raise AuthenticationError(_REFUSED, "malformed key (prefix, length or checksum)")
+    return parsed
 
 
 def _info(row: Row[Any]) -> ApiKeyInfo:

@@ -33,5 +33,9 @@ class SecretResolver(Protocol):
     """Resolves ``secret://path`` references to values."""
 
     def resolve(self, reference: str) -> Secret:
-        """The current value behind ``reference``; ``NotFoundError`` if none."""
+        """The current value behind ``reference``; ``NotFoundError`` if none. May block."""
+        ...
+
+    def cached(self, reference: str) -> Secret | None:
+        """A fresh cached value, or ``None``; never blocks (safe on the event loop)."""
         ...

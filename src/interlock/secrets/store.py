@@ -78,6 +78,14 @@ class SecretStore:
             )
             return [(r.name, r.version, r.updated_at) for r in rows]
 
+    def cached(self, reference: str) -> Secret | None:
+        """The value behind ``reference`` if cached and fresh; never asks the store."""
+        with self._lock:
+            entry = self._cache.get(reference.removeprefix(_SCHEME))
+        if entry is None or time.monotonic() - entry[0] >= self._ttl:
+            return None
+        return entry[1]
+
     def resolve(self, reference: str) -> Secret:
         """The value behind ``secret://name``."""
         if not reference.startswith(_SCHEME):
