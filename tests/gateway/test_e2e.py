@@ -207,3 +207,29 @@ def test_no_key_or_secret_ever_reaches_the_logs(env: Env) -> None:
     for secret in [*env.issued_tokens, env.erp_token]:
         assert secret not in log
     assert Path(env.ca_file).exists()
+
+
+class _Exploding:
+    """An upstream stage that fails in an unplanned way."""
+
+    async def __call__(self, ctx: object) -> None:
+        raise RuntimeError("internal detail /srv/secret/path")
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+
+def test_unexpected_exception_is_500_with_only_the_correlation_id(env: Env) -> None:
+    """The caller gets the id; the traceback goes to the log only."""
+    gateway = env.gateway.gateway
+    original = gateway.upstreams
+    token, _ = env.key(["orders.read"])
+    gateway.replace(gateway.manifest, _Exploding())  # type: ignore[arg-type]
+    try:
+        status, headers, body = env.request("GET", "/orders/1001", _bearer(token))
+    finally:
+        gateway.replace(gateway.manifest, original)
+    _is_problem(status, headers, body, 500)
+    assert "internal detail" not in str(body)
+    logged = [line for line in lines(env) if line.get("correlation_id") == body["correlation_id"]]
+    assert any("internal detail" in str(line.get("exception", "")) for line in logged)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from interlock.cli.context import console, settings
+from interlock.pki import ensure_local_ca
 from interlock.store import head_revision, initialise, open_deployment
 
 __all__ = ["init", "migrate"]
@@ -17,11 +18,13 @@ def init() -> None:
     """
     deployment = initialise(settings())
     try:
+        ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
         data_dir = deployment.settings.data_dir
         console.print(f"Initialised deployment {deployment.deployment_id}")
         console.print(f"  data directory  {data_dir} (0700)")
         console.print(f"  keyring         {deployment.settings.keyring_path} (0600)")
         console.print(f"  store           {deployment.engine.url!r} at {head_revision()}")
+        console.print(f"  local CA        {ca.certificate.subject.rfc4514_string()} (key sealed)")
         console.print("Back up the keyring file: without it, sealed data cannot be read.")
     finally:
         deployment.close()
