@@ -95,11 +95,11 @@ async def _demo(deployment: Deployment, manifest: Manifest, *, once: bool, port:
         base = f"https://127.0.0.1:{gateway.port}"
         context = ssl.create_default_context(cafile=str(gateway.ca_file))
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
-            await _walkthrough(http, base, keys, issued.token, issued.info.id)
-        key_file = data_dir / "demo-key"
+            current = await _walkthrough(http, base, keys, issued.token, issued.info.id)
+        key_file = data_dir / "demo-key"  # the key that still works, for the curl examples
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(issued.token)
+            handle.write(current)
         if not once:
             _try_it(base, gateway.ca_file, key_file)
             await _wait_for_ctrl_c()
@@ -158,7 +158,8 @@ def _header(deployment: Deployment, ca_subject: str, erp_port: int, gateway_port
 
 async def _walkthrough(
     http: aiohttp.ClientSession, base: str, keys: ApiKeys, token: str, key_id: str
-) -> None:
+) -> str:
+    """Run the calls; returns the key that is still valid afterwards (the successor)."""
     bearer = {"Authorization": f"Bearer {token}"}
     steps: list[tuple[str, str, str, dict[str, str]]] = [
         ("allowed read", "GET", "/orders/1001", bearer),
@@ -179,6 +180,7 @@ async def _walkthrough(
     await asyncio.to_thread(keys.revoke, key_id)
     console.print(f"[dim]-- revoked key {key_id}[/dim]")
     await _call(http, "revoked key", method="GET", url=f"{base}/orders/1002", headers=bearer)
+    return successor.token
 
 
 async def _call(
@@ -211,9 +213,10 @@ def _try_it(base: str, ca_file: Path, key_file: Path) -> None:
         f'  curl --cacert {ca_file} -H "Authorization: Bearer $(cat {key_file})" '
         f"{base}/orders/1001",
         markup=False,
+        soft_wrap=True,
     )
-    console.print(f"  curl --cacert {ca_file} {base}/orders/1001", markup=False)
-    console.print(f"  curl --cacert {ca_file} {base}/metrics", markup=False)
+    console.print(f"  curl --cacert {ca_file} {base}/orders/1001", markup=False, soft_wrap=True)
+    console.print(f"  curl --cacert {ca_file} {base}/metrics", markup=False, soft_wrap=True)
 
 
 async def _wait_for_ctrl_c() -> None:
