@@ -34,6 +34,7 @@ from pathlib import Path
 
 from interlock.config.loader import load_manifest
 from interlock.config.settings import Settings
+from interlock.crypto.keyfile import write_private_file
 from interlock.identity.apikeys import ApiKeys
 from interlock.pki import ensure_local_ca
 from interlock.secrets.store import SecretStore
@@ -134,13 +135,6 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` with mode 0600."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-
-
 @contextmanager
 def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     """Terminate every started process on exit."""
@@ -211,11 +205,11 @@ def main() -> None:
     ca_file = work / "ca.pem"
     ca_file.write_bytes(ca.certificate_pem)
     erp_token = os.urandom(24).hex()
-    write_private(work / "erp-token", erp_token.encode())
+    write_private_file(work / "erp-token", erp_token.encode())
     SecretStore(deployment.engine, deployment.keyring).put("erp/api-key", erp_token.encode())
     issued = ca.issue_server(["localhost", "127.0.0.1"])
     (work / "server.pem").write_bytes(issued.certificate_pem)
-    write_private(work / "server.key", issued.private_key_pem)
+    write_private_file(work / "server.key", issued.private_key_pem)
 
     results: list[Result] = []
     try:

@@ -26,6 +26,7 @@ from typing import Any
 
 from interlock.config.loader import load_manifest
 from interlock.config.settings import Settings
+from interlock.crypto.keyfile import write_private_file
 from interlock.crypto.pkix import (
     certificate_pem,
     issue_server_certificate,
@@ -163,18 +164,12 @@ def _content_length(head: bytes) -> int | None:
     return None
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-
-
 def _start_upstream(
     workdir: Path, name: str, cert: bytes, key: bytes, token_file: Path
 ) -> Upstream:
     cert_path, key_path = workdir / f"{name}.pem", workdir / f"{name}.key"
     cert_path.write_bytes(cert)
-    _write_private(key_path, key)
+    write_private_file(key_path, key)
     process = subprocess.Popen(  # noqa: S603  (our own module, fixed arguments)
         [
             sys.executable,
@@ -215,7 +210,7 @@ def start(workdir: Path) -> Running:
     ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
     erp_token = "erp-outbound-" + os.urandom(16).hex()
     token_file = workdir / "erp-token"
-    _write_private(token_file, erp_token.encode())
+    write_private_file(token_file, erp_token.encode())
     SecretStore(deployment.engine, deployment.keyring).put("erp/api-key", erp_token.encode())
 
     issued = ca.issue_server(["localhost", "127.0.0.1"])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import secrets
 import shutil
 import signal
@@ -28,6 +27,7 @@ import typer
 from interlock.cli.context import console, settings, state
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
+from interlock.crypto.keyfile import write_private_file
 from interlock.gateway.server import (
     ListenerConfig,
     RunningGateway,
@@ -97,9 +97,7 @@ async def _demo(deployment: Deployment, manifest: Manifest, *, once: bool, port:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
             current = await _walkthrough(http, base, keys, issued.token, issued.info.id)
         key_file = data_dir / "demo-key"  # the key that still works, for the curl examples
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(current)
+        write_private_file(key_file, current.encode())
         if not once:
             _try_it(base, gateway.ca_file, key_file)
             await _wait_for_ctrl_c()
@@ -114,9 +112,7 @@ async def _start_erp(deployment: Deployment, token: str) -> SampleErp:
     work = Path(tempfile.mkdtemp(prefix="erp-", dir=deployment.settings.data_dir))
     cert, key = work / "erp.pem", work / "erp.key"
     cert.write_bytes(issued.certificate_pem)
-    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(issued.private_key_pem)
+    write_private_file(key, issued.private_key_pem)
     try:
         return await start_sample_erp(cert, key, token)
     finally:

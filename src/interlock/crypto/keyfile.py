@@ -230,6 +230,15 @@ def _encode(contents: KeyFileContents) -> bytes:
     return json.dumps(document, indent=2).encode() + b"\n"
 
 
+def write_private_file(path: Path, payload: bytes, *, replace: bool = False) -> None:
+    """Write key material to ``path``: mode 0600 from the first byte, atomic, durable.
+
+    Without ``replace`` an existing file (or symlink) at ``path`` raises
+    ``FileExistsError``. Used for every private key Interlock writes to disk.
+    """
+    _write_private(path, payload, replace=replace)
+
+
 def _write_private(path: Path, payload: bytes, *, replace: bool) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
+from interlock.crypto.keyfile import write_private_file
 from interlock.errors import ConfigError, InterlockError
 from interlock.gateway.app import Gateway
 from interlock.gateway.listener import ProblemServer
@@ -100,7 +101,7 @@ async def start_gateway(
         hosts = tuple(dict.fromkeys((listener.host, "localhost", *listener.extra_hosts)))
         issued = ca.issue_server(hosts)
         cert_path, key_path = work / "server.pem", work / "server.key"
-        _write_private(key_path, issued.private_key_pem)
+        write_private_file(key_path, issued.private_key_pem)
         cert_path.write_bytes(issued.certificate_pem)
     else:
         cert_path, key_path = listener.certificate, listener.private_key
@@ -192,11 +193,3 @@ def _bound_port(runner: web.ServerRunner, requested: int) -> int:
         if isinstance(address, tuple) and len(address) >= 2:
             return int(address[1])
     return requested
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    import os
-
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
