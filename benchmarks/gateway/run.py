@@ -4,7 +4,9 @@ Starts, on loopback only: the sample ERP upstream (HTTPS, local-CA certificate),
 nginx proxying to it (verifying the upstream certificate, keep-alive pool), and
 ``interlock serve`` with an API-key route to it. Drives each with ``wrk`` at the
 same concurrency, with one worker (process) each, then two, and prints
-requests/s and p50/p99 latency, then the ratio Interlock/nginx.
+requests/s and p50/p99 latency, then the ratio Interlock/nginx. "pass-through"
+is Interlock with its pipeline stages stripped (``passthrough_server.py``):
+forwarding alone, to show what authentication costs on top.
 
 Run:  .venv/bin/python benchmarks/gateway/run.py  [--duration 10] [--connections 32]
 
@@ -358,6 +360,32 @@ def run_proxies(  # noqa: PLR0917  (one call site, all of it set-up)
         )
         if profiler is not None:
             profiler.wait(timeout=60)
+    passthrough_port = free_port()
+    with processes() as started:
+        for _ in range(workers):
+            started.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        str(Path(__file__).with_name("passthrough_server.py")),
+                        str(manifest_path),
+                        str(passthrough_port),
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                )
+            )
+        wait_port(passthrough_port)
+        time.sleep(1.0 * workers)
+        out.append(
+            wrk(
+                "interlock pass-through",
+                workers,
+                f"https://127.0.0.1:{passthrough_port}/orders/1001",
+                args,
+                [],
+            )
+        )
     return out
 
 
@@ -381,6 +409,9 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             print(
                 f"ratio interlock_api_key_vs_nginx_{workers}w: {ours.rps / nginx.rps:.2f}{target}"
             )
+        bare = by.get(("interlock pass-through", workers))
+        if nginx and bare and nginx.rps:
+            print(f"ratio interlock_passthrough_vs_nginx_{workers}w: {bare.rps / nginx.rps:.2f}")
 
 
 if __name__ == "__main__":
