@@ -117,6 +117,10 @@ def test_demo_walks_through_allowed_and_refused_calls(
     assert main(["demo", str(EXAMPLE), "--once", "--port", "0"]) == 0
     out = capsys.readouterr().out
     for expected in (
+        "Systems",
+        "Integrations",
+        "Routes",
+        "GET    │ /orders/{id}",
         "allowed read",
         "200",
         "403 this route requires the scope 'crm.accounts.write'",

@@ -25,6 +25,7 @@ import aiohttp
 import typer
 
 from interlock.cli.context import console, settings, state
+from interlock.cli.render import integration_table, route_table, system_table
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.crypto.keyfile import write_private_file
@@ -92,6 +93,8 @@ async def _demo(deployment: Deployment, manifest: Manifest, *, once: bool, port:
         keys = ApiKeys(deployment.engine, deployment.keyring, manifest)
         issued = keys.create(DEMO_CLIENT, ["orders.read"])
         _header(deployment, ca.certificate.subject.rfc4514_string(), erp.port, gateway.port)
+        for table in (system_table(manifest), integration_table(manifest), route_table(manifest)):
+            console.print(table)
         base = f"https://127.0.0.1:{gateway.port}"
         context = ssl.create_default_context(cafile=str(gateway.ca_file))
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
