@@ -176,7 +176,8 @@ class Upstreams:
                 continue
             headers.add(name, value)
         peer = request.remote or "unknown"
-        host = request.host.replace('"', "")
+        # RFC 7239 quoted-string: no quote or backslash may reach the header.
+        host = request.host.replace('"', "").replace("\\", "")
         headers["Forwarded"] = f'for="{peer}";proto=https;host="{host}"'
         headers["X-Request-Id"] = ctx.correlation_id
         if system.credentials:

@@ -192,18 +192,22 @@ class ApiKeys:
         info = _info(row)
         with self._lock:
             self._cache[info.id] = (time.monotonic(), row.secret_hash, info)
-        return self._check(parsed.secret, row.secret_hash, info)
+        principal = self._check(parsed.secret, row.secret_hash, info)
+        self._touch(info.id)
+        return principal
 
     def verify_cached(self, token: str) -> Principal | None:
         """Like :meth:`verify` from the cache alone: ``None`` when the store must be asked.
 
-        Never touches the store (except the throttled last-used write), so the
-        gateway calls it on the event loop.
+        Never touches the store, so the gateway calls it on the event loop. When
+        the key's last-used time is due for a write it answers ``None`` too, so
+        that write happens on the :meth:`verify` path, off the loop.
         """
         parsed = _parse(token)
         with self._lock:
             entry = self._cache.get(parsed.key_id)
-        if entry is None or time.monotonic() - entry[0] >= self._cache_seconds:
+            touch_due = self._touch_due(parsed.key_id, self._now())
+        if entry is None or touch_due or time.monotonic() - entry[0] >= self._cache_seconds:
             return None
         return self._check(parsed.secret, entry[1], entry[2])
 
@@ -219,7 +223,6 @@ class ApiKeys:
                 _REFUSED, f"client {info.client!r} is not allowed to use API keys"
             )
         scopes = frozenset(info.scopes) & client_scopes(self.manifest, info.client)
-        self._touch(info.id)
         return Principal(info.client, scopes, f"api-key {info.id}")
 
     # -- internals -----------------------------------------------------------
@@ -253,11 +256,14 @@ class ApiKeys:
         with self._lock:
             self._cache.pop(key_id, None)
 
+    def _touch_due(self, key_id: str, now: datetime) -> bool:
+        last = self._last_used.get(key_id)
+        return last is None or now - last >= _LAST_USED_EVERY
+
     def _touch(self, key_id: str) -> None:
         now = self._now()
         with self._lock:
-            last = self._last_used.get(key_id)
-            if last is not None and now - last < _LAST_USED_EVERY:
+            if not self._touch_due(key_id, now):
                 return
             self._last_used[key_id] = now
         with self._engine.begin() as connection:
