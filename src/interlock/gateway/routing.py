@@ -78,7 +78,10 @@ class RouteTable:
         """Use :meth:`compile`."""
         self.routes = tuple(routes)
         self._by_length: dict[int, list[CompiledRoute]] = {}
-        for route in routes:
+        # Concrete segments win over parameters, left to right, as OpenAPI
+        # specifies ("concrete paths are matched before their templated
+        # counterparts"): /orders/export is never swallowed by /orders/{id}.
+        for route in sorted(routes, key=lambda r: tuple(p is None for p in r.pattern)):
             self._by_length.setdefault(len(route.pattern), []).append(route)
 
     @classmethod
