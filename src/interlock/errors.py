@@ -130,7 +130,7 @@ class KeyringError(CryptoError):
 class KeyFileError(KeyringError):
     """A key file is missing, malformed, or readable by group or others."""
 
-    code = "key_file_insecure"
+    code = "key_file_invalid"
 
 
 # -- identity and requests ---------------------------------------------------
