@@ -9,7 +9,7 @@ credential) and the caller's key id (never the key).
 from __future__ import annotations
 
 import logging
-import secrets
+import os
 import time
 from dataclasses import dataclass
 from typing import Final
@@ -79,7 +79,7 @@ class Gateway:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one request."""
-        correlation_id = secrets.token_hex(16)
+        correlation_id = os.urandom(16).hex()  # 128 random bits, as secrets.token_hex
         started = time.perf_counter()
         label, outcome, reason = "-", "refused", None
         principal: Principal | None = None

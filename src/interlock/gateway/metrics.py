@@ -16,6 +16,8 @@ class GatewayMetrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
+        self._counters: dict[tuple[str, str, int], Counter] = {}
+        self._histograms: dict[str, Histogram] = {}
         self.requests = Counter(
             "interlock_requests",
             "Requests handled, by route, outcome and status.",
@@ -38,8 +40,17 @@ class GatewayMetrics:
 
     def observe(self, route: str, outcome: str, status: int, seconds: float) -> None:
         """Record one finished request."""
-        self.requests.labels(route, outcome, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        # Label look-ups cost more than the increments; children are cached (the
+        # label sets are bounded: routes x outcomes x statuses).
+        key = (route, outcome, status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.requests.labels(route, outcome, str(status))
+        histogram = self._histograms.get(route)
+        if histogram is None:
+            histogram = self._histograms[route] = self.latency.labels(route)
+        counter.inc()
+        histogram.observe(seconds)
 
     def render(self) -> bytes:
         """The text exposition format."""

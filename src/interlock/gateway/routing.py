@@ -47,11 +47,7 @@ class CompiledRoute:
     params: tuple[str, ...]
     upstream_template: tuple[str | None, ...]
     upstream_params: tuple[str, ...]
-
-    @property
-    def label(self) -> str:
-        """Low-cardinality name for logs and metrics: ``GET /orders/{id}``."""
-        return f"{self.route.method} {self.route.path}"
+    label: str  # low-cardinality name for logs and metrics: "GET /orders/{id}"
 
     def upstream_path(self, values: dict[str, str]) -> str:
         """The upstream path with parameter values percent-encoded (``/`` included)."""
@@ -129,6 +125,7 @@ def _compile(manifest: Manifest) -> Iterator[CompiledRoute]:
                 params=params,
                 upstream_template=upstream,
                 upstream_params=upstream_params,
+                label=f"{route.method} {route.path}",
             )
 
 

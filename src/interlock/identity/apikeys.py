@@ -96,10 +96,22 @@ class ApiKeys:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, bytes, ApiKeyInfo]] = {}
         self._pepper = sealed_setting(engine, keyring, "identity.api_key_pepper", new_pepper)
+        self._grants: dict[str, frozenset[str]] = {}
         self.manifest = manifest
         self._now = now
         self._last_used: dict[str, datetime] = {}
         self._lock = threading.Lock()
+
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest whose clients and roles keys are checked against."""
+        return self._manifest
+
+    @manifest.setter
+    def manifest(self, manifest: Manifest) -> None:
+        # Grants are computed once per manifest, not per request.
+        self._grants = {name: client_scopes(manifest, name) for name in manifest.clients}
+        self._manifest = manifest
 
     # -- administration ------------------------------------------------------
 
@@ -222,7 +234,7 @@ class ApiKeys:
             raise AuthenticationError(
                 _REFUSED, f"client {info.client!r} is not allowed to use API keys"
             )
-        scopes = frozenset(info.scopes) & client_scopes(self.manifest, info.client)
+        scopes = frozenset(info.scopes) & self._grants.get(info.client, frozenset())
         return Principal(info.client, scopes, f"api-key {info.id}")
 
     # -- internals -----------------------------------------------------------
