@@ -43,3 +43,12 @@ def check(tmp_path: Path, text: str) -> ManifestReport:
 def messages(report: ManifestReport) -> list[str]:
     """Every error as its printed line, minus the file name."""
     return [str(d).split(":", 1)[1] for d in report.errors]
+
+
+def assert_error_after_edit(tmp_path: Path, old: str, new: str, path: str, fragment: str) -> None:
+    """Replace ``old`` by ``new`` in VALID; an error at ``path`` must mention ``fragment``."""
+    assert old in VALID
+    report = check(tmp_path, VALID.replace(old, new, 1))
+    matching = [d for d in report.errors if d.path == path]
+    assert matching, messages(report)
+    assert fragment in matching[0].message

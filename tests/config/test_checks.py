@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.config.manifests import VALID, check, messages
+from tests.config.manifests import VALID, assert_error_after_edit, check, messages
 
 
 @pytest.mark.parametrize(
@@ -54,11 +54,7 @@ def test_unknown_references_are_located(
     tmp_path: Path, old: str, new: str, path: str, fragment: str
 ) -> None:
     """A reference to something undeclared is an error at the reference."""
-    assert old in VALID
-    report = check(tmp_path, VALID.replace(old, new, 1))
-    matching = [d for d in report.errors if d.path == path]
-    assert matching, messages(report)
-    assert fragment in matching[0].message
+    assert_error_after_edit(tmp_path, old, new, path, fragment)
 
 
 def test_duplicate_routes_are_found_across_integrations_by_shape(tmp_path: Path) -> None:

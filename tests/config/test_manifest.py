@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from interlock.config.units import Rate
-from tests.config.manifests import VALID, check, messages
+from tests.config.manifests import VALID, assert_error_after_edit, check, messages
 
 
 def test_the_baseline_manifest_is_valid(tmp_path: Path) -> None:
@@ -115,11 +115,7 @@ def test_field_rules_are_located(
     tmp_path: Path, old: str, new: str, path: str, fragment: str
 ) -> None:
     """Each bad value is one located error naming its field path."""
-    assert old in VALID
-    report = check(tmp_path, VALID.replace(old, new, 1))
-    matching = [d for d in report.errors if d.path == path]
-    assert matching, messages(report)
-    assert fragment in matching[0].message
+    assert_error_after_edit(tmp_path, old, new, path, fragment)
 
 
 def test_method_is_case_insensitive(tmp_path: Path) -> None:
