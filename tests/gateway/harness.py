@@ -67,6 +67,8 @@ integrations:
       - {{method: POST, path: "/orders/{{id}}/notes", upstream: erp, upstream_path: "/echo/notes/{{id}}", scope: orders.write}}
       - {{method: GET, path: "/echo/{{value}}", upstream: erp, scope: orders.read}}
       - {{method: GET, path: "/slow", upstream: erp, upstream_path: "/sleep/3", scope: orders.read}}
+      - {{method: GET, path: "/moved", upstream: erp, upstream_path: "/redirect", scope: orders.read}}
+      - {{method: GET, path: "/big/{{size}}", upstream: erp, scope: orders.read}}
       - {{method: GET, path: "/rogue/{{id}}", upstream: rogue, upstream_path: "/sap/opu/odata/orders/{{id}}", scope: orders.read}}
 """
 
@@ -231,7 +233,9 @@ def start(workdir: Path) -> Running:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    listener = ListenerConfig(port=0, limits=UpstreamLimits(read_seconds=1.0))
+    listener = ListenerConfig(
+        port=0, limits=UpstreamLimits(read_seconds=1.0, max_response_bytes=1024 * 1024)
+    )
     gateway = asyncio.run_coroutine_threadsafe(
         start_gateway(deployment, manifest, listener, manifest_path), loop
     ).result(timeout=30)

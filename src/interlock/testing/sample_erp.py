@@ -97,6 +97,13 @@ def _app(token: str) -> web.Application:
         await asyncio.sleep(min(float(request.match_info["seconds"]), 30.0))
         return web.json_response({"slept": True})
 
+    async def redirect(_: web.Request) -> web.Response:
+        raise web.HTTPFound("https://example.com/elsewhere")
+
+    async def big(request: web.Request) -> web.Response:
+        size = min(int(request.match_info["size"]), 64 * 1024 * 1024)
+        return web.Response(body=b"x" * size, content_type="application/octet-stream")
+
     async def echo(request: web.Request) -> web.Response:
         body = await request.read()
         return web.json_response(
@@ -117,6 +124,8 @@ def _app(token: str) -> web.Application:
     app.router.add_get("/sap/opu/odata/sales_lines", sales_lines)
     app.router.add_route("*", "/echo/{tail:.*}", echo)
     app.router.add_get("/sleep/{seconds}", sleep)
+    app.router.add_get("/redirect", redirect)
+    app.router.add_get("/big/{size}", big)
     return app
 
 
