@@ -62,6 +62,8 @@ class RunningGateway:
     manifest_path: Path | None
     _make_upstreams: Callable[[Manifest], Upstreams]
     _tmp: tempfile.TemporaryDirectory[str]
+    _retired: list[Upstreams] = field(default_factory=list)
+    _closers: set[asyncio.Task[None]] = field(default_factory=set)
 
     def reload(self) -> bool:
         """Re-read the manifest; keep the old one (and log why) if it is invalid."""
@@ -74,14 +76,28 @@ class RunningGateway:
         except InterlockError as exc:
             _log.error("manifest reload refused; still serving the previous one", error=str(exc))
             return False
-        asyncio.get_running_loop().create_task(old.close())
+        # Requests in flight still use the old pools: close them only after they
+        # have had as long as any request may take.
+        self._retired.append(old)
+        task = asyncio.get_running_loop().create_task(self._close_later(old))
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
         _log.info("manifest reloaded", path=str(self.manifest_path))
         return True
+
+    async def _close_later(self, upstreams: Upstreams) -> None:
+        await asyncio.sleep(SHUTDOWN_GRACE + upstreams.limits.read_seconds)
+        self._retired.remove(upstreams)
+        await upstreams.close()
 
     async def stop(self) -> None:
         """Stop accepting, let requests in flight finish (bounded), close pools."""
         await self.runner.cleanup()
-        await self.gateway.upstreams.close()
+        for task in list(self._closers):
+            task.cancel()
+        for upstreams in (self.gateway.upstreams, *self._retired):
+            await upstreams.close()
+        self._retired.clear()
         self._tmp.cleanup()
 
 

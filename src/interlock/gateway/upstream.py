@@ -84,7 +84,7 @@ class Upstreams:
         self._secrets = secrets
         self._anchors = trust_anchors
         self._metrics = metrics
-        self._limits = limits or UpstreamLimits()
+        self.limits = limits or UpstreamLimits()
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._contexts = {name: self._context(s) for name, s in manifest.systems.items()}
 
@@ -102,7 +102,7 @@ class Upstreams:
     def _session(self, name: str) -> aiohttp.ClientSession:
         session = self._sessions.get(name)
         if session is None or session.closed:
-            limits = self._limits
+            limits = self.limits
             session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
                     ssl=self._contexts[name], limit=limits.pool_size, ttl_dns_cache=300
@@ -196,7 +196,7 @@ class Upstreams:
         return headers
 
     async def _read_capped(self, upstream: aiohttp.ClientResponse, system: str) -> bytes:
-        cap = self._limits.max_response_bytes
+        cap = self.limits.max_response_bytes
         if upstream.content_length is not None:
             if upstream.content_length > cap:
                 raise self._failure(system, "too_large", 502, "response larger than the cap")
