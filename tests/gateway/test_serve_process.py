@@ -99,7 +99,9 @@ def test_sighup_reloads_and_sigterm_drains(env: Env, tmp_path: Path) -> None:
         slow: list[int] = []
         worker = threading.Thread(target=lambda: slow.append(_get(port, context, "/slow", token)))
         worker.start()
-        time.sleep(1.0)  # the request is in flight (the upstream sleeps 3 s; read timeout 30 s here)
+        time.sleep(
+            1.0
+        )  # the request is in flight (the upstream sleeps 3 s; read timeout 30 s here)
         process.send_signal(signal.SIGTERM)
         worker.join(timeout=20)
         assert slow == [200]

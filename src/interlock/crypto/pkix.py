@@ -21,6 +21,7 @@ __all__ = [
     "Certificate",
     "PrivateKey",
     "certificate_pem",
+    "issue_client_certificate",
     "issue_server_certificate",
     "load_certificate_pem",
     "load_private_key_pem",
@@ -97,6 +98,38 @@ def self_signed_ca(common_name: str, lifetime: timedelta) -> tuple[Certificate, 
         )
         .add_extension(ski, critical=False)
         .sign(key, hashes.SHA256())
+    )
+    return certificate, key
+
+
+def issue_client_certificate(
+    ca_certificate: Certificate,
+    ca_key: PrivateKey,
+    identity: str,
+    lifetime: timedelta,
+) -> tuple[Certificate, PrivateKey]:
+    """A TLS client certificate whose identity is the URI SAN ``identity``."""
+    key = new_private_key()
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity[-64:])]))
+        .issuer_name(ca_certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(int.from_bytes(secrets.token_bytes(16), "big") >> 1)
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(min(now + lifetime, ca_certificate.not_valid_after_utc))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity)]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
     )
     return certificate, key
 

@@ -21,3 +21,17 @@ class RequestContext:
     match: RouteMatch
     query: str
     principal: Principal | None = None
+
+    @property
+    def peer_certificate(self) -> bytes | None:
+        """The client's certificate (DER) as verified by the TLS handshake, if it sent one.
+
+        Read from the connection on demand, so routes that do not look pay nothing.
+        ``None`` when the listener does not ask for certificates or the client sent none.
+        """
+        transport = self.request.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        if ssl_object is None:
+            return None
+        der: bytes | None = ssl_object.getpeercert(binary_form=True)
+        return der

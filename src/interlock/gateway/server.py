@@ -50,6 +50,7 @@ class ListenerConfig:
     private_key: Path | None = None
     extra_hosts: tuple[str, ...] = ()
     reuse_port: bool = False  # several processes on one port: the kernel spreads connections
+    client_ca: Path | None = None  # ask for client certificates verified against this CA
     limits: UpstreamLimits = field(default_factory=UpstreamLimits)
 
 
@@ -124,7 +125,9 @@ async def start_gateway(
     else:
         cert_path, key_path = listener.certificate, listener.private_key
     try:
-        ssl_context = server_context(cert_path, key_path, manifest.tls.min_version)
+        ssl_context = server_context(
+            cert_path, key_path, manifest.tls.min_version, listener.client_ca
+        )
     except (OSError, ValueError) as exc:
         tmp.cleanup()
         raise ConfigError(f"cannot load the listener certificate: {exc}") from None

@@ -30,14 +30,25 @@ _VERSIONS: Final = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3
 
 
 def server_context(
-    certificate: Path, private_key: Path, min_version: str = "1.2"
+    certificate: Path,
+    private_key: Path,
+    min_version: str = "1.2",
+    client_ca: Path | None = None,
 ) -> ssl.SSLContext:
-    """The listener's context: TLS 1.2+ (OpenSSL prefers 1.3), no compression, no renegotiation."""
+    """The listener's context: TLS 1.2+ (OpenSSL prefers 1.3), no compression, no renegotiation.
+
+    With ``client_ca`` the listener asks for a client certificate and verifies
+    any that is presented against that CA (a client may still send none; the
+    pipeline decides whether a route needs one).
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = _VERSIONS[min_version]
     context.set_ciphers(INTERMEDIATE_CIPHERS)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     context.load_cert_chain(certificate, private_key)
+    if client_ca is not None:
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.load_verify_locations(cafile=str(client_ca))
     return context
 
 

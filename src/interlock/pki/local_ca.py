@@ -21,6 +21,7 @@ from interlock.crypto import Keyring
 from interlock.crypto.pkix import (
     Certificate,
     certificate_pem,
+    issue_client_certificate,
     issue_server_certificate,
     load_certificate_pem,
     load_private_key_pem,
@@ -67,6 +68,16 @@ class LocalCA:
         """A server certificate for ``hosts`` signed by this CA."""
         ca_key = load_private_key_pem(self._keyring.open(self._sealed_key, _aad(LOCAL_CA_NAME)))
         certificate, key = issue_server_certificate(self.certificate, ca_key, hosts, lifetime)
+        return IssuedCertificate(
+            certificate_pem(certificate), private_key_pem(key), certificate.not_valid_after_utc
+        )
+
+    def issue_client(
+        self, identity: str, lifetime: timedelta = SERVER_LIFETIME
+    ) -> IssuedCertificate:
+        """A client certificate for the URI ``identity`` (e.g. ``spiffe://.../client/x``)."""
+        ca_key = load_private_key_pem(self._keyring.open(self._sealed_key, _aad(LOCAL_CA_NAME)))
+        certificate, key = issue_client_certificate(self.certificate, ca_key, identity, lifetime)
         return IssuedCertificate(
             certificate_pem(certificate), private_key_pem(key), certificate.not_valid_after_utc
         )
