@@ -109,29 +109,10 @@ def issue_client_certificate(
     lifetime: timedelta,
 ) -> tuple[Certificate, PrivateKey]:
     """A TLS client certificate whose identity is the URI SAN ``identity``."""
-    key = new_private_key()
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity[-64:])]))
-        .issuer_name(ca_certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(int.from_bytes(secrets.token_bytes(16), "big") >> 1)
-        .not_valid_before(now - _BACKDATE)
-        .not_valid_after(min(now + lifetime, ca_certificate.not_valid_after_utc))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity)]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
+    san = [x509.UniformResourceIdentifier(identity)]
+    return _issue_end_entity(
+        ca_certificate, ca_key, identity[-64:], san, ExtendedKeyUsageOID.CLIENT_AUTH, lifetime
     )
-    return certificate, key
 
 
 def issue_server_certificate(
@@ -143,23 +124,36 @@ def issue_server_certificate(
     """A TLS server certificate for ``hosts`` (DNS names or IP addresses)."""
     if not hosts:
         raise ValueError("a server certificate needs at least one host name")
-    key = new_private_key()
-    now = datetime.now(UTC)
-    not_after = min(now + lifetime, ca_certificate.not_valid_after_utc)
     names: list[x509.GeneralName] = []
     for host in hosts:
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             names.append(x509.DNSName(host))
+    return _issue_end_entity(
+        ca_certificate, ca_key, hosts[0], names, ExtendedKeyUsageOID.SERVER_AUTH, lifetime
+    )
+
+
+def _issue_end_entity(  # noqa: PLR0917  (private; the two callers above name every argument's role)
+    ca_certificate: Certificate,
+    ca_key: PrivateKey,
+    common_name: str,
+    names: Sequence[x509.GeneralName],
+    usage: x509.ObjectIdentifier,
+    lifetime: timedelta,
+) -> tuple[Certificate, PrivateKey]:
+    """A fresh key and a certificate for it: never a CA, signature use only, one EKU."""
+    key = new_private_key()
+    now = datetime.now(UTC)
     certificate = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
         .issuer_name(ca_certificate.subject)
         .public_key(key.public_key())
         .serial_number(int.from_bytes(secrets.token_bytes(16), "big") >> 1)
         .not_valid_before(now - _BACKDATE)
-        .not_valid_after(not_after)
+        .not_valid_after(min(now + lifetime, ca_certificate.not_valid_after_utc))
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
@@ -176,7 +170,7 @@ def issue_server_certificate(
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
