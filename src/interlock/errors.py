@@ -22,6 +22,7 @@ __all__ = [
     "DecryptionError",
     "InterlockError",
     "InvalidRequestError",
+    "InvalidTokenError",
     "KeyFileError",
     "KeyringError",
     "ManifestError",
@@ -170,3 +171,13 @@ class AuthorisationError(InterlockError):
     def __init__(self, message: str, missing_scope: str) -> None:
         super().__init__(message)
         self.missing_scope = missing_scope
+
+
+class InvalidTokenError(CryptoError):
+    """A signed token failed verification. ``message`` is opaque; ``reason`` is for the log."""
+
+    code = "invalid_token"
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

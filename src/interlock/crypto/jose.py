@@ -1,0 +1,157 @@
+"""JWS signing and verification (RFC 7515, 7518, 8037) on joserfc, behind our policy.
+
+The groundwork for the OAuth issue: everything that signs or verifies a token
+goes through here, so the rules of RFC 8725 ("JWT Best Current Practices")
+are enforced in one place:
+
+* an explicit algorithm allow-list (ES256, Ed25519, RS256); ``none`` and every
+  HMAC algorithm are refused outright, so a public key can never be used as an
+  HMAC secret (RFC 8725 §2.1, §3.1);
+* the key is chosen by the *caller* from keys it already trusts, by ``kid``;
+  key material or key locations carried in the token (``jwk``, ``jku``,
+  ``x5c``, ``x5u``) are never used or fetched (RFC 8725 §3.10 on ``jku``);
+* a ``crit`` header naming anything is refused (RFC 7515 §4.1.11: we
+  understand no extensions);
+* a size cap applies before any parsing.
+
+Failures raise :class:`InvalidTokenError` with one opaque message; the reason
+is available to the caller for its log only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
+
+from interlock.errors import InvalidTokenError
+
+__all__ = [
+    "ALLOWED_ALGORITHMS",
+    "MAX_TOKEN_BYTES",
+    "PublicKey",
+    "SigningKey",
+    "generate_signing_key",
+    "import_public_jwk",
+    "public_jwk",
+    "sign_compact",
+    "verify_compact",
+    "verify_signature",
+]
+
+# "Ed25519" rather than the polymorphic "EdDSA", which RFC 9864 deprecates.
+ALLOWED_ALGORITHMS: Final = frozenset({"ES256", "Ed25519", "RS256"})
+MAX_TOKEN_BYTES: Final = 8192
+_UNTRUSTED_HEADERS: Final = frozenset({"jwk", "jku", "x5c", "x5u"})
+_REFUSED: Final = "the token is invalid"
+
+SigningKey = ECKey | OKPKey | RSAKey
+PublicKey = ECKey | OKPKey | RSAKey
+
+
+def generate_signing_key(alg: str) -> SigningKey:
+    """A fresh private key for ``alg``, with its RFC 7638 thumbprint as ``kid``."""
+    _check_alg(alg)
+    key: SigningKey
+    if alg == "ES256":
+        key = ECKey.generate_key("P-256", private=True)
+    elif alg == "Ed25519":
+        key = OKPKey.generate_key("Ed25519", private=True)
+    else:
+        key = RSAKey.generate_key(3072, private=True)
+    key.ensure_kid()
+    return key
+
+
+def public_jwk(key: SigningKey, alg: str) -> dict[str, Any]:
+    """The public half as a JWK for a JWKS document (``kid``, ``alg``, ``use``)."""
+    key.ensure_kid()
+    document = key.as_dict(private=False)
+    document.update({"alg": alg, "use": "sig"})
+    return document
+
+
+def import_public_jwk(document: Mapping[str, Any]) -> PublicKey:
+    """A public key from a JWK; private members are refused (a JWKS holds none)."""
+    if any(member in document for member in ("d", "p", "q", "dp", "dq", "qi", "k")):
+        raise InvalidTokenError(_REFUSED, "a public JWK carries private or symmetric members")
+    try:
+        key = JWKRegistry.import_key(dict(document))
+    except (JoseError, ValueError, TypeError) as exc:
+        raise InvalidTokenError(_REFUSED, f"unusable JWK: {type(exc).__name__}") from None
+    if not isinstance(key, ECKey | OKPKey | RSAKey):
+        raise InvalidTokenError(_REFUSED, "only EC, OKP and RSA public keys are accepted")
+    return key
+
+
+def verify_signature(alg: str, key: PublicKey, signing_input: bytes, signature: bytes) -> bool:
+    """The algorithm-level check: does ``signature`` over ``signing_input`` verify?"""
+    _check_alg(alg)
+    try:
+        return bool(jws.JWSRegistry.algorithms[alg].verify(signing_input, signature, key))
+    except (JoseError, ValueError, TypeError):
+        return False
+
+
+def sign_compact(
+    payload: bytes, key: SigningKey, alg: str, header: Mapping[str, Any] | None = None
+) -> str:
+    """A compact JWS of ``payload``; ``kid`` is the key's thumbprint."""
+    _check_alg(alg)
+    key.ensure_kid()
+    protected = {**(header or {}), "alg": alg, "kid": key.kid}
+    return jws.serialize_compact(protected, payload, key, algorithms=[alg])
+
+
+def verify_compact(
+    token: str,
+    keys: Mapping[str, PublicKey],
+    algorithms: frozenset[str] = ALLOWED_ALGORITHMS,
+) -> tuple[dict[str, Any], bytes]:
+    """Verify a compact JWS against ``keys`` (by ``kid``); returns header and payload.
+
+    Claims are *not* checked here; that is a separate step (RFC 9068, RFC 7519).
+    """
+    if len(token) > MAX_TOKEN_BYTES:
+        raise InvalidTokenError(_REFUSED, f"token larger than {MAX_TOKEN_BYTES} bytes")
+    header = _unverified_header(token)
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in algorithms or alg not in ALLOWED_ALGORITHMS:
+        raise InvalidTokenError(_REFUSED, f"algorithm {alg!r} is not allowed")
+    if "crit" in header:
+        raise InvalidTokenError(_REFUSED, "critical header extensions are not understood")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or kid not in keys:
+        # jwk/jku/x5c/x5u are deliberately never consulted: keys come only from `keys`.
+        raise InvalidTokenError(_REFUSED, "unknown kid")
+    try:
+        result = jws.deserialize_compact(token, keys[kid], algorithms=[alg])
+    except (JoseError, ValueError, TypeError) as exc:
+        raise InvalidTokenError(_REFUSED, f"signature check failed: {type(exc).__name__}") from None
+    return dict(result.headers()), result.payload
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    encoded = token.split(".", 1)[0]
+    try:
+        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        header = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise InvalidTokenError(_REFUSED, "malformed protected header") from None
+    if not isinstance(header, dict):
+        raise InvalidTokenError(_REFUSED, "protected header is not an object")
+    if _UNTRUSTED_HEADERS & header.keys():
+        # Present but ignored: noted for the log, never used.
+        header = {k: v for k, v in header.items() if k not in _UNTRUSTED_HEADERS}
+    return header
+
+
+def _check_alg(alg: str) -> None:
+    if alg not in ALLOWED_ALGORITHMS:
+        raise InvalidTokenError(_REFUSED, f"algorithm {alg!r} is not allowed")
