@@ -166,3 +166,16 @@ def test_python_dash_m_runs_the_cli() -> None:
         check=True,
     )
     assert result.stdout.startswith("interlock ")
+
+
+def test_oauth_rotate_keys_publishes_a_second_key(capsys: pytest.CaptureFixture[str]) -> None:
+    """rotate-keys adds a key that is published before it signs."""
+    import json
+
+    assert main(["init"]) == 0
+    assert main(["oauth", "rotate-keys"]) == 0
+    assert "starts signing in" in capsys.readouterr().out
+    assert main(["oauth", "jwks"]) == 0
+    keys = json.loads(capsys.readouterr().out)["keys"]
+    assert len(keys) == 2
+    assert all("d" not in key for key in keys)

@@ -233,3 +233,14 @@ def test_unexpected_exception_is_500_with_only_the_correlation_id(env: Env) -> N
     assert "internal detail" not in str(body)
     logged = [line for line in lines(env) if line.get("correlation_id") == body["correlation_id"]]
     assert any("internal detail" in str(line.get("exception", "")) for line in logged)
+
+
+def test_jwks_is_published_with_public_keys_only(env: Env) -> None:
+    """The gateway publishes the token-signing keys (public halves) at the fixed path."""
+    status, headers, body = env.request("GET", "/.well-known/jwks.json")
+    assert status == 200
+    assert headers["content-type"].startswith("application/jwk-set+json")
+    (key,) = body["keys"]
+    assert key["kty"] == "EC"
+    assert key["alg"] == "ES256"
+    assert "d" not in key

@@ -17,7 +17,7 @@ import typer
 import typer.main
 
 from interlock import __version__
-from interlock.cli import demo, keyring, keys, secrets, serve, setup, validate
+from interlock.cli import demo, keyring, keys, oauth, secrets, serve, setup, validate
 from interlock.cli.context import state
 from interlock.errors import InterlockError
 
@@ -41,6 +41,7 @@ app.command("serve")(serve.serve)
 app.add_typer(keyring.app, name="keyring")
 app.add_typer(keys.app, name="keys")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(oauth.app, name="oauth")
 
 
 @app.callback()

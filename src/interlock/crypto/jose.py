@@ -39,6 +39,8 @@ __all__ = [
     "SigningKey",
     "generate_signing_key",
     "import_public_jwk",
+    "load_private_jwk",
+    "private_jwk",
     "public_jwk",
     "sign_compact",
     "verify_compact",
@@ -75,6 +77,21 @@ def public_jwk(key: SigningKey, alg: str) -> dict[str, Any]:
     document = key.as_dict(private=False)
     document.update({"alg": alg, "use": "sig"})
     return document
+
+
+def private_jwk(key: SigningKey) -> bytes:
+    """The private JWK as JSON bytes, for sealing (never store or log it in clear)."""
+    key.ensure_kid()
+    return json.dumps(key.as_dict(private=True)).encode()
+
+
+def load_private_jwk(data: bytes) -> SigningKey:
+    """A signing key from :func:`private_jwk` output."""
+    key = JWKRegistry.import_key(json.loads(data))
+    if not isinstance(key, ECKey | OKPKey | RSAKey) or not key.is_private:
+        raise InvalidTokenError(_REFUSED, "not a private signing key")
+    key.ensure_kid()
+    return key
 
 
 def import_public_jwk(document: Mapping[str, Any]) -> PublicKey:

@@ -33,6 +33,7 @@ from interlock.gateway.upstream import Upstreams
 from interlock.identity.apikeys import ApiKeys
 from interlock.identity.grants import Principal
 from interlock.logs import get_logger
+from interlock.oauth.jwks import JwksPublisher
 
 __all__ = ["MAX_BODY_BYTES", "Gateway"]
 
@@ -52,9 +53,15 @@ class Gateway:
     """Routes, pipelines and upstream pools for one manifest (swappable on reload)."""
 
     def __init__(
-        self, manifest: Manifest, keys: ApiKeys, upstreams: Upstreams, metrics: GatewayMetrics
+        self,
+        manifest: Manifest,
+        keys: ApiKeys,
+        upstreams: Upstreams,
+        metrics: GatewayMetrics,
+        jwks: JwksPublisher | None = None,
     ) -> None:
         """Compile ``manifest``; ``keys`` and ``upstreams`` are shared across reloads."""
+        self.jwks = jwks
         self.keys = keys
         self.upstreams = upstreams
         self.metrics = metrics
@@ -147,6 +154,13 @@ class Gateway:
     async def _answer(self, request: web.BaseRequest, correlation_id: str) -> _Answered:
         if request.path == "/healthz" and request.method in {"GET", "HEAD"}:
             return _Answered(web.json_response({"status": "ok"}), "/healthz", "ok", None)
+        if request.path == "/.well-known/jwks.json" and self.jwks and request.method == "GET":
+            jwks = web.Response(
+                body=await self.jwks.body(),
+                content_type="application/jwk-set+json",
+                headers={"Cache-Control": "public, max-age=60"},
+            )
+            return _Answered(jwks, "/.well-known/jwks.json", "ok", None)
         if request.path == "/metrics" and request.method == "GET":
             body = web.Response(body=self.metrics.render(), content_type="text/plain")
             return _Answered(body, "/metrics", "ok", None)

@@ -25,6 +25,8 @@ from interlock.gateway.tls import server_context
 from interlock.gateway.upstream import UpstreamLimits, Upstreams
 from interlock.identity.apikeys import ApiKeys
 from interlock.logs import get_logger
+from interlock.oauth import SigningKeys
+from interlock.oauth.jwks import JwksPublisher
 from interlock.pki import LOCAL_CA_NAME, ensure_local_ca
 from interlock.secrets.store import SecretStore
 from interlock.store import Deployment
@@ -143,7 +145,11 @@ async def start_gateway(
         return Upstreams(current, secrets, anchors, metrics, listener.limits)
 
     keys = ApiKeys(deployment.engine, deployment.keyring, manifest)
-    gateway = Gateway(manifest, keys, make_upstreams(manifest), metrics)
+    signing_keys = SigningKeys(deployment.engine, deployment.keyring)
+    signing_keys.ensure()  # the first key exists before anyone asks for the JWKS
+    gateway = Gateway(
+        manifest, keys, make_upstreams(manifest), metrics, JwksPublisher(signing_keys)
+    )
     server = ProblemServer(
         gateway.handle,
         access_log=None,

@@ -17,6 +17,7 @@ TABLE_MODULES: Final = (
     "interlock.pki.tables",
     "interlock.identity.tables",
     "interlock.secrets.tables",
+    "interlock.oauth.tables",
 )
 
 

@@ -1,0 +1,35 @@
+"""Tables of the OAuth package."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from interlock.store.base import Base, table_of
+from interlock.store.sealed import register_sealed_column
+
+__all__ = ["SigningKeyRow"]
+
+
+class SigningKeyRow(Base):
+    """A token-signing key: public JWK in clear, private JWK sealed by the keyring.
+
+    Life cycle by time: published from ``created_at``; signs from
+    ``activates_at`` until a successor activates; published until
+    ``retires_at``, after which the row is deleted.
+    """
+
+    __tablename__ = "oauth_signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(16), nullable=False)
+    public_jwk: Mapped[str] = mapped_column(Text, nullable=False)
+    private_jwk: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    activates_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    retires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+register_sealed_column(table_of(SigningKeyRow), "private_jwk")

@@ -1,0 +1,38 @@
+"""oauth: token-signing keys (private JWK sealed by the keyring)
+
+Revision ID: 0003_oauth_signing_keys
+Revises: 0002_gateway
+Create Date: 2026-11-29
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003_oauth_signing_keys"
+down_revision: str | Sequence[str] | None = "0002_gateway"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Create ``oauth_signing_keys``."""
+    op.create_table(
+        "oauth_signing_keys",
+        sa.Column("kid", sa.String(length=64), nullable=False),
+        sa.Column("alg", sa.String(length=16), nullable=False),
+        sa.Column("public_jwk", sa.Text(), nullable=False),
+        sa.Column("private_jwk", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("activates_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("retires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("kid", name=op.f("pk_oauth_signing_keys")),
+    )
+
+
+def downgrade() -> None:
+    """Drop ``oauth_signing_keys``."""
+    op.drop_table("oauth_signing_keys")

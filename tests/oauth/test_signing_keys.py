@@ -1,0 +1,117 @@
+"""Signing keys roll over without breaking verifiers: published early, retired late."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from interlock.config.settings import Settings
+from interlock.crypto.jose import import_public_jwk, sign_compact, verify_compact
+from interlock.errors import NotFoundError
+from interlock.oauth import KeyTimings, SigningKeys
+from interlock.store import Deployment, initialise
+
+
+class Clock:
+    """A settable clock."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, store_url: str) -> Iterator[Deployment]:
+    """A deployment on each store backend."""
+    deployment = initialise(Settings(data_dir=tmp_path / "d", database_url=store_url))
+    yield deployment
+    deployment.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The injected clock."""
+    return Clock()
+
+
+@pytest.fixture
+def keys(deployment: Deployment, clock: Clock) -> SigningKeys:
+    """ES256 keys with short, readable timings."""
+    timings = KeyTimings(
+        publish_ahead=timedelta(minutes=10),
+        max_token_lifetime=timedelta(minutes=60),
+        leeway=timedelta(minutes=5),
+        rotate_every=timedelta(days=30),
+    )
+    return SigningKeys(deployment.engine, deployment.keyring, "ES256", timings, now=clock)
+
+
+def _kids(keys: SigningKeys) -> list[str]:
+    return [k["kid"] for k in keys.jwks()["keys"]]
+
+
+def test_no_key_until_ensured_then_one_that_signs_at_once(keys: SigningKeys) -> None:
+    """The first key signs immediately: there are no tokens to keep verifiable yet."""
+    with pytest.raises(NotFoundError):
+        keys.signer()
+    keys.ensure()
+    signer = keys.signer()
+    assert _kids(keys) == [signer.kid]
+    token = sign_compact(b"{}", signer.key, "ES256")
+    public = {k["kid"]: import_public_jwk(k) for k in keys.jwks()["keys"]}
+    assert verify_compact(token, public)[1] == b"{}"
+
+
+def test_rotation_publishes_first_signs_later_retires_last(keys: SigningKeys, clock: Clock) -> None:
+    """New key: in the JWKS at once, signing after 10 min; old key gone 65 min after that."""
+    keys.ensure()
+    old = keys.signer().kid
+    new = keys.rotate()
+    assert _kids(keys) == [old, new]
+    assert keys.signer().kid == old  # the new key is published but does not sign yet
+    clock.now += timedelta(minutes=10)
+    assert keys.signer().kid == new
+    assert old in _kids(keys)  # tokens signed by the old key are still valid
+    clock.now += timedelta(minutes=64)
+    assert old in _kids(keys)
+    clock.now += timedelta(minutes=1)
+    assert _kids(keys) == [new]
+    keys.ensure()  # purges the retired key
+    with keys._engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM oauth_signing_keys")).scalar() == 1
+
+
+def test_scheduled_rotation(keys: SigningKeys, clock: Clock) -> None:
+    """ensure() rotates once the signing key is older than rotate_every."""
+    keys.ensure()
+    first = keys.signer().kid
+    clock.now += timedelta(days=29)
+    keys.ensure()
+    assert len(_kids(keys)) == 1
+    clock.now += timedelta(days=1)
+    keys.ensure()
+    assert len(_kids(keys)) == 2
+    clock.now += timedelta(minutes=10)
+    assert keys.signer().kid != first
+
+
+def test_private_keys_are_sealed_and_jwks_is_public_only(
+    keys: SigningKeys, deployment: Deployment
+) -> None:
+    """The database never holds a private JWK in clear; the JWKS has no private members."""
+    keys.ensure()
+    with deployment.engine.connect() as connection:
+        stored = connection.execute(sa.text("SELECT private_jwk FROM oauth_signing_keys")).scalar()
+    assert b'"d"' not in stored
+    (published,) = keys.jwks()["keys"]
+    assert "d" not in published
+    assert published["use"] == "sig"
+    assert published["alg"] == "ES256"
+    assert json.dumps(published)
