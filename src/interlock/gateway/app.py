@@ -8,11 +8,13 @@ credential) and the caller's key id (never the key).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import parse_qs
 
 from aiohttp import web
 
@@ -34,6 +36,8 @@ from interlock.identity.apikeys import ApiKeys
 from interlock.identity.grants import Principal
 from interlock.logs import get_logger
 from interlock.oauth.jwks import JwksPublisher
+from interlock.oauth.token_endpoint import TokenEndpoint, TokenResponse
+from interlock.oauth.tokens import AccessTokenVerifier
 
 __all__ = ["MAX_BODY_BYTES", "Gateway"]
 
@@ -62,6 +66,8 @@ class Gateway:
     ) -> None:
         """Compile ``manifest``; ``keys`` and ``upstreams`` are shared across reloads."""
         self.jwks = jwks
+        self.token_endpoint: TokenEndpoint | None = None
+        self.token_verifier: AccessTokenVerifier | None = None
         self.keys = keys
         self.upstreams = upstreams
         self.metrics = metrics
@@ -69,8 +75,15 @@ class Gateway:
 
     def _compile(self, manifest: Manifest) -> _Compiled:
         routes = RouteTable.compile(manifest)
-        pipelines = build_pipelines(routes, ApiKeyAuthentication(self.keys), self.upstreams)
+        authenticate = ApiKeyAuthentication(self.keys, self.token_verifier)
+        pipelines = build_pipelines(routes, authenticate, self.upstreams)
         return _Compiled(manifest, routes, pipelines)
+
+    def enable_oauth(self, endpoint: TokenEndpoint, verifier: AccessTokenVerifier) -> None:
+        """Serve ``POST /oauth2/token`` and accept access tokens on every route."""
+        self.token_endpoint = endpoint
+        self.token_verifier = verifier
+        self._compiled = self._compile(self.manifest)
 
     @property
     def manifest(self) -> Manifest:
@@ -82,6 +95,9 @@ class Gateway:
         self.upstreams = upstreams
         compiled = self._compile(manifest)
         self.keys.manifest = manifest
+        if self.token_verifier is not None and self.token_endpoint is not None:
+            self.token_verifier.manifest = manifest
+            self.token_endpoint.manifest = manifest
         self._compiled = compiled
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -161,6 +177,8 @@ class Gateway:
                 headers={"Cache-Control": "public, max-age=60"},
             )
             return _Answered(jwks, "/.well-known/jwks.json", "ok", None)
+        if request.path == "/oauth2/token" and self.token_endpoint is not None:
+            return _Answered(await self._token(request), "/oauth2/token", "ok", None)
         if request.path == "/metrics" and request.method == "GET":
             body = web.Response(body=self.metrics.render(), content_type="text/plain")
             return _Answered(body, "/metrics", "ok", None)
@@ -193,6 +211,31 @@ class Gateway:
             raise
         response.headers["X-Request-Id"] = correlation_id
         return _Answered(response, match.route.label, "forwarded", ctx.principal)
+
+    async def _token(self, request: web.BaseRequest) -> web.Response:
+        endpoint = self.token_endpoint
+        if endpoint is None:  # pragma: no cover - checked by the caller
+            raise Refusal(Problem(404, "not-found", "No such route", "no route matches this path"))
+        if request.method != "POST":
+            raise Refusal(
+                Problem(
+                    405, "method-not-allowed", "Method not allowed", "use POST", {"Allow": "POST"}
+                )
+            )
+        if request.content_type != "application/x-www-form-urlencoded":
+            answer = TokenResponse(
+                400,
+                {"error": "invalid_request", "error_description": "send a form-urlencoded body"},
+            )
+        else:
+            form = parse_qs(
+                (await request.read()).decode("utf-8", "replace"), keep_blank_values=True
+            )
+            authorization = request.headers.getall("Authorization", [])
+            answer = await asyncio.to_thread(endpoint.handle, authorization, form)
+        if answer.status != 200:
+            _log.info("token request refused", reason=answer.log_reason, status=answer.status)
+        return web.json_response(answer.body, status=answer.status, headers=answer.headers)
 
 
 @dataclass(frozen=True)

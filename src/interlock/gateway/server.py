@@ -26,7 +26,10 @@ from interlock.gateway.upstream import UpstreamLimits, Upstreams
 from interlock.identity.apikeys import ApiKeys
 from interlock.logs import get_logger
 from interlock.oauth import SigningKeys
+from interlock.oauth.client_secrets import ClientSecrets
 from interlock.oauth.jwks import JwksPublisher
+from interlock.oauth.token_endpoint import TokenEndpoint
+from interlock.oauth.tokens import AccessTokenVerifier, TokenIssuer
 from interlock.pki import LOCAL_CA_NAME, ensure_local_ca
 from interlock.secrets.store import SecretStore
 from interlock.store import Deployment
@@ -174,6 +177,14 @@ async def start_gateway(
         tmp.cleanup()
         raise
     port = _bound_port(runner, listener.port)
+    issuer = f"https://{_url_host(listener.host)}:{port}"
+    gateway.enable_oauth(
+        TokenEndpoint(
+            ClientSecrets(deployment.engine, deployment.keyring, manifest),
+            TokenIssuer(signing_keys, issuer),
+        ),
+        AccessTokenVerifier(signing_keys, issuer, manifest),
+    )
     _log.info(
         "gateway listening",
         host=listener.host,
@@ -219,6 +230,10 @@ def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
         asyncio.run(main)
         return
     uvloop.run(main)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _bound_port(runner: web.ServerRunner, requested: int) -> int:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, LargeBinary, String, Text
+from sqlalchemy import DateTime, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from interlock.store.base import Base, table_of
 from interlock.store.sealed import register_sealed_column
 
-__all__ = ["SigningKeyRow"]
+__all__ = ["ClientSecretRow", "SigningKeyRow"]
 
 
 class SigningKeyRow(Base):
@@ -33,3 +33,17 @@ class SigningKeyRow(Base):
 
 
 register_sealed_column(table_of(SigningKeyRow), "private_jwk")
+
+
+class ClientSecretRow(Base):
+    """An OAuth client secret: its hash only."""
+
+    __tablename__ = "oauth_client_secrets"
+    __table_args__ = (Index("ix_oauth_client_secrets_client", "client"),)
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    client: Mapped[str] = mapped_column(String(63), nullable=False)
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,14 +1,19 @@
-"""Who is calling: an API key from ``Authorization: Bearer`` or ``X-API-Key``."""
+"""Who is calling: an API key (``Authorization: Bearer`` or ``X-API-Key``) or an access token.
+
+A Bearer credential shaped like a JWS (``eyJ...`` with two dots) is checked as
+one of our RFC 9068 access tokens; anything else as an API key.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Final
 
-from interlock.errors import AuthenticationError
+from interlock.errors import AuthenticationError, InvalidTokenError
 from interlock.gateway.context import RequestContext
 from interlock.gateway.problems import Problem, Refusal
 from interlock.identity.apikeys import ApiKeys
+from interlock.oauth.tokens import AccessTokenVerifier
 
 __all__ = ["ApiKeyAuthentication"]
 
@@ -19,13 +24,22 @@ _MAX_CREDENTIAL: Final = 512
 class ApiKeyAuthentication:
     """Sets ``ctx.principal`` or refuses with 401 (400 for ambiguous credentials)."""
 
-    def __init__(self, keys: ApiKeys) -> None:
-        """Verify against ``keys``."""
+    def __init__(self, keys: ApiKeys, tokens: AccessTokenVerifier | None = None) -> None:
+        """Verify API keys against ``keys`` and access tokens with ``tokens``."""
         self._keys = keys
+        self._tokens = tokens
 
     async def __call__(self, ctx: RequestContext) -> None:
         """Authenticate the request."""
         token = _credential(ctx)
+        if self._tokens is not None and token.startswith("eyJ") and token.count(".") == 2:
+            try:
+                ctx.principal = await asyncio.to_thread(self._tokens.verify, token)
+            except InvalidTokenError as exc:
+                raise _unauthorised(
+                    "invalid_token", "the access token is invalid", log_reason=exc.reason
+                ) from None
+            return
         try:
             # Cache hit: verified on the loop. Miss: the store is asked off the loop.
             principal = self._keys.verify_cached(token)

@@ -1,4 +1,4 @@
-"""oauth: token-signing keys (private JWK sealed by the keyring)
+"""oauth: token-signing keys (private JWK sealed by the keyring) and client secrets
 
 Revision ID: 0003_oauth_signing_keys
 Revises: 0002_gateway
@@ -19,7 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Create ``oauth_signing_keys``."""
+    """Create ``oauth_signing_keys`` and ``oauth_client_secrets``."""
     op.create_table(
         "oauth_signing_keys",
         sa.Column("kid", sa.String(length=64), nullable=False),
@@ -31,8 +31,21 @@ def upgrade() -> None:
         sa.Column("retires_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("kid", name=op.f("pk_oauth_signing_keys")),
     )
+    op.create_table(
+        "oauth_client_secrets",
+        sa.Column("id", sa.String(length=16), nullable=False),
+        sa.Column("client", sa.String(length=63), nullable=False),
+        sa.Column("secret_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_oauth_client_secrets")),
+    )
+    op.create_index("ix_oauth_client_secrets_client", "oauth_client_secrets", ["client"])
 
 
 def downgrade() -> None:
-    """Drop ``oauth_signing_keys``."""
+    """Drop both tables."""
+    op.drop_index("ix_oauth_client_secrets_client", table_name="oauth_client_secrets")
+    op.drop_table("oauth_client_secrets")
     op.drop_table("oauth_signing_keys")

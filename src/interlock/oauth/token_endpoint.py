@@ -1,0 +1,143 @@
+"""The token endpoint: ``client_credentials`` only, errors exactly per RFC 6749 §5.2.
+
+HTTP-agnostic: the gateway hands over the Authorization header values and the
+parsed form, and renders the :class:`TokenResponse`. Client authentication
+by ``client_secret_basic`` or ``client_secret_post``; using both at once is
+refused (RFC 6749 §2.3: a client MUST NOT use more than one method).
+``private_key_jwt`` and ``tls_client_auth`` are refused as unsupported for now.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import unquote
+
+from interlock.config.manifest import Manifest
+from interlock.errors import AuthenticationError, NotFoundError
+from interlock.identity.grants import client_scopes
+from interlock.oauth.client_secrets import ClientSecrets
+from interlock.oauth.tokens import TokenIssuer
+
+__all__ = ["TokenEndpoint", "TokenResponse"]
+
+_NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    """Status, JSON body and headers of a token endpoint answer."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    log_reason: str | None = None
+
+
+def _error(
+    status: int, error: str, description: str, *, basic: bool = False, reason: str | None = None
+) -> TokenResponse:
+    headers = dict(_NO_STORE)
+    if basic:
+        # RFC 6749 §5.2: 401 with a challenge matching the scheme the client used.
+        headers["WWW-Authenticate"] = 'Basic realm="interlock", charset="UTF-8"'
+    body = {"error": error, "error_description": description}
+    return TokenResponse(status, body, headers, reason or description)
+
+
+class TokenEndpoint:
+    """Issues access tokens for authenticated clients."""
+
+    def __init__(self, secrets: ClientSecrets, issuer: TokenIssuer) -> None:
+        """Authenticate with ``secrets``, sign with ``issuer``."""
+        self._secrets = secrets
+        self._issuer = issuer
+
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest clients and grants come from."""
+        return self._secrets.manifest
+
+    @manifest.setter
+    def manifest(self, manifest: Manifest) -> None:
+        self._secrets.manifest = manifest
+
+    def handle(  # noqa: PLR0911  (one return per RFC 6749 error case reads best)
+        self, authorization: Sequence[str], form: Mapping[str, Sequence[str]]
+    ) -> TokenResponse:
+        """Answer one token request."""
+        repeated = sorted(name for name, values in form.items() if len(values) > 1)
+        if repeated:
+            return _error(400, "invalid_request", f"parameter {repeated[0]} is repeated")
+        params = {name: values[0] for name, values in form.items()}
+        basic = [a for a in authorization if a.lower().startswith("basic ")]
+        if len(authorization) > 1 or (authorization and not basic):
+            return _error(400, "invalid_request", "use one Authorization header with Basic")
+        if "client_assertion" in params or "client_assertion_type" in params:
+            return _error(401, "invalid_client", "private_key_jwt is not supported yet")
+        if basic and ("client_secret" in params):
+            return _error(400, "invalid_request", "use one client authentication method only")
+        credentials = _basic(basic[0]) if basic else _post(params)
+        if credentials is None:
+            return _error(401, "invalid_client", "client authentication failed", basic=bool(basic))
+        client_id, secret = credentials
+        if basic and "client_id" in params and params["client_id"] != client_id:
+            return _error(400, "invalid_request", "client_id differs from the Basic credentials")
+        try:
+            self._secrets.authenticate(client_id, secret)
+        except (AuthenticationError, NotFoundError) as exc:
+            reason = getattr(exc, "reason", str(exc))
+            return _error(
+                401,
+                "invalid_client",
+                "client authentication failed",
+                basic=bool(basic),
+                reason=reason,
+            )
+        return self._grant(client_id, params)
+
+    def _grant(self, client_id: str, params: Mapping[str, str]) -> TokenResponse:
+        grant = params.get("grant_type")
+        if grant is None:
+            return _error(400, "invalid_request", "grant_type is required")
+        if grant != "client_credentials":
+            return _error(400, "unsupported_grant_type", "only client_credentials is supported")
+        granted = client_scopes(self._secrets.manifest, client_id)
+        requested = frozenset(params["scope"].split()) if params.get("scope") else granted
+        if not requested or not requested <= granted:
+            return _error(400, "invalid_scope", "the requested scope is not granted to this client")
+        audience = self._issuer.issuer
+        resource = params.get("resource")
+        if resource is not None and resource.rstrip("/") != audience:
+            # RFC 8707 §2: a resource this server does not protect.
+            return _error(400, "invalid_target", "tokens are issued for this gateway only")
+        token = self._issuer.issue(client_id, requested, audience)
+        body = {
+            "access_token": token.access_token,
+            "token_type": "Bearer",
+            "expires_in": token.expires_in,
+            "scope": token.scope,
+        }
+        return TokenResponse(200, body, dict(_NO_STORE))
+
+
+def _basic(header: str) -> tuple[str, str] | None:
+    try:
+        decoded = base64.b64decode(header.split(" ", 1)[1].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, IndexError):
+        return None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep or not client_id or not secret:
+        return None
+    # RFC 6749 §2.3.1: both parts are form-urlencoded before joining.
+    return unquote(client_id), unquote(secret)
+
+
+def _post(params: Mapping[str, str]) -> tuple[str, str] | None:
+    client_id, secret = params.get("client_id"), params.get("client_secret")
+    if not client_id or not secret:
+        return None
+    return client_id, secret

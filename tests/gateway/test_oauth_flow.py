@@ -1,0 +1,155 @@
+"""Client credentials end to end: secrets, the token endpoint, tokens accepted on routes."""
+
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import urlencode
+
+import pytest
+
+from interlock.oauth.client_secrets import ClientSecrets
+from tests.gateway.harness import Env
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture
+def secret(env: Env) -> str:
+    """A fresh secret for the oauth-only client (revoked afterwards)."""
+    secrets = ClientSecrets(
+        env.deployment.engine, env.deployment.keyring, env.gateway.gateway.manifest
+    )
+    secret_id, value = secrets.create("oauth-only")
+    env.issued_tokens.append(value)
+    yield value
+    secrets.revoke(secret_id)
+
+
+def _basic(client: str, secret: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{client}:{secret}".encode()).decode()}
+
+
+def _token(
+    env: Env, headers: dict[str, str], **form: str
+) -> tuple[int, dict[str, str], dict[str, object]]:
+    status, got, body = env.request(
+        "POST", "/oauth2/token", {**FORM, **headers}, urlencode(form).encode()
+    )
+    return status, got, body
+
+
+def test_basic_credentials_get_a_token_that_opens_the_route(env: Env, secret: str) -> None:
+    """client_secret_basic -> RFC 9068 token -> accepted by the gateway for a granted scope."""
+    status, headers, body = _token(
+        env, _basic("oauth-only", secret), grant_type="client_credentials"
+    )
+    assert status == 200, body
+    assert headers["cache-control"] == "no-store"
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 600
+    assert body["scope"] == "orders.read"
+    token = str(body["access_token"])
+    env.issued_tokens.append(token)
+    header = json.loads(base64.urlsafe_b64decode(token.split(".", maxsplit=1)[0] + "=="))
+    assert header["typ"] == "at+jwt"
+    assert header["alg"] == "ES256"
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims["sub"] == claims["client_id"] == "oauth-only"
+    assert claims["iss"] == claims["aud"] == f"https://127.0.0.1:{env.port}"
+    assert {"iat", "exp", "jti"} <= claims.keys()
+    status, _, order = env.request("GET", "/orders/1001", {"Authorization": f"Bearer {token}"})
+    assert (status, order["id"]) == (200, "1001")
+
+
+def test_post_credentials_work_too(env: Env, secret: str) -> None:
+    """client_secret_post is the other supported method."""
+    status, _, body = _token(
+        env, {}, grant_type="client_credentials", client_id="oauth-only", client_secret=secret
+    )
+    assert status == 200, body
+
+
+def test_two_authentication_methods_at_once_are_refused(env: Env, secret: str) -> None:
+    """Basic plus client_secret in the body is invalid_request."""
+    status, _, body = _token(
+        env, _basic("oauth-only", secret), grant_type="client_credentials", client_secret=secret
+    )
+    assert (status, body["error"]) == (400, "invalid_request")
+
+
+def test_wrong_secret_is_invalid_client_with_a_basic_challenge(env: Env, secret: str) -> None:
+    """401 invalid_client, and WWW-Authenticate because Basic was used (RFC 6749 §5.2)."""
+    wrong = secret[:-10] + ("A" * 10 if not secret.endswith("A" * 10) else "B" * 10)
+    status, headers, body = _token(
+        env, _basic("oauth-only", wrong), grant_type="client_credentials"
+    )
+    assert (status, body["error"]) == (401, "invalid_client")
+    assert headers["www-authenticate"].startswith("Basic")
+
+
+@pytest.mark.parametrize(
+    ("form", "error"),
+    [
+        ({"grant_type": "password"}, "unsupported_grant_type"),
+        ({}, "invalid_request"),
+        ({"grant_type": "client_credentials", "scope": "orders.write"}, "invalid_scope"),
+        (
+            {"grant_type": "client_credentials", "resource": "https://elsewhere.example"},
+            "invalid_target",
+        ),
+    ],
+)
+def test_grant_errors_follow_rfc_6749(
+    env: Env, secret: str, form: dict[str, str], error: str
+) -> None:
+    """Each refusal uses the RFC error code with status 400."""
+    status, _, body = _token(env, _basic("oauth-only", secret), **form)
+    assert (status, body["error"]) == (400, error)
+
+
+def test_api_key_clients_cannot_get_tokens(env: Env) -> None:
+    """An API key is not a client secret."""
+    token, _ = env.key(["orders.read"])
+    status, _, body = _token(env, _basic("order-sync", token), grant_type="client_credentials")
+    assert (status, body["error"]) == (401, "invalid_client")
+
+
+def test_tampered_or_foreign_tokens_are_401(env: Env, secret: str) -> None:
+    """A changed payload, or a token signed by someone else's key, is refused."""
+    from interlock.crypto.jose import generate_signing_key, sign_compact
+
+    _, _, body = _token(env, _basic("oauth-only", secret), grant_type="client_credentials")
+    token = str(body["access_token"])
+    head, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    claims["scope"] = "orders.read orders.write"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    assert (
+        env.request(
+            "GET", "/orders/1001", {"Authorization": f"Bearer {head}.{forged}.{signature}"}
+        )[0]
+        == 401
+    )
+    attacker = generate_signing_key("ES256")
+    foreign = sign_compact(json.dumps(claims).encode(), attacker, "ES256", {"typ": "at+jwt"})
+    assert env.request("GET", "/orders/1001", {"Authorization": f"Bearer {foreign}"})[0] == 401
+
+
+def test_form_body_is_required(env: Env) -> None:
+    """A JSON body is not a token request."""
+    status, _, body = env.request(
+        "POST", "/oauth2/token", {"Content-Type": "application/json"}, b"{}"
+    )
+    assert (status, body["error"]) == (400, "invalid_request")
+
+
+def test_no_secret_or_token_reaches_the_logs(env: Env, secret: str) -> None:
+    """After the flows above, neither client secrets nor access tokens appear in the log."""
+    _, _, body = _token(env, _basic("oauth-only", secret), grant_type="client_credentials")
+    env.issued_tokens.append(str(body["access_token"]))
+    env.request("GET", "/orders/1001", {"Authorization": f"Bearer {body['access_token']}x"})
+    log = env.logs.getvalue()
+    assert "token request refused" in log or "request" in log
+    for value in env.issued_tokens:
+        assert value not in log
