@@ -179,3 +179,16 @@ def test_oauth_rotate_keys_publishes_a_second_key(capsys: pytest.CaptureFixture[
     keys = json.loads(capsys.readouterr().out)["keys"]
     assert len(keys) == 2
     assert all("d" not in key for key in keys)
+
+
+def test_clients_create_and_revoke_secret(capsys: pytest.CaptureFixture[str]) -> None:
+    """The secret goes to stdout alone (once); revoke takes its id."""
+    manifest = EXAMPLE  # order-sync's auth includes oauth2
+    assert main(["init"]) == 0
+    capsys.readouterr()
+    assert main(["clients", "create-secret", "order-sync", "--manifest", str(manifest)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("ilk_")
+    secret_id = captured.err.split()[2]
+    assert main(["clients", "revoke-secret", secret_id, "--manifest", str(manifest)]) == 0
+    assert f"revoked client secret {secret_id}" in capsys.readouterr().out

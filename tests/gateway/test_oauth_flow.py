@@ -153,3 +153,32 @@ def test_no_secret_or_token_reaches_the_logs(env: Env, secret: str) -> None:
     assert "token request refused" in log or "request" in log
     for value in env.issued_tokens:
         assert value not in log
+
+
+def test_metadata_describes_the_server(env: Env) -> None:
+    """RFC 8414 metadata names the issuer, endpoints, grant and auth methods."""
+    status, _, body = env.request("GET", "/.well-known/oauth-authorization-server")
+    issuer = f"https://127.0.0.1:{env.port}"
+    assert status == 200
+    assert body["issuer"] == issuer
+    assert body["token_endpoint"] == f"{issuer}/oauth2/token"
+    assert body["jwks_uri"] == f"{issuer}/.well-known/jwks.json"
+    assert body["grant_types_supported"] == ["client_credentials"]
+    assert "orders.read" in body["scopes_supported"]
+
+
+def test_a_third_active_secret_is_refused(env: Env) -> None:
+    """Two active secrets per client allow rotation; a third is refused."""
+    from interlock.errors import InvalidRequestError
+
+    secrets = ClientSecrets(
+        env.deployment.engine, env.deployment.keyring, env.gateway.gateway.manifest
+    )
+    first, _ = secrets.create("oauth-only")
+    second, _ = secrets.create("oauth-only")
+    try:
+        with pytest.raises(InvalidRequestError, match="2 active secrets"):
+            secrets.create("oauth-only")
+    finally:
+        secrets.revoke(first)
+        secrets.revoke(second)

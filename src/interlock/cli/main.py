@@ -17,7 +17,17 @@ import typer
 import typer.main
 
 from interlock import __version__
-from interlock.cli import demo, keyring, keys, oauth, secrets, serve, setup, validate
+from interlock.cli import (
+    clients,
+    demo,
+    keyring,
+    keys,
+    oauth,
+    secrets,
+    serve,
+    setup,
+    validate,
+)
 from interlock.cli.context import state
 from interlock.errors import InterlockError
 
@@ -42,6 +52,7 @@ app.add_typer(keyring.app, name="keyring")
 app.add_typer(keys.app, name="keys")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(oauth.app, name="oauth")
+app.add_typer(clients.app, name="clients")
 
 
 @app.callback()

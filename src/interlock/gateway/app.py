@@ -36,7 +36,7 @@ from interlock.identity.apikeys import ApiKeys
 from interlock.identity.grants import Principal
 from interlock.logs import get_logger
 from interlock.oauth.jwks import JwksPublisher
-from interlock.oauth.token_endpoint import TokenEndpoint, TokenResponse
+from interlock.oauth.token_endpoint import TokenEndpoint, TokenResponse, metadata
 from interlock.oauth.tokens import AccessTokenVerifier
 
 __all__ = ["MAX_BODY_BYTES", "Gateway"]
@@ -177,6 +177,13 @@ class Gateway:
                 headers={"Cache-Control": "public, max-age=60"},
             )
             return _Answered(jwks, "/.well-known/jwks.json", "ok", None)
+        if (
+            request.path == "/.well-known/oauth-authorization-server"
+            and self.token_endpoint is not None
+            and request.method == "GET"
+        ):
+            document = metadata(self.token_endpoint.issuer, self.manifest)
+            return _Answered(web.json_response(document), request.path, "ok", None)
         if request.path == "/oauth2/token" and self.token_endpoint is not None:
             return _Answered(await self._token(request), "/oauth2/token", "ok", None)
         if request.path == "/metrics" and request.method == "GET":

@@ -22,7 +22,7 @@ from interlock.identity.grants import client_scopes
 from interlock.oauth.client_secrets import ClientSecrets
 from interlock.oauth.tokens import TokenIssuer
 
-__all__ = ["TokenEndpoint", "TokenResponse"]
+__all__ = ["TokenEndpoint", "TokenResponse", "metadata"]
 
 _NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -55,6 +55,11 @@ class TokenEndpoint:
         """Authenticate with ``secrets``, sign with ``issuer``."""
         self._secrets = secrets
         self._issuer = issuer
+
+    @property
+    def issuer(self) -> str:
+        """The issuer URL tokens carry."""
+        return self._issuer.issuer
 
     @property
     def manifest(self) -> Manifest:
@@ -122,6 +127,21 @@ class TokenEndpoint:
             "scope": token.scope,
         }
         return TokenResponse(200, body, dict(_NO_STORE))
+
+
+def metadata(issuer: str, manifest: Manifest) -> dict[str, Any]:
+    """Authorization server metadata (RFC 8414 §2) for this gateway."""
+    scopes = sorted({scope for role in manifest.roles.values() for scope in role.scopes})
+    return {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/oauth2/token",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "grant_types_supported": ["client_credentials"],
+        # No authorization endpoint: client credentials only.
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "scopes_supported": scopes,
+    }
 
 
 def _basic(header: str) -> tuple[str, str] | None:
