@@ -182,3 +182,42 @@ def test_a_third_active_secret_is_refused(env: Env) -> None:
     finally:
         secrets.revoke(first)
         secrets.revoke(second)
+
+
+def test_revoked_token_is_refused_everywhere_and_introspects_inactive(
+    env: Env, secret: str
+) -> None:
+    """RFC 7009 revocation reaches the gateway's verifier; RFC 7662 then says inactive."""
+    auth = _basic("oauth-only", secret)
+    _, _, body = _token(env, auth, grant_type="client_credentials")
+    token = str(body["access_token"])
+    env.issued_tokens.append(token)
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert env.request("GET", "/orders/1001", bearer)[0] == 200
+    status, _, active = env.request(
+        "POST", "/oauth2/introspect", {**FORM, **auth}, urlencode({"token": token}).encode()
+    )
+    assert status == 200
+    assert active["active"] is True
+    assert active["client_id"] == "oauth-only"
+    assert active["scope"] == "orders.read"
+    status, _, _ = env.request(
+        "POST", "/oauth2/revoke", {**FORM, **auth}, urlencode({"token": token}).encode()
+    )
+    assert status == 200
+    assert env.request("GET", "/orders/1001", bearer)[0] == 401
+    _, _, inactive = env.request(
+        "POST", "/oauth2/introspect", {**FORM, **auth}, urlencode({"token": token}).encode()
+    )
+    assert inactive == {"active": False}
+
+
+def test_revocation_needs_client_authentication_and_ignores_junk(env: Env, secret: str) -> None:
+    """Unauthenticated revocation is 401; an unknown token is a silent 200 (RFC 7009 §2.2)."""
+    body = urlencode({"token": "not-a-token"}).encode()
+    assert env.request("POST", "/oauth2/revoke", FORM, body)[0] == 401
+    assert (
+        env.request("POST", "/oauth2/revoke", {**FORM, **_basic("oauth-only", secret)}, body)[0]
+        == 200
+    )
+    assert env.request("POST", "/oauth2/introspect", FORM, body)[0] == 401

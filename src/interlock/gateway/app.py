@@ -39,10 +39,15 @@ from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.token_endpoint import TokenEndpoint, TokenResponse, metadata
 from interlock.oauth.tokens import AccessTokenVerifier
 
-__all__ = ["MAX_BODY_BYTES", "Gateway"]
+__all__ = ["Gateway"]
 
-MAX_BODY_BYTES: Final = 1024 * 1024
 _log = get_logger("interlock.gateway")
+# Form-encoded OAuth endpoints (ARCHITECTURE's fixed paths) and what answers them.
+_OAUTH_FORMS: Final = {
+    "/oauth2/token": "handle",
+    "/oauth2/revoke": "revoke",
+    "/oauth2/introspect": "introspect",
+}
 _access = logging.getLogger("interlock.gateway")
 
 
@@ -184,8 +189,9 @@ class Gateway:
         ):
             document = metadata(self.token_endpoint.issuer, self.manifest)
             return _Answered(web.json_response(document), request.path, "ok", None)
-        if request.path == "/oauth2/token" and self.token_endpoint is not None:
-            return _Answered(await self._token(request), "/oauth2/token", "ok", None)
+        if request.path in _OAUTH_FORMS and self.token_endpoint is not None:
+            answer = await self._oauth_form(request, _OAUTH_FORMS[request.path])
+            return _Answered(answer, request.path, "ok", None)
         if request.path == "/metrics" and request.method == "GET":
             body = web.Response(body=self.metrics.render(), content_type="text/plain")
             return _Answered(body, "/metrics", "ok", None)
@@ -219,7 +225,7 @@ class Gateway:
         response.headers["X-Request-Id"] = correlation_id
         return _Answered(response, match.route.label, "forwarded", ctx.principal)
 
-    async def _token(self, request: web.BaseRequest) -> web.Response:
+    async def _oauth_form(self, request: web.BaseRequest, operation: str) -> web.Response:
         endpoint = self.token_endpoint
         if endpoint is None:  # pragma: no cover - checked by the caller
             raise Refusal(Problem(404, "not-found", "No such route", "no route matches this path"))
@@ -239,9 +245,14 @@ class Gateway:
                 (await request.read()).decode("utf-8", "replace"), keep_blank_values=True
             )
             authorization = request.headers.getall("Authorization", [])
-            answer = await asyncio.to_thread(endpoint.handle, authorization, form)
+            answer = await asyncio.to_thread(getattr(endpoint, operation), authorization, form)
         if answer.status != 200:
-            _log.info("token request refused", reason=answer.log_reason, status=answer.status)
+            _log.info(
+                "oauth request refused",
+                path=request.path,
+                reason=answer.log_reason,
+                status=answer.status,
+            )
         return web.json_response(answer.body, status=answer.status, headers=answer.headers)
 
 

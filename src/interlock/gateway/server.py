@@ -28,6 +28,8 @@ from interlock.logs import get_logger
 from interlock.oauth import SigningKeys
 from interlock.oauth.client_secrets import ClientSecrets
 from interlock.oauth.jwks import JwksPublisher
+from interlock.oauth.revocation import TokenRevocations
+from interlock.oauth.revoked import RevokedTokens
 from interlock.oauth.token_endpoint import TokenEndpoint
 from interlock.oauth.tokens import AccessTokenVerifier, TokenIssuer
 from interlock.pki import LOCAL_CA_NAME, ensure_local_ca
@@ -178,12 +180,15 @@ async def start_gateway(
         raise
     port = _bound_port(runner, listener.port)
     issuer = f"https://{_url_host(listener.host)}:{port}"
+    revoked = RevokedTokens(deployment.engine)
+    verifier = AccessTokenVerifier(signing_keys, issuer, manifest, revoked=revoked)
     gateway.enable_oauth(
         TokenEndpoint(
             ClientSecrets(deployment.engine, deployment.keyring, manifest),
             TokenIssuer(signing_keys, issuer),
+            TokenRevocations(verifier, revoked),
         ),
-        AccessTokenVerifier(signing_keys, issuer, manifest),
+        verifier,
     )
     _log.info(
         "gateway listening",

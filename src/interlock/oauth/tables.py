@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from interlock.store.base import Base, table_of
 from interlock.store.sealed import register_sealed_column
 
-__all__ = ["ClientSecretRow", "SigningKeyRow"]
+__all__ = ["ClientSecretRow", "RevokedTokenRow", "SigningKeyRow"]
 
 
 class SigningKeyRow(Base):
@@ -47,3 +47,14 @@ class ClientSecretRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RevokedTokenRow(Base):
+    """A revoked access token's ``jti``, kept until the token would have expired."""
+
+    __tablename__ = "oauth_revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client: Mapped[str] = mapped_column(String(63), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    revoked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

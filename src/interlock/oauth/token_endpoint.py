@@ -1,4 +1,7 @@
-"""The token endpoint: ``client_credentials`` only, errors exactly per RFC 6749 §5.2.
+"""Token, revocation (RFC 7009) and introspection (RFC 7662) endpoints.
+
+The token endpoint grants ``client_credentials`` only, with errors exactly
+per RFC 6749 §5.2; all three authenticate the calling client the same way.
 
 HTTP-agnostic: the gateway hands over the Authorization header values and the
 parsed form, and renders the :class:`TokenResponse`. Client authentication
@@ -20,6 +23,7 @@ from interlock.config.manifest import Manifest
 from interlock.errors import AuthenticationError, NotFoundError
 from interlock.identity.grants import client_scopes
 from interlock.oauth.client_secrets import ClientSecrets
+from interlock.oauth.revocation import TokenRevocations
 from interlock.oauth.tokens import TokenIssuer
 
 __all__ = ["TokenEndpoint", "TokenResponse", "metadata"]
@@ -51,10 +55,13 @@ def _error(
 class TokenEndpoint:
     """Issues access tokens for authenticated clients."""
 
-    def __init__(self, secrets: ClientSecrets, issuer: TokenIssuer) -> None:
-        """Authenticate with ``secrets``, sign with ``issuer``."""
+    def __init__(
+        self, secrets: ClientSecrets, issuer: TokenIssuer, revocations: TokenRevocations
+    ) -> None:
+        """Authenticate with ``secrets``, sign with ``issuer``, revoke through ``revocations``."""
         self._secrets = secrets
         self._issuer = issuer
+        self._revocations = revocations
 
     @property
     def issuer(self) -> str:
@@ -70,10 +77,49 @@ class TokenEndpoint:
     def manifest(self, manifest: Manifest) -> None:
         self._secrets.manifest = manifest
 
-    def handle(  # noqa: PLR0911  (one return per RFC 6749 error case reads best)
+    def handle(
         self, authorization: Sequence[str], form: Mapping[str, Sequence[str]]
     ) -> TokenResponse:
-        """Answer one token request."""
+        """Answer one token request (``POST /oauth2/token``)."""
+        authenticated = self.authenticate_client(authorization, form)
+        if isinstance(authenticated, TokenResponse):
+            return authenticated
+        client_id, params = authenticated
+        return self._grant(client_id, params)
+
+    def revoke(
+        self, authorization: Sequence[str], form: Mapping[str, Sequence[str]]
+    ) -> TokenResponse:
+        """RFC 7009: revoke one of the calling client's tokens; 200 whatever the token."""
+        authenticated = self.authenticate_client(authorization, form)
+        if isinstance(authenticated, TokenResponse):
+            return authenticated
+        client_id, params = authenticated
+        token = params.get("token")
+        if not token:
+            return _error(400, "invalid_request", "token is required")
+        # §2.2: an invalid or unknown token is not an error; a client may revoke
+        # only its own tokens, others are left alone without saying so.
+        self._revocations.revoke(token, client_id)
+        return TokenResponse(200, {}, dict(_NO_STORE))
+
+    def introspect(
+        self, authorization: Sequence[str], form: Mapping[str, Sequence[str]]
+    ) -> TokenResponse:
+        """RFC 7662: the state of a token, for an authenticated caller."""
+        authenticated = self.authenticate_client(authorization, form)
+        if isinstance(authenticated, TokenResponse):
+            return authenticated
+        _, params = authenticated
+        token = params.get("token")
+        if not token:
+            return _error(400, "invalid_request", "token is required")
+        return TokenResponse(200, self._revocations.introspect(token), dict(_NO_STORE))
+
+    def authenticate_client(  # noqa: PLR0911  (one return per RFC 6749 error case reads best)
+        self, authorization: Sequence[str], form: Mapping[str, Sequence[str]]
+    ) -> tuple[str, dict[str, str]] | TokenResponse:
+        """The authenticated client id and the single-valued parameters, or an error."""
         repeated = sorted(name for name, values in form.items() if len(values) > 1)
         if repeated:
             return _error(400, "invalid_request", f"parameter {repeated[0]} is repeated")
@@ -102,7 +148,7 @@ class TokenEndpoint:
                 basic=bool(basic),
                 reason=reason,
             )
-        return self._grant(client_id, params)
+        return client_id, params
 
     def _grant(self, client_id: str, params: Mapping[str, str]) -> TokenResponse:
         grant = params.get("grant_type")

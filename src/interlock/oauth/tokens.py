@@ -15,6 +15,7 @@ from interlock.config.manifest import Manifest
 from interlock.crypto.jose import PublicKey, import_public_jwk, sign_compact, verify_compact
 from interlock.errors import InvalidTokenError
 from interlock.identity.grants import Principal, client_scopes
+from interlock.oauth.revoked import RevokedTokens
 from interlock.oauth.signing_keys import SigningKeys
 
 __all__ = ["DEFAULT_LIFETIME", "AccessTokenVerifier", "IssuedToken", "TokenIssuer"]
@@ -84,10 +85,13 @@ class AccessTokenVerifier:
         keys: SigningKeys,
         issuer: str,
         manifest: Manifest,
+        *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         refresh_seconds: float = 5.0,
+        revoked: RevokedTokens | None = None,
     ) -> None:
         """Verify tokens for ``issuer`` whose audience includes ``issuer``."""
+        self.revoked = revoked
         self._source = keys
         self.issuer = issuer
         self.manifest = manifest
@@ -98,7 +102,17 @@ class AccessTokenVerifier:
         self._lock = threading.Lock()
 
     def verify(self, token: str) -> Principal:
-        """The client behind a valid token; :class:`InvalidTokenError` otherwise."""
+        """The client behind a valid, unrevoked token; :class:`InvalidTokenError` otherwise."""
+        claims = self.claims(token)
+        client = str(claims["client_id"])
+        scope = claims.get("scope")
+        granted = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
+        return Principal(
+            client, granted & client_scopes(self.manifest, client), f"jwt {claims['jti']}"
+        )
+
+    def claims(self, token: str) -> dict[str, Any]:
+        """The claims of a token that passes every check (signature, RFC 9068, revocation)."""
         header, payload = self._verify_signature(token)
         if header.get("typ") != _TYP:
             # RFC 9068 §4: reject tokens whose typ is not at+jwt.
@@ -128,10 +142,12 @@ class AccessTokenVerifier:
         spec = self.manifest.clients.get(client)
         if spec is None or "oauth2" not in spec.auth:
             raise InvalidTokenError(_REFUSED, "unknown client or client without oauth2")
-        scope = claims.get("scope")
-        granted = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
         jti = claims.get("jti")
-        return Principal(client, granted & client_scopes(self.manifest, client), f"jwt {jti}")
+        if not isinstance(jti, str) or not jti:
+            raise InvalidTokenError(_REFUSED, "missing jti")
+        if self.revoked is not None and self.revoked.contains(jti):
+            raise InvalidTokenError(_REFUSED, f"token {jti} is revoked")
+        return claims
 
     def _verify_signature(self, token: str) -> tuple[dict[str, Any], bytes]:
         try:

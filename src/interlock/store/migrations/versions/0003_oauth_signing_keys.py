@@ -1,4 +1,4 @@
-"""oauth: token-signing keys (private JWK sealed by the keyring) and client secrets
+"""oauth: signing keys (private JWK sealed), client secrets, revoked token ids
 
 Revision ID: 0003_oauth_signing_keys
 Revises: 0002_gateway
@@ -19,7 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Create ``oauth_signing_keys`` and ``oauth_client_secrets``."""
+    """Create the OAuth tables."""
     op.create_table(
         "oauth_signing_keys",
         sa.Column("kid", sa.String(length=64), nullable=False),
@@ -42,10 +42,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_oauth_client_secrets")),
     )
     op.create_index("ix_oauth_client_secrets_client", "oauth_client_secrets", ["client"])
+    op.create_table(
+        "oauth_revoked_tokens",
+        sa.Column("jti", sa.String(length=64), nullable=False),
+        sa.Column("client", sa.String(length=63), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("jti", name=op.f("pk_oauth_revoked_tokens")),
+    )
 
 
 def downgrade() -> None:
-    """Drop both tables."""
+    """Drop the three tables."""
+    op.drop_table("oauth_revoked_tokens")
     op.drop_index("ix_oauth_client_secrets_client", table_name="oauth_client_secrets")
     op.drop_table("oauth_client_secrets")
     op.drop_table("oauth_signing_keys")
