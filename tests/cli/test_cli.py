@@ -192,3 +192,28 @@ def test_clients_create_and_revoke_secret(capsys: pytest.CaptureFixture[str]) ->
     secret_id = captured.err.split()[2]
     assert main(["clients", "revoke-secret", secret_id, "--manifest", str(manifest)]) == 0
     assert f"revoked client secret {secret_id}" in capsys.readouterr().out
+
+
+def test_oauth_token_prints_a_verifiable_token(capsys: pytest.CaptureFixture[str]) -> None:
+    """The operator's test token verifies against the published keys for the given issuer."""
+    from interlock.config.loader import load_manifest
+    from interlock.config.settings import load_settings
+    from interlock.oauth import SigningKeys
+    from interlock.oauth.tokens import AccessTokenVerifier
+    from interlock.store import open_deployment
+
+    assert main(["init"]) == 0
+    capsys.readouterr()
+    issuer = "https://gw.example:8443"
+    args = ["oauth", "token", "order-sync", "--issuer", issuer, "--scope", "orders.read"]
+    assert main([*args, "--manifest", str(EXAMPLE)]) == 0
+    token = capsys.readouterr().out.strip()
+    deployment = open_deployment(load_settings())
+    try:
+        keys = SigningKeys(deployment.engine, deployment.keyring)
+        verifier = AccessTokenVerifier(keys, issuer, load_manifest(EXAMPLE))
+        principal = verifier.verify(token)
+    finally:
+        deployment.close()
+    assert principal.client == "order-sync"
+    assert principal.scopes == frozenset({"orders.read"})

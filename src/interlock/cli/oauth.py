@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 
 from interlock.cli.context import settings
+from interlock.cli.options import ManifestOption
+from interlock.config.loader import load_manifest
+from interlock.errors import InvalidRequestError
+from interlock.identity.grants import client_scopes
 from interlock.oauth import SigningKeys
+from interlock.oauth.tokens import TokenIssuer
 from interlock.store import open_deployment
 
 __all__ = ["app"]
@@ -25,6 +31,41 @@ def rotate_keys() -> None:
         kid = keys.rotate()
         ahead = keys.timings.publish_ahead
         typer.echo(f"published key {kid}; it starts signing in {ahead}")
+    finally:
+        deployment.close()
+
+
+@app.command("token")
+def token(
+    client: Annotated[str, typer.Argument(help="A client whose auth includes oauth2.")],
+    issuer: Annotated[
+        str, typer.Option("--issuer", help="The gateway's base URL (the token's iss and aud).")
+    ] = "https://127.0.0.1:8443",
+    scopes: Annotated[
+        list[str] | None,
+        typer.Option("--scope", "-s", help="Scope (repeat); default: all granted."),
+    ] = None,
+    manifest: ManifestOption = None,
+) -> None:
+    """Print an access token for CLIENT, for testing (no client secret needed: operator only)."""
+    current = settings()
+    deployment = open_deployment(current)
+    try:
+        loaded = load_manifest(manifest or current.manifest)
+        spec = loaded.clients.get(client)
+        if spec is None or "oauth2" not in spec.auth:
+            raise InvalidRequestError(f"client {client!r} is not an OAuth client in the manifest")
+        granted = client_scopes(loaded, client)
+        wanted = frozenset(scopes) if scopes else granted
+        if not wanted <= granted:
+            raise InvalidRequestError(
+                f"client {client!r} is not granted {' '.join(sorted(wanted - granted))}"
+            )
+        keys = SigningKeys(deployment.engine, deployment.keyring)
+        keys.ensure()
+        issued = TokenIssuer(keys, issuer.rstrip("/")).issue(client, wanted, issuer.rstrip("/"))
+        typer.echo(f"expires in {issued.expires_in} s; scope {issued.scope}", err=True)
+        typer.echo(issued.access_token)
     finally:
         deployment.close()
 

@@ -182,6 +182,13 @@ def metadata(issuer: str, manifest: Manifest) -> dict[str, Any]:
         "issuer": issuer,
         "token_endpoint": f"{issuer}/oauth2/token",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "revocation_endpoint": f"{issuer}/oauth2/revoke",
+        "introspection_endpoint": f"{issuer}/oauth2/introspect",
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+        ],
         "grant_types_supported": ["client_credentials"],
         # No authorization endpoint: client credentials only.
         "response_types_supported": [],
