@@ -56,3 +56,15 @@ def test_unknown_log_level_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("INTERLOCK_LOG_LEVEL", "loud")
     with pytest.raises(ConfigError, match="INTERLOCK_LOG_LEVEL"):
         load_settings()
+
+
+def test_oauth_settings_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Token lifetime is at most one hour; the signing algorithm is from the allow-list."""
+    assert load_settings().oauth_token_lifetime_seconds == 600
+    monkeypatch.setenv("INTERLOCK_OAUTH_TOKEN_LIFETIME_SECONDS", "7200")
+    with pytest.raises(ConfigError, match="INTERLOCK_OAUTH_TOKEN_LIFETIME_SECONDS"):
+        load_settings()
+    monkeypatch.setenv("INTERLOCK_OAUTH_TOKEN_LIFETIME_SECONDS", "300")
+    monkeypatch.setenv("INTERLOCK_OAUTH_SIGNING_ALG", "HS256")
+    with pytest.raises(ConfigError, match="INTERLOCK_OAUTH_SIGNING_ALG"):
+        load_settings()

@@ -115,3 +115,15 @@ def test_private_keys_are_sealed_and_jwks_is_public_only(
     assert published["use"] == "sig"
     assert published["alg"] == "ES256"
     assert json.dumps(published)
+
+
+@pytest.mark.parametrize("alg", ["Ed25519", "RS256"])
+def test_other_algorithms_sign_and_publish(deployment: Deployment, alg: str) -> None:
+    """Ed25519 and RS256 keys are selectable and verify like ES256."""
+    keys = SigningKeys(deployment.engine, deployment.keyring, alg)
+    keys.ensure()
+    signer = keys.signer()
+    assert signer.alg == alg
+    token = sign_compact(b"{}", signer.key, alg)
+    public = {k["kid"]: import_public_jwk(k) for k in keys.jwks()["keys"]}
+    assert verify_compact(token, public)[1] == b"{}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -23,10 +24,11 @@ app = typer.Typer(help="OAuth 2.0: token-signing keys.", no_args_is_help=True)
 
 @app.command("rotate-keys")
 def rotate_keys() -> None:
-    """Publish a new signing key now; it signs after the publish-ahead window."""
-    deployment = open_deployment(settings())
+    """Publish a new signing key now (INTERLOCK_OAUTH_SIGNING_ALG); it signs after a delay."""
+    settings_ = settings()
+    deployment = open_deployment(settings_)
     try:
-        keys = SigningKeys(deployment.engine, deployment.keyring)
+        keys = SigningKeys(deployment.engine, deployment.keyring, settings_.oauth_signing_alg)
         keys.ensure()
         kid = keys.rotate()
         ahead = keys.timings.publish_ahead
@@ -61,9 +63,11 @@ def token(
             raise InvalidRequestError(
                 f"client {client!r} is not granted {' '.join(sorted(wanted - granted))}"
             )
-        keys = SigningKeys(deployment.engine, deployment.keyring)
+        keys = SigningKeys(deployment.engine, deployment.keyring, current.oauth_signing_alg)
         keys.ensure()
-        issued = TokenIssuer(keys, issuer.rstrip("/")).issue(client, wanted, issuer.rstrip("/"))
+        lifetime = timedelta(seconds=current.oauth_token_lifetime_seconds)
+        base = issuer.rstrip("/")
+        issued = TokenIssuer(keys, base, lifetime).issue(client, wanted, base)
         typer.echo(f"expires in {issued.expires_in} s; scope {issued.scope}", err=True)
         typer.echo(issued.access_token)
     finally:

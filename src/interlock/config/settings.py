@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     log_format: LogFormat = Field(
         default="auto", description="auto: JSON unless standard error is a terminal."
     )
+    oauth_signing_alg: Literal["ES256", "Ed25519", "RS256"] = Field(
+        default="ES256", description="Algorithm of new token-signing keys."
+    )
+    oauth_token_lifetime_seconds: int = Field(
+        default=600, ge=1, le=3600, description="Access-token lifetime (at most one hour)."
+    )
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ import signal
 import tempfile
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -150,7 +151,8 @@ async def start_gateway(
         return Upstreams(current, secrets, anchors, metrics, listener.limits)
 
     keys = ApiKeys(deployment.engine, deployment.keyring, manifest)
-    signing_keys = SigningKeys(deployment.engine, deployment.keyring)
+    settings = deployment.settings
+    signing_keys = SigningKeys(deployment.engine, deployment.keyring, settings.oauth_signing_alg)
     signing_keys.ensure()  # the first key exists before anyone asks for the JWKS
     gateway = Gateway(
         manifest, keys, make_upstreams(manifest), metrics, JwksPublisher(signing_keys)
@@ -185,7 +187,9 @@ async def start_gateway(
     gateway.enable_oauth(
         TokenEndpoint(
             ClientSecrets(deployment.engine, deployment.keyring, manifest),
-            TokenIssuer(signing_keys, issuer),
+            TokenIssuer(
+                signing_keys, issuer, timedelta(seconds=settings.oauth_token_lifetime_seconds)
+            ),
             TokenRevocations(verifier, revoked),
         ),
         verifier,
