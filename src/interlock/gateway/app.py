@@ -245,7 +245,9 @@ class Gateway:
                 (await request.read()).decode("utf-8", "replace"), keep_blank_values=True
             )
             authorization = request.headers.getall("Authorization", [])
-            answer = await asyncio.to_thread(getattr(endpoint, operation), authorization, form)
+            answer = await asyncio.to_thread(
+                getattr(endpoint, operation), authorization, form, request.remote
+            )
         if answer.status != 200:
             _log.info(
                 "oauth request refused",

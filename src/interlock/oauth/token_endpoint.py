@@ -23,6 +23,7 @@ from interlock.config.manifest import Manifest
 from interlock.errors import AuthenticationError, NotFoundError
 from interlock.identity.grants import client_scopes
 from interlock.oauth.client_secrets import ClientSecrets
+from interlock.oauth.guard import AttemptGuard, NoGuard
 from interlock.oauth.revocation import TokenRevocations
 from interlock.oauth.tokens import TokenIssuer
 
@@ -56,12 +57,21 @@ class TokenEndpoint:
     """Issues access tokens for authenticated clients."""
 
     def __init__(
-        self, secrets: ClientSecrets, issuer: TokenIssuer, revocations: TokenRevocations
+        self,
+        secrets: ClientSecrets,
+        issuer: TokenIssuer,
+        revocations: TokenRevocations,
+        guard: AttemptGuard | None = None,
     ) -> None:
-        """Authenticate with ``secrets``, sign with ``issuer``, revoke through ``revocations``."""
+        """Authenticate with ``secrets``, sign with ``issuer``, revoke through ``revocations``.
+
+        ``guard`` is consulted before every client authentication and told of
+        every failure (the rate-limit hook against secret guessing).
+        """
         self._secrets = secrets
         self._issuer = issuer
         self._revocations = revocations
+        self._guard: AttemptGuard = guard or NoGuard()
 
     @property
     def issuer(self) -> str:
@@ -78,20 +88,26 @@ class TokenEndpoint:
         self._secrets.manifest = manifest
 
     def handle(
-        self, authorization: Sequence[str], form: Mapping[str, Sequence[str]]
+        self,
+        authorization: Sequence[str],
+        form: Mapping[str, Sequence[str]],
+        remote: str | None = None,
     ) -> TokenResponse:
         """Answer one token request (``POST /oauth2/token``)."""
-        authenticated = self.authenticate_client(authorization, form)
+        authenticated = self.authenticate_client(authorization, form, remote)
         if isinstance(authenticated, TokenResponse):
             return authenticated
         client_id, params = authenticated
         return self._grant(client_id, params)
 
     def revoke(
-        self, authorization: Sequence[str], form: Mapping[str, Sequence[str]]
+        self,
+        authorization: Sequence[str],
+        form: Mapping[str, Sequence[str]],
+        remote: str | None = None,
     ) -> TokenResponse:
         """RFC 7009: revoke one of the calling client's tokens; 200 whatever the token."""
-        authenticated = self.authenticate_client(authorization, form)
+        authenticated = self.authenticate_client(authorization, form, remote)
         if isinstance(authenticated, TokenResponse):
             return authenticated
         client_id, params = authenticated
@@ -104,10 +120,13 @@ class TokenEndpoint:
         return TokenResponse(200, {}, dict(_NO_STORE))
 
     def introspect(
-        self, authorization: Sequence[str], form: Mapping[str, Sequence[str]]
+        self,
+        authorization: Sequence[str],
+        form: Mapping[str, Sequence[str]],
+        remote: str | None = None,
     ) -> TokenResponse:
         """RFC 7662: the state of a token, for an authenticated caller."""
-        authenticated = self.authenticate_client(authorization, form)
+        authenticated = self.authenticate_client(authorization, form, remote)
         if isinstance(authenticated, TokenResponse):
             return authenticated
         _, params = authenticated
@@ -117,7 +136,10 @@ class TokenEndpoint:
         return TokenResponse(200, self._revocations.introspect(token), dict(_NO_STORE))
 
     def authenticate_client(  # noqa: PLR0911  (one return per RFC 6749 error case reads best)
-        self, authorization: Sequence[str], form: Mapping[str, Sequence[str]]
+        self,
+        authorization: Sequence[str],
+        form: Mapping[str, Sequence[str]],
+        remote: str | None = None,
     ) -> tuple[str, dict[str, str]] | TokenResponse:
         """The authenticated client id and the single-valued parameters, or an error."""
         repeated = sorted(name for name, values in form.items() if len(values) > 1)
@@ -137,9 +159,15 @@ class TokenEndpoint:
         client_id, secret = credentials
         if basic and "client_id" in params and params["client_id"] != client_id:
             return _error(400, "invalid_request", "client_id differs from the Basic credentials")
+        wait = self._guard.retry_after(client_id, remote)
+        if wait is not None:
+            too_many = _error(429, "slow_down", "too many failed attempts; retry later")
+            too_many.headers["Retry-After"] = str(max(1, int(wait)))
+            return too_many
         try:
             self._secrets.authenticate(client_id, secret)
         except (AuthenticationError, NotFoundError) as exc:
+            self._guard.failed(client_id, remote)
             reason = getattr(exc, "reason", str(exc))
             return _error(
                 401,

@@ -1,0 +1,36 @@
+"""The hook through which the rate-limit package will slow down secret guessing.
+
+The token, revocation and introspection endpoints ask the guard before they
+check a client's credentials and tell it about every failure. Until the
+rate-limit issue lands, :class:`NoGuard` admits everything; its replacement
+limits failures per client id and per source address (across replicas).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["AttemptGuard", "NoGuard"]
+
+
+class AttemptGuard(Protocol):
+    """Admission control for client authentication attempts."""
+
+    def retry_after(self, client_id: str | None, remote: str | None) -> float | None:
+        """Seconds the caller must wait, or ``None`` to let the attempt proceed."""
+        ...
+
+    def failed(self, client_id: str | None, remote: str | None) -> None:
+        """Record a failed authentication attempt."""
+        ...
+
+
+class NoGuard:
+    """Admits every attempt (the default until rate limits exist)."""
+
+    def retry_after(self, client_id: str | None, remote: str | None) -> float | None:
+        """Never asks the caller to wait."""
+        return None
+
+    def failed(self, client_id: str | None, remote: str | None) -> None:
+        """Records nothing."""
