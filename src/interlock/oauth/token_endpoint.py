@@ -155,6 +155,7 @@ class TokenEndpoint:
             return _error(400, "invalid_request", "use one client authentication method only")
         credentials = _basic(basic[0]) if basic else _post(params)
         if credentials is None:
+            self._guard.failed(params.get("client_id"), remote)  # malformed counts as a guess
             return _error(401, "invalid_client", "client authentication failed", basic=bool(basic))
         client_id, secret = credentials
         if basic and "client_id" in params and params["client_id"] != client_id:
