@@ -131,6 +131,8 @@ def test_demo_walks_through_allowed_and_refused_calls(
         "revoked key",
     ):
         assert expected in out
+    revoked = out.split("revoked key\n", 1)[1]
+    assert "401 the API key is missing, invalid, expired or revoked" in revoked
     assert "ilk_" not in out.replace("ilk_…", "").replace("api_key=ilk_x", "")
 
 
