@@ -29,7 +29,7 @@ from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundE
 from interlock.identity.grants import Principal, client_scopes
 from interlock.identity.keyformat import ParsedKey, new_key, parse_key
 from interlock.identity.tables import ApiKeyRow
-from interlock.store.base import table_of
+from interlock.store.base import as_utc, table_of
 from interlock.store.sealed_values import sealed_setting
 
 __all__ = ["DEFAULT_LIFETIME", "DEFAULT_OVERLAP", "ApiKeyInfo", "ApiKeys", "IssuedKey"]
@@ -247,7 +247,7 @@ class ApiKeys:
             raise InvalidRequestError(
                 f"client {client!r} may not use API keys (its auth is {', '.join(spec.auth)})"
             )
-        return client_scopes(self.manifest, client)
+        return self._grants.get(client, frozenset())
 
     def _insert(self, client: str, scopes: frozenset[str], expires_at: datetime) -> IssuedKey:
         token, parsed = new_key()
@@ -294,14 +294,9 @@ def _info(row: Row[Any]) -> ApiKeyInfo:
         id=row.id,
         client=row.client,
         scopes=tuple(row.scopes.split()),
-        created_at=_utc(row.created_at),
-        expires_at=_utc(row.expires_at),
-        revoked_at=_utc(row.revoked_at) if row.revoked_at else None,
-        last_used_at=_utc(row.last_used_at) if row.last_used_at else None,
+        created_at=as_utc(row.created_at),
+        expires_at=as_utc(row.expires_at),
+        revoked_at=as_utc(row.revoked_at) if row.revoked_at else None,
+        last_used_at=as_utc(row.last_used_at) if row.last_used_at else None,
         successor_id=row.successor_id,
     )
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite returns naive datetimes even for timezone-aware columns.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -20,7 +20,7 @@ from interlock.crypto.keyring import Keyring
 from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
 from interlock.identity.keyformat import new_key, parse_key
 from interlock.oauth.tables import ClientSecretRow
-from interlock.store.base import table_of
+from interlock.store.base import as_utc, table_of
 from interlock.store.sealed_values import sealed_setting
 
 __all__ = ["MAX_ACTIVE", "ClientSecrets"]
@@ -108,5 +108,4 @@ def _active(row: object, now: datetime) -> bool:
     expires = getattr(row, "expires_at", None)
     if revoked is not None or expires is None:
         return False
-    expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
-    return bool(now < expires)
+    return bool(now < as_utc(expires))

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from interlock.oauth.tables import RevokedTokenRow
-from interlock.store.base import table_of
+from interlock.store.base import as_utc, table_of
 
 __all__ = ["RevokedTokens"]
 
@@ -44,12 +44,8 @@ class RevokedTokens:
         """Forget revocations of tokens that have expired anyway."""
         with self._engine.connect() as connection:
             rows = connection.execute(select(_TABLE.c.jti, _TABLE.c.expires_at)).all()
-        gone = [r.jti for r in rows if _utc(r.expires_at) <= now]
+        gone = [r.jti for r in rows if as_utc(r.expires_at) <= now]
         if gone:
             with self._engine.begin() as connection:
                 connection.execute(delete(_TABLE).where(_TABLE.c.jti.in_(gone)))
         return len(gone)
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

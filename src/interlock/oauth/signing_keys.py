@@ -34,7 +34,7 @@ from interlock.crypto.jose import (
 )
 from interlock.errors import NotFoundError
 from interlock.oauth.tables import SigningKeyRow
-from interlock.store.base import table_of
+from interlock.store.base import as_utc, table_of
 
 __all__ = ["KeyTimings", "SigningKey", "SigningKeys"]
 
@@ -89,7 +89,7 @@ class SigningKeys:
             self._insert(activates_at=now)
             return
         newest = max(rows, key=lambda r: r.activates_at)
-        if _utc(newest.activates_at) <= now - self.timings.rotate_every:
+        if as_utc(newest.activates_at) <= now - self.timings.rotate_every:
             self.rotate()
         self._purge(now)
 
@@ -107,7 +107,7 @@ class SigningKeys:
     def signer(self) -> SigningKey:
         """The key to sign with now: the newest one that has activated."""
         now = self._now()
-        active = [r for r in self._rows() if _utc(r.activates_at) <= now and not _retired(r, now)]
+        active = [r for r in self._rows() if as_utc(r.activates_at) <= now and not _retired(r, now)]
         if not active:
             raise NotFoundError("no active signing key; run `interlock oauth rotate-keys`")
         row = max(active, key=lambda r: r.activates_at)
@@ -150,11 +150,7 @@ class SigningKeys:
 
 
 def _retired(row: Any, now: datetime) -> bool:
-    return row.retires_at is not None and _utc(row.retires_at) <= now
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return row.retires_at is not None and as_utc(row.retires_at) <= now
 
 
 def _aad(kid: str) -> bytes:

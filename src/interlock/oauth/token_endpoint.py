@@ -107,13 +107,10 @@ class TokenEndpoint:
         remote: str | None = None,
     ) -> TokenResponse:
         """RFC 7009: revoke one of the calling client's tokens; 200 whatever the token."""
-        authenticated = self.authenticate_client(authorization, form, remote)
-        if isinstance(authenticated, TokenResponse):
-            return authenticated
-        client_id, params = authenticated
-        token = params.get("token")
-        if not token:
-            return _error(400, "invalid_request", "token is required")
+        found = self._client_and_token(authorization, form, remote)
+        if isinstance(found, TokenResponse):
+            return found
+        client_id, token = found
         # §2.2: an invalid or unknown token is not an error; a client may revoke
         # only its own tokens, others are left alone without saying so.
         self._revocations.revoke(token, client_id)
@@ -126,14 +123,27 @@ class TokenEndpoint:
         remote: str | None = None,
     ) -> TokenResponse:
         """RFC 7662: the state of a token, for an authenticated caller."""
+        found = self._client_and_token(authorization, form, remote)
+        if isinstance(found, TokenResponse):
+            return found
+        _, token = found
+        return TokenResponse(200, self._revocations.introspect(token), dict(_NO_STORE))
+
+    def _client_and_token(
+        self,
+        authorization: Sequence[str],
+        form: Mapping[str, Sequence[str]],
+        remote: str | None,
+    ) -> tuple[str, str] | TokenResponse:
+        """The authenticated client and the ``token`` parameter, or an error."""
         authenticated = self.authenticate_client(authorization, form, remote)
         if isinstance(authenticated, TokenResponse):
             return authenticated
-        _, params = authenticated
+        client_id, params = authenticated
         token = params.get("token")
         if not token:
             return _error(400, "invalid_request", "token is required")
-        return TokenResponse(200, self._revocations.introspect(token), dict(_NO_STORE))
+        return client_id, token
 
     def authenticate_client(  # noqa: PLR0911  (one return per RFC 6749 error case reads best)
         self,

@@ -7,10 +7,12 @@ alike.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["Base", "metadata", "table_of"]
+__all__ = ["Base", "as_utc", "metadata", "table_of"]
 
 metadata = MetaData(
     naming_convention={
@@ -35,3 +37,12 @@ def table_of(mapped: type[Base]) -> Table:
     if not isinstance(table, Table):  # declarative classes always map a Table
         raise TypeError(f"{mapped.__name__} is not mapped to a table")
     return table
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored timestamp as an aware UTC datetime.
+
+    SQLite returns naive datetimes even for ``DateTime(timezone=True)`` columns;
+    PostgreSQL returns aware ones. Every reader of a timestamp goes through this.
+    """
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
