@@ -10,6 +10,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from interlock.config.settings import Settings
+from interlock.store import Deployment, initialise
+from interlock.testing.clock import ManualClock
 from interlock.testing.services import POSTGRES, Service, require_env, unreachable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -52,3 +55,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'store.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, store_url: str) -> Iterator[Deployment]:
+    """An initialised deployment on each store backend."""
+    created = initialise(Settings(data_dir=tmp_path / "data", database_url=store_url))
+    yield created
+    created.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock the test moves by hand."""
+    return ManualClock()

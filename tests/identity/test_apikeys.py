@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from interlock.config.loader import load_manifest
-from interlock.config.settings import Settings
 from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
 from interlock.identity.apikeys import ApiKeys
-from interlock.store import Deployment, initialise
+from interlock.store import Deployment
+from interlock.testing.clock import ManualClock
 
 MANIFEST = """\
 version: 1
@@ -39,32 +38,8 @@ integrations:
 """
 
 
-class Clock:
-    """A settable clock."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def deployment(tmp_path: Path, store_url: str) -> Iterator[Deployment]:
-    """A deployment on each store backend."""
-    deployment = initialise(Settings(data_dir=tmp_path / "data", database_url=store_url))
-    yield deployment
-    deployment.close()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    """The injected clock."""
-    return Clock()
-
-
-@pytest.fixture
-def keys(deployment: Deployment, tmp_path: Path, clock: Clock) -> ApiKeys:
+def keys(deployment: Deployment, tmp_path: Path, clock: ManualClock) -> ApiKeys:
     """The key service bound to the test manifest."""
     path = tmp_path / "m.yaml"
     path.write_text(MANIFEST)
@@ -100,7 +75,7 @@ def test_unknown_client_and_clients_without_api_key_auth_are_refused(keys: ApiKe
         keys.create("oauth")
 
 
-def test_expiry(keys: ApiKeys, clock: Clock) -> None:
+def test_expiry(keys: ApiKeys, clock: ManualClock) -> None:
     """A key works until its expiry and not after."""
     issued = keys.create("sync", lifetime=timedelta(days=1))
     clock.now += timedelta(hours=23)
@@ -112,7 +87,7 @@ def test_expiry(keys: ApiKeys, clock: Clock) -> None:
     assert "expired" in caught.value.message  # the caller's message is generic but honest
 
 
-def test_rotation_overlap_then_only_the_successor(keys: ApiKeys, clock: Clock) -> None:
+def test_rotation_overlap_then_only_the_successor(keys: ApiKeys, clock: ManualClock) -> None:
     """Both keys work in the overlap (default 24 h); then only the new one."""
     old = keys.create("sync")
     new = keys.rotate(old.info.id)
@@ -137,7 +112,7 @@ def test_a_key_cannot_be_rotated_twice_or_after_revocation(keys: ApiKeys) -> Non
         keys.rotate(other.info.id)
 
 
-def test_revoked_key_is_refused_and_listed_as_revoked(keys: ApiKeys, clock: Clock) -> None:
+def test_revoked_key_is_refused_and_listed_as_revoked(keys: ApiKeys, clock: ManualClock) -> None:
     """Revocation is immediate and visible in the listing."""
     issued = keys.create("sync")
     keys.revoke(issued.info.id)
@@ -162,7 +137,7 @@ def test_removing_a_role_in_the_manifest_narrows_existing_keys(
     assert keys.verify(issued.token).scopes == frozenset({"orders.read"})
 
 
-def test_last_used_is_recorded(keys: ApiKeys, clock: Clock) -> None:
+def test_last_used_is_recorded(keys: ApiKeys, clock: ManualClock) -> None:
     """Verification records when a key was last used."""
     issued = keys.create("sync")
     assert keys.get(issued.info.id).last_used_at is None

@@ -3,46 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from interlock.config.settings import Settings
 from interlock.crypto.jose import import_public_jwk, sign_compact, verify_compact
 from interlock.errors import NotFoundError
 from interlock.oauth import KeyTimings, SigningKeys
-from interlock.store import Deployment, initialise
-
-
-class Clock:
-    """A settable clock."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+from interlock.store import Deployment
+from interlock.testing.clock import ManualClock
 
 
 @pytest.fixture
-def deployment(tmp_path: Path, store_url: str) -> Iterator[Deployment]:
-    """A deployment on each store backend."""
-    deployment = initialise(Settings(data_dir=tmp_path / "d", database_url=store_url))
-    yield deployment
-    deployment.close()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    """The injected clock."""
-    return Clock()
-
-
-@pytest.fixture
-def keys(deployment: Deployment, clock: Clock) -> SigningKeys:
+def keys(deployment: Deployment, clock: ManualClock) -> SigningKeys:
     """ES256 keys with short, readable timings."""
     timings = KeyTimings(
         publish_ahead=timedelta(minutes=10),
@@ -69,7 +43,9 @@ def test_no_key_until_ensured_then_one_that_signs_at_once(keys: SigningKeys) -> 
     assert verify_compact(token, public)[1] == b"{}"
 
 
-def test_rotation_publishes_first_signs_later_retires_last(keys: SigningKeys, clock: Clock) -> None:
+def test_rotation_publishes_first_signs_later_retires_last(
+    keys: SigningKeys, clock: ManualClock
+) -> None:
     """New key: in the JWKS at once, signing after 10 min; old key gone 65 min after that."""
     keys.ensure()
     old = keys.signer().kid
@@ -88,7 +64,7 @@ def test_rotation_publishes_first_signs_later_retires_last(keys: SigningKeys, cl
         assert connection.execute(sa.text("SELECT count(*) FROM oauth_signing_keys")).scalar() == 1
 
 
-def test_scheduled_rotation(keys: SigningKeys, clock: Clock) -> None:
+def test_scheduled_rotation(keys: SigningKeys, clock: ManualClock) -> None:
     """ensure() rotates once the signing key is older than rotate_every."""
     keys.ensure()
     first = keys.signer().kid
