@@ -26,7 +26,7 @@ from interlock.config.manifest import Manifest
 from interlock.crypto.hashing import check_secret, hash_secret, new_pepper
 from interlock.crypto.keyring import Keyring
 from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
-from interlock.identity.grants import Principal, client_scopes
+from interlock.identity.grants import Grants, Principal
 from interlock.identity.keyformat import ParsedKey, new_key, parse_key
 from interlock.identity.tables import ApiKeyRow
 from interlock.store.base import as_utc, table_of
@@ -96,8 +96,7 @@ class ApiKeys:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, bytes, ApiKeyInfo]] = {}
         self._pepper = sealed_setting(engine, keyring, "identity.api_key_pepper", new_pepper)
-        self._grants: dict[str, frozenset[str]] = {}
-        self.manifest = manifest
+        self._grants = Grants(manifest)
         self._now = now
         self._last_used: dict[str, datetime] = {}
         self._lock = threading.Lock()
@@ -105,13 +104,11 @@ class ApiKeys:
     @property
     def manifest(self) -> Manifest:
         """The manifest whose clients and roles keys are checked against."""
-        return self._manifest
+        return self._grants.manifest
 
     @manifest.setter
     def manifest(self, manifest: Manifest) -> None:
-        # Grants are computed once per manifest, not per request.
-        self._grants = {name: client_scopes(manifest, name) for name in manifest.clients}
-        self._manifest = manifest
+        self._grants = Grants(manifest)
 
     # -- administration ------------------------------------------------------
 
@@ -234,7 +231,7 @@ class ApiKeys:
             raise AuthenticationError(
                 _REFUSED, f"client {info.client!r} is not allowed to use API keys"
             )
-        scopes = frozenset(info.scopes) & self._grants.get(info.client, frozenset())
+        scopes = frozenset(info.scopes) & self._grants.scopes(info.client)
         return Principal(info.client, scopes, f"api-key {info.id}")
 
     # -- internals -----------------------------------------------------------
@@ -247,7 +244,7 @@ class ApiKeys:
             raise InvalidRequestError(
                 f"client {client!r} may not use API keys (its auth is {', '.join(spec.auth)})"
             )
-        return self._grants.get(client, frozenset())
+        return self._grants.scopes(client)
 
     def _insert(self, client: str, scopes: frozenset[str], expires_at: datetime) -> IssuedKey:
         token, parsed = new_key()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from interlock.config.manifest import Manifest
 
-__all__ = ["Principal", "client_scopes"]
+__all__ = ["Grants", "Principal", "client_scopes"]
 
 
 @dataclass(frozen=True)
@@ -26,3 +26,18 @@ def client_scopes(manifest: Manifest, client: str) -> frozenset[str]:
     return frozenset(
         scope for role in spec.roles for scope in getattr(manifest.roles.get(role), "scopes", ())
     )
+
+
+class Grants:
+    """Every client's scopes in one manifest, computed once (not per request)."""
+
+    __slots__ = ("_by_client", "manifest")
+
+    def __init__(self, manifest: Manifest) -> None:
+        """Compute the grants of ``manifest``."""
+        self.manifest = manifest
+        self._by_client = {name: client_scopes(manifest, name) for name in manifest.clients}
+
+    def scopes(self, client: str) -> frozenset[str]:
+        """The client's scopes (empty for an unknown client)."""
+        return self._by_client.get(client, frozenset())

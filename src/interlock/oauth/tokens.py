@@ -14,7 +14,7 @@ from typing import Any, Final
 from interlock.config.manifest import Manifest
 from interlock.crypto.jose import PublicKey, import_public_jwk, sign_compact, verify_compact
 from interlock.errors import InvalidTokenError
-from interlock.identity.grants import Principal, client_scopes
+from interlock.identity.grants import Grants, Principal
 from interlock.oauth.revoked import RevokedTokens
 from interlock.oauth.signing_keys import SigningKeys
 
@@ -94,12 +94,21 @@ class AccessTokenVerifier:
         self.revoked = revoked
         self._source = keys
         self.issuer = issuer
-        self.manifest = manifest
+        self._grants = Grants(manifest)
         self._now = now
         self._refresh_seconds = refresh_seconds
         self._keys: dict[str, PublicKey] = {}
         self._fetched = float("-inf")
         self._lock = threading.Lock()
+
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest clients and grants come from."""
+        return self._grants.manifest
+
+    @manifest.setter
+    def manifest(self, manifest: Manifest) -> None:
+        self._grants = Grants(manifest)
 
     def verify(self, token: str) -> Principal:
         """The client behind a valid, unrevoked token; :class:`InvalidTokenError` otherwise."""
@@ -107,9 +116,7 @@ class AccessTokenVerifier:
         client = str(claims["client_id"])
         scope = claims.get("scope")
         granted = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
-        return Principal(
-            client, granted & client_scopes(self.manifest, client), f"jwt {claims['jti']}"
-        )
+        return Principal(client, granted & self._grants.scopes(client), f"jwt {claims['jti']}")
 
     def claims(self, token: str) -> dict[str, Any]:
         """The claims of a token that passes every check (signature, RFC 9068, revocation)."""
