@@ -18,6 +18,7 @@ TABLE_MODULES: Final = (
     "interlock.identity.tables",
     "interlock.secrets.tables",
     "interlock.oauth.tables",
+    "interlock.replay.tables",
 )
 
 

@@ -1,0 +1,1 @@
+"""Replay prevention: values that may be used once (nonces, assertion and proof ``jti``)."""
