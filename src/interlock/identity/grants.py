@@ -16,6 +16,8 @@ class Principal:
     client: str
     scopes: frozenset[str]
     credential: str  # e.g. "api-key ab12cd34ef56": the credential's id, never the secret
+    # RFC 9449 §6: the thumbprint of the key a DPoP-bound token is bound to.
+    dpop_jkt: str | None = None
 
 
 def client_scopes(manifest: Manifest, client: str) -> frozenset[str]:

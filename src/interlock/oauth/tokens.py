@@ -2,27 +2,45 @@
 
 from __future__ import annotations
 
+import binascii
+import hashlib
 import json
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from joserfc.util import urlsafe_b64decode
+
 from interlock.config.manifest import Manifest
-from interlock.crypto.jose import PublicKey, import_public_jwk, sign_compact, verify_compact
+from interlock.crypto.jose import (
+    ALLOWED_ALGORITHMS,
+    import_public_jwk,
+    sign_compact,
+    unverified_header,
+    verify_compact,
+)
 from interlock.errors import InvalidTokenError
 from interlock.identity.grants import Grants, Principal
+from interlock.oauth.keysets import Keys, KeySet
 from interlock.oauth.revoked import RevokedTokens
 from interlock.oauth.signing_keys import SigningKeys
 
-__all__ = ["DEFAULT_LIFETIME", "AccessTokenVerifier", "IssuedToken", "TokenIssuer"]
+__all__ = [
+    "DEFAULT_LIFETIME",
+    "AccessTokenVerifier",
+    "IssuedToken",
+    "IssuerPolicy",
+    "TokenIssuer",
+]
 
 DEFAULT_LIFETIME: Final = timedelta(minutes=10)
 MAX_LIFETIME: Final = timedelta(hours=1)
 LEEWAY: Final = timedelta(seconds=60)
+MAX_LEEWAY: Final = timedelta(minutes=5)
 _TYP: Final = "at+jwt"
 _REFUSED: Final = "the token is invalid"
 
@@ -77,8 +95,31 @@ class TokenIssuer:
         return IssuedToken(token, int(self._lifetime.total_seconds()), scope)
 
 
+@dataclass(frozen=True)
+class IssuerPolicy:
+    """What the gateway accepts from one issuer (RFC 8725 §3.1, §3.8, §3.11; RFC 9068 §4)."""
+
+    issuer: str
+    keys: KeySet
+    audiences: frozenset[str]
+    algorithms: frozenset[str]
+    token_types: frozenset[str] = frozenset({_TYP})
+    # The claims naming the client, first present wins (Keycloak: azp, Entra ID: appid).
+    client_claims: tuple[str, ...] = ("client_id",)
+    # External client id -> manifest client; ``None``: the ids are manifest names (ours).
+    clients: Mapping[str, str] | None = None
+    # Our own tokens: sub must equal client_id, and the revocation list applies.
+    ours: bool = False
+
+
 class AccessTokenVerifier:
-    """Checks our own access tokens: signature by kid, then every RFC 9068 §4 claim."""
+    """Checks access tokens: signature by kid, then every RFC 9068 §4 / RFC 8725 rule.
+
+    Verified tokens are remembered in a bounded cache keyed by the SHA-256 of
+    the token (the cache never holds a usable token), until the token expires;
+    a hit still consults the revocation mirror, so a repeated token costs a
+    hash and two lookups (:meth:`verify_cached`).
+    """
 
     def __init__(
         self,
@@ -86,20 +127,45 @@ class AccessTokenVerifier:
         issuer: str,
         manifest: Manifest,
         *,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] | None = None,
         refresh_seconds: float = 5.0,
         revoked: RevokedTokens | None = None,
+        cache_size: int = 10_000,
+        leeway: timedelta = LEEWAY,
+        trusted: Sequence[IssuerPolicy] = (),
     ) -> None:
-        """Verify tokens for ``issuer`` whose audience includes ``issuer``."""
+        """Verify tokens of ``issuer`` (ours, signed with ``keys``) and of ``trusted`` issuers."""
+        if not timedelta(0) <= leeway <= MAX_LEEWAY:
+            raise ValueError("clock leeway is between 0 and 5 minutes")
         self.revoked = revoked
-        self._source = keys
         self.issuer = issuer
         self._grants = Grants(manifest)
-        self._now = now
-        self._refresh_seconds = refresh_seconds
-        self._keys: dict[str, PublicKey] = {}
-        self._fetched = float("-inf")
-        self._lock = threading.Lock()
+        self._now = now or (lambda: datetime.now(UTC))
+        self._clock: Callable[[], float] = (lambda: now().timestamp()) if now else time.time
+        self._leeway = leeway.total_seconds()
+        self._ours = IssuerPolicy(
+            issuer,
+            KeySet(_our_keys(keys), max_age=60.0, min_refresh=refresh_seconds, name="ours"),
+            frozenset({issuer}),
+            ALLOWED_ALGORITHMS,
+            ours=True,
+        )
+        self.trusted = trusted
+        self._cache_size = cache_size
+        self._cache: dict[bytes, tuple[Principal, float, str | None]] = {}
+        self._cache_lock = threading.Lock()
+
+    @property
+    def trusted(self) -> Sequence[IssuerPolicy]:
+        """The external issuers whose tokens are accepted."""
+        return tuple(self._by_issuer[name] for name in self._by_issuer if name != self.issuer)
+
+    @trusted.setter
+    def trusted(self, policies: Sequence[IssuerPolicy]) -> None:
+        by_issuer = {policy.issuer: policy for policy in policies}
+        by_issuer[self.issuer] = self._ours
+        self._by_issuer = by_issuer
+        self._cache = {}
 
     @property
     def manifest(self) -> Manifest:
@@ -109,71 +175,148 @@ class AccessTokenVerifier:
     @manifest.setter
     def manifest(self, manifest: Manifest) -> None:
         self._grants = Grants(manifest)
+        self._cache = {}  # grants may have changed
+
+    def verify_cached(self, token: str) -> Principal | None:
+        """The principal of a token verified before and still valid, or ``None`` (no I/O)."""
+        entry = self._cache.get(hashlib.sha256(token.encode()).digest())
+        if entry is None:
+            return None
+        principal, expires, jti = entry
+        if self._clock() >= expires:
+            return None
+        if jti is not None and self.revoked is not None and self.revoked.known(jti) is not False:
+            return None  # revoked, or the mirror is stale: take the full path
+        return principal
 
     def verify(self, token: str) -> Principal:
         """The client behind a valid, unrevoked token; :class:`InvalidTokenError` otherwise."""
-        claims = self.claims(token)
-        client = str(claims["client_id"])
-        scope = claims.get("scope")
-        granted = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
-        return Principal(client, granted & self._grants.scopes(client), f"jwt {claims['jti']}")
-
-    def claims(self, token: str) -> dict[str, Any]:
-        """The claims of a token that passes every check (signature, RFC 9068, revocation)."""
-        header, payload = self._verify_signature(token)
-        if header.get("typ") != _TYP:
-            # RFC 9068 §4: reject tokens whose typ is not at+jwt.
-            raise InvalidTokenError(_REFUSED, f"typ is {header.get('typ')!r}, not at+jwt")
-        claims = _claims(payload)
-        now = self._now().timestamp()
-        leeway = LEEWAY.total_seconds()
-        if claims.get("iss") != self.issuer:
-            raise InvalidTokenError(_REFUSED, "wrong issuer")
-        audience = claims.get("aud")
-        audiences = audience if isinstance(audience, list) else [audience]
-        if self.issuer not in audiences:
-            raise InvalidTokenError(_REFUSED, "wrong audience")
-        for name in ("exp", "iat"):
-            if not isinstance(claims.get(name), int):
-                raise InvalidTokenError(_REFUSED, f"missing or non-integer {name}")
-        if claims["exp"] <= now - leeway:
-            raise InvalidTokenError(_REFUSED, "expired")
-        if claims["iat"] > now + leeway:
-            raise InvalidTokenError(_REFUSED, "issued in the future")
-        nbf = claims.get("nbf")
-        if isinstance(nbf, int) and nbf > now + leeway:
-            raise InvalidTokenError(_REFUSED, "not yet valid")
-        client = claims.get("client_id")
-        if not isinstance(client, str) or claims.get("sub") != client:
-            raise InvalidTokenError(_REFUSED, "client_id missing or different from sub")
+        claims, policy = self._checked(token)
+        external = str(claims["_client"])
+        client = external if policy.clients is None else policy.clients.get(external, "")
         spec = self.manifest.clients.get(client)
         if spec is None or "oauth2" not in spec.auth:
             raise InvalidTokenError(_REFUSED, "unknown client or client without oauth2")
+        cnf = claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        if cnf is not None and not isinstance(jkt, str):
+            # A confirmation method we cannot check must not be ignored (RFC 7800 §3.1).
+            raise InvalidTokenError(_REFUSED, "unsupported cnf confirmation method")
         jti = claims.get("jti")
-        if not isinstance(jti, str) or not jti:
-            raise InvalidTokenError(_REFUSED, "missing jti")
-        if self.revoked is not None and self.revoked.contains(jti):
-            raise InvalidTokenError(_REFUSED, f"token {jti} is revoked")
+        label = f"jwt {jti}" if policy.ours else f"jwt {policy.issuer} {jti or '-'}"
+        principal = Principal(client, _scopes(claims) & self._grants.scopes(client), label, jkt)
+        if self._cache_size > 0:
+            self._remember(token, principal, float(claims["exp"]), jti if policy.ours else None)
+        return principal
+
+    def claims(self, token: str) -> dict[str, Any]:
+        """The claims of one of *our* tokens that passes every check (for RFC 7009 / 7662)."""
+        claims, policy = self._checked(token)
+        if not policy.ours:
+            raise InvalidTokenError(_REFUSED, "not issued by this server")
+        claims.pop("_client")
         return claims
 
-    def _verify_signature(self, token: str) -> tuple[dict[str, Any], bytes]:
-        try:
-            return verify_compact(token, self._current_keys(refresh=False))
-        except InvalidTokenError as exc:
-            if exc.reason != "unknown kid":
-                raise
-        # A kid we have not seen: the key set may have rotated; look again (rate-limited).
-        return verify_compact(token, self._current_keys(refresh=True))
+    def _remember(self, token: str, principal: Principal, exp: float, jti: str | None) -> None:
+        digest = hashlib.sha256(token.encode()).digest()
+        with self._cache_lock:
+            cache = self._cache
+            while len(cache) >= self._cache_size:
+                del cache[next(iter(cache))]  # oldest first
+            cache[digest] = (principal, exp, jti)
 
-    def _current_keys(self, *, refresh: bool) -> dict[str, PublicKey]:
-        with self._lock:
-            age = time.monotonic() - self._fetched
-            if age >= (self._refresh_seconds if refresh else 60.0) or not self._keys:
-                self._keys = {
-                    str(jwk["kid"]): import_public_jwk(jwk) for jwk in self._source.jwks()["keys"]
-                }
-                self._fetched = time.monotonic()
-            return self._keys
+    def _checked(self, token: str) -> tuple[dict[str, Any], IssuerPolicy]:
+        header, payload, policy = self._verify_signature(token)
+        typ = header.get("typ")
+        if typ not in policy.token_types:
+            # RFC 9068 §4 / RFC 8725 §3.11: explicit typing keeps other JWTs out.
+            raise InvalidTokenError(_REFUSED, f"typ is {typ!r}, not one of the accepted types")
+        claims = _claims(payload)
+        if claims.get("iss") != policy.issuer:
+            raise InvalidTokenError(_REFUSED, "wrong issuer")
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if policy.audiences.isdisjoint(a for a in audiences if isinstance(a, str)):
+            raise InvalidTokenError(_REFUSED, "wrong audience")
+        self._check_times(claims)
+        client = next((claims[c] for c in policy.client_claims if c in claims), None)
+        if not isinstance(client, str) or not client:
+            raise InvalidTokenError(_REFUSED, "no client claim")
+        jti = claims.get("jti")
+        if policy.ours:
+            if claims.get("sub") != client:
+                raise InvalidTokenError(_REFUSED, "client_id different from sub")
+            if not isinstance(jti, str) or not jti:
+                raise InvalidTokenError(_REFUSED, "missing jti")
+            if self.revoked is not None and self.revoked.contains(jti):
+                raise InvalidTokenError(_REFUSED, f"token {jti} is revoked")
+        claims["_client"] = client
+        return claims, policy
+
+    def _check_times(self, claims: Mapping[str, Any]) -> None:
+        for name in ("exp", "iat"):
+            if not isinstance(claims.get(name), int):
+                raise InvalidTokenError(_REFUSED, f"missing or non-integer {name}")
+        now = self._clock()
+        if claims["exp"] <= now - self._leeway:
+            raise InvalidTokenError(_REFUSED, "expired")
+        if claims["iat"] > now + self._leeway:
+            raise InvalidTokenError(_REFUSED, "issued in the future")
+        nbf = claims.get("nbf")
+        if nbf is not None and (not isinstance(nbf, int) or nbf > now + self._leeway):
+            raise InvalidTokenError(_REFUSED, "not yet valid")
+
+    def _verify_signature(self, token: str) -> tuple[dict[str, Any], bytes, IssuerPolicy]:
+        header = unverified_header(token)
+        kid = header.get("kid")
+        policy = self._ours if kid in self._ours.keys.current() else self._policy_for(token, kid)
+        keys = policy.keys.current()
+        if kid not in keys:
+            # A kid we have not seen: the key set may have rotated; look again (rate-limited).
+            keys = policy.keys.after_unknown_kid()
+        usable = {
+            k: key
+            for k, (alg, key) in keys.items()
+            if k == kid and (alg is None or alg == header.get("alg"))
+        }
+        verified_header, payload = verify_compact(token, usable, policy.algorithms)
+        return verified_header, payload, policy
+
+    def _policy_for(self, token: str, kid: object) -> IssuerPolicy:
+        for policy in self._by_issuer.values():
+            if kid in policy.keys.cached():
+                return policy
+        # Unknown kid everywhere: the (unverified) iss says whose keys to look at again.
+        parts = token.split(".")
+        try:
+            iss = _claims(urlsafe_b64decode(parts[1].encode("ascii"))).get("iss")
+        except (IndexError, binascii.Error, UnicodeEncodeError):
+            raise InvalidTokenError(_REFUSED, "not a compact JWS") from None
+        found = self._by_issuer.get(iss) if isinstance(iss, str) else None
+        if found is None:
+            raise InvalidTokenError(_REFUSED, "unknown issuer")
+        return found
+
+
+def _our_keys(keys: SigningKeys) -> Callable[[], Keys]:
+    def load() -> Keys:
+        return {
+            str(jwk["kid"]): (str(jwk["alg"]), import_public_jwk(jwk))
+            for jwk in keys.jwks()["keys"]
+        }
+
+    return load
+
+
+def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
+    # RFC 9068 §2.2.3 "scope" (space-separated); Entra ID's "scp"/"roles" as a fallback.
+    for name in ("scope", "scp", "roles"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            return frozenset(value.split())
+        if isinstance(value, list):
+            return frozenset(v for v in value if isinstance(v, str))
+    return frozenset()
 
 
 def _claims(payload: bytes) -> dict[str, Any]:
