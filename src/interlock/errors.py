@@ -19,6 +19,7 @@ __all__ = [
     "AuthorisationError",
     "ConfigError",
     "CryptoError",
+    "DPoPProofError",
     "DecryptionError",
     "InterlockError",
     "InvalidRequestError",
@@ -181,3 +182,17 @@ class InvalidTokenError(CryptoError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class DPoPProofError(InvalidTokenError):
+    """A DPoP proof (RFC 9449) is missing, invalid, or needs a fresh server nonce.
+
+    ``error`` is the RFC 9449 §7.1 / §12.2 code: ``invalid_dpop_proof`` or
+    ``use_dpop_nonce``.
+    """
+
+    code = "invalid_dpop_proof"
+
+    def __init__(self, reason: str, error: str = "invalid_dpop_proof") -> None:
+        super().__init__("the DPoP proof is invalid", reason)
+        self.error = error

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     oauth_token_lifetime_seconds: int = Field(
         default=600, ge=1, le=3600, description="Access-token lifetime (at most one hour)."
     )
+    oauth_dpop_nonce: bool = Field(
+        default=False,
+        description="Require server-issued nonces in DPoP proofs (RFC 9449 §8, §9).",
+    )
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

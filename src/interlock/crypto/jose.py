@@ -47,12 +47,15 @@ __all__ = [
     "sign_compact",
     "unverified_header",
     "verify_compact",
+    "verify_compact_with_key",
     "verify_signature",
+    "verify_with_embedded_jwk",
 ]
 
 # "Ed25519" rather than the polymorphic "EdDSA", which RFC 9864 deprecates.
 ALLOWED_ALGORITHMS: Final = frozenset({"ES256", "Ed25519", "RS256"})
 MAX_TOKEN_BYTES: Final = 8192
+MIN_RSA_BITS: Final = 2048  # NIST SP 800-131A, RFC 7518 §3.3
 _UNTRUSTED_HEADERS: Final = frozenset({"jwk", "jku", "x5c", "x5u"})
 _REFUSED: Final = "the token is invalid"
 
@@ -107,6 +110,8 @@ def import_public_jwk(document: Mapping[str, Any]) -> PublicKey:
         raise InvalidTokenError(_REFUSED, f"unusable JWK: {type(exc).__name__}") from None
     if not isinstance(key, ECKey | OKPKey | RSAKey):
         raise InvalidTokenError(_REFUSED, "only EC, OKP and RSA public keys are accepted")
+    if isinstance(key, RSAKey) and key.public_key.key_size < MIN_RSA_BITS:
+        raise InvalidTokenError(_REFUSED, f"RSA keys shorter than {MIN_RSA_BITS} bits are refused")
     return key
 
 
@@ -146,26 +151,86 @@ def verify_compact(
     parts = token.split(".")
     if len(parts) != 3:
         raise InvalidTokenError(_REFUSED, "not a compact JWS")
-    encoded_header, encoded_payload, encoded_signature = parts
-    header = _header(encoded_header)
+    header = _header(parts[0])
+    kid = header.get("kid")
+    if not isinstance(kid, str) or kid not in keys:
+        # jwk/jku/x5c/x5u are deliberately never consulted: keys come only from `keys`.
+        _check_header(header, algorithms)
+        raise InvalidTokenError(_REFUSED, "unknown kid")
+    return _verify_parts(parts, header, keys[kid], algorithms)
+
+
+def verify_compact_with_key(
+    token: str, key: PublicKey, algorithms: frozenset[str]
+) -> tuple[dict[str, Any], bytes]:
+    """As :func:`verify_compact`, with one key the caller chose (any ``kid`` is ignored)."""
+    if len(token) > MAX_TOKEN_BYTES:
+        raise InvalidTokenError(_REFUSED, f"token larger than {MAX_TOKEN_BYTES} bytes")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InvalidTokenError(_REFUSED, "not a compact JWS")
+    return _verify_parts(parts, _header(parts[0]), key, algorithms)
+
+
+def _check_header(header: Mapping[str, Any], algorithms: frozenset[str]) -> str:
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in algorithms or alg not in ALLOWED_ALGORITHMS:
         raise InvalidTokenError(_REFUSED, f"algorithm {alg!r} is not allowed")
     if "crit" in header:
         raise InvalidTokenError(_REFUSED, "critical header extensions are not understood")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or kid not in keys:
-        # jwk/jku/x5c/x5u are deliberately never consulted: keys come only from `keys`.
-        raise InvalidTokenError(_REFUSED, "unknown kid")
+    return alg
+
+
+def _verify_parts(
+    parts: list[str], header: Mapping[str, Any], key: PublicKey, algorithms: frozenset[str]
+) -> tuple[dict[str, Any], bytes]:
+    alg = _check_header(header, algorithms)
+    encoded_header, encoded_payload, encoded_signature = parts
     try:
         payload = urlsafe_b64decode(encoded_payload.encode("ascii"))
         signature = urlsafe_b64decode(encoded_signature.encode("ascii"))
     except (binascii.Error, UnicodeEncodeError):
         raise InvalidTokenError(_REFUSED, "malformed base64url") from None
     signing_input = f"{encoded_header}.{encoded_payload}".encode("ascii")
-    if not verify_signature(alg, keys[kid], signing_input, signature):
+    if not verify_signature(alg, key, signing_input, signature):
         raise InvalidTokenError(_REFUSED, "signature check failed")
     return dict(header), payload
+
+
+def verify_with_embedded_jwk(
+    token: str, typ: str, algorithms: frozenset[str] = ALLOWED_ALGORITHMS
+) -> tuple[dict[str, Any], bytes, str]:
+    """Verify a self-signed JWS whose ``jwk`` header carries its public key (RFC 9449 §4.2).
+
+    Only for proofs of possession: the key proves nothing about *who* signed,
+    only that the signer holds it; the caller compares the returned RFC 7638
+    thumbprint with the key the token is bound to. ``typ`` must match exactly.
+    """
+    if len(token) > MAX_TOKEN_BYTES:
+        raise InvalidTokenError(_REFUSED, f"token larger than {MAX_TOKEN_BYTES} bytes")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InvalidTokenError(_REFUSED, "not a compact JWS")
+    try:
+        header = json.loads(urlsafe_b64decode(parts[0].encode("ascii")))
+        payload = urlsafe_b64decode(parts[1].encode("ascii"))
+        signature = urlsafe_b64decode(parts[2].encode("ascii"))
+    except (binascii.Error, UnicodeError, ValueError):
+        raise InvalidTokenError(_REFUSED, "malformed compact JWS") from None
+    if not isinstance(header, dict) or header.get("typ") != typ:
+        raise InvalidTokenError(_REFUSED, f"typ is not {typ}")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in algorithms or alg not in ALLOWED_ALGORITHMS:
+        raise InvalidTokenError(_REFUSED, f"algorithm {alg!r} is not allowed")
+    if "crit" in header:
+        raise InvalidTokenError(_REFUSED, "critical header extensions are not understood")
+    document = header.get("jwk")
+    if not isinstance(document, dict):
+        raise InvalidTokenError(_REFUSED, "no jwk header")
+    key = import_public_jwk(document)  # refuses private and symmetric members
+    if not verify_signature(alg, key, f"{parts[0]}.{parts[1]}".encode("ascii"), signature):
+        raise InvalidTokenError(_REFUSED, "signature check failed")
+    return header, payload, key.thumbprint()
 
 
 def unverified_header(token: str) -> dict[str, Any]:

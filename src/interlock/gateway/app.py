@@ -35,6 +35,7 @@ from interlock.gateway.upstream import Upstreams
 from interlock.identity.apikeys import ApiKeys
 from interlock.identity.grants import Principal
 from interlock.logs import get_logger
+from interlock.oauth.dpop import DPoPVerifier
 from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.token_endpoint import TokenEndpoint, TokenResponse, metadata
 from interlock.oauth.tokens import AccessTokenVerifier
@@ -73,6 +74,7 @@ class Gateway:
         self.jwks = jwks
         self.token_endpoint: TokenEndpoint | None = None
         self.token_verifier: AccessTokenVerifier | None = None
+        self.dpop: DPoPVerifier | None = None
         self.keys = keys
         self.upstreams = upstreams
         self.metrics = metrics
@@ -80,14 +82,15 @@ class Gateway:
 
     def _compile(self, manifest: Manifest) -> _Compiled:
         routes = RouteTable.compile(manifest)
-        authenticate = ApiKeyAuthentication(self.keys, self.token_verifier)
+        authenticate = ApiKeyAuthentication(self.keys, self.token_verifier, self.dpop)
         pipelines = build_pipelines(routes, authenticate, self.upstreams)
         return _Compiled(manifest, routes, pipelines)
 
     def enable_oauth(self, endpoint: TokenEndpoint, verifier: AccessTokenVerifier) -> None:
-        """Serve ``POST /oauth2/token`` and accept access tokens on every route."""
+        """Serve ``POST /oauth2/token`` and accept access tokens (DPoP-bound too) on every route."""
         self.token_endpoint = endpoint
         self.token_verifier = verifier
+        self.dpop = endpoint.dpop
         self._compiled = self._compile(self.manifest)
 
     @property
@@ -187,7 +190,7 @@ class Gateway:
             and self.token_endpoint is not None
             and request.method == "GET"
         ):
-            document = metadata(self.token_endpoint.issuer, self.manifest)
+            document = metadata(self.token_endpoint)
             return _Answered(web.json_response(document), request.path, "ok", None)
         if request.path in _OAUTH_FORMS and self.token_endpoint is not None:
             answer = await self._oauth_form(request, _OAUTH_FORMS[request.path])
@@ -245,9 +248,19 @@ class Gateway:
                 (await request.read()).decode("utf-8", "replace"), keep_blank_values=True
             )
             authorization = request.headers.getall("Authorization", [])
-            answer = await asyncio.to_thread(
-                getattr(endpoint, operation), authorization, form, request.remote
-            )
+            if operation == "handle":
+                answer = await asyncio.to_thread(
+                    endpoint.handle,
+                    authorization,
+                    form,
+                    request.remote,
+                    dpop=request.headers.getall("DPoP", []),
+                    uri=str(request.url),
+                )
+            else:
+                answer = await asyncio.to_thread(
+                    getattr(endpoint, operation), authorization, form, request.remote
+                )
         if answer.status != 200:
             _log.info(
                 "oauth request refused",

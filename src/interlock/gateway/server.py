@@ -17,6 +17,7 @@ from aiohttp import web
 
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
+from interlock.crypto.hashing import new_pepper
 from interlock.crypto.keyfile import write_private_file
 from interlock.errors import ConfigError, InterlockError
 from interlock.gateway.app import Gateway
@@ -28,14 +29,17 @@ from interlock.identity.apikeys import ApiKeys
 from interlock.logs import get_logger
 from interlock.oauth import SigningKeys
 from interlock.oauth.client_secrets import ClientSecrets
+from interlock.oauth.dpop import DPoPNonces, DPoPVerifier
 from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.revocation import TokenRevocations
 from interlock.oauth.revoked import RevokedTokens
 from interlock.oauth.token_endpoint import TokenEndpoint
 from interlock.oauth.tokens import AccessTokenVerifier, TokenIssuer
 from interlock.pki import LOCAL_CA_NAME, ensure_local_ca
+from interlock.replay.seen import seen_store
 from interlock.secrets.store import SecretStore
 from interlock.store import Deployment
+from interlock.store.sealed_values import sealed_setting
 
 __all__ = ["ListenerConfig", "RunningGateway", "run_event_loop", "serve_forever", "start_gateway"]
 
@@ -184,6 +188,16 @@ async def start_gateway(
     issuer = f"https://{_url_host(listener.host)}:{port}"
     revoked = RevokedTokens(deployment.engine)
     verifier = AccessTokenVerifier(signing_keys, issuer, manifest, revoked=revoked)
+    seen = seen_store(deployment.engine, settings.redis_url)
+    nonces = (
+        DPoPNonces(
+            sealed_setting(
+                deployment.engine, deployment.keyring, "oauth.dpop_nonce_key", new_pepper
+            )
+        )
+        if settings.oauth_dpop_nonce
+        else None
+    )
     gateway.enable_oauth(
         TokenEndpoint(
             ClientSecrets(deployment.engine, deployment.keyring, manifest),
@@ -191,6 +205,7 @@ async def start_gateway(
                 signing_keys, issuer, timedelta(seconds=settings.oauth_token_lifetime_seconds)
             ),
             TokenRevocations(verifier, revoked),
+            dpop=DPoPVerifier(seen, nonces=nonces),
         ),
         verifier,
     )

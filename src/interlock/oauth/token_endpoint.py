@@ -3,11 +3,16 @@
 The token endpoint grants ``client_credentials`` only, with errors exactly
 per RFC 6749 §5.2; all three authenticate the calling client the same way.
 
-HTTP-agnostic: the gateway hands over the Authorization header values and the
-parsed form, and renders the :class:`TokenResponse`. Client authentication
-by ``client_secret_basic`` or ``client_secret_post``; using both at once is
+HTTP-agnostic: the gateway hands over the Authorization and DPoP header
+values, the request URI and the parsed form, and renders the
+:class:`TokenResponse`. Client authentication by ``client_secret_basic``,
+``client_secret_post`` or ``private_key_jwt`` (RFC 7523); using two at once is
 refused (RFC 6749 §2.3: a client MUST NOT use more than one method).
-``private_key_jwt`` and ``tls_client_auth`` are refused as unsupported for now.
+``tls_client_auth`` (RFC 8705) plugs in through :class:`CertificateClients`,
+which the mutual-TLS work provides; until then it is not offered.
+
+With a ``DPoP`` proof (RFC 9449 §5) the token is bound to the proof's key
+(``cnf.jkt``) and its type is ``DPoP``.
 """
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ from typing import Any, Final
 from urllib.parse import unquote
 
 from interlock.config.manifest import Manifest
-from interlock.errors import AuthenticationError, NotFoundError
+from interlock.crypto.jose import ALLOWED_ALGORITHMS
+from interlock.errors import AuthenticationError, DPoPProofError, NotFoundError
 from interlock.identity.grants import client_scopes
+from interlock.oauth.client_assertion import ASSERTION_TYPE, ClientAssertions
 from interlock.oauth.client_secrets import ClientSecrets
+from interlock.oauth.dpop import DPoPVerifier
 from interlock.oauth.guard import AttemptGuard, NoGuard
 from interlock.oauth.revocation import TokenRevocations
 from interlock.oauth.tokens import TokenIssuer
@@ -43,9 +51,15 @@ class TokenResponse:
 
 
 def _error(
-    status: int, error: str, description: str, *, basic: bool = False, reason: str | None = None
+    status: int,
+    error: str,
+    description: str,
+    *,
+    basic: bool = False,
+    reason: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> TokenResponse:
-    headers = dict(_NO_STORE)
+    headers = {**_NO_STORE, **(headers or {})}
     if basic:
         # RFC 6749 §5.2: 401 with a challenge matching the scheme the client used.
         headers["WWW-Authenticate"] = 'Basic realm="interlock", charset="UTF-8"'
@@ -62,16 +76,22 @@ class TokenEndpoint:
         issuer: TokenIssuer,
         revocations: TokenRevocations,
         guard: AttemptGuard | None = None,
+        *,
+        assertions: ClientAssertions | None = None,
+        dpop: DPoPVerifier | None = None,
     ) -> None:
         """Authenticate with ``secrets``, sign with ``issuer``, revoke through ``revocations``.
 
         ``guard`` is consulted before every client authentication and told of
         every failure (the rate-limit hook against secret guessing).
+        ``assertions`` enables ``private_key_jwt``; ``dpop`` enables DPoP-bound tokens.
         """
         self._secrets = secrets
         self._issuer = issuer
         self._revocations = revocations
         self._guard: AttemptGuard = guard or NoGuard()
+        self._assertions = assertions
+        self.dpop = dpop
 
     @property
     def issuer(self) -> str:
@@ -87,18 +107,51 @@ class TokenEndpoint:
     def manifest(self, manifest: Manifest) -> None:
         self._secrets.manifest = manifest
 
+    @property
+    def auth_methods(self) -> list[str]:
+        """The client authentication methods offered (RFC 8414 metadata)."""
+        methods = ["client_secret_basic", "client_secret_post"]
+        return [*methods, "private_key_jwt"] if self._assertions is not None else methods
+
     def handle(
         self,
         authorization: Sequence[str],
         form: Mapping[str, Sequence[str]],
         remote: str | None = None,
+        *,
+        dpop: Sequence[str] = (),
+        uri: str | None = None,
     ) -> TokenResponse:
-        """Answer one token request (``POST /oauth2/token``)."""
+        """Answer one token request (``POST /oauth2/token`` at ``uri``)."""
         authenticated = self.authenticate_client(authorization, form, remote)
         if isinstance(authenticated, TokenResponse):
             return authenticated
         client_id, params = authenticated
-        return self._grant(client_id, params)
+        jkt: str | None = None
+        if dpop:
+            bound = self._dpop_key(dpop, uri or f"{self.issuer}/oauth2/token")
+            if isinstance(bound, TokenResponse):
+                return bound
+            jkt = bound
+        return self._grant(client_id, params, jkt)
+
+    def _dpop_key(self, proofs: Sequence[str], uri: str) -> str | TokenResponse:
+        """The thumbprint of a valid DPoP proof's key, or the RFC 9449 §5 error."""
+        if self.dpop is None:
+            return _error(400, "invalid_dpop_proof", "DPoP is not enabled on this server")
+        if len(proofs) > 1:
+            return _error(400, "invalid_dpop_proof", "send exactly one DPoP header")
+        try:
+            return self.dpop.check(proofs[0], "POST", uri).jkt
+        except DPoPProofError as exc:
+            nonce = self.dpop.nonces
+            headers = {"DPoP-Nonce": nonce.current()} if nonce is not None else {}
+            description = (
+                "a fresh DPoP nonce is required"
+                if exc.error == "use_dpop_nonce"
+                else "the DPoP proof is invalid"
+            )
+            return _error(400, exc.error, description, reason=exc.reason, headers=headers)
 
     def revoke(
         self,
@@ -159,10 +212,11 @@ class TokenEndpoint:
         basic = [a for a in authorization if a.lower().startswith("basic ")]
         if len(authorization) > 1 or (authorization and not basic):
             return _error(400, "invalid_request", "use one Authorization header with Basic")
-        if "client_assertion" in params or "client_assertion_type" in params:
-            return _error(401, "invalid_client", "private_key_jwt is not supported yet")
-        if basic and ("client_secret" in params):
+        assertion = "client_assertion" in params or "client_assertion_type" in params
+        if sum((bool(basic), "client_secret" in params, assertion)) > 1:
             return _error(400, "invalid_request", "use one client authentication method only")
+        if assertion:
+            return self._authenticate_assertion(params, remote)
         credentials = _basic(basic[0]) if basic else _post(params)
         if credentials is None:
             self._guard.failed(params.get("client_id"), remote)  # malformed counts as a guess
@@ -172,9 +226,7 @@ class TokenEndpoint:
             return _error(400, "invalid_request", "client_id differs from the Basic credentials")
         wait = self._guard.retry_after(client_id, remote)
         if wait is not None:
-            too_many = _error(429, "slow_down", "too many failed attempts; retry later")
-            too_many.headers["Retry-After"] = str(max(1, int(wait)))
-            return too_many
+            return _too_many(wait)
         try:
             self._secrets.authenticate(client_id, secret)
         except (AuthenticationError, NotFoundError) as exc:
@@ -189,7 +241,40 @@ class TokenEndpoint:
             )
         return client_id, params
 
-    def _grant(self, client_id: str, params: Mapping[str, str]) -> TokenResponse:
+    def _authenticate_assertion(  # noqa: PLR0911  (one return per RFC 6749 / 7523 error case)
+        self, params: dict[str, str], remote: str | None
+    ) -> tuple[str, dict[str, str]] | TokenResponse:
+        """``private_key_jwt``: the client named by a valid, unused assertion (RFC 7523 §3)."""
+        if self._assertions is None:
+            return _error(401, "invalid_client", "private_key_jwt is not enabled")
+        assertion = params.get("client_assertion")
+        if params.get("client_assertion_type") != ASSERTION_TYPE or not assertion:
+            return _error(
+                400,
+                "invalid_request",
+                f"client_assertion_type must be {ASSERTION_TYPE} with a client_assertion",
+            )
+        client_id = ClientAssertions.claimed_client(assertion)
+        if client_id is None:
+            self._guard.failed(params.get("client_id"), remote)
+            return _error(401, "invalid_client", "client authentication failed")
+        if "client_id" in params and params["client_id"] != client_id:
+            return _error(400, "invalid_request", "client_id differs from the assertion's sub")
+        wait = self._guard.retry_after(client_id, remote)
+        if wait is not None:
+            return _too_many(wait)
+        spec = self.manifest.clients.get(client_id)
+        if spec is None or "oauth2" not in spec.auth:
+            self._guard.failed(client_id, remote)
+            return _error(401, "invalid_client", "client authentication failed")
+        try:
+            self._assertions.authenticate(client_id, assertion)
+        except AuthenticationError as exc:
+            self._guard.failed(client_id, remote)
+            return _error(401, "invalid_client", "client authentication failed", reason=exc.reason)
+        return client_id, params
+
+    def _grant(self, client_id: str, params: Mapping[str, str], jkt: str | None) -> TokenResponse:
         grant = params.get("grant_type")
         if grant is None:
             return _error(400, "invalid_request", "grant_type is required")
@@ -204,36 +289,46 @@ class TokenEndpoint:
         if resource is not None and resource.rstrip("/") != audience:
             # RFC 8707 §2: a resource this server does not protect.
             return _error(400, "invalid_target", "tokens are issued for this gateway only")
-        token = self._issuer.issue(client_id, requested, audience)
+        token = self._issuer.issue(client_id, requested, audience, jkt=jkt)
         body = {
             "access_token": token.access_token,
-            "token_type": "Bearer",
+            # RFC 9449 §5.1: a bound token's type is DPoP.
+            "token_type": "DPoP" if jkt else "Bearer",
             "expires_in": token.expires_in,
             "scope": token.scope,
         }
         return TokenResponse(200, body, dict(_NO_STORE))
 
 
-def metadata(issuer: str, manifest: Manifest) -> dict[str, Any]:
+def _too_many(wait: float) -> TokenResponse:
+    too_many = _error(429, "slow_down", "too many failed attempts; retry later")
+    too_many.headers["Retry-After"] = str(max(1, int(wait)))
+    return too_many
+
+
+def metadata(endpoint: TokenEndpoint) -> dict[str, Any]:
     """Authorization server metadata (RFC 8414 §2) for this gateway."""
+    issuer, manifest, methods = endpoint.issuer, endpoint.manifest, endpoint.auth_methods
     scopes = sorted({scope for role in manifest.roles.values() for scope in role.scopes})
-    return {
+    document: dict[str, Any] = {
         "issuer": issuer,
         "token_endpoint": f"{issuer}/oauth2/token",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "revocation_endpoint": f"{issuer}/oauth2/revoke",
         "introspection_endpoint": f"{issuer}/oauth2/introspect",
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "introspection_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-        ],
+        "revocation_endpoint_auth_methods_supported": methods,
+        "introspection_endpoint_auth_methods_supported": methods,
         "grant_types_supported": ["client_credentials"],
         # No authorization endpoint: client credentials only.
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": methods,
         "scopes_supported": scopes,
     }
+    if "private_key_jwt" in methods:
+        document["token_endpoint_auth_signing_alg_values_supported"] = sorted(ALLOWED_ALGORITHMS)
+    if endpoint.dpop is not None:
+        document["dpop_signing_alg_values_supported"] = sorted(endpoint.dpop.algorithms)
+    return document
 
 
 def _basic(header: str) -> tuple[str, str] | None:

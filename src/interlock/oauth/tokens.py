@@ -75,8 +75,13 @@ class TokenIssuer:
         self._lifetime = lifetime
         self._now = now
 
-    def issue(self, client: str, scopes: frozenset[str], audience: str) -> IssuedToken:
-        """An RFC 9068 §2.2 token for ``client`` with ``scopes`` for ``audience``."""
+    def issue(
+        self, client: str, scopes: frozenset[str], audience: str, *, jkt: str | None = None
+    ) -> IssuedToken:
+        """An RFC 9068 §2.2 token for ``client`` with ``scopes`` for ``audience``.
+
+        With ``jkt`` the token is bound to that DPoP key (RFC 9449 §6.1, ``cnf.jkt``).
+        """
         signer = self._keys.signer()
         issued_at = int(self._now().timestamp())
         scope = " ".join(sorted(scopes))
@@ -90,6 +95,8 @@ class TokenIssuer:
             "exp": issued_at + int(self._lifetime.total_seconds()),
             "jti": secrets.token_urlsafe(16),
         }
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
         payload = json.dumps(claims, separators=(",", ":")).encode()
         token = sign_compact(payload, signer.key, signer.alg, {"typ": _TYP})
         return IssuedToken(token, int(self._lifetime.total_seconds()), scope)

@@ -1,7 +1,10 @@
 """Who is calling: an API key (``Authorization: Bearer`` or ``X-API-Key``) or an access token.
 
-A Bearer credential shaped like a JWS (``eyJ...`` with two dots) is checked as
-one of our RFC 9068 access tokens; anything else as an API key.
+A credential shaped like a JWS (``eyJ...`` with two dots) is checked as an
+access token (ours, RFC 9068, or a trusted issuer's); anything else as an API
+key. A DPoP-bound token (``cnf.jkt``) must come as ``Authorization: DPoP``
+with a valid proof by the bound key on this very request (RFC 9449 §7); sent
+as a Bearer token it is refused, so a stolen bound token is useless.
 """
 
 from __future__ import annotations
@@ -9,52 +12,115 @@ from __future__ import annotations
 import asyncio
 from typing import Final
 
-from interlock.errors import AuthenticationError, InvalidTokenError
+from interlock.errors import AuthenticationError, DPoPProofError, InvalidTokenError
 from interlock.gateway.context import RequestContext
 from interlock.gateway.problems import Problem, Refusal
 from interlock.identity.apikeys import ApiKeys
+from interlock.identity.grants import Principal
+from interlock.oauth.dpop import DPoPVerifier
 from interlock.oauth.tokens import AccessTokenVerifier
 
 __all__ = ["ApiKeyAuthentication"]
 
 _CHALLENGE: Final = 'Bearer realm="interlock"'
-_MAX_CREDENTIAL: Final = 512
+_MAX_CREDENTIAL: Final = 4096
 
 
 class ApiKeyAuthentication:
     """Sets ``ctx.principal`` or refuses with 401 (400 for ambiguous credentials)."""
 
-    def __init__(self, keys: ApiKeys, tokens: AccessTokenVerifier | None = None) -> None:
-        """Verify API keys against ``keys`` and access tokens with ``tokens``."""
+    def __init__(
+        self,
+        keys: ApiKeys,
+        tokens: AccessTokenVerifier | None = None,
+        dpop: DPoPVerifier | None = None,
+    ) -> None:
+        """Verify API keys against ``keys``, access tokens with ``tokens``, proofs with ``dpop``."""
         self._keys = keys
         self._tokens = tokens
+        self._dpop = dpop
 
     async def __call__(self, ctx: RequestContext) -> None:
         """Authenticate the request."""
-        token = _credential(ctx)
+        scheme, token = _credential(ctx)
         if self._tokens is not None and token.startswith("eyJ") and token.count(".") == 2:
             try:
                 # Cache hit: no I/O, answered on the loop. Miss: verified off the loop.
                 principal = self._tokens.verify_cached(token)
                 if principal is None:
                     principal = await asyncio.to_thread(self._tokens.verify, token)
-                ctx.principal = principal
             except InvalidTokenError as exc:
                 raise _unauthorised(
                     "invalid_token", "the access token is invalid", log_reason=exc.reason
                 ) from None
+            if principal.dpop_jkt is not None or scheme == "dpop":
+                await self._check_proof(ctx, principal, token, scheme)
+            ctx.principal = principal
             return
+        if scheme == "dpop":
+            raise _unauthorised(
+                "invalid_token",
+                "the DPoP scheme carries access tokens only",
+                "DPoP with an API key",
+            )
         try:
             # Cache hit: verified on the loop. Miss: the store is asked off the loop.
-            principal = self._keys.verify_cached(token)
-            if principal is None:
-                principal = await asyncio.to_thread(self._keys.verify, token)
-            ctx.principal = principal
+            api_principal = self._keys.verify_cached(token)
+            if api_principal is None:
+                api_principal = await asyncio.to_thread(self._keys.verify, token)
+            ctx.principal = api_principal
         except AuthenticationError as exc:
             raise _unauthorised("invalid_token", exc.message, log_reason=exc.reason) from None
 
+    async def _check_proof(
+        self, ctx: RequestContext, principal: Principal, token: str, scheme: str
+    ) -> None:
+        if scheme != "dpop":
+            raise _unauthorised(
+                "invalid_token",
+                "this access token is DPoP-bound: send it as Authorization: DPoP with a proof",
+                "bound token sent as Bearer",
+            )
+        if principal.dpop_jkt is None:
+            raise _unauthorised(
+                "invalid_token", "this access token is not DPoP-bound", "DPoP with unbound token"
+            )
+        proofs = ctx.request.headers.getall("DPoP", [])
+        if self._dpop is None or len(proofs) != 1:
+            raise self._proof_refused("send exactly one DPoP proof", "no or several DPoP headers")
+        request = ctx.request
+        try:
+            proof = await asyncio.to_thread(
+                self._dpop.check, proofs[0], request.method, str(request.url), token
+            )
+        except DPoPProofError as exc:
+            raise self._proof_refused(
+                "the DPoP proof is invalid"
+                if exc.error == "invalid_dpop_proof"
+                else "a fresh DPoP nonce is required",
+                exc.reason,
+                exc.error,
+            ) from None
+        if proof.jkt != principal.dpop_jkt:
+            raise self._proof_refused(
+                "the DPoP proof is invalid", "proof key differs from the token's cnf.jkt"
+            )
 
-def _credential(ctx: RequestContext) -> str:
+    def _proof_refused(
+        self, detail: str, log_reason: str, error: str = "invalid_dpop_proof"
+    ) -> Refusal:
+        algs = " ".join(sorted(self._dpop.algorithms)) if self._dpop else ""
+        headers = {"WWW-Authenticate": f'DPoP error="{error}", algs="{algs}"'}
+        if self._dpop is not None and self._dpop.nonces is not None:
+            headers["DPoP-Nonce"] = self._dpop.nonces.current()
+        return Refusal(
+            Problem(401, "unauthorized", "Authentication required", detail, headers),
+            log_reason=log_reason,
+        )
+
+
+def _credential(ctx: RequestContext) -> tuple[str, str]:
+    """The scheme (``bearer``, ``dpop`` or ``api-key``) and the credential."""
     headers = ctx.request.headers
     authorization = headers.getall("Authorization", [])
     api_key = headers.getall("X-API-Key", [])
@@ -70,21 +136,22 @@ def _credential(ctx: RequestContext) -> str:
     if not authorization and not api_key:
         raise _unauthorised(None, "this route requires an API key", log_reason="no credential")
     if api_key:
-        token = api_key[0].strip()
+        scheme, token = "api-key", api_key[0].strip()
     else:
-        scheme, _, token = authorization[0].strip().partition(" ")
+        given, _, token = authorization[0].strip().partition(" ")
         token = token.strip()
-        if scheme.lower() != "bearer":
+        scheme = given.lower()
+        if scheme not in {"bearer", "dpop"}:
             raise _unauthorised(
                 "invalid_request",
-                "use the Bearer scheme: Authorization: Bearer <key>",
+                "use the Bearer scheme (or DPoP for bound tokens): Authorization: Bearer <key>",
                 log_reason="unsupported Authorization scheme",
             )
     if not token or len(token) > _MAX_CREDENTIAL or any(c.isspace() for c in token):
         raise _unauthorised(
             "invalid_request", "the credential is malformed", log_reason="malformed credential"
         )
-    return token
+    return scheme, token
 
 
 def _unauthorised(error: str | None, detail: str, log_reason: str) -> Refusal:
