@@ -11,7 +11,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from interlock.config.manifest import Client, Integration, Role, Route, System, template_shape
+from interlock.config.manifest import (
+    Client,
+    Integration,
+    Role,
+    Route,
+    System,
+    TrustedIssuer,
+    template_shape,
+)
 from interlock.config.yaml_source import DocPath
 
 __all__ = ["Entities", "Finding", "cross_check"]
@@ -52,6 +60,7 @@ class Entities:
     roles: dict[str, Role] = field(default_factory=dict)
     clients: dict[str, Client] = field(default_factory=dict)
     integrations: dict[str, Integration] = field(default_factory=dict)
+    trusted_issuers: dict[str, TrustedIssuer] = field(default_factory=dict)
     routes: dict[str, list[tuple[int, Route]]] = field(default_factory=dict)
     # source/target/client of every integration, even one that failed to parse,
     # so that its references are still checked.
@@ -73,6 +82,7 @@ class Entities:
 def cross_check(entities: Entities) -> Iterator[Finding]:
     """References, duplicates, purpose limitation, transfers and least privilege."""
     yield from _client_roles(entities)
+    yield from _issuer_clients(entities)
     granted = {scope for role in entities.roles.values() for scope in role.scopes}
     used: set[str] = set()
     seen_routes: dict[tuple[str, str], tuple[str, int]] = {}
@@ -107,6 +117,16 @@ def _client_roles(entities: Entities) -> Iterator[Finding]:
                     ("clients", name, "roles", index),
                     f"unknown role {role!r}{_known(entities, 'roles')}",
                 )
+
+
+def _issuer_clients(entities: Entities) -> Iterator[Finding]:
+    for name, trusted in entities.trusted_issuers.items():
+        for external, client in trusted.clients.items():
+            path = ("trusted_issuers", name, "clients", external)
+            if entities.undeclared("clients", client):
+                yield Finding(path, f"unknown client {client!r}{_known(entities, 'clients')}")
+            elif client in entities.clients and "oauth2" not in entities.clients[client].auth:
+                yield Finding(path, f"client {client!r} does not list oauth2 in its auth methods")
 
 
 def _integration_refs(entities: Entities, name: str, refs: dict[str, str]) -> Iterator[Finding]:

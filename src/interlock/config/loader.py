@@ -32,6 +32,7 @@ from interlock.config.manifest import (
     Route,
     System,
     TlsPolicy,
+    TrustedIssuer,
 )
 from interlock.config.yaml_source import DocPath, YamlDocument, YamlSourceError, read_yaml
 from interlock.errors import ManifestError
@@ -43,6 +44,7 @@ _SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "roles": Role,
     "clients": Client,
     "integrations": Integration,
+    "trusted_issuers": TrustedIssuer,
 }
 _TOP_LEVEL: Final = frozenset({"version", "tls", *_SECTIONS})
 _NAME: Final = re.compile(NAME_PATTERN)
@@ -147,6 +149,7 @@ class _Checker:
                 name: flow.model_copy(update={"routes": tuple(r for _, r in entities.routes[name])})
                 for name, flow in entities.integrations.items()
             },
+            trusted_issuers=entities.trusted_issuers,
         )
 
     def _entities(self, data: Mapping[str, Any]) -> Entities:

@@ -19,6 +19,7 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from interlock.config.units import Duration, RateValue
@@ -40,6 +41,7 @@ __all__ = [
     "System",
     "TlsPolicy",
     "Transfer",
+    "TrustedIssuer",
     "template_shape",
 ]
 
@@ -268,6 +270,62 @@ class Integration(_Model):
     routes: tuple[Route, ...] = ()
 
 
+class TrustedIssuer(_Model):
+    """An external OAuth 2.0 issuer (Keycloak, Entra ID, ...) whose access tokens are accepted.
+
+    Its keys come from ``jwks_uri`` over verified TLS (``ca`` as for systems)
+    or from ``jwks_file``. Only tokens for one of ``audiences``, signed with
+    one of ``algorithms`` (never ``none`` or HMAC), typed as one of
+    ``token_types``, and naming a client listed in ``clients`` are accepted;
+    the token's scopes count only as far as the mapped manifest client's
+    roles grant them.
+    """
+
+    issuer: str
+    jwks_uri: str | None = None
+    jwks_file: str | None = None
+    ca: str = "system"
+    audiences: tuple[Annotated[str, StringConstraints(min_length=1)], ...] = Field(min_length=1)
+    algorithms: tuple[Literal["ES256", "Ed25519", "RS256"], ...] = ("ES256", "RS256")
+    # RFC 9068 tokens are typed at+jwt; Keycloak and Entra ID still type theirs JWT.
+    token_types: tuple[Literal["at+jwt", "JWT"], ...] = ("at+jwt",)
+    client_claim: Literal["client_id", "azp", "appid", "sub"] = "client_id"
+    # The issuer's client ids -> manifest clients (least privilege: nobody else gets in).
+    clients: dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], Name] = Field(
+        min_length=1
+    )
+
+    @field_validator("algorithms", mode="before")
+    @classmethod
+    def _asymmetric_only(cls, value: object) -> object:
+        for alg in value if isinstance(value, list | tuple) else ():
+            if isinstance(alg, str) and (alg.lower() == "none" or alg.upper().startswith("HS")):
+                raise ValueError(
+                    f"{alg} is refused: 'none' is no signature, and an HMAC algorithm lets "
+                    "anyone holding the issuer's public key forge tokens (RFC 8725 §2.1); "
+                    "use ES256, Ed25519 or RS256"
+                )
+        return value
+
+    @field_validator("issuer", "jwks_uri")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme != "https":
+            raise ValueError("must be an https:// URL: keys fetched without TLS can be replaced")
+        return value
+
+    @field_validator("ca", mode="before")
+    @classmethod
+    def _trust_anchor(cls, value: object) -> object:
+        return System._trust_anchor(value)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrustedIssuer:
+        if (self.jwks_file is None) == (self.jwks_uri is None):
+            raise ValueError("give exactly one of jwks_uri and jwks_file")
+        return self
+
+
 class Manifest(_Model):
     """The whole manifest: the one source of truth for what Interlock connects."""
 
@@ -277,6 +335,7 @@ class Manifest(_Model):
     roles: dict[Name, Role] = Field(default_factory=dict)
     clients: dict[Name, Client] = Field(default_factory=dict)
     integrations: dict[Name, Integration] = Field(default_factory=dict)
+    trusted_issuers: dict[Name, TrustedIssuer] = Field(default_factory=dict)
 
 
 def template_shape(path: str) -> str:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qs
@@ -38,7 +39,7 @@ from interlock.logs import get_logger
 from interlock.oauth.dpop import DPoPVerifier
 from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.token_endpoint import TokenEndpoint, TokenResponse, metadata
-from interlock.oauth.tokens import AccessTokenVerifier
+from interlock.oauth.tokens import AccessTokenVerifier, IssuerPolicy
 
 __all__ = ["Gateway"]
 
@@ -75,6 +76,7 @@ class Gateway:
         self.token_endpoint: TokenEndpoint | None = None
         self.token_verifier: AccessTokenVerifier | None = None
         self.dpop: DPoPVerifier | None = None
+        self._trusted: Callable[[Manifest], Sequence[IssuerPolicy]] | None = None
         self.keys = keys
         self.upstreams = upstreams
         self.metrics = metrics
@@ -86,11 +88,22 @@ class Gateway:
         pipelines = build_pipelines(routes, authenticate, self.upstreams)
         return _Compiled(manifest, routes, pipelines)
 
-    def enable_oauth(self, endpoint: TokenEndpoint, verifier: AccessTokenVerifier) -> None:
-        """Serve ``POST /oauth2/token`` and accept access tokens (DPoP-bound too) on every route."""
+    def enable_oauth(
+        self,
+        endpoint: TokenEndpoint,
+        verifier: AccessTokenVerifier,
+        trusted: Callable[[Manifest], Sequence[IssuerPolicy]] | None = None,
+    ) -> None:
+        """Serve ``POST /oauth2/token`` and accept access tokens (DPoP-bound too) on every route.
+
+        ``trusted`` makes the policies of the manifest's trusted issuers (again on reload).
+        """
         self.token_endpoint = endpoint
         self.token_verifier = verifier
         self.dpop = endpoint.dpop
+        self._trusted = trusted
+        if trusted is not None:
+            verifier.trusted = trusted(self.manifest)
         self._compiled = self._compile(self.manifest)
 
     @property
@@ -106,6 +119,8 @@ class Gateway:
         if self.token_verifier is not None and self.token_endpoint is not None:
             self.token_verifier.manifest = manifest
             self.token_endpoint.manifest = manifest
+            if self._trusted is not None:
+                self.token_verifier.trusted = self._trusted(manifest)
         self._compiled = compiled
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:

@@ -23,7 +23,7 @@ from interlock.errors import ConfigError, InterlockError
 from interlock.gateway.app import Gateway
 from interlock.gateway.listener import ProblemServer
 from interlock.gateway.metrics import GatewayMetrics
-from interlock.gateway.tls import server_context
+from interlock.gateway.tls import server_context, trust_context
 from interlock.gateway.upstream import UpstreamLimits, Upstreams
 from interlock.identity.apikeys import ApiKeys
 from interlock.logs import get_logger
@@ -35,6 +35,7 @@ from interlock.oauth.revocation import TokenRevocations
 from interlock.oauth.revoked import RevokedTokens
 from interlock.oauth.token_endpoint import TokenEndpoint
 from interlock.oauth.tokens import AccessTokenVerifier, TokenIssuer
+from interlock.oauth.trusted import trusted_policies
 from interlock.pki import LOCAL_CA_NAME, ensure_local_ca
 from interlock.replay.seen import seen_store
 from interlock.secrets.store import SecretStore
@@ -48,7 +49,8 @@ SHUTDOWN_GRACE: Final = 15.0
 _GC_THRESHOLDS: Final = (10_000, 20, 20)
 # Request limits: request line and each header line 8 KiB, at most 100 headers.
 MAX_LINE: Final = 8190
-MAX_FIELD: Final = 8190
+# Room for an over-long bearer token to reach the token size cap (a 401), not the parser (a 400).
+MAX_FIELD: Final = 16384
 MAX_HEADERS: Final = 100
 
 
@@ -208,6 +210,9 @@ async def start_gateway(
             dpop=DPoPVerifier(seen, nonces=nonces),
         ),
         verifier,
+        lambda current: trusted_policies(
+            current, lambda ca: trust_context(ca, anchors, current.tls.min_version)
+        ),
     )
     _log.info(
         "gateway listening",

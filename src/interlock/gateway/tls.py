@@ -6,8 +6,11 @@ Upstream verification cannot be switched off: there is no parameter for it.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
+
+from interlock.errors import ConfigError
 
 __all__ = ["INTERMEDIATE_CIPHERS", "client_context", "server_context"]
 
@@ -62,3 +65,15 @@ def client_context(cafile: Path | None, min_version: str = "1.2") -> ssl.SSLCont
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
     return context
+
+
+def trust_context(ca: str, anchors: Mapping[str, Path], min_version: str = "1.2") -> ssl.SSLContext:
+    """A verifying client context for a manifest trust anchor: ``system``, ``file:``, ``pki:``."""
+    if ca == "system":
+        return client_context(None, min_version)
+    if ca.startswith("file:"):
+        return client_context(Path(ca.removeprefix("file:")), min_version)
+    anchor = anchors.get(ca)
+    if anchor is None:
+        raise ConfigError(f"trust anchor {ca!r} is not known to this deployment")
+    return client_context(anchor, min_version)

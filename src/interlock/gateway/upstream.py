@@ -28,7 +28,7 @@ from interlock.errors import InterlockError
 from interlock.gateway.context import RequestContext
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.problems import Problem, Refusal
-from interlock.gateway.tls import client_context
+from interlock.gateway.tls import trust_context
 from interlock.logs import get_logger
 from interlock.secrets.resolver import SecretResolver
 
@@ -90,14 +90,7 @@ class Upstreams:
 
     def _context(self, system: System) -> ssl.SSLContext:
         min_version = (system.tls or self._manifest.tls).min_version
-        if system.ca == "system":
-            return client_context(None, min_version)
-        if system.ca.startswith("file:"):
-            return client_context(Path(system.ca.removeprefix("file:")), min_version)
-        anchor = self._anchors.get(system.ca)
-        if anchor is None:
-            raise InterlockError(f"trust anchor {system.ca!r} is not known to this deployment")
-        return client_context(anchor, min_version)
+        return trust_context(system.ca, self._anchors, min_version)
 
     def _session(self, name: str) -> aiohttp.ClientSession:
         session = self._sessions.get(name)

@@ -51,14 +51,15 @@ class KeySet:
         self._min_refresh = min_refresh
         self._name = name
         self._keys: Keys = {}
-        self._loaded = float("-inf")
+        self._loaded = float("-inf")  # last successful load
+        self._attempted = float("-inf")  # last attempt, successful or not
         self._lock = threading.Lock()
 
     def current(self) -> Keys:
         """The cached keys, reloaded first when older than ``max_age`` (or never loaded)."""
         if time.monotonic() - self._loaded < self._max_age:
             return self._keys
-        return self._refresh(self._max_age)
+        return self._refresh()
 
     def cached(self) -> Keys:
         """The cached keys, without I/O."""
@@ -66,20 +67,21 @@ class KeySet:
 
     def after_unknown_kid(self) -> Keys:
         """Reload because a token named an unknown ``kid`` (rate-limited)."""
-        return self._refresh(self._min_refresh)
+        return self._refresh()
 
-    def _refresh(self, older_than: float) -> Keys:
+    def _refresh(self) -> Keys:
         with self._lock:
-            if time.monotonic() - self._loaded < older_than:
-                return self._keys  # another thread just loaded them
+            now = time.monotonic()
+            if now - self._attempted < self._min_refresh:
+                return self._keys  # looked very recently (maybe another thread just did)
+            self._attempted = now
             try:
                 self._keys = dict(self._load())
             except (InvalidTokenError, OSError, httpx.HTTPError, ValueError) as exc:
                 # Keep serving the keys we had; try again after the rate-limit interval.
                 _log.warning("key set not refreshed", keys=self._name, error=str(exc))
-                self._loaded = time.monotonic() - self._max_age + self._min_refresh
                 return self._keys
-            self._loaded = time.monotonic()
+            self._loaded = now
             return self._keys
 
 

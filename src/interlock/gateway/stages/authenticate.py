@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Final
 
+from interlock.crypto.jose import MAX_TOKEN_BYTES
 from interlock.errors import AuthenticationError, DPoPProofError, InvalidTokenError
 from interlock.gateway.context import RequestContext
 from interlock.gateway.problems import Problem, Refusal
@@ -23,7 +24,7 @@ from interlock.oauth.tokens import AccessTokenVerifier
 __all__ = ["ApiKeyAuthentication"]
 
 _CHALLENGE: Final = 'Bearer realm="interlock"'
-_MAX_CREDENTIAL: Final = 4096
+_MAX_CREDENTIAL: Final = MAX_TOKEN_BYTES
 
 
 class ApiKeyAuthentication:
