@@ -28,6 +28,8 @@ from interlock.gateway.upstream import UpstreamLimits, Upstreams
 from interlock.identity.apikeys import ApiKeys
 from interlock.logs import get_logger
 from interlock.oauth import SigningKeys
+from interlock.oauth.client_assertion import ClientAssertions
+from interlock.oauth.client_keys import ClientKeys
 from interlock.oauth.client_secrets import ClientSecrets
 from interlock.oauth.dpop import DPoPNonces, DPoPVerifier
 from interlock.oauth.jwks import JwksPublisher
@@ -207,6 +209,11 @@ async def start_gateway(
                 signing_keys, issuer, timedelta(seconds=settings.oauth_token_lifetime_seconds)
             ),
             TokenRevocations(verifier, revoked),
+            assertions=ClientAssertions(
+                ClientKeys(deployment.engine, manifest),
+                seen,
+                frozenset({issuer, f"{issuer}/oauth2/token"}),
+            ),
             dpop=DPoPVerifier(seen, nonces=nonces),
         ),
         verifier,

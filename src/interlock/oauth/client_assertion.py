@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol
 
 from joserfc.util import urlsafe_b64decode
 
+from interlock.config.manifest import Manifest
 from interlock.crypto.jose import PublicKey, unverified_header, verify_compact_with_key
 from interlock.errors import AuthenticationError, InvalidTokenError
 from interlock.replay.seen import SeenOnce
@@ -36,6 +37,8 @@ _REFUSED: Final = "client authentication failed"
 class ClientKeySource(Protocol):
     """Where the registered public keys of clients come from."""
 
+    manifest: Manifest
+
     def public_keys(self, client: str) -> Mapping[str, tuple[str, PublicKey]]:
         """kid -> (alg, key) of the client's active keys."""
         ...
@@ -52,7 +55,7 @@ class ClientAssertions:
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Accept assertions for ``audiences`` (token endpoint URL, issuer)."""
-        self._keys = keys
+        self.keys = keys
         self._seen = seen
         self.audiences = audiences
         self._clock = clock
@@ -75,7 +78,7 @@ class ClientAssertions:
             raise AuthenticationError(_REFUSED, exc.reason) from None
         if header.get("typ") not in _TYPES:
             raise AuthenticationError(_REFUSED, f"assertion typ {header.get('typ')!r}")
-        registered = self._keys.public_keys(client_id)
+        registered = self.keys.public_keys(client_id)
         kid = header.get("kid")
         # Without a kid, each of the client's (at most a handful of) keys is tried.
         if kid is None:

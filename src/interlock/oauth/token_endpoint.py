@@ -106,6 +106,8 @@ class TokenEndpoint:
     @manifest.setter
     def manifest(self, manifest: Manifest) -> None:
         self._secrets.manifest = manifest
+        if self._assertions is not None:
+            self._assertions.keys.manifest = manifest
 
     @property
     def auth_methods(self) -> list[str]:

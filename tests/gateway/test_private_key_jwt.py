@@ -1,0 +1,150 @@
+"""private_key_jwt (RFC 7523) through the real token endpoint."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from joserfc import jws
+from joserfc.jwk import ECKey
+
+from interlock.crypto.jose import public_jwk
+from interlock.oauth.client_assertion import ASSERTION_TYPE
+from interlock.oauth.client_keys import ClientKeys
+from tests.gateway.harness import Env
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture
+def key(env: Env) -> Iterator[ECKey]:
+    """A key pair registered for the oauth-only client (revoked afterwards)."""
+    private = ECKey.generate_key("P-256", private=True)
+    registry = ClientKeys(env.deployment.engine, env.gateway.gateway.manifest)
+    kid = registry.register("oauth-only", public_jwk(private, "ES256"))
+    private.ensure_kid()
+    assert kid == private.kid
+    yield private
+    registry.revoke(kid)
+
+
+def assertion(env: Env, key: ECKey, **changes: Any) -> str:
+    """A client assertion for oauth-only, signed by ``key``."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": "oauth-only",
+        "sub": "oauth-only",
+        "aud": f"https://127.0.0.1:{env.port}/oauth2/token",
+        "iat": now,
+        "exp": now + 60,
+        "jti": secrets.token_urlsafe(16),
+    }
+    claims.update(changes)
+    claims = {k: v for k, v in claims.items() if v is not None}
+    header = {"alg": "ES256", "kid": key.kid}
+    return jws.serialize_compact(header, json.dumps(claims).encode(), key, algorithms=["ES256"])
+
+
+def _token(
+    env: Env, form: dict[str, str], headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    status, _, body = env.request(
+        "POST", "/oauth2/token", {**FORM, **(headers or {})}, urlencode(form).encode()
+    )
+    return status, body
+
+
+def _form(signed: str, **extra: str) -> dict[str, str]:
+    return {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": signed,
+        **extra,
+    }
+
+
+def test_a_signed_assertion_gets_a_token(env: Env, key: ECKey) -> None:
+    """The registered key's assertion authenticates the client; the token opens the route."""
+    status, body = _token(env, _form(assertion(env, key)))
+    assert status == 200, body
+    token = str(body["access_token"])
+    env.issued_tokens.append(token)
+    assert env.request("GET", "/orders/1001", {"Authorization": f"Bearer {token}"})[0] == 200
+
+
+def test_the_issuer_is_an_accepted_audience_too(env: Env, key: ECKey) -> None:
+    """RFC 7523 §3: aud may be the token endpoint URL or the issuer."""
+    signed = assertion(env, key, aud=[f"https://127.0.0.1:{env.port}", "https://other.example"])
+    assert _token(env, _form(signed))[0] == 200
+
+
+def test_a_replayed_assertion_is_refused(env: Env, key: ECKey) -> None:
+    """Single-use jti: the same assertion twice fails the second time."""
+    signed = assertion(env, key)
+    assert _token(env, _form(signed))[0] == 200
+    status, body = _token(env, _form(signed))
+    assert status == 401
+    assert body["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"aud": "https://elsewhere.example/token"},
+        {"iss": "someone-else"},
+        {"exp": int(time.time()) + 3600},  # longer than five minutes
+        {"exp": int(time.time()) - 600},
+        {"exp": None},
+        {"jti": None},
+        {"iat": int(time.time()) + 600},
+    ],
+)
+def test_bad_assertions_are_invalid_client(env: Env, key: ECKey, changes: dict[str, Any]) -> None:
+    """Every RFC 7523 §3 rule is enforced."""
+    status, body = _token(env, _form(assertion(env, key, **changes)))
+    assert status == 401, body
+    assert body == {"error": "invalid_client", "error_description": "client authentication failed"}
+
+
+def test_an_unregistered_key_is_refused(env: Env, key: ECKey) -> None:
+    """A key that is not registered for the client (even with the right kid) is refused."""
+    stranger = ECKey.generate_key("P-256", private=True)
+    now = int(time.time())
+    claims = {
+        "iss": "oauth-only",
+        "sub": "oauth-only",
+        "aud": f"https://127.0.0.1:{env.port}/oauth2/token",
+        "exp": now + 60,
+        "jti": "x1",
+    }
+    signed = jws.serialize_compact(
+        {"alg": "ES256", "kid": key.kid},
+        json.dumps(claims).encode(),
+        stranger,
+        algorithms=["ES256"],
+    )
+    assert _token(env, _form(signed))[0] == 401
+
+
+def test_two_methods_or_a_wrong_type_are_invalid_request(env: Env, key: ECKey) -> None:
+    """An assertion plus Basic credentials, or the wrong assertion type, is a malformed request."""
+    basic = {"Authorization": "Basic " + base64.b64encode(b"oauth-only:whatever").decode()}
+    status, body = _token(env, _form(assertion(env, key)), basic)
+    assert (status, body["error"]) == (400, "invalid_request")
+    wrong_type = _form(assertion(env, key))
+    wrong_type["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:saml2-bearer"
+    status, body = _token(env, wrong_type)
+    assert (status, body["error"]) == (400, "invalid_request")
+
+
+def test_metadata_offers_private_key_jwt(env: Env) -> None:
+    """RFC 8414: the method and its signing algorithms are advertised."""
+    _, _, document = env.request("GET", "/.well-known/oauth-authorization-server")
+    assert "private_key_jwt" in document["token_endpoint_auth_methods_supported"]
+    assert "ES256" in document["token_endpoint_auth_signing_alg_values_supported"]
