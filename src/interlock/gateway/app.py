@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 from aiohttp import web
 
 from interlock.config.manifest import Manifest
-from interlock.gateway.context import RequestContext
+from interlock.gateway.context import RequestContext, peer_certificate
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.paths import BadPathError, split_target
 from interlock.gateway.pipeline import Pipeline, build_pipelines
@@ -271,6 +271,7 @@ class Gateway:
                     request.remote,
                     dpop=request.headers.getall("DPoP", []),
                     uri=str(request.url),
+                    peer_certificate=peer_certificate(request),
                 )
             else:
                 answer = await asyncio.to_thread(

@@ -9,7 +9,7 @@ from aiohttp import web
 from interlock.gateway.routing import RouteMatch
 from interlock.identity.grants import Principal
 
-__all__ = ["RequestContext"]
+__all__ = ["RequestContext", "peer_certificate"]
 
 
 @dataclass
@@ -29,9 +29,14 @@ class RequestContext:
         Read from the connection on demand, so routes that do not look pay nothing.
         ``None`` when the listener does not ask for certificates or the client sent none.
         """
-        transport = self.request.transport
-        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-        if ssl_object is None:
-            return None
-        der: bytes | None = ssl_object.getpeercert(binary_form=True)
-        return der
+        return peer_certificate(self.request)
+
+
+def peer_certificate(request: web.BaseRequest) -> bytes | None:
+    """The client certificate (DER) the TLS handshake verified, if the client sent one."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    der: bytes | None = ssl_object.getpeercert(binary_form=True)
+    return der

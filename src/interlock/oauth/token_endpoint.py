@@ -8,8 +8,11 @@ values, the request URI and the parsed form, and renders the
 :class:`TokenResponse`. Client authentication by ``client_secret_basic``,
 ``client_secret_post`` or ``private_key_jwt`` (RFC 7523); using two at once is
 refused (RFC 6749 §2.3: a client MUST NOT use more than one method).
-``tls_client_auth`` (RFC 8705) plugs in through :class:`CertificateClients`,
-which the mutual-TLS work provides; until then it is not offered.
+``tls_client_auth`` (RFC 8705 §2) plugs in through :class:`CertificateClients`:
+a request with ``client_id`` and no other credential, on a connection whose
+client certificate the TLS handshake verified, authenticates the client when
+the hook says the certificate belongs to it. The mutual-TLS work provides the
+hook (certificate identities per client); without one the method is not offered.
 
 With a ``DPoP`` proof (RFC 9449 §5) the token is bound to the proof's key
 (``cnf.jkt``) and its type is ``DPoP``.
@@ -21,7 +24,7 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import unquote
 
 from interlock.config.manifest import Manifest
@@ -35,7 +38,7 @@ from interlock.oauth.guard import AttemptGuard, NoGuard
 from interlock.oauth.revocation import TokenRevocations
 from interlock.oauth.tokens import TokenIssuer
 
-__all__ = ["TokenEndpoint", "TokenResponse", "metadata"]
+__all__ = ["CertificateClients", "TokenEndpoint", "TokenResponse", "metadata"]
 
 _NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -67,6 +70,14 @@ def _error(
     return TokenResponse(status, body, headers, reason or description)
 
 
+class CertificateClients(Protocol):
+    """The ``tls_client_auth`` hook: which client a verified certificate belongs to."""
+
+    def belongs_to(self, client_id: str, certificate: bytes) -> bool:
+        """Whether ``certificate`` (DER, verified by the handshake) identifies ``client_id``."""
+        ...
+
+
 class TokenEndpoint:
     """Issues access tokens for authenticated clients."""
 
@@ -79,6 +90,7 @@ class TokenEndpoint:
         *,
         assertions: ClientAssertions | None = None,
         dpop: DPoPVerifier | None = None,
+        certificates: CertificateClients | None = None,
     ) -> None:
         """Authenticate with ``secrets``, sign with ``issuer``, revoke through ``revocations``.
 
@@ -91,6 +103,7 @@ class TokenEndpoint:
         self._revocations = revocations
         self._guard: AttemptGuard = guard or NoGuard()
         self._assertions = assertions
+        self._certificates = certificates
         self.dpop = dpop
 
     @property
@@ -113,7 +126,11 @@ class TokenEndpoint:
     def auth_methods(self) -> list[str]:
         """The client authentication methods offered (RFC 8414 metadata)."""
         methods = ["client_secret_basic", "client_secret_post"]
-        return [*methods, "private_key_jwt"] if self._assertions is not None else methods
+        if self._assertions is not None:
+            methods.append("private_key_jwt")
+        if self._certificates is not None:
+            methods.append("tls_client_auth")
+        return methods
 
     def handle(
         self,
@@ -123,9 +140,10 @@ class TokenEndpoint:
         *,
         dpop: Sequence[str] = (),
         uri: str | None = None,
+        peer_certificate: bytes | None = None,
     ) -> TokenResponse:
         """Answer one token request (``POST /oauth2/token`` at ``uri``)."""
-        authenticated = self.authenticate_client(authorization, form, remote)
+        authenticated = self.authenticate_client(authorization, form, remote, peer_certificate)
         if isinstance(authenticated, TokenResponse):
             return authenticated
         client_id, params = authenticated
@@ -205,6 +223,7 @@ class TokenEndpoint:
         authorization: Sequence[str],
         form: Mapping[str, Sequence[str]],
         remote: str | None = None,
+        peer_certificate: bytes | None = None,
     ) -> tuple[str, dict[str, str]] | TokenResponse:
         """The authenticated client id and the single-valued parameters, or an error."""
         repeated = sorted(name for name, values in form.items() if len(values) > 1)
@@ -219,6 +238,8 @@ class TokenEndpoint:
             return _error(400, "invalid_request", "use one client authentication method only")
         if assertion:
             return self._authenticate_assertion(params, remote)
+        if not basic and "client_secret" not in params and peer_certificate is not None:
+            return self._authenticate_certificate(params, peer_certificate, remote)
         credentials = _basic(basic[0]) if basic else _post(params)
         if credentials is None:
             self._guard.failed(params.get("client_id"), remote)  # malformed counts as a guess
@@ -240,6 +261,26 @@ class TokenEndpoint:
                 "client authentication failed",
                 basic=bool(basic),
                 reason=reason,
+            )
+        return client_id, params
+
+    def _authenticate_certificate(
+        self, params: dict[str, str], certificate: bytes, remote: str | None
+    ) -> tuple[str, dict[str, str]] | TokenResponse:
+        """``tls_client_auth`` (RFC 8705 §2.1): the handshake verified the certificate."""
+        client_id = params.get("client_id")
+        if self._certificates is None or not client_id:
+            self._guard.failed(client_id, remote)
+            return _error(401, "invalid_client", "client authentication failed")
+        spec = self.manifest.clients.get(client_id)
+        if (
+            spec is None
+            or "oauth2" not in spec.auth
+            or not self._certificates.belongs_to(client_id, certificate)
+        ):
+            self._guard.failed(client_id, remote)
+            return _error(
+                401, "invalid_client", "client authentication failed", reason="certificate"
             )
         return client_id, params
 
