@@ -18,6 +18,7 @@ from interlock.gateway.routing import CompiledRoute, RouteTable
 from interlock.gateway.stages.authenticate import ApiKeyAuthentication
 from interlock.gateway.stages.authorise import ScopeCheck
 from interlock.gateway.stages.query_guard import QueryCredentialGuard
+from interlock.identity.grants import system_url
 
 __all__ = ["Pipeline", "Stage", "build_pipelines"]
 
@@ -53,5 +54,6 @@ def _pipeline(
     authenticate: ApiKeyAuthentication,
     forward: Terminal,
 ) -> Pipeline:
-    stages: Sequence[Stage] = (guard, authenticate, ScopeCheck(route.route.scope))
+    audience = system_url(route.system.url)
+    stages: Sequence[Stage] = (guard, authenticate, ScopeCheck(route.route.scope, audience))
     return Pipeline(tuple(stages), forward)

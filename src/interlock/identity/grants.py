@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from interlock.config.manifest import Manifest
 
-__all__ = ["Grants", "Principal", "client_scopes"]
+__all__ = ["Grants", "Principal", "client_scopes", "system_url"]
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,8 @@ class Principal:
     credential: str  # e.g. "api-key ab12cd34ef56": the credential's id, never the secret
     # RFC 9449 §6: the thumbprint of the key a DPoP-bound token is bound to.
     dpop_jkt: str | None = None
+    # RFC 8707: the systems (by URL) an audience-restricted token is good for; None: any.
+    audiences: frozenset[str] | None = None
 
 
 def client_scopes(manifest: Manifest, client: str) -> frozenset[str]:
@@ -33,13 +35,30 @@ def client_scopes(manifest: Manifest, client: str) -> frozenset[str]:
 class Grants:
     """Every client's scopes in one manifest, computed once (not per request)."""
 
-    __slots__ = ("_by_client", "manifest")
+    __slots__ = ("_by_client", "_systems", "manifest", "system_urls")
 
     def __init__(self, manifest: Manifest) -> None:
         """Compute the grants of ``manifest``."""
         self.manifest = manifest
         self._by_client = {name: client_scopes(manifest, name) for name in manifest.clients}
+        self.system_urls = frozenset(system_url(s.url) for s in manifest.systems.values())
+        reached: dict[str, set[str]] = {}
+        for flow in manifest.integrations.values():
+            for route in flow.routes:
+                system = manifest.systems.get(route.upstream)
+                if system is not None:
+                    reached.setdefault(flow.client, set()).add(system_url(system.url))
+        self._systems = {client: frozenset(urls) for client, urls in reached.items()}
 
     def scopes(self, client: str) -> frozenset[str]:
         """The client's scopes (empty for an unknown client)."""
         return self._by_client.get(client, frozenset())
+
+    def systems(self, client: str) -> frozenset[str]:
+        """URLs of the systems the client's routes reach (its RFC 8707 resources)."""
+        return self._systems.get(client, frozenset())
+
+
+def system_url(url: str) -> str:
+    """A system's URL as a resource indicator (RFC 8707): as declared, without a final '/'."""
+    return url.rstrip("/")

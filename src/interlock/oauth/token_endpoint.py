@@ -30,7 +30,7 @@ from urllib.parse import unquote
 from interlock.config.manifest import Manifest
 from interlock.crypto.jose import ALLOWED_ALGORITHMS
 from interlock.errors import AuthenticationError, DPoPProofError, NotFoundError
-from interlock.identity.grants import client_scopes
+from interlock.identity.grants import Grants
 from interlock.oauth.client_assertion import ASSERTION_TYPE, ClientAssertions
 from interlock.oauth.client_secrets import ClientSecrets
 from interlock.oauth.dpop import DPoPVerifier
@@ -104,6 +104,7 @@ class TokenEndpoint:
         self._guard: AttemptGuard = guard or NoGuard()
         self._assertions = assertions
         self._certificates = certificates
+        self._grants = Grants(secrets.manifest)
         self.dpop = dpop
 
     @property
@@ -118,6 +119,7 @@ class TokenEndpoint:
 
     @manifest.setter
     def manifest(self, manifest: Manifest) -> None:
+        self._grants = Grants(manifest)
         self._secrets.manifest = manifest
         if self._assertions is not None:
             self._assertions.keys.manifest = manifest
@@ -153,7 +155,7 @@ class TokenEndpoint:
             if isinstance(bound, TokenResponse):
                 return bound
             jkt = bound
-        return self._grant(client_id, params, jkt)
+        return self._grant(client_id, params, jkt, form.get("resource", ()))
 
     def _dpop_key(self, proofs: Sequence[str], uri: str) -> str | TokenResponse:
         """The thumbprint of a valid DPoP proof's key, or the RFC 9449 §5 error."""
@@ -226,7 +228,8 @@ class TokenEndpoint:
         peer_certificate: bytes | None = None,
     ) -> tuple[str, dict[str, str]] | TokenResponse:
         """The authenticated client id and the single-valued parameters, or an error."""
-        repeated = sorted(name for name, values in form.items() if len(values) > 1)
+        # RFC 8707 §2: resource may be given several times; nothing else may.
+        repeated = sorted(n for n, values in form.items() if len(values) > 1 and n != "resource")
         if repeated:
             return _error(400, "invalid_request", f"parameter {repeated[0]} is repeated")
         params = {name: values[0] for name, values in form.items()}
@@ -317,21 +320,46 @@ class TokenEndpoint:
             return _error(401, "invalid_client", "client authentication failed", reason=exc.reason)
         return client_id, params
 
-    def _grant(self, client_id: str, params: Mapping[str, str], jkt: str | None) -> TokenResponse:
+    def _audience(self, client_id: str, resources: Sequence[str]) -> str | list[str] | None:
+        """RFC 8707: the requested resources, else the systems the client's routes reach."""
+        reachable = self._grants.systems(client_id)
+        if not resources:
+            if not reachable:
+                return self.issuer
+            return sorted(reachable) if len(reachable) > 1 else next(iter(reachable))
+        chosen: list[str] = []
+        for resource in resources:
+            value = resource.rstrip("/")
+            if value != self.issuer and value not in reachable:
+                return None
+            if value not in chosen:
+                chosen.append(value)
+        return chosen[0] if len(chosen) == 1 else chosen
+
+    def _grant(
+        self,
+        client_id: str,
+        params: Mapping[str, str],
+        jkt: str | None,
+        resources: Sequence[str] = (),
+    ) -> TokenResponse:
         grant = params.get("grant_type")
         if grant is None:
             return _error(400, "invalid_request", "grant_type is required")
         if grant != "client_credentials":
             return _error(400, "unsupported_grant_type", "only client_credentials is supported")
-        granted = client_scopes(self._secrets.manifest, client_id)
+        granted = self._grants.scopes(client_id)
         requested = frozenset(params["scope"].split()) if params.get("scope") else granted
         if not requested or not requested <= granted:
             return _error(400, "invalid_scope", "the requested scope is not granted to this client")
-        audience = self._issuer.issuer
-        resource = params.get("resource")
-        if resource is not None and resource.rstrip("/") != audience:
-            # RFC 8707 §2: a resource this server does not protect.
-            return _error(400, "invalid_target", "tokens are issued for this gateway only")
+        audience = self._audience(client_id, resources)
+        if audience is None:
+            # RFC 8707 §2: a resource this server does not protect for this client.
+            return _error(
+                400,
+                "invalid_target",
+                "resource must be this gateway or a system this client's routes reach",
+            )
         token = self._issuer.issue(client_id, requested, audience, jkt=jkt)
         body = {
             "access_token": token.access_token,

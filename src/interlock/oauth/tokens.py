@@ -9,7 +9,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -76,7 +76,12 @@ class TokenIssuer:
         self._now = now
 
     def issue(
-        self, client: str, scopes: frozenset[str], audience: str, *, jkt: str | None = None
+        self,
+        client: str,
+        scopes: frozenset[str],
+        audience: str | list[str],
+        *,
+        jkt: str | None = None,
     ) -> IssuedToken:
         """An RFC 9068 §2.2 token for ``client`` with ``scopes`` for ``audience``.
 
@@ -157,6 +162,8 @@ class AccessTokenVerifier:
             ALLOWED_ALGORITHMS,
             ours=True,
         )
+        self._by_issuer: dict[str, IssuerPolicy] = {}
+        self._set_ours()
         self.trusted = trusted
         self._cache_size = cache_size
         self._cache: dict[bytes, tuple[Principal, float, str | None]] = {}
@@ -182,7 +189,14 @@ class AccessTokenVerifier:
     @manifest.setter
     def manifest(self, manifest: Manifest) -> None:
         self._grants = Grants(manifest)
+        self._set_ours()
         self._cache = {}  # grants may have changed
+
+    def _set_ours(self) -> None:
+        # Our tokens are for the gateway as a whole (aud = issuer) or for some of the
+        # manifest's systems (RFC 8707 resource indicators: their URLs).
+        self._ours = replace(self._ours, audiences=self._grants.system_urls | {self.issuer})
+        self.trusted = self.trusted
 
     def verify_cached(self, token: str) -> Principal | None:
         """The principal of a token verified before and still valid, or ``None`` (no I/O)."""
@@ -211,7 +225,11 @@ class AccessTokenVerifier:
             raise InvalidTokenError(_REFUSED, "unsupported cnf confirmation method")
         jti = claims.get("jti")
         label = f"jwt {jti}" if policy.ours else f"jwt {policy.issuer} {jti or '-'}"
-        principal = Principal(client, _scopes(claims) & self._grants.scopes(client), label, jkt)
+        audiences = None
+        if policy.ours and self.issuer not in claims["_audiences"]:
+            audiences = frozenset(claims["_audiences"]) & self._grants.systems(client)
+        scopes = _scopes(claims) & self._grants.scopes(client)
+        principal = Principal(client, scopes, label, jkt, audiences)
         if self._cache_size > 0:
             self._remember(token, principal, float(claims["exp"]), jti if policy.ours else None)
         return principal
@@ -222,6 +240,7 @@ class AccessTokenVerifier:
         if not policy.ours:
             raise InvalidTokenError(_REFUSED, "not issued by this server")
         claims.pop("_client")
+        claims.pop("_audiences")
         return claims
 
     def _remember(self, token: str, principal: Principal, exp: float, jti: str | None) -> None:
@@ -242,8 +261,9 @@ class AccessTokenVerifier:
         if claims.get("iss") != policy.issuer:
             raise InvalidTokenError(_REFUSED, "wrong issuer")
         audience = claims.get("aud")
-        audiences = audience if isinstance(audience, list) else [audience]
-        if policy.audiences.isdisjoint(a for a in audiences if isinstance(a, str)):
+        listed = audience if isinstance(audience, list) else [audience]
+        audiences = policy.audiences.intersection(a for a in listed if isinstance(a, str))
+        if not audiences:
             raise InvalidTokenError(_REFUSED, "wrong audience")
         self._check_times(claims)
         client = next((claims[c] for c in policy.client_claims if c in claims), None)
@@ -258,6 +278,7 @@ class AccessTokenVerifier:
             if self.revoked is not None and self.revoked.contains(jti):
                 raise InvalidTokenError(_REFUSED, f"token {jti} is revoked")
         claims["_client"] = client
+        claims["_audiences"] = audiences
         return claims, policy
 
     def _check_times(self, claims: Mapping[str, Any]) -> None:

@@ -1,4 +1,9 @@
-"""May the caller use this route: the route's scope must be among the caller's."""
+"""May the caller use this route: the route's scope must be among the caller's.
+
+An audience-restricted access token (RFC 8707: issued for some systems only)
+must also name the system this route reaches; otherwise it is a token for
+another resource and is refused as ``invalid_token`` (RFC 9068 §4).
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,29 @@ __all__ = ["ScopeCheck"]
 class ScopeCheck:
     """403 naming the missing scope — and nothing else about the caller's grants."""
 
-    def __init__(self, scope: str) -> None:
-        """Require ``scope``."""
+    def __init__(self, scope: str, audience: str | None = None) -> None:
+        """Require ``scope``; tokens restricted to audiences must include ``audience``."""
         self._scope = scope
+        self._audience = audience
 
     async def __call__(self, ctx: RequestContext) -> None:
-        """Refuse unless the principal holds the scope."""
+        """Refuse unless the principal holds the scope (and, if restricted, the audience)."""
         principal = ctx.principal
+        if (
+            principal is not None
+            and principal.audiences is not None
+            and self._audience not in principal.audiences
+        ):
+            raise Refusal(
+                Problem(
+                    401,
+                    "unauthorized",
+                    "Authentication required",
+                    "the access token is not valid for this resource",
+                    {"WWW-Authenticate": 'Bearer realm="interlock", error="invalid_token"'},
+                ),
+                log_reason="token audience does not include the route's system",
+            )
         if principal is not None and self._scope in principal.scopes:
             return
         raise Refusal(

@@ -1,0 +1,114 @@
+"""RFC 8707 resource indicators: audience-restricted tokens, checked per route."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from interlock.config.loader import load_manifest
+from interlock.config.settings import Settings
+from interlock.gateway.context import RequestContext
+from interlock.gateway.problems import Refusal
+from interlock.gateway.stages.authorise import ScopeCheck
+from interlock.oauth import SigningKeys
+from interlock.oauth.client_secrets import ClientSecrets
+from interlock.oauth.revocation import TokenRevocations
+from interlock.oauth.revoked import RevokedTokens
+from interlock.oauth.token_endpoint import TokenEndpoint
+from interlock.oauth.tokens import AccessTokenVerifier, TokenIssuer
+from interlock.store import initialise
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "interlock.yaml"
+ISSUER = "https://gw.example"
+ERP = "https://erp.internal.example:9443"
+CRM = "https://example.my.crm-cloud.com"
+WAREHOUSE = "https://ingest.warehouse.example.nl"
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[TokenEndpoint, AccessTokenVerifier, str]]:
+    """The example manifest's token endpoint and verifier, and a secret for order-sync."""
+    deployment = initialise(
+        Settings(data_dir=tmp_path / "d", database_url=f"sqlite:///{tmp_path}/s.db")
+    )
+    manifest = load_manifest(EXAMPLE)
+    keys = SigningKeys(deployment.engine, deployment.keyring)
+    keys.ensure()
+    verifier = AccessTokenVerifier(keys, ISSUER, manifest)
+    secrets = ClientSecrets(deployment.engine, deployment.keyring, manifest)
+    endpoint = TokenEndpoint(
+        secrets,
+        TokenIssuer(keys, ISSUER),
+        TokenRevocations(verifier, RevokedTokens(deployment.engine)),
+    )
+    _, secret = secrets.create("order-sync")
+    yield endpoint, verifier, secret
+    deployment.close()
+
+
+def _token(endpoint: TokenEndpoint, secret: str, *resources: str) -> tuple[int, dict[str, Any]]:
+    basic = "Basic " + base64.b64encode(f"order-sync:{secret}".encode()).decode()
+    form: dict[str, list[str]] = {"grant_type": ["client_credentials"]}
+    if resources:
+        form["resource"] = list(resources)
+    answer = endpoint.handle([basic], form)
+    return answer.status, answer.body
+
+
+def _aud(token: str) -> object:
+    return json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))["aud"]
+
+
+def test_default_audience_is_the_systems_the_clients_routes_reach(
+    setup: tuple[TokenEndpoint, AccessTokenVerifier, str],
+) -> None:
+    """No resource: the token is for the ERP and the CRM (order-sync's routes), not the warehouse."""
+    endpoint, verifier, secret = setup
+    status, body = _token(endpoint, secret)
+    assert status == 200, body
+    assert _aud(body["access_token"]) == sorted([CRM, ERP])
+    assert verifier.verify(body["access_token"]).audiences == frozenset({CRM, ERP})
+
+
+def test_one_resource_narrows_the_token(
+    setup: tuple[TokenEndpoint, AccessTokenVerifier, str],
+) -> None:
+    """resource=ERP: a token for the ERP only, refused on a CRM route."""
+    endpoint, verifier, secret = setup
+    status, body = _token(endpoint, secret, ERP + "/")
+    assert status == 200, body
+    assert _aud(body["access_token"]) == ERP
+    principal = verifier.verify(body["access_token"])
+    assert principal.audiences == frozenset({ERP})
+    ctx = cast(RequestContext, SimpleNamespace(principal=principal))
+    asyncio.run(ScopeCheck("orders.read", ERP)(ctx))
+    with pytest.raises(Refusal) as refused:
+        asyncio.run(ScopeCheck("crm.accounts.write", CRM)(ctx))
+    assert refused.value.problem.status == 401
+
+
+def test_the_gateway_as_resource_is_unrestricted(
+    setup: tuple[TokenEndpoint, AccessTokenVerifier, str],
+) -> None:
+    """resource=issuer: a gateway-wide token."""
+    endpoint, verifier, secret = setup
+    status, body = _token(endpoint, secret, ISSUER)
+    assert status == 200
+    assert verifier.verify(body["access_token"]).audiences is None
+
+
+@pytest.mark.parametrize("resource", [WAREHOUSE, "https://evil.example", "urn:x"])
+def test_a_resource_the_client_does_not_reach_is_invalid_target(
+    setup: tuple[TokenEndpoint, AccessTokenVerifier, str], resource: str
+) -> None:
+    """RFC 8707 §2: invalid_target, no token."""
+    endpoint, _, secret = setup
+    status, body = _token(endpoint, secret, ERP, resource)
+    assert (status, body["error"]) == (400, "invalid_target")
