@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from interlock.crypto.jose import import_public_jwk, sign_compact, verify_compact
+from interlock.crypto.keyring import Keyring
 from interlock.errors import NotFoundError
 from interlock.oauth import KeyTimings, SigningKeys
 from interlock.store import Deployment
@@ -103,3 +104,35 @@ def test_other_algorithms_sign_and_publish(deployment: Deployment, alg: str) -> 
     token = sign_compact(b"{}", signer.key, alg)
     public = {k["kid"]: import_public_jwk(k) for k in keys.jwks()["keys"]}
     assert verify_compact(token, public)[1] == b"{}"
+
+
+def test_replicas_running_the_schedule_together_rotate_once(
+    keys: SigningKeys, deployment: Deployment, clock: ManualClock
+) -> None:
+    """Several replicas' schedules fire at once: exactly one successor key appears."""
+    keys.ensure()
+    replicas = [
+        SigningKeys(deployment.engine, deployment.keyring, "ES256", keys.timings, clock)
+        for _ in range(4)
+    ]
+    clock.now += timedelta(days=31)
+    for replica in replicas:
+        replica.ensure()
+    assert len(_kids(keys)) == 2
+
+
+def test_the_signer_is_unsealed_once(keys: SigningKeys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issuing many tokens costs one unseal, not one per token."""
+    keys.ensure()
+    opened = 0
+    real_open = Keyring.open
+
+    def counting_open(self: Keyring, data: bytes, aad: bytes) -> bytes:
+        nonlocal opened
+        opened += 1
+        return real_open(self, data, aad)
+
+    monkeypatch.setattr(Keyring, "open", counting_open)
+    kids = {keys.signer().kid for _ in range(100)}
+    assert len(kids) == 1
+    assert opened == 1

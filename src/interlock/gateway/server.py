@@ -9,11 +9,12 @@ import signal
 import tempfile
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
@@ -39,7 +40,7 @@ from interlock.oauth.token_endpoint import TokenEndpoint
 from interlock.oauth.tokens import AccessTokenVerifier, TokenIssuer
 from interlock.oauth.trusted import trusted_policies
 from interlock.pki import LOCAL_CA_NAME, ensure_local_ca
-from interlock.replay.seen import seen_store
+from interlock.replay.seen import SeenOnce, SqlSeen, seen_store
 from interlock.secrets.store import SecretStore
 from interlock.store import Deployment
 from interlock.store.sealed_values import sealed_setting
@@ -54,6 +55,7 @@ MAX_LINE: Final = 8190
 # Room for an over-long bearer token to reach the token size cap (a 401), not the parser (a 400).
 MAX_FIELD: Final = 16384
 MAX_HEADERS: Final = 100
+MAINTENANCE_SECONDS: Final = 60.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class RunningGateway:
     _tmp: tempfile.TemporaryDirectory[str]
     _retired: list[Upstreams] = field(default_factory=list)
     _closers: set[asyncio.Task[None]] = field(default_factory=set)
+    _maintenance: asyncio.Task[None] | None = None
 
     def reload(self) -> bool:
         """Re-read the manifest; keep the old one (and log why) if it is invalid."""
@@ -112,7 +115,7 @@ class RunningGateway:
     async def stop(self) -> None:
         """Stop accepting, let requests in flight finish (bounded), close pools."""
         await self.runner.cleanup()
-        for task in list(self._closers):
+        for task in [*self._closers, *([self._maintenance] if self._maintenance else [])]:
             task.cancel()
         for upstreams in (self.gateway.upstreams, *self._retired):
             await upstreams.close()
@@ -227,7 +230,29 @@ async def start_gateway(
         port=port,
         routes=len(gateway._compiled.routes.routes),
     )
-    return RunningGateway(gateway, runner, port, ca_file, manifest_path, make_upstreams, tmp)
+    running = RunningGateway(gateway, runner, port, ca_file, manifest_path, make_upstreams, tmp)
+    running._maintenance = asyncio.get_running_loop().create_task(
+        _maintain(signing_keys, revoked, seen)
+    )
+    return running
+
+
+async def _maintain(keys: SigningKeys, revoked: RevokedTokens, seen: SeenOnce) -> None:
+    """The schedule: rotate signing keys when due, forget what has expired anyway."""
+    while True:
+        await asyncio.sleep(MAINTENANCE_SECONDS)
+        try:
+            await asyncio.to_thread(_maintain_once, keys, revoked, seen)
+        except (InterlockError, SQLAlchemyError, OSError) as exc:
+            _log.warning("maintenance failed; retrying next round", error=str(exc))
+
+
+def _maintain_once(keys: SigningKeys, revoked: RevokedTokens, seen: SeenOnce) -> None:
+    now = datetime.now(UTC)
+    keys.ensure()  # scheduled rotation, retired keys deleted
+    revoked.purge(now)
+    if isinstance(seen, SqlSeen):
+        seen.purge(now)
 
 
 async def serve_forever(

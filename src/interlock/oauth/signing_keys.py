@@ -17,6 +17,8 @@ Private keys are sealed by the keyring, bound to their ``kid``.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,6 +41,11 @@ from interlock.store.base import as_utc, table_of
 __all__ = ["KeyTimings", "SigningKey", "SigningKeys"]
 
 _TABLE: Final = table_of(SigningKeyRow)
+# How long this process trusts its copy of the key rows. A rotation by another
+# replica or the CLI publishes the new key ``publish_ahead`` (15 min) before it
+# signs, so a few seconds of staleness never makes a replica sign with a key
+# that verifiers do not know yet.
+ROWS_TTL: Final = 5.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,12 @@ class SigningKeys:
         self.alg = alg
         self.timings = timings or KeyTimings()
         self._now = now
+        # The rows are re-read at most every ROWS_TTL seconds, and each private key is
+        # unsealed once: issuing a token then costs a signature, not a query and an unseal.
+        self._rows_cache: list[Any] = []
+        self._rows_read = float("-inf")
+        self._unsealed: dict[str, SigningKey] = {}
+        self._lock = threading.Lock()
 
     def ensure(self) -> None:
         """Create the first key, rotate on schedule, and delete retired keys."""
@@ -90,29 +103,67 @@ class SigningKeys:
             return
         newest = max(rows, key=lambda r: r.activates_at)
         if as_utc(newest.activates_at) <= now - self.timings.rotate_every:
-            self.rotate()
+            self._rotate(only_after=newest.kid)
         self._purge(now)
+        self._forget()
 
     def rotate(self) -> str:
         """Publish a successor now; it signs after ``publish_ahead``. Returns its kid."""
+        kid = self._rotate(only_after=None)
+        assert kid is not None  # noqa: S101  (unconditional rotation always inserts)
+        return kid
+
+    def _rotate(self, only_after: str | None) -> str | None:
+        """Rotate; with ``only_after``, only if that key is still the current one.
+
+        Replicas running the schedule at the same moment race on one UPDATE: the
+        one that retires ``only_after`` inserts the successor, the others see
+        no row change and leave it.
+        """
         now = self._now()
         activates = now + self.timings.publish_ahead
         retire_old = activates + self.timings.max_token_lifetime + self.timings.leeway
+        current = _TABLE.c.retires_at.is_(None)
         with self._engine.begin() as connection:
-            connection.execute(
-                update(_TABLE).where(_TABLE.c.retires_at.is_(None)).values(retires_at=retire_old)
-            )
+            if only_after is not None:
+                won = connection.execute(
+                    update(_TABLE)
+                    .where(current, _TABLE.c.kid == only_after)
+                    .values(retires_at=retire_old)
+                ).rowcount
+                if not won:
+                    return None
+            connection.execute(update(_TABLE).where(current).values(retires_at=retire_old))
         return self._insert(activates_at=activates)
 
     def signer(self) -> SigningKey:
         """The key to sign with now: the newest one that has activated."""
         now = self._now()
-        active = [r for r in self._rows() if as_utc(r.activates_at) <= now and not _retired(r, now)]
+        rows = self._cached_rows()
+        active = [r for r in rows if as_utc(r.activates_at) <= now and not _retired(r, now)]
         if not active:
             raise NotFoundError("no active signing key; run `interlock oauth rotate-keys`")
         row = max(active, key=lambda r: r.activates_at)
-        sealed = self._keyring.open(row.private_jwk, _aad(row.kid))
-        return SigningKey(row.kid, row.alg, load_private_jwk(sealed))
+        unsealed = self._unsealed.get(row.kid)
+        if unsealed is None:
+            sealed = self._keyring.open(row.private_jwk, _aad(row.kid))
+            unsealed = SigningKey(row.kid, row.alg, load_private_jwk(sealed))
+            with self._lock:
+                self._unsealed[row.kid] = unsealed
+        return unsealed
+
+    def _cached_rows(self) -> list[Any]:
+        if time.monotonic() - self._rows_read >= ROWS_TTL:
+            rows = self._rows()
+            with self._lock:
+                self._rows_cache, self._rows_read = rows, time.monotonic()
+                live = {row.kid for row in rows}
+                self._unsealed = {k: v for k, v in self._unsealed.items() if k in live}
+        return self._rows_cache
+
+    def _forget(self) -> None:
+        with self._lock:
+            self._rows_read = float("-inf")
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         """The public key set: pending, active and retiring keys (RFC 7517 §5)."""
@@ -139,6 +190,7 @@ class SigningKeys:
                     retires_at=None,
                 )
             )
+        self._forget()
         return kid
 
     def _purge(self, now: datetime) -> None:

@@ -1,0 +1,35 @@
+"""The gateway's schedule: key rotation when due, expired revocations and nonces forgotten."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from interlock.gateway.server import _maintain_once
+from interlock.oauth import SigningKeys
+from interlock.oauth.revoked import RevokedTokens
+from interlock.replay.seen import SqlSeen
+from interlock.store import Deployment
+
+
+def _count(deployment: Deployment, table: str) -> int:
+    with deployment.engine.connect() as connection:
+        return int(connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())  # noqa: S608
+
+
+def test_one_round_rotates_and_purges(deployment: Deployment) -> None:
+    """A first key appears; expired revocations and seen values go; live ones stay."""
+    keys = SigningKeys(deployment.engine, deployment.keyring)
+    revoked = RevokedTokens(deployment.engine)
+    seen = SqlSeen(deployment.engine)
+    now = datetime.now(UTC)
+    revoked.add("old", "c", now - timedelta(minutes=1))
+    revoked.add("live", "c", now + timedelta(minutes=10))
+    seen.first_use("dpop", "old", now - timedelta(seconds=1))
+    seen.first_use("dpop", "live", now + timedelta(minutes=1))
+    _maintain_once(keys, revoked, seen)
+    assert len(keys.jwks()["keys"]) == 1
+    assert _count(deployment, "oauth_revoked_tokens") == 1
+    assert revoked.contains("live")
+    assert _count(deployment, "replay_seen") == 1
