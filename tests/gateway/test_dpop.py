@@ -249,3 +249,18 @@ def test_metadata_advertises_dpop(env: Env) -> None:
     status, _, document = env.request("GET", "/.well-known/oauth-authorization-server")
     assert status == 200
     assert "ES256" in document["dpop_signing_alg_values_supported"]
+
+
+def test_introspection_reports_the_binding(env: Env, secret: str, key: ECKey) -> None:
+    """RFC 9449 §6.2: token_type DPoP and the cnf claim."""
+    token = bound_token(env, secret, key)
+    status, _, body = env.request(
+        "POST",
+        "/oauth2/introspect",
+        {**FORM, **_basic(secret)},
+        urlencode({"token": token}).encode(),
+    )
+    assert status == 200
+    assert body["active"] is True
+    assert body["token_type"] == "DPoP"
+    assert body["cnf"] == {"jkt": key.thumbprint()}

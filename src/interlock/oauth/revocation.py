@@ -38,9 +38,10 @@ class TokenRevocations:
             claims = self._verifier.claims(token)
         except InvalidTokenError:
             return {"active": False}
-        keep = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti")
+        keep = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "cnf")
         return {
             "active": True,
-            "token_type": "Bearer",
+            # RFC 9449 §6.2: a bound token introspects as DPoP, with its cnf.
+            "token_type": "DPoP" if "cnf" in claims else "Bearer",
             **{k: claims[k] for k in keep if k in claims},
         }
