@@ -1,39 +1,226 @@
-"""``interlock clients``: OAuth client secrets (shown once, stored as keyed hashes)."""
+"""``interlock clients``: OAuth clients — secrets (shown once) and public keys (private_key_jwt)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Final
 
 import typer
+from rich.table import Table
 
-from interlock.cli.context import settings
+from interlock.cli.context import console, settings
 from interlock.cli.options import ManifestOption
 from interlock.config.loader import load_manifest
-from interlock.oauth.client_secrets import ClientSecrets
+from interlock.config.manifest import Manifest
+from interlock.config.units import parse_duration
+from interlock.errors import InvalidRequestError, NotFoundError
+from interlock.identity.grants import Grants
+from interlock.oauth.client_keys import ClientKeyInfo, ClientKeys, jwk_from_pem
+from interlock.oauth.client_secrets import (
+    DEFAULT_LIFETIME,
+    DEFAULT_OVERLAP,
+    ClientSecretInfo,
+    ClientSecrets,
+)
 from interlock.store import open_deployment
 
 __all__ = ["app"]
 
-app = typer.Typer(help="OAuth 2.0 client secrets.", no_args_is_help=True)
+MAX_KEY_FILE_BYTES: Final = 65536
+
+app = typer.Typer(
+    help="OAuth 2.0 clients: secrets (shown once) and public keys for private_key_jwt.",
+    no_args_is_help=True,
+)
+
+LifetimeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--lifetime",
+        help="e.g. 180d or P180D (default: 180d for a secret, no expiry for a key).",
+        show_default=False,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class _Clients:
+    manifest: Manifest
+    secrets: ClientSecrets
+    keys: ClientKeys
+    token_lifetime: timedelta
+
+
+@contextmanager
+def _open(manifest: Path | None) -> Iterator[_Clients]:
+    current = settings()
+    deployment = open_deployment(current)
+    try:
+        loaded = load_manifest(manifest or current.manifest)
+        yield _Clients(
+            loaded,
+            ClientSecrets(deployment.engine, deployment.keyring, loaded),
+            ClientKeys(deployment.engine, loaded),
+            timedelta(seconds=current.oauth_token_lifetime_seconds),
+        )
+    finally:
+        deployment.close()
+
+
+def _duration(text: str | None) -> timedelta | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None
+
+
+def _when(value: datetime | None) -> str:
+    return "never" if value is None else f"{value:%Y-%m-%d %H:%M} UTC"
+
+
+def _until(value: datetime | None) -> str:
+    return "no expiry" if value is None else f"{value:%Y-%m-%d %H:%M}"
+
+
+def _read_public_key(path: Path) -> dict[str, Any]:
+    """A JWK from a JSON file, or from a PEM public key (converted by joserfc)."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise InvalidRequestError(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise InvalidRequestError(f"{path} is larger than {MAX_KEY_FILE_BYTES} bytes")
+    if data.lstrip().startswith(b"-----BEGIN"):
+        return jwk_from_pem(data)
+    try:
+        document = json.loads(data)
+    except ValueError:
+        raise InvalidRequestError(f"{path} is neither a JWK (JSON) nor a PEM public key") from None
+    if not isinstance(document, dict):
+        raise InvalidRequestError(f"{path} does not hold a JWK (a JSON object)")
+    if "keys" in document:
+        raise InvalidRequestError(f"{path} is a key set; give one JWK per registration")
+    return document
+
+
+def _issue_secret(clients: _Clients, client: str, lifetime: timedelta) -> None:
+    secret_id, value = clients.secrets.create(client, lifetime)
+    _show_secret(clients, client, secret_id, value)
+
+
+def _show_secret(clients: _Clients, client: str, secret_id: str, value: str) -> None:
+    # The secret alone goes to standard output; everything else to standard error.
+    expires = next(s.expires_at for s in clients.secrets.list_secrets(client) if s.id == secret_id)
+    typer.echo(f"secret id {secret_id} for client {client}; shown once", err=True)
+    typer.echo(f"expires   {_when(expires)}", err=True)
+    typer.echo("Store it in the client's secret store now; it cannot be shown again.", err=True)
+    typer.echo(value)
+
+
+@app.command("create")
+def create(
+    client: Annotated[str, typer.Argument(help="A client whose auth includes oauth2.")],
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            help="Register this public key (JWK JSON or PEM) for private_key_jwt "
+            "instead of issuing a secret.",
+            show_default=False,
+        ),
+    ] = None,
+    lifetime: LifetimeOption = None,
+    manifest: ManifestOption = None,
+) -> None:
+    """Issue a secret (printed once on standard output), or register a public key (its kid)."""
+    with _open(manifest) as clients:
+        if public_key is None:
+            _issue_secret(clients, client, _duration(lifetime) or DEFAULT_LIFETIME)
+            return
+        jwk = _read_public_key(public_key)
+        valid_for = _duration(lifetime)
+        expires_at = datetime.now(UTC) + valid_for if valid_for else None
+        kid = clients.keys.register(client, jwk, expires_at=expires_at)
+        info = next(k for k in clients.keys.list_keys(client) if k.kid == kid)
+        typer.echo(f"registered key for client {client}: {info.alg}", err=True)
+        typer.echo(f"expires   {_when(info.expires_at)}", err=True)
+        typer.echo(kid)
 
 
 @app.command("create-secret")
 def create_secret(
     client: Annotated[str, typer.Argument(help="A client whose auth includes oauth2.")],
+    lifetime: LifetimeOption = None,
     manifest: ManifestOption = None,
 ) -> None:
-    """Issue a secret (at most two active per client); it goes to standard output, once."""
-    current = settings()
-    deployment = open_deployment(current)
-    try:
-        secrets = ClientSecrets(
-            deployment.engine, deployment.keyring, load_manifest(manifest or current.manifest)
+    """Issue a secret, printed once on standard output (as create without --public-key)."""
+    with _open(manifest) as clients:
+        _issue_secret(clients, client, _duration(lifetime) or DEFAULT_LIFETIME)
+
+
+@app.command("rotate-secret")
+def rotate_secret(
+    client: Annotated[str, typer.Argument(help="A client whose auth includes oauth2.")],
+    overlap: Annotated[
+        str | None,
+        typer.Option("--overlap", help="How long the previous secret stays valid (default 24h)."),
+    ] = None,
+    lifetime: LifetimeOption = None,
+    manifest: ManifestOption = None,
+) -> None:
+    """Issue a new secret; the previous one keeps working for the overlap, older ones stop."""
+    with _open(manifest) as clients:
+        secret_id, value = clients.secrets.rotate(
+            client, _duration(overlap) or DEFAULT_OVERLAP, _duration(lifetime) or DEFAULT_LIFETIME
         )
-        secret_id, value = secrets.create(client)
-        typer.echo(f"secret id {secret_id} for client {client}; shown once", err=True)
-        typer.echo(value)
-    finally:
-        deployment.close()
+        previous = [
+            s for s in clients.secrets.list_secrets(client) if s.active and s.id != secret_id
+        ]
+        for info in previous:
+            typer.echo(
+                f"previous secret {info.id} stays valid until {_when(info.expires_at)}", err=True
+            )
+        if not previous:
+            typer.echo("there was no active secret before this one", err=True)
+        _show_secret(clients, client, secret_id, value)
+
+
+@app.command("revoke")
+def revoke(
+    client: Annotated[str, typer.Argument(help="The client whose credentials to revoke.")],
+    manifest: ManifestOption = None,
+) -> None:
+    """Revoke every secret and registered key of CLIENT at once."""
+    with _open(manifest) as clients:
+        secrets = clients.secrets.revoke_client(client)
+        keys = clients.keys.revoke_client(client)
+        if client not in clients.manifest.clients and secrets + keys == 0:
+            raise NotFoundError(f"no client {client!r} in the manifest and nothing to revoke")
+        lifetime = int(clients.token_lifetime.total_seconds())
+        typer.echo(f"revoked {secrets} secret(s) and {keys} key(s) of client {client}")
+        typer.echo(
+            "Access tokens already issued to it stay valid until they expire, "
+            f"at most {lifetime} s (the token lifetime)."
+        )
+
+
+@app.command("revoke-key")
+def revoke_key(
+    kid: Annotated[str, typer.Argument(help="The key's kid (RFC 7638 thumbprint).")],
+    manifest: ManifestOption = None,
+) -> None:
+    """Revoke one registered public key at once."""
+    with _open(manifest) as clients:
+        info = clients.keys.revoke(kid)
+        typer.echo(f"revoked key {info.kid} (client {info.client})")
 
 
 @app.command("revoke-secret")
@@ -42,12 +229,91 @@ def revoke_secret(
     manifest: ManifestOption = None,
 ) -> None:
     """Revoke one client secret at once."""
-    current = settings()
-    deployment = open_deployment(current)
-    try:
-        ClientSecrets(
-            deployment.engine, deployment.keyring, load_manifest(manifest or current.manifest)
-        ).revoke(secret_id)
+    with _open(manifest) as clients:
+        clients.secrets.revoke(secret_id)
         typer.echo(f"revoked client secret {secret_id}")
-    finally:
-        deployment.close()
+
+
+@app.command("list")
+def list_clients(
+    client: Annotated[str | None, typer.Argument(help="Only this client.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    manifest: ManifestOption = None,
+) -> None:
+    """Show manifest clients: auth, roles, scopes, active secrets and keys — never secrets."""
+    with _open(manifest) as clients:
+        if client is not None and client not in clients.manifest.clients:
+            raise NotFoundError(f"no client {client!r} in the manifest")
+        rows = _overview(clients, client)
+    if as_json:
+        typer.echo(json.dumps({"clients": [row.as_json() for row in rows]}, indent=2))
+        return
+    table = Table(title="OAuth clients", title_justify="left")
+    for column in ("client", "auth", "roles", "scopes"):
+        table.add_column(column)
+    # fold, not an ellipsis: the ids and kids are what revoke-secret and revoke-key take
+    table.add_column("active secrets", overflow="fold")
+    table.add_column("active keys", overflow="fold")
+    for row in rows:
+        table.add_row(
+            row.client,
+            "\n".join(row.auth),
+            "\n".join(row.roles) or "-",
+            "\n".join(row.scopes) or "-",
+            "\n".join(f"{s.id}\n  {_until(s.expires_at)}" for s in row.secrets) or "-",
+            "\n".join(f"{k.kid}\n  {k.alg}, {_until(k.expires_at)}" for k in row.keys) or "-",
+        )
+    console.print(table)
+
+
+@dataclass(frozen=True)
+class _Overview:
+    client: str
+    auth: tuple[str, ...]
+    roles: tuple[str, ...]
+    scopes: tuple[str, ...]
+    secrets: tuple[ClientSecretInfo, ...]
+    keys: tuple[ClientKeyInfo, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "client": self.client,
+            "auth": list(self.auth),
+            "roles": list(self.roles),
+            "scopes": list(self.scopes),
+            "secrets": [
+                {"id": s.id, "created_at": _iso(s.created_at), "expires_at": _iso(s.expires_at)}
+                for s in self.secrets
+            ],
+            "keys": [
+                {
+                    "kid": k.kid,
+                    "alg": k.alg,
+                    "created_at": _iso(k.created_at),
+                    "expires_at": _iso(k.expires_at),
+                }
+                for k in self.keys
+            ],
+        }
+
+
+def _overview(clients: _Clients, only: str | None) -> list[_Overview]:
+    grants = Grants(clients.manifest)
+    secrets = [s for s in clients.secrets.list_secrets(only) if s.active]
+    keys = [k for k in clients.keys.list_keys(only) if k.active]
+    names = [only] if only is not None else list(clients.manifest.clients)
+    return [
+        _Overview(
+            client=name,
+            auth=tuple(clients.manifest.clients[name].auth),
+            roles=tuple(clients.manifest.clients[name].roles),
+            scopes=tuple(sorted(grants.scopes(name))),
+            secrets=tuple(s for s in secrets if s.client == name),
+            keys=tuple(k for k in keys if k.client == name),
+        )
+        for name in names
+    ]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

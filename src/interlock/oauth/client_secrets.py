@@ -4,15 +4,20 @@ The same format and hashing as API keys (``ilk_<id>_<secret><checksum>``,
 HMAC-SHA256 with the deployment's pepper). A slow password hash (bcrypt,
 PBKDF2) buys nothing for a random 256-bit secret and is what caps the token
 rate of servers that use one for client secrets.
+
+Rotation issues a successor and cuts the predecessor's expiry to the end of an
+overlap window (default 24 h), as for API keys: both work meanwhile, so the
+client can switch without downtime.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from interlock.config.manifest import Manifest
 from interlock.crypto.hashing import check_secret, hash_secret, new_pepper
@@ -23,12 +28,25 @@ from interlock.oauth.tables import ClientSecretRow
 from interlock.store.base import as_utc, table_of
 from interlock.store.sealed_values import sealed_setting
 
-__all__ = ["MAX_ACTIVE", "ClientSecrets"]
+__all__ = ["DEFAULT_LIFETIME", "DEFAULT_OVERLAP", "MAX_ACTIVE", "ClientSecretInfo", "ClientSecrets"]
 
 MAX_ACTIVE: Final = 2  # the old and the new one, for rotation without downtime
 DEFAULT_LIFETIME: Final = timedelta(days=180)
+DEFAULT_OVERLAP: Final = timedelta(hours=24)
 _TABLE: Final = table_of(ClientSecretRow)
 _REFUSED: Final = "client authentication failed"
+
+
+@dataclass(frozen=True)
+class ClientSecretInfo:
+    """A secret as listed: never its hash (``active`` as of the listing)."""
+
+    id: str
+    client: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    active: bool
 
 
 class ClientSecrets:
@@ -49,11 +67,7 @@ class ClientSecrets:
 
     def create(self, client: str, lifetime: timedelta = DEFAULT_LIFETIME) -> tuple[str, str]:
         """A new secret for ``client``: (secret id, secret shown once)."""
-        spec = self.manifest.clients.get(client)
-        if spec is None:
-            raise NotFoundError(f"no client {client!r} in the manifest")
-        if "oauth2" not in spec.auth:
-            raise InvalidRequestError(f"client {client!r} may not use OAuth 2.0")
+        self._check_client(client)
         now = self._now()
         with self._engine.begin() as connection:
             rows = connection.execute(select(_TABLE).where(_TABLE.c.client == client)).all()
@@ -62,18 +76,80 @@ class ClientSecrets:
                 raise InvalidRequestError(
                     f"client {client!r} already has {MAX_ACTIVE} active secrets; revoke one first"
                 )
-            token, parsed = new_key()
-            connection.execute(
-                _TABLE.insert().values(
-                    id=parsed.key_id,
-                    client=client,
-                    secret_hash=hash_secret(self._pepper, parsed.secret),
-                    created_at=now,
-                    expires_at=now + lifetime,
-                    revoked_at=None,
-                )
+            return self._insert(connection, client, now, lifetime)
+
+    def list_secrets(self, client: str | None = None) -> list[ClientSecretInfo]:
+        """Every secret (of ``client``), newest first, revoked and expired ones too."""
+        query = select(
+            _TABLE.c.id,
+            _TABLE.c.client,
+            _TABLE.c.created_at,
+            _TABLE.c.expires_at,
+            _TABLE.c.revoked_at,
+        ).order_by(_TABLE.c.created_at.desc(), _TABLE.c.id)
+        if client is not None:
+            query = query.where(_TABLE.c.client == client)
+        now = self._now()
+        with self._engine.connect() as connection:
+            return [_info(row, now) for row in connection.execute(query)]
+
+    def rotate(
+        self,
+        client: str,
+        overlap: timedelta = DEFAULT_OVERLAP,
+        lifetime: timedelta = DEFAULT_LIFETIME,
+    ) -> tuple[str, str]:
+        """A new secret for ``client``: (secret id, secret shown once).
+
+        The previous newest active secret stays valid until ``now + overlap``
+        (never longer than it would have anyway); any older active secret is
+        revoked at once, so at most :data:`MAX_ACTIVE` are active afterwards.
+        All in one transaction.
+        """
+        self._check_client(client)
+        if overlap < timedelta(0):
+            raise InvalidRequestError("the overlap cannot be negative")
+        if lifetime <= timedelta(0):
+            raise InvalidRequestError("a secret's lifetime must be positive")
+        now = self._now()
+        with self._engine.begin() as connection:
+            # FOR UPDATE (PostgreSQL) serialises concurrent rotations of one client.
+            rows = connection.execute(
+                select(_TABLE).where(_TABLE.c.client == client).with_for_update()
+            ).all()
+            active = sorted(
+                (r for r in rows if _active(r, now)),
+                key=lambda r: (as_utc(r.created_at), as_utc(r.expires_at)),
+                reverse=True,
             )
-        return parsed.key_id, token
+            if active:
+                previous = active[0]
+                until = min(as_utc(previous.expires_at), now + overlap)
+                connection.execute(
+                    update(_TABLE).where(_TABLE.c.id == previous.id).values(expires_at=until)
+                )
+            older = [r.id for r in active[1:]]
+            if older:
+                connection.execute(
+                    update(_TABLE).where(_TABLE.c.id.in_(older)).values(revoked_at=now)
+                )
+            return self._insert(connection, client, now, lifetime)
+
+    def revoke_client(self, client: str) -> int:
+        """Revoke every active secret of ``client`` (in the manifest or not); returns how many."""
+        now = self._now()
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                update(_TABLE)
+                .where(
+                    _TABLE.c.client == client,
+                    _TABLE.c.revoked_at.is_(None),
+                    # Stored times are UTC (SQLite keeps them naive), so compare in UTC.
+                    _TABLE.c.expires_at > now.astimezone(UTC),
+                )
+                .values(revoked_at=now)
+            )
+        return int(result.rowcount)
 
     def revoke(self, secret_id: str) -> None:
         """Revoke one secret at once."""
@@ -101,6 +177,41 @@ class ClientSecrets:
         if spec is None or "oauth2" not in spec.auth:
             raise AuthenticationError(_REFUSED, "client may not use OAuth 2.0")
         return client_id
+
+    def _check_client(self, client: str) -> None:
+        spec = self.manifest.clients.get(client)
+        if spec is None:
+            raise NotFoundError(f"no client {client!r} in the manifest")
+        if "oauth2" not in spec.auth:
+            raise InvalidRequestError(f"client {client!r} may not use OAuth 2.0")
+
+    def _insert(
+        self, connection: Connection, client: str, now: datetime, lifetime: timedelta
+    ) -> tuple[str, str]:
+        token, parsed = new_key()
+        connection.execute(
+            _TABLE.insert().values(
+                id=parsed.key_id,
+                client=client,
+                secret_hash=hash_secret(self._pepper, parsed.secret),
+                created_at=now,
+                expires_at=now + lifetime,
+                revoked_at=None,
+            )
+        )
+        return parsed.key_id, token
+
+
+def _info(row: Any, now: datetime) -> ClientSecretInfo:
+    # Any: the listing selects every column but the hash, a Row of its own shape.
+    return ClientSecretInfo(
+        id=row.id,
+        client=row.client,
+        created_at=as_utc(row.created_at),
+        expires_at=as_utc(row.expires_at),
+        revoked_at=as_utc(row.revoked_at) if row.revoked_at else None,
+        active=_active(row, now),
+    )
 
 
 def _active(row: object, now: datetime) -> bool:

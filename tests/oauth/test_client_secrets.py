@@ -1,0 +1,191 @@
+"""Client secrets: listed without hashes, rotated with an overlap, revoked per client."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from interlock.config.loader import load_manifest
+from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
+from interlock.oauth import client_secrets
+from interlock.oauth.client_secrets import DEFAULT_LIFETIME, MAX_ACTIVE, ClientSecrets
+from interlock.store import Deployment
+from interlock.testing.clock import ManualClock
+
+MANIFEST = """\
+version: 1
+systems:
+  erp: {url: "https://erp.internal", location: DE}
+roles:
+  reader: {scopes: [orders.read]}
+clients:
+  app: {auth: [oauth2], roles: [reader]}
+  other: {auth: [oauth2], roles: [reader]}
+  legacy: {auth: [api_key], roles: [reader]}
+integrations:
+  f:
+    source: erp
+    target: erp
+    client: legacy
+    purpose: test
+    legal_basis: contract
+    retention: 1d
+    routes:
+      - {method: GET, path: "/a", upstream: erp, scope: orders.read}
+"""
+
+
+@pytest.fixture
+def secrets(deployment: Deployment, tmp_path: Path, clock: ManualClock) -> ClientSecrets:
+    """The secret service on each store backend, with a hand-moved clock."""
+    path = tmp_path / "m.yaml"
+    path.write_text(MANIFEST)
+    return ClientSecrets(deployment.engine, deployment.keyring, load_manifest(path), now=clock)
+
+
+def _works(secrets: ClientSecrets, client: str, secret: str) -> bool:
+    try:
+        return secrets.authenticate(client, secret) == client
+    except AuthenticationError:
+        return False
+
+
+def test_rotate_keeps_the_previous_secret_for_the_overlap_only(
+    secrets: ClientSecrets, clock: ManualClock
+) -> None:
+    """Both work during the overlap; the previous one stops at its end, the new one lives on."""
+    old_id, old = secrets.create("app")
+    clock.now += timedelta(days=1)
+    new_id, new = secrets.rotate("app", overlap=timedelta(hours=2))
+    assert new_id != old_id
+    assert _works(secrets, "app", old)
+    assert _works(secrets, "app", new)
+    listed = {info.id: info for info in secrets.list_secrets("app")}
+    assert listed[old_id].expires_at == clock() + timedelta(hours=2)
+    assert listed[new_id].expires_at == clock() + DEFAULT_LIFETIME
+    clock.now += timedelta(hours=2) - timedelta(seconds=1)
+    assert _works(secrets, "app", old)
+    clock.now += timedelta(seconds=1)
+    assert not _works(secrets, "app", old)
+    assert _works(secrets, "app", new)
+
+
+def test_rotate_revokes_older_secrets_at_once_so_at_most_two_are_active(
+    secrets: ClientSecrets, clock: ManualClock
+) -> None:
+    """With two active, the older is revoked, the newer gets the overlap, the third is new."""
+    oldest_id, oldest = secrets.create("app")
+    clock.now += timedelta(hours=1)
+    newer_id, newer = secrets.create("app")
+    clock.now += timedelta(hours=1)
+    _, new = secrets.rotate("app")
+    assert not _works(secrets, "app", oldest)
+    assert _works(secrets, "app", newer)
+    assert _works(secrets, "app", new)
+    listed = {info.id: info for info in secrets.list_secrets("app")}
+    assert listed[oldest_id].revoked_at == clock()
+    assert listed[newer_id].expires_at == clock() + timedelta(hours=24)
+    assert sum(info.active for info in listed.values()) == MAX_ACTIVE
+    clock.now += timedelta(minutes=1)
+    secrets.rotate("app")  # and again: still two
+    assert sum(info.active for info in secrets.list_secrets("app")) == MAX_ACTIVE
+    assert not _works(secrets, "app", newer)
+    assert _works(secrets, "app", new)
+
+
+def test_rotate_never_extends_the_previous_secrets_life(
+    secrets: ClientSecrets, clock: ManualClock
+) -> None:
+    """A secret expiring within the overlap keeps its own, earlier expiry."""
+    old_id, _ = secrets.create("app", lifetime=timedelta(hours=1))
+    secrets.rotate("app", overlap=timedelta(hours=24))
+    listed = {info.id: info for info in secrets.list_secrets("app")}
+    assert listed[old_id].expires_at == clock() + timedelta(hours=1)
+
+
+def test_rotate_without_an_active_secret_just_issues_one(
+    secrets: ClientSecrets, clock: ManualClock
+) -> None:
+    """Expired and revoked secrets are left alone."""
+    expired_id, _ = secrets.create("app", lifetime=timedelta(hours=1))
+    clock.now += timedelta(hours=2)
+    new_id, new = secrets.rotate("app", lifetime=timedelta(days=7))
+    assert _works(secrets, "app", new)
+    listed = {info.id: info for info in secrets.list_secrets("app")}
+    assert listed[expired_id].revoked_at is None
+    assert listed[new_id].expires_at == clock() + timedelta(days=7)
+
+
+def test_rotate_refuses_bad_arguments_and_clients(secrets: ClientSecrets) -> None:
+    """Unknown client, a client without oauth2, a negative overlap, a non-positive lifetime."""
+    with pytest.raises(NotFoundError):
+        secrets.rotate("ghost")
+    with pytest.raises(InvalidRequestError, match="may not use OAuth"):
+        secrets.rotate("legacy")
+    with pytest.raises(InvalidRequestError, match="overlap"):
+        secrets.rotate("app", overlap=timedelta(seconds=-1))
+    with pytest.raises(InvalidRequestError, match="lifetime"):
+        secrets.rotate("app", lifetime=timedelta(0))
+    assert secrets.list_secrets() == []
+
+
+def test_a_failed_rotation_writes_nothing(
+    secrets: ClientSecrets, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shortening, revoking and issuing happen in one transaction: all or none."""
+    secrets.create("app")
+    clock.now += timedelta(hours=1)
+    secrets.create("app")
+    before = secrets.list_secrets("app")
+
+    def broken() -> tuple[str, object]:
+        raise RuntimeError("no randomness today")
+
+    monkeypatch.setattr(client_secrets, "new_key", broken)
+    with pytest.raises(RuntimeError):
+        secrets.rotate("app")
+    assert secrets.list_secrets("app") == before
+
+
+def test_list_secrets_shows_state_but_never_the_hash(
+    secrets: ClientSecrets, clock: ManualClock
+) -> None:
+    """Typed records, newest first, per client or all; active as of now."""
+    revoked_id, _ = secrets.create("app")
+    clock.now += timedelta(seconds=1)
+    expiring_id, _ = secrets.create("app", lifetime=timedelta(minutes=1))
+    other_id, _ = secrets.create("other")
+    secrets.revoke(revoked_id)
+    clock.now += timedelta(minutes=1)
+    listed = secrets.list_secrets("app")
+    assert [info.id for info in listed] == [expiring_id, revoked_id]
+    assert [info.active for info in listed] == [False, False]
+    assert listed[1].revoked_at is not None
+    assert {info.id for info in secrets.list_secrets()} == {revoked_id, expiring_id, other_id}
+    assert [f.name for f in fields(listed[0])] == [
+        "id",
+        "client",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "active",
+    ]
+    assert secrets.list_secrets("other")[0].active
+
+
+def test_revoke_client_revokes_every_active_secret_of_that_client_only(
+    secrets: ClientSecrets,
+) -> None:
+    """Returns how many were active; the other client's secrets keep working."""
+    _, first = secrets.create("app")
+    _, second = secrets.create("app")
+    _, theirs = secrets.create("other")
+    assert secrets.revoke_client("app") == 2
+    assert secrets.revoke_client("app") == 0
+    assert not _works(secrets, "app", first)
+    assert not _works(secrets, "app", second)
+    assert _works(secrets, "other", theirs)
+    assert secrets.revoke_client("ghost") == 0
