@@ -30,7 +30,7 @@ from typing import Any, Final
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
-from joserfc.util import urlsafe_b64decode
+from joserfc.util import urlsafe_b64decode, urlsafe_b64encode
 
 from interlock.errors import InvalidTokenError
 
@@ -127,11 +127,23 @@ def verify_signature(alg: str, key: PublicKey, signing_input: bytes, signature: 
 def sign_compact(
     payload: bytes, key: SigningKey, alg: str, header: Mapping[str, Any] | None = None
 ) -> str:
-    """A compact JWS of ``payload``; ``kid`` is the key's thumbprint."""
+    """A compact JWS of ``payload`` (RFC 7515 §7.1); ``kid`` is the key's thumbprint.
+
+    The signature is joserfc's algorithm for ``alg``; the protected header of a
+    given key and ``typ`` is encoded once and reused.
+    """
     _check_alg(alg)
     key.ensure_kid()
     protected = {**(header or {}), "alg": alg, "kid": key.kid}
-    return jws.serialize_compact(protected, payload, key, algorithms=[alg])
+    encoded_header = _encoded_header(json.dumps(protected, separators=(",", ":")))
+    signing_input = f"{encoded_header}.{urlsafe_b64encode(payload).decode('ascii')}"
+    signature = jws.JWSRegistry.algorithms[alg].sign(signing_input.encode("ascii"), key)
+    return f"{signing_input}.{urlsafe_b64encode(signature).decode('ascii')}"
+
+
+@functools.lru_cache(maxsize=64)
+def _encoded_header(serialised: str) -> str:
+    return urlsafe_b64encode(serialised.encode()).decode("ascii")
 
 
 def verify_compact(
