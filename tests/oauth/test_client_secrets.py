@@ -189,3 +189,26 @@ def test_revoke_client_revokes_every_active_secret_of_that_client_only(
     assert not _works(secrets, "app", second)
     assert _works(secrets, "other", theirs)
     assert secrets.revoke_client("ghost") == 0
+
+
+def test_a_recently_read_secret_is_checked_without_the_store(
+    secrets: ClientSecrets, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After one authentication the row is reused for a second: right secret yes, wrong no."""
+    secret_id, secret = secrets.create("app")
+    assert secrets.authenticate_cached("app", secret) is None  # nothing read yet
+    secrets.authenticate("app", secret)
+    assert secrets.authenticate_cached("app", secret) == "app"
+    with pytest.raises(AuthenticationError):
+        secrets.authenticate_cached("other", secret)
+    assert secrets.authenticate_cached("app", secret[:-8] + "AAAAAAAA") is None  # malformed
+    # Revoked here: at once. Revoked by another process: within RECENT_SECONDS.
+    other = ClientSecrets(deployment.engine, deployment.keyring, secrets.manifest)
+    other.revoke(secret_id)
+    assert secrets.authenticate_cached("app", secret) == "app"
+    monkeypatch.setattr(client_secrets, "RECENT_SECONDS", 0.0)
+    assert secrets.authenticate_cached("app", secret) is None
+    with pytest.raises(AuthenticationError):
+        secrets.authenticate("app", secret)
+    secrets.revoke(secret_id)
+    assert secrets.authenticate_cached("app", secret) is None

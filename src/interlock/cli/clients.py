@@ -14,10 +14,9 @@ import typer
 from rich.table import Table
 
 from interlock.cli.context import console, settings
-from interlock.cli.options import ManifestOption
+from interlock.cli.options import ManifestOption, duration_option
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
-from interlock.config.units import parse_duration
 from interlock.errors import InvalidRequestError, NotFoundError
 from interlock.identity.grants import Grants
 from interlock.oauth.client_keys import ClientKeyInfo, ClientKeys, jwk_from_pem
@@ -70,15 +69,6 @@ def _open(manifest: Path | None) -> Iterator[_Clients]:
         )
     finally:
         deployment.close()
-
-
-def _duration(text: str | None) -> timedelta | None:
-    if text is None:
-        return None
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise InvalidRequestError(str(exc)) from None
 
 
 def _when(value: datetime | None) -> str:
@@ -143,10 +133,10 @@ def create(
     """Issue a secret (printed once on standard output), or register a public key (its kid)."""
     with _open(manifest) as clients:
         if public_key is None:
-            _issue_secret(clients, client, _duration(lifetime) or DEFAULT_LIFETIME)
+            _issue_secret(clients, client, duration_option(lifetime) or DEFAULT_LIFETIME)
             return
         jwk = _read_public_key(public_key)
-        valid_for = _duration(lifetime)
+        valid_for = duration_option(lifetime)
         expires_at = datetime.now(UTC) + valid_for if valid_for else None
         kid = clients.keys.register(client, jwk, expires_at=expires_at)
         info = next(k for k in clients.keys.list_keys(client) if k.kid == kid)
@@ -163,7 +153,7 @@ def create_secret(
 ) -> None:
     """Issue a secret, printed once on standard output (as create without --public-key)."""
     with _open(manifest) as clients:
-        _issue_secret(clients, client, _duration(lifetime) or DEFAULT_LIFETIME)
+        _issue_secret(clients, client, duration_option(lifetime) or DEFAULT_LIFETIME)
 
 
 @app.command("rotate-secret")
@@ -179,7 +169,9 @@ def rotate_secret(
     """Issue a new secret; the previous one keeps working for the overlap, older ones stop."""
     with _open(manifest) as clients:
         secret_id, value = clients.secrets.rotate(
-            client, _duration(overlap) or DEFAULT_OVERLAP, _duration(lifetime) or DEFAULT_LIFETIME
+            client,
+            duration_option(overlap) or DEFAULT_OVERLAP,
+            duration_option(lifetime) or DEFAULT_LIFETIME,
         )
         previous = [
             s for s in clients.secrets.list_secrets(client) if s.active and s.id != secret_id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -10,10 +10,8 @@ import typer
 from rich.table import Table
 
 from interlock.cli.context import console, settings
-from interlock.cli.options import ManifestOption
+from interlock.cli.options import ManifestOption, duration_option
 from interlock.config.loader import load_manifest
-from interlock.config.units import parse_duration
-from interlock.errors import InvalidRequestError
 from interlock.identity.apikeys import DEFAULT_LIFETIME, DEFAULT_OVERLAP, ApiKeys, IssuedKey
 from interlock.store import Deployment, open_deployment
 
@@ -33,15 +31,6 @@ def _open(manifest: Path | None) -> tuple[Deployment, ApiKeys]:
         deployment.close()
         raise
     return deployment, keys
-
-
-def _duration(text: str | None, default: timedelta) -> timedelta:
-    if text is None:
-        return default
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise InvalidRequestError(str(exc)) from None
 
 
 def _show_issued(issued: IssuedKey) -> None:
@@ -73,7 +62,7 @@ def create(
     deployment, keys = _open(manifest)
     try:
         wanted = [s for item in scopes for s in item.replace(",", " ").split()] if scopes else None
-        _show_issued(keys.create(client, wanted, _duration(expires, DEFAULT_LIFETIME)))
+        _show_issued(keys.create(client, wanted, duration_option(expires) or DEFAULT_LIFETIME))
     finally:
         deployment.close()
 
@@ -90,7 +79,7 @@ def rotate(
     """Issue a successor; the old key keeps working for the overlap window."""
     deployment, keys = _open(manifest)
     try:
-        issued = keys.rotate(key_id, _duration(overlap, DEFAULT_OVERLAP))
+        issued = keys.rotate(key_id, duration_option(overlap) or DEFAULT_OVERLAP)
         old = keys.get(key_id)
         typer.echo(f"{key_id} stays valid until {old.expires_at:%Y-%m-%d %H:%M} UTC", err=True)
         _show_issued(issued)

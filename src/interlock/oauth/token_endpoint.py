@@ -254,7 +254,8 @@ class TokenEndpoint:
         if wait is not None:
             return _too_many(wait)
         try:
-            self._secrets.authenticate(client_id, secret)
+            if self._secrets.authenticate_cached(client_id, secret) is None:
+                self._secrets.authenticate(client_id, secret)
         except (AuthenticationError, NotFoundError) as exc:
             self._guard.failed(client_id, remote)
             reason = getattr(exc, "reason", str(exc))
