@@ -14,6 +14,7 @@ from interlock.config.loader import load_manifest
 from interlock.errors import InvalidRequestError
 from interlock.identity.grants import client_scopes
 from interlock.oauth import SigningKeys
+from interlock.oauth.clients import require_oauth_client
 from interlock.oauth.tokens import TokenIssuer
 from interlock.store import open_deployment
 
@@ -54,9 +55,7 @@ def token(
     deployment = open_deployment(current)
     try:
         loaded = load_manifest(manifest or current.manifest)
-        spec = loaded.clients.get(client)
-        if spec is None or "oauth2" not in spec.auth:
-            raise InvalidRequestError(f"client {client!r} is not an OAuth client in the manifest")
+        require_oauth_client(loaded, client)
         granted = client_scopes(loaded, client)
         wanted = frozenset(scopes) if scopes else granted
         if not wanted <= granted:

@@ -32,6 +32,7 @@ from interlock.crypto.jose import (
     import_public_jwk,
 )
 from interlock.errors import InvalidRequestError, InvalidTokenError, NotFoundError
+from interlock.oauth.clients import is_oauth_client, require_oauth_client
 from interlock.oauth.tables import ClientKeyRow
 from interlock.store.base import as_utc, table_of
 
@@ -95,7 +96,7 @@ class ClientKeys:
         was ever registered before, and a sixth active key; an unknown client is
         :class:`NotFoundError`.
         """
-        self._check_client(client)
+        require_oauth_client(self.manifest, client)
         document = _public_document(jwk)
         now = self._now()
         if expires_at is not None and (expires_at.tzinfo is None or expires_at <= now):
@@ -168,8 +169,7 @@ class ClientKeys:
         Empty for a client that is not (or no longer) an OAuth client in the
         manifest, so removing ``oauth2`` from its auth takes effect at once.
         """
-        spec = self.manifest.clients.get(client)
-        if spec is None or "oauth2" not in spec.auth:
+        if not is_oauth_client(self.manifest, client):
             return {}
         query = select(_TABLE.c.kid, _TABLE.c.alg, _TABLE.c.public_jwk).where(
             _TABLE.c.client == client, *_active_clause(self._now())
@@ -186,13 +186,6 @@ class ClientKeys:
                 self._parsed.clear()
             self._parsed[kid] = key
         return key
-
-    def _check_client(self, client: str) -> None:
-        spec = self.manifest.clients.get(client)
-        if spec is None:
-            raise NotFoundError(f"no client {client!r} in the manifest")
-        if "oauth2" not in spec.auth:
-            raise InvalidRequestError(f"client {client!r} may not use OAuth 2.0")
 
 
 def jwk_from_pem(pem: bytes) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from interlock.crypto.hashing import check_secret, hash_secret, new_pepper
 from interlock.crypto.keyring import Keyring
 from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
 from interlock.identity.keyformat import new_key, parse_key
+from interlock.oauth.clients import is_oauth_client, require_oauth_client
 from interlock.oauth.tables import ClientSecretRow
 from interlock.store.base import as_utc, table_of
 from interlock.store.sealed_values import sealed_setting
@@ -74,7 +75,7 @@ class ClientSecrets:
 
     def create(self, client: str, lifetime: timedelta = DEFAULT_LIFETIME) -> tuple[str, str]:
         """A new secret for ``client``: (secret id, secret shown once)."""
-        self._check_client(client)
+        require_oauth_client(self.manifest, client)
         now = self._now()
         with self._engine.begin() as connection:
             rows = connection.execute(select(_TABLE).where(_TABLE.c.client == client)).all()
@@ -113,7 +114,7 @@ class ClientSecrets:
         revoked at once, so at most :data:`MAX_ACTIVE` are active afterwards.
         All in one transaction.
         """
-        self._check_client(client)
+        require_oauth_client(self.manifest, client)
         if overlap < timedelta(0):
             raise InvalidRequestError("the overlap cannot be negative")
         if lifetime <= timedelta(0):
@@ -204,17 +205,9 @@ class ClientSecrets:
             raise AuthenticationError(_REFUSED, "wrong client secret")
         if not _active(row, self._now()):
             raise AuthenticationError(_REFUSED, "client secret expired or revoked")
-        spec = self.manifest.clients.get(client_id)
-        if spec is None or "oauth2" not in spec.auth:
+        if not is_oauth_client(self.manifest, client_id):
             raise AuthenticationError(_REFUSED, "client may not use OAuth 2.0")
         return client_id
-
-    def _check_client(self, client: str) -> None:
-        spec = self.manifest.clients.get(client)
-        if spec is None:
-            raise NotFoundError(f"no client {client!r} in the manifest")
-        if "oauth2" not in spec.auth:
-            raise InvalidRequestError(f"client {client!r} may not use OAuth 2.0")
 
     def _insert(
         self, connection: Connection, client: str, now: datetime, lifetime: timedelta

@@ -33,6 +33,7 @@ from interlock.errors import AuthenticationError, DPoPProofError, NotFoundError
 from interlock.identity.grants import Grants
 from interlock.oauth.client_assertion import ASSERTION_TYPE, ClientAssertions
 from interlock.oauth.client_secrets import ClientSecrets
+from interlock.oauth.clients import is_oauth_client
 from interlock.oauth.dpop import DPoPVerifier
 from interlock.oauth.guard import AttemptGuard, NoGuard
 from interlock.oauth.revocation import TokenRevocations
@@ -276,11 +277,8 @@ class TokenEndpoint:
         if self._certificates is None or not client_id:
             self._guard.failed(client_id, remote)
             return _error(401, "invalid_client", "client authentication failed")
-        spec = self.manifest.clients.get(client_id)
-        if (
-            spec is None
-            or "oauth2" not in spec.auth
-            or not self._certificates.belongs_to(client_id, certificate)
+        if not is_oauth_client(self.manifest, client_id) or not self._certificates.belongs_to(
+            client_id, certificate
         ):
             self._guard.failed(client_id, remote)
             return _error(
@@ -310,8 +308,7 @@ class TokenEndpoint:
         wait = self._guard.retry_after(client_id, remote)
         if wait is not None:
             return _too_many(wait)
-        spec = self.manifest.clients.get(client_id)
-        if spec is None or "oauth2" not in spec.auth:
+        if not is_oauth_client(self.manifest, client_id):
             self._guard.failed(client_id, remote)
             return _error(401, "invalid_client", "client authentication failed")
         try:

@@ -25,6 +25,7 @@ from interlock.crypto.jose import (
 )
 from interlock.errors import InvalidTokenError
 from interlock.identity.grants import Grants, Principal
+from interlock.oauth.clients import is_oauth_client
 from interlock.oauth.keysets import Keys, KeySet
 from interlock.oauth.revoked import RevokedTokens
 from interlock.oauth.signing_keys import SigningKeys
@@ -215,8 +216,7 @@ class AccessTokenVerifier:
         claims, policy = self._checked(token)
         external = str(claims["_client"])
         client = external if policy.clients is None else policy.clients.get(external, "")
-        spec = self.manifest.clients.get(client)
-        if spec is None or "oauth2" not in spec.auth:
+        if not is_oauth_client(self.manifest, client):
             raise InvalidTokenError(_REFUSED, "unknown client or client without oauth2")
         cnf = claims.get("cnf")
         jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
