@@ -21,26 +21,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+if __package__ in {None, ""}:  # run as a file: make ``benchmarks.common`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks.common import (
+    Sandbox,
+    ensure_tools,
+    free_port,
+    processes,
+    run_wrk,
+    sandbox,
+    wait_port,
+)
+
 from interlock.config.loader import load_manifest
-from interlock.config.settings import Settings
 from interlock.crypto.keyfile import write_private_file
 from interlock.identity.apikeys import ApiKeys
-from interlock.pki import ensure_local_ca
 from interlock.secrets.store import SecretStore
-from interlock.store import initialise
 
 TARGET = 0.30
 
@@ -106,57 +110,6 @@ class Result:
     errors: int
 
 
-def ensure_tools() -> None:
-    """Install nginx and wrk from Debian's packages when missing."""
-    missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
-    if not missing:
-        return
-    packages = ["nginx-light" if t == "nginx" else t for t in missing]
-    print(f"installing {', '.join(packages)} ...", file=sys.stderr)
-    subprocess.run(["apt-get", "update", "-qq"], check=True)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], check=True
-    )
-
-
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    """Block until something listens on ``port``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-@contextmanager
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Terminate every started process on exit."""
-    started: list[subprocess.Popen[bytes]] = []
-    try:
-        yield started
-    finally:
-        for process in started:
-            process.send_signal(signal.SIGTERM)
-        for process in started:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-_LATENCY = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
-_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
 def wrk(name: str, workers: int, url: str, args: argparse.Namespace, headers: list[str]) -> Result:
     """Warm up, then run wrk ``--repeat`` times; the run with the median rate is reported.
 
@@ -183,22 +136,8 @@ def _wrk_once(
     *,
     seconds: int,
 ) -> Result:
-    command = ["wrk", "-t", "1", "-c", str(args.connections), "-d", f"{seconds}s", "--latency"]
-    for header in headers:
-        command += ["-H", header]
-    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    latencies = {
-        m.group(1): float(m.group(2)) * _UNIT[m.group(3)] for m in _LATENCY.finditer(output)
-    }
-    errors = 0
-    if match := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output):
-        errors += int(match.group(1))
-    if match := re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
-    ):
-        errors += sum(int(g) for g in match.groups())
-    return Result(name, workers, rps, latencies.get("50", 0.0), latencies.get("99", 0.0), errors)
+    run = run_wrk(url, connections=args.connections, seconds=seconds, headers=headers)
+    return Result(name, workers, run.rps, run.p50_ms, run.p99_ms, run.errors)
 
 
 def main() -> None:
@@ -213,70 +152,70 @@ def main() -> None:
         "--profile", type=Path, help="py-spy profile (collapsed stacks) of one Interlock worker"
     )
     args = parser.parse_args()
-    ensure_tools()
+    ensure_tools("nginx", "wrk")
+    with sandbox() as box:
+        results = measure(box, args)
+    report(results, args)
 
-    work = Path(tempfile.mkdtemp(prefix="interlock-bench-"))
-    env = {**os.environ, "INTERLOCK_DATA_DIR": str(work / "data"), "INTERLOCK_LOG_LEVEL": "warning"}
-    settings = Settings(data_dir=work / "data")
-    deployment = initialise(settings)
-    ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
-    ca_file = work / "ca.pem"
-    ca_file.write_bytes(ca.certificate_pem)
+
+def measure(box: Sandbox, args: argparse.Namespace) -> list[Result]:
+    """The upstream alone, then nginx, Interlock and pass-through per worker count."""
+    work, deployment = box.work, box.deployment
     erp_token = os.urandom(24).hex()
     write_private_file(work / "erp-token", erp_token.encode())
     SecretStore(deployment.engine, deployment.keyring).put("erp/api-key", erp_token.encode())
-    issued = ca.issue_server(["localhost", "127.0.0.1"])
-    (work / "server.pem").write_bytes(issued.certificate_pem)
-    write_private_file(work / "server.key", issued.private_key_pem)
-
     results: list[Result] = []
-    try:
-        with processes() as started:
-            erp_port = free_port()
-            started.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "interlock.testing.sample_erp",
-                        "--cert",
-                        str(work / "server.pem"),
-                        "--key",
-                        str(work / "server.key"),
-                        "--token-file",
-                        str(work / "erp-token"),
-                        "--port",
-                        str(erp_port),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                )
+    with processes() as started:
+        erp_port = free_port()
+        started.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "interlock.testing.sample_erp",
+                    "--cert",
+                    str(box.server_cert),
+                    "--key",
+                    str(box.server_key),
+                    "--token-file",
+                    str(work / "erp-token"),
+                    "--port",
+                    str(erp_port),
+                ],
+                stdout=subprocess.DEVNULL,
             )
-            wait_port(erp_port)
-            manifest_path = work / "interlock.yaml"
-            manifest_path.write_text(MANIFEST.format(erp_port=erp_port))
-            keys = ApiKeys(deployment.engine, deployment.keyring, load_manifest(manifest_path))
-            key = keys.create("bench").token
-            auth = [f"Authorization: Bearer {key}"]
-            erp_auth = [f"Authorization: Bearer {erp_token}"]
-            results.append(
-                wrk(
-                    "upstream direct",
-                    1,
-                    f"https://127.0.0.1:{erp_port}/sap/opu/odata/orders/1001",
+        )
+        wait_port(erp_port)
+        manifest_path = work / "interlock.yaml"
+        manifest_path.write_text(MANIFEST.format(erp_port=erp_port))
+        keys = ApiKeys(deployment.engine, deployment.keyring, load_manifest(manifest_path))
+        key = keys.create("bench").token
+        auth = [f"Authorization: Bearer {key}"]
+        erp_auth = [f"Authorization: Bearer {erp_token}"]
+        results.append(
+            wrk(
+                "upstream direct",
+                1,
+                f"https://127.0.0.1:{erp_port}/sap/opu/odata/orders/1001",
+                args,
+                erp_auth,
+            )
+        )
+        for workers in args.workers:
+            results.extend(
+                run_proxies(
+                    work,
+                    box.env,
+                    erp_port,
+                    erp_token,
+                    box.ca_file,
+                    manifest_path,
+                    workers,
                     args,
-                    erp_auth,
+                    auth,
                 )
             )
-            for workers in args.workers:
-                results.extend(
-                    run_proxies(
-                        work, env, erp_port, erp_token, ca_file, manifest_path, workers, args, auth
-                    )
-                )
-    finally:
-        deployment.close()
-        shutil.rmtree(work, ignore_errors=True)
-    report(results, args)
+    return results
 
 
 def run_proxies(  # noqa: PLR0917  (one call site, all of it set-up)

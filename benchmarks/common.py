@@ -1,0 +1,180 @@
+"""Pieces the benchmarks share: a throw-away deployment, started processes, ports, wrk.
+
+Benchmark-only. Every process is started on 127.0.0.1 and terminated on exit;
+the deployment lives in a temporary directory that is removed afterwards.
+
+Run a benchmark as a file (``.venv/bin/python benchmarks/oauth/run.py``); it
+puts the repository root on ``sys.path`` so that ``benchmarks.common`` imports.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from interlock.config.settings import Settings
+from interlock.crypto.keyfile import write_private_file
+from interlock.pki import LocalCA, ensure_local_ca
+from interlock.store import Deployment, initialise
+
+__all__ = [
+    "Sandbox",
+    "WrkRun",
+    "ensure_tools",
+    "free_port",
+    "processes",
+    "run_wrk",
+    "sandbox",
+    "wait_port",
+]
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A fresh deployment in a temporary directory, with its local CA and a server certificate."""
+
+    work: Path
+    deployment: Deployment
+    ca: LocalCA
+    ca_file: Path
+    server_cert: Path
+    server_key: Path
+    env: dict[str, str]  # the environment for ``interlock`` subprocesses
+
+
+@contextmanager
+def sandbox(prefix: str = "interlock-bench-") -> Iterator[Sandbox]:
+    """Initialise a deployment; issue a ``localhost``/``127.0.0.1`` certificate from its CA."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    env = {**os.environ, "INTERLOCK_DATA_DIR": str(work / "data"), "INTERLOCK_LOG_LEVEL": "warning"}
+    deployment = initialise(Settings(data_dir=work / "data"))
+    try:
+        ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
+        ca_file = work / "ca.pem"
+        ca_file.write_bytes(ca.certificate_pem)
+        issued = ca.issue_server(["localhost", "127.0.0.1"])
+        (work / "server.pem").write_bytes(issued.certificate_pem)
+        write_private_file(work / "server.key", issued.private_key_pem)
+        yield Sandbox(work, deployment, ca, ca_file, work / "server.pem", work / "server.key", env)
+    finally:
+        deployment.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def ensure_tools(*tools: str) -> None:
+    """Install ``tools`` (nginx, wrk) from Debian's packages when missing (needs root)."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if not missing:
+        return
+    packages = ["nginx-light" if t == "nginx" else t for t in missing]
+    print(f"installing {', '.join(packages)} ...", file=sys.stderr)
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], check=True
+    )
+
+
+def free_port() -> int:
+    """A free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    """Block until something listens on ``port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+@contextmanager
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Terminate every started process on exit."""
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        yield started
+    finally:
+        for process in started:
+            process.send_signal(signal.SIGTERM)
+        for process in started:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@dataclass(frozen=True)
+class WrkRun:
+    """What one wrk run measured."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int  # wrk counts "Non-2xx or 3xx responses"
+    socket_errors: int  # connect + read + write + timeout
+
+    @property
+    def errors(self) -> int:
+        """Every failed request: non-2xx/3xx answers and socket errors."""
+        return self.non_2xx + self.socket_errors
+
+
+_LATENCY = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def run_wrk(
+    url: str,
+    *,
+    connections: int,
+    seconds: int,
+    headers: Sequence[str] = (),
+    script: Path | None = None,
+    cpus: str | None = None,
+) -> WrkRun:
+    """One run of wrk (one thread, keep-alive) against ``url``.
+
+    ``script`` is a wrk Lua script (method, body, headers); ``cpus`` pins wrk
+    with ``taskset -c``.
+    """
+    command = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency"]
+    for header in headers:
+        command += ["-H", header]
+    if script is not None:
+        command += ["-s", str(script)]
+    if cpus is not None:
+        command = ["taskset", "-c", cpus, *command]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    latencies = {
+        m.group(1): float(m.group(2)) * _UNIT[m.group(3)] for m in _LATENCY.finditer(output)
+    }
+    non_2xx = 0
+    if match := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output):
+        non_2xx = int(match.group(1))
+    socket_errors = 0
+    if match := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    ):
+        socket_errors = sum(int(g) for g in match.groups())
+    return WrkRun(
+        rps, latencies.get("50", 0.0), latencies.get("99", 0.0), requests, non_2xx, socket_errors
+    )

@@ -1,0 +1,266 @@
+"""Part (a): tokens per second through ``POST /oauth2/token``, Interlock against Authlib.
+
+Both servers run at once, each pinned to CPU 0 (one process, one core); wrk
+is pinned to CPU 1 and drives them in turn (interleaved, so drift on a shared
+machine hits both alike) with the same connections and duration, posting
+``grant_type=client_credentials`` with HTTP Basic client authentication over
+HTTPS keep-alive. Before any load, a verifying HTTPS client checks that each
+answers 200 with an ES256 ``at+jwt`` access token whose signature and claims
+verify against the server's published key, so the benchmark never measures an
+error path; a run with any non-2xx answer or socket error fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from secrets import token_urlsafe
+from typing import Any
+from urllib.parse import quote
+
+import jwt
+from benchmarks.common import Sandbox, WrkRun, free_port, processes, run_wrk, wait_port
+
+from interlock.config.loader import load_manifest
+from interlock.gateway.tls import client_context
+from interlock.oauth.client_secrets import ClientSecrets
+
+__all__ = ["CLIENT", "MANIFEST", "IssuanceResult", "measure_issuance"]
+
+CLIENT = "bench"
+SERVER_CPU = "0"
+WRK_CPU = "1"
+WARM_UP_SECONDS = 2
+
+MANIFEST = f"""\
+version: 1
+roles:
+  reader: {{scopes: [orders.read]}}
+clients:
+  {CLIENT}: {{auth: [oauth2], roles: [reader]}}
+"""
+
+_WRK_SCRIPT = """\
+wrk.method = "POST"
+wrk.body = "grant_type=client_credentials"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic {basic}"
+"""
+
+
+@dataclass(frozen=True)
+class Server:
+    """A started token endpoint and how to authenticate to it."""
+
+    name: str
+    port: int
+    secret: str
+    jwks_path: str
+
+    @property
+    def issuer(self) -> str:
+        """The issuer its tokens carry (and their audience)."""
+        return f"https://127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True)
+class IssuanceResult:
+    """The median wrk run of one server, and every run for the record."""
+
+    name: str
+    median: WrkRun
+    runs: tuple[WrkRun, ...]
+
+
+def measure_issuance(
+    box: Sandbox,
+    manifest_path: Path,
+    *,
+    connections: int,
+    duration: int,
+    repeat: int,
+    profile: Path | None = None,
+) -> list[IssuanceResult]:
+    """Start both servers, check each once, then measure them in turn ``repeat`` times."""
+    secrets = ClientSecrets(
+        box.deployment.engine, box.deployment.keyring, load_manifest(manifest_path)
+    )
+    _, our_secret = secrets.create(CLIENT)
+    reference_secret = token_urlsafe(32)
+    (box.work / "reference-secret").write_text(reference_secret)
+    ours = Server("interlock", free_port(), our_secret, "/.well-known/jwks.json")
+    reference = Server("authlib", free_port(), reference_secret, "/.well-known/jwks.json")
+    with processes() as started:
+        started.append(_start_interlock(box, manifest_path, ours.port))
+        started.append(_start_reference(box, reference))
+        for server in (ours, reference):
+            wait_port(server.port)
+            check_endpoint(server, box.ca_file)
+        runs: dict[str, list[WrkRun]] = {ours.name: [], reference.name: []}
+        scripts = {s.name: _script(box.work, s) for s in (ours, reference)}
+        urls = {s.name: f"https://127.0.0.1:{s.port}/oauth2/token" for s in (ours, reference)}
+
+        def once(name: str, seconds: int) -> WrkRun:
+            run = run_wrk(
+                urls[name],
+                connections=connections,
+                seconds=seconds,
+                script=scripts[name],
+                cpus=WRK_CPU,
+            )
+            if run.errors:
+                raise SystemExit(
+                    f"{name}: {run.non_2xx} non-2xx answers and {run.socket_errors} socket "
+                    f"errors in {run.requests} requests; refusing to report an error path"
+                )
+            return run
+
+        for name in runs:
+            once(name, WARM_UP_SECONDS)  # TLS sessions, key caches, the interpreter's own
+        for index in range(repeat):
+            for name, measured in runs.items():
+                with _profiled(profile if index == 0 and name == ours.name else None, started[0]):
+                    measured.append(once(name, duration))
+    return [_result(name, measured) for name, measured in runs.items()]
+
+
+def check_endpoint(server: Server, ca_file: Path) -> dict[str, Any]:
+    """One token request by a certificate-verifying client; returns the verified claims.
+
+    Refuses anything but 200 with an ES256 ``at+jwt`` token that verifies
+    against the server's JWKS, with ``iss`` and ``aud`` of that server.
+    """
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", server.port, context=client_context(ca_file)
+    )
+    try:
+        connection.request(
+            "POST",
+            "/oauth2/token",
+            body="grant_type=client_credentials",
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Authorization": f"Basic {_basic(CLIENT, server.secret)}",
+            },
+        )
+        answer = connection.getresponse()
+        body = answer.read()
+        if answer.status != 200:
+            raise SystemExit(f"{server.name}: token endpoint answered {answer.status}: {body!r}")
+        token = json.loads(body)["access_token"]
+        connection.request("GET", server.jwks_path)
+        jwks = json.loads(connection.getresponse().read())
+    finally:
+        connection.close()
+    header = jwt.get_unverified_header(token)
+    if header.get("alg") != "ES256" or header.get("typ") != "at+jwt":
+        raise SystemExit(f"{server.name}: token header is {header}, not ES256 at+jwt")
+    keys = {jwk.get("kid"): jwt.PyJWK(jwk).key for jwk in jwks["keys"]}
+    kid = header.get("kid", next(iter(keys)))  # Authlib's tokens name no kid; its JWKS has one key
+    if kid not in keys:
+        raise SystemExit(f"{server.name}: token kid {kid!r} is not in the server's JWKS")
+    key = keys[kid]
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        key,
+        algorithms=["ES256"],
+        audience=server.issuer,
+        issuer=server.issuer,
+        options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
+    )
+    return claims
+
+
+def _start_interlock(box: Sandbox, manifest: Path, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            SERVER_CPU,
+            sys.executable,
+            "-m",
+            "interlock",
+            "serve",
+            "--manifest",
+            str(manifest),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        env=box.env,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def _start_reference(box: Sandbox, server: Server) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            SERVER_CPU,
+            sys.executable,
+            str(Path(__file__).with_name("authlib_server.py")),
+            "--port",
+            str(server.port),
+            "--cert",
+            str(box.server_cert),
+            "--key",
+            str(box.server_key),
+            "--secret-file",
+            str(box.work / "reference-secret"),
+            "--issuer",
+            server.issuer,
+        ],
+        env=box.env,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def _basic(client_id: str, secret: str) -> str:
+    # RFC 6749 §2.3.1: each part form-urlencoded, then joined and base64-encoded.
+    return base64.b64encode(
+        f"{quote(client_id, safe='')}:{quote(secret, safe='')}".encode()
+    ).decode()
+
+
+def _script(work: Path, server: Server) -> Path:
+    path = work / f"wrk-{server.name}.lua"
+    path.write_text(_WRK_SCRIPT.format(basic=_basic(CLIENT, server.secret)))
+    return path
+
+
+@contextmanager
+def _profiled(output: Path | None, process: subprocess.Popen[bytes]) -> Iterator[None]:
+    """py-spy records ``process`` (raw collapsed stacks to ``output``) while the block runs."""
+    spy = _py_spy()
+    if output is None or spy is None:
+        yield
+        return
+    recorder = subprocess.Popen(
+        [spy, "record", "--format", "raw", "-o", str(output), "-p", str(process.pid)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)  # py-spy writes the profile and exits
+        recorder.wait(timeout=60)
+
+
+def _py_spy() -> str | None:
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+def _result(name: str, runs: list[WrkRun]) -> IssuanceResult:
+    ordered = sorted(runs, key=lambda r: r.rps)
+    return IssuanceResult(name, ordered[len(ordered) // 2], tuple(runs))

@@ -1,0 +1,181 @@
+"""OAuth benchmark: token issuance against Authlib, token verification against PyJWT.
+
+(a) Issuance (``issuance.py``): ``interlock serve`` and a minimal Authlib
+    authorization server on aiohttp + uvloop (``authlib_server.py``), both
+    HTTPS with a certificate from the deployment's local CA, one process each,
+    pinned to CPU 0; wrk, pinned to CPU 1, posts ``grant_type=client_credentials``
+    with HTTP Basic client authentication over keep-alive connections.
+    Reported: tokens/s and p50/p99 latency of the median of ``--repeat`` runs.
+(b) Verification (``verification.py``), in process: the gateway's
+    ``AccessTokenVerifier`` uncached and cached against PyJWT's
+    ``jwt.decode_complete`` on the same ES256 tokens and key.
+
+Run:  .venv/bin/python benchmarks/oauth/run.py  [--duration 8] [--repeat 3] [--connections 32]
+      [--only issuance|verify] [--tokens 1000] [--profile FILE]
+
+The output ends with one line per target, ``ratio NAME: R (target >= T)``.
+A run that sees any non-2xx answer, or a server whose first token does not
+verify, stops with an error instead of reporting numbers.
+
+wrk comes from Debian's package and is installed if missing (root); it needs
+two CPUs (``taskset``). Note: wrk has no option to verify server
+certificates; it only ever talks to the processes this script starts on
+127.0.0.1. Every other client here verifies TLS: the check of each server's
+first token uses the local CA as its only trust anchor, with host-name checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import ssl
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+if __package__ in {None, ""}:  # run as a file: make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks.common import ensure_tools, sandbox
+from benchmarks.oauth.issuance import CLIENT, MANIFEST, IssuanceResult, measure_issuance
+from benchmarks.oauth.verification import Timing, measure_verification
+
+from interlock.config.loader import load_manifest
+
+# name -> (target, how the target is written)
+TARGETS = {
+    "issuance-vs-authlib": (1.0, "1.0"),
+    "issuance-tokens-per-s": (2000.0, "2000"),
+    "verify-uncached-vs-pyjwt": (1.5, "1.5"),
+    "verify-cached-vs-pyjwt": (50.0, "50"),
+}
+
+
+def main() -> None:
+    """Set up, measure, print."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="wrk runs per server (median kept); timing repeats"
+    )
+    parser.add_argument("--connections", type=int, default=32, help="wrk keep-alive connections")
+    parser.add_argument("--only", choices=["issuance", "verify"])
+    parser.add_argument("--tokens", type=int, default=1000, help="distinct tokens to verify")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy raw profile of `interlock serve` during one run"
+    )
+    args = parser.parse_args()
+    print(versions())
+    ratios: dict[str, float] = {}
+    with sandbox("interlock-oauth-bench-") as box:
+        manifest_path = box.work / "interlock.yaml"
+        manifest_path.write_text(MANIFEST)
+        if args.only != "verify":
+            ensure_tools("wrk")
+            issued = measure_issuance(
+                box,
+                manifest_path,
+                connections=args.connections,
+                duration=args.duration,
+                repeat=args.repeat,
+                profile=args.profile,
+            )
+            ratios.update(report_issuance(issued, args))
+        if args.only != "issuance":
+            timings = measure_verification(
+                box.deployment,
+                load_manifest(manifest_path),
+                CLIENT,
+                n=args.tokens,
+                repeat=max(args.repeat, 3),
+                seconds=1.0,
+            )
+            ratios.update(report_verification(timings, args))
+    print()
+    for name, value in ratios.items():
+        shown = f"{value:.0f}" if name.endswith("per-s") else f"{value:.2f}"
+        print(f"ratio {name}: {shown} (target >= {TARGETS[name][1]})")
+
+
+def report_issuance(results: list[IssuanceResult], args: argparse.Namespace) -> dict[str, float]:
+    """The issuance table; returns its ratios."""
+    print(
+        f"\n== (a) Token issuance: POST /oauth2/token, client_credentials, client_secret_basic, "
+        f"ES256 ==\nservers pinned to CPU 0, one process each; wrk pinned to CPU 1, 1 thread, "
+        f"{args.connections} keep-alive TLS connections; median of {args.repeat} runs of "
+        f"{args.duration}s (interleaved) after a 2s warm-up"
+    )
+    print(
+        f"{'server':<12}{'tokens/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}{'errors':>8}  runs (tokens/s)"
+    )
+    for r in results:
+        m = r.median
+        runs = ", ".join(f"{run.rps:.0f}" for run in r.runs)
+        print(
+            f"{r.name:<12}{m.rps:>10.0f}{m.p50_ms:>9.2f}{m.p99_ms:>9.2f}{m.requests:>10}{m.errors:>8}  {runs}"
+        )
+    print(
+        "interlock: `interlock serve` (aiohttp + uvloop), TokenEndpoint.handle in a worker thread:"
+        "\n  parse Basic, secret looked up in SQLite by id and checked by HMAC-SHA256 (pepper),"
+        "\n  expiry/revocation/manifest checks, scopes from the manifest, RFC 9068 claims, ES256"
+        "\nauthlib:   authlib_server.py (aiohttp + uvloop), AuthorizationServer on the event loop:"
+        "\n  parse Basic, in-memory client, secret compared with hmac.compare_digest,"
+        "\n  ClientCredentialsGrant, JWTBearerTokenGenerator (RFC 9068 claims), ES256"
+    )
+    by = {r.name: r.median for r in results}
+    ours, reference = by["interlock"], by["authlib"]
+    return {
+        "issuance-vs-authlib": ours.rps / reference.rps,
+        "issuance-tokens-per-s": ours.rps,
+    }
+
+
+def report_verification(timings: list[Timing], args: argparse.Namespace) -> dict[str, float]:
+    """The verification table; returns its ratios."""
+    print(
+        f"\n== (b) Access-token verification, in process, single thread: {args.tokens} distinct "
+        f"ES256 tokens ==\nbest of {max(args.repeat, 3)} repeats of ~1 s (median beside it)"
+    )
+    print(f"{'verifier':<32}{'us/op':>9}{'median':>9}{'per s':>10}{'misses':>8}")
+    for t in timings:
+        print(f"{t.name:<32}{t.best_us:>9.2f}{t.median_us:>9.2f}{t.per_second:>10.0f}{t.misses:>8}")
+    print(
+        "misses: cached calls that fell through to verify() (the revocation mirror is reloaded"
+        " once a second)"
+    )
+    pyjwt, uncached, cached = timings
+    return {
+        "verify-uncached-vs-pyjwt": uncached.per_second / pyjwt.per_second,
+        "verify-cached-vs-pyjwt": cached.per_second / pyjwt.per_second,
+    }
+
+
+def versions() -> str:
+    """What was measured: the interpreter, the libraries, and which Interlock source."""
+    libraries = ", ".join(
+        f"{name} {metadata.version(name)}"
+        for name in ("authlib", "pyjwt", "joserfc", "cryptography", "aiohttp", "uvloop")
+    )
+    root = Path(__file__).resolve().parents[2]
+    git = ["git", "-C", str(root)]
+    head = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True
+    )
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", "src"], check=False, capture_output=True, text=True
+    )
+    source = head.stdout.strip() or "unknown"
+    if dirty.stdout.strip():
+        source += " + uncommitted changes in src/"
+    return (
+        f"Python {platform.python_version()} (ssl: {ssl.OPENSSL_VERSION}); {libraries}; "
+        f"interlock {source}; {os.cpu_count()} CPUs"
+    )
+
+
+if __name__ == "__main__":
+    main()
