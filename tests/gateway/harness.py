@@ -203,11 +203,19 @@ class Running:
     thread: threading.Thread
 
 
-def start(workdir: Path) -> Running:
-    """Initialise a deployment, start both upstreams and the gateway."""
+def start(workdir: Path, *, token_lifetime_seconds: int = 600, dpop_nonce: bool = False) -> Running:
+    """Initialise a deployment, start both upstreams and the gateway.
+
+    ``token_lifetime_seconds`` and ``dpop_nonce`` set the OAuth settings of the same names.
+    """
     logs = io.StringIO()
     configure_logging("debug", "json", logs)
-    settings = Settings(data_dir=workdir / "data", database_url=f"sqlite:///{workdir / 'store.db'}")
+    settings = Settings(
+        data_dir=workdir / "data",
+        database_url=f"sqlite:///{workdir / 'store.db'}",
+        oauth_token_lifetime_seconds=token_lifetime_seconds,
+        oauth_dpop_nonce=dpop_nonce,
+    )
     deployment = initialise(settings)
     ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
     erp_token = "erp-outbound-" + os.urandom(16).hex()
