@@ -120,8 +120,9 @@ def report_issuance(results: list[IssuanceResult], args: argparse.Namespace) -> 
         )
     print(
         "interlock: `interlock serve` (aiohttp + uvloop), TokenEndpoint.handle in a worker thread:"
-        "\n  parse Basic, secret looked up in SQLite by id and checked by HMAC-SHA256 (pepper),"
-        "\n  expiry/revocation/manifest checks, scopes from the manifest, RFC 9068 claims, ES256"
+        "\n  parse Basic, the secret's row by id from SQLite (reused up to 1 s), HMAC-SHA256 check"
+        "\n  (pepper), expiry/revocation/manifest checks, scopes and audience from the manifest,"
+        "\n  RFC 9068 claims, ES256"
         "\nauthlib:   authlib_server.py (aiohttp + uvloop), AuthorizationServer on the event loop:"
         "\n  parse Basic, in-memory client, secret compared with hmac.compare_digest,"
         "\n  ClientCredentialsGrant, JWTBearerTokenGenerator (RFC 9068 claims), ES256"

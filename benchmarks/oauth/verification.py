@@ -36,8 +36,8 @@ from jwt.types import Options
 
 from interlock.config.manifest import Manifest
 from interlock.errors import InvalidTokenError
-from interlock.oauth import SigningKeys
 from interlock.oauth.revoked import RevokedTokens
+from interlock.oauth.signing_keys import SigningKeys
 from interlock.oauth.tokens import AccessTokenVerifier, TokenIssuer
 from interlock.store import Deployment
 
