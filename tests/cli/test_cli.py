@@ -200,7 +200,7 @@ def test_oauth_token_prints_a_verifiable_token(capsys: pytest.CaptureFixture[str
     """The operator's test token verifies against the published keys for the given issuer."""
     from interlock.config.loader import load_manifest
     from interlock.config.settings import load_settings
-    from interlock.oauth import SigningKeys
+    from interlock.oauth.signing_keys import SigningKeys
     from interlock.oauth.tokens import AccessTokenVerifier
     from interlock.store import open_deployment
 

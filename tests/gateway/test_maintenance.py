@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from interlock.gateway.server import _maintain_once
-from interlock.oauth import SigningKeys
 from interlock.oauth.revoked import RevokedTokens
+from interlock.oauth.signing_keys import SigningKeys
 from interlock.replay.seen import SqlSeen
 from interlock.store import Deployment
 

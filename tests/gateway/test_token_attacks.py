@@ -21,8 +21,8 @@ import pytest
 from joserfc.jws import JWSRegistry
 
 from interlock.crypto.jose import generate_signing_key, public_jwk, sign_compact
-from interlock.oauth import SigningKeys
 from interlock.oauth.revoked import RevokedTokens
+from interlock.oauth.signing_keys import SigningKeys
 from tests.gateway.harness import Env
 
 Forge = Callable[["Kit"], str]

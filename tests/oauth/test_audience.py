@@ -17,10 +17,10 @@ from interlock.config.settings import Settings
 from interlock.gateway.context import RequestContext
 from interlock.gateway.problems import Refusal
 from interlock.gateway.stages.authorise import ScopeCheck
-from interlock.oauth import SigningKeys
 from interlock.oauth.client_secrets import ClientSecrets
 from interlock.oauth.revocation import TokenRevocations
 from interlock.oauth.revoked import RevokedTokens
+from interlock.oauth.signing_keys import SigningKeys
 from interlock.oauth.token_endpoint import TokenEndpoint
 from interlock.oauth.tokens import AccessTokenVerifier, TokenIssuer
 from interlock.store import initialise

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from interlock.config.loader import load_manifest
 from interlock.config.settings import Settings
-from interlock.oauth import SigningKeys
 from interlock.oauth.client_secrets import ClientSecrets
 from interlock.oauth.revocation import TokenRevocations
 from interlock.oauth.revoked import RevokedTokens
+from interlock.oauth.signing_keys import SigningKeys
 from interlock.oauth.token_endpoint import TokenEndpoint
 from interlock.oauth.tokens import AccessTokenVerifier, TokenIssuer
 from interlock.store import initialise

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from interlock.crypto.jose import import_public_jwk, sign_compact, verify_compact
 from interlock.crypto.keyring import Keyring
 from interlock.errors import NotFoundError
-from interlock.oauth import KeyTimings, SigningKeys
+from interlock.oauth.signing_keys import KeyTimings, SigningKeys
 from interlock.store import Deployment
 from interlock.testing.clock import ManualClock
 

@@ -28,9 +28,8 @@ from interlock.crypto.pkix import (
 )
 from interlock.errors import InvalidTokenError
 from interlock.gateway.tls import client_context
-from interlock.oauth import SigningKeys
 from interlock.oauth.revoked import RevokedTokens
-from interlock.oauth.signing_keys import KeyTimings
+from interlock.oauth.signing_keys import KeyTimings, SigningKeys
 from interlock.oauth.tokens import AccessTokenVerifier, TokenIssuer
 from interlock.oauth.trusted import trusted_policies
 from interlock.store import Deployment

@@ -12,9 +12,9 @@ from joserfc.jwk import ECKey
 
 from interlock.errors import DPoPProofError
 from interlock.oauth.dpop import DPoPNonces, DPoPVerifier, access_token_hash
+from interlock.oauth.dpop_claims import normalise_htu as target_uri
 from interlock.replay.seen import MemorySeen
 from interlock.sdk import DPoPKey, TokenRequestError
-from interlock.sdk.rfc9449 import target_uri
 from tests.sdk.fake_server import FakeServer, credentials_for
 
 URL = "https://api.example:8443/orders/1?x=1#frag"

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from interlock.config.settings import Settings
 from interlock.errors import DecryptionError, InvalidRequestError, NotFoundError
-from interlock.secrets import SecretStore
+from interlock.secrets.store import SecretStore
 from interlock.store import initialise
 
 

@@ -28,7 +28,6 @@ from interlock.gateway.tls import server_context, trust_context
 from interlock.gateway.upstream import UpstreamLimits, Upstreams
 from interlock.identity.apikeys import ApiKeys
 from interlock.logs import get_logger
-from interlock.oauth import SigningKeys
 from interlock.oauth.client_assertion import ClientAssertions
 from interlock.oauth.client_keys import ClientKeys
 from interlock.oauth.client_secrets import ClientSecrets
@@ -36,6 +35,7 @@ from interlock.oauth.dpop import DPoPNonces, DPoPVerifier
 from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.revocation import TokenRevocations
 from interlock.oauth.revoked import RevokedTokens
+from interlock.oauth.signing_keys import SigningKeys
 from interlock.oauth.token_endpoint import TokenEndpoint
 from interlock.oauth.tokens import AccessTokenVerifier, TokenIssuer
 from interlock.oauth.trusted import trusted_policies

@@ -1,5 +1,5 @@
-"""OAuth 2.0 for system-to-system calls: signing keys first; the server grows from here."""
+"""OAuth 2.0 for system-to-system calls: the authorization server and token verification.
 
-from interlock.oauth.signing_keys import KeyTimings, SigningKey, SigningKeys
-
-__all__ = ["KeyTimings", "SigningKey", "SigningKeys"]
+Nothing is imported here, so that light users (the SDK needs only the DPoP
+claim helpers) do not load the store.
+"""

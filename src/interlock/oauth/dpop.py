@@ -26,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from interlock.crypto.jose import ALLOWED_ALGORITHMS, verify_with_embedded_jwk
 from interlock.errors import DPoPProofError, InvalidTokenError
+from interlock.oauth.dpop_claims import access_token_hash, normalise_htu
 from interlock.replay.seen import SeenOnce
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
 DPOP_ALGORITHMS: Final = ALLOWED_ALGORITHMS
 _TYP: Final = "dpop+jwt"
 _MAX_JTI: Final = 256
-_DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 
 
 @dataclass(frozen=True)
@@ -53,24 +52,6 @@ class DPoPProof:
 
     jkt: str  # RFC 7638 thumbprint of the proof's key
     jti: str
-
-
-def access_token_hash(token: str) -> str:
-    """``ath``: base64url of the SHA-256 of the access token (RFC 9449 §4.2)."""
-    digest = hashlib.sha256(token.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def normalise_htu(uri: str) -> str:
-    """``uri`` without query and fragment, scheme and host lower-case, default port dropped."""
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port
-    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
-    return f"{scheme}://{netloc}{parts.path or '/'}"
 
 
 class DPoPNonces:

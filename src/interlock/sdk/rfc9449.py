@@ -10,8 +10,6 @@ Signing goes through joserfc.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import re
 import secrets
@@ -25,7 +23,9 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
-__all__ = ["DPoPKey", "DPoPKeyInput", "access_token_hash", "nonce_requested", "target_uri"]
+from interlock.oauth.dpop_claims import access_token_hash, normalise_htu
+
+__all__ = ["DPoPKey", "DPoPKeyInput", "nonce_requested"]
 
 _ALG: Final = "ES256"
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
@@ -35,23 +35,6 @@ _MAX_ORIGINS: Final = 64
 
 #: A joserfc ``ECKey``, a private EC JWK (dict), or a PEM-encoded EC private key (P-256).
 DPoPKeyInput = ECKey | Mapping[str, Any] | bytes | str
-
-
-def access_token_hash(token: str) -> str:
-    """``ath``: base64url (unpadded) of the SHA-256 of the access token (§4.2)."""
-    digest = hashlib.sha256(token.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def target_uri(url: str) -> str:
-    """``htu``: ``url`` without query and fragment (§4.2), scheme and host lower-case."""
-    parts = urlsplit(url)
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port
-    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
-    return f"{scheme}://{netloc}{parts.path or '/'}"
 
 
 def _origin(url: str) -> str:
@@ -95,7 +78,7 @@ class DPoPKey:
         claims: dict[str, Any] = {
             "jti": secrets.token_urlsafe(18),
             "htm": method,
-            "htu": target_uri(url),
+            "htu": normalise_htu(url),
             "iat": int(self._clock()),
         }
         if access_token is not None:
