@@ -21,6 +21,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "interlock.yaml"
 class RecordingGuard:
     """Blocks a client after two failures and records what it is told."""
 
+    blocking = True  # a shared limiter would ask Redis
+
     def __init__(self) -> None:
         self.failures: list[tuple[str | None, str | None]] = []
 
@@ -60,4 +62,30 @@ def test_failures_are_reported_and_a_blocked_client_gets_429(tmp_path: Path) -> 
     assert answer.status == 429
     assert answer.body["error"] == "slow_down"
     assert answer.headers["Retry-After"] == "30"
+    deployment.close()
+
+
+def test_a_blocking_guard_keeps_requests_off_the_event_loop(tmp_path: Path) -> None:
+    """handle_now never answers when the guard may do I/O."""
+    deployment = initialise(
+        Settings(data_dir=tmp_path / "d", database_url=f"sqlite:///{tmp_path}/s.db")
+    )
+    manifest = load_manifest(EXAMPLE)
+    keys = SigningKeys(deployment.engine, deployment.keyring)
+    keys.ensure()
+    issuer = "https://gw.example"
+    secrets = ClientSecrets(deployment.engine, deployment.keyring, manifest)
+    endpoint = TokenEndpoint(
+        secrets,
+        TokenIssuer(keys, issuer),
+        TokenRevocations(
+            AccessTokenVerifier(keys, issuer, manifest), RevokedTokens(deployment.engine)
+        ),
+        RecordingGuard(),
+    )
+    _, secret = secrets.create("order-sync")
+    right = "Basic " + base64.b64encode(f"order-sync:{secret}".encode()).decode()
+    form = {"grant_type": ["client_credentials"]}
+    assert endpoint.handle([right], form).status == 200
+    assert endpoint.handle_now([right], form) is None
     deployment.close()

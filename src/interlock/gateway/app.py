@@ -264,15 +264,7 @@ class Gateway:
             )
             authorization = request.headers.getall("Authorization", [])
             if operation == "handle":
-                answer = await asyncio.to_thread(
-                    endpoint.handle,
-                    authorization,
-                    form,
-                    request.remote,
-                    dpop=request.headers.getall("DPoP", []),
-                    uri=str(request.url),
-                    peer_certificate=peer_certificate(request),
-                )
+                answer = await _token_answer(endpoint, request, authorization, form)
             else:
                 answer = await asyncio.to_thread(
                     getattr(endpoint, operation), authorization, form, request.remote
@@ -285,6 +277,31 @@ class Gateway:
                 status=answer.status,
             )
         return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+
+
+async def _token_answer(
+    endpoint: TokenEndpoint,
+    request: web.BaseRequest,
+    authorization: list[str],
+    form: dict[str, list[str]],
+) -> TokenResponse:
+    """A token request: on the loop when nothing needs I/O, else in a worker thread."""
+    dpop = request.headers.getall("DPoP", [])
+    certificate = peer_certificate(request)
+    if not dpop and certificate is None:
+        answer = endpoint.handle_now(authorization, form, request.remote)
+        if answer is not None:
+            return answer
+    return await asyncio.to_thread(
+        endpoint.handle,
+        authorization,
+        form,
+        request.remote,
+        dpop=dpop,
+        # Built only when needed: the request URL is what a DPoP proof's htu names.
+        uri=str(request.url) if dpop else None,
+        peer_certificate=certificate,
+    )
 
 
 @dataclass(frozen=True)

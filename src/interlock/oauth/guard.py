@@ -16,6 +16,11 @@ __all__ = ["AttemptGuard", "NoGuard"]
 class AttemptGuard(Protocol):
     """Admission control for client authentication attempts."""
 
+    @property
+    def blocking(self) -> bool:
+        """Whether the guard may do I/O (then it is never consulted on an event loop)."""
+        ...
+
     def retry_after(self, client_id: str | None, remote: str | None) -> float | None:
         """Seconds the caller must wait, or ``None`` to let the attempt proceed."""
         ...
@@ -27,6 +32,8 @@ class AttemptGuard(Protocol):
 
 class NoGuard:
     """Admits every attempt (the default until rate limits exist)."""
+
+    blocking = False
 
     def retry_after(self, client_id: str | None, remote: str | None) -> float | None:
         """Never asks the caller to wait."""

@@ -152,6 +152,14 @@ class SigningKeys:
                 self._unsealed[row.kid] = unsealed
         return unsealed
 
+    def in_memory(self) -> bool:
+        """Whether :meth:`signer` can answer from memory (rows fresh, the signer unsealed)."""
+        if time.monotonic() - self._rows_read >= ROWS_TTL:
+            return False
+        now = self._now()
+        active = [r.kid for r in self._rows_cache if as_utc(r.activates_at) <= now]
+        return bool(active) and active[-1] in self._unsealed
+
     def _cached_rows(self) -> list[Any]:
         if time.monotonic() - self._rows_read >= ROWS_TTL:
             rows = self._rows()

@@ -158,6 +158,41 @@ class TokenEndpoint:
             jkt = bound
         return self._grant(client_id, params, jkt, form.get("resource", ()))
 
+    def handle_now(
+        self,
+        authorization: Sequence[str],
+        form: Mapping[str, Sequence[str]],
+        remote: str | None = None,
+    ) -> TokenResponse | None:
+        """The answer to a secret-authenticated token request when it needs no I/O, else ``None``.
+
+        That is: the guard works in memory, the secret's row was read in the last
+        second and the signing keys are in memory. The caller can then answer on
+        its event loop; otherwise it calls :meth:`handle` where blocking is fine.
+        """
+        if (
+            self._guard.blocking
+            or not self._issuer.ready()
+            or "client_assertion" in form
+            or "client_assertion_type" in form
+            or len(authorization) > 1
+        ):
+            return None
+        secret = form.get("client_secret", ())
+        credentials = (
+            _basic(authorization[0])
+            if authorization
+            else (form.get("client_id", ("",))[0], secret[0] if len(secret) == 1 else "")
+        )
+        if credentials is None or not all(credentials):
+            return None
+        try:
+            if self._secrets.authenticate_cached(*credentials) is None:
+                return None
+        except AuthenticationError:
+            return None  # the full path answers (and tells the guard)
+        return self.handle(authorization, form, remote)
+
     def _dpop_key(self, proofs: Sequence[str], uri: str) -> str | TokenResponse:
         """The thumbprint of a valid DPoP proof's key, or the RFC 9449 §5 error."""
         if self.dpop is None:

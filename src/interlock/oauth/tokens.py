@@ -76,6 +76,10 @@ class TokenIssuer:
         self._lifetime = lifetime
         self._now = now
 
+    def ready(self) -> bool:
+        """Whether :meth:`issue` can sign without reading the store."""
+        return self._keys.in_memory()
+
     def issue(
         self,
         client: str,
