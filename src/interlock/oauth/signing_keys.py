@@ -46,6 +46,7 @@ _TABLE: Final = table_of(SigningKeyRow)
 # signs, so a few seconds of staleness never makes a replica sign with a key
 # that verifiers do not know yet.
 ROWS_TTL: Final = 5.0
+_FOREVER: Final = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class SigningKeys:
         self._rows_cache: list[Any] = []
         self._rows_read = float("-inf")
         self._unsealed: dict[str, SigningKey] = {}
+        self._current: tuple[SigningKey, datetime] | None = None  # signer, valid until
         self._lock = threading.Lock()
 
     def ensure(self) -> None:
@@ -139,6 +141,9 @@ class SigningKeys:
     def signer(self) -> SigningKey:
         """The key to sign with now: the newest one that has activated."""
         now = self._now()
+        current = self._current
+        if current is not None and now < current[1] and self._rows_fresh():
+            return current[0]
         rows = self._cached_rows()
         active = [r for r in rows if as_utc(r.activates_at) <= now and not _retired(r, now)]
         if not active:
@@ -150,15 +155,19 @@ class SigningKeys:
             unsealed = SigningKey(row.kid, row.alg, load_private_jwk(sealed))
             with self._lock:
                 self._unsealed[row.kid] = unsealed
+        # The choice holds until a key activates or retires (or the rows are re-read).
+        changes = [as_utc(r.activates_at) for r in rows if as_utc(r.activates_at) > now]
+        changes += [as_utc(r.retires_at) for r in rows if r.retires_at is not None]
+        self._current = (unsealed, min((t for t in changes if t > now), default=_FOREVER))
         return unsealed
 
     def in_memory(self) -> bool:
-        """Whether :meth:`signer` can answer from memory (rows fresh, the signer unsealed)."""
-        if time.monotonic() - self._rows_read >= ROWS_TTL:
-            return False
-        now = self._now()
-        active = [r.kid for r in self._rows_cache if as_utc(r.activates_at) <= now]
-        return bool(active) and active[-1] in self._unsealed
+        """Whether :meth:`signer` can answer from memory, without reading the store."""
+        current = self._current
+        return current is not None and self._now() < current[1] and self._rows_fresh()
+
+    def _rows_fresh(self) -> bool:
+        return time.monotonic() - self._rows_read < ROWS_TTL
 
     def _cached_rows(self) -> list[Any]:
         if time.monotonic() - self._rows_read >= ROWS_TTL:
@@ -172,6 +181,7 @@ class SigningKeys:
     def _forget(self) -> None:
         with self._lock:
             self._rows_read = float("-inf")
+            self._current = None
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         """The public key set: pending, active and retiring keys (RFC 7517 §5)."""
