@@ -21,7 +21,7 @@ from interlock.crypto.jose import (
     import_public_jwk,
     sign_compact,
     unverified_header,
-    verify_compact,
+    verify_compact_with_key,
 )
 from interlock.errors import InvalidTokenError
 from interlock.identity.grants import Grants, Principal
@@ -306,12 +306,13 @@ class AccessTokenVerifier:
         if kid not in keys:
             # A kid we have not seen: the key set may have rotated; look again (rate-limited).
             keys = policy.keys.after_unknown_kid()
-        usable = {
-            k: key
-            for k, (alg, key) in keys.items()
-            if k == kid and (alg is None or alg == header.get("alg"))
-        }
-        verified_header, payload = verify_compact(token, usable, policy.algorithms)
+        entry = keys.get(kid) if isinstance(kid, str) else None
+        if entry is None:
+            raise InvalidTokenError(_REFUSED, "unknown kid")
+        alg, key = entry
+        # A JWK that names its algorithm is used for that algorithm only (RFC 7517 §4.4).
+        algorithms = policy.algorithms if alg is None else policy.algorithms & {alg}
+        verified_header, payload = verify_compact_with_key(token, key, algorithms)
         return verified_header, payload, policy
 
     def _policy_for(self, token: str, kid: object) -> IssuerPolicy:
