@@ -133,6 +133,10 @@ def test_demo_walks_through_allowed_and_refused_calls(
         assert expected in out
     revoked = out.split("revoked key\n", 1)[1]
     assert "401 the API key is missing, invalid, expired or revoked" in revoked
+    sdk = out.split("SDK: client credentials + DPoP\n", 1)[1]
+    assert sdk.splitlines()[1].strip().startswith("200 ")
+    stolen = out.split("the same token, stolen and sent without the key\n", 1)[1]
+    assert "401 this access token is DPoP-bound" in stolen
     assert "ilk_" not in out.replace("ilk_…", "").replace("api_key=ilk_x", "")
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Annotated
 
 import aiohttp
+import httpx
 import typer
 
 from interlock.cli.context import console, settings, state
@@ -29,6 +30,7 @@ from interlock.cli.render import integration_table, route_table, system_table
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.crypto.keyfile import write_private_file
+from interlock.gateway import tls
 from interlock.gateway.server import (
     ListenerConfig,
     RunningGateway,
@@ -37,7 +39,9 @@ from interlock.gateway.server import (
 )
 from interlock.identity.apikeys import ApiKeys
 from interlock.logs import configure_logging
+from interlock.oauth.client_secrets import ClientSecrets
 from interlock.pki import ensure_local_ca
+from interlock.sdk import ClientCredentials, InterlockAuth
 from interlock.secrets.store import SecretStore
 from interlock.store import Deployment, initialise
 from interlock.testing.sample_erp import SampleErp, start_sample_erp
@@ -101,6 +105,7 @@ async def _demo(deployment: Deployment, manifest: Manifest, *, once: bool, port:
         context = ssl.create_default_context(cafile=str(gateway.ca_file))
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
             current = await _walkthrough(http, base, keys, issued.token, issued.info.id)
+            await _oauth_walkthrough(http, deployment, gateway, base)
         key_file = data_dir / "demo-key"  # the key that still works, for the curl examples
         write_private_file(key_file, current.encode())
         if not once:
@@ -184,6 +189,43 @@ async def _walkthrough(
     return successor.token
 
 
+async def _oauth_walkthrough(
+    http: aiohttp.ClientSession, deployment: Deployment, gateway: RunningGateway, base: str
+) -> None:
+    """OAuth with the SDK: a DPoP-bound token, obtained and used; the stolen token refused."""
+    client_secrets = ClientSecrets(deployment.engine, deployment.keyring, gateway.gateway.manifest)
+    _, secret = await asyncio.to_thread(client_secrets.create, DEMO_CLIENT)
+    console.print(
+        f"\n[dim]-- OAuth 2.0: client secret issued for {DEMO_CLIENT} (shown once, kept in "
+        "memory); the SDK gets a DPoP-bound token (RFC 9449) and signs a proof per request[/dim]"
+    )
+    credentials = ClientCredentials(
+        f"{base}/oauth2/token",
+        DEMO_CLIENT,
+        client_secret=secret,
+        scope="orders.read",
+        verify=gateway.ca_file,
+        dpop=True,
+    )
+    async with httpx.AsyncClient(
+        auth=InterlockAuth(credentials), verify=tls.client_context(gateway.ca_file)
+    ) as client:
+        response = await client.get(f"{base}/orders/1001")
+    console.print("[bold]SDK: client credentials + DPoP[/bold]")
+    console.print("  GET /orders/1001  (Authorization: DPoP eyJ…, DPoP: <proof>)", markup=False)
+    colour = "green" if response.status_code < 400 else "yellow"
+    console.print(f"  [{colour}]{response.status_code}[/{colour}] {response.text[:110]}")
+    token = await credentials.atoken()
+    stolen = {"Authorization": f"Bearer {token.value}"}
+    await _call(
+        http,
+        "the same token, stolen and sent without the key",
+        method="GET",
+        url=f"{base}/orders/1001",
+        headers=stolen,
+    )
+
+
 async def _call(
     http: aiohttp.ClientSession,
     label: str,
@@ -192,7 +234,8 @@ async def _call(
     url: str,
     headers: dict[str, str],
 ) -> None:
-    shown = "Bearer ilk_…" if "Authorization" in headers else "no credential"
+    given = headers.get("Authorization", "")
+    shown = f"{given[:10]}…" if given else "no credential"
     path = url.split("/", 3)[3]
     body = {"order": "1001"} if method == "POST" else None
     async with http.request(method, url, headers=headers, json=body) as response:
