@@ -119,10 +119,12 @@ class Env:
         path: str,
         headers: dict[str, str] | None = None,
         body: bytes | None = None,
+        *,
+        port: int | None = None,
     ) -> tuple[int, dict[str, str], Any]:
-        """One HTTPS request; returns status, headers and parsed JSON (or text)."""
+        """One HTTPS request (to ``port``, default the gateway's); status, headers, JSON or text."""
         connection = http.client.HTTPSConnection(
-            "127.0.0.1", self.port, context=self.context(), timeout=10
+            "127.0.0.1", port or self.port, context=self.context(), timeout=10
         )
         try:
             connection.request(method, path, body=body, headers=headers or {})
@@ -203,16 +205,29 @@ class Running:
     thread: threading.Thread
 
 
-def start(workdir: Path, *, token_lifetime_seconds: int = 600, dpop_nonce: bool = False) -> Running:
+def start(
+    workdir: Path,
+    *,
+    token_lifetime_seconds: int = 600,
+    dpop_nonce: bool = False,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+    port: int = 0,
+    public_url: str | None = None,
+) -> Running:
     """Initialise a deployment, start both upstreams and the gateway.
 
-    ``token_lifetime_seconds`` and ``dpop_nonce`` set the OAuth settings of the same names.
+    ``token_lifetime_seconds``, ``dpop_nonce``, ``database_url``, ``redis_url``
+    and ``public_url`` set the settings of the same names (default: SQLite in
+    ``workdir``, no Redis); ``port`` is the gateway's (0: any free one).
     """
     logs = io.StringIO()
     configure_logging("debug", "json", logs)
     settings = Settings(
         data_dir=workdir / "data",
-        database_url=f"sqlite:///{workdir / 'store.db'}",
+        database_url=database_url or f"sqlite:///{workdir / 'store.db'}",
+        redis_url=redis_url,
+        public_url=public_url,
         oauth_token_lifetime_seconds=token_lifetime_seconds,
         oauth_dpop_nonce=dpop_nonce,
     )
@@ -242,7 +257,7 @@ def start(workdir: Path, *, token_lifetime_seconds: int = 600, dpop_nonce: bool 
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     listener = ListenerConfig(
-        port=0, limits=UpstreamLimits(read_seconds=1.0, max_response_bytes=1024 * 1024)
+        port=port, limits=UpstreamLimits(read_seconds=1.0, max_response_bytes=1024 * 1024)
     )
     gateway = asyncio.run_coroutine_threadsafe(
         start_gateway(deployment, manifest, listener, manifest_path), loop

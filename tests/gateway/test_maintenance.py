@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from interlock.gateway.server import _maintain_once
+from interlock.gateway.authorization import maintain_once
 from interlock.oauth.revoked import RevokedTokens
 from interlock.oauth.signing_keys import SigningKeys
 from interlock.replay.seen import SqlSeen
@@ -28,7 +28,7 @@ def test_one_round_rotates_and_purges(deployment: Deployment) -> None:
     revoked.add("live", "c", now + timedelta(minutes=10))
     seen.first_use("dpop", "old", now - timedelta(seconds=1))
     seen.first_use("dpop", "live", now + timedelta(minutes=1))
-    _maintain_once(keys, revoked, seen)
+    maintain_once(keys, revoked, seen)
     assert len(keys.jwks()["keys"]) == 1
     assert _count(deployment, "oauth_revoked_tokens") == 1
     assert revoked.contains("live")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from joserfc.jwk import RSAKey
 
 from interlock.config.loader import load_manifest
@@ -34,6 +35,8 @@ from interlock.oauth.tokens import AccessTokenVerifier, TokenIssuer
 from interlock.oauth.trusted import trusted_policies
 from interlock.store import Deployment
 from interlock.testing.clock import ManualClock
+from interlock.testing.services import REDIS
+from tests.conftest import need
 
 ISSUER = "https://gateway.test"
 EXTERNAL = "https://idp.test/realms/acme"
@@ -367,3 +370,23 @@ def test_cache_is_bounded_and_cleared_on_manifest_change(
     ]
     verifier.manifest = manifest
     assert verifier.verify_cached(tokens[-1]) is None
+
+
+def test_redis_announces_revocations_to_every_replica_at_once(deployment: Deployment) -> None:
+    """With Redis, a revocation on one replica reaches another before its store reload."""
+    client = redis.Redis.from_url(need(REDIS))
+    here = RevokedTokens(deployment.engine, sync_seconds=3600, redis_client=client)
+    there = RevokedTokens(deployment.engine, sync_seconds=3600, redis_client=client)
+    try:
+        there.reload()
+        assert there.known("announced") is False
+        time.sleep(0.2)  # let both subscriptions settle
+        here.add("announced", "order-sync", datetime.now(UTC) + timedelta(minutes=5))
+        deadline = time.monotonic() + 5
+        while there.known("announced") is not True and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert there.known("announced") is True
+    finally:
+        here.close()
+        there.close()
+        client.close()

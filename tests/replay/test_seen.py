@@ -108,4 +108,6 @@ def test_purge_forgets_closed_windows(deployment: Deployment) -> None:
 def test_backend_follows_configuration(deployment: Deployment) -> None:
     """Redis when a URL is configured, the store otherwise."""
     assert isinstance(seen_store(deployment.engine, None), SqlSeen)
-    assert isinstance(seen_store(deployment.engine, need(REDIS)), RedisSeen)
+    client = redis.Redis.from_url(need(REDIS))
+    assert isinstance(seen_store(deployment.engine, client), RedisSeen)
+    client.close()

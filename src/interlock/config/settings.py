@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,6 +63,13 @@ class Settings(BaseSettings):
     log_format: LogFormat = Field(
         default="auto", description="auto: JSON unless standard error is a terminal."
     )
+    public_url: str | None = Field(
+        default=None,
+        description=(
+            "The gateway's URL as clients reach it (https://...); the OAuth issuer. Give the "
+            "same one to every replica behind a load balancer. Default: the listener's address."
+        ),
+    )
     oauth_signing_alg: Literal["ES256", "Ed25519", "RS256"] = Field(
         default="ES256", description="Algorithm of new token-signing keys."
     )
@@ -72,6 +80,18 @@ class Settings(BaseSettings):
         default=False,
         description="Require server-issued nonces in DPoP proofs (RFC 9449 §8, §9).",
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_https(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("must be an https:// URL with a host")
+        if parts.path not in {"", "/"} or parts.query or parts.fragment or parts.username:
+            raise ValueError("must be scheme, host and port only, e.g. https://gw.example:8443")
+        return value.rstrip("/")
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

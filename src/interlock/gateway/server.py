@@ -9,41 +9,28 @@ import signal
 import tempfile
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
-from interlock.crypto.hashing import new_pepper
 from interlock.crypto.keyfile import write_private_file
 from interlock.errors import ConfigError, InterlockError
 from interlock.gateway.app import Gateway
+from interlock.gateway.authorization import enable_oauth
 from interlock.gateway.listener import ProblemServer
 from interlock.gateway.metrics import GatewayMetrics
-from interlock.gateway.tls import server_context, trust_context
+from interlock.gateway.tls import server_context
 from interlock.gateway.upstream import UpstreamLimits, Upstreams
 from interlock.identity.apikeys import ApiKeys
 from interlock.logs import get_logger
-from interlock.oauth.client_assertion import ClientAssertions
-from interlock.oauth.client_keys import ClientKeys
-from interlock.oauth.client_secrets import ClientSecrets
-from interlock.oauth.dpop import DPoPNonces, DPoPVerifier
 from interlock.oauth.jwks import JwksPublisher
-from interlock.oauth.revocation import TokenRevocations
-from interlock.oauth.revoked import RevokedTokens
 from interlock.oauth.signing_keys import SigningKeys
-from interlock.oauth.token_endpoint import TokenEndpoint
-from interlock.oauth.tokens import AccessTokenVerifier, TokenIssuer
-from interlock.oauth.trusted import trusted_policies
 from interlock.pki import LOCAL_CA_NAME, ensure_local_ca
-from interlock.replay.seen import SeenOnce, SqlSeen, seen_store
 from interlock.secrets.store import SecretStore
 from interlock.store import Deployment
-from interlock.store.sealed_values import sealed_setting
 
 __all__ = ["ListenerConfig", "RunningGateway", "run_event_loop", "serve_forever", "start_gateway"]
 
@@ -55,7 +42,6 @@ MAX_LINE: Final = 8190
 # Room for an over-long bearer token to reach the token size cap (a 401), not the parser (a 400).
 MAX_FIELD: Final = 16384
 MAX_HEADERS: Final = 100
-MAINTENANCE_SECONDS: Final = 60.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +72,7 @@ class RunningGateway:
     _retired: list[Upstreams] = field(default_factory=list)
     _closers: set[asyncio.Task[None]] = field(default_factory=set)
     _maintenance: asyncio.Task[None] | None = None
+    _on_stop: list[Callable[[], None]] = field(default_factory=list)
 
     def reload(self) -> bool:
         """Re-read the manifest; keep the old one (and log why) if it is invalid."""
@@ -117,6 +104,8 @@ class RunningGateway:
         await self.runner.cleanup()
         for task in [*self._closers, *([self._maintenance] if self._maintenance else [])]:
             task.cancel()
+        for close in self._on_stop:
+            close()
         for upstreams in (self.gateway.upstreams, *self._retired):
             await upstreams.close()
         self._retired.clear()
@@ -192,38 +181,8 @@ async def start_gateway(
         tmp.cleanup()
         raise
     port = _bound_port(runner, listener.port)
-    issuer = f"https://{_url_host(listener.host)}:{port}"
-    revoked = RevokedTokens(deployment.engine)
-    verifier = AccessTokenVerifier(signing_keys, issuer, manifest, revoked=revoked)
-    seen = seen_store(deployment.engine, settings.redis_url)
-    nonces = (
-        DPoPNonces(
-            sealed_setting(
-                deployment.engine, deployment.keyring, "oauth.dpop_nonce_key", new_pepper
-            )
-        )
-        if settings.oauth_dpop_nonce
-        else None
-    )
-    gateway.enable_oauth(
-        TokenEndpoint(
-            ClientSecrets(deployment.engine, deployment.keyring, manifest),
-            TokenIssuer(
-                signing_keys, issuer, timedelta(seconds=settings.oauth_token_lifetime_seconds)
-            ),
-            TokenRevocations(verifier, revoked),
-            assertions=ClientAssertions(
-                ClientKeys(deployment.engine, manifest),
-                seen,
-                frozenset({issuer, f"{issuer}/oauth2/token"}),
-            ),
-            dpop=DPoPVerifier(seen, nonces=nonces),
-        ),
-        verifier,
-        lambda current: trusted_policies(
-            current, lambda ca: trust_context(ca, anchors, current.tls.min_version)
-        ),
-    )
+    issuer = deployment.settings.public_url or f"https://{_url_host(listener.host)}:{port}"
+    oauth = enable_oauth(gateway, deployment, issuer, signing_keys, anchors)
     _log.info(
         "gateway listening",
         host=listener.host,
@@ -231,28 +190,9 @@ async def start_gateway(
         routes=len(gateway._compiled.routes.routes),
     )
     running = RunningGateway(gateway, runner, port, ca_file, manifest_path, make_upstreams, tmp)
-    running._maintenance = asyncio.get_running_loop().create_task(
-        _maintain(signing_keys, revoked, seen)
-    )
+    running._maintenance = asyncio.get_running_loop().create_task(oauth.maintain())
+    running._on_stop.append(oauth.close)
     return running
-
-
-async def _maintain(keys: SigningKeys, revoked: RevokedTokens, seen: SeenOnce) -> None:
-    """The schedule: rotate signing keys when due, forget what has expired anyway."""
-    while True:
-        await asyncio.sleep(MAINTENANCE_SECONDS)
-        try:
-            await asyncio.to_thread(_maintain_once, keys, revoked, seen)
-        except (InterlockError, SQLAlchemyError, OSError) as exc:
-            _log.warning("maintenance failed; retrying next round", error=str(exc))
-
-
-def _maintain_once(keys: SigningKeys, revoked: RevokedTokens, seen: SeenOnce) -> None:
-    now = datetime.now(UTC)
-    keys.ensure()  # scheduled rotation, retired keys deleted
-    revoked.purge(now)
-    if isinstance(seen, SqlSeen):
-        seen.purge(now)
 
 
 async def serve_forever(

@@ -3,8 +3,11 @@
 Each replica keeps a mirror of the (small) set of revoked ``jti`` values and
 reloads it from the store at most ``sync_seconds`` after the last load, so a
 revocation made on any replica takes effect everywhere within that interval,
-and at once on the replica that recorded it. The set stays small: an entry is
-purged once the token it names has expired anyway.
+and at once on the replica that recorded it. With Redis configured, a
+revocation is also published on a channel every replica listens to, so it
+takes effect everywhere at once; the store stays the record (a replica that
+missed a message still catches up at its next reload). The set stays small:
+an entry is purged once the token it names has expired anyway.
 """
 
 from __future__ import annotations
@@ -13,27 +16,57 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import redis
+import redis.client
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 
+from interlock.logs import get_logger
 from interlock.oauth.tables import RevokedTokenRow
 from interlock.store.base import table_of
 
 __all__ = ["RevokedTokens"]
 
 _TABLE = table_of(RevokedTokenRow)
+CHANNEL = "interlock:oauth:revoked"
+_log = get_logger("interlock.oauth.revoked")
 
 
 class RevokedTokens:
     """``jti`` values of revoked access tokens, kept until the tokens would have expired."""
 
-    def __init__(self, engine: Engine, sync_seconds: float = 1.0) -> None:
-        """Bind to the store; reload the mirror at most ``sync_seconds`` after the last load."""
+    def __init__(
+        self, engine: Engine, sync_seconds: float = 1.0, redis_client: redis.Redis | None = None
+    ) -> None:
+        """Bind to the store; reload the mirror at most ``sync_seconds`` after the last load.
+
+        With ``redis_client``, revocations are also announced to (and heard from)
+        the other replicas at once.
+        """
         self._engine = engine
         self._sync_seconds = sync_seconds
         self._mirror: frozenset[str] = frozenset()
         self._loaded = float("-inf")
         self._lock = threading.Lock()
+        self._redis = redis_client
+        self._listener: redis.client.PubSubWorkerThread | None = None
+        if redis_client is not None:
+            pubsub = redis_client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub.subscribe(**{CHANNEL: self._heard})
+            self._listener = pubsub.run_in_thread(sleep_time=0.25, daemon=True)
+
+    def close(self) -> None:
+        """Stop listening for other replicas' revocations."""
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener.join(timeout=2)  # it closes its connection on the way out
+            self._listener = None
+
+    def _heard(self, message: dict[str, object]) -> None:
+        data = message.get("data")
+        if isinstance(data, bytes) and 0 < len(data) <= 64:
+            with self._lock:
+                self._mirror = self._mirror | {data.decode("ascii", "replace")}
 
     def add(self, jti: str, client: str, expires_at: datetime) -> None:
         """Record a revocation (idempotent); visible to this replica at once."""
@@ -48,6 +81,12 @@ class RevokedTokens:
             pass  # already revoked
         with self._lock:
             self._mirror = self._mirror | {jti}
+        if self._redis is not None:
+            try:
+                self._redis.publish(CHANNEL, jti.encode("ascii"))
+            except redis.RedisError as exc:
+                # Recorded in the store all the same: other replicas see it at their next reload.
+                _log.warning("revocation not announced over Redis", error=str(exc))
 
     def contains(self, jti: str) -> bool:
         """Whether the token ``jti`` is revoked (reloads the mirror when it is stale)."""

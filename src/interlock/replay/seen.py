@@ -118,8 +118,8 @@ class MemorySeen:
             return True
 
 
-def seen_store(engine: Engine, redis_url: str | None) -> SeenOnce:
+def seen_store(engine: Engine, redis_client: redis.Redis | None) -> SeenOnce:
     """Redis when the deployment has one, else the store."""
-    if redis_url:
-        return RedisSeen(redis.Redis.from_url(redis_url))
+    if redis_client is not None:
+        return RedisSeen(redis_client)
     return SqlSeen(engine)

@@ -1,0 +1,159 @@
+"""Two gateway replicas on one PostgreSQL store and one Redis: replay and revocation hold across them.
+
+Replicas share the issuer (``INTERLOCK_PUBLIC_URL``), so a token, an
+assertion or a DPoP proof accepted by one is the same credential at the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from joserfc import jws
+from joserfc.jwk import ECKey
+
+from interlock.config.loader import load_manifest
+from interlock.crypto.jose import public_jwk
+from interlock.gateway.server import ListenerConfig, RunningGateway, start_gateway
+from interlock.oauth.client_assertion import ASSERTION_TYPE
+from interlock.oauth.client_keys import ClientKeys
+from interlock.oauth.client_secrets import ClientSecrets
+from interlock.oauth.dpop_claims import access_token_hash
+from interlock.store import open_deployment
+from interlock.testing.services import REDIS
+from tests.conftest import need
+from tests.gateway.harness import Env, Running, start, stop
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def replicas(tmp_path: Path, postgres_url: str) -> Iterator[tuple[Env, int]]:
+    """Replica A (the harness' gateway) and replica B (a second gateway process-alike)."""
+    port = _free_port()
+    running: Running = start(
+        tmp_path,
+        database_url=postgres_url,
+        redis_url=need(REDIS),
+        port=port,
+        public_url=f"https://127.0.0.1:{port}",
+    )
+    env = running.env
+    second = open_deployment(env.deployment.settings)
+    manifest = load_manifest(env.manifest_path)
+    other: RunningGateway = asyncio.run_coroutine_threadsafe(
+        start_gateway(second, manifest, ListenerConfig(port=0)), env.loop
+    ).result(timeout=30)
+    try:
+        yield env, other.port
+    finally:
+        asyncio.run_coroutine_threadsafe(other.stop(), env.loop).result(timeout=30)
+        second.close()
+        stop(running)
+
+
+def _token_form(**extra: str) -> bytes:
+    return urlencode({"grant_type": "client_credentials", **extra}).encode()
+
+
+def test_an_assertion_used_on_one_replica_is_refused_on_the_other(
+    replicas: tuple[Env, int],
+) -> None:
+    """private_key_jwt's single-use jti holds across replicas (Redis)."""
+    env, other = replicas
+    key = ECKey.generate_key("P-256", private=True)
+    ClientKeys(env.deployment.engine, env.gateway.gateway.manifest).register(
+        "oauth-only", public_jwk(key, "ES256")
+    )
+    key.ensure_kid()
+    now = int(time.time())
+    claims = {
+        "iss": "oauth-only",
+        "sub": "oauth-only",
+        "aud": f"https://127.0.0.1:{env.port}/oauth2/token",
+        "exp": now + 60,
+        "jti": secrets.token_urlsafe(12),
+    }
+    assertion = jws.serialize_compact(
+        {"alg": "ES256", "kid": key.kid}, json.dumps(claims).encode(), key, algorithms=["ES256"]
+    )
+    form = _token_form(client_assertion_type=ASSERTION_TYPE, client_assertion=assertion)
+    assert env.request("POST", "/oauth2/token", FORM, form)[0] == 200
+    status, _, body = env.request("POST", "/oauth2/token", FORM, form, port=other)
+    assert (status, body["error"]) == (401, "invalid_client")
+
+
+def test_a_dpop_proof_used_on_one_replica_is_refused_on_the_other(
+    replicas: tuple[Env, int],
+) -> None:
+    """A DPoP proof replayed at the second replica (same public URL) is refused."""
+    env, other = replicas
+    _, secret = ClientSecrets(
+        env.deployment.engine, env.deployment.keyring, env.gateway.gateway.manifest
+    ).create("oauth-only")
+    basic = {"Authorization": "Basic " + base64.b64encode(f"oauth-only:{secret}".encode()).decode()}
+    key = ECKey.generate_key("P-256", private=True)
+    base = f"https://127.0.0.1:{env.port}"
+
+    def proof(method: str, url: str, token: str | None = None) -> str:
+        claims = {
+            "jti": secrets.token_urlsafe(12),
+            "htm": method,
+            "htu": url,
+            "iat": int(time.time()),
+        }
+        if token:
+            claims["ath"] = access_token_hash(token)
+        header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.as_dict(private=False)}
+        return jws.serialize_compact(header, json.dumps(claims).encode(), key, algorithms=["ES256"])
+
+    status, _, body = env.request(
+        "POST",
+        "/oauth2/token",
+        {**FORM, **basic, "DPoP": proof("POST", f"{base}/oauth2/token")},
+        _token_form(),
+    )
+    assert status == 200, body
+    token = body["access_token"]
+    once = proof("GET", f"{base}/orders/1001", token)
+    headers = {"Authorization": f"DPoP {token}", "DPoP": once, "Host": f"127.0.0.1:{env.port}"}
+    assert env.request("GET", "/orders/1001", headers)[0] == 200
+    assert env.request("GET", "/orders/1001", headers, port=other)[0] == 401
+    fresh = {**headers, "DPoP": proof("GET", f"{base}/orders/1001", token)}
+    assert env.request("GET", "/orders/1001", fresh, port=other)[0] == 200
+
+
+def test_a_revocation_on_one_replica_takes_effect_on_the_other_at_once(
+    replicas: tuple[Env, int],
+) -> None:
+    """Revoked at A; B, which had the token in its verified cache, refuses it right away."""
+    env, other = replicas
+    _, secret = ClientSecrets(
+        env.deployment.engine, env.deployment.keyring, env.gateway.gateway.manifest
+    ).create("oauth-only")
+    basic = {"Authorization": "Basic " + base64.b64encode(f"oauth-only:{secret}".encode()).decode()}
+    _, _, body = env.request("POST", "/oauth2/token", {**FORM, **basic}, _token_form())
+    bearer = {"Authorization": f"Bearer {body['access_token']}"}
+    assert env.request("GET", "/orders/1001", bearer, port=other)[0] == 200  # now cached at B
+    revoke = urlencode({"token": body["access_token"]}).encode()
+    assert env.request("POST", "/oauth2/revoke", {**FORM, **basic}, revoke)[0] == 200
+    deadline = time.monotonic() + 0.5  # well under the one-second store reload
+    status = 200
+    while status != 401 and time.monotonic() < deadline:
+        status = env.request("GET", "/orders/1001", bearer, port=other)[0]
+    assert status == 401
