@@ -21,3 +21,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         stop(running)
         logging.getLogger().handlers.clear()
         structlog.reset_defaults()
+
+
+@pytest.fixture
+def secret(env: Env) -> Iterator[str]:
+    """A fresh secret for the oauth-only client (revoked afterwards)."""
+    with env.client_secret() as value:
+        yield value

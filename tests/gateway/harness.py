@@ -9,6 +9,7 @@ certificate from a CA nobody trusts. Tests talk to the gateway with
 from __future__ import annotations
 
 import asyncio
+import base64
 import http.client
 import io
 import json
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -37,6 +39,7 @@ from interlock.gateway.server import ListenerConfig, RunningGateway, start_gatew
 from interlock.gateway.upstream import UpstreamLimits
 from interlock.identity.apikeys import ApiKeys
 from interlock.logs import configure_logging
+from interlock.oauth.client_secrets import ClientSecrets
 from interlock.pki import ensure_local_ca
 from interlock.secrets.store import SecretStore
 from interlock.store import Deployment, initialise
@@ -99,6 +102,25 @@ class Env:
     def port(self) -> int:
         """The gateway's port."""
         return self.gateway.port
+
+    @contextmanager
+    def client_secret(self, client: str = "oauth-only") -> Iterator[str]:
+        """A fresh OAuth client secret, revoked on exit (and watched for in the logs)."""
+        secrets = ClientSecrets(
+            self.deployment.engine, self.deployment.keyring, self.gateway.gateway.manifest
+        )
+        secret_id, value = secrets.create(client)
+        self.issued_tokens.append(value)
+        try:
+            yield value
+        finally:
+            secrets.revoke(secret_id)
+
+    @staticmethod
+    def basic(secret: str, client: str = "oauth-only") -> dict[str, str]:
+        """An ``Authorization: Basic`` header for ``client``."""
+        raw = base64.b64encode(f"{client}:{secret}".encode()).decode()
+        return {"Authorization": f"Basic {raw}"}
 
     def key(
         self, scopes: list[str] | None = None, lifetime: timedelta | None = None

@@ -6,7 +6,6 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,23 +13,10 @@ import pytest
 from joserfc import jws
 from joserfc.jwk import ECKey
 
-from interlock.oauth.client_secrets import ClientSecrets
 from interlock.oauth.dpop import access_token_hash
 from tests.gateway.harness import Env
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-@pytest.fixture
-def secret(env: Env) -> Iterator[str]:
-    """A fresh secret for the oauth-only client (revoked afterwards)."""
-    client_secrets = ClientSecrets(
-        env.deployment.engine, env.deployment.keyring, env.gateway.gateway.manifest
-    )
-    secret_id, value = client_secrets.create("oauth-only")
-    env.issued_tokens.append(value)
-    yield value
-    client_secrets.revoke(secret_id)
 
 
 def proof(
@@ -58,18 +44,13 @@ def proof(
     return jws.serialize_compact(header, json.dumps(claims).encode(), key, algorithms=["ES256"])
 
 
-def _basic(secret: str) -> dict[str, str]:
-    raw = base64.b64encode(f"oauth-only:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {raw}"}
-
-
 def bound_token(env: Env, secret: str, key: ECKey) -> str:
     """A DPoP-bound token for ``key``."""
     url = f"https://127.0.0.1:{env.port}/oauth2/token"
     status, _, body = env.request(
         "POST",
         "/oauth2/token",
-        {**FORM, **_basic(secret), "DPoP": proof(key, "POST", url)},
+        {**FORM, **Env.basic(secret), "DPoP": proof(key, "POST", url)},
         urlencode({"grant_type": "client_credentials"}).encode(),
     )
     assert status == 200, body
@@ -220,7 +201,7 @@ def test_unbound_token_with_dpop_scheme_is_refused(env: Env, secret: str, key: E
     status, _, body = env.request(
         "POST",
         "/oauth2/token",
-        {**FORM, **_basic(secret)},
+        {**FORM, **Env.basic(secret)},
         urlencode({"grant_type": "client_credentials"}).encode(),
     )
     token = str(body["access_token"])
@@ -236,7 +217,7 @@ def test_token_endpoint_refuses_a_bad_proof(env: Env, secret: str, key: ECKey) -
     status, _, body = env.request(
         "POST",
         "/oauth2/token",
-        {**FORM, **_basic(secret), "DPoP": wrong_url},
+        {**FORM, **Env.basic(secret), "DPoP": wrong_url},
         urlencode({"grant_type": "client_credentials"}).encode(),
     )
     assert status == 400
@@ -257,7 +238,7 @@ def test_introspection_reports_the_binding(env: Env, secret: str, key: ECKey) ->
     status, _, body = env.request(
         "POST",
         "/oauth2/introspect",
-        {**FORM, **_basic(secret)},
+        {**FORM, **Env.basic(secret)},
         urlencode({"token": token}).encode(),
     )
     assert status == 200

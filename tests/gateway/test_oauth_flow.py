@@ -14,18 +14,6 @@ from tests.gateway.harness import Env
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-@pytest.fixture
-def secret(env: Env) -> str:
-    """A fresh secret for the oauth-only client (revoked afterwards)."""
-    secrets = ClientSecrets(
-        env.deployment.engine, env.deployment.keyring, env.gateway.gateway.manifest
-    )
-    secret_id, value = secrets.create("oauth-only")
-    env.issued_tokens.append(value)
-    yield value
-    secrets.revoke(secret_id)
-
-
 def _basic(client: str, secret: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{client}:{secret}".encode()).decode()}
 

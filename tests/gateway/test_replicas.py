@@ -7,7 +7,6 @@ assertion or a DPoP proof accepted by one is the same credential at the other.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import secrets
 import socket
@@ -106,7 +105,7 @@ def test_a_dpop_proof_used_on_one_replica_is_refused_on_the_other(
     _, secret = ClientSecrets(
         env.deployment.engine, env.deployment.keyring, env.gateway.gateway.manifest
     ).create("oauth-only")
-    basic = {"Authorization": "Basic " + base64.b64encode(f"oauth-only:{secret}".encode()).decode()}
+    basic = env.basic(secret)
     key = ECKey.generate_key("P-256", private=True)
     base = f"https://127.0.0.1:{env.port}"
 
@@ -146,7 +145,7 @@ def test_a_revocation_on_one_replica_takes_effect_on_the_other_at_once(
     _, secret = ClientSecrets(
         env.deployment.engine, env.deployment.keyring, env.gateway.gateway.manifest
     ).create("oauth-only")
-    basic = {"Authorization": "Basic " + base64.b64encode(f"oauth-only:{secret}".encode()).decode()}
+    basic = env.basic(secret)
     _, _, body = env.request("POST", "/oauth2/token", {**FORM, **basic}, _token_form())
     bearer = {"Authorization": f"Bearer {body['access_token']}"}
     assert env.request("GET", "/orders/1001", bearer, port=other)[0] == 200  # now cached at B

@@ -5,52 +5,28 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
-from interlock.config.loader import load_manifest
-from interlock.config.settings import Settings
 from interlock.gateway.context import RequestContext
 from interlock.gateway.problems import Refusal
 from interlock.gateway.stages.authorise import ScopeCheck
-from interlock.oauth.client_secrets import ClientSecrets
-from interlock.oauth.revocation import TokenRevocations
-from interlock.oauth.revoked import RevokedTokens
-from interlock.oauth.signing_keys import SigningKeys
 from interlock.oauth.token_endpoint import TokenEndpoint
-from interlock.oauth.tokens import AccessTokenVerifier, TokenIssuer
-from interlock.store import initialise
+from interlock.oauth.tokens import AccessTokenVerifier
+from tests.oauth.conftest import ISSUER, OAuthKit
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "interlock.yaml"
-ISSUER = "https://gw.example"
 ERP = "https://erp.internal.example:9443"
 CRM = "https://example.my.crm-cloud.com"
 WAREHOUSE = "https://ingest.warehouse.example.nl"
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> Iterator[tuple[TokenEndpoint, AccessTokenVerifier, str]]:
+def setup(kit: OAuthKit) -> tuple[TokenEndpoint, AccessTokenVerifier, str]:
     """The example manifest's token endpoint and verifier, and a secret for order-sync."""
-    deployment = initialise(
-        Settings(data_dir=tmp_path / "d", database_url=f"sqlite:///{tmp_path}/s.db")
-    )
-    manifest = load_manifest(EXAMPLE)
-    keys = SigningKeys(deployment.engine, deployment.keyring)
-    keys.ensure()
-    verifier = AccessTokenVerifier(keys, ISSUER, manifest)
-    secrets = ClientSecrets(deployment.engine, deployment.keyring, manifest)
-    endpoint = TokenEndpoint(
-        secrets,
-        TokenIssuer(keys, ISSUER),
-        TokenRevocations(verifier, RevokedTokens(deployment.engine)),
-    )
-    _, secret = secrets.create("order-sync")
-    yield endpoint, verifier, secret
-    deployment.close()
+    _, secret = kit.secrets.create("order-sync")
+    return kit.endpoint(), kit.verifier, secret
 
 
 def _token(endpoint: TokenEndpoint, secret: str, *resources: str) -> tuple[int, dict[str, Any]]:

@@ -3,47 +3,10 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
+from tests.oauth.conftest import OAuthKit
 
-from interlock.config.loader import load_manifest
-from interlock.config.settings import Settings
-from interlock.oauth.client_secrets import ClientSecrets
-from interlock.oauth.revocation import TokenRevocations
-from interlock.oauth.revoked import RevokedTokens
-from interlock.oauth.signing_keys import SigningKeys
-from interlock.oauth.token_endpoint import TokenEndpoint
-from interlock.oauth.tokens import AccessTokenVerifier, TokenIssuer
-from interlock.store import initialise
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "interlock.yaml"
 FORM = {"grant_type": ["client_credentials"]}
-
-
-@pytest.fixture
-def endpoint(tmp_path: Path) -> Iterator[tuple[TokenEndpoint, ClientSecrets]]:
-    """A token endpoint on SQLite with the example manifest."""
-    deployment = initialise(
-        Settings(data_dir=tmp_path / "d", database_url=f"sqlite:///{tmp_path}/s.db")
-    )
-    manifest = load_manifest(EXAMPLE)
-    keys = SigningKeys(deployment.engine, deployment.keyring)
-    keys.ensure()
-    issuer = "https://gw.example"
-    secrets = ClientSecrets(deployment.engine, deployment.keyring, manifest)
-    yield (
-        TokenEndpoint(
-            secrets,
-            TokenIssuer(keys, issuer),
-            TokenRevocations(
-                AccessTokenVerifier(keys, issuer, manifest), RevokedTokens(deployment.engine)
-            ),
-        ),
-        secrets,
-    )
-    deployment.close()
 
 
 def _basic(secret: str) -> str:
@@ -51,10 +14,10 @@ def _basic(secret: str) -> str:
 
 
 def test_first_request_needs_the_store_then_answers_in_memory(
-    endpoint: tuple[TokenEndpoint, ClientSecrets],
+    kit: OAuthKit,
 ) -> None:
     """Cold: None (go to a thread). After one full answer: a token, without I/O."""
-    token_endpoint, secrets = endpoint
+    token_endpoint, secrets = kit.endpoint(), kit.secrets
     _, secret = secrets.create("order-sync")
     assert token_endpoint.handle_now([_basic(secret)], FORM) is None
     assert token_endpoint.handle([_basic(secret)], FORM).status == 200
@@ -69,10 +32,10 @@ def test_first_request_needs_the_store_then_answers_in_memory(
 
 
 def test_failures_and_other_methods_take_the_full_path(
-    endpoint: tuple[TokenEndpoint, ClientSecrets],
+    kit: OAuthKit,
 ) -> None:
     """A wrong secret, an assertion, garbage: None, so the full path answers and counts."""
-    token_endpoint, secrets = endpoint
+    token_endpoint, secrets = kit.endpoint(), kit.secrets
     _, secret = secrets.create("order-sync")
     token_endpoint.handle([_basic(secret)], FORM)
     wrong = _basic(secret[:-12] + "A" * 12)

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import structlog
 
-from interlock.oauth.client_secrets import ClientSecrets
 from tests.gateway.harness import Env, start, stop
 from tests.sdk.fake_server import FakeServer
 
@@ -46,10 +45,5 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 @pytest.fixture
 def client_secret(gateway: Env) -> Iterator[str]:
     """A fresh secret for the gateway's oauth-only client (revoked afterwards)."""
-    secrets = ClientSecrets(
-        gateway.deployment.engine, gateway.deployment.keyring, gateway.gateway.gateway.manifest
-    )
-    secret_id, value = secrets.create("oauth-only")
-    gateway.issued_tokens.append(value)
-    yield value
-    secrets.revoke(secret_id)
+    with gateway.client_secret() as value:
+        yield value
