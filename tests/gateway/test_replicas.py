@@ -24,7 +24,6 @@ from interlock.crypto.jose import public_jwk
 from interlock.gateway.server import ListenerConfig, RunningGateway, start_gateway
 from interlock.oauth.client_assertion import ASSERTION_TYPE
 from interlock.oauth.client_keys import ClientKeys
-from interlock.oauth.client_secrets import ClientSecrets
 from interlock.oauth.dpop_claims import access_token_hash
 from interlock.store import open_deployment
 from interlock.testing.services import REDIS
@@ -42,8 +41,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def replicas(tmp_path: Path, postgres_url: str) -> Iterator[tuple[Env, int]]:
-    """Replica A (the harness' gateway) and replica B (a second gateway process-alike)."""
+def replicas(tmp_path: Path, postgres_url: str) -> Iterator[tuple[Env, int, str]]:
+    """Replica A (the harness' gateway), replica B's port, and a client secret."""
     port = _free_port()
     running: Running = start(
         tmp_path,
@@ -59,7 +58,8 @@ def replicas(tmp_path: Path, postgres_url: str) -> Iterator[tuple[Env, int]]:
         start_gateway(second, manifest, ListenerConfig(port=0)), env.loop
     ).result(timeout=30)
     try:
-        yield env, other.port
+        with env.client_secret() as secret:
+            yield env, other.port, secret
     finally:
         asyncio.run_coroutine_threadsafe(other.stop(), env.loop).result(timeout=30)
         second.close()
@@ -71,10 +71,10 @@ def _token_form(**extra: str) -> bytes:
 
 
 def test_an_assertion_used_on_one_replica_is_refused_on_the_other(
-    replicas: tuple[Env, int],
+    replicas: tuple[Env, int, str],
 ) -> None:
     """private_key_jwt's single-use jti holds across replicas (Redis)."""
-    env, other = replicas
+    env, other, _ = replicas
     key = ECKey.generate_key("P-256", private=True)
     ClientKeys(env.deployment.engine, env.gateway.gateway.manifest).register(
         "oauth-only", public_jwk(key, "ES256")
@@ -98,13 +98,10 @@ def test_an_assertion_used_on_one_replica_is_refused_on_the_other(
 
 
 def test_a_dpop_proof_used_on_one_replica_is_refused_on_the_other(
-    replicas: tuple[Env, int],
+    replicas: tuple[Env, int, str],
 ) -> None:
     """A DPoP proof replayed at the second replica (same public URL) is refused."""
-    env, other = replicas
-    _, secret = ClientSecrets(
-        env.deployment.engine, env.deployment.keyring, env.gateway.gateway.manifest
-    ).create("oauth-only")
+    env, other, secret = replicas
     basic = env.basic(secret)
     key = ECKey.generate_key("P-256", private=True)
     base = f"https://127.0.0.1:{env.port}"
@@ -138,13 +135,10 @@ def test_a_dpop_proof_used_on_one_replica_is_refused_on_the_other(
 
 
 def test_a_revocation_on_one_replica_takes_effect_on_the_other_at_once(
-    replicas: tuple[Env, int],
+    replicas: tuple[Env, int, str],
 ) -> None:
     """Revoked at A; B, which had the token in its verified cache, refuses it right away."""
-    env, other = replicas
-    _, secret = ClientSecrets(
-        env.deployment.engine, env.deployment.keyring, env.gateway.gateway.manifest
-    ).create("oauth-only")
+    env, other, secret = replicas
     basic = env.basic(secret)
     _, _, body = env.request("POST", "/oauth2/token", {**FORM, **basic}, _token_form())
     bearer = {"Authorization": f"Bearer {body['access_token']}"}
