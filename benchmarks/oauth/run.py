@@ -119,7 +119,8 @@ def report_issuance(results: list[IssuanceResult], args: argparse.Namespace) -> 
             f"{r.name:<12}{m.rps:>10.0f}{m.p50_ms:>9.2f}{m.p99_ms:>9.2f}{m.requests:>10}{m.errors:>8}  {runs}"
         )
     print(
-        "interlock: `interlock serve` (aiohttp + uvloop), TokenEndpoint.handle in a worker thread:"
+        "interlock: `interlock serve` (aiohttp + uvloop), TokenEndpoint on the event loop when"
+        "\n  the secret's row and the signing key are in memory (else in a worker thread):"
         "\n  parse Basic, the secret's row by id from SQLite (reused up to 1 s), HMAC-SHA256 check"
         "\n  (pepper), expiry/revocation/manifest checks, scopes and audience from the manifest,"
         "\n  RFC 9068 claims, ES256"
