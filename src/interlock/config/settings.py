@@ -70,6 +70,14 @@ class Settings(BaseSettings):
             "same one to every replica behind a load balancer. Default: the listener's address."
         ),
     )
+    trust_domain: str = Field(
+        default="interlock.local",
+        pattern=r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$",
+        description=(
+            "SPIFFE trust domain of the identities the PKI issues: "
+            "spiffe://TRUST-DOMAIN/client/NAME."
+        ),
+    )
     oauth_signing_alg: Literal["ES256", "Ed25519", "RS256"] = Field(
         default="ES256", description="Algorithm of new token-signing keys."
     )
