@@ -105,6 +105,16 @@ def test_route_scope_the_integration_client_lacks_is_refused(tmp_path: Path) -> 
     assert "client 'order-sync' has no role granting 'crm.accounts.write'" in error.message
 
 
+def test_route_auth_must_be_a_method_its_client_may_use(tmp_path: Path) -> None:
+    """auth: [api_key] on a route whose client has only oauth2 and mtls is refused."""
+    ok = VALID.replace("scope: orders.read}", "scope: orders.read, auth: [mtls]}")
+    assert check(tmp_path, ok).ok
+    text = VALID.replace("scope: orders.read}", "scope: orders.read, auth: [api_key]}")
+    (error,) = check(tmp_path, text).errors
+    assert error.path == "integrations.order-sync.routes[0].auth"
+    assert "may not use api_key" in error.message
+
+
 def test_personal_data_leaving_the_eea_needs_a_declared_transfer(tmp_path: Path) -> None:
     """US target with user.* categories and no transfer block is an error (GDPR Art. 44)."""
     report = check(tmp_path, VALID.replace("    transfer: {destination: US, safeguard: SCC}\n", ""))

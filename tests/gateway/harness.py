@@ -55,6 +55,7 @@ roles:
 clients:
   order-sync: {{auth: [api_key], roles: [order-reader, order-writer]}}
   oauth-only: {{auth: [oauth2], roles: [order-reader]}}
+  cert-sync: {{auth: [mtls, oauth2], roles: [order-reader]}}
 integrations:
   order-sync:
     source: erp
@@ -73,6 +74,15 @@ integrations:
       - {{method: GET, path: "/moved", upstream: erp, upstream_path: "/redirect", scope: orders.read}}
       - {{method: GET, path: "/big/{{size}}", upstream: erp, scope: orders.read}}
       - {{method: GET, path: "/rogue/{{id}}", upstream: rogue, upstream_path: "/sap/opu/odata/orders/{{id}}", scope: orders.read}}
+  cert-sync:
+    source: erp
+    target: erp
+    client: cert-sync
+    purpose: Test mutual TLS
+    legal_basis: contract
+    retention: 30d
+    routes:
+      - {{method: GET, path: "/mtls/orders/{{id}}", upstream: erp, upstream_path: "/sap/opu/odata/orders/{{id}}", scope: orders.read, auth: [mtls]}}
 """
 
 

@@ -167,7 +167,7 @@ ATTACKS: dict[str, Forge] = {
     "iat in the future": lambda k: k.sign(k.claims(iat=int(time.time()) + 3600)),
     "sub differs from client_id": lambda k: k.sign(k.claims(sub="someone-else")),
     "unknown client": lambda k: k.sign(k.claims(sub="ghost", client_id="ghost")),
-    "unsupported cnf": lambda k: k.sign(k.claims(cnf={"x5t#S256": "abc"})),
+    "unsupported cnf": lambda k: k.sign(k.claims(cnf={"x5t": "abc"})),
     "tampered payload": _tampered,
     "over the size cap": lambda k: k.sign(k.claims(pad="x" * 8500)),
 }
@@ -225,3 +225,11 @@ def _at(timestamp: int) -> Any:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(timestamp, UTC)
+
+
+def test_a_certificate_bound_token_without_its_certificate_is_refused(env: Env, kit: Kit) -> None:
+    """RFC 8705 §3: cnf.x5t#S256 and no client certificate on the connection: 401."""
+    token = kit.sign(kit.claims(cnf={"x5t#S256": "q1zp2pM9lT6lQFqg7Oyc0rTj5Oo0J3kRbmoRj0t0xAo"}))
+    status, _, body = env.request("GET", "/orders/1001", {"Authorization": f"Bearer {token}"})
+    assert status == 401
+    assert "bound to a client certificate" in body["detail"]

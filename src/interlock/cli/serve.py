@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -13,12 +13,13 @@ from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.errors import ConfigError
 from interlock.gateway.server import ListenerConfig, run_event_loop, serve_forever, start_gateway
+from interlock.gateway.tls import ClientAuth
 from interlock.store import Deployment, open_deployment
 
 __all__ = ["serve"]
 
 
-def serve(
+def serve(  # noqa: PLR0917  (typer maps each parameter to an option)
     manifest: ManifestOption = None,
     listen: Annotated[
         str, typer.Option("--listen", help="HOST:PORT of the HTTPS listener.")
@@ -31,6 +32,20 @@ def serve(
         bool,
         typer.Option("--reuse-port", help="Share the port with other gateway processes (workers)."),
     ] = False,
+    client_auth: Annotated[
+        str,
+        typer.Option(
+            "--client-auth",
+            help="Client certificates (mutual TLS): none, optional or required.",
+        ),
+    ] = "none",
+    client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--client-ca",
+            help="CA for client certificates (default: the deployment's own, with its CRL).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the manifest's routes over HTTPS."""
     current = settings()
@@ -41,7 +56,11 @@ def serve(
         raise ConfigError(f"--listen must be HOST:PORT, got {listen!r}")
     if (cert == "auto") != (key is None):
         raise ConfigError("--cert PATH needs --key PATH (and --cert auto takes no --key)")
+    if client_auth not in {"none", "optional", "required"}:
+        raise ConfigError(f"--client-auth must be none, optional or required, got {client_auth!r}")
     listener = ListenerConfig(
+        client_auth=cast(ClientAuth, client_auth),
+        client_ca=client_ca,
         host=host.strip("[]"),
         port=int(port_text),
         certificate=None if cert == "auto" else Path(cert),

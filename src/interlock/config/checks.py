@@ -189,6 +189,14 @@ def _route(
         yield Finding((*at, "scope"), f"unknown scope {route.scope!r}: no role grants it")
         return
     client = entities.clients.get(refs.get("client", ""))
+    if client is not None and route.auth is not None:
+        unusable = [method for method in route.auth if method not in client.auth]
+        if unusable:
+            yield Finding(
+                (*at, "auth"),
+                f"client {refs.get('client')!r} may not use {', '.join(unusable)} (its auth is "
+                f"{', '.join(client.auth)}), so this route could not be called that way",
+            )
     if client is not None and entities.complete:
         client_scopes = {
             scope

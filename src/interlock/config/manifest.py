@@ -215,6 +215,8 @@ class Route(_Model):
     upstream: Name
     upstream_path: str | None = None
     scope: Scope
+    # The authentication methods this route accepts (default: any its client may use).
+    auth: tuple[AuthMethod, ...] | None = Field(default=None, min_length=1)
     rate_limit: RateLimits | None = None
     response_fields: tuple[FieldPath, ...] | None = None
 

@@ -22,6 +22,7 @@ from aiohttp import web
 from interlock.config.manifest import Manifest
 from interlock.gateway.context import RequestContext, peer_certificate
 from interlock.gateway.metrics import GatewayMetrics
+from interlock.gateway.mtls import ClientCertificates
 from interlock.gateway.paths import BadPathError, split_target
 from interlock.gateway.pipeline import Pipeline, build_pipelines
 from interlock.gateway.problems import Problem, Refusal, problem_response
@@ -31,10 +32,10 @@ from interlock.gateway.routing import (
     RouteTable,
     UnknownRouteError,
 )
-from interlock.gateway.stages.authenticate import ApiKeyAuthentication
+from interlock.gateway.stages.authenticate import Authentication
 from interlock.gateway.upstream import Upstreams
 from interlock.identity.apikeys import ApiKeys
-from interlock.identity.grants import Principal
+from interlock.identity.grants import Grants, Principal
 from interlock.logs import get_logger
 from interlock.oauth.dpop import DPoPVerifier
 from interlock.oauth.jwks import JwksPublisher
@@ -70,12 +71,15 @@ class Gateway:
         upstreams: Upstreams,
         metrics: GatewayMetrics,
         jwks: JwksPublisher | None = None,
+        *,
+        certificates: ClientCertificates | None = None,
     ) -> None:
         """Compile ``manifest``; ``keys`` and ``upstreams`` are shared across reloads."""
         self.jwks = jwks
         self.token_endpoint: TokenEndpoint | None = None
         self.token_verifier: AccessTokenVerifier | None = None
         self.dpop: DPoPVerifier | None = None
+        self.certificates = certificates
         self._trusted: Callable[[Manifest], Sequence[IssuerPolicy]] | None = None
         self.keys = keys
         self.upstreams = upstreams
@@ -84,7 +88,9 @@ class Gateway:
 
     def _compile(self, manifest: Manifest) -> _Compiled:
         routes = RouteTable.compile(manifest)
-        authenticate = ApiKeyAuthentication(self.keys, self.token_verifier, self.dpop)
+        authenticate = Authentication(
+            self.keys, Grants(manifest), self.token_verifier, self.dpop, self.certificates
+        )
         pipelines = build_pipelines(routes, authenticate, self.upstreams)
         return _Compiled(manifest, routes, pipelines)
 
@@ -116,6 +122,8 @@ class Gateway:
         self.upstreams = upstreams
         compiled = self._compile(manifest)
         self.keys.manifest = manifest
+        if self.certificates is not None:
+            self.certificates.manifest = manifest
         if self.token_verifier is not None and self.token_endpoint is not None:
             self.token_verifier.manifest = manifest
             self.token_endpoint.manifest = manifest

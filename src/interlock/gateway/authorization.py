@@ -98,6 +98,8 @@ def enable_oauth(
                 frozenset({issuer, f"{issuer}/oauth2/token"}),
             ),
             dpop=DPoPVerifier(seen, nonces=nonces),
+            # tls_client_auth and certificate-bound tokens, when the listener asks for certificates.
+            certificates=gateway.certificates,
         ),
         verifier,
         lambda current: trusted_policies(

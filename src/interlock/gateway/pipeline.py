@@ -15,7 +15,7 @@ from aiohttp import web
 
 from interlock.gateway.context import RequestContext
 from interlock.gateway.routing import CompiledRoute, RouteTable
-from interlock.gateway.stages.authenticate import ApiKeyAuthentication
+from interlock.gateway.stages.authenticate import Authentication
 from interlock.gateway.stages.authorise import ScopeCheck
 from interlock.gateway.stages.query_guard import QueryCredentialGuard
 from interlock.identity.grants import system_url
@@ -41,7 +41,7 @@ class Pipeline:
 
 
 def build_pipelines(
-    routes: RouteTable, authenticate: ApiKeyAuthentication, forward: Terminal
+    routes: RouteTable, authenticate: Authentication, forward: Terminal
 ) -> dict[CompiledRoute, Pipeline]:
     """One pipeline per route."""
     guard = QueryCredentialGuard()
@@ -51,9 +51,10 @@ def build_pipelines(
 def _pipeline(
     route: CompiledRoute,
     guard: QueryCredentialGuard,
-    authenticate: ApiKeyAuthentication,
+    authenticate: Authentication,
     forward: Terminal,
 ) -> Pipeline:
     audience = system_url(route.system.url)
-    stages: Sequence[Stage] = (guard, authenticate, ScopeCheck(route.route.scope, audience))
+    check = ScopeCheck(route.route.scope, audience, route.route.auth)
+    stages: Sequence[Stage] = (guard, authenticate, check)
     return Pipeline(tuple(stages), forward)

@@ -22,7 +22,8 @@ from interlock.gateway.app import Gateway
 from interlock.gateway.authorization import enable_oauth
 from interlock.gateway.listener import ProblemServer
 from interlock.gateway.metrics import GatewayMetrics
-from interlock.gateway.tls import server_context
+from interlock.gateway.mtls import ClientCertificates
+from interlock.gateway.tls import ClientAuth, server_context
 from interlock.gateway.upstream import UpstreamLimits, Upstreams
 from interlock.identity.apikeys import ApiKeys
 from interlock.logs import get_logger
@@ -54,7 +55,10 @@ class ListenerConfig:
     private_key: Path | None = None
     extra_hosts: tuple[str, ...] = ()
     reuse_port: bool = False  # several processes on one port: the kernel spreads connections
-    client_ca: Path | None = None  # ask for client certificates verified against this CA
+    # Client certificates (mutual TLS): none, optional or required; verified against
+    # client_ca, by default the deployment's own CA (with its revocation list).
+    client_auth: ClientAuth | None = None
+    client_ca: Path | None = None
     limits: UpstreamLimits = field(default_factory=UpstreamLimits)
 
 
@@ -132,9 +136,11 @@ async def start_gateway(
         cert_path.write_bytes(issued.certificate_pem)
     else:
         cert_path, key_path = listener.certificate, listener.private_key
+    client_auth = listener.client_auth or ("optional" if listener.client_ca else "none")
+    client_ca = listener.client_ca or (ca_file if client_auth != "none" else None)
     try:
         ssl_context = server_context(
-            cert_path, key_path, manifest.tls.min_version, listener.client_ca
+            cert_path, key_path, manifest.tls.min_version, client_ca, client_auth=client_auth
         )
     except (OSError, ValueError) as exc:
         tmp.cleanup()
@@ -154,8 +160,16 @@ async def start_gateway(
     settings = deployment.settings
     signing_keys = SigningKeys(deployment.engine, deployment.keyring, settings.oauth_signing_alg)
     signing_keys.ensure()  # the first key exists before anyone asks for the JWKS
+    certificates = (
+        ClientCertificates(settings.trust_domain, manifest) if client_auth != "none" else None
+    )
     gateway = Gateway(
-        manifest, keys, make_upstreams(manifest), metrics, JwksPublisher(signing_keys)
+        manifest,
+        keys,
+        make_upstreams(manifest),
+        metrics,
+        JwksPublisher(signing_keys),
+        certificates=certificates,
     )
     server = ProblemServer(
         gateway.handle,

@@ -8,11 +8,18 @@ from __future__ import annotations
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from interlock.errors import ConfigError
 
-__all__ = ["INTERMEDIATE_CIPHERS", "client_context", "server_context"]
+__all__ = [
+    "INTERMEDIATE_CIPHERS",
+    "ClientAuth",
+    "client_context",
+    "load_crl",
+    "server_context",
+    "trust_context",
+]
 
 # Mozilla server-side TLS, "intermediate" profile (v5.7): TLS 1.2 suites; the
 # TLS 1.3 suites are OpenSSL's defaults (all AEAD), which the profile accepts.
@@ -32,27 +39,52 @@ INTERMEDIATE_CIPHERS: Final = ":".join(
 _VERSIONS: Final = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 
+ClientAuth = Literal["none", "optional", "required"]
+
+
 def server_context(
     certificate: Path,
     private_key: Path,
     min_version: str = "1.2",
     client_ca: Path | None = None,
+    *,
+    client_auth: ClientAuth | None = None,
+    crl: Path | None = None,
 ) -> ssl.SSLContext:
     """The listener's context: TLS 1.2+ (OpenSSL prefers 1.3), no compression, no renegotiation.
 
     With ``client_ca`` the listener asks for a client certificate and verifies
-    any that is presented against that CA (a client may still send none; the
-    pipeline decides whether a route needs one).
+    the chain, validity and EKU (``clientAuth``) of any that is presented
+    against that CA: ``optional`` (the default with a CA) lets a client send
+    none, and the pipeline decides whether a route needs one; ``required``
+    fails the handshake without one. An invalid certificate fails the
+    handshake either way. With ``crl`` the leaf's revocation is checked too;
+    :func:`load_crl` adds newer lists to the running context.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = _VERSIONS[min_version]
     context.set_ciphers(INTERMEDIATE_CIPHERS)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     context.load_cert_chain(certificate, private_key)
-    if client_ca is not None:
-        context.verify_mode = ssl.CERT_OPTIONAL
+    mode = client_auth or ("optional" if client_ca is not None else "none")
+    if mode != "none":
+        if client_ca is None:
+            raise ConfigError(f"client_auth {mode} needs a CA to verify client certificates")
+        context.verify_mode = ssl.CERT_REQUIRED if mode == "required" else ssl.CERT_OPTIONAL
         context.load_verify_locations(cafile=str(client_ca))
+        if crl is not None:
+            context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+            load_crl(context, crl)
     return context
+
+
+def load_crl(context: ssl.SSLContext, crl: Path) -> None:
+    """Add a certificate revocation list (PEM file) to a running context.
+
+    New handshakes use it at once. OpenSSL keeps every list it was given and,
+    of those from one issuer, uses the one with the latest ``thisUpdate``.
+    """
+    context.load_verify_locations(cafile=str(crl))
 
 
 def client_context(cafile: Path | None, min_version: str = "1.2") -> ssl.SSLContext:

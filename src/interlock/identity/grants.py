@@ -20,6 +20,18 @@ class Principal:
     dpop_jkt: str | None = None
     # RFC 8707: the systems (by URL) an audience-restricted token is good for; None: any.
     audiences: frozenset[str] | None = None
+    # How the caller authenticated: api_key, oauth2 (an access token) or mtls (a certificate).
+    method: str = "api_key"
+    # RFC 8705 §3: the SHA-256 thumbprint of the certificate a token is bound to.
+    cert_thumbprint: str | None = None
+
+    def satisfies(self, methods: tuple[str, ...]) -> bool:
+        """Whether this caller authenticated in one of ``methods``.
+
+        A certificate-bound token (RFC 8705) was presented over a connection with
+        that very certificate, so it counts as ``mtls`` as well.
+        """
+        return self.method in methods or ("mtls" in methods and self.cert_thumbprint is not None)
 
 
 def client_scopes(manifest: Manifest, client: str) -> frozenset[str]:

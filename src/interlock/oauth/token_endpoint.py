@@ -37,6 +37,7 @@ from interlock.oauth.clients import is_oauth_client
 from interlock.oauth.dpop import DPoPVerifier
 from interlock.oauth.guard import AttemptGuard, NoGuard
 from interlock.oauth.revocation import TokenRevocations
+from interlock.oauth.thumbprints import certificate_thumbprint
 from interlock.oauth.tokens import TokenIssuer
 
 __all__ = ["CertificateClients", "TokenEndpoint", "TokenResponse", "metadata"]
@@ -156,7 +157,16 @@ class TokenEndpoint:
             if isinstance(bound, TokenResponse):
                 return bound
             jkt = bound
-        return self._grant(client_id, params, jkt, form.get("resource", ()))
+        # RFC 8705 §3: over mutual TLS with the client's own certificate, the token is
+        # bound to that certificate, whichever way the client authenticated.
+        x5t = None
+        if (
+            peer_certificate is not None
+            and self._certificates is not None
+            and self._certificates.belongs_to(client_id, peer_certificate)
+        ):
+            x5t = certificate_thumbprint(peer_certificate)
+        return self._grant(client_id, params, jkt, form.get("resource", ()), x5t)
 
     def handle_now(
         self,
@@ -375,6 +385,7 @@ class TokenEndpoint:
         params: Mapping[str, str],
         jkt: str | None,
         resources: Sequence[str] = (),
+        x5t: str | None = None,
     ) -> TokenResponse:
         grant = params.get("grant_type")
         if grant is None:
@@ -393,7 +404,7 @@ class TokenEndpoint:
                 "invalid_target",
                 "resource must be this gateway or a system this client's routes reach",
             )
-        token = self._issuer.issue(client_id, requested, audience, jkt=jkt)
+        token = self._issuer.issue(client_id, requested, audience, jkt=jkt, x5t=x5t)
         body = {
             "access_token": token.access_token,
             # RFC 9449 §5.1: a bound token's type is DPoP.

@@ -87,10 +87,12 @@ class TokenIssuer:
         audience: str | list[str],
         *,
         jkt: str | None = None,
+        x5t: str | None = None,
     ) -> IssuedToken:
         """An RFC 9068 §2.2 token for ``client`` with ``scopes`` for ``audience``.
 
-        With ``jkt`` the token is bound to that DPoP key (RFC 9449 §6.1, ``cnf.jkt``).
+        With ``jkt`` the token is bound to that DPoP key (RFC 9449 §6.1, ``cnf.jkt``);
+        with ``x5t`` to that client certificate (RFC 8705 §3.1, ``cnf.x5t#S256``).
         """
         signer = self._keys.signer()
         issued_at = int(self._now().timestamp())
@@ -105,8 +107,9 @@ class TokenIssuer:
             "exp": issued_at + int(self._lifetime.total_seconds()),
             "jti": secrets.token_urlsafe(16),
         }
-        if jkt is not None:
-            claims["cnf"] = {"jkt": jkt}
+        confirmation = {k: v for k, v in (("jkt", jkt), ("x5t#S256", x5t)) if v is not None}
+        if confirmation:
+            claims["cnf"] = confirmation
         payload = json.dumps(claims, separators=(",", ":")).encode()
         token = sign_compact(payload, signer.key, signer.alg, {"typ": _TYP})
         return IssuedToken(token, int(self._lifetime.total_seconds()), scope)
@@ -224,7 +227,8 @@ class AccessTokenVerifier:
             raise InvalidTokenError(_REFUSED, "unknown client or client without oauth2")
         cnf = claims.get("cnf")
         jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
-        if cnf is not None and not isinstance(jkt, str):
+        x5t = cnf.get("x5t#S256") if isinstance(cnf, dict) else None
+        if cnf is not None and not isinstance(jkt, str) and not isinstance(x5t, str):
             # A confirmation method we cannot check must not be ignored (RFC 7800 §3.1).
             raise InvalidTokenError(_REFUSED, "unsupported cnf confirmation method")
         jti = claims.get("jti")
@@ -233,7 +237,15 @@ class AccessTokenVerifier:
         if policy.ours and self.issuer not in claims["_audiences"]:
             audiences = frozenset(claims["_audiences"]) & self._grants.systems(client)
         scopes = _scopes(claims) & self._grants.scopes(client)
-        principal = Principal(client, scopes, label, jkt, audiences)
+        principal = Principal(
+            client,
+            scopes,
+            label,
+            jkt if isinstance(jkt, str) else None,
+            audiences,
+            method="oauth2",
+            cert_thumbprint=x5t if isinstance(x5t, str) else None,
+        )
         if self._cache_size > 0:
             self._remember(token, principal, float(claims["exp"]), jti if policy.ours else None)
         return principal

@@ -1,48 +1,72 @@
-"""Who is calling: an API key (``Authorization: Bearer`` or ``X-API-Key``) or an access token.
+"""Who is calling: a client certificate, an API key or an access token.
 
 A credential shaped like a JWS (``eyJ...`` with two dots) is checked as an
 access token (ours, RFC 9068, or a trusted issuer's); anything else as an API
-key. A DPoP-bound token (``cnf.jkt``) must come as ``Authorization: DPoP``
-with a valid proof by the bound key on this very request (RFC 9449 §7); sent
-as a Bearer token it is refused, so a stolen bound token is useless.
+key. A request without a credential but with a client certificate (verified
+by the TLS handshake) is the client the certificate names (mutual TLS).
+
+Sender-constrained tokens must come with their key: a DPoP-bound token
+(``cnf.jkt``) as ``Authorization: DPoP`` with a valid proof by the bound key
+on this very request (RFC 9449 §7), a certificate-bound token
+(``cnf.x5t#S256``) over a connection with that very certificate (RFC 8705
+§3). A stolen bound token is useless.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 from typing import Final
 
 from interlock.crypto.jose import MAX_TOKEN_BYTES
 from interlock.errors import AuthenticationError, DPoPProofError, InvalidTokenError
 from interlock.gateway.context import RequestContext
+from interlock.gateway.mtls import ClientCertificates
 from interlock.gateway.problems import Problem, Refusal
 from interlock.identity.apikeys import ApiKeys
-from interlock.identity.grants import Principal
+from interlock.identity.grants import Grants, Principal
 from interlock.oauth.dpop import DPoPVerifier
+from interlock.oauth.thumbprints import certificate_thumbprint
 from interlock.oauth.tokens import AccessTokenVerifier
 
-__all__ = ["ApiKeyAuthentication"]
+__all__ = ["Authentication"]
 
 _CHALLENGE: Final = 'Bearer realm="interlock"'
 _MAX_CREDENTIAL: Final = MAX_TOKEN_BYTES
 
 
-class ApiKeyAuthentication:
+class Authentication:
     """Sets ``ctx.principal`` or refuses with 401 (400 for ambiguous credentials)."""
 
     def __init__(
         self,
         keys: ApiKeys,
+        grants: Grants,
         tokens: AccessTokenVerifier | None = None,
         dpop: DPoPVerifier | None = None,
+        certificates: ClientCertificates | None = None,
     ) -> None:
-        """Verify API keys against ``keys``, access tokens with ``tokens``, proofs with ``dpop``."""
+        """API keys from ``keys``, tokens by ``tokens``, proofs by ``dpop``.
+
+        ``certificates`` maps client certificates to clients, who get ``grants``.
+        """
         self._keys = keys
         self._tokens = tokens
         self._dpop = dpop
+        self._certificates = certificates
+        self._grants = grants
 
     async def __call__(self, ctx: RequestContext) -> None:
         """Authenticate the request."""
+        certificate = ctx.peer_certificate if self._certificates is not None else None
+        headers = ctx.request.headers
+        if (
+            certificate is not None
+            and "Authorization" not in headers
+            and "X-API-Key" not in headers
+        ):
+            ctx.principal = self._certificate_principal(certificate)
+            return
         scheme, token = _credential(ctx)
         if self._tokens is not None and token.startswith("eyJ") and token.count(".") == 2:
             try:
@@ -56,6 +80,18 @@ class ApiKeyAuthentication:
                 ) from None
             if principal.dpop_jkt is not None or scheme == "dpop":
                 await self._check_proof(ctx, principal, token, scheme)
+            if principal.cert_thumbprint is not None and (
+                certificate is None
+                or not hmac.compare_digest(
+                    certificate_thumbprint(certificate), principal.cert_thumbprint
+                )
+            ):
+                raise _unauthorised(
+                    "invalid_token",
+                    "this access token is bound to a client certificate: present that "
+                    "certificate on the connection",
+                    "certificate-bound token without its certificate",
+                )
             ctx.principal = principal
             return
         if scheme == "dpop":
@@ -72,6 +108,20 @@ class ApiKeyAuthentication:
             ctx.principal = api_principal
         except AuthenticationError as exc:
             raise _unauthorised("invalid_token", exc.message, log_reason=exc.reason) from None
+
+    def _certificate_principal(self, certificate: bytes) -> Principal:
+        assert self._certificates is not None  # noqa: S101  (only called when configured)
+        client = self._certificates.client_for(certificate)
+        if client is None:
+            raise _unauthorised(
+                "invalid_request",
+                "the client certificate does not name a client that may use mutual TLS",
+                "certificate without a known mtls identity",
+            )
+        thumbprint = certificate_thumbprint(certificate)
+        return Principal(
+            client, self._grants.scopes(client), f"mtls {thumbprint[:16]}", method="mtls"
+        )
 
     async def _check_proof(
         self, ctx: RequestContext, principal: Principal, token: str, scheme: str
@@ -135,7 +185,11 @@ def _credential(ctx: RequestContext) -> tuple[str, str]:
             )
         )
     if not authorization and not api_key:
-        raise _unauthorised(None, "this route requires an API key", log_reason="no credential")
+        raise _unauthorised(
+            None,
+            "this route requires a credential: an API key, an access token or a client certificate",
+            log_reason="no credential",
+        )
     if api_key:
         scheme, token = "api-key", api_key[0].strip()
     else:

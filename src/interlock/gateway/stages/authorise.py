@@ -16,14 +16,37 @@ __all__ = ["ScopeCheck"]
 class ScopeCheck:
     """403 naming the missing scope — and nothing else about the caller's grants."""
 
-    def __init__(self, scope: str, audience: str | None = None) -> None:
-        """Require ``scope``; tokens restricted to audiences must include ``audience``."""
+    def __init__(
+        self,
+        scope: str,
+        audience: str | None = None,
+        methods: tuple[str, ...] | None = None,
+    ) -> None:
+        """Require ``scope``, and a credential of one of ``methods`` when given.
+
+        Tokens restricted to audiences must include ``audience``.
+        """
         self._scope = scope
         self._audience = audience
+        self._methods = methods
 
     async def __call__(self, ctx: RequestContext) -> None:
         """Refuse unless the principal holds the scope (and, if restricted, the audience)."""
         principal = ctx.principal
+        if principal is not None and self._methods and not principal.satisfies(self._methods):
+            needs_certificate = self._methods == ("mtls",)
+            raise Refusal(
+                Problem(
+                    401,
+                    "unauthorized",
+                    "Authentication required",
+                    "this route requires a client certificate (mutual TLS)"
+                    if needs_certificate
+                    else f"this route accepts only: {', '.join(self._methods)}",
+                    {"WWW-Authenticate": 'Bearer realm="interlock"'},
+                ),
+                log_reason=f"authenticated by {principal.method}, route needs {self._methods}",
+            )
         if (
             principal is not None
             and principal.audiences is not None

@@ -1,0 +1,71 @@
+"""Client certificates: who a certificate verified by the TLS handshake belongs to.
+
+The handshake has already checked the chain (to the configured CAs), the
+validity period, the EKU (``clientAuth``) and, with Interlock's PKI, the CRL.
+What is left is the mapping: the certificate's URI SAN
+``spiffe://TRUST-DOMAIN/client/NAME`` names the manifest client ``NAME``
+(which must list ``mtls`` in its ``auth``). The RFC 8705 thumbprint
+(``x5t#S256``) binds access tokens to the certificate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Final
+
+from cryptography import x509
+
+from interlock.config.manifest import Manifest
+from interlock.oauth.thumbprints import certificate_thumbprint
+
+__all__ = ["ClientCertificates", "certificate_thumbprint"]
+
+_CACHE_MAX: Final = 4096
+
+
+class ClientCertificates:
+    """Maps verified client certificates to manifest clients by their SPIFFE URI SAN."""
+
+    def __init__(self, trust_domain: str, manifest: Manifest) -> None:
+        """Identities under ``spiffe://trust_domain/client/``."""
+        self._prefix = f"spiffe://{trust_domain}/client/"
+        self.manifest = manifest
+        self._identities: dict[bytes, str | None] = {}
+        self._lock = threading.Lock()
+
+    def identity(self, der: bytes) -> str | None:
+        """The client name in the certificate's URI SAN (not checked against the manifest)."""
+        digest = hashlib.sha256(der).digest()
+        if digest in self._identities:
+            return self._identities[digest]
+        found = self._parse(der)
+        with self._lock:
+            if len(self._identities) >= _CACHE_MAX:
+                self._identities.clear()
+            self._identities[digest] = found
+        return found
+
+    def client_for(self, der: bytes) -> str | None:
+        """The manifest client (with ``mtls`` in its auth) this certificate identifies."""
+        name = self.identity(der)
+        spec = self.manifest.clients.get(name) if name is not None else None
+        return name if spec is not None and "mtls" in spec.auth else None
+
+    def belongs_to(self, client_id: str, certificate: bytes) -> bool:
+        """The ``tls_client_auth`` hook (RFC 8705 §2.1.1): this certificate names ``client_id``."""
+        return self.client_for(certificate) == client_id
+
+    def _parse(self, der: bytes) -> str | None:
+        try:
+            certificate = x509.load_der_x509_certificate(der)
+            names = certificate.extensions.get_extension_for_class(
+                x509.SubjectAlternativeName
+            ).value.get_values_for_type(x509.UniformResourceIdentifier)
+        except (ValueError, x509.ExtensionNotFound):
+            return None
+        matching = [n for n in names if n.startswith(self._prefix)]
+        if len(matching) != 1:
+            return None  # none, or ambiguous: several identities in one certificate
+        name = matching[0].removeprefix(self._prefix)
+        return name if name and "/" not in name else None
