@@ -124,7 +124,7 @@ def test_demo_walks_through_allowed_and_refused_calls(
         "allowed read",
         "200",
         "403 this route requires the scope 'crm.accounts.write'",
-        "401 this route requires an API key",
+        "401 this route requires a credential",
         "404 no route matches this path",
         "400 credentials are not accepted in the query string",
         "old key in its overlap",
