@@ -23,6 +23,7 @@ from interlock.cli import (
     keyring,
     keys,
     oauth,
+    pki,
     secrets,
     serve,
     setup,
@@ -53,6 +54,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(oauth.app, name="oauth")
 app.add_typer(clients.app, name="clients")
+app.add_typer(pki.app, name="pki")
 
 
 @app.callback()

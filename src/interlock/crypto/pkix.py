@@ -10,7 +10,9 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -18,21 +20,30 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
+    "BACKDATE",
     "Certificate",
     "PrivateKey",
+    "Revocation",
     "certificate_pem",
+    "certificate_revocation_list",
+    "intermediate_ca",
     "issue_client_certificate",
     "issue_server_certificate",
+    "key_matches",
     "load_certificate_pem",
+    "load_certificates_pem",
+    "load_crl_pem",
     "load_private_key_pem",
     "new_private_key",
     "private_key_pem",
+    "recertify_ca",
     "self_signed_ca",
 ]
 
 Certificate = x509.Certificate
 PrivateKey = ec.EllipticCurvePrivateKey
-_BACKDATE = timedelta(minutes=5)  # tolerate small clock skew between hosts
+BACKDATE: Final = timedelta(minutes=5)  # tolerate small clock skew between hosts
+_BACKDATE: Final = BACKDATE
 
 
 def new_private_key() -> PrivateKey:
@@ -67,21 +78,91 @@ def load_certificate_pem(data: bytes) -> Certificate:
     return x509.load_pem_x509_certificate(data)
 
 
-def self_signed_ca(common_name: str, lifetime: timedelta) -> tuple[Certificate, PrivateKey]:
-    """A root CA that may sign end-entity certificates only (path length 0)."""
+def load_certificates_pem(data: bytes) -> list[Certificate]:
+    """Parse every certificate of a PEM chain, leaf first as written."""
+    return x509.load_pem_x509_certificates(data)
+
+
+def load_crl_pem(data: bytes) -> x509.CertificateRevocationList:
+    """Parse a PEM certificate revocation list."""
+    return x509.load_pem_x509_crl(data)
+
+
+def key_matches(certificate: Certificate, key: PrivateKey) -> bool:
+    """Whether ``key`` is the private half of ``certificate``'s public key."""
+    return certificate.public_key() == key.public_key()
+
+
+def self_signed_ca(
+    common_name: str,
+    lifetime: timedelta,
+    *,
+    path_length: int = 0,
+    now: datetime | None = None,
+) -> tuple[Certificate, PrivateKey]:
+    """A root CA; by default it may sign end-entity certificates only (path length 0)."""
     key = new_private_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.now(UTC)
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    certificate = (
+    start = now or datetime.now(UTC)
+    return _ca_certificate(name, key, key, name, start, start + lifetime, path_length), key
+
+
+def recertify_ca(
+    ca_certificate: Certificate, key: PrivateKey, *, path_length: int, now: datetime | None = None
+) -> Certificate:
+    """A new self-signed certificate for an existing CA's name, key and validity end.
+
+    Certificates the old one signed still verify against it: the same name and
+    key, hence the same subject key identifier.
+    """
+    if not key_matches(ca_certificate, key):
+        raise ValueError("the key does not belong to this CA certificate")
+    return _ca_certificate(
+        ca_certificate.subject,
+        key,
+        key,
+        ca_certificate.subject,
+        now or datetime.now(UTC),
+        ca_certificate.not_valid_after_utc,
+        path_length,
+    )
+
+
+def intermediate_ca(
+    root_certificate: Certificate,
+    root_key: PrivateKey,
+    common_name: str,
+    lifetime: timedelta,
+    *,
+    now: datetime | None = None,
+) -> tuple[Certificate, PrivateKey]:
+    """A fresh key and a CA certificate for it, signed by the root, that signs leaves only."""
+    key = new_private_key()
+    start = now or datetime.now(UTC)
+    end = min(start + lifetime, root_certificate.not_valid_after_utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    certificate = _ca_certificate(name, key, root_key, root_certificate.subject, start, end, 0)
+    return certificate, key
+
+
+def _ca_certificate(  # noqa: PLR0917  (private; three public callers name each role)
+    subject: x509.Name,
+    key: PrivateKey,
+    signer: PrivateKey,
+    issuer: x509.Name,
+    start: datetime,
+    end: datetime,
+    path_length: int,
+) -> Certificate:
+    builder = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + lifetime)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .not_valid_before(start - _BACKDATE)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=False,
@@ -96,10 +177,15 @@ def self_signed_ca(common_name: str, lifetime: timedelta) -> tuple[Certificate, 
             ),
             critical=True,
         )
-        .add_extension(ski, critical=False)
-        .sign(key, hashes.SHA256())
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
-    return certificate, key
+    if signer is not key:
+        # RFC 5280 §4.2.1.1: required in every certificate that is not self-signed.
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+            critical=False,
+        )
+    return builder.sign(signer, hashes.SHA256())
 
 
 def issue_client_certificate(
@@ -107,11 +193,19 @@ def issue_client_certificate(
     ca_key: PrivateKey,
     identity: str,
     lifetime: timedelta,
+    *,
+    now: datetime | None = None,
 ) -> tuple[Certificate, PrivateKey]:
     """A TLS client certificate whose identity is the URI SAN ``identity``."""
     san = [x509.UniformResourceIdentifier(identity)]
     return _issue_end_entity(
-        ca_certificate, ca_key, identity[-64:], san, ExtendedKeyUsageOID.CLIENT_AUTH, lifetime
+        ca_certificate,
+        ca_key,
+        identity[-64:],
+        san,
+        ExtendedKeyUsageOID.CLIENT_AUTH,
+        lifetime,
+        now or datetime.now(UTC),
     )
 
 
@@ -120,6 +214,8 @@ def issue_server_certificate(
     ca_key: PrivateKey,
     hosts: Sequence[str],
     lifetime: timedelta,
+    *,
+    now: datetime | None = None,
 ) -> tuple[Certificate, PrivateKey]:
     """A TLS server certificate for ``hosts`` (DNS names or IP addresses)."""
     if not hosts:
@@ -131,21 +227,27 @@ def issue_server_certificate(
         except ValueError:
             names.append(x509.DNSName(host))
     return _issue_end_entity(
-        ca_certificate, ca_key, hosts[0], names, ExtendedKeyUsageOID.SERVER_AUTH, lifetime
+        ca_certificate,
+        ca_key,
+        hosts[0],
+        names,
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        lifetime,
+        now or datetime.now(UTC),
     )
 
 
-def _issue_end_entity(  # noqa: PLR0917  (private; the two callers above name every argument's role)
+def _issue_end_entity(  # noqa: PLR0917  (private; the two callers above name every role)
     ca_certificate: Certificate,
     ca_key: PrivateKey,
     common_name: str,
     names: Sequence[x509.GeneralName],
     usage: x509.ObjectIdentifier,
     lifetime: timedelta,
+    now: datetime,
 ) -> tuple[Certificate, PrivateKey]:
     """A fresh key and a certificate for it: never a CA, signature use only, one EKU."""
     key = new_private_key()
-    now = datetime.now(UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
@@ -178,3 +280,47 @@ def _issue_end_entity(  # noqa: PLR0917  (private; the two callers above name ev
         .sign(ca_key, hashes.SHA256())
     )
     return certificate, key
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """One CRL entry: a serial, when it was revoked, and an RFC 5280 §5.3.1 reason name."""
+
+    serial: int
+    revoked_at: datetime
+    reason: str
+
+
+def certificate_revocation_list(
+    issuer_certificate: Certificate,
+    issuer_key: PrivateKey,
+    revoked: Sequence[Revocation],
+    this_update: datetime,
+    next_update: datetime,
+) -> bytes:
+    """A PEM CRL signed by the issuing CA, one entry per revocation."""
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer_certificate.subject)
+        .last_update(this_update)
+        .next_update(next_update)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+            critical=False,
+        )
+        # RFC 5280 §5.2.3: conforming CRL issuers MUST include the CRL number.
+        .add_extension(x509.CRLNumber(int(this_update.timestamp() * 1000)), critical=False)
+    )
+    for entry in revoked:
+        item = (
+            x509.RevokedCertificateBuilder()
+            .serial_number(entry.serial)
+            .revocation_date(entry.revoked_at)
+        )
+        # RFC 5280 §5.3.1: the reason code SHOULD be absent rather than unspecified.
+        if entry.reason != "unspecified":
+            item = item.add_extension(
+                x509.CRLReason(x509.ReasonFlags(entry.reason)), critical=False
+            )
+        builder = builder.add_revoked_certificate(item.build())
+    return builder.sign(issuer_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)

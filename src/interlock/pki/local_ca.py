@@ -1,113 +1,82 @@
-"""The deployment's local CA (``pki:internal`` in the manifest).
+"""The deployment's local CA (``pki:internal`` in the manifest), for existing callers.
 
-Created by ``interlock init`` (or on first use in a deployment that predates
-it); its private key is sealed by the keyring and only ever opened in memory
-to sign. It issues the gateway's own server certificate (``certificate:
-auto``) and the certificates of sample or internal upstreams. The full PKI —
-intermediate CA, client certificates, revocation — grows from here.
+:class:`LocalCA` is the small face the gateway, the demo and ``interlock init``
+use: its :attr:`~LocalCA.certificate` is the PKI's root (the trust anchor,
+written to ``ca.pem``), and the certificates it issues are signed by the
+issuing intermediate and returned with it as a chain. They are recorded as
+*ephemeral* (their key lives in the asking process only, which issues a new
+one at every start), so renewal and expiry monitoring leave them alone.
+Everything else lives in :class:`interlock.pki.authority.Pki`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine
 
 from interlock.crypto import Keyring
-from interlock.crypto.pkix import (
-    Certificate,
-    certificate_pem,
-    issue_client_certificate,
-    issue_server_certificate,
-    load_certificate_pem,
-    load_private_key_pem,
-    private_key_pem,
-    self_signed_ca,
-)
-from interlock.pki.tables import AuthorityRow
-from interlock.store.base import table_of
+from interlock.crypto.pkix import Certificate, certificate_pem
+from interlock.pki.authority import DEFAULT_LIFETIME, Issued, Pki
 
 __all__ = ["LOCAL_CA_NAME", "IssuedCertificate", "LocalCA", "ensure_local_ca"]
 
 LOCAL_CA_NAME: Final = "internal"
-CA_LIFETIME: Final = timedelta(days=3650)
-SERVER_LIFETIME: Final = timedelta(days=30)
-_TABLE = table_of(AuthorityRow)
+SERVER_LIFETIME: Final = DEFAULT_LIFETIME
+# Certificates issued through LocalCA carry URIs given in full, so the trust
+# domain is not used to build one; the PKI needs a value all the same.
+_UNUSED_TRUST_DOMAIN: Final = "interlock.local"
 
 
 @dataclass(frozen=True)
 class IssuedCertificate:
-    """A certificate and its private key, both PEM. Write the key 0600 or keep it in memory."""
+    """A certificate chain (leaf, intermediate) and the leaf's key, both PEM.
+
+    Write the key 0600 or keep it in memory.
+    """
 
     certificate_pem: bytes
-    private_key_pem: bytes
+    private_key_pem: bytes = field(repr=False)
     not_after: datetime
 
 
 class LocalCA:
-    """Handle on the local CA: its certificate is public, its key stays sealed."""
+    """Handle on the local PKI: the root certificate is public, the keys stay sealed."""
 
-    def __init__(self, keyring: Keyring, certificate: Certificate, sealed_key: bytes) -> None:
+    def __init__(self, pki: Pki, certificate: Certificate) -> None:
         """Internal: use :func:`ensure_local_ca`."""
-        self._keyring = keyring
-        self._sealed_key = sealed_key
+        self._pki = pki
         self.certificate = certificate
 
     @property
     def certificate_pem(self) -> bytes:
-        """The CA certificate, for clients' trust stores (``curl --cacert``)."""
+        """The root CA certificate, for clients' trust stores (``curl --cacert``)."""
         return certificate_pem(self.certificate)
 
     def issue_server(
         self, hosts: Sequence[str], lifetime: timedelta = SERVER_LIFETIME
     ) -> IssuedCertificate:
-        """A server certificate for ``hosts`` signed by this CA."""
-        ca_key = load_private_key_pem(self._keyring.open(self._sealed_key, _aad(LOCAL_CA_NAME)))
-        certificate, key = issue_server_certificate(self.certificate, ca_key, hosts, lifetime)
-        return IssuedCertificate(
-            certificate_pem(certificate), private_key_pem(key), certificate.not_valid_after_utc
-        )
+        """A server certificate for ``hosts``, signed by the issuing CA, with its chain."""
+        return _legacy(self._pki.issue_server(hosts, lifetime, ephemeral=True))
 
     def issue_client(
         self, identity: str, lifetime: timedelta = SERVER_LIFETIME
     ) -> IssuedCertificate:
         """A client certificate for the URI ``identity`` (e.g. ``spiffe://.../client/x``)."""
-        ca_key = load_private_key_pem(self._keyring.open(self._sealed_key, _aad(LOCAL_CA_NAME)))
-        certificate, key = issue_client_certificate(self.certificate, ca_key, identity, lifetime)
-        return IssuedCertificate(
-            certificate_pem(certificate), private_key_pem(key), certificate.not_valid_after_utc
-        )
+        return _legacy(self._pki.issue_client_identity(identity, lifetime, ephemeral=True))
 
     def __repr__(self) -> str:
         return f"LocalCA(subject={self.certificate.subject.rfc4514_string()!r})"
 
 
 def ensure_local_ca(engine: Engine, keyring: Keyring, deployment_id: str) -> LocalCA:
-    """The deployment's local CA, created (once, race-safe) if it does not exist yet."""
-    with engine.connect() as connection:
-        row = connection.execute(select(_TABLE).where(_TABLE.c.name == LOCAL_CA_NAME)).first()
-    if row is not None:
-        return LocalCA(keyring, load_certificate_pem(row.certificate_pem.encode()), row.private_key)
-    certificate, key = self_signed_ca(f"Interlock local CA {deployment_id[:8]}", CA_LIFETIME)
-    sealed = keyring.seal(private_key_pem(key), _aad(LOCAL_CA_NAME))
-    try:
-        with engine.begin() as connection:
-            connection.execute(
-                _TABLE.insert().values(
-                    name=LOCAL_CA_NAME,
-                    certificate_pem=certificate_pem(certificate).decode(),
-                    private_key=sealed,
-                    created_at=datetime.now(UTC),
-                )
-            )
-    except IntegrityError:
-        return ensure_local_ca(engine, keyring, deployment_id)
-    return LocalCA(keyring, certificate, sealed)
+    """The deployment's PKI (root and intermediate), created once, race-safe, if missing."""
+    pki = Pki(engine, keyring, deployment_id, _UNUSED_TRUST_DOMAIN)
+    return LocalCA(pki, pki.root_certificate())
 
 
-def _aad(name: str) -> bytes:
-    return f"interlock:pki:authority:{name}".encode()
+def _legacy(issued: Issued) -> IssuedCertificate:
+    return IssuedCertificate(issued.certificate_pem, issued.private_key_pem, issued.not_after)

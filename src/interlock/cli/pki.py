@@ -1,0 +1,325 @@
+"""``interlock pki``: the deployment's CAs, and client and server certificates.
+
+Private keys leave only as new PEM files, mode 0600, never overwriting
+anything; certificates go next to them as ``NAME.pem`` (leaf, then the
+intermediate). ``list --expiring`` exits 1 when something is due, for monitoring;
+``renew --within`` renews everything due, for cron.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import typer
+from rich.table import Table
+
+from interlock.cli.context import console, settings
+from interlock.cli.options import duration_option
+from interlock.crypto.keyfile import write_private_file
+from interlock.crypto.pkix import load_certificate_pem
+from interlock.errors import InvalidRequestError
+from interlock.pki.authority import DEFAULT_LIFETIME, CertificateInfo, Issued, Pki
+from interlock.pki.rfc5280 import REVOCATION_REASONS, check_reason
+from interlock.store import open_deployment
+
+__all__ = ["app"]
+
+SECONDS_PER_DAY: Final = 86400
+
+app = typer.Typer(
+    help="Interlock's PKI: root and issuing CA, client and server certificates, CRL.",
+    no_args_is_help=True,
+)
+issue_app = typer.Typer(help="Issue a client or server certificate.", no_args_is_help=True)
+app.add_typer(issue_app, name="issue")
+
+OutDir = Annotated[
+    Path,
+    typer.Option("--out", help="Existing directory for NAME.key (0600) and NAME.pem (chain)."),
+]
+Lifetime = Annotated[
+    str | None,
+    typer.Option("--lifetime", help="e.g. 30d, 12h or P30D (default 30d; 1h to 90d for clients)."),
+]
+
+
+@contextmanager
+def _pki() -> Iterator[Pki]:
+    current = settings()
+    deployment = open_deployment(current)
+    try:
+        yield Pki(
+            deployment.engine, deployment.keyring, deployment.deployment_id, current.trust_domain
+        )
+    finally:
+        deployment.close()
+
+
+@app.command("init")
+def init() -> None:
+    """Create the root and the issuing CA if missing (``interlock init`` does it too)."""
+    with _pki() as pki:
+        pki.ensure()
+        root, issuing = pki.root_certificate(), pki.chain_pem()
+        typer.echo(f"root CA     {root.subject.rfc4514_string()} (path length 1)")
+        typer.echo(f"            valid until {_when(root.not_valid_after_utc)}")
+        typer.echo(f"issuing CA  {_subject_of(issuing)} (path length 0, signs certificates)")
+
+
+@issue_app.command("client")
+def issue_client(
+    name: Annotated[str, typer.Argument(help="The client's name, as in the manifest.")],
+    out: OutDir,
+    lifetime: Lifetime = None,
+) -> None:
+    """A client certificate: identity spiffe://TRUST-DOMAIN/client/NAME, clientAuth only."""
+    with _pki() as pki:
+        _refuse_existing(out, [name])
+        issued = pki.issue_client(name, duration_option(lifetime) or DEFAULT_LIFETIME)
+        typer.echo(f"issued client certificate {issued.serial} for {pki.client_identity(name)}")
+        _write(out, name, issued)
+
+
+@issue_app.command("server")
+def issue_server(
+    hosts: Annotated[list[str], typer.Argument(help="DNS names and IP addresses.")],
+    out: OutDir,
+    lifetime: Lifetime = None,
+) -> None:
+    """A server certificate for HOST... (serverAuth); files are named after the first host."""
+    with _pki() as pki:
+        _refuse_existing(out, [hosts[0].strip().lower()])
+        issued = pki.issue_server(hosts, duration_option(lifetime) or DEFAULT_LIFETIME)
+        info = pki.get(issued.serial)
+        typer.echo(f"issued server certificate {issued.serial} for {' '.join(info.hosts)}")
+        _write(out, info.name, issued)
+
+
+@app.command("renew")
+def renew(
+    out: OutDir,
+    serial: Annotated[str | None, typer.Argument(help="The certificate to renew.")] = None,
+    within: Annotated[
+        str | None,
+        typer.Option("--within", help="Renew every certificate in use expiring within, e.g. 7d."),
+    ] = None,
+    lifetime: Annotated[
+        str | None, typer.Option("--lifetime", help="Default: the old certificate's lifetime.")
+    ] = None,
+) -> None:
+    """Renew SERIAL, or with --within everything due; old certificates stay valid until expiry."""
+    if (serial is None) == (within is None):
+        raise InvalidRequestError("give either a SERIAL or --within, not both or neither")
+    wanted = duration_option(lifetime)
+    with _pki() as pki:
+        due = [pki.get(serial)] if serial is not None else pki.due_for_renewal(_window(within))
+        if not due:
+            typer.echo(f"no certificate in use expires within {within}")
+            return
+        _refuse_existing(out, [info.name for info in due])
+        for info in due:
+            issued = pki.renew(info.serial, wanted)
+            typer.echo(
+                f"renewed {info.kind} {info.serial} ({info.name}, expiring "
+                f"{_when(info.not_after)}) as {issued.serial}"
+            )
+            _write(out, info.name, issued)
+
+
+@app.command("revoke")
+def revoke(
+    serial: Annotated[str, typer.Argument(help="The certificate's serial (hexadecimal).")],
+    reason: Annotated[
+        str, typer.Option("--reason", help=f"RFC 5280 reason: {', '.join(REVOCATION_REASONS)}.")
+    ] = "unspecified",
+) -> None:
+    """Revoke a certificate at once; it is listed in the CRL until it expires."""
+    check_reason(reason)
+    with _pki() as pki:
+        before = pki.get(serial)
+        if before.revoked_at is not None:
+            typer.echo(
+                f"certificate {before.serial} was already revoked "
+                f"({before.revocation_reason}, {_when(before.revoked_at)})"
+            )
+            return
+        pki.revoke(serial, reason)
+        typer.echo(f"revoked {before.kind} certificate {before.serial} ({before.name}): {reason}")
+
+
+@app.command("list")
+def list_certificates(
+    expiring: Annotated[
+        str | None,
+        typer.Option(
+            "--expiring", help="Only certificates in use expiring within, e.g. 14d; exit 1 if any."
+        ),
+    ] = None,
+    include_revoked: Annotated[
+        bool, typer.Option("--revoked", help="Also show revoked certificates.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Issued certificates, soonest expiry first: serial, kind, name, expiry, days left, status."""
+    window = _window(expiring) if expiring is not None else None
+    with _pki() as pki:
+        rows = pki.list(window, include_revoked=include_revoked)
+        now = pki.now()
+    if as_json:
+        typer.echo(json.dumps({"certificates": [_as_json(info, now) for info in rows]}, indent=2))
+    else:
+        console.print(_table(rows, now, expiring))
+    if window is not None and rows:
+        typer.echo(f"{len(rows)} certificate(s) in use expire within {expiring}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("crl")
+def crl(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the PEM CRL (replaced).")],
+) -> None:
+    """Write the current CRL (signed by the issuing CA, valid one day)."""
+    with _pki() as pki:
+        data = pki.crl_pem()
+        count = len(pki.revoked_serials())
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InvalidRequestError(f"cannot write {out}: {exc.strerror}") from None
+    typer.echo(f"wrote {out}: {count} revoked certificate(s), next update in 1 day")
+
+
+@app.command("export-root")
+def export_root(
+    out: Annotated[Path, typer.Option("--out", help="New file for the root key (0600).")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: the store keeps no copy afterwards.")
+    ] = False,
+) -> None:
+    """Take the root key offline: write it to a new 0600 file, then delete it from the store."""
+    if not yes:
+        raise InvalidRequestError(
+            "export-root removes the root key from the store; keep the file offline "
+            "and run again with --yes"
+        )
+    with _pki() as pki:
+        pki.export_root(out)
+        pki.remove_root_key()
+    typer.echo(f"wrote the root key to {out} (0600) and removed it from the store")
+    typer.echo("Keep it offline; `interlock pki import-root` brings it back to re-sign the CA.")
+
+
+@app.command("import-root")
+def import_root(
+    path: Annotated[Path, typer.Argument(help="The file from export-root.")],
+) -> None:
+    """Bring the root key back (it must match the root certificate)."""
+    with _pki() as pki:
+        pki.import_root_key(path)
+    typer.echo("the root key is back in the store (sealed); delete or re-secure the file")
+
+
+@app.command("renew-intermediate")
+def renew_intermediate() -> None:
+    """Replace the issuing CA by a new one signed by the root (needs the root key)."""
+    with _pki() as pki:
+        pki.renew_issuing()
+        typer.echo(f"new issuing CA {_subject_of(pki.chain_pem())}")
+        typer.echo("Certificates issued before keep their chain and stay valid.")
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def _window(text: str | None) -> timedelta:
+    window = duration_option(text)
+    if window is None:  # callers pass a value
+        raise InvalidRequestError("a duration is required")
+    return window
+
+
+def _refuse_existing(directory: Path, names: list[str]) -> None:
+    if not directory.is_dir():
+        raise InvalidRequestError(f"{directory} is not a directory")
+    if len(set(names)) != len(names):
+        raise InvalidRequestError("two certificates would write the same files; renew them apart")
+    for name in names:
+        for path in (directory / f"{name}.key", directory / f"{name}.pem"):
+            if path.exists() or path.is_symlink():
+                raise InvalidRequestError(f"{path} already exists; refusing to overwrite it")
+
+
+def _write(directory: Path, name: str, issued: Issued) -> None:
+    key, chain = directory / f"{name}.key", directory / f"{name}.pem"
+    try:
+        write_private_file(key, issued.private_key_pem)
+        with chain.open("xb") as file:
+            file.write(issued.certificate_pem)
+    except OSError as exc:
+        raise InvalidRequestError(
+            f"certificate {issued.serial} was issued but {exc.filename} could not be written "
+            f"({exc.strerror}); revoke it and issue again"
+        ) from None
+    typer.echo(f"  expires  {_when(issued.not_after)}")
+    typer.echo(f"  key      {key} (0600)")
+    typer.echo(f"  chain    {chain} (certificate, then the issuing CA)")
+
+
+def _when(value: datetime) -> str:
+    return f"{value:%Y-%m-%d %H:%M} UTC"
+
+
+def _days_left(info: CertificateInfo, now: datetime) -> int:
+    return int(info.left(now).total_seconds() // SECONDS_PER_DAY)
+
+
+def _subject_of(pem: bytes) -> str:
+    return load_certificate_pem(pem).subject.rfc4514_string()
+
+
+def _table(rows: list[CertificateInfo], now: datetime, expiring: str | None) -> Table:
+    title = f"Certificates expiring within {expiring}" if expiring else "Certificates"
+    table = Table(title=title, title_justify="left")
+    table.add_column("serial", overflow="fold")  # whole: revoke and renew take it
+    for column in ("kind", "name / identity", "not after", "days left", "status"):
+        table.add_column(column)
+    for info in rows:
+        names = info.identity or " ".join(info.hosts)
+        status = info.status if not info.ephemeral else f"{info.status} (in memory)"
+        if info.revocation_reason:
+            status = f"{status}: {info.revocation_reason}"
+        table.add_row(
+            info.serial,
+            info.kind,
+            names,
+            _when(info.not_after),
+            str(_days_left(info, now)),
+            status,
+        )
+    return table
+
+
+def _as_json(info: CertificateInfo, now: datetime) -> dict[str, Any]:
+    return {
+        "serial": info.serial,
+        "kind": info.kind,
+        "name": info.name,
+        "identity": info.identity,
+        "hosts": list(info.hosts),
+        "not_before": info.not_before.isoformat(),
+        "not_after": info.not_after.isoformat(),
+        "days_left": _days_left(info, now),
+        "status": info.status,
+        "ephemeral": info.ephemeral,
+        "revoked_at": None if info.revoked_at is None else info.revoked_at.isoformat(),
+        "revocation_reason": info.revocation_reason,
+        "replaced_by": info.replaced_by,
+    }

@@ -1,0 +1,360 @@
+"""Interlock's own PKI: issue, renew and revoke client and server certificates.
+
+Clients trust the root certificate (``pki:internal`` in the manifest, the
+gateway's ``ca.pem``); the issuing intermediate signs every end-entity
+certificate and the CRL, and travels with each certificate as its chain.
+Client certificates name their holder by a SPIFFE URI SAN only
+(``spiffe://TRUST-DOMAIN/client/NAME``). Lifetimes are short by default and
+capped; a renewal leaves the old certificate valid until it expires (its
+holder needs time to switch) and records which certificate replaced it.
+Private keys are returned once and never stored.
+"""
+
+from __future__ import annotations
+
+import builtins
+import ipaddress
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+from sqlalchemy import Engine, select, update
+
+from interlock.config.manifest import NAME_PATTERN
+from interlock.crypto import Keyring
+from interlock.crypto.pkix import (
+    BACKDATE,
+    Certificate,
+    PrivateKey,
+    Revocation,
+    certificate_pem,
+    certificate_revocation_list,
+    issue_client_certificate,
+    issue_server_certificate,
+    private_key_pem,
+)
+from interlock.errors import InvalidRequestError
+from interlock.pki.authorities import Authorities
+from interlock.pki.inventory import TABLE, CertificateInfo, Kind, find, select_listed
+from interlock.pki.rfc5280 import check_reason, serial_hex
+
+__all__ = [
+    "DEFAULT_LIFETIME",
+    "MAX_CLIENT_LIFETIME",
+    "MAX_SERVER_LIFETIME",
+    "MIN_LIFETIME",
+    "CertificateInfo",
+    "Issued",
+    "Pki",
+]
+
+DEFAULT_LIFETIME: Final = timedelta(days=30)
+MIN_LIFETIME: Final = timedelta(hours=1)
+MAX_CLIENT_LIFETIME: Final = timedelta(days=90)
+# CA/Browser Forum Baseline Requirements §6.3.2: at most 398 days; one day of margin.
+MAX_SERVER_LIFETIME: Final = timedelta(days=397)
+CRL_VALIDITY: Final = timedelta(days=1)
+MAX_HOSTS: Final = 100
+_NAME: Final = re.compile(NAME_PATTERN)
+# RFC 1123 host names; wildcards are not issued (deny by default).
+_LABEL: Final = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOST: Final = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A new certificate: ``certificate_pem`` is leaf then intermediate; the key is shown once."""
+
+    serial: str
+    certificate_pem: bytes
+    private_key_pem: bytes = field(repr=False)
+    not_after: datetime
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Pki:
+    """The deployment's PKI: a root, an issuing intermediate and what it issued."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        keyring: Keyring,
+        deployment_id: str,
+        trust_domain: str,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        """Bind to a deployment; ``trust_domain`` names client identities."""
+        self._engine = engine
+        self._trust_domain = trust_domain
+        self._now = now
+        self._authorities = Authorities(engine, keyring, deployment_id, now)
+
+    def now(self) -> datetime:
+        """The PKI's clock (injected in tests)."""
+        return self._now()
+
+    # -- the CAs ---------------------------------------------------------------
+
+    def ensure(self) -> None:
+        """Create the root and the intermediate if missing (idempotent, race-safe)."""
+        self._authorities.ensure()
+
+    def root_certificate(self) -> Certificate:
+        """The trust anchor."""
+        return self._authorities.ensure()[0].certificate
+
+    def root_certificate_pem(self) -> bytes:
+        """The trust anchor as PEM, for clients' trust stores (``ca.pem``)."""
+        return certificate_pem(self.root_certificate())
+
+    def chain_pem(self) -> bytes:
+        """The issuing intermediate as PEM: what a leaf needs next to it in a chain."""
+        return certificate_pem(self._authorities.ensure()[1].certificate)
+
+    def renew_issuing(self) -> None:
+        """Replace the intermediate by a new one (new key); needs the root key online."""
+        self._authorities.renew_issuing()
+
+    def export_root(self, path: Path) -> None:
+        """Write the root key to a new 0600 PEM file (then call :meth:`remove_root_key`)."""
+        self._authorities.export_root(path)
+
+    def remove_root_key(self) -> None:
+        """Delete the sealed root key; issuing goes on, re-signing the intermediate waits."""
+        self._authorities.remove_root_key()
+
+    def import_root_key(self, path: Path) -> None:
+        """Seal the root key from ``path`` back into the store; it must match the root."""
+        self._authorities.import_root_key(path)
+
+    # -- issuing ---------------------------------------------------------------
+
+    def client_identity(self, name: str) -> str:
+        """The SPIFFE ID of client ``name``."""
+        if not _NAME.fullmatch(name):
+            raise InvalidRequestError(
+                f"{name!r} is not a client name: 1-63 lower-case letters, digits and '-', "
+                "starting with a letter"
+            )
+        return f"spiffe://{self._trust_domain}/client/{name}"
+
+    def issue_client(
+        self, name: str, lifetime: timedelta = DEFAULT_LIFETIME, *, ephemeral: bool = False
+    ) -> Issued:
+        """A client certificate for ``name`` (URI SAN, clientAuth), at most 90 days."""
+        return self.issue_client_identity(
+            self.client_identity(name), lifetime, name=name, ephemeral=ephemeral
+        )
+
+    def issue_client_identity(
+        self,
+        identity: str,
+        lifetime: timedelta = DEFAULT_LIFETIME,
+        *,
+        name: str | None = None,
+        ephemeral: bool = False,
+    ) -> Issued:
+        """A client certificate for any URI ``identity`` (used by :class:`LocalCA`)."""
+        label = name or identity.rstrip("/").rsplit("/", 1)[-1][:253]
+        sign = self._client_signer(identity, lifetime)
+        return self._issue("client", label, identity, (), ephemeral, sign)
+
+    def issue_server(
+        self,
+        hosts: Sequence[str],
+        lifetime: timedelta = DEFAULT_LIFETIME,
+        *,
+        ephemeral: bool = False,
+    ) -> Issued:
+        """A server certificate for DNS names and IP addresses (serverAuth), at most 397 days."""
+        names = _check_hosts(hosts)
+        sign = self._server_signer(names, lifetime)
+        return self._issue("server", names[0], None, names, ephemeral, sign)
+
+    def renew(self, serial: str, lifetime: timedelta | None = None) -> Issued:
+        """A new certificate (new key) for the same names; the old one stays valid until expiry.
+
+        ``lifetime`` defaults to the old certificate's. Refuses a revoked
+        certificate, and one already renewed (naming its successor).
+        """
+        old = self.get(serial)
+        if old.revoked_at is not None:
+            raise InvalidRequestError(f"certificate {old.serial} is revoked; issue a new one")
+        if old.replaced_by is not None:
+            raise InvalidRequestError(
+                f"certificate {old.serial} was already renewed as {old.replaced_by}"
+            )
+        wanted = lifetime or max(MIN_LIFETIME, old.not_after - old.not_before - BACKDATE)
+        if old.kind == "client":
+            sign = self._client_signer(old.identity or "", wanted)
+        else:
+            sign = self._server_signer(old.hosts, wanted)
+        return self._issue(
+            old.kind, old.name, old.identity, old.hosts, old.ephemeral, sign, replaces=old.serial
+        )
+
+    # -- the record ------------------------------------------------------------
+
+    def get(self, serial: str) -> CertificateInfo:
+        """One issued certificate; :class:`NotFoundError` if unknown."""
+        with self._engine.connect() as connection:
+            return find(connection, serial_hex(serial), self._now())
+
+    def revoke(self, serial: str, reason: str = "unspecified") -> None:
+        """Revoke a certificate (RFC 5280 reason name); revoking it again changes nothing."""
+        check_reason(reason)
+        key = serial_hex(serial)
+        with self._engine.begin() as connection:
+            find(connection, key, self._now())
+            connection.execute(
+                update(TABLE)
+                .where(TABLE.c.serial == key, TABLE.c.revoked_at.is_(None))
+                .values(revoked_at=self._now(), revocation_reason=reason)
+            )
+
+    def list(
+        self, expiring_within: timedelta | None = None, include_revoked: bool = False
+    ) -> builtins.list[CertificateInfo]:
+        """Issued certificates, soonest expiry first (see :func:`inventory.select_listed`)."""
+        with self._engine.connect() as connection:
+            return select_listed(
+                connection, self._now(), expiring_within, include_revoked=include_revoked
+            )
+
+    def due_for_renewal(self, within: timedelta) -> builtins.list[CertificateInfo]:
+        """Certificates in use that expire within ``within`` (or already have)."""
+        return self.list(expiring_within=within)
+
+    def revoked_serials(self) -> frozenset[int]:
+        """Serials of revoked certificates that have not expired yet."""
+        return frozenset(entry.serial for entry in self._revocations())
+
+    def crl_pem(self) -> bytes:
+        """A CRL signed by the intermediate: every revoked, unexpired certificate, valid a day."""
+        _, issuing = self._authorities.ensure()
+        now = self._now()
+        return certificate_revocation_list(
+            issuing.certificate,
+            self._authorities.open_key(issuing),
+            self._revocations(),
+            now,
+            now + CRL_VALIDITY,
+        )
+
+    # -- private ---------------------------------------------------------------
+
+    def _client_signer(self, identity: str, lifetime: timedelta) -> _Signer:
+        _check_lifetime(lifetime, MAX_CLIENT_LIFETIME, "client")
+
+        def sign(ca: Certificate, key: PrivateKey) -> tuple[Certificate, PrivateKey]:
+            return issue_client_certificate(ca, key, identity, lifetime, now=self._now())
+
+        return sign
+
+    def _server_signer(self, hosts: Sequence[str], lifetime: timedelta) -> _Signer:
+        _check_lifetime(lifetime, MAX_SERVER_LIFETIME, "server")
+
+        def sign(ca: Certificate, key: PrivateKey) -> tuple[Certificate, PrivateKey]:
+            return issue_server_certificate(ca, key, hosts, lifetime, now=self._now())
+
+        return sign
+
+    def _issue(  # noqa: PLR0917  (private; the three callers above name each fact)
+        self,
+        kind: Kind,
+        name: str,
+        identity: str | None,
+        hosts: Sequence[str],
+        ephemeral: bool,
+        sign: _Signer,
+        replaces: str | None = None,
+    ) -> Issued:
+        """Sign, then record the certificate (and the renewal) in one transaction."""
+        _, issuing = self._authorities.ensure()
+        certificate, key = sign(issuing.certificate, self._authorities.open_key(issuing))
+        serial = serial_hex(certificate.serial_number)
+        pem = certificate_pem(certificate)
+        with self._engine.begin() as connection:
+            connection.execute(
+                TABLE.insert().values(
+                    serial=serial,
+                    kind=kind,
+                    name=name,
+                    identity=identity,
+                    hosts=" ".join(hosts) or None,
+                    not_before=certificate.not_valid_before_utc,
+                    not_after=certificate.not_valid_after_utc,
+                    certificate_pem=pem.decode(),
+                    ephemeral=ephemeral,
+                )
+            )
+            if replaces is not None:
+                done = connection.execute(
+                    update(TABLE)
+                    .where(
+                        TABLE.c.serial == replaces,
+                        TABLE.c.replaced_by.is_(None),
+                        TABLE.c.revoked_at.is_(None),
+                    )
+                    .values(replaced_by=serial)
+                )
+                if done.rowcount != 1:  # renewed or revoked meanwhile: record nothing
+                    raise InvalidRequestError(
+                        f"certificate {replaces} was renewed or revoked meanwhile"
+                    )
+        chain = pem + certificate_pem(issuing.certificate)
+        return Issued(serial, chain, private_key_pem(key), certificate.not_valid_after_utc)
+
+    def _revocations(self) -> builtins.list[Revocation]:
+        query = select(TABLE.c.serial, TABLE.c.revoked_at, TABLE.c.revocation_reason).where(
+            TABLE.c.revoked_at.is_not(None), TABLE.c.not_after > self._now()
+        )
+        with self._engine.connect() as connection:
+            rows = connection.execute(query.order_by(TABLE.c.serial)).all()
+        return [
+            Revocation(int(row.serial, 16), row.revoked_at, row.revocation_reason) for row in rows
+        ]
+
+
+_Signer = Callable[[Certificate, PrivateKey], tuple[Certificate, PrivateKey]]
+
+
+def _check_lifetime(lifetime: timedelta, maximum: timedelta, kind: str) -> None:
+    if not MIN_LIFETIME <= lifetime <= maximum:
+        raise InvalidRequestError(
+            f"a {kind} certificate lives from 1 hour to {maximum.days} days, "
+            f"not {_describe(lifetime)}"
+        )
+
+
+def _describe(value: timedelta) -> str:
+    if value.days >= 1 and not value.seconds:
+        return f"{value.days} days"
+    return f"{value.total_seconds() / 3600:g} hours"
+
+
+def _check_hosts(hosts: Sequence[str]) -> tuple[str, ...]:
+    """Host names (lower-cased) and IP addresses, in order, each once; an error names a bad one."""
+    if isinstance(hosts, str):
+        hosts = [hosts]
+    names = tuple(dict.fromkeys(host.strip().lower() for host in hosts))
+    if not names:
+        raise InvalidRequestError("a server certificate needs at least one host name")
+    if len(names) > MAX_HOSTS:
+        raise InvalidRequestError(f"at most {MAX_HOSTS} host names per certificate")
+    for host in names:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not _HOST.fullmatch(host):
+                raise InvalidRequestError(
+                    f"{host!r} is neither a DNS host name nor an IP address "
+                    "(wildcards are not issued)"
+                ) from None
+    return names
