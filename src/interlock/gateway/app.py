@@ -21,6 +21,7 @@ from aiohttp import web
 
 from interlock.config.manifest import Manifest
 from interlock.gateway.context import RequestContext, peer_certificate
+from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.mtls import ClientCertificates
 from interlock.gateway.paths import BadPathError, split_target
@@ -80,6 +81,7 @@ class Gateway:
         self.token_verifier: AccessTokenVerifier | None = None
         self.dpop: DPoPVerifier | None = None
         self.certificates = certificates
+        self.crl: CrlPublisher | None = None
         self._trusted: Callable[[Manifest], Sequence[IssuerPolicy]] | None = None
         self.keys = keys
         self.upstreams = upstreams
@@ -199,28 +201,9 @@ class Gateway:
         )
 
     async def _answer(self, request: web.BaseRequest, correlation_id: str) -> _Answered:
-        if request.path == "/healthz" and request.method in {"GET", "HEAD"}:
-            return _Answered(web.json_response({"status": "ok"}), "/healthz", "ok", None)
-        if request.path == "/.well-known/jwks.json" and self.jwks and request.method == "GET":
-            jwks = web.Response(
-                body=await self.jwks.body(),
-                content_type="application/jwk-set+json",
-                headers={"Cache-Control": "public, max-age=60"},
-            )
-            return _Answered(jwks, "/.well-known/jwks.json", "ok", None)
-        if (
-            request.path == "/.well-known/oauth-authorization-server"
-            and self.token_endpoint is not None
-            and request.method == "GET"
-        ):
-            document = metadata(self.token_endpoint)
-            return _Answered(web.json_response(document), request.path, "ok", None)
-        if request.path in _OAUTH_FORMS and self.token_endpoint is not None:
-            answer = await self._oauth_form(request, _OAUTH_FORMS[request.path])
-            return _Answered(answer, request.path, "ok", None)
-        if request.path == "/metrics" and request.method == "GET":
-            body = web.Response(body=self.metrics.render(), content_type="text/plain")
-            return _Answered(body, "/metrics", "ok", None)
+        own = await self._own_endpoint(request)
+        if own is not None:
+            return _Answered(own, request.path, "ok", None)
         compiled = self._compiled
         try:
             segments, query = split_target(request.raw_path)
@@ -250,6 +233,35 @@ class Gateway:
             raise
         response.headers["X-Request-Id"] = correlation_id
         return _Answered(response, match.route.label, "forwarded", ctx.principal)
+
+    async def _own_endpoint(  # noqa: PLR0911  (one return per endpoint reads best)
+        self, request: web.BaseRequest
+    ) -> web.Response | None:
+        """Health, metrics, JWKS, OAuth metadata and forms, the CRL; ``None`` for routes."""
+        path, method = request.path, request.method
+        if path == "/healthz" and method in {"GET", "HEAD"}:
+            return web.json_response({"status": "ok"})
+        if path in _OAUTH_FORMS and self.token_endpoint is not None:
+            return await self._oauth_form(request, _OAUTH_FORMS[path])
+        if method != "GET":
+            return None
+        if path == "/.well-known/jwks.json" and self.jwks is not None:
+            return web.Response(
+                body=await self.jwks.body(),
+                content_type="application/jwk-set+json",
+                headers={"Cache-Control": "public, max-age=60"},
+            )
+        if path == "/.well-known/oauth-authorization-server" and self.token_endpoint is not None:
+            return web.json_response(metadata(self.token_endpoint))
+        if path == "/pki/crl" and self.crl is not None:
+            return web.Response(
+                body=self.crl.der,
+                content_type="application/pkix-crl",
+                headers={"Cache-Control": "public, max-age=60"},
+            )
+        if path == "/metrics":
+            return web.Response(body=self.metrics.render(), content_type="text/plain")
+        return None
 
     async def _oauth_form(self, request: web.BaseRequest, operation: str) -> web.Response:
         endpoint = self.token_endpoint

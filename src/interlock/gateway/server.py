@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+import ssl
 import tempfile
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from interlock.crypto.keyfile import write_private_file
 from interlock.errors import ConfigError, InterlockError
 from interlock.gateway.app import Gateway
 from interlock.gateway.authorization import enable_oauth
+from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.listener import ProblemServer
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.mtls import ClientCertificates
@@ -30,6 +32,7 @@ from interlock.logs import get_logger
 from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.signing_keys import SigningKeys
 from interlock.pki import LOCAL_CA_NAME, ensure_local_ca
+from interlock.pki.authority import Pki
 from interlock.secrets.store import SecretStore
 from interlock.store import Deployment
 
@@ -75,7 +78,7 @@ class RunningGateway:
     _tmp: tempfile.TemporaryDirectory[str]
     _retired: list[Upstreams] = field(default_factory=list)
     _closers: set[asyncio.Task[None]] = field(default_factory=set)
-    _maintenance: asyncio.Task[None] | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _on_stop: list[Callable[[], None]] = field(default_factory=list)
 
     def reload(self) -> bool:
@@ -106,7 +109,7 @@ class RunningGateway:
     async def stop(self) -> None:
         """Stop accepting, let requests in flight finish (bounded), close pools."""
         await self.runner.cleanup()
-        for task in [*self._closers, *([self._maintenance] if self._maintenance else [])]:
+        for task in [*self._closers, *self._tasks]:
             task.cancel()
         for close in self._on_stop:
             close()
@@ -123,31 +126,13 @@ async def start_gateway(
     manifest_path: Path | None = None,
 ) -> RunningGateway:
     """Start serving ``manifest`` on ``listener``; returns once the socket is bound."""
-    ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
     tmp = tempfile.TemporaryDirectory(prefix="tls-", dir=deployment.settings.data_dir)
-    work = Path(tmp.name)
-    ca_file = deployment.settings.data_dir / "ca.pem"
-    ca_file.write_bytes(ca.certificate_pem)
-    if listener.certificate is None or listener.private_key is None:
-        hosts = tuple(dict.fromkeys((listener.host, "localhost", *listener.extra_hosts)))
-        issued = ca.issue_server(hosts)
-        cert_path, key_path = work / "server.pem", work / "server.key"
-        write_private_file(key_path, issued.private_key_pem)
-        cert_path.write_bytes(issued.certificate_pem)
-    else:
-        cert_path, key_path = listener.certificate, listener.private_key
-    client_auth = listener.client_auth or ("optional" if listener.client_ca else "none")
-    client_ca = listener.client_ca or (ca_file if client_auth != "none" else None)
     try:
-        ssl_context = server_context(
-            cert_path, key_path, manifest.tls.min_version, client_ca, client_auth=client_auth
-        )
-    except (OSError, ValueError) as exc:
+        tls = await _listener_tls(deployment, manifest, listener, Path(tmp.name))
+    except BaseException:
         tmp.cleanup()
-        raise ConfigError(f"cannot load the listener certificate: {exc}") from None
-    # The key file is loaded into the context; it need not stay on disk.
-    if listener.certificate is None:
-        key_path.unlink()
+        raise
+    ssl_context, crl, ca_file = tls.context, tls.crl, tls.ca_file
 
     metrics = GatewayMetrics()
     secrets = SecretStore(deployment.engine, deployment.keyring)
@@ -161,7 +146,7 @@ async def start_gateway(
     signing_keys = SigningKeys(deployment.engine, deployment.keyring, settings.oauth_signing_alg)
     signing_keys.ensure()  # the first key exists before anyone asks for the JWKS
     certificates = (
-        ClientCertificates(settings.trust_domain, manifest) if client_auth != "none" else None
+        ClientCertificates(settings.trust_domain, manifest) if tls.client_auth != "none" else None
     )
     gateway = Gateway(
         manifest,
@@ -204,9 +189,63 @@ async def start_gateway(
         routes=len(gateway._compiled.routes.routes),
     )
     running = RunningGateway(gateway, runner, port, ca_file, manifest_path, make_upstreams, tmp)
-    running._maintenance = asyncio.get_running_loop().create_task(oauth.maintain())
+    gateway.crl = crl
+    loop = asyncio.get_running_loop()
+    running._tasks += [loop.create_task(oauth.maintain()), loop.create_task(crl.watch())]
     running._on_stop.append(oauth.close)
     return running
+
+
+@dataclass(frozen=True)
+class _ListenerTls:
+    context: ssl.SSLContext
+    crl: CrlPublisher
+    ca_file: Path
+    client_auth: ClientAuth
+
+
+async def _listener_tls(
+    deployment: Deployment, manifest: Manifest, listener: ListenerConfig, work: Path
+) -> _ListenerTls:
+    """The listener's TLS context: its certificate, and client certificates if asked for."""
+    ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
+    ca_file = deployment.settings.data_dir / "ca.pem"
+    ca_file.write_bytes(ca.certificate_pem)
+    if listener.certificate is None or listener.private_key is None:
+        hosts = tuple(dict.fromkeys((listener.host, "localhost", *listener.extra_hosts)))
+        issued = ca.issue_server(hosts)
+        cert_path, key_path = work / "server.pem", work / "server.key"
+        write_private_file(key_path, issued.private_key_pem)
+        cert_path.write_bytes(issued.certificate_pem)
+    else:
+        cert_path, key_path = listener.certificate, listener.private_key
+    client_auth = listener.client_auth or ("optional" if listener.client_ca else "none")
+    client_ca = listener.client_ca or (ca_file if client_auth != "none" else None)
+    # Client certificates from our own PKI are checked against its revocation list.
+    own_pki = client_auth != "none" and listener.client_ca is None
+    settings = deployment.settings
+    pki = Pki(
+        deployment.engine, deployment.keyring, deployment.deployment_id, settings.trust_domain
+    )
+    crl = CrlPublisher(pki, work)
+    await asyncio.to_thread(crl.refresh)
+    try:
+        context = server_context(
+            cert_path,
+            key_path,
+            manifest.tls.min_version,
+            client_ca,
+            client_auth=client_auth,
+            crl=crl.pem_path if own_pki else None,
+        )
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load the listener certificate: {exc}") from None
+    finally:
+        if listener.certificate is None:
+            key_path.unlink()  # loaded into the context; it need not stay on disk
+    if own_pki:
+        crl.attach(context)
+    return _ListenerTls(context, crl, ca_file, client_auth)
 
 
 async def serve_forever(
