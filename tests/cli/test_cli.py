@@ -94,7 +94,7 @@ def test_keyring_rotate_and_status(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["keyring", "rotate"]) == 0
     out = capsys.readouterr().out
     assert "KEK version 2 is now current" in out
-    assert "re-wrapped 2 of 2 sealed values" in out  # deployment canary and CA key
+    assert "re-wrapped 3 of 3 sealed values" in out  # deployment canary, root and issuing CA keys
     assert main(["keyring", "status"]) == 0
     out = capsys.readouterr().out
     assert "versions  1, 2" in out

@@ -126,6 +126,9 @@ class System(_Model):
     location: Country
     ca: str = "system"
     credentials: str | None = None
+    # Mutual TLS towards the system: a client certificate from Interlock's own PKI,
+    # issued and renewed automatically.
+    client_cert: Literal["pki:auto"] | None = None
     tls: TlsPolicy | None = None
     description: Text | None = None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["GatewayMetrics"]
 
@@ -29,6 +29,12 @@ class GatewayMetrics:
             "Time from request to response, by route.",
             ["route"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.certificate_expiry = Gauge(
+            "interlock_certificate_expiry_days",
+            "Days until a certificate the gateway uses or trusts expires.",
+            ["certificate"],
             registry=self.registry,
         )
         self.upstream_errors = Counter(

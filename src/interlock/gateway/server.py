@@ -10,6 +10,7 @@ import ssl
 import tempfile
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -17,7 +18,7 @@ from aiohttp import web
 
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
-from interlock.crypto.keyfile import write_private_file
+from interlock.crypto.pkix import load_certificate_pem
 from interlock.errors import ConfigError, InterlockError
 from interlock.gateway.app import Gateway
 from interlock.gateway.authorization import enable_oauth
@@ -25,6 +26,7 @@ from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.listener import ProblemServer
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.mtls import ClientCertificates
+from interlock.gateway.renewal import RenewingCertificate, keep_renewed
 from interlock.gateway.tls import ClientAuth, server_context
 from interlock.gateway.upstream import UpstreamLimits, Upstreams
 from interlock.identity.apikeys import ApiKeys
@@ -79,6 +81,8 @@ class RunningGateway:
     _retired: list[Upstreams] = field(default_factory=list)
     _closers: set[asyncio.Task[None]] = field(default_factory=set)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # The certificates the gateway presents, by role ("listener", "upstream-client").
+    certificates: dict[str, RenewingCertificate] = field(default_factory=dict)
     _on_stop: list[Callable[[], None]] = field(default_factory=list)
 
     def reload(self) -> bool:
@@ -139,7 +143,14 @@ async def start_gateway(
     anchors = {f"pki:{LOCAL_CA_NAME}": ca_file}
 
     def make_upstreams(current: Manifest) -> Upstreams:
-        return Upstreams(current, secrets, anchors, metrics, listener.limits)
+        return Upstreams(
+            current,
+            secrets,
+            anchors,
+            metrics,
+            listener.limits,
+            client_certificate=tls.upstream_identity,
+        )
 
     keys = ApiKeys(deployment.engine, deployment.keyring, manifest)
     settings = deployment.settings
@@ -190,8 +201,13 @@ async def start_gateway(
     )
     running = RunningGateway(gateway, runner, port, ca_file, manifest_path, make_upstreams, tmp)
     gateway.crl = crl
+    running.certificates = {certificate.name: certificate for certificate in tls.renewing}
     loop = asyncio.get_running_loop()
-    running._tasks += [loop.create_task(oauth.maintain()), loop.create_task(crl.watch())]
+    running._tasks += [
+        loop.create_task(oauth.maintain()),
+        loop.create_task(crl.watch()),
+        loop.create_task(keep_renewed(list(tls.renewing), tls.authorities, metrics)),
+    ]
     running._on_stop.append(oauth.close)
     return running
 
@@ -202,6 +218,18 @@ class _ListenerTls:
     crl: CrlPublisher
     ca_file: Path
     client_auth: ClientAuth
+    pki: Pki
+    renewing: tuple[RenewingCertificate, ...]  # the listener's own (if auto), upstream client
+
+    @property
+    def upstream_identity(self) -> RenewingCertificate:
+        return self.renewing[-1]
+
+    def authorities(self) -> dict[str, datetime]:
+        """When the CAs the gateway trusts and issues from expire."""
+        root = self.pki.root_certificate()
+        issuing = load_certificate_pem(self.pki.chain_pem())
+        return {"root-ca": root.not_valid_after_utc, "issuing-ca": issuing.not_valid_after_utc}
 
 
 async def _listener_tls(
@@ -211,28 +239,18 @@ async def _listener_tls(
     ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
     ca_file = deployment.settings.data_dir / "ca.pem"
     ca_file.write_bytes(ca.certificate_pem)
-    if listener.certificate is None or listener.private_key is None:
-        hosts = tuple(dict.fromkeys((listener.host, "localhost", *listener.extra_hosts)))
-        issued = ca.issue_server(hosts)
-        cert_path, key_path = work / "server.pem", work / "server.key"
-        write_private_file(key_path, issued.private_key_pem)
-        cert_path.write_bytes(issued.certificate_pem)
-    else:
-        cert_path, key_path = listener.certificate, listener.private_key
     client_auth = listener.client_auth or ("optional" if listener.client_ca else "none")
     client_ca = listener.client_ca or (ca_file if client_auth != "none" else None)
     # Client certificates from our own PKI are checked against its revocation list.
     own_pki = client_auth != "none" and listener.client_ca is None
-    settings = deployment.settings
-    pki = Pki(
-        deployment.engine, deployment.keyring, deployment.deployment_id, settings.trust_domain
-    )
+    domain = deployment.settings.trust_domain
+    pki = Pki(deployment.engine, deployment.keyring, deployment.deployment_id, domain)
     crl = CrlPublisher(pki, work)
     await asyncio.to_thread(crl.refresh)
     try:
         context = server_context(
-            cert_path,
-            key_path,
+            listener.certificate,
+            listener.private_key,
             manifest.tls.min_version,
             client_ca,
             client_auth=client_auth,
@@ -240,12 +258,24 @@ async def _listener_tls(
         )
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load the listener certificate: {exc}") from None
-    finally:
-        if listener.certificate is None:
-            key_path.unlink()  # loaded into the context; it need not stay on disk
+    renewing = []
+    if listener.certificate is None or listener.private_key is None:
+        # "auto": issued by the deployment's PKI for the listener's names, renewed in place.
+        hosts = tuple(dict.fromkeys((listener.host, "localhost", *listener.extra_hosts)))
+        own = RenewingCertificate("listener", lambda: pki.issue_server(hosts, ephemeral=True), work)
+        await asyncio.to_thread(own.attach, context)
+        renewing.append(own)
+    identity = f"spiffe://{domain}/gateway"
+    renewing.append(
+        RenewingCertificate(
+            "upstream-client",
+            lambda: pki.issue_client_identity(identity, name="gateway", ephemeral=True),
+            work,
+        )
+    )
     if own_pki:
         crl.attach(context)
-    return _ListenerTls(context, crl, ca_file, client_auth)
+    return _ListenerTls(context, crl, ca_file, client_auth, pki, tuple(renewing))
 
 
 async def serve_forever(

@@ -52,8 +52,8 @@ ClientAuth = Literal["none", "optional", "required"]
 
 
 def server_context(
-    certificate: Path,
-    private_key: Path,
+    certificate: Path | None,
+    private_key: Path | None,
     min_version: str = "1.2",
     client_ca: Path | None = None,
     *,
@@ -68,13 +68,15 @@ def server_context(
     none, and the pipeline decides whether a route needs one; ``required``
     fails the handshake without one. An invalid certificate fails the
     handshake either way. With ``crl`` the leaf's revocation is checked too;
-    :func:`load_crl` adds newer lists to the running context.
+    :func:`load_crl` adds newer lists to the running context. Without a
+    ``certificate`` the caller loads one before serving (a renewing certificate).
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = _VERSIONS[min_version]
     context.set_ciphers(INTERMEDIATE_CIPHERS)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
-    context.load_cert_chain(certificate, private_key)
+    if certificate is not None:
+        context.load_cert_chain(certificate, private_key)
     if not restrict_groups(context):
         _log.warning("TLS key-exchange groups not restricted to Mozilla intermediate's")
     mode = client_auth or ("optional" if client_ca is not None else "none")

@@ -28,6 +28,7 @@ from interlock.errors import InterlockError
 from interlock.gateway.context import RequestContext
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.problems import Problem, Refusal
+from interlock.gateway.renewal import RenewingCertificate
 from interlock.gateway.tls import trust_context
 from interlock.logs import get_logger
 from interlock.secrets.resolver import SecretResolver
@@ -78,19 +79,34 @@ class Upstreams:
         trust_anchors: dict[str, Path],
         metrics: GatewayMetrics,
         limits: UpstreamLimits | None = None,
+        *,
+        client_certificate: RenewingCertificate | None = None,
     ) -> None:
-        """``trust_anchors`` maps ``pki:NAME`` to CA files; ``system`` uses the OS bundle."""
+        """``trust_anchors`` maps ``pki:NAME`` to CA files; ``system`` uses the OS bundle.
+
+        ``client_certificate`` is presented to systems with ``client_cert: pki:auto``.
+        """
         self._manifest = manifest
         self._secrets = secrets
         self._anchors = trust_anchors
         self._metrics = metrics
         self.limits = limits or UpstreamLimits()
+        self._client_certificate = client_certificate
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._contexts = {name: self._context(s) for name, s in manifest.systems.items()}
 
     def _context(self, system: System) -> ssl.SSLContext:
         min_version = (system.tls or self._manifest.tls).min_version
-        return trust_context(system.ca, self._anchors, min_version)
+        context = trust_context(system.ca, self._anchors, min_version)
+        if system.client_cert is not None:
+            if self._client_certificate is None:
+                raise InterlockError("client_cert: pki:auto needs the deployment's PKI")
+            self._client_certificate.attach(context)
+        return context
+
+    def context(self, system: str) -> ssl.SSLContext:
+        """The TLS context connections to ``system`` are made with."""
+        return self._contexts[system]
 
     def _session(self, name: str) -> aiohttp.ClientSession:
         session = self._sessions.get(name)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
+from cryptography import x509
 
 __all__ = ["ORDERS", "SampleErp", "start_sample_erp"]
 
@@ -118,7 +119,26 @@ def _app(token: str) -> web.Application:
             }
         )
 
+    async def whoami(request: web.Request) -> web.Response:
+        # The client certificate the caller (the gateway) presented, when mutual TLS is on.
+        transport = request.transport
+        tls = transport.get_extra_info("ssl_object") if transport is not None else None
+        der = tls.getpeercert(binary_form=True) if tls is not None else None
+        if not der:
+            return web.json_response({"serial": None, "identity": None})
+        certificate = x509.load_der_x509_certificate(der)
+        uris = certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value.get_values_for_type(x509.UniformResourceIdentifier)
+        return web.json_response(
+            {
+                "serial": format(certificate.serial_number, "x"),
+                "identity": uris[0] if uris else None,
+            }
+        )
+
     app = web.Application(middlewares=[require_token])
+    app.router.add_get("/whoami", whoami)
     app.router.add_get("/sap/opu/odata/orders/{id}", order)
     app.router.add_get("/sap/opu/odata/orders", orders)
     app.router.add_get("/sap/opu/odata/sales_lines", sales_lines)
@@ -130,12 +150,24 @@ def _app(token: str) -> web.Application:
 
 
 async def start_sample_erp(
-    certificate: Path, private_key: Path, token: str, host: str = "127.0.0.1", port: int = 0
+    certificate: Path,
+    private_key: Path,
+    token: str,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    client_ca: Path | None = None,
 ) -> SampleErp:
-    """Serve the sample ERP over HTTPS with the given certificate; port 0 picks a free one."""
+    """Serve the sample ERP over HTTPS with the given certificate; port 0 picks a free one.
+
+    With ``client_ca`` it requires a client certificate issued under that CA (mutual TLS).
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(certificate, private_key)
+    if client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cafile=str(client_ca))
     runner = web.AppRunner(_app(token), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=context)
@@ -158,11 +190,14 @@ def main() -> None:
     parser.add_argument("--key", type=Path, required=True)
     parser.add_argument("--token-file", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--client-ca", type=Path, default=None)
     args = parser.parse_args()
 
     async def run() -> None:
         token = args.token_file.read_text().strip()
-        erp = await start_sample_erp(args.cert, args.key, token, port=args.port)
+        erp = await start_sample_erp(
+            args.cert, args.key, token, port=args.port, client_ca=args.client_ca
+        )
         sys.stdout.write(f"PORT {erp.port}\n")
         sys.stdout.flush()
         stop = asyncio.Event()
