@@ -6,8 +6,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# sslyze (the TLS posture test) pins cryptography<47 and needs nassl: it gets a
+# venv of its own, never the project's. The test finds it at .venv-sslyze/bin/sslyze.
+SSLYZE_VENV  := .venv-sslyze
+SSLYZE_STAMP := $(SSLYZE_VENV)/.installed
+SSLYZE_SPEC  := sslyze>=6,<7
 
-.PHONY: demo test lint typecheck unit clean install
+.PHONY: demo test lint typecheck unit clean install tools
 
 install: $(STAMP)
 
@@ -18,6 +23,13 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
+
+tools: $(SSLYZE_STAMP)
+
+$(SSLYZE_STAMP):
+	$(PYTHON) -m venv $(SSLYZE_VENV)
+	$(SSLYZE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check '$(SSLYZE_SPEC)'
+	@touch $(SSLYZE_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/interlock demo examples/interlock.yaml
@@ -31,8 +43,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-unit: $(STAMP)
+unit: $(STAMP) $(SSLYZE_STAMP)
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(SSLYZE_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

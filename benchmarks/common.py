@@ -31,6 +31,7 @@ from interlock.store import Deployment, initialise
 __all__ = [
     "Sandbox",
     "WrkRun",
+    "cpu_seconds",
     "ensure_tools",
     "free_port",
     "processes",
@@ -101,6 +102,28 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"nothing listens on {port}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by ``pid`` and its live descendants (Linux /proc).
+
+    For a server measured from outside: nginx's master and workers, or one
+    ``interlock serve`` process. A descendant that has exited is not counted.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            # Fields after the parenthesised command: state is [0], utime [11], stime [12].
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+        pending.extend(int(child) for child in children)
+    return total
 
 
 @contextmanager
