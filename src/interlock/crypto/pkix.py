@@ -32,6 +32,7 @@ __all__ = [
     "key_matches",
     "load_certificate_pem",
     "load_certificates_pem",
+    "crl_der",
     "load_crl_pem",
     "load_private_key_pem",
     "new_private_key",
@@ -86,6 +87,11 @@ def load_certificates_pem(data: bytes) -> list[Certificate]:
 def load_crl_pem(data: bytes) -> x509.CertificateRevocationList:
     """Parse a PEM certificate revocation list."""
     return x509.load_pem_x509_crl(data)
+
+
+def crl_der(crl: x509.CertificateRevocationList) -> bytes:
+    """A CRL in DER, as served over HTTP (RFC 5280 §4.2.1.13)."""
+    return crl.public_bytes(serialization.Encoding.DER)
 
 
 def key_matches(certificate: Certificate, key: PrivateKey) -> bool:

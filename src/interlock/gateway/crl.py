@@ -17,10 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.exc import SQLAlchemyError
 
+from interlock.crypto.pkix import crl_der, load_crl_pem
 from interlock.errors import InterlockError
 from interlock.gateway.tls import load_crl
 from interlock.logs import get_logger
@@ -51,7 +50,7 @@ class CrlPublisher:
         if serials == self._serials and self.der:
             return False
         pem = self._pki.crl_pem()
-        crl = x509.load_pem_x509_crl(pem)
+        crl = load_crl_pem(pem)
         this_update = crl.last_update_utc
         if self._this_update is not None and this_update <= self._this_update:
             # OpenSSL keeps the list with the latest thisUpdate: wait for the next second.
@@ -66,7 +65,7 @@ class CrlPublisher:
         if self.pem_path is not None:
             self.pem_path.unlink(missing_ok=True)
         self.pem_path = path
-        self.der = crl.public_bytes(Encoding.DER)
+        self.der = crl_der(crl)
         self._serials, self._this_update = serials, this_update
         _log.info("certificate revocation list published", revoked=len(serials))
         return True
