@@ -17,6 +17,7 @@ from interlock.cli.context import console, settings
 from interlock.cli.options import ManifestOption, duration_option
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
+from interlock.crypto.keyfile import read_small_file
 from interlock.errors import InvalidRequestError, NotFoundError
 from interlock.identity.grants import Grants
 from interlock.oauth.client_keys import ClientKeyInfo, ClientKeys, jwk_from_pem
@@ -81,13 +82,7 @@ def _until(value: datetime | None) -> str:
 
 def _read_public_key(path: Path) -> dict[str, Any]:
     """A JWK from a JSON file, or from a PEM public key (converted by joserfc)."""
-    try:
-        with path.open("rb") as file:
-            data = file.read(MAX_KEY_FILE_BYTES + 1)
-    except OSError as exc:
-        raise InvalidRequestError(f"cannot read {path}: {exc.strerror}") from None
-    if len(data) > MAX_KEY_FILE_BYTES:
-        raise InvalidRequestError(f"{path} is larger than {MAX_KEY_FILE_BYTES} bytes")
+    data = read_small_file(path, MAX_KEY_FILE_BYTES)
     if data.lstrip().startswith(b"-----BEGIN"):
         return jwk_from_pem(data)
     try:

@@ -42,7 +42,12 @@ from pathlib import Path
 from typing import Any, Final, NoReturn
 
 from interlock.crypto import aead
-from interlock.errors import AlreadyInitialisedError, KeyFileError, KeyringError
+from interlock.errors import (
+    AlreadyInitialisedError,
+    InvalidRequestError,
+    KeyFileError,
+    KeyringError,
+)
 
 __all__ = [
     "FORMAT",
@@ -50,6 +55,7 @@ __all__ = [
     "KeyFileContents",
     "locked",
     "read",
+    "read_small_file",
     "write_new",
     "write_replacing",
 ]
@@ -265,3 +271,18 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_small_file(path: Path, limit: int) -> bytes:
+    """A key or certificate file given on the command line: at most ``limit`` bytes.
+
+    Unreadable or oversized files are a one-line :class:`InvalidRequestError`.
+    """
+    try:
+        with path.open("rb") as file:
+            data = file.read(limit + 1)
+    except OSError as exc:
+        raise InvalidRequestError(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise InvalidRequestError(f"{path} is larger than {limit} bytes")
+    return data

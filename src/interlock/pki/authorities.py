@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from interlock.crypto import Keyring
-from interlock.crypto.keyfile import write_private_file
+from interlock.crypto.keyfile import read_small_file, write_private_file
 from interlock.crypto.pkix import (
     Certificate,
     PrivateKey,
@@ -197,13 +197,7 @@ def _read(connection: Connection) -> dict[str, Authority]:
 
 
 def _read_key_file(path: Path) -> PrivateKey:
-    try:
-        with path.open("rb") as file:
-            data = file.read(MAX_KEY_FILE_BYTES + 1)
-    except OSError as exc:
-        raise InvalidRequestError(f"cannot read {path}: {exc.strerror}") from None
-    if len(data) > MAX_KEY_FILE_BYTES:
-        raise InvalidRequestError(f"{path} is larger than {MAX_KEY_FILE_BYTES} bytes")
+    data = read_small_file(path, MAX_KEY_FILE_BYTES)
     try:
         return load_private_key_pem(data)
     except (ValueError, TypeError):
