@@ -221,6 +221,8 @@ class Route(_Model):
     # The authentication methods this route accepts (default: any its client may use).
     auth: tuple[AuthMethod, ...] | None = Field(default=None, min_length=1)
     rate_limit: RateLimits | None = None
+    # Idempotency-Key (IETF httpapi draft): required, optional (honoured when sent), or off.
+    idempotency: Literal["required", "optional"] | None = None
     response_fields: tuple[FieldPath, ...] | None = None
 
     @field_validator("method", mode="before")

@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis for shared limits and replay state (optional)."
     )
+    rate_limit_failure: Literal["closed", "open"] = Field(
+        default="closed",
+        description=(
+            "When Redis cannot be reached for a rate-limit decision: closed (503) or open "
+            "(fall back to in-process limits)."
+        ),
+    )
     log_level: LogLevel = "info"
     log_format: LogFormat = Field(
         default="auto", description="auto: JSON unless standard error is a terminal."
