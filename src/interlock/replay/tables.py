@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, String
+from sqlalchemy import DateTime, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from interlock.store.base import Base
 
-__all__ = ["SeenValueRow"]
+__all__ = ["IdempotencyRow", "SeenValueRow"]
 
 
 class SeenValueRow(Base):
@@ -20,4 +20,21 @@ class SeenValueRow(Base):
 
     # "<purpose>:<sha256 of the value>" so no raw nonce or jti is stored.
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class IdempotencyRow(Base):
+    """An Idempotency-Key record: claimed while in flight, then the response to replay."""
+
+    __tablename__ = "replay_idempotency"
+    __table_args__ = (Index("ix_replay_idempotency_expires_at", "expires_at"),)
+
+    # SHA-256 of "<scope>\0<key>": neither the client's key nor its scope is stored.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    # Who holds the record: only the holder may complete or abandon it.
+    token: Mapped[str] = mapped_column(String(32), nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)  # in_flight | completed
+    response: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

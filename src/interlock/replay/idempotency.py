@@ -1,0 +1,392 @@
+"""Idempotency-Key records (draft-ietf-httpapi-idempotency-key-header-07).
+
+One record per (scope, key): the first request with a key *begins* it and is
+processed; a retry with the same request fingerprint gets the stored response
+back (:class:`Replay`), a retry while the first is still being processed gets
+:class:`InFlight` (409 on the wire, draft §2.7), and the same key with another
+fingerprint gets :class:`Mismatch` (422). Records expire after their ``ttl``
+(draft §2.3).
+
+A record being processed holds a *lease*: if the replica processing it dies,
+the lease runs out and the next retry takes the record over instead of
+getting 409 until the record expires. Each :class:`Begun` carries a token, and
+only the holder of the current token may complete or abandon the record, so a
+late original cannot clobber the record a retry took over.
+
+Only a SHA-256 of scope and key is stored (draft §5: keys of other clients
+must not be guessable into a cache hit). Backends, behind one protocol:
+
+* :class:`SqlIdempotency` — the store; a primary-key insert decides which of
+  two replicas processes the request;
+* :class:`RedisIdempotency` — one short Lua script per transition, atomic
+  across replicas, the record expiring by itself;
+* :class:`MemoryIdempotency` — one process only, for tests and tools.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final, Protocol
+
+import redis
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from interlock.replay.tables import IdempotencyRow
+from interlock.store.base import as_utc, table_of
+
+__all__ = [
+    "Begun",
+    "IdempotencyOutcome",
+    "IdempotencyStore",
+    "InFlight",
+    "MemoryIdempotency",
+    "Mismatch",
+    "RedisIdempotency",
+    "Replay",
+    "SqlIdempotency",
+    "StoredResponse",
+    "fingerprint",
+    "idempotency_store",
+]
+
+_TABLE: Final = table_of(IdempotencyRow)
+_IN_FLIGHT: Final = "in_flight"
+_COMPLETED: Final = "completed"
+_ATTEMPTS: Final = 4  # a record can vanish (expiry, abandon) between two reads
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """What a replay needs: status, a safe subset of headers and the body.
+
+    ``body`` is None when the response was too large to keep: the request was
+    processed, but its answer cannot be replayed.
+    """
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes | None
+
+    def encode(self) -> bytes:
+        """JSON, the body in base64."""
+        body = None if self.body is None else base64.b64encode(self.body).decode()
+        return json.dumps(
+            {"status": self.status, "headers": [list(h) for h in self.headers], "body": body}
+        ).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> StoredResponse:
+        """The inverse of :meth:`encode`."""
+        raw = json.loads(data)
+        body = raw["body"]
+        return cls(
+            status=int(raw["status"]),
+            headers=tuple((str(n), str(v)) for n, v in raw["headers"]),
+            body=None if body is None else base64.b64decode(body),
+        )
+
+
+@dataclass(frozen=True)
+class Begun:
+    """This caller processes the request; it must :meth:`complete` or :meth:`abandon`."""
+
+    token: str
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The request was processed before: answer with ``response``."""
+
+    response: StoredResponse
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """The first request with this key is still being processed."""
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """The key was used with another request (a different fingerprint)."""
+
+
+IdempotencyOutcome = Begun | Replay | InFlight | Mismatch
+
+
+class IdempotencyStore(Protocol):
+    """Idempotency records shared by every replica."""
+
+    def begin(
+        self, scope: str, key: str, fingerprint: str, ttl: timedelta, lease: timedelta
+    ) -> IdempotencyOutcome:
+        """Claim ``key`` in ``scope`` for a request with ``fingerprint``, or say why not."""
+        ...
+
+    def complete(self, scope: str, key: str, token: str, response: StoredResponse) -> None:
+        """Store the response of the request begun with ``token`` for replays."""
+        ...
+
+    def abandon(self, scope: str, key: str, token: str) -> None:
+        """Forget the record begun with ``token`` so that a retry is processed afresh."""
+        ...
+
+
+def fingerprint(method: str, target: str, body: bytes) -> str:
+    """SHA-256 of method, request target and body (draft §2.4: checksum of the payload).
+
+    Method and target are part of it so that a key reused on another resource
+    is a mismatch too; NUL cannot occur in either, so the encoding is unambiguous.
+    """
+    digest = hashlib.sha256(method.encode() + b"\0" + target.encode() + b"\0")
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def _record_id(scope: str, key: str) -> str:
+    return hashlib.sha256(f"{scope}\0{key}".encode()).hexdigest()
+
+
+def _token() -> str:
+    return secrets.token_hex(16)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Record:
+    fingerprint: str
+    token: str
+    lease_until: datetime
+    expires_at: datetime
+    response: StoredResponse | None = None  # set once completed
+
+
+class MemoryIdempotency:
+    """Records in this process (tests and single-process tools)."""
+
+    def __init__(self, now: Callable[[], datetime] = _now) -> None:
+        """Start empty; ``now`` is the clock."""
+        self._now = now
+        self._records: dict[str, _Record] = {}
+        self._lock = threading.Lock()
+
+    def begin(
+        self, scope: str, key: str, fingerprint: str, ttl: timedelta, lease: timedelta
+    ) -> IdempotencyOutcome:
+        """Claim, replay, or refuse (see :class:`IdempotencyStore`)."""
+        now = self._now()
+        rid = _record_id(scope, key)
+        with self._lock:
+            if len(self._records) > 100_000:
+                self._records = {k: r for k, r in self._records.items() if r.expires_at > now}
+            record = self._records.get(rid)
+            if record is not None and record.expires_at > now:
+                if record.fingerprint != fingerprint:
+                    return Mismatch()
+                if record.response is not None:
+                    return Replay(record.response)
+                if record.lease_until > now:
+                    return InFlight()
+                record.token, record.lease_until = _token(), now + lease
+                return Begun(record.token)
+            token = _token()
+            self._records[rid] = _Record(fingerprint, token, now + lease, now + ttl)
+            return Begun(token)
+
+    def complete(self, scope: str, key: str, token: str, response: StoredResponse) -> None:
+        """Keep ``response`` until the record expires."""
+        with self._lock:
+            record = self._records.get(_record_id(scope, key))
+            if record is not None and record.token == token:
+                record.response = response
+
+    def abandon(self, scope: str, key: str, token: str) -> None:
+        """Drop the record if ``token`` still holds it."""
+        rid = _record_id(scope, key)
+        with self._lock:
+            record = self._records.get(rid)
+            if record is not None and record.token == token and record.response is None:
+                del self._records[rid]
+
+
+class SqlIdempotency:
+    """Records in the store's ``replay_idempotency`` table."""
+
+    def __init__(self, engine: Engine, now: Callable[[], datetime] = _now) -> None:
+        """Bind to the store; ``now`` is the clock."""
+        self._engine = engine
+        self._now = now
+
+    def begin(
+        self, scope: str, key: str, fingerprint: str, ttl: timedelta, lease: timedelta
+    ) -> IdempotencyOutcome:
+        """Insert the record; on a duplicate primary key, read what the winner left."""
+        rid = _record_id(scope, key)
+        for _ in range(_ATTEMPTS):
+            now = self._now()
+            token = _token()
+            try:
+                with self._engine.begin() as connection:
+                    connection.execute(
+                        _TABLE.insert().values(
+                            id=rid,
+                            fingerprint=fingerprint,
+                            token=token,
+                            state=_IN_FLIGHT,
+                            lease_until=now + lease,
+                            expires_at=now + ttl,
+                        )
+                    )
+            except IntegrityError:
+                outcome = self._existing(rid, fingerprint, lease, now)
+                if outcome is not None:
+                    return outcome
+                continue  # the record expired or was abandoned meanwhile: try again
+            return Begun(token)
+        return InFlight()  # the key is contended beyond reason: the caller may retry
+
+    def _existing(
+        self, rid: str, fingerprint: str, lease: timedelta, now: datetime
+    ) -> IdempotencyOutcome | None:
+        with self._engine.begin() as connection:
+            row = connection.execute(select(_TABLE).where(_TABLE.c.id == rid)).one_or_none()
+            if row is None:
+                return None
+            if as_utc(row.expires_at) <= now:
+                connection.execute(
+                    delete(_TABLE).where(_TABLE.c.id == rid, _TABLE.c.expires_at <= now)
+                )
+                return None
+            if row.fingerprint != fingerprint:
+                return Mismatch()
+            if row.state == _COMPLETED:
+                return Replay(StoredResponse.decode(row.response))
+            if as_utc(row.lease_until) > now:
+                return InFlight()
+            # The lease ran out (the replica processing it died): take the record over.
+            # The WHERE on the old token lets exactly one of several racing callers win.
+            token = _token()
+            taken = connection.execute(
+                update(_TABLE)
+                .where(_TABLE.c.id == rid, _TABLE.c.token == row.token)
+                .values(token=token, lease_until=now + lease)
+            ).rowcount
+            return Begun(token) if taken else None
+
+    def complete(self, scope: str, key: str, token: str, response: StoredResponse) -> None:
+        """Store ``response`` if ``token`` still holds the record."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(_TABLE)
+                .where(_TABLE.c.id == _record_id(scope, key), _TABLE.c.token == token)
+                .values(state=_COMPLETED, response=response.encode())
+            )
+
+    def abandon(self, scope: str, key: str, token: str) -> None:
+        """Delete the record if ``token`` still holds it and it is not completed."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                delete(_TABLE).where(
+                    _TABLE.c.id == _record_id(scope, key),
+                    _TABLE.c.token == token,
+                    _TABLE.c.state == _IN_FLIGHT,
+                )
+            )
+
+    def purge(self) -> int:
+        """Delete expired records."""
+        with self._engine.begin() as connection:
+            result = connection.execute(delete(_TABLE).where(_TABLE.c.expires_at <= self._now()))
+        return int(result.rowcount or 0)
+
+
+# Redis' own clock (TIME) decides leases, so replicas with skewed clocks agree.
+_BEGIN: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local cur = redis.call('HMGET', KEYS[1], 'fp', 'state', 'lease', 'response')
+if not cur[1] then
+  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'token', ARGV[2], 'state', 'in_flight',
+             'lease', now + tonumber(ARGV[3]))
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return {'begun'}
+end
+if cur[1] ~= ARGV[1] then return {'mismatch'} end
+if cur[2] == 'completed' then return {'replay', cur[4]} end
+if tonumber(cur[3]) > now then return {'in_flight'} end
+redis.call('HSET', KEYS[1], 'token', ARGV[2], 'lease', now + tonumber(ARGV[3]))
+return {'begun'}
+"""
+_COMPLETE: Final = """
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'state', 'completed', 'response', ARGV[2])
+  return 1
+end
+return 0
+"""
+_ABANDON: Final = """
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1]
+   and redis.call('HGET', KEYS[1], 'state') == 'in_flight' then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class RedisIdempotency:
+    """Records as Redis hashes that expire on their own (``PEXPIRE`` = the ttl)."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "interlock:idempotency:") -> None:
+        """Use ``client`` (shared by every replica)."""
+        self._prefix = prefix
+        self._begin = client.register_script(_BEGIN)
+        self._complete = client.register_script(_COMPLETE)
+        self._abandon = client.register_script(_ABANDON)
+
+    def begin(
+        self, scope: str, key: str, fingerprint: str, ttl: timedelta, lease: timedelta
+    ) -> IdempotencyOutcome:
+        """One script: create the record, or read the winner's (see :class:`IdempotencyStore`)."""
+        token = _token()
+        args: list[str | int] = [fingerprint, token, _ms(lease), _ms(ttl)]
+        reply = self._begin(keys=[self._key(scope, key)], args=args)
+        verdict = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        if verdict == "begun":
+            return Begun(token)
+        if verdict == "replay":
+            return Replay(StoredResponse.decode(reply[1]))
+        return Mismatch() if verdict == "mismatch" else InFlight()
+
+    def complete(self, scope: str, key: str, token: str, response: StoredResponse) -> None:
+        """Store ``response`` if ``token`` still holds the record."""
+        self._complete(
+            keys=[self._prefix + _record_id(scope, key)], args=[token, response.encode()]
+        )
+
+    def abandon(self, scope: str, key: str, token: str) -> None:
+        """Delete the record if ``token`` still holds it and it is not completed."""
+        self._abandon(keys=[self._key(scope, key)], args=[token])
+
+    def _key(self, scope: str, key: str) -> str:
+        return self._prefix + _record_id(scope, key)
+
+
+def _ms(delta: timedelta) -> int:
+    return max(1, int(delta.total_seconds() * 1000))
+
+
+def idempotency_store(engine: Engine, redis_client: redis.Redis | None) -> IdempotencyStore:
+    """Redis when the deployment has one, else the store (as :func:`seen_store`)."""
+    if redis_client is not None:
+        return RedisIdempotency(redis_client)
+    return SqlIdempotency(engine)

@@ -1,0 +1,241 @@
+"""Idempotency-Key records: every transition on every backend, races and replicas."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import create_engine, select
+
+from interlock.config.settings import Settings
+from interlock.replay.idempotency import (
+    Begun,
+    IdempotencyStore,
+    InFlight,
+    MemoryIdempotency,
+    Mismatch,
+    RedisIdempotency,
+    Replay,
+    SqlIdempotency,
+    StoredResponse,
+    fingerprint,
+    idempotency_store,
+)
+from interlock.replay.tables import IdempotencyRow
+from interlock.store import Deployment, initialise
+from interlock.store.base import table_of
+from interlock.testing.services import REDIS
+from tests.conftest import need
+
+TTL = timedelta(hours=1)
+LEASE = timedelta(minutes=1)
+FP = fingerprint("POST", "/orders", b'{"n": 1}')
+OTHER_FP = fingerprint("POST", "/orders", b'{"n": 2}')
+CREATED = StoredResponse(201, (("Content-Type", "application/json"),), b'{"id": 7}')
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    """A client of the real Redis (skipped, or failed under CI, when it is down)."""
+    client = redis.Redis.from_url(need(REDIS))
+    yield client
+    client.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "redis", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IdempotencyStore]:
+    """Each backend: the store on SQLite and PostgreSQL, Redis, memory."""
+    if request.param in {"sqlite", "postgresql"}:
+        url = (
+            f"sqlite:///{tmp_path / 'store.db'}"
+            if request.param == "sqlite"
+            else request.getfixturevalue("postgres_url")
+        )
+        deployment = initialise(Settings(data_dir=tmp_path / "data", database_url=url))
+        yield SqlIdempotency(deployment.engine)
+        deployment.close()
+        return
+    if request.param == "redis":
+        client: redis.Redis = request.getfixturevalue("redis_client")
+        yield RedisIdempotency(client, prefix=f"test:{uuid.uuid4().hex}:")
+        return
+    yield MemoryIdempotency()
+
+
+def _begin(store: IdempotencyStore, key: str = "k1", fp: str = FP, scope: str = "a") -> object:
+    return store.begin(scope, key, fp, TTL, LEASE)
+
+
+def _token(outcome: object) -> str:
+    assert isinstance(outcome, Begun)
+    return outcome.token
+
+
+def test_first_request_begins_and_a_retry_in_flight_is_in_flight(store: IdempotencyStore) -> None:
+    """The first use of a key claims it; the same request meanwhile is told to wait (409)."""
+    _token(_begin(store))
+    assert _begin(store) == InFlight()
+
+
+def test_completed_request_is_replayed(store: IdempotencyStore) -> None:
+    """After completion the same request gets the stored response back, every time."""
+    token = _token(_begin(store))
+    store.complete("a", "k1", token, CREATED)
+    assert _begin(store) == Replay(CREATED)
+    assert _begin(store) == Replay(CREATED)
+
+
+def test_another_payload_is_a_mismatch_in_flight_and_after(store: IdempotencyStore) -> None:
+    """The same key with another fingerprint is a mismatch (422), in flight or completed."""
+    token = _token(_begin(store))
+    assert _begin(store, fp=OTHER_FP) == Mismatch()
+    store.complete("a", "k1", token, CREATED)
+    assert _begin(store, fp=OTHER_FP) == Mismatch()
+
+
+def test_abandoned_request_can_be_retried(store: IdempotencyStore) -> None:
+    """Abandoning (the request failed) forgets the key: the retry is processed afresh."""
+    token = _token(_begin(store))
+    store.abandon("a", "k1", token)
+    _token(_begin(store, fp=OTHER_FP))
+
+
+def test_a_stale_token_can_neither_complete_nor_abandon(store: IdempotencyStore) -> None:
+    """Only the current holder changes the record."""
+    token = _token(_begin(store))
+    store.complete("a", "k1", "0" * 32, CREATED)
+    store.abandon("a", "k1", "0" * 32)
+    assert _begin(store) == InFlight()
+    store.complete("a", "k1", token, CREATED)
+    store.abandon("a", "k1", token)  # completed records are not abandoned
+    assert _begin(store) == Replay(CREATED)
+
+
+def test_keys_are_scoped(store: IdempotencyStore) -> None:
+    """Two clients (scopes) may use the same key independently."""
+    _token(_begin(store, scope="client-a|POST /orders"))
+    _token(_begin(store, scope="client-b|POST /orders"))
+
+
+def test_a_response_too_large_to_keep_is_replayed_without_body(store: IdempotencyStore) -> None:
+    """A record completed without its body says so on replay."""
+    token = _token(_begin(store))
+    kept = StoredResponse(201, (), None)
+    store.complete("a", "k1", token, kept)
+    assert _begin(store) == Replay(kept)
+
+
+def test_records_expire(store: IdempotencyStore) -> None:
+    """After the ttl the key is forgotten (draft §2.3), even with another payload."""
+    token = _token(store.begin("a", "k1", FP, timedelta(milliseconds=200), LEASE))
+    store.complete("a", "k1", token, CREATED)
+    time.sleep(0.3)
+    _token(_begin(store, fp=OTHER_FP))
+
+
+def test_a_lapsed_lease_is_taken_over(store: IdempotencyStore) -> None:
+    """A replica that died mid-request does not block the key until expiry."""
+    first = _token(store.begin("a", "k1", FP, TTL, timedelta(milliseconds=100)))
+    time.sleep(0.2)
+    second = _token(_begin(store))
+    assert second != first
+    store.complete("a", "k1", first, StoredResponse(500, (), b"late"))  # ignored
+    store.complete("a", "k1", second, CREATED)
+    assert _begin(store) == Replay(CREATED)
+
+
+def test_racing_callers_begin_exactly_once(store: IdempotencyStore) -> None:
+    """Sixteen threads present the same key at once: one processes, the others wait."""
+    with ThreadPoolExecutor(16) as pool:
+        outcomes = list(pool.map(lambda _: _begin(store, key="race"), range(16)))
+    assert sum(isinstance(o, Begun) for o in outcomes) == 1
+    assert sum(o == InFlight() for o in outcomes) == 15
+
+
+def test_two_sql_replicas_share_records(deployment: Deployment) -> None:
+    """Two engines on the same database (two replicas): one begins, the other replays."""
+    url = deployment.engine.url.render_as_string(hide_password=False)
+    other = create_engine(url)
+    try:
+        first, second = SqlIdempotency(deployment.engine), SqlIdempotency(other)
+        token = _token(_begin(first))
+        assert _begin(second) == InFlight()
+        assert _begin(second, fp=OTHER_FP) == Mismatch()
+        first.complete("a", "k1", token, CREATED)
+        assert _begin(second) == Replay(CREATED)
+    finally:
+        other.dispose()
+
+
+def test_two_sql_replicas_race_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    """Threads split over two engines on PostgreSQL: the primary key admits one."""
+    deployment = initialise(Settings(data_dir=tmp_path / "data", database_url=postgres_url))
+    other = create_engine(postgres_url)
+    try:
+        replicas = (SqlIdempotency(deployment.engine), SqlIdempotency(other))
+        with ThreadPoolExecutor(16) as pool:
+            outcomes = list(pool.map(lambda i: _begin(replicas[i % 2], key="race"), range(16)))
+        assert sum(isinstance(o, Begun) for o in outcomes) == 1
+    finally:
+        other.dispose()
+        deployment.close()
+
+
+def test_two_redis_replicas_share_records() -> None:
+    """Two Redis clients (two replicas): one begins, the other waits, then replays."""
+    url = need(REDIS)
+    prefix = f"test:{uuid.uuid4().hex}:"
+    one, two = redis.Redis.from_url(url), redis.Redis.from_url(url)
+    try:
+        first, second = RedisIdempotency(one, prefix), RedisIdempotency(two, prefix)
+        token = _token(_begin(first))
+        assert _begin(second) == InFlight()
+        first.complete("a", "k1", token, CREATED)
+        assert _begin(second) == Replay(CREATED)
+        assert _begin(second, fp=OTHER_FP) == Mismatch()
+    finally:
+        one.close()
+        two.close()
+
+
+def test_only_hashes_are_stored(deployment: Deployment) -> None:
+    """Neither the client's key nor its scope reaches the table (draft §5)."""
+    SqlIdempotency(deployment.engine).begin("client-x", "distinctive-key", FP, TTL, LEASE)
+    with deployment.engine.connect() as connection:
+        rows = list(connection.execute(select(table_of(IdempotencyRow))))
+    assert len(rows) == 1
+    assert "distinctive" not in rows[0].id
+    assert "client-x" not in rows[0].id
+
+
+def test_purge_deletes_expired_records(deployment: Deployment) -> None:
+    """Purging removes what has expired and keeps the rest."""
+    records = SqlIdempotency(deployment.engine)
+    records.begin("a", "old", FP, timedelta(milliseconds=50), LEASE)
+    records.begin("a", "new", FP, TTL, LEASE)
+    time.sleep(0.1)
+    assert records.purge() == 1
+    assert _begin(records, key="new") == InFlight()
+
+
+def test_fingerprint_covers_method_target_and_body() -> None:
+    """Any of the three changing changes the fingerprint."""
+    base = fingerprint("POST", "/orders", b"x")
+    assert base != fingerprint("PATCH", "/orders", b"x")
+    assert base != fingerprint("POST", "/orders?a=1", b"x")
+    assert base != fingerprint("POST", "/orders", b"y")
+    assert base == fingerprint("POST", "/orders", b"x")
+
+
+def test_backend_follows_configuration(deployment: Deployment) -> None:
+    """Redis when a URL is configured, the store otherwise."""
+    assert isinstance(idempotency_store(deployment.engine, None), SqlIdempotency)
+    client = redis.Redis.from_url(need(REDIS))
+    assert isinstance(idempotency_store(deployment.engine, client), RedisIdempotency)
+    client.close()
