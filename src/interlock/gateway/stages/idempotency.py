@@ -1,0 +1,239 @@
+"""The Idempotency-Key header (draft-ietf-httpapi-idempotency-key-header-07).
+
+Wraps the terminal (the upstream call), since it has to see the response to
+store it. Only ``POST`` and ``PATCH`` take part: the other methods are
+idempotent already (RFC 9110 §9.2.2), and pass through untouched.
+
+* first request with a key: forwarded; its response is stored for the ttl;
+* the same key, same fingerprint (method, target, body): the stored response,
+  marked ``Idempotency-Replayed: ?1``;
+* the same key while the first is in flight: 409 (draft §2.7);
+* the same key with another fingerprint: 422 (draft §2.7);
+* no key on a route that requires one, or a malformed key: 400.
+
+Responses that say "try again" — 408, 425, 429 and every 5xx, including the
+gateway's own 502/504 when the upstream fails — are not stored: the record is
+abandoned so that the client's retry, the reason the key exists, is processed.
+The header itself is forwarded, so an upstream that implements the draft can
+de-duplicate a request whose outcome we could not see (a timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final, Literal
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from interlock.gateway.context import RequestContext
+from interlock.gateway.problems import Problem, Refusal
+from interlock.replay.idempotency import (
+    Begun,
+    IdempotencyOutcome,
+    IdempotencyStore,
+    InFlight,
+    Mismatch,
+    StoredResponse,
+    fingerprint,
+)
+
+__all__ = ["REPLAYED_HEADER", "IdempotencyPolicy", "IdempotentForward", "parse_idempotency_key"]
+
+Terminal = Callable[[RequestContext], Awaitable[web.Response]]
+
+HEADER: Final = "Idempotency-Key"
+# The draft names no header for this; a Structured Field boolean (RFC 9651 §3.3.6),
+# like the key itself, so a client can tell a replay from a fresh answer.
+REPLAYED_HEADER: Final = "Idempotency-Replayed"
+_METHODS: Final = frozenset({"POST", "PATCH"})
+_MAX_KEY: Final = 255
+# Replayed as they were; Content-Length is the framework's, and never Set-Cookie,
+# hop-by-hop or credential headers (allow-list, not deny-list).
+_KEPT_HEADERS: Final = frozenset(
+    {
+        "cache-control",
+        "content-encoding",  # the upstream body is relayed undecoded
+        "content-language",
+        "content-location",
+        "content-type",
+        "etag",
+        "expires",
+        "last-modified",
+        "link",
+        "location",
+        "preference-applied",
+        "vary",
+    }
+)
+_TRANSIENT: Final = frozenset({408, 425, 429})
+
+
+@dataclass(frozen=True)
+class IdempotencyPolicy:
+    """How one route treats the header."""
+
+    mode: Literal["required", "optional"]
+    # Draft §2.3: the server defines the expiry and publishes it.
+    ttl: timedelta = timedelta(hours=24)
+    # How long a request may be in flight before a retry may take the key over.
+    lease: timedelta = timedelta(minutes=2)
+    max_stored_bytes: int = 1024 * 1024
+
+
+def parse_idempotency_key(values: Iterable[str]) -> str | None:
+    """The key from the header's field values; None when absent.
+
+    Draft §2.1: one field, an sf-string (RFC 9651 §3.3.3); we take 1 to 255
+    characters. Raises :class:`Refusal` (400) otherwise.
+    """
+    fields = list(values)
+    if not fields:
+        return None
+    if len(fields) > 1:
+        raise _malformed("send exactly one Idempotency-Key field")
+    key = _sf_string(fields[0].strip(" \t"))
+    if key is None or not 1 <= len(key) <= _MAX_KEY:
+        raise _malformed(
+            'the key must be a quoted string of 1 to 255 printable characters, e.g. "8e03978e-..."'
+        )
+    return key
+
+
+def _sf_string(text: str) -> str | None:
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        return None
+    out: list[str] = []
+    escaped = False
+    for char in text[1:-1]:
+        if not " " <= char <= "~":  # RFC 9651 §3.3.3: printable ASCII only
+            return None
+        if escaped:
+            if char not in {'"', "\\"}:  # only these two may be escaped
+                return None
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            return None
+        else:
+            out.append(char)
+    return None if escaped else "".join(out)
+
+
+class IdempotentForward:
+    """The terminal for routes with ``idempotency`` set."""
+
+    def __init__(
+        self, store: IdempotencyStore, policy: IdempotencyPolicy, terminal: Terminal
+    ) -> None:
+        """Guard ``terminal`` with records in ``store``."""
+        self._store = store
+        self._policy = policy
+        self._terminal = terminal
+
+    async def __call__(self, ctx: RequestContext) -> web.Response:
+        """Forward once per key; replay or refuse the rest."""
+        request = ctx.request
+        if request.method not in _METHODS:
+            return await self._terminal(ctx)
+        key = parse_idempotency_key(request.headers.getall(HEADER, []))
+        if key is None:
+            if self._policy.mode == "required":
+                raise Refusal(_MISSING, log_reason="Idempotency-Key missing")
+            return await self._terminal(ctx)
+        body = await request.read()  # cached by aiohttp: the upstream call reads it again
+        scope = _scope(ctx)
+        print_ = fingerprint(request.method, request.raw_path, body)
+        policy = self._policy
+        outcome: IdempotencyOutcome = await asyncio.to_thread(
+            self._store.begin, scope, key, print_, policy.ttl, policy.lease
+        )
+        if isinstance(outcome, Begun):
+            return await self._forward(ctx, scope, key, outcome.token)
+        if isinstance(outcome, InFlight):
+            raise Refusal(_IN_FLIGHT, log_reason="Idempotency-Key in flight")
+        if isinstance(outcome, Mismatch):
+            raise Refusal(_MISMATCH, log_reason="Idempotency-Key reused with another request")
+        return _replay(outcome.response, ctx.correlation_id)
+
+    async def _forward(self, ctx: RequestContext, scope: str, key: str, token: str) -> web.Response:
+        try:
+            response = await self._terminal(ctx)
+        except BaseException:
+            # Refusals (upstream 502/504), errors, cancellation: let a retry proceed.
+            await asyncio.shield(asyncio.to_thread(self._store.abandon, scope, key, token))
+            raise
+        if response.status >= 500 or response.status in _TRANSIENT:
+            await asyncio.to_thread(self._store.abandon, scope, key, token)
+        else:
+            kept = _stored(response, self._policy.max_stored_bytes)
+            await asyncio.to_thread(self._store.complete, scope, key, token, kept)
+        return response
+
+
+def _scope(ctx: RequestContext) -> str:
+    # Draft §5: a composite lookup key — the client's own key, its identity and
+    # the route — so one client's key never reaches another's record.
+    client = ctx.principal.client if ctx.principal is not None else "-"
+    return f"{client}\0{ctx.match.route.label}"
+
+
+def _stored(response: web.Response, cap: int) -> StoredResponse:
+    headers = tuple((n, v) for n, v in response.headers.items() if n.lower() in _KEPT_HEADERS)
+    body = b"" if response.body is None else response.body
+    # A streamed payload, or one over the cap, is not kept: replays get 409 instead.
+    kept = bytes(body) if isinstance(body, bytes | bytearray) and len(body) <= cap else None
+    return StoredResponse(response.status, headers, kept)
+
+
+def _replay(stored: StoredResponse, correlation_id: str) -> web.Response:
+    if stored.body is None:
+        raise Refusal(
+            Problem(
+                409,
+                "idempotency-key-completed",
+                "Idempotency-Key already completed",
+                "a request with this Idempotency-Key was processed, but its response was too "
+                "large to keep for replay; do not retry it with this key",
+                extra={"original_status": stored.status},
+            ),
+            log_reason="Idempotency-Key completed without a stored response",
+        )
+    headers: CIMultiDict[str] = CIMultiDict(stored.headers)
+    headers[REPLAYED_HEADER] = "?1"
+    headers["X-Request-Id"] = correlation_id
+    return web.Response(status=stored.status, body=stored.body, headers=headers)
+
+
+def _malformed(detail: str) -> Refusal:
+    return Refusal(
+        Problem(400, "idempotency-key-malformed", "Idempotency-Key is malformed", detail),
+        log_reason="Idempotency-Key malformed",
+    )
+
+
+_MISSING: Final = Problem(
+    400,
+    "idempotency-key-missing",
+    "Idempotency-Key is missing",
+    "this operation requires an Idempotency-Key header: a unique quoted string per operation, "
+    "sent again unchanged on every retry",
+)
+_IN_FLIGHT: Final = Problem(
+    409,
+    "idempotency-key-in-flight",
+    "A request is outstanding for this Idempotency-Key",
+    "a request with the same Idempotency-Key is being processed; retry later",
+    headers={"Retry-After": "1"},
+)
+_MISMATCH: Final = Problem(
+    422,
+    "idempotency-key-reused",
+    "Idempotency-Key is already used",
+    "this Idempotency-Key was used with a different request; use a new key for a new request",
+)
