@@ -61,6 +61,7 @@ _TABLE: Final = table_of(IdempotencyRow)
 _IN_FLIGHT: Final = "in_flight"
 _COMPLETED: Final = "completed"
 _ATTEMPTS: Final = 4  # a record can vanish (expiry, abandon) between two reads
+_PURGE_EVERY: Final = 1000
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,7 @@ class SqlIdempotency:
         """Bind to the store; ``now`` is the clock."""
         self._engine = engine
         self._now = now
+        self._inserts = 0
 
     def begin(
         self, scope: str, key: str, fingerprint: str, ttl: timedelta, lease: timedelta
@@ -252,6 +254,9 @@ class SqlIdempotency:
                 if outcome is not None:
                     return outcome
                 continue  # the record expired or was abandoned meanwhile: try again
+            self._inserts += 1
+            if self._inserts % _PURGE_EVERY == 0:
+                self.purge()
             return Begun(token)
         return InFlight()  # the key is contended beyond reason: the caller may retry
 
