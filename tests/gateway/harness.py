@@ -74,6 +74,7 @@ integrations:
       - {{method: GET, path: "/moved", upstream: erp, upstream_path: "/redirect", scope: orders.read}}
       - {{method: GET, path: "/big/{{size}}", upstream: erp, scope: orders.read}}
       - {{method: GET, path: "/rogue/{{id}}", upstream: rogue, upstream_path: "/sap/opu/odata/orders/{{id}}", scope: orders.read}}
+      - {{method: GET, path: "/limited/{{id}}", upstream: erp, upstream_path: "/sap/opu/odata/orders/{{id}}", scope: orders.read, rate_limit: {{per_client: 3/hour, per_ip: 1000/hour}}}}
   cert-sync:
     source: erp
     target: erp

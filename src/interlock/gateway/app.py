@@ -37,6 +37,7 @@ from interlock.gateway.stages.authenticate import Authentication
 from interlock.gateway.upstream import Upstreams
 from interlock.identity.apikeys import ApiKeys
 from interlock.identity.grants import Grants, Principal
+from interlock.limits import Limiter
 from interlock.logs import get_logger
 from interlock.oauth.dpop import DPoPVerifier
 from interlock.oauth.jwks import JwksPublisher
@@ -74,8 +75,13 @@ class Gateway:
         jwks: JwksPublisher | None = None,
         *,
         certificates: ClientCertificates | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
-        """Compile ``manifest``; ``keys`` and ``upstreams`` are shared across reloads."""
+        """Compile ``manifest``; ``keys`` and ``upstreams`` are shared across reloads.
+
+        ``limiter`` decides the routes' rate limits (none: limits are not enforced).
+        """
+        self.limiter = limiter
         self.jwks = jwks
         self.token_endpoint: TokenEndpoint | None = None
         self.token_verifier: AccessTokenVerifier | None = None
@@ -93,7 +99,7 @@ class Gateway:
         authenticate = Authentication(
             self.keys, Grants(manifest), self.token_verifier, self.dpop, self.certificates
         )
-        pipelines = build_pipelines(routes, authenticate, self.upstreams)
+        pipelines = build_pipelines(routes, authenticate, self.upstreams, self.limiter)
         return _Compiled(manifest, routes, pipelines)
 
     def enable_oauth(

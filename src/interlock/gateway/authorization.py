@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Final
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy.exc import SQLAlchemyError
 
+from interlock.config.settings import Settings
 from interlock.crypto.hashing import new_pepper
 from interlock.errors import InterlockError
 from interlock.gateway.app import Gateway
@@ -26,6 +29,7 @@ from interlock.oauth.client_assertion import ClientAssertions
 from interlock.oauth.client_keys import ClientKeys
 from interlock.oauth.client_secrets import ClientSecrets
 from interlock.oauth.dpop import DPoPNonces, DPoPVerifier
+from interlock.oauth.guard import AttemptGuard
 from interlock.oauth.revocation import TokenRevocations
 from interlock.oauth.revoked import RevokedTokens
 from interlock.oauth.signing_keys import SigningKeys
@@ -36,9 +40,16 @@ from interlock.replay.seen import SeenOnce, SqlSeen, seen_store
 from interlock.store import Deployment
 from interlock.store.sealed_values import sealed_setting
 
-__all__ = ["OAuthParts", "enable_oauth", "maintain_once"]
+__all__ = ["OAuthParts", "enable_oauth", "maintain_once", "shared_redis"]
 
 MAINTENANCE_SECONDS: Final = 60.0
+# An unreachable Redis must fail a decision quickly (rate limits then fail closed or open),
+# not hold a worker thread for the operating system's connect timeout.
+REDIS_CONNECT_SECONDS: Final = 1.0
+REDIS_SOCKET_SECONDS: Final = 2.0
+# One immediate retry (a pooled connection from before a Redis restart fails once), not
+# redis-py 8's default of ten with backoff, which holds a failing call for about 3 s.
+REDIS_RETRIES: Final = 1
 _log = get_logger("interlock.gateway")
 
 
@@ -67,17 +78,34 @@ class OAuthParts:
             self.redis_client.close()
 
 
-def enable_oauth(
+def shared_redis(settings: Settings) -> redis.Redis | None:
+    """The one Redis client of a gateway (limits, replay, revocations), if configured."""
+    if not settings.redis_url:
+        return None
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=REDIS_CONNECT_SECONDS,
+        socket_timeout=REDIS_SOCKET_SECONDS,
+        retry=Retry(NoBackoff(), REDIS_RETRIES),
+    )
+
+
+def enable_oauth(  # noqa: PLR0917  (the parts the gateway shares with OAuth)
     gateway: Gateway,
     deployment: Deployment,
     issuer: str,
     keys: SigningKeys,
     anchors: dict[str, Path],
+    shared: redis.Redis | None = None,
+    guard: AttemptGuard | None = None,
 ) -> OAuthParts:
-    """Serve the OAuth endpoints on ``gateway`` and accept access tokens on its routes."""
+    """Serve the OAuth endpoints on ``gateway`` and accept access tokens on its routes.
+
+    ``shared`` is the gateway's Redis client (closed by :meth:`OAuthParts.close`);
+    ``guard`` limits failed client authentications.
+    """
     settings = deployment.settings
     manifest = gateway.manifest
-    shared = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
     revoked = RevokedTokens(deployment.engine, redis_client=shared)
     verifier = AccessTokenVerifier(keys, issuer, manifest, revoked=revoked)
     seen = seen_store(deployment.engine, shared)
@@ -100,6 +128,7 @@ def enable_oauth(
             dpop=DPoPVerifier(seen, nonces=nonces),
             # tls_client_auth and certificate-bound tokens, when the listener asks for certificates.
             certificates=gateway.certificates,
+            guard=guard,
         ),
         verifier,
         lambda current: trusted_policies(

@@ -37,6 +37,17 @@ class GatewayMetrics:
             ["certificate"],
             registry=self.registry,
         )
+        self.rate_limit_backend_failures = Counter(
+            "interlock_rate_limit_backend_failures",
+            "Rate-limit decisions the shared backend (Redis) failed, by failure policy.",
+            ["policy"],
+            registry=self.registry,
+        )
+        self.rate_limit_backend_up = Gauge(
+            "interlock_rate_limit_backend_up",
+            "1 while the shared rate-limit backend answers, 0 after it failed.",
+            registry=self.registry,
+        )
         self.upstream_errors = Counter(
             "interlock_upstream_errors",
             "Failed upstream calls, by system and kind.",
@@ -57,6 +68,14 @@ class GatewayMetrics:
             histogram = self._histograms[route] = self.latency.labels(route)
         counter.inc()
         histogram.observe(seconds)
+
+    def backend_failed(self, mode: str) -> None:
+        """A rate-limit decision failed at the shared backend (``mode``: closed or open)."""
+        self.rate_limit_backend_failures.labels(mode).inc()
+
+    def backend_up(self, up: bool) -> None:
+        """The shared rate-limit backend went down or came back."""
+        self.rate_limit_backend_up.set(1 if up else 0)
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -1,7 +1,7 @@
 """The order of the gateway's stages, written down exactly once.
 
-TLS → route match → **credential guard → authenticate → authorise** →
-(rate limit, replay guard, validation: later issues) → purpose check →
+TLS → route match → **credential guard → authenticate → authorise → rate
+limit** → (replay guard, validation: later issues) → purpose check →
 upstream call. The purpose check is structural: a route exists only inside a
 registered integration, so a matched route always has its purpose.
 """
@@ -18,7 +18,9 @@ from interlock.gateway.routing import CompiledRoute, RouteTable
 from interlock.gateway.stages.authenticate import Authentication
 from interlock.gateway.stages.authorise import ScopeCheck
 from interlock.gateway.stages.query_guard import QueryCredentialGuard
+from interlock.gateway.stages.rate_limit import RateLimit, rate_limit_stage
 from interlock.identity.grants import system_url
+from interlock.limits import Limiter
 
 __all__ = ["Pipeline", "Stage", "build_pipelines"]
 
@@ -32,20 +34,29 @@ class Pipeline:
 
     stages: tuple[Stage, ...]
     terminal: Terminal
+    rate_limit: RateLimit | None = None  # also adds its fields to the response
 
     async def run(self, ctx: RequestContext) -> web.Response:
         """Run every stage, then the terminal (the upstream call)."""
         for stage in self.stages:
             await stage(ctx)
-        return await self.terminal(ctx)
+        response = await self.terminal(ctx)
+        if self.rate_limit is not None:
+            self.rate_limit.annotate(ctx, response)
+        return response
 
 
 def build_pipelines(
-    routes: RouteTable, authenticate: Authentication, forward: Terminal
+    routes: RouteTable,
+    authenticate: Authentication,
+    forward: Terminal,
+    limiter: Limiter | None = None,
 ) -> dict[CompiledRoute, Pipeline]:
-    """One pipeline per route."""
+    """One pipeline per route; routes with rate limits decide them with ``limiter``."""
     guard = QueryCredentialGuard()
-    return {route: _pipeline(route, guard, authenticate, forward) for route in routes.routes}
+    return {
+        route: _pipeline(route, guard, authenticate, forward, limiter) for route in routes.routes
+    }
 
 
 def _pipeline(
@@ -53,8 +64,10 @@ def _pipeline(
     guard: QueryCredentialGuard,
     authenticate: Authentication,
     forward: Terminal,
+    limiter: Limiter | None,
 ) -> Pipeline:
     audience = system_url(route.system.url)
     check = ScopeCheck(route.route.scope, audience, route.route.auth)
-    stages: Sequence[Stage] = (guard, authenticate, check)
-    return Pipeline(tuple(stages), forward)
+    limit = rate_limit_stage(route, limiter)  # None: the route declares no limits
+    stages: Sequence[Stage] = (guard, authenticate, check, *((limit,) if limit else ()))
+    return Pipeline(tuple(stages), forward, limit)

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+import redis
 from aiohttp import web
 
 from interlock.config.loader import load_manifest
@@ -21,7 +22,7 @@ from interlock.config.manifest import Manifest
 from interlock.crypto.pkix import load_certificate_pem
 from interlock.errors import ConfigError, InterlockError
 from interlock.gateway.app import Gateway
-from interlock.gateway.authorization import enable_oauth
+from interlock.gateway.authorization import enable_oauth, shared_redis
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.listener import ProblemServer
 from interlock.gateway.metrics import GatewayMetrics
@@ -30,6 +31,14 @@ from interlock.gateway.renewal import RenewingCertificate, keep_renewed
 from interlock.gateway.tls import ClientAuth, server_context
 from interlock.gateway.upstream import UpstreamLimits, Upstreams
 from interlock.identity.apikeys import ApiKeys
+from interlock.limits import (
+    FailureGuard,
+    FailureMode,
+    FailurePolicy,
+    Limiter,
+    MemoryLimiter,
+    RedisLimiter,
+)
 from interlock.logs import get_logger
 from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.signing_keys import SigningKeys
@@ -159,6 +168,8 @@ async def start_gateway(
     certificates = (
         ClientCertificates(settings.trust_domain, manifest) if tls.client_auth != "none" else None
     )
+    shared = shared_redis(settings)
+    limiter = _limiter(shared, settings.rate_limit_failure, metrics)
     gateway = Gateway(
         manifest,
         keys,
@@ -166,6 +177,7 @@ async def start_gateway(
         metrics,
         JwksPublisher(signing_keys),
         certificates=certificates,
+        limiter=limiter,
     )
     server = ProblemServer(
         gateway.handle,
@@ -189,10 +201,14 @@ async def start_gateway(
     except OSError:
         await runner.cleanup()
         tmp.cleanup()
+        if shared is not None:
+            shared.close()
         raise
     port = _bound_port(runner, listener.port)
     issuer = deployment.settings.public_url or f"https://{_url_host(listener.host)}:{port}"
-    oauth = enable_oauth(gateway, deployment, issuer, signing_keys, anchors)
+    oauth = enable_oauth(
+        gateway, deployment, issuer, signing_keys, anchors, shared, FailureGuard(limiter)
+    )
     _log.info(
         "gateway listening",
         host=listener.host,
@@ -314,6 +330,14 @@ def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
         asyncio.run(main)
         return
     uvloop.run(main)
+
+
+def _limiter(shared: redis.Redis | None, failure: FailureMode, metrics: GatewayMetrics) -> Limiter:
+    """One limiter per gateway: Redis (with the failure policy) when configured, else memory."""
+    if shared is None:
+        return MemoryLimiter()
+    metrics.backend_up(True)
+    return FailurePolicy(RedisLimiter(shared), failure, observer=metrics)
 
 
 def _url_host(host: str) -> str:

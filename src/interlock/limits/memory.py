@@ -1,0 +1,73 @@
+"""In-process limits: one lock, one dict of TATs, bounded and self-expiring.
+
+The default backend on one machine, and the fallback when Redis is down
+under ``rate_limit_failure: open``. Limits held here are per process: N
+replicas each admit the full rate.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Final
+
+from interlock.limits.gcra import evaluate
+from interlock.limits.limiter import Decision, Limit
+
+__all__ = ["MAX_KEYS", "MemoryLimiter", "monotonic_us"]
+
+MAX_KEYS: Final = 100_000
+
+
+def monotonic_us() -> int:
+    """A monotonic clock in integer microseconds."""
+    return time.monotonic_ns() // 1000
+
+
+class MemoryLimiter:
+    """GCRA buckets in this process; thread-safe; at most about ``max_keys`` buckets.
+
+    A bucket whose TAT has passed is full again, the same as one never seen,
+    so it is dropped without changing any decision. Only when more than
+    ``max_keys`` buckets are live at once (someone spraying keys) are the
+    earliest created dropped: memory stays bounded, and those callers
+    start over with a full budget — the price of the bound.
+    """
+
+    blocking = False
+
+    def __init__(
+        self, *, clock: Callable[[], int] = monotonic_us, max_keys: int = MAX_KEYS
+    ) -> None:
+        """``clock`` gives microseconds (tests inject one); ``max_keys`` bounds memory."""
+        self._clock = clock
+        self._max = max_keys
+        self._tats: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """How many buckets are held (live or not yet swept)."""
+        return len(self._tats)
+
+    def decide(self, limits: tuple[Limit, ...], *, consume: bool = True) -> Decision:
+        """Decide and, if admitted and ``consume``, take one unit from every limit."""
+        with self._lock:
+            tats = self._tats
+            now = self._clock()
+            decision, new = evaluate(
+                limits, [tats.get(key) for _, key in limits], now, consume=consume
+            )
+            if new is not None:
+                for (_, key), tat in zip(limits, new, strict=True):
+                    tats[key] = tat
+                if len(tats) > self._max:
+                    self._sweep(now)
+        return decision
+
+    def _sweep(self, now: int) -> None:
+        live = {key: tat for key, tat in self._tats.items() if tat > now}
+        keep = self._max * 3 // 4
+        if len(live) > keep:
+            live = dict(list(live.items())[len(live) - keep :])
+        self._tats = live
