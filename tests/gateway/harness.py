@@ -69,6 +69,7 @@ integrations:
       - {{method: GET, path: "/orders/{{id}}", upstream: erp, upstream_path: "/sap/opu/odata/orders/{{id}}", scope: orders.read}}
       - {{method: GET, path: "/orders", upstream: erp, upstream_path: "/sap/opu/odata/orders", scope: orders.read}}
       - {{method: POST, path: "/orders/{{id}}/notes", upstream: erp, upstream_path: "/echo/notes/{{id}}", scope: orders.write}}
+      - {{method: POST, path: "/orders/{{id}}/payments", upstream: erp, upstream_path: "/echo/payments/{{id}}", scope: orders.write, idempotency: required}}
       - {{method: GET, path: "/echo/{{value}}", upstream: erp, scope: orders.read}}
       - {{method: GET, path: "/slow", upstream: erp, upstream_path: "/sleep/3", scope: orders.read}}
       - {{method: GET, path: "/moved", upstream: erp, upstream_path: "/redirect", scope: orders.read}}

@@ -150,3 +150,26 @@ def test_a_revocation_on_one_replica_takes_effect_on_the_other_at_once(
     while status != 401 and time.monotonic() < deadline:
         status = env.request("GET", "/orders/1001", bearer, port=other)[0]
     assert status == 401
+
+
+def test_an_idempotency_key_used_on_one_replica_is_replayed_on_the_other(
+    replicas: tuple[Env, int, str],
+) -> None:
+    """The stored response is shared through Redis: the retry at B is a replay, not a second call."""
+    env, other, _ = replicas
+    token, _ = env.key(["orders.write"])
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "Idempotency-Key": f'"{secrets.token_hex(8)}"',
+    }
+    body = b'{"amount": 10}'
+    status, first_headers, first = env.request("POST", "/orders/1001/payments", headers, body)
+    assert status == 200, first
+    status, replayed_headers, again = env.request(
+        "POST", "/orders/1001/payments", headers, body, port=other
+    )
+    assert status == 200
+    assert replayed_headers["idempotency-replayed"] == "?1"
+    assert again == first
+    assert "idempotency-replayed" not in first_headers

@@ -43,6 +43,7 @@ from interlock.oauth.dpop import DPoPVerifier
 from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.token_endpoint import TokenEndpoint, TokenResponse, metadata
 from interlock.oauth.tokens import AccessTokenVerifier, IssuerPolicy
+from interlock.replay.idempotency import IdempotencyStore
 
 __all__ = ["Gateway"]
 
@@ -76,12 +77,15 @@ class Gateway:
         *,
         certificates: ClientCertificates | None = None,
         limiter: Limiter | None = None,
+        idempotency: IdempotencyStore | None = None,
     ) -> None:
         """Compile ``manifest``; ``keys`` and ``upstreams`` are shared across reloads.
 
-        ``limiter`` decides the routes' rate limits (none: limits are not enforced).
+        ``limiter`` decides the routes' rate limits (none: limits are not enforced);
+        ``idempotency`` keeps the responses of routes with an idempotency policy.
         """
         self.limiter = limiter
+        self.idempotency = idempotency
         self.jwks = jwks
         self.token_endpoint: TokenEndpoint | None = None
         self.token_verifier: AccessTokenVerifier | None = None
@@ -99,7 +103,9 @@ class Gateway:
         authenticate = Authentication(
             self.keys, Grants(manifest), self.token_verifier, self.dpop, self.certificates
         )
-        pipelines = build_pipelines(routes, authenticate, self.upstreams, self.limiter)
+        pipelines = build_pipelines(
+            routes, authenticate, self.upstreams, self.limiter, self.idempotency
+        )
         return _Compiled(manifest, routes, pipelines)
 
     def enable_oauth(

@@ -13,14 +13,17 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from interlock.errors import ConfigError
 from interlock.gateway.context import RequestContext
 from interlock.gateway.routing import CompiledRoute, RouteTable
 from interlock.gateway.stages.authenticate import Authentication
 from interlock.gateway.stages.authorise import ScopeCheck
+from interlock.gateway.stages.idempotency import IdempotencyPolicy, IdempotentForward
 from interlock.gateway.stages.query_guard import QueryCredentialGuard
 from interlock.gateway.stages.rate_limit import RateLimit, rate_limit_stage
 from interlock.identity.grants import system_url
 from interlock.limits import Limiter
+from interlock.replay.idempotency import IdempotencyStore
 
 __all__ = ["Pipeline", "Stage", "build_pipelines"]
 
@@ -51,11 +54,19 @@ def build_pipelines(
     authenticate: Authentication,
     forward: Terminal,
     limiter: Limiter | None = None,
+    idempotency: IdempotencyStore | None = None,
 ) -> dict[CompiledRoute, Pipeline]:
-    """One pipeline per route; routes with rate limits decide them with ``limiter``."""
+    """One pipeline per route.
+
+    Routes with rate limits decide them with ``limiter``; routes with an
+    ``idempotency`` policy keep their responses in ``idempotency``.
+    """
     guard = QueryCredentialGuard()
     return {
-        route: _pipeline(route, guard, authenticate, forward, limiter) for route in routes.routes
+        route: _pipeline(
+            route, guard, authenticate, forward, limiter=limiter, idempotency=idempotency
+        )
+        for route in routes.routes
     }
 
 
@@ -64,10 +75,19 @@ def _pipeline(
     guard: QueryCredentialGuard,
     authenticate: Authentication,
     forward: Terminal,
+    *,
     limiter: Limiter | None,
+    idempotency: IdempotencyStore | None,
 ) -> Pipeline:
     audience = system_url(route.system.url)
     check = ScopeCheck(route.route.scope, audience, route.route.auth)
     limit = rate_limit_stage(route, limiter)  # None: the route declares no limits
     stages: Sequence[Stage] = (guard, authenticate, check, *((limit,) if limit else ()))
-    return Pipeline(tuple(stages), forward, limit)
+    terminal = forward
+    mode = route.route.idempotency
+    if mode is not None:
+        if idempotency is None:
+            raise ConfigError(f"route {route.label} needs an idempotency store")
+        # It wraps the upstream call: it must see the response to store and replay it.
+        terminal = IdempotentForward(idempotency, IdempotencyPolicy(mode), forward)
+    return Pipeline(tuple(stages), terminal, limit)

@@ -44,6 +44,7 @@ from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.signing_keys import SigningKeys
 from interlock.pki import LOCAL_CA_NAME, ensure_local_ca
 from interlock.pki.authority import Pki
+from interlock.replay.idempotency import idempotency_store
 from interlock.secrets.store import SecretStore
 from interlock.store import Deployment
 
@@ -178,6 +179,8 @@ async def start_gateway(
         JwksPublisher(signing_keys),
         certificates=certificates,
         limiter=limiter,
+        # Idempotency-Key records: Redis when configured, else the store (SQLite or PostgreSQL).
+        idempotency=idempotency_store(deployment.engine, shared),
     )
     server = ProblemServer(
         gateway.handle,

@@ -1,0 +1,50 @@
+"""Idempotency-Key through the real gateway, and across two replicas."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from tests.gateway.harness import Env
+
+
+def _post(
+    env: Env, token: str, key: str | None, body: dict[str, object], port: int | None = None
+) -> tuple[int, dict[str, str], object]:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    if key is not None:
+        headers["Idempotency-Key"] = f'"{key}"'
+    return env.request(
+        "POST", "/orders/1001/payments", headers, json.dumps(body).encode(), port=port
+    )
+
+
+def test_a_retried_request_is_answered_from_the_stored_response(env: Env) -> None:
+    """Same key, same body: the first answer again, marked as replayed."""
+    token, _ = env.key(["orders.write"])
+    key = str(uuid.uuid4())
+    status, headers, first = _post(env, token, key, {"amount": 10})
+    assert status == 200, first
+    assert "idempotency-replayed" not in headers
+    status, headers, again = _post(env, token, key, {"amount": 10})
+    assert status == 200
+    assert headers["idempotency-replayed"] == "?1"
+    assert again == first
+
+
+def test_the_same_key_with_another_body_is_422(env: Env) -> None:
+    """A reused key with a different payload is refused."""
+    token, _ = env.key(["orders.write"])
+    key = str(uuid.uuid4())
+    assert _post(env, token, key, {"amount": 10})[0] == 200
+    status, headers, _ = _post(env, token, key, {"amount": 99})
+    assert status == 422
+    assert headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_required_key_that_is_missing_is_400(env: Env) -> None:
+    """idempotency: required — no key, no processing."""
+    token, _ = env.key(["orders.write"])
+    status, headers, _ = _post(env, token, None, {"amount": 10})
+    assert status == 400
+    assert headers["content-type"].startswith("application/problem+json")
