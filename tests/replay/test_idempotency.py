@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +31,7 @@ from interlock.store import Deployment, initialise
 from interlock.store.base import table_of
 from interlock.testing.services import REDIS
 from tests.conftest import need
+from tests.replay.conftest import Backend
 
 TTL = timedelta(hours=1)
 LEASE = timedelta(minutes=1)
@@ -41,31 +41,13 @@ CREATED = StoredResponse(201, (("Content-Type", "application/json"),), b'{"id": 
 
 
 @pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    """A client of the real Redis (skipped, or failed under CI, when it is down)."""
-    client = redis.Redis.from_url(need(REDIS))
-    yield client
-    client.close()
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "redis", "memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IdempotencyStore]:
-    """Each backend: the store on SQLite and PostgreSQL, Redis, memory."""
-    if request.param in {"sqlite", "postgresql"}:
-        url = (
-            f"sqlite:///{tmp_path / 'store.db'}"
-            if request.param == "sqlite"
-            else request.getfixturevalue("postgres_url")
-        )
-        deployment = initialise(Settings(data_dir=tmp_path / "data", database_url=url))
-        yield SqlIdempotency(deployment.engine)
-        deployment.close()
-        return
-    if request.param == "redis":
-        client: redis.Redis = request.getfixturevalue("redis_client")
-        yield RedisIdempotency(client, prefix=f"test:{uuid.uuid4().hex}:")
-        return
-    yield MemoryIdempotency()
+def store(backend: Backend) -> IdempotencyStore:
+    """The store on each backend."""
+    if backend.engine is not None:
+        return SqlIdempotency(backend.engine)
+    if backend.client is not None:
+        return RedisIdempotency(backend.client, prefix=backend.prefix)
+    return MemoryIdempotency()
 
 
 def _begin(store: IdempotencyStore, key: str = "k1", fp: str = FP, scope: str = "a") -> object:

@@ -2,51 +2,30 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import redis
 from sqlalchemy import create_engine, select
 
-from interlock.config.settings import Settings
 from interlock.replay.seen import MemorySeen, RedisSeen, SeenOnce, SqlSeen, seen_store
 from interlock.replay.tables import SeenValueRow
-from interlock.store import Deployment, initialise
+from interlock.store import Deployment
 from interlock.store.base import table_of
 from interlock.testing.services import REDIS
 from tests.conftest import need
+from tests.replay.conftest import Backend
 
 
 @pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    """A client of the real Redis (skipped, or failed under CI, when it is down)."""
-    client = redis.Redis.from_url(need(REDIS))
-    yield client
-    client.close()
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "redis", "memory"])
-def seen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SeenOnce]:
-    """Each backend: the store on SQLite and PostgreSQL, Redis, memory."""
-    if request.param in {"sqlite", "postgresql"}:
-        url = (
-            f"sqlite:///{tmp_path / 'store.db'}"
-            if request.param == "sqlite"
-            else request.getfixturevalue("postgres_url")
-        )
-        deployment = initialise(Settings(data_dir=tmp_path / "data", database_url=url))
-        yield SqlSeen(deployment.engine)
-        deployment.close()
-        return
-    if request.param == "redis":
-        client: redis.Redis = request.getfixturevalue("redis_client")
-        yield RedisSeen(client, prefix=f"test:{uuid.uuid4().hex}:")
-        return
-    yield MemorySeen()
+def seen(backend: Backend) -> SeenOnce:
+    """The seen on each backend."""
+    if backend.engine is not None:
+        return SqlSeen(backend.engine)
+    if backend.client is not None:
+        return RedisSeen(backend.client, prefix=backend.prefix)
+    return MemorySeen()
 
 
 def _later(seconds: float = 60) -> datetime:
