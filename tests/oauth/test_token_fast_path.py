@@ -31,16 +31,26 @@ def test_first_request_needs_the_store_then_answers_in_memory(
     assert answer.status == 200
 
 
-def test_failures_and_other_methods_take_the_full_path(
-    kit: OAuthKit,
-) -> None:
-    """A wrong secret, an assertion, garbage: None, so the full path answers and counts."""
+def test_what_needs_the_store_takes_the_full_path(kit: OAuthKit) -> None:
+    """An uncached secret or an assertion: None (a worker thread answers); garbage: 401 at once."""
     token_endpoint, secrets = kit.endpoint(), kit.secrets
     _, secret = secrets.create("order-sync")
+    _, other = secrets.create("order-sync")
     token_endpoint.handle([_basic(secret)], FORM)
-    wrong = _basic(secret[:-12] + "A" * 12)
-    assert token_endpoint.handle_now([wrong], FORM) is None
-    assert token_endpoint.handle_now(["Basic %%%"], FORM) is None
+    assert token_endpoint.handle_now([_basic(other)], FORM) is None  # its row is not in memory
     assertion = {**FORM, "client_assertion_type": ["x"], "client_assertion": ["y"]}
     assert token_endpoint.handle_now([], assertion) is None
-    assert token_endpoint.handle_now([], FORM) is None
+    malformed = token_endpoint.handle_now(["Basic %%%"], FORM)
+    assert malformed is not None
+    assert (malformed.status, malformed.body["error"]) == (401, "invalid_client")
+    missing = token_endpoint.handle_now([], FORM)
+    assert missing is not None
+    assert missing.status == 401
+
+
+def test_the_thread_flag_does_not_leak(kit: OAuthKit) -> None:
+    """After a fast-path miss, the full path still reads the store."""
+    token_endpoint, secrets = kit.endpoint(), kit.secrets
+    _, secret = secrets.create("order-sync")
+    assert token_endpoint.handle_now([_basic(secret)], FORM) is None
+    assert token_endpoint.handle([_basic(secret)], FORM).status == 200

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -72,6 +73,10 @@ def _error(
     return TokenResponse(status, body, headers, reason or description)
 
 
+class _NeedsStore(Exception):  # noqa: N818  (control flow, never leaves this module)
+    """handle_now cannot answer without reading the store."""
+
+
 class CertificateClients(Protocol):
     """The ``tls_client_auth`` hook: which client a verified certificate belongs to."""
 
@@ -107,6 +112,8 @@ class TokenEndpoint:
         self._assertions = assertions
         self._certificates = certificates
         self._grants = Grants(secrets.manifest)
+        # Set while handle_now runs: reading the store is then not allowed (per thread).
+        self._in_memory_only = threading.local()
         self.dpop = dpop
 
     @property
@@ -188,20 +195,13 @@ class TokenEndpoint:
             or len(authorization) > 1
         ):
             return None
-        secret = form.get("client_secret", ())
-        credentials = (
-            _basic(authorization[0])
-            if authorization
-            else (form.get("client_id", ("",))[0], secret[0] if len(secret) == 1 else "")
-        )
-        if credentials is None or not all(credentials):
-            return None
+        self._in_memory_only.active = True
         try:
-            if self._secrets.authenticate_cached(*credentials) is None:
-                return None
-        except AuthenticationError:
-            return None  # the full path answers (and tells the guard)
-        return self.handle(authorization, form, remote)
+            return self.handle(authorization, form, remote)
+        except _NeedsStore:
+            return None
+        finally:
+            self._in_memory_only.active = False
 
     def _dpop_key(self, proofs: Sequence[str], uri: str) -> str | TokenResponse:
         """The thumbprint of a valid DPoP proof's key, or the RFC 9449 §5 error."""
@@ -301,6 +301,8 @@ class TokenEndpoint:
             return _too_many(wait)
         try:
             if self._secrets.authenticate_cached(client_id, secret) is None:
+                if getattr(self._in_memory_only, "active", False):
+                    raise _NeedsStore  # handle_now: the secret's row is not in memory
                 self._secrets.authenticate(client_id, secret)
         except (AuthenticationError, NotFoundError) as exc:
             self._guard.failed(client_id, remote)
