@@ -230,7 +230,8 @@ def test_revoke_key_takes_a_kid(
     _, kid, _ = _run(
         capsys, "clients", "create", "app", "--public-key", str(path), "-m", str(manifest)
     )
-    status, out, _ = _run(capsys, "clients", "revoke-key", kid.strip(), "-m", str(manifest))
+    # A thumbprint may start with "-": "--" ends the options, as for any command line.
+    status, out, _ = _run(capsys, "clients", "revoke-key", "-m", str(manifest), "--", kid.strip())
     assert status == 0
     assert out == f"revoked key {kid.strip()} (client app)\n"
     assert _listed(capsys, manifest)["app"]["keys"] == []

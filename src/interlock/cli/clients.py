@@ -201,7 +201,12 @@ def revoke(
 
 @app.command("revoke-key")
 def revoke_key(
-    kid: Annotated[str, typer.Argument(help="The key's kid (RFC 7638 thumbprint).")],
+    kid: Annotated[
+        str,
+        typer.Argument(
+            help="The key's kid (RFC 7638 thumbprint); put -- before one that starts with '-'."
+        ),
+    ],
     manifest: ManifestOption = None,
 ) -> None:
     """Revoke one registered public key at once."""
