@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import pytest
-import structlog
 
-from tests.gateway.harness import Env, start, stop
+from tests.gateway.harness import Env, running_gateway
 
 
 @pytest.fixture(scope="package")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """One deployment, two upstream processes and a gateway for all gateway tests."""
-    running = start(tmp_path_factory.mktemp("gateway"))
-    try:
-        yield running.env
-    finally:
-        stop(running)
-        logging.getLogger().handlers.clear()
-        structlog.reset_defaults()
+    with running_gateway(tmp_path_factory.mktemp("gateway")) as env:
+        yield env
 
 
 @pytest.fixture

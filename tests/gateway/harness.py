@@ -13,6 +13,7 @@ import base64
 import http.client
 import io
 import json
+import logging
 import os
 import socket
 import ssl
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from interlock.config.loader import load_manifest
 from interlock.config.settings import Settings
@@ -314,6 +317,18 @@ def stop(running: Running) -> None:
         if upstream.process.stdout:
             upstream.process.stdout.close()
     env.deployment.close()
+
+
+@contextmanager
+def running_gateway(workdir: Path, **options: Any) -> Iterator[Env]:
+    """``start`` (with ``options``), then ``stop`` and undo the logging set-up ``start`` did."""
+    running = start(workdir, **options)
+    try:
+        yield running.env
+    finally:
+        stop(running)
+        logging.getLogger().handlers.clear()
+        structlog.reset_defaults()
 
 
 def lines(env: Env) -> Iterator[dict[str, Any]]:

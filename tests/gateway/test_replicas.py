@@ -28,7 +28,7 @@ from interlock.oauth.dpop_claims import access_token_hash
 from interlock.store import open_deployment
 from interlock.testing.services import REDIS
 from tests.conftest import need
-from tests.gateway.harness import Env, Running, start, stop
+from tests.gateway.harness import Env, running_gateway
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -44,26 +44,24 @@ def _free_port() -> int:
 def replicas(tmp_path: Path, postgres_url: str) -> Iterator[tuple[Env, int, str]]:
     """Replica A (the harness' gateway), replica B's port, and a client secret."""
     port = _free_port()
-    running: Running = start(
+    with running_gateway(
         tmp_path,
         database_url=postgres_url,
         redis_url=need(REDIS),
         port=port,
         public_url=f"https://127.0.0.1:{port}",
-    )
-    env = running.env
-    second = open_deployment(env.deployment.settings)
-    manifest = load_manifest(env.manifest_path)
-    other: RunningGateway = asyncio.run_coroutine_threadsafe(
-        start_gateway(second, manifest, ListenerConfig(port=0)), env.loop
-    ).result(timeout=30)
-    try:
-        with env.client_secret() as secret:
-            yield env, other.port, secret
-    finally:
-        asyncio.run_coroutine_threadsafe(other.stop(), env.loop).result(timeout=30)
-        second.close()
-        stop(running)
+    ) as env:
+        second = open_deployment(env.deployment.settings)
+        manifest = load_manifest(env.manifest_path)
+        other: RunningGateway = asyncio.run_coroutine_threadsafe(
+            start_gateway(second, manifest, ListenerConfig(port=0)), env.loop
+        ).result(timeout=30)
+        try:
+            with env.client_secret() as secret:
+                yield env, other.port, secret
+        finally:
+            asyncio.run_coroutine_threadsafe(other.stop(), env.loop).result(timeout=30)
+            second.close()
 
 
 def _token_form(**extra: str) -> bytes:

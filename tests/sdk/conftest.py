@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
-from tests.gateway.harness import Env, start, stop
+from tests.gateway.harness import Env, running_gateway
 from tests.sdk.fake_server import FakeServer
 
 #: Token lifetime of the SDK tests' gateway: short, so renewal happens within a test.
@@ -29,17 +27,12 @@ def server(tmp_path: Path) -> Iterator[FakeServer]:
 @pytest.fixture(scope="package")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """A real gateway with short-lived tokens that requires DPoP server nonces."""
-    running = start(
+    with running_gateway(
         tmp_path_factory.mktemp("sdk-gateway"),
         token_lifetime_seconds=GATEWAY_TOKEN_LIFETIME,
         dpop_nonce=True,
-    )
-    try:
-        yield running.env
-    finally:
-        stop(running)
-        logging.getLogger().handlers.clear()
-        structlog.reset_defaults()
+    ) as env:
+        yield env
 
 
 @pytest.fixture
