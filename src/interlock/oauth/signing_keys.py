@@ -20,7 +20,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -65,10 +65,7 @@ class SigningKey:
 
     kid: str
     alg: str
-    key: JoseKey
-
-    def __repr__(self) -> str:
-        return f"SigningKey(kid={self.kid!r}, alg={self.alg!r})"
+    key: JoseKey = field(repr=False)  # the private key never reaches a repr or a log
 
 
 class SigningKeys:

@@ -9,7 +9,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -50,12 +50,9 @@ _REFUSED: Final = "the token is invalid"
 class IssuedToken:
     """A token response's content (RFC 6749 §5.1)."""
 
-    access_token: str
+    access_token: str = field(repr=False)  # a bearer credential: never in a repr or a log
     expires_in: int
     scope: str
-
-    def __repr__(self) -> str:
-        return f"IssuedToken(expires_in={self.expires_in}, scope={self.scope!r})"
 
 
 class TokenIssuer:
