@@ -42,7 +42,7 @@ from interlock.limits import (
 from interlock.logs import get_logger
 from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.signing_keys import SigningKeys
-from interlock.pki import LOCAL_CA_NAME, ensure_local_ca
+from interlock.pki import LOCAL_CA_NAME
 from interlock.pki.authority import Pki
 from interlock.replay.idempotency import idempotency_store
 from interlock.secrets.store import SecretStore
@@ -255,15 +255,15 @@ async def _listener_tls(
     deployment: Deployment, manifest: Manifest, listener: ListenerConfig, work: Path
 ) -> _ListenerTls:
     """The listener's TLS context: its certificate, and client certificates if asked for."""
-    ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
+    domain = deployment.settings.trust_domain
+    pki = Pki(deployment.engine, deployment.keyring, deployment.deployment_id, domain)
+    await asyncio.to_thread(pki.ensure)
     ca_file = deployment.settings.data_dir / "ca.pem"
-    ca_file.write_bytes(ca.certificate_pem)
+    ca_file.write_bytes(pki.root_certificate_pem())  # what clients trust
     client_auth = listener.client_auth or ("optional" if listener.client_ca else "none")
     client_ca = listener.client_ca or (ca_file if client_auth != "none" else None)
     # Client certificates from our own PKI are checked against its revocation list.
     own_pki = client_auth != "none" and listener.client_ca is None
-    domain = deployment.settings.trust_domain
-    pki = Pki(deployment.engine, deployment.keyring, deployment.deployment_id, domain)
     crl = CrlPublisher(pki, work)
     await asyncio.to_thread(crl.refresh)
     try:
