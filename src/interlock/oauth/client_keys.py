@@ -36,7 +36,14 @@ from interlock.oauth.clients import is_oauth_client, require_oauth_client
 from interlock.oauth.tables import ClientKeyRow
 from interlock.store.base import as_utc, table_of
 
-__all__ = ["MAX_ACTIVE", "MAX_JWK_BYTES", "ClientKeyInfo", "ClientKeys", "jwk_from_pem"]
+__all__ = [
+    "MAX_ACTIVE",
+    "MAX_JWK_BYTES",
+    "ClientKeyInfo",
+    "ClientKeys",
+    "jwk_from_pem",
+    "public_key_document",
+]
 
 MAX_ACTIVE: Final = 5  # room for rotation and a spare, not a key ring per instance
 MAX_JWK_BYTES: Final = 8192  # an 8192-bit RSA JWK is about 1.5 KiB
@@ -97,7 +104,7 @@ class ClientKeys:
         :class:`NotFoundError`.
         """
         require_oauth_client(self.manifest, client)
-        document = _public_document(jwk)
+        document = public_key_document(jwk)
         now = self._now()
         if expires_at is not None and (expires_at.tzinfo is None or expires_at <= now):
             raise InvalidRequestError("a key's expiry must be an aware datetime in the future")
@@ -211,7 +218,7 @@ def jwk_from_pem(pem: bytes) -> dict[str, Any]:
     raise InvalidRequestError("not a PEM public key of type EC, OKP or RSA")
 
 
-def _public_document(jwk: Mapping[str, Any]) -> dict[str, Any]:
+def public_key_document(jwk: Mapping[str, Any]) -> dict[str, Any]:
     """The canonical JWK to store (required members, alg, use, kid), after every check."""
     if not isinstance(jwk, Mapping):
         raise InvalidRequestError("a JWK is a JSON object")
