@@ -1,0 +1,36 @@
+"""The tamper-evident audit trail: an append-only Merkle log of integration decisions.
+
+Every package records evidence through an :class:`AuditSink`
+(``sink.record(AuditEntry(...))``), never by writing the audit tables. The
+log hashes entries as RFC 9162 leaves, signs a C2SP checkpoint per committed
+batch, and answers inclusion and consistency proofs; see ``docs/audit.md``.
+
+This package's top level imports nothing that needs a database, so the
+offline verifier (:mod:`interlock.sdk.audit`) can use its pure modules
+(:mod:`~interlock.audit.rfc9162`, :mod:`~interlock.audit.note`,
+:mod:`~interlock.audit.checkpoint`). The database-backed log is
+:class:`interlock.audit.service.AuditLog`.
+"""
+
+from interlock.audit.entry import AuditEntry, Outcome, Volume
+from interlock.audit.errors import (
+    AuditError,
+    AuditUnavailableError,
+    AuditVerificationError,
+    CheckpointError,
+    ProofError,
+)
+from interlock.audit.sink import AuditSink, MemorySink
+
+__all__ = [
+    "AuditEntry",
+    "AuditError",
+    "AuditSink",
+    "AuditUnavailableError",
+    "AuditVerificationError",
+    "CheckpointError",
+    "MemorySink",
+    "Outcome",
+    "ProofError",
+    "Volume",
+]

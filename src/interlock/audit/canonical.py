@@ -1,0 +1,59 @@
+"""Canonical JSON for audit entries: the RFC 8785 (JCS) rules our values need.
+
+Entries hold only strings, integers, booleans, ``null``, arrays and objects
+with ASCII keys; floats are refused (JCS's number rules are the part most
+implementations get wrong, and an audit entry needs none). For such values
+JCS is exactly: keys sorted, no whitespace, UTF-8, the short escapes
+(``\\b \\t \\n \\f \\r \\" \\\\``) and ``\\u00xx`` in lower case for other
+control characters, every other character as itself (RFC 8785 §3.2.2.2).
+Python's ``json`` with these options produces that.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Final
+
+__all__ = ["MAX_ENTRY_BYTES", "JsonValue", "canonical_json"]
+
+MAX_ENTRY_BYTES: Final = 16 * 1024
+MAX_DEPTH: Final = 8
+
+JsonValue = str | int | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
+
+
+def _check(value: object, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ValueError("the entry is nested too deeply")
+    if value is None or isinstance(value, str | bool):
+        return
+    if isinstance(value, int):
+        if not -(2**53) < value < 2**53:  # RFC 8785 §3.2.2.3: I-JSON's exact integers
+            raise ValueError("integers in an entry must fit in 53 bits")
+        return
+    if isinstance(value, list | tuple):
+        for item in value:
+            _check(item, depth + 1)
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key.isascii():
+                raise ValueError("object keys in an entry are ASCII strings")
+            _check(item, depth + 1)
+        return
+    raise ValueError(f"an entry cannot hold a {type(value).__name__}")
+
+
+def canonical_json(value: object) -> bytes:
+    """The canonical UTF-8 encoding of ``value``; ``ValueError`` for what JCS-lite refuses."""
+    _check(value, 0)
+    try:
+        encoded = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("the entry holds a lone surrogate, which is not UTF-8") from None
+    if len(encoded) > MAX_ENTRY_BYTES:
+        raise ValueError(f"the encoded entry is over {MAX_ENTRY_BYTES} bytes")
+    return encoded

@@ -1,0 +1,143 @@
+"""What an audit entry says, and its canonical encoding (the Merkle leaf).
+
+Callers build an :class:`AuditEntry` and hand it to an ``AuditSink``. The
+sensitive values in it (``subjects``, ``client_ip``) are never written in
+clear: :func:`encode_entry` replaces them with keyed pseudonyms
+(:mod:`interlock.audit.pseudonyms`) and they are hidden from ``repr``.
+
+The encoded entry is canonical JSON (:mod:`interlock.audit.canonical`); its
+bytes are the RFC 9162 leaf input, so they are stored exactly as encoded.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from interlock.audit.canonical import MAX_ENTRY_BYTES, canonical_json
+from interlock.audit.pseudonyms import Pseudonymiser
+
+__all__ = [
+    "ENTRY_VERSION",
+    "AuditEntry",
+    "Outcome",
+    "Volume",
+    "decode_entry",
+    "encode_entry",
+    "entry_time",
+]
+
+ENTRY_VERSION: Final = 1
+_Short = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+_Text = Annotated[str, StringConstraints(max_length=2000)]
+_DetailValue = (
+    Annotated[str, StringConstraints(max_length=500)]
+    | Annotated[int, Field(ge=-(2**53) + 1, le=2**53 - 1)]
+    | bool
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+
+class Volume(_Model):
+    """How much data moved: records and bytes."""
+
+    records: int = Field(default=0, ge=0, le=2**53 - 1)
+    bytes: int = Field(default=0, ge=0, le=2**53 - 1)
+
+
+class Outcome(_Model):
+    """How it ended: success, partial failure or failure, with a status (HTTP or other)."""
+
+    result: Literal["success", "partial_failure", "failure"]
+    status: int | None = Field(default=None, ge=0, le=999_999)
+
+
+class AuditEntry(_Model):
+    """One decision or event worth proving later.
+
+    ``actor`` is who acted (``client:order-sync``, ``admin:alice``), ``action``
+    what happened (``gateway.request``, ``token.issue``, ``key.rotate``,
+    ``manifest.reload``). ``reason`` says why something was refused.
+    ``subjects`` (data-subject identifiers) and ``client_ip`` are sensitive:
+    they are stored only as keyed pseudonyms. ``details`` holds a few extra
+    non-secret facts (a key id, a scope); never put a secret there.
+    """
+
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    actor: _Short
+    action: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.-]{0,99}$")]
+    integration: _Short | None = None
+    source: _Short | None = None
+    target: _Short | None = None
+    data_categories: tuple[_Short, ...] = Field(default=(), max_length=64)
+    volume: Volume = Volume()
+    outcome: Outcome
+    correlation_id: _Short | None = None
+    reason: _Text | None = None
+    details: dict[
+        Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")], _DetailValue
+    ] = Field(default_factory=dict, max_length=32)
+    subjects: tuple[_Text, ...] = Field(default=(), max_length=256, repr=False)
+    client_ip: _Short | None = Field(default=None, repr=False)
+
+    @field_validator("time")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("the time must carry a time zone")
+        return value.astimezone(UTC)
+
+
+def _timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def encode_entry(
+    entry: AuditEntry, pseudonymiser: Pseudonymiser, *, pseudonymise_ip: bool = True
+) -> bytes:
+    """The canonical bytes of ``entry``, with sensitive values replaced by pseudonyms."""
+    body: dict[str, Any] = {
+        "v": ENTRY_VERSION,
+        "time": _timestamp(entry.time),
+        "actor": entry.actor,
+        "action": entry.action,
+        "integration": entry.integration,
+        "source": entry.source,
+        "target": entry.target,
+        "data_categories": list(entry.data_categories),
+        "volume": {"records": entry.volume.records, "bytes": entry.volume.bytes},
+        "outcome": {"result": entry.outcome.result, "status": entry.outcome.status},
+        "correlation_id": entry.correlation_id,
+        "reason": entry.reason,
+        "details": dict(entry.details),
+        "subjects": [pseudonymiser.pseudonym("subject", s) for s in entry.subjects],
+        "client_ip": (
+            None
+            if entry.client_ip is None
+            else pseudonymiser.pseudonym("ip", entry.client_ip)
+            if pseudonymise_ip
+            else entry.client_ip
+        ),
+    }
+    return canonical_json(body)
+
+
+def decode_entry(data: bytes) -> dict[str, Any]:
+    """The fields of an encoded entry (as stored: pseudonyms, not values)."""
+    if len(data) > MAX_ENTRY_BYTES:
+        raise ValueError("the entry is too large")
+    decoded = json.loads(data)
+    if not isinstance(decoded, dict):
+        raise TypeError("an entry is a JSON object")
+    return decoded
+
+
+def entry_time(data: dict[str, Any]) -> datetime:
+    """The ``time`` of a decoded entry."""
+    return datetime.strptime(data["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)

@@ -1,0 +1,48 @@
+"""Keyed HMAC-SHA256 pseudonyms for sensitive values (subject identifiers, IPs).
+
+The log stores ``hmac-sha256:<base64url>`` instead of the value, so two
+entries about the same person match, but the value cannot be read back or
+brute-forced from the database alone: the key is sealed by the keyring. Each
+kind of value is domain-separated, so an IP address and a subject id that
+happen to be equal do not match.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Final, Literal, NoReturn
+
+__all__ = ["KEY_SIZE", "PREFIX", "Pseudonymiser", "SensitiveKind"]
+
+KEY_SIZE: Final = 32
+PREFIX: Final = "hmac-sha256:"
+SensitiveKind = Literal["subject", "ip"]
+
+
+class Pseudonymiser:
+    """Turns sensitive values into keyed pseudonyms; the key never leaves the handle."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        """Use ``key`` (at least 256 bits), freshly unsealed from the keyring."""
+        if len(key) < KEY_SIZE:
+            raise ValueError("the pseudonym key must be at least 256 bits")
+        self._key = key
+
+    def pseudonym(self, kind: SensitiveKind, value: str) -> str:
+        """``hmac-sha256:`` and the base64url HMAC of ``kind`` and ``value``."""
+        message = kind.encode() + b"\x00" + value.encode("utf-8")
+        digest = hmac.new(self._key, message, hashlib.sha256).digest()
+        return PREFIX + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def __repr__(self) -> str:
+        return "Pseudonymiser(key=<sealed>)"
+
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError("a Pseudonymiser cannot be pickled")
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a Pseudonymiser cannot be pickled")

@@ -1,0 +1,70 @@
+"""``AuditSink``: how every package records evidence, and an in-memory sink for tests.
+
+The contract every sink keeps:
+
+* :meth:`AuditSink.record` returns the entry's index in the log only once the
+  entry is durable; otherwise it raises :class:`AuditUnavailableError`
+  promptly (within the sink's timeout), never blocks indefinitely;
+* :meth:`AuditSink.record_async` is the same for code on an event loop: it
+  never blocks the loop while waiting.
+
+A caller that handles personal data fails closed (503) on
+:class:`AuditUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Protocol, runtime_checkable
+
+from interlock.audit.entry import AuditEntry, encode_entry
+from interlock.audit.errors import AuditUnavailableError
+from interlock.audit.pseudonyms import Pseudonymiser
+
+__all__ = ["AuditSink", "MemorySink"]
+
+
+@runtime_checkable
+class AuditSink(Protocol):
+    """Where audit entries go."""
+
+    def record(self, entry: AuditEntry) -> int:
+        """Make ``entry`` durable and return its index; raise ``AuditUnavailableError`` if not."""
+        ...
+
+    async def record_async(self, entry: AuditEntry) -> int:
+        """:meth:`record` without blocking the event loop."""
+        ...
+
+
+class MemorySink:
+    """An ``AuditSink`` that keeps encoded entries in a list (tests, demos).
+
+    Set :attr:`unavailable` to make every record fail as a full disk would.
+    """
+
+    def __init__(self, pseudonymiser: Pseudonymiser | None = None) -> None:
+        """An empty sink; entries are pseudonymised with a fixed test key by default."""
+        self._pseudonymiser = pseudonymiser or Pseudonymiser(
+            b"memory-sink-test-key".ljust(32, b".")
+        )
+        self._lock = threading.Lock()
+        self.entries: list[AuditEntry] = []
+        self.encoded: list[bytes] = []
+        self.unavailable = False
+
+    def record(self, entry: AuditEntry) -> int:
+        """Append ``entry``; raise :class:`AuditUnavailableError` when marked unavailable."""
+        if self.unavailable:
+            raise AuditUnavailableError("the audit trail cannot be written")
+        encoded = encode_entry(entry, self._pseudonymiser)
+        with self._lock:
+            self.entries.append(entry)
+            self.encoded.append(encoded)
+            return len(self.entries) - 1
+
+    async def record_async(self, entry: AuditEntry) -> int:
+        """As :meth:`record` (it never blocks)."""
+        await asyncio.sleep(0)
+        return self.record(entry)
