@@ -140,6 +140,47 @@ def test_rate_limits_and_response_fields_are_typed(tmp_path: Path) -> None:
     assert route.response_fields == ("id", "items[].sku", "customer.email")
 
 
+def test_a_replay_policy_defaults_to_five_minutes_and_required_nonces(tmp_path: Path) -> None:
+    """`replay: {}` means signed requests, a 5-minute window and single-use nonces."""
+    report = check(
+        tmp_path, VALID.replace("scope: orders.read}", "scope: orders.read, replay: {}}")
+    )
+    assert report.manifest is not None, messages(report)
+    replay = report.manifest.integrations["order-sync"].routes[0].replay
+    assert replay is not None
+    assert (replay.window, replay.nonce) == (timedelta(minutes=5), "required")
+    text = VALID.replace(
+        "scope: orders.read}", "scope: orders.read, replay: {window: 30s, nonce: optional}}"
+    )
+    report = check(tmp_path, text)
+    assert report.manifest is not None, messages(report)
+    replay = report.manifest.integrations["order-sync"].routes[0].replay
+    assert replay is not None
+    assert (replay.window, replay.nonce) == (timedelta(seconds=30), "optional")
+
+
+@pytest.mark.parametrize(
+    ("policy", "fragment"),
+    [
+        ("{window: 2h}", "between 10s and 1h"),
+        ("{window: 5s}", "between 10s and 1h"),
+        ("{window: 300}", "not a bare number"),
+        ("{nonce: never}", "'required' or 'optional'"),
+        ("{signature: true}", "unknown field"),
+    ],
+)
+def test_a_bad_replay_policy_is_refused_at_its_field(
+    tmp_path: Path, policy: str, fragment: str
+) -> None:
+    """Window bounds, nonce values and unknown keys are named at the offending field."""
+    text = VALID.replace("scope: orders.read}", f"scope: orders.read, replay: {policy}}}")
+    report = check(tmp_path, text)
+    assert any(
+        d.path.startswith("integrations.order-sync.routes[0].replay") and fragment in d.message
+        for d in report.errors
+    ), messages(report)
+
+
 def test_upstream_path_may_only_use_the_routes_parameters(tmp_path: Path) -> None:
     """An upstream parameter the caller never supplies is refused."""
     text = VALID.replace(

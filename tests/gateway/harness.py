@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import secrets
 import socket
 import ssl
 import subprocess
@@ -23,11 +24,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import structlog
+from http_message_signatures import HTTPMessageSigner, MappingKeyResolver
+from http_message_signatures.algorithms import ED25519, HMAC_SHA256
+from joserfc.jwk import OKPKey
 
 from interlock.config.loader import load_manifest
 from interlock.config.settings import Settings
@@ -44,6 +48,8 @@ from interlock.identity.apikeys import ApiKeys
 from interlock.logs import configure_logging
 from interlock.oauth.client_secrets import ClientSecrets
 from interlock.pki import ensure_local_ca
+from interlock.replay.signature_keys import SignatureKeys
+from interlock.replay.signatures import SignedMessage
 from interlock.secrets.store import SecretStore
 from interlock.store import Deployment, initialise
 
@@ -74,6 +80,8 @@ integrations:
       - {{method: POST, path: "/orders/{{id}}/notes", upstream: erp, upstream_path: "/echo/notes/{{id}}", scope: orders.write}}
       - {{method: POST, path: "/orders/{{id}}/payments", upstream: erp, upstream_path: "/echo/payments/{{id}}", scope: orders.write, idempotency: required}}
       - {{method: GET, path: "/echo/{{value}}", upstream: erp, scope: orders.read}}
+      - {{method: POST, path: "/signed/orders/{{id}}", upstream: erp, upstream_path: "/echo/signed/{{id}}", scope: orders.write, replay: {{window: 1m}}}}
+      - {{method: GET, path: "/signed/orders/{{id}}", upstream: erp, upstream_path: "/sap/opu/odata/orders/{{id}}", scope: orders.read, replay: {{window: 1m, nonce: optional}}}}
       - {{method: GET, path: "/slow", upstream: erp, upstream_path: "/sleep/3", scope: orders.read}}
       - {{method: GET, path: "/moved", upstream: erp, upstream_path: "/redirect", scope: orders.read}}
       - {{method: GET, path: "/big/{{size}}", upstream: erp, scope: orders.read}}
@@ -195,6 +203,52 @@ class Env:
             except (TimeoutError, ssl.SSLError, ConnectionResetError):
                 pass
         return b"".join(chunks)
+
+
+class Signer:
+    """A partner's key, registered for ``client``, signing as the SDK does."""
+
+    def __init__(self, env: Env, *, hmac: bool = False, client: str = "order-sync") -> None:
+        manifest = env.gateway.gateway.manifest
+        self.keys = SignatureKeys(env.deployment.engine, env.deployment.keyring, manifest)
+        self.private: Any
+        if hmac:
+            issued = self.keys.create_shared_secret(client)
+            self.keyid, self.alg = issued.keyid, HMAC_SHA256
+            self.private = base64.b64decode(issued.secret)
+        else:
+            key = OKPKey.generate_key("Ed25519", private=True)
+            self.keyid = self.keys.register_public_key(client, key.as_dict(private=False))
+            self.private, self.alg = key.private_key, ED25519
+        self.port = env.port
+
+    def headers(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        *,
+        created: datetime | None = None,
+        nonce: str | None = "fresh",
+    ) -> dict[str, str]:
+        """The signature headers (and Content-Type, Content-Digest) for one request."""
+        headers = {"Content-Type": "application/json"} if body else {}
+        message = SignedMessage(method, f"https://127.0.0.1:{self.port}{path}", headers)
+        resolver = MappingKeyResolver(public_keys={}, private_keys={self.keyid: self.private})
+        HTTPMessageSigner(signature_algorithm=self.alg, key_resolver=resolver).sign(
+            message,
+            key_id=self.keyid,
+            label="sig1",
+            created=created or datetime.now(UTC),
+            nonce=secrets.token_urlsafe(16) if nonce == "fresh" else nonce,
+            covered_component_ids=("@method", "@target-uri", *(("content-type",) if body else ())),
+            body=body or None,
+        )
+        return headers
+
+    def revoke(self) -> None:
+        """Revoke the key (the shared gateway's clients hold at most five)."""
+        self.keys.revoke(self.keyid)
 
 
 def _content_length(head: bytes) -> int | None:

@@ -28,7 +28,7 @@ from interlock.oauth.dpop_claims import access_token_hash
 from interlock.store import open_deployment
 from interlock.testing.services import REDIS
 from tests.conftest import need
-from tests.gateway.harness import Env, running_gateway
+from tests.gateway.harness import Env, Signer, running_gateway
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -171,3 +171,24 @@ def test_an_idempotency_key_used_on_one_replica_is_replayed_on_the_other(
     assert replayed_headers["idempotency-replayed"] == "?1"
     assert again == first
     assert "idempotency-replayed" not in first_headers
+
+
+def test_a_signature_nonce_used_on_one_replica_is_refused_on_the_other(
+    replicas: tuple[Env, int, str],
+) -> None:
+    """RFC 9421 nonces are single-use across replicas (Redis), and both verify the same key."""
+    env, other, _ = replicas
+    token, _ = env.key(["orders.write"])
+    signer = Signer(env)
+    # Behind a load balancer both replicas answer one name; here the Host field says A's.
+    host = {"Host": f"127.0.0.1:{env.port}", "X-API-Key": token}
+    body = b'{"note": "once"}'
+    headers = {**host, **signer.headers("POST", "/signed/orders/7", body)}
+    status, _, payload = env.request("POST", "/signed/orders/7", headers, body, port=other)
+    assert status == 200, payload
+    status, _, problem = env.request("POST", "/signed/orders/7", headers, body)
+    assert status == 403
+    assert problem["type"].endswith("replayed-request")
+    fresh = {**host, **signer.headers("POST", "/signed/orders/7", body)}
+    assert env.request("POST", "/signed/orders/7", fresh, body)[0] == 200
+    signer.revoke()

@@ -27,6 +27,7 @@ from interlock.cli import (
     secrets,
     serve,
     setup,
+    signature_keys,
     validate,
 )
 from interlock.cli.context import state
@@ -55,6 +56,7 @@ app.add_typer(secrets.app, name="secrets")
 app.add_typer(oauth.app, name="oauth")
 app.add_typer(clients.app, name="clients")
 app.add_typer(pki.app, name="pki")
+app.add_typer(signature_keys.app, name="signature-keys")
 
 
 @app.callback()

@@ -9,6 +9,7 @@ minimum, secrets by reference); rules that relate one entity to another
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 
@@ -34,6 +35,7 @@ __all__ = [
     "Method",
     "Name",
     "RateLimits",
+    "ReplayPolicy",
     "Role",
     "Route",
     "Safeguard",
@@ -210,6 +212,31 @@ class RateLimits(_Model):
     per_integration: RateValue | None = None
 
 
+class ReplayPolicy(_Model):
+    """Signed requests on a route (RFC 9421): how fresh, and whether each is single-use.
+
+    A route with a replay policy accepts only requests signed by one of the
+    calling client's registered signature keys, covering at least the method,
+    the target URI and (with a body) its ``Content-Digest``. The signature's
+    ``created`` time must lie within ``window`` (and not in the future); its
+    ``nonce`` is accepted once within that window (``required``: a signature
+    without one is refused).
+    """
+
+    window: Duration = timedelta(minutes=5)
+    nonce: Literal["required", "optional"] = "required"
+
+    @field_validator("window")
+    @classmethod
+    def _sensible_window(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=10) <= value <= timedelta(hours=1):
+            raise ValueError(
+                "the replay window is between 10s and 1h: shorter refuses honest clocks, "
+                "longer keeps captured requests replayable (and nonces stored) for too long"
+            )
+        return value
+
+
 class Route(_Model):
     """One path the gateway serves: who may call it and where it goes."""
 
@@ -223,6 +250,8 @@ class Route(_Model):
     rate_limit: RateLimits | None = None
     # Idempotency-Key (IETF httpapi draft): required, optional (honoured when sent), or off.
     idempotency: Literal["required", "optional"] | None = None
+    # Signed requests (RFC 9421) with a timestamp window and single-use nonces.
+    replay: ReplayPolicy | None = None
     response_fields: tuple[FieldPath, ...] | None = None
 
     @field_validator("method", mode="before")

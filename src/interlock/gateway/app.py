@@ -44,6 +44,7 @@ from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.token_endpoint import TokenEndpoint, TokenResponse, metadata
 from interlock.oauth.tokens import AccessTokenVerifier, IssuerPolicy
 from interlock.replay.idempotency import IdempotencyStore
+from interlock.replay.signatures import RequestSignatures
 
 __all__ = ["Gateway"]
 
@@ -78,14 +79,17 @@ class Gateway:
         certificates: ClientCertificates | None = None,
         limiter: Limiter | None = None,
         idempotency: IdempotencyStore | None = None,
+        signatures: RequestSignatures | None = None,
     ) -> None:
         """Compile ``manifest``; ``keys`` and ``upstreams`` are shared across reloads.
 
         ``limiter`` decides the routes' rate limits (none: limits are not enforced);
-        ``idempotency`` keeps the responses of routes with an idempotency policy.
+        ``idempotency`` keeps the responses of routes with an idempotency policy;
+        ``signatures`` verifies the signed requests of routes with a replay policy.
         """
         self.limiter = limiter
         self.idempotency = idempotency
+        self.signatures = signatures
         self.jwks = jwks
         self.token_endpoint: TokenEndpoint | None = None
         self.token_verifier: AccessTokenVerifier | None = None
@@ -104,7 +108,12 @@ class Gateway:
             self.keys, Grants(manifest), self.token_verifier, self.dpop, self.certificates
         )
         pipelines = build_pipelines(
-            routes, authenticate, self.upstreams, self.limiter, self.idempotency
+            routes,
+            authenticate,
+            self.upstreams,
+            limiter=self.limiter,
+            idempotency=self.idempotency,
+            signatures=self.signatures,
         )
         return _Compiled(manifest, routes, pipelines)
 
@@ -136,6 +145,8 @@ class Gateway:
         self.upstreams = upstreams
         compiled = self._compile(manifest)
         self.keys.manifest = manifest
+        if self.signatures is not None:
+            self.signatures.keys.manifest = manifest
         if self.certificates is not None:
             self.certificates.manifest = manifest
         if self.token_verifier is not None and self.token_endpoint is not None:

@@ -1,14 +1,15 @@
 """The order of the gateway's stages, written down exactly once.
 
 TLS → route match → **credential guard → authenticate → authorise → rate
-limit** → (replay guard, validation: later issues) → purpose check →
-upstream call. The purpose check is structural: a route exists only inside a
-registered integration, so a matched route always has its purpose.
+limit → replay guard** (signed requests; Idempotency-Key wraps the upstream
+call) → (validation: a later issue) → purpose check → upstream call. The
+purpose check is structural: a route exists only inside a registered
+integration, so a matched route always has its purpose.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -21,9 +22,11 @@ from interlock.gateway.stages.authorise import ScopeCheck
 from interlock.gateway.stages.idempotency import IdempotencyPolicy, IdempotentForward
 from interlock.gateway.stages.query_guard import QueryCredentialGuard
 from interlock.gateway.stages.rate_limit import RateLimit, rate_limit_stage
+from interlock.gateway.stages.replay_guard import SignedRequestGuard
 from interlock.identity.grants import system_url
 from interlock.limits import Limiter
 from interlock.replay.idempotency import IdempotencyStore
+from interlock.replay.signatures import RequestSignatures
 
 __all__ = ["Pipeline", "Stage", "build_pipelines"]
 
@@ -53,18 +56,27 @@ def build_pipelines(
     routes: RouteTable,
     authenticate: Authentication,
     forward: Terminal,
+    *,
     limiter: Limiter | None = None,
     idempotency: IdempotencyStore | None = None,
+    signatures: RequestSignatures | None = None,
 ) -> dict[CompiledRoute, Pipeline]:
     """One pipeline per route.
 
     Routes with rate limits decide them with ``limiter``; routes with an
-    ``idempotency`` policy keep their responses in ``idempotency``.
+    ``idempotency`` policy keep their responses in ``idempotency``; routes
+    with a ``replay`` policy verify signed requests with ``signatures``.
     """
     guard = QueryCredentialGuard()
     return {
         route: _pipeline(
-            route, guard, authenticate, forward, limiter=limiter, idempotency=idempotency
+            route,
+            guard,
+            authenticate,
+            forward,
+            limiter=limiter,
+            idempotency=idempotency,
+            signatures=signatures,
         )
         for route in routes.routes
     }
@@ -78,11 +90,17 @@ def _pipeline(
     *,
     limiter: Limiter | None,
     idempotency: IdempotencyStore | None,
+    signatures: RequestSignatures | None,
 ) -> Pipeline:
     audience = system_url(route.system.url)
     check = ScopeCheck(route.route.scope, audience, route.route.auth)
     limit = rate_limit_stage(route, limiter)  # None: the route declares no limits
-    stages: Sequence[Stage] = (guard, authenticate, check, *((limit,) if limit else ()))
+    stages: list[Stage] = [guard, authenticate, check, *((limit,) if limit else ())]
+    replay = route.route.replay
+    if replay is not None:
+        if signatures is None:
+            raise ConfigError(f"route {route.label} needs signature keys and a replay store")
+        stages.append(SignedRequestGuard(signatures, replay))
     terminal = forward
     mode = route.route.idempotency
     if mode is not None:

@@ -45,6 +45,9 @@ from interlock.oauth.signing_keys import SigningKeys
 from interlock.pki import LOCAL_CA_NAME
 from interlock.pki.authority import Pki
 from interlock.replay.idempotency import idempotency_store
+from interlock.replay.seen import seen_store
+from interlock.replay.signature_keys import SignatureKeys
+from interlock.replay.signatures import RequestSignatures
 from interlock.secrets.store import SecretStore
 from interlock.store import Deployment
 
@@ -181,6 +184,11 @@ async def start_gateway(
         limiter=limiter,
         # Idempotency-Key records: Redis when configured, else the store (SQLite or PostgreSQL).
         idempotency=idempotency_store(deployment.engine, shared),
+        # Signed requests: clients' keys from the store; nonces single-use across replicas.
+        signatures=RequestSignatures(
+            SignatureKeys(deployment.engine, deployment.keyring, manifest),
+            seen_store(deployment.engine, shared),
+        ),
     )
     server = ProblemServer(
         gateway.handle,
