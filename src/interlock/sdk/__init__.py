@@ -33,12 +33,24 @@ Guarantees: TLS verification cannot be switched off (``verify=False`` is a
 ``repr``, errors and logs (stdlib ``logging``, logger ``interlock.sdk``, debug
 level only); a refusal by the token endpoint raises :class:`TokenRequestError`
 with its RFC 6749 ``error`` code. Not retried: requests with a streaming body.
+
+Signed requests (RFC 9421 HTTP Message Signatures) for partner clients: a
+:class:`RequestSigner` holds the key the operator registered (Ed25519, ECDSA
+P-256, or an HMAC-SHA256 shared secret) and signs method, target URI and a
+body's ``Content-Digest``, with ``created`` and a fresh ``nonce``. Send them
+with ``SignedRequests(signer, inner)`` (httpx) or
+``SignedRequestsAuth(signer, inner)`` (requests); every request the inner auth
+yields, its retries included, is signed afresh::
+
+    signer = RequestSigner("partner-1", Path("partner-1.pem").read_bytes())
+    auth = SignedRequests(signer, InterlockAuth(credentials))
 """
 
 from interlock.sdk.credentials import AuthMethod, ClientCredentials
 from interlock.sdk.errors import InsecureTransportError, TokenRequestError
 from interlock.sdk.httpx_auth import InterlockAuth
 from interlock.sdk.requests_auth import InterlockRequestsAuth
+from interlock.sdk.rfc9421 import RequestSigner, SignedRequests, SignedRequestsAuth
 from interlock.sdk.rfc9449 import DPoPKey
 from interlock.sdk.tokens import AccessToken
 
@@ -50,5 +62,8 @@ __all__ = [
     "InsecureTransportError",
     "InterlockAuth",
     "InterlockRequestsAuth",
+    "RequestSigner",
+    "SignedRequests",
+    "SignedRequestsAuth",
     "TokenRequestError",
 ]
