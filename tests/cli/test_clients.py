@@ -249,9 +249,10 @@ def test_revoke_client_stops_every_secret_and_key_and_says_tokens_live_on(
     path = tmp_path / "client.jwk"
     path.write_text(json.dumps(ECKey.generate_key("P-256", private=True).as_dict(private=False)))
     _run(capsys, "clients", "create", "app", "--public-key", str(path), "-m", str(manifest))
+    _run(capsys, "signature-keys", "create", "app", "--hmac", "-m", str(manifest))
     status, out, _ = _run(capsys, "clients", "revoke", "app", "-m", str(manifest))
     assert status == 0
-    assert "revoked 2 secret(s) and 1 key(s) of client app" in out
+    assert "revoked 2 secret(s), 1 key(s) and 1 signature key(s) of client app" in out
     assert "stay valid until they expire" in out
     assert not _works(secrets, first.strip())
     assert not _works(secrets, second.strip())

@@ -35,6 +35,7 @@ from joserfc.jwk import OKPKey
 
 from interlock.config.loader import load_manifest
 from interlock.config.settings import Settings
+from interlock.config.units import parse_rate
 from interlock.crypto.keyfile import write_private_file
 from interlock.crypto.pkix import (
     certificate_pem,
@@ -305,12 +306,15 @@ def start(
     redis_url: str | None = None,
     port: int = 0,
     public_url: str | None = None,
+    auth_failures_per_ip: str = "100000/min",
 ) -> Running:
     """Initialise a deployment, start both upstreams and the gateway.
 
-    ``token_lifetime_seconds``, ``dpop_nonce``, ``database_url``, ``redis_url``
-    and ``public_url`` set the settings of the same names (default: SQLite in
-    ``workdir``, no Redis); ``port`` is the gateway's (0: any free one).
+    ``token_lifetime_seconds``, ``dpop_nonce``, ``database_url``, ``redis_url``,
+    ``public_url`` and ``auth_failures_per_ip`` set the settings of the same names
+    (default: SQLite in ``workdir``, no Redis, and a failure budget per address that
+    the whole suite, all from 127.0.0.1, cannot spend); ``port`` is the gateway's
+    (0: any free one).
     """
     logs = io.StringIO()
     configure_logging("debug", "json", logs)
@@ -321,6 +325,7 @@ def start(
         public_url=public_url,
         oauth_token_lifetime_seconds=token_lifetime_seconds,
         oauth_dpop_nonce=dpop_nonce,
+        auth_failures_per_ip=parse_rate(auth_failures_per_ip),
     )
     deployment = initialise(settings)
     ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)

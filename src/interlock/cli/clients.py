@@ -27,6 +27,7 @@ from interlock.oauth.client_secrets import (
     ClientSecretInfo,
     ClientSecrets,
 )
+from interlock.replay.signature_keys import SignatureKeys
 from interlock.store import open_deployment
 
 __all__ = ["app"]
@@ -53,6 +54,7 @@ class _Clients:
     manifest: Manifest
     secrets: ClientSecrets
     keys: ClientKeys
+    signature_keys: SignatureKeys
     token_lifetime: timedelta
 
 
@@ -66,6 +68,7 @@ def _open(manifest: Path | None) -> Iterator[_Clients]:
             loaded,
             ClientSecrets(deployment.engine, deployment.keyring, loaded),
             ClientKeys(deployment.engine, loaded),
+            SignatureKeys(deployment.engine, deployment.keyring, loaded),
             timedelta(seconds=current.oauth_token_lifetime_seconds),
         )
     finally:
@@ -185,14 +188,18 @@ def revoke(
     client: Annotated[str, typer.Argument(help="The client whose credentials to revoke.")],
     manifest: ManifestOption = None,
 ) -> None:
-    """Revoke every secret and registered key of CLIENT at once."""
+    """Revoke every secret, registered key and request-signature key of CLIENT at once."""
     with _open(manifest) as clients:
         secrets = clients.secrets.revoke_client(client)
         keys = clients.keys.revoke_client(client)
-        if client not in clients.manifest.clients and secrets + keys == 0:
+        signing = clients.signature_keys.revoke_client(client)
+        if client not in clients.manifest.clients and secrets + keys + signing == 0:
             raise NotFoundError(f"no client {client!r} in the manifest and nothing to revoke")
         lifetime = int(clients.token_lifetime.total_seconds())
-        typer.echo(f"revoked {secrets} secret(s) and {keys} key(s) of client {client}")
+        typer.echo(
+            f"revoked {secrets} secret(s), {keys} key(s) and {signing} signature key(s) "
+            f"of client {client}"
+        )
         typer.echo(
             "Access tokens already issued to it stay valid until they expire, "
             f"at most {lifetime} s (the token lifetime)."

@@ -10,15 +10,17 @@ authentication) until the vault can supply credentials.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from interlock.config.units import Rate, RateValue
 from interlock.errors import ConfigError
 
 __all__ = ["LogFormat", "LogLevel", "Settings", "load_settings"]
@@ -64,6 +66,14 @@ class Settings(BaseSettings):
         description=(
             "When Redis cannot be reached for a rate-limit decision: closed (503) or open "
             "(fall back to in-process limits)."
+        ),
+    )
+    # NoDecode: "50/min" is text for the rate parser, not JSON.
+    auth_failures_per_ip: Annotated[RateValue, NoDecode] = Field(
+        default=Rate(50, timedelta(minutes=1)),
+        description=(
+            "Failed authentications one address may make (token endpoint and gateway "
+            "together) before its attempts get 429 until the budget refills."
         ),
     )
     log_level: LogLevel = "info"

@@ -22,6 +22,7 @@ from aiohttp import web
 from interlock.config.manifest import Manifest
 from interlock.gateway.context import RequestContext, peer_certificate
 from interlock.gateway.crl import CrlPublisher
+from interlock.gateway.guessing import GuessingGuard
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.mtls import ClientCertificates
 from interlock.gateway.paths import BadPathError, split_target
@@ -80,13 +81,16 @@ class Gateway:
         limiter: Limiter | None = None,
         idempotency: IdempotencyStore | None = None,
         signatures: RequestSignatures | None = None,
+        guessing: GuessingGuard | None = None,
     ) -> None:
         """Compile ``manifest``; ``keys`` and ``upstreams`` are shared across reloads.
 
         ``limiter`` decides the routes' rate limits (none: limits are not enforced);
         ``idempotency`` keeps the responses of routes with an idempotency policy;
-        ``signatures`` verifies the signed requests of routes with a replay policy.
+        ``signatures`` verifies the signed requests of routes with a replay policy;
+        ``guessing`` slows down addresses whose credentials keep failing.
         """
+        self.guessing = guessing
         self.limiter = limiter
         self.idempotency = idempotency
         self.signatures = signatures
@@ -105,7 +109,12 @@ class Gateway:
     def _compile(self, manifest: Manifest) -> _Compiled:
         routes = RouteTable.compile(manifest)
         authenticate = Authentication(
-            self.keys, Grants(manifest), self.token_verifier, self.dpop, self.certificates
+            self.keys,
+            Grants(manifest),
+            self.token_verifier,
+            self.dpop,
+            self.certificates,
+            guessing=self.guessing,
         )
         pipelines = build_pipelines(
             routes,

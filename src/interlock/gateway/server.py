@@ -24,6 +24,7 @@ from interlock.errors import ConfigError, InterlockError
 from interlock.gateway.app import Gateway
 from interlock.gateway.authorization import enable_oauth, shared_redis
 from interlock.gateway.crl import CrlPublisher
+from interlock.gateway.guessing import GuessingGuard
 from interlock.gateway.listener import ProblemServer
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.mtls import ClientCertificates
@@ -174,6 +175,8 @@ async def start_gateway(
     )
     shared = shared_redis(settings)
     limiter = _limiter(shared, settings.rate_limit_failure, metrics)
+    # Failed authentications per address: one budget for the token endpoint and the routes.
+    failures = FailureGuard(limiter, per_address=settings.auth_failures_per_ip)
     gateway = Gateway(
         manifest,
         keys,
@@ -189,6 +192,7 @@ async def start_gateway(
             SignatureKeys(deployment.engine, deployment.keyring, manifest),
             seen_store(deployment.engine, shared),
         ),
+        guessing=GuessingGuard(failures),
     )
     server = ProblemServer(
         gateway.handle,
@@ -217,9 +221,7 @@ async def start_gateway(
         raise
     port = _bound_port(runner, listener.port)
     issuer = deployment.settings.public_url or f"https://{_url_host(listener.host)}:{port}"
-    oauth = enable_oauth(
-        gateway, deployment, issuer, signing_keys, anchors, shared, FailureGuard(limiter)
-    )
+    oauth = enable_oauth(gateway, deployment, issuer, signing_keys, anchors, shared, failures)
     _log.info(
         "gateway listening",
         host=listener.host,

@@ -21,6 +21,7 @@ from typing import Final
 from interlock.crypto.jose import MAX_TOKEN_BYTES
 from interlock.errors import AuthenticationError, DPoPProofError, InvalidTokenError
 from interlock.gateway.context import RequestContext
+from interlock.gateway.guessing import GuessingGuard
 from interlock.gateway.mtls import ClientCertificates
 from interlock.gateway.problems import Problem, Refusal
 from interlock.identity.apikeys import ApiKeys
@@ -33,6 +34,7 @@ __all__ = ["Authentication"]
 
 _CHALLENGE: Final = 'Bearer realm="interlock"'
 _MAX_CREDENTIAL: Final = MAX_TOKEN_BYTES
+_NO_CREDENTIAL: Final = "no credential"
 
 
 class Authentication:
@@ -45,11 +47,15 @@ class Authentication:
         tokens: AccessTokenVerifier | None = None,
         dpop: DPoPVerifier | None = None,
         certificates: ClientCertificates | None = None,
+        *,
+        guessing: GuessingGuard | None = None,
     ) -> None:
         """API keys from ``keys``, tokens by ``tokens``, proofs by ``dpop``.
 
-        ``certificates`` maps client certificates to clients, who get ``grants``.
+        ``certificates`` maps client certificates to clients, who get ``grants``;
+        ``guessing`` limits failed attempts per source address.
         """
+        self._guessing = guessing
         self._keys = keys
         self._tokens = tokens
         self._dpop = dpop
@@ -57,7 +63,22 @@ class Authentication:
         self._grants = grants
 
     async def __call__(self, ctx: RequestContext) -> None:
-        """Authenticate the request."""
+        """Authenticate the request (429 first while the address's failure budget is spent)."""
+        guessing = self._guessing
+        if guessing is None:
+            await self._authenticate(ctx)
+            return
+        remote = ctx.request.remote
+        await guessing.check(remote)
+        try:
+            await self._authenticate(ctx)
+        except Refusal as refusal:
+            # A credential that failed; a request that carried none is not a guess.
+            if refusal.problem.status == 401 and refusal.log_reason != _NO_CREDENTIAL:
+                await guessing.failed(remote)
+            raise
+
+    async def _authenticate(self, ctx: RequestContext) -> None:
         certificate = ctx.peer_certificate if self._certificates is not None else None
         headers = ctx.request.headers
         if (
@@ -188,7 +209,7 @@ def _credential(ctx: RequestContext) -> tuple[str, str]:
         raise _unauthorised(
             None,
             "this route requires a credential: an API key, an access token or a client certificate",
-            log_reason="no credential",
+            log_reason=_NO_CREDENTIAL,
         )
     if api_key:
         scheme, token = "api-key", api_key[0].strip()
