@@ -58,6 +58,34 @@ class Settings(BaseSettings):
     manifest: Path = Field(
         default=Path("interlock.yaml"), description="The manifest the gateway serves."
     )
+    audit_origin: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,199}$",
+        description=(
+            "Origin line (and key name) of the audit log's checkpoints; fixed for the log's "
+            "life. Default: TRUST_DOMAIN/audit."
+        ),
+    )
+    audit_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="How long recording an audit entry may take before the request fails closed.",
+    )
+    audit_witness_file: Path | None = Field(
+        default=None, description="A file that receives a copy of every new audit tree head."
+    )
+    audit_witness_url: str | None = Field(
+        default=None,
+        description="A C2SP tlog-witness (https://) that receives every new audit tree head.",
+    )
+    audit_witness_ca: Path | None = Field(
+        default=None, description="CA bundle to verify the witness's TLS certificate."
+    )
+    audit_pseudonymise_ip: bool = Field(
+        default=True,
+        description="Store client IP addresses in the audit log as keyed pseudonyms only.",
+    )
     redis_url: str | None = Field(
         default=None, description="Redis for shared limits and replay state (optional)."
     )
@@ -117,6 +145,16 @@ class Settings(BaseSettings):
         if parts.path not in {"", "/"} or parts.query or parts.fragment or parts.username:
             raise ValueError("must be scheme, host and port only, e.g. https://gw.example:8443")
         return value.rstrip("/")
+
+    @field_validator("audit_witness_url")
+    @classmethod
+    def _witness_https(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+            raise ValueError("must be an https:// URL with a host and no credentials")
+        return value
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

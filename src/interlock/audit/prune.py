@@ -1,0 +1,109 @@
+"""Retention: remove entry bodies older than their integration's retention, keep the proofs.
+
+Pruning deletes bodies only; leaf hashes, tree nodes and tree heads stay, so
+the log still verifies and every remaining entry is still provable. Each
+prune is itself an entry of the log (action ``audit.prune``) that commits to
+exactly which bodies it removed (their count and a digest of their indexes),
+written in the same transaction as the deletions; ``audit verify`` accepts a
+missing body only when such an entry accounts for it. The schema lets a body
+be deleted only after its index is recorded in ``audit_pruned``; on
+PostgreSQL only the maintenance role holds DELETE on ``audit_bodies``.
+
+Entries without an integration (key and admin events, prunes) are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from sqlalchemy import select
+
+from interlock.audit.entry import AuditEntry, Outcome, Volume, encode_entry
+from interlock.audit.keys import LogKeys
+from interlock.audit.schema import BODIES, LEAVES, PRUNED
+from interlock.audit.storage import LogStore
+from interlock.audit.verify import PRUNE_ACTION, pruned_digest
+
+__all__ = ["PruneReport", "prune"]
+
+_DELETE_CHUNK: Final = 500
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """What one integration's prune removed, and the entry that records it."""
+
+    integration: str
+    before: datetime
+    pruned: int
+    entry_index: int | None
+
+
+def prune(
+    store: LogStore,
+    keys: LogKeys,
+    retention: Mapping[str, timedelta],
+    *,
+    now: datetime | None = None,
+    actor: str = "maintenance:prune",
+) -> list[PruneReport]:
+    """Prune each integration's bodies older than ``now - retention[integration]``."""
+    moment = now or datetime.now(UTC)
+    reports = []
+    for integration, keep in sorted(retention.items()):
+        reports.append(
+            _prune_one(store, keys, integration, before=moment - keep, now=moment, actor=actor)
+        )
+    return reports
+
+
+def _prune_one(
+    store: LogStore,
+    keys: LogKeys,
+    integration: str,
+    *,
+    before: datetime,
+    now: datetime,
+    actor: str,
+) -> PruneReport:
+    cutoff_us = int(before.timestamp() * 1_000_000)
+    with store.appending(keys) as batch:
+        connection = batch.connection
+        indexes = list(
+            connection.execute(
+                select(LEAVES.c.idx)
+                .join(BODIES, BODIES.c.idx == LEAVES.c.idx)
+                .where(
+                    LEAVES.c.integration == integration,
+                    LEAVES.c.time_us < cutoff_us,
+                    LEAVES.c.idx < batch.first,
+                )
+                .order_by(LEAVES.c.idx)
+            ).scalars()
+        )
+        if not indexes:
+            return PruneReport(integration, before, 0, None)
+        entry = AuditEntry(
+            time=now,
+            actor=actor,
+            action=PRUNE_ACTION,
+            outcome=Outcome(result="success"),
+            volume=Volume(records=len(indexes)),
+            details={
+                "integration": integration,
+                "before": before.astimezone(UTC).isoformat(),
+                "upto": batch.first,
+                "count": len(indexes),
+                "digest": pruned_digest(indexes),
+            },
+        )
+        body = encode_entry(entry, keys.pseudonymiser)
+        index = batch.add(body, int(now.timestamp() * 1_000_000), None)
+        for position in range(0, len(indexes), _DELETE_CHUNK):
+            chunk = indexes[position : position + _DELETE_CHUNK]
+            connection.execute(PRUNED.insert(), [{"idx": i, "prune_idx": index} for i in chunk])
+            connection.execute(BODIES.delete().where(BODIES.c.idx.in_(chunk)))
+    return PruneReport(integration, before, len(indexes), index)

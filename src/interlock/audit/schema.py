@@ -1,0 +1,201 @@
+"""The audit database's tables, its append-only triggers, and the PostgreSQL grants.
+
+The audit log lives in its own database (default: its own SQLite file). Its
+schema is created on open when absent, idempotently, rather than by the main
+store's Alembic migrations: it is a separate database with its own life cycle,
+and a restricted application role must be able to open it without any DDL
+right. Every table is insert-only:
+
+* ``audit_leaves`` (index, leaf hash, time, integration), ``audit_nodes``
+  (completed perfect subtrees), ``audit_checkpoints`` (signed tree heads),
+  ``audit_keys`` (sealed keys) and ``audit_pruned`` are never updated or deleted;
+* ``audit_bodies`` (the canonical entries) is never updated; a body may be
+  deleted only once its index is in ``audit_pruned`` — the single, narrow
+  exception that retention pruning (:mod:`interlock.audit.prune`) uses.
+
+Triggers enforce this for every connection (SQLite and PostgreSQL); on
+PostgreSQL :func:`grant_roles` also gives the application role only INSERT and
+SELECT, and a maintenance role DELETE on ``audit_bodies`` besides.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    ForeignKey,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    inspect,
+    text,
+)
+
+__all__ = [
+    "BODIES",
+    "CHECKPOINTS",
+    "KEYS",
+    "LEAVES",
+    "METADATA",
+    "NODES",
+    "PRUNED",
+    "ensure_schema",
+    "grant_roles",
+]
+
+METADATA: Final = MetaData()
+
+LEAVES: Final = Table(
+    "audit_leaves",
+    METADATA,
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Column("time_us", BigInteger, nullable=False),  # entry time, µs since the epoch (UTC)
+    Column("integration", String(200), nullable=True),
+)
+BODIES: Final = Table(
+    "audit_bodies",
+    METADATA,
+    Column("idx", BigInteger, ForeignKey("audit_leaves.idx"), primary_key=True),
+    Column("body", LargeBinary, nullable=False),
+)
+NODES: Final = Table(
+    "audit_nodes",
+    METADATA,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+CHECKPOINTS: Final = Table(
+    "audit_checkpoints",
+    METADATA,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+PRUNED: Final = Table(
+    "audit_pruned",
+    METADATA,
+    Column("idx", BigInteger, ForeignKey("audit_leaves.idx"), primary_key=True),
+    Column("prune_idx", BigInteger, nullable=False),  # the log entry that records the prune
+)
+KEYS: Final = Table(
+    "audit_keys",
+    METADATA,
+    Column("purpose", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("public_key", LargeBinary, nullable=True),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+_FROZEN: Final = ("audit_leaves", "audit_nodes", "audit_checkpoints", "audit_pruned", "audit_keys")
+_ROLE: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+_SQLITE_TRIGGERS: Final = [
+    *(
+        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+        for table in _FROZEN
+        for op in ("UPDATE", "DELETE")
+    ),
+    "CREATE TRIGGER IF NOT EXISTS audit_bodies_no_update BEFORE UPDATE ON audit_bodies "
+    "BEGIN SELECT RAISE(ABORT, 'audit_bodies is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_bodies_delete_only_pruned BEFORE DELETE ON audit_bodies "
+    "WHEN NOT EXISTS (SELECT 1 FROM audit_pruned WHERE audit_pruned.idx = OLD.idx) "
+    "BEGIN SELECT RAISE(ABORT, 'an audit body may be deleted only once pruned'); END",
+]
+
+_POSTGRES_FUNCTIONS: Final = [
+    """CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      RAISE EXCEPTION '% is append-only (% refused)', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+    END $$""",
+    """CREATE OR REPLACE FUNCTION audit_body_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NOT EXISTS (SELECT 1 FROM audit_pruned WHERE audit_pruned.idx = OLD.idx) THEN
+        RAISE EXCEPTION 'an audit body may be deleted only once pruned'
+          USING ERRCODE = 'insufficient_privilege';
+      END IF;
+      RETURN OLD;
+    END $$""",
+]
+
+
+def _postgres_triggers() -> list[str]:
+    statements: list[str] = []
+    for table in (*_FROZEN, "audit_bodies"):
+        row_ops = "UPDATE" if table == "audit_bodies" else "UPDATE OR DELETE"
+        statements += [
+            f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE {row_ops} ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION audit_refuse_change()",
+            f"CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change()",
+        ]
+    statements.append(
+        "CREATE OR REPLACE TRIGGER audit_bodies_delete_only_pruned BEFORE DELETE ON audit_bodies "
+        "FOR EACH ROW EXECUTE FUNCTION audit_body_delete()"
+    )
+    return statements
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the tables and triggers when any is missing (idempotent).
+
+    Opening an existing log issues no DDL at all, so a role that may only
+    INSERT and SELECT can open it.
+    """
+    if set(inspect(engine).get_table_names()) >= set(METADATA.tables):
+        return
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # Two processes creating the schema at once: the second waits, then finds it.
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext('interlock-audit-ddl'))")
+            )
+        METADATA.create_all(connection, checkfirst=True)
+        _create_triggers(connection)
+
+
+def _create_triggers(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        statements = [*_POSTGRES_FUNCTIONS, *_postgres_triggers()]
+    else:
+        statements = list(_SQLITE_TRIGGERS)
+    for statement in statements:
+        connection.execute(text(statement))
+
+
+def grant_roles(engine: Engine, app_role: str, maintenance_role: str | None = None) -> None:
+    """PostgreSQL: ``app_role`` may only INSERT and SELECT; ``maintenance_role`` may prune.
+
+    The maintenance role gets DELETE on ``audit_bodies`` only (and the
+    triggers still refuse a body that is not recorded as pruned). Roles must
+    exist; names are plain lower-case identifiers.
+    """
+    if engine.dialect.name != "postgresql":
+        raise ValueError("roles and grants exist on PostgreSQL only")
+    roles = [r for r in (app_role, maintenance_role) if r is not None]
+    for role in roles:
+        if not _ROLE.match(role):
+            raise ValueError("a role name is a plain lower-case identifier")
+    tables = ", ".join(METADATA.tables)
+    with engine.begin() as connection:
+        schema = connection.execute(text("SELECT current_schema()")).scalar_one()
+        quoted = engine.dialect.identifier_preparer.quote(schema)
+        for role in roles:
+            connection.exec_driver_sql(f"REVOKE ALL ON {tables} FROM {role}")
+            connection.exec_driver_sql(f"GRANT USAGE ON SCHEMA {quoted} TO {role}")
+            connection.exec_driver_sql(f"GRANT SELECT, INSERT ON {tables} TO {role}")
+        if maintenance_role is not None:
+            connection.exec_driver_sql(f"GRANT DELETE ON audit_bodies TO {maintenance_role}")

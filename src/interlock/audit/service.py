@@ -1,0 +1,144 @@
+"""The opened audit log: database, keys, group-commit writer and witnesses together.
+
+The default sink of a deployment::
+
+    log = AuditLog.open(settings, keyring)       # at start-up
+    sink: AuditSink = log.sink
+    sink.record(AuditEntry(actor="client:order-sync", action="gateway.request", ...))
+    log.close()                                   # at shutdown
+
+Everything about where the trail goes comes from :class:`Settings` (the
+environment), never from an API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from interlock.audit.entry import AuditEntry, encode_entry
+from interlock.audit.keys import LogKeys, load_keys
+from interlock.audit.proofs import ProofReader
+from interlock.audit.storage import LogStore, StoredCheckpoint, create_audit_engines
+from interlock.audit.witness import FileWitness, HttpsWitness, Witness, WitnessPublisher
+from interlock.audit.writer import GroupCommitWriter, Pending
+from interlock.config.settings import Settings
+from interlock.crypto import Keyring
+
+__all__ = ["AuditLog", "DurableSink", "default_origin"]
+
+
+def default_origin(settings: Settings) -> str:
+    """The checkpoint origin: ``INTERLOCK_AUDIT_ORIGIN`` or ``<trust domain>/audit``."""
+    return settings.audit_origin or f"{settings.trust_domain}/audit"
+
+
+class DurableSink:
+    """The ``AuditSink`` of an :class:`AuditLog`: returns once the entry is committed."""
+
+    def __init__(self, log: AuditLog) -> None:
+        """Record into ``log``."""
+        self._log = log
+
+    def _submit(self, entry: AuditEntry) -> Pending:
+        log = self._log
+        body = encode_entry(entry, log.keys.pseudonymiser, pseudonymise_ip=log.pseudonymise_ip)
+        time_us = int(entry.time.timestamp() * 1_000_000)
+        return log.writer.submit(body, time_us, entry.integration)
+
+    def record(self, entry: AuditEntry) -> int:
+        """Make ``entry`` durable; its index, or ``AuditUnavailableError`` within the timeout."""
+        return self._log.writer.wait(self._submit(entry))
+
+    async def record_async(self, entry: AuditEntry) -> int:
+        """As :meth:`record`, without blocking the event loop."""
+        return await self._log.writer.wait_async(self._submit(entry))
+
+
+@dataclass
+class AuditLog:
+    """An open audit log (build it with :meth:`open`)."""
+
+    store: LogStore
+    keys: LogKeys = field(repr=False)
+    writer: GroupCommitWriter = field(repr=False)
+    publisher: WitnessPublisher | None = field(repr=False)
+    pseudonymise_ip: bool = True
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        keyring: Keyring,
+        *,
+        witnesses: Sequence[Witness] | None = None,
+        max_batch: int = 1000,
+    ) -> AuditLog:
+        """Open (creating if new) the log at ``settings.audit_url`` and start its writer.
+
+        ``witnesses`` overrides the ones the settings name (tests).
+        """
+        engine, writer_engine = create_audit_engines(settings.audit_url)
+        try:
+            store = LogStore(engine, writer_engine)
+            keys = load_keys(engine, keyring, default_origin(settings))
+        except BaseException:
+            _dispose(engine, writer_engine)
+            raise
+        chosen = _witnesses(settings) if witnesses is None else list(witnesses)
+        publisher = None
+        if chosen:
+            publisher = WitnessPublisher(chosen, lambda old, new: _consistency(engine, old, new))
+
+        def append(batch: Sequence[Pending]) -> list[int]:
+            with store.appending(keys) as appending:
+                indexes = [appending.add(p.body, p.time_us, p.integration) for p in batch]
+                size = appending.frontier.size
+            if publisher is not None:
+                latest = store.latest_checkpoint()
+                if latest is not None and latest.size >= size:
+                    publisher.offer(latest.note, latest.size)
+            return indexes
+
+        writer = GroupCommitWriter(
+            append, timeout=settings.audit_timeout_seconds, max_batch=max_batch
+        )
+        return cls(store, keys, writer, publisher, settings.audit_pseudonymise_ip)
+
+    @property
+    def sink(self) -> DurableSink:
+        """The ``AuditSink`` to give to the rest of the system."""
+        return DurableSink(self)
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The newest signed tree head."""
+        return self.store.latest_checkpoint()
+
+    def close(self) -> None:
+        """Write what is queued, publish the last tree head, release the database."""
+        self.writer.close()
+        if self.publisher is not None:
+            self.publisher.close()
+        self.store.dispose()
+
+
+def _dispose(*engines: Engine) -> None:
+    for engine in set(engines):
+        engine.dispose()
+
+
+def _consistency(engine: Engine, old: int, new: int) -> list[bytes]:
+    with engine.connect() as connection:
+        return ProofReader(connection, new).consistency(old, new)
+
+
+def _witnesses(settings: Settings) -> list[Witness]:
+    chosen: list[Witness] = []
+    if settings.audit_witness_file is not None:
+        chosen.append(FileWitness(Path(settings.audit_witness_file)))
+    if settings.audit_witness_url is not None:
+        chosen.append(HttpsWitness(settings.audit_witness_url, settings.audit_witness_ca))
+    return chosen

@@ -1,0 +1,215 @@
+"""The audit database: engines, appending a batch in one transaction, reading hashes.
+
+One transaction appends a whole batch: leaves, bodies, the tree nodes they
+complete and a signed checkpoint of the new size, so the stored log and its
+latest tree head never disagree, whatever moment a crash strikes. Appenders
+in several processes are serialised (SQLite ``BEGIN IMMEDIATE``, PostgreSQL
+an advisory lock) and each re-reads the size under the lock, so indexes stay
+contiguous.
+
+SQLite runs with ``synchronous=FULL`` here (the main store uses NORMAL): an
+entry is acknowledged only once it is on disk, even across a power loss.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sqlalchemy import Connection, Engine, and_, event, func, or_, select, text
+
+from interlock.audit.checkpoint import Checkpoint
+from interlock.audit.frontier import Frontier, Node
+from interlock.audit.keys import LogKeys
+from interlock.audit.rfc9162 import Piece, leaf_hash
+from interlock.audit.schema import BODIES, CHECKPOINTS, LEAVES, NODES, ensure_schema
+from interlock.store.engine import create_store_engine, is_sqlite
+
+__all__ = ["Batch", "LogStore", "StoredCheckpoint", "create_audit_engines", "fetch_pieces"]
+
+_LOCK_SQL: Final = "SELECT pg_advisory_xact_lock(hashtext('interlock-audit-append'))"
+
+
+def _durable_sqlite(dbapi_connection: Any, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA synchronous=FULL")
+        # REPLACE conflict resolution then fires the delete triggers (SQLite §lang_conflict).
+        cursor.execute("PRAGMA recursive_triggers=ON")
+    finally:
+        cursor.close()
+
+
+def _immediate(dbapi_connection: Any, _record: object) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+
+
+def create_audit_engines(url: str) -> tuple[Engine, Engine]:
+    """A reading engine and an appending engine for the audit database; creates the schema."""
+    engine = create_store_engine(url)
+    writer = engine
+    try:
+        if is_sqlite(engine):
+            event.listen(engine, "connect", _durable_sqlite)
+            writer = create_store_engine(url)
+            event.listen(writer, "connect", _durable_sqlite)
+            event.listen(writer, "connect", _immediate)
+            event.listen(writer, "begin", _begin_immediate)
+        ensure_schema(engine)
+    except BaseException:
+        engine.dispose()
+        writer.dispose()
+        raise
+    return engine, writer
+
+
+def _begin_immediate(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """A stored signed tree head."""
+
+    size: int
+    root: bytes
+    note: str
+
+
+@dataclass
+class Batch:
+    """Entries being appended in one transaction; read :attr:`first` for their first index."""
+
+    connection: Connection
+    frontier: Frontier
+    first: int
+    leaves: list[dict[str, Any]] = field(default_factory=list)
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)
+
+    def add(self, body: bytes, time_us: int, integration: str | None) -> int:
+        """Append one encoded entry; returns its index."""
+        index = self.frontier.size
+        digest = leaf_hash(body)
+        self.leaves.append(
+            {"idx": index, "leaf_hash": digest, "time_us": time_us, "integration": integration}
+        )
+        self.bodies.append({"idx": index, "body": body})
+        self.nodes.extend(self.frontier.append(digest))
+        return index
+
+
+class LogStore:
+    """Reads and appends the log in one audit database."""
+
+    def __init__(self, engine: Engine, writer: Engine | None = None) -> None:
+        """Use ``engine`` to read and ``writer`` (default: the same) to append."""
+        self.engine = engine
+        self._writer = writer or engine
+        self._frontier: Frontier | None = None
+
+    def dispose(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+        if self._writer is not self.engine:
+            self._writer.dispose()
+
+    def size(self) -> int:
+        """How many entries the log holds."""
+        with self.engine.connect() as connection:
+            return _size(connection)
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        """Every stored tree head, smallest first."""
+        query = select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query.order_by(CHECKPOINTS.c.size)).all()
+        return [StoredCheckpoint(r.size, bytes(r.root), r.note) for r in rows]
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The tree head of the largest size."""
+        query = select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note)
+        with self.engine.connect() as connection:
+            row = connection.execute(query.order_by(CHECKPOINTS.c.size.desc()).limit(1)).first()
+        return None if row is None else StoredCheckpoint(row.size, bytes(row.root), row.note)
+
+    @contextmanager
+    def appending(self, keys: LogKeys) -> Iterator[Batch]:
+        """One transaction: add entries to the yielded batch; commits with a signed checkpoint.
+
+        Returns (from the ``with``) once the transaction is durable. On any
+        error nothing is written and the cached tree edge is dropped.
+        """
+        try:
+            with self._writer.begin() as connection:
+                if not is_sqlite(self._writer):
+                    connection.execute(text(_LOCK_SQL))
+                size = _size(connection)
+                cached = self._frontier
+                frontier = (
+                    cached.copy()
+                    if cached is not None and cached.size == size
+                    else _load_frontier(connection, size)
+                )
+                batch = Batch(connection, frontier, size)
+                yield batch
+                if batch.leaves:
+                    _write(connection, batch, keys)
+        except BaseException:
+            self._frontier = None
+            raise
+        if batch.leaves:
+            self._frontier = batch.frontier
+
+
+def _size(connection: Connection) -> int:
+    last = connection.execute(select(func.max(LEAVES.c.idx))).scalar()
+    return 0 if last is None else int(last) + 1
+
+
+def _load_frontier(connection: Connection, size: int) -> Frontier:
+    pieces = Frontier.pieces(size)
+    found = fetch_pieces(connection, pieces)
+    return Frontier(size, [found[p] for p in pieces])
+
+
+def fetch_pieces(connection: Connection, pieces: Iterable[Piece]) -> dict[Piece, bytes]:
+    """The stored hashes of perfect subtrees (level 0: leaf hashes); ``KeyError`` if absent."""
+    by_level: dict[int, list[int]] = defaultdict(list)
+    for level, index in set(pieces):
+        by_level[level].append(index)
+    found: dict[Piece, bytes] = {}
+    leaves = by_level.pop(0, [])
+    if leaves:
+        query = select(LEAVES.c.idx, LEAVES.c.leaf_hash).where(LEAVES.c.idx.in_(leaves))
+        found.update({(0, r.idx): bytes(r.leaf_hash) for r in connection.execute(query)})
+    if by_level:
+        condition = or_(
+            *(and_(NODES.c.level == lv, NODES.c.idx.in_(ix)) for lv, ix in by_level.items())
+        )
+        query = select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(condition)
+        found.update({(r.level, r.idx): bytes(r.hash) for r in connection.execute(query)})
+    return found
+
+
+def _write(connection: Connection, batch: Batch, keys: LogKeys) -> None:
+    connection.execute(LEAVES.insert(), batch.leaves)
+    connection.execute(BODIES.insert(), batch.bodies)
+    if batch.nodes:
+        connection.execute(
+            NODES.insert(),
+            [{"level": n.level, "idx": n.index, "hash": n.hash} for n in batch.nodes],
+        )
+    checkpoint = Checkpoint(keys.origin, batch.frontier.size, batch.frontier.root())
+    connection.execute(
+        CHECKPOINTS.insert().values(
+            size=checkpoint.size,
+            root=checkpoint.root,
+            note=checkpoint.sign(keys.origin, keys.signer),
+            created_us=time.time_ns() // 1000,
+        )
+    )

@@ -1,0 +1,227 @@
+"""``interlock audit verify``: recompute the whole log from storage and check every tree head.
+
+In one pass over the entries, in order:
+
+* every index is present (a gap names the missing entry);
+* every stored entry hashes to its leaf (RFC 9162 leaf hash), and an entry
+  without a body is recorded as pruned by a prune that the log itself records;
+* every stored tree node equals the one recomputed from the leaves;
+* every stored tree head is signed by the log's key (pinned with ``trusted``)
+  and its root equals the recomputed root at its size;
+* witnessed tree heads (copies kept outside the database) are signed by the
+  same key and agree with the log, so even a consistent rewrite of the whole
+  database is caught; a tree head larger than the log means a truncated tail.
+
+The first failure raises :class:`AuditVerificationError` naming the first
+entry it implicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sqlalchemy import Connection, Engine, and_, or_, select
+
+from interlock.audit.checkpoint import open_checkpoint
+from interlock.audit.entry import decode_entry
+from interlock.audit.errors import AuditVerificationError, CheckpointError
+from interlock.audit.frontier import Frontier, Node
+from interlock.audit.keys import log_verifier
+from interlock.audit.note import NoteVerifier
+from interlock.audit.rfc9162 import leaf_hash
+from interlock.audit.schema import BODIES, LEAVES, NODES, PRUNED
+from interlock.audit.storage import LogStore
+
+__all__ = ["PRUNE_ACTION", "VerifyReport", "pruned_digest", "verify_log"]
+
+PRUNE_ACTION: Final = "audit.prune"
+_PRUNE_MARK: Final = b'"action":"audit.prune"'
+_CHUNK: Final = 20_000
+
+
+def pruned_digest(indexes: Sequence[int]) -> str:
+    """The hex SHA-256 of sorted 8-byte big-endian indexes: what a prune entry commits to."""
+    return hashlib.sha256(b"".join(i.to_bytes(8, "big") for i in sorted(indexes))).hexdigest()
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What a successful verification covered."""
+
+    origin: str
+    size: int
+    checkpoints: int
+    witnessed: int
+    bodies: int
+    pruned: int
+
+
+@dataclass
+class _State:
+    frontier: Frontier = field(default_factory=Frontier)
+    heads: dict[int, tuple[bytes, str]] = field(default_factory=dict)  # size -> root, where
+    last_good: int = 0
+    bodies: int = 0
+    pruned_by: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    prunes: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+def _fail(message: str, index: int | None) -> AuditVerificationError:
+    return AuditVerificationError(message, index)
+
+
+def verify_log(
+    engine: Engine, *, trusted: Sequence[NoteVerifier] = (), witnessed: Sequence[str] = ()
+) -> VerifyReport:
+    """Verify the log in ``engine``; raise :class:`AuditVerificationError` at the first fault."""
+    store = LogStore(engine)
+    own = log_verifier(engine)
+    if own is None:
+        if store.size() == 0:
+            return VerifyReport("", 0, 0, 0, 0, 0)
+        raise _fail("the log has entries but no checkpoint key", 0)
+    if trusted and own not in trusted:
+        raise _fail("the log's checkpoint key is not the trusted key (was the log replaced?)", None)
+    keys = list(trusted) or [own]
+    state = _State()
+    stored = store.checkpoints()
+    for row in stored:
+        try:
+            head = open_checkpoint(row.note, keys, origin=own.name)
+        except CheckpointError as exc:
+            raise _fail(
+                f"the tree head at size {row.size} is not validly signed: {exc}", None
+            ) from None
+        if (head.size, head.root) != (row.size, row.root):
+            raise _fail(f"the tree head at size {row.size} disagrees with its signed note", None)
+        state.heads[row.size] = (row.root, "tree head")
+    for note in witnessed:
+        try:
+            head = open_checkpoint(note, keys, origin=own.name)
+        except CheckpointError as exc:
+            raise _fail(
+                f"the witnessed tree head is not signed by this log's key ({exc}); "
+                "the log may have been replaced",
+                None,
+            ) from None
+        known = state.heads.get(head.size)
+        if known is not None and known[0] != head.root:
+            raise _fail(f"the witnessed tree head at size {head.size} contradicts the log", None)
+        state.heads[head.size] = (head.root, "witnessed tree head")
+    with engine.connect() as connection:
+        _stream(connection, state)
+    _finish(state, max((r.size for r in stored), default=0))
+    return VerifyReport(
+        own.name,
+        state.frontier.size,
+        len(stored),
+        len(witnessed),
+        state.bodies,
+        sum(len(v) for v in state.pruned_by.values()),
+    )
+
+
+def _stream(connection: Connection, state: _State) -> None:
+    while True:
+        start = state.frontier.size
+        rows = connection.execute(
+            select(LEAVES.c.idx, LEAVES.c.leaf_hash, BODIES.c.body, PRUNED.c.prune_idx)
+            .select_from(LEAVES.outerjoin(BODIES).outerjoin(PRUNED))
+            .where(LEAVES.c.idx >= start)
+            .order_by(LEAVES.c.idx)
+            .limit(_CHUNK)
+        ).all()
+        if not rows:
+            return
+        nodes = _stored_nodes(connection, start, rows[-1].idx + 1)
+        for row in rows:
+            _leaf(state, row, nodes)
+
+
+def _stored_nodes(connection: Connection, start: int, end: int) -> dict[tuple[int, int], bytes]:
+    """The stored nodes that leaves ``[start, end)`` complete."""
+    conditions = []
+    for level in range(1, 64):
+        low, high = (
+            -(-(start + 1) >> level) - 1,
+            (end >> level) - 1,
+        )  # (idx+1) << level in (start, end]
+        if low <= high:
+            conditions.append(and_(NODES.c.level == level, NODES.c.idx.between(low, high)))
+    if not conditions:
+        return {}
+    query = select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(or_(*conditions))
+    return {(r.level, r.idx): bytes(r.hash) for r in connection.execute(query)}
+
+
+def _leaf(state: _State, row: Any, nodes: dict[tuple[int, int], bytes]) -> None:
+    index = state.frontier.size
+    if row.idx != index:
+        raise _fail(f"entry {index} is missing (the next stored entry is {row.idx})", index)
+    stored = bytes(row.leaf_hash)
+    if row.body is not None:
+        body = bytes(row.body)
+        if leaf_hash(body) != stored:
+            raise _fail(f"entry {index} does not match its leaf hash (altered or moved)", index)
+        state.bodies += 1
+        if _PRUNE_MARK in body:
+            state.prunes[index] = decode_entry(body).get("details", {})
+    elif row.prune_idx is not None:
+        state.pruned_by[int(row.prune_idx)].append(index)
+    else:
+        raise _fail(f"entry {index} has no body and was not pruned (deleted)", index)
+    for node in state.frontier.append(stored):
+        _check_node(node, nodes)
+    size = state.frontier.size
+    head = state.heads.get(size)
+    if head is not None:
+        if head[0] != state.frontier.root():
+            raise _fail(
+                f"the {head[1]} at size {size} does not match the entries; the first bad entry "
+                f"is between {state.last_good} and {size - 1}",
+                state.last_good,
+            )
+        state.last_good = size
+
+
+def _check_node(node: Node, nodes: dict[tuple[int, int], bytes]) -> None:
+    first, last = node.index << node.level, ((node.index + 1) << node.level) - 1
+    stored = nodes.get((node.level, node.index))
+    if stored is None:
+        raise _fail(f"the tree node over entries {first}..{last} is missing", first)
+    if stored != node.hash:
+        raise _fail(f"entries {first}..{last} do not match the stored tree node over them", first)
+
+
+def _finish(state: _State, signed: int) -> None:
+    size = state.frontier.size
+    beyond = [s for s in state.heads if s > size]
+    if beyond:
+        raise _fail(
+            f"the log ends at entry {size} but a tree head was signed at size {max(beyond)} "
+            "(entries were truncated)",
+            size,
+        )
+    if size > signed:
+        raise _fail(f"entries {signed}..{size - 1} are not covered by a signed tree head", signed)
+    for prune_index, indexes in state.pruned_by.items():
+        claim = state.prunes.get(prune_index)
+        if claim is None or prune_index <= max(indexes):
+            raise _fail(
+                f"entry {min(indexes)} is marked pruned by entry {prune_index}, "
+                "which records no such prune",
+                min(indexes),
+            )
+        if claim.get("count") != len(indexes) or claim.get("digest") != pruned_digest(indexes):
+            raise _fail(
+                f"the bodies removed under the prune at entry {prune_index} are not the ones it "
+                "records",
+                min(indexes),
+            )
+    for prune_index, claim in state.prunes.items():
+        if claim.get("count", 0) and prune_index not in state.pruned_by:
+            raise _fail(f"the prune at entry {prune_index} removed nothing it records", prune_index)

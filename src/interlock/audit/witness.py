@@ -1,0 +1,200 @@
+"""Copies of tree heads outside the database, so a rewrite of the whole log is detectable.
+
+Where tree heads go is deployment configuration only (``INTERLOCK_AUDIT_WITNESS_FILE``,
+``INTERLOCK_AUDIT_WITNESS_URL``), never an API: an attacker who could point
+the witness elsewhere could hide a rewrite (compare Vault's CVE-2025-6000).
+
+* :class:`FileWitness` keeps the latest signed checkpoint in a file, replaced
+  atomically (written, flushed to disk, renamed).
+* :class:`HttpsWitness` speaks the C2SP tlog-witness ``add-checkpoint``
+  protocol over verified TLS: the old size the witness knows, a consistency
+  proof from it, and the new checkpoint; a 409 tells us the witness's size.
+
+A :class:`WitnessPublisher` thread sends the newest checkpoint after each
+batch (coalescing bursts) and retries failures, so a slow witness never
+delays an append.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import os
+import ssl
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Final, Protocol
+
+import httpx
+
+from interlock.audit.errors import AuditError
+from interlock.logs import get_logger
+
+__all__ = ["FileWitness", "HttpsWitness", "Witness", "WitnessPublisher", "read_witness_file"]
+
+_log = get_logger("interlock.audit")
+MAX_WITNESS_FILE: Final = 64 * 1024
+
+Consistency = Callable[[int, int], Sequence[bytes]]
+
+
+class Witness(Protocol):
+    """Somewhere a signed checkpoint is copied to."""
+
+    def publish(self, note: str, size: int, consistency: Consistency) -> None:
+        """Copy ``note`` (a checkpoint of ``size``); raise on failure."""
+        ...
+
+
+class FileWitness:
+    """The latest checkpoint in one file."""
+
+    def __init__(self, path: Path) -> None:
+        """Write to ``path`` (its directory must exist)."""
+        self.path = path
+
+    def publish(self, note: str, size: int, consistency: Consistency) -> None:
+        """Replace the file atomically and durably with ``note``."""
+        directory = self.path.parent
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                stream.write(note)
+                stream.flush()
+                os.fsync(stream.fileno())
+            Path(temporary).replace(self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+        directory_fd = os.open(directory, flags)
+        try:
+            os.fsync(directory_fd)
+        finally:
+            os.close(directory_fd)
+
+
+def read_witness_file(path: Path) -> str:
+    """The checkpoint note a file witness holds; one-line errors naming the file."""
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_WITNESS_FILE + 1)
+    except OSError as exc:
+        raise AuditError(f"{path}: cannot read the witness file ({exc.strerror})") from None
+    if len(data) > MAX_WITNESS_FILE:
+        raise AuditError(f"{path}: the witness file is too large for a checkpoint")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AuditError(f"{path}: the witness file is not UTF-8") from None
+
+
+class HttpsWitness:
+    """A C2SP tlog-witness (``POST <url>/add-checkpoint``) over verified TLS."""
+
+    def __init__(self, url: str, ca_file: Path | None = None, timeout: float = 10.0) -> None:
+        """Talk to ``url`` (https only), trusting ``ca_file`` or the system store."""
+        if not url.startswith("https://"):
+            raise AuditError("a witness URL must be https://")
+        context = ssl.create_default_context(cafile=None if ca_file is None else str(ca_file))
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self._client = httpx.Client(verify=context, timeout=timeout)
+        self._url = url.rstrip("/") + "/add-checkpoint"
+        self.known_size = 0  # what the witness has seen, as far as we know
+
+    def publish(self, note: str, size: int, consistency: Consistency) -> None:
+        """Send ``note``; on a 409 resend once from the size the witness reports."""
+        for _ in range(2):
+            old = self.known_size
+            proof = consistency(old, size) if 0 < old < size else []
+            lines = [f"old {old}", *(base64.b64encode(h).decode() for h in proof)]
+            body = "\n".join(lines) + "\n\n" + note
+            response = self._client.post(self._url, content=body.encode())
+            if response.status_code == 200:
+                self.known_size = size
+                return
+            if response.status_code == 409 and response.text.strip().isdigit():
+                self.known_size = int(response.text.strip())
+                if self.known_size >= size:
+                    return
+                continue
+            raise AuditError(f"the witness answered {response.status_code}")
+        raise AuditError("the witness keeps reporting another size")
+
+    def close(self) -> None:
+        """Release connections."""
+        self._client.close()
+
+
+class WitnessPublisher:
+    """Sends the newest checkpoint to every witness from a background thread."""
+
+    def __init__(
+        self, witnesses: Sequence[Witness], consistency: Consistency, retry_seconds: float = 30.0
+    ) -> None:
+        """Start the thread."""
+        self._witnesses = list(witnesses)
+        self._consistency = consistency
+        self._retry = retry_seconds
+        self._latest: tuple[str, int] | None = None
+        self._sent: list[int] = [0] * len(self._witnesses)
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="audit-witness", daemon=True)
+        self._thread.start()
+
+    def offer(self, note: str, size: int) -> None:
+        """A new checkpoint to publish (an older or equal size is ignored)."""
+        with self._wake:
+            if self._latest is None or size > self._latest[1]:
+                self._latest = (note, size)
+                self._wake.notify()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every witness holds the newest checkpoint; whether they do."""
+        with self._wake:
+            return self._wake.wait_for(self._caught_up, timeout)
+
+    def _caught_up(self) -> bool:
+        return self._latest is None or all(s >= self._latest[1] for s in self._sent)
+
+    def close(self) -> None:
+        """Try a last send, then stop."""
+        self.flush(timeout=5.0)
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
+        self._thread.join(5.0)
+
+    def _newer_than(self, size: int) -> bool:
+        return self._closed or (self._latest is not None and self._latest[1] > size)
+
+    def _run(self) -> None:
+        failed_at: int | None = None  # the size whose publication last failed
+        while True:
+            with self._wake:
+                if failed_at is not None:  # back off, unless a newer checkpoint or close comes
+                    self._wake.wait_for(functools.partial(self._newer_than, failed_at), self._retry)
+                self._wake.wait_for(lambda: self._closed or not self._caught_up())
+                if self._closed:
+                    return
+                latest = self._latest
+            failed_at = None
+            if latest is None:
+                continue
+            for position, witness in enumerate(self._witnesses):
+                if self._sent[position] >= latest[1]:
+                    continue
+                try:
+                    witness.publish(latest[0], latest[1], self._consistency)
+                except Exception as exc:  # noqa: BLE001  (a witness failure must never stop the log)
+                    _log.warning(
+                        "audit_witness_failed", witness=type(witness).__name__, error=str(exc)
+                    )
+                    failed_at = latest[1]
+                    continue
+                with self._wake:
+                    self._sent[position] = latest[1]
+                    self._wake.notify_all()
