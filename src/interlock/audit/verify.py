@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, and_, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from interlock.audit.checkpoint import open_checkpoint
 from interlock.audit.entry import decode_entry
@@ -112,8 +113,15 @@ def verify_log(
         if known is not None and known[0] != head.root:
             raise _fail(f"the witnessed tree head at size {head.size} contradicts the log", None)
         state.heads[head.size] = (head.root, "witnessed tree head")
-    with engine.connect() as connection:
-        _stream(connection, state)
+    try:
+        with engine.connect() as connection:
+            _stream(connection, state)
+    except SQLAlchemyError as exc:
+        index = state.frontier.size
+        raise _fail(
+            f"the audit database cannot be read from entry {index} on ({type(exc).__name__})",
+            index,
+        ) from None
     _finish(state, max((r.size for r in stored), default=0))
     return VerifyReport(
         own.name,

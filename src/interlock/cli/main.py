@@ -18,6 +18,7 @@ import typer.main
 
 from interlock import __version__
 from interlock.cli import (
+    audit,
     clients,
     demo,
     keyring,
@@ -56,6 +57,7 @@ app.add_typer(secrets.app, name="secrets")
 app.add_typer(oauth.app, name="oauth")
 app.add_typer(clients.app, name="clients")
 app.add_typer(pki.app, name="pki")
+app.add_typer(audit.app, name="audit")
 app.add_typer(signature_keys.app, name="signature-keys")
 
 
