@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,13 @@ def need(service: Service) -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    with fresh_schema() as url:
+        yield url
+
+
+@contextmanager
+def fresh_schema() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped on exit (any scope)."""
     base = need(POSTGRES)
     schema = f"t_{uuid.uuid4().hex[:16]}"
     admin = sa.create_engine(make_url(base).set(drivername="postgresql+psycopg"))
