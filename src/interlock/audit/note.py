@@ -71,7 +71,7 @@ class NoteVerifier:
     @classmethod
     def parse(cls, vkey: str) -> NoteVerifier:
         """A verifier from its ``name+hexid+base64key`` text; the id must match."""
-        parts = vkey.strip().split("+")
+        parts = vkey.strip().split("+", 2)  # the base64 key may itself contain "+"
         if len(parts) != 3 or len(parts[1]) != 8:
             raise CheckpointError("a verifier key is name+hexid+base64key")
         try:

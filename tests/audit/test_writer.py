@@ -1,0 +1,98 @@
+"""The group-commit writer fails closed and promptly: a hung or failing database never stalls."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from interlock.audit import AuditEntry, AuditUnavailableError, MemorySink, Outcome
+from interlock.audit.writer import GroupCommitWriter, Pending
+
+ENTRY = AuditEntry(actor="client:a", action="gateway.request", outcome=Outcome(result="success"))
+
+
+def test_a_hung_database_fails_the_caller_after_the_timeout() -> None:
+    """The append hangs: record raises AuditUnavailableError; the abandoned entry is dropped."""
+    release = threading.Event()
+    written: list[bytes] = []
+
+    def append(batch: Sequence[Pending]) -> list[int]:
+        release.wait(10)
+        written.extend(p.body for p in batch)
+        return list(range(len(batch)))
+
+    writer = GroupCommitWriter(append, timeout=0.05)
+    try:
+        stuck = writer.submit(b"first", 0, None)  # taken into the hung batch
+        with pytest.raises(AuditUnavailableError, match="within"):
+            writer.wait(stuck)
+        abandoned = writer.submit(b"second", 0, None)
+        with pytest.raises(AuditUnavailableError):
+            writer.wait(abandoned)
+        release.set()
+    finally:
+        writer.close()
+    assert b"second" not in written
+
+
+def test_a_failing_database_fails_every_entry_of_the_batch() -> None:
+    """A full disk (OSError) becomes AuditUnavailableError for each caller, without detail."""
+
+    def append(batch: Sequence[Pending]) -> list[int]:
+        raise OSError(28, "No space left on device")
+
+    writer = GroupCommitWriter(append, timeout=5)
+    try:
+        with pytest.raises(AuditUnavailableError) as caught:
+            writer.wait(writer.submit(b"x", 0, None))
+        assert "space" not in str(caught.value)
+    finally:
+        writer.close()
+    with pytest.raises(AuditUnavailableError, match="closed"):
+        writer.submit(b"y", 0, None)
+
+
+def test_async_waiting_times_out_without_blocking_the_loop() -> None:
+    """``wait_async`` gives up after the timeout while the loop keeps running."""
+    release = threading.Event()
+
+    def append(batch: Sequence[Pending]) -> list[int]:
+        release.wait(10)
+        return list(range(len(batch)))
+
+    writer = GroupCommitWriter(append, timeout=0.05)
+
+    async def main() -> int:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.001)
+
+        ticker = asyncio.ensure_future(tick())
+        with pytest.raises(AuditUnavailableError):
+            await writer.wait_async(writer.submit(b"x", 0, None))
+        ticker.cancel()
+        return ticks
+
+    try:
+        assert asyncio.run(main()) > 1
+    finally:
+        release.set()
+        writer.close()
+
+
+def test_the_memory_sink_records_and_can_be_made_unavailable() -> None:
+    """The test double keeps entries and simulates an unwritable trail."""
+    sink = MemorySink()
+    assert sink.record(ENTRY) == 0
+    assert asyncio.run(sink.record_async(ENTRY)) == 1
+    sink.unavailable = True
+    with pytest.raises(AuditUnavailableError):
+        sink.record(ENTRY)
+    assert len(sink.entries) == 2
