@@ -1,0 +1,172 @@
+"""`interlock audit`: verify, key, prove, consistency, export, verify-export, prune, errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from interlock.audit.checkpoint import open_checkpoint
+from interlock.audit.note import NoteVerifier
+from interlock.audit.rfc9162 import verify_consistency, verify_inclusion
+from interlock.audit.service import AuditLog
+from interlock.cli.context import state
+from interlock.cli.main import main
+from interlock.config.settings import load_settings
+from interlock.crypto import Keyring
+from tests.audit.conftest import sample_entry
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Own data directory, a witness file, no inherited INTERLOCK_* settings."""
+    for name in ("INTERLOCK_DATABASE_URL", "INTERLOCK_AUDIT_DATABASE_URL", "INTERLOCK_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INTERLOCK_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("INTERLOCK_LOG_FORMAT", "json")
+    monkeypatch.setenv("INTERLOCK_AUDIT_WITNESS_FILE", str(tmp_path / "witness"))
+    monkeypatch.setattr(state, "data_dir", None)
+    monkeypatch.setattr(state, "debug", False)
+
+
+@pytest.fixture
+def recorded(capsys: pytest.CaptureFixture[str]) -> Path:
+    """An initialised deployment whose audit log holds 10 entries; returns the audit DB."""
+    assert main(["init"]) == 0
+    settings = load_settings()
+    log = AuditLog.open(settings, Keyring.load(settings.keyring_path))
+    for i in range(10):
+        log.sink.record(sample_entry(i))
+    log.close()
+    capsys.readouterr()
+    return Path(settings.audit_url.removeprefix("sqlite:///"))
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    status = main(list(args))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def _key(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> tuple[Path, NoteVerifier]:
+    status, out, _ = _run(capsys, "audit", "key")
+    assert status == 0
+    path = tmp_path / "audit.vkey"
+    path.write_text(out)
+    return path, NoteVerifier.parse(out)
+
+
+def test_verify_key_prove_and_consistency(
+    recorded: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Verification against the pinned key and the witness; proofs that check out."""
+    key_file, verifier = _key(capsys, tmp_path)
+    status, out, _ = _run(capsys, "audit", "verify", "--key", str(key_file))
+    assert status == 0
+    assert out.startswith("ok: 10 entries")
+    assert "1 witnessed" in out
+
+    status, out, _ = _run(capsys, "audit", "prove", "3")
+    proof = json.loads(out)
+    head = open_checkpoint(proof["checkpoint"], [verifier])
+    leaf = base64.b64decode(proof["leaf_hash"])
+    verify_inclusion(3, head.size, leaf, [base64.b64decode(p) for p in proof["proof"]], head.root)
+
+    status, out, _ = _run(capsys, "audit", "consistency", "3", "10")
+    data = json.loads(out)
+    old = open_checkpoint(data["old_checkpoint"], [verifier])
+    new = open_checkpoint(data["new_checkpoint"], [verifier])
+    verify_consistency(3, 10, old.root, new.root, [base64.b64decode(p) for p in data["proof"]])
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_export_then_verify_offline(
+    recorded: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str
+) -> None:
+    """An export of a day verifies with only the key; an altered one is refused naming the line."""
+    key_file, _ = _key(capsys, tmp_path)
+    output = tmp_path / f"day.{fmt}"
+    args = (
+        "audit",
+        "export",
+        "--from",
+        "2025-01-01",
+        "--to",
+        "2025-01-02",
+        "-o",
+        str(output),
+        "--format",
+        fmt,
+    )
+    status, _, err = _run(capsys, *args)
+    assert status == 0, err
+    status, out, _ = _run(capsys, "audit", "verify-export", str(output), "--key", str(key_file))
+    assert (status, out.split(":")[0]) == (0, "ok")
+    output.write_text(output.read_text().replace("req-4", "req-5"))
+    status, _, err = _run(capsys, "audit", "verify-export", str(output), "--key", str(key_file))
+    assert status == 1
+    assert "error[audit_proof_invalid]" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_verify_names_the_first_bad_entry(
+    recorded: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One altered entry: exit 1, one line naming it."""
+    with sqlite3.connect(recorded) as connection:
+        connection.execute("DROP TRIGGER audit_bodies_no_update")
+        connection.execute(
+            "UPDATE audit_bodies SET body = CAST(replace(CAST(body AS TEXT), 'req-4', 'req-5') AS BLOB) WHERE idx = 4"
+        )
+    status, _, err = _run(capsys, "audit", "verify")
+    assert status == 1
+    assert (
+        err.strip()
+        == "interlock: error[audit_verification_failed]: entry 4 does not match its leaf hash (altered or moved)"
+    )
+
+
+def test_prune_with_the_manifest_retention(
+    recorded: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Entries from 2025 are far past 90 days: their bodies go, the log still verifies."""
+    status, out, err = _run(
+        capsys, "audit", "prune", "--manifest", str(REPO / "examples" / "interlock.yaml")
+    )
+    assert status == 0, err
+    assert "order-sync: 10 bodies" in out
+    status, out, _ = _run(capsys, "audit", "verify")
+    assert status == 0
+    assert "10 pruned" in out
+
+
+def test_bad_input_is_one_line_naming_the_field(
+    recorded: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A missing key file, a bad date, a malformed key: one line each, naming the option."""
+    for args, field in (
+        (("audit", "verify", "--key", str(tmp_path / "missing.vkey")), "--key"),
+        (("audit", "verify", "--key", "a+b+c"), "--key"),
+        (
+            (
+                "audit",
+                "export",
+                "--from",
+                "yesterday",
+                "--to",
+                "2025-01-02",
+                "-o",
+                str(tmp_path / "x"),
+            ),
+            "--from",
+        ),
+    ):
+        status, _, err = _run(capsys, *args)
+        assert status == 1
+        assert len(err.strip().splitlines()) == 1
+        assert field in err
