@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -23,27 +23,34 @@ from pydantic import (
     model_validator,
 )
 
-from interlock.config.units import Duration, RateValue
+from interlock.config.units import ByteSize, Duration, RateValue
 
 __all__ = [
+    "DEFAULT_PARAM",
     "PATTERN_HELP",
     "AuthMethod",
     "Client",
+    "CsvPolicy",
     "Integration",
+    "JsonLimits",
     "LegalBasis",
     "Manifest",
     "Method",
     "Name",
+    "ParamSpec",
     "RateLimits",
     "ReplayPolicy",
     "Role",
     "Route",
     "Safeguard",
     "Scope",
+    "SqlRule",
     "System",
     "TlsPolicy",
     "Transfer",
     "TrustedIssuer",
+    "XmlPolicy",
+    "media_kind",
     "template_shape",
 ]
 
@@ -54,6 +61,7 @@ COUNTRY_PATTERN: Final = r"^[A-Z]{2}$"
 CATEGORY_PATTERN: Final = r"^(user|system)(\.[a-z][a-z0-9_]*)*$"
 SUBJECT_PATTERN: Final = r"^[a-z][a-z0-9_]*$"
 # A response field: a dotted path; "[]" after a name descends into each array item.
+_MEDIA_TYPE: Final = r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$"
 FIELD_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_-]*(\[\])?(\.[A-Za-z_][A-Za-z0-9_-]*(\[\])?)*$"
 PATTERN_HELP: Final[dict[str, str]] = {
     NAME_PATTERN: "a name is 1-63 lower-case letters, digits and '-', starting with a letter",
@@ -74,6 +82,8 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 DataCategory = Annotated[str, StringConstraints(pattern=CATEGORY_PATTERN)]
 DataSubject = Annotated[str, StringConstraints(pattern=SUBJECT_PATTERN)]
 FieldPath = Annotated[str, StringConstraints(pattern=FIELD_PATTERN)]
+MediaType = Annotated[str, StringConstraints(pattern=_MEDIA_TYPE, max_length=127)]
+QueryName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")]
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 AuthMethod = Literal["api_key", "oauth2", "mtls"]
@@ -93,6 +103,14 @@ _SEGMENT: Final = re.compile(r"^(\{[a-z_][a-z0-9_]*\}|[A-Za-z0-9._~!$&'()*+,=:@-
 _PARAM: Final = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _CA: Final = re.compile(r"^(system|pki:[a-z][a-z0-9-]*|file:\S+)$")
 _NO_TRUST: Final = frozenset({"none", "no", "off", "false", "insecure", "any", "skip", ""})
+_SQL_NAME: Final = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+_SQL_VIEW: Final = r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$"
+# Where a rule's value comes from: a body field (dotted path, [] for each item), a path
+# parameter or a query parameter.
+_RULE_VALUE: Final = (
+    r"^(body:[A-Za-z_][A-Za-z0-9_-]*(\[\])?(\.[A-Za-z_][A-Za-z0-9_-]*(\[\])?)*"
+    r"|path:[a-z_][a-z0-9_]*|query:[A-Za-z_][A-Za-z0-9_.-]*)$"
+)
 _SECRET_REF: Final = re.compile(r"^secret://[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
 
 
@@ -237,6 +255,65 @@ class ReplayPolicy(_Model):
         return value
 
 
+class ParamSpec(_Model):
+    """A path or query parameter's type and bounds; the value must satisfy all given.
+
+    ``pattern`` is a Python regular expression matched against the *whole*
+    value. A path parameter without a spec must match :data:`DEFAULT_PARAM`.
+    """
+
+    type: Literal["string", "integer", "number", "boolean"] = "string"
+    pattern: str | None = Field(default=None, max_length=500)
+    format: Literal["uuid", "date", "date-time", "email"] | None = None
+    enum: tuple[str | int | float | bool, ...] | None = Field(default=None, min_length=1)
+    minimum: float | None = None
+    maximum: float | None = None
+    min_length: int | None = Field(default=None, ge=0)
+    max_length: int = Field(default=256, ge=1, le=8192)
+    # Query parameters only (a path parameter is always present).
+    required: bool = False
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"pattern is not a valid regular expression: {exc}") from None
+        return value
+
+
+class JsonLimits(_Model):
+    """Structural limits of a JSON body, checked while it is parsed (before any schema)."""
+
+    max_depth: int = Field(default=32, ge=1, le=512)
+    max_string_length: int = Field(default=65536, ge=1)
+    # Characters of a number literal: "1e999999" and 5000-digit integers are refused.
+    max_number_length: int = Field(default=40, ge=1, le=4300)
+    max_members: int = Field(default=10000, ge=1)  # per object, and items per array
+
+
+class XmlPolicy(_Model):
+    """XML bodies: parsed with defusedxml (no DTD, entities or external references)."""
+
+    # An XSD to validate against, relative to the manifest's directory.
+    schema_file: str | None = Field(default=None, max_length=500)
+    max_depth: int = Field(default=64, ge=1, le=1024)
+
+
+class CsvPolicy(_Model):
+    """CSV bodies: size and shape limits, and formula cells neutralised for the target."""
+
+    max_rows: int = Field(default=100_000, ge=1)
+    max_columns: int = Field(default=256, ge=1)
+    max_field_length: int = Field(default=32768, ge=1)
+    # Prefix cells starting with = + - @ TAB or CR with ' (OWASP CSV injection) before
+    # forwarding, so a spreadsheet opening the file shows text instead of running it.
+    neutralise_formulas: bool = True
+    delimiter: Literal[",", ";", "\t", "|"] = ","
+
+
 class Route(_Model):
     """One path the gateway serves: who may call it and where it goes."""
 
@@ -253,6 +330,34 @@ class Route(_Model):
     # Signed requests (RFC 9421) with a timestamp window and single-use nonces.
     replay: ReplayPolicy | None = None
     response_fields: tuple[FieldPath, ...] | None = None
+    # Boundary validation (request bodies, parameters, business rules).
+    max_body: ByteSize = 1024 * 1024
+    # Accepted request media types (default by what the route parses: JSON, or XML/CSV).
+    content_types: tuple[MediaType, ...] | None = Field(default=None, min_length=1)
+    # A JSON Schema (2020-12) for the request body, inline.
+    request_schema: dict[str, Any] | None = None
+    json_limits: JsonLimits = JsonLimits()
+    xml: XmlPolicy | None = None
+    csv: CsvPolicy | None = None
+    params: dict[Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$")], ParamSpec] = (
+        Field(default_factory=dict)
+    )
+    # The query parameters the route accepts; any other is refused.
+    query: dict[QueryName, ParamSpec] = Field(default_factory=dict)
+    rules: tuple[Name, ...] = ()
+    # Data minimisation of request bodies forwarded to the target.
+    request_fields: tuple[FieldPath, ...] | None = None
+
+    @property
+    def accepted_types(self) -> tuple[str, ...]:
+        """The media types a request body may have on this route."""
+        if self.content_types is not None:
+            return self.content_types
+        if self.xml is not None:
+            return ("application/xml", "text/xml")
+        if self.csv is not None:
+            return ("text/csv",)
+        return ("application/json",)
 
     @field_validator("method", mode="before")
     @classmethod
@@ -278,10 +383,61 @@ class Route(_Model):
                 )
         return value
 
-    @field_validator("response_fields")
+    @field_validator("response_fields", "request_fields", "content_types", "rules")
     @classmethod
     def _unique(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        return None if value is None else _no_duplicates(value, "field")
+        return None if value is None else _no_duplicates(value, "entry")
+
+    @field_validator("params")
+    @classmethod
+    def _params_in_template(
+        cls, value: dict[str, ParamSpec], info: ValidationInfo
+    ) -> dict[str, ParamSpec]:
+        path = info.data.get("path")
+        if isinstance(path, str):
+            unknown = set(value) - set(_PARAM.findall(path))
+            if unknown:
+                raise ValueError(
+                    f"params describes {', '.join(sorted(unknown))}, not in the route's path"
+                )
+        for name, spec in value.items():
+            if spec.required:
+                raise ValueError(f"params.{name}: a path parameter is always required")
+        return value
+
+    @field_validator("request_schema")
+    @classmethod
+    def _schema_shape(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(repr(value)) > 256 * 1024:
+            raise ValueError("a request schema is at most 256 KiB")
+        return value
+
+
+class SqlRule(_Model):
+    """A business rule answered by a read-only SQL view: a row must exist for the value.
+
+    ``SELECT 1 FROM <view> WHERE <column> = :value LIMIT 1``, parameterised, in
+    a read-only transaction, on the database whose SQLAlchemy URL is the
+    secret ``database`` names. ``value`` says where the value comes from:
+    ``body:customer.id`` (``body:lines[].sku`` checks every item),
+    ``path:id`` or ``query:customer``. ``message`` is what the caller is told.
+    """
+
+    database: str
+    view: Annotated[str, StringConstraints(pattern=_SQL_VIEW)]
+    column: Annotated[str, StringConstraints(pattern=_SQL_NAME)]
+    value: Annotated[str, StringConstraints(pattern=_RULE_VALUE)]
+    message: Text
+
+    @field_validator("database")
+    @classmethod
+    def _by_reference(cls, value: str) -> str:
+        if not _SECRET_REF.match(value):
+            raise ValueError(
+                "database must be a reference like secret://catalogue/readonly-url; "
+                "connection strings are never written into the manifest"
+            )
+        return value
 
 
 class Transfer(_Model):
@@ -372,6 +528,24 @@ class Manifest(_Model):
     clients: dict[Name, Client] = Field(default_factory=dict)
     integrations: dict[Name, Integration] = Field(default_factory=dict)
     trusted_issuers: dict[Name, TrustedIssuer] = Field(default_factory=dict)
+    # Business rules answered by SQL views (Python rules come from entry points).
+    rules: dict[Name, SqlRule] = Field(default_factory=dict)
+
+
+DEFAULT_PARAM: Final = r"[A-Za-z0-9._~-]{1,128}"
+"""What a path parameter without a ``params`` entry must look like (RFC 3986 unreserved)."""
+
+
+def media_kind(media_type: str) -> Literal["json", "xml", "csv", "other"]:
+    """How a body of ``media_type`` is parsed: JSON, XML, CSV, or not at all."""
+    main = media_type.split(";", 1)[0].strip().lower()
+    if main == "application/json" or (main.startswith("application/") and main.endswith("+json")):
+        return "json"
+    if main in {"application/xml", "text/xml"} or main.endswith("+xml"):
+        return "xml"
+    if main == "text/csv":
+        return "csv"
+    return "other"
 
 
 def template_shape(path: str) -> str:

@@ -13,7 +13,16 @@ from typing import Annotated, Final
 
 from pydantic import PlainSerializer, PlainValidator, TypeAdapter, ValidationError, WithJsonSchema
 
-__all__ = ["Duration", "Rate", "RateValue", "format_duration", "parse_duration", "parse_rate"]
+__all__ = [
+    "ByteSize",
+    "Duration",
+    "Rate",
+    "RateValue",
+    "format_duration",
+    "parse_byte_size",
+    "parse_duration",
+    "parse_rate",
+]
 
 _SECOND: Final = timedelta(seconds=1)
 
@@ -141,3 +150,40 @@ RateValue = Annotated[
     WithJsonSchema({"type": "string", "examples": ["1000/min", "5/s"]}),
 ]
 """A :class:`Rate` written as ``1000/min`` in YAML."""
+
+
+_SIZE: Final = re.compile(r"^\s*([0-9]+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
+_SIZE_UNITS: Final = {
+    "B": 1,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+}
+MAX_BYTE_SIZE: Final = 1024**3  # 1 GiB: anything larger is not a request body a gateway buffers
+
+
+def parse_byte_size(value: object) -> int:
+    """``1MiB``, ``512KiB``, ``10MB`` or a plain number of bytes into an int (1 B to 1 GiB)."""
+    if isinstance(value, bool):
+        raise ValueError("a size is a number of bytes or text such as '1MiB'")  # noqa: TRY004
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE.match(value)):
+        size = int(match.group(1)) * _SIZE_UNITS[match.group(2) or "B"]
+    else:
+        raise ValueError(f"{value!r} is not a size; write e.g. '1MiB', '512KiB' or '10MB'")
+    if not 1 <= size <= MAX_BYTE_SIZE:
+        raise ValueError("a size is between 1 byte and 1GiB")
+    return size
+
+
+ByteSize = Annotated[
+    int,
+    PlainValidator(parse_byte_size),
+    PlainSerializer(int, return_type=int),
+    WithJsonSchema({"type": ["integer", "string"], "examples": ["1MiB", "512KiB"]}),
+]
+"""A size in bytes written as ``1MiB``, ``512KiB``, ``10MB`` or a number in YAML."""
