@@ -1,0 +1,1 @@
+"""Boundary validation: bodies, parameters, schemas, business rules, safe parsing, minimisation."""
