@@ -239,3 +239,34 @@ def test_a_route_that_failed_validation_still_counts_as_using_its_scope(tmp_path
     report = check(tmp_path, VALID.replace("method: POST", "method: FETCH"))
     assert [d.path for d in report.errors] == ["integrations.order-sync.routes[1].method"]
     assert report.warnings == ()
+
+
+def test_route_rules_must_be_declared_or_installed(tmp_path: Path) -> None:
+    """A SQL rule of the rules: section and an installed entry point pass; a stranger does not."""
+    rules = (
+        "rules:\n"
+        "  account_active:\n"
+        '    {database: "secret://crm/readonly-url", view: crm.active_accounts, column: id,'
+        ' value: "path:id", message: the account must be active}\n'
+    )
+    text = rules + VALID.replace(
+        "scope: orders.read}",
+        "scope: orders.read, rules: [account_active, order_total_matches_lines, no_such_rule]}",
+        1,
+    )
+    report = check(tmp_path, text)
+    assert [(d.path, d.message.split(":")[0]) for d in report.errors] == [
+        ("integrations.order-sync.routes[0].rules[2]", "unknown rule 'no_such_rule'")
+    ], messages(report)
+
+
+def test_a_sql_rule_refuses_a_connection_string_and_odd_identifiers(tmp_path: Path) -> None:
+    rules = (
+        "rules:\n"
+        "  bad:\n"
+        '    {database: "postgresql://u:p@db/x", view: "x; drop", column: id,'
+        ' value: "body:a", message: m}\n'
+    )
+    report = check(tmp_path, rules + VALID)
+    paths = {d.path for d in report.errors}
+    assert paths == {"rules.bad.database", "rules.bad.view"}, messages(report)

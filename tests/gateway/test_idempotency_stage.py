@@ -74,7 +74,7 @@ class Upstream:
         self.entered.set()
         if self.gate is not None:
             await self.gate.wait()
-        body = await ctx.request.read()
+        body = await ctx.read_body()
         return web.Response(
             status=self.status,
             body=b'{"created": ' + body + b"}",

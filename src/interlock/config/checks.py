@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import Final, Literal
 
 from interlock.config.manifest import (
+    RULES_ENTRY_POINTS,
     Client,
     Integration,
     Role,
     Route,
+    SqlRule,
     System,
     TrustedIssuer,
     template_shape,
@@ -61,6 +64,7 @@ class Entities:
     clients: dict[str, Client] = field(default_factory=dict)
     integrations: dict[str, Integration] = field(default_factory=dict)
     trusted_issuers: dict[str, TrustedIssuer] = field(default_factory=dict)
+    rules: dict[str, SqlRule] = field(default_factory=dict)
     routes: dict[str, list[tuple[int, Route]]] = field(default_factory=dict)
     # source/target/client of every integration, even one that failed to parse,
     # so that its references are still checked.
@@ -197,6 +201,7 @@ def _route(
                 f"client {refs.get('client')!r} may not use {', '.join(unusable)} (its auth is "
                 f"{', '.join(client.auth)}), so this route could not be called that way",
             )
+    yield from _route_rules(entities, at, route)
     if client is not None and entities.complete:
         client_scopes = {
             scope
@@ -208,6 +213,20 @@ def _route(
                 (*at, "scope"),
                 f"client {refs.get('client')!r} has no role granting {route.scope!r}, so this "
                 "route could never be called by its integration's client",
+            )
+
+
+def _route_rules(entities: Entities, at: DocPath, route: Route) -> Iterator[Finding]:
+    """Each rule a route names is a SQL rule of the manifest or an installed entry point."""
+    if not route.rules or "rules" in entities.broken:
+        return
+    python = {point.name for point in entry_points(group=RULES_ENTRY_POINTS)}
+    for index, rule in enumerate(route.rules):
+        if rule not in entities.declared.get("rules", set()) and rule not in python:
+            yield Finding(
+                (*at, "rules", index),
+                f"unknown rule {rule!r}: declare it under rules: (a SQL lookup) or install "
+                f"a package with an '{RULES_ENTRY_POINTS}' entry point of that name",
             )
 
 

@@ -25,11 +25,13 @@ from interlock.config.insecure import find_insecure_switches
 from interlock.config.manifest import (
     NAME_PATTERN,
     PATTERN_HELP,
+    RULE_NAME_PATTERN,
     Client,
     Integration,
     Manifest,
     Role,
     Route,
+    SqlRule,
     System,
     TlsPolicy,
     TrustedIssuer,
@@ -45,9 +47,11 @@ _SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "clients": Client,
     "integrations": Integration,
     "trusted_issuers": TrustedIssuer,
+    "rules": SqlRule,
 }
 _TOP_LEVEL: Final = frozenset({"version", "tls", *_SECTIONS})
 _NAME: Final = re.compile(NAME_PATTERN)
+_RULE_NAME: Final = re.compile(RULE_NAME_PATTERN)
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -150,6 +154,7 @@ class _Checker:
                 for name, flow in entities.integrations.items()
             },
             trusted_issuers=entities.trusted_issuers,
+            rules=entities.rules,
         )
 
     def _entities(self, data: Mapping[str, Any]) -> Entities:
@@ -179,12 +184,15 @@ class _Checker:
                 self.entities.complete = False
             return {}
         entries: dict[str, Any] = {}
+        pattern, kind = (
+            (_RULE_NAME, RULE_NAME_PATTERN) if section == "rules" else (_NAME, NAME_PATTERN)
+        )
         for name, value in raw.items():
-            if not _NAME.match(name):
+            if not pattern.match(name):
                 self.findings.append(
                     Finding(
                         (section, name),
-                        f"invalid name {name!r}: {PATTERN_HELP[NAME_PATTERN]}",
+                        f"invalid name {name!r}: {PATTERN_HELP[kind]}",
                         at_key=True,
                     )
                 )

@@ -28,6 +28,8 @@ from interlock.config.units import ByteSize, Duration, RateValue
 __all__ = [
     "DEFAULT_PARAM",
     "PATTERN_HELP",
+    "RULES_ENTRY_POINTS",
+    "RULE_NAME_PATTERN",
     "AuthMethod",
     "Client",
     "CsvPolicy",
@@ -55,6 +57,8 @@ __all__ = [
 ]
 
 NAME_PATTERN: Final = r"^[a-z][a-z0-9-]{0,62}$"
+# Business rules are named like Python entry points: order_total_matches_lines.
+RULE_NAME_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,62}$"
 SCOPE_PATTERN: Final = r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$"
 COUNTRY_PATTERN: Final = r"^[A-Z]{2}$"
 # fideslang-style taxonomy keys: user.contact.email, system.operations ...
@@ -70,12 +74,15 @@ PATTERN_HELP: Final[dict[str, str]] = {
     CATEGORY_PATTERN: "a data category is a fideslang key under user. or system., "
     "e.g. user.contact.email",
     SUBJECT_PATTERN: "a data subject is a lower-case word, e.g. customer",
+    RULE_NAME_PATTERN: "a rule name is 1-63 lower-case letters, digits, '_' and '-', "
+    "starting with a letter",
     FIELD_PATTERN: "a response field is a dotted path where 'name[]' descends into each "
     "item of an array, e.g. customer.email or items[].sku",
 }
 """What each pattern allows, in words, for error messages."""
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+RuleName = Annotated[str, StringConstraints(pattern=RULE_NAME_PATTERN)]
 Scope = Annotated[str, StringConstraints(pattern=SCOPE_PATTERN)]
 Country = Annotated[str, StringConstraints(pattern=COUNTRY_PATTERN)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
@@ -344,7 +351,7 @@ class Route(_Model):
     )
     # The query parameters the route accepts; any other is refused.
     query: dict[QueryName, ParamSpec] = Field(default_factory=dict)
-    rules: tuple[Name, ...] = ()
+    rules: tuple[RuleName, ...] = ()
     # Data minimisation of request bodies forwarded to the target.
     request_fields: tuple[FieldPath, ...] | None = None
 
@@ -529,8 +536,11 @@ class Manifest(_Model):
     integrations: dict[Name, Integration] = Field(default_factory=dict)
     trusted_issuers: dict[Name, TrustedIssuer] = Field(default_factory=dict)
     # Business rules answered by SQL views (Python rules come from entry points).
-    rules: dict[Name, SqlRule] = Field(default_factory=dict)
+    rules: dict[RuleName, SqlRule] = Field(default_factory=dict)
 
+
+RULES_ENTRY_POINTS: Final = "interlock.rules"
+"""The entry-point group of Python business rules (``rules: [name]`` on a route)."""
 
 DEFAULT_PARAM: Final = r"[A-Za-z0-9._~-]{1,128}"
 """What a path parameter without a ``params`` entry must look like (RFC 3986 unreserved)."""

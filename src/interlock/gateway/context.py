@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from interlock.gateway.body import read_limited
 from interlock.gateway.routing import RouteMatch
 from interlock.identity.grants import Principal
 
@@ -21,6 +22,17 @@ class RequestContext:
     match: RouteMatch
     query: str
     principal: Principal | None = None
+    # The body as it is forwarded: read once (within the route's limit), possibly
+    # rewritten by validation (neutralised CSV cells, minimised JSON).
+    body: bytes | None = None
+    # Fields data minimisation removed from the request and the response.
+    removed_fields: int = 0
+
+    async def read_body(self) -> bytes:
+        """The request body, read once and at most the route's ``max_body`` bytes (else 413)."""
+        if self.body is None:
+            self.body = await read_limited(self.request, self.match.route.route.max_body)
+        return self.body
 
     @property
     def peer_certificate(self) -> bytes | None:

@@ -140,7 +140,7 @@ class Upstreams:
         if ctx.query:
             url += "?" + ctx.query
         headers = await self._outbound_headers(ctx, system)
-        body = await ctx.request.read()
+        body = await ctx.read_body()
         try:
             async with self._session(compiled.system_name).request(
                 ctx.request.method,

@@ -146,7 +146,7 @@ class IdempotentForward:
             if self._policy.mode == "required":
                 raise Refusal(_MISSING, log_reason="Idempotency-Key missing")
             return await self._terminal(ctx)
-        body = await request.read()  # cached by aiohttp: the upstream call reads it again
+        body = await ctx.read_body()  # read once: the upstream call forwards the same bytes
         scope = _scope(ctx)
         print_ = fingerprint(request.method, request.raw_path, body)
         policy = self._policy

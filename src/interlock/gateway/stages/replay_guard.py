@@ -65,7 +65,7 @@ class SignedRequestGuard:
         principal = ctx.principal
         if principal is None:  # pragma: no cover - authentication runs first
             raise _UNAVAILABLE
-        body = await request.read()  # bounded by the listener's body limit; kept for the upstream
+        body = await ctx.read_body()  # within the route's limit; kept for the upstream
         message = SignedMessage(request.method, str(request.url), request.headers)
         try:
             await asyncio.to_thread(

@@ -1,0 +1,46 @@
+"""Reading a request body at most once, and never beyond the route's limit.
+
+A body larger than the route's ``max_body`` is refused with 413 before it is
+read: at once when ``Content-Length`` announces it, or as soon as a chunked
+body passes the limit — a 100 MB upload costs the gateway at most the limit
+plus one chunk, never the whole upload.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from interlock.gateway.problems import Problem, Refusal
+
+__all__ = ["read_limited"]
+
+_CHUNK: Final = 64 * 1024
+
+
+def _too_large(limit: int) -> Refusal:
+    return Refusal(
+        Problem(
+            413,
+            "body-too-large",
+            "Request body too large",
+            f"this route accepts request bodies of at most {limit} bytes",
+        ),
+        log_reason="request body over the route's limit",
+    )
+
+
+async def read_limited(request: web.BaseRequest, limit: int) -> bytes:
+    """The whole body, or a 413 refusal once it would exceed ``limit`` bytes."""
+    announced = request.content_length
+    if announced is not None and announced > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)

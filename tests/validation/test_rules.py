@@ -1,0 +1,227 @@
+"""Business rules: SQL-view lookups on real databases (read-only) and entry-point callables."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from interlock.config.manifest import Manifest, SqlRule
+from interlock.errors import ConfigError
+from interlock.testing.services import POSTGRES
+from interlock.validation.errors import BodyRefused, Violation
+from interlock.validation.example_rules import order_total_matches_lines
+from interlock.validation.rules import RuleInput, Rules, RuleUnavailableError, SqlLookup
+from tests.conftest import need
+
+BASE: dict[str, Any] = {
+    "version": 1,
+    "systems": {"crm": {"url": "https://crm.example", "location": "DE"}},
+    "roles": {"w": {"scopes": ["accounts.write"]}},
+    "clients": {"app": {"auth": ["api_key"], "roles": ["w"]}},
+}
+
+
+def _manifest(rules: dict[str, Any], route_rules: list[str]) -> Manifest:
+    return Manifest.model_validate(
+        {
+            **BASE,
+            "rules": rules,
+            "integrations": {
+                "flow": {
+                    "source": "crm",
+                    "target": "crm",
+                    "client": "app",
+                    "purpose": "test",
+                    "legal_basis": "contract",
+                    "retention": "1d",
+                    "routes": [
+                        {
+                            "method": "POST",
+                            "path": "/accounts/{account_id}/orders",
+                            "upstream": "crm",
+                            "scope": "accounts.write",
+                            "rules": route_rules,
+                        }
+                    ],
+                }
+            },
+        }
+    )
+
+
+def _input(body: Any = None, path: dict[str, str] | None = None) -> RuleInput:
+    return RuleInput(body, path or {}, {}, "app", "POST /accounts/{account_id}/orders")
+
+
+@pytest.fixture
+def sqlite_catalogue(tmp_path: Path) -> str:
+    """A SQLite database with a table and an 'active accounts' view over it."""
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE accounts (account_id TEXT, active INTEGER)")
+        connection.exec_driver_sql("INSERT INTO accounts VALUES ('A-1', 1), ('A-2', 0), ('A-3', 1)")
+        connection.exec_driver_sql(
+            "CREATE VIEW active_accounts AS SELECT account_id FROM accounts WHERE active = 1"
+        )
+    engine.dispose()
+    return url
+
+
+SPEC = {
+    "database": "secret://crm/readonly-url",
+    "view": "active_accounts",
+    "column": "account_id",
+    "value": "path:account_id",
+    "message": "the account must exist and be active",
+}
+
+
+def test_a_sql_rule_admits_existing_values_and_names_missing_ones(sqlite_catalogue: str) -> None:
+    rules = Rules(
+        _manifest({"account_active": SPEC}, ["account_active"]), lambda _: sqlite_catalogue
+    )
+    ruleset = rules.for_route(["account_active"])
+    assert ruleset is not None
+    ruleset.check(_input(path={"account_id": "A-1"}))
+    with pytest.raises(BodyRefused) as refused:
+        ruleset.check(_input(path={"account_id": "A-2"}))
+    assert (refused.value.status, refused.value.code) == (422, "rule-violation")
+    assert refused.value.violations == (
+        Violation("the account must exist and be active (A-2)", rule="account_active"),
+    )
+    rules.close()
+
+
+def test_a_sql_rule_checks_every_item_of_an_array(sqlite_catalogue: str) -> None:
+    spec = {**SPEC, "value": "body:lines[].account"}
+    lookup = SqlLookup("accounts", SqlRule.model_validate(spec), lambda _: sqlite_catalogue)
+    body = {"lines": [{"account": "A-1"}, {"account": "A-3"}, {"account": "Z-9"}, {"x": 1}]}
+    assert [v.detail for v in lookup.check(_input(body))] == [
+        "the account must exist and be active (Z-9)"
+    ]
+    lookup.close()
+
+
+def test_injection_strings_are_values_not_sql(sqlite_catalogue: str) -> None:
+    lookup = SqlLookup("a", SqlRule.model_validate(SPEC), lambda _: sqlite_catalogue)
+    for hostile in ("A-1' OR '1'='1", "A-1; DROP TABLE accounts;--", "' UNION SELECT 1--"):
+        assert len(lookup.check(_input(path={"account_id": hostile}))) == 1
+    assert lookup.check(_input(path={"account_id": "A-1"})) == []  # the table is still there
+    lookup.close()
+
+
+def test_the_sqlite_connection_is_read_only(sqlite_catalogue: str) -> None:
+    lookup = SqlLookup("a", SqlRule.model_validate(SPEC), lambda _: sqlite_catalogue)
+    lookup.check(_input(path={"account_id": "A-1"}))
+    with lookup._connect() as connection, pytest.raises(sa.exc.OperationalError):
+        connection.exec_driver_sql("DELETE FROM accounts")
+    lookup.close()
+
+
+def test_an_unreachable_database_fails_closed_without_detail(tmp_path: Path) -> None:
+    missing = f"sqlite:///{tmp_path / 'nowhere' / 'x.db'}"
+    lookup = SqlLookup("account_active", SqlRule.model_validate(SPEC), lambda _: missing)
+    with pytest.raises(RuleUnavailableError) as failed:
+        lookup.check(_input(path={"account_id": "A-1"}))
+    assert str(failed.value) == "rule account_active cannot be evaluated"
+
+
+@pytest.fixture
+def postgres_view() -> Iterator[tuple[str, str]]:
+    """A schema with a table, a view and a role that may only SELECT from the view."""
+    base = make_url(need(POSTGRES)).set(drivername="postgresql+psycopg")
+    schema = f"r_{uuid.uuid4().hex[:12]}"
+    role = f"rule_reader_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(base)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        connection.exec_driver_sql(f"CREATE TABLE {schema}.products (sku TEXT, sellable BOOL)")
+        connection.exec_driver_sql(
+            f"INSERT INTO {schema}.products VALUES ('SKU-1', true), ('SKU-2', false)"  # noqa: S608
+        )
+        connection.exec_driver_sql(
+            f"CREATE VIEW {schema}.sellable AS SELECT sku FROM {schema}.products WHERE sellable"  # noqa: S608
+        )
+        connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+        connection.exec_driver_sql(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        connection.exec_driver_sql(f"GRANT SELECT ON {schema}.sellable TO {role}")
+    try:
+        yield base.set(username=role).render_as_string(hide_password=False), schema
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+            connection.exec_driver_sql(f"DROP ROLE {role}")
+        admin.dispose()
+
+
+def test_a_sql_rule_on_postgresql_with_a_select_only_role(postgres_view: tuple[str, str]) -> None:
+    url, schema = postgres_view
+    spec = SqlRule.model_validate(
+        {
+            **SPEC,
+            "view": f"{schema}.sellable",
+            "column": "sku",
+            "value": "body:lines[].sku",
+            "message": "the product must be sellable",
+        }
+    )
+    lookup = SqlLookup("product_sellable", spec, lambda _: url)
+    body = {"lines": [{"sku": "SKU-1"}, {"sku": "SKU-2"}, {"sku": "SKU-1"}]}
+    assert [v.detail for v in lookup.check(_input(body))] == [
+        "the product must be sellable (SKU-2)"
+    ]
+    with lookup._connect() as connection, pytest.raises(sa.exc.DBAPIError):
+        # The table itself: no grant. (The schema name is ours, generated above.)
+        connection.exec_driver_sql(f"SELECT * FROM {schema}.products")  # noqa: S608
+    lookup.close()
+
+
+def test_python_rules_come_from_entry_points() -> None:
+    rules = Rules(_manifest({}, ["order_total_matches_lines"]), lambda _: "")
+    ruleset = rules.for_route(["order_total_matches_lines"])
+    assert ruleset is not None
+    good = {
+        "total": 25.5,
+        "lines": [{"quantity": 2, "unit_price": 10}, {"quantity": 1, "unit_price": "5.50"}],
+    }
+    ruleset.check(_input(good))
+    with pytest.raises(BodyRefused) as refused:
+        ruleset.check(_input({**good, "total": 26}))
+    (violation,) = refused.value.violations
+    assert violation == Violation(
+        "total must equal the sum of the lines (25.50)", "#/total", rule="order_total_matches_lines"
+    )
+
+
+def test_an_unknown_rule_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="'no_such_rule'"):
+        Rules(_manifest({}, ["no_such_rule"]), lambda _: "")
+
+
+def test_a_failing_python_rule_fails_closed_without_its_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(_: RuleInput) -> list[Violation]:
+        raise RuntimeError("secret internal detail /srv/app/rules.py line 3")
+
+    monkeypatch.setattr(
+        "interlock.validation.example_rules.order_total_matches_lines", broken, raising=True
+    )
+    rules = Rules(_manifest({}, ["order_total_matches_lines"]), lambda _: "")
+    ruleset = rules.for_route(["order_total_matches_lines"])
+    assert ruleset is not None
+    with pytest.raises(RuleUnavailableError) as failed:
+        ruleset.check(_input({"total": 1, "lines": []}))
+    assert "secret" not in str(failed.value)
+
+
+def test_order_total_rule_points_at_a_bad_line() -> None:
+    violations = list(order_total_matches_lines(_input({"total": 1, "lines": [{"quantity": "x"}]})))
+    assert violations == [Violation("a line needs a numeric quantity and unit_price", "#/lines/0")]
