@@ -15,7 +15,7 @@ consistency proof from the empty tree.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 from interlock.audit.errors import ProofError
@@ -31,6 +31,7 @@ __all__ = [
     "fold",
     "inclusion_path",
     "leaf_hash",
+    "leaf_hashes",
     "node_hash",
     "root_from_inclusion",
     "root_of",
@@ -97,16 +98,31 @@ def fold(hashes: Sequence[bytes]) -> bytes:
     return result
 
 
+def leaf_hashes(entries: Iterable[bytes]) -> list[bytes]:
+    """The leaf hash of each entry (:func:`leaf_hash`, in bulk)."""
+    sha256 = _sha256
+    return [sha256(_LEAF + entry).digest() for entry in entries]
+
+
 def root_of(leaf_hashes: Sequence[bytes]) -> bytes:
-    """RFC 9162 §2.1.1: the Merkle tree hash of the leaves whose hashes are given."""
-    stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
-    for count, value in enumerate(leaf_hashes, start=1):
-        level, current = 0, value
-        while count & (1 << level) == 0:
-            current = node_hash(stack.pop()[1], current)
-            level += 1
-        stack.append((level, current))
-    return fold([h for _, h in stack])
+    """RFC 9162 §2.1.1: the Merkle tree hash of the leaves whose hashes are given.
+
+    Level by level: pair neighbours, carry a lone last node up unchanged.
+    This equals §2.1.1's split at the largest power of two (the lone node is
+    the right edge, which the recursive definition also hashes last).
+    """
+    level = list(leaf_hashes)
+    if not level:
+        return empty_root()
+    sha256 = _sha256
+    while len(level) > 1:
+        # strict=False: an odd level's last node has no partner and is carried up below.
+        pairs = zip(level[::2], level[1::2], strict=False)
+        paired = [sha256(_NODE + a + b).digest() for a, b in pairs]
+        if len(level) & 1:
+            paired.append(level[-1])
+        level = paired
+    return level[0]
 
 
 def inclusion_path(index: int, size: int) -> list[Range]:

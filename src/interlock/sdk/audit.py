@@ -33,7 +33,9 @@ from interlock.audit.errors import CheckpointError, ProofError
 from interlock.audit.note import NoteVerifier
 from interlock.audit.rfc9162 import (
     leaf_hash,
+    leaf_hashes,
     root_from_inclusion,
+    root_of,
     verify_consistency,
     verify_inclusion,
 )
@@ -52,6 +54,7 @@ __all__ = [
     "verify_entry",
     "verify_export",
     "verify_inclusion",
+    "verify_tree",
 ]
 
 EXPORT_FORMAT: Final = "interlock-audit-export/1"
@@ -160,3 +163,14 @@ def verify_csv_export(
 def root_from_proof(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
     """The root an inclusion proof implies (to compare with a tree head you trust)."""
     return root_from_inclusion(index, size, leaf, proof)
+
+
+def verify_tree(entries: Sequence[bytes], checkpoint: Checkpoint) -> None:
+    """Recompute the whole tree from every entry (index 0 on) and compare with the head.
+
+    For a complete export of a log; raises :class:`ProofError` on any difference.
+    """
+    if len(entries) != checkpoint.size:
+        raise ProofError(f"{len(entries)} entries given for a tree of size {checkpoint.size}")
+    if root_of(leaf_hashes(entries)) != checkpoint.root:
+        raise ProofError("the entries do not hash to the tree head's root")
