@@ -239,6 +239,28 @@ def test_every_xsd_violation_is_reported_with_its_location(order_xsd: XsdSchema)
     ]
 
 
+def test_names_from_the_document_are_echoed_short(order_xsd: XsdSchema) -> None:
+    """An unknown 300-character attribute name shows up as at most 40 characters."""
+    body = VALID_ORDER.replace(b'<line id="1">', b'<line id="1" ' + b"z" * 300 + b'="1">')
+    refused = refusal(body, schema=order_xsd)
+    assert [v.as_json() for v in refused.violations] == [
+        {
+            "pointer": "/order/line",
+            "detail": "'" + "z" * 39 + "…' attribute not allowed for element",
+        }
+    ]
+
+
+def test_attribute_value_is_echoed_short_even_with_a_colon(order_xsd: XsdSchema) -> None:
+    """A long attribute value containing ': ' is still cut to the echo, located by /@id."""
+    value = "1: " + "x" * 100
+    body = VALID_ORDER.replace(b'id="1"', f'id="{value}"'.encode())
+    refused = refusal(body, schema=order_xsd)
+    assert [v.as_json() for v in refused.violations] == [
+        {"pointer": "/order/line/@id", "detail": f"'{value[:39]}…': not a valid xs:int"}
+    ]
+
+
 def test_missing_content_names_what_was_expected(order_xsd: XsdSchema) -> None:
     """An empty order is incomplete; the detail names the element the schema wants next."""
     refused = refusal(b"<order/>", schema=order_xsd)

@@ -13,9 +13,11 @@ Refusals (:class:`~interlock.validation.errors.BodyRefused`):
 * 400 ``too-deep`` — elements nested deeper than ``XmlPolicy.max_depth``;
 * 422 ``schema-violation`` — the document breaks the route's XSD. Each
   violation's ``pointer`` is the element's XPath location as xmlschema reports
-  it, 1-based and with ``/@name`` for an attribute: ``/order/line[2]/qty``,
-  ``/order/line[1]/@id`` (XML has no JSON pointer; RFC 9457 leaves the member
-  to us).
+  it — a 1-based position only where siblings share the name, namespaces in
+  Clark notation — with ``/@name`` for an attribute: ``/order/line[2]/qty``,
+  ``/order/line/@id`` (XML has no JSON pointer; RFC 9457 leaves the member to
+  us). Details name the constraint; names and values from the document appear
+  only as :func:`~interlock.validation.errors.echo` shows them.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ from defusedxml import DefusedXmlException, DTDForbidden  # type: ignore[import-
 from defusedxml.ElementTree import DefusedXMLParser  # type: ignore[import-untyped]
 from xmlschema import XMLResource, XMLSchemaBase
 from xmlschema.exceptions import XMLSchemaWarning
+from xmlschema.utils.decoding import raw_encode_value
 from xmlschema.validators import XMLSchemaChildrenValidationError, XMLSchemaDecodeError
 
 from interlock.config.manifest import XmlPolicy
-from interlock.validation.errors import MAX_VIOLATIONS, BodyRefused, Violation, echo
+from interlock.validation.errors import MAX_ECHO, MAX_VIOLATIONS, BodyRefused, Violation, echo
 
 __all__ = ["XsdSchema", "load_xsd", "parse_xml"]
 
@@ -46,7 +49,8 @@ XsdSchema = XMLSchemaBase
 
 _MAX_DETAIL: Final = 200
 # xmlschema prefixes an attribute's error reason with "attribute NAME=VALUE: ".
-_ATTRIBUTE_REASON: Final = re.compile(r"attribute ([^\s=]+)=.*?: ")
+_ATTRIBUTE_REASON: Final = re.compile(r"attribute ([^\s=]+)=")
+_QUOTED: Final = re.compile(rf"'([^']{{{MAX_ECHO + 1},}})'")
 
 
 def parse_xml(body: bytes, policy: XmlPolicy, schema: XsdSchema | None = None) -> Element:
@@ -186,12 +190,13 @@ def _violation(error: xmlschema.XMLSchemaValidationError) -> Violation:
     """A violation naming the constraint; input shows up only through :func:`echo`."""
     location = error.path or "/"
     if isinstance(error, XMLSchemaChildrenValidationError):
-        return Violation(_children_detail(error), pointer=location)
+        return Violation(_children_detail(error), pointer=_cap(location))
     reason = error.reason or "not valid"
     attribute = _ATTRIBUTE_REASON.match(reason)
-    if attribute is not None:
+    prefix = f"{attribute[0]}{raw_encode_value(error.obj)!r}: " if attribute else ""
+    if attribute is not None and reason.startswith(prefix):
         location += f"/@{attribute[1]}"
-        reason = reason[attribute.end() :]
+        reason = reason.removeprefix(prefix)
     if isinstance(error, XMLSchemaDecodeError):
         # The reason is Python's conversion error, which quotes the whole value.
         type_name = getattr(error.validator, "prefixed_name", None) or "value"
@@ -199,7 +204,10 @@ def _violation(error: xmlschema.XMLSchemaValidationError) -> Violation:
     value = error.obj
     if value is not None and not isinstance(value, (Element, Mapping, list, tuple)):
         reason = f"{echo(str(value))!r}: {reason}"
-    return Violation(_cap(reason), pointer=location)
+    # Element-level reasons quote names taken from the document (an unknown
+    # attribute or the root's tag): those are cut like any echoed input.
+    reason = _QUOTED.sub(lambda quoted: repr(echo(quoted[1])), reason)
+    return Violation(_cap(reason), pointer=_cap(location))
 
 
 def _children_detail(error: XMLSchemaChildrenValidationError) -> str:
