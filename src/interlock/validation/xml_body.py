@@ -100,7 +100,7 @@ def load_xsd(path: Path) -> XsdSchema:
     opener.add_handler(_SandboxFileHandler(resolved.parent))
     opener.add_handler(UnknownHandler())  # no http, ftp or data handlers at all
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # process-wide: load schemas at start-up only
             warnings.simplefilter("error", XMLSchemaWarning)
             schema = xmlschema.XMLSchema(
                 str(resolved),
