@@ -21,6 +21,7 @@ from interlock.cli import (
     audit,
     clients,
     demo,
+    import_openapi,
     keyring,
     keys,
     oauth,
@@ -51,6 +52,7 @@ app.command("migrate")(setup.migrate)
 app.command("validate")(validate.validate)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
+app.command("import-openapi")(import_openapi.import_openapi)
 app.add_typer(keyring.app, name="keyring")
 app.add_typer(keys.app, name="keys")
 app.add_typer(secrets.app, name="secrets")
