@@ -132,6 +132,15 @@ def test_nan_and_infinity_are_refused(body: bytes, where: str, name: str) -> Non
     assert name in exc.detail
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b'{"a": 1, "a": 2} x', b'{"a": 1, "a": 2', b"[NaN, ", b'[1, {"b": 1, "b": 2}] ]'],
+)
+def test_a_syntax_error_after_another_problem_is_still_a_400(body: bytes) -> None:
+    """A hook fires before the parser reaches the syntax error: still malformed-body, no 500."""
+    assert located(body) == ("malformed-body", "#")
+
+
 # Duplicate keys
 
 
@@ -385,6 +394,21 @@ def test_arbitrary_bytes_parse_or_are_refused_with_a_known_code(body: bytes) -> 
     code = None
     try:
         parse_json(body, SMALL)
+    except BodyRefused as exc:
+        code = exc.code
+    assert code is None or code in codes
+
+
+TOKENS = ["{", "}", "[", "]", '"a"', '"b"', ":", ",", "1", "-0.5", "NaN", "1e999", '"\\ud800"']
+
+
+@given(st.lists(st.sampled_from(TOKENS), max_size=40).map("".join))
+def test_token_soup_never_escapes_as_another_exception(text: str) -> None:
+    """Near-JSON built from hostile tokens: accepted, or refused with a known code."""
+    codes = {"invalid-encoding", "malformed-body", "duplicate-key", "json-limit-exceeded"}
+    code = None
+    try:
+        parse_json(text.encode(), SMALL)
     except BodyRefused as exc:
         code = exc.code
     assert code is None or code in codes
