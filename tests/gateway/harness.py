@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -66,6 +67,13 @@ clients:
   order-sync: {{auth: [api_key], roles: [order-reader, order-writer]}}
   oauth-only: {{auth: [oauth2], roles: [order-reader]}}
   cert-sync: {{auth: [mtls, oauth2], roles: [order-reader]}}
+rules:
+  product_sellable:
+    database: "secret://catalogue/readonly-url"
+    view: sellable_products
+    column: sku
+    value: "body:lines[].sku"
+    message: the product is not sellable
 integrations:
   order-sync:
     source: erp
@@ -80,7 +88,7 @@ integrations:
       - {{method: GET, path: "/orders", upstream: erp, upstream_path: "/sap/opu/odata/orders", scope: orders.read}}
       - {{method: POST, path: "/orders/{{id}}/notes", upstream: erp, upstream_path: "/echo/notes/{{id}}", scope: orders.write}}
       - {{method: POST, path: "/orders/{{id}}/payments", upstream: erp, upstream_path: "/echo/payments/{{id}}", scope: orders.write, idempotency: required}}
-      - {{method: GET, path: "/echo/{{value}}", upstream: erp, scope: orders.read}}
+      - {{method: GET, path: "/echo/{{value}}", upstream: erp, scope: orders.read, params: {{value: {{pattern: ".{{1,256}}"}}}}}}
       - {{method: POST, path: "/signed/orders/{{id}}", upstream: erp, upstream_path: "/echo/signed/{{id}}", scope: orders.write, replay: {{window: 1m}}}}
       - {{method: GET, path: "/signed/orders/{{id}}", upstream: erp, upstream_path: "/sap/opu/odata/orders/{{id}}", scope: orders.read, replay: {{window: 1m, nonce: optional}}}}
       - {{method: GET, path: "/slow", upstream: erp, upstream_path: "/sleep/3", scope: orders.read}}
@@ -88,6 +96,76 @@ integrations:
       - {{method: GET, path: "/big/{{size}}", upstream: erp, scope: orders.read}}
       - {{method: GET, path: "/rogue/{{id}}", upstream: rogue, upstream_path: "/sap/opu/odata/orders/{{id}}", scope: orders.read}}
       - {{method: GET, path: "/limited/{{id}}", upstream: erp, upstream_path: "/sap/opu/odata/orders/{{id}}", scope: orders.read, rate_limit: {{per_client: 3/hour, per_ip: 1000/hour}}}}
+  validated:
+    source: erp
+    target: erp
+    client: order-sync
+    purpose: Test boundary validation
+    legal_basis: contract
+    retention: 30d
+    routes:
+      - method: POST
+        path: /v/orders
+        upstream: erp
+        upstream_path: /echo/v/orders
+        scope: orders.write
+        max_body: 64KiB
+        rules: [order_total_matches_lines, product_sellable]
+        request_schema:
+          type: object
+          required: [customer_id, lines, total]
+          additionalProperties: false
+          properties:
+            customer_id: {{type: string, pattern: "^C-[0-9]{{4}}$"}}
+            delivery_date: {{type: string, format: date}}
+            total: {{type: number, minimum: 0}}
+            lines:
+              type: array
+              minItems: 1
+              maxItems: 100
+              items:
+                type: object
+                required: [sku, quantity, unit_price]
+                additionalProperties: false
+                properties:
+                  sku: {{type: string, pattern: "^SKU-[0-9]+$"}}
+                  quantity: {{type: integer, minimum: 1, maximum: 1000}}
+                  unit_price: {{type: number, minimum: 0}}
+      - method: GET
+        path: /v/orders/{{id}}
+        upstream: erp
+        upstream_path: /sap/opu/odata/orders/{{id}}
+        scope: orders.read
+        params: {{id: {{type: integer, minimum: 1000, maximum: 9999}}}}
+        query:
+          status: {{enum: [open, shipped, confirmed]}}
+          limit: {{type: integer, minimum: 1, maximum: 100}}
+          since: {{format: date}}
+        response_fields: [id, status, customer.email]
+      - method: POST
+        path: /v/forward
+        upstream: erp
+        upstream_path: /echo/v/forward
+        scope: orders.write
+        request_fields: [order_id, "lines[].sku"]
+      - method: POST
+        path: /v/xml
+        upstream: erp
+        upstream_path: /echo/v/xml
+        scope: orders.write
+        xml: {{max_depth: 16}}
+      - method: POST
+        path: /v/csv
+        upstream: erp
+        upstream_path: /echo/v/csv
+        scope: orders.write
+        csv: {{max_rows: 5}}
+      - method: GET
+        path: /v/blob/{{size}}
+        upstream: erp
+        upstream_path: /big/{{size}}
+        scope: orders.read
+        response_fields: [id]
   cert-sync:
     source: erp
     target: erp
@@ -333,6 +411,11 @@ def start(
     token_file = workdir / "erp-token"
     write_private_file(token_file, erp_token.encode())
     SecretStore(deployment.engine, deployment.keyring).put("erp/api-key", erp_token.encode())
+    # The product_sellable rule's read-only view, and its URL as the secret it names.
+    catalogue = _catalogue(workdir)
+    SecretStore(deployment.engine, deployment.keyring).put(
+        "catalogue/readonly-url", catalogue.encode()
+    )
 
     issued = ca.issue_server(["localhost", "127.0.0.1"])
     erp = _start_upstream(
@@ -361,6 +444,23 @@ def start(
     keys = ApiKeys(deployment.engine, deployment.keyring, manifest)
     env = Env(deployment, gateway, keys, gateway.ca_file, erp_token, logs, loop, manifest_path)
     return Running(env, [erp, rogue], thread)
+
+
+def _catalogue(workdir: Path) -> str:
+    """A SQLite product catalogue with a view of the sellable products (SKU-1..SKU-9)."""
+    path = workdir / "catalogue.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE IF NOT EXISTS products (sku TEXT, sellable INTEGER)")
+        connection.executemany(
+            "INSERT INTO products VALUES (?, ?)",
+            [*((f"SKU-{n}", 1) for n in range(1, 10)), ("SKU-666", 0)],
+        )
+        connection.execute(
+            "CREATE VIEW IF NOT EXISTS sellable_products AS "
+            "SELECT sku FROM products WHERE sellable = 1"
+        )
+    connection.close()
+    return f"sqlite:///{path}"
 
 
 def stop(running: Running) -> None:

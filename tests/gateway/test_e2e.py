@@ -87,7 +87,8 @@ def test_wrong_scope_is_403_naming_only_the_missing_scope(env: Env) -> None:
 def test_key_with_both_scopes_may_write(env: Env) -> None:
     """The write route works for a key that holds orders.write."""
     token, _ = env.key(None)
-    status, _, body = env.request("POST", "/orders/1001/notes", _bearer(token), b'{"n": 1}')
+    headers = {**_bearer(token), "Content-Type": "application/json"}
+    status, _, body = env.request("POST", "/orders/1001/notes", headers, b'{"n": 1}')
     assert status == 200
     assert body["path"] == "/echo/notes/1001"
     assert body["body_bytes"] == 8

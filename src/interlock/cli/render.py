@@ -46,7 +46,7 @@ def route_table(manifest: Manifest) -> Table:
     table = Table(
         title="Routes",
         title_justify="left",
-        caption="rate limits are declared here; enforcing them is not built yet",
+        caption="rate limits are enforced; with Redis they hold across replicas",
         caption_justify="left",
     )
     for column in ("method", "path", "integration", "upstream", "scope", "rate limits"):

@@ -13,20 +13,21 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 from urllib.parse import parse_qs
 
 from aiohttp import web
 
 from interlock.config.manifest import Manifest
+from interlock.errors import ConfigError
 from interlock.gateway.context import RequestContext, peer_certificate
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.guessing import GuessingGuard
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.mtls import ClientCertificates
 from interlock.gateway.paths import BadPathError, split_target
-from interlock.gateway.pipeline import Pipeline, build_pipelines
+from interlock.gateway.pipeline import Backends, Pipeline, build_pipelines
 from interlock.gateway.problems import Problem, Refusal, problem_response
 from interlock.gateway.routing import (
     CompiledRoute,
@@ -38,14 +39,12 @@ from interlock.gateway.stages.authenticate import Authentication
 from interlock.gateway.upstream import Upstreams
 from interlock.identity.apikeys import ApiKeys
 from interlock.identity.grants import Grants, Principal
-from interlock.limits import Limiter
 from interlock.logs import get_logger
 from interlock.oauth.dpop import DPoPVerifier
 from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.token_endpoint import TokenEndpoint, TokenResponse, metadata
 from interlock.oauth.tokens import AccessTokenVerifier, IssuerPolicy
-from interlock.replay.idempotency import IdempotencyStore
-from interlock.replay.signatures import RequestSignatures
+from interlock.validation.rules import Rules
 
 __all__ = ["Gateway"]
 
@@ -57,6 +56,10 @@ _OAUTH_FORMS: Final = {
     "/oauth2/introspect": "introspect",
 }
 _access = logging.getLogger("interlock.gateway")
+
+
+def _no_rule_databases(reference: str) -> str:
+    raise ConfigError(f"no secret store to resolve {reference}")
 
 
 @dataclass(frozen=True)
@@ -78,22 +81,23 @@ class Gateway:
         jwks: JwksPublisher | None = None,
         *,
         certificates: ClientCertificates | None = None,
-        limiter: Limiter | None = None,
-        idempotency: IdempotencyStore | None = None,
-        signatures: RequestSignatures | None = None,
+        backends: Backends | None = None,
         guessing: GuessingGuard | None = None,
+        rule_database: Callable[[str], str] | None = None,
     ) -> None:
         """Compile ``manifest``; ``keys`` and ``upstreams`` are shared across reloads.
 
-        ``limiter`` decides the routes' rate limits (none: limits are not enforced);
-        ``idempotency`` keeps the responses of routes with an idempotency policy;
-        ``signatures`` verifies the signed requests of routes with a replay policy;
-        ``guessing`` slows down addresses whose credentials keep failing.
+        ``backends`` are the limiter, idempotency store, signature verifier and
+        manifest directory the routes' stages use (without a limiter, rate limits
+        are not enforced); ``guessing`` slows down addresses whose credentials keep
+        failing; ``rule_database`` turns a ``secret://`` reference into the URL
+        of a business rule's database.
         """
         self.guessing = guessing
-        self.limiter = limiter
-        self.idempotency = idempotency
-        self.signatures = signatures
+        self.backends = backends or Backends()
+        self.signatures = self.backends.signatures
+        self._rule_database = rule_database or _no_rule_databases
+        self._rules: Rules | None = None
         self.jwks = jwks
         self.token_endpoint: TokenEndpoint | None = None
         self.token_verifier: AccessTokenVerifier | None = None
@@ -108,6 +112,7 @@ class Gateway:
 
     def _compile(self, manifest: Manifest) -> _Compiled:
         routes = RouteTable.compile(manifest)
+        rules = Rules(manifest, self._rule_database)
         authenticate = Authentication(
             self.keys,
             Grants(manifest),
@@ -116,15 +121,22 @@ class Gateway:
             self.certificates,
             guessing=self.guessing,
         )
-        pipelines = build_pipelines(
-            routes,
-            authenticate,
-            self.upstreams,
-            limiter=self.limiter,
-            idempotency=self.idempotency,
-            signatures=self.signatures,
-        )
+        try:
+            pipelines = build_pipelines(
+                routes, authenticate, self.upstreams, replace(self.backends, rules=rules)
+            )
+        except BaseException:
+            rules.close()
+            raise
+        previous, self._rules = self._rules, rules
+        if previous is not None:
+            previous.close()  # requests in flight on the old pipelines reconnect on demand
         return _Compiled(manifest, routes, pipelines)
+
+    def close(self) -> None:
+        """Release what the compiled routes hold (business rules' connection pools)."""
+        if self._rules is not None:
+            self._rules.close()
 
     def enable_oauth(
         self,
@@ -169,11 +181,12 @@ class Gateway:
         """Answer one request."""
         correlation_id = os.urandom(16).hex()  # 128 random bits, as secrets.token_hex
         started = time.perf_counter()
-        label, outcome, reason = "-", "refused", None
+        label, outcome, reason, removed = "-", "refused", None, 0
         principal: Principal | None = None
         try:
             response = await self._answer(request, correlation_id)
             label, outcome, principal = response.label, response.outcome, response.principal
+            removed = response.removed_fields
             final = response.response
         except Refusal as refusal:
             label = refusal.route_label or label
@@ -204,7 +217,7 @@ class Gateway:
         self.metrics.observe(label, outcome, final.status, elapsed)
         if _access.isEnabledFor(logging.INFO):  # skip building the event when it is dropped
             self._access_log(
-                request, final, label, outcome, principal, reason, elapsed, correlation_id
+                request, final, label, outcome, principal, reason, elapsed, correlation_id, removed
             )
         return final
 
@@ -218,6 +231,7 @@ class Gateway:
         reason: str | None,
         elapsed: float,
         correlation_id: str,
+        removed_fields: int,
     ) -> None:
         _log.info(
             "request",
@@ -230,6 +244,8 @@ class Gateway:
             reason=reason,
             ms=round(elapsed * 1000, 2),
             correlation_id=correlation_id,
+            # Data minimisation: fields removed from the request and the response.
+            removed_fields=removed_fields or None,
         )
 
     async def _answer(self, request: web.BaseRequest, correlation_id: str) -> _Answered:
@@ -264,7 +280,9 @@ class Gateway:
             refusal.principal = ctx.principal
             raise
         response.headers["X-Request-Id"] = correlation_id
-        return _Answered(response, match.route.label, "forwarded", ctx.principal)
+        return _Answered(
+            response, match.route.label, "forwarded", ctx.principal, ctx.removed_fields
+        )
 
     async def _own_endpoint(  # noqa: PLR0911  (one return per endpoint reads best)
         self, request: web.BaseRequest
@@ -362,3 +380,4 @@ class _Answered:
     label: str
     outcome: str
     principal: Principal | None
+    removed_fields: int = 0

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from interlock.gateway.problems import Problem, Refusal
 
-__all__ = ["read_limited"]
+__all__ = ["announced_too_large", "read_limited"]
 
 _CHUNK: Final = 64 * 1024
 
@@ -31,11 +31,17 @@ def _too_large(limit: int) -> Refusal:
     )
 
 
+def announced_too_large(request: web.BaseRequest, limit: int) -> Refusal | None:
+    """The 413 refusal when ``Content-Length`` already says the body is over ``limit``."""
+    announced = request.content_length
+    return _too_large(limit) if announced is not None and announced > limit else None
+
+
 async def read_limited(request: web.BaseRequest, limit: int) -> bytes:
     """The whole body, or a 413 refusal once it would exceed ``limit`` bytes."""
-    announced = request.content_length
-    if announced is not None and announced > limit:
-        raise _too_large(limit)
+    refusal = announced_too_large(request, limit)
+    if refusal is not None:
+        raise refusal
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(_CHUNK):

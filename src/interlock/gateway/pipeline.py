@@ -1,8 +1,8 @@
 """The order of the gateway's stages, written down exactly once.
 
 TLS → route match → **credential guard → authenticate → authorise → rate
-limit → replay guard** (signed requests; Idempotency-Key wraps the upstream
-call) → (validation: a later issue) → purpose check → upstream call. The
+limit → replay guard → validation** → purpose check → upstream call
+(wrapped by Idempotency-Key and response minimisation). The
 purpose check is structural: a route exists only inside a registered
 integration, so a matched route always has its purpose.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -23,12 +24,17 @@ from interlock.gateway.stages.idempotency import IdempotencyPolicy, IdempotentFo
 from interlock.gateway.stages.query_guard import QueryCredentialGuard
 from interlock.gateway.stages.rate_limit import RateLimit, rate_limit_stage
 from interlock.gateway.stages.replay_guard import SignedRequestGuard
+from interlock.gateway.stages.validate import MinimisedForward, Validation
 from interlock.identity.grants import system_url
 from interlock.limits import Limiter
 from interlock.replay.idempotency import IdempotencyStore
 from interlock.replay.signatures import RequestSignatures
+from interlock.validation.minimise import FieldFilter
+from interlock.validation.rules import Rules
+from interlock.validation.schema import SchemaError, compile_schema
+from interlock.validation.xml_body import load_xsd
 
-__all__ = ["Pipeline", "Stage", "build_pipelines"]
+__all__ = ["Backends", "Pipeline", "Stage", "build_pipelines"]
 
 Stage = Callable[[RequestContext], Awaitable[None]]
 Terminal = Callable[[RequestContext], Awaitable[web.Response]]
@@ -52,34 +58,33 @@ class Pipeline:
         return response
 
 
+@dataclass(frozen=True)
+class Backends:
+    """What stages need beyond the route itself; a route that needs a missing one fails to build.
+
+    ``limiter`` decides rate limits; ``idempotency`` keeps the responses of
+    routes with an idempotency policy; ``signatures`` verifies signed requests
+    of routes with a replay policy; ``rules`` are the manifest's business
+    rules; ``manifest_dir`` is where relative files (XSDs) are found.
+    """
+
+    limiter: Limiter | None = None
+    idempotency: IdempotencyStore | None = None
+    signatures: RequestSignatures | None = None
+    rules: Rules | None = None
+    manifest_dir: Path | None = None
+
+
 def build_pipelines(
     routes: RouteTable,
     authenticate: Authentication,
     forward: Terminal,
-    *,
-    limiter: Limiter | None = None,
-    idempotency: IdempotencyStore | None = None,
-    signatures: RequestSignatures | None = None,
+    backends: Backends | None = None,
 ) -> dict[CompiledRoute, Pipeline]:
-    """One pipeline per route.
-
-    Routes with rate limits decide them with ``limiter``; routes with an
-    ``idempotency`` policy keep their responses in ``idempotency``; routes
-    with a ``replay`` policy verify signed requests with ``signatures``.
-    """
+    """One pipeline per route; a :class:`ConfigError` names a route that cannot be built."""
     guard = QueryCredentialGuard()
-    return {
-        route: _pipeline(
-            route,
-            guard,
-            authenticate,
-            forward,
-            limiter=limiter,
-            idempotency=idempotency,
-            signatures=signatures,
-        )
-        for route in routes.routes
-    }
+    parts = backends or Backends()
+    return {route: _pipeline(route, guard, authenticate, forward, parts) for route in routes.routes}
 
 
 def _pipeline(
@@ -87,25 +92,50 @@ def _pipeline(
     guard: QueryCredentialGuard,
     authenticate: Authentication,
     forward: Terminal,
-    *,
-    limiter: Limiter | None,
-    idempotency: IdempotencyStore | None,
-    signatures: RequestSignatures | None,
+    backends: Backends,
 ) -> Pipeline:
+    spec = route.route
     audience = system_url(route.system.url)
-    check = ScopeCheck(route.route.scope, audience, route.route.auth)
-    limit = rate_limit_stage(route, limiter)  # None: the route declares no limits
+    check = ScopeCheck(spec.scope, audience, spec.auth)
+    limit = rate_limit_stage(route, backends.limiter)  # None: the route declares no limits
     stages: list[Stage] = [guard, authenticate, check, *((limit,) if limit else ())]
-    replay = route.route.replay
-    if replay is not None:
-        if signatures is None:
+    if spec.replay is not None:
+        if backends.signatures is None:
             raise ConfigError(f"route {route.label} needs signature keys and a replay store")
-        stages.append(SignedRequestGuard(signatures, replay))
+        stages.append(SignedRequestGuard(backends.signatures, spec.replay))
+    stages.append(_validation(route, backends))
     terminal = forward
-    mode = route.route.idempotency
-    if mode is not None:
-        if idempotency is None:
+    if spec.response_fields is not None:
+        terminal = MinimisedForward(FieldFilter(spec.response_fields), terminal)
+    if spec.idempotency is not None:
+        if backends.idempotency is None:
             raise ConfigError(f"route {route.label} needs an idempotency store")
         # It wraps the upstream call: it must see the response to store and replay it.
-        terminal = IdempotentForward(idempotency, IdempotencyPolicy(mode), forward)
+        terminal = IdempotentForward(
+            backends.idempotency, IdempotencyPolicy(spec.idempotency), terminal
+        )
     return Pipeline(tuple(stages), terminal, limit)
+
+
+def _validation(route: CompiledRoute, backends: Backends) -> Validation:
+    spec = route.route
+    schema = None
+    if spec.request_schema is not None:
+        try:
+            schema = compile_schema(spec.request_schema)
+        except SchemaError as exc:
+            raise ConfigError(f"route {route.label}: request_schema: {exc}") from None
+    xsd = None
+    if spec.xml is not None and spec.xml.schema_file is not None:
+        if backends.manifest_dir is None:
+            raise ConfigError(f"route {route.label}: an XSD needs the manifest's directory")
+        try:
+            xsd = load_xsd(backends.manifest_dir / spec.xml.schema_file)
+        except ValueError as exc:
+            raise ConfigError(f"route {route.label}: xml.schema_file: {exc}") from None
+    rules = None
+    if spec.rules:
+        if backends.rules is None:
+            raise ConfigError(f"route {route.label} names rules, but no rules are loaded")
+        rules = backends.rules.for_route(spec.rules)
+    return Validation(spec, schema=schema, xsd=xsd, rules=rules, label=route.label)

@@ -28,6 +28,7 @@ from interlock.gateway.guessing import GuessingGuard
 from interlock.gateway.listener import ProblemServer
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.mtls import ClientCertificates
+from interlock.gateway.pipeline import Backends
 from interlock.gateway.renewal import RenewingCertificate, keep_renewed
 from interlock.gateway.tls import ClientAuth, server_context
 from interlock.gateway.upstream import UpstreamLimits, Upstreams
@@ -184,15 +185,19 @@ async def start_gateway(
         metrics,
         JwksPublisher(signing_keys),
         certificates=certificates,
-        limiter=limiter,
-        # Idempotency-Key records: Redis when configured, else the store (SQLite or PostgreSQL).
-        idempotency=idempotency_store(deployment.engine, shared),
-        # Signed requests: clients' keys from the store; nonces single-use across replicas.
-        signatures=RequestSignatures(
-            SignatureKeys(deployment.engine, deployment.keyring, manifest),
-            seen_store(deployment.engine, shared),
+        backends=Backends(
+            limiter=limiter,
+            # Idempotency-Key records: Redis when configured, else the store (SQLite or PostgreSQL).
+            idempotency=idempotency_store(deployment.engine, shared),
+            # Signed requests: clients' keys from the store; nonces single-use across replicas.
+            signatures=RequestSignatures(
+                SignatureKeys(deployment.engine, deployment.keyring, manifest),
+                seen_store(deployment.engine, shared),
+            ),
+            manifest_dir=manifest_path.parent if manifest_path is not None else None,
         ),
         guessing=GuessingGuard(failures),
+        rule_database=lambda reference: secrets.resolve(reference).reveal().decode(),
     )
     server = ProblemServer(
         gateway.handle,
@@ -237,7 +242,7 @@ async def start_gateway(
         loop.create_task(crl.watch()),
         loop.create_task(keep_renewed(list(tls.renewing), tls.authorities, metrics)),
     ]
-    running._on_stop.append(oauth.close)
+    running._on_stop += [oauth.close, gateway.close]
     return running
 
 

@@ -116,6 +116,8 @@ def _app(token: str) -> web.Application:
                 },
                 "authorization_ok": True,
                 "body_bytes": len(body),
+                # What arrived, so tests can see what validation forwarded (capped).
+                "body": body[:65536].decode("utf-8", "replace"),
             }
         )
 

@@ -1,0 +1,236 @@
+"""Boundary validation of a route: parameters, body, schema, business rules, minimisation.
+
+Runs after the replay guard, so only authenticated, authorised, admitted and
+fresh requests cost parsing. In order, every step refusing with a problem:
+
+1. path and query parameters against the route's types and patterns (400);
+2. a body: ``Content-Encoding`` other than identity (415), media type outside
+   the route's list (415), more than ``max_body`` bytes (413, before reading);
+3. by media type: JSON (strict parse within ``json_limits``, 400; then the
+   route's JSON Schema, every violation at once, 422), XML (defusedxml, no DTD
+   or entities, 400; optional XSD, 422) or CSV (shape limits 400/413, formula
+   cells neutralised in the forwarded body);
+4. business rules (422, or 503 when a rule cannot be evaluated);
+5. ``request_fields``: the forwarded JSON body keeps only those fields.
+
+Large bodies are parsed off the event loop. Problem details name the field
+and the rule, never internal paths, stack frames, SQL or upstream text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from aiohttp import web
+
+from interlock.config.manifest import CsvPolicy, Route, XmlPolicy, media_kind
+from interlock.gateway.body import announced_too_large
+from interlock.gateway.context import RequestContext
+from interlock.gateway.problems import Problem, Refusal
+from interlock.validation.csv_body import check_csv
+from interlock.validation.errors import BodyRefused
+from interlock.validation.json_body import parse_json
+from interlock.validation.minimise import FieldFilter, NotFilterable, minimise_body
+from interlock.validation.params import ParamCheck
+from interlock.validation.rules import RuleInput, RuleSet, RuleUnavailableError
+from interlock.validation.schema import RequestSchema
+from interlock.validation.xml_body import XsdSchema, parse_xml
+
+__all__ = ["MinimisedForward", "Validation", "refusal"]
+
+Terminal = Callable[[RequestContext], Awaitable[web.Response]]
+
+_XML: Final = XmlPolicy()  # for a route that lists an XML type without an xml: policy
+_CSV: Final = CsvPolicy()
+_INLINE_BYTES: Final = 64 * 1024  # bodies up to this size are parsed on the event loop
+_BODYLESS: Final = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+# Headers that describe the upstream's exact bytes: wrong once the body is cut down.
+_STALE_AFTER_FILTER: Final = ("Content-Length", "ETag", "Content-MD5", "Digest", "Content-Digest")
+
+
+def refusal(exc: BodyRefused) -> Refusal:
+    """The problem for a validation refusal, with its ``errors`` member when there are any."""
+    extra: dict[str, object] = {}
+    if exc.violations:
+        extra["errors"] = [violation.as_json() for violation in exc.violations]
+    headers = {}
+    if exc.status == 415:
+        headers["Accept-Encoding"] = "identity"
+    return Refusal(
+        Problem(exc.status, exc.code, exc.title, exc.detail, headers, extra),
+        log_reason=f"validation {exc.code}",
+    )
+
+
+def _unsupported(route: Route, detail: str) -> BodyRefused:
+    return BodyRefused(
+        415,
+        "unsupported-media-type",
+        "Unsupported media type",
+        f"{detail}; this route accepts {', '.join(route.accepted_types)}",
+    )
+
+
+class Validation:
+    """The validation stage of one route, assembled once."""
+
+    def __init__(
+        self,
+        route: Route,
+        *,
+        schema: RequestSchema | None = None,
+        xsd: XsdSchema | None = None,
+        rules: RuleSet | None = None,
+        label: str = "",
+    ) -> None:
+        """Check with the route's compiled ``schema``, ``xsd`` and ``rules``."""
+        self._route = route
+        self._params = ParamCheck(route)
+        self._schema = schema
+        self._xsd = xsd
+        self._rules = rules
+        self._label = label
+        self._accepted = frozenset(t.lower() for t in route.accepted_types)
+        self._request_filter = (
+            FieldFilter(route.request_fields) if route.request_fields is not None else None
+        )
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        """Refuse the request with a problem, or let it through (its body possibly rewritten)."""
+        try:
+            await self._validate(ctx)
+        except BodyRefused as exc:
+            raise refusal(exc) from None
+        except RuleUnavailableError as exc:
+            raise Refusal(
+                Problem(
+                    503,
+                    "rule-unavailable",
+                    "Service unavailable",
+                    f"{exc.message}; retry shortly",
+                    {"Retry-After": "5"},
+                ),
+                log_reason=exc.message,
+            ) from None
+
+    async def _validate(self, ctx: RequestContext) -> None:
+        request = ctx.request
+        self._params.check(ctx.match.values, ctx.query)
+        parsed: Any = None
+        if self._has_body(request):
+            parsed = await self._body(ctx)
+        elif self._schema is not None and request.method not in _BODYLESS:
+            raise BodyRefused(
+                400, "body-required", "Request body required", "this route needs a JSON body"
+            )
+        if self._rules is not None:
+            data = RuleInput(
+                parsed,
+                dict(ctx.match.values),
+                dict(request.rel_url.query),
+                ctx.principal.client if ctx.principal is not None else "",
+                self._label,
+            )
+            await asyncio.to_thread(self._rules.check, data)
+        if self._request_filter is not None and parsed is not None:
+            kept, removed = self._request_filter.apply(parsed)
+            ctx.body = json.dumps(kept, ensure_ascii=False, separators=(",", ":")).encode()
+            ctx.removed_fields += removed
+
+    @staticmethod
+    def _has_body(request: web.BaseRequest) -> bool:
+        length = request.content_length
+        return bool(length) or (length is None and "Transfer-Encoding" in request.headers)
+
+    async def _body(self, ctx: RequestContext) -> Any:
+        request = ctx.request
+        route = self._route
+        too_large = announced_too_large(request, route.max_body)  # first: it costs nothing
+        if too_large is not None:
+            raise too_large
+        encodings = request.headers.getall("Content-Encoding", [])
+        if any(
+            e.strip().lower() not in {"", "identity"}
+            for value in encodings
+            for e in value.split(",")
+        ):
+            raise _unsupported(route, "compressed request bodies are not accepted")
+        if "Content-Type" not in request.headers:
+            raise _unsupported(route, "the request has a body but no Content-Type")
+        media = request.content_type.lower()
+        if media not in self._accepted:
+            raise _unsupported(route, f"{media} is not accepted")
+        body = await ctx.read_body()
+        kind = media_kind(media)
+        if kind == "json":
+            return await self._off_loop(body, self._json, body)
+        if kind == "xml":
+            await self._off_loop(body, parse_xml, body, route.xml or _XML, self._xsd)
+        elif kind == "csv":
+            result = await self._off_loop(body, check_csv, body, route.csv or _CSV)
+            ctx.body = result.body
+        return None
+
+    def _json(self, body: bytes) -> Any:
+        value = parse_json(body, self._route.json_limits)
+        if self._schema is not None:
+            self._schema.check(value)
+        return value
+
+    @staticmethod
+    async def _off_loop(body: bytes, function: Callable[..., Any], *args: Any) -> Any:
+        if len(body) <= _INLINE_BYTES:
+            return function(*args)
+        return await asyncio.to_thread(function, *args)
+
+
+class MinimisedForward:
+    """The upstream call, with the response cut to the route's ``response_fields``.
+
+    Fail closed: a response with a body that cannot be filtered (not JSON, or
+    compressed) is refused with 502 rather than relayed whole.
+    """
+
+    def __init__(self, fields: FieldFilter, forward: Terminal) -> None:
+        """Filter what ``forward`` returns with ``fields``."""
+        self._fields = fields
+        self._forward = forward
+
+    async def __call__(self, ctx: RequestContext) -> web.Response:
+        """Call upstream, then keep only the allowed fields."""
+        response = await self._forward(ctx)
+        body = response.body
+        if not isinstance(body, bytes) or not body:
+            return response
+        if response.headers.get("Content-Encoding", "identity").lower() != "identity":
+            raise _not_filterable("a compressed response")
+        try:
+            if len(body) <= _INLINE_BYTES:
+                filtered, removed = minimise_body(body, response.content_type, self._fields)
+            else:
+                filtered, removed = await asyncio.to_thread(
+                    minimise_body, body, response.content_type, self._fields
+                )
+        except NotFilterable:
+            raise _not_filterable(f"a {response.content_type or 'typeless'} response") from None
+        ctx.removed_fields += removed
+        headers = response.headers.copy()
+        for name in _STALE_AFTER_FILTER:
+            headers.popall(name, None)
+        return web.Response(status=response.status, body=filtered, headers=headers)
+
+
+def _not_filterable(what: str) -> Refusal:
+    return Refusal(
+        Problem(
+            502,
+            "response-not-filterable",
+            "Upstream response refused",
+            "the upstream answered with a response this route's field allow-list cannot be "
+            "applied to, so it is not relayed",
+        ),
+        log_reason=f"response minimisation impossible: {what}",
+    )
