@@ -270,3 +270,25 @@ def test_a_sql_rule_refuses_a_connection_string_and_odd_identifiers(tmp_path: Pa
     report = check(tmp_path, rules + VALID)
     paths = {d.path for d in report.errors}
     assert paths == {"rules.bad.database", "rules.bad.view"}, messages(report)
+
+
+def test_validate_reports_a_schema_that_does_not_compile_at_its_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`interlock validate` compiles request schemas and names the route's field."""
+    from interlock.cli.main import main
+
+    text = VALID.replace(
+        "scope: orders.read}",
+        'scope: orders.read, request_schema: {type: object, properties: {a: {$ref: "https://evil.example/s.json"}}}}',
+        1,
+    )
+    path = tmp_path / "interlock.yaml"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:" in out
+    assert "integrations.order-sync.routes[0].request_schema: " in out
+    assert "remote" in out or "$ref" in out
+    report = check(tmp_path, text)
+    assert report.ok  # the text alone is fine; compiling is the deep check's job

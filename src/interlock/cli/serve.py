@@ -15,6 +15,7 @@ from interlock.errors import ConfigError
 from interlock.gateway.server import ListenerConfig, run_event_loop, serve_forever, start_gateway
 from interlock.gateway.tls import ClientAuth
 from interlock.store import Deployment, open_deployment
+from interlock.validation.artifacts import route_artifacts
 
 __all__ = ["serve"]
 
@@ -50,7 +51,7 @@ def serve(  # noqa: PLR0917  (typer maps each parameter to an option)
     """Serve the manifest's routes over HTTPS."""
     current = settings()
     manifest_path = manifest or current.manifest
-    loaded = load_manifest(manifest_path)
+    loaded = load_manifest(manifest_path, route_artifacts)
     host, _, port_text = listen.rpartition(":")
     if not host or not port_text.isdigit():
         raise ConfigError(f"--listen must be HOST:PORT, got {listen!r}")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from interlock.config.loader import check_manifest
+from interlock.validation.artifacts import route_artifacts
 
 __all__ = ["validate"]
 
@@ -15,8 +16,8 @@ __all__ = ["validate"]
 def validate(
     file: Annotated[Path, typer.Argument(help="The manifest (interlock.yaml) to check.")],
 ) -> None:
-    """Check a manifest; print OK, or FILE:LINE:COL: field.path: message per problem."""
-    report = check_manifest(file)
+    """Check a manifest (and compile its schemas); print OK, or FILE:LINE:COL: path: message."""
+    report = check_manifest(file, route_artifacts)
     for diagnostic in sorted(
         (*report.errors, *report.warnings), key=lambda d: (d.line, d.column, d.severity)
     ):

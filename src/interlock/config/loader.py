@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
@@ -39,7 +39,14 @@ from interlock.config.manifest import (
 from interlock.config.yaml_source import DocPath, YamlDocument, YamlSourceError, read_yaml
 from interlock.errors import ManifestError
 
-__all__ = ["Diagnostic", "ManifestReport", "check_manifest", "format_path", "load_manifest"]
+__all__ = [
+    "DeepCheck",
+    "Diagnostic",
+    "ManifestReport",
+    "check_manifest",
+    "format_path",
+    "load_manifest",
+]
 
 _SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "systems": System,
@@ -86,9 +93,13 @@ class ManifestReport:
         return not self.errors
 
 
-def load_manifest(path: Path) -> Manifest:
+DeepCheck = Callable[[Manifest, Path], Iterable[Finding]]
+"""A check that needs more than the manifest's text (compiling its schemas, say)."""
+
+
+def load_manifest(path: Path, deep: DeepCheck | None = None) -> Manifest:
     """The validated manifest; :class:`ManifestError` carrying every error otherwise."""
-    report = check_manifest(path)
+    report = check_manifest(path, deep)
     if report.manifest is None or report.errors:
         count = len(report.errors)
         first = str(report.errors[0]) if report.errors else f"{path}: invalid manifest"
@@ -97,8 +108,12 @@ def load_manifest(path: Path) -> Manifest:
     return report.manifest
 
 
-def check_manifest(path: Path) -> ManifestReport:
-    """Check ``path``; never raises for problems in the file's content."""
+def check_manifest(path: Path, deep: DeepCheck | None = None) -> ManifestReport:
+    """Check ``path``; never raises for problems in the file's content.
+
+    ``deep`` runs on a manifest that passed every other check, with the
+    manifest's directory, and its findings are located like the others.
+    """
     try:
         document = read_yaml(path)
     except YamlSourceError as exc:
@@ -107,6 +122,8 @@ def check_manifest(path: Path) -> ManifestReport:
         return ManifestReport(None, (error,), ())
     findings = [Finding(p.path, p.message, position=(p.line, p.column)) for p in document.problems]
     manifest = _Checker(document, findings).run()
+    if manifest is not None and deep is not None:
+        findings.extend(deep(manifest, path.parent))
     errors = [f for f in findings if f.severity == "error"]
     warnings = [f for f in findings if f.severity == "warning"]
     return ManifestReport(
