@@ -11,6 +11,8 @@ from interlock.cli.context import settings
 from interlock.cli.options import ManifestOption
 from interlock.config import openapi_import
 from interlock.errors import ManifestError
+from interlock.validation.artifacts import route_artifacts
+from interlock.validation.schema import compile_schema
 
 __all__ = ["import_openapi"]
 
@@ -54,12 +56,13 @@ def import_openapi(  # noqa: PLR0917  (typer maps each parameter to an option)
             system=system,
             integration=integration,
             scope_prefix=scope_prefix,
+            schema_check=compile_schema,
         )
         for warning in plan.warnings:
             typer.echo(warning, err=True)
         if dry_run:
             typer.echo(openapi_import.routes_yaml(plan.routes), nl=False)
-        written = openapi_import.apply_import(plan, dry_run=dry_run)
+        written = openapi_import.apply_import(plan, dry_run=dry_run, deep=route_artifacts)
     except ManifestError as exc:
         for diagnostic in exc.diagnostics:
             typer.echo(str(diagnostic), err=True)

@@ -26,7 +26,8 @@ The mapping, operation by operation:
   Schema 2020-12 document (``#/components/schemas`` references become
   ``$defs``); OpenAPI 3.0's ``nullable``, boolean ``exclusiveMinimum`` and
   ignored ``$ref`` siblings are translated; examples and documentation are
-  dropped; ``readOnly`` properties are not required in a request.
+  dropped; ``readOnly`` properties are not required in a request. A schema
+  the gateway's compiler (``schema_check``) refuses skips its operation.
 * ``content_types``: JSON, XML and CSV media types of the body when they are
   not only ``application/json`` (XML and CSV get their safe-parsing policies);
   bodies Interlock cannot validate (forms, multipart, octets) are not accepted.
@@ -47,18 +48,17 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-import jsonschema_rs
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from interlock.config.loader import check_manifest, format_path, load_manifest
+from interlock.config.loader import DeepCheck, check_manifest, format_path, load_manifest
 from interlock.config.manifest import (
     DEFAULT_PARAM,
     PATTERN_HELP,
@@ -84,6 +84,7 @@ __all__ = [
     "ImportPlan",
     "OpenApiDocument",
     "OpenApiError",
+    "SchemaCheck",
     "apply_import",
     "convert_openapi",
     "merge_routes",
@@ -109,6 +110,9 @@ _UNRESERVED: Final = "[A-Za-z0-9._~-]"
 _PARAM_TYPES: Final = frozenset({"string", "integer", "number", "boolean", "array", "object"})
 _FORMATS: Final = frozenset({"uuid", "date", "date-time", "email"})
 _INT_BOUNDS: Final = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+SchemaCheck = Callable[[Mapping[str, Any]], object]
+"""Compiles a request schema, raising :class:`ValueError` when it cannot be used."""
+
 # Parts of a document the import never reads: problems there (YAML 1.1 integer
 # keys such as `200:` under responses) do not stop it.
 _UNREAD: Final = frozenset({"responses", "callbacks", "examples", "links", "webhooks", "info"})
@@ -284,10 +288,19 @@ def _version(doc: OpenApiDocument, data: object) -> Literal["3.0", "3.1"]:
 
 
 def convert_openapi(
-    doc: OpenApiDocument, *, system: str, system_url: str, scope_prefix: str | None = None
+    doc: OpenApiDocument,
+    *,
+    system: str,
+    system_url: str,
+    scope_prefix: str | None = None,
+    schema_check: SchemaCheck | None = None,
 ) -> Conversion:
-    """Routes to ``system`` for every operation of ``doc`` (see the module docstring)."""
-    converter = _Converter(doc, system, scope_prefix or system)
+    """Routes to ``system`` for every operation of ``doc`` (see the module docstring).
+
+    ``schema_check`` (the gateway's schema compiler) raises :class:`ValueError`
+    for a request schema it cannot use; that operation is skipped with a warning.
+    """
+    converter = _Converter(doc, system, scope_prefix or system, schema_check)
     converter.prefix = converter.server_prefix(system_url)
     routes: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
@@ -302,10 +315,13 @@ def convert_openapi(
 
 
 class _Converter:
-    def __init__(self, doc: OpenApiDocument, system: str, scope_prefix: str) -> None:
+    def __init__(
+        self, doc: OpenApiDocument, system: str, scope_prefix: str, schema_check: SchemaCheck | None
+    ) -> None:
         self.doc = doc
         self.system = system
         self.scope_prefix = scope_prefix
+        self.schema_check = schema_check
         self.prefix = ""
         self.warnings: list[str] = []
 
@@ -416,11 +432,11 @@ class _Converter:
         route.update({"query": query} if query else {})
         route = json.loads(json.dumps(route))  # plain data, no shared objects (no YAML aliases)
         try:
-            if "request_schema" in route:  # as the gateway compiles it: offline, 2020-12
-                jsonschema_rs.Draft202012Validator(route["request_schema"], offline=True)
-        except (ValueError, TypeError, jsonschema_rs.ReferencingError) as exc:
+            if "request_schema" in route and self.schema_check is not None:
+                self.schema_check(route["request_schema"])
+        except ValueError as exc:
             reason = (str(exc).strip().splitlines() or ["invalid"])[0]
-            self.warn(at, f"skipped: the request schema is not valid JSON Schema ({reason})")
+            self.warn(at, f"skipped: the request schema does not compile ({reason})")
             return None
         try:
             Route.model_validate(route)
@@ -732,13 +748,15 @@ def plan_import(
     system: str,
     integration: str | None = None,
     scope_prefix: str | None = None,
+    schema_check: SchemaCheck | None = None,
 ) -> ImportPlan:
     """The manifest with the routes ``spec`` describes for ``system`` merged in (not written).
 
     The manifest must already be valid and declare ``system`` and the
     integration, with its GDPR facts: the import never invents a purpose or a
     legal basis. ``integration`` defaults to the one integration whose routes
-    use ``system`` (else the one whose source or target it is).
+    use ``system`` (else the one whose source or target it is). ``schema_check``
+    is passed to :func:`convert_openapi`.
     """
     current = load_manifest(manifest)
     if system not in current.systems:
@@ -752,6 +770,7 @@ def plan_import(
         system=system,
         system_url=current.systems[system].url,
         scope_prefix=scope_prefix,
+        schema_check=schema_check,
     )
     before = manifest.read_text(encoding="utf-8")
     after, added, replaced = merge_routes(before, name, conversion.routes)
@@ -760,19 +779,20 @@ def plan_import(
     )
 
 
-def apply_import(plan: ImportPlan, *, dry_run: bool = False) -> bool:
+def apply_import(plan: ImportPlan, *, dry_run: bool = False, deep: DeepCheck | None = None) -> bool:
     """Check the merged manifest like ``interlock validate``; write it if valid. True if written.
 
-    The result goes to a temporary file beside the manifest and is checked
-    there; only a valid result replaces the manifest (``os.replace``, same
-    mode), so on any error (a :class:`ManifestError` carrying every located
-    problem) the manifest is untouched. A dry run checks the same way, in a
-    temporary directory, and writes nothing; an unchanged manifest is not
-    rewritten.
+    The result goes to a temporary file beside the manifest (so relative
+    paths in it resolve as they will) and is checked there with
+    :func:`check_manifest` and ``deep``; only a valid result replaces the
+    manifest (``os.replace``, same mode), so on any error (a
+    :class:`ManifestError` carrying every located problem) the manifest is
+    untouched. A dry run checks the same way and removes the temporary file;
+    an unchanged manifest is not rewritten.
     """
     if plan.after == plan.before:
         return False
-    _check_and_write(plan.manifest, plan.after, write=not dry_run)
+    _check_and_write(plan.manifest, plan.after, write=not dry_run, deep=deep)
     return not dry_run
 
 
@@ -895,19 +915,17 @@ def _indentation(text: str) -> tuple[int, int]:
     return mapping or 2, 2 if offset is None else offset
 
 
-def _check_and_write(manifest: Path, text: str, *, write: bool) -> None:
+def _check_and_write(manifest: Path, text: str, *, write: bool, deep: DeepCheck | None) -> None:
     real = manifest.resolve()
     # Beside the manifest, so that os.replace is an atomic rename on one file system.
-    handle, name = tempfile.mkstemp(
-        prefix=f".{real.name}.", suffix=".import", dir=real.parent if write else None
-    )
+    handle, name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".import", dir=real.parent)
     temporary = Path(name)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        report = check_manifest(temporary)
+        report = check_manifest(temporary, deep)
         if report.errors:
             errors = tuple(dataclasses.replace(d, file=str(manifest)) for d in report.errors)
             raise ManifestError(
