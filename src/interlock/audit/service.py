@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from interlock.audit.entry import AuditEntry, encode_entry
+from interlock.audit.errors import AuditUnavailableError
 from interlock.audit.keys import LogKeys, load_keys
 from interlock.audit.proofs import ProofReader
 from interlock.audit.storage import LogStore, StoredCheckpoint, create_audit_engines
@@ -27,8 +28,11 @@ from interlock.audit.witness import FileWitness, HttpsWitness, Witness, WitnessP
 from interlock.audit.writer import GroupCommitWriter, Pending
 from interlock.config.settings import Settings
 from interlock.crypto import Keyring
+from interlock.logs import get_logger
 
 __all__ = ["AuditLog", "DurableSink", "default_origin"]
+
+_log = get_logger("interlock.audit")
 
 
 def default_origin(settings: Settings) -> str:
@@ -56,6 +60,13 @@ class DurableSink:
     async def record_async(self, entry: AuditEntry) -> int:
         """As :meth:`record`, without blocking the event loop."""
         return await self._log.writer.wait_async(self._submit(entry))
+
+    def record_later(self, entry: AuditEntry) -> None:
+        """Queue ``entry`` for the next batch without waiting (a failed batch is logged)."""
+        try:
+            self._submit(entry)
+        except AuditUnavailableError as exc:
+            _log.error("audit_entry_dropped", action=entry.action, error=exc.message)
 
 
 @dataclass

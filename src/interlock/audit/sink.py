@@ -6,7 +6,10 @@ The contract every sink keeps:
   entry is durable; otherwise it raises :class:`AuditUnavailableError`
   promptly (within the sink's timeout), never blocks indefinitely;
 * :meth:`AuditSink.record_async` is the same for code on an event loop: it
-  never blocks the loop while waiting.
+  never blocks the loop while waiting;
+* :meth:`AuditSink.record_later` queues an entry for the next batch without
+  waiting (best effort: a failure is logged, never raised) — for evidence
+  whose loss must not stop the caller.
 
 A caller that handles personal data fails closed (503) on
 :class:`AuditUnavailableError`.
@@ -35,6 +38,10 @@ class AuditSink(Protocol):
 
     async def record_async(self, entry: AuditEntry) -> int:
         """:meth:`record` without blocking the event loop."""
+        ...
+
+    def record_later(self, entry: AuditEntry) -> None:
+        """Queue ``entry`` without waiting; never raises (a failure is logged)."""
         ...
 
 
@@ -68,3 +75,8 @@ class MemorySink:
         """As :meth:`record` (it never blocks)."""
         await asyncio.sleep(0)
         return self.record(entry)
+
+    def record_later(self, entry: AuditEntry) -> None:
+        """As :meth:`record`, dropping the entry when marked unavailable."""
+        if not self.unavailable:
+            self.record(entry)

@@ -466,7 +466,18 @@ class Integration(_Model):
     data_subjects: tuple[DataSubject, ...] = ()
     retention: Duration
     transfer: Transfer | None = None
+    # The audit trail: "required" answers 503 instead of releasing data when the
+    # request's entry cannot be made durable; "best_effort" records without
+    # waiting. Default: required when the flow carries personal data (user.*).
+    audit: Literal["required", "best_effort"] | None = None
     routes: tuple[Route, ...] = ()
+
+    @property
+    def audit_required(self) -> bool:
+        """Whether a forwarded request waits for its durable audit entry (fail closed)."""
+        if self.audit is not None:
+            return self.audit == "required"
+        return any(category.startswith("user") for category in self.data_categories)
 
 
 class TrustedIssuer(_Model):

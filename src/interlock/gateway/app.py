@@ -19,8 +19,9 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from interlock.config.manifest import Manifest
+from interlock.config.manifest import Integration, Manifest
 from interlock.errors import ConfigError
+from interlock.gateway.audit_trail import AUDIT_UNAVAILABLE, GatewayAudit
 from interlock.gateway.context import RequestContext, peer_certificate
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.guessing import GuessingGuard
@@ -67,6 +68,8 @@ class _Compiled:
     manifest: Manifest
     routes: RouteTable
     pipelines: dict[CompiledRoute, Pipeline]
+    # route label -> (integration name, integration), for the audit trail
+    integrations: dict[str, tuple[str, Integration]]
 
 
 class Gateway:
@@ -84,6 +87,7 @@ class Gateway:
         backends: Backends | None = None,
         guessing: GuessingGuard | None = None,
         rule_database: Callable[[str], str] | None = None,
+        audit: GatewayAudit | None = None,
     ) -> None:
         """Compile ``manifest``; ``keys`` and ``upstreams`` are shared across reloads.
 
@@ -91,8 +95,10 @@ class Gateway:
         manifest directory the routes' stages use (without a limiter, rate limits
         are not enforced); ``guessing`` slows down addresses whose credentials keep
         failing; ``rule_database`` turns a ``secret://`` reference into the URL
-        of a business rule's database.
+        of a business rule's database; ``audit`` records every routed decision and
+        token answer on the audit trail.
         """
+        self.audit = audit
         self.guessing = guessing
         self.backends = backends or Backends()
         self.signatures = self.backends.signatures
@@ -131,7 +137,8 @@ class Gateway:
         previous, self._rules = self._rules, rules
         if previous is not None:
             previous.close()  # requests in flight on the old pipelines reconnect on demand
-        return _Compiled(manifest, routes, pipelines)
+        integrations = {r.label: (r.integration_name, r.integration) for r in routes.routes}
+        return _Compiled(manifest, routes, pipelines, integrations)
 
     def close(self) -> None:
         """Release what the compiled routes hold (business rules' connection pools)."""
@@ -213,6 +220,10 @@ class Gateway:
                 correlation_id,
                 request.path,
             )
+        if self.audit is not None and label != "-":
+            final = await self._record(
+                request, final, label, outcome, principal, reason, correlation_id, removed
+            )
         elapsed = time.perf_counter() - started
         self.metrics.observe(label, outcome, final.status, elapsed)
         if _access.isEnabledFor(logging.INFO):  # skip building the event when it is dropped
@@ -220,6 +231,38 @@ class Gateway:
                 request, final, label, outcome, principal, reason, elapsed, correlation_id, removed
             )
         return final
+
+    async def _record(  # noqa: PLR0917  (one call site; the decision's facts)
+        self,
+        request: web.BaseRequest,
+        final: web.Response,
+        label: str,
+        outcome: str,
+        principal: Principal | None,
+        reason: str | None,
+        correlation_id: str,
+        removed: int,
+    ) -> web.Response:
+        """Put the decision on the audit trail; withhold the response if required and failed."""
+        assert self.audit is not None  # noqa: S101  (checked by the caller)
+        name, integration = self._compiled.integrations.get(label, (None, None))
+        body = final.body
+        recorded = await self.audit.request(
+            request,
+            integration_name=name,
+            integration=integration,
+            label=label,
+            status=final.status,
+            forwarded=outcome == "forwarded",
+            principal=principal,
+            reason=reason,
+            correlation_id=correlation_id,
+            response_bytes=len(body) if isinstance(body, bytes) else 0,
+            removed_fields=removed,
+        )
+        if recorded:
+            return final
+        return problem_response(AUDIT_UNAVAILABLE, correlation_id, request.path)
 
     @staticmethod
     def _access_log(  # noqa: PLR0917  (one call site; a parameter object would only rename these)
@@ -339,6 +382,14 @@ class Gateway:
                 answer = await asyncio.to_thread(
                     getattr(endpoint, operation), authorization, form, request.remote
                 )
+        if self.audit is not None and operation == "handle":
+            scope = answer.body.get("scope") if answer.status == 200 else None
+            self.audit.token(
+                answer.status,
+                answer.client,
+                answer.log_reason,
+                scope if isinstance(scope, str) else None,
+            )
         if answer.status != 200:
             _log.info(
                 "oauth request refused",

@@ -17,11 +17,13 @@ from typing import Any, Final
 import redis
 from aiohttp import web
 
+from interlock.audit.service import AuditLog
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.crypto.pkix import load_certificate_pem
 from interlock.errors import ConfigError, InterlockError
 from interlock.gateway.app import Gateway
+from interlock.gateway.audit_trail import GatewayAudit
 from interlock.gateway.authorization import enable_oauth, shared_redis
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.guessing import GuessingGuard
@@ -110,6 +112,8 @@ class RunningGateway:
             self.gateway.replace(manifest, self._make_upstreams(manifest))
         except InterlockError as exc:
             _log.error("manifest reload refused; still serving the previous one", error=str(exc))
+            if self.gateway.audit is not None:
+                self.gateway.audit.reload(str(self.manifest_path), str(exc))
             return False
         # Requests in flight still use the old pools: close them only after they
         # have had as long as any request may take.
@@ -118,6 +122,8 @@ class RunningGateway:
         self._closers.add(task)
         task.add_done_callback(self._closers.discard)
         _log.info("manifest reloaded", path=str(self.manifest_path))
+        if self.gateway.audit is not None:
+            self.gateway.audit.reload(str(self.manifest_path), None)
         return True
 
     async def _close_later(self, upstreams: Upstreams) -> None:
@@ -178,6 +184,8 @@ async def start_gateway(
     limiter = _limiter(shared, settings.rate_limit_failure, metrics)
     # Failed authentications per address: one budget for the token endpoint and the routes.
     failures = FailureGuard(limiter, per_address=settings.auth_failures_per_ip)
+    # The audit trail: its own database (INTERLOCK_AUDIT_DATABASE_URL), set at deploy time only.
+    audit_log = await asyncio.to_thread(AuditLog.open, settings, deployment.keyring)
     gateway = Gateway(
         manifest,
         keys,
@@ -198,6 +206,7 @@ async def start_gateway(
         ),
         guessing=GuessingGuard(failures),
         rule_database=lambda reference: secrets.resolve(reference).reveal().decode(),
+        audit=GatewayAudit(audit_log.sink),
     )
     server = ProblemServer(
         gateway.handle,
@@ -221,6 +230,8 @@ async def start_gateway(
     except OSError:
         await runner.cleanup()
         tmp.cleanup()
+        gateway.close()
+        audit_log.close()
         if shared is not None:
             shared.close()
         raise
@@ -242,7 +253,7 @@ async def start_gateway(
         loop.create_task(crl.watch()),
         loop.create_task(keep_renewed(list(tls.renewing), tls.authorities, metrics)),
     ]
-    running._on_stop += [oauth.close, gateway.close]
+    running._on_stop += [oauth.close, gateway.close, audit_log.close]
     return running
 
 

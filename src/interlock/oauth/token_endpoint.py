@@ -54,6 +54,7 @@ class TokenResponse:
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     log_reason: str | None = None
+    client: str | None = None  # the authenticated client, for the audit trail
 
 
 def _error(
@@ -414,7 +415,7 @@ class TokenEndpoint:
             "expires_in": token.expires_in,
             "scope": token.scope,
         }
-        return TokenResponse(200, body, dict(_NO_STORE))
+        return TokenResponse(200, body, dict(_NO_STORE), client=client_id)
 
 
 def _too_many(wait: float) -> TokenResponse:

@@ -1,0 +1,130 @@
+"""What the gateway puts on the audit trail: every routed decision, tokens, reloads.
+
+* ``gateway.request`` — one entry per request that matched a route, allowed
+  or refused (and why), with the integration's source, target and data
+  categories, the bytes that moved, the fields minimisation removed, and the
+  caller's address (stored only as a keyed pseudonym).
+* ``token.issue`` / ``token.refuse`` — the token endpoint's answers.
+* ``manifest.reload`` — a reload taken or refused.
+
+An integration whose audit is *required* (by default: it carries personal
+data) only releases a forwarded response once its entry is durable; if the
+trail cannot be written in time the caller gets 503 instead (fail closed).
+Everything else is recorded without waiting (best effort, failures logged).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from interlock.audit.entry import AuditEntry, Outcome, Volume
+from interlock.audit.errors import AuditUnavailableError
+from interlock.audit.sink import AuditSink
+from interlock.config.manifest import Integration
+from interlock.gateway.problems import Problem
+from interlock.identity.grants import Principal
+from interlock.logs import get_logger
+
+__all__ = ["AUDIT_UNAVAILABLE", "GatewayAudit"]
+
+_log = get_logger("interlock.gateway.audit")
+AUDIT_UNAVAILABLE: Final = Problem(
+    503,
+    "audit-unavailable",
+    "Service unavailable",
+    "the audit trail cannot be written at the moment, so no data is released; retry shortly",
+    {"Retry-After": "5"},
+)
+
+
+def _result(status: int) -> Outcome:
+    if status < 400:
+        return Outcome(result="success", status=status)
+    return Outcome(result="failure", status=status)
+
+
+class GatewayAudit:
+    """Builds and records the gateway's audit entries."""
+
+    def __init__(self, sink: AuditSink) -> None:
+        """Record into ``sink``."""
+        self.sink = sink
+
+    async def request(
+        self,
+        request: web.BaseRequest,
+        *,
+        integration_name: str | None,
+        integration: Integration | None,
+        label: str,
+        status: int,
+        forwarded: bool,
+        principal: Principal | None,
+        reason: str | None,
+        correlation_id: str,
+        response_bytes: int,
+        removed_fields: int,
+    ) -> bool:
+        """Record one routed request; False when a required entry could not be made durable."""
+        details: dict[str, str | int | bool] = {"route": label, "method": request.method}
+        if principal is not None:
+            details["credential"] = principal.credential
+            details["auth"] = principal.method
+        if removed_fields:
+            details["removed_fields"] = removed_fields
+        request_bytes = request.content_length or 0
+        entry = AuditEntry(
+            actor=f"client:{principal.client}" if principal is not None else "anonymous",
+            action="gateway.request",
+            integration=integration_name,
+            source=integration.source if integration is not None else None,
+            target=integration.target if integration is not None else None,
+            data_categories=integration.data_categories if integration is not None else (),
+            volume=Volume(
+                records=1 if forwarded else 0,
+                bytes=request_bytes + response_bytes if forwarded else 0,
+            ),
+            outcome=_result(status) if forwarded else Outcome(result="failure", status=status),
+            correlation_id=correlation_id,
+            reason=reason,
+            details=details,
+            client_ip=request.remote,
+        )
+        if forwarded and integration is not None and integration.audit_required:
+            try:
+                await self.sink.record_async(entry)
+            except AuditUnavailableError as exc:
+                _log.error("audit entry not written; response withheld", error=exc.message)
+                return False
+            return True
+        self.sink.record_later(entry)
+        return True
+
+    def token(self, status: int, client: str | None, reason: str | None, scope: str | None) -> None:
+        """Record a token endpoint answer (best effort: tokens carry no personal data)."""
+        details: dict[str, str | int | bool] = {}
+        if scope:
+            details["scope"] = scope[:500]
+        self.sink.record_later(
+            AuditEntry(
+                actor=f"client:{client}" if client else "anonymous",
+                action="token.issue" if status == 200 else "token.refuse",
+                outcome=_result(status),
+                reason=reason,
+                details=details,
+            )
+        )
+
+    def reload(self, path: str, error: str | None) -> None:
+        """Record a manifest reload, taken or refused."""
+        self.sink.record_later(
+            AuditEntry(
+                actor="system:gateway",
+                action="manifest.reload",
+                outcome=Outcome(result="failure" if error else "success"),
+                reason=error[:2000] if error else None,
+                details={"path": path[-500:]},
+            )
+        )

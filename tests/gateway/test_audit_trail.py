@@ -1,0 +1,151 @@
+"""The gateway's audit trail: every routed decision and token answer, and failing closed.
+
+Uses a gateway of its own so the audit database can be locked (a hung sink)
+without disturbing the shared one.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from interlock.audit.schema import BODIES
+from interlock.audit.verify import verify_log
+from tests.gateway.harness import Env, running_gateway
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """A gateway whose audit trail is the default SQLite file in its data directory."""
+    with running_gateway(tmp_path_factory.mktemp("audited")) as running:
+        yield running
+
+
+def _audit_file(env: Env) -> Path:
+    return Path(env.deployment.settings.data_dir) / "audit.db"
+
+
+def _entries(env: Env) -> list[dict[str, Any]]:
+    engine = create_engine(env.deployment.settings.audit_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(select(BODIES.c.body).order_by(BODIES.c.idx)).all()
+    finally:
+        engine.dispose()
+    return [json.loads(row.body) for row in rows]
+
+
+def _last(env: Env, action: str, **match: Any) -> dict[str, Any]:
+    """The newest matching entry; best-effort entries land with the next batch, so wait a bit."""
+    deadline = time.monotonic() + 5
+    while True:
+        for entry in reversed(_entries(env)):
+            if entry["action"] == action and all(
+                entry.get(k) == v or entry["details"].get(k) == v for k, v in match.items()
+            ):
+                return entry
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {action} entry matching {match}")
+        time.sleep(0.05)
+
+
+def test_a_forwarded_request_with_personal_data_is_on_the_trail(env: Env) -> None:
+    token, key_id = env.key(["orders.read"])
+    status, headers, _ = env.request("GET", "/orders/1001", {"X-API-Key": token})
+    assert status == 200
+    entry = _last(env, "gateway.request", correlation_id=headers["x-request-id"])
+    assert entry["actor"] == "client:order-sync"
+    assert (entry["integration"], entry["source"], entry["target"]) == (
+        "order-sync",
+        "erp",
+        "rogue",
+    )
+    assert entry["data_categories"] == ["user.contact.email"]
+    assert entry["outcome"] == {"result": "success", "status": 200}
+    assert entry["volume"]["records"] == 1
+    assert entry["volume"]["bytes"] > 0
+    assert entry["details"]["route"] == "GET /orders/{id}"
+    assert entry["details"]["credential"] == f"api-key {key_id}"
+    # The caller's address is kept only as a keyed pseudonym.
+    assert entry["client_ip"] not in {None, "127.0.0.1"}
+    assert "127.0.0.1" not in json.dumps(entry)
+
+
+def test_a_refusal_is_on_the_trail_with_its_reason(env: Env) -> None:
+    status, headers, _ = env.request("GET", "/orders/1001", {"X-API-Key": "ilk_nope"})
+    assert status == 401
+    entry = _last(env, "gateway.request", correlation_id=headers["x-request-id"])
+    assert entry["actor"] == "anonymous"
+    assert entry["outcome"] == {"result": "failure", "status": 401}
+    assert entry["reason"]
+    assert entry["volume"] == {"records": 0, "bytes": 0}
+
+
+def test_token_answers_are_on_the_trail(env: Env) -> None:
+    form = urlencode({"grant_type": "client_credentials"}).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    with env.client_secret() as secret:
+        status, _, body = env.request(
+            "POST", "/oauth2/token", {**headers, **env.basic(secret)}, form
+        )
+    assert status == 200
+    raw = base64.b64encode(b"oauth-only:wrong").decode()
+    status, _, _ = env.request(
+        "POST", "/oauth2/token", {**headers, "Authorization": f"Basic {raw}"}, form
+    )
+    assert status == 401
+    issued = _last(env, "token.issue")
+    assert issued["actor"] == "client:oauth-only"
+    assert issued["details"]["scope"] == body["scope"]
+    assert body["access_token"] not in json.dumps(_entries(env))
+    refused = _last(env, "token.refuse")
+    assert refused["outcome"]["status"] == 401
+    assert "wrong" not in json.dumps(refused)
+
+
+def test_minimisation_counts_go_into_the_entry(env: Env) -> None:
+    token, _ = env.key(["orders.read"])
+    status, headers, _ = env.request("GET", "/v/orders/1002", {"X-API-Key": token})
+    assert status == 200
+    entry = _last(env, "gateway.request", correlation_id=headers["x-request-id"])
+    assert entry["details"]["removed_fields"] == 5
+
+
+def test_a_hung_audit_trail_fails_personal_data_closed_and_the_rest_open(env: Env) -> None:
+    """Lock the audit database: PII responses become 503 within the timeout; others pass."""
+    token, _ = env.key(["orders.read"])
+    blocker = sqlite3.connect(_audit_file(env), timeout=1)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")
+        status, headers, problem = env.request("GET", "/orders/1001", {"X-API-Key": token})
+        assert status == 503
+        assert problem["type"] == "urn:interlock:problem:audit-unavailable"
+        assert headers["retry-after"] == "5"
+        assert "Ada" not in json.dumps(problem)  # the order was not released
+        # An integration without personal data records best effort and answers.
+        status, _, _ = env.request("GET", "/v/orders/1001", {"X-API-Key": token})
+        assert status == 200
+    finally:
+        blocker.rollback()
+        blocker.close()
+    status, _, _ = env.request("GET", "/orders/1001", {"X-API-Key": token})
+    assert status == 200
+
+
+def test_the_trail_verifies(env: Env) -> None:
+    env.request("GET", "/orders/1003", {"X-API-Key": env.key(["orders.read"])[0]})
+    engine = create_engine(env.deployment.settings.audit_url)
+    try:
+        report = verify_log(engine)
+    finally:
+        engine.dispose()
+    assert report.size >= len(_entries(env)) > 0
