@@ -32,7 +32,8 @@ from interlock.cli import (
     signature_keys,
     validate,
 )
-from interlock.cli.context import state
+from interlock.cli.context import settings, state
+from interlock.cli.evidence import admin_action, record_admin_action
 from interlock.errors import InterlockError
 
 __all__ = ["app", "main", "run"]
@@ -90,6 +91,21 @@ def version() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI on ``argv`` and return the exit status (never raises)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    status = _main(args)
+    # Help and usage errors (exit 2) ran nothing; --debug failures raise.
+    if admin_action(args) is None or "--help" in args or status == 2:
+        return status
+    try:
+        problem = record_admin_action(settings(), args, status)
+    except InterlockError as exc:  # e.g. settings that did not load: the command said so
+        problem = None if status else exc.message
+    if problem is not None and status == 0:
+        typer.echo(f"interlock: error[audit_unavailable]: {_one_line(problem)}", err=True)
+        return 1
+    return status
+
+
+def _main(args: list[str]) -> int:
     command = typer.main.get_command(app)
     try:
         # Standalone mode: usage errors, --help and typer.Exit end in SystemExit.

@@ -1,0 +1,107 @@
+"""Admin actions taken through the CLI go on the audit trail.
+
+Every command that changes keys, secrets, certificates, clients, the keyring
+or the audit log itself (and every export of audit data) is recorded once it
+has run, as ``admin.<group>.<command>`` by ``admin:<operating-system user>``,
+with its outcome and its command line (names, ids, durations and file
+paths: no command takes a secret value as an argument — secrets are read from
+standard input or files). Reading commands are not recorded.
+
+If the entry cannot be written, the command says so and exits 1: the action
+happened, but it is not on record, and automation must notice.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Sequence
+from typing import Final
+
+from interlock.audit.entry import AuditEntry, Outcome
+from interlock.audit.service import AuditLog
+from interlock.config.settings import Settings
+from interlock.errors import InterlockError
+from interlock.store import open_deployment
+
+__all__ = ["RECORDED", "admin_action", "record_admin_action"]
+
+# (group, command) -> recorded; a group alone for top-level commands.
+RECORDED: Final = frozenset(
+    {
+        ("keys", "create"),
+        ("keys", "rotate"),
+        ("keys", "revoke"),
+        ("clients", "create"),
+        ("clients", "create-secret"),
+        ("clients", "rotate-secret"),
+        ("clients", "revoke"),
+        ("clients", "revoke-key"),
+        ("clients", "revoke-secret"),
+        ("signature-keys", "create"),
+        ("signature-keys", "revoke"),
+        ("secrets", "put"),
+        ("keyring", "rotate"),
+        ("keyring", "rewrap"),
+        ("oauth", "rotate-keys"),
+        ("pki", "init"),
+        ("pki", "issue"),
+        ("pki", "renew"),
+        ("pki", "revoke"),
+        ("pki", "import-root"),
+        ("pki", "export-root"),
+        ("pki", "renew-intermediate"),
+        ("audit", "export"),
+        ("audit", "prune"),
+    }
+)
+_GLOBAL_WITH_VALUE: Final = frozenset({"--data-dir"})
+_MAX_ARGS: Final = 500
+
+
+def admin_action(args: Sequence[str]) -> tuple[str, str] | None:
+    """``(action, command line)`` when ``args`` is a recorded command (global options dropped)."""
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _GLOBAL_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("--data-dir=") and arg != "--debug":
+            kept.append(arg)
+    words = [arg for arg in kept[:2] if not arg.startswith("-")]
+    if len(words) < 2 or (words[0], words[1]) not in RECORDED:
+        return None
+    return f"admin.{words[0]}.{words[1]}", " ".join(kept)
+
+
+def record_admin_action(settings: Settings, args: Sequence[str], status: int) -> str | None:
+    """Record the command ``args`` that ended with ``status``; an error message if that failed."""
+    found = admin_action(args)
+    if found is None:
+        return None
+    action, command_line = found
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    details: dict[str, str | int | bool] = {"command": command_line[:_MAX_ARGS]}
+    entry = AuditEntry(
+        actor=f"admin:{user}"[:200],
+        action=action,
+        outcome=Outcome(result="success" if status == 0 else "failure", status=status),
+        details=details,
+    )
+    try:
+        deployment = open_deployment(settings)
+        try:
+            log = AuditLog.open(settings, deployment.keyring)
+            try:
+                log.sink.record(entry)
+            finally:
+                log.close()
+        finally:
+            deployment.close()
+    except InterlockError as exc:
+        return f"{action} ran but is not on the audit trail: {exc.message}"
+    return None

@@ -1,0 +1,78 @@
+"""Admin actions through the CLI are on the audit trail (who, what, outcome; never a secret)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, inspect, select
+
+from interlock.audit.schema import BODIES
+from interlock.cli.evidence import admin_action
+from interlock.config.settings import load_settings
+from tests.cli.test_clients import _isolated, _run, manifest
+
+__all__ = ["_isolated", "manifest"]
+
+
+def _entries() -> list[dict[str, Any]]:
+    engine = create_engine(load_settings().audit_url)
+    try:
+        if not inspect(engine).has_table(BODIES.name):
+            return []  # nothing was ever recorded
+        with engine.connect() as connection:
+            rows = connection.execute(select(BODIES.c.body).order_by(BODIES.c.idx)).all()
+    finally:
+        engine.dispose()
+    return [json.loads(row.body) for row in rows]
+
+
+def test_issuing_a_secret_is_recorded_without_the_secret(
+    manifest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = _run(
+        capsys, "clients", "create", "app", "--lifetime", "2d", "-m", str(manifest)
+    )
+    assert status == 0
+    (entry,) = [e for e in _entries() if e["action"] == "admin.clients.create"]
+    assert entry["actor"].startswith("admin:")
+    assert entry["outcome"] == {"result": "success", "status": 0}
+    assert entry["details"]["command"] == f"clients create app --lifetime 2d -m {manifest}"
+    assert out.strip() not in json.dumps(_entries())
+
+
+def test_a_failed_action_is_recorded_as_a_failure(
+    manifest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _, _ = _run(capsys, "signature-keys", "revoke", "no-such-key", "-m", str(manifest))
+    assert status == 1
+    (entry,) = [e for e in _entries() if e["action"] == "admin.signature-keys.revoke"]
+    assert entry["outcome"] == {"result": "failure", "status": 1}
+
+
+def test_reading_commands_and_help_are_not_recorded(
+    manifest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(capsys, "clients", "list", "-m", str(manifest))
+    _run(capsys, "clients", "create", "--help")
+    assert not [e for e in _entries() if e["action"].startswith("admin.clients")]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--data-dir", "x", "keys", "revoke", "k1"], ("admin.keys.revoke", "keys revoke k1")),
+        (
+            ["--debug", "pki", "issue", "client", "erp", "--lifetime=3d"],
+            ("admin.pki.issue", "pki issue client erp --lifetime=3d"),
+        ),
+        (["keys", "list"], None),
+        (["validate", "m.yaml"], None),
+    ],
+)
+def test_which_commands_are_admin_actions(
+    args: list[str], expected: tuple[str, str] | None
+) -> None:
+    assert admin_action(args) == expected
