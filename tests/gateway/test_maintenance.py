@@ -28,8 +28,11 @@ def test_one_round_rotates_and_purges(deployment: Deployment) -> None:
     revoked.add("live", "c", now + timedelta(minutes=10))
     seen.first_use("dpop", "old", now - timedelta(seconds=1))
     seen.first_use("dpop", "live", now + timedelta(minutes=1))
-    maintain_once(keys, revoked, seen)
+    created = maintain_once(keys, revoked, seen)
+    assert created is not None  # the first key: what the audit trail records as a rotation
+    assert maintain_once(keys, revoked, seen) is None  # nothing due on the next round
     assert len(keys.jwks()["keys"]) == 1
+    assert keys.jwks()["keys"][0]["kid"] == created
     assert _count(deployment, "oauth_revoked_tokens") == 1
     assert revoked.contains("live")
     assert _count(deployment, "replay_seen") == 1

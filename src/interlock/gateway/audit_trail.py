@@ -5,7 +5,9 @@
   categories, the bytes that moved, the fields minimisation removed, and the
   caller's address (stored only as a keyed pseudonym).
 * ``token.issue`` / ``token.refuse`` — the token endpoint's answers.
-* ``manifest.reload`` — a reload taken or refused.
+* ``manifest.reload`` — a reload taken or refused;
+* ``signing_key.rotate`` and ``certificate.renew`` — what the gateway's own
+  schedule does to keys and certificates.
 
 An integration whose audit is *required* (by default: it carries personal
 data) only releases a forwarded response once its entry is durable; if the
@@ -113,6 +115,17 @@ class GatewayAudit:
                 action="token.issue" if status == 200 else "token.refuse",
                 outcome=_result(status),
                 reason=reason,
+                details=details,
+            )
+        )
+
+    def lifecycle(self, action: str, details: dict[str, str | int | bool]) -> None:
+        """Record a key or certificate event the gateway itself caused (rotation, renewal)."""
+        self.sink.record_later(
+            AuditEntry(
+                actor="system:gateway",
+                action=action,
+                outcome=Outcome(result="success"),
                 details=details,
             )
         )

@@ -23,6 +23,7 @@ from interlock.config.settings import Settings
 from interlock.crypto.hashing import new_pepper
 from interlock.errors import InterlockError
 from interlock.gateway.app import Gateway
+from interlock.gateway.audit_trail import GatewayAudit
 from interlock.gateway.tls import trust_context
 from interlock.logs import get_logger
 from interlock.oauth.client_assertion import ClientAssertions
@@ -61,15 +62,19 @@ class OAuthParts:
     revoked: RevokedTokens
     seen: SeenOnce
     redis_client: redis.Redis | None
+    audit: GatewayAudit | None = None
 
     async def maintain(self) -> None:
         """The schedule, every minute until cancelled."""
         while True:
             await asyncio.sleep(MAINTENANCE_SECONDS)
             try:
-                await asyncio.to_thread(maintain_once, self.keys, self.revoked, self.seen)
+                kid = await asyncio.to_thread(maintain_once, self.keys, self.revoked, self.seen)
             except (InterlockError, SQLAlchemyError, OSError) as exc:
                 _log.warning("maintenance failed; retrying next round", error=str(exc))
+                continue
+            if kid is not None and self.audit is not None:
+                self.audit.lifecycle("signing_key.rotate", {"kid": kid})
 
     def close(self) -> None:
         """Stop listening for revocations; close the Redis connection."""
@@ -135,13 +140,17 @@ def enable_oauth(  # noqa: PLR0917  (the parts the gateway shares with OAuth)
             current, lambda ca: trust_context(ca, anchors, current.tls.min_version)
         ),
     )
-    return OAuthParts(keys, revoked, seen, shared)
+    return OAuthParts(keys, revoked, seen, shared, gateway.audit)
 
 
-def maintain_once(keys: SigningKeys, revoked: RevokedTokens, seen: SeenOnce) -> None:
-    """One round: rotate signing keys when due, forget what has expired anyway."""
+def maintain_once(keys: SigningKeys, revoked: RevokedTokens, seen: SeenOnce) -> str | None:
+    """One round: rotate signing keys when due, forget what has expired anyway.
+
+    Returns the kid of a signing key this round created, if any.
+    """
     now = datetime.now(UTC)
-    keys.ensure()  # scheduled rotation, retired keys deleted
+    created = keys.ensure()  # scheduled rotation, retired keys deleted
     revoked.purge(now)
     if isinstance(seen, SqlSeen):
         seen.purge(now)
+    return created

@@ -107,12 +107,17 @@ async def keep_renewed(
     trusted: Callable[[], dict[str, datetime]],
     metrics: GatewayMetrics,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    renewed: Callable[[RenewingCertificate], None] | None = None,
 ) -> None:
-    """Every minute: renew what is due; publish days to expiry of these and the ``trusted`` CAs."""
+    """Every minute: renew what is due; publish days to expiry of these and the ``trusted`` CAs.
+
+    ``renewed`` is told about each renewal (the audit trail).
+    """
     while True:
         try:
             for certificate in certificates:
-                await asyncio.to_thread(certificate.renew_if_due)
+                if await asyncio.to_thread(certificate.renew_if_due) and renewed is not None:
+                    renewed(certificate)
                 days = certificate.days_left()
                 if days is not None:
                     metrics.certificate_expiry.labels(certificate.name).set(days)

@@ -186,6 +186,7 @@ async def start_gateway(
     failures = FailureGuard(limiter, per_address=settings.auth_failures_per_ip)
     # The audit trail: its own database (INTERLOCK_AUDIT_DATABASE_URL), set at deploy time only.
     audit_log = await asyncio.to_thread(AuditLog.open, settings, deployment.keyring)
+    audit = GatewayAudit(audit_log.sink)
     gateway = Gateway(
         manifest,
         keys,
@@ -206,7 +207,7 @@ async def start_gateway(
         ),
         guessing=GuessingGuard(failures),
         rule_database=lambda reference: secrets.resolve(reference).reveal().decode(),
-        audit=GatewayAudit(audit_log.sink),
+        audit=audit,
     )
     server = ProblemServer(
         gateway.handle,
@@ -251,7 +252,20 @@ async def start_gateway(
     running._tasks += [
         loop.create_task(oauth.maintain()),
         loop.create_task(crl.watch()),
-        loop.create_task(keep_renewed(list(tls.renewing), tls.authorities, metrics)),
+        loop.create_task(
+            keep_renewed(
+                list(tls.renewing),
+                tls.authorities,
+                metrics,
+                renewed=lambda certificate: audit.lifecycle(
+                    "certificate.renew",
+                    {
+                        "certificate": certificate.name,
+                        "serial": certificate.current.serial if certificate.current else "",
+                    },
+                ),
+            )
+        ),
     ]
     running._on_stop += [oauth.close, gateway.close, audit_log.close]
     return running

@@ -93,18 +93,22 @@ class SigningKeys:
         self._current: tuple[SigningKey, datetime] | None = None  # signer, valid until
         self._lock = threading.Lock()
 
-    def ensure(self) -> None:
-        """Create the first key, rotate on schedule, and delete retired keys."""
+    def ensure(self) -> str | None:
+        """Create the first key, rotate on schedule, and delete retired keys.
+
+        Returns the kid of a key this call created (``None`` when none was due).
+        """
         now = self._now()
         rows = self._rows()
         if not rows:
-            self._insert(activates_at=now)
-            return
+            return self._insert(activates_at=now)
+        created = None
         newest = max(rows, key=lambda r: r.activates_at)
         if as_utc(newest.activates_at) <= now - self.timings.rotate_every:
-            self._rotate(only_after=newest.kid)
+            created = self._rotate(only_after=newest.kid)
         self._purge(now)
         self._forget()
+        return created
 
     def rotate(self) -> str:
         """Publish a successor now; it signs after ``publish_ahead``. Returns its kid."""
