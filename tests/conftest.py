@@ -20,6 +20,30 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 VECTORS = REPO_ROOT.parent / "shared" / "vectors"
 
 
+def isolate_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> None:
+    """A CLI test's own data directory and settings: no inherited ``INTERLOCK_*`` but services.
+
+    ``env`` sets more variables, by name without the ``INTERLOCK_`` prefix.
+    """
+    import os
+
+    from interlock.cli.context import state
+
+    for name in list(os.environ):
+        if name.startswith("INTERLOCK_") and not name.startswith(_KEPT):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("INTERLOCK_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("INTERLOCK_LOG_FORMAT", "json")
+    for name, value in env.items():
+        monkeypatch.setenv(f"INTERLOCK_{name}", value)
+    monkeypatch.setattr(state, "data_dir", None)
+    monkeypatch.setattr(state, "debug", False)
+
+
+# Which services to use (and whether they are required) still come from the environment.
+_KEPT = ("INTERLOCK_TEST_", "INTERLOCK_REQUIRE_SERVICES")
+
+
 def need(service: Service) -> str:
     """The service's URL; skip the test (or fail, under INTERLOCK_REQUIRE_SERVICES=1)."""
     reason = unreachable(service)

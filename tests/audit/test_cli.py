@@ -13,11 +13,11 @@ from interlock.audit.checkpoint import open_checkpoint
 from interlock.audit.note import NoteVerifier
 from interlock.audit.rfc9162 import verify_consistency, verify_inclusion
 from interlock.audit.service import AuditLog
-from interlock.cli.context import state
 from interlock.cli.main import main
 from interlock.config.settings import load_settings
 from interlock.crypto import Keyring
 from tests.audit.conftest import sample_entry
+from tests.conftest import isolate_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,13 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Own data directory, a witness file, no inherited INTERLOCK_* settings."""
-    for name in ("INTERLOCK_DATABASE_URL", "INTERLOCK_AUDIT_DATABASE_URL", "INTERLOCK_REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("INTERLOCK_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("INTERLOCK_LOG_FORMAT", "json")
-    monkeypatch.setenv("INTERLOCK_AUDIT_WITNESS_FILE", str(tmp_path / "witness"))
-    monkeypatch.setattr(state, "data_dir", None)
-    monkeypatch.setattr(state, "debug", False)
+    isolate_cli(monkeypatch, tmp_path, AUDIT_WITNESS_FILE=str(tmp_path / "witness"))
 
 
 @pytest.fixture

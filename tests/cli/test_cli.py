@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from interlock.cli.context import state
 from interlock.cli.main import main
+from tests.conftest import isolate_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO_ROOT / "examples" / "interlock.yaml"
@@ -19,12 +19,7 @@ EXAMPLE = REPO_ROOT / "examples" / "interlock.yaml"
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Each test gets its own data directory and no inherited INTERLOCK_* settings."""
-    for name in ("INTERLOCK_DATABASE_URL", "INTERLOCK_AUDIT_DATABASE_URL", "INTERLOCK_REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("INTERLOCK_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("INTERLOCK_LOG_FORMAT", "json")
-    monkeypatch.setattr(state, "data_dir", None)
-    monkeypatch.setattr(state, "debug", False)
+    isolate_cli(monkeypatch, tmp_path)
 
 
 def test_validate_example_prints_ok(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from joserfc.jwk import ECKey, OKPKey
 
-from interlock.cli.context import state
 from interlock.cli.main import main
 from interlock.config.loader import load_manifest
 from interlock.config.settings import load_settings
 from interlock.errors import AuthenticationError
 from interlock.oauth.client_secrets import ClientSecrets
 from interlock.store import open_deployment
+from tests.conftest import isolate_cli
 
 MANIFEST = """\
 version: 1
@@ -43,12 +43,7 @@ integrations:
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Each test gets its own data directory and no inherited INTERLOCK_* settings."""
-    for name in ("INTERLOCK_DATABASE_URL", "INTERLOCK_AUDIT_DATABASE_URL", "INTERLOCK_REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("INTERLOCK_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("INTERLOCK_LOG_FORMAT", "json")
-    monkeypatch.setattr(state, "data_dir", None)
-    monkeypatch.setattr(state, "debug", False)
+    isolate_cli(monkeypatch, tmp_path)
 
 
 @pytest.fixture

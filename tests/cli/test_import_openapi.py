@@ -7,21 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from interlock.cli.context import state
 from interlock.cli.main import main
 from tests.config.test_openapi_import import MANIFEST, SPEC_30, SPEC_31
+from tests.conftest import isolate_cli
 
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No inherited INTERLOCK_* settings; the default manifest is the test's own."""
-    for name in ("INTERLOCK_DATABASE_URL", "INTERLOCK_AUDIT_DATABASE_URL", "INTERLOCK_REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("INTERLOCK_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("INTERLOCK_LOG_FORMAT", "json")
-    monkeypatch.setenv("INTERLOCK_MANIFEST", str(tmp_path / "interlock.yaml"))
-    monkeypatch.setattr(state, "data_dir", None)
-    monkeypatch.setattr(state, "debug", False)
+    isolate_cli(monkeypatch, tmp_path, MANIFEST=str(tmp_path / "interlock.yaml"))
 
 
 @pytest.fixture
