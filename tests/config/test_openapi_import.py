@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from interlock.config.loader import check_manifest, load_manifest
 from interlock.config.manifest import DEFAULT_PARAM, SCOPE_PATTERN
-from interlock.config.openapi_import import (
+from interlock.config.openapi import (
     MAX_OPERATIONS,
     OpenApiDocument,
     OpenApiError,

@@ -9,7 +9,7 @@ import typer
 
 from interlock.cli.context import settings
 from interlock.cli.options import ManifestOption
-from interlock.config import openapi_import
+from interlock.config import openapi
 from interlock.errors import ManifestError
 from interlock.validation.artifacts import route_artifacts
 from interlock.validation.schema import compile_schema
@@ -50,7 +50,7 @@ def import_openapi(  # noqa: PLR0917  (typer maps each parameter to an option)
     comments and order are kept. Warnings and a summary go to standard error.
     """
     try:
-        plan = openapi_import.plan_import(
+        plan = openapi.plan_import(
             spec,
             manifest or settings().manifest,
             system=system,
@@ -61,8 +61,8 @@ def import_openapi(  # noqa: PLR0917  (typer maps each parameter to an option)
         for warning in plan.warnings:
             typer.echo(warning, err=True)
         if dry_run:
-            typer.echo(openapi_import.routes_yaml(plan.routes), nl=False)
-        written = openapi_import.apply_import(plan, dry_run=dry_run, deep=route_artifacts)
+            typer.echo(openapi.routes_yaml(plan.routes), nl=False)
+        written = openapi.apply_import(plan, dry_run=dry_run, deep=route_artifacts)
     except ManifestError as exc:
         for diagnostic in exc.diagnostics:
             typer.echo(str(diagnostic), err=True)
@@ -70,7 +70,7 @@ def import_openapi(  # noqa: PLR0917  (typer maps each parameter to an option)
     typer.echo(_summary(plan, written=written, dry_run=dry_run), err=True)
 
 
-def _summary(plan: openapi_import.ImportPlan, *, written: bool, dry_run: bool) -> str:
+def _summary(plan: openapi.ImportPlan, *, written: bool, dry_run: bool) -> str:
     counts = (
         f"{_count(plan.added, 'route')} added, {plan.replaced} replaced, "
         f"{_count(len(plan.warnings), 'warning')}"
