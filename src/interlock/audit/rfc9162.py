@@ -115,15 +115,12 @@ def root_of(leaf_hashes: Sequence[bytes]) -> bytes:
     if not level:
         return empty_root()
     sha256 = _sha256
-    node = _NODE
     while len(level) > 1:
-        # One buffer per level: each pair is a 64-byte slice of it, so a node's input
-        # costs one concatenation (0x01 || left || right) instead of two.
-        blob = b"".join(level)
-        end = 64 * (len(level) // 2)
-        paired = [sha256(node + blob[i : i + 64]).digest() for i in range(0, end, 64)]
+        # strict=False: an odd level's last node has no partner and is carried up below.
+        pairs = zip(level[::2], level[1::2], strict=False)
+        paired = [sha256(_NODE + a + b).digest() for a, b in pairs]
         if len(level) & 1:
-            paired.append(level[-1])  # an odd level's last node is carried up unchanged
+            paired.append(level[-1])
         level = paired
     return level[0]
 
