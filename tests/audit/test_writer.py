@@ -96,3 +96,40 @@ def test_the_memory_sink_records_and_can_be_made_unavailable() -> None:
     with pytest.raises(AuditUnavailableError):
         sink.record(ENTRY)
     assert len(sink.entries) == 2
+
+
+def test_best_effort_entries_share_a_commit_and_an_urgent_one_ends_the_wait() -> None:
+    """Entries nobody waits for linger to share a transaction; a waiting caller is not delayed."""
+    batches: list[list[bytes]] = []
+    done = threading.Event()
+
+    def append(batch: Sequence[Pending]) -> list[int]:
+        batches.append([p.body for p in batch])
+        done.set()
+        return list(range(len(batch)))
+
+    writer = GroupCommitWriter(
+        append, timeout=5, linger=10.0
+    )  # a long linger: only urgency ends it
+    try:
+        for n in range(5):
+            writer.submit(f"later-{n}".encode(), 0, None, urgent=False)
+        assert not done.wait(0.2)  # still lingering
+        urgent = writer.submit(b"now", 0, None)
+        assert writer.wait(urgent) == 5
+    finally:
+        writer.close()
+    assert batches[0] == [b"later-0", b"later-1", b"later-2", b"later-3", b"later-4", b"now"]
+
+
+def test_closing_writes_what_lingers() -> None:
+    written: list[bytes] = []
+
+    def append(batch: Sequence[Pending]) -> list[int]:
+        written.extend(p.body for p in batch)
+        return list(range(len(batch)))
+
+    writer = GroupCommitWriter(append, timeout=5, linger=10.0)
+    writer.submit(b"best-effort", 0, None, urgent=False)
+    writer.close()
+    assert written == [b"best-effort"]

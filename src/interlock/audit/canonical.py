@@ -45,9 +45,15 @@ def _check(value: object, depth: int) -> None:
     raise ValueError(f"an entry cannot hold a {type(value).__name__}")
 
 
-def canonical_json(value: object) -> bytes:
-    """The canonical UTF-8 encoding of ``value``; ``ValueError`` for what JCS-lite refuses."""
-    _check(value, 0)
+def canonical_json(value: object, *, checked: bool = False) -> bytes:
+    """The canonical UTF-8 encoding of ``value``; ``ValueError`` for what JCS-lite refuses.
+
+    ``checked``: the caller guarantees the shape (an :class:`AuditEntry`'s fields,
+    validated by its model), so the walk over every value is skipped; encoding,
+    surrogate and size checks still apply.
+    """
+    if not checked:
+        _check(value, 0)
     try:
         encoded = json.dumps(
             value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False

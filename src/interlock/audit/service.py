@@ -47,11 +47,11 @@ class DurableSink:
         """Record into ``log``."""
         self._log = log
 
-    def _submit(self, entry: AuditEntry) -> Pending:
+    def _submit(self, entry: AuditEntry, *, urgent: bool = True) -> Pending:
         log = self._log
         body = encode_entry(entry, log.keys.pseudonymiser, pseudonymise_ip=log.pseudonymise_ip)
         time_us = int(entry.time.timestamp() * 1_000_000)
-        return log.writer.submit(body, time_us, entry.integration)
+        return log.writer.submit(body, time_us, entry.integration, urgent=urgent)
 
     def record(self, entry: AuditEntry) -> int:
         """Make ``entry`` durable; its index, or ``AuditUnavailableError`` within the timeout."""
@@ -64,7 +64,7 @@ class DurableSink:
     def record_later(self, entry: AuditEntry) -> None:
         """Queue ``entry`` for the next batch without waiting (a failed batch is logged)."""
         try:
-            self._submit(entry)
+            self._submit(entry, urgent=False)
         except AuditUnavailableError as exc:
             _log.error("audit_entry_dropped", action=entry.action, error=exc.message)
 

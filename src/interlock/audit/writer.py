@@ -8,6 +8,11 @@ most ``timeout`` seconds: a hung database or full disk fails it promptly
 instead of stalling it. An entry whose caller gave up before its batch
 started is dropped; one whose batch was already in flight may still land
 (the log then says more than was acknowledged, never less).
+
+Entries nobody waits for (``urgent=False``: best-effort evidence) may linger
+up to ``linger`` seconds so that they share a transaction: at a steady trickle
+of requests every entry would otherwise pay a whole commit (an fsync). An
+urgent entry arriving meanwhile ends the wait at once.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import asyncio
 import concurrent.futures
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -37,6 +43,7 @@ class Pending:
     time_us: int
     integration: str | None
     future: concurrent.futures.Future[int]
+    urgent: bool = True  # a caller waits for it: commit without lingering
 
 
 AppendBatch = Callable[[Sequence[Pending]], list[int]]
@@ -52,21 +59,28 @@ class GroupCommitWriter:
         timeout: float,
         max_batch: int = 1000,
         max_pending: int = 100_000,
+        linger: float = 0.025,
     ) -> None:
         """Start the thread; ``append`` writes a batch durably and returns the indexes."""
         self._append = append
         self.timeout = timeout
+        self._linger = linger
         self._max_batch = max_batch
         self._queue: queue.Queue[Pending | object] = queue.Queue(max_pending)
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, body: bytes, time_us: int, integration: str | None) -> Pending:
-        """Queue an entry; raises :class:`AuditUnavailableError` when closed or full."""
+    def submit(
+        self, body: bytes, time_us: int, integration: str | None, *, urgent: bool = True
+    ) -> Pending:
+        """Queue an entry; raises :class:`AuditUnavailableError` when closed or full.
+
+        ``urgent=False``: nobody waits for it, so it may linger to share a commit.
+        """
         if self._closed:
             raise AuditUnavailableError("the audit log is closed")
-        pending = Pending(body, time_us, integration, concurrent.futures.Future())
+        pending = Pending(body, time_us, integration, concurrent.futures.Future(), urgent)
         try:
             self._queue.put_nowait(pending)
         except queue.Full:
@@ -108,15 +122,25 @@ class GroupCommitWriter:
             return [], True
         items = [first]
         stop = False
+        # Only best-effort entries so far: wait a little for company (see the module doc).
+        deadline = None
+        if isinstance(first, Pending) and not first.urgent:
+            deadline = time.monotonic() + self._linger
         while len(items) < self._max_batch:
             try:
-                item = self._queue.get_nowait()
+                wait = None if deadline is None else deadline - time.monotonic()
+                if wait is None or wait <= 0:
+                    item = self._queue.get_nowait()
+                else:
+                    item = self._queue.get(timeout=wait)
             except queue.Empty:
                 break
             if item is _STOP:
                 stop = True
                 break
             items.append(item)
+            if isinstance(item, Pending) and item.urgent:
+                deadline = None  # someone waits: take what is queued and commit now
         # Callers that already gave up are dropped; the rest can no longer be cancelled.
         live = [
             p for p in items if isinstance(p, Pending) and p.future.set_running_or_notify_cancel()
