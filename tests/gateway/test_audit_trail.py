@@ -149,3 +149,36 @@ def test_the_trail_verifies(env: Env) -> None:
     finally:
         engine.dispose()
     assert report.size >= len(_entries(env)) > 0
+
+
+def test_an_entry_its_model_refuses_never_becomes_a_500() -> None:
+    """A credential id too long for an entry: logged, the request's answer unchanged."""
+    import asyncio
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from interlock.audit.sink import MemorySink
+    from interlock.gateway.audit_trail import GatewayAudit
+    from interlock.identity.grants import Principal
+
+    sink = MemorySink()
+    audit = GatewayAudit(sink)
+    odd = Principal("order-sync", frozenset(), "x" * 600)  # details values are at most 500
+
+    async def record() -> bool:
+        return await audit.request(
+            make_mocked_request("GET", "/orders/1"),
+            integration_name=None,
+            integration=None,
+            label="GET /orders/{id}",
+            status=200,
+            forwarded=True,
+            principal=odd,
+            reason=None,
+            correlation_id="c",
+            response_bytes=10,
+            removed_fields=0,
+        )
+
+    assert asyncio.run(record()) is True
+    assert sink.entries == []

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Final
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from interlock.audit.entry import AuditEntry, Outcome, Volume
 from interlock.audit.errors import AuditUnavailableError
@@ -70,31 +71,36 @@ class GatewayAudit:
         removed_fields: int,
     ) -> bool:
         """Record one routed request; False when a required entry could not be made durable."""
-        details: dict[str, str | int | bool] = {"route": label, "method": request.method}
+        details: dict[str, str | int | bool] = {"route": label[:500], "method": request.method}
         if principal is not None:
             details["credential"] = principal.credential
             details["auth"] = principal.method
         if removed_fields:
             details["removed_fields"] = removed_fields
         request_bytes = request.content_length or 0
-        entry = AuditEntry(
-            actor=f"client:{principal.client}" if principal is not None else "anonymous",
-            action="gateway.request",
-            integration=integration_name,
-            source=integration.source if integration is not None else None,
-            target=integration.target if integration is not None else None,
-            data_categories=integration.data_categories if integration is not None else (),
-            volume=Volume(
-                records=1 if forwarded else 0,
-                bytes=request_bytes + response_bytes if forwarded else 0,
-            ),
-            outcome=_result(status) if forwarded else Outcome(result="failure", status=status),
-            correlation_id=correlation_id,
-            reason=reason,
-            details=details,
-            client_ip=request.remote,
-        )
-        if forwarded and integration is not None and integration.audit_required:
+        required = forwarded and integration is not None and integration.audit_required
+        try:
+            entry = AuditEntry(
+                actor=f"client:{principal.client}" if principal is not None else "anonymous",
+                action="gateway.request",
+                integration=integration_name,
+                source=integration.source if integration is not None else None,
+                target=integration.target if integration is not None else None,
+                data_categories=integration.data_categories if integration is not None else (),
+                volume=Volume(
+                    records=1 if forwarded else 0,
+                    bytes=request_bytes + response_bytes if forwarded else 0,
+                ),
+                outcome=_result(status) if forwarded else Outcome(result="failure", status=status),
+                correlation_id=correlation_id,
+                reason=reason[:2000] if reason else None,
+                details=details,
+                client_ip=request.remote,
+            )
+        except ValidationError as exc:  # a value the entry model refuses: never a 500
+            _log.error("audit entry refused by its model", errors=exc.error_count())
+            return not required
+        if required:
             try:
                 await self.sink.record_async(entry)
             except AuditUnavailableError as exc:
@@ -114,7 +120,7 @@ class GatewayAudit:
                 actor=f"client:{client}" if client else "anonymous",
                 action="token.issue" if status == 200 else "token.refuse",
                 outcome=_result(status),
-                reason=reason,
+                reason=reason[:2000] if reason else None,
                 details=details,
             )
         )
