@@ -21,7 +21,7 @@ from typing import Any, Final
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey
 from joserfc.util import urlsafe_b64decode
-from sqlalchemy import Engine, Row, or_, select, update
+from sqlalchemy import Engine, Row, select, update
 from sqlalchemy.exc import IntegrityError
 
 from interlock.config.manifest import Manifest
@@ -34,7 +34,7 @@ from interlock.crypto.jose import (
 from interlock.errors import InvalidRequestError, InvalidTokenError, NotFoundError
 from interlock.oauth.clients import is_oauth_client, require_oauth_client
 from interlock.oauth.tables import ClientKeyRow
-from interlock.store.base import as_utc, table_of
+from interlock.store.base import active_clause, as_utc, is_active, table_of
 
 __all__ = [
     "MAX_ACTIVE",
@@ -117,7 +117,7 @@ class ClientKeys:
                     "a revoked key cannot come back: generate a new key pair"
                 )
             rows = connection.execute(select(_TABLE).where(_TABLE.c.client == client)).all()
-            if sum(_active(row, now) for row in rows) >= MAX_ACTIVE:
+            if sum(is_active(row, now) for row in rows) >= MAX_ACTIVE:
                 raise InvalidRequestError(
                     f"client {client!r} already has {MAX_ACTIVE} active keys; revoke one first"
                 )
@@ -165,7 +165,7 @@ class ClientKeys:
         with self._engine.begin() as connection:
             result = connection.execute(
                 update(_TABLE)
-                .where(_TABLE.c.client == client, *_active_clause(now))
+                .where(_TABLE.c.client == client, active_clause(_TABLE, now))
                 .values(revoked_at=now)
             )
         return int(result.rowcount)
@@ -179,7 +179,7 @@ class ClientKeys:
         if not is_oauth_client(self.manifest, client):
             return {}
         query = select(_TABLE.c.kid, _TABLE.c.alg, _TABLE.c.public_jwk).where(
-            _TABLE.c.client == client, *_active_clause(self._now())
+            _TABLE.c.client == client, active_clause(_TABLE, self._now())
         )
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
@@ -272,20 +272,6 @@ def _check_modulus(n: object) -> None:
         raise InvalidRequestError(f"RSA keys longer than {MAX_RSA_BITS} bits are refused")
 
 
-def _active_clause(now: datetime) -> tuple[Any, ...]:
-    # Stored times are UTC (SQLite keeps them naive), so compare in UTC.
-    return (
-        _TABLE.c.revoked_at.is_(None),
-        or_(_TABLE.c.expires_at.is_(None), _TABLE.c.expires_at > now.astimezone(UTC)),
-    )
-
-
-def _active(row: Row[Any], now: datetime) -> bool:
-    if row.revoked_at is not None:
-        return False
-    return row.expires_at is None or now < as_utc(row.expires_at)
-
-
 def _info(row: Row[Any], now: datetime) -> ClientKeyInfo:
     return ClientKeyInfo(
         kid=row.kid,
@@ -294,5 +280,5 @@ def _info(row: Row[Any], now: datetime) -> ClientKeyInfo:
         created_at=as_utc(row.created_at),
         expires_at=as_utc(row.expires_at) if row.expires_at else None,
         revoked_at=as_utc(row.revoked_at) if row.revoked_at else None,
-        active=_active(row, now),
+        active=is_active(row, now),
     )

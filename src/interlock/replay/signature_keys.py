@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from sqlalchemy import Engine, Row, or_, select, update
+from sqlalchemy import Engine, Row, select, update
 from sqlalchemy.exc import IntegrityError
 
 from interlock.config.manifest import Manifest
@@ -37,7 +37,7 @@ from interlock.crypto.jose import import_public_jwk
 from interlock.errors import InvalidRequestError, InvalidTokenError, NotFoundError
 from interlock.oauth.client_keys import public_key_document
 from interlock.replay.tables import SignatureKeyRow
-from interlock.store.base import as_utc, table_of
+from interlock.store.base import active_clause, as_utc, is_active, table_of
 
 __all__ = [
     "ALGORITHMS",
@@ -180,7 +180,7 @@ class SignatureKeys:
         with self._engine.begin() as connection:
             result = connection.execute(
                 update(_TABLE)
-                .where(_TABLE.c.client == client, *_active_clause(now))
+                .where(_TABLE.c.client == client, active_clause(_TABLE, now))
                 .values(revoked_at=now)
             )
         with self._lock:
@@ -207,7 +207,7 @@ class SignatureKeys:
     def _load(self, keyid: str) -> ResolvedKey | None:
         if len(keyid) > _MAX_KEYID:
             return None
-        query = select(_TABLE).where(_TABLE.c.keyid == keyid, *_active_clause(self._now()))
+        query = select(_TABLE).where(_TABLE.c.keyid == keyid, active_clause(_TABLE, self._now()))
         with self._engine.connect() as connection:
             row = connection.execute(query).first()
         if row is None:
@@ -247,7 +247,7 @@ class SignatureKeys:
                     "a revoked key cannot come back: generate a new key pair"
                 )
             active = connection.execute(
-                select(_TABLE.c.keyid).where(_TABLE.c.client == client, *_active_clause(now))
+                select(_TABLE.c.keyid).where(_TABLE.c.client == client, active_clause(_TABLE, now))
             ).all()
             if len(active) >= MAX_ACTIVE:
                 raise InvalidRequestError(
@@ -286,13 +286,6 @@ def _aad(keyid: str) -> bytes:
     return f"interlock:signature-key:{keyid}".encode()
 
 
-def _active_clause(now: datetime) -> tuple[Any, ...]:
-    return (
-        _TABLE.c.revoked_at.is_(None),
-        or_(_TABLE.c.expires_at.is_(None), _TABLE.c.expires_at > now),
-    )
-
-
 def _info(row: Row[Any, Any, Any, Any, Any, Any], now: datetime) -> SignatureKeyInfo:
     expires = as_utc(row.expires_at) if row.expires_at is not None else None
     revoked = as_utc(row.revoked_at) if row.revoked_at is not None else None
@@ -303,5 +296,5 @@ def _info(row: Row[Any, Any, Any, Any, Any, Any], now: datetime) -> SignatureKey
         created_at=as_utc(row.created_at),
         expires_at=expires,
         revoked_at=revoked,
-        active=revoked is None and (expires is None or expires > now),
+        active=is_active(row, now),
     )

@@ -8,11 +8,12 @@ alike.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import MetaData, Table
+from sqlalchemy import ColumnElement, MetaData, Table, and_, or_
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["Base", "as_utc", "metadata", "table_of"]
+__all__ = ["Base", "active_clause", "as_utc", "is_active", "metadata", "table_of"]
 
 metadata = MetaData(
     naming_convention={
@@ -46,3 +47,19 @@ def as_utc(value: datetime) -> datetime:
     PostgreSQL returns aware ones. Every reader of a timestamp goes through this.
     """
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def active_clause(table: Table, now: datetime) -> ColumnElement[bool]:
+    """Rows of a revocable, expiring credential table (``revoked_at``, ``expires_at``) in force."""
+    # Stored times are UTC (SQLite keeps them naive), so compare in UTC.
+    return and_(
+        table.c.revoked_at.is_(None),
+        or_(table.c.expires_at.is_(None), table.c.expires_at > now.astimezone(UTC)),
+    )
+
+
+def is_active(row: Any, now: datetime) -> bool:
+    """Whether a row of such a table is in force at ``now``: not revoked, not expired."""
+    if row.revoked_at is not None:
+        return False
+    return row.expires_at is None or now < as_utc(row.expires_at)
