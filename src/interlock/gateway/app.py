@@ -101,7 +101,6 @@ class Gateway:
         self.audit = audit
         self.guessing = guessing
         self.backends = backends or Backends()
-        self.signatures = self.backends.signatures
         self._rule_database = rule_database or _no_rule_databases
         self._rules: Rules | None = None
         self.jwks = jwks
@@ -173,8 +172,8 @@ class Gateway:
         self.upstreams = upstreams
         compiled = self._compile(manifest)
         self.keys.manifest = manifest
-        if self.signatures is not None:
-            self.signatures.keys.manifest = manifest
+        if self.backends.signatures is not None:
+            self.backends.signatures.keys.manifest = manifest
         if self.certificates is not None:
             self.certificates.manifest = manifest
         if self.token_verifier is not None and self.token_endpoint is not None:
