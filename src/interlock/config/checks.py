@@ -77,6 +77,8 @@ class Entities:
     # Scopes named by any route, parsed or not; None when some route could not
     # even be read, so "no route uses this scope" cannot be known.
     mentioned_scopes: set[str] | None = field(default_factory=set)
+    # Names of the installed Python business rules (entry points), once looked up.
+    python_rules: frozenset[str] | None = None
 
     def undeclared(self, section: str, name: str) -> bool:
         """True when ``name`` is certainly not declared in ``section``."""
@@ -220,9 +222,10 @@ def _route_rules(entities: Entities, at: DocPath, route: Route) -> Iterator[Find
     """Each rule a route names is a SQL rule of the manifest or an installed entry point."""
     if not route.rules or "rules" in entities.broken:
         return
-    python = {point.name for point in entry_points(group=RULES_ENTRY_POINTS)}
+    if entities.python_rules is None:  # scanned once per check, and only when a route needs it
+        entities.python_rules = frozenset(p.name for p in entry_points(group=RULES_ENTRY_POINTS))
     for index, rule in enumerate(route.rules):
-        if rule not in entities.declared.get("rules", set()) and rule not in python:
+        if rule not in entities.declared.get("rules", set()) and rule not in entities.python_rules:
             yield Finding(
                 (*at, "rules", index),
                 f"unknown rule {rule!r}: declare it under rules: (a SQL lookup) or install "

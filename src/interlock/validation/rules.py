@@ -234,7 +234,7 @@ class Rules:
 
     def __init__(self, manifest: Manifest, resolve_url: Callable[[str], str]) -> None:
         """Load what the routes name; an unknown name is a :class:`ConfigError`."""
-        available = python_rules()
+        available: dict[str, Any] | None = None  # entry points, scanned only if a route needs one
         self._sql = {
             name: SqlLookup(name, spec, resolve_url) for name, spec in manifest.rules.items()
         }
@@ -244,6 +244,8 @@ class Rules:
                 for name in route.rules:
                     if name in self._sql or name in self._python:
                         continue
+                    if available is None:
+                        available = python_rules()
                     point = available.get(name)
                     if point is None:
                         raise ConfigError(
