@@ -225,3 +225,16 @@ def test_route_without_upstream_path_and_limits_takes_the_defaults(tmp_path: Pat
     assert (route.upstream_path, route.rate_limit, route.response_fields) == (None, None, None)
     with pytest.raises(ValidationError):
         route.scope = "orders.write"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/secrets/{name}", "/oauth2/token", "/.well-known/x", "/metrics"]
+)
+def test_routes_cannot_take_the_gateways_own_paths(path: str) -> None:
+    """A route there would be shadowed by the gateway's own endpoint: refused, located."""
+    from interlock.config.manifest import Route
+
+    with pytest.raises(ValueError, match="gateway's own endpoint"):
+        Route.model_validate(
+            {"method": "GET", "path": path, "upstream": "erp", "scope": "orders.read"}
+        )

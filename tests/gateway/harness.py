@@ -52,7 +52,7 @@ from interlock.oauth.client_secrets import ClientSecrets
 from interlock.pki import ensure_local_ca
 from interlock.replay.signature_keys import SignatureKeys
 from interlock.replay.signatures import SignedMessage
-from interlock.secrets.store import SecretStore
+from interlock.secrets.vault import Vault
 from interlock.store import Deployment, initialise
 
 MANIFEST = """\
@@ -410,12 +410,11 @@ def start(
     erp_token = "erp-outbound-" + os.urandom(16).hex()
     token_file = workdir / "erp-token"
     write_private_file(token_file, erp_token.encode())
-    SecretStore(deployment.engine, deployment.keyring).put("erp/api-key", erp_token.encode())
+    vault = Vault(deployment.engine, deployment.keyring)
+    vault.write("erp/api-key", erp_token.encode(), actor="admin:harness")
     # The product_sellable rule's read-only view, and its URL as the secret it names.
     catalogue = _catalogue(workdir)
-    SecretStore(deployment.engine, deployment.keyring).put(
-        "catalogue/readonly-url", catalogue.encode()
-    )
+    vault.write("catalogue/readonly-url", catalogue.encode(), actor="admin:harness")
 
     issued = ca.issue_server(["localhost", "127.0.0.1"])
     erp = _start_upstream(

@@ -42,7 +42,7 @@ from interlock.logs import configure_logging
 from interlock.oauth.client_secrets import ClientSecrets
 from interlock.pki import ensure_local_ca
 from interlock.sdk import ClientCredentials, InterlockAuth
-from interlock.secrets.store import SecretStore
+from interlock.secrets.vault import Vault
 from interlock.store import Deployment, initialise
 from interlock.testing.sample_erp import SampleErp, start_sample_erp
 
@@ -89,7 +89,9 @@ async def _demo(deployment: Deployment, manifest: Manifest, *, once: bool, port:
     data_dir = deployment.settings.data_dir
     ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
     erp_token = secrets.token_urlsafe(32)
-    SecretStore(deployment.engine, deployment.keyring).put("erp/api-key", erp_token.encode())
+    Vault(deployment.engine, deployment.keyring).write(
+        "erp/api-key", erp_token.encode(), actor="admin:demo"
+    )
     erp = await _start_erp(deployment, erp_token)
     manifest = _point_at_sample(manifest, erp.port)
     gateway = await _start_gateway(deployment, manifest, port)

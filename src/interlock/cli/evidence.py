@@ -23,7 +23,7 @@ from interlock.config.settings import Settings
 from interlock.errors import InterlockError
 from interlock.store import open_deployment
 
-__all__ = ["RECORDED", "admin_action", "record_admin_action"]
+__all__ = ["RECORDED", "admin_action", "admin_actor", "record_admin_action"]
 
 # (group, command) -> recorded; a group alone for top-level commands.
 RECORDED: Final = frozenset(
@@ -40,6 +40,13 @@ RECORDED: Final = frozenset(
         ("signature-keys", "create"),
         ("signature-keys", "revoke"),
         ("secrets", "put"),
+        ("secrets", "configure"),
+        ("secrets", "delete"),
+        ("secrets", "undelete"),
+        ("secrets", "destroy"),
+        ("secrets", "grant"),
+        ("secrets", "revoke-grant"),
+        ("secrets", "rotate"),
         ("keyring", "rotate"),
         ("keyring", "rewrap"),
         ("oauth", "rotate-keys"),
@@ -75,19 +82,24 @@ def admin_action(args: Sequence[str]) -> tuple[str, str] | None:
     return f"admin.{words[0]}.{words[1]}", " ".join(kept)
 
 
+def admin_actor() -> str:
+    """``admin:<operating-system user>``: who acts through the CLI, as the audit trail names it."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"admin:{user}"[:200]
+
+
 def record_admin_action(settings: Settings, args: Sequence[str], status: int) -> str | None:
     """Record the command ``args`` that ended with ``status``; an error message if that failed."""
     found = admin_action(args)
     if found is None:
         return None
     action, command_line = found
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
     details: dict[str, str | int | bool] = {"command": command_line[:_MAX_ARGS]}
     entry = AuditEntry(
-        actor=f"admin:{user}"[:200],
+        actor=admin_actor(),
         action=action,
         outcome=Outcome(result="success" if status == 0 else "failure", status=status),
         details=details,

@@ -28,6 +28,7 @@ from interlock.config.units import ByteSize, Duration, RateValue
 __all__ = [
     "DEFAULT_PARAM",
     "PATTERN_HELP",
+    "RESERVED_PATHS",
     "RULES_ENTRY_POINTS",
     "RULE_NAME_PATTERN",
     "AuthMethod",
@@ -378,6 +379,14 @@ class Route(_Model):
             _check_template(value)
         return value
 
+    @field_validator("path")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        for own in RESERVED_PATHS:
+            if value == own or value.startswith(own + "/"):
+                raise ValueError(f"{own} is the gateway's own endpoint; choose another path")
+        return value
+
     @field_validator("upstream_path")
     @classmethod
     def _params_known(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -567,6 +576,17 @@ def media_kind(media_type: str) -> Literal["json", "xml", "csv", "other"]:
     if main == "text/csv":
         return "csv"
     return "other"
+
+
+#: Paths the gateway answers itself (fixed interfaces, the vault); no route may use them.
+RESERVED_PATHS: Final = (
+    "/oauth2",
+    "/.well-known",
+    "/v1/secrets",
+    "/pki/crl",
+    "/healthz",
+    "/metrics",
+)
 
 
 def template_shape(path: str) -> str:

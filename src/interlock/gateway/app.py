@@ -38,6 +38,8 @@ from interlock.gateway.routing import (
 )
 from interlock.gateway.stages.authenticate import Authentication
 from interlock.gateway.upstream import Upstreams
+from interlock.gateway.vault_api import PREFIX as VAULT_PREFIX
+from interlock.gateway.vault_api import VaultApi
 from interlock.identity.apikeys import ApiKeys
 from interlock.identity.grants import Grants, Principal
 from interlock.logs import get_logger
@@ -70,6 +72,8 @@ class _Compiled:
     pipelines: dict[CompiledRoute, Pipeline]
     # route label -> (integration name, integration), for the audit trail
     integrations: dict[str, tuple[str, Integration]]
+    # who is calling, for the gateway's own authenticated endpoints (the vault)
+    authenticate: Authentication
 
 
 class Gateway:
@@ -99,6 +103,7 @@ class Gateway:
         token answer on the audit trail.
         """
         self.audit = audit
+        self.vault: VaultApi | None = None  # /v1/secrets, once enabled
         self.guessing = guessing
         self.backends = backends or Backends()
         self._rule_database = rule_database or _no_rule_databases
@@ -137,7 +142,7 @@ class Gateway:
         if previous is not None:
             previous.close()  # requests in flight on the old pipelines reconnect on demand
         integrations = {r.label: (r.integration_name, r.integration) for r in routes.routes}
-        return _Compiled(manifest, routes, pipelines, integrations)
+        return _Compiled(manifest, routes, pipelines, integrations, authenticate)
 
     def close(self) -> None:
         """Release what the compiled routes hold (business rules' connection pools)."""
@@ -329,12 +334,14 @@ class Gateway:
     async def _own_endpoint(  # noqa: PLR0911  (one return per endpoint reads best)
         self, request: web.BaseRequest
     ) -> web.Response | None:
-        """Health, metrics, JWKS, OAuth metadata and forms, the CRL; ``None`` for routes."""
+        """Health, metrics, JWKS, OAuth, the vault, the CRL: the own endpoints; else ``None``."""
         path, method = request.path, request.method
         if path == "/healthz" and method in {"GET", "HEAD"}:
             return web.json_response({"status": "ok"})
         if path in _OAUTH_FORMS and self.token_endpoint is not None:
             return await self._oauth_form(request, _OAUTH_FORMS[path])
+        if self.vault is not None and (path == VAULT_PREFIX or path.startswith(VAULT_PREFIX + "/")):
+            return await self.vault.handle(request, self._compiled.authenticate)
         if method != "GET":
             return None
         if path == "/.well-known/jwks.json" and self.jwks is not None:

@@ -34,6 +34,7 @@ from interlock.gateway.pipeline import Backends
 from interlock.gateway.renewal import RenewingCertificate, keep_renewed
 from interlock.gateway.tls import ClientAuth, server_context
 from interlock.gateway.upstream import UpstreamLimits, Upstreams
+from interlock.gateway.vault_api import VaultApi
 from interlock.identity.apikeys import ApiKeys
 from interlock.limits import (
     FailureGuard,
@@ -52,7 +53,7 @@ from interlock.replay.idempotency import idempotency_store
 from interlock.replay.seen import seen_store
 from interlock.replay.signature_keys import SignatureKeys
 from interlock.replay.signatures import RequestSignatures
-from interlock.secrets.store import SecretStore
+from interlock.secrets.vault import Vault
 from interlock.store import Deployment
 
 __all__ = ["ListenerConfig", "RunningGateway", "run_event_loop", "serve_forever", "start_gateway"]
@@ -160,7 +161,6 @@ async def start_gateway(
     ssl_context, crl, ca_file = tls.context, tls.crl, tls.ca_file
 
     metrics = GatewayMetrics()
-    secrets = SecretStore(deployment.engine, deployment.keyring)
     anchors = {f"pki:{LOCAL_CA_NAME}": ca_file}
 
     def make_upstreams(current: Manifest) -> Upstreams:
@@ -187,6 +187,8 @@ async def start_gateway(
     # The audit trail: its own database (INTERLOCK_AUDIT_DATABASE_URL), set at deploy time only.
     audit_log = await asyncio.to_thread(AuditLog.open, settings, deployment.keyring)
     audit = GatewayAudit(audit_log.sink)
+    # Outbound credentials: resolved through the vault, every read on the audit trail.
+    secrets = Vault(deployment.engine, deployment.keyring, audit=audit_log.sink)
     gateway = Gateway(
         manifest,
         keys,
@@ -209,6 +211,7 @@ async def start_gateway(
         rule_database=lambda reference: secrets.resolve(reference).reveal().decode(),
         audit=audit,
     )
+    gateway.vault = VaultApi(secrets)
     server = ProblemServer(
         gateway.handle,
         access_log=None,

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from aiohttp import web
 
 from interlock.crypto.jose import MAX_TOKEN_BYTES
 from interlock.errors import AuthenticationError, DPoPProofError, InvalidTokenError
-from interlock.gateway.context import RequestContext
+from interlock.gateway.context import peer_certificate
 from interlock.gateway.guessing import GuessingGuard
 from interlock.gateway.mtls import ClientCertificates
 from interlock.gateway.problems import Problem, Refusal
@@ -35,6 +38,30 @@ __all__ = ["Authentication"]
 _CHALLENGE: Final = 'Bearer realm="interlock"'
 _MAX_CREDENTIAL: Final = MAX_TOKEN_BYTES
 _NO_CREDENTIAL: Final = "no credential"
+
+
+class Caller(Protocol):
+    """What authentication reads and sets: a route's ``RequestContext`` or a bare request."""
+
+    request: web.BaseRequest
+    principal: Principal | None
+
+    @property
+    def peer_certificate(self) -> bytes | None:
+        """The client certificate the TLS handshake verified, if any."""
+        ...
+
+
+@dataclass
+class _Bare:
+    """A request to one of the gateway's own endpoints (no route)."""
+
+    request: web.BaseRequest
+    principal: Principal | None = None
+
+    @property
+    def peer_certificate(self) -> bytes | None:
+        return peer_certificate(self.request)
 
 
 class Authentication:
@@ -62,7 +89,7 @@ class Authentication:
         self._certificates = certificates
         self._grants = grants
 
-    async def __call__(self, ctx: RequestContext) -> None:
+    async def __call__(self, ctx: Caller) -> None:
         """Authenticate the request (429 first while the address's failure budget is spent)."""
         guessing = self._guessing
         if guessing is None:
@@ -78,7 +105,15 @@ class Authentication:
                 await guessing.failed(remote)
             raise
 
-    async def _authenticate(self, ctx: RequestContext) -> None:
+    async def principal_of(self, request: web.BaseRequest) -> Principal:
+        """Authenticate a request to an own endpoint of the gateway (same rules, same budget)."""
+        caller = _Bare(request)
+        await self(caller)
+        if caller.principal is None:  # pragma: no cover - authentication sets it or refuses
+            raise RuntimeError("authentication set no principal")
+        return caller.principal
+
+    async def _authenticate(self, ctx: Caller) -> None:
         certificate = ctx.peer_certificate if self._certificates is not None else None
         headers = ctx.request.headers
         if (
@@ -145,7 +180,7 @@ class Authentication:
         )
 
     async def _check_proof(
-        self, ctx: RequestContext, principal: Principal, token: str, scheme: str
+        self, ctx: Caller, principal: Principal, token: str, scheme: str
     ) -> None:
         if scheme != "dpop":
             raise _unauthorised(
@@ -191,7 +226,7 @@ class Authentication:
         )
 
 
-def _credential(ctx: RequestContext) -> tuple[str, str]:
+def _credential(ctx: Caller) -> tuple[str, str]:
     """The scheme (``bearer``, ``dpop`` or ``api-key``) and the credential."""
     headers = ctx.request.headers
     authorization = headers.getall("Authorization", [])

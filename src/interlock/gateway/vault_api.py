@@ -1,0 +1,191 @@
+"""The vault over HTTPS for clients: ``/v1/secrets``.
+
+Clients authenticate with an access token from the gateway's token endpoint
+(DPoP- and certificate-bound tokens included) or a client certificate;
+API keys are refused here, since a key stored next to the secrets it unlocks
+protects nothing. The vault's access policy then decides, per path and
+capability, default deny.
+
+======================================  ==========================================
+``GET /v1/secrets/{name}``              the current value (``?version=N`` or
+                                        ``?stage=previous|pending`` for another)
+``GET /v1/secrets?prefix=erp``          names the client may list, no values
+``PUT /v1/secrets/{name}``              ``{"value": base64, "cas": n}``: a new version
+======================================  ==========================================
+
+Values travel base64-encoded (they are bytes); answers carry
+``Cache-Control: no-store`` and a ``lease_seconds`` saying how long the
+client may keep the value before asking again. Every read and write is on
+the audit trail as ``client:<name>``; when it cannot be recorded the value
+is not released (503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from typing import Any, Final
+
+from aiohttp import web
+
+from interlock.audit.errors import AuditUnavailableError
+from interlock.errors import InvalidRequestError, NotFoundError
+from interlock.gateway.body import read_limited
+from interlock.gateway.problems import Problem, Refusal
+from interlock.gateway.stages.authenticate import Authentication
+from interlock.identity.grants import Principal
+from interlock.secrets.errors import AccessDeniedError, VersionConflictError
+from interlock.secrets.vault import MAX_SECRET_BYTES, SecretInfo, Vault, VersionInfo
+
+__all__ = ["PREFIX", "VaultApi"]
+
+PREFIX: Final = "/v1/secrets"
+_MAX_BODY: Final = MAX_SECRET_BYTES * 2  # base64 and JSON around the largest value
+_NO_STORE: Final = {"Cache-Control": "no-store"}
+_METHODS: Final = ("oauth2", "mtls")
+
+
+def _problem(status: int, code: str, title: str, detail: str, **headers: str) -> Refusal:
+    return Refusal(Problem(status, code, title, detail, headers), log_reason=detail)
+
+
+class VaultApi:
+    """Answers ``/v1/secrets`` requests for a gateway."""
+
+    def __init__(self, vault: Vault, lease_seconds: int = 60) -> None:
+        """Serve ``vault``; clients may keep a value ``lease_seconds`` before asking again."""
+        self.vault = vault
+        self.lease_seconds = lease_seconds
+
+    async def handle(self, request: web.BaseRequest, authenticate: Authentication) -> web.Response:
+        """Authenticate, authorise (in the vault) and answer one request."""
+        name = request.path.removeprefix(PREFIX).removeprefix("/")
+        if request.method not in {"GET", "PUT"} or (request.method == "PUT" and not name):
+            allowed = "GET, PUT" if name else "GET"
+            raise _problem(
+                405, "method-not-allowed", "Method not allowed", f"use {allowed}", Allow=allowed
+            )
+        principal = await authenticate.principal_of(request)
+        if not principal.satisfies(_METHODS):
+            raise _problem(
+                403,
+                "credential-not-accepted",
+                "Credential not accepted here",
+                "the vault takes an access token or a client certificate, not an API key",
+            )
+        try:
+            if request.method == "PUT":
+                return await self._write(request, principal, name)
+            if not name:
+                return await self._list(request, principal)
+            return await self._read(request, principal, name)
+        except AccessDeniedError:
+            raise _problem(
+                403, "access-denied", "Access denied", "the vault's policy does not allow this"
+            ) from None
+        except NotFoundError as exc:
+            raise _problem(404, "not-found", "No such secret", exc.message) from None
+        except VersionConflictError as exc:
+            raise _problem(409, "version-conflict", "Version conflict", exc.message) from None
+        except InvalidRequestError as exc:
+            raise _problem(400, "invalid-request", "Invalid request", exc.message) from None
+        except AuditUnavailableError:
+            raise _problem(
+                503,
+                "audit-unavailable",
+                "Audit trail unavailable",
+                "the vault cannot record this request, so it is not answered; try again later",
+                **{"Retry-After": "5"},
+            ) from None
+
+    async def _read(
+        self, request: web.BaseRequest, principal: Principal, name: str
+    ) -> web.Response:
+        query = request.query
+        version = _version(query.get("version"))
+        stage = query.get("stage")
+        if stage not in {None, "current", "previous", "pending"}:
+            raise InvalidRequestError("stage is current, previous or pending")
+        if version is not None and stage is not None:
+            raise InvalidRequestError("ask for a version or a stage, not both")
+        secret, info = await asyncio.to_thread(
+            self.vault.read,
+            name,
+            actor=f"client:{principal.client}",
+            version=version,
+            stage=stage,  # type: ignore[arg-type]  # checked above
+            client=principal.client,
+        )
+        body = _version_json(info) | {
+            "value": base64.b64encode(secret.reveal()).decode("ascii"),
+            "lease_seconds": self.lease_seconds,
+        }
+        return web.json_response(body, headers=_NO_STORE)
+
+    async def _list(self, request: web.BaseRequest, principal: Principal) -> web.Response:
+        prefix = request.query.get("prefix", "")
+        found = await asyncio.to_thread(self.vault.secrets, prefix, client=principal.client)
+        return web.json_response({"secrets": [_info_json(i) for i in found]}, headers=_NO_STORE)
+
+    async def _write(
+        self, request: web.BaseRequest, principal: Principal, name: str
+    ) -> web.Response:
+        if request.content_type != "application/json":
+            raise _problem(
+                415, "unsupported-media-type", "Unsupported media type", "send application/json"
+            )
+        raw = await read_limited(request, _MAX_BODY)
+        try:
+            document: Any = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidRequestError("the body is not valid JSON") from None
+        if not isinstance(document, dict) or set(document) - {"value", "cas"}:
+            raise InvalidRequestError('send {"value": "<base64>", "cas": <version, optional>}')
+        value, cas = document.get("value"), document.get("cas")
+        if not isinstance(value, str):
+            raise InvalidRequestError("value must be a base64 string")
+        if cas is not None and (not isinstance(cas, int) or isinstance(cas, bool) or cas < 0):
+            raise InvalidRequestError("cas must be a version number (0: only if new)")
+        try:
+            decoded = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidRequestError("value must be a base64 string") from None
+        info = await asyncio.to_thread(
+            self.vault.write,
+            name,
+            decoded,
+            actor=f"client:{principal.client}",
+            cas=cas,
+            client=principal.client,
+        )
+        status = 201 if info.version == 1 else 200
+        return web.json_response(_version_json(info), status=status, headers=_NO_STORE)
+
+
+def _version(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit() or len(text) > 9 or int(text) < 1:
+        raise InvalidRequestError("version must be a positive integer")
+    return int(text)
+
+
+def _version_json(info: VersionInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "version": info.version,
+        "stage": info.stage,
+        "created_at": info.created_at.isoformat(),
+        "valid_until": info.valid_until.isoformat() if info.valid_until else None,
+    }
+
+
+def _info_json(info: SecretInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "current_version": info.current_version,
+        "kind": info.kind,
+        "updated_at": info.updated_at.isoformat(),
+    }

@@ -1,0 +1,707 @@
+"""The secrets vault: versioned secrets sealed by the keyring, under an access policy.
+
+Every secret has a path-like name (``erp/api-key``), metadata (owner, kind,
+rotation policy) and versions 1, 2, ... Each version is sealed with envelope
+encryption bound to its name *and* version, so a sealed value copied to
+another name or version fails to open. A version is ``pending`` (a rotation's
+new value, not yet served), ``current`` (exactly one), ``previous`` (the one
+before, still valid for the secret's overlap) or superseded. Versions can be
+soft-deleted (and undeleted) or destroyed (the sealed value is erased; the
+record that it existed stays).
+
+Writes may be check-and-set (``cas``): ``0`` means "only if the secret does
+not exist", ``n`` "only if version ``n`` is current"; otherwise they fail
+with :class:`VersionConflictError` and change nothing. The check is one
+conditional ``UPDATE``, so it holds across processes and replicas.
+
+Every read of a value and every change goes on the audit trail (the value
+never does); a refusal by the access policy too. When the audit trail cannot
+record a read, the value is not released.
+
+The vault is the gateway's :class:`~interlock.secrets.resolver.SecretResolver`:
+``secret://name`` resolves to the current version, cached for
+``cache_seconds``, so a rotated value is picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal
+
+from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from interlock.audit.entry import AuditEntry, Outcome
+from interlock.audit.sink import AuditSink
+from interlock.crypto import Keyring
+from interlock.errors import InvalidRequestError, NotFoundError
+from interlock.secrets.errors import AccessDeniedError, VersionConflictError
+from interlock.secrets.policy import AccessPolicy, Capability, matches
+from interlock.secrets.resolver import Secret
+from interlock.secrets.tables import VaultSecretRow, VaultVersionRow
+from interlock.store.base import as_utc, table_of
+
+__all__ = [
+    "DEFAULT_POLICIES",
+    "KINDS",
+    "MAX_SECRET_BYTES",
+    "SecretInfo",
+    "Vault",
+    "VersionInfo",
+    "check_name",
+]
+
+MAX_SECRET_BYTES: Final = 64 * 1024
+_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
+_SCHEME: Final = "secret://"
+_SECRETS: Final = table_of(VaultSecretRow)
+_VERSIONS: Final = table_of(VaultVersionRow)
+_DAY: Final = 86_400
+
+Kind = Literal[
+    "generic", "api_key", "database_password", "oauth_client_secret", "tls_certificate", "webhook"
+]
+Stage = Literal["pending", "current", "previous"]
+KINDS: Final[tuple[str, ...]] = (
+    "generic",
+    "api_key",
+    "database_password",
+    "oauth_client_secret",
+    "tls_certificate",
+    "webhook",
+)
+
+
+@dataclass(frozen=True)
+class RotationPolicy:
+    """Defaults by kind: rotate every, overdue after (max age), overlap; in seconds."""
+
+    rotate_every: int | None
+    max_age: int | None
+    overlap: int
+
+
+#: Database passwords 30-90 days, API keys 90 days; TLS certificates are
+#: renewed well before expiry by the PKI (its own schedule), so their secret
+#: rotates when the certificate does.
+DEFAULT_POLICIES: Final[Mapping[str, RotationPolicy]] = {
+    "generic": RotationPolicy(None, None, _DAY),
+    "api_key": RotationPolicy(90 * _DAY, 100 * _DAY, _DAY),
+    "database_password": RotationPolicy(30 * _DAY, 90 * _DAY, 3600),
+    "oauth_client_secret": RotationPolicy(90 * _DAY, 100 * _DAY, _DAY),
+    "tls_certificate": RotationPolicy(60 * _DAY, 80 * _DAY, _DAY),
+    "webhook": RotationPolicy(90 * _DAY, 100 * _DAY, _DAY),
+}
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """What is known about one version (never its value)."""
+
+    name: str
+    version: int
+    stage: Stage | None
+    created_at: datetime
+    created_by: str
+    valid_until: datetime | None
+    deleted_at: datetime | None
+    destroyed_at: datetime | None
+
+    @property
+    def readable(self) -> bool:
+        """Whether the value can be read (neither deleted nor destroyed)."""
+        return self.deleted_at is None and self.destroyed_at is None
+
+    def valid_at(self, now: datetime) -> bool:
+        """Whether the version may still be used: current, or previous within its overlap."""
+        if not self.readable:
+            return False
+        if self.stage == "current":
+            return True
+        return self.stage == "previous" and self.valid_until is not None and now < self.valid_until
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    """A secret's metadata (never a value)."""
+
+    name: str
+    owner: str | None
+    kind: str
+    description: str | None
+    rotate_every: int | None
+    max_age: int | None
+    overlap: int
+    rotator: str | None
+    rotator_config: Mapping[str, Any]
+    current_version: int
+    created_at: datetime
+    updated_at: datetime
+    last_rotated_at: datetime | None
+
+    @property
+    def age_since(self) -> datetime:
+        """When the current value was set by a rotation (or first stored)."""
+        return self.last_rotated_at or self.created_at
+
+    def due_at(self) -> datetime | None:
+        """When the next rotation is due (``None``: no schedule)."""
+        if self.rotate_every is None:
+            return None
+        return self.age_since + timedelta(seconds=self.rotate_every)
+
+    def overdue(self, now: datetime) -> bool:
+        """Whether the value is older than its maximum age."""
+        if self.max_age is None:
+            return False
+        return now >= self.age_since + timedelta(seconds=self.max_age)
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a valid secret name, else :class:`InvalidRequestError`."""
+    if not _NAME.match(name) or len(name) > 200:
+        raise InvalidRequestError(
+            f"invalid secret name {name!r}: lower-case path segments like erp/api-key"
+        )
+    return name
+
+
+def name_of(reference: str) -> str:
+    """The name in ``secret://name``."""
+    if not reference.startswith(_SCHEME):
+        raise InvalidRequestError(f"not a secret reference: {reference!r}")
+    return check_name(reference.removeprefix(_SCHEME))
+
+
+def _aad(name: str, version: int, legacy: bool) -> bytes:
+    # Bound to name and version; the first store's values only to the name.
+    suffix = "" if legacy else f"#{version}"
+    return f"interlock:secret:{name}{suffix}".encode()
+
+
+def _version(row: Any) -> VersionInfo:
+    return VersionInfo(
+        name=row.name,
+        version=row.version,
+        stage=row.stage,
+        created_at=as_utc(row.created_at),
+        created_by=row.created_by,
+        valid_until=as_utc(row.valid_until) if row.valid_until else None,
+        deleted_at=as_utc(row.deleted_at) if row.deleted_at else None,
+        destroyed_at=as_utc(row.destroyed_at) if row.destroyed_at else None,
+    )
+
+
+def _info(row: Any) -> SecretInfo:
+    return SecretInfo(
+        name=row.name,
+        owner=row.owner,
+        kind=row.kind,
+        description=row.description,
+        rotate_every=row.rotate_every,
+        max_age=row.max_age,
+        overlap=row.overlap,
+        rotator=row.rotator,
+        rotator_config=json.loads(row.rotator_config) if row.rotator_config else {},
+        current_version=row.current_version,
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+        last_rotated_at=as_utc(row.last_rotated_at) if row.last_rotated_at else None,
+    )
+
+
+class Vault:
+    """Versioned, policy-guarded, audited secrets of one deployment (a ``SecretResolver``).
+
+    ``actor`` arguments name who acts, as on the audit trail: ``admin:alice``,
+    ``client:order-sync``, ``system:gateway``. Methods taking ``client`` check
+    the access policy for that client first; without one the caller is
+    trusted (the CLI run by an operator who holds the keyring, the gateway
+    itself).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        keyring: Keyring,
+        *,
+        audit: AuditSink | None = None,
+        cache_seconds: float = 5.0,
+        resolver_actor: str = "system:gateway",
+    ) -> None:
+        """Bind to the store; ``cache_seconds`` bounds how stale a resolved value may be."""
+        self._engine = engine
+        self._keyring = keyring
+        self._audit = audit
+        self._ttl = cache_seconds
+        self._resolver_actor = resolver_actor
+        self._cache: dict[str, tuple[float, Secret]] = {}
+        self._lock = threading.Lock()
+        self.policy = AccessPolicy(engine)
+
+    # -- writing -------------------------------------------------------------
+
+    def write(
+        self,
+        name: str,
+        value: bytes,
+        *,
+        actor: str,
+        cas: int | None = None,
+        stage: Literal["current", "pending"] = "current",
+        kind: str | None = None,
+        client: str | None = None,
+    ) -> VersionInfo:
+        """Store a new version of ``name``; it becomes current (or pending, for a rotation).
+
+        A new secret gets the rotation defaults of ``kind`` (``generic`` if not
+        given). When a version becomes current, the one before becomes
+        ``previous``, valid for the secret's overlap.
+        """
+        check_name(name)
+        self._authorise(client, "write", name, actor)
+        if not value:
+            raise InvalidRequestError("a secret cannot be empty")
+        if len(value) > MAX_SECRET_BYTES:
+            raise InvalidRequestError(f"a secret is at most {MAX_SECRET_BYTES} bytes")
+        if kind is not None and kind not in KINDS:
+            raise InvalidRequestError(f"unknown kind {kind!r}; choose from {', '.join(KINDS)}")
+        now = datetime.now(UTC)
+        try:
+            with self._engine.begin() as connection:
+                info = self._write(connection, name, value, actor, cas, stage, kind, now)
+        except IntegrityError:  # another writer created the secret or the version first
+            raise VersionConflictError(
+                f"{name} was changed concurrently; read it again and retry"
+            ) from None
+        self._forget(name)
+        self._record(
+            actor,
+            "secret.write",
+            name,
+            info.version,
+            details={"stage": stage} if stage != "current" else None,
+        )
+        return info
+
+    def _write(  # noqa: PLR0917  (the one transaction behind write())
+        self,
+        connection: Connection,
+        name: str,
+        value: bytes,
+        actor: str,
+        cas: int | None,
+        stage: str,
+        kind: str | None,
+        now: datetime,
+    ) -> VersionInfo:
+        row = connection.execute(
+            select(_SECRETS).where(_SECRETS.c.name == name).with_for_update()
+        ).first()
+        current = row.current_version if row is not None else 0
+        if cas is not None and cas != current:
+            raise VersionConflictError(
+                f"check-and-set failed: {name} is at version {current}, not {cas}"
+            )
+        if row is None and stage == "pending":
+            raise NotFoundError(f"no secret named {name!r} to stage a new version of")
+        version = self._next_version(connection, name)
+        if row is None:
+            policy = DEFAULT_POLICIES[kind or "generic"]
+            connection.execute(
+                _SECRETS.insert().values(
+                    name=name,
+                    kind=kind or "generic",
+                    rotate_every=policy.rotate_every,
+                    max_age=policy.max_age,
+                    overlap=policy.overlap,
+                    current_version=version,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        elif stage == "current":
+            self._advance(connection, name, current, version, row.overlap, now)
+        else:  # a new pending version replaces an older pending one
+            connection.execute(
+                update(_VERSIONS)
+                .where(_VERSIONS.c.name == name, _VERSIONS.c.stage == "pending")
+                .values(stage=None)
+            )
+        sealed = self._keyring.seal(value, _aad(name, version, legacy=False))
+        connection.execute(
+            _VERSIONS.insert().values(
+                name=name,
+                version=version,
+                value=sealed,
+                stage=stage,
+                created_at=now,
+                created_by=actor[:200],
+                legacy_binding=False,
+            )
+        )
+        return VersionInfo(name, version, stage, now, actor, None, None, None)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _next_version(connection: Connection, name: str) -> int:
+        highest = connection.execute(
+            select(func.max(_VERSIONS.c.version)).where(_VERSIONS.c.name == name)
+        ).scalar()
+        return (highest or 0) + 1
+
+    @staticmethod
+    def _advance(  # noqa: PLR0917  (one step of a transaction)
+        connection: Connection, name: str, current: int, version: int, overlap: int, now: datetime
+    ) -> None:
+        """Make ``version`` current if ``current`` still is; the old one becomes previous."""
+        moved = connection.execute(
+            update(_SECRETS)
+            .where(_SECRETS.c.name == name, _SECRETS.c.current_version == current)
+            .values(current_version=version, updated_at=now)
+        )
+        if moved.rowcount != 1:
+            raise VersionConflictError(f"{name} was changed concurrently; read it again and retry")
+        connection.execute(
+            update(_VERSIONS)
+            .where(_VERSIONS.c.name == name, _VERSIONS.c.stage == "previous")
+            .values(stage=None)
+        )
+        connection.execute(
+            update(_VERSIONS)
+            .where(_VERSIONS.c.name == name, _VERSIONS.c.version == current)
+            .values(stage="previous", valid_until=now + timedelta(seconds=overlap))
+        )
+
+    def promote(self, name: str, version: int, *, actor: str) -> VersionInfo:
+        """Make pending ``version`` current (the last step of a rotation); idempotent.
+
+        The version that was current becomes previous, valid for the overlap.
+        """
+        now = datetime.now(UTC)
+        with self._engine.begin() as connection:
+            row = connection.execute(
+                select(_SECRETS).where(_SECRETS.c.name == name).with_for_update()
+            ).first()
+            if row is None:
+                raise NotFoundError(f"no secret named {name!r}")
+            if row.current_version == version:  # promoted already (a resumed rotation)
+                return self._version_info(connection, name, version)
+            target = self._version_info(connection, name, version)
+            if target.stage != "pending" or not target.readable:
+                raise InvalidRequestError(f"version {version} of {name} is not pending")
+            self._advance(connection, name, row.current_version, version, row.overlap, now)
+            connection.execute(
+                update(_VERSIONS)
+                .where(_VERSIONS.c.name == name, _VERSIONS.c.version == version)
+                .values(stage="current")
+            )
+            connection.execute(
+                update(_SECRETS).where(_SECRETS.c.name == name).values(last_rotated_at=now)
+            )
+            info = self._version_info(connection, name, version)
+        self._forget(name)
+        self._record(actor, "secret.promote", name, version)
+        return info
+
+    def retire(self, name: str, version: int, *, actor: str) -> None:
+        """End ``version``'s overlap now: it is no longer valid (kept, readable by version)."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(_VERSIONS)
+                .where(
+                    _VERSIONS.c.name == name,
+                    _VERSIONS.c.version == version,
+                    _VERSIONS.c.stage.in_(("previous", "pending")),
+                )
+                .values(stage=None, valid_until=None)
+            )
+        self._record(actor, "secret.retire", name, version)
+
+    def configure(
+        self,
+        name: str,
+        *,
+        actor: str,
+        owner: str | None = None,
+        kind: str | None = None,
+        description: str | None = None,
+        rotate_every: int | None = None,
+        max_age: int | None = None,
+        overlap: int | None = None,
+        rotator: str | None = None,
+        rotator_config: Mapping[str, Any] | None = None,
+        clear_schedule: bool = False,
+    ) -> SecretInfo:
+        """Change metadata of an existing secret; ``None`` leaves a field as it is."""
+        values: dict[str, Any] = {}
+        if kind is not None:
+            if kind not in KINDS:
+                raise InvalidRequestError(f"unknown kind {kind!r}; choose from {', '.join(KINDS)}")
+            values["kind"] = kind
+        for field, value in (("owner", owner), ("description", description)):
+            if value is not None:
+                if len(value) > (200 if field == "owner" else 500):
+                    raise InvalidRequestError(f"the {field} is too long")
+                values[field] = value
+        for field, seconds in (
+            ("rotate_every", rotate_every),
+            ("max_age", max_age),
+            ("overlap", overlap),
+        ):
+            if seconds is not None:
+                if seconds < 0 or (field != "overlap" and seconds == 0):
+                    raise InvalidRequestError(f"{field.replace('_', ' ')} must be positive")
+                values[field] = seconds
+        if clear_schedule:
+            values.update(rotate_every=None, max_age=None)
+        if rotator is not None:
+            values["rotator"] = rotator
+            values["rotator_config"] = json.dumps(dict(rotator_config or {}), sort_keys=True)
+        if not values:
+            return self.info(name)
+        values["updated_at"] = datetime.now(UTC)
+        with self._engine.begin() as connection:
+            changed = connection.execute(
+                update(_SECRETS).where(_SECRETS.c.name == check_name(name)).values(**values)
+            )
+        if changed.rowcount == 0:
+            raise NotFoundError(f"no secret named {name!r}")
+        self._record(actor, "secret.configure", name, None)
+        return self.info(name)
+
+    def delete(self, name: str, versions: Sequence[int], *, actor: str) -> list[int]:
+        """Soft-delete ``versions`` (they stop being readable; :meth:`undelete` restores)."""
+        return self._mark(name, versions, actor, "secret.delete", deleted_at=datetime.now(UTC))
+
+    def undelete(self, name: str, versions: Sequence[int], *, actor: str) -> list[int]:
+        """Restore soft-deleted ``versions`` (not destroyed ones)."""
+        return self._mark(name, versions, actor, "secret.undelete", deleted_at=None)
+
+    def destroy(self, name: str, versions: Sequence[int], *, actor: str) -> list[int]:
+        """Erase the sealed values of ``versions`` for good; the record of them stays."""
+        return self._mark(
+            name, versions, actor, "secret.destroy", value=None, destroyed_at=datetime.now(UTC)
+        )
+
+    def _mark(
+        self, name: str, versions: Sequence[int], actor: str, action: str, **values: Any
+    ) -> list[int]:
+        check_name(name)
+        if not versions:
+            raise InvalidRequestError("name at least one version")
+        with self._engine.begin() as connection:
+            known = set(
+                connection.execute(
+                    select(_VERSIONS.c.version).where(
+                        _VERSIONS.c.name == name, _VERSIONS.c.version.in_(versions)
+                    )
+                ).scalars()
+            )
+            missing = sorted(set(versions) - known)
+            if missing:
+                raise NotFoundError(f"{name} has no version {', '.join(map(str, missing))}")
+            query = update(_VERSIONS).where(
+                _VERSIONS.c.name == name, _VERSIONS.c.version.in_(versions)
+            )
+            if action == "secret.undelete":
+                query = query.where(_VERSIONS.c.destroyed_at.is_(None))
+            connection.execute(query.values(**values))
+        self._forget(name)
+        for version in sorted(known):
+            self._record(actor, action, name, version)
+        return sorted(known)
+
+    # -- reading -------------------------------------------------------------
+
+    def read(
+        self,
+        name: str,
+        *,
+        actor: str,
+        version: int | None = None,
+        stage: Stage | None = None,
+        client: str | None = None,
+    ) -> tuple[Secret, VersionInfo]:
+        """The value of ``version`` (or of ``stage``, default current) and what it is.
+
+        Recorded on the audit trail before the value is returned; if it cannot
+        be recorded, :class:`~interlock.audit.errors.AuditUnavailableError`.
+        """
+        check_name(name)
+        self._authorise(client, "read", name, actor)
+        with self._engine.connect() as connection:
+            if version is None:
+                version = self._staged(connection, name, stage or "current")
+            info, sealed, legacy = self._sealed(connection, name, version)
+        if info.destroyed_at is not None or sealed is None:
+            raise NotFoundError(f"version {version} of {name} was destroyed")
+        if info.deleted_at is not None:
+            raise NotFoundError(f"version {version} of {name} is deleted; undelete it to read it")
+        secret = Secret(self._keyring.open(sealed, _aad(name, version, legacy)))
+        self._record(actor, "secret.read", name, version)
+        return secret, info
+
+    def info(self, name: str, *, client: str | None = None, actor: str = "") -> SecretInfo:
+        """The metadata of ``name``."""
+        check_name(name)
+        self._authorise(client, "list", name, actor)
+        with self._engine.connect() as connection:
+            row = connection.execute(select(_SECRETS).where(_SECRETS.c.name == name)).first()
+        if row is None:
+            raise NotFoundError(f"no secret named {name!r}")
+        return _info(row)
+
+    def versions(
+        self, name: str, *, client: str | None = None, actor: str = ""
+    ) -> list[VersionInfo]:
+        """Every version of ``name``, oldest first."""
+        info = self.info(name, client=client, actor=actor)
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(_VERSIONS).where(_VERSIONS.c.name == info.name).order_by(_VERSIONS.c.version)
+            ).all()
+        return [_version(r) for r in rows]
+
+    def secrets(self, prefix: str = "", *, client: str | None = None) -> list[SecretInfo]:
+        """Metadata of every secret under ``prefix`` (a client sees only what it may list)."""
+        query = select(_SECRETS).order_by(_SECRETS.c.name)
+        if prefix:
+            check_name(prefix.rstrip("/"))
+            base = prefix.rstrip("/")
+            query = query.where(
+                (_SECRETS.c.name == base) | _SECRETS.c.name.startswith(base + "/", autoescape=True)
+            )
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        found = [_info(r) for r in rows]
+        if client is None:
+            return found
+        grants = self.policy.grants(client)
+        return [
+            i
+            for i in found
+            if any("list" in g.capabilities and matches(g.pattern, i.name) for g in grants)
+        ]
+
+    @staticmethod
+    def _staged(connection: Connection, name: str, stage: Stage) -> int:
+        if stage == "current":
+            version = connection.execute(
+                select(_SECRETS.c.current_version).where(_SECRETS.c.name == name)
+            ).scalar()
+        else:
+            version = connection.execute(
+                select(_VERSIONS.c.version).where(
+                    _VERSIONS.c.name == name, _VERSIONS.c.stage == stage
+                )
+            ).scalar()
+        if version is None:
+            what = "secret named" if stage == "current" else f"{stage} version of"
+            raise NotFoundError(f"no {what} {name!r}")
+        return int(version)
+
+    @staticmethod
+    def _version_info(connection: Connection, name: str, version: int) -> VersionInfo:
+        row = connection.execute(
+            select(_VERSIONS).where(_VERSIONS.c.name == name, _VERSIONS.c.version == version)
+        ).first()
+        if row is None:
+            raise NotFoundError(f"{name} has no version {version}")
+        return _version(row)
+
+    @staticmethod
+    def _sealed(
+        connection: Connection, name: str, version: int
+    ) -> tuple[VersionInfo, bytes | None, bool]:
+        row = connection.execute(
+            select(_VERSIONS).where(_VERSIONS.c.name == name, _VERSIONS.c.version == version)
+        ).first()
+        if row is None:
+            raise NotFoundError(f"{name} has no version {version}")
+        return _version(row), row.value, bool(row.legacy_binding)
+
+    # -- SecretResolver --------------------------------------------------------
+
+    def cached(self, reference: str) -> Secret | None:
+        """The value behind ``reference`` if cached and fresh; never asks the store."""
+        with self._lock:
+            entry = self._cache.get(reference.removeprefix(_SCHEME))
+        if entry is None or time.monotonic() - entry[0] >= self._ttl:
+            return None
+        return entry[1]
+
+    def resolve(self, reference: str) -> Secret:
+        """The current value behind ``secret://name`` (cached up to ``cache_seconds``)."""
+        name = name_of(reference)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(name)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        try:
+            secret, _ = self.read(name, actor=self._resolver_actor)
+        except NotFoundError:
+            raise NotFoundError(
+                f"no current value for secret://{name}; store it with `interlock secrets put`"
+            ) from None
+        with self._lock:
+            self._cache[name] = (now, secret)
+        return secret
+
+    def _forget(self, name: str) -> None:
+        with self._lock:
+            self._cache.pop(name, None)
+
+    # -- policy and evidence ---------------------------------------------------
+
+    def _authorise(self, client: str | None, capability: Capability, name: str, actor: str) -> None:
+        if client is None or self.policy.allows(client, capability, name):
+            return
+        self._record(
+            actor or f"client:{client}",
+            "secret.denied",
+            name,
+            None,
+            result="failure",
+            reason=f"no grant of {capability} on this path",
+        )
+        raise AccessDeniedError(f"{client} may not {capability} {name}")
+
+    def _record(
+        self,
+        actor: str,
+        action: str,
+        name: str,
+        version: int | None,
+        *,
+        result: Literal["success", "failure"] = "success",
+        reason: str | None = None,
+        details: Mapping[str, str] | None = None,
+    ) -> None:
+        if self._audit is None:
+            return
+        facts: dict[str, str | int | bool] = {"secret": name}
+        if version is not None:
+            facts["version"] = version
+        facts.update(details or {})
+        entry = AuditEntry(
+            actor=actor[:200] or "unknown",
+            action=action,
+            target=f"secret://{name}"[:200],
+            outcome=Outcome(result=result),
+            reason=reason,
+            details=facts,
+        )
+        # A read is on record before its value is released; a change is made
+        # already, so its entry must be durable too: the caller learns of a
+        # failure. A refusal is best effort (the refusal itself stands).
+        if result == "success":
+            self._audit.record(entry)
+        else:
+            self._audit.record_later(entry)
