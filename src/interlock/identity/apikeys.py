@@ -117,8 +117,16 @@ class ApiKeys:
         client: str,
         scopes: Iterable[str] | None = None,
         lifetime: timedelta = DEFAULT_LIFETIME,
+        *,
+        token: str | None = None,
     ) -> IssuedKey:
-        """Issue a key for ``client``; ``scopes`` default to all of the client's scopes."""
+        """Issue a key for ``client``; ``scopes`` default to all of the client's scopes.
+
+        ``token`` (made by :func:`~interlock.identity.keyformat.new_key`) issues
+        that key instead of a fresh one: a rotation stores the new key in the
+        vault before the key exists. Issuing the same token again for the
+        same client returns the key issued the first time.
+        """
         granted = self._client_grants(client)
         wanted = frozenset(scopes) if scopes is not None else granted
         if not wanted:
@@ -131,7 +139,7 @@ class ApiKeys:
             )
         if not timedelta(0) < lifetime <= MAX_LIFETIME:
             raise InvalidRequestError("a key's lifetime must be positive and at most 397 days")
-        return self._insert(client, wanted, self._now() + lifetime)
+        return self._insert(client, wanted, self._now() + lifetime, token)
 
     def list_keys(self, client: str | None = None) -> list[ApiKeyInfo]:
         """Every key (of ``client``), newest first."""
@@ -246,8 +254,25 @@ class ApiKeys:
             )
         return self._grants.scopes(client)
 
-    def _insert(self, client: str, scopes: frozenset[str], expires_at: datetime) -> IssuedKey:
-        token, parsed = new_key()
+    def _insert(
+        self,
+        client: str,
+        scopes: frozenset[str],
+        expires_at: datetime,
+        token: str | None = None,
+    ) -> IssuedKey:
+        if token is None:
+            token, parsed = new_key()
+        else:
+            parsed = _given(token)
+            with self._engine.connect() as connection:
+                row = connection.execute(select(_TABLE).where(_TABLE.c.id == parsed.key_id)).first()
+            if row is not None:  # issued already (a repeated rotation step)
+                if row.client != client or not check_secret(
+                    self._pepper, parsed.secret, row.secret_hash
+                ):
+                    raise InvalidRequestError("that key id is taken; make a new key")
+                return IssuedKey(_info(row), token)
         now = self._now()
         values: dict[str, Any] = {
             "id": parsed.key_id,
@@ -283,6 +308,13 @@ def _parse(token: str) -> ParsedKey:
     parsed = parse_key(token)
     if parsed is None:
         raise AuthenticationError(_REFUSED, "malformed key (prefix, length or checksum)")
+    return parsed
+
+
+def _given(token: str) -> ParsedKey:
+    parsed = parse_key(token)
+    if parsed is None:
+        raise InvalidRequestError("not an Interlock API key (prefix, length or checksum)")
     return parsed
 
 

@@ -73,18 +73,34 @@ class ClientSecrets:
         self._recent: dict[str, tuple[Any, float]] = {}
         self._lock = threading.Lock()
 
-    def create(self, client: str, lifetime: timedelta = DEFAULT_LIFETIME) -> tuple[str, str]:
-        """A new secret for ``client``: (secret id, secret shown once)."""
+    def create(
+        self, client: str, lifetime: timedelta = DEFAULT_LIFETIME, *, token: str | None = None
+    ) -> tuple[str, str]:
+        """A new secret for ``client``: (secret id, secret shown once).
+
+        ``token`` (made by :func:`~interlock.identity.keyformat.new_key`) adds
+        that secret instead of a fresh one: a rotation stores the new secret in
+        the vault before the client holds it. Adding the same token again
+        returns the secret added the first time.
+        """
         require_oauth_client(self.manifest, client)
         now = self._now()
+        parsed = None if token is None else parse_key(token)
+        if token is not None and parsed is None:
+            raise InvalidRequestError("not an Interlock client secret (prefix, length or checksum)")
         with self._engine.begin() as connection:
             rows = connection.execute(select(_TABLE).where(_TABLE.c.client == client)).all()
+            if token is not None and parsed is not None:
+                mine = [r for r in rows if r.id == parsed.key_id]
+                if mine:  # added already (a repeated rotation step)
+                    self._check(mine[0], client, parsed.secret)
+                    return parsed.key_id, token
             active = [r for r in rows if _active(r, now)]
             if len(active) >= MAX_ACTIVE:
                 raise InvalidRequestError(
                     f"client {client!r} already has {MAX_ACTIVE} active secrets; revoke one first"
                 )
-            return self._insert(connection, client, now, lifetime)
+            return self._insert(connection, client, now, lifetime, token)
 
     def list_secrets(self, client: str | None = None) -> list[ClientSecretInfo]:
         """Every secret (of ``client``), newest first, revoked and expired ones too."""
@@ -210,9 +226,18 @@ class ClientSecrets:
         return client_id
 
     def _insert(
-        self, connection: Connection, client: str, now: datetime, lifetime: timedelta
+        self,
+        connection: Connection,
+        client: str,
+        now: datetime,
+        lifetime: timedelta,
+        token: str | None = None,
     ) -> tuple[str, str]:
-        token, parsed = new_key()
+        given = None if token is None else parse_key(token)
+        if token is None or given is None:
+            token, parsed = new_key()
+        else:
+            parsed = given
         connection.execute(
             _TABLE.insert().values(
                 id=parsed.key_id,
