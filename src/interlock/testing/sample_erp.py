@@ -60,13 +60,35 @@ class SampleErp:
         await self.runner.cleanup()
 
 
-def _app(token: str) -> web.Application:
-    expected = f"Bearer {token}".encode()
+class _Tokens:
+    """The bearer tokens accepted: one given, or every line of a file, re-read when it changes.
 
+    A file lets a test rotate the upstream's credential while it runs: during
+    the overlap the file lists the current and the previous token.
+    """
+
+    def __init__(self, token: str | None, path: Path | None) -> None:
+        self._path = path
+        self._stamp: tuple[int, int] | None = None
+        self._expected = [] if token is None else [f"Bearer {token}".encode()]
+
+    def accepts(self, supplied: bytes) -> bool:
+        if self._path is not None:
+            stat = self._path.stat()
+            if (stat.st_mtime_ns, stat.st_size) != self._stamp:
+                lines = self._path.read_text().split()
+                self._expected = [f"Bearer {line}".encode() for line in lines]
+                self._stamp = (stat.st_mtime_ns, stat.st_size)
+        # Compare with every token, so the time taken does not tell which one matched.
+        matched = [hmac.compare_digest(supplied, expected) for expected in self._expected]
+        return any(matched)
+
+
+def _app(tokens: _Tokens) -> web.Application:
     @web.middleware
     async def require_token(request: web.Request, handler: Any) -> web.StreamResponse:
         supplied = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(supplied, expected):
+        if not tokens.accepts(supplied):
             return web.json_response({"error": "unauthorised"}, status=401)
         response: web.StreamResponse = await handler(request)
         return response
@@ -154,15 +176,18 @@ def _app(token: str) -> web.Application:
 async def start_sample_erp(
     certificate: Path,
     private_key: Path,
-    token: str,
+    token: str | None,
     host: str = "127.0.0.1",
     port: int = 0,
     *,
     client_ca: Path | None = None,
+    token_file: Path | None = None,
 ) -> SampleErp:
     """Serve the sample ERP over HTTPS with the given certificate; port 0 picks a free one.
 
     With ``client_ca`` it requires a client certificate issued under that CA (mutual TLS).
+    With ``token_file`` it accepts every token listed in that file (one per
+    line), re-read whenever the file changes, instead of ``token``.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -170,7 +195,7 @@ async def start_sample_erp(
     if client_ca is not None:
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(cafile=str(client_ca))
-    runner = web.AppRunner(_app(token), access_log=None)
+    runner = web.AppRunner(_app(_Tokens(token, token_file)), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=context)
     await site.start()
@@ -196,9 +221,13 @@ def main() -> None:
     args = parser.parse_args()
 
     async def run() -> None:
-        token = args.token_file.read_text().strip()
         erp = await start_sample_erp(
-            args.cert, args.key, token, port=args.port, client_ca=args.client_ca
+            args.cert,
+            args.key,
+            None,
+            port=args.port,
+            client_ca=args.client_ca,
+            token_file=args.token_file,
         )
         sys.stdout.write(f"PORT {erp.port}\n")
         sys.stdout.flush()
