@@ -1,0 +1,36 @@
+"""Rotators: how a secret's new value reaches its target, one module per kind of target.
+
+The names are an allow-list; a secret configured with any other rotator
+cannot be rotated. Modules are imported when first used, so that rotating an
+API key does not load the PostgreSQL driver.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any, Final
+
+from interlock.errors import InvalidRequestError
+from interlock.secrets.rotators.base import Rotator, RotatorContext
+
+__all__ = ["ROTATORS", "Rotator", "RotatorContext", "build"]
+
+ROTATORS: Final[Mapping[str, str]] = {
+    "api_key": "interlock.secrets.rotators.api_key",
+    "oauth_client_secret": "interlock.secrets.rotators.oauth_client_secret",
+    "postgresql": "interlock.secrets.rotators.postgresql",
+    "tls_certificate": "interlock.secrets.rotators.tls_certificate",
+    "webhook": "interlock.secrets.rotators.webhook",
+}
+
+
+def build(name: str, config: Mapping[str, Any], context: RotatorContext) -> Rotator:
+    """The rotator ``name`` with its settings; :class:`InvalidRequestError` if unknown."""
+    module = ROTATORS.get(name)
+    if module is None:
+        raise InvalidRequestError(
+            f"unknown rotator {name!r}; choose from {', '.join(sorted(ROTATORS))}"
+        )
+    rotator: Rotator = importlib.import_module(module).build(config, context)
+    return rotator

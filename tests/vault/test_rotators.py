@@ -1,0 +1,188 @@
+"""The API key, OAuth client secret and TLS certificate rotators, through the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from interlock.audit.sink import MemorySink
+from interlock.config.loader import load_manifest
+from interlock.config.settings import Settings
+from interlock.errors import AuthenticationError
+from interlock.identity.apikeys import ApiKeys
+from interlock.oauth.client_secrets import ClientSecrets
+from interlock.pki import Pki
+from interlock.secrets import rotators
+from interlock.secrets.rotation import RotationEngine
+from interlock.secrets.rotators.base import RotatorContext
+from interlock.secrets.vault import SecretInfo, Vault
+from interlock.store import Deployment, initialise
+from tests.vault.rotation_support import ADMIN
+
+MANIFEST = """\
+version: 1
+systems:
+  erp: {url: "https://erp.internal", location: DE}
+roles:
+  reader: {scopes: [orders.read]}
+  writer: {scopes: [orders.write]}
+clients:
+  sync: {auth: [api_key], roles: [reader, writer]}
+  portal: {auth: [oauth2], roles: [reader]}
+integrations:
+  f:
+    source: erp
+    target: erp
+    client: sync
+    purpose: test
+    legal_basis: contract
+    retention: 1d
+    routes:
+      - {method: GET, path: "/a", upstream: erp, scope: orders.read}
+"""
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    """A fresh SQLite deployment (the rotators' targets are store-backed on either)."""
+    opened = initialise(
+        Settings(data_dir=tmp_path / "d", database_url=f"sqlite:///{tmp_path / 's.db'}")
+    )
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def context(deployment: Deployment, tmp_path: Path) -> RotatorContext:
+    """What the registry's rotators are built with."""
+    path = tmp_path / "interlock.yaml"
+    path.write_text(MANIFEST)
+    vault = Vault(deployment.engine, deployment.keyring, audit=MemorySink(), cache_seconds=0)
+    return RotatorContext(
+        vault=vault,
+        engine=deployment.engine,
+        keyring=deployment.keyring,
+        manifest=lambda: load_manifest(path),
+        pki=lambda: Pki(
+            deployment.engine, deployment.keyring, deployment.deployment_id, "example.test"
+        ),
+    )
+
+
+def _engine(context: RotatorContext, later: timedelta = timedelta(0)) -> RotationEngine:
+    def build(info: SecretInfo) -> rotators.Rotator:
+        return rotators.build(info.rotator or "", info.rotator_config, context)
+
+    return RotationEngine(
+        context.vault,
+        context.engine,
+        build,
+        actor=ADMIN,
+        now=lambda: datetime.now(UTC) + later,
+    )
+
+
+def _value(context: RotatorContext, name: str, stage: str = "current") -> str:
+    secret, _ = context.vault.read(name, actor=ADMIN, stage=stage)  # type: ignore[arg-type]
+    return secret.reveal().decode()
+
+
+def test_api_key_rotation_issues_a_key_with_the_same_scopes_and_revokes_the_old_after_overlap(
+    context: RotatorContext,
+) -> None:
+    """Both keys work during the overlap; after the retire only the new one does."""
+    keys = ApiKeys(context.engine, context.keyring, context.manifest(), cache_seconds=0)
+    old = keys.create("sync", ["orders.read"])
+    context.vault.write("sync/api-key", old.token.encode(), actor=ADMIN, kind="api_key")
+    context.vault.configure(
+        "sync/api-key",
+        actor=ADMIN,
+        overlap=60,
+        rotator="api_key",
+        rotator_config={"client": "sync"},
+    )
+    assert _engine(context).rotate("sync/api-key") == 2
+    new = _value(context, "sync/api-key")
+    assert new != old.token
+    assert keys.verify(new).scopes == frozenset({"orders.read"})
+    assert keys.verify(old.token).client == "sync"  # the overlap
+
+    assert _engine(context).retire("sync/api-key") is None  # not before the overlap is over
+    assert _engine(context, timedelta(minutes=2)).retire("sync/api-key") == 1
+    with pytest.raises(AuthenticationError):
+        keys.verify(old.token)
+    assert keys.verify(new).client == "sync"
+
+
+def test_setting_the_same_api_key_twice_issues_it_once(context: RotatorContext) -> None:
+    """A repeated set step (a resumed rotation) is a no-op."""
+    from interlock.identity.keyformat import new_key
+
+    keys = ApiKeys(context.engine, context.keyring, context.manifest(), cache_seconds=0)
+    token, parsed = new_key()
+    first = keys.create("sync", token=token)
+    again = keys.create("sync", token=token)
+    assert first.info.id == again.info.id == parsed.key_id
+    assert len(keys.list_keys("sync")) == 1
+
+
+def test_oauth_client_secret_rotation_keeps_two_active_then_revokes_the_old(
+    context: RotatorContext,
+) -> None:
+    """The client authenticates with both secrets during the overlap, with the new one after."""
+    secrets = ClientSecrets(context.engine, context.keyring, context.manifest())
+    _, old = secrets.create("portal")
+    context.vault.write(
+        "portal/client-secret", old.encode(), actor=ADMIN, kind="oauth_client_secret"
+    )
+    context.vault.configure(
+        "portal/client-secret",
+        actor=ADMIN,
+        overlap=60,
+        rotator="oauth_client_secret",
+        rotator_config={"client": "portal"},
+    )
+    assert _engine(context).rotate("portal/client-secret") == 2
+    new = _value(context, "portal/client-secret")
+    assert secrets.authenticate("portal", new) == "portal"
+    assert secrets.authenticate("portal", old) == "portal"
+    assert sum(s.active for s in secrets.list_secrets("portal")) == 2
+
+    assert _engine(context, timedelta(minutes=2)).retire("portal/client-secret") == 1
+    with pytest.raises(AuthenticationError):
+        secrets.authenticate("portal", old)
+    assert secrets.authenticate("portal", new) == "portal"
+
+
+def test_tls_certificate_rotation_issues_through_the_pki_and_revokes_the_old(
+    context: RotatorContext,
+) -> None:
+    """The value is a PEM bundle from the PKI; the retired certificate is revoked as superseded."""
+    from interlock.crypto.pkix import load_certificates_pem
+
+    pki = context.pki()
+    first = pki.issue_client("sync")
+    context.vault.write(
+        "sync/tls",
+        first.certificate_pem + first.private_key_pem,
+        actor=ADMIN,
+        kind="tls_certificate",
+    )
+    context.vault.configure(
+        "sync/tls",
+        actor=ADMIN,
+        overlap=0,
+        rotator="tls_certificate",
+        rotator_config={"client": "sync"},
+    )
+    assert _engine(context).rotate("sync/tls") == 2
+    bundle = _value(context, "sync/tls").encode()
+    assert b"PRIVATE KEY" in bundle
+    leaf = load_certificates_pem(bundle)[0]
+    assert leaf.not_valid_after_utc - datetime.now(UTC) > timedelta(days=85)
+    assert _engine(context).retire("sync/tls") == 1
+    assert pki.get(first.serial).revocation_reason == "superseded"
+    assert pki.get(format(leaf.serial_number, "x")).status == "active"
