@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from interlock.audit.service import AuditLog
+from interlock.cli import rotation
 from interlock.cli.context import settings
 from interlock.cli.evidence import admin_actor
 from interlock.cli.options import duration_option
@@ -254,6 +255,10 @@ def destroy(
     with open_vault() as vault:
         done = vault.destroy(name, version, actor=admin_actor())
     typer.echo(f"destroyed version {', '.join(map(str, done))} of secret://{name}")
+
+
+app.command("rotate")(rotation.rotate)
+app.command("overdue")(rotation.overdue)
 
 
 @app.command("grant")
