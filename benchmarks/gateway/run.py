@@ -44,7 +44,7 @@ from benchmarks.common import (
 from interlock.config.loader import load_manifest
 from interlock.crypto.keyfile import write_private_file
 from interlock.identity.apikeys import ApiKeys
-from interlock.secrets.store import SecretStore
+from interlock.secrets.vault import Vault
 
 TARGET = 0.30
 
@@ -163,7 +163,9 @@ def measure(box: Sandbox, args: argparse.Namespace) -> list[Result]:
     work, deployment = box.work, box.deployment
     erp_token = os.urandom(24).hex()
     write_private_file(work / "erp-token", erp_token.encode())
-    SecretStore(deployment.engine, deployment.keyring).put("erp/api-key", erp_token.encode())
+    Vault(deployment.engine, deployment.keyring).write(
+        "erp/api-key", erp_token.encode(), actor="admin:benchmark"
+    )
     results: list[Result] = []
     with processes() as started:
         erp_port = free_port()

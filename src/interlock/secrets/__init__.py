@@ -1,8 +1,8 @@
-"""Secrets: outbound credentials named ``secret://...`` in the manifest.
+"""Secrets: the vault behind ``secret://...`` references.
 
-This is the minimal sealed store the gateway needs now; the vault (access
-policy, versions, leases, rotation) grows from the same interface
-(:mod:`interlock.secrets.resolver`, :mod:`interlock.secrets.store`). Nothing is
-imported here, so that a light user of :class:`~interlock.secrets.resolver.Secret`
-does not load the store.
+:mod:`interlock.secrets.vault` holds versioned secrets under an access policy
+(:mod:`interlock.secrets.policy`); :mod:`interlock.secrets.rotation` rotates
+them. Anything that only needs a value goes through the one interface in
+:mod:`interlock.secrets.resolver`. Nothing is imported here, so that a light
+user of :class:`~interlock.secrets.resolver.Secret` does not load the store.
 """
