@@ -26,6 +26,7 @@ from interlock.cli import (
     keys,
     oauth,
     pki,
+    scan,
     secrets,
     serve,
     setup,
@@ -54,6 +55,7 @@ app.command("validate")(validate.validate)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("import-openapi")(import_openapi.import_openapi)
+app.command("scan")(scan.scan)
 app.add_typer(keyring.app, name="keyring")
 app.add_typer(keys.app, name="keys")
 app.add_typer(secrets.app, name="secrets")

@@ -1,0 +1,68 @@
+"""Secrets assigned to a field named like one: ``password = "..."``, ``api_key: ...``.
+
+The field name must *end* in a secret word (``db_password``, ``apiKey``,
+``client_secret``), so ``password_file``, ``token_url`` and ``secret_ref``
+are not read as secrets. The value must then pass the placeholder filter and
+look like a credential: random-looking for keys and tokens, a plausible
+password for password fields. Config formats (YAML, JSON, .env, INI, TOML)
+are read line by line; Python by its syntax tree (see ``python_source``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Final
+
+from interlock.identity.keyformat import PREFIX
+from interlock.scan.finding import Match
+from interlock.scan.values import is_placeholder, is_plausible_password, is_random_looking
+
+__all__ = ["find_config_assignments", "secret_field", "secret_value"]
+
+_PASSWORD_FIELD: Final = re.compile(r"(?:password|passwd|passphrase|pwd)$")
+_SECRET_FIELD: Final = re.compile(
+    r"(?:secret|secretkey|apikey|accesskey|privatekey|token|accesstoken|authtoken|"
+    r"refreshtoken|bearertoken|clientsecret|signingkey|encryptionkey|masterkey|credentials?)$"
+)
+_NOT_ALNUM: Final = re.compile(r"[^a-z0-9]")
+# shared_secret_base64, signing_key_hex: the encoding does not change what it is.
+_ENCODING: Final = re.compile(r"(?:base64|b64|hex|pem|value|str)$")
+# key [:=] value on one line: YAML, JSON, .env, INI, TOML, properties, shell exports.
+_LINE: Final = re.compile(
+    r"""(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)["']?\s*(?::|=|:=|=>)\s*"""
+    r"""["']?(?P<value>[^\s"',;#]+)"""
+)
+
+
+def secret_field(name: str) -> str | None:
+    """``"password"`` or ``"key"`` when ``name`` names a secret, else ``None``."""
+    squashed = _ENCODING.sub("", _NOT_ALNUM.sub("", name.lower()))
+    if _PASSWORD_FIELD.search(squashed):
+        return "password"
+    if _SECRET_FIELD.search(squashed) and not squashed.endswith(("tokens", "maxtoken")):
+        return "key"
+    return None
+
+
+def secret_value(field: str, value: str) -> bool:
+    """Whether ``value`` in a field of this kind is a credential rather than a stand-in."""
+    if is_placeholder(value) or value.startswith(PREFIX):
+        return False  # an ilk_ value is judged by its checksum (providers.py), not here
+    if field == "password":
+        return is_plausible_password(value)
+    return is_random_looking(value)
+
+
+def find_config_assignments(text: str) -> Iterator[Match]:
+    """Generic secret assignments in a config-like text, one per line at most."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if len(line) > 4000:  # minified data, not configuration
+            continue
+        for found in _LINE.finditer(line):
+            field = secret_field(found.group("key"))
+            if field is not None and secret_value(field, found.group("value")):
+                yield Match(
+                    "generic-secret", number, found.start("value") + 1, found.group("value")
+                )
+                break
