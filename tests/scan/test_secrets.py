@@ -104,3 +104,10 @@ def test_masked_value_never_shows_the_secret() -> None:
     assert finding.shown.startswith(value[:4])
     assert "(40 chars)" in finding.shown
     assert value not in repr(finding)
+
+
+def test_bare_config_value_keeps_a_hash_sign_and_stops_at_a_comment() -> None:
+    """'#' inside an unquoted password is part of it; '  # comment' after it is not."""
+    password = "Blue" + rand(3, "0123456789") + "#" + rand(4)
+    (finding,) = findings("app.ini", f"[db]\ndb_password = {password}  # rotated quarterly\n")
+    assert finding.fingerprint == findings("a.py", f'db_password = "{password}"\n')[0].fingerprint

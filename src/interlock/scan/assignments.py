@@ -31,7 +31,7 @@ _ENCODING: Final = re.compile(r"(?:base64|b64|hex|pem|value|str)$")
 # key [:=] value on one line: YAML, JSON, .env, INI, TOML, properties, shell exports.
 _LINE: Final = re.compile(
     r"""(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)["']?\s*(?::|=|:=|=>)\s*"""
-    r"""["']?(?P<value>[^\s"',;#]+)"""
+    r"""(?:"(?P<dq>[^"\s]+)"|'(?P<sq>[^'\s]+)'|(?P<bare>[^\s"']+))"""
 )
 
 
@@ -60,9 +60,11 @@ def find_config_assignments(text: str) -> Iterator[Match]:
         if len(line) > 4000:  # minified data, not configuration
             continue
         for found in _LINE.finditer(line):
+            group = "dq" if found.group("dq") else "sq" if found.group("sq") else "bare"
+            # A bare value ends at whitespace (where a comment may start); a JSON or
+            # TOML separator after it is not part of it. A '#' inside a value is.
+            value = found.group(group).rstrip(",;")
             field = secret_field(found.group("key"))
-            if field is not None and secret_value(field, found.group("value")):
-                yield Match(
-                    "generic-secret", number, found.start("value") + 1, found.group("value")
-                )
+            if field is not None and secret_value(field, value):
+                yield Match("generic-secret", number, found.start(group) + 1, value)
                 break
