@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from interlock.config.settings import Settings
 from interlock.store import Deployment, initialise
+from interlock.testing import softhsm as softhsm_testing
 from interlock.testing.clock import ManualClock
 from interlock.testing.services import POSTGRES, Service, require_env, unreachable
 
@@ -95,6 +96,22 @@ def deployment(tmp_path: Path, store_url: str) -> Iterator[Deployment]:
     created = initialise(Settings(data_dir=tmp_path / "data", database_url=store_url))
     yield created
     created.close()
+
+
+#: The SoftHSM2 tokens a test run may use; all are made before the module is first loaded.
+#: "interlock-spare" is never logged into with its PIN (the wrong-PIN tests need that).
+SOFTHSM_TOKENS = ("interlock-a", "interlock-b", "interlock-spare")
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> softhsm_testing.SoftHsm:
+    """A SoftHSM2 with fresh tokens and random PINs; skip (or, when required, fail) without it."""
+    reason = softhsm_testing.unavailable()
+    if reason is not None:
+        if require_env():
+            pytest.fail(f"required service missing: {reason}")
+        pytest.skip(reason)
+    return softhsm_testing.start(tmp_path_factory.mktemp("softhsm"), SOFTHSM_TOKENS)
 
 
 @pytest.fixture

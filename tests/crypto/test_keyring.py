@@ -44,9 +44,12 @@ def test_load_gives_back_what_create_wrote(tmp_path: Path) -> None:
 
 
 def test_the_handle_cannot_be_built_directly(tmp_path: Path) -> None:
-    """Only create() and load() make a Keyring; raw keys cannot be slipped in."""
+    """Only its constructors make a Keyring; a backend (or raw keys) cannot be slipped in."""
+    from interlock.crypto.file_kek import FileKek
+
+    backend = FileKek.create(tmp_path / "k.json")
     with pytest.raises(TypeError, match=r"Keyring\.create"):
-        Keyring(object(), tmp_path / "k.json", None)  # type: ignore[arg-type]
+        Keyring(object(), backend)
 
 
 def test_the_keyring_is_a_key_encryption_key(tmp_path: Path) -> None:

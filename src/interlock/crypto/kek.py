@@ -8,9 +8,9 @@ key. A backend never exports a KEK: data keys go in and out, KEKs stay put.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, NoReturn, Protocol
 
-__all__ = ["KeyEncryptionKey"]
+__all__ = ["KekBackend", "KeyEncryptionKey", "Unexportable"]
 
 
 class KeyEncryptionKey(Protocol):
@@ -46,3 +46,50 @@ class KeyEncryptionKey(Protocol):
     def unwrap(self, wrapped: bytes, aad: bytes, version: int) -> bytes:
         """The data key from :meth:`wrap`; ``DecryptionError`` on any failure."""
         ...
+
+
+class KekBackend(KeyEncryptionKey, Protocol):
+    """What :class:`~interlock.crypto.Keyring` needs beyond wrapping: versions and rotation."""
+
+    @property
+    def kind(self) -> Literal["file", "pkcs11"]:
+        """Which backend this is (shown by ``interlock keyring status``)."""
+        ...
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        """Every KEK version held, oldest first."""
+        ...
+
+    def describe(self) -> str:
+        """Where the KEK lives, for operators; never key material or a PIN."""
+        ...
+
+    def rotate(self) -> int:
+        """Add a KEK version, make it current and return it."""
+        ...
+
+    def close(self) -> None:
+        """Release sessions or handles; the backend may reopen them when used again."""
+        ...
+
+
+class Unexportable:
+    """Refuses pickling and copying: a handle on key material stays in its process."""
+
+    __slots__ = ()
+
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError(f"a {type(self).__name__} cannot be pickled: keys never leave the handle")
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(f"a {type(self).__name__} cannot be pickled: keys never leave the handle")
+
+    def __getstate__(self) -> NoReturn:
+        raise TypeError(f"a {type(self).__name__} cannot be pickled: keys never leave the handle")
+
+    def __copy__(self) -> NoReturn:
+        raise TypeError(f"a {type(self).__name__} cannot be copied")
+
+    def __deepcopy__(self, memo: object) -> NoReturn:
+        raise TypeError(f"a {type(self).__name__} cannot be copied")

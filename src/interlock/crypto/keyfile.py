@@ -55,6 +55,7 @@ __all__ = [
     "KeyFileContents",
     "locked",
     "read",
+    "read_private_file",
     "read_small_file",
     "write_new",
     "write_replacing",
@@ -120,37 +121,52 @@ def locked(path: Path) -> Iterator[None]:
 
 
 def _read_private(path: Path) -> bytes:
+    return read_private_file(
+        path,
+        what="key file",
+        limit=_MAX_FILE,
+        missing="no keyring file; run `interlock init` first",
+    )
+
+
+def read_private_file(path: Path, *, what: str, limit: int, missing: str | None = None) -> bytes:
+    """At most ``limit`` bytes of a private file (key file, PIN file) at ``path``.
+
+    Refuses, with :class:`KeyFileError` naming ``what`` and the path, a missing
+    file, a symbolic link, anything but a regular file, a file that grants group
+    or others any permission, and a file over ``limit`` bytes.
+    """
     # O_NONBLOCK: opening a FIFO planted at the path must not hang start-up.
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
-        raise KeyFileError(f"{path}: no keyring file; run `interlock init` first") from None
+        raise KeyFileError(f"{path}: {missing or f'no {what} there'}") from None
     except OSError as exc:
         if path.is_symlink():
             raise KeyFileError(
-                f"{path}: key file is a symbolic link; refusing it (a link can point the "
-                "key file anywhere), so put the real file at this path"
+                f"{path}: {what} is a symbolic link; refusing it (a link can point the "
+                f"{what} anywhere), so put the real file at this path"
             ) from None
-        raise KeyFileError(f"{path}: cannot open key file ({exc.strerror})") from None
+        raise KeyFileError(f"{path}: cannot open {what} ({exc.strerror})") from None
     try:
         # fstat the descriptor we read, not the path: no window to swap the file.
-        _check_private(path, os.fstat(fd))
+        _check_private(path, os.fstat(fd), what)
         with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(_MAX_FILE + 1)
+            data = handle.read(limit + 1)
     finally:
         os.close(fd)
-    if len(data) > _MAX_FILE:
-        raise KeyFileError(f"{path}: key file is larger than {_MAX_FILE} bytes")
+    if len(data) > limit:
+        raise KeyFileError(f"{path}: {what} is larger than {limit} bytes")
     return data
 
 
-def _check_private(path: Path, info: os.stat_result) -> None:
+def _check_private(path: Path, info: os.stat_result, what: str) -> None:
     if not stat.S_ISREG(info.st_mode):
-        raise KeyFileError(f"{path}: key file is not a regular file")
+        raise KeyFileError(f"{path}: {what} is not a regular file")
     if info.st_mode & 0o077:
         raise KeyFileError(
-            f"{path}: key file is accessible by group or others "
+            f"{path}: {what} is accessible by group or others "
             f"(mode {stat.S_IMODE(info.st_mode):04o}); run `chmod 600 {path}`"
         )
 

@@ -1,47 +1,48 @@
-"""The deployment's root key-encryption key (KEK), kept in one local file.
+"""The deployment's root key-encryption key (KEK): in a local file or in an HSM.
 
 A :class:`Keyring` is a handle in the style of Tink's ``KeysetHandle``: it is
-built only by :meth:`Keyring.create` or :meth:`Keyring.load`, shows no key
-material in ``repr``, and refuses pickling and copying, so keys cannot leave
-the process by accident. The KEK is versioned: :meth:`Keyring.rotate` adds a
-version and makes it current; old versions stay so that existing records still
-open until they are re-wrapped (:func:`interlock.crypto.envelope.rewrap`).
+built only by its constructors (:meth:`Keyring.create` and :meth:`Keyring.load`
+for the key file, :meth:`Keyring.create_pkcs11` and :meth:`Keyring.open_pkcs11`
+for a PKCS#11 token), shows no key material in ``repr``, and refuses pickling
+and copying, so keys cannot leave the process by accident. The KEK is
+versioned: :meth:`Keyring.rotate` adds a version and makes it current; old
+versions stay so that existing records still open until they are re-wrapped
+(:func:`interlock.crypto.envelope.rewrap`).
 
-The file's format and its safe reading and writing live in
-:mod:`interlock.crypto.keyfile`.
+Callers see one type whichever backend holds the KEK: the backend
+(:class:`~interlock.crypto.file_kek.FileKek` or
+:class:`~interlock.crypto.pkcs11_kek.Pkcs11Kek`) is chosen at deploy time by
+``INTERLOCK_KEK_BACKEND``; blobs have the same format under both.
 """
 
 from __future__ import annotations
 
-import contextlib
-import secrets
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import TYPE_CHECKING, Final, Literal
 
-from interlock.crypto import aead, envelope, keyfile
-from interlock.crypto.keyfile import KeyFileContents
-from interlock.errors import DecryptionError, KeyFileError, KeyringError
+from interlock.crypto import envelope
+from interlock.crypto.file_kek import FileKek
+from interlock.crypto.kek import KekBackend, Unexportable
+from interlock.errors import KeyringError
+
+if TYPE_CHECKING:
+    from interlock.crypto.pkcs11_kek import Pkcs11Config
 
 __all__ = ["Keyring"]
 
-_WRAPPED_SIZE: Final = aead.NONCE_SIZE + aead.KEY_SIZE + aead.TAG_SIZE
 _INTERNAL: Final = object()  # proof that a constructor call comes from this module
 
 
-class Keyring:
+class Keyring(Unexportable):
     """A handle on the versioned root KEK of one deployment; implements ``KeyEncryptionKey``."""
 
-    __slots__ = ("_path", "_state")
+    __slots__ = ("_backend",)
 
-    def __init__(self, token: object, path: Path, state: KeyFileContents) -> None:
-        """Not public: use :meth:`create` or :meth:`load`."""
+    def __init__(self, token: object, backend: KekBackend) -> None:
+        """Not public: use :meth:`create`, :meth:`load` or their PKCS#11 counterparts."""
         if token is not _INTERNAL:
             raise TypeError("use Keyring.create() or Keyring.load(); a Keyring is not built")
-        self._path = path
-        # One immutable snapshot, swapped in a single assignment, so a reader
-        # in another thread never sees a current version without its key.
-        self._state = state
+        self._backend = backend
 
     # -- construction --------------------------------------------------------
 
@@ -52,9 +53,7 @@ class Keyring:
         The keyring id is 128 random bits. Raises :class:`AlreadyInitialisedError`
         if anything exists at ``path``, :class:`KeyringError` if it cannot be written.
         """
-        state = KeyFileContents(secrets.token_hex(16), 1, {1: aead.new_key()}, {1: _now()})
-        keyfile.write_new(path, state)
-        return cls(_INTERNAL, path, state)
+        return cls(_INTERNAL, FileKek.create(path))
 
     @classmethod
     def load(cls, path: Path) -> Keyring:
@@ -63,34 +62,66 @@ class Keyring:
         Raises :class:`KeyFileError` if it is missing, a symlink, not a regular
         file, accessible by group or others, or malformed.
         """
-        return cls(_INTERNAL, path, keyfile.read(path))
+        return cls(_INTERNAL, FileKek.load(path))
+
+    @classmethod
+    def create_pkcs11(cls, config: Pkcs11Config) -> Keyring:
+        """A new keyring whose KEK version 1 is generated inside the PKCS#11 token.
+
+        Raises :class:`KeyringError` (one line) if the module, token or PIN fails.
+        """
+        from interlock.crypto.pkcs11_kek import Pkcs11Kek
+
+        return cls(_INTERNAL, Pkcs11Kek.create(config))
+
+    @classmethod
+    def open_pkcs11(cls, config: Pkcs11Config, keyring_id: str) -> Keyring:
+        """The keyring ``keyring_id`` whose KEK versions live in the PKCS#11 token.
+
+        Raises :class:`KeyringError` (one line) if the module, token or PIN fails,
+        or if the token holds no KEK of this keyring.
+        """
+        from interlock.crypto.pkcs11_kek import Pkcs11Kek
+
+        return cls(_INTERNAL, Pkcs11Kek.open(config, keyring_id))
 
     # -- public, non-secret properties --------------------------------------
 
     @property
+    def backend(self) -> Literal["file", "pkcs11"]:
+        """Which backend holds the KEK."""
+        return self._backend.kind
+
+    def describe(self) -> str:
+        """Where the KEK lives (file path, or PKCS#11 module and token); never secrets."""
+        return self._backend.describe()
+
+    @property
     def path(self) -> Path:
-        """Where the key file lives."""
-        return self._path
+        """Where the key file lives; :class:`KeyringError` for a keyring in an HSM."""
+        if isinstance(self._backend, FileKek):
+            return self._backend.path
+        raise KeyringError("this keyring's KEK is in an HSM, not in a file")
 
     @property
     def keyring_id(self) -> str:
         """32 lowercase hex digits naming this keyring; the same across rotations."""
-        return self._state.keyring_id
+        return self._backend.keyring_id
 
     @property
     def current_version(self) -> int:
         """The KEK version new records are sealed with."""
-        return self._state.current
+        return self._backend.current_version
 
     @property
     def versions(self) -> tuple[int, ...]:
         """Every KEK version held, oldest first."""
-        return tuple(sorted(self._state.keys))
+        return self._backend.versions
 
     @property
     def wrapped_size(self) -> int:
-        """Length of a wrapped data key: nonce, key and tag."""
-        return _WRAPPED_SIZE
+        """Length of a wrapped data key (60 bytes for both backends: nonce, key, tag)."""
+        return self._backend.wrapped_size
 
     # -- sealing (the everyday API) ------------------------------------------
 
@@ -110,89 +141,40 @@ class Keyring:
     def rotate(self) -> int:
         """Add a new KEK version, make it current and persist it; returns the version.
 
-        Concurrent rotations (several processes or handles) are serialised by a
-        lock file, and each re-reads the file under the lock, so no version is
-        lost. The handle changes only once the new file is durably in place.
-        Raises :class:`KeyringError` if the file now holds another keyring.
+        File: concurrent rotations (several processes or handles) are serialised
+        by a lock file, and each re-reads the file under the lock, so no version
+        is lost; the handle changes only once the new file is durably in place.
+        PKCS#11: the new key is generated inside the token (see
+        :mod:`interlock.crypto.pkcs11_kek` for how rotations are serialised).
         """
-        with keyfile.locked(self._path):
-            on_disk = self._read_same_keyring()
-            version = max(on_disk.keys) + 1
-            if version > keyfile.MAX_VERSION:
-                raise KeyringError(f"{self._path}: no KEK version is left to rotate to")
-            state = KeyFileContents(
-                self.keyring_id,
-                version,
-                {**on_disk.keys, version: aead.new_key()},
-                {**on_disk.created, version: _now()},
-            )
-            keyfile.write_replacing(self._path, state)
-            self._state = state
-        return version
+        return self._backend.rotate()
+
+    def close(self) -> None:
+        """Release the backend's sessions (an HSM session); a later use reopens them."""
+        self._backend.close()
 
     # -- KeyEncryptionKey protocol ------------------------------------------
 
     def has_version(self, version: int) -> bool:
-        """Whether ``version`` is held; re-reads the file once for a newer version.
+        """Whether ``version`` is held; re-reads the backend once for a newer version.
 
         Another process may have rotated the keyring since this one loaded it.
-        An unreadable file or another keyring's file leaves the handle as it was.
         """
-        if version not in self._state.keys and self._state.current < version <= keyfile.MAX_VERSION:
-            with contextlib.suppress(KeyringError):
-                self._state = self._read_same_keyring()
-        return version in self._state.keys
+        return self._backend.has_version(version)
 
     def wrap(self, dek: bytes, aad: bytes, version: int) -> bytes:
         """``nonce || AES-256-GCM(KEK_version, dek)`` authenticating ``aad``."""
-        nonce = aead.new_nonce()
-        return nonce + aead.encrypt(self._key(version), nonce, dek, aad)
+        return self._backend.wrap(dek, aad, version)
 
     def unwrap(self, wrapped: bytes, aad: bytes, version: int) -> bytes:
         """Reverse of :meth:`wrap`; :class:`DecryptionError` on any failure."""
-        if len(wrapped) != _WRAPPED_SIZE:
-            raise DecryptionError(aead.DECRYPTION_FAILED)
-        nonce, body = wrapped[: aead.NONCE_SIZE], wrapped[aead.NONCE_SIZE :]
-        return aead.decrypt(self._key(version), nonce, body, aad)
+        return self._backend.unwrap(wrapped, aad, version)
 
-    # -- no accidental export ------------------------------------------------
+    # -- no accidental export (pickling and copying: see Unexportable) -------
 
     def __repr__(self) -> str:
         versions, current = list(self.versions), self.current_version
-        return f"Keyring(id={self.keyring_id}, versions={versions}, current={current})"
-
-    def __reduce_ex__(self, protocol: object) -> NoReturn:
-        raise TypeError("a Keyring cannot be pickled: key material never leaves the handle")
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("a Keyring cannot be pickled: key material never leaves the handle")
-
-    def __getstate__(self) -> NoReturn:
-        raise TypeError("a Keyring cannot be pickled: key material never leaves the handle")
-
-    def __copy__(self) -> NoReturn:
-        raise TypeError("a Keyring cannot be copied")
-
-    def __deepcopy__(self, memo: object) -> NoReturn:
-        raise TypeError("a Keyring cannot be copied")
-
-    # -- private -------------------------------------------------------------
-
-    def _key(self, version: int) -> bytes:
-        key = self._state.keys.get(version)
-        if key is None:
-            raise KeyringError(f"KEK version {version} is not in this keyring")
-        return key
-
-    def _read_same_keyring(self) -> KeyFileContents:
-        on_disk = keyfile.read(self._path)
-        if on_disk.keyring_id != self.keyring_id:
-            raise KeyFileError(
-                f"{self._path} now holds keyring {on_disk.keyring_id}, not {self.keyring_id}; "
-                "it was replaced since it was loaded"
-            )
-        return on_disk
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+        return (
+            f"Keyring(id={self.keyring_id}, backend={self.backend}, versions={versions}, "
+            f"current={current})"
+        )
