@@ -249,20 +249,21 @@ def prune(manifest: ManifestOption = None) -> None:
     from interlock.audit.prune import prune as run_prune
     from interlock.audit.service import default_origin
     from interlock.config.loader import load_manifest
-    from interlock.crypto import Keyring
+    from interlock.store import open_keyring
 
     current = settings()
     retention: dict[str, timedelta] = {
         name: flow.retention
         for name, flow in load_manifest(manifest or current.manifest).integrations.items()
     }
-    keyring = Keyring.load(current.keyring_path)
+    keyring = open_keyring(current)  # the file or the HSM, as configured
     store = _store(current)
     try:
         keys = load_keys(store.engine, keyring, default_origin(current))
         reports = run_prune(store, keys, retention)
     finally:
         store.dispose()
+        keyring.close()
     for report in reports:
         typer.echo(
             f"{report.integration}: {report.pruned} bodies before "

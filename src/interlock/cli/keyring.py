@@ -18,11 +18,12 @@ app = typer.Typer(
 
 @app.command("status")
 def status() -> None:
-    """Show the keyring's id and KEK versions (never key material)."""
+    """Show the keyring's id, backend and KEK versions (never key material)."""
     deployment = open_deployment(settings())
     try:
         keyring = deployment.keyring
         typer.echo(f"keyring {keyring.keyring_id}")
+        typer.echo(f"  backend   {keyring.describe()}")
         typer.echo(f"  versions  {', '.join(str(v) for v in keyring.versions)}")
         typer.echo(f"  current   {keyring.current_version}")
     finally:

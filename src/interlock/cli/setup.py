@@ -12,7 +12,7 @@ __all__ = ["init", "migrate"]
 
 
 def init() -> None:
-    """Create the data directory (0700), a new keyring (0600) and the store.
+    """Create the data directory (0700), a new keyring (0600 file, or in the HSM) and the store.
 
     Refuses to overwrite an existing keyring.
     """
@@ -22,10 +22,17 @@ def init() -> None:
         data_dir = deployment.settings.data_dir
         console.print(f"Initialised deployment {deployment.deployment_id}")
         console.print(f"  data directory  {data_dir} (0700)")
-        console.print(f"  keyring         {deployment.settings.keyring_path} (0600)")
+        keyring = deployment.keyring
+        if keyring.backend == "file":
+            console.print(f"  keyring         {keyring.path} (0600)")
+        else:
+            console.print(f"  keyring         {keyring.keyring_id} in {keyring.describe()}")
         console.print(f"  store           {deployment.engine.url!r} at {head_revision()}")
         console.print(f"  local CA        {ca.certificate.subject.rfc4514_string()} (key sealed)")
-        console.print("Back up the keyring file: without it, sealed data cannot be read.")
+        if keyring.backend == "file":
+            console.print("Back up the keyring file: without it, sealed data cannot be read.")
+        else:
+            console.print("Back up the token's keys as the HSM's vendor prescribes.")
     finally:
         deployment.close()
 

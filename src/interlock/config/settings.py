@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -29,6 +29,8 @@ LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 LogFormat = Literal["auto", "json", "console"]
 
 KEYRING_FILE = "keyring.json"
+# An HSM-backed keyring's id (not secret); its KEKs stay in the token.
+KEYRING_REF_FILE = "keyring.pkcs11.json"
 STORE_FILE = "interlock.db"
 AUDIT_FILE = "audit.db"
 
@@ -129,10 +131,45 @@ class Settings(BaseSettings):
     oauth_token_lifetime_seconds: int = Field(
         default=600, ge=1, le=3600, description="Access-token lifetime (at most one hour)."
     )
+    kek_backend: Literal["file", "pkcs11"] = Field(
+        default="file",
+        description=(
+            "Where the root key-encryption key lives: file (keyring.json in the data dir) or "
+            "pkcs11 (an HSM token; see docs/hsm.md)."
+        ),
+    )
+    pkcs11_module: Path | None = Field(
+        default=None, description="PKCS#11 module (.so) of the HSM, for kek_backend=pkcs11."
+    )
+    pkcs11_token_label: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="Label of the HSM token holding the KEKs, for kek_backend=pkcs11.",
+    )
+    pkcs11_pin_file: Path | None = Field(
+        default=None,
+        description=(
+            "File holding the token's user PIN (a regular file, mode 0600 or stricter); the "
+            "PIN itself is never a setting."
+        ),
+    )
     oauth_dpop_nonce: bool = Field(
         default=False,
         description="Require server-issued nonces in DPoP proofs (RFC 9449 §8, §9).",
     )
+
+    @model_validator(mode="after")
+    def _pkcs11_complete(self) -> Settings:
+        if self.kek_backend == "pkcs11":
+            missing = [
+                f"INTERLOCK_{name.upper()}"
+                for name in ("pkcs11_module", "pkcs11_token_label", "pkcs11_pin_file")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"kek_backend=pkcs11 needs {', '.join(missing)}")
+        return self
 
     @field_validator("public_url")
     @classmethod
@@ -182,6 +219,11 @@ class Settings(BaseSettings):
     def keyring_path(self) -> Path:
         """The root key-encryption key file."""
         return self.data_dir / KEYRING_FILE
+
+    @property
+    def keyring_ref_path(self) -> Path:
+        """For kek_backend=pkcs11: the file naming the keyring whose KEKs are in the token."""
+        return self.data_dir / KEYRING_REF_FILE
 
     @property
     def store_url(self) -> str:

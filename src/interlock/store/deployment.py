@@ -4,6 +4,12 @@
 command and server does at start. Both apply migrations. Opening checks that
 the keyring and the database belong together (see ``tables.DeploymentRow``),
 and fails closed when they do not.
+
+The keyring's backend is ``INTERLOCK_KEK_BACKEND``: ``file`` keeps the KEKs in
+``keyring.json``; ``pkcs11`` keeps them in an HSM token and the data directory
+only records the keyring's id (``keyring.pkcs11.json``, see
+:mod:`interlock.crypto.keyring_ref`). :func:`open_keyring` is the one way to
+load the configured keyring.
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from interlock.config.settings import Settings
 from interlock.crypto import Keyring
+from interlock.crypto.keyring_ref import read_reference, write_reference
 from interlock.errors import (
     AlreadyInitialisedError,
     ConfigError,
@@ -34,7 +41,10 @@ from interlock.store.engine import create_store_engine
 from interlock.store.migrate import upgrade
 from interlock.store.tables import DeploymentRow
 
-__all__ = ["Deployment", "initialise", "open_deployment"]
+if TYPE_CHECKING:
+    from interlock.crypto.pkcs11_kek import Pkcs11Config
+
+__all__ = ["Deployment", "initialise", "open_deployment", "open_keyring"]
 
 _CANARY: Final = b"interlock deployment canary v1"
 _TABLE: Final = table_of(DeploymentRow)
@@ -50,26 +60,40 @@ class Deployment:
     deployment_id: str
 
     def close(self) -> None:
-        """Release the store's connections."""
+        """Release the store's connections and the keyring's HSM session, if any."""
         self.engine.dispose()
+        self.keyring.close()
 
 
 def initialise(settings: Settings) -> Deployment:
-    """Create the data directory (0700), the keyring (0600) and the store.
+    """Create the data directory (0700), the keyring and the store.
 
+    The keyring is a new key file (0600), or with ``kek_backend=pkcs11`` KEK
+    version 1 generated in the token and the reference file naming it.
     Refuses to overwrite an existing keyring. If any later step fails, the
     keyring file and directory this call created are removed again, so a
-    failed ``init`` leaves nothing half-written behind.
+    failed ``init`` leaves nothing half-written behind (an HSM key made by a
+    failed init stays on the token, unused, under its own keyring id).
     """
     data_dir = settings.data_dir
     created_dir = _make_private_dir(data_dir)
+    for existing in (settings.keyring_path, settings.keyring_ref_path):
+        if existing.exists() or existing.is_symlink():
+            raise AlreadyInitialisedError(
+                f"{existing} already exists; refusing to overwrite a keyring "
+                "(data sealed with it would become unreadable)"
+            )
     keyring_path = settings.keyring_path
-    if keyring_path.exists() or keyring_path.is_symlink():
-        raise AlreadyInitialisedError(
-            f"{keyring_path} already exists; refusing to overwrite a keyring "
-            "(data sealed with it would become unreadable)"
-        )
-    keyring = Keyring.create(keyring_path)
+    if settings.kek_backend == "pkcs11":
+        keyring_path = settings.keyring_ref_path
+        keyring = Keyring.create_pkcs11(_pkcs11_config(settings))
+        try:
+            write_reference(keyring_path, keyring.keyring_id)
+        except BaseException:
+            keyring.close()
+            raise
+    else:
+        keyring = Keyring.create(keyring_path)
     try:
         engine = create_store_engine(settings.store_url)
         try:
@@ -79,6 +103,7 @@ def initialise(settings: Settings) -> Deployment:
             engine.dispose()
             raise
     except BaseException:
+        keyring.close()
         keyring_path.unlink(missing_ok=True)
         if created_dir:
             with contextlib.suppress(OSError):
@@ -89,20 +114,66 @@ def initialise(settings: Settings) -> Deployment:
 
 def open_deployment(settings: Settings) -> Deployment:
     """Load the keyring, migrate the store and check that they belong together."""
-    if not settings.keyring_path.exists():
-        raise NotInitialisedError(
-            f"no keyring at {settings.keyring_path}; run `interlock init` first "
-            "(or set INTERLOCK_DATA_DIR)"
-        )
-    keyring = Keyring.load(settings.keyring_path)
-    engine = create_store_engine(settings.store_url)
+    keyring = open_keyring(settings)
     try:
-        upgrade(engine)
-        deployment_id = _bind(engine, keyring, claim=False)
+        engine = create_store_engine(settings.store_url)
+        try:
+            upgrade(engine)
+            deployment_id = _bind(engine, keyring, claim=False)
+        except BaseException:
+            engine.dispose()
+            raise
     except BaseException:
-        engine.dispose()
+        keyring.close()
         raise
     return Deployment(settings, keyring, engine, deployment_id)
+
+
+def open_keyring(settings: Settings) -> Keyring:
+    """The deployment's keyring from the configured backend; fails closed if it is not there.
+
+    A data directory initialised with the other backend is refused with the
+    setting to change, never silently replaced by a new keyring.
+    """
+    file_path, ref_path = settings.keyring_path, settings.keyring_ref_path
+    if settings.kek_backend == "pkcs11":
+        if not ref_path.exists() and file_path.exists():
+            raise ConfigError(
+                f"this deployment's KEK is in a file ({file_path}), but "
+                "INTERLOCK_KEK_BACKEND=pkcs11; set it to file"
+            )
+        if not ref_path.exists() and not ref_path.is_symlink():
+            raise _not_initialised(ref_path)
+        return Keyring.open_pkcs11(_pkcs11_config(settings), read_reference(ref_path))
+    if not file_path.exists() and ref_path.exists():
+        raise ConfigError(
+            f"this deployment's KEK is in an HSM ({ref_path}), but INTERLOCK_KEK_BACKEND is "
+            "file; set INTERLOCK_KEK_BACKEND=pkcs11 and the INTERLOCK_PKCS11_* settings"
+        )
+    if not file_path.exists() and not file_path.is_symlink():
+        raise _not_initialised(file_path)
+    return Keyring.load(file_path)
+
+
+def _not_initialised(path: Path) -> NotInitialisedError:
+    return NotInitialisedError(
+        f"no keyring at {path}; run `interlock init` first (or set INTERLOCK_DATA_DIR)"
+    )
+
+
+def _pkcs11_config(settings: Settings) -> Pkcs11Config:
+    from interlock.crypto.pkcs11_kek import Pkcs11Config
+
+    module, label, pin_file = (
+        settings.pkcs11_module,
+        settings.pkcs11_token_label,
+        settings.pkcs11_pin_file,
+    )
+    if module is None or label is None or pin_file is None:  # settings validate this
+        raise ConfigError(
+            "kek_backend=pkcs11 needs INTERLOCK_PKCS11_MODULE, _TOKEN_LABEL, _PIN_FILE"
+        )
+    return Pkcs11Config(module, label, pin_file, lock_file=settings.keyring_ref_path)
 
 
 def _make_private_dir(path: Path) -> bool:
