@@ -12,7 +12,7 @@ SSLYZE_VENV  := .venv-sslyze
 SSLYZE_STAMP := $(SSLYZE_VENV)/.installed
 SSLYZE_SPEC  := sslyze>=6,<7
 
-.PHONY: demo test lint typecheck softhsm unit clean install tools
+.PHONY: demo test lint typecheck scan softhsm unit clean install tools
 
 install: $(STAMP)
 
@@ -43,7 +43,7 @@ softhsm:
 demo: $(STAMP)
 	$(BIN)/interlock demo examples/interlock.yaml
 
-test: lint typecheck unit
+test: lint typecheck scan unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -51,6 +51,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
+
+# Leaked secrets and insecure switches fail the build (docs/scan.md).
+scan: $(STAMP)
+	$(BIN)/interlock scan .
 
 unit: $(STAMP) $(SSLYZE_STAMP) softhsm
 	$(BIN)/pytest
