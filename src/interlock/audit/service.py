@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from interlock.audit.entry import AuditEntry, encode_entry
 from interlock.audit.errors import AuditUnavailableError
+from interlock.audit.heartbeat import TreeHeadHeartbeat
 from interlock.audit.keys import LogKeys, load_keys
 from interlock.audit.proofs import ProofReader
 from interlock.audit.storage import LogStore, StoredCheckpoint, create_audit_engines
@@ -78,6 +79,7 @@ class AuditLog:
     writer: GroupCommitWriter = field(repr=False)
     publisher: WitnessPublisher | None = field(repr=False)
     pseudonymise_ip: bool = True
+    heartbeat: TreeHeadHeartbeat | None = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -87,10 +89,13 @@ class AuditLog:
         *,
         witnesses: Sequence[Witness] | None = None,
         max_batch: int = 1000,
+        heartbeat: bool = False,
     ) -> AuditLog:
         """Open (creating if new) the log at ``settings.audit_url`` and start its writer.
 
-        ``witnesses`` overrides the ones the settings name (tests).
+        ``witnesses`` overrides the ones the settings name (tests). ``heartbeat``:
+        a long-running process also signs a tree head whenever the log has been
+        idle for ``settings.audit_checkpoint_seconds`` (:mod:`interlock.audit.heartbeat`).
         """
         engine, writer_engine = create_audit_engines(settings.audit_url)
         try:
@@ -117,7 +122,10 @@ class AuditLog:
         writer = GroupCommitWriter(
             append, timeout=settings.audit_timeout_seconds, max_batch=max_batch
         )
-        return cls(store, keys, writer, publisher, settings.audit_pseudonymise_ip)
+        log = cls(store, keys, writer, publisher, settings.audit_pseudonymise_ip)
+        if heartbeat and settings.audit_checkpoint_seconds > 0:
+            log.heartbeat = TreeHeadHeartbeat(store, log.sink, settings.audit_checkpoint_seconds)
+        return log
 
     @property
     def sink(self) -> DurableSink:
@@ -130,6 +138,8 @@ class AuditLog:
 
     def close(self) -> None:
         """Write what is queued, publish the last tree head, release the database."""
+        if self.heartbeat is not None:
+            self.heartbeat.close()
         self.writer.close()
         if self.publisher is not None:
             self.publisher.close()

@@ -137,6 +137,12 @@ class LogStore:
             row = connection.execute(query.order_by(CHECKPOINTS.c.size.desc()).limit(1)).first()
         return None if row is None else StoredCheckpoint(row.size, bytes(row.root), row.note)
 
+    def last_checkpoint_us(self) -> int | None:
+        """When the newest tree head was signed (µs since the epoch), by any writer."""
+        with self.engine.connect() as connection:
+            latest = connection.execute(select(func.max(CHECKPOINTS.c.created_us))).scalar()
+        return None if latest is None else int(latest)
+
     @contextmanager
     def appending(self, keys: LogKeys) -> Iterator[Batch]:
         """One transaction: add entries to the yielded batch; commits with a signed checkpoint.

@@ -47,6 +47,10 @@ class Witness(Protocol):
         """Copy ``note`` (a checkpoint of ``size``); raise on failure."""
         ...
 
+    def close(self) -> None:
+        """Release what the witness holds (connections)."""
+        ...
+
 
 class FileWitness:
     """The latest checkpoint in one file."""
@@ -74,6 +78,9 @@ class FileWitness:
             os.fsync(directory_fd)
         finally:
             os.close(directory_fd)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def read_witness_file(path: Path) -> str:
@@ -161,12 +168,15 @@ class WitnessPublisher:
         return self._latest is None or all(s >= self._latest[1] for s in self._sent)
 
     def close(self) -> None:
-        """Try a last send, then stop."""
+        """Try a last send, then stop and release the witnesses."""
         self.flush(timeout=5.0)
         with self._wake:
             self._closed = True
             self._wake.notify_all()
         self._thread.join(5.0)
+        if not self._thread.is_alive():  # else a publish is still using them
+            for witness in self._witnesses:
+                witness.close()
 
     def _newer_than(self, size: int) -> bool:
         return self._closed or (self._latest is not None and self._latest[1] > size)

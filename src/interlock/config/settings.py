@@ -74,6 +74,15 @@ class Settings(BaseSettings):
         le=60,
         description="How long recording an audit entry may take before the request fails closed.",
     )
+    audit_checkpoint_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description=(
+            "A running gateway appends an audit.tree_head entry, and so signs a new tree head, "
+            "when no tree head has been signed for this long (0: only per committed batch)."
+        ),
+    )
     audit_witness_file: Path | None = Field(
         default=None, description="A file that receives a copy of every new audit tree head."
     )

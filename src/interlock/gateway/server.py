@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import signal
 import ssl
@@ -185,7 +186,9 @@ async def start_gateway(
     # Failed authentications per address: one budget for the token endpoint and the routes.
     failures = FailureGuard(limiter, per_address=settings.auth_failures_per_ip)
     # The audit trail: its own database (INTERLOCK_AUDIT_DATABASE_URL), set at deploy time only.
-    audit_log = await asyncio.to_thread(AuditLog.open, settings, deployment.keyring)
+    audit_log = await asyncio.to_thread(
+        functools.partial(AuditLog.open, settings, deployment.keyring, heartbeat=True)
+    )
     audit = GatewayAudit(audit_log.sink)
     # Outbound credentials: resolved through the vault, every read on the audit trail.
     secrets = Vault(deployment.engine, deployment.keyring, audit=audit_log.sink)
