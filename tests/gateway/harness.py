@@ -285,7 +285,12 @@ class Env:
 
 
 class Signer:
-    """A partner's key, registered for ``client``, signing as the SDK does."""
+    """A partner's key, registered for ``client``, signing as the SDK does.
+
+    It builds signatures with the library directly instead of the SDK's
+    ``RequestSigner``: the stale, future and replay tests must set ``created``
+    and fixed nonces, which the SDK (rightly) never lets a caller choose.
+    """
 
     def __init__(self, env: Env, *, hmac: bool = False, client: str = "order-sync") -> None:
         manifest = env.gateway.gateway.manifest
