@@ -186,3 +186,31 @@ def test_tls_certificate_rotation_issues_through_the_pki_and_revokes_the_old(
     assert _engine(context).retire("sync/tls") == 1
     assert pki.get(first.serial).revocation_reason == "superseded"
     assert pki.get(format(leaf.serial_number, "x")).status == "active"
+
+
+def test_a_certificate_is_due_at_two_thirds_of_its_life_whatever_the_schedule(
+    context: RotatorContext,
+) -> None:
+    """A 30-day certificate under the 60/80-day default: due at day 20, overdue at day 25."""
+    from interlock.secrets.rotation import due, overdue
+
+    issued = context.pki().issue_client("short", timedelta(days=30))
+    vault = context.vault
+    vault.write("short/tls", issued.certificate_pem + issued.private_key_pem, actor=ADMIN)
+    info = vault.info("short/tls")
+    assert info.not_after is not None
+    assert info.not_before is not None
+    life = info.not_after - info.not_before
+    assert info.due_at() == info.not_before + life * 2 / 3
+    now = datetime.now(UTC)
+    assert due(vault, now) == []
+    assert [i.name for i in due(vault, now + timedelta(days=21))] == ["short/tls"]
+    assert overdue(vault, now + timedelta(days=21)) == []
+    assert [i.name for i in overdue(vault, now + timedelta(days=26))] == ["short/tls"]
+    assert [i.name for i in vault.secrets()] == ["short/tls"]
+    assert vault.secrets()[0].not_after == info.not_after
+    # A value without a certificate follows the schedule alone.
+    vault.write("plain/key", b"not a certificate", actor=ADMIN, kind="api_key")
+    plain = vault.info("plain/key")
+    assert (plain.not_before, plain.not_after) == (None, None)
+    assert plain.due_at() == plain.created_at + timedelta(days=90)

@@ -123,7 +123,7 @@ def rotate(
 def overdue(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Secrets older than their maximum age; exits 1 when there is any (for monitoring)."""
+    """Secrets past their maximum age or near certificate expiry; exit 1 if any (monitoring)."""
     now = datetime.now(UTC)
     with _engine() as (vault, _):
         found = overdue_secrets(vault, now)
@@ -131,10 +131,11 @@ def overdue(
         typer.echo(json.dumps([_json(i, now) for i in found], indent=2))
     else:
         for info in found:
+            expiry = f"  certificate expires {info.not_after:%Y-%m-%d}" if info.not_after else ""
             typer.echo(
                 f"secret://{info.name}  {info.kind}  version {info.current_version}  "
                 f"last rotated {info.age_since:%Y-%m-%d}  {_days(info, now)} days old "
-                f"(max {(info.max_age or 0) // 86_400})  rotator {info.rotator or '-'}"
+                f"(max {(info.max_age or 0) // 86_400}){expiry}  rotator {info.rotator or '-'}"
             )
         if not found:
             typer.echo("nothing is overdue")
@@ -154,5 +155,7 @@ def _json(info: SecretInfo, now: datetime) -> dict[str, object]:
         "last_rotated_at": info.age_since.isoformat(),
         "age_days": _days(info, now),
         "max_age_seconds": info.max_age,
+        "overdue_since": at.isoformat() if (at := info.overdue_at()) else None,
+        "certificate_not_after": info.not_after.isoformat() if info.not_after else None,
         "rotator": info.rotator,
     }

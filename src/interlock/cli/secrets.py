@@ -312,6 +312,7 @@ def _info_json(info: SecretInfo) -> dict[str, Any]:
         "updated_at": info.updated_at.isoformat(),
         "last_rotated_at": info.last_rotated_at.isoformat() if info.last_rotated_at else None,
         "rotation_due_at": due.isoformat() if due else None,
+        "certificate_not_after": info.not_after.isoformat() if info.not_after else None,
     }
 
 

@@ -66,6 +66,10 @@ class VaultVersionRow(Base):
     # Versions carried over from the first, unversioned store were sealed bound
     # to the name only; every later version is bound to name and version.
     legacy_binding: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # When the value holds a PEM certificate: its validity, so that a rotation is due
+    # well before it expires whatever the schedule says (migration 0010).
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    not_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class VaultGrantRow(Base):

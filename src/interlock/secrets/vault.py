@@ -21,6 +21,12 @@ record a read, the value is not released.
 The vault is the gateway's :class:`~interlock.secrets.resolver.SecretResolver`:
 ``secret://name`` resolves to the current version, cached for
 ``cache_seconds``, so a rotated value is picked up without a restart.
+
+A version whose value holds a PEM certificate (a ``tls_certificate`` bundle,
+or any other) records the certificate's validity: its rotation falls due at
+two thirds of the certificate's life and it is overdue at five sixths, if the
+schedule does not say so earlier (cert-manager and ACME clients renew at the
+same two thirds), so a certificate is replaced well before it expires.
 """
 
 from __future__ import annotations
@@ -34,12 +40,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, Select, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from interlock.audit.entry import AuditEntry, Outcome
 from interlock.audit.sink import AuditSink
 from interlock.crypto import Keyring
+from interlock.crypto.pkix import load_certificates_pem
 from interlock.errors import InvalidRequestError, NotFoundError
 from interlock.secrets.errors import AccessDeniedError, VersionConflictError
 from interlock.secrets.policy import AccessPolicy, Capability, matches
@@ -144,23 +151,38 @@ class SecretInfo:
     created_at: datetime
     updated_at: datetime
     last_rotated_at: datetime | None
+    # The validity of the current value's certificate, when it holds one.
+    not_before: datetime | None = None
+    not_after: datetime | None = None
 
     @property
     def age_since(self) -> datetime:
         """When the current value was set by a rotation (or first stored)."""
         return self.last_rotated_at or self.created_at
 
-    def due_at(self) -> datetime | None:
-        """When the next rotation is due (``None``: no schedule)."""
-        if self.rotate_every is None:
+    def _life(self, part: float) -> datetime | None:
+        if self.not_before is None or self.not_after is None:
             return None
-        return self.age_since + timedelta(seconds=self.rotate_every)
+        return self.not_before + (self.not_after - self.not_before) * part
+
+    def due_at(self) -> datetime | None:
+        """When the next rotation is due: by schedule, or at 2/3 of a certificate's life."""
+        times = [self._life(2 / 3)]
+        if self.rotate_every is not None:
+            times.append(self.age_since + timedelta(seconds=self.rotate_every))
+        return min((t for t in times if t is not None), default=None)
+
+    def overdue_at(self) -> datetime | None:
+        """When the value is overdue: past its maximum age, or 5/6 of a certificate's life."""
+        times = [self._life(5 / 6)]
+        if self.max_age is not None:
+            times.append(self.age_since + timedelta(seconds=self.max_age))
+        return min((t for t in times if t is not None), default=None)
 
     def overdue(self, now: datetime) -> bool:
-        """Whether the value is older than its maximum age."""
-        if self.max_age is None:
-            return False
-        return now >= self.age_since + timedelta(seconds=self.max_age)
+        """Whether the value is older than its maximum age or its certificate nearly expired."""
+        at = self.overdue_at()
+        return at is not None and now >= at
 
 
 def check_name(name: str) -> str:
@@ -198,6 +220,29 @@ def _version(row: Any) -> VersionInfo:
     )
 
 
+def _validity(value: bytes) -> tuple[datetime | None, datetime | None]:
+    """notBefore and notAfter of the first PEM certificate in ``value`` (else ``None``)."""
+    if b"-----BEGIN CERTIFICATE-----" not in value:
+        return None, None
+    try:
+        chain = load_certificates_pem(value)
+    except ValueError:
+        return None, None
+    if not chain:
+        return None, None
+    return chain[0].not_valid_before_utc, chain[0].not_valid_after_utc
+
+
+def _info_query() -> Select[Any]:
+    """Secrets with the certificate validity of their current version."""
+    current = and_(
+        _VERSIONS.c.name == _SECRETS.c.name, _VERSIONS.c.version == _SECRETS.c.current_version
+    )
+    return select(_SECRETS, _VERSIONS.c.not_before, _VERSIONS.c.not_after).outerjoin(
+        _VERSIONS, current
+    )
+
+
 def _info(row: Any) -> SecretInfo:
     return SecretInfo(
         name=row.name,
@@ -213,6 +258,8 @@ def _info(row: Any) -> SecretInfo:
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
         last_rotated_at=as_utc(row.last_rotated_at) if row.last_rotated_at else None,
+        not_before=as_utc(row.not_before) if row.not_before else None,
+        not_after=as_utc(row.not_after) if row.not_after else None,
     )
 
 
@@ -335,6 +382,7 @@ class Vault:
                 .values(stage=None)
             )
         sealed = self._keyring.seal(value, _aad(name, version, legacy=False))
+        not_before, not_after = _validity(value)
         connection.execute(
             _VERSIONS.insert().values(
                 name=name,
@@ -344,6 +392,8 @@ class Vault:
                 created_at=now,
                 created_by=actor[:200],
                 legacy_binding=False,
+                not_before=not_before,
+                not_after=not_after,
             )
         )
         return VersionInfo(name, version, stage, now, actor, None, None, None)  # type: ignore[arg-type]
@@ -552,7 +602,7 @@ class Vault:
         check_name(name)
         self._authorise(client, "list", name, actor)
         with self._engine.connect() as connection:
-            row = connection.execute(select(_SECRETS).where(_SECRETS.c.name == name)).first()
+            row = connection.execute(_info_query().where(_SECRETS.c.name == name)).first()
         if row is None:
             raise NotFoundError(f"no secret named {name!r}")
         return _info(row)
@@ -570,7 +620,7 @@ class Vault:
 
     def secrets(self, prefix: str = "", *, client: str | None = None) -> list[SecretInfo]:
         """Metadata of every secret under ``prefix`` (a client sees only what it may list)."""
-        query = select(_SECRETS).order_by(_SECRETS.c.name)
+        query = _info_query().order_by(_SECRETS.c.name)
         if prefix:
             check_name(prefix.rstrip("/"))
             base = prefix.rstrip("/")
