@@ -13,14 +13,15 @@ entry is acknowledged only once it is on disk, even across a power loss.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, and_, event, func, or_, select, text
+from sqlalchemy import Connection, Engine, Table, and_, event, func, or_, select, text
 
 from interlock.audit.checkpoint import Checkpoint
 from interlock.audit.frontier import Frontier, Node
@@ -87,18 +88,17 @@ class Batch:
     connection: Connection
     frontier: Frontier
     first: int
-    leaves: list[dict[str, Any]] = field(default_factory=list)
-    bodies: list[dict[str, Any]] = field(default_factory=list)
+    # Rows as the INSERTs of _write take them, in column order.
+    leaves: list[tuple[int, bytes, int, str | None]] = field(default_factory=list)
+    bodies: list[tuple[int, bytes]] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
 
     def add(self, body: bytes, time_us: int, integration: str | None) -> int:
         """Append one encoded entry; returns its index."""
         index = self.frontier.size
         digest = leaf_hash(body)
-        self.leaves.append(
-            {"idx": index, "leaf_hash": digest, "time_us": time_us, "integration": integration}
-        )
-        self.bodies.append({"idx": index, "body": body})
+        self.leaves.append((index, digest, time_us, integration))
+        self.bodies.append((index, body))
         self.nodes.extend(self.frontier.append(digest))
         return index
 
@@ -202,14 +202,37 @@ def fetch_pieces(connection: Connection, pieces: Iterable[Piece]) -> dict[Piece,
     return found
 
 
+_MAX_PARAMETERS: Final = 30_000  # below SQLite's 32,766 and PostgreSQL's 65,535 per statement
+
+
+def _insert(connection: Connection, table: Table, rows: Sequence[Sequence[object]]) -> None:
+    """Insert ``rows`` (in column order) with as few statements as the drivers allow.
+
+    One multi-row ``INSERT ... VALUES (...), (...)`` per chunk, in the driver's
+    paramstyle, handed to the driver directly: names come from our schema,
+    values only ever as parameters. ``executemany`` would run one statement
+    per row, and SQLite's driver gives up and retakes the interpreter lock
+    around each, which the gateway's event loop then waits for; SQLAlchemy's
+    per-row parameter processing would cost more than the rest of an append.
+    """
+    if not rows:
+        return
+    width = len(table.columns)
+    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    columns = ", ".join(column.name for column in table.columns)
+    group = "(" + ", ".join([marker] * width) + ")"
+    per_statement = _MAX_PARAMETERS // width
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        values = ", ".join([group] * len(chunk))
+        sql = f"INSERT INTO {table.name} ({columns}) VALUES {values}"  # noqa: S608  (our names)
+        connection.exec_driver_sql(sql, tuple(itertools.chain.from_iterable(chunk)))
+
+
 def _write(connection: Connection, batch: Batch, keys: LogKeys) -> None:
-    connection.execute(LEAVES.insert(), batch.leaves)
-    connection.execute(BODIES.insert(), batch.bodies)
-    if batch.nodes:
-        connection.execute(
-            NODES.insert(),
-            [{"level": n.level, "idx": n.index, "hash": n.hash} for n in batch.nodes],
-        )
+    _insert(connection, LEAVES, batch.leaves)
+    _insert(connection, BODIES, batch.bodies)
+    _insert(connection, NODES, [(n.level, n.index, n.hash) for n in batch.nodes])
     checkpoint = Checkpoint(keys.origin, batch.frontier.size, batch.frontier.root())
     connection.execute(
         CHECKPOINTS.insert().values(

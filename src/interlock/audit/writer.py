@@ -13,6 +13,11 @@ Entries nobody waits for (``urgent=False``: best-effort evidence) may linger
 up to ``linger`` seconds so that they share a transaction: at a steady trickle
 of requests every entry would otherwise pay a whole commit (an fsync). An
 urgent entry arriving meanwhile ends the wait at once.
+
+While it lingers the writer sleeps on an event that only an urgent entry
+sets, and then drains the queue in one go: waking the thread for every entry
+would hand the interpreter lock back and forth with the gateway's event loop
+once per request.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ import asyncio
 import concurrent.futures
 import queue
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -67,6 +71,7 @@ class GroupCommitWriter:
         self._linger = linger
         self._max_batch = max_batch
         self._queue: queue.Queue[Pending | object] = queue.Queue(max_pending)
+        self._urgent = threading.Event()  # ends a linger
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
@@ -85,6 +90,8 @@ class GroupCommitWriter:
             self._queue.put_nowait(pending)
         except queue.Full:
             raise AuditUnavailableError("the audit log is not keeping up (queue full)") from None
+        if urgent:
+            self._urgent.set()
         return pending
 
     def wait(self, pending: Pending) -> int:
@@ -114,33 +121,28 @@ class GroupCommitWriter:
             return
         self._closed = True
         self._queue.put(_STOP)
+        self._urgent.set()
         self._thread.join(timeout)
 
     def _take(self) -> tuple[list[Pending], bool]:
         first = self._queue.get()
         if first is _STOP:
             return [], True
+        if isinstance(first, Pending) and not first.urgent:
+            # Only best-effort entries so far: wait a little for company (see the module doc).
+            self._urgent.wait(self._linger)
+        self._urgent.clear()
         items = [first]
         stop = False
-        # Only best-effort entries so far: wait a little for company (see the module doc).
-        deadline = None
-        if isinstance(first, Pending) and not first.urgent:
-            deadline = time.monotonic() + self._linger
         while len(items) < self._max_batch:
             try:
-                wait = None if deadline is None else deadline - time.monotonic()
-                if wait is None or wait <= 0:
-                    item = self._queue.get_nowait()
-                else:
-                    item = self._queue.get(timeout=wait)
+                item = self._queue.get_nowait()
             except queue.Empty:
                 break
             if item is _STOP:
                 stop = True
                 break
             items.append(item)
-            if isinstance(item, Pending) and item.urgent:
-                deadline = None  # someone waits: take what is queued and commit now
         # Callers that already gave up are dropped; the rest can no longer be cancelled.
         live = [
             p for p in items if isinstance(p, Pending) and p.future.set_running_or_notify_cancel()
