@@ -17,9 +17,8 @@ from typing import Annotated
 
 import typer
 
-from interlock.audit.service import AuditLog
-from interlock.cli.context import settings
 from interlock.cli.evidence import admin_actor
+from interlock.cli.vault_session import open_vault_session
 from interlock.config.loader import load_manifest
 from interlock.errors import InvalidRequestError
 from interlock.pki import Pki
@@ -28,7 +27,6 @@ from interlock.secrets.rotation import RotationEngine, StepName
 from interlock.secrets.rotation import overdue as overdue_secrets
 from interlock.secrets.rotators.base import RotatorContext
 from interlock.secrets.vault import SecretInfo, Vault
-from interlock.store import open_deployment
 
 __all__ = ["overdue", "rotate"]
 
@@ -43,43 +41,36 @@ _DONE = {
 
 @contextmanager
 def _engine() -> Iterator[tuple[Vault, RotationEngine]]:
-    current = settings()
-    deployment = open_deployment(current)
-    try:
-        log = AuditLog.open(deployment.settings, deployment.keyring)
-        try:
-            vault = Vault(deployment.engine, deployment.keyring, audit=log.sink, cache_seconds=0)
-            context = RotatorContext(
-                vault=vault,
-                engine=deployment.engine,
-                keyring=deployment.keyring,
-                manifest=lambda: load_manifest(current.manifest),
-                pki=lambda: Pki(
-                    deployment.engine,
-                    deployment.keyring,
-                    deployment.deployment_id,
-                    current.trust_domain,
-                ),
-            )
+    with open_vault_session() as session:
+        deployment, vault = session.deployment, session.vault
+        current = deployment.settings
+        context = RotatorContext(
+            vault=vault,
+            engine=deployment.engine,
+            keyring=deployment.keyring,
+            manifest=lambda: load_manifest(current.manifest),
+            pki=lambda: Pki(
+                deployment.engine,
+                deployment.keyring,
+                deployment.deployment_id,
+                current.trust_domain,
+            ),
+        )
 
-            def build(info: SecretInfo) -> rotators.Rotator:
-                return rotators.build(info.rotator or "", info.rotator_config, context)
+        def build(info: SecretInfo) -> rotators.Rotator:
+            return rotators.build(info.rotator or "", info.rotator_config, context)
 
-            yield (
+        yield (
+            vault,
+            RotationEngine(
                 vault,
-                RotationEngine(
-                    vault,
-                    deployment.engine,
-                    build,
-                    audit=log.sink,
-                    actor=admin_actor(),
-                    on_step=_progress,
-                ),
-            )
-        finally:
-            log.close()
-    finally:
-        deployment.close()
+                deployment.engine,
+                build,
+                audit=session.audit,
+                actor=admin_actor(),
+                on_step=_progress,
+            ),
+        )
 
 
 def _progress(name: str, step: StepName, version: int) -> None:

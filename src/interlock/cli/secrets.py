@@ -17,14 +17,12 @@ from typing import Annotated, Any
 
 import typer
 
-from interlock.audit.service import AuditLog
 from interlock.cli import rotation
-from interlock.cli.context import settings
 from interlock.cli.evidence import admin_actor
 from interlock.cli.options import duration_option
+from interlock.cli.vault_session import open_vault_session
 from interlock.errors import InvalidRequestError
 from interlock.secrets.vault import KINDS, MAX_SECRET_BYTES, SecretInfo, Vault, VersionInfo
-from interlock.store import open_deployment
 
 __all__ = ["app", "open_vault"]
 
@@ -42,15 +40,8 @@ _Versions = Annotated[
 @contextmanager
 def open_vault() -> Iterator[Vault]:
     """The deployment's vault, recording on its audit trail; closed on exit."""
-    deployment = open_deployment(settings())
-    try:
-        log = AuditLog.open(deployment.settings, deployment.keyring)
-        try:
-            yield Vault(deployment.engine, deployment.keyring, audit=log.sink, cache_seconds=0)
-        finally:
-            log.close()
-    finally:
-        deployment.close()
+    with open_vault_session() as session:
+        yield session.vault
 
 
 def _read_value(name: str) -> bytes:
