@@ -10,9 +10,13 @@ started is dropped; one whose batch was already in flight may still land
 (the log then says more than was acknowledged, never less).
 
 Entries nobody waits for (``urgent=False``: best-effort evidence) may linger
-up to ``linger`` seconds so that they share a transaction: at a steady trickle
-of requests every entry would otherwise pay a whole commit (an fsync). An
-urgent entry arriving meanwhile ends the wait at once.
+up to ``linger`` seconds (default 0.2) so that they share a transaction: at a
+steady trickle of requests every entry would otherwise pay a whole commit (an
+fsync), and every batch takes the interpreter lock from the gateway's event
+loop a few times (measured: 0.2 s instead of 0.025 s gave the gateway 20% more
+requests/s). An urgent entry arriving meanwhile ends the wait at once, so
+nobody who waits is delayed; a crash loses at most that much best-effort
+evidence, never an acknowledged entry.
 
 While it lingers the writer sleeps on an event that only an urgent entry
 sets, and then drains the queue in one go: waking the thread for every entry
@@ -63,7 +67,7 @@ class GroupCommitWriter:
         timeout: float,
         max_batch: int = 1000,
         max_pending: int = 100_000,
-        linger: float = 0.025,
+        linger: float = 0.2,
     ) -> None:
         """Start the thread; ``append`` writes a batch durably and returns the indexes."""
         self._append = append
