@@ -7,6 +7,9 @@ JCS is exactly: keys sorted, no whitespace, UTF-8, the short escapes
 (``\\b \\t \\n \\f \\r \\" \\\\``) and ``\\u00xx`` in lower case for other
 control characters, every other character as itself (RFC 8785 §3.2.2.2).
 Python's ``json`` with these options produces that.
+
+:func:`string`, :func:`scalar` and :func:`utf8` are the same rules in pieces, for
+an encoder that knows its keys' order in advance (:func:`interlock.audit.entry.encode_entry`).
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ import json
 from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["MAX_ENTRY_BYTES", "JsonValue", "canonical_json"]
+__all__ = ["MAX_ENTRY_BYTES", "JsonValue", "canonical_json", "scalar", "string", "utf8"]
 
 MAX_ENTRY_BYTES: Final = 16 * 1024
 MAX_DEPTH: Final = 8
 
 JsonValue = str | int | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
+
+# json.dumps(ensure_ascii=False) escapes strings with this (the C version when built): the
+# JCS escapes above. Calling it directly lets a fixed-shape entry skip the generic encoder.
+_encode_string: Final = json.encoder.encode_basestring
 
 
 def _check(value: object, depth: int) -> None:
@@ -54,12 +61,37 @@ def canonical_json(value: object, *, checked: bool = False) -> bytes:
     """
     if not checked:
         _check(value, 0)
-    try:
-        encoded = json.dumps(
+    return utf8(
+        json.dumps(
             value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode("utf-8")
+        )
+    )
+
+
+def utf8(text: str) -> bytes:
+    """The UTF-8 bytes of an encoded entry; ``ValueError`` for a lone surrogate or too large."""
+    try:
+        encoded = text.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("the entry holds a lone surrogate, which is not UTF-8") from None
     if len(encoded) > MAX_ENTRY_BYTES:
         raise ValueError(f"the encoded entry is over {MAX_ENTRY_BYTES} bytes")
     return encoded
+
+
+def string(value: str) -> str:
+    """One JSON string as :func:`canonical_json` writes it (the escaper ``json.dumps`` uses)."""
+    return _encode_string(value)
+
+
+def scalar(value: str | int | bool | None) -> str:
+    """A string, integer (already range-checked), boolean or ``null`` as JSON text."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    return _encode_string(value)
