@@ -95,13 +95,7 @@ def initialise(settings: Settings) -> Deployment:
     else:
         keyring = Keyring.create(keyring_path)
     try:
-        engine = create_store_engine(settings.store_url)
-        try:
-            upgrade(engine)
-            deployment_id = _bind(engine, keyring, claim=True)
-        except BaseException:
-            engine.dispose()
-            raise
+        engine, deployment_id = _migrated_store(settings, keyring, claim=True)
     except BaseException:
         keyring.close()
         keyring_path.unlink(missing_ok=True)
@@ -116,17 +110,22 @@ def open_deployment(settings: Settings) -> Deployment:
     """Load the keyring, migrate the store and check that they belong together."""
     keyring = open_keyring(settings)
     try:
-        engine = create_store_engine(settings.store_url)
-        try:
-            upgrade(engine)
-            deployment_id = _bind(engine, keyring, claim=False)
-        except BaseException:
-            engine.dispose()
-            raise
+        engine, deployment_id = _migrated_store(settings, keyring, claim=False)
     except BaseException:
         keyring.close()
         raise
     return Deployment(settings, keyring, engine, deployment_id)
+
+
+def _migrated_store(settings: Settings, keyring: Keyring, *, claim: bool) -> tuple[Engine, str]:
+    """The store's engine, migrated and bound to ``keyring`` (disposed again on failure)."""
+    engine = create_store_engine(settings.store_url)
+    try:
+        upgrade(engine)
+        return engine, _bind(engine, keyring, claim=claim)
+    except BaseException:
+        engine.dispose()
+        raise
 
 
 def open_keyring(settings: Settings) -> Keyring:
