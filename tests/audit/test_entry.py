@@ -42,7 +42,9 @@ def entries(draw: st.DrawFn) -> AuditEntry:
         correlation_id=draw(st.none() | _short),
         reason=draw(st.none() | _text),
         details=draw(
-            st.dictionaries(st.from_regex(r"^[a-z][a-z0-9_]{0,9}$", fullmatch=True), _detail)
+            st.dictionaries(
+                st.from_regex(r"^[a-z][a-z0-9_]{0,9}$", fullmatch=True), _detail, max_size=32
+            )
         ),
         subjects=tuple(draw(st.lists(_text, max_size=3))),
         client_ip=draw(st.none() | _short),
