@@ -25,9 +25,10 @@ MAX_DEPTH: Final = 8
 
 JsonValue = str | int | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 
-# json.dumps(ensure_ascii=False) escapes strings with this (the C version when built): the
-# JCS escapes above. Calling it directly lets a fixed-shape entry skip the generic encoder.
-_encode_string: Final = json.encoder.encode_basestring
+#: One JSON string as :func:`canonical_json` writes it: the escaper ``json.dumps``
+#: (ensure_ascii=False) uses, the C version when built — the JCS escapes above. Calling
+#: it directly lets a fixed-shape entry skip the generic encoder.
+string: Final = json.encoder.encode_basestring
 
 
 def _check(value: object, depth: int) -> None:
@@ -79,11 +80,6 @@ def utf8(text: str) -> bytes:
     return encoded
 
 
-def string(value: str) -> str:
-    """One JSON string as :func:`canonical_json` writes it (the escaper ``json.dumps`` uses)."""
-    return _encode_string(value)
-
-
 def scalar(value: str | int | bool | None) -> str:
     """A string, integer (already range-checked), boolean or ``null`` as JSON text."""
     if value is None:
@@ -94,4 +90,4 @@ def scalar(value: str | int | bool | None) -> str:
         return "false"
     if isinstance(value, int):
         return int.__repr__(value)
-    return _encode_string(value)
+    return string(value)

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Final, Protocol
+from typing import Final
 
 from interlock.audit.entry import AuditEntry, Outcome
+from interlock.audit.sink import AuditSink
+from interlock.audit.storage import LogStore
 from interlock.logs import get_logger
 
 __all__ = ["ACTION", "TreeHeadHeartbeat"]
@@ -29,18 +31,10 @@ _MIN_WAIT: Final = 1.0
 _log = get_logger("interlock.audit")
 
 
-class _Store(Protocol):
-    def last_checkpoint_us(self) -> int | None: ...
-
-
-class _Sink(Protocol):
-    def record(self, entry: AuditEntry) -> int: ...
-
-
 class TreeHeadHeartbeat:
     """A thread that keeps the newest tree head at most ``period`` seconds old."""
 
-    def __init__(self, store: _Store, sink: _Sink, period: float) -> None:
+    def __init__(self, store: LogStore, sink: AuditSink, period: float) -> None:
         """Start watching ``store``; append through ``sink`` when it has been quiet."""
         if period <= 0:
             raise ValueError("the period must be positive")

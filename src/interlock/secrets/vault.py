@@ -46,7 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from interlock.audit.entry import AuditEntry, Outcome
 from interlock.audit.sink import AuditSink
 from interlock.crypto import Keyring
-from interlock.crypto.pkix import load_certificates_pem
+from interlock.crypto.pkix import load_certificate_pem
 from interlock.errors import InvalidRequestError, NotFoundError
 from interlock.secrets.errors import AccessDeniedError, VersionConflictError
 from interlock.secrets.policy import AccessPolicy, Capability, matches
@@ -225,12 +225,10 @@ def _validity(value: bytes) -> tuple[datetime | None, datetime | None]:
     if b"-----BEGIN CERTIFICATE-----" not in value:
         return None, None
     try:
-        chain = load_certificates_pem(value)
+        leaf = load_certificate_pem(value)  # the first certificate of a bundle
     except ValueError:
         return None, None
-    if not chain:
-        return None, None
-    return chain[0].not_valid_before_utc, chain[0].not_valid_after_utc
+    return leaf.not_valid_before_utc, leaf.not_valid_after_utc
 
 
 def _info_query() -> Select[Any]:
