@@ -138,9 +138,14 @@ class LogStore:
         return None if row is None else StoredCheckpoint(row.size, bytes(row.root), row.note)
 
     def last_checkpoint_us(self) -> int | None:
-        """When the newest tree head was signed (µs since the epoch), by any writer."""
+        """When the newest tree head was signed (µs since the epoch), by any writer.
+
+        The head of the largest size is the newest (appends are serialised), and
+        the size is the key: one index look-up, not a scan of every head.
+        """
+        query = select(CHECKPOINTS.c.created_us).order_by(CHECKPOINTS.c.size.desc()).limit(1)
         with self.engine.connect() as connection:
-            latest = connection.execute(select(func.max(CHECKPOINTS.c.created_us))).scalar()
+            latest = connection.execute(query).scalar()
         return None if latest is None else int(latest)
 
     @contextmanager
