@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from interlock.audit.checkpoint import open_checkpoint
-from interlock.audit.note import NoteVerifier
-from interlock.audit.rfc9162 import verify_consistency, verify_inclusion
 from interlock.audit.service import AuditLog
 from interlock.cli.main import main
 from interlock.config.settings import load_settings
 from interlock.crypto import Keyring
+from interlock.proofs.checkpoint import open_checkpoint
+from interlock.proofs.note import NoteVerifier
+from interlock.proofs.rfc9162 import verify_consistency, verify_inclusion
 from tests.audit.conftest import sample_entry
 from tests.conftest import isolate_cli
 

@@ -9,15 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import select
 
 from interlock.audit import AuditSink
-from interlock.audit.checkpoint import open_checkpoint
 from interlock.audit.entry import decode_entry
 from interlock.audit.proofs import ProofReader
-from interlock.audit.rfc9162 import leaf_hash, verify_consistency, verify_inclusion
 from interlock.audit.schema import BODIES
 from interlock.audit.service import AuditLog
 from interlock.audit.verify import verify_log
 from interlock.config.settings import Settings
 from interlock.crypto import Keyring
+from interlock.proofs.checkpoint import open_checkpoint
+from interlock.proofs.rfc9162 import leaf_hash, verify_consistency, verify_inclusion
 from tests.audit.conftest import sample_entry
 
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from interlock.audit.rfc9162 import leaf_hashes, root_of
+from interlock.proofs.rfc9162 import leaf_hashes, root_of
 from interlock.sdk.audit import Checkpoint, ProofError, verify_tree
 
 

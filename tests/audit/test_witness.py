@@ -22,10 +22,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from interlock.audit.checkpoint import Checkpoint, open_checkpoint
-from interlock.audit.errors import AuditError, CheckpointError, ProofError
-from interlock.audit.note import NoteVerifier
-from interlock.audit.rfc9162 import verify_consistency
+from interlock.audit.errors import AuditError
 from interlock.audit.service import AuditLog
 from interlock.audit.witness import HttpsWitness
 from interlock.config.settings import Settings
@@ -37,6 +34,10 @@ from interlock.crypto.pkix import (
     private_key_pem,
     self_signed_ca,
 )
+from interlock.proofs.checkpoint import Checkpoint, open_checkpoint
+from interlock.proofs.errors import CheckpointError, ProofError
+from interlock.proofs.note import NoteVerifier
+from interlock.proofs.rfc9162 import verify_consistency
 from tests.audit.conftest import sample_entry
 
 

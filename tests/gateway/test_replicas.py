@@ -21,10 +21,10 @@ from joserfc.jwk import ECKey
 
 from interlock.config.loader import load_manifest
 from interlock.crypto.jose import public_jwk
+from interlock.crypto.rfc9449 import access_token_hash
 from interlock.gateway.server import ListenerConfig, RunningGateway, start_gateway
 from interlock.oauth.client_assertion import ASSERTION_TYPE
 from interlock.oauth.client_keys import ClientKeys
-from interlock.oauth.dpop_claims import access_token_hash
 from interlock.store import open_deployment
 from interlock.testing.services import REDIS
 from tests.conftest import need

@@ -44,7 +44,7 @@ from interlock.sdk import (
     SignedRequestsAuth,
 )
 from interlock.sdk.rfc9421 import target_uri
-from interlock.secrets.resolver import Secret
+from interlock.secret import Secret
 from tests.sdk.fake_server import FakeServer, Seen, credentials_for
 
 KEY_ID = "partner-1"

@@ -10,9 +10,9 @@ import pytest
 from joserfc import jws
 from joserfc.jwk import ECKey
 
+from interlock.crypto.rfc9449 import normalise_htu as target_uri
 from interlock.errors import DPoPProofError
 from interlock.oauth.dpop import DPoPNonces, DPoPVerifier, access_token_hash
-from interlock.oauth.dpop_claims import normalise_htu as target_uri
 from interlock.replay.seen import MemorySeen
 from interlock.sdk import DPoPKey, TokenRequestError
 from tests.sdk.fake_server import FakeServer, credentials_for

@@ -5,22 +5,16 @@ Every package records evidence through an :class:`AuditSink`
 log hashes entries as RFC 9162 leaves, signs a C2SP checkpoint per committed
 batch, and answers inclusion and consistency proofs; see ``docs/audit.md``.
 
-This package's top level imports nothing that needs a database, so the
-offline verifier (:mod:`interlock.sdk.audit`) can use its pure modules
-(:mod:`~interlock.audit.rfc9162`, :mod:`~interlock.audit.note`,
-:mod:`~interlock.audit.checkpoint`). The database-backed log is
+The hashing, signed notes and checkpoints are pure functions in
+:mod:`interlock.proofs`, which the offline verifier (:mod:`interlock.sdk.audit`)
+shares without importing this package. The database-backed log is
 :class:`interlock.audit.service.AuditLog`.
 """
 
 from interlock.audit.entry import AuditEntry, Outcome, Volume
-from interlock.audit.errors import (
-    AuditError,
-    AuditUnavailableError,
-    AuditVerificationError,
-    CheckpointError,
-    ProofError,
-)
+from interlock.audit.errors import AuditError, AuditUnavailableError, AuditVerificationError
 from interlock.audit.sink import AuditSink, MemorySink
+from interlock.proofs.errors import CheckpointError, ProofError
 
 __all__ = [
     "AuditEntry",

@@ -8,8 +8,6 @@ __all__ = [
     "AuditError",
     "AuditUnavailableError",
     "AuditVerificationError",
-    "CheckpointError",
-    "ProofError",
 ]
 
 
@@ -37,15 +35,3 @@ class AuditVerificationError(AuditError):
     def __init__(self, message: str, index: int | None) -> None:
         super().__init__(message)
         self.index = index
-
-
-class ProofError(AuditError):
-    """An inclusion or consistency proof does not verify, or is malformed."""
-
-    code = "audit_proof_invalid"
-
-
-class CheckpointError(AuditError):
-    """A signed note or checkpoint is malformed or its signature does not verify."""
-
-    code = "audit_checkpoint_invalid"

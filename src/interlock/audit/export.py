@@ -31,9 +31,9 @@ from sqlalchemy import Connection, Engine, select
 from interlock.audit.entry import decode_entry
 from interlock.audit.errors import AuditError
 from interlock.audit.proofs import ProofReader
-from interlock.audit.rfc9162 import inclusion_path
 from interlock.audit.schema import BODIES, LEAVES
 from interlock.audit.storage import LogStore
+from interlock.proofs.rfc9162 import inclusion_path
 
 __all__ = ["CSV_COLUMNS", "FORMAT", "ExportReport", "export_log"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from interlock.audit.rfc9162 import aligned_pieces, fold, node_hash
+from interlock.proofs.rfc9162 import aligned_pieces, fold, node_hash
 
 __all__ = ["Frontier", "Node"]
 

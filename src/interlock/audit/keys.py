@@ -24,11 +24,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from interlock.audit.errors import AuditError
-from interlock.audit.note import NoteVerifier
 from interlock.audit.pseudonyms import KEY_SIZE, Pseudonymiser
 from interlock.audit.schema import KEYS
 from interlock.crypto import Keyring
 from interlock.crypto.ed25519 import Ed25519Signer
+from interlock.proofs.note import NoteVerifier
 
 __all__ = ["LogKeys", "load_keys", "log_verifier"]
 

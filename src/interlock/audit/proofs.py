@@ -1,6 +1,6 @@
 """Inclusion and consistency proofs from the stored tree: a few look-ups each.
 
-A proof is a list of ranges (:mod:`interlock.audit.rfc9162`); each range is
+A proof is a list of ranges (:mod:`interlock.proofs.rfc9162`); each range is
 the fold of at most ~63 perfect subtrees, whose hashes are stored (leaves in
 ``audit_leaves``, larger ones in ``audit_nodes``). One query per proof
 fetches them all, so a proof costs O(log n) rows at any log size. Hashes
@@ -14,8 +14,10 @@ from typing import Final
 
 from sqlalchemy import Connection
 
-from interlock.audit.errors import AuditError, ProofError
-from interlock.audit.rfc9162 import (
+from interlock.audit.errors import AuditError
+from interlock.audit.storage import fetch_pieces
+from interlock.proofs.errors import ProofError
+from interlock.proofs.rfc9162 import (
     Piece,
     Range,
     aligned_pieces,
@@ -23,7 +25,6 @@ from interlock.audit.rfc9162 import (
     fold,
     inclusion_path,
 )
-from interlock.audit.storage import fetch_pieces
 
 __all__ = ["ProofReader"]
 

@@ -23,11 +23,11 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, Table, and_, event, func, or_, select, text
 
-from interlock.audit.checkpoint import Checkpoint
 from interlock.audit.frontier import Frontier, Node
 from interlock.audit.keys import LogKeys
-from interlock.audit.rfc9162 import Piece, leaf_hash
 from interlock.audit.schema import BODIES, CHECKPOINTS, LEAVES, NODES, ensure_schema
+from interlock.proofs.checkpoint import Checkpoint
+from interlock.proofs.rfc9162 import Piece, leaf_hash
 from interlock.store.engine import create_store_engine, is_sqlite
 
 __all__ = ["Batch", "LogStore", "StoredCheckpoint", "create_audit_engines", "fetch_pieces"]

@@ -27,15 +27,16 @@ from typing import Any, Final
 from sqlalchemy import Connection, Engine, and_, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from interlock.audit.checkpoint import open_checkpoint
 from interlock.audit.entry import decode_entry
-from interlock.audit.errors import AuditVerificationError, CheckpointError
+from interlock.audit.errors import AuditVerificationError
 from interlock.audit.frontier import Frontier, Node
 from interlock.audit.keys import log_verifier
-from interlock.audit.note import NoteVerifier
-from interlock.audit.rfc9162 import leaf_hash
 from interlock.audit.schema import BODIES, LEAVES, NODES, PRUNED
 from interlock.audit.storage import LogStore
+from interlock.proofs.checkpoint import open_checkpoint
+from interlock.proofs.errors import CheckpointError
+from interlock.proofs.note import NoteVerifier
+from interlock.proofs.rfc9162 import leaf_hash
 
 __all__ = ["PRUNE_ACTION", "VerifyReport", "pruned_digest", "verify_log"]
 

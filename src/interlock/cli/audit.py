@@ -15,8 +15,8 @@ from interlock.config.settings import Settings
 from interlock.errors import InvalidRequestError
 
 if TYPE_CHECKING:
-    from interlock.audit.note import NoteVerifier
     from interlock.audit.storage import LogStore
+    from interlock.proofs.note import NoteVerifier
 
 __all__ = ["app"]
 
@@ -48,8 +48,8 @@ def _store(current: Settings) -> LogStore:
 
 
 def _verifier(key: str | None, field: str = "--key") -> list[NoteVerifier]:
-    from interlock.audit.errors import CheckpointError
-    from interlock.audit.note import NoteVerifier
+    from interlock.proofs.errors import CheckpointError
+    from interlock.proofs.note import NoteVerifier
 
     if key is None:
         return []

@@ -28,8 +28,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from interlock.crypto.jose import ALLOWED_ALGORITHMS, verify_with_embedded_jwk
+from interlock.crypto.rfc9449 import access_token_hash, normalise_htu
 from interlock.errors import DPoPProofError, InvalidTokenError
-from interlock.oauth.dpop_claims import access_token_hash, normalise_htu
 from interlock.replay.seen import SeenOnce
 
 __all__ = [

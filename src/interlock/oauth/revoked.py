@@ -51,7 +51,7 @@ class RevokedTokens:
         self._redis = redis_client
         self._listener: redis.client.PubSubWorkerThread | None = None
         if redis_client is not None:
-            pubsub = redis_client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(**{CHANNEL: self._heard})
             self._listener = pubsub.run_in_thread(sleep_time=0.25, daemon=True)
 

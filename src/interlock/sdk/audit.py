@@ -12,7 +12,7 @@ your witness)::
         summary = verify_export(lines, [key])
     print(summary.entries, "entries proven in the tree of size", summary.checkpoint.size)
 
-Every check is strict (see :mod:`interlock.audit.rfc9162`): an entry that is
+Every check is strict (see :mod:`interlock.proofs.rfc9162`): an entry that is
 altered, moved to another index, or carries a proof with a missing, extra or
 altered element is refused with :class:`ProofError`; a tree head not signed by
 a trusted key with :class:`CheckpointError`.
@@ -28,10 +28,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from interlock.audit.checkpoint import Checkpoint, open_checkpoint
-from interlock.audit.errors import CheckpointError, ProofError
-from interlock.audit.note import NoteVerifier
-from interlock.audit.rfc9162 import (
+from interlock.proofs.checkpoint import Checkpoint, open_checkpoint
+from interlock.proofs.errors import CheckpointError, ProofError
+from interlock.proofs.note import NoteVerifier
+from interlock.proofs.rfc9162 import (
     leaf_hash,
     leaf_hashes,
     root_from_inclusion,

@@ -21,7 +21,7 @@ from interlock.sdk.rfc7523 import ClientKeyInput, ShortLivedPrivateKeyJWT, load_
 from interlock.sdk.rfc9449 import DPoPKey, DPoPKeyInput
 from interlock.sdk.tls import Verify, client_context
 from interlock.sdk.tokens import AccessToken, TokenCache
-from interlock.secrets.resolver import Secret
+from interlock.secret import Secret
 
 __all__ = ["DEFAULT", "AuthMethod", "ClientCredentials", "UseDefault", "normalise_scope"]
 

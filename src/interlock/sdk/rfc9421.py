@@ -46,7 +46,7 @@ from requests.adapters import BaseAdapter
 from requests.auth import AuthBase
 
 from interlock.sdk.errors import InsecureTransportError
-from interlock.secrets.resolver import Secret
+from interlock.secret import Secret
 
 __all__ = [
     "PrivateKeyInput",

@@ -23,7 +23,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
-from interlock.oauth.dpop_claims import access_token_hash, normalise_htu
+from interlock.crypto.rfc9449 import access_token_hash, normalise_htu
 
 __all__ = ["DPoPKey", "DPoPKeyInput", "nonce_requested"]
 

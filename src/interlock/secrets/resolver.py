@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-from typing import NoReturn, Protocol
+from typing import Protocol
 
-__all__ = ["Secret", "SecretResolver"]
+from interlock.secret import Secret
 
-
-class Secret:
-    """A secret value that does not print itself (``repr``/``str`` are masked)."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: bytes) -> None:
-        """Wrap ``value``."""
-        self._value = value
-
-    def reveal(self) -> bytes:
-        """The value itself; call only where it is sent to its destination."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __reduce_ex__(self, protocol: object) -> NoReturn:
-        raise TypeError("a Secret cannot be pickled")
+__all__ = ["SecretResolver"]
 
 
 class SecretResolver(Protocol):

@@ -48,9 +48,9 @@ from interlock.audit.sink import AuditSink
 from interlock.crypto import Keyring
 from interlock.crypto.pkix import load_certificate_pem
 from interlock.errors import InvalidRequestError, NotFoundError
+from interlock.secret import Secret
 from interlock.secrets.errors import AccessDeniedError, VersionConflictError
 from interlock.secrets.policy import AccessPolicy, Capability, matches
-from interlock.secrets.resolver import Secret
 from interlock.secrets.tables import VaultSecretRow, VaultVersionRow
 from interlock.store.base import as_utc, table_of
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from interlock.errors import InterlockError, InvalidRequestError
-from interlock.secrets.resolver import Secret
+from interlock.secret import Secret
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

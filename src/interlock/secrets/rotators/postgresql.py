@@ -34,7 +34,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from interlock.errors import InvalidRequestError
-from interlock.secrets.resolver import Secret
+from interlock.secret import Secret
 from interlock.secrets.rotators.base import Credential, RotationError, RotatorContext, option
 
 __all__ = ["PostgresqlRotator", "build"]

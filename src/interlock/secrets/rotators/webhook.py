@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from interlock.errors import InvalidRequestError
-from interlock.secrets.resolver import Secret
+from interlock.secret import Secret
 from interlock.secrets.rotators.base import Credential, RotationError, RotatorContext, option
 
 __all__ = ["WebhookRotator", "build"]

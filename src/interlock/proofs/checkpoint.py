@@ -6,7 +6,7 @@
     <tree size, decimal>
     <base64 root hash>
 
-signed as a C2SP signed note (:mod:`interlock.audit.note`), so existing
+signed as a C2SP signed note (:mod:`interlock.proofs.note`), so existing
 witness tooling can read our tree heads.
 """
 
@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from interlock.audit.errors import CheckpointError
-from interlock.audit.note import NoteVerifier, open_note, sign_note
-from interlock.audit.rfc9162 import HASH_SIZE
 from interlock.crypto.ed25519 import Ed25519Signer
+from interlock.proofs.errors import CheckpointError
+from interlock.proofs.note import NoteVerifier, open_note, sign_note
+from interlock.proofs.rfc9162 import HASH_SIZE
 
 __all__ = ["Checkpoint", "open_checkpoint"]
 

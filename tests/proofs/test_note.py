@@ -6,10 +6,10 @@ import base64
 
 import pytest
 
-from interlock.audit.checkpoint import Checkpoint, open_checkpoint
-from interlock.audit.errors import CheckpointError
-from interlock.audit.note import NoteVerifier, open_note, sign_note
 from interlock.crypto.ed25519 import Ed25519Signer
+from interlock.proofs.checkpoint import Checkpoint, open_checkpoint
+from interlock.proofs.errors import CheckpointError
+from interlock.proofs.note import NoteVerifier, open_note, sign_note
 
 # The example of golang.org/x/mod/sumdb/note's documentation (its private key is public).
 GO_SEED = base64.b64decode("AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz")[1:]

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from interlock.audit.errors import ProofError
 from interlock.audit.frontier import Frontier
-from interlock.audit.rfc9162 import (
+from interlock.proofs.errors import ProofError
+from interlock.proofs.rfc9162 import (
     aligned_pieces,
     consistency_path,
     empty_root,

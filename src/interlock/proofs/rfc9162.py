@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from interlock.audit.errors import ProofError
+from interlock.proofs.errors import ProofError
 
 __all__ = [
     "HASH_SIZE",

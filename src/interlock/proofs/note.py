@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from interlock.audit.errors import CheckpointError
 from interlock.crypto.ed25519 import PUBLIC_KEY_SIZE, Ed25519Signer, verify_ed25519
+from interlock.proofs.errors import CheckpointError
 
 __all__ = ["MAX_NOTE_BYTES", "NoteVerifier", "key_id", "open_note", "sign_note"]
 
