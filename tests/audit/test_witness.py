@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import base64
 import socket
-import ssl
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -27,29 +25,12 @@ from interlock.audit.service import AuditLog
 from interlock.audit.witness import HttpsWitness
 from interlock.config.settings import Settings
 from interlock.crypto import Keyring
-from interlock.crypto.keyfile import write_private_file
-from interlock.crypto.pkix import (
-    certificate_pem,
-    issue_server_certificate,
-    private_key_pem,
-    self_signed_ca,
-)
 from interlock.proofs.checkpoint import Checkpoint, open_checkpoint
 from interlock.proofs.errors import CheckpointError, ProofError
 from interlock.proofs.note import NoteVerifier
 from interlock.proofs.rfc9162 import verify_consistency
+from interlock.testing.tls import LocalTls, make_tls
 from tests.audit.conftest import sample_entry
-
-
-def _make_ca(folder: Path, name: str) -> tuple[Path, Path, Path]:
-    """A CA made now and a server certificate for localhost: (CA file, cert, key)."""
-    ca, ca_key = self_signed_ca(name, timedelta(days=1))
-    cert, key = issue_server_certificate(ca, ca_key, ["localhost"], timedelta(days=1))
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "ca.pem").write_bytes(certificate_pem(ca))
-    (folder / "server.pem").write_bytes(certificate_pem(cert))
-    write_private_file(folder / "server.key", private_key_pem(key))
-    return folder / "ca.pem", folder / "server.pem", folder / "server.key"
 
 
 class _RefusedError(Exception):
@@ -63,9 +44,9 @@ class _RefusedError(Exception):
 class TlogWitness:
     """A C2SP tlog-witness ``add-checkpoint`` endpoint on TLS; records what it accepted."""
 
-    def __init__(self, tls: tuple[Path, Path, Path], port: int = 0) -> None:
-        """Serve on ``port`` (0: any) with ``tls``: (CA file, certificate, key)."""
-        self.ca_file, cert, key = tls
+    def __init__(self, tls: LocalTls, port: int = 0) -> None:
+        """Serve on ``port`` (0: any) with ``tls``'s certificate."""
+        self.ca_file = tls.ca_file
         self.trusted: list[NoteVerifier] = []
         self.held: Checkpoint | None = None
         self.accepted: list[tuple[int, int, int]] = []  # (old size, proof length, new size)
@@ -87,9 +68,7 @@ class TlogWitness:
                 return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert, key)
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.server.socket = tls.server_context().wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         self.url = f"https://localhost:{self.port}"
         self.thread = threading.Thread(
@@ -144,7 +123,7 @@ class TlogWitness:
 @pytest.fixture
 def witness(tmp_path: Path) -> Iterator[TlogWitness]:
     """A running witness, stopped afterwards."""
-    running = TlogWitness(_make_ca(tmp_path / "witness", "Test witness CA"))
+    running = TlogWitness(make_tls(tmp_path / "witness", "Test witness CA"))
     yield running
     running.close()
 
@@ -218,7 +197,7 @@ def test_a_witness_certificate_from_another_ca_is_refused(
     witness: TlogWitness, tmp_path: Path
 ) -> None:
     """TLS is verified: the witness's certificate must chain to the configured CA."""
-    other_ca, _, _ = _make_ca(tmp_path / "other", "Some other CA")
+    other_ca = make_tls(tmp_path / "other", "Some other CA").ca_file
     client = HttpsWitness(witness.url, other_ca, timeout=5.0)
     try:
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
@@ -262,8 +241,8 @@ def test_an_unreachable_witness_delays_no_append_and_is_caught_up_once_back(
     the newest tree head reaches the witness when it is back (docs/audit.md, Witnesses)."""
     holder = _closed_port()
     port = holder.getsockname()[1]
-    tls = _make_ca(tmp_path / "witness", "Test witness CA")
-    settings = _settings(tmp_path, f"https://localhost:{port}", tls[0])
+    tls = make_tls(tmp_path / "witness", "Test witness CA")
+    settings = _settings(tmp_path, f"https://localhost:{port}", tls.ca_file)
     log = AuditLog.open(settings, keyring)
     witness: TlogWitness | None = None
     try:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hmac
 import json
-import ssl
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,8 @@ import pytest
 
 from interlock.audit.sink import MemorySink
 from interlock.config.settings import Settings
-from interlock.crypto.keyfile import write_private_file
 from interlock.crypto.pkix import (
     certificate_pem,
-    issue_server_certificate,
-    private_key_pem,
     self_signed_ca,
 )
 from interlock.errors import InvalidRequestError
@@ -29,6 +25,7 @@ from interlock.secrets.rotation import RotationEngine
 from interlock.secrets.rotators.base import RotationError, RotatorContext
 from interlock.secrets.vault import SecretInfo, Vault
 from interlock.store import Deployment, initialise
+from interlock.testing.tls import https_server, make_tls
 from tests.vault.rotation_support import ADMIN
 
 HOOK_TOKEN = "Bearer hook-" + "a1" * 16
@@ -76,21 +73,10 @@ def _handler(endpoint: Endpoint) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def endpoint(tmp_path: Path) -> Iterator[tuple[Endpoint, str, Path]]:
     """The endpoint, its URL and the CA file that trusts it (made now, valid one day)."""
-    ca, ca_key = self_signed_ca("Rotation test CA", timedelta(days=1))
-    cert, key = issue_server_certificate(ca, ca_key, ["localhost"], timedelta(days=1))
-    (tmp_path / "ca.pem").write_bytes(certificate_pem(ca))
-    (tmp_path / "hook.pem").write_bytes(certificate_pem(cert))
-    write_private_file(tmp_path / "hook.key", private_key_pem(key))
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(tmp_path / "hook.pem", tmp_path / "hook.key")
+    tls = make_tls(tmp_path, "Rotation test CA")
     state = Endpoint()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    server.socket = tls.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state, f"https://localhost:{server.server_address[1]}/rotate", tmp_path / "ca.pem"
-    server.shutdown()
-    server.server_close()
+    with https_server(_handler(state), tls) as server:
+        yield state, f"https://localhost:{server.server_address[1]}/rotate", tls.ca_file
 
 
 _DEPLOYMENTS: dict[int, Deployment] = {}
