@@ -27,6 +27,7 @@ __all__ = [
     "KeyFileError",
     "KeyringError",
     "ManifestError",
+    "MissingExtraError",
     "NotFoundError",
     "NotInitialisedError",
     "StoreError",
@@ -65,6 +66,20 @@ class ManifestError(ConfigError):
     def __init__(self, message: str, diagnostics: tuple[object, ...] = ()) -> None:
         super().__init__(message)
         self.diagnostics = diagnostics
+
+
+class MissingExtraError(ConfigError):
+    """The configuration asks for a feature whose optional dependencies are not installed."""
+
+    code = "missing_extra"
+
+    def __init__(self, feature: str, extra: str, missing: ModuleNotFoundError) -> None:
+        module = (missing.name or "a module").partition(".")[0]
+        super().__init__(
+            f"{feature} needs the {extra} extra ({module} is not installed): "
+            f"pip install 'interlock[{extra}]'"
+        )
+        self.extra = extra
 
 
 # -- data directory and store ------------------------------------------------

@@ -37,7 +37,7 @@ from interlock.cli.context import settings, state
 from interlock.cli.evidence import admin_action, record_admin_action
 from interlock.errors import InterlockError
 
-__all__ = ["app", "main", "run"]
+__all__ = ["app", "main"]
 
 EX_SOFTWARE: Final = 70
 
@@ -66,6 +66,12 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(signature_keys.app, name="signature-keys")
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"interlock {__version__}")
+        raise typer.Exit
+
+
 @app.callback()
 def _global_options(
     data_dir: Annotated[
@@ -78,6 +84,16 @@ def _global_options(
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the installed version and exit.",
+        ),
+    ] = False,
 ) -> None:
     """Interlock: the security layer for system-to-system integrations."""
     state.data_dir = data_dir
@@ -128,11 +144,6 @@ def _main(args: list[str]) -> int:
         )
         return EX_SOFTWARE
     return 0
-
-
-def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
 
 
 def _exit_status(code: object) -> int:

@@ -32,6 +32,7 @@ from interlock.errors import (
     AlreadyInitialisedError,
     ConfigError,
     DecryptionError,
+    MissingExtraError,
     NotInitialisedError,
     StoreError,
     StoreMismatchError,
@@ -161,7 +162,10 @@ def _not_initialised(path: Path) -> NotInitialisedError:
 
 
 def _pkcs11_config(settings: Settings) -> Pkcs11Config:
-    from interlock.crypto.pkcs11_kek import Pkcs11Config
+    try:
+        from interlock.crypto.pkcs11_kek import Pkcs11Config
+    except ModuleNotFoundError as missing:  # python-pkcs11, the hsm extra
+        raise MissingExtraError("INTERLOCK_KEK_BACKEND=pkcs11", "hsm", missing) from None
 
     module, label, pin_file = (
         settings.pkcs11_module,

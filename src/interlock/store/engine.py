@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from interlock.errors import StoreError
+from interlock.errors import MissingExtraError, StoreError
 
 __all__ = ["SUPPORTED_BACKENDS", "create_store_engine", "is_sqlite"]
 
@@ -44,6 +44,8 @@ def create_store_engine(url: str, **engine_args: Any) -> Engine:
             engine = create_engine(parsed, **engine_args)
     except NoSuchModuleError as exc:
         raise StoreError(f"no database driver for {parsed.drivername!r}") from exc
+    except ModuleNotFoundError as missing:  # the driver itself: psycopg
+        raise MissingExtraError("a PostgreSQL database URL", "postgres", missing) from None
     return engine
 
 

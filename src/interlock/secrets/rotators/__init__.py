@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any, Final
 
-from interlock.errors import InvalidRequestError
+from interlock.errors import InvalidRequestError, MissingExtraError
 from interlock.secrets.rotators.base import Rotator, RotatorContext
 
 __all__ = ["ROTATORS", "Rotator", "RotatorContext", "build"]
@@ -25,6 +25,10 @@ ROTATORS: Final[Mapping[str, str]] = {
 }
 
 
+#: The extra each rotator's driver comes with, when it is not in the server set.
+EXTRAS: Final[Mapping[str, str]] = {"postgresql": "postgres"}
+
+
 def build(name: str, config: Mapping[str, Any], context: RotatorContext) -> Rotator:
     """The rotator ``name`` with its settings; :class:`InvalidRequestError` if unknown."""
     module = ROTATORS.get(name)
@@ -32,5 +36,13 @@ def build(name: str, config: Mapping[str, Any], context: RotatorContext) -> Rota
         raise InvalidRequestError(
             f"unknown rotator {name!r}; choose from {', '.join(sorted(ROTATORS))}"
         )
-    rotator: Rotator = importlib.import_module(module).build(config, context)
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as missing:
+        if missing.name is not None and missing.name.startswith("interlock"):
+            raise
+        raise MissingExtraError(
+            f"the {name} rotator", EXTRAS.get(name, "server"), missing
+        ) from None
+    rotator: Rotator = loaded.build(config, context)
     return rotator
