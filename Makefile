@@ -1,34 +1,51 @@
 # The two commands of the README: `make demo` and `make test`.
-# Both create .venv when it is missing and (re)install the project into it
-# whenever pyproject.toml changes, so they work on a fresh machine.
+# Both install exactly the versions locked in uv.lock (with their hashes) into
+# .venv, re-syncing whenever pyproject.toml or uv.lock changes, so they work the
+# same on every fresh machine. uv itself is bootstrapped by pip into .venv-tools
+# from requirements/uv.txt, hash-checked. docs/dependencies.md says why and how.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TOOLS  := .venv-tools
+UV     := $(TOOLS)/bin/uv
+# Use $(PYTHON), never an interpreter uv would download.
+export UV_PYTHON_DOWNLOADS := never
+SYNC   := $(UV) sync --quiet --locked --all-extras --python $(PYTHON)
 # sslyze (the TLS posture test) pins cryptography<47 and needs nassl: it gets a
 # venv of its own, never the project's. The test finds it at .venv-sslyze/bin/sslyze.
 SSLYZE_VENV  := .venv-sslyze
 SSLYZE_STAMP := $(SSLYZE_VENV)/.installed
-SSLYZE_SPEC  := sslyze>=6,<7
+# The lowest versions pyproject.toml admits (requirements/lowest.txt): proof that
+# every floor is a version the tests pass on.
+LOWEST       := .venv-lowest
+LOWEST_STAMP := $(LOWEST)/.installed
+# The whole suite but the gateway's own end-to-end tests (about a minute; the SDK and
+# CLI suites still drive a real gateway): the full suite passed when the floors were set.
+LOWEST_TESTS := tests --ignore=tests/gateway
 
-.PHONY: demo test lint typecheck scan softhsm unit clean install tools
+.PHONY: demo test lint typecheck deps scan softhsm unit lowest clean install tools lock \
+        sbom bench-env
 
 install: $(STAMP)
 
-$(BIN)/python:
+$(UV): requirements/uv.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Interlock needs Python 3.11 or newer; set PYTHON=python3.11")'
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+	  --only-binary :all: --require-hashes -r requirements/uv.txt
+	@touch $(UV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+$(STAMP): pyproject.toml uv.lock $(UV)
+	$(SYNC)
 	@touch $(STAMP)
 
 tools: $(SSLYZE_STAMP) softhsm
 
-$(SSLYZE_STAMP):
-	$(PYTHON) -m venv $(SSLYZE_VENV)
-	$(SSLYZE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check '$(SSLYZE_SPEC)'
+$(SSLYZE_STAMP): requirements/sslyze.txt $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(SSLYZE_VENV)
+	$(UV) pip sync --quiet --python $(SSLYZE_VENV)/bin/python --require-hashes requirements/sslyze.txt
 	@touch $(SSLYZE_STAMP)
 
 # SoftHSM2, the PKCS#11 token the HSM keyring tests create at run time (docs/hsm.md).
@@ -43,14 +60,24 @@ softhsm:
 demo: $(STAMP)
 	$(BIN)/interlock demo examples/interlock.yaml
 
-test: lint typecheck scan unit
+test: lint typecheck deps scan unit lowest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict src tools
+
+# The lock matches pyproject.toml; every import is declared (deptry); no known
+# vulnerability in the locked set or at the floors without a dated waiver
+# (requirements/waivers.toml). An unreachable advisory service is reported, not fatal.
+deps: $(STAMP)
+	$(UV) lock --check --quiet
+	$(BIN)/deptry src
+	$(UV) export --quiet --frozen --all-extras --all-groups --no-emit-project \
+	  --format requirements.txt -o $(VENV)/locked.txt
+	$(BIN)/python tools/audit_dependencies.py $(VENV)/locked.txt requirements/lowest.txt
 
 # Leaked secrets and insecure switches fail the build (docs/scan.md).
 scan: $(STAMP)
@@ -59,5 +86,43 @@ scan: $(STAMP)
 unit: $(STAMP) $(SSLYZE_STAMP) softhsm
 	$(BIN)/pytest
 
+$(LOWEST_STAMP): requirements/lowest.txt $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(LOWEST)
+	$(UV) pip sync --quiet --python $(LOWEST)/bin/python --require-hashes requirements/lowest.txt
+	$(UV) pip install --quiet --python $(LOWEST)/bin/python --no-deps -e .
+	@touch $(LOWEST_STAMP)
+
+# Every direct dependency at its floor, then the tests (LOWEST_TESTS) on that set.
+lowest: $(LOWEST_STAMP)
+	$(LOWEST)/bin/python tools/check_floors.py
+	$(LOWEST)/bin/pytest -q -p no:cacheprovider $(LOWEST_TESTS)
+
+# Refresh every lock: uv.lock to the newest versions pyproject.toml admits, the lowest
+# set, the sslyze venv and uv itself. Then run `make test` and commit them together.
+lock: $(UV)
+	$(UV) lock --upgrade
+	$(UV) pip compile --quiet --upgrade --universal --generate-hashes --python-version 3.11 \
+	  --custom-compile-command 'make lock' pyproject.toml --all-extras --group dev \
+	  --resolution lowest-direct -o requirements/lowest.txt
+	$(UV) pip compile --quiet --upgrade --universal --generate-hashes --python-version 3.11 \
+	  --custom-compile-command 'make lock' requirements/sslyze.in -o requirements/sslyze.txt
+	$(UV) pip compile --quiet --upgrade --universal --generate-hashes --python-version 3.11 \
+	  --custom-compile-command 'make lock' requirements/uv.in -o requirements/uv.txt
+
+# A CycloneDX 1.5 SBOM of what a server deployment runs: the locked set with every
+# extra, without the dev and bench groups. uv's CycloneDX export is a preview
+# feature; tests/tools/test_sbom.py validates its output against the 1.5 schema.
+SBOM ?= sbom.cdx.json
+sbom: $(UV)
+	$(UV) export --quiet --frozen --all-extras --no-default-groups --preview-features sbom-export \
+	  --format cyclonedx1.5 -o $(SBOM)
+	@echo "wrote $(SBOM)"
+
+# The benchmarks' peers (the bench group) added to .venv.
+bench-env: $(UV)
+	$(SYNC) --group bench
+	@touch $(STAMP)
+
 clean:
-	rm -rf $(VENV) $(SSLYZE_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) $(SSLYZE_VENV) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache \
+	  .hypothesis $(SBOM)

@@ -33,16 +33,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from interlock.audit import AuditEntry, Outcome, Volume
-from interlock.proofs.checkpoint import Checkpoint
 from interlock.audit.entry import encode_entry
 from interlock.audit.keys import load_keys
 from interlock.audit.proofs import ProofReader
-from interlock.proofs.rfc9162 import leaf_hashes, root_of
 from interlock.audit.service import AuditLog
 from interlock.audit.storage import LogStore, create_audit_engines
 from interlock.audit.verify import verify_log
 from interlock.config.settings import Settings
 from interlock.crypto import Keyring
+from interlock.proofs.checkpoint import Checkpoint
+from interlock.proofs.rfc9162 import leaf_hashes, root_of
 from interlock.sdk.audit import verify_tree
 from interlock.testing.services import POSTGRES, unreachable
 

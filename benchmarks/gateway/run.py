@@ -40,7 +40,6 @@ from benchmarks.common import (
     sandbox,
     wait_port,
 )
-
 from interlock.config.loader import load_manifest
 from interlock.crypto.keyfile import write_private_file
 from interlock.identity.apikeys import ApiKeys

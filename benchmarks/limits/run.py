@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import limits
 import redis
 from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import (
@@ -29,7 +30,6 @@ from limits.strategies import (
     SlidingWindowCounterRateLimiter,
 )
 
-import limits
 from interlock.config.units import Rate
 from interlock.limits import Limit, MemoryLimiter, Quota, RedisLimiter, bucket_key
 from interlock.testing.services import REDIS

@@ -28,8 +28,8 @@ from typing import Any
 from urllib.parse import quote
 
 import jwt
-from benchmarks.common import Sandbox, WrkRun, free_port, processes, run_wrk, wait_port
 
+from benchmarks.common import Sandbox, WrkRun, free_port, processes, run_wrk, wait_port
 from interlock.config.loader import load_manifest
 from interlock.gateway.tls import client_context
 from interlock.oauth.client_secrets import ClientSecrets

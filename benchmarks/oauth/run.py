@@ -41,7 +41,6 @@ if __package__ in {None, ""}:  # run as a file: make ``benchmarks`` importable
 from benchmarks.common import ensure_tools, sandbox
 from benchmarks.oauth.issuance import CLIENT, MANIFEST, IssuanceResult, measure_issuance
 from benchmarks.oauth.verification import Timing, measure_verification
-
 from interlock.config.loader import load_manifest
 
 # name -> (target, how the target is written)

@@ -14,8 +14,9 @@ comments). The seed differs from the unit test's, so the values differ too.
   only, so config-file switches are reported for ours alone).
 
 A finding counts as a true positive when it is on the planted line (one per
-line). The peers are installed into a throw-away virtualenv (``--peers-venv``
-reuses one). Run: ``.venv/bin/python benchmarks/scan/run.py [--seed 2307]``.
+line). The peers are the versions locked in the ``bench`` group of ``uv.lock``
+(``make bench-env`` installs them into ``.venv``).
+Run: ``.venv/bin/python benchmarks/scan/run.py [--seed 2307]``.
 """
 
 from __future__ import annotations
@@ -34,24 +35,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from interlock.scan import Baseline, scan
 from interlock.testing.scan_corpus import Case, Score, score, write_corpus
 
-PEERS = ("detect-secrets==1.5.0", "bandit==1.9.4")
 # bandit checks that look for the switches we look for (TLS, SSH host keys, YAML, XML).
 BANDIT_SWITCH_TESTS = frozenset(
     {"B501", "B323", "B507", "B506", "B313", "B314", "B315", "B316", "B317", "B318", "B319", "B320"}
 )
 
 
-def peers_venv(path: Path | None, work: Path) -> Path:
-    """A virtualenv with detect-secrets and bandit; its bin directory."""
-    venv = path or work / "peers"
-    if not (venv / "bin" / "bandit").exists():
-        print(f"installing {', '.join(PEERS)} into {venv} ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", *PEERS],
-            check=True,
-        )
-    return venv / "bin"
+def peers_bin() -> Path:
+    """The directory holding detect-secrets and bandit: the bench group of uv.lock."""
+    bin_dir = Path(sys.executable).parent
+    missing = [name for name in ("detect-secrets", "bandit") if not (bin_dir / name).exists()]
+    if missing:
+        sys.exit(f"{', '.join(missing)} not in {bin_dir}: run `make bench-env` first")
+    return bin_dir
 
 
 def subset(cases: Iterable[Case], prefix: str, kind: str) -> list[Case]:
@@ -129,11 +125,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=2307)
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--peers-venv", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="interlock-scan-bench-") as tmp:
         work = Path(tmp)
-        bin_dir = peers_venv(args.peers_venv, work)
+        bin_dir = peers_bin()
         root = work / "corpus"
         cases = write_corpus(root, seed=args.seed, rounds=args.rounds)
         secret_cases = [

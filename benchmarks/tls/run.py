@@ -80,7 +80,6 @@ from benchmarks.common import (
     sandbox,
     wait_port,
 )
-
 from interlock.gateway.tls import INTERMEDIATE_CIPHERS, client_context
 
 TARGET = 0.5

@@ -1,0 +1,1 @@
+"""Build tooling run by the Makefile (dependency audit, floor check); not part of the package."""
