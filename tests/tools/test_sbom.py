@@ -6,13 +6,16 @@ import json
 import re
 import shutil
 import subprocess
+from importlib import resources
+from typing import Any
 
+import jsonschema_rs
 import pytest
-from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 
 from tests.conftest import REPO_ROOT
 
+#: The official CycloneDX schemas, as the CycloneDX Python library ships them.
+SCHEMAS = resources.files("cyclonedx.schema._res")
 LOCKED = re.compile(r'^name = "([^"]+)"\nversion = "([^"]+)"', re.MULTILINE)
 
 
@@ -33,10 +36,29 @@ def sbom(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     )
     assert done.returncode == 0, done.stderr
     assert "experimental" not in done.stderr
-    text = out.read_text()
-    assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(text) is None
-    parsed: dict[str, object] = json.loads(text)
+    parsed: dict[str, object] = json.loads(out.read_text())
+    _bom_1_5().validate(parsed)
     return parsed
+
+
+def _bom_1_5() -> jsonschema_rs.Validator:
+    """The CycloneDX 1.5 schema, its SPDX and JSF references resolved from the same files."""
+
+    def retrieve(uri: str) -> Any:
+        return json.loads(SCHEMAS.joinpath(uri.rsplit("/", 1)[-1]).read_text())
+
+    schema = json.loads(SCHEMAS.joinpath("bom-1.5.SNAPSHOT.schema.json").read_text())
+    return jsonschema_rs.validator_for(schema, retriever=retrieve, validate_formats=True)
+
+
+def test_the_schema_check_refuses_a_malformed_sbom() -> None:
+    """The validator is not vacuous: a wrong type and an unknown SPDX id both fail."""
+    validator = _bom_1_5()
+    base: dict[str, Any] = {"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1}
+    assert validator.is_valid(base)
+    assert not validator.is_valid({**base, "components": [{"type": "library", "name": 5}]})
+    licensed = {"type": "library", "name": "x", "licenses": [{"license": {"id": "NOT-SPDX"}}]}
+    assert not validator.is_valid({**base, "components": [licensed]})
 
 
 def test_the_sbom_names_every_runtime_package_at_its_locked_version(
