@@ -42,15 +42,12 @@ __all__ = ["RateLimit", "rate_limit_stage"]
 
 _DECISION: Final = web.RequestKey("interlock.rate_limit", Decision)
 _DIMENSIONS: Final = ("per_client", "per_ip", "per_route", "per_integration")
-_UNAVAILABLE: Final = Refusal(
-    Problem(
-        503,
-        "rate-limits-unavailable",
-        "Service unavailable",
-        "rate limits cannot be checked at the moment; retry shortly",
-        {"Retry-After": "1"},
-    ),
-    log_reason="rate-limit backend unavailable (fail closed)",
+_UNAVAILABLE: Final = Problem(
+    503,
+    "rate-limits-unavailable",
+    "Service unavailable",
+    "rate limits cannot be checked at the moment; retry shortly",
+    {"Retry-After": "1"},
 )
 
 
@@ -78,7 +75,10 @@ class RateLimit:
             else:
                 decision = self._limiter.decide(limits)
         except LimitsUnavailableError:
-            raise _UNAVAILABLE from None
+            # A fresh refusal each time: a shared one would keep every request's frames.
+            raise Refusal(
+                _UNAVAILABLE, log_reason="rate-limit backend unavailable (fail closed)"
+            ) from None
         if not decision.allowed:
             raise self._refusal(decision)
         ctx.request[_DECISION] = decision

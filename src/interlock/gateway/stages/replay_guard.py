@@ -35,16 +35,18 @@ from interlock.replay.signatures import (
 __all__ = ["SignedRequestGuard"]
 
 _COMPONENTS: Final = " ".join(f'"{c}"' for c in (*REQUIRED_COMPONENTS, "content-digest"))
-_UNAVAILABLE: Final = Refusal(
-    Problem(
-        503,
-        "replay-store-unavailable",
-        "Service unavailable",
-        "signed requests cannot be checked for replays at the moment; retry shortly",
-        {"Retry-After": "1"},
-    ),
-    log_reason="replay store unavailable (fail closed)",
+_UNAVAILABLE: Final = Problem(
+    503,
+    "replay-store-unavailable",
+    "Service unavailable",
+    "signed requests cannot be checked for replays at the moment; retry shortly",
+    {"Retry-After": "1"},
 )
+
+
+def _unavailable() -> Refusal:
+    """A fresh refusal each time: a shared one would keep every request's frames."""
+    return Refusal(_UNAVAILABLE, log_reason="replay store unavailable (fail closed)")
 
 
 class SignedRequestGuard:
@@ -64,7 +66,7 @@ class SignedRequestGuard:
         request = ctx.request
         principal = ctx.principal
         if principal is None:  # pragma: no cover - authentication runs first
-            raise _UNAVAILABLE
+            raise _unavailable()
         body = await ctx.read_body()  # within the route's limit; kept for the upstream
         message = SignedMessage(request.method, str(request.url), request.headers)
         try:
@@ -79,7 +81,7 @@ class SignedRequestGuard:
         except SignatureRefused as exc:
             raise self._refusal(exc) from None
         except ReplayStoreUnavailableError:
-            raise _UNAVAILABLE from None
+            raise _unavailable() from None
 
     def _refusal(self, exc: SignatureRefused) -> Refusal:
         if exc.reason == "digest-mismatch":
