@@ -24,6 +24,7 @@ from interlock.pki import Pki
 from interlock.pki.authorities import RootKeyOfflineError
 from interlock.store import Deployment
 from interlock.store.sealed import rewrap_all
+from interlock.tables import sealed_columns
 from interlock.testing.clock import ManualClock
 
 
@@ -122,7 +123,7 @@ def test_keyring_rotation_rewraps_around_an_offline_root(
     pki.export_root(tmp_path / "root.key")
     pki.remove_root_key()
     deployment.keyring.rotate()
-    rewrap_all(deployment.engine, deployment.keyring)
+    rewrap_all(deployment.engine, deployment.keyring, sealed_columns())
     assert pki.issue_client("a").serial
 
 

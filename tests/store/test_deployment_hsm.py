@@ -12,7 +12,8 @@ from interlock.config.settings import Settings
 from interlock.crypto import inspect_unverified, needs_rewrap
 from interlock.errors import ConfigError, KeyringError
 from interlock.store import initialise, open_deployment, rewrap_all
-from interlock.store.sealed import SealedColumn, sealed_columns
+from interlock.store.sealed import SealedColumn
+from interlock.tables import sealed_columns
 from interlock.testing.softhsm import SoftHsm
 
 TOKEN = "interlock-b"
@@ -66,7 +67,7 @@ def test_hsm_rotation_then_rewrap_moves_every_sealed_value(
         assert keyring.open(blob, f"item/{i}".encode()) == f"v{i}".encode()
 
     columns = (*sealed_columns(), SealedColumn(_items, "value"))
-    report = rewrap_all(deployment.engine, keyring, columns=columns)
+    report = rewrap_all(deployment.engine, keyring, columns)
     assert report.rewrapped == report.examined >= 6  # five items and the deployment canary
     with deployment.engine.connect() as connection:
         after = connection.execute(sa.select(_items)).all()

@@ -41,10 +41,7 @@ def test_schema_matches_the_models_after_upgrade(store_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from interlock.store.base import metadata
-    from interlock.store.modules import import_table_modules
-
-    import_table_modules()
+    from interlock.tables import metadata
 
     engine = create_store_engine(store_url)
     upgrade(engine)

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from interlock.config.settings import Settings
 from interlock.crypto import needs_rewrap
 from interlock.store import initialise, open_deployment, rewrap_all
-from interlock.store.sealed import SealedColumn, sealed_columns
+from interlock.store.sealed import SealedColumn
+from interlock.tables import sealed_columns
 
 _items = sa.Table(
     "test_sealed_items",
@@ -43,10 +44,10 @@ def test_rewrap_moves_every_sealed_value_to_the_current_version(
         connection.execute(_items.insert(), rows)
 
     keyring.rotate()
-    report = rewrap_all(deployment.engine, keyring, batch_size=3, columns=columns)
+    report = rewrap_all(deployment.engine, keyring, columns, batch_size=3)
     # 14 sealed items and the deployment canary move; the NULL is only examined.
     assert (report.examined, report.rewrapped) == (16, 15)
-    again = rewrap_all(deployment.engine, keyring, batch_size=3, columns=columns)
+    again = rewrap_all(deployment.engine, keyring, columns, batch_size=3)
     assert again.rewrapped == 0
 
     with deployment.engine.connect() as connection:

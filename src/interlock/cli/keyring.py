@@ -8,6 +8,7 @@ import typer
 
 from interlock.cli.context import settings
 from interlock.store import open_deployment, rewrap_all
+from interlock.tables import sealed_columns
 
 __all__ = ["app"]
 
@@ -46,7 +47,7 @@ def rotate(
         version = deployment.keyring.rotate()
         typer.echo(f"KEK version {version} is now current")
         if rewrap:
-            report = rewrap_all(deployment.engine, deployment.keyring)
+            report = rewrap_all(deployment.engine, deployment.keyring, sealed_columns())
             typer.echo(f"re-wrapped {report.rewrapped} of {report.examined} sealed values")
     finally:
         deployment.close()
@@ -57,7 +58,7 @@ def rewrap_command() -> None:
     """Re-wrap stored data keys under the current KEK version (resumable)."""
     deployment = open_deployment(settings())
     try:
-        report = rewrap_all(deployment.engine, deployment.keyring)
+        report = rewrap_all(deployment.engine, deployment.keyring, sealed_columns())
         typer.echo(f"re-wrapped {report.rewrapped} of {report.examined} sealed values")
     finally:
         deployment.close()

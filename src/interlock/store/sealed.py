@@ -18,7 +18,13 @@ from sqlalchemy import Engine, Table, and_, select, tuple_, update
 
 from interlock.crypto import Keyring, needs_rewrap, rewrap
 
-__all__ = ["RewrapReport", "SealedColumn", "register_sealed_column", "rewrap_all", "sealed_columns"]
+__all__ = [
+    "RewrapReport",
+    "SealedColumn",
+    "register_sealed_column",
+    "registered_sealed_columns",
+    "rewrap_all",
+]
 
 _BATCH: Final = 500
 
@@ -51,23 +57,29 @@ def register_sealed_column(table: Table, column: str) -> None:
         _REGISTRY.append(entry)
 
 
-def sealed_columns() -> tuple[SealedColumn, ...]:
-    """Every sealed column of every package."""
-    from interlock.store.modules import import_table_modules
+def registered_sealed_columns() -> tuple[SealedColumn, ...]:
+    """The sealed columns of the table modules imported so far.
 
-    import_table_modules()
+    Only :mod:`interlock.tables` knows that every package's tables are imported:
+    use its ``sealed_columns()`` for "all of them".
+    """
     return tuple(_REGISTRY)
 
 
 def rewrap_all(
     engine: Engine,
     keyring: Keyring,
+    columns: tuple[SealedColumn, ...],
     batch_size: int = _BATCH,
-    columns: tuple[SealedColumn, ...] | None = None,
 ) -> RewrapReport:
-    """Re-wrap sealed values (default: every registered column) under the current KEK."""
+    """Re-wrap the sealed values of ``columns`` under the current KEK.
+
+    ``columns`` is required: a default of "what is registered" would silently
+    skip the tables of a package nobody had imported yet.
+    (:func:`interlock.tables.sealed_columns` is every column of every package.)
+    """
     examined = rewrapped = 0
-    for sealed in sealed_columns() if columns is None else columns:
+    for sealed in columns:
         seen, changed = _rewrap_column(engine, keyring, sealed, batch_size)
         examined += seen
         rewrapped += changed

@@ -2,6 +2,8 @@
 
 The caller hands over an open connection in ``config.attributes["connection"]``;
 there is no ``alembic.ini`` and no URL in any file (URLs may carry secrets).
+Upgrades run the version scripts, which need no models; comparing the models with
+the migrated schema imports :mod:`interlock.tables` first (tests/store/test_migrate.py).
 """
 
 from __future__ import annotations
@@ -10,9 +12,6 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from interlock.store.base import metadata
-from interlock.store.modules import import_table_modules
-
-import_table_modules()
 
 
 def _run(connection: Connection) -> None:
