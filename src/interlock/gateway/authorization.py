@@ -15,11 +15,8 @@ from pathlib import Path
 from typing import Final
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from sqlalchemy.exc import SQLAlchemyError
 
-from interlock.config.settings import Settings
 from interlock.crypto.hashing import new_pepper
 from interlock.errors import InterlockError
 from interlock.gateway.app import Gateway
@@ -41,16 +38,9 @@ from interlock.replay.seen import SeenOnce, SqlSeen, seen_store
 from interlock.store import Deployment
 from interlock.store.sealed_values import sealed_setting
 
-__all__ = ["OAuthParts", "enable_oauth", "maintain_once", "shared_redis"]
+__all__ = ["OAuthParts", "enable_oauth", "maintain_once"]
 
 MAINTENANCE_SECONDS: Final = 60.0
-# An unreachable Redis must fail a decision quickly (rate limits then fail closed or open),
-# not hold a worker thread for the operating system's connect timeout.
-REDIS_CONNECT_SECONDS: Final = 1.0
-REDIS_SOCKET_SECONDS: Final = 2.0
-# One immediate retry (a pooled connection from before a Redis restart fails once), not
-# redis-py 8's default of ten with backoff, which holds a failing call for about 3 s.
-REDIS_RETRIES: Final = 1
 _log = get_logger("interlock.gateway")
 
 
@@ -81,18 +71,6 @@ class OAuthParts:
         self.revoked.close()
         if self.redis_client is not None:
             self.redis_client.close()
-
-
-def shared_redis(settings: Settings) -> redis.Redis | None:
-    """The one Redis client of a gateway (limits, replay, revocations), if configured."""
-    if not settings.redis_url:
-        return None
-    return redis.Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=REDIS_CONNECT_SECONDS,
-        socket_timeout=REDIS_SOCKET_SECONDS,
-        retry=Retry(NoBackoff(), REDIS_RETRIES),
-    )
 
 
 def enable_oauth(  # noqa: PLR0917  (the parts the gateway shares with OAuth)

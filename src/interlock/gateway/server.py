@@ -25,7 +25,7 @@ from interlock.crypto.pkix import load_certificate_pem
 from interlock.errors import ConfigError, InterlockError
 from interlock.gateway.app import Gateway
 from interlock.gateway.audit_trail import GatewayAudit
-from interlock.gateway.authorization import enable_oauth, shared_redis
+from interlock.gateway.authorization import enable_oauth
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.guessing import GuessingGuard
 from interlock.gateway.listener import ProblemServer
@@ -56,6 +56,7 @@ from interlock.replay.signature_keys import SignatureKeys
 from interlock.replay.signatures import RequestSignatures
 from interlock.secrets.vault import Vault
 from interlock.store import Deployment
+from interlock.store.redis_client import connect_redis
 
 __all__ = ["ListenerConfig", "RunningGateway", "run_event_loop", "serve_forever", "start_gateway"]
 
@@ -181,7 +182,7 @@ async def start_gateway(
     certificates = (
         ClientCertificates(settings.trust_domain, manifest) if tls.client_auth != "none" else None
     )
-    shared = shared_redis(settings)
+    shared = connect_redis(settings)
     limiter = _limiter(shared, settings.rate_limit_failure, metrics)
     # Failed authentications per address: one budget for the token endpoint and the routes.
     failures = FailureGuard(limiter, per_address=settings.auth_failures_per_ip)
