@@ -11,7 +11,7 @@ or (sanitised) an HTTP body.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
 
 __all__ = [
     "AlreadyInitialisedError",
@@ -30,6 +30,7 @@ __all__ = [
     "MissingExtraError",
     "NotFoundError",
     "NotInitialisedError",
+    "Refusal",
     "StoreError",
     "StoreMismatchError",
     "UnknownKeyVersionError",
@@ -39,7 +40,7 @@ __all__ = [
 class InterlockError(Exception):
     """Root of every deliberate Interlock error; ``code`` is stable across releases."""
 
-    code: ClassVar[str] = "interlock_error"
+    code: str = "interlock_error"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -211,3 +212,39 @@ class DPoPProofError(InvalidTokenError):
     def __init__(self, reason: str, error: str = "invalid_dpop_proof") -> None:
         super().__init__("the DPoP proof is invalid", reason)
         self.error = error
+
+
+# -- refusals at a boundary --------------------------------------------------
+
+
+class Refusal(InterlockError):  # noqa: N818  (a refusal of a request, not a fault)
+    """A request refused at a boundary: the caller's doing, or a dependency that is down.
+
+    ``code`` names the refusal and is stable across releases (the last segment
+    of the RFC 9457 problem type, or the RFC 6749 §5.2 ``error`` at the token
+    endpoint); the faces map it to a status and a title through one table
+    (:data:`interlock.gateway.problems.REFUSALS`). ``detail`` is safe to show
+    the caller; ``log_reason`` says more, for the log only; ``headers`` and
+    ``extra`` (RFC 9457 extension members) travel with the answer.
+
+    Raise a new refusal every time. A shared instance collects the traceback of
+    every raise, and with it every refused request's frames.
+    """
+
+    code = "refused"
+
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, object] | None = None,
+        log_reason: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.headers: Mapping[str, str] = dict(headers or {})
+        self.extra: Mapping[str, object] = dict(extra or {})
+        self.log_reason = log_reason or detail

@@ -13,8 +13,9 @@ from urllib.parse import urlencode
 import pytest
 
 from interlock.config.units import Rate
+from interlock.errors import Refusal
 from interlock.gateway.guessing import GuessingGuard
-from interlock.gateway.problems import Refusal
+from interlock.gateway.problems import REFUSALS
 from interlock.limits import Decision, FailureGuard, Limit, MemoryLimiter
 from tests.gateway.harness import Env, running_gateway
 
@@ -100,7 +101,7 @@ def test_addresses_that_never_failed_cost_no_limiter_decision() -> None:
         assert limiter.decisions == 3
         with pytest.raises(Refusal) as refused:
             await guard.check("198.51.100.7")
-        assert refused.value.problem.status == 429
+        assert REFUSALS[refused.value.code].status == 429
         await guard.check("192.0.2.1")  # still free for everyone else
         assert limiter.decisions == 4
 

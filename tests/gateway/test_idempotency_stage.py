@@ -14,8 +14,9 @@ from aiohttp.streams import StreamReader
 from aiohttp.test_utils import make_mocked_request
 
 from interlock.config.loader import load_manifest
+from interlock.errors import Refusal
 from interlock.gateway.context import RequestContext
-from interlock.gateway.problems import Problem, Refusal, problem_response
+from interlock.gateway.problems import problem_response
 from interlock.gateway.routing import RouteTable
 from interlock.gateway.stages.idempotency import (
     REPLAYED_HEADER,
@@ -113,8 +114,13 @@ def _forward(upstream: Terminal, mode: str = "required") -> IdempotentForward:
 async def _refusal(call: Awaitable[web.Response]) -> dict[str, object]:
     with pytest.raises(Refusal) as caught:
         await call
-    problem = caught.value.problem
-    return {"status": problem.status, "code": problem.code, "extra": dict(problem.extra)}
+    body = json.loads(problem_response(caught.value, "corr", "/orders").body)  # type: ignore[arg-type]
+    extra = {k: v for k, v in body.items() if k not in _MEMBERS}
+    return {"status": body["status"], "code": caught.value.code, "extra": extra}
+
+
+# RFC 9457 §3.1 and ours: every other member of a problem is an extension.
+_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "correlation_id"})
 
 
 def test_first_request_is_forwarded_and_a_retry_replays_it(table: RouteTable) -> None:
@@ -204,8 +210,8 @@ def test_a_malformed_key_is_refused_with_400(value: str) -> None:
     """Draft §2.1: an sf-string of 1 to 255 printable characters."""
     with pytest.raises(Refusal) as caught:
         parse_idempotency_key([value])
-    assert caught.value.problem.status == 400
-    assert caught.value.problem.code == "idempotency-key-malformed"
+    assert caught.value.code == "idempotency-key-malformed"
+    assert problem_response(caught.value, "corr", "/orders").status == 400
 
 
 def test_two_key_fields_are_refused() -> None:
@@ -288,7 +294,7 @@ def test_an_upstream_refusal_abandons_the_key(table: RouteTable) -> None:
         async def failing(ctx: RequestContext) -> web.Response:
             if upstream.calls == 0:
                 upstream.calls += 1
-                raise Refusal(Problem(502, "upstream-failure", "Upstream failed", "down"))
+                raise Refusal("upstream-failure", "down")
             return await upstream(ctx)
 
         forward = _forward(failing)
@@ -322,7 +328,7 @@ def test_problems_render_as_rfc9457(table: RouteTable) -> None:
     async def scenario() -> None:
         with pytest.raises(Refusal) as caught:
             await _forward(Upstream())(_ctx(table, key=None))
-        response = problem_response(caught.value.problem, "corr", "/orders")
+        response = problem_response(caught.value, "corr", "/orders")
         assert response.content_type == "application/problem+json"
         assert isinstance(response.body, bytes)
         body = json.loads(response.body)

@@ -10,7 +10,8 @@ import pytest
 
 from interlock.config.manifest import RateLimits
 from interlock.config.units import Rate
-from interlock.gateway.problems import Refusal
+from interlock.errors import Refusal
+from interlock.gateway.problems import problem_response
 from interlock.gateway.stages.rate_limit import RateLimit
 from interlock.identity.grants import Principal
 from interlock.limits import Decision, Limit, LimitsUnavailableError
@@ -33,6 +34,6 @@ def test_limits_unavailable_is_a_503_problem_with_retry_after() -> None:
     ctx.principal = Principal("order-sync", frozenset(), "key", method="api_key")
     with pytest.raises(Refusal) as refused:
         asyncio.run(stage(ctx))
-    problem = refused.value.problem
-    assert (problem.status, problem.code) == (503, "rate-limits-unavailable")
-    assert problem.headers["Retry-After"] == "1"
+    response = problem_response(refused.value, "corr", "/x")
+    assert (response.status, refused.value.code) == (503, "rate-limits-unavailable")
+    assert response.headers["Retry-After"] == "1"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,12 +12,14 @@ import pytest
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.config.settings import Settings
+from interlock.errors import Refusal
+from interlock.gateway.problems import REFUSALS
 from interlock.oauth.client_secrets import ClientSecrets
 from interlock.oauth.guard import AttemptGuard
 from interlock.oauth.revocation import TokenRevocations
 from interlock.oauth.revoked import RevokedTokens
 from interlock.oauth.signing_keys import SigningKeys
-from interlock.oauth.token_endpoint import TokenEndpoint
+from interlock.oauth.token_endpoint import TokenEndpoint, TokenResponse
 from interlock.oauth.tokens import AccessTokenVerifier, TokenIssuer
 from interlock.store import Deployment, initialise
 
@@ -63,3 +65,24 @@ def kit(tmp_path: Path) -> Iterator[OAuthKit]:
         AccessTokenVerifier(keys, ISSUER, manifest),
     )
     deployment.close()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the gateway would send for a token-endpoint call: status, JSON body, headers."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+def answer(call: Callable[[], TokenResponse | None]) -> Answer:
+    """Run ``call``; a refusal is rendered as the gateway does (RFC 6749 §5.2, one table)."""
+    try:
+        result = call()
+    except Refusal as refusal:
+        kind = REFUSALS[refusal.code]
+        body = {"error": refusal.code, "error_description": refusal.detail}
+        return Answer(kind.status, body, {**kind.headers, **refusal.headers})
+    assert result is not None
+    return Answer(result.status, result.body, result.headers)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from interlock.oauth.token_endpoint import metadata
-from tests.oauth.conftest import OAuthKit
+from tests.oauth.conftest import OAuthKit, answer
 
 CERTIFICATE = b"0\x82 pretend DER of a verified certificate"
 
@@ -29,15 +29,16 @@ def test_a_certificate_the_hook_accepts_gets_a_token(kit: OAuthKit) -> None:
 def test_another_certificate_or_client_is_invalid_client(kit: OAuthKit) -> None:
     """The hook decides; a certificate of someone else is refused."""
     endpoint = kit.endpoint(certificates=Certificates())
-    other = endpoint.handle([], FORM, None, peer_certificate=b"another certificate")
+    other = answer(lambda: endpoint.handle([], FORM, None, peer_certificate=b"another one"))
     assert (other.status, other.body["error"]) == (401, "invalid_client")
     form = {**FORM, "client_id": ["reporting"]}
-    assert endpoint.handle([], form, None, peer_certificate=CERTIFICATE).status == 401
+    refused = answer(lambda: endpoint.handle([], form, None, peer_certificate=CERTIFICATE))
+    assert refused.status == 401
 
 
 def test_without_a_hook_the_method_is_not_offered(kit: OAuthKit) -> None:
     """Before the mutual-TLS work supplies the hook, certificates authenticate nobody."""
     endpoint = kit.endpoint()
-    answer = endpoint.handle([], FORM, None, peer_certificate=CERTIFICATE)
-    assert answer.status == 401
+    refused = answer(lambda: endpoint.handle([], FORM, None, peer_certificate=CERTIFICATE))
+    assert refused.status == 401
     assert "tls_client_auth" not in metadata(endpoint)["token_endpoint_auth_methods_supported"]

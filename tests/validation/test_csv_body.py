@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from interlock.config.manifest import CsvPolicy
+from interlock.gateway.problems import REFUSALS
 from interlock.validation.csv_body import CsvResult, check_csv
 from interlock.validation.errors import BodyRefused
 
@@ -128,7 +129,7 @@ def test_empty_body_has_no_rows() -> None:
 def test_non_utf8_is_malformed(body: bytes) -> None:
     """Bytes that are not UTF-8 are 400 malformed-body."""
     refused = refusal(body)
-    assert (refused.status, refused.code) == (400, "malformed-body")
+    assert (REFUSALS[refused.code].status, refused.code) == (400, "malformed-body")
     assert refused.detail.startswith("not UTF-8 at byte ")
 
 
@@ -144,7 +145,11 @@ def test_non_utf8_is_malformed(body: bytes) -> None:
 def test_invalid_csv_is_malformed(body: bytes, detail: str) -> None:
     """strict=True: stray and unterminated quotes are refused, as is NUL."""
     refused = refusal(body)
-    assert (refused.status, refused.code, refused.detail) == (400, "malformed-body", detail)
+    assert (REFUSALS[refused.code].status, refused.code, refused.detail) == (
+        400,
+        "malformed-body",
+        detail,
+    )
 
 
 def test_rows_up_to_the_limit_pass_and_one_more_is_413() -> None:
@@ -152,7 +157,7 @@ def test_rows_up_to_the_limit_pass_and_one_more_is_413() -> None:
     policy = CsvPolicy(max_rows=3)
     assert check_csv(b"h\n1\n2\n", policy).rows == 3
     refused = refusal(b"h\n1\n2\n3\n", policy)
-    assert (refused.status, refused.code, refused.detail) == (
+    assert (REFUSALS[refused.code].status, refused.code, refused.detail) == (
         413,
         "too-many-rows",
         "more than 3 rows",
@@ -169,7 +174,7 @@ def test_too_many_columns_is_400() -> None:
     policy = CsvPolicy(max_columns=3)
     assert check_csv(b"a,b,c\n", policy).rows == 1
     refused = refusal(b"a,b,c\n1,2,3,4\n", policy)
-    assert (refused.status, refused.code, refused.detail) == (
+    assert (REFUSALS[refused.code].status, refused.code, refused.detail) == (
         400,
         "too-many-columns",
         "row 2 has 4 columns; at most 3",
@@ -181,7 +186,7 @@ def test_field_longer_than_the_limit_is_400() -> None:
     policy = CsvPolicy(max_field_length=4)
     assert check_csv("ëëëë\n".encode(), policy).rows == 1
     refused = refusal(b"ok\nabcde\n", policy)
-    assert (refused.status, refused.code, refused.detail) == (
+    assert (REFUSALS[refused.code].status, refused.code, refused.detail) == (
         400,
         "field-too-long",
         "row 2 has a field longer than 4 characters",
@@ -192,7 +197,7 @@ def test_field_over_the_csv_module_limit_is_field_too_long() -> None:
     """Past csv.field_size_limit() the refusal is field-too-long, not malformed-body."""
     policy = CsvPolicy(max_field_length=10 * csv.field_size_limit())
     refused = refusal(b"a\n" + b"x" * (csv.field_size_limit() + 1) + b"\n", policy)
-    assert (refused.status, refused.code) == (400, "field-too-long")
+    assert (REFUSALS[refused.code].status, refused.code) == (400, "field-too-long")
     assert refused.detail.startswith("row 2 has a field longer than")
 
 

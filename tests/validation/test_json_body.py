@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from interlock.config.manifest import JsonLimits
+from interlock.gateway.problems import REFUSALS
 from interlock.validation.errors import MAX_ECHO, BodyRefused
 from interlock.validation.json_body import parse_json
 
@@ -23,7 +24,7 @@ def refusal(body: bytes, limits: JsonLimits = DEFAULT) -> BodyRefused:
     """The refusal of ``body``; fails the test if it is accepted."""
     with pytest.raises(BodyRefused) as caught:
         parse_json(body, limits)
-    assert caught.value.status == 400
+    assert REFUSALS[caught.value.code].status == 400
     assert len(caught.value.violations) == 1
     return caught.value
 

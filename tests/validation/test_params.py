@@ -8,6 +8,7 @@ from urllib.parse import quote
 import pytest
 
 from interlock.config.manifest import Route
+from interlock.gateway.problems import REFUSALS
 from interlock.validation.errors import BodyRefused, Violation
 from interlock.validation.params import MAX_QUERY_FIELDS, ParamCheck
 
@@ -61,7 +62,7 @@ def violations(path: dict[str, str] | None = None, query: str = "region=eu") -> 
         refusal = exc
     if refusal is None:
         return []
-    assert (refusal.status, refusal.code, refusal.title) == (
+    assert (REFUSALS[refusal.code].status, refusal.code, REFUSALS[refusal.code].title) == (
         400,
         "invalid-parameter",
         "Invalid request parameter",

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from interlock.config.manifest import Manifest, SqlRule
 from interlock.errors import ConfigError
+from interlock.gateway.problems import REFUSALS
 from interlock.testing.services import POSTGRES
 from interlock.validation.errors import BodyRefused, Violation
 from interlock.validation.example_rules import order_total_matches_lines
@@ -92,7 +93,7 @@ def test_a_sql_rule_admits_existing_values_and_names_missing_ones(sqlite_catalog
     ruleset.check(_input(path={"account_id": "A-1"}))
     with pytest.raises(BodyRefused) as refused:
         ruleset.check(_input(path={"account_id": "A-2"}))
-    assert (refused.value.status, refused.value.code) == (422, "rule-violation")
+    assert (REFUSALS[refused.value.code].status, refused.value.code) == (422, "rule-violation")
     assert refused.value.violations == (
         Violation("the account must exist and be active (A-2)", rule="account_active"),
     )

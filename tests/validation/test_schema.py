@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from interlock.config.manifest import JsonLimits
+from interlock.gateway.problems import REFUSALS
 from interlock.validation.errors import MAX_ECHO, MAX_VIOLATIONS, BodyRefused, Violation
 from interlock.validation.json_body import parse_json
 from interlock.validation.schema import RequestSchema, SchemaError, compile_schema
@@ -79,7 +80,7 @@ def test_type_confusion_is_a_422_at_the_field(order: RequestSchema) -> None:
     with pytest.raises(BodyRefused) as caught:
         order.check(parse_json(body, JsonLimits()))
     exc = caught.value
-    assert (exc.status, exc.code, exc.title) == (
+    assert (REFUSALS[exc.code].status, exc.code, REFUSALS[exc.code].title) == (
         422,
         "schema-violation",
         "Request does not match the schema",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from interlock.config.manifest import XmlPolicy
+from interlock.gateway.problems import REFUSALS
 from interlock.validation.errors import MAX_VIOLATIONS, BodyRefused
 from interlock.validation.xml_body import XsdSchema, load_xsd, parse_xml
 
@@ -97,7 +98,7 @@ def test_xxe_file_entity_is_refused_as_a_dtd() -> None:
         b"<foo>&xxe;</foo>"
     )
     refused = refusal(body)
-    assert (refused.status, refused.code) == (400, "xml-refused")
+    assert (REFUSALS[refused.code].status, refused.code) == (400, "xml-refused")
     assert refused.detail == "DTDs are not accepted (no DOCTYPE)"
     assert "root" not in refused.detail
 
@@ -116,14 +117,14 @@ def test_billion_laughs_is_refused() -> None:
     ]
     body = f"<!DOCTYPE lolz [{''.join(entities)}]><lolz>&lol9;</lolz>".encode()
     refused = refusal(body)
-    assert (refused.status, refused.code) == (400, "xml-refused")
+    assert (REFUSALS[refused.code].status, refused.code) == (400, "xml-refused")
 
 
 def test_external_dtd_is_refused_without_fetching_it(listener: socket.socket) -> None:
     """A DOCTYPE naming an external DTD is refused and the DTD is never fetched."""
     body = f'<?xml version="1.0"?><!DOCTYPE foo SYSTEM "{url(listener, "foo.dtd")}"><foo/>'
     refused = refusal(body.encode())
-    assert (refused.status, refused.code) == (400, "xml-refused")
+    assert (REFUSALS[refused.code].status, refused.code) == (400, "xml-refused")
     assert_no_connection(listener)
 
 
@@ -131,14 +132,14 @@ def test_parameter_entity_is_refused_without_fetching_it(listener: socket.socket
     """A parameter entity pulling in a remote DTD is refused and makes no connection."""
     body = f'<!DOCTYPE foo [<!ENTITY % remote SYSTEM "{url(listener, "p.dtd")}"> %remote;]><foo/>'
     refused = refusal(body.encode())
-    assert (refused.status, refused.code) == (400, "xml-refused")
+    assert (REFUSALS[refused.code].status, refused.code) == (400, "xml-refused")
     assert_no_connection(listener)
 
 
 def test_doctype_without_entities_is_refused_too() -> None:
     """Any DOCTYPE is refused, even one declaring nothing: no DTDs at all."""
     refused = refusal(b"<!DOCTYPE foo><foo/>")
-    assert (refused.status, refused.code, refused.detail) == (
+    assert (REFUSALS[refused.code].status, refused.code, refused.detail) == (
         400,
         "xml-refused",
         "DTDs are not accepted (no DOCTYPE)",
@@ -149,7 +150,7 @@ def test_depth_bomb_is_refused_while_parsing() -> None:
     """100 000 nested elements stop at the depth cap with 400 too-deep."""
     body = b"<a>" * 100_000 + b"</a>" * 100_000
     refused = refusal(body)
-    assert (refused.status, refused.code) == (400, "too-deep")
+    assert (REFUSALS[refused.code].status, refused.code) == (400, "too-deep")
     assert refused.detail == "elements nested deeper than 64"
 
 
@@ -168,14 +169,14 @@ def test_depth_exactly_at_the_cap_is_accepted() -> None:
 def test_non_utf8_body_is_malformed(body: bytes) -> None:
     """Bytes that are not UTF-8 are refused with 400 malformed-body."""
     refused = refusal(body)
-    assert (refused.status, refused.code) == (400, "malformed-body")
+    assert (REFUSALS[refused.code].status, refused.code) == (400, "malformed-body")
     assert refused.detail.startswith("not UTF-8 at byte ")
 
 
 def test_declared_encoding_other_than_utf8_is_refused() -> None:
     """An XML declaration naming another encoding is refused, though the bytes are ASCII."""
     refused = refusal(b'<?xml version="1.0" encoding="ISO-8859-1"?><a/>')
-    assert (refused.status, refused.code) == (400, "malformed-body")
+    assert (REFUSALS[refused.code].status, refused.code) == (400, "malformed-body")
     assert refused.detail == "declared encoding 'ISO-8859-1' is not accepted; send UTF-8"
 
 
@@ -199,7 +200,11 @@ def test_byte_order_mark_and_utf8_declaration_are_accepted() -> None:
 def test_malformed_xml_is_refused_with_its_position(body: bytes, detail: str) -> None:
     """Documents that are not well-formed are 400 malformed-body, located by line:column."""
     refused = refusal(body)
-    assert (refused.status, refused.code, refused.detail) == (400, "malformed-body", detail)
+    assert (REFUSALS[refused.code].status, refused.code, refused.detail) == (
+        400,
+        "malformed-body",
+        detail,
+    )
 
 
 def test_document_valid_against_the_xsd_passes(order_xsd: XsdSchema) -> None:
@@ -218,7 +223,7 @@ def test_every_xsd_violation_is_reported_with_its_location(order_xsd: XsdSchema)
         b"</order>"
     )
     refused = refusal(body, schema=order_xsd)
-    assert (refused.status, refused.code) == (422, "schema-violation")
+    assert (REFUSALS[refused.code].status, refused.code) == (422, "schema-violation")
     assert refused.detail == "6 violations of the XML schema"
     assert [v.as_json() for v in refused.violations] == [
         {"pointer": "/order/line[1]/@id", "detail": "'a': not a valid xs:int"},

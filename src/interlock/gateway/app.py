@@ -20,8 +20,8 @@ from urllib.parse import parse_qs
 from aiohttp import web
 
 from interlock.config.manifest import Integration, Manifest
-from interlock.errors import ConfigError
-from interlock.gateway.audit_trail import AUDIT_UNAVAILABLE, GatewayAudit
+from interlock.errors import ConfigError, Refusal
+from interlock.gateway.audit_trail import GatewayAudit, audit_unavailable
 from interlock.gateway.context import RequestContext, peer_certificate
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.guessing import GuessingGuard
@@ -29,7 +29,12 @@ from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.mtls import ClientCertificates
 from interlock.gateway.paths import BadPathError, split_target
 from interlock.gateway.pipeline import Backends, Pipeline, build_pipelines
-from interlock.gateway.problems import Problem, Refusal, problem_response
+from interlock.gateway.problems import (
+    INTERNAL_ERROR,
+    oauth_error_response,
+    problem_response,
+    status_problem_response,
+)
 from interlock.gateway.routing import (
     CompiledRoute,
     MethodNotAllowedError,
@@ -192,81 +197,72 @@ class Gateway:
         """Answer one request."""
         correlation_id = os.urandom(16).hex()  # 128 random bits, as secrets.token_hex
         started = time.perf_counter()
-        label, outcome, reason, removed = "-", "refused", None, 0
-        principal: Principal | None = None
         try:
-            response = await self._answer(request, correlation_id)
-            label, outcome, principal = response.label, response.outcome, response.principal
-            removed = response.removed_fields
-            final = response.response
-        except Refusal as refusal:
-            label = refusal.route_label or label
-            principal = refusal.principal
-            reason = refusal.log_reason
-            final = problem_response(refusal.problem, correlation_id, request.path)
+            answered = await self._answer(request, correlation_id)
+        except Refusal as refusal:  # refused before any route's pipeline ran
+            answered = _refused(refusal, correlation_id, request.path, "-", None)
         except web.HTTPException as exc:  # e.g. 413 from client_max_size
-            outcome = "refused"
-            final = problem_response(
-                Problem(exc.status, "http-error", exc.reason, exc.reason),
-                correlation_id,
-                request.path,
+            reason = exc.reason
+            answered = _Answered(
+                status_problem_response(
+                    exc.status, "http-error", reason, reason, correlation_id, request.path
+                ),
+                "-",
+                "refused",
+                None,
             )
         except Exception:  # noqa: BLE001  (last resort: log it, answer 500 with the id only)
-            outcome = "error"
             _log.exception("unhandled error", correlation_id=correlation_id)
-            final = problem_response(
-                Problem(
-                    500,
-                    "internal-error",
-                    "Internal error",
-                    "the request failed; quote the correlation id to the operator",
-                ),
-                correlation_id,
-                request.path,
+            internal = Refusal(
+                INTERNAL_ERROR, "the request failed; quote the correlation id to the operator"
             )
+            answered = _refused(internal, correlation_id, request.path, "-", None, "error")
+        label, outcome, principal = answered.label, answered.outcome, answered.principal
+        final = answered.response
         if self.audit is not None and label != "-":
-            final = await self._record(
-                request, final, label, outcome, principal, reason, correlation_id, removed
-            )
+            final = await self._record(request, answered, correlation_id)
         elapsed = time.perf_counter() - started
         self.metrics.observe(label, outcome, final.status, elapsed)
         if _access.isEnabledFor(logging.INFO):  # skip building the event when it is dropped
             self._access_log(
-                request, final, label, outcome, principal, reason, elapsed, correlation_id, removed
+                request,
+                final,
+                label,
+                outcome,
+                principal,
+                answered.reason,
+                elapsed,
+                correlation_id,
+                answered.removed_fields,
             )
         return final
 
-    async def _record(  # noqa: PLR0917  (one call site; the decision's facts)
-        self,
-        request: web.BaseRequest,
-        final: web.Response,
-        label: str,
-        outcome: str,
-        principal: Principal | None,
-        reason: str | None,
-        correlation_id: str,
-        removed: int,
+    async def _record(
+        self, request: web.BaseRequest, answered: _Answered, correlation_id: str
     ) -> web.Response:
         """Put the decision on the audit trail; withhold the response if required and failed."""
-        assert self.audit is not None  # noqa: S101  (checked by the caller)
-        name, integration = self._compiled.integrations.get(label, (None, None))
+        audit = self.audit
+        if audit is None:  # pragma: no cover - checked by the caller
+            return answered.response
+        final = answered.response
+        name, integration = self._compiled.integrations.get(answered.label, (None, None))
         body = final.body
-        recorded = await self.audit.request(
+        recorded = await audit.request(
             request,
             integration_name=name,
             integration=integration,
-            label=label,
+            label=answered.label,
             status=final.status,
-            forwarded=outcome == "forwarded",
-            principal=principal,
-            reason=reason,
+            forwarded=answered.outcome == "forwarded",
+            principal=answered.principal,
+            reason=answered.reason,
             correlation_id=correlation_id,
             response_bytes=len(body) if isinstance(body, bytes) else 0,
-            removed_fields=removed,
+            removed_fields=answered.removed_fields,
         )
         if recorded:
             return final
-        return problem_response(AUDIT_UNAVAILABLE, correlation_id, request.path)
+        return problem_response(audit_unavailable(), correlation_id, request.path)
 
     @staticmethod
     def _access_log(  # noqa: PLR0917  (one call site; a parameter object would only rename these)
@@ -304,32 +300,22 @@ class Gateway:
             segments, query = split_target(request.raw_path)
             match = compiled.routes.match(request.method, segments)
         except BadPathError as exc:
-            raise Refusal(Problem(400, "bad-path", "Bad request target", str(exc))) from None
+            raise Refusal("bad-path", str(exc)) from None
         except UnknownRouteError:
-            raise Refusal(
-                Problem(404, "not-found", "No such route", "no route matches this path")
-            ) from None
+            raise Refusal("not-found", "no route matches this path") from None
         except MethodNotAllowedError as exc:
+            allowed = ", ".join(exc.allowed)
             raise Refusal(
-                Problem(
-                    405,
-                    "method-not-allowed",
-                    "Method not allowed",
-                    f"this path accepts {', '.join(exc.allowed)}",
-                    {"Allow": ", ".join(exc.allowed)},
-                )
+                "method-not-allowed", f"this path accepts {allowed}", headers={"Allow": allowed}
             ) from None
         ctx = RequestContext(request, correlation_id, match, query)
+        label = match.route.label
         try:
             response = await compiled.pipelines[match.route].run(ctx)
         except Refusal as refusal:
-            refusal.route_label = match.route.label
-            refusal.principal = ctx.principal
-            raise
+            return _refused(refusal, correlation_id, request.path, label, ctx.principal)
         response.headers["X-Request-Id"] = correlation_id
-        return _Answered(
-            response, match.route.label, "forwarded", ctx.principal, ctx.removed_fields
-        )
+        return _Answered(response, label, "forwarded", ctx.principal, ctx.removed_fields)
 
     async def _own_endpoint(  # noqa: PLR0911  (one return per endpoint reads best)
         self, request: web.BaseRequest
@@ -365,22 +351,12 @@ class Gateway:
     async def _oauth_form(self, request: web.BaseRequest, operation: str) -> web.Response:
         endpoint = self.token_endpoint
         if endpoint is None:  # pragma: no cover - checked by the caller
-            raise Refusal(Problem(404, "not-found", "No such route", "no route matches this path"))
+            raise Refusal("not-found", "no route matches this path")
         if request.method != "POST":
-            raise Refusal(
-                Problem(
-                    405, "method-not-allowed", "Method not allowed", "use POST", {"Allow": "POST"}
-                )
-            )
-        if request.content_type != "application/x-www-form-urlencoded":
-            answer = TokenResponse(
-                400,
-                {"error": "invalid_request", "error_description": "send a form-urlencoded body"},
-            )
-        else:
-            form = parse_qs(
-                (await request.read()).decode("utf-8", "replace"), keep_blank_values=True
-            )
+            raise Refusal("method-not-allowed", "use POST", headers={"Allow": "POST"})
+        client: str | None = None
+        try:
+            form = await _form(request)
             authorization = request.headers.getall("Authorization", [])
             if operation == "handle":
                 answer = await _token_answer(endpoint, request, authorization, form)
@@ -388,22 +364,31 @@ class Gateway:
                 answer = await asyncio.to_thread(
                     getattr(endpoint, operation), authorization, form, request.remote
                 )
-        if self.audit is not None and operation == "handle":
-            scope = answer.body.get("scope") if answer.status == 200 else None
-            self.audit.token(
-                answer.status,
-                answer.client,
-                answer.log_reason,
-                scope if isinstance(scope, str) else None,
-            )
-        if answer.status != 200:
+        except Refusal as refusal:
+            response = oauth_error_response(refusal)
+            reason: str | None = refusal.log_reason
             _log.info(
                 "oauth request refused",
                 path=request.path,
-                reason=answer.log_reason,
-                status=answer.status,
+                reason=reason,
+                status=response.status,
             )
-        return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+        else:
+            response = web.json_response(answer.body, status=answer.status, headers=answer.headers)
+            client, reason = answer.client, answer.log_reason
+        if self.audit is not None and operation == "handle":
+            scope = answer.body.get("scope") if response.status == 200 else None
+            self.audit.token(
+                response.status, client, reason, scope if isinstance(scope, str) else None
+            )
+        return response
+
+
+async def _form(request: web.BaseRequest) -> dict[str, list[str]]:
+    """The parameters of a form-encoded OAuth request (RFC 6749 §4.4.2, §2.3.1)."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise Refusal("invalid_request", "send a form-urlencoded body")
+    return parse_qs((await request.read()).decode("utf-8", "replace"), keep_blank_values=True)
 
 
 async def _token_answer(
@@ -438,3 +423,16 @@ class _Answered:
     outcome: str
     principal: Principal | None
     removed_fields: int = 0
+    reason: str | None = None  # why it was refused, for the log and the audit trail
+
+
+def _refused(  # noqa: PLR0917  (one private helper: the answer and what it is about)
+    refusal: Refusal,
+    correlation_id: str,
+    instance: str,
+    label: str,
+    principal: Principal | None,
+    outcome: str = "refused",
+) -> _Answered:
+    response = problem_response(refusal, correlation_id, instance)
+    return _Answered(response, label, outcome, principal, reason=refusal.log_reason)

@@ -17,8 +17,6 @@ Everything else is recorded without waiting (best effort, failures logged).
 
 from __future__ import annotations
 
-from typing import Final
-
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -26,20 +24,22 @@ from interlock.audit.entry import AuditEntry, Outcome, Volume
 from interlock.audit.errors import AuditUnavailableError
 from interlock.audit.sink import AuditSink
 from interlock.config.manifest import Integration
-from interlock.gateway.problems import Problem
+from interlock.errors import Refusal
 from interlock.identity.grants import Principal
 from interlock.logs import get_logger
 
-__all__ = ["AUDIT_UNAVAILABLE", "GatewayAudit"]
+__all__ = ["GatewayAudit", "audit_unavailable"]
 
 _log = get_logger("interlock.gateway.audit")
-AUDIT_UNAVAILABLE: Final = Problem(
-    503,
-    "audit-unavailable",
-    "Service unavailable",
-    "the audit trail cannot be written at the moment, so no data is released; retry shortly",
-    {"Retry-After": "5"},
-)
+
+
+def audit_unavailable() -> Refusal:
+    """The refusal that replaces a response whose required audit entry was not made durable."""
+    return Refusal(
+        "audit-unavailable",
+        "the audit trail cannot be written at the moment, so no data is released; retry shortly",
+        log_reason="audit entry not durable in time (fail closed)",
+    )
 
 
 def _result(status: int) -> Outcome:

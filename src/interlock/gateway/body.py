@@ -12,7 +12,7 @@ from typing import Final
 
 from aiohttp import web
 
-from interlock.gateway.problems import Problem, Refusal
+from interlock.errors import Refusal
 
 __all__ = ["announced_too_large", "read_limited"]
 
@@ -21,12 +21,8 @@ _CHUNK: Final = 64 * 1024
 
 def _too_large(limit: int) -> Refusal:
     return Refusal(
-        Problem(
-            413,
-            "body-too-large",
-            "Request body too large",
-            f"this route accepts request bodies of at most {limit} bytes",
-        ),
+        "body-too-large",
+        f"this route accepts request bodies of at most {limit} bytes",
         log_reason="request body over the route's limit",
     )
 

@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Final
 
-from interlock.gateway.problems import Problem, Refusal
+from interlock.errors import Refusal
 from interlock.limits.guard import FailureGuard
 
 __all__ = ["GuessingGuard"]
@@ -51,14 +51,9 @@ class GuessingGuard:
         if wait is not None:
             seconds = max(1, int(wait + 0.999))
             raise Refusal(
-                Problem(
-                    429,
-                    "too-many-failed-attempts",
-                    "Too many failed authentication attempts",
-                    f"too many failed authentication attempts from this address; retry in "
-                    f"{seconds} s",
-                    {"Retry-After": str(seconds)},
-                ),
+                "too-many-failed-attempts",
+                f"too many failed authentication attempts from this address; retry in {seconds} s",
+                headers={"Retry-After": str(seconds)},
                 log_reason="failed-authentication budget of the address spent",
             )
 

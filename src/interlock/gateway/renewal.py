@@ -59,10 +59,8 @@ class RenewingCertificate:
     def attach(self, context: ssl.SSLContext) -> None:
         """Load the certificate into ``context`` now and on every renewal."""
         with self._lock:
-            if self.current is None:
-                self._renew()
-            assert self.current is not None  # noqa: S101  (set by _renew)
-            self._load(context, self.current)
+            current = self.current if self.current is not None else self._renew()
+            self._load(context, current)
             self._contexts.add(context)
 
     def renew_if_due(self) -> bool:
@@ -82,7 +80,7 @@ class RenewingCertificate:
             return None
         return (self.current.not_after - self._now()).total_seconds() / 86400
 
-    def _renew(self) -> None:
+    def _renew(self) -> Issued:
         issued = self._issue()
         for context in list(self._contexts):
             self._load(context, issued)
@@ -93,6 +91,7 @@ class RenewingCertificate:
             serial=issued.serial,
             not_after=issued.not_after.isoformat(),
         )
+        return issued
 
     def _load(self, context: ssl.SSLContext, issued: Issued) -> None:
         with tempfile.TemporaryDirectory(dir=self._work) as folder:

@@ -24,10 +24,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from interlock.config.manifest import Manifest, System
-from interlock.errors import InterlockError
+from interlock.errors import InterlockError, Refusal
 from interlock.gateway.context import RequestContext
 from interlock.gateway.metrics import GatewayMetrics
-from interlock.gateway.problems import Problem, Refusal
 from interlock.gateway.renewal import RenewingCertificate
 from interlock.gateway.tls import trust_context
 from interlock.logs import get_logger
@@ -222,14 +221,9 @@ class Upstreams:
     def _failure(self, system: str, kind: str, status: int, reason: str) -> Refusal:
         self._metrics.upstream_errors.labels(system, kind).inc()
         _log.warning("upstream call failed", system=system, kind=kind, reason=reason)
-        title = "Upstream timed out" if status == 504 else "Upstream failed"
         return Refusal(
-            Problem(
-                status,
-                "upstream-timeout" if status == 504 else "upstream-failure",
-                title,
-                f"the upstream system '{system}' could not complete the request",
-            ),
+            "upstream-timeout" if status == 504 else "upstream-failure",
+            f"the upstream system '{system}' could not complete the request",
             log_reason=f"upstream {kind}",
         )
 

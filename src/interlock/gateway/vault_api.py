@@ -31,9 +31,8 @@ from typing import Any, Final
 from aiohttp import web
 
 from interlock.audit.errors import AuditUnavailableError
-from interlock.errors import InvalidRequestError, NotFoundError
+from interlock.errors import InvalidRequestError, NotFoundError, Refusal
 from interlock.gateway.body import read_limited
-from interlock.gateway.problems import Problem, Refusal
 from interlock.gateway.stages.authenticate import Authentication
 from interlock.identity.grants import Principal
 from interlock.secrets.errors import AccessDeniedError, VersionConflictError
@@ -45,10 +44,6 @@ PREFIX: Final = "/v1/secrets"
 _MAX_BODY: Final = MAX_SECRET_BYTES * 2  # base64 and JSON around the largest value
 _NO_STORE: Final = {"Cache-Control": "no-store"}
 _METHODS: Final = ("oauth2", "mtls")
-
-
-def _problem(status: int, code: str, title: str, detail: str, **headers: str) -> Refusal:
-    return Refusal(Problem(status, code, title, detail, headers), log_reason=detail)
 
 
 class VaultApi:
@@ -64,15 +59,11 @@ class VaultApi:
         name = request.path.removeprefix(PREFIX).removeprefix("/")
         if request.method not in {"GET", "PUT"} or (request.method == "PUT" and not name):
             allowed = "GET, PUT" if name else "GET"
-            raise _problem(
-                405, "method-not-allowed", "Method not allowed", f"use {allowed}", Allow=allowed
-            )
+            raise Refusal("method-not-allowed", f"use {allowed}", headers={"Allow": allowed})
         principal = await authenticate.principal_of(request)
         if not principal.satisfies(_METHODS):
-            raise _problem(
-                403,
+            raise Refusal(
                 "credential-not-accepted",
-                "Credential not accepted here",
                 "the vault takes an access token or a client certificate, not an API key",
             )
         try:
@@ -82,22 +73,17 @@ class VaultApi:
                 return await self._list(request, principal)
             return await self._read(request, principal, name)
         except AccessDeniedError:
-            raise _problem(
-                403, "access-denied", "Access denied", "the vault's policy does not allow this"
-            ) from None
+            raise Refusal("access-denied", "the vault's policy does not allow this") from None
         except NotFoundError as exc:
-            raise _problem(404, "not-found", "No such secret", exc.message) from None
+            raise Refusal("not-found", exc.message) from None
         except VersionConflictError as exc:
-            raise _problem(409, "version-conflict", "Version conflict", exc.message) from None
+            raise Refusal("version-conflict", exc.message) from None
         except InvalidRequestError as exc:
-            raise _problem(400, "invalid-request", "Invalid request", exc.message) from None
+            raise Refusal("invalid-request", exc.message) from None
         except AuditUnavailableError:
-            raise _problem(
-                503,
+            raise Refusal(
                 "audit-unavailable",
-                "Audit trail unavailable",
                 "the vault cannot record this request, so it is not answered; try again later",
-                **{"Retry-After": "5"},
             ) from None
 
     async def _read(
@@ -133,9 +119,7 @@ class VaultApi:
         self, request: web.BaseRequest, principal: Principal, name: str
     ) -> web.Response:
         if request.content_type != "application/json":
-            raise _problem(
-                415, "unsupported-media-type", "Unsupported media type", "send application/json"
-            )
+            raise Refusal("unsupported-media-type", "send application/json")
         raw = await read_limited(request, _MAX_BODY)
         try:
             document: Any = json.loads(raw)

@@ -34,7 +34,7 @@ from interlock.crypto.jose import (
     private_jwk,
     public_jwk,
 )
-from interlock.errors import NotFoundError
+from interlock.errors import KeyringError, NotFoundError
 from interlock.oauth.tables import SigningKeyRow
 from interlock.store.base import as_utc, table_of
 
@@ -113,7 +113,8 @@ class SigningKeys:
     def rotate(self) -> str:
         """Publish a successor now; it signs after ``publish_ahead``. Returns its kid."""
         kid = self._rotate(only_after=None)
-        assert kid is not None  # noqa: S101  (unconditional rotation always inserts)
+        if kid is None:  # unconditional rotation always inserts; fail loudly if it did not
+            raise KeyringError("the signing key rotation inserted no key")
         return kid
 
     def _rotate(self, only_after: str | None) -> str | None:

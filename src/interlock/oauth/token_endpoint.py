@@ -5,9 +5,11 @@ per RFC 6749 §5.2; all three authenticate the calling client the same way.
 
 HTTP-agnostic: the gateway hands over the Authorization and DPoP header
 values, the request URI and the parsed form, and renders the
-:class:`TokenResponse`. Client authentication by ``client_secret_basic``,
-``client_secret_post`` or ``private_key_jwt`` (RFC 7523); using two at once is
-refused (RFC 6749 §2.3: a client MUST NOT use more than one method).
+:class:`TokenResponse` of a success, or the RFC 6749 §5.2 error of the
+:class:`~interlock.errors.Refusal` raised otherwise (its code is the ``error``).
+Client authentication by ``client_secret_basic``, ``client_secret_post`` or
+``private_key_jwt`` (RFC 7523); using two at once is refused (RFC 6749 §2.3: a
+client MUST NOT use more than one method).
 ``tls_client_auth`` (RFC 8705 §2) plugs in through :class:`CertificateClients`:
 a request with ``client_id`` and no other credential, on a connection whose
 client certificate the TLS handshake verified, authenticates the client when
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -30,7 +31,13 @@ from urllib.parse import unquote
 
 from interlock.config.manifest import Manifest
 from interlock.crypto.jose import ALLOWED_ALGORITHMS
-from interlock.errors import AuthenticationError, DPoPProofError, NotFoundError
+from interlock.errors import (
+    AuthenticationError,
+    DPoPProofError,
+    InterlockError,
+    NotFoundError,
+    Refusal,
+)
 from interlock.identity.grants import Grants
 from interlock.oauth.client_assertion import ASSERTION_TYPE, ClientAssertions
 from interlock.oauth.client_secrets import ClientSecrets
@@ -48,7 +55,7 @@ _NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 @dataclass(frozen=True)
 class TokenResponse:
-    """Status, JSON body and headers of a token endpoint answer."""
+    """Status, JSON body and headers of a token endpoint answer that is not an error."""
 
     status: int
     body: dict[str, Any]
@@ -57,25 +64,26 @@ class TokenResponse:
     client: str | None = None  # the authenticated client, for the audit trail
 
 
-def _error(
-    status: int,
+def _refused(
     error: str,
     description: str,
     *,
     basic: bool = False,
     reason: str | None = None,
     headers: Mapping[str, str] | None = None,
-) -> TokenResponse:
-    headers = {**_NO_STORE, **(headers or {})}
+) -> Refusal:
+    """An RFC 6749 §5.2 error: ``error`` is the code, ``description`` its description."""
+    headers = dict(headers or {})
     if basic:
         # RFC 6749 §5.2: 401 with a challenge matching the scheme the client used.
         headers["WWW-Authenticate"] = 'Basic realm="interlock", charset="UTF-8"'
-    body = {"error": error, "error_description": description}
-    return TokenResponse(status, body, headers, reason or description)
+    return Refusal(error, description, headers=headers, log_reason=reason or description)
 
 
-class _NeedsStore(Exception):  # noqa: N818  (control flow, never leaves this module)
+class _NeedsStore(InterlockError):  # noqa: N818  (control flow, never leaves this module)
     """handle_now cannot answer without reading the store."""
+
+    code = "needs_store"
 
 
 class CertificateClients(Protocol):
@@ -113,8 +121,6 @@ class TokenEndpoint:
         self._assertions = assertions
         self._certificates = certificates
         self._grants = Grants(secrets.manifest)
-        # Set while handle_now runs: reading the store is then not allowed (per thread).
-        self._in_memory_only = threading.local()
         self.dpop = dpop
 
     @property
@@ -154,17 +160,28 @@ class TokenEndpoint:
         uri: str | None = None,
         peer_certificate: bytes | None = None,
     ) -> TokenResponse:
-        """Answer one token request (``POST /oauth2/token`` at ``uri``)."""
-        authenticated = self.authenticate_client(authorization, form, remote, peer_certificate)
-        if isinstance(authenticated, TokenResponse):
-            return authenticated
-        client_id, params = authenticated
+        """Answer one token request (``POST /oauth2/token`` at ``uri``).
+
+        Raises :class:`~interlock.errors.Refusal` with the RFC 6749 §5.2 error.
+        """
+        return self._handle(authorization, form, remote, dpop, uri, peer_certificate, True)
+
+    def _handle(  # noqa: PLR0917  (handle's arguments, and whether the store may be read)
+        self,
+        authorization: Sequence[str],
+        form: Mapping[str, Sequence[str]],
+        remote: str | None,
+        dpop: Sequence[str],
+        uri: str | None,
+        peer_certificate: bytes | None,
+        store: bool,
+    ) -> TokenResponse:
+        client_id, params = self._authenticate(
+            authorization, form, remote, peer_certificate, store=store
+        )
         jkt: str | None = None
         if dpop:
-            bound = self._dpop_key(dpop, uri or f"{self.issuer}/oauth2/token")
-            if isinstance(bound, TokenResponse):
-                return bound
-            jkt = bound
+            jkt = self._dpop_key(dpop, uri or f"{self.issuer}/oauth2/token")
         # RFC 8705 §3: over mutual TLS with the client's own certificate, the token is
         # bound to that certificate, whichever way the client authenticated.
         x5t = None
@@ -187,6 +204,7 @@ class TokenEndpoint:
         That is: the guard works in memory, the secret's row was read in the last
         second and the signing keys are in memory. The caller can then answer on
         its event loop; otherwise it calls :meth:`handle` where blocking is fine.
+        Raises :class:`~interlock.errors.Refusal` as :meth:`handle` does.
         """
         if (
             self._guard.blocking
@@ -196,20 +214,17 @@ class TokenEndpoint:
             or len(authorization) > 1
         ):
             return None
-        self._in_memory_only.active = True
         try:
-            return self.handle(authorization, form, remote)
+            return self._handle(authorization, form, remote, (), None, None, False)
         except _NeedsStore:
             return None
-        finally:
-            self._in_memory_only.active = False
 
-    def _dpop_key(self, proofs: Sequence[str], uri: str) -> str | TokenResponse:
-        """The thumbprint of a valid DPoP proof's key, or the RFC 9449 §5 error."""
+    def _dpop_key(self, proofs: Sequence[str], uri: str) -> str:
+        """The thumbprint of a valid DPoP proof's key; else the RFC 9449 §5 error is raised."""
         if self.dpop is None:
-            return _error(400, "invalid_dpop_proof", "DPoP is not enabled on this server")
+            raise _refused("invalid_dpop_proof", "DPoP is not enabled on this server")
         if len(proofs) > 1:
-            return _error(400, "invalid_dpop_proof", "send exactly one DPoP header")
+            raise _refused("invalid_dpop_proof", "send exactly one DPoP header")
         try:
             return self.dpop.check(proofs[0], "POST", uri).jkt
         except DPoPProofError as exc:
@@ -220,7 +235,7 @@ class TokenEndpoint:
                 if exc.error == "use_dpop_nonce"
                 else "the DPoP proof is invalid"
             )
-            return _error(400, exc.error, description, reason=exc.reason, headers=headers)
+            raise _refused(exc.error, description, reason=exc.reason, headers=headers) from None
 
     def revoke(
         self,
@@ -229,10 +244,7 @@ class TokenEndpoint:
         remote: str | None = None,
     ) -> TokenResponse:
         """RFC 7009: revoke one of the calling client's tokens; 200 whatever the token."""
-        found = self._client_and_token(authorization, form, remote)
-        if isinstance(found, TokenResponse):
-            return found
-        client_id, token = found
+        client_id, token = self._client_and_token(authorization, form, remote)
         # §2.2: an invalid or unknown token is not an error; a client may revoke
         # only its own tokens, others are left alone without saying so.
         self._revocations.revoke(token, client_id)
@@ -245,10 +257,7 @@ class TokenEndpoint:
         remote: str | None = None,
     ) -> TokenResponse:
         """RFC 7662: the state of a token, for an authenticated caller."""
-        found = self._client_and_token(authorization, form, remote)
-        if isinstance(found, TokenResponse):
-            return found
-        _, token = found
+        _, token = self._client_and_token(authorization, form, remote)
         return TokenResponse(200, self._revocations.introspect(token), dict(_NO_STORE))
 
     def _client_and_token(
@@ -256,36 +265,47 @@ class TokenEndpoint:
         authorization: Sequence[str],
         form: Mapping[str, Sequence[str]],
         remote: str | None,
-    ) -> tuple[str, str] | TokenResponse:
-        """The authenticated client and the ``token`` parameter, or an error."""
-        authenticated = self.authenticate_client(authorization, form, remote)
-        if isinstance(authenticated, TokenResponse):
-            return authenticated
-        client_id, params = authenticated
+    ) -> tuple[str, str]:
+        """The authenticated client and the ``token`` parameter."""
+        client_id, params = self.authenticate_client(authorization, form, remote)
         token = params.get("token")
         if not token:
-            return _error(400, "invalid_request", "token is required")
+            raise _refused("invalid_request", "token is required")
         return client_id, token
 
-    def authenticate_client(  # noqa: PLR0911  (one return per RFC 6749 error case reads best)
+    def authenticate_client(
         self,
         authorization: Sequence[str],
         form: Mapping[str, Sequence[str]],
         remote: str | None = None,
         peer_certificate: bytes | None = None,
-    ) -> tuple[str, dict[str, str]] | TokenResponse:
-        """The authenticated client id and the single-valued parameters, or an error."""
+    ) -> tuple[str, dict[str, str]]:
+        """The authenticated client id and the single-valued parameters.
+
+        Raises :class:`~interlock.errors.Refusal` with the RFC 6749 §5.2 error.
+        """
+        return self._authenticate(authorization, form, remote, peer_certificate, store=True)
+
+    def _authenticate(
+        self,
+        authorization: Sequence[str],
+        form: Mapping[str, Sequence[str]],
+        remote: str | None,
+        peer_certificate: bytes | None,
+        *,
+        store: bool,
+    ) -> tuple[str, dict[str, str]]:
         # RFC 8707 §2: resource may be given several times; nothing else may.
         repeated = sorted(n for n, values in form.items() if len(values) > 1 and n != "resource")
         if repeated:
-            return _error(400, "invalid_request", f"parameter {repeated[0]} is repeated")
+            raise _refused("invalid_request", f"parameter {repeated[0]} is repeated")
         params = {name: values[0] for name, values in form.items()}
         basic = [a for a in authorization if a.lower().startswith("basic ")]
         if len(authorization) > 1 or (authorization and not basic):
-            return _error(400, "invalid_request", "use one Authorization header with Basic")
+            raise _refused("invalid_request", "use one Authorization header with Basic")
         assertion = "client_assertion" in params or "client_assertion_type" in params
         if sum((bool(basic), "client_secret" in params, assertion)) > 1:
-            return _error(400, "invalid_request", "use one client authentication method only")
+            raise _refused("invalid_request", "use one client authentication method only")
         if assertion:
             return self._authenticate_assertion(params, remote)
         if not basic and "client_secret" not in params and peer_certificate is not None:
@@ -293,77 +313,75 @@ class TokenEndpoint:
         credentials = _basic(basic[0]) if basic else _post(params)
         if credentials is None:
             self._guard.failed(params.get("client_id"), remote)  # malformed counts as a guess
-            return _error(401, "invalid_client", "client authentication failed", basic=bool(basic))
+            raise _refused("invalid_client", "client authentication failed", basic=bool(basic))
         client_id, secret = credentials
         if basic and "client_id" in params and params["client_id"] != client_id:
-            return _error(400, "invalid_request", "client_id differs from the Basic credentials")
+            raise _refused("invalid_request", "client_id differs from the Basic credentials")
         wait = self._guard.retry_after(client_id, remote)
         if wait is not None:
-            return _too_many(wait)
+            raise _too_many(wait)
         try:
             if self._secrets.authenticate_cached(client_id, secret) is None:
-                if getattr(self._in_memory_only, "active", False):
-                    raise _NeedsStore  # handle_now: the secret's row is not in memory
+                if not store:
+                    raise _NeedsStore("the client secret is not in memory")
                 self._secrets.authenticate(client_id, secret)
         except (AuthenticationError, NotFoundError) as exc:
             self._guard.failed(client_id, remote)
             reason = getattr(exc, "reason", str(exc))
-            return _error(
-                401,
+            raise _refused(
                 "invalid_client",
                 "client authentication failed",
                 basic=bool(basic),
                 reason=reason,
-            )
+            ) from None
         return client_id, params
 
     def _authenticate_certificate(
         self, params: dict[str, str], certificate: bytes, remote: str | None
-    ) -> tuple[str, dict[str, str]] | TokenResponse:
+    ) -> tuple[str, dict[str, str]]:
         """``tls_client_auth`` (RFC 8705 §2.1): the handshake verified the certificate."""
         client_id = params.get("client_id")
         if self._certificates is None or not client_id:
             self._guard.failed(client_id, remote)
-            return _error(401, "invalid_client", "client authentication failed")
+            raise _refused("invalid_client", "client authentication failed")
         if not is_oauth_client(self.manifest, client_id) or not self._certificates.belongs_to(
             client_id, certificate
         ):
             self._guard.failed(client_id, remote)
-            return _error(
-                401, "invalid_client", "client authentication failed", reason="certificate"
-            )
+            raise _refused("invalid_client", "client authentication failed", reason="certificate")
         return client_id, params
 
-    def _authenticate_assertion(  # noqa: PLR0911  (one return per RFC 6749 / 7523 error case)
+    def _authenticate_assertion(
         self, params: dict[str, str], remote: str | None
-    ) -> tuple[str, dict[str, str]] | TokenResponse:
+    ) -> tuple[str, dict[str, str]]:
         """``private_key_jwt``: the client named by a valid, unused assertion (RFC 7523 §3)."""
         if self._assertions is None:
-            return _error(401, "invalid_client", "private_key_jwt is not enabled")
+            raise _refused("invalid_client", "private_key_jwt is not enabled")
         assertion = params.get("client_assertion")
         if params.get("client_assertion_type") != ASSERTION_TYPE or not assertion:
-            return _error(
-                400,
+            raise _refused(
                 "invalid_request",
                 f"client_assertion_type must be {ASSERTION_TYPE} with a client_assertion",
             )
         client_id = ClientAssertions.claimed_client(assertion)
         if client_id is None:
             self._guard.failed(params.get("client_id"), remote)
-            return _error(401, "invalid_client", "client authentication failed")
+            raise _refused("invalid_client", "client authentication failed")
         if "client_id" in params and params["client_id"] != client_id:
-            return _error(400, "invalid_request", "client_id differs from the assertion's sub")
+            raise _refused("invalid_request", "client_id differs from the assertion's sub")
         wait = self._guard.retry_after(client_id, remote)
         if wait is not None:
-            return _too_many(wait)
+            raise _too_many(wait)
         if not is_oauth_client(self.manifest, client_id):
             self._guard.failed(client_id, remote)
-            return _error(401, "invalid_client", "client authentication failed")
+            raise _refused("invalid_client", "client authentication failed")
         try:
             self._assertions.authenticate(client_id, assertion)
         except AuthenticationError as exc:
             self._guard.failed(client_id, remote)
-            return _error(401, "invalid_client", "client authentication failed", reason=exc.reason)
+            raise _refused(
+                "invalid_client", "client authentication failed", reason=exc.reason
+            ) from None
         return client_id, params
 
     def _audience(self, client_id: str, resources: Sequence[str]) -> str | list[str] | None:
@@ -392,18 +410,17 @@ class TokenEndpoint:
     ) -> TokenResponse:
         grant = params.get("grant_type")
         if grant is None:
-            return _error(400, "invalid_request", "grant_type is required")
+            raise _refused("invalid_request", "grant_type is required")
         if grant != "client_credentials":
-            return _error(400, "unsupported_grant_type", "only client_credentials is supported")
+            raise _refused("unsupported_grant_type", "only client_credentials is supported")
         granted = self._grants.scopes(client_id)
         requested = frozenset(params["scope"].split()) if params.get("scope") else granted
         if not requested or not requested <= granted:
-            return _error(400, "invalid_scope", "the requested scope is not granted to this client")
+            raise _refused("invalid_scope", "the requested scope is not granted to this client")
         audience = self._audience(client_id, resources)
         if audience is None:
             # RFC 8707 §2: a resource this server does not protect for this client.
-            return _error(
-                400,
+            raise _refused(
                 "invalid_target",
                 "resource must be this gateway or a system this client's routes reach",
             )
@@ -418,10 +435,12 @@ class TokenEndpoint:
         return TokenResponse(200, body, dict(_NO_STORE), client=client_id)
 
 
-def _too_many(wait: float) -> TokenResponse:
-    too_many = _error(429, "slow_down", "too many failed attempts; retry later")
-    too_many.headers["Retry-After"] = str(max(1, int(wait)))
-    return too_many
+def _too_many(wait: float) -> Refusal:
+    return _refused(
+        "slow_down",
+        "too many failed attempts; retry later",
+        headers={"Retry-After": str(max(1, int(wait)))},
+    )
 
 
 def metadata(endpoint: TokenEndpoint) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from http_message_signatures import (
 from http_message_signatures.algorithms import ECDSA_P256_SHA256, ED25519, HMAC_SHA256
 from sqlalchemy.exc import SQLAlchemyError
 
+from interlock.errors import Refusal
 from interlock.replay.seen import SeenOnce
 from interlock.replay.signature_keys import ResolvedKey, SignatureKeys
 
@@ -79,18 +80,35 @@ Reason = Literal[
 ]
 
 
-class ReplayStoreUnavailableError(Exception):
+class ReplayStoreUnavailableError(Refusal):
     """The nonce store cannot be reached: the request cannot be admitted (fail closed)."""
 
+    def __init__(self, cause: str) -> None:
+        """Refuse because the store failed with ``cause`` (an exception's type name)."""
+        super().__init__(
+            "replay-store-unavailable",
+            "signed requests cannot be checked for replays at the moment; retry shortly",
+            log_reason=f"replay store unavailable ({cause}; fail closed)",
+        )
 
-class SignatureRefused(Exception):  # noqa: N818  (a refusal of the request, not a fault)
+
+# The refusal code of each reason: a reused nonce and a body that is not the one
+# signed say so; every other failure is one "invalid-signature".
+_CODES: Final[dict[str, str]] = {
+    "replayed": "replayed-request",
+    "digest-mismatch": "content-digest-mismatch",
+}
+
+
+class SignatureRefused(Refusal):
     """A signed request was refused: ``reason`` for logs and metrics, ``detail`` for the caller."""
 
     def __init__(self, reason: Reason, detail: str) -> None:
         """Refuse for ``reason``."""
-        super().__init__(detail)
+        super().__init__(
+            _CODES.get(reason, "invalid-signature"), detail, log_reason=f"signature {reason}"
+        )
         self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)

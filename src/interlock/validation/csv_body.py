@@ -84,13 +84,9 @@ def _text(body: bytes) -> str:
     try:
         text = body.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:
-        raise BodyRefused(
-            400, "malformed-body", "Malformed body", f"not UTF-8 at byte {error.start}"
-        ) from None
+        raise BodyRefused("malformed-body", f"not UTF-8 at byte {error.start}") from None
     if "\0" in text:
-        raise BodyRefused(
-            400, "malformed-body", "Malformed body", "NUL characters are not accepted"
-        )
+        raise BodyRefused("malformed-body", "NUL characters are not accepted")
     return text
 
 
@@ -108,14 +104,14 @@ def _records(text: str, policy: CsvPolicy) -> Iterator[list[str]]:
             if "field larger than field limit" in str(error):
                 raise _field_too_long(rows + 1, policy.max_field_length) from None
             detail = f"not valid CSV at line {reader.line_num}"
-            raise BodyRefused(400, "malformed-body", "Malformed body", detail) from None
+            raise BodyRefused("malformed-body", detail) from None
         rows += 1
         if rows > policy.max_rows:
             detail = f"more than {policy.max_rows} rows"
-            raise BodyRefused(413, "too-many-rows", "Too many rows", detail)
+            raise BodyRefused("too-many-rows", detail)
         if len(record) > policy.max_columns:
             detail = f"row {rows} has {len(record)} columns; at most {policy.max_columns}"
-            raise BodyRefused(400, "too-many-columns", "Too many columns", detail)
+            raise BodyRefused("too-many-columns", detail)
         if any(len(cell) > policy.max_field_length for cell in record):
             raise _field_too_long(rows, policy.max_field_length)
         yield record
@@ -123,4 +119,4 @@ def _records(text: str, policy: CsvPolicy) -> Iterator[list[str]]:
 
 def _field_too_long(row: int, limit: int) -> BodyRefused:
     detail = f"row {row} has a field longer than {limit} characters"
-    return BodyRefused(400, "field-too-long", "Field too long", detail)
+    return BodyRefused("field-too-long", detail)

@@ -1,7 +1,8 @@
-"""What validation reports: a refusal with a status, and every violation it found.
+"""What validation reports: a refusal with a code, and every violation it found.
 
-A refusal becomes an RFC 9457 problem at the gateway: ``status``, ``code``
-(the problem type), ``title``, ``detail`` and, when there are any, an
+A refusal becomes an RFC 9457 problem at the gateway: the ``code`` is the
+problem type (its status and title come from the gateway's one table), the
+``detail`` is said, and, when there are any, an
 ``errors`` member listing each :class:`Violation` as RFC 9457 §3's example
 does (``{"detail": ..., "pointer": "#/quantity"}``). Details name the field
 and the rule that failed — never internal paths, stack frames, SQL or
@@ -10,8 +11,11 @@ upstream text, and never more than :data:`MAX_ECHO` characters of the input.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Final
+
+from interlock.errors import Refusal
 
 __all__ = ["MAX_ECHO", "MAX_VIOLATIONS", "BodyRefused", "Violation", "echo", "pointer"]
 
@@ -38,18 +42,26 @@ class Violation:
         return document
 
 
-@dataclass
-class BodyRefused(Exception):  # noqa: N818  (a refusal of the request, not a fault)
-    """The request is refused: 400, 413, 415 or 422, with every violation found."""
+class BodyRefused(Refusal):
+    """The request is refused for what it carries, with every violation found.
 
-    status: int
-    code: str
-    title: str
-    detail: str
-    violations: tuple[Violation, ...] = field(default=())
+    ``code`` decides the status (400, 413, 415 or 422) through the gateway's
+    table; the violations become the problem's ``errors`` member.
+    """
 
-    def __post_init__(self) -> None:
-        super().__init__(self.detail)
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        violations: tuple[Violation, ...] = (),
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        extra = {"errors": [v.as_json() for v in violations]} if violations else None
+        super().__init__(
+            code, detail, headers=headers, extra=extra, log_reason=f"validation {code}"
+        )
+        self.violations = violations
 
 
 def pointer(*parts: str | int) -> str:

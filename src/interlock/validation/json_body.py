@@ -331,17 +331,9 @@ def _too_deep(limits: JsonLimits, path: tuple[str | int, ...]) -> BodyRefused:
     return _refuse("json-limit-exceeded", f"is nested deeper than {limits.max_depth} levels", path)
 
 
-_TITLES: Final = {
-    "invalid-encoding": "Request body is not valid UTF-8 JSON",
-    "malformed-body": "Request body is not valid JSON",
-    "duplicate-key": "Request body has a duplicate key",
-    "json-limit-exceeded": "Request body exceeds a JSON limit",
-}
-
-
 def _refuse(code: str, problem: str, path: tuple[str | int, ...] = ()) -> BodyRefused:
     """A 400 refusal; ``problem`` completes "The body ..." or "The value at #/x ..."."""
     where = pointer(*path)
     subject = "The body" if not path else f"The value at {echo(where)}"
     detail = f"{subject} {problem}."
-    return BodyRefused(400, code, _TITLES[code], detail, (Violation(problem, pointer=where),))
+    return BodyRefused(code, detail, (Violation(problem, pointer=where),))

@@ -122,9 +122,7 @@ class ParamCheck:
             names = ", ".join(v.parameter for v in found if v.parameter is not None)
             count = "1 parameter is" if len(found) == 1 else f"{len(found)} parameters are"
             raise BodyRefused(
-                400,
                 "invalid-parameter",
-                "Invalid request parameter",
                 f"{count} invalid{': ' + names if names else ''}; see errors.",
                 tuple(found),
             )

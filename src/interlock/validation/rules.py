@@ -221,11 +221,7 @@ class RuleSet:
         violations = [violation for rule in self._checks for violation in rule.check(data)]
         if violations:
             raise BodyRefused(
-                422,
-                "rule-violation",
-                "Business rule violated",
-                f"{len(violations)} business rule violation(s)",
-                tuple(violations),
+                "rule-violation", f"{len(violations)} business rule violation(s)", tuple(violations)
             )
 
 

@@ -68,11 +68,7 @@ class RequestSchema:
             count = "1 problem" if len(found) == 1 else f"{len(found)} problems"
             more = " (the first listed)" if len(found) >= MAX_VIOLATIONS else ""
             raise BodyRefused(
-                422,
-                "schema-violation",
-                "Request does not match the schema",
-                f"{count}{more} with the request body; see errors.",
-                found,
+                "schema-violation", f"{count}{more} with the request body; see errors.", found
             )
 
 

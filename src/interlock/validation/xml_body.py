@@ -128,7 +128,7 @@ class _DepthLimitedBuilder(TreeBuilder):
         self._depth += 1
         if self._depth > self._max_depth:
             detail = f"elements nested deeper than {self._max_depth}"
-            raise BodyRefused(400, "too-deep", "Body too deep", detail)
+            raise BodyRefused("too-deep", detail)
         return super().start(tag, attrs)
 
     def end(self, tag: str, /) -> Element:
@@ -164,8 +164,7 @@ def _require_utf8_declaration(version: str, encoding: str | None, standalone: in
 
 
 def _refused(code: str, detail: str) -> BodyRefused:
-    title = "Malformed body" if code == "malformed-body" else "XML refused"
-    return BodyRefused(400, code, title, detail)
+    return BodyRefused(code, detail)
 
 
 def _validate(root: Element, schema: XsdSchema) -> None:
@@ -183,7 +182,7 @@ def _validate(root: Element, schema: XsdSchema) -> None:
         detail = f"{count} {noun} of the XML schema"
         if count > len(violations):
             detail += f" (the first {len(violations)} listed)"
-        raise BodyRefused(422, "schema-violation", "Schema violation", detail, tuple(violations))
+        raise BodyRefused("schema-violation", detail, tuple(violations))
 
 
 def _violation(error: xmlschema.XMLSchemaValidationError) -> Violation:

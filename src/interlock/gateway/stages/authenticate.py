@@ -22,11 +22,10 @@ from typing import Final, Protocol
 from aiohttp import web
 
 from interlock.crypto.jose import MAX_TOKEN_BYTES
-from interlock.errors import AuthenticationError, DPoPProofError, InvalidTokenError
+from interlock.errors import AuthenticationError, DPoPProofError, InvalidTokenError, Refusal
 from interlock.gateway.context import peer_certificate
 from interlock.gateway.guessing import GuessingGuard
 from interlock.gateway.mtls import ClientCertificates
-from interlock.gateway.problems import Problem, Refusal
 from interlock.identity.apikeys import ApiKeys
 from interlock.identity.grants import Grants, Principal
 from interlock.oauth.dpop import DPoPVerifier
@@ -101,7 +100,7 @@ class Authentication:
             await self._authenticate(ctx)
         except Refusal as refusal:
             # A credential that failed; a request that carried none is not a guess.
-            if refusal.problem.status == 401 and refusal.log_reason != _NO_CREDENTIAL:
+            if refusal.code == "unauthorized" and refusal.log_reason != _NO_CREDENTIAL:
                 await guessing.failed(remote)
             raise
 
@@ -114,14 +113,16 @@ class Authentication:
         return caller.principal
 
     async def _authenticate(self, ctx: Caller) -> None:
-        certificate = ctx.peer_certificate if self._certificates is not None else None
+        certificates = self._certificates
+        certificate = ctx.peer_certificate if certificates is not None else None
         headers = ctx.request.headers
         if (
-            certificate is not None
+            certificates is not None
+            and certificate is not None
             and "Authorization" not in headers
             and "X-API-Key" not in headers
         ):
-            ctx.principal = self._certificate_principal(certificate)
+            ctx.principal = self._certificate_principal(certificates, certificate)
             return
         scheme, token = _credential(ctx)
         if self._tokens is not None and token.startswith("eyJ") and token.count(".") == 2:
@@ -165,20 +166,6 @@ class Authentication:
         except AuthenticationError as exc:
             raise _unauthorised("invalid_token", exc.message, log_reason=exc.reason) from None
 
-    def _certificate_principal(self, certificate: bytes) -> Principal:
-        assert self._certificates is not None  # noqa: S101  (only called when configured)
-        client = self._certificates.client_for(certificate)
-        if client is None:
-            raise _unauthorised(
-                "invalid_request",
-                "the client certificate does not name a client that may use mutual TLS",
-                "certificate without a known mtls identity",
-            )
-        thumbprint = certificate_thumbprint(certificate)
-        return Principal(
-            client, self._grants.scopes(client), f"mtls {thumbprint[:16]}", method="mtls"
-        )
-
     async def _check_proof(
         self, ctx: Caller, principal: Principal, token: str, scheme: str
     ) -> None:
@@ -213,6 +200,21 @@ class Authentication:
                 "the DPoP proof is invalid", "proof key differs from the token's cnf.jkt"
             )
 
+    def _certificate_principal(
+        self, certificates: ClientCertificates, certificate: bytes
+    ) -> Principal:
+        client = certificates.client_for(certificate)
+        if client is None:
+            raise _unauthorised(
+                "invalid_request",
+                "the client certificate does not name a client that may use mutual TLS",
+                "certificate without a known mtls identity",
+            )
+        thumbprint = certificate_thumbprint(certificate)
+        return Principal(
+            client, self._grants.scopes(client), f"mtls {thumbprint[:16]}", method="mtls"
+        )
+
     def _proof_refused(
         self, detail: str, log_reason: str, error: str = "invalid_dpop_proof"
     ) -> Refusal:
@@ -220,10 +222,7 @@ class Authentication:
         headers = {"WWW-Authenticate": f'DPoP error="{error}", algs="{algs}"'}
         if self._dpop is not None and self._dpop.nonces is not None:
             headers["DPoP-Nonce"] = self._dpop.nonces.current()
-        return Refusal(
-            Problem(401, "unauthorized", "Authentication required", detail, headers),
-            log_reason=log_reason,
-        )
+        return Refusal("unauthorized", detail, headers=headers, log_reason=log_reason)
 
 
 def _credential(ctx: Caller) -> tuple[str, str]:
@@ -233,12 +232,8 @@ def _credential(ctx: Caller) -> tuple[str, str]:
     api_key = headers.getall("X-API-Key", [])
     if len(authorization) + len(api_key) > 1:
         raise Refusal(
-            Problem(
-                400,
-                "ambiguous-credentials",
-                "More than one credential",
-                "send exactly one credential: one Authorization header or one X-API-Key header",
-            )
+            "ambiguous-credentials",
+            "send exactly one credential: one Authorization header or one X-API-Key header",
         )
     if not authorization and not api_key:
         raise _unauthorised(
@@ -269,8 +264,5 @@ def _unauthorised(error: str | None, detail: str, log_reason: str) -> Refusal:
     # RFC 6750 §3: no error attribute when the request carried no credential at all.
     challenge = _CHALLENGE + (f', error="{error}"' if error else "")
     return Refusal(
-        Problem(
-            401, "unauthorized", "Authentication required", detail, {"WWW-Authenticate": challenge}
-        ),
-        log_reason=log_reason,
+        "unauthorized", detail, headers={"WWW-Authenticate": challenge}, log_reason=log_reason
     )

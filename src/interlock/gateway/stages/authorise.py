@@ -7,8 +7,8 @@ another resource and is refused as ``invalid_token`` (RFC 9068 §4).
 
 from __future__ import annotations
 
+from interlock.errors import Refusal
 from interlock.gateway.context import RequestContext
-from interlock.gateway.problems import Problem, Refusal
 
 __all__ = ["ScopeCheck"]
 
@@ -36,15 +36,11 @@ class ScopeCheck:
         if principal is not None and self._methods and not principal.satisfies(self._methods):
             needs_certificate = self._methods == ("mtls",)
             raise Refusal(
-                Problem(
-                    401,
-                    "unauthorized",
-                    "Authentication required",
-                    "this route requires a client certificate (mutual TLS)"
-                    if needs_certificate
-                    else f"this route accepts only: {', '.join(self._methods)}",
-                    {"WWW-Authenticate": 'Bearer realm="interlock"'},
-                ),
+                "unauthorized",
+                "this route requires a client certificate (mutual TLS)"
+                if needs_certificate
+                else f"this route accepts only: {', '.join(self._methods)}",
+                headers={"WWW-Authenticate": 'Bearer realm="interlock"'},
                 log_reason=f"authenticated by {principal.method}, route needs {self._methods}",
             )
         if (
@@ -53,30 +49,21 @@ class ScopeCheck:
             and self._audience not in principal.audiences
         ):
             raise Refusal(
-                Problem(
-                    401,
-                    "unauthorized",
-                    "Authentication required",
-                    "the access token is not valid for this resource",
-                    {"WWW-Authenticate": 'Bearer realm="interlock", error="invalid_token"'},
-                ),
+                "unauthorized",
+                "the access token is not valid for this resource",
+                headers={"WWW-Authenticate": 'Bearer realm="interlock", error="invalid_token"'},
                 log_reason="token audience does not include the route's system",
             )
         if principal is not None and self._scope in principal.scopes:
             return
         raise Refusal(
-            Problem(
-                403,
-                "insufficient-scope",
-                "Insufficient scope",
-                f"this route requires the scope '{self._scope}'",
-                {
-                    "WWW-Authenticate": (
-                        f'Bearer realm="interlock", error="insufficient_scope", '
-                        f'scope="{self._scope}"'
-                    )
-                },
-                {"required_scope": self._scope},
-            ),
+            "insufficient-scope",
+            f"this route requires the scope '{self._scope}'",
+            headers={
+                "WWW-Authenticate": (
+                    f'Bearer realm="interlock", error="insufficient_scope", scope="{self._scope}"'
+                )
+            },
+            extra={"required_scope": self._scope},
             log_reason=f"missing scope {self._scope}",
         )

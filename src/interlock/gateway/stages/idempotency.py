@@ -29,8 +29,8 @@ from typing import Final, Literal
 from aiohttp import web
 from multidict import CIMultiDict
 
+from interlock.errors import Refusal
 from interlock.gateway.context import RequestContext
-from interlock.gateway.problems import Problem, Refusal
 from interlock.replay.idempotency import (
     Begun,
     IdempotencyOutcome,
@@ -144,7 +144,9 @@ class IdempotentForward:
         key = parse_idempotency_key(request.headers.getall(HEADER, []))
         if key is None:
             if self._policy.mode == "required":
-                raise Refusal(_MISSING, log_reason="Idempotency-Key missing")
+                raise Refusal(
+                    "idempotency-key-missing", _MISSING, log_reason="Idempotency-Key missing"
+                )
             return await self._terminal(ctx)
         body = await ctx.read_body()  # read once: the upstream call forwards the same bytes
         scope = _scope(ctx)
@@ -156,9 +158,18 @@ class IdempotentForward:
         if isinstance(outcome, Begun):
             return await self._forward(ctx, scope, key, outcome.token)
         if isinstance(outcome, InFlight):
-            raise Refusal(_IN_FLIGHT, log_reason="Idempotency-Key in flight")
+            raise Refusal(
+                "idempotency-key-in-flight",
+                _IN_FLIGHT,
+                headers={"Retry-After": "1"},
+                log_reason="Idempotency-Key in flight",
+            )
         if isinstance(outcome, Mismatch):
-            raise Refusal(_MISMATCH, log_reason="Idempotency-Key reused with another request")
+            raise Refusal(
+                "idempotency-key-reused",
+                _MISMATCH,
+                log_reason="Idempotency-Key reused with another request",
+            )
         return _replay(outcome.response, ctx.correlation_id)
 
     async def _forward(self, ctx: RequestContext, scope: str, key: str, token: str) -> web.Response:
@@ -194,14 +205,10 @@ def _stored(response: web.Response, cap: int) -> StoredResponse:
 def _replay(stored: StoredResponse, correlation_id: str) -> web.Response:
     if stored.body is None:
         raise Refusal(
-            Problem(
-                409,
-                "idempotency-key-completed",
-                "Idempotency-Key already completed",
-                "a request with this Idempotency-Key was processed, but its response was too "
-                "large to keep for replay; do not retry it with this key",
-                extra={"original_status": stored.status},
-            ),
+            "idempotency-key-completed",
+            "a request with this Idempotency-Key was processed, but its response was too "
+            "large to keep for replay; do not retry it with this key",
+            extra={"original_status": stored.status},
             log_reason="Idempotency-Key completed without a stored response",
         )
     headers: CIMultiDict[str] = CIMultiDict(stored.headers)
@@ -211,29 +218,14 @@ def _replay(stored: StoredResponse, correlation_id: str) -> web.Response:
 
 
 def _malformed(detail: str) -> Refusal:
-    return Refusal(
-        Problem(400, "idempotency-key-malformed", "Idempotency-Key is malformed", detail),
-        log_reason="Idempotency-Key malformed",
-    )
+    return Refusal("idempotency-key-malformed", detail, log_reason="Idempotency-Key malformed")
 
 
-_MISSING: Final = Problem(
-    400,
-    "idempotency-key-missing",
-    "Idempotency-Key is missing",
+_MISSING: Final = (
     "this operation requires an Idempotency-Key header: a unique quoted string per operation, "
-    "sent again unchanged on every retry",
+    "sent again unchanged on every retry"
 )
-_IN_FLIGHT: Final = Problem(
-    409,
-    "idempotency-key-in-flight",
-    "A request is outstanding for this Idempotency-Key",
-    "a request with the same Idempotency-Key is being processed; retry later",
-    headers={"Retry-After": "1"},
-)
-_MISMATCH: Final = Problem(
-    422,
-    "idempotency-key-reused",
-    "Idempotency-Key is already used",
-    "this Idempotency-Key was used with a different request; use a new key for a new request",
+_IN_FLIGHT: Final = "a request with the same Idempotency-Key is being processed; retry later"
+_MISMATCH: Final = (
+    "this Idempotency-Key was used with a different request; use a new key for a new request"
 )

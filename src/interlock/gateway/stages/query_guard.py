@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Final
 from urllib.parse import parse_qsl
 
+from interlock.errors import Refusal
 from interlock.gateway.context import RequestContext
-from interlock.gateway.problems import Problem, Refusal
 from interlock.identity.keyformat import PREFIX
 
 __all__ = ["QueryCredentialGuard"]
@@ -26,13 +26,9 @@ class QueryCredentialGuard:
         for name, value in parse_qsl(ctx.query, keep_blank_values=True):
             if name.lower() in _NAMES or value.startswith(PREFIX) or name.startswith(PREFIX):
                 raise Refusal(
-                    Problem(
-                        400,
-                        "credential-in-url",
-                        "Credential in the URL",
-                        "credentials are not accepted in the query string: URLs are logged "
-                        "and cached along the way; send the key in the Authorization header "
-                        "(Bearer) or X-API-Key instead, and rotate this one",
-                    ),
+                    "credential-in-url",
+                    "credentials are not accepted in the query string: URLs are logged "
+                    "and cached along the way; send the key in the Authorization header "
+                    "(Bearer) or X-API-Key instead, and rotate this one",
                     log_reason="credential in query string",
                 )

@@ -23,8 +23,8 @@ from typing import Final
 from aiohttp import web
 
 from interlock.config.manifest import RateLimits
+from interlock.errors import Refusal
 from interlock.gateway.context import RequestContext
-from interlock.gateway.problems import Problem, Refusal
 from interlock.gateway.routing import CompiledRoute
 from interlock.limits import (
     Decision,
@@ -42,13 +42,6 @@ __all__ = ["RateLimit", "rate_limit_stage"]
 
 _DECISION: Final = web.RequestKey("interlock.rate_limit", Decision)
 _DIMENSIONS: Final = ("per_client", "per_ip", "per_route", "per_integration")
-_UNAVAILABLE: Final = Problem(
-    503,
-    "rate-limits-unavailable",
-    "Service unavailable",
-    "rate limits cannot be checked at the moment; retry shortly",
-    {"Retry-After": "1"},
-)
 
 
 class RateLimit:
@@ -77,7 +70,9 @@ class RateLimit:
         except LimitsUnavailableError:
             # A fresh refusal each time: a shared one would keep every request's frames.
             raise Refusal(
-                _UNAVAILABLE, log_reason="rate-limit backend unavailable (fail closed)"
+                "rate-limits-unavailable",
+                "rate limits cannot be checked at the moment; retry shortly",
+                log_reason="rate-limit backend unavailable (fail closed)",
             ) from None
         if not decision.allowed:
             raise self._refusal(decision)
@@ -111,15 +106,14 @@ class RateLimit:
         violated = [state.policy for state in states if state.remaining == 0]
         wait = decision.retry_after_seconds
         return Refusal(
-            Problem(
-                429,
-                "rate-limited",
-                "Too many requests",
-                f"the rate limit ({', '.join(violated)}) is exhausted; retry in {wait} s",
-                {"Retry-After": str(wait), POLICY: self.policy, RATELIMIT: ratelimit_field(states)},
-                # draft-ietf-httpapi-ratelimit-headers-11 §5.1: the policies exceeded.
-                {"violated-policies": violated},
-            ),
+            "rate-limited",
+            f"the rate limit ({', '.join(violated)}) is exhausted; retry in {wait} s",
+            headers={
+                "Retry-After": str(wait),
+                POLICY: self.policy,
+                RATELIMIT: ratelimit_field(states),
+            },
+            extra={"violated-policies": violated},
             log_reason=f"rate limited: {', '.join(violated)}",
         )
 

@@ -22,11 +22,10 @@ import asyncio
 from typing import Final
 
 from interlock.config.manifest import ReplayPolicy
+from interlock.errors import Refusal
 from interlock.gateway.context import RequestContext
-from interlock.gateway.problems import Problem, Refusal
 from interlock.replay.signatures import (
     REQUIRED_COMPONENTS,
-    ReplayStoreUnavailableError,
     RequestSignatures,
     SignatureRefused,
     SignedMessage,
@@ -35,18 +34,6 @@ from interlock.replay.signatures import (
 __all__ = ["SignedRequestGuard"]
 
 _COMPONENTS: Final = " ".join(f'"{c}"' for c in (*REQUIRED_COMPONENTS, "content-digest"))
-_UNAVAILABLE: Final = Problem(
-    503,
-    "replay-store-unavailable",
-    "Service unavailable",
-    "signed requests cannot be checked for replays at the moment; retry shortly",
-    {"Retry-After": "1"},
-)
-
-
-def _unavailable() -> Refusal:
-    """A fresh refusal each time: a shared one would keep every request's frames."""
-    return Refusal(_UNAVAILABLE, log_reason="replay store unavailable (fail closed)")
 
 
 class SignedRequestGuard:
@@ -66,7 +53,7 @@ class SignedRequestGuard:
         request = ctx.request
         principal = ctx.principal
         if principal is None:  # pragma: no cover - authentication runs first
-            raise _unavailable()
+            raise Refusal("unauthorized", "this route requires a credential")
         body = await ctx.read_body()  # within the route's limit; kept for the upstream
         message = SignedMessage(request.method, str(request.url), request.headers)
         try:
@@ -79,21 +66,12 @@ class SignedRequestGuard:
                 nonce_required=self._nonce_required,
             )
         except SignatureRefused as exc:
-            raise self._refusal(exc) from None
-        except ReplayStoreUnavailableError:
-            raise _unavailable() from None
-
-    def _refusal(self, exc: SignatureRefused) -> Refusal:
-        if exc.reason == "digest-mismatch":
-            problem = Problem(400, "content-digest-mismatch", "Body does not match", exc.detail)
-        elif exc.reason == "replayed":
-            problem = Problem(403, "replayed-request", "Replayed request", exc.detail)
-        else:
-            problem = Problem(
-                403,
-                "invalid-signature",
-                "Invalid request signature",
+            if exc.code != "invalid-signature":
+                raise
+            # RFC 9421 §5: tell the caller what a signature on this route must cover.
+            raise Refusal(
+                exc.code,
                 exc.detail,
-                {"Accept-Signature": self._accept},
-            )
-        return Refusal(problem, log_reason=f"signature {exc.reason}")
+                headers={"Accept-Signature": self._accept},
+                log_reason=exc.log_reason,
+            ) from None

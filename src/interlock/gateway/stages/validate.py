@@ -27,9 +27,9 @@ from typing import Any, Final
 from aiohttp import web
 
 from interlock.config.manifest import CsvPolicy, Route, XmlPolicy, media_kind
+from interlock.errors import Refusal
 from interlock.gateway.body import announced_too_large
 from interlock.gateway.context import RequestContext
-from interlock.gateway.problems import Problem, Refusal
 from interlock.validation.csv_body import check_csv
 from interlock.validation.errors import BodyRefused
 from interlock.validation.json_body import parse_json
@@ -39,7 +39,7 @@ from interlock.validation.rules import RuleInput, RuleSet, RuleUnavailableError
 from interlock.validation.schema import RequestSchema
 from interlock.validation.xml_body import XsdSchema, parse_xml
 
-__all__ = ["MinimisedForward", "Validation", "refusal"]
+__all__ = ["MinimisedForward", "Validation"]
 
 Terminal = Callable[[RequestContext], Awaitable[web.Response]]
 
@@ -51,26 +51,12 @@ _BODYLESS: Final = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 _STALE_AFTER_FILTER: Final = ("Content-Length", "ETag", "Content-MD5", "Digest", "Content-Digest")
 
 
-def refusal(exc: BodyRefused) -> Refusal:
-    """The problem for a validation refusal, with its ``errors`` member when there are any."""
-    extra: dict[str, object] = {}
-    if exc.violations:
-        extra["errors"] = [violation.as_json() for violation in exc.violations]
-    headers = {}
-    if exc.status == 415:
-        headers["Accept-Encoding"] = "identity"
-    return Refusal(
-        Problem(exc.status, exc.code, exc.title, exc.detail, headers, extra),
-        log_reason=f"validation {exc.code}",
-    )
-
-
 def _unsupported(route: Route, detail: str) -> BodyRefused:
+    # RFC 7694 §3: say which content coding is accepted.
     return BodyRefused(
-        415,
         "unsupported-media-type",
-        "Unsupported media type",
         f"{detail}; this route accepts {', '.join(route.accepted_types)}",
+        headers={"Accept-Encoding": "identity"},
     )
 
 
@@ -102,17 +88,11 @@ class Validation:
         """Refuse the request with a problem, or let it through (its body possibly rewritten)."""
         try:
             await self._validate(ctx)
-        except BodyRefused as exc:
-            raise refusal(exc) from None
         except RuleUnavailableError as exc:
             raise Refusal(
-                Problem(
-                    503,
-                    "rule-unavailable",
-                    "Service unavailable",
-                    f"{exc.message}; retry shortly",
-                    {"Retry-After": "5"},
-                ),
+                "rule-unavailable",
+                f"{exc.message}; retry shortly",
+                headers={"Retry-After": "5"},
                 log_reason=exc.message,
             ) from None
 
@@ -123,9 +103,7 @@ class Validation:
         if self._has_body(request):
             parsed = await self._body(ctx)
         elif self._schema is not None and request.method not in _BODYLESS:
-            raise BodyRefused(
-                400, "body-required", "Request body required", "this route needs a JSON body"
-            )
+            raise BodyRefused("body-required", "this route needs a JSON body")
         if self._rules is not None:
             data = RuleInput(
                 parsed,
@@ -225,12 +203,8 @@ class MinimisedForward:
 
 def _not_filterable(what: str) -> Refusal:
     return Refusal(
-        Problem(
-            502,
-            "response-not-filterable",
-            "Upstream response refused",
-            "the upstream answered with a response this route's field allow-list cannot be "
-            "applied to, so it is not relayed",
-        ),
+        "response-not-filterable",
+        "the upstream answered with a response this route's field allow-list cannot be "
+        "applied to, so it is not relayed",
         log_reason=f"response minimisation impossible: {what}",
     )
