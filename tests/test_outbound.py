@@ -158,7 +158,14 @@ def test_no_parameter_can_turn_verification_off() -> None:
     """The factory has no ``verify``/``unsafe`` switch, and unknown keywords are errors."""
     for factory in (outbound_client, outbound_async_client):
         parameters = set(inspect.signature(factory).parameters)
-        assert parameters == {"trust", "timeouts", "client_certificate", "headers"}
+        assert parameters == {
+            "trust",
+            "timeouts",
+            "client_certificate",
+            "headers",
+            "base_url",
+            "auth",
+        }
     with pytest.raises(TypeError):
         outbound_client(trust=None, timeouts=FAST, verify=False)  # type: ignore[call-arg]
 

@@ -187,11 +187,13 @@ async def _https_only_async(request: httpx.Request) -> None:
     _https_only(request)
 
 
-def _settings(
+def _settings(  # noqa: PLR0917  (private; the two factories name every argument)
     trust: Trust,
     timeouts: Timeouts,
     client_certificate: tuple[str | os.PathLike[str], str | os.PathLike[str]] | None,
     headers: Mapping[str, str] | None,
+    base_url: str,
+    auth: httpx.Auth | None,
 ) -> dict[str, Any]:
     if not isinstance(timeouts, Timeouts):
         raise TypeError("timeouts must be a Timeouts")
@@ -205,6 +207,8 @@ def _settings(
         # HTTPS_PROXY/NO_PROXY honoured; SSL_CERT_FILE/DIR cannot apply (verify is our context).
         "trust_env": True,
         "headers": {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **(headers or {})},
+        "base_url": base_url,
+        "auth": auth,
     }
 
 
@@ -214,13 +218,17 @@ def outbound_client(
     timeouts: Timeouts,
     client_certificate: tuple[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
     headers: Mapping[str, str] | None = None,
+    base_url: str = "",
+    auth: httpx.Auth | None = None,
 ) -> httpx.Client:
     """An ``httpx.Client`` with the guarantees of this module; close it (``with``) when done.
 
     ``trust`` and ``timeouts`` have no defaults: every caller states whom it
-    trusts and how long it waits. ``headers`` are sent with every request.
+    trusts and how long it waits. ``headers`` are sent with every request,
+    ``auth`` authenticates each, and relative URLs resolve against
+    ``base_url`` (which must be ``https://`` too, or every request is refused).
     """
-    settings = _settings(trust, timeouts, client_certificate, headers)
+    settings = _settings(trust, timeouts, client_certificate, headers, base_url, auth)
     return httpx.Client(**settings, event_hooks={"request": [_https_only]})
 
 
@@ -230,9 +238,11 @@ def outbound_async_client(
     timeouts: Timeouts,
     client_certificate: tuple[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
     headers: Mapping[str, str] | None = None,
+    base_url: str = "",
+    auth: httpx.Auth | None = None,
 ) -> httpx.AsyncClient:
     """The same as :func:`outbound_client`, for coroutines."""
-    settings = _settings(trust, timeouts, client_certificate, headers)
+    settings = _settings(trust, timeouts, client_certificate, headers, base_url, auth)
     return httpx.AsyncClient(**settings, event_hooks={"request": [_https_only_async]})
 
 
