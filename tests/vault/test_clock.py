@@ -77,9 +77,9 @@ def test_a_grant_is_stamped_by_the_vaults_clock(vault: Vault, deployment: Deploy
     vault.policy.grant("order-sync", "erp/*", ["read"])
     with deployment.engine.connect() as connection:
         stamped = connection.execute(sa.text("SELECT created_at FROM vault_grants")).scalar_one()
-    if isinstance(stamped, str):  # SQLite hands back text
-        stamped = datetime.fromisoformat(stamped)
-    assert stamped.replace(tzinfo=UTC) == START
+    if isinstance(stamped, str):  # SQLite hands back naive text
+        stamped = datetime.fromisoformat(stamped).replace(tzinfo=UTC)
+    assert stamped == START
 
 
 def test_a_rotation_falls_due_and_its_overlap_ends_by_the_vaults_clock(
