@@ -72,9 +72,7 @@ class Authority:
 class Authorities:
     """Reads, creates and changes the root and the issuing CA, one transaction each."""
 
-    def __init__(
-        self, engine: Engine, keyring: Keyring, deployment_id: str, now: Clock
-    ) -> None:
+    def __init__(self, engine: Engine, keyring: Keyring, deployment_id: str, now: Clock) -> None:
         """Bind to a deployment's store and keyring; ``now`` is the clock."""
         self._engine = engine
         self._keyring = keyring
