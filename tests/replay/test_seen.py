@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -13,9 +14,13 @@ from interlock.replay.seen import MemorySeen, RedisSeen, SeenOnce, SqlSeen, seen
 from interlock.replay.tables import SeenValueRow
 from interlock.store import Deployment
 from interlock.store.base import table_of
+from interlock.testing.clock import ManualClock
 from interlock.testing.services import REDIS
 from tests.conftest import need
 from tests.replay.conftest import Backend
+
+#: Years after any real "now" these tests run at: a decision by the real clock comes out otherwise.
+FAR = datetime(2040, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -90,3 +95,41 @@ def test_backend_follows_configuration(deployment: Deployment) -> None:
     client = redis.Redis.from_url(need(REDIS))
     assert isinstance(seen_store(deployment.engine, client), RedisSeen)
     client.close()
+
+
+# Redis expires its keys by its own clock (PXAT), as replicas need: see the next test.
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "memory"], indirect=True)
+def test_a_seen_value_expires_by_the_injected_clock(backend: Backend) -> None:
+    """The store and memory forget a value when the injected clock passes ``until``.
+
+    By the real clock, a value kept until 2040 would still be remembered.
+    """
+    clock = ManualClock(FAR)
+    seen: SeenOnce = (
+        SqlSeen(backend.engine, now=clock) if backend.engine is not None else MemorySeen(now=clock)
+    )
+    assert seen.first_use("dpop", "v", clock.now + timedelta(seconds=60))
+    clock.advance(59)
+    assert not seen.first_use("dpop", "v", clock.now + timedelta(seconds=60))
+    clock.advance(2)
+    assert seen.first_use("dpop", "v", clock.now + timedelta(seconds=60))
+
+
+def test_redis_decides_a_closed_window_by_the_injected_clock(redis_client: redis.Redis) -> None:
+    """A window closed on the injected clock (though open by the real one) is not remembered."""
+    clock = ManualClock(FAR)
+    prefix = f"test:{uuid.uuid4().hex}:"
+    seen = RedisSeen(redis_client, prefix=prefix, now=clock)
+    closed = clock.now - timedelta(seconds=1)  # in the real clock's future
+    assert seen.first_use("dpop", "v", closed)
+    assert seen.first_use("dpop", "v", closed)
+    assert redis_client.keys(prefix + "*") == []
+
+
+def test_seen_store_passes_its_clock_on(deployment: Deployment) -> None:
+    """The configured backend gets the clock it was built with."""
+    clock = ManualClock(FAR)
+    seen = seen_store(deployment.engine, None, now=clock)
+    assert seen.first_use("dpop", "v", clock.now + timedelta(seconds=1))
+    clock.advance(2)
+    assert seen.first_use("dpop", "v", clock.now + timedelta(seconds=1))

@@ -20,22 +20,21 @@ from __future__ import annotations
 import base64
 import functools
 import os
-import ssl
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final, Protocol
 
-import httpx
-
 from interlock.audit.errors import AuditError
 from interlock.logs import get_logger
+from interlock.outbound import Timeouts, outbound_client, read_capped
 
 __all__ = ["FileWitness", "HttpsWitness", "Witness", "WitnessPublisher", "read_witness_file"]
 
 _log = get_logger("interlock.audit")
 MAX_WITNESS_FILE: Final = 64 * 1024
+MAX_SIZE_ANSWER: Final = 64
 
 Consistency = Callable[[int, int], Sequence[bytes]]
 
@@ -102,12 +101,15 @@ class HttpsWitness:
     """A C2SP tlog-witness (``POST <url>/add-checkpoint``) over verified TLS."""
 
     def __init__(self, url: str, ca_file: Path | None = None, timeout: float = 10.0) -> None:
-        """Talk to ``url`` (https only), trusting ``ca_file`` or the system store."""
+        """Talk to ``url`` (https only), trusting ``ca_file`` or the system store.
+
+        ``timeout`` bounds connecting, each read and write, and the pool wait;
+        the client is :func:`interlock.outbound.outbound_client`'s (TLS 1.2 or
+        later, verified; no redirects).
+        """
         if not url.startswith("https://"):
             raise AuditError("a witness URL must be https://")
-        context = ssl.create_default_context(cafile=None if ca_file is None else str(ca_file))
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self._client = httpx.Client(verify=context, timeout=timeout)
+        self._client = outbound_client(trust=ca_file, timeouts=Timeouts.every(timeout))
         self._url = url.rstrip("/") + "/add-checkpoint"
         self.known_size = 0  # what the witness has seen, as far as we know
 
@@ -118,16 +120,19 @@ class HttpsWitness:
             proof = consistency(old, size) if 0 < old < size else []
             lines = [f"old {old}", *(base64.b64encode(h).decode() for h in proof)]
             body = "\n".join(lines) + "\n\n" + note
-            response = self._client.post(self._url, content=body.encode())
-            if response.status_code == 200:
+            with self._client.stream("POST", self._url, content=body.encode()) as response:
+                status = response.status_code
+                # C2SP tlog-witness: a 409 carries the size the witness holds, a few digits.
+                answer = read_capped(response, MAX_SIZE_ANSWER) if status == 409 else b""
+            if status == 200:
                 self.known_size = size
                 return
-            if response.status_code == 409 and response.text.strip().isdigit():
-                self.known_size = int(response.text.strip())
+            if status == 409 and answer.strip().isdigit():
+                self.known_size = int(answer.strip())
                 if self.known_size >= size:
                     return
                 continue
-            raise AuditError(f"the witness answered {response.status_code}")
+            raise AuditError(f"the witness answered {status}")
         raise AuditError("the witness keeps reporting another size")
 
     def close(self) -> None:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Annotated
 
 import aiohttp
-import httpx
 import typer
 
 from interlock.cli.context import console, settings, state
@@ -40,6 +39,7 @@ from interlock.gateway.server import (
 from interlock.identity.apikeys import ApiKeys
 from interlock.logs import configure_logging
 from interlock.oauth.client_secrets import ClientSecrets
+from interlock.outbound import Timeouts, outbound_async_client
 from interlock.pki import ensure_local_ca
 from interlock.sdk import ClientCredentials, InterlockAuth
 from interlock.secrets.vault import Vault
@@ -209,8 +209,10 @@ async def _oauth_walkthrough(
         verify=gateway.ca_file,
         dpop=True,
     )
-    async with httpx.AsyncClient(
-        auth=InterlockAuth(credentials), verify=tls.client_context(gateway.ca_file)
+    async with outbound_async_client(
+        trust=tls.client_context(gateway.ca_file),
+        timeouts=Timeouts.every(5.0),
+        auth=InterlockAuth(credentials),
     ) as client:
         response = await client.get(f"{base}/orders/1001")
     console.print("[bold]SDK: client credentials + DPoP[/bold]")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -115,8 +115,8 @@ def overdue(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Secrets past their maximum age or near certificate expiry; exit 1 if any (monitoring)."""
-    now = datetime.now(UTC)
     with _engine() as (vault, _):
+        now = vault.now()
         found = overdue_secrets(vault, now)
     if as_json:
         typer.echo(json.dumps([_json(i, now) for i in found], indent=2))

@@ -15,6 +15,7 @@ from typing import Final, Literal
 
 from interlock.errors import ConfigError
 from interlock.logs import get_logger
+from interlock.outbound import tls_context
 
 __all__ = [
     "INTERMEDIATE_CIPHERS",
@@ -130,14 +131,13 @@ def load_crl(context: ssl.SSLContext, crl: Path) -> None:
 
 
 def client_context(cafile: Path | None, min_version: str = "1.2") -> ssl.SSLContext:
-    """A verifying client context: the system's CA bundle, or ``cafile`` as sole trust anchor."""
-    context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
-    context.minimum_version = _VERSIONS[min_version]
+    """A verifying client context: the system's CA bundle, or ``cafile`` as sole trust anchor.
+
+    The outbound rules (:func:`interlock.outbound.tls_context`) with the
+    Mozilla intermediate cipher suites the listener offers too.
+    """
+    context = tls_context(cafile, minimum=_VERSIONS[min_version])
     context.set_ciphers(INTERMEDIATE_CIPHERS)
-    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
-    # create_default_context already sets both; stated so a reader need not know.
-    context.check_hostname = True
-    context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 

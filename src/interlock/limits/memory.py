@@ -8,21 +8,15 @@ replicas each admit the full rate.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from typing import Final
 
+from interlock.clock import MonotonicMicros, monotonic_us
 from interlock.limits.gcra import evaluate
 from interlock.limits.limiter import Decision, Limit
 
 __all__ = ["MAX_KEYS", "MemoryLimiter", "monotonic_us"]
 
 MAX_KEYS: Final = 100_000
-
-
-def monotonic_us() -> int:
-    """A monotonic clock in integer microseconds."""
-    return time.monotonic_ns() // 1000
 
 
 class MemoryLimiter:
@@ -37,10 +31,13 @@ class MemoryLimiter:
 
     blocking = False
 
-    def __init__(
-        self, *, clock: Callable[[], int] = monotonic_us, max_keys: int = MAX_KEYS
-    ) -> None:
-        """``clock`` gives microseconds (tests inject one); ``max_keys`` bounds memory."""
+    def __init__(self, *, clock: MonotonicMicros = monotonic_us, max_keys: int = MAX_KEYS) -> None:
+        """``clock`` is monotonic microseconds (a ManualClock's ``monotonic_us`` in tests).
+
+        Buckets measure intervals, so they run on monotonic time, never on the
+        wall clock a date change could move (:mod:`interlock.clock`);
+        ``max_keys`` bounds memory.
+        """
         self._clock = clock
         self._max = max_keys
         self._tats: dict[str, int] = {}

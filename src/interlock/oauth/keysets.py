@@ -22,11 +22,15 @@ import httpx
 from interlock.crypto.jose import PublicKey, import_public_jwk
 from interlock.errors import InvalidTokenError
 from interlock.logs import get_logger
+from interlock.outbound import ResponseTooLargeError, Timeouts, outbound_client, read_capped
 
 __all__ = ["KeySet", "file_jwks", "https_jwks", "parse_jwks"]
 
 MAX_JWKS_BYTES: Final = 64 * 1024
 MAX_KEYS: Final = 100
+#: An identity provider answers in well under a second; a hung one must not
+#: hold a key refresh (and the tokens waiting on it) for longer than this.
+JWKS_TIMEOUTS: Final = Timeouts.every(5.0)
 _REFUSED: Final = "the token is invalid"
 _log = get_logger("interlock.oauth.keysets")
 
@@ -77,7 +81,13 @@ class KeySet:
             self._attempted = now
             try:
                 self._keys = dict(self._load())
-            except (InvalidTokenError, OSError, httpx.HTTPError, ValueError) as exc:
+            except (
+                InvalidTokenError,
+                ResponseTooLargeError,
+                OSError,
+                httpx.HTTPError,
+                ValueError,
+            ) as exc:
                 # Keep serving the keys we had; try again after the rate-limit interval.
                 _log.warning("key set not refreshed", keys=self._name, error=str(exc))
                 return self._keys
@@ -107,21 +117,23 @@ def parse_jwks(document: bytes) -> dict[str, tuple[str | None, PublicKey]]:
     return keys
 
 
-def https_jwks(url: str, context: ssl.SSLContext, timeout: float = 5.0) -> Callable[[], Keys]:
-    """A loader fetching ``url`` over TLS verified with ``context``; redirects are not followed."""
+def https_jwks(
+    url: str, context: ssl.SSLContext, timeouts: Timeouts = JWKS_TIMEOUTS
+) -> Callable[[], Keys]:
+    """A loader fetching ``url`` over TLS verified with ``context``; redirects are not followed.
+
+    The client comes from :func:`interlock.outbound.outbound_client`; the
+    answer is read up to :data:`MAX_JWKS_BYTES` and no further.
+    """
 
     def load() -> Keys:
         with (
-            httpx.Client(verify=context, timeout=timeout, follow_redirects=False) as client,
+            outbound_client(trust=context, timeouts=timeouts) as client,
             client.stream("GET", url, headers={"Accept": "application/jwk-set+json"}) as response,
         ):
             if response.status_code != 200:
                 raise ValueError(f"JWKS endpoint answered {response.status_code}")
-            body = b""
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > MAX_JWKS_BYTES:
-                    raise ValueError(f"JWKS larger than {MAX_JWKS_BYTES} bytes")
+            body = read_capped(response, MAX_JWKS_BYTES)
         return parse_jwks(body)
 
     return load

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 import redis
 import redis.client
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 
+from interlock.clock import Clock, utc_now
 from interlock.logs import get_logger
 from interlock.oauth.tables import RevokedTokenRow
 from interlock.store.base import table_of
@@ -36,14 +37,21 @@ class RevokedTokens:
     """``jti`` values of revoked access tokens, kept until the tokens would have expired."""
 
     def __init__(
-        self, engine: Engine, sync_seconds: float = 1.0, redis_client: redis.Redis | None = None
+        self,
+        engine: Engine,
+        sync_seconds: float = 1.0,
+        redis_client: redis.Redis | None = None,
+        *,
+        now: Clock = utc_now,
     ) -> None:
         """Bind to the store; reload the mirror at most ``sync_seconds`` after the last load.
 
         With ``redis_client``, revocations are also announced to (and heard from)
-        the other replicas at once.
+        the other replicas at once. ``now`` stamps revocations and decides which
+        have outlived their token; the mirror's age is monotonic time.
         """
         self._engine = engine
+        self._now = now
         self._sync_seconds = sync_seconds
         self._mirror: frozenset[str] = frozenset()
         self._loaded = float("-inf")
@@ -74,7 +82,7 @@ class RevokedTokens:
             with self._engine.begin() as connection:
                 connection.execute(
                     _TABLE.insert().values(
-                        jti=jti, client=client, expires_at=expires_at, revoked_at=datetime.now(UTC)
+                        jti=jti, client=client, expires_at=expires_at, revoked_at=self._now()
                     )
                 )
         except IntegrityError:
@@ -107,7 +115,7 @@ class RevokedTokens:
         started = time.monotonic()
         with self._engine.connect() as connection:
             rows = connection.execute(
-                select(_TABLE.c.jti).where(_TABLE.c.expires_at > datetime.now(UTC))
+                select(_TABLE.c.jti).where(_TABLE.c.expires_at > self._now())
             ).all()
         with self._lock:
             self._mirror = frozenset(row.jti for row in rows)

@@ -16,15 +16,15 @@ it signed still verify; an intermediate is created under it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
 from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from interlock.clock import Clock
 from interlock.crypto import Keyring
 from interlock.crypto.keyfile import read_small_file, write_private_file
 from interlock.crypto.pkix import (
@@ -72,9 +72,7 @@ class Authority:
 class Authorities:
     """Reads, creates and changes the root and the issuing CA, one transaction each."""
 
-    def __init__(
-        self, engine: Engine, keyring: Keyring, deployment_id: str, now: Callable[[], datetime]
-    ) -> None:
+    def __init__(self, engine: Engine, keyring: Keyring, deployment_id: str, now: Clock) -> None:
         """Bind to a deployment's store and keyring; ``now`` is the clock."""
         self._engine = engine
         self._keyring = keyring

@@ -17,12 +17,13 @@ import ipaddress
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 
 from sqlalchemy import Engine, select, update
 
+from interlock.clock import Clock, utc_now
 from interlock.config.manifest import NAME_PATTERN
 from interlock.crypto import Keyring
 from interlock.crypto.pkix import (
@@ -74,10 +75,6 @@ class Issued:
     not_after: datetime
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class Pki:
     """The deployment's PKI: a root, an issuing intermediate and what it issued."""
 
@@ -87,9 +84,13 @@ class Pki:
         keyring: Keyring,
         deployment_id: str,
         trust_domain: str,
-        now: Callable[[], datetime] = _utcnow,
+        now: Clock = utc_now,
     ) -> None:
-        """Bind to a deployment; ``trust_domain`` names client identities."""
+        """Bind to a deployment; ``trust_domain`` names client identities.
+
+        ``now`` dates every certificate, CRL and revocation and decides what is
+        expired or due (:mod:`interlock.clock`).
+        """
         self._engine = engine
         self._trust_domain = trust_domain
         self._now = now

@@ -18,6 +18,7 @@ from typing import Final
 
 from sqlalchemy import Engine
 
+from interlock.clock import Clock, utc_now
 from interlock.crypto import Keyring
 from interlock.crypto.pkix import Certificate, certificate_pem
 from interlock.pki.authority import DEFAULT_LIFETIME, Issued, Pki
@@ -72,9 +73,14 @@ class LocalCA:
         return f"LocalCA(subject={self.certificate.subject.rfc4514_string()!r})"
 
 
-def ensure_local_ca(engine: Engine, keyring: Keyring, deployment_id: str) -> LocalCA:
-    """The deployment's PKI (root and intermediate), created once, race-safe, if missing."""
-    pki = Pki(engine, keyring, deployment_id, _UNUSED_TRUST_DOMAIN)
+def ensure_local_ca(
+    engine: Engine, keyring: Keyring, deployment_id: str, *, now: Clock = utc_now
+) -> LocalCA:
+    """The deployment's PKI (root and intermediate), created once, race-safe, if missing.
+
+    ``now`` dates what it creates and issues (:mod:`interlock.clock`).
+    """
+    pki = Pki(engine, keyring, deployment_id, _UNUSED_TRUST_DOMAIN, now)
     return LocalCA(pki, pki.root_certificate())
 
 

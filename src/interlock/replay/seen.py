@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Final, Protocol
 
 import redis
 from sqlalchemy import Engine, delete
 from sqlalchemy.exc import IntegrityError
 
+from interlock.clock import Clock, utc_now
 from interlock.replay.tables import SeenValueRow
 from interlock.store.base import table_of
 
@@ -48,14 +49,15 @@ def _key(purpose: str, value: str) -> str:
 class SqlSeen:
     """Seen values in the store's ``replay_seen`` table."""
 
-    def __init__(self, engine: Engine) -> None:
-        """Bind to the store."""
+    def __init__(self, engine: Engine, *, now: Clock = utc_now) -> None:
+        """Bind to the store; ``now`` decides whether a remembered value has expired."""
         self._engine = engine
+        self._now = now
         self._inserts = 0
 
     def first_use(self, purpose: str, value: str, until: datetime) -> bool:
         """Insert the value's hash; a duplicate key means it was used before."""
-        now = datetime.now(UTC)
+        now = self._now()
         key = _key(purpose, value)
         try:
             with self._engine.begin() as connection:
@@ -82,15 +84,22 @@ class SqlSeen:
 class RedisSeen:
     """Seen values as Redis keys that expire on their own."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "interlock:seen:") -> None:
-        """Use ``client`` (shared by every replica)."""
+    def __init__(
+        self, client: redis.Redis, prefix: str = "interlock:seen:", *, now: Clock = utc_now
+    ) -> None:
+        """Use ``client`` (shared by every replica); ``now`` decides whether a window has closed.
+
+        Redis forgets a value at ``until`` by its own clock (``PXAT``): the
+        store's expiry is Redis's, as it must be for every replica alike.
+        """
         self._client = client
         self._prefix = prefix
+        self._now = now
 
     def first_use(self, purpose: str, value: str, until: datetime) -> bool:
         """``SET NX`` wins for exactly one caller."""
         expires_ms = int(until.timestamp() * 1000)
-        if expires_ms <= int(datetime.now(UTC).timestamp() * 1000):
+        if expires_ms <= int(self._now().timestamp() * 1000):
             return True  # the window has closed: nothing to remember
         key = self._prefix + _key(purpose, value)
         return bool(self._client.set(key, b"1", nx=True, pxat=expires_ms))
@@ -99,14 +108,15 @@ class RedisSeen:
 class MemorySeen:
     """Seen values in this process (tests and single-process tools)."""
 
-    def __init__(self) -> None:
-        """Start empty."""
+    def __init__(self, *, now: Clock = utc_now) -> None:
+        """Start empty; ``now`` decides whether a remembered value has expired."""
         self._seen: dict[str, datetime] = {}
         self._lock = threading.Lock()
+        self._now = now
 
     def first_use(self, purpose: str, value: str, until: datetime) -> bool:
         """Remember the value until ``until``."""
-        now = datetime.now(UTC)
+        now = self._now()
         key = _key(purpose, value)
         with self._lock:
             if len(self._seen) > 100_000:
@@ -118,8 +128,10 @@ class MemorySeen:
             return True
 
 
-def seen_store(engine: Engine, redis_client: redis.Redis | None) -> SeenOnce:
-    """Redis when the deployment has one, else the store."""
+def seen_store(
+    engine: Engine, redis_client: redis.Redis | None, *, now: Clock = utc_now
+) -> SeenOnce:
+    """Redis when the deployment has one, else the store; ``now`` is their clock."""
     if redis_client is not None:
-        return RedisSeen(redis_client)
-    return SqlSeen(engine)
+        return RedisSeen(redis_client, now=now)
+    return SqlSeen(engine, now=now)

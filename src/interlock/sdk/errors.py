@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from interlock.errors import InterlockError
+from interlock.outbound import InsecureTransportError  # one class: the factory refuses http://
 
 __all__ = ["InsecureTransportError", "TokenRequestError"]
 
@@ -34,12 +35,6 @@ class TokenRequestError(InterlockError):
         where = f" (HTTP {status})" if status is not None else ""
         detail = f": {self.description}" if self.description else ""
         super().__init__(f"token request failed{where}: {error}{detail}")
-
-
-class InsecureTransportError(InterlockError):
-    """A credential would have been sent without TLS (an ``http://`` URL)."""
-
-    code = "insecure_transport"
 
 
 def _printable(text: str) -> str:

@@ -36,6 +36,7 @@ from urllib.parse import quote
 import httpx
 
 from interlock.errors import InterlockError
+from interlock.outbound import Timeouts, outbound_client
 from interlock.sdk.errors import InsecureTransportError
 from interlock.sdk.tls import Verify, client_context
 
@@ -105,8 +106,11 @@ class SecretsClient:
             if context is verify:  # never change a context the caller owns
                 raise ValueError("with cert=..., pass verify as a CA file, not an SSLContext")
             context.load_cert_chain(*cert)
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"), auth=auth, verify=context, timeout=timeout
+        self._http = outbound_client(
+            trust=context,
+            timeouts=Timeouts.every(timeout),
+            base_url=base_url.rstrip("/"),
+            auth=auth,
         )
         self._max_cache = max_cache_seconds
         self._cache: dict[str, tuple[float, SecretValue]] = {}

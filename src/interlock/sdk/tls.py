@@ -2,12 +2,15 @@
 
 There is deliberately no switch to turn it off (house rule 2): ``verify=False``,
 or an ``ssl.SSLContext`` that skips certificate or host-name checks, is refused.
+Contexts made here are :func:`interlock.outbound.tls_context`'s (TLS 1.2 or later).
 """
 
 from __future__ import annotations
 
 import os
 import ssl
+
+from interlock.outbound import tls_context
 
 __all__ = ["Verify", "client_context"]
 
@@ -23,7 +26,7 @@ def client_context(verify: Verify) -> ssl.SSLContext:
     :class:`ValueError`.
     """
     if verify is None or verify is True:
-        return ssl.create_default_context()
+        return tls_context()
     if verify is False:
         raise ValueError("TLS verification cannot be disabled; pass a CA file to trust instead")
     if isinstance(verify, ssl.SSLContext):
@@ -33,5 +36,5 @@ def client_context(verify: Verify) -> ssl.SSLContext:
             )
         return verify
     if isinstance(verify, str | os.PathLike):
-        return ssl.create_default_context(cafile=os.fspath(verify))
+        return tls_context(verify)
     raise TypeError(f"verify must be a CA file path or an ssl.SSLContext, not {type(verify)}")

@@ -8,9 +8,11 @@ whoever comes second finds the new token. Blocking and asyncio callers share
 the cache but not the locks, so a program using both at once may renew a
 token twice; each side on its own never does.
 
-The token endpoint is reached with httpx over :mod:`interlock.sdk.tls`, one
-short-lived client per renewal (renewals are rare, and a client must not
-outlive the event loop it was used on).
+The token endpoint is reached with a client from
+:func:`interlock.outbound.outbound_client` over :mod:`interlock.sdk.tls`'s
+context (verified, no redirects, bounded timeouts), one short-lived client
+per renewal (renewals are rare, and a client must not outlive the event loop
+it was used on).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Literal
 
 import httpx
 
+from interlock.outbound import Timeouts, outbound_async_client, outbound_client
 from interlock.sdk.errors import TokenRequestError
 from interlock.sdk.rfc6749 import (
     MAX_RESPONSE_BYTES,
@@ -66,7 +69,7 @@ class TokenCache:
         """Fetch through ``requests`` over ``context``; time comes from ``clock``."""
         self._requests = requests
         self._context = context
-        self._timeout = timeout
+        self._timeouts = Timeouts.every(timeout)
         self._clock = clock
         self._margin = refresh_margin
         self._state = threading.Lock()  # guards the three dicts below, held briefly
@@ -125,7 +128,7 @@ class TokenCache:
     def _fetch(self, key: TokenKey) -> AccessToken:
         started = self._clock()
         flow = self._requests.flow(key)
-        with httpx.Client(verify=self._context, timeout=self._timeout) as client:
+        with outbound_client(trust=self._context, timeouts=self._timeouts) as client:
             request = next(flow)
             while True:
                 answer = _send(client, request)
@@ -137,7 +140,7 @@ class TokenCache:
     async def _afetch(self, key: TokenKey) -> AccessToken:
         started = self._clock()
         flow: TokenFlow = self._requests.flow(key)
-        async with httpx.AsyncClient(verify=self._context, timeout=self._timeout) as client:
+        async with outbound_async_client(trust=self._context, timeouts=self._timeouts) as client:
             request = next(flow)
             while True:
                 answer = await _asend(client, request)

@@ -14,11 +14,11 @@ import fnmatch
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final, Literal, get_args
 
 from sqlalchemy import Engine, delete, select
 
+from interlock.clock import Clock, utc_now
 from interlock.errors import InvalidRequestError, NotFoundError
 from interlock.secrets.tables import VaultGrantRow
 from interlock.store.base import table_of
@@ -82,9 +82,10 @@ def _capabilities(values: Iterable[str]) -> frozenset[Capability]:
 class AccessPolicy:
     """The vault's grants, stored with the deployment; changes take effect at once."""
 
-    def __init__(self, engine: Engine) -> None:
-        """Bind to the store."""
+    def __init__(self, engine: Engine, *, now: Clock = utc_now) -> None:
+        """Bind to the store; ``now`` stamps new grants."""
         self._engine = engine
+        self._now = now
 
     def grant(self, client: str, pattern: str, capabilities: Iterable[str]) -> Grant:
         """Give ``client`` ``capabilities`` on ``pattern`` (replacing an earlier grant of it)."""
@@ -99,7 +100,7 @@ class AccessPolicy:
             )
             connection.execute(
                 _TABLE.insert().values(
-                    client=client, pattern=pattern, capabilities=text, created_at=datetime.now(UTC)
+                    client=client, pattern=pattern, capabilities=text, created_at=self._now()
                 )
             )
         return Grant(client, pattern, chosen)

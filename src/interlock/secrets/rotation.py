@@ -23,13 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final, Literal, TypeVar
 
 from sqlalchemy import Engine
 
 from interlock.audit.entry import AuditEntry, Outcome
 from interlock.audit.sink import AuditSink
+from interlock.clock import Clock
 from interlock.errors import InterlockError, InvalidRequestError
 from interlock.secrets.rotation_lock import (
     DEFAULT_LEASE,
@@ -86,9 +87,13 @@ class RotationEngine:
         actor: str = ROTATION_ACTOR,
         lease: timedelta = DEFAULT_LEASE,
         on_step: Callable[[str, StepName, int], None] | None = None,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Clock | None = None,
     ) -> None:
-        """Bind to the vault and the store holding its rotation records."""
+        """Bind to the vault and the store holding its rotation records.
+
+        ``now`` decides what is due and when an overlap is over; by default
+        it is the vault's own clock, so both agree on the time.
+        """
         self._vault = vault
         self._engine = engine
         self._rotators = rotators
@@ -96,7 +101,7 @@ class RotationEngine:
         self._actor = actor
         self._lease = lease
         self._on_step = on_step
-        self._now = now
+        self._now: Clock = now if now is not None else vault.now
 
     # -- one secret ------------------------------------------------------------
 

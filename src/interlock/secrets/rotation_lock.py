@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final, Literal
 
 from sqlalchemy import Engine, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from interlock.clock import Clock, utc_now
 from interlock.errors import InterlockError
 from interlock.secrets.tables import VaultRotationRow
 from interlock.store.base import as_utc, table_of
@@ -73,7 +73,7 @@ class RotationLock:
         name: str,
         *,
         lease: timedelta = DEFAULT_LEASE,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Clock = utc_now,
     ) -> None:
         """Bind to ``name``'s row; nothing is taken until :meth:`acquire`."""
         self._engine = engine

@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 from sqlalchemy import Connection, Engine, Select, and_, func, select, update
@@ -45,6 +45,7 @@ from sqlalchemy.exc import IntegrityError
 
 from interlock.audit.entry import AuditEntry, Outcome
 from interlock.audit.sink import AuditSink
+from interlock.clock import Clock, utc_now
 from interlock.crypto import Keyring
 from interlock.crypto.pkix import load_certificate_pem
 from interlock.errors import InvalidRequestError, NotFoundError
@@ -279,16 +280,26 @@ class Vault:
         audit: AuditSink | None = None,
         cache_seconds: float = 5.0,
         resolver_actor: str = "system:gateway",
+        now: Clock = utc_now,
     ) -> None:
-        """Bind to the store; ``cache_seconds`` bounds how stale a resolved value may be."""
+        """Bind to the store; ``cache_seconds`` bounds how stale a resolved value may be.
+
+        ``now`` is the wall clock that stamps versions and decides overlaps
+        (:mod:`interlock.clock`); the resolver cache's age is monotonic time.
+        """
         self._engine = engine
+        self._now = now
         self._keyring = keyring
         self._audit = audit
         self._ttl = cache_seconds
         self._resolver_actor = resolver_actor
         self._cache: dict[str, tuple[float, Secret]] = {}
         self._lock = threading.Lock()
-        self.policy = AccessPolicy(engine)
+        self.policy = AccessPolicy(engine, now=now)
+
+    def now(self) -> datetime:
+        """The vault's clock (injected in tests): rotation asks it what time it is."""
+        return self._now()
 
     # -- writing -------------------------------------------------------------
 
@@ -317,7 +328,7 @@ class Vault:
             raise InvalidRequestError(f"a secret is at most {MAX_SECRET_BYTES} bytes")
         if kind is not None and kind not in KINDS:
             raise InvalidRequestError(f"unknown kind {kind!r}; choose from {', '.join(KINDS)}")
-        now = datetime.now(UTC)
+        now = self._now()
         try:
             with self._engine.begin() as connection:
                 info = self._write(connection, name, value, actor, cas, stage, kind, now)
@@ -431,7 +442,7 @@ class Vault:
 
         The version that was current becomes previous, valid for the overlap.
         """
-        now = datetime.now(UTC)
+        now = self._now()
         with self._engine.begin() as connection:
             row = connection.execute(
                 select(_SECRETS).where(_SECRETS.c.name == name).with_for_update()
@@ -513,7 +524,7 @@ class Vault:
             values["rotator_config"] = json.dumps(dict(rotator_config or {}), sort_keys=True)
         if not values:
             return self.info(name)
-        values["updated_at"] = datetime.now(UTC)
+        values["updated_at"] = self._now()
         with self._engine.begin() as connection:
             changed = connection.execute(
                 update(_SECRETS).where(_SECRETS.c.name == check_name(name)).values(**values)
@@ -525,7 +536,7 @@ class Vault:
 
     def delete(self, name: str, versions: Sequence[int], *, actor: str) -> list[int]:
         """Soft-delete ``versions`` (they stop being readable; :meth:`undelete` restores)."""
-        return self._mark(name, versions, actor, "secret.delete", deleted_at=datetime.now(UTC))
+        return self._mark(name, versions, actor, "secret.delete", deleted_at=self._now())
 
     def undelete(self, name: str, versions: Sequence[int], *, actor: str) -> list[int]:
         """Restore soft-deleted ``versions`` (not destroyed ones)."""
@@ -534,7 +545,7 @@ class Vault:
     def destroy(self, name: str, versions: Sequence[int], *, actor: str) -> list[int]:
         """Erase the sealed values of ``versions`` for good; the record of them stays."""
         return self._mark(
-            name, versions, actor, "secret.destroy", value=None, destroyed_at=datetime.now(UTC)
+            name, versions, actor, "secret.destroy", value=None, destroyed_at=self._now()
         )
 
     def _mark(

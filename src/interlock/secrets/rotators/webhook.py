@@ -13,8 +13,9 @@ Each of *set*, *test* and *retire* is one ``POST`` of JSON::
 where ``value`` is the pending value (for *retire*, the old one, so the
 endpoint can drop it). The endpoint answers 2xx when done; it must accept a
 repeated call (a resumed rotation repeats the step it was interrupted in).
-Redirects are not followed, and the answer's body is never read into a
-message.
+The client is :func:`interlock.outbound.outbound_client`'s: TLS 1.2 or
+later, verified; 10 s timeouts; redirects are not followed; the answer's
+body is never read.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from interlock.errors import InvalidRequestError
+from interlock.outbound import Timeouts, outbound_client, tls_context
 from interlock.secret import Secret
 from interlock.secrets.rotators.base import Credential, RotationError, RotatorContext, option
 
 __all__ = ["WebhookRotator", "build"]
 
-_TIMEOUT_SECONDS: Final = 10.0
+_TIMEOUTS: Final = Timeouts.every(10.0)
 _MIN_BYTES: Final = 16
 _MAX_BYTES: Final = 512
 
@@ -84,19 +86,20 @@ class WebhookRotator:
         if self._auth is not None:
             headers["Authorization"] = self._auth.reveal().decode("latin-1")
         try:
-            with httpx.Client(
-                verify=self._context, timeout=_TIMEOUT_SECONDS, follow_redirects=False
-            ) as client:
-                answer = client.post(self._url, content=body, headers=headers)
+            with (
+                outbound_client(trust=self._context, timeouts=_TIMEOUTS) as client,
+                # Streamed and left unread: only the status counts, the body never matters.
+                client.stream("POST", self._url, content=body, headers=headers) as answer,
+            ):
+                status = answer.status_code
         except httpx.HTTPError as error:
             raise RotationError(
                 f"the rotation endpoint of {credential.name} could not be reached for {step} "
                 f"({type(error).__name__})"
             ) from None
-        if not answer.is_success:
+        if not 200 <= status < 300:
             raise RotationError(
-                f"the rotation endpoint of {credential.name} answered "
-                f"{answer.status_code} to {step}"
+                f"the rotation endpoint of {credential.name} answered {status} to {step}"
             )
 
 
@@ -111,7 +114,7 @@ def build(config: Mapping[str, Any], context: RotatorContext) -> WebhookRotator:
             "put the endpoint's credentials in -o auth=secret://..., not the URL"
         )
     ca = config.get("ca")
-    tls = ssl.create_default_context(cafile=str(ca) if ca else None)
+    tls = tls_context(str(ca) if ca else None)
     auth = context.secret(str(config["auth"])) if config.get("auth") else None
     length = int(config.get("length") or 32)
     if not _MIN_BYTES <= length <= _MAX_BYTES:

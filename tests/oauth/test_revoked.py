@@ -1,0 +1,50 @@
+"""Revoked token ids live as long as their token would have, on the injected clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from interlock.oauth.revoked import RevokedTokens
+from interlock.store import Deployment
+from interlock.testing.clock import ManualClock
+
+#: Years after any real "now" these tests run at: a decision by the real clock comes out otherwise.
+FAR = datetime(2040, 1, 1, tzinfo=UTC)
+
+
+def test_a_revocation_lapses_with_its_token_on_the_injected_clock(deployment: Deployment) -> None:
+    """Loaded while its token is unexpired by ``now``; dropped once ``now`` passes the expiry.
+
+    By the real clock a token expiring in 2040 would stay revoked (and loaded) for years.
+    """
+    clock = ManualClock(FAR)
+    RevokedTokens(deployment.engine, now=clock).add(
+        "jti-1", "order-sync", FAR + timedelta(minutes=10)
+    )
+
+    assert RevokedTokens(deployment.engine, sync_seconds=0, now=clock).contains("jti-1")
+    clock.advance(timedelta(minutes=11))
+    assert not RevokedTokens(deployment.engine, sync_seconds=0, now=clock).contains("jti-1")
+
+
+def test_a_revocation_is_stamped_and_purged_by_the_injected_clock(deployment: Deployment) -> None:
+    """``revoked_at`` is the injected time; a purge at that clock forgets the expired ones."""
+    clock = ManualClock(FAR)
+    revoked = RevokedTokens(deployment.engine, now=clock)
+    revoked.add("jti-short", "order-sync", FAR + timedelta(minutes=1))
+    revoked.add("jti-long", "order-sync", FAR + timedelta(hours=1))
+    with deployment.engine.connect() as connection:
+        stamps = connection.execute(sa.text("SELECT revoked_at FROM oauth_revoked_tokens")).all()
+    assert {_utc(row[0]) for row in stamps} == {FAR}
+    clock.advance(timedelta(minutes=2))
+    assert revoked.purge(clock.now) == 1
+    revoked.reload()
+    assert revoked.known("jti-long")
+    assert not revoked.known("jti-short")
+
+
+def _utc(value: datetime | str) -> datetime:
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value  # SQLite: text
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
