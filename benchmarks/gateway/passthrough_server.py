@@ -26,7 +26,7 @@ async def _main(manifest_path: Path, port: int) -> None:
     deployment = open_deployment(settings)
     manifest = load_manifest(manifest_path)
     running = await start_gateway(deployment, manifest, ListenerConfig(port=port, reuse_port=True))
-    pipelines = running.gateway._compiled.pipelines
+    pipelines = running.gateway.pipelines
     for route, pipeline in pipelines.items():
         pipelines[route] = Pipeline((), pipeline.terminal)
     await serve_forever(running)

@@ -47,7 +47,7 @@ def mtls_gateway(env: Env) -> Iterator[RunningGateway]:
     running = asyncio.run_coroutine_threadsafe(
         start_gateway(env.deployment, env.gateway.gateway.manifest, listener), env.loop
     ).result(timeout=30)
-    running.gateway.replace(running.gateway.manifest, _Recorder())  # type: ignore[arg-type]
+    running.replace(running.gateway.manifest, _Recorder())  # type: ignore[arg-type]
     yield running
     asyncio.run_coroutine_threadsafe(running.stop(), env.loop).result(timeout=30)
 

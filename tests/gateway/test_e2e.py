@@ -222,14 +222,14 @@ class _Exploding:
 
 def test_unexpected_exception_is_500_with_only_the_correlation_id(env: Env) -> None:
     """The caller gets the id; the traceback goes to the log only."""
-    gateway = env.gateway.gateway
-    original = gateway.upstreams
+    running = env.gateway
+    manifest = running.gateway.manifest
     token, _ = env.key(["orders.read"])
-    gateway.replace(gateway.manifest, _Exploding())  # type: ignore[arg-type]
+    running.replace(manifest, _Exploding())  # type: ignore[arg-type]
     try:
         status, headers, body = env.request("GET", "/orders/1001", _bearer(token))
     finally:
-        gateway.replace(gateway.manifest, original)
+        running.replace(manifest)
     _is_problem(status, headers, body, 500)
     assert "internal detail" not in str(body)
     logged = [line for line in lines(env) if line.get("correlation_id") == body["correlation_id"]]

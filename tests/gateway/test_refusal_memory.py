@@ -24,18 +24,23 @@ from aiohttp.web import BaseRequest
 from multidict import CIMultiDict
 from yarl import URL
 
+from interlock.audit import MemorySink
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import ReplayPolicy
 from interlock.config.settings import Settings
 from interlock.errors import Refusal
 from interlock.gateway.app import Gateway
+from interlock.gateway.audit_trail import GatewayAudit
+from interlock.gateway.endpoints import Endpoints
 from interlock.gateway.metrics import GatewayMetrics
-from interlock.gateway.pipeline import Backends
+from interlock.gateway.pipeline import Backends, build_pipelines
 from interlock.gateway.problems import REFUSALS
+from interlock.gateway.routing import RouteTable
+from interlock.gateway.stages.authenticate import Authentication
 from interlock.gateway.stages.replay_guard import SignedRequestGuard
 from interlock.gateway.upstream import Upstreams
 from interlock.identity.apikeys import ApiKeys
-from interlock.identity.grants import Principal
+from interlock.identity.grants import Grants, Principal
 from interlock.limits import Decision, Limit, LimitsUnavailableError
 from interlock.replay.signatures import ReplayStoreUnavailableError
 from interlock.store import Deployment, initialise
@@ -117,12 +122,19 @@ def test_ten_thousand_refusals_in_a_redis_outage_keep_memory_flat(
     keys = ApiKeys(deployment.engine, deployment.keyring, manifest)
     token = keys.create("c", ["orders.read"]).token
     metrics = GatewayMetrics()
+    routes = RouteTable.compile(manifest)
+    upstreams = Upstreams(manifest, mock.MagicMock(), {}, metrics)
+    authenticate = Authentication(keys, Grants(manifest))
+    pipelines = build_pipelines(routes, authenticate, upstreams, Backends(limiter=RedisDown()))
     gateway = Gateway(
         manifest,
-        keys,
-        Upstreams(manifest, mock.MagicMock(), {}, metrics),
+        routes,
+        pipelines,
+        Endpoints([]),
+        upstreams,
         metrics,
-        backends=Backends(limiter=RedisDown()),
+        GatewayAudit(MemorySink()),
+        keys=keys,
     )
     statuses: set[int] = set()
 
@@ -140,7 +152,7 @@ def test_ten_thousand_refusals_in_a_redis_outage_keep_memory_flat(
     try:
         growth = asyncio.run(run())
     finally:
-        gateway.close()
+        asyncio.run(gateway.close())
     assert statuses == {503}
     assert growth < BOUND, (
         f"{growth} more tracebacks, frames and requests after {REQUESTS - 1000} refusals"

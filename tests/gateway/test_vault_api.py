@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from typing import cast
 from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import create_engine, select
 
 from interlock.audit.schema import BODIES
+from interlock.gateway.endpoints import VaultEndpoint
+from interlock.gateway.vault_api import PREFIX
 from interlock.sdk import ClientCredentials, InterlockAuth
 from interlock.sdk.secrets import SecretsClient, VaultError
 from interlock.secrets.vault import Vault
@@ -103,8 +106,9 @@ def test_the_sdk_cache_follows_the_lease_and_sees_a_rotation(
     """Cached within the lease; after it, the new version."""
     vault.policy.grant("oauth-only", "partner/*", ["read"])
     vault.write("partner/rotating", b"before", actor="admin:test")
-    api = env.gateway.gateway.vault
-    assert api is not None
+    mount = env.gateway.gateway.endpoints.find(PREFIX, "GET")
+    assert mount is not None
+    api = cast(VaultEndpoint, mount.endpoint).vault
     lease, api.lease_seconds = api.lease_seconds, 0
     try:
         with _client(env, secret) as client:

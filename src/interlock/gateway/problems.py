@@ -61,6 +61,7 @@ REFUSALS: Final[Mapping[str, ProblemType]] = MappingProxyType(
         "not-found": ProblemType(404, "Not found"),
         "method-not-allowed": ProblemType(405, "Method not allowed"),
         INTERNAL_ERROR: ProblemType(500, "Internal error"),
+        "service-starting": ProblemType(503, _UNAVAILABLE, _RETRY_SOON),
         # Who is calling, and may they.
         "credential-in-url": ProblemType(400, "Credential in the URL"),
         "ambiguous-credentials": ProblemType(400, "More than one credential"),

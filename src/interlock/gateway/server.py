@@ -1,11 +1,16 @@
-"""``interlock serve``: the HTTPS listener, reload on SIGHUP, graceful shutdown."""
+"""``interlock serve``: the HTTPS listener, its TLS, reload on SIGHUP, graceful shutdown.
+
+What the gateway *does* is assembled in :mod:`interlock.gateway.assembly`; this
+module binds the socket, builds the listener's TLS context and certificates,
+swaps the gateway on reload and drains on shutdown.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
+import os
 import signal
 import ssl
 import tempfile
@@ -15,50 +20,33 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-import redis
 from aiohttp import web
 
-from interlock.audit.service import AuditLog
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.crypto.pkix import load_certificate_pem
-from interlock.errors import ConfigError, InterlockError
+from interlock.errors import ConfigError, InterlockError, Refusal
 from interlock.gateway.app import Gateway
-from interlock.gateway.audit_trail import GatewayAudit
-from interlock.gateway.authorization import enable_oauth
+from interlock.gateway.assembly import GatewayServices, build_gateway
 from interlock.gateway.crl import CrlPublisher
-from interlock.gateway.guessing import GuessingGuard
 from interlock.gateway.listener import ProblemServer
-from interlock.gateway.metrics import GatewayMetrics
-from interlock.gateway.mtls import ClientCertificates
-from interlock.gateway.pipeline import Backends
+from interlock.gateway.problems import problem_response
 from interlock.gateway.renewal import RenewingCertificate, keep_renewed
 from interlock.gateway.tls import ClientAuth, server_context
 from interlock.gateway.upstream import UpstreamLimits, Upstreams
-from interlock.gateway.vault_api import VaultApi
-from interlock.identity.apikeys import ApiKeys
-from interlock.limits import (
-    FailureGuard,
-    FailureMode,
-    FailurePolicy,
-    Limiter,
-    MemoryLimiter,
-    RedisLimiter,
-)
 from interlock.logs import get_logger
-from interlock.oauth.jwks import JwksPublisher
-from interlock.oauth.signing_keys import SigningKeys
 from interlock.pki import LOCAL_CA_NAME
 from interlock.pki.authority import Pki
-from interlock.replay.idempotency import idempotency_store
-from interlock.replay.seen import seen_store
-from interlock.replay.signature_keys import SignatureKeys
-from interlock.replay.signatures import RequestSignatures
-from interlock.secrets.vault import Vault
 from interlock.store import Deployment
-from interlock.store.redis_client import connect_redis
 
-__all__ = ["ListenerConfig", "RunningGateway", "run_event_loop", "serve_forever", "start_gateway"]
+__all__ = [
+    "Front",
+    "ListenerConfig",
+    "RunningGateway",
+    "run_event_loop",
+    "serve_forever",
+    "start_gateway",
+]
 
 _log = get_logger("interlock.gateway")
 SHUTDOWN_GRACE: Final = 15.0
@@ -87,63 +75,101 @@ class ListenerConfig:
     limits: UpstreamLimits = field(default_factory=UpstreamLimits)
 
 
+class Front:
+    """The listener's one handler: each request goes to the gateway of the current manifest.
+
+    A reload swaps :attr:`current`; requests in flight finish on the gateway
+    they started on. Until the first gateway is set (the moments between
+    binding the socket and assembling it) requests are answered 503.
+    """
+
+    def __init__(self) -> None:
+        """No gateway yet."""
+        self.current: Gateway | None = None
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Answer ``request`` with the current gateway."""
+        gateway = self.current
+        if gateway is None:
+            starting = Refusal("service-starting", "the gateway is starting; retry shortly")
+            return problem_response(starting, os.urandom(16).hex(), request.path)
+        return await gateway.handle(request)
+
+
 @dataclass
 class RunningGateway:
     """A started gateway: its address, and how to reload or stop it."""
 
-    gateway: Gateway
+    front: Front
+    services: GatewayServices
     runner: web.ServerRunner
     port: int
     ca_file: Path
     manifest_path: Path | None
-    _make_upstreams: Callable[[Manifest], Upstreams]
     _tmp: tempfile.TemporaryDirectory[str]
-    _retired: list[Upstreams] = field(default_factory=list)
+    _loop: asyncio.AbstractEventLoop
+    _retired: set[Gateway] = field(default_factory=set)
     _closers: set[asyncio.Task[None]] = field(default_factory=set)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # The certificates the gateway presents, by role ("listener", "upstream-client").
     certificates: dict[str, RenewingCertificate] = field(default_factory=dict)
-    _on_stop: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def gateway(self) -> Gateway:
+        """The gateway of the manifest being served."""
+        current = self.front.current
+        if current is None:  # start_gateway sets it before returning
+            raise RuntimeError("the gateway is not assembled yet")
+        return current
 
     def reload(self) -> bool:
         """Re-read the manifest; keep the old one (and log why) if it is invalid."""
         if self.manifest_path is None:
             return False
+        audit = self.services.audit
         try:
-            manifest = load_manifest(self.manifest_path)
-            old = self.gateway.upstreams
-            self.gateway.replace(manifest, self._make_upstreams(manifest))
+            self.replace(load_manifest(self.manifest_path))
         except InterlockError as exc:
             _log.error("manifest reload refused; still serving the previous one", error=str(exc))
-            if self.gateway.audit is not None:
-                self.gateway.audit.reload(str(self.manifest_path), str(exc))
+            audit.reload(str(self.manifest_path), str(exc))
             return False
-        # Requests in flight still use the old pools: close them only after they
-        # have had as long as any request may take.
-        self._retired.append(old)
-        task = asyncio.get_running_loop().create_task(self._close_later(old))
-        self._closers.add(task)
-        task.add_done_callback(self._closers.discard)
         _log.info("manifest reloaded", path=str(self.manifest_path))
-        if self.gateway.audit is not None:
-            self.gateway.audit.reload(str(self.manifest_path), None)
+        audit.reload(str(self.manifest_path), None)
         return True
 
-    async def _close_later(self, upstreams: Upstreams) -> None:
-        await asyncio.sleep(SHUTDOWN_GRACE + upstreams.limits.read_seconds)
-        self._retired.remove(upstreams)
-        await upstreams.close()
+    def replace(self, manifest: Manifest, upstreams: Upstreams | None = None) -> None:
+        """Serve ``manifest`` from now on, assembled afresh (``upstreams``: new pools).
+
+        Requests in flight finish on the gateway they started on, which is
+        closed only after they have had as long as any request may take.
+        """
+        old = self.front.current
+        self.front.current = build_gateway(self.services, manifest, upstreams)
+        if old is not None:
+            self._retired.add(old)
+            # From the loop (SIGHUP) or another thread (a test, an admin call) alike.
+            self._loop.call_soon_threadsafe(self._schedule_close, old)
+
+    def _schedule_close(self, gateway: Gateway) -> None:
+        task = self._loop.create_task(self._close_later(gateway))
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    async def _close_later(self, gateway: Gateway) -> None:
+        await asyncio.sleep(SHUTDOWN_GRACE + self.services.limits.read_seconds)
+        self._retired.discard(gateway)
+        await gateway.close()
 
     async def stop(self) -> None:
-        """Stop accepting, let requests in flight finish (bounded), close pools."""
+        """Stop accepting, let requests in flight finish (bounded), close everything."""
         await self.runner.cleanup()
         for task in [*self._closers, *self._tasks]:
             task.cancel()
-        for close in self._on_stop:
-            close()
-        for upstreams in (self.gateway.upstreams, *self._retired):
-            await upstreams.close()
+        for gateway in (self.front.current, *self._retired):
+            if gateway is not None:
+                await gateway.close()
         self._retired.clear()
+        self.services.close()
         self._tmp.cleanup()
 
 
@@ -160,64 +186,9 @@ async def start_gateway(
     except BaseException:
         tmp.cleanup()
         raise
-    ssl_context, crl, ca_file = tls.context, tls.crl, tls.ca_file
-
-    metrics = GatewayMetrics()
-    anchors = {f"pki:{LOCAL_CA_NAME}": ca_file}
-
-    def make_upstreams(current: Manifest) -> Upstreams:
-        return Upstreams(
-            current,
-            secrets,
-            anchors,
-            metrics,
-            listener.limits,
-            client_certificate=tls.upstream_identity,
-        )
-
-    keys = ApiKeys(deployment.engine, deployment.keyring, manifest)
-    settings = deployment.settings
-    signing_keys = SigningKeys(deployment.engine, deployment.keyring, settings.oauth_signing_alg)
-    signing_keys.ensure()  # the first key exists before anyone asks for the JWKS
-    certificates = (
-        ClientCertificates(settings.trust_domain, manifest) if tls.client_auth != "none" else None
-    )
-    shared = connect_redis(settings)
-    limiter = _limiter(shared, settings.rate_limit_failure, metrics)
-    # Failed authentications per address: one budget for the token endpoint and the routes.
-    failures = FailureGuard(limiter, per_address=settings.auth_failures_per_ip)
-    # The audit trail: its own database (INTERLOCK_AUDIT_DATABASE_URL), set at deploy time only.
-    audit_log = await asyncio.to_thread(
-        functools.partial(AuditLog.open, settings, deployment.keyring, heartbeat=True)
-    )
-    audit = GatewayAudit(audit_log.sink)
-    # Outbound credentials: resolved through the vault, every read on the audit trail.
-    secrets = Vault(deployment.engine, deployment.keyring, audit=audit_log.sink)
-    gateway = Gateway(
-        manifest,
-        keys,
-        make_upstreams(manifest),
-        metrics,
-        JwksPublisher(signing_keys),
-        certificates=certificates,
-        backends=Backends(
-            limiter=limiter,
-            # Idempotency-Key records: Redis when configured, else the store (SQLite or PostgreSQL).
-            idempotency=idempotency_store(deployment.engine, shared),
-            # Signed requests: clients' keys from the store; nonces single-use across replicas.
-            signatures=RequestSignatures(
-                SignatureKeys(deployment.engine, deployment.keyring, manifest),
-                seen_store(deployment.engine, shared),
-            ),
-            manifest_dir=manifest_path.parent if manifest_path is not None else None,
-        ),
-        guessing=GuessingGuard(failures),
-        rule_database=lambda reference: secrets.resolve(reference).reveal().decode(),
-        audit=audit,
-    )
-    gateway.vault = VaultApi(secrets)
+    front = Front()
     server = ProblemServer(
-        gateway.handle,
+        front.handle,
         access_log=None,
         max_line_size=MAX_LINE,
         max_field_size=MAX_FIELD,
@@ -229,7 +200,7 @@ async def start_gateway(
         runner,
         listener.host,
         listener.port,
-        ssl_context=ssl_context,
+        ssl_context=tls.context,
         backlog=1024,
         reuse_port=listener.reuse_port or None,
     )
@@ -238,32 +209,49 @@ async def start_gateway(
     except OSError:
         await runner.cleanup()
         tmp.cleanup()
-        gateway.close()
-        audit_log.close()
-        if shared is not None:
-            shared.close()
         raise
     port = _bound_port(runner, listener.port)
     issuer = deployment.settings.public_url or f"https://{_url_host(listener.host)}:{port}"
-    oauth = enable_oauth(gateway, deployment, issuer, signing_keys, anchors, shared, failures)
+    try:
+        services = await GatewayServices.open(
+            deployment,
+            issuer,
+            tls.crl,
+            {f"pki:{LOCAL_CA_NAME}": tls.ca_file},
+            tls.upstream_identity,
+            tls.client_auth,
+            listener.limits,
+            manifest_path.parent if manifest_path is not None else None,
+        )
+    except BaseException:
+        await runner.cleanup()
+        tmp.cleanup()
+        raise
+    loop = asyncio.get_running_loop()
+    running = RunningGateway(front, services, runner, port, tls.ca_file, manifest_path, tmp, loop)
+    try:
+        running.replace(manifest)
+    except BaseException:
+        await running.stop()
+        raise
     _log.info(
         "gateway listening",
         host=listener.host,
         port=port,
-        routes=len(gateway._compiled.routes.routes),
+        routes=len(running.gateway.routes.routes),
     )
-    running = RunningGateway(gateway, runner, port, ca_file, manifest_path, make_upstreams, tmp)
-    gateway.crl = crl
     running.certificates = {certificate.name: certificate for certificate in tls.renewing}
-    loop = asyncio.get_running_loop()
+    audit = services.audit
     running._tasks += [
-        loop.create_task(oauth.maintain()),
-        loop.create_task(crl.watch()),
+        loop.create_task(
+            services.oauth.maintain(lambda kid: audit.lifecycle("signing_key.rotate", {"kid": kid}))
+        ),
+        loop.create_task(tls.crl.watch()),
         loop.create_task(
             keep_renewed(
                 list(tls.renewing),
                 tls.authorities,
-                metrics,
+                services.metrics,
                 renewed=lambda certificate: audit.lifecycle(
                     "certificate.renew",
                     {
@@ -274,7 +262,6 @@ async def start_gateway(
             )
         ),
     ]
-    running._on_stop += [oauth.close, gateway.close, audit_log.close]
     return running
 
 
@@ -380,14 +367,6 @@ def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
         asyncio.run(main)
         return
     uvloop.run(main)
-
-
-def _limiter(shared: redis.Redis | None, failure: FailureMode, metrics: GatewayMetrics) -> Limiter:
-    """One limiter per gateway: Redis (with the failure policy) when configured, else memory."""
-    if shared is None:
-        return MemoryLimiter()
-    metrics.backend_up(True)
-    return FailurePolicy(RedisLimiter(shared), failure, observer=metrics)
 
 
 def _url_host(host: str) -> str:

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from interlock.gateway.authorization import maintain_once
 from interlock.oauth.revoked import RevokedTokens
+from interlock.oauth.server import maintain_once
 from interlock.oauth.signing_keys import SigningKeys
 from interlock.replay.seen import SqlSeen
 from interlock.store import Deployment

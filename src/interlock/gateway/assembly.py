@@ -1,0 +1,297 @@
+"""The composition root: the gateway assembled once per process, and once per manifest.
+
+:class:`GatewayServices` opens what lives as long as the process — the audit
+log, the vault, the Redis client, the rate limiter and the failure budget, the
+idempotency and nonce stores, the authorization server's long-lived parts, the
+JWKS and CRL publishers. :func:`build_gateway` makes everything that depends on
+one manifest from them — API keys, client certificates, the token endpoint and
+verifier, business rules, the route pipelines and the own endpoints — so a
+reload builds a new :class:`~interlock.gateway.app.Gateway` and swaps it in;
+nothing is updated in place. The order of the own endpoints is written here
+and nowhere else; the order of a route's stages in
+:mod:`interlock.gateway.pipeline`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import redis
+
+from interlock.audit.service import AuditLog
+from interlock.config.manifest import Manifest
+from interlock.gateway.app import Gateway
+from interlock.gateway.audit_trail import GatewayAudit
+from interlock.gateway.crl import CrlPublisher
+from interlock.gateway.endpoints import (
+    GET,
+    AuthorizationMetadata,
+    CrlEndpoint,
+    Endpoints,
+    Health,
+    JwksEndpoint,
+    Metrics,
+    Mount,
+    OAuthForm,
+    VaultEndpoint,
+)
+from interlock.gateway.guessing import GuessingGuard
+from interlock.gateway.metrics import GatewayMetrics
+from interlock.gateway.mtls import ClientCertificates
+from interlock.gateway.pipeline import Backends, build_pipelines
+from interlock.gateway.renewal import RenewingCertificate
+from interlock.gateway.routing import RouteTable
+from interlock.gateway.stages.authenticate import Authentication
+from interlock.gateway.tls import ClientAuth, trust_context
+from interlock.gateway.upstream import UpstreamLimits, Upstreams
+from interlock.gateway.vault_api import PREFIX as VAULT_PREFIX
+from interlock.gateway.vault_api import VaultApi
+from interlock.identity.apikeys import ApiKeys
+from interlock.identity.grants import Grants
+from interlock.limits import (
+    FailureGuard,
+    FailureMode,
+    FailurePolicy,
+    Limiter,
+    MemoryLimiter,
+    RedisLimiter,
+)
+from interlock.oauth.jwks import JwksPublisher
+from interlock.oauth.server import AuthorizationServer
+from interlock.oauth.signing_keys import SigningKeys
+from interlock.replay.idempotency import IdempotencyStore, idempotency_store
+from interlock.replay.seen import SeenOnce, seen_store
+from interlock.replay.signature_keys import SignatureKeys
+from interlock.replay.signatures import RequestSignatures
+from interlock.secrets.vault import Vault
+from interlock.store import Deployment
+from interlock.store.redis_client import connect_redis
+from interlock.validation.rules import Rules
+
+__all__ = ["GatewayServices", "build_gateway"]
+
+_HEALTH_METHODS: Final = frozenset({"GET", "HEAD"})
+
+
+@dataclass(frozen=True)
+class GatewayServices:
+    """What the gateway keeps across manifests; :meth:`close` releases it."""
+
+    deployment: Deployment
+    metrics: GatewayMetrics
+    audit_log: AuditLog
+    audit: GatewayAudit
+    vault: Vault
+    redis_client: redis.Redis | None
+    limiter: Limiter
+    guessing: GuessingGuard
+    idempotency: IdempotencyStore
+    nonces: SeenOnce  # of signed requests, single-use across replicas
+    oauth: AuthorizationServer
+    jwks: JwksPublisher
+    crl: CrlPublisher
+    anchors: dict[str, Path]  # pki:NAME -> CA file, for upstreams and trusted issuers
+    upstream_identity: RenewingCertificate
+    client_auth: ClientAuth
+    limits: UpstreamLimits
+    manifest_dir: Path | None
+
+    @classmethod
+    async def open(  # noqa: PLR0917  (the listener's parts, handed over once)
+        cls,
+        deployment: Deployment,
+        issuer: str,
+        crl: CrlPublisher,
+        anchors: dict[str, Path],
+        upstream_identity: RenewingCertificate,
+        client_auth: ClientAuth,
+        limits: UpstreamLimits,
+        manifest_dir: Path | None,
+    ) -> GatewayServices:
+        """Open the audit log, the vault, Redis, limits and the authorization server."""
+        settings = deployment.settings
+        metrics = GatewayMetrics()
+        signing_keys = SigningKeys(
+            deployment.engine, deployment.keyring, settings.oauth_signing_alg
+        )
+        # The first signing key exists before anyone asks for the JWKS.
+        await asyncio.to_thread(signing_keys.ensure)
+        # The audit trail: its own database (INTERLOCK_AUDIT_DATABASE_URL), set at deploy time.
+        audit_log = await asyncio.to_thread(
+            functools.partial(AuditLog.open, settings, deployment.keyring, heartbeat=True)
+        )
+        shared = connect_redis(settings)
+        try:
+            return cls._assemble(
+                deployment,
+                issuer,
+                metrics,
+                signing_keys,
+                audit_log,
+                shared,
+                crl,
+                anchors,
+                upstream_identity,
+                client_auth,
+                limits,
+                manifest_dir,
+            )
+        except BaseException:
+            audit_log.close()
+            if shared is not None:
+                shared.close()
+            raise
+
+    @classmethod
+    def _assemble(  # noqa: PLR0917  (open's parts, in one private step)
+        cls,
+        deployment: Deployment,
+        issuer: str,
+        metrics: GatewayMetrics,
+        signing_keys: SigningKeys,
+        audit_log: AuditLog,
+        shared: redis.Redis | None,
+        crl: CrlPublisher,
+        anchors: dict[str, Path],
+        upstream_identity: RenewingCertificate,
+        client_auth: ClientAuth,
+        limits: UpstreamLimits,
+        manifest_dir: Path | None,
+    ) -> GatewayServices:
+        settings = deployment.settings
+        limiter = _limiter(shared, settings.rate_limit_failure, metrics)
+        # Failed authentications per address: one budget for the token endpoint and the routes.
+        failures = FailureGuard(limiter, per_address=settings.auth_failures_per_ip)
+        engine = deployment.engine
+        return cls(
+            deployment=deployment,
+            metrics=metrics,
+            audit_log=audit_log,
+            audit=GatewayAudit(audit_log.sink),
+            # Outbound credentials: resolved through the vault, every read on the audit trail.
+            vault=Vault(engine, deployment.keyring, audit=audit_log.sink),
+            redis_client=shared,
+            limiter=limiter,
+            guessing=GuessingGuard(failures),
+            # Idempotency-Key records: Redis when configured, else the store.
+            idempotency=idempotency_store(engine, shared),
+            nonces=seen_store(engine, shared),
+            oauth=AuthorizationServer.open(deployment, issuer, signing_keys, shared, failures),
+            jwks=JwksPublisher(signing_keys),
+            crl=crl,
+            anchors=anchors,
+            upstream_identity=upstream_identity,
+            client_auth=client_auth,
+            limits=limits,
+            manifest_dir=manifest_dir,
+        )
+
+    def upstreams(self, manifest: Manifest) -> Upstreams:
+        """Connection pools to ``manifest``'s systems, TLS verified against their anchors."""
+        return Upstreams(
+            manifest,
+            self.vault,
+            self.anchors,
+            self.metrics,
+            self.limits,
+            client_certificate=self.upstream_identity,
+        )
+
+    def close(self) -> None:
+        """Stop the authorization server's listeners, close the audit log and Redis."""
+        self.oauth.close()
+        self.audit_log.close()
+        if self.redis_client is not None:
+            self.redis_client.close()
+
+
+def build_gateway(
+    services: GatewayServices, manifest: Manifest, upstreams: Upstreams | None = None
+) -> Gateway:
+    """Everything that serves ``manifest``, from ``services`` (``upstreams``: new pools)."""
+    deployment = services.deployment
+    engine, keyring = deployment.engine, deployment.keyring
+    keys = ApiKeys(engine, keyring, manifest)
+    certificates = (
+        ClientCertificates(deployment.settings.trust_domain, manifest)
+        if services.client_auth != "none"
+        else None
+    )
+    min_version = manifest.tls.min_version
+    oauth = services.oauth.for_manifest(
+        manifest,
+        trust=lambda ca: trust_context(ca, services.anchors, min_version),
+        certificates=certificates,
+    )
+    authenticate = Authentication(
+        keys,
+        Grants(manifest),
+        oauth.verifier,
+        oauth.endpoint.dpop,
+        certificates,
+        guessing=services.guessing,
+    )
+    vault = services.vault
+    rules = Rules(manifest, lambda reference: vault.resolve(reference).reveal().decode())
+    forward = upstreams or services.upstreams(manifest)
+    routes = RouteTable.compile(manifest)
+    try:
+        pipelines = build_pipelines(
+            routes,
+            authenticate,
+            forward,
+            Backends(
+                limiter=services.limiter,
+                idempotency=services.idempotency,
+                # Signed requests: clients' keys from the store, nonces single-use everywhere.
+                signatures=RequestSignatures(
+                    SignatureKeys(engine, keyring, manifest), services.nonces
+                ),
+                rules=rules,
+                manifest_dir=services.manifest_dir,
+            ),
+        )
+    except BaseException:
+        rules.close()
+        raise
+    audit = services.audit
+    endpoints = Endpoints(
+        [
+            Mount("/healthz", Health(), _HEALTH_METHODS),
+            Mount("/oauth2/token", OAuthForm(oauth.endpoint, "token", audit)),
+            Mount("/oauth2/revoke", OAuthForm(oauth.endpoint, "revoke", audit)),
+            Mount("/oauth2/introspect", OAuthForm(oauth.endpoint, "introspect", audit)),
+            Mount(VAULT_PREFIX, VaultEndpoint(VaultApi(vault), authenticate), prefix=True),
+            Mount("/.well-known/jwks.json", JwksEndpoint(services.jwks), GET),
+            Mount(
+                "/.well-known/oauth-authorization-server",
+                AuthorizationMetadata(oauth.endpoint),
+                GET,
+            ),
+            Mount("/pki/crl", CrlEndpoint(services.crl), GET),
+            Mount("/metrics", Metrics(services.metrics), GET),
+        ]
+    )
+    return Gateway(
+        manifest,
+        routes,
+        pipelines,
+        endpoints,
+        forward,
+        services.metrics,
+        audit,
+        keys=keys,
+        rules=rules,
+    )
+
+
+def _limiter(shared: redis.Redis | None, failure: FailureMode, metrics: GatewayMetrics) -> Limiter:
+    """One limiter per gateway: Redis (with the failure policy) when configured, else memory."""
+    if shared is None:
+        return MemoryLimiter()
+    metrics.backend_up(True)
+    return FailurePolicy(RedisLimiter(shared), failure, observer=metrics)
