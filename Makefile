@@ -62,9 +62,11 @@ demo: $(STAMP)
 
 test: lint typecheck deps scan unit lowest
 
+# ruff, and the layers of docs/architecture.md as an import contract (pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src tools

@@ -32,7 +32,7 @@ import jwt
 from benchmarks.common import Sandbox, WrkRun, free_port, processes, run_wrk, wait_port
 from interlock.config.loader import load_manifest
 from interlock.gateway.tls import client_context
-from interlock.oauth.client_secrets import ClientSecrets
+from interlock.identity.client_secrets import ClientSecrets
 
 __all__ = ["CLIENT", "MANIFEST", "IssuanceResult", "measure_issuance"]
 

@@ -14,7 +14,7 @@ from interlock.cli.main import main
 from interlock.config.loader import load_manifest
 from interlock.config.settings import load_settings
 from interlock.errors import AuthenticationError
-from interlock.oauth.client_secrets import ClientSecrets
+from interlock.identity.client_secrets import ClientSecrets
 from interlock.store import open_deployment
 from tests.conftest import isolate_cli
 

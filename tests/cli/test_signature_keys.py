@@ -12,7 +12,7 @@ from joserfc.jwk import ECKey, OKPKey
 
 from interlock.config.loader import load_manifest
 from interlock.config.settings import load_settings
-from interlock.replay.signature_keys import SignatureKeys
+from interlock.identity.client_keys import ClientKeys
 from interlock.store import open_deployment
 from tests.cli.test_clients import _isolated, _run, manifest
 
@@ -20,10 +20,10 @@ __all__ = ["_isolated", "manifest"]
 
 
 @contextmanager
-def _keys(manifest: Path) -> Iterator[SignatureKeys]:
+def _keys(manifest: Path) -> Iterator[ClientKeys]:
     deployment = open_deployment(load_settings())
     try:
-        yield SignatureKeys(deployment.engine, deployment.keyring, load_manifest(manifest))
+        yield ClientKeys(deployment.engine, deployment.keyring, load_manifest(manifest))
     finally:
         deployment.close()
 

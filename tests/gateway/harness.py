@@ -47,10 +47,10 @@ from interlock.crypto.pkix import (
 from interlock.gateway.server import ListenerConfig, RunningGateway, start_gateway
 from interlock.gateway.upstream import UpstreamLimits
 from interlock.identity.apikeys import ApiKeys
+from interlock.identity.client_keys import ClientKeys
+from interlock.identity.client_secrets import ClientSecrets
 from interlock.logs import configure_logging
-from interlock.oauth.client_secrets import ClientSecrets
 from interlock.pki import ensure_local_ca
-from interlock.replay.signature_keys import SignatureKeys
 from interlock.replay.signatures import SignedMessage
 from interlock.secrets.vault import Vault
 from interlock.store import Deployment, initialise
@@ -294,7 +294,7 @@ class Signer:
 
     def __init__(self, env: Env, *, hmac: bool = False, client: str = "order-sync") -> None:
         manifest = env.gateway.gateway.manifest
-        self.keys = SignatureKeys(env.deployment.engine, env.deployment.keyring, manifest)
+        self.keys = ClientKeys(env.deployment.engine, env.deployment.keyring, manifest)
         self.private: Any
         if hmac:
             issued = self.keys.create_shared_secret(client)
@@ -302,7 +302,7 @@ class Signer:
             self.private = base64.b64decode(issued.secret)
         else:
             key = OKPKey.generate_key("Ed25519", private=True)
-            self.keyid = self.keys.register_public_key(client, key.as_dict(private=False))
+            self.keyid = self.keys.register(client, key.as_dict(private=False), use="signature")
             self.private, self.alg = key.private_key, ED25519
         self.port = env.port
 
@@ -332,7 +332,7 @@ class Signer:
 
     def revoke(self) -> None:
         """Revoke the key (the shared gateway's clients hold at most five)."""
-        self.keys.revoke(self.keyid)
+        self.keys.revoke(self.keyid, "signature")
 
 
 def _content_length(head: bytes) -> int | None:

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from interlock.oauth.client_secrets import ClientSecrets
+from interlock.identity.client_secrets import ClientSecrets
 from tests.gateway.harness import Env
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -15,8 +15,8 @@ from joserfc import jws
 from joserfc.jwk import ECKey
 
 from interlock.crypto.jose import public_jwk
+from interlock.identity.client_keys import ClientKeys
 from interlock.oauth.client_assertion import ASSERTION_TYPE
-from interlock.oauth.client_keys import ClientKeys
 from tests.gateway.harness import Env
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -26,12 +26,14 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 def key(env: Env) -> Iterator[ECKey]:
     """A key pair registered for the oauth-only client (revoked afterwards)."""
     private = ECKey.generate_key("P-256", private=True)
-    registry = ClientKeys(env.deployment.engine, env.gateway.gateway.manifest)
-    kid = registry.register("oauth-only", public_jwk(private, "ES256"))
+    registry = ClientKeys(
+        env.deployment.engine, env.deployment.keyring, env.gateway.gateway.manifest
+    )
+    kid = registry.register("oauth-only", public_jwk(private, "ES256"), use="assertion")
     private.ensure_kid()
     assert kid == private.kid
     yield private
-    registry.revoke(kid)
+    registry.revoke(kid, "assertion")
 
 
 def assertion(env: Env, key: ECKey, **changes: Any) -> str:

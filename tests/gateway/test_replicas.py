@@ -23,8 +23,8 @@ from interlock.config.loader import load_manifest
 from interlock.crypto.jose import public_jwk
 from interlock.crypto.rfc9449 import access_token_hash
 from interlock.gateway.server import ListenerConfig, RunningGateway, start_gateway
+from interlock.identity.client_keys import ClientKeys
 from interlock.oauth.client_assertion import ASSERTION_TYPE
-from interlock.oauth.client_keys import ClientKeys
 from interlock.store import open_deployment
 from interlock.testing.services import REDIS
 from tests.conftest import need
@@ -74,9 +74,9 @@ def test_an_assertion_used_on_one_replica_is_refused_on_the_other(
     """private_key_jwt's single-use jti holds across replicas (Redis)."""
     env, other, _ = replicas
     key = ECKey.generate_key("P-256", private=True)
-    ClientKeys(env.deployment.engine, env.gateway.gateway.manifest).register(
-        "oauth-only", public_jwk(key, "ES256")
-    )
+    ClientKeys(
+        env.deployment.engine, env.deployment.keyring, env.gateway.gateway.manifest
+    ).register("oauth-only", public_jwk(key, "ES256"), use="assertion")
     key.ensure_kid()
     now = int(time.time())
     claims = {

@@ -116,7 +116,7 @@ def test_a_key_of_another_client_is_refused(env: Env, api_key: dict[str, str]) -
 
 def test_a_revoked_key_is_refused(env: Env, api_key: dict[str, str]) -> None:
     signer = Signer(env)
-    signer.keys.revoke(signer.keyid)
+    signer.revoke()
     # The gateway's cache holds a lookup for at most a second; this key was never looked up.
     status, _, problem = _post(
         env, {**api_key, **signer.headers("POST", "/signed/orders/1001", BODY)}

@@ -14,7 +14,7 @@ from interlock.config.manifest import Manifest
 from interlock.config.settings import Settings
 from interlock.errors import Refusal
 from interlock.gateway.problems import REFUSALS
-from interlock.oauth.client_secrets import ClientSecrets
+from interlock.identity.client_secrets import ClientSecrets
 from interlock.oauth.guard import AttemptGuard
 from interlock.oauth.revocation import TokenRevocations
 from interlock.oauth.revoked import RevokedTokens

@@ -22,15 +22,15 @@ from sqlalchemy import select
 from interlock.config.loader import load_manifest
 from interlock.config.settings import Settings
 from interlock.errors import InvalidRequestError, NotFoundError
+from interlock.identity.client_keys import ClientKeys, ResolvedKey
+from interlock.identity.tables import ClientKeyRow
 from interlock.replay.seen import MemorySeen
-from interlock.replay.signature_keys import ResolvedKey, SignatureKeys
 from interlock.replay.signatures import (
     RequestSignatures,
     SignatureRefused,
     SignedMessage,
     verify_with_key,
 )
-from interlock.replay.tables import SignatureKeyRow
 from interlock.store import Deployment, initialise
 from interlock.store.base import table_of
 
@@ -171,7 +171,7 @@ class Kit:
     """Keys in a real store, and the verifier the gateway uses."""
 
     deployment: Deployment
-    keys: SignatureKeys
+    keys: ClientKeys
     signatures: RequestSignatures
 
     def partner(self, alg: str, client: str = "analytics-feed") -> Partner:
@@ -184,7 +184,7 @@ class Kit:
             if alg == "ed25519"
             else ECKey.generate_key("P-256", private=True)
         )
-        keyid = self.keys.register_public_key(client, private.as_dict(private=False))
+        keyid = self.keys.register(client, private.as_dict(private=False), use="signature")
         return Partner(keyid, alg, private.private_key)
 
     def verify(
@@ -207,7 +207,7 @@ def kit(tmp_path: Path) -> Iterator[Kit]:
     deployment = initialise(
         Settings(data_dir=tmp_path / "d", database_url=f"sqlite:///{tmp_path}/s.db")
     )
-    keys = SignatureKeys(deployment.engine, deployment.keyring, load_manifest(MANIFEST))
+    keys = ClientKeys(deployment.engine, deployment.keyring, load_manifest(MANIFEST))
     yield Kit(deployment, keys, RequestSignatures(keys, MemorySeen()))
     deployment.close()
 
@@ -374,7 +374,7 @@ def test_an_unknown_or_revoked_key_is_refused(kit: Kit) -> None:
     with pytest.raises(SignatureRefused) as refused:
         kit.verify(unknown.sign())
     assert refused.value.reason == "unknown-key"
-    kit.keys.revoke(partner.keyid)
+    kit.keys.revoke(partner.keyid, "signature")
     with pytest.raises(SignatureRefused) as refused:
         kit.verify(partner.sign())
     assert refused.value.reason == "unknown-key"
@@ -382,12 +382,12 @@ def test_an_unknown_or_revoked_key_is_refused(kit: Kit) -> None:
 
 def test_a_revocation_reaches_another_replica_within_a_second(kit: Kit) -> None:
     partner = kit.partner("ed25519")
-    other = SignatureKeys(kit.deployment.engine, kit.deployment.keyring, kit.keys.manifest)
+    other = ClientKeys(kit.deployment.engine, kit.deployment.keyring, kit.keys.manifest)
     replica = RequestSignatures(other, MemorySeen())
     replica.verify(
         partner.sign(), BODY, client="analytics-feed", window=WINDOW, nonce_required=True
     )
-    kit.keys.revoke(partner.keyid)
+    kit.keys.revoke(partner.keyid, "signature")
     time.sleep(1.05)
     with pytest.raises(SignatureRefused):
         replica.verify(
@@ -441,9 +441,9 @@ def test_hmac_secrets_are_sealed_in_the_store(kit: Kit) -> None:
     secret = base64.b64decode(issued.secret)
     assert len(secret) == 32
     assert issued.secret not in repr(issued)
-    table = table_of(SignatureKeyRow)
+    table = table_of(ClientKeyRow)
     with kit.deployment.engine.connect() as connection:
-        row = connection.execute(select(table).where(table.c.keyid == issued.keyid)).one()
+        row = connection.execute(select(table).where(table.c.kid == issued.keyid)).one()
     assert row.public_jwk is None
     assert secret not in row.sealed_secret
     assert issued.secret.encode() not in row.sealed_secret
@@ -454,14 +454,16 @@ def test_registration_refuses_what_it_must(kit: Kit) -> None:
         kit.keys.create_shared_secret("nobody")
     private = OKPKey.generate_key("Ed25519", private=True)
     with pytest.raises(InvalidRequestError):
-        kit.keys.register_public_key("analytics-feed", private.as_dict(private=True))
-    keyid = kit.keys.register_public_key("analytics-feed", private.as_dict(private=False))
-    kit.keys.revoke(keyid)
+        kit.keys.register("analytics-feed", private.as_dict(private=True), use="signature")
+    keyid = kit.keys.register("analytics-feed", private.as_dict(private=False), use="signature")
+    kit.keys.revoke(keyid, "signature")
     with pytest.raises(InvalidRequestError, match="cannot come back"):
-        kit.keys.register_public_key("analytics-feed", private.as_dict(private=False))
+        kit.keys.register("analytics-feed", private.as_dict(private=False), use="signature")
     with pytest.raises(InvalidRequestError, match="Ed25519 or EC P-256"):
-        kit.keys.register_public_key(
-            "analytics-feed", JWKRegistry.generate_key("RSA", 2048).as_dict(private=False)
+        kit.keys.register(
+            "analytics-feed",
+            JWKRegistry.generate_key("RSA", 2048).as_dict(private=False),
+            use="signature",
         )
     for _ in range(5):
         kit.keys.create_shared_secret("order-sync")
@@ -472,8 +474,8 @@ def test_registration_refuses_what_it_must(kit: Kit) -> None:
 def test_keys_are_listed_without_material(kit: Kit) -> None:
     first = kit.partner("ed25519")
     second = kit.partner("hmac-sha256")
-    kit.keys.revoke(first.keyid)
-    listed = {info.keyid: info for info in kit.keys.list_keys("analytics-feed")}
+    kit.keys.revoke(first.keyid, "signature")
+    listed = {info.kid: info for info in kit.keys.list_keys("analytics-feed", "signature")}
     assert listed[first.keyid].active is False
     assert listed[second.keyid].active is True
     assert listed[second.keyid].alg == "hmac-sha256"

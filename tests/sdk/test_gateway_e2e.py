@@ -19,7 +19,7 @@ import pytest
 import requests
 from joserfc.jwk import ECKey, OKPKey
 
-from interlock.oauth.client_keys import ClientKeys
+from interlock.identity.client_keys import ClientKeys
 from interlock.sdk import ClientCredentials, InterlockAuth, InterlockRequestsAuth, TokenRequestError
 from interlock.sdk.rfc7523 import ClientKey
 from tests.gateway.harness import Env
@@ -174,8 +174,10 @@ def test_scope_beyond_the_grant_is_invalid_scope(gateway: Env, client_secret: st
 )
 def test_private_key_jwt_gets_a_token(gateway: Env, key: ClientKey, flavour: str) -> None:
     """private_key_jwt with a registered public key (RFC 7523), with and without a kid."""
-    keys = ClientKeys(gateway.deployment.engine, gateway.gateway.gateway.manifest)
-    kid = keys.register("oauth-only", key.as_dict(private=False))
+    keys = ClientKeys(
+        gateway.deployment.engine, gateway.deployment.keyring, gateway.gateway.gateway.manifest
+    )
+    kid = keys.register("oauth-only", key.as_dict(private=False), use="assertion")
     try:
         credentials = ClientCredentials(
             f"https://127.0.0.1:{gateway.port}/oauth2/token",
@@ -189,4 +191,4 @@ def test_private_key_jwt_gets_a_token(gateway: Env, key: ClientKey, flavour: str
         assert status == 200
         assert _claims(authorization)["client_id"] == "oauth-only"
     finally:
-        keys.revoke(kid)
+        keys.revoke(kid, "assertion")

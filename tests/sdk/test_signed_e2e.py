@@ -18,7 +18,7 @@ import requests
 from joserfc.jwk import ECKey, OKPKey
 from requests.auth import AuthBase
 
-from interlock.replay.signature_keys import SignatureKeys
+from interlock.identity.client_keys import ClientKeys
 from interlock.sdk import (
     ClientCredentials,
     InterlockAuth,
@@ -48,9 +48,9 @@ class ApiKey(httpx.Auth, AuthBase):
         return request
 
 
-def _keys(gateway: Env) -> SignatureKeys:
+def _keys(gateway: Env) -> ClientKeys:
     deployment = gateway.deployment
-    return SignatureKeys(deployment.engine, deployment.keyring, gateway.gateway.gateway.manifest)
+    return ClientKeys(deployment.engine, deployment.keyring, gateway.gateway.gateway.manifest)
 
 
 def _signer(gateway: Env, client: str, kind: str) -> RequestSigner:
@@ -63,7 +63,7 @@ def _signer(gateway: Env, client: str, kind: str) -> RequestSigner:
         if kind == "ed25519"
         else ECKey.generate_key("P-256", private=True)
     )
-    keyid = keys.register_public_key(client, private.as_dict(private=False))
+    keyid = keys.register(client, private.as_dict(private=False), use="signature")
     return RequestSigner(keyid, private.as_pem(private=True))
 
 
@@ -125,7 +125,7 @@ def test_a_signed_post_with_an_api_key_is_accepted(gateway: Env, flavour: str, k
     )
     assert status == 200, payload
     assert payload["body_bytes"] == len(BODY)
-    _keys(gateway).revoke(signer.key_id)
+    _keys(gateway).revoke(signer.key_id, "signature")
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
@@ -151,7 +151,7 @@ def test_a_signed_get_with_an_oauth_token_is_accepted(
         inner_requests=InterlockRequestsAuth(credentials),
     )
     assert status == 200, payload
-    _keys(gateway).revoke(signer.key_id)
+    _keys(gateway).revoke(signer.key_id, "signature")
 
 
 def test_a_request_signed_by_another_key_than_registered_is_refused(gateway: Env) -> None:

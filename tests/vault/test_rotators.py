@@ -13,7 +13,7 @@ from interlock.config.loader import load_manifest
 from interlock.config.settings import Settings
 from interlock.errors import AuthenticationError
 from interlock.identity.apikeys import ApiKeys
-from interlock.oauth.client_secrets import ClientSecrets
+from interlock.identity.client_secrets import ClientSecrets
 from interlock.pki import Pki
 from interlock.secrets import rotators
 from interlock.secrets.rotation import RotationEngine

@@ -19,15 +19,15 @@ from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.crypto.keyfile import read_small_file
 from interlock.errors import InvalidRequestError, NotFoundError
-from interlock.identity.grants import Grants
-from interlock.oauth.client_keys import ClientKeyInfo, ClientKeys, jwk_from_pem
-from interlock.oauth.client_secrets import (
+from interlock.identity.client_keys import ClientKeyInfo, ClientKeys
+from interlock.identity.client_secrets import (
     DEFAULT_LIFETIME,
     DEFAULT_OVERLAP,
     ClientSecretInfo,
     ClientSecrets,
 )
-from interlock.replay.signature_keys import SignatureKeys
+from interlock.identity.grants import Grants
+from interlock.identity.public_keys import jwk_from_pem
 from interlock.store import open_deployment
 
 __all__ = ["app"]
@@ -54,7 +54,6 @@ class _Clients:
     manifest: Manifest
     secrets: ClientSecrets
     keys: ClientKeys
-    signature_keys: SignatureKeys
     token_lifetime: timedelta
 
 
@@ -67,8 +66,7 @@ def _open(manifest: Path | None) -> Iterator[_Clients]:
         yield _Clients(
             loaded,
             ClientSecrets(deployment.engine, deployment.keyring, loaded),
-            ClientKeys(deployment.engine, loaded),
-            SignatureKeys(deployment.engine, deployment.keyring, loaded),
+            ClientKeys(deployment.engine, deployment.keyring, loaded),
             timedelta(seconds=current.oauth_token_lifetime_seconds),
         )
     finally:
@@ -136,8 +134,8 @@ def create(
         jwk = _read_public_key(public_key)
         valid_for = duration_option(lifetime)
         expires_at = datetime.now(UTC) + valid_for if valid_for else None
-        kid = clients.keys.register(client, jwk, expires_at=expires_at)
-        info = next(k for k in clients.keys.list_keys(client) if k.kid == kid)
+        kid = clients.keys.register(client, jwk, use="assertion", expires_at=expires_at)
+        info = next(k for k in clients.keys.list_keys(client, "assertion") if k.kid == kid)
         typer.echo(f"registered key for client {client}: {info.alg}", err=True)
         typer.echo(f"expires   {_when(info.expires_at)}", err=True)
         typer.echo(kid)
@@ -191,8 +189,8 @@ def revoke(
     """Revoke every secret, registered key and request-signature key of CLIENT at once."""
     with _open(manifest) as clients:
         secrets = clients.secrets.revoke_client(client)
-        keys = clients.keys.revoke_client(client)
-        signing = clients.signature_keys.revoke_client(client)
+        keys = clients.keys.revoke_client(client, "assertion")
+        signing = clients.keys.revoke_client(client, "signature")
         if client not in clients.manifest.clients and secrets + keys + signing == 0:
             raise NotFoundError(f"no client {client!r} in the manifest and nothing to revoke")
         lifetime = int(clients.token_lifetime.total_seconds())
@@ -218,7 +216,7 @@ def revoke_key(
 ) -> None:
     """Revoke one registered public key at once."""
     with _open(manifest) as clients:
-        info = clients.keys.revoke(kid)
+        info = clients.keys.revoke(kid, "assertion")
         typer.echo(f"revoked key {info.kid} (client {info.client})")
 
 
@@ -299,7 +297,7 @@ class _Overview:
 def _overview(clients: _Clients, only: str | None) -> list[_Overview]:
     grants = Grants(clients.manifest)
     secrets = [s for s in clients.secrets.list_secrets(only) if s.active]
-    keys = [k for k in clients.keys.list_keys(only) if k.active]
+    keys = [k for k in clients.keys.list_keys(only, "assertion") if k.active]
     names = [only] if only is not None else list(clients.manifest.clients)
     return [
         _Overview(

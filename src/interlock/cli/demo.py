@@ -37,8 +37,8 @@ from interlock.gateway.server import (
     start_gateway,
 )
 from interlock.identity.apikeys import ApiKeys
+from interlock.identity.client_secrets import ClientSecrets
 from interlock.logs import configure_logging
-from interlock.oauth.client_secrets import ClientSecrets
 from interlock.outbound import Timeouts, outbound_async_client
 from interlock.pki import ensure_local_ca
 from interlock.sdk import ClientCredentials, InterlockAuth

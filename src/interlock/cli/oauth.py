@@ -12,8 +12,8 @@ from interlock.cli.context import settings
 from interlock.cli.options import ManifestOption
 from interlock.config.loader import load_manifest
 from interlock.errors import InvalidRequestError
+from interlock.identity.clients import require_oauth_client
 from interlock.identity.grants import client_scopes
-from interlock.oauth.clients import require_oauth_client
 from interlock.oauth.signing_keys import SigningKeys
 from interlock.oauth.tokens import TokenIssuer
 from interlock.store import open_deployment

@@ -16,8 +16,8 @@ from interlock.cli.options import ManifestOption, duration_option
 from interlock.config.loader import load_manifest
 from interlock.crypto.keyfile import read_small_file
 from interlock.errors import InvalidRequestError
-from interlock.oauth.client_keys import jwk_from_pem
-from interlock.replay.signature_keys import SignatureKeys
+from interlock.identity.client_keys import ClientKeys
+from interlock.identity.public_keys import jwk_from_pem
 from interlock.store import open_deployment
 
 __all__ = ["app"]
@@ -31,12 +31,12 @@ app = typer.Typer(
 
 
 @contextmanager
-def _open(manifest: Path | None) -> Iterator[SignatureKeys]:
+def _open(manifest: Path | None) -> Iterator[ClientKeys]:
     current = settings()
     deployment = open_deployment(current)
     try:
         loaded = load_manifest(manifest or current.manifest)
-        yield SignatureKeys(deployment.engine, deployment.keyring, loaded)
+        yield ClientKeys(deployment.engine, deployment.keyring, loaded)
     finally:
         deployment.close()
 
@@ -77,7 +77,7 @@ def create(
     with _open(manifest) as keys:
         if public_key is not None:
             jwk = jwk_from_pem(read_small_file(public_key, _MAX_PEM))
-            keyid = keys.register_public_key(client, jwk, expires_at=expires_at)
+            keyid = keys.register(client, jwk, use="signature", expires_at=expires_at)
             typer.echo(f"registered signature key for client {client}", err=True)
             typer.echo(f"expires   {_when(expires_at)}", err=True)
             typer.echo(f"Sign with keyid {keyid}", err=True)
@@ -102,12 +102,12 @@ def list_keys(
 ) -> None:
     """Every signature key (never a secret): keyid, client, algorithm, state."""
     with _open(manifest) as keys:
-        infos = keys.list_keys(client)
+        infos = keys.list_keys(client, use="signature")
     table = Table("keyid", "client", "alg", "created", "expires", "state")
     for info in infos:
         state = "active" if info.active else ("revoked" if info.revoked_at else "expired")
         table.add_row(
-            info.keyid,
+            info.kid,
             info.client,
             info.alg,
             _when(info.created_at),
@@ -126,5 +126,5 @@ def revoke(
 ) -> None:
     """Revoke one signature key; every gateway refuses it within a second."""
     with _open(manifest) as keys:
-        info = keys.revoke(keyid)
-    typer.echo(f"revoked signature key {info.keyid} (client {info.client})")
+        info = keys.revoke(keyid, "signature")
+    typer.echo(f"revoked signature key {info.kid} (client {info.client})")

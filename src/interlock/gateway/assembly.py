@@ -51,6 +51,7 @@ from interlock.gateway.upstream import UpstreamLimits, Upstreams
 from interlock.gateway.vault_api import PREFIX as VAULT_PREFIX
 from interlock.gateway.vault_api import VaultApi
 from interlock.identity.apikeys import ApiKeys
+from interlock.identity.client_keys import ClientKeys
 from interlock.identity.grants import Grants
 from interlock.limits import (
     FailureGuard,
@@ -65,7 +66,6 @@ from interlock.oauth.server import AuthorizationServer
 from interlock.oauth.signing_keys import SigningKeys
 from interlock.replay.idempotency import IdempotencyStore, idempotency_store
 from interlock.replay.seen import SeenOnce, seen_store
-from interlock.replay.signature_keys import SignatureKeys
 from interlock.replay.signatures import RequestSignatures
 from interlock.secrets.vault import Vault
 from interlock.store import Deployment
@@ -222,8 +222,11 @@ def build_gateway(
         else None
     )
     min_version = manifest.tls.min_version
+    # One registry of the clients' keys: private_key_jwt and signed requests alike.
+    client_keys = ClientKeys(engine, keyring, manifest)
     oauth = services.oauth.for_manifest(
         manifest,
+        keys=client_keys,
         trust=lambda ca: trust_context(ca, services.anchors, min_version),
         certificates=certificates,
     )
@@ -248,9 +251,7 @@ def build_gateway(
                 limiter=services.limiter,
                 idempotency=services.idempotency,
                 # Signed requests: clients' keys from the store, nonces single-use everywhere.
-                signatures=RequestSignatures(
-                    SignatureKeys(engine, keyring, manifest), services.nonces
-                ),
+                signatures=RequestSignatures(client_keys, services.nonces),
                 rules=rules,
                 manifest_dir=services.manifest_dir,
             ),

@@ -26,10 +26,10 @@ from interlock.clock import Clock, utc_now
 from interlock.config.manifest import Manifest
 from interlock.crypto.hashing import new_pepper
 from interlock.errors import InterlockError
+from interlock.identity.client_keys import ClientKeys
+from interlock.identity.client_secrets import ClientSecrets
 from interlock.logs import get_logger
 from interlock.oauth.client_assertion import ClientAssertions
-from interlock.oauth.client_keys import ClientKeys
-from interlock.oauth.client_secrets import ClientSecrets
 from interlock.oauth.dpop import DPoPNonces, DPoPVerifier
 from interlock.oauth.guard import AttemptGuard
 from interlock.oauth.revocation import TokenRevocations
@@ -101,11 +101,13 @@ class AuthorizationServer:
         self,
         manifest: Manifest,
         *,
+        keys: ClientKeys,
         trust: Callable[[str], ssl.SSLContext],
         certificates: CertificateClients | None = None,
     ) -> OAuthForManifest:
         """The token endpoint and verifier of ``manifest``.
 
+        ``keys`` are the clients' registered keys (``private_key_jwt``);
         ``trust(ca)`` verifies a trusted issuer's JWKS endpoint; ``certificates``
         enables ``tls_client_auth`` and certificate-bound tokens (RFC 8705).
         """
@@ -123,7 +125,7 @@ class AuthorizationServer:
             TokenIssuer(self.keys, self.issuer, lifetime),
             TokenRevocations(verifier, self.revoked),
             assertions=ClientAssertions(
-                ClientKeys(engine, manifest),
+                keys,
                 self.seen,
                 frozenset({self.issuer, f"{self.issuer}/oauth2/token"}),
             ),

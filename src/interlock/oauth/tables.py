@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, LargeBinary, String, Text
+from sqlalchemy import DateTime, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from interlock.store.base import Base, table_of
 from interlock.store.sealed import register_sealed_column
 
-__all__ = ["ClientKeyRow", "ClientSecretRow", "RevokedTokenRow", "SigningKeyRow"]
+__all__ = ["RevokedTokenRow", "SigningKeyRow"]
 
 
 class SigningKeyRow(Base):
@@ -35,20 +35,6 @@ class SigningKeyRow(Base):
 register_sealed_column(table_of(SigningKeyRow), "private_jwk")
 
 
-class ClientSecretRow(Base):
-    """An OAuth client secret: its hash only."""
-
-    __tablename__ = "oauth_client_secrets"
-    __table_args__ = (Index("ix_oauth_client_secrets_client", "client"),)
-
-    id: Mapped[str] = mapped_column(String(16), primary_key=True)
-    client: Mapped[str] = mapped_column(String(63), nullable=False)
-    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
 class RevokedTokenRow(Base):
     """A revoked access token's ``jti``, kept until the token would have expired."""
 
@@ -58,19 +44,3 @@ class RevokedTokenRow(Base):
     client: Mapped[str] = mapped_column(String(63), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     revoked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-
-
-class ClientKeyRow(Base):
-    """A client's registered public key (JWK) for ``private_key_jwt`` (RFC 7523)."""
-
-    __tablename__ = "oauth_client_keys"
-    __table_args__ = (Index("ix_oauth_client_keys_client", "client"),)
-
-    # RFC 7638 thumbprint, unique across clients: one key belongs to one client.
-    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    client: Mapped[str] = mapped_column(String(63), nullable=False)
-    alg: Mapped[str] = mapped_column(String(16), nullable=False)
-    public_jwk: Mapped[str] = mapped_column(Text, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -38,10 +38,10 @@ from interlock.errors import (
     NotFoundError,
     Refusal,
 )
+from interlock.identity.client_secrets import ClientSecrets
+from interlock.identity.clients import is_oauth_client
 from interlock.identity.grants import Grants
 from interlock.oauth.client_assertion import ASSERTION_TYPE, ClientAssertions
-from interlock.oauth.client_secrets import ClientSecrets
-from interlock.oauth.clients import is_oauth_client
 from interlock.oauth.dpop import DPoPVerifier
 from interlock.oauth.guard import AttemptGuard, NoGuard
 from interlock.oauth.revocation import TokenRevocations

@@ -24,8 +24,8 @@ from interlock.crypto.jose import (
     verify_compact_with_key,
 )
 from interlock.errors import InvalidTokenError
+from interlock.identity.clients import is_oauth_client
 from interlock.identity.grants import Grants, Principal
-from interlock.oauth.clients import is_oauth_client
 from interlock.oauth.keysets import Keys, KeySet
 from interlock.oauth.revoked import RevokedTokens
 from interlock.oauth.signing_keys import SigningKeys

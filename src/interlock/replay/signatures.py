@@ -40,8 +40,8 @@ from http_message_signatures.algorithms import ECDSA_P256_SHA256, ED25519, HMAC_
 from sqlalchemy.exc import SQLAlchemyError
 
 from interlock.errors import Refusal
+from interlock.identity.client_keys import ClientKeys, ResolvedKey
 from interlock.replay.seen import SeenOnce
-from interlock.replay.signature_keys import ResolvedKey, SignatureKeys
 
 __all__ = [
     "CLOCK_SKEW",
@@ -170,7 +170,7 @@ def verify_with_key(
 class RequestSignatures:
     """Verifies the signed requests of routes with a replay policy."""
 
-    def __init__(self, keys: SignatureKeys, seen: SeenOnce) -> None:
+    def __init__(self, keys: ClientKeys, seen: SeenOnce) -> None:
         """Keys from ``keys``; nonces single-use through ``seen`` (shared by replicas)."""
         self.keys = keys
         self._seen = seen

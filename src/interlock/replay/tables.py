@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, LargeBinary, String, Text
+from sqlalchemy import DateTime, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from interlock.store.base import Base, table_of
-from interlock.store.sealed import register_sealed_column
+from interlock.store.base import Base
 
-__all__ = ["IdempotencyRow", "SeenValueRow", "SignatureKeyRow"]
+__all__ = ["IdempotencyRow", "SeenValueRow"]
 
 
 class SeenValueRow(Base):
@@ -39,25 +38,3 @@ class IdempotencyRow(Base):
     response: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-
-
-class SignatureKeyRow(Base):
-    """A client's key for signed requests (RFC 9421): a public key, or a sealed HMAC secret."""
-
-    __tablename__ = "replay_signature_keys"
-    __table_args__ = (Index("ix_replay_signature_keys_client", "client"),)
-
-    # The keyid clients send: an RFC 7638 thumbprint, or a random id for an HMAC key.
-    keyid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    client: Mapped[str] = mapped_column(String(63), nullable=False)
-    alg: Mapped[str] = mapped_column(String(32), nullable=False)  # RFC 9421 §6.2 name
-    # Exactly one: the public JWK (JSON) of an asymmetric key, or an HMAC key's secret
-    # sealed by the keyring.
-    public_jwk: Mapped[str | None] = mapped_column(Text, nullable=True)
-    sealed_secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-
-
-register_sealed_column(table_of(SignatureKeyRow), "sealed_secret")

@@ -14,8 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 from interlock.errors import AuthenticationError, NotFoundError
+from interlock.identity.client_secrets import DEFAULT_LIFETIME, ClientSecrets
 from interlock.identity.keyformat import new_key, parse_key
-from interlock.oauth.client_secrets import DEFAULT_LIFETIME, ClientSecrets
 from interlock.secrets.rotators.base import Credential, RotationError, RotatorContext, option
 
 __all__ = ["ClientSecretRotator", "build"]

@@ -17,8 +17,9 @@ from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.crypto.jose import sign_compact
 from interlock.errors import InvalidRequestError, NotFoundError
+from interlock.identity.client_keys import MAX_ACTIVE, ClientKeys
+from interlock.identity.public_keys import jwk_from_pem
 from interlock.oauth.client_assertion import ClientAssertions
-from interlock.oauth.client_keys import MAX_ACTIVE, ClientKeys, jwk_from_pem
 from interlock.replay.seen import MemorySeen
 from interlock.store import Deployment
 from interlock.testing.clock import ManualClock
@@ -63,7 +64,7 @@ def _manifest(tmp_path: Path, app_auth: str = "oauth2") -> Manifest:
 @pytest.fixture
 def keys(deployment: Deployment, tmp_path: Path, clock: ManualClock) -> ClientKeys:
     """The client key registry on each store backend, with a hand-moved clock."""
-    return ClientKeys(deployment.engine, _manifest(tmp_path), now=clock)
+    return ClientKeys(deployment.engine, deployment.keyring, _manifest(tmp_path), now=clock)
 
 
 def _ec() -> ECKey:
@@ -87,7 +88,7 @@ def test_register_returns_the_thumbprint_and_the_key_verifies_assertions(
     keys: ClientKeys, clock: ManualClock, private: ECKey | OKPKey | RSAKey, alg: str
 ) -> None:
     """kid = RFC 7638 thumbprint; alg defaults by key type; the token endpoint's check passes."""
-    kid = keys.register("app", _public(private))
+    kid = keys.register("app", _public(private), use="assertion")
     assert kid == private.thumbprint()
     registered = keys.public_keys("app")
     assert list(registered) == [kid]
@@ -107,9 +108,9 @@ def test_only_public_members_alg_use_and_kid_are_stored(
     """Extra members (a caller-chosen kid, x5u) are dropped; the stored kid is the thumbprint."""
     key = _ec()
     document = _public(key, kid="chosen-by-caller", x5u="https://evil.example/cert")
-    kid = keys.register("app", document)
+    kid = keys.register("app", document, use="assertion")
     with deployment.engine.connect() as connection:
-        stored = connection.execute(sa.text("SELECT public_jwk FROM oauth_client_keys")).scalar()
+        stored = connection.execute(sa.text("SELECT public_jwk FROM identity_client_keys")).scalar()
     assert json.loads(str(stored)) == {
         **key.as_dict(private=False),
         "alg": "ES256",
@@ -121,23 +122,23 @@ def test_only_public_members_alg_use_and_kid_are_stored(
 def test_unknown_client_and_clients_without_oauth2_are_refused(keys: ClientKeys) -> None:
     """Keys exist only for manifest clients whose auth includes oauth2."""
     with pytest.raises(NotFoundError):
-        keys.register("ghost", _public(_ec()))
+        keys.register("ghost", _public(_ec()), use="assertion")
     with pytest.raises(InvalidRequestError, match="may not use OAuth"):
-        keys.register("legacy", _public(_ec()))
+        keys.register("legacy", _public(_ec()), use="assertion")
 
 
 @pytest.mark.parametrize("member", ["d", "p", "q", "dp", "dq", "qi", "k"])
 def test_private_or_symmetric_members_are_refused(keys: ClientKeys, member: str) -> None:
     """A JWK carrying any private (RFC 7518 §6.2.2, §6.3.2) or symmetric member is refused."""
     with pytest.raises(InvalidRequestError, match=f"private or symmetric members \\({member}\\)"):
-        keys.register("app", _public(_ec(), **{member: "AAAA"}))
+        keys.register("app", _public(_ec(), **{member: "AAAA"}), use="assertion")
     assert keys.list_keys() == []
 
 
 def test_a_full_private_jwk_is_refused(keys: ClientKeys) -> None:
     """The real thing: a private key handed over by mistake is not registered."""
     with pytest.raises(InvalidRequestError, match="register the public key only"):
-        keys.register("app", _ec().as_dict(private=True))
+        keys.register("app", _ec().as_dict(private=True), use="assertion")
 
 
 @pytest.mark.parametrize(
@@ -157,7 +158,7 @@ def test_key_types_and_curves_outside_the_allow_list_are_refused(
 ) -> None:
     """Only EC P-256, OKP Ed25519 and RSA of at least 2048 bits."""
     with pytest.raises(InvalidRequestError, match=message):
-        keys.register("app", document)
+        keys.register("app", document, use="assertion")
 
 
 @pytest.mark.parametrize(
@@ -177,12 +178,14 @@ def test_an_alg_that_does_not_fit_the_key_or_the_allow_list_is_refused(
 ) -> None:
     """The key fixes its algorithm; a declared alg must be exactly that one."""
     with pytest.raises(InvalidRequestError, match="does not fit this key"):
-        keys.register("app", _public(private, alg=alg))
+        keys.register("app", _public(private, alg=alg), use="assertion")
 
 
 def test_a_matching_explicit_alg_is_accepted(keys: ClientKeys) -> None:
     """alg: ES256 on a P-256 key is the default said out loud."""
-    kid = keys.register("app", _public(_ec(), alg="ES256", use="sig", key_ops=["verify"]))
+    kid = keys.register(
+        "app", _public(_ec(), alg="ES256", use="sig", key_ops=["verify"]), use="assertion"
+    )
     assert keys.public_keys("app")[kid][0] == "ES256"
 
 
@@ -190,7 +193,7 @@ def test_a_matching_explicit_alg_is_accepted(keys: ClientKeys) -> None:
 def test_keys_not_meant_for_signatures_are_refused(keys: ClientKeys, extra: dict[str, Any]) -> None:
     """use / key_ops, when present, must allow signature verification."""
     with pytest.raises(InvalidRequestError, match="not meant for signatures"):
-        keys.register("app", _public(_ec(), **extra))
+        keys.register("app", _public(_ec(), **extra), use="assertion")
 
 
 def test_a_key_belongs_to_one_client_and_never_comes_back_after_revocation(
@@ -198,26 +201,26 @@ def test_a_key_belongs_to_one_client_and_never_comes_back_after_revocation(
 ) -> None:
     """The same key cannot be registered twice, for any client, even after revocation."""
     document = _public(_ec())
-    kid = keys.register("app", document)
+    kid = keys.register("app", document, use="assertion")
     for client in ("app", "other"):
         with pytest.raises(InvalidRequestError, match="already registered"):
-            keys.register(client, document)
-    keys.revoke(kid)
+            keys.register(client, document, use="assertion")
+    keys.revoke(kid, "assertion")
     with pytest.raises(InvalidRequestError, match="generate a new key pair"):
-        keys.register("other", document)
+        keys.register("other", document, use="assertion")
 
 
 def test_at_most_five_active_keys_per_client(keys: ClientKeys, clock: ManualClock) -> None:
     """A sixth active key is refused; revoked and expired ones do not count."""
-    kids = [keys.register("app", _public(_ec())) for _ in range(MAX_ACTIVE - 1)]
-    keys.register("app", _public(_ec()), expires_at=clock() + timedelta(hours=1))
+    kids = [keys.register("app", _public(_ec()), use="assertion") for _ in range(MAX_ACTIVE - 1)]
+    keys.register("app", _public(_ec()), expires_at=clock() + timedelta(hours=1), use="assertion")
     with pytest.raises(InvalidRequestError, match="already has 5 active keys"):
-        keys.register("app", _public(_ec()))
-    keys.register("other", _public(_ec()))  # the limit is per client
-    keys.revoke(kids[0])
-    keys.register("app", _public(_ec()))
+        keys.register("app", _public(_ec()), use="assertion")
+    keys.register("other", _public(_ec()), use="assertion")  # the limit is per client
+    keys.revoke(kids[0], "assertion")
+    keys.register("app", _public(_ec()), use="assertion")
     clock.now += timedelta(hours=1)
-    keys.register("app", _public(_ec()))
+    keys.register("app", _public(_ec()), use="assertion")
     assert len(keys.public_keys("app")) == MAX_ACTIVE
 
 
@@ -226,17 +229,24 @@ def test_an_expiry_in_the_past_or_without_a_zone_is_refused(
 ) -> None:
     """expires_at must be an aware datetime after now."""
     with pytest.raises(InvalidRequestError, match="in the future"):
-        keys.register("app", _public(_ec()), expires_at=clock())
+        keys.register("app", _public(_ec()), expires_at=clock(), use="assertion")
     with pytest.raises(InvalidRequestError, match="in the future"):
-        keys.register("app", _public(_ec()), expires_at=clock().replace(tzinfo=None) + timedelta(1))
+        keys.register(
+            "app",
+            _public(_ec()),
+            expires_at=clock().replace(tzinfo=None) + timedelta(1),
+            use="assertion",
+        )
 
 
 def test_public_keys_holds_active_keys_only(keys: ClientKeys, clock: ManualClock) -> None:
     """Revoked keys leave at once, expiring keys at their expiry; list_keys shows all."""
-    lasting = keys.register("app", _public(_ec()))
-    expiring = keys.register("app", _public(_ec()), expires_at=clock() + timedelta(minutes=5))
-    revoked = keys.register("app", _public(_ec()))
-    keys.revoke(revoked)
+    lasting = keys.register("app", _public(_ec()), use="assertion")
+    expiring = keys.register(
+        "app", _public(_ec()), expires_at=clock() + timedelta(minutes=5), use="assertion"
+    )
+    revoked = keys.register("app", _public(_ec()), use="assertion")
+    keys.revoke(revoked, "assertion")
     assert set(keys.public_keys("app")) == {lasting, expiring}
     clock.now += timedelta(minutes=5)
     assert set(keys.public_keys("app")) == {lasting}
@@ -254,10 +264,10 @@ def test_public_keys_holds_active_keys_only(keys: ClientKeys, clock: ManualClock
 
 def test_list_keys_filters_by_client_newest_first(keys: ClientKeys, clock: ManualClock) -> None:
     """Typed records, newest first; a client filter."""
-    first = keys.register("app", _public(_ec()))
+    first = keys.register("app", _public(_ec()), use="assertion")
     clock.now += timedelta(seconds=1)
-    second = keys.register("app", _public(_ec()))
-    theirs = keys.register("other", _public(_ec()))
+    second = keys.register("app", _public(_ec()), use="assertion")
+    theirs = keys.register("other", _public(_ec()), use="assertion")
     assert [info.kid for info in keys.list_keys("app")] == [second, first]
     assert {info.kid for info in keys.list_keys()} == {first, second, theirs}
     info = keys.list_keys("other")[0]
@@ -273,20 +283,20 @@ def test_revoke_is_idempotent_and_unknown_kids_are_not_found(
     keys: ClientKeys, clock: ManualClock
 ) -> None:
     """The first revocation time stays; an unknown kid is NotFoundError."""
-    kid = keys.register("app", _public(_ec()))
-    first = keys.revoke(kid)
+    kid = keys.register("app", _public(_ec()), use="assertion")
+    first = keys.revoke(kid, "assertion")
     clock.now += timedelta(hours=1)
-    assert keys.revoke(kid).revoked_at == first.revoked_at
+    assert keys.revoke(kid, "assertion").revoked_at == first.revoked_at
     assert not first.active
     with pytest.raises(NotFoundError):
-        keys.revoke("no-such-kid")
+        keys.revoke("no-such-kid", "assertion")
 
 
 def test_revoke_client_revokes_every_active_key_of_that_client_only(keys: ClientKeys) -> None:
     """Returns how many were active; the other client's keys stay."""
-    keys.register("app", _public(_ec()))
-    keys.register("app", _public(_ec()))
-    theirs = keys.register("other", _public(_ec()))
+    keys.register("app", _public(_ec()), use="assertion")
+    keys.register("app", _public(_ec()), use="assertion")
+    theirs = keys.register("other", _public(_ec()), use="assertion")
     assert keys.revoke_client("app") == 2
     assert keys.revoke_client("app") == 0
     assert keys.public_keys("app") == {}
@@ -297,7 +307,7 @@ def test_removing_oauth2_from_the_manifest_disables_the_keys_at_once(
     keys: ClientKeys, tmp_path: Path
 ) -> None:
     """public_keys consults the current manifest, as secret authentication does."""
-    keys.register("app", _public(_ec()))
+    keys.register("app", _public(_ec()), use="assertion")
     keys.manifest = _manifest(tmp_path, app_auth="api_key")
     assert keys.public_keys("app") == {}
 
@@ -305,7 +315,7 @@ def test_removing_oauth2_from_the_manifest_disables_the_keys_at_once(
 def test_public_keys_is_one_query(keys: ClientKeys, deployment: Deployment) -> None:
     """The token endpoint's lookup costs one statement, whatever the number of keys."""
     for _ in range(3):
-        keys.register("app", _public(_ec()))
+        keys.register("app", _public(_ec()), use="assertion")
     statements: list[str] = []
 
     def count(*args: object) -> None:
@@ -317,7 +327,7 @@ def test_public_keys_is_one_query(keys: ClientKeys, deployment: Deployment) -> N
     finally:
         sa.event.remove(deployment.engine, "before_cursor_execute", count)
     assert len(statements) == 1
-    assert "WHERE oauth_client_keys.client = " in statements[0]
+    assert "WHERE identity_client_keys.client = " in statements[0]
 
 
 def test_a_pem_public_key_converts_to_the_same_jwk() -> None:

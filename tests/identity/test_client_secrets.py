@@ -10,8 +10,8 @@ import pytest
 
 from interlock.config.loader import load_manifest
 from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
-from interlock.oauth import client_secrets
-from interlock.oauth.client_secrets import DEFAULT_LIFETIME, MAX_ACTIVE, ClientSecrets
+from interlock.identity import client_secrets
+from interlock.identity.client_secrets import DEFAULT_LIFETIME, MAX_ACTIVE, ClientSecrets
 from interlock.store import Deployment
 from interlock.testing.clock import ManualClock
 

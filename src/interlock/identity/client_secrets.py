@@ -25,9 +25,9 @@ from interlock.config.manifest import Manifest
 from interlock.crypto.hashing import check_secret, hash_secret, new_pepper
 from interlock.crypto.keyring import Keyring
 from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
+from interlock.identity.clients import is_oauth_client, require_oauth_client
 from interlock.identity.keyformat import new_key, parse_key
-from interlock.oauth.clients import is_oauth_client, require_oauth_client
-from interlock.oauth.tables import ClientSecretRow
+from interlock.identity.tables import ClientSecretRow
 from interlock.store.base import as_utc, table_of
 from interlock.store.sealed_values import sealed_setting
 
