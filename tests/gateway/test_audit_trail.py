@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, select
 
 from interlock.audit.schema import BODIES
 from interlock.audit.verify import verify_log
-from tests.gateway.harness import Env, running_gateway
+from interlock.testing.gateway import Env, running_gateway
 
 
 @pytest.fixture(scope="module")

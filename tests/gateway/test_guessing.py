@@ -16,7 +16,7 @@ from interlock.config.units import Rate
 from interlock.gateway.guessing import GuessingGuard
 from interlock.gateway.problems import Refusal
 from interlock.limits import Decision, FailureGuard, Limit, MemoryLimiter
-from tests.gateway.harness import Env, running_gateway
+from interlock.testing.gateway import Env, running_gateway
 
 BUDGET = 5
 

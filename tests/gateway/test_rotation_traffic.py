@@ -24,7 +24,7 @@ import pytest
 from interlock.secrets.rotation import RotationEngine
 from interlock.secrets.rotators.base import Credential, RotationError
 from interlock.secrets.vault import Vault
-from tests.gateway.harness import Env, running_gateway
+from interlock.testing.gateway import Env, running_gateway
 
 OVERLAP_SECONDS = 7  # the gateway may serve a value up to 5 s after it changed
 

@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from tests.gateway.harness import Env
+from interlock.testing.gateway import Env
 
 
 def _handshake(env: Env, context: ssl.SSLContext) -> ssl.SSLSocket:
