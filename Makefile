@@ -25,7 +25,7 @@ LOWEST_STAMP := $(LOWEST)/.installed
 # CLI suites still drive a real gateway): the full suite passed when the floors were set.
 LOWEST_TESTS := tests --ignore=tests/gateway
 
-.PHONY: demo test lint typecheck deps scan softhsm unit lowest clean install tools lock \
+.PHONY: demo test lint typecheck deps scan softhsm unit fast lowest clean install tools lock \
         sbom bench-env
 
 install: $(STAMP)
@@ -85,6 +85,12 @@ scan: $(STAMP)
 
 unit: $(STAMP) $(SSLYZE_STAMP) softhsm
 	$(BIN)/pytest
+
+# The tests that need no server: no PostgreSQL, Redis or SoftHSM2, and no process
+# started (the markers are inferred and checked in tests/conftest.py).
+FAST_TESTS := -m "not postgres and not redis and not softhsm and not processes"
+fast: $(STAMP)
+	$(BIN)/pytest -q $(FAST_TESTS)
 
 $(LOWEST_STAMP): requirements/lowest.txt $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(LOWEST)

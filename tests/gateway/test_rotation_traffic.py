@@ -91,6 +91,7 @@ def own_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
 
 
 @pytest.mark.timeout(600)  # a gateway of its own, and at least 7 s of overlap, on a shared machine
+@pytest.mark.processes
 def test_requests_through_the_gateway_never_fail_while_the_upstream_credential_rotates(
     own_env: Env, tmp_path: Path
 ) -> None:

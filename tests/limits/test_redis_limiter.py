@@ -16,6 +16,9 @@ from interlock.limits import Limit, MemoryLimiter, Quota, RedisLimiter, bucket_k
 from interlock.testing.services import REDIS
 from tests.conftest import need
 
+# Every test runs on the real Redis.
+pytestmark = pytest.mark.redis
+
 
 class CountingConnection(redis.Connection):
     """Counts every write to the socket: one per round trip."""

@@ -24,6 +24,9 @@ from interlock.testing.gateway import Env
 from interlock.testing.services import require_env
 from tests.conftest import REPO_ROOT
 
+# uv builds an SDK-only venv; the gateway runs its upstreams as processes.
+pytestmark = pytest.mark.processes
+
 #: Distributions of the server's extras: none may be in an SDK-only install.
 SERVER_DISTRIBUTIONS = frozenset(
     {
