@@ -67,7 +67,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict src tools
+	$(BIN)/mypy --strict src tools tests
 
 # The lock matches pyproject.toml; every import is declared (deptry); no known
 # vulnerability in the locked set or at the floors without a dated waiver
