@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import sqlalchemy as sa
@@ -138,6 +139,23 @@ def _command_name(executable: object, argv: object) -> str:
 def pytest_configure() -> None:
     """Install the audit hook that holds unmarked tests to starting no process."""
     sys.addaudithook(_refuse_unmarked_processes)
+    _redis_database_per_worker()
+
+
+def _redis_database_per_worker() -> None:
+    """Under pytest-xdist, worker gwN uses the Redis database N above the configured one.
+
+    The replica tests reset client order-sync's rate-limit buckets, whose key names
+    are fixed; on one database two workers would reset each other's. (An
+    ``xdist_group`` would not do: pytest 9.2 ignores the node ids ``--dist loadgroup``
+    rewrites, pytest-dev/pytest-xdist#1386.) Subprocesses inherit the variable.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return
+    parts = urlsplit(REDIS.url)
+    database = int(parts.path.strip("/") or 0) + int(worker.removeprefix("gw"))
+    os.environ[REDIS.env] = urlunsplit(parts._replace(path=f"/{database}"))
 
 
 def isolate_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> None:
