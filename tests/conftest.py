@@ -1,11 +1,25 @@
-"""Shared fixtures: real services (skip or, under CI, fail when absent) and paths."""
+"""Shared fixtures: real services (skip or, under CI, fail when absent) and paths.
+
+Also the markers ``make fast`` deselects (registered in pyproject.toml): a test is
+marked ``postgres``, ``redis``, ``softhsm`` or ``processes`` from the fixtures it
+uses (``pytest_collection_modifyitems``); what cannot be inferred is marked by
+hand. The marks are checked while the tests run: ``need()`` fails a test that
+reaches PostgreSQL or Redis without its marker, and an audit hook fails one that
+starts a process without ``processes`` (or ``softhsm``), so ``make fast`` cannot
+quietly start depending on a server.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import sqlalchemy as sa
@@ -15,10 +29,133 @@ from interlock.config.settings import Settings
 from interlock.store import Deployment, initialise
 from interlock.testing import softhsm as softhsm_testing
 from interlock.testing.clock import ManualClock
-from interlock.testing.services import POSTGRES, Service, require_env, unreachable
+from interlock.testing.services import POSTGRES, REDIS, Service, require_env, unreachable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VECTORS = REPO_ROOT.parent / "shared" / "vectors"
+
+#: The marker a test that reaches each service must carry.
+SERVICE_MARKERS = {POSTGRES: "postgres", REDIS: "redis"}
+
+#: Fixtures that mean a service or processes, by the folder whose tests see them and
+#: their name (a folder's conftest fixture, or a module fixture of the same name there).
+FIXTURE_MARKERS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("tests", "postgres_url"): ("postgres",),
+    ("tests", "softhsm"): ("softhsm",),
+    ("tests/replay", "redis_client"): ("redis",),
+    # The test gateway runs the sample ERP and a rogue upstream as processes.
+    ("tests/gateway", "env"): ("processes",),
+    ("tests/sdk", "gateway"): ("processes",),
+    # Two gateway replicas on PostgreSQL (through postgres_url) and Redis.
+    ("tests/gateway", "replicas"): ("processes", "redis"),
+}
+
+#: Fixtures parametrised by backend, and the marker each backend parameter means.
+BACKEND_FIXTURES = ("store_url", "audit_url", "backend")
+BACKEND_MARKERS = {"postgresql": "postgres", "redis": "redis"}
+
+#: Markers under which a test may start processes (SoftHSM2 tokens are made by
+#: ``softhsm2-util``).
+PROCESS_MARKERS = ("processes", "softhsm")
+
+#: Audit events (PEP 578) that start a process.
+_PROCESS_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.fork", "os.posix_spawn"})
+
+#: Commands any test may run: ``interlock scan`` asks git for a work tree's files
+#: (a few milliseconds, no server).
+QUICK_COMMANDS = frozenset({"git"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by the services and processes its fixtures need."""
+    for item in items:
+        for marker in sorted(_inferred_markers(item)):
+            item.add_marker(marker)
+
+
+def _inferred_markers(item: pytest.Item) -> set[str]:
+    found: set[str] = set()
+    path = item.path.relative_to(REPO_ROOT)
+    for (folder, fixture), markers in FIXTURE_MARKERS.items():
+        if fixture in getattr(item, "fixturenames", ()) and path.is_relative_to(folder):
+            found.update(markers)
+    callspec = getattr(item, "callspec", None)
+    params: dict[str, Any] = callspec.params if callspec is not None else {}
+    for fixture in BACKEND_FIXTURES:
+        backend = params.get(fixture)
+        if isinstance(backend, str) and backend in BACKEND_MARKERS:
+            found.add(BACKEND_MARKERS[backend])
+    return found
+
+
+@dataclass
+class _Running:
+    """The test being run, for the checks in ``need()`` and the process audit hook."""
+
+    item: pytest.Item | None = None
+
+    def marked(self, *markers: str) -> bool:
+        """Whether no test is running, or the running one carries one of ``markers``."""
+        return self.item is None or any(self.item.get_closest_marker(m) for m in markers)
+
+
+_RUNNING = _Running()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Remember the running test (its fixtures' set-up and teardown included)."""
+    _RUNNING.item = item
+    try:
+        yield
+    finally:
+        _RUNNING.item = None
+
+
+def _refuse_unmarked_processes(event: str, args: tuple[Any, ...]) -> None:
+    if event not in _PROCESS_EVENTS or _RUNNING.marked(*PROCESS_MARKERS):
+        return
+    if event == "subprocess.Popen" and _command_name(args[0], args[1]) in QUICK_COMMANDS:
+        return
+    nodeid = _RUNNING.item.nodeid if _RUNNING.item else "?"
+    raise RuntimeError(
+        f"{nodeid} starts a process ({event} {args[:2]!r}) but is not marked processes: "
+        "mark it (pytest.mark.processes) or add its fixture to FIXTURE_MARKERS in "
+        "tests/conftest.py"
+    )
+
+
+def _command_name(executable: object, argv: object) -> str:
+    """The program's file name, from ``subprocess.Popen``'s audit arguments."""
+    if executable is None:
+        executable = argv[0] if isinstance(argv, list | tuple) and argv else argv
+    return (
+        Path(os.fsdecode(executable)).name
+        if isinstance(executable, str | bytes | os.PathLike)
+        else ""
+    )
+
+
+def pytest_configure() -> None:
+    """Install the audit hook that holds unmarked tests to starting no process."""
+    sys.addaudithook(_refuse_unmarked_processes)
+    _redis_database_per_worker()
+
+
+def _redis_database_per_worker() -> None:
+    """Under pytest-xdist, worker gwN uses the Redis database N above the configured one.
+
+    The replica tests reset client order-sync's rate-limit buckets, whose key names
+    are fixed; on one database two workers would reset each other's. (An
+    ``xdist_group`` would not do: pytest 9.2 ignores the node ids ``--dist loadgroup``
+    rewrites, pytest-dev/pytest-xdist#1386.) Subprocesses inherit the variable.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return
+    parts = urlsplit(REDIS.url)
+    database = int(parts.path.strip("/") or 0) + int(worker.removeprefix("gw"))
+    os.environ[REDIS.env] = urlunsplit(parts._replace(path=f"/{database}"))
 
 
 def isolate_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> None:
@@ -26,8 +163,6 @@ def isolate_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> 
 
     ``env`` sets more variables, by name without the ``INTERLOCK_`` prefix.
     """
-    import os
-
     from interlock.cli.context import state
 
     for name in list(os.environ):
@@ -46,7 +181,18 @@ _KEPT = ("INTERLOCK_TEST_", "INTERLOCK_REQUIRE_SERVICES")
 
 
 def need(service: Service) -> str:
-    """The service's URL; skip the test (or fail, under INTERLOCK_REQUIRE_SERVICES=1)."""
+    """The service's URL; skip the test (or fail, under INTERLOCK_REQUIRE_SERVICES=1).
+
+    A test that is not marked for the service (``SERVICE_MARKERS``) fails: ``make
+    fast`` deselects by those markers.
+    """
+    marker = SERVICE_MARKERS[service]
+    if not _RUNNING.marked(marker):
+        pytest.fail(
+            f"{_RUNNING.item.nodeid if _RUNNING.item else '?'} uses {service.name} but is not "
+            f"marked {marker}: mark it (pytest.mark.{marker}) or add its fixture to "
+            "FIXTURE_MARKERS in tests/conftest.py"
+        )
     reason = unreachable(service)
     if reason is not None:
         if require_env():

@@ -66,7 +66,7 @@ def _handler(seen: Seen) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             seen.paths.append(self.path)
             seen.headers.append(dict(self.headers.items()))
-            seen.certificates.append(self.connection.getpeercert())  # type: ignore[attr-defined]
+            seen.certificates.append(self.connection.getpeercert())
             if self.path == "/redirect":
                 self.send_response(302)
                 self.send_header("Location", "/elsewhere")

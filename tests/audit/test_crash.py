@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from interlock.audit.entry import decode_entry
@@ -20,6 +21,9 @@ from interlock.audit.storage import create_audit_engines
 from interlock.audit.verify import verify_log
 from interlock.config.settings import Settings
 from interlock.crypto import Keyring
+
+# Writers in child processes, killed mid-batch.
+pytestmark = pytest.mark.processes
 
 KILLS = 50
 ZYGOTE = Path(__file__).with_name("crash_writer.py")

@@ -16,8 +16,8 @@ from interlock.audit.pseudonyms import Pseudonymiser
 
 KEY = Pseudonymiser(b"k" * 32)
 # Control characters, quotes, backslashes, non-ASCII, astral and U+2028: every escaping path.
-_text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=40)
-_short = st.text(alphabet=st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40)
+_text = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40)
+_short = st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40)
 _detail = st.one_of(
     _text.map(lambda s: s[:500]), st.integers(-(2**53) + 1, 2**53 - 1), st.booleans()
 )

@@ -11,6 +11,7 @@ from interlock.proofs.rfc9162 import leaf_hashes, root_of
 from interlock.sdk.audit import Checkpoint, ProofError, verify_tree
 
 
+@pytest.mark.processes
 def test_the_sdk_verifier_does_not_import_sqlalchemy() -> None:
     """``interlock.sdk.audit`` runs where only the export and the key are available."""
     code = "import sys, interlock.sdk.audit; sys.exit('sqlalchemy' in sys.modules)"

@@ -158,6 +158,7 @@ def test_unexpected_errors_print_only_their_type(
     assert "secret-material" not in err
 
 
+@pytest.mark.processes
 def test_python_dash_m_runs_the_cli() -> None:
     """`python -m interlock` is the same program as the console script."""
     result = subprocess.run(

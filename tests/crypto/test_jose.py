@@ -65,6 +65,7 @@ def test_round_trip_for_each_allowed_algorithm(alg: str) -> None:
     key = generate_signing_key(alg)
     token = sign_compact(b'{"sub":"order-sync"}', key, alg, {"typ": "at+jwt"})
     public = import_public_jwk(public_jwk(key, alg))
+    assert key.kid is not None
     header, payload = verify_compact(token, {key.kid: public})
     assert payload == b'{"sub":"order-sync"}'
     assert header["typ"] == "at+jwt"
@@ -83,6 +84,7 @@ def issuer() -> tuple[ECKey, dict[str, Any]]:
     """An ES256 signing key and the verifier's key map."""
     key = generate_signing_key("ES256")
     assert isinstance(key, ECKey)
+    assert key.kid is not None
     return key, {key.kid: import_public_jwk(public_jwk(key, "ES256"))}
 
 

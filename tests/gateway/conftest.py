@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.gateway.harness import Env, running_gateway
+from interlock.testing.gateway import Env, running_gateway
 
 
 @pytest.fixture(scope="package")

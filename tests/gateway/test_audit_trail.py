@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, select
 
 from interlock.audit.schema import BODIES
 from interlock.audit.verify import verify_log
-from tests.gateway.harness import Env, running_gateway
+from interlock.testing.gateway import Env, running_gateway
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def _last(env: Env, action: str, **match: Any) -> dict[str, Any]:
     """The newest matching entry; best-effort entries land with the next batch, so wait a bit."""
     deadline = time.monotonic() + 5
     while True:
-        for entry in reversed(_entries(env)):
+        for entry in _entries(env)[::-1]:
             if entry["action"] == action and all(
                 entry.get(k) == v or entry["details"].get(k) == v for k, v in match.items()
             ):

@@ -26,7 +26,7 @@ from interlock.crypto.pkix import (
 from interlock.gateway.context import RequestContext
 from interlock.gateway.server import ListenerConfig, RunningGateway, start_gateway
 from interlock.pki import ensure_local_ca
-from tests.gateway.harness import Env
+from interlock.testing.gateway import Env
 
 
 class _Recorder:

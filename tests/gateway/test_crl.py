@@ -15,7 +15,7 @@ from cryptography import x509
 from interlock.crypto.keyfile import write_private_file
 from interlock.gateway.server import ListenerConfig, RunningGateway, start_gateway
 from interlock.pki.authority import Issued, Pki
-from tests.gateway.harness import Env
+from interlock.testing.gateway import Env
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from joserfc import jws
 from joserfc.jwk import ECKey
 
 from interlock.oauth.dpop import access_token_hash
-from tests.gateway.harness import Env
+from interlock.testing.gateway import Env
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.harness import Env, lines
+from interlock.testing.gateway import Env, lines
 
 
 def _bearer(token: str) -> dict[str, str]:

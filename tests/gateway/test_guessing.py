@@ -17,7 +17,7 @@ from interlock.errors import Refusal
 from interlock.gateway.guessing import GuessingGuard
 from interlock.gateway.problems import REFUSALS
 from interlock.limits import Decision, FailureGuard, Limit, MemoryLimiter
-from tests.gateway.harness import Env, running_gateway
+from interlock.testing.gateway import Env, running_gateway
 
 BUDGET = 5
 
@@ -31,6 +31,7 @@ def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         yield env
 
 
+@pytest.mark.processes
 def test_an_address_that_keeps_failing_gets_429_before_its_credentials_are_checked(
     strict: Env,
 ) -> None:
@@ -57,6 +58,7 @@ def test_an_address_that_keeps_failing_gets_429_before_its_credentials_are_check
     assert (status, body["error"]) == (429, "slow_down")
 
 
+@pytest.mark.processes
 def test_the_budget_refills(strict: Env) -> None:
     """GCRA: one unit back every 10/BUDGET s, so a locked-out address waits seconds."""
     good, _ = strict.key(["orders.read"])
@@ -67,6 +69,7 @@ def test_the_budget_refills(strict: Env) -> None:
     assert strict.request("GET", "/orders/1001", {"X-API-Key": good})[0] == 200
 
 
+@pytest.mark.processes
 def test_requests_without_a_credential_are_not_counted(tmp_path: Path) -> None:
     with running_gateway(tmp_path, auth_failures_per_ip="2/min") as env:
         for _ in range(6):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.gateway.harness import Env
+from interlock.testing.gateway import Env
 
 
 def _status(response: bytes) -> int:

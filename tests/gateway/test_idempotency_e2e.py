@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from tests.gateway.harness import Env
+from interlock.testing.gateway import Env
 
 
 def _post(

@@ -32,7 +32,7 @@ from interlock.crypto.pkix import (
 )
 from interlock.gateway.server import ListenerConfig, RunningGateway, start_gateway
 from interlock.gateway.tls import ClientAuth
-from tests.gateway.harness import Env
+from interlock.testing.gateway import Env
 
 IDENTITY = "spiffe://interlock.local/client/{}"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import pytest
 
 from interlock.identity.client_secrets import ClientSecrets
-from tests.gateway.harness import Env
+from interlock.testing.gateway import Env
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 

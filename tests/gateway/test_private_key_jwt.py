@@ -17,7 +17,7 @@ from joserfc.jwk import ECKey
 from interlock.crypto.jose import public_jwk
 from interlock.identity.client_keys import ClientKeys
 from interlock.oauth.client_assertion import ASSERTION_TYPE
-from tests.gateway.harness import Env
+from interlock.testing.gateway import Env
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 

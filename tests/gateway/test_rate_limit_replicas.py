@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import redis
 
+from interlock.testing.gateway import Env
 from interlock.testing.services import REDIS
 from tests.conftest import need
-from tests.gateway.harness import Env
 from tests.gateway.test_replicas import replicas  # noqa: F401  (the two-replica fixture)
 
 _KEYS = "interlock:rl:{order-sync}:*"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from urllib.parse import urlencode
 
-from tests.gateway.harness import Env
+from interlock.testing.gateway import Env
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 

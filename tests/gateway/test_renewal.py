@@ -16,7 +16,7 @@ from interlock.crypto.pkix import (
 from interlock.gateway.renewal import RenewingCertificate
 from interlock.pki.authority import Issued
 from interlock.testing.clock import ManualClock
-from tests.gateway.harness import Env
+from interlock.testing.gateway import Env
 
 
 def test_renewal_happens_when_a_third_of_the_lifetime_is_left(tmp_path: Path) -> None:

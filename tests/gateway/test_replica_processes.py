@@ -24,10 +24,13 @@ from pathlib import Path
 import pytest
 import redis
 
+from interlock.testing.gateway import Env, Signer, running_gateway
 from interlock.testing.services import REDIS
 from tests.conftest import fresh_schema, need
-from tests.gateway.harness import Env, Signer, running_gateway
 from tests.gateway.test_replicas import _free_port
+
+# A second gateway process sharing PostgreSQL and Redis with the harness' gateway.
+pytestmark = [pytest.mark.processes, pytest.mark.postgres, pytest.mark.redis]
 
 _LIMIT_KEYS = "interlock:rl:{order-sync}:*"
 

@@ -26,9 +26,9 @@ from interlock.gateway.server import ListenerConfig, RunningGateway, start_gatew
 from interlock.identity.client_keys import ClientKeys
 from interlock.oauth.client_assertion import ASSERTION_TYPE
 from interlock.store import open_deployment
+from interlock.testing.gateway import Env, Signer, running_gateway
 from interlock.testing.services import REDIS
 from tests.conftest import need
-from tests.gateway.harness import Env, Signer, running_gateway
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 

@@ -24,7 +24,7 @@ import pytest
 from interlock.secrets.rotation import RotationEngine
 from interlock.secrets.rotators.base import Credential, RotationError
 from interlock.secrets.vault import Vault
-from tests.gateway.harness import Env, running_gateway
+from interlock.testing.gateway import Env, running_gateway
 
 OVERLAP_SECONDS = 7  # the gateway may serve a value up to 5 s after it changed
 
@@ -91,6 +91,7 @@ def own_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
 
 
 @pytest.mark.timeout(600)  # a gateway of its own, and at least 7 s of overlap, on a shared machine
+@pytest.mark.processes
 def test_requests_through_the_gateway_never_fail_while_the_upstream_credential_rotates(
     own_env: Env, tmp_path: Path
 ) -> None:

@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.gateway.harness import MANIFEST, Env
+from interlock.testing.gateway import MANIFEST, Env
 
 
 def _free_port() -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.gateway.harness import Env, Signer
+from interlock.testing.gateway import Env, Signer
 
 BODY = b'{"note": "deliver before noon", "order": 1001}'
 

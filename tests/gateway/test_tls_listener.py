@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from tests.gateway.harness import Env
+from interlock.testing.gateway import Env
 
 
 def _handshake(env: Env, context: ssl.SSLContext) -> ssl.SSLSocket:
@@ -29,7 +29,9 @@ def test_tls_12_uses_an_aead_ecdhe_suite(env: Env) -> None:
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     with _handshake(env, context) as tls:
         assert tls.version() == "TLSv1.2"
-        name, _, _ = tls.cipher()
+        cipher = tls.cipher()
+        assert cipher is not None
+        name, _, _ = cipher
         assert name.startswith("ECDHE-")
         assert "GCM" in name or "CHACHA20" in name
 

@@ -34,9 +34,9 @@ from typing import Any, Final
 
 import pytest
 
+from interlock.testing.gateway import Env
 from interlock.testing.services import REQUIRE_SERVICES_ENV, require_env
 from tests.conftest import REPO_ROOT
-from tests.gateway.harness import Env
 
 SSLYZE_ENV: Final = "INTERLOCK_SSLYZE"
 DEFAULT_SSLYZE: Final = REPO_ROOT / ".venv-sslyze" / "bin" / "sslyze"

@@ -23,7 +23,7 @@ from joserfc.jws import JWSRegistry
 from interlock.crypto.jose import generate_signing_key, public_jwk, sign_compact
 from interlock.oauth.revoked import RevokedTokens
 from interlock.oauth.signing_keys import SigningKeys
-from tests.gateway.harness import Env
+from interlock.testing.gateway import Env
 
 Forge = Callable[["Kit"], str]
 

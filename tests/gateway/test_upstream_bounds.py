@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.gateway.harness import Env
+from interlock.testing.gateway import Env
 
 
 def test_redirects_are_returned_not_followed(env: Env) -> None:

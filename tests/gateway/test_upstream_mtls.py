@@ -14,8 +14,8 @@ from interlock.config.loader import load_manifest
 from interlock.crypto.keyfile import write_private_file
 from interlock.gateway.server import ListenerConfig, RunningGateway, start_gateway
 from interlock.pki import ensure_local_ca
+from interlock.testing.gateway import Env
 from interlock.testing.sample_erp import SampleErp, start_sample_erp
-from tests.gateway.harness import Env
 
 MANIFEST = """\
 version: 1

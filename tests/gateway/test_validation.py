@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pytest
 
 from interlock.logs import configure_logging
-from tests.gateway.harness import Env
+from interlock.testing.gateway import Env
 
 ORDER: dict[str, Any] = {
     "customer_id": "C-0042",

@@ -17,7 +17,7 @@ from interlock.gateway.vault_api import PREFIX
 from interlock.sdk import ClientCredentials, InterlockAuth
 from interlock.sdk.secrets import SecretsClient, VaultError
 from interlock.secrets.vault import Vault
-from tests.gateway.harness import Env
+from interlock.testing.gateway import Env
 from tests.gateway.test_mtls import ClientCA, optional, test_ca
 
 __all__ = ["optional", "test_ca"]  # module-scoped fixtures shared with the mTLS tests

@@ -33,6 +33,9 @@ from interlock.limits import (
     bucket_key,
 )
 
+# Each test starts and stops a redis-server of its own.
+pytestmark = pytest.mark.processes
+
 QUOTA = Quota("per_client", Rate(2, timedelta(hours=1)))
 LIMITS = (Limit(QUOTA, bucket_key("t", "client", "a")),)
 

@@ -16,6 +16,9 @@ from interlock.limits import Limit, MemoryLimiter, Quota, RedisLimiter, bucket_k
 from interlock.testing.services import REDIS
 from tests.conftest import need
 
+# Every test runs on the real Redis.
+pytestmark = pytest.mark.redis
+
 
 class CountingConnection(redis.Connection):
     """Counts every write to the socket: one per round trip."""
@@ -25,7 +28,8 @@ class CountingConnection(redis.Connection):
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         """Count, then send."""
         CountingConnection.sent += 1
-        super().send_packed_command(command, check_health)
+        # redis-py 8 ships py.typed but leaves this method unannotated.
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture

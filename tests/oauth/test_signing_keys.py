@@ -86,6 +86,7 @@ def test_private_keys_are_sealed_and_jwks_is_public_only(
     keys.ensure()
     with deployment.engine.connect() as connection:
         stored = connection.execute(sa.text("SELECT private_jwk FROM oauth_signing_keys")).scalar()
+    assert stored is not None
     assert b'"d"' not in stored
     (published,) = keys.jwks()["keys"]
     assert "d" not in published

@@ -372,6 +372,7 @@ def test_cache_is_bounded_and_cleared_on_manifest_change(
     assert verifier.verify_cached(tokens[-1]) is None
 
 
+@pytest.mark.redis
 def test_redis_announces_revocations_to_every_replica_at_once(deployment: Deployment) -> None:
     """With Redis, a revocation on one replica reaches another before its store reload."""
     client = redis.Redis.from_url(need(REDIS))

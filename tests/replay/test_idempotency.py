@@ -169,6 +169,7 @@ def test_two_sql_replicas_race_on_postgresql(postgres_url: str, tmp_path: Path) 
         deployment.close()
 
 
+@pytest.mark.redis
 def test_two_redis_replicas_share_records() -> None:
     """Two Redis clients (two replicas): one begins, the other waits, then replays."""
     url = need(REDIS)
@@ -215,6 +216,7 @@ def test_fingerprint_covers_method_target_and_body() -> None:
     assert base == fingerprint("POST", "/orders", b"x")
 
 
+@pytest.mark.redis
 def test_backend_follows_configuration(deployment: Deployment) -> None:
     """Redis when a URL is configured, the store otherwise."""
     assert isinstance(idempotency_store(deployment.engine, None), SqlIdempotency)

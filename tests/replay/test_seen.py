@@ -89,6 +89,7 @@ def test_purge_forgets_closed_windows(deployment: Deployment) -> None:
     assert not seen.first_use("dpop", "future", _later())
 
 
+@pytest.mark.redis
 def test_backend_follows_configuration(deployment: Deployment) -> None:
     """Redis when a URL is configured, the store otherwise."""
     assert isinstance(seen_store(deployment.engine, None), SqlSeen)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.harness import Env, running_gateway
+from interlock.testing.gateway import Env, running_gateway
 from tests.sdk.fake_server import FakeServer
 
 #: Token lifetime of the SDK tests' gateway: short, so renewal happens within a test.

@@ -22,7 +22,7 @@ from joserfc.jwk import ECKey, OKPKey
 from interlock.identity.client_keys import ClientKeys
 from interlock.sdk import ClientCredentials, InterlockAuth, InterlockRequestsAuth, TokenRequestError
 from interlock.sdk.rfc7523 import ClientKey
-from tests.gateway.harness import Env
+from interlock.testing.gateway import Env
 from tests.sdk.conftest import GATEWAY_TOKEN_LIFETIME
 from tests.sdk.fake_server import Clock
 

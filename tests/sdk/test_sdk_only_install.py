@@ -20,9 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from interlock.testing.gateway import Env
 from interlock.testing.services import require_env
 from tests.conftest import REPO_ROOT
-from tests.gateway.harness import Env
+
+# uv builds an SDK-only venv; the gateway runs its upstreams as processes.
+pytestmark = pytest.mark.processes
 
 #: Distributions of the server's extras: none may be in an SDK-only install.
 SERVER_DISTRIBUTIONS = frozenset(

@@ -27,7 +27,7 @@ from interlock.sdk import (
     SignedRequests,
     SignedRequestsAuth,
 )
-from tests.gateway.harness import Env
+from interlock.testing.gateway import Env
 
 FLAVOURS = ["httpx", "httpx-async", "requests"]
 BODY = b'{"order": 1001, "note": "signed by the partner"}'

@@ -30,7 +30,7 @@ def test_rewrap_moves_every_sealed_value_to_the_current_version(
     keyring = deployment.keyring
     _items.create(deployment.engine)
     columns = (*sealed_columns(), SealedColumn(_items, "value"))
-    rows = [
+    rows: list[dict[str, bytes | int | str | None]] = [
         {
             "tenant": tenant,
             "id": i,

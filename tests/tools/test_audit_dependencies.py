@@ -130,6 +130,7 @@ def _audit(
     )
 
 
+@pytest.mark.processes
 def test_a_known_vulnerability_fails_the_build(
     tmp_path: Path, osv: tuple[Osv, str], tls: LocalTls
 ) -> None:
@@ -145,6 +146,7 @@ def test_a_known_vulnerability_fails_the_build(
     assert {q["package"]["name"] for q in service.queries} >= {"idna", "six"}
 
 
+@pytest.mark.processes
 def test_a_dated_waiver_lets_it_pass_and_is_reported(
     tmp_path: Path, osv: tuple[Osv, str], tls: LocalTls
 ) -> None:
@@ -157,6 +159,7 @@ def test_a_dated_waiver_lets_it_pass_and_is_reported(
     assert "never the product" in done.stdout
 
 
+@pytest.mark.processes
 def test_an_expired_waiver_fails_the_build(
     tmp_path: Path, osv: tuple[Osv, str], tls: LocalTls
 ) -> None:
@@ -168,6 +171,7 @@ def test_an_expired_waiver_fails_the_build(
     assert f"its waiver expired on {TODAY - timedelta(days=1)}" in done.stdout
 
 
+@pytest.mark.processes
 def test_a_waiver_for_another_package_does_not_apply(
     tmp_path: Path, osv: tuple[Osv, str], tls: LocalTls
 ) -> None:
@@ -179,6 +183,7 @@ def test_a_waiver_for_another_package_does_not_apply(
     assert "unused waiver GHSA-test-0000-0001 (six)" in done.stdout
 
 
+@pytest.mark.processes
 def test_an_unreachable_service_is_reported_without_failing(tmp_path: Path, tls: LocalTls) -> None:
     """Nothing listens: one line says nothing was checked; exit 0."""
     with socket.socket() as probe:
@@ -190,6 +195,7 @@ def test_an_unreachable_service_is_reported_without_failing(tmp_path: Path, tls:
     assert "NOT checked" in done.stdout
 
 
+@pytest.mark.processes
 def test_a_service_whose_certificate_does_not_verify_fails(
     tmp_path: Path, osv: tuple[Osv, str]
 ) -> None:

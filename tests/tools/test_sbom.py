@@ -61,6 +61,7 @@ def test_the_schema_check_refuses_a_malformed_sbom() -> None:
     assert not validator.is_valid({**base, "components": [licensed]})
 
 
+@pytest.mark.processes
 def test_the_sbom_names_every_runtime_package_at_its_locked_version(
     sbom: dict[str, object],
 ) -> None:
@@ -74,6 +75,7 @@ def test_the_sbom_names_every_runtime_package_at_its_locked_version(
     assert {"pytest", "mypy", "ruff", "deptry", "bandit", "limits"} & set(listed) == set()
 
 
+@pytest.mark.processes
 def test_every_component_has_a_purl_and_a_sha256(sbom: dict[str, object]) -> None:
     """Each package is identified (purl) and pinned by content (SHA-256 of a distribution)."""
     components = sbom["components"]

@@ -162,6 +162,7 @@ def postgres_view() -> Iterator[tuple[str, str]]:
         admin.dispose()
 
 
+@pytest.mark.postgres
 def test_a_sql_rule_on_postgresql_with_a_select_only_role(postgres_view: tuple[str, str]) -> None:
     url, schema = postgres_view
     spec = SqlRule.model_validate(

@@ -39,6 +39,9 @@ from interlock.testing.services import POSTGRES, require_env
 from tests.conftest import need
 from tests.vault.rotation_support import ADMIN
 
+# The rotator changes logins on the real PostgreSQL.
+pytestmark = pytest.mark.postgres
+
 GROUP: Final = "interlock_rotation_test"
 HBA_LINE: Final = f"host all +{GROUP} 127.0.0.1/32 scram-sha-256"
 

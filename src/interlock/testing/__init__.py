@@ -1,6 +1,10 @@
 """Helpers for testing Interlock and code built on it (importable, typed).
 
-Nothing here imports pytest, so the package stays importable without it.
+Nothing here imports pytest, so the package stays importable without it. Besides
+what is re-exported here: ``interlock.testing.gateway`` (a running gateway with
+its upstream processes), ``interlock.testing.tls`` (a CA made at run time and an
+HTTPS test server), ``interlock.testing.softhsm``, ``interlock.testing.sample_erp`` and
+``interlock.testing.scan_corpus``.
 """
 
 from interlock.testing.clock import ManualClock

@@ -1,9 +1,15 @@
 """A real gateway over real TLS in a background event loop, with upstream processes.
 
-The sample ERP runs as a separate process (``python -m interlock.testing.sample_erp``)
-with a certificate from the deployment's local CA; a "rogue" upstream runs with a
-certificate from a CA nobody trusts. Tests talk to the gateway with
-``http.client`` (verifying against the local CA) or raw TLS sockets for hostile input.
+``running_gateway(workdir)`` initialises a deployment in ``workdir``, starts the
+sample ERP as a separate process (``python -m interlock.testing.sample_erp``) with
+a certificate from the deployment's local CA, a "rogue" upstream with a
+certificate from a CA nobody trusts, and the gateway on ``MANIFEST``; it yields an
+``Env``. Tests talk to the gateway with ``http.client`` (``Env.request``,
+verifying against the local CA) or raw TLS sockets for hostile input
+(``Env.raw``), and sign requests as a partner would with ``Signer``.
+
+Nothing here imports pytest: a fixture wraps ``running_gateway`` in the scope it
+needs (the gateway and SDK suites each share one per package).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import Any
 
 import structlog
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver
-from http_message_signatures.algorithms import ED25519, HMAC_SHA256
+from http_message_signatures.algorithms import ED25519, HMAC_SHA256, HTTPSignatureAlgorithm
 from joserfc.jwk import OKPKey
 
 from interlock.config.loader import load_manifest
@@ -54,6 +60,18 @@ from interlock.pki import ensure_local_ca
 from interlock.replay.signatures import SignedMessage
 from interlock.secrets.vault import Vault
 from interlock.store import Deployment, initialise
+
+__all__ = [
+    "MANIFEST",
+    "Env",
+    "Running",
+    "Signer",
+    "Upstream",
+    "lines",
+    "running_gateway",
+    "start",
+    "stop",
+]
 
 MANIFEST = """\
 version: 1
@@ -296,6 +314,7 @@ class Signer:
         manifest = env.gateway.gateway.manifest
         self.keys = ClientKeys(env.deployment.engine, env.deployment.keyring, manifest)
         self.private: Any
+        self.alg: type[HTTPSignatureAlgorithm]
         if hmac:
             issued = self.keys.create_shared_secret(client)
             self.keyid, self.alg = issued.keyid, HMAC_SHA256
