@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from interlock.actors import Operator
+from interlock.audit.sink import MemorySink
 from interlock.secrets.rotation import RotationEngine
 from interlock.secrets.rotators.base import Credential, RotationError
 from interlock.secrets.vault import Vault
@@ -99,10 +101,14 @@ def test_requests_through_the_gateway_never_fail_while_the_upstream_credential_r
     env = own_env
     token, _ = env.key(["orders.read"])
     headers = {"Authorization": f"Bearer {token}"}
-    vault = Vault(env.deployment.engine, env.deployment.keyring, cache_seconds=0)
-    vault.configure("erp/api-key", actor="admin:test", overlap=OVERLAP_SECONDS, rotator="test")
+    vault = Vault(
+        env.deployment.engine, env.deployment.keyring, cache_seconds=0, audit=MemorySink()
+    )
+    vault.configure(
+        "erp/api-key", actor=Operator("admin:test"), overlap=OVERLAP_SECONDS, rotator="test"
+    )
     rotator = TokenFileRotator(env, tmp_path / "erp-token")
-    engine = RotationEngine(vault, env.deployment.engine, lambda _info: rotator)
+    engine = RotationEngine(vault, env.deployment.engine, lambda _info: rotator, audit=MemorySink())
 
     statuses: list[int] = []
     stop = threading.Event()
@@ -137,5 +143,5 @@ def test_requests_through_the_gateway_never_fail_while_the_upstream_credential_r
     failures = [s for s in statuses if s != 200]
     assert failures == [], f"{len(failures)} of {len(statuses)} requests failed: {set(failures)}"
     assert rotator._erp_status(env.erp_token) == 401
-    new = vault.read("erp/api-key", actor="admin:test")[0].reveal().decode()
+    new = vault.read("erp/api-key", actor=Operator("admin:test"))[0].reveal().decode()
     assert rotator._erp_status(new) == 200

@@ -11,7 +11,9 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import create_engine, select
 
+from interlock.actors import Operator
 from interlock.audit.schema import BODIES
+from interlock.audit.sink import MemorySink
 from interlock.gateway.endpoints import VaultEndpoint
 from interlock.gateway.vault_api import PREFIX
 from interlock.sdk import ClientCredentials, InterlockAuth
@@ -28,7 +30,9 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 @pytest.fixture
 def vault(env: Env) -> Iterator[Vault]:
     """The deployment's vault, with grants for oauth-only removed afterwards."""
-    vault = Vault(env.deployment.engine, env.deployment.keyring, cache_seconds=0)
+    vault = Vault(
+        env.deployment.engine, env.deployment.keyring, cache_seconds=0, audit=MemorySink()
+    )
     yield vault
     for grant in vault.policy.grants():
         vault.policy.revoke(grant.client, grant.pattern)
@@ -63,9 +67,9 @@ def test_a_client_reads_what_it_is_granted_through_the_sdk(
     env: Env, vault: Vault, secret: str
 ) -> None:
     """Token-authenticated reads; versions and stages; everything else refused."""
-    vault.write("partner/api-token", b"partner-v1", actor="admin:test")
-    vault.write("partner/api-token", b"partner-v2", actor="admin:test")
-    vault.write("erp/other", b"not-yours", actor="admin:test")
+    vault.write("partner/api-token", b"partner-v1", actor=Operator("admin:test"))
+    vault.write("partner/api-token", b"partner-v2", actor=Operator("admin:test"))
+    vault.write("erp/other", b"not-yours", actor=Operator("admin:test"))
     with _client(env, secret) as client:
         with pytest.raises(VaultError) as denied:
             client.get("partner/api-token")
@@ -105,7 +109,7 @@ def test_the_sdk_cache_follows_the_lease_and_sees_a_rotation(
 ) -> None:
     """Cached within the lease; after it, the new version."""
     vault.policy.grant("oauth-only", "partner/*", ["read"])
-    vault.write("partner/rotating", b"before", actor="admin:test")
+    vault.write("partner/rotating", b"before", actor=Operator("admin:test"))
     mount = env.gateway.gateway.endpoints.find(PREFIX, "GET")
     assert mount is not None
     api = cast(VaultEndpoint, mount.endpoint).vault
@@ -113,7 +117,7 @@ def test_the_sdk_cache_follows_the_lease_and_sees_a_rotation(
     try:
         with _client(env, secret) as client:
             assert client.get("partner/rotating").reveal() == b"before"
-            vault.write("partner/rotating", b"after", actor="admin:test")
+            vault.write("partner/rotating", b"after", actor=Operator("admin:test"))
             assert client.get("partner/rotating").reveal() == b"after"
     finally:
         api.lease_seconds = lease
@@ -121,7 +125,7 @@ def test_the_sdk_cache_follows_the_lease_and_sees_a_rotation(
 
 def test_api_keys_and_missing_credentials_are_refused(env: Env, vault: Vault) -> None:
     """The vault takes tokens and certificates only; without a credential, 401."""
-    vault.write("partner/k", b"v", actor="admin:test")
+    vault.write("partner/k", b"v", actor=Operator("admin:test"))
     vault.policy.grant("order-sync", "partner/*", ["read"])
     token, _ = env.key(["orders.read"])
     status, headers, body = env.request("GET", "/v1/secrets/partner/k", {"X-API-Key": token})
@@ -151,13 +155,13 @@ def test_bad_requests_get_problems(  # noqa: PLR0917  (one parametrised case)
     env: Env, vault: Vault, secret: str, method: str, path: str, body: bytes | None, status: int
 ) -> None:
     """Malformed requests are refused with a problem document, nothing written."""
-    written = vault.write("partner/k", b"v", actor="admin:test")
+    written = vault.write("partner/k", b"v", actor=Operator("admin:test"))
     vault.policy.grant("oauth-only", "partner/*", ["read", "write"])
     headers = {"Authorization": f"Bearer {_token(env, secret)}", "Content-Type": "application/json"}
     got, found, problem = env.request(method, path, headers, body)
     assert got == status, problem
     assert found["content-type"].startswith("application/problem+json")
-    assert vault.info("partner/k").current_version == written.version
+    assert vault.info("partner/k", actor=Operator("admin:test")).current_version == written.version
 
 
 def test_a_value_is_never_in_logs_and_reads_are_on_the_audit_trail(
@@ -165,7 +169,7 @@ def test_a_value_is_never_in_logs_and_reads_are_on_the_audit_trail(
 ) -> None:
     """The value travels base64 in the body only; reads are recorded as the client."""
     value = "vault-value-" + base64.b16encode(b"unique-marker").decode()
-    vault.write("partner/logged", value.encode(), actor="admin:test")
+    vault.write("partner/logged", value.encode(), actor=Operator("admin:test"))
     vault.policy.grant("oauth-only", "partner/*", ["read"])
     status, headers, body = env.request(
         "GET", "/v1/secrets/partner/logged", {"Authorization": f"Bearer {_token(env, secret)}"}
@@ -194,7 +198,7 @@ def test_a_client_certificate_authenticates_to_the_vault(
     env: Env, vault: Vault, test_ca: ClientCA, optional: object
 ) -> None:
     """mTLS: the certificate names cert-sync; its grant decides."""
-    vault.write("certs/thing", b"for-cert-sync", actor="admin:test")
+    vault.write("certs/thing", b"for-cert-sync", actor=Operator("admin:test"))
     vault.policy.grant("cert-sync", "certs/*", ["read"])
     files = test_ca.client("cert-sync", "vault-cert-sync")
     port = optional.port  # type: ignore[attr-defined]
@@ -211,7 +215,7 @@ def test_a_client_certificate_authenticates_to_the_vault(
 
 def test_the_listing_shows_only_names(env: Env, vault: Vault, secret: str) -> None:
     """A listing carries no value."""
-    vault.write("partner/listed", b"hidden-value", actor="admin:test")
+    vault.write("partner/listed", b"hidden-value", actor=Operator("admin:test"))
     vault.policy.grant("oauth-only", "partner/**", ["list"])
     status, _, body = env.request(
         "GET", "/v1/secrets?prefix=partner", {"Authorization": f"Bearer {_token(env, secret)}"}

@@ -24,6 +24,8 @@ from typing import Annotated
 import aiohttp
 import typer
 
+from interlock.actors import Operator
+from interlock.audit.service import AuditLog
 from interlock.cli.context import console, settings, state
 from interlock.cli.render import integration_table, route_table, system_table
 from interlock.config.loader import load_manifest
@@ -89,9 +91,13 @@ async def _demo(deployment: Deployment, manifest: Manifest, *, once: bool, port:
     data_dir = deployment.settings.data_dir
     ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
     erp_token = secrets.token_urlsafe(32)
-    Vault(deployment.engine, deployment.keyring).write(
-        "erp/api-key", erp_token.encode(), actor="admin:demo"
-    )
+    log = AuditLog.open(deployment.settings, deployment.keyring)
+    try:
+        Vault(deployment.engine, deployment.keyring, audit=log.sink).write(
+            "erp/api-key", erp_token.encode(), actor=Operator("admin:demo")
+        )
+    finally:
+        log.close()
     erp = await _start_erp(deployment, erp_token)
     manifest = _point_at_sample(manifest, erp.port)
     gateway = await _start_gateway(deployment, manifest, port)

@@ -17,6 +17,7 @@ import getpass
 from collections.abc import Sequence
 from typing import Final
 
+from interlock.actors import Operator
 from interlock.audit.entry import AuditEntry, Outcome
 from interlock.audit.service import AuditLog
 from interlock.config.settings import Settings
@@ -82,13 +83,13 @@ def admin_action(args: Sequence[str]) -> tuple[str, str] | None:
     return f"admin.{words[0]}.{words[1]}", " ".join(kept)
 
 
-def admin_actor() -> str:
+def admin_actor() -> Operator:
     """``admin:<operating-system user>``: who acts through the CLI, as the audit trail names it."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = "unknown"
-    return f"admin:{user}"[:200]
+    return Operator(f"admin:{user}"[:200])
 
 
 def record_admin_action(settings: Settings, args: Sequence[str], status: int) -> str | None:
@@ -99,7 +100,7 @@ def record_admin_action(settings: Settings, args: Sequence[str], status: int) ->
     action, command_line = found
     details: dict[str, str | int | bool] = {"command": command_line[:_MAX_ARGS]}
     entry = AuditEntry(
-        actor=admin_actor(),
+        actor=admin_actor().label,
         action=action,
         outcome=Outcome(result="success" if status == 0 else "failure", status=status),
         details=details,

@@ -132,7 +132,7 @@ def list_secrets(
 ) -> None:
     """Names, versions and rotation state of stored secrets (never values)."""
     with open_vault() as vault:
-        found = vault.secrets(prefix)
+        found = vault.secrets(prefix, actor=admin_actor())
     if as_json:
         typer.echo(json.dumps([_info_json(i) for i in found], indent=2))
         return
@@ -148,8 +148,8 @@ def list_secrets(
 def show(name: _Name) -> None:
     """Metadata and every version of NAME (never values)."""
     with open_vault() as vault:
-        info = vault.info(name)
-        versions = vault.versions(name)
+        info = vault.info(name, actor=admin_actor())
+        versions = vault.versions(name, actor=admin_actor())
     typer.echo(
         json.dumps(_info_json(info) | {"versions": [_version_json(v) for v in versions]}, indent=2)
     )

@@ -25,11 +25,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 from typing import Any, Final
 
 from aiohttp import web
 
+from interlock.actors import Client
 from interlock.audit.errors import AuditUnavailableError
 from interlock.errors import InvalidRequestError, NotFoundError, Refusal
 from interlock.gateway.body import read_limited
@@ -99,10 +101,9 @@ class VaultApi:
         secret, info = await asyncio.to_thread(
             self.vault.read,
             name,
-            actor=f"client:{principal.client}",
+            actor=Client(principal.client),
             version=version,
             stage=stage,  # type: ignore[arg-type]  # checked above
-            client=principal.client,
         )
         body = _version_json(info) | {
             "value": base64.b64encode(secret.reveal()).decode("ascii"),
@@ -112,7 +113,9 @@ class VaultApi:
 
     async def _list(self, request: web.BaseRequest, principal: Principal) -> web.Response:
         prefix = request.query.get("prefix", "")
-        found = await asyncio.to_thread(self.vault.secrets, prefix, client=principal.client)
+        found = await asyncio.to_thread(
+            functools.partial(self.vault.secrets, prefix, actor=Client(principal.client))
+        )
         return web.json_response({"secrets": [_info_json(i) for i in found]}, headers=_NO_STORE)
 
     async def _write(
@@ -140,9 +143,8 @@ class VaultApi:
             self.vault.write,
             name,
             decoded,
-            actor=f"client:{principal.client}",
+            actor=Client(principal.client),
             cas=cas,
-            client=principal.client,
         )
         status = 201 if info.version == 1 else 200
         return web.json_response(_version_json(info), status=status, headers=_NO_STORE)

@@ -28,6 +28,7 @@ from typing import Final, Literal, TypeVar
 
 from sqlalchemy import Engine
 
+from interlock.actors import Operator
 from interlock.audit.entry import AuditEntry, Outcome
 from interlock.audit.sink import AuditSink
 from interlock.clock import Clock
@@ -61,12 +62,13 @@ class Done:
 
 def due(vault: Vault, now: datetime) -> list[SecretInfo]:
     """Secrets whose schedule (``rotate_every`` since the last rotation) has come."""
-    return [i for i in vault.secrets() if (at := i.due_at()) is not None and now >= at]
+    listed = vault.secrets(actor=ROTATION_ACTOR)
+    return [i for i in listed if (at := i.due_at()) is not None and now >= at]
 
 
 def overdue(vault: Vault, now: datetime) -> list[SecretInfo]:
     """Secrets older than their maximum age: they should have been rotated already."""
-    return [i for i in vault.secrets() if i.overdue(now)]
+    return [i for i in vault.secrets(actor=ROTATION_ACTOR) if i.overdue(now)]
 
 
 class RotationEngine:
@@ -83,8 +85,8 @@ class RotationEngine:
         engine: Engine,
         rotators: Callable[[SecretInfo], Rotator],
         *,
-        audit: AuditSink | None = None,
-        actor: str = ROTATION_ACTOR,
+        audit: AuditSink,
+        actor: Operator = ROTATION_ACTOR,
         lease: timedelta = DEFAULT_LEASE,
         on_step: Callable[[str, StepName, int], None] | None = None,
         now: Clock | None = None,
@@ -161,7 +163,7 @@ class RotationEngine:
         now = self._now()
         done = [
             self._guarded(info.name, "retired", self.retire)
-            for info in self._vault.secrets()
+            for info in self._vault.secrets(actor=self._actor)
             if info.rotator is not None
         ]
         names = {i.name for i in due(self._vault, now)}
@@ -181,7 +183,7 @@ class RotationEngine:
     # -- the steps -------------------------------------------------------------
 
     def _prepare(self, name: str) -> tuple[SecretInfo, Rotator]:
-        info = self._vault.info(name)
+        info = self._vault.info(name, actor=self._actor)
         if info.rotator is None:
             raise InvalidRequestError(
                 f"{name} has no rotator; configure one with "
@@ -251,14 +253,14 @@ class RotationEngine:
         return previous.version
 
     def _previous(self, name: str) -> VersionInfo | None:
-        found = [v for v in self._vault.versions(name) if v.stage == "previous"]
+        found = [v for v in self._vault.versions(name, actor=self._actor) if v.stage == "previous"]
         return found[0] if found else None
 
     def _overlap_over(self, previous: VersionInfo) -> bool:
         return previous.valid_until is None or self._now() >= previous.valid_until
 
     def _pending(self, name: str, version: int) -> VersionInfo:
-        found = [v for v in self._vault.versions(name) if v.version == version]
+        found = [v for v in self._vault.versions(name, actor=self._actor) if v.version == version]
         if not found or found[0].stage not in {"pending", "current"} or not found[0].readable:
             raise RotationError(
                 f"the rotation of {name} was left at pending version {version}, which is no "
@@ -288,13 +290,11 @@ class RotationEngine:
     def _record(
         self, step: StepName, name: str, version: int | None, error: Exception | None
     ) -> None:
-        if self._audit is None:
-            return
         details: dict[str, str | int | bool] = {"secret": name}
         if version is not None:
             details["version"] = version
         entry = AuditEntry(
-            actor=self._actor[:200],
+            actor=self._actor.label,
             action=f"secret.rotate.{step}",
             target=f"secret://{name}"[:200],
             outcome=Outcome(result="failure" if error else "success"),

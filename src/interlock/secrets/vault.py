@@ -43,6 +43,7 @@ from typing import Any, Final, Literal
 from sqlalchemy import Connection, Engine, Select, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from interlock.actors import Actor, Operator
 from interlock.audit.entry import AuditEntry, Outcome
 from interlock.audit.sink import AuditSink
 from interlock.clock import Clock, utc_now
@@ -262,14 +263,19 @@ def _info(row: Any) -> SecretInfo:
     )
 
 
+#: Who resolves ``secret://`` references for the gateway's upstream calls and rules.
+GATEWAY: Final = Operator("system:gateway")
+
+
 class Vault:
     """Versioned, policy-guarded, audited secrets of one deployment (a ``SecretResolver``).
 
-    ``actor`` arguments name who acts, as on the audit trail: ``admin:alice``,
-    ``client:order-sync``, ``system:gateway``. Methods taking ``client`` check
-    the access policy for that client first; without one the caller is
-    trusted (the CLI run by an operator who holds the keyring, the gateway
-    itself).
+    Every method names who acts (:mod:`interlock.actors`): a
+    :class:`~interlock.actors.Client` is checked against the access policy
+    first; an :class:`~interlock.actors.Operator` (the CLI run by someone
+    holding the keyring, the gateway itself, the rotation engine) is not, and
+    only operators may promote, retire, configure, delete or destroy. Both are
+    recorded on the audit trail under their label; the audit sink is required.
     """
 
     def __init__(
@@ -277,9 +283,9 @@ class Vault:
         engine: Engine,
         keyring: Keyring,
         *,
-        audit: AuditSink | None = None,
+        audit: AuditSink,
         cache_seconds: float = 5.0,
-        resolver_actor: str = "system:gateway",
+        resolver: Operator = GATEWAY,
         now: Clock = utc_now,
     ) -> None:
         """Bind to the store; ``cache_seconds`` bounds how stale a resolved value may be.
@@ -292,7 +298,7 @@ class Vault:
         self._keyring = keyring
         self._audit = audit
         self._ttl = cache_seconds
-        self._resolver_actor = resolver_actor
+        self._resolver = resolver
         self._cache: dict[str, tuple[float, Secret]] = {}
         self._lock = threading.Lock()
         self.policy = AccessPolicy(engine, now=now)
@@ -308,11 +314,10 @@ class Vault:
         name: str,
         value: bytes,
         *,
-        actor: str,
+        actor: Actor,
         cas: int | None = None,
         stage: Literal["current", "pending"] = "current",
         kind: str | None = None,
-        client: str | None = None,
     ) -> VersionInfo:
         """Store a new version of ``name``; it becomes current (or pending, for a rotation).
 
@@ -321,7 +326,7 @@ class Vault:
         ``previous``, valid for the secret's overlap.
         """
         check_name(name)
-        self._authorise(client, "write", name, actor)
+        self._authorise(actor, "write", name)
         if not value:
             raise InvalidRequestError("a secret cannot be empty")
         if len(value) > MAX_SECRET_BYTES:
@@ -351,7 +356,7 @@ class Vault:
         connection: Connection,
         name: str,
         value: bytes,
-        actor: str,
+        actor: Actor,
         cas: int | None,
         stage: str,
         kind: str | None,
@@ -399,13 +404,13 @@ class Vault:
                 value=sealed,
                 stage=stage,
                 created_at=now,
-                created_by=actor[:200],
+                created_by=actor.label[:200],
                 legacy_binding=False,
                 not_before=not_before,
                 not_after=not_after,
             )
         )
-        return VersionInfo(name, version, stage, now, actor, None, None, None)  # type: ignore[arg-type]
+        return VersionInfo(name, version, stage, now, actor.label, None, None, None)  # type: ignore[arg-type]
 
     @staticmethod
     def _next_version(connection: Connection, name: str) -> int:
@@ -437,7 +442,7 @@ class Vault:
             .values(stage="previous", valid_until=now + timedelta(seconds=overlap))
         )
 
-    def promote(self, name: str, version: int, *, actor: str) -> VersionInfo:
+    def promote(self, name: str, version: int, *, actor: Operator) -> VersionInfo:
         """Make pending ``version`` current (the last step of a rotation); idempotent.
 
         The version that was current becomes previous, valid for the overlap.
@@ -468,7 +473,7 @@ class Vault:
         self._record(actor, "secret.promote", name, version)
         return info
 
-    def retire(self, name: str, version: int, *, actor: str) -> None:
+    def retire(self, name: str, version: int, *, actor: Operator) -> None:
         """End ``version``'s overlap now: it is no longer valid (kept, readable by version)."""
         with self._engine.begin() as connection:
             connection.execute(
@@ -486,7 +491,7 @@ class Vault:
         self,
         name: str,
         *,
-        actor: str,
+        actor: Operator,
         owner: str | None = None,
         kind: str | None = None,
         description: str | None = None,
@@ -523,7 +528,7 @@ class Vault:
             values["rotator"] = rotator
             values["rotator_config"] = json.dumps(dict(rotator_config or {}), sort_keys=True)
         if not values:
-            return self.info(name)
+            return self.info(name, actor=actor)
         values["updated_at"] = self._now()
         with self._engine.begin() as connection:
             changed = connection.execute(
@@ -532,24 +537,24 @@ class Vault:
         if changed.rowcount == 0:
             raise NotFoundError(f"no secret named {name!r}")
         self._record(actor, "secret.configure", name, None)
-        return self.info(name)
+        return self.info(name, actor=actor)
 
-    def delete(self, name: str, versions: Sequence[int], *, actor: str) -> list[int]:
+    def delete(self, name: str, versions: Sequence[int], *, actor: Operator) -> list[int]:
         """Soft-delete ``versions`` (they stop being readable; :meth:`undelete` restores)."""
         return self._mark(name, versions, actor, "secret.delete", deleted_at=self._now())
 
-    def undelete(self, name: str, versions: Sequence[int], *, actor: str) -> list[int]:
+    def undelete(self, name: str, versions: Sequence[int], *, actor: Operator) -> list[int]:
         """Restore soft-deleted ``versions`` (not destroyed ones)."""
         return self._mark(name, versions, actor, "secret.undelete", deleted_at=None)
 
-    def destroy(self, name: str, versions: Sequence[int], *, actor: str) -> list[int]:
+    def destroy(self, name: str, versions: Sequence[int], *, actor: Operator) -> list[int]:
         """Erase the sealed values of ``versions`` for good; the record of them stays."""
         return self._mark(
             name, versions, actor, "secret.destroy", value=None, destroyed_at=self._now()
         )
 
     def _mark(
-        self, name: str, versions: Sequence[int], actor: str, action: str, **values: Any
+        self, name: str, versions: Sequence[int], actor: Operator, action: str, **values: Any
     ) -> list[int]:
         check_name(name)
         if not versions:
@@ -582,10 +587,9 @@ class Vault:
         self,
         name: str,
         *,
-        actor: str,
+        actor: Actor,
         version: int | None = None,
         stage: Stage | None = None,
-        client: str | None = None,
     ) -> tuple[Secret, VersionInfo]:
         """The value of ``version`` (or of ``stage``, default current) and what it is.
 
@@ -593,7 +597,7 @@ class Vault:
         be recorded, :class:`~interlock.audit.errors.AuditUnavailableError`.
         """
         check_name(name)
-        self._authorise(client, "read", name, actor)
+        self._authorise(actor, "read", name)
         with self._engine.connect() as connection:
             if version is None:
                 version = self._staged(connection, name, stage or "current")
@@ -606,28 +610,26 @@ class Vault:
         self._record(actor, "secret.read", name, version)
         return secret, info
 
-    def info(self, name: str, *, client: str | None = None, actor: str = "") -> SecretInfo:
+    def info(self, name: str, *, actor: Actor) -> SecretInfo:
         """The metadata of ``name``."""
         check_name(name)
-        self._authorise(client, "list", name, actor)
+        self._authorise(actor, "list", name)
         with self._engine.connect() as connection:
             row = connection.execute(_info_query().where(_SECRETS.c.name == name)).first()
         if row is None:
             raise NotFoundError(f"no secret named {name!r}")
         return _info(row)
 
-    def versions(
-        self, name: str, *, client: str | None = None, actor: str = ""
-    ) -> list[VersionInfo]:
+    def versions(self, name: str, *, actor: Actor) -> list[VersionInfo]:
         """Every version of ``name``, oldest first."""
-        info = self.info(name, client=client, actor=actor)
+        info = self.info(name, actor=actor)
         with self._engine.connect() as connection:
             rows = connection.execute(
                 select(_VERSIONS).where(_VERSIONS.c.name == info.name).order_by(_VERSIONS.c.version)
             ).all()
         return [_version(r) for r in rows]
 
-    def secrets(self, prefix: str = "", *, client: str | None = None) -> list[SecretInfo]:
+    def secrets(self, prefix: str = "", *, actor: Actor) -> list[SecretInfo]:
         """Metadata of every secret under ``prefix`` (a client sees only what it may list)."""
         query = _info_query().order_by(_SECRETS.c.name)
         if prefix:
@@ -639,9 +641,9 @@ class Vault:
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
         found = [_info(r) for r in rows]
-        if client is None:
+        if isinstance(actor, Operator):
             return found
-        grants = self.policy.grants(client)
+        grants = self.policy.grants(actor.name)
         return [
             i
             for i in found
@@ -704,7 +706,7 @@ class Vault:
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
         try:
-            secret, _ = self.read(name, actor=self._resolver_actor)
+            secret, _ = self.read(name, actor=self._resolver)
         except NotFoundError:
             raise NotFoundError(
                 f"no current value for secret://{name}; store it with `interlock secrets put`"
@@ -719,22 +721,23 @@ class Vault:
 
     # -- policy and evidence ---------------------------------------------------
 
-    def _authorise(self, client: str | None, capability: Capability, name: str, actor: str) -> None:
-        if client is None or self.policy.allows(client, capability, name):
+    def _authorise(self, actor: Actor, capability: Capability, name: str) -> None:
+        """An operator passes (and is recorded); a client needs a grant, or is refused."""
+        if isinstance(actor, Operator) or self.policy.allows(actor.name, capability, name):
             return
         self._record(
-            actor or f"client:{client}",
+            actor,
             "secret.denied",
             name,
             None,
             result="failure",
             reason=f"no grant of {capability} on this path",
         )
-        raise AccessDeniedError(f"{client} may not {capability} {name}")
+        raise AccessDeniedError(f"{actor.name} may not {capability} {name}")
 
     def _record(
         self,
-        actor: str,
+        actor: Actor,
         action: str,
         name: str,
         version: int | None,
@@ -743,14 +746,12 @@ class Vault:
         reason: str | None = None,
         details: Mapping[str, str] | None = None,
     ) -> None:
-        if self._audit is None:
-            return
         facts: dict[str, str | int | bool] = {"secret": name}
         if version is not None:
             facts["version"] = version
         facts.update(details or {})
         entry = AuditEntry(
-            actor=actor[:200] or "unknown",
+            actor=actor.label[:200],
             action=action,
             target=f"secret://{name}"[:200],
             outcome=Outcome(result=result),

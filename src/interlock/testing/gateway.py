@@ -33,13 +33,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import structlog
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver
 from http_message_signatures.algorithms import ED25519, HMAC_SHA256, HTTPSignatureAlgorithm
 from joserfc.jwk import OKPKey
 
+from interlock.actors import Operator
+from interlock.audit.sink import MemorySink
 from interlock.config.loader import load_manifest
 from interlock.config.settings import Settings
 from interlock.config.units import parse_rate
@@ -72,6 +74,9 @@ __all__ = [
     "start",
     "stop",
 ]
+
+#: Who writes the harness's secrets.
+HARNESS: Final = Operator("admin:harness")
 
 MANIFEST = """\
 version: 1
@@ -434,11 +439,12 @@ def start(
     erp_token = "erp-outbound-" + os.urandom(16).hex()
     token_file = workdir / "erp-token"
     write_private_file(token_file, erp_token.encode())
-    vault = Vault(deployment.engine, deployment.keyring)
-    vault.write("erp/api-key", erp_token.encode(), actor="admin:harness")
+    # Set-up, not evidence: these writes go to a sink of their own.
+    vault = Vault(deployment.engine, deployment.keyring, audit=MemorySink())
+    vault.write("erp/api-key", erp_token.encode(), actor=HARNESS)
     # The product_sellable rule's read-only view, and its URL as the secret it names.
     catalogue = _catalogue(workdir)
-    vault.write("catalogue/readonly-url", catalogue.encode(), actor="admin:harness")
+    vault.write("catalogue/readonly-url", catalogue.encode(), actor=HARNESS)
 
     issued = ca.issue_server(["localhost", "127.0.0.1"])
     erp = _start_upstream(

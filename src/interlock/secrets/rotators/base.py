@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from interlock.actors import Operator
 from interlock.errors import InterlockError, InvalidRequestError
 from interlock.secret import Secret
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["Credential", "RotationError", "Rotator", "RotatorContext", "option"]
 
 #: Who reads a rotator's referenced secrets, as on the audit trail.
-ROTATION_ACTOR = "system:rotation"
+ROTATION_ACTOR: Final = Operator("system:rotation")
 
 
 class RotationError(InterlockError):

@@ -7,10 +7,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from interlock.actors import Operator
 from interlock.secrets.rotators.base import Credential, RotationError, Rotator
 from interlock.secrets.vault import SecretInfo
 
-ADMIN = "admin:test"
+ADMIN = Operator("admin:test")
 
 
 @dataclass

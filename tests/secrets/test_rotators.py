@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from interlock.actors import Operator
 from interlock.audit.sink import MemorySink
 from interlock.config.loader import load_manifest
 from interlock.config.settings import Settings
@@ -20,7 +21,7 @@ from interlock.secrets.rotation import RotationEngine
 from interlock.secrets.rotators.base import RotatorContext
 from interlock.secrets.vault import SecretInfo, Vault
 from interlock.store import Deployment, initialise
-from tests.vault.rotation_support import ADMIN
+from tests.secrets.rotation_support import ADMIN
 
 MANIFEST = """\
 version: 1
@@ -82,6 +83,7 @@ def _engine(context: RotatorContext, later: timedelta = timedelta(0)) -> Rotatio
         build,
         actor=ADMIN,
         now=lambda: datetime.now(UTC) + later,
+        audit=MemorySink(),
     )
 
 
@@ -197,7 +199,7 @@ def test_a_certificate_is_due_at_two_thirds_of_its_life_whatever_the_schedule(
     issued = context.pki().issue_client("short", timedelta(days=30))
     vault = context.vault
     vault.write("short/tls", issued.certificate_pem + issued.private_key_pem, actor=ADMIN)
-    info = vault.info("short/tls")
+    info = vault.info("short/tls", actor=Operator("admin:test"))
     assert info.not_after is not None
     assert info.not_before is not None
     life = info.not_after - info.not_before
@@ -207,10 +209,10 @@ def test_a_certificate_is_due_at_two_thirds_of_its_life_whatever_the_schedule(
     assert [i.name for i in due(vault, now + timedelta(days=21))] == ["short/tls"]
     assert overdue(vault, now + timedelta(days=21)) == []
     assert [i.name for i in overdue(vault, now + timedelta(days=26))] == ["short/tls"]
-    assert [i.name for i in vault.secrets()] == ["short/tls"]
-    assert vault.secrets()[0].not_after == info.not_after
+    assert [i.name for i in vault.secrets(actor=Operator("admin:test"))] == ["short/tls"]
+    assert vault.secrets(actor=Operator("admin:test"))[0].not_after == info.not_after
     # A value without a certificate follows the schedule alone.
     vault.write("plain/key", b"not a certificate", actor=ADMIN, kind="api_key")
-    plain = vault.info("plain/key")
+    plain = vault.info("plain/key", actor=Operator("admin:test"))
     assert (plain.not_before, plain.not_after) == (None, None)
     assert plain.due_at() == plain.created_at + timedelta(days=90)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from interlock.actors import Operator
+from interlock.audit.sink import MemorySink
 from interlock.config.settings import Settings
 from interlock.secrets.vault import Vault
 from interlock.store import initialise
@@ -30,13 +32,16 @@ def test_secrets_of_the_first_store_are_current_versions_in_the_vault(
             {"n": "erp/api-key", "v": sealed, "t": now},
         )
     upgrade(engine)
-    vault = Vault(engine, keyring, cache_seconds=0)
-    secret, info = vault.read("erp/api-key", actor="admin:test")
+    vault = Vault(engine, keyring, cache_seconds=0, audit=MemorySink())
+    secret, info = vault.read("erp/api-key", actor=Operator("admin:test"))
     assert (secret.reveal(), info.version, info.stage) == (b"legacy-token", 3, "current")
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT value FROM vault_versions")).scalar() == sealed
-    assert vault.write("erp/api-key", b"new-token", actor="admin:test").version == 4
-    assert vault.read("erp/api-key", actor="admin:test", version=3)[0].reveal() == b"legacy-token"
+    assert vault.write("erp/api-key", b"new-token", actor=Operator("admin:test")).version == 4
+    assert (
+        vault.read("erp/api-key", actor=Operator("admin:test"), version=3)[0].reveal()
+        == b"legacy-token"
+    )
     downgrade(engine, "0007_signature_keys")
     with engine.connect() as connection:
         # Only first-store values can go back (later versions are bound to their version).

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from interlock.actors import Operator
 from interlock.audit.sink import MemorySink
 from interlock.config.settings import Settings
 from interlock.secrets.rotation import RotationEngine, due
@@ -21,7 +22,7 @@ from interlock.secrets.rotation_lock import RotationLock, RotationLockedError
 from interlock.secrets.vault import Vault
 from interlock.store import Deployment, initialise
 from interlock.testing.clock import ManualClock
-from tests.vault.rotation_support import ADMIN, MemoryRotator, Target, rotators_for
+from tests.secrets.rotation_support import ADMIN, MemoryRotator, Target, rotators_for
 
 NAME = "erp/api-key"
 START = datetime(2040, 1, 1, tzinfo=UTC)
@@ -58,13 +59,13 @@ def test_versions_and_metadata_are_stamped_by_the_injected_clock(
     """Creation, update and the previous version's overlap all count from the vault's ``now``."""
     clock.advance(timedelta(hours=1))
     vault.write(NAME, b"second-value", actor=ADMIN)
-    first, second = vault.versions(NAME)
+    first, second = vault.versions(NAME, actor=Operator("admin:test"))
     assert first.created_at == START
     assert second.created_at == START + timedelta(hours=1)
     assert first.valid_until == START + timedelta(hours=1, days=1)  # api_key overlap: one day
     assert first.valid_at(clock.now)
     assert not first.valid_at(clock.now + timedelta(days=1))
-    info = vault.info(NAME)
+    info = vault.info(NAME, actor=Operator("admin:test"))
     assert info.created_at == START
     assert info.updated_at == START + timedelta(hours=1)
     assert vault.now() == clock.now
@@ -89,7 +90,11 @@ def test_a_rotation_falls_due_and_its_overlap_ends_by_the_vaults_clock(
     vault.configure(NAME, actor=ADMIN, overlap=3600)
     target = Target(accepted={b"initial-value"})
     engine = RotationEngine(
-        vault, deployment.engine, rotators_for(MemoryRotator(target)), actor=ADMIN
+        vault,
+        deployment.engine,
+        rotators_for(MemoryRotator(target)),
+        actor=ADMIN,
+        audit=MemorySink(),
     )
     assert engine.run_due() == []
     assert due(vault, clock.now) == []
@@ -97,7 +102,7 @@ def test_a_rotation_falls_due_and_its_overlap_ends_by_the_vaults_clock(
     clock.advance(timedelta(days=91))
     done = engine.run_due()
     assert [(d.name, d.action, d.version) for d in done] == [(NAME, "rotated", 2)]
-    assert vault.info(NAME).last_rotated_at == clock.now
+    assert vault.info(NAME, actor=Operator("admin:test")).last_rotated_at == clock.now
     assert engine.retire(NAME) is None  # the old value is in its one-hour overlap
     assert target.accepts(b"initial-value")
 

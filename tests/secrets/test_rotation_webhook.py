@@ -26,7 +26,7 @@ from interlock.secrets.rotators.base import RotationError, RotatorContext
 from interlock.secrets.vault import SecretInfo, Vault
 from interlock.store import Deployment, initialise
 from interlock.testing.tls import https_server, make_tls
-from tests.vault.rotation_support import ADMIN
+from tests.secrets.rotation_support import ADMIN
 
 HOOK_TOKEN = "Bearer hook-" + "a1" * 16
 
@@ -115,7 +115,12 @@ def _engine(vault: Vault, later: timedelta = timedelta(0)) -> RotationEngine:
         return rotators.build(info.rotator or "", info.rotator_config, context)
 
     return RotationEngine(
-        vault, deployment.engine, build, actor=ADMIN, now=lambda: datetime.now(UTC) + later
+        vault,
+        deployment.engine,
+        build,
+        actor=ADMIN,
+        now=lambda: datetime.now(UTC) + later,
+        audit=MemorySink(),
     )
 
 

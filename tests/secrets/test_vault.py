@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from interlock.actors import Client, Operator
 from interlock.audit.errors import AuditUnavailableError
 from interlock.audit.sink import MemorySink
 from interlock.config.settings import Settings
@@ -18,7 +19,7 @@ from interlock.secrets.policy import check_pattern, matches
 from interlock.secrets.vault import Vault
 from interlock.store import Deployment, initialise
 
-ADMIN = "admin:test"
+ADMIN = Operator("admin:test")
 
 
 @pytest.fixture
@@ -52,9 +53,9 @@ def test_versions_count_up_and_the_previous_one_stays_valid_for_the_overlap(vaul
     assert (previous.reveal(), info.version) == (b"second", 2)
     assert info.valid_until is not None
     assert vault.read("erp/api-key", actor=ADMIN, version=1)[0].reveal() == b"first"
-    history = vault.versions("erp/api-key")
+    history = vault.versions("erp/api-key", actor=Operator("admin:test"))
     assert [(v.version, v.stage) for v in history] == [(1, None), (2, "previous"), (3, "current")]
-    assert vault.info("erp/api-key").current_version == 3
+    assert vault.info("erp/api-key", actor=Operator("admin:test")).current_version == 3
     assert "third" not in repr(secret) + str(secret)
 
 
@@ -86,7 +87,10 @@ def test_check_and_set(vault: Vault) -> None:
     with pytest.raises(VersionConflictError):
         vault.write("db/password", b"stale", actor=ADMIN, cas=1)
     assert vault.read("db/password", actor=ADMIN)[0].reveal() == b"v2"
-    assert [v.version for v in vault.versions("db/password")] == [1, 2]
+    assert [v.version for v in vault.versions("db/password", actor=Operator("admin:test"))] == [
+        1,
+        2,
+    ]
 
 
 def test_concurrent_check_and_set_writers_one_wins(vault: Vault) -> None:
@@ -111,7 +115,7 @@ def test_concurrent_check_and_set_writers_one_wins(vault: Vault) -> None:
     for thread in threads:
         thread.join()
     assert results.count("ok") == 1
-    assert vault.info("race/key").current_version == 2
+    assert vault.info("race/key", actor=Operator("admin:test")).current_version == 2
 
 
 def test_pending_versions_are_not_served_until_promoted(vault: Vault) -> None:
@@ -126,7 +130,7 @@ def test_pending_versions_are_not_served_until_promoted(vault: Vault) -> None:
     assert vault.promote("svc/token", 2, actor=ADMIN).version == 2  # resumable: idempotent
     assert vault.read("svc/token", actor=ADMIN)[0].reveal() == b"new"
     assert vault.read("svc/token", actor=ADMIN, stage="previous")[0].reveal() == b"old"
-    assert vault.info("svc/token").last_rotated_at is not None
+    assert vault.info("svc/token", actor=Operator("admin:test")).last_rotated_at is not None
     vault.retire("svc/token", 1, actor=ADMIN)
     with pytest.raises(NotFoundError):
         vault.read("svc/token", actor=ADMIN, stage="previous")
@@ -152,7 +156,9 @@ def test_soft_delete_undelete_and_destroy(vault: Vault, deployment: Deployment) 
             ).scalar()
             is None
         )
-    assert [v.destroyed_at is not None for v in vault.versions("x/y")] == [True, False]
+    assert [
+        v.destroyed_at is not None for v in vault.versions("x/y", actor=Operator("admin:test"))
+    ] == [True, False]
     with pytest.raises(NotFoundError, match="no version 9"):
         vault.delete("x/y", [9], actor=ADMIN)
 
@@ -162,32 +168,31 @@ def test_access_policy_is_default_deny_and_path_scoped(vault: Vault, sink: Memor
     vault.write("erp/api-key", b"k", actor=ADMIN)
     vault.write("erp/deep/thing", b"d", actor=ADMIN)
     vault.write("crm/token", b"c", actor=ADMIN)
-    actor = "client:order-sync"
     with pytest.raises(AccessDeniedError):
-        vault.read("erp/api-key", actor=actor, client="order-sync")
+        vault.read("erp/api-key", actor=Client("order-sync"))
     assert sink.entries[-1].action == "secret.denied"
     vault.policy.grant("order-sync", "erp/*", ["read"])
-    assert vault.read("erp/api-key", actor=actor, client="order-sync")[0].reveal() == b"k"
+    assert vault.read("erp/api-key", actor=Client("order-sync"))[0].reveal() == b"k"
     with pytest.raises(AccessDeniedError):  # * stays within one segment
-        vault.read("erp/deep/thing", actor=actor, client="order-sync")
+        vault.read("erp/deep/thing", actor=Client("order-sync"))
     with pytest.raises(AccessDeniedError):  # read does not give write
-        vault.write("erp/api-key", b"x", actor=actor, client="order-sync")
+        vault.write("erp/api-key", b"x", actor=Client("order-sync"))
     with pytest.raises(AccessDeniedError):  # nor list
-        vault.info("erp/api-key", actor=actor, client="order-sync")
-    assert vault.secrets(client="order-sync") == []
+        vault.info("erp/api-key", actor=Client("order-sync"))
+    assert vault.secrets(actor=Client("order-sync")) == []
     vault.policy.grant("order-sync", "erp/**", ["list", "read", "write"])
-    assert [i.name for i in vault.secrets(client="order-sync")] == [
+    assert [i.name for i in vault.secrets(actor=Client("order-sync"))] == [
         "erp/api-key",
         "erp/deep/thing",
     ]
-    assert vault.write("erp/deep/thing", b"d2", actor=actor, client="order-sync").version == 2
+    assert vault.write("erp/deep/thing", b"d2", actor=Client("order-sync")).version == 2
     with pytest.raises(AccessDeniedError):
-        vault.read("crm/token", actor=actor, client="order-sync")
+        vault.read("crm/token", actor=Client("order-sync"))
     with pytest.raises(AccessDeniedError):  # another client has nothing
-        vault.read("erp/api-key", actor="client:other", client="other")
+        vault.read("erp/api-key", actor=Client("other"))
     vault.policy.revoke("order-sync", "erp/**")
     with pytest.raises(AccessDeniedError):
-        vault.read("erp/deep/thing", actor=actor, client="order-sync")
+        vault.read("erp/deep/thing", actor=Client("order-sync"))
 
 
 @pytest.mark.parametrize(
@@ -223,18 +228,18 @@ def test_every_read_and_change_is_on_the_audit_trail_without_the_value(
     """Reads, writes, promotions, deletions: one entry each; the value never appears."""
     vault.write("erp/api-key", b"SENSITIVE-VALUE-1", actor=ADMIN)
     vault.write("erp/api-key", b"SENSITIVE-VALUE-2", actor=ADMIN, stage="pending")
-    vault.read("erp/api-key", actor="system:gateway")
+    vault.read("erp/api-key", actor=Operator("system:gateway"))
     vault.promote("erp/api-key", 2, actor=ADMIN)
     vault.delete("erp/api-key", [1], actor=ADMIN)
     vault.destroy("erp/api-key", [1], actor=ADMIN)
     actions = [(e.actor, e.action, e.details.get("version")) for e in sink.entries]
     assert actions == [
-        (ADMIN, "secret.write", 1),
-        (ADMIN, "secret.write", 2),
+        (ADMIN.label, "secret.write", 1),
+        (ADMIN.label, "secret.write", 2),
         ("system:gateway", "secret.read", 1),
-        (ADMIN, "secret.promote", 2),
-        (ADMIN, "secret.delete", 1),
-        (ADMIN, "secret.destroy", 1),
+        (ADMIN.label, "secret.promote", 2),
+        (ADMIN.label, "secret.delete", 1),
+        (ADMIN.label, "secret.destroy", 1),
     ]
     assert all(e.details["secret"] == "erp/api-key" for e in sink.entries)
     assert not any(b"SENSITIVE" in blob for blob in sink.encoded)
@@ -265,17 +270,19 @@ def test_resolve_caches_and_picks_up_a_new_version(deployment: Deployment) -> No
     cached = vault.cached("secret://erp/api-key")
     assert cached is not None
     assert cached.reveal() == b"one"
-    other = Vault(deployment.engine, deployment.keyring, cache_seconds=0)  # another replica
+    other = Vault(
+        deployment.engine, deployment.keyring, cache_seconds=0, audit=MemorySink()
+    )  # another replica
     other.write("erp/api-key", b"two", actor=ADMIN)
     assert vault.resolve("secret://erp/api-key").reveal() == b"one"  # within its cache
-    fresh = Vault(deployment.engine, deployment.keyring, cache_seconds=0)
+    fresh = Vault(deployment.engine, deployment.keyring, cache_seconds=0, audit=MemorySink())
     assert fresh.resolve("secret://erp/api-key").reveal() == b"two"
 
 
 def test_metadata_and_rotation_defaults_by_kind(vault: Vault) -> None:
     """A new secret takes its kind's rotation policy; configure changes it."""
     vault.write("db/app", b"pw", actor=ADMIN, kind="database_password")
-    info = vault.info("db/app")
+    info = vault.info("db/app", actor=Operator("admin:test"))
     assert (info.kind, info.rotate_every, info.max_age) == (
         "database_password",
         30 * 86_400,

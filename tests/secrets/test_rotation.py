@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from interlock.actors import Operator
 from interlock.audit.sink import MemorySink
 from interlock.config.settings import Settings
 from interlock.errors import InvalidRequestError
@@ -18,7 +19,7 @@ from interlock.secrets.rotation_lock import LockLostError, RotationLock, Rotatio
 from interlock.secrets.rotators.base import RotationError
 from interlock.secrets.vault import Vault
 from interlock.store import Deployment, initialise
-from tests.vault.rotation_support import ADMIN, MemoryRotator, Target, rotators_for
+from tests.secrets.rotation_support import ADMIN, MemoryRotator, Target, rotators_for
 
 NAME = "erp/api-key"
 
@@ -165,7 +166,10 @@ def test_the_previous_version_is_retired_on_the_target_after_the_overlap(
         _engine(vault, deployment, MemoryRotator(target), sink, now=lambda: later).retire(NAME) == 1
     )
     assert not target.accepts(b"initial-value")
-    assert [(v.version, v.stage) for v in vault.versions(NAME)] == [(1, None), (2, "current")]
+    assert [(v.version, v.stage) for v in vault.versions(NAME, actor=Operator("admin:test"))] == [
+        (1, None),
+        (2, "current"),
+    ]
     assert "secret.rotate.retire" in [e.action for e in sink.entries]
 
 

@@ -37,7 +37,7 @@ from interlock.secrets.vault import SecretInfo, Vault
 from interlock.store import Deployment, initialise
 from interlock.testing.services import POSTGRES, require_env
 from tests.conftest import need
-from tests.vault.rotation_support import ADMIN
+from tests.secrets.rotation_support import ADMIN
 
 # The rotator changes logins on the real PostgreSQL.
 pytestmark = pytest.mark.postgres
@@ -146,7 +146,12 @@ def _engine(vault: Vault, deployment: Deployment, later: timedelta) -> RotationE
         return rotators.build(info.rotator or "", info.rotator_config, context)
 
     return RotationEngine(
-        vault, deployment.engine, build, actor=ADMIN, now=lambda: datetime.now(UTC) + later
+        vault,
+        deployment.engine,
+        build,
+        actor=ADMIN,
+        now=lambda: datetime.now(UTC) + later,
+        audit=MemorySink(),
     )
 
 
