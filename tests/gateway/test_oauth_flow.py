@@ -36,7 +36,7 @@ def test_basic_credentials_get_a_token_that_opens_the_route(env: Env, secret: st
     assert headers["cache-control"] == "no-store"
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 600
-    assert body["scope"] == "orders.read"
+    assert body["scope"] == "orders.read vault.read vault.write"  # every scope its roles grant
     token = str(body["access_token"])
     env.issued_tokens.append(token)
     header = json.loads(base64.urlsafe_b64decode(token.split(".", maxsplit=1)[0] + "=="))
@@ -188,7 +188,7 @@ def test_revoked_token_is_refused_everywhere_and_introspects_inactive(
     assert status == 200
     assert active["active"] is True
     assert active["client_id"] == "oauth-only"
-    assert active["scope"] == "orders.read"
+    assert active["scope"] == "orders.read vault.read vault.write"
     status, _, _ = env.request(
         "POST", "/oauth2/revoke", {**FORM, **auth}, urlencode({"token": token}).encode()
     )

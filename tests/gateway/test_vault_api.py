@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import json
+import time
 from collections.abc import Iterator
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from sqlalchemy import create_engine, select
 
 from interlock.actors import Operator
 from interlock.audit.schema import BODIES
 from interlock.audit.sink import MemorySink
+from interlock.errors import Refusal
 from interlock.gateway.endpoints import VaultEndpoint
-from interlock.gateway.vault_api import PREFIX
+from interlock.gateway.vault_api import PREFIX, VaultApi
+from interlock.identity.grants import Principal
 from interlock.sdk import ClientCredentials, InterlockAuth
 from interlock.sdk.secrets import SecretsClient, VaultError
 from interlock.secrets.vault import Vault
@@ -38,12 +44,24 @@ def vault(env: Env) -> Iterator[Vault]:
         vault.policy.revoke(grant.client, grant.pattern)
 
 
-def _token(env: Env, secret: str) -> str:
+#: What a vault client asks for: the vault's scopes, for the gateway itself (RFC 8707).
+VAULT_SCOPES = "vault.read vault.write"
+
+
+def _issuer(env: Env) -> str:
+    return f"https://127.0.0.1:{env.port}"
+
+
+def _token(
+    env: Env, secret: str, scope: str | None = VAULT_SCOPES, *, for_gateway: bool = True
+) -> str:
+    form = {"grant_type": "client_credentials"}
+    if scope is not None:
+        form["scope"] = scope
+    if for_gateway:
+        form["resource"] = _issuer(env)
     status, _, body = env.request(
-        "POST",
-        "/oauth2/token",
-        {**FORM, **env.basic(secret)},
-        urlencode({"grant_type": "client_credentials"}).encode(),
+        "POST", "/oauth2/token", {**FORM, **env.basic(secret)}, urlencode(form).encode()
     )
     assert status == 200, body
     token = str(body["access_token"])
@@ -56,6 +74,8 @@ def _client(env: Env, secret: str) -> SecretsClient:
         f"https://127.0.0.1:{env.port}/oauth2/token",
         "oauth-only",
         client_secret=secret,
+        scope=VAULT_SCOPES,
+        resource=_issuer(env),
         verify=str(env.ca_file),
     )
     return SecretsClient(
@@ -223,3 +243,92 @@ def test_the_listing_shows_only_names(env: Env, vault: Vault, secret: str) -> No
     assert status == 200
     assert "hidden-value" not in json.dumps(body)
     assert "partner/listed" in [s["name"] for s in body["secrets"]]
+
+
+class _Authenticated:
+    """Stands in for the gateway's authentication: every request is ``principal``."""
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+
+    async def principal_of(self, request: object) -> Principal:
+        return self.principal
+
+
+def test_a_token_for_a_system_is_refused_at_the_vault(vault: Vault) -> None:
+    """An access token whose audience is a system (RFC 8707), not the gateway: invalid_token.
+
+    The harness's OAuth clients own no integration, so their default tokens are for
+    the gateway itself; the vault API is driven here with a system-bound principal.
+    """
+    vault.write("partner/k", b"v", actor=Operator("admin:test"))
+    vault.policy.grant("oauth-only", "partner/*", ["read"])
+    principal = Principal(
+        "oauth-only",
+        frozenset({"vault.read"}),
+        "jwt test",
+        audiences=frozenset({"https://erp.internal"}),
+        method="oauth2",
+    )
+    api = VaultApi(vault)
+    request = make_mocked_request("GET", "/v1/secrets/partner/k")
+    with pytest.raises(Refusal) as refused:
+        asyncio.run(api.handle(request, _Authenticated(principal)))  # type: ignore[arg-type]
+    assert refused.value.code == "unauthorized"
+    assert 'error="invalid_token"' in refused.value.headers["WWW-Authenticate"]
+    allowed = dataclasses.replace(principal, audiences=None, for_gateway=True)
+    answer = asyncio.run(api.handle(request, _Authenticated(allowed)))  # type: ignore[arg-type]
+    assert answer.status == 200
+
+
+def test_a_gateway_token_without_the_vault_scope_is_refused(
+    env: Env, vault: Vault, secret: str
+) -> None:
+    """A token for the gateway with orders.read only: 403 naming the vault's scope."""
+    vault.write("partner/k", b"v", actor=Operator("admin:test"))
+    vault.policy.grant("oauth-only", "partner/*", ["read", "write"])
+    token = _token(env, secret, scope="orders.read")
+    auth = {"Authorization": f"Bearer {token}"}
+    status, _, body = env.request("GET", "/v1/secrets/partner/k", auth)
+    assert (status, body["required_scope"]) == (403, "vault.read")
+    reader = {"Authorization": f"Bearer {_token(env, secret, scope='vault.read')}"}
+    assert env.request("GET", "/v1/secrets/partner/k", reader)[0] == 200
+    put = {**reader, "Content-Type": "application/json"}
+    body_bytes = json.dumps({"value": base64.b64encode(b"new").decode()}).encode()
+    status, _, body = env.request("PUT", "/v1/secrets/partner/k", put, body_bytes)
+    assert (status, body["required_scope"]) == (403, "vault.write")
+
+
+def test_refusals_at_the_vault_are_on_the_audit_trail(env: Env, vault: Vault) -> None:
+    """No credential, or an API key: refused, and each refusal is an audit entry."""
+    _, _, no_credential = env.request("GET", "/v1/secrets/partner/k")
+    api_key, _ = env.key(["orders.read"])
+    _, _, with_api_key = env.request("GET", "/v1/secrets/partner/k", {"X-API-Key": api_key})
+    wanted = {no_credential["correlation_id"]: 401, with_api_key["correlation_id"]: 403}
+    # Refusals are recorded best effort (batched): wait for the writer, a few seconds at most.
+    deadline = time.monotonic() + 5
+    found: dict[str, Any] = {}
+    while len(found) < len(wanted) and time.monotonic() < deadline:
+        found = {
+            e["correlation_id"]: e for e in _vault_entries(env) if e.get("correlation_id") in wanted
+        }
+        time.sleep(0.05)
+    assert {cid: (e["outcome"]["result"], e["outcome"]["status"]) for cid, e in found.items()} == {
+        cid: ("failure", status) for cid, status in wanted.items()
+    }
+
+
+def _vault_entries(env: Env) -> list[dict[str, Any]]:
+    """The gateway.request entries about the vault API, oldest first."""
+    engine = create_engine(env.deployment.settings.audit_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(select(BODIES.c.body).order_by(BODIES.c.idx)).all()
+    finally:
+        engine.dispose()
+    entries: list[dict[str, Any]] = [json.loads(row.body) for row in rows]
+    return [
+        e
+        for e in entries
+        if e["action"] == "gateway.request" and e["details"].get("route") == PREFIX
+    ]

@@ -13,6 +13,7 @@ from importlib.metadata import entry_points
 from typing import Final, Literal
 
 from interlock.config.manifest import (
+    GATEWAY_SCOPES,
     RULES_ENTRY_POINTS,
     Client,
     Integration,
@@ -112,7 +113,8 @@ def cross_check(entities: Entities) -> Iterator[Finding]:
             else:
                 seen_routes[key] = (name, index)
     if entities.complete and entities.mentioned_scopes is not None:
-        yield from _unused_scopes(entities, used | entities.mentioned_scopes)
+        # The gateway's own scopes are used by its own endpoints (the vault API).
+        yield from _unused_scopes(entities, used | entities.mentioned_scopes | set(GATEWAY_SCOPES))
 
 
 def _client_roles(entities: Entities) -> Iterator[Finding]:

@@ -27,6 +27,7 @@ from interlock.config.units import ByteSize, Duration, RateValue
 
 __all__ = [
     "DEFAULT_PARAM",
+    "GATEWAY_SCOPES",
     "PATTERN_HELP",
     "RESERVED_PATHS",
     "RULES_ENTRY_POINTS",
@@ -577,6 +578,10 @@ def media_kind(media_type: str) -> Literal["json", "xml", "csv", "other"]:
         return "csv"
     return "other"
 
+
+#: Scopes of the gateway's own endpoints, granted by roles like any other: reading
+#: (GET) and writing (PUT) the vault API at /v1/secrets.
+GATEWAY_SCOPES: Final = ("vault.read", "vault.write")
 
 #: Paths the gateway answers itself (fixed interfaces, the vault); no route may use them.
 RESERVED_PATHS: Final = (

@@ -148,6 +148,7 @@ class Gateway:
             label=answered.label,
             status=final.status,
             forwarded=answered.outcome == "forwarded",
+            served=answered.outcome == "ok",
             principal=answered.principal,
             reason=answered.reason,
             correlation_id=correlation_id,
@@ -188,7 +189,12 @@ class Gateway:
     async def _answer(self, request: web.BaseRequest, correlation_id: str) -> _Answered:
         mount = self.endpoints.find(request.path, request.method)
         if mount is not None:
-            return _Answered(await mount.endpoint(request), request.path, "ok", None)
+            # Labelled by the mount, never the concrete path (a secret's name is no label).
+            try:
+                response = await mount.endpoint(request)
+            except Refusal as refusal:
+                return _refused(refusal, correlation_id, request.path, mount.path, None)
+            return _Answered(response, mount.path, "ok", None)
         try:
             segments, query = split_target(request.raw_path)
             match = self.routes.match(request.method, segments)

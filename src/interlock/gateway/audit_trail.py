@@ -69,8 +69,14 @@ class GatewayAudit:
         correlation_id: str,
         response_bytes: int,
         removed_fields: int,
+        served: bool = False,
     ) -> bool:
-        """Record one routed request; False when a required entry could not be made durable."""
+        """Record one request; False when a required entry could not be made durable.
+
+        ``forwarded``: a route's upstream answered; ``served``: one of the gateway's
+        own endpoints answered (its status decides the outcome, as a route's does);
+        neither: the gateway refused the request.
+        """
         details: dict[str, str | int | bool] = {"route": label[:500], "method": request.method}
         if principal is not None:
             details["credential"] = principal.credential
@@ -91,7 +97,11 @@ class GatewayAudit:
                     records=1 if forwarded else 0,
                     bytes=request_bytes + response_bytes if forwarded else 0,
                 ),
-                outcome=_result(status) if forwarded else Outcome(result="failure", status=status),
+                outcome=(
+                    _result(status)
+                    if forwarded or served
+                    else Outcome(result="failure", status=status)
+                ),
                 correlation_id=correlation_id,
                 reason=reason[:2000] if reason else None,
                 details=details,

@@ -63,11 +63,7 @@ class VaultApi:
             allowed = "GET, PUT" if name else "GET"
             raise Refusal("method-not-allowed", f"use {allowed}", headers={"Allow": allowed})
         principal = await authenticate.principal_of(request)
-        if not principal.satisfies(_METHODS):
-            raise Refusal(
-                "credential-not-accepted",
-                "the vault takes an access token or a client certificate, not an API key",
-            )
+        _authorise(principal, "vault.write" if request.method == "PUT" else "vault.read")
         try:
             if request.method == "PUT":
                 return await self._write(request, principal, name)
@@ -148,6 +144,40 @@ class VaultApi:
         )
         status = 201 if info.version == 1 else 200
         return web.json_response(_version_json(info), status=status, headers=_NO_STORE)
+
+
+def _authorise(principal: Principal, scope: str) -> None:
+    """A certificate, or a token this gateway issued for itself, holding ``scope``.
+
+    Checked before the vault's access policy, which then decides per secret. A
+    token issued for some systems (RFC 8707 audience) is a token for another
+    resource (RFC 9068 §4): ``invalid_token``, as on a route.
+    """
+    if not principal.satisfies(_METHODS):
+        raise Refusal(
+            "credential-not-accepted",
+            "the vault takes an access token or a client certificate, not an API key",
+        )
+    if principal.method == "oauth2" and not principal.for_gateway:
+        raise Refusal(
+            "unauthorized",
+            "the access token is not for this gateway: request one with resource set to "
+            "the gateway's URL (its issuer)",
+            headers={"WWW-Authenticate": 'Bearer realm="interlock", error="invalid_token"'},
+            log_reason="vault: token audience is not the gateway",
+        )
+    if scope not in principal.scopes:
+        raise Refusal(
+            "insufficient-scope",
+            f"the vault requires the scope '{scope}'",
+            headers={
+                "WWW-Authenticate": (
+                    f'Bearer realm="interlock", error="insufficient_scope", scope="{scope}"'
+                )
+            },
+            extra={"required_scope": scope},
+            log_reason=f"vault: missing scope {scope}",
+        )
 
 
 def _version(text: str | None) -> int | None:

@@ -24,6 +24,9 @@ class Principal:
     method: str = "api_key"
     # RFC 8705 §3: the SHA-256 thumbprint of the certificate a token is bound to.
     cert_thumbprint: str | None = None
+    # An access token this gateway issued for itself (audience: its issuer URL), the only
+    # kind its own endpoints (the vault) accept; a token for some systems is not one.
+    for_gateway: bool = False
 
     def satisfies(self, methods: tuple[str, ...]) -> bool:
         """Whether this caller authenticated in one of ``methods``.

@@ -242,6 +242,7 @@ class AccessTokenVerifier:
             audiences,
             method="oauth2",
             cert_thumbprint=x5t if isinstance(x5t, str) else None,
+            for_gateway=policy.ours and self.issuer in claims["_audiences"],
         )
         if self._cache_size > 0:
             self._remember(token, principal, float(claims["exp"]), jti if policy.ours else None)

@@ -12,7 +12,10 @@ Example::
     from interlock.sdk import ClientCredentials, InterlockAuth
     from interlock.sdk.secrets import SecretsClient
 
-    credentials = ClientCredentials(token_url, "order-sync", client_secret=..., verify=ca)
+    credentials = ClientCredentials(
+        token_url, "order-sync", client_secret=..., verify=ca,
+        scope="vault.read", resource="https://gateway.example",  # a token for the gateway
+    )
     with SecretsClient("https://gateway.example", auth=InterlockAuth(credentials),
                        verify=ca) as vault:
         password = vault.get("erp/db-password").reveal()

@@ -86,10 +86,11 @@ systems:
 roles:
   order-reader: {{scopes: [orders.read]}}
   order-writer: {{scopes: [orders.write]}}
+  vault-user: {{scopes: [vault.read, vault.write]}}
 clients:
   order-sync: {{auth: [api_key], roles: [order-reader, order-writer]}}
-  oauth-only: {{auth: [oauth2], roles: [order-reader]}}
-  cert-sync: {{auth: [mtls, oauth2], roles: [order-reader]}}
+  oauth-only: {{auth: [oauth2], roles: [order-reader, vault-user]}}
+  cert-sync: {{auth: [mtls, oauth2], roles: [order-reader, vault-user]}}
 rules:
   product_sellable:
     database: "secret://catalogue/readonly-url"
