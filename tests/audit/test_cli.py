@@ -13,7 +13,9 @@ from interlock.audit.service import AuditLog
 from interlock.cli.main import main
 from interlock.config.settings import load_settings
 from interlock.crypto import Keyring
+from interlock.crypto.ed25519 import Ed25519Signer
 from interlock.proofs.checkpoint import open_checkpoint
+from interlock.proofs.cosignature import CosignatureVerifier, cosign
 from interlock.proofs.note import NoteVerifier
 from interlock.proofs.rfc9162 import verify_consistency, verify_inclusion
 from tests.audit.conftest import sample_entry
@@ -76,6 +78,34 @@ def test_verify_key_prove_and_consistency(
     old = open_checkpoint(data["old_checkpoint"], [verifier])
     new = open_checkpoint(data["new_checkpoint"], [verifier])
     verify_consistency(3, 10, old.root, new.root, [base64.b64decode(p) for p in data["proof"]])
+
+
+def test_verify_reports_which_tree_heads_each_witness_cosigned(
+    recorded: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Kept cosignatures are listed per witness, checked under ``--witness-key``; a bad key
+    text is a one-line error."""
+    settings = load_settings()
+    log = AuditLog.open(settings, Keyring.load(settings.keyring_path), witnesses=[])
+    signer = Ed25519Signer.generate()
+    witness = CosignatureVerifier("witness.test/w1", signer.public_key)
+    try:
+        for head in log.store.checkpoints()[:3] + log.store.checkpoints()[5:6]:
+            text = head.note[: head.note.index("\n\n") + 1]
+            line = cosign(text, witness.name, signer, 1_790_000_000)
+            log.store.add_cosignature(head.size, witness.find(text, line))
+    finally:
+        log.close()
+    status, out, err = _run(capsys, "audit", "verify", "--witness-key", witness.vkey)
+    assert status == 0, err
+    assert "cosigned by witness.test/w1 (verified): 4 tree heads, sizes 1-3, 6;" in out
+    assert "2026-09-21" in out  # the witness's timestamp, as a date
+    status, out, _ = _run(capsys, "audit", "verify")
+    assert "cosigned by witness.test/w1 (NOT checked: no key given for it)" in out
+    status, _, err = _run(capsys, "audit", "verify", "--witness-key", "nonsense")
+    assert status != 0
+    assert "--witness-key" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])

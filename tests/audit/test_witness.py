@@ -4,33 +4,43 @@ The witness here is a small ``add-checkpoint`` server on a TLS certificate from
 a CA made for the test. Like a real witness it checks the checkpoint's
 signature and origin, refuses an old size it does not hold (409 with its own
 size) and verifies the consistency proof from the checkpoint it holds before
-it accepts a new one. Cosigning is left out: the log ignores the answer's body.
+it accepts a new one; it answers with its Ed25519 ``cosignature/v1`` of the
+checkpoint (C2SP tlog-cosignature), which the log verifies and keeps.
 """
 
 from __future__ import annotations
 
 import base64
 import socket
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
+from sqlalchemy import Engine, create_engine
 from structlog.testing import capture_logs
 
-from interlock.audit.errors import AuditError
+from interlock.audit.errors import AuditError, AuditVerificationError
 from interlock.audit.service import AuditLog
-from interlock.audit.witness import HttpsWitness
+from interlock.audit.verify import verify_log
+from interlock.audit.witness import FileWitness, HttpsWitness, read_witness_file
 from interlock.config.settings import Settings
 from interlock.crypto import Keyring
+from interlock.crypto.ed25519 import Ed25519Signer
 from interlock.proofs.checkpoint import Checkpoint, open_checkpoint
+from interlock.proofs.cosignature import CosignatureVerifier, cosign
 from interlock.proofs.errors import CheckpointError, ProofError
 from interlock.proofs.note import NoteVerifier
 from interlock.proofs.rfc9162 import verify_consistency
 from interlock.testing.tls import LocalTls, make_tls
 from tests.audit.conftest import sample_entry
+
+_NOTE = "example.test/log\n1\nAAAA\n\n\u2014 example.test/log AAAA\n"  # a note's shape only
 
 
 class _RefusedError(Exception):
@@ -51,6 +61,11 @@ class TlogWitness:
         self.held: Checkpoint | None = None
         self.accepted: list[tuple[int, int, int]] = []  # (old size, proof length, new size)
         self.failing = False  # answer 503 to everything (a witness that is down for maintenance)
+        self.signer = Ed25519Signer.generate()
+        self.cosigner = CosignatureVerifier("witness.test/w1", self.signer.public_key)
+        # "cosign": a real cosignature; "empty": 200 with no body (what the log used to accept);
+        # "impostor": a line under the witness's name and key ID by another key.
+        self.answer = "cosign"
         self.lock = threading.Lock()
         witness = self
 
@@ -84,12 +99,20 @@ class TlogWitness:
             return 503, b""
         with self.lock:
             try:
-                self._accept(body)
+                text = self._accept(body)
             except _RefusedError as refused:
                 return refused.status, refused.answer
-        return 200, b""
+        if self.answer == "empty":
+            return 200, b""
+        signer = self.signer if self.answer == "cosign" else Ed25519Signer.generate()
+        line = cosign(text, self.cosigner.name, signer, int(time.time()))
+        if self.answer == "impostor":
+            name, encoded = line.rsplit(" ", 1)
+            raw = base64.b64decode(encoded)
+            line = f"{name} {base64.b64encode(self.cosigner.key_id + raw[4:]).decode()}"
+        return 200, (line + "\n").encode()
 
-    def _accept(self, body: str) -> None:
+    def _accept(self, body: str) -> str:
         head, _, note = body.partition("\n\n")
         old_line, *proof_lines = head.split("\n")
         old = int(old_line.removeprefix("old "))
@@ -113,6 +136,7 @@ class TlogWitness:
                 raise _RefusedError(422) from None
         self.held = new
         self.accepted.append((old, len(proof), new.size))
+        return note[: note.index("\n\n") + 1]
 
     def close(self) -> None:
         """Stop serving."""
@@ -128,13 +152,14 @@ def witness(tmp_path: Path) -> Iterator[TlogWitness]:
     running.close()
 
 
-def _settings(tmp_path: Path, url: str, ca_file: Path) -> Settings:
-    """The log on SQLite, its witness named by deployment settings only."""
+def _settings(tmp_path: Path, url: str, ca_file: Path, key: CosignatureVerifier) -> Settings:
+    """The log on SQLite, its witness (and the witness's key) named by deployment settings."""
     return Settings(
         data_dir=tmp_path / "data",
         audit_database_url=f"sqlite:///{tmp_path / 'audit.db'}",
         audit_witness_url=url,
         audit_witness_ca=ca_file,
+        audit_witness_key=key.vkey,
         audit_timeout_seconds=30.0,  # a loaded test machine, not the witness, sets the pace
     )
 
@@ -148,7 +173,9 @@ def test_the_https_witness_holds_every_new_tree_head_with_consistency_proved(
     witness: TlogWitness, tmp_path: Path, keyring: Keyring
 ) -> None:
     """Each batch's checkpoint reaches the witness, which checks signature and consistency."""
-    log = AuditLog.open(_settings(tmp_path, witness.url, witness.ca_file), keyring)
+    log = AuditLog.open(
+        _settings(tmp_path, witness.url, witness.ca_file, witness.cosigner), keyring
+    )
     try:
         witness.trusted.append(log.keys.verifier)
         for number in range(5):
@@ -170,7 +197,7 @@ def test_a_restarted_log_catches_the_witness_up_from_the_size_it_reports(
     witness: TlogWitness, tmp_path: Path, keyring: Keyring
 ) -> None:
     """A 409 names the witness's size; the log resends with a consistency proof from it."""
-    settings = _settings(tmp_path, witness.url, witness.ca_file)
+    settings = _settings(tmp_path, witness.url, witness.ca_file, witness.cosigner)
     first = AuditLog.open(settings, keyring)
     witness.trusted.append(first.keys.verifier)
     try:
@@ -198,10 +225,10 @@ def test_a_witness_certificate_from_another_ca_is_refused(
 ) -> None:
     """TLS is verified: the witness's certificate must chain to the configured CA."""
     other_ca = make_tls(tmp_path / "other", "Some other CA").ca_file
-    client = HttpsWitness(witness.url, other_ca, timeout=5.0)
+    client = HttpsWitness(witness.url, witness.cosigner, other_ca, timeout=5.0)
     try:
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-            client.publish("note", 1, lambda old, new: [])
+            client.publish(_NOTE, 1, lambda old, new: [])
     finally:
         client.close()
     assert witness.accepted == []
@@ -210,7 +237,7 @@ def test_a_witness_certificate_from_another_ca_is_refused(
 def test_a_witness_url_must_be_https() -> None:
     """Plain HTTP is refused when the witness is configured."""
     with pytest.raises(AuditError, match="https"):
-        HttpsWitness("http://localhost:1/")
+        HttpsWitness("http://localhost:1/", CosignatureVerifier("w", bytes(32)))
 
 
 def test_a_witness_error_status_is_raised_to_the_publisher(
@@ -218,10 +245,10 @@ def test_a_witness_error_status_is_raised_to_the_publisher(
 ) -> None:
     """A witness that answers 503 makes ``publish`` fail (the publisher retries later)."""
     witness.failing = True
-    client = HttpsWitness(witness.url, witness.ca_file, timeout=5.0)
+    client = HttpsWitness(witness.url, witness.cosigner, witness.ca_file, timeout=5.0)
     try:
         with pytest.raises(AuditError, match="503"):
-            client.publish("note", 1, lambda old, new: [])
+            client.publish(_NOTE, 1, lambda old, new: [])
     finally:
         client.close()
 
@@ -242,7 +269,9 @@ def test_an_unreachable_witness_delays_no_append_and_is_caught_up_once_back(
     holder = _closed_port()
     port = holder.getsockname()[1]
     tls = make_tls(tmp_path / "witness", "Test witness CA")
-    settings = _settings(tmp_path, f"https://localhost:{port}", tls.ca_file)
+    signer = Ed25519Signer.generate()
+    key = CosignatureVerifier("witness.test/w1", signer.public_key)
+    settings = _settings(tmp_path, f"https://localhost:{port}", tls.ca_file, key)
     log = AuditLog.open(settings, keyring)
     witness: TlogWitness | None = None
     try:
@@ -254,6 +283,7 @@ def test_an_unreachable_witness_delays_no_append_and_is_caught_up_once_back(
         assert any(e["event"] == "audit_witness_failed" for e in logs)
         holder.close()
         witness = TlogWitness(tls, port)
+        witness.signer, witness.cosigner = signer, key
         witness.trusted.append(log.keys.verifier)
         _record(log, range(3, 4))  # a newer tree head ends the back-off at once
         assert log.publisher.flush(timeout=10.0)
@@ -264,3 +294,158 @@ def test_an_unreachable_witness_delays_no_append_and_is_caught_up_once_back(
             witness.close()
     assert witness.held is not None
     assert witness.held.size == 4
+
+
+def test_the_witness_cosignature_is_verified_kept_and_reported(
+    witness: TlogWitness, tmp_path: Path, keyring: Keyring
+) -> None:
+    """Each answer's cosignature verifies under the configured key, is kept with its tree
+    head, and ``verify_log`` says which tree heads the witness cosigned."""
+    log = AuditLog.open(
+        _settings(tmp_path, witness.url, witness.ca_file, witness.cosigner), keyring
+    )
+    try:
+        witness.trusted.append(log.keys.verifier)
+        for number in range(3):
+            _record(log, range(number, number + 1))
+            assert log.publisher is not None
+            assert log.publisher.flush(timeout=10.0)
+        kept = log.store.cosignatures()
+        report = verify_log(log.store.engine, cosigners=[witness.cosigner])
+    finally:
+        log.close()
+    assert [(c.size, c.witness) for c in kept] == [(n, "witness.test/w1") for n in (1, 2, 3)]
+    (cosigned,) = report.cosigned
+    assert (cosigned.witness, cosigned.sizes, cosigned.verified) == (
+        "witness.test/w1",
+        (1, 2, 3),
+        True,
+    )
+    # Without the witness's key the cosignatures are listed, marked as not checked.
+    unchecked = verify_log(_engine(tmp_path))
+    assert [c.verified for c in unchecked.cosigned] == [False]
+
+
+def _engine(tmp_path: Path) -> Engine:
+    return create_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+
+
+@pytest.mark.parametrize("answer", ["empty", "impostor"])
+def test_an_answer_without_the_witness_cosignature_is_refused_and_retried(
+    witness: TlogWitness, tmp_path: Path, keyring: Keyring, answer: str
+) -> None:
+    """A 200 with no cosignature, or with one made by another key under the witness's name and
+    key ID, proves nothing: it is refused (warning logged), nothing is kept, and the tree head
+    counts as not yet witnessed."""
+    witness.answer = answer
+    log = AuditLog.open(
+        _settings(tmp_path, witness.url, witness.ca_file, witness.cosigner), keyring
+    )
+    try:
+        witness.trusted.append(log.keys.verifier)
+        assert log.publisher is not None
+        with capture_logs() as logs:
+            _record(log, range(1))
+            assert not log.publisher.flush(timeout=1.0)
+        assert log.store.cosignatures() == []
+        witness.answer = "cosign"  # the witness mends its ways: the next tree head is kept
+        _record(log, range(1, 2))
+        assert log.publisher.flush(timeout=10.0)
+        assert [c.size for c in log.store.cosignatures()] == [2]
+    finally:
+        log.close()
+    failures = [e for e in logs if e["event"] == "audit_witness_failed"]
+    assert failures
+    assert "not a valid cosignature" in failures[0]["error"]
+
+
+def test_a_witness_holding_a_larger_tree_is_refused(
+    witness: TlogWitness, tmp_path: Path, keyring: Keyring
+) -> None:
+    """A witness that already holds a larger tree of this log means the log was rolled back
+    (or forked): the publication fails loudly instead of quietly catching up."""
+    settings = Settings(
+        data_dir=tmp_path / "data", audit_database_url=f"sqlite:///{tmp_path / 'audit.db'}"
+    )
+    log = AuditLog.open(settings, keyring, witnesses=[])
+    try:
+        _record(log, range(2))
+        latest = log.latest_checkpoint()
+        witness.trusted.append(log.keys.verifier)
+    finally:
+        log.close()
+    assert latest is not None
+    witness.held = Checkpoint(log.keys.origin, 7, bytes(32))
+    client = HttpsWitness(witness.url, witness.cosigner, witness.ca_file, timeout=5.0)
+    try:
+        with pytest.raises(AuditError, match=r"larger tree \(7\) than the log \(2\)"):
+            client.publish(latest.note, latest.size, lambda old, new: [])
+    finally:
+        client.close()
+
+
+def test_a_witness_url_without_its_key_is_refused_by_the_settings(tmp_path: Path) -> None:
+    """Configuring a witness whose answers cannot be checked is a configuration error."""
+    with pytest.raises(ValidationError, match="INTERLOCK_AUDIT_WITNESS_KEY"):
+        Settings(data_dir=tmp_path, audit_witness_url="https://witness.example")
+    with pytest.raises(ValidationError, match="0x04"):
+        Settings(
+            data_dir=tmp_path,
+            audit_witness_url="https://witness.example",
+            audit_witness_key="w+00000000+" + base64.b64encode(b"\x01" + bytes(32)).decode(),
+        )
+
+
+def test_a_tampered_kept_cosignature_fails_verification(
+    witness: TlogWitness, tmp_path: Path, keyring: Keyring
+) -> None:
+    """A cosignature rewritten in the database (triggers dropped) does not verify."""
+    log = AuditLog.open(
+        _settings(tmp_path, witness.url, witness.ca_file, witness.cosigner), keyring
+    )
+    try:
+        witness.trusted.append(log.keys.verifier)
+        _record(log, range(1))
+        assert log.publisher is not None
+        assert log.publisher.flush(timeout=10.0)
+    finally:
+        log.close()
+    other = Ed25519Signer.generate()
+    with sqlite3.connect(tmp_path / "audit.db") as connection:
+        connection.execute("DROP TRIGGER audit_cosignatures_no_update")
+        (line,) = connection.execute("SELECT line FROM audit_cosignatures").fetchone()
+        name, encoded = line.rsplit(" ", 1)
+        raw = base64.b64decode(encoded)
+        forged = raw[:12] + other.sign(b"anything")
+        connection.execute(
+            "UPDATE audit_cosignatures SET line = ?",
+            (f"{name} {base64.b64encode(forged).decode()}",),
+        )
+    with pytest.raises(AuditVerificationError, match="does not verify under its key"):
+        verify_log(_engine(tmp_path), cosigners=[witness.cosigner])
+
+
+def test_the_file_witness_never_goes_backwards_nor_takes_another_logs_checkpoint(
+    tmp_path: Path, keyring: Keyring
+) -> None:
+    """A smaller tree head, or one of another log (a path shared by mistake), leaves the held
+    checkpoint as it was."""
+    settings = Settings(
+        data_dir=tmp_path / "data", audit_database_url=f"sqlite:///{tmp_path / 'audit.db'}"
+    )
+    log = AuditLog.open(settings, keyring, witnesses=[])
+    try:
+        _record(log, range(3))
+        heads = log.store.checkpoints()
+    finally:
+        log.close()
+    path = tmp_path / "witness.checkpoint"
+    held = FileWitness(path)
+    held.publish(heads[2].note, 3, lambda old, new: [])
+    with pytest.raises(AuditError, match=r"larger tree \(3\) than this one \(2\)"):
+        held.publish(heads[1].note, 2, lambda old, new: [])
+    other = heads[2].note.replace(log.keys.origin, "other.example/log", 1)
+    with pytest.raises(AuditError, match="another log's checkpoint"):
+        held.publish(other, 4, lambda old, new: [])
+    assert read_witness_file(path) == heads[2].note
+    held.publish(heads[2].note, 3, lambda old, new: [])  # the same head again is fine

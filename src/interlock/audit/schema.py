@@ -8,7 +8,8 @@ right. Every table is insert-only:
 
 * ``audit_leaves`` (index, leaf hash, time, integration), ``audit_nodes``
   (completed perfect subtrees), ``audit_checkpoints`` (signed tree heads),
-  ``audit_keys`` (sealed keys) and ``audit_pruned`` are never updated or deleted;
+  ``audit_keys`` (sealed keys), ``audit_cosignatures`` (witnesses' verified
+  cosignatures of tree heads) and ``audit_pruned`` are never updated or deleted;
 * ``audit_bodies`` (the canonical entries) is never updated; a body may be
   deleted only once its index is in ``audit_pruned`` — the single, narrow
   exception that retention pruning (:mod:`interlock.audit.prune`) uses.
@@ -42,6 +43,7 @@ from sqlalchemy import (
 __all__ = [
     "BODIES",
     "CHECKPOINTS",
+    "COSIGNATURES",
     "KEYS",
     "LEAVES",
     "METADATA",
@@ -82,6 +84,15 @@ CHECKPOINTS: Final = Table(
     Column("note", Text, nullable=False),
     Column("created_us", BigInteger, nullable=False),
 )
+COSIGNATURES: Final = Table(
+    "audit_cosignatures",
+    METADATA,
+    Column("size", BigInteger, ForeignKey("audit_checkpoints.size"), primary_key=True),
+    Column("witness", String(200), primary_key=True),  # the cosigner's key name
+    Column("key_id", LargeBinary(4), nullable=False),
+    Column("timestamp", BigInteger, nullable=False),  # the witness's, seconds since the epoch
+    Column("line", Text, nullable=False),  # the note signature line, verifiable offline
+)
 PRUNED: Final = Table(
     "audit_pruned",
     METADATA,
@@ -98,7 +109,14 @@ KEYS: Final = Table(
     Column("created_us", BigInteger, nullable=False),
 )
 
-_FROZEN: Final = ("audit_leaves", "audit_nodes", "audit_checkpoints", "audit_pruned", "audit_keys")
+_FROZEN: Final = (
+    "audit_leaves",
+    "audit_nodes",
+    "audit_checkpoints",
+    "audit_cosignatures",
+    "audit_pruned",
+    "audit_keys",
+)
 _ROLE: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 _SQLITE_TRIGGERS: Final = [
@@ -153,7 +171,9 @@ def ensure_schema(engine: Engine) -> None:
     """Create the tables and triggers when any is missing (idempotent).
 
     Opening an existing log issues no DDL at all, so a role that may only
-    INSERT and SELECT can open it.
+    INSERT and SELECT can open it. A log made by an older release gains the
+    tables it lacks (``audit_cosignatures``) the first time a role with DDL
+    rights opens it.
     """
     if set(inspect(engine).get_table_names()) >= set(METADATA.tables):
         return

@@ -20,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from interlock.audit.entry import AuditEntry, encode_entry
-from interlock.audit.errors import AuditUnavailableError
+from interlock.audit.errors import AuditError, AuditUnavailableError
 from interlock.audit.heartbeat import TreeHeadHeartbeat
 from interlock.audit.keys import LogKeys, load_keys
 from interlock.audit.proofs import ProofReader
@@ -30,6 +30,7 @@ from interlock.audit.writer import GroupCommitWriter, Pending
 from interlock.config.settings import Settings
 from interlock.crypto import Keyring
 from interlock.logs import get_logger
+from interlock.proofs.cosignature import CosignatureVerifier
 
 __all__ = ["AuditLog", "DurableSink", "default_origin"]
 
@@ -107,7 +108,11 @@ class AuditLog:
         chosen = _witnesses(settings) if witnesses is None else list(witnesses)
         publisher = None
         if chosen:
-            publisher = WitnessPublisher(chosen, lambda old, new: _consistency(engine, old, new))
+            publisher = WitnessPublisher(
+                chosen,
+                lambda old, new: _consistency(engine, old, new),
+                cosigned=store.add_cosignature,
+            )
 
         def append(batch: Sequence[Pending]) -> list[int]:
             with store.appending(keys) as appending:
@@ -161,5 +166,8 @@ def _witnesses(settings: Settings) -> list[Witness]:
     if settings.audit_witness_file is not None:
         chosen.append(FileWitness(Path(settings.audit_witness_file)))
     if settings.audit_witness_url is not None:
-        chosen.append(HttpsWitness(settings.audit_witness_url, settings.audit_witness_ca))
+        if settings.audit_witness_key is None:  # Settings refuses this; fail closed regardless
+            raise AuditError("a witness URL needs the witness's cosigning key")
+        cosigner = CosignatureVerifier.parse(settings.audit_witness_key)
+        chosen.append(HttpsWitness(settings.audit_witness_url, cosigner, settings.audit_witness_ca))
     return chosen

@@ -21,16 +21,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, Table, and_, event, func, or_, select, text
+from sqlalchemy import Connection, Engine, Table, and_, event, func, inspect, or_, select, text
 
 from interlock.audit.frontier import Frontier, Node
 from interlock.audit.keys import LogKeys
-from interlock.audit.schema import BODIES, CHECKPOINTS, LEAVES, NODES, ensure_schema
+from interlock.audit.schema import BODIES, CHECKPOINTS, COSIGNATURES, LEAVES, NODES, ensure_schema
 from interlock.proofs.checkpoint import Checkpoint
+from interlock.proofs.cosignature import Cosignature
 from interlock.proofs.rfc9162 import Piece, leaf_hash
 from interlock.store.engine import create_store_engine, is_sqlite
 
-__all__ = ["Batch", "LogStore", "StoredCheckpoint", "create_audit_engines", "fetch_pieces"]
+__all__ = [
+    "Batch",
+    "LogStore",
+    "StoredCheckpoint",
+    "StoredCosignature",
+    "create_audit_engines",
+    "fetch_pieces",
+]
 
 _LOCK_SQL: Final = "SELECT pg_advisory_xact_lock(hashtext('interlock-audit-append'))"
 
@@ -79,6 +87,16 @@ class StoredCheckpoint:
     size: int
     root: bytes
     note: str
+
+
+@dataclass(frozen=True)
+class StoredCosignature:
+    """A witness's cosignature of the tree head of ``size``, as kept."""
+
+    size: int
+    witness: str
+    timestamp: int
+    line: str
 
 
 @dataclass
@@ -136,6 +154,26 @@ class LogStore:
         with self.engine.connect() as connection:
             row = connection.execute(query.order_by(CHECKPOINTS.c.size.desc()).limit(1)).first()
         return None if row is None else StoredCheckpoint(row.size, bytes(row.root), row.note)
+
+    def add_cosignature(self, size: int, cosignature: Cosignature) -> None:
+        """Keep a witness's verified cosignature of the tree head of ``size`` (once)."""
+        c = cosignature
+        row = (size, c.witness, c.key_id, c.timestamp, c.line)
+        query = select(COSIGNATURES.c.size).where(
+            COSIGNATURES.c.size == size, COSIGNATURES.c.witness == cosignature.witness
+        )
+        with self._writer.begin() as connection:
+            if connection.execute(query).first() is None:
+                _insert(connection, COSIGNATURES, [row])
+
+    def cosignatures(self) -> list[StoredCosignature]:
+        """Every kept cosignature, by tree size then witness (none in a log made before them)."""
+        if not inspect(self.engine).has_table(COSIGNATURES.name):
+            return []
+        query = select(COSIGNATURES).order_by(COSIGNATURES.c.size, COSIGNATURES.c.witness)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [StoredCosignature(r.size, r.witness, int(r.timestamp), r.line) for r in rows]
 
     def last_checkpoint_us(self) -> int | None:
         """When the newest tree head was signed (µs since the epoch), by any writer.

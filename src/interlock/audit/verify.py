@@ -10,7 +10,10 @@ In one pass over the entries, in order:
   and its root equals the recomputed root at its size;
 * witnessed tree heads (copies kept outside the database) are signed by the
   same key and agree with the log, so even a consistent rewrite of the whole
-  database is caught; a tree head larger than the log means a truncated tail.
+  database is caught; a tree head larger than the log means a truncated tail;
+* every kept witness cosignature (C2SP tlog-cosignature) is on a stored tree
+  head and, when that witness's key is given, verifies under it; the report
+  says which tree heads each witness cosigned.
 
 The first failure raises :class:`AuditVerificationError` naming the first
 entry it implicates.
@@ -34,11 +37,12 @@ from interlock.audit.keys import log_verifier
 from interlock.audit.schema import BODIES, LEAVES, NODES, PRUNED
 from interlock.audit.storage import LogStore
 from interlock.proofs.checkpoint import open_checkpoint
+from interlock.proofs.cosignature import CosignatureVerifier
 from interlock.proofs.errors import CheckpointError
 from interlock.proofs.note import NoteVerifier
 from interlock.proofs.rfc9162 import leaf_hash
 
-__all__ = ["PRUNE_ACTION", "VerifyReport", "pruned_digest", "verify_log"]
+__all__ = ["PRUNE_ACTION", "Cosigned", "VerifyReport", "pruned_digest", "verify_log"]
 
 PRUNE_ACTION: Final = "audit.prune"
 _PRUNE_MARK: Final = b'"action":"audit.prune"'
@@ -51,6 +55,16 @@ def pruned_digest(indexes: Sequence[int]) -> str:
 
 
 @dataclass(frozen=True)
+class Cosigned:
+    """The tree heads one witness cosigned, and whether its key checked the cosignatures."""
+
+    witness: str
+    sizes: tuple[int, ...]
+    latest_timestamp: int
+    verified: bool  # False: no key for this witness was given, the lines were not checked
+
+
+@dataclass(frozen=True)
 class VerifyReport:
     """What a successful verification covered."""
 
@@ -60,6 +74,7 @@ class VerifyReport:
     witnessed: int
     bodies: int
     pruned: int
+    cosigned: tuple[Cosigned, ...] = ()
 
 
 @dataclass
@@ -77,9 +92,17 @@ def _fail(message: str, index: int | None) -> AuditVerificationError:
 
 
 def verify_log(
-    engine: Engine, *, trusted: Sequence[NoteVerifier] = (), witnessed: Sequence[str] = ()
+    engine: Engine,
+    *,
+    trusted: Sequence[NoteVerifier] = (),
+    witnessed: Sequence[str] = (),
+    cosigners: Sequence[CosignatureVerifier] = (),
 ) -> VerifyReport:
-    """Verify the log in ``engine``; raise :class:`AuditVerificationError` at the first fault."""
+    """Verify the log in ``engine``; raise :class:`AuditVerificationError` at the first fault.
+
+    ``cosigners`` are witnesses' keys: a kept cosignature by one of them must
+    verify under it.
+    """
     store = LogStore(engine)
     own = log_verifier(engine)
     if own is None:
@@ -124,6 +147,7 @@ def verify_log(
             index,
         ) from None
     _finish(state, max((r.size for r in stored), default=0))
+    notes = {row.size: row.note for row in stored}
     return VerifyReport(
         own.name,
         state.frontier.size,
@@ -131,6 +155,42 @@ def verify_log(
         len(witnessed),
         state.bodies,
         sum(len(v) for v in state.pruned_by.values()),
+        _cosigned(store, notes, cosigners),
+    )
+
+
+def _cosigned(
+    store: LogStore, notes: dict[int, str], cosigners: Sequence[CosignatureVerifier]
+) -> tuple[Cosigned, ...]:
+    """Check every kept cosignature; group them by witness."""
+    keys = {c.name: c for c in cosigners}
+    by_witness: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for kept in store.cosignatures():
+        note = notes.get(kept.size)
+        if note is None:
+            raise _fail(f"a cosignature by {kept.witness} is on a tree head the log lacks", None)
+        key = keys.get(kept.witness)
+        if key is not None:
+            text = note[: note.index("\n\n") + 1]
+            try:
+                found = key.find(text, kept.line)
+            except CheckpointError as exc:
+                raise _fail(
+                    f"the cosignature by {kept.witness} of the tree head at size {kept.size} "
+                    f"does not verify under its key ({exc})",
+                    None,
+                ) from None
+            if found.timestamp != kept.timestamp:
+                raise _fail(f"the cosignature by {kept.witness} is not dated as kept", None)
+        by_witness[kept.witness].append((kept.size, kept.timestamp))
+    return tuple(
+        Cosigned(
+            witness,
+            tuple(size for size, _ in heads),
+            max(stamp for _, stamp in heads),
+            witness in keys,
+        )
+        for witness, heads in sorted(by_witness.items())
     )
 
 

@@ -5,10 +5,16 @@ Where tree heads go is deployment configuration only (``INTERLOCK_AUDIT_WITNESS_
 the witness elsewhere could hide a rewrite (compare Vault's CVE-2025-6000).
 
 * :class:`FileWitness` keeps the latest signed checkpoint in a file, replaced
-  atomically (written, flushed to disk, renamed).
+  atomically (written, flushed to disk, renamed), and never by a smaller tree
+  or another log's checkpoint (a path shared by mistake).
 * :class:`HttpsWitness` speaks the C2SP tlog-witness ``add-checkpoint``
   protocol over verified TLS: the old size the witness knows, a consistency
   proof from it, and the new checkpoint; a 409 tells us the witness's size.
+  The witness's answer is its cosignature (C2SP tlog-cosignature), which must
+  verify under the witness's configured key; it is kept in the log's database,
+  so ``interlock audit verify`` can show which tree heads were witnessed. A
+  witness holding a larger tree than the log's is refused: the log was rolled
+  back, or forked.
 
 A :class:`WitnessPublisher` thread sends the newest checkpoint after each
 batch (coalescing bursts) and retries failures, so a slow witness never
@@ -29,12 +35,15 @@ from typing import Final, Protocol
 from interlock.audit.errors import AuditError
 from interlock.logs import get_logger
 from interlock.outbound import Timeouts, outbound_client, read_capped
+from interlock.proofs.cosignature import Cosignature, CosignatureVerifier
+from interlock.proofs.errors import CheckpointError
 
 __all__ = ["FileWitness", "HttpsWitness", "Witness", "WitnessPublisher", "read_witness_file"]
 
 _log = get_logger("interlock.audit")
 MAX_WITNESS_FILE: Final = 64 * 1024
 MAX_SIZE_ANSWER: Final = 64
+MAX_COSIGNATURES_ANSWER: Final = 16 * 1024
 
 Consistency = Callable[[int, int], Sequence[bytes]]
 
@@ -42,8 +51,9 @@ Consistency = Callable[[int, int], Sequence[bytes]]
 class Witness(Protocol):
     """Somewhere a signed checkpoint is copied to."""
 
-    def publish(self, note: str, size: int, consistency: Consistency) -> None:
-        """Copy ``note`` (a checkpoint of ``size``); raise on failure."""
+    def publish(self, note: str, size: int, consistency: Consistency) -> Cosignature | None:
+        """Copy ``note`` (a checkpoint of ``size``); its verified cosignature, if the witness
+        cosigns; raise on failure."""
         ...
 
     def close(self) -> None:
@@ -59,7 +69,8 @@ class FileWitness:
         self.path = path
 
     def publish(self, note: str, size: int, consistency: Consistency) -> None:
-        """Replace the file atomically and durably with ``note``."""
+        """Replace the file atomically and durably with ``note``; never go backwards."""
+        _check_not_behind(self.path, note, size)
         directory = self.path.parent
         handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.")
         try:
@@ -82,6 +93,23 @@ class FileWitness:
         """Nothing to release."""
 
 
+def _check_not_behind(path: Path, note: str, size: int) -> None:
+    """Refuse to replace a held checkpoint of another log, or of a larger tree."""
+    if not path.exists():
+        return
+    held = read_witness_file(path).split("\n", 2)
+    origin = note.split("\n", 1)[0]
+    if len(held) < 2 or not held[1].isdigit():
+        raise AuditError(f"{path}: the witness file does not hold a checkpoint")
+    if held[0] != origin:
+        raise AuditError(f"{path}: the witness file holds another log's checkpoint ({held[0]})")
+    if int(held[1]) > size:
+        raise AuditError(
+            f"{path}: the witness file holds a larger tree ({held[1]}) than this one ({size}): "
+            "the log went backwards"
+        )
+
+
 def read_witness_file(path: Path) -> str:
     """The checkpoint note a file witness holds; one-line errors naming the file."""
     try:
@@ -100,8 +128,17 @@ def read_witness_file(path: Path) -> str:
 class HttpsWitness:
     """A C2SP tlog-witness (``POST <url>/add-checkpoint``) over verified TLS."""
 
-    def __init__(self, url: str, ca_file: Path | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        cosigner: CosignatureVerifier,
+        ca_file: Path | None = None,
+        timeout: float = 10.0,
+    ) -> None:
         """Talk to ``url`` (https only), trusting ``ca_file`` or the system store.
+
+        ``cosigner`` is the witness's cosigning key: its answer must carry a
+        cosignature that verifies under it.
 
         ``timeout`` bounds connecting, each read and write, and the pool wait;
         the client is :func:`interlock.outbound.outbound_client`'s (TLS 1.2 or
@@ -111,10 +148,19 @@ class HttpsWitness:
             raise AuditError("a witness URL must be https://")
         self._client = outbound_client(trust=ca_file, timeouts=Timeouts.every(timeout))
         self._url = url.rstrip("/") + "/add-checkpoint"
+        self._cosigner = cosigner
         self.known_size = 0  # what the witness has seen, as far as we know
 
-    def publish(self, note: str, size: int, consistency: Consistency) -> None:
-        """Send ``note``; on a 409 resend once from the size the witness reports."""
+    def publish(self, note: str, size: int, consistency: Consistency) -> Cosignature:
+        """Send ``note``; its verified cosignature. On a 409, resend once from the witness's size.
+
+        Refused (:class:`AuditError`): an answer without a valid cosignature by
+        the configured key, and a witness that holds a larger tree than ``size``.
+        """
+        text, signed, _ = note.partition("\n\n")  # the checkpoint, without signatures
+        if not signed:
+            raise AuditError("a checkpoint to witness is a signed note")
+        text += "\n"
         for _ in range(2):
             old = self.known_size
             proof = consistency(old, size) if 0 < old < size else []
@@ -122,15 +168,25 @@ class HttpsWitness:
             body = "\n".join(lines) + "\n\n" + note
             with self._client.stream("POST", self._url, content=body.encode()) as response:
                 status = response.status_code
-                # C2SP tlog-witness: a 409 carries the size the witness holds, a few digits.
-                answer = read_capped(response, MAX_SIZE_ANSWER) if status == 409 else b""
+                # 200: cosignature lines; 409: the size the witness holds, a few digits.
+                cap = MAX_COSIGNATURES_ANSWER if status == 200 else MAX_SIZE_ANSWER
+                answer = read_capped(response, cap) if status in (200, 409) else b""
             if status == 200:
+                try:
+                    cosigned = self._cosigner.find(text, answer.decode("utf-8"))
+                except (CheckpointError, UnicodeDecodeError) as exc:
+                    raise AuditError(
+                        f"the witness's answer is not a valid cosignature: {exc}"
+                    ) from None
                 self.known_size = size
-                return
+                return cosigned
             if status == 409 and answer.strip().isdigit():
                 self.known_size = int(answer.strip())
-                if self.known_size >= size:
-                    return
+                if self.known_size > size:
+                    raise AuditError(
+                        f"the witness holds a larger tree ({self.known_size}) than the log "
+                        f"({size}): the log was rolled back or forked"
+                    )
                 continue
             raise AuditError(f"the witness answered {status}")
         raise AuditError("the witness keeps reporting another size")
@@ -144,11 +200,16 @@ class WitnessPublisher:
     """Sends the newest checkpoint to every witness from a background thread."""
 
     def __init__(
-        self, witnesses: Sequence[Witness], consistency: Consistency, retry_seconds: float = 30.0
+        self,
+        witnesses: Sequence[Witness],
+        consistency: Consistency,
+        retry_seconds: float = 30.0,
+        cosigned: Callable[[int, Cosignature], None] | None = None,
     ) -> None:
-        """Start the thread."""
+        """Start the thread; ``cosigned(size, cosignature)`` keeps each witness's cosignature."""
         self._witnesses = list(witnesses)
         self._consistency = consistency
+        self._cosigned = cosigned
         self._retry = retry_seconds
         self._latest: tuple[str, int] | None = None
         self._sent: list[int] = [0] * len(self._witnesses)
@@ -203,7 +264,9 @@ class WitnessPublisher:
                 if self._sent[position] >= latest[1]:
                     continue
                 try:
-                    witness.publish(latest[0], latest[1], self._consistency)
+                    cosignature = witness.publish(latest[0], latest[1], self._consistency)
+                    if cosignature is not None and self._cosigned is not None:
+                        self._cosigned(latest[1], cosignature)
                 except Exception as exc:  # noqa: BLE001  (a witness failure must never stop the log)
                     _log.warning(
                         "audit_witness_failed", witness=type(witness).__name__, error=str(exc)

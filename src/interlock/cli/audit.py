@@ -16,6 +16,7 @@ from interlock.errors import InvalidRequestError
 
 if TYPE_CHECKING:
     from interlock.audit.storage import LogStore
+    from interlock.proofs.cosignature import CosignatureVerifier
     from interlock.proofs.note import NoteVerifier
 
 __all__ = ["app"]
@@ -84,8 +85,21 @@ def verify(
             "--witness", help="A witnessed checkpoint file (repeat); default: the configured one."
         ),
     ] = None,
+    witness_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness-key",
+            help=(
+                "A witness's cosigning key (name+id+key, repeat) to check its kept "
+                "cosignatures; default: INTERLOCK_AUDIT_WITNESS_KEY."
+            ),
+        ),
+    ] = None,
 ) -> None:
-    """Recompute the log from storage and check every tree head; names the first bad entry."""
+    """Recompute the log from storage and check every tree head; names the first bad entry.
+
+    Also lists, per witness, the tree heads it cosigned (checked under its key).
+    """
     from interlock.audit.verify import verify_log
     from interlock.audit.witness import read_witness_file
 
@@ -94,9 +108,15 @@ def verify(
     if not files and current.audit_witness_file is not None and current.audit_witness_file.exists():
         files = [current.audit_witness_file]
     notes = [read_witness_file(path) for path in files]
+    keys = list(witness_key or [])
+    if not keys and current.audit_witness_key is not None:
+        keys = [current.audit_witness_key]
+    cosigners = [_cosigner(text) for text in keys]
     store = _store(current)
     try:
-        report = verify_log(store.engine, trusted=_verifier(key), witnessed=notes)
+        report = verify_log(
+            store.engine, trusted=_verifier(key), witnessed=notes, cosigners=cosigners
+        )
     finally:
         store.dispose()
     typer.echo(
@@ -104,6 +124,36 @@ def verify(
         f"{report.checkpoints} signed tree heads, {report.witnessed} witnessed; "
         f"origin {report.origin}"
     )
+    for cosigned in report.cosigned:
+        checked = "verified" if cosigned.verified else "NOT checked: no key given for it"
+        when = datetime.fromtimestamp(cosigned.latest_timestamp, UTC).isoformat()
+        typer.echo(
+            f"cosigned by {cosigned.witness} ({checked}): {len(cosigned.sizes)} tree heads, "
+            f"sizes {_ranges(cosigned.sizes)}; latest at {when}"
+        )
+    if not report.cosigned and cosigners:
+        typer.echo("cosigned: no witness cosignature is kept yet")
+
+
+def _cosigner(text: str) -> CosignatureVerifier:
+    from interlock.proofs.cosignature import CosignatureVerifier
+    from interlock.proofs.errors import CheckpointError
+
+    try:
+        return CosignatureVerifier.parse(text)
+    except CheckpointError as exc:
+        raise InvalidRequestError(f"--witness-key: {exc}") from None
+
+
+def _ranges(sizes: tuple[int, ...]) -> str:
+    """``1-3, 7, 9-10`` for sorted sizes."""
+    runs: list[list[int]] = []
+    for size in sizes:
+        if runs and size == runs[-1][1] + 1:
+            runs[-1][1] = size
+        else:
+            runs.append([size, size])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 @app.command("prove")

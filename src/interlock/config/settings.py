@@ -22,6 +22,8 @@ from sqlalchemy.exc import ArgumentError
 
 from interlock.config.units import Rate, RateValue
 from interlock.errors import ConfigError
+from interlock.proofs.cosignature import CosignatureVerifier
+from interlock.proofs.errors import CheckpointError
 
 __all__ = ["LogFormat", "LogLevel", "Settings", "load_settings"]
 
@@ -92,6 +94,13 @@ class Settings(BaseSettings):
     )
     audit_witness_ca: Path | None = Field(
         default=None, description="CA bundle to verify the witness's TLS certificate."
+    )
+    audit_witness_key: str | None = Field(
+        default=None,
+        description=(
+            "The witness's cosigning key (C2SP verifier key, name+hexid+base64key); "
+            "required with INTERLOCK_AUDIT_WITNESS_URL: every answer must carry its cosignature."
+        ),
     )
     audit_pseudonymise_ip: bool = Field(
         default=True,
@@ -179,6 +188,25 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError(f"kek_backend=pkcs11 needs {', '.join(missing)}")
         return self
+
+    @model_validator(mode="after")
+    def _witness_key_given(self) -> Settings:
+        if self.audit_witness_url is not None and self.audit_witness_key is None:
+            raise ValueError(
+                "INTERLOCK_AUDIT_WITNESS_URL needs INTERLOCK_AUDIT_WITNESS_KEY, the witness's "
+                "cosigning key: an answer that cannot be verified proves nothing"
+            )
+        return self
+
+    @field_validator("audit_witness_key")
+    @classmethod
+    def _witness_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return CosignatureVerifier.parse(value).vkey
+        except CheckpointError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("public_url")
     @classmethod
