@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import uuid
 
+from sqlalchemy import select
+
+from interlock.replay.tables import IdempotencyRow
+from interlock.store.base import table_of
 from interlock.testing.gateway import Env
 
 
@@ -48,3 +52,19 @@ def test_a_required_key_that_is_missing_is_400(env: Env) -> None:
     status, headers, _ = _post(env, token, None, {"amount": 10})
     assert status == 400
     assert headers["content-type"].startswith("application/problem+json")
+
+
+def test_the_stored_response_is_sealed_in_the_store(env: Env) -> None:
+    """What the gateway keeps for replays is not readable from the database."""
+    token, _ = env.key(["orders.write"])
+    status, _, first = _post(env, token, str(uuid.uuid4()), {"amount": 10})
+    assert status == 200, first
+    table = table_of(IdempotencyRow)
+    with env.deployment.engine.connect() as connection:
+        rows = connection.execute(select(table.c.response)).all()
+        blobs = [bytes(r.response) for r in rows if r.response is not None]
+    assert blobs
+    for blob in blobs:
+        assert b"amount" not in blob
+        assert b"payments" not in blob
+        assert not blob.startswith(b"{")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from unittest import mock
 
@@ -16,16 +17,18 @@ from aiohttp.test_utils import make_mocked_request
 from interlock.config.loader import load_manifest
 from interlock.errors import Refusal
 from interlock.gateway.context import RequestContext
+from interlock.gateway.pipeline import Backends, build_pipelines
 from interlock.gateway.problems import problem_response
 from interlock.gateway.routing import RouteTable
 from interlock.gateway.stages.idempotency import (
+    DEFAULT_TTL,
     REPLAYED_HEADER,
     IdempotencyPolicy,
     IdempotentForward,
     parse_idempotency_key,
 )
 from interlock.identity.grants import Principal
-from interlock.replay.idempotency import MemoryIdempotency
+from interlock.replay.idempotency import IdempotencyOutcome, MemoryIdempotency, Unreadable
 
 MANIFEST = """\
 version: 1
@@ -334,5 +337,58 @@ def test_problems_render_as_rfc9457(table: RouteTable) -> None:
         body = json.loads(response.body)
         assert body["type"] == "urn:interlock:problem:idempotency-key-missing"
         assert body["status"] == 400
+
+    asyncio.run(scenario())
+
+
+class _Recording(MemoryIdempotency):
+    """The memory store, noting the ttl of every record begun."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ttls: list[timedelta] = []
+
+    def begin(
+        self, scope: str, key: str, fingerprint: str, ttl: timedelta, lease: timedelta
+    ) -> IdempotencyOutcome:
+        self.ttls.append(ttl)
+        return super().begin(scope, key, fingerprint, ttl, lease)
+
+
+@pytest.mark.parametrize(("retention", "ttl"), [("1h", timedelta(hours=1)), ("1d", DEFAULT_TTL)])
+def test_records_live_no_longer_than_the_integrations_retention(
+    tmp_path: Path, retention: str, ttl: timedelta
+) -> None:
+    """A stored response is the integration's data: kept 24 h at most, less if its retention
+    is shorter."""
+    path = tmp_path / "m.yaml"
+    path.write_text(MANIFEST.replace("retention: 1d", f"retention: {retention}"))
+    routes = RouteTable.compile(load_manifest(path))
+    store = _Recording()
+    pipelines = build_pipelines(routes, mock.Mock(), Upstream(), Backends(idempotency=store))
+    (post,) = [p for r, p in pipelines.items() if r.route.method == "POST"]
+
+    async def scenario() -> None:
+        assert (await post.terminal(_ctx(routes))).status == 201
+
+    asyncio.run(scenario())
+    assert store.ttls == [ttl]
+
+
+def test_a_stored_response_that_does_not_open_is_refused_as_processed(table: RouteTable) -> None:
+    """A record whose sealed response cannot be opened is never replayed nor re-run: 409."""
+
+    class Unopenable(MemoryIdempotency):
+        def begin(
+            self, scope: str, key: str, fingerprint: str, ttl: timedelta, lease: timedelta
+        ) -> IdempotencyOutcome:
+            return Unreadable()
+
+    async def scenario() -> None:
+        upstream = Upstream()
+        forward = IdempotentForward(Unopenable(), IdempotencyPolicy("required"), upstream)
+        refusal = await _refusal(forward(_ctx(table)))
+        assert (refusal["status"], refusal["code"]) == (409, "idempotency-key-completed")
+        assert upstream.calls == 0
 
     asyncio.run(scenario())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -11,8 +13,10 @@ from pathlib import Path
 import pytest
 import redis
 from sqlalchemy import create_engine, select
+from structlog.testing import capture_logs
 
 from interlock.config.settings import Settings
+from interlock.crypto import Keyring, needs_rewrap
 from interlock.replay.idempotency import (
     Begun,
     IdempotencyStore,
@@ -21,17 +25,25 @@ from interlock.replay.idempotency import (
     Mismatch,
     RedisIdempotency,
     Replay,
+    ResponseSeal,
     SqlIdempotency,
     StoredResponse,
+    Unreadable,
     fingerprint,
     idempotency_store,
 )
 from interlock.replay.tables import IdempotencyRow
-from interlock.store import Deployment, initialise
+from interlock.store import Deployment, initialise, rewrap_all
 from interlock.store.base import table_of
+from interlock.tables import sealed_columns
 from interlock.testing.services import REDIS
 from tests.conftest import need
 from tests.replay.conftest import Backend
+
+
+def _seal(deployment: Deployment) -> ResponseSeal:
+    return ResponseSeal(deployment.keyring)
+
 
 TTL = timedelta(hours=1)
 LEASE = timedelta(minutes=1)
@@ -41,12 +53,18 @@ CREATED = StoredResponse(201, (("Content-Type", "application/json"),), b'{"id": 
 
 
 @pytest.fixture
-def store(backend: Backend) -> IdempotencyStore:
+def seal(tmp_path: Path) -> ResponseSeal:
+    """Sealing with a keyring made for the test."""
+    return ResponseSeal(Keyring.create(tmp_path / "seal-keyring.json"))
+
+
+@pytest.fixture
+def store(backend: Backend, seal: ResponseSeal) -> IdempotencyStore:
     """The store on each backend."""
     if backend.engine is not None:
-        return SqlIdempotency(backend.engine)
+        return SqlIdempotency(backend.engine, seal)
     if backend.client is not None:
-        return RedisIdempotency(backend.client, prefix=backend.prefix)
+        return RedisIdempotency(backend.client, seal, prefix=backend.prefix)
     return MemoryIdempotency()
 
 
@@ -145,7 +163,10 @@ def test_two_sql_replicas_share_records(deployment: Deployment) -> None:
     url = deployment.engine.url.render_as_string(hide_password=False)
     other = create_engine(url)
     try:
-        first, second = SqlIdempotency(deployment.engine), SqlIdempotency(other)
+        first, second = (
+            SqlIdempotency(deployment.engine, _seal(deployment)),
+            SqlIdempotency(other, _seal(deployment)),
+        )
         token = _token(_begin(first))
         assert _begin(second) == InFlight()
         assert _begin(second, fp=OTHER_FP) == Mismatch()
@@ -160,7 +181,10 @@ def test_two_sql_replicas_race_on_postgresql(postgres_url: str, tmp_path: Path) 
     deployment = initialise(Settings(data_dir=tmp_path / "data", database_url=postgres_url))
     other = create_engine(postgres_url)
     try:
-        replicas = (SqlIdempotency(deployment.engine), SqlIdempotency(other))
+        replicas = (
+            SqlIdempotency(deployment.engine, _seal(deployment)),
+            SqlIdempotency(other, _seal(deployment)),
+        )
         with ThreadPoolExecutor(16) as pool:
             outcomes = list(pool.map(lambda i: _begin(replicas[i % 2], key="race"), range(16)))
         assert sum(isinstance(o, Begun) for o in outcomes) == 1
@@ -170,13 +194,13 @@ def test_two_sql_replicas_race_on_postgresql(postgres_url: str, tmp_path: Path) 
 
 
 @pytest.mark.redis
-def test_two_redis_replicas_share_records() -> None:
+def test_two_redis_replicas_share_records(seal: ResponseSeal) -> None:
     """Two Redis clients (two replicas): one begins, the other waits, then replays."""
     url = need(REDIS)
     prefix = f"test:{uuid.uuid4().hex}:"
     one, two = redis.Redis.from_url(url), redis.Redis.from_url(url)
     try:
-        first, second = RedisIdempotency(one, prefix), RedisIdempotency(two, prefix)
+        first, second = RedisIdempotency(one, seal, prefix), RedisIdempotency(two, seal, prefix)
         token = _token(_begin(first))
         assert _begin(second) == InFlight()
         first.complete("a", "k1", token, CREATED)
@@ -189,7 +213,9 @@ def test_two_redis_replicas_share_records() -> None:
 
 def test_only_hashes_are_stored(deployment: Deployment) -> None:
     """Neither the client's key nor its scope reaches the table (draft §5)."""
-    SqlIdempotency(deployment.engine).begin("client-x", "distinctive-key", FP, TTL, LEASE)
+    SqlIdempotency(deployment.engine, _seal(deployment)).begin(
+        "client-x", "distinctive-key", FP, TTL, LEASE
+    )
     with deployment.engine.connect() as connection:
         rows = list(connection.execute(select(table_of(IdempotencyRow))))
     assert len(rows) == 1
@@ -199,7 +225,7 @@ def test_only_hashes_are_stored(deployment: Deployment) -> None:
 
 def test_purge_deletes_expired_records(deployment: Deployment) -> None:
     """Purging removes what has expired and keeps the rest."""
-    records = SqlIdempotency(deployment.engine)
+    records = SqlIdempotency(deployment.engine, _seal(deployment))
     records.begin("a", "old", FP, timedelta(milliseconds=50), LEASE)
     records.begin("a", "new", FP, TTL, LEASE)
     time.sleep(0.1)
@@ -219,7 +245,94 @@ def test_fingerprint_covers_method_target_and_body() -> None:
 @pytest.mark.redis
 def test_backend_follows_configuration(deployment: Deployment) -> None:
     """Redis when a URL is configured, the store otherwise."""
-    assert isinstance(idempotency_store(deployment.engine, None), SqlIdempotency)
+    keyring = deployment.keyring
+    assert isinstance(idempotency_store(deployment.engine, None, keyring), SqlIdempotency)
     client = redis.Redis.from_url(need(REDIS))
-    assert isinstance(idempotency_store(deployment.engine, client), RedisIdempotency)
+    assert isinstance(idempotency_store(deployment.engine, client, keyring), RedisIdempotency)
     client.close()
+
+
+PERSONAL = StoredResponse(
+    201, (("Content-Type", "application/json"),), b'{"email": "ada.lovelace@example.com"}'
+)
+
+
+def _at_rest(backend: Backend) -> bytes:
+    """Every stored byte of every record, as a dump of the database or Redis would show."""
+    if backend.engine is not None:
+        with backend.engine.connect() as connection:
+            rows = connection.execute(select(table_of(IdempotencyRow))).all()
+        return b"".join(bytes(r.response or b"") + repr(r).encode() for r in rows)
+    assert backend.client is not None
+    dump = b""
+    for key in backend.client.scan_iter(match=backend.prefix + "*"):
+        fields: dict[bytes, bytes] = backend.client.hgetall(key)  # type: ignore[assignment]
+        dump += bytes(key) + b"".join(name + value for name, value in fields.items())
+    return dump
+
+
+def test_stored_responses_are_sealed_at_rest(backend: Backend, store: IdempotencyStore) -> None:
+    """An upstream's answer (personal data) is not in a dump of the store or Redis, in clear
+    or in the base64 the record used to hold; it still replays."""
+    if backend.kind == "memory":
+        pytest.skip("the memory store keeps nothing outside the process")
+    token = _token(_begin(store))
+    store.complete("a", "k1", token, PERSONAL)
+    dump = _at_rest(backend)
+    assert b"ada.lovelace" not in dump
+    assert base64.b64encode(PERSONAL.body or b"")[:24] not in dump
+    assert b"application/json" not in dump
+    assert _begin(store) == Replay(PERSONAL)
+
+
+def test_a_sealed_response_moved_to_another_record_is_not_replayed(
+    backend: Backend, store: IdempotencyStore
+) -> None:
+    """Each sealed response is bound to its record: copied onto another client's record it
+    does not open, and that request is refused as processed (never re-run, never leaked)."""
+    if backend.engine is None:
+        pytest.skip("rewriting rows needs the SQL store")
+    victim = _token(_begin(store, scope="victim"))
+    store.complete("victim", "k1", victim, PERSONAL)
+    attacker = _token(_begin(store, scope="attacker"))
+    store.complete("attacker", "k1", attacker, CREATED)
+    table = table_of(IdempotencyRow)
+    victim_id = hashlib.sha256(b"victim\0k1").hexdigest()
+    with backend.engine.begin() as connection:
+        blob = connection.execute(
+            select(table.c.response).where(table.c.id == victim_id)
+        ).scalar_one()
+        connection.execute(table.update().where(table.c.id != victim_id).values(response=blob))
+    assert _begin(store, scope="attacker") == Unreadable()
+    assert _begin(store, scope="victim") == Replay(PERSONAL)
+
+
+def test_a_record_kept_in_clear_by_an_earlier_release_is_not_replayed(
+    deployment: Deployment,
+) -> None:
+    """A completed record written before sealing (clear JSON) is refused as processed."""
+    records = SqlIdempotency(deployment.engine, _seal(deployment))
+    token = _token(_begin(records))
+    table = table_of(IdempotencyRow)
+    with deployment.engine.begin() as connection:
+        connection.execute(
+            table.update().values(state="completed", response=CREATED.encode(), token=token)
+        )
+    with capture_logs() as logs:
+        assert _begin(records) == Unreadable()
+    assert [e["event"] for e in logs] == ["idempotency_record_unreadable"]
+
+
+def test_sealed_responses_follow_a_key_rotation(deployment: Deployment) -> None:
+    """The column is registered for re-wrapping: after ``keyring rotate`` and a re-wrap the
+    record is under the new KEK version and still replays."""
+    records = SqlIdempotency(deployment.engine, _seal(deployment))
+    token = _token(_begin(records))
+    records.complete("a", "k1", token, PERSONAL)
+    deployment.keyring.rotate()
+    report = rewrap_all(deployment.engine, deployment.keyring, sealed_columns())
+    assert report.rewrapped >= 1
+    with deployment.engine.connect() as connection:
+        (blob,) = connection.execute(select(table_of(IdempotencyRow).c.response)).one()
+    assert not needs_rewrap(deployment.keyring, bytes(blob))
+    assert _begin(records) == Replay(PERSONAL)

@@ -178,7 +178,7 @@ class GatewayServices:
             limiter=limiter,
             guessing=GuessingGuard(failures),
             # Idempotency-Key records: Redis when configured, else the store.
-            idempotency=idempotency_store(engine, shared),
+            idempotency=idempotency_store(engine, shared, deployment.keyring),
             nonces=seen_store(engine, shared),
             oauth=AuthorizationServer.open(deployment, issuer, signing_keys, shared, failures),
             jwks=JwksPublisher(signing_keys),

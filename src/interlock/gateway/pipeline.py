@@ -20,7 +20,11 @@ from interlock.gateway.context import RequestContext
 from interlock.gateway.routing import CompiledRoute, RouteTable
 from interlock.gateway.stages.authenticate import Authentication
 from interlock.gateway.stages.authorise import ScopeCheck
-from interlock.gateway.stages.idempotency import IdempotencyPolicy, IdempotentForward
+from interlock.gateway.stages.idempotency import (
+    DEFAULT_TTL,
+    IdempotencyPolicy,
+    IdempotentForward,
+)
 from interlock.gateway.stages.query_guard import QueryCredentialGuard
 from interlock.gateway.stages.rate_limit import RateLimit, rate_limit_stage
 from interlock.gateway.stages.replay_guard import SignedRequestGuard
@@ -111,8 +115,10 @@ def _pipeline(
         if backends.idempotency is None:
             raise ConfigError(f"route {route.label} needs an idempotency store")
         # It wraps the upstream call: it must see the response to store and replay it.
+        # A stored response is data of the integration: it lives no longer than its retention.
+        ttl = min(DEFAULT_TTL, route.integration.retention)
         terminal = IdempotentForward(
-            backends.idempotency, IdempotencyPolicy(spec.idempotency), terminal
+            backends.idempotency, IdempotencyPolicy(spec.idempotency, ttl=ttl), terminal
         )
     return Pipeline(tuple(stages), terminal, limit)
 

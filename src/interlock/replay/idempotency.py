@@ -14,13 +14,23 @@ only the holder of the current token may complete or abandon the record, so a
 late original cannot clobber the record a retry took over.
 
 Only a SHA-256 of scope and key is stored (draft §5: keys of other clients
-must not be guessable into a cache hit). Backends, behind one protocol:
+must not be guessable into a cache hit). A stored response is an upstream's
+answer, often personal data: the shared backends keep it sealed with the
+keyring (:class:`ResponseSeal`), bound to its record, so a database or Redis
+dump shows none of it and a sealed response moved to another record does not
+open. A record that cannot be opened (tampered, a key no longer held, written
+in clear by an earlier release) is never replayed: the caller is told the
+request was processed (:class:`Unreadable`). How long records live is the
+caller's ``ttl``; the gateway bounds it by the integration's retention.
+
+Backends, behind one protocol:
 
 * :class:`SqlIdempotency` — the store; a primary-key insert decides which of
   two replicas processes the request;
 * :class:`RedisIdempotency` — one short Lua script per transition, atomic
   across replicas, the record expiring by itself;
-* :class:`MemoryIdempotency` — one process only, for tests and tools.
+* :class:`MemoryIdempotency` — one process only, for tests and tools (nothing
+  leaves the process, so nothing is sealed).
 """
 
 from __future__ import annotations
@@ -39,6 +49,9 @@ import redis
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from interlock.crypto import Keyring
+from interlock.errors import DecryptionError
+from interlock.logs import get_logger
 from interlock.replay.tables import IdempotencyRow
 from interlock.store.base import as_utc, table_of
 
@@ -51,8 +64,10 @@ __all__ = [
     "Mismatch",
     "RedisIdempotency",
     "Replay",
+    "ResponseSeal",
     "SqlIdempotency",
     "StoredResponse",
+    "Unreadable",
     "fingerprint",
     "idempotency_store",
 ]
@@ -62,6 +77,8 @@ _IN_FLIGHT: Final = "in_flight"
 _COMPLETED: Final = "completed"
 _ATTEMPTS: Final = 4  # a record can vanish (expiry, abandon) between two reads
 _PURGE_EVERY: Final = 1000
+_AAD: Final = b"interlock/idempotency-response/v1\0"
+_log = get_logger("interlock.replay")
 
 
 @dataclass(frozen=True)
@@ -110,6 +127,11 @@ class Replay:
 
 
 @dataclass(frozen=True)
+class Unreadable:
+    """The request was processed, but its stored response cannot be opened: never replayed."""
+
+
+@dataclass(frozen=True)
 class InFlight:
     """The first request with this key is still being processed."""
 
@@ -119,7 +141,30 @@ class Mismatch:
     """The key was used with another request (a different fingerprint)."""
 
 
-IdempotencyOutcome = Begun | Replay | InFlight | Mismatch
+IdempotencyOutcome = Begun | Replay | Unreadable | InFlight | Mismatch
+
+
+class ResponseSeal:
+    """Stored responses sealed with the keyring, each bound to its record's id."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        """Seal with ``keyring`` (its current KEK; any version it holds opens)."""
+        self._keyring = keyring
+
+    def seal(self, record_id: str, response: StoredResponse) -> bytes:
+        """The sealed encoding of ``response`` for the record ``record_id``."""
+        return self._keyring.seal(response.encode(), _AAD + record_id.encode())
+
+    def open(self, record_id: str, blob: bytes) -> Replay | Unreadable:
+        """The response to replay, or :class:`Unreadable` (logged) when it does not open."""
+        try:
+            plain = self._keyring.open(blob, _AAD + record_id.encode())
+            return Replay(StoredResponse.decode(plain))
+        except (DecryptionError, ValueError, KeyError, TypeError) as exc:
+            # Tampered, a KEK no longer held, moved from another record, or kept in
+            # clear by an earlier release: processed once, so refuse rather than re-run.
+            _log.warning("idempotency_record_unreadable", error=type(exc).__name__)
+            return Unreadable()
 
 
 class IdempotencyStore(Protocol):
@@ -221,11 +266,14 @@ class MemoryIdempotency:
 
 
 class SqlIdempotency:
-    """Records in the store's ``replay_idempotency`` table."""
+    """Records in the store's ``replay_idempotency`` table, responses sealed."""
 
-    def __init__(self, engine: Engine, now: Callable[[], datetime] = _now) -> None:
-        """Bind to the store; ``now`` is the clock."""
+    def __init__(
+        self, engine: Engine, seal: ResponseSeal, now: Callable[[], datetime] = _now
+    ) -> None:
+        """Bind to the store; ``seal`` keeps responses sealed; ``now`` is the clock."""
         self._engine = engine
+        self._seal = seal
         self._now = now
         self._inserts = 0
 
@@ -275,7 +323,7 @@ class SqlIdempotency:
             if row.fingerprint != fingerprint:
                 return Mismatch()
             if row.state == _COMPLETED:
-                return Replay(StoredResponse.decode(row.response))
+                return self._seal.open(rid, bytes(row.response or b""))
             if as_utc(row.lease_until) > now:
                 return InFlight()
             # The lease ran out (the replica processing it died): take the record over.
@@ -289,12 +337,14 @@ class SqlIdempotency:
             return Begun(token) if taken else None
 
     def complete(self, scope: str, key: str, token: str, response: StoredResponse) -> None:
-        """Store ``response`` if ``token`` still holds the record."""
+        """Store ``response``, sealed, if ``token`` still holds the record."""
+        rid = _record_id(scope, key)
+        sealed = self._seal.seal(rid, response)
         with self._engine.begin() as connection:
             connection.execute(
                 update(_TABLE)
-                .where(_TABLE.c.id == _record_id(scope, key), _TABLE.c.token == token)
-                .values(state=_COMPLETED, response=response.encode())
+                .where(_TABLE.c.id == rid, _TABLE.c.token == token)
+                .values(state=_COMPLETED, response=sealed)
             )
 
     def abandon(self, scope: str, key: str, token: str) -> None:
@@ -349,11 +399,14 @@ return 0
 
 
 class RedisIdempotency:
-    """Records as Redis hashes that expire on their own (``PEXPIRE`` = the ttl)."""
+    """Records as Redis hashes that expire on their own (``PEXPIRE`` = the ttl), sealed."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "interlock:idempotency:") -> None:
-        """Use ``client`` (shared by every replica)."""
+    def __init__(
+        self, client: redis.Redis, seal: ResponseSeal, prefix: str = "interlock:idempotency:"
+    ) -> None:
+        """Use ``client`` (shared by every replica); ``seal`` keeps responses sealed."""
         self._prefix = prefix
+        self._seal = seal
         self._begin = client.register_script(_BEGIN)
         self._complete = client.register_script(_COMPLETE)
         self._abandon = client.register_script(_ABANDON)
@@ -364,19 +417,19 @@ class RedisIdempotency:
         """One script: create the record, or read the winner's (see :class:`IdempotencyStore`)."""
         token = _token()
         args: list[str | int] = [fingerprint, token, _ms(lease), _ms(ttl)]
-        reply = self._begin(keys=[self._key(scope, key)], args=args)
+        rid = _record_id(scope, key)
+        reply = self._begin(keys=[self._prefix + rid], args=args)
         verdict = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         if verdict == "begun":
             return Begun(token)
         if verdict == "replay":
-            return Replay(StoredResponse.decode(reply[1]))
+            return self._seal.open(rid, bytes(reply[1]))
         return Mismatch() if verdict == "mismatch" else InFlight()
 
     def complete(self, scope: str, key: str, token: str, response: StoredResponse) -> None:
-        """Store ``response`` if ``token`` still holds the record."""
-        self._complete(
-            keys=[self._prefix + _record_id(scope, key)], args=[token, response.encode()]
-        )
+        """Store ``response``, sealed, if ``token`` still holds the record."""
+        rid = _record_id(scope, key)
+        self._complete(keys=[self._prefix + rid], args=[token, self._seal.seal(rid, response)])
 
     def abandon(self, scope: str, key: str, token: str) -> None:
         """Delete the record if ``token`` still holds it and it is not completed."""
@@ -390,8 +443,11 @@ def _ms(delta: timedelta) -> int:
     return max(1, int(delta.total_seconds() * 1000))
 
 
-def idempotency_store(engine: Engine, redis_client: redis.Redis | None) -> IdempotencyStore:
+def idempotency_store(
+    engine: Engine, redis_client: redis.Redis | None, keyring: Keyring
+) -> IdempotencyStore:
     """Redis when the deployment has one, else the store (as :func:`seen_store`)."""
+    seal = ResponseSeal(keyring)
     if redis_client is not None:
-        return RedisIdempotency(redis_client)
-    return SqlIdempotency(engine)
+        return RedisIdempotency(redis_client, seal)
+    return SqlIdempotency(engine, seal)

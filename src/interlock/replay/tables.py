@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import DateTime, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from interlock.store.base import Base
+from interlock.store.base import Base, table_of
+from interlock.store.sealed import register_sealed_column
 
 __all__ = ["IdempotencyRow", "SeenValueRow"]
 
@@ -35,6 +36,10 @@ class IdempotencyRow(Base):
     # Who holds the record: only the holder may complete or abandon it.
     token: Mapped[str] = mapped_column(String(32), nullable=False)
     state: Mapped[str] = mapped_column(String(16), nullable=False)  # in_flight | completed
+    # Sealed with the keyring, bound to ``id`` (ResponseSeal); None while in flight.
     response: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+register_sealed_column(table_of(IdempotencyRow), "response")

@@ -4,7 +4,9 @@ Wraps the terminal (the upstream call), since it has to see the response to
 store it. Only ``POST`` and ``PATCH`` take part: the other methods are
 idempotent already (RFC 9110 §9.2.2), and pass through untouched.
 
-* first request with a key: forwarded; its response is stored for the ttl;
+* first request with a key: forwarded; its response is stored (sealed with
+  the keyring by the shared stores) for the ttl — 24 hours, or the
+  integration's retention when that is shorter;
 * the same key, same fingerprint (method, target, body): the stored response,
   marked ``Idempotency-Replayed: ?1``;
 * the same key while the first is in flight: 409 (draft §2.7);
@@ -38,10 +40,17 @@ from interlock.replay.idempotency import (
     InFlight,
     Mismatch,
     StoredResponse,
+    Unreadable,
     fingerprint,
 )
 
-__all__ = ["REPLAYED_HEADER", "IdempotencyPolicy", "IdempotentForward", "parse_idempotency_key"]
+__all__ = [
+    "DEFAULT_TTL",
+    "REPLAYED_HEADER",
+    "IdempotencyPolicy",
+    "IdempotentForward",
+    "parse_idempotency_key",
+]
 
 Terminal = Callable[[RequestContext], Awaitable[web.Response]]
 
@@ -70,6 +79,7 @@ _KEPT_HEADERS: Final = frozenset(
     }
 )
 _TRANSIENT: Final = frozenset({408, 425, 429})
+DEFAULT_TTL: Final = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -77,8 +87,8 @@ class IdempotencyPolicy:
     """How one route treats the header."""
 
     mode: Literal["required", "optional"]
-    # Draft §2.3: the server defines the expiry and publishes it.
-    ttl: timedelta = timedelta(hours=24)
+    # Draft §2.3: the server defines the expiry and publishes it (docs/gateway.md).
+    ttl: timedelta = DEFAULT_TTL
     # How long a request may be in flight before a retry may take the key over.
     lease: timedelta = timedelta(minutes=2)
     max_stored_bytes: int = 1024 * 1024
@@ -169,6 +179,13 @@ class IdempotentForward:
                 "idempotency-key-reused",
                 _MISMATCH,
                 log_reason="Idempotency-Key reused with another request",
+            )
+        if isinstance(outcome, Unreadable):
+            raise Refusal(
+                "idempotency-key-completed",
+                "a request with this Idempotency-Key was processed, but its stored response "
+                "cannot be replayed; do not retry it with this key",
+                log_reason="Idempotency-Key completed; its stored response does not open",
             )
         return _replay(outcome.response, ctx.correlation_id)
 
