@@ -1,0 +1,66 @@
+"""The per-request check of client certificates: revocation, validity period, evidence."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from interlock.audit.sink import MemorySink
+from interlock.errors import Refusal
+from interlock.gateway.audit_trail import GatewayAudit
+from interlock.gateway.certificate_status import CertificateFacts, CertificateStatus
+from interlock.gateway.problems import REFUSALS
+from interlock.testing.clock import ManualClock
+
+START = datetime(2030, 1, 1, tzinfo=UTC)
+FACTS = CertificateFacts(0x7A3F, START, START + timedelta(days=30), "cert-sync")
+
+
+def _status(revoked: set[int], clock: ManualClock) -> tuple[CertificateStatus, MemorySink]:
+    sink = MemorySink()
+    return CertificateStatus(revoked.__contains__, GatewayAudit(sink), clock), sink
+
+
+def test_a_usable_certificate_passes_and_leaves_no_entry() -> None:
+    """Within its validity period and not revoked: nothing happens."""
+    status, sink = _status(set(), ManualClock(START + timedelta(days=1)))
+    status.check(FACTS, "192.0.2.1")
+    assert sink.entries == []
+
+
+@pytest.mark.parametrize(
+    ("revoked", "moment", "code", "reason"),
+    [
+        ({0x7A3F}, START + timedelta(days=1), "certificate-revoked", "revoked"),
+        (set(), START + timedelta(days=30, seconds=1), "certificate-expired", "expired"),
+        (set(), START - timedelta(seconds=1), "certificate-expired", "not-yet-valid"),
+    ],
+)
+def test_an_unusable_certificate_is_refused_audited_and_ends_the_connection(
+    revoked: set[int], moment: datetime, code: str, reason: str
+) -> None:
+    """A mapped 401 refusal that closes the connection, and a certificate.refuse entry."""
+    status, sink = _status(revoked, ManualClock(moment))
+    with pytest.raises(Refusal) as refused:
+        status.check(FACTS, "192.0.2.1")
+    assert refused.value.code == code
+    assert REFUSALS[code].status == 401
+    assert refused.value.headers["Connection"] == "close"
+    assert "7a3f" in refused.value.log_reason
+    (entry,) = sink.entries
+    assert (entry.action, entry.actor, entry.reason) == (
+        "certificate.refuse",
+        "client:cert-sync",
+        reason,
+    )
+    assert entry.details == {"serial": "7a3f"}
+
+
+def test_an_unreadable_certificate_is_refused() -> None:
+    """Fail closed: a certificate the check cannot read is not used."""
+    status, sink = _status(set(), ManualClock(START))
+    with pytest.raises(Refusal) as refused:
+        status.check(None, None)
+    assert refused.value.code in REFUSALS
+    assert sink.entries[0].actor == "anonymous"
