@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from interlock.audit.sink import MemorySink
+from interlock.crypto.pkix import certificate_pem, issue_client_certificate, self_signed_ca
 from interlock.errors import Refusal
 from interlock.gateway.audit_trail import GatewayAudit
 from interlock.gateway.certificate_status import CertificateFacts, CertificateStatus
@@ -19,7 +21,9 @@ FACTS = CertificateFacts(0x7A3F, START, START + timedelta(days=30), "cert-sync")
 
 def _status(revoked: set[int], clock: ManualClock) -> tuple[CertificateStatus, MemorySink]:
     sink = MemorySink()
-    return CertificateStatus(revoked.__contains__, GatewayAudit(sink), clock), sink
+    return CertificateStatus(
+        revoked.__contains__, GatewayAudit(sink), "interlock.test", clock
+    ), sink
 
 
 def test_a_usable_certificate_passes_and_leaves_no_entry() -> None:
@@ -54,7 +58,7 @@ def test_an_unusable_certificate_is_refused_audited_and_ends_the_connection(
         "client:cert-sync",
         reason,
     )
-    assert entry.details == {"serial": "7a3f"}
+    assert entry.details == {"at": "request", "serial": "7a3f"}
 
 
 def test_an_unreadable_certificate_is_refused() -> None:
@@ -64,3 +68,21 @@ def test_an_unreadable_certificate_is_refused() -> None:
         status.check(None, None)
     assert refused.value.code in REFUSALS
     assert sink.entries[0].actor == "anonymous"
+
+
+def test_a_certificate_refused_at_the_handshake_is_audited_with_its_client() -> None:
+    """The handshake's refusal (OpenSSL's verdict) is evidence too: serial and client."""
+    ca, ca_key = self_signed_ca("Test CA", timedelta(days=1))
+    certificate, _ = issue_client_certificate(
+        ca, ca_key, "spiffe://interlock.test/client/cert-sync", timedelta(days=1)
+    )
+    status, sink = _status(set(), ManualClock(START))
+    der = ssl.PEM_cert_to_DER_cert(certificate_pem(certificate).decode())
+    status.refused_at_handshake(der, "revoked")
+    (entry,) = sink.entries
+    assert (entry.action, entry.actor, entry.reason) == (
+        "certificate.refuse",
+        "client:cert-sync",
+        "revoked",
+    )
+    assert entry.details == {"at": "handshake", "serial": f"{certificate.serial_number:x}"}

@@ -258,3 +258,20 @@ def test_a_certificate_that_expires_on_an_open_connection_is_refused(
         connection.close()
     assert (status, body["type"]) == (401, "urn:interlock:problem:certificate-expired")
     assert _audit(env, "certificate.refuse", serial=issued.serial)["reason"] == "expired"
+
+
+def test_a_certificate_refused_at_the_handshake_is_logged_and_audited(
+    env: Env, pki: Pki, gateway: RunningGateway, tmp_path: Path
+) -> None:
+    """Issue 17: a revoked certificate's refused handshake left no log line, no audit entry."""
+    issued = pki.issue_client("cert-sync")
+    context = _context(env, _files(tmp_path, issued))
+    assert _get(gateway.port, context).status == 200
+    pki.revoke(issued.serial, "keyCompromise")
+    _until_refused(gateway.port, context)
+    entry = _audit(env, "certificate.refuse", serial=issued.serial, at="handshake")
+    assert (entry["actor"], entry["reason"]) == ("client:cert-sync", "revoked")
+    logged = [line for line in lines(env) if line.get("event") == "client certificate refused"]
+    assert any(
+        line.get("serial") == issued.serial and line.get("at") == "handshake" for line in logged
+    )

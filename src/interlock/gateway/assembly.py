@@ -187,7 +187,7 @@ class GatewayServices:
             oauth=AuthorizationServer.open(deployment, issuer, signing_keys, shared, failures),
             jwks=JwksPublisher(signing_keys),
             crl=crl,
-            certificates=CertificateStatus(crl.revokes, audit),
+            certificates=CertificateStatus(crl.revokes, audit, settings.trust_domain),
             anchors=anchors,
             upstream_identity=upstream_identity,
             client_auth=client_auth,
@@ -222,7 +222,7 @@ def build_gateway(
     engine, keyring = deployment.engine, deployment.keyring
     keys = ApiKeys(engine, keyring, manifest)
     certificates = (
-        ClientCertificates(deployment.settings.trust_domain, manifest, services.certificates)
+        ClientCertificates(manifest, services.certificates)
         if services.client_auth != "none"
         else None
     )

@@ -22,7 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from interlock.crypto.pkix import crl_der, load_crl_pem
 from interlock.errors import InterlockError
-from interlock.gateway.tls import forget_sessions, load_crl
+from interlock.gateway.openssl import forget_sessions
+from interlock.gateway.tls import load_crl
 from interlock.logs import get_logger
 from interlock.pki.authority import Pki
 

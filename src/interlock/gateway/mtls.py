@@ -12,31 +12,20 @@ RFC 8705 thumbprint (``x5t#S256``) binds access tokens to the certificate.
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from typing import Final
-
-from cryptography import x509
-
 from interlock.config.manifest import Manifest
 from interlock.gateway.certificate_status import CertificateFacts, CertificateStatus
 from interlock.oauth.thumbprints import certificate_thumbprint
 
 __all__ = ["ClientCertificates", "certificate_thumbprint"]
 
-_CACHE_MAX: Final = 4096
-
 
 class ClientCertificates:
     """Maps verified client certificates to manifest clients by their SPIFFE URI SAN."""
 
-    def __init__(self, trust_domain: str, manifest: Manifest, status: CertificateStatus) -> None:
-        """Identities under ``spiffe://trust_domain/client/``; ``status`` says if still usable."""
-        self._prefix = f"spiffe://{trust_domain}/client/"
+    def __init__(self, manifest: Manifest, status: CertificateStatus) -> None:
+        """Clients of ``manifest``; ``status`` reads certificates and says if still usable."""
         self.manifest = manifest
         self._status = status
-        self._facts: dict[bytes, CertificateFacts | None] = {}
-        self._lock = threading.Lock()
 
     def check(self, der: bytes, remote: str | None) -> None:
         """Refuse a certificate revoked, expired or not yet valid now (a 401, audited)."""
@@ -65,37 +54,4 @@ class ClientCertificates:
 
     def facts(self, der: bytes) -> CertificateFacts | None:
         """Serial, validity and client name of a certificate; None if it cannot be read."""
-        digest = hashlib.sha256(der).digest()
-        if digest in self._facts:
-            return self._facts[digest]
-        found = self._parse(der)
-        with self._lock:
-            if len(self._facts) >= _CACHE_MAX:
-                self._facts.clear()
-            self._facts[digest] = found
-        return found
-
-    def _parse(self, der: bytes) -> CertificateFacts | None:
-        try:
-            certificate = x509.load_der_x509_certificate(der)
-        except ValueError:
-            return None
-        return CertificateFacts(
-            certificate.serial_number,
-            certificate.not_valid_before_utc,
-            certificate.not_valid_after_utc,
-            self._client(certificate),
-        )
-
-    def _client(self, certificate: x509.Certificate) -> str | None:
-        try:
-            names = certificate.extensions.get_extension_for_class(
-                x509.SubjectAlternativeName
-            ).value.get_values_for_type(x509.UniformResourceIdentifier)
-        except (ValueError, x509.ExtensionNotFound):
-            return None
-        matching = [n for n in names if n.startswith(self._prefix)]
-        if len(matching) != 1:
-            return None  # none, or ambiguous: several identities in one certificate
-        name = matching[0].removeprefix(self._prefix)
-        return name if name and "/" not in name else None
+        return self._status.facts(der)

@@ -5,17 +5,13 @@ Upstream verification cannot be switched off: there is no parameter for it.
 
 from __future__ import annotations
 
-import _ssl
-import ctypes
-import secrets
 import ssl
-import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal
 
 from interlock.errors import ConfigError
+from interlock.gateway.openssl import restrict_groups
 from interlock.logs import get_logger
 from interlock.outbound import tls_context
 
@@ -23,7 +19,6 @@ __all__ = [
     "INTERMEDIATE_CIPHERS",
     "ClientAuth",
     "client_context",
-    "forget_sessions",
     "load_crl",
     "server_context",
     "trust_context",
@@ -46,13 +41,6 @@ INTERMEDIATE_CIPHERS: Final = ":".join(
 )
 _log = get_logger("interlock.gateway.tls")
 _VERSIONS: Final = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
-# Mozilla "intermediate": key exchange groups X25519, prime256v1, secp384r1 (OpenSSL
-# would also offer X448, secp521r1 and FFDHE groups).
-INTERMEDIATE_GROUPS: Final = b"X25519:prime256v1:secp384r1"
-_SSL_CTRL_SET_GROUPS_LIST: Final = 92
-_SSL_CTRL_SET_TLSEXT_TICKET_KEYS: Final = 59
-_TICKET_KEYS_LENGTH: Final = 80
-_LONGER_THAN_ANY_SESSION: Final = 10**7  # seconds; OpenSSL's default session timeout is 7,200
 
 
 ClientAuth = Literal["none", "optional", "required"]
@@ -96,77 +84,6 @@ def server_context(
             context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
             load_crl(context, crl)
     return context
-
-
-def restrict_groups(context: ssl.SSLContext, groups: bytes = INTERMEDIATE_GROUPS) -> bool:
-    """Limit the key-exchange groups (``SSL_CTX_set1_groups_list``); True when done.
-
-    Python's :mod:`ssl` has no call for this before 3.13 (``set_groups``), so this
-    calls OpenSSL on the context's ``SSL_CTX`` (see :func:`_native`).
-    """
-    setter = getattr(context, "set_groups", None)
-    if setter is not None:  # Python 3.13+
-        setter(groups.decode())
-        return True
-    native = _native(context)
-    if native is None:
-        return False
-    library, pointer = native
-    control = library.SSL_CTX_ctrl
-    control.restype = ctypes.c_long
-    control.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_char_p]
-    return bool(control(pointer, _SSL_CTRL_SET_GROUPS_LIST, 0, groups) == 1)
-
-
-def forget_sessions(context: ssl.SSLContext) -> bool:
-    """End every TLS session ``context`` could resume; True when done.
-
-    A resumed session skips certificate verification: its client certificate
-    was checked at the full handshake, against the revocation list of that
-    moment. So when the list changes, new ticket keys make every TLS 1.3 and
-    TLS 1.2 ticket unreadable, and the session cache (TLS 1.2 session ids) is
-    emptied: each client's next connection is a full handshake, which checks
-    the current list. Call it on the thread that runs the listener's handshakes
-    (the event loop): OpenSSL swaps ticket keys without a lock. Python's
-    :mod:`ssl` has no call for either, so this calls OpenSSL (see :func:`_native`).
-    """
-    native = _native(context)
-    if native is None:
-        return False
-    library, pointer = native
-    control, flush = library.SSL_CTX_ctrl, library.SSL_CTX_flush_sessions
-    control.restype = ctypes.c_long
-    control.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_char_p]
-    flush.restype = None
-    flush.argtypes = [ctypes.c_void_p, ctypes.c_long]
-    keys = secrets.token_bytes(_TICKET_KEYS_LENGTH)  # key name, HMAC key, AES key
-    if control(pointer, _SSL_CTRL_SET_TLSEXT_TICKET_KEYS, len(keys), keys) != 1:
-        return False
-    # Every cached session counts as expired at a time beyond any session timeout.
-    flush(pointer, int(time.time()) + _LONGER_THAN_ANY_SESSION)
-    return True
-
-
-def _native(context: ssl.SSLContext) -> tuple[ctypes.CDLL, int] | None:
-    """The OpenSSL library ``_ssl`` uses and ``context``'s ``SSL_CTX``, or None.
-
-    It first checks that the pointer it found is that context (its options
-    must read back as ``context.options``) and otherwise gives up.
-    """
-    if sys.implementation.name != "cpython":
-        return None
-    try:
-        library = ctypes.CDLL(_ssl.__file__)
-        get_options = library.SSL_CTX_get_options
-    except (OSError, AttributeError):
-        return None
-    get_options.restype = ctypes.c_uint64
-    get_options.argtypes = [ctypes.c_void_p]
-    # PySSLContext starts with PyObject_HEAD, then the SSL_CTX pointer.
-    pointer = ctypes.c_void_p.from_address(id(context) + object.__basicsize__).value
-    if not pointer or get_options(pointer) != int(context.options):
-        return None
-    return library, pointer
 
 
 def load_crl(context: ssl.SSLContext, crl: Path) -> None:
