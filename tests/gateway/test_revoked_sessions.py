@@ -15,7 +15,7 @@ import json
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -24,13 +24,14 @@ from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import create_engine, select
+from structlog.testing import capture_logs
 
 from interlock.audit.schema import BODIES
 from interlock.clock import utc_now
 from interlock.crypto.keyfile import write_private_file
 from interlock.gateway.server import ListenerConfig, RunningGateway, start_gateway
 from interlock.pki.authority import MIN_LIFETIME, Issued, Pki
-from interlock.testing.gateway import Env, lines
+from interlock.testing.gateway import Env
 
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -150,6 +151,15 @@ def _audit(env: Env, action: str, **details: str) -> dict[str, Any]:
         engine.dispose()
 
 
+def _refusals_logged(logs: list[MutableMapping[str, Any]], serial: str, at: str) -> bool:
+    """Whether ``logs`` hold a "client certificate refused" line for ``serial`` ``at``."""
+    return any(
+        (line["event"], line.get("serial"), line.get("at"))
+        == ("client certificate refused", serial, at)
+        for line in logs
+    )
+
+
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
 def test_a_revoked_certificate_cannot_resume_its_session(
     env: Env, pki: Pki, gateway: RunningGateway, tmp_path: Path, version: str
@@ -179,17 +189,17 @@ def test_an_open_connection_is_refused_after_its_certificate_is_revoked(
         assert _call(connection, "GET", "/mtls/orders/1001")[0] == 200
         pki.revoke(issued.serial, "keyCompromise")
         _until_refused(gateway.port, _context(env, files))
-        status, headers, body = _call(connection, "GET", "/mtls/orders/1001")
+        with capture_logs() as logs:
+            status, headers, body = _call(connection, "GET", "/mtls/orders/1001")
     finally:
         connection.close()
     assert status == 401
     assert body["type"] == "urn:interlock:problem:certificate-revoked"
     assert headers["connection"] == "close"
-    entry = _audit(env, "certificate.refuse", serial=issued.serial)
+    entry = _audit(env, "certificate.refuse", serial=issued.serial, at="request")
     assert entry["reason"] == "revoked"
     assert entry["actor"] == "client:cert-sync"
-    logged = [line for line in lines(env) if line.get("event") == "client certificate refused"]
-    assert any(line.get("serial") == issued.serial for line in logged)
+    assert _refusals_logged(logs, issued.serial, "request")
 
 
 def test_a_certificate_bound_token_ends_with_its_revoked_certificate(
@@ -268,10 +278,8 @@ def test_a_certificate_refused_at_the_handshake_is_logged_and_audited(
     context = _context(env, _files(tmp_path, issued))
     assert _get(gateway.port, context).status == 200
     pki.revoke(issued.serial, "keyCompromise")
-    _until_refused(gateway.port, context)
+    with capture_logs() as logs:
+        _until_refused(gateway.port, context)
     entry = _audit(env, "certificate.refuse", serial=issued.serial, at="handshake")
     assert (entry["actor"], entry["reason"]) == ("client:cert-sync", "revoked")
-    logged = [line for line in lines(env) if line.get("event") == "client certificate refused"]
-    assert any(
-        line.get("serial") == issued.serial and line.get("at") == "handshake" for line in logged
-    )
+    assert _refusals_logged(logs, issued.serial, "handshake")
