@@ -12,11 +12,39 @@ from cryptography import x509
 from interlock.cli.main import main
 from tests.conftest import isolate_cli
 
+# The clients these tests issue certificates for; `legacy` may not use mutual TLS.
+MANIFEST = """\
+version: 1
+systems:
+  erp: {url: "https://erp.internal", location: DE}
+roles:
+  reader: {scopes: [orders.read]}
+clients:
+  app: {auth: [mtls], roles: [reader]}
+  order-sync: {auth: [oauth2, mtls], roles: [reader]}
+  cron: {auth: [mtls], roles: [reader]}
+  short: {auth: [mtls], roles: [reader]}
+  long: {auth: [mtls], roles: [reader]}
+  legacy: {auth: [api_key], roles: [reader]}
+integrations:
+  f:
+    source: erp
+    target: erp
+    client: legacy
+    purpose: test
+    legal_basis: contract
+    retention: 1d
+    routes:
+      - {method: GET, path: "/a", upstream: erp, scope: orders.read}
+"""
+
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Each test gets its own data directory and no inherited INTERLOCK_* settings."""
-    isolate_cli(monkeypatch, tmp_path, TRUST_DOMAIN="corp.test")
+    """Each test gets its own data directory, a manifest and no inherited INTERLOCK_* settings."""
+    manifest = tmp_path / "interlock.yaml"
+    manifest.write_text(MANIFEST)
+    isolate_cli(monkeypatch, tmp_path, TRUST_DOMAIN="corp.test", MANIFEST=str(manifest))
 
 
 @pytest.fixture
@@ -55,6 +83,26 @@ def test_issue_client_writes_a_private_key_and_the_chain(
         "spiffe://corp.test/client/order-sync"
     ]
     assert leaf.issuer == intermediate.subject
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("stranger", "no client 'stranger' in the manifest"),
+        ("legacy", "may not use mutual TLS"),
+    ],
+)
+def test_issue_client_refuses_a_name_the_gateway_would_not_accept(
+    out: Path, capsys: pytest.CaptureFixture[str], name: str, message: str
+) -> None:
+    """Issue 17: a client not in the manifest, or without mtls, gets no certificate (and no file)."""
+    status, _, stderr = _run(capsys, "pki", "issue", "client", name, "--out", str(out))
+    assert status == 1
+    assert message in stderr
+    assert stderr.count("\n") == 1
+    assert list(out.iterdir()) == []
+    _, stdout, _ = _run(capsys, "pki", "list", "--json")
+    assert json.loads(stdout)["certificates"] == []
 
 
 def test_existing_files_are_never_overwritten(

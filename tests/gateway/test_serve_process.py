@@ -34,16 +34,24 @@ def _get(port: int, context: ssl.SSLContext, path: str, token: str) -> int:
         connection.close()
 
 
-def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+def _wait_ready(port: int, process: subprocess.Popen[bytes], ca_file: Path) -> ssl.SSLContext:
+    """Until /healthz answers 200: the socket is bound before the gateway is assembled,
+    and until then every request is answered 503 (service-starting), by design.
+
+    Returns a context trusting ``ca_file``, read once serve listens (it writes the file first).
+    """
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError("serve exited early")
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
+            listening = sock.connect_ex(("127.0.0.1", port)) == 0
+        if listening:
+            context = ssl.create_default_context(cafile=str(ca_file))
+            if _get(port, context, "/healthz", "-") == 200:
+                return context
         time.sleep(0.1)
-    raise AssertionError("serve did not start listening")
+    raise AssertionError("serve did not become ready")
 
 
 def test_sighup_reloads_and_sigterm_drains(env: Env, tmp_path: Path) -> None:
@@ -84,8 +92,7 @@ def test_sighup_reloads_and_sigterm_drains(env: Env, tmp_path: Path) -> None:
         stderr=log_file,
     )
     try:
-        _wait_listening(port, process)
-        context = ssl.create_default_context(cafile=str(settings.data_dir / "ca.pem"))
+        context = _wait_ready(port, process, settings.data_dir / "ca.pem")
         assert _get(port, context, "/orders/1001", token) == 200
         assert _get(port, context, "/orders", token) == 404
 

@@ -19,11 +19,13 @@ import typer
 from rich.table import Table
 
 from interlock.cli.context import console, settings
-from interlock.cli.options import duration_option
+from interlock.cli.options import ManifestOption, duration_option
+from interlock.config.loader import load_manifest
 from interlock.crypto.keyfile import write_private_file
 from interlock.crypto.pkix import load_certificate_pem
 from interlock.errors import InvalidRequestError
 from interlock.pki.authority import DEFAULT_LIFETIME, CertificateInfo, Issued, Pki
+from interlock.pki.enrolment import issue_for_client
 from interlock.pki.rfc5280 import REVOCATION_REASONS, check_reason
 from interlock.store import open_deployment
 
@@ -76,11 +78,17 @@ def issue_client(
     name: Annotated[str, typer.Argument(help="The client's name, as in the manifest.")],
     out: OutDir,
     lifetime: Lifetime = None,
+    manifest: ManifestOption = None,
 ) -> None:
-    """A client certificate: identity spiffe://TRUST-DOMAIN/client/NAME, clientAuth only."""
+    """A client certificate: identity spiffe://TRUST-DOMAIN/client/NAME, clientAuth only.
+
+    NAME must be a client of the manifest with mtls in its auth.
+    """
+    clients = load_manifest(manifest or settings().manifest)
     with _pki() as pki:
         _refuse_existing(out, [name])
-        issued = pki.issue_client(name, duration_option(lifetime) or DEFAULT_LIFETIME)
+        wanted = duration_option(lifetime) or DEFAULT_LIFETIME
+        issued = issue_for_client(pki, clients, name, wanted)
         typer.echo(f"issued client certificate {issued.serial} for {pki.client_identity(name)}")
         _write(out, name, issued)
 

@@ -26,6 +26,7 @@ from interlock.audit.service import AuditLog
 from interlock.config.manifest import Manifest
 from interlock.gateway.app import Gateway
 from interlock.gateway.audit_trail import GatewayAudit
+from interlock.gateway.certificate_status import CertificateStatus
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.endpoints import (
     GET,
@@ -94,6 +95,8 @@ class GatewayServices:
     oauth: AuthorizationServer
     jwks: JwksPublisher
     crl: CrlPublisher
+    # Client certificates, checked on every request against the CRL the listener enforces.
+    certificates: CertificateStatus
     anchors: dict[str, Path]  # pki:NAME -> CA file, for upstreams and trusted issuers
     upstream_identity: RenewingCertificate
     client_auth: ClientAuth
@@ -167,11 +170,12 @@ class GatewayServices:
         # Failed authentications per address: one budget for the token endpoint and the routes.
         failures = FailureGuard(limiter, per_address=settings.auth_failures_per_ip)
         engine = deployment.engine
+        audit = GatewayAudit(audit_log.sink)
         return cls(
             deployment=deployment,
             metrics=metrics,
             audit_log=audit_log,
-            audit=GatewayAudit(audit_log.sink),
+            audit=audit,
             # Outbound credentials: resolved through the vault, every read on the audit trail.
             vault=Vault(engine, deployment.keyring, audit=audit_log.sink),
             redis_client=shared,
@@ -183,6 +187,7 @@ class GatewayServices:
             oauth=AuthorizationServer.open(deployment, issuer, signing_keys, shared, failures),
             jwks=JwksPublisher(signing_keys),
             crl=crl,
+            certificates=CertificateStatus(crl.revokes, audit, settings.trust_domain),
             anchors=anchors,
             upstream_identity=upstream_identity,
             client_auth=client_auth,
@@ -217,7 +222,7 @@ def build_gateway(
     engine, keyring = deployment.engine, deployment.keyring
     keys = ApiKeys(engine, keyring, manifest)
     certificates = (
-        ClientCertificates(deployment.settings.trust_domain, manifest)
+        ClientCertificates(manifest, services.certificates)
         if services.client_auth != "none"
         else None
     )
@@ -263,7 +268,7 @@ def build_gateway(
     endpoints = Endpoints(
         [
             Mount("/healthz", Health(), _HEALTH_METHODS),
-            Mount("/oauth2/token", OAuthForm(oauth.endpoint, "token", audit)),
+            Mount("/oauth2/token", OAuthForm(oauth.endpoint, "token", audit, certificates)),
             Mount("/oauth2/revoke", OAuthForm(oauth.endpoint, "revoke", audit)),
             Mount("/oauth2/introspect", OAuthForm(oauth.endpoint, "introspect", audit)),
             Mount(VAULT_PREFIX, VaultEndpoint(VaultApi(vault), authenticate), prefix=True),

@@ -5,6 +5,9 @@
   categories, the bytes that moved, the fields minimisation removed, and the
   caller's address (stored only as a keyed pseudonym).
 * ``token.issue`` / ``token.refuse`` — the token endpoint's answers.
+* ``certificate.refuse`` — a client certificate refused as revoked, expired or
+  not yet valid, at the TLS handshake or on a request (since its connection's
+  handshake).
 * ``manifest.reload`` — a reload taken or refused;
 * ``signing_key.rotate`` and ``certificate.renew`` — what the gateway's own
   schedule does to keys and certificates.
@@ -134,6 +137,24 @@ class GatewayAudit:
                 details=details,
             )
         )
+
+    def certificate_refused(
+        self, client: str | None, serial: str | None, reason: str, remote: str | None, at: str
+    ) -> None:
+        """Record a client certificate refused ``at`` the handshake or a request (best effort)."""
+        try:
+            entry = AuditEntry(
+                actor=f"client:{client}" if client else "anonymous",
+                action="certificate.refuse",
+                outcome=Outcome(result="failure", status=401),
+                reason=reason,
+                details={"at": at, **({"serial": serial} if serial else {})},
+                client_ip=remote,
+            )
+        except ValidationError as exc:  # a name the entry model refuses: never a 500
+            _log.error("audit entry refused by its model", errors=exc.error_count())
+            return
+        self.sink.record_later(entry)
 
     def lifecycle(self, action: str, details: dict[str, str | int | bool]) -> None:
         """Record a key or certificate event the gateway itself caused (rotation, renewal)."""

@@ -24,6 +24,7 @@ from interlock.gateway.audit_trail import GatewayAudit
 from interlock.gateway.context import peer_certificate
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.metrics import GatewayMetrics
+from interlock.gateway.mtls import ClientCertificates
 from interlock.gateway.problems import oauth_error_response
 from interlock.gateway.stages.authenticate import Authentication
 from interlock.gateway.vault_api import VaultApi
@@ -176,6 +177,7 @@ class OAuthForm:
     endpoint: TokenEndpoint
     operation: str  # "token", "revoke" or "introspect"
     audit: GatewayAudit
+    certificates: ClientCertificates | None = None  # the listener asks for client certificates
 
     async def __call__(self, request: web.BaseRequest) -> web.Response:
         """Answer one form-encoded OAuth request."""
@@ -187,7 +189,10 @@ class OAuthForm:
             form = await _form(request)
             authorization = request.headers.getall("Authorization", [])
             if self.operation == "token":
-                answer = await _token_answer(self.endpoint, request, authorization, form)
+                certificate = _usable_certificate(request, self.certificates)
+                answer = await _token_answer(
+                    self.endpoint, request, authorization, form, certificate
+                )
             else:
                 call = getattr(self.endpoint, self.operation)
                 answer = await asyncio.to_thread(call, authorization, form, request.remote)
@@ -214,15 +219,38 @@ async def _form(request: web.BaseRequest) -> dict[str, list[str]]:
     return parse_qs((await request.read()).decode("utf-8", "replace"), keep_blank_values=True)
 
 
+def _usable_certificate(
+    request: web.BaseRequest, certificates: ClientCertificates | None
+) -> bytes | None:
+    """The connection's client certificate, checked now (RFC 8705 §2: else ``invalid_client``).
+
+    The handshake checked it once; a resumed session or a kept-alive connection
+    may carry it past a revocation or its expiry.
+    """
+    certificate = peer_certificate(request)
+    if certificate is None or certificates is None:
+        return None
+    try:
+        certificates.check(certificate, request.remote)
+    except Refusal as refusal:
+        raise Refusal(
+            "invalid_client",
+            refusal.detail,
+            headers={"Connection": "close"},
+            log_reason=refusal.log_reason,
+        ) from None
+    return certificate
+
+
 async def _token_answer(
     endpoint: TokenEndpoint,
     request: web.BaseRequest,
     authorization: list[str],
     form: dict[str, list[str]],
+    certificate: bytes | None,
 ) -> TokenResponse:
     """A token request: on the loop when nothing needs I/O, else in a worker thread."""
     dpop = request.headers.getall("DPoP", [])
-    certificate = peer_certificate(request)
     if not dpop and certificate is None:
         answer = endpoint.handle_now(authorization, form, request.remote)
         if answer is not None:

@@ -2,49 +2,39 @@
 
 The handshake has already checked the chain (to the configured CAs), the
 validity period, the EKU (``clientAuth``) and, with Interlock's PKI, the CRL.
-What is left is the mapping: the certificate's URI SAN
-``spiffe://TRUST-DOMAIN/client/NAME`` names the manifest client ``NAME``
-(which must list ``mtls`` in its ``auth``). The RFC 8705 thumbprint
-(``x5t#S256``) binds access tokens to the certificate.
+A resumed session or a kept-alive connection does not handshake again, so each
+request's certificate is checked once more against the current revocation list
+and the clock (:mod:`interlock.gateway.certificate_status`). What is left is the
+mapping: the certificate's URI SAN ``spiffe://TRUST-DOMAIN/client/NAME`` names
+the manifest client ``NAME`` (which must list ``mtls`` in its ``auth``). The
+RFC 8705 thumbprint (``x5t#S256``) binds access tokens to the certificate.
 """
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from typing import Final
-
-from cryptography import x509
-
 from interlock.config.manifest import Manifest
+from interlock.gateway.certificate_status import CertificateFacts, CertificateStatus
 from interlock.oauth.thumbprints import certificate_thumbprint
 
 __all__ = ["ClientCertificates", "certificate_thumbprint"]
-
-_CACHE_MAX: Final = 4096
 
 
 class ClientCertificates:
     """Maps verified client certificates to manifest clients by their SPIFFE URI SAN."""
 
-    def __init__(self, trust_domain: str, manifest: Manifest) -> None:
-        """Identities under ``spiffe://trust_domain/client/``."""
-        self._prefix = f"spiffe://{trust_domain}/client/"
+    def __init__(self, manifest: Manifest, status: CertificateStatus) -> None:
+        """Clients of ``manifest``; ``status`` reads certificates and says if still usable."""
         self.manifest = manifest
-        self._identities: dict[bytes, str | None] = {}
-        self._lock = threading.Lock()
+        self._status = status
+
+    def check(self, der: bytes, remote: str | None) -> None:
+        """Refuse a certificate revoked, expired or not yet valid now (a 401, audited)."""
+        self._status.check(self.facts(der), remote)
 
     def identity(self, der: bytes) -> str | None:
         """The client name in the certificate's URI SAN (not checked against the manifest)."""
-        digest = hashlib.sha256(der).digest()
-        if digest in self._identities:
-            return self._identities[digest]
-        found = self._parse(der)
-        with self._lock:
-            if len(self._identities) >= _CACHE_MAX:
-                self._identities.clear()
-            self._identities[digest] = found
-        return found
+        facts = self.facts(der)
+        return facts.client if facts is not None else None
 
     def client_for(self, der: bytes) -> str | None:
         """The manifest client (with ``mtls`` in its auth) this certificate identifies."""
@@ -53,19 +43,15 @@ class ClientCertificates:
         return name if spec is not None and "mtls" in spec.auth else None
 
     def belongs_to(self, client_id: str, certificate: bytes) -> bool:
-        """The ``tls_client_auth`` hook (RFC 8705 §2.1.1): this certificate names ``client_id``."""
+        """The ``tls_client_auth`` hook (RFC 8705 §2.1.1): this certificate names ``client_id``.
+
+        Only a certificate usable now: a revoked or expired one belongs to nobody
+        (neither authenticates nor binds a token).
+        """
+        if self._status.problem(self.facts(certificate)) is not None:
+            return False
         return self.client_for(certificate) == client_id
 
-    def _parse(self, der: bytes) -> str | None:
-        try:
-            certificate = x509.load_der_x509_certificate(der)
-            names = certificate.extensions.get_extension_for_class(
-                x509.SubjectAlternativeName
-            ).value.get_values_for_type(x509.UniformResourceIdentifier)
-        except (ValueError, x509.ExtensionNotFound):
-            return None
-        matching = [n for n in names if n.startswith(self._prefix)]
-        if len(matching) != 1:
-            return None  # none, or ambiguous: several identities in one certificate
-        name = matching[0].removeprefix(self._prefix)
-        return name if name and "/" not in name else None
+    def facts(self, der: bytes) -> CertificateFacts | None:
+        """Serial, validity and client name of a certificate; None if it cannot be read."""
+        return self._status.facts(der)

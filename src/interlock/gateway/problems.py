@@ -70,6 +70,9 @@ REFUSALS: Final[Mapping[str, ProblemType]] = MappingProxyType(
         "credential-not-accepted": ProblemType(403, "Credential not accepted here"),
         "access-denied": ProblemType(403, "Access denied"),
         "too-many-failed-attempts": ProblemType(429, "Too many failed authentication attempts"),
+        # A client certificate revoked or expired since its connection's handshake.
+        "certificate-revoked": ProblemType(401, "Client certificate revoked"),
+        "certificate-expired": ProblemType(401, "Client certificate outside its validity period"),
         # Rate limits and replay protection.
         "rate-limited": ProblemType(429, "Too many requests"),
         "rate-limits-unavailable": ProblemType(503, _UNAVAILABLE, _RETRY_SOON),
@@ -163,7 +166,7 @@ def oauth_error_response(refusal: Refusal) -> web.Response:
     if code != refusal.code:
         body = {"error": "server_error", "error_description": "the request failed"}
     headers = {**_NO_STORE, **kind.headers, **refusal.headers}
-    return web.json_response(body, status=kind.status, headers=headers)
+    return _closing(web.json_response(body, status=kind.status, headers=headers))
 
 
 def _problem(  # noqa: PLR0917  (one private caller per kind of answer)
@@ -185,9 +188,18 @@ def _problem(  # noqa: PLR0917  (one private caller per kind of answer)
         "correlation_id": correlation_id,
         **extra,
     }
-    return web.Response(
-        status=status,
-        body=json.dumps(body).encode(),
-        content_type=CONTENT_TYPE,
-        headers={"X-Request-Id": correlation_id, "Cache-Control": "no-store", **headers},
+    return _closing(
+        web.Response(
+            status=status,
+            body=json.dumps(body).encode(),
+            content_type=CONTENT_TYPE,
+            headers={"X-Request-Id": correlation_id, "Cache-Control": "no-store", **headers},
+        )
     )
+
+
+def _closing(response: web.Response) -> web.Response:
+    """A refusal that says ``Connection: close`` ends the connection (not only tells the client)."""
+    if response.headers.get("Connection", "").lower() == "close":
+        response.force_close()
+    return response

@@ -30,6 +30,7 @@ from interlock.gateway.app import Gateway
 from interlock.gateway.assembly import GatewayServices, build_gateway
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.listener import ProblemServer
+from interlock.gateway.openssl import report_refused_certificates
 from interlock.gateway.problems import problem_response
 from interlock.gateway.renewal import RenewingCertificate, keep_renewed
 from interlock.gateway.tls import ClientAuth, server_context
@@ -227,6 +228,11 @@ async def start_gateway(
         await runner.cleanup()
         tmp.cleanup()
         raise
+    # Certificates the handshake refuses (revoked, expired) are logged and audited too.
+    if tls.client_auth != "none" and not report_refused_certificates(
+        tls.context, services.certificates.refused_at_handshake
+    ):
+        _log.warning("client certificates refused at the handshake are not logged or audited")
     loop = asyncio.get_running_loop()
     running = RunningGateway(front, services, runner, port, tls.ca_file, manifest_path, tmp, loop)
     try:

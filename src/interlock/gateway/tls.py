@@ -5,15 +5,13 @@ Upstream verification cannot be switched off: there is no parameter for it.
 
 from __future__ import annotations
 
-import _ssl
-import ctypes
 import ssl
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal
 
 from interlock.errors import ConfigError
+from interlock.gateway.openssl import restrict_groups
 from interlock.logs import get_logger
 from interlock.outbound import tls_context
 
@@ -43,10 +41,6 @@ INTERMEDIATE_CIPHERS: Final = ":".join(
 )
 _log = get_logger("interlock.gateway.tls")
 _VERSIONS: Final = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
-# Mozilla "intermediate": key exchange groups X25519, prime256v1, secp384r1 (OpenSSL
-# would also offer X448, secp521r1 and FFDHE groups).
-INTERMEDIATE_GROUPS: Final = b"X25519:prime256v1:secp384r1"
-_SSL_CTRL_SET_GROUPS_LIST: Final = 92
 
 
 ClientAuth = Literal["none", "optional", "required"]
@@ -90,35 +84,6 @@ def server_context(
             context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
             load_crl(context, crl)
     return context
-
-
-def restrict_groups(context: ssl.SSLContext, groups: bytes = INTERMEDIATE_GROUPS) -> bool:
-    """Limit the key-exchange groups (``SSL_CTX_set1_groups_list``); True when done.
-
-    Python's :mod:`ssl` has no call for this before 3.13 (``set_groups``), so this
-    calls OpenSSL through the very library ``_ssl`` uses, on the context's
-    ``SSL_CTX``. It first checks that the pointer it found is that context (its
-    options must read back as ``context.options``) and otherwise does nothing.
-    """
-    setter = getattr(context, "set_groups", None)
-    if setter is not None:  # Python 3.13+
-        setter(groups.decode())
-        return True
-    if sys.implementation.name != "cpython":
-        return False
-    try:
-        library = ctypes.CDLL(_ssl.__file__)
-        control, get_options = library.SSL_CTX_ctrl, library.SSL_CTX_get_options
-    except (OSError, AttributeError):
-        return False
-    control.restype, get_options.restype = ctypes.c_long, ctypes.c_uint64
-    control.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_char_p]
-    get_options.argtypes = [ctypes.c_void_p]
-    # PySSLContext starts with PyObject_HEAD, then the SSL_CTX pointer.
-    pointer = ctypes.c_void_p.from_address(id(context) + object.__basicsize__).value
-    if not pointer or get_options(pointer) != int(context.options):
-        return False
-    return bool(control(pointer, _SSL_CTRL_SET_GROUPS_LIST, 0, groups) == 1)
 
 
 def load_crl(context: ssl.SSLContext, crl: Path) -> None:

@@ -10,6 +10,9 @@ Sender-constrained tokens must come with their key: a DPoP-bound token
 on this very request (RFC 9449 §7), a certificate-bound token
 (``cnf.x5t#S256``) over a connection with that very certificate (RFC 8705
 §3). A stolen bound token is useless.
+
+A connection's client certificate is checked on every request, whatever the
+credential: one revoked or expired since the handshake refuses the request.
 """
 
 from __future__ import annotations
@@ -115,6 +118,10 @@ class Authentication:
     async def _authenticate(self, ctx: Caller) -> None:
         certificates = self._certificates
         certificate = ctx.peer_certificate if certificates is not None else None
+        if certificates is not None and certificate is not None:
+            # The handshake checked it once; a resumed session or a kept-alive
+            # connection carries it on after a revocation or past its expiry.
+            certificates.check(certificate, ctx.request.remote)
         headers = ctx.request.headers
         if (
             certificates is not None

@@ -1,0 +1,34 @@
+"""Who gets a client certificate: a client of the manifest that may use mutual TLS.
+
+The gateway maps a certificate's SPIFFE ID to the manifest client of that name,
+and only to one that lists ``mtls`` in its ``auth``; a certificate for any other
+name authenticates nobody. Issuing one anyway hides a typo until the first
+handshake, and leaves a valid credential waiting for a client of that name to
+appear in a later manifest. So the name is checked before anything is signed.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from interlock.config.manifest import Manifest
+from interlock.errors import InvalidRequestError, NotFoundError
+from interlock.pki.authority import DEFAULT_LIFETIME, Issued, Pki
+
+__all__ = ["issue_for_client"]
+
+
+def issue_for_client(
+    pki: Pki, manifest: Manifest, name: str, lifetime: timedelta = DEFAULT_LIFETIME
+) -> Issued:
+    """A client certificate for ``name``, which ``manifest`` must let use mutual TLS."""
+    pki.client_identity(name)  # a malformed name is refused as such first
+    spec = manifest.clients.get(name)
+    if spec is None:
+        raise NotFoundError(f"no client {name!r} in the manifest; add it before its certificate")
+    if "mtls" not in spec.auth:
+        raise InvalidRequestError(
+            f"client {name!r} may not use mutual TLS (its auth is {', '.join(spec.auth)}); "
+            "add mtls to its auth in the manifest"
+        )
+    return pki.issue_client(name, lifetime)
