@@ -133,6 +133,7 @@ def test_demo_walks_through_allowed_and_refused_calls(
     stolen = out.split("the same token, stolen and sent without the key\n", 1)[1]
     assert "401 this access token is DPoP-bound" in stolen
     assert "ilk_" not in out.replace("ilk_…", "").replace("api_key=ilk_x", "")
+    assert "ilcs_" not in out
 
 
 def test_migrate_runs_on_an_initialised_deployment(capsys: pytest.CaptureFixture[str]) -> None:
@@ -190,7 +191,7 @@ def test_clients_create_and_revoke_secret(capsys: pytest.CaptureFixture[str]) ->
     capsys.readouterr()
     assert main(["clients", "create-secret", "order-sync", "--manifest", str(manifest)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.startswith("ilk_")
+    assert captured.out.startswith("ilcs_")
     secret_id = captured.err.split()[2]
     assert main(["clients", "revoke-secret", secret_id, "--manifest", str(manifest)]) == 0
     assert f"revoked client secret {secret_id}" in capsys.readouterr().out

@@ -93,7 +93,7 @@ def test_create_prints_the_secret_once_on_stdout_only(
     assert status == 0
     secret = out.strip()
     assert out == f"{secret}\n"
-    assert secret.startswith("ilk_")
+    assert secret.startswith("ilcs_")
     assert secret not in err
     assert "shown once" in err
     assert err.split()[2] in secret  # the id is part of the secret

@@ -144,7 +144,7 @@ def test_a_failed_rotation_writes_nothing(
     def broken() -> tuple[str, object]:
         raise RuntimeError("no randomness today")
 
-    monkeypatch.setattr(client_secrets, "new_key", broken)
+    monkeypatch.setattr(client_secrets, "new_client_secret", broken)
     with pytest.raises(RuntimeError):
         secrets.rotate("app")
     assert secrets.list_secrets("app") == before
@@ -212,3 +212,29 @@ def test_a_recently_read_secret_is_checked_without_the_store(
         secrets.authenticate("app", secret)
     secrets.revoke(secret_id)
     assert secrets.authenticate_cached("app", secret) is None
+
+
+def test_client_secrets_have_a_prefix_of_their_own(secrets: ClientSecrets) -> None:
+    """ilcs_ tells a client secret from an API key (ilk_) to scanners, redaction and people."""
+    from interlock.logs import redact_text
+    from interlock.scan.scanner import scan_text
+
+    _, secret = secrets.create("app")
+    assert secret.startswith("ilcs_")
+    assert _works(secrets, "app", secret)
+    assert secret not in redact_text(f"Authorization: client_id=app, {secret}")
+    found = scan_text("notes.md", f"the client's secret is {secret}\n")
+    assert [f.rule_id for f in found] == ["interlock-client-secret"]
+
+
+def test_client_secrets_issued_with_the_api_key_prefix_keep_working(
+    secrets: ClientSecrets,
+) -> None:
+    """Secrets issued before the ilcs_ prefix (ilk_...) still authenticate until they end."""
+    from interlock.identity.keyformat import new_key
+
+    legacy = new_key()[0]
+    secrets.create("app", token=legacy)
+    assert legacy.startswith("ilk_")
+    assert _works(secrets, "app", legacy)
+    assert not _works(secrets, "app", "ilcs_" + legacy.removeprefix("ilk_"))

@@ -1,7 +1,9 @@
 """OAuth client secrets: 256-bit, shown once, keyed hashes, two active per client.
 
-The same format and hashing as API keys (``ilk_<id>_<secret><checksum>``,
-HMAC-SHA256 with the deployment's pepper). A slow password hash (bcrypt,
+The same format and hashing as API keys, with a prefix of their own
+(``ilcs_<id>_<secret><checksum>``, HMAC-SHA256 with the deployment's pepper),
+so scanners and log redaction can tell a client secret from an API key.
+Secrets issued before that prefix (``ilk_...``) are still accepted. A slow password hash (bcrypt,
 PBKDF2) buys nothing for a random 256-bit secret and is what caps the token
 rate of servers that use one for client secrets.
 
@@ -26,12 +28,26 @@ from interlock.crypto.hashing import check_secret, hash_secret, new_pepper
 from interlock.crypto.keyring import Keyring
 from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
 from interlock.identity.clients import is_oauth_client, require_oauth_client
-from interlock.identity.keyformat import new_key, parse_key
+from interlock.identity.keyformat import (
+    CLIENT_SECRET_PREFIX,
+    PREFIXES,
+    ParsedKey,
+    new_key,
+    parse_key,
+)
 from interlock.identity.tables import ClientSecretRow
 from interlock.store.base import as_utc, table_of
 from interlock.store.sealed_values import sealed_setting
 
-__all__ = ["DEFAULT_LIFETIME", "DEFAULT_OVERLAP", "MAX_ACTIVE", "ClientSecretInfo", "ClientSecrets"]
+__all__ = [
+    "DEFAULT_LIFETIME",
+    "DEFAULT_OVERLAP",
+    "MAX_ACTIVE",
+    "ClientSecretInfo",
+    "ClientSecrets",
+    "new_client_secret",
+    "parse_client_secret",
+]
 
 MAX_ACTIVE: Final = 2  # the old and the new one, for rotation without downtime
 DEFAULT_LIFETIME: Final = timedelta(days=180)
@@ -40,6 +56,16 @@ _TABLE: Final = table_of(ClientSecretRow)
 _REFUSED: Final = "client authentication failed"
 RECENT_SECONDS: Final = 1.0  # how long a secret's row is reused without asking the store
 _RECENT_MAX: Final = 10_000
+
+
+def new_client_secret() -> tuple[str, ParsedKey]:
+    """A fresh client secret (``ilcs_...``) and its parts; valid once added to a client."""
+    return new_key(CLIENT_SECRET_PREFIX)
+
+
+def parse_client_secret(token: str) -> ParsedKey | None:
+    """The parts of a well-formed client secret: ``ilcs_...``, or ``ilk_...`` issued before it."""
+    return parse_key(token, PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -78,14 +104,14 @@ class ClientSecrets:
     ) -> tuple[str, str]:
         """A new secret for ``client``: (secret id, secret shown once).
 
-        ``token`` (made by :func:`~interlock.identity.keyformat.new_key`) adds
+        ``token`` (made by :func:`new_client_secret`) adds
         that secret instead of a fresh one: a rotation stores the new secret in
         the vault before the client holds it. Adding the same token again
         returns the secret added the first time.
         """
         require_oauth_client(self.manifest, client)
         now = self._now()
-        parsed = None if token is None else parse_key(token)
+        parsed = None if token is None else parse_client_secret(token)
         if token is not None and parsed is None:
             raise InvalidRequestError("not an Interlock client secret (prefix, length or checksum)")
         with self._engine.begin() as connection:
@@ -191,7 +217,7 @@ class ClientSecrets:
 
     def authenticate(self, client_id: str, secret: str) -> str:
         """The client id if ``secret`` is one of its active secrets (constant-time check)."""
-        parsed = parse_key(secret)
+        parsed = parse_client_secret(secret)
         if parsed is None:
             raise AuthenticationError(_REFUSED, "malformed client secret")
         with self._engine.connect() as connection:
@@ -208,7 +234,7 @@ class ClientSecrets:
 
         A revocation made elsewhere therefore takes effect within one second.
         """
-        parsed = parse_key(secret)
+        parsed = parse_client_secret(secret)
         entry = self._recent.get(parsed.key_id) if parsed is not None else None
         if parsed is None or entry is None or time.monotonic() - entry[1] >= RECENT_SECONDS:
             return None
@@ -233,9 +259,9 @@ class ClientSecrets:
         lifetime: timedelta,
         token: str | None = None,
     ) -> tuple[str, str]:
-        given = None if token is None else parse_key(token)
+        given = None if token is None else parse_client_secret(token)
         if token is None or given is None:
-            token, parsed = new_key()
+            token, parsed = new_client_secret()
         else:
             parsed = given
         connection.execute(
