@@ -25,6 +25,7 @@ from interlock.identity.client_secrets import (
     DEFAULT_OVERLAP,
     ClientSecretInfo,
     ClientSecrets,
+    secret_id_of,
 )
 from interlock.identity.grants import Grants
 from interlock.identity.public_keys import jwk_from_pem
@@ -222,10 +223,11 @@ def revoke_key(
 
 @app.command("revoke-secret")
 def revoke_secret(
-    secret_id: Annotated[str, typer.Argument(help="The secret's id.")],
+    secret: Annotated[str, typer.Argument(help="The secret's id, or the secret itself.")],
     manifest: ManifestOption = None,
 ) -> None:
-    """Revoke one client secret at once."""
+    """Revoke one client secret at once (named by its id or by the secret; the id is shown)."""
+    secret_id = secret_id_of(secret)
     with _open(manifest) as clients:
         clients.secrets.revoke(secret_id)
         typer.echo(f"revoked client secret {secret_id}")

@@ -27,12 +27,12 @@ from interlock.crypto.hashing import check_secret, hash_secret, new_pepper
 from interlock.crypto.keyring import Keyring
 from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
 from interlock.identity.grants import Grants, Principal
-from interlock.identity.keyformat import ParsedKey, new_key, parse_key
+from interlock.identity.keyformat import PREFIXES, ParsedKey, new_key, parse_key
 from interlock.identity.tables import ApiKeyRow
 from interlock.store.base import as_utc, table_of
 from interlock.store.sealed_values import sealed_setting
 
-__all__ = ["DEFAULT_LIFETIME", "DEFAULT_OVERLAP", "ApiKeyInfo", "ApiKeys", "IssuedKey"]
+__all__ = ["DEFAULT_LIFETIME", "DEFAULT_OVERLAP", "ApiKeyInfo", "ApiKeys", "IssuedKey", "key_id_of"]
 
 DEFAULT_LIFETIME: Final = timedelta(days=90)
 DEFAULT_OVERLAP: Final = timedelta(hours=24)
@@ -302,6 +302,20 @@ class ApiKeys:
             self._last_used[key_id] = now
         with self._engine.begin() as connection:
             connection.execute(update(_TABLE).where(_TABLE.c.id == key_id).values(last_used_at=now))
+
+
+def key_id_of(name: str) -> str:
+    """The key id ``name`` names: a key id as given, or the id of a whole API key.
+
+    Lets an operator holding only the key revoke it; the key itself is never
+    echoed (a malformed one is refused without quoting it).
+    """
+    parsed = parse_key(name)
+    if parsed is not None:
+        return parsed.key_id
+    if name.startswith(PREFIXES):
+        raise InvalidRequestError("not a key id, nor an API key (prefix, length or checksum)")
+    return name
 
 
 def _parse(token: str) -> ParsedKey:

@@ -47,6 +47,7 @@ __all__ = [
     "ClientSecrets",
     "new_client_secret",
     "parse_client_secret",
+    "secret_id_of",
 ]
 
 MAX_ACTIVE: Final = 2  # the old and the new one, for rotation without downtime
@@ -66,6 +67,18 @@ def new_client_secret() -> tuple[str, ParsedKey]:
 def parse_client_secret(token: str) -> ParsedKey | None:
     """The parts of a well-formed client secret: ``ilcs_...``, or ``ilk_...`` issued before it."""
     return parse_key(token, PREFIXES)
+
+
+def secret_id_of(name: str) -> str:
+    """The secret id ``name`` names: an id as given, or the id of a whole client secret."""
+    parsed = parse_client_secret(name)
+    if parsed is not None:
+        return parsed.key_id
+    if name.startswith(PREFIXES):
+        raise InvalidRequestError(
+            "not a secret id, nor a client secret (prefix, length or checksum)"
+        )
+    return name
 
 
 @dataclass(frozen=True)
