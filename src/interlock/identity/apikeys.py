@@ -169,6 +169,32 @@ class ApiKeys:
         self._forget(key_id)
         return self.get(key_id)
 
+    def revoke_client(self, client: str) -> int:
+        """Revoke every key of ``client`` still valid (in the manifest or not); how many.
+
+        Other processes drop their cached copies within ``cache_seconds``.
+        """
+        now = self._now()
+        with self._engine.begin() as connection:
+            ids = [
+                row.id
+                for row in connection.execute(
+                    select(_TABLE.c.id).where(
+                        _TABLE.c.client == client,
+                        _TABLE.c.revoked_at.is_(None),
+                        # Stored times are UTC (SQLite keeps them naive), so compare in UTC.
+                        _TABLE.c.expires_at > now.astimezone(UTC),
+                    )
+                )
+            ]
+            if ids:
+                connection.execute(
+                    update(_TABLE).where(_TABLE.c.id.in_(ids)).values(revoked_at=now)
+                )
+        for key_id in ids:
+            self._forget(key_id)
+        return len(ids)
+
     def rotate(self, key_id: str, overlap: timedelta = DEFAULT_OVERLAP) -> IssuedKey:
         """Issue a successor with the same client, scopes and lifetime; the old key
         stays valid for ``overlap`` (never longer than it would have anyway)."""

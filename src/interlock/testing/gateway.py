@@ -90,6 +90,7 @@ clients:
   order-sync: {{auth: [api_key], roles: [order-reader, order-writer]}}
   oauth-only: {{auth: [oauth2], roles: [order-reader]}}
   cert-sync: {{auth: [mtls, oauth2], roles: [order-reader]}}
+  every-way: {{auth: [api_key, oauth2, mtls], roles: [order-reader, order-writer]}}
 rules:
   product_sellable:
     database: "secret://catalogue/readonly-url"
