@@ -138,6 +138,20 @@ def test_rotate_secret_prints_the_new_secret_and_the_old_one_works_within_the_ov
     assert len(_listed(capsys, manifest)["app"]["secrets"]) == 2
 
 
+def test_rotate_secret_twice_is_refused_while_the_previous_secret_is_valid(
+    manifest: Path, secrets: ClientSecrets, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The second rotation would end a still-valid secret silently: one error line instead."""
+    _, old, _ = _run(capsys, "clients", "create", "app", "-m", str(manifest))
+    _, new, _ = _run(capsys, "clients", "rotate-secret", "app", "-m", str(manifest))
+    status, out, err = _run(capsys, "clients", "rotate-secret", "app", "-m", str(manifest))
+    assert (status, out) == (1, "")
+    assert err.startswith("interlock: error[invalid_request]: client 'app' already has 2 active")
+    assert "revoke-secret" in err
+    assert _works(secrets, old.strip())
+    assert _works(secrets, new.strip())
+
+
 def test_create_with_a_public_key_registers_it_and_prints_its_kid(
     manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

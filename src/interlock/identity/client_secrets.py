@@ -165,9 +165,11 @@ class ClientSecrets:
         """A new secret for ``client``: (secret id, secret shown once).
 
         The previous newest active secret stays valid until ``now + overlap``
-        (never longer than it would have anyway); any older active secret is
-        revoked at once, so at most :data:`MAX_ACTIVE` are active afterwards.
-        All in one transaction.
+        (never longer than it would have anyway). With :data:`MAX_ACTIVE`
+        secrets active already (a rotation still in its overlap, or two
+        created), a rotation would end a secret that is still valid, which its
+        holder may still use: it is refused, as a second ``keys rotate`` is, and
+        names the secret to revoke first. All in one transaction.
         """
         require_oauth_client(self.manifest, client)
         if overlap < timedelta(0):
@@ -185,16 +187,20 @@ class ClientSecrets:
                 key=lambda r: (as_utc(r.created_at), as_utc(r.expires_at)),
                 reverse=True,
             )
+            if len(active) >= MAX_ACTIVE:
+                older = active[-1]
+                raise InvalidRequestError(
+                    f"client {client!r} already has {len(active)} active secrets: rotating "
+                    f"would end secret {older.id}, still valid until "
+                    f"{as_utc(older.expires_at):%Y-%m-%d %H:%M} UTC and perhaps still in use; "
+                    f"once its holder has switched, revoke it (interlock clients revoke-secret "
+                    f"{older.id}) and rotate again"
+                )
             if active:
                 previous = active[0]
                 until = min(as_utc(previous.expires_at), now + overlap)
                 connection.execute(
                     update(_TABLE).where(_TABLE.c.id == previous.id).values(expires_at=until)
-                )
-            older = [r.id for r in active[1:]]
-            if older:
-                connection.execute(
-                    update(_TABLE).where(_TABLE.c.id.in_(older)).values(revoked_at=now)
                 )
             return self._insert(connection, client, now, lifetime)
 
