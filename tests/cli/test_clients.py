@@ -320,3 +320,17 @@ def test_clients_without_oauth2_get_no_secret(
     status, out, err = _run(capsys, "clients", "create", "legacy", "-m", str(manifest))
     assert (status, out) == (1, "")
     assert err == "interlock: error[invalid_request]: client 'legacy' may not use OAuth 2.0\n"
+
+
+def test_secrets_grant_refuses_a_client_that_is_not_in_the_manifest(
+    manifest: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A grant to a misspelt or unknown client would wait for anyone later given that name."""
+    monkeypatch.setenv("INTERLOCK_MANIFEST", str(manifest))
+    status, out, err = _run(capsys, "secrets", "grant", "ghost", "erp/*", "read")
+    assert (status, out) == (1, "")
+    assert err == "interlock: error[not_found]: no client 'ghost' in the manifest\n"
+    status, out, _ = _run(capsys, "secrets", "grants")
+    assert (status, out) == (0, "")
+    status, out, _ = _run(capsys, "secrets", "grant", "app", "erp/*", "read", "-m", str(manifest))
+    assert (status, out) == (0, "app may read erp/*\n")
