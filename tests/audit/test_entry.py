@@ -89,3 +89,51 @@ def test_a_lone_surrogate_is_refused() -> None:
     """Text that is not valid Unicode cannot become UTF-8: ValueError (the model refuses it too)."""
     with pytest.raises(ValueError, match="surrogate"):
         utf8('{"actor":"client:\ud800"}')
+
+
+def _jwt() -> str:
+    from joserfc import jws
+    from joserfc.jwk import ECKey
+
+    key = ECKey.generate_key("P-256", private=True)
+    return jws.serialize_compact(
+        {"alg": "ES256"}, json.dumps({"sub": "x"}).encode(), key, algorithms=["ES256"]
+    )
+
+
+def test_credential_shaped_values_in_free_text_fields_never_reach_the_log() -> None:
+    """The last line of defence: reason, details and correlation id are masked by shape."""
+    from interlock.crypto.pkix import new_private_key, private_key_pem
+    from interlock.identity.keyformat import new_key
+
+    api_key, jwt = new_key()[0], _jwt()
+    pem = private_key_pem(new_private_key()).decode()
+    entry = AuditEntry(
+        actor="admin:alice",
+        action="admin.keys.revoke",
+        outcome=Outcome(result="failure", status=1),
+        reason=f"no API key with id {api_key!r}",
+        details={"command": f"keys revoke {api_key} {jwt}", "key": pem[:500], "n": 3},
+        correlation_id=f"Bearer {jwt}"[:200],
+    )
+    encoded = encode_entry(entry, KEY).decode()
+    for secret in (api_key, api_key.split("_")[2], jwt, jwt.rsplit(".", 1)[1], pem[40:80]):
+        assert secret not in encoded
+    fields = json.loads(encoded)
+    assert fields["details"]["n"] == 3
+    assert fields["details"]["command"].startswith("keys revoke [REDACTED]")
+    assert fields["reason"] == "no API key with id '[REDACTED]'"
+
+
+def test_ordinary_free_text_is_recorded_as_given() -> None:
+    """Masking is by credential shape only: references and key=value text stay readable."""
+    command = "secrets configure erp/api-key -o auth=secret://erp/hook -o token=none"
+    entry = AuditEntry(
+        actor="admin:alice",
+        action="admin.secrets.configure",
+        outcome=Outcome(result="success", status=0),
+        reason="the access token: expired",
+        details={"command": command},
+    )
+    assert entry.details["command"] == command
+    assert entry.reason == "the access token: expired"

@@ -133,6 +133,7 @@ def test_demo_walks_through_allowed_and_refused_calls(
     stolen = out.split("the same token, stolen and sent without the key\n", 1)[1]
     assert "401 this access token is DPoP-bound" in stolen
     assert "ilk_" not in out.replace("ilk_…", "").replace("api_key=ilk_x", "")
+    assert "ilcs_" not in out
 
 
 def test_migrate_runs_on_an_initialised_deployment(capsys: pytest.CaptureFixture[str]) -> None:
@@ -190,7 +191,7 @@ def test_clients_create_and_revoke_secret(capsys: pytest.CaptureFixture[str]) ->
     capsys.readouterr()
     assert main(["clients", "create-secret", "order-sync", "--manifest", str(manifest)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.startswith("ilk_")
+    assert captured.out.startswith("ilcs_")
     secret_id = captured.err.split()[2]
     assert main(["clients", "revoke-secret", secret_id, "--manifest", str(manifest)]) == 0
     assert f"revoked client secret {secret_id}" in capsys.readouterr().out
@@ -219,3 +220,40 @@ def test_oauth_token_prints_a_verifiable_token(capsys: pytest.CaptureFixture[str
         deployment.close()
     assert principal.client == "order-sync"
     assert principal.scopes == frozenset({"orders.read"})
+
+
+def _claims(token: str) -> dict[str, object]:
+    import base64
+    import json
+
+    payload = token.split(".")[1]
+    claims: dict[str, object] = json.loads(base64.urlsafe_b64decode(payload + "=" * 4))
+    return claims
+
+
+def test_oauth_token_is_issued_by_the_configured_public_url(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The gateway's issuer is INTERLOCK_PUBLIC_URL, so the operator's token is for it too."""
+    monkeypatch.setenv("INTERLOCK_PUBLIC_URL", "https://gw.example:9443")
+    assert main(["init"]) == 0
+    capsys.readouterr()
+    args = ["oauth", "token", "order-sync", "--scope", "orders.read", "-m", str(EXAMPLE)]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    claims = _claims(captured.out.strip())
+    assert (claims["iss"], claims["aud"]) == ("https://gw.example:9443", "https://gw.example:9443")
+    assert "issuer https://gw.example:9443" in captured.err
+
+
+def test_oauth_token_without_a_public_url_says_which_issuer_it_assumed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No configured URL: serve's default listener, named on stderr with how to change it."""
+    assert main(["init"]) == 0
+    capsys.readouterr()
+    args = ["oauth", "token", "order-sync", "--scope", "orders.read", "-m", str(EXAMPLE)]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert _claims(captured.out.strip())["iss"] == "https://127.0.0.1:8443"
+    assert "INTERLOCK_PUBLIC_URL" in captured.err

@@ -93,7 +93,7 @@ def test_create_prints_the_secret_once_on_stdout_only(
     assert status == 0
     secret = out.strip()
     assert out == f"{secret}\n"
-    assert secret.startswith("ilk_")
+    assert secret.startswith("ilcs_")
     assert secret not in err
     assert "shown once" in err
     assert err.split()[2] in secret  # the id is part of the secret
@@ -136,6 +136,20 @@ def test_rotate_secret_prints_the_new_secret_and_the_old_one_works_within_the_ov
     assert _works(secrets, old.strip())
     assert _works(secrets, new)
     assert len(_listed(capsys, manifest)["app"]["secrets"]) == 2
+
+
+def test_rotate_secret_twice_is_refused_while_the_previous_secret_is_valid(
+    manifest: Path, secrets: ClientSecrets, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The second rotation would end a still-valid secret silently: one error line instead."""
+    _, old, _ = _run(capsys, "clients", "create", "app", "-m", str(manifest))
+    _, new, _ = _run(capsys, "clients", "rotate-secret", "app", "-m", str(manifest))
+    status, out, err = _run(capsys, "clients", "rotate-secret", "app", "-m", str(manifest))
+    assert (status, out) == (1, "")
+    assert err.startswith("interlock: error[invalid_request]: client 'app' already has 2 active")
+    assert "revoke-secret" in err
+    assert _works(secrets, old.strip())
+    assert _works(secrets, new.strip())
 
 
 def test_create_with_a_public_key_registers_it_and_prints_its_kid(
@@ -235,10 +249,10 @@ def test_revoke_key_takes_a_kid(
     assert err.startswith("interlock: error[not_found]: ")
 
 
-def test_revoke_client_stops_every_secret_and_key_and_says_tokens_live_on(
+def test_revoke_client_stops_every_secret_and_key_and_says_what_it_ended(
     manifest: Path, tmp_path: Path, secrets: ClientSecrets, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """All credentials go at once; issued tokens stay valid until they expire (and it says so)."""
+    """All credentials and issued tokens go at once; the output counts each kind."""
     _, first, _ = _run(capsys, "clients", "create", "app", "-m", str(manifest))
     _, second, _ = _run(capsys, "clients", "create", "app", "-m", str(manifest))
     path = tmp_path / "client.jwk"
@@ -247,8 +261,17 @@ def test_revoke_client_stops_every_secret_and_key_and_says_tokens_live_on(
     _run(capsys, "signature-keys", "create", "app", "--hmac", "-m", str(manifest))
     status, out, _ = _run(capsys, "clients", "revoke", "app", "-m", str(manifest))
     assert status == 0
-    assert "revoked 2 secret(s), 1 key(s) and 1 signature key(s) of client app" in out
-    assert "stay valid until they expire" in out
+    for line in (
+        "ended for client app:",
+        "client secrets         2",
+        "private_key_jwt keys   1",
+        "API keys               0",
+        "signature keys         1",
+        "certificates (on CRL)  0",
+        "access tokens          every one issued up to ",
+        "vault grants           0",
+    ):
+        assert line in out
     assert not _works(secrets, first.strip())
     assert not _works(secrets, second.strip())
     listed = _listed(capsys, manifest)["app"]
@@ -297,3 +320,17 @@ def test_clients_without_oauth2_get_no_secret(
     status, out, err = _run(capsys, "clients", "create", "legacy", "-m", str(manifest))
     assert (status, out) == (1, "")
     assert err == "interlock: error[invalid_request]: client 'legacy' may not use OAuth 2.0\n"
+
+
+def test_secrets_grant_refuses_a_client_that_is_not_in_the_manifest(
+    manifest: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A grant to a misspelt or unknown client would wait for anyone later given that name."""
+    monkeypatch.setenv("INTERLOCK_MANIFEST", str(manifest))
+    status, out, err = _run(capsys, "secrets", "grant", "ghost", "erp/*", "read")
+    assert (status, out) == (1, "")
+    assert err == "interlock: error[not_found]: no client 'ghost' in the manifest\n"
+    status, out, _ = _run(capsys, "secrets", "grants")
+    assert (status, out) == (0, "")
+    status, out, _ = _run(capsys, "secrets", "grant", "app", "erp/*", "read", "-m", str(manifest))
+    assert (status, out) == (0, "app may read erp/*\n")

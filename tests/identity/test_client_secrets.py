@@ -73,27 +73,32 @@ def test_rotate_keeps_the_previous_secret_for_the_overlap_only(
     assert _works(secrets, "app", new)
 
 
-def test_rotate_revokes_older_secrets_at_once_so_at_most_two_are_active(
+def test_rotating_again_within_the_overlap_is_refused_and_ends_nothing(
     secrets: ClientSecrets, clock: ManualClock
 ) -> None:
-    """With two active, the older is revoked, the newer gets the overlap, the third is new."""
-    oldest_id, oldest = secrets.create("app")
+    """A second rotation would end the previous secret while it is still valid: refused.
+
+    As ``keys rotate`` refuses a key rotated already. Revoking the previous
+    secret first (the operator's explicit choice) lets the rotation go ahead.
+    """
+    first_id, first = secrets.create("app")
     clock.now += timedelta(hours=1)
-    newer_id, newer = secrets.create("app")
-    clock.now += timedelta(hours=1)
-    _, new = secrets.rotate("app")
-    assert not _works(secrets, "app", oldest)
-    assert _works(secrets, "app", newer)
-    assert _works(secrets, "app", new)
-    listed = {info.id: info for info in secrets.list_secrets("app")}
-    assert listed[oldest_id].revoked_at == clock()
-    assert listed[newer_id].expires_at == clock() + timedelta(hours=24)
-    assert sum(info.active for info in listed.values()) == MAX_ACTIVE
+    second_id, second = secrets.rotate("app")
     clock.now += timedelta(minutes=1)
-    secrets.rotate("app")  # and again: still two
+    before = secrets.list_secrets("app")
+    with pytest.raises(InvalidRequestError, match=f"{first_id}.* still valid until") as raised:
+        secrets.rotate("app")
+    assert "revoke-secret" in str(raised.value)
+    assert secrets.list_secrets("app") == before
+    assert _works(secrets, "app", first)
+    assert _works(secrets, "app", second)
+    secrets.revoke(first_id)
+    _, third = secrets.rotate("app")
     assert sum(info.active for info in secrets.list_secrets("app")) == MAX_ACTIVE
-    assert not _works(secrets, "app", newer)
-    assert _works(secrets, "app", new)
+    assert _works(secrets, "app", second)
+    assert _works(secrets, "app", third)
+    listed = {info.id: info for info in secrets.list_secrets("app")}
+    assert listed[second_id].expires_at == clock() + timedelta(hours=24)
 
 
 def test_rotate_never_extends_the_previous_secrets_life(
@@ -135,16 +140,15 @@ def test_rotate_refuses_bad_arguments_and_clients(secrets: ClientSecrets) -> Non
 def test_a_failed_rotation_writes_nothing(
     secrets: ClientSecrets, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Shortening, revoking and issuing happen in one transaction: all or none."""
+    """Shortening the previous secret and issuing happen in one transaction: all or none."""
     secrets.create("app")
     clock.now += timedelta(hours=1)
-    secrets.create("app")
     before = secrets.list_secrets("app")
 
     def broken() -> tuple[str, object]:
         raise RuntimeError("no randomness today")
 
-    monkeypatch.setattr(client_secrets, "new_key", broken)
+    monkeypatch.setattr(client_secrets, "new_client_secret", broken)
     with pytest.raises(RuntimeError):
         secrets.rotate("app")
     assert secrets.list_secrets("app") == before
@@ -212,3 +216,29 @@ def test_a_recently_read_secret_is_checked_without_the_store(
         secrets.authenticate("app", secret)
     secrets.revoke(secret_id)
     assert secrets.authenticate_cached("app", secret) is None
+
+
+def test_client_secrets_have_a_prefix_of_their_own(secrets: ClientSecrets) -> None:
+    """ilcs_ tells a client secret from an API key (ilk_) to scanners, redaction and people."""
+    from interlock.logs import redact_text
+    from interlock.scan.scanner import scan_text
+
+    _, secret = secrets.create("app")
+    assert secret.startswith("ilcs_")
+    assert _works(secrets, "app", secret)
+    assert secret not in redact_text(f"Authorization: client_id=app, {secret}")
+    found = scan_text("notes.md", f"the client's secret is {secret}\n")
+    assert [f.rule_id for f in found] == ["interlock-client-secret"]
+
+
+def test_client_secrets_issued_with_the_api_key_prefix_keep_working(
+    secrets: ClientSecrets,
+) -> None:
+    """Secrets issued before the ilcs_ prefix (ilk_...) still authenticate until they end."""
+    from interlock.identity.keyformat import new_key
+
+    legacy = new_key()[0]
+    secrets.create("app", token=legacy)
+    assert legacy.startswith("ilk_")
+    assert _works(secrets, "app", legacy)
+    assert not _works(secrets, "app", "ilcs_" + legacy.removeprefix("ilk_"))

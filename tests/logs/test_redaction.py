@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from interlock.logs import REDACTED, configure_logging, get_logger, redact_text
-from interlock.logs.redaction import is_sensitive_key, redact_value
+from interlock.logs.redaction import is_sensitive_key, redact_credentials, redact_value
 
 JWT = (
     "eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9"
@@ -170,3 +170,22 @@ def _fail_with(message: str) -> None:
 def test_any_interlock_key_suffix_is_masked(suffix: str) -> None:
     """Whatever follows the ilk_ prefix, the key never survives redaction."""
     assert suffix not in redact_text(f"key=ilk_{suffix} ok")
+
+
+def test_client_secrets_are_masked_like_api_keys() -> None:
+    """ilcs_ client secrets are credentials wherever they appear, in both nets."""
+    from interlock.identity.client_secrets import new_client_secret
+
+    secret = new_client_secret()[0]
+    assert secret.startswith("ilcs_")
+    for redact in (redact_text, redact_credentials):
+        masked = redact(f"client app authenticated with {secret}")
+        assert secret not in masked
+        assert masked.endswith(REDACTED)
+
+
+def test_credential_formats_alone_leave_name_value_text_as_written() -> None:
+    """redact_credentials (the audit trail's net) masks formats only, not name=value guesses."""
+    text = "configure -o auth=secret://erp/hook -o password_file=/run/pw"
+    assert redact_credentials(text) == text
+    assert redact_credentials(f"{text} {JWT}") == f"{text} {REDACTED}"

@@ -48,3 +48,35 @@ def test_a_revocation_is_stamped_and_purged_by_the_injected_clock(deployment: De
 def _utc(value: datetime | str) -> datetime:
     parsed = datetime.fromisoformat(value) if isinstance(value, str) else value  # SQLite: text
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def test_revoking_a_client_revokes_its_tokens_issued_until_then_on_every_replica(
+    deployment: Deployment,
+) -> None:
+    """The kill switch's cut: tokens of that client issued at or before it, none after."""
+    clock = ManualClock(FAR)
+    here = RevokedTokens(deployment.engine, now=clock)
+    elsewhere = RevokedTokens(deployment.engine, sync_seconds=0, now=clock)
+    issued = FAR.timestamp()
+    clock.advance(timedelta(seconds=30))
+    moment = here.revoke_client("order-sync")
+    assert moment == clock.now
+    assert here.contains("any-jti", "order-sync", issued)
+    assert elsewhere.contains("any-jti", "order-sync", issued)  # from the store
+    assert elsewhere.contains(None, "order-sync", int(moment.timestamp()))  # same second
+    assert not elsewhere.contains("any-jti", "order-sync", moment.timestamp() + 1)
+    assert not elsewhere.contains("any-jti", "other-client", issued)
+    assert not elsewhere.contains("any-jti")
+
+
+def test_a_client_revocation_is_kept_while_its_tokens_could_live(deployment: Deployment) -> None:
+    """Tokens live at most an hour: the cut is purged after that (and leeway), not before."""
+    clock = ManualClock(FAR)
+    revoked = RevokedTokens(deployment.engine, sync_seconds=0, now=clock)
+    revoked.revoke_client("order-sync")
+    clock.advance(timedelta(minutes=64))
+    revoked.purge(clock.now)
+    assert revoked.contains(None, "order-sync", FAR.timestamp())
+    clock.advance(timedelta(minutes=2))
+    revoked.purge(clock.now)
+    assert not revoked.contains(None, "order-sync", FAR.timestamp())

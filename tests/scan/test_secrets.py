@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from interlock.identity.keyformat import new_key
+from interlock.identity.keyformat import CLIENT_SECRET_PREFIX, new_key
 from interlock.testing.scan_corpus import lookalike_secrets, planted_secrets
 from tests.scan.helpers import findings, rand, rules_in
 
@@ -47,6 +47,13 @@ def test_interlock_key_is_recognised_only_with_a_valid_checksum() -> None:
     wrong = key[:-1] + ("b" if key[-1] != "b" else "c")
     assert rules_in("notes.md", f"call it with {wrong} please") == set()
     assert rules_in("a.py", f'API_KEY = "{wrong}"\n') == set()
+
+
+def test_interlock_client_secret_is_told_apart_from_an_api_key() -> None:
+    """ilcs_ secrets have a rule of their own; the checksum covers the prefix, too."""
+    secret = new_key(CLIENT_SECRET_PREFIX)[0]
+    assert rules_in("notes.md", f"client secret {secret}") == {"interlock-client-secret"}
+    assert rules_in("notes.md", "ilk_" + secret.removeprefix("ilcs_")) == set()
 
 
 def test_private_key_blocks_are_found_in_pem_and_json_string_form() -> None:

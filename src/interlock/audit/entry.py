@@ -5,6 +5,12 @@ sensitive values in it (``subjects``, ``client_ip``) are never written in
 clear: :func:`encode_entry` replaces them with keyed pseudonyms
 (:mod:`interlock.audit.pseudonyms`) and they are hidden from ``repr``.
 
+Free text (``reason``, ``details``, ``correlation_id``) is masked where it
+holds a credential format (an API key, client secret, JWT, PEM key, URL
+password: :func:`interlock.logs.redaction.redact_credentials`) before it is
+encoded: the log can never be edited, so a secret that reached it would stay.
+Callers must not put secrets there; this is the last line of defence.
+
 The encoded entry is canonical JSON (:mod:`interlock.audit.canonical`); its
 bytes are the RFC 9162 leaf input, so they are stored exactly as encoded.
 """
@@ -19,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from interlock.audit.canonical import MAX_ENTRY_BYTES, scalar, string, utf8
 from interlock.audit.pseudonyms import Pseudonymiser
+from interlock.logs.redaction import redact_credentials
 
 __all__ = [
     "ENTRY_VERSION",
@@ -86,6 +93,18 @@ class AuditEntry(_Model):
     ] = Field(default_factory=dict, max_length=32)
     subjects: tuple[_Text, ...] = Field(default=(), max_length=256, repr=False)
     client_ip: _Short | None = Field(default=None, repr=False)
+
+    @field_validator("reason", "correlation_id")
+    @classmethod
+    def _no_credential(cls, value: str | None) -> str | None:
+        return None if value is None else redact_credentials(value)
+
+    @field_validator("details")
+    @classmethod
+    def _no_credential_in_details(
+        cls, value: dict[str, str | int | bool]
+    ) -> dict[str, str | int | bool]:
+        return {k: redact_credentials(v) if isinstance(v, str) else v for k, v in value.items()}
 
     @field_validator("time")
     @classmethod

@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from interlock.cli.context import console, settings
+from interlock.cli.kill_switch import Ended, end_client
 from interlock.cli.options import ManifestOption, duration_option
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
@@ -25,10 +26,11 @@ from interlock.identity.client_secrets import (
     DEFAULT_OVERLAP,
     ClientSecretInfo,
     ClientSecrets,
+    secret_id_of,
 )
 from interlock.identity.grants import Grants
 from interlock.identity.public_keys import jwk_from_pem
-from interlock.store import open_deployment
+from interlock.store import Deployment, open_deployment
 
 __all__ = ["app"]
 
@@ -51,10 +53,10 @@ LifetimeOption = Annotated[
 
 @dataclass(frozen=True)
 class _Clients:
+    deployment: Deployment
     manifest: Manifest
     secrets: ClientSecrets
     keys: ClientKeys
-    token_lifetime: timedelta
 
 
 @contextmanager
@@ -64,10 +66,10 @@ def _open(manifest: Path | None) -> Iterator[_Clients]:
     try:
         loaded = load_manifest(manifest or current.manifest)
         yield _Clients(
+            deployment,
             loaded,
             ClientSecrets(deployment.engine, deployment.keyring, loaded),
             ClientKeys(deployment.engine, deployment.keyring, loaded),
-            timedelta(seconds=current.oauth_token_lifetime_seconds),
         )
     finally:
         deployment.close()
@@ -183,25 +185,67 @@ def rotate_secret(
 
 @app.command("revoke")
 def revoke(
-    client: Annotated[str, typer.Argument(help="The client whose credentials to revoke.")],
+    client: Annotated[str, typer.Argument(help="The client to cut off.")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            help="RFC 5280 reason for its certificates' CRL entries, e.g. keyCompromise.",
+        ),
+    ] = "unspecified",
     manifest: ManifestOption = None,
 ) -> None:
-    """Revoke every secret, registered key and request-signature key of CLIENT at once."""
+    """Kill switch: end everything that lets CLIENT in, on every replica within 2 s.
+
+    Its client secrets, private_key_jwt keys, API keys and request-signature
+    keys, its certificates from this PKI (on the CRL), every access token issued
+    to it so far, and its vault grants. Says exactly what it ended.
+    """
     with _open(manifest) as clients:
-        secrets = clients.secrets.revoke_client(client)
-        keys = clients.keys.revoke_client(client, "assertion")
-        signing = clients.keys.revoke_client(client, "signature")
-        if client not in clients.manifest.clients and secrets + keys + signing == 0:
+        ended = end_client(clients.deployment, clients.manifest, client, reason)
+        known = client in clients.manifest.clients
+        if not known and ended.credentials == 0 and not ended.grants:
             raise NotFoundError(f"no client {client!r} in the manifest and nothing to revoke")
-        lifetime = int(clients.token_lifetime.total_seconds())
-        typer.echo(
-            f"revoked {secrets} secret(s), {keys} key(s) and {signing} signature key(s) "
-            f"of client {client}"
+        for line in _ended_lines(ended):
+            typer.echo(line)
+        for line in _still_open(clients.manifest, client):
+            typer.echo(line, err=True)
+
+
+def _ended_lines(ended: Ended) -> list[str]:
+    serials = f": {', '.join(ended.certificates)}" if ended.certificates else ""
+    until = f"{ended.tokens_issued_until:%Y-%m-%d %H:%M:%S} UTC"
+    grants = ", ".join(f"{g.pattern} ({','.join(sorted(g.capabilities))})" for g in ended.grants)
+    return [
+        f"ended for client {ended.client}:",
+        f"  client secrets         {ended.client_secrets}",
+        f"  private_key_jwt keys   {ended.assertion_keys}",
+        f"  API keys               {ended.api_keys}",
+        f"  signature keys         {ended.signature_keys}",
+        f"  certificates (on CRL)  {len(ended.certificates)}{serials}",
+        f"  access tokens          every one issued up to {until}",
+        f"  vault grants           {len(ended.grants)}{f': {grants}' if grants else ''}",
+        "Every replica sharing the store refuses them within 2 s (at once for tokens with Redis).",
+    ]
+
+
+def _still_open(manifest: Manifest, client: str) -> list[str]:
+    """What the kill switch cannot reach, so the operator knows what is left to do."""
+    notes = [
+        "Certificates from a CA other than this PKI (serve --client-ca) must be revoked there."
+    ]
+    issuers = [n for n, i in manifest.trusted_issuers.items() if client in i.clients.values()]
+    if issuers:
+        notes.append(
+            f"Tokens {', '.join(issuers)} issues to it from now on are still accepted: remove "
+            "it from that issuer's clients in the manifest, or disable it at the issuer."
         )
-        typer.echo(
-            "Access tokens already issued to it stay valid until they expire, "
-            f"at most {lifetime} s (the token lifetime)."
+    if client in manifest.clients:
+        notes.append(
+            "It stays in the manifest: new credentials issued to it would work; remove it "
+            "from the manifest to keep it out for good."
         )
+    return notes
 
 
 @app.command("revoke-key")
@@ -222,10 +266,11 @@ def revoke_key(
 
 @app.command("revoke-secret")
 def revoke_secret(
-    secret_id: Annotated[str, typer.Argument(help="The secret's id.")],
+    secret: Annotated[str, typer.Argument(help="The secret's id, or the secret itself.")],
     manifest: ManifestOption = None,
 ) -> None:
-    """Revoke one client secret at once."""
+    """Revoke one client secret at once (named by its id or by the secret; the id is shown)."""
+    secret_id = secret_id_of(secret)
     with _open(manifest) as clients:
         clients.secrets.revoke(secret_id)
         typer.echo(f"revoked client secret {secret_id}")

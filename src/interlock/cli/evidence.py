@@ -5,7 +5,9 @@ or the audit log itself (and every export of audit data) is recorded once it
 has run, as ``admin.<group>.<command>`` by ``admin:<operating-system user>``,
 with its outcome and its command line (names, ids, durations and file
 paths: no command takes a secret value as an argument — secrets are read from
-standard input or files). Reading commands are not recorded.
+standard input or files; :mod:`interlock.cli.arguments` refuses credentials
+among the arguments, and the recorded line names an Interlock key or secret
+by its id and masks any other credential). Reading commands are not recorded.
 
 If the entry cannot be written, the command says so and exits 1: the action
 happened, but it is not on record, and automation must notice.
@@ -20,6 +22,7 @@ from typing import Final
 from interlock.actors import Operator
 from interlock.audit.entry import AuditEntry, Outcome
 from interlock.audit.service import AuditLog
+from interlock.cli.arguments import command_words, masked_arguments, without_global_options
 from interlock.config.settings import Settings
 from interlock.errors import InterlockError
 from interlock.store import open_deployment
@@ -62,25 +65,20 @@ RECORDED: Final = frozenset(
         ("audit", "prune"),
     }
 )
-_GLOBAL_WITH_VALUE: Final = frozenset({"--data-dir"})
 _MAX_ARGS: Final = 500
 
 
 def admin_action(args: Sequence[str]) -> tuple[str, str] | None:
-    """``(action, command line)`` when ``args`` is a recorded command (global options dropped)."""
-    kept: list[str] = []
-    skip = False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg in _GLOBAL_WITH_VALUE:
-            skip = True
-        elif not arg.startswith("--data-dir=") and arg != "--debug":
-            kept.append(arg)
-    words = [arg for arg in kept[:2] if not arg.startswith("-")]
-    if len(words) < 2 or (words[0], words[1]) not in RECORDED:
+    """``(action, command line)`` when ``args`` is a recorded command (global options dropped).
+
+    The command line is as :func:`~interlock.cli.arguments.masked_arguments`
+    gives it: an Interlock key or secret named by its id, other credentials masked.
+    """
+    command = command_words(args)
+    if command is None or command not in RECORDED:
         return None
-    return f"admin.{words[0]}.{words[1]}", " ".join(kept)
+    kept = masked_arguments(without_global_options(args))
+    return f"admin.{command[0]}.{command[1]}", " ".join(kept)
 
 
 def admin_actor() -> Operator:

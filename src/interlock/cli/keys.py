@@ -12,7 +12,13 @@ from rich.table import Table
 from interlock.cli.context import console, settings
 from interlock.cli.options import ManifestOption, duration_option
 from interlock.config.loader import load_manifest
-from interlock.identity.apikeys import DEFAULT_LIFETIME, DEFAULT_OVERLAP, ApiKeys, IssuedKey
+from interlock.identity.apikeys import (
+    DEFAULT_LIFETIME,
+    DEFAULT_OVERLAP,
+    ApiKeys,
+    IssuedKey,
+    key_id_of,
+)
 from interlock.store import Deployment, open_deployment
 
 __all__ = ["app"]
@@ -69,7 +75,7 @@ def create(
 
 @app.command("rotate")
 def rotate(
-    key_id: Annotated[str, typer.Argument(help="The key to replace.")],
+    key: Annotated[str, typer.Argument(help="The key to replace: its id, or the key itself.")],
     overlap: Annotated[
         str | None,
         typer.Option("--overlap", help="How long the old key stays valid (default 24h)."),
@@ -77,6 +83,7 @@ def rotate(
     manifest: ManifestOption = None,
 ) -> None:
     """Issue a successor; the old key keeps working for the overlap window."""
+    key_id = key_id_of(key)
     deployment, keys = _open(manifest)
     try:
         issued = keys.rotate(key_id, duration_option(overlap) or DEFAULT_OVERLAP)
@@ -89,10 +96,11 @@ def rotate(
 
 @app.command("revoke")
 def revoke(
-    key_id: Annotated[str, typer.Argument(help="The key to revoke.")],
+    key: Annotated[str, typer.Argument(help="The key to revoke: its id, or the key itself.")],
     manifest: ManifestOption = None,
 ) -> None:
-    """Revoke a key immediately."""
+    """Revoke a key immediately (named by its id, or by the key; only the id is shown)."""
+    key_id = key_id_of(key)
     deployment, keys = _open(manifest)
     try:
         info = keys.revoke(key_id)

@@ -33,9 +33,11 @@ from interlock.cli import (
     signature_keys,
     validate,
 )
+from interlock.cli.arguments import CredentialArgumentError, check_arguments
 from interlock.cli.context import settings, state
 from interlock.cli.evidence import admin_action, record_admin_action
 from interlock.errors import InterlockError
+from interlock.logs.redaction import redact_credentials
 
 __all__ = ["app", "main"]
 
@@ -109,7 +111,14 @@ def version() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI on ``argv`` and return the exit status (never raises)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    status = _main(args)
+    try:
+        # Before anything runs, parses (a usage error quotes arguments) or is recorded.
+        check_arguments(args)
+    except CredentialArgumentError as exc:
+        _error(exc.code, exc.message)
+        status = 1
+    else:
+        status = _main(args)
     # Help and usage errors (exit 2) ran nothing; --debug failures raise.
     if admin_action(args) is None or "--help" in args or status == 2:
         return status
@@ -118,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InterlockError as exc:  # e.g. settings that did not load: the command said so
         problem = None if status else exc.message
     if problem is not None and status == 0:
-        typer.echo(f"interlock: error[audit_unavailable]: {_one_line(problem)}", err=True)
+        _error("audit_unavailable", problem)
         return 1
     return status
 
@@ -133,7 +142,7 @@ def _main(args: list[str]) -> int:
     except InterlockError as exc:
         if state.debug:
             raise
-        typer.echo(f"interlock: error[{exc.code}]: {_one_line(exc.message)}", err=True)
+        _error(exc.code, exc.message)
         return 1
     except Exception as exc:
         if state.debug:
@@ -150,6 +159,11 @@ def _exit_status(code: object) -> int:
     if code is None:
         return 0
     return code if isinstance(code, int) else 1
+
+
+def _error(code: str, message: str) -> None:
+    # Messages never carry secrets on purpose; one that quotes a mistyped key still must not.
+    typer.echo(f"interlock: error[{code}]: {_one_line(redact_credentials(message))}", err=True)
 
 
 def _one_line(message: str) -> str:

@@ -10,6 +10,7 @@ import typer
 
 from interlock.cli.context import settings
 from interlock.cli.options import ManifestOption
+from interlock.cli.serve import DEFAULT_LISTEN
 from interlock.config.loader import load_manifest
 from interlock.errors import InvalidRequestError
 from interlock.identity.clients import require_oauth_client
@@ -42,8 +43,14 @@ def rotate_keys() -> None:
 def token(
     client: Annotated[str, typer.Argument(help="A client whose auth includes oauth2.")],
     issuer: Annotated[
-        str, typer.Option("--issuer", help="The gateway's base URL (the token's iss and aud).")
-    ] = "https://127.0.0.1:8443",
+        str | None,
+        typer.Option(
+            "--issuer",
+            help="The gateway's base URL, the token's iss and aud (default: "
+            f"INTERLOCK_PUBLIC_URL, else https://{DEFAULT_LISTEN}, serve's default).",
+            show_default=False,
+        ),
+    ] = None,
     scopes: Annotated[
         list[str] | None,
         typer.Option("--scope", "-s", help="Scope (repeat); default: all granted."),
@@ -65,9 +72,19 @@ def token(
         keys = SigningKeys(deployment.engine, deployment.keyring, current.oauth_signing_alg)
         keys.ensure()
         lifetime = timedelta(seconds=current.oauth_token_lifetime_seconds)
-        base = issuer.rstrip("/")
+        # The gateway's issuer is its public URL, else its listener's address: a token
+        # for any other is refused there with nothing but "the access token is invalid".
+        base = (issuer or current.public_url or f"https://{DEFAULT_LISTEN}").rstrip("/")
         issued = TokenIssuer(keys, base, lifetime).issue(client, wanted, base)
-        typer.echo(f"expires in {issued.expires_in} s; scope {issued.scope}", err=True)
+        typer.echo(
+            f"issuer {base}; expires in {issued.expires_in} s; scope {issued.scope}", err=True
+        )
+        if issuer is None and current.public_url is None:
+            typer.echo(
+                "INTERLOCK_PUBLIC_URL is not set: this is serve's default listener; a gateway "
+                "elsewhere refuses the token (set INTERLOCK_PUBLIC_URL or pass --issuer)",
+                err=True,
+            )
         typer.echo(issued.access_token)
     finally:
         deployment.close()

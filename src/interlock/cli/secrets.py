@@ -18,10 +18,13 @@ from typing import Annotated, Any
 import typer
 
 from interlock.cli import rotation
+from interlock.cli.context import settings
 from interlock.cli.evidence import admin_actor
-from interlock.cli.options import duration_option
+from interlock.cli.options import ManifestOption, duration_option
 from interlock.cli.vault_session import open_vault_session
+from interlock.config.loader import load_manifest
 from interlock.errors import InvalidRequestError
+from interlock.identity.clients import require_client
 from interlock.secrets.vault import KINDS, MAX_SECRET_BYTES, SecretInfo, Vault, VersionInfo
 
 __all__ = ["app", "open_vault"]
@@ -259,8 +262,11 @@ def grant(
     capabilities: Annotated[
         str, typer.Argument(help="Comma-separated: read, list, write.")
     ] = "read",
+    manifest: ManifestOption = None,
 ) -> None:
-    """Let CLIENT read, list or write secrets matching PATTERN (default: deny)."""
+    """Let CLIENT (of the manifest) read, list or write secrets matching PATTERN (default: deny)."""
+    # A grant to a name no client has would wait for whoever is later given that name.
+    require_client(load_manifest(manifest or settings().manifest), client)
     with open_vault() as vault:
         done = vault.policy.grant(client, pattern, [c.strip() for c in capabilities.split(",")])
     typer.echo(f"{done.client} may {', '.join(sorted(done.capabilities))} {done.pattern}")

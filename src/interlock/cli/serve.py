@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Final, cast
 
 import typer
 
@@ -17,14 +17,16 @@ from interlock.gateway.tls import ClientAuth
 from interlock.store import Deployment, open_deployment
 from interlock.validation.artifacts import route_artifacts
 
-__all__ = ["serve"]
+__all__ = ["DEFAULT_LISTEN", "serve"]
+
+DEFAULT_LISTEN: Final = "127.0.0.1:8443"
 
 
 def serve(  # noqa: PLR0917  (typer maps each parameter to an option)
     manifest: ManifestOption = None,
     listen: Annotated[
         str, typer.Option("--listen", help="HOST:PORT of the HTTPS listener.")
-    ] = "127.0.0.1:8443",
+    ] = DEFAULT_LISTEN,
     cert: Annotated[
         str, typer.Option("--cert", help="'auto' (issued by the local CA) or a PEM certificate.")
     ] = "auto",

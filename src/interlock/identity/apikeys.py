@@ -27,12 +27,12 @@ from interlock.crypto.hashing import check_secret, hash_secret, new_pepper
 from interlock.crypto.keyring import Keyring
 from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
 from interlock.identity.grants import Grants, Principal
-from interlock.identity.keyformat import ParsedKey, new_key, parse_key
+from interlock.identity.keyformat import PREFIXES, ParsedKey, new_key, parse_key
 from interlock.identity.tables import ApiKeyRow
 from interlock.store.base import as_utc, table_of
 from interlock.store.sealed_values import sealed_setting
 
-__all__ = ["DEFAULT_LIFETIME", "DEFAULT_OVERLAP", "ApiKeyInfo", "ApiKeys", "IssuedKey"]
+__all__ = ["DEFAULT_LIFETIME", "DEFAULT_OVERLAP", "ApiKeyInfo", "ApiKeys", "IssuedKey", "key_id_of"]
 
 DEFAULT_LIFETIME: Final = timedelta(days=90)
 DEFAULT_OVERLAP: Final = timedelta(hours=24)
@@ -169,6 +169,32 @@ class ApiKeys:
         self._forget(key_id)
         return self.get(key_id)
 
+    def revoke_client(self, client: str) -> int:
+        """Revoke every key of ``client`` still valid (in the manifest or not); how many.
+
+        Other processes drop their cached copies within ``cache_seconds``.
+        """
+        now = self._now()
+        with self._engine.begin() as connection:
+            ids = [
+                row.id
+                for row in connection.execute(
+                    select(_TABLE.c.id).where(
+                        _TABLE.c.client == client,
+                        _TABLE.c.revoked_at.is_(None),
+                        # Stored times are UTC (SQLite keeps them naive), so compare in UTC.
+                        _TABLE.c.expires_at > now.astimezone(UTC),
+                    )
+                )
+            ]
+            if ids:
+                connection.execute(
+                    update(_TABLE).where(_TABLE.c.id.in_(ids)).values(revoked_at=now)
+                )
+        for key_id in ids:
+            self._forget(key_id)
+        return len(ids)
+
     def rotate(self, key_id: str, overlap: timedelta = DEFAULT_OVERLAP) -> IssuedKey:
         """Issue a successor with the same client, scopes and lifetime; the old key
         stays valid for ``overlap`` (never longer than it would have anyway)."""
@@ -302,6 +328,20 @@ class ApiKeys:
             self._last_used[key_id] = now
         with self._engine.begin() as connection:
             connection.execute(update(_TABLE).where(_TABLE.c.id == key_id).values(last_used_at=now))
+
+
+def key_id_of(name: str) -> str:
+    """The key id ``name`` names: a key id as given, or the id of a whole API key.
+
+    Lets an operator holding only the key revoke it; the key itself is never
+    echoed (a malformed one is refused without quoting it).
+    """
+    parsed = parse_key(name)
+    if parsed is not None:
+        return parsed.key_id
+    if name.startswith(PREFIXES):
+        raise InvalidRequestError("not a key id, nor an API key (prefix, length or checksum)")
+    return name
 
 
 def _parse(token: str) -> ParsedKey:

@@ -1,7 +1,9 @@
 """OAuth client secrets: 256-bit, shown once, keyed hashes, two active per client.
 
-The same format and hashing as API keys (``ilk_<id>_<secret><checksum>``,
-HMAC-SHA256 with the deployment's pepper). A slow password hash (bcrypt,
+The same format and hashing as API keys, with a prefix of their own
+(``ilcs_<id>_<secret><checksum>``, HMAC-SHA256 with the deployment's pepper),
+so scanners and log redaction can tell a client secret from an API key.
+Secrets issued before that prefix (``ilk_...``) are still accepted. A slow password hash (bcrypt,
 PBKDF2) buys nothing for a random 256-bit secret and is what caps the token
 rate of servers that use one for client secrets.
 
@@ -26,12 +28,27 @@ from interlock.crypto.hashing import check_secret, hash_secret, new_pepper
 from interlock.crypto.keyring import Keyring
 from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
 from interlock.identity.clients import is_oauth_client, require_oauth_client
-from interlock.identity.keyformat import new_key, parse_key
+from interlock.identity.keyformat import (
+    CLIENT_SECRET_PREFIX,
+    PREFIXES,
+    ParsedKey,
+    new_key,
+    parse_key,
+)
 from interlock.identity.tables import ClientSecretRow
 from interlock.store.base import as_utc, table_of
 from interlock.store.sealed_values import sealed_setting
 
-__all__ = ["DEFAULT_LIFETIME", "DEFAULT_OVERLAP", "MAX_ACTIVE", "ClientSecretInfo", "ClientSecrets"]
+__all__ = [
+    "DEFAULT_LIFETIME",
+    "DEFAULT_OVERLAP",
+    "MAX_ACTIVE",
+    "ClientSecretInfo",
+    "ClientSecrets",
+    "new_client_secret",
+    "parse_client_secret",
+    "secret_id_of",
+]
 
 MAX_ACTIVE: Final = 2  # the old and the new one, for rotation without downtime
 DEFAULT_LIFETIME: Final = timedelta(days=180)
@@ -40,6 +57,28 @@ _TABLE: Final = table_of(ClientSecretRow)
 _REFUSED: Final = "client authentication failed"
 RECENT_SECONDS: Final = 1.0  # how long a secret's row is reused without asking the store
 _RECENT_MAX: Final = 10_000
+
+
+def new_client_secret() -> tuple[str, ParsedKey]:
+    """A fresh client secret (``ilcs_...``) and its parts; valid once added to a client."""
+    return new_key(CLIENT_SECRET_PREFIX)
+
+
+def parse_client_secret(token: str) -> ParsedKey | None:
+    """The parts of a well-formed client secret: ``ilcs_...``, or ``ilk_...`` issued before it."""
+    return parse_key(token, PREFIXES)
+
+
+def secret_id_of(name: str) -> str:
+    """The secret id ``name`` names: an id as given, or the id of a whole client secret."""
+    parsed = parse_client_secret(name)
+    if parsed is not None:
+        return parsed.key_id
+    if name.startswith(PREFIXES):
+        raise InvalidRequestError(
+            "not a secret id, nor a client secret (prefix, length or checksum)"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -78,14 +117,14 @@ class ClientSecrets:
     ) -> tuple[str, str]:
         """A new secret for ``client``: (secret id, secret shown once).
 
-        ``token`` (made by :func:`~interlock.identity.keyformat.new_key`) adds
+        ``token`` (made by :func:`new_client_secret`) adds
         that secret instead of a fresh one: a rotation stores the new secret in
         the vault before the client holds it. Adding the same token again
         returns the secret added the first time.
         """
         require_oauth_client(self.manifest, client)
         now = self._now()
-        parsed = None if token is None else parse_key(token)
+        parsed = None if token is None else parse_client_secret(token)
         if token is not None and parsed is None:
             raise InvalidRequestError("not an Interlock client secret (prefix, length or checksum)")
         with self._engine.begin() as connection:
@@ -126,9 +165,11 @@ class ClientSecrets:
         """A new secret for ``client``: (secret id, secret shown once).
 
         The previous newest active secret stays valid until ``now + overlap``
-        (never longer than it would have anyway); any older active secret is
-        revoked at once, so at most :data:`MAX_ACTIVE` are active afterwards.
-        All in one transaction.
+        (never longer than it would have anyway). With :data:`MAX_ACTIVE`
+        secrets active already (a rotation still in its overlap, or two
+        created), a rotation would end a secret that is still valid, which its
+        holder may still use: it is refused, as a second ``keys rotate`` is, and
+        names the secret to revoke first. All in one transaction.
         """
         require_oauth_client(self.manifest, client)
         if overlap < timedelta(0):
@@ -146,16 +187,20 @@ class ClientSecrets:
                 key=lambda r: (as_utc(r.created_at), as_utc(r.expires_at)),
                 reverse=True,
             )
+            if len(active) >= MAX_ACTIVE:
+                older = active[-1]
+                raise InvalidRequestError(
+                    f"client {client!r} already has {len(active)} active secrets: rotating "
+                    f"would end secret {older.id}, still valid until "
+                    f"{as_utc(older.expires_at):%Y-%m-%d %H:%M} UTC and perhaps still in use; "
+                    f"once its holder has switched, revoke it (interlock clients revoke-secret "
+                    f"{older.id}) and rotate again"
+                )
             if active:
                 previous = active[0]
                 until = min(as_utc(previous.expires_at), now + overlap)
                 connection.execute(
                     update(_TABLE).where(_TABLE.c.id == previous.id).values(expires_at=until)
-                )
-            older = [r.id for r in active[1:]]
-            if older:
-                connection.execute(
-                    update(_TABLE).where(_TABLE.c.id.in_(older)).values(revoked_at=now)
                 )
             return self._insert(connection, client, now, lifetime)
 
@@ -191,7 +236,7 @@ class ClientSecrets:
 
     def authenticate(self, client_id: str, secret: str) -> str:
         """The client id if ``secret`` is one of its active secrets (constant-time check)."""
-        parsed = parse_key(secret)
+        parsed = parse_client_secret(secret)
         if parsed is None:
             raise AuthenticationError(_REFUSED, "malformed client secret")
         with self._engine.connect() as connection:
@@ -208,7 +253,7 @@ class ClientSecrets:
 
         A revocation made elsewhere therefore takes effect within one second.
         """
-        parsed = parse_key(secret)
+        parsed = parse_client_secret(secret)
         entry = self._recent.get(parsed.key_id) if parsed is not None else None
         if parsed is None or entry is None or time.monotonic() - entry[1] >= RECENT_SECONDS:
             return None
@@ -233,9 +278,9 @@ class ClientSecrets:
         lifetime: timedelta,
         token: str | None = None,
     ) -> tuple[str, str]:
-        given = None if token is None else parse_key(token)
+        given = None if token is None else parse_client_secret(token)
         if token is None or given is None:
-            token, parsed = new_key()
+            token, parsed = new_client_secret()
         else:
             parsed = given
         connection.execute(

@@ -6,6 +6,13 @@ third-party library's log line is masked as well as one in our own events.
 """
 
 from interlock.logs.configure import configure_logging, get_logger
-from interlock.logs.redaction import REDACTED, redact_event, redact_text
+from interlock.logs.redaction import REDACTED, redact_credentials, redact_event, redact_text
 
-__all__ = ["REDACTED", "configure_logging", "get_logger", "redact_event", "redact_text"]
+__all__ = [
+    "REDACTED",
+    "configure_logging",
+    "get_logger",
+    "redact_credentials",
+    "redact_event",
+    "redact_text",
+]

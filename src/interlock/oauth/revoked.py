@@ -1,4 +1,4 @@
-"""Revoked token ids, in the store so every replica sees them.
+"""Revoked token ids and revoked clients, in the store so every replica sees them.
 
 Each replica keeps a mirror of the (small) set of revoked ``jti`` values and
 reloads it from the store at most ``sync_seconds`` after the last load, so a
@@ -8,28 +8,41 @@ revocation is also published on a channel every replica listens to, so it
 takes effect everywhere at once; the store stays the record (a replica that
 missed a message still catches up at its next reload). The set stays small:
 an entry is purged once the token it names has expired anyway.
+
+A client can be revoked as a whole (``interlock clients revoke``, the kill
+switch): every token issued to it at or before that moment is revoked, with
+no need to know their ids. The per-client moments are mirrored, reloaded and
+announced the same way, and kept while such a token could still be unexpired.
+A token's ``iat`` has whole seconds, so a token issued in the same second
+after the revocation is refused too (fail closed).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Final
 
 import redis
 import redis.client
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from interlock.clock import Clock, utc_now
 from interlock.logs import get_logger
-from interlock.oauth.tables import RevokedTokenRow
-from interlock.store.base import table_of
+from interlock.oauth.tables import RevokedClientRow, RevokedTokenRow
+from interlock.store.base import as_utc, table_of
 
 __all__ = ["RevokedTokens"]
 
 _TABLE = table_of(RevokedTokenRow)
+_CLIENTS = table_of(RevokedClientRow)
 CHANNEL = "interlock:oauth:revoked"
+CLIENT_CHANNEL = "interlock:oauth:revoked-clients"
+# Tokens live at most an hour (oauth.tokens.MAX_LIFETIME), checked with at most
+# five minutes of leeway: after that no token issued before a revocation can pass.
+CLIENT_REVOCATION_KEPT: Final = timedelta(hours=1, minutes=5)
 _log = get_logger("interlock.oauth.revoked")
 
 
@@ -43,24 +56,27 @@ class RevokedTokens:
         redis_client: redis.Redis | None = None,
         *,
         now: Clock = utc_now,
+        listen: bool = True,
     ) -> None:
         """Bind to the store; reload the mirror at most ``sync_seconds`` after the last load.
 
         With ``redis_client``, revocations are also announced to (and heard from)
-        the other replicas at once. ``now`` stamps revocations and decides which
-        have outlived their token; the mirror's age is monotonic time.
+        the other replicas at once (``listen=False``: announce only, for a command
+        that records a revocation and exits). ``now`` stamps revocations and
+        decides which have outlived their token; the mirror's age is monotonic time.
         """
         self._engine = engine
         self._now = now
         self._sync_seconds = sync_seconds
         self._mirror: frozenset[str] = frozenset()
+        self._clients: dict[str, float] = {}  # client -> revoked up to (POSIX seconds)
         self._loaded = float("-inf")
         self._lock = threading.Lock()
         self._redis = redis_client
         self._listener: redis.client.PubSubWorkerThread | None = None
-        if redis_client is not None:
+        if redis_client is not None and listen:
             pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-            pubsub.subscribe(**{CHANNEL: self._heard})
+            pubsub.subscribe(**{CHANNEL: self._heard, CLIENT_CHANNEL: self._heard_client})
             self._listener = pubsub.run_in_thread(sleep_time=0.25, daemon=True)
 
     def close(self) -> None:
@@ -75,6 +91,18 @@ class RevokedTokens:
         if isinstance(data, bytes) and 0 < len(data) <= 64:
             with self._lock:
                 self._mirror = self._mirror | {data.decode("ascii", "replace")}
+
+    def _heard_client(self, message: dict[str, object]) -> None:
+        data = message.get("data")
+        if not isinstance(data, bytes) or len(data) > 128:
+            return
+        client, _, moment = data.decode("ascii", "replace").partition(" ")
+        try:
+            until = float(moment)
+        except ValueError:
+            return
+        with self._lock:
+            self._clients = {**self._clients, client: max(until, self._clients.get(client, 0.0))}
 
     def add(self, jti: str, client: str, expires_at: datetime) -> None:
         """Record a revocation (idempotent); visible to this replica at once."""
@@ -96,33 +124,87 @@ class RevokedTokens:
                 # Recorded in the store all the same: other replicas see it at their next reload.
                 _log.warning("revocation not announced over Redis", error=str(exc))
 
-    def contains(self, jti: str) -> bool:
-        """Whether the token ``jti`` is revoked (reloads the mirror when it is stale)."""
-        known = self.known(jti)
+    def revoke_client(self, client: str) -> datetime:
+        """Revoke every token issued to ``client`` until now; returns that moment.
+
+        Visible to this replica at once, to the others at once over Redis or at
+        their next reload. Revoking again moves the moment forward.
+        """
+        moment = self._now()
+        with self._engine.begin() as connection:
+            changed = connection.execute(
+                update(_CLIENTS).where(_CLIENTS.c.client == client).values(revoked_before=moment)
+            ).rowcount
+            if not changed:
+                connection.execute(_CLIENTS.insert().values(client=client, revoked_before=moment))
+        until = moment.timestamp()
+        with self._lock:
+            self._clients = {**self._clients, client: max(until, self._clients.get(client, 0.0))}
+        if self._redis is not None:
+            try:
+                self._redis.publish(CLIENT_CHANNEL, f"{client} {until!r}".encode("ascii"))
+            except redis.RedisError as exc:
+                _log.warning("client revocation not announced over Redis", error=str(exc))
+        return moment
+
+    def contains(
+        self, jti: str | None, client: str | None = None, issued_at: float | None = None
+    ) -> bool:
+        """Whether the token is revoked: its ``jti``, or its client since it was issued.
+
+        Reloads the mirror when it is stale.
+        """
+        known = self.known(jti, client, issued_at)
         if known is not None:
             return known
         self.reload()
-        return jti in self._mirror
+        return self._revoked(jti, client, issued_at)
 
-    def known(self, jti: str) -> bool | None:
-        """Whether ``jti`` is revoked per a fresh mirror, or ``None`` when it is stale (no I/O)."""
+    def known(
+        self, jti: str | None, client: str | None = None, issued_at: float | None = None
+    ) -> bool | None:
+        """As :meth:`contains` per a fresh mirror, or ``None`` when it is stale (no I/O)."""
         if time.monotonic() - self._loaded >= self._sync_seconds:
             return None
-        return jti in self._mirror
+        return self._revoked(jti, client, issued_at)
+
+    def _revoked(self, jti: str | None, client: str | None, issued_at: float | None) -> bool:
+        if jti is not None and jti in self._mirror:
+            return True
+        if client is None:
+            return False
+        until = self._clients.get(client)
+        # A token without an iat cannot show it came after the revocation.
+        return until is not None and (issued_at is None or issued_at <= until)
 
     def reload(self) -> None:
-        """Load the revoked ids of tokens that have not expired yet."""
+        """Load the revoked ids of tokens that have not expired yet, and revoked clients."""
         started = time.monotonic()
+        now = self._now()
         with self._engine.connect() as connection:
-            rows = connection.execute(
-                select(_TABLE.c.jti).where(_TABLE.c.expires_at > self._now())
+            rows = connection.execute(select(_TABLE.c.jti).where(_TABLE.c.expires_at > now)).all()
+            clients = connection.execute(
+                select(_CLIENTS.c.client, _CLIENTS.c.revoked_before).where(
+                    _CLIENTS.c.revoked_before > _utc(now - CLIENT_REVOCATION_KEPT)
+                )
             ).all()
         with self._lock:
             self._mirror = frozenset(row.jti for row in rows)
+            self._clients = {row.client: as_utc(row.revoked_before).timestamp() for row in clients}
             self._loaded = started
 
     def purge(self, now: datetime) -> int:
         """Forget revocations of tokens that have expired anyway."""
         with self._engine.begin() as connection:
             result = connection.execute(delete(_TABLE).where(_TABLE.c.expires_at <= now))
+            connection.execute(
+                delete(_CLIENTS).where(
+                    _CLIENTS.c.revoked_before <= _utc(now - CLIENT_REVOCATION_KEPT)
+                )
+            )
         return int(result.rowcount or 0)
+
+
+def _utc(moment: datetime) -> datetime:
+    # Stored times are UTC (SQLite keeps them naive), so compare in UTC.
+    return moment.astimezone(UTC)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from interlock.store.base import Base, table_of
 from interlock.store.sealed import register_sealed_column
 
-__all__ = ["RevokedTokenRow", "SigningKeyRow"]
+__all__ = ["RevokedClientRow", "RevokedTokenRow", "SigningKeyRow"]
 
 
 class SigningKeyRow(Base):
@@ -44,3 +44,16 @@ class RevokedTokenRow(Base):
     client: Mapped[str] = mapped_column(String(63), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     revoked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class RevokedClientRow(Base):
+    """Every access token issued to ``client`` at or before ``revoked_before`` is revoked.
+
+    Written by ``interlock clients revoke``; kept while such a token could still be
+    unexpired (tokens live at most an hour).
+    """
+
+    __tablename__ = "oauth_revoked_clients"
+
+    client: Mapped[str] = mapped_column(String(63), primary_key=True)
+    revoked_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

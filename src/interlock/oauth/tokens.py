@@ -171,7 +171,8 @@ class AccessTokenVerifier:
         self._set_ours()
         self.trusted = trusted
         self._cache_size = cache_size
-        self._cache: dict[bytes, tuple[Principal, float, str | None]] = {}
+        # sha256(token) -> (principal, exp, jti if ours, iat)
+        self._cache: dict[bytes, tuple[Principal, float, str | None, float]] = {}
         self._cache_lock = threading.Lock()
 
     @property
@@ -208,10 +209,13 @@ class AccessTokenVerifier:
         entry = self._cache.get(hashlib.sha256(token.encode()).digest())
         if entry is None:
             return None
-        principal, expires, jti = entry
+        principal, expires, jti, issued_at = entry
         if self._clock() >= expires:
             return None
-        if jti is not None and self.revoked is not None and self.revoked.known(jti) is not False:
+        if (
+            self.revoked is not None
+            and self.revoked.known(jti, principal.client, issued_at) is not False
+        ):
             return None  # revoked, or the mirror is stale: take the full path
         return principal
 
@@ -222,6 +226,13 @@ class AccessTokenVerifier:
         client = external if policy.clients is None else policy.clients.get(external, "")
         if not is_oauth_client(self.manifest, client):
             raise InvalidTokenError(_REFUSED, "unknown client or client without oauth2")
+        if (
+            not policy.ours
+            and self.revoked is not None
+            and self.revoked.contains(None, client, claims["iat"])
+        ):
+            # The kill switch ends what a trusted issuer gave the client before it, too.
+            raise InvalidTokenError(_REFUSED, f"client {client} revoked after the token was issued")
         cnf = claims.get("cnf")
         jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
         x5t = cnf.get("x5t#S256") if isinstance(cnf, dict) else None
@@ -245,7 +256,13 @@ class AccessTokenVerifier:
             for_gateway=policy.ours and self.issuer in claims["_audiences"],
         )
         if self._cache_size > 0:
-            self._remember(token, principal, float(claims["exp"]), jti if policy.ours else None)
+            self._remember(
+                token,
+                principal,
+                float(claims["exp"]),
+                jti if policy.ours else None,
+                float(claims["iat"]),
+            )
         return principal
 
     def claims(self, token: str) -> dict[str, Any]:
@@ -257,13 +274,15 @@ class AccessTokenVerifier:
         claims.pop("_audiences")
         return claims
 
-    def _remember(self, token: str, principal: Principal, exp: float, jti: str | None) -> None:
+    def _remember(
+        self, token: str, principal: Principal, exp: float, jti: str | None, iat: float
+    ) -> None:
         digest = hashlib.sha256(token.encode()).digest()
         with self._cache_lock:
             cache = self._cache
             while len(cache) >= self._cache_size:
                 del cache[next(iter(cache))]  # oldest first
-            cache[digest] = (principal, exp, jti)
+            cache[digest] = (principal, exp, jti, iat)
 
     def _checked(self, token: str) -> tuple[dict[str, Any], IssuerPolicy]:
         header, payload, policy = self._verify_signature(token)
@@ -289,7 +308,7 @@ class AccessTokenVerifier:
                 raise InvalidTokenError(_REFUSED, "client_id different from sub")
             if not isinstance(jti, str) or not jti:
                 raise InvalidTokenError(_REFUSED, "missing jti")
-            if self.revoked is not None and self.revoked.contains(jti):
+            if self.revoked is not None and self.revoked.contains(jti, client, claims["iat"]):
                 raise InvalidTokenError(_REFUSED, f"token {jti} is revoked")
         claims["_client"] = client
         claims["_audiences"] = audiences

@@ -17,7 +17,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
@@ -218,6 +218,32 @@ class Pki:
                 .where(TABLE.c.serial == key, TABLE.c.revoked_at.is_(None))
                 .values(revoked_at=self._now(), revocation_reason=reason)
             )
+
+    def revoke_client(self, name: str, reason: str = "unspecified") -> builtins.list[str]:
+        """Revoke every unexpired client certificate of client ``name``; their serials.
+
+        Renewed certificates count too: they stay valid until they expire.
+        """
+        check_reason(reason)
+        identity = self.client_identity(name)
+        now = self._now()
+        where = (
+            TABLE.c.kind == "client",
+            TABLE.c.identity == identity,
+            TABLE.c.revoked_at.is_(None),
+            TABLE.c.not_after > now.astimezone(UTC),  # stored in UTC (naive on SQLite)
+        )
+        with self._engine.begin() as connection:
+            serials = [
+                row.serial for row in connection.execute(select(TABLE.c.serial).where(*where))
+            ]
+            if serials:
+                connection.execute(
+                    update(TABLE)
+                    .where(TABLE.c.serial.in_(serials))
+                    .values(revoked_at=now, revocation_reason=reason)
+                )
+        return serials
 
     def list(
         self, expiring_within: timedelta | None = None, include_revoked: bool = False

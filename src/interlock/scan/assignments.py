@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from typing import Final
 
-from interlock.identity.keyformat import PREFIX
+from interlock.identity.keyformat import PREFIXES
 from interlock.scan.finding import Match
 from interlock.scan.values import is_placeholder, is_plausible_password, is_random_looking
 
@@ -47,8 +47,8 @@ def secret_field(name: str) -> str | None:
 
 def secret_value(field: str, value: str) -> bool:
     """Whether ``value`` in a field of this kind is a credential rather than a stand-in."""
-    if is_placeholder(value) or value.startswith(PREFIX):
-        return False  # an ilk_ value is judged by its checksum (providers.py), not here
+    if is_placeholder(value) or value.startswith(PREFIXES):
+        return False  # an ilk_/ilcs_ value is judged by its checksum (providers.py), not here
     if field == "password":
         return is_plausible_password(value)
     return is_random_looking(value)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from interlock.identity.keyformat import parse_key
+from interlock.identity.keyformat import CLIENT_SECRET_PREFIX, parse_key
 from interlock.scan.finding import Match
 from interlock.scan.values import entropy, is_placeholder, is_random_looking
 
@@ -52,6 +52,10 @@ def _interlock_key(token: str) -> bool:
     return parse_key(token) is not None
 
 
+def _interlock_client_secret(token: str) -> bool:
+    return parse_key(token, (CLIENT_SECRET_PREFIX,)) is not None
+
+
 def _b64url_json(part: str) -> dict[str, object] | None:
     try:
         decoded = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
@@ -83,6 +87,11 @@ PROVIDER_PATTERNS: Final = (
         "interlock-api-key",
         re.compile(rf"{_B}(ilk_[0-9A-Za-z]{{12}}_[0-9A-Za-z]{{49}}){_E}"),
         _interlock_key,
+    ),
+    _Pattern(
+        "interlock-client-secret",
+        re.compile(rf"{_B}(ilcs_[0-9A-Za-z]{{12}}_[0-9A-Za-z]{{49}}){_E}"),
+        _interlock_client_secret,
     ),
     _Pattern(
         "aws-access-key-id",

@@ -44,6 +44,13 @@ _ALL: Final = (
         "Interlock API key (checksum verified)",
         _LEAK_HELP,
     ),
+    Rule(
+        "interlock-client-secret",
+        "secret",
+        "error",
+        "Interlock OAuth client secret (checksum verified)",
+        _LEAK_HELP,
+    ),
     Rule("aws-access-key-id", "secret", "error", "AWS access key id", _LEAK_HELP),
     Rule("aws-secret-access-key", "secret", "error", "AWS secret access key", _LEAK_HELP),
     Rule("github-token", "secret", "error", "GitHub token", _LEAK_HELP),

@@ -114,6 +114,16 @@ class AccessPolicy:
         if result.rowcount == 0:
             raise NotFoundError(f"{client} has no grant on {pattern!r}")
 
+    def revoke_client(self, client: str) -> list[Grant]:
+        """Remove every grant to ``client``; the grants removed (none is not an error)."""
+        query = select(_TABLE.c.client, _TABLE.c.pattern, _TABLE.c.capabilities).where(
+            _TABLE.c.client == client
+        )
+        with self._engine.begin() as connection:
+            rows = connection.execute(query.order_by(_TABLE.c.pattern)).all()
+            connection.execute(delete(_TABLE).where(_TABLE.c.client == client))
+        return [Grant(r.client, r.pattern, _capabilities(r.capabilities.split(","))) for r in rows]
+
     def grants(self, client: str | None = None) -> list[Grant]:
         """Every grant (of ``client``), ordered by client and pattern."""
         query = select(_TABLE.c.client, _TABLE.c.pattern, _TABLE.c.capabilities)

@@ -91,6 +91,7 @@ clients:
   order-sync: {{auth: [api_key], roles: [order-reader, order-writer]}}
   oauth-only: {{auth: [oauth2], roles: [order-reader, vault-user]}}
   cert-sync: {{auth: [mtls, oauth2], roles: [order-reader, vault-user]}}
+  every-way: {{auth: [api_key, oauth2, mtls], roles: [order-reader, order-writer, vault-user]}}
 rules:
   product_sellable:
     database: "secret://catalogue/readonly-url"

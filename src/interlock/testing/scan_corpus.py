@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from interlock.identity.keyformat import new_key
+from interlock.identity.keyformat import CLIENT_SECRET_PREFIX, new_key
 
 __all__ = ["Case", "Score", "lookalike_secrets", "planted_secrets", "score", "write_corpus"]
 
@@ -165,6 +165,12 @@ def _secret_values(g: _Gen) -> list[tuple[str, str, str, str]]:
         ("jwt", "jwt", "bearer", g.jwt(f"svc-{g.text(d, 4)}")),
         ("interlock", "interlock-api-key", "partner", new_key()[0]),
         (
+            "interlock-secret",
+            "interlock-client-secret",
+            "partner",
+            new_key(CLIENT_SECRET_PREFIX)[0],
+        ),
+        (
             "url-password",
             "url-password",
             "dsn",
@@ -185,6 +191,7 @@ def _lookalike_values(g: _Gen) -> list[tuple[str, str, str]]:
     return [
         ("ilk-wrong-checksum", "partner", wrong),
         ("ilk-short", "partner", "ilk_" + g.text(_B62, 12) + "_" + g.text(_B62, 20)),
+        ("ilcs-posing-as-ilk", "partner", "ilcs_" + key.removeprefix("ilk_")),
         ("aws-docs-example", "aws_access_key_id", _P["aws"] + "IOSFODNN7" + "EXAMPLE"),
         ("ghp-filler", "token", _P["ghp"] + "x" * 36),
         ("stripe-zeros", "billing", _P["sk_live"] + "0" * 24),

@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl
 
 from interlock.errors import Refusal
 from interlock.gateway.context import RequestContext
-from interlock.identity.keyformat import PREFIX
+from interlock.identity.keyformat import PREFIXES
 
 __all__ = ["QueryCredentialGuard"]
 
@@ -24,7 +24,7 @@ class QueryCredentialGuard:
         if not ctx.query:
             return
         for name, value in parse_qsl(ctx.query, keep_blank_values=True):
-            if name.lower() in _NAMES or value.startswith(PREFIX) or name.startswith(PREFIX):
+            if name.lower() in _NAMES or value.startswith(PREFIXES) or name.startswith(PREFIXES):
                 raise Refusal(
                     "credential-in-url",
                     "credentials are not accepted in the query string: URLs are logged "

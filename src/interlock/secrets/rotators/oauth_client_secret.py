@@ -2,7 +2,7 @@
 
 Settings: ``client`` (an OAuth client of the manifest) and optionally
 ``lifetime`` in days (default 180). The secret's value is the client secret
-(``ilk_...``). *Set* adds the pending secret to the client (adding it again is
+(``ilcs_...``). *Set* adds the pending secret to the client (adding it again is
 a no-op); *retire* revokes the old one. A client that already holds two
 active secrets cannot take a third: revoke one first.
 """
@@ -14,8 +14,12 @@ from datetime import timedelta
 from typing import Any
 
 from interlock.errors import AuthenticationError, NotFoundError
-from interlock.identity.client_secrets import DEFAULT_LIFETIME, ClientSecrets
-from interlock.identity.keyformat import new_key, parse_key
+from interlock.identity.client_secrets import (
+    DEFAULT_LIFETIME,
+    ClientSecrets,
+    new_client_secret,
+    parse_client_secret,
+)
 from interlock.secrets.rotators.base import Credential, RotationError, RotatorContext, option
 
 __all__ = ["ClientSecretRotator", "build"]
@@ -32,7 +36,7 @@ class ClientSecretRotator:
 
     def generate(self, current: Credential) -> bytes:
         """A fresh, well-formed secret (256 bits); not valid until set."""
-        token, _ = new_key()
+        token, _ = new_client_secret()
         return token.encode()
 
     def set(self, pending: Credential, current: Credential) -> None:
@@ -50,7 +54,7 @@ class ClientSecretRotator:
 
     def retire(self, old: Credential, current: Credential) -> None:
         """Revoke the old secret (revoking it again changes nothing)."""
-        parsed, now = parse_key(_text(old)), parse_key(_text(current))
+        parsed, now = parse_client_secret(_text(old)), parse_client_secret(_text(current))
         if parsed is None or (now is not None and now.key_id == parsed.key_id):
             return
         try:
