@@ -76,3 +76,23 @@ def test_which_commands_are_admin_actions(
     args: list[str], expected: tuple[str, str] | None
 ) -> None:
     assert admin_action(args) == expected
+
+
+def test_the_kill_switch_records_what_it_ended(
+    manifest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``clients revoke`` puts its counts on the trail, not only its command line."""
+    _run(capsys, "clients", "create", "app", "-m", str(manifest))
+    _run(capsys, "signature-keys", "create", "app", "--hmac", "-m", str(manifest))
+    status, _, _ = _run(capsys, "clients", "revoke", "app", "-m", str(manifest))
+    assert status == 0
+    (entry,) = [e for e in _entries() if e["action"] == "admin.clients.revoke"]
+    details = entry["details"]
+    assert (details["client_secrets"], details["signature_keys"], details["api_keys"]) == (1, 1, 0)
+    assert (details["certificates"], details["vault_grants"]) == ("none", "none")
+    assert details["tokens_issued_until"].startswith("20")
+    assert details["command"] == f"clients revoke app -m {manifest}"
+    # The next recorded command does not inherit these fields.
+    _run(capsys, "clients", "create", "app", "-m", str(manifest))
+    (created, *_) = [e for e in _entries() if e["action"] == "admin.clients.create"][-1:]
+    assert set(created["details"]) == {"command"}

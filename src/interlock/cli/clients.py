@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from interlock.cli.context import console, settings
+from interlock.cli.evidence import note_result
 from interlock.cli.kill_switch import Ended, end_client
 from interlock.cli.options import ManifestOption, duration_option
 from interlock.config.loader import load_manifest
@@ -206,6 +207,15 @@ def revoke(
         known = client in clients.manifest.clients
         if not known and ended.credentials == 0 and not ended.grants:
             raise NotFoundError(f"no client {client!r} in the manifest and nothing to revoke")
+        note_result(
+            client_secrets=ended.client_secrets,
+            private_key_jwt_keys=ended.assertion_keys,
+            api_keys=ended.api_keys,
+            signature_keys=ended.signature_keys,
+            certificates=", ".join(ended.certificates) or "none",
+            tokens_issued_until=ended.tokens_issued_until.isoformat(),
+            vault_grants=", ".join(g.pattern for g in ended.grants) or "none",
+        )
         for line in _ended_lines(ended):
             typer.echo(line)
         for line in _still_open(clients.manifest, client):

@@ -9,6 +9,10 @@ standard input or files; :mod:`interlock.cli.arguments` refuses credentials
 among the arguments, and the recorded line names an Interlock key or secret
 by its id and masks any other credential). Reading commands are not recorded.
 
+A command may add what it did (counts, serials, ids — never a secret) with
+:func:`note_result`; those fields go into the entry's ``details`` next to the
+command line, so the trail shows, for instance, exactly what a kill switch ended.
+
 If the entry cannot be written, the command says so and exits 1: the action
 happened, but it is not on record, and automation must notice.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Final
 
 from interlock.actors import Operator
@@ -27,7 +32,7 @@ from interlock.config.settings import Settings
 from interlock.errors import InterlockError
 from interlock.store import open_deployment
 
-__all__ = ["RECORDED", "admin_action", "admin_actor", "record_admin_action"]
+__all__ = ["RECORDED", "admin_action", "admin_actor", "note_result", "record_admin_action"]
 
 # (group, command) -> recorded; a group alone for top-level commands.
 RECORDED: Final = frozenset(
@@ -66,6 +71,19 @@ RECORDED: Final = frozenset(
     }
 )
 _MAX_ARGS: Final = 500
+_MAX_NOTE: Final = 1000
+Detail = str | int | bool
+_noted: ContextVar[dict[str, Detail] | None] = ContextVar("interlock_admin_result", default=None)
+
+
+def note_result(**fields: Detail) -> None:
+    """Add ``fields`` (what the running command did) to its audit entry's details."""
+    noted = _noted.get()
+    if noted is None:
+        noted = {}
+        _noted.set(noted)
+    for name, value in fields.items():
+        noted[name] = value[:_MAX_NOTE] if isinstance(value, str) else value
 
 
 def admin_action(args: Sequence[str]) -> tuple[str, str] | None:
@@ -96,7 +114,9 @@ def record_admin_action(settings: Settings, args: Sequence[str], status: int) ->
     if found is None:
         return None
     action, command_line = found
-    details: dict[str, str | int | bool] = {"command": command_line[:_MAX_ARGS]}
+    noted = _noted.get() or {}
+    _noted.set(None)
+    details: dict[str, Detail] = {**noted, "command": command_line[:_MAX_ARGS]}
     entry = AuditEntry(
         actor=admin_actor().label,
         action=action,
