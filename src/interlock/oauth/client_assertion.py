@@ -10,7 +10,6 @@ through :class:`interlock.replay.seen.SeenOnce`).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -19,7 +18,13 @@ from typing import Any, Final, Protocol
 from joserfc.util import urlsafe_b64decode
 
 from interlock.config.manifest import Manifest
-from interlock.crypto.jose import PublicKey, unverified_header, verify_compact_with_key
+from interlock.crypto.jose import (
+    MAX_TOKEN_BYTES,
+    PublicKey,
+    json_object,
+    unverified_header,
+    verify_compact_with_key,
+)
 from interlock.errors import AuthenticationError, InvalidTokenError
 from interlock.replay.seen import SeenOnce
 
@@ -63,11 +68,13 @@ class ClientAssertions:
     @staticmethod
     def claimed_client(assertion: str) -> str | None:
         """The client the assertion claims to come from (``sub``), before any check."""
+        if len(assertion) > MAX_TOKEN_BYTES:
+            return None  # the size cap comes before any parsing
         try:
-            claims = json.loads(urlsafe_b64decode(assertion.split(".")[1].encode("ascii")))
-        except (IndexError, ValueError, UnicodeError):
+            claims = json_object(urlsafe_b64decode(assertion.split(".")[1].encode("ascii")))
+        except (IndexError, ValueError, UnicodeError, InvalidTokenError):
             return None
-        sub = claims.get("sub") if isinstance(claims, dict) else None
+        sub = claims.get("sub")
         return sub if isinstance(sub, str) and sub else None
 
     def authenticate(self, client_id: str, assertion: str) -> str:
@@ -125,9 +132,6 @@ class ClientAssertions:
 
 def _claims(payload: bytes) -> dict[str, Any]:
     try:
-        claims = json.loads(payload)
-    except ValueError:
-        raise AuthenticationError(_REFUSED, "assertion payload is not JSON") from None
-    if not isinstance(claims, dict):
-        raise AuthenticationError(_REFUSED, "assertion payload is not an object")
-    return claims
+        return json_object(payload, "assertion payload")
+    except InvalidTokenError as exc:
+        raise AuthenticationError(_REFUSED, exc.reason) from None

@@ -23,14 +23,13 @@ With a ``DPoP`` proof (RFC 9449 §5) the token is bound to the proof's key
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 from urllib.parse import unquote
 
 from interlock.config.manifest import Manifest
-from interlock.crypto.jose import ALLOWED_ALGORITHMS
+from interlock.crypto.jose import SIGNING_ALGORITHMS
 from interlock.errors import (
     AuthenticationError,
     DPoPProofError,
@@ -462,7 +461,7 @@ def metadata(endpoint: TokenEndpoint) -> dict[str, Any]:
         "scopes_supported": scopes,
     }
     if "private_key_jwt" in methods:
-        document["token_endpoint_auth_signing_alg_values_supported"] = sorted(ALLOWED_ALGORITHMS)
+        document["token_endpoint_auth_signing_alg_values_supported"] = sorted(SIGNING_ALGORITHMS)
     if endpoint.dpop is not None:
         document["dpop_signing_alg_values_supported"] = sorted(endpoint.dpop.algorithms)
     return document
@@ -471,7 +470,7 @@ def metadata(endpoint: TokenEndpoint) -> dict[str, Any]:
 def _basic(header: str) -> tuple[str, str] | None:
     try:
         decoded = base64.b64decode(header.split(" ", 1)[1].strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, IndexError):
+    except (ValueError, IndexError):  # binascii.Error, UnicodeDecodeError, non-ASCII input
         return None
     client_id, sep, secret = decoded.partition(":")
     if not sep or not client_id or not secret:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -37,6 +38,7 @@ __all__ = ["Authentication"]
 _CHALLENGE: Final = 'Bearer realm="interlock"'
 _MAX_CREDENTIAL: Final = MAX_TOKEN_BYTES
 _NO_CREDENTIAL: Final = "no credential"
+_PRINTABLE: Final = re.compile(r"[\x21-\x7e]+")
 
 
 class Caller(Protocol):
@@ -253,7 +255,9 @@ def _credential(ctx: Caller) -> tuple[str, str]:
                 "use the Bearer scheme (or DPoP for bound tokens): Authorization: Bearer <key>",
                 log_reason="unsupported Authorization scheme",
             )
-    if not token or len(token) > _MAX_CREDENTIAL or any(c.isspace() for c in token):
+    # RFC 6750 §2.1: a token is printable ASCII (b64token); so are our API keys. Bytes
+    # that are not (not even UTF-8) are a malformed credential, refused like any other.
+    if not token or len(token) > _MAX_CREDENTIAL or not _PRINTABLE.fullmatch(token):
         raise _unauthorised(
             "invalid_request", "the credential is malformed", log_reason="malformed credential"
         )
