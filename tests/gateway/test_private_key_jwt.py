@@ -42,7 +42,8 @@ def assertion(env: Env, key: ECKey, **changes: Any) -> str:
     claims: dict[str, Any] = {
         "iss": "oauth-only",
         "sub": "oauth-only",
-        "aud": f"https://127.0.0.1:{env.port}/oauth2/token",
+        # draft-ietf-oauth-rfc7523bis: the issuer identifier is the only audience.
+        "aud": f"https://127.0.0.1:{env.port}",
         "iat": now,
         "exp": now + 60,
         "jti": secrets.token_urlsafe(16),
@@ -80,10 +81,38 @@ def test_a_signed_assertion_gets_a_token(env: Env, key: ECKey) -> None:
     assert env.request("GET", "/orders/1001", {"Authorization": f"Bearer {token}"})[0] == 200
 
 
-def test_the_issuer_is_an_accepted_audience_too(env: Env, key: ECKey) -> None:
-    """RFC 7523 §3: aud may be the token endpoint URL or the issuer."""
-    signed = assertion(env, key, aud=[f"https://127.0.0.1:{env.port}", "https://other.example"])
-    assert _token(env, _form(signed))[0] == 200
+def test_the_issuer_alone_is_the_audience(env: Env, key: ECKey) -> None:
+    """draft-ietf-oauth-rfc7523bis §4: the issuer as the sole value, a string or a one-item array."""
+    assert _token(env, _form(assertion(env, key, aud=[f"https://127.0.0.1:{env.port}"])))[0] == 200
+
+
+@pytest.mark.parametrize(
+    "audience",
+    [
+        "{issuer}/oauth2/token",
+        ["{issuer}", "https://other.example"],
+        ["{issuer}", "{issuer}/oauth2/token"],
+        ["{issuer}/oauth2/token"],
+    ],
+    ids=["token endpoint", "issuer and another", "issuer and token endpoint", "endpoint array"],
+)
+def test_the_token_endpoint_or_several_audiences_are_refused(
+    env: Env, key: ECKey, audience: str | list[str]
+) -> None:
+    """An assertion meant for several audiences, or for the token endpoint URL, is refused.
+
+    RFC 7523bis closes the audience-injection attack: an assertion a client made for
+    one server must not authenticate it at another that shares an endpoint URL or a
+    second audience value.
+    """
+    issuer = f"https://127.0.0.1:{env.port}"
+    aud = (
+        audience.format(issuer=issuer)
+        if isinstance(audience, str)
+        else [a.format(issuer=issuer) for a in audience]
+    )
+    status, body = _token(env, _form(assertion(env, key, aud=aud)))
+    assert (status, body["error"]) == (401, "invalid_client"), body
 
 
 def test_a_replayed_assertion_is_refused(env: Env, key: ECKey) -> None:
@@ -121,7 +150,7 @@ def test_an_unregistered_key_is_refused(env: Env, key: ECKey) -> None:
     claims = {
         "iss": "oauth-only",
         "sub": "oauth-only",
-        "aud": f"https://127.0.0.1:{env.port}/oauth2/token",
+        "aud": f"https://127.0.0.1:{env.port}",
         "exp": now + 60,
         "jti": "x1",
     }

@@ -494,7 +494,8 @@ class TrustedIssuer(_Model):
 
     Its keys come from ``jwks_uri`` over verified TLS (``ca`` as for systems)
     or from ``jwks_file``. Only tokens for one of ``audiences``, signed with
-    one of ``algorithms`` (never ``none`` or HMAC), typed as one of
+    one of ``algorithms`` (never ``none`` or HMAC; each bound to its key type
+    and curve, RSA of at least 2048 bits), typed as one of
     ``token_types``, and naming a client listed in ``clients`` are accepted;
     the token's scopes count only as far as the mapped manifest client's
     roles grant them.
@@ -505,7 +506,10 @@ class TrustedIssuer(_Model):
     jwks_file: str | None = None
     ca: str = "system"
     audiences: tuple[Annotated[str, StringConstraints(min_length=1)], ...] = Field(min_length=1)
-    algorithms: tuple[Literal["ES256", "Ed25519", "RS256"], ...] = ("ES256", "RS256")
+    # The issuer's own allow-list (RFC 8725 §3.1). PS256 and ES384: FAPI 2.0, Keycloak, Auth0.
+    algorithms: tuple[Literal["ES256", "ES384", "Ed25519", "PS256", "RS256"], ...] = Field(
+        default=("ES256", "RS256"), min_length=1
+    )
     # RFC 9068 tokens are typed at+jwt; Keycloak and Entra ID still type theirs JWT.
     token_types: tuple[Literal["at+jwt", "JWT"], ...] = ("at+jwt",)
     client_claim: Literal["client_id", "azp", "appid", "sub"] = "client_id"
@@ -513,6 +517,11 @@ class TrustedIssuer(_Model):
     clients: dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], Name] = Field(
         min_length=1
     )
+
+    @field_validator("algorithms")
+    @classmethod
+    def _unique_algorithms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _no_duplicates(value, "algorithm")
 
     @field_validator("algorithms", mode="before")
     @classmethod
@@ -522,7 +531,7 @@ class TrustedIssuer(_Model):
                 raise ValueError(
                     f"{alg} is refused: 'none' is no signature, and an HMAC algorithm lets "
                     "anyone holding the issuer's public key forge tokens (RFC 8725 §2.1); "
-                    "use ES256, Ed25519 or RS256"
+                    "use ES256, ES384, Ed25519, PS256 or RS256"
                 )
         return value
 

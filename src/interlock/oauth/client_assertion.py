@@ -2,10 +2,15 @@
 
 The client signs a short-lived JWT with a private key whose public half is
 registered for it (``interlock clients create CLIENT --public-key FILE``):
-``iss`` = ``sub`` = the client id, ``aud`` = the token endpoint URL or the
-issuer, ``exp`` at most five minutes ahead, and a ``jti`` that is accepted
+``iss`` = ``sub`` = the client id, ``aud`` = the issuer identifier as its
+sole value, ``exp`` at most five minutes ahead, and a ``jti`` that is accepted
 once — a replayed assertion is refused on every replica (the ``jti`` goes
 through :class:`interlock.replay.seen.SeenOnce`).
+
+draft-ietf-oauth-rfc7523bis (updating RFC 7521, 7523): an assertion whose
+audience is the token endpoint URL, or that names several audiences, can be
+replayed by one server it was made for at another (the audience-injection
+attack); so the issuer identifier is the only accepted audience, alone.
 """
 
 from __future__ import annotations
@@ -56,13 +61,13 @@ class ClientAssertions:
         self,
         keys: ClientKeySource,
         seen: SeenOnce,
-        audiences: frozenset[str],
+        issuer: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """Accept assertions for ``audiences`` (token endpoint URL, issuer)."""
+        """Accept assertions whose sole audience is ``issuer`` (RFC 7523bis)."""
         self.keys = keys
         self._seen = seen
-        self.audiences = audiences
+        self.issuer = issuer
         self._clock = clock
 
     @staticmethod
@@ -108,10 +113,13 @@ class ClientAssertions:
     def _check_claims(self, client_id: str, claims: Mapping[str, Any]) -> None:
         if claims.get("iss") != client_id or claims.get("sub") != client_id:
             raise AuthenticationError(_REFUSED, "iss and sub must both be the client id")
+        # RFC 7523bis §4: the issuer identifier as the sole audience value; a one-item
+        # array says the same (RFC 7519 §4.1.3). Not the token endpoint, not several.
         audience = claims.get("aud")
-        audiences = audience if isinstance(audience, list) else [audience]
-        if self.audiences.isdisjoint(a for a in audiences if isinstance(a, str)):
-            raise AuthenticationError(_REFUSED, "assertion audience is not this server")
+        if audience not in (self.issuer, [self.issuer]):
+            raise AuthenticationError(
+                _REFUSED, "assertion audience is not this issuer alone (RFC 7523bis)"
+            )
         now = self._clock()
         exp = claims.get("exp")
         if not isinstance(exp, int) or exp <= now - LEEWAY:
