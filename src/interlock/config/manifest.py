@@ -217,16 +217,32 @@ class Role(_Model):
 
 
 class Client(_Model):
-    """A service account: how it may authenticate and which roles it holds."""
+    """A service account: how it may authenticate and which roles it holds.
+
+    ``introspection`` (RFC 7662 §4): ``own`` (the default) lets the client
+    introspect only tokens issued to itself; any other token answers
+    ``active: false``. ``all`` is for a resource server that must check
+    other clients' tokens; it needs ``oauth2`` to authenticate at the endpoint.
+    """
 
     auth: tuple[AuthMethod, ...] = Field(min_length=1)
     roles: tuple[Name, ...] = ()
+    introspection: Literal["own", "all"] = "own"
     description: Text | None = None
 
     @field_validator("auth", "roles")
     @classmethod
     def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return _no_duplicates(value, "entry")
+
+    @model_validator(mode="after")
+    def _introspects_with_oauth2(self) -> Client:
+        if self.introspection == "all" and "oauth2" not in self.auth:
+            raise ValueError(
+                "introspection: all needs oauth2 in auth: a client authenticates at the "
+                "introspection endpoint with its OAuth credentials"
+            )
+        return self
 
 
 class RateLimits(_Model):

@@ -255,9 +255,16 @@ class TokenEndpoint:
         form: Mapping[str, Sequence[str]],
         remote: str | None = None,
     ) -> TokenResponse:
-        """RFC 7662: the state of a token, for an authenticated caller."""
-        _, token = self._client_and_token(authorization, form, remote)
-        return TokenResponse(200, self._revocations.introspect(token), dict(_NO_STORE))
+        """RFC 7662: the state of a token, for an authenticated caller.
+
+        §4: a caller learns about its own tokens only, unless the manifest lets
+        it introspect every client's (``introspection: all``).
+        """
+        client_id, token = self._client_and_token(authorization, form, remote)
+        client = self.manifest.clients.get(client_id)
+        any_client = client is not None and client.introspection == "all"
+        answer = self._revocations.introspect(token, client_id, any_client=any_client)
+        return TokenResponse(200, answer, dict(_NO_STORE), client=client_id)
 
     def _client_and_token(
         self,

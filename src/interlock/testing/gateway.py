@@ -90,6 +90,7 @@ clients:
   order-sync: {{auth: [api_key], roles: [order-reader, order-writer]}}
   oauth-only: {{auth: [oauth2], roles: [order-reader]}}
   cert-sync: {{auth: [mtls, oauth2], roles: [order-reader]}}
+  introspector: {{auth: [oauth2], introspection: all}}
 rules:
   product_sellable:
     database: "secret://catalogue/readonly-url"
