@@ -8,8 +8,6 @@ calling from 127.0.0.1 with its right secret, still gets its token.
 from __future__ import annotations
 
 import base64
-import http.client
-import json
 import sys
 from typing import Any
 from urllib.parse import urlencode
@@ -24,15 +22,8 @@ BODY = urlencode({"grant_type": "client_credentials"}).encode()
 
 
 def _token_request(env: Env, headers: dict[str, str], source: str) -> tuple[int, Any]:
-    connection = http.client.HTTPSConnection(
-        "127.0.0.1", env.port, context=env.context(), timeout=10, source_address=(source, 0)
-    )
-    try:
-        connection.request("POST", "/oauth2/token", body=BODY, headers={**FORM, **headers})
-        response = connection.getresponse()
-        return response.status, json.loads(response.read())
-    finally:
-        connection.close()
+    status, _, body = env.request("POST", "/oauth2/token", {**FORM, **headers}, BODY, source=source)
+    return status, body
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="127.0.0.2 is a loopback address on Linux")

@@ -55,10 +55,20 @@ def assertion(env: Env, key: ECKey, **changes: Any) -> str:
 
 
 def _token(
-    env: Env, form: dict[str, str], headers: dict[str, str] | None = None
+    env: Env, form: dict[str, str], headers: dict[str, str] | None = None, *, failing: bool = False
 ) -> tuple[int, Any]:
+    """A token request; one meant to fail comes from an address of its own.
+
+    Failures count per (client, address): this suite's deliberate ones must not
+    spend the budget of the other tests' honest requests from 127.0.0.1.
+    """
+    source = f"127.0.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}" if failing else None
     status, _, body = env.request(
-        "POST", "/oauth2/token", {**FORM, **(headers or {})}, urlencode(form).encode()
+        "POST",
+        "/oauth2/token",
+        {**FORM, **(headers or {})},
+        urlencode(form).encode(),
+        source=source,
     )
     return status, body
 
@@ -111,7 +121,7 @@ def test_the_token_endpoint_or_several_audiences_are_refused(
         if isinstance(audience, str)
         else [a.format(issuer=issuer) for a in audience]
     )
-    status, body = _token(env, _form(assertion(env, key, aud=aud)))
+    status, body = _token(env, _form(assertion(env, key, aud=aud)), failing=True)
     assert (status, body["error"]) == (401, "invalid_client"), body
 
 
@@ -119,7 +129,7 @@ def test_a_replayed_assertion_is_refused(env: Env, key: ECKey) -> None:
     """Single-use jti: the same assertion twice fails the second time."""
     signed = assertion(env, key)
     assert _token(env, _form(signed))[0] == 200
-    status, body = _token(env, _form(signed))
+    status, body = _token(env, _form(signed), failing=True)
     assert status == 401
     assert body["error"] == "invalid_client"
 
@@ -138,7 +148,7 @@ def test_a_replayed_assertion_is_refused(env: Env, key: ECKey) -> None:
 )
 def test_bad_assertions_are_invalid_client(env: Env, key: ECKey, changes: dict[str, Any]) -> None:
     """Every RFC 7523 §3 rule is enforced."""
-    status, body = _token(env, _form(assertion(env, key, **changes)))
+    status, body = _token(env, _form(assertion(env, key, **changes)), failing=True)
     assert status == 401, body
     assert body == {"error": "invalid_client", "error_description": "client authentication failed"}
 
@@ -160,7 +170,7 @@ def test_an_unregistered_key_is_refused(env: Env, key: ECKey) -> None:
         stranger,
         algorithms=["ES256"],
     )
-    assert _token(env, _form(signed))[0] == 401
+    assert _token(env, _form(signed), failing=True)[0] == 401
 
 
 def test_two_methods_or_a_wrong_type_are_invalid_request(env: Env, key: ECKey) -> None:

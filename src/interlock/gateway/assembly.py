@@ -40,6 +40,7 @@ from interlock.gateway.endpoints import (
     VaultEndpoint,
 )
 from interlock.gateway.guessing import GuessingGuard
+from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.mtls import ClientCertificates
 from interlock.gateway.pipeline import Backends, build_pipelines
@@ -94,6 +95,7 @@ class GatewayServices:
     oauth: AuthorizationServer
     jwks: JwksPublisher
     crl: CrlPublisher
+    names: GatewayNames  # the host names it answers for, and its public URL (the issuer)
     anchors: dict[str, Path]  # pki:NAME -> CA file, for upstreams and trusted issuers
     upstream_identity: RenewingCertificate
     client_auth: ClientAuth
@@ -104,7 +106,7 @@ class GatewayServices:
     async def open(  # noqa: PLR0917  (the listener's parts, handed over once)
         cls,
         deployment: Deployment,
-        issuer: str,
+        names: GatewayNames,
         crl: CrlPublisher,
         anchors: dict[str, Path],
         upstream_identity: RenewingCertificate,
@@ -112,7 +114,10 @@ class GatewayServices:
         limits: UpstreamLimits,
         manifest_dir: Path | None,
     ) -> GatewayServices:
-        """Open the audit log, the vault, Redis, limits and the authorization server."""
+        """Open the audit log, the vault, Redis, limits and the authorization server.
+
+        ``names.public_url`` is the issuer of the gateway's tokens.
+        """
         settings = deployment.settings
         metrics = GatewayMetrics()
         signing_keys = SigningKeys(
@@ -128,7 +133,7 @@ class GatewayServices:
         try:
             return cls._assemble(
                 deployment,
-                issuer,
+                names,
                 metrics,
                 signing_keys,
                 audit_log,
@@ -150,7 +155,7 @@ class GatewayServices:
     def _assemble(  # noqa: PLR0917  (open's parts, in one private step)
         cls,
         deployment: Deployment,
-        issuer: str,
+        names: GatewayNames,
         metrics: GatewayMetrics,
         signing_keys: SigningKeys,
         audit_log: AuditLog,
@@ -180,9 +185,12 @@ class GatewayServices:
             # Idempotency-Key records: Redis when configured, else the store.
             idempotency=idempotency_store(engine, shared),
             nonces=seen_store(engine, shared),
-            oauth=AuthorizationServer.open(deployment, issuer, signing_keys, shared, failures),
+            oauth=AuthorizationServer.open(
+                deployment, names.public_url, signing_keys, shared, failures
+            ),
             jwks=JwksPublisher(signing_keys),
             crl=crl,
+            names=names,
             anchors=anchors,
             upstream_identity=upstream_identity,
             client_auth=client_auth,
@@ -236,6 +244,7 @@ def build_gateway(
         oauth.verifier,
         oauth.endpoint.dpop,
         certificates,
+        names=services.names,
         guessing=services.guessing,
     )
     vault = services.vault
@@ -254,6 +263,7 @@ def build_gateway(
                 signatures=RequestSignatures(client_keys, services.nonces),
                 rules=rules,
                 manifest_dir=services.manifest_dir,
+                names=services.names,
             ),
         )
     except BaseException:
@@ -286,6 +296,7 @@ def build_gateway(
         services.metrics,
         audit,
         keys=keys,
+        names=services.names,
         rules=rules,
     )
 

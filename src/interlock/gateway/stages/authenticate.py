@@ -26,6 +26,7 @@ from interlock.crypto.jose import MAX_TOKEN_BYTES
 from interlock.errors import AuthenticationError, DPoPProofError, InvalidTokenError, Refusal
 from interlock.gateway.context import peer_certificate
 from interlock.gateway.guessing import GuessingGuard
+from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.mtls import ClientCertificates
 from interlock.identity.apikeys import ApiKeys
 from interlock.identity.grants import Grants, Principal
@@ -76,13 +77,16 @@ class Authentication:
         dpop: DPoPVerifier | None = None,
         certificates: ClientCertificates | None = None,
         *,
+        names: GatewayNames,
         guessing: GuessingGuard | None = None,
     ) -> None:
         """API keys from ``keys``, tokens by ``tokens``, proofs by ``dpop``.
 
         ``certificates`` maps client certificates to clients, who get ``grants``;
+        a DPoP proof must name the request's URL under ``names``' public URL;
         ``guessing`` limits failed attempts per source address.
         """
+        self._names = names
         self._guessing = guessing
         self._keys = keys
         self._tokens = tokens
@@ -186,8 +190,10 @@ class Authentication:
             raise self._proof_refused("send exactly one DPoP proof", "no or several DPoP headers")
         request = ctx.request
         try:
+            # RFC 9449 §4.3 step 9: htu is the URL the client was given (the public
+            # URL), never one built from the caller's Host header.
             proof = await asyncio.to_thread(
-                self._dpop.check, proofs[0], request.method, str(request.url), token
+                self._dpop.check, proofs[0], request.method, self._names.target(request), token
             )
         except DPoPProofError as exc:
             raise self._proof_refused(
