@@ -44,7 +44,7 @@ ROUTE_CASES = {
     "kid is a list": "Bearer " + _jws({"alg": "ES256", "typ": "at+jwt", "kid": ["a"]}, CLAIMS),
     "kid is an object": "Bearer " + _jws({"alg": "ES256", "typ": "at+jwt", "kid": {"a": 1}}, {}),
     "nested payload": "Bearer " + _jws({"alg": "ES256", "typ": "at+jwt", "kid": "k"}, NESTED),
-    "not UTF-8 token": "Bearer eyJ\xff\xfe.e30.c2ln",
+    "not UTF-8 JWS": "Bearer eyJ\xff\xfe.e30.c2ln",
     "not UTF-8 API key": "Bearer ilk_\xff\xfe\xfd",
 }
 
