@@ -238,3 +238,43 @@ def test_routes_cannot_take_the_gateways_own_paths(path: str) -> None:
         Route.model_validate(
             {"method": "GET", "path": path, "upstream": "erp", "scope": "orders.read"}
         )
+
+
+def test_introspection_is_own_tokens_unless_the_client_may_introspect_all(
+    tmp_path: Path,
+) -> None:
+    """RFC 7662 §4: ``introspection: all`` is an explicit grant; the default is ``own``."""
+    report = check(tmp_path, VALID)
+    assert report.manifest is not None
+    assert report.manifest.clients["order-sync"].introspection == "own"
+    text = VALID.replace(
+        "roles: [order-reader, account-writer]}",
+        "roles: [order-reader, account-writer], introspection: all}",
+    )
+    report = check(tmp_path, text)
+    assert report.manifest is not None, messages(report)
+    assert report.manifest.clients["order-sync"].introspection == "all"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "fragment"),
+    [
+        (
+            "roles: [order-reader, account-writer]}",
+            "roles: [order-reader, account-writer], introspection: everything}",
+            "clients.order-sync.introspection",
+            "must be 'own' or 'all'",
+        ),
+        (
+            "auth: [oauth2, mtls], roles: [order-reader, account-writer]}",
+            "auth: [mtls], roles: [order-reader, account-writer], introspection: all}",
+            "clients.order-sync",
+            "needs oauth2",
+        ),
+    ],
+)
+def test_a_bad_introspection_setting_is_located(
+    tmp_path: Path, old: str, new: str, path: str, fragment: str
+) -> None:
+    """An unknown value, or ``all`` for a client that cannot authenticate at the endpoint."""
+    assert_error_after_edit(tmp_path, old, new, path, fragment)

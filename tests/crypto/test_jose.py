@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 from joserfc import jws
-from joserfc.jwk import ECKey, OctKey
+from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
 from interlock.crypto.jose import (
     MAX_TOKEN_BYTES,
+    PublicKey,
     generate_signing_key,
     import_public_jwk,
     public_jwk,
     sign_compact,
+    unverified_header,
     verify_compact,
     verify_signature,
 )
@@ -173,3 +175,75 @@ def test_failures_are_opaque(issuer: tuple[ECKey, dict[str, Any]]) -> None:
             verify_compact(token, keys)
         messages.add(str(caught.value))
     assert messages == {"the token is invalid"}
+
+
+def _signed_with(alg: str, key: ECKey | OKPKey | RSAKey) -> tuple[PublicKey, bytes]:
+    """A signature made with ``alg``'s primitive under a key that ``alg`` does not name."""
+    signature = jws.JWSRegistry.algorithms[alg].sign(b"message", key)
+    return import_public_jwk(key.as_dict(private=False)), signature
+
+
+@pytest.mark.parametrize(
+    ("alg", "kty", "curve"),
+    [("ES256", "EC", "P-384"), ("ES256", "EC", "secp256k1"), ("Ed25519", "OKP", "Ed448")],
+)
+def test_the_algorithm_is_bound_to_its_curve(alg: str, kty: str, curve: str) -> None:
+    """RFC 7518 §3.4: ES256 is ECDSA on P-256 only; RFC 9864: Ed25519 is not Ed448."""
+    key = (
+        ECKey.generate_key(curve, private=True)
+        if kty == "EC"
+        else OKPKey.generate_key(curve, private=True)  # type: ignore[arg-type]
+    )
+    public, signature = _signed_with(alg, key)
+    assert not verify_signature(alg, public, b"message", signature)
+
+
+@pytest.mark.parametrize(
+    ("alg", "key"),
+    [
+        ("ES256", RSAKey.generate_key(2048, private=True)),
+        ("ES256", OKPKey.generate_key("Ed25519", private=True)),
+        ("RS256", ECKey.generate_key("P-256", private=True)),
+        ("Ed25519", ECKey.generate_key("P-256", private=True)),
+    ],
+    ids=["ES256-RSA", "ES256-OKP", "RS256-EC", "Ed25519-EC"],
+)
+def test_a_key_of_another_type_is_a_refusal_not_an_error(
+    alg: str, key: ECKey | OKPKey | RSAKey
+) -> None:
+    """A key the algorithm cannot use answers False (it used to raise AttributeError)."""
+    public = import_public_jwk(key.as_dict(private=False))
+    assert not verify_signature(alg, public, b"message", b"x" * 64)
+
+
+@pytest.mark.parametrize("marking", [{"use": "enc"}, {"key_ops": ["encrypt"]}])
+def test_an_encryption_key_never_verifies_a_signature(marking: dict[str, Any]) -> None:
+    """RFC 7517 §4.2, §4.3: a key marked for encryption is not a signature key."""
+    key = ECKey.generate_key("P-256", private=True)
+    signature = jws.JWSRegistry.algorithms["ES256"].sign(b"message", key)
+    public = import_public_jwk({**key.as_dict(private=False), **marking})
+    assert not verify_signature("ES256", public, b"message", signature)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": "ES256", "kid": ["a", "b"]},
+        {"alg": "ES256", "kid": {"a": 1}},
+        {"alg": ["ES256"], "kid": "k"},
+    ],
+)
+def test_odd_header_types_are_refused(header: dict[str, Any]) -> None:
+    """A kid or alg that is not a string is refused, never a TypeError."""
+    key = generate_signing_key("ES256")
+    with pytest.raises(InvalidTokenError):
+        verify_compact(_forge(header), {"k": import_public_jwk(public_jwk(key, "ES256"))})
+
+
+def test_deeply_nested_json_is_refused() -> None:
+    """A header or payload nested past the parser's recursion limit is refused cleanly."""
+    nested = b"[" * 2500 + b"]" * 2500  # past the recursion limit, within the size cap
+    with pytest.raises(InvalidTokenError):
+        unverified_header(_b64(nested) + ".e30.c2ln")
+    with pytest.raises(InvalidTokenError):
+        verify_compact(f"{_b64(nested)}.e30.c2ln", {})

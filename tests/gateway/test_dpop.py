@@ -6,12 +6,13 @@ import base64
 import json
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from joserfc import jws
-from joserfc.jwk import ECKey
+from joserfc.jwk import ECKey, RSAKey
 
 from interlock.oauth.dpop import access_token_hash
 from interlock.testing.gateway import Env
@@ -245,3 +246,64 @@ def test_introspection_reports_the_binding(env: Env, secret: str, key: ECKey) ->
     assert body["active"] is True
     assert body["token_type"] == "DPoP"
     assert body["cnf"] == {"jkt": key.thumbprint()}
+
+
+def _mismatched_proof(
+    env: Env, alg: str, signer: Any, method: str, path: str, **claims: Any
+) -> str:
+    """A proof whose header names ``alg`` and embeds ``signer``'s public key, signed by it
+    with ``alg``'s primitive: what joserfc itself refuses to make."""
+    header = {"typ": "dpop+jwt", "alg": alg, "jwk": signer.as_dict(private=False)}
+    body = {
+        "jti": secrets.token_urlsafe(12),
+        "htm": method,
+        "htu": url(env, path),
+        "iat": int(time.time()),
+        **claims,
+    }
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(body).encode())}"
+    try:
+        signature = jws.JWSRegistry.algorithms[alg].sign(signing_input.encode(), signer)
+    except (AttributeError, TypeError):  # a key of another type cannot even sign
+        signature = b"x" * 64
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+MISMATCHED: dict[str, Callable[[], ECKey | RSAKey]] = {
+    "ES256 with an RSA key": lambda: RSAKey.generate_key(2048, private=True),
+    "ES256 with a P-384 key": lambda: ECKey.generate_key("P-384", private=True),
+    "ES256 with a secp256k1 key": lambda: ECKey.generate_key("secp256k1", private=True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MISMATCHED))
+def test_a_proof_whose_key_the_algorithm_does_not_name_is_invalid(
+    env: Env, secret: str, case: str
+) -> None:
+    """RFC 7518 §3.4: an ES256 proof is by a P-256 key; anything else is invalid_dpop_proof.
+
+    An RSA key under an ES256 header used to raise AttributeError (a 500); a P-384
+    or secp256k1 key verified.
+    """
+    signer = MISMATCHED[case]()
+    status, _, body = env.request(
+        "POST",
+        "/oauth2/token",
+        {
+            **FORM,
+            **Env.basic(secret),
+            "DPoP": _mismatched_proof(env, "ES256", signer, "POST", "/oauth2/token"),
+        },
+        urlencode({"grant_type": "client_credentials"}).encode(),
+    )
+    assert (status, body.get("error")) == (400, "invalid_dpop_proof"), body
+    # At a route, with a token bound to that very key: the same proof is a 401.
+    token = bound_token(env, secret, ECKey.generate_key("P-256", private=True))
+    at_route = _mismatched_proof(
+        env, "ES256", signer, "GET", "/orders/1001", ath=access_token_hash(token)
+    )
+    _refused(*_call(env, token, at_route))

@@ -99,7 +99,7 @@ def _assertion(env: Env, key: ECKey) -> bytes:
     claims = {
         "iss": CLIENT,
         "sub": CLIENT,
-        "aud": f"https://127.0.0.1:{env.port}/oauth2/token",
+        "aud": f"https://127.0.0.1:{env.port}",  # the issuer alone (RFC 7523bis)
         "exp": int(time.time()) + 60,
         "jti": secrets.token_urlsafe(12),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -209,3 +210,36 @@ def test_revocation_needs_client_authentication_and_ignores_junk(env: Env, secre
         == 200
     )
     assert env.request("POST", "/oauth2/introspect", FORM, body)[0] == 401
+
+
+def _introspect(env: Env, auth: dict[str, str], token: str) -> dict[str, Any]:
+    status, _, body = env.request(
+        "POST", "/oauth2/introspect", {**FORM, **auth}, urlencode({"token": token}).encode()
+    )
+    assert status == 200, body
+    return dict(body)
+
+
+def test_another_clients_token_introspects_inactive(env: Env, secret: str) -> None:
+    """RFC 7662 §4: a client learns nothing about tokens it neither owns nor may introspect.
+
+    cert-sync introspecting oauth-only's valid token used to get its scope, audience,
+    jti and cnf; it now gets ``{"active": false}``, as for a token that does not exist.
+    """
+    _, _, body = _token(env, _basic("oauth-only", secret), grant_type="client_credentials")
+    token = str(body["access_token"])
+    env.issued_tokens.append(token)
+    assert _introspect(env, _basic("oauth-only", secret), token)["active"] is True
+    with env.client_secret("cert-sync") as other:
+        assert _introspect(env, _basic("cert-sync", other), token) == {"active": False}
+
+
+def test_a_client_allowed_to_introspect_sees_every_token(env: Env, secret: str) -> None:
+    """``introspection: all`` in the manifest: a resource server may ask about any token."""
+    _, _, body = _token(env, _basic("oauth-only", secret), grant_type="client_credentials")
+    token = str(body["access_token"])
+    env.issued_tokens.append(token)
+    with env.client_secret("introspector") as allowed:
+        answer = _introspect(env, _basic("introspector", allowed), token)
+    assert answer["active"] is True
+    assert answer["client_id"] == "oauth-only"

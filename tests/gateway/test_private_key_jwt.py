@@ -42,7 +42,8 @@ def assertion(env: Env, key: ECKey, **changes: Any) -> str:
     claims: dict[str, Any] = {
         "iss": "oauth-only",
         "sub": "oauth-only",
-        "aud": f"https://127.0.0.1:{env.port}/oauth2/token",
+        # draft-ietf-oauth-rfc7523bis: the issuer identifier is the only audience.
+        "aud": f"https://127.0.0.1:{env.port}",
         "iat": now,
         "exp": now + 60,
         "jti": secrets.token_urlsafe(16),
@@ -54,10 +55,20 @@ def assertion(env: Env, key: ECKey, **changes: Any) -> str:
 
 
 def _token(
-    env: Env, form: dict[str, str], headers: dict[str, str] | None = None
+    env: Env, form: dict[str, str], headers: dict[str, str] | None = None, *, failing: bool = False
 ) -> tuple[int, Any]:
+    """A token request; one meant to fail comes from an address of its own.
+
+    Failures count per (client, address): this suite's deliberate ones must not
+    spend the budget of the other tests' honest requests from 127.0.0.1.
+    """
+    source = f"127.0.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}" if failing else None
     status, _, body = env.request(
-        "POST", "/oauth2/token", {**FORM, **(headers or {})}, urlencode(form).encode()
+        "POST",
+        "/oauth2/token",
+        {**FORM, **(headers or {})},
+        urlencode(form).encode(),
+        source=source,
     )
     return status, body
 
@@ -80,17 +91,45 @@ def test_a_signed_assertion_gets_a_token(env: Env, key: ECKey) -> None:
     assert env.request("GET", "/orders/1001", {"Authorization": f"Bearer {token}"})[0] == 200
 
 
-def test_the_issuer_is_an_accepted_audience_too(env: Env, key: ECKey) -> None:
-    """RFC 7523 §3: aud may be the token endpoint URL or the issuer."""
-    signed = assertion(env, key, aud=[f"https://127.0.0.1:{env.port}", "https://other.example"])
-    assert _token(env, _form(signed))[0] == 200
+def test_the_issuer_alone_is_the_audience(env: Env, key: ECKey) -> None:
+    """draft-ietf-oauth-rfc7523bis §4: the issuer as the sole value, a string or a one-item array."""
+    assert _token(env, _form(assertion(env, key, aud=[f"https://127.0.0.1:{env.port}"])))[0] == 200
+
+
+@pytest.mark.parametrize(
+    "audience",
+    [
+        "{issuer}/oauth2/token",
+        ["{issuer}", "https://other.example"],
+        ["{issuer}", "{issuer}/oauth2/token"],
+        ["{issuer}/oauth2/token"],
+    ],
+    ids=["token endpoint", "issuer and another", "issuer and token endpoint", "endpoint array"],
+)
+def test_the_token_endpoint_or_several_audiences_are_refused(
+    env: Env, key: ECKey, audience: str | list[str]
+) -> None:
+    """An assertion meant for several audiences, or for the token endpoint URL, is refused.
+
+    RFC 7523bis closes the audience-injection attack: an assertion a client made for
+    one server must not authenticate it at another that shares an endpoint URL or a
+    second audience value.
+    """
+    issuer = f"https://127.0.0.1:{env.port}"
+    aud = (
+        audience.format(issuer=issuer)
+        if isinstance(audience, str)
+        else [a.format(issuer=issuer) for a in audience]
+    )
+    status, body = _token(env, _form(assertion(env, key, aud=aud)), failing=True)
+    assert (status, body["error"]) == (401, "invalid_client"), body
 
 
 def test_a_replayed_assertion_is_refused(env: Env, key: ECKey) -> None:
     """Single-use jti: the same assertion twice fails the second time."""
     signed = assertion(env, key)
     assert _token(env, _form(signed))[0] == 200
-    status, body = _token(env, _form(signed))
+    status, body = _token(env, _form(signed), failing=True)
     assert status == 401
     assert body["error"] == "invalid_client"
 
@@ -109,7 +148,7 @@ def test_a_replayed_assertion_is_refused(env: Env, key: ECKey) -> None:
 )
 def test_bad_assertions_are_invalid_client(env: Env, key: ECKey, changes: dict[str, Any]) -> None:
     """Every RFC 7523 §3 rule is enforced."""
-    status, body = _token(env, _form(assertion(env, key, **changes)))
+    status, body = _token(env, _form(assertion(env, key, **changes)), failing=True)
     assert status == 401, body
     assert body == {"error": "invalid_client", "error_description": "client authentication failed"}
 
@@ -121,7 +160,7 @@ def test_an_unregistered_key_is_refused(env: Env, key: ECKey) -> None:
     claims = {
         "iss": "oauth-only",
         "sub": "oauth-only",
-        "aud": f"https://127.0.0.1:{env.port}/oauth2/token",
+        "aud": f"https://127.0.0.1:{env.port}",
         "exp": now + 60,
         "jti": "x1",
     }
@@ -131,7 +170,7 @@ def test_an_unregistered_key_is_refused(env: Env, key: ECKey) -> None:
         stranger,
         algorithms=["ES256"],
     )
-    assert _token(env, _form(signed))[0] == 401
+    assert _token(env, _form(signed), failing=True)[0] == 401
 
 
 def test_two_methods_or_a_wrong_type_are_invalid_request(env: Env, key: ECKey) -> None:

@@ -32,6 +32,7 @@ from interlock.errors import Refusal
 from interlock.gateway.app import Gateway
 from interlock.gateway.audit_trail import GatewayAudit
 from interlock.gateway.endpoints import Endpoints
+from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.pipeline import Backends, build_pipelines
 from interlock.gateway.problems import REFUSALS
@@ -124,7 +125,8 @@ def test_ten_thousand_refusals_in_a_redis_outage_keep_memory_flat(
     metrics = GatewayMetrics()
     routes = RouteTable.compile(manifest)
     upstreams = Upstreams(manifest, mock.MagicMock(), {}, metrics)
-    authenticate = Authentication(keys, Grants(manifest))
+    names = GatewayNames("https://127.0.0.1", ["127.0.0.1"])
+    authenticate = Authentication(keys, Grants(manifest), names=names)
     pipelines = build_pipelines(routes, authenticate, upstreams, Backends(limiter=RedisDown()))
     gateway = Gateway(
         manifest,
@@ -135,6 +137,7 @@ def test_ten_thousand_refusals_in_a_redis_outage_keep_memory_flat(
         metrics,
         GatewayAudit(MemorySink()),
         keys=keys,
+        names=names,
     )
     statuses: set[int] = set()
 
@@ -172,6 +175,7 @@ class Request:
     def __init__(self) -> None:
         self.method = "GET"
         self.url = URL("https://gateway.example/orders")
+        self.raw_path = "/orders"
         self.headers = CIMultiDict({"Signature-Input": 'sig1=("@method");created=1'})
 
 
@@ -188,7 +192,11 @@ class Context:
 
 def test_ten_thousand_refusals_in_a_replay_store_outage_keep_memory_flat() -> None:
     """The replay guard refuses 503 while its nonce store is down; memory stays within the bound."""
-    guard = SignedRequestGuard(StoreDown(), ReplayPolicy(nonce="required"))  # type: ignore[arg-type]
+    guard = SignedRequestGuard(
+        StoreDown(),  # type: ignore[arg-type]
+        ReplayPolicy(nonce="required"),
+        GatewayNames("https://gateway.example", ["gateway.example"]),
+    )
     statuses: set[int] = set()
 
     async def refuse() -> None:

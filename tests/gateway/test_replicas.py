@@ -82,7 +82,7 @@ def test_an_assertion_used_on_one_replica_is_refused_on_the_other(
     claims = {
         "iss": "oauth-only",
         "sub": "oauth-only",
-        "aud": f"https://127.0.0.1:{env.port}/oauth2/token",
+        "aud": f"https://127.0.0.1:{env.port}",  # the issuer, alone (RFC 7523bis)
         "exp": now + 60,
         "jti": secrets.token_urlsafe(12),
     }

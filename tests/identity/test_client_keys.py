@@ -45,7 +45,7 @@ integrations:
     routes:
       - {{method: GET, path: "/a", upstream: erp, scope: orders.read}}
 """
-AUDIENCE = "https://gw.example/oauth/token"
+AUDIENCE = "https://gw.example"  # the issuer: an assertion's sole audience
 RSA_2048 = RSAKey.generate_key(2048, private=True)  # generated once: RSA key generation is slow
 
 
@@ -93,9 +93,7 @@ def test_register_returns_the_thumbprint_and_the_key_verifies_assertions(
     registered = keys.public_keys("app")
     assert list(registered) == [kid]
     assert registered[kid][0] == alg
-    assertions = ClientAssertions(
-        keys, MemorySeen(), frozenset({AUDIENCE}), clock=lambda: clock().timestamp()
-    )
+    assertions = ClientAssertions(keys, MemorySeen(), AUDIENCE, clock=lambda: clock().timestamp())
     now = int(clock().timestamp())
     claims = {"iss": "app", "sub": "app", "aud": AUDIENCE, "exp": now + 60, "jti": "j1"}
     assertion = sign_compact(json.dumps(claims).encode(), private, alg)

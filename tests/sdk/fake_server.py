@@ -99,7 +99,9 @@ class FakeServer:
         self.base = f"https://127.0.0.1:{self._server.server_address[1]}"
         self.token_url = f"{self.base}/token"
         self.resource = f"{self.base}/resource"
-        self.assertions = ClientAssertions(self.keys, MemorySeen(), frozenset({self.token_url}))
+        # draft-ietf-oauth-rfc7523bis: an assertion's audience is the issuer identifier.
+        self.issuer = self.base
+        self.assertions = ClientAssertions(self.keys, MemorySeen(), self.issuer)
 
     def require_nonces(self) -> DPoPNonces:
         """From now on, DPoP proofs need a server nonce."""
@@ -242,6 +244,8 @@ def credentials_for(server: FakeServer, **options: Any) -> ClientCredentials:
     """Credentials of the fake server's client, trusting its CA (a secret unless a key is given)."""
     if "private_key" not in options:
         options.setdefault("client_secret", SECRET)
+    else:
+        options.setdefault("issuer", server.issuer)  # its token URL is not /oauth2/token
     options.setdefault("verify", server.ca_file)
     return ClientCredentials(server.token_url, CLIENT_ID, **options)
 

@@ -10,7 +10,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from interlock.crypto.jose import import_public_jwk
-from interlock.sdk import TokenRequestError
+from interlock.sdk import ClientCredentials, TokenRequestError
 from interlock.sdk.rfc7523 import ASSERTION_LIFETIME, ClientKey
 from tests.sdk.fake_server import CLIENT_ID, FakeServer, credentials_for
 
@@ -38,7 +38,7 @@ def test_assertion_is_accepted_by_the_server_side_check(
 
 
 def test_assertion_claims_and_single_use(server: FakeServer) -> None:
-    """iss = sub = client, aud = token URL, exp at most 60 s after iat, a new jti each time."""
+    """iss = sub = client, aud = the issuer, exp at most 60 s after iat, a new jti each time."""
     key = ECKey.generate_key("P-256", private=True)
     _register(server, key, "ES256")
     credentials = credentials_for(server, private_key=key, scope="a")
@@ -56,10 +56,23 @@ def test_assertion_claims_and_single_use(server: FakeServer) -> None:
         claims.append(token.claims)
     for claim in claims:
         assert claim["iss"] == claim["sub"] == CLIENT_ID
-        assert claim["aud"] == server.token_url
+        assert claim["aud"] == server.issuer  # a string: the sole audience (RFC 7523bis)
         assert 0 < claim["exp"] - claim["iat"] <= ASSERTION_LIFETIME <= 60
         assert abs(claim["iat"] - time.time()) < 60
     assert claims[0]["jti"] != claims[1]["jti"]
+
+
+def test_the_issuer_is_the_token_url_without_its_fixed_path() -> None:
+    """Interlock's token endpoint is ``<issuer>/oauth2/token``: the issuer needs no setting."""
+    key = ECKey.generate_key("P-256", private=True)
+    credentials = ClientCredentials("https://gw.example:8443/oauth2/token", "c", private_key=key)
+    assert credentials.issuer == "https://gw.example:8443"
+    named = ClientCredentials(
+        "https://gw.example/token", "c", private_key=key, issuer="https://gw.example/as"
+    )
+    assert named.issuer == "https://gw.example/as"
+    with pytest.raises(ValueError, match="issuer"):
+        ClientCredentials("https://gw.example/token", "c", private_key=key)
 
 
 def test_pem_and_jwk_inputs_work(server: FakeServer) -> None:

@@ -218,16 +218,32 @@ class Role(_Model):
 
 
 class Client(_Model):
-    """A service account: how it may authenticate and which roles it holds."""
+    """A service account: how it may authenticate and which roles it holds.
+
+    ``introspection`` (RFC 7662 §4): ``own`` (the default) lets the client
+    introspect only tokens issued to itself; any other token answers
+    ``active: false``. ``all`` is for a resource server that must check
+    other clients' tokens; it needs ``oauth2`` to authenticate at the endpoint.
+    """
 
     auth: tuple[AuthMethod, ...] = Field(min_length=1)
     roles: tuple[Name, ...] = ()
+    introspection: Literal["own", "all"] = "own"
     description: Text | None = None
 
     @field_validator("auth", "roles")
     @classmethod
     def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return _no_duplicates(value, "entry")
+
+    @model_validator(mode="after")
+    def _introspects_with_oauth2(self) -> Client:
+        if self.introspection == "all" and "oauth2" not in self.auth:
+            raise ValueError(
+                "introspection: all needs oauth2 in auth: a client authenticates at the "
+                "introspection endpoint with its OAuth credentials"
+            )
+        return self
 
 
 class RateLimits(_Model):
@@ -495,7 +511,8 @@ class TrustedIssuer(_Model):
 
     Its keys come from ``jwks_uri`` over verified TLS (``ca`` as for systems)
     or from ``jwks_file``. Only tokens for one of ``audiences``, signed with
-    one of ``algorithms`` (never ``none`` or HMAC), typed as one of
+    one of ``algorithms`` (never ``none`` or HMAC; each bound to its key type
+    and curve, RSA of at least 2048 bits), typed as one of
     ``token_types``, and naming a client listed in ``clients`` are accepted;
     the token's scopes count only as far as the mapped manifest client's
     roles grant them.
@@ -506,7 +523,10 @@ class TrustedIssuer(_Model):
     jwks_file: str | None = None
     ca: str = "system"
     audiences: tuple[Annotated[str, StringConstraints(min_length=1)], ...] = Field(min_length=1)
-    algorithms: tuple[Literal["ES256", "Ed25519", "RS256"], ...] = ("ES256", "RS256")
+    # The issuer's own allow-list (RFC 8725 §3.1). PS256 and ES384: FAPI 2.0, Keycloak, Auth0.
+    algorithms: tuple[Literal["ES256", "ES384", "Ed25519", "PS256", "RS256"], ...] = Field(
+        default=("ES256", "RS256"), min_length=1
+    )
     # RFC 9068 tokens are typed at+jwt; Keycloak and Entra ID still type theirs JWT.
     token_types: tuple[Literal["at+jwt", "JWT"], ...] = ("at+jwt",)
     client_claim: Literal["client_id", "azp", "appid", "sub"] = "client_id"
@@ -514,6 +534,11 @@ class TrustedIssuer(_Model):
     clients: dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], Name] = Field(
         min_length=1
     )
+
+    @field_validator("algorithms")
+    @classmethod
+    def _unique_algorithms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _no_duplicates(value, "algorithm")
 
     @field_validator("algorithms", mode="before")
     @classmethod
@@ -523,7 +548,7 @@ class TrustedIssuer(_Model):
                 raise ValueError(
                     f"{alg} is refused: 'none' is no signature, and an HMAC algorithm lets "
                     "anyone holding the issuer's public key forge tokens (RFC 8725 §2.1); "
-                    "use ES256, Ed25519 or RS256"
+                    "use ES256, ES384, Ed25519, PS256 or RS256"
                 )
         return value
 

@@ -12,7 +12,13 @@ are enforced in one place:
   ``x5c``, ``x5u``) are never used or fetched (RFC 8725 §3.10 on ``jku``);
 * a ``crit`` header naming anything is refused (RFC 7515 §4.1.11: we
   understand no extensions);
-* a size cap applies before any parsing.
+* a size cap applies before any parsing, and JSON nested past the parser's
+  recursion limit is a refusal like any other malformed input;
+* the key is bound to the algorithm before any signature check (RFC 7518
+  §3.1, §3.4; RFC 9864): ES256 only with a P-256 key, ES384 with P-384,
+  Ed25519 with an Ed25519 key, RS256/PS256 with RSA of at least 2048 bits;
+  a key whose ``use`` is not ``sig``, whose ``key_ops`` lack ``verify`` or
+  whose ``alg`` names another algorithm verifies nothing (RFC 7517 §4.2-4.4).
 
 Failures raise :class:`InvalidTokenError` with one opaque message; the reason
 is available to the caller for its log only.
@@ -23,12 +29,13 @@ from __future__ import annotations
 import binascii
 import functools
 import json
+import warnings
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
 from joserfc import jws
-from joserfc.errors import JoseError
+from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 from joserfc.util import urlsafe_b64decode, urlsafe_b64encode
 
@@ -37,10 +44,12 @@ from interlock.errors import InvalidTokenError
 __all__ = [
     "ALLOWED_ALGORITHMS",
     "MAX_TOKEN_BYTES",
+    "SIGNING_ALGORITHMS",
     "PublicKey",
     "SigningKey",
     "generate_signing_key",
     "import_public_jwk",
+    "json_object",
     "load_private_jwk",
     "private_jwk",
     "public_jwk",
@@ -53,7 +62,12 @@ __all__ = [
 ]
 
 # "Ed25519" rather than the polymorphic "EdDSA", which RFC 9864 deprecates.
-ALLOWED_ALGORITHMS: Final = frozenset({"ES256", "Ed25519", "RS256"})
+# What Interlock signs with (its tokens) and accepts from its clients (DPoP proofs,
+# private_key_jwt assertions).
+SIGNING_ALGORITHMS: Final = frozenset({"ES256", "Ed25519", "RS256"})
+# What a verification may ever accept: the above, and what external issuers use
+# besides (FAPI 2.0 names PS256 and ES256; Keycloak and Auth0 offer ES384 and PS256).
+ALLOWED_ALGORITHMS: Final = SIGNING_ALGORITHMS | {"ES384", "PS256"}
 MAX_TOKEN_BYTES: Final = 8192
 MIN_RSA_BITS: Final = 2048  # NIST SP 800-131A, RFC 7518 §3.3
 _UNTRUSTED_HEADERS: Final = frozenset({"jwk", "jku", "x5c", "x5u"})
@@ -65,7 +79,7 @@ PublicKey = ECKey | OKPKey | RSAKey
 
 def generate_signing_key(alg: str) -> SigningKey:
     """A fresh private key for ``alg``, with its RFC 7638 thumbprint as ``kid``."""
-    _check_alg(alg)
+    _check_alg(alg, SIGNING_ALGORITHMS)
     key: SigningKey
     if alg == "ES256":
         key = ECKey.generate_key("P-256", private=True)
@@ -105,8 +119,13 @@ def import_public_jwk(document: Mapping[str, Any]) -> PublicKey:
     if any(member in document for member in ("d", "p", "q", "dp", "dq", "qi", "k")):
         raise InvalidTokenError(_REFUSED, "a public JWK carries private or symmetric members")
     try:
-        key = JWKRegistry.import_key(dict(document))
-    except (JoseError, ValueError, TypeError) as exc:
+        with warnings.catch_warnings():
+            # What joserfc only warns about (an RSA key under 2048 bits) is refused here.
+            warnings.simplefilter("error", SecurityWarning)
+            key = JWKRegistry.import_key(dict(document))
+    except SecurityWarning as warning:
+        raise InvalidTokenError(_REFUSED, f"weak key: {warning}") from None
+    except (JoseError, ValueError, TypeError, KeyError) as exc:  # KeyError: an unknown crv
         raise InvalidTokenError(_REFUSED, f"unusable JWK: {type(exc).__name__}") from None
     if not isinstance(key, ECKey | OKPKey | RSAKey):
         raise InvalidTokenError(_REFUSED, "only EC, OKP and RSA public keys are accepted")
@@ -116,11 +135,25 @@ def import_public_jwk(document: Mapping[str, Any]) -> PublicKey:
 
 
 def verify_signature(alg: str, key: PublicKey, signing_input: bytes, signature: bytes) -> bool:
-    """The algorithm-level check: does ``signature`` over ``signing_input`` verify?"""
+    """The algorithm-level check: does ``signature`` over ``signing_input`` verify?
+
+    False, never an exception, for a key ``alg`` does not name: another type or
+    curve (RFC 7518 §3.4 binds ES256 to P-256, RFC 9864 Ed25519 to its curve),
+    RSA under 2048 bits, or a JWK whose ``use``, ``key_ops`` or ``alg`` says
+    it is not a key for verifying ``alg`` signatures (RFC 7517 §4.2-4.4).
+    """
     _check_alg(alg)
+    algorithm = jws.JWSRegistry.algorithms[alg]
     try:
-        return bool(jws.JWSRegistry.algorithms[alg].verify(signing_input, signature, key))
-    except (JoseError, ValueError, TypeError):
+        # joserfc's own binding: key type, curve, "use": "sig" and the key's "alg".
+        algorithm.check_key(key)
+    except JoseError:
+        return False
+    if isinstance(key, RSAKey) and key.public_key.key_size < MIN_RSA_BITS:
+        return False
+    try:
+        return bool(algorithm.verify(signing_input, signature, key))
+    except (JoseError, ValueError, TypeError):  # key_ops without "verify", odd lengths
         return False
 
 
@@ -132,7 +165,7 @@ def sign_compact(
     The signature is joserfc's algorithm for ``alg``; the protected header of a
     given key and ``typ`` is encoded once and reused.
     """
-    _check_alg(alg)
+    _check_alg(alg, SIGNING_ALGORITHMS)
     key.ensure_kid()
     protected = {**(header or {}), "alg": alg, "kid": key.kid}
     encoded_header = _encoded_header(json.dumps(protected, separators=(",", ":")))
@@ -224,12 +257,13 @@ def verify_with_embedded_jwk(
     if len(parts) != 3:
         raise InvalidTokenError(_REFUSED, "not a compact JWS")
     try:
-        header = json.loads(urlsafe_b64decode(parts[0].encode("ascii")))
+        decoded_header = urlsafe_b64decode(parts[0].encode("ascii"))
         payload = urlsafe_b64decode(parts[1].encode("ascii"))
         signature = urlsafe_b64decode(parts[2].encode("ascii"))
     except (binascii.Error, UnicodeError, ValueError):
         raise InvalidTokenError(_REFUSED, "malformed compact JWS") from None
-    if not isinstance(header, dict) or header.get("typ") != typ:
+    header = json_object(decoded_header, "protected header")
+    if header.get("typ") != typ:
         raise InvalidTokenError(_REFUSED, f"typ is not {typ}")
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in algorithms or alg not in ALLOWED_ALGORITHMS:
@@ -256,17 +290,32 @@ def unverified_header(token: str) -> dict[str, Any]:
 def _header(encoded: str) -> Mapping[str, Any]:
     # Tokens signed by one key share one header segment: parse it once.
     try:
-        header = json.loads(urlsafe_b64decode(encoded.encode("ascii")))
+        decoded = urlsafe_b64decode(encoded.encode("ascii"))
     except (binascii.Error, UnicodeError, ValueError):
         raise InvalidTokenError(_REFUSED, "malformed protected header") from None
-    if not isinstance(header, dict):
-        raise InvalidTokenError(_REFUSED, "protected header is not an object")
+    header = json_object(decoded, "protected header")
     if _UNTRUSTED_HEADERS & header.keys():
         # Present but ignored: noted for the log, never used.
         header = {k: v for k, v in header.items() if k not in _UNTRUSTED_HEADERS}
     return MappingProxyType(header)
 
 
-def _check_alg(alg: str) -> None:
-    if alg not in ALLOWED_ALGORITHMS:
+def json_object(data: bytes, what: str = "payload") -> dict[str, Any]:
+    """``data`` parsed as a JSON object; anything else is :class:`InvalidTokenError`.
+
+    Nesting past the parser's recursion limit is refused like any malformed
+    input (it raised ``RecursionError``, an unhandled 500), as are bytes that
+    are not UTF-8.
+    """
+    try:
+        parsed = json.loads(data)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise InvalidTokenError(_REFUSED, f"{what} is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise InvalidTokenError(_REFUSED, f"{what} is not a JSON object")
+    return parsed
+
+
+def _check_alg(alg: str, allowed: frozenset[str] = ALLOWED_ALGORITHMS) -> None:
+    if alg not in allowed:
         raise InvalidTokenError(_REFUSED, f"algorithm {alg!r} is not allowed")

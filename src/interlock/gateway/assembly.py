@@ -41,6 +41,7 @@ from interlock.gateway.endpoints import (
     VaultEndpoint,
 )
 from interlock.gateway.guessing import GuessingGuard
+from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.mtls import ClientCertificates
 from interlock.gateway.pipeline import Backends, build_pipelines
@@ -97,6 +98,7 @@ class GatewayServices:
     crl: CrlPublisher
     # Client certificates, checked on every request against the CRL the listener enforces.
     certificates: CertificateStatus
+    names: GatewayNames  # the host names it answers for, and its public URL (the issuer)
     anchors: dict[str, Path]  # pki:NAME -> CA file, for upstreams and trusted issuers
     upstream_identity: RenewingCertificate
     client_auth: ClientAuth
@@ -107,7 +109,7 @@ class GatewayServices:
     async def open(  # noqa: PLR0917  (the listener's parts, handed over once)
         cls,
         deployment: Deployment,
-        issuer: str,
+        names: GatewayNames,
         crl: CrlPublisher,
         anchors: dict[str, Path],
         upstream_identity: RenewingCertificate,
@@ -115,7 +117,10 @@ class GatewayServices:
         limits: UpstreamLimits,
         manifest_dir: Path | None,
     ) -> GatewayServices:
-        """Open the audit log, the vault, Redis, limits and the authorization server."""
+        """Open the audit log, the vault, Redis, limits and the authorization server.
+
+        ``names.public_url`` is the issuer of the gateway's tokens.
+        """
         settings = deployment.settings
         metrics = GatewayMetrics()
         signing_keys = SigningKeys(
@@ -131,7 +136,7 @@ class GatewayServices:
         try:
             return cls._assemble(
                 deployment,
-                issuer,
+                names,
                 metrics,
                 signing_keys,
                 audit_log,
@@ -153,7 +158,7 @@ class GatewayServices:
     def _assemble(  # noqa: PLR0917  (open's parts, in one private step)
         cls,
         deployment: Deployment,
-        issuer: str,
+        names: GatewayNames,
         metrics: GatewayMetrics,
         signing_keys: SigningKeys,
         audit_log: AuditLog,
@@ -184,10 +189,13 @@ class GatewayServices:
             # Idempotency-Key records: Redis when configured, else the store.
             idempotency=idempotency_store(engine, shared, deployment.keyring),
             nonces=seen_store(engine, shared),
-            oauth=AuthorizationServer.open(deployment, issuer, signing_keys, shared, failures),
+            oauth=AuthorizationServer.open(
+                deployment, names.public_url, signing_keys, shared, failures
+            ),
             jwks=JwksPublisher(signing_keys),
             crl=crl,
             certificates=CertificateStatus(crl.revokes, audit, settings.trust_domain),
+            names=names,
             anchors=anchors,
             upstream_identity=upstream_identity,
             client_auth=client_auth,
@@ -241,6 +249,7 @@ def build_gateway(
         oauth.verifier,
         oauth.endpoint.dpop,
         certificates,
+        names=services.names,
         guessing=services.guessing,
     )
     vault = services.vault
@@ -259,6 +268,7 @@ def build_gateway(
                 signatures=RequestSignatures(client_keys, services.nonces),
                 rules=rules,
                 manifest_dir=services.manifest_dir,
+                names=services.names,
             ),
         )
     except BaseException:
@@ -291,6 +301,7 @@ def build_gateway(
         services.metrics,
         audit,
         keys=keys,
+        names=services.names,
         rules=rules,
     )
 

@@ -260,8 +260,8 @@ async def _token_answer(
         authorization,
         form,
         request.remote,
+        # No uri: a proof's htu must name the token endpoint under the issuer (the public
+        # URL), never a URL built from the caller's Host header.
         dpop=dpop,
-        # Built only when needed: the request URL is what a DPoP proof's htu names.
-        uri=str(request.url) if dpop else None,
         peer_certificate=certificate,
     )

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from interlock.errors import ConfigError
 from interlock.gateway.context import RequestContext
+from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.routing import CompiledRoute, RouteTable
 from interlock.gateway.stages.authenticate import Authentication
 from interlock.gateway.stages.authorise import ScopeCheck
@@ -69,7 +70,8 @@ class Backends:
     ``limiter`` decides rate limits; ``idempotency`` keeps the responses of
     routes with an idempotency policy; ``signatures`` verifies signed requests
     of routes with a replay policy; ``rules`` are the manifest's business
-    rules; ``manifest_dir`` is where relative files (XSDs) are found.
+    rules; ``manifest_dir`` is where relative files (XSDs) are found;
+    ``names`` gives signed requests the URL they must name (the public URL).
     """
 
     limiter: Limiter | None = None
@@ -77,6 +79,7 @@ class Backends:
     signatures: RequestSignatures | None = None
     rules: Rules | None = None
     manifest_dir: Path | None = None
+    names: GatewayNames | None = None
 
 
 def build_pipelines(
@@ -104,9 +107,11 @@ def _pipeline(
     limit = rate_limit_stage(route, backends.limiter)  # None: the route declares no limits
     stages: list[Stage] = [guard, authenticate, check, *((limit,) if limit else ())]
     if spec.replay is not None:
-        if backends.signatures is None:
-            raise ConfigError(f"route {route.label} needs signature keys and a replay store")
-        stages.append(SignedRequestGuard(backends.signatures, spec.replay))
+        if backends.signatures is None or backends.names is None:
+            raise ConfigError(
+                f"route {route.label} needs signature keys, a replay store and the public URL"
+            )
+        stages.append(SignedRequestGuard(backends.signatures, spec.replay, backends.names))
     stages.append(_validation(route, backends))
     terminal = forward
     if spec.response_fields is not None:

@@ -58,6 +58,7 @@ REFUSALS: Final[Mapping[str, ProblemType]] = MappingProxyType(
     {
         # The request target and the gateway's own endpoints.
         "bad-path": ProblemType(400, "Bad request target"),
+        "misdirected-request": ProblemType(421, "Misdirected request"),
         "not-found": ProblemType(404, "Not found"),
         "method-not-allowed": ProblemType(405, "Method not allowed"),
         INTERNAL_ERROR: ProblemType(500, "Internal error"),

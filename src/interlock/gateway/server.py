@@ -29,6 +29,7 @@ from interlock.errors import ConfigError, InterlockError, Refusal
 from interlock.gateway.app import Gateway
 from interlock.gateway.assembly import GatewayServices, build_gateway
 from interlock.gateway.crl import CrlPublisher
+from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.listener import ProblemServer
 from interlock.gateway.openssl import report_refused_certificates
 from interlock.gateway.problems import problem_response
@@ -213,10 +214,13 @@ async def start_gateway(
         raise
     port = _bound_port(runner, listener.port)
     issuer = deployment.settings.public_url or f"https://{_url_host(listener.host)}:{port}"
+    # The names it answers for: its public URL's host (in GatewayNames) and those its
+    # own certificate carries.
+    names = GatewayNames(issuer, _listener_names(listener))
     try:
         services = await GatewayServices.open(
             deployment,
-            issuer,
+            names,
             tls.crl,
             {f"pki:{LOCAL_CA_NAME}": tls.ca_file},
             tls.upstream_identity,
@@ -320,7 +324,7 @@ async def _listener_tls(
     renewing = []
     if listener.certificate is None or listener.private_key is None:
         # "auto": issued by the deployment's PKI for the listener's names, renewed in place.
-        hosts = tuple(dict.fromkeys((listener.host, "localhost", *listener.extra_hosts)))
+        hosts = _listener_names(listener)
         own = RenewingCertificate("listener", lambda: pki.issue_server(hosts, ephemeral=True), work)
         await asyncio.to_thread(own.attach, context)
         renewing.append(own)
@@ -373,6 +377,11 @@ def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
         asyncio.run(main)
         return
     uvloop.run(main)
+
+
+def _listener_names(listener: ListenerConfig) -> tuple[str, ...]:
+    """The listener's host names: its address, localhost and the extra hosts."""
+    return tuple(dict.fromkeys((listener.host, "localhost", *listener.extra_hosts)))
 
 
 def _url_host(host: str) -> str:

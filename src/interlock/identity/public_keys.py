@@ -19,7 +19,7 @@ from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey
 from joserfc.util import urlsafe_b64decode
 
-from interlock.crypto.jose import ALLOWED_ALGORITHMS, MIN_RSA_BITS, import_public_jwk
+from interlock.crypto.jose import MIN_RSA_BITS, SIGNING_ALGORITHMS, import_public_jwk
 from interlock.errors import InvalidRequestError, InvalidTokenError
 
 __all__ = ["MAX_JWK_BYTES", "MAX_RSA_BITS", "jwk_from_pem", "public_key_document"]
@@ -100,7 +100,7 @@ def public_key_document(jwk: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(key, ECKey | OKPKey) and key.curve_name != curve:
         raise InvalidRequestError(f"curve {key.curve_name} is not accepted; use {curve}")
     alg = jwk.get("alg", expected_alg)
-    if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS or alg != expected_alg:
+    if not isinstance(alg, str) or alg not in SIGNING_ALGORITHMS or alg != expected_alg:
         raise InvalidRequestError(f"alg {alg!r} does not fit this key; use {expected_alg}")
     document = {member: jwk[member] for member in _MEMBERS[kty]}
     return {**document, "alg": alg, "use": "sig", "kid": key.thumbprint()}

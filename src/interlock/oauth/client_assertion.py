@@ -2,15 +2,19 @@
 
 The client signs a short-lived JWT with a private key whose public half is
 registered for it (``interlock clients create CLIENT --public-key FILE``):
-``iss`` = ``sub`` = the client id, ``aud`` = the token endpoint URL or the
-issuer, ``exp`` at most five minutes ahead, and a ``jti`` that is accepted
+``iss`` = ``sub`` = the client id, ``aud`` = the issuer identifier as its
+sole value, ``exp`` at most five minutes ahead, and a ``jti`` that is accepted
 once — a replayed assertion is refused on every replica (the ``jti`` goes
 through :class:`interlock.replay.seen.SeenOnce`).
+
+draft-ietf-oauth-rfc7523bis (updating RFC 7521, 7523): an assertion whose
+audience is the token endpoint URL, or that names several audiences, can be
+replayed by one server it was made for at another (the audience-injection
+attack); so the issuer identifier is the only accepted audience, alone.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -19,7 +23,13 @@ from typing import Any, Final, Protocol
 from joserfc.util import urlsafe_b64decode
 
 from interlock.config.manifest import Manifest
-from interlock.crypto.jose import PublicKey, unverified_header, verify_compact_with_key
+from interlock.crypto.jose import (
+    MAX_TOKEN_BYTES,
+    PublicKey,
+    json_object,
+    unverified_header,
+    verify_compact_with_key,
+)
 from interlock.errors import AuthenticationError, InvalidTokenError
 from interlock.replay.seen import SeenOnce
 
@@ -51,23 +61,25 @@ class ClientAssertions:
         self,
         keys: ClientKeySource,
         seen: SeenOnce,
-        audiences: frozenset[str],
+        issuer: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """Accept assertions for ``audiences`` (token endpoint URL, issuer)."""
+        """Accept assertions whose sole audience is ``issuer`` (RFC 7523bis)."""
         self.keys = keys
         self._seen = seen
-        self.audiences = audiences
+        self.issuer = issuer
         self._clock = clock
 
     @staticmethod
     def claimed_client(assertion: str) -> str | None:
         """The client the assertion claims to come from (``sub``), before any check."""
+        if len(assertion) > MAX_TOKEN_BYTES:
+            return None  # the size cap comes before any parsing
         try:
-            claims = json.loads(urlsafe_b64decode(assertion.split(".")[1].encode("ascii")))
-        except (IndexError, ValueError, UnicodeError):
+            claims = json_object(urlsafe_b64decode(assertion.split(".")[1].encode("ascii")))
+        except (IndexError, ValueError, UnicodeError, InvalidTokenError):
             return None
-        sub = claims.get("sub") if isinstance(claims, dict) else None
+        sub = claims.get("sub")
         return sub if isinstance(sub, str) and sub else None
 
     def authenticate(self, client_id: str, assertion: str) -> str:
@@ -101,10 +113,13 @@ class ClientAssertions:
     def _check_claims(self, client_id: str, claims: Mapping[str, Any]) -> None:
         if claims.get("iss") != client_id or claims.get("sub") != client_id:
             raise AuthenticationError(_REFUSED, "iss and sub must both be the client id")
+        # RFC 7523bis §4: the issuer identifier as the sole audience value; a one-item
+        # array says the same (RFC 7519 §4.1.3). Not the token endpoint, not several.
         audience = claims.get("aud")
-        audiences = audience if isinstance(audience, list) else [audience]
-        if self.audiences.isdisjoint(a for a in audiences if isinstance(a, str)):
-            raise AuthenticationError(_REFUSED, "assertion audience is not this server")
+        if audience not in (self.issuer, [self.issuer]):
+            raise AuthenticationError(
+                _REFUSED, "assertion audience is not this issuer alone (RFC 7523bis)"
+            )
         now = self._clock()
         exp = claims.get("exp")
         if not isinstance(exp, int) or exp <= now - LEEWAY:
@@ -125,9 +140,6 @@ class ClientAssertions:
 
 def _claims(payload: bytes) -> dict[str, Any]:
     try:
-        claims = json.loads(payload)
-    except ValueError:
-        raise AuthenticationError(_REFUSED, "assertion payload is not JSON") from None
-    if not isinstance(claims, dict):
-        raise AuthenticationError(_REFUSED, "assertion payload is not an object")
-    return claims
+        return json_object(payload, "assertion payload")
+    except InvalidTokenError as exc:
+        raise AuthenticationError(_REFUSED, exc.reason) from None

@@ -19,15 +19,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
-from interlock.crypto.jose import ALLOWED_ALGORITHMS, verify_with_embedded_jwk
+from interlock.crypto.jose import SIGNING_ALGORITHMS, json_object, verify_with_embedded_jwk
 from interlock.crypto.rfc9449 import access_token_hash, normalise_htu
 from interlock.errors import DPoPProofError, InvalidTokenError
 from interlock.replay.seen import SeenOnce
@@ -41,7 +40,7 @@ __all__ = [
     "normalise_htu",
 ]
 
-DPOP_ALGORITHMS: Final = ALLOWED_ALGORITHMS
+DPOP_ALGORITHMS: Final = SIGNING_ALGORITHMS
 _TYP: Final = "dpop+jwt"
 _MAX_JTI: Final = 256
 
@@ -115,13 +114,9 @@ class DPoPVerifier:
         """The proof's key thumbprint and jti, or :class:`DPoPProofError`."""
         try:
             _, payload, jkt = verify_with_embedded_jwk(proof, _TYP, DPOP_ALGORITHMS)
-            claims: Any = json.loads(payload)
+            claims = json_object(payload)
         except InvalidTokenError as exc:
             raise DPoPProofError(exc.reason) from None
-        except ValueError:
-            raise DPoPProofError("payload is not JSON") from None
-        if not isinstance(claims, dict):
-            raise DPoPProofError("payload is not a JSON object")
         jti = claims.get("jti")
         if not isinstance(jti, str) or not 0 < len(jti) <= _MAX_JTI:
             raise DPoPProofError("missing or oversized jti")

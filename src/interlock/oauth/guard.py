@@ -1,9 +1,12 @@
 """The hook through which the rate-limit package will slow down secret guessing.
 
 The token, revocation and introspection endpoints ask the guard before they
-check a client's credentials and tell it about every failure. Until the
-rate-limit issue lands, :class:`NoGuard` admits everything; its replacement
-limits failures per client id and per source address (across replicas).
+check a client's credentials and tell it about every failure.
+:class:`NoGuard` admits everything; the gateway's
+:class:`interlock.limits.FailureGuard` limits failures per (client id,
+source address) and per source address, across replicas. A guard must never
+refuse a client because of failures that came from somewhere else: a budget
+per client id alone would let anyone who knows the id lock it out.
 """
 
 from __future__ import annotations

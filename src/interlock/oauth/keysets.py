@@ -99,14 +99,26 @@ def parse_jwks(document: bytes) -> dict[str, tuple[str | None, PublicKey]]:
     """The signing keys of a JWKS document (RFC 7517 §5); keys without ``kid`` are skipped."""
     if len(document) > MAX_JWKS_BYTES:
         raise ValueError(f"JWKS larger than {MAX_JWKS_BYTES} bytes")
-    parsed: Any = json.loads(document)
+    try:
+        parsed: Any = json.loads(document)
+    except RecursionError:
+        raise ValueError("JWKS nested too deeply") from None
     if not isinstance(parsed, dict) or not isinstance(parsed.get("keys"), list):
         raise ValueError("not a JWKS document: no 'keys' array")  # noqa: TRY004  (bad input)
     keys: dict[str, tuple[str | None, PublicKey]] = {}
+    kids: set[str] = set()
     for entry in parsed["keys"][:MAX_KEYS]:
+        kid = entry.get("kid") if isinstance(entry, dict) else None
+        if isinstance(kid, str) and kid:
+            # Two keys under one kid: which one signed is ambiguous, and "the last one
+            # wins" lets whoever adds a key shadow another. Refuse the set (Wycheproof
+            # DuplicateKid); the key set keeps the keys it had.
+            if kid in kids:
+                raise ValueError(f"JWKS names kid {kid[:64]!r} more than once")
+            kids.add(kid)
         if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
             continue
-        kid, alg = entry.get("kid"), entry.get("alg")
+        alg = entry.get("alg")
         if not isinstance(kid, str) or not kid:
             continue
         try:

@@ -32,11 +32,19 @@ class TokenRevocations:
         self._revoked.add(str(claims["jti"]), client_id, expires)
         return True
 
-    def introspect(self, token: str) -> dict[str, Any]:
-        """RFC 7662 §2.2: ``{"active": false}`` for anything not currently valid."""
+    def introspect(self, token: str, caller: str, *, any_client: bool) -> dict[str, Any]:
+        """RFC 7662 §2.2: the token's state, as far as ``caller`` may learn it.
+
+        ``{"active": false}`` for anything not currently valid, and (§4) for a
+        valid token of another client unless ``any_client`` (the manifest's
+        ``introspection: all``): the same answer, so the caller cannot tell
+        a foreign token from a dead one.
+        """
         try:
             claims = self._verifier.claims(token)
         except InvalidTokenError:
+            return {"active": False}
+        if not any_client and claims.get("client_id") != caller:
             return {"active": False}
         keep = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "cnf")
         return {

@@ -124,11 +124,7 @@ class AuthorizationServer:
             ClientSecrets(engine, keyring, manifest),
             TokenIssuer(self.keys, self.issuer, lifetime),
             TokenRevocations(verifier, self.revoked),
-            assertions=ClientAssertions(
-                keys,
-                self.seen,
-                frozenset({self.issuer, f"{self.issuer}/oauth2/token"}),
-            ),
+            assertions=ClientAssertions(keys, self.seen, self.issuer),
             dpop=DPoPVerifier(self.seen, nonces=self.nonces),
             certificates=certificates,
             guard=self.guard,

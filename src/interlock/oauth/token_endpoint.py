@@ -23,14 +23,13 @@ With a ``DPoP`` proof (RFC 9449 §5) the token is bound to the proof's key
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 from urllib.parse import unquote
 
 from interlock.config.manifest import Manifest
-from interlock.crypto.jose import ALLOWED_ALGORITHMS
+from interlock.crypto.jose import SIGNING_ALGORITHMS
 from interlock.errors import (
     AuthenticationError,
     DPoPProofError,
@@ -256,9 +255,16 @@ class TokenEndpoint:
         form: Mapping[str, Sequence[str]],
         remote: str | None = None,
     ) -> TokenResponse:
-        """RFC 7662: the state of a token, for an authenticated caller."""
-        _, token = self._client_and_token(authorization, form, remote)
-        return TokenResponse(200, self._revocations.introspect(token), dict(_NO_STORE))
+        """RFC 7662: the state of a token, for an authenticated caller.
+
+        §4: a caller learns about its own tokens only, unless the manifest lets
+        it introspect every client's (``introspection: all``).
+        """
+        client_id, token = self._client_and_token(authorization, form, remote)
+        client = self.manifest.clients.get(client_id)
+        any_client = client is not None and client.introspection == "all"
+        answer = self._revocations.introspect(token, client_id, any_client=any_client)
+        return TokenResponse(200, answer, dict(_NO_STORE), client=client_id)
 
     def _client_and_token(
         self,
@@ -462,7 +468,7 @@ def metadata(endpoint: TokenEndpoint) -> dict[str, Any]:
         "scopes_supported": scopes,
     }
     if "private_key_jwt" in methods:
-        document["token_endpoint_auth_signing_alg_values_supported"] = sorted(ALLOWED_ALGORITHMS)
+        document["token_endpoint_auth_signing_alg_values_supported"] = sorted(SIGNING_ALGORITHMS)
     if endpoint.dpop is not None:
         document["dpop_signing_alg_values_supported"] = sorted(endpoint.dpop.algorithms)
     return document
@@ -471,7 +477,7 @@ def metadata(endpoint: TokenEndpoint) -> dict[str, Any]:
 def _basic(header: str) -> tuple[str, str] | None:
     try:
         decoded = base64.b64decode(header.split(" ", 1)[1].strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, IndexError):
+    except (ValueError, IndexError):  # binascii.Error, UnicodeDecodeError, non-ASCII input
         return None
     client_id, sep, secret = decoded.partition(":")
     if not sep or not client_id or not secret:

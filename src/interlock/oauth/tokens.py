@@ -17,8 +17,9 @@ from joserfc.util import urlsafe_b64decode
 
 from interlock.config.manifest import Manifest
 from interlock.crypto.jose import (
-    ALLOWED_ALGORITHMS,
+    SIGNING_ALGORITHMS,
     import_public_jwk,
+    json_object,
     sign_compact,
     unverified_header,
     verify_compact_with_key,
@@ -164,7 +165,7 @@ class AccessTokenVerifier:
             issuer,
             KeySet(_our_keys(keys), max_age=60.0, min_refresh=refresh_seconds, name="ours"),
             frozenset({issuer}),
-            ALLOWED_ALGORITHMS,
+            SIGNING_ALGORITHMS,
             ours=True,
         )
         self._by_issuer: dict[str, IssuerPolicy] = {}
@@ -330,12 +331,15 @@ class AccessTokenVerifier:
     def _verify_signature(self, token: str) -> tuple[dict[str, Any], bytes, IssuerPolicy]:
         header = unverified_header(token)
         kid = header.get("kid")
+        if not isinstance(kid, str):
+            # A list or object is not a key id (it used to reach a dict lookup: a 500).
+            raise InvalidTokenError(_REFUSED, "kid missing or not a string")
         policy = self._ours if kid in self._ours.keys.current() else self._policy_for(token, kid)
         keys = policy.keys.current()
         if kid not in keys:
             # A kid we have not seen: the key set may have rotated; look again (rate-limited).
             keys = policy.keys.after_unknown_kid()
-        entry = keys.get(kid) if isinstance(kid, str) else None
+        entry = keys.get(kid)
         if entry is None:
             raise InvalidTokenError(_REFUSED, "unknown kid")
         alg, key = entry
@@ -344,7 +348,7 @@ class AccessTokenVerifier:
         verified_header, payload = verify_compact_with_key(token, key, algorithms)
         return verified_header, payload, policy
 
-    def _policy_for(self, token: str, kid: object) -> IssuerPolicy:
+    def _policy_for(self, token: str, kid: str) -> IssuerPolicy:
         for policy in self._by_issuer.values():
             if kid in policy.keys.cached():
                 return policy
@@ -382,10 +386,4 @@ def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
 
 
 def _claims(payload: bytes) -> dict[str, Any]:
-    try:
-        claims = json.loads(payload)
-    except ValueError:
-        raise InvalidTokenError(_REFUSED, "payload is not JSON") from None
-    if not isinstance(claims, dict):
-        raise InvalidTokenError(_REFUSED, "payload is not a JSON object")
-    return claims
+    return json_object(payload)

@@ -17,7 +17,12 @@ from urllib.parse import urlsplit
 from authlib.oauth2.auth import ClientAuth  # type: ignore[import-untyped]
 
 from interlock.sdk.rfc6749 import TokenKey, TokenRequests
-from interlock.sdk.rfc7523 import ClientKeyInput, ShortLivedPrivateKeyJWT, load_client_key
+from interlock.sdk.rfc7523 import (
+    TOKEN_PATH,
+    ClientKeyInput,
+    ShortLivedPrivateKeyJWT,
+    load_client_key,
+)
 from interlock.sdk.rfc9449 import DPoPKey, DPoPKeyInput
 from interlock.sdk.tls import Verify, client_context
 from interlock.sdk.tokens import AccessToken, TokenCache
@@ -56,6 +61,7 @@ class ClientCredentials:
         auth_method: AuthMethod | None = None,
         scope: str | Iterable[str] | None = None,
         resource: str | None = None,
+        issuer: str | None = None,
         verify: Verify = None,
         dpop: bool = False,
         dpop_key: DPoPKeyInput | None = None,
@@ -69,7 +75,10 @@ class ClientCredentials:
         ``client_secret_basic``, the default, or ``client_secret_post``) or
         ``private_key`` (``private_key_jwt``: a joserfc key, a private JWK or
         PEM; EC P-256, Ed25519 or RSA). ``scope`` and ``resource`` (RFC 8707)
-        are the defaults for every token. ``verify``: a CA file path or an
+        are the defaults for every token. ``issuer`` is the authorization
+        server's issuer identifier, the sole audience of a ``private_key_jwt``
+        assertion (draft-ietf-oauth-rfc7523bis); by default ``token_url``
+        without Interlock's ``/oauth2/token``. ``verify``: a CA file path or an
         ``ssl.SSLContext`` that verifies; default the system trust store;
         ``False`` is refused. ``dpop=True`` binds tokens to an ES256 key
         (``dpop_key``, or one generated now). Tokens are renewed
@@ -85,6 +94,9 @@ class ClientCredentials:
             raise ValueError("refresh_margin must not be negative")
         self.token_url = token_url
         self.client_id = client_id
+        if issuer is not None:
+            _check_url(issuer)
+        self.issuer = issuer or _issuer_of(token_url)
         self.auth_method: AuthMethod = auth_method or (
             "client_secret_basic" if client_secret is not None else "private_key_jwt"
         )
@@ -114,11 +126,15 @@ class ClientCredentials:
     def _key_auth(self, private_key: ClientKeyInput | None) -> object:
         if self.auth_method != "private_key_jwt" or private_key is None:
             raise ValueError("a private_key is used with auth_method='private_key_jwt' only")
+        if self.issuer is None:
+            raise ValueError(
+                f"give issuer= (the authorization server's issuer identifier): the token URL "
+                f"does not end in {TOKEN_PATH}, and a private_key_jwt assertion is for the "
+                "issuer alone"
+            )
         key, alg = load_client_key(private_key)
         # Authlib's ClientAuth calls its key "client_secret"; it never leaves this object.
-        return ClientAuth(
-            self.client_id, key, ShortLivedPrivateKeyJWT(self.token_url, alg, key.kid)
-        )
+        return ClientAuth(self.client_id, key, ShortLivedPrivateKeyJWT(self.issuer, alg, key.kid))
 
     def key(
         self,
@@ -186,3 +202,8 @@ def _check_url(url: str) -> None:
         raise ValueError("token_url must be an https:// URL")
     if parts.fragment or parts.username or parts.password:
         raise ValueError("token_url must not carry a fragment or credentials")
+
+
+def _issuer_of(token_url: str) -> str | None:
+    """Interlock's issuer, from its token endpoint URL (``<issuer>/oauth2/token``)."""
+    return token_url.removesuffix(TOKEN_PATH) if token_url.endswith(TOKEN_PATH) else None

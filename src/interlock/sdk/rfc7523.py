@@ -1,8 +1,11 @@
 """``private_key_jwt`` client authentication (RFC 7523 §2.2, §3) on Authlib's ``PrivateKeyJWT``.
 
 Authlib builds and signs the assertion (through joserfc): ``iss`` = ``sub`` =
-the client id, ``aud`` = the token endpoint URL, ``iat``, ``exp`` and a random
-``jti``. We only shorten its lifetime: Authlib's default ``exp`` is an hour
+the client id, ``aud``, ``iat``, ``exp`` and a random ``jti``. We change two
+things. The audience is the authorization server's issuer identifier, alone
+and as a string (draft-ietf-oauth-rfc7523bis: Authlib's default, the token
+endpoint URL, lets an assertion made for one server be replayed at another;
+Interlock refuses it). And the lifetime: Authlib's default ``exp`` is an hour
 ahead, we use :data:`ASSERTION_LIFETIME` (RFC 7523 §3 item 4 leaves the limit to
 the server; Interlock refuses more than five minutes).
 """
@@ -21,6 +24,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 __all__ = [
     "ASSERTION_LIFETIME",
+    "TOKEN_PATH",
     "ClientKey",
     "ClientKeyInput",
     "ShortLivedPrivateKeyJWT",
@@ -28,6 +32,7 @@ __all__ = [
 ]
 
 ASSERTION_LIFETIME: Final = 60  # seconds from iat to exp
+TOKEN_PATH: Final = "/oauth2/token"  # noqa: S105  (a URL path: the token endpoint under the issuer)
 _MIN_RSA_BITS: Final = 2048  # NIST SP 800-131A; the gateway refuses shorter keys
 
 ClientKey = ECKey | OKPKey | RSAKey
@@ -77,22 +82,27 @@ def _import(value: Mapping[str, Any] | bytes | str) -> ClientKey:
 
 
 class ShortLivedPrivateKeyJWT(PrivateKeyJWT):  # type: ignore[misc]  # Authlib is untyped
-    """Authlib's ``PrivateKeyJWT`` with a 60-second assertion and the key's ``kid``."""
+    """Authlib's ``PrivateKeyJWT``: a 60-second assertion for the issuer, with the key's ``kid``."""
 
-    def __init__(self, token_endpoint: str, alg: str, kid: str | None) -> None:
-        """Sign for ``token_endpoint`` with ``alg``; name ``kid`` in the header if given."""
-        super().__init__(token_endpoint, alg=alg)
+    def __init__(self, issuer: str, alg: str, kid: str | None) -> None:
+        """Sign for ``issuer`` (the sole audience) with ``alg``; name ``kid`` if given."""
+        super().__init__(issuer, alg=alg)
+        self._issuer = issuer
         self._kid = kid
 
     def sign(self, auth: Any, token_endpoint: str) -> str:
-        """A fresh assertion (new ``jti``, ``exp`` = ``iat`` + 60 s) for one token request."""
+        """A fresh assertion (new ``jti``, ``exp`` = ``iat`` + 60 s) for one token request.
+
+        ``token_endpoint`` is where it is sent; the audience is the issuer all the same.
+        """
         # Authlib mutates the header and claims it is given, so both are fresh
         # per call; a shared claims dict would freeze the first jti (a replay).
         header = {"kid": self._kid} if self._kid else None
         assertion: str = private_key_jwt_sign(
             auth.client_secret,
             client_id=auth.client_id,
-            token_endpoint=token_endpoint,
+            # Authlib's name for the aud value (RFC 7523bis: the issuer identifier).
+            token_endpoint=self._issuer,
             alg=self.alg,
             header=header,
             expires_in=ASSERTION_LIFETIME,

@@ -92,6 +92,7 @@ clients:
   oauth-only: {{auth: [oauth2], roles: [order-reader, vault-user]}}
   cert-sync: {{auth: [mtls, oauth2], roles: [order-reader, vault-user]}}
   every-way: {{auth: [api_key, oauth2, mtls], roles: [order-reader, order-writer, vault-user]}}
+  introspector: {{auth: [oauth2], introspection: all}}
 rules:
   product_sellable:
     database: "secret://catalogue/readonly-url"
@@ -270,10 +271,20 @@ class Env:
         body: bytes | None = None,
         *,
         port: int | None = None,
+        source: str | None = None,
     ) -> tuple[int, dict[str, str], Any]:
-        """One HTTPS request (to ``port``, default the gateway's); status, headers, JSON or text."""
+        """One HTTPS request (to ``port``, default the gateway's); status, headers, JSON or text.
+
+        ``source`` is the local address it comes from (on Linux every 127.x.y.z is
+        loopback): failure budgets count per source address, so a test that fails
+        on purpose can do it from an address of its own.
+        """
         connection = http.client.HTTPSConnection(
-            "127.0.0.1", port or self.port, context=self.context(), timeout=10
+            "127.0.0.1",
+            port or self.port,
+            context=self.context(),
+            timeout=10,
+            source_address=(source, 0) if source else None,
         )
         try:
             connection.request(method, path, body=body, headers=headers or {})
@@ -340,10 +351,16 @@ class Signer:
         *,
         created: datetime | None = None,
         nonce: str | None = "fresh",
+        base: str | None = None,
     ) -> dict[str, str]:
-        """The signature headers (and Content-Type, Content-Digest) for one request."""
+        """The signature headers (and Content-Type, Content-Digest) for one request.
+
+        ``base`` is the scheme and authority the ``@target-uri`` names (default:
+        the gateway's own address).
+        """
         headers = {"Content-Type": "application/json"} if body else {}
-        message = SignedMessage(method, f"https://127.0.0.1:{self.port}{path}", headers)
+        target = f"{base or f'https://127.0.0.1:{self.port}'}{path}"
+        message = SignedMessage(method, target, headers)
         resolver = MappingKeyResolver(public_keys={}, private_keys={self.keyid: self.private})
         HTTPMessageSigner(signature_algorithm=self.alg, key_resolver=resolver).sign(
             message,

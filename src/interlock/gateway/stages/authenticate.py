@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -28,6 +29,7 @@ from interlock.crypto.jose import MAX_TOKEN_BYTES
 from interlock.errors import AuthenticationError, DPoPProofError, InvalidTokenError, Refusal
 from interlock.gateway.context import peer_certificate
 from interlock.gateway.guessing import GuessingGuard
+from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.mtls import ClientCertificates
 from interlock.identity.apikeys import ApiKeys
 from interlock.identity.grants import Grants, Principal
@@ -40,6 +42,7 @@ __all__ = ["Authentication"]
 _CHALLENGE: Final = 'Bearer realm="interlock"'
 _MAX_CREDENTIAL: Final = MAX_TOKEN_BYTES
 _NO_CREDENTIAL: Final = "no credential"
+_PRINTABLE: Final = re.compile(r"[\x21-\x7e]+")
 
 
 class Caller(Protocol):
@@ -77,13 +80,16 @@ class Authentication:
         dpop: DPoPVerifier | None = None,
         certificates: ClientCertificates | None = None,
         *,
+        names: GatewayNames,
         guessing: GuessingGuard | None = None,
     ) -> None:
         """API keys from ``keys``, tokens by ``tokens``, proofs by ``dpop``.
 
         ``certificates`` maps client certificates to clients, who get ``grants``;
+        a DPoP proof must name the request's URL under ``names``' public URL;
         ``guessing`` limits failed attempts per source address.
         """
+        self._names = names
         self._guessing = guessing
         self._keys = keys
         self._tokens = tokens
@@ -191,8 +197,10 @@ class Authentication:
             raise self._proof_refused("send exactly one DPoP proof", "no or several DPoP headers")
         request = ctx.request
         try:
+            # RFC 9449 §4.3 step 9: htu is the URL the client was given (the public
+            # URL), never one built from the caller's Host header.
             proof = await asyncio.to_thread(
-                self._dpop.check, proofs[0], request.method, str(request.url), token
+                self._dpop.check, proofs[0], request.method, self._names.target(request), token
             )
         except DPoPProofError as exc:
             raise self._proof_refused(
@@ -260,7 +268,9 @@ def _credential(ctx: Caller) -> tuple[str, str]:
                 "use the Bearer scheme (or DPoP for bound tokens): Authorization: Bearer <key>",
                 log_reason="unsupported Authorization scheme",
             )
-    if not token or len(token) > _MAX_CREDENTIAL or any(c.isspace() for c in token):
+    # RFC 6750 §2.1: a token is printable ASCII (b64token); so are our API keys. Bytes
+    # that are not (not even UTF-8) are a malformed credential, refused like any other.
+    if not token or len(token) > _MAX_CREDENTIAL or not _PRINTABLE.fullmatch(token):
         raise _unauthorised(
             "invalid_request", "the credential is malformed", log_reason="malformed credential"
         )

@@ -24,6 +24,7 @@ from typing import Final
 from interlock.config.manifest import ReplayPolicy
 from interlock.errors import Refusal
 from interlock.gateway.context import RequestContext
+from interlock.gateway.hosts import GatewayNames
 from interlock.replay.signatures import (
     REQUIRED_COMPONENTS,
     RequestSignatures,
@@ -39,9 +40,15 @@ _COMPONENTS: Final = " ".join(f'"{c}"' for c in (*REQUIRED_COMPONENTS, "content-
 class SignedRequestGuard:
     """Admits only requests signed by the caller's key, within the window, once."""
 
-    def __init__(self, signatures: RequestSignatures, policy: ReplayPolicy) -> None:
-        """Check against ``policy`` (window, nonce) with ``signatures``."""
+    def __init__(
+        self, signatures: RequestSignatures, policy: ReplayPolicy, names: GatewayNames
+    ) -> None:
+        """Check against ``policy`` (window, nonce) with ``signatures``.
+
+        ``@target-uri`` is the request's URL under ``names``' public URL.
+        """
         self._signatures = signatures
+        self._names = names
         self._window = policy.window
         self._nonce_required = policy.nonce == "required"
         nonce = ";nonce" if self._nonce_required else ""
@@ -55,7 +62,9 @@ class SignedRequestGuard:
         if principal is None:  # pragma: no cover - authentication runs first
             raise Refusal("unauthorized", "this route requires a credential")
         body = await ctx.read_body()  # within the route's limit; kept for the upstream
-        message = SignedMessage(request.method, str(request.url), request.headers)
+        # RFC 9421 §2.2.2: the target URI the client was given (the public URL), never one
+        # built from the caller's Host header (a signature for another server would pass).
+        message = SignedMessage(request.method, self._names.target(request), request.headers)
         try:
             await asyncio.to_thread(
                 self._signatures.verify,
