@@ -245,3 +245,14 @@ def test_jwks_is_published_with_public_keys_only(env: Env) -> None:
     assert key["kty"] == "EC"
     assert key["alg"] == "ES256"
     assert "d" not in key
+
+
+def test_an_own_endpoint_error_is_counted_as_refused(env: Env) -> None:
+    """A token request refused 401 is a refusal in the metrics (it was counted as "ok")."""
+    form = b"grant_type=client_credentials&client_id=nobody&client_secret=wrong"
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, _, _ = env.request("POST", "/oauth2/token", headers, form, source="127.0.0.9")
+    assert status == 401
+    text = env.request("GET", "/metrics")[2]
+    assert 'interlock_requests_total{outcome="refused",route="/oauth2/token",status="401"}' in text
+    assert 'outcome="ok",route="/oauth2/token",status="401"' not in text

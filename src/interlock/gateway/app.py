@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from typing import Final
 
 from aiohttp import web
 
@@ -22,6 +23,7 @@ from interlock.errors import Refusal
 from interlock.gateway.audit_trail import GatewayAudit, audit_unavailable
 from interlock.gateway.context import RequestContext
 from interlock.gateway.endpoints import Endpoints
+from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.paths import BadPathError, split_target
 from interlock.gateway.pipeline import Pipeline
@@ -45,6 +47,7 @@ from interlock.validation.rules import Rules
 __all__ = ["Gateway"]
 
 _log = get_logger("interlock.gateway")
+_ANY_HOST: Final = "/healthz"  # probes name the address they dialled
 _access = logging.getLogger("interlock.gateway")
 
 
@@ -62,9 +65,12 @@ class Gateway:
         audit: GatewayAudit,
         *,
         keys: ApiKeys,
+        names: GatewayNames,
         rules: Rules | None = None,
     ) -> None:
         """Serve ``routes`` through ``pipelines`` behind ``endpoints``; record on ``audit``.
+
+        Only requests for one of ``names`` are answered (``/healthz`` for any).
 
         ``upstreams`` and ``rules`` hold connections this gateway closes when it
         is retired (:meth:`close`); ``keys`` are its manifest's API keys.
@@ -77,6 +83,7 @@ class Gateway:
         self.metrics = metrics
         self.audit = audit
         self.keys = keys
+        self.names = names
         self._rules = rules
         # route label -> (integration name, integration), for the audit trail
         self._integrations: dict[str, tuple[str, Integration]] = {
@@ -187,6 +194,8 @@ class Gateway:
         )
 
     async def _answer(self, request: web.BaseRequest, correlation_id: str) -> _Answered:
+        if request.path != _ANY_HOST:
+            self.names.check(request)  # 421 before any credential is looked at
         mount = self.endpoints.find(request.path, request.method)
         if mount is not None:
             # Labelled by the mount, never the concrete path (a secret's name is no label).
@@ -194,7 +203,9 @@ class Gateway:
                 response = await mount.endpoint(request)
             except Refusal as refusal:
                 return _refused(refusal, correlation_id, request.path, mount.path, None)
-            return _Answered(response, mount.path, "ok", None)
+            # An own endpoint's error answer (a refused token request, 401) is a refusal too.
+            outcome = "ok" if response.status < 400 else "refused"
+            return _Answered(response, mount.path, outcome, None)
         try:
             segments, query = split_target(request.raw_path)
             match = self.routes.match(request.method, segments)
