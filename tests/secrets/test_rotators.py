@@ -12,7 +12,7 @@ from interlock.actors import Operator
 from interlock.audit.sink import MemorySink
 from interlock.config.loader import load_manifest
 from interlock.config.settings import Settings
-from interlock.errors import AuthenticationError
+from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
 from interlock.identity.apikeys import ApiKeys
 from interlock.identity.client_secrets import ClientSecrets
 from interlock.pki import Pki
@@ -31,7 +31,7 @@ roles:
   reader: {scopes: [orders.read]}
   writer: {scopes: [orders.write]}
 clients:
-  sync: {auth: [api_key], roles: [reader, writer]}
+  sync: {auth: [api_key, mtls], roles: [reader, writer]}
   portal: {auth: [oauth2], roles: [reader]}
 integrations:
   f:
@@ -188,6 +188,21 @@ def test_tls_certificate_rotation_issues_through_the_pki_and_revokes_the_old(
     assert _engine(context).retire("sync/tls") == 1
     assert pki.get(first.serial).revocation_reason == "superseded"
     assert pki.get(format(leaf.serial_number, "x")).status == "active"
+
+
+@pytest.mark.parametrize(
+    ("client", "error"), [("ghost", NotFoundError), ("portal", InvalidRequestError)]
+)
+def test_a_tls_certificate_rotator_only_serves_manifest_mtls_clients(
+    context: RotatorContext, client: str, error: type[Exception]
+) -> None:
+    """A client certificate for a name the gateway would not accept is refused before anything
+    is issued, as ``pki issue client`` refuses it."""
+    pki = context.pki()
+    before = len(pki.list())
+    with pytest.raises(error, match=client):
+        rotators.build("tls_certificate", {"client": client}, context)
+    assert len(pki.list()) == before
 
 
 def test_a_certificate_is_due_at_two_thirds_of_its_life_whatever_the_schedule(

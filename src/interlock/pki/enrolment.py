@@ -15,7 +15,7 @@ from interlock.config.manifest import Manifest
 from interlock.errors import InvalidRequestError, NotFoundError
 from interlock.pki.authority import DEFAULT_LIFETIME, Issued, Pki
 
-__all__ = ["issue_for_client"]
+__all__ = ["check_mtls_client", "issue_for_client"]
 
 
 def issue_for_client(
@@ -23,6 +23,12 @@ def issue_for_client(
 ) -> Issued:
     """A client certificate for ``name``, which ``manifest`` must let use mutual TLS."""
     pki.client_identity(name)  # a malformed name is refused as such first
+    check_mtls_client(manifest, name)
+    return pki.issue_client(name, lifetime)
+
+
+def check_mtls_client(manifest: Manifest, name: str) -> None:
+    """Refuse ``name`` unless it is a client of ``manifest`` that may use mutual TLS."""
     spec = manifest.clients.get(name)
     if spec is None:
         raise NotFoundError(f"no client {name!r} in the manifest; add it before its certificate")
@@ -31,4 +37,3 @@ def issue_for_client(
             f"client {name!r} may not use mutual TLS (its auth is {', '.join(spec.auth)}); "
             "add mtls to its auth in the manifest"
         )
-    return pki.issue_client(name, lifetime)

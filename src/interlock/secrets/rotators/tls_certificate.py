@@ -1,6 +1,8 @@
 """Rotate a TLS certificate through Interlock's PKI: a new key and certificate, the old revoked.
 
-Settings: ``client`` (a client name: a client certificate for its SPIFFE ID)
+Settings: ``client`` (a manifest client that may use mutual TLS: a client
+certificate for its SPIFFE ID; another name is refused at every rotation,
+before anything is issued)
 or ``hosts`` (comma-separated DNS names and IP addresses: a server
 certificate), and optionally ``lifetime`` in days (default 90, so that the
 default schedule, rotate every 60 days and overdue at 80, renews well before
@@ -28,6 +30,7 @@ from interlock.crypto.pkix import (
 )
 from interlock.errors import InterlockError, InvalidRequestError, NotFoundError
 from interlock.pki import Issued, Pki
+from interlock.pki.enrolment import check_mtls_client, issue_for_client
 from interlock.pki.rfc5280 import serial_hex
 from interlock.secrets.rotators.base import Credential, RotationError, RotatorContext
 
@@ -102,6 +105,10 @@ def build(config: Mapping[str, Any], context: RotatorContext) -> TlsCertificateR
         raise InvalidRequestError("the tls_certificate rotator needs -o client=... or -o hosts=...")
     if client:
         name = str(client)
-        return TlsCertificateRotator(context.pki(), lambda pki: pki.issue_client(name, lifetime))
+        check_mtls_client(context.manifest(), name)  # refused before anything is issued
+        # ... and again when issuing: the manifest may change while the rotator lives.
+        return TlsCertificateRotator(
+            context.pki(), lambda pki: issue_for_client(pki, context.manifest(), name, lifetime)
+        )
     names = [h.strip() for h in str(hosts).split(",") if h.strip()]
     return TlsCertificateRotator(context.pki(), lambda pki: pki.issue_server(names, lifetime))
