@@ -292,3 +292,70 @@ def test_validate_reports_a_schema_that_does_not_compile_at_its_field(
     assert "remote" in out or "$ref" in out
     report = check(tmp_path, text)
     assert report.ok  # the text alone is fine; compiling is the deep check's job
+
+
+SECOND_FLOW = """\
+  analytics:
+    source: erp
+    target: erp
+    client: reporting
+    purpose: Order statistics
+    legal_basis: legitimate_interests
+    retention: P30D
+    routes:
+      - {method: GET, path: "/stats/orders", upstream: erp, scope: orders.read}
+"""
+
+
+def _two_flows(extra: str = "", callers: str = "") -> str:
+    """VALID plus a second integration whose client ``reporting`` also holds orders.read."""
+    text = VALID.replace(
+        "clients:\n", "clients:\n  reporting: {auth: [api_key], roles: [order-reader]}\n"
+    ).replace("    client: order-sync\n", f"    client: order-sync\n{callers}", 1)
+    return text + SECOND_FLOW + extra
+
+
+def test_a_scope_held_by_clients_of_several_integrations_is_refused(tmp_path: Path) -> None:
+    """order-sync and reporting (analytics) both hold orders.read, which both integrations'
+    routes require; each would be refused on the other's routes, so the grant is broader than
+    any use: one error for the scope, at the role granting it, naming the ways out."""
+    report = check(tmp_path, _two_flows())
+    (error,) = report.errors
+    assert error.path == "roles.order-reader.scopes[0]"
+    assert error.message.startswith(
+        "scope 'orders.read' is held by clients of several integrations (order-sync, "
+        "reporting), but order-sync's routes refuse reporting; analytics's routes refuse "
+        "order-sync"
+    )
+    assert "shared_scopes" in error.message
+    assert "callers" in error.message
+
+
+def test_declared_shared_scopes_and_named_callers_are_accepted(tmp_path: Path) -> None:
+    """shared_scopes declares the sharing; callers names a client of another integration."""
+    assert check(tmp_path, _two_flows(extra="shared_scopes: [orders.read]\n")).ok
+    both_ways = _two_flows(callers="    callers: [reporting]\n").replace(
+        "    client: reporting\n", "    client: reporting\n    callers: [order-sync]\n"
+    )
+    assert check(tmp_path, both_ways).ok
+    one_way = check(tmp_path, _two_flows(callers="    callers: [reporting]\n"))
+    (error,) = one_way.errors
+    assert "analytics's routes refuse order-sync" in error.message
+
+
+def test_callers_must_be_declared_clients_once(tmp_path: Path) -> None:
+    """An unknown caller is an error at its index; a repeated one too."""
+    shared = "shared_scopes: [orders.read]\n"
+    report = check(tmp_path, _two_flows(shared, callers="    callers: [reporting, ghost]\n"))
+    assert [(e.path, "unknown client 'ghost'" in e.message) for e in report.errors] == [
+        ("integrations.order-sync.callers[1]", True)
+    ]
+    report = check(tmp_path, _two_flows(shared, callers="    callers: [reporting, reporting]\n"))
+    assert report.errors
+    assert "duplicate" in report.errors[0].message
+
+
+def test_shared_scopes_must_be_a_list_of_scopes(tmp_path: Path) -> None:
+    """Bad entries are located at their index."""
+    report = check(tmp_path, _two_flows(extra="shared_scopes: [orders.read, Not A Scope]\n"))
+    assert [e.path for e in report.errors] == ["shared_scopes[1]"]

@@ -174,7 +174,14 @@ def test_clients_revoke_ends_every_way_in_on_both_replicas(
             assert works(port, by_key)
             assert works(port, bearer)  # B now has the token in its verified cache
             assert token_with(basic, TOKEN_FORM, port)
-        assert works(env.port, bearer, "/v1/secrets/erp/api-key")
+        # The vault takes only a token issued for the gateway itself (resource = its issuer).
+        vault_form = urlencode(
+            {"grant_type": "client_credentials", "resource": f"https://127.0.0.1:{env.port}"}
+        ).encode()
+        status, _, body = env.request("POST", "/oauth2/token", {**FORM, **basic}, vault_form)
+        assert status == 200, body
+        for_vault = {"Authorization": f"Bearer {body['access_token']}"}
+        assert works(env.port, for_vault, "/v1/secrets/erp/api-key")
         assert token_with({}, _assertion(env, assertion_key), env.port)
         assert _mtls_status(env, other, (cert, key)) == 200
 
@@ -205,6 +212,8 @@ def test_clients_revoke_ends_every_way_in_on_both_replicas(
         for port in (env.port, other):
             _refused_within(PROPAGATION_SECONDS, partial(works, port, by_key))
             _refused_within(PROPAGATION_SECONDS, partial(works, port, bearer))
+            vault_path = "/v1/secrets/erp/api-key"
+            _refused_within(PROPAGATION_SECONDS, partial(works, port, for_vault, vault_path))
             _refused_within(PROPAGATION_SECONDS, partial(token_with, basic, TOKEN_FORM, port))
         _refused_within(
             PROPAGATION_SECONDS, lambda: token_with({}, _assertion(env, assertion_key), other)

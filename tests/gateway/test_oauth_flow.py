@@ -45,7 +45,12 @@ def test_basic_credentials_get_a_token_that_opens_the_route(env: Env, secret: st
     assert header["alg"] == "ES256"
     claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
     assert claims["sub"] == claims["client_id"] == "oauth-only"
-    assert claims["iss"] == claims["aud"] == f"https://127.0.0.1:{env.port}"
+    assert claims["iss"] == f"https://127.0.0.1:{env.port}"
+    # No resource asked for: the systems of the routes it may call (it is a caller of
+    # integrations reaching the ERP and the rogue system), RFC 8707.
+    assert isinstance(claims["aud"], list)
+    assert len(claims["aud"]) == 2
+    assert all(aud.startswith("https://localhost:") for aud in claims["aud"])
     assert {"iat", "exp", "jti"} <= claims.keys()
     status, _, order = env.request("GET", "/orders/1001", {"Authorization": f"Bearer {token}"})
     assert (status, order["id"]) == (200, "1001")

@@ -17,6 +17,7 @@ from interlock.oauth.token_endpoint import TokenEndpoint
 from interlock.oauth.tokens import AccessTokenVerifier
 from tests.oauth.conftest import ISSUER, OAuthKit, answer
 
+CALLERS = frozenset({"order-sync"})
 ERP = "https://erp.internal.example:9443"
 CRM = "https://example.my.crm-cloud.com"
 WAREHOUSE = "https://ingest.warehouse.example.nl"
@@ -64,9 +65,9 @@ def test_one_resource_narrows_the_token(
     principal = verifier.verify(body["access_token"])
     assert principal.audiences == frozenset({ERP})
     ctx = cast(RequestContext, SimpleNamespace(principal=principal))
-    asyncio.run(ScopeCheck("orders.read", ERP)(ctx))
+    asyncio.run(ScopeCheck("orders.read", ERP, callers=CALLERS)(ctx))
     with pytest.raises(Refusal) as refused:
-        asyncio.run(ScopeCheck("crm.accounts.write", CRM)(ctx))
+        asyncio.run(ScopeCheck("crm.accounts.write", CRM, callers=CALLERS)(ctx))
     assert refused.value.code == "unauthorized"
 
 

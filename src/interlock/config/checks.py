@@ -80,6 +80,8 @@ class Entities:
     mentioned_scopes: set[str] | None = field(default_factory=set)
     # Names of the installed Python business rules (entry points), once looked up.
     python_rules: frozenset[str] | None = None
+    # Scopes declared as held by clients of several integrations (shared_scopes).
+    shared_scopes: frozenset[str] = frozenset()
 
     def undeclared(self, section: str, name: str) -> bool:
         """True when ``name`` is certainly not declared in ``section``."""
@@ -115,6 +117,8 @@ def cross_check(entities: Entities) -> Iterator[Finding]:
     if entities.complete and entities.mentioned_scopes is not None:
         # The gateway's own scopes are used by its own endpoints (the vault API).
         yield from _unused_scopes(entities, used | entities.mentioned_scopes | set(GATEWAY_SCOPES))
+    if entities.complete and "integrations" not in entities.broken:
+        yield from _scopes_across_integrations(entities)
 
 
 def _client_roles(entities: Entities) -> Iterator[Finding]:
@@ -137,6 +141,55 @@ def _issuer_clients(entities: Entities) -> Iterator[Finding]:
                 yield Finding(path, f"client {client!r} does not list oauth2 in its auth methods")
 
 
+def _scopes_across_integrations(entities: Entities) -> Iterator[Finding]:
+    """A scope held by clients of several integrations, some refused by another's routes.
+
+    A route belongs to its integration: the gateway refuses any client that is not
+    the integration's client or one of its ``callers``, whatever scopes it holds.
+    A scope that clients of several integrations hold, where some of them are not
+    callers of every integration whose routes require it, is broader than its use
+    (least privilege) unless the manifest declares it in ``shared_scopes``. One
+    finding per scope, at the first role that grants it.
+    """
+    flows = entities.integrations
+    requiring: dict[str, list[str]] = {}  # scope -> integrations whose routes require it
+    for name, routes in entities.routes.items():
+        for _, route in routes:
+            if name in flows and name not in requiring.setdefault(route.scope, []):
+                requiring[route.scope].append(name)
+    in_some = {c for flow in flows.values() for c in flow.all_callers}
+    for scope, needing in requiring.items():
+        if scope in entities.shared_scopes:
+            continue
+        holders = sorted(
+            name
+            for name, client in entities.clients.items()
+            if name in in_some
+            and any(scope in getattr(entities.roles.get(r), "scopes", ()) for r in client.roles)
+        )
+        refused = [
+            f"{flow}'s routes refuse {', '.join(outsiders)}"
+            for flow in needing
+            if (outsiders := [c for c in holders if c not in flows[flow].all_callers])
+        ]
+        if not refused:
+            continue
+        yield Finding(
+            _first_grant(entities, scope),
+            f"scope {scope!r} is held by clients of several integrations "
+            f"({', '.join(holders)}), but {'; '.join(refused)} (a route belongs to its "
+            "integration): give each integration its own scope, name the clients under the "
+            "integration's callers, or declare the scope under shared_scopes",
+        )
+
+
+def _first_grant(entities: Entities, scope: str) -> DocPath:
+    for name, role in entities.roles.items():
+        if scope in role.scopes:
+            return ("roles", name, "scopes", role.scopes.index(scope))
+    return ("roles",)
+
+
 def _integration_refs(entities: Entities, name: str, refs: dict[str, str]) -> Iterator[Finding]:
     for field_name, section in (
         ("source", "systems"),
@@ -148,6 +201,13 @@ def _integration_refs(entities: Entities, name: str, refs: dict[str, str]) -> It
             yield Finding(
                 ("integrations", name, field_name),
                 f"unknown {section[:-1]} {value!r}{_known(entities, section)}",
+            )
+    flow = entities.integrations.get(name)
+    for index, caller in enumerate(flow.callers if flow is not None else ()):
+        if entities.undeclared("clients", caller):
+            yield Finding(
+                ("integrations", name, "callers", index),
+                f"unknown client {caller!r}{_known(entities, 'clients')}",
             )
 
 

@@ -26,6 +26,7 @@ from interlock.config.manifest import (
     NAME_PATTERN,
     PATTERN_HELP,
     RULE_NAME_PATTERN,
+    SCOPE_PATTERN,
     Client,
     Integration,
     Manifest,
@@ -56,9 +57,10 @@ _SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "trusted_issuers": TrustedIssuer,
     "rules": SqlRule,
 }
-_TOP_LEVEL: Final = frozenset({"version", "tls", *_SECTIONS})
+_TOP_LEVEL: Final = frozenset({"version", "tls", "shared_scopes", *_SECTIONS})
 _NAME: Final = re.compile(NAME_PATTERN)
 _RULE_NAME: Final = re.compile(RULE_NAME_PATTERN)
+_SCOPE: Final = re.compile(SCOPE_PATTERN)
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -156,7 +158,9 @@ class _Checker:
         elif type(version) is not int or version != 1:
             self.findings.append(Finding(("version",), f"unsupported version {version!r}; use 1"))
         tls = self._validate(TlsPolicy, _or_empty(data.get("tls")), ("tls",))
+        shared = self._shared_scopes(data.get("shared_scopes"))
         entities = self._entities(data)
+        entities.shared_scopes = frozenset(shared)
         self.findings.extend(cross_check(entities))
         if self._has_errors() or tls is None:
             return None
@@ -172,7 +176,26 @@ class _Checker:
             },
             trusted_issuers=entities.trusted_issuers,
             rules=entities.rules,
+            shared_scopes=shared,
         )
+
+    def _shared_scopes(self, raw: object) -> tuple[str, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.findings.append(Finding(("shared_scopes",), "shared_scopes is a list of scopes"))
+            return ()
+        scopes: list[str] = []
+        for index, scope in enumerate(raw):
+            if not isinstance(scope, str) or not _SCOPE.match(scope):
+                self.findings.append(Finding(("shared_scopes", index), f"invalid scope {scope!r}"))
+            elif scope in scopes:
+                self.findings.append(
+                    Finding(("shared_scopes", index), f"duplicate scope {scope!r}")
+                )
+            else:
+                scopes.append(scope)
+        return tuple(scopes)
 
     def _entities(self, data: Mapping[str, Any]) -> Entities:
         entities = self.entities

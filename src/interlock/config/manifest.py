@@ -486,6 +486,9 @@ class Integration(_Model):
     source: Name
     target: Name
     client: Name
+    # Other clients that may call this integration's routes (a route belongs to its
+    # integration: a client holding the scope, but not named here, is refused).
+    callers: tuple[Name, ...] = ()
     purpose: Text
     legal_basis: LegalBasis
     data_categories: tuple[DataCategory, ...] = ()
@@ -497,6 +500,16 @@ class Integration(_Model):
     # waiting. Default: required when the flow carries personal data (user.*).
     audit: Literal["required", "best_effort"] | None = None
     routes: tuple[Route, ...] = ()
+
+    @field_validator("callers")
+    @classmethod
+    def _unique_callers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _no_duplicates(value, "caller")
+
+    @property
+    def all_callers(self) -> frozenset[str]:
+        """The clients that may call this integration's routes: its client and its callers."""
+        return frozenset((self.client, *self.callers))
 
     @property
     def audit_required(self) -> bool:
@@ -583,6 +596,8 @@ class Manifest(_Model):
     trusted_issuers: dict[Name, TrustedIssuer] = Field(default_factory=dict)
     # Business rules answered by SQL views (Python rules come from entry points).
     rules: dict[RuleName, SqlRule] = Field(default_factory=dict)
+    # Scopes that clients of several integrations may hold (declared, never implied).
+    shared_scopes: tuple[Scope, ...] = ()
 
 
 RULES_ENTRY_POINTS: Final = "interlock.rules"

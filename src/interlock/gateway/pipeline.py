@@ -103,7 +103,7 @@ def _pipeline(
 ) -> Pipeline:
     spec = route.route
     audience = system_url(route.system.url)
-    check = ScopeCheck(spec.scope, audience, spec.auth)
+    check = ScopeCheck(spec.scope, audience, spec.auth, callers=route.integration.all_callers)
     limit = rate_limit_stage(route, backends.limiter)  # None: the route declares no limits
     stages: list[Stage] = [guard, authenticate, check, *((limit,) if limit else ())]
     if spec.replay is not None:

@@ -62,7 +62,8 @@ class Grants:
             for route in flow.routes:
                 system = manifest.systems.get(route.upstream)
                 if system is not None:
-                    reached.setdefault(flow.client, set()).add(system_url(system.url))
+                    for caller in flow.all_callers:  # a route is its integration's callers'
+                        reached.setdefault(caller, set()).add(system_url(system.url))
         self._systems = {client: frozenset(urls) for client, urls in reached.items()}
 
     def scopes(self, client: str) -> frozenset[str]:

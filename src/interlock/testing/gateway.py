@@ -93,6 +93,10 @@ clients:
   cert-sync: {{auth: [mtls, oauth2], roles: [order-reader, vault-user]}}
   every-way: {{auth: [api_key, oauth2, mtls], roles: [order-reader, order-writer, vault-user]}}
   introspector: {{auth: [oauth2], introspection: all}}
+  crm-sync: {{auth: [api_key], roles: [order-reader]}}
+# Held by the clients of two integrations on purpose: crm-sync's key must still not
+# reach order-sync's routes (a route belongs to its integration).
+shared_scopes: [orders.read]
 rules:
   product_sellable:
     database: "secret://catalogue/readonly-url"
@@ -105,6 +109,7 @@ integrations:
     source: erp
     target: rogue
     client: order-sync
+    callers: [oauth-only, cert-sync, every-way]
     purpose: Test order sync
     legal_basis: contract
     data_categories: [user.contact.email]
@@ -126,6 +131,7 @@ integrations:
     source: erp
     target: erp
     client: order-sync
+    callers: [oauth-only, cert-sync, every-way]
     purpose: Test boundary validation
     legal_basis: contract
     retention: 30d
@@ -196,11 +202,21 @@ integrations:
     source: erp
     target: erp
     client: cert-sync
+    callers: [order-sync, oauth-only, every-way]
     purpose: Test mutual TLS
     legal_basis: contract
     retention: 30d
     routes:
       - {{method: GET, path: "/mtls/orders/{{id}}", upstream: erp, upstream_path: "/sap/opu/odata/orders/{{id}}", scope: orders.read, auth: [mtls]}}
+  crm-feed:
+    source: erp
+    target: erp
+    client: crm-sync
+    purpose: Test route ownership
+    legal_basis: contract
+    retention: 30d
+    routes:
+      - {{method: GET, path: "/crm/orders/{{id}}", upstream: erp, upstream_path: "/sap/opu/odata/orders/{{id}}", scope: orders.read}}
 """
 
 

@@ -1,4 +1,10 @@
-"""May the caller use this route: the route's scope must be among the caller's.
+"""May the caller use this route: it must be one of the route's integration's callers, and
+hold the route's scope.
+
+A route belongs to its integration, which sends its own upstream credential: a
+client that is neither the integration's ``client`` nor one of its ``callers``
+is refused (403) whatever scopes it holds — a scope names what may be done, the
+integration whose data flow it is.
 
 An audience-restricted access token (RFC 8707: issued for some systems only)
 must also name the system this route reaches; otherwise it is a token for
@@ -21,18 +27,29 @@ class ScopeCheck:
         scope: str,
         audience: str | None = None,
         methods: tuple[str, ...] | None = None,
+        *,
+        callers: frozenset[str],
     ) -> None:
-        """Require ``scope``, and a credential of one of ``methods`` when given.
+        """Require a client among ``callers`` holding ``scope``, with a credential of one of
+        ``methods`` when given.
 
         Tokens restricted to audiences must include ``audience``.
         """
         self._scope = scope
         self._audience = audience
         self._methods = methods
+        self._callers = callers
 
     async def __call__(self, ctx: RequestContext) -> None:
-        """Refuse unless the principal holds the scope (and, if restricted, the audience)."""
+        """Refuse unless the principal is a caller holding the scope (and, if restricted, the
+        audience)."""
         principal = ctx.principal
+        if principal is not None and principal.client not in self._callers:
+            raise Refusal(
+                "access-denied",
+                "this route belongs to an integration your client does not take part in",
+                log_reason=f"client {principal.client} is not a caller of the route's integration",
+            )
         if principal is not None and self._methods and not principal.satisfies(self._methods):
             needs_certificate = self._methods == ("mtls",)
             raise Refusal(
