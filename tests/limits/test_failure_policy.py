@@ -40,6 +40,16 @@ QUOTA = Quota("per_client", Rate(2, timedelta(hours=1)))
 LIMITS = (Limit(QUOTA, bucket_key("t", "client", "a")),)
 
 
+class PortTakenError(RuntimeError):
+    """redis-server exited at once: its port was in use."""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @dataclass
 class Server:
     """A redis-server process of this test's own."""
@@ -65,14 +75,21 @@ class Server:
                 str(self.workdir),
             ],
             stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                # The port was taken meanwhile (another test's outgoing connection
+                # may be given it as its local port): the caller picks another.
+                self.process = None
+                raise PortTakenError(self.port)
             with socket.socket() as probe:
                 if probe.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
             time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
+        self.stop()
+        raise RuntimeError("redis-server did not start within 30 s")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -98,11 +115,15 @@ class Observer:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     """A running redis-server on a free port, stopped afterwards."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    running = Server(port, tmp_path)
-    running.start()
+    for _ in range(5):
+        running = Server(_free_port(), tmp_path)
+        try:
+            running.start()
+            break
+        except PortTakenError:
+            continue
+    else:
+        raise RuntimeError("no free port for redis-server after 5 tries")
     yield running
     running.stop()
 
