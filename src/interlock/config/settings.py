@@ -172,6 +172,57 @@ class Settings(BaseSettings):
             "PIN itself is never a setting."
         ),
     )
+    # The listener's connections (issue 18 item 5: slowloris). See docs/operations.md.
+    listener_first_byte_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description=(
+            "How long a new connection may take to complete its TLS handshake, and then to "
+            "send the first byte of a request, before it is closed."
+        ),
+    )
+    listener_headers_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description=(
+            "How long a request's line and headers may take to arrive, counted from their "
+            "first byte, before the connection is closed (however slowly bytes keep coming)."
+        ),
+    )
+    listener_keepalive_seconds: float = Field(
+        default=75.0,
+        gt=0,
+        le=3600,
+        description=(
+            "How long a kept-alive connection may stay idle between requests. Keep it above "
+            "the idle timeout of a load balancer in front (60 s on many)."
+        ),
+    )
+    listener_max_connections: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Open connections one gateway process accepts; more are answered 503.",
+    )
+    listener_max_connections_per_address: int = Field(
+        default=100,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Open connections one client address may hold; more are answered 503. Behind a "
+            "load balancer every client shares its address: raise this accordingly."
+        ),
+    )
+    missing_secrets: Literal["refuse", "start"] = Field(
+        default="refuse",
+        description=(
+            "When the manifest names secret:// values the vault lacks: refuse (serve does not "
+            "start, and a reload is refused) or start (log each one; the routes that need "
+            "them answer 503 until the value is stored)."
+        ),
+    )
     oauth_dpop_nonce: bool = Field(
         default=False,
         description="Require server-issued nonces in DPoP proofs (RFC 9449 §8, §9).",

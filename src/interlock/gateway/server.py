@@ -28,10 +28,17 @@ from interlock.crypto.pkix import load_certificate_pem
 from interlock.errors import ConfigError, InterlockError, Refusal
 from interlock.gateway.app import Gateway
 from interlock.gateway.assembly import GatewayServices, build_gateway
+from interlock.gateway.connections import ConnectionLimits
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.hosts import GatewayNames
-from interlock.gateway.listener import ProblemServer
+from interlock.gateway.listener import ListenerSite, ProblemServer
 from interlock.gateway.openssl import report_refused_certificates
+from interlock.gateway.preflight import (
+    check_port_free,
+    missing_secrets,
+    missing_secrets_error,
+    port_error,
+)
 from interlock.gateway.problems import problem_response
 from interlock.gateway.renewal import RenewingCertificate, keep_renewed
 from interlock.gateway.tls import ClientAuth, server_context
@@ -45,6 +52,7 @@ __all__ = [
     "Front",
     "ListenerConfig",
     "RunningGateway",
+    "check_secrets",
     "run_event_loop",
     "serve_forever",
     "start_gateway",
@@ -130,7 +138,9 @@ class RunningGateway:
             return False
         audit = self.services.audit
         try:
-            self.replace(load_manifest(self.manifest_path))
+            manifest = load_manifest(self.manifest_path)
+            check_secrets(self.services, manifest)
+            self.replace(manifest)
         except InterlockError as exc:
             _log.error("manifest reload refused; still serving the previous one", error=str(exc))
             audit.reload(str(self.manifest_path), str(exc))
@@ -181,7 +191,13 @@ async def start_gateway(
     listener: ListenerConfig,
     manifest_path: Path | None = None,
 ) -> RunningGateway:
-    """Start serving ``manifest`` on ``listener``; returns once the socket is bound."""
+    """Start serving ``manifest`` on ``listener``; returns once the socket is bound.
+
+    A port in use, or a ``secret://`` value the vault lacks (unless
+    ``INTERLOCK_MISSING_SECRETS=start``), is a :class:`ConfigError` naming it;
+    the port is checked before any certificate is issued.
+    """
+    check_port_free(listener.host, listener.port, reuse_port=listener.reuse_port)
     tmp = tempfile.TemporaryDirectory(prefix="tls-", dir=deployment.settings.data_dir)
     try:
         tls = await _listener_tls(deployment, manifest, listener, Path(tmp.name))
@@ -189,8 +205,10 @@ async def start_gateway(
         tmp.cleanup()
         raise
     front = Front()
+    connections = ConnectionLimits.from_settings(deployment.settings)
     server = ProblemServer(
         front.handle,
+        connections,
         access_log=None,
         max_line_size=MAX_LINE,
         max_field_size=MAX_FIELD,
@@ -198,20 +216,21 @@ async def start_gateway(
     )
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
     await runner.setup()
-    site = web.TCPSite(
+    site = ListenerSite(
         runner,
         listener.host,
         listener.port,
         ssl_context=tls.context,
         backlog=1024,
         reuse_port=listener.reuse_port or None,
+        handshake_seconds=connections.first_byte_seconds,
     )
     try:
         await site.start()
-    except OSError:
+    except OSError as exc:  # taken since the check above
         await runner.cleanup()
         tmp.cleanup()
-        raise
+        raise port_error(listener.host, listener.port, exc) from None
     port = _bound_port(runner, listener.port)
     issuer = deployment.settings.public_url or f"https://{_url_host(listener.host)}:{port}"
     # The names it answers for: its public URL's host (in GatewayNames) and those its
@@ -240,6 +259,7 @@ async def start_gateway(
     loop = asyncio.get_running_loop()
     running = RunningGateway(front, services, runner, port, tls.ca_file, manifest_path, tmp, loop)
     try:
+        await asyncio.to_thread(check_secrets, services, manifest)
         running.replace(manifest)
     except BaseException:
         await running.stop()
@@ -273,6 +293,25 @@ async def start_gateway(
         ),
     ]
     return running
+
+
+def check_secrets(services: GatewayServices, manifest: Manifest) -> None:
+    """Refuse ``manifest`` if the vault lacks a ``secret://`` value it names.
+
+    With ``INTERLOCK_MISSING_SECRETS=start`` each missing one is logged instead;
+    the routes that need it answer a generic 503 until it is stored.
+    """
+    missing = missing_secrets(manifest, services.vault)
+    if not missing:
+        return
+    if services.deployment.settings.missing_secrets == "refuse":
+        raise missing_secrets_error(missing)
+    for found in missing:
+        _log.error(
+            "secret missing from the vault; the routes that need it answer 503 until it is stored",
+            reference=found.reference,
+            where=found.where,
+        )
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import ssl
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -449,6 +449,7 @@ def start(
     port: int = 0,
     public_url: str | None = None,
     auth_failures_per_ip: str = "100000/min",
+    more_settings: Mapping[str, Any] | None = None,
 ) -> Running:
     """Initialise a deployment, start both upstreams and the gateway.
 
@@ -456,7 +457,7 @@ def start(
     ``public_url`` and ``auth_failures_per_ip`` set the settings of the same names
     (default: SQLite in ``workdir``, no Redis, and a failure budget per address that
     the whole suite, all from 127.0.0.1, cannot spend); ``port`` is the gateway's
-    (0: any free one).
+    (0: any free one); ``more_settings`` sets any others (``listener_headers_seconds=0.5``).
     """
     logs = io.StringIO()
     configure_logging("debug", "json", logs)
@@ -468,6 +469,7 @@ def start(
         oauth_token_lifetime_seconds=token_lifetime_seconds,
         oauth_dpop_nonce=dpop_nonce,
         auth_failures_per_ip=parse_rate(auth_failures_per_ip),
+        **(more_settings or {}),
     )
     deployment = initialise(settings)
     ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)

@@ -89,9 +89,10 @@ class Validation:
         try:
             await self._validate(ctx)
         except RuleUnavailableError as exc:
+            # The caller learns neither the rule's name nor why: that is for the operator.
             raise Refusal(
                 "rule-unavailable",
-                f"{exc.message}; retry shortly",
+                "this request cannot be checked right now; retry shortly",
                 headers={"Retry-After": "5"},
                 log_reason=exc.message,
             ) from None

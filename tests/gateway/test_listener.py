@@ -1,0 +1,156 @@
+"""The listener's connections are bounded in time and number (issue 18 items 5 and 12a).
+
+Before, a connection that sent nothing, or trickled its headers, stayed open
+for minutes (aiohttp's default idle timeout is an hour; TLS handshakes had 60 s),
+nothing capped how many connections one address held, and every answer named
+``Python/3.11 aiohttp/3.14.5``. These tests talk raw sockets to real gateways:
+one with short deadlines (fractions of a second), and the shared one with the
+default settings for the connection cap.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import pytest
+
+from interlock.testing.gateway import Env, running_gateway
+
+pytestmark = pytest.mark.processes
+
+# Generous bounds: each deadline under test is at most 1 s, the bound is ten times that.
+_BOUND = 10.0
+_TIGHT = {
+    "listener_first_byte_seconds": 0.5,
+    "listener_headers_seconds": 1.0,
+    "listener_keepalive_seconds": 1.0,
+}
+
+
+@pytest.fixture(scope="module")
+def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """A gateway whose connection deadlines are short."""
+    with running_gateway(tmp_path_factory.mktemp("tight"), more_settings=_TIGHT) as env:
+        yield env
+
+
+def _tls(env: Env, source: str = "127.0.0.1") -> ssl.SSLSocket:
+    plain = socket.create_connection(
+        ("127.0.0.1", env.port), timeout=_BOUND, source_address=(source, 0)
+    )
+    return env.context().wrap_socket(plain, server_hostname="127.0.0.1")
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """Read until the peer closes (True) or the bound passes (False)."""
+    sock.settimeout(_BOUND)
+    try:
+        while sock.recv(4096):
+            pass
+    except TimeoutError:
+        return False
+    except (ConnectionResetError, ssl.SSLError):
+        return True
+    return True
+
+
+def test_a_silent_tcp_connection_is_closed_by_the_handshake_deadline(tight: Env) -> None:
+    """Connected, no TLS hello: closed within the first-byte deadline (was 60 s)."""
+    with socket.create_connection(("127.0.0.1", tight.port), timeout=_BOUND) as plain:
+        assert _closed_by_peer(plain)
+
+
+def test_a_silent_tls_connection_is_closed_by_the_first_byte_deadline(tight: Env) -> None:
+    """Handshake done, then nothing: closed within the first-byte deadline (was an hour)."""
+    with _tls(tight) as tls:
+        assert _closed_by_peer(tls)
+
+
+def test_trickled_headers_are_cut_off_by_the_headers_deadline(tight: Env) -> None:
+    """A byte every 0.1 s never completes the headers: closed although bytes keep coming."""
+    trickle = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 1000
+    closed = False
+    with _tls(tight) as tls:
+        started = time.monotonic()
+        for byte in trickle:
+            if time.monotonic() - started > _BOUND:
+                break
+            try:
+                tls.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+                closed = True
+                break
+            readable, _, _ = select.select([tls], [], [], 0.1)
+            if readable:
+                closed = _closed_by_peer(tls)
+                break
+    assert closed, "the connection outlived the headers deadline"
+
+
+def test_an_idle_kept_alive_connection_is_closed(tight: Env) -> None:
+    """After an answered request, a kept-alive connection that stays idle is closed."""
+    with _tls(tight) as tls:
+        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        head = tls.recv(65536)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        assert b"Connection: close" not in head  # kept alive: the idle deadline applies
+        assert _closed_by_peer(tls)
+
+
+def test_a_slow_but_steady_client_is_served(tight: Env) -> None:
+    """Headers that arrive in pieces within the deadline are answered as usual."""
+    with _tls(tight) as tls:
+        tls.sendall(b"GET /healthz HTTP/1.1\r\n")
+        time.sleep(0.3)  # less than either deadline
+        tls.sendall(b"Host: 127.0.0.1\r\n\r\n")
+        assert tls.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+def test_connections_over_the_per_address_cap_are_answered_503(env: Env) -> None:
+    """The default cap (100 per address): the 101st connection gets 503 and is closed."""
+    cap = env.deployment.settings.listener_max_connections_per_address
+    source = "127.0.0.77"  # an address of its own: no other test's connections count
+    with ExitStack() as held:
+        first = held.enter_context(_tls(env, source))
+        for _ in range(cap - 1):
+            held.enter_context(_tls(env, source))
+        with _tls(env, source) as over:
+            answer = b""
+            while chunk := over.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503"), head
+        assert b"Connection: close" in head
+        problem = json.loads(body)
+        assert problem["type"] == "urn:interlock:problem:too-many-connections"
+        # The connections within the cap are served; another address is not limited.
+        first.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert first.recv(65536).startswith(b"HTTP/1.1 200")
+        assert env.request("GET", "/healthz", source="127.0.0.78")[0] == 200
+    # Closed connections are no longer counted.
+    deadline = time.monotonic() + _BOUND
+    while env.request("GET", "/healthz", source=source)[0] != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_the_server_header_names_no_versions(env: Env) -> None:
+    """``Server: interlock``, never ``Python/3.11 aiohttp/3.14.5`` (routes, own endpoints, errors)."""
+    token, _ = env.key(["orders.read"])
+    for path, headers in (
+        ("/healthz", {}),
+        ("/orders/1001", {"X-API-Key": token}),
+        ("/no/such/route", {"X-API-Key": token}),
+    ):
+        _, found, _ = env.request("GET", path, headers)
+        assert found["server"] == "interlock", path
+    answer = env.raw(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header\r\n\r\n")
+    assert b"\r\nServer: interlock\r\n" in answer, answer
+    assert b"aiohttp" not in answer
+    assert b"Python" not in answer
