@@ -38,6 +38,7 @@ from interlock.gateway.routing import (
     RouteTable,
     UnknownRouteError,
 )
+from interlock.gateway.stages.content_encoding import refuse_content_encoding
 from interlock.gateway.upstream import Upstreams
 from interlock.identity.apikeys import ApiKeys
 from interlock.identity.grants import Principal
@@ -47,7 +48,7 @@ from interlock.validation.rules import Rules
 __all__ = ["Gateway"]
 
 _log = get_logger("interlock.gateway")
-_ANY_HOST: Final = "/healthz"  # probes name the address they dialled
+_ANY_HOST: Final = frozenset({"/healthz", "/readyz"})  # probes name the address they dialled
 _access = logging.getLogger("interlock.gateway")
 
 
@@ -70,7 +71,7 @@ class Gateway:
     ) -> None:
         """Serve ``routes`` through ``pipelines`` behind ``endpoints``; record on ``audit``.
 
-        Only requests for one of ``names`` are answered (``/healthz`` for any).
+        Only requests for one of ``names`` are answered (``/healthz``, ``/readyz`` for any).
 
         ``upstreams`` and ``rules`` hold connections this gateway closes when it
         is retired (:meth:`close`); ``keys`` are its manifest's API keys.
@@ -194,12 +195,13 @@ class Gateway:
         )
 
     async def _answer(self, request: web.BaseRequest, correlation_id: str) -> _Answered:
-        if request.path != _ANY_HOST:
+        if request.path not in _ANY_HOST:
             self.names.check(request)  # 421 before any credential is looked at
         mount = self.endpoints.find(request.path, request.method)
         if mount is not None:
             # Labelled by the mount, never the concrete path (a secret's name is no label).
             try:
+                refuse_content_encoding(request)  # the own endpoints read no compressed body
                 response = await mount.endpoint(request)
             except Refusal as refusal:
                 return _refused(refusal, correlation_id, request.path, mount.path, None)

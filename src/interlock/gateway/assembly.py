@@ -45,6 +45,7 @@ from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.mtls import ClientCertificates
 from interlock.gateway.pipeline import Backends, build_pipelines
+from interlock.gateway.readiness import Readiness, engine_check
 from interlock.gateway.renewal import RenewingCertificate
 from interlock.gateway.routing import RouteTable
 from interlock.gateway.stages.authenticate import Authentication
@@ -278,6 +279,7 @@ def build_gateway(
     endpoints = Endpoints(
         [
             Mount("/healthz", Health(), _HEALTH_METHODS),
+            Mount("/readyz", _readiness(services), _HEALTH_METHODS),
             Mount("/oauth2/token", OAuthForm(oauth.endpoint, "token", audit, certificates)),
             Mount("/oauth2/revoke", OAuthForm(oauth.endpoint, "revoke", audit)),
             Mount("/oauth2/introspect", OAuthForm(oauth.endpoint, "introspect", audit)),
@@ -304,6 +306,19 @@ def build_gateway(
         names=services.names,
         rules=rules,
     )
+
+
+def _readiness(services: GatewayServices) -> Readiness:
+    """What ``/readyz`` checks: the store, the audit database, Redis if any, a signing key."""
+    checks = {
+        "store": engine_check(services.deployment.engine),
+        "audit": engine_check(services.audit_log.store.engine),
+    }
+    shared = services.redis_client
+    if shared is not None:
+        checks["redis"] = shared.ping
+    checks["signing_key"] = services.oauth.keys.signer
+    return Readiness(checks)
 
 
 def _limiter(shared: redis.Redis | None, failure: FailureMode, metrics: GatewayMetrics) -> Limiter:

@@ -1,6 +1,6 @@
 """The order of the gateway's stages, written down exactly once.
 
-TLS → route match → **credential guard → authenticate → authorise → rate
+TLS → route match → **credential guard → content-encoding guard → authenticate → authorise → rate
 limit → replay guard → validation** → purpose check → upstream call
 (wrapped by Idempotency-Key and response minimisation). The
 purpose check is structural: a route exists only inside a registered
@@ -21,6 +21,7 @@ from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.routing import CompiledRoute, RouteTable
 from interlock.gateway.stages.authenticate import Authentication
 from interlock.gateway.stages.authorise import ScopeCheck
+from interlock.gateway.stages.content_encoding import ContentEncodingGuard
 from interlock.gateway.stages.idempotency import (
     DEFAULT_TTL,
     IdempotencyPolicy,
@@ -105,7 +106,13 @@ def _pipeline(
     audience = system_url(route.system.url)
     check = ScopeCheck(spec.scope, audience, spec.auth, callers=route.integration.all_callers)
     limit = rate_limit_stage(route, backends.limiter)  # None: the route declares no limits
-    stages: list[Stage] = [guard, authenticate, check, *((limit,) if limit else ())]
+    stages: list[Stage] = [
+        guard,
+        ContentEncodingGuard(),
+        authenticate,
+        check,
+        *((limit,) if limit else ()),
+    ]
     if spec.replay is not None:
         if backends.signatures is None or backends.names is None:
             raise ConfigError(

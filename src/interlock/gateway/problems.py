@@ -63,6 +63,7 @@ REFUSALS: Final[Mapping[str, ProblemType]] = MappingProxyType(
         "method-not-allowed": ProblemType(405, "Method not allowed"),
         INTERNAL_ERROR: ProblemType(500, "Internal error"),
         "service-starting": ProblemType(503, _UNAVAILABLE, _RETRY_SOON),
+        "not-ready": ProblemType(503, _UNAVAILABLE, _RETRY_SOON),
         # Who is calling, and may they.
         "credential-in-url": ProblemType(400, "Credential in the URL"),
         "ambiguous-credentials": ProblemType(400, "More than one credential"),
@@ -94,6 +95,10 @@ REFUSALS: Final[Mapping[str, ProblemType]] = MappingProxyType(
         "body-required": ProblemType(400, "Request body required"),
         "body-too-large": ProblemType(413, "Request body too large"),
         "unsupported-media-type": ProblemType(415, "Unsupported media type"),
+        # RFC 7694 §3: a 415 for a content coding says which codings are accepted.
+        "unsupported-content-encoding": ProblemType(
+            415, "Unsupported content encoding", {"Accept-Encoding": "identity"}
+        ),
         "malformed-body": ProblemType(400, "Malformed request body"),
         "invalid-encoding": ProblemType(400, "Request body is not valid UTF-8 JSON"),
         "duplicate-key": ProblemType(400, "Request body has a duplicate key"),
