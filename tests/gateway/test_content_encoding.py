@@ -57,6 +57,7 @@ def test_a_compressed_body_is_refused_with_415_and_audited_once(env: Env, coding
     assert problem["type"] == "urn:interlock:problem:unsupported-content-encoding"
     (entry,) = _entries(env, found["x-request-id"])
     assert entry["outcome"] == {"result": "failure", "status": 415}
+    assert entry["actor"] == "client:order-sync"
     assert entry["volume"]["records"] == 0  # nothing was forwarded
 
 

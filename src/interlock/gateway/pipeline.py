@@ -1,8 +1,8 @@
 """The order of the gateway's stages, written down exactly once.
 
-TLS → route match → **credential guard → content-encoding guard → authenticate → authorise → rate
-limit → replay guard → validation** → purpose check → upstream call
-(wrapped by Idempotency-Key and response minimisation). The
+TLS → route match → **credential guard → authenticate → authorise →
+content-encoding guard → rate limit → replay guard → validation** → purpose
+check → upstream call (wrapped by Idempotency-Key and response minimisation). The
 purpose check is structural: a route exists only inside a registered
 integration, so a matched route always has its purpose.
 """
@@ -106,11 +106,13 @@ def _pipeline(
     audience = system_url(route.system.url)
     check = ScopeCheck(spec.scope, audience, spec.auth, callers=route.integration.all_callers)
     limit = rate_limit_stage(route, backends.limiter)  # None: the route declares no limits
+    # A compressed body is refused once the caller is known (the audit entry names it),
+    # before any stage could read the body.
     stages: list[Stage] = [
         guard,
-        ContentEncodingGuard(),
         authenticate,
         check,
+        ContentEncodingGuard(),
         *((limit,) if limit else ()),
     ]
     if spec.replay is not None:
