@@ -31,7 +31,9 @@ from interlock.cli.render import integration_table, route_table, system_table
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.crypto.keyfile import write_private_file
+from interlock.errors import ConfigError
 from interlock.gateway import tls
+from interlock.gateway.preflight import check_port_free
 from interlock.gateway.server import (
     ListenerConfig,
     RunningGateway,
@@ -72,7 +74,9 @@ def demo(
         state.data_dir = tempfile.mkdtemp(prefix="interlock-demo-")  # created 0700
     data_dir = Path(state.data_dir or "")
     try:
-        deployment = initialise(settings())
+        # The demo serves the ERP only: the example's other systems and rules name
+        # secrets nobody stored, and their routes answer 503 (logged at start).
+        deployment = initialise(settings().model_copy(update={"missing_secrets": "start"}))
         if not state.debug:
             # The walkthrough is the output; access logs would drown it.
             configure_logging("warning", deployment.settings.log_format)
@@ -139,10 +143,10 @@ async def _start_erp(deployment: Deployment, token: str) -> SampleErp:
 
 async def _start_gateway(deployment: Deployment, manifest: Manifest, port: int) -> RunningGateway:
     try:
-        return await start_gateway(deployment, manifest, ListenerConfig(port=port))
-    except OSError:
-        # The default port is taken: any free port will do for a demo.
-        return await start_gateway(deployment, manifest, ListenerConfig(port=0))
+        check_port_free("127.0.0.1", port)
+    except ConfigError:
+        port = 0  # the default port is taken: any free port will do for a demo
+    return await start_gateway(deployment, manifest, ListenerConfig(port=port))
 
 
 def _point_at_sample(manifest: Manifest, erp_port: int) -> Manifest:
