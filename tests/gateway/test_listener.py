@@ -11,9 +11,12 @@ default settings for the connection cap.
 from __future__ import annotations
 
 import json
+import os
 import select
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -154,3 +157,76 @@ def test_the_server_header_names_no_versions(env: Env) -> None:
     assert b"\r\nServer: interlock\r\n" in answer, answer
     assert b"aiohttp" not in answer
     assert b"Python" not in answer
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def served(env: Env) -> Iterator[tuple[int, ssl.SSLContext]]:
+    """``interlock serve`` as a process (on uvloop, as in production): one connection per
+    address, short deadlines. Yields its port and a context trusting its CA."""
+    settings = env.deployment.settings
+    port = _free_port()
+    process = subprocess.Popen(  # noqa: S603  (our own CLI, fixed arguments)
+        [
+            sys.executable,
+            "-m",
+            "interlock",
+            "serve",
+            "--manifest",
+            str(env.manifest_path),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        env={
+            **os.environ,
+            "INTERLOCK_DATA_DIR": str(settings.data_dir),
+            "INTERLOCK_DATABASE_URL": settings.store_url,
+            "INTERLOCK_LOG_LEVEL": "error",
+            "INTERLOCK_LISTENER_FIRST_BYTE_SECONDS": "0.5",
+            "INTERLOCK_LISTENER_MAX_CONNECTIONS_PER_ADDRESS": "1",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        context = ssl.create_default_context(cafile=str(settings.data_dir / "ca.pem"))
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, "serve exited"
+            assert time.monotonic() < deadline, "serve did not start"
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        yield port, context
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_serve_on_uvloop_closes_silent_connections_and_answers_503_over_the_cap(
+    served: tuple[int, ssl.SSLContext],
+) -> None:
+    """The same bounds hold on uvloop's TLS transport (its own classes and handshake)."""
+    port, context = served
+
+    def connect(source: str) -> ssl.SSLSocket:
+        plain = socket.create_connection(
+            ("127.0.0.1", port), timeout=_BOUND, source_address=(source, 0)
+        )
+        return context.wrap_socket(plain, server_hostname="127.0.0.1")
+
+    with socket.create_connection(("127.0.0.1", port), timeout=_BOUND) as plain:
+        assert _closed_by_peer(plain)
+    with connect("127.0.0.91") as silent:
+        assert _closed_by_peer(silent)
+    with connect("127.0.0.92") as held, connect("127.0.0.92") as over:
+        answer = over.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 503"), answer
+        held.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert held.recv(65536).startswith(b"HTTP/1.1 200")

@@ -20,7 +20,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -42,6 +42,8 @@ _Waiting = Literal["first-byte", "headers"]
 
 
 class _ProblemRequestHandler(RequestHandler):
+    # The deadlines read aiohttp 3.14's RequestHandler state (_waiter, _request_count);
+    # tests/gateway/test_listener.py fails if an aiohttp upgrade changes it.
     def __init__(
         self,
         manager: ProblemServer,
@@ -71,10 +73,10 @@ class _ProblemRequestHandler(RequestHandler):
                 open_connections=self._counter.total,
                 correlation_id=correlation_id,
             )
-            writable = transport
-            if isinstance(writable, asyncio.WriteTransport):
-                writable.write(over_capacity_response(over, correlation_id))
-            transport.close()
+            # Not isinstance(WriteTransport): uvloop's TLS transport is no subclass of it.
+            writable = cast(asyncio.Transport, transport)
+            writable.write(over_capacity_response(over, correlation_id))
+            writable.close()
             return
         self._address = address
         super().connection_made(transport)
