@@ -14,6 +14,7 @@ from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from interlock.config.header_names import check_header_name
 from interlock.config.units import ByteSize, Duration, RateValue
 
 __all__ = [
@@ -93,6 +95,8 @@ DataSubject = Annotated[str, StringConstraints(pattern=SUBJECT_PATTERN)]
 FieldPath = Annotated[str, StringConstraints(pattern=FIELD_PATTERN)]
 MediaType = Annotated[str, StringConstraints(pattern=_MEDIA_TYPE, max_length=127)]
 QueryName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")]
+ForwardHeader = Annotated[str, AfterValidator(lambda name: check_header_name(name, "forward"))]
+ReturnHeader = Annotated[str, AfterValidator(lambda name: check_header_name(name, "return"))]
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 AuthMethod = Literal["api_key", "oauth2", "mtls"]
@@ -372,6 +376,10 @@ class Route(_Model):
     rules: tuple[RuleName, ...] = ()
     # Data minimisation of request bodies forwarded to the target.
     request_fields: tuple[FieldPath, ...] | None = None
+    # Headers relayed beyond the gateway's default allow-lists (docs/gateway.md):
+    # request headers to the upstream, and the upstream's response headers to the caller.
+    forward_headers: tuple[ForwardHeader, ...] = ()
+    return_headers: tuple[ReturnHeader, ...] = ()
 
     @property
     def accepted_types(self) -> tuple[str, ...]:
@@ -420,6 +428,13 @@ class Route(_Model):
     @classmethod
     def _unique(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         return None if value is None else _no_duplicates(value, "entry")
+
+    @field_validator("forward_headers", "return_headers")
+    @classmethod
+    def _unique_headers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Header names are case-insensitive (RFC 9110 §5.1).
+        _no_duplicates(tuple(name.lower() for name in value), "header")
+        return value
 
     @field_validator("params")
     @classmethod

@@ -39,6 +39,7 @@ from interlock.gateway.routing import (
     UnknownRouteError,
 )
 from interlock.gateway.upstream import Upstreams
+from interlock.gateway.upstream_errors import UpstreamServerError
 from interlock.identity.apikeys import ApiKeys
 from interlock.identity.grants import Principal
 from interlock.logs import get_logger
@@ -222,6 +223,8 @@ class Gateway:
         label = match.route.label
         try:
             response = await self.pipelines[match.route].run(ctx)
+        except UpstreamServerError as failed:  # forwarded: the target has the data
+            return _refused(failed, correlation_id, request.path, label, ctx.principal, "forwarded")
         except Refusal as refusal:
             return _refused(refusal, correlation_id, request.path, label, ctx.principal)
         response.headers["X-Request-Id"] = correlation_id

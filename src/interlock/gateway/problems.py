@@ -110,6 +110,8 @@ REFUSALS: Final[Mapping[str, ProblemType]] = MappingProxyType(
         # Upstream systems and the evidence the gateway must keep.
         "upstream-failure": ProblemType(502, "Upstream failed"),
         "upstream-timeout": ProblemType(504, "Upstream timed out"),
+        # The upstream answered 5xx; its body is withheld (gateway/upstream_errors.py).
+        "upstream-error": ProblemType(502, "Upstream error"),
         "response-not-filterable": ProblemType(502, "Upstream response refused"),
         "audit-unavailable": ProblemType(503, _UNAVAILABLE, {"Retry-After": "5"}),
         # The token endpoint: RFC 6749 §5.2, RFC 8707 §2 and RFC 9449 §5 / §8.

@@ -127,6 +127,12 @@ integrations:
       - {{method: GET, path: "/big/{{size}}", upstream: erp, scope: orders.read}}
       - {{method: GET, path: "/rogue/{{id}}", upstream: rogue, upstream_path: "/sap/opu/odata/orders/{{id}}", scope: orders.read}}
       - {{method: GET, path: "/limited/{{id}}", upstream: erp, upstream_path: "/sap/opu/odata/orders/{{id}}", scope: orders.read, rate_limit: {{per_client: 3/hour, per_ip: 1000/hour}}}}
+      # Header allow-lists and withheld upstream errors (docs/gateway.md).
+      - {{method: GET, path: "/headers/echo/{{value}}", upstream: erp, upstream_path: "/echo/{{value}}", scope: orders.read, forward_headers: [X-Tenant]}}
+      - {{method: GET, path: "/headers/leaky", upstream: erp, upstream_path: "/leaky", scope: orders.read}}
+      - {{method: GET, path: "/headers/leaky-extra", upstream: erp, upstream_path: "/leaky", scope: orders.read, return_headers: [X-Total-Count]}}
+      - {{method: GET, path: "/fail/{{status}}", upstream: erp, scope: orders.read}}
+      - {{method: GET, path: "/fail-minimised/{{status}}", upstream: erp, upstream_path: "/fail/{{status}}", scope: orders.read, response_fields: [id]}}
   validated:
     source: erp
     target: erp
