@@ -29,6 +29,8 @@ LOGGED_BODY_CHARS: Final = 2000
 """How much of an upstream error body is logged (after redaction)."""
 
 _log = get_logger("interlock.gateway.upstream")
+# Characters no credential format contains: whitespace and the punctuation around values.
+_SEPARATORS: Final = " \t\r\n,;&\"'<>(){}[]"
 
 
 class UpstreamServerError(Refusal):
@@ -64,11 +66,13 @@ def _loggable(headers: CIMultiDictProxy[str], body: bytes) -> str:
     encoding = headers.get("Content-Encoding", "identity").strip().lower()
     if encoding != "identity":
         return f"({encoding}-encoded body not logged)"
-    # Redact a window wider than what is kept, cut back to whitespace, so a credential
-    # is never split at the edge into a piece the patterns no longer recognise.
+    # Redact a window wider than what is kept, cut back to a separator, so a credential
+    # is never split at the edge into a piece the patterns no longer recognise (no
+    # separator at all: the window is one token, and none of it is logged).
     window = body[: 2 * LOGGED_BODY_CHARS].decode("utf-8", "replace")
     if len(body) > 2 * LOGGED_BODY_CHARS:
-        window = window[: max(window.rfind(" "), window.rfind("\n"), 0)]
+        cut = max(window.rfind(separator) for separator in _SEPARATORS)
+        window = window[:cut] if cut > 0 else ""
     text = redact_text(window)
     if len(text) > LOGGED_BODY_CHARS:
         return text[:LOGGED_BODY_CHARS] + "..."
