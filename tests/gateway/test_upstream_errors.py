@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -59,7 +60,7 @@ def test_the_log_keeps_the_upstream_body_with_the_password_redacted(env: Env) ->
     assert (request_line["status"], request_line["outcome"]) == (502, "forwarded")
 
 
-def _logged(status: int, body: bytes, **headers: str) -> dict[str, object]:
+def _logged(status: int, body: bytes, **headers: str) -> MutableMapping[str, Any]:
     upstream = SimpleNamespace(status=status, headers=CIMultiDictProxy(CIMultiDict(headers)))
     with capture_logs() as captured:
         refusal = withheld_server_error("erp", cast("ClientResponse", upstream), body, "c0ffee")
