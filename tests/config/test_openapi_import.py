@@ -55,6 +55,8 @@ paths:
         - {name: limit, in: query, required: true, schema: {type: integer, format: int32, minimum: 1, maximum: 100}}
         - {name: since, in: query, schema: {type: string, format: date-time}}
         - {name: X-Request-Id, in: header, schema: {type: string}}
+        - {name: X-Tenant, in: header, schema: {type: string}}
+        - {name: X_Tenant, in: header, schema: {type: string}}
       responses:
         200: {description: The orders}
     post:
@@ -347,6 +349,17 @@ def test_query_parameters_keep_their_names_types_formats_and_required(convert: A
         "since": {"type": "string", "format": "date-time"},
     }
     assert any("header parameter 'X-Request-Id' not imported" in w for w in warnings)
+
+
+def test_header_parameters_become_forward_headers_unless_never_forwarded(convert: Any) -> None:
+    """X-Tenant is forwarded (warned: unchecked); X-Request-Id and X_Tenant are refused, said why."""
+    routes, warnings = convert(SPEC_30)
+    assert routes["GET /orders"]["forward_headers"] == ["X-Tenant"]
+    assert any("'X-Tenant' is forwarded unchecked" in w for w in warnings)
+    assert any(
+        "'X-Request-Id' not imported: X-Request-Id is set by Interlock" in w for w in warnings
+    )
+    assert any("'X_Tenant' not imported: 'X_Tenant' contains '_'" in w for w in warnings)
 
 
 def test_array_query_is_one_item_and_object_query_is_not_imported(convert: Any) -> None:
