@@ -11,6 +11,7 @@ import asyncio
 import http.client
 import re
 import ssl
+from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import pytest
@@ -18,8 +19,9 @@ import pytest
 from interlock.config.settings import Settings
 from interlock.errors import ConfigError
 from interlock.gateway.metrics import GatewayMetrics
-from interlock.gateway.metrics_listener import is_loopback, start_metrics_listener
+from interlock.gateway.metrics_listener import is_loopback, metrics_tls, start_metrics_listener
 from interlock.testing.gateway import Env
+from interlock.testing.tls import make_tls
 
 _ROUTE = re.compile(r'interlock_requests_total\{[^}]*route="([^"]*)"')
 
@@ -122,20 +124,48 @@ def test_a_port_in_use_is_a_configuration_error() -> None:
     """A second metrics listener on a bound port: ConfigError naming the setting."""
 
     async def twice() -> None:
-        first = await start_metrics_listener(GatewayMetrics(), "127.0.0.1", 0, _unused_tls())
+        first = await start_metrics_listener(GatewayMetrics(), "127.0.0.1", 0, None)
         try:
             port = urlsplit(first.url).port or 0
             with pytest.raises(ConfigError, match="INTERLOCK_METRICS_LISTEN"):
-                await start_metrics_listener(GatewayMetrics(), "127.0.0.1", port, _unused_tls())
+                await start_metrics_listener(GatewayMetrics(), "127.0.0.1", port, None)
         finally:
             await first.stop()
 
     asyncio.run(twice())
 
 
-def _unused_tls() -> ssl.SSLContext:
-    """A TLS context a loopback metrics listener never uses (it serves plain HTTP)."""
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+def test_off_loopback_the_metrics_are_served_over_the_listeners_tls(tmp_path: Path) -> None:
+    """A non-loopback address gets the gateway listener's TLS context; verified by the CA."""
+    tls = make_tls(tmp_path, hosts=("localhost", "127.0.0.1"))
+    listener_context = tls.server_context()
+    assert metrics_tls("192.0.2.10", listener_context) is listener_context
+    assert metrics_tls("127.0.0.1", listener_context) is None
+
+    async def scrape() -> tuple[str, int, str]:
+        # Bound on loopback here (a test binds no other address), with the context
+        # metrics_tls gives a non-loopback one.
+        served = await start_metrics_listener(GatewayMetrics(), "127.0.0.1", 0, listener_context)
+        try:
+            url = urlsplit(served.url)
+            client = ssl.create_default_context(cafile=str(tls.ca_file))
+            text = await asyncio.to_thread(_get, url.port or 0, client)
+        finally:
+            await served.stop()
+        return url.scheme, url.port or 0, text
+
+    scheme, _, text = asyncio.run(scrape())
+    assert scheme == "https"
+    assert "process_resident_memory_bytes" in text
+
+
+def _get(port: int, context: ssl.SSLContext) -> str:
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+    try:
+        connection.request("GET", "/metrics")
+        return connection.getresponse().read().decode()
+    finally:
+        connection.close()
 
 
 @pytest.mark.parametrize(

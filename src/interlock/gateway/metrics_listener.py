@@ -26,7 +26,7 @@ from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.problems import problem_response
 from interlock.logs import get_logger
 
-__all__ = ["MetricsListener", "is_loopback", "start_metrics_listener"]
+__all__ = ["MetricsListener", "is_loopback", "metrics_tls", "start_metrics_listener"]
 
 _log = get_logger("interlock.gateway")
 PATH: Final = "/metrics"
@@ -41,6 +41,11 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def metrics_tls(host: str, listener: ssl.SSLContext) -> ssl.SSLContext | None:
+    """The metrics listener's TLS on ``host``: none on loopback, else the gateway listener's."""
+    return None if is_loopback(host) else listener
 
 
 @dataclass(frozen=True)
@@ -72,18 +77,16 @@ class MetricsListener:
 
 
 async def start_metrics_listener(
-    metrics: GatewayMetrics, host: str, port: int, tls: ssl.SSLContext
+    metrics: GatewayMetrics, host: str, port: int, tls: ssl.SSLContext | None
 ) -> MetricsListener:
-    """Serve ``metrics`` on ``host``:``port`` (0: any free port).
+    """Serve ``metrics`` on ``host``:``port`` (0: any free port), over ``tls`` if given.
 
-    Plain HTTP on a loopback address, else TLS with ``tls`` (the gateway
-    listener's context). A port in use is a :class:`ConfigError`.
+    :func:`metrics_tls` decides ``tls``. A port in use is a :class:`ConfigError`.
     """
-    plain = is_loopback(host)
     server = ProblemServer(_Scrape(metrics).handle, access_log=None)
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=None if plain else tls)
+    site = web.TCPSite(runner, host, port, ssl_context=tls)
     try:
         await site.start()
     except OSError as exc:
@@ -96,6 +99,6 @@ async def start_metrics_listener(
         (int(a[1]) for a in runner.addresses if isinstance(a, tuple) and len(a) >= 2), port
     )
     shown = f"[{host}]" if ":" in host else host
-    url = f"{'http' if plain else 'https'}://{shown}:{bound}{PATH}"
+    url = f"{'http' if tls is None else 'https'}://{shown}:{bound}{PATH}"
     _log.info("metrics listening", url=url)
     return MetricsListener(runner, url)

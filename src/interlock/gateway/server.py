@@ -31,7 +31,11 @@ from interlock.gateway.assembly import GatewayServices, build_gateway
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.listener import ProblemServer
-from interlock.gateway.metrics_listener import MetricsListener, start_metrics_listener
+from interlock.gateway.metrics_listener import (
+    MetricsListener,
+    metrics_tls,
+    start_metrics_listener,
+)
 from interlock.gateway.openssl import report_refused_certificates
 from interlock.gateway.problems import problem_response
 from interlock.gateway.renewal import RenewingCertificate, keep_renewed
@@ -248,8 +252,9 @@ async def start_gateway(
     try:
         running.replace(manifest)
         if listener.metrics is not None:
+            host, metrics_port = listener.metrics
             running.metrics_listener = await start_metrics_listener(
-                services.metrics, *listener.metrics, tls.context
+                services.metrics, host, metrics_port, metrics_tls(host, tls.context)
             )
     except BaseException:
         await running.stop()
