@@ -112,12 +112,12 @@ class SqlLookup:
         (see :mod:`interlock.validation.rule_values`), never a pass.
         """
         params = {"path": data.path, "query": data.query}
-        found, unusable = rule_values(
+        named, unusable = rule_values(
             self._spec.value, data.body, params, optional=self._spec.optional, rule=self.name
         )
         if unusable:
             return unusable
-        values = sorted(set(found))
+        values = sorted(set(named))
         if not values:
             return []
         if len(values) > MAX_LOOKUP_VALUES:
