@@ -117,3 +117,49 @@ def test_an_optional_rule_input_may_be_absent_but_not_a_list(
     assert [(e["pointer"], e["rule"]) for e in problem["errors"]] == [
         ("#/note_sku", "note_sku_sellable")
     ]
+
+
+# --- item 9: schema bounds on the exact number ---
+
+ORDER = (
+    b'{"customer_id": "C-0042", "total": 1000.00, '
+    b'"lines": [{"sku": "SKU-1", "quantity": QUANTITY, "unit_price": 1}]}'
+)
+
+
+def test_a_number_above_the_maximum_by_less_than_a_double_sees_is_refused(
+    env: Env, writer: dict[str, str]
+) -> None:
+    """``quantity`` has ``type: integer, maximum: 1000``; 1000.000...01 was read as 1000.0."""
+    body = ORDER.replace(b"QUANTITY", b"1000.00000000000000000001")
+    problem = _refused(env, _post(env, "/v/orders", writer, body), 422, "schema-violation")
+    pointers = {error["pointer"] for error in problem["errors"]}
+    assert pointers == {"#/lines/0/quantity"}
+    assert "1000.00000000000000000001" not in json.dumps(problem)  # worded from the keyword
+
+
+def test_the_bound_itself_and_a_big_integer_are_judged_exactly(
+    env: Env, writer: dict[str, str]
+) -> None:
+    """1000 passes; 2**53 + 1 as an integer is above the bound, not rounded onto it."""
+    status, _, echoed = _post(env, "/v/orders", writer, ORDER.replace(b"QUANTITY", b"1000"))
+    assert status == 200, echoed
+    big = ORDER.replace(b"QUANTITY", b"9007199254740993")
+    _refused(env, _post(env, "/v/orders", writer, big), 422, "schema-violation")
+
+
+def test_a_huge_exponent_is_refused_as_out_of_range(env: Env, writer: dict[str, str]) -> None:
+    """1e400 overflows a double: 400, never compared against a bound as infinity."""
+    body = ORDER.replace(b"QUANTITY", b"1e400")
+    problem = _refused(env, _post(env, "/v/orders", writer, body), 400, "json-limit-exceeded")
+    assert problem["errors"][0]["pointer"] == "#/lines/0/quantity"
+
+
+def test_a_minimised_body_carries_the_exact_number_that_was_checked(
+    env: Env, writer: dict[str, str]
+) -> None:
+    """``request_fields`` re-serialises the body: a number a double cannot carry keeps its digits."""
+    body = b'{"order_id": 1000.00000000000000000001, "secret": 1, "lines": [{"sku": 1e-400}]}'
+    status, _, echoed = _post(env, "/v/forward", writer, body)
+    assert status == 200, echoed
+    assert echoed["body"] == '{"order_id":1000.00000000000000000001,"lines":[{"sku":1E-400}]}'

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -325,3 +326,12 @@ def test_a_failing_python_rule_fails_closed_without_its_text(
 def test_order_total_rule_points_at_a_bad_line() -> None:
     violations = list(order_total_matches_lines(_input({"total": 1, "lines": [{"quantity": "x"}]})))
     assert violations == [Violation("a line needs a numeric quantity and unit_price", "#/lines/0")]
+
+
+def test_order_total_rule_takes_exact_decimals() -> None:
+    """parse_json hands a number a double cannot carry over as Decimal; the rule counts it."""
+    body = {
+        "total": Decimal("10.00000000000000000001"),
+        "lines": [{"quantity": 1, "unit_price": Decimal("10.00000000000000000001")}],
+    }
+    assert list(order_total_matches_lines(_input(body))) == []
