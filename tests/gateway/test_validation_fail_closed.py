@@ -163,3 +163,28 @@ def test_a_minimised_body_carries_the_exact_number_that_was_checked(
     status, _, echoed = _post(env, "/v/forward", writer, body)
     assert status == 200, echoed
     assert echoed["body"] == '{"order_id":1000.00000000000000000001,"lines":[{"sku":1E-400}]}'
+
+
+# --- item 8: CSV formulas whatever the body's dialect ---
+
+
+@pytest.mark.parametrize(
+    ("body", "formula"),
+    [
+        (b'sku;note\r\nSKU-1;=HYPERLINK("http://evil.example";"x")\r\n', "=HYPERLINK("),
+        (b"sku;note\r\nSKU-1;=cmd|'/c calc'!A1\r\n", "=cmd|"),
+        (b'sku\tnote\r\nSKU-1\t=HYPERLINK("http://evil.example";"x")\r\n', "=HYPERLINK("),
+        (b"sku\tnote\r\nSKU-1\t=cmd|'/c calc'!A1\r\n", "=cmd|"),
+    ],
+    ids=["semicolon-hyperlink", "semicolon-dde", "tab-hyperlink", "tab-dde"],
+)
+def test_a_csv_body_in_another_dialect_reaches_the_target_neutralised(
+    env: Env, writer: dict[str, str], body: bytes, formula: str
+) -> None:
+    """/v/csv declares ``,``; Excel in a German locale splits on ``;``: no live formula either way."""
+    status, _, echoed = _post(env, "/v/csv", writer, body, "text/csv")
+    assert status == 200, echoed
+    forwarded = echoed["body"]
+    assert "'" + formula in forwarded
+    for separator in (",", ";", "\t", "|", "\n", "\r"):
+        assert separator + formula not in forwarded
