@@ -59,10 +59,8 @@ def rule_values(
         missing = [] if optional else [Violation("is required", parameter=where, rule=rule)]
         return [], missing
     walk = _Walk(rule, optional=optional)
-    found = walk.follow(body, where)
-    return [text for value, path in found if (text := walk.scalar(value, path)) is not None], (
-        walk.problems[:MAX_VIOLATIONS]
-    )
+    texts = [walk.scalar(value, path) for value, path in walk.follow(body, where)]
+    return [text for text in texts if text is not None], walk.problems[:MAX_VIOLATIONS]
 
 
 class _Walk:
