@@ -105,6 +105,19 @@ rules:
     column: sku
     value: "body:lines[].sku"
     message: the product is not sellable
+  sku_sellable:
+    database: "secret://catalogue/readonly-url"
+    view: sellable_products
+    column: sku
+    value: "body:sku"
+    message: the product is not sellable
+  note_sku_sellable:
+    database: "secret://catalogue/readonly-url"
+    view: sellable_products
+    column: sku
+    value: "body:note_sku"
+    optional: true
+    message: the product is not sellable
 integrations:
   order-sync:
     source: erp
@@ -193,6 +206,12 @@ integrations:
         upstream_path: /echo/v/csv
         scope: orders.write
         csv: {{max_rows: 5}}
+      - method: POST
+        path: /v/rule
+        upstream: erp
+        upstream_path: /echo/v/rule
+        scope: orders.write
+        rules: [sku_sellable, note_sku_sellable]
       - method: GET
         path: /v/blob/{{size}}
         upstream: erp
