@@ -469,6 +469,9 @@ class SqlRule(_Model):
     secret ``database`` names. ``value`` says where the value comes from:
     ``body:customer.id`` (``body:lines[].sku`` checks every item),
     ``path:id`` or ``query:customer``. ``message`` is what the caller is told.
+    The value must be present and a scalar, or the request is refused (fail
+    closed); ``optional: true`` lets it be absent (the rule is then skipped),
+    never null, a list or an object.
     """
 
     database: str
@@ -476,6 +479,15 @@ class SqlRule(_Model):
     column: Annotated[str, StringConstraints(pattern=_SQL_NAME)]
     value: Annotated[str, StringConstraints(pattern=_RULE_VALUE)]
     message: Text
+    optional: bool = False
+
+    @model_validator(mode="after")
+    def _optional_input(self) -> SqlRule:
+        if self.optional and self.value.startswith("path:"):
+            raise ValueError(
+                "optional applies to body: and query: values; a path parameter is always present"
+            )
+        return self
 
     @field_validator("database")
     @classmethod
