@@ -27,6 +27,7 @@ from interlock.config.manifest import Manifest
 from interlock.gateway.app import Gateway
 from interlock.gateway.audit_trail import GatewayAudit
 from interlock.gateway.certificate_status import CertificateStatus
+from interlock.gateway.client_address import TrustedProxies
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.endpoints import (
     GET,
@@ -104,6 +105,7 @@ class GatewayServices:
     client_auth: ClientAuth
     limits: UpstreamLimits
     manifest_dir: Path | None
+    proxies: TrustedProxies  # who may report the caller's address (INTERLOCK_TRUSTED_PROXIES)
 
     @classmethod
     async def open(  # noqa: PLR0917  (the listener's parts, handed over once)
@@ -201,6 +203,7 @@ class GatewayServices:
             client_auth=client_auth,
             limits=limits,
             manifest_dir=manifest_dir,
+            proxies=TrustedProxies(settings.trusted_proxies, settings.trusted_proxy_header),
         )
 
     def upstreams(self, manifest: Manifest) -> Upstreams:
@@ -303,6 +306,7 @@ def build_gateway(
         keys=keys,
         names=services.names,
         rules=rules,
+        proxies=services.proxies,
     )
 
 
