@@ -141,6 +141,13 @@ class Settings(BaseSettings):
             "x-forwarded-for or forwarded (RFC 7239). The other is never read."
         ),
     )
+    proxy_protocol: Literal["off", "v2"] = Field(
+        default="off",
+        description=(
+            "v2: connections from INTERLOCK_TRUSTED_PROXIES must start with a PROXY protocol "
+            "v2 header giving the client's address (TCP balancers in TLS passthrough mode)."
+        ),
+    )
     log_level: LogLevel = "info"
     log_format: LogFormat = Field(
         default="auto", description="auto: JSON unless standard error is a terminal."
@@ -204,6 +211,15 @@ class Settings(BaseSettings):
             ]
             if missing:
                 raise ValueError(f"kek_backend=pkcs11 needs {', '.join(missing)}")
+        return self
+
+    @model_validator(mode="after")
+    def _proxy_protocol_from_someone(self) -> Settings:
+        if self.proxy_protocol != "off" and not self.trusted_proxies:
+            raise ValueError(
+                "INTERLOCK_PROXY_PROTOCOL needs INTERLOCK_TRUSTED_PROXIES: it is accepted only "
+                "from the proxies named there"
+            )
         return self
 
     @model_validator(mode="after")
@@ -276,7 +292,7 @@ class Settings(BaseSettings):
             raise ValueError("a /0 network trusts every address, so any caller could pick its own")
         return value
 
-    @field_validator("trusted_proxy_header", mode="before")
+    @field_validator("trusted_proxy_header", "proxy_protocol", mode="before")
     @classmethod
     def _header_lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

@@ -203,7 +203,7 @@ class GatewayServices:
             client_auth=client_auth,
             limits=limits,
             manifest_dir=manifest_dir,
-            proxies=TrustedProxies(settings.trusted_proxies, settings.trusted_proxy_header),
+            proxies=TrustedProxies.of(settings),
         )
 
     def upstreams(self, manifest: Manifest) -> Upstreams:

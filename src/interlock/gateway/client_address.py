@@ -25,10 +25,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Final, Literal
+from weakref import WeakKeyDictionary
 
 from aiohttp import web
 from multidict import MultiMapping
 
+from interlock.config.settings import Settings
 from interlock.errors import Refusal
 from interlock.gateway.rfc7239 import (
     MAX_FIELD_LENGTH,
@@ -41,14 +43,19 @@ __all__ = [
     "ProxyHeader",
     "TrustedProxies",
     "client_address",
+    "connection_peer",
     "derive_client_address",
     "remember_client_address",
+    "report_peer",
 ]
 
 ProxyHeader = Literal["x-forwarded-for", "forwarded"]
 Address = IPv4Address | IPv6Address
 _CLIENT_ADDRESS: Final = web.RequestKey("interlock.client_address", str)
 _HEADER_NAMES: Final = {"x-forwarded-for": "X-Forwarded-For", "forwarded": "Forwarded"}
+# Connections (their aiohttp request handlers) whose trusted proxy reported the client's
+# address in a PROXY protocol header; gone with the connection.
+_REPORTED: Final[WeakKeyDictionary[object, str]] = WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -61,9 +68,19 @@ class TrustedProxies:
     networks: tuple[IPv4Network | IPv6Network, ...] = ()
     header: ProxyHeader = "x-forwarded-for"
 
+    @classmethod
+    def of(cls, settings: Settings) -> TrustedProxies:
+        """``INTERLOCK_TRUSTED_PROXIES`` and ``INTERLOCK_TRUSTED_PROXY_HEADER``."""
+        return cls(settings.trusted_proxies, settings.trusted_proxy_header)
+
     def trusts(self, address: Address) -> bool:
         """Whether ``address`` is one of the trusted proxies."""
         return any(address in network for network in self.networks)
+
+    def trusts_peer(self, peer: str | None) -> bool:
+        """Whether the connection's peer (as a socket names it) is one of the trusted proxies."""
+        address = _peer_address(peer) if self.networks else None
+        return address is not None and self.trusts(address)
 
 
 def derive_client_address(
@@ -80,13 +97,8 @@ def derive_client_address(
     is malformed where it is read: falling back to the proxy's own address would
     charge every caller's budget for one caller's request.
     """
-    if peer is None or not proxies.networks:
-        return peer
-    try:
-        hop = _plain(ip_address(peer))
-    except ValueError:  # not an IP peer (a unix socket): nothing to trust
-        return peer
-    if not proxies.trusts(hop):
+    hop = _peer_address(peer) if proxies.networks else None
+    if hop is None or not proxies.trusts(hop):
         return peer
     address = hop
     try:
@@ -108,7 +120,7 @@ def derive_client_address(
 
 def remember_client_address(request: web.BaseRequest, proxies: TrustedProxies) -> None:
     """Derive ``request``'s client address once; :func:`client_address` returns it from now on."""
-    address = derive_client_address(request.remote, request.headers, proxies)
+    address = derive_client_address(connection_peer(request), request.headers, proxies)
     if address is not None:
         request[_CLIENT_ADDRESS] = address
 
@@ -116,11 +128,30 @@ def remember_client_address(request: web.BaseRequest, proxies: TrustedProxies) -
 def client_address(request: web.BaseRequest) -> str | None:
     """The address ``request`` is attributed to: budgets, limits and the audit trail use it.
 
-    The TCP peer until :func:`remember_client_address` derived it (or when the
-    derivation refused the request).
+    The connection's peer until :func:`remember_client_address` derived it (or
+    when the derivation refused the request).
     """
     derived: str | None = request.get(_CLIENT_ADDRESS)
-    return derived if derived is not None else request.remote
+    return derived if derived is not None else connection_peer(request)
+
+
+def report_peer(connection: object, address: str) -> None:
+    """Record the client address a trusted proxy's PROXY header gave for ``connection``."""
+    _REPORTED[connection] = address
+
+
+def connection_peer(request: web.BaseRequest) -> str | None:
+    """The peer of ``request``'s connection: the TCP peer, or what its PROXY header said."""
+    reported = _REPORTED.get(request.protocol)
+    return reported if reported is not None else request.remote
+
+
+def _peer_address(peer: str | None) -> Address | None:
+    """A socket peer as an address; ``None`` for one that is not an IP address (a unix socket)."""
+    try:
+        return _plain(ip_address(peer or ""))
+    except ValueError:
+        return None
 
 
 def _reported(headers: MultiMapping[str], header: ProxyHeader) -> Iterator[Address | None]:
