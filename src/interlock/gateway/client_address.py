@@ -142,7 +142,10 @@ def report_peer(connection: object, address: str) -> None:
 
 def connection_peer(request: web.BaseRequest) -> str | None:
     """The peer of ``request``'s connection: the TCP peer, or what its PROXY header said."""
-    reported = _REPORTED.get(request.protocol)
+    try:
+        reported = _REPORTED.get(request.protocol)
+    except TypeError:  # a handler that cannot be weakly referenced was never reported
+        reported = None
     return reported if reported is not None else request.remote
 
 

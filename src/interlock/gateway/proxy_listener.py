@@ -139,29 +139,35 @@ class _Acceptor(asyncio.AbstractServer):
 
     async def _open(self, connection: socket.socket, address: Any) -> None:
         peer = str(address[0]) if isinstance(address, tuple) else None
+        header = None
         try:
-            header = None
             if self._proxies.trusts_peer(peer):
                 header = await asyncio.wait_for(
                     _read_header(self._loop, connection), HEADER_SECONDS
                 )
-            handler = self._server()
-            if header is not None and header.source is not None:
-                report_peer(handler, str(header.source))
+        except (OSError, TimeoutError, ProxyHeaderError) as exc:
+            _log.warning(
+                "connection from a trusted proxy closed: no valid PROXY v2 header",
+                error=type(exc).__name__,
+                reason=str(exc) if isinstance(exc, ProxyHeaderError) else None,
+            )
+            connection.close()
+            return
+        except asyncio.CancelledError:  # the listener is closing
+            connection.close()
+            raise
+        handler = self._server()
+        if header is not None and header.source is not None:
+            report_peer(handler, str(header.source))
+        try:
             await self._loop.connect_accepted_socket(
                 lambda: handler,
                 connection,
                 ssl=self._tls,
                 ssl_handshake_timeout=_HANDSHAKE_SECONDS,
             )
-        except (OSError, TimeoutError, ProxyHeaderError) as exc:
-            # ssl.SSLError is an OSError: a failed handshake ends here too.
-            if not isinstance(exc, ssl.SSLError):
-                _log.warning(
-                    "connection closed before TLS (PROXY protocol)",
-                    error=type(exc).__name__,
-                    reason=str(exc) if isinstance(exc, ProxyHeaderError) else None,
-                )
+        except OSError as exc:  # a failed TLS handshake (ssl.SSLError): debug, as asyncio does
+            _log.debug("TLS handshake failed", error=type(exc).__name__)
             connection.close()
 
 
