@@ -15,7 +15,10 @@ of the client's address).
 :func:`derive_client_address` is the one place that decides this. The gateway
 calls it once per request (:func:`remember_client_address`); everything that
 counts, limits or records the caller by address reads the result with
-:func:`client_address`. Transport-level facts (the TLS session, the client
+:func:`client_address`. With ``INTERLOCK_PROXY_PROTOCOL=v2`` the peer itself
+is the address a trusted proxy's PROXY header gave for the connection
+(:func:`report_peer`, :mod:`interlock.gateway.proxy_listener`), and the walk
+starts from there. Transport-level facts (the TLS session, the client
 certificate) stay with the connection and never come from a header.
 """
 
