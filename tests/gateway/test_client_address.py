@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from ipaddress import ip_network
+from pathlib import Path
 
 import pytest
 from multidict import CIMultiDict
 
+import interlock
 from interlock.errors import Refusal
 from interlock.gateway.client_address import (
     ProxyHeader,
@@ -150,3 +153,14 @@ def test_garbage_from_an_untrusted_peer_is_ignored_not_refused() -> None:
 def test_peers_that_are_not_ip_addresses_are_never_trusted() -> None:
     assert _derive(None, BALANCERS, ("X-Forwarded-For", "198.51.100.7")) is None
     assert _derive("", BALANCERS, ("X-Forwarded-For", "198.51.100.7")) == ""
+
+
+def test_nothing_else_takes_the_tcp_peer_for_the_caller() -> None:
+    """Every use of the caller's address goes through client_address (a source scan)."""
+    package = Path(interlock.__file__).parent
+    readers = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if re.search(r"\.remote\b", path.read_text(encoding="utf-8"))
+    )
+    assert readers == ["gateway/client_address.py"]
