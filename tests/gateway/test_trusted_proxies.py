@@ -114,6 +114,8 @@ def test_a_malformed_header_from_the_balancer_is_refused_and_nothing_is_forwarde
     assert answer["content-type"] == "application/problem+json"
     assert problem["type"] == "urn:interlock:problem:malformed-forwarding-header"
     assert "not-an-address" not in json.dumps(problem)
+    # On the trail once, under the one address known: the balancer's.
+    assert _audited_address(balanced, answer["x-request-id"]) == "127.0.0.1"
 
 
 @pytest.mark.processes

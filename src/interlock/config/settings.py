@@ -152,6 +152,14 @@ class Settings(BaseSettings):
     log_format: LogFormat = Field(
         default="auto", description="auto: JSON unless standard error is a terminal."
     )
+    metrics_listen: str = Field(
+        default="127.0.0.1:9464",
+        description=(
+            "HOST:PORT of the Prometheus metrics listener, or off. Loopback addresses serve "
+            "plain HTTP; any other serves TLS with the gateway listener's certificate. The "
+            "gateway's own listener never serves /metrics."
+        ),
+    )
     public_url: str | None = Field(
         default=None,
         description=(
@@ -253,6 +261,15 @@ class Settings(BaseSettings):
             raise ValueError("must be scheme, host and port only, e.g. https://gw.example:8443")
         return value.rstrip("/")
 
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_address(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() == "off":
+            return "off"
+        _split_address(value)
+        return value
+
     @field_validator("audit_witness_url")
     @classmethod
     def _witness_https(cls, value: str | None) -> str | None:
@@ -330,6 +347,13 @@ class Settings(BaseSettings):
         return self.data_dir / KEYRING_REF_FILE
 
     @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """Where the metrics listener binds (host without brackets, port); None: off."""
+        if self.metrics_listen == "off":
+            return None
+        return _split_address(self.metrics_listen)
+
+    @property
     def store_url(self) -> str:
         """The main store's URL, defaulting to SQLite in the data directory."""
         return self.database_url or _sqlite_url(self.data_dir / STORE_FILE)
@@ -338,6 +362,15 @@ class Settings(BaseSettings):
     def audit_url(self) -> str:
         """The audit log's URL, defaulting to its own SQLite file."""
         return self.audit_database_url or _sqlite_url(self.data_dir / AUDIT_FILE)
+
+
+def _split_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as (host, port); ValueError if it is not one."""
+    host, _, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError("must be HOST:PORT (e.g. 127.0.0.1:9464) or off")
+    return host, int(port)
 
 
 def _sqlite_url(path: Path) -> str:

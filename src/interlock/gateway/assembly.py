@@ -36,7 +36,6 @@ from interlock.gateway.endpoints import (
     Endpoints,
     Health,
     JwksEndpoint,
-    Metrics,
     Mount,
     OAuthForm,
     VaultEndpoint,
@@ -134,7 +133,9 @@ class GatewayServices:
         audit_log = await asyncio.to_thread(
             functools.partial(AuditLog.open, settings, deployment.keyring, heartbeat=True)
         )
-        shared = connect_redis(settings)
+        writer = audit_log.writer
+        metrics.watch_audit_queue(lambda: writer.queued)
+        shared = connect_redis(settings, observe=metrics.redis_command)
         try:
             return cls._assemble(
                 deployment,
@@ -277,14 +278,22 @@ def build_gateway(
     except BaseException:
         rules.close()
         raise
-    audit = services.audit
+    audit, metrics = services.audit, services.metrics
     endpoints = Endpoints(
         [
             Mount("/healthz", Health(), _HEALTH_METHODS),
-            Mount("/oauth2/token", OAuthForm(oauth.endpoint, "token", audit, certificates)),
-            Mount("/oauth2/revoke", OAuthForm(oauth.endpoint, "revoke", audit)),
-            Mount("/oauth2/introspect", OAuthForm(oauth.endpoint, "introspect", audit)),
-            Mount(VAULT_PREFIX, VaultEndpoint(VaultApi(vault), authenticate), prefix=True),
+            Mount(
+                "/oauth2/token",
+                OAuthForm(oauth.endpoint, "token", audit, metrics, certificates),
+            ),
+            Mount("/oauth2/revoke", OAuthForm(oauth.endpoint, "revoke", audit, metrics)),
+            Mount("/oauth2/introspect", OAuthForm(oauth.endpoint, "introspect", audit, metrics)),
+            Mount(
+                VAULT_PREFIX,
+                VaultEndpoint(VaultApi(vault), authenticate),
+                prefix=True,
+                below=VAULT_PREFIX + "/{name}",
+            ),
             Mount("/.well-known/jwks.json", JwksEndpoint(services.jwks), GET),
             Mount(
                 "/.well-known/oauth-authorization-server",
@@ -292,7 +301,6 @@ def build_gateway(
                 GET,
             ),
             Mount("/pki/crl", CrlEndpoint(services.crl), GET),
-            Mount("/metrics", Metrics(services.metrics), GET),
         ]
     )
     return Gateway(

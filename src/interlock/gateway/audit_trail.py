@@ -1,9 +1,11 @@
 """What the gateway puts on the audit trail: every routed decision, tokens, reloads.
 
-* ``gateway.request`` — one entry per request that matched a route, allowed
-  or refused (and why), with the integration's source, target and data
-  categories, the bytes that moved, the fields minimisation removed, and the
-  caller's address (stored only as a keyed pseudonym).
+* ``gateway.request`` — exactly one entry per request the gateway answers
+  (:meth:`interlock.gateway.app.Gateway.handle`): forwarded, answered by an
+  own endpoint, refused (and why) or failed, with the route template, the
+  integration's source, target and data categories, the bytes that moved, the
+  fields minimisation removed, and the caller's address (stored only as a
+  keyed pseudonym).
 * ``token.issue`` / ``token.refuse`` — the token endpoint's answers.
 * ``certificate.refuse`` — a client certificate refused as revoked, expired or
   not yet valid, at the TLS handshake or on a request (since its connection's

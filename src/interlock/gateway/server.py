@@ -32,6 +32,11 @@ from interlock.gateway.client_address import TrustedProxies
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.listener import ProblemServer
+from interlock.gateway.metrics_listener import (
+    MetricsListener,
+    metrics_tls,
+    start_metrics_listener,
+)
 from interlock.gateway.openssl import report_refused_certificates
 from interlock.gateway.problems import problem_response
 from interlock.gateway.proxy_listener import ProxyProtocolSite
@@ -77,6 +82,8 @@ class ListenerConfig:
     client_auth: ClientAuth | None = None
     client_ca: Path | None = None
     limits: UpstreamLimits = field(default_factory=UpstreamLimits)
+    # The metrics listener's (host, port): INTERLOCK_METRICS_LISTEN for serve; None: none.
+    metrics: tuple[str, int] | None = None
 
 
 class Front:
@@ -117,6 +124,7 @@ class RunningGateway:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # The certificates the gateway presents, by role ("listener", "upstream-client").
     certificates: dict[str, RenewingCertificate] = field(default_factory=dict)
+    metrics_listener: MetricsListener | None = None
 
     @property
     def gateway(self) -> Gateway:
@@ -166,6 +174,8 @@ class RunningGateway:
 
     async def stop(self) -> None:
         """Stop accepting, let requests in flight finish (bounded), close everything."""
+        if self.metrics_listener is not None:
+            await self.metrics_listener.stop()
         await self.runner.cleanup()
         for task in [*self._closers, *self._tasks]:
             task.cancel()
@@ -255,6 +265,11 @@ async def start_gateway(
     running = RunningGateway(front, services, runner, port, tls.ca_file, manifest_path, tmp, loop)
     try:
         running.replace(manifest)
+        if listener.metrics is not None:
+            host, metrics_port = listener.metrics
+            running.metrics_listener = await start_metrics_listener(
+                services.metrics, host, metrics_port, metrics_tls(host, tls.context)
+            )
     except BaseException:
         await running.stop()
         raise

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import structlog
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver
@@ -315,6 +316,23 @@ class Env:
             payload = raw.decode("utf-8", "replace")
         return response.status, found, payload
 
+    def metrics(self) -> str:
+        """The text the metrics listener serves (plain HTTP on loopback)."""
+        listener = self.gateway.metrics_listener
+        if listener is None:
+            raise RuntimeError("this gateway serves no metrics")
+        parts = urlsplit(listener.url)
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+        try:
+            connection.request("GET", parts.path)
+            response = connection.getresponse()
+            text = response.read().decode()
+            if response.status != 200:
+                raise RuntimeError(f"the metrics listener answered {response.status}")
+        finally:
+            connection.close()
+        return text
+
     def raw(self, data: bytes) -> bytes:
         """Send raw bytes over TLS and return whatever comes back (until close or 5 s)."""
         with (
@@ -507,7 +525,9 @@ def start(
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     listener = ListenerConfig(
-        port=port, limits=UpstreamLimits(read_seconds=1.0, max_response_bytes=1024 * 1024)
+        port=port,
+        limits=UpstreamLimits(read_seconds=1.0, max_response_bytes=1024 * 1024),
+        metrics=("127.0.0.1", 0),  # a free port: suites and replicas run side by side
     )
     gateway = asyncio.run_coroutine_threadsafe(
         start_gateway(deployment, manifest, listener, manifest_path), loop
