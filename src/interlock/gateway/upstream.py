@@ -25,9 +25,11 @@ from yarl import URL
 
 from interlock.config.manifest import Manifest, System
 from interlock.errors import InterlockError, Refusal
+from interlock.gateway.client_address import client_address
 from interlock.gateway.context import RequestContext
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.renewal import RenewingCertificate
+from interlock.gateway.rfc7239 import for_node
 from interlock.gateway.tls import trust_context
 from interlock.logs import get_logger
 from interlock.secrets.resolver import SecretResolver
@@ -183,7 +185,7 @@ class Upstreams:
             if lower in _HOP_BY_HOP or lower in _INBOUND_DROP or lower in connection_tokens:
                 continue
             headers.add(name, value)
-        peer = request.remote or "unknown"
+        peer = for_node(client_address(request))  # the caller, as trusted proxies report it
         # RFC 7239 quoted-string: no quote or backslash may reach the header.
         host = request.host.replace('"', "").replace("\\", "")
         headers["Forwarded"] = f'for="{peer}";proto=https;host="{host}"'
