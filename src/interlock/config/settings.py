@@ -11,6 +11,7 @@ authentication) until the vault can supply credentials.
 from __future__ import annotations
 
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -124,6 +125,29 @@ class Settings(BaseSettings):
             "together) before its attempts get 429 until the budget refills."
         ),
     )
+    # NoDecode: a comma-separated list of networks, not JSON.
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "Networks (CIDR, comma-separated) of the load balancers or proxies in front of the "
+            "gateway; only their connections may report the caller's address "
+            "(INTERLOCK_TRUSTED_PROXY_HEADER). Default: none, the caller is the TCP peer."
+        ),
+    )
+    trusted_proxy_header: Literal["x-forwarded-for", "forwarded"] = Field(
+        default="x-forwarded-for",
+        description=(
+            "The one header the trusted proxies write the caller's address in: "
+            "x-forwarded-for or forwarded (RFC 7239). The other is never read."
+        ),
+    )
+    proxy_protocol: Literal["off", "v2"] = Field(
+        default="off",
+        description=(
+            "v2: connections from INTERLOCK_TRUSTED_PROXIES must start with a PROXY protocol "
+            "v2 header giving the client's address (TCP balancers in TLS passthrough mode)."
+        ),
+    )
     log_level: LogLevel = "info"
     log_format: LogFormat = Field(
         default="auto", description="auto: JSON unless standard error is a terminal."
@@ -198,6 +222,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _proxy_protocol_from_someone(self) -> Settings:
+        if self.proxy_protocol != "off" and not self.trusted_proxies:
+            raise ValueError(
+                "INTERLOCK_PROXY_PROTOCOL needs INTERLOCK_TRUSTED_PROXIES: it is accepted only "
+                "from the proxies named there"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _witness_key_given(self) -> Settings:
         if self.audit_witness_url is not None and self.audit_witness_key is None:
             raise ValueError(
@@ -246,6 +279,40 @@ class Settings(BaseSettings):
         if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
             raise ValueError("must be an https:// URL with a host and no credentials")
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        networks = []
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            try:
+                network = ip_network(item)  # strict: host bits set is a typo, not a network
+            except ValueError:
+                raise ValueError(
+                    "each entry must be a network such as 10.0.0.0/8 or 192.0.2.5/32 "
+                    "(no host bits set after the prefix)"
+                ) from None
+            networks.append(network)
+        return tuple(networks)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _not_everyone(
+        cls, value: tuple[IPv4Network | IPv6Network, ...]
+    ) -> tuple[IPv4Network | IPv6Network, ...]:
+        if any(network.prefixlen == 0 for network in value):
+            # CWE-348: trusting every peer lets any caller write its own address.
+            raise ValueError("a /0 network trusts every address, so any caller could pick its own")
+        return value
+
+    @field_validator("trusted_proxy_header", "proxy_protocol", mode="before")
+    @classmethod
+    def _header_lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

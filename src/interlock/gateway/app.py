@@ -25,6 +25,7 @@ from aiohttp import web
 from interlock.config.manifest import Integration, Manifest
 from interlock.errors import Refusal
 from interlock.gateway.audit_trail import GatewayAudit, audit_unavailable
+from interlock.gateway.client_address import TrustedProxies, remember_client_address
 from interlock.gateway.context import RequestContext
 from interlock.gateway.endpoints import Endpoints
 from interlock.gateway.hosts import GatewayNames
@@ -72,10 +73,12 @@ class Gateway:
         keys: ApiKeys,
         names: GatewayNames,
         rules: Rules | None = None,
+        proxies: TrustedProxies | None = None,
     ) -> None:
         """Serve ``routes`` through ``pipelines`` behind ``endpoints``; record on ``audit``.
 
         Only requests for one of ``names`` are answered (``/healthz`` for any).
+        ``proxies`` may report the caller's address (default: nobody may).
 
         ``upstreams`` and ``rules`` hold connections this gateway closes when it
         is retired (:meth:`close`); ``keys`` are its manifest's API keys.
@@ -90,6 +93,7 @@ class Gateway:
         self.keys = keys
         self.names = names
         self._rules = rules
+        self._proxies = proxies or TrustedProxies()
         # route label -> (integration name, integration), for the audit trail
         self._integrations: dict[str, tuple[str, Integration]] = {
             r.label: (r.integration_name, r.integration) for r in routes.routes
@@ -212,6 +216,8 @@ class Gateway:
         self, request: web.BaseRequest, correlation_id: str, where: _Where
     ) -> _Answered:
         """The answer; ``where`` says how far the request got should this raise."""
+        # Before anything counts or records the caller: 400 for a trusted proxy's bad header.
+        remember_client_address(request, self._proxies)
         if request.path != _ANY_HOST:
             self.names.check(request)  # 421 before any credential is looked at
         mount = self.endpoints.find(request.path, request.method)

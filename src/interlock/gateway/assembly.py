@@ -27,6 +27,7 @@ from interlock.config.manifest import Manifest
 from interlock.gateway.app import Gateway
 from interlock.gateway.audit_trail import GatewayAudit
 from interlock.gateway.certificate_status import CertificateStatus
+from interlock.gateway.client_address import TrustedProxies
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.endpoints import (
     GET,
@@ -103,6 +104,7 @@ class GatewayServices:
     client_auth: ClientAuth
     limits: UpstreamLimits
     manifest_dir: Path | None
+    proxies: TrustedProxies  # who may report the caller's address (INTERLOCK_TRUSTED_PROXIES)
 
     @classmethod
     async def open(  # noqa: PLR0917  (the listener's parts, handed over once)
@@ -202,6 +204,7 @@ class GatewayServices:
             client_auth=client_auth,
             limits=limits,
             manifest_dir=manifest_dir,
+            proxies=TrustedProxies.of(settings),
         )
 
     def upstreams(self, manifest: Manifest) -> Upstreams:
@@ -311,6 +314,7 @@ def build_gateway(
         keys=keys,
         names=services.names,
         rules=rules,
+        proxies=services.proxies,
     )
 
 

@@ -30,6 +30,7 @@ from interlock.audit.errors import AuditUnavailableError
 from interlock.audit.sink import AuditSink
 from interlock.config.manifest import Integration
 from interlock.errors import Refusal
+from interlock.gateway.client_address import client_address
 from interlock.identity.grants import Principal
 from interlock.logs import get_logger
 
@@ -110,7 +111,7 @@ class GatewayAudit:
                 correlation_id=correlation_id,
                 reason=reason[:2000] if reason else None,
                 details=details,
-                client_ip=request.remote,
+                client_ip=client_address(request),
             )
         except ValidationError as exc:  # a value the entry model refuses: never a 500
             _log.error("audit entry refused by its model", errors=exc.error_count())

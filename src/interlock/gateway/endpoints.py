@@ -23,6 +23,7 @@ from aiohttp import web
 
 from interlock.errors import Refusal
 from interlock.gateway.audit_trail import GatewayAudit
+from interlock.gateway.client_address import client_address
 from interlock.gateway.context import peer_certificate
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.metrics import GatewayMetrics
@@ -197,7 +198,7 @@ class OAuthForm:
                 )
             else:
                 call = getattr(self.endpoint, self.operation)
-                answer = await asyncio.to_thread(call, authorization, form, request.remote)
+                answer = await asyncio.to_thread(call, authorization, form, client_address(request))
         except Refusal as refusal:
             response = oauth_error_response(refusal)
             reason: str | None = refusal.log_reason
@@ -236,7 +237,7 @@ def _usable_certificate(
     if certificate is None or certificates is None:
         return None
     try:
-        certificates.check(certificate, request.remote)
+        certificates.check(certificate, client_address(request))
     except Refusal as refusal:
         raise Refusal(
             "invalid_client",
@@ -257,14 +258,14 @@ async def _token_answer(
     """A token request: on the loop when nothing needs I/O, else in a worker thread."""
     dpop = request.headers.getall("DPoP", [])
     if not dpop and certificate is None:
-        answer = endpoint.handle_now(authorization, form, request.remote)
+        answer = endpoint.handle_now(authorization, form, client_address(request))
         if answer is not None:
             return answer
     return await asyncio.to_thread(
         endpoint.handle,
         authorization,
         form,
-        request.remote,
+        client_address(request),
         # No uri: a proof's htu must name the token endpoint under the issuer (the public
         # URL), never a URL built from the caller's Host header.
         dpop=dpop,

@@ -58,6 +58,8 @@ REFUSALS: Final[Mapping[str, ProblemType]] = MappingProxyType(
     {
         # The request target and the gateway's own endpoints.
         "bad-path": ProblemType(400, "Bad request target"),
+        # A trusted proxy's X-Forwarded-For / Forwarded that cannot be read.
+        "malformed-forwarding-header": ProblemType(400, "Malformed forwarding header"),
         "misdirected-request": ProblemType(421, "Misdirected request"),
         "not-found": ProblemType(404, "Not found"),
         "method-not-allowed": ProblemType(405, "Method not allowed"),

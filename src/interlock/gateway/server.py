@@ -28,6 +28,7 @@ from interlock.crypto.pkix import load_certificate_pem
 from interlock.errors import ConfigError, InterlockError, Refusal
 from interlock.gateway.app import Gateway
 from interlock.gateway.assembly import GatewayServices, build_gateway
+from interlock.gateway.client_address import TrustedProxies
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.listener import ProblemServer
@@ -38,6 +39,7 @@ from interlock.gateway.metrics_listener import (
 )
 from interlock.gateway.openssl import report_refused_certificates
 from interlock.gateway.problems import problem_response
+from interlock.gateway.proxy_listener import ProxyProtocolSite
 from interlock.gateway.renewal import RenewingCertificate, keep_renewed
 from interlock.gateway.tls import ClientAuth, server_context
 from interlock.gateway.upstream import UpstreamLimits, Upstreams
@@ -208,14 +210,26 @@ async def start_gateway(
     )
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
     await runner.setup()
-    site = web.TCPSite(
-        runner,
-        listener.host,
-        listener.port,
-        ssl_context=tls.context,
-        backlog=1024,
-        reuse_port=listener.reuse_port or None,
-    )
+    site: web.BaseSite
+    if deployment.settings.proxy_protocol == "v2":  # TCP balancers in passthrough: proxies.md
+        site = ProxyProtocolSite(
+            runner,
+            listener.host,
+            listener.port,
+            ssl_context=tls.context,
+            proxies=TrustedProxies.of(deployment.settings),
+            backlog=1024,
+            reuse_port=listener.reuse_port,
+        )
+    else:
+        site = web.TCPSite(
+            runner,
+            listener.host,
+            listener.port,
+            ssl_context=tls.context,
+            backlog=1024,
+            reuse_port=listener.reuse_port or None,
+        )
     try:
         await site.start()
     except OSError:

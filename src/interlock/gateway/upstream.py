@@ -28,10 +28,12 @@ from yarl import URL
 
 from interlock.config.manifest import Manifest, System
 from interlock.errors import InterlockError, Refusal
+from interlock.gateway.client_address import client_address
 from interlock.gateway.context import RequestContext
 from interlock.gateway.header_policy import HeaderPolicy
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.renewal import RenewingCertificate
+from interlock.gateway.rfc7239 import for_node
 from interlock.gateway.routing import CompiledRoute
 from interlock.gateway.tls import trust_context
 from interlock.gateway.upstream_errors import withheld_server_error
@@ -172,7 +174,7 @@ class Upstreams:
     ) -> CIMultiDict[str]:
         request = ctx.request
         headers = policy.request_headers(request.headers)
-        peer = request.remote or "unknown"
+        peer = for_node(client_address(request))  # the caller, as trusted proxies report it
         # RFC 7239 quoted-string: no quote or backslash may reach the header.
         host = request.host.replace('"', "").replace("\\", "")
         headers["Forwarded"] = f'for="{peer}";proto=https;host="{host}"'

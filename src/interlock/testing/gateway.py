@@ -492,13 +492,17 @@ def start(
     port: int = 0,
     public_url: str | None = None,
     auth_failures_per_ip: str = "100000/min",
+    trusted_proxies: str = "",
+    audit_pseudonymise_ip: bool = True,
+    proxy_protocol: str = "off",
 ) -> Running:
     """Initialise a deployment, start both upstreams and the gateway.
 
     ``token_lifetime_seconds``, ``dpop_nonce``, ``database_url``, ``redis_url``,
-    ``public_url`` and ``auth_failures_per_ip`` set the settings of the same names
-    (default: SQLite in ``workdir``, no Redis, and a failure budget per address that
-    the whole suite, all from 127.0.0.1, cannot spend); ``port`` is the gateway's
+    ``public_url``, ``auth_failures_per_ip``, ``trusted_proxies``,
+    ``audit_pseudonymise_ip`` and ``proxy_protocol`` set the settings of the same names (default: SQLite in
+    ``workdir``, no Redis, a failure budget per address that the whole suite, all
+    from 127.0.0.1, cannot spend, and no trusted proxies); ``port`` is the gateway's
     (0: any free one).
     """
     logs = io.StringIO()
@@ -511,6 +515,9 @@ def start(
         oauth_token_lifetime_seconds=token_lifetime_seconds,
         oauth_dpop_nonce=dpop_nonce,
         auth_failures_per_ip=parse_rate(auth_failures_per_ip),
+        trusted_proxies=trusted_proxies,
+        audit_pseudonymise_ip=audit_pseudonymise_ip,
+        proxy_protocol=proxy_protocol,
     )
     deployment = initialise(settings)
     ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
