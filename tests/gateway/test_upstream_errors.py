@@ -11,7 +11,6 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from structlog.testing import capture_logs
 
 from interlock.gateway.upstream_errors import LOGGED_BODY_CHARS, withheld_server_error
-from interlock.logs import configure_logging
 from interlock.testing.gateway import Env, lines
 
 if TYPE_CHECKING:
@@ -38,8 +37,6 @@ def test_upstream_error_body_is_replaced_by_a_problem(env: Env, path: str) -> No
 
 def test_the_log_keeps_the_upstream_body_with_the_password_redacted(env: Env) -> None:
     """The operator finds the traceback by correlation id; the password is masked."""
-    # Other modules' gateways reset logging when they stop: capture into env.logs again.
-    configure_logging("debug", "json", env.logs)
     token, _ = env.key(["orders.read"])
     status, headers, _ = env.request("GET", "/fail/500", {"X-API-Key": token})
     assert status == 502
