@@ -58,7 +58,13 @@ class Sandbox:
 def sandbox(prefix: str = "interlock-bench-") -> Iterator[Sandbox]:
     """Initialise a deployment; issue a ``localhost``/``127.0.0.1`` certificate from its CA."""
     work = Path(tempfile.mkdtemp(prefix=prefix))
-    env = {**os.environ, "INTERLOCK_DATA_DIR": str(work / "data"), "INTERLOCK_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "INTERLOCK_DATA_DIR": str(work / "data"),
+        "INTERLOCK_LOG_LEVEL": "warning",
+        # --reuse-port workers would each want the one metrics port.
+        "INTERLOCK_METRICS_LISTEN": "off",
+    }
     deployment = initialise(Settings(data_dir=work / "data"))
     try:
         ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)

@@ -349,6 +349,22 @@ def test_query_parameters_keep_their_names_types_formats_and_required(convert: A
     assert any("header parameter 'X-Request-Id' not imported" in w for w in warnings)
 
 
+def test_header_parameters_become_forward_headers_unless_never_forwarded(convert: Any) -> None:
+    """X-Tenant is forwarded (warned: unchecked); X-Request-Id and X_Tenant are refused, said why."""
+    header = "        - {name: X-Request-Id, in: header, schema: {type: string}}\n"
+    assert header in SPEC_30
+    more = "".join(
+        header.replace("X-Request-Id", name) for name in ("X-Request-Id", "X-Tenant", "X_Tenant")
+    )
+    routes, warnings = convert(SPEC_30.replace(header, more, 1))
+    assert routes["GET /orders"]["forward_headers"] == ["X-Tenant"]
+    assert any("'X-Tenant' is forwarded unchecked" in w for w in warnings)
+    assert any(
+        "'X-Request-Id' not imported: X-Request-Id is set by Interlock" in w for w in warnings
+    )
+    assert any("'X_Tenant' not imported: 'X_Tenant' contains '_'" in w for w in warnings)
+
+
 def test_array_query_is_one_item_and_object_query_is_not_imported(convert: Any) -> None:
     """An array becomes its item's spec (warned); a deepObject is left out, so it is refused."""
     routes, warnings = convert(SPEC_31)

@@ -68,3 +68,47 @@ def test_oauth_settings_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INTERLOCK_OAUTH_SIGNING_ALG", "HS256")
     with pytest.raises(ConfigError, match="INTERLOCK_OAUTH_SIGNING_ALG"):
         load_settings()
+
+
+def test_trusted_proxies_are_a_comma_separated_list_of_networks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Default: nobody is trusted; a bare address is one host; the header name is any case."""
+    assert load_settings().trusted_proxies == ()
+    assert load_settings().trusted_proxy_header == "x-forwarded-for"
+    assert load_settings().proxy_protocol == "off"
+    monkeypatch.setenv("INTERLOCK_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.5/32,2001:db8::/48,")
+    monkeypatch.setenv("INTERLOCK_TRUSTED_PROXY_HEADER", "Forwarded")
+    settings = load_settings()
+    assert [str(network) for network in settings.trusted_proxies] == [
+        "10.0.0.0/8",
+        "192.168.1.5/32",
+        "2001:db8::/48",
+    ]
+    assert settings.trusted_proxy_header == "forwarded"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("10.0.0.1/8", "no host bits"),  # a typo for 10.0.0.0/8 or 10.0.0.1/32
+        ("proxy.internal", "must be a network"),
+        ("0.0.0.0/0", "any caller could pick its own"),
+        ("10.0.0.0/8,::/0", "any caller could pick its own"),
+    ],
+)
+def test_trusted_proxies_refuse_typos_and_everyone(
+    monkeypatch: pytest.MonkeyPatch, value: str, message: str
+) -> None:
+    monkeypatch.setenv("INTERLOCK_TRUSTED_PROXIES", value)
+    with pytest.raises(ConfigError, match="INTERLOCK_TRUSTED_PROXIES") as caught:
+        load_settings()
+    assert message in str(caught.value)
+
+
+def test_proxy_protocol_needs_trusted_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INTERLOCK_PROXY_PROTOCOL", "v2")
+    with pytest.raises(ConfigError, match="INTERLOCK_TRUSTED_PROXIES"):
+        load_settings()
+    monkeypatch.setenv("INTERLOCK_TRUSTED_PROXIES", "10.0.0.0/8")
+    assert load_settings().proxy_protocol == "v2"

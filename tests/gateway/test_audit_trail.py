@@ -90,6 +90,18 @@ def test_a_refusal_is_on_the_trail_with_its_reason(env: Env) -> None:
     assert entry["volume"] == {"records": 0, "bytes": 0}
 
 
+def test_an_upstream_server_error_is_on_the_trail_as_forwarded_and_failed(env: Env) -> None:
+    """The request reached the target (volume counted); the outcome is the caller's 502."""
+    token, _ = env.key(["orders.read"])
+    status, headers, _ = env.request("GET", "/fail/500", {"X-API-Key": token})
+    assert status == 502
+    entry = _last(env, "gateway.request", correlation_id=headers["x-request-id"])
+    assert entry["outcome"] == {"result": "failure", "status": 502}
+    assert entry["reason"] == "upstream answered 500; its body was withheld"
+    assert entry["volume"]["records"] == 1
+    assert "hunter2" not in json.dumps(entry)
+
+
 def test_token_answers_are_on_the_trail(env: Env) -> None:
     form = urlencode({"grant_type": "client_credentials"}).encode()
     headers = {"Content-Type": "application/x-www-form-urlencoded"}

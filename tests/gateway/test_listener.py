@@ -186,6 +186,7 @@ def served(env: Env) -> Iterator[tuple[int, ssl.SSLContext]]:
             **os.environ,
             "INTERLOCK_DATA_DIR": str(settings.data_dir),
             "INTERLOCK_DATABASE_URL": settings.store_url,
+            "INTERLOCK_METRICS_LISTEN": "127.0.0.1:0",  # never 9464: tests run side by side
             "INTERLOCK_LOG_LEVEL": "error",
             "INTERLOCK_LISTENER_FIRST_BYTE_SECONDS": "0.5",
             "INTERLOCK_LISTENER_MAX_CONNECTIONS_PER_ADDRESS": "1",

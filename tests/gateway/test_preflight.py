@@ -63,6 +63,7 @@ def test_serve_on_a_port_in_use_says_so_in_one_line_and_issues_nothing(env: Env)
                 **os.environ,
                 "INTERLOCK_DATA_DIR": str(settings.data_dir),
                 "INTERLOCK_DATABASE_URL": settings.store_url,
+                "INTERLOCK_METRICS_LISTEN": "127.0.0.1:0",  # never 9464: tests run side by side
                 "INTERLOCK_LOG_FORMAT": "json",
                 "INTERLOCK_LOG_LEVEL": "error",
             },
@@ -97,12 +98,14 @@ def _stop(env: Env, running: RunningGateway) -> None:
 
 def test_every_secret_reference_of_the_manifest_is_found(env: Env) -> None:
     """Systems' credentials and rules' database URLs, with where they are."""
-    found = {(r.where, r.reference) for r in secret_references(env.gateway.gateway.manifest)}
+    manifest = env.gateway.gateway.manifest
+    found = {(r.where, r.reference) for r in secret_references(manifest)}
     assert found == {
         ("systems.erp.credentials", "secret://erp/api-key"),
         ("systems.rogue.credentials", "secret://erp/api-key"),
-        ("rules.product_sellable.database", _PRESENT),
+        *((f"rules.{name}.database", rule.database) for name, rule in manifest.rules.items()),
     }
+    assert ("rules.product_sellable.database", _PRESENT) in found
 
 
 def test_serve_refuses_to_start_when_a_referenced_secret_is_missing(

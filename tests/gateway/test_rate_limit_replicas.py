@@ -47,3 +47,5 @@ def test_a_per_client_limit_of_n_admits_exactly_n_across_two_replicas(
         assert statuses.count(429) == 9
         assert statuses[:3] == [200, 200, 200]
         assert client.exists("interlock:rl:{order-sync}:GET /limited/{id}:client:order-sync")
+    # Each decision was one timed Redis command (issue 18 item 10).
+    assert 'interlock_redis_command_duration_seconds_count{command="EVALSHA"}' in env.metrics()

@@ -55,13 +55,15 @@ def test_renewal_happens_when_a_third_of_the_lifetime_is_left(tmp_path: Path) ->
     assert 29 < days <= 30
 
 
-def test_days_to_expiry_are_published(env: Env) -> None:
-    """/metrics: days to expiry of the listener certificate and of both CAs."""
+def test_expiry_times_are_published(env: Env) -> None:
+    """Metrics: when the listener certificate and both CAs expire, as Unix timestamps."""
     deadline = time.monotonic() + 10
     while True:
-        _, _, text = env.request("GET", "/metrics")
+        text = env.metrics()
         if 'certificate="issuing-ca"' in text or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     for name in ("listener", "root-ca", "issuing-ca"):
-        assert f'interlock_certificate_expiry_days{{certificate="{name}"}}' in text
+        line = f'interlock_certificate_expiry_timestamp_seconds{{certificate="{name}"}} '
+        (value,) = [row.removeprefix(line) for row in text.splitlines() if row.startswith(line)]
+        assert float(value) > time.time()

@@ -86,6 +86,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
             "INTERLOCK_AUTH_FAILURES_PER_IP": "100000/min",
             "INTERLOCK_LOG_FORMAT": "json",
             "INTERLOCK_LOG_LEVEL": "warning",
+            "INTERLOCK_METRICS_LISTEN": "127.0.0.1:0",  # replicas each need a port of their own
         }
         log = (workdir / "replica-b.log").open("wb")
         process = subprocess.Popen(  # noqa: S603  (our own interpreter and CLI, no shell)

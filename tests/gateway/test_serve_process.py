@@ -87,6 +87,7 @@ def test_sighup_reloads_and_sigterm_drains(env: Env, tmp_path: Path) -> None:
             "INTERLOCK_DATA_DIR": str(settings.data_dir),
             "INTERLOCK_DATABASE_URL": settings.store_url,
             "INTERLOCK_LOG_FORMAT": "json",
+            "INTERLOCK_METRICS_LISTEN": "127.0.0.1:0",  # never 9464: tests run side by side
         },
         stdout=subprocess.DEVNULL,
         stderr=log_file,

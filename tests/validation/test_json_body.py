@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -184,11 +185,68 @@ def test_a_number_that_overflows_a_double_is_refused(literal: bytes) -> None:
 
 
 def test_the_largest_double_is_accepted() -> None:
-    """1.7976931348623157e308 is finite: only overflow is refused, not large numbers."""
+    """1.7976931348623157e308 is finite: only overflow is refused, not large numbers.
+
+    1e-999 underflows a double to 0.0; it is kept as the exact Decimal instead
+    (issue 18 item 9), so that ``maximum: 0`` sees it is above zero.
+    """
     assert parse_json(b"[1.7976931348623157e308, 1e-999]", DEFAULT) == [
         1.7976931348623157e308,
-        0.0,
+        Decimal("1E-999"),
     ]
+
+
+@pytest.mark.parametrize(
+    "literal",
+    [
+        "1000.00000000000000000001",
+        "999.99999999999999999",
+        "9007199254740993.0",
+        "0.30000000000000001",
+        "1e-400",
+        "-2.5e-324",
+    ],
+)
+def test_a_number_a_double_cannot_carry_is_parsed_exactly(literal: str) -> None:
+    """Issue 18 item 9: the value checked is the value written, not the nearest double."""
+    (value,) = parse_json(f"[{literal}]".encode(), DEFAULT)
+    assert isinstance(value, Decimal)
+    assert value == Decimal(literal)
+
+
+@pytest.mark.parametrize(
+    "literal", ["0.1", "1.50", "1e-5", "-0.0", "123456789012345.6", "1.7976931348623157e308"]
+)
+def test_a_number_a_double_carries_stays_a_float(literal: str) -> None:
+    """The common case keeps float (cheap); only inexact literals become Decimal."""
+    (value,) = parse_json(f"[{literal}]".encode(), DEFAULT)
+    assert type(value) is float
+    assert Decimal(repr(value)) == Decimal(literal)
+
+
+def test_integers_beyond_two_to_the_53_stay_exact() -> None:
+    """An integer literal is a Python int at any size (within max_number_length)."""
+    assert parse_json(b"[9007199254740993, -9007199254740993]", DEFAULT) == [
+        2**53 + 1,
+        -(2**53) - 1,
+    ]
+
+
+def _exact(value: Any) -> Decimal:
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+@given(
+    st.decimals(
+        min_value=Decimal("-1e30"), max_value=Decimal("1e30"), allow_nan=False, allow_infinity=False
+    )
+    .map(str)
+    .filter(lambda text: len(text) <= DEFAULT.max_number_length)
+)
+def test_every_number_literal_is_parsed_to_its_exact_value(literal: str) -> None:
+    """Whatever the digits and exponent, the parsed number equals the literal exactly."""
+    (value,) = parse_json(f"[{literal}]".encode(), DEFAULT)
+    assert _exact(value) == Decimal(literal)
 
 
 def test_a_huge_integer_is_refused_before_conversion() -> None:

@@ -379,3 +379,37 @@ def test_max_length_is_enforced_before_the_pattern() -> None:
     with pytest.raises(BodyRefused) as caught:
         check.check({"id": "a" * 257}, "")
     assert caught.value.violations[0].detail == "must be at most 256 characters long"
+
+
+# Exact numbers (issue 18 item 9): the bound is compared with the text that is forwarded.
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("100", True),
+        ("100.000000000000000000000", True),
+        ("100.00000000000000000001", False),
+        ("99.999999999999999999999", True),
+        ("0.1", True),
+        ("0.09999999999999999999", False),
+    ],
+)
+def test_number_bounds_are_exact(value: str, ok: bool) -> None:
+    """As a float, 100.00000000000000000001 is 100.0 and would pass ``maximum: 100``."""
+    check = ParamCheck(route(query={"p": {"type": "number", "minimum": 0.1, "maximum": 100}}))
+    try:
+        check.check({"id": "a"}, f"p={value}")
+    except BodyRefused:
+        assert not ok
+    else:
+        assert ok
+
+
+def test_a_number_enum_is_matched_exactly() -> None:
+    """An enum of 0.1 admits '0.1' and '0.10', not a value that merely rounds to 0.1."""
+    check = ParamCheck(route(query={"f": {"type": "number", "enum": [0.1]}}))
+    check.check({"id": "a"}, "f=0.1")
+    check.check({"id": "a"}, "f=0.10")
+    with pytest.raises(BodyRefused):
+        check.check({"id": "a"}, "f=0.1000000000000000000001")

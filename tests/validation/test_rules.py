@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +104,109 @@ def test_a_sql_rule_admits_existing_values_and_names_missing_ones(sqlite_catalog
 def test_a_sql_rule_checks_every_item_of_an_array(sqlite_catalogue: str) -> None:
     spec = {**SPEC, "value": "body:lines[].account"}
     lookup = SqlLookup("accounts", SqlRule.model_validate(spec), lambda _: sqlite_catalogue)
-    body = {"lines": [{"account": "A-1"}, {"account": "A-3"}, {"account": "Z-9"}, {"x": 1}]}
+    body = {"lines": [{"account": "A-1"}, {"account": "A-3"}, {"account": "Z-9"}]}
     assert [v.detail for v in lookup.check(_input(body))] == [
         "the account must exist and be active (Z-9)"
     ]
     lookup.close()
+
+
+BODY_SPEC = {**SPEC, "value": "body:account"}
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"account": ["EVIL"]}, "must be a single text, number or boolean value, not an array"),
+        ({"account": None}, "must be a single text, number or boolean value, not null"),
+        (
+            {"account": {"id": "A-1"}},
+            "must be a single text, number or boolean value, not an object",
+        ),
+        ({}, "is required"),
+        (None, "is required"),
+    ],
+    ids=["list", "null", "object", "missing", "no-body"],
+)
+def test_a_sql_rule_refuses_an_input_it_cannot_look_up(
+    sqlite_catalogue: str, body: Any, detail: str
+) -> None:
+    """Issue 18 item 7: a list, null, object or missing input fails closed (422), never passes."""
+    rules = Rules(
+        _manifest({"account_active": BODY_SPEC}, ["account_active"]), lambda _: sqlite_catalogue
+    )
+    ruleset = rules.for_route(["account_active"])
+    assert ruleset is not None
+    with pytest.raises(BodyRefused) as refused:
+        ruleset.check(_input(body))
+    assert (REFUSALS[refused.value.code].status, refused.value.code) == (422, "rule-violation")
+    assert refused.value.violations == (
+        Violation(detail, pointer="#/account", rule="account_active"),
+    )
+    # The problem names the field, never the view, column or database behind the rule.
+    text = repr(refused.value.extra)
+    for internal in ("active_accounts", "account_id", "sqlite"):
+        assert internal not in text
+    rules.close()
+
+
+def test_a_sql_rule_refuses_a_path_through_something_else(sqlite_catalogue: str) -> None:
+    """A scalar where an object or array is expected, and an item without the field, are refused."""
+    spec = SqlRule.model_validate({**SPEC, "value": "body:lines[].account"})
+    lookup = SqlLookup("accounts", spec, lambda _: sqlite_catalogue)
+    assert lookup.check(_input({"lines": "A-1"})) == [
+        Violation("must be an array, not text", pointer="#/lines", rule="accounts")
+    ]
+    assert lookup.check(_input({"lines": [{"account": "A-1"}, "A-1", {"x": 1}]})) == [
+        Violation("must be an object, not text", pointer="#/lines/1", rule="accounts"),
+        Violation("is required", pointer="#/lines/2/account", rule="accounts"),
+    ]
+    assert lookup.check(_input(["A-1"])) == [
+        Violation("must be an object, not an array", pointer="#", rule="accounts")
+    ]
+    assert lookup.check(_input({"lines": []})) == []  # nothing to check; the schema decides
+    lookup.close()
+
+
+def test_an_optional_input_may_be_absent_but_not_malformed(sqlite_catalogue: str) -> None:
+    """``optional: true`` skips a missing value; null, lists and objects are still refused."""
+    spec = SqlRule.model_validate({**BODY_SPEC, "optional": True})
+    lookup = SqlLookup("account_active", spec, lambda _: sqlite_catalogue)
+    assert lookup.check(_input({})) == []
+    assert lookup.check(_input(None)) == []
+    assert lookup.check(_input({"account": "A-1"})) == []
+    assert [v.detail for v in lookup.check(_input({"account": "A-2"}))] == [
+        "the account must exist and be active (A-2)"
+    ]
+    for malformed in (["A-1"], None, {"id": "A-1"}):
+        (violation,) = lookup.check(_input({"account": malformed}))
+        assert violation.pointer == "#/account"
+        assert violation.detail.startswith("must be a single text, number or boolean value")
+    lookup.close()
+
+
+def test_a_missing_query_parameter_is_refused_unless_optional(sqlite_catalogue: str) -> None:
+    """``query:x`` fails closed like a body field."""
+    required = SqlLookup(
+        "a", SqlRule.model_validate({**SPEC, "value": "query:account"}), lambda _: sqlite_catalogue
+    )
+    assert required.check(_input()) == [Violation("is required", parameter="account", rule="a")]
+    optional = SqlLookup(
+        "a",
+        SqlRule.model_validate({**SPEC, "value": "query:account", "optional": True}),
+        lambda _: sqlite_catalogue,
+    )
+    assert optional.check(_input()) == []
+    required.close()
+    optional.close()
+
+
+def test_optional_is_refused_on_a_path_parameter() -> None:
+    """The loader refuses ``optional`` where it cannot mean anything (a path value is always there)."""
+    with pytest.raises(ValueError, match="optional applies to body: and query: values"):
+        SqlRule.model_validate({**SPEC, "optional": True})
+    with pytest.raises(ValueError, match="optional"):
+        SqlRule.model_validate({**BODY_SPEC, "optional": "sometimes"})
 
 
 def test_injection_strings_are_values_not_sql(sqlite_catalogue: str) -> None:
@@ -227,3 +326,12 @@ def test_a_failing_python_rule_fails_closed_without_its_text(
 def test_order_total_rule_points_at_a_bad_line() -> None:
     violations = list(order_total_matches_lines(_input({"total": 1, "lines": [{"quantity": "x"}]})))
     assert violations == [Violation("a line needs a numeric quantity and unit_price", "#/lines/0")]
+
+
+def test_order_total_rule_takes_exact_decimals() -> None:
+    """parse_json hands a number a double cannot carry over as Decimal; the rule counts it."""
+    body = {
+        "total": Decimal("10.00000000000000000001"),
+        "lines": [{"quantity": 1, "unit_price": Decimal("10.00000000000000000001")}],
+    }
+    assert list(order_total_matches_lines(_input(body))) == []

@@ -282,3 +282,59 @@ def test_text_that_is_not_unicode_is_a_violation_not_a_crash() -> None:
     assert places(schema.violations(["\ud800"])) == [
         ("#", "contains text that is not valid Unicode")
     ]
+
+
+# Exact numbers (issue 18 item 9): bounds are checked on the value the target reads.
+
+
+def _problems(schema: dict[str, Any], body: bytes) -> tuple[Violation, ...]:
+    return compile_schema(schema).violations(parse_json(body, JsonLimits()))
+
+
+@pytest.mark.parametrize(
+    ("keyword", "body", "accepted"),
+    [
+        ({"maximum": 1000}, b"1000.00000000000000000001", False),
+        ({"maximum": 1000}, b"1000", True),
+        ({"maximum": 1000}, b"1000.000000000000000000000", True),
+        ({"maximum": 1000}, b"999.99999999999999999999", True),
+        ({"minimum": 1000}, b"999.99999999999999999", False),
+        ({"minimum": 1000}, b"1000.00000000000000000001", True),
+        ({"exclusiveMaximum": 1000}, b"999.999999999999999999999", True),
+        ({"exclusiveMaximum": 1000}, b"1000.0000000000000000001", False),
+        ({"exclusiveMinimum": 0}, b"1e-400", True),
+        ({"maximum": 0}, b"1e-400", False),
+        ({"minimum": 0}, b"-1e-400", False),
+        ({"multipleOf": 0.01}, b"0.070000000000000000001", False),
+        ({"multipleOf": 0.01}, b"0.07", True),
+        ({"type": "integer"}, b"1.00000000000000000001", False),
+        ({"type": "integer", "maximum": 2**53}, b"9007199254740993.0", False),
+        ({"type": "integer", "maximum": 2**53}, b"9007199254740993", False),
+        ({"type": "integer", "maximum": 2**53}, b"9007199254740992", True),
+        ({"type": "integer", "minimum": -(2**53)}, b"-9007199254740993", False),
+        ({"const": 1}, b"1.0000000000000000000001", False),
+    ],
+)
+def test_bounds_are_checked_on_the_exact_decimal(
+    keyword: dict[str, Any], body: bytes, accepted: bool
+) -> None:
+    """``1000.00000000000000000001`` is above ``maximum: 1000`` although its double is 1000.0."""
+    assert (_problems(keyword, body) == ()) is accepted
+
+
+@pytest.mark.parametrize("body", [b"1e400", b"-1e400", b'{"n": 1E+400}'])
+def test_a_huge_exponent_is_refused_before_any_bound(body: bytes) -> None:
+    """1e400 overflows a double: refused as out of range (400), never compared as inf."""
+    with pytest.raises(BodyRefused) as refused:
+        _problems({"maximum": 1000, "minimum": -1000}, body)
+    assert refused.value.code == "json-limit-exceeded"
+    assert REFUSALS[refused.value.code].status == 400
+
+
+def test_an_exact_bound_violation_is_worded_from_the_keyword() -> None:
+    """The detail names the bound, not the value's digits beyond the echo limit."""
+    (violation,) = _problems(
+        {"type": "object", "properties": {"total": {"maximum": 1000}}},
+        b'{"total": 1000.00000000000000000001}',
+    )
+    assert violation == Violation("must be at most 1000", pointer="#/total")

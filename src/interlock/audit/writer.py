@@ -98,6 +98,11 @@ class GroupCommitWriter:
             self._urgent.set()
         return pending
 
+    @property
+    def queued(self) -> int:
+        """Entries queued and not yet taken for a batch (approximate, as ``Queue.qsize``)."""
+        return self._queue.qsize()
+
     def wait(self, pending: Pending) -> int:
         """The entry's index once durable; :class:`AuditUnavailableError` after the timeout."""
         try:

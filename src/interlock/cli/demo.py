@@ -19,7 +19,7 @@ import signal
 import ssl
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
 import aiohttp
 import typer
@@ -33,6 +33,7 @@ from interlock.config.manifest import Manifest
 from interlock.crypto.keyfile import write_private_file
 from interlock.errors import ConfigError
 from interlock.gateway import tls
+from interlock.gateway.metrics_listener import MetricsListener
 from interlock.gateway.preflight import check_port_free
 from interlock.gateway.server import (
     ListenerConfig,
@@ -53,6 +54,7 @@ from interlock.testing.sample_erp import SampleErp, start_sample_erp
 __all__ = ["demo"]
 
 DEMO_CLIENT = "order-sync"
+_METRICS: Final = ("127.0.0.1", 0)  # the demo's metrics: loopback, any free port
 
 
 def demo(
@@ -121,7 +123,7 @@ async def _demo(deployment: Deployment, manifest: Manifest, *, once: bool, port:
         key_file = data_dir / "demo-key"  # the key that still works, for the curl examples
         write_private_file(key_file, current.encode())
         if not once:
-            _try_it(base, gateway.ca_file, key_file)
+            _try_it(base, gateway.ca_file, key_file, gateway.metrics_listener)
             await _wait_for_ctrl_c()
     finally:
         await gateway.stop()
@@ -146,7 +148,7 @@ async def _start_gateway(deployment: Deployment, manifest: Manifest, port: int) 
         check_port_free("127.0.0.1", port)
     except ConfigError:
         port = 0  # the default port is taken: any free port will do for a demo
-    return await start_gateway(deployment, manifest, ListenerConfig(port=port))
+    return await start_gateway(deployment, manifest, ListenerConfig(port=port, metrics=_METRICS))
 
 
 def _point_at_sample(manifest: Manifest, erp_port: int) -> Manifest:
@@ -265,7 +267,7 @@ async def _call(
     console.print(f"  [{colour}]{response.status}[/{colour}] {summary}", highlight=False)
 
 
-def _try_it(base: str, ca_file: Path, key_file: Path) -> None:
+def _try_it(base: str, ca_file: Path, key_file: Path, metrics: MetricsListener | None) -> None:
     console.print("\n[bold]Try it[/bold] (Ctrl-C stops the demo and deletes its data):")
     console.print(
         f'  curl --cacert {ca_file} -H "Authorization: Bearer $(cat {key_file})" '
@@ -274,7 +276,8 @@ def _try_it(base: str, ca_file: Path, key_file: Path) -> None:
         soft_wrap=True,
     )
     console.print(f"  curl --cacert {ca_file} {base}/orders/1001", markup=False, soft_wrap=True)
-    console.print(f"  curl --cacert {ca_file} {base}/metrics", markup=False, soft_wrap=True)
+    if metrics is not None:  # a listener of its own, loopback only
+        console.print(f"  curl {metrics.url}", markup=False, soft_wrap=True)
 
 
 async def _wait_for_ctrl_c() -> None:

@@ -69,6 +69,7 @@ def serve(  # noqa: PLR0917  (typer maps each parameter to an option)
         certificate=None if cert == "auto" else Path(cert),
         private_key=key,
         reuse_port=reuse_port,
+        metrics=current.metrics_address,
     )
     deployment = open_deployment(current)
     try:
@@ -84,4 +85,6 @@ async def _run(
     typer.echo(
         f"Interlock gateway on https://{listener.host}:{running.port} (CA: {running.ca_file})"
     )
+    if running.metrics_listener is not None:
+        typer.echo(f"Metrics on {running.metrics_listener.url}")
     await serve_forever(running)

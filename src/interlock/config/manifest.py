@@ -14,6 +14,7 @@ from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from interlock.config.header_names import check_header_name
 from interlock.config.units import ByteSize, Duration, RateValue
 
 __all__ = [
@@ -93,6 +95,8 @@ DataSubject = Annotated[str, StringConstraints(pattern=SUBJECT_PATTERN)]
 FieldPath = Annotated[str, StringConstraints(pattern=FIELD_PATTERN)]
 MediaType = Annotated[str, StringConstraints(pattern=_MEDIA_TYPE, max_length=127)]
 QueryName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")]
+ForwardHeader = Annotated[str, AfterValidator(lambda name: check_header_name(name, "forward"))]
+ReturnHeader = Annotated[str, AfterValidator(lambda name: check_header_name(name, "return"))]
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 AuthMethod = Literal["api_key", "oauth2", "mtls"]
@@ -372,6 +376,10 @@ class Route(_Model):
     rules: tuple[RuleName, ...] = ()
     # Data minimisation of request bodies forwarded to the target.
     request_fields: tuple[FieldPath, ...] | None = None
+    # Headers relayed beyond the gateway's default allow-lists (docs/gateway.md):
+    # request headers to the upstream, and the upstream's response headers to the caller.
+    forward_headers: tuple[ForwardHeader, ...] = ()
+    return_headers: tuple[ReturnHeader, ...] = ()
 
     @property
     def accepted_types(self) -> tuple[str, ...]:
@@ -421,6 +429,13 @@ class Route(_Model):
     def _unique(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         return None if value is None else _no_duplicates(value, "entry")
 
+    @field_validator("forward_headers", "return_headers")
+    @classmethod
+    def _unique_headers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Header names are case-insensitive (RFC 9110 §5.1).
+        _no_duplicates(tuple(name.lower() for name in value), "header")
+        return value
+
     @field_validator("params")
     @classmethod
     def _params_in_template(
@@ -454,6 +469,9 @@ class SqlRule(_Model):
     secret ``database`` names. ``value`` says where the value comes from:
     ``body:customer.id`` (``body:lines[].sku`` checks every item),
     ``path:id`` or ``query:customer``. ``message`` is what the caller is told.
+    The value must be present and a scalar, or the request is refused (fail
+    closed); ``optional: true`` lets it be absent (the rule is then skipped),
+    never null, a list or an object.
     """
 
     database: str
@@ -461,6 +479,15 @@ class SqlRule(_Model):
     column: Annotated[str, StringConstraints(pattern=_SQL_NAME)]
     value: Annotated[str, StringConstraints(pattern=_RULE_VALUE)]
     message: Text
+    optional: bool = False
+
+    @model_validator(mode="after")
+    def _optional_input(self) -> SqlRule:
+        if self.optional and self.value.startswith("path:"):
+            raise ValueError(
+                "optional applies to body: and query: values; a path parameter is always present"
+            )
+        return self
 
     @field_validator("database")
     @classmethod

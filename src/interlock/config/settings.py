@@ -11,6 +11,7 @@ authentication) until the vault can supply credentials.
 from __future__ import annotations
 
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -124,9 +125,40 @@ class Settings(BaseSettings):
             "together) before its attempts get 429 until the budget refills."
         ),
     )
+    # NoDecode: a comma-separated list of networks, not JSON.
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "Networks (CIDR, comma-separated) of the load balancers or proxies in front of the "
+            "gateway; only their connections may report the caller's address "
+            "(INTERLOCK_TRUSTED_PROXY_HEADER). Default: none, the caller is the TCP peer."
+        ),
+    )
+    trusted_proxy_header: Literal["x-forwarded-for", "forwarded"] = Field(
+        default="x-forwarded-for",
+        description=(
+            "The one header the trusted proxies write the caller's address in: "
+            "x-forwarded-for or forwarded (RFC 7239). The other is never read."
+        ),
+    )
+    proxy_protocol: Literal["off", "v2"] = Field(
+        default="off",
+        description=(
+            "v2: connections from INTERLOCK_TRUSTED_PROXIES must start with a PROXY protocol "
+            "v2 header giving the client's address (TCP balancers in TLS passthrough mode)."
+        ),
+    )
     log_level: LogLevel = "info"
     log_format: LogFormat = Field(
         default="auto", description="auto: JSON unless standard error is a terminal."
+    )
+    metrics_listen: str = Field(
+        default="127.0.0.1:9464",
+        description=(
+            "HOST:PORT of the Prometheus metrics listener, or off. Loopback addresses serve "
+            "plain HTTP; any other serves TLS with the gateway listener's certificate. The "
+            "gateway's own listener never serves /metrics."
+        ),
     )
     public_url: str | None = Field(
         default=None,
@@ -241,6 +273,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _proxy_protocol_from_someone(self) -> Settings:
+        if self.proxy_protocol != "off" and not self.trusted_proxies:
+            raise ValueError(
+                "INTERLOCK_PROXY_PROTOCOL needs INTERLOCK_TRUSTED_PROXIES: it is accepted only "
+                "from the proxies named there"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _witness_key_given(self) -> Settings:
         if self.audit_witness_url is not None and self.audit_witness_key is None:
             raise ValueError(
@@ -271,6 +312,15 @@ class Settings(BaseSettings):
             raise ValueError("must be scheme, host and port only, e.g. https://gw.example:8443")
         return value.rstrip("/")
 
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_address(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() == "off":
+            return "off"
+        _split_address(value)
+        return value
+
     @field_validator("audit_witness_url")
     @classmethod
     def _witness_https(cls, value: str | None) -> str | None:
@@ -280,6 +330,40 @@ class Settings(BaseSettings):
         if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
             raise ValueError("must be an https:// URL with a host and no credentials")
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        networks = []
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            try:
+                network = ip_network(item)  # strict: host bits set is a typo, not a network
+            except ValueError:
+                raise ValueError(
+                    "each entry must be a network such as 10.0.0.0/8 or 192.0.2.5/32 "
+                    "(no host bits set after the prefix)"
+                ) from None
+            networks.append(network)
+        return tuple(networks)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _not_everyone(
+        cls, value: tuple[IPv4Network | IPv6Network, ...]
+    ) -> tuple[IPv4Network | IPv6Network, ...]:
+        if any(network.prefixlen == 0 for network in value):
+            # CWE-348: trusting every peer lets any caller write its own address.
+            raise ValueError("a /0 network trusts every address, so any caller could pick its own")
+        return value
+
+    @field_validator("trusted_proxy_header", "proxy_protocol", mode="before")
+    @classmethod
+    def _header_lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -314,6 +398,13 @@ class Settings(BaseSettings):
         return self.data_dir / KEYRING_REF_FILE
 
     @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """Where the metrics listener binds (host without brackets, port); None: off."""
+        if self.metrics_listen == "off":
+            return None
+        return _split_address(self.metrics_listen)
+
+    @property
     def store_url(self) -> str:
         """The main store's URL, defaulting to SQLite in the data directory."""
         return self.database_url or _sqlite_url(self.data_dir / STORE_FILE)
@@ -322,6 +413,15 @@ class Settings(BaseSettings):
     def audit_url(self) -> str:
         """The audit log's URL, defaulting to its own SQLite file."""
         return self.audit_database_url or _sqlite_url(self.data_dir / AUDIT_FILE)
+
+
+def _split_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as (host, port); ValueError if it is not one."""
+    host, _, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError("must be HOST:PORT (e.g. 127.0.0.1:9464) or off")
+    return host, int(port)
 
 
 def _sqlite_url(path: Path) -> str:

@@ -5,7 +5,11 @@ afterwards: a reload builds a new one. Every refused request is answered with a
 problem document; everything that reaches a client carries ``X-Request-Id``.
 One access-log line per request, with the route *template* (never the query
 string, which may hold a refused credential) and the caller's key id (never
-the key); every routed decision goes on the audit trail.
+the key). Every request that reaches the gateway gets exactly one
+``gateway.request`` audit entry and one count in the metrics: routed or not
+(404, 405, 421 are labelled ``unmatched``), answered by a route or an own
+endpoint, refused, or failed (an unhandled error is logged with its
+correlation id and answered with a generic 500 problem).
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ from aiohttp import web
 from interlock.config.manifest import Integration, Manifest
 from interlock.errors import Refusal
 from interlock.gateway.audit_trail import GatewayAudit, audit_unavailable
+from interlock.gateway.client_address import TrustedProxies, remember_client_address
 from interlock.gateway.context import RequestContext
 from interlock.gateway.endpoints import Endpoints
 from interlock.gateway.hosts import GatewayNames
-from interlock.gateway.metrics import GatewayMetrics
+from interlock.gateway.metrics import UNMATCHED, GatewayMetrics
 from interlock.gateway.paths import BadPathError, split_target
 from interlock.gateway.pipeline import Pipeline
 from interlock.gateway.problems import (
@@ -40,6 +45,7 @@ from interlock.gateway.routing import (
 )
 from interlock.gateway.stages.content_encoding import refuse_content_encoding
 from interlock.gateway.upstream import Upstreams
+from interlock.gateway.upstream_errors import UpstreamServerError
 from interlock.identity.apikeys import ApiKeys
 from interlock.identity.grants import Principal
 from interlock.logs import get_logger
@@ -68,10 +74,12 @@ class Gateway:
         keys: ApiKeys,
         names: GatewayNames,
         rules: Rules | None = None,
+        proxies: TrustedProxies | None = None,
     ) -> None:
         """Serve ``routes`` through ``pipelines`` behind ``endpoints``; record on ``audit``.
 
         Only requests for one of ``names`` are answered (``/healthz``, ``/readyz`` for any).
+        ``proxies`` may report the caller's address (default: nobody may).
 
         ``upstreams`` and ``rules`` hold connections this gateway closes when it
         is retired (:meth:`close`); ``keys`` are its manifest's API keys.
@@ -86,6 +94,7 @@ class Gateway:
         self.keys = keys
         self.names = names
         self._rules = rules
+        self._proxies = proxies or TrustedProxies()
         # route label -> (integration name, integration), for the audit trail
         self._integrations: dict[str, tuple[str, Integration]] = {
             r.label: (r.integration_name, r.integration) for r in routes.routes
@@ -98,35 +107,45 @@ class Gateway:
         await self.upstreams.close()
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        """Answer one request."""
+        """Answer one request: exactly one audit entry and one count, whatever happens."""
         correlation_id = os.urandom(16).hex()  # 128 random bits, as secrets.token_hex
         started = time.perf_counter()
+        where = _Where()
         try:
-            answered = await self._answer(request, correlation_id)
-        except Refusal as refusal:  # refused before any route's pipeline ran
-            answered = _refused(refusal, correlation_id, request.path, "-", None)
+            answered = await self._answer(request, correlation_id, where)
+        except UpstreamServerError as failed:  # forwarded: the target has the data
+            answered = _refused(
+                failed, correlation_id, request.path, where.label, where.principal, "forwarded"
+            )
+        except Refusal as refusal:  # refused before a pipeline ran, or at an own endpoint
+            answered = _refused(refusal, correlation_id, request.path, where.label, where.principal)
         except web.HTTPException as exc:  # e.g. 413 from client_max_size
             reason = exc.reason
             answered = _Answered(
                 status_problem_response(
                     exc.status, "http-error", reason, reason, correlation_id, request.path
                 ),
-                "-",
+                where.label,
                 "refused",
-                None,
+                where.principal,
             )
         except Exception:  # noqa: BLE001  (last resort: log it, answer 500 with the id only)
-            _log.exception("unhandled error", correlation_id=correlation_id)
+            _log.exception("unhandled error", route=where.label, correlation_id=correlation_id)
             internal = Refusal(
                 INTERNAL_ERROR, "the request failed; quote the correlation id to the operator"
             )
-            answered = _refused(internal, correlation_id, request.path, "-", None, "error")
+            answered = _refused(
+                internal, correlation_id, request.path, where.label, where.principal, "error"
+            )
         label, outcome, principal = answered.label, answered.outcome, answered.principal
-        final = answered.response
-        if label != "-":
-            final = await self._record(request, answered, correlation_id)
+        # Every request is on the trail: routed or not, answered, refused or failed.
+        final = await self._record(request, answered, correlation_id)
+        # The caller can quote it, whoever answered (own endpoints' answers included).
+        final.headers.setdefault("X-Request-Id", correlation_id)
         elapsed = time.perf_counter() - started
         self.metrics.observe(label, outcome, final.status, elapsed)
+        if answered.code is not None:
+            self.metrics.refused(answered.code)
         if _access.isEnabledFor(logging.INFO):  # skip building the event when it is dropped
             self._access_log(
                 request,
@@ -194,20 +213,24 @@ class Gateway:
             removed_fields=removed_fields or None,
         )
 
-    async def _answer(self, request: web.BaseRequest, correlation_id: str) -> _Answered:
+    async def _answer(
+        self, request: web.BaseRequest, correlation_id: str, where: _Where
+    ) -> _Answered:
+        """The answer; ``where`` says how far the request got should this raise."""
+        # Before anything counts or records the caller: 400 for a trusted proxy's bad header.
+        remember_client_address(request, self._proxies)
         if request.path not in _ANY_HOST:
             self.names.check(request)  # 421 before any credential is looked at
         mount = self.endpoints.find(request.path, request.method)
         if mount is not None:
-            # Labelled by the mount, never the concrete path (a secret's name is no label).
-            try:
-                refuse_content_encoding(request)  # the own endpoints read no compressed body
-                response = await mount.endpoint(request)
-            except Refusal as refusal:
-                return _refused(refusal, correlation_id, request.path, mount.path, None)
+            # Labelled by the mount's template, never the concrete path (a secret's name is
+            # no label: a client allowed to write secrets could create label sets at will).
+            where.label = mount.label(request.path)
+            refuse_content_encoding(request)  # the own endpoints read no compressed body
+            response = await mount.endpoint(request)
             # An own endpoint's error answer (a refused token request, 401) is a refusal too.
             outcome = "ok" if response.status < 400 else "refused"
-            return _Answered(response, mount.path, outcome, None)
+            return _Answered(response, where.label, outcome, None)
         try:
             segments, query = split_target(request.raw_path)
             match = self.routes.match(request.method, segments)
@@ -221,13 +244,22 @@ class Gateway:
                 "method-not-allowed", f"this path accepts {allowed}", headers={"Allow": allowed}
             ) from None
         ctx = RequestContext(request, correlation_id, match, query)
-        label = match.route.label
-        try:
-            response = await self.pipelines[match.route].run(ctx)
-        except Refusal as refusal:
-            return _refused(refusal, correlation_id, request.path, label, ctx.principal)
+        where.label, where.context = match.route.label, ctx
+        response = await self.pipelines[match.route].run(ctx)
         response.headers["X-Request-Id"] = correlation_id
-        return _Answered(response, label, "forwarded", ctx.principal, ctx.removed_fields)
+        return _Answered(response, where.label, "forwarded", ctx.principal, ctx.removed_fields)
+
+
+@dataclass
+class _Where:
+    """How far a request got: its route label and context, for an answer that ends in an error."""
+
+    label: str = UNMATCHED
+    context: RequestContext | None = None
+
+    @property
+    def principal(self) -> Principal | None:
+        return self.context.principal if self.context is not None else None
 
 
 @dataclass(frozen=True)
@@ -238,6 +270,7 @@ class _Answered:
     principal: Principal | None
     removed_fields: int = 0
     reason: str | None = None  # why it was refused, for the log and the audit trail
+    code: str | None = None  # the refusal's code, for the metrics
 
 
 def _refused(  # noqa: PLR0917  (one private helper: the answer and what it is about)
@@ -249,4 +282,6 @@ def _refused(  # noqa: PLR0917  (one private helper: the answer and what it is a
     outcome: str = "refused",
 ) -> _Answered:
     response = problem_response(refusal, correlation_id, instance)
-    return _Answered(response, label, outcome, principal, reason=refusal.log_reason)
+    return _Answered(
+        response, label, outcome, principal, reason=refusal.log_reason, code=refusal.code
+    )

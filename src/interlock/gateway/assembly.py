@@ -27,6 +27,7 @@ from interlock.config.manifest import Manifest
 from interlock.gateway.app import Gateway
 from interlock.gateway.audit_trail import GatewayAudit
 from interlock.gateway.certificate_status import CertificateStatus
+from interlock.gateway.client_address import TrustedProxies
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.endpoints import (
     GET,
@@ -35,7 +36,6 @@ from interlock.gateway.endpoints import (
     Endpoints,
     Health,
     JwksEndpoint,
-    Metrics,
     Mount,
     OAuthForm,
     VaultEndpoint,
@@ -105,6 +105,7 @@ class GatewayServices:
     client_auth: ClientAuth
     limits: UpstreamLimits
     manifest_dir: Path | None
+    proxies: TrustedProxies  # who may report the caller's address (INTERLOCK_TRUSTED_PROXIES)
 
     @classmethod
     async def open(  # noqa: PLR0917  (the listener's parts, handed over once)
@@ -133,7 +134,9 @@ class GatewayServices:
         audit_log = await asyncio.to_thread(
             functools.partial(AuditLog.open, settings, deployment.keyring, heartbeat=True)
         )
-        shared = connect_redis(settings)
+        writer = audit_log.writer
+        metrics.watch_audit_queue(lambda: writer.queued)
+        shared = connect_redis(settings, observe=metrics.redis_command)
         try:
             return cls._assemble(
                 deployment,
@@ -202,6 +205,7 @@ class GatewayServices:
             client_auth=client_auth,
             limits=limits,
             manifest_dir=manifest_dir,
+            proxies=TrustedProxies.of(settings),
         )
 
     def upstreams(self, manifest: Manifest) -> Upstreams:
@@ -275,15 +279,23 @@ def build_gateway(
     except BaseException:
         rules.close()
         raise
-    audit = services.audit
+    audit, metrics = services.audit, services.metrics
     endpoints = Endpoints(
         [
             Mount("/healthz", Health(), _HEALTH_METHODS),
             Mount("/readyz", _readiness(services), _HEALTH_METHODS),
-            Mount("/oauth2/token", OAuthForm(oauth.endpoint, "token", audit, certificates)),
-            Mount("/oauth2/revoke", OAuthForm(oauth.endpoint, "revoke", audit)),
-            Mount("/oauth2/introspect", OAuthForm(oauth.endpoint, "introspect", audit)),
-            Mount(VAULT_PREFIX, VaultEndpoint(VaultApi(vault), authenticate), prefix=True),
+            Mount(
+                "/oauth2/token",
+                OAuthForm(oauth.endpoint, "token", audit, metrics, certificates),
+            ),
+            Mount("/oauth2/revoke", OAuthForm(oauth.endpoint, "revoke", audit, metrics)),
+            Mount("/oauth2/introspect", OAuthForm(oauth.endpoint, "introspect", audit, metrics)),
+            Mount(
+                VAULT_PREFIX,
+                VaultEndpoint(VaultApi(vault), authenticate),
+                prefix=True,
+                below=VAULT_PREFIX + "/{name}",
+            ),
             Mount("/.well-known/jwks.json", JwksEndpoint(services.jwks), GET),
             Mount(
                 "/.well-known/oauth-authorization-server",
@@ -291,7 +303,6 @@ def build_gateway(
                 GET,
             ),
             Mount("/pki/crl", CrlEndpoint(services.crl), GET),
-            Mount("/metrics", Metrics(services.metrics), GET),
         ]
     )
     return Gateway(
@@ -305,6 +316,7 @@ def build_gateway(
         keys=keys,
         names=services.names,
         rules=rules,
+        proxies=services.proxies,
     )
 
 

@@ -1,9 +1,11 @@
 """What the gateway puts on the audit trail: every routed decision, tokens, reloads.
 
-* ``gateway.request`` — one entry per request that matched a route, allowed
-  or refused (and why), with the integration's source, target and data
-  categories, the bytes that moved, the fields minimisation removed, and the
-  caller's address (stored only as a keyed pseudonym).
+* ``gateway.request`` — exactly one entry per request the gateway answers
+  (:meth:`interlock.gateway.app.Gateway.handle`): forwarded, answered by an
+  own endpoint, refused (and why) or failed, with the route template, the
+  integration's source, target and data categories, the bytes that moved, the
+  fields minimisation removed, and the caller's address (stored only as a
+  keyed pseudonym).
 * ``token.issue`` / ``token.refuse`` — the token endpoint's answers.
 * ``certificate.refuse`` — a client certificate refused as revoked, expired or
   not yet valid, at the TLS handshake or on a request (since its connection's
@@ -28,6 +30,7 @@ from interlock.audit.errors import AuditUnavailableError
 from interlock.audit.sink import AuditSink
 from interlock.config.manifest import Integration
 from interlock.errors import Refusal
+from interlock.gateway.client_address import client_address
 from interlock.identity.grants import Principal
 from interlock.logs import get_logger
 
@@ -108,7 +111,7 @@ class GatewayAudit:
                 correlation_id=correlation_id,
                 reason=reason[:2000] if reason else None,
                 details=details,
-                client_ip=request.remote,
+                client_ip=client_address(request),
             )
         except ValidationError as exc:  # a value the entry model refuses: never a 500
             _log.error("audit entry refused by its model", errors=exc.error_count())

@@ -1,12 +1,14 @@
 """The gateway's own endpoints: small objects mounted in one ordered table.
 
-Health, metrics, the JWKS and authorization server metadata (RFC 8414), the
+Health, the JWKS and authorization server metadata (RFC 8414), the
 token, revocation and introspection endpoints (RFC 6749, 7009, 7662), the CRL
 and the vault API answer ahead of the manifest's routes. Each is one object
 with one method; :class:`Endpoints` holds them in the order they are tried,
 written in exactly one place (:func:`interlock.gateway.assembly.build_gateway`).
 A mount with ``methods`` answers only those methods: a ``POST /healthz`` goes
-on to the routes like any other request (and meets their 404).
+on to the routes like any other request (and meets their 404). The metrics
+are not among them: they have a listener of their own
+(:mod:`interlock.gateway.metrics_listener`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from aiohttp import web
 
 from interlock.errors import Refusal
 from interlock.gateway.audit_trail import GatewayAudit
+from interlock.gateway.client_address import client_address
 from interlock.gateway.context import peer_certificate
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.metrics import GatewayMetrics
@@ -39,7 +42,6 @@ __all__ = [
     "Endpoints",
     "Health",
     "JwksEndpoint",
-    "Metrics",
     "Mount",
     "OAuthForm",
     "VaultEndpoint",
@@ -59,12 +61,17 @@ class Endpoint(Protocol):
 
 @dataclass(frozen=True)
 class Mount:
-    """Where an endpoint answers: an exact path (or every path under ``prefix``), and methods."""
+    """Where an endpoint answers: an exact path (or every path under ``prefix``), and methods.
+
+    ``below`` is the label of the paths under a prefix (``/v1/secrets/{name}``): metrics
+    and the audit trail name a template, never the concrete path.
+    """
 
     path: str
     endpoint: Endpoint
     methods: frozenset[str] | None = None  # None: every method (the endpoint says 405 itself)
     prefix: bool = False
+    below: str | None = None
 
     def matches(self, path: str, method: str) -> bool:
         """Whether this mount answers ``method`` on ``path``."""
@@ -73,6 +80,12 @@ class Mount:
         if self.prefix:
             return path == self.path or path.startswith(self.path + "/")
         return path == self.path
+
+    def label(self, path: str) -> str:
+        """The label of a request for ``path`` that this mount answers."""
+        if self.prefix and path != self.path:
+            return self.below or self.path + "/{path}"
+        return self.path
 
 
 class Endpoints:
@@ -101,17 +114,6 @@ class Health:
     async def __call__(self, request: web.BaseRequest) -> web.Response:
         """``{"status": "ok"}``."""
         return web.json_response({"status": "ok"})
-
-
-@dataclass(frozen=True)
-class Metrics:
-    """``GET /metrics``: Prometheus text exposition."""
-
-    metrics: GatewayMetrics
-
-    async def __call__(self, request: web.BaseRequest) -> web.Response:
-        """The current metrics."""
-        return web.Response(body=self.metrics.render(), content_type="text/plain")
 
 
 @dataclass(frozen=True)
@@ -171,12 +173,13 @@ class OAuthForm:
 
     A refusal is answered as RFC 6749 §5.2 says (``error``, ``error_description``),
     from the same refusal codes as every other answer; every token answer is on
-    the audit trail.
+    the audit trail, and counted (tokens issued, authentication failures by code).
     """
 
     endpoint: TokenEndpoint
     operation: str  # "token", "revoke" or "introspect"
     audit: GatewayAudit
+    metrics: GatewayMetrics
     certificates: ClientCertificates | None = None  # the listener asks for client certificates
 
     async def __call__(self, request: web.BaseRequest) -> web.Response:
@@ -195,10 +198,11 @@ class OAuthForm:
                 )
             else:
                 call = getattr(self.endpoint, self.operation)
-                answer = await asyncio.to_thread(call, authorization, form, request.remote)
+                answer = await asyncio.to_thread(call, authorization, form, client_address(request))
         except Refusal as refusal:
             response = oauth_error_response(refusal)
             reason: str | None = refusal.log_reason
+            self.metrics.refused(refusal.code)
             _log.info(
                 "oauth request refused", path=request.path, reason=reason, status=response.status
             )
@@ -209,6 +213,8 @@ class OAuthForm:
             scope = granted if isinstance(granted, str) else None
         if self.operation == "token":
             self.audit.token(response.status, client, reason, scope)
+            if response.status == 200:  # RFC 6749 §5.1
+                self.metrics.token_issued()
         return response
 
 
@@ -231,7 +237,7 @@ def _usable_certificate(
     if certificate is None or certificates is None:
         return None
     try:
-        certificates.check(certificate, request.remote)
+        certificates.check(certificate, client_address(request))
     except Refusal as refusal:
         raise Refusal(
             "invalid_client",
@@ -252,14 +258,14 @@ async def _token_answer(
     """A token request: on the loop when nothing needs I/O, else in a worker thread."""
     dpop = request.headers.getall("DPoP", [])
     if not dpop and certificate is None:
-        answer = endpoint.handle_now(authorization, form, request.remote)
+        answer = endpoint.handle_now(authorization, form, client_address(request))
         if answer is not None:
             return answer
     return await asyncio.to_thread(
         endpoint.handle,
         authorization,
         form,
-        request.remote,
+        client_address(request),
         # No uri: a proof's htu must name the token endpoint under the issuer (the public
         # URL), never a URL built from the caller's Host header.
         dpop=dpop,

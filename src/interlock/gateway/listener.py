@@ -26,6 +26,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
 
+from interlock.gateway.client_address import reported_peer
 from interlock.gateway.connections import (
     SERVER_NAME,
     ConnectionCounter,
@@ -61,8 +62,10 @@ class _ProblemRequestHandler(RequestHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # With TLS this runs once the handshake is done (its own deadline is the site's).
+        # Behind a PROXY v2 balancer the client's address, not the balancer's, is counted.
         peer = transport.get_extra_info("peername")
-        address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        tcp_peer = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        address = reported_peer(self) or tcp_peer
         over = self._counter.admit(address)
         if over is not None:
             self.close()  # nothing this connection sends is parsed

@@ -1,64 +1,136 @@
-"""Prometheus metrics of the gateway, in a registry of their own."""
+"""Prometheus metrics of the gateway, in a registry of their own.
+
+Every label has a bounded set of values, fixed by the manifest or by the code,
+never by a request: a route label is the route's *template* (``GET
+/orders/{id}``, ``/v1/secrets/{name}``) or :data:`UNMATCHED`; a reason is one of
+:data:`AUTHENTICATION_FAILURES`; a Redis command is a name our code sends.
+Otherwise a client could create label sets at will (a secret's name in a label)
+and exhaust the scraper's memory. The metrics are served on a listener of their
+own (:mod:`interlock.gateway.metrics_listener`), never on the gateway's.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 
-__all__ = ["GatewayMetrics"]
+__all__ = ["AUTHENTICATION_FAILURES", "UNMATCHED", "GatewayMetrics"]
+
+#: The route label of a request no route or own endpoint took (404, 405, 421, a bad path).
+UNMATCHED: Final = "unmatched"
+
+#: The refusal codes counted as authentication failures: the ``reason`` label's values.
+AUTHENTICATION_FAILURES: Final = frozenset(
+    {
+        "unauthorized",  # no, a malformed, unknown, expired or revoked credential
+        "ambiguous-credentials",
+        "credential-in-url",
+        "credential-not-accepted",
+        "certificate-revoked",
+        "certificate-expired",
+        "too-many-failed-attempts",  # the address's failure budget is spent
+        "invalid_client",  # the token endpoint (RFC 6749 §5.2)
+        "slow_down",  # the token endpoint's failure budget
+    }
+)
+
+_COMMAND: Final = re.compile(r"^[A-Z][A-Z.]{0,31}$")
+_FAST: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 
 @dataclass
 class GatewayMetrics:
-    """Requests by route, outcome and status; latency; upstream errors."""
+    """Requests, latency, authentication, tokens, the audit queue, Redis, the process."""
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
         self._counters: dict[tuple[str, str, int], Counter] = {}
         self._histograms: dict[str, Histogram] = {}
+        registry = self.registry
+        # The standard process_*, python_info and python_gc_* families.
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)  # registers nothing where gc has no statistics
         self.requests = Counter(
             "interlock_requests",
-            "Requests handled, by route, outcome and status.",
+            "Requests handled, by route template, outcome and status.",
             ["route", "outcome", "status"],
-            registry=self.registry,
+            registry=registry,
         )
         self.latency = Histogram(
             "interlock_request_duration_seconds",
-            "Time from request to response, by route.",
+            "Time from request to response, by route template.",
             ["route"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=self.registry,
+            registry=registry,
+        )
+        self.authentication_failures = Counter(
+            "interlock_authentication_failures",
+            "Requests refused for their credential, by reason (the refusal code).",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in sorted(AUTHENTICATION_FAILURES):  # present from the start, at 0
+            self.authentication_failures.labels(reason)
+        self.tokens_issued = Counter(
+            "interlock_tokens_issued",
+            "Access tokens the token endpoint issued.",
+            registry=registry,
+        )
+        self.audit_queue_depth = Gauge(
+            "interlock_audit_queue_depth",
+            "Audit entries queued and not yet written.",
+            registry=registry,
+        )
+        self.redis_latency = Histogram(
+            "interlock_redis_command_duration_seconds",
+            "Time a Redis command took (limits, replay, idempotency, revocations), by command.",
+            ["command"],
+            buckets=_FAST,
+            registry=registry,
         )
         self.certificate_expiry = Gauge(
-            "interlock_certificate_expiry_days",
-            "Days until a certificate the gateway uses or trusts expires.",
+            "interlock_certificate_expiry_timestamp_seconds",
+            "When a certificate the gateway uses or trusts expires (Unix time).",
             ["certificate"],
-            registry=self.registry,
+            registry=registry,
         )
         self.rate_limit_backend_failures = Counter(
             "interlock_rate_limit_backend_failures",
             "Rate-limit decisions the shared backend (Redis) failed, by failure policy.",
             ["policy"],
-            registry=self.registry,
+            registry=registry,
         )
         self.rate_limit_backend_up = Gauge(
             "interlock_rate_limit_backend_up",
             "1 while the shared rate-limit backend answers, 0 after it failed.",
-            registry=self.registry,
+            registry=registry,
         )
         self.upstream_errors = Counter(
             "interlock_upstream_errors",
             "Failed upstream calls, by system and kind.",
             ["system", "kind"],
-            registry=self.registry,
+            registry=registry,
         )
 
     def observe(self, route: str, outcome: str, status: int, seconds: float) -> None:
-        """Record one finished request."""
+        """Record one finished request (``route``: a template or :data:`UNMATCHED`)."""
         # Label look-ups cost more than the increments; children are cached (the
-        # label sets are bounded: routes x outcomes x statuses).
+        # label sets are bounded: route templates x outcomes x statuses).
         key = (route, outcome, status)
         counter = self._counters.get(key)
         if counter is None:
@@ -68,6 +140,24 @@ class GatewayMetrics:
             histogram = self._histograms[route] = self.latency.labels(route)
         counter.inc()
         histogram.observe(seconds)
+
+    def refused(self, code: str) -> None:
+        """A request was refused with ``code``: counted if it is an authentication failure."""
+        if code in AUTHENTICATION_FAILURES:
+            self.authentication_failures.labels(code).inc()
+
+    def token_issued(self) -> None:
+        """The token endpoint issued an access token."""
+        self.tokens_issued.inc()
+
+    def watch_audit_queue(self, depth: Callable[[], int]) -> None:
+        """Read the audit queue's depth from ``depth`` at every scrape."""
+        self.audit_queue_depth.set_function(depth)
+
+    def redis_command(self, command: str, seconds: float) -> None:
+        """A Redis command took ``seconds`` (successful or not)."""
+        name = command.upper()
+        self.redis_latency.labels(name if _COMMAND.match(name) else "OTHER").observe(seconds)
 
     def backend_failed(self, mode: str) -> None:
         """A rate-limit decision failed at the shared backend (``mode``: closed or open)."""

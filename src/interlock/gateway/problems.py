@@ -58,6 +58,8 @@ REFUSALS: Final[Mapping[str, ProblemType]] = MappingProxyType(
     {
         # The request target and the gateway's own endpoints.
         "bad-path": ProblemType(400, "Bad request target"),
+        # A trusted proxy's X-Forwarded-For / Forwarded that cannot be read.
+        "malformed-forwarding-header": ProblemType(400, "Malformed forwarding header"),
         "misdirected-request": ProblemType(421, "Misdirected request"),
         "not-found": ProblemType(404, "Not found"),
         "method-not-allowed": ProblemType(405, "Method not allowed"),
@@ -115,6 +117,8 @@ REFUSALS: Final[Mapping[str, ProblemType]] = MappingProxyType(
         # Upstream systems and the evidence the gateway must keep.
         "upstream-failure": ProblemType(502, "Upstream failed"),
         "upstream-timeout": ProblemType(504, "Upstream timed out"),
+        # The upstream answered 5xx; its body is withheld (gateway/upstream_errors.py).
+        "upstream-error": ProblemType(502, "Upstream error"),
         "response-not-filterable": ProblemType(502, "Upstream response refused"),
         "audit-unavailable": ProblemType(503, _UNAVAILABLE, {"Retry-After": "5"}),
         # The token endpoint: RFC 6749 §5.2, RFC 8707 §2 and RFC 9449 §5 / §8.

@@ -105,10 +105,9 @@ async def keep_renewed(
     certificates: list[RenewingCertificate],
     trusted: Callable[[], dict[str, datetime]],
     metrics: GatewayMetrics,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
     renewed: Callable[[RenewingCertificate], None] | None = None,
 ) -> None:
-    """Every minute: renew what is due; publish days to expiry of these and the ``trusted`` CAs.
+    """Every minute: renew what is due; publish when these and the ``trusted`` CAs expire.
 
     ``renewed`` is told about each renewal (the audit trail).
     """
@@ -117,12 +116,11 @@ async def keep_renewed(
             for certificate in certificates:
                 if await asyncio.to_thread(certificate.renew_if_due) and renewed is not None:
                     renewed(certificate)
-                days = certificate.days_left()
-                if days is not None:
-                    metrics.certificate_expiry.labels(certificate.name).set(days)
+                if certificate.current is not None:
+                    expiry = certificate.current.not_after.timestamp()
+                    metrics.certificate_expiry.labels(certificate.name).set(expiry)
             for name, not_after in (await asyncio.to_thread(trusted)).items():
-                days_left = (not_after - now()).total_seconds() / 86400
-                metrics.certificate_expiry.labels(name).set(days_left)
+                metrics.certificate_expiry.labels(name).set(not_after.timestamp())
         except (InterlockError, SQLAlchemyError, OSError, ValueError) as exc:
             _log.warning("certificate renewal failed; retrying", error=str(exc))
         await asyncio.sleep(RENEWAL_CHECK_SECONDS)

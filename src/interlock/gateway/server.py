@@ -28,10 +28,16 @@ from interlock.crypto.pkix import load_certificate_pem
 from interlock.errors import ConfigError, InterlockError, Refusal
 from interlock.gateway.app import Gateway
 from interlock.gateway.assembly import GatewayServices, build_gateway
+from interlock.gateway.client_address import TrustedProxies
 from interlock.gateway.connections import ConnectionLimits
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.listener import ListenerSite, ProblemServer
+from interlock.gateway.metrics_listener import (
+    MetricsListener,
+    metrics_tls,
+    start_metrics_listener,
+)
 from interlock.gateway.openssl import report_refused_certificates
 from interlock.gateway.preflight import (
     check_port_free,
@@ -40,6 +46,7 @@ from interlock.gateway.preflight import (
     port_error,
 )
 from interlock.gateway.problems import problem_response
+from interlock.gateway.proxy_listener import ProxyProtocolSite
 from interlock.gateway.renewal import RenewingCertificate, keep_renewed
 from interlock.gateway.tls import ClientAuth, server_context
 from interlock.gateway.upstream import UpstreamLimits, Upstreams
@@ -83,6 +90,8 @@ class ListenerConfig:
     client_auth: ClientAuth | None = None
     client_ca: Path | None = None
     limits: UpstreamLimits = field(default_factory=UpstreamLimits)
+    # The metrics listener's (host, port): INTERLOCK_METRICS_LISTEN for serve; None: none.
+    metrics: tuple[str, int] | None = None
 
 
 class Front:
@@ -123,6 +132,7 @@ class RunningGateway:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # The certificates the gateway presents, by role ("listener", "upstream-client").
     certificates: dict[str, RenewingCertificate] = field(default_factory=dict)
+    metrics_listener: MetricsListener | None = None
 
     @property
     def gateway(self) -> Gateway:
@@ -174,6 +184,8 @@ class RunningGateway:
 
     async def stop(self) -> None:
         """Stop accepting, let requests in flight finish (bounded), close everything."""
+        if self.metrics_listener is not None:
+            await self.metrics_listener.stop()
         await self.runner.cleanup()
         for task in [*self._closers, *self._tasks]:
             task.cancel()
@@ -197,7 +209,7 @@ async def start_gateway(
     ``INTERLOCK_MISSING_SECRETS=start``), is a :class:`ConfigError` naming it;
     the port is checked before any certificate is issued.
     """
-    check_port_free(listener.host, listener.port, reuse_port=listener.reuse_port)
+    _check_ports(listener)
     tmp = tempfile.TemporaryDirectory(prefix="tls-", dir=deployment.settings.data_dir)
     try:
         tls = await _listener_tls(deployment, manifest, listener, Path(tmp.name))
@@ -216,15 +228,7 @@ async def start_gateway(
     )
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
     await runner.setup()
-    site = ListenerSite(
-        runner,
-        listener.host,
-        listener.port,
-        ssl_context=tls.context,
-        backlog=1024,
-        reuse_port=listener.reuse_port or None,
-        handshake_seconds=connections.first_byte_seconds,
-    )
+    site = _site(runner, deployment, listener, tls.context, connections)
     try:
         await site.start()
     except OSError as exc:  # taken since the check above
@@ -261,6 +265,11 @@ async def start_gateway(
     try:
         await asyncio.to_thread(check_secrets, services, manifest)
         running.replace(manifest)
+        if listener.metrics is not None:
+            host, metrics_port = listener.metrics
+            running.metrics_listener = await start_metrics_listener(
+                services.metrics, host, metrics_port, metrics_tls(host, tls.context)
+            )
     except BaseException:
         await running.stop()
         raise
@@ -293,6 +302,49 @@ async def start_gateway(
         ),
     ]
     return running
+
+
+def _check_ports(listener: ListenerConfig) -> None:
+    """The listener's port and the metrics port are free (before anything is issued)."""
+    check_port_free(listener.host, listener.port, reuse_port=listener.reuse_port)
+    if listener.metrics is not None:
+        try:
+            check_port_free(*listener.metrics)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"metrics: {exc.message}; set INTERLOCK_METRICS_LISTEN to another HOST:PORT, "
+                "or to off"
+            ) from None
+
+
+def _site(
+    runner: web.ServerRunner,
+    deployment: Deployment,
+    listener: ListenerConfig,
+    context: ssl.SSLContext,
+    connections: ConnectionLimits,
+) -> web.BaseSite:
+    """The listening site: PROXY v2 from trusted proxies, or plain TLS."""
+    if deployment.settings.proxy_protocol == "v2":  # TCP balancers in passthrough: proxies.md
+        return ProxyProtocolSite(
+            runner,
+            listener.host,
+            listener.port,
+            ssl_context=context,
+            proxies=TrustedProxies.of(deployment.settings),
+            backlog=1024,
+            reuse_port=listener.reuse_port,
+            handshake_seconds=connections.first_byte_seconds,
+        )
+    return ListenerSite(
+        runner,
+        listener.host,
+        listener.port,
+        ssl_context=context,
+        backlog=1024,
+        reuse_port=listener.reuse_port or None,
+        handshake_seconds=connections.first_byte_seconds,
+    )
 
 
 def check_secrets(services: GatewayServices, manifest: Manifest) -> None:

@@ -3,11 +3,14 @@
 * one keep-alive connection pool per system, TLS verified against the
   system's trust anchor with host-name checks (no switch exists to disable it);
 * connect and read timeouts; redirects are returned, never followed;
-* hop-by-hop headers are dropped both ways; ``Forwarded`` (RFC 7239) is set;
+* headers pass an allow-list each way (:mod:`interlock.gateway.header_policy`);
+  ``Forwarded`` (RFC 7239) and ``X-Request-Id`` are set by Interlock;
 * the caller's credential never leaves Interlock; the system's own credential,
   named ``secret://...`` in the manifest, is resolved through the
   ``SecretResolver`` and sent as ``Authorization: Bearer``;
-* a response larger than the cap is refused (502), not truncated.
+* a response larger than the cap is refused (502), not truncated;
+* a server error (5xx) is replaced by a problem document, its body logged
+  redacted (:mod:`interlock.gateway.upstream_errors`).
 """
 
 from __future__ import annotations
@@ -20,42 +23,27 @@ from typing import Final
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 from yarl import URL
 
 from interlock.config.manifest import Manifest, System
 from interlock.errors import InterlockError, Refusal
+from interlock.gateway.client_address import client_address
 from interlock.gateway.context import RequestContext
+from interlock.gateway.header_policy import HeaderPolicy
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.renewal import RenewingCertificate
+from interlock.gateway.rfc7239 import for_node
+from interlock.gateway.routing import CompiledRoute
 from interlock.gateway.tls import trust_context
+from interlock.gateway.upstream_errors import withheld_server_error
 from interlock.logs import get_logger
 from interlock.secrets.resolver import SecretResolver
 
 __all__ = ["UpstreamLimits", "Upstreams"]
 
 _log = get_logger(__name__)
-
-_HOP_BY_HOP: Final = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-# Never forwarded upstream: the caller's credentials and anything we set ourselves.
-_INBOUND_DROP: Final = frozenset(
-    {"authorization", "x-api-key", "cookie", "host", "content-length", "forwarded"}
-    | {"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "x-request-id"}
-)
-_OUTBOUND_DROP: Final = frozenset({"content-length", "set-cookie"})
+_SERVER_ERROR: Final = 500  # RFC 9110 §15.6: 5xx, the upstream failed
 
 
 @dataclass(frozen=True)
@@ -92,6 +80,7 @@ class Upstreams:
         self.limits = limits or UpstreamLimits()
         self._client_certificate = client_certificate
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._policies: dict[CompiledRoute, HeaderPolicy] = {}
         self._contexts = {name: self._context(s) for name, s in manifest.systems.items()}
 
     def _context(self, system: System) -> ssl.SSLContext:
@@ -138,7 +127,8 @@ class Upstreams:
         url = system.url.rstrip("/") + compiled.upstream_path(ctx.match.values)
         if ctx.query:
             url += "?" + ctx.query
-        headers = await self._outbound_headers(ctx, system)
+        policy = self._policy(compiled)
+        headers = await self._outbound_headers(ctx, system, policy)
         body = await ctx.read_body()
         try:
             async with self._session(compiled.system_name).request(
@@ -149,11 +139,14 @@ class Upstreams:
                 allow_redirects=False,
             ) as upstream:
                 payload = await self._read_capped(upstream, compiled.system_name)
-                return web.Response(
-                    status=upstream.status,
-                    body=payload,
-                    headers=_response_headers(upstream.headers, ctx.correlation_id),
-                )
+                if upstream.status >= _SERVER_ERROR:
+                    self._metrics.upstream_errors.labels(compiled.system_name, "status_5xx").inc()
+                    raise withheld_server_error(
+                        compiled.system_name, upstream, payload, ctx.correlation_id
+                    )
+                relayed = policy.response_headers(upstream.headers)
+                relayed["X-Request-Id"] = ctx.correlation_id
+                return web.Response(status=upstream.status, body=payload, headers=relayed)
         except aiohttp.ClientConnectorCertificateError as exc:
             raise self._failure(
                 compiled.system_name,
@@ -170,20 +163,18 @@ class Upstreams:
                 compiled.system_name, "connection", 502, f"{type(exc).__name__}: {exc}"
             ) from None
 
-    async def _outbound_headers(self, ctx: RequestContext, system: System) -> CIMultiDict[str]:
+    def _policy(self, route: CompiledRoute) -> HeaderPolicy:
+        policy = self._policies.get(route)
+        if policy is None:
+            policy = self._policies[route] = HeaderPolicy.for_route(route.route)
+        return policy
+
+    async def _outbound_headers(
+        self, ctx: RequestContext, system: System, policy: HeaderPolicy
+    ) -> CIMultiDict[str]:
         request = ctx.request
-        connection_tokens = {
-            token.strip().lower()
-            for value in request.headers.getall("Connection", [])
-            for token in value.split(",")
-        }
-        headers: CIMultiDict[str] = CIMultiDict()
-        for name, value in request.headers.items():
-            lower = name.lower()
-            if lower in _HOP_BY_HOP or lower in _INBOUND_DROP or lower in connection_tokens:
-                continue
-            headers.add(name, value)
-        peer = request.remote or "unknown"
+        headers = policy.request_headers(request.headers)
+        peer = for_node(client_address(request))  # the caller, as trusted proxies report it
         # RFC 7239 quoted-string: no quote or backslash may reach the header.
         host = request.host.replace('"', "").replace("\\", "")
         headers["Forwarded"] = f'for="{peer}";proto=https;host="{host}"'
@@ -226,19 +217,3 @@ class Upstreams:
             f"the upstream system '{system}' could not complete the request",
             log_reason=f"upstream {kind}",
         )
-
-
-def _response_headers(upstream: CIMultiDictProxy[str], correlation_id: str) -> CIMultiDict[str]:
-    connection_tokens = {
-        token.strip().lower()
-        for value in upstream.getall("Connection", [])
-        for token in value.split(",")
-    }
-    headers: CIMultiDict[str] = CIMultiDict()
-    for name, value in upstream.items():
-        lower = name.lower()
-        if lower in _HOP_BY_HOP or lower in _OUTBOUND_DROP or lower in connection_tokens:
-            continue
-        headers.add(name, value)
-    headers["X-Request-Id"] = correlation_id
-    return headers

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import structlog
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver
@@ -104,6 +105,19 @@ rules:
     column: sku
     value: "body:lines[].sku"
     message: the product is not sellable
+  sku_sellable:
+    database: "secret://catalogue/readonly-url"
+    view: sellable_products
+    column: sku
+    value: "body:sku"
+    message: the product is not sellable
+  note_sku_sellable:
+    database: "secret://catalogue/readonly-url"
+    view: sellable_products
+    column: sku
+    value: "body:note_sku"
+    optional: true
+    message: the product is not sellable
 integrations:
   order-sync:
     source: erp
@@ -127,6 +141,12 @@ integrations:
       - {{method: GET, path: "/big/{{size}}", upstream: erp, scope: orders.read}}
       - {{method: GET, path: "/rogue/{{id}}", upstream: rogue, upstream_path: "/sap/opu/odata/orders/{{id}}", scope: orders.read}}
       - {{method: GET, path: "/limited/{{id}}", upstream: erp, upstream_path: "/sap/opu/odata/orders/{{id}}", scope: orders.read, rate_limit: {{per_client: 3/hour, per_ip: 1000/hour}}}}
+      # Header allow-lists and withheld upstream errors (docs/gateway.md).
+      - {{method: GET, path: "/headers/echo/{{value}}", upstream: erp, upstream_path: "/echo/{{value}}", scope: orders.read, forward_headers: [X-Tenant]}}
+      - {{method: GET, path: "/headers/leaky", upstream: erp, upstream_path: "/leaky", scope: orders.read}}
+      - {{method: GET, path: "/headers/leaky-extra", upstream: erp, upstream_path: "/leaky", scope: orders.read, return_headers: [X-Total-Count]}}
+      - {{method: GET, path: "/fail/{{status}}", upstream: erp, scope: orders.read}}
+      - {{method: GET, path: "/fail-minimised/{{status}}", upstream: erp, upstream_path: "/fail/{{status}}", scope: orders.read, response_fields: [id]}}
   validated:
     source: erp
     target: erp
@@ -192,6 +212,12 @@ integrations:
         upstream_path: /echo/v/csv
         scope: orders.write
         csv: {{max_rows: 5}}
+      - method: POST
+        path: /v/rule
+        upstream: erp
+        upstream_path: /echo/v/rule
+        scope: orders.write
+        rules: [sku_sellable, note_sku_sellable]
       - method: GET
         path: /v/blob/{{size}}
         upstream: erp
@@ -314,6 +340,23 @@ class Env:
         except ValueError:
             payload = raw.decode("utf-8", "replace")
         return response.status, found, payload
+
+    def metrics(self) -> str:
+        """The text the metrics listener serves (plain HTTP on loopback)."""
+        listener = self.gateway.metrics_listener
+        if listener is None:
+            raise RuntimeError("this gateway serves no metrics")
+        parts = urlsplit(listener.url)
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+        try:
+            connection.request("GET", parts.path)
+            response = connection.getresponse()
+            text = response.read().decode()
+            if response.status != 200:
+                raise RuntimeError(f"the metrics listener answered {response.status}")
+        finally:
+            connection.close()
+        return text
 
     def raw(self, data: bytes) -> bytes:
         """Send raw bytes over TLS and return whatever comes back (until close or 5 s)."""
@@ -449,14 +492,18 @@ def start(
     port: int = 0,
     public_url: str | None = None,
     auth_failures_per_ip: str = "100000/min",
+    trusted_proxies: str = "",
+    audit_pseudonymise_ip: bool = True,
+    proxy_protocol: str = "off",
     more_settings: Mapping[str, Any] | None = None,
 ) -> Running:
     """Initialise a deployment, start both upstreams and the gateway.
 
     ``token_lifetime_seconds``, ``dpop_nonce``, ``database_url``, ``redis_url``,
-    ``public_url`` and ``auth_failures_per_ip`` set the settings of the same names
-    (default: SQLite in ``workdir``, no Redis, and a failure budget per address that
-    the whole suite, all from 127.0.0.1, cannot spend); ``port`` is the gateway's
+    ``public_url``, ``auth_failures_per_ip``, ``trusted_proxies``,
+    ``audit_pseudonymise_ip`` and ``proxy_protocol`` set the settings of the same names (default: SQLite in
+    ``workdir``, no Redis, a failure budget per address that the whole suite, all
+    from 127.0.0.1, cannot spend, and no trusted proxies); ``port`` is the gateway's
     (0: any free one); ``more_settings`` sets any others (``listener_headers_seconds=0.5``).
     """
     logs = io.StringIO()
@@ -469,6 +516,9 @@ def start(
         oauth_token_lifetime_seconds=token_lifetime_seconds,
         oauth_dpop_nonce=dpop_nonce,
         auth_failures_per_ip=parse_rate(auth_failures_per_ip),
+        trusted_proxies=trusted_proxies,
+        audit_pseudonymise_ip=audit_pseudonymise_ip,
+        proxy_protocol=proxy_protocol,
         **(more_settings or {}),
     )
     deployment = initialise(settings)
@@ -502,7 +552,9 @@ def start(
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     listener = ListenerConfig(
-        port=port, limits=UpstreamLimits(read_seconds=1.0, max_response_bytes=1024 * 1024)
+        port=port,
+        limits=UpstreamLimits(read_seconds=1.0, max_response_bytes=1024 * 1024),
+        metrics=("127.0.0.1", 0),  # a free port: suites and replicas run side by side
     )
     gateway = asyncio.run_coroutine_threadsafe(
         start_gateway(deployment, manifest, listener, manifest_path), loop

@@ -143,6 +143,33 @@ def _app(tokens: _Tokens) -> web.Application:
             }
         )
 
+    async def leaky(_: web.Request) -> web.Response:
+        # Response headers a careless upstream sends: versions, debug handles, its session.
+        return web.json_response(
+            {"items": 3},
+            headers={
+                "Server": "Apache/2.4.1 (Unix) PHP/5.6.40",
+                "X-Powered-By": "PHP/5.6.40",
+                "X-Debug-Token": "a1b2c3",
+                "Set-Cookie": "PHPSESSID=upstream-session; Path=/",
+                "X_Backend_Host": "erp-node-7.internal",
+                "X-Total-Count": "3",
+                "ETag": '"v1"',
+                "Cache-Control": "private, max-age=60",
+            },
+        )
+
+    async def fail(request: web.Request) -> web.Response:
+        # An error page that spills a traceback, SQL and a password (CWE-209).
+        status = min(max(int(request.match_info["status"]), 500), 599)
+        page = (
+            "Traceback (most recent call last):\n"
+            '  File "/srv/erp/orders.py", line 42, in load\n'
+            "psycopg.errors.UndefinedTable: SELECT * FROM orders_secret WHERE id = 1\n"
+            "connection: host=db.internal user=erp password=hunter2\n"
+        )
+        return web.Response(status=status, text=page, headers={"X-Powered-By": "PHP/5.6.40"})
+
     async def whoami(request: web.Request) -> web.Response:
         # The client certificate the caller (the gateway) presented, when mutual TLS is on.
         transport = request.transport
@@ -170,6 +197,8 @@ def _app(tokens: _Tokens) -> web.Application:
     app.router.add_get("/sleep/{seconds}", sleep)
     app.router.add_get("/redirect", redirect)
     app.router.add_get("/big/{size}", big)
+    app.router.add_get("/leaky", leaky)
+    app.router.add_get("/fail/{status}", fail)
     return app
 
 

@@ -24,6 +24,18 @@ would still run the formula. Negative numbers (``-5``) and signed values
 (``+49 30 1234``) are prefixed too: the price of a rule with no exceptions for
 an attacker to shape a payload into. A target that needs them as numbers
 should take another format or a route with ``neutralise_formulas: false``.
+
+The dialect is not trusted either. The route declares one delimiter, but the
+spreadsheet that opens the file may split on another: ``;`` in German
+locales, TAB for pasted text, ``|`` for some exports. A body written with
+``;`` on a ``,`` route is one cell per line to us (``SKU-1;=HYPERLINK(...)``)
+and two to Excel. So inside every cell, wherever another dialect would start
+a field — after ``,``, ``;``, TAB, ``|`` or a line break, then any whitespace
+and quotes — a formula character gets a ``'`` in front of it
+(``SKU-1;'=HYPERLINK(...)``). No position in the forwarded text where any of
+these dialects starts a field is followed by a formula. We chose this over
+refusing bodies that "look like" another dialect: it needs no guess about
+what a dialect looks like, and a lone ``;`` in a text cell stays legal.
 The neutralised CSV is always re-serialised — same delimiter, minimal quoting,
 ``\\r\\n`` line ends (RFC 4180 §2), UTF-8 without BOM — so the target receives
 exactly the records that were checked. Without neutralisation the body is
@@ -47,6 +59,9 @@ __all__ = ["CsvResult", "check_csv"]
 # OWASP CSV Injection: = + - @ start a formula, TAB and CR are stripped by some
 # spreadsheets before they look; leading whitespace and quotes are skipped too.
 _FORMULA: Final = re.compile(r"[\t\r]|[\s\"]*[=+\-@]")
+# A field start in some other dialect inside a cell: a common separator or a line
+# break, whitespace and quotes, then a formula character (the ' goes before it).
+_FOREIGN_FORMULA: Final = re.compile(r"([,;\t|\r\n][\s\"]*)(?=[=+\-@])")
 
 
 @dataclass(frozen=True)
@@ -72,12 +87,21 @@ def check_csv(body: bytes, policy: CsvPolicy) -> CsvResult:
     rows = neutralised = 0
     for record in _records(text, policy):
         rows += 1
-        dangerous = [_FORMULA.match(cell) is not None for cell in record]
-        neutralised += sum(dangerous)
-        writer.writerow(
-            "'" + cell if bad else cell for cell, bad in zip(record, dangerous, strict=True)
-        )
+        cells = [_neutralise(cell) for cell in record]
+        neutralised += sum(cell != original for cell, original in zip(cells, record, strict=True))
+        writer.writerow(cells)
     return CsvResult(out.getvalue().encode(), rows, neutralised)
+
+
+def _neutralise(cell: str) -> str:
+    """``cell`` with a ``'`` before every formula a spreadsheet of any common dialect would see."""
+    inside = _FOREIGN_FORMULA.sub(r"\1'", cell) if _has_separator(cell) else cell
+    return "'" + inside if _FORMULA.match(inside) is not None else inside
+
+
+def _has_separator(cell: str) -> bool:
+    # Most cells hold no separator: skip the regular expression for them.
+    return any(mark in cell for mark in ",;\t|\r\n")
 
 
 def _text(body: bytes) -> str:

@@ -25,7 +25,7 @@ MAX_VIOLATIONS: Final = 100  # reported at once; more are counted, not listed
 
 @dataclass(frozen=True)
 class Violation:
-    """One thing wrong with a request, located by exactly one of the three locators."""
+    """One thing wrong with a request: where (pointer or parameter), and which rule found it."""
 
     detail: str
     pointer: str | None = None  # RFC 6901 JSON pointer as a URI fragment: "#/lines/0/qty"

@@ -23,7 +23,7 @@ __all__ = ["order_total_matches_lines"]
 
 
 def _amount(value: object) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         return None
     try:
         amount = Decimal(str(value))

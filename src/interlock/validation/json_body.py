@@ -11,10 +11,16 @@ what lets a small body cost a lot, is refused:
   one body differently is how a checked value differs from a forwarded one);
 * ``NaN``, ``Infinity`` and ``-Infinity`` (not JSON, §6), number literals
   longer than ``max_number_length`` and numbers that overflow a double
-  (``1e999999`` would become ``inf``);
+  (``1e999999`` and ``1e400`` would become ``inf``);
 * nesting deeper than ``max_depth``, strings longer than
   ``max_string_length``, objects or arrays with more than ``max_members``
   entries (§9: a parser may limit all of these).
+
+A number a double cannot carry exactly (``1000.00000000000000000001``,
+``1e-400``) is parsed as :class:`decimal.Decimal`, so the schema's bounds are
+checked on the value the target will read (see
+:mod:`interlock.validation.exact_numbers`); integers are exact ``int`` at any
+size.
 
 Speed matters (this runs on every JSON request), so the common case is one
 parse with a single hook (duplicate keys and member counts), the number hooks
@@ -31,6 +37,7 @@ import json
 import math
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final
 
@@ -38,6 +45,7 @@ import jsonschema_rs
 
 from interlock.config.manifest import JsonLimits
 from interlock.validation.errors import BodyRefused, Violation, echo, pointer
+from interlock.validation.exact_numbers import DBL_DIG, number_of
 
 __all__ = ["parse_json"]
 
@@ -58,7 +66,10 @@ def _table(mapping: dict[bytes, bytes]) -> bytes:
 # bytes.translate() maps a body to this alphabet at C speed, so that substring
 # searches find whether a number hook is needed (see _Plan.risky_numbers).
 _NUMBERS: Final = _table({b"0123456789-.": b"d", b"eE": b"e", b"+": b"+"})
-_BIG_EXPONENTS: Final = (b"eddd", b"e+ddd")  # an exponent of 100 or more may overflow
+# An exponent of 100 or more may overflow; "e-dd" (mapped "eddd") may underflow.
+_BIG_EXPONENTS: Final = (b"eddd", b"e+ddd")
+# A mantissa of more than DBL_DIG digits may not survive a double (mapped: a run of "d").
+_MANY_DIGITS: Final = b"d" * (DBL_DIG + 1)
 # A mantissa of fewer digits, with an exponent under 100, stays below 1e308.
 _OVERFLOW_DIGITS: Final = 200
 
@@ -128,18 +139,25 @@ class _Plan:
         self.structure_and_strings = _structure_validator(limits, strings=True)
 
     def risky_numbers(self, body: bytes) -> bool:
-        """Whether a number could be too long or overflow, so that the number hooks must run.
+        """Whether a number could be too long, overflow or be inexact as a float.
 
-        A literal is ``-?d+(.d+)?([eE][+-]?d+)?``: mapped to the alphabet
-        ``d e +``, one longer than max_number_length holds a run of at least
+        If so the number hooks must run. A literal is
+        ``-?d+(.d+)?([eE][+-]?d+)?``: mapped to the alphabet ``d e +``, one
+        longer than max_number_length holds a run of at least
         (max_number_length - 1) // 2 ``d``. Without an exponent of three
         digits, a literal shorter than 200 characters cannot overflow.
-        Digits inside strings only make the answer cautious.
+        Without a run of 16 ``d`` (more than DBL_DIG digits) and a negative
+        exponent of two digits, a float carries it exactly. Digits inside
+        strings only make the answer cautious.
         """
         if self.max_number >= _OVERFLOW_DIGITS:
             return True
         mapped = body.translate(_NUMBERS)
-        return self.long_run in mapped or any(big in mapped for big in _BIG_EXPONENTS)
+        return (
+            self.long_run in mapped
+            or _MANY_DIGITS in mapped
+            or any(big in mapped for big in _BIG_EXPONENTS)
+        )
 
     def pairs(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         result = dict(pairs)
@@ -152,13 +170,13 @@ class _Plan:
             raise _Suspect
         return int(literal)
 
-    def real(self, literal: str) -> float:
+    def real(self, literal: str) -> float | Decimal:
         if len(literal) > self.max_number:
             raise _Suspect
         number = float(literal)
         if number in (math.inf, -math.inf):
             raise _Suspect
-        return number
+        return number_of(literal, number)
 
     def fine(self, value: Any, text: str) -> bool:
         """Whether a parsed value keeps the limits the hooks cannot check."""
@@ -188,7 +206,7 @@ def _suspect(_literal: str) -> Any:
 def _encodable(value: Any) -> bool:
     """Whether every string and key is valid Unicode (no lone surrogate), at C speed."""
     try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")  # str: a Decimal
     except UnicodeEncodeError:
         return False
     return True

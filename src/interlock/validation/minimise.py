@@ -32,11 +32,11 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Final
 
 from interlock.config.manifest import FIELD_PATTERN
 from interlock.errors import InterlockError
+from interlock.validation.exact_numbers import survives_float
 
 __all__ = ["FieldFilter", "NotFilterable", "minimise_body"]
 
@@ -183,6 +183,6 @@ def _no_constant(name: str) -> Any:
 
 def _exact_float(literal: str) -> float:
     number = float(literal)
-    if Decimal(repr(number)) != Decimal(literal):
+    if not survives_float(literal, number):
         raise ValueError("a number a float cannot carry exactly")
     return number

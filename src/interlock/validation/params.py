@@ -22,10 +22,10 @@ values — HTTP parameter pollution.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Final
 from urllib.parse import parse_qsl
 
@@ -58,7 +58,7 @@ _FORMATS: Final[dict[str, re.Pattern[str]]] = {
 }
 _MAX_ENUM_SHOWN: Final = 10
 
-Value = str | int | float | bool
+Value = str | int | float | Decimal | bool
 
 
 class _Param:
@@ -69,6 +69,10 @@ class _Param:
         self.pattern = re.compile(spec.pattern) if spec.pattern is not None else None
         self.convert: Callable[[str], Value | None] = _CONVERTERS[spec.type]
         self.allowed = _allowed(spec) if spec.enum is not None else None
+        # Bounds as the exact decimals the manifest wrote (0.1, not the double near it),
+        # compared with the exact value of the text that is forwarded.
+        self.minimum = _exact(spec.minimum) if spec.minimum is not None else None
+        self.maximum = _exact(spec.maximum) if spec.maximum is not None else None
 
     def problem(self, value: str) -> str | None:  # noqa: PLR0911  (one return per rule)
         """Why ``value`` is refused, or None."""
@@ -90,10 +94,10 @@ class _Param:
             return "must be one of: " + _show_enum(spec.enum or ())
         if isinstance(typed, (bool, str)):
             return None
-        if spec.minimum is not None and typed < spec.minimum:
-            return f"must be at least {_number(spec.minimum)}"
-        if spec.maximum is not None and typed > spec.maximum:
-            return f"must be at most {_number(spec.maximum)}"
+        if self.minimum is not None and typed < self.minimum:
+            return f"must be at least {_number(self.minimum)}"
+        if self.maximum is not None and typed > self.maximum:
+            return f"must be at most {_number(self.maximum)}"
         return None
 
 
@@ -179,11 +183,14 @@ def _integer(value: str) -> int | None:
     return int(value) if _INTEGER.fullmatch(value) else None
 
 
-def _decimal(value: str) -> float | None:
-    if not _NUMBER.fullmatch(value):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
+def _decimal(value: str) -> Decimal | None:
+    # Exact: as a float, "100.00000000000000000001" would pass "maximum: 100".
+    return Decimal(value) if _NUMBER.fullmatch(value) else None
+
+
+def _exact(number: float) -> Decimal:
+    """The decimal a manifest number was written as (its shortest repr)."""
+    return Decimal(repr(number)) if isinstance(number, float) else Decimal(number)
 
 
 _CONVERTERS: Final[dict[str, Callable[[str], Value | None]]] = {
@@ -209,7 +216,7 @@ def _allowed(spec: ParamSpec) -> frozenset[Value]:
             if isinstance(option, bool):
                 values.add(option)
         elif not isinstance(option, (bool, str)):
-            values.add(option)
+            values.add(_exact(option) if spec.type == "number" else option)
     return frozenset(values)
 
 
@@ -232,7 +239,7 @@ def _text(option: Value) -> str:
     return _number(option) if isinstance(option, float) else str(option)
 
 
-def _number(value: float) -> str:
+def _number(value: float | Decimal) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 

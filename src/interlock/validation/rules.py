@@ -11,6 +11,8 @@ Each name is either
 
 Rules run after the body parsed and matched its schema, in the order listed,
 and every violation of every rule is reported at once (422 ``rule-violation``).
+A SQL lookup whose input is absent (unless declared ``optional``), null, a
+list or an object is a violation too: a rule never passes for want of a value.
 A rule that cannot be evaluated (its database is down, its code raised) fails
 the request closed with 503, naming the rule but never the error's text, SQL
 or the database.
@@ -32,6 +34,7 @@ from interlock.config.manifest import RULES_ENTRY_POINTS, Manifest, SqlRule
 from interlock.errors import ConfigError, InterlockError
 from interlock.logs import get_logger
 from interlock.validation.errors import BodyRefused, Violation, echo
+from interlock.validation.rule_values import rule_values
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -75,24 +78,6 @@ def python_rules() -> dict[str, Any]:
     return {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def _values(source: str, data: RuleInput) -> list[str]:
-    """The values ``body:a.b[].c``, ``path:x`` or ``query:y`` names, as text."""
-    kind, _, where = source.partition(":")
-    if kind == "path":
-        return [data.path[where]] if where in data.path else []
-    if kind == "query":
-        return [data.query[where]] if where in data.query else []
-    found: list[Any] = [data.body]
-    for step in where.split("."):
-        name, each = (step[:-2], True) if step.endswith("[]") else (step, False)
-        found = [item.get(name) for item in found if isinstance(item, dict) and name in item]
-        if each:
-            found = [element for item in found if isinstance(item, list) for element in item]
-    return [
-        _text(value) for value in found if value is not None and not isinstance(value, dict | list)
-    ]
-
-
 def _text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -121,8 +106,18 @@ class SqlLookup:
         )
 
     def check(self, data: RuleInput) -> list[Violation]:
-        """A violation per value that has no row in the view."""
-        values = sorted(set(_values(self._spec.value, data)))
+        """A violation per value that has no row in the view, or that cannot be looked up.
+
+        Fail closed: an absent, null, list or object input is a violation
+        (see :mod:`interlock.validation.rule_values`), never a pass.
+        """
+        params = {"path": data.path, "query": data.query}
+        named, unusable = rule_values(
+            self._spec.value, data.body, params, optional=self._spec.optional, rule=self.name
+        )
+        if unusable:
+            return unusable
+        values = sorted(set(named))
         if not values:
             return []
         if len(values) > MAX_LOOKUP_VALUES:

@@ -191,9 +191,10 @@ class _Converter:
         if body is None:
             return None
         route.update(body)
-        params, query = route_parameters(self, item, operation, names, at)
+        params, query, headers = route_parameters(self, item, operation, names, at)
         route.update({"params": params} if params else {})
         route.update({"query": query} if query else {})
+        route.update({"forward_headers": headers} if headers else {})
         route = json.loads(json.dumps(route))  # plain data, no shared objects (no YAML aliases)
         try:
             if "request_schema" in route and self.schema_check is not None:

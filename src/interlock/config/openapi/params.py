@@ -4,7 +4,9 @@ Patterns are matched against the whole value (stricter than OpenAPI's
 search); a string path parameter with neither pattern, format nor enum gets
 the RFC 3986 unreserved pattern with its length bounds. What a spec cannot say
 (objects, unknown formats, foreign regex syntax) becomes the closest *stricter*
-spec, with a warning. Header and cookie parameters are not imported.
+spec, with a warning. A header parameter becomes an entry of the route's
+``forward_headers`` (its value is not typed) unless the name may never be
+forwarded; cookie parameters are not imported.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import math
 import re
 from typing import Any, Final
 
+from interlock.config.header_names import header_name_refusal
 from interlock.config.manifest import DEFAULT_PARAM
 from interlock.config.openapi.document import Resolver
 from interlock.config.yaml_source import DocPath
@@ -24,6 +27,8 @@ _UNRESERVED: Final = "[A-Za-z0-9._~-]"
 _PARAM_TYPES: Final = frozenset({"string", "integer", "number", "boolean", "array", "object"})
 _FORMATS: Final = frozenset({"uuid", "date", "date-time", "email"})
 _INT_BOUNDS: Final = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+# OpenAPI 3 §4.8.12.1: header parameters with these names are ignored.
+_IGNORED_HEADERS: Final = frozenset({"accept", "content-type", "authorization"})
 
 
 def route_parameters(
@@ -32,8 +37,11 @@ def route_parameters(
     operation: dict[str, Any],
     names: dict[str, str],
     at: DocPath,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The route's ``params`` and ``query`` (path parameters renamed by ``names``)."""
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """The route's ``params``, ``query`` and ``forward_headers``.
+
+    Path parameters are renamed by ``names``.
+    """
     return _Parameters(converter).parameters(item, operation, names, at)
 
 
@@ -47,7 +55,7 @@ class _Parameters:
 
     def parameters(
         self, item: dict[str, Any], operation: dict[str, Any], names: dict[str, str], at: DocPath
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
         merged: dict[tuple[str, str], tuple[dict[str, Any], DocPath]] = {}
         for raw, base in ((item.get("parameters"), at[:-1]), (operation.get("parameters"), at)):
             if not isinstance(raw, list):
@@ -59,6 +67,7 @@ class _Parameters:
                 merged[(str(param.get("in")), param["name"])] = (param, where)
         params: dict[str, Any] = {}
         query: dict[str, Any] = {}
+        headers: list[str] = []
         for (place, name), (param, where) in merged.items():
             if place == "path" and name in names:
                 spec = self.spec(param, where, path=True)
@@ -68,13 +77,25 @@ class _Parameters:
                 if spec is not None and param.get("required") is True:
                     spec["required"] = True
                 query.update({name: spec} if spec is not None else {})
-            elif place in {"header", "cookie"}:
-                self.warn(
-                    where, f"{place} parameter {name!r} not imported (routes type path and query)"
-                )
+            elif place == "header":
+                self.header(name, where, headers)
+            elif place == "cookie":
+                self.warn(where, f"cookie parameter {name!r} not imported (cookies stay behind)")
             else:
                 self.warn(where, f"{place} parameter {name!r} not imported (refused if sent)")
-        return params, query
+        return params, query, headers
+
+    def header(self, name: str, where: DocPath, headers: list[str]) -> None:
+        """Forward header ``name`` if any route may (its value passes unchecked), else warn."""
+        lower = name.lower()
+        if lower in _IGNORED_HEADERS or lower in (h.lower() for h in headers):
+            return
+        refused = header_name_refusal(name, "forward")
+        if refused is not None:
+            self.warn(where, f"header parameter {name!r} not imported: {refused}")
+            return
+        headers.append(name)
+        self.warn(where, f"header parameter {name!r} is forwarded unchecked (values are not typed)")
 
     def spec(self, param: dict[str, Any], where: DocPath, *, path: bool) -> dict[str, Any] | None:
         """A ParamSpec mapping for ``param``; None (warned) for objects."""

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from interlock.crypto.jose import MAX_TOKEN_BYTES
 from interlock.errors import AuthenticationError, DPoPProofError, InvalidTokenError, Refusal
+from interlock.gateway.client_address import client_address
 from interlock.gateway.context import peer_certificate
 from interlock.gateway.guessing import GuessingGuard
 from interlock.gateway.hosts import GatewayNames
@@ -103,7 +104,7 @@ class Authentication:
         if guessing is None:
             await self._authenticate(ctx)
             return
-        remote = ctx.request.remote
+        remote = client_address(ctx.request)
         await guessing.check(remote)
         try:
             await self._authenticate(ctx)
@@ -127,7 +128,7 @@ class Authentication:
         if certificates is not None and certificate is not None:
             # The handshake checked it once; a resumed session or a kept-alive
             # connection carries it on after a revocation or past its expiry.
-            certificates.check(certificate, ctx.request.remote)
+            certificates.check(certificate, client_address(ctx.request))
         headers = ctx.request.headers
         if (
             certificates is not None

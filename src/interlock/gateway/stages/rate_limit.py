@@ -4,8 +4,9 @@ Buckets (all under the route's integration as hash tag, so one decision
 touches one Redis cluster slot):
 
 * ``per_client`` — the authenticated client, on this route;
-* ``per_ip`` — the **direct peer's** address (never ``X-Forwarded-For``,
-  which the caller writes itself), on this route;
+* ``per_ip`` — the caller's address: the TCP peer, or the address a trusted
+  proxy reports (:mod:`interlock.gateway.client_address`; never a header
+  from anyone else, who could write it themselves), on this route;
 * ``per_route`` — everyone together, on this route;
 * ``per_integration`` — everyone, on every route of the integration that
   declares the same ``per_integration`` rate.
@@ -24,6 +25,7 @@ from aiohttp import web
 
 from interlock.config.manifest import RateLimits
 from interlock.errors import Refusal
+from interlock.gateway.client_address import client_address
 from interlock.gateway.context import RequestContext
 from interlock.gateway.routing import CompiledRoute
 from interlock.limits import (
@@ -93,7 +95,7 @@ class RateLimit:
                 client = ctx.principal.client if ctx.principal is not None else "-"
                 key = bucket_key(tag, label, "client", client)
             elif dimension == "per_ip":
-                key = bucket_key(tag, label, "ip", ctx.request.remote or "-")
+                key = bucket_key(tag, label, "ip", client_address(ctx.request) or "-")
             elif dimension == "per_route":
                 key = bucket_key(tag, label, "route")
             else:

@@ -20,7 +20,6 @@ and the rule, never internal paths, stack frames, SQL or upstream text.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -32,6 +31,7 @@ from interlock.gateway.body import announced_too_large
 from interlock.gateway.context import RequestContext
 from interlock.validation.csv_body import check_csv
 from interlock.validation.errors import BodyRefused
+from interlock.validation.exact_numbers import dumps_exact
 from interlock.validation.json_body import parse_json
 from interlock.validation.minimise import FieldFilter, NotFilterable, minimise_body
 from interlock.validation.params import ParamCheck
@@ -116,7 +116,7 @@ class Validation:
             await asyncio.to_thread(self._rules.check, data)
         if self._request_filter is not None and parsed is not None:
             kept, removed = self._request_filter.apply(parsed)
-            ctx.body = json.dumps(kept, ensure_ascii=False, separators=(",", ":")).encode()
+            ctx.body = dumps_exact(kept).encode()  # exact: numbers may be Decimal
             ctx.removed_fields += removed
 
     @staticmethod

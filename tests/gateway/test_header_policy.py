@@ -1,0 +1,139 @@
+"""Header allow-lists both ways: nothing the caller or the upstream adds crosses unless listed."""
+
+from __future__ import annotations
+
+import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from interlock.config.manifest import Route
+from interlock.gateway.header_policy import DEFAULT_FORWARDED, HeaderPolicy
+from interlock.testing.gateway import Env
+
+# Headers that change what the upstream does or whom it believes is asking (issue 18 item 2).
+PROBES = {
+    "X-HTTP-Method-Override": "DELETE",
+    "X-HTTP-Method": "DELETE",
+    "X-Method-Override": "DELETE",
+    "X-Original-URL": "/admin/users",
+    "X-Rewrite-URL": "/admin/users",
+    "X-Forwarded-For": "10.0.0.1",
+    "X-Forwarded-Host": "admin.internal",
+    "X-Forwarded-Proto": "http",
+    "X-Forwarded-Prefix": "/admin",
+    "X-Real-IP": "10.0.0.1",
+    "X-Client-IP": "10.0.0.1",
+    "True-Client-IP": "10.0.0.1",
+    "X-User": "admin",
+    "X-Remote-User": "admin",
+}
+# The same names as WSGI/CGI upstreams read them: HTTP_X_FORWARDED_FOR is X-Forwarded-For.
+UNDERSCORED = {name.replace("-", "_"): value for name, value in PROBES.items()}
+
+
+def _seen(env: Env, path: str, headers: dict[str, str]) -> dict[str, str]:
+    token, _ = env.key(["orders.read"])
+    status, _, body = env.request("GET", path, {"X-API-Key": token, **headers})
+    assert status == 200, body
+    return {name.lower(): value for name, value in body["headers"].items()}
+
+
+def test_no_probe_header_reaches_the_upstream_in_any_spelling(env: Env) -> None:
+    """Method overrides, URL rewrites and identity headers, hyphenated or with '_': none arrive."""
+    seen = _seen(env, "/echo/probe", {**PROBES, **UNDERSCORED})
+    for name in (*PROBES, *UNDERSCORED):
+        assert name.lower() not in seen, name
+    assert "10.0.0.1" not in str(seen)
+    assert "admin" not in str(seen)
+    # What the upstream learns about the caller, Interlock states itself.
+    assert seen["forwarded"].startswith('for="127.0.0.1";proto=https')
+
+
+def test_allowed_headers_arrive_and_unlisted_ones_do_not(env: Env) -> None:
+    """Content negotiation, trace context and conditionals pass; anything else stays behind."""
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    seen = _seen(
+        env,
+        "/echo/allowed",
+        {
+            "Accept": "application/json",
+            "Accept-Language": "de",
+            "traceparent": traceparent,
+            "If-None-Match": '"v1"',
+            "X-Tenant": "acme",
+            "X-Custom": "dropped",
+        },
+    )
+    assert seen["accept"] == "application/json"
+    assert seen["accept-language"] == "de"
+    assert seen["traceparent"] == traceparent
+    assert seen["if-none-match"] == '"v1"'
+    assert "x-tenant" not in seen
+    assert "x-custom" not in seen
+
+
+def test_a_route_adds_headers_to_forward_but_never_underscored_spellings(env: Env) -> None:
+    """forward_headers: [X-Tenant] lets X-Tenant through; X_Tenant still does not pass."""
+    seen = _seen(env, "/headers/echo/extra", {"X-Tenant": "acme", "X_Tenant": "evil", **PROBES})
+    assert seen["x-tenant"] == "acme"
+    assert "x_tenant" not in seen
+    for name in PROBES:
+        assert name.lower() not in seen, name
+
+
+def test_upstream_response_headers_pass_only_the_allow_list(env: Env) -> None:
+    """Server, X-Powered-By, X-Debug-Token, Set-Cookie and '_' names stay with the upstream."""
+    token, _ = env.key(["orders.read"])
+    status, headers, body = env.request("GET", "/headers/leaky", {"X-API-Key": token})
+    assert (status, body) == (200, {"items": 3})
+    assert headers["etag"] == '"v1"'
+    assert headers["cache-control"] == "private, max-age=60"
+    assert headers["content-type"].startswith("application/json")
+    for name in ("x-powered-by", "x-debug-token", "set-cookie", "x_backend_host", "x-total-count"):
+        assert name not in headers, name
+    assert "Apache" not in headers.get("server", "")
+    assert "PHP" not in str(headers)
+    assert "erp-node-7" not in str(headers)
+
+
+def test_a_route_adds_headers_to_return(env: Env) -> None:
+    """return_headers: [X-Total-Count] relays it; the rest is still dropped."""
+    token, _ = env.key(["orders.read"])
+    status, headers, _ = env.request("GET", "/headers/leaky-extra", {"X-API-Key": token})
+    assert status == 200
+    assert headers["x-total-count"] == "3"
+    assert "x-powered-by" not in headers
+    assert "set-cookie" not in headers
+
+
+def _route(**fields: object) -> Route:
+    return Route.model_validate(
+        {"method": "GET", "path": "/x", "upstream": "erp", "scope": "x.read", **fields}
+    )
+
+
+def _proxy(pairs: list[tuple[str, str]]) -> CIMultiDictProxy[str]:
+    return CIMultiDictProxy(CIMultiDict(pairs))
+
+
+def test_headers_named_by_connection_are_dropped_even_when_allowed() -> None:
+    """RFC 9110 §7.6.1: Connection: Accept makes Accept hop-by-hop for this message."""
+    policy = HeaderPolicy.for_route(_route(forward_headers=["X-Tenant"]))
+    kept = policy.request_headers(
+        _proxy([("Connection", "Accept, X-Tenant"), ("Accept", "a/b"), ("X-Tenant", "t")])
+    )
+    assert list(kept.items()) == []
+
+
+def test_routes_that_minimise_responses_do_not_ask_for_compressed_bodies() -> None:
+    """A compressed answer cannot be cut to response_fields: Accept-Encoding stays behind."""
+    plain = HeaderPolicy.for_route(_route())
+    minimised = HeaderPolicy.for_route(_route(response_fields=["id"]))
+    assert plain.forwarded == DEFAULT_FORWARDED
+    assert "accept-encoding" not in minimised.forwarded
+
+
+@pytest.mark.parametrize("name", ["X-Tenant", "x-tenant", "X-TENANT"])
+def test_route_additions_match_any_case(name: str) -> None:
+    """Header names are case-insensitive (RFC 9110 §5.1)."""
+    policy = HeaderPolicy.for_route(_route(forward_headers=[name]))
+    assert policy.request_headers(_proxy([("x-Tenant", "t")])) == CIMultiDict([("x-Tenant", "t")])
