@@ -15,14 +15,17 @@ import os
 import select
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from ipaddress import IPv4Address
 
 import pytest
 
+from interlock.gateway.proxy_v2 import SIGNATURE
 from interlock.testing.gateway import Env, running_gateway
 
 pytestmark = pytest.mark.processes
@@ -231,3 +234,44 @@ def test_serve_on_uvloop_closes_silent_connections_and_answers_503_over_the_cap(
         assert answer.startswith(b"HTTP/1.1 503"), answer
         held.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert held.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+@pytest.fixture(scope="module")
+def behind_balancer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """A gateway behind a PROXY v2 balancer at 127.0.0.1, one connection per client address."""
+    with running_gateway(
+        tmp_path_factory.mktemp("balanced"),
+        trusted_proxies="127.0.0.1/32",
+        proxy_protocol="v2",
+        more_settings={"listener_max_connections_per_address": 1},
+    ) as env:
+        yield env
+
+
+def _through_balancer(env: Env, client: str) -> ssl.SSLSocket:
+    """A TLS connection from the balancer, its PROXY v2 header naming ``client``."""
+    body = (
+        IPv4Address(client).packed
+        + IPv4Address("127.0.0.1").packed
+        + struct.pack("!HH", 51000, env.port)
+    )
+    header = SIGNATURE + struct.pack("!BBH", 0x21, 0x11, len(body)) + body
+    plain = socket.create_connection(("127.0.0.1", env.port), timeout=_BOUND)
+    plain.sendall(header)
+    return env.context().wrap_socket(plain, server_hostname="127.0.0.1")
+
+
+def test_behind_a_proxy_v2_balancer_the_cap_counts_each_client_apart(
+    behind_balancer: Env,
+) -> None:
+    """All connections come from the balancer; the cap applies to the clients it names."""
+    env = behind_balancer
+    with (
+        _through_balancer(env, "198.51.100.1") as first,
+        _through_balancer(env, "198.51.100.2") as second,
+        _through_balancer(env, "198.51.100.1") as over,
+    ):
+        assert over.recv(65536).startswith(b"HTTP/1.1 503")
+        for served in (first, second):
+            served.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert served.recv(65536).startswith(b"HTTP/1.1 200")
