@@ -159,3 +159,30 @@ def test_a_reload_that_names_a_missing_secret_is_refused(env: Env, tmp_path: Pat
         assert _ABSENT not in str(secret_references(running.gateway.manifest))
     finally:
         _stop(env, running)
+
+
+def test_with_missing_secrets_start_a_route_without_its_system_credential_is_a_generic_503(
+    env: Env, lenient: Deployment, tmp_path: Path
+) -> None:
+    """The system's credential is not in the vault: 503 route-unavailable naming nothing internal.
+
+    Before, it answered 502 upstream-failure, blaming the upstream for the
+    gateway's own missing secret.
+    """
+    path = tmp_path / "interlock.yaml"
+    path.write_text(
+        env.manifest_path.read_text().replace("secret://erp/api-key", "secret://erp/not-stored")
+    )
+    running = _start(env, lenient, path)
+    try:
+        token, _ = env.key(["orders.read"])
+        status, _, body = env.request(
+            "GET", "/orders/1001", {"X-API-Key": token}, port=running.port
+        )
+        assert status == 503, body
+        assert body["type"] == "urn:interlock:problem:route-unavailable"
+        assert "erp" not in str(body)
+        assert "not-stored" not in str(body)
+        assert "credential" not in str(body)
+    finally:
+        _stop(env, running)

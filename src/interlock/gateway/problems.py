@@ -113,6 +113,8 @@ REFUSALS: Final[Mapping[str, ProblemType]] = MappingProxyType(
         "schema-violation": ProblemType(422, "Request does not match the schema"),
         "rule-violation": ProblemType(422, "Business rule violated"),
         "rule-unavailable": ProblemType(503, _UNAVAILABLE),
+        # A system's credential cannot be resolved (INTERLOCK_MISSING_SECRETS=start).
+        "route-unavailable": ProblemType(503, _UNAVAILABLE),
         "version-conflict": ProblemType(409, "Version conflict"),
         # Upstream systems and the evidence the gateway must keep.
         "upstream-failure": ProblemType(502, "Upstream failed"),

@@ -185,11 +185,8 @@ class Upstreams:
                 if secret is None:
                     secret = await asyncio.to_thread(self._secrets.resolve, system.credentials)
             except InterlockError as exc:
-                raise self._failure(
-                    ctx.match.route.system_name,
-                    "credentials",
-                    502,
-                    f"outbound credentials unavailable: {exc}",
+                raise self._unavailable(
+                    ctx.match.route.system_name, system.credentials, exc
                 ) from None
             headers["Authorization"] = "Bearer " + secret.reveal().decode()
         return headers
@@ -208,6 +205,25 @@ class Upstreams:
                 raise self._failure(system, "too_large", 502, "response larger than the cap")
             chunks.append(chunk)
         return b"".join(chunks)
+
+    def _unavailable(self, system: str, reference: str, exc: InterlockError) -> Refusal:
+        """The system's credential cannot be had (missing from the vault, vault unreachable).
+
+        The gateway's own fault, not the upstream's: a generic 503 for the caller;
+        the reference and the cause go to the operator's log only.
+        """
+        self._metrics.upstream_errors.labels(system, "credentials").inc()
+        _log.error(
+            "route unavailable: the system's credential cannot be resolved",
+            system=system,
+            reference=reference,
+            cause=exc.message,
+        )
+        return Refusal(
+            "route-unavailable",
+            "this route is not available at the moment",
+            log_reason=f"system {system}: credential {reference} unavailable",
+        )
 
     def _failure(self, system: str, kind: str, status: int, reason: str) -> Refusal:
         self._metrics.upstream_errors.labels(system, kind).inc()
