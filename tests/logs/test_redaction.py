@@ -189,3 +189,28 @@ def test_credential_formats_alone_leave_name_value_text_as_written() -> None:
     text = "configure -o auth=secret://erp/hook -o password_file=/run/pw"
     assert redact_credentials(text) == text
     assert redact_credentials(f"{text} {JWT}") == f"{text} {REDACTED}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "secret://crm/oauth-client",
+        "password: secret://erp/db-password",
+        "client_secret=secret://crm/oauth-client",
+    ],
+)
+def test_a_vault_reference_stays_readable(text: str) -> None:
+    """A secret:// reference names a secret and is none: the operator's log keeps it.
+
+    Before, "secret://crm/oauth-client" became "secret:[REDACTED]" (the pair
+    net read "secret:" as a name and "//crm/..." as its value), so serve's
+    missing-secret lines did not say which secret was missing.
+    """
+    assert redact_text(text) == text
+
+
+def test_a_value_after_a_reference_like_name_is_still_masked() -> None:
+    """Only the reference form escapes the pair net, not a value that merely follows it."""
+    assert redact_text("secret: hunter2hunter2") == f"secret: {REDACTED}"
+    assert redact_text("password=//hunter2") == f"password={REDACTED}"
+    assert redact_text('password="secret://a" token=abc') == f"password={REDACTED} token={REDACTED}"

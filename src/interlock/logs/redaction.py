@@ -122,6 +122,9 @@ _PAIRS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
         re.compile(
             r"(?i)(\b[\w-]*?(?:password|passwd|pwd|passphrase|secret|client_secret|api[_-]?key"
             r"|access_token|refresh_token|token)[\"']?\s*[=:]\s*)"
+            # A vault reference (secret://erp/api-key, or the "//..." after secret:)
+            # names a secret, it is none: operators need it in the log.
+            r"(?!secret://)(?!(?<=secret:)//)"
             r"(\"[^\"]*\"|'[^']*'|[^\s&;,\"']+)"
         ),
         r"\1" + REDACTED,
