@@ -8,6 +8,7 @@ from interlock.config.loader import ManifestReport, check_manifest
 
 VALID = """\
 version: 1
+organisation: {controller: {name: Example GmbH, contact: privacy@example.com, country: DE}}
 systems:
   erp: {url: "https://erp.internal:9443", location: DE, ca: "pki:internal", credentials: "secret://erp/api-key"}
   crm: {url: "https://crm.example.com", location: US}

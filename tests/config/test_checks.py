@@ -142,7 +142,7 @@ def test_unused_scope_is_a_warning_not_an_error(tmp_path: Path) -> None:
         "warning: roles.order-reader.scopes[1]: scope 'orders.delete' is granted but no route "
         "requires it; remove it (least privilege: grants should not be broader than any use)"
     )
-    assert (warning.line, warning.column) == (6, 40)
+    assert (warning.line, warning.column) == (7, 40)
 
 
 @pytest.mark.parametrize(
@@ -176,7 +176,7 @@ def test_switches_that_touch_certificate_verification_are_refused(
     report = check(tmp_path, text)
     (error,) = report.errors
     assert error.path.startswith("systems.crm.")
-    assert (error.line, error.column) == (4, 55)
+    assert (error.line, error.column) == (5, 55)
     if disables:
         assert "certificate verification cannot be turned off" in error.message
         assert "CWE-295" in error.message
@@ -215,14 +215,14 @@ def test_unknown_upstream_lists_the_known_systems(tmp_path: Path) -> None:
     report = check(tmp_path, VALID.replace("upstream: erp, scope", "upstream: billing, scope"))
     (error,) = report.errors
     assert error.message == "unknown system 'billing' (known: crm, erp)"
-    assert (error.line, error.column) == (22, 55)
+    assert (error.line, error.column) == (23, 55)
 
 
 def test_a_malformed_section_does_not_cascade_into_unknown_names(tmp_path: Path) -> None:
     """systems as a list is one error; the integration's references are not also reported."""
     start, end = VALID.index("systems:\n"), VALID.index("roles:\n")
     report = check(tmp_path, VALID[:start] + "systems: [erp, crm]\n" + VALID[end:])
-    assert [(d.path, d.line, d.column) for d in report.errors] == [("systems", 2, 10)]
+    assert [(d.path, d.line, d.column) for d in report.errors] == [("systems", 3, 10)]
     assert "systems must be a mapping" in report.errors[0].message
 
 

@@ -131,7 +131,7 @@ def test_warnings_print_with_a_warning_label(tmp_path: Path) -> None:
     """Warnings print as FILE:LINE:COL: warning: path: message and keep the manifest."""
     report = check(tmp_path, VALID.replace("[orders.read]", "[orders.read, orders.delete]"))
     (warning,) = report.warnings
-    assert str(warning).startswith(f"{tmp_path / 'interlock.yaml'}:6:40: warning: roles.")
+    assert str(warning).startswith(f"{tmp_path / 'interlock.yaml'}:7:40: warning: roles.")
     assert report.ok
     assert report.manifest is not None
 
@@ -179,7 +179,7 @@ def test_duplicate_yaml_keys_are_manifest_errors(tmp_path: Path) -> None:
         "roles:\n", '  erp: {url: "https://evil.example", location: US}\nroles:\n', 1
     )
     report = check(tmp_path, text)
-    assert any("duplicate key 'erp'" in d.message and d.line == 5 for d in report.errors)
+    assert any("duplicate key 'erp'" in d.message and d.line == 6 for d in report.errors)
 
 
 def test_format_path_uses_dots_and_indexes() -> None:

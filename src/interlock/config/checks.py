@@ -17,6 +17,7 @@ from interlock.config.manifest import (
     RULES_ENTRY_POINTS,
     Client,
     Integration,
+    Organisation,
     Role,
     Route,
     SqlRule,
@@ -25,8 +26,9 @@ from interlock.config.manifest import (
     template_shape,
 )
 from interlock.config.yaml_source import DocPath
+from interlock.privacy.taxonomy import special_kind
 
-__all__ = ["Entities", "Finding", "cross_check"]
+__all__ = ["Entities", "Finding", "PrivacyFacts", "cross_check"]
 
 Severity = Literal["error", "warning"]
 
@@ -56,6 +58,15 @@ class Finding:
     position: tuple[int, int] | None = None
 
 
+@dataclass(frozen=True)
+class PrivacyFacts:
+    """What an integration says about special categories (GDPR Art. 9, 10)."""
+
+    categories: tuple[str, ...]
+    condition: bool
+    criminal_basis: bool
+
+
 @dataclass
 class Entities:
     """What parsed, and every name that was declared (parsed or not)."""
@@ -82,6 +93,14 @@ class Entities:
     python_rules: frozenset[str] | None = None
     # Scopes declared as held by clients of several integrations (shared_scopes).
     shared_scopes: frozenset[str] = frozenset()
+    # The controller, representative and DPO (GDPR Art. 30(1)(a)); declared even when
+    # it failed to parse, so that its absence is not reported on top.
+    organisation: Organisation | None = None
+    organisation_declared: bool = False
+    # Each integration's declared categories and its Art. 9(2) / Art. 10 answers, read
+    # even when the integration failed to parse, so special categories are reported
+    # alongside its other errors.
+    privacy: dict[str, PrivacyFacts] = field(default_factory=dict)
 
     def undeclared(self, section: str, name: str) -> bool:
         """True when ``name`` is certainly not declared in ``section``."""
@@ -99,6 +118,7 @@ def cross_check(entities: Entities) -> Iterator[Finding]:
         yield from _integration_refs(entities, name, refs)
         if name in entities.integrations:
             yield from _transfer(entities, name, entities.integrations[name])
+        yield from _special_categories(name, entities.privacy.get(name))
         for index, route in entities.routes.get(name, []):
             used.add(route.scope)
             yield from _route(
@@ -119,6 +139,7 @@ def cross_check(entities: Entities) -> Iterator[Finding]:
         yield from _unused_scopes(entities, used | entities.mentioned_scopes | set(GATEWAY_SCOPES))
     if entities.complete and "integrations" not in entities.broken:
         yield from _scopes_across_integrations(entities)
+    yield from _organisation(entities)
 
 
 def _client_roles(entities: Entities) -> Iterator[Finding]:
@@ -211,9 +232,64 @@ def _integration_refs(entities: Entities, name: str, refs: dict[str, str]) -> It
             )
 
 
+def _organisation(entities: Entities) -> Iterator[Finding]:
+    """The register names the controller (Art. 30(1)(a)) and, outside the EEA, its representative.
+
+    Missing ``organisation`` is a warning, not an error: the gateway enforces the
+    flows without it, but the Art. 30 record cannot be made.
+    """
+    organisation = entities.organisation
+    if organisation is None:
+        personal = any(_personal(flow) for flow in entities.integrations.values())
+        if personal and not entities.organisation_declared:
+            yield Finding(
+                (),
+                "integrations carry personal data (user.*) but no organisation is declared: "
+                "the Art. 30 record needs organisation: {controller: {name, contact}} "
+                "(GDPR Art. 30(1)(a))",
+                severity="warning",
+            )
+        return
+    country = organisation.controller.country
+    if country is not None and country not in _EEA and organisation.representative is None:
+        yield Finding(
+            ("organisation", "controller", "country"),
+            f"the controller is established in {country}, outside the EEA: name its "
+            "representative in the Union under organisation.representative (GDPR Art. 27)",
+        )
+
+
+def _special_categories(name: str, facts: PrivacyFacts | None) -> Iterator[Finding]:
+    """Art. 9 data needs an Art. 9(2) condition; Art. 10 data its own basis in law."""
+    if facts is None:
+        return
+    at: DocPath = ("integrations", name, "data_categories")
+    for index, category in enumerate(facts.categories):
+        kind = special_kind(category)
+        if kind == "art9" and not facts.condition:
+            yield Finding(
+                (*at, index),
+                f"{category} is special-category data (GDPR Art. 9(1)): processing it is "
+                "prohibited unless a condition of Art. 9(2) applies; declare "
+                "special_category_condition (explicit_consent, employment_social_security, "
+                "... archiving_research_statistics: Art. 9(2)(a)-(j))",
+            )
+        elif kind == "art10" and not facts.criminal_basis:
+            yield Finding(
+                (*at, index),
+                f"{category} is data on criminal convictions and offences (GDPR Art. 10): "
+                "declare criminal_data_basis, the official authority or the Union or "
+                "Member State law that authorises the processing",
+            )
+
+
+def _personal(flow: Integration) -> bool:
+    return any(category.startswith("user") for category in flow.data_categories)
+
+
 def _transfer(entities: Entities, name: str, flow: Integration) -> Iterator[Finding]:
     target = entities.systems.get(flow.target)
-    personal = any(category.startswith("user") for category in flow.data_categories)
+    personal = _personal(flow)
     if target is not None and personal and target.location not in _EEA:
         if flow.transfer is None:
             yield Finding(

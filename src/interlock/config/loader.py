@@ -19,7 +19,7 @@ from typing import Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from interlock.config.checks import Entities, Finding, cross_check
+from interlock.config.checks import Entities, Finding, PrivacyFacts, cross_check
 from interlock.config.explain import explain_validation_error, unknown_field
 from interlock.config.insecure import find_insecure_switches
 from interlock.config.manifest import (
@@ -30,6 +30,7 @@ from interlock.config.manifest import (
     Client,
     Integration,
     Manifest,
+    Organisation,
     Role,
     Route,
     SqlRule,
@@ -57,7 +58,7 @@ _SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "trusted_issuers": TrustedIssuer,
     "rules": SqlRule,
 }
-_TOP_LEVEL: Final = frozenset({"version", "tls", "shared_scopes", *_SECTIONS})
+_TOP_LEVEL: Final = frozenset({"version", "tls", "organisation", "shared_scopes", *_SECTIONS})
 _NAME: Final = re.compile(NAME_PATTERN)
 _RULE_NAME: Final = re.compile(RULE_NAME_PATTERN)
 _SCOPE: Final = re.compile(SCOPE_PATTERN)
@@ -161,12 +162,18 @@ class _Checker:
         shared = self._shared_scopes(data.get("shared_scopes"))
         entities = self._entities(data)
         entities.shared_scopes = frozenset(shared)
+        if (raw_organisation := data.get("organisation")) is not None:
+            entities.organisation = self._validate(
+                Organisation, raw_organisation, ("organisation",)
+            )
+            entities.organisation_declared = True
         self.findings.extend(cross_check(entities))
         if self._has_errors() or tls is None:
             return None
         return Manifest(
             version=1,
             tls=tls,
+            organisation=entities.organisation,
             systems=entities.systems,
             roles=entities.roles,
             clients=entities.clients,
@@ -248,6 +255,7 @@ class _Checker:
             entities.refs[name] = {
                 k: v for k in ("source", "target", "client") if isinstance(v := value.get(k), str)
             }
+            entities.privacy[name] = _privacy_facts(value)
         flow = self._validate(Integration, value, at)
         if not isinstance(routes_raw, list):
             self.findings.append(Finding((*at, "routes"), "routes must be a list"))
@@ -280,6 +288,18 @@ class _Checker:
 
     def _has_errors(self) -> bool:
         return any(f.severity == "error" for f in self.findings)
+
+
+def _privacy_facts(raw: dict[str, Any]) -> PrivacyFacts:
+    """An integration's special-category facts, from its raw mapping (parsed or not)."""
+    categories = raw.get("data_categories")
+    return PrivacyFacts(
+        tuple(c if isinstance(c, str) else "" for c in categories)
+        if isinstance(categories, list)
+        else (),
+        raw.get("special_category_condition") is not None,
+        raw.get("criminal_data_basis") is not None,
+    )
 
 
 def _or_empty(value: object, empty: object = None) -> object:

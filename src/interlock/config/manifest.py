@@ -26,6 +26,8 @@ from pydantic import (
 
 from interlock.config.header_names import check_header_name
 from interlock.config.units import ByteSize, Duration, RateValue
+from interlock.privacy.adequacy import adequacy_decision
+from interlock.privacy.taxonomy import unknown_category, unknown_subject
 
 __all__ = [
     "DEFAULT_PARAM",
@@ -43,13 +45,16 @@ __all__ = [
     "Manifest",
     "Method",
     "Name",
+    "Organisation",
     "ParamSpec",
+    "Party",
     "RateLimits",
     "ReplayPolicy",
     "Role",
     "Route",
     "Safeguard",
     "Scope",
+    "SpecialCategoryCondition",
     "SqlRule",
     "System",
     "TlsPolicy",
@@ -90,8 +95,12 @@ RuleName = Annotated[str, StringConstraints(pattern=RULE_NAME_PATTERN)]
 Scope = Annotated[str, StringConstraints(pattern=SCOPE_PATTERN)]
 Country = Annotated[str, StringConstraints(pattern=COUNTRY_PATTERN)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-DataCategory = Annotated[str, StringConstraints(pattern=CATEGORY_PATTERN)]
-DataSubject = Annotated[str, StringConstraints(pattern=SUBJECT_PATTERN)]
+DataCategory = Annotated[
+    str, StringConstraints(pattern=CATEGORY_PATTERN), AfterValidator(lambda k: _known(k, "c"))
+]
+DataSubject = Annotated[
+    str, StringConstraints(pattern=SUBJECT_PATTERN), AfterValidator(lambda k: _known(k, "s"))
+]
 FieldPath = Annotated[str, StringConstraints(pattern=FIELD_PATTERN)]
 MediaType = Annotated[str, StringConstraints(pattern=_MEDIA_TYPE, max_length=127)]
 QueryName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")]
@@ -111,6 +120,24 @@ LegalBasis = Literal[
 ]
 # GDPR Art. 45 (adequacy), 46(2)(c) (SCC), 47 (BCR), 49 (derogations).
 Safeguard = Literal["adequacy", "SCC", "BCR", "derogation"]
+# GDPR Art. 49(1) points (a)-(g), and the second subparagraph (compelling legitimate
+# interests of a non-repetitive transfer of a limited number of data subjects).
+Derogation = Literal["a", "b", "c", "d", "e", "f", "g", "second_subparagraph"]
+# GDPR Art. 9(2)(a)-(j): the conditions under which special-category data may be processed.
+SpecialCategoryCondition = Literal[
+    "explicit_consent",  # (a)
+    "employment_social_security",  # (b)
+    "vital_interests",  # (c)
+    "not_for_profit_body",  # (d)
+    "made_public_by_data_subject",  # (e)
+    "legal_claims",  # (f)
+    "substantial_public_interest",  # (g)
+    "health_or_social_care",  # (h)
+    "public_health",  # (i)
+    "archiving_research_statistics",  # (j)
+]
+# The deployment's role in an integration's processing (GDPR Art. 4(7), 4(8), 26).
+ProcessingRole = Literal["controller", "processor", "joint_controller"]
 
 _SEGMENT: Final = re.compile(r"^(\{[a-z_][a-z0-9_]*\}|[A-Za-z0-9._~!$&'()*+,=:@-]+)$")
 _PARAM: Final = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
@@ -501,10 +528,87 @@ class SqlRule(_Model):
 
 
 class Transfer(_Model):
-    """A transfer of personal data to a third country (GDPR Chapter V)."""
+    """A transfer of personal data to a third country (GDPR Chapter V).
+
+    ``adequacy`` is accepted only for a country with an adequacy decision
+    (:mod:`interlock.privacy.adequacy`, checked in :mod:`interlock.config.checks`);
+    ``dpf_certified`` says the US recipient is certified under the EU-US Data
+    Privacy Framework; ``derogation`` names the Art. 49(1) point relied on.
+    """
 
     destination: Country
     safeguard: Safeguard
+    dpf_certified: bool = False
+    derogation: Derogation | None = None
+
+    @field_validator("safeguard", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        spelled = {"scc": "SCC", "bcr": "BCR", "adequacy": "adequacy", "derogation": "derogation"}
+        return spelled.get(value.lower(), value) if isinstance(value, str) else value
+
+    @field_validator("derogation", mode="before")
+    @classmethod
+    def _point(cls, value: object) -> object:
+        # "49(1)(a)", "(a)" and "a" all name point (a).
+        if isinstance(value, str):
+            text = value.strip().lower().removeprefix("art.").strip().removeprefix("49(1)")
+            return text.strip("() ") or value
+        return value
+
+    @model_validator(mode="after")
+    def _derogation_named(self) -> Transfer:
+        if self.safeguard == "derogation" and self.derogation is None:
+            raise ValueError(
+                "a derogation must name the Art. 49(1) point relied on: derogation: a-g, "
+                "or second_subparagraph (compelling legitimate interests); Art. 49 is no "
+                "general permission"
+            )
+        if self.safeguard != "derogation" and self.derogation is not None:
+            raise ValueError("derogation applies only with safeguard: derogation")
+        return self
+
+    @model_validator(mode="after")
+    def _adequate(self) -> Transfer:
+        # GDPR Art. 45: adequacy only where the Commission decided it, within its scope.
+        if self.safeguard != "adequacy":
+            return self
+        decision = adequacy_decision(self.destination)
+        if decision is None:
+            raise ValueError(
+                f"{self.destination} has no EU adequacy decision (GDPR Art. 45): use SCC "
+                "(Art. 46(2)(c)), BCR (Art. 47) or a derogation (Art. 49) naming its point"
+            )
+        if self.destination == "US" and not self.dpf_certified:
+            raise ValueError(
+                f"the US adequacy decision ({decision.decision}) covers only recipients "
+                "certified under the EU-US Data Privacy Framework: add dpf_certified: true "
+                "once the recipient's certification is checked, or use SCC"
+            )
+        return self
+
+
+class Party(_Model):
+    """A person or body and how to reach them (GDPR Art. 30(1)(a))."""
+
+    name: Text
+    contact: Text
+    # ISO 3166-1 country of establishment (a controller outside the EEA needs a
+    # representative in the Union, Art. 27).
+    country: Country | None = None
+
+
+class Organisation(_Model):
+    """Who is responsible for the processing: the controller, its representative, its DPO.
+
+    GDPR Art. 30(1)(a): the name and contact details of the controller and,
+    where applicable, the joint controller, the controller's representative
+    (Art. 27) and the data protection officer (Art. 37).
+    """
+
+    controller: Party
+    representative: Party | None = None
+    dpo: Party | None = None
 
 
 class Integration(_Model):
@@ -522,6 +626,16 @@ class Integration(_Model):
     data_subjects: tuple[DataSubject, ...] = ()
     retention: Duration
     transfer: Transfer | None = None
+    # GDPR register facts (docs/privacy.md): the deployment's role here and, for a
+    # processor or joint controller, the other party; recipients (Art. 30(1)(d));
+    # measures beyond the configured controls (Art. 30(1)(g)); the Art. 9(2)
+    # condition for special categories and the Art. 10 basis for criminal data.
+    role: ProcessingRole = "controller"
+    other_party: Text | None = None
+    recipients: tuple[Text, ...] = ()
+    security_measures: tuple[Text, ...] = ()
+    special_category_condition: SpecialCategoryCondition | None = None
+    criminal_data_basis: Text | None = None
     # The audit trail: "required" answers 503 instead of releasing data when the
     # request's entry cannot be made durable; "best_effort" records without
     # waiting. Default: required when the flow carries personal data (user.*).
@@ -532,6 +646,15 @@ class Integration(_Model):
     @classmethod
     def _unique_callers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return _no_duplicates(value, "caller")
+
+    @model_validator(mode="after")
+    def _other_party(self) -> Integration:
+        if self.role != "controller" and self.other_party is None:
+            raise ValueError(
+                f"role {self.role} needs other_party: the controller on whose behalf this "
+                "is processed, or the joint controller (GDPR Art. 28, 26, 30(1)(a))"
+            )
+        return self
 
     @property
     def all_callers(self) -> frozenset[str]:
@@ -616,6 +739,7 @@ class Manifest(_Model):
 
     version: Literal[1]
     tls: TlsPolicy = TlsPolicy()
+    organisation: Organisation | None = None
     systems: dict[Name, System] = Field(default_factory=dict)
     roles: dict[Name, Role] = Field(default_factory=dict)
     clients: dict[Name, Client] = Field(default_factory=dict)
@@ -683,6 +807,13 @@ def _check_template(path: str) -> None:
                 "(no '%', ';', '?', '#' or spaces)"
             )
     _no_duplicates(tuple(_PARAM.findall(path)), "parameter")
+
+
+def _known(key: str, kind: Literal["c", "s"]) -> str:
+    problem = unknown_category(key) if kind == "c" else unknown_subject(key)
+    if problem is not None:
+        raise ValueError(problem)
+    return key
 
 
 def _no_duplicates(values: tuple[str, ...], noun: str) -> tuple[str, ...]:

@@ -81,6 +81,8 @@ HARNESS: Final = Operator("admin:harness")
 
 MANIFEST = """\
 version: 1
+organisation:
+  controller: {{name: Interlock test harness, contact: privacy@harness.test, country: DE}}
 systems:
   erp: {{url: "https://localhost:{erp_port}", location: DE, ca: "pki:internal", credentials: "secret://erp/api-key"}}
   rogue: {{url: "https://localhost:{rogue_port}", location: DE, ca: "pki:internal", credentials: "secret://erp/api-key"}}

@@ -1,0 +1,1 @@
+"""GDPR register facts: the data taxonomy, special categories and transfer adequacy."""
