@@ -1,0 +1,1 @@
+"""Privacy (GDPR): the register's facts, and drift between declared and observed flows."""
