@@ -17,7 +17,8 @@ import typer
 from rich.table import Table
 
 from interlock.cli.context import console, settings
-from interlock.cli.options import ManifestOption, duration_option
+from interlock.cli.options import ManifestOption
+from interlock.config.units import parse_duration
 from interlock.errors import InterlockError, InvalidRequestError
 
 if TYPE_CHECKING:
@@ -74,8 +75,11 @@ def _report(manifest: Path | None, since: str) -> DriftReport:
     from interlock.config.loader import load_manifest
     from interlock.privacy.drift import find_drift
 
-    period = duration_option(since)
-    if period is None or period <= timedelta(0):
+    try:
+        period = parse_duration(since)
+    except ValueError as exc:
+        raise InvalidRequestError(f"--since: {exc}") from None
+    if period <= timedelta(0):
         raise InvalidRequestError(f"--since: {since!r} is not a positive duration")
     current = settings()
     declared = load_manifest(manifest or current.manifest)
@@ -101,6 +105,11 @@ def _table(title: str, columns: tuple[str, ...]) -> Table:
     return table
 
 
+def _second(stamp: str) -> str:
+    """``2026-12-04T04:00:42Z``: an entry time to the second (JSON keeps the microseconds)."""
+    return f"{stamp[:19]}Z" if len(stamp) > 19 else stamp
+
+
 def _print(report: DriftReport) -> None:
     window = report.as_json()["window"]
     console.print(
@@ -119,7 +128,12 @@ def _print(report: DriftReport) -> None:
     )
     for u in report.undeclared:
         undeclared.add_row(
-            u.kind, u.integration, u.value, str(u.requests), u.first_seen, u.last_seen
+            u.kind,
+            u.integration,
+            u.value,
+            str(u.requests),
+            _second(u.first_seen),
+            _second(u.last_seen),
         )
     unused = _table("Declared but not used", ("kind", "integration", "value", "note"))
     for n in report.unused:
