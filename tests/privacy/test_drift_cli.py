@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,28 @@ def test_no_audit_log_is_no_report(
     status, _, err = _run(capsys, "--manifest", str(trail / "interlock.yaml"))
     assert status == 2
     assert "INTERLOCK_AUDIT_DATABASE_URL" in err
+
+
+def test_a_log_that_fails_verification_is_no_report(
+    trail: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A copy of the trail with one body rewritten (triggers dropped): exit 2, entry named."""
+    data = tmp_path / "tampered"
+    data.mkdir()
+    copy = data / "audit.db"
+    shutil.copyfile(trail / "data" / "audit.db", copy)
+    with sqlite3.connect(copy) as connection:
+        for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+            connection.execute(f"DROP TRIGGER {name}")
+        changed = connection.execute(
+            "UPDATE audit_bodies SET body = CAST(replace(CAST(body AS TEXT), 'order-sync', "
+            "'order-snc') AS BLOB) WHERE CAST(body AS TEXT) LIKE '%gateway.request%'"
+        ).rowcount
+    connection.close()
+    assert changed > 0
+    monkeypatch.setenv("INTERLOCK_DATA_DIR", str(data))
+    status, out, err = _run(capsys, "--manifest", str(trail / "interlock.yaml"))
+    assert status == 2
+    assert out == ""
+    assert "error[audit_verification_failed]" in err
+    assert "does not match its leaf hash" in err
