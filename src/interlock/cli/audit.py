@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from interlock.proofs.cosignature import CosignatureVerifier
     from interlock.proofs.note import NoteVerifier
 
-__all__ = ["app"]
+__all__ = ["app", "log_store"]
 
 app = typer.Typer(
     help="The tamper-evident audit trail: verify, prove, export, prune.", no_args_is_help=True
@@ -36,7 +36,8 @@ KeyOption = Annotated[
 _MAX_KEY_FILE = 4096
 
 
-def _store(current: Settings) -> LogStore:
+def log_store(current: Settings) -> LogStore:
+    """The deployment's audit log (``INTERLOCK_AUDIT_DATABASE_URL``); a SQLite file must exist."""
     from interlock.audit.storage import LogStore, create_audit_engines
 
     url = current.audit_url
@@ -112,7 +113,7 @@ def verify(
     if not keys and current.audit_witness_key is not None:
         keys = [current.audit_witness_key]
     cosigners = [_cosigner(text) for text in keys]
-    store = _store(current)
+    store = log_store(current)
     try:
         report = verify_log(
             store.engine, trusted=_verifier(key), witnessed=notes, cosigners=cosigners
@@ -167,7 +168,7 @@ def prove(
     from interlock.audit.proofs import ProofReader
     from interlock.audit.schema import BODIES
 
-    store = _store(settings())
+    store = log_store(settings())
     try:
         latest = store.latest_checkpoint()
         tree = size or (latest.size if latest else 0)
@@ -203,7 +204,7 @@ def consistency(
     """Print a consistency proof (JSON) that tree OLD is a prefix of tree NEW."""
     from interlock.audit.proofs import ProofReader
 
-    store = _store(settings())
+    store = log_store(settings())
     try:
         with store.engine.connect() as connection:
             reader = ProofReader(connection, store.size())
@@ -244,7 +245,7 @@ def export(
     from interlock.audit.export import export_log
 
     begin, finish = _time(start, "--from"), _time(end, "--to")
-    store = _store(settings())
+    store = log_store(settings())
     try:
         with output.open("w", encoding="utf-8", newline="") as stream:
             report = export_log(
@@ -307,7 +308,7 @@ def prune(manifest: ManifestOption = None) -> None:
         for name, flow in load_manifest(manifest or current.manifest).integrations.items()
     }
     keyring = open_keyring(current)  # the file or the HSM, as configured
-    store = _store(current)
+    store = log_store(current)
     try:
         keys = load_keys(store.engine, keyring, default_origin(current))
         reports = run_prune(store, keys, retention)
@@ -326,7 +327,7 @@ def key() -> None:
     """Print the log's verifier key (give it to auditors and witnesses)."""
     from interlock.audit.keys import log_verifier
 
-    store = _store(settings())
+    store = log_store(settings())
     try:
         verifier = log_verifier(store.engine)
     finally:
@@ -339,7 +340,7 @@ def key() -> None:
 @app.command("checkpoint")
 def checkpoint() -> None:
     """Print the latest signed tree head (C2SP checkpoint)."""
-    store = _store(settings())
+    store = log_store(settings())
     try:
         latest = store.latest_checkpoint()
     finally:

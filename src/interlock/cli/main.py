@@ -26,6 +26,7 @@ from interlock.cli import (
     keys,
     oauth,
     pki,
+    privacy,
     scan,
     secrets,
     serve,
@@ -66,6 +67,7 @@ app.add_typer(clients.app, name="clients")
 app.add_typer(pki.app, name="pki")
 app.add_typer(audit.app, name="audit")
 app.add_typer(signature_keys.app, name="signature-keys")
+app.add_typer(privacy.app, name="privacy")
 
 
 def _print_version(wanted: bool) -> None:

@@ -409,6 +409,11 @@ class Route(_Model):
     return_headers: tuple[ReturnHeader, ...] = ()
 
     @property
+    def label(self) -> str:
+        """``METHOD /path``: how logs, metrics and the audit trail name this route."""
+        return f"{self.method} {self.path}"
+
+    @property
     def accepted_types(self) -> tuple[str, ...]:
         """The media types a request body may have on this route."""
         if self.content_types is not None:

@@ -125,7 +125,7 @@ def _compile(manifest: Manifest) -> Iterator[CompiledRoute]:
                 params=params,
                 upstream_template=upstream,
                 upstream_params=upstream_params,
-                label=f"{route.method} {route.path}",
+                label=route.label,
             )
 
 

@@ -1,1 +1,1 @@
-"""GDPR register facts: the data taxonomy, special categories and transfer adequacy."""
+"""Privacy (GDPR): the register's facts, and drift between declared and observed flows."""
