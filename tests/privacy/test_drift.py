@@ -25,7 +25,7 @@ ORDER_CATEGORIES = (
     "user.name",
     "user.contact.email",
     "user.contact.address.postal_code",
-    "user.financial.transaction",
+    "user.behavior.purchase_history",
 )
 
 
