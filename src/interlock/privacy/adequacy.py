@@ -1,8 +1,11 @@
 """Third countries with an EU adequacy decision (GDPR Art. 45), as data.
 
 Source: European Commission, "Adequacy decisions" (commission.europa.eu, Law >
-Data protection > International dimension of data protection), as read on
-2026-12-05. Each entry names the decision in force and the date it was adopted;
+Data protection > International dimension of data protection); compiled
+from the decisions' Official Journal references (the United Kingdom's renewal
+of 19 December 2025 confirmed on 2026-12-05), not scraped from the page:
+check it against the page when updating. Each entry names the decision in
+force and the date it was adopted;
 the decisions of the 95/46/EC era stay in force under Art. 45(9) and were
 reviewed on 15 January 2024. A decision can be partial: Canada's covers only
 organisations under PIPEDA, the United States' (EU-US Data Privacy Framework)
