@@ -436,16 +436,19 @@ class ConnectProxy:
 
 
 def _pipe(one: socket.socket, other: socket.socket) -> None:
-    """Copy bytes both ways until either side closes."""
+    """Copy bytes both ways until either side closes (a reset is a close too)."""
     while True:
         readable, _, _ = select.select([one, other], [], [], 5)
         if not readable:
             return
         for source in readable:
-            data = source.recv(65536)
-            if not data:
+            try:
+                data = source.recv(65536)
+                if not data:
+                    return
+                (other if source is one else one).sendall(data)
+            except ConnectionError:
                 return
-            (other if source is one else one).sendall(data)
 
 
 @pytest.fixture
