@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
@@ -22,8 +23,6 @@ from interlock.config.units import parse_duration
 from interlock.errors import InterlockError, InvalidRequestError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from interlock.privacy.drift import DriftReport
 
 __all__ = ["app"]
@@ -160,3 +159,64 @@ def _print(report: DriftReport) -> None:
     console.print(
         f"{count} undeclared flow{'' if count == 1 else 's'}" if count else "no undeclared flow"
     )
+
+
+class RopaFormat(StrEnum):
+    """How the Art. 30 register is written."""
+
+    json = "json"
+    csv = "csv"
+    html = "html"
+    md = "md"
+
+
+@app.command("ropa")
+def ropa(
+    manifest: ManifestOption = None,
+    output_format: Annotated[
+        RopaFormat, typer.Option("--format", "-f", help="json, csv, html or md.")
+    ] = RopaFormat.md,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the Record of Processing Activities (GDPR Art. 30), one record per integration.
+
+    Generated from the manifest the gateway enforces: the security measures are the
+    controls configured for each integration, each with where it is configured.
+    JSON follows the schema in interlock/privacy/ropa.schema.json; CSV the ICO
+    template's column order (docs/privacy.md).
+    """
+    from datetime import UTC, datetime
+
+    from interlock.config.loader import load_manifest
+    from interlock.privacy import ropa_render
+    from interlock.privacy.ropa import build_register
+    from interlock.privacy.ropa_html import to_html
+
+    current = settings()
+    path = manifest or current.manifest
+    try:
+        declared = load_manifest(path)
+    except InterlockError as exc:
+        _usage(exc.message, exc.code)
+    register = build_register(
+        declared, source=str(path), kek_backend=current.kek_backend, now=datetime.now(UTC)
+    )
+    if output_format is RopaFormat.json:
+        text = json.dumps(ropa_render.to_json(register), indent=2) + "\n"
+    elif output_format is RopaFormat.csv:
+        text = ropa_render.to_csv(register)
+    elif output_format is RopaFormat.html:
+        text = to_html(register)
+    else:
+        text = ropa_render.to_markdown(register)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8", newline="")
+        typer.echo(
+            f"wrote {output_format.value} register of {len(register.records)} "
+            f"integrations to {output}",
+            err=True,
+        )

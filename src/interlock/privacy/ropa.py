@@ -1,0 +1,239 @@
+"""The Record of Processing Activities (GDPR Art. 30), built from the manifest.
+
+One record per integration (a processing activity). Every Art. 30(1)(a)-(g)
+field is taken from the manifest the gateway enforces; the technical and
+organisational measures of point (g) are generated from the controls actually
+configured for the integration (TLS floor, client authentication, scopes,
+minimisation, validation, rate limits, replay protection, audit mode,
+encryption at rest), each with a pointer to where it is configured, followed by
+the measures the manifest declares in ``security_measures``. Where the
+deployment is a processor for the flow, the record also names the Art. 30(2)
+fields. Rendering is :mod:`interlock.privacy.ropa_render`'s job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+from fideslang.default_taxonomy import DEFAULT_TAXONOMY
+
+from interlock.config.units import format_duration
+from interlock.privacy.adequacy import adequacy_decision
+from interlock.privacy.ropa_measures import Measure, measures
+from interlock.privacy.taxonomy import special_kind
+
+if TYPE_CHECKING:
+    from interlock.config.manifest import Integration, Manifest, Party
+
+__all__ = [
+    "Category",
+    "Contact",
+    "Measure",
+    "Recipient",
+    "Record",
+    "Register",
+    "Transfer",
+    "build_register",
+]
+
+# GDPR Art. 6(1): the point of each legal basis.
+_ARTICLE_6 = {
+    "consent": "Art. 6(1)(a)",
+    "contract": "Art. 6(1)(b)",
+    "legal_obligation": "Art. 6(1)(c)",
+    "vital_interests": "Art. 6(1)(d)",
+    "public_task": "Art. 6(1)(e)",
+    "legitimate_interests": "Art. 6(1)(f)",
+}
+_SAFEGUARD_ARTICLE = {
+    "adequacy": "Art. 45",
+    "SCC": "Art. 46(2)(c)",
+    "BCR": "Art. 47",
+    "derogation": "Art. 49(1)",
+}
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A party of Art. 30(1)(a): name, contact details, country of establishment."""
+
+    name: str
+    contact: str
+    country: str | None = None
+
+
+@dataclass(frozen=True)
+class Category:
+    """A data category or data-subject category, with its fideslang name and description."""
+
+    key: str
+    name: str
+    description: str
+    special: Literal["art9", "art10"] | None = None
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who receives the data: a target system (with owner and location) or a declared category."""
+
+    name: str
+    kind: Literal["system", "declared"]
+    configured_at: str
+    location: str | None = None
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A transfer to a third country (Art. 30(1)(e)) and the safeguard relied on."""
+
+    destination: str
+    safeguard: str
+    article: str
+    configured_at: str
+    decision: str | None = None
+    adopted: str | None = None
+    scope: str | None = None
+    dpf_certified: bool = False
+    derogation: str | None = None
+
+
+@dataclass(frozen=True)
+class Record:
+    """One processing activity: an integration, with every Art. 30(1) field."""
+
+    integration: str
+    role: str
+    controller: Contact
+    representative: Contact | None
+    dpo: Contact | None
+    other_party: str | None
+    purposes: tuple[str, ...]
+    legal_basis: str
+    legal_basis_article: str
+    special_category_condition: str | None
+    criminal_data_basis: str | None
+    data_subjects: tuple[Category, ...]
+    data_categories: tuple[Category, ...]
+    recipients: tuple[Recipient, ...]
+    transfers: tuple[Transfer, ...]
+    retention: str
+    measures: tuple[Measure, ...]
+
+    @property
+    def special(self) -> bool:
+        """True when the activity processes Art. 9 or Art. 10 data (flagged in the register)."""
+        return any(c.special is not None for c in self.data_categories)
+
+
+@dataclass(frozen=True)
+class Register:
+    """The whole record: when it was generated, from which manifest, one record per integration."""
+
+    generated_at: datetime
+    manifest: str
+    records: tuple[Record, ...]
+
+
+def build_register(manifest: Manifest, *, source: str, kek_backend: str, now: datetime) -> Register:
+    """The Art. 30 register of ``manifest`` (read from ``source``), generated at ``now``.
+
+    ``kek_backend`` is the deployment's ``INTERLOCK_KEK_BACKEND`` (encryption at rest).
+    Without an ``organisation`` block the controller is recorded as "not declared":
+    ``validate`` already warns about it.
+    """
+    records = tuple(
+        _record(manifest, name, integration, kek_backend)
+        for name, integration in manifest.integrations.items()
+    )
+    return Register(generated_at=now, manifest=source, records=records)
+
+
+def _contact(party: Party | None) -> Contact | None:
+    return None if party is None else Contact(party.name, party.contact, party.country)
+
+
+def _record(manifest: Manifest, name: str, flow: Integration, kek_backend: str) -> Record:
+    org = manifest.organisation
+    controller = _contact(org.controller) if org is not None else None
+    return Record(
+        integration=name,
+        role=flow.role,
+        controller=controller or Contact("not declared (organisation block missing)", "-"),
+        representative=_contact(org.representative) if org is not None else None,
+        dpo=_contact(org.dpo) if org is not None else None,
+        other_party=flow.other_party,
+        purposes=(flow.purpose,),
+        legal_basis=flow.legal_basis,
+        legal_basis_article=_ARTICLE_6[flow.legal_basis],
+        special_category_condition=flow.special_category_condition,
+        criminal_data_basis=flow.criminal_data_basis,
+        data_subjects=tuple(_subject(key) for key in flow.data_subjects),
+        data_categories=tuple(_category(key) for key in flow.data_categories),
+        recipients=_recipients(manifest, name, flow),
+        transfers=_transfers(name, flow),
+        retention=format_duration(flow.retention),
+        measures=measures(manifest, name, flow, kek_backend),
+    )
+
+
+def _category(key: str) -> Category:
+    name, description = _fideslang("data_category", key)
+    return Category(key, name, description, special_kind(key))
+
+
+def _subject(key: str) -> Category:
+    name, description = _fideslang("data_subject", key)
+    return Category(key, name, description)
+
+
+def _fideslang(kind: Literal["data_category", "data_subject"], key: str) -> tuple[str, str]:
+    for item in getattr(DEFAULT_TAXONOMY, kind):
+        if item.fides_key == key:
+            return str(item.name or key), str(item.description or "")
+    return key, ""
+
+
+def _recipients(manifest: Manifest, name: str, flow: Integration) -> tuple[Recipient, ...]:
+    target = manifest.systems.get(flow.target)
+    system = Recipient(
+        name=flow.target,
+        kind="system",
+        configured_at=f"integrations.{name}.target",
+        location=target.location if target is not None else None,
+        owner=target.owner if target is not None else None,
+    )
+    declared = (
+        Recipient(text, "declared", f"integrations.{name}.recipients[{i}]")
+        for i, text in enumerate(flow.recipients)
+    )
+    return (system, *declared)
+
+
+def _transfers(name: str, flow: Integration) -> tuple[Transfer, ...]:
+    t = flow.transfer
+    if t is None:
+        return ()
+    decision = adequacy_decision(t.destination) if t.safeguard == "adequacy" else None
+    article = _SAFEGUARD_ARTICLE[t.safeguard]
+    if t.derogation is not None:
+        article = (
+            "Art. 49(1), second subparagraph"
+            if t.derogation == "second_subparagraph"
+            else f"Art. 49(1)({t.derogation})"
+        )
+    return (
+        Transfer(
+            destination=t.destination,
+            safeguard=t.safeguard,
+            article=article,
+            configured_at=f"integrations.{name}.transfer",
+            decision=decision.decision if decision is not None else None,
+            adopted=decision.adopted.isoformat() if decision is not None else None,
+            scope=decision.scope if decision is not None else None,
+            dpf_certified=t.dpf_certified,
+            derogation=t.derogation,
+        ),
+    )
