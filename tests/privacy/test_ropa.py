@@ -114,7 +114,8 @@ def test_declared_recipients_measures_and_adequacy_details_are_carried(tmp_path:
     record = {r.integration: r for r in _register(path).records}["order-sync"]
     (transfer,) = record.transfers
     assert transfer.article == "Art. 45"
-    assert transfer.decision is not None and "Data Privacy Framework" in transfer.decision
+    assert transfer.decision is not None
+    assert "Data Privacy Framework" in transfer.decision
     assert (transfer.adopted, transfer.dpf_certified) == ("2023-07-10", True)
     assert record.measures[-1].configured_at == "integrations.order-sync.security_measures[0]"
     assert record.measures[-1].kind == "declared"
