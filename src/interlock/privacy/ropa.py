@@ -119,6 +119,8 @@ class Record:
     data_categories: tuple[Category, ...]
     recipients: tuple[Recipient, ...]
     transfers: tuple[Transfer, ...]
+    # Art. 30(1)(e) in a sentence, never empty: "where applicable" is stated, not implied.
+    transfer_statement: str
     retention: str
     measures: tuple[Measure, ...]
 
@@ -174,6 +176,7 @@ def _record(manifest: Manifest, name: str, flow: Integration, kek_backend: str) 
         data_categories=tuple(_category(key) for key in flow.data_categories),
         recipients=_recipients(manifest, name, flow),
         transfers=_transfers(name, flow),
+        transfer_statement=_transfer_statement(manifest, flow),
         retention=format_duration(flow.retention),
         measures=measures(manifest, name, flow, kek_backend),
     )
@@ -237,3 +240,15 @@ def _transfers(name: str, flow: Integration) -> tuple[Transfer, ...]:
             derogation=t.derogation,
         ),
     )
+
+
+def _transfer_statement(manifest: Manifest, flow: Integration) -> str:
+    t = flow.transfer
+    if t is not None:
+        return (
+            f"transfer to {t.destination} under {t.safeguard} ({_SAFEGUARD_ARTICLE[t.safeguard]})"
+        )
+    target = manifest.systems.get(flow.target)
+    where = f", located in {target.location}" if target is not None else ""
+    # validate refuses personal data to a non-EEA system without a declared transfer.
+    return f"no transfer to a third country: recipient system {flow.target}{where}"

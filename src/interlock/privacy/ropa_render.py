@@ -90,7 +90,7 @@ def _transfers(record: Record) -> tuple[str, str]:
         + (", DPF certified" if t.dpf_certified else "")
         for t in record.transfers
     )
-    return countries or "none (no transfer outside the EEA)", safeguards or "not applicable"
+    return countries or record.transfer_statement, safeguards or "not applicable"
 
 
 def _measures(record: Record) -> str:
@@ -201,7 +201,8 @@ def register_rows(record: Record) -> tuple[tuple[str, str], ...]:
         ("Data subjects (Art. 30(1)(c))", _subjects(record)),
         ("Personal data (Art. 30(1)(c))", _categories(record)),
         ("Recipients (Art. 30(1)(d))", _recipients(record)),
-        ("Transfers (Art. 30(1)(e))", countries),
+        ("Transfers (Art. 30(1)(e))", record.transfer_statement),
+        ("Third countries", countries),
         ("Safeguards", safeguards),
         ("Retention (Art. 30(1)(f))", record.retention),
     )
