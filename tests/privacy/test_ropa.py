@@ -165,6 +165,9 @@ def test_processor_role_gives_an_art_30_2_record(tmp_path: Path) -> None:
         "30(2)",
         "Client Corp SA, dpo@client.example",
     )
+    assert record["controller"]["name"] == "Client Corp SA, dpo@client.example"
+    assert record["processor"]["name"] == "Example Retail GmbH"
+    jsonschema_rs.validator_for(json_schema()).validate(body)
     row = next(csv.DictReader(io.StringIO(to_csv(_register(path)))))
     assert row[CSV_COLUMNS[-1]] == "processor on behalf of Client Corp SA, dpo@client.example"
 

@@ -106,7 +106,10 @@ class Record:
 
     integration: str
     role: str
+    # Art. 30(1)(a); for a processor (Art. 30(2)(a)) the controller it acts for.
     controller: Contact
+    # Art. 30(2)(a): this deployment's organisation, when it is the processor.
+    processor: Contact | None
     representative: Contact | None
     dpo: Contact | None
     other_party: str | None
@@ -159,11 +162,18 @@ def _contact(party: Party | None) -> Contact | None:
 
 def _record(manifest: Manifest, name: str, flow: Integration, kek_backend: str) -> Record:
     org = manifest.organisation
-    controller = _contact(org.controller) if org is not None else None
+    ours = _contact(org.controller) if org is not None else None
+    ours = ours or Contact("not declared (organisation block missing)", "-")
+    if flow.role == "processor" and flow.other_party is not None:
+        # Art. 30(2)(a): the processor's record names the controller it acts for.
+        controller, processor = Contact(flow.other_party, flow.other_party), ours
+    else:
+        controller, processor = ours, None
     return Record(
         integration=name,
         role=flow.role,
-        controller=controller or Contact("not declared (organisation block missing)", "-"),
+        controller=controller,
+        processor=processor,
         representative=_contact(org.representative) if org is not None else None,
         dpo=_contact(org.dpo) if org is not None else None,
         other_party=flow.other_party,

@@ -153,13 +153,11 @@ def _validation(at: str, what: str, route: Route) -> Iterator[Measure]:
 
 
 def _audit(name: str, flow: Integration) -> Measure:
-    if flow.audit is not None:
-        mode, where = flow.audit, f"integrations.{name}.audit"
-    else:
-        personal = any(c.startswith("user.") for c in flow.data_categories)
-        mode = "required" if personal else "best_effort"
-        kind = "personal" if personal else "no personal"
-        where = f"integrations.{name}.audit (default: {mode} for {kind} data)"
+    # The gateway's own rule (Integration.audit_required), not a copy of it.
+    mode = "required" if flow.audit_required else "best_effort"
+    where = f"integrations.{name}.audit"
+    if flow.audit is None:
+        where += f" (default: {mode}, from the data categories)"
     detail = (
         "every request recorded in the tamper-evident audit log; data is not released "
         "when its entry cannot be made durable"

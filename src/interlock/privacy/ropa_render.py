@@ -192,6 +192,7 @@ def register_rows(record: Record) -> tuple[tuple[str, str], ...]:
     return (
         ("Role", f"{record.role}{other}; record under Art. {_article(record)}"),
         ("Controller (Art. 30(1)(a))", _contact(record.controller)),
+        ("Processor (Art. 30(2)(a))", _contact(record.processor) or "not applicable"),
         ("Representative (Art. 27)", _contact(record.representative) or "none"),
         ("Data protection officer", _contact(record.dpo) or "none"),
         ("Purposes (Art. 30(1)(b))", " ".join(record.purposes)),
