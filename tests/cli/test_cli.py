@@ -124,8 +124,13 @@ def test_demo_walks_through_allowed_and_refused_calls(
         "400 credentials are not accepted in the query string",
         "old key in its overlap",
         "revoked key",
+        "GDPR register (Art. 30)",
+        "the full register, printable:",
     ):
         assert expected in out
+    register = out.split("GDPR register (Art. 30)", 1)[1].split("the full register", 1)[0]
+    for integration in ("order-sync", "analytics-feed"):
+        assert integration in register
     revoked = out.split("revoked key\n", 1)[1]
     assert "401 the API key is missing, invalid, expired or revoked" in revoked
     sdk = out.split("SDK: client credentials + DPoP\n", 1)[1]

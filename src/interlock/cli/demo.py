@@ -18,6 +18,7 @@ import shutil
 import signal
 import ssl
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Final
 
@@ -27,7 +28,7 @@ import typer
 from interlock.actors import Operator
 from interlock.audit.service import AuditLog
 from interlock.cli.context import console, settings, state
-from interlock.cli.render import integration_table, route_table, system_table
+from interlock.cli.render import integration_table, register_table, route_table, system_table
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.crypto.keyfile import write_private_file
@@ -46,6 +47,8 @@ from interlock.identity.client_secrets import ClientSecrets
 from interlock.logs import configure_logging
 from interlock.outbound import Timeouts, outbound_async_client
 from interlock.pki import ensure_local_ca
+from interlock.privacy.ropa import Register, build_register
+from interlock.privacy.ropa_html import to_html
 from interlock.sdk import ClientCredentials, InterlockAuth
 from interlock.secrets.vault import Vault
 from interlock.store import Deployment, initialise
@@ -83,7 +86,7 @@ def demo(
             # The walkthrough is the output; access logs would drown it.
             configure_logging("warning", deployment.settings.log_format)
         try:
-            run_event_loop(_demo(deployment, loaded, once=once, port=port))
+            run_event_loop(_demo(deployment, loaded, once=once, port=port, source=manifest))
         finally:
             deployment.close()
     finally:
@@ -93,8 +96,17 @@ def demo(
             console.print(f"Kept the data directory {data_dir}")
 
 
-async def _demo(deployment: Deployment, manifest: Manifest, *, once: bool, port: int) -> None:
+async def _demo(
+    deployment: Deployment, manifest: Manifest, *, once: bool, port: int, source: Path
+) -> None:
     data_dir = deployment.settings.data_dir
+    # The register of the manifest as written (before the ERP is pointed at the sample).
+    register = build_register(
+        manifest,
+        source=str(source),
+        kek_backend=deployment.settings.kek_backend,
+        now=datetime.now(UTC),
+    )
     ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
     erp_token = secrets.token_urlsafe(32)
     log = AuditLog.open(deployment.settings, deployment.keyring)
@@ -115,6 +127,7 @@ async def _demo(deployment: Deployment, manifest: Manifest, *, once: bool, port:
         _header(deployment, ca.certificate.subject.rfc4514_string(), erp.port, gateway.port)
         for table in (system_table(manifest), integration_table(manifest), route_table(manifest)):
             console.print(table)
+        _show_register(register, data_dir)
         base = f"https://127.0.0.1:{gateway.port}"
         context = ssl.create_default_context(cafile=str(gateway.ca_file))
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
@@ -128,6 +141,19 @@ async def _demo(deployment: Deployment, manifest: Manifest, *, once: bool, port:
     finally:
         await gateway.stop()
         await erp.stop()
+
+
+def _show_register(register: Register, data_dir: Path) -> None:
+    """The Art. 30 register in short, and the full one as a printable page."""
+    console.print(register_table(register))
+    page = data_dir / "ropa.html"
+    page.write_text(to_html(register), encoding="utf-8")
+    console.print(
+        f"  the full register, printable: {page} (removed with the demo's data; "
+        "keep one with: interlock privacy ropa --format html -o ropa.html)",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 async def _start_erp(deployment: Deployment, token: str) -> SampleErp:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 
 from interlock.config.manifest import Manifest, RateLimits
 
-__all__ = ["integration_table", "route_table", "system_table"]
+if TYPE_CHECKING:
+    from interlock.privacy.ropa import Register
+
+__all__ = ["integration_table", "register_table", "route_table", "system_table"]
 
 
 def system_table(manifest: Manifest) -> Table:
@@ -78,3 +83,29 @@ def _limits(limits: RateLimits | None) -> str:
         if rate is not None
     ]
     return "\n".join(parts) or "-"
+
+
+def register_table(register: Register) -> Table:
+    """The GDPR register (Art. 30) in short: one row per processing activity."""
+    table = Table(title="GDPR register (Art. 30)", title_justify="left")
+    for column in (
+        "integration",
+        "record",
+        "legal basis",
+        "data subjects",
+        "transfers",
+        "measures",
+    ):
+        table.add_column(column, overflow="fold")
+    for record in register.records:
+        flag = "\nspecial categories" if record.special else ""
+        article = "30(2)" if record.role == "processor" else "30(1)"
+        table.add_row(
+            record.integration,
+            f"Art. {article}, {record.role}{flag}",
+            record.legal_basis,
+            "\n".join(subject.key for subject in record.data_subjects),
+            record.transfer_statement,
+            f"{len(record.measures)} configured",
+        )
+    return table
