@@ -41,11 +41,15 @@ def test_import_writes_routes_and_prints_warnings_and_a_summary(
     assert main(["import-openapi", str(erp), "--system", "erp", "--integration", "order-sync"]) == 0
     out, err = capsys.readouterr()
     assert out == ""
-    *warnings, summary = err.splitlines()
+    *lines, summary = err.splitlines()
     assert summary == (
         f"{manifest} (integration order-sync): 4 routes added, 1 replaced, 1 warning"
     )
+    warnings = [line for line in lines if ": note: " not in line]
     assert len(warnings) == 1
+    # One note per proposed data category (issue 19 item 4): Customer.email.
+    [note] = [line for line in lines if ": note: " in line]
+    assert "proposed data category user.contact.email for 'email'" in note
     assert warnings[0].startswith(f"{erp}:16:")
     assert "X-Request-Id" in warnings[0]
     assert "/api/v2/orders/{order_id}/lines/{line_no}" in manifest.read_text()

@@ -58,8 +58,8 @@ def import_openapi(  # noqa: PLR0917  (typer maps each parameter to an option)
             scope_prefix=scope_prefix,
             schema_check=compile_schema,
         )
-        for warning in plan.warnings:
-            typer.echo(warning, err=True)
+        for line in (*plan.warnings, *plan.notes):
+            typer.echo(line, err=True)
         if dry_run:
             typer.echo(openapi.routes_yaml(plan.routes), nl=False)
         written = openapi.apply_import(plan, dry_run=dry_run, deep=route_artifacts)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Final, Literal
 
+from interlock.config.field_categories import route_field_findings
 from interlock.config.manifest import (
     GATEWAY_SCOPES,
     RULES_ENTRY_POINTS,
@@ -124,6 +125,7 @@ def cross_check(entities: Entities) -> Iterator[Finding]:
             yield from _route(
                 entities, name=name, refs=refs, index=index, route=route, granted=granted
             )
+            yield from _field_categories(entities, name, index, route)
             key = (route.method, template_shape(route.path))
             if key in seen_routes:
                 first, first_index = seen_routes[key]
@@ -354,6 +356,15 @@ def _route(
                 f"client {refs.get('client')!r} has no role granting {route.scope!r}, so this "
                 "route could never be called by its integration's client",
             )
+
+
+def _field_categories(entities: Entities, name: str, index: int, route: Route) -> Iterator[Finding]:
+    """Fields tagged (or named) as personal data of a category the integration does not declare."""
+    facts = entities.privacy.get(name)
+    declared = facts.categories if facts is not None else ()
+    at: DocPath = ("integrations", name, "routes", index)
+    for path, message, error in route_field_findings(at, route, name, declared):
+        yield Finding(path, message, "error" if error else "warning")
 
 
 def _route_rules(entities: Entities, at: DocPath, route: Route) -> Iterator[Finding]:

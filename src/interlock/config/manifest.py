@@ -403,6 +403,9 @@ class Route(_Model):
     rules: tuple[RuleName, ...] = ()
     # Data minimisation of request bodies forwarded to the target.
     request_fields: tuple[FieldPath, ...] | None = None
+    # The data category of fields the route carries (docs/privacy.md): a path of
+    # response_fields, request_fields or request_schema -> a fideslang key.
+    field_categories: dict[FieldPath, DataCategory] = Field(default_factory=dict)
     # Headers relayed beyond the gateway's default allow-lists (docs/gateway.md):
     # request headers to the upstream, and the upstream's response headers to the caller.
     forward_headers: tuple[ForwardHeader, ...] = ()

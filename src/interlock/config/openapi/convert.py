@@ -49,6 +49,8 @@ class Conversion:
 
     routes: tuple[dict[str, Any], ...]
     warnings: tuple[str, ...]
+    # One line per data category proposed for a field (x-data-category-proposed).
+    notes: tuple[str, ...] = ()
 
 
 def convert_openapi(
@@ -75,7 +77,7 @@ def convert_openapi(
             continue
         seen.add(key)
         routes.append(route)
-    return Conversion(tuple(routes), tuple(converter.warnings))
+    return Conversion(tuple(routes), tuple(converter.warnings), tuple(converter.notes))
 
 
 class _Converter:
@@ -88,6 +90,7 @@ class _Converter:
         self.schema_check = schema_check
         self.prefix = ""
         self.warnings: list[str] = []
+        self.notes: list[str] = []
 
     def warn(self, path: DocPath, message: str, *, key: bool = False) -> None:
         self.warnings.append(self.doc.locate(path, message, warning=True, key=key))

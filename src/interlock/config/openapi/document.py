@@ -52,12 +52,19 @@ class OpenApiDocument:
     source: YamlDocument | None = None
 
     def locate(
-        self, path: DocPath, message: str, *, warning: bool = False, key: bool = False
+        self,
+        path: DocPath,
+        message: str,
+        *,
+        warning: bool = False,
+        key: bool = False,
+        note: bool = False,
     ) -> str:
-        """``FILE:LINE:COL: [warning: ]field.path: message`` (at the key of ``path`` if ``key``)."""
+        """``FILE:LINE:COL: [warning: |note: ]field.path: message`` (at the key if ``key``)."""
         line, column = self.source.position(path, key=key) if self.source else (1, 1)
         where = f"{format_path(path)}: " if path else ""
-        return f"{self.file}:{line}:{column}: {'warning: ' if warning else ''}{where}{message}"
+        label = "warning: " if warning else "note: " if note else ""
+        return f"{self.file}:{line}:{column}: {label}{where}{message}"
 
     def error(self, path: DocPath, message: str) -> OpenApiError:
         """An :class:`OpenApiError` located at ``path``."""
@@ -69,6 +76,8 @@ class Resolver(Protocol):
 
     doc: OpenApiDocument
     warnings: list[str]
+    # One line per data category proposed for a request body field (docs/privacy.md).
+    notes: list[str]
 
     def warn(self, path: DocPath, message: str, *, key: bool = False) -> None:
         """Record a warning located at ``path`` (at its key if ``key``)."""

@@ -58,6 +58,8 @@ class ImportPlan:
     warnings: tuple[str, ...]
     before: str = field(repr=False)
     after: str = field(repr=False)
+    # Data categories proposed for request body fields, one line each.
+    notes: tuple[str, ...] = ()
 
 
 def plan_import(
@@ -94,7 +96,15 @@ def plan_import(
     before = manifest.read_text(encoding="utf-8")
     after, added, replaced = merge_routes(before, name, conversion.routes)
     return ImportPlan(
-        manifest, name, conversion.routes, added, replaced, conversion.warnings, before, after
+        manifest,
+        name,
+        conversion.routes,
+        added,
+        replaced,
+        conversion.warnings,
+        before,
+        after,
+        conversion.notes,
     )
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
+from interlock.config.field_categories import PROPOSED, TAG
 from interlock.config.openapi.document import Resolver
 from interlock.config.yaml_source import DocPath
+from interlock.privacy.field_names import suggested_category
 
 __all__ = ["DIALECT", "request_schema"]
 
@@ -91,9 +93,10 @@ class _Schemas:
                 # OpenAPI 3.0 §4.7.24.1 (Reference Object): other keywords are ignored.
                 return out
         for key, value in node.items():
-            if key in _DROP or key in {"$ref", "nullable"} or key.startswith("x-"):
+            if key in _DROP or key in {"$ref", "nullable"} or _extension(key):
                 continue
-            out[key] = self.keyword(key, value, (*at, key))
+            # The API's own x-data-category is kept (docs/privacy.md); validate checks it.
+            out[key] = value if key == TAG else self.keyword(key, value, (*at, key))
         _exclusive_bounds(out)
         if isinstance(out.get("required"), list):
             out["required"] = [n for n in out["required"] if not self.read_only(node, n, at)]
@@ -109,7 +112,11 @@ class _Schemas:
         if key in _SCHEMA_MAPS:
             if not isinstance(value, dict):
                 raise self.doc.error(at, f"{key} must be a mapping of schemas")
-            return {k: self.convert(v, (*at, k)) for k, v in value.items()}
+            converted = {k: self.convert(v, (*at, k)) for k, v in value.items()}
+            if key == "properties":
+                for name, sub in converted.items():
+                    self.propose(str(name), sub, (*at, name))
+            return converted
         if key in _SCHEMA_LISTS:
             if not isinstance(value, list):
                 raise self.doc.error(at, f"{key} must be a list of schemas")
@@ -117,6 +124,22 @@ class _Schemas:
         if key in _SCHEMA_ONE:
             return self.convert(value, at)
         return value
+
+    def propose(self, name: str, schema: Any, at: DocPath) -> None:
+        """Propose the data category a field's name suggests, for the operator to confirm."""
+        category = suggested_category(name)
+        if category is None or not isinstance(schema, dict) or TAG in schema:
+            return
+        schema[PROPOSED] = category
+        self.converter.notes.append(
+            self.doc.locate(
+                at,
+                f"proposed data category {category} for {name!r} (from its name): confirm "
+                f"it in the manifest by renaming {PROPOSED} to {TAG}, or tag the field in "
+                "the route's field_categories",
+                note=True,
+            )
+        )
 
     def read_only(self, node: dict[str, Any], name: object, at: DocPath) -> bool:
         properties = node.get("properties")
@@ -129,6 +152,11 @@ class _Schemas:
         line = self.doc.locate(at, message, warning=True)
         if line not in self.converter.warnings:
             self.converter.warnings.append(line)
+
+
+def _extension(key: str) -> bool:
+    """An OpenAPI extension (``x-...``) other than the data category tag: dropped."""
+    return key.startswith("x-") and key != TAG
 
 
 def _exclusive_bounds(schema: dict[str, Any]) -> None:
