@@ -75,6 +75,9 @@ def test_a_forwarded_request_with_personal_data_is_on_the_trail(env: Env) -> Non
     assert entry["volume"]["bytes"] > 0
     assert entry["details"]["route"] == "GET /orders/{id}"
     assert entry["details"]["credential"] == f"api-key {key_id}"
+    # Where the target was when the data went there (the register's drift report reads it).
+    target = env.gateway.gateway.manifest.systems["rogue"]
+    assert entry["details"]["target_country"] == target.location
     # The caller's address is kept only as a keyed pseudonym.
     assert entry["client_ip"] not in {None, "127.0.0.1"}
     assert "127.0.0.1" not in json.dumps(entry)

@@ -125,6 +125,23 @@ def test_flows_the_manifest_does_not_declare_are_each_named(
     assert (volume.declared, volume.forwarded) == (False, 1)
 
 
+def test_a_country_the_entry_recorded_is_checked_even_after_the_location_changed(
+    log: AuditLog, manifest: Manifest, clock: ManualClock
+) -> None:
+    """The gateway records where the target was; drift checks that, not today's location.
+
+    Before, drift derived the country from the current manifest only, so a CRM
+    that sat in BR when the data went there (no transfer declared for BR) and has
+    since been edited back to US looked declared.
+    """
+    moved = {"route": "GET /orders/{id}", "method": "GET", "target_country": "BR"}
+    log.sink.record(request(clock, timedelta(days=1), details=moved))
+    here = {"route": "GET /orders/{id}", "method": "GET", "target_country": "US"}
+    log.sink.record(request(clock, timedelta(days=1), details=here))
+    found = {(u.kind, u.integration, u.value) for u in drift(log, manifest, clock).undeclared}
+    assert found == {("country", "order-sync", "BR")}
+
+
 def test_a_refused_request_moves_no_data_and_makes_no_finding(
     log: AuditLog, manifest: Manifest, clock: ManualClock
 ) -> None:

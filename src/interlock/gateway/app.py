@@ -181,10 +181,17 @@ class Gateway:
             correlation_id=correlation_id,
             response_bytes=len(body) if isinstance(body, bytes) else 0,
             removed_fields=answered.removed_fields,
+            target_country=self._target_country(integration),
         )
         if recorded:
             return final
         return problem_response(audit_unavailable(), correlation_id, request.path)
+
+    def _target_country(self, integration: Integration | None) -> str | None:
+        if integration is None:
+            return None
+        system = self.manifest.systems.get(integration.target)
+        return system.location if system is not None else None
 
     @staticmethod
     def _access_log(  # noqa: PLR0917  (one call site; a parameter object would only rename these)

@@ -76,14 +76,19 @@ class GatewayAudit:
         response_bytes: int,
         removed_fields: int,
         served: bool = False,
+        target_country: str | None = None,
     ) -> bool:
         """Record one request; False when a required entry could not be made durable.
 
         ``forwarded``: a route's upstream answered; ``served``: one of the gateway's
         own endpoints answered (its status decides the outcome, as a route's does);
-        neither: the gateway refused the request.
+        neither: the gateway refused the request. ``target_country``: where the
+        target system is (its manifest ``location`` at the time), so the register's
+        drift report sees a country change even after the manifest moved on.
         """
         details: dict[str, str | int | bool] = {"route": label[:500], "method": request.method}
+        if target_country is not None:
+            details["target_country"] = target_country
         if principal is not None:
             details["credential"] = principal.credential
             details["auth"] = principal.method

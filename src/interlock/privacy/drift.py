@@ -11,12 +11,13 @@ verified log (:func:`interlock.audit.window.read_window`) and reports:
 
 * **undeclared** flows — forwarded requests whose integration, route, client,
   data category, source or target system the current manifest does not declare
-  for that integration, and destination countries: the recorded target's
-  location *in the current manifest* when it is neither the declared target's
-  location nor the declared transfer destination. The trail records system
-  names, not countries, so a system whose ``location`` changed is not seen as
-  a country change (docs/privacy-drift.md). A refused request moved no data
-  and makes no finding; it is counted in the volumes.
+  for that integration, and destination countries: the country the entry
+  records for its target (``details.target_country``, the target system's
+  ``location`` when the request was answered) when it is neither the declared
+  target's location nor the declared transfer destination. Entries written
+  before the gateway recorded the country fall back to the recorded target's
+  location *in the current manifest* (docs/privacy-drift.md). A refused
+  request moved no data and makes no finding; it is counted in the volumes.
 * **unused** declarations — integrations, routes and allowed clients with no
   forwarded request in the window (candidates for removal under data
   minimisation, GDPR Art. 5(1)(c)); ``certain`` is false when bodies of that
@@ -229,9 +230,11 @@ class _Observer:
             found.append(("source", source))
         if target != flow.target:
             found.append(("target", target))
+        recorded = (fields.get("details") or {}).get("target_country")
         system = self.manifest.systems.get(target)
-        if system is not None and system.location not in self._countries(flow):
-            found.append(("country", system.location))
+        country = str(recorded) if recorded else (system.location if system else None)
+        if country is not None and country not in self._countries(flow):
+            found.append(("country", country))
         for kind, value in found:
             self.undeclared[kind, name, value].add(time)
 
