@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from interlock.config.loader import ManifestReport, check_manifest
-from interlock.privacy.field_names import FIELD_NAME_CATEGORIES, suggested_category
-from interlock.privacy.taxonomy import data_categories
+from interlock.gdpr.field_names import FIELD_NAME_CATEGORIES, suggested_category
+from interlock.gdpr.taxonomy import data_categories
 from tests.config.manifests import VALID, check, messages
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "interlock.yaml"

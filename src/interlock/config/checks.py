@@ -27,7 +27,7 @@ from interlock.config.manifest import (
     template_shape,
 )
 from interlock.config.yaml_source import DocPath
-from interlock.privacy.taxonomy import special_kind
+from interlock.gdpr.taxonomy import special_kind
 
 __all__ = ["Entities", "Finding", "PrivacyFacts", "cross_check"]
 

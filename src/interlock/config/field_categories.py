@@ -8,7 +8,7 @@ route can carry a field of a personal-data category (``user.*``) that its
 integration does not declare in ``data_categories`` (GDPR Art. 5(1)(c),
 30(1)(c)); a declared category covers every category below it. An untagged
 field whose name strongly suggests personal data
-(:mod:`interlock.privacy.field_names`) is warned about the same way, and a
+(:mod:`interlock.gdpr.field_names`) is warned about the same way, and a
 category ``import-openapi`` proposed (``x-data-category-proposed``) is reported
 until the operator confirms it.
 """
@@ -21,8 +21,8 @@ from typing import Any, Final
 
 from interlock.config.manifest import Route
 from interlock.config.yaml_source import DocPath
-from interlock.privacy.field_names import leaf_name, suggested_category
-from interlock.privacy.taxonomy import unknown_category
+from interlock.gdpr.field_names import leaf_name, suggested_category
+from interlock.gdpr.taxonomy import unknown_category
 
 __all__ = ["PROPOSED", "TAG", "covered", "route_field_findings"]
 

@@ -26,8 +26,8 @@ from pydantic import (
 
 from interlock.config.header_names import check_header_name
 from interlock.config.units import ByteSize, Duration, RateValue
-from interlock.privacy.adequacy import adequacy_decision
-from interlock.privacy.taxonomy import unknown_category, unknown_subject
+from interlock.gdpr.adequacy import adequacy_decision
+from interlock.gdpr.taxonomy import unknown_category, unknown_subject
 
 __all__ = [
     "DEFAULT_PARAM",
@@ -539,7 +539,7 @@ class Transfer(_Model):
     """A transfer of personal data to a third country (GDPR Chapter V).
 
     ``adequacy`` is accepted only for a country with an adequacy decision
-    (:mod:`interlock.privacy.adequacy`, checked in :mod:`interlock.config.checks`);
+    (:mod:`interlock.gdpr.adequacy`, checked in :mod:`interlock.config.checks`);
     ``dpf_certified`` says the US recipient is certified under the EU-US Data
     Privacy Framework; ``derogation`` names the Art. 49(1) point relied on.
     """

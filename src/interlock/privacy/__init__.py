@@ -1,1 +1,1 @@
-"""Privacy (GDPR): the register's facts, and drift between declared and observed flows."""
+"""Privacy (GDPR): the Art. 30 register and drift between declared and observed flows."""

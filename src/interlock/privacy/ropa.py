@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Literal
 from fideslang.default_taxonomy import DEFAULT_TAXONOMY
 
 from interlock.config.units import format_duration
-from interlock.privacy.adequacy import adequacy_decision
+from interlock.gdpr.adequacy import adequacy_decision
+from interlock.gdpr.taxonomy import special_kind
 from interlock.privacy.ropa_measures import Measure, measures
-from interlock.privacy.taxonomy import special_kind
 
 if TYPE_CHECKING:
     from interlock.config.manifest import Integration, Manifest, Party

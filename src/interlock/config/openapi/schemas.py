@@ -14,7 +14,7 @@ from typing import Any, Final
 from interlock.config.field_categories import PROPOSED, TAG
 from interlock.config.openapi.document import Resolver
 from interlock.config.yaml_source import DocPath
-from interlock.privacy.field_names import suggested_category
+from interlock.gdpr.field_names import suggested_category
 
 __all__ = ["DIALECT", "request_schema"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from interlock.privacy.taxonomy import (
+from interlock.gdpr.taxonomy import (
     ART9_CATEGORIES,
     ART10_CATEGORIES,
     data_categories,

@@ -6,7 +6,7 @@ import re
 from datetime import date
 
 from interlock.config.checks import _EEA
-from interlock.privacy.adequacy import ADEQUACY, SOURCE, adequacy_decision
+from interlock.gdpr.adequacy import ADEQUACY, SOURCE, adequacy_decision
 
 
 def test_the_table_is_well_formed() -> None:
