@@ -8,6 +8,7 @@ may not change (proxies yes, the trust anchor no).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import select
@@ -80,7 +81,9 @@ def _handler(seen: Seen) -> type[BaseHTTPRequestHandler]:
             if self.path != "/big-undeclared":  # else the body ends when the connection does
                 self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            # A client that stopped reading (a size cap, a timeout) has closed: fine.
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                self.wfile.write(body)
 
         def log_message(self, *_: object) -> None:
             return
