@@ -7,37 +7,12 @@ by its route, and requests no route took (404, 405, 421) were never recorded.
 from __future__ import annotations
 
 import json
-import time
-from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import create_engine, select
 
-from interlock.audit.schema import BODIES
 from interlock.gateway.stages.authorise import ScopeCheck
 from interlock.testing.gateway import Env, lines
-
-
-def _entries(env: Env, correlation_id: str) -> list[dict[str, Any]]:
-    """The gateway.request entries with ``correlation_id``, once at least one has landed."""
-    engine = create_engine(env.deployment.settings.audit_url)
-    deadline = time.monotonic() + 5  # best-effort entries land with the next batch
-    try:
-        while True:
-            with engine.connect() as connection:
-                rows = connection.execute(select(BODIES.c.body)).all()
-            found = [
-                entry
-                for entry in (json.loads(row.body) for row in rows)
-                if entry["action"] == "gateway.request"
-                and entry.get("correlation_id") == correlation_id
-            ]
-            if found or time.monotonic() > deadline:
-                return found
-            time.sleep(0.05)
-    finally:
-        engine.dispose()
 
 
 def test_an_unhandled_error_in_a_stage_is_a_500_problem_recorded_once(
@@ -58,7 +33,7 @@ def test_an_unhandled_error_in_a_stage_is_a_500_problem_recorded_once(
     correlation_id = problem["correlation_id"]
     assert headers["x-request-id"] == correlation_id
     assert "a bug" not in json.dumps(problem)  # nothing internal reaches the caller
-    (entry,) = _entries(env, correlation_id)
+    (entry,) = env.audit_entries(correlation_id, "gateway.request")
     assert entry["outcome"] == {"result": "failure", "status": 500}
     assert entry["details"]["route"] == "GET /orders/{id}"
     assert entry["actor"] == "client:order-sync"  # authentication ran before the error
@@ -85,7 +60,7 @@ def test_a_request_no_route_takes_is_recorded_once(
     """404 and 405: one entry each, labelled unmatched, never the concrete path."""
     answer, headers, problem = env.request(method, path)
     assert answer == status
-    (entry,) = _entries(env, headers["x-request-id"])
+    (entry,) = env.audit_entries(headers["x-request-id"], "gateway.request")
     assert entry["outcome"] == {"result": "failure", "status": status}
     assert entry["details"]["route"] == "unmatched"
     assert entry["reason"] == problem["detail"]
@@ -95,7 +70,7 @@ def test_a_misdirected_request_is_recorded_once(env: Env) -> None:
     """A Host the gateway does not answer for: 421, one entry."""
     status, headers, _ = env.request("GET", "/orders/1001", {"Host": "evil.example"})
     assert status == 421
-    (entry,) = _entries(env, headers["x-request-id"])
+    (entry,) = env.audit_entries(headers["x-request-id"], "gateway.request")
     assert entry["outcome"] == {"result": "failure", "status": 421}
 
 
@@ -108,7 +83,7 @@ def test_a_token_endpoint_success_is_recorded_once_as_success(env: Env) -> None:
             "POST", "/oauth2/token", {**headers, **env.basic(secret)}, form
         )
     assert status == 200
-    (entry,) = _entries(env, answered["x-request-id"])
+    (entry,) = env.audit_entries(answered["x-request-id"], "gateway.request")
     assert entry["outcome"] == {"result": "success", "status": 200}
     assert entry["details"]["route"] == "/oauth2/token"
 
@@ -117,6 +92,6 @@ def test_a_refusal_at_an_own_endpoint_is_recorded_once(env: Env) -> None:
     """The vault without a credential: 401, one entry labelled by the template."""
     status, headers, _ = env.request("GET", "/v1/secrets/some/name")
     assert status == 401
-    (entry,) = _entries(env, headers["x-request-id"])
+    (entry,) = env.audit_entries(headers["x-request-id"], "gateway.request")
     assert entry["outcome"] == {"result": "failure", "status": 401}
     assert entry["details"]["route"] == "/v1/secrets/{name}"

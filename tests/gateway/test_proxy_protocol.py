@@ -10,15 +10,12 @@ import json
 import socket
 import ssl
 import struct
-import time
 from collections.abc import Iterator
 from ipaddress import IPv4Address
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
 
-from interlock.audit.schema import BODIES
 from interlock.gateway.proxy_v2 import SIGNATURE
 from interlock.testing.gateway import Env, running_gateway
 
@@ -67,22 +64,11 @@ def _get(
 
 
 def _audited_address(env: Env, correlation_id: str) -> str | None:
-    deadline = time.monotonic() + 5
-    engine = create_engine(env.deployment.settings.audit_url)
-    try:
-        while True:
-            with engine.connect() as connection:
-                rows = connection.execute(select(BODIES.c.body)).all()
-            for row in rows:
-                entry: dict[str, Any] = json.loads(row.body)
-                if entry.get("correlation_id") == correlation_id:
-                    address: str | None = entry["client_ip"]
-                    return address
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no audit entry for {correlation_id}")
-            time.sleep(0.05)
-    finally:
-        engine.dispose()
+    """The client address on the first audit entry of ``correlation_id``."""
+    entries = env.audit_entries(correlation_id)
+    assert entries, f"no audit entry for {correlation_id}"
+    address: str | None = entries[0]["client_ip"]
+    return address
 
 
 @pytest.mark.processes

@@ -10,31 +10,8 @@ refuses it there (403, audited, nothing forwarded) and serves its own routes.
 from __future__ import annotations
 
 import json
-import time
-from typing import Any
 
-from sqlalchemy import create_engine, select
-
-from interlock.audit.schema import BODIES
 from interlock.testing.gateway import Env
-
-
-def _entry(env: Env, correlation_id: str) -> dict[str, Any]:
-    """The audit entry of one request (best-effort entries land within moments)."""
-    engine = create_engine(env.deployment.settings.audit_url)
-    deadline = time.monotonic() + 5
-    try:
-        while True:
-            with engine.connect() as connection:
-                rows = connection.execute(select(BODIES.c.body)).all()
-            entries: list[dict[str, Any]] = [json.loads(row.body) for row in rows]
-            found = [e for e in entries if e.get("correlation_id") == correlation_id]
-            if found or time.monotonic() > deadline:
-                (entry,) = found
-                return entry
-            time.sleep(0.05)
-    finally:
-        engine.dispose()
 
 
 def test_a_client_of_another_integration_is_refused_whatever_its_scopes(env: Env) -> None:
@@ -48,7 +25,7 @@ def test_a_client_of_another_integration_is_refused_whatever_its_scopes(env: Env
     assert body["type"] == "urn:interlock:problem:access-denied"
     assert "integration" in body["detail"]
     assert "order-sync" not in json.dumps(body)  # names no other integration or client
-    entry = _entry(env, headers["x-request-id"])
+    (entry,) = env.audit_entries(headers["x-request-id"])
     assert entry["outcome"] == {"result": "failure", "status": 403}
     assert entry["actor"] == "client:crm-sync"
     assert "not a caller" in entry["reason"]

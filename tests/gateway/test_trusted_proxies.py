@@ -7,15 +7,11 @@ clear here (INTERLOCK_AUDIT_PSEUDONYMISE_IP=false) so the tests can read them.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
 
-from interlock.audit.schema import BODIES
 from interlock.testing.gateway import Env, running_gateway
 
 BUDGET = 3
@@ -34,29 +30,17 @@ def balanced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         yield env
 
 
-def _audited_address(env: Env, correlation_id: str) -> str | None:
-    """The client address on the gateway.request entry of ``correlation_id`` (waits a bit)."""
-    deadline = time.monotonic() + 5
-    engine = create_engine(env.deployment.settings.audit_url)
-    try:
-        while True:
-            with engine.connect() as connection:
-                rows = connection.execute(select(BODIES.c.body)).all()
-            for row in rows:
-                entry: dict[str, Any] = json.loads(row.body)
-                if entry.get("correlation_id") == correlation_id:
-                    address: str | None = entry["client_ip"]
-                    return address
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no audit entry for {correlation_id}")
-            time.sleep(0.05)
-    finally:
-        engine.dispose()
-
-
 def _wrong(env: Env) -> dict[str, str]:
     good, _ = env.key(["orders.read"])
     return {"X-API-Key": good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")}
+
+
+def _audited_address(env: Env, correlation_id: str) -> str | None:
+    """The client address on the first audit entry of ``correlation_id``."""
+    entries = env.audit_entries(correlation_id)
+    assert entries, f"no audit entry for {correlation_id}"
+    address: str | None = entries[0]["client_ip"]
+    return address
 
 
 @pytest.mark.processes

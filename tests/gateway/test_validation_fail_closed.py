@@ -8,13 +8,10 @@ upstream; the same request made harmless is served.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
 
-from interlock.audit.schema import BODIES
 from interlock.testing.gateway import Env
 
 
@@ -31,23 +28,6 @@ def _post(
     return env.request("POST", path, {**key, "Content-Type": content_type}, body)
 
 
-def _entries(env: Env, correlation_id: str) -> list[dict[str, Any]]:
-    """The audit entries of one request (best-effort entries land within moments)."""
-    engine = create_engine(env.deployment.settings.audit_url)
-    deadline = time.monotonic() + 5
-    try:
-        while True:
-            with engine.connect() as connection:
-                rows = connection.execute(select(BODIES.c.body)).all()
-            entries = [json.loads(row.body) for row in rows]
-            found = [e for e in entries if e.get("correlation_id") == correlation_id]
-            if found or time.monotonic() > deadline:
-                return found
-            time.sleep(0.05)
-    finally:
-        engine.dispose()
-
-
 def _refused(
     env: Env, answer: tuple[int, dict[str, str], Any], status: int, code: str
 ) -> dict[str, Any]:
@@ -56,7 +36,7 @@ def _refused(
     assert got == status, problem
     assert headers["content-type"].startswith("application/problem+json")
     assert problem["type"] == f"urn:interlock:problem:{code}"
-    (entry,) = _entries(env, headers["x-request-id"])
+    (entry,) = env.audit_entries(headers["x-request-id"])
     assert entry["outcome"] == {"result": "failure", "status": status}
     assert entry["volume"]["records"] == 0  # nothing was forwarded
     return dict(problem)

@@ -28,6 +28,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,8 +41,10 @@ import structlog
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver
 from http_message_signatures.algorithms import ED25519, HMAC_SHA256, HTTPSignatureAlgorithm
 from joserfc.jwk import OKPKey
+from sqlalchemy import create_engine, select
 
 from interlock.actors import Operator
+from interlock.audit.schema import BODIES
 from interlock.audit.sink import MemorySink
 from interlock.config.loader import load_manifest
 from interlock.config.settings import Settings
@@ -359,6 +362,30 @@ class Env:
         finally:
             connection.close()
         return text
+
+    def audit_entries(self, correlation_id: str, action: str | None = None) -> list[dict[str, Any]]:
+        """The audit entries of one request (of ``action`` if given), in log order.
+
+        Waits up to 5 s for the first to land (best-effort entries are written
+        with the next batch); an empty list if none has by then.
+        """
+        engine = create_engine(self.deployment.settings.audit_url)
+        deadline = time.monotonic() + 5
+        try:
+            while True:
+                with engine.connect() as connection:
+                    rows = connection.execute(select(BODIES.c.body).order_by(BODIES.c.idx)).all()
+                found = [
+                    entry
+                    for entry in (json.loads(row.body) for row in rows)
+                    if entry.get("correlation_id") == correlation_id
+                    and (action is None or entry.get("action") == action)
+                ]
+                if found or time.monotonic() > deadline:
+                    return found
+                time.sleep(0.05)
+        finally:
+            engine.dispose()
 
     def raw(self, data: bytes) -> bytes:
         """Send raw bytes over TLS and return whatever comes back (until close or 5 s)."""
