@@ -99,10 +99,9 @@ def register_table(register: Register) -> Table:
         table.add_column(column, overflow="fold")
     for record in register.records:
         flag = "\nspecial categories" if record.special else ""
-        article = "30(2)" if record.role == "processor" else "30(1)"
         table.add_row(
             record.integration,
-            f"Art. {article}, {record.role}{flag}",
+            f"Art. {record.article}, {record.role}{flag}",
             record.legal_basis,
             "\n".join(subject.key for subject in record.data_subjects),
             record.transfer_statement,

@@ -128,6 +128,11 @@ class Record:
     measures: tuple[Measure, ...]
 
     @property
+    def article(self) -> str:
+        """The paragraph of Art. 30 this record follows: 30(2) for a processor's."""
+        return "30(2)" if self.role == "processor" else "30(1)"
+
+    @property
     def special(self) -> bool:
         """True when the activity processes Art. 9 or Art. 10 data (flagged in the register)."""
         return any(c.special is not None for c in self.data_categories)

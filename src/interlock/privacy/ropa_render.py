@@ -51,7 +51,7 @@ def to_json(register: Register) -> dict[str, Any]:
 def _record_json(record: Record) -> dict[str, Any]:
     body = asdict(record)
     body["special_categories"] = record.special
-    body["article"] = _article(record)
+    body["article"] = record.article
     return body
 
 
@@ -190,7 +190,7 @@ def register_rows(record: Record) -> tuple[tuple[str, str], ...]:
     countries, safeguards = _transfers(record)
     other = f" (other party: {record.other_party})" if record.other_party else ""
     return (
-        ("Role", f"{record.role}{other}; record under Art. {_article(record)}"),
+        ("Role", f"{record.role}{other}; record under Art. {record.article}"),
         ("Controller (Art. 30(1)(a))", _contact(record.controller)),
         ("Processor (Art. 30(2)(a))", _contact(record.processor) or "not applicable"),
         ("Representative (Art. 27)", _contact(record.representative) or "none"),
@@ -207,10 +207,6 @@ def register_rows(record: Record) -> tuple[tuple[str, str], ...]:
         ("Safeguards", safeguards),
         ("Retention (Art. 30(1)(f))", record.retention),
     )
-
-
-def _article(record: Record) -> str:
-    return "30(2)" if record.role == "processor" else "30(1)"
 
 
 def _markdown_record(record: Record) -> list[str]:
