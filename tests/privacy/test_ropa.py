@@ -184,6 +184,14 @@ def test_csv_follows_the_ico_columns_and_neutralises_formulas(tmp_path: Path) ->
     assert by_name["order-sync"][7] == "US"
 
 
+def test_csv_neutralises_a_formula_after_a_separator_inside_a_cell(tmp_path: Path) -> None:
+    """A ';' spreadsheet (German Excel) splits the purpose: its second part is no formula either."""
+    path = _edited(tmp_path, "      Weekly and monthly", "      Weekly; =HYPERLINK(1) and monthly")
+    rows = list(csv.reader(io.StringIO(to_csv(_register(path)))))
+    purpose = {r[0]: r for r in rows[1:]}["analytics-feed"][1]
+    assert "; '=HYPERLINK(1)" in purpose
+
+
 def test_markup_in_the_manifest_is_escaped_in_html_and_markdown(tmp_path: Path) -> None:
     """A purpose containing <script> is text on the page, never markup."""
     path = _edited(

@@ -16,6 +16,8 @@ from dataclasses import asdict
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from interlock.validation.csv_body import neutralise_formulas
+
 if TYPE_CHECKING:
     from interlock.privacy.ropa import Contact, Record, Register
 
@@ -153,19 +155,15 @@ def _csv_row(record: Record) -> tuple[str, ...]:
     )
 
 
-def _cell(text: str) -> str:
-    # A cell starting with = + - @ (or a tab/CR) is a formula to a spreadsheet
-    # (CWE-1236): the register is opened in one, and its texts come from the manifest.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def to_csv(register: Register) -> str:
     """The register as CSV, one row per integration, ICO column order."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for record in register.records:
-        writer.writerow([_cell(c) for c in _csv_row(record)])
+        # The register is opened in a spreadsheet and its texts come from the
+        # manifest: no cell may carry a live formula, in any dialect (CWE-1236).
+        writer.writerow([neutralise_formulas(c) for c in _csv_row(record)])
     return out.getvalue()
 
 

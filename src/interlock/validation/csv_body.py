@@ -54,7 +54,7 @@ from typing import Final
 from interlock.config.manifest import CsvPolicy
 from interlock.validation.errors import BodyRefused
 
-__all__ = ["CsvResult", "check_csv"]
+__all__ = ["CsvResult", "check_csv", "neutralise_formulas"]
 
 # OWASP CSV Injection: = + - @ start a formula, TAB and CR are stripped by some
 # spreadsheets before they look; leading whitespace and quotes are skipped too.
@@ -87,14 +87,18 @@ def check_csv(body: bytes, policy: CsvPolicy) -> CsvResult:
     rows = neutralised = 0
     for record in _records(text, policy):
         rows += 1
-        cells = [_neutralise(cell) for cell in record]
+        cells = [neutralise_formulas(cell) for cell in record]
         neutralised += sum(cell != original for cell, original in zip(cells, record, strict=True))
         writer.writerow(cells)
     return CsvResult(out.getvalue().encode(), rows, neutralised)
 
 
-def _neutralise(cell: str) -> str:
-    """``cell`` with a ``'`` before every formula a spreadsheet of any common dialect would see."""
+def neutralise_formulas(cell: str) -> str:
+    """``cell`` with a ``'`` before every formula a spreadsheet of any common dialect would see.
+
+    For every CSV Interlock writes or forwards: request bodies here, the Art. 30
+    register (:mod:`interlock.privacy.ropa_render`).
+    """
     inside = _FOREIGN_FORMULA.sub(r"\1'", cell) if _has_separator(cell) else cell
     return "'" + inside if _FORMULA.match(inside) is not None else inside
 
