@@ -17,6 +17,7 @@ from sqlalchemy import MetaData
 from interlock.identity import tables as identity_tables
 from interlock.oauth import tables as oauth_tables
 from interlock.pki import tables as pki_tables
+from interlock.privacy import tables as privacy_tables
 from interlock.replay import tables as replay_tables
 from interlock.secrets import tables as secrets_tables
 from interlock.store import tables as store_tables
@@ -33,6 +34,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     secrets_tables,
     oauth_tables,
     replay_tables,
+    privacy_tables,
 )
 
 metadata: MetaData = _metadata

@@ -36,6 +36,7 @@ __all__ = [
     "RESERVED_PATHS",
     "RULES_ENTRY_POINTS",
     "RULE_NAME_PATTERN",
+    "SUBJECT_KIND_PATTERN",
     "AuthMethod",
     "Client",
     "CsvPolicy",
@@ -55,11 +56,15 @@ __all__ = [
     "Safeguard",
     "Scope",
     "SpecialCategoryCondition",
+    "SqlConnector",
     "SqlRule",
+    "SubjectLocator",
     "System",
+    "SystemPrivacy",
     "TlsPolicy",
     "Transfer",
     "TrustedIssuer",
+    "WebhookConnector",
     "XmlPolicy",
     "media_kind",
     "template_shape",
@@ -152,6 +157,12 @@ _RULE_VALUE: Final = (
     r"|path:[a-z_][a-z0-9_]*|query:[A-Za-z_][A-Za-z0-9_.-]*)$"
 )
 _SECRET_REF: Final = re.compile(r"^secret://[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
+# The kind of a data-subject identifier: email and phone are normalised (lower-case
+# address, E.164 number); any other kind (customer_id, account_id, ...) is compared as
+# written, surrounding white space removed (interlock.gdpr.identifiers).
+SUBJECT_KIND_PATTERN: Final = r"^[a-z][a-z0-9_]{0,31}$"
+# A named bind parameter of a connector statement (":subject", ":name").
+_BIND: Final = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 
 
 class _Model(BaseModel):
@@ -191,6 +202,10 @@ class System(_Model):
     client_cert: Literal["pki:auto"] | None = None
     tls: TlsPolicy | None = None
     description: Text | None = None
+    # How data-subject requests reach this system (docs/privacy.md): a signed HTTPS
+    # webhook or parameterised SQL statements; without one, a request lists the
+    # system for the operator to act on and confirm ("manual").
+    privacy: SystemPrivacy | None = None
 
     @field_validator("url")
     @classmethod
@@ -410,6 +425,9 @@ class Route(_Model):
     # request headers to the upstream, and the upstream's response headers to the caller.
     forward_headers: tuple[ForwardHeader, ...] = ()
     return_headers: tuple[ReturnHeader, ...] = ()
+    # Where data-subject identifiers appear (docs/privacy.md): recorded as keyed
+    # hashes in the lineage index, never in clear. Added to the integration's.
+    subjects: tuple[SubjectLocator, ...] = ()
 
     @property
     def label(self) -> str:
@@ -494,6 +512,181 @@ class Route(_Model):
         if value is not None and len(repr(value)) > 256 * 1024:
             raise ValueError("a request schema is at most 256 KiB")
         return value
+
+
+class WebhookConnector(_Model):
+    """Data-subject requests sent to an HTTPS endpoint of the system.
+
+    Each step is one ``POST`` of JSON, signed by Interlock (RFC 9421, its OAuth
+    signing key, published in its JWKS), over TLS verified against the system's
+    ``ca``; ``credentials`` (a ``secret://`` reference) is sent as the
+    ``Authorization`` header when given.
+    """
+
+    url: str
+    credentials: str | None = None
+    timeout: Duration = timedelta(seconds=30)
+
+    @field_validator("url")
+    @classmethod
+    def _https_only(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError(
+                "a webhook connector must use https:// with a host: it carries a person's "
+                "identifiers and data"
+            )
+        if parts.username or parts.password or parts.fragment:
+            raise ValueError("URL must not carry credentials or a fragment")
+        return value
+
+    @field_validator("credentials")
+    @classmethod
+    def _by_reference(cls, value: str | None) -> str | None:
+        if value is not None and not _SECRET_REF.match(value):
+            raise ValueError("credentials must be a reference like secret://erp/privacy-token")
+        return value
+
+
+_SqlStatement = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)
+]
+
+
+class SqlConnector(_Model):
+    """Data-subject requests answered by parameterised SQL on the system's database.
+
+    ``database`` is a ``secret://`` reference to a SQLAlchemy URL (PostgreSQL or
+    MariaDB). Each statement is one statement with named bind parameters, never
+    built from strings: ``:subject`` is the identifier; a ``rectify`` statement
+    binds the corrected fields by name (``:name``). ``access`` is a ``SELECT``
+    whose rows are the system's answer to access and export requests.
+    """
+
+    database: str
+    access: _SqlStatement | None = None
+    erase: _SqlStatement | None = None
+    rectify: _SqlStatement | None = None
+
+    @field_validator("database")
+    @classmethod
+    def _by_reference(cls, value: str) -> str:
+        if not _SECRET_REF.match(value):
+            raise ValueError(
+                "database must be a reference like secret://erp/privacy-url; connection "
+                "strings are never written into the manifest"
+            )
+        return value
+
+    @field_validator("access", "erase", "rectify")
+    @classmethod
+    def _one_parameterised_statement(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if ";" in value.rstrip().rstrip(";"):
+            raise ValueError("a connector statement is one SQL statement (no ';' inside)")
+        if "subject" not in _BIND.findall(value):
+            raise ValueError(
+                f"the {info.field_name} statement must bind the identifier as :subject "
+                "(values are bound, never written into the SQL)"
+            )
+        first = value.lstrip("( \n\t").split(None, 1)[0].upper()
+        if info.field_name == "access" and first not in {"SELECT", "WITH"}:
+            raise ValueError("the access statement is a SELECT")
+        return value.rstrip().rstrip(";")
+
+    def binds(self, action: str) -> tuple[str, ...]:
+        """The named bind parameters of ``action``'s statement, in order of appearance."""
+        statement = getattr(self, action)
+        return tuple(dict.fromkeys(_BIND.findall(statement))) if statement else ()
+
+    @model_validator(mode="after")
+    def _something(self) -> SqlConnector:
+        if self.access is None and self.erase is None and self.rectify is None:
+            raise ValueError("a SQL connector needs at least one of access, erase, rectify")
+        return self
+
+
+class SystemPrivacy(_Model):
+    """How a system answers data-subject requests: one connector, and the kinds it knows."""
+
+    webhook: WebhookConnector | None = None
+    sql: SqlConnector | None = None
+    # The identifier kinds the system can look a person up by (default: any).
+    kinds: tuple[Annotated[str, StringConstraints(pattern=SUBJECT_KIND_PATTERN)], ...] = ()
+
+    @model_validator(mode="after")
+    def _one_connector(self) -> SystemPrivacy:
+        if (self.webhook is None) == (self.sql is None):
+            raise ValueError("privacy names exactly one connector: webhook or sql")
+        return self
+
+    @property
+    def connector(self) -> Literal["webhook", "sql"]:
+        """Which connector the system uses."""
+        return "webhook" if self.webhook is not None else "sql"
+
+
+class SubjectLocator(_Model):
+    """Where a data-subject identifier appears in a route's traffic, and of which kind.
+
+    ``in`` is ``path`` or ``query`` (``param`` names the parameter), ``request``
+    or ``response`` (the body: ``json`` is an RFC 6901 JSON Pointer such as
+    ``/customer/email`` or an RFC 9535 JSONPath such as ``$.lines[*].email``;
+    ``csv_column`` a CSV header; ``xml`` an ElementTree path such as
+    ``./customer/email``). ``received_by`` says which side receives the data
+    about that person: ``upstream`` (the route's system), ``caller`` (the
+    integration's other system, only when the upstream answered 2xx) or
+    ``both``; by default ``upstream`` for a request body, ``caller`` for a
+    response body and ``both`` for path and query parameters. ``region``: the
+    country whose national phone numbers are written without a country code.
+    """
+
+    kind: Annotated[str, StringConstraints(pattern=SUBJECT_KIND_PATTERN)]
+    in_: Literal["path", "query", "request", "response"] = Field(alias="in")
+    param: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")] | None = (
+        None
+    )
+    json_path: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = Field(
+        default=None, alias="json"
+    )
+    csv_column: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    xml: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    received_by: Literal["upstream", "caller", "both"] | None = None
+    region: Country | None = None
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_place(self) -> SubjectLocator:
+        given = [n for n in ("param", "json", "csv_column", "xml") if self._place(n) is not None]
+        if self.in_ in {"path", "query"}:
+            if given != ["param"]:
+                raise ValueError(f"a subject in the {self.in_} names its parameter with param")
+        elif len(given) != 1 or given == ["param"]:
+            raise ValueError(
+                f"a subject in the {self.in_} body names exactly one of json (a JSON Pointer "
+                "'/a/b' or JSONPath '$.a[*].b'), csv_column or xml"
+            )
+        if self.json_path is not None and not self.json_path.startswith(("/", "$")):
+            raise ValueError("json is a JSON Pointer ('/customer/email') or a JSONPath ('$...')")
+        if self.region is not None and self.kind != "phone":
+            raise ValueError("region applies to phone numbers only")
+        return self
+
+    def _place(self, name: str) -> str | None:
+        return {"param": self.param, "json": self.json_path, "csv_column": self.csv_column,
+                "xml": self.xml}[name]  # fmt: skip
+
+    @property
+    def receivers(self) -> frozenset[Literal["upstream", "caller"]]:
+        """Who receives data about the person this identifies."""
+        chosen = self.received_by or (
+            "upstream" if self.in_ == "request" else "caller" if self.in_ == "response" else "both"
+        )
+        if chosen == "both":
+            return frozenset({"upstream", "caller"})
+        return frozenset({chosen})
 
 
 class SqlRule(_Model):
@@ -648,6 +841,8 @@ class Integration(_Model):
     # request's entry cannot be made durable; "best_effort" records without
     # waiting. Default: required when the flow carries personal data (user.*).
     audit: Literal["required", "best_effort"] | None = None
+    # Subject identifiers every route of the integration carries (each route adds its own).
+    subjects: tuple[SubjectLocator, ...] = ()
     routes: tuple[Route, ...] = ()
 
     @field_validator("callers")
