@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from interlock.gateway.body import read_limited
 from interlock.gateway.routing import RouteMatch
 from interlock.identity.grants import Principal
+from interlock.privacy.subjects import Sighting
 
 __all__ = ["RequestContext", "peer_certificate"]
 
@@ -27,6 +28,9 @@ class RequestContext:
     body: bytes | None = None
     # Fields data minimisation removed from the request and the response.
     removed_fields: int = 0
+    # Data subjects identified in what crossed the gateway (the route's ``subjects``),
+    # normalised; recorded as keyed hashes in the lineage index, never in clear.
+    sightings: list[Sighting] = field(default_factory=list)
 
     async def read_body(self) -> bytes:
         """The request body, read once and at most the route's ``max_body`` bytes (else 413)."""
