@@ -974,14 +974,17 @@ def media_kind(media_type: str) -> Literal["json", "xml", "csv", "other"]:
 
 
 #: Scopes of the gateway's own endpoints, granted by roles like any other: reading
-#: (GET) and writing (PUT) the vault API at /v1/secrets.
-GATEWAY_SCOPES: Final = ("vault.read", "vault.write")
+#: (GET) and writing (PUT) the vault API at /v1/secrets, and the data-subject
+#: request API at /v1/privacy.
+GATEWAY_SCOPES: Final = ("vault.read", "vault.write", "privacy.admin")
 
-#: Paths the gateway answers itself (fixed interfaces, the vault); no route may use them.
+#: Paths the gateway answers itself (fixed interfaces, the vault, data-subject
+#: requests); no route may use them.
 RESERVED_PATHS: Final = (
     "/oauth2",
     "/.well-known",
     "/v1/secrets",
+    "/v1/privacy",
     "/pki/crl",
     "/healthz",
     "/metrics",

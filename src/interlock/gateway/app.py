@@ -27,7 +27,7 @@ from interlock.errors import Refusal
 from interlock.gateway.audit_trail import GatewayAudit, audit_unavailable
 from interlock.gateway.client_address import TrustedProxies, remember_client_address
 from interlock.gateway.context import RequestContext
-from interlock.gateway.endpoints import Endpoints
+from interlock.gateway.endpoints import Endpoints, remembered_principal
 from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.metrics import UNMATCHED, GatewayMetrics
 from interlock.gateway.paths import BadPathError, split_target
@@ -232,12 +232,12 @@ class Gateway:
         if mount is not None:
             # Labelled by the mount's template, never the concrete path (a secret's name is
             # no label: a client allowed to write secrets could create label sets at will).
-            where.label = mount.label(request.path)
+            where.label, where.own = mount.label(request.path), request
             refuse_content_encoding(request)  # the own endpoints read no compressed body
             response = await mount.endpoint(request)
             # An own endpoint's error answer (a refused token request, 401) is a refusal too.
             outcome = "ok" if response.status < 400 else "refused"
-            return _Answered(response, where.label, outcome, None)
+            return _Answered(response, where.label, outcome, where.principal)
         try:
             segments, query = split_target(request.raw_path)
             match = self.routes.match(request.method, segments)
@@ -263,10 +263,14 @@ class _Where:
 
     label: str = UNMATCHED
     context: RequestContext | None = None
+    own: web.BaseRequest | None = None  # answered by an own endpoint
 
     @property
     def principal(self) -> Principal | None:
-        return self.context.principal if self.context is not None else None
+        if self.context is not None:
+            return self.context.principal
+        # An own endpoint that authenticated its caller noted whom (the privacy API does).
+        return remembered_principal(self.own) if self.own is not None else None
 
 
 @dataclass(frozen=True)

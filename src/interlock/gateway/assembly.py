@@ -38,6 +38,7 @@ from interlock.gateway.endpoints import (
     JwksEndpoint,
     Mount,
     OAuthForm,
+    PrivacyEndpoint,
     VaultEndpoint,
 )
 from interlock.gateway.guessing import GuessingGuard
@@ -45,6 +46,9 @@ from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.mtls import ClientCertificates
 from interlock.gateway.pipeline import Backends, build_pipelines
+from interlock.gateway.privacy_api import PREFIX as PRIVACY_PREFIX
+from interlock.gateway.privacy_api import label as privacy_label
+from interlock.gateway.privacy_runtime import PrivacyRuntime
 from interlock.gateway.readiness import Readiness, engine_check
 from interlock.gateway.renewal import RenewingCertificate
 from interlock.gateway.routing import RouteTable
@@ -106,6 +110,8 @@ class GatewayServices:
     limits: UpstreamLimits
     manifest_dir: Path | None
     proxies: TrustedProxies  # who may report the caller's address (INTERLOCK_TRUSTED_PROXIES)
+    # Data-subject requests (/v1/privacy) and their due work; None: not served.
+    privacy: PrivacyRuntime | None = None
 
     @classmethod
     async def open(  # noqa: PLR0917  (the listener's parts, handed over once)
@@ -118,10 +124,13 @@ class GatewayServices:
         client_auth: ClientAuth,
         limits: UpstreamLimits,
         manifest_dir: Path | None,
+        *,
+        privacy: PrivacyRuntime | None = None,
     ) -> GatewayServices:
         """Open the audit log, the vault, Redis, limits and the authorization server.
 
-        ``names.public_url`` is the issuer of the gateway's tokens.
+        ``names.public_url`` is the issuer of the gateway's tokens; ``privacy``
+        serves data-subject requests (None: ``/v1/privacy`` answers 404).
         """
         settings = deployment.settings
         metrics = GatewayMetrics()
@@ -151,6 +160,7 @@ class GatewayServices:
                 client_auth,
                 limits,
                 manifest_dir,
+                privacy,
             )
         except BaseException:
             audit_log.close()
@@ -173,6 +183,7 @@ class GatewayServices:
         client_auth: ClientAuth,
         limits: UpstreamLimits,
         manifest_dir: Path | None,
+        privacy: PrivacyRuntime | None,
     ) -> GatewayServices:
         settings = deployment.settings
         limiter = _limiter(shared, settings.rate_limit_failure, metrics)
@@ -206,6 +217,7 @@ class GatewayServices:
             limits=limits,
             manifest_dir=manifest_dir,
             proxies=TrustedProxies.of(settings),
+            privacy=privacy,
         )
 
     def upstreams(self, manifest: Manifest) -> Upstreams:
@@ -303,6 +315,7 @@ def build_gateway(
                 GET,
             ),
             Mount("/pki/crl", CrlEndpoint(services.crl), GET),
+            *_privacy_mounts(services, manifest, authenticate),
         ]
     )
     return Gateway(
@@ -318,6 +331,17 @@ def build_gateway(
         rules=rules,
         proxies=services.proxies,
     )
+
+
+def _privacy_mounts(
+    services: GatewayServices, manifest: Manifest, authenticate: Authentication
+) -> list[Mount]:
+    """``/v1/privacy`` when the deployment serves data-subject requests."""
+    if services.privacy is None:
+        return []
+    api = services.privacy.api(manifest)
+    endpoint = PrivacyEndpoint(api, authenticate)
+    return [Mount(PRIVACY_PREFIX, endpoint, prefix=True, below=privacy_label)]
 
 
 def _readiness(services: GatewayServices) -> Readiness:

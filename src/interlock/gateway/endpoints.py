@@ -14,9 +14,9 @@ are not among them: they have a listener of their own
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import parse_qs
 
 from aiohttp import web
@@ -31,9 +31,13 @@ from interlock.gateway.mtls import ClientCertificates
 from interlock.gateway.problems import oauth_error_response
 from interlock.gateway.stages.authenticate import Authentication
 from interlock.gateway.vault_api import VaultApi
+from interlock.identity.grants import Principal
 from interlock.logs import get_logger
 from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.token_endpoint import TokenEndpoint, TokenResponse, metadata
+
+if TYPE_CHECKING:  # privacy_api mounts through this module: no import cycle at run time
+    from interlock.gateway.privacy_api import PrivacyApi
 
 __all__ = [
     "AuthorizationMetadata",
@@ -44,11 +48,26 @@ __all__ = [
     "JwksEndpoint",
     "Mount",
     "OAuthForm",
+    "PrivacyEndpoint",
     "VaultEndpoint",
+    "remember_principal",
+    "remembered_principal",
 ]
 
 _log = get_logger("interlock.gateway")
 _CACHE_A_MINUTE: Final = {"Cache-Control": "public, max-age=60"}
+_PRINCIPAL: Final = "interlock.principal"
+
+
+def remember_principal(request: web.BaseRequest, principal: Principal) -> None:
+    """Note who an own endpoint authenticated, for the request's audit entry and access log."""
+    request[_PRINCIPAL] = principal
+
+
+def remembered_principal(request: web.BaseRequest) -> Principal | None:
+    """Whom an own endpoint authenticated for ``request`` (None: nobody, or not noted)."""
+    found = request.get(_PRINCIPAL)
+    return found if isinstance(found, Principal) else None
 
 
 class Endpoint(Protocol):
@@ -63,15 +82,16 @@ class Endpoint(Protocol):
 class Mount:
     """Where an endpoint answers: an exact path (or every path under ``prefix``), and methods.
 
-    ``below`` is the label of the paths under a prefix (``/v1/secrets/{name}``): metrics
-    and the audit trail name a template, never the concrete path.
+    ``below`` is the label of the paths under a prefix (``/v1/secrets/{name}``), or a
+    function giving each its label: metrics and the audit trail name a template, never
+    the concrete path.
     """
 
     path: str
     endpoint: Endpoint
     methods: frozenset[str] | None = None  # None: every method (the endpoint says 405 itself)
     prefix: bool = False
-    below: str | None = None
+    below: str | Callable[[str], str] | None = None
 
     def matches(self, path: str, method: str) -> bool:
         """Whether this mount answers ``method`` on ``path``."""
@@ -83,6 +103,8 @@ class Mount:
 
     def label(self, path: str) -> str:
         """The label of a request for ``path`` that this mount answers."""
+        if callable(self.below):
+            return self.below(path)
         if self.prefix and path != self.path:
             return self.below or self.path + "/{path}"
         return self.path
@@ -165,6 +187,18 @@ class VaultEndpoint:
     async def __call__(self, request: web.BaseRequest) -> web.Response:
         """Authenticate, authorise (in the vault) and answer."""
         return await self.vault.handle(request, self.authenticate)
+
+
+@dataclass(frozen=True)
+class PrivacyEndpoint:
+    """``/v1/privacy``: data-subject requests and traces, for clients holding ``privacy.admin``."""
+
+    privacy: PrivacyApi
+    authenticate: Authentication
+
+    async def __call__(self, request: web.BaseRequest) -> web.Response:
+        """Authenticate, authorise and answer."""
+        return await self.privacy.handle(request, self.authenticate)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from interlock.gateway.preflight import (
     missing_secrets_error,
     port_error,
 )
+from interlock.gateway.privacy_runtime import PrivacyRuntime
 from interlock.gateway.problems import problem_response
 from interlock.gateway.proxy_listener import ProxyProtocolSite
 from interlock.gateway.renewal import RenewingCertificate, keep_renewed
@@ -202,8 +203,13 @@ async def start_gateway(
     manifest: Manifest,
     listener: ListenerConfig,
     manifest_path: Path | None = None,
+    *,
+    privacy: PrivacyRuntime | None = None,
 ) -> RunningGateway:
     """Start serving ``manifest`` on ``listener``; returns once the socket is bound.
+
+    ``privacy`` serves ``/v1/privacy`` and runs the due work of data-subject
+    requests in the background (None: neither).
 
     A port in use, or a ``secret://`` value the vault lacks (unless
     ``INTERLOCK_MISSING_SECRETS=start``), is a :class:`ConfigError` naming it;
@@ -250,6 +256,7 @@ async def start_gateway(
             tls.client_auth,
             listener.limits,
             manifest_path.parent if manifest_path is not None else None,
+            privacy=privacy,
         )
     except BaseException:
         await runner.cleanup()
@@ -301,6 +308,8 @@ async def start_gateway(
             )
         ),
     ]
+    if privacy is not None:  # the due work of data-subject requests, every few seconds
+        running._tasks.append(loop.create_task(privacy.run()))
     return running
 
 

@@ -56,6 +56,7 @@ from interlock.crypto.pkix import (
     private_key_pem,
     self_signed_ca,
 )
+from interlock.gateway.privacy_runtime import PrivacyRuntime
 from interlock.gateway.server import ListenerConfig, RunningGateway, start_gateway
 from interlock.gateway.upstream import UpstreamLimits
 from interlock.identity.apikeys import ApiKeys
@@ -93,6 +94,7 @@ roles:
   order-reader: {{scopes: [orders.read]}}
   order-writer: {{scopes: [orders.write]}}
   vault-user: {{scopes: [vault.read, vault.write]}}
+  privacy-admin: {{scopes: [privacy.admin]}}
 clients:
   order-sync: {{auth: [api_key], roles: [order-reader, order-writer]}}
   oauth-only: {{auth: [oauth2], roles: [order-reader, vault-user]}}
@@ -100,6 +102,7 @@ clients:
   every-way: {{auth: [api_key, oauth2, mtls], roles: [order-reader, order-writer, vault-user]}}
   introspector: {{auth: [oauth2], introspection: all}}
   crm-sync: {{auth: [api_key], roles: [order-reader]}}
+  privacy-desk: {{auth: [api_key, oauth2], roles: [privacy-admin]}}
 # Held by the clients of two integrations on purpose: crm-sync's key must still not
 # reach order-sync's routes (a route belongs to its integration).
 shared_scopes: [orders.read]
@@ -525,6 +528,7 @@ def start(
     audit_pseudonymise_ip: bool = True,
     proxy_protocol: str = "off",
     more_settings: Mapping[str, Any] | None = None,
+    privacy: PrivacyRuntime | None = None,
 ) -> Running:
     """Initialise a deployment, start both upstreams and the gateway.
 
@@ -533,7 +537,8 @@ def start(
     ``audit_pseudonymise_ip`` and ``proxy_protocol`` set the settings of the same names (default: SQLite in
     ``workdir``, no Redis, a failure budget per address that the whole suite, all
     from 127.0.0.1, cannot spend, and no trusted proxies); ``port`` is the gateway's
-    (0: any free one); ``more_settings`` sets any others (``listener_headers_seconds=0.5``).
+    (0: any free one); ``more_settings`` sets any others (``listener_headers_seconds=0.5``);
+    ``privacy`` serves ``/v1/privacy`` (default: not served).
     """
     logs = io.StringIO()
     configure_logging("debug", "json", logs)
@@ -586,7 +591,7 @@ def start(
         metrics=("127.0.0.1", 0),  # a free port: suites and replicas run side by side
     )
     gateway = asyncio.run_coroutine_threadsafe(
-        start_gateway(deployment, manifest, listener, manifest_path), loop
+        start_gateway(deployment, manifest, listener, manifest_path, privacy=privacy), loop
     ).result(timeout=30)
     keys = ApiKeys(deployment.engine, deployment.keyring, manifest)
     env = Env(deployment, gateway, keys, gateway.ca_file, erp_token, logs, loop, manifest_path)
