@@ -228,7 +228,8 @@ def test_route_without_upstream_path_and_limits_takes_the_defaults(tmp_path: Pat
 
 
 @pytest.mark.parametrize(
-    "path", ["/v1/secrets/{name}", "/oauth2/token", "/.well-known/x", "/metrics"]
+    "path",
+    ["/v1/secrets/{name}", "/v1/privacy/requests", "/oauth2/token", "/.well-known/x", "/metrics"],
 )
 def test_routes_cannot_take_the_gateways_own_paths(path: str) -> None:
     """A route there would be shadowed by the gateway's own endpoint: refused, located."""

@@ -56,7 +56,7 @@ __all__ = [
 
 _log = get_logger("interlock.gateway")
 _CACHE_A_MINUTE: Final = {"Cache-Control": "public, max-age=60"}
-_PRINCIPAL: Final = "interlock.principal"
+_PRINCIPAL: Final = web.RequestKey("interlock.principal", Principal)
 
 
 def remember_principal(request: web.BaseRequest, principal: Principal) -> None:
@@ -66,8 +66,7 @@ def remember_principal(request: web.BaseRequest, principal: Principal) -> None:
 
 def remembered_principal(request: web.BaseRequest) -> Principal | None:
     """Whom an own endpoint authenticated for ``request`` (None: nobody, or not noted)."""
-    found = request.get(_PRINCIPAL)
-    return found if isinstance(found, Principal) else None
+    return request.get(_PRINCIPAL)
 
 
 class Endpoint(Protocol):

@@ -197,7 +197,8 @@ class PrivacyApi:
 
     async def handle(self, request: web.BaseRequest, authenticate: Authentication) -> web.Response:
         """Route, authenticate, authorise and answer one request."""
-        route = _route(request.path)
+        # The raw path: a percent-encoded '/' in an id is a malformed id, not another resource.
+        route = _route(request.rel_url.raw_path)
         if request.method not in route.methods:
             allowed = ", ".join(route.methods)
             raise Refusal("method-not-allowed", f"use {allowed}", headers={"Allow": allowed})
