@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 import http_sf
 import redis
@@ -40,7 +40,7 @@ from http_message_signatures.algorithms import ECDSA_P256_SHA256, ED25519, HMAC_
 from sqlalchemy.exc import SQLAlchemyError
 
 from interlock.errors import Refusal
-from interlock.identity.client_keys import ClientKeys, ResolvedKey
+from interlock.identity.client_keys import ResolvedKey
 from interlock.replay.seen import SeenOnce
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "REQUIRED_COMPONENTS",
     "ReplayStoreUnavailableError",
     "RequestSignatures",
+    "SignatureKeys",
     "SignatureRefused",
     "SignedMessage",
     "VerifiedSignature",
@@ -167,10 +168,23 @@ def verify_with_key(
     return dict(result.covered_components), dict(result.parameters)
 
 
+class SignatureKeys(Protocol):
+    """Where a signature's ``keyid`` is looked up.
+
+    The clients' registered keys (:class:`~interlock.identity.client_keys.ClientKeys`)
+    at the gateway; a receiver's copy of Interlock's JWKS at a system Interlock signs
+    requests to.
+    """
+
+    def resolve(self, keyid: str) -> ResolvedKey | None:
+        """The active key of that id, or None."""
+        ...
+
+
 class RequestSignatures:
     """Verifies the signed requests of routes with a replay policy."""
 
-    def __init__(self, keys: ClientKeys, seen: SeenOnce) -> None:
+    def __init__(self, keys: SignatureKeys, seen: SeenOnce) -> None:
         """Keys from ``keys``; nonces single-use through ``seen`` (shared by replicas)."""
         self.keys = keys
         self._seen = seen

@@ -6,7 +6,9 @@ a certificate from the deployment's local CA, a "rogue" upstream with a
 certificate from a CA nobody trusts, and the gateway on ``MANIFEST``; it yields an
 ``Env``. Tests talk to the gateway with ``http.client`` (``Env.request``,
 verifying against the local CA) or raw TLS sockets for hostile input
-(``Env.raw``), and sign requests as a partner would with ``Signer``.
+(``Env.raw``), and sign requests as a partner would with ``Signer``. The
+sample ERP's privacy webhook trusts the deployment's token-signing keys (a
+JWKS file written before it starts, ``interlock-jwks.json`` in the workdir).
 
 Nothing here imports pytest: a fixture wraps ``running_gateway`` in the scope it
 needs (the gateway and SDK suites each share one per package).
@@ -63,6 +65,7 @@ from interlock.identity.apikeys import ApiKeys
 from interlock.identity.client_keys import ClientKeys
 from interlock.identity.client_secrets import ClientSecrets
 from interlock.logs import configure_logging
+from interlock.oauth.signing_keys import SigningKeys
 from interlock.pki import ensure_local_ca
 from interlock.replay.signatures import SignedMessage
 from interlock.secrets.vault import Vault
@@ -477,8 +480,8 @@ def _content_length(head: bytes) -> int | None:
     return None
 
 
-def _start_upstream(
-    workdir: Path, name: str, cert: bytes, key: bytes, token_file: Path
+def _start_upstream(  # noqa: PLR0917  (one private helper, called twice)
+    workdir: Path, name: str, cert: bytes, key: bytes, token_file: Path, jwks_file: Path
 ) -> Upstream:
     cert_path, key_path = workdir / f"{name}.pem", workdir / f"{name}.key"
     cert_path.write_bytes(cert)
@@ -494,6 +497,8 @@ def _start_upstream(
             str(key_path),
             "--token-file",
             str(token_file),
+            "--jwks-file",
+            str(jwks_file),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -567,16 +572,26 @@ def start(
     catalogue = _catalogue(workdir)
     vault.write("catalogue/readonly-url", catalogue.encode(), actor=HARNESS)
 
+    # The sample ERP's privacy webhook takes requests signed by the gateway's keys.
+    signing_keys = SigningKeys(deployment.engine, deployment.keyring, settings.oauth_signing_alg)
+    signing_keys.ensure()
+    jwks_file = workdir / "interlock-jwks.json"
+    jwks_file.write_text(json.dumps(signing_keys.jwks()))
     issued = ca.issue_server(["localhost", "127.0.0.1"])
     erp = _start_upstream(
-        workdir, "erp", issued.certificate_pem, issued.private_key_pem, token_file
+        workdir, "erp", issued.certificate_pem, issued.private_key_pem, token_file, jwks_file
     )
     rogue_ca, rogue_ca_key = self_signed_ca("Nobody trusts this CA", timedelta(days=1))
     rogue_cert, rogue_key = issue_server_certificate(
         rogue_ca, rogue_ca_key, ["localhost"], timedelta(days=1)
     )
     rogue = _start_upstream(
-        workdir, "rogue", certificate_pem(rogue_cert), private_key_pem(rogue_key), token_file
+        workdir,
+        "rogue",
+        certificate_pem(rogue_cert),
+        private_key_pem(rogue_key),
+        token_file,
+        jwks_file,
     )
 
     manifest_path = workdir / "interlock.yaml"

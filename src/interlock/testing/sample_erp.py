@@ -3,7 +3,11 @@
 It serves a handful of orders under SAP-like paths, requires the bearer token
 it was started with (so the demo shows Interlock injecting outbound
 credentials from its secret store), and has an ``/echo`` path that returns the
-headers it received (so tests can check what the gateway forwards).
+headers it received (so tests can check what the gateway forwards). Its
+privacy webhook (``POST /privacy/requests``, :mod:`interlock.testing.sample_privacy`)
+answers Interlock's data-subject requests on its customers
+(:mod:`interlock.testing.sample_data`); it takes Interlock's RFC 9421
+signature instead of the bearer token.
 """
 
 from __future__ import annotations
@@ -13,39 +17,15 @@ import hmac
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from aiohttp import web
 from cryptography import x509
 
-__all__ = ["ORDERS", "SampleErp", "start_sample_erp"]
+from interlock.testing.sample_data import CUSTOMERS, ORDERS, ErpData
+from interlock.testing.sample_privacy import PRIVACY_PATH, JwksSource, PrivacyWebhook
 
-ORDERS: Final[dict[str, dict[str, Any]]] = {
-    "1001": {
-        "id": "1001",
-        "status": "confirmed",
-        "total": "1299.00",
-        "currency": "EUR",
-        "customer": {"name": "Ada Lovelace", "email": "ada@example.com", "tax_id": "DE811907980"},
-        "internal_margin": "0.31",
-    },
-    "1002": {
-        "id": "1002",
-        "status": "shipped",
-        "total": "89.90",
-        "currency": "EUR",
-        "customer": {"name": "Alan Turing", "email": "alan@example.com", "tax_id": "DE129273398"},
-        "internal_margin": "0.12",
-    },
-    "1003": {
-        "id": "1003",
-        "status": "confirmed",
-        "total": "15400.00",
-        "currency": "EUR",
-        "customer": {"name": "Grace Hopper", "email": "grace@example.com", "tax_id": "DE136695976"},
-        "internal_margin": "0.27",
-    },
-}
+__all__ = ["CUSTOMERS", "ORDERS", "SampleErp", "start_sample_erp"]
 
 
 @dataclass
@@ -54,6 +34,7 @@ class SampleErp:
 
     runner: web.AppRunner
     port: int
+    data: ErpData  # its customers and orders, as the privacy webhook left them
 
     async def stop(self) -> None:
         """Stop serving."""
@@ -84,23 +65,24 @@ class _Tokens:
         return any(matched)
 
 
-def _app(tokens: _Tokens) -> web.Application:
+def _app(tokens: _Tokens, data: ErpData, webhook: PrivacyWebhook) -> web.Application:
     @web.middleware
     async def require_token(request: web.Request, handler: Any) -> web.StreamResponse:
         supplied = request.headers.get("Authorization", "").encode()
-        if not tokens.accepts(supplied):
+        # The privacy webhook authenticates Interlock by its request signature instead.
+        if request.path != PRIVACY_PATH and not tokens.accepts(supplied):
             return web.json_response({"error": "unauthorised"}, status=401)
         response: web.StreamResponse = await handler(request)
         return response
 
     async def order(request: web.Request) -> web.Response:
-        found = ORDERS.get(request.match_info["id"])
+        found = data.orders.get(request.match_info["id"])
         if found is None:
             return web.json_response({"error": "no such order"}, status=404)
         return web.json_response(found)
 
     async def orders(_: web.Request) -> web.Response:
-        return web.json_response({"items": list(ORDERS.values()), "next": None})
+        return web.json_response({"items": list(data.orders.values()), "next": None})
 
     async def sales_lines(_: web.Request) -> web.Response:
         lines = [
@@ -112,7 +94,7 @@ def _app(tokens: _Tokens) -> web.Application:
                 "net_amount": o["total"],
                 "booked_on": "2026-11-02",
             }
-            for i, o in enumerate(ORDERS.values())
+            for i, o in enumerate(data.orders.values())
         ]
         return web.json_response({"lines": lines})
 
@@ -199,6 +181,7 @@ def _app(tokens: _Tokens) -> web.Application:
     app.router.add_get("/big/{size}", big)
     app.router.add_get("/leaky", leaky)
     app.router.add_get("/fail/{status}", fail)
+    app.router.add_post(PRIVACY_PATH, webhook.handle)
     return app
 
 
@@ -211,12 +194,17 @@ async def start_sample_erp(
     *,
     client_ca: Path | None = None,
     token_file: Path | None = None,
+    jwks: JwksSource | None = None,
+    names: tuple[str, ...] = ("localhost", "127.0.0.1"),
 ) -> SampleErp:
     """Serve the sample ERP over HTTPS with the given certificate; port 0 picks a free one.
 
     With ``client_ca`` it requires a client certificate issued under that CA (mutual TLS).
     With ``token_file`` it accepts every token listed in that file (one per
-    line), re-read whenever the file changes, instead of ``token``.
+    line), re-read whenever the file changes, instead of ``token``. ``jwks``
+    is Interlock's key set (a document, a function returning one, or a file),
+    whose signatures the privacy webhook takes (None: it refuses every request);
+    ``names`` are the host names it is reached by (its certificate's).
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -224,16 +212,20 @@ async def start_sample_erp(
     if client_ca is not None:
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(cafile=str(client_ca))
-    runner = web.AppRunner(_app(_Tokens(token, token_file)), access_log=None)
+    data = ErpData()
+    webhook = PrivacyWebhook(data, jwks, names)
+    runner = web.AppRunner(_app(_Tokens(token, token_file), data, webhook), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=context)
     await site.start()
     bound = next(a[1] for a in runner.addresses if isinstance(a, tuple))
-    return SampleErp(runner, int(bound))
+    return SampleErp(runner, int(bound), data)
 
 
 def main() -> None:
     """Run as a process: ``python -m interlock.testing.sample_erp --cert C --key K --token-file T``.
+
+    ``--jwks-file F``: Interlock's key set for the privacy webhook, re-read when it changes.
 
     Prints ``PORT <n>`` once listening, then serves until SIGTERM or SIGINT.
     """
@@ -247,6 +239,7 @@ def main() -> None:
     parser.add_argument("--token-file", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--client-ca", type=Path, default=None)
+    parser.add_argument("--jwks-file", type=Path, default=None)
     args = parser.parse_args()
 
     async def run() -> None:
@@ -257,6 +250,7 @@ def main() -> None:
             port=args.port,
             client_ca=args.client_ca,
             token_file=args.token_file,
+            jwks=args.jwks_file,
         )
         sys.stdout.write(f"PORT {erp.port}\n")
         sys.stdout.flush()
