@@ -288,6 +288,7 @@ def build_gateway(
                 names=services.names,
             ),
         )
+        privacy = _privacy_mounts(services, manifest, authenticate)
     except BaseException:
         rules.close()
         raise
@@ -315,7 +316,7 @@ def build_gateway(
                 GET,
             ),
             Mount("/pki/crl", CrlEndpoint(services.crl), GET),
-            *_privacy_mounts(services, manifest, authenticate),
+            *privacy,
         ]
     )
     return Gateway(

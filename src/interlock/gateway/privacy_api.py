@@ -28,6 +28,7 @@ parses, authorises, calls and renders.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import functools
 import json
 import re
@@ -90,13 +91,18 @@ class Report(Protocol):
 
 
 class PrivacyRequestsApi(Protocol):
-    """What the API calls of :class:`interlock.privacy.requests.PrivacyRequests` (blocking)."""
+    """What the API calls of :class:`interlock.privacy.requests.PrivacyRequests` (blocking).
+
+    Arguments passed by position are positional-only here, so the service may
+    name them as it likes; keyword arguments are matched by name.
+    """
 
     def create(
         self,
         kind: str,
         subject_kind: str,
         identifier: str,
+        /,
         *,
         actor: str,
         region: str | None = None,
@@ -106,39 +112,33 @@ class PrivacyRequestsApi(Protocol):
         """Create a request; ``actor`` is who asked (``client:<name>``)."""
         ...
 
-    def get(self, id: str) -> RequestView:  # noqa: A002  (the service's name)
+    def get(self, request_id: str, /) -> RequestView:
         """One request; :class:`~interlock.errors.NotFoundError` if there is none."""
         ...
 
-    def list(self, status: str | None = None) -> list[RequestView]:
+    def list(self, status: str | None = None, /) -> builtins.list[RequestView]:
         """Every request, or those ``open`` or ``closed``."""
         ...
 
-    def extend(self, id: str, *, months: int, reason: str, actor: str) -> RequestView:  # noqa: A002
+    def extend(self, request_id: str, /, *, months: int, reason: str, actor: str) -> RequestView:
         """Extend the deadline by ``months`` (Art. 12(3)), saying why."""
         ...
 
     def confirm(
-        self,
-        id: str,  # noqa: A002
-        system: str,
-        status: str,
-        *,
-        actor: str,
-        note: str,
+        self, request_id: str, system: str, status: str, /, *, actor: str, note: str
     ) -> RequestView:
         """Record an operator's answer for ``system``."""
         ...
 
-    def export_bundle(self, id: str) -> dict[str, Any]:  # noqa: A002
+    def export_bundle(self, request_id: str, /) -> dict[str, Any]:
         """The Art. 20 bundle of an export request."""
         ...
 
-    def receipt(self, id: str) -> dict[str, Any] | None:  # noqa: A002
+    def receipt(self, request_id: str, /) -> dict[str, Any] | None:
         """The signed receipt of a closed request; None while it is open."""
         ...
 
-    def run_due(self, now: Any = None) -> int:
+    def run_due(self) -> int:
         """Do the work that is due (ask systems, retry, close); how many steps were taken."""
         ...
 
@@ -146,7 +146,7 @@ class PrivacyRequestsApi(Protocol):
 class SubjectTracer(Protocol):
     """Who received a person's data: ``trace_subject`` bound to the manifest and the index."""
 
-    def __call__(self, kind: str, identifier: str, region: str | None) -> Report:
+    def __call__(self, kind: str, identifier: str, region: str | None, /) -> Report:
         """The trace report of the subject ``kind``/``identifier``."""
         ...
 
