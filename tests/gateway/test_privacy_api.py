@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from joserfc.jwk import ECKey
 from sqlalchemy import create_engine, select
 
 from interlock.audit.schema import BODIES
@@ -31,6 +32,8 @@ from interlock.gateway.privacy_api import (
     label,
 )
 from interlock.gateway.privacy_runtime import PrivacyRuntime
+from interlock.oauth.signing_keys import SigningKeys
+from interlock.sdk.rfc9421 import RequestSigner
 from interlock.testing.gateway import Env, running_gateway
 
 JSON = {"Content-Type": "application/json"}
@@ -605,3 +608,32 @@ def test_labels_name_templates_never_ids() -> None:
         "/v1/privacy/requests/{id}/receipt"
     )
     assert label("/v1/privacy/requests/x/y/z") == "/v1/privacy/{path}"
+
+
+def test_the_harness_erp_takes_requests_signed_with_the_gateways_key(env: Env) -> None:
+    """The sample ERP process trusts the deployment's JWKS: the webhook connector's key."""
+    keys = SigningKeys(
+        env.deployment.engine, env.deployment.keyring, env.deployment.settings.oauth_signing_alg
+    )
+    key = keys.signer()
+    port = int(env.gateway.gateway.manifest.systems["erp"].url.rsplit(":", 1)[1])
+    body = json.dumps(
+        {
+            "request_id": "dsr_" + "h" * 24,
+            "action": "access",
+            "subject": {"kind": "email", "value": "grace@example.com"},
+        }
+    ).encode()
+    headers = {"Content-Type": "application/json", "Idempotency-Key": secrets.token_hex(8)}
+    assert isinstance(key.key, ECKey)  # the harness's default, ES256
+    signed = RequestSigner(key.kid, key.key).sign(
+        "POST", f"https://127.0.0.1:{port}/privacy/requests", headers, body
+    )
+    status, _, answer = env.request("POST", "/privacy/requests", headers | signed, body, port=port)
+    assert (status, answer["status"], answer["records"]) == (200, "done", 2), answer
+    other = ECKey.generate_key("P-256", private=True)
+    forged = RequestSigner(key.kid, other).sign(
+        "POST", f"https://127.0.0.1:{port}/privacy/requests", headers, body
+    )
+    status, _, _ = env.request("POST", "/privacy/requests", headers | forged, body, port=port)
+    assert status == 401

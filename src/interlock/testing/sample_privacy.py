@@ -32,17 +32,17 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from interlock.crypto.jose import import_public_jwk
-from interlock.errors import InvalidTokenError, Refusal
-from interlock.identity.client_keys import ResolvedKey, SignatureAlgorithm
-from interlock.replay.seen import MemorySeen
-from interlock.replay.signatures import RequestSignatures, SignedMessage
+from interlock.errors import Refusal
 from interlock.testing.sample_data import RECTIFIABLE, ErpData
+
+if TYPE_CHECKING:
+    from interlock.identity.client_keys import ResolvedKey, SignatureAlgorithm
+    from interlock.replay.signatures import RequestSignatures
 
 __all__ = ["PRIVACY_PATH", "WINDOW", "JwksKeys", "JwksSource", "PrivacyWebhook"]
 
@@ -80,6 +80,11 @@ class JwksKeys:
 
     def resolve(self, keyid: str) -> ResolvedKey | None:
         """The key whose ``kid`` is ``keyid``, if it is a signing key of a usable type."""
+        # Imported at the first request, as the verifier is (PrivacyWebhook._signatures).
+        from interlock.crypto.jose import import_public_jwk
+        from interlock.errors import InvalidTokenError
+        from interlock.identity.client_keys import ResolvedKey
+
         for jwk in self._keys():
             if not isinstance(jwk, dict) or jwk.get("kid") != keyid:
                 continue
@@ -131,9 +136,8 @@ class PrivacyWebhook:
         ``names`` are the host names this server is reached by (its certificate's).
         """
         self.data = data
-        self._signatures = (
-            RequestSignatures(JwksKeys(keys), MemorySeen()) if keys is not None else None
-        )
+        self._keys = JwksKeys(keys) if keys is not None else None
+        self._verifier: RequestSignatures | None = None
         self._names = tuple(name.lower() for name in names)
         # Idempotency-Key -> (digest of the body, status, answer)
         self._answers: dict[str, tuple[str, int, dict[str, Any]]] = {}
@@ -177,8 +181,24 @@ class PrivacyWebhook:
         self._answers[key] = (digest, *answer)
         return answer
 
+    def _signatures(self) -> RequestSignatures | None:
+        """The verifier, made at the first request.
+
+        Imported then, not at start: the store and identity modules it pulls in take
+        seconds to import, and every gateway test module starts two sample ERPs.
+        """
+        if self._verifier is None and self._keys is not None:
+            from interlock.replay.seen import MemorySeen
+            from interlock.replay.signatures import RequestSignatures
+
+            self._verifier = RequestSignatures(self._keys, MemorySeen())
+        return self._verifier
+
     def _verify(self, request: web.Request, body: bytes) -> None:
-        if self._signatures is None:
+        from interlock.replay.signatures import SignedMessage  # at the first request, as above
+
+        signatures = self._signatures()
+        if signatures is None:
             raise Refusal("unauthorized", "this server was given no keys to verify signatures")
         port = _local_port(request)
         host = request.host.lower()
@@ -191,7 +211,7 @@ class PrivacyWebhook:
         message = SignedMessage(
             request.method, f"https://{host}{request.raw_path}", request.headers
         )
-        self._signatures.verify(message, body, client=SIGNER, window=WINDOW, nonce_required=False)
+        signatures.verify(message, body, client=SIGNER, window=WINDOW, nonce_required=False)
 
     def _act(self, step: _Step) -> dict[str, Any]:
         data, subject = self.data, step.subject
