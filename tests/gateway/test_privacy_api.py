@@ -34,12 +34,14 @@ from interlock.gateway.privacy_api import (
 from interlock.gateway.privacy_runtime import PrivacyRuntime
 from interlock.oauth.signing_keys import SigningKeys
 from interlock.sdk.rfc9421 import RequestSigner
-from interlock.testing.gateway import Env, running_gateway
+from interlock.testing.gateway import Env, lines, running_gateway
 
 JSON = {"Content-Type": "application/json"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 #: A person's identifier no log line, audit entry, URL or error body may ever carry.
 SUBJECT = f"ada.{secrets.token_hex(6)}@example.com"
+#: A request id the fake service fails on.
+BROKEN = "dsr_" + "B" * 24
 
 
 @dataclass
@@ -120,6 +122,9 @@ class FakeRequests:
         return view
 
     def get(self, id: str) -> RequestView:  # noqa: A002
+        if id == BROKEN:
+            # As a database error does: its message quotes the bound parameters.
+            raise RuntimeError(f"(IntegrityError) [parameters: ({SUBJECT!r},)]")
         return self._view(id)
 
     def list(self, status: str | None = None) -> list[RequestView]:
@@ -523,6 +528,21 @@ def _token(env: Env, client: str, secret: str, scope: str, resource: str) -> str
     value = str(body["access_token"])
     env.issued_tokens.append(value)
     return value
+
+
+def test_an_unexpected_failure_is_a_500_whose_message_is_never_logged(
+    env: Env, admin: dict[str, str]
+) -> None:
+    """The service's exception text (which may quote a person) stays out of logs and answers."""
+    status, headers, body = env.request("GET", f"{PREFIX}/requests/{BROKEN}", admin)
+    assert (status, body["type"]) == (500, "urn:interlock:problem:internal-error")
+    (entry,) = env.audit_entries(headers["x-request-id"], "gateway.request")
+    assert entry["reason"] == "privacy service failed (RuntimeError)"
+    failures = [line for line in lines(env) if line.get("event") == "privacy service failed"]
+    assert failures[-1]["error"] == "RuntimeError"
+    assert any("test_privacy_api.py" in where for where in failures[-1]["where"])
+    assert SUBJECT not in env.logs.getvalue()
+    assert SUBJECT not in json.dumps(body)
 
 
 def test_oauth_tokens_must_be_for_the_gateway(env: Env) -> None:

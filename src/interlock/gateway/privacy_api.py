@@ -32,6 +32,7 @@ import builtins
 import functools
 import json
 import re
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, TypeVar
@@ -40,7 +41,7 @@ from aiohttp import web
 
 from interlock.actors import Client
 from interlock.audit.errors import AuditUnavailableError
-from interlock.errors import InvalidRequestError, NotFoundError, Refusal
+from interlock.errors import InterlockError, InvalidRequestError, NotFoundError, Refusal
 from interlock.gateway.body import read_limited
 from interlock.gateway.endpoints import remember_principal
 from interlock.gateway.privacy_bodies import (
@@ -51,8 +52,10 @@ from interlock.gateway.privacy_bodies import (
     TraceQuery,
     parse,
 )
+from interlock.gateway.problems import INTERNAL_ERROR
 from interlock.gateway.stages.authenticate import Authentication
 from interlock.identity.grants import Principal
+from interlock.logs import get_logger
 
 __all__ = [
     "PREFIX",
@@ -72,6 +75,8 @@ REQUEST_ID: Final = re.compile(r"dsr_[A-Za-z0-9_-]{24}")
 _NO_STORE: Final = {"Cache-Control": "no-store"}
 _ACTIONS: Final = frozenset({"extension", "confirmations", "export", "receipt"})
 _T = TypeVar("_T")
+_FRAMES: Final = 5  # frames of an unexpected failure's traceback logged (file, line, function)
+_log = get_logger("interlock.gateway.privacy")
 
 
 class RequestView(Protocol):
@@ -320,23 +325,44 @@ def _attachment(filename: str) -> dict[str, str]:
 
 
 async def _call(function: Callable[..., _T], *args: Any, field: str | None = None) -> _T:
-    """``function(*args)`` in a worker thread; a ``ValueError`` is the identifier's fault.
+    """``function(*args)`` in a worker thread; its failures never carry a person's data out.
 
     The service refuses an identifier that is not one of its kind with a
-    ``ValueError`` (``IdentifierError``); its message may quote the
-    identifier, so the caller gets a fixed one naming the field instead.
+    ``ValueError`` (``IdentifierError``) whose message may quote it: the caller
+    gets a fixed one naming ``field`` instead. Any other unexpected failure is
+    logged by its type and where it happened, never its message (a database
+    error quotes its bound parameters, a connector's its answer), and answered
+    as an internal error.
     """
     try:
         return await asyncio.to_thread(function, *args)
-    except ValueError:
+    except InterlockError:
+        raise  # the service's own refusals, mapped by PrivacyApi.handle
+    except ValueError as exc:
         if field is None:
-            raise
+            raise _failed(exc) from None
         raise Refusal(
             "schema-violation",
             f"{field}: not a valid identifier of this kind",
             extra={"errors": [{"field": field, "message": "not a valid identifier of this kind"}]},
             log_reason="privacy api: identifier refused",
         ) from None
+    except Exception as exc:  # noqa: BLE001  (reported without its message, see above)
+        raise _failed(exc) from None
+
+
+def _failed(exc: BaseException) -> Refusal:
+    frames = traceback.extract_tb(exc.__traceback__)[-_FRAMES:]
+    _log.error(
+        "privacy service failed",
+        error=type(exc).__name__,
+        where=[f"{frame.filename}:{frame.lineno} {frame.name}" for frame in frames],
+    )
+    return Refusal(
+        INTERNAL_ERROR,
+        "the request failed; quote the correlation id to the operator",
+        log_reason=f"privacy service failed ({type(exc).__name__})",
+    )
 
 
 async def _body(request: web.BaseRequest) -> bytes:
