@@ -24,14 +24,9 @@ from sqlalchemy import create_engine, select
 from interlock.audit.schema import BODIES
 from interlock.config.manifest import Manifest
 from interlock.errors import InvalidRequestError, NotFoundError
-from interlock.gateway.privacy_api import (
-    PREFIX,
-    PrivacyRequestsApi,
-    RequestView,
-    SubjectTracer,
-    label,
-)
+from interlock.gateway.privacy_api import PREFIX, label
 from interlock.gateway.privacy_runtime import PrivacyRuntime
+from interlock.gateway.privacy_service import PrivacyRequestsApi, RequestView, SubjectTracer
 from interlock.oauth.signing_keys import SigningKeys
 from interlock.sdk.rfc9421 import RequestSigner
 from interlock.testing.gateway import Env, lines, running_gateway

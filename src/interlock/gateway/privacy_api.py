@@ -20,22 +20,22 @@ entry, with the actor ``client:<name>``. Answers carry ``Cache-Control:
 no-store``. The service is blocking (SQL, connectors): it runs off the event
 loop.
 
-The service is :class:`PrivacyRequestsApi` (``interlock.privacy.requests``
-implements it) and the trace a :class:`SubjectTracer`; this module only
+The service is a :class:`~interlock.gateway.privacy_service.PrivacyRequestsApi`
+(``interlock.privacy.requests`` implements it) and the trace a
+:class:`~interlock.gateway.privacy_service.SubjectTracer`; this module only
 parses, authorises, calls and renders.
 """
 
 from __future__ import annotations
 
 import asyncio
-import builtins
 import functools
 import json
 import re
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, TypeVar
 
 from aiohttp import web
 
@@ -52,21 +52,13 @@ from interlock.gateway.privacy_bodies import (
     TraceQuery,
     parse,
 )
+from interlock.gateway.privacy_service import PrivacyRequestsApi, SubjectTracer
 from interlock.gateway.problems import INTERNAL_ERROR
 from interlock.gateway.stages.authenticate import Authentication
 from interlock.identity.grants import Principal
 from interlock.logs import get_logger
 
-__all__ = [
-    "PREFIX",
-    "REQUEST_ID",
-    "SCOPE",
-    "PrivacyApi",
-    "PrivacyRequestsApi",
-    "RequestView",
-    "SubjectTracer",
-    "label",
-]
+__all__ = ["PREFIX", "REQUEST_ID", "SCOPE", "PrivacyApi", "label"]
 
 PREFIX: Final = "/v1/privacy"
 SCOPE: Final = "privacy.admin"
@@ -77,83 +69,6 @@ _ACTIONS: Final = frozenset({"extension", "confirmations", "export", "receipt"})
 _T = TypeVar("_T")
 _FRAMES: Final = 5  # frames of an unexpected failure's traceback logged (file, line, function)
 _log = get_logger("interlock.gateway.privacy")
-
-
-class RequestView(Protocol):
-    """A data-subject request as the service shows it (never the identifier in clear)."""
-
-    def as_json(self) -> dict[str, Any]:
-        """The view as JSON: ``id``, ``kind``, ``status``, ``deadline``, per-system status, ..."""
-        ...
-
-
-class Report(Protocol):
-    """Anything answered as JSON: a trace report."""
-
-    def as_json(self) -> dict[str, Any]:
-        """The report as JSON."""
-        ...
-
-
-class PrivacyRequestsApi(Protocol):
-    """What the API calls of :class:`interlock.privacy.requests.PrivacyRequests` (blocking).
-
-    Arguments passed by position are positional-only here, so the service may
-    name them as it likes; keyword arguments are matched by name.
-    """
-
-    def create(
-        self,
-        kind: str,
-        subject_kind: str,
-        identifier: str,
-        /,
-        *,
-        actor: str,
-        region: str | None = None,
-        corrections: dict[str, Any] | None = None,
-        systems: list[str] | None = None,
-    ) -> RequestView:
-        """Create a request; ``actor`` is who asked (``client:<name>``)."""
-        ...
-
-    def get(self, request_id: str, /) -> RequestView:
-        """One request; :class:`~interlock.errors.NotFoundError` if there is none."""
-        ...
-
-    def list(self, status: str | None = None, /) -> builtins.list[RequestView]:
-        """Every request, or those ``open`` or ``closed``."""
-        ...
-
-    def extend(self, request_id: str, /, *, months: int, reason: str, actor: str) -> RequestView:
-        """Extend the deadline by ``months`` (Art. 12(3)), saying why."""
-        ...
-
-    def confirm(
-        self, request_id: str, system: str, status: str, /, *, actor: str, note: str
-    ) -> RequestView:
-        """Record an operator's answer for ``system``."""
-        ...
-
-    def export_bundle(self, request_id: str, /) -> dict[str, Any]:
-        """The Art. 20 bundle of an export request."""
-        ...
-
-    def receipt(self, request_id: str, /) -> dict[str, Any] | None:
-        """The signed receipt of a closed request; None while it is open."""
-        ...
-
-    def run_due(self) -> int:
-        """Do the work that is due (ask systems, retry, close); how many steps were taken."""
-        ...
-
-
-class SubjectTracer(Protocol):
-    """Who received a person's data: ``trace_subject`` bound to the manifest and the index."""
-
-    def __call__(self, kind: str, identifier: str, region: str | None, /) -> Report:
-        """The trace report of the subject ``kind``/``identifier``."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Final
 
 from interlock.config.manifest import Manifest
-from interlock.gateway.privacy_api import PrivacyApi, PrivacyRequestsApi, SubjectTracer
+from interlock.gateway.privacy_api import PrivacyApi
+from interlock.gateway.privacy_service import PrivacyRequestsApi, SubjectTracer
 from interlock.logs import get_logger
 
 __all__ = ["DUE_EVERY", "PrivacyFactory", "PrivacyRuntime"]
