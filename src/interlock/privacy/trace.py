@@ -71,6 +71,7 @@ __all__ = [
     "SystemTrace",
     "TraceReport",
     "UnknownKindError",
+    "check_kind",
     "declared_kinds",
     "trace_subject",
 ]
@@ -98,6 +99,16 @@ def declared_kinds(manifest: Manifest) -> frozenset[str]:
             *(x for route in integration.routes for x in route.subjects),
         )
     )
+
+
+def check_kind(manifest: Manifest, kind: str) -> None:
+    """Raise :class:`UnknownKindError` (naming the declared kinds) unless a locator declares it."""
+    kinds = declared_kinds(manifest)
+    if kind not in kinds:
+        declared = ", ".join(sorted(kinds)) or "none"
+        raise UnknownKindError(
+            f"no subjects locator in the manifest declares the kind {kind!r} (declared: {declared})"
+        )
 
 
 @dataclass(frozen=True)
@@ -246,12 +257,7 @@ def trace_subject(  # noqa: PLR0917  (the shared interface: what a trace reads)
     :class:`~interlock.audit.errors.AuditError` when the audit entries cannot
     be proven (``audit_engine`` given; ``None``: indexes only, no proofs).
     """
-    kinds = declared_kinds(manifest)
-    if kind not in kinds:
-        declared = ", ".join(sorted(kinds)) or "none"
-        raise UnknownKindError(
-            f"no subjects locator in the manifest declares the kind {kind!r} (declared: {declared})"
-        )
+    check_kind(manifest, kind)
     subject = hasher.digest(kind, identifier)
     rows = lineage.find(subject)  # the one indexed query; also for a person never seen
     systems = tuple(_system(manifest, name, mine) for name, mine in _by(rows, "receiver"))
