@@ -188,6 +188,21 @@ def test_a_full_queue_drops_counts_and_logs_without_blocking(
     assert "ada" not in repr(logs)
 
 
+def test_a_failed_batch_is_counted_and_the_writer_goes_on(
+    index: LineageIndex, hasher: SubjectHasher
+) -> None:
+    subject = hasher.digest("email", "ada@example.com")
+    broken = record(subject, 0, categories=(object(),))  # cannot be encoded
+    with capture_logs() as logs:
+        index.record_later([broken])
+        assert index.flush() is True
+    assert index.failed == 1
+    assert [e["event"] for e in logs] == ["lineage batch failed"]
+    index.record_later([record(subject, 1)])
+    assert index.flush() is True
+    assert [r.correlation_id for r in index.find(subject)] == ["req-1"]
+
+
 def test_erase_deletes_the_subject_and_keeps_counts(
     deployment: Deployment, index: LineageIndex, hasher: SubjectHasher
 ) -> None:

@@ -375,13 +375,14 @@ class LineageIndex:
             items, stop = self._take()
             if not items:
                 continue
-            rows = [record.row() for records in items for record in records]
+            count = sum(len(records) for records in items)
             try:
+                rows = [record.row() for records in items for record in records]
                 with self.engine.begin() as connection:
                     connection.execute(_LINEAGE.insert(), rows)
-            except SQLAlchemyError as exc:
-                self.failed += len(rows)
-                _log.error("lineage batch failed", records=len(rows), error=type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001  (the writer must outlive any one batch)
+                self.failed += count
+                _log.error("lineage batch failed", records=count, error=type(exc).__name__)
             finally:
                 self._done(len(items))
 
