@@ -103,7 +103,7 @@ def _at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-def _record_steps(log: AuditLog) -> tuple[Statement, int]:
+def record_steps(log: AuditLog) -> tuple[Statement, int]:
     """Two gateway requests, this request's and another's steps interleaved; the statement."""
     record = log.sink.record
     deadline = T0 + timedelta(days=30)
@@ -145,7 +145,8 @@ def _record_steps(log: AuditLog) -> tuple[Statement, int]:
     return statement, other_answer
 
 
-def _close(log: AuditLog, statement: Statement, digest: str | None = None) -> int:
+def close_request(log: AuditLog, statement: Statement, digest: str | None = None) -> int:
+    """Record the close entry with the statement's digest (or ``digest``)."""
     digest = digest or statement_digest(statement)
     entry = closed_entry(
         "admin:alice", statement.request_id, statement.outcome, digest, time=_at(20)
@@ -169,8 +170,8 @@ def _receipt_unchecked(log: AuditLog, statement: Statement, closed: int) -> dict
 @pytest.fixture
 def issued(audit_log: AuditLog) -> Issued:
     """A completed erasure, closed with its statement's digest, and its receipt."""
-    statement, other_answer = _record_steps(audit_log)
-    closed = _close(audit_log, statement)
+    statement, other_answer = record_steps(audit_log)
+    closed = close_request(audit_log, statement)
     evidence = evidence_for(audit_log.store.engine, statement.indexes() | {closed})
     receipt = build_receipt(statement, evidence, closed)
     return Issued(audit_log, statement, closed, receipt, other_answer)
@@ -244,11 +245,11 @@ def test_a_statement_that_contradicts_itself_cannot_be_built(issued: Issued) -> 
 
 def test_an_incomplete_request_with_a_system_still_waiting_verifies(audit_log: AuditLog) -> None:
     """A system asked but never answering: ``asked``, no answer entry, outcome incomplete."""
-    statement, _ = _record_steps(audit_log)
+    statement, _ = record_steps(audit_log)
     erp, crm = statement.systems
     waiting = replace(crm, status="asked", records=None, answered_index=None)
     statement = replace(statement, outcome="incomplete", systems=(erp, waiting))
-    closed = _close(audit_log, statement)
+    closed = close_request(audit_log, statement)
     evidence = evidence_for(audit_log.store.engine, statement.indexes() | {closed})
     summary = verify_receipt(build_receipt(statement, evidence, closed), [audit_log.keys.verifier])
     assert summary.outcome == "incomplete"
@@ -317,13 +318,13 @@ def test_an_entry_of_another_request_is_not_counted_as_this_ones(issued: Issued)
 
 def test_a_statement_citing_another_requests_answer_is_refused(audit_log: AuditLog) -> None:
     """Even when the service itself closed the request with that statement's digest."""
-    statement, other_answer = _record_steps(audit_log)
+    statement, other_answer = record_steps(audit_log)
     erp, crm = statement.systems
     lying = replace(
         statement,
         systems=(replace(erp, records=1, answer_digest=None, answered_index=other_answer), crm),
     )
-    closed = _close(audit_log, lying)
+    closed = close_request(audit_log, lying)
     receipt = build_receipt(
         lying, evidence_for(audit_log.store.engine, lying.indexes() | {closed}), closed
     )
@@ -364,9 +365,9 @@ def test_a_statement_the_log_contradicts_is_refused(
     audit_log: AuditLog, lie: Any, match: str
 ) -> None:
     """The service closed the request with a statement its own step entries do not back."""
-    statement, _ = _record_steps(audit_log)
+    statement, _ = record_steps(audit_log)
     lying = lie(statement)
-    closed = _close(audit_log, lying)
+    closed = close_request(audit_log, lying)
     receipt = _receipt_unchecked(audit_log, lying, closed)
     with pytest.raises(ProofError, match=match):
         verify_receipt(receipt, [audit_log.keys.verifier])
@@ -406,8 +407,8 @@ def test_a_note_signed_by_another_key_is_refused(issued: Issued) -> None:
 
 def test_a_close_entry_with_another_digest_is_refused(audit_log: AuditLog) -> None:
     """The log closed the request with a different statement: this one is not vouched for."""
-    statement, _ = _record_steps(audit_log)
-    closed = _close(audit_log, statement, digest="sha256:" + "00" * 32)
+    statement, _ = record_steps(audit_log)
+    closed = close_request(audit_log, statement, digest="sha256:" + "00" * 32)
     receipt = _receipt_unchecked(audit_log, statement, closed)
     with pytest.raises(ProofError, match="the close entry says statement 'sha256:0000"):
         verify_receipt(receipt, [audit_log.keys.verifier])
@@ -429,9 +430,9 @@ def test_extra_pruned_or_misplaced_entries_are_refused(issued: Issued) -> None:
 
 def test_a_trace_index_must_be_a_gateway_request(audit_log: AuditLog) -> None:
     """A trace index pointing at one of the request's own steps is refused."""
-    statement, other_answer = _record_steps(audit_log)
+    statement, other_answer = record_steps(audit_log)
     odd = replace(statement, trace_indexes=(*statement.trace_indexes, other_answer))
-    closed = _close(audit_log, odd)
+    closed = close_request(audit_log, odd)
     receipt = _receipt_unchecked(audit_log, odd, closed)
     with pytest.raises(ProofError, match=rf"trace entry {other_answer} .* gateway.request"):
         verify_receipt(receipt, [audit_log.keys.verifier])
@@ -452,6 +453,7 @@ def _restate(receipt: dict[str, Any], **changes: object) -> None:
         (lambda r: r.pop("closed_index"), "lacks 'closed_index'"),
         (lambda r: r.update(closed_index=True), "closed_index is not"),
         (lambda r: _restate(r, created="yesterday"), "created is not a UTC time"),
+        (lambda r: _restate(r, closed="2025-02-30T10:00:00Z"), "closed is not a UTC time"),
         (lambda r: _restate(r, kind="access"), "the close entry says statement"),
         (lambda r: r["statement"].update(outcome=1.5), "canonically"),
     ],

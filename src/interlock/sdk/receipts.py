@@ -32,6 +32,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 from interlock.proofs.canonical import canonical_json
@@ -177,9 +178,13 @@ def _optional_text(value: object, what: str) -> str | None:
 
 
 def _time(value: object, what: str) -> str:
-    if not isinstance(value, str) or not _TIME.fullmatch(value):
-        raise ProofError(f"{what} is not a UTC time (YYYY-MM-DDTHH:MM:SSZ)")
-    return value
+    try:
+        if isinstance(value, str) and _TIME.fullmatch(value):
+            datetime.fromisoformat(value)  # a real date and time (the pattern fixed the form)
+            return value
+    except ValueError:
+        pass
+    raise ProofError(f"{what} is not a UTC time (YYYY-MM-DDTHH:MM:SSZ)")
 
 
 def _decode(text: object, what: str) -> bytes:
