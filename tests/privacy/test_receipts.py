@@ -455,6 +455,7 @@ def _restate(receipt: dict[str, Any], **changes: object) -> None:
         (lambda r: _restate(r, created="yesterday"), "created is not a UTC time"),
         (lambda r: _restate(r, closed="2025-02-30T10:00:00Z"), "closed is not a UTC time"),
         (lambda r: _restate(r, kind="access"), "the close entry says statement"),
+        (lambda r: _restate(r, request="dsr\x1b[2J"), "request is not a name"),
         (lambda r: r["statement"].update(outcome=1.5), "canonically"),
     ],
 )

@@ -54,6 +54,7 @@ __all__ = [
 RECEIPT_FORMAT: Final = "interlock-dsr-receipt/1"
 MAX_RECEIPT_BYTES: Final = 16 * 1024 * 1024
 MAX_STATEMENT_BYTES: Final = 1024 * 1024
+MAX_NAME: Final = 200
 MAX_PROOF: Final = 64  # an RFC 9162 proof of a tree under 2**63 leaves is shorter
 
 # The entries of a request's steps (interlock.privacy.request_audit writes them).
@@ -173,6 +174,15 @@ def _text(value: object, what: str) -> str:
     return value
 
 
+def _name(value: object, what: str) -> str:
+    # Names are printed (interlock audit verify-receipt): one printable word, never a
+    # control sequence a terminal would act on.
+    text = _text(value, what)
+    if len(text) > MAX_NAME or not text.isprintable() or any(c.isspace() for c in text):
+        raise ProofError(f"{what} is not a name (printable, no spaces, {MAX_NAME} at most)")
+    return text
+
+
 def _optional_text(value: object, what: str) -> str | None:
     return None if value is None else _text(value, what)
 
@@ -276,10 +286,10 @@ def _check_system(
     steps: _Steps, raw: object, position: int, created: int, closed: int
 ) -> tuple[str, str]:
     system = _members(raw, _SYSTEM_KEYS, f"the statement's systems[{position}]")
-    name = _text(system["system"], f"systems[{position}].system")
+    name = _name(system["system"], f"the statement's systems[{position}].system")
     where = f"system {name!r}"
-    connector = _text(system["connector"], f"{where}: connector")
-    status = _text(system["status"], f"{where}: status")
+    connector = _name(system["connector"], f"{where}: connector")
+    status = _name(system["status"], f"{where}: status")
     records = _count(system["records"], f"{where}: records")
     digest = _optional_text(system["answer_digest"], f"{where}: answer_digest")
     _optional_text(system["error"], f"{where}: error")
@@ -324,12 +334,12 @@ def _check_request(
     steps: _Steps, statement: Mapping[str, Any], digest: str, closed: int
 ) -> tuple[str, str, int]:
     """The close and create entries say what the statement says: (kind, outcome, created)."""
-    kind = _text(statement["kind"], "the statement's kind")
-    subject_kind = _text(statement["subject_kind"], "the statement's subject_kind")
+    kind = _name(statement["kind"], "the statement's kind")
+    subject_kind = _name(statement["subject_kind"], "the statement's subject_kind")
     for name in ("created", "deadline", "closed"):
         _time(statement[name], f"the statement's {name}")
     extension = _optional_text(statement["extension_reason"], "the statement's extension_reason")
-    outcome = _text(statement["outcome"], "the statement's outcome")
+    outcome = _name(statement["outcome"], "the statement's outcome")
     if outcome not in ("completed", "incomplete"):
         raise ProofError(f"the statement's outcome {outcome!r} is neither completed nor incomplete")
     close = steps.take(closed, _CLOSE, "the close entry")
@@ -392,7 +402,7 @@ def verify_receipt(
     digest = _digest(statement)
     if receipt["statement_digest"] != digest:
         raise ProofError("the statement does not match the receipt's statement_digest")
-    request = _text(statement["request"], "the statement's request")
+    request = _name(statement["request"], "the statement's request")
     steps = _Steps(entries, request)
     closed = _index(receipt["closed_index"], "closed_index")
     kind, outcome, created = _check_request(steps, statement, digest, closed)
