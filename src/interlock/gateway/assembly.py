@@ -1,15 +1,15 @@
 """The composition root: the gateway assembled once per process, and once per manifest.
 
 :class:`GatewayServices` opens what lives as long as the process — the audit
-log, the lineage index, the vault, the Redis client, the rate limiter and the failure budget, the
-idempotency and nonce stores, the authorization server's long-lived parts, the
-JWKS and CRL publishers. :func:`build_gateway` makes everything that depends on
-one manifest from them — API keys, client certificates, the token endpoint and
-verifier, business rules, the route pipelines and the own endpoints — so a
-reload builds a new :class:`~interlock.gateway.app.Gateway` and swaps it in;
-nothing is updated in place. The order of the own endpoints is written here
-and nowhere else; the order of a route's stages in
-:mod:`interlock.gateway.pipeline`.
+log, the lineage index, the vault, the Redis client, the rate limiter and the
+failure budget, the idempotency and nonce stores, the authorization server's
+long-lived parts, the JWKS and CRL publishers. :func:`build_gateway` makes
+everything that depends on one manifest from them — API keys, client
+certificates, the token endpoint and verifier, business rules, the route
+pipelines and the own endpoints — so a reload builds a new
+:class:`~interlock.gateway.app.Gateway` and swaps it in; nothing is updated in
+place. The order of the own endpoints is written here and nowhere else; the
+order of a route's stages in :mod:`interlock.gateway.pipeline`.
 """
 
 from __future__ import annotations

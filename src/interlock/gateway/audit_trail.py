@@ -66,8 +66,11 @@ def _result(status: int) -> Outcome:
 
 
 def _received(sightings: Sequence[Sighting], forwarded: bool, status: int) -> tuple[Sighting, ...]:
-    """The sightings whose receiver got the data: the upstream if the request was
-    forwarded, the caller only if it was also answered 2xx (else nothing was released)."""
+    """The sightings whose receiver got the data.
+
+    The upstream once the request was forwarded; the caller only if the answer
+    was also a 2xx (a refused request or a withheld error body released nothing).
+    """
     if not forwarded:
         return ()
     released = 200 <= status < 300
