@@ -183,6 +183,7 @@ def test_a_full_queue_drops_counts_and_logs_without_blocking(
         index.record_later([record(subject, 1)])
         index.record_later([record(subject, 2), record(subject, 3)])
     assert index.dropped == 2
+    assert index.queued == 2  # the two that fitted, still waiting
     assert [e["event"] for e in logs] == ["lineage records dropped"]
     assert logs[0]["log_level"] == "error"
     assert "ada" not in repr(logs)
@@ -197,6 +198,7 @@ def test_a_failed_batch_is_counted_and_the_writer_goes_on(
         index.record_later([broken])
         assert index.flush() is True
     assert index.failed == 1
+    assert index.lost == 1
     assert [e["event"] for e in logs] == ["lineage batch failed"]
     index.record_later([record(subject, 1)])
     assert index.flush() is True

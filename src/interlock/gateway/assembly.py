@@ -146,6 +146,7 @@ class GatewayServices:
             audit_log.close()
             raise
         lineage = LineageIndex(deployment.engine, hasher)
+        metrics.watch_lineage(lambda: lineage.queued, lambda: lineage.lost)
         shared = connect_redis(settings, observe=metrics.redis_command)
         try:
             return cls._assemble(

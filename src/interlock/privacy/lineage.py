@@ -296,6 +296,16 @@ class LineageIndex:
 
     # -- writing ---------------------------------------------------------------------
 
+    @property
+    def queued(self) -> int:
+        """Requests' records queued and not yet taken (approximate, as ``Queue.qsize``)."""
+        return self._queue.qsize()
+
+    @property
+    def lost(self) -> int:
+        """Records never written: dropped (queue full, closed) or in a failed batch."""
+        return self.dropped + self.failed
+
     def record_later(self, records: Sequence[LineageRecord]) -> None:
         """Queue ``records`` for the writer thread; never blocks, never raises."""
         if not records:
