@@ -14,6 +14,7 @@ from aiohttp.streams import StreamReader
 from aiohttp.test_utils import make_mocked_request
 
 from interlock.config.loader import load_manifest
+from interlock.config.manifest import SubjectLocator
 from interlock.errors import ConfigError, Refusal
 from interlock.gateway.context import RequestContext
 from interlock.gateway.pipeline import build_pipelines
@@ -217,13 +218,13 @@ def test_the_capture_wraps_the_minimised_terminal_only_on_routes_with_locators(
 def test_a_locator_that_does_not_compile_fails_the_build_naming_the_route(tmp_path: Path) -> None:
     """A manifest that skipped interlock validate still cannot serve a broken locator."""
     path = tmp_path / "m.yaml"
-    path.write_text(
-        MANIFEST.replace(
-            "json: /email}\n          - {kind: email, in: response",
-            'json: "$.["}\n          - {kind: email, in: response',
-        )
-    )
-    table = RouteTable.compile(load_manifest(path))
+    path.write_text(MANIFEST)
+    manifest = load_manifest(path)
+    flow = manifest.integrations["f"]
+    broken = SubjectLocator.model_validate({"kind": "email", "in": "request", "json": "$.["})
+    route = flow.routes[0].model_copy(update={"subjects": (broken,)})
+    flows = {**manifest.integrations, "f": flow.model_copy(update={"routes": (route,)})}
+    table = RouteTable.compile(manifest.model_copy(update={"integrations": flows}))
 
     async def forward(ctx: RequestContext) -> web.Response:
         return web.Response()

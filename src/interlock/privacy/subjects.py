@@ -39,7 +39,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -47,7 +46,14 @@ from typing import Any, Final, Literal
 from multidict import MultiMapping
 
 from interlock.config.locators import JsonLocator, compile_json
-from interlock.config.manifest import CsvPolicy, Route, SubjectLocator, XmlPolicy, media_kind
+from interlock.config.manifest import (
+    CsvPolicy,
+    Route,
+    SubjectLocator,
+    XmlPolicy,
+    media_kind,
+    template_params,
+)
 from interlock.gdpr.identifiers import IdentifierError, normalise
 from interlock.validation.csv_body import neutralise_formulas
 from interlock.validation.errors import BodyRefused
@@ -61,7 +67,6 @@ MAX_SIGHTINGS: Final = 256
 Receiver = Literal["upstream", "caller"]
 Direction = Literal["request", "response"]
 
-_PARAM: Final = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _SUCCESS: Final = range(200, 300)
 
 
@@ -159,7 +164,7 @@ class RouteSubjects:
         and its own).
         """
         template = route.upstream_path if route.upstream_path is not None else route.path
-        self._upstream_params = frozenset(_PARAM.findall(template))
+        self._upstream_params = frozenset(template_params(template))
         self._csv = route.csv or CsvPolicy()
         self._xml = route.xml or XmlPolicy()
         self._path: list[_Locator] = []
