@@ -271,3 +271,17 @@ def test_a_json_locator_that_does_not_compile_is_refused() -> None:
     """The gateway's build fails with the reason (interlock validate reports it first)."""
     with pytest.raises(ValueError, match="JSONPath"):
         _subjects({"kind": "email", "in": "request", "json": "$.["})
+
+
+def test_a_malformed_csv_response_counts_its_locators_as_unparsed() -> None:
+    """A stray quote or bytes that are not UTF-8: the column cannot be read."""
+    subjects = _subjects({"kind": "customer_id", "in": "response", "csv_column": "id"})
+    for body in (b'id\r\n"C-1\r\n', b"id\r\n\xff\xfe\r\n"):
+        found = subjects.from_response(body, "text/csv", 200)
+        assert (found.sightings, found.unparsed) == ((), 1)
+
+
+def test_a_csv_without_the_column_finds_nothing_and_counts_nothing() -> None:
+    """The header has no such column: nothing was there to read."""
+    subjects = _subjects({"kind": "customer_id", "in": "response", "csv_column": "id"})
+    assert subjects.from_response(b"name\r\nAda\r\n", "text/csv", 200) == Found()

@@ -36,10 +36,7 @@ children. A locator for another media type than the body's finds nothing.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -55,9 +52,13 @@ from interlock.config.manifest import (
     template_params,
 )
 from interlock.gdpr.identifiers import IdentifierError, normalise
-from interlock.validation.csv_body import neutralise_formulas
-from interlock.validation.errors import BodyRefused
-from interlock.validation.xml_body import parse_xml
+from interlock.privacy.subject_bodies import (
+    Unreadable,
+    csv_cells,
+    json_document,
+    xml_root,
+    xml_texts,
+)
 
 __all__ = ["MAX_SIGHTINGS", "Found", "RouteSubjects", "Sighting"]
 
@@ -106,15 +107,23 @@ class Found:
 
 @dataclass(frozen=True, slots=True)
 class _Locator:
-    """One locator, compiled: where to look, what kind, and who receives it."""
+    """One locator, compiled: where to look, what kind, and who receives it.
+
+    ``answered``: the receivers once the upstream answered 2xx; ``otherwise``:
+    before, or after another answer (``caller`` dropped).
+    """
 
     kind: str
     region: str | None
-    receivers: tuple[Receiver, ...]
-    param: str | None = None
+    answered: tuple[Receiver, ...]
+    otherwise: tuple[Receiver, ...]
+    param: str = ""
     json: JsonLocator | None = None
-    csv_column: str | None = None
-    xml: str | None = None
+    csv_column: str = ""
+    xml: str = ""
+
+    def receivers(self, answered: bool) -> tuple[Receiver, ...]:
+        return self.answered if answered else self.otherwise
 
 
 @dataclass(slots=True)
@@ -125,8 +134,14 @@ class _Collector:
     unparsed: int = 0
     overflow: int = 0
 
-    def offer(self, locator: _Locator, raw: object, direction: Direction) -> None:
-        if not locator.receivers:
+    def offer(
+        self,
+        locator: _Locator,
+        raw: object,
+        receivers: tuple[Receiver, ...],
+        direction: Direction,
+    ) -> None:
+        if not receivers:
             return  # nobody received it (yet): not even worth normalising
         if isinstance(raw, bool) or not isinstance(raw, str | int):
             return  # null, true/false, numbers with a fraction, objects, arrays
@@ -138,7 +153,7 @@ class _Collector:
         except IdentifierError:
             self.unparsed += 1
             return
-        for receiver in locator.receivers:
+        for receiver in receivers:
             self.keep(Sighting(locator.kind, value, receiver, direction))
 
     def keep(self, sighting: Sighting) -> None:
@@ -195,16 +210,21 @@ class RouteSubjects:
             # A parameter the upstream path leaves out never reaches the upstream.
             receivers = tuple(r for r in receivers if r != "upstream")
         locator = _Locator(
-            spec.kind, spec.region, receivers, spec.param, compiled, spec.csv_column, spec.xml
+            spec.kind,
+            spec.region,
+            receivers,
+            tuple(r for r in receivers if r != "caller"),
+            spec.param or "",
+            compiled,
+            spec.csv_column or "",
+            spec.xml or "",
         )
-        if spec.in_ == "path":
-            self._path.append(locator)
-        elif spec.in_ == "query":
-            self._query.append(locator)
-        elif spec.in_ == "request":
-            self._request.append(locator)
-        else:
-            self._response.append(locator)
+        {
+            "path": self._path,
+            "query": self._query,
+            "request": self._request,
+            "response": self._response,
+        }[spec.in_].append(locator)
 
     def from_request(
         self,
@@ -226,15 +246,14 @@ class RouteSubjects:
         answered = status in _SUCCESS
         out = _Collector()
         for locator in self._path:
-            value = params.get(locator.param or "")
+            value = params.get(locator.param)
             if value is not None:
-                out.offer(_only(locator, answered), value, "request")
+                out.offer(locator, value, locator.receivers(answered), "request")
         for locator in self._query:
-            for value in _values(query, locator.param or ""):
-                out.offer(_only(locator, answered), value, "request")
-        if self._request and (body is not None or parsed_json is not None):
-            locators = [_only(locator, answered) for locator in self._request]
-            self._body(out, locators, parsed_json, body, media_type, "request")
+            for value in _values(query, locator.param):
+                out.offer(locator, value, locator.receivers(answered), "request")
+        if self._request and (body or parsed_json is not None):
+            self._body(out, self._request, answered, parsed_json, body, media_type, "request")
         return out.found()
 
     def from_response(self, body: bytes | None, media_type: str | None, status: int) -> Found:
@@ -245,55 +264,50 @@ class RouteSubjects:
         """
         if not self._response or not body:
             return Found()
-        answered = status in _SUCCESS
         out = _Collector()
-        locators = [_only(locator, answered) for locator in self._response]
-        self._body(out, locators, None, body, media_type, "response")
+        answered = status in _SUCCESS
+        self._body(out, self._response, answered, None, body, media_type, "response")
         return out.found()
 
-    def _body(  # noqa: PLR0917
+    def _body(  # noqa: PLR0917  (one body's parts, read for one direction)
         self,
         out: _Collector,
         locators: list[_Locator],
+        answered: bool,
         parsed_json: Any | None,
         body: bytes | None,
         media_type: str | None,
         direction: Direction,
     ) -> None:
-        locators = [locator for locator in locators if locator.receivers]
         kind = media_kind(media_type) if media_type else "other"
-        if not locators or kind == "other":
-            return
         if kind == "json":
-            _from_json(
-                out, [x for x in locators if x.json is not None], parsed_json, body, direction
-            )
-        elif kind == "csv" and body is not None:
-            chosen = [x for x in locators if x.csv_column is not None]
-            # The gateway neutralised the request's cells; an upstream's answer is as it wrote it.
-            strip = direction == "request" and self._csv.neutralise_formulas
-            _from_csv(out, chosen, body, self._csv.delimiter, strip=strip, direction=direction)
-        elif kind == "xml" and body is not None:
-            _from_xml(out, [x for x in locators if x.xml is not None], body, self._xml, direction)
-
-
-def _replace(locator: _Locator, receivers: tuple[Receiver, ...]) -> _Locator:
-    return _Locator(
-        locator.kind,
-        locator.region,
-        receivers,
-        locator.param,
-        locator.json,
-        locator.csv_column,
-        locator.xml,
-    )
-
-
-def _only(locator: _Locator, answered: bool) -> _Locator:
-    """``locator`` with the receivers that hold: ``caller`` only once the upstream answered 2xx."""
-    if answered or "caller" not in locator.receivers:
-        return locator
-    return _replace(locator, tuple(r for r in locator.receivers if r != "caller"))
+            chosen = [x for x in locators if x.json is not None and x.receivers(answered)]
+        elif kind == "csv":
+            chosen = [x for x in locators if x.csv_column and x.receivers(answered)]
+        elif kind == "xml":
+            chosen = [x for x in locators if x.xml and x.receivers(answered)]
+        else:
+            return
+        if not chosen:
+            return
+        try:
+            if kind == "json":
+                document = json_document(body or b"") if parsed_json is None else parsed_json
+                found = [(x, value) for x in chosen if x.json for value in x.json.find(document)]
+            elif kind == "csv":
+                # The gateway neutralised the request; an answer is as the upstream wrote it.
+                strip = direction == "request" and self._csv.neutralise_formulas
+                columns = [x.csv_column for x in chosen]
+                cells = csv_cells(body or b"", self._csv.delimiter, columns, strip=strip)
+                found = [(chosen[i], cell) for i, cell in cells]
+            else:
+                root = xml_root(body or b"", self._xml)
+                found = [(x, text) for x in chosen for text in xml_texts(root, x.xml)]
+        except Unreadable:
+            out.unparsed += len(chosen)
+            return
+        for locator, value in found:
+            out.offer(locator, value, locator.receivers(answered), direction)
 
 
 def _values(query: Mapping[str, str], name: str) -> list[str]:
@@ -301,90 +315,3 @@ def _values(query: Mapping[str, str], name: str) -> list[str]:
         return list(query.getall(name, []))
     value = query.get(name)
     return [] if value is None else [value]
-
-
-def _from_json(
-    out: _Collector,
-    locators: list[_Locator],
-    parsed: Any | None,
-    body: bytes | None,
-    direction: Direction,
-) -> None:
-    if not locators:
-        return
-    if parsed is None and body:
-        try:
-            parsed = json.loads(body.decode("utf-8").removeprefix("\ufeff"))
-        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-            out.unparsed += len(locators)
-            return
-    for locator in locators:
-        if locator.json is not None:
-            for value in locator.json.find(parsed):
-                out.offer(locator, value, direction)
-
-
-def _from_csv(
-    out: _Collector,
-    locators: list[_Locator],
-    body: bytes,
-    delimiter: str,
-    *,
-    strip: bool,
-    direction: Direction,
-) -> None:
-    if not locators:
-        return
-    try:
-        for record in _csv_records(body, delimiter, strip=strip):
-            header, row = record
-            for locator in locators:
-                index = header.get(locator.csv_column or "")
-                if index is not None and index < len(row) and row[index]:
-                    out.offer(locator, row[index], direction)
-    except (ValueError, csv.Error):
-        out.unparsed += len(locators)
-
-
-def _csv_records(
-    body: bytes, delimiter: str, *, strip: bool
-) -> Iterator[tuple[dict[str, int], list[str]]]:
-    """Each data row with the header's column name -> index (the first column of a name)."""
-    text = body.decode("utf-8").removeprefix("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    header: dict[str, int] | None = None
-    for record in reader:
-        cells = [_unneutralised(cell) for cell in record] if strip else record
-        if header is None:
-            header = {}
-            for index, name in enumerate(cells):
-                header.setdefault(name.strip(), index)
-            continue
-        yield header, cells
-
-
-def _unneutralised(cell: str) -> str:
-    """``cell`` without the ``'`` the gateway put before a formula character."""
-    if cell.startswith("'") and neutralise_formulas(cell[1:]) == cell:
-        return cell[1:]
-    return cell
-
-
-def _from_xml(
-    out: _Collector,
-    locators: list[_Locator],
-    body: bytes,
-    policy: XmlPolicy,
-    direction: Direction,
-) -> None:
-    if not locators:
-        return
-    try:
-        root = parse_xml(body, policy)
-    except BodyRefused:
-        out.unparsed += len(locators)
-        return
-    for locator in locators:
-        for element in root.findall(locator.xml or "."):
-            if len(element) == 0 and element.text is not None:
-                out.offer(locator, element.text, direction)
