@@ -17,7 +17,6 @@ from xml.etree.ElementTree import Element
 from interlock.config.manifest import XmlPolicy
 from interlock.validation.csv_body import neutralise_formulas
 from interlock.validation.errors import BodyRefused
-from interlock.validation.xml_body import parse_xml
 
 __all__ = ["Unreadable", "csv_cells", "json_document", "xml_root", "xml_texts"]
 
@@ -71,6 +70,10 @@ def _unneutralised(cell: str) -> str:
 
 def xml_root(body: bytes, policy: XmlPolicy) -> Element:
     """``body`` parsed by defusedxml within ``policy`` (no DTD, entities or external references)."""
+    # Imported on first use: xmlschema costs most of a second, and whoever imports
+    # Sighting (the CLI, the lineage index) should not pay it for XML it never reads.
+    from interlock.validation.xml_body import parse_xml
+
     try:
         return parse_xml(body, policy)
     except BodyRefused:
