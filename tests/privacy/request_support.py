@@ -258,5 +258,5 @@ def retryable(message: str = "the webhook answered HTTP 503") -> ConnectorError:
     return ConnectorError(message, retryable=True)
 
 
-class Crash(BaseException):  # noqa: N818  (it stands for a process dying, not an error)
+class Crash(BaseException):
     """Raised by a connector to stand for the process dying mid-call."""

@@ -132,7 +132,8 @@ def lite(sqlite_deployment: Deployment, tmp_path: Path, clock: ManualClock) -> K
 def test_create_asks_the_systems_the_trace_found_plus_those_named(kit: Kit) -> None:
     kit.seen_by("erp", "crm")
     view = kit.service.create("erase", "email", EMAIL, actor=ALICE, systems=["billing"])
-    assert view.id.startswith("dsr_") and len(view.id) == 28
+    assert view.id.startswith("dsr_")
+    assert len(view.id) == 28
     assert {s.system: s.connector for s in view.systems} == {
         "billing": "manual",
         "crm": "sql",
@@ -141,11 +142,14 @@ def test_create_asks_the_systems_the_trace_found_plus_those_named(kit: Kit) -> N
     assert {s.system: s.status for s in view.systems}["billing"] == "manual-pending"
     assert [s.integrations for s in view.systems if s.system == "erp"] == [("order-sync",)]
     assert view.deadline == datetime(2026, 2, 28, 9, 30, tzinfo=UTC)  # a calendar month
-    assert view.status == "open" and not view.overdue
+    assert view.status == "open"
+    assert not view.overdue
     (created,) = kit.entries(request_audit.CREATE)
-    assert created.details["systems"] == 3 and created.actor == "admin:alice"
+    assert created.details["systems"] == 3
+    assert created.actor == "admin:alice"
     assert view.created_index == 0
-    assert NORMALISED not in json.dumps(view.as_json()) and EMAIL not in json.dumps(view.as_json())
+    assert NORMALISED not in json.dumps(view.as_json())
+    assert EMAIL not in json.dumps(view.as_json())
 
 
 def test_a_system_whose_connector_knows_other_kinds_is_manual(kit: Kit) -> None:
@@ -166,7 +170,7 @@ def test_a_system_whose_connector_knows_other_kinds_is_manual(kit: Kit) -> None:
         ("access", "email", EMAIL, {"systems": ["nowhere"]}, "no system named 'nowhere'"),
     ],
 )
-def test_bad_requests_are_refused_and_nothing_is_written(
+def test_bad_requests_are_refused_and_nothing_is_written(  # noqa: PLR0917  (a case per parameter)
     lite: Kit, kind: str, subject_kind: str, identifier: str, extra: Any, message: str
 ) -> None:
     with pytest.raises(InvalidRequestError, match=message):
@@ -190,14 +194,20 @@ def test_an_access_request_asks_each_system_once_and_closes_completed(kit: Kit) 
     assert kit.service.run_due() == 0
     assert [c[:4] for c in kit.erp.calls] == [("access", view.id, "email", NORMALISED)]
     closed = kit.service.get(view.id)
-    assert closed.status == "closed" and closed.outcome == "completed"
+    assert closed.status == "closed"
+    assert closed.outcome == "completed"
     erp = next(s for s in closed.systems if s.system == "erp")
-    assert erp.status == "done" and erp.records == 1 and erp.attempts == 1
-    assert erp.answer_digest is not None and erp.answer_digest.startswith("sha256:")
+    assert erp.status == "done"
+    assert erp.records == 1
+    assert erp.attempts == 1
+    assert erp.answer_digest is not None
+    assert erp.answer_digest.startswith("sha256:")
     (asked,) = kit.entries(request_audit.ASK, "erp")
     (answered,) = kit.entries(request_audit.ANSWER, "erp")
-    assert erp.asked_index is not None and erp.answered_index is not None
-    assert asked.details["attempt"] == 1 and answered.details["answer_digest"] == erp.answer_digest
+    assert erp.asked_index is not None
+    assert erp.answered_index is not None
+    assert asked.details["attempt"] == 1
+    assert answered.details["answer_digest"] == erp.answer_digest
     (close,) = kit.entries(request_audit.CLOSE)
     assert close.details["outcome"] == "completed"
     assert str(close.details["statement"]).startswith("sha256:")
@@ -228,18 +238,21 @@ def test_a_retryable_failure_waits_and_succeeds_later(kit: Kit) -> None:
     view = kit.service.create("access", "email", EMAIL, actor=ALICE)
     assert kit.service.run_due() == 1
     erp = kit.service.get(view.id).systems[0]
-    assert erp.status == "pending" and erp.attempts == 1
+    assert erp.status == "pending"
+    assert erp.attempts == 1
     assert erp.next_attempt == T0 + timedelta(minutes=1)
     assert erp.error == "the webhook answered HTTP 503"
     assert kit.service.run_due() == 0  # not due yet
     kit.clock.advance(timedelta(minutes=1))
     assert kit.service.run_due() == 1
     erp = kit.service.get(view.id).systems[0]
-    assert erp.attempts == 2 and erp.next_attempt == kit.clock.now + timedelta(minutes=5)
+    assert erp.attempts == 2
+    assert erp.next_attempt == kit.clock.now + timedelta(minutes=5)
     kit.clock.advance(timedelta(minutes=5))
     kit.service.run_due()
     closed = kit.service.get(view.id)
-    assert closed.status == "closed" and closed.systems[0].status == "done"
+    assert closed.status == "closed"
+    assert closed.systems[0].status == "done"
     assert closed.systems[0].error is None
     assert [e.details["attempt"] for e in kit.entries(request_audit.ASK)] == [1, 2, 3]
     assert len(kit.entries(request_audit.ANSWER)) == 1
@@ -253,10 +266,12 @@ def test_the_system_fails_after_the_last_retry(kit: Kit) -> None:
         kit.service.run_due()
         kit.clock.advance(timedelta(hours=3))
     closed = kit.service.get(view.id)
-    assert closed.systems[0].status == "failed" and closed.systems[0].attempts == 5
+    assert closed.systems[0].status == "failed"
+    assert closed.systems[0].attempts == 5
     assert closed.outcome == "incomplete"
     (answer,) = kit.entries(request_audit.ANSWER)
-    assert answer.details["status"] == "failed" and answer.outcome.result == "failure"
+    assert answer.details["status"] == "failed"
+    assert answer.outcome.result == "failure"
     assert answer.reason == "the webhook answered HTTP 503"
 
 
@@ -269,7 +284,8 @@ def test_a_non_retryable_failure_fails_at_once(kit: Kit) -> None:
     statuses = {s.system: (s.status, s.error) for s in closed.systems}
     assert statuses["erp"] == ("failed", "the webhook's answer is not JSON")
     assert statuses["crm"] == ("done", None)
-    assert closed.outcome == "incomplete" and len(kit.erp.calls) == 1
+    assert closed.outcome == "incomplete"
+    assert len(kit.erp.calls) == 1
 
 
 def test_a_crash_between_asking_and_the_answer_resumes_at_the_call(kit: Kit) -> None:
@@ -279,12 +295,15 @@ def test_a_crash_between_asking_and_the_answer_resumes_at_the_call(kit: Kit) -> 
     with pytest.raises(Crash):
         kit.service.run_due()
     erp = kit.service.get(view.id).systems[0]
-    assert erp.status == "asked" and erp.attempts == 1 and erp.asked_index is not None
+    assert erp.status == "asked"
+    assert erp.attempts == 1
+    assert erp.asked_index is not None
     # Another process (the first never came back) picks it up once the lease has gone.
     kit.clock.advance(LEASE + timedelta(seconds=1))
     kit.instance("second").run_due()
     done = kit.service.get(view.id)
-    assert done.status == "closed" and done.systems[0].status == "done"
+    assert done.status == "closed"
+    assert done.systems[0].status == "done"
     assert done.systems[0].attempts == 1
     assert len(kit.entries(request_audit.ASK)) == 1  # no second entry for the same attempt
     assert len(kit.entries(request_audit.ANSWER)) == 1
@@ -336,9 +355,11 @@ def test_a_manual_system_waits_for_the_operators_confirmation(kit: Kit) -> None:
         kit.service.confirm(view.id, "billing", "done", actor=ALICE, note="again")
     assert kit.service.run_due() == 1
     closed = kit.service.get(view.id)
-    assert closed.status == "closed" and closed.systems[0].status == "done"
+    assert closed.status == "closed"
+    assert closed.systems[0].status == "done"
     (answer,) = kit.entries(request_audit.ANSWER)
-    assert answer.actor == "admin:alice" and answer.reason == "deleted in the UI"
+    assert answer.actor == "admin:alice"
+    assert answer.reason == "deleted in the UI"
 
 
 def test_extensions_follow_article_12_3(lite: Kit) -> None:
@@ -374,11 +395,13 @@ def test_the_export_bundle_gathers_every_answer(kit: Kit) -> None:
         kit.service.export_bundle(view.id)
     kit.service.run_due()
     bundle = kit.service.export_bundle(view.id)
-    assert bundle["format"] == "interlock-dsr-export/1" and bundle["request"] == view.id
+    assert bundle["format"] == "interlock-dsr-export/1"
+    assert bundle["request"] == view.id
     assert bundle["subject_kind"] == "email"
     assert bundle["data"] == {"crm": [], "erp": {"email": NORMALISED}}
     sources = {s["system"]: s for s in bundle["sources"]}
-    assert sources["crm"]["status"] == "not_found" and sources["erp"]["records"] == 1
+    assert sources["crm"]["status"] == "not_found"
+    assert sources["erp"]["records"] == 1
     assert sources["erp"]["integrations"] == ["order-sync"]
 
 
@@ -392,7 +415,8 @@ def test_a_rectification_hands_the_corrections_to_the_connector(lite: Kit) -> No
     lite.seen_by("erp")
     lite.service.create("rectify", "email", EMAIL, actor=ALICE, corrections={"name": "Ada King"})
     lite.service.run_due()
-    assert lite.erp.calls[0][0] == "rectify" and lite.erp.calls[0][4] == {"name": "Ada King"}
+    assert lite.erp.calls[0][0] == "rectify"
+    assert lite.erp.calls[0][4] == {"name": "Ada King"}
 
 
 # -- evidence and secrecy -------------------------------------------------------------------

@@ -99,6 +99,13 @@ class WebhookConnector:
             raise ConnectorError(
                 f"the webhook could not be prepared ({exc.code})", retryable=True
             ) from None
+        except ValueError:
+            # RequestSigner signs with Ed25519 or P-256 keys only (RFC 9421 §3.3).
+            raise ConnectorError(
+                "Interlock's signing key cannot sign webhook requests: use ES256 or Ed25519 "
+                "OAuth signing keys",
+                retryable=False,
+            ) from None
         raw = self._post(context, signer, body, headers)
         return _answer(raw, action)
 
