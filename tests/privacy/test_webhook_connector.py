@@ -9,7 +9,7 @@ import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,19 +18,24 @@ import pytest
 from joserfc.jwk import ECKey
 from requests.structures import CaseInsensitiveDict
 
+from interlock.actors import Operator
+from interlock.audit.sink import MemorySink
 from interlock.config.manifest import WebhookConnector as WebhookSettings
 from interlock.config.settings import Settings
 from interlock.errors import NotFoundError
 from interlock.identity.client_keys import ResolvedKey
 from interlock.oauth.signing_keys import SigningKeys
 from interlock.outbound import tls_context
-from interlock.privacy.connectors import ConnectorEnvironment, ConnectorError
+from interlock.privacy.connectors import ConnectorEnvironment, ConnectorError, connector_factory
 from interlock.privacy.connectors.webhook import MAX_ANSWER, WebhookConnector
+from interlock.privacy.requests import PrivacyRequests
 from interlock.replay.signatures import SignatureRefused, SignedMessage, verify_with_key
 from interlock.sdk.rfc9421 import RequestSigner
 from interlock.secret import Secret
 from interlock.store import Deployment, initialise
+from interlock.testing.clock import ManualClock
 from interlock.testing.tls import LocalTls, https_server, make_tls
+from tests.privacy.request_support import MANIFEST, Hasher, Lineage, install_stand_ins, manifest
 
 IDENTIFIER = "ada.lovelace@example.com"
 REQUEST = "dsr_abcdefghijklmnopqrstuvwx"
@@ -294,3 +299,53 @@ def test_nothing_listens_is_retryable(tls: LocalTls, keys: SigningKeys) -> None:
     with pytest.raises(ConnectorError, match="could not be reached") as caught:
         connector(1, tls, keys).ask("erase", REQUEST, "email", IDENTIFIER, None)
     assert caught.value.retryable
+
+
+def test_a_request_retries_the_webhook_after_a_503_with_the_same_idempotency_key(
+    server: int, tls: LocalTls, keys: SigningKeys, deployment: Deployment, tmp_path: Path
+) -> None:
+    """The service, the real connector factory and the HTTPS system: 503, then done."""
+    install_stand_ins()
+    text = MANIFEST.replace(
+        'privacy: {webhook: {url: "https://erp.internal:9443/privacy"}}',
+        f'ca: "file:{tls.ca_file}"\n'
+        f'    privacy: {{webhook: {{url: "https://localhost:{server}/privacy"}}}}',
+    )
+    clock = ManualClock(datetime(2026, 3, 1, tzinfo=UTC))
+    lineage, hasher, audit = Lineage(), Hasher(), MemorySink()
+    lineage.add(hasher.digest("email", IDENTIFIER), "erp", "order-sync", None)
+    loaded = manifest(tmp_path, text)
+
+    def signer() -> RequestSigner:
+        current = keys.signer()
+        assert isinstance(current.key, ECKey)
+        return RequestSigner(current.kid, current.key)
+
+    environment = ConnectorEnvironment(
+        secrets=Vault(),
+        trust=lambda anchor: tls_context(anchor.removeprefix("file:")),
+        signer=signer,
+    )
+    service = PrivacyRequests(
+        deployment.engine,
+        deployment.keyring,
+        loaded,
+        audit,
+        lineage,
+        hasher,
+        clock=clock,
+        connectors=connector_factory(loaded, environment),
+    )
+    Handler.script = [(503, b"", 0), (200, b'{"status":"done","records":3}', 0)]
+    view = service.create("erase", "email", IDENTIFIER.upper(), actor=Operator("admin:alice"))
+    service.run_due()
+    assert service.get(view.id).systems[0].error == "the webhook answered HTTP 503"
+    clock.advance(timedelta(minutes=1))
+    service.run_due()
+    closed = service.get(view.id)
+    assert closed.status == "closed"
+    assert (closed.systems[0].status, closed.systems[0].records) == ("done", 3)
+    assert [s.headers["Idempotency-Key"] for s in Handler.seen] == [f"{view.id}:erp"] * 2
+    assert [json.loads(s.body)["subject"]["value"] for s in Handler.seen] == [IDENTIFIER] * 2
+    for seen in Handler.seen:
+        verify(seen, server, keys)
