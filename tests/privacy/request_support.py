@@ -260,3 +260,25 @@ def retryable(message: str = "the webhook answered HTTP 503") -> ConnectorError:
 
 class Crash(BaseException):
     """Raised by a connector to stand for the process dying mid-call."""
+
+
+class _StandInIndex(Lineage):
+    """``LineageIndex(engine, hasher)`` for the CLI: empty, closable."""
+
+    def __init__(self, engine: object, hasher: object, **_: object) -> None:
+        super().__init__()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def lineage_stand_in() -> types.ModuleType | None:
+    """A stand-in ``interlock.privacy.lineage`` module, or None when the real one exists."""
+    try:
+        importlib.import_module("interlock.privacy.lineage")
+    except ModuleNotFoundError:
+        module = types.ModuleType("interlock.privacy.lineage")
+        module.load_subject_hasher = lambda engine, keyring: Hasher()  # type: ignore[attr-defined]
+        module.LineageIndex = _StandInIndex  # type: ignore[attr-defined]
+        return module
+    return None
