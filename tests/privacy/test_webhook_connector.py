@@ -301,10 +301,10 @@ def test_nothing_listens_is_retryable(tls: LocalTls, keys: SigningKeys) -> None:
     assert caught.value.retryable
 
 
-def test_a_request_retries_the_webhook_after_a_503_with_the_same_idempotency_key(
+def service_for(
     server: int, tls: LocalTls, keys: SigningKeys, deployment: Deployment, tmp_path: Path
-) -> None:
-    """The service, the real connector factory and the HTTPS system: 503, then done."""
+) -> tuple[PrivacyRequests, ManualClock, MemorySink]:
+    """The service with the real connector factory; erp's webhook is the test server."""
     install_stand_ins()
     text = MANIFEST.replace(
         'privacy: {webhook: {url: "https://erp.internal:9443/privacy"}}',
@@ -336,6 +336,14 @@ def test_a_request_retries_the_webhook_after_a_503_with_the_same_idempotency_key
         clock=clock,
         connectors=connector_factory(loaded, environment),
     )
+    return service, clock, audit
+
+
+def test_a_request_retries_the_webhook_after_a_503_with_the_same_idempotency_key(
+    server: int, tls: LocalTls, keys: SigningKeys, deployment: Deployment, tmp_path: Path
+) -> None:
+    """The service, the real connector factory and the HTTPS system: 503, then done."""
+    service, clock, _ = service_for(server, tls, keys, deployment, tmp_path)
     Handler.script = [(503, b"", 0), (200, b'{"status":"done","records":3}', 0)]
     view = service.create("erase", "email", IDENTIFIER.upper(), actor=Operator("admin:alice"))
     service.run_due()
@@ -349,3 +357,20 @@ def test_a_request_retries_the_webhook_after_a_503_with_the_same_idempotency_key
     assert [json.loads(s.body)["subject"]["value"] for s in Handler.seen] == [IDENTIFIER] * 2
     for seen in Handler.seen:
         verify(seen, server, keys)
+
+
+def test_garbage_from_the_webhook_fails_the_system_and_the_request_is_incomplete(
+    server: int, tls: LocalTls, keys: SigningKeys, deployment: Deployment, tmp_path: Path
+) -> None:
+    service, _, audit = service_for(server, tls, keys, deployment, tmp_path)
+    Handler.script = [(200, b"<html>" + IDENTIFIER.encode() + b"</html>", 0)]
+    view = service.create("access", "email", IDENTIFIER, actor=Operator("admin:alice"))
+    service.run_due()
+    closed = service.get(view.id)
+    assert closed.outcome == "incomplete"
+    assert (closed.systems[0].status, closed.systems[0].error) == (
+        "failed",
+        "the webhook's answer is not JSON",
+    )
+    assert len(Handler.seen) == 1  # not retried
+    assert all(IDENTIFIER.encode() not in encoded for encoded in audit.encoded)

@@ -527,7 +527,7 @@ class PrivacyRequests:
             if not self._claim(request_id, moment):
                 continue  # another worker holds it
             try:
-                steps += self._advance(request_id)
+                steps += self._advance(request_id, moment)
             finally:
                 self._release(request_id)
         return steps
@@ -592,7 +592,7 @@ class PrivacyRequests:
                 .values(lease_owner=None, lease_until=None)
             )
 
-    def _advance(self, request_id: str) -> int:
+    def _advance(self, request_id: str, now: datetime) -> int:
         """Ask every due system of the leased request, then close it if all are final."""
         steps = 0
         with self._engine.connect() as connection:
@@ -610,7 +610,7 @@ class PrivacyRequests:
             return 0
         secret: dict[str, Any] | None = None
         for system in systems:
-            if not self._due_now(system):
+            if not _due_now(system, now):
                 continue
             if not self._renew(request_id):
                 return steps
@@ -622,13 +622,6 @@ class PrivacyRequests:
             self._close(request_id)
             steps += 1
         return steps
-
-    def _due_now(self, system: Any) -> bool:
-        if system.status == "asked":
-            return True  # an attempt cut short: resume at the call
-        if system.status != "pending":
-            return False
-        return system.next_attempt is None or as_utc(system.next_attempt) <= self._clock()
 
     def _ask(self, request: Any, system: Any, secret: Mapping[str, Any]) -> None:
         """Steps 1-3 for one system (see the module's docstring)."""
@@ -844,6 +837,14 @@ class PrivacyRequests:
                 .values(receipt=json.dumps(receipt, sort_keys=True))
             )
         return receipt
+
+
+def _due_now(system: Any, now: datetime) -> bool:
+    if system.status == "asked":
+        return True  # an attempt cut short: resume at the call
+    if system.status != "pending":
+        return False
+    return system.next_attempt is None or as_utc(system.next_attempt) <= now
 
 
 def _statement(
