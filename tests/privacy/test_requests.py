@@ -19,7 +19,8 @@ from interlock.config.settings import Settings
 from interlock.errors import InvalidRequestError, NotFoundError
 from interlock.privacy import request_audit
 from interlock.privacy.connectors import ConnectorAnswer, ConnectorError
-from interlock.privacy.requests import LEASE, PrivacyRequests
+from interlock.privacy.request_worker import LEASE
+from interlock.privacy.requests import PrivacyRequests
 from interlock.store import Deployment, initialise
 from interlock.testing.clock import ManualClock
 from tests.privacy.request_support import (
@@ -316,7 +317,7 @@ def test_a_crashed_worker_keeps_its_lease_until_it_expires(kit: Kit) -> None:
     kit.seen_by("erp")
     view = kit.service.create("erase", "email", EMAIL, actor=ALICE)
     first = kit.instance("first")
-    first._release = lambda request_id: None  # type: ignore[method-assign]  # dies holding it
+    first.worker._release = lambda request_id: None  # type: ignore[method-assign]  # dies holding it
     kit.erp.script = [Crash()]
     with pytest.raises(Crash):
         first.run_due()

@@ -8,29 +8,11 @@ data through an integration) plus any the operator names. Each system is
 asked through its connector (webhook, SQL) or, without one, listed for the
 operator to act on and confirm (``manual``).
 
-Every step is an audit entry (:mod:`interlock.privacy.request_audit`), and
-the work survives crashes. For each system, :meth:`PrivacyRequests.run_due`:
-
-1. records the ``ask`` entry (durably), then in one transaction marks the
-   system ``asked`` with the entry's index and counts the attempt — the
-   decision to call;
-2. calls the connector (the same ``Idempotency-Key`` every time);
-3. records the ``answer`` entry (durably), then stores the final status, the
-   record count and the answer (sealed) with its digest.
-
-A process that dies between 1 and 3 leaves the system ``asked``: the next
-run calls again (step 2) without a second ``ask`` entry for that attempt.
-(Only a death in the instant between an entry becoming durable and the row
-update that follows it can repeat that one entry.) Retryable failures wait
-``retry_delays`` (1 min, 5 min, 30 min, 2 h by default) and fail after the
-last; others fail at once. One worker holds a request at a time, across
-processes and replicas: a lease taken by a conditional ``UPDATE``.
-
-When every system is final the request closes: an erasure removes the
-person's lineage rows (keeping the counts), the closing statement's digest is
-recorded in the ``close`` entry, the sealed identifier is dropped, and the
-receipt (:mod:`interlock.privacy.receipts`) lists each system's outcome with
-the audit entries' inclusion proofs.
+Every step is an audit entry (:mod:`interlock.privacy.request_audit`). The
+work is done by :class:`~interlock.privacy.request_worker.RequestWorker`
+(:meth:`PrivacyRequests.run_due`): ask, retry, resume after a crash, and
+close (:mod:`interlock.privacy.request_closing`) with a receipt listing each
+system's outcome and the audit entries' inclusion proofs.
 """
 
 from __future__ import annotations
@@ -40,102 +22,49 @@ import importlib
 import json
 import re
 import secrets
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import structlog
-from sqlalchemy import Engine, and_, exists, insert, or_, select, update
+from sqlalchemy import Engine, insert, select, update
 
 from interlock.actors import Actor
-from interlock.audit.errors import AuditError
 from interlock.audit.sink import AuditSink
 from interlock.clock import Clock, utc_now
 from interlock.config.manifest import Manifest
 from interlock.crypto import Keyring
-from interlock.errors import ConfigError, InvalidRequestError, NotFoundError
+from interlock.errors import InvalidRequestError, NotFoundError
 from interlock.privacy import request_audit
 from interlock.privacy.connectors import (
     ACTIONS,
-    ConnectorError,
     ConnectorFactory,
     ConnectorKind,
-    answer_digest,
     canonical_data,
     connector_kind,
 )
-from interlock.privacy.request_views import (
-    FINAL,
-    OPEN_STATES,
-    RequestView,
-    add_months,
-    iso,
-    request_view,
-    trace_of,
+from interlock.privacy.request_closing import store_receipt
+from interlock.privacy.request_parts import (
+    REQUESTS,
+    SYSTEMS,
+    LineageLookup,
+    RequestParts,
+    SubjectDigest,
+    answer_aad,
+    request_aad,
 )
-from interlock.privacy.tables import RequestRow, RequestSystemRow
-from interlock.store.base import as_utc, table_of
+from interlock.privacy.request_views import FINAL, RequestView, add_months, iso, request_view
+from interlock.privacy.request_worker import DEFAULT_RETRY_DELAYS, RequestWorker
 
-__all__ = [
-    "DEFAULT_RETRY_DELAYS",
-    "LEASE",
-    "LineageLookup",
-    "PrivacyRequests",
-    "SubjectDigest",
-]
+__all__ = ["PrivacyRequests"]
 
 _log = structlog.get_logger(__name__)
 
-_REQUESTS: Final = table_of(RequestRow)
-_SYSTEMS: Final = table_of(RequestSystemRow)
-
-#: Waits after the 1st, 2nd, ... failed attempt; after the last, the system fails.
-DEFAULT_RETRY_DELAYS: Final = (
-    timedelta(minutes=1),
-    timedelta(minutes=5),
-    timedelta(minutes=30),
-    timedelta(hours=2),
-)
-#: How long a worker holds a request (renewed before each system is asked).
-LEASE: Final = timedelta(minutes=10)
 _CORRECTION_FIELD: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _MAX_CORRECTIONS: Final = 32
 _MAX_CORRECTION_VALUE: Final = 1000
 _MAX_REASON: Final = 2000
 _EXPORT_FORMAT: Final = "interlock-dsr-export/1"
-
-
-class SubjectDigest(Protocol):
-    """The lineage key's keyed hash (``interlock.privacy.lineage.SubjectHasher``)."""
-
-    def digest(self, kind: str, normalised: str) -> bytes:
-        """The 32-byte keyed hash of ``kind`` and the normalised identifier."""
-        ...
-
-
-class LineageLookup(Protocol):
-    """What requests need of ``interlock.privacy.lineage.LineageIndex``."""
-
-    def find(self, subject: bytes) -> Sequence[Any]:
-        """The subject's lineage records (with ``receiver``, ``integration``, ``audit_index``)."""
-        ...
-
-    def systems(self, subject: bytes) -> Mapping[str, frozenset[str]]:
-        """Receiving system -> the integrations through which it received the data."""
-        ...
-
-    def erase(self, subject: bytes) -> int:
-        """Delete the subject's rows (keeping the counts); how many went."""
-        ...
-
-
-def _request_aad(request_id: str) -> bytes:
-    return f"interlock:privacy:request:{request_id}".encode()
-
-
-def _answer_aad(request_id: str, system: str) -> bytes:
-    return f"interlock:privacy:answer:{request_id}:{system}".encode()
 
 
 def _normalise(kind: str, value: str, region: str | None) -> str:
@@ -149,15 +78,6 @@ def _normalise(kind: str, value: str, region: str | None) -> str:
     if not isinstance(normalised, str):
         raise TypeError("normalise returned no string")
     return normalised
-
-
-def _receipts() -> Any:
-    """``interlock.privacy.receipts`` (the receipts helper's module).
-
-    TODO(integrator): a plain import of ``Statement``, ``SystemOutcome``,
-    ``statement_digest`` and ``build_receipt`` once the module is on main.
-    """
-    return importlib.import_module("interlock.privacy.receipts")
 
 
 class PrivacyRequests:
@@ -188,6 +108,7 @@ class PrivacyRequests:
         attempts (``len + 1`` attempts in all). ``worker`` names this process
         in leases (default: a random id).
         """
+        self._parts = RequestParts(engine, keyring, audit, lineage, clock, audit_engine)
         self._engine = engine
         self._keyring = keyring
         self._manifest = manifest
@@ -195,10 +116,17 @@ class PrivacyRequests:
         self._lineage = lineage
         self._hasher = hasher
         self._clock = clock
-        self._connectors = connectors
-        self._audit_engine = audit_engine
-        self._delays = tuple(retry_delays)
-        self.worker = worker or uuid.uuid4().hex
+        self.worker = RequestWorker(
+            self._parts, connectors, retry_delays=retry_delays, worker=worker
+        )
+
+    def run_due(self, now: datetime | None = None, *, limit: int = 50) -> int:
+        """Advance the requests with due work (at most ``limit``); how many steps were taken.
+
+        A step is one system asked (answered, failed or scheduled for a retry)
+        or one request closed; 0 means nothing was due.
+        """
+        return self.worker.run_due(now, limit=limit)
 
     # -- creating ---------------------------------------------------------------
 
@@ -255,11 +183,11 @@ class PrivacyRequests:
         )
         sealed = self._keyring.seal(
             canonical_data({"identifier": normalised, "corrections": fields}),
-            _request_aad(request_id),
+            request_aad(request_id),
         )
         with self._engine.begin() as connection:
             connection.execute(
-                insert(_REQUESTS).values(
+                insert(REQUESTS).values(
                     id=request_id,
                     kind=kind,
                     subject_kind=subject_kind,
@@ -274,7 +202,7 @@ class PrivacyRequests:
             )
             if targets:
                 connection.execute(
-                    insert(_SYSTEMS),
+                    insert(SYSTEMS),
                     [
                         {
                             "request_id": request_id,
@@ -339,12 +267,12 @@ class PrivacyRequests:
         """The request ``request_id``; :class:`NotFoundError` when there is none."""
         with self._engine.connect() as connection:
             row = connection.execute(
-                select(_REQUESTS).where(_REQUESTS.c.id == request_id)
+                select(REQUESTS).where(REQUESTS.c.id == request_id)
             ).one_or_none()
             if row is None:
                 raise NotFoundError(f"no data-subject request {request_id!r}")
             systems = list(
-                connection.execute(select(_SYSTEMS).where(_SYSTEMS.c.request_id == request_id))
+                connection.execute(select(SYSTEMS).where(SYSTEMS.c.request_id == request_id))
             )
         return request_view(row, systems, self._clock())
 
@@ -352,14 +280,14 @@ class PrivacyRequests:
         """Every request, newest first; ``status`` ``open``/``closed``/``overdue`` filters."""
         if status not in {None, "open", "closed", "overdue"}:
             raise InvalidRequestError("status is open, closed or overdue")
-        query = select(_REQUESTS).order_by(_REQUESTS.c.created_at.desc(), _REQUESTS.c.id)
+        query = select(REQUESTS).order_by(REQUESTS.c.created_at.desc(), REQUESTS.c.id)
         if status is not None:
-            query = query.where(_REQUESTS.c.status == ("closed" if status == "closed" else "open"))
+            query = query.where(REQUESTS.c.status == ("closed" if status == "closed" else "open"))
         now = self._clock()
         with self._engine.connect() as connection:
             rows = builtins.list(connection.execute(query))
             systems: dict[str, builtins.list[Any]] = {}
-            for system in connection.execute(select(_SYSTEMS)):
+            for system in connection.execute(select(SYSTEMS)):
                 systems.setdefault(system.request_id, []).append(system)
         views = [request_view(row, systems.get(row.id, []), now) for row in rows]
         return [v for v in views if v.overdue] if status == "overdue" else views
@@ -371,12 +299,12 @@ class PrivacyRequests:
             return None
         with self._engine.connect() as connection:
             stored = connection.execute(
-                select(_REQUESTS.c.receipt).where(_REQUESTS.c.id == request_id)
+                select(REQUESTS.c.receipt).where(REQUESTS.c.id == request_id)
             ).scalar_one()
         if stored is not None:
             document: dict[str, Any] = json.loads(stored)
             return document
-        return self._store_receipt(request_id)
+        return store_receipt(self._parts, request_id)
 
     def export_bundle(self, request_id: str) -> dict[str, Any]:
         """The Art. 20 bundle of an access or export request whose systems have all answered.
@@ -396,8 +324,8 @@ class PrivacyRequests:
             answers = {
                 row.system: row.answer
                 for row in connection.execute(
-                    select(_SYSTEMS.c.system, _SYSTEMS.c.answer).where(
-                        _SYSTEMS.c.request_id == request_id
+                    select(SYSTEMS.c.system, SYSTEMS.c.answer).where(
+                        SYSTEMS.c.request_id == request_id
                     )
                 )
             }
@@ -406,7 +334,7 @@ class PrivacyRequests:
             blob = answers.get(system.system)
             if blob is not None:
                 data[system.system] = json.loads(
-                    self._keyring.open(blob, _answer_aad(request_id, system.system))
+                    self._keyring.open(blob, answer_aad(request_id, system.system))
                 )
         return {
             "format": _EXPORT_FORMAT,
@@ -467,8 +395,8 @@ class PrivacyRequests:
         reasons = f"{view.extension_reason}\n{reason}" if view.extension_reason else reason
         with self._engine.begin() as connection:
             connection.execute(
-                update(_REQUESTS)
-                .where(_REQUESTS.c.id == request_id, _REQUESTS.c.status == "open")
+                update(REQUESTS)
+                .where(REQUESTS.c.id == request_id, REQUESTS.c.status == "open")
                 .values(deadline=deadline, extension_reason=reasons)
             )
         return self.get(request_id)
@@ -503,380 +431,15 @@ class PrivacyRequests:
         index = self._audit.record(entry.model_copy(update={"reason": note}))
         with self._engine.begin() as connection:
             connection.execute(
-                update(_SYSTEMS)
+                update(SYSTEMS)
                 .where(
-                    _SYSTEMS.c.request_id == request_id,
-                    _SYSTEMS.c.system == system,
-                    _SYSTEMS.c.status == "manual-pending",
+                    SYSTEMS.c.request_id == request_id,
+                    SYSTEMS.c.system == system,
+                    SYSTEMS.c.status == "manual-pending",
                 )
                 .values(status=status, answered_index=index, error=None)
             )
         return self.get(request_id)
-
-    # -- the worker ---------------------------------------------------------------
-
-    def run_due(self, now: datetime | None = None, *, limit: int = 50) -> int:
-        """Advance the requests with due work (at most ``limit``); how many steps were taken.
-
-        A step is one system asked (answered, failed or scheduled for a retry)
-        or one request closed; 0 means nothing was due.
-        """
-        moment = now or self._clock()
-        steps = 0
-        for request_id in self._due(moment, limit):
-            if not self._claim(request_id, moment):
-                continue  # another worker holds it
-            try:
-                steps += self._advance(request_id, moment)
-            finally:
-                self._release(request_id)
-        return steps
-
-    def _due(self, now: datetime, limit: int) -> builtins.list[str]:
-        systems = _SYSTEMS.c
-        askable = exists().where(
-            systems.request_id == _REQUESTS.c.id,
-            or_(
-                systems.status == "asked",
-                and_(
-                    systems.status == "pending",
-                    or_(systems.next_attempt.is_(None), systems.next_attempt <= now),
-                ),
-            ),
-        )
-        unfinished = exists().where(
-            systems.request_id == _REQUESTS.c.id, systems.status.in_(sorted(OPEN_STATES))
-        )
-        query = (
-            select(_REQUESTS.c.id)
-            .where(
-                _REQUESTS.c.status == "open",
-                or_(_REQUESTS.c.lease_until.is_(None), _REQUESTS.c.lease_until < now),
-                or_(askable, ~unfinished),
-            )
-            .order_by(_REQUESTS.c.created_at)
-            .limit(limit)
-        )
-        with self._engine.connect() as connection:
-            return builtins.list(connection.execute(query).scalars())
-
-    def _claim(self, request_id: str, now: datetime) -> bool:
-        """Take the request's lease if it is free or expired (one conditional UPDATE)."""
-        with self._engine.begin() as connection:
-            result = connection.execute(
-                update(_REQUESTS)
-                .where(
-                    _REQUESTS.c.id == request_id,
-                    _REQUESTS.c.status == "open",
-                    or_(_REQUESTS.c.lease_until.is_(None), _REQUESTS.c.lease_until < now),
-                )
-                .values(lease_owner=self.worker, lease_until=now + LEASE)
-            )
-        return result.rowcount == 1
-
-    def _renew(self, request_id: str) -> bool:
-        """Extend this worker's lease; False when it was lost (expired and taken)."""
-        with self._engine.begin() as connection:
-            result = connection.execute(
-                update(_REQUESTS)
-                .where(_REQUESTS.c.id == request_id, _REQUESTS.c.lease_owner == self.worker)
-                .values(lease_until=self._clock() + LEASE)
-            )
-        return result.rowcount == 1
-
-    def _release(self, request_id: str) -> None:
-        with self._engine.begin() as connection:
-            connection.execute(
-                update(_REQUESTS)
-                .where(_REQUESTS.c.id == request_id, _REQUESTS.c.lease_owner == self.worker)
-                .values(lease_owner=None, lease_until=None)
-            )
-
-    def _advance(self, request_id: str, now: datetime) -> int:
-        """Ask every due system of the leased request, then close it if all are final."""
-        steps = 0
-        with self._engine.connect() as connection:
-            request = connection.execute(
-                select(_REQUESTS).where(_REQUESTS.c.id == request_id)
-            ).one()
-            systems = builtins.list(
-                connection.execute(
-                    select(_SYSTEMS)
-                    .where(_SYSTEMS.c.request_id == request_id)
-                    .order_by(_SYSTEMS.c.system)
-                )
-            )
-        if request.status != "open":
-            return 0
-        secret: dict[str, Any] | None = None
-        for system in systems:
-            if not _due_now(system, now):
-                continue
-            if not self._renew(request_id):
-                return steps
-            if secret is None:
-                secret = json.loads(self._keyring.open(request.sealed, _request_aad(request_id)))
-            self._ask(request, system, secret)
-            steps += 1
-        if self._all_final(request_id):
-            self._close(request_id)
-            steps += 1
-        return steps
-
-    def _ask(self, request: Any, system: Any, secret: Mapping[str, Any]) -> None:
-        """Steps 1-3 for one system (see the module's docstring)."""
-        request_id, name = request.id, system.system
-        attempt = system.attempts
-        if system.status == "pending":
-            attempt += 1
-            index = self._audit.record(
-                request_audit.asked_entry(
-                    request_id, name, system.connector, attempt, time=self._clock()
-                )
-            )
-            with self._engine.begin() as connection:
-                moved = connection.execute(
-                    update(_SYSTEMS)
-                    .where(
-                        _SYSTEMS.c.request_id == request_id,
-                        _SYSTEMS.c.system == name,
-                        _SYSTEMS.c.status == "pending",
-                        _SYSTEMS.c.attempts == system.attempts,
-                    )
-                    .values(status="asked", attempts=attempt, asked_index=index, next_attempt=None)
-                ).rowcount
-            if moved != 1:
-                return  # changed under us (cannot happen under the lease): leave it
-        _log.info("privacy_request_ask", request=request_id, system=name, attempt=attempt)
-        try:
-            connector = self._connector(name)
-            answer = connector.ask(
-                request.kind,
-                request_id,
-                request.subject_kind,
-                secret["identifier"],
-                secret.get("corrections") or None,
-            )
-        except ConnectorError as exc:
-            self._failed_attempt(request_id, name, attempt, exc)
-            return
-        data = answer.data if request.kind in {"access", "export"} else None
-        digest = answer_digest(data) if data is not None else None
-        index = self._audit.record(
-            request_audit.answered_entry(
-                request_id,
-                name,
-                answer.status,
-                time=self._clock(),
-                records=answer.records,
-                answer_digest=digest,
-            )
-        )
-        sealed = (
-            None
-            if data is None
-            else self._keyring.seal(canonical_data(data), _answer_aad(request_id, name))
-        )
-        self._finish(
-            request_id,
-            name,
-            status=answer.status,
-            records=answer.records,
-            answer=sealed,
-            answer_digest=digest,
-            answered_index=index,
-            error=None,
-        )
-
-    def _connector(self, name: str) -> Any:
-        if self._connectors is None:
-            raise ConnectorError(
-                "no connectors are configured in this process (the vault and signing keys "
-                "are needed)",
-                retryable=True,
-            )
-        try:
-            return self._connectors(name)
-        except ConfigError as exc:
-            raise ConnectorError(exc.message, retryable=False) from None
-
-    def _failed_attempt(
-        self, request_id: str, name: str, attempt: int, exc: ConnectorError
-    ) -> None:
-        _log.warning(
-            "privacy_request_attempt_failed",
-            request=request_id,
-            system=name,
-            attempt=attempt,
-            retryable=exc.retryable,
-            error=exc.message,
-        )
-        if exc.retryable and attempt <= len(self._delays):
-            with self._engine.begin() as connection:
-                connection.execute(
-                    update(_SYSTEMS)
-                    .where(_SYSTEMS.c.request_id == request_id, _SYSTEMS.c.system == name)
-                    .values(
-                        status="pending",
-                        next_attempt=self._clock() + self._delays[attempt - 1],
-                        error=exc.message,
-                    )
-                )
-            return
-        index = self._audit.record(
-            request_audit.answered_entry(
-                request_id, name, "failed", time=self._clock(), error=exc.message
-            )
-        )
-        self._finish(
-            request_id,
-            name,
-            status="failed",
-            records=None,
-            answer=None,
-            answer_digest=None,
-            answered_index=index,
-            error=exc.message,
-        )
-
-    def _finish(self, request_id: str, name: str, **values: Any) -> None:
-        with self._engine.begin() as connection:
-            connection.execute(
-                update(_SYSTEMS)
-                .where(
-                    _SYSTEMS.c.request_id == request_id,
-                    _SYSTEMS.c.system == name,
-                    _SYSTEMS.c.status == "asked",
-                )
-                .values(next_attempt=None, **values)
-            )
-
-    def _all_final(self, request_id: str) -> bool:
-        with self._engine.connect() as connection:
-            statuses = builtins.list(
-                connection.execute(
-                    select(_SYSTEMS.c.status).where(_SYSTEMS.c.request_id == request_id)
-                ).scalars()
-            )
-        return all(status in FINAL for status in statuses)
-
-    # -- closing ------------------------------------------------------------------
-
-    def _close(self, request_id: str) -> None:
-        with self._engine.connect() as connection:
-            request = connection.execute(
-                select(_REQUESTS).where(_REQUESTS.c.id == request_id)
-            ).one()
-            systems = builtins.list(
-                connection.execute(select(_SYSTEMS).where(_SYSTEMS.c.request_id == request_id))
-            )
-        if request.kind == "erase":
-            # The index must not itself remain a record of the person (issue 20, item 5).
-            self._lineage.erase(bytes(request.subject))
-        outcome = "completed" if all(s.status != "failed" for s in systems) else "incomplete"
-        closed = self._clock().replace(microsecond=0)
-        receipts = _receipts()
-        statement = _statement(receipts, request, systems, closed, outcome)
-        index = self._audit.record(
-            request_audit.closed_entry(
-                request_audit.ACTOR,
-                request_id,
-                outcome,
-                receipts.statement_digest(statement),
-                time=closed,
-            )
-        )
-        with self._engine.begin() as connection:
-            connection.execute(
-                update(_REQUESTS)
-                .where(_REQUESTS.c.id == request_id, _REQUESTS.c.status == "open")
-                .values(
-                    status="closed",
-                    outcome=outcome,
-                    closed_at=closed,
-                    closed_index=index,
-                    sealed=None,  # the identifier goes with the open request
-                )
-            )
-        _log.info("privacy_request_closed", request=request_id, outcome=outcome)
-        self._store_receipt(request_id)
-
-    def _store_receipt(self, request_id: str) -> dict[str, Any] | None:
-        """Build and keep the closed request's receipt; None without the audit database."""
-        if self._audit_engine is None:
-            return None
-        from interlock.audit.evidence import evidence_for
-
-        with self._engine.connect() as connection:
-            request = connection.execute(
-                select(_REQUESTS).where(_REQUESTS.c.id == request_id)
-            ).one()
-            systems = builtins.list(
-                connection.execute(select(_SYSTEMS).where(_SYSTEMS.c.request_id == request_id))
-            )
-        if request.status != "closed" or request.closed_index is None:
-            return None
-        receipts = _receipts()
-        statement = _statement(
-            receipts, request, systems, as_utc(request.closed_at), request.outcome
-        )
-        indexes = {request.created_index, request.closed_index}
-        for system in systems:
-            indexes.update({system.asked_index, system.answered_index})
-            indexes.update(trace_of(system)[1])
-        try:
-            evidence = evidence_for(self._audit_engine, [i for i in indexes if i is not None])
-        except AuditError as exc:
-            _log.warning("privacy_receipt_deferred", request=request_id, error=exc.message)
-            return None
-        receipt: dict[str, Any] = receipts.build_receipt(statement, evidence, request.closed_index)
-        with self._engine.begin() as connection:
-            connection.execute(
-                update(_REQUESTS)
-                .where(_REQUESTS.c.id == request_id)
-                .values(receipt=json.dumps(receipt, sort_keys=True))
-            )
-        return receipt
-
-
-def _due_now(system: Any, now: datetime) -> bool:
-    if system.status == "asked":
-        return True  # an attempt cut short: resume at the call
-    if system.status != "pending":
-        return False
-    return system.next_attempt is None or as_utc(system.next_attempt) <= now
-
-
-def _statement(
-    receipts: Any, request: Any, systems: builtins.list[Any], closed: datetime, outcome: str
-) -> Any:
-    """The receipt's statement, from the stored rows (the same bytes whenever it is rebuilt)."""
-    ordered = sorted(systems, key=lambda s: s.system)
-    return receipts.Statement(
-        request_id=request.id,
-        kind=request.kind,
-        subject_kind=request.subject_kind,
-        created=as_utc(request.created_at),
-        deadline=as_utc(request.deadline),
-        closed=closed,
-        outcome=outcome,
-        extension_reason=request.extension_reason,
-        systems=tuple(
-            receipts.SystemOutcome(
-                system=s.system,
-                connector=s.connector,
-                status=s.status,
-                records=s.records,
-                answer_digest=s.answer_digest,
-                error=s.error,
-                asked_index=s.asked_index,
-                answered_index=s.answered_index,
-            )
-            for s in ordered
-        ),
-        created_index=request.created_index,
-        trace_indexes=tuple(sorted({i for s in ordered for i in trace_of(s)[1]})),
-    )
 
 
 def _checked_corrections(kind: str, corrections: Mapping[str, str] | None) -> dict[str, str]:

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-__all__ = ["MARIADB", "POSTGRES", "REDIS", "REQUIRE_SERVICES_ENV", "Service", "require_env", "unreachable"]
+__all__ = [
+    "MARIADB",
+    "POSTGRES",
+    "REDIS",
+    "REQUIRE_SERVICES_ENV",
+    "Service",
+    "require_env",
+    "unreachable",
+]
 
 REQUIRE_SERVICES_ENV: Final = "INTERLOCK_REQUIRE_SERVICES"
 
