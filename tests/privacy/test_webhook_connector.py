@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import ssl
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 import pytest
 from joserfc.jwk import ECKey
 from requests.structures import CaseInsensitiveDict
+from structlog.testing import capture_logs
 
 from interlock.actors import Operator
 from interlock.audit.sink import MemorySink
@@ -359,13 +361,23 @@ def test_a_request_retries_the_webhook_after_a_503_with_the_same_idempotency_key
         verify(seen, server, keys)
 
 
-def test_garbage_from_the_webhook_fails_the_system_and_the_request_is_incomplete(
-    server: int, tls: LocalTls, keys: SigningKeys, deployment: Deployment, tmp_path: Path
+def test_garbage_from_the_webhook_fails_the_system_and_the_request_is_incomplete(  # noqa: PLR0917  (fixtures)
+    server: int,
+    tls: LocalTls,
+    keys: SigningKeys,
+    deployment: Deployment,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     service, _, audit = service_for(server, tls, keys, deployment, tmp_path)
     Handler.script = [(200, b"<html>" + IDENTIFIER.encode() + b"</html>", 0)]
-    view = service.create("access", "email", IDENTIFIER, actor=Operator("admin:alice"))
-    service.run_due()
+    caplog.set_level(logging.DEBUG)  # httpx and httpcore log each request at debug level
+    with capture_logs() as logs:
+        view = service.create("access", "email", IDENTIFIER, actor=Operator("admin:alice"))
+        service.run_due()
+    assert caplog.records  # the HTTP client's own lines were captured, and hold no identifier
+    assert IDENTIFIER not in caplog.text
+    assert IDENTIFIER not in repr(logs)
     closed = service.get(view.id)
     assert closed.outcome == "incomplete"
     assert (closed.systems[0].status, closed.systems[0].error) == (
