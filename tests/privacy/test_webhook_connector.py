@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import ssl
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -386,3 +387,50 @@ def test_garbage_from_the_webhook_fails_the_system_and_the_request_is_incomplete
     )
     assert len(Handler.seen) == 1  # not retried
     assert all(IDENTIFIER.encode() not in encoded for encoded in audit.encoded)
+
+
+def test_the_cli_wires_the_vault_the_signing_key_and_the_trust_anchor(
+    server: int,
+    tls: LocalTls,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``interlock privacy request access`` then ``run``: a signed, verified, trusted call."""
+    from interlock.cli.context import settings
+    from interlock.cli.main import main
+    from interlock.store import open_deployment
+    from tests.conftest import isolate_cli
+    from tests.privacy.request_support import lineage_stand_in
+
+    isolate_cli(monkeypatch, tmp_path)
+    install_stand_ins()
+    module = lineage_stand_in()
+    if module is not None:
+        monkeypatch.setitem(sys.modules, "interlock.privacy.lineage", module)
+    assert main(["init"]) == 0
+    path = tmp_path / "interlock.yaml"
+    path.write_text(
+        MANIFEST.replace(
+            'privacy: {webhook: {url: "https://erp.internal:9443/privacy"}}',
+            f'ca: "file:{tls.ca_file}"\n'
+            f'    privacy: {{webhook: {{url: "https://localhost:{server}/privacy"}}}}',
+        )
+    )
+    Handler.script = [(200, b'{"status":"done","records":1,"data":{"name":"Ada"}}', 0)]
+    capsys.readouterr()
+    m = ["-m", str(path)]
+    assert main(["privacy", "request", "access", IDENTIFIER, "-k", "email", "-s", "erp", *m]) == 0
+    assert main(["privacy", "request", "run", "--until-done", *m]) == 0
+    capsys.readouterr()
+    assert main(["privacy", "request", "list", "--json", *m]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert (listed["status"], listed["outcome"]) == ("closed", "completed")
+    assert listed["systems"][0]["records"] == 1
+    (seen,) = Handler.seen
+    deployment = open_deployment(settings())
+    try:
+        verify(seen, server, SigningKeys(deployment.engine, deployment.keyring))
+    finally:
+        deployment.close()
+    assert json.loads(seen.body)["subject"]["value"] == IDENTIFIER

@@ -20,6 +20,7 @@ import structlog
 from sqlalchemy import select, update
 
 from interlock.audit.errors import AuditError
+from interlock.errors import ConfigError
 from interlock.privacy import request_audit
 from interlock.privacy.request_parts import REQUESTS, SYSTEMS, RequestParts
 from interlock.privacy.request_views import trace_of
@@ -36,7 +37,12 @@ def receipts_module() -> Any:
     TODO(integrator): a plain import of ``Statement``, ``SystemOutcome``,
     ``statement_digest`` and ``build_receipt`` once the module is on main.
     """
-    return importlib.import_module("interlock.privacy.receipts")
+    try:
+        return importlib.import_module("interlock.privacy.receipts")
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "receipts are not available in this build (interlock.privacy.receipts)"
+        ) from None
 
 
 def close_request(parts: RequestParts, request_id: str) -> None:
@@ -46,13 +52,14 @@ def close_request(parts: RequestParts, request_id: str) -> None:
         systems = list(
             connection.execute(select(SYSTEMS).where(SYSTEMS.c.request_id == request_id))
         )
-    if request.kind == "erase":
-        # The index must not itself remain a record of the person (issue 20, item 5).
-        parts.lineage.erase(bytes(request.subject))
     outcome = "completed" if all(s.status != "failed" for s in systems) else "incomplete"
     closed = parts.clock().replace(microsecond=0)
     receipts = receipts_module()
     statement = _statement(receipts, request, systems, closed, outcome)
+    if request.kind == "erase":
+        # The index must not itself remain a record of the person (issue 20, item 5).
+        # Before the close entry: a crash in between repeats the erasure (it is idempotent).
+        parts.lineage.erase(bytes(request.subject))
     index = parts.audit.record(
         request_audit.closed_entry(
             request_audit.ACTOR,
