@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from structlog.testing import capture_logs
 
 from interlock.actors import Operator
+from interlock.audit.entry import AuditEntry, Outcome
 from interlock.audit.service import AuditLog
 from interlock.audit.sink import AuditSink, MemorySink
 from interlock.config.settings import Settings
@@ -21,6 +22,7 @@ from interlock.privacy import request_audit
 from interlock.privacy.connectors import ConnectorAnswer, ConnectorError
 from interlock.privacy.request_worker import LEASE
 from interlock.privacy.requests import PrivacyRequests
+from interlock.sdk.receipts import verify_receipt
 from interlock.store import Deployment, initialise
 from interlock.testing.clock import ManualClock
 from tests.privacy.request_support import (
@@ -435,12 +437,16 @@ def test_the_receipt_and_nothing_in_clear(
     try:
         kit = Kit(sqlite_deployment, tmp_path, clock, log.sink, log.store.engine)
         # The gateway's entries of the two calls that carried the person's data.
-        first = log.sink.record(
-            request_audit.created_entry("gw", "r", "k", "s", deadline=T0, systems=0, time=T0)
+        gateway_call = AuditEntry(
+            time=T0,
+            actor="client:order-sync",
+            action="gateway.request",
+            integration="order-sync",
+            outcome=Outcome(result="success", status=200),
+            details={"subjects": 1},
         )
-        log.sink.record(
-            request_audit.created_entry("gw", "r", "k", "s", deadline=T0, systems=0, time=T0)
-        )
+        first = log.sink.record(gateway_call)
+        log.sink.record(gateway_call)
         kit.seen_by("erp", "crm", first_index=first)
         with capture_logs() as logs:
             view = kit.service.create("access", "email", EMAIL, actor=ALICE)
@@ -448,11 +454,13 @@ def test_the_receipt_and_nothing_in_clear(
         receipt = kit.service.receipt(view.id)
         assert receipt is not None
         closed = kit.service.get(view.id)
-        indexes = {e["index"] for e in receipt["evidence"]["entries"]}
+        summary = verify_receipt(receipt, [log.keys.verifier])
+        assert summary.request_id == view.id
+        indexes = {e["index"] for e in receipt["entries"]}
         for system in closed.systems:
             assert {system.asked_index, system.answered_index} <= indexes
         assert {closed.created_index, closed.closed_index, first, first + 1} <= indexes
-        assert receipt["statement"]["request_id"] == view.id
+        assert receipt["statement"]["request"] == view.id
     finally:
         log.close()
     sqlite_deployment.engine.dispose()

@@ -11,38 +11,22 @@ entries) is built when it is first asked for.
 
 from __future__ import annotations
 
-import importlib
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from sqlalchemy import select, update
 
 from interlock.audit.errors import AuditError
-from interlock.errors import ConfigError
-from interlock.privacy import request_audit
+from interlock.privacy import receipts, request_audit
 from interlock.privacy.request_parts import REQUESTS, SYSTEMS, RequestParts
 from interlock.privacy.request_views import trace_of
 from interlock.store.base import as_utc
 
-__all__ = ["close_request", "receipts_module", "store_receipt"]
+__all__ = ["close_request", "store_receipt"]
 
 _log = structlog.get_logger(__name__)
-
-
-def receipts_module() -> Any:
-    """``interlock.privacy.receipts`` (the receipts helper's module).
-
-    TODO(integrator): a plain import of ``Statement``, ``SystemOutcome``,
-    ``statement_digest`` and ``build_receipt`` once the module is on main.
-    """
-    try:
-        return importlib.import_module("interlock.privacy.receipts")
-    except ModuleNotFoundError:
-        raise ConfigError(
-            "receipts are not available in this build (interlock.privacy.receipts)"
-        ) from None
 
 
 def close_request(parts: RequestParts, request_id: str) -> None:
@@ -52,10 +36,11 @@ def close_request(parts: RequestParts, request_id: str) -> None:
         systems = list(
             connection.execute(select(SYSTEMS).where(SYSTEMS.c.request_id == request_id))
         )
-    outcome = "completed" if all(s.status != "failed" for s in systems) else "incomplete"
+    outcome: Literal["completed", "incomplete"] = (
+        "completed" if all(s.status != "failed" for s in systems) else "incomplete"
+    )
     closed = parts.clock().replace(microsecond=0)
-    receipts = receipts_module()
-    statement = _statement(receipts, request, systems, closed, outcome)
+    statement = _statement(request, systems, closed, outcome)
     if request.kind == "erase":
         # The index must not itself remain a record of the person (issue 20, item 5).
         # Before the close entry: a crash in between repeats the erasure (it is idempotent).
@@ -98,8 +83,10 @@ def store_receipt(parts: RequestParts, request_id: str) -> dict[str, Any] | None
         )
     if request.status != "closed" or request.closed_index is None:
         return None
-    receipts = receipts_module()
-    statement = _statement(receipts, request, systems, as_utc(request.closed_at), request.outcome)
+    outcome: Literal["completed", "incomplete"] = (
+        "completed" if request.outcome == "completed" else "incomplete"
+    )
+    statement = _statement(request, systems, as_utc(request.closed_at), outcome)
     indexes = {request.created_index, request.closed_index}
     for system in systems:
         indexes.update({system.asked_index, system.answered_index})
@@ -120,8 +107,8 @@ def store_receipt(parts: RequestParts, request_id: str) -> dict[str, Any] | None
 
 
 def _statement(
-    receipts: Any, request: Any, systems: list[Any], closed: datetime, outcome: str
-) -> Any:
+    request: Any, systems: list[Any], closed: datetime, outcome: Literal["completed", "incomplete"]
+) -> receipts.Statement:
     """The receipt's statement, from the stored rows (the same bytes whenever it is rebuilt)."""
     ordered = sorted(systems, key=lambda s: s.system)
     return receipts.Statement(

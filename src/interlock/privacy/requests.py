@@ -18,7 +18,6 @@ system's outcome and the audit entries' inclusion proofs.
 from __future__ import annotations
 
 import builtins
-import importlib
 import json
 import re
 import secrets
@@ -35,6 +34,7 @@ from interlock.clock import Clock, utc_now
 from interlock.config.manifest import Manifest
 from interlock.crypto import Keyring
 from interlock.errors import InvalidRequestError, NotFoundError
+from interlock.gdpr.identifiers import normalise
 from interlock.privacy import request_audit
 from interlock.privacy.connectors import (
     ACTIONS,
@@ -65,19 +65,6 @@ _MAX_CORRECTIONS: Final = 32
 _MAX_CORRECTION_VALUE: Final = 1000
 _MAX_REASON: Final = 2000
 _EXPORT_FORMAT: Final = "interlock-dsr-export/1"
-
-
-def _normalise(kind: str, value: str, region: str | None) -> str:
-    """The identifier normalised by ``interlock.gdpr.identifiers`` (IdentifierError: ValueError).
-
-    Imported when first needed (the subjects helper's module; TODO(integrator):
-    a plain import once ``interlock.gdpr.identifiers`` is on main).
-    """
-    identifiers = importlib.import_module("interlock.gdpr.identifiers")
-    normalised = identifiers.normalise(kind, value, region=region)
-    if not isinstance(normalised, str):
-        raise TypeError("normalise returned no string")
-    return normalised
 
 
 class PrivacyRequests:
@@ -160,7 +147,7 @@ class PrivacyRequests:
         fields = _checked_corrections(kind, corrections)
         named = self._named_systems(systems)
         try:
-            normalised = _normalise(subject_kind, identifier, region)
+            normalised = normalise(subject_kind, identifier, region=region)
         except ValueError as exc:
             raise InvalidRequestError(
                 f"the {subject_kind} identifier is not valid: {exc}"
