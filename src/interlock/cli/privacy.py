@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from rich.table import Table
 
+from interlock.cli import privacy_requests
 from interlock.cli.context import console, settings
 from interlock.cli.options import ManifestOption
 from interlock.config.units import parse_duration
@@ -37,6 +38,7 @@ app = typer.Typer(
     help="GDPR: the flows the gateway enforces and observes, against what is declared.",
     no_args_is_help=True,
 )
+app.add_typer(privacy_requests.app, name="request")
 
 
 class OutputFormat(StrEnum):
