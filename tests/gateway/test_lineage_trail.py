@@ -1,13 +1,15 @@
 """Persons identified in a request: a durable audit entry that counts them, lineage rows by hash.
 
-Until the ``subjects`` stage extracts identifiers, a test-only terminal fills
-``ctx.sightings`` the way it will (after the upstream answered), so this tests
-the gateway's side: the audit entry, the lineage rows and that nothing holds
-the identifier in clear.
+Most tests fill ``ctx.sightings`` with a test-only terminal (cases the sample
+ERP cannot produce on demand), to test the gateway's side: the audit entry,
+the lineage rows and that nothing holds the identifier in clear. The last one
+runs the real ``subjects`` locators end to end, through to ``trace_subject``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -18,10 +20,15 @@ from aiohttp import web
 from sqlalchemy import create_engine, select
 
 from interlock.audit.schema import BODIES
+from interlock.audit.storage import create_audit_engines
+from interlock.config.manifest import Manifest, SubjectLocator
 from interlock.gateway.context import RequestContext
 from interlock.gateway.pipeline import Pipeline, Terminal
+from interlock.gateway.server import ListenerConfig, RunningGateway, start_gateway
 from interlock.privacy.lineage import LineageIndex, LineageRecord
 from interlock.privacy.subjects import Sighting
+from interlock.privacy.trace import trace_subject
+from interlock.sdk.audit import open_checkpoint, verify_entry
 from interlock.testing.gateway import Env, running_gateway
 
 ADA = "ada@example.com"  # the sample ERP's customer of order 1001
@@ -204,3 +211,74 @@ def test_identifying_a_person_makes_a_best_effort_entry_durable(
     assert [r.audit_index for r in _rows(env, "customer_id", "1003")] == [
         _index(env, headers["x-request-id"])
     ]
+
+
+def _located(manifest: Manifest) -> Manifest:
+    """The harness manifest with order-sync's ``GET /orders/{id}`` naming its customer."""
+    flow = manifest.integrations["order-sync"]
+    locator = SubjectLocator.model_validate(
+        {"kind": "email", "in": "response", "json": "/customer/email"}
+    )
+    routes = tuple(
+        r.model_copy(update={"subjects": (locator,)}) if r.path == "/orders/{id}" else r
+        for r in flow.routes
+    )
+    integrations = {
+        **manifest.integrations,
+        "order-sync": flow.model_copy(update={"routes": routes}),
+    }
+    return manifest.model_copy(update={"integrations": integrations})
+
+
+@pytest.fixture
+def located(env: Env) -> Iterator[RunningGateway]:
+    """A second gateway on the same deployment, serving the manifest with the locator."""
+    manifest = _located(env.gateway.gateway.manifest)
+    running = asyncio.run_coroutine_threadsafe(
+        start_gateway(env.deployment, manifest, ListenerConfig(port=0)), env.loop
+    ).result(timeout=30)
+    yield running
+    asyncio.run_coroutine_threadsafe(running.stop(), env.loop).result(timeout=30)
+
+
+def test_a_real_locator_reaches_the_trace_with_provable_entries(
+    env: Env, located: RunningGateway
+) -> None:
+    """Call -> the subjects stage -> lineage -> trace_subject, with inclusion proofs."""
+    token, _ = env.key(["orders.read"])
+    status, headers, body = env.request(
+        "GET", "/orders/1002", {"X-API-Key": token}, port=located.port
+    )
+    assert status == 200
+    email = body["customer"]["email"]
+    lineage = located.services.lineage
+    assert lineage.flush() is True
+    audit_engine, writer = create_audit_engines(env.deployment.settings.audit_url)
+    try:
+        report = trace_subject(
+            located.gateway.manifest, lineage, lineage.hasher, audit_engine, "email", email
+        )
+    finally:
+        audit_engine.dispose()
+        writer.dispose()
+    (rogue,) = report.systems
+    assert (rogue.system, rogue.received_from, rogue.directions) == (
+        "rogue",
+        ("erp",),
+        ("response",),
+    )
+    index = _index(env, headers["x-request-id"])
+    assert index in rogue.audit_entries
+    evidence = report.evidence
+    assert evidence is not None
+    checkpoint = open_checkpoint(evidence.checkpoint, [located.services.audit_log.keys.verifier])
+    (record,) = [r for r in evidence.records if r["index"] == index]
+    verify_entry(
+        checkpoint,
+        index,
+        record["entry"].encode(),
+        base64.b64decode(record["leaf_hash"]),
+        [base64.b64decode(p) for p in record["proof"]],
+    )
+    assert json.loads(record["entry"])["details"]["subjects"] == 1
+    assert email.encode() not in _database_bytes(env)
