@@ -19,7 +19,7 @@ from interlock.config.settings import Settings
 from interlock.privacy.connectors import Action, Connector, ConnectorAnswer
 from interlock.privacy.requests import PrivacyRequests
 from interlock.store import open_deployment
-from tests.privacy.request_support import Hasher, Lineage, install_stand_ins
+from tests.privacy.request_support import open_lineage
 
 
 class Dies:
@@ -44,18 +44,18 @@ def _dies(name: str) -> Connector:
 
 def main() -> None:
     """Run the due requests once (and die in the connector)."""
-    install_stand_ins()
     data_dir, manifest = Path(sys.argv[1]), Path(sys.argv[2])
     settings = Settings(data_dir=data_dir)
     deployment = open_deployment(settings)
     log = AuditLog.open(settings, deployment.keyring, witnesses=[])
+    lineage, hasher = open_lineage(deployment.engine, deployment.keyring)
     service = PrivacyRequests(
         deployment.engine,
         deployment.keyring,
         load_manifest(manifest),
         log.sink,
-        Lineage(),
-        Hasher(),
+        lineage,
+        hasher,
         connectors=_dies,
         worker="doomed",
     )

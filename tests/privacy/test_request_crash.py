@@ -24,12 +24,10 @@ from interlock.store import initialise
 from interlock.testing.clock import ManualClock
 from tests.privacy.request_support import (
     MANIFEST,
-    Hasher,
-    Lineage,
     Scripted,
     factory,
-    install_stand_ins,
     manifest,
+    open_lineage,
 )
 
 pytestmark = pytest.mark.processes
@@ -52,16 +50,16 @@ def actions(settings: Settings, request_id: str) -> list[str]:
 
 
 def test_a_killed_worker_is_resumed_by_the_next_without_a_repeated_step(tmp_path: Path) -> None:
-    install_stand_ins()
     settings = Settings(data_dir=tmp_path / "data")
     deployment = initialise(settings)
     path = tmp_path / "interlock.yaml"
     path.write_text(MANIFEST)
     loaded = manifest(tmp_path)
     log = AuditLog.open(settings, deployment.keyring, witnesses=[])
+    lineage, hasher = open_lineage(deployment.engine, deployment.keyring)
     try:
         view = PrivacyRequests(
-            deployment.engine, deployment.keyring, loaded, log.sink, Lineage(), Hasher()
+            deployment.engine, deployment.keyring, loaded, log.sink, lineage, hasher
         ).create(
             "access", "email", "ada@example.com", actor=Operator("admin:alice"), systems=["erp"]
         )
@@ -88,8 +86,8 @@ def test_a_killed_worker_is_resumed_by_the_next_without_a_repeated_step(tmp_path
             deployment.keyring,
             loaded,
             log.sink,
-            Lineage(),
-            Hasher(),
+            lineage,
+            hasher,
             clock=clock,
             connectors=factory({"erp": erp}),
         )
@@ -100,6 +98,7 @@ def test_a_killed_worker_is_resumed_by_the_next_without_a_repeated_step(tmp_path
         done = service.get(view.id)
     finally:
         log.close()
+        lineage.close()
         deployment.close()
     assert done.status == "closed"
     assert (done.systems[0].status, done.systems[0].attempts) == ("done", 1)

@@ -20,6 +20,7 @@ from interlock.config.settings import Settings
 from interlock.errors import InvalidRequestError, NotFoundError
 from interlock.privacy import request_audit
 from interlock.privacy.connectors import ConnectorAnswer, ConnectorError
+from interlock.privacy.lineage import LineageIndex, load_subject_hasher
 from interlock.privacy.request_worker import LEASE
 from interlock.privacy.requests import PrivacyRequests
 from interlock.sdk.receipts import verify_receipt
@@ -27,24 +28,17 @@ from interlock.store import Deployment, initialise
 from interlock.testing.clock import ManualClock
 from tests.privacy.request_support import (
     Crash,
-    Hasher,
-    Lineage,
     Scripted,
     factory,
-    install_stand_ins,
     manifest,
     retryable,
+    seen,
 )
 
 ALICE = Operator("admin:alice")
 EMAIL = "Ada.Lovelace@Example.com"
 NORMALISED = "ada.lovelace@example.com"
 T0 = datetime(2026, 1, 31, 9, 30, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def _stand_ins() -> None:
-    install_stand_ins()
 
 
 @pytest.fixture
@@ -77,8 +71,8 @@ class Kit:
         self.deployment = deployment
         self.clock = clock
         self.audit = audit or MemorySink()
-        self.lineage = Lineage()
-        self.hasher = Hasher()
+        self.hasher = load_subject_hasher(deployment.engine, deployment.keyring)
+        self.lineage = LineageIndex(deployment.engine, self.hasher)
         self.erp = Scripted()
         self.crm = Scripted()
         self.phones = Scripted()
@@ -105,7 +99,15 @@ class Kit:
     def seen_by(self, *systems: str, first_index: int = 100) -> None:
         """The lineage saw the person reach ``systems`` (through order-sync)."""
         for number, system in enumerate(systems):
-            self.lineage.add(self.subject, system, "order-sync", first_index + number)
+            seen(self.lineage, self.subject, system, audit_index=first_index + number)
+
+    def erased_rows(self) -> int:
+        """How many lineage rows erasures removed (the counts that survive them)."""
+        with self.deployment.engine.connect() as connection:
+            total = connection.execute(
+                sa.text("SELECT COALESCE(SUM(rows), 0) FROM privacy_lineage_erased")
+            ).scalar()
+        return int(total or 0)
 
     def entries(self, action: str, system: str | None = None) -> list[Any]:
         """The memory sink's entries of ``action`` (for ``system``)."""
@@ -118,15 +120,19 @@ class Kit:
 
 
 @pytest.fixture
-def kit(deployment: Deployment, tmp_path: Path, clock: ManualClock) -> Kit:
+def kit(deployment: Deployment, tmp_path: Path, clock: ManualClock) -> Iterator[Kit]:
     """A kit on each store backend."""
-    return Kit(deployment, tmp_path, clock)
+    made = Kit(deployment, tmp_path, clock)
+    yield made
+    made.lineage.close()
 
 
 @pytest.fixture
-def lite(sqlite_deployment: Deployment, tmp_path: Path, clock: ManualClock) -> Kit:
+def lite(sqlite_deployment: Deployment, tmp_path: Path, clock: ManualClock) -> Iterator[Kit]:
     """A kit on SQLite only."""
-    return Kit(sqlite_deployment, tmp_path, clock)
+    made = Kit(sqlite_deployment, tmp_path, clock)
+    yield made
+    made.lineage.close()
 
 
 # -- creating -------------------------------------------------------------------------
@@ -153,6 +159,16 @@ def test_create_asks_the_systems_the_trace_found_plus_those_named(kit: Kit) -> N
     assert view.created_index == 0
     assert NORMALISED not in json.dumps(view.as_json())
     assert EMAIL not in json.dumps(view.as_json())
+
+
+def test_the_system_the_data_came_from_is_asked_with_the_one_that_received_it(
+    kit: Kit,
+) -> None:
+    # One flow: the CRM received the person's data from the ERP, which holds it too.
+    seen(kit.lineage, kit.subject, "crm", sender="erp", audit_index=7)
+    view = kit.service.create("erase", "email", EMAIL, actor=ALICE)
+    assert sorted(s.system for s in view.systems) == ["crm", "erp"]
+    assert {s.integrations for s in view.systems} == {("order-sync",)}
 
 
 def test_a_system_whose_connector_knows_other_kinds_is_manual(kit: Kit) -> None:
@@ -217,15 +233,16 @@ def test_an_access_request_asks_each_system_once_and_closes_completed(kit: Kit) 
     with kit.deployment.engine.connect() as connection:
         sealed = connection.execute(sa.text("SELECT sealed FROM privacy_requests")).scalar()
     assert sealed is None  # the identifier went with the open request
-    assert kit.lineage.erased == []  # only an erasure removes lineage
+    assert kit.erased_rows() == 0  # only an erasure removes lineage
+    assert len(kit.lineage.find(kit.subject)) == 2
 
 
 def test_an_erasure_removes_the_lineage_when_it_closes(kit: Kit) -> None:
     kit.seen_by("erp")
     kit.service.create("erase", "email", EMAIL, actor=ALICE)
     kit.service.run_due()
-    assert kit.lineage.erased == [kit.subject]
     assert kit.lineage.find(kit.subject) == []
+    assert kit.erased_rows() == 1  # the count survives the rows
 
 
 def test_a_request_nobody_received_closes_at_once(kit: Kit) -> None:
@@ -461,6 +478,7 @@ def test_the_receipt_and_nothing_in_clear(
             assert {system.asked_index, system.answered_index} <= indexes
         assert {closed.created_index, closed.closed_index, first, first + 1} <= indexes
         assert receipt["statement"]["request"] == view.id
+        kit.lineage.close()
     finally:
         log.close()
     sqlite_deployment.engine.dispose()

@@ -11,7 +11,7 @@ import pytest
 
 from interlock.cli.main import main
 from tests.conftest import isolate_cli
-from tests.privacy.request_support import MANIFEST, install_stand_ins, lineage_stand_in
+from tests.privacy.request_support import MANIFEST
 
 IDENTIFIER = "Ada.Lovelace@Example.com"
 
@@ -20,10 +20,6 @@ IDENTIFIER = "Ada.Lovelace@Example.com"
 def manifest_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     """An initialised deployment of its own, and the manifest file."""
     isolate_cli(monkeypatch, tmp_path)
-    install_stand_ins()
-    module = lineage_stand_in()
-    if module is not None:
-        monkeypatch.setitem(sys.modules, "interlock.privacy.lineage", module)
     assert main(["init"]) == 0
     path = tmp_path / "interlock.yaml"
     path.write_text(MANIFEST)

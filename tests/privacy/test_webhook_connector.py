@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import ssl
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from interlock.audit.sink import MemorySink
 from interlock.config.manifest import WebhookConnector as WebhookSettings
 from interlock.config.settings import Settings
 from interlock.errors import NotFoundError
+from interlock.gdpr.identifiers import normalise
 from interlock.identity.client_keys import ResolvedKey
 from interlock.oauth.signing_keys import SigningKeys
 from interlock.outbound import tls_context
@@ -38,7 +38,8 @@ from interlock.secret import Secret
 from interlock.store import Deployment, initialise
 from interlock.testing.clock import ManualClock
 from interlock.testing.tls import LocalTls, https_server, make_tls
-from tests.privacy.request_support import MANIFEST, Hasher, Lineage, install_stand_ins, manifest
+from tests.privacy.request_support import MANIFEST, manifest, open_lineage
+from tests.privacy.request_support import seen as lineage_saw
 
 IDENTIFIER = "ada.lovelace@example.com"
 REQUEST = "dsr_abcdefghijklmnopqrstuvwx"
@@ -308,15 +309,15 @@ def service_for(
     server: int, tls: LocalTls, keys: SigningKeys, deployment: Deployment, tmp_path: Path
 ) -> tuple[PrivacyRequests, ManualClock, MemorySink]:
     """The service with the real connector factory; erp's webhook is the test server."""
-    install_stand_ins()
     text = MANIFEST.replace(
         'privacy: {webhook: {url: "https://erp.internal:9443/privacy"}}',
         f'ca: "file:{tls.ca_file}"\n'
         f'    privacy: {{webhook: {{url: "https://localhost:{server}/privacy"}}}}',
     )
     clock = ManualClock(datetime(2026, 3, 1, tzinfo=UTC))
-    lineage, hasher, audit = Lineage(), Hasher(), MemorySink()
-    lineage.add(hasher.digest("email", IDENTIFIER), "erp", "order-sync", None)
+    lineage, hasher = open_lineage(deployment.engine, deployment.keyring)
+    audit = MemorySink()
+    lineage_saw(lineage, hasher.digest("email", normalise("email", IDENTIFIER)), "erp")
     loaded = manifest(tmp_path, text)
 
     def signer() -> RequestSigner:
@@ -401,13 +402,8 @@ def test_the_cli_wires_the_vault_the_signing_key_and_the_trust_anchor(
     from interlock.cli.main import main
     from interlock.store import open_deployment
     from tests.conftest import isolate_cli
-    from tests.privacy.request_support import lineage_stand_in
 
     isolate_cli(monkeypatch, tmp_path)
-    install_stand_ins()
-    module = lineage_stand_in()
-    if module is not None:
-        monkeypatch.setitem(sys.modules, "interlock.privacy.lineage", module)
     assert main(["init"]) == 0
     path = tmp_path / "interlock.yaml"
     path.write_text(

@@ -9,7 +9,6 @@ Exit status: 0 done, 2 a refused or failed command (one line on stderr).
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
@@ -75,6 +74,7 @@ def _service(manifest: Path | None) -> Iterator[PrivacyRequests]:
     from interlock.oauth.signing_keys import SigningKeys
     from interlock.pki.local_ca import LOCAL_CA_NAME
     from interlock.privacy.connectors import ConnectorEnvironment, connector_factory
+    from interlock.privacy.lineage import LineageIndex, load_subject_hasher
     from interlock.privacy.requests import PrivacyRequests
     from interlock.secrets.vault import Vault
     from interlock.store import open_deployment
@@ -85,10 +85,8 @@ def _service(manifest: Path | None) -> Iterator[PrivacyRequests]:
     try:
         log = AuditLog.open(current, deployment.keyring)
         try:
-            # TODO(integrator): a plain import once interlock.privacy.lineage is on main.
-            lineage_module: Any = importlib.import_module("interlock.privacy.lineage")
-            hasher = lineage_module.load_subject_hasher(deployment.engine, deployment.keyring)
-            lineage = lineage_module.LineageIndex(deployment.engine, hasher)
+            hasher = load_subject_hasher(deployment.engine, deployment.keyring)
+            lineage = LineageIndex(deployment.engine, hasher)
             try:
                 keys = SigningKeys(deployment.engine, deployment.keyring, current.oauth_signing_alg)
                 ca_file = current.data_dir / "ca.pem"  # written by `interlock serve`

@@ -224,16 +224,24 @@ class PrivacyRequests:
     def _targets(
         self, subject: bytes, named: tuple[str, ...], subject_kind: str
     ) -> dict[str, tuple[ConnectorKind, dict[str, list[Any]]]]:
-        """Each system to ask: its connector and the trace (integrations, audit indexes)."""
-        found = self._lineage.systems(subject)
+        """Each system to ask: its connector and the trace (integrations, audit indexes).
+
+        The systems the trace found are every end of a flow that carried the
+        person's data: the system that received it and the one it came from (the
+        integration's other end), which holds the data too. Named systems are added.
+        """
+        integrations: dict[str, set[str]] = {}
         audit: dict[str, set[int]] = {}
         for record in self._lineage.find(subject):
-            if record.audit_index is not None:
-                audit.setdefault(record.receiver, set()).add(int(record.audit_index))
+            sender = record.source if record.receiver == record.target else record.target
+            for holder in dict.fromkeys((record.receiver, sender)):
+                integrations.setdefault(holder, set()).add(record.integration)
+                if record.audit_index is not None:
+                    audit.setdefault(holder, set()).add(int(record.audit_index))
         targets: dict[str, tuple[ConnectorKind, dict[str, list[Any]]]] = {}
-        for name in sorted(set(found) | set(named)):
+        for name in sorted(set(integrations) | set(named)):
             trace: dict[str, builtins.list[Any]] = {
-                "integrations": sorted(found.get(name, ())),
+                "integrations": sorted(integrations.get(name, ())),
                 "audit": sorted(audit.get(name, ())),
             }
             targets[name] = (self._connector_of(name, subject_kind), trace)
