@@ -29,18 +29,26 @@ from interlock.config.settings import Settings
 from interlock.store import Deployment, initialise
 from interlock.testing import softhsm as softhsm_testing
 from interlock.testing.clock import ManualClock
-from interlock.testing.services import POSTGRES, REDIS, Service, require_env, unreachable
+from interlock.testing.services import (
+    MARIADB,
+    POSTGRES,
+    REDIS,
+    Service,
+    require_env,
+    unreachable,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VECTORS = REPO_ROOT.parent / "shared" / "vectors"
 
 #: The marker a test that reaches each service must carry.
-SERVICE_MARKERS = {POSTGRES: "postgres", REDIS: "redis"}
+SERVICE_MARKERS = {POSTGRES: "postgres", REDIS: "redis", MARIADB: "mariadb"}
 
 #: Fixtures that mean a service or processes, by the folder whose tests see them and
 #: their name (a folder's conftest fixture, or a module fixture of the same name there).
 FIXTURE_MARKERS: dict[tuple[str, str], tuple[str, ...]] = {
     ("tests", "postgres_url"): ("postgres",),
+    ("tests", "mariadb_url"): ("mariadb",),
     ("tests", "softhsm"): ("softhsm",),
     ("tests/replay", "redis_client"): ("redis",),
     # The test gateway runs the sample ERP and a rogue upstream as processes.
@@ -52,7 +60,7 @@ FIXTURE_MARKERS: dict[tuple[str, str], tuple[str, ...]] = {
 
 #: Fixtures parametrised by backend, and the marker each backend parameter means.
 BACKEND_FIXTURES = ("store_url", "audit_url", "backend")
-BACKEND_MARKERS = {"postgresql": "postgres", "redis": "redis"}
+BACKEND_MARKERS = {"postgresql": "postgres", "redis": "redis", "mariadb": "mariadb"}
 
 #: Markers under which a test may start processes (SoftHSM2 tokens are made by
 #: ``softhsm2-util``).
@@ -206,6 +214,12 @@ def postgres_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
     with fresh_schema() as url:
         yield url
+
+
+@pytest.fixture
+def mariadb_url() -> str:
+    """The MariaDB URL (database ``test``); tests make and drop their own uniquely named tables."""
+    return need(MARIADB)
 
 
 @contextmanager

@@ -82,3 +82,21 @@ def test_verifier_keys_with_plus_signs_in_base64_parse() -> None:
         assert NoteVerifier.parse(verifier.vkey) == verifier
     with pytest.raises(CheckpointError):
         NoteVerifier.parse(GO_VKEY.replace("c74f20a3", "c74f20a4"))
+
+
+def test_a_signature_in_non_canonical_base64_is_refused() -> None:
+    """A changed spare bit of the signature's last character decodes to the same bytes:
+    refused, so a note with one changed byte never verifies."""
+    signer = Ed25519Signer.generate()
+    note = sign_note("log\n1\n" + base64.b64encode(bytes(32)).decode() + "\n", "log", signer)
+    trusted = [NoteVerifier("log", signer.public_key)]
+    encoded = note.rstrip("\n").rsplit(" ", 1)[1]
+    assert encoded[-2:] != "=="  # 68 bytes: one "=", two spare bits in the last character
+    assert encoded.endswith("=")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = alphabet.index(encoded[-2])
+    twin = encoded[:-2] + alphabet[last ^ 1] + "="
+    assert base64.b64decode(twin) == base64.b64decode(encoded)
+    open_note(note, trusted)
+    with pytest.raises(CheckpointError, match="canonical base64"):
+        open_note(note.replace(encoded, twin), trusted)

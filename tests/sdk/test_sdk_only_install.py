@@ -20,9 +20,15 @@ from pathlib import Path
 
 import pytest
 
+from interlock.audit.evidence import evidence_for
+from interlock.audit.service import AuditLog
+from interlock.config.settings import Settings
+from interlock.crypto import Keyring
+from interlock.privacy.receipts import build_receipt
 from interlock.testing.gateway import Env
 from interlock.testing.services import require_env
 from tests.conftest import REPO_ROOT
+from tests.privacy.test_receipts import close_request, record_steps
 
 # uv builds an SDK-only venv; the gateway runs its upstreams as processes.
 pytestmark = pytest.mark.processes
@@ -192,3 +198,52 @@ def test_the_command_line_in_an_sdk_only_install(sdk_python: Path) -> None:
     assert serve.stderr.strip().startswith("interlock: error[missing_extra]: ")
     assert "pip install 'interlock[server]'" in serve.stderr
     assert len(serve.stderr.strip().splitlines()) == 1
+
+
+RECEIPT = """
+import json, sys
+from interlock.sdk.audit import NoteVerifier
+from interlock.sdk.receipts import ProofError, verify_receipt
+
+receipt, key = open(sys.argv[1], "rb").read(), NoteVerifier.parse(open(sys.argv[2]).read())
+summary = verify_receipt(receipt, [key])
+try:
+    verify_receipt(receipt.replace(b'"done"', b'"failed"', 1), [key])
+    refused = None
+except ProofError as exc:
+    refused = str(exc)
+print(json.dumps({
+    "summary": [summary.request_id, summary.outcome, summary.systems, summary.checkpoint.size],
+    "refused": refused,
+    "loaded": sorted({name.partition(".")[0] for name in sys.modules}),
+}))
+"""
+
+
+def test_a_receipt_verifies_in_an_sdk_only_install(sdk_python: Path, tmp_path: Path) -> None:
+    """A data-subject request's receipt from a real log verifies with only the SDK and the key."""
+    settings = Settings(
+        data_dir=tmp_path / "data", audit_database_url=f"sqlite:///{tmp_path / 'a.db'}"
+    )
+    log = AuditLog.open(settings, Keyring.create(tmp_path / "keyring.json"), witnesses=[])
+    try:
+        statement, _ = record_steps(log)
+        closed = close_request(log, statement)
+        evidence = evidence_for(log.store.engine, statement.indexes() | {closed})
+        receipt = build_receipt(statement, evidence, closed)
+        vkey = log.keys.verifier.vkey
+    finally:
+        log.close()
+    (tmp_path / "receipt.json").write_text(json.dumps(receipt))
+    (tmp_path / "audit.vkey").write_text(vkey)
+    done = _run(sdk_python, "-c", RECEIPT, tmp_path / "receipt.json", tmp_path / "audit.vkey")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["summary"] == [
+        statement.request_id,
+        "completed",
+        {"crm": "not_found", "erp": "done"},
+        closed + 1,
+    ]
+    assert result["refused"] == "the statement does not match the receipt's statement_digest"
+    assert set(result["loaded"]) & {"sqlalchemy", "aiohttp", "pydantic", "structlog"} == set()

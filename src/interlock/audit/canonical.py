@@ -1,93 +1,28 @@
-"""Canonical JSON for audit entries: the RFC 8785 (JCS) rules our values need.
+"""Canonical JSON for audit entries: :mod:`interlock.proofs.canonical`, under the audit name.
 
-Entries hold only strings, integers, booleans, ``null``, arrays and objects
-with ASCII keys; floats are refused (JCS's number rules are the part most
-implementations get wrong, and an audit entry needs none). For such values
-JCS is exactly: keys sorted, no whitespace, UTF-8, the short escapes
-(``\\b \\t \\n \\f \\r \\" \\\\``) and ``\\u00xx`` in lower case for other
-control characters, every other character as itself (RFC 8785 §3.2.2.2).
-Python's ``json`` with these options produces that.
-
-:func:`string`, :func:`scalar` and :func:`utf8` are the same rules in pieces, for
-an encoder that knows its keys' order in advance (:func:`interlock.audit.entry.encode_entry`).
+The encoder lives in the foundation so that the offline verifier
+(:mod:`interlock.sdk`) recomputes exactly the bytes the log hashed; audit code
+keeps importing it from here.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from typing import Final
+from interlock.proofs.canonical import (
+    MAX_DEPTH,
+    MAX_ENTRY_BYTES,
+    JsonValue,
+    canonical_json,
+    scalar,
+    string,
+    utf8,
+)
 
-__all__ = ["MAX_ENTRY_BYTES", "JsonValue", "canonical_json", "scalar", "string", "utf8"]
-
-MAX_ENTRY_BYTES: Final = 16 * 1024
-MAX_DEPTH: Final = 8
-
-JsonValue = str | int | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
-
-#: One JSON string as :func:`canonical_json` writes it: the escaper ``json.dumps``
-#: (ensure_ascii=False) uses, the C version when built — the JCS escapes above. Calling
-#: it directly lets a fixed-shape entry skip the generic encoder.
-string: Final = json.encoder.encode_basestring
-
-
-def _check(value: object, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise ValueError("the entry is nested too deeply")
-    if value is None or isinstance(value, str | bool):
-        return
-    if isinstance(value, int):
-        if not -(2**53) < value < 2**53:  # RFC 8785 §3.2.2.3: I-JSON's exact integers
-            raise ValueError("integers in an entry must fit in 53 bits")
-        return
-    if isinstance(value, list | tuple):
-        for item in value:
-            _check(item, depth + 1)
-        return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str) or not key.isascii():
-                raise ValueError("object keys in an entry are ASCII strings")
-            _check(item, depth + 1)
-        return
-    raise ValueError(f"an entry cannot hold a {type(value).__name__}")
-
-
-def canonical_json(value: object, *, checked: bool = False) -> bytes:
-    """The canonical UTF-8 encoding of ``value``; ``ValueError`` for what JCS-lite refuses.
-
-    ``checked``: the caller guarantees the shape (an :class:`AuditEntry`'s fields,
-    validated by its model), so the walk over every value is skipped; encoding,
-    surrogate and size checks still apply.
-    """
-    if not checked:
-        _check(value, 0)
-    return utf8(
-        json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-    )
-
-
-def utf8(text: str) -> bytes:
-    """The UTF-8 bytes of an encoded entry; ``ValueError`` for a lone surrogate or too large."""
-    try:
-        encoded = text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("the entry holds a lone surrogate, which is not UTF-8") from None
-    if len(encoded) > MAX_ENTRY_BYTES:
-        raise ValueError(f"the encoded entry is over {MAX_ENTRY_BYTES} bytes")
-    return encoded
-
-
-def scalar(value: str | int | bool | None) -> str:
-    """A string, integer (already range-checked), boolean or ``null`` as JSON text."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        return int.__repr__(value)
-    return string(value)
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_ENTRY_BYTES",
+    "JsonValue",
+    "canonical_json",
+    "scalar",
+    "string",
+    "utf8",
+]

@@ -1,4 +1,4 @@
-"""``interlock audit``: verify the trail, prove entries, export, prune (a face: no rules here)."""
+"""``interlock audit``: verify the trail and receipts, prove entries, export, prune (a face)."""
 
 from __future__ import annotations
 
@@ -290,6 +290,33 @@ def verify_export(
     typer.echo(
         f"ok: {summary.entries} entries and {summary.pruned} pruned leaves are in the tree of "
         f"size {summary.checkpoint.size} of {summary.checkpoint.origin}"
+    )
+
+
+@app.command("verify-receipt")
+def verify_receipt(
+    file: Annotated[Path, typer.Argument(help="A data-subject request's receipt (JSON).")],
+    key: KeyOption = None,
+) -> None:
+    """Verify a data-subject request's receipt offline against the log's key (no database)."""
+    from interlock.sdk.receipts import MAX_RECEIPT_BYTES
+    from interlock.sdk.receipts import verify_receipt as check
+
+    trusted = _verifier(key)
+    if not trusted:
+        raise InvalidRequestError("--key: the log's verifier key is required (interlock audit key)")
+    try:
+        with file.open("rb") as stream:
+            document = stream.read(MAX_RECEIPT_BYTES + 1)
+    except OSError as exc:
+        raise InvalidRequestError(f"{file}: cannot read ({exc.strerror})") from None
+    summary = check(document, trusted)
+    typer.echo(f"request {summary.request_id}: {summary.kind}, {summary.outcome}")
+    for system, status in sorted(summary.systems.items()):
+        typer.echo(f"  {system}: {status}")
+    typer.echo(
+        f"ok: verified against tree head of size {summary.checkpoint.size} of "
+        f"{summary.checkpoint.origin}"
     )
 
 

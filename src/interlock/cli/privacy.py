@@ -4,12 +4,17 @@
 some was, 2 for usage errors and anything that prevents an honest report (a
 bad option, a manifest that does not load, no audit log, a log that fails
 verification), so automation can tell drift from "could not tell".
+
+``privacy trace`` exit status: 0 with a report (the person seen or not), 2
+for an unknown kind, a malformed identifier or anything else that prevents
+one. The identifier is never printed, not even in an error.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import sys
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -17,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from rich.table import Table
 
+from interlock.cli import privacy_requests
 from interlock.cli.context import console, settings
 from interlock.cli.options import ManifestOption
 from interlock.config.units import parse_duration
@@ -24,6 +30,7 @@ from interlock.errors import InterlockError, InvalidRequestError
 
 if TYPE_CHECKING:
     from interlock.privacy.drift import DriftReport
+    from interlock.privacy.trace import TraceReport
 
 __all__ = ["app"]
 
@@ -31,6 +38,7 @@ app = typer.Typer(
     help="GDPR: the flows the gateway enforces and observes, against what is declared.",
     no_args_is_help=True,
 )
+app.add_typer(privacy_requests.app, name="request")
 
 
 class OutputFormat(StrEnum):
@@ -220,3 +228,147 @@ def ropa(
             f"integrations to {output}",
             err=True,
         )
+
+
+_MAX_IDENTIFIER_INPUT = 4096  # bytes read from standard input for ``-``
+
+
+@app.command("trace")
+def trace(
+    subject: Annotated[
+        str,
+        typer.Argument(
+            help="The person's identifier (an email address, phone number, customer id). "
+            "Shell history and the process list keep command lines: pass - to read it "
+            "from standard input instead.",
+            show_default=False,
+        ),
+    ],
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--kind", "-k", help="The identifier's kind, as the manifest's locators name it."
+        ),
+    ] = "email",
+    region: Annotated[
+        str | None,
+        typer.Option("--region", help="Country (ISO 3166-1, e.g. DE) of a national phone number."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    manifest: ManifestOption = None,
+) -> None:
+    """Every system that received this person's data through an integration (GDPR Art. 15).
+
+    Per system: when, through which integrations and routes, the declared purposes,
+    legal bases, categories, recipients, retention, location and transfer safeguards,
+    and the audit entries with their inclusion proofs (--json). The identifier is
+    hashed with the deployment's lineage key and never printed. Exit 0 whether or
+    not the person was seen; 2 for an unknown kind or a malformed identifier.
+    """
+    try:
+        value = _read_identifier(subject)
+        report = _trace(manifest, kind, value, region)
+    except InterlockError as exc:
+        _usage(exc.message, exc.code)
+    if as_json:
+        typer.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        _print_trace(report)
+
+
+def _read_identifier(subject: str) -> str:
+    if subject != "-":
+        return subject
+    data = sys.stdin.buffer.read(_MAX_IDENTIFIER_INPUT + 1)
+    if len(data) > _MAX_IDENTIFIER_INPUT:
+        raise InvalidRequestError("the identifier read from standard input is too long")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequestError("the identifier read from standard input is not UTF-8") from None
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def _trace(manifest: Path | None, kind: str, value: str, region: str | None) -> TraceReport:
+    from interlock.cli.audit import log_store
+    from interlock.config.loader import load_manifest
+    from interlock.gdpr.identifiers import normalise
+    from interlock.privacy.lineage import LineageIndex, load_subject_hasher
+    from interlock.privacy.trace import check_kind, trace_subject
+    from interlock.store import open_deployment
+
+    current = settings()
+    declared = load_manifest(manifest or current.manifest)
+    check_kind(declared, kind)  # before the value is looked at
+    normalised = normalise(kind, value, region=region)
+    deployment = open_deployment(current)
+    try:
+        hasher = load_subject_hasher(deployment.engine, deployment.keyring)
+        lineage = LineageIndex(deployment.engine, hasher)
+        try:
+            store = log_store(current)
+        except InvalidRequestError as exc:  # no audit log yet: indexes without proofs
+            typer.echo(f"interlock: warning: {exc.message}; no inclusion proofs", err=True)
+            return trace_subject(declared, lineage, hasher, None, kind, normalised)
+        try:
+            return trace_subject(declared, lineage, hasher, store.engine, kind, normalised)
+        finally:
+            store.dispose()
+    finally:
+        deployment.close()
+
+
+def _print_trace(report: TraceReport) -> None:
+    count = len(report.systems)
+    console.print(
+        f"{report.kind} (lineage hash {report.subject.hex()[:16]}…): "
+        + (
+            f"{count} system{'' if count == 1 else 's'} received this person's data"
+            if count
+            else "no system received this person's data (within the integrations' retention)"
+        ),
+        soft_wrap=True,
+    )
+    for system in report.systems:
+        where = system.location or "location not declared"
+        owner = f", owner {system.owner}" if system.owner else ""
+        table = _table(
+            f"{system.system} ({where}{owner}): {system.requests} request"
+            f"{'' if system.requests == 1 else 's'}, {_second(_iso(system.first_seen))} to "
+            f"{_second(_iso(system.last_seen))}",
+            ("integration", "routes", "from", "categories", "purpose", "legal basis",
+             "retention", "recipients"),
+        )  # fmt: skip
+        for flow in system.integrations:
+            table.add_row(
+                flow.integration if flow.declared else f"{flow.integration} (no longer declared)",
+                "\n".join(flow.routes),
+                flow.source if flow.target == system.system else flow.target,
+                "\n".join(flow.categories),
+                flow.purpose or "-",
+                f"{flow.legal_basis} ({flow.legal_basis_article})" if flow.legal_basis else "-",
+                flow.retention or "-",
+                "\n".join(flow.recipients) or "-",
+            )
+        console.print(table)
+        for name, transfer in system.transfers:
+            console.print(
+                f"  transfer to {transfer.destination} under {transfer.safeguard} "
+                f"({transfer.article}) via {name}",
+                soft_wrap=True,
+            )
+        entries = ", ".join(str(i) for i in system.audit_entries) or "none"
+        console.print(f"  audit entries: {entries}", soft_wrap=True)
+    if report.evidence is not None:
+        console.print(
+            f"inclusion proofs against the signed tree head of size {report.evidence.size} "
+            "(--json to export them)",
+            soft_wrap=True,
+        )
+    from interlock.privacy.trace import AUTOMATED_DECISIONS
+
+    console.print(AUTOMATED_DECISIONS, soft_wrap=True)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")

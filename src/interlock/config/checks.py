@@ -26,6 +26,7 @@ from interlock.config.manifest import (
     TrustedIssuer,
     template_shape,
 )
+from interlock.config.subject_checks import subject_findings
 from interlock.config.yaml_source import DocPath
 from interlock.gdpr.taxonomy import special_kind
 
@@ -136,6 +137,7 @@ def cross_check(entities: Entities) -> Iterator[Finding]:
                 )
             else:
                 seen_routes[key] = (name, index)
+        yield from _subjects(entities, name)
     if entities.complete and entities.mentioned_scopes is not None:
         # The gateway's own scopes are used by its own endpoints (the vault API).
         yield from _unused_scopes(entities, used | entities.mentioned_scopes | set(GATEWAY_SCOPES))
@@ -364,6 +366,20 @@ def _field_categories(entities: Entities, name: str, index: int, route: Route) -
     declared = facts.categories if facts is not None else ()
     at: DocPath = ("integrations", name, "routes", index)
     for path, message, error in route_field_findings(at, route, name, declared):
+        yield Finding(path, message, "error" if error else "warning")
+
+
+def _subjects(entities: Entities, name: str) -> Iterator[Finding]:
+    """Subject locators that could never match, or trace people by an undeclared category."""
+    facts = entities.privacy.get(name)
+    flow = entities.integrations.get(name)
+    found = subject_findings(
+        name,
+        flow.subjects if flow is not None else (),
+        entities.routes.get(name, []),
+        facts.categories if facts is not None else (),
+    )
+    for path, message, error in found:
         yield Finding(path, message, "error" if error else "warning")
 
 

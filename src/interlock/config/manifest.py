@@ -67,6 +67,7 @@ __all__ = [
     "WebhookConnector",
     "XmlPolicy",
     "media_kind",
+    "template_params",
     "template_shape",
 ]
 
@@ -989,6 +990,11 @@ RESERVED_PATHS: Final = (
     "/healthz",
     "/metrics",
 )
+
+
+def template_params(path: str) -> tuple[str, ...]:
+    """The parameter names of a path template, in order: ``/a/{x}/b/{y}`` -> ``("x", "y")``."""
+    return tuple(_PARAM.findall(path))
 
 
 def template_shape(path: str) -> str:

@@ -49,6 +49,7 @@ from interlock.gateway.upstream_errors import UpstreamServerError
 from interlock.identity.apikeys import ApiKeys
 from interlock.identity.grants import Principal
 from interlock.logs import get_logger
+from interlock.privacy.lineage import RouteLineage
 from interlock.validation.rules import Rules
 
 __all__ = ["Gateway"]
@@ -99,6 +100,13 @@ class Gateway:
         self._integrations: dict[str, tuple[str, Integration]] = {
             r.label: (r.integration_name, r.integration) for r in routes.routes
         }
+        # route label -> who receives the data of the persons its locators identify
+        self._lineage: dict[str, RouteLineage] = {
+            r.label: RouteLineage.of(
+                r.integration_name, r.integration, r.label, r.system_name, manifest.systems
+            )
+            for r in routes.routes
+        }
 
     async def close(self) -> None:
         """Release what this manifest's gateway holds: upstream pools and rules' databases."""
@@ -139,7 +147,7 @@ class Gateway:
             )
         label, outcome, principal = answered.label, answered.outcome, answered.principal
         # Every request is on the trail: routed or not, answered, refused or failed.
-        final = await self._record(request, answered, correlation_id)
+        final = await self._record(request, answered, correlation_id, where)
         # The caller can quote it, whoever answered (own endpoints' answers included).
         final.headers.setdefault("X-Request-Id", correlation_id)
         elapsed = time.perf_counter() - started
@@ -161,10 +169,11 @@ class Gateway:
         return final
 
     async def _record(
-        self, request: web.BaseRequest, answered: _Answered, correlation_id: str
+        self, request: web.BaseRequest, answered: _Answered, correlation_id: str, where: _Where
     ) -> web.Response:
         """Put the decision on the audit trail; withhold the response if required and failed."""
         audit = self.audit
+        context = where.context
         final = answered.response
         name, integration = self._integrations.get(answered.label, (None, None))
         body = final.body
@@ -182,6 +191,8 @@ class Gateway:
             response_bytes=len(body) if isinstance(body, bytes) else 0,
             removed_fields=answered.removed_fields,
             target_country=self._target_country(integration),
+            sightings=context.sightings if context is not None else (),
+            route=self._lineage.get(answered.label),
         )
         if recorded:
             return final

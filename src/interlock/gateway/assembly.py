@@ -1,15 +1,15 @@
 """The composition root: the gateway assembled once per process, and once per manifest.
 
 :class:`GatewayServices` opens what lives as long as the process — the audit
-log, the vault, the Redis client, the rate limiter and the failure budget, the
-idempotency and nonce stores, the authorization server's long-lived parts, the
-JWKS and CRL publishers. :func:`build_gateway` makes everything that depends on
-one manifest from them — API keys, client certificates, the token endpoint and
-verifier, business rules, the route pipelines and the own endpoints — so a
-reload builds a new :class:`~interlock.gateway.app.Gateway` and swaps it in;
-nothing is updated in place. The order of the own endpoints is written here
-and nowhere else; the order of a route's stages in
-:mod:`interlock.gateway.pipeline`.
+log, the lineage index, the vault, the Redis client, the rate limiter and the
+failure budget, the idempotency and nonce stores, the authorization server's
+long-lived parts, the JWKS and CRL publishers. :func:`build_gateway` makes
+everything that depends on one manifest from them — API keys, client
+certificates, the token endpoint and verifier, business rules, the route
+pipelines and the own endpoints — so a reload builds a new
+:class:`~interlock.gateway.app.Gateway` and swaps it in; nothing is updated in
+place. The order of the own endpoints is written here and nowhere else; the
+order of a route's stages in :mod:`interlock.gateway.pipeline`.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ from interlock.limits import (
 from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.server import AuthorizationServer
 from interlock.oauth.signing_keys import SigningKeys
+from interlock.privacy.lineage import LineageIndex, load_subject_hasher
 from interlock.replay.idempotency import IdempotencyStore, idempotency_store
 from interlock.replay.seen import SeenOnce, seen_store
 from interlock.replay.signatures import RequestSignatures
@@ -92,6 +93,7 @@ class GatewayServices:
     metrics: GatewayMetrics
     audit_log: AuditLog
     audit: GatewayAudit
+    lineage: LineageIndex  # persons identified in traffic, as keyed hashes (the store)
     vault: Vault
     redis_client: redis.Redis | None
     limiter: Limiter
@@ -145,6 +147,15 @@ class GatewayServices:
         )
         writer = audit_log.writer
         metrics.watch_audit_queue(lambda: writer.queued)
+        try:
+            hasher = await asyncio.to_thread(
+                load_subject_hasher, deployment.engine, deployment.keyring
+            )
+        except BaseException:
+            audit_log.close()
+            raise
+        lineage = LineageIndex(deployment.engine, hasher)
+        metrics.watch_lineage(lambda: lineage.queued, lambda: lineage.lost)
         shared = connect_redis(settings, observe=metrics.redis_command)
         try:
             return cls._assemble(
@@ -153,6 +164,7 @@ class GatewayServices:
                 metrics,
                 signing_keys,
                 audit_log,
+                lineage,
                 shared,
                 crl,
                 anchors,
@@ -163,6 +175,7 @@ class GatewayServices:
                 privacy,
             )
         except BaseException:
+            lineage.close()
             audit_log.close()
             if shared is not None:
                 shared.close()
@@ -176,6 +189,7 @@ class GatewayServices:
         metrics: GatewayMetrics,
         signing_keys: SigningKeys,
         audit_log: AuditLog,
+        lineage: LineageIndex,
         shared: redis.Redis | None,
         crl: CrlPublisher,
         anchors: dict[str, Path],
@@ -190,12 +204,13 @@ class GatewayServices:
         # Failed authentications per address: one budget for the token endpoint and the routes.
         failures = FailureGuard(limiter, per_address=settings.auth_failures_per_ip)
         engine = deployment.engine
-        audit = GatewayAudit(audit_log.sink)
+        audit = GatewayAudit(audit_log.sink, lineage)
         return cls(
             deployment=deployment,
             metrics=metrics,
             audit_log=audit_log,
             audit=audit,
+            lineage=lineage,
             # Outbound credentials: resolved through the vault, every read on the audit trail.
             vault=Vault(engine, deployment.keyring, audit=audit_log.sink),
             redis_client=shared,
@@ -232,8 +247,9 @@ class GatewayServices:
         )
 
     def close(self) -> None:
-        """Stop the authorization server's listeners, close the audit log and Redis."""
+        """Stop the authorization server's listeners; close the lineage index, audit log, Redis."""
         self.oauth.close()
+        self.lineage.close()  # writes what is queued
         self.audit_log.close()
         if self.redis_client is not None:
             self.redis_client.close()

@@ -18,9 +18,18 @@ An integration whose audit is *required* (by default: it carries personal
 data) only releases a forwarded response once its entry is durable; if the
 trail cannot be written in time the caller gets 503 instead (fail closed).
 Everything else is recorded without waiting (best effort, failures logged).
+
+A request in which the route's ``subjects`` locators identified persons is
+personal data whatever the integration says: its entry is made durable, says
+how many persons (``details.subjects``, never who: the append-only log must not
+become a record of the person), and its index goes with one lineage record
+per person and receiving system (:mod:`interlock.privacy.lineage`; keyed
+hashes only, written off the event loop).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -33,6 +42,8 @@ from interlock.errors import Refusal
 from interlock.gateway.client_address import client_address
 from interlock.identity.grants import Principal
 from interlock.logs import get_logger
+from interlock.privacy.lineage import LineageIndex, RouteLineage
+from interlock.privacy.subjects import Sighting
 
 __all__ = ["GatewayAudit", "audit_unavailable"]
 
@@ -54,12 +65,29 @@ def _result(status: int) -> Outcome:
     return Outcome(result="failure", status=status)
 
 
-class GatewayAudit:
-    """Builds and records the gateway's audit entries."""
+def _received(sightings: Sequence[Sighting], forwarded: bool, status: int) -> tuple[Sighting, ...]:
+    """The sightings whose receiver got the data.
 
-    def __init__(self, sink: AuditSink) -> None:
-        """Record into ``sink``."""
+    The upstream once the request was forwarded; the caller only if the answer
+    was also a 2xx (a refused request or a withheld error body released nothing).
+    """
+    if not forwarded:
+        return ()
+    released = 200 <= status < 300
+    return tuple(s for s in sightings if s.receiver == "upstream" or released)
+
+
+class GatewayAudit:
+    """Builds and records the gateway's audit entries (and the lineage of identified persons)."""
+
+    def __init__(self, sink: AuditSink, lineage: LineageIndex | None = None) -> None:
+        """Record into ``sink``; persons identified in requests into ``lineage``.
+
+        Without ``lineage`` a request that identified a person is withheld (503,
+        fail closed): the gateway could not answer for where the data went.
+        """
         self.sink = sink
+        self.lineage = lineage
 
     async def request(
         self,
@@ -77,6 +105,8 @@ class GatewayAudit:
         removed_fields: int,
         served: bool = False,
         target_country: str | None = None,
+        sightings: Sequence[Sighting] = (),
+        route: RouteLineage | None = None,
     ) -> bool:
         """Record one request; False when a required entry could not be made durable.
 
@@ -85,6 +115,8 @@ class GatewayAudit:
         neither: the gateway refused the request. ``target_country``: where the
         target system is (its manifest ``location`` at the time), so the register's
         drift report sees a country change even after the manifest moved on.
+        ``sightings``: persons the route's locators identified; ``route``: where
+        they go in the lineage index.
         """
         details: dict[str, str | int | bool] = {"route": label[:500], "method": request.method}
         if target_country is not None:
@@ -94,8 +126,13 @@ class GatewayAudit:
             details["auth"] = principal.method
         if removed_fields:
             details["removed_fields"] = removed_fields
+        identified = _received(sightings, forwarded, status) if sightings else ()
+        if identified:
+            details["subjects"] = len({(s.kind, s.value) for s in identified})
         request_bytes = request.content_length or 0
-        required = forwarded and integration is not None and integration.audit_required
+        required = bool(identified) or (
+            forwarded and integration is not None and integration.audit_required
+        )
         try:
             entry = AuditEntry(
                 actor=f"client:{principal.client}" if principal is not None else "anonymous",
@@ -121,6 +158,8 @@ class GatewayAudit:
         except ValidationError as exc:  # a value the entry model refuses: never a 500
             _log.error("audit entry refused by its model", errors=exc.error_count())
             return not required
+        if identified:
+            return await self._identified(entry, identified, route)
         if required:
             try:
                 await self.sink.record_async(entry)
@@ -129,6 +168,31 @@ class GatewayAudit:
                 return False
             return True
         self.sink.record_later(entry)
+        return True
+
+    async def _identified(
+        self, entry: AuditEntry, identified: Sequence[Sighting], route: RouteLineage | None
+    ) -> bool:
+        """Record ``entry`` durably, then the lineage of the persons it identified."""
+        lineage = self.lineage
+        if lineage is None or route is None:
+            _log.error("persons identified but no lineage index to record them; response withheld")
+            return False
+        try:
+            index = await self.sink.record_async(entry)
+        except AuditUnavailableError as exc:
+            _log.error("audit entry not written; response withheld", error=exc.message)
+            return False
+        # Hashing here is cheap (one HMAC per person); the inserts happen off the loop.
+        lineage.record_later(
+            route.records(
+                identified,
+                lineage.hasher,
+                time=entry.time,
+                audit_index=index,
+                correlation_id=entry.correlation_id,
+            )
+        )
         return True
 
     def token(self, status: int, client: str | None, reason: str | None, scope: str | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -26,11 +27,18 @@ class RequestContext:
     # The body as it is forwarded: read once (within the route's limit), possibly
     # rewritten by validation (neutralised CSV cells, minimised JSON).
     body: bytes | None = None
+    # The JSON request body as validation parsed it and as it is forwarded (after
+    # request minimisation); None for other media types and bodyless requests.
+    parsed: Any = None
     # Fields data minimisation removed from the request and the response.
     removed_fields: int = 0
     # Data subjects identified in what crossed the gateway (the route's ``subjects``),
     # normalised; recorded as keyed hashes in the lineage index, never in clear.
     sightings: list[Sighting] = field(default_factory=list)
+    # Identifier values at a locator that did not normalise (or bodies that could not be
+    # read), and identifiers past the per-request cap: counts only, never values.
+    subjects_unparsed: int = 0
+    subjects_overflow: int = 0
 
     async def read_body(self) -> bytes:
         """The request body, read once and at most the route's ``max_body`` bytes (else 413)."""

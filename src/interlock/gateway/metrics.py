@@ -96,6 +96,16 @@ class GatewayMetrics:
             "Audit entries queued and not yet written.",
             registry=registry,
         )
+        self.lineage_queue_depth = Gauge(
+            "interlock_lineage_queue_depth",
+            "Requests whose lineage records are queued and not yet written.",
+            registry=registry,
+        )
+        self.lineage_lost = Gauge(
+            "interlock_lineage_records_lost",
+            "Lineage records dropped (queue full) or lost to a failed batch since start.",
+            registry=registry,
+        )
         self.redis_latency = Histogram(
             "interlock_redis_command_duration_seconds",
             "Time a Redis command took (limits, replay, idempotency, revocations), by command.",
@@ -153,6 +163,11 @@ class GatewayMetrics:
     def watch_audit_queue(self, depth: Callable[[], int]) -> None:
         """Read the audit queue's depth from ``depth`` at every scrape."""
         self.audit_queue_depth.set_function(depth)
+
+    def watch_lineage(self, depth: Callable[[], int], lost: Callable[[], int]) -> None:
+        """Read the lineage writer's queue depth and lost records at every scrape."""
+        self.lineage_queue_depth.set_function(depth)
+        self.lineage_lost.set_function(lost)
 
     def redis_command(self, command: str, seconds: float) -> None:
         """A Redis command took ``seconds`` (successful or not)."""

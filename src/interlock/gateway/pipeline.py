@@ -2,9 +2,10 @@
 
 TLS → route match → **credential guard → authenticate → authorise →
 content-encoding guard → rate limit → replay guard → validation** → purpose
-check → upstream call (wrapped by Idempotency-Key and response minimisation). The
-purpose check is structural: a route exists only inside a registered
-integration, so a matched route always has its purpose.
+check → upstream call (wrapped by Idempotency-Key and response minimisation,
+and on routes with ``subjects`` by the capture of the data subjects that
+crossed). The purpose check is structural: a route exists only inside a
+registered integration, so a matched route always has its purpose.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ from interlock.gateway.stages.idempotency import (
 from interlock.gateway.stages.query_guard import QueryCredentialGuard
 from interlock.gateway.stages.rate_limit import RateLimit, rate_limit_stage
 from interlock.gateway.stages.replay_guard import SignedRequestGuard
+from interlock.gateway.stages.subjects import SubjectCapture
 from interlock.gateway.stages.validate import MinimisedForward, Validation
 from interlock.identity.grants import system_url
 from interlock.limits import Limiter
+from interlock.privacy.subjects import RouteSubjects
 from interlock.replay.idempotency import IdempotencyStore
 from interlock.replay.signatures import RequestSignatures
 from interlock.validation.minimise import FieldFilter
@@ -134,7 +137,18 @@ def _pipeline(
         terminal = IdempotentForward(
             backends.idempotency, IdempotencyPolicy(spec.idempotency, ttl=ttl), terminal
         )
+    subjects = _subjects(route)
+    if subjects:
+        # Outermost: it reads the response as relayed (minimised), and a replayed one too.
+        terminal = SubjectCapture(subjects, terminal, route.label)
     return Pipeline(tuple(stages), terminal, limit)
+
+
+def _subjects(route: CompiledRoute) -> RouteSubjects:
+    try:
+        return RouteSubjects.for_route(route.integration.subjects, route.route)
+    except ValueError as exc:
+        raise ConfigError(f"route {route.label}: subjects: {exc}") from None
 
 
 def _validation(route: CompiledRoute, backends: Backends) -> Validation:

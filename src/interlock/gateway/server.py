@@ -54,6 +54,7 @@ from interlock.gateway.upstream import UpstreamLimits, Upstreams
 from interlock.logs import get_logger
 from interlock.pki import LOCAL_CA_NAME
 from interlock.pki.authority import Pki
+from interlock.privacy.lineage import keep_pruned
 from interlock.store import Deployment
 
 __all__ = [
@@ -293,6 +294,8 @@ async def start_gateway(
             services.oauth.maintain(lambda kid: audit.lifecycle("signing_key.rotate", {"kid": kid}))
         ),
         loop.create_task(tls.crl.watch()),
+        # Lineage rows past their integration's retention: at start, then hourly.
+        loop.create_task(keep_pruned(services.lineage)),
         loop.create_task(
             keep_renewed(
                 list(tls.renewing),

@@ -27,6 +27,7 @@ __all__ = [
     "closed_entry",
     "created_entry",
     "extended_entry",
+    "iso_seconds",
 ]
 
 CREATE: Final = "privacy.request.create"
@@ -42,7 +43,8 @@ ACTOR: Final = "system:privacy"
 SystemStatus = Literal["done", "not_found", "failed", "manual"]
 
 
-def _iso(moment: datetime) -> str:
+def iso_seconds(moment: datetime) -> str:
+    """``moment`` in UTC to the second, as the entries (and a receipt's statement) write it."""
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
@@ -66,7 +68,7 @@ def created_entry(
             "request": request_id,
             "kind": kind,
             "subject_kind": subject_kind,
-            "deadline": _iso(deadline),
+            "deadline": iso_seconds(deadline),
             "systems": systems,
         },
     )
@@ -130,7 +132,7 @@ def extended_entry(
         action=EXTEND,
         outcome=Outcome(result="success"),
         reason=reason[:2000],
-        details={"request": request_id, "deadline": _iso(deadline)},
+        details={"request": request_id, "deadline": iso_seconds(deadline)},
     )
 
 

@@ -36,6 +36,8 @@ __all__ = [
     "Register",
     "Transfer",
     "build_register",
+    "declared_transfers",
+    "legal_basis_article",
 ]
 
 # GDPR Art. 6(1): the point of each legal basis.
@@ -267,3 +269,13 @@ def _transfer_statement(manifest: Manifest, flow: Integration) -> str:
     where = f", located in {target.location}" if target is not None else ""
     # validate refuses personal data to a non-EEA system without a declared transfer.
     return f"no transfer to a third country: recipient system {flow.target}{where}"
+
+
+def legal_basis_article(basis: str) -> str:
+    """The point of GDPR Art. 6(1) a manifest ``legal_basis`` names (``contract``: 6(1)(b))."""
+    return _ARTICLE_6[basis]
+
+
+def declared_transfers(name: str, flow: Integration) -> tuple[Transfer, ...]:
+    """Integration ``name``'s third-country transfer with its safeguard's article, if any."""
+    return _transfers(name, flow)

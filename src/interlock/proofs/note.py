@@ -143,6 +143,11 @@ def _parse_signature(line: str) -> tuple[str, bytes, bytes]:
         raw = base64.b64decode(encoded, validate=True)
     except binascii.Error:
         raise CheckpointError("a signature is not valid base64") from None
+    # Base64 leaves spare bits in the last character; a decoder ignores them, so
+    # "...B=" and "...C=" are one signature. Only the canonical spelling passes:
+    # a note with any changed byte must not verify.
+    if base64.b64encode(raw).decode() != encoded:
+        raise CheckpointError("a signature is not in canonical base64")
     if len(raw) < 5:
         raise CheckpointError("a signature is too short")
     return name, raw[:4], raw[4:]

@@ -8,11 +8,11 @@ concurrent first uses by several replicas agree on one value.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
+from interlock.clock import Clock, utc_now
 from interlock.crypto import Keyring
 from interlock.store.base import table_of
 from interlock.store.tables import SealedSettingRow
@@ -23,9 +23,18 @@ _TABLE = table_of(SealedSettingRow)
 
 
 def sealed_setting(
-    engine: Engine, keyring: Keyring, name: str, create: Callable[[], bytes]
+    engine: Engine,
+    keyring: Keyring,
+    name: str,
+    create: Callable[[], bytes],
+    *,
+    now: Clock = utc_now,
 ) -> bytes:
-    """The value called ``name``, created with ``create()`` and sealed if absent."""
+    """The value called ``name``, created with ``create()`` and sealed if absent.
+
+    The seal's associated data names the setting, so a value cannot be moved
+    under another name; ``now`` stamps a new row's ``created_at``.
+    """
     aad = f"interlock:setting:{name}".encode()
     with engine.connect() as connection:
         stored = connection.execute(select(_TABLE.c.value).where(_TABLE.c.name == name)).scalar()
@@ -35,10 +44,10 @@ def sealed_setting(
     try:
         with engine.begin() as connection:
             connection.execute(
-                _TABLE.insert().values(
-                    name=name, value=keyring.seal(value, aad), created_at=datetime.now(UTC)
-                )
+                _TABLE.insert().values(name=name, value=keyring.seal(value, aad), created_at=now())
             )
     except IntegrityError:
-        return sealed_setting(engine, keyring, name, create)  # another replica won the race
+        return sealed_setting(
+            engine, keyring, name, create, now=now
+        )  # another replica won the race
     return value

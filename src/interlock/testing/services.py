@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-__all__ = ["POSTGRES", "REDIS", "REQUIRE_SERVICES_ENV", "Service", "require_env", "unreachable"]
+__all__ = [
+    "MARIADB",
+    "POSTGRES",
+    "REDIS",
+    "REQUIRE_SERVICES_ENV",
+    "Service",
+    "require_env",
+    "unreachable",
+]
 
 REQUIRE_SERVICES_ENV: Final = "INTERLOCK_REQUIRE_SERVICES"
 
@@ -37,6 +45,10 @@ POSTGRES: Final = Service(
     "PostgreSQL", "INTERLOCK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS: Final = Service("Redis", "INTERLOCK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+#: A MariaDB (or MySQL) server whose database ``test`` the SQL connector's tests use.
+MARIADB: Final = Service(
+    "MariaDB", "INTERLOCK_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
+)
 
 
 def require_env() -> bool:

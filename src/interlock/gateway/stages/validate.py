@@ -115,9 +115,10 @@ class Validation:
             )
             await asyncio.to_thread(self._rules.check, data)
         if self._request_filter is not None and parsed is not None:
-            kept, removed = self._request_filter.apply(parsed)
-            ctx.body = dumps_exact(kept).encode()  # exact: numbers may be Decimal
+            parsed, removed = self._request_filter.apply(parsed)
+            ctx.body = dumps_exact(parsed).encode()  # exact: numbers may be Decimal
             ctx.removed_fields += removed
+        ctx.parsed = parsed  # as forwarded: subject locators read what the upstream receives
 
     @staticmethod
     def _has_body(request: web.BaseRequest) -> bool:
