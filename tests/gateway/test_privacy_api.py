@@ -12,7 +12,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -21,13 +21,15 @@ import pytest
 from joserfc.jwk import ECKey
 from sqlalchemy import create_engine, select
 
+from interlock.actors import Actor
 from interlock.audit.schema import BODIES
 from interlock.config.manifest import Manifest
 from interlock.errors import InvalidRequestError, NotFoundError
 from interlock.gateway.privacy_api import PREFIX, label
-from interlock.gateway.privacy_runtime import PrivacyRuntime
+from interlock.gateway.privacy_runtime import PrivacyParts, PrivacyRuntime
 from interlock.gateway.privacy_service import PrivacyRequestsApi, RequestView, SubjectTracer
 from interlock.oauth.signing_keys import SigningKeys
+from interlock.privacy.requests import PrivacyRequests
 from interlock.sdk.rfc9421 import RequestSigner
 from interlock.testing.gateway import Env, lines, running_gateway
 
@@ -95,14 +97,15 @@ class FakeRequests:
         subject_kind: str,
         identifier: str,
         *,
-        actor: str,
+        actor: Actor,
         region: str | None = None,
-        corrections: dict[str, Any] | None = None,
-        systems: list[str] | None = None,
+        corrections: Mapping[str, str] | None = None,
+        systems: Iterable[str] | None = None,
     ) -> RequestView:
         if subject_kind == "email" and "@" not in identifier:
             # As the identifier normaliser does: its message quotes the input.
             raise ValueError(f"{identifier!r} is not an email address")
+        systems = list(systems) if systems is not None else None
         if systems is not None and "nowhere" in systems:
             raise InvalidRequestError("unknown system: nowhere")
         view = FakeView("dsr_" + secrets.token_urlsafe(18), kind, subject_kind)
@@ -111,7 +114,12 @@ class FakeRequests:
             (
                 "create",
                 (kind, subject_kind, identifier),
-                {"actor": actor, "region": region, "corrections": corrections, "systems": systems},
+                {
+                    "actor": actor.label,
+                    "region": region,
+                    "corrections": corrections,
+                    "systems": systems,
+                },
             )
         )
         return view
@@ -126,11 +134,13 @@ class FakeRequests:
         self.calls.append(("list", (status,), {}))
         return [v for v in self.views.values() if status is None or v.status == status]
 
-    def extend(self, id: str, *, months: int, reason: str, actor: str) -> RequestView:  # noqa: A002
+    def extend(self, id: str, *, months: int, reason: str, actor: Actor) -> RequestView:  # noqa: A002
         view = self._view(id)
         if view.status == "closed":
             raise InvalidRequestError("a closed request cannot be extended")
-        self.calls.append(("extend", (id,), {"months": months, "reason": reason, "actor": actor}))
+        self.calls.append(
+            ("extend", (id,), {"months": months, "reason": reason, "actor": actor.label})
+        )
         view.deadline_months += months
         return view
 
@@ -140,11 +150,11 @@ class FakeRequests:
         system: str,
         status: str,
         *,
-        actor: str,
+        actor: Actor,
         note: str,
     ) -> RequestView:
         view = self._view(id)
-        self.calls.append(("confirm", (id, system, status), {"actor": actor, "note": note}))
+        self.calls.append(("confirm", (id, system, status), {"actor": actor.label, "note": note}))
         view.systems[system] = status
         view.status = "closed"
         return view
@@ -186,6 +196,11 @@ class Fakes:
     manifests: list[Manifest]
 
 
+def _the_service_implements_the_protocol(service: PrivacyRequests) -> PrivacyRequestsApi:
+    """Never called: ``mypy --strict`` checks here that the real service is what the API calls."""
+    return service
+
+
 def _last(fakes: Fakes) -> tuple[Any, ...]:
     """The service's last recorded call: (name, arguments, keyword arguments)."""
     return fakes.requests.calls[-1]
@@ -206,7 +221,7 @@ def fakes() -> Fakes:
 def env(tmp_path_factory: pytest.TempPathFactory, fakes: Fakes) -> Iterator[Env]:
     """A gateway serving /v1/privacy from the fakes, its due work run every 50 ms."""
 
-    def factory(manifest: Manifest) -> tuple[PrivacyRequestsApi, SubjectTracer]:
+    def factory(_: PrivacyParts, manifest: Manifest) -> tuple[PrivacyRequestsApi, SubjectTracer]:
         fakes.manifests.append(manifest)
         return _typed(fakes.requests, fakes.tracer)
 

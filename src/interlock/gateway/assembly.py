@@ -48,7 +48,7 @@ from interlock.gateway.mtls import ClientCertificates
 from interlock.gateway.pipeline import Backends, build_pipelines
 from interlock.gateway.privacy_api import PREFIX as PRIVACY_PREFIX
 from interlock.gateway.privacy_api import label as privacy_label
-from interlock.gateway.privacy_runtime import PrivacyRuntime
+from interlock.gateway.privacy_runtime import PrivacyParts, PrivacyRuntime
 from interlock.gateway.readiness import Readiness, engine_check
 from interlock.gateway.renewal import RenewingCertificate
 from interlock.gateway.routing import RouteTable
@@ -356,7 +356,16 @@ def _privacy_mounts(
     """``/v1/privacy`` when the deployment serves data-subject requests."""
     if services.privacy is None:
         return []
-    api = services.privacy.api(manifest)
+    parts = PrivacyParts(
+        engine=services.deployment.engine,
+        keyring=services.deployment.keyring,
+        audit=services.audit_log.sink,
+        audit_engine=services.audit_log.store.engine,
+        lineage=services.lineage,
+        vault=services.vault,
+        anchors=services.anchors,
+    )
+    api = services.privacy.api(parts, manifest)
     endpoint = PrivacyEndpoint(api, authenticate)
     return [Mount(PRIVACY_PREFIX, endpoint, prefix=True, below=privacy_label)]
 

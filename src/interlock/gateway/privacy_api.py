@@ -41,7 +41,7 @@ from aiohttp import web
 
 from interlock.actors import Client
 from interlock.audit.errors import AuditUnavailableError
-from interlock.errors import InterlockError, InvalidRequestError, NotFoundError, Refusal
+from interlock.errors import InvalidRequestError, NotFoundError, Refusal
 from interlock.gateway.body import read_limited
 from interlock.gateway.endpoints import remember_principal
 from interlock.gateway.privacy_bodies import (
@@ -55,6 +55,7 @@ from interlock.gateway.privacy_bodies import (
 from interlock.gateway.privacy_service import PrivacyRequestsApi, SubjectTracer
 from interlock.gateway.problems import INTERNAL_ERROR
 from interlock.gateway.stages.authenticate import Authentication
+from interlock.gdpr.identifiers import IdentifierError
 from interlock.identity.grants import Principal
 from interlock.logs import get_logger
 
@@ -69,6 +70,8 @@ _ACTIONS: Final = frozenset({"extension", "confirmations", "export", "receipt"})
 _T = TypeVar("_T")
 _FRAMES: Final = 5  # frames of an unexpected failure's traceback logged (file, line, function)
 _log = get_logger("interlock.gateway.privacy")
+# What the service raises on purpose; PrivacyApi.handle answers each.
+_MAPPED: Final = (NotFoundError, IdentifierError, InvalidRequestError, AuditUnavailableError)
 
 
 @dataclass(frozen=True)
@@ -132,11 +135,18 @@ class PrivacyApi:
                 "a request id is dsr_ and 24 letters, digits, '-' or '_'",
                 log_reason="privacy api: malformed request id",
             )
-        actor = Client(principal.client).label
+        actor = Client(principal.client)
         try:
             return await self._answer(request, route, actor)
-        except NotFoundError:
-            raise Refusal("not-found", "no data-subject request has this id") from None
+        except NotFoundError as exc:  # an unknown request, or a system it does not involve
+            raise Refusal("not-found", exc.message, log_reason="privacy api: not found") from None
+        except IdentifierError as exc:  # its message never holds the value (gdpr.identifiers)
+            raise Refusal(
+                "schema-violation",
+                f"subject.value: {exc.message}",
+                extra={"errors": [{"field": "subject.value", "message": exc.message}]},
+                log_reason="privacy api: identifier refused",
+            ) from None
         except InvalidRequestError as exc:
             # The service's words for the caller; the log and the audit trail get the code only.
             raise Refusal(
@@ -148,7 +158,7 @@ class PrivacyApi:
                 "the request cannot be recorded, so it is not taken; try again later",
             ) from None
 
-    async def _answer(self, request: web.BaseRequest, route: _Route, actor: str) -> web.Response:
+    async def _answer(self, request: web.BaseRequest, route: _Route, actor: Client) -> web.Response:
         handlers: dict[str, _Handler] = {
             "trace": self._trace,
             "requests": self._create if request.method == "POST" else self._list,
@@ -160,14 +170,14 @@ class PrivacyApi:
         }
         return await handlers[route.resource](request, route.request_id or "", actor)
 
-    async def _trace(self, request: web.BaseRequest, _: str, __: str) -> web.Response:
+    async def _trace(self, request: web.BaseRequest, _: str, __: Client) -> web.Response:
         subject = parse(TraceQuery, await _body(request)).subject
         report = await _call(
             self.trace, subject.kind, subject.value, subject.region, field="subject.value"
         )
         return _json(report.as_json())
 
-    async def _create(self, request: web.BaseRequest, _: str, actor: str) -> web.Response:
+    async def _create(self, request: web.BaseRequest, _: str, actor: Client) -> web.Response:
         new = parse(NewRequest, await _body(request)).checked()
         subject = new.subject
         view = await _call(
@@ -186,14 +196,16 @@ class PrivacyApi:
         body = view.as_json()
         return _json(body, {"Location": f"{PREFIX}/requests/{body['id']}"}, status=201)
 
-    async def _list(self, request: web.BaseRequest, _: str, __: str) -> web.Response:
+    async def _list(self, request: web.BaseRequest, _: str, __: Client) -> web.Response:
         views = await _call(self.requests.list, request.query.get("status"))
         return _json({"requests": [view.as_json() for view in views]})
 
-    async def _get(self, _: web.BaseRequest, request_id: str, __: str) -> web.Response:
+    async def _get(self, _: web.BaseRequest, request_id: str, __: Client) -> web.Response:
         return _json((await _call(self.requests.get, request_id)).as_json())
 
-    async def _extend(self, request: web.BaseRequest, request_id: str, actor: str) -> web.Response:
+    async def _extend(
+        self, request: web.BaseRequest, request_id: str, actor: Client
+    ) -> web.Response:
         extension = parse(Extension, await _body(request))
         view = await _call(
             functools.partial(
@@ -206,7 +218,9 @@ class PrivacyApi:
         )
         return _json(view.as_json())
 
-    async def _confirm(self, request: web.BaseRequest, request_id: str, actor: str) -> web.Response:
+    async def _confirm(
+        self, request: web.BaseRequest, request_id: str, actor: Client
+    ) -> web.Response:
         confirmation = parse(Confirmation, await _body(request))
         view = await _call(
             functools.partial(
@@ -220,18 +234,18 @@ class PrivacyApi:
         )
         return _json(view.as_json())
 
-    async def _export(self, _: web.BaseRequest, request_id: str, __: str) -> web.Response:
+    async def _export(self, _: web.BaseRequest, request_id: str, __: Client) -> web.Response:
         bundle = await _call(self.requests.export_bundle, request_id)
         return _json(bundle, _attachment(f"{request_id}-export.json"))
 
-    async def _receipt(self, _: web.BaseRequest, request_id: str, __: str) -> web.Response:
+    async def _receipt(self, _: web.BaseRequest, request_id: str, __: Client) -> web.Response:
         receipt = await _call(self.requests.receipt, request_id)
         if receipt is None:
             raise Refusal("not-found", "the request is not closed yet: it has no receipt")
         return _json(receipt, _attachment(f"{request_id}-receipt.json"))
 
 
-_Handler = Callable[[web.BaseRequest, str, str], Awaitable[web.Response]]
+_Handler = Callable[[web.BaseRequest, str, Client], Awaitable[web.Response]]
 
 
 def _attachment(filename: str) -> dict[str, str]:
@@ -251,8 +265,8 @@ async def _call(function: Callable[..., _T], *args: Any, field: str | None = Non
     """
     try:
         return await asyncio.to_thread(function, *args)
-    except InterlockError:
-        raise  # the service's own refusals, mapped by PrivacyApi.handle
+    except _MAPPED:
+        raise  # the service's own refusals, answered by PrivacyApi.handle
     except ValueError as exc:
         if field is None:
             raise _failed(exc) from None
@@ -290,14 +304,14 @@ def _check_query(request: web.BaseRequest, route: _Route) -> None:
     """Only a list takes a query (``status``); anything else is refused, not ignored."""
     query = request.query
     allowed: Mapping[str, frozenset[str]] = (
-        {"status": frozenset({"open", "closed"})}
+        {"status": frozenset({"open", "closed", "overdue"})}
         if route.resource == "requests" and request.method == "GET"
         else {}
     )
     for name in query:
         values = query.getall(name)
         if name not in allowed or len(values) != 1 or values[0] not in allowed[name]:
-            expected = "status=open or status=closed" if allowed else "no query parameters"
+            expected = "status=open, closed or overdue" if allowed else "no query parameters"
             raise Refusal(
                 "invalid-parameter",
                 f"this endpoint takes {expected}",

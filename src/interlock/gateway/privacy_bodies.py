@@ -29,13 +29,14 @@ __all__ = [
 #: The largest body any of these endpoints reads (a rectification with its corrections).
 MAX_BODY: Final = 32 * 1024
 _MAX_ERRORS: Final = 10
-_FIELD_NAME: Final = r"^[a-z][a-z0-9_]{0,63}$"
+# A corrected field, as the service takes it: a letter or '_', then letters, digits, '_'.
+_FIELD_NAME: Final = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
 RequestKind = Literal["access", "export", "erase", "rectify"]
 _Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 # An email address is at most 254 characters (RFC 5321 §4.5.3.1.3); other identifiers 256.
 _Identifier = Annotated[str, StringConstraints(min_length=1, max_length=320)]
-_Correction = Annotated[str, StringConstraints(max_length=1000)] | int | bool | None
+_Correction = Annotated[str, StringConstraints(max_length=1000)]
 
 
 class _Body(BaseModel):
@@ -59,7 +60,7 @@ class NewRequest(_Body):
     corrections: (
         Annotated[
             dict[Annotated[str, StringConstraints(pattern=_FIELD_NAME)], _Correction],
-            Field(min_length=1, max_length=50),
+            Field(min_length=1, max_length=32),
         ]
         | None
     ) = None
@@ -93,10 +94,10 @@ class Extension(_Body):
 
 
 class Confirmation(_Body):
-    """``POST /v1/privacy/requests/{id}/confirmations``: an operator's word for one system."""
+    """``POST /v1/privacy/requests/{id}/confirmations``: the operator acted on a manual system."""
 
     system: Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
-    status: Literal["done", "not_found", "failed"]
+    status: Literal["done", "not_found"]
     note: _Text
 
 

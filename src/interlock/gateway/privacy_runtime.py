@@ -2,31 +2,59 @@
 
 The service is built for one manifest (it asks that manifest's systems), so
 each gateway a reload assembles gets its own :class:`~interlock.gateway.
-privacy_api.PrivacyApi` from :meth:`PrivacyRuntime.api`; the newest is the
+privacy_api.PrivacyApi` from :meth:`PrivacyRuntime.api`, out of the parts the
+gateway keeps for the whole process (:class:`PrivacyParts`); the newest is the
 one whose due work (asking systems, retries with back-off, closing) runs every
 few seconds in :meth:`PrivacyRuntime.run`, off the event loop. Replicas may
-all run it: the service claims each step in the store before doing it.
+all run it: the service leases each request before working on it.
+
+The factory comes from the face that starts the gateway: the real service
+(:class:`interlock.privacy.requests.PrivacyRequests`) reaches the client SDK's
+request signer through its webhook connector, which no module of the gateway
+may import (the SDK layer contract).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
+from sqlalchemy import Engine
+
+from interlock.audit.sink import AuditSink
 from interlock.config.manifest import Manifest
+from interlock.crypto import Keyring
 from interlock.gateway.privacy_api import PrivacyApi
 from interlock.gateway.privacy_service import PrivacyRequestsApi, SubjectTracer
 from interlock.logs import get_logger
+from interlock.privacy.lineage import LineageIndex
+from interlock.secrets.vault import Vault
 
-__all__ = ["DUE_EVERY", "PrivacyFactory", "PrivacyRuntime"]
+__all__ = ["DUE_EVERY", "PrivacyFactory", "PrivacyParts", "PrivacyRuntime"]
 
 _log = get_logger("interlock.gateway.privacy")
 #: Seconds between two runs of the due work: a step waits at most this long to start.
 DUE_EVERY: Final = 5.0
 
-#: The service and the tracer of one manifest.
-PrivacyFactory = Callable[[Manifest], tuple[PrivacyRequestsApi, SubjectTracer]]
+
+@dataclass(frozen=True)
+class PrivacyParts:
+    """What the gateway keeps for the whole process and the privacy service uses."""
+
+    engine: Engine  # the store
+    keyring: Keyring
+    audit: AuditSink
+    audit_engine: Engine  # the audit log's database: receipts' and traces' inclusion proofs
+    lineage: LineageIndex  # its hasher is the lineage key's
+    vault: Vault  # webhook credentials and SQL connectors' database URLs
+    anchors: Mapping[str, Path]  # pki:NAME -> CA file, for the systems' trust anchors
+
+
+#: The service and the tracer of one manifest, from the process's parts.
+PrivacyFactory = Callable[[PrivacyParts, Manifest], tuple[PrivacyRequestsApi, SubjectTracer]]
 
 
 class PrivacyRuntime:
@@ -40,9 +68,9 @@ class PrivacyRuntime:
         self.every = every
         self.current: PrivacyRequestsApi | None = None
 
-    def api(self, manifest: Manifest) -> PrivacyApi:
+    def api(self, parts: PrivacyParts, manifest: Manifest) -> PrivacyApi:
         """The API of ``manifest``'s service, which from now on runs the due work."""
-        requests, trace = self._factory(manifest)
+        requests, trace = self._factory(parts, manifest)
         self.current = requests
         return PrivacyApi(requests, trace)
 

@@ -9,8 +9,10 @@ exactly these methods, so a fake implementing them tests it.
 
 from __future__ import annotations
 
-import builtins
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
+
+from interlock.actors import Actor
 
 __all__ = ["PrivacyRequestsApi", "Report", "RequestView", "SubjectTracer"]
 
@@ -45,28 +47,28 @@ class PrivacyRequestsApi(Protocol):
         identifier: str,
         /,
         *,
-        actor: str,
+        actor: Actor,
         region: str | None = None,
-        corrections: dict[str, Any] | None = None,
-        systems: list[str] | None = None,
+        corrections: Mapping[str, str] | None = None,
+        systems: Iterable[str] | None = None,
     ) -> RequestView:
-        """Create a request; ``actor`` is who asked (``client:<name>``)."""
+        """Create a request; ``actor`` is who asked (the API's client)."""
         ...
 
     def get(self, request_id: str, /) -> RequestView:
         """One request; :class:`~interlock.errors.NotFoundError` if there is none."""
         ...
 
-    def list(self, status: str | None = None, /) -> builtins.list[RequestView]:
-        """Every request, or those ``open`` or ``closed``."""
+    def list(self, status: str | None = None, /) -> Sequence[RequestView]:
+        """Every request, or those ``open``, ``closed`` or ``overdue``."""
         ...
 
-    def extend(self, request_id: str, /, *, months: int, reason: str, actor: str) -> RequestView:
+    def extend(self, request_id: str, /, *, months: int, reason: str, actor: Actor) -> RequestView:
         """Extend the deadline by ``months`` (Art. 12(3)), saying why."""
         ...
 
     def confirm(
-        self, request_id: str, system: str, status: str, /, *, actor: str, note: str
+        self, request_id: str, system: str, status: str, /, *, actor: Actor, note: str
     ) -> RequestView:
         """Record an operator's answer for ``system``."""
         ...
