@@ -193,3 +193,53 @@ def test_call_trace_erase_receipt(env: Env) -> None:
         engine.dispose()
     assert bodies
     assert not [body for body in bodies if PERSON.encode() in body]
+
+
+def test_an_export_bundles_what_the_erp_answered(env: Env) -> None:
+    """Art. 20: the bundle holds the ERP's records of the person, as an attachment."""
+    issued = env.keys.create("privacy-desk", ["privacy.admin"])
+    env.issued_tokens.append(issued.token)
+    admin = {"X-API-Key": issued.token}
+    token, _ = env.key(["orders.read"])
+    status, _, _ = env.request("GET", "/orders/1002", {"X-API-Key": token})
+    assert status == 200
+    subject = {"kind": "email", "value": "alan@example.com"}
+
+    def traced() -> bool:
+        _, _, report = env.request(
+            "POST", "/v1/privacy/trace", admin | JSON, json.dumps({"subject": subject}).encode()
+        )
+        return bool(report["systems"])
+
+    _wait(traced, "the lineage of the call")
+    status, headers, view = env.request(
+        "POST",
+        "/v1/privacy/requests",
+        admin | JSON,
+        json.dumps({"kind": "export", "subject": subject, "systems": ["erp"]}).encode(),
+    )
+    assert status == 201, view
+    location = headers["location"]
+    for manual in (s for s in view["systems"] if s["status"] == "manual-pending"):
+        status, _, _ = env.request(
+            "POST",
+            f"{location}/confirmations",
+            admin | JSON,
+            json.dumps(
+                {"system": manual["system"], "status": "not_found", "note": "nothing held"}
+            ).encode(),
+        )
+        assert status == 200
+
+    def bundle() -> dict[str, Any] | None:
+        status, headers, document = env.request("GET", f"{location}/export", admin)
+        if status != 200:
+            return None
+        assert headers["content-disposition"].startswith("attachment;")
+        assert headers["cache-control"] == "no-store"
+        return dict(document)
+
+    document = _wait(bundle, "the export bundle")
+    erp = document["data"]["erp"]
+    assert erp["customer"]["email"] == "alan@example.com"
+    assert [order["id"] for order in erp["orders"]] == ["1002"]
