@@ -36,7 +36,8 @@ from interlock.testing.gateway import Env, lines, running_gateway
 JSON = {"Content-Type": "application/json"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 #: A person's identifier no log line, audit entry, URL or error body may ever carry.
-SUBJECT = f"ada.{secrets.token_hex(6)}@example.com"
+# Fixed, not random: parametrised ids carry it, and pytest-xdist workers must collect alike.
+SUBJECT = "ada.privacy-api-marker-5f3c@example.com"
 #: A request id the fake service fails on.
 BROKEN = "dsr_" + "B" * 24
 
