@@ -19,15 +19,9 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from interlock.audit.schema import BODIES
-from interlock.config.manifest import Manifest
-from interlock.gateway.privacy_runtime import PrivacyFactory, PrivacyParts, PrivacyRuntime
-from interlock.gateway.privacy_service import PrivacyRequestsApi, SubjectTracer
-from interlock.gateway.tls import trust_context
-from interlock.gdpr.identifiers import normalise
+from interlock.cli.privacy_wiring import privacy_factory, request_signer
+from interlock.gateway.privacy_runtime import PrivacyRuntime
 from interlock.oauth.signing_keys import SigningKeys
-from interlock.privacy.connectors import ConnectorEnvironment, connector_factory
-from interlock.privacy.requests import PrivacyRequests
-from interlock.privacy.trace import TraceReport, trace_subject
 from interlock.sdk.receipts import verify_receipt
 from interlock.sdk.rfc9421 import RequestSigner
 from interlock.testing.gateway import Env, running_gateway
@@ -40,48 +34,15 @@ ROUTE = (
 )
 
 
-def service_factory(signer: Callable[[], Any]) -> PrivacyFactory:
-    """The real service per manifest, as the face that starts a gateway builds it."""
-
-    def build(parts: PrivacyParts, manifest: Manifest) -> tuple[PrivacyRequestsApi, SubjectTracer]:
-        environment = ConnectorEnvironment(
-            secrets=parts.vault,
-            trust=lambda ca: trust_context(ca, parts.anchors, manifest.tls.min_version),
-            signer=signer,
-        )
-        lineage = parts.lineage
-        requests = PrivacyRequests(
-            parts.engine,
-            parts.keyring,
-            manifest,
-            parts.audit,
-            lineage,
-            lineage.hasher,
-            connectors=connector_factory(manifest, environment),
-            audit_engine=parts.audit_engine,
-        )
-
-        def trace(kind: str, identifier: str, region: str | None, /) -> TraceReport:
-            canonical = normalise(kind, identifier, region=region)
-            return trace_subject(
-                manifest, lineage, lineage.hasher, parts.audit_engine, kind, canonical
-            )
-
-        return requests, trace
-
-    return build
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """The harness's gateway with the real service, its manifest extended for privacy."""
     keys: list[SigningKeys] = []
 
     def signer() -> RequestSigner:
-        current = keys[0].signer()
-        return RequestSigner(current.kid, current.key)  # type: ignore[arg-type]  # ES256
+        return request_signer(keys[0])()
 
-    runtime = PrivacyRuntime(service_factory(signer), every=0.1)
+    runtime = PrivacyRuntime(privacy_factory(signer), every=0.1)
     with running_gateway(tmp_path_factory.mktemp("privacy-e2e"), privacy=runtime) as running:
         settings = running.deployment.settings
         keys.append(

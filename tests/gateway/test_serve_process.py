@@ -55,7 +55,10 @@ def _wait_ready(port: int, process: subprocess.Popen[bytes], ca_file: Path) -> s
 
 
 def test_sighup_reloads_and_sigterm_drains(env: Env, tmp_path: Path) -> None:
-    """A new route appears after SIGHUP; a slow request in flight at SIGTERM still completes."""
+    """A new route appears after SIGHUP; a slow request in flight at SIGTERM still completes.
+
+    The data-subject request API is served too (scope privacy.admin).
+    """
     erp_port = env.gateway.gateway.manifest.systems["erp"].url.rsplit(":", 1)[1]
     rogue_port = env.gateway.gateway.manifest.systems["rogue"].url.rsplit(":", 1)[1]
     manifest = tmp_path / "interlock.yaml"
@@ -67,6 +70,7 @@ def test_sighup_reloads_and_sigterm_drains(env: Env, tmp_path: Path) -> None:
         )
     )
     token, _ = env.key(["orders.read"])
+    desk = env.keys.create("privacy-desk", ["privacy.admin"]).token
     port = _free_port()
     settings = env.deployment.settings
     log_path = tmp_path / "serve.log"
@@ -96,6 +100,9 @@ def test_sighup_reloads_and_sigterm_drains(env: Env, tmp_path: Path) -> None:
         context = _wait_ready(port, process, settings.data_dir / "ca.pem")
         assert _get(port, context, "/orders/1001", token) == 200
         assert _get(port, context, "/orders", token) == 404
+        # serve mounts the data-subject request API (docs/privacy.md).
+        assert _get(port, context, "/v1/privacy/requests", desk) == 200
+        assert _get(port, context, "/v1/privacy/requests", token) == 403
 
         manifest.write_text(text)
         process.send_signal(signal.SIGHUP)

@@ -69,6 +69,7 @@ def _service(manifest: Path | None) -> Iterator[PrivacyRequests]:
     """The service over the deployment's store, audit log, vault, keys and lineage index."""
     from interlock.actors import Operator
     from interlock.audit.service import AuditLog
+    from interlock.cli.privacy_wiring import request_signer
     from interlock.config.loader import load_manifest
     from interlock.gateway.tls import trust_context
     from interlock.oauth.signing_keys import SigningKeys
@@ -99,7 +100,7 @@ def _service(manifest: Path | None) -> Iterator[PrivacyRequests]:
                         resolver=Operator("system:privacy"),
                     ),
                     trust=lambda ca: trust_context(ca, anchors, declared.tls.min_version),
-                    signer=lambda: _signer(keys),
+                    signer=request_signer(keys),
                 )
                 yield PrivacyRequests(
                     deployment.engine,
@@ -117,20 +118,6 @@ def _service(manifest: Path | None) -> Iterator[PrivacyRequests]:
             log.close()
     finally:
         deployment.close()
-
-
-def _signer(keys: Any) -> Any:
-    """Interlock's request signer: its current OAuth signing key (kid as in the JWKS)."""
-    from joserfc.jwk import ECKey, OKPKey
-
-    from interlock.sdk.rfc9421 import RequestSigner
-
-    keys.ensure()  # the first key, as the gateway makes it at start
-    current = keys.signer()
-    if not isinstance(current.key, ECKey | OKPKey):
-        # ValueError, as RequestSigner raises for such keys: the connector explains.
-        raise ValueError("RSA keys cannot sign webhook requests")  # noqa: TRY004
-    return RequestSigner(current.kid, current.key)
 
 
 def _create(  # noqa: PLR0917  (the four request verbs share it)

@@ -9,11 +9,14 @@ import typer
 
 from interlock.cli.context import settings
 from interlock.cli.options import ManifestOption
+from interlock.cli.privacy_wiring import privacy_factory, request_signer
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.errors import ConfigError
+from interlock.gateway.privacy_runtime import PrivacyRuntime
 from interlock.gateway.server import ListenerConfig, run_event_loop, serve_forever, start_gateway
 from interlock.gateway.tls import ClientAuth
+from interlock.oauth.signing_keys import SigningKeys
 from interlock.store import Deployment, open_deployment
 from interlock.validation.artifacts import route_artifacts
 
@@ -81,7 +84,10 @@ def serve(  # noqa: PLR0917  (typer maps each parameter to an option)
 async def _run(
     deployment: Deployment, manifest: Manifest, listener: ListenerConfig, manifest_path: Path
 ) -> None:
-    running = await start_gateway(deployment, manifest, listener, manifest_path)
+    # /v1/privacy and the due work of data-subject requests (docs/privacy.md).
+    keys = SigningKeys(deployment.engine, deployment.keyring, deployment.settings.oauth_signing_alg)
+    privacy = PrivacyRuntime(privacy_factory(request_signer(keys)))
+    running = await start_gateway(deployment, manifest, listener, manifest_path, privacy=privacy)
     typer.echo(
         f"Interlock gateway on https://{listener.host}:{running.port} (CA: {running.ca_file})"
     )
