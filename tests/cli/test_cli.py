@@ -108,7 +108,11 @@ def test_data_dir_option_overrides_the_environment(
 def test_demo_walks_through_allowed_and_refused_calls(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The demo starts a sample ERP and the gateway and shows each outcome, then exits."""
+    """The demo starts a sample ERP and the gateway and shows each outcome, then exits.
+
+    Its privacy walkthrough traces the customer of order 1001, exports and erases her
+    data through the ERP's signed webhook and verifies the erasure's receipt.
+    """
     assert main(["demo", str(EXAMPLE), "--once", "--port", "0"]) == 0
     out = capsys.readouterr().out
     for expected in (
@@ -139,6 +143,16 @@ def test_demo_walks_through_allowed_and_refused_calls(
     assert "401 this access token is DPoP-bound" in stolen
     assert "ilk_" not in out.replace("ilk_…", "").replace("api_key=ilk_x", "")
     assert "ilcs_" not in out
+    # Data-subject rights (issue 20): trace, export, erasure through the ERP's
+    # webhook, and the erasure's receipt verified offline.
+    privacy = out.split("-- data-subject rights", 1)[1]
+    assert "crm   (US) " in privacy.split("export  POST", 1)[0]  # the trace found the CRM
+    assert "from erp via order-sync" in privacy
+    assert privacy.count("closed completed: crm not_found, erp done") == 2
+    assert "erp   done, 2 record(s)" in privacy  # the customer and her order, exported
+    assert "GET /orders/1001 after the erasure: 404" in privacy
+    assert "trace again: 0 system(s)" in privacy
+    assert "receipt  verified offline: erase dsr_" in privacy
 
 
 def test_migrate_runs_on_an_initialised_deployment(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,8 +4,12 @@ In a new data directory it initialises a deployment, starts a sample "ERP
 orders" service over HTTPS (certificate from the deployment's local CA),
 stores the ERP's credential in the secret store, starts the gateway with the
 example manifest pointed at the sample ERP, issues an API key and walks
-through allowed and refused calls. Then it keeps serving and prints commands
-to try, until Ctrl-C; ``--once`` exits after the walkthrough.
+through allowed and refused calls. Then the privacy walkthrough: the order
+call put the customer's e-mail address in the lineage index (a keyed hash),
+the privacy desk traces her, exports her data and erases it through the
+sample ERP's signed webhook, and the erasure's receipt is verified offline.
+Then it keeps serving and prints commands to try, until Ctrl-C; ``--once``
+exits after the walkthrough.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import typer
 from interlock.actors import Operator
 from interlock.audit.service import AuditLog
 from interlock.cli.context import console, settings, state
+from interlock.cli.demo_privacy import privacy_walkthrough
+from interlock.cli.privacy_wiring import privacy_factory, request_signer
 from interlock.cli.render import integration_table, register_table, route_table, system_table
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
@@ -36,6 +42,7 @@ from interlock.errors import ConfigError
 from interlock.gateway import tls
 from interlock.gateway.metrics_listener import MetricsListener
 from interlock.gateway.preflight import check_port_free
+from interlock.gateway.privacy_runtime import PrivacyRuntime
 from interlock.gateway.server import (
     ListenerConfig,
     RunningGateway,
@@ -45,6 +52,7 @@ from interlock.gateway.server import (
 from interlock.identity.apikeys import ApiKeys
 from interlock.identity.client_secrets import ClientSecrets
 from interlock.logs import configure_logging
+from interlock.oauth.signing_keys import SigningKeys
 from interlock.outbound import Timeouts, outbound_async_client
 from interlock.pki import ensure_local_ca
 from interlock.privacy.ropa import Register, build_register
@@ -116,9 +124,13 @@ async def _demo(
         )
     finally:
         log.close()
-    erp = await _start_erp(deployment, erp_token)
+    signing_keys = SigningKeys(
+        deployment.engine, deployment.keyring, deployment.settings.oauth_signing_alg
+    )
+    signing_keys.ensure()  # the ERP's webhook verifies Interlock's signatures with its JWKS
+    erp = await _start_erp(deployment, erp_token, signing_keys)
     manifest = _point_at_sample(manifest, erp.port)
-    gateway = await _start_gateway(deployment, manifest, port)
+    gateway = await _start_gateway(deployment, manifest, port, signing_keys)
     try:
         # The gateway's own key service: a revocation through it takes effect at
         # once (another process would see it within the key cache's second).
@@ -133,6 +145,7 @@ async def _demo(
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
             current = await _walkthrough(http, base, keys, issued.token, issued.info.id)
             await _oauth_walkthrough(http, deployment, gateway, base)
+            await privacy_walkthrough(http, base, gateway, current, data_dir)
         key_file = data_dir / "demo-key"  # the key that still works, for the curl examples
         write_private_file(key_file, current.encode())
         if not once:
@@ -156,7 +169,7 @@ def _show_register(register: Register, data_dir: Path) -> None:
     )
 
 
-async def _start_erp(deployment: Deployment, token: str) -> SampleErp:
+async def _start_erp(deployment: Deployment, token: str, keys: SigningKeys) -> SampleErp:
     ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)
     issued = ca.issue_server(["localhost", "127.0.0.1"])
     work = Path(tempfile.mkdtemp(prefix="erp-", dir=deployment.settings.data_dir))
@@ -164,24 +177,34 @@ async def _start_erp(deployment: Deployment, token: str) -> SampleErp:
     cert.write_bytes(issued.certificate_pem)
     write_private_file(key, issued.private_key_pem)
     try:
-        return await start_sample_erp(cert, key, token)
+        return await start_sample_erp(cert, key, token, jwks=keys.jwks)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-async def _start_gateway(deployment: Deployment, manifest: Manifest, port: int) -> RunningGateway:
+async def _start_gateway(
+    deployment: Deployment, manifest: Manifest, port: int, keys: SigningKeys
+) -> RunningGateway:
     try:
         check_port_free("127.0.0.1", port)
     except ConfigError:
         port = 0  # the default port is taken: any free port will do for a demo
-    return await start_gateway(deployment, manifest, ListenerConfig(port=port, metrics=_METRICS))
+    # Data-subject requests' due work every half second: the walkthrough waits for it.
+    privacy = PrivacyRuntime(privacy_factory(request_signer(keys)), every=0.5)
+    return await start_gateway(
+        deployment, manifest, ListenerConfig(port=port, metrics=_METRICS), privacy=privacy
+    )
 
 
 def _point_at_sample(manifest: Manifest, erp_port: int) -> Manifest:
     """The example, with the ERP at the sample service and the demo client allowed keys."""
-    erp = manifest.systems["erp"].model_copy(
-        update={"url": f"https://localhost:{erp_port}", "ca": "pki:internal"}
-    )
+    sample = f"https://localhost:{erp_port}"
+    declared = manifest.systems["erp"]
+    privacy = declared.privacy
+    if privacy is not None and privacy.webhook is not None:
+        hook = privacy.webhook.model_copy(update={"url": f"{sample}/privacy/requests"})
+        privacy = privacy.model_copy(update={"webhook": hook})
+    erp = declared.model_copy(update={"url": sample, "ca": "pki:internal", "privacy": privacy})
     systems = {**manifest.systems, "erp": erp}
     clients = dict(manifest.clients)
     client = clients[DEMO_CLIENT]
