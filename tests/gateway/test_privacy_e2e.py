@@ -25,6 +25,7 @@ from interlock.oauth.signing_keys import SigningKeys
 from interlock.sdk.receipts import verify_receipt
 from interlock.sdk.rfc9421 import RequestSigner
 from interlock.testing.gateway import Env, running_gateway
+from tests.conftest import fresh_schema
 
 JSON = {"Content-Type": "application/json"}
 PERSON = "ada@example.com"  # the sample ERP's customer of order 1001
@@ -34,8 +35,18 @@ ROUTE = (
 )
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """The store and the audit log on SQLite files, then each in a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    with fresh_schema() as store, fresh_schema() as audit:
+        yield {"database_url": store, "more_settings": {"audit_database_url": audit}}
+
+
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def env(tmp_path_factory: pytest.TempPathFactory, backend: dict[str, Any]) -> Iterator[Env]:
     """The harness's gateway with the real service, its manifest extended for privacy."""
     keys: list[SigningKeys] = []
 
@@ -43,7 +54,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         return request_signer(keys[0])()
 
     runtime = PrivacyRuntime(privacy_factory(signer), every=0.1)
-    with running_gateway(tmp_path_factory.mktemp("privacy-e2e"), privacy=runtime) as running:
+    workdir = tmp_path_factory.mktemp("privacy-e2e")
+    with running_gateway(workdir, privacy=runtime, **backend) as running:
         settings = running.deployment.settings
         keys.append(
             SigningKeys(
