@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 from datetime import timedelta
 
 import pytest
@@ -107,6 +109,17 @@ def test_jsonl_and_csv_exports_verify_offline(audit_log: AuditLog) -> None:
     stranger = NoteVerifier("interlock.local/audit", bytes(32))
     with pytest.raises(CheckpointError):
         verify_export(io.StringIO(jsonl.getvalue()), [stranger])
+    # A leaf hash spelled with other spare bits decodes to the same bytes: refused all
+    # the same, so an export has exactly one byte form.
+    lines = jsonl.getvalue().splitlines()
+    record = json.loads(lines[1])
+    leaf = record["leaf_hash"]  # 32 bytes: 44 characters, one '=' and 2 spare bits
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    record["leaf_hash"] = leaf[:42] + alphabet[alphabet.index(leaf[42]) ^ 1] + leaf[43:]
+    assert base64.b64decode(record["leaf_hash"]) == base64.b64decode(leaf)
+    respelled = "\n".join([lines[0], json.dumps(record), *lines[2:]])
+    with pytest.raises(ProofError, match="canonical base64"):
+        verify_export(io.StringIO(respelled), [key])
 
 
 def test_a_pruned_body_cannot_be_faked_as_pruned(audit_log: AuditLog) -> None:

@@ -72,9 +72,14 @@ class ExportSummary:
 
 def _decode(text: str, where: str) -> bytes:
     try:
-        return base64.b64decode(text, validate=True)
+        raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise ProofError(f"{where}: not valid base64") from None
+    # Base64 ignores the spare bits of its last character: "...B=" and "...C=" decode
+    # alike. Only the canonical spelling passes, so one export has one byte form.
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise ProofError(f"{where}: not in canonical base64")
+    return raw
 
 
 def verify_entry(
