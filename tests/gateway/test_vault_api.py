@@ -212,6 +212,12 @@ def test_a_value_is_never_in_logs_and_reads_are_on_the_audit_trail(
     ]
     assert [(e["actor"], e["details"]["version"]) for e in reads] == [("client:oauth-only", 1)]
     assert not any(value in row.body.decode() for row in rows)
+    # The request's own gateway.request entry names the client too, not "anonymous".
+    (request_entry,) = env.audit_entries(headers["x-request-id"], "gateway.request")
+    assert (request_entry["actor"], request_entry["details"]["auth"]) == (
+        "client:oauth-only",
+        "oauth2",
+    )
 
 
 def test_a_client_certificate_authenticates_to_the_vault(

@@ -26,8 +26,8 @@ from interlock.config.manifest import Integration, Manifest
 from interlock.errors import Refusal
 from interlock.gateway.audit_trail import GatewayAudit, audit_unavailable
 from interlock.gateway.client_address import TrustedProxies, remember_client_address
-from interlock.gateway.context import RequestContext
-from interlock.gateway.endpoints import Endpoints, remembered_principal
+from interlock.gateway.context import RequestContext, remembered_principal
+from interlock.gateway.endpoints import Endpoints
 from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.metrics import UNMATCHED, GatewayMetrics
 from interlock.gateway.paths import BadPathError, split_target

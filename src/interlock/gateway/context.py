@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -12,7 +12,7 @@ from interlock.gateway.routing import RouteMatch
 from interlock.identity.grants import Principal
 from interlock.privacy.subjects import Sighting
 
-__all__ = ["RequestContext", "peer_certificate"]
+__all__ = ["RequestContext", "peer_certificate", "remember_principal", "remembered_principal"]
 
 
 @dataclass
@@ -64,3 +64,16 @@ def peer_certificate(request: web.BaseRequest) -> bytes | None:
         return None
     der: bytes | None = ssl_object.getpeercert(binary_form=True)
     return der
+
+
+_PRINCIPAL: Final = web.RequestKey("interlock.principal", Principal)
+
+
+def remember_principal(request: web.BaseRequest, principal: Principal) -> None:
+    """Note who an own endpoint authenticated, for the request's audit entry and access log."""
+    request[_PRINCIPAL] = principal
+
+
+def remembered_principal(request: web.BaseRequest) -> Principal | None:
+    """Whom an own endpoint authenticated for ``request`` (None: nobody, or not noted)."""
+    return request.get(_PRINCIPAL)

@@ -31,7 +31,6 @@ from interlock.gateway.mtls import ClientCertificates
 from interlock.gateway.problems import oauth_error_response
 from interlock.gateway.stages.authenticate import Authentication
 from interlock.gateway.vault_api import VaultApi
-from interlock.identity.grants import Principal
 from interlock.logs import get_logger
 from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.token_endpoint import TokenEndpoint, TokenResponse, metadata
@@ -50,23 +49,10 @@ __all__ = [
     "OAuthForm",
     "PrivacyEndpoint",
     "VaultEndpoint",
-    "remember_principal",
-    "remembered_principal",
 ]
 
 _log = get_logger("interlock.gateway")
 _CACHE_A_MINUTE: Final = {"Cache-Control": "public, max-age=60"}
-_PRINCIPAL: Final = web.RequestKey("interlock.principal", Principal)
-
-
-def remember_principal(request: web.BaseRequest, principal: Principal) -> None:
-    """Note who an own endpoint authenticated, for the request's audit entry and access log."""
-    request[_PRINCIPAL] = principal
-
-
-def remembered_principal(request: web.BaseRequest) -> Principal | None:
-    """Whom an own endpoint authenticated for ``request`` (None: nobody, or not noted)."""
-    return request.get(_PRINCIPAL)
 
 
 class Endpoint(Protocol):

@@ -43,7 +43,7 @@ from interlock.actors import Client
 from interlock.audit.errors import AuditUnavailableError
 from interlock.errors import InvalidRequestError, NotFoundError, Refusal
 from interlock.gateway.body import read_limited
-from interlock.gateway.endpoints import remember_principal
+from interlock.gateway.context import remember_principal
 from interlock.gateway.privacy_bodies import (
     MAX_BODY,
     Confirmation,

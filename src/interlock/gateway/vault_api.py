@@ -35,6 +35,7 @@ from interlock.actors import Client
 from interlock.audit.errors import AuditUnavailableError
 from interlock.errors import InvalidRequestError, NotFoundError, Refusal
 from interlock.gateway.body import read_limited
+from interlock.gateway.context import remember_principal
 from interlock.gateway.stages.authenticate import Authentication
 from interlock.identity.grants import Principal
 from interlock.secrets.errors import AccessDeniedError, VersionConflictError
@@ -63,6 +64,7 @@ class VaultApi:
             allowed = "GET, PUT" if name else "GET"
             raise Refusal("method-not-allowed", f"use {allowed}", headers={"Allow": allowed})
         principal = await authenticate.principal_of(request)
+        remember_principal(request, principal)  # the request's audit entry names the client
         _authorise(principal, "vault.write" if request.method == "PUT" else "vault.read")
         try:
             if request.method == "PUT":
