@@ -44,6 +44,7 @@ from interlock.audit.errors import AuditUnavailableError
 from interlock.errors import InvalidRequestError, NotFoundError, Refusal
 from interlock.gateway.body import read_limited
 from interlock.gateway.context import remember_principal
+from interlock.gateway.endpoint_scopes import require_gateway_scope
 from interlock.gateway.privacy_bodies import (
     MAX_BODY,
     Confirmation,
@@ -320,31 +321,8 @@ def _check_query(request: web.BaseRequest, route: _Route) -> None:
 
 
 def _authorise(principal: Principal) -> None:
-    """A credential holding ``privacy.admin``; an access token must be for this gateway.
-
-    A token issued for some systems (RFC 8707 audience) is a token for another
-    resource (RFC 9068 §4): ``invalid_token``, as on a route and at the vault.
-    """
-    if principal.method == "oauth2" and not principal.for_gateway:
-        raise Refusal(
-            "unauthorized",
-            "the access token is not for this gateway: request one with resource set to "
-            "the gateway's URL (its issuer)",
-            headers={"WWW-Authenticate": 'Bearer realm="interlock", error="invalid_token"'},
-            log_reason="privacy api: token audience is not the gateway",
-        )
-    if SCOPE not in principal.scopes:
-        raise Refusal(
-            "insufficient-scope",
-            f"data-subject requests require the scope '{SCOPE}'",
-            headers={
-                "WWW-Authenticate": (
-                    f'Bearer realm="interlock", error="insufficient_scope", scope="{SCOPE}"'
-                )
-            },
-            extra={"required_scope": SCOPE},
-            log_reason=f"privacy api: missing scope {SCOPE}",
-        )
+    """A credential holding ``privacy.admin``; an access token must be for this gateway."""
+    require_gateway_scope(principal, SCOPE, api="privacy api", what="data-subject requests require")
 
 
 def _json(

@@ -36,6 +36,7 @@ from interlock.audit.errors import AuditUnavailableError
 from interlock.errors import InvalidRequestError, NotFoundError, Refusal
 from interlock.gateway.body import read_limited
 from interlock.gateway.context import remember_principal
+from interlock.gateway.endpoint_scopes import require_gateway_scope
 from interlock.gateway.stages.authenticate import Authentication
 from interlock.identity.grants import Principal
 from interlock.secrets.errors import AccessDeniedError, VersionConflictError
@@ -160,26 +161,7 @@ def _authorise(principal: Principal, scope: str) -> None:
             "credential-not-accepted",
             "the vault takes an access token or a client certificate, not an API key",
         )
-    if principal.method == "oauth2" and not principal.for_gateway:
-        raise Refusal(
-            "unauthorized",
-            "the access token is not for this gateway: request one with resource set to "
-            "the gateway's URL (its issuer)",
-            headers={"WWW-Authenticate": 'Bearer realm="interlock", error="invalid_token"'},
-            log_reason="vault: token audience is not the gateway",
-        )
-    if scope not in principal.scopes:
-        raise Refusal(
-            "insufficient-scope",
-            f"the vault requires the scope '{scope}'",
-            headers={
-                "WWW-Authenticate": (
-                    f'Bearer realm="interlock", error="insufficient_scope", scope="{scope}"'
-                )
-            },
-            extra={"required_scope": scope},
-            log_reason=f"vault: missing scope {scope}",
-        )
+    require_gateway_scope(principal, scope, api="vault", what="the vault requires")
 
 
 def _version(text: str | None) -> int | None:
