@@ -23,9 +23,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from interlock.actors import Operator
+from interlock.audit.sink import MemorySink
 from interlock.config.settings import Settings
 from interlock.crypto.keyfile import write_private_file
 from interlock.pki import LocalCA, ensure_local_ca
+from interlock.secrets.vault import Vault
 from interlock.store import Deployment, initialise
 
 __all__ = [
@@ -146,6 +149,43 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def start_sample_erp(box: Sandbox, started: list[subprocess.Popen[bytes]]) -> tuple[int, str]:
+    """Store a fresh ERP credential in the box's vault and start the sample ERP.
+
+    Returns its port and the credential (for calling the ERP directly).
+
+    The ERP (HTTPS, the box's server certificate) accepts the credential in
+    ``erp-token``; the manifest names it ``secret://erp/api-key``.
+    """
+    erp_token = os.urandom(24).hex()
+    write_private_file(box.work / "erp-token", erp_token.encode())
+    # Set-up, not evidence: the benchmark's own writes go to a sink of their own.
+    Vault(box.deployment.engine, box.deployment.keyring, audit=MemorySink()).write(
+        "erp/api-key", erp_token.encode(), actor=Operator("admin:benchmark")
+    )
+    port = free_port()
+    started.append(
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "interlock.testing.sample_erp",
+                "--cert",
+                str(box.server_cert),
+                "--key",
+                str(box.server_key),
+                "--token-file",
+                str(box.work / "erp-token"),
+                "--port",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+    )
+    wait_port(port)
+    return port, erp_token
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -46,15 +45,12 @@ from benchmarks.common import (
     processes,
     run_wrk,
     sandbox,
+    start_sample_erp,
     wait_port,
 )
-from interlock.actors import Operator
-from interlock.audit.sink import MemorySink
 from interlock.config.loader import load_manifest
-from interlock.crypto.keyfile import write_private_file
 from interlock.identity.apikeys import ApiKeys
 from interlock.privacy.tables import LineageRow
-from interlock.secrets.vault import Vault
 from interlock.store.base import table_of
 
 _INTEGRATION = """\
@@ -121,33 +117,9 @@ def run_once(route: str, url: str, pid: int, args: argparse.Namespace, auth: lis
 def measure(box: Sandbox, args: argparse.Namespace) -> tuple[list[Result], int]:
     """Alternate the two routes ``--repeat`` times; the lineage rows written."""
     work, deployment = box.work, box.deployment
-    erp_token = os.urandom(24).hex()
-    write_private_file(work / "erp-token", erp_token.encode())
-    Vault(deployment.engine, deployment.keyring, audit=MemorySink()).write(
-        "erp/api-key", erp_token.encode(), actor=Operator("admin:benchmark")
-    )
     results: list[Result] = []
     with processes() as started:
-        erp_port = free_port()
-        started.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "interlock.testing.sample_erp",
-                    "--cert",
-                    str(box.server_cert),
-                    "--key",
-                    str(box.server_key),
-                    "--token-file",
-                    str(work / "erp-token"),
-                    "--port",
-                    str(erp_port),
-                ],
-                stdout=subprocess.DEVNULL,
-            )
-        )
-        wait_port(erp_port)
+        erp_port, _ = start_sample_erp(box, started)
         manifest_path = work / "interlock.yaml"
         manifest_path.write_text(manifest_text(erp_port))
         keys = ApiKeys(deployment.engine, deployment.keyring, load_manifest(manifest_path))

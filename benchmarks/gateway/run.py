@@ -38,14 +38,11 @@ from benchmarks.common import (
     processes,
     run_wrk,
     sandbox,
+    start_sample_erp,
     wait_port,
 )
-from interlock.actors import Operator
-from interlock.audit.sink import MemorySink
 from interlock.config.loader import load_manifest
-from interlock.crypto.keyfile import write_private_file
 from interlock.identity.apikeys import ApiKeys
-from interlock.secrets.vault import Vault
 
 TARGET = 0.30
 
@@ -162,34 +159,9 @@ def main() -> None:
 def measure(box: Sandbox, args: argparse.Namespace) -> list[Result]:
     """The upstream alone, then nginx, Interlock and pass-through per worker count."""
     work, deployment = box.work, box.deployment
-    erp_token = os.urandom(24).hex()
-    write_private_file(work / "erp-token", erp_token.encode())
-    # Set-up, not evidence: the benchmark's own writes go to a sink of their own.
-    Vault(deployment.engine, deployment.keyring, audit=MemorySink()).write(
-        "erp/api-key", erp_token.encode(), actor=Operator("admin:benchmark")
-    )
     results: list[Result] = []
     with processes() as started:
-        erp_port = free_port()
-        started.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "interlock.testing.sample_erp",
-                    "--cert",
-                    str(box.server_cert),
-                    "--key",
-                    str(box.server_key),
-                    "--token-file",
-                    str(work / "erp-token"),
-                    "--port",
-                    str(erp_port),
-                ],
-                stdout=subprocess.DEVNULL,
-            )
-        )
-        wait_port(erp_port)
+        erp_port, erp_token = start_sample_erp(box, started)
         manifest_path = work / "interlock.yaml"
         manifest_path.write_text(MANIFEST.format(erp_port=erp_port))
         keys = ApiKeys(deployment.engine, deployment.keyring, load_manifest(manifest_path))
