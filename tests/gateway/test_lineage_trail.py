@@ -63,6 +63,13 @@ def _customer(ctx: RequestContext, response: web.Response | None) -> list[Sighti
     return []
 
 
+def _order_only(ctx: RequestContext, response: web.Response | None) -> list[Sighting]:
+    """The order id in the path (to the upstream), nothing from the answer."""
+    if response is None:
+        return [Sighting("customer_id", ctx.match.values["id"], "upstream", "request")]
+    return []
+
+
 def _before(*sightings: Sighting) -> Identify:
     return lambda ctx, response: list(sightings) if response is None else []
 
@@ -209,6 +216,34 @@ def test_identifying_a_person_makes_a_best_effort_entry_durable(
     (entry,) = env.audit_entries(headers["x-request-id"], "gateway.request")
     assert entry["details"]["subjects"] == 2
     assert [r.audit_index for r in _rows(env, "customer_id", "1003")] == [
+        _index(env, headers["x-request-id"])
+    ]
+
+
+def test_a_person_the_full_lineage_queue_cannot_take_is_withheld(
+    env: Env, identifying: Callable[[str, Identify], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail closed: when the lineage index has no place left, the data is not released
+    (503), and the request's one audit entry says it was withheld, not what the upstream
+    answered; once there is room again the same call goes through and is traced."""
+    # Only the order id: the customer's e-mail stays out of the shared env's index.
+    identifying("GET /v/orders/{id}", _order_only)
+    token, _ = env.key(["orders.read"])
+    lineage = env.gateway.services.lineage
+    before = len(_rows(env, "customer_id", "1002"))  # the module's env is shared
+    monkeypatch.setattr(lineage, "_max_pending", 0)  # every place taken
+    status, headers, problem = env.request("GET", "/v/orders/1002", {"X-API-Key": token})
+    assert status == 503
+    assert problem["type"] == "urn:interlock:problem:audit-unavailable"
+    assert "alan" not in json.dumps(problem).lower()
+    (entry,) = env.audit_entries(headers["x-request-id"], "gateway.request")
+    assert entry["outcome"] == {"result": "failure", "status": 503}
+    assert entry["reason"] == "response withheld: lineage queue full"
+    assert len(_rows(env, "customer_id", "1002")) == before
+    monkeypatch.undo()
+    status, headers, _ = env.request("GET", "/v/orders/1002", {"X-API-Key": token})
+    assert status == 200
+    assert [r.audit_index for r in _rows(env, "customer_id", "1002")][before:] == [
         _index(env, headers["x-request-id"])
     ]
 

@@ -182,11 +182,32 @@ def test_a_full_queue_drops_counts_and_logs_without_blocking(
         index.record_later([record(subject, 0)])
         index.record_later([record(subject, 1)])
         index.record_later([record(subject, 2), record(subject, 3)])
-    assert index.dropped == 2
+        assert index.reserve() is False  # the gateway withholds such a request
+        for number in range(1000):  # a flood of drops: one log line, with the count
+            index.record_later([record(subject, 10 + number)])
+    assert index.dropped == 1002
     assert index.queued == 2  # the two that fitted, still waiting
     assert [e["event"] for e in logs] == ["lineage records dropped"]
     assert logs[0]["log_level"] == "error"
+    assert logs[0]["records"] == 2
     assert "ada" not in repr(logs)
+
+
+def test_a_reserved_place_is_used_or_given_back(
+    deployment: Deployment, hasher: SubjectHasher
+) -> None:
+    index = LineageIndex(deployment.engine, hasher, max_pending=1)
+    subject = hasher.digest("email", "ada@example.com")
+    assert index.reserve() is True
+    assert index.reserve() is False  # the one place is taken
+    index.record_later((), reserved=True)  # given back (the audit entry failed)
+    assert index.reserve() is True
+    assert index.record_later([record(subject, 1)], reserved=True) is True
+    assert index.flush() is True
+    assert len(index.find(subject)) == 1
+    assert index.reserve() is True  # written: the place is free again
+    index.record_later((), reserved=True)
+    index.close()
 
 
 def test_a_failed_batch_is_counted_and_the_writer_goes_on(

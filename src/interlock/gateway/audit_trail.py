@@ -173,14 +173,29 @@ class GatewayAudit:
     async def _identified(
         self, entry: AuditEntry, identified: Sequence[Sighting], route: RouteLineage | None
     ) -> bool:
-        """Record ``entry`` durably, then the lineage of the persons it identified."""
+        """Record ``entry`` durably, then the lineage of the persons it identified.
+
+        The lineage's place is reserved first: a request whose persons could not
+        be recorded (no index, or its queue full) is withheld (fail closed), and
+        its entry says so (503) instead of what the upstream answered.
+        """
         lineage = self.lineage
-        if lineage is None or route is None:
-            _log.error("persons identified but no lineage index to record them; response withheld")
+        if lineage is None or route is None or not lineage.reserve():
+            why = "no lineage index" if lineage is None or route is None else "lineage queue full"
+            _log.error("persons identified but not recordable; response withheld", reason=why)
+            self.sink.record_later(
+                entry.model_copy(
+                    update={
+                        "outcome": Outcome(result="failure", status=503),
+                        "reason": f"response withheld: {why}",
+                    }
+                )
+            )
             return False
         try:
             index = await self.sink.record_async(entry)
         except AuditUnavailableError as exc:
+            lineage.record_later((), reserved=True)  # give the place back
             _log.error("audit entry not written; response withheld", error=exc.message)
             return False
         # Hashing here is cheap (one HMAC per person); the inserts happen off the loop.
@@ -191,7 +206,8 @@ class GatewayAudit:
                 time=entry.time,
                 audit_index=index,
                 correlation_id=entry.correlation_id,
-            )
+            ),
+            reserved=True,
         )
         return True
 

@@ -32,6 +32,7 @@ import json
 import queue
 import secrets
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,9 @@ __all__ = [
     "keep_pruned",
     "load_subject_hasher",
 ]
+
+#: At most one "records dropped" log line per this many seconds (with the count).
+_DROP_LOG_SECONDS: Final = 10.0
 
 KEY_NAME: Final = "privacy.lineage_key"
 KEY_SIZE: Final = 32
@@ -273,15 +277,19 @@ class LineageIndex:
     ) -> None:
         """Index into the store ``engine``; nothing runs until the first :meth:`record_later`.
 
-        ``max_pending``: requests' records queued at most (then dropped and
-        counted); ``linger``: how long the writer waits for company before a
-        batch (one transaction for many requests, as the audit writer does).
+        ``max_pending``: requests' records queued or being written at most: a
+        request must :meth:`reserve` its place first (the gateway withholds a
+        response it cannot record: fail closed); ``linger``: how long the writer
+        waits for company before a batch (one transaction for many requests, as
+        the audit writer does).
         """
         self.engine = engine
         self.hasher = hasher
         self.clock = clock
         # One item per request (its records); None stops the writer.
-        self._queue: queue.Queue[Sequence[LineageRecord] | None] = queue.Queue(max_pending)
+        # Unbounded itself: reservations (at most max_pending) bound what it holds.
+        self._queue: queue.Queue[Sequence[LineageRecord] | None] = queue.Queue()
+        self._max_pending = max_pending
         self._max_batch = max_batch
         self._linger = linger
         self._prune_batch = prune_batch
@@ -291,8 +299,10 @@ class LineageIndex:
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
         self._closed = False
-        self.dropped = 0  # records lost to a full queue
+        self.dropped = 0  # records never queued: no place left, or closed
         self.failed = 0  # records lost to a failed batch
+        self._unreported = 0  # dropped since the last log line (one line per interval)
+        self._reported_at = -_DROP_LOG_SECONDS
 
     # -- writing ---------------------------------------------------------------------
 
@@ -306,25 +316,44 @@ class LineageIndex:
         """Records never written: dropped (queue full, closed) or in a failed batch."""
         return self.dropped + self.failed
 
-    def record_later(self, records: Sequence[LineageRecord]) -> None:
-        """Queue ``records`` for the writer thread; never blocks, never raises."""
-        if not records:
-            return
-        if self._closed:
-            self._drop(records, "closed")
-            return
-        self._ensure_thread()
-        with self._idle:
-            self._outstanding += 1
-        try:
-            self._queue.put_nowait(records)
-        except queue.Full:
-            self._done(1)
-            self._drop(records, "queue full")
+    def reserve(self) -> bool:
+        """Claim a place for one request's records; False when ``max_pending`` are taken.
 
-    def _drop(self, records: Sequence[LineageRecord], why: str) -> None:
-        self.dropped += len(records)
-        _log.error("lineage records dropped", records=len(records), reason=why)
+        Never blocks. A caller that got True must hand its records (possibly
+        none) to :meth:`record_later` with ``reserved=True``.
+        """
+        with self._idle:
+            if self._closed or self._outstanding >= self._max_pending:
+                return False
+            self._outstanding += 1
+            return True
+
+    def record_later(self, records: Sequence[LineageRecord], *, reserved: bool = False) -> bool:
+        """Queue ``records`` for the writer thread; never blocks, never raises.
+
+        Without a reservation it takes one; False when there was no place (the
+        records are dropped, counted and logged at most once per interval).
+        """
+        if not reserved and not self.reserve():
+            self._drop(len(records), "closed" if self._closed else "no place left")
+            return False
+        if not records:
+            self._done(1)
+            return True
+        self._ensure_thread()
+        self._queue.put_nowait(records)
+        return True
+
+    def _drop(self, count: int, why: str) -> None:
+        with self._idle:
+            self.dropped += count
+            self._unreported += count
+            now = time.monotonic()
+            if now - self._reported_at < _DROP_LOG_SECONDS:
+                return
+            dropped, self._unreported, self._reported_at = self._unreported, 0, now
+        # One line per interval, however many were dropped: a flood must not flood the log.
+        _log.error("lineage records dropped", records=dropped, reason=why)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything queued so far is written (or failed); False on timeout."""
