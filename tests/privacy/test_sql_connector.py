@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from interlock.config.manifest import SqlConnector as SqlSettings
 from interlock.errors import InterlockError, NotFoundError
 from interlock.outbound import tls_context
 from interlock.privacy.connectors import ConnectorEnvironment, ConnectorError
+from interlock.privacy.connectors import sql as sql_connector
 from interlock.privacy.connectors.sql import SqlConnector, check_database_url
 from interlock.sdk.rfc9421 import RequestSigner
 from interlock.secret import Secret
@@ -188,6 +190,26 @@ def test_a_statement_error_fails_without_echoing_the_identifier(
             "erase", REQUEST, "email", ADA, None
         )
     assert not caught.value.retryable
+    assert ADA not in str(caught.value)
+
+
+def test_a_statement_that_runs_too_long_is_stopped_and_may_be_retried(
+    backend: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hung database does not hold the request worker: the statement is cut off."""
+    url, table = backend
+    monkeypatch.setattr(sql_connector, "STATEMENT_SECONDS", 1)
+    sleep = "pg_sleep(5)" if url.startswith("postgresql") else "SLEEP(5)"
+    slow = connector(
+        url,
+        table,
+        access=f"SELECT email FROM {table} WHERE email = :subject AND {sleep} IS NOT NULL",
+    )
+    started = time.monotonic()
+    with pytest.raises(ConnectorError, match="could not be used") as caught:
+        slow.ask("access", REQUEST, "email", ADA, None)
+    assert time.monotonic() - started < 4.5  # stopped, not run to the end
+    assert caught.value.retryable
     assert ADA not in str(caught.value)
 
 

@@ -16,7 +16,8 @@ reached over TLS that verifies the server — PostgreSQL ``sslmode=verify-full``
 MariaDB/MySQL ``ssl_ca=`` (with host name checking left on). A URL that would
 connect in clear to another host is refused before connecting.
 
-Connection and operational errors may pass (``retryable``); errors in the
+A statement runs at most :data:`STATEMENT_SECONDS`. Connection and
+operational errors (a timeout included) may pass (``retryable``); errors in the
 statement itself will not. Messages name the error class and SQL state, never
 the driver's text (it can quote the bound values).
 """
@@ -46,12 +47,15 @@ from interlock.privacy.connectors.base import (
     ConnectorError,
 )
 
-__all__ = ["MAX_ROWS", "SqlConnector", "check_database_url", "json_value"]
+__all__ = ["MAX_ROWS", "STATEMENT_SECONDS", "SqlConnector", "check_database_url", "json_value"]
 
 _DRIVERS: Final = frozenset({"postgresql+psycopg", "mysql+pymysql", "mariadb+pymysql"})
 #: The most rows an access statement may answer (the rest would not fit an export).
 MAX_ROWS: Final = 100_000
 _CONNECT_TIMEOUT: Final = 10  # seconds
+#: How long one statement may run (PostgreSQL statement_timeout; MariaDB/MySQL socket
+#: read and write timeouts): a hung database must not hold the request worker.
+STATEMENT_SECONDS = 30
 _MAX_RECORDS: Final = 2**31 - 1
 
 
@@ -82,11 +86,17 @@ class SqlConnector:
         clause = sa.text(statement)
         values = _binds(set(clause._bindparams), identifier, corrections, action)
         url = self._url()
-        engine = sa.create_engine(
-            url, poolclass=NullPool, connect_args={"connect_timeout": _CONNECT_TIMEOUT}
-        )
+        postgres = url.drivername.startswith("postgresql")
+        connect_args: dict[str, int] = {"connect_timeout": _CONNECT_TIMEOUT}
+        if not postgres:
+            connect_args |= {"read_timeout": STATEMENT_SECONDS, "write_timeout": STATEMENT_SECONDS}
+        engine = sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
         try:
             with engine.begin() as connection:
+                if postgres:  # for this transaction only; a constant, no value of the request
+                    connection.execute(
+                        sa.text(f"SET LOCAL statement_timeout = {STATEMENT_SECONDS * 1000:d}")
+                    )
                 result = connection.execute(clause, values)
                 if statement_name == "access":
                     rows = result.mappings().fetchmany(MAX_ROWS + 1)
