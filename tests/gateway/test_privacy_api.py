@@ -160,7 +160,7 @@ class FakeRequests:
         view.status = "closed"
         return view
 
-    def export_bundle(self, id: str) -> dict[str, Any]:  # noqa: A002
+    def export_bundle(self, id: str, *, actor: Actor) -> dict[str, Any]:  # noqa: A002
         view = self._view(id)
         return {"request": view.id, "sources": [{"system": "erp", "records": 2}]}
 

@@ -412,9 +412,13 @@ def test_the_export_bundle_gathers_every_answer(kit: Kit) -> None:
     kit.crm.script = [ConnectorAnswer("not_found", 0, [])]
     view = kit.service.create("export", "email", EMAIL, actor=ALICE)
     with pytest.raises(InvalidRequestError, match="not every system"):
-        kit.service.export_bundle(view.id)
+        kit.service.export_bundle(view.id, actor=ALICE)
+    assert kit.entries(request_audit.EXPORT) == []  # nothing handed out, nothing recorded
     kit.service.run_due()
-    bundle = kit.service.export_bundle(view.id)
+    bundle = kit.service.export_bundle(view.id, actor=ALICE)
+    (exported,) = kit.entries(request_audit.EXPORT)  # the data left Interlock: to whom
+    assert (exported.actor, exported.details["request"]) == ("admin:alice", view.id)
+    assert exported.volume.records == 1
     assert bundle["format"] == "interlock-dsr-export/1"
     assert bundle["request"] == view.id
     assert bundle["subject_kind"] == "email"
@@ -428,7 +432,7 @@ def test_the_export_bundle_gathers_every_answer(kit: Kit) -> None:
 def test_only_access_and_export_requests_have_a_bundle(lite: Kit) -> None:
     view = lite.service.create("erase", "email", EMAIL, actor=ALICE)
     with pytest.raises(InvalidRequestError, match="has no export"):
-        lite.service.export_bundle(view.id)
+        lite.service.export_bundle(view.id, actor=ALICE)
 
 
 def test_a_rectification_hands_the_corrections_to_the_connector(lite: Kit) -> None:

@@ -188,7 +188,9 @@ def export_request(  # noqa: PLR0917  (typer maps each parameter to an option)
     if (kind is None) == (out is None):
         _fail("give --kind to open an export request, or --out to write one's bundle", "usage")
     if out is not None:
-        _write(out, lambda service: service.export_bundle(subject), manifest)
+        from interlock.cli.evidence import admin_actor
+
+        _write(out, lambda service: service.export_bundle(subject, actor=admin_actor()), manifest)
         return
     _create("export", subject, kind or "", region, system, as_json, manifest)
 

@@ -235,8 +235,10 @@ class PrivacyApi:
         )
         return _json(view.as_json())
 
-    async def _export(self, _: web.BaseRequest, request_id: str, __: Client) -> web.Response:
-        bundle = await _call(self.requests.export_bundle, request_id)
+    async def _export(self, _: web.BaseRequest, request_id: str, actor: Client) -> web.Response:
+        bundle = await _call(
+            functools.partial(self.requests.export_bundle, request_id, actor=actor)
+        )
         return _json(bundle, _attachment(f"{request_id}-export.json"))
 
     async def _receipt(self, _: web.BaseRequest, request_id: str, __: Client) -> web.Response:

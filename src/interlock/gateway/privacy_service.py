@@ -73,7 +73,7 @@ class PrivacyRequestsApi(Protocol):
         """Record an operator's answer for ``system``."""
         ...
 
-    def export_bundle(self, request_id: str, /) -> dict[str, Any]:
+    def export_bundle(self, request_id: str, /, *, actor: Actor) -> dict[str, Any]:
         """The Art. 20 bundle of an export request."""
         ...
 

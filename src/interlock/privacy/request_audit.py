@@ -13,19 +13,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Final, Literal
 
-from interlock.audit.entry import AuditEntry, Outcome
+from interlock.audit.entry import AuditEntry, Outcome, Volume
 
 __all__ = [
     "ANSWER",
     "ASK",
     "CLOSE",
     "CREATE",
+    "EXPORT",
     "EXTEND",
     "SystemStatus",
     "answered_entry",
     "asked_entry",
     "closed_entry",
     "created_entry",
+    "exported_entry",
     "extended_entry",
     "iso_seconds",
 ]
@@ -34,6 +36,7 @@ CREATE: Final = "privacy.request.create"
 ASK: Final = "privacy.request.ask"
 ANSWER: Final = "privacy.request.answer"
 EXTEND: Final = "privacy.request.extend"
+EXPORT: Final = "privacy.request.export"
 CLOSE: Final = "privacy.request.close"
 ACTOR: Final = "system:privacy"
 
@@ -133,6 +136,20 @@ def extended_entry(
         outcome=Outcome(result="success"),
         reason=reason[:2000],
         details={"request": request_id, "deadline": iso_seconds(deadline)},
+    )
+
+
+def exported_entry(
+    actor: str, request_id: str, systems: int, records: int, *, time: datetime
+) -> AuditEntry:
+    """The Art. 20 bundle was handed out (personal data leaving Interlock): to whom, how much."""
+    return AuditEntry(
+        time=time,
+        actor=actor,
+        action=EXPORT,
+        outcome=Outcome(result="success"),
+        volume=Volume(records=records),
+        details={"request": request_id, "systems": systems},
     )
 
 

@@ -301,11 +301,13 @@ class PrivacyRequests:
             return document
         return store_receipt(self._parts, request_id)
 
-    def export_bundle(self, request_id: str) -> dict[str, Any]:
+    def export_bundle(self, request_id: str, *, actor: Actor) -> dict[str, Any]:
         """The Art. 20 bundle of an access or export request whose systems have all answered.
 
         ``{"format", "request", "subject_kind", "generated", "sources": [{"system",
         "integrations", "status", "records", "answer_digest"}], "data": {system: data}}``.
+        Handing it out is recorded (``privacy.request.export``, durably, before the
+        data leaves): the person's data leaves Interlock to ``actor``.
         """
         view = self.get(request_id)
         if view.kind not in {"access", "export"}:
@@ -331,11 +333,16 @@ class PrivacyRequests:
                 data[system.system] = json.loads(
                     self._keyring.open(blob, answer_aad(request_id, system.system))
                 )
+        now = self._clock()
+        records = sum(s.records or 0 for s in view.systems)
+        self._audit.record(
+            request_audit.exported_entry(actor.label, request_id, len(data), records, time=now)
+        )
         return {
             "format": _EXPORT_FORMAT,
             "request": request_id,
             "subject_kind": view.subject_kind,
-            "generated": iso(self._clock()),
+            "generated": iso(now),
             "sources": [
                 {
                     "system": s.system,
