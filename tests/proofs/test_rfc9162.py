@@ -86,7 +86,12 @@ def test_inclusion_proofs_match_the_vectors_and_verify() -> None:
         verify_inclusion(index, size, hashes[index], proof, root_of(hashes[:size]))
 
 
-@pytest.mark.parametrize("path", _inclusion_cases(), ids=lambda p: str(p.relative_to(VECTORS)))
+def _case_id(path: object) -> str:
+    # pytest also asks for the id of its placeholder when the folder is absent.
+    return str(path.relative_to(VECTORS)) if isinstance(path, Path) else str(path)
+
+
+@pytest.mark.parametrize("path", _inclusion_cases(), ids=_case_id)
 def test_inclusion_case(path: Path) -> None:
     """Each transparency-dev inclusion case: happy paths verify, every wantErr case is refused."""
     case = json.loads(path.read_text())
