@@ -1,0 +1,1 @@
+"""``interlock check``: the security checklist, evaluated per integration (docs/check.md)."""
