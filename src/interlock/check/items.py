@@ -63,5 +63,9 @@ _BY_ID: Final = {i.id: i for i in ITEMS}
 
 
 def item(item_id: str) -> Item:
-    """The item ``item_id``; KeyError for an unknown id."""
+    """The item ``item_id`` (a checklist item, or a ``type.*`` one); KeyError when unknown."""
+    if item_id.startswith("type."):
+        from interlock.check.types import TYPE_ITEMS  # here: types imports Item
+
+        return {i.id: i for i in TYPE_ITEMS}[item_id]
     return _BY_ID[item_id]

@@ -41,6 +41,7 @@ __all__ = [
     "Client",
     "CsvPolicy",
     "Integration",
+    "IntegrationType",
     "JsonLimits",
     "LegalBasis",
     "Manifest",
@@ -141,6 +142,10 @@ SpecialCategoryCondition = Literal[
     "health_or_social_care",  # (h)
     "public_health",  # (i)
     "archiving_research_statistics",  # (j)
+]
+# The integration types of the seed's risk table (interlock.check.types).
+IntegrationType = Literal[
+    "rest", "file_transfer", "shared_database", "messaging", "event_streaming", "b2b_edi"
 ]
 # The deployment's role in an integration's processing (GDPR Art. 4(7), 4(8), 26).
 ProcessingRole = Literal["controller", "processor", "joint_controller"]
@@ -816,6 +821,9 @@ class Organisation(_Model):
 class Integration(_Model):
     """One data flow from a source to a target system, with its GDPR facts and routes."""
 
+    # The kind of integration (interlock check adds its type's mitigations); None:
+    # inferred, REST when the integration has routes, otherwise unknown.
+    type: IntegrationType | None = None
     source: Name
     target: Name
     client: Name
