@@ -26,7 +26,7 @@ LOWEST_STAMP := $(LOWEST)/.installed
 # the floors were set.
 LOWEST_TESTS := tests --ignore=tests/gateway
 
-.PHONY: demo test lint typecheck deps scan softhsm chromium unit fast lowest clean install tools \
+.PHONY: check demo test lint typecheck deps scan softhsm chromium unit fast lowest clean install tools \
         lock sbom bench-env
 
 install: $(STAMP)
@@ -61,7 +61,7 @@ softhsm:
 demo: $(STAMP)
 	$(BIN)/interlock demo examples/interlock.yaml
 
-test: lint typecheck deps scan unit lowest
+test: lint typecheck deps scan check unit lowest
 
 # ruff, and the layers of docs/architecture.md as an import contract (pyproject.toml).
 lint: $(STAMP)
@@ -85,6 +85,11 @@ deps: $(STAMP)
 # Leaked secrets and insecure switches fail the build (docs/scan.md).
 scan: $(STAMP)
 	$(BIN)/interlock scan .
+
+# The security checklist on the example, configuration mode (docs/check.md): an
+# unwaived high-severity failure fails the build.
+check: $(STAMP)
+	$(BIN)/interlock check --manifest examples/interlock.yaml --fail-on high
 
 # Chromium, headless, renders the HTML Art. 30 register in its test (docs/privacy.md).
 # Installed from Debian when missing and we are root (as CI is); otherwise that test

@@ -130,6 +130,7 @@ def test_demo_walks_through_allowed_and_refused_calls(
         "revoked key",
         "GDPR register (Art. 30)",
         "the full register, printable:",
+        "Security checklist (interlock check)",
     ):
         assert expected in out
     register = out.split("GDPR register (Art. 30)", 1)[1].split("the full register", 1)[0]

@@ -8,6 +8,7 @@ through allowed and refused calls. Then the privacy walkthrough: the order
 call put the customer's e-mail address in the lineage index (a keyed hash),
 the privacy desk traces her, exports her data and erases it through the
 sample ERP's signed webhook, and the erasure's receipt is verified offline.
+It ends with the security checklist's summary per integration (``interlock check``).
 Then it keeps serving and prints commands to try, until Ctrl-C; ``--once``
 exits after the walkthrough.
 """
@@ -31,6 +32,8 @@ import typer
 
 from interlock.actors import Operator
 from interlock.audit.service import AuditLog
+from interlock.check.run import run_check
+from interlock.cli.check import summary_table
 from interlock.cli.context import console, settings, state
 from interlock.cli.demo_privacy import privacy_walkthrough
 from interlock.cli.privacy_wiring import privacy_factory, request_signer
@@ -146,6 +149,7 @@ async def _demo(
             current = await _walkthrough(http, base, keys, issued.token, issued.info.id)
             await _oauth_walkthrough(http, deployment, gateway, base)
             await privacy_walkthrough(http, base, gateway, current, data_dir)
+        _show_checklist(source)
         key_file = data_dir / "demo-key"  # the key that still works, for the curl examples
         write_private_file(key_file, current.encode())
         if not once:
@@ -154,6 +158,16 @@ async def _demo(
     finally:
         await gateway.stop()
         await erp.stop()
+
+
+def _show_checklist(source: Path) -> None:
+    """The security checklist of the manifest as written, in short (configuration mode)."""
+    console.print(summary_table(run_check(source)))
+    console.print(
+        f"  every item, its evidence and where to fix it: interlock check --manifest {source}",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _show_register(register: Register, data_dir: Path) -> None:

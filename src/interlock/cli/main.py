@@ -19,6 +19,7 @@ import typer.main
 from interlock import __version__
 from interlock.cli import (
     audit,
+    check,
     clients,
     demo,
     import_openapi,
@@ -55,6 +56,7 @@ app = typer.Typer(
 app.command("init")(setup.init)
 app.command("migrate")(setup.migrate)
 app.command("validate")(validate.validate)
+app.command("check")(check.check)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("import-openapi")(import_openapi.import_openapi)

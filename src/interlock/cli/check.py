@@ -1,0 +1,276 @@
+"""``interlock check``: the security checklist per integration, for people, CI and auditors.
+
+Exit status: 0 when no unwaived item at or above ``--fail-on`` fails, 1 when
+one does, 2 on bad input (an invalid manifest, with validate's located
+messages; a malformed waiver file; an unknown integration; a format or probe
+this build lacks). JSON, SARIF and HTML come from :mod:`interlock.check.render`,
+:mod:`interlock.check.sarif` and :mod:`interlock.check.html`; ``--live`` from
+:mod:`interlock.check.live`. They are imported when asked for, so a build
+without one says so in one line instead of failing at start.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import tempfile
+from collections import Counter
+from enum import StrEnum
+from io import StringIO
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from interlock.check.items import ITEMS, item
+from interlock.check.results import Finding, Scorecard, Severity
+from interlock.check.run import CheckInputError, LiveProbe, blocking, run_check
+from interlock.check.waivers import WaiverFileError, load_waivers
+from interlock.cli.context import console, settings
+from interlock.cli.options import ManifestOption
+from interlock.config.loader import Diagnostic
+from interlock.config.manifest import Manifest
+from interlock.errors import ManifestError
+
+__all__ = ["check", "status_label", "summary_table"]
+
+
+class OutputFormat(StrEnum):
+    """How the scorecard is written."""
+
+    table = "table"
+    json = "json"
+    sarif = "sarif"
+    html = "html"
+
+
+class FailOn(StrEnum):
+    """The lowest severity whose unwaived failure fails the run."""
+
+    high = "high"
+    medium = "medium"
+    low = "low"
+
+
+_SEVERITY: dict[FailOn, Severity] = {
+    FailOn.high: "high",
+    FailOn.medium: "medium",
+    FailOn.low: "low",
+}
+# Text first, colour second: the status reads the same without colour (and in CI logs).
+_LABELS = {
+    "pass": ("pass", "green"),
+    "fail": ("FAIL", "bold red"),
+    "waived": ("waived", "yellow"),
+    "not_applicable": ("n/a", "dim"),
+    "needs_evidence": ("evidence?", "cyan"),
+}
+
+
+def check(  # noqa: PLR0917  (typer maps each parameter to an option)
+    manifest: ManifestOption = None,
+    integration: Annotated[
+        str | None, typer.Option("--integration", help="Check this integration only.")
+    ] = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="Add live evidence: probe upstreams, gateway, audit log.")
+    ] = False,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="table, json, sarif (2.1.0) or html.")
+    ] = OutputFormat.table,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
+    ] = None,
+    fail_on: Annotated[
+        FailOn,
+        typer.Option("--fail-on", help="Exit 1 when an item of this severity or above fails."),
+    ] = FailOn.high,
+    waivers: Annotated[
+        Path | None, typer.Option("--waivers", help="Waiver baseline file (YAML).")
+    ] = None,
+    source: Annotated[
+        Path | None, typer.Option("--source", help="With --live: scan PATH for hardcoded secrets.")
+    ] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option("--gateway", help="With --live: the running gateway's base URL to probe."),
+    ] = None,
+) -> None:
+    """Evaluate the security checklist for every integration: pass, fail, n/a or needs evidence."""
+    if not live and (source is not None or gateway is not None):
+        _usage("--source and --gateway are live probes: add --live")
+    path = manifest or settings().manifest
+    try:
+        accepted = load_waivers(waivers) if waivers is not None else None
+    except WaiverFileError as exc:
+        _usage(exc.message, exc.code)
+    renderer = _renderer(output_format)
+    probe = _live_probe(gateway=gateway, source=source) if live else None
+    try:
+        scorecard = run_check(path, integration=integration, waivers=accepted, live=probe)
+    except ManifestError as exc:
+        _invalid(exc)
+    except CheckInputError as exc:
+        _usage(exc.message, exc.code)
+    _emit(renderer(scorecard), output)
+    if blocking(scorecard, _SEVERITY[fail_on]):
+        raise typer.Exit(1)
+
+
+def status_label(finding: Finding) -> str:
+    """The finding's status in words (a waived failure reads ``waived``)."""
+    return _LABELS[_key(finding)][0]
+
+
+def summary_table(scorecard: Scorecard) -> Table:
+    """One row per integration: how many items passed, failed, need evidence, do not apply."""
+    table = Table(title="Security checklist (interlock check)", title_justify="left")
+    for column in ("integration", "passed", "failed", "waived", "needs evidence", "n/a"):
+        table.add_column(column)
+    for name, findings in _by_integration(scorecard).items():
+        counts = Counter(_key(f) for f in findings)
+        table.add_row(
+            name,
+            str(counts["pass"]),
+            str(counts["fail"]),
+            str(counts["waived"]),
+            str(counts["needs_evidence"]),
+            str(counts["not_applicable"]),
+        )
+    return table
+
+
+def _key(finding: Finding) -> str:
+    return "waived" if finding.status == "fail" and finding.waiver else finding.status
+
+
+def _by_integration(scorecard: Scorecard) -> dict[str, list[Finding]]:
+    grouped: dict[str, list[Finding]] = {}
+    for finding in scorecard.findings:
+        grouped.setdefault(finding.integration or "(deployment)", []).append(finding)
+    return grouped
+
+
+def _table_text(scorecard: Scorecard) -> str:
+    grouped = _by_integration(scorecard)
+    ids = [i.id for i in ITEMS]
+    ids += sorted({f.item for f in scorecard.findings} - set(ids))
+    table = Table(title=f"interlock check: {scorecard.manifest}", title_justify="left")
+    table.add_column("item")
+    table.add_column("severity")
+    for name in grouped:
+        table.add_column(name)
+    for item_id in ids:
+        cells = []
+        for findings in grouped.values():
+            mine = [f for f in findings if f.item == item_id]
+            cells.append("\n".join(_cell(f) for f in mine) or "-")
+        if any(cell != "-" for cell in cells):
+            table.add_row(item_id, _severity(item_id), *cells)
+    out = StringIO()
+    printer = Console(file=out, width=console.width, force_terminal=console.is_terminal)
+    printer.print(table)
+    printer.print(summary_table(scorecard))
+    for finding in scorecard.findings:
+        if finding.status in {"fail", "needs_evidence"}:
+            printer.print(_detail(finding), markup=False, highlight=False, soft_wrap=True)
+    return out.getvalue()
+
+
+def _cell(finding: Finding) -> str:
+    label, colour = _LABELS[_key(finding)]
+    return f"[{colour}]{label}[/{colour}]"
+
+
+def _severity(item_id: str) -> str:
+    try:
+        return item(item_id).severity
+    except KeyError:
+        return "-"
+
+
+def _detail(finding: Finding) -> str:
+    where = finding.location
+    at = f"{where.file}:{where.line}:{where.column}: " if where else ""
+    waived = (
+        f" [waived by {finding.waiver.owner} until {finding.waiver.expires}]"
+        if finding.waiver
+        else ""
+    )
+    fix = f"\n    fix: {finding.fix}" if finding.fix else ""
+    return (
+        f"{at}{status_label(finding)}: {finding.integration or '-'} {finding.item}: "
+        f"{finding.reason}{waived}{fix}"
+    )
+
+
+def _renderer(output_format: OutputFormat) -> Any:
+    if output_format is OutputFormat.table:
+        return _table_text
+    module, function = {
+        OutputFormat.json: ("interlock.check.render", "to_json"),
+        OutputFormat.sarif: ("interlock.check.sarif", "to_sarif"),
+        OutputFormat.html: ("interlock.check.html", "to_html"),
+    }[output_format]
+    render = _optional(module, function, f"--format {output_format.value}")
+
+    def text(scorecard: Scorecard) -> str:
+        result = render(scorecard)
+        return result if isinstance(result, str) else json.dumps(result, indent=2) + "\n"
+
+    return text
+
+
+def _live_probe(*, gateway: str | None, source: Path | None) -> LiveProbe:
+    live_findings = _optional("interlock.check.live", "live_findings", "--live")
+    current = settings()
+
+    def probe(manifest: Manifest) -> list[Finding]:
+        return list(
+            live_findings(manifest, current, gateway_url=gateway, source=source, ca_file=None)
+        )
+
+    return probe
+
+
+def _optional(module: str, function: str, feature: str) -> Any:
+    try:
+        return getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError):
+        _usage(f"{feature} is not available in this build ({module}.{function} is missing)")
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    # Written whole or not at all: a temporary file beside the target, then renamed.
+    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent or Path())
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        Path(temporary).replace(output)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    typer.echo(f"wrote {output}", err=True)
+
+
+def _invalid(error: ManifestError) -> NoReturn:
+    lines = [str(d) for d in error.diagnostics if isinstance(d, Diagnostic)]
+    for line in lines or [error.message]:
+        typer.echo(line, err=True)
+    typer.echo(
+        "interlock: error[manifest_invalid]: the manifest does not validate; no scorecard "
+        "(run interlock validate)",
+        err=True,
+    )
+    raise typer.Exit(2)
+
+
+def _usage(message: str, code: str = "usage") -> NoReturn:
+    typer.echo(f"interlock: error[{code}]: {' '.join(message.split())}", err=True)
+    raise typer.Exit(2)
