@@ -495,6 +495,8 @@ def _audit_trail(context: _Context) -> Finding:
     mode = "required" if flow.audit_required else "best_effort"
     declared = f"audit: {flow.audit}" if flow.audit else f"audit: default ({mode})"
     evidence = (declared, f"personal data: {'yes' if personal(flow) else 'no'}")
+    if not flow.routes:
+        return _no_routes(context, "audit_trail", "its transfers to record them")
     if personal(flow) and not flow.audit_required:
         return context.finding(
             "audit_trail",
