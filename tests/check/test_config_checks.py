@@ -206,11 +206,15 @@ def test_personal_data_without_subjects_fails_flows_documented(write_manifest: W
 
 def test_best_effort_audit_on_personal_data_fails(write_manifest: Write) -> None:
     """A request may release personal data without a durable record."""
-    path = write_manifest(("    retention: P30D\n", "    retention: P30D\n    audit: best_effort\n"))
+    path = write_manifest(
+        ("    retention: P30D\n", "    retention: P30D\n    audit: best_effort\n")
+    )
     finding = check(path)["audit_trail"]
     assert finding.status == "fail"
     assert finding.location is not None
-    assert finding.location.line == path.read_text().splitlines().index("    audit: best_effort") + 1
+    assert (
+        finding.location.line == path.read_text().splitlines().index("    audit: best_effort") + 1
+    )
 
 
 def test_retention_and_idempotency_records_are_evidence(write_manifest: Write) -> None:

@@ -8,7 +8,9 @@ from interlock.check.types import TYPE_ITEMS
 from tests.check.conftest import BASE, Write, by_item
 
 # A second integration with no routes, next to the REST one.
-NO_ROUTES = BASE + """\
+NO_ROUTES = (
+    BASE
+    + """\
   nightly-files:
     source: erp
     target: crm
@@ -19,6 +21,7 @@ NO_ROUTES = BASE + """\
     data_subjects: [customer]
     retention: P7D
 """
+)
 
 
 def test_an_integration_with_routes_is_rest_and_adds_nothing(write_manifest: Write) -> None:

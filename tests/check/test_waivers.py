@@ -12,8 +12,13 @@ from interlock.check.run import CheckInputError, blocking, run_check
 from interlock.check.waivers import WaiverFileError, load_waivers
 from tests.check.conftest import Write, by_item
 
-NO_LIMIT = ("scope: orders.write\n        rate_limit: {per_client: 10/min}\n", "scope: orders.write\n")
-WAIVER = Waiver("rate_limiting", "sync", "the CRM throttles itself", "ops@example.de", date(2027, 1, 31))
+NO_LIMIT = (
+    "scope: orders.write\n        rate_limit: {per_client: 10/min}\n",
+    "scope: orders.write\n",
+)
+WAIVER = Waiver(
+    "rate_limiting", "sync", "the CRM throttles itself", "ops@example.de", date(2027, 1, 31)
+)
 
 
 def _write(tmp_path: Path, text: str) -> Path:
