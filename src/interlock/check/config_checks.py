@@ -25,81 +25,21 @@ Decisions recorded here (docs/check.md repeats them):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+from interlock.check import config_privacy, config_routes
+from interlock.check.config_context import Context, no_routes, personal
 from interlock.check.items import ITEMS
-from interlock.check.results import Finding, Location, Status
+from interlock.check.results import Finding
 from interlock.config.checks import Entities, PrivacyFacts, cross_check
 from interlock.config.loader import format_path
-from interlock.config.manifest import Integration, Manifest, Route, media_kind
+from interlock.config.manifest import Manifest, Route
 from interlock.config.yaml_source import DocPath, YamlDocument
 from interlock.gdpr.taxonomy import special_kind
-from interlock.privacy.ropa import build_register
 
-__all__ = ["BODY_METHODS", "check_configuration", "personal"]
-
-BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
-"""Methods whose requests carry a body the gateway validates and may minimise."""
-
-
-class _Context:
-    """What every item check needs: the manifest, the integration, and where things are."""
-
-    def __init__(
-        self,
-        manifest: Manifest,
-        name: str,
-        source_map: YamlDocument | None,
-        file: str,
-        warnings: list[tuple[DocPath, str]],
-    ) -> None:
-        self.manifest = manifest
-        self.warnings = warnings
-        self.name = name
-        self.flow: Integration = manifest.integrations[name]
-        self._map = source_map
-        self._file = file
-
-    def at(self, *path: str | int) -> Location:
-        """The manifest location of ``integrations.NAME.<path>`` (or its nearest ancestor)."""
-        return self.locate(("integrations", self.name, *path))
-
-    def locate(self, path: DocPath) -> Location:
-        """The location of any manifest path; line 1 without a source map."""
-        if self._map is None:
-            return Location(self._file, 1, 1)
-        line, column = self._map.position(path, key=True)
-        return Location(self._file, line, column)
-
-    def finding(  # noqa: PLR0917  (the parts of a finding)
-        self,
-        item: str,
-        status: Status,
-        reason: str,
-        evidence: tuple[str, ...] | list[str] = (),
-        location: Location | None = None,
-        fix: str | None = None,
-    ) -> Finding:
-        return Finding(
-            item=item,
-            integration=self.name,
-            status=status,
-            reason=reason,
-            evidence=tuple(evidence),
-            location=location or self.at(),
-            fix=fix,
-        )
-
-    def routes(self) -> Iterator[tuple[int, Route]]:
-        return enumerate(self.flow.routes)
-
-
-def personal(flow: Integration) -> bool:
-    """Whether the integration declares personal data (a ``user.*`` category)."""
-    return any(category.startswith("user") for category in flow.data_categories)
+__all__ = ["check_configuration", "personal"]
 
 
 def check_configuration(
@@ -113,7 +53,7 @@ def check_configuration(
     warnings = _validate_warnings(manifest)
     findings: list[Finding] = []
     for name in manifest.integrations:
-        context = _Context(manifest, name, source_map, file, warnings)
+        context = Context(manifest, name, source_map, file, warnings)
         findings.extend(_CHECKS[entry.id](context) for entry in ITEMS)
     return findings
 
@@ -121,15 +61,15 @@ def check_configuration(
 # -- authentication, least privilege, secrets, TLS, certificates --------------------------
 
 
-def _route_methods(context: _Context, route: Route) -> tuple[str, ...]:
+def _route_methods(context: Context, route: Route) -> tuple[str, ...]:
     client = context.manifest.clients.get(context.flow.client)
     return route.auth or (client.auth if client is not None else ())
 
 
-def _authentication(context: _Context) -> Finding:
+def _authentication(context: Context) -> Finding:
     flow = context.flow
     if not flow.routes:
-        return _no_routes(context, "authentication", "how each side authenticates the other")
+        return no_routes(context, "authentication", "how each side authenticates the other")
     evidence = [f"{r.label}: {', '.join(_route_methods(context, r))}" for r in flow.routes]
     special = [c for c in flow.data_categories if special_kind(c) is not None]
     weak = [(i, r) for i, r in context.routes() if set(_route_methods(context, r)) == {"api_key"}]
@@ -160,7 +100,7 @@ def _authentication(context: _Context) -> Finding:
     )
 
 
-def _least_privilege(context: _Context) -> Finding:
+def _least_privilege(context: Context) -> Finding:
     manifest, flow = context.manifest, context.flow
     clients = sorted(c for c in flow.all_callers if c in manifest.clients)
     roles = {role for c in clients for role in manifest.clients[c].roles}
@@ -188,7 +128,7 @@ def _least_privilege(context: _Context) -> Finding:
             "only what its integration's routes require",
         )
     if not flow.routes:
-        return _no_routes(
+        return no_routes(
             context, "least_privilege", "the service account's database or broker grants"
         )
     return context.finding(
@@ -201,13 +141,13 @@ def _least_privilege(context: _Context) -> Finding:
     )
 
 
-def _systems(context: _Context) -> list[str]:
+def _systems(context: Context) -> list[str]:
     flow = context.flow
     names = [flow.source, flow.target, *(r.upstream for r in flow.routes)]
     return [n for n in dict.fromkeys(names) if n in context.manifest.systems]
 
 
-def _secrets_manager(context: _Context) -> Finding:
+def _secrets_manager(context: Context) -> Finding:
     systems = context.manifest.systems
     evidence, bare = [], []
     for name in _systems(context):
@@ -240,7 +180,7 @@ def _secrets_manager(context: _Context) -> Finding:
     )
 
 
-def _tls_required(context: _Context) -> Finding:
+def _tls_required(context: Context) -> Finding:
     manifest = context.manifest
     evidence, floors = [], []
     for name in _systems(context):
@@ -261,7 +201,7 @@ def _tls_required(context: _Context) -> Finding:
     )
 
 
-def _certificates_validated(context: _Context) -> Finding:
+def _certificates_validated(context: Context) -> Finding:
     systems = context.manifest.systems
     evidence = []
     for name in _systems(context):
@@ -280,7 +220,7 @@ def _certificates_validated(context: _Context) -> Finding:
     )
 
 
-def _encryption_at_rest(context: _Context) -> Finding:
+def _encryption_at_rest(context: Context) -> Finding:
     return context.finding(
         "encryption_at_rest",
         "needs_evidence",
@@ -290,260 +230,6 @@ def _encryption_at_rest(context: _Context) -> Finding:
         None,
         "run interlock check --live on the deployment (confirms the KEK backend and that "
         "stored data is sealed)",
-    )
-
-
-# -- minimisation, validation, rate limits, errors --------------------------------------
-
-
-def _closed_schema(route: Route) -> bool:
-    schema = route.request_schema
-    return schema is not None and schema.get("additionalProperties") is False
-
-
-def _minimisation(context: _Context) -> Finding:
-    flow = context.flow
-    if not flow.routes:
-        return _no_routes(context, "minimisation", "which fields the flow passes")
-    if not personal(flow):
-        return context.finding(
-            "minimisation",
-            "not_applicable",
-            "the integration declares no personal data (no user.* category)",
-            (f"data_categories: {', '.join(flow.data_categories) or 'none'}",),
-            context.at("data_categories"),
-        )
-    evidence, missing = [], []
-    for index, route in context.routes():
-        if route.method == "GET":
-            if route.response_fields is None:
-                missing.append((index, route, "response_fields"))
-            else:
-                evidence.append(f"{route.label}: response_fields ({len(route.response_fields)})")
-        elif route.method in BODY_METHODS:
-            if route.request_fields is not None:
-                evidence.append(f"{route.label}: request_fields ({len(route.request_fields)})")
-            elif _closed_schema(route):
-                evidence.append(f"{route.label}: closed request_schema")
-            else:
-                missing.append((index, route, "request_fields"))
-    if missing:
-        index, _, field = missing[0]
-        return context.finding(
-            "minimisation",
-            "fail",
-            "routes carrying personal data pass every field: "
-            + ", ".join(f"{r.label} has no {f}" for _, r, f in missing),
-            evidence,
-            context.at("routes", index),
-            f"list the fields the purpose needs under {field} (or close the request_schema "
-            "with additionalProperties: false)",
-        )
-    return context.finding(
-        "minimisation",
-        "pass",
-        "every read has a response field allow-list and every write a request allow-list "
-        "or a closed schema",
-        evidence,
-        context.at("routes"),
-    )
-
-
-def _input_validation(context: _Context) -> Finding:
-    flow = context.flow
-    if not flow.routes:
-        return _no_routes(context, "input_validation", "how messages or files are validated")
-    evidence, missing = [], []
-    for index, route in context.routes():
-        typed = len(route.params) + len(route.query)
-        if route.method in BODY_METHODS:
-            kinds = {media_kind(t) for t in route.accepted_types}
-            if "other" in kinds:
-                missing.append(
-                    (index, route, f"accepts unparsed {', '.join(route.accepted_types)}")
-                )
-                continue
-            if route.request_schema is None and route.xml is None and route.csv is None:
-                missing.append((index, route, "no request_schema"))
-                continue
-            shape = (
-                "request_schema"
-                if route.request_schema is not None
-                else ("xml policy" if route.xml is not None else "csv policy")
-            )
-            evidence.append(
-                f"{route.label}: {shape}, max_body {route.max_body} B, {typed} typed params"
-            )
-        else:
-            evidence.append(
-                f"{route.label}: {typed} typed params (others: default pattern or refused)"
-            )
-    if missing:
-        index, _, _ = missing[0]
-        return context.finding(
-            "input_validation",
-            "fail",
-            "request bodies reach the upstream unchecked: "
-            + ", ".join(f"{r.label} ({why})" for _, r, why in missing),
-            evidence,
-            context.at("routes", index),
-            "add a request_schema (JSON Schema 2020-12), or an xml/csv policy, to each "
-            "route that takes a body",
-        )
-    return context.finding(
-        "input_validation",
-        "pass",
-        "every body is parsed with size and depth limits and checked against a schema or "
-        "policy; path and query parameters are typed, undeclared query parameters refused",
-        evidence,
-        context.at("routes"),
-    )
-
-
-def _rate_limiting(context: _Context) -> Finding:
-    flow = context.flow
-    if not flow.routes:
-        return _no_routes(context, "rate_limiting", "throttling at the broker, share or database")
-    evidence, missing = [], []
-    for index, route in context.routes():
-        limits = route.rate_limit
-        dims = [] if limits is None else [f"{k} {v}" for k, v in limits.model_dump().items() if v]
-        if dims:
-            evidence.append(f"{route.label}: {', '.join(dims)}")
-        else:
-            missing.append((index, route))
-    if missing:
-        index = missing[0][0]
-        return context.finding(
-            "rate_limiting",
-            "fail",
-            f"no rate limit on {', '.join(r.label for _, r in missing)}",
-            evidence,
-            context.at("routes", index),
-            "add rate_limit: {per_client: N/min} (and per_ip, per_route or per_integration)",
-        )
-    return context.finding(
-        "rate_limiting", "pass", "every route has a rate limit", evidence, context.at("routes")
-    )
-
-
-def _sanitised_errors(context: _Context) -> Finding:
-    if not context.flow.routes:
-        return _no_routes(context, "sanitised_errors", "what the transport reports on failure")
-    return context.finding(
-        "sanitised_errors",
-        "pass",
-        "by construction: the gateway answers every refusal and every upstream 5xx with an "
-        "RFC 9457 problem document carrying a correlation id and no internal detail; "
-        "--live sends a malformed request to confirm",
-        (f"{len(context.flow.routes)} route(s) served by the gateway's pipeline",),
-        context.at("routes"),
-    )
-
-
-# -- GDPR register, audit trail, retention ------------------------------------------------
-
-
-def _flows_documented(context: _Context) -> Finding:
-    manifest, flow = context.manifest, context.flow
-    register = build_register(
-        manifest, source="", kek_backend="(not read in configuration mode)", now=datetime.now(UTC)
-    )
-    record = next(r for r in register.records if r.integration == context.name)
-    evidence = [
-        f"purpose: {flow.purpose[:80]}",
-        f"legal basis: {record.legal_basis} ({record.legal_basis_article})",
-        f"categories: {', '.join(c.key for c in record.data_categories) or 'none'}",
-        f"subjects: {', '.join(s.key for s in record.data_subjects) or 'none'}",
-        f"retention: {record.retention}",
-        f"transfers: {record.transfer_statement}",
-    ]
-    gaps: list[tuple[str, DocPath]] = []
-    if not flow.data_categories:
-        gaps.append(("no data_categories declared", ("integrations", context.name)))
-    if personal(flow):
-        if manifest.organisation is None:
-            gaps.append(("no organisation (controller) declared, Art. 30(1)(a)", ()))
-        if not flow.data_subjects:
-            gaps.append(
-                (
-                    "no data_subjects declared, Art. 30(1)(c)",
-                    ("integrations", context.name, "data_categories"),
-                )
-            )
-    if gaps:
-        return context.finding(
-            "flows_documented",
-            "fail",
-            "the Art. 30 record is incomplete: " + "; ".join(g for g, _ in gaps),
-            evidence,
-            context.locate(gaps[0][1]),
-            "declare the missing facts (interlock privacy ropa shows the record)",
-        )
-    return context.finding(
-        "flows_documented",
-        "pass",
-        "the integration makes a complete Art. 30 record: controller, purpose, legal basis, "
-        "categories, subjects, recipients, retention and transfers with their safeguard",
-        evidence,
-        context.at("purpose"),
-    )
-
-
-def _audit_trail(context: _Context) -> Finding:
-    flow = context.flow
-    mode = "required" if flow.audit_required else "best_effort"
-    declared = f"audit: {flow.audit}" if flow.audit else f"audit: default ({mode})"
-    evidence = (declared, f"personal data: {'yes' if personal(flow) else 'no'}")
-    if not flow.routes:
-        return _no_routes(context, "audit_trail", "its transfers to record them")
-    if personal(flow) and not flow.audit_required:
-        return context.finding(
-            "audit_trail",
-            "fail",
-            "the flow carries personal data but its audit entries are best effort: a request "
-            "can release data without a durable record",
-            evidence,
-            context.at("audit"),
-            "remove audit: best_effort (personal data defaults to required)",
-        )
-    return context.finding(
-        "audit_trail",
-        "pass",
-        f"every request is recorded on the tamper-evident audit log ({mode}); --live checks "
-        "that the log verifies and has a recent signed checkpoint",
-        evidence,
-        context.at("audit") if flow.audit else context.at(),
-    )
-
-
-def _retention(context: _Context) -> Finding:
-    flow = context.flow
-    idempotent = sum(1 for route in flow.routes if route.idempotency is not None)
-    evidence = [f"retention: {flow.retention.days} days"]
-    if idempotent:
-        evidence.append(f"{idempotent} route(s) keep idempotency records, bounded by the retention")
-    return context.finding(
-        "retention",
-        "pass",
-        "the integration declares its retention; idempotency records and lineage entries "
-        "expire within it",
-        evidence,
-        context.at("retention"),
-    )
-
-
-# -- shared ---------------------------------------------------------------------------------
-
-
-def _no_routes(context: _Context, item: str, what: str) -> Finding:
-    return context.finding(
-        item,
-        "needs_evidence",
-        f"the integration has no routes through the gateway, so Interlock cannot see {what}",
-        ("routes: none",),
-        context.at(),
-        "declare its type: and follow the manual steps for that type, or add its routes",
     )
 
 
@@ -585,18 +271,18 @@ def _validate_warnings(manifest: Manifest) -> list[tuple[DocPath, str]]:
     return [(f.path, f.message) for f in cross_check(entities) if f.severity == "warning"]
 
 
-_CHECKS: Final[dict[str, Callable[[_Context], Finding]]] = {
+_CHECKS: Final[dict[str, Callable[[Context], Finding]]] = {
     "authentication": _authentication,
     "least_privilege": _least_privilege,
     "secrets_manager": _secrets_manager,
     "tls_required": _tls_required,
     "certificates_validated": _certificates_validated,
     "encryption_at_rest": _encryption_at_rest,
-    "minimisation": _minimisation,
-    "input_validation": _input_validation,
-    "rate_limiting": _rate_limiting,
-    "sanitised_errors": _sanitised_errors,
-    "flows_documented": _flows_documented,
-    "audit_trail": _audit_trail,
-    "retention": _retention,
+    "minimisation": config_routes.minimisation,
+    "input_validation": config_routes.input_validation,
+    "rate_limiting": config_routes.rate_limiting,
+    "sanitised_errors": config_routes.sanitised_errors,
+    "flows_documented": config_privacy.flows_documented,
+    "audit_trail": config_privacy.audit_trail,
+    "retention": config_privacy.retention,
 }
