@@ -125,6 +125,17 @@ def test_live_options_need_live(write_manifest: Write, capsys: pytest.CaptureFix
     assert "add --live" in capsys.readouterr().err
 
 
+def test_live_in_a_build_without_the_probes_is_a_clear_error(
+    write_manifest: Write, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No interlock.check.live: one line, exit 2, no scorecard."""
+    monkeypatch.setitem(sys.modules, "interlock.check.live", None)
+    assert main(["check", "--manifest", str(write_manifest()), "--live"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "--live is not available in this build" in captured.err
+
+
 def test_a_missing_renderer_is_a_clear_error(
     write_manifest: Write, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -141,7 +152,7 @@ def test_live_findings_are_added_and_counted(
     calls: list[dict[str, object]] = []
 
     def fake_live(manifest: object, settings: object, **options: object) -> list[Finding]:
-        calls.append(options)
+        calls.append({k: options[k] for k in ("gateway_url", "source", "ca_file", "deployment")})
         return [Finding("tls_required", "sync", "fail", "erp: certificate expired", live=True)]
 
     module = type(sys)("interlock.check.live")
@@ -151,10 +162,38 @@ def test_live_findings_are_added_and_counted(
     out = tmp_path / "card.txt"
     args = ["check", "--manifest", str(write_manifest()), "--live", "-o", str(out)]
     assert main([*args, "--gateway", "https://127.0.0.1:9"]) == 1
-    assert calls == [{"gateway_url": "https://127.0.0.1:9", "source": None, "ca_file": None}]
+    # No `interlock init` in this data directory: the probes get no deployment.
+    assert calls == [
+        {"gateway_url": "https://127.0.0.1:9", "source": None, "ca_file": None, "deployment": None}
+    ]
     assert "erp: certificate expired" in out.read_text()
 
 
 def test_status_label_reads_waived_for_a_waived_failure() -> None:
     """The words the table and the demo use."""
     assert check_cli.status_label(Finding("retention", "x", "not_applicable", "r")) == "n/a"
+
+
+def test_live_on_the_gateways_host_hands_the_deployment_and_vault(
+    write_manifest: Write, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After interlock init the probes get the deployment, the vault and the sealed columns."""
+    received: dict[str, object] = {}
+
+    def fake_live(manifest: object, settings: object, **options: object) -> list[Finding]:
+        received.update(options)
+        trust = options["trust"]
+        assert callable(trust)
+        received["context"] = trust("system")
+        return []
+
+    module = type(sys)("interlock.check.live")
+    module.live_findings = fake_live  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "interlock.check.live", module)
+    monkeypatch.setenv("INTERLOCK_DATA_DIR", str(tmp_path / "data"))
+    assert main(["init"]) == 0
+    assert main(["check", "--manifest", str(write_manifest()), "--live"]) == 0
+    assert received["deployment"] is not None
+    assert received["vault"] is not None
+    assert received["sealed_columns"]
+    assert received["context"] is not None

@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 from collections import Counter
+from contextlib import ExitStack
 from enum import StrEnum
 from io import StringIO
 from pathlib import Path
@@ -27,12 +28,12 @@ from rich.table import Table
 
 from interlock.check.items import ITEMS, item
 from interlock.check.results import Finding, Scorecard, Severity
-from interlock.check.run import CheckInputError, LiveProbe, blocking, run_check
+from interlock.check.run import CheckInputError, blocking, run_check
 from interlock.check.waivers import WaiverFileError, load_waivers
+from interlock.cli.check_live import live_probe, load_live_findings
 from interlock.cli.context import console, settings
 from interlock.cli.options import ManifestOption
 from interlock.config.loader import Diagnostic
-from interlock.config.manifest import Manifest
 from interlock.errors import ManifestError
 
 __all__ = ["check", "status_label", "summary_table"]
@@ -98,23 +99,35 @@ def check(  # noqa: PLR0917  (typer maps each parameter to an option)
         str | None,
         typer.Option("--gateway", help="With --live: the running gateway's base URL to probe."),
     ] = None,
+    ca: Annotated[
+        Path | None,
+        typer.Option("--ca", help="With --gateway: the gateway's CA (default: DATA_DIR/ca.pem)."),
+    ] = None,
 ) -> None:
     """Evaluate the security checklist for every integration: pass, fail, n/a or needs evidence."""
-    if not live and (source is not None or gateway is not None):
-        _usage("--source and --gateway are live probes: add --live")
+    if not live and (source is not None or gateway is not None or ca is not None):
+        _usage("--source, --gateway and --ca are for live probes: add --live")
     path = manifest or settings().manifest
     try:
         accepted = load_waivers(waivers) if waivers is not None else None
     except WaiverFileError as exc:
         _usage(exc.message, exc.code)
     renderer = _renderer(output_format)
-    probe = _live_probe(gateway=gateway, source=source) if live else None
-    try:
-        scorecard = run_check(path, integration=integration, waivers=accepted, live=probe)
-    except ManifestError as exc:
-        _invalid(exc)
-    except CheckInputError as exc:
-        _usage(exc.message, exc.code)
+    with ExitStack() as stack:
+        probe = None
+        if live:
+            live_findings = load_live_findings()
+            if live_findings is None:
+                _usage("--live is not available in this build (interlock.check.live is missing)")
+            probe = stack.enter_context(
+                live_probe(live_findings, gateway=gateway, source=source, ca_file=ca)
+            )
+        try:
+            scorecard = run_check(path, integration=integration, waivers=accepted, live=probe)
+        except ManifestError as exc:
+            _invalid(exc)
+        except CheckInputError as exc:
+            _usage(exc.message, exc.code)
     _emit(renderer(scorecard), output)
     if blocking(scorecard, _SEVERITY[fail_on]):
         raise typer.Exit(1)
@@ -222,18 +235,6 @@ def _renderer(output_format: OutputFormat) -> Any:
         return result if isinstance(result, str) else json.dumps(result, indent=2) + "\n"
 
     return text
-
-
-def _live_probe(*, gateway: str | None, source: Path | None) -> LiveProbe:
-    live_findings = _optional("interlock.check.live", "live_findings", "--live")
-    current = settings()
-
-    def probe(manifest: Manifest) -> list[Finding]:
-        return list(
-            live_findings(manifest, current, gateway_url=gateway, source=source, ca_file=None)
-        )
-
-    return probe
 
 
 def _optional(module: str, function: str, feature: str) -> Any:
