@@ -12,13 +12,22 @@ import pytest
 from interlock.audit.sink import MemorySink
 from interlock.check.live import live_findings
 from interlock.check.results import Finding
+from interlock.config.settings import Settings
 from interlock.pki import LOCAL_CA_NAME
 from interlock.secrets.vault import Vault
+from interlock.store import Deployment
 from interlock.tables import sealed_columns
 from interlock.testing.gateway import Env, running_gateway
 from tests.check.live_helpers import trust_of
 
 pytestmark = pytest.mark.processes
+
+
+class _Default:
+    """The part the harness gives (distinct from None: the part is absent)."""
+
+
+DEFAULT = _Default()
 
 
 @pytest.fixture(scope="module")
@@ -28,20 +37,34 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         yield running
 
 
-def _live(env: Env, **changes: object) -> list[Finding]:
-    deployment = env.deployment
-    options: dict[str, object] = {
-        "trust": trust_of({f"pki:{LOCAL_CA_NAME}": env.ca_file}),
-        "deployment": deployment,
-        "vault": Vault(deployment.engine, deployment.keyring, audit=MemorySink()),
-        "sealed_columns": sealed_columns(),
-        "gateway_url": f"https://127.0.0.1:{env.port}",
-        "ca_file": env.ca_file,
-        "source": None,
-        "now": datetime.now(UTC),
-        **changes,
-    }
-    return live_findings(env.gateway.gateway.manifest, deployment.settings, **options)  # type: ignore[arg-type]
+def _live(
+    env: Env,
+    *,
+    settings: Settings | None = None,
+    deployment: Deployment | _Default | None = DEFAULT,
+    vault: Vault | _Default | None = DEFAULT,
+    gateway_url: str | _Default | None = DEFAULT,
+    ca_file: Path | _Default | None = DEFAULT,
+    source: Path | None = None,
+) -> list[Finding]:
+    """``live_findings`` as the CLI calls it on the gateway's host; each part may be replaced."""
+    opened = env.deployment
+    return live_findings(
+        env.gateway.gateway.manifest,
+        settings or opened.settings,
+        trust=trust_of({f"pki:{LOCAL_CA_NAME}": env.ca_file}),
+        deployment=opened if isinstance(deployment, _Default) else deployment,
+        vault=Vault(opened.engine, opened.keyring, audit=MemorySink())
+        if isinstance(vault, _Default)
+        else vault,
+        sealed_columns=sealed_columns(),
+        gateway_url=f"https://127.0.0.1:{env.port}"
+        if isinstance(gateway_url, _Default)
+        else gateway_url,
+        ca_file=env.ca_file if isinstance(ca_file, _Default) else ca_file,
+        source=source,
+        now=datetime.now(UTC),
+    )
 
 
 def _one(found: list[Finding], item: str, integration: str | None = None) -> Finding:
@@ -93,21 +116,15 @@ def test_parts_not_given_need_evidence_rather_than_passing(env: Env) -> None:
 
 def test_the_gateway_ca_defaults_to_the_data_directory(env: Env, tmp_path: Path) -> None:
     """Without --ca the data directory's ca.pem is trusted; without one, the system store."""
-    manifest = env.gateway.gateway.manifest
     settings = env.deployment.settings.model_copy(update={"data_dir": tmp_path})
-    common: dict[str, object] = {
-        "trust": trust_of({f"pki:{LOCAL_CA_NAME}": env.ca_file}),
-        "deployment": None,
-        "vault": None,
-        "sealed_columns": (),
-        "gateway_url": f"https://127.0.0.1:{env.port}",
-        "ca_file": None,
-        "source": None,
-        "now": datetime.now(UTC),
-    }
-    untrusted = _one(live_findings(manifest, settings, **common), "sanitised_errors")  # type: ignore[arg-type]
+
+    def probe() -> Finding:
+        found = _live(env, settings=settings, deployment=None, vault=None, ca_file=None)
+        return _one(found, "sanitised_errors")
+
+    untrusted = probe()
     assert untrusted.status == "fail"
     assert "could not be probed" in untrusted.reason
     shutil.copyfile(env.ca_file, tmp_path / "ca.pem")
-    trusted = _one(live_findings(manifest, settings, **common), "sanitised_errors")  # type: ignore[arg-type]
+    trusted = probe()
     assert trusted.status == "pass", trusted.reason
