@@ -21,7 +21,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, Literal
 from urllib.parse import urlsplit
 
 from interlock.check.results import Finding, Status
@@ -42,9 +42,6 @@ EXPIRY_MARGIN: Final = timedelta(days=14)
 #: A manifest trust anchor (``system``, ``file:PATH``, ``pki:NAME``) as a verifying context.
 Trust = Callable[[str], ssl.SSLContext]
 
-#: One item's verdict: item id, status, reason, evidence, fix.
-_Verdict = tuple[str, Status, str, tuple[str, ...], str | None]
-
 _FIX_TRUST: Final = (
     "give the system a certificate for its host name from the CA its `ca:` names, "
     "or name the CA that issued it (ca: pki:NAME or file:PATH)"
@@ -59,7 +56,7 @@ class TlsOutcome:
     version: str | None = None  # "TLSv1.3"
     not_after: datetime | None = None
     error: str | None = None
-    stage: str = "handshake"  # "connect", "handshake", "verify", "trust"
+    stage: Literal["trust", "connect", "handshake", "verify"] = "handshake"
 
 
 def probe_system(system: System, trust: Trust, timeout: float) -> TlsOutcome:
@@ -125,66 +122,71 @@ def tls_findings(manifest: Manifest, trust: Trust, now: datetime, timeout: float
     for system_name, integrations in upstream_systems(manifest).items():
         system = manifest.systems[system_name]
         outcome = probe_system(system, trust, timeout)
+        where = f"system {system_name} ({outcome.address}, ca {system.ca})"
+        evidence = (f"live TLS probe of {where}",)
         wanted = (system.tls or manifest.tls).min_version
-        pair = _judge(system_name, system, outcome, wanted, now)
         findings.extend(
-            Finding(item, integration, status, reason, evidence, fix=fix, live=True)
+            Finding(v.item, integration, v.status, f"{where}{v.reason}", evidence, fix=v.fix,
+                    live=True)
             for integration in integrations
-            for item, status, reason, evidence, fix in pair
-        )
+            for v in _judge(outcome, wanted, now)
+        )  # fmt: skip
     return findings
 
 
-def _judge(
-    name: str, system: System, outcome: TlsOutcome, wanted: str, now: datetime
-) -> list[_Verdict]:
-    where = f"system {name} ({outcome.address}, ca {system.ca})"
-    evidence = (f"live TLS probe of {where}",)
-    if outcome.error is not None:
-        if outcome.stage == "verify":
-            # The server agreed a version within our floor before it showed its certificate.
-            return [
-                ("tls_required", "pass", f"{where} negotiated TLS 1.2 or later", evidence, None),
-                ("certificates_validated", "fail", f"{where}: {outcome.error}", evidence,
-                 _FIX_TRUST),
-            ]  # fmt: skip
-        fix = "make the system reachable from here, with TLS 1.2 or later, then re-run"
-        reason = f"{where}: {outcome.error}"
+@dataclass(frozen=True)
+class _Verdict:
+    """One item's outcome; ``reason`` follows the system's description."""
+
+    item: str
+    status: Status
+    reason: str
+    fix: str | None = None
+
+
+def _judge(outcome: TlsOutcome, wanted: str, now: datetime) -> list[_Verdict]:
+    if outcome.error is None:
+        return [_version(outcome.version or "unknown", wanted), _expiry(outcome.not_after, now)]
+    if outcome.stage == "verify":
+        # The server agreed a version within our floor (1.2) before it showed its certificate.
         return [
-            ("tls_required", "fail", reason, evidence, fix),
-            ("certificates_validated", "fail", f"{reason}; its certificate was not checked",
-             evidence, fix),
-        ]  # fmt: skip
-    version = outcome.version or "unknown"
-    numbers = version.removeprefix("TLSv")
-    tls: _Verdict = (
-        ("tls_required", "fail",
-         f"{where} negotiated {version}; the policy requires TLS {wanted}", evidence,
-         "enable TLS 1.3 on the system, or lower tls.min_version")
-        if wanted == "1.3" and numbers != "1.3"
-        else ("tls_required", "pass",
-              f"{where} negotiated {version}" + ("" if numbers == "1.3" else " (1.3 preferred)"),
-              evidence, None)
-    )  # fmt: skip
-    return [tls, _expiry(where, outcome.not_after, now, evidence)]
+            _Verdict("tls_required", "pass", " negotiated TLS 1.2 or later"),
+            _Verdict("certificates_validated", "fail", f": {outcome.error}", _FIX_TRUST),
+        ]
+    return [
+        _Verdict("tls_required", "fail", f": {outcome.error}", _FIX_REACH),
+        _Verdict(
+            "certificates_validated",
+            "fail",
+            f": {outcome.error}; its certificate was not checked",
+            _FIX_REACH,
+        ),
+    ]
 
 
-def _expiry(
-    where: str, not_after: datetime | None, now: datetime, evidence: tuple[str, ...]
-) -> _Verdict:
+def _version(version: str, wanted: str) -> _Verdict:
+    latest = version == "TLSv1.3"
+    if wanted == "1.3" and not latest:
+        reason = f" negotiated {version}; the policy requires TLS 1.3"
+        return _Verdict("tls_required", "fail", reason, _FIX_13)
+    note = "" if latest else " (1.3 preferred)"
+    return _Verdict("tls_required", "pass", f" negotiated {version}{note}")
+
+
+def _expiry(not_after: datetime | None, now: datetime) -> _Verdict:
     item = "certificates_validated"
     if not_after is None:
-        return (item, "fail", f"{where}: no certificate expiry was readable", evidence, None)
+        return _Verdict(item, "fail", ": no certificate expiry was readable")
     left = not_after - now
-    days = left.days
     when = f"{not_after:%Y-%m-%d}"
     if left <= timedelta(0):
-        return (item, "fail", f"{where}: certificate expired on {when}", evidence, _RENEW)
+        return _Verdict(item, "fail", f": certificate expired on {when}", _RENEW)
     if left < EXPIRY_MARGIN:
-        return (item, "fail", f"{where}: certificate expires in {days} days ({when})", evidence,
-                _RENEW)  # fmt: skip
-    reason = f"{where}: chain and host name verified; expires in {days} days ({when})"
-    return (item, "pass", reason, evidence, None)
+        return _Verdict(item, "fail", f": certificate expires in {left.days} days ({when})", _RENEW)
+    reason = f": chain and host name verified; expires in {left.days} days ({when})"
+    return _Verdict(item, "pass", reason)
 
 
+_FIX_REACH: Final = "make the system reachable from here, with TLS 1.2 or later, then re-run"
+_FIX_13: Final = "enable TLS 1.3 on the system, or lower its tls.min_version"
 _RENEW: Final = "renew the system's certificate (fewer than 14 days left fails the check)"
