@@ -155,3 +155,13 @@ def test_an_unreachable_gateway_is_a_failed_finding(tmp_path: Path) -> None:
     finding = error_findings("https://localhost:1", manifest, tls.ca_file, TIMEOUT)
     assert finding.status == "fail"
     assert "could not be probed" in finding.reason
+
+
+def test_a_plain_http_gateway_url_is_refused_as_a_finding(tmp_path: Path) -> None:
+    """The probe speaks HTTPS only; http:// is a failed finding naming why."""
+    manifest = manifest_with({"erp": {"url": "https://localhost:1"}})
+    finding = error_findings("http://127.0.0.1:1", manifest, None, TIMEOUT)
+    assert finding.status == "fail"
+    assert "https:// only" in finding.reason
+    malformed = error_findings("https://[::1", manifest, None, TIMEOUT)
+    assert malformed.status == "fail"

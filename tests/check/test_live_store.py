@@ -98,24 +98,24 @@ def _vault(deployment: Deployment) -> Vault:
     return Vault(deployment.engine, deployment.keyring, audit=MemorySink())
 
 
-def test_sealed_values_pass_and_name_the_backend(local: Deployment) -> None:
-    """Values the vault sealed open their wrapping under this keyring."""
-    _vault(local).write("erp/api-key", b"not-a-real-key-" + bytes(8), actor=_ADMIN)
-    [finding] = sealing_findings(local.engine, local.keyring, sealed_columns())
+def test_sealed_values_pass_and_name_the_backend(deployment: Deployment) -> None:
+    """Values the vault sealed open their wrapping under this keyring (SQLite and PostgreSQL)."""
+    _vault(deployment).write("erp/api-key", b"not-a-real-key-" + bytes(8), actor=_ADMIN)
+    [finding] = sealing_findings(deployment.engine, deployment.keyring, sealed_columns())
     assert finding.status == "pass", finding.reason
     assert "KEK backend file" in finding.evidence[0]
     assert "sampled" in finding.evidence[1]
     assert not finding.evidence[1].startswith("0 ")
 
 
-def test_a_plaintext_value_at_rest_fails_without_showing_it(local: Deployment) -> None:
+def test_a_plaintext_value_at_rest_fails_without_showing_it(deployment: Deployment) -> None:
     """A value written around the vault is found; the finding names the column, not the value."""
-    _vault(local).write("erp/api-key", b"placeholder", actor=_ADMIN)
+    _vault(deployment).write("erp/api-key", b"placeholder", actor=_ADMIN)
     plain = b"plaintext-" + bytes(range(65, 75))
     versions = table_of(VaultVersionRow)
-    with local.engine.begin() as connection:
+    with deployment.engine.begin() as connection:
         connection.execute(update(versions).values(value=plain))
-    [finding] = sealing_findings(local.engine, local.keyring, sealed_columns())
+    [finding] = sealing_findings(deployment.engine, deployment.keyring, sealed_columns())
     assert finding.status == "fail"
     assert "vault_versions.value (1 of 1)" in finding.reason
     assert plain.decode() not in repr(finding)

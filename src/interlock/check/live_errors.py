@@ -192,7 +192,7 @@ def error_findings(
                     found = inspect_answer(probe, response.status_code, response.headers, raw)
                 evidence.append(f"{probe.label}: {probe.method} -> {response.status_code}")
                 failures.extend(f"{probe.label}: {problem}" for problem in found)
-    except (httpx.HTTPError, InterlockError, OSError) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, InterlockError, OSError) as exc:
         reason = f"the gateway at {gateway_url} could not be probed: {_reason(exc)}"
         return Finding(_ITEM, None, "fail", reason, tuple(evidence), fix=_FIX_REACH, live=True)
     if failures:

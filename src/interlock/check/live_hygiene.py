@@ -55,6 +55,7 @@ def scan_findings(source: Path) -> list[Finding]:
         reason = f"--source {source} does not exist"
         return [Finding("secrets_manager", None, "fail", reason, live=True)]
     base = root if root.is_dir() else root.parent
+    shown = source if root.is_dir() else source.parent  # locations as the caller named the tree
     try:
         report = scan(root, load_baseline(base / BASELINE_NAME))
     except ScanInputError as exc:
@@ -73,7 +74,7 @@ def scan_findings(source: Path) -> list[Finding]:
             if hit.kind == "secret"
             else "remove the switch: verification and safe parsing stay on"
         )
-        where = Location((base / hit.path).as_posix(), hit.line, hit.column)
+        where = Location((shown / hit.path).as_posix(), hit.line, hit.column)
         reason = f"{hit.path}:{hit.line}: {hit.message} ({hit.rule_id})"
         found.append(Finding(item, None, "fail", reason, evidence, where, fix, live=True))
     rest = len(report.findings) - MAX_SCAN_FINDINGS
