@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -187,3 +187,19 @@ def test_only_systems_that_routes_forward_to_are_probed() -> None:
         update={"systems": {**manifest.systems, "idle": manifest.systems["erp"]}}
     )
     assert upstream_systems(extra) == {"erp": ["to-erp"]}
+
+
+def test_a_plain_http_upstream_fails_tls_required(tmp_path: Path) -> None:
+    """A server answering without TLS is named as such, not as an old TLS version."""
+    tls = certificates(tmp_path)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        found = _probe(tls, server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert found["tls_required"].status == "fail"
+    assert "does not speak TLS" in found["tls_required"].reason

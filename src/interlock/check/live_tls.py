@@ -100,6 +100,9 @@ def _os_reason(exc: OSError) -> str:
 
 def _ssl_reason(exc: ssl.SSLError) -> str:
     reason = (exc.reason or "").upper()
+    if reason in {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"}:
+        # What OpenSSL reports when the answer is not a TLS record at all.
+        return f"the server does not speak TLS here (plain HTTP?) ({exc.reason})"
     if "PROTOCOL" in reason or "VERSION" in reason:
         return f"no TLS 1.2 or later offered ({exc.reason})"
     return str(exc.reason or exc.strerror or type(exc).__name__)
