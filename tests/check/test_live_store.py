@@ -86,6 +86,7 @@ def test_a_tampered_audit_log_fails(local: Deployment) -> None:
 def test_an_empty_audit_log_fails_freshness(tmp_path: Path) -> None:
     """Nothing recorded yet: it verifies, but there is no signed tree head to show."""
     deployment = initialise(Settings(data_dir=tmp_path / "data"))
+    AuditLog.open(deployment.settings, deployment.keyring).close()
     try:
         [finding] = audit_findings(deployment.settings, datetime.now(UTC))
     finally:
@@ -140,3 +141,12 @@ def test_an_empty_store_passes_with_the_keyring_named(tmp_path: Path) -> None:
     finally:
         deployment.close()
     assert finding.status == "pass"
+
+
+def test_a_missing_audit_log_fails_and_is_not_created(tmp_path: Path) -> None:
+    """No audit database file: a failed finding, and the check leaves none behind."""
+    settings = Settings(data_dir=tmp_path / "data")
+    [finding] = audit_findings(settings, datetime.now(UTC))
+    assert finding.status == "fail"
+    assert "no audit log at" in finding.reason
+    assert not _audit_db(settings).exists()

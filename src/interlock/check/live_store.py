@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Final
 
 from sqlalchemy import Engine, select
@@ -55,6 +56,10 @@ def audit_findings(settings: Settings, now: datetime) -> list[Finding]:
     """``audit_trail`` for the deployment: the log verifies and its newest head is recent."""
     item = "audit_trail"
     url = settings.audit_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        # As `audit verify` does: opening would create an empty log, and a check writes nothing.
+        reason = f"no audit log at {url.removeprefix('sqlite:///')}"
+        return [Finding(item, None, "fail", reason, fix=_FIX_OPEN, live=True)]
     try:
         engine, writer = create_audit_engines(url)
     except (SQLAlchemyError, InterlockError, OSError) as exc:
