@@ -57,7 +57,10 @@ code{font-size:.85em;word-break:break-all}
 .v-waived{background:#dcdcf5;color:#1c1c5a}
 .v-pass{background:#d3efd6;color:#0b3d12}
 .v-not_applicable,.v-not_checked{background:#ececec;color:#333}
-h3 .v{padding:0 .4rem;border:1px solid #999}
+h4 .v{padding:0 .4rem;border:1px solid #999}
+h4{margin:.5rem 0 .2rem}
+.grid tfoot td{font-weight:normal}
+ul{margin:0;padding-left:1.2rem}
 section,article{break-inside:avoid-page}
 article{margin-bottom:1rem}
 @media print{body{margin:0;max-width:none}a{color:inherit;text-decoration:none}
@@ -70,7 +73,7 @@ def _e(text: str) -> str:
 
 
 def _name(integration: str | None) -> str:
-    return "deployment" if integration is None else integration
+    return "(deployment)" if integration is None else integration
 
 
 def _mapping(item: Item) -> str:
@@ -139,8 +142,8 @@ def _finding(finding: Finding, item: Item, anchor: str) -> str:
     rows.append(("from", "live probe" if finding.live else "configuration"))
     body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     return (
-        f'<article id="{_e(anchor)}"><h3><span class="v v-{shown}">{_e(label)}</span> '
-        f"{_e(item.title)}</h3>"
+        f'<article id="{_e(anchor)}"><h4><span class="v v-{shown}">{_e(label)}</span> '
+        f"{_e(item.title)}</h4>"
         f'<table class="kv">{body}</table></article>'
     )
 
@@ -154,7 +157,7 @@ def _findings(scorecard: Scorecard, items: Sequence[Item], cells: _Cells) -> str
             for item in items
             for anchor, f in cells.get((column, item.id), [])
         )
-        sections.append(f"<section><h2>{_e(_name(column))}</h2>{articles}</section>")
+        sections.append(f"<section><h3>{_e(_name(column))}</h3>{articles}</section>")
     return "\n".join(sections)
 
 

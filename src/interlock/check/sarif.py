@@ -99,7 +99,7 @@ def _location(finding: Finding, manifest: str, base: Path | None) -> dict[str, A
 
 
 def _message(finding: Finding) -> str:
-    where = finding.integration or "deployment"
+    where = finding.integration or "(deployment)"
     fix = f" Fix: {finding.fix}" if finding.fix else ""
     return f"{where}: {finding.reason}{fix}"
 
