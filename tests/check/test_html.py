@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from interlock.check.html import LABELS, to_html
-from interlock.check.items import ITEMS
-from interlock.check.results import Scorecard
+from interlock.check.items import ITEMS, Item
+from interlock.check.results import Finding, Scorecard
 from tests.check.scorecards import FINDINGS, MANIFEST, NOW, scorecard
 from tests.chromium import find_chromium, layout, probed, run_chromium
 
@@ -192,3 +192,33 @@ def test_an_empty_scorecard_is_a_page_too() -> None:
     page = to_html(Scorecard(manifest=MANIFEST, generated=NOW, live=False))
     assert "configuration only" in page
     assert "0 failing" in page
+
+
+def test_rows_for_other_items_appear_only_where_a_finding_names_them() -> None:
+    """The 13 items always; an integration type's item when one of its findings is there."""
+    named = Item("type.messaging.dlq_access", "Dead-letter queue access", "medium", "DLQ.")
+    unused = Item("type.messaging.message_expiry", "Message expiry", "low", "TTL.")
+    card = replace(
+        scorecard(),
+        findings=(*FINDINGS, Finding(named.id, "events", "needs_evidence", "no adapter yet")),
+    )
+    page = to_html(card, items=(*ITEMS, named, unused))
+    parser = _Grid()
+    parser.feed(page)
+    titles = [row[0][0] for row in parser.rows[1:-1]]
+    assert len(titles) == len(ITEMS) + 1
+    assert titles[-1].startswith("Dead-letter queue access")
+    assert "Message expiry" not in page
+    assert _grid_cell(page, "Dead-letter queue access", "events") == (
+        "EVIDENCE",
+        "v-needs_evidence",
+    )
+
+
+def _grid_cell(page: str, title: str, column: str) -> tuple[str, str]:
+    parser = _Grid()
+    parser.feed(page)
+    header, *body = parser.rows
+    columns = [text for text, _ in header[1:]]
+    row = next(r for r in body if r[0][0].startswith(title))
+    return row[1 + columns.index(column)]

@@ -12,8 +12,8 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from interlock.check.items import ITEMS, item
-from interlock.check.results import Location, Scorecard
+from interlock.check.items import ITEMS, Item, item
+from interlock.check.results import Finding, Location, Scorecard
 from interlock.check.sarif import SECURITY_SEVERITY, to_sarif
 from tests.check.scorecards import FINDINGS, MANIFEST, MARKUP, NOW, WAIVER, scorecard
 
@@ -179,3 +179,24 @@ def test_a_clean_scorecard_is_a_valid_log_without_results() -> None:
     run = _valid(to_sarif(card))
     assert run["results"] == []
     assert len(run["tool"]["driver"]["rules"]) == len(ITEMS)
+
+
+def test_type_specific_items_become_rules_when_passed_in() -> None:
+    """An integration type's item: its own rule, a readable name, the types section's anchor."""
+    extra = Item(
+        "type.messaging.dlq_access", "Dead-letter queue access control", "medium", "DLQ readers."
+    )
+    card = Scorecard(
+        manifest=MANIFEST,
+        generated=NOW,
+        live=False,
+        findings=(Finding(extra.id, "events", "needs_evidence", "no broker adapter yet"),),
+    )
+    with pytest.raises(ValueError, match=r"type\.messaging\.dlq_access"):
+        to_sarif(card)
+    run = _valid(to_sarif(card, items=(*ITEMS, extra), docs_url="https://docs.example.com/c.md"))
+    rule = run["tool"]["driver"]["rules"][-1]
+    assert rule["id"] == extra.id
+    assert rule["name"] == "TypeMessagingDlqAccess"
+    assert rule["helpUri"] == "https://docs.example.com/c.md#integration-types"
+    assert run["results"][0]["ruleIndex"] == len(ITEMS)

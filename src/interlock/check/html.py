@@ -19,7 +19,15 @@ from html import escape
 from typing import Final
 
 from interlock.check.items import ITEMS, Item
-from interlock.check.render import Verdict, catalogue, integrations, ordered, summarise, verdict
+from interlock.check.render import (
+    CATALOGUE,
+    Verdict,
+    catalogue,
+    integrations,
+    ordered,
+    summarise,
+    verdict,
+)
 from interlock.check.results import Finding, Scorecard
 
 __all__ = ["LABELS", "to_html"]
@@ -174,9 +182,11 @@ def _headline(scorecard: Scorecard, items: Sequence[Item]) -> str:
     )
 
 
-def to_html(scorecard: Scorecard, *, items: Iterable[Item] = ITEMS) -> str:
+def to_html(scorecard: Scorecard, *, items: Iterable[Item] = CATALOGUE) -> str:
     """The scorecard as a standalone HTML document, every value escaped."""
-    known = catalogue(scorecard, items)
+    # The checklist always; other items (integration types') where a finding names them.
+    named = {f.item for f in scorecard.findings}
+    known = tuple(i for i in catalogue(scorecard, items) if i in ITEMS or i.id in named)
     cells: _Cells = {}
     for n, f in enumerate(ordered(scorecard, known), start=1):
         cells.setdefault((f.integration, f.item), []).append((f"finding-{n}", f))

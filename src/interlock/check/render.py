@@ -18,6 +18,7 @@ from interlock.check.items import ITEMS, Item
 from interlock.check.results import Finding, Location, Scorecard, Severity
 
 __all__ = [
+    "CATALOGUE",
     "FORMAT_VERSION",
     "TOOL_NAME",
     "Verdict",
@@ -31,6 +32,11 @@ __all__ = [
 
 FORMAT_VERSION: Final = 1
 TOOL_NAME: Final = "interlock check"
+CATALOGUE: Final[tuple[Item, ...]] = ITEMS
+"""The items findings may name by default.
+
+TODO(integrator): ``(*ITEMS, *TYPE_ITEMS)`` once :mod:`interlock.check.types`
+is on this branch, so type-specific findings render without ``items=``."""
 
 Verdict = Literal["fail", "needs_evidence", "waived", "pass", "not_applicable", "not_checked"]
 """What one integration shows for one item: its worst finding (``waived``: a failure
@@ -49,7 +55,7 @@ _RANK: Final[dict[Verdict, int]] = {
 _SEVERITIES: Final[tuple[Severity, ...]] = ("high", "medium", "low")
 
 
-def catalogue(scorecard: Scorecard, items: Iterable[Item] = ITEMS) -> tuple[Item, ...]:
+def catalogue(scorecard: Scorecard, items: Iterable[Item] = CATALOGUE) -> tuple[Item, ...]:
     """``items`` in order; ValueError when a finding names an item not among them.
 
     Pass the checklist plus the type-specific items (``interlock.check.types``)
@@ -104,7 +110,7 @@ def _counts(findings: Sequence[Finding], severity: dict[str, Severity]) -> dict[
     }
 
 
-def summarise(scorecard: Scorecard, items: Iterable[Item] = ITEMS) -> dict[str, Any]:
+def summarise(scorecard: Scorecard, items: Iterable[Item] = CATALOGUE) -> dict[str, Any]:
     """Counts per integration and in total; ``failed``: unwaived failures by severity."""
     known = catalogue(scorecard, items)
     severity = {i.id: i.severity for i in known}
@@ -158,7 +164,7 @@ def _item(item: Item) -> dict[str, Any]:
     }
 
 
-def to_json(scorecard: Scorecard, *, items: Iterable[Item] = ITEMS) -> dict[str, Any]:
+def to_json(scorecard: Scorecard, *, items: Iterable[Item] = CATALOGUE) -> dict[str, Any]:
     """The scorecard as a JSON-ready dict (docs/check.md, "JSON output")."""
     known = catalogue(scorecard, items)
     severity = {i.id: i.severity for i in known}

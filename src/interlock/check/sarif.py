@@ -12,14 +12,15 @@ reported, with an external, accepted suppression carrying the waiver's reason
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
 from interlock import __version__
-from interlock.check.items import ITEMS, Item
-from interlock.check.render import TOOL_NAME, catalogue, ordered
+from interlock.check.items import Item
+from interlock.check.render import CATALOGUE, TOOL_NAME, catalogue, ordered
 from interlock.check.results import Finding, Location, Scorecard, Severity
 
 __all__ = ["SARIF_SCHEMA", "SECURITY_SEVERITY", "to_sarif"]
@@ -36,15 +37,20 @@ _FINGERPRINT_KEY: Final = "interlockCheck/v1"
 _SRCROOT: Final = "%SRCROOT%"
 
 
+def _anchor(item: Item) -> str:
+    """The item's section of docs/check.md: a heading that is its id; type items share one."""
+    return "integration-types" if item.id.startswith("type.") else item.id
+
+
 def _rule(item: Item, docs_url: str | None) -> dict[str, Any]:
     mapped = [f"OWASP ASVS 5.0 {r}" for r in item.asvs] + [
         f"OWASP API Security Top 10 {r}" for r in item.api_top10
     ]
     help_text = f"{item.description} Maps to: {', '.join(mapped) or 'no OWASP entry'}. "
-    help_text += f"See docs/check.md, section {item.id}."
+    help_text += f"See docs/check.md#{_anchor(item)}."
     rule: dict[str, Any] = {
         "id": item.id,
-        "name": "".join(part.capitalize() for part in item.id.split("_")),
+        "name": "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", item.id)),
         "shortDescription": {"text": item.title},
         "fullDescription": {"text": item.description},
         "help": {"text": help_text},
@@ -62,9 +68,8 @@ def _rule(item: Item, docs_url: str | None) -> dict[str, Any]:
         },
     }
     if docs_url is not None:
-        # helpUri must be an absolute URI (schema: format "uri"); docs/check.md
-        # gives every item a heading that is its id, hence this anchor.
-        rule["helpUri"] = f"{docs_url}#{item.id}"
+        # helpUri must be an absolute URI (schema: format "uri").
+        rule["helpUri"] = f"{docs_url}#{_anchor(item)}"
     return rule
 
 
@@ -154,7 +159,7 @@ def _fingerprints(findings: Iterable[Finding]) -> list[str]:
 def to_sarif(
     scorecard: Scorecard,
     *,
-    items: Iterable[Item] = ITEMS,
+    items: Iterable[Item] = CATALOGUE,
     base: Path | None = None,
     docs_url: str | None = None,
 ) -> dict[str, Any]:
