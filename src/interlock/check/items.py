@@ -36,9 +36,9 @@ class Item:
 #   requirement ids "V<chapter>.<section>.<requirement>" in 5.0's own numbering
 #   (V2 validation, V6 authentication, V8 authorization, V11 cryptography,
 #   V12 secure communication, V13 configuration, V14 data protection,
-#   V15 secure coding, V16 logging and error handling). Some mapped requirements
-#   are level 3 (V12.3.5, V14.2.6, V14.2.7): an item addresses them, it does not
-#   certify a level. docs/check.md gives each requirement's gist.
+#   V15 secure coding, V16 logging and error handling). Four mapped requirements
+#   are level 3 (V12.3.5, V13.3.4, V14.2.6, V14.2.7): an item addresses them, it
+#   does not certify a level. docs/check.md gives each requirement's gist.
 # - OWASP API Security Top 10 2023 (editions/2023/en of github.com/OWASP/API-Security).
 ITEMS: Final[tuple[Item, ...]] = (
     Item("authentication", "Authentication between systems", "high",
