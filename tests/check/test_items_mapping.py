@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from interlock.check.items import ITEMS, item
 
@@ -43,3 +44,18 @@ def test_items_map_into_the_chapters_they_are_about() -> None:
     assert "V16.5.1" in item("sanitised_errors").asvs  # generic error messages
     assert item("authentication").api_top10 == ("API2:2023",)
     assert item("minimisation").api_top10 == ("API3:2023",)
+
+
+def test_docs_list_every_item_with_its_mappings() -> None:
+    """docs/check.md: a section per item (its SARIF help anchor) and a table row with its ids."""
+    text = (Path(__file__).parents[2] / "docs" / "check.md").read_text(encoding="utf-8")
+    rows = {
+        line.split("|")[1].strip(" `"): line for line in text.splitlines() if line.startswith("| `")
+    }
+    for checked in ITEMS:
+        assert f"\n### `{checked.id}`\n" in text, checked.id
+        row = rows[checked.id]
+        for requirement in checked.asvs:
+            assert f"{requirement} (L" in row, (checked.id, requirement)
+        for entry in checked.api_top10:
+            assert entry.split(":")[0] in row, (checked.id, entry)
