@@ -21,6 +21,7 @@ pytestmark = pytest.mark.processes
 EXAMPLE = Path(__file__).parents[2] / "examples" / "interlock.yaml"
 NOW = datetime(2026, 12, 5, 4, 0, tzinfo=UTC)
 
+
 @pytest.fixture(scope="module")
 def chromium() -> str:
     """The chromium binary; skip without it (fail when services are required)."""
