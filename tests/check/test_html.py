@@ -196,8 +196,8 @@ def test_an_empty_scorecard_is_a_page_too() -> None:
 
 def test_rows_for_other_items_appear_only_where_a_finding_names_them() -> None:
     """The 13 items always; an integration type's item when one of its findings is there."""
-    named = Item("type.messaging.dlq_access", "Dead-letter queue access", "medium", "DLQ.")
-    unused = Item("type.messaging.message_expiry", "Message expiry", "low", "TTL.")
+    named = Item("type.pigeon.ring_check", "Carrier pigeons ringed", "medium", "Rings.")
+    unused = Item("type.pigeon.feed", "Carrier pigeons fed", "low", "Seed.")
     card = replace(
         scorecard(),
         findings=(*FINDINGS, Finding(named.id, "events", "needs_evidence", "no adapter yet")),
@@ -207,9 +207,9 @@ def test_rows_for_other_items_appear_only_where_a_finding_names_them() -> None:
     parser.feed(page)
     titles = [row[0][0] for row in parser.rows[1:-1]]
     assert len(titles) == len(ITEMS) + 1
-    assert titles[-1].startswith("Dead-letter queue access")
-    assert "Message expiry" not in page
-    assert _grid_cell(page, "Dead-letter queue access", "events") == (
+    assert titles[-1].startswith("Carrier pigeons ringed")
+    assert "Carrier pigeons fed" not in page
+    assert _grid_cell(page, "Carrier pigeons ringed", "events") == (
         "EVIDENCE",
         "v-needs_evidence",
     )

@@ -133,3 +133,9 @@ def test_an_empty_scorecard_renders() -> None:
     assert document["summary"]["integrations"] == []
     assert document["summary"]["total"]["failed"] == {"high": 0, "medium": 0, "low": 0}
     assert integrations(Scorecard(manifest=MANIFEST, generated=NOW, live=False)) == ()
+
+
+def test_items_the_checklist_knows_are_resolved_without_being_passed() -> None:
+    """What items.item() resolves (the checklist, the types' items) needs no items=."""
+    card = Scorecard(manifest=MANIFEST, generated=NOW, live=False, findings=FINDINGS[:1])
+    assert catalogue(card, items=()) == (ITEMS[0],)

@@ -183,20 +183,18 @@ def test_a_clean_scorecard_is_a_valid_log_without_results() -> None:
 
 def test_type_specific_items_become_rules_when_passed_in() -> None:
     """An integration type's item: its own rule, a readable name, the types section's anchor."""
-    extra = Item(
-        "type.messaging.dlq_access", "Dead-letter queue access control", "medium", "DLQ readers."
-    )
+    extra = Item("type.pigeon.ring_check", "Carrier pigeons ringed", "medium", "Check rings.")
     card = Scorecard(
         manifest=MANIFEST,
         generated=NOW,
         live=False,
         findings=(Finding(extra.id, "events", "needs_evidence", "no broker adapter yet"),),
     )
-    with pytest.raises(ValueError, match=r"type\.messaging\.dlq_access"):
+    with pytest.raises(ValueError, match=r"type\.pigeon\.ring_check"):
         to_sarif(card)
     run = _valid(to_sarif(card, items=(*ITEMS, extra), docs_url="https://docs.example.com/c.md"))
     rule = run["tool"]["driver"]["rules"][-1]
     assert rule["id"] == extra.id
-    assert rule["name"] == "TypeMessagingDlqAccess"
+    assert rule["name"] == "TypePigeonRingCheck"
     assert rule["helpUri"] == "https://docs.example.com/c.md#integration-types"
     assert run["results"][0]["ruleIndex"] == len(ITEMS)

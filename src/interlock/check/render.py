@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final, Literal
 
 from interlock import __version__
-from interlock.check.items import ITEMS, Item
+from interlock.check.items import ITEMS, Item, item
 from interlock.check.results import Finding, Location, Scorecard, Severity
 
 __all__ = [
@@ -33,10 +33,7 @@ __all__ = [
 FORMAT_VERSION: Final = 1
 TOOL_NAME: Final = "interlock check"
 CATALOGUE: Final[tuple[Item, ...]] = ITEMS
-"""The items findings may name by default.
-
-TODO(integrator): ``(*ITEMS, *TYPE_ITEMS)`` once :mod:`interlock.check.types`
-is on this branch, so type-specific findings render without ``items=``."""
+"""The items every output lists, findings or not: the checklist."""
 
 Verdict = Literal["fail", "needs_evidence", "waived", "pass", "not_applicable", "not_checked"]
 """What one integration shows for one item: its worst finding (``waived``: a failure
@@ -56,16 +53,23 @@ _SEVERITIES: Final[tuple[Severity, ...]] = ("high", "medium", "low")
 
 
 def catalogue(scorecard: Scorecard, items: Iterable[Item] = CATALOGUE) -> tuple[Item, ...]:
-    """``items`` in order; ValueError when a finding names an item not among them.
+    """``items`` in order, then any other item a finding names, as :func:`item` knows it.
 
-    Pass the checklist plus the type-specific items (``interlock.check.types``)
-    when the scorecard holds findings for those: a finding is never rendered
-    against a made-up title or severity.
+    :func:`interlock.check.items.item` resolves the integration types' items
+    (``type.*``); a finding naming an item nobody knows is a ValueError: a
+    finding is never rendered against a made-up title or severity.
     """
     known = {i.id: i for i in items}
-    unknown = sorted({f.item for f in scorecard.findings} - known.keys())
+    unknown = []
+    for item_id in dict.fromkeys(f.item for f in scorecard.findings):
+        if item_id in known:
+            continue
+        try:
+            known[item_id] = item(item_id)
+        except KeyError:
+            unknown.append(item_id)
     if unknown:
-        msg = f"findings name items outside the catalogue: {', '.join(unknown)}"
+        msg = f"findings name unknown items: {', '.join(sorted(unknown))}"
         raise ValueError(msg)
     return tuple(known.values())
 
