@@ -1,16 +1,11 @@
 """The HTML Art. 30 register in headless Chromium: it renders, fits the page, names every flow.
 
-Chromium runs with ``--dump-dom`` and ``--screenshot`` only (no browser driver).
-It is a Debian package (``make chromium`` installs it as root); without it the
-tests skip, or fail under ``INTERLOCK_REQUIRE_SERVICES=1``.
+Chromium runs with ``--dump-dom`` and ``--screenshot`` only (tests/chromium.py).
 """
 
 from __future__ import annotations
 
-import re
-import shutil
 import struct
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,57 +14,18 @@ import pytest
 from interlock.config.loader import load_manifest
 from interlock.privacy.ropa import build_register
 from interlock.privacy.ropa_html import to_html
-from interlock.testing.services import require_env
+from tests.chromium import find_chromium, layout, probed, run_chromium
 
 pytestmark = pytest.mark.processes
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "interlock.yaml"
 NOW = datetime(2026, 12, 5, 4, 0, tzinfo=UTC)
 
-# Measures the layout once the page has loaded and writes it into the DOM, where
-# --dump-dom shows it: the page's own width, and the right edge of its widest box.
-_PROBE = """<script>
-addEventListener("load", () => {
-  let right = 0;
-  for (const el of document.querySelectorAll("body *")) {
-    right = Math.max(right, el.getBoundingClientRect().right);
-  }
-  const d = document.documentElement;
-  document.body.dataset.layout = [d.scrollWidth, innerWidth, Math.ceil(right)].join(",");
-});
-</script>"""
-
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
     """The chromium binary; skip without it (fail when services are required)."""
-    found = shutil.which("chromium")
-    if found is None:
-        reason = "chromium is not installed (make chromium, or apt-get install chromium)"
-        if require_env():
-            pytest.fail(f"required service missing: {reason}")
-        pytest.skip(reason)
-    return found
-
-
-def _run(chromium: str, profile: Path, *args: str) -> str:
-    command = [
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        *args,
-    ]
-    done = subprocess.run(  # noqa: S603  (chromium, fixed arguments)
-        command, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
+    return find_chromium()
 
 
 def _page(tmp_path: Path) -> str:
@@ -92,18 +48,13 @@ def test_the_page_fits_the_window_and_names_every_integration(
     chromium: str, tmp_path: Path, width: int
 ) -> None:
     """No horizontal overflow at desktop and A4-print widths; every integration present."""
-    page = _page(tmp_path)
     # The shipped page allows no script (its CSP); the probe is for this copy only.
-    probed = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
-    probed = probed.replace("</body>", _PROBE + "</body>")
     html = tmp_path / "ropa.html"
-    html.write_text(probed, encoding="utf-8")
-    dom = _run(
+    html.write_text(probed(_page(tmp_path)), encoding="utf-8")
+    dom = run_chromium(
         chromium, tmp_path / "profile", f"--window-size={width},2000", "--dump-dom", html.as_uri()
     )
-    layout = re.search(r'data-layout="(\d+),(\d+),(\d+)"', dom)
-    assert layout is not None, dom[-2000:]
-    scroll, viewport, right = (int(n) for n in layout.groups())
+    scroll, viewport, right = layout(dom)
     assert viewport == width
     assert scroll <= viewport, f"page is {scroll}px wide in a {viewport}px window"
     assert right <= viewport, f"an element ends at {right}px in a {viewport}px window"
@@ -117,7 +68,7 @@ def test_the_shipped_page_renders_to_a_screenshot(chromium: str, tmp_path: Path)
     html = tmp_path / "ropa.html"
     html.write_text(_page(tmp_path), encoding="utf-8")
     shot = tmp_path / "ropa.png"
-    _run(
+    run_chromium(
         chromium,
         tmp_path / "profile",
         f"--screenshot={shot}",
@@ -129,6 +80,6 @@ def test_the_shipped_page_renders_to_a_screenshot(chromium: str, tmp_path: Path)
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", header[16:24]) == (1280, 2000)
     assert shot.stat().st_size > 10_000  # not a blank page
-    dom = _run(chromium, tmp_path / "profile2", "--dump-dom", html.as_uri())
+    dom = run_chromium(chromium, tmp_path / "profile2", "--dump-dom", html.as_uri())
     for name in load_manifest(EXAMPLE).integrations:
         assert f'<section id="{name}">' in dom
