@@ -125,26 +125,6 @@ def test_live_options_need_live(write_manifest: Write, capsys: pytest.CaptureFix
     assert "add --live" in capsys.readouterr().err
 
 
-def test_live_in_a_build_without_the_probes_is_a_clear_error(
-    write_manifest: Write, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """No interlock.check.live: one line, exit 2, no scorecard."""
-    monkeypatch.setitem(sys.modules, "interlock.check.live", None)
-    assert main(["check", "--manifest", str(write_manifest()), "--live"]) == 2
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert "--live is not available in this build" in captured.err
-
-
-def test_a_missing_renderer_is_a_clear_error(
-    write_manifest: Write, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A build without the SARIF module says so in one line and exits 2."""
-    monkeypatch.setitem(sys.modules, "interlock.check.sarif", None)
-    assert main(["check", "--manifest", str(write_manifest()), "--format", "sarif"]) == 2
-    assert "--format sarif is not available in this build" in capsys.readouterr().err
-
-
 def test_live_findings_are_added_and_counted(
     write_manifest: Write, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -137,5 +137,5 @@ _NO_SOURCE: Final = (
 )
 _NO_GATEWAY: Final = (
     "the running gateway's error answers were not probed"
-    "|pass --gateway-url https://HOST:PORT (and --ca for its CA)"
+    "|pass --gateway https://HOST:PORT (and --ca for its CA)"
 )

@@ -216,5 +216,5 @@ _FIX: Final = (
     "(put the service behind the Interlock gateway, which does)"
 )
 _FIX_REACH: Final = (
-    "start the gateway (interlock serve) and pass its URL with --gateway-url and its CA with --ca"
+    "start the gateway (interlock serve) and pass its URL with --gateway and its CA with --ca"
 )

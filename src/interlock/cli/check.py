@@ -2,20 +2,20 @@
 
 Exit status: 0 when no unwaived item at or above ``--fail-on`` fails, 1 when
 one does, 2 on bad input (an invalid manifest, with validate's located
-messages; a malformed waiver file; an unknown integration; a format or probe
-this build lacks). JSON, SARIF and HTML come from :mod:`interlock.check.render`,
+messages; a malformed waiver file; an unknown integration; live-only options
+without ``--live``). JSON, SARIF and HTML come from :mod:`interlock.check.render`,
 :mod:`interlock.check.sarif` and :mod:`interlock.check.html`; ``--live`` from
-:mod:`interlock.check.live`. They are imported when asked for, so a build
-without one says so in one line instead of failing at start.
+:mod:`interlock.check.live`, imported only when asked for.
 """
 
 from __future__ import annotations
 
-import importlib
+import functools
 import json
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from enum import StrEnum
 from io import StringIO
@@ -26,9 +26,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from interlock.check.html import to_html
 from interlock.check.items import ITEMS, item
+from interlock.check.render import to_json
 from interlock.check.results import Finding, Scorecard, Severity
 from interlock.check.run import CheckInputError, blocking, run_check
+from interlock.check.sarif import to_sarif
 from interlock.check.waivers import WaiverFileError, load_waivers
 from interlock.cli.check_live import live_probe, load_live_findings
 from interlock.cli.context import console, settings
@@ -117,8 +120,6 @@ def check(  # noqa: PLR0917  (typer maps each parameter to an option)
         probe = None
         if live:
             live_findings = load_live_findings()
-            if live_findings is None:
-                _usage("--live is not available in this build (interlock.check.live is missing)")
             probe = stack.enter_context(
                 live_probe(live_findings, gateway=gateway, source=source, ca_file=ca)
             )
@@ -223,25 +224,19 @@ def _detail(finding: Finding) -> str:
 def _renderer(output_format: OutputFormat) -> Any:
     if output_format is OutputFormat.table:
         return _table_text
-    module, function = {
-        OutputFormat.json: ("interlock.check.render", "to_json"),
-        OutputFormat.sarif: ("interlock.check.sarif", "to_sarif"),
-        OutputFormat.html: ("interlock.check.html", "to_html"),
-    }[output_format]
-    render = _optional(module, function, f"--format {output_format.value}")
+    renderers: dict[OutputFormat, Callable[[Scorecard], object]] = {
+        OutputFormat.json: to_json,
+        # Repository-relative manifest paths, as code-scanning UIs show them.
+        OutputFormat.sarif: functools.partial(to_sarif, base=Path.cwd()),
+        OutputFormat.html: to_html,
+    }
+    render = renderers[output_format]
 
     def text(scorecard: Scorecard) -> str:
         result = render(scorecard)
         return result if isinstance(result, str) else json.dumps(result, indent=2) + "\n"
 
     return text
-
-
-def _optional(module: str, function: str, feature: str) -> Any:
-    try:
-        return getattr(importlib.import_module(module), function)
-    except (ImportError, AttributeError):
-        _usage(f"{feature} is not available in this build ({module}.{function} is missing)")
 
 
 def _emit(text: str, output: Path | None) -> None:

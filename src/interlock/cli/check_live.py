@@ -10,7 +10,6 @@ gateway verifies it: the manifest's ``ca`` with the deployment's local CA as
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
@@ -73,9 +72,10 @@ def live_probe(
         yield probe
 
 
-def load_live_findings() -> Any | None:
-    """``interlock.check.live.live_findings``, or None in a build without it."""
-    try:
-        return importlib.import_module("interlock.check.live").live_findings
-    except (ImportError, AttributeError):
-        return None
+def load_live_findings() -> Any:
+    """``interlock.check.live.live_findings``, imported when --live asks for it (the
+    probes pull in TLS, the audit log and the scanner, which the configuration mode
+    does not need)."""
+    from interlock.check.live import live_findings
+
+    return live_findings
