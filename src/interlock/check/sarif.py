@@ -18,16 +18,13 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
-from interlock import __version__
 from interlock.check.items import Item
 from interlock.check.render import CATALOGUE, TOOL_NAME, catalogue, ordered
 from interlock.check.results import Finding, Location, Scorecard, Severity
+from interlock.scan.sarif import SARIF_SCHEMA, sarif_log
 
 __all__ = ["SARIF_SCHEMA", "SECURITY_SEVERITY", "to_sarif"]
 
-SARIF_SCHEMA: Final = (
-    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
-)
 SECURITY_SEVERITY: Final[dict[Severity, str]] = {"high": "8.0", "medium": "5.0", "low": "2.0"}
 """An item's severity as the ``security-severity`` score of its rule."""
 
@@ -177,25 +174,13 @@ def to_sarif(
         _result(f, known[index[f.item]], index[f.item], fp, _location(f, scorecard.manifest, base))
         for f, fp in zip(reported, _fingerprints(reported), strict=True)
     ]
-    return {
-        "$schema": SARIF_SCHEMA,
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": TOOL_NAME,
-                        "version": __version__,
-                        "rules": [_rule(i, docs_url) for i in known],
-                    }
-                },
-                "columnKind": "unicodeCodePoints",
-                "results": results,
-                "properties": {
-                    "manifest": scorecard.manifest,
-                    "generated": scorecard.generated.isoformat(),
-                    "live": scorecard.live,
-                },
-            }
-        ],
-    }
+    return sarif_log(
+        TOOL_NAME,
+        [_rule(i, docs_url) for i in known],
+        results,
+        {
+            "manifest": scorecard.manifest,
+            "generated": scorecard.generated.isoformat(),
+            "live": scorecard.live,
+        },
+    )

@@ -13,7 +13,7 @@ from interlock import __version__
 from interlock.scan.rules import RULES
 from interlock.scan.scanner import ScanReport
 
-__all__ = ["SARIF_SCHEMA", "to_sarif"]
+__all__ = ["SARIF_SCHEMA", "sarif_log", "to_sarif"]
 
 SARIF_SCHEMA: Final = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -54,20 +54,24 @@ def to_sarif(report: ScanReport) -> dict[str, Any]:
         }
         for finding in report.findings
     ]
-    return {
-        "$schema": SARIF_SCHEMA,
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": "interlock-scan",
-                        "version": __version__,
-                        "rules": rules,
-                    }
-                },
-                "columnKind": "unicodeCodePoints",
-                "results": results,
-            }
-        ],
+    return sarif_log("interlock-scan", rules, results)
+
+
+def sarif_log(
+    tool: str,
+    rules: list[dict[str, Any]],
+    results: list[dict[str, Any]],
+    properties: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A SARIF 2.1.0 log of one run of ``tool`` (Interlock's version): its rules and results.
+
+    Columns count Unicode code points (what Python's string offsets are).
+    """
+    run: dict[str, Any] = {
+        "tool": {"driver": {"name": tool, "version": __version__, "rules": rules}},
+        "columnKind": "unicodeCodePoints",
+        "results": results,
     }
+    if properties is not None:
+        run["properties"] = properties
+    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
