@@ -437,19 +437,6 @@ class LineageIndex:
         with self.engine.connect() as connection:
             return [LineageRecord.of_row(row) for row in connection.execute(query)]
 
-    def systems(self, subject: bytes) -> dict[str, frozenset[str]]:
-        """Each system that received data about the person -> the integrations it came by."""
-        query = (
-            select(_LINEAGE.c.receiver, _LINEAGE.c.integration)
-            .where(_LINEAGE.c.subject == subject)
-            .distinct()
-        )
-        found: dict[str, set[str]] = {}
-        with self.engine.connect() as connection:
-            for row in connection.execute(query):
-                found.setdefault(row.receiver, set()).add(row.integration)
-        return {system: frozenset(names) for system, names in found.items()}
-
     def erase(self, subject: bytes) -> int:
         """Delete the person's rows, adding their counts to ``privacy_lineage_erased``.
 

@@ -8,7 +8,7 @@ ones are :mod:`interlock.privacy.lineage`'s ``SubjectHasher`` and
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -47,10 +47,6 @@ class LineageLookup(Protocol):
 
     def find(self, subject: bytes) -> Sequence[Any]:
         """The subject's lineage records (with ``receiver``, ``integration``, ``audit_index``)."""
-        ...
-
-    def systems(self, subject: bytes) -> Mapping[str, frozenset[str]]:
-        """Receiving system -> the integrations through which it received the data."""
         ...
 
     def erase(self, subject: bytes) -> int:
