@@ -69,14 +69,12 @@ def _service(manifest: Path | None) -> Iterator[PrivacyRequests]:
     """The service over the deployment's store, audit log, vault, keys and lineage index."""
     from interlock.actors import Operator
     from interlock.audit.service import AuditLog
-    from interlock.cli.privacy_wiring import request_signer
+    from interlock.cli.privacy_wiring import privacy_service, request_signer
     from interlock.config.loader import load_manifest
-    from interlock.gateway.tls import trust_context
+    from interlock.gateway.privacy_runtime import PrivacyParts
     from interlock.oauth.signing_keys import SigningKeys
     from interlock.pki.local_ca import LOCAL_CA_NAME
-    from interlock.privacy.connectors import ConnectorEnvironment, connector_factory
     from interlock.privacy.lineage import LineageIndex, load_subject_hasher
-    from interlock.privacy.requests import PrivacyRequests
     from interlock.secrets.vault import Vault
     from interlock.store import open_deployment
 
@@ -91,27 +89,21 @@ def _service(manifest: Path | None) -> Iterator[PrivacyRequests]:
             try:
                 keys = SigningKeys(deployment.engine, deployment.keyring, current.oauth_signing_alg)
                 ca_file = current.data_dir / "ca.pem"  # written by `interlock serve`
-                anchors = {f"pki:{LOCAL_CA_NAME}": ca_file} if ca_file.exists() else {}
-                environment = ConnectorEnvironment(
-                    secrets=Vault(
+                parts = PrivacyParts(
+                    engine=deployment.engine,
+                    keyring=deployment.keyring,
+                    audit=log.sink,
+                    audit_engine=log.store.engine,
+                    lineage=lineage,
+                    vault=Vault(
                         deployment.engine,
                         deployment.keyring,
                         audit=log.sink,
                         resolver=Operator("system:privacy"),
                     ),
-                    trust=lambda ca: trust_context(ca, anchors, declared.tls.min_version),
-                    signer=request_signer(keys),
+                    anchors={f"pki:{LOCAL_CA_NAME}": ca_file} if ca_file.exists() else {},
                 )
-                yield PrivacyRequests(
-                    deployment.engine,
-                    deployment.keyring,
-                    declared,
-                    log.sink,
-                    lineage,
-                    hasher,
-                    connectors=connector_factory(declared, environment),
-                    audit_engine=log.store.engine,
-                )
+                yield privacy_service(parts, declared, request_signer(keys))
             finally:
                 lineage.close()
         finally:

@@ -7,7 +7,7 @@ OAuth signing key (its ``kid`` is in ``/.well-known/jwks.json``, where a
 receiving system finds the public key). :func:`privacy_factory` is what
 ``interlock serve`` and ``interlock demo`` give the gateway (``/v1/privacy``
 and the due work in the background); ``interlock privacy request`` builds the
-same service for one command.
+same service (:func:`privacy_service`) for one command.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from interlock.privacy.requests import PrivacyRequests
 from interlock.privacy.trace import TraceReport, trace_subject
 from interlock.sdk.rfc9421 import RequestSigner
 
-__all__ = ["privacy_factory", "request_signer"]
+__all__ = ["privacy_factory", "privacy_service", "request_signer"]
 
 
 def request_signer(keys: SigningKeys) -> Callable[[], RequestSigner]:
@@ -44,26 +44,34 @@ def request_signer(keys: SigningKeys) -> Callable[[], RequestSigner]:
     return signer
 
 
+def privacy_service(
+    parts: PrivacyParts, manifest: Manifest, signer: Callable[[], RequestSigner]
+) -> PrivacyRequests:
+    """The data-subject request service of ``manifest`` over ``parts``, its connectors
+    trusting the systems' anchors and signing with ``signer``."""
+    environment = ConnectorEnvironment(
+        secrets=parts.vault,
+        trust=lambda ca: trust_context(ca, parts.anchors, manifest.tls.min_version),
+        signer=signer,
+    )
+    return PrivacyRequests(
+        parts.engine,
+        parts.keyring,
+        manifest,
+        parts.audit,
+        parts.lineage,
+        parts.lineage.hasher,
+        connectors=connector_factory(manifest, environment),
+        audit_engine=parts.audit_engine,
+    )
+
+
 def privacy_factory(signer: Callable[[], RequestSigner]) -> PrivacyFactory:
     """The real service and tracer per manifest, from the gateway's process-wide parts."""
 
     def build(parts: PrivacyParts, manifest: Manifest) -> tuple[PrivacyRequestsApi, SubjectTracer]:
-        environment = ConnectorEnvironment(
-            secrets=parts.vault,
-            trust=lambda ca: trust_context(ca, parts.anchors, manifest.tls.min_version),
-            signer=signer,
-        )
+        requests = privacy_service(parts, manifest, signer)
         lineage = parts.lineage
-        requests = PrivacyRequests(
-            parts.engine,
-            parts.keyring,
-            manifest,
-            parts.audit,
-            lineage,
-            lineage.hasher,
-            connectors=connector_factory(manifest, environment),
-            audit_engine=parts.audit_engine,
-        )
 
         def trace(kind: str, identifier: str, region: str | None, /) -> TraceReport:
             return trace_subject(
