@@ -19,11 +19,10 @@ from typing import Any
 from interlock.audit.service import AuditLog
 from interlock.check.results import Finding
 from interlock.check.run import LiveProbe
-from interlock.cli.context import settings
+from interlock.cli.context import served_anchors, settings
 from interlock.config.manifest import Manifest
 from interlock.errors import NotInitialisedError
 from interlock.gateway.tls import trust_context
-from interlock.pki.local_ca import LOCAL_CA_NAME
 from interlock.secrets.vault import Vault
 from interlock.store import Deployment, open_deployment
 from interlock.tables import sealed_columns
@@ -50,8 +49,7 @@ def live_probe(
             log = AuditLog.open(current, opened.keyring)
             stack.callback(log.close)
             vault = Vault(opened.engine, opened.keyring, audit=log.sink, cache_seconds=0)
-        local_ca = current.data_dir / "ca.pem"  # written by `interlock serve`
-        anchors = {f"pki:{LOCAL_CA_NAME}": local_ca} if local_ca.exists() else {}
+        anchors = served_anchors(current)
 
         def probe(manifest: Manifest) -> list[Finding]:
             return list(

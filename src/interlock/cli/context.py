@@ -35,3 +35,12 @@ def settings() -> Settings:
     loaded = load_settings(**overrides)
     configure_logging("debug" if state.debug else loaded.log_level, loaded.log_format)
     return loaded
+
+
+def served_anchors(current: Settings) -> dict[str, Path]:
+    """The trust anchors a command on the gateway's host knows: the local CA as
+    ``pki:internal``, once ``interlock serve`` has written ``DATA_DIR/ca.pem``."""
+    from interlock.pki.local_ca import LOCAL_CA_NAME  # only the commands that need it pay
+
+    ca_file = current.data_dir / "ca.pem"
+    return {f"pki:{LOCAL_CA_NAME}": ca_file} if ca_file.exists() else {}

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.table import Table
 
-from interlock.cli.context import console, settings
+from interlock.cli.context import console, served_anchors, settings
 from interlock.cli.options import ManifestOption
 from interlock.errors import InterlockError, InvalidRequestError
 
@@ -73,7 +73,6 @@ def _service(manifest: Path | None) -> Iterator[PrivacyRequests]:
     from interlock.config.loader import load_manifest
     from interlock.gateway.privacy_runtime import PrivacyParts
     from interlock.oauth.signing_keys import SigningKeys
-    from interlock.pki.local_ca import LOCAL_CA_NAME
     from interlock.privacy.lineage import LineageIndex, load_subject_hasher
     from interlock.secrets.vault import Vault
     from interlock.store import open_deployment
@@ -88,7 +87,6 @@ def _service(manifest: Path | None) -> Iterator[PrivacyRequests]:
             lineage = LineageIndex(deployment.engine, hasher)
             try:
                 keys = SigningKeys(deployment.engine, deployment.keyring, current.oauth_signing_alg)
-                ca_file = current.data_dir / "ca.pem"  # written by `interlock serve`
                 parts = PrivacyParts(
                     engine=deployment.engine,
                     keyring=deployment.keyring,
@@ -101,7 +99,7 @@ def _service(manifest: Path | None) -> Iterator[PrivacyRequests]:
                         audit=log.sink,
                         resolver=Operator("system:privacy"),
                     ),
-                    anchors={f"pki:{LOCAL_CA_NAME}": ca_file} if ca_file.exists() else {},
+                    anchors=served_anchors(current),
                 )
                 yield privacy_service(parts, declared, request_signer(keys))
             finally:
