@@ -114,7 +114,7 @@ unit: $(STAMP) $(SSLYZE_STAMP) softhsm chromium
 
 # The tests that need no server: no PostgreSQL, Redis or SoftHSM2, and no process
 # started (the markers are inferred and checked in tests/conftest.py).
-FAST_TESTS := -m "not postgres and not redis and not mariadb and not softhsm and not processes"
+FAST_TESTS := -m "not postgres and not redis and not mariadb and not softhsm and not processes and not rabbitmq and not nats"
 fast: $(STAMP)
 	$(BIN)/pytest -q -n $(WORKERS) $(FAST_TESTS)
 

@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from interlock.config.settings import Settings
 from interlock.store import Deployment, initialise
 from interlock.testing import softhsm as softhsm_testing
+from interlock.testing.brokers import TlsBroker
 from interlock.testing.clock import ManualClock
 from interlock.testing.services import (
     MARIADB,
@@ -56,6 +57,9 @@ FIXTURE_MARKERS: dict[tuple[str, str], tuple[str, ...]] = {
     ("tests/sdk", "gateway"): ("processes",),
     # Two gateway replicas on PostgreSQL (through postgres_url) and Redis.
     ("tests/gateway", "replicas"): ("processes", "redis"),
+    # Real brokers with TLS listeners from the test PKI, started by the tests.
+    ("tests", "rabbitmq_tls"): ("processes", "rabbitmq"),
+    ("tests", "nats_tls"): ("processes", "nats"),
 }
 
 #: Fixtures parametrised by backend, and the marker each backend parameter means.
@@ -64,7 +68,7 @@ BACKEND_MARKERS = {"postgresql": "postgres", "redis": "redis", "mariadb": "maria
 
 #: Markers under which a test may start processes (SoftHSM2 tokens are made by
 #: ``softhsm2-util``).
-PROCESS_MARKERS = ("processes", "softhsm")
+PROCESS_MARKERS = ("processes", "softhsm", "rabbitmq", "nats")
 
 #: Audit events (PEP 578) that start a process.
 _PROCESS_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.fork", "os.posix_spawn"})
@@ -272,6 +276,34 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> softhsm_testing.SoftHsm
             pytest.fail(f"required service missing: {reason}")
         pytest.skip(reason)
     return softhsm_testing.start(tmp_path_factory.mktemp("softhsm"), SOFTHSM_TOKENS)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
+    """A RabbitMQ node of this machine's rabbitmq-server, TLS only, for this test session."""
+    from interlock.testing import rabbitmq_node
+
+    _available(rabbitmq_node.unavailable())
+    with rabbitmq_node.started(tmp_path_factory.mktemp("rabbitmq")) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def nats_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
+    """A NATS server with JetStream of this machine's nats-server, TLS only, for this session."""
+    from interlock.testing import nats_node
+
+    _available(nats_node.unavailable())
+    with nats_node.started(tmp_path_factory.mktemp("nats")) as broker:
+        yield broker
+
+
+def _available(reason: str | None) -> None:
+    """Skip with ``reason`` (or fail under INTERLOCK_REQUIRE_SERVICES=1) when not None."""
+    if reason is not None:
+        if require_env():
+            pytest.fail(f"required service missing: {reason}")
+        pytest.skip(reason)
 
 
 @pytest.fixture

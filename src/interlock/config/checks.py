@@ -26,6 +26,8 @@ from interlock.config.manifest import (
     TrustedIssuer,
     template_shape,
 )
+from interlock.config.messaging import Broker
+from interlock.config.messaging_checks import messaging_findings
 from interlock.config.subject_checks import subject_findings
 from interlock.config.yaml_source import DocPath
 from interlock.gdpr.taxonomy import special_kind
@@ -79,6 +81,7 @@ class Entities:
     integrations: dict[str, Integration] = field(default_factory=dict)
     trusted_issuers: dict[str, TrustedIssuer] = field(default_factory=dict)
     rules: dict[str, SqlRule] = field(default_factory=dict)
+    brokers: dict[str, Broker] = field(default_factory=dict)
     routes: dict[str, list[tuple[int, Route]]] = field(default_factory=dict)
     # source/target/client of every integration, even one that failed to parse,
     # so that its references are still checked.
@@ -138,6 +141,7 @@ def cross_check(entities: Entities) -> Iterator[Finding]:
             else:
                 seen_routes[key] = (name, index)
         yield from _subjects(entities, name)
+        yield from _messaging(entities, name)
     if entities.complete and entities.mentioned_scopes is not None:
         # The gateway's own scopes are used by its own endpoints (the vault API).
         yield from _unused_scopes(entities, used | entities.mentioned_scopes | set(GATEWAY_SCOPES))
@@ -378,6 +382,22 @@ def _subjects(entities: Entities, name: str) -> Iterator[Finding]:
         flow.subjects if flow is not None else (),
         entities.routes.get(name, []),
         facts.categories if facts is not None else (),
+    )
+    for path, message, error in found:
+        yield Finding(path, message, "error" if error else "warning")
+
+
+def _messaging(entities: Entities, name: str) -> Iterator[Finding]:
+    """A messaging integration's broker, consumers and dead-letter role exist."""
+    flow = entities.integrations.get(name)
+    if flow is None:
+        return
+    found = messaging_findings(
+        name,
+        flow,
+        has_routes=bool(entities.routes.get(name)),
+        undeclared=entities.undeclared,
+        known=lambda section: _known(entities, section),
     )
     for path, message, error in found:
         yield Finding(path, message, "error" if error else "warning")

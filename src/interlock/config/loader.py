@@ -38,6 +38,7 @@ from interlock.config.manifest import (
     TlsPolicy,
     TrustedIssuer,
 )
+from interlock.config.messaging import Broker
 from interlock.config.yaml_source import DocPath, YamlDocument, YamlSourceError, read_yaml
 from interlock.errors import ManifestError
 
@@ -57,6 +58,7 @@ _SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "integrations": Integration,
     "trusted_issuers": TrustedIssuer,
     "rules": SqlRule,
+    "brokers": Broker,
 }
 _TOP_LEVEL: Final = frozenset({"version", "tls", "organisation", "shared_scopes", *_SECTIONS})
 _NAME: Final = re.compile(NAME_PATTERN)
@@ -184,6 +186,7 @@ class _Checker:
             trusted_issuers=entities.trusted_issuers,
             rules=entities.rules,
             shared_scopes=shared,
+            brokers=entities.brokers,
         )
 
     def _shared_scopes(self, raw: object) -> tuple[str, ...]:

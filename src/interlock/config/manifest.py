@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
@@ -25,18 +24,49 @@ from pydantic import (
 )
 
 from interlock.config.header_names import check_header_name
+from interlock.config.messaging import Broker, MessagingSpec
 from interlock.config.units import ByteSize, Duration, RateValue
+from interlock.config.vocabulary import (
+    _SECRET_REF,
+    CATEGORY_PATTERN,
+    COUNTRY_PATTERN,
+    FIELD_PATTERN,
+    NAME_PATTERN,
+    PATTERN_HELP,
+    RULE_NAME_PATTERN,
+    SCOPE_PATTERN,
+    SUBJECT_PATTERN,
+    Country,
+    DataCategory,
+    DataSubject,
+    FieldPath,
+    MediaType,
+    Name,
+    QueryName,
+    RuleName,
+    Scope,
+    Text,
+    TlsPolicy,
+    _Model,
+    check_secret_reference,
+    check_trust_anchor,
+)
 from interlock.gdpr.adequacy import adequacy_decision
-from interlock.gdpr.taxonomy import unknown_category, unknown_subject
 
 __all__ = [
+    "CATEGORY_PATTERN",
+    "COUNTRY_PATTERN",
     "DEFAULT_PARAM",
+    "FIELD_PATTERN",
     "GATEWAY_SCOPES",
+    "NAME_PATTERN",
     "PATTERN_HELP",
     "RESERVED_PATHS",
     "RULES_ENTRY_POINTS",
     "RULE_NAME_PATTERN",
+    "SCOPE_PATTERN",
     "SUBJECT_KIND_PATTERN",
+    "SUBJECT_PATTERN",
     "AuthMethod",
     "Client",
     "CsvPolicy",
@@ -72,45 +102,6 @@ __all__ = [
     "template_shape",
 ]
 
-NAME_PATTERN: Final = r"^[a-z][a-z0-9-]{0,62}$"
-# Business rules are named like Python entry points: order_total_matches_lines.
-RULE_NAME_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,62}$"
-SCOPE_PATTERN: Final = r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$"
-COUNTRY_PATTERN: Final = r"^[A-Z]{2}$"
-# fideslang-style taxonomy keys: user.contact.email, system.operations ...
-CATEGORY_PATTERN: Final = r"^(user|system)(\.[a-z][a-z0-9_]*)*$"
-SUBJECT_PATTERN: Final = r"^[a-z][a-z0-9_]*$"
-# A response field: a dotted path; "[]" after a name descends into each array item.
-_MEDIA_TYPE: Final = r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$"
-FIELD_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_-]*(\[\])?(\.[A-Za-z_][A-Za-z0-9_-]*(\[\])?)*$"
-PATTERN_HELP: Final[dict[str, str]] = {
-    NAME_PATTERN: "a name is 1-63 lower-case letters, digits and '-', starting with a letter",
-    SCOPE_PATTERN: "a scope is dot-separated lower-case words, e.g. orders.read",
-    COUNTRY_PATTERN: "a country is an ISO 3166-1 alpha-2 code in capitals, e.g. DE",
-    CATEGORY_PATTERN: "a data category is a fideslang key under user. or system., "
-    "e.g. user.contact.email",
-    SUBJECT_PATTERN: "a data subject is a lower-case word, e.g. customer",
-    RULE_NAME_PATTERN: "a rule name is 1-63 lower-case letters, digits, '_' and '-', "
-    "starting with a letter",
-    FIELD_PATTERN: "a response field is a dotted path where 'name[]' descends into each "
-    "item of an array, e.g. customer.email or items[].sku",
-}
-"""What each pattern allows, in words, for error messages."""
-
-Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
-RuleName = Annotated[str, StringConstraints(pattern=RULE_NAME_PATTERN)]
-Scope = Annotated[str, StringConstraints(pattern=SCOPE_PATTERN)]
-Country = Annotated[str, StringConstraints(pattern=COUNTRY_PATTERN)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-DataCategory = Annotated[
-    str, StringConstraints(pattern=CATEGORY_PATTERN), AfterValidator(lambda k: _known(k, "c"))
-]
-DataSubject = Annotated[
-    str, StringConstraints(pattern=SUBJECT_PATTERN), AfterValidator(lambda k: _known(k, "s"))
-]
-FieldPath = Annotated[str, StringConstraints(pattern=FIELD_PATTERN)]
-MediaType = Annotated[str, StringConstraints(pattern=_MEDIA_TYPE, max_length=127)]
-QueryName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")]
 ForwardHeader = Annotated[str, AfterValidator(lambda name: check_header_name(name, "forward"))]
 ReturnHeader = Annotated[str, AfterValidator(lambda name: check_header_name(name, "return"))]
 
@@ -152,8 +143,6 @@ ProcessingRole = Literal["controller", "processor", "joint_controller"]
 
 _SEGMENT: Final = re.compile(r"^(\{[a-z_][a-z0-9_]*\}|[A-Za-z0-9._~!$&'()*+,=:@-]+)$")
 _PARAM: Final = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
-_CA: Final = re.compile(r"^(system|pki:[a-z][a-z0-9-]*|file:\S+)$")
-_NO_TRUST: Final = frozenset({"none", "no", "off", "false", "insecure", "any", "skip", ""})
 _SQL_NAME: Final = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 _SQL_VIEW: Final = r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$"
 # Where a rule's value comes from: a body field (dotted path, [] for each item), a path
@@ -162,37 +151,12 @@ _RULE_VALUE: Final = (
     r"^(body:[A-Za-z_][A-Za-z0-9_-]*(\[\])?(\.[A-Za-z_][A-Za-z0-9_-]*(\[\])?)*"
     r"|path:[a-z_][a-z0-9_]*|query:[A-Za-z_][A-Za-z0-9_.-]*)$"
 )
-_SECRET_REF: Final = re.compile(r"^secret://[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
 # The kind of a data-subject identifier: email and phone are normalised (lower-case
 # address, E.164 number); any other kind (customer_id, account_id, ...) is compared as
 # written, surrounding white space removed (interlock.gdpr.identifiers).
 SUBJECT_KIND_PATTERN: Final = r"^[a-z][a-z0-9_]{0,31}$"
 # A named bind parameter of a connector statement (":subject", ":name").
 _BIND: Final = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
-
-
-class TlsPolicy(_Model):
-    """Minimum TLS version for connections Interlock makes or accepts."""
-
-    min_version: Literal["1.2", "1.3"] = "1.2"
-
-    @field_validator("min_version", mode="before")
-    @classmethod
-    def _tls_12_or_newer(cls, value: object) -> str:
-        # Accepts 1.2, "1.2", "TLS1.2" and "TLSv1.2" (an unquoted 1.2 is a YAML float).
-        text = str(value).strip().removeprefix("TLSv").removeprefix("TLS").strip()
-        if text in {"1.2", "1.3"}:
-            return text
-        if text in {"1", "1.0", "1.1", "SSLv2", "SSLv3", "2", "3"}:
-            raise ValueError(
-                f"TLS {text} is refused: versions below 1.2 are deprecated (RFC 8996, "
-                "BSI TR-02102-2, PCI DSS 4.0) and broken by known attacks; use 1.2 or 1.3"
-            )
-        raise ValueError(f"unknown TLS version {value!r}; use '1.2' or '1.3'")
 
 
 class System(_Model):
@@ -236,25 +200,12 @@ class System(_Model):
     @field_validator("ca", mode="before")
     @classmethod
     def _trust_anchor(cls, value: object) -> object:
-        if value is False or (isinstance(value, str) and value.strip().lower() in _NO_TRUST):
-            raise ValueError(
-                "ca cannot switch certificate verification off: without it anyone on the "
-                "network path can impersonate the system (CWE-295); name the CA that "
-                "issued its certificate with 'pki:NAME' or 'file:PATH'"
-            )
-        if not isinstance(value, str) or not _CA.match(value):
-            raise ValueError("ca must be 'system', 'pki:NAME' or 'file:PATH'")
-        return value
+        return check_trust_anchor(value)
 
     @field_validator("credentials")
     @classmethod
     def _by_reference(cls, value: str | None) -> str | None:
-        if value is not None and not _SECRET_REF.match(value):
-            raise ValueError(
-                "credentials must be a reference like secret://erp/api-key; secrets are "
-                "never written into the manifest"
-            )
-        return value
+        return check_secret_reference(value)
 
 
 class Role(_Model):
@@ -853,11 +804,25 @@ class Integration(_Model):
     # Subject identifiers every route of the integration carries (each route adds its own).
     subjects: tuple[SubjectLocator, ...] = ()
     routes: tuple[Route, ...] = ()
+    # type: messaging — the broker, destination, consumers and protection of its
+    # messages (interlock.config.messaging, docs/messaging.md).
+    messaging: MessagingSpec | None = None
 
     @field_validator("callers")
     @classmethod
     def _unique_callers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return _no_duplicates(value, "caller")
+
+    @model_validator(mode="after")
+    def _messaging_section(self) -> Integration:
+        if self.type == "messaging" and self.messaging is None:
+            raise ValueError(
+                "type messaging needs a messaging: section (broker, destination, "
+                "consumers, dead_letter)"
+            )
+        if self.messaging is not None and self.type != "messaging":
+            raise ValueError("a messaging: section belongs to an integration of type messaging")
+        return self
 
     @model_validator(mode="after")
     def _other_party(self) -> Integration:
@@ -961,6 +926,8 @@ class Manifest(_Model):
     rules: dict[RuleName, SqlRule] = Field(default_factory=dict)
     # Scopes that clients of several integrations may hold (declared, never implied).
     shared_scopes: tuple[Scope, ...] = ()
+    # Message brokers of messaging integrations (interlock.config.messaging).
+    brokers: dict[Name, Broker] = Field(default_factory=dict)
 
 
 RULES_ENTRY_POINTS: Final = "interlock.rules"
@@ -1027,13 +994,6 @@ def _check_template(path: str) -> None:
                 "(no '%', ';', '?', '#' or spaces)"
             )
     _no_duplicates(tuple(_PARAM.findall(path)), "parameter")
-
-
-def _known(key: str, kind: Literal["c", "s"]) -> str:
-    problem = unknown_category(key) if kind == "c" else unknown_subject(key)
-    if problem is not None:
-        raise ValueError(problem)
-    return key
 
 
 def _no_duplicates(values: tuple[str, ...], noun: str) -> tuple[str, ...]:
