@@ -15,9 +15,11 @@ from typing import Final, Literal
 from interlock.config.field_categories import route_field_findings
 from interlock.config.manifest import (
     GATEWAY_SCOPES,
+    OPERATOR_SCOPES,
     RULES_ENTRY_POINTS,
     Client,
     Integration,
+    OperatorAccount,
     Organisation,
     Role,
     Route,
@@ -82,6 +84,7 @@ class Entities:
     trusted_issuers: dict[str, TrustedIssuer] = field(default_factory=dict)
     rules: dict[str, SqlRule] = field(default_factory=dict)
     brokers: dict[str, Broker] = field(default_factory=dict)
+    operators: dict[str, OperatorAccount] = field(default_factory=dict)
     routes: dict[str, list[tuple[int, Route]]] = field(default_factory=dict)
     # source/target/client of every integration, even one that failed to parse,
     # so that its references are still checked.
@@ -144,18 +147,22 @@ def cross_check(entities: Entities) -> Iterator[Finding]:
         yield from _messaging(entities, name)
     if entities.complete and entities.mentioned_scopes is not None:
         # The gateway's own scopes are used by its own endpoints (the vault API).
-        yield from _unused_scopes(entities, used | entities.mentioned_scopes | set(GATEWAY_SCOPES))
+        yield from _unused_scopes(
+            entities, used | entities.mentioned_scopes | set(GATEWAY_SCOPES) | set(OPERATOR_SCOPES)
+        )
     if entities.complete and "integrations" not in entities.broken:
         yield from _scopes_across_integrations(entities)
     yield from _organisation(entities)
 
 
 def _client_roles(entities: Entities) -> Iterator[Finding]:
-    for name, client in entities.clients.items():
-        for index, role in enumerate(client.roles):
+    holders = [("clients", n, c.roles) for n, c in entities.clients.items()]
+    holders += [("operators", n, o.roles) for n, o in entities.operators.items()]
+    for section, name, roles in holders:
+        for index, role in enumerate(roles):
             if entities.undeclared("roles", role):
                 yield Finding(
-                    ("clients", name, "roles", index),
+                    (section, name, "roles", index),
                     f"unknown role {role!r}{_known(entities, 'roles')}",
                 )
 

@@ -24,12 +24,14 @@ from interlock.config.explain import explain_validation_error, unknown_field
 from interlock.config.insecure import find_insecure_switches
 from interlock.config.manifest import (
     NAME_PATTERN,
+    OPERATOR_NAME_PATTERN,
     PATTERN_HELP,
     RULE_NAME_PATTERN,
     SCOPE_PATTERN,
     Client,
     Integration,
     Manifest,
+    OperatorAccount,
     Organisation,
     Role,
     Route,
@@ -59,11 +61,17 @@ _SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "trusted_issuers": TrustedIssuer,
     "rules": SqlRule,
     "brokers": Broker,
+    "operators": OperatorAccount,
 }
 _TOP_LEVEL: Final = frozenset({"version", "tls", "organisation", "shared_scopes", *_SECTIONS})
 _NAME: Final = re.compile(NAME_PATTERN)
 _RULE_NAME: Final = re.compile(RULE_NAME_PATTERN)
 _SCOPE: Final = re.compile(SCOPE_PATTERN)
+# Sections whose names follow another pattern than NAME_PATTERN.
+_NAMES: Final = {
+    "rules": (_RULE_NAME, RULE_NAME_PATTERN),
+    "operators": (re.compile(OPERATOR_NAME_PATTERN), OPERATOR_NAME_PATTERN),
+}
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -187,6 +195,7 @@ class _Checker:
             rules=entities.rules,
             shared_scopes=shared,
             brokers=entities.brokers,
+            operators=entities.operators,
         )
 
     def _shared_scopes(self, raw: object) -> tuple[str, ...]:
@@ -234,9 +243,7 @@ class _Checker:
                 self.entities.complete = False
             return {}
         entries: dict[str, Any] = {}
-        pattern, kind = (
-            (_RULE_NAME, RULE_NAME_PATTERN) if section == "rules" else (_NAME, NAME_PATTERN)
-        )
+        pattern, kind = _NAMES.get(section, (_NAME, NAME_PATTERN))
         for name, value in raw.items():
             if not pattern.match(name):
                 self.findings.append(

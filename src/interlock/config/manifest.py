@@ -32,6 +32,7 @@ from interlock.config.vocabulary import (
     COUNTRY_PATTERN,
     FIELD_PATTERN,
     NAME_PATTERN,
+    OPERATOR_NAME_PATTERN,
     PATTERN_HELP,
     RULE_NAME_PATTERN,
     SCOPE_PATTERN,
@@ -60,6 +61,8 @@ __all__ = [
     "FIELD_PATTERN",
     "GATEWAY_SCOPES",
     "NAME_PATTERN",
+    "OPERATOR_NAME_PATTERN",
+    "OPERATOR_SCOPES",
     "PATTERN_HELP",
     "RESERVED_PATHS",
     "RULES_ENTRY_POINTS",
@@ -77,6 +80,8 @@ __all__ = [
     "Manifest",
     "Method",
     "Name",
+    "OperatorAccount",
+    "OperatorName",
     "Organisation",
     "ParamSpec",
     "Party",
@@ -102,6 +107,7 @@ __all__ = [
     "template_shape",
 ]
 
+OperatorName = Annotated[str, StringConstraints(pattern=OPERATOR_NAME_PATTERN)]
 ForwardHeader = Annotated[str, AfterValidator(lambda name: check_header_name(name, "forward"))]
 ReturnHeader = Annotated[str, AfterValidator(lambda name: check_header_name(name, "return"))]
 
@@ -218,6 +224,18 @@ class Role(_Model):
     @classmethod
     def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return _no_duplicates(value, "scope")
+
+
+class OperatorAccount(_Model):
+    """A person who runs the ``interlock`` command on the host, by operating-system user name.
+
+    Holding a role here grants what the role guards among operator tools (the
+    dead-letter queues of messaging integrations name the role that may handle
+    them); the audit trail records the operator as ``admin:NAME``.
+    """
+
+    roles: tuple[Name, ...] = Field(min_length=1)
+    description: Text | None = None
 
 
 class Client(_Model):
@@ -928,6 +946,8 @@ class Manifest(_Model):
     shared_scopes: tuple[Scope, ...] = ()
     # Message brokers of messaging integrations (interlock.config.messaging).
     brokers: dict[Name, Broker] = Field(default_factory=dict)
+    # People who run the interlock command, and the roles they hold (dead-letter queues).
+    operators: dict[OperatorName, OperatorAccount] = Field(default_factory=dict)
 
 
 RULES_ENTRY_POINTS: Final = "interlock.rules"
@@ -953,6 +973,10 @@ def media_kind(media_type: str) -> Literal["json", "xml", "csv", "other"]:
 #: (GET) and writing (PUT) the vault API at /v1/secrets, and the data-subject
 #: request API at /v1/privacy.
 GATEWAY_SCOPES: Final = ("vault.read", "vault.write", "privacy.admin")
+
+#: Scopes that operator tools check rather than routes: handling a messaging
+#: integration's dead letters (a role holding it is named by ``dead_letter.role``).
+OPERATOR_SCOPES: Final = ("messaging.dead_letters",)
 
 #: Paths the gateway answers itself (fixed interfaces, the vault, data-subject
 #: requests); no route may use them.

@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from interlock.config.units import ByteSize, Duration
 from interlock.config.vocabulary import (
@@ -80,13 +80,15 @@ class Broker(_Model):
     def _by_reference(cls, value: str | None) -> str | None:
         return check_secret_reference(value)
 
-    @model_validator(mode="after")
-    def _tls_url(self) -> Broker:
-        parts = urlsplit(self.url)
-        scheme = BROKER_SCHEMES[self.kind]
-        if parts.scheme != scheme:
+    @field_validator("url")
+    @classmethod
+    def _tls_url(cls, value: str, info: ValidationInfo) -> str:
+        kind = info.data.get("kind")
+        parts = urlsplit(value)
+        scheme = BROKER_SCHEMES.get(str(kind))
+        if scheme is not None and parts.scheme != scheme:
             raise ValueError(
-                f"a {self.kind} broker's url uses {scheme}:// (got {parts.scheme or 'no'} "
+                f"a {kind} broker's url uses {scheme}:// (got {parts.scheme or 'no'} "
                 "scheme): messages cross the network, so the link to the broker is TLS, "
                 "with the broker's certificate verified"
             )
@@ -98,9 +100,9 @@ class Broker(_Model):
             )
         if parts.query or parts.fragment:
             raise ValueError("url must not have a query or fragment")
-        if self.kind == "nats" and parts.path not in {"", "/"}:
+        if kind == "nats" and parts.path not in {"", "/"}:
             raise ValueError("a NATS url has no path")
-        return self
+        return value
 
 
 class DeadLetterPolicy(_Model):

@@ -19,6 +19,7 @@ __all__ = [
     "COUNTRY_PATTERN",
     "FIELD_PATTERN",
     "NAME_PATTERN",
+    "OPERATOR_NAME_PATTERN",
     "PATTERN_HELP",
     "RULE_NAME_PATTERN",
     "SCOPE_PATTERN",
@@ -49,6 +50,8 @@ SUBJECT_PATTERN: Final = r"^[a-z][a-z0-9_]*$"
 # A response field: a dotted path; "[]" after a name descends into each array item.
 _MEDIA_TYPE: Final = r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$"
 FIELD_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_-]*(\[\])?(\.[A-Za-z_][A-Za-z0-9_-]*(\[\])?)*$"
+# An operator is named by the operating-system user who runs the command (getpass).
+OPERATOR_NAME_PATTERN: Final = r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$"
 PATTERN_HELP: Final[dict[str, str]] = {
     NAME_PATTERN: "a name is 1-63 lower-case letters, digits and '-', starting with a letter",
     SCOPE_PATTERN: "a scope is dot-separated lower-case words, e.g. orders.read",
@@ -56,6 +59,8 @@ PATTERN_HELP: Final[dict[str, str]] = {
     CATEGORY_PATTERN: "a data category is a fideslang key under user. or system., "
     "e.g. user.contact.email",
     SUBJECT_PATTERN: "a data subject is a lower-case word, e.g. customer",
+    OPERATOR_NAME_PATTERN: "an operator is named by an operating-system "
+    "user name: letters, digits, '_', '.', '@' and '-'",
     RULE_NAME_PATTERN: "a rule name is 1-63 lower-case letters, digits, '_' and '-', "
     "starting with a letter",
     FIELD_PATTERN: "a response field is a dotted path where 'name[]' descends into each "
