@@ -1,0 +1,244 @@
+"""The dead-letter desk: list, show, replay and purge one integration's refused messages.
+
+Dead letters stay sealed in their queue; only an operator holding the
+integration's ``dead_letter.role`` (a role granting ``messaging.dead_letters``)
+may handle them, and every attempt is audited — a refused one included, as
+``messaging.dead_letter.<action>`` with a failure outcome. ``show`` is the only
+action that reveals a payload: it decrypts with the consumers' keys and
+records that it did. ``replay`` publishes the sealed bytes unchanged (never a
+re-seal, never in clear), addressed to the consumer that refused it so that
+the integration's other consumers let it pass (they have it already).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from interlock.actors import Operator
+from interlock.audit.sink import AuditSink
+from interlock.clock import Clock, utc_now
+from interlock.config.manifest import OPERATOR_SCOPES
+from interlock.errors import AuthorisationError, InterlockError, NotFoundError
+from interlock.messaging.envelope import open_envelope
+from interlock.messaging.flow import messaging_flow
+from interlock.messaging.model import (
+    CONTENT_TYPE_COMPACT,
+    HEADER_CONSUMER,
+    HEADER_INTEGRATION,
+    BrokerAdapter,
+    DeadLetter,
+    EnvelopeRefused,
+    Opened,
+    Outgoing,
+)
+
+if TYPE_CHECKING:
+    from interlock.config.manifest import Manifest
+    from interlock.messaging.keys import MessagingKeys
+
+__all__ = ["DeadLetterDesk", "DeadLetterError", "DeadLetterView"]
+
+_SCOPE: Final = OPERATOR_SCOPES[0]  # messaging.dead_letters
+_ACTION: Final = "messaging.dead_letter"
+_OPERATOR_PREFIX: Final = "admin:"
+# A dead letter may have expired long before an operator looks at it: its times are
+# not checked when showing or replaying it (its signature and recipients are).
+_MARGIN: Final = timedelta(days=1)
+
+
+class DeadLetterError(InterlockError):
+    """A dead letter cannot be handled as asked (it would only be refused again)."""
+
+    code = "dead_letter_refused"
+
+
+@dataclass(frozen=True)
+class DeadLetterView:
+    """What a listing shows of a dead letter: never its payload."""
+
+    ref: str
+    message_id: str
+    reason: str
+    consumer: str | None
+    dead_at: datetime | None
+    size: int
+
+
+class DeadLetterDesk:
+    """An operator's access to one messaging integration's dead-letter queue."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        integration: str,
+        *,
+        broker: BrokerAdapter,
+        keys: MessagingKeys,
+        audit: AuditSink,
+        operator: Operator,
+        now: Clock = utc_now,
+    ) -> None:
+        """Handle ``integration``'s dead letters on ``broker`` as ``operator``."""
+        self._manifest = manifest
+        self._flow = messaging_flow(manifest, integration)
+        self._broker = broker
+        self._keys = keys
+        self._audit = audit
+        self._operator = operator
+        self._now = now
+
+    async def list(self, limit: int = 100) -> list[DeadLetterView]:
+        """Up to ``limit`` dead letters, oldest first: id, reason, consumer, time, size."""
+        await self._authorise("list")
+        letters = await self._broker.dead_letters(self._flow.topology, limit=limit)
+        await self._record("list", records=len(letters))
+        return [
+            DeadLetterView(
+                ref=letter.ref,
+                message_id=letter.message_id,
+                reason=letter.reason,
+                consumer=letter.consumer,
+                dead_at=letter.dead_at,
+                size=len(letter.body),
+            )
+            for letter in letters
+        ]
+
+    async def show(self, ref: str) -> Opened:
+        """The dead letter ``ref`` verified and decrypted (audited: a payload was revealed)."""
+        await self._authorise("show")
+        letter = await self._find(ref)
+        opened = await self._open("show", letter)
+        await self._record("show", letter=letter)
+        return opened
+
+    async def replay(self, ref: str) -> str:
+        """Publish the dead letter ``ref`` again, sealed bytes unchanged; its message id.
+
+        Refused (:class:`DeadLetterError`) when it no longer verifies or has
+        expired: its consumer would only refuse it again. It leaves the
+        dead-letter queue once the broker confirmed the publish.
+        """
+        await self._authorise("replay")
+        letter = await self._find(ref)
+        facts = (await self._open("replay", letter)).facts
+        if facts.expires_at <= self._now():
+            await self._record("replay", letter=letter, refused="the message has expired")
+            raise DeadLetterError(
+                f"dead letter {ref} expired at {facts.expires_at.isoformat()}: its consumer "
+                "would refuse it again"
+            )
+        headers = {HEADER_INTEGRATION: self._flow.name}
+        if letter.consumer is not None:
+            headers[HEADER_CONSUMER] = letter.consumer
+        await self._broker.publish(
+            self._flow.topology,
+            Outgoing(
+                body=letter.body,
+                content_type=letter.content_type or CONTENT_TYPE_COMPACT,
+                message_id=facts.message_id,
+                expires_at=facts.expires_at,
+                headers=headers,
+            ),
+        )
+        # Published first, then removed: a failure in between leaves a copy, never none.
+        await self._broker.take_dead_letter(self._flow.topology, ref)
+        await self._record("replay", letter=letter)
+        return facts.message_id
+
+    async def purge(self) -> int:
+        """Remove every dead letter of the integration; how many were removed."""
+        await self._authorise("purge")
+        count = await self._broker.purge_dead_letters(self._flow.topology)
+        await self._record("purge", records=count)
+        return count
+
+    async def _authorise(self, action: str) -> None:
+        """Refuse (and audit) an operator who does not hold the dead-letter role."""
+        role = self._flow.spec.dead_letter.role
+        name = self._operator.name.removeprefix(_OPERATOR_PREFIX)
+        account = self._manifest.operators.get(name)
+        granted = self._manifest.roles.get(role)
+        if (
+            self._operator.name.startswith(_OPERATOR_PREFIX)
+            and account is not None
+            and role in account.roles
+            and granted is not None
+            and _SCOPE in granted.scopes
+        ):
+            return
+        await self._record(action, refused=f"the operator does not hold the role {role}")
+        raise AuthorisationError(
+            f"handling the dead letters of {self._flow.name} needs the role {role!r} "
+            f"(granting {_SCOPE}) in the manifest's operators",
+            _SCOPE,
+        )
+
+    async def _find(self, ref: str) -> DeadLetter:
+        letters = await self._broker.dead_letters(
+            self._flow.topology, limit=self._flow.spec.dead_letter.max_length
+        )
+        for letter in letters:
+            if letter.ref == ref:
+                return letter
+        raise NotFoundError(f"no dead letter {ref!r} in {self._flow.name}'s queue")
+
+    async def _open(self, action: str, letter: DeadLetter) -> Opened:
+        flow = self._flow
+        verification, decryption = await asyncio.to_thread(self._keys_for, letter.consumer)
+        spec = flow.spec
+        try:
+            return open_envelope(
+                letter.body,
+                letter.content_type,
+                integration=flow.name,
+                producer=flow.producer,
+                verification_keys=verification,
+                decryption_keys=decryption,
+                now=self._now(),
+                leeway=spec.ttl + spec.dead_letter.retention + _MARGIN,
+                max_bytes=spec.max_message,
+            )
+        except EnvelopeRefused as refused:
+            await self._record(action, letter=letter, refused=f"it does not open: {refused.reason}")
+            raise DeadLetterError(
+                f"dead letter {letter.ref} does not open ({refused.reason})"
+            ) from None
+
+    def _keys_for(self, consumer: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The producer's keys, and the refusing consumer's (every consumer's if unknown)."""
+        flow = self._flow
+        consumers = [consumer] if consumer in flow.spec.consumers else list(flow.spec.consumers)
+        decryption: dict[str, Any] = {}
+        for name in consumers:
+            decryption.update(self._keys.decryption_keys(flow.name, name))
+        return self._keys.verification_keys(flow.name, flow.producer), decryption
+
+    async def _record(
+        self,
+        action: str,
+        *,
+        letter: DeadLetter | None = None,
+        records: int = 0,
+        refused: str | None = None,
+    ) -> None:
+        result: Literal["success", "failure"] = "failure" if refused else "success"
+        details: dict[str, str | int | bool] = {}
+        if letter is not None:
+            details.update(ref=letter.ref[:200], dead_letter_reason=letter.reason[:200])
+            if letter.message_id:
+                details["message_id"] = letter.message_id[:200]
+        await self._audit.record_async(
+            self._flow.entry(
+                actor=self._operator.label,
+                action=f"{_ACTION}.{action}",
+                result=result,
+                size=0 if letter is None else len(letter.body),
+                records=1 if letter is not None else records,
+                reason=refused,
+                details=details,
+            )
+        )

@@ -1,0 +1,78 @@
+"""One messaging integration as the producer, consumer and dead-letter desk see it.
+
+Looked up once from the manifest: the integration (its ends and categories,
+which every audit entry reports), its ``messaging:`` section, its broker
+topology and its payload schema, compiled once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from interlock.audit.entry import AuditEntry, Outcome, Volume
+from interlock.config.manifest import Integration, Manifest
+from interlock.config.messaging import MessagingSpec
+from interlock.messaging.model import BrokerError, Topology, topology_of
+from interlock.validation.schema import RequestSchema, compile_schema
+
+__all__ = ["MessagingFlow", "messaging_flow"]
+
+
+@dataclass(frozen=True)
+class MessagingFlow:
+    """A messaging integration of the manifest, with what its messages are checked against."""
+
+    name: str
+    integration: Integration
+    spec: MessagingSpec
+    topology: Topology
+    schema: RequestSchema | None
+
+    @property
+    def producer(self) -> str:
+        """The client that produces (the integration's client)."""
+        return self.integration.client
+
+    def entry(
+        self,
+        *,
+        actor: str,
+        action: str,
+        result: Literal["success", "failure"],
+        size: int = 0,
+        records: int = 1,
+        reason: str | None = None,
+        details: Mapping[str, str | int | bool] | None = None,
+    ) -> AuditEntry:
+        """An audit entry about this integration's messages (never their payload)."""
+        return AuditEntry(
+            actor=actor,
+            action=action,
+            integration=self.name,
+            source=self.integration.source,
+            target=self.integration.target,
+            data_categories=self.integration.data_categories,
+            volume=Volume(records=records, bytes=size),
+            outcome=Outcome(result=result),
+            reason=reason,
+            details=dict(details or {}),
+        )
+
+
+def messaging_flow(manifest: Manifest, integration: str) -> MessagingFlow:
+    """The messaging integration ``integration`` of ``manifest``; :class:`BrokerError` if none."""
+    topology = topology_of(manifest, integration)
+    flow = manifest.integrations[integration]
+    spec = flow.messaging
+    if spec is None:  # topology_of refused it already; this tells the type checker
+        raise BrokerError(f"{integration!r} is not a messaging integration of the manifest")
+    schema: dict[str, Any] | None = spec.schema_
+    return MessagingFlow(
+        name=integration,
+        integration=flow,
+        spec=spec,
+        topology=topology,
+        schema=None if schema is None else compile_schema(schema),
+    )

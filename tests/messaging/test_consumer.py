@@ -1,0 +1,389 @@
+"""The consumer's gate on the in-process broker: what reaches a handler, what is dead-lettered.
+
+Real envelopes (interlock.messaging.envelope), the real idempotency store in
+memory, the in-process broker (interlock.messaging.memory); every refusal is
+checked for its reason in the dead-letter queue, its audit entry, and a
+handler that was never called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from interlock.audit.sink import MemorySink
+from interlock.config.manifest import Manifest
+from interlock.crypto.jose import generate_signing_key
+from interlock.messaging.consumer import Consumer, Message, MessageRejected
+from interlock.messaging.envelope import SignerKey, seal
+from interlock.messaging.memory import MemoryBroker, MemoryServer
+from interlock.messaging.model import (
+    HEADER_CONSUMER,
+    HEADER_DEAD_AT,
+    HEADER_REASON,
+    MessageFacts,
+    Outgoing,
+    Settle,
+)
+from interlock.messaging.producer import Producer
+from interlock.replay.idempotency import Begun, MemoryIdempotency
+from interlock.testing.clock import ManualClock
+from tests.messaging.pipeline_support import (
+    BILLING,
+    CRM,
+    EMAIL,
+    INTEGRATION,
+    MINIMISED,
+    PAYLOAD,
+    PRODUCER,
+    StaticKeys,
+    delivery_of,
+    eventually,
+    make_manifest,
+)
+
+
+@dataclasses.dataclass
+class Rig:
+    """A producer and the CRM consumer on one in-process broker, with what they recorded."""
+
+    manifest: Manifest
+    keys: Any
+    server: MemoryServer
+    audit: MemorySink
+    dedup: MemoryIdempotency
+    clock: ManualClock
+    handled: list[Message] = dataclasses.field(default_factory=list)
+    calls: Counter[str] = dataclasses.field(default_factory=Counter)
+
+    def producer(self) -> Producer:
+        return Producer(
+            self.manifest,
+            INTEGRATION,
+            keys=self.keys,
+            broker=MemoryBroker(self.server),
+            audit=self.audit,
+            now=self.clock,
+        )
+
+    def consumer(self, name: str = CRM, **options: Any) -> Consumer:
+        return Consumer(
+            self.manifest,
+            INTEGRATION,
+            name,
+            keys=self.keys,
+            broker=MemoryBroker(self.server),
+            dedup=self.dedup,
+            audit=self.audit,
+            now=self.clock,
+            **options,
+        )
+
+    async def handler(self, message: Message) -> None:
+        self.calls[message.facts.message_id] += 1
+        self.handled.append(message)
+
+    def sealed(self, payload: Any = PAYLOAD, **facts: Any) -> Outgoing:
+        """A message sealed directly (bypassing the producer's checks)."""
+        issued = facts.pop("issued_at", self.clock())
+        signer = facts.pop("signer", self.keys.signer(INTEGRATION, PRODUCER))
+        values = {
+            "message_id": "m-1",
+            "integration": INTEGRATION,
+            "producer": PRODUCER,
+            "issued_at": issued,
+            "expires_at": issued + timedelta(hours=1),
+        }
+        values.update(facts)
+        return seal(
+            payload,
+            MessageFacts(**values),
+            signer=signer,
+            recipients=self.keys.recipients(INTEGRATION, [CRM, BILLING]),
+        )
+
+    def refusals(self) -> list[tuple[str | None, str | None]]:
+        return [(e.action, e.reason) for e in self.audit.entries if e.action == "messaging.refuse"]
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    """The rig on the test manifest (two consumers, payload encrypted whole)."""
+    clock = ManualClock()
+    return Rig(
+        make_manifest(tmp_path),
+        StaticKeys(),
+        MemoryServer(now=clock),
+        MemorySink(),
+        MemoryIdempotency(now=clock),
+        clock,
+    )
+
+
+def test_a_message_reaches_the_handler_minimised_and_audited(rig: Rig) -> None:
+    """Round trip: the handler gets the verified facts and only the manifest's fields."""
+
+    async def run() -> str:
+        running = await rig.consumer().start(rig.handler)
+        message_id = await rig.producer().publish(PAYLOAD)
+        await eventually(lambda: len(rig.handled) == 1)
+        await running.stop()
+        return message_id
+
+    message_id = asyncio.run(run())
+    (message,) = rig.handled
+    assert message.payload == MINIMISED
+    assert message.facts.message_id == message_id
+    assert message.facts.producer == PRODUCER
+    assert rig.server.dead(rig.consumer()._flow.topology) == []
+    publish, consume = rig.audit.entries
+    assert (publish.action, publish.actor, publish.outcome.result) == (
+        "messaging.publish",
+        f"client:{PRODUCER}",
+        "success",
+    )
+    assert (consume.action, consume.actor, consume.outcome.result) == (
+        "messaging.consume",
+        f"client:{CRM}",
+        "success",
+    )
+    for entry in (publish, consume):
+        assert (entry.integration, entry.source, entry.target) == (INTEGRATION, "erp", "crm")
+        assert entry.data_categories == ("user.contact.email",)
+        assert entry.volume.records == 1
+        assert entry.volume.bytes == len(rig.server.published[0].body)
+        assert entry.details["message_id"] == message_id
+    # Never the payload: not in the entries as encoded for the log, not on the wire.
+    for encoded in rig.audit.encoded:
+        assert EMAIL.encode() not in encoded
+        assert b"Lovelace" not in encoded
+    assert EMAIL.encode() not in rig.server.published[0].body
+
+
+def _tamper(message: Outgoing) -> bytes:
+    """Flip one bit in the ciphertext of a JWE (compact or general JSON)."""
+    body = bytearray(message.body)
+    text = message.body.decode()
+    start = text.index('"ciphertext":"') + 14 if text.startswith("{") else text.rindex(".") - 5
+    body[start] = ord("A") if body[start] != ord("A") else ord("B")
+    return bytes(body)
+
+
+def _refused_cases(rig: Rig) -> list[tuple[str, bytes, Outgoing]]:
+    """(expected reason, body, message) for each kind of message the gate refuses."""
+    stranger = generate_signing_key("ES256")
+    wrong = SignerKey(kid=str(stranger.kid), alg="ES256", key=stranger)
+    expired = rig.sealed(message_id="m-exp", issued_at=rig.clock() - timedelta(hours=3))
+    invalid = rig.sealed({"note": "no id"}, message_id="m-schema")
+    tampered = rig.sealed(message_id="m-tamper")
+    forged = rig.sealed(message_id="m-forged", signer=wrong)
+    foreign = rig.sealed(message_id="m-aud", integration="other-flow")
+    return [
+        ("undecryptable", _tamper(tampered), tampered),
+        ("wrong_signer", forged.body, forged),
+        ("expired", expired.body, expired),
+        ("schema", invalid.body, invalid),
+        ("wrong_integration", foreign.body, foreign),
+    ]
+
+
+def test_refused_messages_are_dead_lettered_with_their_reason_and_never_handled(rig: Rig) -> None:
+    """Tampered, wrong signer, expired, schema-invalid, duplicate, id reused: DLQ, no handler."""
+    cases = _refused_cases(rig)
+    original = rig.sealed(message_id="m-dup")
+    reused = rig.sealed({"id": "o-2"}, message_id="m-dup")
+
+    async def run() -> None:
+        broker = MemoryBroker(rig.server)
+        topology = rig.consumer()._flow.topology
+        running = await rig.consumer().start(rig.handler)
+        for _reason, body, message in cases:
+            await broker.publish(topology, dataclasses.replace(message, body=body))
+        await broker.publish(topology, original)
+        await eventually(lambda: len(rig.handled) == 1)
+        await broker.publish(topology, original)  # the same bytes again: a duplicate
+        await broker.publish(topology, reused)  # the same id on another message
+        await eventually(lambda: len(rig.server.dead(topology)) == len(cases) + 2)
+        await running.stop()
+
+    asyncio.run(run())
+    topology = rig.consumer()._flow.topology
+    dead = {d.headers[HEADER_REASON]: d for d in rig.server.dead(topology)}
+    expected = {reason for reason, _, _ in cases} | {"duplicate", "id_reused"}
+    assert set(dead) == expected
+    assert all(
+        d.headers[HEADER_CONSUMER] == CRM and HEADER_DEAD_AT in d.headers for d in dead.values()
+    )
+    # Dead letters stay sealed: the bytes that arrived, unchanged.
+    for reason, body, _ in cases:
+        assert dead[reason].body == body
+    assert dead["duplicate"].body == original.body
+    assert dead["id_reused"].body == reused.body
+    assert rig.calls == Counter({"m-dup": 1})
+    assert sorted(reason or "" for _, reason in rig.refusals()) == sorted(expected)
+    assert all(
+        e.outcome.result == "failure" and e.actor == f"client:{CRM}"
+        for e in rig.audit.entries
+        if e.action == "messaging.refuse"
+    )
+
+
+def test_a_handler_rejection_dead_letters_the_message(rig: Rig) -> None:
+    """MessageRejected: DEAD with reason handler, audited; the id may be processed later."""
+
+    async def reject(message: Message) -> None:
+        raise MessageRejected("customer unknown")
+
+    async def run() -> tuple[Settle, Settle]:
+        consumer = rig.consumer()
+        message = rig.sealed()
+        first = await consumer.decide(delivery_of(message), reject)
+        again = await consumer.decide(delivery_of(message), rig.handler)
+        return first.settle, again.settle
+
+    first, again = asyncio.run(run())
+    assert first is Settle.DEAD
+    assert rig.refusals() == [("messaging.refuse", "handler")]
+    # The claim was released: replayed from the dead-letter queue, it is processed.
+    assert again is Settle.ACK
+    assert rig.calls == Counter({"m-1": 1})
+
+
+def test_a_failing_handler_leaves_the_message_for_redelivery_and_it_is_processed_once(
+    rig: Rig,
+) -> None:
+    """Any other exception: not acknowledged, delivered again, handled successfully once."""
+    attempts: Counter[str] = Counter()
+
+    async def flaky(message: Message) -> None:
+        attempts[message.facts.message_id] += 1
+        if attempts[message.facts.message_id] == 1:
+            raise RuntimeError("database restarting")
+        await rig.handler(message)
+
+    async def run() -> None:
+        running = await rig.consumer().start(flaky)
+        await rig.producer().publish(PAYLOAD, message_id="m-flaky")
+        await eventually(lambda: len(rig.handled) == 1)
+        await asyncio.sleep(0.05)  # nothing more arrives
+        await running.stop()
+
+    asyncio.run(run())
+    assert attempts == Counter({"m-flaky": 2})
+    assert rig.calls == Counter({"m-flaky": 1})
+    topology = rig.consumer()._flow.topology
+    assert rig.server.dead(topology) == []
+    assert rig.server.waiting(topology, CRM) == 0
+    consumes = [e for e in rig.audit.entries if e.action == "messaging.consume"]
+    assert [e.outcome.result for e in consumes] == ["failure", "success"]
+
+
+def test_a_message_another_replica_holds_is_retried_and_taken_over_when_its_lease_ends(
+    rig: Rig,
+) -> None:
+    """InFlight: RETRY (no handler, no audit); after the lease, the redelivery is processed."""
+    message = rig.sealed()
+    replica = rig.consumer(lease=timedelta(seconds=30))
+    other = rig.consumer(lease=timedelta(seconds=30))
+
+    async def stuck(_message: Message) -> None:
+        await asyncio.sleep(3600)  # the other replica hangs (or died) holding the message
+
+    async def run() -> list[Settle]:
+        holder = asyncio.create_task(other.decide(delivery_of(message), stuck))
+        await asyncio.sleep(0.05)
+        first = await replica.decide(delivery_of(message, count=2), rig.handler)
+        rig.clock.advance(29)
+        second = await replica.decide(delivery_of(message, count=3), rig.handler)
+        rig.clock.advance(2)
+        third = await replica.decide(delivery_of(message, count=4), rig.handler)
+        holder.cancel()
+        await asyncio.gather(holder, return_exceptions=True)
+        return [first.settle, second.settle, third.settle]
+
+    assert asyncio.run(run()) == [Settle.RETRY, Settle.RETRY, Settle.ACK]
+    assert rig.calls == Counter({"m-1": 1})
+    assert [e.action for e in rig.audit.entries] == ["messaging.consume"]
+
+
+def test_retry_puts_the_message_back_on_the_broker(rig: Rig) -> None:
+    """Through the broker: a held message comes back after retry_after and is processed."""
+    message = rig.sealed()
+
+    scope = f"messaging:{INTEGRATION}:{CRM}"
+
+    async def run() -> None:
+        claim = rig.dedup.begin(
+            scope,
+            "m-1",
+            hashlib.sha256(message.body).hexdigest(),
+            timedelta(hours=1),
+            timedelta(seconds=30),
+        )
+        assert isinstance(claim, Begun)
+        running = await rig.consumer(lease=timedelta(milliseconds=50)).start(rig.handler)
+        await MemoryBroker(rig.server).publish(rig.consumer()._flow.topology, message)
+        await asyncio.sleep(0.2)
+        assert rig.calls == Counter()
+        rig.dedup.abandon(scope, "m-1", claim.token)  # the other replica gave it up
+        await eventually(lambda: rig.calls["m-1"] == 1)
+        await running.stop()
+
+    asyncio.run(run())
+
+
+def test_every_consumer_gets_its_own_copy_and_only_its_fields(rig: Rig) -> None:
+    """Two consumers, each its queue and key (general JSON serialisation)."""
+    billing: list[Message] = []
+
+    async def bill(message: Message) -> None:
+        billing.append(message)
+
+    async def run() -> None:
+        crm = await rig.consumer(CRM).start(rig.handler)
+        other = await rig.consumer(BILLING).start(bill)
+        await rig.producer().publish(PAYLOAD)
+        await eventually(lambda: len(rig.handled) == 1 and len(billing) == 1)
+        await crm.stop()
+        await other.stop()
+
+    asyncio.run(run())
+    assert rig.handled[0].payload == billing[0].payload == MINIMISED
+
+
+def test_field_level_encryption_end_to_end(tmp_path: Path) -> None:
+    """encrypt: fields: the e-mail travels as a JWE inside a signed payload; the handler reads it."""
+    clock = ManualClock()
+    rig = Rig(
+        make_manifest(tmp_path, encrypt="fields", consumers=(CRM,)),
+        StaticKeys(),
+        MemoryServer(now=clock),
+        MemorySink(),
+        MemoryIdempotency(now=clock),
+        clock,
+    )
+
+    async def run() -> None:
+        running = await rig.consumer().start(rig.handler)
+        await rig.producer().publish(PAYLOAD)
+        await eventually(lambda: len(rig.handled) == 1)
+        await running.stop()
+
+    asyncio.run(run())
+    body = rig.server.published[0].body
+    assert body.count(b".") == 2  # a JWS compact serialisation
+    assert EMAIL.encode() not in body
+    assert rig.handled[0].payload == MINIMISED
+
+
+def test_a_consumer_not_of_the_integration_is_refused(rig: Rig) -> None:
+    """Only the integration's consumers may consume (each holds its own keys)."""
+    with pytest.raises(Exception, match="not a consumer"):
+        rig.consumer(PRODUCER)
