@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
+from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from interlock.audit.sink import MemorySink
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
-from interlock.messaging.model import Delivery, Outgoing
+from interlock.messaging.consumer import Consumer, Message
+from interlock.messaging.envelope import seal
+from interlock.messaging.memory import MemoryBroker, MemoryServer
+from interlock.messaging.model import Delivery, MessageFacts, Outgoing, Topology
+from interlock.messaging.producer import Producer
+from interlock.replay.idempotency import MemoryIdempotency
+from interlock.testing.clock import ManualClock
 
 INTEGRATION = "order-events"
 PRODUCER = "erp-publisher"
@@ -171,3 +181,83 @@ class StaticKeys:
 
     def decryption_keys(self, integration: str, consumer: str) -> dict[str, Any]:
         return {str(private.kid): private for private, _ in self._consumers[consumer]}
+
+
+@dataclasses.dataclass
+class Rig:
+    """A producer and the CRM consumer on one in-process broker, with what they recorded."""
+
+    manifest: Manifest
+    keys: Any
+    server: MemoryServer
+    audit: MemorySink
+    dedup: MemoryIdempotency
+    clock: ManualClock
+    handled: list[Message] = dataclasses.field(default_factory=list)
+    calls: Counter[str] = dataclasses.field(default_factory=Counter)
+
+    def producer(self) -> Producer:
+        return Producer(
+            self.manifest,
+            INTEGRATION,
+            keys=self.keys,
+            broker=MemoryBroker(self.server),
+            audit=self.audit,
+            now=self.clock,
+        )
+
+    def consumer(self, name: str = CRM, **options: Any) -> Consumer:
+        return Consumer(
+            self.manifest,
+            INTEGRATION,
+            name,
+            keys=self.keys,
+            broker=MemoryBroker(self.server),
+            dedup=self.dedup,
+            audit=self.audit,
+            now=self.clock,
+            **options,
+        )
+
+    async def handler(self, message: Message) -> None:
+        self.calls[message.facts.message_id] += 1
+        self.handled.append(message)
+
+    def sealed(self, payload: Any = PAYLOAD, **facts: Any) -> Outgoing:
+        """A message sealed directly (bypassing the producer's checks)."""
+        issued = facts.pop("issued_at", self.clock())
+        signer = facts.pop("signer", self.keys.signer(INTEGRATION, PRODUCER))
+        values = {
+            "message_id": "m-1",
+            "integration": INTEGRATION,
+            "producer": PRODUCER,
+            "issued_at": issued,
+            "expires_at": issued + timedelta(hours=1),
+        }
+        values.update(facts)
+        return seal(
+            payload,
+            MessageFacts(**values),
+            signer=signer,
+            recipients=self.keys.recipients(INTEGRATION, [CRM, BILLING]),
+        )
+
+    @property
+    def topology(self) -> Topology:
+        return self.consumer()._flow.topology
+
+    def refusals(self) -> list[tuple[str | None, str | None]]:
+        return [(e.action, e.reason) for e in self.audit.entries if e.action == "messaging.refuse"]
+
+
+def make_rig(directory: Path, **manifest: Any) -> Rig:
+    """A rig on the test manifest (``manifest`` as for :func:`make_manifest`)."""
+    clock = ManualClock()
+    return Rig(
+        make_manifest(directory, **manifest),
+        StaticKeys(),
+        MemoryServer(now=clock),
+        MemorySink(),
+        MemoryIdempotency(now=clock),
+        clock,
+    )

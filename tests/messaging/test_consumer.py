@@ -14,27 +14,21 @@ import hashlib
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from interlock.audit.sink import MemorySink
-from interlock.config.manifest import Manifest
 from interlock.crypto.jose import generate_signing_key
-from interlock.messaging.consumer import Consumer, Message, MessageRejected
-from interlock.messaging.envelope import SignerKey, seal
-from interlock.messaging.memory import MemoryBroker, MemoryServer
+from interlock.messaging.consumer import Message, MessageRejected
+from interlock.messaging.envelope import SignerKey
+from interlock.messaging.memory import MemoryBroker
 from interlock.messaging.model import (
     HEADER_CONSUMER,
     HEADER_DEAD_AT,
     HEADER_REASON,
-    MessageFacts,
     Outgoing,
     Settle,
 )
-from interlock.messaging.producer import Producer
-from interlock.replay.idempotency import Begun, MemoryIdempotency
-from interlock.testing.clock import ManualClock
+from interlock.replay.idempotency import Begun
 from tests.messaging.pipeline_support import (
     BILLING,
     CRM,
@@ -43,88 +37,17 @@ from tests.messaging.pipeline_support import (
     MINIMISED,
     PAYLOAD,
     PRODUCER,
-    StaticKeys,
+    Rig,
     delivery_of,
     eventually,
-    make_manifest,
+    make_rig,
 )
-
-
-@dataclasses.dataclass
-class Rig:
-    """A producer and the CRM consumer on one in-process broker, with what they recorded."""
-
-    manifest: Manifest
-    keys: Any
-    server: MemoryServer
-    audit: MemorySink
-    dedup: MemoryIdempotency
-    clock: ManualClock
-    handled: list[Message] = dataclasses.field(default_factory=list)
-    calls: Counter[str] = dataclasses.field(default_factory=Counter)
-
-    def producer(self) -> Producer:
-        return Producer(
-            self.manifest,
-            INTEGRATION,
-            keys=self.keys,
-            broker=MemoryBroker(self.server),
-            audit=self.audit,
-            now=self.clock,
-        )
-
-    def consumer(self, name: str = CRM, **options: Any) -> Consumer:
-        return Consumer(
-            self.manifest,
-            INTEGRATION,
-            name,
-            keys=self.keys,
-            broker=MemoryBroker(self.server),
-            dedup=self.dedup,
-            audit=self.audit,
-            now=self.clock,
-            **options,
-        )
-
-    async def handler(self, message: Message) -> None:
-        self.calls[message.facts.message_id] += 1
-        self.handled.append(message)
-
-    def sealed(self, payload: Any = PAYLOAD, **facts: Any) -> Outgoing:
-        """A message sealed directly (bypassing the producer's checks)."""
-        issued = facts.pop("issued_at", self.clock())
-        signer = facts.pop("signer", self.keys.signer(INTEGRATION, PRODUCER))
-        values = {
-            "message_id": "m-1",
-            "integration": INTEGRATION,
-            "producer": PRODUCER,
-            "issued_at": issued,
-            "expires_at": issued + timedelta(hours=1),
-        }
-        values.update(facts)
-        return seal(
-            payload,
-            MessageFacts(**values),
-            signer=signer,
-            recipients=self.keys.recipients(INTEGRATION, [CRM, BILLING]),
-        )
-
-    def refusals(self) -> list[tuple[str | None, str | None]]:
-        return [(e.action, e.reason) for e in self.audit.entries if e.action == "messaging.refuse"]
 
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Rig:
     """The rig on the test manifest (two consumers, payload encrypted whole)."""
-    clock = ManualClock()
-    return Rig(
-        make_manifest(tmp_path),
-        StaticKeys(),
-        MemoryServer(now=clock),
-        MemorySink(),
-        MemoryIdempotency(now=clock),
-        clock,
-    )
+    return make_rig(tmp_path)
 
 
 def test_a_message_reaches_the_handler_minimised_and_audited(rig: Rig) -> None:
@@ -142,7 +65,7 @@ def test_a_message_reaches_the_handler_minimised_and_audited(rig: Rig) -> None:
     assert message.payload == MINIMISED
     assert message.facts.message_id == message_id
     assert message.facts.producer == PRODUCER
-    assert rig.server.dead(rig.consumer()._flow.topology) == []
+    assert rig.server.dead(rig.topology) == []
     publish, consume = rig.audit.entries
     assert (publish.action, publish.actor, publish.outcome.result) == (
         "messaging.publish",
@@ -202,7 +125,7 @@ def test_refused_messages_are_dead_lettered_with_their_reason_and_never_handled(
 
     async def run() -> None:
         broker = MemoryBroker(rig.server)
-        topology = rig.consumer()._flow.topology
+        topology = rig.topology
         running = await rig.consumer().start(rig.handler)
         for _reason, body, message in cases:
             await broker.publish(topology, dataclasses.replace(message, body=body))
@@ -214,7 +137,7 @@ def test_refused_messages_are_dead_lettered_with_their_reason_and_never_handled(
         await running.stop()
 
     asyncio.run(run())
-    topology = rig.consumer()._flow.topology
+    topology = rig.topology
     dead = {d.headers[HEADER_REASON]: d for d in rig.server.dead(topology)}
     expected = {reason for reason, _, _ in cases} | {"duplicate", "id_reused"}
     assert set(dead) == expected
@@ -278,7 +201,7 @@ def test_a_failing_handler_leaves_the_message_for_redelivery_and_it_is_processed
     asyncio.run(run())
     assert attempts == Counter({"m-flaky": 2})
     assert rig.calls == Counter({"m-flaky": 1})
-    topology = rig.consumer()._flow.topology
+    topology = rig.topology
     assert rig.server.dead(topology) == []
     assert rig.server.waiting(topology, CRM) == 0
     consumes = [e for e in rig.audit.entries if e.action == "messaging.consume"]
@@ -329,7 +252,7 @@ def test_retry_puts_the_message_back_on_the_broker(rig: Rig) -> None:
         )
         assert isinstance(claim, Begun)
         running = await rig.consumer(lease=timedelta(milliseconds=50)).start(rig.handler)
-        await MemoryBroker(rig.server).publish(rig.consumer()._flow.topology, message)
+        await MemoryBroker(rig.server).publish(rig.topology, message)
         await asyncio.sleep(0.2)
         assert rig.calls == Counter()
         rig.dedup.abandon(scope, "m-1", claim.token)  # the other replica gave it up
@@ -360,15 +283,7 @@ def test_every_consumer_gets_its_own_copy_and_only_its_fields(rig: Rig) -> None:
 
 def test_field_level_encryption_end_to_end(tmp_path: Path) -> None:
     """encrypt: fields: the e-mail travels as a JWE inside a signed payload; the handler reads it."""
-    clock = ManualClock()
-    rig = Rig(
-        make_manifest(tmp_path, encrypt="fields", consumers=(CRM,)),
-        StaticKeys(),
-        MemoryServer(now=clock),
-        MemorySink(),
-        MemoryIdempotency(now=clock),
-        clock,
-    )
+    rig = make_rig(tmp_path, encrypt="fields", consumers=(CRM,))
 
     async def run() -> None:
         running = await rig.consumer().start(rig.handler)

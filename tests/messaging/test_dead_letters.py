@@ -1,0 +1,162 @@
+"""The dead-letter desk: only the named role may look, every look is audited, nothing leaves in clear."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from interlock.actors import Operator
+from interlock.errors import AuthorisationError, NotFoundError
+from interlock.messaging.consumer import Message, MessageRejected
+from interlock.messaging.dead_letters import DeadLetterDesk, DeadLetterError
+from interlock.messaging.memory import MemoryBroker
+from interlock.messaging.model import HEADER_CONSUMER, Settle
+from tests.messaging.pipeline_support import (
+    BILLING,
+    CRM,
+    EMAIL,
+    INTEGRATION,
+    PAYLOAD,
+    Rig,
+    delivery_of,
+    eventually,
+    make_rig,
+)
+
+ALICE = Operator("admin:alice")  # holds dlq-handler
+BOB = Operator("admin:bob")  # holds another role
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    """A rig whose CRM consumer has refused one message (its handler rejected it)."""
+    rig = make_rig(tmp_path)
+
+    async def reject(message: Message) -> None:
+        raise MessageRejected("unknown customer")
+
+    async def refuse_one() -> None:
+        running = await rig.consumer(CRM).start(reject)
+        await rig.producer().publish(PAYLOAD, message_id="m-1")
+        await eventually(lambda: len(rig.server.dead(rig.topology)) == 1)
+        await running.stop()
+
+    asyncio.run(refuse_one())
+    rig.audit.entries.clear()
+    rig.audit.encoded.clear()
+    return rig
+
+
+def desk(rig: Rig, operator: Operator) -> DeadLetterDesk:
+    """The desk of the test integration for ``operator``."""
+    return DeadLetterDesk(
+        rig.manifest,
+        INTEGRATION,
+        broker=MemoryBroker(rig.server),
+        keys=rig.keys,
+        audit=rig.audit,
+        operator=operator,
+        now=rig.clock,
+    )
+
+
+@pytest.mark.parametrize("action", ["list", "show", "replay", "purge"])
+@pytest.mark.parametrize("operator", [BOB, Operator("admin:mallory"), Operator("alice")])
+def test_an_operator_without_the_role_is_refused_and_the_refusal_audited(
+    rig: Rig, operator: Operator, action: str
+) -> None:
+    """Another role, no operator account, or not an admin: refused before the broker is asked."""
+    calls = {"list": (), "show": ("1",), "replay": ("1",), "purge": ()}
+    with pytest.raises(AuthorisationError, match="dlq-handler"):
+        asyncio.run(getattr(desk(rig, operator), action)(*calls[action]))
+    (entry,) = rig.audit.entries
+    assert entry.action == f"messaging.dead_letter.{action}"
+    assert entry.actor == operator.name
+    assert entry.outcome.result == "failure"
+    assert "dlq-handler" in (entry.reason or "")
+    assert len(rig.server.dead(rig.topology)) == 1  # untouched
+
+
+def test_listing_shows_what_and_why_but_no_payload(rig: Rig) -> None:
+    """Id, reason, consumer, time and size; audited with the count."""
+    (view,) = asyncio.run(desk(rig, ALICE).list())
+    assert (view.message_id, view.reason, view.consumer) == ("m-1", "handler", CRM)
+    assert view.dead_at == rig.clock()
+    assert view.size == len(rig.server.dead(rig.topology)[0].body)
+    assert EMAIL not in repr(view)
+    (entry,) = rig.audit.entries
+    assert (entry.action, entry.actor, entry.volume.records) == (
+        "messaging.dead_letter.list",
+        "admin:alice",
+        1,
+    )
+
+
+def test_show_decrypts_for_the_role_and_is_audited(rig: Rig) -> None:
+    """The whole payload (not minimised: the operator investigates), and an entry saying so."""
+    opened = asyncio.run(desk(rig, ALICE).show("1"))
+    assert opened.payload == PAYLOAD
+    assert opened.facts.message_id == "m-1"
+    (entry,) = rig.audit.entries
+    assert (entry.action, entry.outcome.result) == ("messaging.dead_letter.show", "success")
+    assert entry.details["message_id"] == "m-1"
+    assert EMAIL.encode() not in rig.audit.encoded[0]
+
+
+def test_show_of_an_unknown_dead_letter(rig: Rig) -> None:
+    """A ref that is not in the queue: NotFoundError."""
+    with pytest.raises(NotFoundError):
+        asyncio.run(desk(rig, ALICE).show("42"))
+
+
+def test_show_refuses_a_dead_letter_that_does_not_open(rig: Rig) -> None:
+    """A tampered dead letter is not shown; the attempt is audited."""
+    dead = rig.server.dead(rig.topology)[0]
+    dead.body = dead.body.replace(b'"ciphertext":"', b'"ciphertext":"AAAA', 1)
+    with pytest.raises(DeadLetterError):
+        asyncio.run(desk(rig, ALICE).show("1"))
+    assert [e.outcome.result for e in rig.audit.entries] == ["failure"]
+
+
+def test_replay_republishes_the_same_sealed_bytes_to_its_consumer(rig: Rig) -> None:
+    """Unchanged bytes, addressed to the consumer that refused it; processed once it is fixed."""
+    sealed = rig.server.dead(rig.topology)[0].body
+    assert asyncio.run(desk(rig, ALICE).replay("1")) == "m-1"
+    assert rig.server.dead(rig.topology) == []
+    replayed = rig.server.published[-1]
+    assert replayed.body == sealed
+    assert replayed.headers[HEADER_CONSUMER] == CRM
+    (entry,) = rig.audit.entries
+    assert entry.action == "messaging.dead_letter.replay"
+
+    async def consume() -> tuple[Settle, Settle]:
+        crm = await rig.consumer(CRM).decide(delivery_of(replayed), rig.handler)
+        billing = await rig.consumer(BILLING).decide(delivery_of(replayed), rig.handler)
+        return crm.settle, billing.settle
+
+    # The CRM's claim was released when its handler refused: now it is processed. The
+    # billing consumer, which was not the one refusing, lets the copy pass untouched.
+    assert asyncio.run(consume()) == (Settle.ACK, Settle.ACK)
+    assert rig.calls == Counter({"m-1": 1})
+
+
+def test_replay_of_an_expired_dead_letter_is_refused(rig: Rig) -> None:
+    """It would only be refused again: it stays in the queue."""
+    rig.clock.advance(rig.topology.ttl.total_seconds() + 1)
+    with pytest.raises(DeadLetterError, match="expired"):
+        asyncio.run(desk(rig, ALICE).replay("1"))
+    assert len(rig.server.dead(rig.topology)) == 1
+
+
+def test_purge_empties_the_queue(rig: Rig) -> None:
+    """Every dead letter removed and counted; audited."""
+    assert asyncio.run(desk(rig, ALICE).purge()) == 1
+    assert rig.server.dead(rig.topology) == []
+    assert asyncio.run(desk(rig, ALICE).list()) == []
+    assert [(e.action, e.volume.records) for e in rig.audit.entries] == [
+        ("messaging.dead_letter.purge", 1),
+        ("messaging.dead_letter.list", 0),
+    ]

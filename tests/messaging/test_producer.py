@@ -1,0 +1,111 @@
+"""The producer: nothing invalid leaves it, every publish is confirmed and audited."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from interlock.errors import InvalidRequestError
+from interlock.messaging.envelope import open_envelope
+from interlock.messaging.model import CONTENT_TYPE_JSON, HEADER_INTEGRATION, PublishError
+from interlock.messaging.producer import PayloadRefused
+from tests.messaging.pipeline_support import (
+    CRM,
+    EMAIL,
+    INTEGRATION,
+    PAYLOAD,
+    PRODUCER,
+    Rig,
+    make_rig,
+)
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    """The producer's rig on the test manifest."""
+    return make_rig(tmp_path)
+
+
+def test_a_published_message_is_sealed_for_the_consumers_and_audited(rig: Rig) -> None:
+    """Signed by the producer, encrypted to both consumers, facts from the manifest and clock."""
+    message_id = asyncio.run(rig.producer().publish(PAYLOAD))
+    (sent,) = rig.server.published
+    assert sent.message_id == message_id
+    assert sent.content_type == CONTENT_TYPE_JSON  # two consumers: general JSON serialisation
+    assert sent.headers == {HEADER_INTEGRATION: INTEGRATION}
+    assert sent.expires_at == rig.clock() + rig.topology.ttl
+    opened = open_envelope(
+        sent.body,
+        sent.content_type,
+        integration=INTEGRATION,
+        producer=PRODUCER,
+        verification_keys=rig.keys.verification_keys(INTEGRATION, PRODUCER),
+        decryption_keys=rig.keys.decryption_keys(INTEGRATION, CRM),
+        now=rig.clock(),
+        leeway=timedelta(0),
+        max_bytes=1 << 20,
+    )
+    assert opened.payload == PAYLOAD
+    assert opened.facts.issued_at == rig.clock().replace(microsecond=0)
+    (entry,) = rig.audit.entries
+    assert (entry.action, entry.actor, entry.outcome.result) == (
+        "messaging.publish",
+        f"client:{PRODUCER}",
+        "success",
+    )
+    assert entry.volume.bytes == len(sent.body)
+    assert EMAIL.encode() not in rig.audit.encoded[0]
+
+
+def test_a_schema_invalid_payload_is_refused_before_anything_is_sent(rig: Rig) -> None:
+    """No id and an unknown member: PayloadRefused listing both; nothing reaches the broker."""
+    with pytest.raises(PayloadRefused) as refused:
+        asyncio.run(rig.producer().publish({"note": "x", "extra": True}))
+    assert len(refused.value.violations) == 2
+    assert rig.server.published == []
+    (entry,) = rig.audit.entries
+    assert (entry.action, entry.outcome.result) == ("messaging.publish", "failure")
+    assert entry.details == {"violations": 2}
+
+
+def test_a_payload_that_is_not_json_is_refused(rig: Rig) -> None:
+    """A value JSON cannot carry never reaches the envelope."""
+    with pytest.raises(PayloadRefused, match="not JSON"):
+        asyncio.run(rig.producer().publish({"id": "o-1", "note": float("nan")}))
+    assert rig.server.published == []
+
+
+def test_a_message_over_max_message_is_refused(tmp_path: Path) -> None:
+    """The sealed size counts: over max_message, nothing is sent."""
+    rig = make_rig(tmp_path)
+    with pytest.raises(PayloadRefused, match="max_message"):
+        asyncio.run(rig.producer().publish({"id": "o-1", "note": "x" * 300_000}))
+    assert rig.server.published == []
+
+
+def test_an_unconfirmed_publish_raises_and_is_audited(rig: Rig) -> None:
+    """The broker does not confirm: PublishError, a failure entry; a retry sends the same bytes."""
+    producer = rig.producer()
+    message = producer.seal(PAYLOAD)
+    rig.server.refuse_publishing = True
+    with pytest.raises(PublishError):
+        asyncio.run(producer.send(message))
+    rig.server.refuse_publishing = False
+    asyncio.run(producer.send(message))
+    assert rig.server.published == [message]
+    assert [e.outcome.result for e in rig.audit.entries] == ["failure", "success"]
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "x" * 129, "-leading", "ümlaut"])
+def test_a_chosen_message_id_must_be_a_safe_short_string(rig: Rig, bad: str) -> None:
+    """Ids go into broker properties and headers: letters, digits, . _ : - only."""
+    with pytest.raises(InvalidRequestError):
+        rig.producer().seal(PAYLOAD, message_id=bad)
+
+
+def test_a_chosen_message_id_is_used(rig: Rig) -> None:
+    """A caller's own id (an order number, say) is the message id."""
+    assert asyncio.run(rig.producer().publish(PAYLOAD, message_id="order:o-1")) == "order:o-1"
