@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from joserfc import jwe, jws
+from joserfc.jwk import KeySet
 
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
@@ -294,3 +296,38 @@ def test_private_keys_are_sealed_and_bound_to_their_row(
         stranger = Keyring.create(tmp_path / f"other-{kid[:8]}.key")
         with pytest.raises(DecryptionError):
             stranger.open(bytes(blob), aad)
+
+
+def test_keys_of_an_integration_gone_from_the_manifest_retire_after_the_longest_ttl(
+    keys: MessagingKeys, tmp_path: Path, clock: ManualClock
+) -> None:
+    """Without its spec the ttl is unknown: kept 14 days (the longest ttl) plus leeway."""
+    keys.ensure(manifest(tmp_path))
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(
+        MANIFEST.replace("CONSUMERS", "crm-consumer")
+        .replace("SIGNING", "ES256")
+        .replace("order-events:", "order-events-v2:")
+    )
+    keys.ensure(load_manifest(renamed))
+    old = keys.rows(INTEGRATION)
+    assert {r.state(clock.now) for r in old} == {"retiring"}
+    assert {r.retires_at for r in old} == {clock.now + timedelta(days=14) + LEEWAY}
+    assert len(keys.rows("order-events-v2")) == 2
+
+
+def test_a_partner_verifies_with_the_published_jwks_alone(
+    keys: MessagingKeys, tmp_path: Path, clock: ManualClock
+) -> None:
+    """The JWKS document is all a partner needs to verify the producer (plain joserfc)."""
+    keys.ensure(manifest(tmp_path))
+    out = sealed(keys, clock, ["crm-consumer"])
+    (private,) = keys.decryption_keys(INTEGRATION, "crm-consumer").values()
+    registry = jwe.JWERegistry(algorithms=["ECDH-ES+A256KW", "A256GCM"], strict_check_header=False)
+    signed = jwe.decrypt_compact(out.body, private, registry=registry).plaintext
+    assert signed is not None
+    published = KeySet.import_key_set(keys.jwks(INTEGRATION))
+    verified = jws.deserialize_compact(
+        signed, published, registry=jws.JWSRegistry(strict_check_header=False)
+    )
+    assert json.loads(verified.payload)["id"] == "o-1"
