@@ -194,6 +194,24 @@ def test_connect_refuses_a_wrong_password(rabbitmq_tls: TlsBroker) -> None:
     assert wrong not in str(refused.value)
 
 
+def test_connect_with_the_certificate_alone(rabbitmq_tls: TlsBroker) -> None:
+    """No password: SASL EXTERNAL, the node maps the client certificate to its user."""
+    topo = topology(("crm",))
+
+    async def main() -> int:
+        adapter = await RabbitMqBroker.connect(
+            rabbitmq_tls.url, tls=rabbitmq_tls.tls(), password=None
+        )
+        try:
+            await adapter.apply(topo)
+            await adapter.publish(topo, outgoing(topo))
+        finally:
+            await adapter.close()
+        return await depth(rabbitmq_tls, topo.queue("crm"))
+
+    assert asyncio.run(main()) == 1
+
+
 # --- publish and consume -------------------------------------------------------------
 
 
