@@ -282,7 +282,7 @@ class _RabbitConsumption:
             await self._requeue(message)
             return
         if decision.settle is Settle.ACK:
-            await message.ack()
+            await self._ack(message)
         elif decision.settle is Settle.RETRY:
             await asyncio.sleep(decision.retry_after.total_seconds())
             await self._requeue(message, pause=False)
@@ -295,7 +295,18 @@ class _RabbitConsumption:
                 _log.warning("dead-lettering message %s failed: %s", message.message_id, failed)
                 await self._requeue(message)
                 return
+            await self._ack(message)
+
+    async def _ack(self, message: AbstractIncomingMessage) -> None:
+        """Acknowledge; if the channel is gone the broker redelivers it (at least once)."""
+        try:
             await message.ack()
+        except (AMQPError, RuntimeError) as failed:
+            _log.warning(
+                "could not acknowledge message %s (%s); it will be redelivered",
+                message.message_id,
+                type(failed).__name__,
+            )
 
     async def _requeue(self, message: AbstractIncomingMessage, *, pause: bool = True) -> None:
         """Back to the queue; if the channel is gone, the broker requeued it already."""
