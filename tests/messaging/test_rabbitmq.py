@@ -194,6 +194,24 @@ def test_connect_refuses_a_wrong_password(rabbitmq_tls: TlsBroker) -> None:
     assert wrong not in str(refused.value)
 
 
+def test_connect_with_the_certificate_alone(rabbitmq_tls: TlsBroker) -> None:
+    """No password: SASL EXTERNAL, the node maps the client certificate to its user."""
+    topo = topology(("crm",))
+
+    async def main() -> int:
+        adapter = await RabbitMqBroker.connect(
+            rabbitmq_tls.url, tls=rabbitmq_tls.tls(), password=None
+        )
+        try:
+            await adapter.apply(topo)
+            await adapter.publish(topo, outgoing(topo))
+        finally:
+            await adapter.close()
+        return await depth(rabbitmq_tls, topo.queue("crm"))
+
+    assert asyncio.run(main()) == 1
+
+
 # --- publish and consume -------------------------------------------------------------
 
 
@@ -286,6 +304,33 @@ def test_dead_moves_the_unchanged_body_to_the_dead_letter_queue(rabbitmq_tls: Tl
     assert letter.consumer == "crm"
     assert letter.dead_at is not None
     assert before - timedelta(seconds=1) <= letter.dead_at <= utc_now()
+
+
+def test_dead_keeps_the_message_when_the_dead_letter_queue_refuses_it(
+    rabbitmq_tls: TlsBroker,
+) -> None:
+    """No confirmed copy in the DLQ, no ack: the message stays in the queue and comes back."""
+    topo = topology(("crm",))
+
+    async def refuse(_: Delivery) -> Decision:
+        return Decision(Settle.DEAD, reason="malformed")
+
+    async def body(adapter: RabbitMqBroker) -> tuple[list[Delivery], int]:
+        await adapter.apply(topo)
+        url = rabbitmq_tls.url.replace("@", f":{rabbitmq_tls.password}@", 1)
+        async with await aio_pika.connect(url, ssl_context=rabbitmq_tls.tls()) as connection:
+            channel = await connection.channel()
+            await channel.queue_delete(topo.dead_letter_queue)  # nothing takes the copy now
+        await adapter.publish(topo, outgoing(topo))
+        inbox = Inbox(refuse)
+        consumption = await adapter.consume(topo, "crm", inbox)
+        received = await inbox.wait_for(2)
+        await consumption.stop()
+        return received, await depth(rabbitmq_tls, topo.queue("crm"))
+
+    received, left = run(rabbitmq_tls, body)
+    assert received[1].redelivered
+    assert left == 1
 
 
 def test_dead_letter_headers_on_the_broker(rabbitmq_tls: TlsBroker) -> None:
@@ -479,7 +524,7 @@ def test_a_queue_declared_with_other_arguments_is_drift_left_alone(
 ) -> None:
     """A hand-made queue with another TTL: reported as drift by plan and apply, not replaced."""
     topo = topology(("crm",))
-    theirs = {"x-message-ttl": 1234}
+    theirs: dict[str, Any] = {"x-message-ttl": 1234}
 
     async def body(adapter: RabbitMqBroker) -> None:
         url = rabbitmq_tls.url.replace("@", f":{rabbitmq_tls.password}@", 1)

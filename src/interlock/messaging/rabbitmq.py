@@ -2,7 +2,9 @@
 
 * :meth:`RabbitMqBroker.connect` accepts only ``amqps://`` URLs and the
   caller's :class:`ssl.SSLContext` (certificate verification on; it may carry
-  a client certificate). TLS parameters in the URL's query are refused.
+  a client certificate). TLS parameters in the URL's query are refused. With
+  a password it logs in with SASL PLAIN (inside TLS), without one with SASL
+  EXTERNAL (the client certificate names the user).
 * :meth:`~RabbitMqBroker.publish` publishes persistent messages to the
   destination's topic exchange with ``mandatory`` set on a confirming
   channel: a message no queue takes (returned), nacked or not confirmed in
@@ -95,7 +97,9 @@ class RabbitMqBroker:
     ) -> Self:
         """Connect to ``url`` (``amqps://user@host:port/vhost``) over TLS with ``tls``.
 
-        ``password`` is the user's password (never in the URL). Raises
+        ``password`` is the user's password (never in the URL); ``None``
+        authenticates with the client certificate alone (SASL EXTERNAL, the
+        broker's ``rabbitmq_auth_mechanism_ssl`` plugin). Raises
         :class:`BrokerError` for a URL that is not ``amqps://``, a context that
         does not verify certificates, or a broker that cannot be reached or
         refuses us (the message never holds the password).
@@ -103,6 +107,10 @@ class RabbitMqBroker:
         target = _checked_url(url, tls)
         if password is not None:
             target = target.with_password(password)
+        else:
+            # SASL EXTERNAL: the broker takes the user from the client certificate
+            # (rabbitmq_auth_mechanism_ssl); aiormq reads the mechanism from the query.
+            target = target.update_query(auth="external")
         where = f"{target.host}:{target.port}"
         try:
             connection = await aio_pika.connect(target, ssl_context=tls, timeout=30)
@@ -155,6 +163,8 @@ class RabbitMqBroker:
         """Deliver ``consumer``'s queue to ``handler``; see the module docstring."""
         if consumer not in topology.consumers:
             raise BrokerError(f"{consumer!r} is not a consumer of {topology.integration!r}")
+        if prefetch < 1:  # AMQP's 0 would mean "no limit"
+            raise BrokerError("prefetch must be at least 1")
         channel = await self._connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=prefetch)
         try:
@@ -272,7 +282,7 @@ class _RabbitConsumption:
             await self._requeue(message)
             return
         if decision.settle is Settle.ACK:
-            await message.ack()
+            await self._ack(message)
         elif decision.settle is Settle.RETRY:
             await asyncio.sleep(decision.retry_after.total_seconds())
             await self._requeue(message, pause=False)
@@ -285,7 +295,18 @@ class _RabbitConsumption:
                 _log.warning("dead-lettering message %s failed: %s", message.message_id, failed)
                 await self._requeue(message)
                 return
+            await self._ack(message)
+
+    async def _ack(self, message: AbstractIncomingMessage) -> None:
+        """Acknowledge; if the channel is gone the broker redelivers it (at least once)."""
+        try:
             await message.ack()
+        except (AMQPError, RuntimeError) as failed:
+            _log.warning(
+                "could not acknowledge message %s (%s); it will be redelivered",
+                message.message_id,
+                type(failed).__name__,
+            )
 
     async def _requeue(self, message: AbstractIncomingMessage, *, pause: bool = True) -> None:
         """Back to the queue; if the channel is gone, the broker requeued it already."""
@@ -298,6 +319,7 @@ class _RabbitConsumption:
         """Stop receiving; wait for handlers already running; close the channel."""
         if self.queue is not None and self.tag is not None and not self._channel.is_closed:
             await self.queue.cancel(self.tag)
+        await asyncio.sleep(0)  # deliveries already handed over start their tasks
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
         if not self._channel.is_closed:

@@ -3,9 +3,11 @@
 :func:`started` makes a CA, a server certificate for 127.0.0.1/localhost and a
 client certificate, writes a ``rabbitmq.conf`` with no plain listener and one
 TLS listener on a free loopback port that requires a client certificate from
-that CA, starts a node with its own name, ports and data directory, adds a
-user with a generated password (given on standard input, never on a command
-line), removes ``guest`` and waits until the node accepts TLS connections.
+that CA, starts a node with its own name, ports and data directory, waits
+until it accepts TLS connections, adds a user with a generated password
+(given on standard input, never on a command line) and a password-less user
+named by the client certificate's common name (SASL EXTERNAL, plugin
+``rabbitmq_auth_mechanism_ssl``), and removes ``guest``.
 The node stops and its directory is removed on exit. The machine's own node
 (5672) is never touched.
 
@@ -43,14 +45,17 @@ from interlock.crypto.pkix import (
 )
 from interlock.testing.brokers import TlsBroker
 
-__all__ = ["USER", "started", "unavailable"]
+__all__ = ["CERTIFICATE_USER", "USER", "started", "unavailable"]
 
 SERVER: Final = Path("/usr/sbin/rabbitmq-server")
 CTL: Final = Path("/usr/sbin/rabbitmqctl")
 #: The system user ``rabbitmq-server`` runs as when started by root.
 SERVICE_USER: Final = "rabbitmq"
-#: The user Interlock connects as.
+#: The user Interlock connects as with a password (SASL PLAIN).
 USER: Final = "interlock"
+#: The client certificate's identity; its common name is the user of SASL EXTERNAL
+#: (``ssl_cert_login_from = common_name``), which has no password.
+CERTIFICATE_USER: Final = "urn:interlock:test:client"
 STARTUP_TIMEOUT: Final = 60.0
 _LIFETIME: Final = timedelta(days=1)
 
@@ -96,6 +101,10 @@ def started(directory: Path) -> Iterator[TlsBroker]:
         password = secrets.token_urlsafe(24)
         _ctl(env, node, "add_user", USER, stdin=password)
         _ctl(env, node, "set_permissions", "-p", "/", USER, ".*", ".*", ".*")
+        # The certificate's user (SASL EXTERNAL) gets a throw-away password, then none.
+        _ctl(env, node, "add_user", CERTIFICATE_USER, stdin=secrets.token_urlsafe(24))
+        _ctl(env, node, "clear_password", CERTIFICATE_USER)
+        _ctl(env, node, "set_permissions", "-p", "/", CERTIFICATE_USER, ".*", ".*", ".*")
         _ctl(env, node, "delete_user", "guest")
         yield TlsBroker(
             kind="rabbitmq",
@@ -127,7 +136,7 @@ def _write_pki(directory: Path, home: Path) -> _ClientFiles:
     """The CA, the node's certificate (in ``home``) and a client certificate (in ``directory``)."""
     ca, ca_key = self_signed_ca("Interlock test RabbitMQ CA", _LIFETIME)
     server, server_key = issue_server_certificate(ca, ca_key, ["127.0.0.1", "localhost"], _LIFETIME)
-    certificate, key = issue_client_certificate(ca, ca_key, "urn:interlock:test:client", _LIFETIME)
+    certificate, key = issue_client_certificate(ca, ca_key, CERTIFICATE_USER, _LIFETIME)
     directory.mkdir(parents=True, exist_ok=True)
     client = _ClientFiles(directory)
     client.ca_file.write_bytes(certificate_pem(ca))
@@ -150,11 +159,14 @@ def _environment(home: Path, node: str, port: int, dist_port: int) -> dict[str, 
         "ssl_options.fail_if_no_peer_cert = true\n"
         "ssl_options.versions.1 = tlsv1.3\n"
         "ssl_options.versions.2 = tlsv1.2\n"
+        "auth_mechanisms.1 = PLAIN\n"
+        "auth_mechanisms.2 = EXTERNAL\n"
+        "ssl_cert_login_from = common_name\n"
         "log.console = true\n"
         "log.console.level = warning\n"
         "log.file = false\n"
     )
-    (home / "enabled_plugins").write_text("[].\n")
+    (home / "enabled_plugins").write_text("[rabbitmq_auth_mechanism_ssl].\n")
     # Only what the scripts need: no RABBITMQ_* or ERL_* settings of the caller leak in.
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "LC_ALL") if key in os.environ}
     env.update(
