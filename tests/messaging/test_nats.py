@@ -9,7 +9,11 @@ see each other's streams. Time-dependent tests use short windows (ack wait
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import secrets
+import socket
+import stat
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +38,7 @@ from interlock.messaging.model import (
 from interlock.messaging.nats import NatsBroker
 from interlock.messaging.nats_config import NatsSettings, dead_letter_stream_name, stream_name
 from interlock.outbound import tls_context
+from interlock.testing import nats_node
 from interlock.testing.brokers import TlsBroker
 from interlock.testing.tls import make_tls
 
@@ -157,9 +162,61 @@ def test_a_wrong_password_is_refused_and_never_shown(nats_tls: TlsBroker) -> Non
     with pytest.raises(BrokerError) as refused:
         run(NatsBroker.connect(nats_tls.url, tls=nats_tls.tls(), password=wrong))
     assert "Authorization Violation" in str(refused.value)
-    assert wrong not in str(refused.value)
-    assert nats_tls.password is not None
-    assert nats_tls.password not in str(refused.value)
+    shown = str(refused.value)
+    # Booleans, so that a failure does not print the password either.
+    leaked = wrong in shown or (nats_tls.password or "\0") in shown
+    assert not leaked, "a password appears in the error"
+
+
+def test_the_server_speaks_tls_only(nats_tls: TlsBroker) -> None:
+    """The node's one port asks for TLS and a client certificate and refuses a plain CONNECT."""
+    port = int(nats_tls.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as plain:
+        info = plain.makefile("rb").readline()
+        assert info.startswith(b"INFO ")
+        offered = json.loads(info[5:])
+        assert (offered["tls_required"], offered["tls_verify"]) == (True, True)
+        plain.sendall(b'CONNECT {"verbose":false}\r\nPING\r\n')
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := plain.recv(4096):
+                answer += chunk
+        assert b"PONG" not in answer
+
+
+def test_no_password_goes_to_a_server_that_does_not_switch_to_tls(
+    nats_tls: TlsBroker,
+) -> None:
+    """A man in the middle answering without tls_required gets no credential, only a refusal."""
+    received = bytearray()
+
+    async def impostor(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        info = {"server_id": "mitm", "version": "2.9.10", "auth_required": True, "proto": 1}
+        writer.write(b"INFO " + json.dumps(info).encode() + b"\r\n")
+        await writer.drain()
+        with contextlib.suppress(OSError, asyncio.TimeoutError):
+            while chunk := await asyncio.wait_for(reader.read(4096), 2):
+                received.extend(chunk)
+        writer.close()
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(impostor, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            with pytest.raises(BrokerError, match="not TLS"):
+                await NatsBroker.connect(
+                    f"tls://interlock@127.0.0.1:{port}",
+                    tls=nats_tls.tls(),
+                    password=nats_tls.password,
+                )
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    run(scenario())
+    sent_password = nats_tls.password is not None and nats_tls.password.encode() in received
+    assert not sent_password, "the password went over a plain connection"
+    assert b"CONNECT" not in received
 
 
 def test_a_password_in_the_url_is_refused(nats_tls: TlsBroker) -> None:
@@ -167,6 +224,27 @@ def test_a_password_in_the_url_is_refused(nats_tls: TlsBroker) -> None:
     url = nats_tls.url.replace("interlock@", "interlock:secret@")
     with pytest.raises(BrokerError, match="password"):
         run(NatsBroker.connect(url, tls=nats_tls.tls(), password=nats_tls.password))
+
+
+def test_a_node_keeps_its_secrets_private_and_cleans_up(
+    nats_tls: TlsBroker, tmp_path: Path
+) -> None:
+    """Config and keys are 0600; the password is not in the repr; on exit the server and store go."""
+    with nats_node.started(tmp_path) as node:
+        assert node.password is not None
+        modes = {
+            name: stat.S_IMODE((tmp_path / name).stat().st_mode)
+            for name in ("nats-server.conf", "server.key", "client.key")
+        }
+        assert modes == dict.fromkeys(modes, 0o600)
+        shown = node.password in repr(node)
+        assert not shown, "the password is in the repr"
+        assert (tmp_path / "jetstream").is_dir()
+        port = int(node.url.rsplit(":", 1)[1])
+        assert node.url != nats_tls.url
+    assert not (tmp_path / "jetstream").exists()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
 # -- publish and consume -------------------------------------------------------------
