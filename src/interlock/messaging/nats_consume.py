@@ -1,0 +1,204 @@
+"""A running JetStream consumer: fetch from a durable pull consumer, run the handler, settle.
+
+At least once: a message is acknowledged only after the handler returned
+:attr:`~interlock.messaging.model.Settle.ACK` (or after its copy reached the
+dead-letter stream, for :attr:`~interlock.messaging.model.Settle.DEAD`).
+While a handler runs, a progress ack (``+WPI``) every third of ``ack_wait``
+keeps JetStream from giving the message to another replica; a replica that
+dies stops sending them, so after ``ack_wait`` its unacknowledged messages
+go to another replica of the same consumer.
+
+A handler that raises, or asks to retry, gets the message again (``nak``
+with a delay); at the consumer's ``max_deliver``-th delivery there will be
+no next one, so the adapter dead-letters it instead (reason
+``delivery_limit``): nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+from typing import Final
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
+
+from interlock.logs import get_logger
+from interlock.messaging.model import Decision, Delivery, Handler, Settle
+
+__all__ = [
+    "CONTENT_TYPE",
+    "DELIVERY_LIMIT",
+    "MESSAGE_ID",
+    "DeadLetterer",
+    "NatsConsumption",
+    "application_headers",
+]
+
+#: The NATS header of the JetStream de-duplication id (the message id).
+MESSAGE_ID: Final = "Nats-Msg-Id"
+#: Where the message's media type travels (NATS messages have no such property).
+CONTENT_TYPE: Final = "Content-Type"
+#: The dead-letter reason when JetStream would not deliver a message again.
+DELIVERY_LIMIT: Final = "delivery_limit"
+
+#: Dead-letters ``msg`` with a reason; raises when the dead-letter stream did not confirm.
+DeadLetterer = Callable[[Msg, str], Awaitable[None]]
+
+_log = get_logger("interlock.messaging")
+
+
+def application_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """The headers a producer set: without NATS's own (``Nats-*``) and the content type."""
+    return {
+        name: value
+        for name, value in (headers or {}).items()
+        if not name.lower().startswith("nats-") and name != CONTENT_TYPE
+    }
+
+
+def _delivery(msg: Msg) -> Delivery:
+    headers = msg.headers or {}
+    count = msg.metadata.num_delivered or 1
+    return Delivery(
+        body=msg.data,
+        content_type=headers.get(CONTENT_TYPE),
+        message_id=headers.get(MESSAGE_ID),
+        headers=application_headers(headers),
+        redelivered=count > 1,
+        delivery_count=count,
+    )
+
+
+class NatsConsumption:
+    """Fetches batches of up to ``prefetch`` messages and handles each batch concurrently."""
+
+    def __init__(
+        self,
+        subscription: JetStreamContext.PullSubscription,
+        handler: Handler,
+        dead_letter: DeadLetterer,
+        *,
+        prefetch: int,
+        ack_wait: timedelta,
+        max_deliver: int,
+        error_delay: timedelta,
+    ) -> None:
+        """Prepare; :meth:`start` begins fetching."""
+        if prefetch < 1:
+            raise ValueError("prefetch is at least 1")
+        self._subscription = subscription
+        self._handler = handler
+        self._dead_letter = dead_letter
+        self._prefetch = prefetch
+        self._progress_every = max(ack_wait.total_seconds() / 3, 0.05)
+        self._max_deliver = max_deliver
+        self._error_delay = error_delay
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Begin fetching and handling in a task of the running loop."""
+        self._task = asyncio.create_task(self._run(), name="interlock-nats-consumer")
+
+    async def stop(self) -> None:
+        """Stop fetching; wait for the handlers of the current batch; unsubscribe."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+        await self._unsubscribe()
+
+    async def abandon(self) -> None:
+        """Stop at once, handlers included, settling nothing (their messages come back)."""
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._unsubscribe()
+
+    async def _unsubscribe(self) -> None:
+        with contextlib.suppress(nats.errors.Error):
+            await self._subscription.unsubscribe()
+
+    async def _run(self) -> None:
+        stopping = asyncio.create_task(self._stopping.wait())
+        try:
+            while not self._stopping.is_set():
+                batch = await self._next_batch(stopping)
+                if batch:
+                    await asyncio.gather(*(self._handle(msg) for msg in batch))
+        finally:
+            stopping.cancel()
+
+    async def _next_batch(self, stopping: asyncio.Task[bool]) -> list[Msg]:
+        fetch = asyncio.create_task(self._subscription.fetch(self._prefetch, timeout=5))
+        await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not fetch.done():
+            # Stopping while idle: whatever the pending pull still brings is not
+            # acknowledged and comes back after ack_wait (at least once).
+            fetch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, nats.errors.Error):
+                await fetch
+            return []
+        try:
+            return fetch.result()
+        except nats.errors.TimeoutError:
+            return []
+        except nats.errors.Error as exc:
+            _log.warning("nats_fetch_failed", error=type(exc).__name__)
+            await asyncio.sleep(1)
+            return []
+
+    async def _handle(self, msg: Msg) -> None:
+        delivery = _delivery(msg)
+        progress = asyncio.create_task(self._keep_in_progress(msg))
+        try:
+            decision = await self._handler(delivery)
+        except Exception as exc:  # noqa: BLE001  (any failure: the message comes back)
+            _log.warning(
+                "nats_handler_failed",
+                error=type(exc).__name__,
+                message_id=delivery.message_id,
+                delivery=delivery.delivery_count,
+            )
+            decision = None
+        finally:
+            progress.cancel()
+        try:
+            await self._settle(msg, delivery, decision)
+        except Exception as exc:  # noqa: BLE001  (unsettled: JetStream redelivers it)
+            _log.warning(
+                "nats_settle_failed", error=type(exc).__name__, message_id=delivery.message_id
+            )
+
+    async def _keep_in_progress(self, msg: Msg) -> None:
+        while True:
+            await asyncio.sleep(self._progress_every)
+            with contextlib.suppress(nats.errors.Error):
+                await msg.in_progress()
+
+    async def _settle(self, msg: Msg, delivery: Delivery, decision: Decision | None) -> None:
+        last = self._max_deliver > 0 and delivery.delivery_count >= self._max_deliver
+        if decision is not None and decision.settle is Settle.ACK:
+            await msg.ack()
+        elif decision is not None and decision.settle is Settle.DEAD:
+            await self._dead(msg, decision.reason or "refused")
+        elif last:
+            # JetStream will not deliver it again: keep it, sealed, in the dead letters.
+            await self._dead(msg, DELIVERY_LIMIT)
+        else:
+            delay = decision.retry_after if decision is not None else self._error_delay
+            await msg.nak(delay=delay.total_seconds())
+
+    async def _dead(self, msg: Msg, reason: str) -> None:
+        try:
+            await self._dead_letter(msg, reason)
+        except Exception:
+            # Not in the dead letters, so not acknowledged: it comes back.
+            await msg.nak(delay=self._error_delay.total_seconds())
+            raise
+        await msg.ack()
