@@ -6,7 +6,8 @@ import asyncio
 import copy
 import dataclasses
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,14 +15,18 @@ from typing import Any
 import yaml
 
 from interlock.audit.sink import MemorySink
+from interlock.clock import Clock, utc_now
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
+from interlock.config.settings import Settings
 from interlock.messaging.consumer import Consumer, Message
 from interlock.messaging.envelope import seal
+from interlock.messaging.keys import MessagingKeys
 from interlock.messaging.memory import MemoryBroker, MemoryServer
 from interlock.messaging.model import Delivery, MessageFacts, Outgoing, Topology
 from interlock.messaging.producer import Producer
 from interlock.replay.idempotency import MemoryIdempotency
+from interlock.store import Deployment, initialise
 from interlock.testing.clock import ManualClock
 
 INTEGRATION = "order-events"
@@ -138,57 +143,13 @@ async def eventually(condition: Callable[[], bool], *, within: float = 10.0) -> 
         await asyncio.sleep(0.01)
 
 
-class StaticKeys:
-    """Fixed keys with the part of MessagingKeys' interface the pipeline uses (until it lands)."""
-
-    def __init__(self) -> None:
-        self._signers: list[Any] = []
-        self._consumers: dict[str, list[tuple[Any, Any]]] = {}
-        self.rotate()
-
-    def rotate(self) -> None:
-        """New current keys for everyone; the old ones stay published and usable for opening."""
-        from joserfc.jwk import ECKey
-
-        from interlock.crypto.jose import generate_signing_key
-        from interlock.messaging.envelope import SignerKey
-
-        key = generate_signing_key("ES256")
-        self._signers.append(SignerKey(kid=str(key.kid), alg="ES256", key=key))
-        for name in (CRM, BILLING):
-            private = ECKey.generate_key("P-256", private=True)
-            private.ensure_kid()
-            public = ECKey.import_key(private.as_dict(private=False))
-            self._consumers.setdefault(name, []).append((private, public))
-
-    def signer(self, integration: str, producer: str) -> Any:
-        return self._signers[-1]
-
-    def verification_keys(self, integration: str, producer: str) -> dict[str, Any]:
-        from joserfc.jwk import ECKey
-
-        return {s.kid: ECKey.import_key(s.key.as_dict(private=False)) for s in self._signers}
-
-    def recipients(self, integration: str, consumers: Any) -> list[Any]:
-        from interlock.messaging.envelope import RecipientKey
-
-        return [
-            RecipientKey(
-                str(self._consumers[c][-1][1].kid), "ECDH-ES+A256KW", c, self._consumers[c][-1][1]
-            )
-            for c in consumers
-        ]
-
-    def decryption_keys(self, integration: str, consumer: str) -> dict[str, Any]:
-        return {str(private.kid): private for private, _ in self._consumers[consumer]}
-
-
 @dataclasses.dataclass
 class Rig:
     """A producer and the CRM consumer on one in-process broker, with what they recorded."""
 
     manifest: Manifest
-    keys: Any
+    keys: MessagingKeys
+    deployment: Deployment
     server: MemoryServer
     audit: MemorySink
     dedup: MemoryIdempotency
@@ -250,14 +211,35 @@ class Rig:
         return [(e.action, e.reason) for e in self.audit.entries if e.action == "messaging.refuse"]
 
 
-def make_rig(directory: Path, **manifest: Any) -> Rig:
-    """A rig on the test manifest (``manifest`` as for :func:`make_manifest`)."""
-    clock = ManualClock()
-    return Rig(
-        make_manifest(directory, **manifest),
-        StaticKeys(),
-        MemoryServer(now=clock),
-        MemorySink(),
-        MemoryIdempotency(now=clock),
-        clock,
+def open_keys(deployment: Deployment, manifest: Manifest, now: Clock = utc_now) -> MessagingKeys:
+    """The integration's real keys in ``deployment``'s store; a rotation takes effect at once."""
+    keys = MessagingKeys(deployment.engine, deployment.keyring, now=now, publish_ahead=timedelta(0))
+    keys.ensure(manifest)
+    return keys
+
+
+def open_deployment(directory: Path) -> Deployment:
+    """A deployment (keyring and store) on a SQLite file in ``directory``."""
+    return initialise(
+        Settings(data_dir=directory / "data", database_url=f"sqlite:///{directory / 'store.db'}")
     )
+
+
+@contextmanager
+def rig_for(directory: Path, **manifest_options: Any) -> Iterator[Rig]:
+    """A rig on the test manifest (``manifest_options`` as for :func:`make_manifest`)."""
+    clock = ManualClock()
+    manifest = make_manifest(directory, **manifest_options)
+    deployment = open_deployment(directory)
+    try:
+        yield Rig(
+            manifest,
+            open_keys(deployment, manifest, clock),
+            deployment,
+            MemoryServer(now=clock),
+            MemorySink(),
+            MemoryIdempotency(now=clock),
+            clock,
+        )
+    finally:
+        deployment.close()

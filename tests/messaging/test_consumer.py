@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import hashlib
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,14 +41,15 @@ from tests.messaging.pipeline_support import (
     Rig,
     delivery_of,
     eventually,
-    make_rig,
+    rig_for,
 )
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Rig:
+def rig(tmp_path: Path) -> Iterator[Rig]:
     """The rig on the test manifest (two consumers, payload encrypted whole)."""
-    return make_rig(tmp_path)
+    with rig_for(tmp_path) as rig:
+        yield rig
 
 
 def test_a_message_reaches_the_handler_minimised_and_audited(rig: Rig) -> None:
@@ -283,15 +285,15 @@ def test_every_consumer_gets_its_own_copy_and_only_its_fields(rig: Rig) -> None:
 
 def test_field_level_encryption_end_to_end(tmp_path: Path) -> None:
     """encrypt: fields: the e-mail travels as a JWE inside a signed payload; the handler reads it."""
-    rig = make_rig(tmp_path, encrypt="fields", consumers=(CRM,))
+    with rig_for(tmp_path, encrypt="fields", consumers=(CRM,)) as rig:
 
-    async def run() -> None:
-        running = await rig.consumer().start(rig.handler)
-        await rig.producer().publish(PAYLOAD)
-        await eventually(lambda: len(rig.handled) == 1)
-        await running.stop()
+        async def run() -> None:
+            running = await rig.consumer().start(rig.handler)
+            await rig.producer().publish(PAYLOAD)
+            await eventually(lambda: len(rig.handled) == 1)
+            await running.stop()
 
-    asyncio.run(run())
+        asyncio.run(run())
     body = rig.server.published[0].body
     assert body.count(b".") == 2  # a JWS compact serialisation
     assert EMAIL.encode() not in body

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from tests.messaging.pipeline_support import (
     Rig,
     delivery_of,
     eventually,
-    make_rig,
+    rig_for,
 )
 
 ALICE = Operator("admin:alice")  # holds dlq-handler
@@ -31,9 +32,14 @@ BOB = Operator("admin:bob")  # holds another role
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Rig:
+def rig(tmp_path: Path) -> Iterator[Rig]:
     """A rig whose CRM consumer has refused one message (its handler rejected it)."""
-    rig = make_rig(tmp_path)
+    with rig_for(tmp_path) as rig:
+        yield refused_one(rig)
+
+
+def refused_one(rig: Rig) -> Rig:
+    """``rig`` once its CRM consumer refused message m-1, with a clean audit sink."""
 
     async def reject(message: Message) -> None:
         raise MessageRejected("unknown customer")

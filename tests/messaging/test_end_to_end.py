@@ -25,11 +25,11 @@ from interlock.audit.entry import AuditEntry
 from interlock.audit.sink import MemorySink
 from interlock.clock import utc_now
 from interlock.config.manifest import Manifest
-from interlock.config.settings import Settings
 from interlock.crypto.jose import generate_signing_key
 from interlock.messaging.brokers import open_broker
 from interlock.messaging.consumer import Consumer, Message
 from interlock.messaging.envelope import SignerKey, seal
+from interlock.messaging.keys import MessagingKeys
 from interlock.messaging.model import (
     BrokerAdapter,
     DeadLetter,
@@ -40,7 +40,7 @@ from interlock.messaging.model import (
 )
 from interlock.messaging.producer import Producer
 from interlock.replay.idempotency import ResponseSeal, SqlIdempotency
-from interlock.store import Deployment, initialise
+from interlock.store import Deployment
 from interlock.testing.brokers import TlsBroker
 from tests.messaging.pipeline_support import (
     CRM,
@@ -48,8 +48,9 @@ from tests.messaging.pipeline_support import (
     MINIMISED,
     PAYLOAD,
     PRODUCER,
-    StaticKeys,
     make_manifest,
+    open_deployment,
+    open_keys,
 )
 
 # Each broker a parameter with its markers (they are what `make fast` deselects, and
@@ -71,9 +72,7 @@ def node(request: pytest.FixtureRequest) -> TlsBroker:
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Deployment]:
     """A deployment on a SQLite file: the keyring and the store replicas share."""
-    created = initialise(
-        Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'store.db'}")
-    )
+    created = open_deployment(tmp_path)
     yield created
     created.close()
 
@@ -84,7 +83,7 @@ class Scene:
 
     node: TlsBroker
     manifest: Manifest
-    keys: Any
+    keys: MessagingKeys
     deployment: Deployment
     audit: MemorySink = dataclasses.field(default_factory=MemorySink)
     handled: Counter[str] = dataclasses.field(default_factory=Counter)
@@ -130,7 +129,7 @@ def scene(node: TlsBroker, deployment: Deployment, tmp_path: Path) -> Scene:
         broker=(node.kind, node.url),
         destination=f"e2e{secrets.token_hex(4)}",
     )
-    scene = Scene(node, manifest, StaticKeys(), deployment)
+    scene = Scene(node, manifest, open_keys(deployment, manifest), deployment)
 
     async def declare() -> None:
         async with scene.connection() as broker:
@@ -267,7 +266,12 @@ def test_key_rotation_with_messages_in_flight(scene: Scene) -> None:
         async with scene.connection() as broker:
             producer = scene.producer(broker)
             before = await producer.publish(PAYLOAD)
-            scene.keys.rotate()
+            old = scene.keys.signer(INTEGRATION, PRODUCER).kid
+            spec = scene.manifest.integrations[INTEGRATION].messaging
+            assert spec is not None
+            rotated = scene.keys.rotate(INTEGRATION, spec, PRODUCER)
+            assert len(rotated) == 2  # the producer's signing key, the consumer's key
+            assert scene.keys.signer(INTEGRATION, PRODUCER).kid != old
             after = await producer.publish(PAYLOAD)
             running = await scene.consumer(broker).start(scene.handler)
             await until(lambda: _true(len(scene.handled) == 2))
@@ -289,10 +293,12 @@ class _Freezing(MemorySink):
         super().__init__()
         self.last = last
         self.frozen = asyncio.Event()
+        self.frozen_id: object = None
 
     async def record_async(self, entry: AuditEntry) -> int:
         index = await super().record_async(entry)
         if entry.action == "messaging.consume" and len(self.entries) == self.last:
+            self.frozen_id = entry.details["message_id"]
             self.frozen.set()
             await asyncio.Event().wait()
         return index
@@ -340,4 +346,4 @@ def test_a_replica_killed_mid_batch_loses_nothing_and_processes_nothing_twice(
     assert len(scene.handled) == count
     assert set(scene.handled.values()) == {1}
     assert [letter.reason for letter in letters] == ["duplicate"]
-    assert letters[0].message_id == done_by_a[-1]
+    assert letters[0].message_id == frozen_sink.frozen_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,14 +20,15 @@ from tests.messaging.pipeline_support import (
     PAYLOAD,
     PRODUCER,
     Rig,
-    make_rig,
+    rig_for,
 )
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Rig:
+def rig(tmp_path: Path) -> Iterator[Rig]:
     """The producer's rig on the test manifest."""
-    return make_rig(tmp_path)
+    with rig_for(tmp_path) as rig:
+        yield rig
 
 
 def test_a_published_message_is_sealed_for_the_consumers_and_audited(rig: Rig) -> None:
@@ -78,9 +80,8 @@ def test_a_payload_that_is_not_json_is_refused(rig: Rig) -> None:
     assert rig.server.published == []
 
 
-def test_a_message_over_max_message_is_refused(tmp_path: Path) -> None:
+def test_a_message_over_max_message_is_refused(rig: Rig) -> None:
     """The sealed size counts: over max_message, nothing is sent."""
-    rig = make_rig(tmp_path)
     with pytest.raises(PayloadRefused, match="max_message"):
         asyncio.run(rig.producer().publish({"id": "o-1", "note": "x" * 300_000}))
     assert rig.server.published == []
