@@ -38,6 +38,8 @@ from interlock.messaging.model import (
     Topology,
     topology_of,
 )
+from interlock.messaging.nats import NatsBroker
+from interlock.messaging.nats_config import NatsSettings
 from interlock.messaging.producer import Producer
 from interlock.replay.idempotency import ResponseSeal, SqlIdempotency
 from interlock.store import Deployment
@@ -96,9 +98,19 @@ class Scene:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[BrokerAdapter]:
         """A connection of its own (one per replica), closed on exit."""
-        broker = await open_broker(
-            self.manifest.brokers["bus"], tls=self.node.tls(), password=self.node.password
-        )
+        broker: BrokerAdapter
+        if self.node.kind == "nats":
+            # A dead replica's messages go to another after ack_wait: 3 s, not 30, here.
+            broker = await NatsBroker.connect(
+                self.node.url,
+                tls=self.node.tls(),
+                password=self.node.password,
+                settings=NatsSettings(ack_wait=timedelta(seconds=3)),
+            )
+        else:
+            broker = await open_broker(
+                self.manifest.brokers["bus"], tls=self.node.tls(), password=self.node.password
+            )
         try:
             yield broker
         finally:
