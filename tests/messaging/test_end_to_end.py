@@ -21,13 +21,15 @@ from typing import Any
 
 import pytest
 
+from interlock.actors import Operator
 from interlock.audit.entry import AuditEntry
 from interlock.audit.sink import MemorySink
 from interlock.clock import utc_now
 from interlock.config.manifest import Manifest
 from interlock.crypto.jose import generate_signing_key
 from interlock.messaging.brokers import open_broker
-from interlock.messaging.consumer import Consumer, Message
+from interlock.messaging.consumer import Consumer, Message, MessageRejected
+from interlock.messaging.dead_letters import DeadLetterDesk
 from interlock.messaging.envelope import SignerKey, seal
 from interlock.messaging.keys import MessagingKeys
 from interlock.messaging.model import (
@@ -359,3 +361,51 @@ def test_a_replica_killed_mid_batch_loses_nothing_and_processes_nothing_twice(
     assert set(scene.handled.values()) == {1}
     assert [letter.reason for letter in letters] == ["duplicate"]
     assert letters[0].message_id == frozen_sink.frozen_id
+
+
+def test_dead_letters_on_the_broker_are_listed_shown_replayed_and_purged(scene: Scene) -> None:
+    """The desk against the broker's own dead-letter queue (its refs, its headers)."""
+    attempts: Counter[str] = Counter()
+
+    async def fussy(message: Message) -> None:
+        attempts[message.facts.message_id] += 1
+        if attempts[message.facts.message_id] == 1:
+            raise MessageRejected("not yet")
+        await scene.handler(message)
+
+    async def run() -> None:
+        async with scene.connection() as broker:
+            desk = DeadLetterDesk(
+                scene.manifest,
+                INTEGRATION,
+                broker=broker,
+                keys=scene.keys,
+                audit=scene.audit,
+                operator=Operator("admin:alice"),
+            )
+            running = await scene.consumer(broker).start(fussy)
+            first = await scene.producer(broker).publish(PAYLOAD)
+            second = await scene.producer(broker).publish(PAYLOAD)
+            await until(lambda: _count(dead(scene, broker), 2))
+            views = await desk.list()
+            assert sorted(v.message_id for v in views) == sorted([first, second])
+            assert {(v.reason, v.consumer) for v in views} == {("handler", CRM)}
+            shown = await desk.show(views[0].ref)
+            assert shown.payload == PAYLOAD
+            assert await desk.replay(views[0].ref) == views[0].message_id
+            await until(lambda: _true(scene.handled[views[0].message_id] == 1))
+            assert [v.message_id for v in await desk.list()] == [views[1].message_id]
+            assert await desk.purge() == 1
+            assert await desk.list() == []
+            await running.stop()
+
+    asyncio.run(run())
+    actions = [e.action for e in scene.audit.entries if e.action.startswith("messaging.dead")]
+    assert actions == [
+        "messaging.dead_letter.list",
+        "messaging.dead_letter.show",
+        "messaging.dead_letter.replay",
+        "messaging.dead_letter.list",
+        "messaging.dead_letter.purge",
+        "messaging.dead_letter.list",
+    ]

@@ -7,12 +7,14 @@ may handle them, and every attempt is audited — a refused one included, as
 action that reveals a payload: it decrypts with the consumers' keys and
 records that it did. ``replay`` publishes the sealed bytes unchanged (never a
 re-seal, never in clear), addressed to the consumer that refused it so that
-the integration's other consumers let it pass (they have it already).
+the integration's other consumers let it pass (they have it already), under a
+broker message id of its own (``ID:replay:RANDOM``; the signed id is unchanged).
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -139,7 +141,10 @@ class DeadLetterDesk:
             Outgoing(
                 body=letter.body,
                 content_type=letter.content_type or CONTENT_TYPE_COMPACT,
-                message_id=facts.message_id,
+                # A broker id of its own: NATS would drop a second publish of the
+                # original id inside its de-duplication window. The consumers
+                # de-duplicate on the signed id inside, which is unchanged.
+                message_id=f"{facts.message_id}:replay:{secrets.token_hex(4)}",
                 expires_at=facts.expires_at,
                 headers=headers,
             ),
