@@ -15,6 +15,7 @@ from types import ModuleType
 from sqlalchemy import MetaData
 
 from interlock.identity import tables as identity_tables
+from interlock.messaging import tables as messaging_tables
 from interlock.oauth import tables as oauth_tables
 from interlock.pki import tables as pki_tables
 from interlock.privacy import tables as privacy_tables
@@ -35,6 +36,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     oauth_tables,
     replay_tables,
     privacy_tables,
+    messaging_tables,
 )
 
 metadata: MetaData = _metadata

@@ -1,0 +1,202 @@
+"""Seal and open messages: a JWS (RFC 7515) nested in a JWE (RFC 7516), through joserfc.
+
+The format, so that a partner can read and write it with any JOSE library:
+
+* **Whole payload** (``encrypt: payload``): the payload, as compact JSON
+  (keys sorted, UTF-8), is signed by the producer (JWS compact, ``ES256`` or
+  ``Ed25519``), and that JWS is the plaintext of a JWE (``A256GCM``; the key
+  wrapped with ``ECDH-ES+A256KW`` or ``RSA-OAEP-256``) with ``cty: "JOSE"``
+  (RFC 7516 §4.1.12, RFC 7519 §5.2: the content is itself a JOSE object). One
+  consumer: the JWE compact serialisation (:data:`CONTENT_TYPE_COMPACT`).
+  Several: the general JSON serialisation (RFC 7516 §7.2.1,
+  :data:`CONTENT_TYPE_JSON`), one entry in ``recipients`` per consumer key,
+  each with ``alg`` and ``kid`` in its per-recipient header.
+* **Selected fields** (``encrypt: fields``): each value at an encrypted field
+  path is replaced by a JWE of its JSON (``cty: "json"``), compact for one
+  consumer, a general JSON object for several; the resulting payload is
+  signed (JWS compact, :data:`CONTENT_TYPE_COMPACT`) and its protected header
+  lists the paths in :data:`FIELDS_HEADER`. Paths are dotted member names;
+  ``name[]`` descends into each element of the array ``name`` (``items[]``
+  encrypts every element, ``items`` the array as one value).
+
+Every protected header (the JWS's and each JWE's) carries the message's facts
+as replicated claims (RFC 7519 §5.3): ``jti`` (message id), ``iss``
+(producer), ``aud`` (integration), ``iat`` and ``exp`` (NumericDate). In a
+JWE the protected header is the additional authenticated data (RFC 7516
+§5.1 step 14), so the facts are bound to the ciphertext; :func:`open_envelope`
+requires the JWE's facts to equal the signed ones, so a signed message cannot
+be re-wrapped under other facts.
+
+:func:`open_envelope` (in :mod:`interlock.messaging.opening`, re-exported
+here) is deny by default: algorithms and header parameters are allow-listed,
+the size is capped before parsing, and every failure is an
+:class:`~interlock.messaging.model.EnvelopeRefused` whose ``reason`` is one
+of :data:`~interlock.messaging.model.RefusalReason`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from joserfc import jwe, jws
+from joserfc.registry import HeaderParameter
+
+from interlock.config.vocabulary import FIELD_PATTERN
+from interlock.crypto.jose import PublicKey, SigningKey
+from interlock.messaging.model import (
+    CONTENT_TYPE_COMPACT,
+    CONTENT_TYPE_JSON,
+    HEADER_INTEGRATION,
+    MessageFacts,
+    Outgoing,
+)
+from interlock.messaging.opening import open_envelope
+from interlock.messaging.wire_format import (
+    CONTENT_ENCRYPTION,
+    FACT_REGISTRY,
+    FIELD_CTY,
+    FIELDS_HEADER,
+    KEY_ALGORITHMS,
+    MAX_RECIPIENTS,
+    NESTED_CTY,
+    SIGNING_ALGORITHMS,
+    jwe_registry,
+    map_fields,
+    payload_bytes,
+)
+
+__all__ = [
+    "CONTENT_ENCRYPTION",
+    "FIELDS_HEADER",
+    "KEY_ALGORITHMS",
+    "SIGNING_ALGORITHMS",
+    "RecipientKey",
+    "SignerKey",
+    "message_id",
+    "open_envelope",
+    "payload_bytes",
+    "seal",
+]
+
+
+@dataclass(frozen=True)
+class SignerKey:
+    """The producer's private signing key (``ES256`` or ``Ed25519``)."""
+
+    kid: str
+    alg: str
+    key: SigningKey = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RecipientKey:
+    """A consumer's public encryption key (``ECDH-ES+A256KW`` or ``RSA-OAEP-256``)."""
+
+    kid: str
+    alg: str
+    consumer: str
+    key: PublicKey = field(repr=False)
+
+
+def message_id() -> str:
+    """A new random message id (122 random bits, hex)."""
+    return uuid.uuid4().hex
+
+
+_SEAL_JWE: Final = jwe_registry()
+_SEAL_JWS: Final = jws.JWSRegistry(
+    header_registry={
+        **FACT_REGISTRY,
+        FIELDS_HEADER: HeaderParameter("Encrypted field paths", "list[str]"),
+    },
+    algorithms=list(SIGNING_ALGORITHMS),
+)
+
+
+def seal(
+    payload: Any,
+    facts: MessageFacts,
+    *,
+    signer: SignerKey,
+    recipients: Sequence[RecipientKey],
+    encrypt_fields: Sequence[str] = (),
+) -> Outgoing:
+    """Sign ``payload`` and encrypt it (or only ``encrypt_fields``) to ``recipients``.
+
+    See the module docstring for the format. ``ValueError`` for an algorithm
+    outside the allow-lists, no recipient, naive datetimes or a payload that
+    is not JSON.
+    """
+    if signer.alg not in SIGNING_ALGORITHMS:
+        raise ValueError(f"signing algorithm {signer.alg!r} is not allowed")
+    if not recipients or len(recipients) > MAX_RECIPIENTS:
+        raise ValueError(f"between 1 and {MAX_RECIPIENTS} recipients")
+    for recipient in recipients:
+        if recipient.alg not in KEY_ALGORITHMS:
+            raise ValueError(f"key algorithm {recipient.alg!r} is not allowed")
+    for path in encrypt_fields:
+        if not re.fullmatch(FIELD_PATTERN, path):
+            raise ValueError(f"not a field path: {path!r}")
+    claims = _fact_claims(facts)
+    try:
+        data = payload_bytes(payload)
+    except TypeError as exc:  # an object json cannot encode
+        raise ValueError(f"the payload is not JSON: {exc}") from None
+    if encrypt_fields:
+        sealed = map_fields(
+            json.loads(data),
+            encrypt_fields,
+            lambda value: _encrypt(payload_bytes(value), {**claims, "cty": FIELD_CTY}, recipients),
+        )
+        header = {**claims, FIELDS_HEADER: list(encrypt_fields)}
+        body: str | dict[str, Any] = _sign(payload_bytes(sealed), header, signer)
+    else:
+        signed = _sign(data, claims, signer)
+        body = _encrypt(signed.encode("ascii"), {**claims, "cty": NESTED_CTY}, recipients)
+    if isinstance(body, str):
+        serialised, content_type = body.encode("ascii"), CONTENT_TYPE_COMPACT
+    else:
+        serialised, content_type = payload_bytes(body), CONTENT_TYPE_JSON
+    return Outgoing(
+        body=serialised,
+        content_type=content_type,
+        message_id=facts.message_id,
+        expires_at=facts.expires_at,
+        headers={HEADER_INTEGRATION: facts.integration},
+    )
+
+
+def _fact_claims(facts: MessageFacts) -> dict[str, Any]:
+    if facts.issued_at.tzinfo is None or facts.expires_at.tzinfo is None:
+        raise ValueError("message times must be timezone-aware")
+    return {
+        "jti": facts.message_id,
+        "iss": facts.producer,
+        "aud": facts.integration,
+        "iat": int(facts.issued_at.timestamp()),
+        "exp": int(facts.expires_at.timestamp()),
+    }
+
+
+def _sign(data: bytes, header: Mapping[str, Any], signer: SignerKey) -> str:
+    protected = {**header, "alg": signer.alg, "kid": signer.kid}
+    return jws.serialize_compact(protected, data, signer.key, registry=_SEAL_JWS)
+
+
+def _encrypt(
+    plaintext: bytes, header: Mapping[str, Any], recipients: Sequence[RecipientKey]
+) -> str | dict[str, Any]:
+    protected = {**header, "enc": CONTENT_ENCRYPTION}
+    if len(recipients) == 1:
+        (only,) = recipients
+        protected.update(alg=only.alg, kid=only.kid)
+        return jwe.encrypt_compact(protected, plaintext, only.key, registry=_SEAL_JWE)
+    message = jwe.GeneralJSONEncryption(protected, plaintext)
+    for recipient in recipients:
+        message.add_recipient({"alg": recipient.alg, "kid": recipient.kid}, recipient.key)
+    return dict(jwe.encrypt_json(message, None, registry=_SEAL_JWE))
