@@ -1,0 +1,188 @@
+"""The RabbitMQ dead-letter queue: put a refused message there, list, take and purge.
+
+A message the consumer refuses is published unchanged (body, content type,
+message id, headers) to the dead-letter exchange with :data:`HEADER_REASON`,
+:data:`HEADER_CONSUMER` and :data:`HEADER_DEAD_AT` added, confirmed, before
+the original is acknowledged. A message the broker dead-letters (expired in
+the queue, dropped by ``x-max-length``) carries RabbitMQ's ``x-death``
+header instead; its reason, queue and time are read from there.
+
+AMQP queues have no random access: listing takes messages without
+acknowledging them and closes the channel, which puts them back where they
+were; taking one acknowledges only the message whose id matches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
+from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity, DeliveryError
+
+from interlock.clock import Clock, utc_now
+from interlock.messaging.model import (
+    HEADER_CONSUMER,
+    HEADER_DEAD_AT,
+    HEADER_REASON,
+    BrokerError,
+    DeadLetter,
+    Delivery,
+    PublishError,
+    Topology,
+)
+from interlock.messaging.rabbitmq_topology import dead_letter_exchange
+
+__all__ = ["BROKER_REASONS", "DeadLetterQueue", "header_text"]
+
+#: RabbitMQ's ``x-death`` reasons, as Interlock names them.
+BROKER_REASONS: Final = {"expired": "expired", "maxlen": "overflow", "rejected": "rejected"}
+
+
+def header_text(value: Any) -> str:
+    """An AMQP header value as text (bytes decoded, times in ISO 8601)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+class DeadLetterQueue:
+    """The dead-letter queue of an integration, on one connection."""
+
+    def __init__(
+        self,
+        connection: AbstractConnection,
+        publishing: Callable[[], Awaitable[AbstractChannel]],
+        *,
+        now: Clock = utc_now,
+        timeout: float = 10.0,
+    ) -> None:
+        """``publishing``: gives a channel with publisher confirms and ``on_return_raises``."""
+        self._connection = connection
+        self._publishing = publishing
+        self._now = now
+        self._timeout = timeout
+
+    async def put(self, topology: Topology, consumer: str, message: Delivery, why: str) -> None:
+        """Publish ``message`` unchanged with why, who and when; PublishError if unconfirmed."""
+        headers: dict[str, Any] = dict(message.headers)
+        headers.update(
+            {
+                HEADER_REASON: why,
+                HEADER_CONSUMER: consumer,
+                HEADER_DEAD_AT: self._now().isoformat(),
+            }
+        )
+        copy = aio_pika.Message(
+            message.body,
+            headers=headers,
+            content_type=message.content_type,
+            message_id=message.message_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        channel = await self._publishing()
+        exchange = await channel.get_exchange(dead_letter_exchange(topology), ensure=False)
+        what = f"dead letter {message.message_id}"
+        try:
+            await exchange.publish(
+                copy, topology.dead_letter_queue, mandatory=True, timeout=self._timeout
+            )
+        except DeliveryError:
+            raise PublishError(f"{what} was not accepted by the broker") from None
+        except TimeoutError:
+            raise PublishError(f"{what} was not confirmed in time") from None
+        except AMQPError as failed:
+            raise PublishError(f"{what} failed: {type(failed).__name__}") from None
+
+    async def peek(self, topology: Topology, limit: int) -> list[DeadLetter]:
+        """Up to ``limit`` dead letters, oldest first; all stay in the queue."""
+        found: list[DeadLetter] = []
+        async with self._connection.channel(publisher_confirms=False) as channel:
+            queue = await _queue(channel, topology)
+            while len(found) < limit:
+                message = await queue.get(no_ack=False, fail=False)
+                if message is None:
+                    break
+                found.append(_dead_letter(topology, message))
+        # Closing the channel returned every unacknowledged message to its place.
+        return found
+
+    async def take(self, topology: Topology, ref: str) -> DeadLetter | None:
+        """Remove and return the dead letter whose message id is ``ref``."""
+        async with self._connection.channel(publisher_confirms=False) as channel:
+            queue = await _queue(channel, topology)
+            waiting = queue.declaration_result.message_count or 0
+            for _ in range(waiting):
+                message = await queue.get(no_ack=False, fail=False)
+                if message is None:
+                    break
+                if message.message_id == ref:
+                    await message.ack()
+                    return _dead_letter(topology, message)
+        return None
+
+    async def purge(self, topology: Topology) -> int:
+        """Remove every dead letter; how many."""
+        async with self._connection.channel(publisher_confirms=False) as channel:
+            queue = await _queue(channel, topology)
+            result = await queue.purge()
+            return int(result.message_count or 0)
+
+
+async def _queue(channel: AbstractChannel, topology: Topology) -> AbstractQueue:
+    try:
+        return await channel.declare_queue(topology.dead_letter_queue, passive=True)
+    except ChannelNotFoundEntity:
+        raise BrokerError(
+            f"dead-letter queue {topology.dead_letter_queue} does not exist: "
+            "run `interlock messaging apply`"
+        ) from None
+
+
+def _dead_letter(topology: Topology, message: AbstractIncomingMessage) -> DeadLetter:
+    headers: Mapping[str, Any] = message.headers or {}
+    message_id = message.message_id or ""
+    if HEADER_REASON in headers:
+        reason = header_text(headers[HEADER_REASON])
+        consumer = header_text(headers[HEADER_CONSUMER]) if HEADER_CONSUMER in headers else None
+        dead_at = _time(headers.get(HEADER_DEAD_AT))
+    else:
+        reason, consumer, dead_at = _from_x_death(topology, headers.get("x-death"))
+    return DeadLetter(
+        message_id=message_id,
+        body=message.body,
+        content_type=message.content_type,
+        reason=reason,
+        consumer=consumer,
+        dead_at=dead_at,
+        ref=message_id,
+    )
+
+
+def _from_x_death(topology: Topology, deaths: Any) -> tuple[str, str | None, datetime | None]:
+    """Reason, consumer and time of the most recent death RabbitMQ recorded."""
+    if not isinstance(deaths, list) or not deaths or not isinstance(deaths[0], Mapping):
+        return "unknown", None, None
+    latest: Mapping[str, Any] = deaths[0]
+    broker_reason = header_text(latest.get("reason", "unknown"))
+    reason = BROKER_REASONS.get(broker_reason, f"broker:{broker_reason}")
+    queue = header_text(latest.get("queue", ""))
+    prefix = f"{topology.destination}."
+    consumer = queue.removeprefix(prefix) if queue.startswith(prefix) else None
+    return reason, consumer, _time(latest.get("time"))
+
+
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str | bytes):
+        try:
+            parsed = datetime.fromisoformat(header_text(value))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
