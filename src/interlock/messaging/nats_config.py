@@ -89,12 +89,14 @@ class NatsSettings:
     consumer replica before JetStream gives it to another (a running handler
     extends it with progress acks, so this bounds only a dead replica's hold).
     ``max_deliver``: deliveries before the adapter dead-letters the message
-    (reason ``delivery_limit``) instead of retrying. ``duplicate_window``:
+    (reason ``delivery_limit``) instead of retrying; a ``RETRY`` decision
+    counts as a delivery too, so keep ``max_deliver`` times the retry delay
+    above the replay store's lease. ``duplicate_window``:
     the ``Nats-Msg-Id`` window of the main stream (capped at the ttl).
     """
 
     ack_wait: timedelta = timedelta(seconds=30)
-    max_deliver: int = 10
+    max_deliver: int = 20
     max_ack_pending: int = 1000
     duplicate_window: timedelta = timedelta(minutes=2)
     dead_letter_duplicate_window: timedelta = timedelta(minutes=2)

@@ -8,9 +8,10 @@ keeps JetStream from giving the message to another replica; a replica that
 dies stops sending them, so after ``ack_wait`` its unacknowledged messages
 go to another replica of the same consumer.
 
-A handler that raises, or asks to retry, gets the message again (``nak``
-with a delay); at the consumer's ``max_deliver``-th delivery there will be
-no next one, so the adapter dead-letters it instead (reason
+A handler that asks to retry gets the message again after its
+``retry_after``; one that raises, after ``error_delay`` doubled at each
+delivery (at most a minute). At the consumer's ``max_deliver``-th delivery
+there will be no next one, so the adapter dead-letters it instead (reason
 ``delivery_limit``): nothing is dropped silently.
 """
 
@@ -44,6 +45,8 @@ MESSAGE_ID: Final = "Nats-Msg-Id"
 CONTENT_TYPE: Final = "Content-Type"
 #: The dead-letter reason when JetStream would not deliver a message again.
 DELIVERY_LIMIT: Final = "delivery_limit"
+
+_MAX_ERROR_DELAY: Final = timedelta(minutes=1)
 
 #: Dead-letters ``msg`` with a reason; raises when the dead-letter stream did not confirm.
 DeadLetterer = Callable[[Msg, str], Awaitable[None]]
@@ -190,9 +193,12 @@ class NatsConsumption:
         elif last:
             # JetStream will not deliver it again: keep it, sealed, in the dead letters.
             await self._dead(msg, DELIVERY_LIMIT)
+        elif decision is not None:
+            await msg.nak(delay=decision.retry_after.total_seconds())
         else:
-            delay = decision.retry_after if decision is not None else self._error_delay
-            await msg.nak(delay=delay.total_seconds())
+            # A failing handler backs off: error_delay, doubling, at most a minute.
+            doubled = self._error_delay * 2 ** min(delivery.delivery_count - 1, 16)
+            await msg.nak(delay=min(doubled, _MAX_ERROR_DELAY).total_seconds())
 
     async def _dead(self, msg: Msg, reason: str) -> None:
         try:
