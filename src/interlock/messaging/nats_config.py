@@ -4,8 +4,11 @@ The mapping from a :class:`~interlock.messaging.model.Topology` (one
 integration) to JetStream:
 
 * **main stream** ``<DESTINATION>`` (the destination upper-cased, ``.`` made
-  ``_``: stream names may not hold dots) holding exactly the subject
-  ``<destination>``; producers publish there. File storage, one replica.
+  ``_``: stream names may not hold dots) holding the subject
+  ``<destination>``, where producers publish, and ``<destination>.replay.*``,
+  where a dead letter is replayed to the one consumer that refused it
+  (``<destination>.replay.<consumer>``: the other consumers acknowledge it
+  unseen). File storage, one replica.
   Retention **interest**: a message leaves as soon as every consumer of the
   integration acknowledged it, so sealed messages do not linger after use;
   ``max_age`` = the integration's ``ttl`` (a message no consumer took in time
@@ -66,6 +69,7 @@ __all__ = [
     "NatsSettings",
     "consumer_differences",
     "dead_letter_stream_name",
+    "replay_subject",
     "stream_differences",
     "stream_name",
     "wanted_consumer",
@@ -107,6 +111,11 @@ def stream_name(topology: Topology) -> str:
     return topology.destination.upper().replace(".", "_")
 
 
+def replay_subject(topology: Topology, consumer: str) -> str:
+    """Where a dead letter is replayed to ``consumer`` alone."""
+    return f"{topology.destination}.replay.{consumer}"
+
+
 def dead_letter_stream_name(topology: Topology) -> str:
     """The dead-letter stream's name."""
     return stream_name(topology) + DEAD_LETTER_SUFFIX
@@ -116,7 +125,7 @@ def wanted_stream(topology: Topology, settings: NatsSettings) -> StreamConfig:
     """The main stream's configuration."""
     return StreamConfig(
         name=stream_name(topology),
-        subjects=[topology.destination],
+        subjects=[topology.destination, replay_subject(topology, "*")],
         retention=RetentionPolicy.INTEREST,
         storage=StorageType.FILE,
         num_replicas=1,
