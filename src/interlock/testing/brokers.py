@@ -10,7 +10,7 @@ Nothing is kept: the data directory is temporary and the node stops on exit.
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from interlock.outbound import tls_context
@@ -28,7 +28,7 @@ class TlsBroker:
 
     kind: str  # "rabbitmq" or "nats", as in the manifest
     url: str  # amqps://USER@127.0.0.1:PORT/ or tls://127.0.0.1:PORT
-    password: str | None
+    password: str | None = field(repr=False)
     ca_file: Path
     client_cert: Path
     client_key: Path
