@@ -49,21 +49,21 @@ def test_no_routes_and_no_type_asks_for_the_type_never_passes(write_manifest: Wr
 
 
 def test_a_declared_type_adds_its_mitigations_with_manual_steps(write_manifest: Write) -> None:
-    """Messaging: broker TLS, DLQ access control and message expiry, each needing evidence."""
-    text = NO_ROUTES.replace("  nightly-files:\n", "  nightly-files:\n    type: messaging\n")
+    """File transfer (no adapter yet): SFTP/AS2, validation and drop access, each needing evidence."""
+    text = NO_ROUTES.replace("  nightly-files:\n", "  nightly-files:\n    type: file_transfer\n")
     findings = by_item(run_check(write_manifest(text=text)), "nightly-files")
     kinds = sorted(i for i in findings if i.startswith("type."))
     assert kinds == [
-        "type.messaging.broker_tls",
-        "type.messaging.dlq_access",
-        "type.messaging.message_expiry",
+        "type.file_transfer.drop_access",
+        "type.file_transfer.secure_transport",
+        "type.file_transfer.validate_before_processing",
     ]
-    dlq = findings["type.messaging.dlq_access"]
-    assert dlq.status == "needs_evidence"
-    assert dlq.fix is not None
-    assert "dead-letter queue" in dlq.fix
-    assert dlq.location is not None
-    assert dlq.location.line == text.splitlines().index("  nightly-files:") + 1
+    drop = findings["type.file_transfer.drop_access"]
+    assert drop.status == "needs_evidence"
+    assert drop.fix is not None
+    assert "drop folder" in drop.fix
+    assert drop.location is not None
+    assert drop.location.line == text.splitlines().index("  nightly-files:") + 1
 
 
 def test_every_type_item_resolves_through_items_item() -> None:

@@ -329,6 +329,10 @@ def test_seal_refuses_what_it_must_not_produce(signer: SignerKey, alice: Consume
     naive = MessageFacts("m", "orders", "shop", datetime(2026, 1, 1), datetime(2026, 1, 2))  # noqa: DTZ001
     with pytest.raises(ValueError, match="timezone"):
         seal(PAYLOAD, naive, signer=signer, recipients=[alice.recipient])
+    with pytest.raises(ValueError, match="field path"):
+        seal(PAYLOAD, facts(), signer=signer, recipients=[alice.recipient], encrypt_fields=["a..b"])
+    with pytest.raises(ValueError, match="not JSON"):
+        seal({"when": NOW}, facts(), signer=signer, recipients=[alice.recipient])
 
 
 def test_message_ids_are_random() -> None:

@@ -488,6 +488,43 @@ def test_dead_letters_are_listed_taken_and_purged(nats_tls: TlsBroker) -> None:
     run(scenario())
 
 
+def test_a_replayed_dead_letter_reaches_only_the_consumer_that_refused_it(
+    nats_tls: TlsBroker,
+) -> None:
+    """Replay: the same body and id, at once (no duplicate window), to billing alone."""
+    message = outgoing(b"refused by billing")
+    billing: list[Delivery] = []
+    shipping: list[Delivery] = []
+
+    def refuse_first(delivery: Delivery) -> Decision:
+        return Decision(Settle.DEAD, "schema") if len(billing) == 1 else Decision(Settle.ACK)
+
+    async def scenario() -> None:
+        broker = await connect(nats_tls)
+        wanted = topology(("billing", "shipping"))
+        await broker.apply(wanted)
+        first = await broker.consume(wanted, "billing", collecting(billing, refuse_first))
+        second = await broker.consume(wanted, "shipping", collecting(shipping))
+        await broker.publish(wanted, message)
+        (letter,) = await dead_letters(broker, wanted, 1)
+        assert await broker.replay_dead_letter(wanted, letter.ref) == message.message_id
+        await eventually(lambda: len(billing) == 2)
+        await asyncio.sleep(0.5)
+        assert await broker.dead_letters(wanted) == []
+        assert await broker.replay_dead_letter(wanted, letter.ref) is None
+        await first.stop()
+        await second.stop()
+        left = (await broker._js.stream_info(stream_name(wanted))).state.messages
+        assert left == 0
+        await broker.close()
+
+    run(scenario())
+    assert [d.body for d in billing] == [b"refused by billing"] * 2
+    assert billing[1].message_id == message.message_id
+    assert billing[1].headers == {HEADER_INTEGRATION: "orders"}
+    assert [d.message_id for d in shipping] == [message.message_id]
+
+
 # -- plan and apply ------------------------------------------------------------------
 
 
@@ -515,7 +552,7 @@ def test_plan_apply_plan_on_an_empty_server(nats_tls: TlsBroker) -> None:
             f"{stream_name(wanted)}/shipping",
         }
         config = (await broker._js.stream_info(stream_name(wanted))).config
-        assert config.subjects == [wanted.destination]
+        assert config.subjects == [wanted.destination, f"{wanted.destination}.replay.*"]
         assert config.max_age == 600
         assert config.max_msgs == 1000
         assert config.retention == RetentionPolicy.INTEREST
@@ -540,7 +577,7 @@ def test_a_stream_made_by_hand_with_another_max_age_is_updated(nats_tls: TlsBrok
         await broker._js.add_stream(
             StreamConfig(
                 name=name,
-                subjects=[wanted.destination],
+                subjects=[wanted.destination, f"{wanted.destination}.replay.*"],
                 retention=RetentionPolicy.INTEREST,
                 storage=StorageType.FILE,
                 max_age=3600,

@@ -8,7 +8,9 @@ written inline, TLS below 1.2), the item passes *by construction* and the
 reason says so; what configuration cannot show (the KEK backend, the answers
 of a running gateway) is ``needs_evidence`` until ``--live`` supplies it.
 An integration without routes (another integration type) is never a silent
-pass: its route-level items are ``needs_evidence`` or ``not_applicable``.
+pass: its route-level items are ``needs_evidence`` or ``not_applicable``,
+unless its type has an Interlock adapter that answers them from its own
+section (messaging: :mod:`interlock.check.config_messaging`).
 
 Decisions recorded here (docs/check.md repeats them):
 
@@ -31,6 +33,7 @@ from typing import Final
 
 from interlock.check import config_privacy, config_routes
 from interlock.check.config_context import Context, no_routes, personal
+from interlock.check.config_messaging import MESSAGING_CHECKS, messaging_type_findings
 from interlock.check.items import ITEMS
 from interlock.check.results import Finding
 from interlock.config.checks import Entities, PrivacyFacts, cross_check
@@ -54,6 +57,11 @@ def check_configuration(
     findings: list[Finding] = []
     for name in manifest.integrations:
         context = Context(manifest, name, source_map, file, warnings)
+        if context.flow.messaging is not None:
+            checks = {**_CHECKS, **MESSAGING_CHECKS}
+            findings.extend(checks[entry.id](context) for entry in ITEMS)
+            findings.extend(messaging_type_findings(context))
+            continue
         findings.extend(_CHECKS[entry.id](context) for entry in ITEMS)
     return findings
 

@@ -3,8 +3,10 @@
 Each integration declares its ``type:`` in the manifest or Interlock infers
 it: ``rest`` when it has routes through the gateway, otherwise unknown. REST
 integrations are covered by the 13 items of :mod:`interlock.check.items`.
-Every other type adds its own mitigations from the seed's risk table; none of
-these types has an Interlock adapter yet, so each mitigation is
+Every other type adds its own mitigations from the seed's risk table. Messaging
+integrations are enforced by :mod:`interlock.messaging`, and their mitigations
+get evidence from the manifest (:mod:`interlock.check.config_messaging`); the
+types without an Interlock adapter yet get each mitigation as
 ``needs_evidence`` with the manual steps, never a silent pass. An integration
 whose type is unknown gets one ``needs_evidence`` finding asking for it.
 Type items have ids ``type.<type>.<mitigation>`` (and ``type.unknown``), so a
@@ -30,8 +32,9 @@ __all__ = [
 
 INTEGRATION_TYPES: Final[tuple[IntegrationType, ...]] = get_args(IntegrationType)
 
-ADAPTERS: Final[frozenset[IntegrationType]] = frozenset({"rest"})
-"""Types Interlock enforces itself (the gateway); the others are checked by hand."""
+ADAPTERS: Final[frozenset[IntegrationType]] = frozenset({"rest", "messaging"})
+"""Types Interlock enforces itself (the gateway; the messaging libraries, whose items
+:mod:`interlock.check.config_messaging` answers); the others are checked by hand."""
 
 UNKNOWN_TYPE: Final = Item(
     "type.unknown",

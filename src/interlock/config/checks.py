@@ -319,6 +319,18 @@ def _transfer(entities: Entities, name: str, flow: Integration) -> Iterator[Find
                 f"transfer destination {flow.transfer.destination} differs from the target "
                 f"system's location {target.location}",
             )
+    broker_name = flow.messaging.broker if flow.messaging is not None else ""
+    broker = entities.brokers.get(broker_name)
+    if broker is not None and personal and broker.location not in _EEA:
+        # Messages rest on the broker: a broker outside the EEA receives the data too.
+        destination = flow.transfer.destination if flow.transfer is not None else None
+        if destination != broker.location:
+            yield Finding(
+                ("integrations", name, "messaging", "broker"),
+                f"personal data rests on broker {broker_name} in {broker.location}, outside "
+                f"the EEA, but no transfer to {broker.location} is declared; add transfer: "
+                "{destination, safeguard} (GDPR Art. 44-49)",
+            )
 
 
 def _route(

@@ -27,40 +27,47 @@ JWE the protected header is the additional authenticated data (RFC 7516
 requires the JWE's facts to equal the signed ones, so a signed message cannot
 be re-wrapped under other facts.
 
-Opening is deny by default: algorithms are allow-listed (no ``none``, no
-HMAC), header parameters are allow-listed (``crit``, ``zip``, ``jku``,
-``jwk``, ``x5u``, ``x5c`` and ``b64`` are refused: keys come only from the
-caller, RFC 8725 §3.10), the size is capped before parsing, and every
-failure is an :class:`~interlock.messaging.model.EnvelopeRefused` whose
-``reason`` is one of :data:`~interlock.messaging.model.RefusalReason`.
+:func:`open_envelope` (in :mod:`interlock.messaging.opening`, re-exported
+here) is deny by default: algorithms and header parameters are allow-listed,
+the size is capped before parsing, and every failure is an
+:class:`~interlock.messaging.model.EnvelopeRefused` whose ``reason`` is one
+of :data:`~interlock.messaging.model.RefusalReason`.
 """
 
 from __future__ import annotations
 
-import binascii
 import json
+import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final, NoReturn, cast
+from typing import Any, Final
 
 from joserfc import jwe, jws
-from joserfc.errors import JoseError
-from joserfc.registry import HeaderParameter, HeaderRegistryDict
-from joserfc.util import urlsafe_b64decode
+from joserfc.registry import HeaderParameter
 
-from interlock.crypto.jose import PublicKey, SigningKey, json_object, verify_signature
-from interlock.errors import InvalidTokenError
+from interlock.config.vocabulary import FIELD_PATTERN
+from interlock.crypto.jose import PublicKey, SigningKey
 from interlock.messaging.model import (
     CONTENT_TYPE_COMPACT,
     CONTENT_TYPE_JSON,
     HEADER_INTEGRATION,
-    EnvelopeRefused,
     MessageFacts,
-    Opened,
     Outgoing,
-    RefusalReason,
+)
+from interlock.messaging.opening import open_envelope
+from interlock.messaging.wire_format import (
+    CONTENT_ENCRYPTION,
+    FACT_REGISTRY,
+    FIELD_CTY,
+    FIELDS_HEADER,
+    KEY_ALGORITHMS,
+    MAX_RECIPIENTS,
+    NESTED_CTY,
+    SIGNING_ALGORITHMS,
+    jwe_registry,
+    map_fields,
+    payload_bytes,
 )
 
 __all__ = [
@@ -72,40 +79,9 @@ __all__ = [
     "SignerKey",
     "message_id",
     "open_envelope",
+    "payload_bytes",
     "seal",
 ]
-
-SIGNING_ALGORITHMS: Final = frozenset({"ES256", "Ed25519"})
-KEY_ALGORITHMS: Final = frozenset({"ECDH-ES+A256KW", "RSA-OAEP-256"})
-CONTENT_ENCRYPTION: Final = "A256GCM"
-#: The JWS protected header parameter listing the encrypted field paths (a private
-#: name, RFC 7515 §4.3, prefixed to avoid collisions).
-FIELDS_HEADER: Final = "interlock_encrypted_fields"
-_NESTED: Final = "JOSE"  # RFC 7516 §4.1.12: the plaintext is a JWS
-_FIELD_CTY: Final = "json"
-_FACTS: Final = ("jti", "iss", "aud", "iat", "exp")
-# Header parameters refused wherever they appear, each for a reason.
-_REFUSED_HEADERS: Final = {
-    "crit": "critical extensions are not understood (RFC 7515 §4.1.11)",
-    "zip": "compression before encryption leaks the plaintext's content (CRIME)",
-    "jku": "keys come from the integration, never from the message (RFC 8725 §3.10)",
-    "jwk": "keys come from the integration, never from the message",
-    "x5u": "keys come from the integration, never from the message",
-    "x5c": "keys come from the integration, never from the message",
-    "b64": "unencoded payloads (RFC 7797) are not accepted",
-}
-_JWS_HEADERS: Final = frozenset({"alg", "kid", "typ", "cty", FIELDS_HEADER, *_FACTS})
-_JWE_HEADERS: Final = frozenset({"alg", "enc", "kid", "typ", "cty", "epk", "apu", "apv", *_FACTS})
-_MAX_RECIPIENTS: Final = 32  # MessagingSpec.consumers' maximum
-_MAX_HEADER: Final = 8192
-
-_FACT_REGISTRY: Final[HeaderRegistryDict] = {
-    "jti": HeaderParameter("Message id (RFC 7519 §5.3 replicated claim)", "str", True),
-    "iss": HeaderParameter("Producer", "str", True),
-    "aud": HeaderParameter("Integration", "str", True),
-    "iat": HeaderParameter("Issued at (NumericDate)", "int", True),
-    "exp": HeaderParameter("Expires at (NumericDate)", "int", True),
-}
 
 
 @dataclass(frozen=True)
@@ -132,35 +108,10 @@ def message_id() -> str:
     return uuid.uuid4().hex
 
 
-def payload_bytes(payload: Any) -> bytes:
-    """The payload as signed: compact JSON, keys sorted, UTF-8, no NaN.
-
-    Not :func:`interlock.proofs.canonical.canonical_json`: business payloads
-    hold decimals and nest deeper than audit entries; the bytes are signed as
-    sent, so the receiver needs no canonical form, only a stable one.
-    """
-    return json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
-
-
-def _jwe_registry(max_bytes: int = 0) -> jwe.JWERegistry:
-    registry = jwe.JWERegistry(
-        header_registry=_FACT_REGISTRY,
-        algorithms=[*KEY_ALGORITHMS, CONTENT_ENCRYPTION],
-        max_recipients=_MAX_RECIPIENTS,
-    )
-    if max_bytes:
-        # joserfc's default ciphertext cap (64 KiB) is below max_message's default.
-        registry.max_ciphertext_length = max(registry.max_ciphertext_length, 2 * max_bytes)
-        registry.max_protected_header_length = _MAX_HEADER
-    return registry
-
-
-_SEAL_JWE: Final = _jwe_registry()
+_SEAL_JWE: Final = jwe_registry()
 _SEAL_JWS: Final = jws.JWSRegistry(
     header_registry={
-        **_FACT_REGISTRY,
+        **FACT_REGISTRY,
         FIELDS_HEADER: HeaderParameter("Encrypted field paths", "list[str]"),
     },
     algorithms=list(SIGNING_ALGORITHMS),
@@ -183,29 +134,36 @@ def seal(
     """
     if signer.alg not in SIGNING_ALGORITHMS:
         raise ValueError(f"signing algorithm {signer.alg!r} is not allowed")
-    if not recipients or len(recipients) > _MAX_RECIPIENTS:
-        raise ValueError(f"between 1 and {_MAX_RECIPIENTS} recipients")
+    if not recipients or len(recipients) > MAX_RECIPIENTS:
+        raise ValueError(f"between 1 and {MAX_RECIPIENTS} recipients")
     for recipient in recipients:
         if recipient.alg not in KEY_ALGORITHMS:
             raise ValueError(f"key algorithm {recipient.alg!r} is not allowed")
+    for path in encrypt_fields:
+        if not re.fullmatch(FIELD_PATTERN, path):
+            raise ValueError(f"not a field path: {path!r}")
     claims = _fact_claims(facts)
+    try:
+        data = payload_bytes(payload)
+    except TypeError as exc:  # an object json cannot encode
+        raise ValueError(f"the payload is not JSON: {exc}") from None
     if encrypt_fields:
-        sealed = _map_fields(
-            json.loads(payload_bytes(payload)),
+        sealed = map_fields(
+            json.loads(data),
             encrypt_fields,
-            lambda value: _encrypt(payload_bytes(value), {**claims, "cty": _FIELD_CTY}, recipients),
+            lambda value: _encrypt(payload_bytes(value), {**claims, "cty": FIELD_CTY}, recipients),
         )
         header = {**claims, FIELDS_HEADER: list(encrypt_fields)}
         body: str | dict[str, Any] = _sign(payload_bytes(sealed), header, signer)
     else:
-        signed = _sign(payload_bytes(payload), claims, signer)
-        body = _encrypt(signed.encode("ascii"), {**claims, "cty": _NESTED}, recipients)
+        signed = _sign(data, claims, signer)
+        body = _encrypt(signed.encode("ascii"), {**claims, "cty": NESTED_CTY}, recipients)
     if isinstance(body, str):
-        data, content_type = body.encode("ascii"), CONTENT_TYPE_COMPACT
+        serialised, content_type = body.encode("ascii"), CONTENT_TYPE_COMPACT
     else:
-        data, content_type = payload_bytes(body), CONTENT_TYPE_JSON
+        serialised, content_type = payload_bytes(body), CONTENT_TYPE_JSON
     return Outgoing(
-        body=data,
+        body=serialised,
         content_type=content_type,
         message_id=facts.message_id,
         expires_at=facts.expires_at,
@@ -242,288 +200,3 @@ def _encrypt(
     for recipient in recipients:
         message.add_recipient({"alg": recipient.alg, "kid": recipient.kid}, recipient.key)
     return dict(jwe.encrypt_json(message, None, registry=_SEAL_JWE))
-
-
-def _map_fields(value: Any, paths: Sequence[str], change: Callable[[Any], Any]) -> Any:
-    """``value`` with ``change`` applied in place to every value at each of ``paths``."""
-    for path in paths:
-        _map_path(value, path.split("."), change)
-    return value
-
-
-def _map_path(value: Any, segments: list[str], change: Callable[[Any], Any]) -> None:
-    # Missing members and values of another shape are skipped: nothing is there to seal.
-    if not isinstance(value, dict) or not segments:
-        return
-    segment, rest = segments[0], segments[1:]
-    name = segment.removesuffix("[]")
-    if name not in value:
-        return
-    if segment.endswith("[]"):
-        items = value[name]
-        if not isinstance(items, list):
-            return
-        for index, item in enumerate(items):
-            if rest:
-                _map_path(item, rest, change)
-            else:
-                items[index] = change(item)
-    elif rest:
-        _map_path(value[name], rest, change)
-    else:
-        value[name] = change(value[name])
-
-
-# --- opening -------------------------------------------------------------------------
-
-
-def _refuse(reason: RefusalReason, detail: str) -> NoReturn:
-    raise EnvelopeRefused(reason, detail)
-
-
-def open_envelope(
-    body: bytes,
-    content_type: str | None,
-    *,
-    integration: str,
-    producer: str,
-    verification_keys: Mapping[str, Any],
-    decryption_keys: Mapping[str, Any],
-    now: datetime,
-    leeway: timedelta,
-    max_bytes: int,
-) -> Opened:
-    """Verify and decrypt a sealed message; :class:`EnvelopeRefused` with the reason if not.
-
-    ``verification_keys``: the producer's published public keys by ``kid``;
-    ``decryption_keys``: this consumer's private keys by ``kid``. The signed
-    facts must name ``producer`` and ``integration``, and ``now`` must lie
-    between issue and expiry (``leeway`` either side).
-    """
-    if len(body) > max_bytes:
-        _refuse("too_large", f"{len(body)} bytes, over {max_bytes}")
-    try:
-        text = body.decode("ascii")
-    except UnicodeDecodeError:
-        _refuse("malformed", "not ASCII")
-    registry = _jwe_registry(max_bytes)
-    jwe_header, signed = _unwrap(text, content_type, decryption_keys, registry)
-    header, data = _verify(signed, verification_keys)
-    facts = _facts(header)
-    if jwe_header is not None and _facts(jwe_header) != facts:
-        _refuse("bad_signature", "the encrypted facts differ from the signed ones")
-    _check_facts(facts, integration=integration, producer=producer, now=now, leeway=leeway)
-    try:
-        payload = json.loads(data)
-    except (ValueError, RecursionError):
-        _refuse("malformed", "the payload is not JSON")
-    paths = header.get(FIELDS_HEADER)
-    if paths is not None:
-        payload = _open_fields(payload, paths, facts, decryption_keys, registry)
-    return Opened(facts=facts, payload=payload, signer_kid=header["kid"])
-
-
-def _unwrap(
-    text: str, content_type: str | None, keys: Mapping[str, Any], registry: jwe.JWERegistry
-) -> tuple[dict[str, Any] | None, str]:
-    """The JWE's protected header (None for a bare JWS) and the compact JWS inside."""
-    compact = content_type in (CONTENT_TYPE_COMPACT, None)
-    if content_type == CONTENT_TYPE_JSON or (content_type is None and text.startswith("{")):
-        jwe_header, plaintext = _decrypt_json(text, keys, registry)
-    elif compact and text.count(".") == 4:
-        jwe_header, plaintext = _decrypt_compact(text, keys, registry)
-    elif compact and text.count(".") == 2:
-        return None, text  # signed, with encrypted fields
-    else:
-        _refuse("malformed", "neither a JWE nor a JWS of a known media type")
-    if str(jwe_header.get("cty", "")).upper() != _NESTED:
-        _refuse("malformed", "the JWE does not hold a JWS (cty is not JOSE)")
-    return jwe_header, _ascii(plaintext)
-
-
-def _check_facts(
-    facts: MessageFacts, *, integration: str, producer: str, now: datetime, leeway: timedelta
-) -> None:
-    if facts.producer != producer:
-        _refuse("wrong_signer", f"issued by {facts.producer!r}, not the producer")
-    if facts.integration != integration:
-        _refuse("wrong_integration", f"sealed for {facts.integration!r}")
-    # RFC 7519 §4.1.4, §4.1.6, with the leeway as for tokens (interlock.oauth.tokens).
-    if facts.expires_at <= now - leeway:
-        _refuse("expired", f"expired at {facts.expires_at.isoformat()}")
-    if facts.issued_at > now + leeway:
-        _refuse("not_yet_valid", f"issued at {facts.issued_at.isoformat()}")
-
-
-def _b64(segment: str) -> bytes:
-    try:
-        return urlsafe_b64decode(segment.encode("ascii"))
-    except (binascii.Error, ValueError):
-        _refuse("malformed", "malformed base64url")
-
-
-def _header(segment: str, allowed: frozenset[str]) -> dict[str, Any]:
-    if len(segment) > _MAX_HEADER:
-        _refuse("malformed", "protected header too large")
-    try:
-        header = json_object(_b64(segment), "protected header")
-    except InvalidTokenError as exc:
-        _refuse("malformed", exc.reason)
-    _check_names(header, allowed)
-    return header
-
-
-def _check_names(header: Mapping[str, Any], allowed: frozenset[str]) -> None:
-    for name, why in _REFUSED_HEADERS.items():
-        if name in header:
-            _refuse("malformed", f"header {name!r} refused: {why}")
-    unknown = sorted(set(header) - allowed)
-    if unknown:
-        _refuse("malformed", f"header parameters not accepted: {unknown}")
-
-
-def _verify(signed: str, keys: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
-    parts = signed.split(".")
-    if len(parts) != 3:
-        _refuse("malformed", "not a compact JWS")
-    header = _header(parts[0], _JWS_HEADERS)
-    alg = header.get("alg")
-    if alg not in SIGNING_ALGORITHMS:
-        _refuse("malformed", f"signature algorithm {alg!r} is not allowed")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or kid not in keys:
-        _refuse("wrong_signer", "signed by a key the producer has not published")
-    data, signature = _b64(parts[1]), _b64(parts[2])
-    if not verify_signature(alg, keys[kid], f"{parts[0]}.{parts[1]}".encode("ascii"), signature):
-        _refuse("bad_signature", "the signature does not verify")
-    return header, data
-
-
-def _facts(header: Mapping[str, Any]) -> MessageFacts:
-    jti, iss, aud = header.get("jti"), header.get("iss"), header.get("aud")
-    iat, exp = header.get("iat"), header.get("exp")
-    if not (isinstance(jti, str) and isinstance(iss, str) and isinstance(aud, str)):
-        _refuse("malformed", "jti, iss and aud must be strings")
-    if not (jti and iss and aud):
-        _refuse("malformed", "jti, iss and aud must not be empty")
-    if not (isinstance(iat, int) and isinstance(exp, int)) or bool in (type(iat), type(exp)):
-        _refuse("malformed", "iat and exp must be integer NumericDates")
-    try:
-        issued = datetime.fromtimestamp(iat, UTC)
-        expires = datetime.fromtimestamp(exp, UTC)
-    except (OverflowError, ValueError, OSError):
-        _refuse("malformed", "iat or exp out of range")
-    if expires < issued:
-        _refuse("malformed", "expires before it was issued")
-    return MessageFacts(
-        message_id=jti, integration=aud, producer=iss, issued_at=issued, expires_at=expires
-    )
-
-
-def _decrypt_compact(
-    text: str, keys: Mapping[str, Any], registry: jwe.JWERegistry
-) -> tuple[dict[str, Any], bytes]:
-    header = _header(text.split(".", 1)[0], _JWE_HEADERS)
-    _check_encryption(header)
-    kid = header.get("kid")
-    key = keys.get(kid) if isinstance(kid, str) else None
-    if key is None:
-        _refuse("undecryptable", "encrypted to no key of this consumer")
-    try:
-        plaintext = jwe.decrypt_compact(text, key, registry=registry).plaintext
-    except (JoseError, ValueError, TypeError, KeyError, binascii.Error):
-        _refuse("undecryptable", "the JWE does not decrypt")
-    return header, plaintext or b""
-
-
-def _decrypt_json(
-    text: str, keys: Mapping[str, Any], registry: jwe.JWERegistry
-) -> tuple[dict[str, Any], bytes]:
-    document = _general(text)
-    header = _header(document["protected"], _JWE_HEADERS)
-    for recipient in document["recipients"]:
-        _check_names({**header, **recipient.get("header", {})}, _JWE_HEADERS)
-        kid = recipient.get("header", {}).get("kid")
-        if isinstance(kid, str) and kid in keys:
-            merged = {**header, **recipient["header"]}
-            _check_encryption(merged)
-            # RFC 7516 §7.2.2: one recipient of the general form, decrypted as flattened.
-            flattened = {name: document[name] for name in ("protected", "iv", "ciphertext", "tag")}
-            flattened.update(recipient)
-            try:
-                decrypted = jwe.decrypt_json(
-                    cast(jwe.FlattenedJSONSerialization, flattened), keys[kid], registry=registry
-                )
-            except (JoseError, ValueError, TypeError, KeyError, binascii.Error):
-                _refuse("undecryptable", "the JWE does not decrypt")
-            return header, decrypted.plaintext or b""
-    _refuse("undecryptable", "encrypted to no key of this consumer")
-
-
-def _general(text: str) -> dict[str, Any]:
-    try:
-        document = json_object(text.encode("ascii"), "JWE JSON serialisation")
-    except InvalidTokenError as exc:
-        _refuse("malformed", exc.reason)
-    extra = set(document) - {"protected", "recipients", "iv", "ciphertext", "tag"}
-    if extra:
-        # "unprotected" and "aad" are not part of the format: every fact is protected.
-        _refuse("malformed", f"members not accepted: {sorted(extra)}")
-    recipients = document.get("recipients")
-    if not isinstance(recipients, list) or not 1 <= len(recipients) <= _MAX_RECIPIENTS:
-        _refuse("malformed", "recipients must be a list of 1 to 32 entries")
-    for name in ("protected", "iv", "ciphertext", "tag"):
-        if not isinstance(document.get(name), str):
-            _refuse("malformed", f"{name} missing or not a string")
-    for recipient in recipients:
-        if (
-            not isinstance(recipient, dict)
-            or set(recipient) - {"header", "encrypted_key"}
-            or not isinstance(recipient.get("header", {}), dict)
-            or not isinstance(recipient.get("encrypted_key"), str)
-        ):
-            _refuse("malformed", "a recipient is not {header, encrypted_key}")
-    return document
-
-
-def _check_encryption(header: Mapping[str, Any]) -> None:
-    if header.get("alg") not in KEY_ALGORITHMS:
-        _refuse("malformed", f"key algorithm {header.get('alg')!r} is not allowed")
-    if header.get("enc") != CONTENT_ENCRYPTION:
-        _refuse("malformed", f"content encryption {header.get('enc')!r} is not allowed")
-
-
-def _ascii(plaintext: bytes) -> str:
-    try:
-        return plaintext.decode("ascii")
-    except UnicodeDecodeError:
-        _refuse("malformed", "the JWE's content is not a compact JWS")
-
-
-def _open_fields(
-    payload: Any,
-    paths: Any,
-    facts: MessageFacts,
-    keys: Mapping[str, Any],
-    registry: jwe.JWERegistry,
-) -> Any:
-    if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
-        _refuse("malformed", f"{FIELDS_HEADER} must list field paths")
-
-    def decrypt(value: Any) -> Any:
-        if isinstance(value, str) and value.count(".") == 4:
-            header, plaintext = _decrypt_compact(value, keys, registry)
-        elif isinstance(value, dict):
-            header, plaintext = _decrypt_json(json.dumps(value), keys, registry)
-        else:
-            _refuse("malformed", "an encrypted field is not a JWE")
-        if header.get("cty") != _FIELD_CTY:
-            _refuse("malformed", "an encrypted field's cty is not json")
-        if _facts(header) != facts:
-            _refuse("bad_signature", "an encrypted field belongs to another message")
-        try:
-            return json.loads(plaintext)
-        except (ValueError, RecursionError):
-            _refuse("malformed", "an encrypted field is not JSON")
-
-    return _map_fields(payload, paths, decrypt)

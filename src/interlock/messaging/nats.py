@@ -22,6 +22,10 @@ consuming loop is :mod:`interlock.messaging.nats_consume`.
 * **Dead letters** go to the integration's dead-letter stream, body
   unchanged, with the reason, consumer, time and original message id as
   headers; a dead letter's ``ref`` is its stream sequence.
+  :meth:`NatsBroker.replay_dead_letter` (beyond the protocol) sends one back
+  to the consumer that refused it only, past the duplicate window; a plain
+  :meth:`~NatsBroker.publish` of the same message would reach every consumer,
+  and within the window JetStream would drop it as a duplicate.
 """
 
 from __future__ import annotations
@@ -59,22 +63,21 @@ from interlock.messaging.model import (
 from interlock.messaging.nats_config import (
     NatsSettings,
     dead_letter_stream_name,
+    replay_subject,
     stream_name,
     wanted_consumer,
 )
 from interlock.messaging.nats_consume import (
     CONTENT_TYPE,
+    HEADER_MESSAGE_ID,
     MESSAGE_ID,
     NatsConsumption,
     application_headers,
+    message_id_of,
 )
 from interlock.messaging.nats_plan import reconcile
 
 __all__ = ["HEADER_MESSAGE_ID", "NatsBroker", "Published"]
-
-#: On a dead letter: the original message's id (its ``Nats-Msg-Id`` is the dead
-#: letter's own, unique per delivery and consumer).
-HEADER_MESSAGE_ID: Final = "interlock-message-id"
 
 _DEFAULT_PORT: Final = 4222
 
@@ -284,11 +287,17 @@ class NatsBroker:
         async def dead_letter(msg: Msg, reason: str) -> None:
             await self._dead_letter(topology, consumer, msg, reason)
 
+        replays, own = replay_subject(topology, ""), replay_subject(topology, consumer)
+
+        def unseen(subject: str) -> bool:
+            return subject.startswith(replays) and subject != own
+
         consumption = NatsConsumption(
             subscription,
             handler,
             dead_letter,
             prefetch=prefetch,
+            unseen=unseen,
             ack_wait=timedelta(seconds=ack_wait),
             max_deliver=info.config.max_deliver or 0,
             error_delay=self._error_delay,
@@ -305,7 +314,7 @@ class NatsBroker:
         headers[HEADER_REASON] = reason
         headers[HEADER_CONSUMER] = consumer
         headers[HEADER_DEAD_AT] = self._now().isoformat()
-        headers[HEADER_MESSAGE_ID] = original.get(MESSAGE_ID, "")
+        headers[HEADER_MESSAGE_ID] = message_id_of(original) or ""
         # Unique per stored message and consumer: a crash between this publish and
         # the ack redelivers the message, and dead-lettering it again is a no-op.
         meta = msg.metadata
@@ -330,21 +339,64 @@ class NatsBroker:
             sequence = (raw.seq or sequence) + 1
         return letters
 
-    async def take_dead_letter(self, topology: Topology, ref: str) -> DeadLetter | None:
-        """Remove the dead letter ``ref`` (its stream sequence) and return it; None if absent."""
+    async def _letter(self, topology: Topology, ref: str) -> RawStreamMsg | None:
+        """Dead letter ``ref`` (a sequence of the dead-letter stream), or None."""
         if not ref.isdigit():
             return None
-        stream = dead_letter_stream_name(topology)
         try:
-            raw = await self._js.get_msg(stream, seq=int(ref))
-            if raw.subject != topology.dead_letter_queue:
-                return None
-            await self._js.delete_msg(stream, int(ref))
+            raw = await self._js.get_msg(dead_letter_stream_name(topology), seq=int(ref))
         except NotFoundError:
             return None
         except nats.errors.Error as exc:
-            raise BrokerError(f"cannot take the dead letter: {_reason(exc)}") from exc
+            raise BrokerError(f"cannot read the dead letter: {_reason(exc)}") from exc
+        return raw if raw.subject == topology.dead_letter_queue else None
+
+    async def _remove(self, topology: Topology, ref: str) -> bool:
+        try:
+            return await self._js.delete_msg(dead_letter_stream_name(topology), int(ref))
+        except NotFoundError:
+            return False
+        except nats.errors.Error as exc:
+            raise BrokerError(f"cannot remove the dead letter: {_reason(exc)}") from exc
+
+    async def take_dead_letter(self, topology: Topology, ref: str) -> DeadLetter | None:
+        """Remove the dead letter ``ref`` (its stream sequence) and return it; None if absent."""
+        raw = await self._letter(topology, ref)
+        if raw is None or not await self._remove(topology, ref):
+            return None
         return _dead_letter_of(raw)
+
+    async def replay_dead_letter(self, topology: Topology, ref: str) -> str | None:
+        """Publish dead letter ``ref`` again, unchanged, to the consumer that refused it alone.
+
+        It goes to ``<destination>.replay.<consumer>`` with a de-duplication
+        id of its own (so the stream's duplicate window does not swallow it),
+        keeping its message id; then it leaves the dead letters. Returns the
+        message id; None when there is no such dead letter. A failure between
+        the two steps leaves it in the dead letters (replayed at least once).
+        """
+        raw = await self._letter(topology, ref)
+        if raw is None:
+            return None
+        original = raw.headers or {}
+        consumer = original.get(HEADER_CONSUMER, "")
+        if consumer not in topology.consumers:
+            raise BrokerError(f"dead letter {ref} is not of a consumer of {topology.integration!r}")
+        headers = {
+            name: value
+            for name, value in application_headers(original).items()
+            if name not in {HEADER_REASON, HEADER_CONSUMER, HEADER_DEAD_AT}
+        }
+        if CONTENT_TYPE in original:
+            headers[CONTENT_TYPE] = original[CONTENT_TYPE]
+        message_id = str(original.get(HEADER_MESSAGE_ID, ""))
+        headers[HEADER_MESSAGE_ID] = message_id
+        headers[MESSAGE_ID] = f"replay:{dead_letter_stream_name(topology)}:{ref}"
+        await self._publish(
+            stream_name(topology), replay_subject(topology, consumer), raw.data or b"", headers
+        )
+        await self._remove(topology, ref)  # False: taken meanwhile, replayed all the same
+        return message_id
 
     async def purge_dead_letters(self, topology: Topology) -> int:
         """Remove every dead letter stored so far; how many were removed."""

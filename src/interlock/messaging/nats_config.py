@@ -4,8 +4,11 @@ The mapping from a :class:`~interlock.messaging.model.Topology` (one
 integration) to JetStream:
 
 * **main stream** ``<DESTINATION>`` (the destination upper-cased, ``.`` made
-  ``_``: stream names may not hold dots) holding exactly the subject
-  ``<destination>``; producers publish there. File storage, one replica.
+  ``_``: stream names may not hold dots) holding the subject
+  ``<destination>``, where producers publish, and ``<destination>.replay.*``,
+  where a dead letter is replayed to the one consumer that refused it
+  (``<destination>.replay.<consumer>``: the other consumers acknowledge it
+  unseen). File storage, one replica.
   Retention **interest**: a message leaves as soon as every consumer of the
   integration acknowledged it, so sealed messages do not linger after use;
   ``max_age`` = the integration's ``ttl`` (a message no consumer took in time
@@ -66,6 +69,7 @@ __all__ = [
     "NatsSettings",
     "consumer_differences",
     "dead_letter_stream_name",
+    "replay_subject",
     "stream_differences",
     "stream_name",
     "wanted_consumer",
@@ -89,12 +93,14 @@ class NatsSettings:
     consumer replica before JetStream gives it to another (a running handler
     extends it with progress acks, so this bounds only a dead replica's hold).
     ``max_deliver``: deliveries before the adapter dead-letters the message
-    (reason ``delivery_limit``) instead of retrying. ``duplicate_window``:
+    (reason ``delivery_limit``) instead of retrying; a ``RETRY`` decision
+    counts as a delivery too, so keep ``max_deliver`` times the retry delay
+    above the replay store's lease. ``duplicate_window``:
     the ``Nats-Msg-Id`` window of the main stream (capped at the ttl).
     """
 
     ack_wait: timedelta = timedelta(seconds=30)
-    max_deliver: int = 10
+    max_deliver: int = 20
     max_ack_pending: int = 1000
     duplicate_window: timedelta = timedelta(minutes=2)
     dead_letter_duplicate_window: timedelta = timedelta(minutes=2)
@@ -103,6 +109,11 @@ class NatsSettings:
 def stream_name(topology: Topology) -> str:
     """The main stream's name: the destination upper-cased, dots as underscores."""
     return topology.destination.upper().replace(".", "_")
+
+
+def replay_subject(topology: Topology, consumer: str) -> str:
+    """Where a dead letter is replayed to ``consumer`` alone."""
+    return f"{topology.destination}.replay.{consumer}"
 
 
 def dead_letter_stream_name(topology: Topology) -> str:
@@ -114,7 +125,7 @@ def wanted_stream(topology: Topology, settings: NatsSettings) -> StreamConfig:
     """The main stream's configuration."""
     return StreamConfig(
         name=stream_name(topology),
-        subjects=[topology.destination],
+        subjects=[topology.destination, replay_subject(topology, "*")],
         retention=RetentionPolicy.INTEREST,
         storage=StorageType.FILE,
         num_replicas=1,

@@ -8,9 +8,10 @@ keeps JetStream from giving the message to another replica; a replica that
 dies stops sending them, so after ``ack_wait`` its unacknowledged messages
 go to another replica of the same consumer.
 
-A handler that raises, or asks to retry, gets the message again (``nak``
-with a delay); at the consumer's ``max_deliver``-th delivery there will be
-no next one, so the adapter dead-letters it instead (reason
+A handler that asks to retry gets the message again after its
+``retry_after``; one that raises, after ``error_delay`` doubled at each
+delivery (at most a minute). At the consumer's ``max_deliver``-th delivery
+there will be no next one, so the adapter dead-letters it instead (reason
 ``delivery_limit``): nothing is dropped silently.
 """
 
@@ -32,18 +33,24 @@ from interlock.messaging.model import Decision, Delivery, Handler, Settle
 __all__ = [
     "CONTENT_TYPE",
     "DELIVERY_LIMIT",
+    "HEADER_MESSAGE_ID",
     "MESSAGE_ID",
     "DeadLetterer",
     "NatsConsumption",
     "application_headers",
+    "message_id_of",
 ]
 
 #: The NATS header of the JetStream de-duplication id (the message id).
 MESSAGE_ID: Final = "Nats-Msg-Id"
 #: Where the message's media type travels (NATS messages have no such property).
 CONTENT_TYPE: Final = "Content-Type"
+#: The original message id, where the NATS id is another (dead letters, replays).
+HEADER_MESSAGE_ID: Final = "interlock-message-id"
 #: The dead-letter reason when JetStream would not deliver a message again.
 DELIVERY_LIMIT: Final = "delivery_limit"
+
+_MAX_ERROR_DELAY: Final = timedelta(minutes=1)
 
 #: Dead-letters ``msg`` with a reason; raises when the dead-letter stream did not confirm.
 DeadLetterer = Callable[[Msg, str], Awaitable[None]]
@@ -52,12 +59,18 @@ _log = get_logger("interlock.messaging")
 
 
 def application_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """The headers a producer set: without NATS's own (``Nats-*``) and the content type."""
+    """The headers a producer set: without NATS's own (``Nats-*``), the content type and id."""
     return {
         name: value
         for name, value in (headers or {}).items()
-        if not name.lower().startswith("nats-") and name != CONTENT_TYPE
+        if not name.lower().startswith("nats-") and name not in {CONTENT_TYPE, HEADER_MESSAGE_ID}
     }
+
+
+def message_id_of(headers: Mapping[str, str] | None) -> str | None:
+    """The message's own id: the original one on a replay, else the de-duplication id."""
+    headers = headers or {}
+    return headers.get(HEADER_MESSAGE_ID) or headers.get(MESSAGE_ID)
 
 
 def _delivery(msg: Msg) -> Delivery:
@@ -66,7 +79,7 @@ def _delivery(msg: Msg) -> Delivery:
     return Delivery(
         body=msg.data,
         content_type=headers.get(CONTENT_TYPE),
-        message_id=headers.get(MESSAGE_ID),
+        message_id=message_id_of(headers),
         headers=application_headers(headers),
         redelivered=count > 1,
         delivery_count=count,
@@ -74,7 +87,11 @@ def _delivery(msg: Msg) -> Delivery:
 
 
 class NatsConsumption:
-    """Fetches batches of up to ``prefetch`` messages and handles each batch concurrently."""
+    """Fetches batches of up to ``prefetch`` messages and handles each batch concurrently.
+
+    A message whose subject ``unseen`` accepts (another consumer's replay) is
+    acknowledged without reaching the handler.
+    """
 
     def __init__(
         self,
@@ -83,6 +100,7 @@ class NatsConsumption:
         dead_letter: DeadLetterer,
         *,
         prefetch: int,
+        unseen: Callable[[str], bool],
         ack_wait: timedelta,
         max_deliver: int,
         error_delay: timedelta,
@@ -94,6 +112,7 @@ class NatsConsumption:
         self._handler = handler
         self._dead_letter = dead_letter
         self._prefetch = prefetch
+        self._unseen = unseen
         self._progress_every = max(ack_wait.total_seconds() / 3, 0.05)
         self._max_deliver = max_deliver
         self._error_delay = error_delay
@@ -154,6 +173,10 @@ class NatsConsumption:
             return []
 
     async def _handle(self, msg: Msg) -> None:
+        if self._unseen(msg.subject):
+            # Another consumer's replay: not ours to see; ours to acknowledge.
+            await msg.ack()
+            return
         delivery = _delivery(msg)
         progress = asyncio.create_task(self._keep_in_progress(msg))
         try:
@@ -190,9 +213,12 @@ class NatsConsumption:
         elif last:
             # JetStream will not deliver it again: keep it, sealed, in the dead letters.
             await self._dead(msg, DELIVERY_LIMIT)
+        elif decision is not None:
+            await msg.nak(delay=decision.retry_after.total_seconds())
         else:
-            delay = decision.retry_after if decision is not None else self._error_delay
-            await msg.nak(delay=delay.total_seconds())
+            # A failing handler backs off: error_delay, doubling, at most a minute.
+            doubled = self._error_delay * 2 ** min(delivery.delivery_count - 1, 16)
+            await msg.nak(delay=min(doubled, _MAX_ERROR_DELAY).total_seconds())
 
     async def _dead(self, msg: Msg, reason: str) -> None:
         try:

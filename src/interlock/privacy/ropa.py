@@ -23,6 +23,7 @@ from interlock.config.units import format_duration
 from interlock.gdpr.adequacy import adequacy_decision
 from interlock.gdpr.taxonomy import special_kind
 from interlock.privacy.ropa_measures import Measure, measures
+from interlock.privacy.ropa_messaging import broker_location, messaging_measures
 
 if TYPE_CHECKING:
     from interlock.config.manifest import Integration, Manifest, Party
@@ -78,10 +79,10 @@ class Category:
 
 @dataclass(frozen=True)
 class Recipient:
-    """Who receives the data: a target system (with owner and location) or a declared category."""
+    """Who receives the data: a target system or a broker (owner, location), or a declared one."""
 
     name: str
-    kind: Literal["system", "declared"]
+    kind: Literal["system", "broker", "declared"]
     configured_at: str
     location: str | None = None
     owner: str | None = None
@@ -195,7 +196,9 @@ def _record(manifest: Manifest, name: str, flow: Integration, kek_backend: str) 
         transfers=_transfers(name, flow),
         transfer_statement=_transfer_statement(manifest, flow),
         retention=format_duration(flow.retention),
-        measures=measures(manifest, name, flow, kek_backend),
+        measures=measures(
+            manifest, name, flow, kek_backend, messaging_measures(manifest, name, flow)
+        ),
     )
 
 
@@ -225,11 +228,16 @@ def _recipients(manifest: Manifest, name: str, flow: Integration) -> tuple[Recip
         location=target.location if target is not None else None,
         owner=target.owner if target is not None else None,
     )
-    declared = (
+    declared = tuple(
         Recipient(text, "declared", f"integrations.{name}.recipients[{i}]")
         for i, text in enumerate(flow.recipients)
     )
-    return (system, *declared)
+    if flow.messaging is None:
+        return (system, *declared)
+    # Messages rest on the broker until consumed (dead letters until their retention ends).
+    broker, location, owner = broker_location(manifest, flow)
+    held = Recipient(broker, "broker", f"integrations.{name}.messaging.broker", location, owner)
+    return (system, held, *declared)
 
 
 def _transfers(name: str, flow: Integration) -> tuple[Transfer, ...]:

@@ -9,7 +9,7 @@ come last, marked as declared: the gateway does not enforce those itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -30,6 +30,8 @@ MeasureKind = Literal[
     "replay_protection",
     "audit",
     "encryption_at_rest",
+    "payload_encryption",
+    "dead_letters",
     "declared",
 ]
 
@@ -44,13 +46,22 @@ class Measure:
 
 
 def measures(
-    manifest: Manifest, name: str, flow: Integration, kek_backend: str
+    manifest: Manifest,
+    name: str,
+    flow: Integration,
+    kek_backend: str,
+    type_measures: Iterable[Measure] = (),
 ) -> tuple[Measure, ...]:
-    """Every measure configured for integration ``name``, then its declared ones."""
+    """Every measure configured for integration ``name``, then its declared ones.
+
+    ``type_measures`` are those of the integration's type beyond routes (its
+    messages: :mod:`interlock.privacy.ropa_messaging`).
+    """
     return (
         *_tls(manifest, flow),
         *_authentication(manifest, name, flow),
         *(m for i, route in enumerate(flow.routes) for m in _route(name, i, route)),
+        *type_measures,
         _audit(name, flow),
         Measure(
             "encryption_at_rest",

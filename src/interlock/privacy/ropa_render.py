@@ -77,7 +77,8 @@ def _categories(record: Record) -> str:
 
 def _recipients(record: Record) -> str:
     return "; ".join(
-        r.name
+        ("message broker " if r.kind == "broker" else "")
+        + r.name
         + (f", owner {r.owner}" if r.owner else "")
         + (f", located in {r.location}" if r.location else "")
         for r in record.recipients

@@ -1,0 +1,321 @@
+"""Open a sealed message: size, format, decryption, signature, facts; deny by default.
+
+The checks, in order: the size cap; the serialisation (JWE compact, JWE
+general JSON, or a JWS with encrypted fields); header parameters against an
+allow-list, with ``crit``, ``zip``, ``jku``, ``jwk``, ``x5u``, ``x5c`` and
+``b64`` refused outright (keys come only from the caller, RFC 8725 §3.10);
+the algorithms (``ECDH-ES+A256KW`` or ``RSA-OAEP-256`` with ``A256GCM``;
+``ES256`` or ``Ed25519``: no ``none``, no HMAC); decryption with a key of
+this consumer, by ``kid``; the signature with a published key of the
+producer, by ``kid``; the JWE's facts equal to the signed ones; producer,
+integration, expiry and issue time. Each failure is an
+:class:`~interlock.messaging.model.EnvelopeRefused` with its reason; the
+detail is for the log and never holds key material or payload.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, NoReturn, cast
+
+from joserfc import jwe
+from joserfc.errors import JoseError
+from joserfc.util import urlsafe_b64decode
+
+from interlock.crypto.jose import json_object, verify_signature
+from interlock.errors import InvalidTokenError
+from interlock.messaging.model import (
+    CONTENT_TYPE_COMPACT,
+    CONTENT_TYPE_JSON,
+    EnvelopeRefused,
+    MessageFacts,
+    Opened,
+    RefusalReason,
+)
+from interlock.messaging.wire_format import (
+    CONTENT_ENCRYPTION,
+    FACT_NAMES,
+    FIELD_CTY,
+    FIELDS_HEADER,
+    KEY_ALGORITHMS,
+    MAX_HEADER,
+    MAX_RECIPIENTS,
+    NESTED_CTY,
+    SIGNING_ALGORITHMS,
+    jwe_registry,
+    map_fields,
+)
+
+__all__ = ["open_envelope"]
+
+# Header parameters refused wherever they appear, each for a reason.
+_REFUSED_HEADERS: Final = {
+    "crit": "critical extensions are not understood (RFC 7515 §4.1.11)",
+    "zip": "compression before encryption leaks the plaintext's content (CRIME)",
+    "jku": "keys come from the integration, never from the message (RFC 8725 §3.10)",
+    "jwk": "keys come from the integration, never from the message",
+    "x5u": "keys come from the integration, never from the message",
+    "x5c": "keys come from the integration, never from the message",
+    "b64": "unencoded payloads (RFC 7797) are not accepted",
+}
+_JWS_HEADERS: Final = frozenset({"alg", "kid", "typ", "cty", FIELDS_HEADER, *FACT_NAMES})
+_JWE_HEADERS: Final = frozenset(
+    {"alg", "enc", "kid", "typ", "cty", "epk", "apu", "apv", *FACT_NAMES}
+)
+
+
+# Not named _refuse: tests/gateway/test_problems.py reads the first argument of every
+# _refuse(...) call in the source as an HTTP refusal code.
+def _reject(reason: RefusalReason, detail: str) -> NoReturn:
+    raise EnvelopeRefused(reason, detail)
+
+
+def open_envelope(
+    body: bytes,
+    content_type: str | None,
+    *,
+    integration: str,
+    producer: str,
+    verification_keys: Mapping[str, Any],
+    decryption_keys: Mapping[str, Any],
+    now: datetime,
+    leeway: timedelta,
+    max_bytes: int,
+) -> Opened:
+    """Verify and decrypt a sealed message; :class:`EnvelopeRefused` with the reason if not.
+
+    ``verification_keys``: the producer's published public keys by ``kid``;
+    ``decryption_keys``: this consumer's private keys by ``kid``. The signed
+    facts must name ``producer`` and ``integration``, and ``now`` must lie
+    between issue and expiry (``leeway`` either side).
+    """
+    if len(body) > max_bytes:
+        _reject("too_large", f"{len(body)} bytes, over {max_bytes}")
+    try:
+        text = body.decode("ascii")
+    except UnicodeDecodeError:
+        _reject("malformed", "not ASCII")
+    registry = jwe_registry(max_bytes)
+    jwe_header, signed = _unwrap(text, content_type, decryption_keys, registry)
+    header, data = _verify(signed, verification_keys)
+    facts = _facts(header)
+    if jwe_header is not None and _facts(jwe_header) != facts:
+        _reject("bad_signature", "the encrypted facts differ from the signed ones")
+    _check_facts(facts, integration=integration, producer=producer, now=now, leeway=leeway)
+    try:
+        payload = json.loads(data)
+    except (ValueError, RecursionError):
+        _reject("malformed", "the payload is not JSON")
+    paths = header.get(FIELDS_HEADER)
+    if paths is not None:
+        payload = _open_fields(payload, paths, facts, decryption_keys, registry)
+    return Opened(facts=facts, payload=payload, signer_kid=header["kid"])
+
+
+def _unwrap(
+    text: str, content_type: str | None, keys: Mapping[str, Any], registry: jwe.JWERegistry
+) -> tuple[dict[str, Any] | None, str]:
+    """The JWE's protected header (None for a bare JWS) and the compact JWS inside."""
+    compact = content_type in (CONTENT_TYPE_COMPACT, None)
+    if content_type == CONTENT_TYPE_JSON or (content_type is None and text.startswith("{")):
+        jwe_header, plaintext = _decrypt_json(text, keys, registry)
+    elif compact and text.count(".") == 4:
+        jwe_header, plaintext = _decrypt_compact(text, keys, registry)
+    elif compact and text.count(".") == 2:
+        return None, text  # signed, with encrypted fields
+    else:
+        _reject("malformed", "neither a JWE nor a JWS of a known media type")
+    if str(jwe_header.get("cty", "")).upper() != NESTED_CTY:
+        _reject("malformed", "the JWE does not hold a JWS (cty is not JOSE)")
+    return jwe_header, _ascii(plaintext)
+
+
+def _check_facts(
+    facts: MessageFacts, *, integration: str, producer: str, now: datetime, leeway: timedelta
+) -> None:
+    if facts.producer != producer:
+        _reject("wrong_signer", f"issued by {facts.producer!r}, not the producer")
+    if facts.integration != integration:
+        _reject("wrong_integration", f"sealed for {facts.integration!r}")
+    # RFC 7519 §4.1.4, §4.1.6, with the leeway as for tokens (interlock.oauth.tokens).
+    if facts.expires_at <= now - leeway:
+        _reject("expired", f"expired at {facts.expires_at.isoformat()}")
+    if facts.issued_at > now + leeway:
+        _reject("not_yet_valid", f"issued at {facts.issued_at.isoformat()}")
+
+
+def _b64(segment: str) -> bytes:
+    try:
+        return urlsafe_b64decode(segment.encode("ascii"))
+    except (binascii.Error, ValueError):
+        _reject("malformed", "malformed base64url")
+
+
+def _header(segment: str, allowed: frozenset[str]) -> dict[str, Any]:
+    if len(segment) > MAX_HEADER:
+        _reject("malformed", "protected header too large")
+    try:
+        header = json_object(_b64(segment), "protected header")
+    except InvalidTokenError as exc:
+        _reject("malformed", exc.reason)
+    _check_names(header, allowed)
+    return header
+
+
+def _check_names(header: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    for name, why in _REFUSED_HEADERS.items():
+        if name in header:
+            _reject("malformed", f"header {name!r} refused: {why}")
+    unknown = sorted(set(header) - allowed)
+    if unknown:
+        _reject("malformed", f"header parameters not accepted: {unknown}")
+
+
+def _verify(signed: str, keys: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
+    parts = signed.split(".")
+    if len(parts) != 3:
+        _reject("malformed", "not a compact JWS")
+    header = _header(parts[0], _JWS_HEADERS)
+    alg = header.get("alg")
+    if alg not in SIGNING_ALGORITHMS:
+        _reject("malformed", f"signature algorithm {alg!r} is not allowed")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or kid not in keys:
+        _reject("wrong_signer", "signed by a key the producer has not published")
+    data, signature = _b64(parts[1]), _b64(parts[2])
+    if not verify_signature(alg, keys[kid], f"{parts[0]}.{parts[1]}".encode("ascii"), signature):
+        _reject("bad_signature", "the signature does not verify")
+    return header, data
+
+
+def _facts(header: Mapping[str, Any]) -> MessageFacts:
+    jti, iss, aud = header.get("jti"), header.get("iss"), header.get("aud")
+    iat, exp = header.get("iat"), header.get("exp")
+    if not (isinstance(jti, str) and isinstance(iss, str) and isinstance(aud, str)):
+        _reject("malformed", "jti, iss and aud must be strings")
+    if not (jti and iss and aud):
+        _reject("malformed", "jti, iss and aud must not be empty")
+    if not (isinstance(iat, int) and isinstance(exp, int)) or bool in (type(iat), type(exp)):
+        _reject("malformed", "iat and exp must be integer NumericDates")
+    try:
+        issued = datetime.fromtimestamp(iat, UTC)
+        expires = datetime.fromtimestamp(exp, UTC)
+    except (OverflowError, ValueError, OSError):
+        _reject("malformed", "iat or exp out of range")
+    if expires < issued:
+        _reject("malformed", "expires before it was issued")
+    return MessageFacts(
+        message_id=jti, integration=aud, producer=iss, issued_at=issued, expires_at=expires
+    )
+
+
+def _decrypt_compact(
+    text: str, keys: Mapping[str, Any], registry: jwe.JWERegistry
+) -> tuple[dict[str, Any], bytes]:
+    header = _header(text.split(".", 1)[0], _JWE_HEADERS)
+    _check_encryption(header)
+    kid = header.get("kid")
+    key = keys.get(kid) if isinstance(kid, str) else None
+    if key is None:
+        _reject("undecryptable", "encrypted to no key of this consumer")
+    try:
+        plaintext = jwe.decrypt_compact(text, key, registry=registry).plaintext
+    except (JoseError, ValueError, TypeError, KeyError, binascii.Error):
+        _reject("undecryptable", "the JWE does not decrypt")
+    return header, plaintext or b""
+
+
+def _decrypt_json(
+    text: str, keys: Mapping[str, Any], registry: jwe.JWERegistry
+) -> tuple[dict[str, Any], bytes]:
+    document = _general(text)
+    header = _header(document["protected"], _JWE_HEADERS)
+    for recipient in document["recipients"]:
+        _check_names({**header, **recipient.get("header", {})}, _JWE_HEADERS)
+        kid = recipient.get("header", {}).get("kid")
+        if isinstance(kid, str) and kid in keys:
+            merged = {**header, **recipient["header"]}
+            _check_encryption(merged)
+            # RFC 7516 §7.2.2: one recipient of the general form, decrypted as flattened.
+            flattened = {name: document[name] for name in ("protected", "iv", "ciphertext", "tag")}
+            flattened.update(recipient)
+            try:
+                decrypted = jwe.decrypt_json(
+                    cast(jwe.FlattenedJSONSerialization, flattened), keys[kid], registry=registry
+                )
+            except (JoseError, ValueError, TypeError, KeyError, binascii.Error):
+                _reject("undecryptable", "the JWE does not decrypt")
+            return header, decrypted.plaintext or b""
+    _reject("undecryptable", "encrypted to no key of this consumer")
+
+
+def _general(text: str) -> dict[str, Any]:
+    try:
+        document = json_object(text.encode("ascii"), "JWE JSON serialisation")
+    except InvalidTokenError as exc:
+        _reject("malformed", exc.reason)
+    extra = set(document) - {"protected", "recipients", "iv", "ciphertext", "tag"}
+    if extra:
+        # "unprotected" and "aad" are not part of the format: every fact is protected.
+        _reject("malformed", f"members not accepted: {sorted(extra)}")
+    recipients = document.get("recipients")
+    if not isinstance(recipients, list) or not 1 <= len(recipients) <= MAX_RECIPIENTS:
+        _reject("malformed", "recipients must be a list of 1 to 32 entries")
+    for name in ("protected", "iv", "ciphertext", "tag"):
+        if not isinstance(document.get(name), str):
+            _reject("malformed", f"{name} missing or not a string")
+    for recipient in recipients:
+        if (
+            not isinstance(recipient, dict)
+            or set(recipient) - {"header", "encrypted_key"}
+            or not isinstance(recipient.get("header", {}), dict)
+            or not isinstance(recipient.get("encrypted_key"), str)
+        ):
+            _reject("malformed", "a recipient is not {header, encrypted_key}")
+    return document
+
+
+def _check_encryption(header: Mapping[str, Any]) -> None:
+    if header.get("alg") not in KEY_ALGORITHMS:
+        _reject("malformed", f"key algorithm {header.get('alg')!r} is not allowed")
+    if header.get("enc") != CONTENT_ENCRYPTION:
+        _reject("malformed", f"content encryption {header.get('enc')!r} is not allowed")
+
+
+def _ascii(plaintext: bytes) -> str:
+    try:
+        return plaintext.decode("ascii")
+    except UnicodeDecodeError:
+        _reject("malformed", "the JWE's content is not a compact JWS")
+
+
+def _open_fields(
+    payload: Any,
+    paths: Any,
+    facts: MessageFacts,
+    keys: Mapping[str, Any],
+    registry: jwe.JWERegistry,
+) -> Any:
+    if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
+        _reject("malformed", f"{FIELDS_HEADER} must list field paths")
+
+    def decrypt(value: Any) -> Any:
+        if isinstance(value, str) and value.count(".") == 4:
+            header, plaintext = _decrypt_compact(value, keys, registry)
+        elif isinstance(value, dict):
+            header, plaintext = _decrypt_json(json.dumps(value), keys, registry)
+        else:
+            _reject("malformed", "an encrypted field is not a JWE")
+        if header.get("cty") != FIELD_CTY:
+            _reject("malformed", "an encrypted field's cty is not json")
+        if _facts(header) != facts:
+            _reject("bad_signature", "an encrypted field belongs to another message")
+        try:
+            return json.loads(plaintext)
+        except (ValueError, RecursionError):
+            _reject("malformed", "an encrypted field is not JSON")
+
+    return map_fields(payload, paths, decrypt)

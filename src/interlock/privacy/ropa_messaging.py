@@ -1,0 +1,89 @@
+"""Art. 30 facts of a messaging integration: its broker, and the measures on its messages.
+
+The broker is where messages rest until consumed (and dead letters until
+their retention ends), so the register lists it with its location beside the
+target system. The measures come from the ``messaging:`` section the
+producer and consumer libraries enforce (:mod:`interlock.messaging`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from interlock.config.units import format_duration
+from interlock.privacy.ropa_measures import Measure
+
+if TYPE_CHECKING:
+    from interlock.config.manifest import Integration, Manifest
+
+__all__ = ["broker_location", "messaging_measures"]
+
+
+def broker_location(manifest: Manifest, flow: Integration) -> tuple[str, str | None, str | None]:
+    """The broker's name, location and owner (None when it is not declared)."""
+    spec = flow.messaging
+    if spec is None:
+        raise ValueError("not a messaging integration")
+    broker = manifest.brokers.get(spec.broker)
+    return (
+        spec.broker,
+        broker.location if broker is not None else None,
+        broker.owner if broker is not None else None,
+    )
+
+
+def messaging_measures(manifest: Manifest, name: str, flow: Integration) -> Iterator[Measure]:
+    """The measures of integration ``name``'s messages (nothing for other types)."""
+    spec = flow.messaging
+    if spec is None:
+        return
+    at = f"integrations.{name}.messaging"
+    broker = manifest.brokers.get(spec.broker)
+    floor = (
+        broker.tls.min_version if broker is not None and broker.tls else manifest.tls.min_version
+    )
+    mutual = " with a client certificate" if broker is not None and broker.client_cert else ""
+    yield Measure(
+        "tls",
+        f"TLS {floor} or later to broker {spec.broker}, certificate verified{mutual}",
+        f"brokers.{spec.broker}",
+    )
+    readers = ", ".join(spec.consumers)
+    if spec.encrypt == "payload":
+        protected = f"every message signed by {flow.client} ({spec.signing_algorithm}) and "
+        protected += f"encrypted to {readers} ({spec.key_algorithm}, A256GCM)"
+    else:
+        fields = ", ".join(spec.encrypted_fields)
+        protected = f"every message signed by {flow.client} ({spec.signing_algorithm}); the "
+        protected += f"personal-data fields {fields} encrypted to {readers} ({spec.key_algorithm})"
+    yield Measure(
+        "payload_encryption",
+        f"{protected}; keys rotated every {format_duration(spec.key_rotation)}",
+        f"{at}.encrypt",
+    )
+    yield Measure(
+        "authorisation",
+        f"only {readers} hold keys that open the messages; only {flow.client} signs them",
+        f"{at}.consumers",
+    )
+    if spec.schema_ is not None:
+        yield Measure("validation", "each message checked against a JSON Schema", f"{at}.schema")
+    if spec.fields is not None:
+        yield Measure(
+            "minimisation",
+            f"consumers receive only {', '.join(spec.fields)}; other fields removed",
+            f"{at}.fields",
+        )
+    yield Measure(
+        "replay_protection",
+        f"messages expire after {format_duration(spec.ttl)}; duplicates refused by message id",
+        f"{at}.ttl",
+    )
+    yield Measure(
+        "dead_letters",
+        "refused messages kept sealed in a dead-letter queue for "
+        f"{format_duration(spec.dead_letter.retention)}, handled only by role "
+        f"{spec.dead_letter.role}, every action audited",
+        f"{at}.dead_letter",
+    )
