@@ -167,13 +167,15 @@ class Rig:
             now=self.clock,
         )
 
-    def consumer(self, name: str = CRM, **options: Any) -> Consumer:
+    def consumer(
+        self, name: str = CRM, *, broker: MemoryBroker | None = None, **options: Any
+    ) -> Consumer:
         return Consumer(
             self.manifest,
             INTEGRATION,
             name,
             keys=self.keys,
-            broker=MemoryBroker(self.server),
+            broker=broker or MemoryBroker(self.server),
             dedup=self.dedup,
             audit=self.audit,
             now=self.clock,

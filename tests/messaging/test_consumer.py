@@ -304,3 +304,42 @@ def test_a_consumer_not_of_the_integration_is_refused(rig: Rig) -> None:
     """Only the integration's consumers may consume (each holds its own keys)."""
     with pytest.raises(Exception, match="not a consumer"):
         rig.consumer(PRODUCER)
+
+
+def test_a_replica_whose_connection_drops_mid_batch_loses_nothing_and_repeats_nothing(
+    rig: Rig,
+) -> None:
+    """Replica A hangs in some handlers and its connection drops; B takes over after the lease.
+
+    (The same scenario as the end-to-end test, on the in-process broker and a
+    hand-moved clock: the lease runs out when the test says so.)
+    """
+    ids = [f"m-{n}" for n in range(6)]
+    hanging: list[str] = []
+
+    async def replica_a(message: Message) -> None:
+        if message.facts.message_id in ids[:2]:
+            await rig.handler(message)
+            return
+        hanging.append(message.facts.message_id)
+        await asyncio.Event().wait()
+
+    async def run() -> None:
+        first, second = MemoryBroker(rig.server), MemoryBroker(rig.server)
+        await rig.consumer(broker=first).start(replica_a)
+        producer = rig.producer()
+        for message_id in ids:
+            await producer.publish(PAYLOAD, message_id=message_id)
+        await eventually(lambda: len(hanging) == 4 and len(rig.handled) == 2)
+        await first.close()
+        running = await rig.consumer(broker=second).start(rig.handler)
+        await asyncio.sleep(0.3)
+        assert len(rig.handled) == 2  # A's claims still hold: B retries
+        rig.clock.advance(31)  # A's lease runs out
+        await eventually(lambda: len(rig.handled) == 6, within=10)
+        await running.stop()
+
+    asyncio.run(run())
+    assert rig.calls == Counter(dict.fromkeys(ids, 1))
+    assert rig.server.dead(rig.topology) == []
+    assert rig.server.waiting(rig.topology, CRM) == 0
