@@ -21,8 +21,10 @@ their tests exercise the same paths a real broker would:
 * consumers of one name compete for its queue: two :class:`MemoryBroker`
   connections to one :class:`MemoryServer` are two replicas.
 
-Not modelled: broker-side expiry (the consumer's own expiry check is what the
-tests exercise) and the dead-letter queue's retention.
+A server belongs to one event loop (its queues wait on asyncio conditions):
+make one per ``asyncio.run``. Not modelled: broker-side expiry (the
+consumer's own expiry check is what the tests exercise) and the dead-letter
+queue's retention.
 """
 
 from __future__ import annotations
