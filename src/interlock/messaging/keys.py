@@ -151,7 +151,9 @@ class MessagingKeys:
                 only_after = newest.kid
             else:
                 continue
-            kid = self._issue(integration, party, use, alg, ttl=kept_for(spec), only_after=only_after)
+            kid = self._issue(
+                integration, party, use, alg, ttl=kept_for(spec), only_after=only_after
+            )
             if kid is not None:
                 created.append(kid)
         self._retire_orphans(manifest, rows, wanted, now)
