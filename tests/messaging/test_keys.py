@@ -57,7 +57,7 @@ integrations:
       key_algorithm: ECDH-ES+A256KW
       key_rotation: P30D
       ttl: PT1H
-      dead_letter: {role: dlq-handler, retention: P7D}
+      dead_letter: {role: dlq-handler, retention: DLQ}
 """
 INTEGRATION = "order-events"
 PRODUCER = "erp-publisher"
@@ -66,11 +66,22 @@ LEEWAY = timedelta(minutes=2)
 
 
 def manifest(
-    tmp_path: Path, consumers: str = "crm-consumer, billing", signing: str = "ES256"
+    tmp_path: Path,
+    consumers: str = "crm-consumer, billing",
+    signing: str = "ES256",
+    dead_letters: str = "PT1H",
 ) -> Manifest:
-    """The manifest with the consumers and signing algorithm given."""
-    path = tmp_path / f"interlock-{signing}-{len(consumers)}.yaml"
-    path.write_text(MANIFEST.replace("CONSUMERS", consumers).replace("SIGNING", signing))
+    """The manifest with the consumers, signing algorithm and dead-letter retention given.
+
+    The dead letters are kept as long as messages live (1 h) unless a test says
+    otherwise: replaced keys are kept for the longer of the two.
+    """
+    path = tmp_path / f"interlock-{signing}-{len(consumers)}-{dead_letters}.yaml"
+    path.write_text(
+        MANIFEST.replace("CONSUMERS", consumers)
+        .replace("SIGNING", signing)
+        .replace("DLQ", dead_letters)
+    )
     return load_manifest(path)
 
 
@@ -307,6 +318,7 @@ def test_keys_of_an_integration_gone_from_the_manifest_retire_after_the_longest_
     renamed.write_text(
         MANIFEST.replace("CONSUMERS", "crm-consumer")
         .replace("SIGNING", "ES256")
+        .replace("DLQ", "PT1H")
         .replace("order-events:", "order-events-v2:")
     )
     keys.ensure(load_manifest(renamed))
@@ -331,3 +343,24 @@ def test_a_partner_verifies_with_the_published_jwks_alone(
         signed, published, registry=jws.JWSRegistry(strict_check_header=False)
     )
     assert json.loads(verified.payload)["id"] == "o-1"
+
+
+def test_replaced_keys_open_dead_letters_until_their_retention(
+    keys: MessagingKeys, tmp_path: Path, clock: ManualClock
+) -> None:
+    """A dead letter kept 7 days still opens after a rotation, for an operator to show it,
+    until its retention (plus leeway) has passed; then its keys are gone."""
+    spec = manifest(tmp_path, dead_letters="P7D")
+    keys.ensure(spec)
+    sent_at = clock.now
+    letter = sealed(keys, clock, ["crm-consumer"])
+    messaging = spec.integrations[INTEGRATION].messaging
+    assert messaging is not None
+    keys.rotate(INTEGRATION, messaging, PRODUCER)
+    clock.now += PUBLISH_AHEAD + timedelta(days=7)
+    keys.ensure(spec)
+    assert opened(keys, letter, "crm-consumer", sent_at).payload["id"] == "o-1"
+    clock.now += LEEWAY
+    keys.ensure(spec)
+    with pytest.raises(EnvelopeRefused):
+        opened(keys, letter, "crm-consumer", sent_at)

@@ -485,6 +485,48 @@ def test_dead_letters_list_take_and_purge(rabbitmq_tls: TlsBroker) -> None:
     run(rabbitmq_tls, body)
 
 
+def test_replay_goes_to_the_refusing_consumer_alone(rabbitmq_tls: TlsBroker) -> None:
+    """A replayed dead letter reaches the consumer that refused it, unchanged, and leaves the
+    dead-letter queue; the consumer that processed it never sees it again."""
+    topo = topology(("crm", "billing"))
+    sent = outgoing(topo)
+
+    async def refuse(_: Delivery) -> Decision:
+        return Decision(Settle.DEAD, reason="schema")
+
+    async def body(adapter: RabbitMqBroker) -> None:
+        await adapter.apply(topo)
+        await adapter.publish(topo, sent)
+        crm, billing = Inbox(refuse), Inbox()
+        stopping = [
+            await adapter.consume(topo, "crm", crm, prefetch=1),
+            await adapter.consume(topo, "billing", billing, prefetch=1),
+        ]
+        await crm.wait_for(1)
+        await billing.wait_for(1)
+        await wait_until(lambda: _has_dead_letters(adapter, topo))
+        for consumption in stopping:
+            await consumption.stop()
+        assert await adapter.replay_dead_letter(topo, "no-such-id") is None
+        assert await adapter.replay_dead_letter(topo, str(sent.message_id)) == sent.message_id
+        assert await adapter.dead_letters(topo) == []
+        assert await depth(rabbitmq_tls, topo.queue("crm")) == 1
+        assert await depth(rabbitmq_tls, topo.queue("billing")) == 0
+        again = Inbox()
+        consumption = await adapter.consume(topo, "crm", again, prefetch=1)
+        (delivery,) = await again.wait_for(1)
+        await consumption.stop()
+        assert delivery.body == sent.body
+        assert delivery.message_id == sent.message_id
+        assert "interlock-refusal" not in delivery.headers
+
+    run(rabbitmq_tls, body)
+
+
+async def _has_dead_letters(adapter: RabbitMqBroker, topo: Topology) -> bool:
+    return bool(await adapter.dead_letters(topo))
+
+
 # --- topology ------------------------------------------------------------------------
 
 

@@ -9,9 +9,11 @@ for each consumer (``spec.key_algorithm``). The rollover rules are those of
   verification and decryption key sets) ``publish_ahead`` before it is used:
   the producer signs with it, or encrypts to it, only once it has activated;
 * the key it replaces stays usable for **opening** until every message sealed
-  with it has expired (``spec.ttl`` plus ``leeway`` after the successor
-  activates), then it is deleted (:meth:`MessagingKeys.ensure`), and messages
-  sealed with it no longer open;
+  with it has expired and every dead letter sealed with it has reached its
+  retention (:func:`kept_for` plus ``leeway`` after the successor activates:
+  an operator holding the dead-letter role can still show one), then it is
+  deleted (:meth:`MessagingKeys.ensure`), and messages sealed with it no
+  longer open;
 * keys rotate on a schedule (``spec.key_rotation``) or when the manifest
   changes the algorithm, through :meth:`MessagingKeys.ensure`, or at once
   with :meth:`MessagingKeys.rotate`.
@@ -52,7 +54,7 @@ from interlock.messaging.envelope import KEY_ALGORITHMS, SIGNING_ALGORITHMS, Rec
 from interlock.messaging.tables import MessagingKeyRow
 from interlock.store.base import as_utc, table_of
 
-__all__ = ["PARTY_MEMBER", "ROWS_TTL", "KeyInfo", "MessagingKeys"]
+__all__ = ["PARTY_MEMBER", "ROWS_TTL", "KeyInfo", "MessagingKeys", "kept_for"]
 
 _TABLE: Final = table_of(MessagingKeyRow)
 # As for the OAuth keys: a rotation elsewhere publishes the new key publish_ahead
@@ -149,7 +151,9 @@ class MessagingKeys:
                 only_after = newest.kid
             else:
                 continue
-            kid = self._issue(integration, party, use, alg, ttl=spec.ttl, only_after=only_after)
+            kid = self._issue(
+                integration, party, use, alg, ttl=kept_for(spec), only_after=only_after
+            )
             if kid is not None:
                 created.append(kid)
         self._retire_orphans(manifest, rows, wanted, now)
@@ -174,7 +178,7 @@ class MessagingKeys:
                 )
         kids = []
         for name, use, alg in parties:
-            kid = self._issue(integration, name, use, alg, ttl=spec.ttl, only_after=None)
+            kid = self._issue(integration, name, use, alg, ttl=kept_for(spec), only_after=None)
             if kid is not None:
                 kids.append(kid)
         self._forget()
@@ -249,7 +253,7 @@ class MessagingKeys:
             if row.retires_at is not None or _owner(row) in wanted:
                 continue
             flow = manifest.integrations.get(row.integration)
-            ttl = flow.messaging.ttl if flow and flow.messaging else _LONGEST_TTL
+            ttl = kept_for(flow.messaging) if flow and flow.messaging else _LONGEST_TTL
             with self._engine.begin() as connection:
                 connection.execute(
                     update(_TABLE)
@@ -369,6 +373,11 @@ class MessagingKeys:
     def _rows(self) -> list[Any]:
         with self._engine.connect() as connection:
             return list(connection.execute(select(_TABLE).order_by(_TABLE.c.activates_at)))
+
+
+def kept_for(spec: MessagingSpec) -> timedelta:
+    """How long a replaced key keeps opening: the longer of message life and dead-letter life."""
+    return max(spec.ttl, spec.dead_letter.retention)
 
 
 def _parties(spec: MessagingSpec, producer: str) -> list[tuple[str, Use, str]]:

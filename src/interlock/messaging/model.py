@@ -270,6 +270,16 @@ class BrokerAdapter(Protocol):
         """Remove one dead letter (by :attr:`DeadLetter.ref`) and return it; None if absent."""
         ...
 
+    async def replay_dead_letter(self, topology: Topology, ref: str) -> str | None:
+        """Send dead letter ``ref`` again, unchanged, to the consumer that refused it alone.
+
+        The other consumers processed the message already; a plain republish
+        would reach them too (and NATS would drop it inside its duplicate
+        window). The letter leaves the dead-letter queue only once the broker
+        confirmed the copy. Returns its message id; None if there is no such letter.
+        """
+        ...
+
     async def purge_dead_letters(self, topology: Topology) -> int:
         """Remove every dead letter; how many were removed."""
         ...

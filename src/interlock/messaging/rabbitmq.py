@@ -186,6 +186,10 @@ class RabbitMqBroker:
         """Remove the dead letter whose message id is ``ref``; None if it is not there."""
         return await self._dead.take(topology, ref)
 
+    async def replay_dead_letter(self, topology: Topology, ref: str) -> str | None:
+        """Send dead letter ``ref`` again, unchanged, to the consumer that refused it alone."""
+        return await self._dead.replay(topology, ref)
+
     async def purge_dead_letters(self, topology: Topology) -> int:
         """Empty the dead-letter queue; how many were removed."""
         return await self._dead.purge(topology)

@@ -125,6 +125,57 @@ class DeadLetterQueue:
                     return _dead_letter(topology, message)
         return None
 
+    async def replay(self, topology: Topology, ref: str) -> str | None:
+        """Publish dead letter ``ref`` unchanged to the queue of the consumer that refused it.
+
+        Through the default exchange to that consumer's queue alone (the other
+        consumers processed it already), confirmed; only then does it leave the
+        dead-letter queue, so a failure in between replays it at least once and
+        loses nothing. Returns its message id; None when there is no such letter.
+        """
+        async with self._connection.channel(publisher_confirms=False) as channel:
+            queue = await _queue(channel, topology)
+            waiting = queue.declaration_result.message_count or 0
+            for _ in range(waiting):
+                message = await queue.get(no_ack=False, fail=False)
+                if message is None:
+                    break
+                if message.message_id != ref:
+                    continue
+                letter = _dead_letter(topology, message)
+                if letter.consumer not in topology.consumers:
+                    raise PublishError(
+                        f"dead letter {ref} is not of a consumer of {topology.integration!r}"
+                    )
+                headers = {
+                    name: value
+                    for name, value in (message.headers or {}).items()
+                    if name not in {HEADER_REASON, HEADER_CONSUMER, HEADER_DEAD_AT, "x-death"}
+                }
+                again = aio_pika.Message(
+                    message.body,
+                    headers=headers,
+                    content_type=message.content_type,
+                    message_id=message.message_id,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                )
+                publishing = await self._publishing()
+                what = f"replay of {ref}"
+                try:
+                    await publishing.default_exchange.publish(
+                        again,
+                        topology.queue(letter.consumer),
+                        mandatory=True,
+                        timeout=self._timeout,
+                    )
+                except DeliveryError:
+                    raise PublishError(f"{what} was not accepted by the broker") from None
+                except TimeoutError:
+                    raise PublishError(f"{what} was not confirmed in time") from None
+                await message.ack()
+                return ref
+        return None
+
     async def purge(self, topology: Topology) -> int:
         """Remove every dead letter; how many."""
         async with self._connection.channel(publisher_confirms=False) as channel:
