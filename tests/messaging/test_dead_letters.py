@@ -14,7 +14,6 @@ from interlock.errors import AuthorisationError, NotFoundError
 from interlock.messaging.consumer import Message, MessageRejected
 from interlock.messaging.dead_letters import DeadLetterDesk, DeadLetterError
 from interlock.messaging.memory import MemoryBroker
-from interlock.messaging.model import HEADER_CONSUMER, Settle
 from tests.messaging.pipeline_support import (
     BILLING,
     CRM,
@@ -22,7 +21,6 @@ from tests.messaging.pipeline_support import (
     INTEGRATION,
     PAYLOAD,
     Rig,
-    delivery_of,
     eventually,
     rig_for,
 )
@@ -127,26 +125,32 @@ def test_show_refuses_a_dead_letter_that_does_not_open(rig: Rig) -> None:
     assert [e.outcome.result for e in rig.audit.entries] == ["failure"]
 
 
-def test_replay_republishes_the_same_sealed_bytes_to_its_consumer(rig: Rig) -> None:
-    """Unchanged bytes, addressed to the consumer that refused it; processed once it is fixed."""
+def test_replay_sends_the_same_sealed_bytes_to_the_refusing_consumer_alone(rig: Rig) -> None:
+    """Unchanged bytes, to the CRM's queue only; processed there once its handler accepts."""
     sealed = rig.server.dead(rig.topology)[0].body
+    billing_waiting = rig.server.waiting(rig.topology, BILLING)
     assert asyncio.run(desk(rig, ALICE).replay("1")) == "m-1"
     assert rig.server.dead(rig.topology) == []
-    replayed = rig.server.published[-1]
-    assert replayed.body == sealed
-    assert replayed.headers[HEADER_CONSUMER] == CRM
+    assert [item.body for item in rig.server.queue(rig.topology, CRM).ready] == [sealed]
+    assert rig.server.waiting(rig.topology, BILLING) == billing_waiting  # not sent there
     (entry,) = rig.audit.entries
-    assert entry.action == "messaging.dead_letter.replay"
+    assert (entry.action, entry.outcome.result) == ("messaging.dead_letter.replay", "success")
 
-    async def consume() -> tuple[Settle, Settle]:
-        crm = await rig.consumer(CRM).decide(delivery_of(replayed), rig.handler)
-        billing = await rig.consumer(BILLING).decide(delivery_of(replayed), rig.handler)
-        return crm.settle, billing.settle
+    async def consume() -> None:
+        running = await rig.consumer(CRM).start(rig.handler)
+        await eventually(lambda: rig.calls["m-1"] == 1)
+        await running.stop()
 
-    # The CRM's claim was released when its handler refused: now it is processed. The
-    # billing consumer, which was not the one refusing, lets the copy pass untouched.
-    assert asyncio.run(consume()) == (Settle.ACK, Settle.ACK)
+    # The CRM's claim was released when its handler refused: now it is processed.
+    asyncio.run(consume())
     assert rig.calls == Counter({"m-1": 1})
+
+
+def test_replay_of_an_unknown_dead_letter(rig: Rig) -> None:
+    """A ref that is not in the queue: NotFoundError, nothing sent."""
+    with pytest.raises(NotFoundError):
+        asyncio.run(desk(rig, ALICE).replay("42"))
+    assert rig.server.waiting(rig.topology, CRM) == 0
 
 
 def test_replay_of_an_expired_dead_letter_is_refused(rig: Rig) -> None:

@@ -55,7 +55,6 @@ from interlock.logs import get_logger
 from interlock.messaging.envelope import open_envelope
 from interlock.messaging.flow import messaging_flow
 from interlock.messaging.model import (
-    HEADER_CONSUMER,
     BrokerAdapter,
     Consumption,
     Decision,
@@ -176,10 +175,6 @@ class Consumer:
         Raises what ``handler`` raised (other than :class:`MessageRejected`), so
         that the broker redelivers the message.
         """
-        target = delivery.headers.get(HEADER_CONSUMER)
-        if target is not None and target != self._consumer:
-            # A dead letter replayed for another consumer of the integration: not ours.
-            return Decision(Settle.ACK)
         try:
             opened = await self._open(delivery)
         except EnvelopeRefused as refused:

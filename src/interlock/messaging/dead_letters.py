@@ -6,15 +6,13 @@ may handle them, and every attempt is audited — a refused one included, as
 ``messaging.dead_letter.<action>`` with a failure outcome. ``show`` is the only
 action that reveals a payload: it decrypts with the consumers' keys and
 records that it did. ``replay`` publishes the sealed bytes unchanged (never a
-re-seal, never in clear), addressed to the consumer that refused it so that
-the integration's other consumers let it pass (they have it already), under a
-broker message id of its own (``ID:replay:RANDOM``; the signed id is unchanged).
+re-seal, never in clear), to the consumer that refused it alone (the others
+processed it already): :meth:`BrokerAdapter.replay_dead_letter`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -27,14 +25,10 @@ from interlock.errors import AuthorisationError, InterlockError, NotFoundError
 from interlock.messaging.envelope import open_envelope
 from interlock.messaging.flow import messaging_flow
 from interlock.messaging.model import (
-    CONTENT_TYPE_COMPACT,
-    HEADER_CONSUMER,
-    HEADER_INTEGRATION,
     BrokerAdapter,
     DeadLetter,
     EnvelopeRefused,
     Opened,
-    Outgoing,
 )
 
 if TYPE_CHECKING:
@@ -118,11 +112,11 @@ class DeadLetterDesk:
         return opened
 
     async def replay(self, ref: str) -> str:
-        """Publish the dead letter ``ref`` again, sealed bytes unchanged; its message id.
+        """Send the dead letter ``ref`` again to its consumer, sealed bytes unchanged; its id.
 
         Refused (:class:`DeadLetterError`) when it no longer verifies or has
         expired: its consumer would only refuse it again. It leaves the
-        dead-letter queue once the broker confirmed the publish.
+        dead-letter queue once the broker confirmed the copy.
         """
         await self._authorise("replay")
         letter = await self._find(ref)
@@ -133,24 +127,11 @@ class DeadLetterDesk:
                 f"dead letter {ref} expired at {facts.expires_at.isoformat()}: its consumer "
                 "would refuse it again"
             )
-        headers = {HEADER_INTEGRATION: self._flow.name}
-        if letter.consumer is not None:
-            headers[HEADER_CONSUMER] = letter.consumer
-        await self._broker.publish(
-            self._flow.topology,
-            Outgoing(
-                body=letter.body,
-                content_type=letter.content_type or CONTENT_TYPE_COMPACT,
-                # A broker id of its own: NATS would drop a second publish of the
-                # original id inside its de-duplication window. The consumers
-                # de-duplicate on the signed id inside, which is unchanged.
-                message_id=f"{facts.message_id}:replay:{secrets.token_hex(4)}",
-                expires_at=facts.expires_at,
-                headers=headers,
-            ),
-        )
-        # Published first, then removed: a failure in between leaves a copy, never none.
-        await self._broker.take_dead_letter(self._flow.topology, ref)
+        # To the refusing consumer alone, unchanged; it leaves the dead-letter queue
+        # once the broker confirmed the copy.
+        replayed = await self._broker.replay_dead_letter(self._flow.topology, ref)
+        if replayed is None:
+            raise NotFoundError(f"no dead letter {ref!r} in {self._flow.name}'s queue")
         await self._record("replay", letter=letter)
         return facts.message_id
 

@@ -8,6 +8,8 @@ their tests exercise the same paths a real broker would:
   (each consumer name of the topology has its own); :attr:`MemoryServer.refuse_publishing`
   makes publishes fail as an unconfirmed publish would (:class:`PublishError`),
   and a message over ``max_message`` is refused as NATS refuses it;
+* a replayed dead letter goes back, unchanged, to the queue of the consumer
+  that refused it alone;
 * deliveries are at least once: a message leaves its queue only when the
   handler's :class:`Decision` settles it. ``ACK`` removes it; ``RETRY`` puts it
   back after ``retry_after``; ``DEAD`` copies it, body unchanged, to the
@@ -21,8 +23,8 @@ their tests exercise the same paths a real broker would:
 * consumers of one name compete for its queue: two :class:`MemoryBroker`
   connections to one :class:`MemoryServer` are two replicas.
 
-A server belongs to one event loop (its queues wait on asyncio conditions):
-make one per ``asyncio.run``. Not modelled: broker-side expiry (the
+Consumers run on one event loop at a time (a later ``asyncio.run`` may use
+the same server once the earlier one ended). Not modelled: broker-side expiry (the
 consumer's own expiry check is what the tests exercise) and the dead-letter
 queue's retention.
 """
@@ -32,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from interlock.clock import Clock, utc_now
@@ -58,6 +60,7 @@ __all__ = ["HEADER_MESSAGE_ID", "MemoryBroker", "MemoryServer"]
 #: The original message id, on a dead letter (RabbitMQ keeps it as a property).
 HEADER_MESSAGE_ID = "interlock-message-id"
 
+_DEAD_HEADERS = frozenset({HEADER_REASON, HEADER_CONSUMER, HEADER_DEAD_AT, HEADER_MESSAGE_ID})
 _log = get_logger("interlock.messaging.memory")
 
 
@@ -72,12 +75,20 @@ class _Stored:
     deliveries: int = 0
 
 
-@dataclass
 class _Queue:
     """One consumer's queue: messages ready for delivery, and a condition to wait on."""
 
-    ready: deque[_Stored] = field(default_factory=deque)
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    def __init__(self) -> None:
+        self.ready: deque[_Stored] = deque()
+        self._changed: tuple[asyncio.AbstractEventLoop, asyncio.Condition] | None = None
+
+    @property
+    def changed(self) -> asyncio.Condition:
+        """The condition of the running loop (a new test's loop gets its own)."""
+        loop = asyncio.get_running_loop()
+        if self._changed is None or self._changed[0] is not loop:
+            self._changed = (loop, asyncio.Condition())
+        return self._changed[1]
 
     async def put(self, item: _Stored, *, front: bool = False) -> None:
         async with self.changed:
@@ -192,6 +203,22 @@ class MemoryBroker:
             if dead.ref == ref:
                 del queue[index]
                 return _letter(dead)
+        return None
+
+    async def replay_dead_letter(self, topology: Topology, ref: str) -> str | None:
+        """Put dead letter ``ref``, unchanged, back in the queue of the consumer that refused it."""
+        self._open()
+        for dead in self.server.dead(topology):
+            if dead.ref == ref:
+                consumer = dead.headers.get(HEADER_CONSUMER)
+                if consumer not in topology.consumers:
+                    raise PublishError(f"dead letter {ref} is not of a consumer of the integration")
+                message_id = dead.headers.get(HEADER_MESSAGE_ID)
+                headers = {k: v for k, v in dead.headers.items() if k not in _DEAD_HEADERS}
+                queue = self.server.queue(topology, consumer)
+                await queue.put(_Stored(dead.body, dead.content_type, message_id, headers))
+                self.server.dead(topology).remove(dead)
+                return message_id or ""
         return None
 
     async def purge_dead_letters(self, topology: Topology) -> int:
