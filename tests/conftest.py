@@ -284,7 +284,10 @@ def rabbitmq_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker
     from interlock.testing import rabbitmq_node
 
     _available(rabbitmq_node.unavailable())
-    with rabbitmq_node.started(tmp_path_factory.mktemp("rabbitmq")) as broker:
+    with (
+        rabbitmq_node.started(tmp_path_factory.mktemp("rabbitmq")) as broker,
+        _stopped_outside_tests(),
+    ):
         yield broker
 
 
@@ -294,8 +297,18 @@ def nats_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
     from interlock.testing import nats_node
 
     _available(nats_node.unavailable())
-    with nats_node.started(tmp_path_factory.mktemp("nats")) as broker:
+    with nats_node.started(tmp_path_factory.mktemp("nats")) as broker, _stopped_outside_tests():
         yield broker
+
+
+@contextmanager
+def _stopped_outside_tests() -> Iterator[None]:
+    """A session broker stops after the last test that used it, during whichever test
+    runs last: its stop command is the fixture's, not that test's (no marker needed)."""
+    try:
+        yield
+    finally:
+        _RUNNING.item = None
 
 
 def _available(reason: str | None) -> None:

@@ -59,6 +59,7 @@ RECORDED: Final = frozenset(
         ("keyring", "rotate"),
         ("keyring", "rewrap"),
         ("oauth", "rotate-keys"),
+        ("messaging", "apply"),
         ("pki", "init"),
         ("pki", "issue"),
         ("pki", "renew"),

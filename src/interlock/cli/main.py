@@ -25,6 +25,7 @@ from interlock.cli import (
     import_openapi,
     keyring,
     keys,
+    messaging,
     oauth,
     pki,
     privacy,
@@ -70,6 +71,7 @@ app.add_typer(pki.app, name="pki")
 app.add_typer(audit.app, name="audit")
 app.add_typer(signature_keys.app, name="signature-keys")
 app.add_typer(privacy.app, name="privacy")
+app.add_typer(messaging.app, name="messaging")
 
 
 def _print_version(wanted: bool) -> None:

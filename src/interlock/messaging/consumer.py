@@ -46,7 +46,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from interlock.audit.sink import AuditSink
 from interlock.clock import Clock, utc_now
@@ -69,6 +69,7 @@ from interlock.replay.idempotency import (
     Begun,
     IdempotencyStore,
     InFlight,
+    MemoryIdempotency,
     Mismatch,
     StoredResponse,
 )
@@ -94,6 +95,7 @@ _PROCESSED: Final = StoredResponse(status=200, headers=(), body=b"")
 # Message ids named in audit entries and logs: as the producer makes them, else left out.
 _SAFE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _log = get_logger("interlock.messaging.consumer")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,8 @@ class Consumer:
         self._keys = keys
         self._broker = broker
         self._dedup = dedup
+        # The in-process store does no I/O: calling it from a thread only costs a hop.
+        self._inline_store = isinstance(dedup, MemoryIdempotency)
         self._audit = audit
         self._now = now
         self._lease = lease
@@ -182,7 +186,7 @@ class Consumer:
         facts = opened.facts
         key = facts.message_id
         ttl = max(facts.expires_at + self._leeway - self._now(), timedelta(seconds=1))
-        claim = await asyncio.to_thread(
+        claim = await self._store(
             self._dedup.begin,
             self._scope,
             key,
@@ -206,17 +210,17 @@ class Consumer:
         try:
             message = Message(facts=facts, payload=self._accept(opened.payload))
         except EnvelopeRefused as refused:
-            await asyncio.to_thread(self._dedup.abandon, self._scope, key, token)
+            await self._store(self._dedup.abandon, self._scope, key, token)
             return await self._refuse(delivery, refused.reason, facts=facts, detail=refused.detail)
         try:
             await handler(message)
         except MessageRejected as rejected:
-            await asyncio.to_thread(self._dedup.abandon, self._scope, key, token)
+            await self._store(self._dedup.abandon, self._scope, key, token)
             return await self._refuse(delivery, "handler", facts=facts, detail=rejected.message)
         except BaseException as exc:
             # Cancelled (the replica stops) or failed: release the claim so that the
             # redelivery is processed now rather than after the lease.
-            await asyncio.shield(asyncio.to_thread(self._dedup.abandon, self._scope, key, token))
+            await asyncio.shield(self._store(self._dedup.abandon, self._scope, key, token))
             if isinstance(exc, Exception):
                 await self._record(
                     CONSUME_ACTION,
@@ -226,13 +230,22 @@ class Consumer:
                     reason=f"the handler failed ({type(exc).__name__}); redelivered",
                 )
             raise
-        await asyncio.to_thread(self._dedup.complete, self._scope, key, token, _PROCESSED)
+        await self._store(self._dedup.complete, self._scope, key, token, _PROCESSED)
         await self._record(CONSUME_ACTION, delivery, facts, result="success")
         return Decision(Settle.ACK)
 
+    async def _store(self, call: Callable[..., T], *args: Any) -> T:
+        """A call to the idempotency store: in a thread, unless the store is in-process."""
+        if self._inline_store:
+            return call(*args)
+        return await asyncio.to_thread(call, *args)
+
     async def _open(self, delivery: Delivery) -> Opened:
         flow = self._flow
-        verification, decryption = await asyncio.to_thread(self._keys_now)
+        if self._keys.in_memory():  # no store read: not worth a thread hop
+            verification, decryption = self._keys_now()
+        else:
+            verification, decryption = await asyncio.to_thread(self._keys_now)
         return open_envelope(
             delivery.body,
             delivery.content_type,

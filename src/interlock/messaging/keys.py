@@ -356,6 +356,15 @@ class MessagingKeys:
                 self._public[row.kid] = key
         return key
 
+    def in_memory(self) -> bool:
+        """Whether the key rows are cached: the next call reads no store (no I/O to wait for).
+
+        Unsealing a key is local CPU work (the keyring), so callers on an event
+        loop may then call :meth:`signer`, :meth:`recipients` and the key sets
+        inline instead of in a thread.
+        """
+        return time.monotonic() - self._rows_read < ROWS_TTL
+
     def _cached_rows(self) -> list[Any]:
         if time.monotonic() - self._rows_read >= ROWS_TTL:
             rows = self._rows()

@@ -158,13 +158,22 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def started(directory: Path) -> Iterator[TlsBroker]:
-    """A NATS server with JetStream running under ``directory``; stopped and cleaned on exit."""
+def started(directory: Path, *, client_ca: bytes | None = None) -> Iterator[TlsBroker]:
+    """A NATS server with JetStream running under ``directory``; stopped and cleaned on exit.
+
+    ``client_ca`` (PEM) is another CA whose client certificates the server
+    accepts besides its own: a deployment's PKI, for services that present
+    the certificates it issues (``client_cert: pki:auto``).
+    """
     binary = _binary()
     if binary is None:
         raise RuntimeError(unavailable() or "nats-server is not available")
     directory.mkdir(parents=True, exist_ok=True)
     ca, cert, key, client_cert, client_key = _write_pki(directory)
+    trusted = ca
+    if client_ca is not None:
+        trusted = directory / "client-cas.pem"
+        trusted.write_bytes(ca.read_bytes() + client_ca)
     store = directory / "jetstream"
     store.mkdir(mode=0o700)
     log = directory / "nats-server.log"
@@ -174,7 +183,7 @@ def started(directory: Path) -> Iterator[TlsBroker]:
     write_private_file(
         config,
         _config(
-            name=name, ca=ca, cert=cert, key=key, store=store, password=password, log=log
+            name=name, ca=trusted, cert=cert, key=key, store=store, password=password, log=log
         ).encode(),
     )
     port = _free_port()

@@ -73,8 +73,13 @@ def unavailable() -> str | None:
 
 
 @contextmanager
-def started(directory: Path) -> Iterator[TlsBroker]:
-    """A running node; client files under ``directory``; stopped and removed on exit."""
+def started(directory: Path, *, client_ca: bytes | None = None) -> Iterator[TlsBroker]:
+    """A running node; client files under ``directory``; stopped and removed on exit.
+
+    ``client_ca`` (PEM) is another CA whose client certificates the node
+    accepts besides its own: a deployment's PKI, for services that present
+    the certificates it issues (``client_cert: pki:auto``).
+    """
     reason = unavailable()
     if reason is not None:
         raise RuntimeError(reason)
@@ -84,6 +89,9 @@ def started(directory: Path) -> Iterator[TlsBroker]:
     env: dict[str, str] = {}
     try:
         client = _write_pki(directory, home)
+        if client_ca is not None:
+            with (home / "ca.pem").open("ab") as trusted:
+                trusted.write(client_ca)
         port, dist_port = _free_port(), _free_port()
         env = _environment(home, node, port, dist_port)
         _give_to_service_user(home)

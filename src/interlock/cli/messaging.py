@@ -1,0 +1,270 @@
+"""``interlock messaging``: message keys, broker configuration as code, dead letters.
+
+* ``keys list|rotate|jwks`` — the per-integration keys that sign and encrypt
+  messages (:mod:`interlock.messaging.keys`);
+* ``plan|apply`` — declare on each broker the exchanges, queues, streams and
+  consumers every messaging integration needs, with expiry, bounds and the
+  dead-letter queue, and report drift (:meth:`BrokerAdapter.plan`);
+* ``dlq list|show|replay|purge INTEGRATION`` — refused messages, for
+  operators holding the integration's ``dead_letter.role``; every action is
+  audited, ``show`` decrypts only for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from interlock.audit.entry import AuditEntry, Outcome
+from interlock.cli.context import settings
+from interlock.cli.evidence import admin_actor
+from interlock.cli.options import ManifestOption
+from interlock.config.manifest import Manifest
+from interlock.errors import InvalidRequestError
+from interlock.messaging.dead_letters import DeadLetterDesk
+from interlock.messaging.model import Change, topology_of
+from interlock.services.messaging import MessagingHost, host
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Secure messaging: message keys, broker configuration, dead letters.",
+    no_args_is_help=True,
+)
+keys_app = typer.Typer(help="Keys that sign and encrypt each integration's messages.")
+dlq_app = typer.Typer(help="Dead letters: refused messages, kept sealed.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(dlq_app, name="dlq")
+
+T = TypeVar("T")
+
+Integration = Annotated[str, typer.Argument(help="A messaging integration of the manifest.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _in_host(manifest: object, work: Callable[[MessagingHost], Awaitable[T]]) -> T:
+    """Run ``work`` with this host's deployment, keys, vault and audit log opened."""
+
+    async def run() -> T:
+        async with host(manifest or None, settings()) as place:  # type: ignore[arg-type]
+            return await work(place)
+
+    return asyncio.run(run())
+
+
+def _messaging(manifest: Manifest, integration: str | None) -> list[str]:
+    names = [n for n, flow in manifest.integrations.items() if flow.messaging is not None]
+    if integration is None:
+        return names
+    if integration not in names:
+        known = ", ".join(names) or "none"
+        raise InvalidRequestError(
+            f"{integration!r} is not a messaging integration of the manifest (known: {known})"
+        )
+    return [integration]
+
+
+@keys_app.command("list")
+def keys_list(
+    integration: Annotated[str | None, typer.Argument(help="Only this integration.")] = None,
+    manifest: ManifestOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The keys of every messaging integration: party, kid, algorithm, when they act."""
+
+    async def rows(place: MessagingHost) -> list[dict[str, Any]]:
+        names = _messaging(place.manifest, integration)
+        return [asdict(row) for name in names for row in place.keys.rows(name)]
+
+    found = _in_host(manifest, rows)
+    if as_json:
+        typer.echo(json.dumps(found, indent=2, default=str))
+        return
+    for row in found:
+        typer.echo("  ".join(str(value) for value in row.values()))
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    integration: Integration,
+    party: Annotated[
+        str | None,
+        typer.Option("--party", help="Only this party's key (the producer or a consumer)."),
+    ] = None,
+    manifest: ManifestOption = None,
+) -> None:
+    """Publish new keys now; old ones keep opening messages until those expire."""
+
+    async def rotate(place: MessagingHost) -> list[str]:
+        (name,) = _messaging(place.manifest, integration)
+        flow = place.manifest.integrations[name]
+        spec = flow.messaging
+        assert spec is not None  # noqa: S101  (_messaging checked it)
+        if party is not None and party not in {flow.client, *spec.consumers}:
+            raise InvalidRequestError(
+                f"{party!r} is neither the producer ({flow.client}) nor a consumer "
+                f"({', '.join(spec.consumers)}) of {name}"
+            )
+        created = place.keys.rotate(name, spec, flow.client, party)
+        await place.audit.record_async(
+            AuditEntry(
+                actor=admin_actor().label,
+                action="messaging.keys.rotate",
+                integration=name,
+                outcome=Outcome(result="success"),
+                details={"party": party or "all", "keys": len(created)},
+            )
+        )
+        return created
+
+    created = _in_host(manifest, rotate)
+    typer.echo(f"published {len(created)} key(s) for {integration}: {', '.join(created)}")
+
+
+@keys_app.command("jwks")
+def keys_jwks(integration: Integration, manifest: ManifestOption = None) -> None:
+    """Print the integration's public keys (RFC 7517), for partners outside Interlock."""
+
+    async def jwks(place: MessagingHost) -> dict[str, Any]:
+        (name,) = _messaging(place.manifest, integration)
+        return place.keys.jwks(name)
+
+    typer.echo(json.dumps(_in_host(manifest, jwks), indent=2))
+
+
+def _on_brokers(
+    manifest: object,
+    integration: str | None,
+    action: Callable[[Any, Any], Awaitable[list[Change]]],
+) -> list[tuple[str, Change]]:
+    """``action(adapter, topology)`` for each integration, one connection per broker."""
+
+    async def run(place: MessagingHost) -> list[tuple[str, Change]]:
+        done: list[tuple[str, Change]] = []
+        by_broker: dict[str, list[str]] = {}
+        for name in _messaging(place.manifest, integration):
+            spec = place.manifest.integrations[name].messaging
+            assert spec is not None  # noqa: S101  (only messaging integrations are listed)
+            by_broker.setdefault(spec.broker, []).append(name)
+        for broker, flows in by_broker.items():
+            async with place.broker(broker, None) as adapter:
+                for name in flows:
+                    changes = await action(adapter, topology_of(place.manifest, name))
+                    done.extend((name, change) for change in changes)
+        return done
+
+    return _in_host(manifest, run)
+
+
+def _print_changes(found: list[tuple[str, Change]], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps([{"integration": n, **asdict(c)} for n, c in found], indent=2))
+        return
+    for name, change in found:
+        detail = f"  ({change.detail})" if change.detail else ""
+        typer.echo(f"{change.action:7} {name}  {change.kind} {change.name}{detail}")
+
+
+@app.command("plan")
+def plan(
+    integration: Annotated[str | None, typer.Argument(help="Only this integration.")] = None,
+    manifest: ManifestOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """What apply would declare on the brokers, and drift; changes nothing (exit 3 on drift)."""
+    found = _on_brokers(manifest, integration, lambda a, t: a.plan(t))
+    _print_changes(found, as_json)
+    if any(change.action == "drift" for _, change in found):
+        raise typer.Exit(3)
+
+
+@app.command("apply")
+def apply(
+    integration: Annotated[str | None, typer.Argument(help="Only this integration.")] = None,
+    manifest: ManifestOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Declare what each messaging integration needs on its broker (idempotent; exit 3 on drift)."""
+    found = _on_brokers(manifest, integration, lambda a, t: a.apply(t))
+    _print_changes(found, as_json)
+    if any(change.action == "drift" for _, change in found):
+        raise typer.Exit(3)
+
+
+def _with_desk(
+    manifest: object, integration: str, work: Callable[[DeadLetterDesk], Awaitable[T]]
+) -> T:
+    async def run(place: MessagingHost) -> T:
+        (name,) = _messaging(place.manifest, integration)
+        spec = place.manifest.integrations[name].messaging
+        assert spec is not None  # noqa: S101  (_messaging checked it)
+        async with place.broker(spec.broker, None) as adapter:
+            desk = DeadLetterDesk(
+                place.manifest,
+                name,
+                broker=adapter,
+                keys=place.keys,
+                audit=place.audit,
+                operator=admin_actor(),
+            )
+            return await work(desk)
+
+    return _in_host(manifest, run)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    integration: Integration,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
+    manifest: ManifestOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Dead letters, oldest first: id, reason, consumer, when, size (never the payload)."""
+    views = _with_desk(manifest, integration, lambda desk: desk.list(limit))
+    if as_json:
+        typer.echo(json.dumps([asdict(view) for view in views], indent=2, default=str))
+        return
+    for view in views:
+        typer.echo("  ".join(str(value) for value in asdict(view).values()))
+    typer.echo(f"{len(views)} dead letter(s)", err=True)
+
+
+@dlq_app.command("show")
+def dlq_show(
+    integration: Integration,
+    ref: Annotated[str, typer.Argument(help="The dead letter (REF from dlq list).")],
+    manifest: ManifestOption = None,
+) -> None:
+    """Decrypt and print one dead letter (needs the dead-letter role; audited)."""
+    opened = _with_desk(manifest, integration, lambda desk: desk.show(ref))
+    facts = asdict(opened.facts)
+    typer.echo(json.dumps({"facts": facts, "payload": opened.payload}, indent=2, default=str))
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    integration: Integration,
+    ref: Annotated[str, typer.Argument(help="The dead letter (REF from dlq list).")],
+    manifest: ManifestOption = None,
+) -> None:
+    """Publish one dead letter again, sealed as it was (audited)."""
+    message_id = _with_desk(manifest, integration, lambda desk: desk.replay(ref))
+    typer.echo(f"replayed message {message_id}")
+
+
+@dlq_app.command("purge")
+def dlq_purge(
+    integration: Integration,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: the messages are gone.")] = False,
+    manifest: ManifestOption = None,
+) -> None:
+    """Delete every dead letter of the integration (audited)."""
+    if not yes:
+        raise InvalidRequestError("purge deletes every dead letter: confirm with --yes")
+    removed = _with_desk(manifest, integration, lambda desk: desk.purge())
+    typer.echo(f"purged {removed} dead letter(s)")

@@ -1,0 +1,254 @@
+"""`interlock messaging` and the service wiring, against a real NATS server over mutual TLS.
+
+The server trusts the deployment's PKI for client certificates, as a broker
+configured with ``client_cert: pki:auto`` would: the producer, the consumer
+and the operator's commands each present a certificate the deployment issued
+and the broker password from the vault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from interlock.actors import Operator
+from interlock.audit.service import AuditLog
+from interlock.cli.main import main
+from interlock.config.settings import load_settings
+from interlock.messaging.consumer import Message, MessageRejected
+from interlock.pki.authority import Pki
+from interlock.secrets.vault import Vault
+from interlock.services.messaging import consumer, producer
+from interlock.store import open_deployment
+from interlock.testing import nats_node
+from interlock.testing.brokers import TlsBroker
+from tests.cli.test_evidence import _entries
+from tests.conftest import _available, isolate_cli
+
+pytestmark = [pytest.mark.processes, pytest.mark.nats]
+
+MANIFEST = """\
+version: 1
+organisation:
+  controller: {{name: Example GmbH, contact: privacy@example.com}}
+systems:
+  erp: {{url: "https://erp.example", location: DE}}
+  crm: {{url: "https://crm.example", location: DE}}
+brokers:
+  bus:
+    kind: nats
+    url: "{url}"
+    location: DE
+    ca: "file:{ca}"
+    credentials: "secret://bus/password"
+    client_cert: "pki:auto"
+roles:
+  dlq-handler: {{scopes: [messaging.dead_letters]}}
+clients:
+  erp-events: {{auth: [mtls]}}
+  crm-events: {{auth: [mtls]}}
+operators:
+  {operator}: {{roles: [dlq-handler]}}
+integrations:
+  order-events:
+    type: messaging
+    source: erp
+    target: crm
+    client: erp-events
+    purpose: Tell the CRM about confirmed orders
+    legal_basis: contract
+    data_categories: [user.contact.email]
+    data_subjects: [customer]
+    retention: P30D
+    messaging:
+      broker: bus
+      destination: orders
+      consumers: [crm-events]
+      schema: {{type: object, required: [id], properties: {{id: {{type: string}}}}}}
+      fields: [id, customer.email]
+      dead_letter: {{role: dlq-handler}}
+"""
+
+
+@pytest.fixture
+def deployment_and_broker(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Path]:
+    """An initialised deployment, a NATS server trusting its PKI, and the manifest."""
+    isolate_cli(monkeypatch, tmp_path)
+    _available(nats_node.unavailable())
+    assert main(["init"]) == 0
+    settings = load_settings()
+    deployment = open_deployment(settings)
+    try:
+        pki = Pki(
+            deployment.engine, deployment.keyring, deployment.deployment_id, settings.trust_domain
+        )
+        pki.ensure()
+        root = pki.root_certificate_pem()
+        with nats_node.started(tmp_path / "nats", client_ca=root) as broker:
+            _store_password(broker)
+            path = tmp_path / "interlock.yaml"
+            path.write_text(
+                MANIFEST.format(url=broker.url, ca=broker.ca_file, operator=getpass.getuser())
+            )
+            capsys.readouterr()
+            yield path
+    finally:
+        deployment.close()
+
+
+def _store_password(broker: TlsBroker) -> None:
+    deployment = open_deployment(load_settings())
+    try:
+        log = AuditLog.open(deployment.settings, deployment.keyring)
+        try:
+            vault = Vault(deployment.engine, deployment.keyring, audit=log.sink)
+            assert broker.password is not None
+            vault.write("bus/password", broker.password.encode(), actor=Operator("admin:test"))
+        finally:
+            log.close()
+    finally:
+        deployment.close()
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    status = main(list(args))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def _actions() -> list[str]:
+    return [entry["action"] for entry in _entries()]
+
+
+def test_plan_apply_publish_consume_and_the_dead_letter_desk(
+    deployment_and_broker: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole operator and service path on a real broker, every step audited."""
+    manifest = str(deployment_and_broker)
+    status, out, err = _run(capsys, "messaging", "plan", "-m", manifest, "--json")
+    assert status == 0, err
+    assert {change["action"] for change in json.loads(out)} == {"create"}
+    status, out, err = _run(capsys, "messaging", "apply", "-m", manifest)
+    assert status == 0, err
+    status, out, err = _run(capsys, "messaging", "plan", "-m", manifest, "--json")
+    assert {change["action"] for change in json.loads(out)} == {"ok"}, out
+
+    received: list[Message] = []
+    calls = 0
+
+    async def handle(message: Message) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            both.set()
+        if message.payload["id"] == "bad":
+            raise MessageRejected("not an order")
+        received.append(message)
+
+    async def flow() -> None:
+        async with producer("order-events", manifest=manifest) as out_:
+            await out_.publish({"id": "A-1", "customer": {"email": "ada@example.com", "x": 1}})
+            await out_.publish({"id": "bad"})
+        async with consumer("order-events", "crm-events", manifest=manifest) as inbox:
+            running = await inbox.start(handle)
+            await asyncio.wait_for(both.wait(), 20)
+            await running.stop()  # lets the refusal reach the dead letters
+
+    both = asyncio.Event()
+    asyncio.run(flow())
+    assert [m.payload for m in received] == [
+        {"id": "A-1", "customer": {"email": "ada@example.com"}}
+    ]
+
+    status, out, err = _run(
+        capsys, "messaging", "dlq", "list", "order-events", "-m", manifest, "--json"
+    )
+    assert status == 0, err
+    (letter,) = json.loads(out)
+    assert letter["reason"] == "handler"
+    assert "bad" not in out  # the list never shows a payload
+    status, out, err = _run(
+        capsys, "messaging", "dlq", "show", "order-events", letter["ref"], "-m", manifest
+    )
+    assert status == 0, err
+    assert json.loads(out)["payload"] == {"id": "bad"}
+    status, out, err = _run(capsys, "messaging", "dlq", "purge", "order-events", "-m", manifest)
+    assert status != 0  # needs --yes
+    status, out, err = _run(
+        capsys, "messaging", "dlq", "purge", "order-events", "--yes", "-m", manifest
+    )
+    assert status == 0, err
+    assert "purged 1" in out
+
+    actions = _actions()
+    for action in (
+        "admin.messaging.apply",
+        "messaging.publish",
+        "messaging.consume",
+        "messaging.refuse",
+        "messaging.dead_letter.list",
+        "messaging.dead_letter.show",
+        "messaging.dead_letter.purge",
+    ):
+        assert action in actions, action
+
+
+def test_keys_list_rotate_and_jwks(
+    deployment_and_broker: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Keys are listed, rotated for one party (audited) and published without private parts."""
+    manifest = str(deployment_and_broker)
+    status, out, err = _run(capsys, "messaging", "keys", "list", "-m", manifest, "--json")
+    assert status == 0, err
+    before = json.loads(out)
+    assert {(k["party"], k["use"]) for k in before} == {
+        ("erp-events", "sig"),
+        ("crm-events", "enc"),
+    }
+    status, out, err = _run(
+        capsys,
+        "messaging",
+        "keys",
+        "rotate",
+        "order-events",
+        "--party",
+        "crm-events",
+        "-m",
+        manifest,
+    )
+    assert status == 0, err
+    assert "published 1 key" in out
+    status, out, err = _run(
+        capsys, "messaging", "keys", "rotate", "order-events", "--party", "nobody", "-m", manifest
+    )
+    assert status != 0
+    assert "neither the producer" in err
+    status, out, err = _run(capsys, "messaging", "keys", "jwks", "order-events", "-m", manifest)
+    keys = json.loads(out)["keys"]
+    assert len(keys) == 3
+    assert not any("d" in key for key in keys)
+    assert "messaging.keys.rotate" in _actions()
+
+
+def test_an_operator_without_the_role_is_refused(
+    deployment_and_broker: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another OS user in operators: gets nothing from the dead letters, and it is recorded."""
+    text = deployment_and_broker.read_text().replace(
+        f"  {getpass.getuser()}: {{roles: [dlq-handler]}}",
+        "  somebody-else: {roles: [dlq-handler]}",
+    )
+    deployment_and_broker.write_text(text)
+    status, _, err = _run(
+        capsys, "messaging", "dlq", "list", "order-events", "-m", str(deployment_and_broker)
+    )
+    assert status != 0
+    assert "dlq-handler" in err
+    assert "messaging.dead_letter.list" in _actions()
