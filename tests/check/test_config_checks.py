@@ -28,7 +28,11 @@ def test_example_manifest_has_no_failure() -> None:
     """examples/interlock.yaml passes in configuration mode (make check relies on it)."""
     scorecard = run_check(EXAMPLE)
     assert not [f for f in scorecard.findings if f.status == "fail"]
-    assert {f.integration for f in scorecard.findings} == {"order-sync", "analytics-feed"}
+    assert {f.integration for f in scorecard.findings} == {
+        "order-sync",
+        "analytics-feed",
+        "order-events",
+    }
 
 
 def test_api_keys_alone_on_special_category_data_fail_authentication(

@@ -21,7 +21,14 @@ from datetime import timedelta
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from interlock.config.units import ByteSize, Duration
 from interlock.config.vocabulary import (
@@ -116,6 +123,9 @@ class DeadLetterPolicy(_Model):
 
 class MessagingSpec(_Model):
     """How a messaging integration's messages travel and are protected."""
+
+    # ``schema`` in YAML (a BaseModel attribute name), ``schema_`` in Python and dumps.
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     broker: Name
     destination: Destination

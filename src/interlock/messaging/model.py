@@ -143,7 +143,7 @@ class Delivery:
 class Settle(Enum):
     """What the adapter does with a delivery once the handler decided."""
 
-    ACK = "ack"  # processed (or a duplicate already processed): remove it
+    ACK = "ack"  # processed: remove it (a copy of a processed message is dead-lettered)
     RETRY = "retry"  # not now (another replica holds it): deliver again after retry_after
     DEAD = "dead"  # refused: copy to the dead-letter queue with the reason, then remove
 
