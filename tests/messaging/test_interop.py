@@ -60,11 +60,13 @@ def partner_open(body: bytes, private_jwk: dict[str, Any], producer_jwk: dict[st
     """Decrypt and verify a whole-payload message with plain joserfc."""
     private = JWKRegistry.import_key(private_jwk)
     producer = JWKRegistry.import_key(producer_jwk)
+    encrypted: Any
     if body.startswith(b"{"):
         document = json.loads(body)
         # RFC 7516 §7.2.2: take our recipient and decrypt it as the flattened form.
         (mine,) = [r for r in document.pop("recipients") if r["header"]["kid"] == private.kid]
-        encrypted = jwe.decrypt_json({**document, **mine}, private, registry=PARTNER_JWE)
+        flattened: Any = {**document, **mine}
+        encrypted = jwe.decrypt_json(flattened, private, registry=PARTNER_JWE)
     else:
         encrypted = jwe.decrypt_compact(body, private, registry=PARTNER_JWE)
     assert encrypted.protected["cty"] == "JOSE"
@@ -261,11 +263,11 @@ def test_open_envelope_opens_a_message_built_with_plain_joserfc(consumers: int) 
 @pytest.fixture(scope="module")
 def authlib_jose() -> Any:
     """authlib.jose (a dependency; it warns that it is deprecated in favour of joserfc)."""
-    from authlib.deprecate import AuthlibDeprecationWarning
+    from authlib.deprecate import AuthlibDeprecationWarning  # type: ignore[import-untyped]
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AuthlibDeprecationWarning)
-        import authlib.jose
+        import authlib.jose  # type: ignore[import-untyped]
 
     return authlib.jose
 

@@ -338,7 +338,7 @@ def test_a_partner_verifies_with_the_published_jwks_alone(
     registry = jwe.JWERegistry(algorithms=["ECDH-ES+A256KW", "A256GCM"], strict_check_header=False)
     signed = jwe.decrypt_compact(out.body, private, registry=registry).plaintext
     assert signed is not None
-    published = KeySet.import_key_set(keys.jwks(INTEGRATION))
+    published = KeySet.import_key_set(keys.jwks(INTEGRATION))  # type: ignore[arg-type]
     verified = jws.deserialize_compact(
         signed, published, registry=jws.JWSRegistry(strict_check_header=False)
     )

@@ -16,6 +16,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -47,11 +48,11 @@ Integration = Annotated[str, typer.Argument(help="A messaging integration of the
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _in_host(manifest: object, work: Callable[[MessagingHost], Awaitable[T]]) -> T:
+def _in_host(manifest: Path | None, work: Callable[[MessagingHost], Awaitable[T]]) -> T:
     """Run ``work`` with this host's deployment, keys, vault and audit log opened."""
 
     async def run() -> T:
-        async with host(manifest or None, settings()) as place:  # type: ignore[arg-type]
+        async with host(manifest, settings()) as place:
             return await work(place)
 
     return asyncio.run(run())
@@ -138,7 +139,7 @@ def keys_jwks(integration: Integration, manifest: ManifestOption = None) -> None
 
 
 def _on_brokers(
-    manifest: object,
+    manifest: Path | None,
     integration: str | None,
     action: Callable[[Any, Any], Awaitable[list[Change]]],
 ) -> list[tuple[str, Change]]:
@@ -197,7 +198,7 @@ def apply(
 
 
 def _with_desk(
-    manifest: object, integration: str, work: Callable[[DeadLetterDesk], Awaitable[T]]
+    manifest: Path | None, integration: str, work: Callable[[DeadLetterDesk], Awaitable[T]]
 ) -> T:
     async def run(place: MessagingHost) -> T:
         (name,) = _messaging(place.manifest, integration)

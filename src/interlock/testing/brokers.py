@@ -9,13 +9,14 @@ Nothing is kept: the data directory is temporary and the node stops on exit.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from interlock.outbound import tls_context
 
-__all__ = ["TlsBroker"]
+__all__ = ["TlsBroker", "free_port"]
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,11 @@ class TlsBroker:
     def tls(self) -> ssl.SSLContext:
         """A client context that verifies the broker and presents the client certificate."""
         return tls_context(self.ca_file, client_certificate=(self.client_cert, self.client_key))
+
+
+def free_port() -> int:
+    """A free loopback port for a server about to start (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -39,7 +39,7 @@ from interlock.crypto.pkix import (
     private_key_pem,
     self_signed_ca,
 )
-from interlock.testing.brokers import TlsBroker
+from interlock.testing.brokers import TlsBroker, free_port
 
 __all__ = ["SERVER_ENV", "USER", "started", "unavailable"]
 
@@ -71,13 +71,6 @@ def unavailable() -> str | None:
             f"or set {SERVER_ENV}"
         )
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _write_pki(directory: Path) -> tuple[Path, Path, Path, Path, Path]:
@@ -186,7 +179,7 @@ def started(directory: Path, *, client_ca: bytes | None = None) -> Iterator[TlsB
             name=name, ca=trusted, cert=cert, key=key, store=store, password=password, log=log
         ).encode(),
     )
-    port = _free_port()
+    port = free_port()
     # No shell; the password is in the 0600 file, not on the command line.
     process = subprocess.Popen(  # noqa: S603
         [binary, "-c", str(config), "-a", "127.0.0.1", "-p", str(port)],

@@ -43,7 +43,7 @@ from interlock.crypto.pkix import (
     private_key_pem,
     self_signed_ca,
 )
-from interlock.testing.brokers import TlsBroker
+from interlock.testing.brokers import TlsBroker, free_port
 
 __all__ = ["CERTIFICATE_USER", "USER", "started", "unavailable"]
 
@@ -92,7 +92,7 @@ def started(directory: Path, *, client_ca: bytes | None = None) -> Iterator[TlsB
         if client_ca is not None:
             with (home / "ca.pem").open("ab") as trusted:
                 trusted.write(client_ca)
-        port, dist_port = _free_port(), _free_port()
+        port, dist_port = free_port(), free_port()
         env = _environment(home, node, port, dist_port)
         _give_to_service_user(home)
         log = (directory / "rabbitmq-server.log").open("wb")
@@ -209,13 +209,6 @@ def _give_to_service_user(home: Path) -> None:
     home.chmod(0o755)
     for path in (home, *home.iterdir()):
         os.chown(path, account.pw_uid, account.pw_gid)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _wait_ready(
