@@ -979,12 +979,13 @@ GATEWAY_SCOPES: Final = ("vault.read", "vault.write", "privacy.admin")
 OPERATOR_SCOPES: Final = ("messaging.dead_letters",)
 
 #: Paths the gateway answers itself (fixed interfaces, the vault, data-subject
-#: requests); no route may use them.
+#: requests, messaging integrations' public keys); no route may use them.
 RESERVED_PATHS: Final = (
     "/oauth2",
     "/.well-known",
     "/v1/secrets",
     "/v1/privacy",
+    "/v1/messaging",
     "/pki/crl",
     "/healthz",
     "/metrics",

@@ -43,6 +43,8 @@ from interlock.gateway.endpoints import (
 )
 from interlock.gateway.guessing import GuessingGuard
 from interlock.gateway.hosts import GatewayNames
+from interlock.gateway.messaging_keys import MESSAGING_PREFIX, MessagingKeysEndpoint
+from interlock.gateway.messaging_keys import label as messaging_label
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.mtls import ClientCertificates
 from interlock.gateway.pipeline import Backends, build_pipelines
@@ -68,6 +70,7 @@ from interlock.limits import (
     MemoryLimiter,
     RedisLimiter,
 )
+from interlock.messaging.keys import MessagingKeys
 from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.server import AuthorizationServer
 from interlock.oauth.signing_keys import SigningKeys
@@ -332,6 +335,7 @@ def build_gateway(
                 GET,
             ),
             Mount("/pki/crl", CrlEndpoint(services.crl), GET),
+            *_messaging_mounts(services, manifest),
             *privacy,
         ]
     )
@@ -348,6 +352,15 @@ def build_gateway(
         rules=rules,
         proxies=services.proxies,
     )
+
+
+def _messaging_mounts(services: GatewayServices, manifest: Manifest) -> list[Mount]:
+    """``/v1/messaging/{integration}/jwks.json`` when the manifest has messaging integrations."""
+    if not any(flow.messaging is not None for flow in manifest.integrations.values()):
+        return []
+    keys = MessagingKeys(services.deployment.engine, services.deployment.keyring)
+    endpoint = MessagingKeysEndpoint(keys, manifest)
+    return [Mount(MESSAGING_PREFIX, endpoint, GET, prefix=True, below=messaging_label)]
 
 
 def _privacy_mounts(
