@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Final, Literal
 
+from interlock.config.events_checks import event_scopes, events_findings
 from interlock.config.field_categories import route_field_findings
 from interlock.config.manifest import (
     GATEWAY_SCOPES,
@@ -145,6 +146,9 @@ def cross_check(entities: Entities) -> Iterator[Finding]:
                 seen_routes[key] = (name, index)
         yield from _subjects(entities, name)
         yield from _messaging(entities, name)
+        yield from _events(entities, name)
+        if name in entities.integrations:
+            used |= event_scopes(entities.integrations[name])
     if entities.complete and entities.mentioned_scopes is not None:
         # The gateway's own scopes are used by its own endpoints (the vault API).
         yield from _unused_scopes(
@@ -401,6 +405,31 @@ def _subjects(entities: Entities, name: str) -> Iterator[Finding]:
         flow.subjects if flow is not None else (),
         entities.routes.get(name, []),
         facts.categories if facts is not None else (),
+    )
+    for path, message, error in found:
+        yield Finding(path, message, "error" if error else "warning")
+
+
+def _events(entities: Entities, name: str) -> Iterator[Finding]:
+    """An event-streaming integration's broker, consumers, grants and their roles."""
+    flow = entities.integrations.get(name)
+    if flow is None:
+        return
+
+    def scopes_of(client: str) -> frozenset[str] | None:
+        spec = entities.clients.get(client)
+        if spec is None or not entities.complete:
+            return None
+        roles = [entities.roles.get(role) for role in spec.roles]
+        return frozenset(s for role in roles if role is not None for s in role.scopes)
+
+    found = events_findings(
+        name,
+        flow,
+        has_routes=bool(entities.routes.get(name)),
+        undeclared=entities.undeclared,
+        known=lambda section: _known(entities, section),
+        scopes_of=scopes_of,
     )
     for path, message, error in found:
         yield Finding(path, message, "error" if error else "warning")

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from interlock.config.events import EventsSpec
 from interlock.config.header_names import check_header_name
 from interlock.config.messaging import Broker, MessagingSpec
 from interlock.config.units import ByteSize, Duration, RateValue
@@ -825,6 +826,9 @@ class Integration(_Model):
     # type: messaging — the broker, destination, consumers and protection of its
     # messages (interlock.config.messaging, docs/messaging.md).
     messaging: MessagingSpec | None = None
+    # type: event_streaming — subjects, compatibility modes and per-consumer grants
+    # (interlock.config.events, docs/events.md).
+    events: EventsSpec | None = None
 
     @field_validator("callers")
     @classmethod
@@ -840,6 +844,13 @@ class Integration(_Model):
             )
         if self.messaging is not None and self.type != "messaging":
             raise ValueError("a messaging: section belongs to an integration of type messaging")
+        if self.type == "event_streaming" and self.events is None:
+            raise ValueError(
+                "type event_streaming needs an events: section (broker, destination, "
+                "subjects, consumers, dead_letter)"
+            )
+        if self.events is not None and self.type != "event_streaming":
+            raise ValueError("an events: section belongs to an integration of type event_streaming")
         return self
 
     @model_validator(mode="after")

@@ -1,0 +1,92 @@
+"""Cross-references of an event-streaming integration: broker, consumers, grants, roles.
+
+* errors — an unknown broker, consumer or dead-letter role; the producer
+  (the integration's client) listed as a consumer; HTTP routes; a grant of a
+  subject the integration does not declare; a consumer that does not hold
+  ``events.SUBJECT.read`` through its roles for a subject it is granted;
+* the scopes ``events.SUBJECT.read`` count as used by the grants (no
+  least-privilege warning for them).
+
+Findings are ``(path, message, is_error)`` for :mod:`interlock.config.checks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from interlock.config.events import read_scope
+from interlock.config.manifest import Integration
+from interlock.config.yaml_source import DocPath
+
+__all__ = ["event_scopes", "events_findings"]
+
+Found = tuple[DocPath, str, bool]
+
+
+def event_scopes(flow: Integration) -> set[str]:
+    """The scopes the integration's grants use (``events.SUBJECT.read``)."""
+    if flow.events is None:
+        return set()
+    return {read_scope(s) for grants in flow.events.consumers.values() for s in grants}
+
+
+def events_findings(
+    name: str,
+    flow: Integration,
+    *,
+    has_routes: bool,
+    undeclared: Callable[[str, str], bool],
+    known: Callable[[str], str],
+    scopes_of: Callable[[str], frozenset[str] | None],
+) -> Iterator[Found]:
+    """Every cross-reference problem of integration ``name``'s ``events:`` section.
+
+    ``scopes_of(client)`` is the scopes the client holds through its roles
+    (None when its roles could not all be read: nothing is then reported).
+    """
+    spec = flow.events
+    if spec is None:
+        return
+    at: DocPath = ("integrations", name, "events")
+    if has_routes:
+        yield (
+            ("integrations", name, "routes"),
+            "an event-streaming integration has no HTTP routes",
+            True,
+        )
+    if undeclared("brokers", spec.broker):
+        yield (*at, "broker"), f"unknown broker {spec.broker!r}{known('brokers')}", True
+    if undeclared("roles", spec.dead_letter.role):
+        yield (
+            (*at, "dead_letter", "role"),
+            f"unknown role {spec.dead_letter.role!r}{known('roles')}",
+            True,
+        )
+    for consumer, grants in spec.consumers.items():
+        where: DocPath = (*at, "consumers", consumer)
+        if undeclared("clients", consumer):
+            yield where, f"unknown client {consumer!r}{known('clients')}", True
+            continue
+        if consumer == flow.client:
+            yield (
+                where,
+                f"{consumer!r} is the integration's client, its producer: a consumer is "
+                "another service account",
+                True,
+            )
+        held = scopes_of(consumer)
+        for subject in grants:
+            if subject not in spec.subjects:
+                yield (
+                    (*where, subject),
+                    f"subject {subject!r} is not declared in events.subjects "
+                    f"(declared: {', '.join(spec.subjects)})",
+                    True,
+                )
+            elif held is not None and read_scope(subject) not in held:
+                yield (
+                    (*where, subject),
+                    f"client {consumer!r} is granted {subject!r} here but holds no role with "
+                    f"scope {read_scope(subject)}: grant it through a role (roles: ...)",
+                    True,
+                )
