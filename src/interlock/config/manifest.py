@@ -836,21 +836,23 @@ class Integration(_Model):
         return _no_duplicates(value, "caller")
 
     @model_validator(mode="after")
-    def _messaging_section(self) -> Integration:
+    def _type_section(self) -> Integration:
+        # A section of another type first: "an events: section belongs to ..." says more
+        # than "type messaging needs a messaging: section" when the type is what is wrong.
+        if self.messaging is not None and self.type != "messaging":
+            raise ValueError("a messaging: section belongs to an integration of type messaging")
+        if self.events is not None and self.type != "event_streaming":
+            raise ValueError("an events: section belongs to an integration of type event_streaming")
         if self.type == "messaging" and self.messaging is None:
             raise ValueError(
                 "type messaging needs a messaging: section (broker, destination, "
                 "consumers, dead_letter)"
             )
-        if self.messaging is not None and self.type != "messaging":
-            raise ValueError("a messaging: section belongs to an integration of type messaging")
         if self.type == "event_streaming" and self.events is None:
             raise ValueError(
                 "type event_streaming needs an events: section (broker, destination, "
                 "subjects, consumers, dead_letter)"
             )
-        if self.events is not None and self.type != "event_streaming":
-            raise ValueError("an events: section belongs to an integration of type event_streaming")
         return self
 
     @model_validator(mode="after")

@@ -1,0 +1,118 @@
+"""The manifest's events section: subjects, grants through roles, each error at its value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.config.manifests import check, messages
+
+EVENTS = """\
+version: 1
+organisation:
+  controller: {name: Example GmbH, contact: privacy@example.com}
+systems:
+  erp: {url: "https://erp.example:9443", location: DE}
+  crm: {url: "https://crm.example", location: DE}
+brokers:
+  stream: {kind: nats, url: "tls://nats.internal:4222", location: DE, client_cert: "pki:auto"}
+roles:
+  dlq-handler: {scopes: [messaging.dead_letters]}
+  order-events-reader: {scopes: [events.order.created.read]}
+  analytics-reader: {scopes: [events.order.created.read, events.order.cancelled.read]}
+clients:
+  erp-events: {auth: [mtls]}
+  crm-events: {auth: [mtls], roles: [order-events-reader]}
+  analytics: {auth: [mtls], roles: [analytics-reader]}
+operators:
+  alice: {roles: [dlq-handler]}
+integrations:
+  order-stream:
+    type: event_streaming
+    source: erp
+    target: crm
+    client: erp-events
+    purpose: Order events for the CRM and analytics
+    legal_basis: contract
+    data_categories: [user.contact.email]
+    data_subjects: [customer]
+    retention: P30D
+    events:
+      broker: stream
+      destination: orders
+      subjects:
+        order.created:
+          compatibility: BACKWARD
+          field_categories: {customer.email: user.contact.email}
+        order.cancelled: {compatibility: FULL_TRANSITIVE}
+      consumers:
+        crm-events:
+          order.created: {fields: [id, customer.email], filter: {region: EU}}
+        analytics:
+          order.created: {fields: [id, total, region]}
+          order.cancelled: {}
+      dead_letter: {role: dlq-handler}
+"""
+
+
+def test_the_events_manifest_is_valid_and_its_grant_scopes_are_used(tmp_path: Path) -> None:
+    """Subjects, grants and the roles behind them load with no warning (no unused scope)."""
+    report = check(tmp_path, EVENTS)
+    assert report.ok, messages(report)
+    assert report.warnings == ()
+    manifest = report.manifest
+    assert manifest is not None
+    spec = manifest.integrations["order-stream"].events
+    assert spec is not None
+    assert spec.subjects["order.cancelled"].compatibility == "FULL_TRANSITIVE"
+    grant = spec.consumers["crm-events"]["order.created"]
+    assert grant.fields == ("id", "customer.email")
+    assert grant.filter == {"region": "EU"}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "fragment"),
+    [
+        ("broker: stream", "broker: nowhere", "integrations.order-stream.events.broker",
+         "unknown broker"),
+        ("compatibility: BACKWARD\n", "compatibility: SIDEWAYS\n",
+         "integrations.order-stream.events.subjects.order.created.compatibility", "BACKWARD"),
+        ("        analytics:\n", "        ghost:\n", "integrations.order-stream.events.consumers.ghost",
+         "unknown client"),
+        ("        crm-events:\n", "        erp-events:\n",
+         "integrations.order-stream.events.consumers.erp-events", "producer"),
+        ("          order.cancelled: {}\n", "          order.shipped: {}\n",
+         "integrations.order-stream.events.consumers.analytics.order.shipped", "not declared"),
+        ("  crm-events: {auth: [mtls], roles: [order-events-reader]}",
+         "  crm-events: {auth: [mtls]}",
+         "integrations.order-stream.events.consumers.crm-events.order.created",
+         "events.order.created.read"),
+        ("dead_letter: {role: dlq-handler}", "dead_letter: {role: nobody}",
+         "integrations.order-stream.events.dead_letter.role", "unknown role"),
+        ("    type: event_streaming\n", "    type: messaging\n", "integrations.order-stream",
+         "type event_streaming"),
+        ("    type: event_streaming\n", "", "integrations.order-stream", "type event_streaming"),
+    ],
+)  # fmt: skip
+def test_events_errors_point_at_the_value(
+    tmp_path: Path, old: str, new: str, path: str, fragment: str
+) -> None:
+    """Each mistake is an error at the value that holds it."""
+    assert old in EVENTS, old
+    report = check(tmp_path, EVENTS.replace(old, new, 1))
+    found = [(d.path, d.message) for d in report.errors]
+    matching = [message for where, message in found if where == path]
+    assert matching, found
+    assert fragment in matching[0]
+
+
+def test_a_grant_scope_no_consumer_is_granted_still_warns(tmp_path: Path) -> None:
+    """A role granting events.X.read that no events section grants is an unused scope."""
+    text = EVENTS.replace(
+        "  dlq-handler: {scopes: [messaging.dead_letters]}\n",
+        "  dlq-handler: {scopes: [messaging.dead_letters]}\n"
+        "  spare: {scopes: [events.order.refunded.read]}\n",
+    )
+    report = check(tmp_path, text)
+    assert any("events.order.refunded.read" in d.message for d in report.warnings)
