@@ -16,9 +16,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from interlock.check.config_brokers import (
+    broker_auth,
+    broker_certificates,
+    broker_of,
+    broker_secrets,
+    broker_tls,
+    broker_tls_mitigation,
+)
 from interlock.check.config_context import Context, personal
 from interlock.check.results import Finding
-from interlock.config.messaging import Broker, MessagingSpec
+from interlock.config.messaging import MessagingSpec
 from interlock.config.units import format_duration
 
 __all__ = ["MESSAGING_CHECKS", "messaging_type_findings"]
@@ -31,25 +39,14 @@ def _spec(context: Context) -> MessagingSpec:
     return spec
 
 
-def _broker(context: Context) -> Broker | None:
-    return context.manifest.brokers.get(_spec(context).broker)
-
-
-def _broker_auth(broker: Broker) -> list[str]:
-    methods = ["client certificate pki:auto"] if broker.client_cert else []
-    if broker.credentials:
-        methods.append(f"password {broker.credentials}")
-    return methods
-
-
 def _authentication(context: Context) -> Finding:
     spec, flow = _spec(context), context.flow
     evidence = [
         f"producer {flow.client} signs every message ({spec.signing_algorithm})",
         f"consumers verify the signature against {flow.client}'s published keys",
     ]
-    broker = _broker(context)
-    auth = _broker_auth(broker) if broker is not None else []
+    broker = broker_of(context)
+    auth = broker_auth(broker)
     evidence.append(f"broker {spec.broker}: {', '.join(auth) or 'no client authentication'}")
     if not auth:
         return context.finding(
@@ -88,59 +85,14 @@ def _least_privilege(context: Context) -> Finding:
 
 
 def _secrets_manager(context: Context) -> Finding:
-    spec = _spec(context)
-    broker = _broker(context)
-    auth = _broker_auth(broker) if broker is not None else []
-    evidence = [
-        f"broker {spec.broker}: {', '.join(auth) or 'no credential'}",
+    return broker_secrets(
+        context,
         "message keys: private keys sealed by the keyring (or HSM), per integration and party",
-    ]
-    if not auth:
-        return context.finding(
-            "secrets_manager",
-            "needs_evidence",
-            f"broker {spec.broker} declares no credential Interlock keeps",
-            evidence,
-            context.locate(("brokers", spec.broker)),
-            "add credentials: secret://... or client_cert: pki:auto to the broker",
-        )
-    return context.finding(
-        "secrets_manager",
-        "pass",
-        "the broker credential is a vault reference or a certificate from Interlock's PKI; "
-        "message keys are sealed in the store",
-        evidence,
-        context.locate(("brokers", spec.broker)),
     )
 
 
 def _tls_required(context: Context) -> Finding:
-    spec = _spec(context)
-    broker = _broker(context)
-    floor = ((broker.tls if broker else None) or context.manifest.tls).min_version
-    url = broker.url if broker is not None else "?"
-    return context.finding(
-        "tls_required",
-        "pass",
-        f"the broker is reached over TLS {floor} or later (plain amqp:// and nats:// are "
-        "refused by validation), and payloads are encrypted end to end besides",
-        (f"broker {spec.broker}: {url} TLS >= {floor}",),
-        context.locate(("brokers", spec.broker, "url")),
-    )
-
-
-def _certificates_validated(context: Context) -> Finding:
-    spec = _spec(context)
-    broker = _broker(context)
-    anchor = broker.ca if broker is not None else "?"
-    return context.finding(
-        "certificates_validated",
-        "pass",
-        "the broker's certificate is verified against a named trust anchor (verification "
-        "cannot be switched off in the manifest)",
-        (f"broker {spec.broker}: trust anchor {anchor}",),
-        context.locate(("brokers", spec.broker, "ca")),
-    )
+    return broker_tls(context, ", and payloads are encrypted end to end besides")
 
 
 def _minimisation(context: Context) -> Finding:
@@ -235,7 +187,7 @@ MESSAGING_CHECKS: Final[dict[str, Callable[[Context], Finding]]] = {
     "least_privilege": _least_privilege,
     "secrets_manager": _secrets_manager,
     "tls_required": _tls_required,
-    "certificates_validated": _certificates_validated,
+    "certificates_validated": broker_certificates,
     "minimisation": _minimisation,
     "input_validation": _input_validation,
     "rate_limiting": _rate_limiting,
@@ -248,18 +200,7 @@ MESSAGING_CHECKS: Final[dict[str, Callable[[Context], Finding]]] = {
 def messaging_type_findings(context: Context) -> list[Finding]:
     """The ``type.messaging.*`` mitigations, with evidence from the manifest."""
     spec, flow = _spec(context), context.flow
-    broker = _broker(context)
-    auth = _broker_auth(broker) if broker is not None else []
-    tls = context.finding(
-        "type.messaging.broker_tls",
-        "pass" if auth else "fail",
-        "TLS to the broker with its certificate verified, and the services authenticate"
-        if auth
-        else "TLS to the broker, but services do not authenticate to it",
-        (f"broker {spec.broker}: {broker.url if broker else '?'}", *auth),
-        context.locate(("brokers", spec.broker)),
-        None if auth else "set client_cert: pki:auto or credentials: secret://... on the broker",
-    )
+    tls = broker_tls_mitigation(context, "type.messaging.broker_tls")
     holders = sorted(
         name
         for name, account in context.manifest.operators.items()
