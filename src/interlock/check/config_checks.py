@@ -10,7 +10,8 @@ of a running gateway) is ``needs_evidence`` until ``--live`` supplies it.
 An integration without routes (another integration type) is never a silent
 pass: its route-level items are ``needs_evidence`` or ``not_applicable``,
 unless its type has an Interlock adapter that answers them from its own
-section (messaging: :mod:`interlock.check.config_messaging`).
+section (messaging: :mod:`interlock.check.config_messaging`; event streaming:
+:mod:`interlock.check.config_events`).
 
 Decisions recorded here (docs/check.md repeats them):
 
@@ -33,6 +34,7 @@ from typing import Final
 
 from interlock.check import config_privacy, config_routes
 from interlock.check.config_context import Context, no_routes, personal
+from interlock.check.config_events import EVENTS_CHECKS, events_type_findings
 from interlock.check.config_messaging import MESSAGING_CHECKS, messaging_type_findings
 from interlock.check.items import ITEMS
 from interlock.check.results import Finding
@@ -61,6 +63,11 @@ def check_configuration(
             checks = {**_CHECKS, **MESSAGING_CHECKS}
             findings.extend(checks[entry.id](context) for entry in ITEMS)
             findings.extend(messaging_type_findings(context))
+            continue
+        if context.flow.events is not None:
+            checks = {**_CHECKS, **EVENTS_CHECKS}
+            findings.extend(checks[entry.id](context) for entry in ITEMS)
+            findings.extend(events_type_findings(context))
             continue
         findings.extend(_CHECKS[entry.id](context) for entry in ITEMS)
     return findings

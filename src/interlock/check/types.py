@@ -32,9 +32,10 @@ __all__ = [
 
 INTEGRATION_TYPES: Final[tuple[IntegrationType, ...]] = get_args(IntegrationType)
 
-ADAPTERS: Final[frozenset[IntegrationType]] = frozenset({"rest", "messaging"})
-"""Types Interlock enforces itself (the gateway; the messaging libraries, whose items
-:mod:`interlock.check.config_messaging` answers); the others are checked by hand."""
+ADAPTERS: Final[frozenset[IntegrationType]] = frozenset({"rest", "messaging", "event_streaming"})
+"""Types Interlock enforces itself (the gateway; the messaging and event libraries, whose
+items :mod:`interlock.check.config_messaging` and :mod:`interlock.check.config_events`
+answer); the others are checked by hand."""
 
 UNKNOWN_TYPE: Final = Item(
     "type.unknown",
