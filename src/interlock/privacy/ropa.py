@@ -23,7 +23,11 @@ from interlock.config.units import format_duration
 from interlock.gdpr.adequacy import adequacy_decision
 from interlock.gdpr.taxonomy import special_kind
 from interlock.privacy.ropa_measures import Measure, measures
-from interlock.privacy.ropa_messaging import broker_location, messaging_measures
+from interlock.privacy.ropa_messaging import (
+    broker_location,
+    events_measures,
+    messaging_measures,
+)
 
 if TYPE_CHECKING:
     from interlock.config.manifest import Integration, Manifest, Party
@@ -197,7 +201,11 @@ def _record(manifest: Manifest, name: str, flow: Integration, kek_backend: str) 
         transfer_statement=_transfer_statement(manifest, flow),
         retention=format_duration(flow.retention),
         measures=measures(
-            manifest, name, flow, kek_backend, messaging_measures(manifest, name, flow)
+            manifest,
+            name,
+            flow,
+            kek_backend,
+            (*messaging_measures(manifest, name, flow), *events_measures(manifest, name, flow)),
         ),
     )
 
@@ -232,11 +240,12 @@ def _recipients(manifest: Manifest, name: str, flow: Integration) -> tuple[Recip
         Recipient(text, "declared", f"integrations.{name}.recipients[{i}]")
         for i, text in enumerate(flow.recipients)
     )
-    if flow.messaging is None:
+    if flow.messaging is None and flow.events is None:
         return (system, *declared)
-    # Messages rest on the broker until consumed (dead letters until their retention ends).
+    # Messages and events rest on the broker until consumed (dead letters until they expire).
     broker, location, owner = broker_location(manifest, flow)
-    held = Recipient(broker, "broker", f"integrations.{name}.messaging.broker", location, owner)
+    section = "messaging" if flow.messaging is not None else "events"
+    held = Recipient(broker, "broker", f"integrations.{name}.{section}.broker", location, owner)
     return (system, held, *declared)
 
 

@@ -101,6 +101,8 @@ def _authentication(manifest: Manifest, name: str, flow: Integration) -> Iterato
             f"client {client_name} authenticates with {', '.join(client.auth)}",
             f"clients.{client_name}.auth",
         )
+    if not flow.routes:
+        return  # messaging and event streams say who may read in their own measures
     who = ", ".join(dict.fromkeys([flow.client, *flow.callers]))
     where = f"integrations.{name}.callers" if flow.callers else f"integrations.{name}.client"
     yield Measure("authorisation", f"only {who} may call this integration's routes", where)

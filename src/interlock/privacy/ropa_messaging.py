@@ -1,4 +1,4 @@
-"""Art. 30 facts of a messaging integration: its broker, and the measures on its messages.
+"""Art. 30 facts of messaging and event-streaming integrations: broker and measures.
 
 The broker is where messages rest until consumed (and dead letters until
 their retention ends), so the register lists it with its location beside the
@@ -17,19 +17,65 @@ from interlock.privacy.ropa_measures import Measure
 if TYPE_CHECKING:
     from interlock.config.manifest import Integration, Manifest
 
-__all__ = ["broker_location", "messaging_measures"]
+__all__ = ["broker_location", "events_measures", "messaging_measures"]
 
 
 def broker_location(manifest: Manifest, flow: Integration) -> tuple[str, str | None, str | None]:
     """The broker's name, location and owner (None when it is not declared)."""
-    spec = flow.messaging
-    if spec is None:
-        raise ValueError("not a messaging integration")
-    broker = manifest.brokers.get(spec.broker)
+    section = flow.messaging or flow.events
+    if section is None:
+        raise ValueError("neither a messaging nor an event-streaming integration")
+    broker = manifest.brokers.get(section.broker)
     return (
-        spec.broker,
+        section.broker,
         broker.location if broker is not None else None,
         broker.owner if broker is not None else None,
+    )
+
+
+def events_measures(manifest: Manifest, name: str, flow: Integration) -> Iterator[Measure]:
+    """The measures of integration ``name``'s events (nothing for other types)."""
+    spec = flow.events
+    if spec is None:
+        return
+    at = f"integrations.{name}.events"
+    yield _broker_tls(manifest, spec.broker)
+    for subject, declared in spec.subjects.items():
+        categories = sorted(set(declared.field_categories.values()))
+        carries = f"; carries {', '.join(categories)}" if categories else ""
+        yield Measure(
+            "validation",
+            f"{subject} events validated against the subject's registered JSON Schema at "
+            f"produce and consume; new versions must be {declared.compatibility}{carries}",
+            f"{at}.subjects.{subject}",
+        )
+    for consumer, grants in spec.consumers.items():
+        for subject, grant in grants.items():
+            fields = ", ".join(grant.fields) if grant.fields else "every field"
+            conditions = " and ".join(f"{field} = {value}" for field, value in grant.filter.items())
+            only = f" where {conditions}" if conditions else ""
+            yield Measure(
+                "minimisation",
+                f"{consumer} receives {subject}{only} on its own stream with {fields}",
+                f"{at}.consumers.{consumer}.{subject}",
+            )
+    yield Measure(
+        "dead_letters",
+        f"events expire after {format_duration(spec.ttl)}; refused ones are kept for "
+        f"{format_duration(spec.dead_letter.retention)}, handled only by role "
+        f"{spec.dead_letter.role}",
+        f"{at}.dead_letter",
+    )
+
+
+def _broker_tls(manifest: Manifest, name: str) -> Measure:
+    broker = manifest.brokers.get(name)
+    policy = broker.tls if broker is not None and broker.tls is not None else manifest.tls
+    mutual = " with a client certificate" if broker is not None and broker.client_cert else ""
+    return Measure(
+        "tls",
+        f"TLS {policy.min_version} or later to broker {name}, certificate verified{mutual}",
+        f"brokers.{name}",
     )
 
 
@@ -39,16 +85,7 @@ def messaging_measures(manifest: Manifest, name: str, flow: Integration) -> Iter
     if spec is None:
         return
     at = f"integrations.{name}.messaging"
-    broker = manifest.brokers.get(spec.broker)
-    floor = (
-        broker.tls.min_version if broker is not None and broker.tls else manifest.tls.min_version
-    )
-    mutual = " with a client certificate" if broker is not None and broker.client_cert else ""
-    yield Measure(
-        "tls",
-        f"TLS {floor} or later to broker {spec.broker}, certificate verified{mutual}",
-        f"brokers.{spec.broker}",
-    )
+    yield _broker_tls(manifest, spec.broker)
     readers = ", ".join(spec.consumers)
     if spec.encrypt == "payload":
         protected = f"every message signed by {flow.client} ({spec.signing_algorithm}) and "
