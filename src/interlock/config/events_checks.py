@@ -1,6 +1,7 @@
 """Cross-references of an event-streaming integration: broker, consumers, grants, roles.
 
-* errors — an unknown broker, consumer or dead-letter role; the producer
+* errors — a subject's field category the integration's ``data_categories``
+  do not cover; an unknown broker, consumer or dead-letter role; the producer
   (the integration's client) listed as a consumer; HTTP routes; a grant of a
   subject the integration does not declare; a consumer that does not hold
   ``events.SUBJECT.read`` through its roles for a subject it is granted;
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from interlock.config.events import read_scope
+from interlock.config.field_categories import covered
 from interlock.config.manifest import Integration
 from interlock.config.yaml_source import DocPath
 
@@ -62,6 +64,7 @@ def events_findings(
             f"unknown role {spec.dead_letter.role!r}{known('roles')}",
             True,
         )
+    yield from _categories(name, flow)
     for consumer, grants in spec.consumers.items():
         where: DocPath = (*at, "consumers", consumer)
         if undeclared("clients", consumer):
@@ -88,5 +91,28 @@ def events_findings(
                     (*where, subject),
                     f"client {consumer!r} is granted {subject!r} here but holds no role with "
                     f"scope {read_scope(subject)}: grant it through a role (roles: ...)",
+                    True,
+                )
+
+
+def _categories(name: str, flow: Integration) -> Iterator[Found]:
+    """Subject fields tagged with a category the integration does not declare."""
+    spec = flow.events
+    assert spec is not None  # noqa: S101  (events_findings checked it)
+    for subject_name, subject in spec.subjects.items():
+        for path, category in subject.field_categories.items():
+            if not covered(category, flow.data_categories):
+                yield (
+                    (
+                        "integrations",
+                        name,
+                        "events",
+                        "subjects",
+                        subject_name,
+                        "field_categories",
+                        path,
+                    ),
+                    f"{path} is tagged {category}, which integration {name} does not declare "
+                    "in data_categories: the Art. 30 register would not show it",
                     True,
                 )
