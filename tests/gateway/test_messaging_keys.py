@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from interlock.config.manifest import Broker, Integration, Manifest
+from interlock.config.manifest import Integration, Manifest
+from interlock.config.messaging import Broker
 from interlock.testing.gateway import Env
 
 
