@@ -82,6 +82,8 @@ _UNCHECKED = (
     "unevaluatedItems",
 )
 _COMBINATORS = ("allOf", "anyOf", "oneOf")
+_MAX_DEPTH = 100  # nested schemas compared at once; deeper would exhaust Python's stack
+_MAX_STEPS = 50_000  # schema pairs compared per call; nested anyOf probing can multiply
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,7 @@ class _Walk:
         self.reader_root = reader_root
         self.writer_root = writer_root
         self.found: list[Incompatibility] = []
+        self._steps = 0
         self._active: dict[tuple[int, int, str], tuple[Any, Any]] = {}
 
     def add(self, pointer: str, kind: str, message: str) -> None:
@@ -232,6 +235,11 @@ class _Walk:
         """Record why instances of ``writer`` may fail ``reader``."""
         reader, pointer = resolve(self.reader_root, reader, pointer)
         writer, writer_pointer = resolve(self.writer_root, writer, writer_pointer)
+        self._steps += 1
+        if self._steps > _MAX_STEPS or len(self._active) > _MAX_DEPTH:
+            raise UnsupportedSchemaError(
+                "the schemas are too deeply nested or too complex to compare"
+            )
         key = (id(reader), id(writer), pointer)
         if key in self._active:
             return  # a recursive schema met itself: assume the cycle holds (coinduction)
@@ -366,6 +374,8 @@ class _Walk:
             return
         where = f"{pointer}/const" if "const" in reader else f"{pointer}/enum"
         produced = _values(writer)
+        if produced is None and _types(writer) <= {"null", "boolean"}:
+            produced = [v for v in (None, True, False) if _json_type(v) in _types(writer)]
         if produced is None:
             self.add(where, "ENUM_ARRAY_NARROWED", "the reader now restricts the values")
             return
