@@ -399,7 +399,7 @@ def test_nesting_and_work_are_capped() -> None:
     [
         (obj({"x": {"$ref": "#node"}}), "anchor"),
         (obj({"x": {"$dynamicRef": "#node"}}), "dynamicRef"),
-        (obj({"x": {"$ref": "#/$defs/a"}}, **{"$defs": {"a": {"$ref": "#/$defs/a"}}}), "loop"),
+        ({"$defs": {"a": {"$ref": "#/$defs/a"}}, **obj({"x": {"$ref": "#/$defs/a"}})}, "loop"),
         ({"type": "array", "items": [S]}, "prefixItems"),
     ],
 )
