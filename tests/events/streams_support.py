@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -144,13 +144,15 @@ def make_registry(deployment: Deployment, manifest: Manifest, audit: MemorySink)
     return registry
 
 
-def delivery_of(message: Outgoing, *, body: bytes | None = None, **headers: str) -> Delivery:
+def delivery_of(
+    message: Outgoing, *, body: bytes | None = None, headers: Mapping[str, str] | None = None
+) -> Delivery:
     """``message`` as a broker would deliver it (optionally with another body or headers)."""
     return Delivery(
         body=message.body if body is None else body,
         content_type=message.content_type,
         message_id=message.message_id,
-        headers={**message.headers, **headers},
+        headers={**message.headers, **(headers or {})},
         redelivered=False,
         delivery_count=1,
     )
