@@ -168,7 +168,7 @@ class SchemaRegistry:
         return found
 
     def get(self, subject: str, version: Version = "latest") -> RegisteredSchema:
-        """Version ``version`` of ``subject`` (:class:`UnknownSubjectError`, ``VersionError``)."""
+        """The version of ``subject`` that is ``schema`` (canonically); else UnknownSchemaError."""
         number = _checked_version(version)
         with self._engine.connect() as connection:
             rows = _subject_rows(connection, subject)
@@ -195,6 +195,23 @@ class SchemaRegistry:
         if row is None:
             raise UnknownSchemaError(f"no schema has the id {schema_id}")
         return RegisteredSchema(row.subject, row.version, schema_id, json.loads(row.schema_text))
+
+    def lookup(self, subject: str, schema: Mapping[str, Any]) -> RegisteredSchema:
+        """Version ``version`` of ``subject``.
+
+        Raises :class:`UnknownSubjectError` (no version registered),
+        :class:`UnknownVersionError` or :class:`InvalidVersionError`.
+        """
+        self._declared_mode(subject)
+        text = _compiled_text(schema)
+        with self._engine.connect() as connection:
+            rows = _subject_rows(connection, subject)
+        if not rows:
+            raise UnknownSubjectError(f"subject {subject!r} has no registered schema")
+        for row in rows:
+            if canonical_schema(row.schema) == text:
+                return row
+        raise UnknownSchemaError(f"subject {subject!r} has no version with this schema")
 
     def check(
         self, subject: str, schema: Mapping[str, Any], version: Version = "latest"
