@@ -288,16 +288,15 @@ class SchemaRegistry:
             problems = check_compatibility(schema, [row.schema for row in rows], mode)
             if problems:
                 raise IncompatibleSchema(subject, mode, problems)
-            schema_id = connection.execute(
-                sa.select(_SCHEMAS.c.id).where(_SCHEMAS.c.fingerprint == fingerprint)
-            ).scalar_one_or_none()
+            by_text = sa.select(_SCHEMAS.c.id).where(_SCHEMAS.c.fingerprint == fingerprint)
+            schema_id = connection.execute(by_text).scalar_one_or_none()
             if schema_id is None:
-                inserted = connection.execute(
+                connection.execute(
                     sa.insert(_SCHEMAS).values(
                         fingerprint=fingerprint, schema_text=text, created_at=now
                     )
                 )
-                schema_id = int(inserted.inserted_primary_key[0])
+                schema_id = connection.execute(by_text).scalar_one()
             version = rows[-1].version + 1 if rows else 1
             connection.execute(
                 sa.insert(_VERSIONS).values(
