@@ -168,7 +168,7 @@ class SchemaRegistry:
         return found
 
     def get(self, subject: str, version: Version = "latest") -> RegisteredSchema:
-        """Version ``version`` of ``subject`` (:class:`UnknownSubjectError`, ``VersionError``)."""
+        """The version of ``subject`` that is ``schema`` (canonically); else UnknownSchemaError."""
         number = _checked_version(version)
         with self._engine.connect() as connection:
             rows = _subject_rows(connection, subject)
@@ -195,6 +195,23 @@ class SchemaRegistry:
         if row is None:
             raise UnknownSchemaError(f"no schema has the id {schema_id}")
         return RegisteredSchema(row.subject, row.version, schema_id, json.loads(row.schema_text))
+
+    def lookup(self, subject: str, schema: Mapping[str, Any]) -> RegisteredSchema:
+        """Version ``version`` of ``subject``.
+
+        Raises :class:`UnknownSubjectError` (no version registered),
+        :class:`UnknownVersionError` or :class:`InvalidVersionError`.
+        """
+        self._declared_mode(subject)
+        text = _compiled_text(schema)
+        with self._engine.connect() as connection:
+            rows = _subject_rows(connection, subject)
+        if not rows:
+            raise UnknownSubjectError(f"subject {subject!r} has no registered schema")
+        for row in rows:
+            if canonical_schema(row.schema) == text:
+                return row
+        raise UnknownSchemaError(f"subject {subject!r} has no version with this schema")
 
     def check(
         self, subject: str, schema: Mapping[str, Any], version: Version = "latest"
@@ -271,16 +288,15 @@ class SchemaRegistry:
             problems = check_compatibility(schema, [row.schema for row in rows], mode)
             if problems:
                 raise IncompatibleSchema(subject, mode, problems)
-            schema_id = connection.execute(
-                sa.select(_SCHEMAS.c.id).where(_SCHEMAS.c.fingerprint == fingerprint)
-            ).scalar_one_or_none()
+            by_text = sa.select(_SCHEMAS.c.id).where(_SCHEMAS.c.fingerprint == fingerprint)
+            schema_id = connection.execute(by_text).scalar_one_or_none()
             if schema_id is None:
-                inserted = connection.execute(
+                connection.execute(
                     sa.insert(_SCHEMAS).values(
                         fingerprint=fingerprint, schema_text=text, created_at=now
                     )
                 )
-                schema_id = int(inserted.inserted_primary_key[0])
+                schema_id = connection.execute(by_text).scalar_one()
             version = rows[-1].version + 1 if rows else 1
             connection.execute(
                 sa.insert(_VERSIONS).values(
