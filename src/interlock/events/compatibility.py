@@ -213,7 +213,7 @@ class _Walk:
         self.reader_root = reader_root
         self.writer_root = writer_root
         self.found: list[Incompatibility] = []
-        self._seen: set[tuple[int, int, str]] = set()
+        self._active: dict[tuple[int, int, str], tuple[Any, Any]] = {}
 
     def add(self, pointer: str, kind: str, message: str) -> None:
         self.found.append(Incompatibility(pointer, kind, message))
@@ -233,9 +233,15 @@ class _Walk:
         reader, pointer = resolve(self.reader_root, reader, pointer)
         writer, writer_pointer = resolve(self.writer_root, writer, writer_pointer)
         key = (id(reader), id(writer), pointer)
-        if key in self._seen:
-            return  # a recursive schema: assume the cycle holds (coinductive)
-        self._seen.add(key)
+        if key in self._active:
+            return  # a recursive schema met itself: assume the cycle holds (coinduction)
+        self._active[key] = (reader, writer)  # held, so no id is reused while active
+        try:
+            self._compare(reader, pointer, writer, writer_pointer)
+        finally:
+            del self._active[key]
+
+    def _compare(self, reader: Any, pointer: str, writer: Any, writer_pointer: str) -> None:
         if writer is False or _empty(reader):
             return
         if reader is False:
