@@ -140,6 +140,15 @@ def test_an_undeclared_subject_is_refused(setup: Setup) -> None:
     with pytest.raises(EventRefused, match="no subject"):
         run(setup.producer.publish("order.shipped", {"id": "x"}))
     assert setup.server.published == []
+    assert [e.reason for e in setup.audits()] == ["undeclared subject"]
+
+
+@pytest.mark.parametrize("value", [float("nan"), {1, 2}, b"bytes"])
+def test_an_event_that_is_not_json_is_refused(setup: Setup, value: object) -> None:
+    with pytest.raises(EventRefused, match="not a JSON document"):
+        run(setup.producer.publish("order.created", order(note=value)))
+    assert setup.server.published == []
+    assert [e.reason for e in setup.audits()] == ["not JSON"]
 
 
 def test_a_subject_without_a_registered_schema_is_refused(tmp_path: Path) -> None:

@@ -104,6 +104,7 @@ class EventProducer:
         stream = self._stream
         event_id = event_id or str(uuid.uuid4())
         if subject not in stream.spec.subjects:
+            await self._record(subject, None, 0, set(), "failure", reason="undeclared subject")
             raise EventRefused(f"{stream.name!r} declares no subject {subject!r}")
         try:
             registered = await asyncio.to_thread(self._registry.get, subject, "latest")
@@ -111,24 +112,35 @@ class EventProducer:
                 self._registry.validator, subject, registered.version
             )
         except NotFoundError as exc:
-            await self._record(subject, None, 0, (), "failure", reason="no registered schema")
+            await self._record(subject, None, 0, set(), "failure", reason="no registered schema")
             raise EventRefused(f"subject {subject!r} has no registered schema") from exc
-        payload = dict(event)
+        try:
+            payload = json.loads(_encode(event))  # a JSON document, and a copy of its own
+        except (TypeError, ValueError, RecursionError):
+            await self._record(subject, registered, 0, set(), "failure", reason="not JSON")
+            raise EventRefused("the event is not a JSON document") from None
         violations = validator.violations(payload)
         if violations:
-            await self._record(subject, registered, 0, (), "failure", reason="schema")
+            await self._record(subject, registered, 0, set(), "failure", reason="schema")
             raise EventRefused(
                 f"the event does not match {subject!r} version {registered.version}", violations
             )
-        reached = 0
+        # Every copy is made before any is sent: a copy that cannot be made sends none.
+        copies = [
+            (consumer, grant, _encode(grant.cut(payload)))
+            for consumer, grants in stream.grants.items()
+            if (grant := grants.get(subject)) is not None and grant.matches(payload)
+        ]
+        headers = {
+            HEADER_INTEGRATION: stream.name,
+            HEADER_SUBJECT: subject,
+            HEADER_SCHEMA_ID: str(registered.id),
+            HEADER_SCHEMA_VERSION: str(registered.version),
+        }
         categories: set[str] = set()
-        size = 0
+        size = reached = 0
         try:
-            for consumer, grants in stream.grants.items():
-                grant = grants.get(subject)
-                if grant is None or not grant.matches(payload):
-                    continue
-                body = _encode(grant.cut(payload))
+            for consumer, grant, body in copies:
                 await self._broker.publish(
                     stream.topology(consumer),
                     Outgoing(
@@ -136,12 +148,7 @@ class EventProducer:
                         content_type=CONTENT_TYPE_EVENT,
                         message_id=event_id,
                         expires_at=self._now() + stream.spec.ttl,
-                        headers={
-                            HEADER_INTEGRATION: stream.name,
-                            HEADER_SUBJECT: subject,
-                            HEADER_SCHEMA_ID: str(registered.id),
-                            HEADER_SCHEMA_VERSION: str(registered.version),
-                        },
+                        headers=headers,
                     ),
                 )
                 reached += 1
@@ -162,7 +169,7 @@ class EventProducer:
         subject: str,
         registered: Registered | None,
         reached: int,
-        categories: set[str] | tuple[str, ...],
+        categories: set[str],
         result: Literal["success", "failure"],
         *,
         size: int = 0,
