@@ -121,9 +121,7 @@ def registry(deployment: Deployment, manifest: Manifest, sink: MemorySink) -> Sc
 def test_versions_count_up_and_the_latest_is_the_newest(registry: SchemaRegistry) -> None:
     """v1, v2 (an optional property added: BACKWARD compatible); latest is v2."""
     first = registry.register("order.created", order(), actor=PRODUCER)
-    second = registry.register(
-        "order.created", order(note={"type": "string"}), actor=PRODUCER
-    )
+    second = registry.register("order.created", order(note={"type": "string"}), actor=PRODUCER)
     assert (first.version, second.version) == (1, 2)
     assert first.id != second.id
     assert registry.versions("order.created") == [1, 2]
