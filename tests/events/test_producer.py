@@ -11,6 +11,7 @@ import pytest
 
 from interlock.audit.entry import AuditEntry
 from interlock.audit.sink import MemorySink
+from interlock.errors import InterlockError
 from interlock.events.producer import PUBLISH_ACTION, EventProducer, EventRefused
 from interlock.events.registry import SchemaRegistry
 from interlock.events.streams import (
@@ -201,3 +202,13 @@ def test_an_unconfirmed_publication_raises_and_is_audited(setup: Setup) -> None:
 def test_a_given_event_id_is_the_message_id_of_every_copy(setup: Setup) -> None:
     run(setup.producer.publish("order.created", order(), event_id="evt-42"))
     assert [m.message_id for m in setup.server.published] == ["evt-42", "evt-42"]
+
+
+def test_a_grant_without_the_read_scope_fails_closed_at_run_time(tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path)
+    crm = manifest.clients["crm-events"]
+    stripped = manifest.model_copy(
+        update={"clients": {**manifest.clients, "crm-events": crm.model_copy(update={"roles": ()})}}
+    )
+    with pytest.raises(InterlockError, match=r"events\.order\.created\.read"):
+        event_stream(stripped, INTEGRATION)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
 
 from interlock.audit.entry import AuditEntry
-from interlock.config.events import EventsSpec
+from interlock.config.events import EventsSpec, read_scope
 from interlock.config.manifest import Integration, Manifest
 from interlock.errors import InterlockError
 from interlock.events.grants import Grant
@@ -142,15 +142,25 @@ class EventStream:
 
 
 def event_stream(manifest: Manifest, integration: str) -> EventStream:
-    """The event-streaming integration ``integration``; InterlockError if there is none."""
+    """The event-streaming integration ``integration``; else InterlockError.
+
+    Also refused: a grant of an undeclared subject, or of a subject ``S`` to a
+    consumer that does not hold ``events.S.read`` through its roles.
+    """
     flow = manifest.integrations.get(integration)
     if flow is None or flow.events is None:
         raise InterlockError(f"{integration!r} is not an event-streaming integration")
     spec = flow.events
-    for granted in spec.consumers.values():
+    # interlock validate reports both first; at run time they fail closed all the same.
+    for consumer, granted in spec.consumers.items():
+        held = _scopes(manifest, consumer)
         for subject in granted:
-            if subject not in spec.subjects:  # interlock validate says so first
+            if subject not in spec.subjects:
                 raise InterlockError(f"{integration!r} grants undeclared subject {subject!r}")
+            if read_scope(subject) not in held:
+                raise InterlockError(
+                    f"{consumer!r} does not hold {read_scope(subject)!r} through its roles"
+                )
     grants = {
         consumer: {
             subject: Grant.of(consumer, subject, grant, spec.subjects[subject])
@@ -159,3 +169,12 @@ def event_stream(manifest: Manifest, integration: str) -> EventStream:
         for consumer, granted in spec.consumers.items()
     }
     return EventStream(name=integration, integration=flow, spec=spec, grants=grants)
+
+
+def _scopes(manifest: Manifest, client: str) -> frozenset[str]:
+    """The scopes ``client`` holds through its roles (none if it is not a client)."""
+    spec = manifest.clients.get(client)
+    if spec is None:
+        return frozenset()
+    roles = [manifest.roles.get(role) for role in spec.roles]
+    return frozenset(scope for role in roles if role is not None for scope in role.scopes)
