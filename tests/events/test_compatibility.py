@@ -370,3 +370,25 @@ def test_recursive_schemas_through_anyof_terminate() -> None:
     assert incompatibilities(node, node) == []
     assert incompatibilities(wider, node) == []
     assert _kinds(incompatibilities(node, wider)) == {"SUM_TYPE_NARROWED"}
+
+
+def test_false_reader_reads_nothing() -> None:
+    """A property the reader forbids (false) but the writer allows is flagged."""
+    found = incompatibilities(obj({"a": False}), obj({"a": S}))
+    assert [(i.pointer, i.kind) for i in found] == [("/properties/a", "TYPE_NARROWED")]
+    assert incompatibilities(obj({"a": S}), obj({"a": False})) == []
+
+
+def test_finite_types_compare_as_values() -> None:
+    """boolean is the enum [true, false]: an enum of both reads it, one of them does not."""
+    assert incompatibilities({"enum": [True, False]}, {"type": "boolean"}) == []
+    assert _kinds(incompatibilities({"const": True}, {"type": "boolean"})) == {"ENUM_ARRAY_CHANGED"}
+
+
+def test_nesting_and_work_are_capped() -> None:
+    """A schema nested deeper than the cap is refused, not a RecursionError."""
+    deep: dict[str, Any] = S
+    for _ in range(150):
+        deep = obj({"a": deep})
+    with pytest.raises(UnsupportedSchemaError, match="too deeply nested"):
+        incompatibilities(deep, deep)

@@ -50,15 +50,23 @@ writer has is named under the place it would be).
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from interlock.config.events import CompatibilityMode
 from interlock.events.compatibility_keywords import arrays, numbers, objects, strings
-from interlock.events.compatibility_refs import ANNOTATIONS, UnsupportedSchemaError, resolve
+from interlock.events.compatibility_refs import UnsupportedSchemaError, resolve
+from interlock.events.compatibility_values import (
+    canonical,
+    is_empty,
+    json_type,
+    merge,
+    subschemas,
+    types_of,
+    values_of,
+    without,
+)
 
 __all__ = [
     "Incompatibility",
@@ -67,7 +75,6 @@ __all__ = [
     "incompatibilities",
 ]
 
-_ALL_TYPES = frozenset({"null", "boolean", "object", "array", "number", "integer", "string"})
 _UNCHECKED = (
     "not",
     "if",
@@ -81,7 +88,8 @@ _UNCHECKED = (
     "unevaluatedProperties",
     "unevaluatedItems",
 )
-_COMBINATORS = ("allOf", "anyOf", "oneOf")
+_MAX_DEPTH = 100  # nested schemas compared at once; deeper would exhaust Python's stack
+_MAX_STEPS = 50_000  # schema pairs compared per call; nested anyOf probing can multiply
 
 
 @dataclass(frozen=True)
@@ -137,75 +145,6 @@ def _tagged(found: list[Incompatibility], direction: str) -> list[Incompatibilit
     return [Incompatibility(i.pointer, i.kind, f"{direction}: {i.message}") for i in found]
 
 
-def _canonical(value: Any) -> str:
-    """A JSON text equal for equal JSON values (1 and 1.0 equal, true and 1 not)."""
-
-    def norm(v: Any) -> Any:
-        if isinstance(v, bool) or v is None or isinstance(v, str):
-            return v
-        if isinstance(v, int | float):
-            if math.isnan(v) or math.isinf(v):
-                return ["#n", repr(v)]
-            return ["#n", int(v) if float(v).is_integer() else float(v)]
-        if isinstance(v, Mapping):
-            return {k: norm(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [norm(x) for x in v]
-        return repr(v)
-
-    return json.dumps(norm(value), sort_keys=True, separators=(",", ":"))
-
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-def _types(schema: Mapping[str, Any]) -> frozenset[str]:
-    """The JSON types ``schema`` admits by its ``type``, ``enum`` and ``const`` keywords."""
-    declared = schema.get("type")
-    if isinstance(declared, str):
-        found = frozenset({declared})
-    elif isinstance(declared, list):
-        found = frozenset(t for t in declared if isinstance(t, str))
-    else:
-        found = _ALL_TYPES
-    if "number" in found:
-        found = found | {"integer"}
-    values = _values(schema)
-    if values is not None:
-        found = found & frozenset(_json_type(v) for v in values)
-    return found
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
-def _values(schema: Mapping[str, Any]) -> list[Any] | None:
-    """The finite set of values ``enum``/``const`` allow, or None when unrestricted."""
-    if "const" in schema:
-        return [schema["const"]]
-    enum = schema.get("enum")
-    return list(enum) if isinstance(enum, list) else None
-
-
-def _empty(schema: Any) -> bool:
-    """True for a schema that accepts everything (``true``, ``{}``, only annotations)."""
-    if schema is True:
-        return True
-    return isinstance(schema, Mapping) and all(k in ANNOTATIONS for k in schema)
-
-
 class _Walk:
     """One side-by-side walk over a reader and a writer schema, collecting findings."""
 
@@ -213,6 +152,7 @@ class _Walk:
         self.reader_root = reader_root
         self.writer_root = writer_root
         self.found: list[Incompatibility] = []
+        self._steps = 0
         self._active: dict[tuple[int, int, str], tuple[Any, Any]] = {}
 
     def add(self, pointer: str, kind: str, message: str) -> None:
@@ -232,6 +172,11 @@ class _Walk:
         """Record why instances of ``writer`` may fail ``reader``."""
         reader, pointer = resolve(self.reader_root, reader, pointer)
         writer, writer_pointer = resolve(self.writer_root, writer, writer_pointer)
+        self._steps += 1
+        if self._steps > _MAX_STEPS or len(self._active) > _MAX_DEPTH:
+            raise UnsupportedSchemaError(
+                "the schemas are too deeply nested or too complex to compare"
+            )
         key = (id(reader), id(writer), pointer)
         if key in self._active:
             return  # a recursive schema met itself: assume the cycle holds (coinduction)
@@ -242,10 +187,10 @@ class _Walk:
             del self._active[key]
 
     def _compare(self, reader: Any, pointer: str, writer: Any, writer_pointer: str) -> None:
-        if writer is False or _empty(reader):
+        if writer is False or is_empty(reader):
             return
         if reader is False:
-            self.add(pointer, "SCHEMA_REMOVED", "the reader accepts nothing here")
+            self.add(pointer, "TYPE_NARROWED", "the reader accepts nothing here (false)")
             return
         if writer is True:
             writer = {}
@@ -257,7 +202,7 @@ class _Walk:
         if not self._type(reader, pointer, writer):
             return
         self._enum(reader, pointer, writer)
-        types = _types(writer)
+        types = types_of(writer)
         if types & {"number", "integer"}:
             numbers(self, pointer, reader, writer)
         if "string" in types:
@@ -272,14 +217,14 @@ class _Walk:
     ) -> bool:
         """Handle allOf/anyOf/oneOf on either side; True when that settled the comparison."""
         if "allOf" in reader:  # the writer must satisfy every conjunct
-            self.compare(_without(reader, "allOf"), pointer, writer, wp)
-            for i, branch in enumerate(_list(reader["allOf"])):
+            self.compare(without(reader, "allOf"), pointer, writer, wp)
+            for i, branch in enumerate(subschemas(reader["allOf"])):
                 self.compare(branch, f"{pointer}/allOf/{i}", writer, wp)
             return True
         for keyword in ("anyOf", "oneOf"):  # every writer alternative must be read
             if keyword in writer and not (keyword == "oneOf" and "oneOf" in reader):
-                rest = _without(writer, keyword)
-                for i, branch in enumerate(_list(writer[keyword])):
+                rest = without(writer, keyword)
+                for i, branch in enumerate(subschemas(writer[keyword])):
                     self.compare(reader, pointer, {"allOf": [rest, branch]}, f"{wp}/{keyword}/{i}")
                 return True
         if "oneOf" in reader or "anyOf" in reader:
@@ -295,15 +240,15 @@ class _Walk:
     ) -> None:
         """A reader oneOf must be unchanged; a reader anyOf needs one alternative reading all."""
         if "oneOf" in reader:
-            if _canonical(sorted(map(_canonical, _list(reader["oneOf"])))) != _canonical(
-                sorted(map(_canonical, _list(writer.get("oneOf", []))))
+            if canonical(sorted(map(canonical, subschemas(reader["oneOf"])))) != canonical(
+                sorted(map(canonical, subschemas(writer.get("oneOf", []))))
             ):
                 self.add(pointer, "COMBINED_TYPE_CHANGED", "the reader's oneOf alternatives differ")
                 return
-            self.compare(_without(reader, "oneOf"), pointer, _without(writer, "oneOf"), wp)
+            self.compare(without(reader, "oneOf"), pointer, without(writer, "oneOf"), wp)
             return
-        self.compare(_without(reader, "anyOf"), pointer, writer, wp)
-        branches = _list(reader["anyOf"])
+        self.compare(without(reader, "anyOf"), pointer, writer, wp)
+        branches = subschemas(reader["anyOf"])
         if not any(
             self.probe(b, f"{pointer}/anyOf/{i}", writer, wp) for i, b in enumerate(branches)
         ):
@@ -315,9 +260,9 @@ class _Walk:
         self, reader: Mapping[str, Any], pointer: str, writer: Mapping[str, Any], wp: str
     ) -> None:
         """Writer data satisfies every conjunct: merged, or any one part read, suffices."""
-        parts = [_without(writer, "allOf"), *_list(writer["allOf"])]
+        parts = [without(writer, "allOf"), *subschemas(writer["allOf"])]
         resolved = [resolve(self.writer_root, p, wp)[0] for p in parts]
-        merged = _merge(resolved)
+        merged = merge(resolved)
         if merged is not None:
             self.compare(reader, pointer, merged, wp)
             return
@@ -332,7 +277,7 @@ class _Walk:
         self, reader: Mapping[str, Any], pointer: str, writer: Mapping[str, Any]
     ) -> None:
         for keyword in _UNCHECKED:
-            if keyword in reader and _canonical(reader[keyword]) != _canonical(writer.get(keyword)):
+            if keyword in reader and canonical(reader[keyword]) != canonical(writer.get(keyword)):
                 self.add(
                     f"{pointer}/{keyword}",
                     "KEYWORD_CHANGED",
@@ -343,8 +288,8 @@ class _Walk:
         """Check types; False when the types share nothing (no point going deeper)."""
         if "type" not in reader:
             return True
-        admitted = _types({"type": reader["type"]})
-        produced = _types(writer)
+        admitted = types_of({"type": reader["type"]})
+        produced = types_of(writer)
         lost = produced - admitted
         if not lost:
             return True
@@ -361,57 +306,19 @@ class _Walk:
         return True
 
     def _enum(self, reader: Mapping[str, Any], pointer: str, writer: Mapping[str, Any]) -> None:
-        allowed = _values(reader)
+        allowed = values_of(reader)
         if allowed is None:
             return
         where = f"{pointer}/const" if "const" in reader else f"{pointer}/enum"
-        produced = _values(writer)
+        produced = values_of(writer)
+        if produced is None and types_of(writer) <= {"null", "boolean"}:
+            produced = [v for v in (None, True, False) if json_type(v) in types_of(writer)]
         if produced is None:
             self.add(where, "ENUM_ARRAY_NARROWED", "the reader now restricts the values")
             return
-        keys = {_canonical(v) for v in allowed}
-        lost = [v for v in produced if _canonical(v) not in keys]
+        keys = {canonical(v) for v in allowed}
+        lost = [v for v in produced if canonical(v) not in keys]
         if lost:
-            extra = bool(keys - {_canonical(v) for v in produced})
+            extra = bool(keys - {canonical(v) for v in produced})
             kind = "ENUM_ARRAY_CHANGED" if extra or "const" in reader else "ENUM_ARRAY_NARROWED"
             self.add(where, kind, f"{len(lost)} value(s) the writer allows are no longer read")
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list) else []
-
-
-def _without(schema: Mapping[str, Any], keyword: str) -> dict[str, Any]:
-    return {k: v for k, v in schema.items() if k != keyword}
-
-
-def _merge(parts: list[Any]) -> dict[str, Any] | None:
-    """One schema accepting at least what ``allOf: parts`` accepts, or None if unsure.
-
-    Properties merge by name (a name in two parts gets both schemas), required
-    lists unite; any other keyword in two parts must be equal. The result may
-    accept more than the conjunction (an ``additionalProperties: false`` in one
-    part no longer excludes another part's properties) — on the writer side
-    that only makes the check stricter.
-    """
-    merged: dict[str, Any] = {}
-    for part in parts:
-        if part is True:
-            continue
-        if not isinstance(part, Mapping) or any(k in part for k in (*_COMBINATORS, "$ref")):
-            return None
-        for key, value in part.items():
-            if key in ANNOTATIONS:
-                continue
-            if key not in merged:
-                merged[key] = value
-            elif key == "properties" and isinstance(value, Mapping):
-                props = dict(merged[key])
-                for name, sub in value.items():
-                    props[name] = {"allOf": [props[name], sub]} if name in props else sub
-                merged[key] = props
-            elif key == "required" and isinstance(value, list):
-                merged[key] = sorted(set(merged[key]) | set(value))
-            elif _canonical(merged[key]) != _canonical(value):
-                return None
-    return merged

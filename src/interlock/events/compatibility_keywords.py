@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any, Protocol
 
-from interlock.events.compatibility_refs import ANNOTATIONS, UnsupportedSchemaError
+from interlock.events.compatibility_refs import UnsupportedSchemaError
+from interlock.events.compatibility_values import escape, is_empty
 
 __all__ = ["Walker", "arrays", "numbers", "objects", "strings"]
 
@@ -32,14 +33,6 @@ class Walker(Protocol):
 
     def probe(self, reader: Any, pointer: str, writer: Any, writer_pointer: str) -> bool:
         """True when ``reader`` reads every instance of ``writer``; records nothing."""
-
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-def _empty(schema: Any) -> bool:
-    return schema is True or (isinstance(schema, Mapping) and all(k in ANNOTATIONS for k in schema))
 
 
 def _number(value: Any) -> Fraction | None:
@@ -200,7 +193,7 @@ def objects(walk: Walker, pointer: str, reader: Schema, writer: Schema, wp: str)
         if extra:
             kind = "DEPENDENCY_ARRAY_EXTENDED" if key in w_deps else "DEPENDENCY_ARRAY_ADDED"
             walk.add(
-                f"{pointer}/dependentRequired/{_escape(key)}",
+                f"{pointer}/dependentRequired/{escape(key)}",
                 kind,
                 f"'{key}' now needs {sorted(extra)}",
             )
@@ -209,7 +202,7 @@ def objects(walk: Walker, pointer: str, reader: Schema, writer: Schema, wp: str)
 def _property(
     walk: Walker, pointer: str, reader: Schema, writer: Schema, *, wp: str, name: str
 ) -> None:
-    here, there = f"{pointer}/properties/{_escape(name)}", f"{wp}/properties/{_escape(name)}"
+    here, there = f"{pointer}/properties/{escape(name)}", f"{wp}/properties/{escape(name)}"
     r_gov, w_gov = _governing(reader, name), _governing(writer, name)
     in_reader, in_writer = (
         name in reader.get("properties", {}),
@@ -221,7 +214,7 @@ def _property(
     if walk.probe(_all(r_gov), here, _all(w_gov), there):
         return
     if in_reader:  # added: old data may hold this name as an extra
-        open_writer = _empty(_all(w_gov))
+        open_writer = is_empty(_all(w_gov))
         kind = (
             "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL"
             if open_writer
@@ -254,16 +247,16 @@ def _extras(walk: Walker, pointer: str, reader: Schema, writer: Schema, wp: str)
         target = r_pat[pattern] if pattern in r_pat else _all([*r_pat.values(), r_add])
         walk.compare(
             target,
-            f"{pointer}/patternProperties/{_escape(pattern)}",
+            f"{pointer}/patternProperties/{escape(pattern)}",
             schema,
-            f"{wp}/patternProperties/{_escape(pattern)}",
+            f"{wp}/patternProperties/{escape(pattern)}",
         )
     if w_add is False:
         return
     for pattern, schema in r_pat.items():
         if pattern not in w_pat and not walk.probe(schema, pointer, w_add, wp):
             walk.add(
-                f"{pointer}/patternProperties/{_escape(pattern)}",
+                f"{pointer}/patternProperties/{escape(pattern)}",
                 "ADDITIONAL_PROPERTIES_NARROWED",
                 "a new pattern constrains the writer's extras",
             )
