@@ -7,9 +7,11 @@ is checked where it is kept, not as the consumer's code reports it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,14 @@ from interlock.audit.sink import MemorySink
 from interlock.events.consumer import Event, EventConsumer
 from interlock.events.producer import EventProducer, EventRefused
 from interlock.events.registry import SchemaRegistry
-from interlock.events.streams import HEADER_SCHEMA_VERSION, HEADER_SUBJECT, event_stream
+from interlock.events.streams import (
+    CONTENT_TYPE_EVENT,
+    HEADER_SCHEMA_ID,
+    HEADER_SCHEMA_VERSION,
+    HEADER_SUBJECT,
+    event_stream,
+)
+from interlock.messaging.model import HEADER_INTEGRATION, DeadLetter, Outgoing
 from interlock.messaging.nats import NatsBroker
 from interlock.messaging.nats_config import stream_name
 from interlock.replay.idempotency import MemoryIdempotency
@@ -166,3 +175,61 @@ def test_a_consumer_reading_with_an_older_version_gets_the_resolved_event(setup:
     (event,) = seen
     assert (event.writer_version, event.read_version) == (2, 1)
     assert event.payload == {"id": "c-1"}  # v1 is closed: the note it does not know is dropped
+
+
+def test_an_event_of_a_subject_not_granted_is_dead_lettered_on_the_consumers_stream(
+    setup: Setup,
+) -> None:
+    seen: list[Event] = []
+
+    async def handle(event: Event) -> None:
+        seen.append(event)
+
+    async def scenario() -> list[DeadLetter]:
+        broker = await setup.connect()
+        try:
+            cancelled = setup.registry.get("order.cancelled")
+            topology = setup.stream.topology("crm-events")
+            # Not through the producer: something else wrote to crm-events' stream.
+            await broker.publish(
+                topology,
+                Outgoing(
+                    body=b'{"id":"c-1"}',
+                    content_type=CONTENT_TYPE_EVENT,
+                    message_id="rogue-1",
+                    expires_at=datetime.now(UTC) + timedelta(minutes=5),
+                    headers={
+                        HEADER_INTEGRATION: INTEGRATION,
+                        HEADER_SUBJECT: "order.cancelled",
+                        HEADER_SCHEMA_ID: str(cancelled.id),
+                        HEADER_SCHEMA_VERSION: str(cancelled.version),
+                    },
+                ),
+            )
+            consumer = EventConsumer(
+                setup.manifest,
+                INTEGRATION,
+                "crm-events",
+                registry=setup.registry,
+                broker=broker,
+                dedup=MemoryIdempotency(),
+                audit=setup.audit,
+            )
+            running = await consumer.start(handle)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while not (letters := await broker.dead_letters(topology)):
+                assert loop.time() < deadline, "no dead letter within 10 s"
+                await asyncio.sleep(0.05)
+            await running.stop()
+            return letters
+        finally:
+            await broker.close()
+
+    (letter,) = run(scenario())
+    assert (letter.reason, letter.consumer, letter.message_id) == (
+        "not_granted",
+        "crm-events",
+        "rogue-1",
+    )
+    assert seen == []
