@@ -315,3 +315,16 @@ def test_schemas_are_stored_once_in_canonical_form(
     with deployment.engine.connect() as connection:
         texts = connection.execute(sa.text("SELECT schema_text FROM event_schemas")).scalars()
         assert list(texts) == [canonical_schema(order())]
+
+
+def test_a_schema_too_deep_to_compare_is_invalid(registry: SchemaRegistry) -> None:
+    """Nesting past the checker's cap: the first version is taken, the comparison refused."""
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(110):
+        schema = {"type": "object", "properties": {"a": schema}}
+    registry.register("order.created", schema, actor=PRODUCER)
+    deeper = {**schema, "description": "v2"}
+    with pytest.raises(InvalidSchemaError):
+        registry.register("order.created", deeper, actor=PRODUCER)
+    with pytest.raises(InvalidSchemaError):
+        registry.check("order.created", deeper)
