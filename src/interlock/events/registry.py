@@ -67,7 +67,7 @@ __all__ = [
 
 #: The largest schema the registry takes, as canonical JSON.
 MAX_SCHEMA_BYTES: Final = 256 * 1024
-_ATTEMPTS: Final = 3  # a registration racing another for the same version or text retries
+_ATTEMPTS: Final = 5  # a registration that loses a race for a version (or a text) retries
 _SCHEMAS: Final = table_of(EventSchemaRow)
 _VERSIONS: Final = table_of(EventSubjectVersionRow)
 _MODES: Final = table_of(EventSubjectModeRow)
