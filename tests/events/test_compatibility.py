@@ -392,3 +392,18 @@ def test_nesting_and_work_are_capped() -> None:
         deep = obj({"a": deep})
     with pytest.raises(UnsupportedSchemaError, match="too deeply nested"):
         incompatibilities(deep, deep)
+
+
+@pytest.mark.parametrize(
+    ("schema", "reason"),
+    [
+        (obj({"x": {"$ref": "#node"}}), "anchor"),
+        (obj({"x": {"$dynamicRef": "#node"}}), "dynamicRef"),
+        ({"$defs": {"a": {"$ref": "#/$defs/a"}}, **obj({"x": {"$ref": "#/$defs/a"}})}, "loop"),
+        ({"type": "array", "items": [S]}, "prefixItems"),
+    ],
+)
+def test_unfollowable_schemas_are_refused(schema: dict[str, Any], reason: str) -> None:
+    """Anchors, $dynamicRef, $ref loops and draft-7 tuple items fail closed, with a reason."""
+    with pytest.raises(UnsupportedSchemaError, match=reason):
+        incompatibilities(schema, schema)

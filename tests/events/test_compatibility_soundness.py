@@ -1,7 +1,8 @@
 """Soundness, by search: whenever the checker says compatible, jsonschema-rs agrees.
 
 Hypothesis draws a writer and a reader from a small grammar (types, bounds,
-enums, objects open, closed or partially open, arrays, anyOf) — the reader
+enums, objects open, closed or partially open, pattern properties, arrays,
+tuples, allOf/anyOf/oneOf) — the reader
 often a mutation of the writer, so compatible pairs are common — and JSON
 values from a small domain. No value the writer accepts may fail a reader
 the checker calls compatible.
@@ -58,8 +59,23 @@ def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         _object, props, st.lists(st.sampled_from(KEYS), unique=True, max_size=2), extra
     )
     arrays = st.builds(_array, inner, st.one_of(st.none(), st.integers(0, 3)), st.booleans())
-    any_of = st.lists(inner, min_size=1, max_size=3).map(lambda bs: {"anyOf": bs})
-    return objects | arrays | any_of
+    patterned = st.builds(
+        lambda props, pats, extra: {**_object(props, [], extra), "patternProperties": pats},
+        props,
+        st.dictionaries(st.sampled_from(("^a", "^[bc]$", "c")), inner, min_size=1, max_size=2),
+        extra,
+    )
+    tuples = st.builds(
+        lambda prefix, rest: {"type": "array", "prefixItems": prefix, "items": rest},
+        st.lists(inner, min_size=1, max_size=2),
+        st.one_of(st.just(False), st.just(True), inner),
+    )
+    combined = st.builds(
+        lambda keyword, branches: {keyword: branches},
+        st.sampled_from(("anyOf", "oneOf", "allOf")),
+        st.lists(inner, min_size=1, max_size=3),
+    )
+    return objects | patterned | arrays | tuples | combined
 
 
 def _object(props: dict[str, Any], required: list[str], extra: Any) -> dict[str, Any]:
@@ -87,9 +103,18 @@ schemas = st.recursive(leaf_schemas, _containers, max_leaves=6)
 def pairs(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
     """A (reader, writer): independent, or the reader a one-step mutation of the writer."""
     writer = draw(schemas)
+    reader = draw(schemas) if draw(st.booleans()) else _mutate(writer, draw)
     if draw(st.booleans()):
-        return draw(schemas), writer
-    return _mutate(writer, draw), writer
+        return reader, writer
+    return _referenced(reader, draw), _referenced(writer, draw)
+
+
+def _referenced(schema: Any, draw: st.DrawFn) -> dict[str, Any]:
+    """``schema`` moved under $defs and used through $ref (with a sibling keyword, maybe)."""
+    use: dict[str, Any] = {"$ref": "#/$defs/d"}
+    if draw(st.booleans()):
+        use["minProperties"] = 1
+    return {"$defs": {"d": schema}, "type": "object", "properties": {"a": use, "b": use}}
 
 
 def _mutate(schema: Any, draw: st.DrawFn) -> Any:
