@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -315,3 +316,29 @@ def test_schemas_are_stored_once_in_canonical_form(
     with deployment.engine.connect() as connection:
         texts = connection.execute(sa.text("SELECT schema_text FROM event_schemas")).scalars()
         assert list(texts) == [canonical_schema(order())]
+
+
+def test_a_schema_too_deep_to_compare_is_invalid(registry: SchemaRegistry) -> None:
+    """Nesting past the checker's cap: the first version is taken, the comparison refused."""
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(110):
+        schema = {"type": "object", "properties": {"a": schema}}
+    registry.register("order.created", schema, actor=PRODUCER)
+    deeper = {**schema, "description": "v2"}
+    with pytest.raises(InvalidSchemaError):
+        registry.register("order.created", deeper, actor=PRODUCER)
+    with pytest.raises(InvalidSchemaError):
+        registry.check("order.created", deeper)
+
+
+def test_concurrent_registrations_each_get_their_own_version(registry: SchemaRegistry) -> None:
+    """Writers racing for the next version: one wins, the others retry; no version is lost."""
+    registry.set_mode("order.created", "NONE", actor=ADMIN)
+    schemas = [order(**{f"p{n}": {"type": "string"}}) for n in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = list(
+            pool.map(lambda s: registry.register("order.created", s, actor=PRODUCER), schemas)
+        )
+    assert sorted(r.version for r in done) == [1, 2, 3, 4]
+    assert len({r.id for r in done}) == 4
+    assert registry.versions("order.created") == [1, 2, 3, 4]

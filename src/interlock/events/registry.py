@@ -37,7 +37,11 @@ from interlock.audit.sink import AuditSink
 from interlock.clock import Clock, utc_now
 from interlock.config.events import COMPATIBILITY_MODES, CompatibilityMode
 from interlock.config.manifest import Manifest
-from interlock.events.compatibility import Incompatibility, check_compatibility
+from interlock.events.compatibility import (
+    Incompatibility,
+    UnsupportedSchemaError,
+    check_compatibility,
+)
 from interlock.events.registry_errors import (
     IncompatibleSchema,
     InvalidModeError,
@@ -63,7 +67,7 @@ __all__ = [
 
 #: The largest schema the registry takes, as canonical JSON.
 MAX_SCHEMA_BYTES: Final = 256 * 1024
-_ATTEMPTS: Final = 3  # a registration racing another for the same version or text retries
+_ATTEMPTS: Final = 5  # a registration that loses a race for a version (or a text) retries
 _SCHEMAS: Final = table_of(EventSchemaRow)
 _VERSIONS: Final = table_of(EventSubjectVersionRow)
 _MODES: Final = table_of(EventSubjectModeRow)
@@ -231,7 +235,7 @@ class SchemaRegistry:
             rows = [row for row in rows if row.version == number]
             if not rows:
                 raise UnknownVersionError(f"subject {subject!r} has no version {number}")
-        return check_compatibility(schema, [row.schema for row in rows], mode)
+        return _problems(schema, rows, mode)
 
     def mode(self, subject: str) -> CompatibilityMode:
         """``subject``'s compatibility mode: an operator's override, else the manifest's."""
@@ -285,7 +289,7 @@ class SchemaRegistry:
                 if canonical_schema(row.schema) == text:
                     return row, False
             schema = json.loads(text)
-            problems = check_compatibility(schema, [row.schema for row in rows], mode)
+            problems = _problems(schema, rows, mode)
             if problems:
                 raise IncompatibleSchema(subject, mode, problems)
             by_text = sa.select(_SCHEMAS.c.id).where(_SCHEMAS.c.fingerprint == fingerprint)
@@ -348,6 +352,16 @@ def _compiled_text(schema: Mapping[str, Any]) -> str:
     except SchemaError as exc:
         raise InvalidSchemaError(str(exc)) from None
     return text
+
+
+def _problems(
+    schema: Mapping[str, Any], rows: list[RegisteredSchema], mode: CompatibilityMode
+) -> list[Incompatibility]:
+    """Its incompatibilities with ``rows``; a schema too complex to compare is invalid."""
+    try:
+        return check_compatibility(schema, [row.schema for row in rows], mode)
+    except UnsupportedSchemaError as exc:
+        raise InvalidSchemaError(exc.message) from None
 
 
 def _checked_version(version: Version) -> int | None:

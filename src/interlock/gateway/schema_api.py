@@ -157,7 +157,9 @@ class SchemaApi:
         except AuditUnavailableError:
             raise Refusal(
                 "audit-unavailable",
-                "the change cannot be recorded, so it is not made; try again later",
+                # A registration is stored before its entry is written: say so, honestly.
+                "the audit trail is unavailable; try again later (registering the same "
+                "schema again is safe: it answers the version it has)",
             ) from None
         except InterlockError as exc:
             refusal = refusal_of(exc)
