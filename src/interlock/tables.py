@@ -14,6 +14,7 @@ from types import ModuleType
 
 from sqlalchemy import MetaData
 
+from interlock.events import tables as events_tables
 from interlock.identity import tables as identity_tables
 from interlock.messaging import tables as messaging_tables
 from interlock.oauth import tables as oauth_tables
@@ -37,6 +38,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     replay_tables,
     privacy_tables,
     messaging_tables,
+    events_tables,
 )
 
 metadata: MetaData = _metadata

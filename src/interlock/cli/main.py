@@ -22,6 +22,7 @@ from interlock.cli import (
     check,
     clients,
     demo,
+    events,
     import_openapi,
     keyring,
     keys,
@@ -72,6 +73,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(signature_keys.app, name="signature-keys")
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(messaging.app, name="messaging")
+app.add_typer(events.app, name="events")
 
 
 def _print_version(wanted: bool) -> None:

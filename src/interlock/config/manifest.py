@@ -985,20 +985,27 @@ def media_kind(media_type: str) -> Literal["json", "xml", "csv", "other"]:
 #: Scopes of the gateway's own endpoints, granted by roles like any other: reading
 #: (GET) and writing (PUT) the vault API at /v1/secrets, and the data-subject
 #: request API at /v1/privacy.
-GATEWAY_SCOPES: Final = ("vault.read", "vault.write", "privacy.admin")
+GATEWAY_SCOPES: Final = (
+    "vault.read",
+    "vault.write",
+    "privacy.admin",
+    "schemas.read",
+    "schemas.write",
+)
 
 #: Scopes that operator tools check rather than routes: handling a messaging
 #: integration's dead letters (a role holding it is named by ``dead_letter.role``).
 OPERATOR_SCOPES: Final = ("messaging.dead_letters",)
 
 #: Paths the gateway answers itself (fixed interfaces, the vault, data-subject
-#: requests, messaging integrations' public keys); no route may use them.
+#: requests, messaging integrations' public keys, the schema registry); no route may use them.
 RESERVED_PATHS: Final = (
     "/oauth2",
     "/.well-known",
     "/v1/secrets",
     "/v1/privacy",
     "/v1/messaging",
+    "/v1/schemas",
     "/pki/crl",
     "/healthz",
     "/metrics",

@@ -24,6 +24,7 @@ import redis
 
 from interlock.audit.service import AuditLog
 from interlock.config.manifest import Manifest
+from interlock.events.registry import SchemaRegistry, declared_subjects
 from interlock.gateway.app import Gateway
 from interlock.gateway.audit_trail import GatewayAudit
 from interlock.gateway.certificate_status import CertificateStatus
@@ -54,6 +55,9 @@ from interlock.gateway.privacy_runtime import PrivacyParts, PrivacyRuntime
 from interlock.gateway.readiness import Readiness, engine_check
 from interlock.gateway.renewal import RenewingCertificate
 from interlock.gateway.routing import RouteTable
+from interlock.gateway.schema_api import PREFIX as SCHEMAS_PREFIX
+from interlock.gateway.schema_api import SchemaApi
+from interlock.gateway.schema_api import label as schemas_label
 from interlock.gateway.stages.authenticate import Authentication
 from interlock.gateway.tls import ClientAuth, trust_context
 from interlock.gateway.upstream import UpstreamLimits, Upstreams
@@ -336,6 +340,7 @@ def build_gateway(
             ),
             Mount("/pki/crl", CrlEndpoint(services.crl), GET),
             *_messaging_mounts(services, manifest),
+            *_schema_mounts(services, manifest, authenticate),
             *privacy,
         ]
     )
@@ -361,6 +366,18 @@ def _messaging_mounts(services: GatewayServices, manifest: Manifest) -> list[Mou
     keys = MessagingKeys(services.deployment.engine, services.deployment.keyring)
     endpoint = MessagingKeysEndpoint(keys, manifest)
     return [Mount(MESSAGING_PREFIX, endpoint, GET, prefix=True, below=messaging_label)]
+
+
+def _schema_mounts(
+    services: GatewayServices, manifest: Manifest, authenticate: Authentication
+) -> list[Mount]:
+    """``/v1/schemas`` (the schema registry) when the manifest declares event subjects."""
+    if not declared_subjects(manifest):
+        return []
+    registry = SchemaRegistry(services.deployment.engine, manifest, audit=services.audit_log.sink)
+    return [
+        Mount(SCHEMAS_PREFIX, SchemaApi(registry, authenticate), prefix=True, below=schemas_label)
+    ]
 
 
 def _privacy_mounts(

@@ -116,6 +116,11 @@ REFUSALS: Final[Mapping[str, ProblemType]] = MappingProxyType(
         # A system's credential cannot be resolved (INTERLOCK_MISSING_SECRETS=start).
         "route-unavailable": ProblemType(503, _UNAVAILABLE),
         "version-conflict": ProblemType(409, "Version conflict"),
+        # The schema registry (/v1/schemas): Confluent's 409, 42201, 42202 and 42203.
+        "incompatible-schema": ProblemType(409, "Incompatible schema"),
+        "invalid-schema": ProblemType(422, "Invalid schema"),
+        "invalid-version": ProblemType(422, "Invalid schema version"),
+        "invalid-compatibility-level": ProblemType(422, "Invalid compatibility level"),
         # Upstream systems and the evidence the gateway must keep.
         "upstream-failure": ProblemType(502, "Upstream failed"),
         "upstream-timeout": ProblemType(504, "Upstream timed out"),

@@ -19,7 +19,8 @@
    redelivery, a copy another replica received — one is processed. Already
    processed: dead-lettered as ``duplicate``; the same id on other bytes:
    ``id_reused``; another replica holds it now: settled ``RETRY``, and
-   once that replica's lease runs out (it died) the next delivery takes over;
+   once that replica's lease runs out (it died) the next delivery takes over
+   (:mod:`interlock.messaging.claims`, shared with the event consumer);
 3. **validate** against the integration's schema (``schema``);
 4. **minimise** to the integration's ``fields`` (the handler never sees the rest);
 5. **handle** — the handler returns (processed: the record is completed, the
@@ -41,17 +42,16 @@ so a dead letter replayed from the dead-letter queue is processed afresh.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from interlock.audit.sink import AuditSink
 from interlock.clock import Clock, utc_now
 from interlock.errors import InterlockError
 from interlock.logs import get_logger
+from interlock.messaging.claims import Claimed, DeliveryClaims, safe_id
 from interlock.messaging.envelope import open_envelope
 from interlock.messaging.flow import messaging_flow
 from interlock.messaging.model import (
@@ -65,14 +65,7 @@ from interlock.messaging.model import (
     RefusalReason,
     Settle,
 )
-from interlock.replay.idempotency import (
-    Begun,
-    IdempotencyStore,
-    InFlight,
-    MemoryIdempotency,
-    Mismatch,
-    StoredResponse,
-)
+from interlock.replay.idempotency import IdempotencyStore
 from interlock.validation.minimise import FieldFilter, NotFilterable
 
 if TYPE_CHECKING:
@@ -90,12 +83,7 @@ __all__ = [
 
 CONSUME_ACTION: Final = "messaging.consume"
 REFUSE_ACTION: Final = "messaging.refuse"
-# What a completed record keeps: nothing but "processed" (a message has no response).
-_PROCESSED: Final = StoredResponse(status=200, headers=(), body=b"")
-# Message ids named in audit entries and logs: as the producer makes them, else left out.
-_SAFE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _log = get_logger("interlock.messaging.consumer")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -150,18 +138,12 @@ class Consumer:
         self._consumer = consumer
         self._keys = keys
         self._broker = broker
-        self._dedup = dedup
-        # The in-process store does no I/O: calling it from a thread only costs a hop.
-        self._inline_store = isinstance(dedup, MemoryIdempotency)
+        self._claims = DeliveryClaims(dedup, f"messaging:{integration}:{consumer}", lease=lease)
         self._audit = audit
         self._now = now
-        self._lease = lease
         self._leeway = leeway
         self._filter = None if fields is None else FieldFilter(fields)
-        self._scope = f"messaging:{integration}:{consumer}"
         self._actor = f"client:{consumer}"
-        # A RETRY comes back soon, but not before the holder could plausibly finish.
-        self._retry_after = min(lease, timedelta(seconds=1))
 
     async def start(self, handler: MessageHandler, *, prefetch: int = 32) -> Consumption:
         """Receive messages, each through :meth:`decide` to ``handler``, until stopped."""
@@ -184,43 +166,33 @@ class Consumer:
         except EnvelopeRefused as refused:
             return await self._refuse(delivery, refused.reason, detail=refused.detail)
         facts = opened.facts
-        key = facts.message_id
-        ttl = max(facts.expires_at + self._leeway - self._now(), timedelta(seconds=1))
-        claim = await self._store(
-            self._dedup.begin,
-            self._scope,
-            key,
-            hashlib.sha256(delivery.body).hexdigest(),
-            ttl,
-            self._lease,
-        )
-        if isinstance(claim, InFlight):
-            return Decision(Settle.RETRY, retry_after=self._retry_after)
-        if isinstance(claim, Mismatch):
-            return await self._refuse(delivery, "id_reused", facts=facts)
-        if not isinstance(claim, Begun):  # Replay or Unreadable: processed before
-            return await self._refuse(delivery, "duplicate", facts=facts)
-        return await self._handle(delivery, opened, handler, claim.token)
+        ttl = facts.expires_at + self._leeway - self._now()
+        claim = await self._claims.claim(facts.message_id, delivery.body, ttl)
+        if claim == "retry":
+            return Decision(Settle.RETRY, retry_after=self._claims.retry_after)
+        if not isinstance(claim, Claimed):
+            return await self._refuse(delivery, claim, facts=facts)
+        return await self._handle(delivery, opened, handler, claim)
 
     async def _handle(
-        self, delivery: Delivery, opened: Opened, handler: MessageHandler, token: str
+        self, delivery: Delivery, opened: Opened, handler: MessageHandler, claim: Claimed
     ) -> Decision:
         facts = opened.facts
         key = facts.message_id
         try:
             message = Message(facts=facts, payload=self._accept(opened.payload))
         except EnvelopeRefused as refused:
-            await self._store(self._dedup.abandon, self._scope, key, token)
+            await self._claims.abandon(key, claim)
             return await self._refuse(delivery, refused.reason, facts=facts, detail=refused.detail)
         try:
             await handler(message)
         except MessageRejected as rejected:
-            await self._store(self._dedup.abandon, self._scope, key, token)
+            await self._claims.abandon(key, claim)
             return await self._refuse(delivery, "handler", facts=facts, detail=rejected.message)
         except BaseException as exc:
             # Cancelled (the replica stops) or failed: release the claim so that the
             # redelivery is processed now rather than after the lease.
-            await asyncio.shield(self._store(self._dedup.abandon, self._scope, key, token))
+            await self._claims.abandon(key, claim)
             if isinstance(exc, Exception):
                 await self._record(
                     CONSUME_ACTION,
@@ -230,15 +202,9 @@ class Consumer:
                     reason=f"the handler failed ({type(exc).__name__}); redelivered",
                 )
             raise
-        await self._store(self._dedup.complete, self._scope, key, token, _PROCESSED)
+        await self._claims.complete(key, claim)
         await self._record(CONSUME_ACTION, delivery, facts, result="success")
         return Decision(Settle.ACK)
-
-    async def _store(self, call: Callable[..., T], *args: Any) -> T:
-        """A call to the idempotency store: in a thread, unless the store is in-process."""
-        if self._inline_store:
-            return call(*args)
-        return await asyncio.to_thread(call, *args)
 
     async def _open(self, delivery: Delivery) -> Opened:
         flow = self._flow
@@ -326,5 +292,4 @@ class Consumer:
 
 def _safe_id(delivery: Delivery, facts: MessageFacts | None) -> str | None:
     """The verified message id, else the broker's if it looks like one (it is unverified)."""
-    candidate = facts.message_id if facts is not None else delivery.message_id
-    return candidate if candidate is not None and _SAFE_ID.fullmatch(candidate) else None
+    return safe_id(facts.message_id if facts is not None else delivery.message_id)

@@ -17,7 +17,7 @@ from interlock.config.messaging import MessagingSpec
 from interlock.messaging.model import BrokerError, Topology, topology_of
 from interlock.validation.schema import RequestSchema, compile_schema
 
-__all__ = ["MessagingFlow", "messaging_flow"]
+__all__ = ["MessagingFlow", "integration_entry", "messaging_flow"]
 
 
 @dataclass(frozen=True)
@@ -47,18 +47,51 @@ class MessagingFlow:
         details: Mapping[str, str | int | bool] | None = None,
     ) -> AuditEntry:
         """An audit entry about this integration's messages (never their payload)."""
-        return AuditEntry(
+        return integration_entry(
+            self.name,
+            self.integration,
             actor=actor,
             action=action,
-            integration=self.name,
-            source=self.integration.source,
-            target=self.integration.target,
-            data_categories=self.integration.data_categories,
-            volume=Volume(records=records, bytes=size),
-            outcome=Outcome(result=result),
+            result=result,
+            size=size,
+            records=records,
             reason=reason,
-            details=dict(details or {}),
+            details=details,
         )
+
+
+def integration_entry(
+    name: str,
+    integration: Integration,
+    *,
+    actor: str,
+    action: str,
+    result: Literal["success", "failure"],
+    size: int = 0,
+    records: int = 1,
+    reason: str | None = None,
+    details: Mapping[str, str | int | bool] | None = None,
+    data_categories: tuple[str, ...] | None = None,
+) -> AuditEntry:
+    """An audit entry about messages of integration ``name`` (never their payload).
+
+    ``data_categories``: those of the data concerned, when narrower than the
+    integration's (an event stream names what each copy carried).
+    """
+    return AuditEntry(
+        actor=actor,
+        action=action,
+        integration=name,
+        source=integration.source,
+        target=integration.target,
+        data_categories=(
+            integration.data_categories if data_categories is None else data_categories
+        ),
+        volume=Volume(records=records, bytes=size),
+        outcome=Outcome(result=result),
+        reason=reason,
+        details=dict(details or {}),
+    )
 
 
 def messaging_flow(manifest: Manifest, integration: str) -> MessagingFlow:

@@ -69,6 +69,9 @@ RefusalReason = Literal[
     "id_reused",  # this message id was used for another message
     "schema",  # the payload does not match the integration's schema
     "handler",  # the consumer's handler refused it (raised MessageRejected)
+    # Event streams (interlock.events.consumer):
+    "unknown_version",  # the event names a schema version the registry does not hold
+    "not_granted",  # the event's subject is not granted to this consumer
 ]
 
 

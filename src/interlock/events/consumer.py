@@ -1,0 +1,312 @@
+"""The event consumer: the gate each copy passes before the consumer's handler sees it.
+
+::
+
+    consumer = EventConsumer(manifest, "order-stream", "crm-events", registry=registry,
+                             broker=broker, dedup=store, audit=audit,
+                             reader_versions={"order.created": 2})
+    running = await consumer.start(handle)        # async def handle(event: Event) -> None
+
+:meth:`EventConsumer.decide`, in this order (refusals are dead-lettered with
+the reason, each audited ``events.refuse``):
+
+1. **size** over the integration's ``max_message``: ``too_large``;
+2. **granted** — the ``interlock-subject`` header names a subject granted to
+   this consumer, and the ``interlock-integration`` header this integration:
+   else ``not_granted`` / ``wrong_integration``;
+3. **writer version** — ``interlock-schema-version`` is a version the registry
+   holds for the subject, with the id ``interlock-schema-id``: else
+   ``unknown_version``;
+4. **parse** — strict JSON (:func:`~interlock.validation.json_body.parse_json`):
+   else ``malformed``; the event id (the broker's message id) must be present;
+5. **de-duplicate** by event id (:class:`~interlock.messaging.claims.DeliveryClaims`,
+   the approach of :mod:`interlock.messaging.consumer`, shared with it; scope
+   ``events:INTEGRATION:CONSUMER``, kept for the integration's ttl plus the
+   leeway): ``duplicate``, ``id_reused``, or RETRY while another replica holds it;
+6. **validate** against the writer's version *as it applies to the cut copy*:
+   the writer's schema with the properties the grant removes no longer
+   required (:func:`~interlock.events.grants.cut_schema`) — every other rule
+   (types, formats, bounds, closed content models) stays. A copy is thus
+   checked as strictly as the writer's schema allows without asking for
+   fields this consumer may never see: ``schema``;
+7. **cut** to the grant's fields once more (the handler never sees more than
+   the grant, even from a producer that sent more);
+8. **resolve** — with ``reader_versions[subject]`` other than the writer's,
+   the event is read with the reader's version
+   (:func:`~interlock.events.resolution.resolve`: members a closed reader does
+   not know dropped, defaults filled) and must validate against it, cut like
+   the writer's: else ``schema`` (an unknown reader version: ``unknown_version``);
+9. **handle** — the handler returns (acknowledged, ``events.consume``), raises
+   :class:`~interlock.messaging.consumer.MessageRejected` (``handler``) or
+   anything else (the claim is released, the broker redelivers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final, Literal
+
+from interlock.audit.sink import AuditSink
+from interlock.clock import Clock, utc_now
+from interlock.config.manifest import JsonLimits, Manifest
+from interlock.errors import InterlockError, NotFoundError
+from interlock.events.grants import Grant, cut_schema
+from interlock.events.resolution import resolve
+from interlock.events.streams import (
+    HEADER_SCHEMA_ID,
+    HEADER_SCHEMA_VERSION,
+    HEADER_SUBJECT,
+    Registered,
+    SchemaSource,
+    event_stream,
+)
+from interlock.logs import get_logger
+from interlock.messaging.claims import Claimed, DeliveryClaims, safe_id
+from interlock.messaging.consumer import MessageRejected
+from interlock.messaging.model import (
+    HEADER_INTEGRATION,
+    BrokerAdapter,
+    Consumption,
+    Decision,
+    Delivery,
+    RefusalReason,
+    Settle,
+)
+from interlock.replay.idempotency import IdempotencyStore
+from interlock.validation.errors import BodyRefused
+from interlock.validation.json_body import parse_json
+from interlock.validation.minimise import NotFilterable
+from interlock.validation.schema import RequestSchema, compile_schema
+
+__all__ = ["CONSUME_ACTION", "REFUSE_ACTION", "Event", "EventConsumer", "EventHandler"]
+
+CONSUME_ACTION: Final = "events.consume"
+REFUSE_ACTION: Final = "events.refuse"
+_log = get_logger("interlock.events.consumer")
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event that passed the gate: cut to the grant, read with the reader's version."""
+
+    event_id: str
+    subject: str
+    writer_version: int
+    read_version: int
+    schema_id: int
+    payload: Any
+
+
+EventHandler = Callable[[Event], Awaitable[None]]
+
+
+class _Refused(Exception):  # noqa: N818  (internal verdict)
+    def __init__(self, reason: RefusalReason, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason: RefusalReason = reason
+        self.detail = detail
+
+
+class EventConsumer:
+    """Receives one consumer's copies of one event-streaming integration, through the gate."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        integration: str,
+        consumer: str,
+        *,
+        registry: SchemaSource,
+        broker: BrokerAdapter,
+        dedup: IdempotencyStore,
+        audit: AuditSink,
+        reader_versions: Mapping[str, int] | None = None,
+        now: Clock = utc_now,
+        lease: timedelta = timedelta(seconds=30),
+        leeway: timedelta = timedelta(seconds=30),
+    ) -> None:
+        """Consume as ``consumer``; ``reader_versions``: the version to read each subject with.
+
+        ``dedup`` must be shared by every replica of this consumer.
+        """
+        self._stream = stream = event_stream(manifest, integration)
+        grants = stream.grants.get(consumer)
+        if grants is None:
+            raise InterlockError(f"{consumer!r} is not a consumer of {integration!r}")
+        self._grants: Mapping[str, Grant] = grants
+        self._consumer = consumer
+        self._registry = registry
+        self._broker = broker
+        self._claims = DeliveryClaims(dedup, f"events:{integration}:{consumer}", lease=lease)
+        self._audit = audit
+        self._reader_versions = dict(reader_versions or {})
+        self._now = now
+        self._ttl = stream.spec.ttl + leeway
+        self._limits = JsonLimits()
+        self._actor = f"client:{consumer}"
+        # Versions never change: each (subject, version) is looked up and compiled once.
+        self._schemas: dict[tuple[str, int], tuple[Registered, RequestSchema]] = {}
+
+    async def start(self, handler: EventHandler, *, prefetch: int = 32) -> Consumption:
+        """Receive copies, each through :meth:`decide` to ``handler``, until stopped."""
+
+        async def gate(delivery: Delivery) -> Decision:
+            return await self.decide(delivery, handler)
+
+        return await self._broker.consume(
+            self._stream.topology(self._consumer), self._consumer, gate, prefetch=prefetch
+        )
+
+    async def decide(self, delivery: Delivery, handler: EventHandler) -> Decision:
+        """The verdict on one delivery (see the module docstring for the steps)."""
+        try:
+            grant, writer, payload, event_id = await self._admit(delivery)
+        except _Refused as refused:
+            return await self._refuse(delivery, refused.reason, None, refused.detail)
+        claim = await self._claims.claim(event_id, delivery.body, self._ttl)
+        if claim == "retry":
+            return Decision(Settle.RETRY, retry_after=self._claims.retry_after)
+        if not isinstance(claim, Claimed):
+            return await self._refuse(delivery, claim, grant)
+        try:
+            event = await self._read(grant, writer, payload, event_id)
+        except _Refused as refused:
+            await self._claims.abandon(event_id, claim)
+            return await self._refuse(delivery, refused.reason, grant, refused.detail)
+        return await self._handle(delivery, grant, event, handler, claim)
+
+    async def _admit(self, delivery: Delivery) -> tuple[Grant, Registered, Any, str]:
+        """Steps 1-4: the grant, the writer's version, the parsed payload, the event id."""
+        headers = delivery.headers
+        if len(delivery.body) > self._stream.spec.max_message:
+            raise _Refused("too_large")
+        if headers.get(HEADER_INTEGRATION) != self._stream.name:
+            raise _Refused("wrong_integration")
+        grant = self._grants.get(headers.get(HEADER_SUBJECT, ""))
+        if grant is None:
+            raise _Refused("not_granted")
+        try:
+            version = int(headers.get(HEADER_SCHEMA_VERSION, ""))
+            schema_id = int(headers.get(HEADER_SCHEMA_ID, ""))
+        except ValueError:
+            raise _Refused("unknown_version", "no schema version or id") from None
+        writer, _ = await self._schema(grant, version)
+        if writer.id != schema_id:
+            raise _Refused("unknown_version", f"version {version} is not schema {schema_id}")
+        event_id = delivery.message_id
+        if not event_id:
+            raise _Refused("malformed", "no event id")
+        try:
+            payload = parse_json(delivery.body, self._limits)
+        except BodyRefused as exc:
+            raise _Refused("malformed", exc.code) from None
+        return grant, writer, payload, event_id
+
+    async def _schema(self, grant: Grant, version: int) -> tuple[Registered, RequestSchema]:
+        """Version ``version`` of the grant's subject, and its schema cut to the grant."""
+        key = (grant.subject, version)
+        found = self._schemas.get(key)
+        if found is None:
+            try:
+                registered = await asyncio.to_thread(self._registry.get, grant.subject, version)
+            except NotFoundError:
+                raise _Refused("unknown_version", f"{grant.subject} version {version}") from None
+            found = (registered, compile_schema(cut_schema(registered.schema, grant.fields)))
+            self._schemas[key] = found
+        return found
+
+    async def _read(self, grant: Grant, writer: Registered, payload: Any, event_id: str) -> Event:
+        """Steps 6-8: validated with the writer's version, cut, resolved to the reader's."""
+        _, writer_check = await self._schema(grant, writer.version)
+        if writer_check.violations(payload):
+            raise _Refused("schema", f"does not match version {writer.version}")
+        try:
+            payload = grant.cut(payload)
+        except NotFilterable as exc:
+            raise _Refused("schema", exc.message) from None
+        read_version = self._reader_versions.get(grant.subject, writer.version)
+        if read_version != writer.version:
+            reader, reader_check = await self._schema(grant, read_version)
+            # Cut again: a default of the reader's may name a field the grant does not give.
+            payload = grant.cut(resolve(payload, reader.schema))
+            if reader_check.violations(payload):
+                raise _Refused("schema", f"cannot be read with version {read_version}")
+        return Event(
+            event_id=event_id,
+            subject=grant.subject,
+            writer_version=writer.version,
+            read_version=read_version,
+            schema_id=writer.id,
+            payload=payload,
+        )
+
+    async def _handle(
+        self,
+        delivery: Delivery,
+        grant: Grant,
+        event: Event,
+        handler: EventHandler,
+        claim: Claimed,
+    ) -> Decision:
+        try:
+            await handler(event)
+        except MessageRejected as rejected:
+            await self._claims.abandon(event.event_id, claim)
+            return await self._refuse(delivery, "handler", grant, rejected.message)
+        except BaseException as exc:
+            await self._claims.abandon(event.event_id, claim)
+            if isinstance(exc, Exception):
+                await self._record(
+                    CONSUME_ACTION,
+                    delivery,
+                    grant,
+                    "failure",
+                    f"the handler failed ({type(exc).__name__}); redelivered",
+                )
+            raise
+        await self._claims.complete(event.event_id, claim)
+        await self._record(CONSUME_ACTION, delivery, grant, "success")
+        return Decision(Settle.ACK)
+
+    async def _refuse(
+        self, delivery: Delivery, reason: RefusalReason, grant: Grant | None, detail: str = ""
+    ) -> Decision:
+        _log.info(
+            "event_refused",
+            integration=self._stream.name,
+            consumer=self._consumer,
+            reason=reason,
+            detail=detail,
+            event_id=safe_id(delivery.message_id),
+        )
+        await self._record(REFUSE_ACTION, delivery, grant, "failure", reason)
+        return Decision(Settle.DEAD, reason=reason)
+
+    async def _record(
+        self,
+        action: str,
+        delivery: Delivery,
+        grant: Grant | None,
+        result: Literal["success", "failure"],
+        reason: str | None = None,
+    ) -> None:
+        details: dict[str, str | int | bool] = {"delivery_count": delivery.delivery_count}
+        event_id = safe_id(delivery.message_id)
+        if event_id is not None:
+            details["event_id"] = event_id
+        if grant is not None:
+            details["subject"] = grant.subject
+        await self._audit.record_async(
+            self._stream.entry(
+                actor=self._actor,
+                action=action,
+                result=result,
+                categories=() if grant is None else grant.categories(),
+                size=len(delivery.body),
+                reason=reason,
+                details=details,
+            )
+        )
