@@ -252,3 +252,54 @@ def test_an_operator_without_the_role_is_refused(
     assert status != 0
     assert "dlq-handler" in err
     assert "messaging.dead_letter.list" in _actions()
+
+
+EVENT_STREAM = """\
+  order-stream:
+    type: event_streaming
+    source: erp
+    target: crm
+    client: erp-events
+    purpose: Order events for the CRM
+    legal_basis: contract
+    data_categories: [user.contact.email]
+    data_subjects: [customer]
+    retention: P30D
+    events:
+      broker: bus
+      destination: order-stream
+      subjects:
+        order.created: {field_categories: {customer.email: user.contact.email}}
+      consumers:
+        crm-events:
+          order.created: {fields: [id, customer.email]}
+      dead_letter: {role: dlq-handler}
+"""
+
+
+def test_plan_and_apply_cover_each_consumer_stream_of_an_event_integration(
+    deployment_and_broker: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An event-streaming integration's per-consumer stream is declared like a messaging one."""
+    text = (
+        deployment_and_broker.read_text()
+        .replace(
+            "  dlq-handler: {scopes: [messaging.dead_letters]}\n",
+            "  dlq-handler: {scopes: [messaging.dead_letters]}\n"
+            "  order-reader: {scopes: [events.order.created.read]}\n",
+        )
+        .replace(
+            "  crm-events: {auth: [mtls]}", "  crm-events: {auth: [mtls], roles: [order-reader]}"
+        )
+    )
+    deployment_and_broker.write_text(text + EVENT_STREAM)
+    manifest = str(deployment_and_broker)
+    status, out, err = _run(capsys, "messaging", "plan", "order-stream", "-m", manifest, "--json")
+    assert status == 0, err
+    changes = json.loads(out)
+    assert {c["integration"] for c in changes} == {"order-stream"}
+    assert any("ORDER-STREAM_CRM-EVENTS" in c["name"].upper().replace(".", "_") for c in changes)
+    assert {c["action"] for c in changes} == {"create"}
+    assert _run(capsys, "messaging", "apply", "order-stream", "-m", manifest)[0] == 0
+    status, out, _ = _run(capsys, "messaging", "plan", "order-stream", "-m", manifest, "--json")
+    assert {c["action"] for c in json.loads(out)} == {"ok"}

@@ -3,8 +3,9 @@
 * ``keys list|rotate|jwks`` — the per-integration keys that sign and encrypt
   messages (:mod:`interlock.messaging.keys`);
 * ``plan|apply`` — declare on each broker the exchanges, queues, streams and
-  consumers every messaging integration needs, with expiry, bounds and the
-  dead-letter queue, and report drift (:meth:`BrokerAdapter.plan`);
+  consumers every messaging integration needs (and each consumer's stream of
+  every event-streaming integration), with expiry, bounds and the dead-letter
+  queue, and report drift (:meth:`BrokerAdapter.plan`);
 * ``dlq list|show|replay|purge INTEGRATION`` — refused messages, for
   operators holding the integration's ``dead_letter.role``; every action is
   audited, ``show`` decrypts only for them.
@@ -27,8 +28,9 @@ from interlock.cli.evidence import admin_actor
 from interlock.cli.options import ManifestOption
 from interlock.config.manifest import Manifest
 from interlock.errors import InvalidRequestError
+from interlock.events.streams import event_stream
 from interlock.messaging.dead_letters import DeadLetterDesk
-from interlock.messaging.model import Change, topology_of
+from interlock.messaging.model import Change, Topology, topology_of
 from interlock.services.messaging import MessagingHost, host
 
 __all__ = ["app"]
@@ -138,25 +140,47 @@ def keys_jwks(integration: Integration, manifest: ManifestOption = None) -> None
     typer.echo(json.dumps(_in_host(manifest, jwks), indent=2))
 
 
+def _brokered(manifest: Manifest, integration: str | None) -> list[tuple[str, str, list[Topology]]]:
+    """``(integration, broker, topologies)`` of every integration on a broker (or the one named).
+
+    Messaging integrations have one topology; an event-streaming integration one per
+    consumer (its own stream, interlock.events).
+    """
+    found: list[tuple[str, str, list[Topology]]] = []
+    for name, flow in manifest.integrations.items():
+        if integration is not None and name != integration:
+            continue
+        if flow.messaging is not None:
+            found.append((name, flow.messaging.broker, [topology_of(manifest, name)]))
+        elif flow.events is not None:
+            found.append((name, flow.events.broker, event_stream(manifest, name).topologies()))
+    if integration is not None and not found:
+        known = ", ".join(n for n, f in manifest.integrations.items() if f.messaging or f.events)
+        raise InvalidRequestError(
+            f"{integration!r} is neither a messaging nor an event-streaming integration of "
+            f"the manifest (known: {known or 'none'})"
+        )
+    return found
+
+
 def _on_brokers(
     manifest: Path | None,
     integration: str | None,
     action: Callable[[Any, Any], Awaitable[list[Change]]],
 ) -> list[tuple[str, Change]]:
-    """``action(adapter, topology)`` for each integration, one connection per broker."""
+    """``action(adapter, topology)`` for each topology, one connection per broker."""
 
     async def run(place: MessagingHost) -> list[tuple[str, Change]]:
         done: list[tuple[str, Change]] = []
-        by_broker: dict[str, list[str]] = {}
-        for name in _messaging(place.manifest, integration):
-            spec = place.manifest.integrations[name].messaging
-            assert spec is not None  # noqa: S101  (only messaging integrations are listed)
-            by_broker.setdefault(spec.broker, []).append(name)
+        by_broker: dict[str, list[tuple[str, list[Topology]]]] = {}
+        for name, broker, topologies in _brokered(place.manifest, integration):
+            by_broker.setdefault(broker, []).append((name, topologies))
         for broker, flows in by_broker.items():
             async with place.broker(broker, None) as adapter:
-                for name in flows:
-                    changes = await action(adapter, topology_of(place.manifest, name))
-                    done.extend((name, change) for change in changes)
+                for name, topologies in flows:
+                    for topology in topologies:
+                        changes = await action(adapter, topology)
+                        done.extend((name, change) for change in changes)
         return done
 
     return _in_host(manifest, run)
@@ -190,7 +214,7 @@ def apply(
     manifest: ManifestOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Declare what each messaging integration needs on its broker (idempotent; exit 3 on drift)."""
+    """Declare what messaging and event streams need on the brokers (idempotent; 3: drift)."""
     found = _on_brokers(manifest, integration, lambda a, t: a.apply(t))
     _print_changes(found, as_json)
     if any(change.action == "drift" for _, change in found):
