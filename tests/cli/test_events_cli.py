@@ -91,9 +91,10 @@ def test_an_incompatible_schema_exits_1_with_every_problem_pointer_first(
     )
     assert status == 1
     lines = err.strip().splitlines()
-    assert len(lines) >= 3, err  # at least two problems and the error line
-    assert all(line.startswith("/") for line in lines[:-1]), err
-    assert any(line.startswith("/properties/id") for line in lines), err
+    assert lines[0] == "incompatible with version 1 (BACKWARD):", err
+    assert len(lines) >= 4, err  # the heading, at least two problems, the error line
+    assert all(line.startswith("  /") for line in lines[1:-1]), err
+    assert any(line.startswith("  /properties/id") for line in lines), err
     assert "error[incompatible_schema]" in lines[-1]
     # check says the same, storing nothing; against nothing else it is compatible.
     status, out, _ = _run(capsys, "events", "schemas", "check", "order.created", str(breaking), *m)

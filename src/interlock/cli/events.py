@@ -104,6 +104,14 @@ def _version(text: str) -> Version:
     return int(text)
 
 
+def _against(registry: SchemaRegistry, subject: str, mode: str) -> str:
+    """What a registration was checked against: ``version 2 (BACKWARD)``, ``versions 1-3 (...)``."""
+    versions = registry.versions(subject)
+    if mode.endswith("_TRANSITIVE") and len(versions) > 1:
+        return f"versions {versions[0]}-{versions[-1]} ({mode})"
+    return f"version {versions[-1]} ({mode})"
+
+
 def _lines(problems: Sequence[Incompatibility]) -> list[str]:
     """One line per problem, its JSON pointer first (``/`` for the root)."""
     return [f"{p.pointer or '/'}  {p.kind}  {p.message}" for p in problems]
@@ -117,8 +125,9 @@ def register(subject: Subject, file: SchemaFile, manifest: ManifestOption = None
         try:
             registered = registry.register(subject, schema, actor=admin_actor())
         except IncompatibleSchema as exc:
+            typer.echo(f"incompatible with {_against(registry, subject, exc.mode)}:", err=True)
             for line in _lines(exc.problems):
-                typer.echo(line, err=True)
+                typer.echo(f"  {line}", err=True)
             raise
     typer.echo(f"{subject} version {registered.version} id {registered.id}")
 
