@@ -20,10 +20,12 @@ from interlock.actors import Operator
 from interlock.audit.service import AuditLog
 from interlock.cli.main import main
 from interlock.config.settings import load_settings
+from interlock.events.consumer import Event
+from interlock.events.producer import EventRefused
 from interlock.messaging.consumer import Message, MessageRejected
 from interlock.pki.authority import Pki
 from interlock.secrets.vault import Vault
-from interlock.services.messaging import consumer, producer
+from interlock.services.messaging import consumer, event_consumer, event_producer, producer
 from interlock.store import open_deployment
 from interlock.testing import nats_node
 from interlock.testing.brokers import TlsBroker
@@ -303,3 +305,65 @@ def test_plan_and_apply_cover_each_consumer_stream_of_an_event_integration(
     assert _run(capsys, "messaging", "apply", "order-stream", "-m", manifest)[0] == 0
     status, out, _ = _run(capsys, "messaging", "plan", "order-stream", "-m", manifest, "--json")
     assert {c["action"] for c in json.loads(out)} == {"ok"}
+
+
+def test_an_event_service_pair_on_the_host(
+    deployment_and_broker: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Register a schema, declare the streams, publish through event_producer(): the consumer's
+    event_consumer() gets its cut copy, and an invalid event never leaves the producer."""
+    text = (
+        deployment_and_broker.read_text()
+        .replace(
+            "  dlq-handler: {scopes: [messaging.dead_letters]}\n",
+            "  dlq-handler: {scopes: [messaging.dead_letters]}\n"
+            "  order-reader: {scopes: [events.order.created.read]}\n",
+        )
+        .replace(
+            "  crm-events: {auth: [mtls]}", "  crm-events: {auth: [mtls], roles: [order-reader]}"
+        )
+    )
+    deployment_and_broker.write_text(text + EVENT_STREAM)
+    manifest = str(deployment_and_broker)
+    schema = tmp_path / "order-created.json"
+    schema.write_text(
+        json.dumps(
+            {
+                "type": "object",
+                "required": ["id", "customer"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "total": {"type": "number"},
+                    "customer": {"type": "object", "properties": {"email": {"type": "string"}}},
+                },
+            }
+        )
+    )
+    status, _, err = _run(
+        capsys, "events", "schemas", "register", "order.created", str(schema), "-m", manifest
+    )
+    assert status == 0, err
+    assert _run(capsys, "messaging", "apply", "order-stream", "-m", manifest)[0] == 0
+    received: list[Event] = []
+
+    async def handle(event: Event) -> None:
+        received.append(event)
+
+    async def flow() -> None:
+        async with event_producer("order-stream", manifest=manifest) as out:
+            with pytest.raises(EventRefused):
+                await out.publish("order.created", {"id": 7})
+            await out.publish(
+                "order.created",
+                {"id": "A-1", "total": 12.5, "customer": {"email": "ada@example.com"}},
+            )
+        async with event_consumer("order-stream", "crm-events", manifest=manifest) as inbox:
+            running = await inbox.start(handle)
+            async with asyncio.timeout(20):
+                while not received:  # noqa: ASYNC110  (the handler's list is the signal)
+                    await asyncio.sleep(0.05)
+            await running.stop()
+
+    asyncio.run(flow())
+    (event,) = received
+    assert event.payload == {"id": "A-1", "customer": {"email": "ada@example.com"}}

@@ -1,7 +1,9 @@
-"""A producer or consumer of a messaging integration, wired to this host's deployment.
+"""Producers and consumers of messaging and event streams, wired to this host's deployment.
 
 ``async with producer("order-events") as out: await out.publish({...})``;
-``async with consumer("order-events", "crm-consumer") as inbox: await inbox.start(handle)``.
+``async with consumer("order-events", "crm-consumer") as inbox: await inbox.start(handle)``;
+``event_producer`` and ``event_consumer`` likewise for event-streaming integrations
+(the schema registry in the store, each consumer on its own stream).
 
 What is opened, and closed on exit: the deployment (settings from the
 environment, as every ``interlock`` command), its audit log, the vault (the
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import ssl
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +33,9 @@ from interlock.config.manifest import Manifest
 from interlock.config.settings import Settings
 from interlock.crypto.keyfile import write_private_file
 from interlock.errors import ConfigError
+from interlock.events.consumer import EventConsumer
+from interlock.events.producer import EventProducer
+from interlock.events.registry import SchemaRegistry
 from interlock.gateway.tls import trust_context
 from interlock.messaging.brokers import open_broker
 from interlock.messaging.consumer import Consumer
@@ -45,7 +50,14 @@ from interlock.secrets.vault import Vault
 from interlock.store import Deployment, open_deployment
 from interlock.store.redis_client import connect_redis
 
-__all__ = ["MessagingHost", "consumer", "host", "producer"]
+__all__ = [
+    "MessagingHost",
+    "consumer",
+    "event_consumer",
+    "event_producer",
+    "host",
+    "producer",
+]
 
 # The certificate a service presents to the broker; a restarted service gets a new one.
 SERVICE_CERTIFICATE: Final = timedelta(days=1)
@@ -99,6 +111,10 @@ class MessagingHost:
             )
         return issue_for_client(pki, self.manifest, client, SERVICE_CERTIFICATE)
 
+    def registry(self) -> SchemaRegistry:
+        """The deployment's schema registry, for this manifest's event subjects."""
+        return SchemaRegistry(self.deployment.engine, self.manifest, audit=self.audit)
+
     @asynccontextmanager
     async def broker(self, broker: str, client: str | None) -> AsyncIterator[BrokerAdapter]:
         """A connection to ``broker`` as ``client`` (None: as the operator)."""
@@ -135,10 +151,15 @@ async def host(
 
 
 def _spec_broker(place: MessagingHost, integration: str) -> str:
+    """The broker of a messaging or event-streaming integration."""
     flow = place.manifest.integrations.get(integration)
-    if flow is None or flow.messaging is None:
-        raise ConfigError(f"{integration!r} is not a messaging integration of the manifest")
-    return flow.messaging.broker
+    section = None if flow is None else (flow.messaging or flow.events)
+    if section is None:
+        raise ConfigError(
+            f"{integration!r} is neither a messaging nor an event-streaming integration of "
+            "the manifest"
+        )
+    return section.broker
 
 
 @asynccontextmanager
@@ -179,4 +200,50 @@ async def consumer(
             broker=adapter,
             dedup=dedup,
             audit=place.audit,
+        )
+
+
+@asynccontextmanager
+async def event_producer(
+    integration: str, *, manifest: str | Path | None = None, settings: Settings | None = None
+) -> AsyncIterator[EventProducer]:
+    """The producer of event-streaming ``integration`` (as its client), connected."""
+    async with AsyncExitStack() as stack:
+        place = await stack.enter_async_context(host(manifest, settings))
+        broker = _spec_broker(place, integration)
+        client = place.manifest.integrations[integration].client
+        adapter = await stack.enter_async_context(place.broker(broker, client))
+        yield EventProducer(
+            place.manifest,
+            integration,
+            registry=place.registry(),
+            broker=adapter,
+            audit=place.audit,
+        )
+
+
+@asynccontextmanager
+async def event_consumer(
+    integration: str,
+    name: str,
+    *,
+    reader_versions: Mapping[str, int] | None = None,
+    manifest: str | Path | None = None,
+    settings: Settings | None = None,
+) -> AsyncIterator[EventConsumer]:
+    """Consumer ``name`` of event-streaming ``integration`` (its own stream), connected."""
+    async with AsyncExitStack() as stack:
+        place = await stack.enter_async_context(host(manifest, settings))
+        broker = _spec_broker(place, integration)
+        adapter = await stack.enter_async_context(place.broker(broker, name))
+        shared = connect_redis(place.settings)
+        yield EventConsumer(
+            place.manifest,
+            integration,
+            name,
+            registry=place.registry(),
+            broker=adapter,
+            dedup=idempotency_store(place.deployment.engine, shared, place.deployment.keyring),
+            audit=place.audit,
+            reader_versions=reader_versions,
         )
