@@ -45,7 +45,7 @@ from interlock.messaging.producer import Producer
 from interlock.pki.authority import Issued, Pki
 from interlock.pki.enrolment import issue_for_client
 from interlock.pki.local_ca import LOCAL_CA_NAME
-from interlock.replay.idempotency import idempotency_store
+from interlock.replay.idempotency import IdempotencyStore, idempotency_store
 from interlock.secrets.vault import Vault
 from interlock.store import Deployment, open_deployment
 from interlock.store.redis_client import connect_redis
@@ -111,6 +111,11 @@ class MessagingHost:
             )
         return issue_for_client(pki, self.manifest, client, SERVICE_CERTIFICATE)
 
+    def dedup(self) -> IdempotencyStore:
+        """The de-duplication store every replica of a consumer shares (Redis, else the store)."""
+        shared = connect_redis(self.settings)
+        return idempotency_store(self.deployment.engine, shared, self.deployment.keyring)
+
     def registry(self) -> SchemaRegistry:
         """The deployment's schema registry, for this manifest's event subjects."""
         return SchemaRegistry(self.deployment.engine, self.manifest, audit=self.audit)
@@ -163,15 +168,26 @@ def _spec_broker(place: MessagingHost, integration: str) -> str:
 
 
 @asynccontextmanager
+async def _connected(
+    integration: str,
+    client: str | None,
+    manifest: str | Path | None,
+    settings: Settings | None,
+) -> AsyncIterator[tuple[MessagingHost, BrokerAdapter]]:
+    """The host and a broker connection as ``client`` (None: the integration's producer)."""
+    async with AsyncExitStack() as stack:
+        place = await stack.enter_async_context(host(manifest, settings))
+        broker = _spec_broker(place, integration)
+        who = client if client is not None else place.manifest.integrations[integration].client
+        yield place, await stack.enter_async_context(place.broker(broker, who))
+
+
+@asynccontextmanager
 async def producer(
     integration: str, *, manifest: str | Path | None = None, settings: Settings | None = None
 ) -> AsyncIterator[Producer]:
     """The producer of ``integration`` (as its client), connected; closed on exit."""
-    async with AsyncExitStack() as stack:
-        place = await stack.enter_async_context(host(manifest, settings))
-        broker = _spec_broker(place, integration)
-        client = place.manifest.integrations[integration].client
-        adapter = await stack.enter_async_context(place.broker(broker, client))
+    async with _connected(integration, None, manifest, settings) as (place, adapter):
         yield Producer(
             place.manifest, integration, keys=place.keys, broker=adapter, audit=place.audit
         )
@@ -186,19 +202,14 @@ async def consumer(
     settings: Settings | None = None,
 ) -> AsyncIterator[Consumer]:
     """Consumer ``name`` of ``integration``, connected; closed on exit."""
-    async with AsyncExitStack() as stack:
-        place = await stack.enter_async_context(host(manifest, settings))
-        broker = _spec_broker(place, integration)
-        adapter = await stack.enter_async_context(place.broker(broker, name))
-        shared = connect_redis(place.settings)
-        dedup = idempotency_store(place.deployment.engine, shared, place.deployment.keyring)
+    async with _connected(integration, name, manifest, settings) as (place, adapter):
         yield Consumer(
             place.manifest,
             integration,
             name,
             keys=place.keys,
             broker=adapter,
-            dedup=dedup,
+            dedup=place.dedup(),
             audit=place.audit,
         )
 
@@ -208,11 +219,7 @@ async def event_producer(
     integration: str, *, manifest: str | Path | None = None, settings: Settings | None = None
 ) -> AsyncIterator[EventProducer]:
     """The producer of event-streaming ``integration`` (as its client), connected."""
-    async with AsyncExitStack() as stack:
-        place = await stack.enter_async_context(host(manifest, settings))
-        broker = _spec_broker(place, integration)
-        client = place.manifest.integrations[integration].client
-        adapter = await stack.enter_async_context(place.broker(broker, client))
+    async with _connected(integration, None, manifest, settings) as (place, adapter):
         yield EventProducer(
             place.manifest,
             integration,
@@ -232,18 +239,14 @@ async def event_consumer(
     settings: Settings | None = None,
 ) -> AsyncIterator[EventConsumer]:
     """Consumer ``name`` of event-streaming ``integration`` (its own stream), connected."""
-    async with AsyncExitStack() as stack:
-        place = await stack.enter_async_context(host(manifest, settings))
-        broker = _spec_broker(place, integration)
-        adapter = await stack.enter_async_context(place.broker(broker, name))
-        shared = connect_redis(place.settings)
+    async with _connected(integration, name, manifest, settings) as (place, adapter):
         yield EventConsumer(
             place.manifest,
             integration,
             name,
             registry=place.registry(),
             broker=adapter,
-            dedup=idempotency_store(place.deployment.engine, shared, place.deployment.keyring),
+            dedup=place.dedup(),
             audit=place.audit,
             reader_versions=reader_versions,
         )
