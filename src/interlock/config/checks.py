@@ -14,6 +14,7 @@ from typing import Final, Literal
 
 from interlock.config.events_checks import event_scopes, events_findings
 from interlock.config.field_categories import route_field_findings
+from interlock.config.files import Partner
 from interlock.config.manifest import (
     GATEWAY_SCOPES,
     OPERATOR_SCOPES,
@@ -86,6 +87,7 @@ class Entities:
     rules: dict[str, SqlRule] = field(default_factory=dict)
     brokers: dict[str, Broker] = field(default_factory=dict)
     operators: dict[str, OperatorAccount] = field(default_factory=dict)
+    partners: dict[str, Partner] = field(default_factory=dict)
     routes: dict[str, list[tuple[int, Route]]] = field(default_factory=dict)
     # source/target/client of every integration, even one that failed to parse,
     # so that its references are still checked.
@@ -147,6 +149,7 @@ def cross_check(entities: Entities) -> Iterator[Finding]:
         yield from _subjects(entities, name)
         yield from _messaging(entities, name)
         yield from _events(entities, name)
+        yield from _files(entities, name)
         if name in entities.integrations:
             used |= event_scopes(entities.integrations[name])
     if entities.complete and entities.mentioned_scopes is not None:
@@ -408,6 +411,29 @@ def _subjects(entities: Entities, name: str) -> Iterator[Finding]:
     )
     for path, message, error in found:
         yield Finding(path, message, "error" if error else "warning")
+
+
+def _files(entities: Entities, name: str) -> Iterator[Finding]:
+    """A file integration's partner exists and offers the integration's transport."""
+    flow = entities.integrations.get(name)
+    spec = flow.files if flow is not None else None
+    if spec is None:
+        return
+    at: DocPath = ("integrations", name, "files")
+    if entities.routes.get(name):
+        yield Finding(("integrations", name, "routes"), "a file integration has no HTTP routes")
+    if entities.undeclared("partners", spec.partner):
+        yield Finding((*at, "partner"), f"unknown partner {spec.partner!r}"
+                      f"{_known(entities, 'partners')}")  # fmt: skip
+        return
+    partner = entities.partners.get(spec.partner)
+    offered = getattr(partner, spec.transport, None) if partner is not None else True
+    if offered is None:
+        yield Finding(
+            (*at, "transport"),
+            f"partner {spec.partner!r} has no {spec.transport}: section (declare its "
+            f"{spec.transport} profile under partners.{spec.partner})",
+        )
 
 
 def _events(entities: Entities, name: str) -> Iterator[Finding]:

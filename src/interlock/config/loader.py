@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from interlock.config.checks import Entities, Finding, PrivacyFacts, cross_check
 from interlock.config.explain import explain_validation_error, unknown_field
+from interlock.config.files import Partner
 from interlock.config.insecure import find_insecure_switches
 from interlock.config.manifest import (
     NAME_PATTERN,
@@ -62,6 +63,7 @@ _SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "rules": SqlRule,
     "brokers": Broker,
     "operators": OperatorAccount,
+    "partners": Partner,
 }
 _TOP_LEVEL: Final = frozenset({"version", "tls", "organisation", "shared_scopes", *_SECTIONS})
 _NAME: Final = re.compile(NAME_PATTERN)
@@ -196,6 +198,7 @@ class _Checker:
             shared_scopes=shared,
             brokers=entities.brokers,
             operators=entities.operators,
+            partners=entities.partners,
         )
 
     def _shared_scopes(self, raw: object) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from interlock.config.events import EventsSpec
+from interlock.config.files import FilesSpec, Partner
 from interlock.config.header_names import check_header_name
 from interlock.config.messaging import Broker, MessagingSpec
 from interlock.config.units import ByteSize, Duration, RateValue
@@ -829,6 +830,9 @@ class Integration(_Model):
     # type: event_streaming — subjects, compatibility modes and per-consumer grants
     # (interlock.config.events, docs/events.md).
     events: EventsSpec | None = None
+    # type: file_transfer or b2b_edi — the partner, transport, schedule and the checks
+    # each file passes in quarantine (interlock.config.files, docs/files.md).
+    files: FilesSpec | None = None
 
     @field_validator("callers")
     @classmethod
@@ -843,6 +847,8 @@ class Integration(_Model):
             raise ValueError("a messaging: section belongs to an integration of type messaging")
         if self.events is not None and self.type != "event_streaming":
             raise ValueError("an events: section belongs to an integration of type event_streaming")
+        if self.files is not None and self.type not in {"file_transfer", "b2b_edi"}:
+            raise ValueError("a files: section belongs to a file_transfer or b2b_edi integration")
         if self.type == "messaging" and self.messaging is None:
             raise ValueError(
                 "type messaging needs a messaging: section (broker, destination, "
@@ -959,6 +965,8 @@ class Manifest(_Model):
     shared_scopes: tuple[Scope, ...] = ()
     # Message brokers of messaging integrations (interlock.config.messaging).
     brokers: dict[Name, Broker] = Field(default_factory=dict)
+    # Trading partners of file and B2B integrations (interlock.config.files).
+    partners: dict[Name, Partner] = Field(default_factory=dict)
     # People who run the interlock command, and the roles they hold (dead-letter queues).
     operators: dict[OperatorName, OperatorAccount] = Field(default_factory=dict)
 
