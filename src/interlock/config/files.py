@@ -28,6 +28,7 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from interlock.config.units import ByteSize, Duration
 from interlock.config.vocabulary import (
+    SSH_KEY_PATTERN,
     Country,
     Name,
     Text,
@@ -47,14 +48,7 @@ __all__ = [
 ]
 
 #: An OpenSSH public-key line: ``ssh-ed25519 AAAA...`` (a comment after it is allowed).
-SshPublicKey = Annotated[
-    str,
-    StringConstraints(
-        pattern=r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|rsa-sha2-(256|512)|ssh-rsa) "
-        r"[A-Za-z0-9+/]+={0,3}( [^\n]{0,200})?$",
-        max_length=2000,
-    ),
-]
+SshPublicKey = Annotated[str, StringConstraints(pattern=SSH_KEY_PATTERN, max_length=2000)]
 FileFormat = Literal["csv", "xml", "json", "edi", "binary"]
 _PATH = Annotated[str, StringConstraints(pattern=r"^/[^\x00\n]{0,500}$")]
 _GLOB = Annotated[str, StringConstraints(pattern=r"^[^/\x00\n]{1,200}$")]

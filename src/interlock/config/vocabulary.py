@@ -23,6 +23,7 @@ __all__ = [
     "PATTERN_HELP",
     "RULE_NAME_PATTERN",
     "SCOPE_PATTERN",
+    "SSH_KEY_PATTERN",
     "SUBJECT_PATTERN",
     "Country",
     "DataCategory",
@@ -52,6 +53,11 @@ _MEDIA_TYPE: Final = r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$"
 FIELD_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_-]*(\[\])?(\.[A-Za-z_][A-Za-z0-9_-]*(\[\])?)*$"
 # An operator is named by the operating-system user who runs the command (getpass).
 OPERATOR_NAME_PATTERN: Final = r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$"
+# An OpenSSH public-key line (a pinned host key, a partner's key), comment allowed.
+SSH_KEY_PATTERN: Final = (
+    r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|rsa-sha2-(256|512)|ssh-rsa) "
+    r"[A-Za-z0-9+/]+={0,3}( [^\n]{0,200})?$"
+)
 PATTERN_HELP: Final[dict[str, str]] = {
     NAME_PATTERN: "a name is 1-63 lower-case letters, digits and '-', starting with a letter",
     SCOPE_PATTERN: "a scope is dot-separated lower-case words, e.g. orders.read",
@@ -59,6 +65,8 @@ PATTERN_HELP: Final[dict[str, str]] = {
     CATEGORY_PATTERN: "a data category is a fideslang key under user. or system., "
     "e.g. user.contact.email",
     SUBJECT_PATTERN: "a data subject is a lower-case word, e.g. customer",
+    SSH_KEY_PATTERN: "an SSH public key is one OpenSSH line, as in known_hosts or "
+    "authorized_keys: 'ssh-ed25519 AAAA... comment'",
     OPERATOR_NAME_PATTERN: "an operator is named by an operating-system "
     "user name: letters, digits, '_', '.', '@' and '-'",
     RULE_NAME_PATTERN: "a rule name is 1-63 lower-case letters, digits, '_' and '-', "
