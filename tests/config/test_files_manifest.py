@@ -108,3 +108,13 @@ def test_a_partner_without_any_transport_is_refused(tmp_path: Path) -> None:
     report = check(tmp_path, text)
     assert any(d.path == "partners.globex" and "sftp, as2 or drop" in d.message
                for d in report.errors)  # fmt: skip
+
+
+def test_outbound_files_to_a_partner_outside_the_eea_need_a_transfer(tmp_path: Path) -> None:
+    """Sending personal data to a US partner is a transfer; receiving from it is not."""
+    us = FILES.replace("    location: NL\n", "    location: US\n", 1)
+    assert check(tmp_path, us).ok
+    out = us.replace("direction: inbound", "direction: outbound")
+    found = [(d.path, d.message) for d in check(tmp_path, out).errors]
+    assert any(p == "integrations.nightly-orders.files.partner" and "outside the EEA" in m
+               for p, m in found), found  # fmt: skip

@@ -35,6 +35,7 @@ from typing import Final
 from interlock.check import config_privacy, config_routes
 from interlock.check.config_context import Context, no_routes, personal
 from interlock.check.config_events import EVENTS_CHECKS, events_type_findings
+from interlock.check.config_files import FILES_CHECKS, files_type_findings
 from interlock.check.config_messaging import MESSAGING_CHECKS, messaging_type_findings
 from interlock.check.items import ITEMS
 from interlock.check.results import Finding
@@ -63,6 +64,11 @@ def check_configuration(
             checks = {**_CHECKS, **MESSAGING_CHECKS}
             findings.extend(checks[entry.id](context) for entry in ITEMS)
             findings.extend(messaging_type_findings(context))
+            continue
+        if context.flow.files is not None:
+            checks = {**_CHECKS, **FILES_CHECKS}
+            findings.extend(checks[entry.id](context) for entry in ITEMS)
+            findings.extend(files_type_findings(context))
             continue
         if context.flow.events is not None:
             checks = {**_CHECKS, **EVENTS_CHECKS}

@@ -32,7 +32,9 @@ __all__ = [
 
 INTEGRATION_TYPES: Final[tuple[IntegrationType, ...]] = get_args(IntegrationType)
 
-ADAPTERS: Final[frozenset[IntegrationType]] = frozenset({"rest", "messaging", "event_streaming"})
+ADAPTERS: Final[frozenset[IntegrationType]] = frozenset(
+    {"rest", "messaging", "event_streaming", "file_transfer", "b2b_edi"}
+)
 """Types Interlock enforces itself (the gateway; the messaging and event libraries, whose
 items :mod:`interlock.check.config_messaging` and :mod:`interlock.check.config_events`
 answer); the others are checked by hand."""

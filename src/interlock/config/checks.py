@@ -326,6 +326,21 @@ def _transfer(entities: Entities, name: str, flow: Integration) -> Iterator[Find
                 f"transfer destination {flow.transfer.destination} differs from the target "
                 f"system's location {target.location}",
             )
+    partner_name = flow.files.partner if flow.files is not None else ""
+    partner = entities.partners.get(partner_name)
+    # Outbound files put personal data in the partner's hands: a transfer when it is
+    # outside the EEA (files it sends us are not a transfer by this deployment).
+    outbound = flow.files is not None and flow.files.direction == "outbound"
+    if partner is not None and personal and outbound and partner.location not in _EEA:
+        destination = flow.transfer.destination if flow.transfer is not None else None
+        if destination != partner.location:
+            yield Finding(
+                ("integrations", name, "files", "partner"),
+                f"personal data goes to partner {partner_name} in "
+                f"{partner.location}, outside the EEA, but no transfer to "
+                f"{partner.location} is declared; add transfer: {{destination, safeguard}} "
+                "(GDPR Art. 44-49)",
+            )
     broker_name = flow.messaging.broker if flow.messaging is not None else ""
     broker = entities.brokers.get(broker_name)
     if broker is not None and personal and broker.location not in _EEA:

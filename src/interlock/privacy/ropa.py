@@ -22,6 +22,7 @@ from fideslang.default_taxonomy import DEFAULT_TAXONOMY
 from interlock.config.units import format_duration
 from interlock.gdpr.adequacy import adequacy_decision
 from interlock.gdpr.taxonomy import special_kind
+from interlock.privacy.ropa_files import files_measures, partner_of
 from interlock.privacy.ropa_measures import Measure, measures
 from interlock.privacy.ropa_messaging import (
     broker_location,
@@ -86,7 +87,7 @@ class Recipient:
     """Who receives the data: a target system or a broker (owner, location), or a declared one."""
 
     name: str
-    kind: Literal["system", "broker", "declared"]
+    kind: Literal["system", "broker", "partner", "declared"]
     configured_at: str
     location: str | None = None
     owner: str | None = None
@@ -205,7 +206,11 @@ def _record(manifest: Manifest, name: str, flow: Integration, kek_backend: str) 
             name,
             flow,
             kek_backend,
-            (*messaging_measures(manifest, name, flow), *events_measures(manifest, name, flow)),
+            (
+                *messaging_measures(manifest, name, flow),
+                *events_measures(manifest, name, flow),
+                *files_measures(manifest, name, flow),
+            ),
         ),
     )
 
@@ -240,6 +245,12 @@ def _recipients(manifest: Manifest, name: str, flow: Integration) -> tuple[Recip
         Recipient(text, "declared", f"integrations.{name}.recipients[{i}]")
         for i, text in enumerate(flow.recipients)
     )
+    if flow.files is not None:
+        # The trading partner sends or receives the files, under its agreement.
+        partner, location, agreement = partner_of(manifest, flow)
+        shown = f"{partner} (partner agreement {agreement})" if agreement else partner
+        at = f"integrations.{name}.files.partner"
+        return (system, Recipient(shown, "partner", at, location, None), *declared)
     if flow.messaging is None and flow.events is None:
         return (system, *declared)
     # Messages and events rest on the broker until consumed (dead letters until they expire).

@@ -77,7 +77,7 @@ def _categories(record: Record) -> str:
 
 def _recipients(record: Record) -> str:
     return "; ".join(
-        ("message broker " if r.kind == "broker" else "")
+        {"broker": "message broker ", "partner": "trading partner "}.get(r.kind, "")
         + r.name
         + (f", owner {r.owner}" if r.owner else "")
         + (f", located in {r.location}" if r.location else "")

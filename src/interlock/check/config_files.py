@@ -1,0 +1,226 @@
+"""The checklist for a file-transfer or B2B integration, from its ``files:`` section and partner.
+
+Files move over SFTP (the partner's host keys pinned in the manifest,
+Interlock's client key in the vault) or to Interlock's drop server (the
+partner's keys only, its own directory, upload-only by default), and every
+received file is checked in quarantine before it moves on
+(:mod:`interlock.files`). AS2 is declared in the manifest but not carried by
+Interlock yet: an integration on AS2 gets ``needs_evidence`` where the
+transport decides, never a pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from interlock.check.config_context import Context, personal
+from interlock.check.results import Finding, Status
+from interlock.config.files import FilesSpec, Partner
+from interlock.config.units import format_duration
+
+__all__ = ["FILES_CHECKS", "files_type_findings"]
+
+_AS2_LATER: Final = "Interlock does not carry AS2 yet (issue 24's next step)"
+
+
+def _spec(context: Context) -> FilesSpec:
+    spec = context.flow.files
+    if spec is None:
+        raise ValueError(f"{context.name} is not a file integration")
+    return spec
+
+
+def _partner(context: Context) -> Partner | None:
+    return context.manifest.partners.get(_spec(context).partner)
+
+
+def _transport(context: Context) -> tuple[Status, list[str]]:
+    """``(status, evidence)`` of the transport: pass for SFTP and the drop, evidence for AS2."""
+    spec, partner = _spec(context), _partner(context)
+    if spec.transport == "as2" or partner is None:
+        return "needs_evidence", [f"transport: {spec.transport}", _AS2_LATER]
+    if spec.transport == "drop":
+        drop = partner.drop
+        keys = len(drop.keys) if drop is not None else 0
+        mode = "upload-only" if drop is not None and drop.upload_only else "read and write"
+        return "pass", [f"drop server: {keys} partner key(s), own directory, {mode}"]
+    sftp = partner.sftp
+    pinned = len(sftp.host_keys) if sftp is not None else 0
+    key = sftp.key if sftp is not None else "?"
+    return "pass", [f"sftp {sftp.host if sftp else '?'}: {pinned} pinned host key(s), key {key}"]
+
+
+def _transport_item(item: str, passed: str) -> Callable[[Context], Finding]:
+    def check(context: Context) -> Finding:
+        status, evidence = _transport(context)
+        reason = passed if status == "pass" else _AS2_LATER
+        return context.finding(
+            item,
+            status,
+            reason,
+            evidence,
+            context.locate(("partners", _spec(context).partner)),
+            None
+            if status == "pass"
+            else "move files over SFTP or the drop server, or confirm "
+            "the AS2 set-up by hand and waive with the reason",
+        )
+
+    return check
+
+
+def _minimisation(context: Context) -> Finding:
+    spec = _spec(context)
+    return context.finding(
+        "minimisation",
+        "needs_evidence",
+        "files are checked but passed on whole: Interlock does not cut columns or fields of a file",
+        (f"format: {spec.format}", f"personal data: {'yes' if personal(context.flow) else 'no'}"),
+        context.at("files"),
+        "confirm the partner sends only the columns the purpose needs (csv_columns lists the "
+        "required header), or waive with the reason",
+    )
+
+
+def _input_validation(context: Context) -> Finding:
+    spec = _spec(context)
+    evidence = [f"format: {spec.format}", f"max_size: {spec.max_size} bytes"]
+    checks = {
+        "csv": f"CSV header {', '.join(spec.csv_columns)}" if spec.csv_columns else "CSV parsing",
+        "xml": f"XML (no DTD or entities){' and XSD' if spec.xml_schema_file else ''}",
+        "json": f"JSON{' and its JSON Schema' if spec.schema_ is not None else ''}",
+        "edi": "EDI: type and encoding only",
+        "binary": "binary: size only",
+    }
+    evidence.append(checks[spec.format])
+    if spec.checksum != "none":
+        evidence.append(f"checksum: {spec.checksum}")
+    return context.finding(
+        "input_validation",
+        "pass",
+        "every received file waits in quarantine until its size, type by content, encoding "
+        "and format are checked; refused files never reach processing",
+        evidence,
+        context.at("files", "format"),
+    )
+
+
+def _rate_limiting(context: Context) -> Finding:
+    spec = _spec(context)
+    return context.finding(
+        "rate_limiting",
+        "needs_evidence",
+        "file sizes are capped, but Interlock does not limit how many files a partner sends",
+        (f"max_size: {spec.max_size} bytes", f"schedule: {format_duration(spec.schedule)}"),
+        context.at("files"),
+        "confirm the partner's volume is bounded (agreement) or waive with the reason",
+    )
+
+
+def _sanitised_errors(context: Context) -> Finding:
+    return context.finding(
+        "sanitised_errors",
+        "pass",
+        "a refused file keeps its reasons next to it in quarantine; the reasons never quote "
+        "the file's content",
+        ("refused/NAME.reasons.json",),
+        context.at("files"),
+    )
+
+
+def _audit_trail(context: Context) -> Finding:
+    return context.finding(
+        "audit_trail",
+        "pass",
+        "every received file is recorded on the tamper-evident audit log with its SHA-256, "
+        "size, record count and outcome",
+        ("action: files.receive",),
+        context.at(),
+    )
+
+
+FILES_CHECKS: Final[dict[str, Callable[[Context], Finding]]] = {
+    "authentication": _transport_item(
+        "authentication",
+        "both ends authenticate by key: the partner's host key is pinned (or the partner's "
+        "keys are the only way into the drop server), never a password",
+    ),
+    "least_privilege": _transport_item(
+        "least_privilege",
+        "the partner reaches only its own directory (the drop server), or Interlock's account "
+        "on the partner's server reads one directory",
+    ),
+    "secrets_manager": _transport_item(
+        "secrets_manager", "Interlock's SSH key for the partner is a vault reference"
+    ),
+    "tls_required": _transport_item(
+        "tls_required", "files travel over SSH (SFTP): encrypted and integrity-protected"
+    ),
+    "certificates_validated": _transport_item(
+        "certificates_validated",
+        "the partner's SSH host key is pinned in the manifest: an unknown or changed key is "
+        "refused",
+    ),
+    "minimisation": _minimisation,
+    "input_validation": _input_validation,
+    "rate_limiting": _rate_limiting,
+    "sanitised_errors": _sanitised_errors,
+    "audit_trail": _audit_trail,
+}
+"""The items a file integration answers from its files section and partner."""
+
+
+def files_type_findings(context: Context) -> list[Finding]:
+    """The ``type.file_transfer.*`` or ``type.b2b_edi.*`` mitigations, with evidence."""
+    spec, kind = _spec(context), context.flow.type
+    status, evidence = _transport(context)
+    secure = context.finding(
+        f"type.{kind}.secure_transport",
+        status,
+        "SFTP with pinned host keys and key authentication, never plain FTP"
+        if status == "pass"
+        else _AS2_LATER,
+        evidence,
+        context.locate(("partners", spec.partner)),
+    )
+    if kind == "file_transfer":
+        validated = _input_validation(context)
+        drop = context.finding(
+            "type.file_transfer.drop_access",
+            "pass" if spec.transport != "as2" else "needs_evidence",
+            "files land in the integration's own quarantine (0700 directories, 0600 files) and "
+            f"refused ones are purged after {format_duration(spec.quarantine_retention)}",
+            (f"quarantine_retention: {format_duration(spec.quarantine_retention)}",),
+            context.at("files"),
+        )
+        return [
+            secure,
+            context.finding(
+                "type.file_transfer.validate_before_processing",
+                "pass",
+                validated.reason,
+                validated.evidence,
+                validated.location,
+            ),
+            drop,
+        ]
+    partner = _partner(context)
+    agreement = context.finding(
+        "type.b2b_edi.partner_agreement",
+        "pass" if partner is not None else "needs_evidence",
+        f"partner agreement {partner.agreement!r} is declared (the register shows it)"
+        if partner is not None
+        else "the partner is not declared",
+        (f"partner: {spec.partner}",),
+        context.locate(("partners", spec.partner, "agreement")),
+    )
+    certificates = context.finding(
+        "type.b2b_edi.partner_certificates",
+        "needs_evidence",
+        "partner certificates (AS2) are declared but not verified by Interlock yet",
+        (_AS2_LATER,),
+        context.locate(("partners", spec.partner)),
+        "confirm the partner's certificates and their expiry by hand, or use SFTP",
+    )
+    return [secure, certificates, agreement]
