@@ -202,9 +202,11 @@ def _edi(text: str) -> Findings:
         terminator, opener = start[105], "ST"
         element = start[3]
     else:
-        # EDIFACT: UNA declares the service characters; the default terminator is '.
-        terminator = start[8] if start.startswith("UNA") and len(start) > 8 else "'"
-        element = start[3] if start.startswith("UNA") else "+"
+        # EDIFACT: UNA declares the service characters (element separator 4th,
+        # terminator 6th after "UNA"); the defaults are + and '.
+        declared = start.startswith("UNA") and len(start) > 8
+        terminator = start[8] if declared else "'"
+        element = start[4] if declared else "+"
         opener = "UNH"
     segments = [segment.strip() for segment in start.split(terminator)]
     count = sum(1 for segment in segments if segment.startswith(opener + element))
