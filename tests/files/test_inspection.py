@@ -110,6 +110,28 @@ def test_invalid_utf8_is_refused_with_its_position(tmp_path: Path) -> None:
     )
 
 
+def test_utf16_is_binary_to_a_utf8_integration(tmp_path: Path) -> None:
+    """UTF-16 text is full of NUL bytes: refused as not what was declared."""
+    data = GOOD_CSV.decode().encode("utf-16")
+    assert check_content(data, spec(tmp_path)).reasons == (
+        "the content is binary, not csv as declared",
+    )
+
+
+def test_a_flood_of_blank_lines_stops_at_the_row_cap(tmp_path: Path) -> None:
+    """Blank records count as rows: 200,000 line breaks are refused, not counted in memory."""
+    (reason,) = check_content(HEADER + b"\n" * 200_000, spec(tmp_path)).reasons
+    assert reason == "too-many-rows: more than 100000 rows"
+
+
+def test_an_empty_file_lacks_the_header(tmp_path: Path) -> None:
+    """An empty file is no CSV with the declared header; without one it has 0 records."""
+    assert check_content(b"", spec(tmp_path)).reasons == (
+        "the file is empty; the header (order_id, email, total) is missing",
+    )
+    assert check_content(b"", spec(tmp_path, csv_columns=None)).records == 0
+
+
 def test_nul_in_text_is_refused(tmp_path: Path) -> None:
     """A NUL late in the file (past the sniffed head) is still refused."""
     data = HEADER + b"1,a@example.com,1\r\n" * 400 + b"2,\x00,1\r\n"

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import stat
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -211,6 +212,27 @@ def test_a_name_already_in_processing_is_not_overwritten(tmp_path: Path) -> None
     assert verdict.reasons == ("a file of this name is already in processing",)
     assert (rig.path("processing") / NAME).read_bytes() == GOOD_CSV
     assert [entry.outcome.result for entry in rig.audit.entries] == ["success", "failure"]
+    ((kept, _),) = rig.quarantine.refused()  # the second copy is kept with its reason
+    assert kept.read_bytes() == other
+
+
+def test_a_name_taken_while_checking_is_refused_and_audited_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process releasing the same name mid-check: no overwrite, the refusal audited."""
+    rig = Rig(tmp_path)
+    check = rig.quarantine.inspect
+
+    def racing(data: bytes, *, name: str, sidecars: Mapping[str, bytes]) -> Verdict:
+        (rig.path("processing") / name).write_bytes(b"theirs")
+        return check(data, name=name, sidecars=sidecars)
+
+    monkeypatch.setattr(rig.quarantine, "inspect", racing)
+    verdict = _accept(rig, NAME, GOOD_CSV, sidecar(NAME, GOOD_CSV))
+    assert verdict.reasons == ("a file of this name is already in processing",)
+    assert (rig.path("processing") / NAME).read_bytes() == b"theirs"
+    assert [entry.outcome.result for entry in rig.audit.entries] == ["success", "failure"]
+    assert list(rig.path("quarantine").iterdir()) == []
 
 
 def test_a_planted_symlink_in_quarantine_is_not_followed(tmp_path: Path) -> None:
