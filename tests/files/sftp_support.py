@@ -141,3 +141,34 @@ class Received:
         """The drop server's ``receive``."""
         self.files.append((partner, name, data))
         return verdict(data, accepted=not name.startswith("bad"))
+
+
+class PartnerServer:
+    """An asyncssh SFTP server standing in for the partner's (OpenSSH's sshd is not here)."""
+
+    def __init__(self, root: Path, host_key: asyncssh.SSHKey, client_key: asyncssh.SSHKey) -> None:
+        """Serve ``root`` (chrooted) to the holder of ``client_key``, as ``host_key``."""
+        self.root = root
+        self._host_key = host_key
+        self._client_key = client_key
+        self._listener: asyncssh.SSHAcceptor | None = None
+
+    async def __aenter__(self) -> int:
+        """Start listening; the port."""
+        root = str(self.root).encode()
+        self._listener = await asyncssh.listen(
+            "127.0.0.1",
+            0,
+            server_host_keys=[self._host_key],
+            authorized_client_keys=asyncssh.import_authorized_keys(
+                public_line(self._client_key) + "\n"
+            ),
+            sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=root),
+        )
+        return int(self._listener.get_port())
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Stop listening."""
+        if self._listener is not None:
+            self._listener.close()
+            await self._listener.wait_closed()
