@@ -29,7 +29,6 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import asyncssh
 
@@ -37,16 +36,13 @@ from interlock.clock import Clock, utc_now
 from interlock.config.files import FilesSpec
 from interlock.config.manifest import Manifest
 from interlock.errors import InterlockError
-
-if TYPE_CHECKING:
-    from interlock.files.quarantine import Verdict
+from interlock.files.quarantine import Verdict, check_name
 
 __all__ = ["DropServer", "Receiver"]
 
-Receiver = Callable[[str, str, bytes], Awaitable["Verdict"]]
+Receiver = Callable[[str, str, bytes], Awaitable[Verdict]]
 """What the drop server hands a completed upload to: ``(partner, name, data)``."""
 
-_MAX_NAME = 255
 _DEFAULT_MAX_SIZE = FilesSpec.model_fields["max_size"].default
 
 
@@ -102,13 +98,7 @@ def _file_name(path: bytes) -> str | None:
     if len(parts) != 1:
         raise _denied()
     name = parts[0]
-    if (
-        name == ".."
-        or name.startswith(".")
-        or len(name.encode("utf-8")) > _MAX_NAME
-        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name)
-        or "\\" in name
-    ):
+    if check_name(name) is not None:  # the quarantine's rule: no dots first, no controls
         raise _denied()
     return name
 
