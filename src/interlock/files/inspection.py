@@ -156,31 +156,35 @@ def _decode(data: bytes, spec: FilesSpec) -> tuple[str, str | None]:
 
 
 def _csv(utf8: bytes, text: str, columns: Sequence[str]) -> Findings:
+    """The validators' CSV checks, then header, row widths and formula cells in one pass."""
     policy = CsvPolicy(neutralise_formulas=False)
-    check_csv(utf8, policy)  # strictness and caps; raises BodyRefused
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=policy.delimiter, strict=True))
+    check_csv(utf8, policy)  # strictness and the row, column and field caps; raises BodyRefused
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=policy.delimiter, strict=True)
     reasons: list[str] = []
-    if columns:
-        if not rows or tuple(rows[0]) != tuple(columns):
+    records = formulas = 0
+    first_formula: tuple[int, int] | None = None
+    ragged: str | None = None
+    for number, row in enumerate(reader, start=1):
+        if number == 1 and columns and tuple(row) != tuple(columns):
             reasons.append(f"the first row is not the declared header ({', '.join(columns)})")
-        for line, row in enumerate(rows[1:], start=2):
-            if row and len(row) != len(columns):
-                reasons.append(f"row {line} has {len(row)} cells; the header has {len(columns)}")
-                break
-    formulas = [
-        (line, column)
-        for line, row in enumerate(rows, start=1)
-        for column, cell in enumerate(row, start=1)
-        if _formula(cell)
-    ]
-    if formulas:
-        line, column = formulas[0]
+        elif row and columns and len(row) != len(columns) and ragged is None:
+            ragged = f"row {number} has {len(row)} cells; the header has {len(columns)}"
+        records += 1 if row and (number > 1 or not columns) else 0
+        for column, cell in enumerate(row, start=1):
+            if _formula(cell):
+                formulas += 1
+                first_formula = first_formula or (number, column)
+    if ragged is not None:
+        reasons.append(ragged)
+    if first_formula is not None:
+        line, column = first_formula
         reasons.append(
-            f"{len(formulas)} cell(s) would run as a spreadsheet formula "
+            f"{formulas} cell(s) would run as a spreadsheet formula "
             f"(CSV injection; the first at row {line}, column {column})"
         )
-    data_rows = sum(1 for row in rows if row) - (1 if columns and rows else 0)
-    return Findings(tuple(reasons), max(data_rows, 0))
+    if columns and not text:
+        reasons.append(f"the file is empty; the header ({', '.join(columns)}) is missing")
+    return Findings(tuple(reasons), records)
 
 
 def _formula(cell: str) -> bool:
@@ -202,9 +206,11 @@ def _edi(text: str) -> Findings:
         terminator, opener = start[105], "ST"
         element = start[3]
     else:
-        # EDIFACT: UNA declares the service characters; the default terminator is '.
-        terminator = start[8] if start.startswith("UNA") and len(start) > 8 else "'"
-        element = start[3] if start.startswith("UNA") else "+"
+        # EDIFACT: UNA declares the service characters (element separator 4th,
+        # terminator 6th after "UNA"); the defaults are + and '.
+        declared = start.startswith("UNA") and len(start) > 8
+        terminator = start[8] if declared else "'"
+        element = start[4] if declared else "+"
         opener = "UNH"
     segments = [segment.strip() for segment in start.split(terminator)]
     count = sum(1 for segment in segments if segment.startswith(opener + element))

@@ -57,6 +57,7 @@ _MAX_SIDECAR: Final = 1024
 _HEX64: Final = re.compile(r"[0-9a-fA-F]{64}")
 _NAME_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _MAX_REASON: Final = 2000
+_DUPLICATE: Final = "a file of this name is already in processing"
 
 
 @dataclass(frozen=True)
@@ -164,24 +165,28 @@ class Quarantine:
             verdict = _refusal(data, (problem,))
             await self._record(verdict, echo(name.encode("unicode_escape").decode("ascii")))
             return verdict
-        if (self._processing / name).exists():
-            verdict = _refusal(data, ("a file of this name is already in processing",))
-            await self._record(verdict, name)
-            return verdict
         held = self._quarantine / name
         try:
             await asyncio.to_thread(_write_new, held, data)
-        except FileExistsError:
+        except FileExistsError:  # nothing can be kept: the name is taken in quarantine
             verdict = _refusal(data, ("a file of this name is already being checked",))
             await self._record(verdict, name)
+            return verdict
+        if (self._processing / name).exists():
+            verdict = _refusal(data, (_DUPLICATE,))
+            await self._record(verdict, name)
+            await asyncio.to_thread(self._keep_refused, held, name, verdict)
             return verdict
         verdict = await asyncio.to_thread(self.inspect, data, name=name, sidecars=sidecars or {})
         await self._record(verdict, name)  # raises when the audit log is down: the file stays
         if verdict.accepted:
             try:
                 await asyncio.to_thread(_move, held, self._processing / name)
-            except FileExistsError:  # another copy arrived while this one was checked
-                verdict = _refusal(data, ("a file of this name is already in processing",))
+            except FileExistsError:
+                # Only another process sharing this root gets here (quarantine/NAME keeps
+                # one file per name in here): a second entry records the refusal.
+                verdict = _refusal(data, (_DUPLICATE,))
+                await self._record(verdict, name)
             else:
                 return verdict
         await asyncio.to_thread(self._keep_refused, held, name, verdict)
@@ -222,12 +227,8 @@ class Quarantine:
         return purged
 
     def _keep_refused(self, held: Path, name: str, verdict: Verdict) -> None:
+        """Move ``held`` to refused, its reasons written first so no refused file lacks them."""
         stored = self._refused / f"{verdict.sha256[:16]}-{name}"
-        try:
-            _move(held, stored)
-        except FileExistsError:  # the very same bytes were refused under this name before
-            held.unlink()
-            return
         facts = {
             "file": name,
             "sha256": verdict.sha256,
@@ -236,7 +237,11 @@ class Quarantine:
             "reasons": list(verdict.reasons),
             "refused_at": self._now().isoformat(),
         }
-        _write_new(stored.with_name(stored.name + _REASONS), json.dumps(facts).encode())
+        try:
+            _write_new(stored.with_name(stored.name + _REASONS), json.dumps(facts).encode())
+            _move(held, stored)
+        except FileExistsError:  # the very same bytes were refused under this name before
+            held.unlink()
 
     async def _record(self, verdict: Verdict, shown_name: str) -> None:
         flow = self._flow
