@@ -59,6 +59,23 @@ integrations:
       format: csv
       max_size: 1MiB
       checksum: sha256-sidecar
+  orders-out:
+    type: file_transfer
+    source: erp
+    target: crm
+    client: file-sync
+    purpose: Confirmations sent to ACME
+    legal_basis: contract
+    data_categories: [user.contact.email]
+    data_subjects: [customer]
+    retention: P30D
+    files:
+      partner: acme
+      direction: outbound
+      transport: sftp
+      remote_path: /inbound
+      format: csv
+      schedule: 1s
   acme-drop:
     type: file_transfer
     source: erp
