@@ -354,3 +354,26 @@ def test_password_authentication_is_not_offered(tmp_path: Path) -> None:
             )
 
     run(scenario, tmp_path, keys, received)
+
+
+def test_no_shell_command_or_forwarding(tmp_path: Path) -> None:
+    """A partner account runs SFTP only: no command, no shell, no port forwarding."""
+    keys, received = Keys(), Received()
+
+    async def scenario(server: DropServer, port: int) -> None:
+        async with asyncssh.connect(
+            "127.0.0.1",
+            port,
+            username="acme",
+            client_keys=[keys.acme],
+            known_hosts=pinned([key_line(keys.drop_host)]),
+            config=None,
+        ) as conn:
+            with pytest.raises(asyncssh.ChannelOpenError):
+                await conn.run("id", check=True)
+            with pytest.raises(asyncssh.ChannelOpenError):
+                await conn.open_connection("127.0.0.1", port)
+            with pytest.raises(asyncssh.ChannelListenError):
+                await conn.forward_remote_port("127.0.0.1", 0, "127.0.0.1", port)
+
+    run(scenario, tmp_path, keys, received)
