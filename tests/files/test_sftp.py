@@ -132,7 +132,9 @@ def test_a_key_of_another_algorithm_is_refused(tmp_path: Path) -> None:
     partner_root(tmp_path)
 
     async def scenario(loaded: Manifest, partner: SftpPartner, spec: FilesSpec) -> None:
-        with pytest.raises((HostKeyError, TransferError)):
+        with pytest.raises(
+            HostKeyError, match=r"no SSH host key of the pinned types \(ssh-ed25519\)"
+        ):
             await push(partner, spec, private_pem(keys.client), [("c.csv", ORDERS)])
 
     run(tmp_path, keys, scenario, host_key=asyncssh.generate_private_key("ecdsa-sha2-nistp256"))

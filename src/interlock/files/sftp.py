@@ -103,6 +103,14 @@ async def _session(partner: SftpPartner, client_key: bytes) -> AsyncIterator[asy
             f"the SSH host key of {where} ({offered}) is not among the keys pinned "
             "in the manifest; nothing was transferred"
         ) from exc
+    except asyncssh.KeyExchangeFailed as exc:
+        if "host key" in exc.reason.lower():  # the server has no key of a pinned type
+            pinned = ", ".join(sorted({line.split()[0] for line in partner.host_keys}))
+            raise HostKeyError(
+                f"{where} offers no SSH host key of the pinned types ({pinned}); "
+                "nothing was transferred"
+            ) from exc
+        raise TransferError(f"key exchange with {where} failed: {exc.reason}") from exc
     except asyncssh.PermissionDenied as exc:
         raise TransferError(f"{where} refused Interlock's key for user {partner.user}") from exc
     except (asyncssh.Error, OSError, TimeoutError) as exc:
