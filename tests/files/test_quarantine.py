@@ -11,6 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from interlock.audit.errors import AuditUnavailableError
 from interlock.errors import ConfigError
@@ -18,6 +20,17 @@ from interlock.files.quarantine import MAX_NAME_BYTES, Quarantine, Verdict, chec
 from tests.files.quarantine_support import GOOD_CSV, HEADER, INTEGRATION, Rig, manifest, sidecar
 
 NAME = "orders-2025-03-01.csv"
+_TRICKY = (
+    "..",
+    ".",
+    "a/../b",
+    "a\\b",
+    "\u2024\u2024",
+    "\u2215etc",
+    "\uff0e\uff0e",
+    "x\x85y",
+    "\u2028",
+)
 
 
 def _accept(rig: Rig, name: str, data: bytes, sidecars: dict[str, bytes] | None) -> Verdict:
@@ -88,6 +101,8 @@ def test_the_directories_are_0700_despite_the_umask(tmp_path: Path) -> None:
         ("orders\x00.csv", "control"),
         ("orders\n.csv", "control"),
         ("invoice\u202evsc.exe", "control"),  # right-to-left override: shows as invoiceexe.csv
+        ("orders.csv\u00a0.exe", "unusual space"),
+        ("orders\u200b.csv", "invisible"),
         ("a" * (MAX_NAME_BYTES + 1), "longer than"),
         ("\u00e9" * (MAX_NAME_BYTES // 2 + 1), "longer than"),  # bytes, not characters
         ("orders.csv.reasons.json", "reserves"),
@@ -105,6 +120,17 @@ def test_a_bad_name_is_refused_before_anything_is_written(
     shown = rig.audit.entries[0].details["file"]
     assert isinstance(shown, str)
     assert shown.isprintable()
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | st.sampled_from(_TRICKY))
+def test_an_allowed_name_stays_in_its_directory(name: str) -> None:
+    """Any name check_name allows is one plain entry of the directory it is joined to."""
+    if check_name(name) is None:
+        area = Path("/srv/area")
+        assert (area / name).parent == area
+        assert os.path.normpath(area / name) == str(area / name)
+        assert name.isprintable()
 
 
 def test_check_name_accepts_ordinary_names() -> None:

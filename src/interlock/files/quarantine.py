@@ -9,19 +9,25 @@ Layout under ``root`` (each directory 0700, each file 0600)::
 
 A file is all or nothing: it is accepted whole or refused whole, so an audit
 outcome is ``success`` or ``failure``, never ``partial_failure``. Nothing is
-ever overwritten: a name already in processing is refused; a refused file is
-stored under its content hash, so the same bad file sent twice is kept once.
+ever overwritten: a name already in processing is refused (the new copy kept
+in refused); a refused file is stored under its content hash, so the same bad
+file sent twice is kept once (and audited twice).
 
 A name is refused before anything is written when it is empty, holds a path
-separator (``/`` or ``\\``), starts with a dot (``.``, ``..``, hidden files),
-holds control or format characters (including bidirectional overrides that
-disguise an extension), is longer than :data:`MAX_NAME_BYTES` bytes of UTF-8
-(stricter than the 255 of most file systems, so ``H-`` and ``.reasons.json``
-still fit), or ends in ``.reasons.json``.
+separator (``/`` or ``\\``), starts with a dot (``.``, ``..``, hidden
+files), holds a character that is not printable (controls, bidirectional
+overrides that disguise an extension, spaces other than the ASCII space), is
+longer than :data:`MAX_NAME_BYTES` bytes of UTF-8 (stricter than the 255 of
+most file systems, so ``H-`` and ``.reasons.json`` still fit), or ends in
+``.reasons.json``.
 
 Every file is one audit entry, action ``files.receive``; the audit entry is
 made durable before the file moves on, so if the audit log is down the file
-stays in quarantine and the error propagates (fail closed).
+stays in quarantine and the error propagates (fail closed). Such a leftover
+blocks its name ("already being checked") until an operator moves it; nothing
+re-checks it on its own yet. Only another process sharing ``root`` can make a
+second entry for one file: its copy reached processing while this one was
+checked, and the refusal is recorded after the success.
 """
 
 from __future__ import annotations
@@ -32,7 +38,6 @@ import hmac
 import json
 import os
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,7 +60,6 @@ MAX_NAME_BYTES: Final = 200
 _REASONS: Final = ".reasons.json"
 _MAX_SIDECAR: Final = 1024
 _HEX64: Final = re.compile(r"[0-9a-fA-F]{64}")
-_NAME_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _MAX_REASON: Final = 2000
 _DUPLICATE: Final = "a file of this name is already in processing"
 
@@ -89,8 +93,8 @@ def check_name(name: str) -> str | None:
         problem = "the file name holds a path separator"
     elif name.startswith("."):
         problem = "the file name starts with a dot"
-    elif any(unicodedata.category(char) in _NAME_CATEGORIES for char in name):
-        problem = "the file name holds control or invisible formatting characters"
+    elif not name.isprintable():  # Unicode C*, Z* but the ASCII space: controls, bidi, NBSP
+        problem = "the file name holds control, invisible or unusual space characters"
     elif len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         problem = f"the file name is longer than {MAX_NAME_BYTES} bytes"
     elif name.endswith(_REASONS):
