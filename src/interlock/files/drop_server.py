@@ -1,0 +1,317 @@
+"""Interlock's SFTP drop server: partners upload files, which go straight to quarantine.
+
+One account per partner with a ``drop:`` section of the manifest, named after
+the partner. Authentication is by the partner's public keys only — no
+password, no keyboard-interactive, no host-based login. Each partner sees its
+own virtual directory ``/`` and nothing else: a path is one plain file name at
+that root (``..``, sub-directories, leading dots and control characters are
+refused), so no partner can reach another's files or the server's file system.
+
+An upload is spooled to ``root/drop/<partner>/`` (0700) under a name the
+server chooses — never the partner's — and when the partner closes the file it
+is read back, removed from the spool and handed to ``receive(partner, name,
+data)`` (the quarantine's accept). A refused file fails the partner's close
+with a generic "refused" status; the reasons stay in quarantine.
+
+An ``upload_only`` account (the default) may do nothing else: reading,
+listing, removing, renaming, making directories, links or symlinks and
+changing attributes are each refused with SFTP "permission denied". An
+account declared ``upload_only: false`` may also stat and list its root, which
+is always empty: received files are in quarantine, never left on the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncssh
+
+from interlock.clock import Clock, utc_now
+from interlock.config.files import FilesSpec
+from interlock.config.manifest import Manifest
+from interlock.errors import InterlockError
+from interlock.files.quarantine import Verdict, check_name
+
+__all__ = ["DropServer", "Receiver"]
+
+Receiver = Callable[[str, str, bytes], Awaitable[Verdict]]
+"""What the drop server hands a completed upload to: ``(partner, name, data)``."""
+
+_DEFAULT_MAX_SIZE = FilesSpec.model_fields["max_size"].default
+
+
+@dataclass(frozen=True)
+class _Account:
+    keys: frozenset[bytes]  # the partner's public keys, as SSH wire blobs
+    upload_only: bool
+    max_size: int
+
+
+@dataclass
+class _Upload:
+    name: str
+    fd: int
+    spool: Path
+    size: int = 0
+    too_large: bool = False
+    done: bool = field(default=False)
+
+
+def _accounts(manifest: Manifest) -> dict[str, _Account]:
+    accounts: dict[str, _Account] = {}
+    for name, partner in manifest.partners.items():
+        if partner.drop is None:
+            continue
+        sizes = [
+            integration.files.max_size
+            for integration in manifest.integrations.values()
+            if integration.files is not None
+            and integration.files.partner == name
+            and integration.files.transport == "drop"
+        ]
+        keys = frozenset(asyncssh.import_public_key(k).public_data for k in partner.drop.keys)
+        accounts[name] = _Account(
+            keys, partner.drop.upload_only, max(sizes, default=_DEFAULT_MAX_SIZE)
+        )
+    return accounts
+
+
+def _denied() -> asyncssh.SFTPError:
+    return asyncssh.SFTPPermissionDenied("permission denied")
+
+
+def _file_name(path: bytes) -> str | None:
+    """The plain file name a path names at the partner's root, or None for the root itself."""
+    try:
+        text = path.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _denied() from None
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    if not parts:
+        return None
+    if len(parts) != 1:
+        raise _denied()
+    name = parts[0]
+    if check_name(name) is not None:  # the quarantine's rule: no dots first, no controls
+        raise _denied()
+    return name
+
+
+class _Session(asyncssh.SSHServer):
+    """One connection's authentication: the partner's keys only."""
+
+    def __init__(self, accounts: dict[str, _Account]) -> None:
+        self._accounts = accounts
+
+    def begin_auth(self, username: str) -> bool:
+        return True  # every login must authenticate
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+    def host_based_auth_supported(self) -> bool:
+        return False
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        account = self._accounts.get(username)
+        return account is not None and key.public_data in account.keys
+
+
+class _DropSFTP(asyncssh.SFTPServer):
+    """A partner's SFTP session: uploads into quarantine, everything else refused."""
+
+    def __init__(self, chan: asyncssh.SSHServerChannel[bytes], server: DropServer) -> None:
+        super().__init__(chan)
+        partner = chan.get_extra_info("username")
+        account = server.accounts.get(partner) if isinstance(partner, str) else None
+        if account is None:  # authentication let it in, so it is one of ours
+            raise InterlockError("drop server session without a partner account")
+        self._partner: str = partner
+        self._account = account
+        self._server = server
+        self._uploads: set[int] = set()
+        self._open: dict[int, _Upload] = {}
+
+    # -- uploads ------------------------------------------------------------
+
+    def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
+        name = _file_name(path)
+        if name is None or pflags & asyncssh.FXF_READ or not pflags & asyncssh.FXF_WRITE:
+            raise _denied()
+        spool_dir = self._server.spool(self._partner)
+        fd, spool = tempfile.mkstemp(prefix=".upload-", dir=spool_dir)
+        upload = _Upload(name, fd, Path(spool))
+        self._open[id(upload)] = upload
+        return upload
+
+    def write(self, file_obj: object, offset: int, data: bytes) -> int:
+        upload = self._upload(file_obj)
+        if offset + len(data) > self._account.max_size:
+            upload.too_large = True
+            raise asyncssh.SFTPFailure("file too large")
+        written = os.pwrite(upload.fd, data, offset)
+        upload.size = max(upload.size, offset + written)
+        return written
+
+    async def close(self, file_obj: object) -> None:
+        upload = self._upload(file_obj)
+        del self._open[id(upload)]
+        try:
+            data = b"" if upload.too_large else upload.spool.read_bytes()
+        finally:
+            _discard(upload)
+        if upload.too_large:
+            raise asyncssh.SFTPFailure("file too large")
+        verdict = await self._server.receive(self._partner, upload.name, data)
+        if not verdict.accepted:
+            raise asyncssh.SFTPFailure("file refused")
+
+    def fstat(self, file_obj: object) -> asyncssh.SFTPAttrs:
+        upload = self._upload(file_obj)
+        return asyncssh.SFTPAttrs(type=asyncssh.FILEXFER_TYPE_REGULAR, size=upload.size)
+
+    def fsync(self, file_obj: object) -> None:
+        os.fsync(self._upload(file_obj).fd)
+
+    def exit(self) -> None:
+        for upload in self._open.values():  # the partner left without closing: dropped
+            _discard(upload)
+        self._open.clear()
+
+    def _upload(self, file_obj: object) -> _Upload:
+        if not isinstance(file_obj, _Upload) or id(file_obj) not in self._open:
+            raise _denied()
+        return file_obj
+
+    # -- the root, for accounts that may look --------------------------------
+
+    def realpath(self, path: bytes) -> bytes:
+        name = _file_name(path)
+        return b"/" if name is None else posixpath.join("/", name).encode("utf-8")
+
+    def stat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        if self._account.upload_only or _file_name(path) is not None:
+            raise _denied()
+        return asyncssh.SFTPAttrs(type=asyncssh.FILEXFER_TYPE_DIRECTORY, permissions=0o40700)
+
+    lstat = stat
+
+    async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
+        if self._account.upload_only or _file_name(path) is not None:
+            raise _denied()
+        for entry in (b".", b".."):
+            yield asyncssh.SFTPName(entry, attrs=self.stat(b"/"))
+
+    # -- refused, whatever the account ----------------------------------------
+
+    def read(self, file_obj: object, offset: int, size: int) -> bytes:
+        raise _denied()
+
+    def setstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        raise _denied()
+
+    def lsetstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        raise _denied()
+
+    def fsetstat(self, file_obj: object, attrs: asyncssh.SFTPAttrs) -> None:
+        raise _denied()
+
+    def remove(self, path: bytes) -> None:
+        raise _denied()
+
+    def mkdir(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        raise _denied()
+
+    def rmdir(self, path: bytes) -> None:
+        raise _denied()
+
+    def rename(self, oldpath: bytes, newpath: bytes) -> None:
+        raise _denied()
+
+    def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
+        raise _denied()
+
+    def readlink(self, path: bytes) -> bytes:
+        raise _denied()
+
+    def symlink(self, oldpath: bytes, newpath: bytes) -> None:
+        raise _denied()
+
+    def link(self, oldpath: bytes, newpath: bytes) -> None:
+        raise _denied()
+
+    def statvfs(self, path: bytes) -> asyncssh.SFTPVFSAttrs:
+        raise _denied()
+
+    def fstatvfs(self, file_obj: object) -> asyncssh.SFTPVFSAttrs:
+        raise _denied()
+
+
+def _discard(upload: _Upload) -> None:
+    if not upload.done:
+        upload.done = True
+        os.close(upload.fd)
+        with contextlib.suppress(FileNotFoundError):
+            upload.spool.unlink()
+
+
+class DropServer:
+    """Interlock's SFTP drop server for the manifest's partners with a ``drop:`` account."""
+
+    def __init__(
+        self,
+        root: Path,
+        manifest: Manifest,
+        *,
+        host_key: bytes,
+        receive: Receiver,
+        now: Clock = utc_now,
+    ) -> None:
+        """Serve the manifest's drop accounts; ``host_key`` is the server's private key (PEM)."""
+        self.accounts = _accounts(manifest)
+        self.receive = receive
+        self._root = root
+        self._host_key = asyncssh.import_private_key(host_key)
+        self._now = now
+        self._listener: asyncssh.SSHAcceptor | None = None
+
+    def spool(self, partner: str) -> Path:
+        """The partner's spool directory for uploads in flight (created 0700)."""
+        path = self._root / "drop" / partner
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return path
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Listen on ``host:port`` (0: any free port) and return the port."""
+        accounts = self.accounts
+        self._listener = await asyncssh.listen(
+            host,
+            port,
+            server_factory=lambda: _Session(accounts),
+            server_host_keys=[self._host_key],
+            sftp_factory=lambda chan: _DropSFTP(chan, self),
+            allow_scp=False,
+            agent_forwarding=False,
+            x11_forwarding=False,
+            allow_pty=False,
+        )
+        return int(self._listener.get_port())
+
+    async def stop(self) -> None:
+        """Stop listening and close every connection."""
+        if self._listener is not None:
+            self._listener.close()
+            await self._listener.wait_closed()
+            self._listener = None

@@ -1,0 +1,379 @@
+"""The drop server against OpenSSH's own ``sftp`` client (an independent peer) and asyncssh."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from interlock.files.drop_server import DropServer
+from interlock.files.host_keys import key_line, pinned
+from tests.files.sftp_support import Keys, Received, manifest, private_pem
+
+SFTP = shutil.which("sftp")
+
+needs_openssh = pytest.mark.skipif(SFTP is None, reason="OpenSSH's sftp client is not installed")
+
+
+def run(
+    scenario: Callable[[DropServer, int], Awaitable[None]],
+    tmp_path: Path,
+    keys: Keys,
+    received: Received,
+) -> None:
+    """Start a drop server, run the scenario against it, stop it."""
+
+    async def main() -> None:
+        server = DropServer(
+            tmp_path / "files",
+            manifest(tmp_path, keys),
+            host_key=private_pem(keys.drop_host),
+            receive=received.drop,
+        )
+        port = await server.start()
+        try:
+            await scenario(server, port)
+        finally:
+            await server.stop()
+
+    asyncio.run(main())
+
+
+async def openssh_sftp(
+    tmp_path: Path,
+    *,
+    port: int,
+    user: str,
+    key: asyncssh.SSHKey,
+    host_key: asyncssh.SSHKey,
+    batch: str,
+) -> tuple[int, str]:
+    """Run OpenSSH's ``sftp`` in batch mode, host key checked strictly; (exit status, stderr)."""
+    identity = tmp_path / f"id_{user}"
+    identity.write_bytes(bytes(key.export_private_key("openssh")))
+    identity.chmod(0o600)
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {key_line(host_key)}\n", encoding="ascii")
+    commands = tmp_path / "batch"
+    commands.write_text(batch, encoding="utf-8")
+    assert SFTP is not None
+    process = await asyncio.create_subprocess_exec(
+        SFTP,
+        "-F",
+        "/dev/null",
+        "-b",
+        str(commands),
+        "-i",
+        str(identity),
+        "-P",
+        str(port),
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={known}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "PasswordAuthentication=no",
+        f"{user}@127.0.0.1",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=tmp_path,
+        env={"PATH": os.environ.get("PATH", "/usr/bin"), "HOME": str(tmp_path)},
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    return process.returncode or 0, stderr.decode("utf-8", "replace")
+
+
+@pytest.mark.processes
+@needs_openssh
+def test_openssh_sftp_uploads_into_quarantine(tmp_path: Path) -> None:
+    """OpenSSH's sftp client uploads with the partner's key; the file is handed to receive."""
+    keys, received = Keys(), Received()
+    (tmp_path / "orders.csv").write_bytes(b"order_id,email,total\n1,a@example.com,3\n")
+
+    async def scenario(server: DropServer, port: int) -> None:
+        status, err = await openssh_sftp(
+            tmp_path,
+            port=port,
+            user="acme",
+            key=keys.acme,
+            host_key=keys.drop_host,
+            batch="put orders.csv\n",
+        )
+        assert status == 0, err
+
+    run(scenario, tmp_path, keys, received)
+    assert received.files == [("acme", "orders.csv", b"order_id,email,total\n1,a@example.com,3\n")]
+    assert list((tmp_path / "files" / "drop" / "acme").iterdir()) == []  # nothing left behind
+    assert ((tmp_path / "files" / "drop" / "acme").stat().st_mode & 0o777) == 0o700
+
+
+@pytest.mark.processes
+@needs_openssh
+@pytest.mark.parametrize(
+    "command",
+    [
+        "ls",
+        "get orders.csv",
+        "rm orders.csv",
+        "mkdir sub",
+        "rename a.csv b.csv",
+        "symlink a.csv b.csv",
+        "chmod 600 a.csv",
+    ],
+)
+def test_openssh_upload_only_refuses_everything_else(tmp_path: Path, command: str) -> None:
+    """An upload-only partner cannot list, read, remove, rename, mkdir, symlink or chmod."""
+    keys, received = Keys(), Received()
+
+    async def scenario(server: DropServer, port: int) -> None:
+        status, err = await openssh_sftp(
+            tmp_path,
+            port=port,
+            user="acme",
+            key=keys.acme,
+            host_key=keys.drop_host,
+            batch=command + "\n",
+        )
+        # OpenSSH's batch ``ls`` reports the refusal but exits 0; its ``get`` globs first,
+        # and the refused stat reads as "not found".
+        assert status != 0 or command == "ls", err
+        assert "ermission denied" in err or (command.startswith("get") and "not found" in err), err
+
+    run(scenario, tmp_path, keys, received)
+    assert received.files == []
+
+
+@pytest.mark.processes
+@needs_openssh
+def test_openssh_refused_file_fails_the_upload(tmp_path: Path) -> None:
+    """A file the quarantine refuses fails the partner's upload; nothing stays on the server."""
+    keys, received = Keys(), Received()
+    (tmp_path / "bad.csv").write_bytes(b"x\n")
+
+    async def scenario(server: DropServer, port: int) -> None:
+        status, _ = await openssh_sftp(
+            tmp_path,
+            port=port,
+            user="acme",
+            key=keys.acme,
+            host_key=keys.drop_host,
+            batch="put bad.csv\n",
+        )
+        assert status != 0
+
+    run(scenario, tmp_path, keys, received)
+    assert [name for _, name, _ in received.files] == ["bad.csv"]
+    assert list((tmp_path / "files" / "drop" / "acme").iterdir()) == []
+
+
+@pytest.mark.processes
+@needs_openssh
+def test_openssh_wrong_key_and_other_partner_key_refused(tmp_path: Path) -> None:
+    """Only the partner's own keys log in: a stranger's key and another partner's key fail."""
+    keys, received = Keys(), Received()
+    (tmp_path / "orders.csv").write_bytes(b"a\n")
+
+    async def scenario(server: DropServer, port: int) -> None:
+        stranger = asyncssh.generate_private_key("ssh-ed25519")
+        status, err = await openssh_sftp(
+            tmp_path,
+            port=port,
+            user="acme",
+            key=stranger,
+            host_key=keys.drop_host,
+            batch="put orders.csv\n",
+        )
+        assert status != 0, err
+        assert "Permission denied (publickey)" in err, err
+        status, err = await openssh_sftp(
+            tmp_path,
+            port=port,
+            user="acme",
+            key=keys.globex,
+            host_key=keys.drop_host,
+            batch="put orders.csv\n",
+        )
+        assert status != 0, err
+        assert "Permission denied (publickey)" in err, err
+        status, err = await openssh_sftp(
+            tmp_path,
+            port=port,
+            user="nobody",
+            key=keys.acme,
+            host_key=keys.drop_host,
+            batch="put orders.csv\n",
+        )
+        assert status != 0
+
+    run(scenario, tmp_path, keys, received)
+    assert received.files == []
+
+
+@pytest.mark.processes
+@needs_openssh
+def test_openssh_checks_the_drop_servers_host_key(tmp_path: Path) -> None:
+    """OpenSSH with strict checking refuses the drop server when another key is pinned."""
+    keys, received = Keys(), Received()
+    (tmp_path / "orders.csv").write_bytes(b"a\n")
+
+    async def scenario(server: DropServer, port: int) -> None:
+        other = asyncssh.generate_private_key("ssh-ed25519")
+        status, err = await openssh_sftp(
+            tmp_path,
+            port=port,
+            user="acme",
+            key=keys.acme,
+            host_key=other,
+            batch="put orders.csv\n",
+        )
+        assert status != 0, err
+        assert "Host key verification failed" in err, err
+
+    run(scenario, tmp_path, keys, received)
+    assert received.files == []
+
+
+@pytest.mark.parametrize(
+    "path", ["../globex/x.csv", "/../x.csv", "sub/x.csv", "../../etc/passwd", ".hidden", "a\x01b"]
+)
+def test_no_escape_from_the_partner_root(tmp_path: Path, path: str) -> None:
+    """``..``, sub-directories, dot files and control characters are refused; nothing is written."""
+    keys, received = Keys(), Received()
+
+    async def scenario(server: DropServer, port: int) -> None:
+        async with (
+            asyncssh.connect(
+                "127.0.0.1",
+                port,
+                username="globex",
+                client_keys=[keys.globex],
+                known_hosts=pinned([key_line(keys.drop_host)]),
+                config=None,
+            ) as conn,
+            conn.start_sftp_client() as sftp,
+        ):
+            with pytest.raises(asyncssh.SFTPPermissionDenied):
+                async with sftp.open(path, "wb") as remote:
+                    await remote.write(b"x")
+
+    run(scenario, tmp_path, keys, received)
+    assert received.files == []
+    assert not (tmp_path / "files" / "drop" / "acme").exists()
+
+
+def test_a_partner_cannot_see_another_partners_uploads(tmp_path: Path) -> None:
+    """A partner that may list sees an empty root: uploads go to quarantine, never stay."""
+    keys, received = Keys(), Received()
+
+    async def scenario(server: DropServer, port: int) -> None:
+        async with (
+            asyncssh.connect(
+                "127.0.0.1",
+                port,
+                username="acme",
+                client_keys=[keys.acme],
+                known_hosts=pinned([key_line(keys.drop_host)]),
+                config=None,
+            ) as conn,
+            conn.start_sftp_client() as sftp,
+            sftp.open("orders.csv", "wb") as remote,
+        ):
+            await remote.write(b"secret order\n")
+        async with (
+            asyncssh.connect(
+                "127.0.0.1",
+                port,
+                username="globex",
+                client_keys=[keys.globex],
+                known_hosts=pinned([key_line(keys.drop_host)]),
+                config=None,
+            ) as conn,
+            conn.start_sftp_client() as sftp,
+        ):
+            assert await sftp.listdir("/") == [".", ".."]
+            for path in ("orders.csv", "/acme/orders.csv", "../acme/orders.csv"):
+                with pytest.raises((asyncssh.SFTPPermissionDenied, asyncssh.SFTPNoSuchFile)):
+                    async with sftp.open(path, "rb") as remote:
+                        await remote.read()
+
+    run(scenario, tmp_path, keys, received)
+    assert received.files == [("acme", "orders.csv", b"secret order\n")]
+
+
+def test_oversized_upload_refused(tmp_path: Path) -> None:
+    """An upload over the drop integration's max_size fails and is never handed on."""
+    keys, received = Keys(), Received()
+
+    async def scenario(server: DropServer, port: int) -> None:
+        async with (
+            asyncssh.connect(
+                "127.0.0.1",
+                port,
+                username="acme",
+                client_keys=[keys.acme],
+                known_hosts=pinned([key_line(keys.drop_host)]),
+                config=None,
+            ) as conn,
+            conn.start_sftp_client() as sftp,
+        ):
+            with pytest.raises(asyncssh.SFTPFailure):
+                async with sftp.open("big.csv", "wb") as remote:
+                    await remote.write(b"x" * (64 * 1024 + 1))
+
+    run(scenario, tmp_path, keys, received)
+    assert received.files == []
+    assert list((tmp_path / "files" / "drop" / "acme").iterdir()) == []
+
+
+def test_password_authentication_is_not_offered(tmp_path: Path) -> None:
+    """A password login is refused (the server offers public-key authentication only)."""
+    keys, received = Keys(), Received()
+
+    async def scenario(server: DropServer, port: int) -> None:
+        with pytest.raises(asyncssh.PermissionDenied):
+            await asyncssh.connect(
+                "127.0.0.1",
+                port,
+                username="acme",
+                password="guess",
+                client_keys=None,
+                known_hosts=pinned([key_line(keys.drop_host)]),
+                config=None,
+            )
+
+    run(scenario, tmp_path, keys, received)
+
+
+def test_no_shell_command_or_forwarding(tmp_path: Path) -> None:
+    """A partner account runs SFTP only: no command, no shell, no port forwarding."""
+    keys, received = Keys(), Received()
+
+    async def scenario(server: DropServer, port: int) -> None:
+        async with asyncssh.connect(
+            "127.0.0.1",
+            port,
+            username="acme",
+            client_keys=[keys.acme],
+            known_hosts=pinned([key_line(keys.drop_host)]),
+            config=None,
+        ) as conn:
+            with pytest.raises(asyncssh.ChannelOpenError):
+                await conn.run("id", check=True)
+            with pytest.raises(asyncssh.ChannelOpenError):
+                await conn.open_connection("127.0.0.1", port)
+            with pytest.raises(asyncssh.ChannelListenError):
+                await conn.forward_remote_port("127.0.0.1", 0, "127.0.0.1", port)
+
+    run(scenario, tmp_path, keys, received)
