@@ -23,6 +23,7 @@ from interlock.cli import (
     clients,
     demo,
     events,
+    files,
     import_openapi,
     keyring,
     keys,
@@ -73,6 +74,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(signature_keys.app, name="signature-keys")
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(messaging.app, name="messaging")
+app.add_typer(files.app, name="files")
 app.add_typer(events.app, name="events")
 
 

@@ -1,0 +1,233 @@
+"""``interlock files``: pin a partner's host key, transfer files, run the drop server, quarantine.
+
+* ``trust-host HOST [--port]`` — the SSH host keys a server offers, each with
+  its fingerprint, for the operator to compare with the partner's and paste
+  into ``partners.NAME.sftp.host_keys``; nothing is trusted by this command;
+* ``transfer INTEGRATION`` — one pull (into quarantine) or push (the outbox)
+  of an SFTP integration now; ``run`` — every SFTP integration on its
+  schedule until interrupted;
+* ``drop-server [--listen HOST:PORT]`` — Interlock's SFTP drop server for the
+  partners with a ``drop:`` account, uploads checked in quarantine; its host
+  key is kept in the vault (``secret://interlock/drop-host-key``, made on
+  first start) and its fingerprint printed for the partners to pin;
+* ``quarantine INTEGRATION [--json]`` — files in processing, and the refused
+  ones with their reasons; ``--purge`` deletes refused files past retention.
+
+Files live under ``DATA_DIR/files`` (directories 0700, files 0600).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Annotated, Final
+
+import asyncssh
+import typer
+
+from interlock.actors import Operator
+from interlock.cli.context import settings
+from interlock.cli.options import ManifestOption
+from interlock.cli.vault_session import VaultSession, open_vault_session
+from interlock.config.loader import load_manifest
+from interlock.config.manifest import Manifest
+from interlock.errors import InvalidRequestError, NotFoundError
+from interlock.files.drop_server import DropServer
+from interlock.files.host_keys import fetch_host_key, fingerprint, key_line
+from interlock.files.quarantine import Quarantine, Verdict
+from interlock.files.transfers import Outbox, run_scheduled, transfer_once
+
+__all__ = ["app"]
+
+app = typer.Typer(help="File transfer: SFTP partners, the drop server, quarantine.")
+
+DROP_HOST_KEY: Final = "interlock/drop-host-key"
+_OPERATOR: Final = Operator("system:files")
+
+Integration = Annotated[str, typer.Argument(help="A file integration of the manifest.")]
+
+
+def _root() -> Path:
+    return settings().data_dir / "files"
+
+
+def _manifest(path: Path | None) -> Manifest:
+    return load_manifest(path or settings().manifest)
+
+
+def _client_key(session: VaultSession, manifest: Manifest, integration: str) -> bytes:
+    flow = manifest.integrations.get(integration)
+    spec = flow.files if flow is not None else None
+    partner = manifest.partners.get(spec.partner) if spec is not None else None
+    if spec is None or partner is None or partner.sftp is None or spec.transport != "sftp":
+        raise InvalidRequestError(f"{integration!r} is not an SFTP file integration")
+    return session.vault.resolve(partner.sftp.key).reveal()
+
+
+@contextmanager
+def _quarantine(
+    session: VaultSession, manifest: Manifest, integration: str, path: Path | None
+) -> Iterator[Quarantine]:
+    base = (path or settings().manifest).resolve().parent
+    yield Quarantine(_root(), manifest, integration, audit=session.audit, manifest_dir=base)
+
+
+@app.command("trust-host")
+def trust_host(
+    host: Annotated[str, typer.Argument(help="The partner's SFTP host.")],
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 22,
+) -> None:
+    """Show the host keys HOST offers, with fingerprints; compare, then pin one in the manifest."""
+    lines = asyncio.run(fetch_host_key(host, port))
+    for line in lines:
+        typer.echo(f"{fingerprint(line)}  {line}")
+    typer.echo(
+        "compare these fingerprints with the ones the partner gave you out of band; only "
+        "then add the line to partners.NAME.sftp.host_keys",
+        err=True,
+    )
+
+
+@app.command("transfer")
+def transfer(integration: Integration, manifest: ManifestOption = None) -> None:
+    """Pull (inbound, into quarantine) or push (outbound, the outbox) one SFTP integration now."""
+    loaded = _manifest(manifest)
+    with open_vault_session() as session, _quarantine(session, loaded, integration, manifest) as q:
+        key = _client_key(session, loaded, integration)
+        verdicts = asyncio.run(
+            transfer_once(
+                loaded,
+                integration,
+                key,
+                audit=session.audit,
+                quarantine=q,
+                outbox=Outbox(_root(), integration),
+            )
+        )
+    _print_verdicts(verdicts)
+
+
+@app.command("run")
+def run(manifest: ManifestOption = None) -> None:
+    """Every SFTP file integration on its schedule, until interrupted."""
+    loaded = _manifest(manifest)
+    names = [n for n, f in loaded.integrations.items() if f.files and f.files.transport == "sftp"]
+    if not names:
+        raise InvalidRequestError("the manifest has no SFTP file integration")
+
+    async def all_of(session: VaultSession) -> None:
+        stop = asyncio.Event()
+        with contextlib.ExitStack() as stack:
+            tasks = []
+            for name in names:
+                held = stack.enter_context(_quarantine(session, loaded, name, manifest))
+                tasks.append(
+                    run_scheduled(
+                        loaded,
+                        name,
+                        _client_key(session, loaded, name),
+                        audit=session.audit,
+                        stop=stop,
+                        quarantine=held,
+                        outbox=Outbox(_root(), name),
+                    )
+                )
+            await asyncio.gather(*tasks)
+
+    with open_vault_session() as session, contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(all_of(session))
+
+
+def _drop_host_key(session: VaultSession) -> bytes:
+    """The drop server's host key from the vault; made (Ed25519) and stored on first use."""
+    try:
+        return session.vault.resolve(f"secret://{DROP_HOST_KEY}").reveal()
+    except NotFoundError:
+        key = asyncssh.generate_private_key("ssh-ed25519").export_private_key()
+        session.vault.write(DROP_HOST_KEY, key, actor=_OPERATOR)
+        return bytes(key)
+
+
+def _drop_integration(manifest: Manifest, partner: str, name: str) -> str:
+    """The drop integration of ``partner`` whose pattern matches ``name`` (the first)."""
+    for flow_name, flow in manifest.integrations.items():
+        spec = flow.files
+        takes = spec is not None and spec.transport == "drop" and spec.partner == partner
+        if takes and spec is not None and fnmatchcase(name, spec.pattern):
+            return flow_name
+    raise InvalidRequestError(f"no drop integration of partner {partner!r} takes {name!r}")
+
+
+@app.command("drop-server")
+def drop_server(
+    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT")] = "127.0.0.1:2222",
+    manifest: ManifestOption = None,
+) -> None:
+    """Interlock's SFTP drop server: partners upload with their keys; files go to quarantine."""
+    loaded = _manifest(manifest)
+    host, _, port_text = listen.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise InvalidRequestError("--listen is HOST:PORT")
+
+    async def serve(session: VaultSession) -> None:
+        key = _drop_host_key(session)
+        public = key_line(asyncssh.import_private_key(key))
+        quarantines: dict[str, Quarantine] = {}
+
+        async def receive(partner: str, name: str, data: bytes) -> Verdict:
+            flow = _drop_integration(loaded, partner, name)
+            if flow not in quarantines:
+                base = (manifest or settings().manifest).resolve().parent
+                quarantines[flow] = Quarantine(
+                    _root(), loaded, flow, audit=session.audit, manifest_dir=base
+                )
+            return await quarantines[flow].accept(name, data)
+
+        server = DropServer(_root(), loaded, host_key=key, receive=receive)
+        port = await server.start(host, int(port_text))
+        typer.echo(f"drop server on {host}:{port}; host key {fingerprint(public)}  {public}")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
+    with open_vault_session() as session, contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(session))
+
+
+@app.command("quarantine")
+def quarantine(
+    integration: Integration,
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Delete refused files past their retention.")
+    ] = False,
+    manifest: ManifestOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Files in processing, and refused files with their reasons."""
+    loaded = _manifest(manifest)
+    with open_vault_session() as session, _quarantine(session, loaded, integration, manifest) as q:
+        purged = q.purge() if purge else 0
+        accepted = [path.name for path in q.processing()]
+        refused = [{"file": path.name, "reasons": list(why)} for path, why in q.refused()]
+    if as_json:
+        typer.echo(json.dumps({"processing": accepted, "refused": refused, "purged": purged}))
+        return
+    for name in accepted:
+        typer.echo(f"processing  {name}")
+    for entry in refused:
+        typer.echo(f"refused     {entry['file']}: {'; '.join(entry['reasons'])}")
+    if purge:
+        typer.echo(f"purged {purged} refused file(s)", err=True)
+
+
+def _print_verdicts(verdicts: list[Verdict]) -> None:
+    for verdict in verdicts:
+        state = "accepted" if verdict.accepted else "refused "
+        detail = "" if verdict.accepted else f": {'; '.join(verdict.reasons)}"
+        typer.echo(f"{state}  {verdict.sha256[:16]}  {verdict.size} bytes{detail}")
