@@ -377,3 +377,53 @@ def test_no_shell_command_or_forwarding(tmp_path: Path) -> None:
                 await conn.forward_remote_port("127.0.0.1", 0, "127.0.0.1", port)
 
     run(scenario, tmp_path, keys, received)
+
+
+@pytest.mark.processes
+@needs_openssh
+@pytest.mark.parametrize(
+    "batch",
+    [
+        "put orders.csv ../globex/orders.csv\n",
+        "put orders.csv /../globex/orders.csv\n",
+        "cd ..\nput orders.csv\n",
+        "put orders.csv sub/orders.csv\n",
+    ],
+)
+def test_openssh_cannot_leave_the_partner_root(tmp_path: Path, batch: str) -> None:
+    """OpenSSH's client cannot upload outside the partner's root with ``..`` or a sub-path."""
+    keys, received = Keys(), Received()
+    (tmp_path / "orders.csv").write_bytes(b"a\n")
+
+    async def scenario(server: DropServer, port: int) -> None:
+        status, err = await openssh_sftp(
+            tmp_path, port=port, user="acme", key=keys.acme, host_key=keys.drop_host, batch=batch
+        )
+        assert status != 0, err
+
+    run(scenario, tmp_path, keys, received)
+    assert received.files == []
+    assert not (tmp_path / "files" / "drop" / "globex").exists()
+
+
+@pytest.mark.processes
+@needs_openssh
+def test_openssh_listing_partner_sees_an_empty_root(tmp_path: Path) -> None:
+    """A partner declared ``upload_only: false`` may list its root, which holds nothing."""
+    keys, received = Keys(), Received()
+    (tmp_path / "orders.csv").write_bytes(b"a\n")
+
+    async def scenario(server: DropServer, port: int) -> None:
+        batch = "put orders.csv\nls -la\n"
+        status, err = await openssh_sftp(
+            tmp_path,
+            port=port,
+            user="globex",
+            key=keys.globex,
+            host_key=keys.drop_host,
+            batch=batch,
+        )
+        assert status == 0, err
+
+    run(scenario, tmp_path, keys, received)
+    assert received.files == [("globex", "orders.csv", b"a\n")]

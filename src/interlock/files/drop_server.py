@@ -279,7 +279,11 @@ class DropServer:
         receive: Receiver,
         now: Clock = utc_now,
     ) -> None:
-        """Serve the manifest's drop accounts; ``host_key`` is the server's private key (PEM)."""
+        """Serve the manifest's drop accounts; ``host_key`` is the server's private key.
+
+        ``now`` is kept for the drop server's own audit entries (none yet: the
+        quarantine audits each file it is handed).
+        """
         self.accounts = _accounts(manifest)
         self.receive = receive
         self._root = root

@@ -26,7 +26,9 @@ __all__ = [
     "PinnedHostKeys",
     "fetch_host_key",
     "fingerprint",
+    "key_line",
     "known_hosts",
+    "pinned",
 ]
 
 #: The host-key algorithms asked for one by one when fetching a server's keys.
