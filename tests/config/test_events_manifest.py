@@ -120,3 +120,11 @@ def test_a_grant_scope_no_consumer_is_granted_still_warns(tmp_path: Path) -> Non
     )
     report = check(tmp_path, text)
     assert any("events.order.refunded.read" in d.message for d in report.warnings)
+
+
+def test_events_resting_on_a_broker_outside_the_eea_need_a_transfer(tmp_path: Path) -> None:
+    """Events rest on their broker, as messages do: a US broker is a transfer to declare."""
+    moved = EVENTS.replace("location: DE, client_cert", "location: US, client_cert", 1)
+    found = [(d.path, d.message) for d in check(tmp_path, moved).errors]
+    assert any(p == "integrations.order-stream.events.broker" and "outside the EEA" in m
+               for p, m in found), found  # fmt: skip

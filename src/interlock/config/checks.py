@@ -326,33 +326,38 @@ def _transfer(entities: Entities, name: str, flow: Integration) -> Iterator[Find
                 f"transfer destination {flow.transfer.destination} differs from the target "
                 f"system's location {target.location}",
             )
-    partner_name = flow.files.partner if flow.files is not None else ""
-    partner = entities.partners.get(partner_name)
-    # Outbound files put personal data in the partner's hands: a transfer when it is
-    # outside the EEA (files it sends us are not a transfer by this deployment).
-    outbound = flow.files is not None and flow.files.direction == "outbound"
-    if partner is not None and personal and outbound and partner.location not in _EEA:
-        destination = flow.transfer.destination if flow.transfer is not None else None
-        if destination != partner.location:
+    if not personal:
+        return
+    declared = flow.transfer.destination if flow.transfer is not None else None
+    for path, holder, location in _other_recipients(entities, name, flow):
+        if location not in _EEA and declared != location:
             yield Finding(
-                ("integrations", name, "files", "partner"),
-                f"personal data goes to partner {partner_name} in "
-                f"{partner.location}, outside the EEA, but no transfer to "
-                f"{partner.location} is declared; add transfer: {{destination, safeguard}} "
+                path,
+                f"personal data {holder} in {location}, outside the EEA, but no transfer to "
+                f"{location} is declared; add transfer: {{destination, safeguard}} "
                 "(GDPR Art. 44-49)",
             )
-    broker_name = flow.messaging.broker if flow.messaging is not None else ""
-    broker = entities.brokers.get(broker_name)
-    if broker is not None and personal and broker.location not in _EEA:
-        # Messages rest on the broker: a broker outside the EEA receives the data too.
-        destination = flow.transfer.destination if flow.transfer is not None else None
-        if destination != broker.location:
-            yield Finding(
-                ("integrations", name, "messaging", "broker"),
-                f"personal data rests on broker {broker_name} in {broker.location}, outside "
-                f"the EEA, but no transfer to {broker.location} is declared; add transfer: "
-                "{destination, safeguard} (GDPR Art. 44-49)",
-            )
+
+
+def _other_recipients(
+    entities: Entities, name: str, flow: Integration
+) -> Iterator[tuple[DocPath, str, str]]:
+    """Where else than the target the flow's data goes: ``(path, who, location)``.
+
+    Messages and events rest on their broker; outbound files go to the partner
+    (files a partner sends us are not a transfer by this deployment).
+    """
+    section = flow.messaging or flow.events
+    broker = entities.brokers.get(section.broker) if section is not None else None
+    if section is not None and broker is not None:
+        kind = "messaging" if flow.messaging is not None else "events"
+        path: DocPath = ("integrations", name, kind, "broker")
+        yield path, f"rests on broker {section.broker}", broker.location
+    files = flow.files
+    partner = entities.partners.get(files.partner) if files is not None else None
+    if files is not None and partner is not None and files.direction == "outbound":
+        path = ("integrations", name, "files", "partner")
+        yield path, f"goes to partner {files.partner}", partner.location
 
 
 def _route(
