@@ -49,7 +49,7 @@ def test_no_routes_and_no_type_asks_for_the_type_never_passes(write_manifest: Wr
 
 
 def test_a_declared_type_adds_its_mitigations_with_manual_steps(write_manifest: Write) -> None:
-    """File transfer (no adapter yet): SFTP/AS2, validation and drop access, each needing evidence."""
+    """File transfer without a files: section (moved some other way): the manual steps."""
     text = NO_ROUTES.replace("  nightly-files:\n", "  nightly-files:\n    type: file_transfer\n")
     findings = by_item(run_check(write_manifest(text=text)), "nightly-files")
     kinds = sorted(i for i in findings if i.startswith("type."))

@@ -35,9 +35,10 @@ INTEGRATION_TYPES: Final[tuple[IntegrationType, ...]] = get_args(IntegrationType
 ADAPTERS: Final[frozenset[IntegrationType]] = frozenset(
     {"rest", "messaging", "event_streaming", "file_transfer", "b2b_edi"}
 )
-"""Types Interlock enforces itself (the gateway; the messaging and event libraries, whose
-items :mod:`interlock.check.config_messaging` and :mod:`interlock.check.config_events`
-answer); the others are checked by hand."""
+"""Types Interlock can carry itself (the gateway; the messaging, event and file libraries,
+whose items :mod:`interlock.check.config_messaging`, :mod:`interlock.check.config_events`
+and :mod:`interlock.check.config_files` answer when the integration declares the type's
+section); the others, and an integration without its section, are checked by hand."""
 
 UNKNOWN_TYPE: Final = Item(
     "type.unknown",
@@ -197,6 +198,22 @@ def integration_type(flow: Integration) -> IntegrationType | None:
     return "rest" if flow.routes else None
 
 
+def _adapted(flow: Integration, kind: IntegrationType) -> bool:
+    """Whether Interlock carries this integration: its type's section is declared.
+
+    A ``file_transfer`` integration without ``files:`` moves files some other
+    way: its mitigations are the manual steps, never a silent pass.
+    """
+    sections: dict[str, object] = {
+        "rest": flow.routes,
+        "messaging": flow.messaging,
+        "event_streaming": flow.events,
+        "file_transfer": flow.files,
+        "b2b_edi": flow.files,
+    }
+    return bool(sections.get(kind))
+
+
 def type_findings(name: str, flow: Integration, location: Location | None) -> list[Finding]:
     """The type-specific findings of integration ``name`` (none for REST)."""
     kind = integration_type(flow)
@@ -213,8 +230,8 @@ def type_findings(name: str, flow: Integration, location: Location | None) -> li
                 f"declare type: ({', '.join(INTEGRATION_TYPES)}) on the integration",
             )
         ]
-    if kind in ADAPTERS:
-        return []
+    if kind in ADAPTERS and _adapted(flow, kind):
+        return []  # the configuration checks answer them from the type's own section
     return [
         Finding(
             entry.id,
