@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from interlock.audit.sink import MemorySink
 from interlock.files.drop_server import DropServer
 from interlock.files.host_keys import key_line, pinned
 from tests.files.sftp_support import Keys, Received, manifest, private_pem
@@ -25,6 +26,7 @@ def run(
     tmp_path: Path,
     keys: Keys,
     received: Received,
+    audit: MemorySink | None = None,
 ) -> None:
     """Start a drop server, run the scenario against it, stop it."""
 
@@ -34,6 +36,7 @@ def run(
             manifest(tmp_path, keys),
             host_key=private_pem(keys.drop_host),
             receive=received.drop,
+            audit=audit or MemorySink(),
         )
         port = await server.start()
         try:
@@ -113,8 +116,11 @@ def test_openssh_sftp_uploads_into_quarantine(tmp_path: Path) -> None:
         )
         assert status == 0, err
 
-    run(scenario, tmp_path, keys, received)
+    sink = MemorySink()
+    run(scenario, tmp_path, keys, received, sink)
     assert received.files == [("acme", "orders.csv", b"order_id,email,total\n1,a@example.com,3\n")]
+    (login,) = [e for e in sink.entries if e.action == "files.drop.login"]
+    assert (login.outcome.result, login.actor) == ("success", "partner:acme")
     assert list((tmp_path / "files" / "drop" / "acme").iterdir()) == []  # nothing left behind
     assert ((tmp_path / "files" / "drop" / "acme").stat().st_mode & 0o777) == 0o700
 
@@ -217,8 +223,15 @@ def test_openssh_wrong_key_and_other_partner_key_refused(tmp_path: Path) -> None
         )
         assert status != 0
 
-    run(scenario, tmp_path, keys, received)
+    sink = MemorySink()
+    run(scenario, tmp_path, keys, received, sink)
     assert received.files == []
+    logins = [e for e in sink.entries if e.action == "files.drop.login"]
+    assert [(e.outcome.result, e.actor, e.details["user"]) for e in logins] == [
+        ("failure", "partner:acme", "acme"),
+        ("failure", "partner:acme", "acme"),
+        ("failure", "anonymous", "nobody"),
+    ]
 
 
 @pytest.mark.processes

@@ -188,7 +188,7 @@ def drop_server(
                 )
             return await quarantines[flow].accept(name, data)
 
-        server = DropServer(_root(), loaded, host_key=key, receive=receive)
+        server = DropServer(_root(), loaded, host_key=key, receive=receive, audit=session.audit)
         port = await server.start(host, int(port_text))
         typer.echo(f"drop server on {host}:{port}; host key {fingerprint(public)}  {public}")
         try:

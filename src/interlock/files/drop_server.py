@@ -29,9 +29,12 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import asyncssh
 
+from interlock.audit.entry import AuditEntry, Outcome
+from interlock.audit.sink import AuditSink
 from interlock.clock import Clock, utc_now
 from interlock.config.files import FilesSpec
 from interlock.config.manifest import Manifest
@@ -104,12 +107,17 @@ def _file_name(path: bytes) -> str | None:
 
 
 class _Session(asyncssh.SSHServer):
-    """One connection's authentication: the partner's keys only."""
+    """One connection's authentication: the partner's keys only; each login audited."""
 
-    def __init__(self, accounts: dict[str, _Account]) -> None:
+    def __init__(self, accounts: dict[str, _Account], audit: AuditSink, now: Clock) -> None:
         self._accounts = accounts
+        self._audit = audit
+        self._now = now
+        self._user: str | None = None
+        self._authenticated = False
 
     def begin_auth(self, username: str) -> bool:
+        self._user = username
         return True  # every login must authenticate
 
     def password_auth_supported(self) -> bool:
@@ -127,6 +135,31 @@ class _Session(asyncssh.SSHServer):
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         account = self._accounts.get(username)
         return account is not None and key.public_data in account.keys
+
+    def auth_completed(self) -> None:
+        self._authenticated = True
+        self._record("success", None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._user is not None and not self._authenticated:
+            self._record("failure", "public-key authentication failed")
+
+    def _record(self, result: Literal["success", "failure"], reason: str | None) -> None:
+        """One audit entry per login attempt that named a user (never the key itself)."""
+        user = self._user or ""
+        known = user in self._accounts
+        # The user name is the caller's text: shown only when it is a partner's account.
+        shown = user if known else "".join(c for c in user[:64] if c.isprintable())
+        self._audit.record_later(
+            AuditEntry(
+                time=self._now(),
+                actor=f"partner:{user}" if known else "anonymous",
+                action="files.drop.login",
+                outcome=Outcome(result=result),
+                reason=reason,
+                details={"user": shown or "(empty)", "known_partner": known},
+            )
+        )
 
 
 class _DropSFTP(asyncssh.SFTPServer):
@@ -277,17 +310,20 @@ class DropServer:
         *,
         host_key: bytes,
         receive: Receiver,
+        audit: AuditSink,
         now: Clock = utc_now,
     ) -> None:
         """Serve the manifest's drop accounts; ``host_key`` is the server's private key.
 
-        ``now`` is kept for the drop server's own audit entries (none yet: the
-        quarantine audits each file it is handed).
+        Every login attempt that names a user is an audit entry in ``audit``
+        (``files.drop.login``, success or failure); the quarantine audits each
+        file it is handed.
         """
         self.accounts = _accounts(manifest)
         self.receive = receive
         self._root = root
         self._host_key = asyncssh.import_private_key(host_key)
+        self._audit = audit
         self._now = now
         self._listener: asyncssh.SSHAcceptor | None = None
 
@@ -299,11 +335,11 @@ class DropServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on ``host:port`` (0: any free port) and return the port."""
-        accounts = self.accounts
+        accounts, audit, now = self.accounts, self._audit, self._now
         self._listener = await asyncssh.listen(
             host,
             port,
-            server_factory=lambda: _Session(accounts),
+            server_factory=lambda: _Session(accounts, audit, now),
             server_host_keys=[self._host_key],
             sftp_factory=lambda chan: _DropSFTP(chan, self),
             allow_scp=False,
