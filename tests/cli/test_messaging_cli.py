@@ -150,14 +150,14 @@ def test_plan_apply_publish_consume_and_the_dead_letter_desk(
         calls += 1
         if calls == 2:
             both.set()
-        if message.payload["id"] == "bad":
+        if message.payload["id"] == "not-an-order":
             raise MessageRejected("not an order")
         received.append(message)
 
     async def flow() -> None:
         async with producer("order-events", manifest=manifest) as out_:
             await out_.publish({"id": "A-1", "customer": {"email": "ada@example.com", "x": 1}})
-            await out_.publish({"id": "bad"})
+            await out_.publish({"id": "not-an-order"})
         async with consumer("order-events", "crm-events", manifest=manifest) as inbox:
             running = await inbox.start(handle)
             await asyncio.wait_for(both.wait(), 20)
@@ -175,12 +175,12 @@ def test_plan_apply_publish_consume_and_the_dead_letter_desk(
     assert status == 0, err
     (letter,) = json.loads(out)
     assert letter["reason"] == "handler"
-    assert "bad" not in out  # the list never shows a payload
+    assert "not-an-order" not in out  # the list never shows a payload (ids are hex)
     status, out, err = _run(
         capsys, "messaging", "dlq", "show", "order-events", letter["ref"], "-m", manifest
     )
     assert status == 0, err
-    assert json.loads(out)["payload"] == {"id": "bad"}
+    assert json.loads(out)["payload"] == {"id": "not-an-order"}
     status, out, err = _run(capsys, "messaging", "dlq", "purge", "order-events", "-m", manifest)
     assert status != 0  # needs --yes
     status, out, err = _run(
