@@ -23,13 +23,12 @@ import asyncio
 import logging
 import math
 import ssl
-from collections.abc import Awaitable
 from contextlib import suppress
-from typing import Any, Final, Self
+from typing import Final, Self
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
-from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity, DeliveryError
+from aio_pika.exceptions import AMQPError, ChannelNotFoundEntity
 from yarl import URL
 
 from interlock.clock import Clock, utc_now
@@ -47,7 +46,7 @@ from interlock.messaging.model import (
     Settle,
     Topology,
 )
-from interlock.messaging.rabbitmq_dead_letters import DeadLetterQueue, header_text
+from interlock.messaging.rabbitmq_dead_letters import DeadLetterQueue, confirmed, header_text
 
 __all__ = ["RabbitMqBroker"]
 
@@ -150,7 +149,7 @@ class RabbitMqBroker:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         exchange = await self._exchange(topology.destination)
-        await _confirmed(
+        await confirmed(
             exchange.publish(
                 amqp, topology.integration, mandatory=True, timeout=self._confirm_timeout
             ),
@@ -354,16 +353,3 @@ def _reason(failed: BaseException, password: str | None) -> str:
     if password:
         text = text.replace(password, "******")
     return text[:300]
-
-
-async def _confirmed(publishing: Awaitable[Any], what: str) -> None:
-    try:
-        await publishing
-    except DeliveryError as failed:
-        returned = getattr(failed, "frame", None)
-        reason = getattr(returned, "reply_text", None) or type(failed).__name__
-        raise PublishError(f"{what} was not accepted by the broker: {reason}") from None
-    except TimeoutError:
-        raise PublishError(f"{what} was not confirmed in time") from None
-    except AMQPError as failed:
-        raise PublishError(f"{what} failed: {type(failed).__name__}") from None

@@ -35,7 +35,7 @@ from interlock.messaging.model import (
 )
 from interlock.messaging.rabbitmq_topology import dead_letter_exchange
 
-__all__ = ["BROKER_REASONS", "DeadLetterQueue", "header_text"]
+__all__ = ["BROKER_REASONS", "DeadLetterQueue", "confirmed", "header_text"]
 
 #: RabbitMQ's ``x-death`` reasons, as Interlock names them.
 BROKER_REASONS: Final = {"expired": "expired", "maxlen": "overflow", "rejected": "rejected"}
@@ -86,17 +86,12 @@ class DeadLetterQueue:
         )
         channel = await self._publishing()
         exchange = await channel.get_exchange(dead_letter_exchange(topology), ensure=False)
-        what = f"dead letter {message.message_id}"
-        try:
-            await exchange.publish(
+        await confirmed(
+            exchange.publish(
                 copy, topology.dead_letter_queue, mandatory=True, timeout=self._timeout
-            )
-        except DeliveryError:
-            raise PublishError(f"{what} was not accepted by the broker") from None
-        except TimeoutError:
-            raise PublishError(f"{what} was not confirmed in time") from None
-        except AMQPError as failed:
-            raise PublishError(f"{what} failed: {type(failed).__name__}") from None
+            ),
+            f"dead letter {message.message_id}",
+        )
 
     async def peek(self, topology: Topology, limit: int) -> list[DeadLetter]:
         """Up to ``limit`` dead letters, oldest first; all stay in the queue."""
@@ -160,18 +155,15 @@ class DeadLetterQueue:
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 )
                 publishing = await self._publishing()
-                what = f"replay of {ref}"
-                try:
-                    await publishing.default_exchange.publish(
+                await confirmed(
+                    publishing.default_exchange.publish(
                         again,
                         topology.queue(letter.consumer),
                         mandatory=True,
                         timeout=self._timeout,
-                    )
-                except DeliveryError:
-                    raise PublishError(f"{what} was not accepted by the broker") from None
-                except TimeoutError:
-                    raise PublishError(f"{what} was not confirmed in time") from None
+                    ),
+                    f"replay of {ref}",
+                )
                 await message.ack()
                 return ref
         return None
@@ -237,3 +229,17 @@ def _time(value: Any) -> datetime | None:
             return None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     return None
+
+
+async def confirmed(publishing: Awaitable[Any], what: str) -> None:
+    """Await a confirmed publish; a nack, a return, a timeout or an AMQP error is PublishError."""
+    try:
+        await publishing
+    except DeliveryError as failed:
+        returned = getattr(failed, "frame", None)
+        reason = getattr(returned, "reply_text", None) or type(failed).__name__
+        raise PublishError(f"{what} was not accepted by the broker: {reason}") from None
+    except TimeoutError:
+        raise PublishError(f"{what} was not confirmed in time") from None
+    except AMQPError as failed:
+        raise PublishError(f"{what} failed: {type(failed).__name__}") from None
