@@ -7,7 +7,7 @@ validation is not also reported as unknown.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Final, Literal
@@ -415,8 +415,7 @@ def _field_categories(entities: Entities, name: str, index: int, route: Route) -
     facts = entities.privacy.get(name)
     declared = facts.categories if facts is not None else ()
     at: DocPath = ("integrations", name, "routes", index)
-    for path, message, error in route_field_findings(at, route, name, declared):
-        yield Finding(path, message, "error" if error else "warning")
+    yield from _located(route_field_findings(at, route, name, declared))
 
 
 def _subjects(entities: Entities, name: str) -> Iterator[Finding]:
@@ -429,8 +428,7 @@ def _subjects(entities: Entities, name: str) -> Iterator[Finding]:
         entities.routes.get(name, []),
         facts.categories if facts is not None else (),
     )
-    for path, message, error in found:
-        yield Finding(path, message, "error" if error else "warning")
+    yield from _located(found)
 
 
 def _files(entities: Entities, name: str) -> Iterator[Finding]:
@@ -477,8 +475,7 @@ def _events(entities: Entities, name: str) -> Iterator[Finding]:
         known=lambda section: _known(entities, section),
         scopes_of=scopes_of,
     )
-    for path, message, error in found:
-        yield Finding(path, message, "error" if error else "warning")
+    yield from _located(found)
 
 
 def _messaging(entities: Entities, name: str) -> Iterator[Finding]:
@@ -493,6 +490,11 @@ def _messaging(entities: Entities, name: str) -> Iterator[Finding]:
         undeclared=entities.undeclared,
         known=lambda section: _known(entities, section),
     )
+    yield from _located(found)
+
+
+def _located(found: Iterable[tuple[DocPath, str, bool]]) -> Iterator[Finding]:
+    """Findings from the ``(path, message, is_error)`` of the per-section check modules."""
     for path, message, error in found:
         yield Finding(path, message, "error" if error else "warning")
 

@@ -26,6 +26,7 @@ from interlock.config.events import EventsSpec, read_scope
 from interlock.config.manifest import Integration, Manifest
 from interlock.errors import InterlockError
 from interlock.events.grants import Grant
+from interlock.identity.grants import client_scopes
 from interlock.messaging.flow import integration_entry
 from interlock.messaging.model import Topology
 from interlock.validation.schema import RequestSchema
@@ -153,7 +154,7 @@ def event_stream(manifest: Manifest, integration: str) -> EventStream:
     spec = flow.events
     # interlock validate reports both first; at run time they fail closed all the same.
     for consumer, granted in spec.consumers.items():
-        held = _scopes(manifest, consumer)
+        held = client_scopes(manifest, consumer)
         for subject in granted:
             if subject not in spec.subjects:
                 raise InterlockError(f"{integration!r} grants undeclared subject {subject!r}")
@@ -169,12 +170,3 @@ def event_stream(manifest: Manifest, integration: str) -> EventStream:
         for consumer, granted in spec.consumers.items()
     }
     return EventStream(name=integration, integration=flow, spec=spec, grants=grants)
-
-
-def _scopes(manifest: Manifest, client: str) -> frozenset[str]:
-    """The scopes ``client`` holds through its roles (none if it is not a client)."""
-    spec = manifest.clients.get(client)
-    if spec is None:
-        return frozenset()
-    roles = [manifest.roles.get(role) for role in spec.roles]
-    return frozenset(scope for role in roles if role is not None for scope in role.scopes)
