@@ -26,54 +26,10 @@ from interlock.events.registry_errors import (
 )
 from interlock.store import Deployment
 from interlock.testing.clock import ManualClock
+from tests.events import streams_support
 
-#: /tmp/e.yaml of the issue: one event-streaming integration, subjects BACKWARD and FULL.
-MANIFEST = """\
-version: 1
-organisation:
-  controller: {name: Example GmbH, contact: privacy@example.com}
-systems:
-  erp: {url: "https://erp.example:9443", location: DE}
-  crm: {url: "https://crm.example", location: DE}
-brokers:
-  stream: {kind: nats, url: "tls://nats.internal:4222", location: DE, client_cert: "pki:auto", ca: "pki:internal"}
-roles:
-  dlq-handler: {scopes: [messaging.dead_letters]}
-  order-events-reader: {scopes: [events.order.created.read]}
-  analytics-reader: {scopes: [events.order.created.read, events.order.cancelled.read]}
-clients:
-  erp-events: {auth: [mtls]}
-  crm-events: {auth: [mtls], roles: [order-events-reader]}
-  analytics: {auth: [mtls], roles: [analytics-reader]}
-operators:
-  alice: {roles: [dlq-handler]}
-integrations:
-  order-stream:
-    type: event_streaming
-    source: erp
-    target: crm
-    client: erp-events
-    purpose: Order events for the CRM and analytics
-    legal_basis: contract
-    data_categories: [user.contact.email]
-    data_subjects: [customer]
-    retention: P30D
-    events:
-      broker: stream
-      destination: orders
-      subjects:
-        order.created:
-          compatibility: BACKWARD
-          field_categories: {customer.email: user.contact.email}
-        order.cancelled: {compatibility: FULL}
-      consumers:
-        crm-events:
-          order.created: {fields: [id, customer.email], filter: {region: EU}}
-        analytics:
-          order.created: {fields: [id, total, region]}
-          order.cancelled: {}
-      dead_letter: {role: dlq-handler}
-"""
+#: The issue's example: one event-streaming integration, subjects BACKWARD and FULL.
+MANIFEST = streams_support.MANIFEST.replace("DESTINATION", "orders")
 
 ADMIN = Operator("admin:alice")
 PRODUCER = Client("erp-events")
