@@ -21,6 +21,7 @@ from interlock.cli import (
     audit,
     check,
     clients,
+    db,
     demo,
     events,
     files,
@@ -75,6 +76,7 @@ app.add_typer(signature_keys.app, name="signature-keys")
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(messaging.app, name="messaging")
 app.add_typer(files.app, name="files")
+app.add_typer(db.app, name="db")
 app.add_typer(events.app, name="events")
 
 

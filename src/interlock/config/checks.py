@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Final, Literal
 
+from interlock.config.databases import DatabaseSystem
+from interlock.config.databases_checks import database_findings
 from interlock.config.events_checks import event_scopes, events_findings
 from interlock.config.field_categories import route_field_findings
 from interlock.config.files import Partner
@@ -88,6 +90,7 @@ class Entities:
     brokers: dict[str, Broker] = field(default_factory=dict)
     operators: dict[str, OperatorAccount] = field(default_factory=dict)
     partners: dict[str, Partner] = field(default_factory=dict)
+    databases: dict[str, DatabaseSystem] = field(default_factory=dict)
     routes: dict[str, list[tuple[int, Route]]] = field(default_factory=dict)
     # source/target/client of every integration, even one that failed to parse,
     # so that its references are still checked.
@@ -149,6 +152,14 @@ def cross_check(entities: Entities) -> Iterator[Finding]:
         yield from _subjects(entities, name)
         yield from _messaging(entities, name)
         yield from _events(entities, name)
+        yield from _located(
+            database_findings(
+                name,
+                entities.integrations.get(name),
+                has_routes=bool(entities.routes.get(name)),
+                undeclared=entities.undeclared,
+            )
+        )
         yield from _files(entities, name)
         if name in entities.integrations:
             used |= event_scopes(entities.integrations[name])

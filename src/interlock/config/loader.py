@@ -20,6 +20,7 @@ from typing import Any, Final, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from interlock.config.checks import Entities, Finding, PrivacyFacts, cross_check
+from interlock.config.databases import DatabaseSystem
 from interlock.config.explain import explain_validation_error, unknown_field
 from interlock.config.files import Partner
 from interlock.config.insecure import find_insecure_switches
@@ -64,6 +65,7 @@ _SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "brokers": Broker,
     "operators": OperatorAccount,
     "partners": Partner,
+    "databases": DatabaseSystem,
 }
 _TOP_LEVEL: Final = frozenset({"version", "tls", "organisation", "shared_scopes", *_SECTIONS})
 _NAME: Final = re.compile(NAME_PATTERN)
@@ -199,6 +201,7 @@ class _Checker:
             brokers=entities.brokers,
             operators=entities.operators,
             partners=entities.partners,
+            databases=entities.databases,
         )
 
     def _shared_scopes(self, raw: object) -> tuple[str, ...]:

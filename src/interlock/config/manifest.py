@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from interlock.config.databases import DatabaseSpec, DatabaseSystem
 from interlock.config.events import EventsSpec
 from interlock.config.files import FilesSpec, Partner
 from interlock.config.header_names import check_header_name
@@ -833,6 +834,9 @@ class Integration(_Model):
     # type: file_transfer or b2b_edi — the partner, transport, schedule and the checks
     # each file passes in quarantine (interlock.config.files, docs/files.md).
     files: FilesSpec | None = None
+    # type: shared_database — the database system and each consumer's views
+    # (interlock.config.databases, docs/databases.md).
+    database: DatabaseSpec | None = None
 
     @field_validator("callers")
     @classmethod
@@ -849,6 +853,10 @@ class Integration(_Model):
             raise ValueError("an events: section belongs to an integration of type event_streaming")
         if self.files is not None and self.type not in {"file_transfer", "b2b_edi"}:
             raise ValueError("a files: section belongs to a file_transfer or b2b_edi integration")
+        if self.database is not None and self.type != "shared_database":
+            raise ValueError(
+                "a database: section belongs to an integration of type shared_database"
+            )
         if self.type == "messaging" and self.messaging is None:
             raise ValueError(
                 "type messaging needs a messaging: section (broker, destination, "
@@ -967,6 +975,8 @@ class Manifest(_Model):
     brokers: dict[Name, Broker] = Field(default_factory=dict)
     # Trading partners of file and B2B integrations (interlock.config.files).
     partners: dict[Name, Partner] = Field(default_factory=dict)
+    # Database servers of shared-database integrations (interlock.config.databases).
+    databases: dict[Name, DatabaseSystem] = Field(default_factory=dict)
     # People who run the interlock command, and the roles they hold (dead-letter queues).
     operators: dict[OperatorName, OperatorAccount] = Field(default_factory=dict)
 

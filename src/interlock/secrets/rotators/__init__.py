@@ -20,6 +20,7 @@ ROTATORS: Final[Mapping[str, str]] = {
     "api_key": "interlock.secrets.rotators.api_key",
     "oauth_client_secret": "interlock.secrets.rotators.oauth_client_secret",
     "postgresql": "interlock.secrets.rotators.postgresql",
+    "shared_database": "interlock.secrets.rotators.shared_database",
     "tls_certificate": "interlock.secrets.rotators.tls_certificate",
     "webhook": "interlock.secrets.rotators.webhook",
 }

@@ -1,0 +1,403 @@
+"""PostgreSQL: a plan as statements, applied in one transaction; the catalog as privileges.
+
+Every statement is composed with :mod:`psycopg.sql`: names are
+``sql.Identifier`` (quoted by the driver), values ``sql.Literal`` (quoted by
+the driver: DDL takes no bind parameters). Views are ``security_barrier``
+(a consumer's own functions in a ``WHERE`` never see rows the filter hides),
+writable views add ``check_option = cascaded`` (no update moves a row out of
+the filter), and every view belongs to the integration's owner role, which
+holds column-level ``SELECT``/``UPDATE`` on exactly the source columns used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+
+from interlock.config.databases import And, Compare, Filter, InList, IsNull, Not, Or
+from interlock.databases.connection import Login, postgresql_params
+from interlock.databases.drift import Drift, Privilege, compare
+from interlock.databases.plan import ConsumerPlan, Plan, ViewPlan
+from interlock.errors import InterlockError
+
+__all__ = [
+    "ApplyError",
+    "Statement",
+    "apply",
+    "audit",
+    "found_privileges",
+    "render",
+    "source_columns",
+    "statements",
+    "view_statement",
+]
+
+_ROLE_SAFE: Final = sql.SQL(
+    "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT"
+)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement; ``creates`` names the role it creates (skipped when it exists)."""
+
+    sql: sql.Composed
+    creates: str | None = None
+
+
+def _id(*names: str) -> sql.Identifier:
+    return sql.Identifier(*names)
+
+
+def _literal(value: str | int | Decimal | bool) -> sql.Composable:
+    return sql.Literal(value)
+
+
+def filter_sql(tree: Filter) -> sql.Composable:
+    """A row filter as SQL: identifiers and literals quoted by psycopg."""
+    if isinstance(tree, Compare):
+        return sql.SQL("{} {} {}").format(_id(tree.column), sql.SQL(tree.op), _literal(tree.value))
+    if isinstance(tree, InList):
+        values = sql.SQL(", ").join(_literal(v) for v in tree.values)
+        return sql.SQL("{} IN ({})").format(_id(tree.column), values)
+    if isinstance(tree, IsNull):
+        return sql.SQL("{} IS NOT NULL" if tree.negated else "{} IS NULL").format(_id(tree.column))
+    if isinstance(tree, Not):
+        return sql.SQL("NOT ({})").format(filter_sql(tree.part))
+    joiner = sql.SQL(" AND " if isinstance(tree, And) else " OR ")
+    assert isinstance(tree, And | Or)  # noqa: S101  (the last two kinds)
+    return sql.SQL("({})").format(joiner.join(filter_sql(part) for part in tree.parts))
+
+
+def _view(consumer: ConsumerPlan, view: ViewPlan) -> sql.Composed:
+    options = "security_barrier, check_option = cascaded" if view.write else "security_barrier"
+    where = (
+        sql.SQL(" WHERE {}").format(filter_sql(view.row_filter))
+        if view.row_filter is not None
+        else sql.SQL("")
+    )
+    return sql.SQL("CREATE VIEW {} WITH ({}) AS SELECT {} FROM {}{}").format(
+        _id(consumer.schema, view.name),
+        sql.SQL(options),
+        sql.SQL(", ").join(_id(c) for c in view.columns),
+        _id(view.source_schema, view.source_table),
+        where,
+    )
+
+
+def view_statement(plan: Plan, consumer: ConsumerPlan, view: ViewPlan) -> Statement:
+    """The ``CREATE VIEW`` of one consumer's view."""
+    del plan  # the PostgreSQL view does not name its owner (ALTER VIEW ... OWNER TO does)
+    return Statement(_view(consumer, view))
+
+
+def _owner(plan: Plan) -> Iterator[Statement]:
+    owner = _id(plan.owner)
+    yield Statement(sql.SQL("CREATE ROLE {} NOLOGIN NOINHERIT").format(owner), plan.owner)
+    yield Statement(sql.SQL("ALTER ROLE {} NOLOGIN {}").format(owner, _ROLE_SAFE))
+    for schema, table in plan.source_tables:
+        source = _id(schema, table)
+        # Reset what the owner and PUBLIC hold on the source, then grant the columns used.
+        yield Statement(sql.SQL("REVOKE ALL ON TABLE {} FROM PUBLIC, {}").format(source, owner))
+        yield Statement(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(_id(schema), owner))
+        read = dict.fromkeys(
+            c
+            for consumer in plan.consumers
+            for v in consumer.views
+            if (v.source_schema, v.source_table) == (schema, table)
+            for c in v.columns
+        )
+        write = dict.fromkeys(
+            c
+            for consumer in plan.consumers
+            for v in consumer.views
+            if (v.source_schema, v.source_table) == (schema, table)
+            for c in v.write
+        )
+        yield Statement(
+            sql.SQL("GRANT SELECT ({}) ON TABLE {} TO {}").format(
+                sql.SQL(", ").join(_id(c) for c in read), source, owner
+            )
+        )
+        if write:
+            yield Statement(
+                sql.SQL("GRANT UPDATE ({}) ON TABLE {} TO {}").format(
+                    sql.SQL(", ").join(_id(c) for c in write), source, owner
+                )
+            )
+
+
+def _consumer(plan: Plan, consumer: ConsumerPlan) -> Iterator[Statement]:
+    database = _id(plan.system.database)
+    schema = _id(consumer.schema)
+    logins = sql.SQL(", ").join(_id(n) for n in consumer.logins)
+    timeout = int(consumer.statement_timeout.total_seconds() * 1000)
+    for login in consumer.logins:
+        role = _id(login)
+        # Created without LOGIN: the rotation engine gives one of the two a password and LOGIN.
+        yield Statement(sql.SQL("CREATE ROLE {} NOLOGIN NOINHERIT").format(role), login)
+        yield Statement(
+            sql.SQL("ALTER ROLE {} {} CONNECTION LIMIT {}").format(
+                role, _ROLE_SAFE, _literal(consumer.connection_limit)
+            )
+        )
+        yield Statement(
+            sql.SQL("ALTER ROLE {} SET statement_timeout = {}").format(role, _literal(timeout))
+        )
+        yield Statement(sql.SQL("ALTER ROLE {} SET search_path = {}").format(role, schema))
+        if not consumer.writes:
+            yield Statement(
+                sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(role)
+            )
+        # Direct grants on the database and its public schema, whatever they were.
+        yield Statement(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(database, role))
+        yield Statement(sql.SQL("REVOKE ALL ON SCHEMA public FROM {}").format(role))
+    yield Statement(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, logins))
+    yield Statement(
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(schema, _id(plan.owner))
+    )
+    yield Statement(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(schema, _id(plan.owner)))
+    yield Statement(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(schema))
+    yield Statement(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, logins))
+    for view in consumer.views:
+        name = _id(consumer.schema, view.name)
+        yield Statement(sql.SQL("DROP VIEW IF EXISTS {}").format(name))
+        yield Statement(_view(consumer, view))
+        yield Statement(sql.SQL("ALTER VIEW {} OWNER TO {}").format(name, _id(plan.owner)))
+        yield Statement(sql.SQL("REVOKE ALL ON TABLE {} FROM PUBLIC").format(name))
+        yield Statement(sql.SQL("GRANT SELECT ON TABLE {} TO {}").format(name, logins))
+        if view.write:
+            yield Statement(
+                sql.SQL("GRANT UPDATE ({}) ON TABLE {} TO {}").format(
+                    sql.SQL(", ").join(_id(c) for c in view.write), name, logins
+                )
+            )
+
+
+def statements(plan: Plan) -> list[Statement]:
+    """Every statement of ``plan``, in order (roles first, then schemas and views)."""
+    found = list(_owner(plan))
+    for consumer in plan.consumers:
+        found.extend(_consumer(plan, consumer))
+    return found
+
+
+def render(statement: Statement) -> str:
+    """The statement as SQL text (literals quoted by psycopg's default adapters)."""
+    text = statement.sql.as_string()
+    suffix = "  -- skipped when the role exists" if statement.creates else ""
+    return f"{text};{suffix}"
+
+
+class ApplyError(InterlockError):
+    """The server refused a statement: nothing was changed (the transaction rolled back)."""
+
+    code = "database_apply_failed"
+
+
+def apply(plan: Plan, admin: Login) -> list[str]:
+    """Run the plan in one transaction, then revoke what drifted beyond it; the SQL run.
+
+    Either everything is changed or nothing is (PostgreSQL DDL is transactional).
+    """
+    done: list[str] = []
+    try:
+        with psycopg.connect(**postgresql_params(plan.system, admin)) as connection:
+            names = [n for c in plan.consumers for n in c.logins] + [plan.owner]
+            existing = {
+                row[0]
+                for row in connection.execute(
+                    "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (names,)
+                )
+            }
+            for statement in statements(plan):
+                if statement.creates in existing:
+                    continue
+                connection.execute(statement.sql)
+                done.append(render(statement))
+            for drift in _drift(plan, connection):
+                if isinstance(drift.revoke, sql.Composed):
+                    connection.execute(drift.revoke)
+                    done.append(f"{drift.revoke.as_string(connection)};  -- {drift.detail}")
+    except psycopg.Error as error:
+        raise ApplyError(
+            f"PostgreSQL refused the plan of {plan.integration} (SQLSTATE "
+            f"{error.sqlstate or 'none'}: {error.diag.message_primary or type(error).__name__}); "
+            "nothing was changed"
+        ) from None
+    return done
+
+
+# -- the catalog -------------------------------------------------------------------------
+
+_ATTRIBUTES: Final = (
+    ("rolsuper", "SUPERUSER"),
+    ("rolcreaterole", "CREATEROLE"),
+    ("rolcreatedb", "CREATEDB"),
+    ("rolreplication", "REPLICATION"),
+    ("rolbypassrls", "BYPASSRLS"),
+    ("rolinherit", "INHERIT"),
+)
+
+_RELATIONS: Final = """
+SELECT n.nspname, c.relname, a.privilege_type, r.rolname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
+     aclexplode(c.relacl) a JOIN pg_roles r ON r.oid = a.grantee
+WHERE r.rolname = ANY(%(roles)s)
+"""
+_COLUMNS: Final = """
+SELECT n.nspname, c.relname, t.attname, a.privilege_type, r.rolname
+FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid
+     JOIN pg_namespace n ON n.oid = c.relnamespace,
+     aclexplode(t.attacl) a JOIN pg_roles r ON r.oid = a.grantee
+WHERE r.rolname = ANY(%(roles)s)
+"""
+_SCHEMAS: Final = """
+SELECT n.nspname, a.privilege_type, r.rolname
+FROM pg_namespace n, aclexplode(n.nspacl) a JOIN pg_roles r ON r.oid = a.grantee
+WHERE r.rolname = ANY(%(roles)s)
+"""
+_DATABASES: Final = """
+SELECT d.datname, a.privilege_type, r.rolname
+FROM pg_database d, aclexplode(d.datacl) a JOIN pg_roles r ON r.oid = a.grantee
+WHERE r.rolname = ANY(%(roles)s)
+"""
+_FUNCTIONS: Final = """
+SELECT n.nspname, p.proname, a.privilege_type, r.rolname
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace,
+     aclexplode(p.proacl) a JOIN pg_roles r ON r.oid = a.grantee
+WHERE r.rolname = ANY(%(roles)s)
+"""
+_MEMBERSHIPS: Final = """
+SELECT g.rolname, m.rolname FROM pg_auth_members am
+JOIN pg_roles g ON g.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
+WHERE m.rolname = ANY(%(roles)s)
+"""
+_DEFAULTS: Final = """
+SELECT o.rolname, d.defaclobjtype, coalesce(r.rolname, 'PUBLIC'), a.privilege_type
+FROM pg_default_acl d JOIN pg_roles o ON o.oid = d.defaclrole,
+     aclexplode(d.defaclacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
+WHERE o.rolname = ANY(%(roles)s) OR r.rolname = ANY(%(roles)s)
+"""
+_OWNED: Final = """
+SELECT n.nspname, c.relname, r.rolname FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_roles r ON r.oid = c.relowner
+WHERE r.rolname = ANY(%(roles)s)
+"""
+_PUBLIC_ON: Final = """
+SELECT n.nspname, c.relname, a.privilege_type
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
+WHERE a.grantee = 0 AND (n.nspname, c.relname) IN
+      (SELECT * FROM unnest(%(schemas)s::text[], %(tables)s::text[]))
+"""
+
+
+def found_privileges(plan: Plan, connection: psycopg.Connection[Any]) -> list[Privilege]:
+    """What the plan's login roles hold on the server, and what PUBLIC holds on its objects."""
+    logins = [n for c in plan.consumers for n in c.logins]
+    roles = {"roles": logins}
+    found: list[Privilege] = []
+    attributes = ", ".join(a for a, _ in _ATTRIBUTES)
+    rows = connection.execute(
+        f"SELECT rolname, {attributes} FROM pg_roles WHERE rolname = ANY(%(roles)s)",  # noqa: S608  (constant column names)
+        {"roles": [*logins, plan.owner]},
+    )
+    for row in rows:
+        for (_, label), value in zip(_ATTRIBUTES, row[1:], strict=True):
+            if value:
+                found.append(Privilege(row[0], "attribute", label))
+    for schema, name, privilege, role in connection.execute(_RELATIONS, roles):
+        found.append(Privilege(role, "table", privilege, (schema, name)))
+    for schema, name, column, privilege, role in connection.execute(_COLUMNS, roles):
+        found.append(Privilege(role, "column", privilege, (schema, name, column)))
+    for schema, privilege, role in connection.execute(_SCHEMAS, roles):
+        found.append(Privilege(role, "schema", privilege, (schema,)))
+    for database, privilege, role in connection.execute(_DATABASES, roles):
+        found.append(Privilege(role, "database", privilege, (database,)))
+    for schema, name, privilege, role in connection.execute(_FUNCTIONS, roles):
+        found.append(Privilege(role, "function", privilege, (schema, name)))
+    for group, member in connection.execute(_MEMBERSHIPS, {"roles": [*logins, plan.owner]}):
+        found.append(Privilege(member, "membership", group))
+    for owner, kind, grantee, privilege in connection.execute(_DEFAULTS, roles):
+        found.append(Privilege(owner, "default", f"{privilege} on new {kind} to {grantee}"))
+    for schema, name, owner in connection.execute(_OWNED, roles):
+        found.append(Privilege(owner, "owner", "OWNER", (schema, name)))
+    schemas = [s for s, _ in plan.source_tables] + [
+        c.schema for c in plan.consumers for _ in c.views
+    ]
+    tables = [t for _, t in plan.source_tables] + [v.name for c in plan.consumers for v in c.views]
+    for schema, name, privilege in connection.execute(
+        _PUBLIC_ON, {"schemas": schemas, "tables": tables}
+    ):
+        found.append(Privilege("PUBLIC", "table", privilege, (schema, name)))
+    return found
+
+
+def expected_privileges(plan: Plan) -> set[Privilege]:
+    """What the plan grants the login roles (the owner's grants are not the consumer's)."""
+    expected: set[Privilege] = set()
+    for consumer in plan.consumers:
+        for login in consumer.logins:
+            expected.add(Privilege(login, "database", "CONNECT", (plan.system.database,)))
+            expected.add(Privilege(login, "schema", "USAGE", (consumer.schema,)))
+            for view in consumer.views:
+                expected.add(Privilege(login, "table", "SELECT", (consumer.schema, view.name)))
+                expected.update(
+                    Privilege(login, "column", "UPDATE", (consumer.schema, view.name, column))
+                    for column in view.write
+                )
+    return expected
+
+
+def _revoke(privilege: Privilege) -> sql.Composed | None:  # noqa: PLR0911  (one per kind)
+    role = sql.SQL("PUBLIC") if privilege.role == "PUBLIC" else _id(privilege.role)
+    what = sql.SQL(privilege.privilege) if privilege.privilege.isalpha() else None
+    if what is None:
+        return None
+    if privilege.kind == "table":
+        return sql.SQL("REVOKE {} ON TABLE {} FROM {}").format(what, _id(*privilege.on), role)
+    if privilege.kind == "column":
+        schema, table, column = privilege.on
+        return sql.SQL("REVOKE {} ({}) ON TABLE {} FROM {}").format(
+            what, _id(column), _id(schema, table), role
+        )
+    if privilege.kind == "schema":
+        return sql.SQL("REVOKE {} ON SCHEMA {} FROM {}").format(what, _id(*privilege.on), role)
+    if privilege.kind == "database":
+        return sql.SQL("REVOKE {} ON DATABASE {} FROM {}").format(what, _id(*privilege.on), role)
+    if privilege.kind == "membership":
+        return sql.SQL("REVOKE {} FROM {}").format(_id(privilege.privilege), role)
+    return None  # attributes are reset by ALTER ROLE; functions, defaults, ownership by hand
+
+
+def _drift(plan: Plan, connection: psycopg.Connection[Any]) -> list[Drift]:
+    drifts = compare(plan, found_privileges(plan, connection), expected_privileges(plan))
+    return [Drift(d.privilege, d.detail, _revoke(d.privilege)) for d in drifts]
+
+
+def audit(plan: Plan, admin: Login) -> list[Drift]:
+    """Every privilege the plan's roles (and PUBLIC on its objects) hold beyond the plan."""
+    with psycopg.connect(**postgresql_params(plan.system, admin)) as connection:
+        return _drift(plan, connection)
+
+
+def source_columns(plan: Plan, admin: Login) -> dict[tuple[str, str], dict[str, str]]:
+    """Each source table's columns and their types, as the server reports them now."""
+    query = """
+        SELECT table_schema, table_name, column_name, data_type, ordinal_position
+        FROM information_schema.columns
+        WHERE (table_schema, table_name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+        ORDER BY ordinal_position
+    """
+    schemas = [s for s, _ in plan.source_tables]
+    tables = [t for _, t in plan.source_tables]
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    with psycopg.connect(**postgresql_params(plan.system, admin)) as connection:
+        for schema, table, column, kind, _ in connection.execute(query, (schemas, tables)):
+            found.setdefault((schema, table), {})[column] = kind
+    return found
