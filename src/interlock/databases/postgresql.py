@@ -356,9 +356,11 @@ def expected_privileges(plan: Plan) -> set[Privilege]:
 
 def _revoke(privilege: Privilege) -> sql.Composed | None:  # noqa: PLR0911  (one per kind)
     role = sql.SQL("PUBLIC") if privilege.role == "PUBLIC" else _id(privilege.role)
-    what = sql.SQL(privilege.privilege) if privilege.privilege.isalpha() else None
-    if what is None:
+    if privilege.kind == "membership":
+        return sql.SQL("REVOKE {} FROM {}").format(_id(privilege.privilege), role)
+    if not privilege.privilege.replace(" ", "").isalpha():
         return None
+    what = sql.SQL(privilege.privilege)  # a privilege keyword the catalog reported
     if privilege.kind == "table":
         return sql.SQL("REVOKE {} ON TABLE {} FROM {}").format(what, _id(*privilege.on), role)
     if privilege.kind == "column":
@@ -370,8 +372,6 @@ def _revoke(privilege: Privilege) -> sql.Composed | None:  # noqa: PLR0911  (one
         return sql.SQL("REVOKE {} ON SCHEMA {} FROM {}").format(what, _id(*privilege.on), role)
     if privilege.kind == "database":
         return sql.SQL("REVOKE {} ON DATABASE {} FROM {}").format(what, _id(*privilege.on), role)
-    if privilege.kind == "membership":
-        return sql.SQL("REVOKE {} FROM {}").format(_id(privilege.privilege), role)
     return None  # attributes are reset by ALTER ROLE; functions, defaults, ownership by hand
 
 

@@ -1,0 +1,288 @@
+"""PostgreSQL: a consumer reads exactly its declared columns and rows, and nothing else."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import errors, sql
+
+from interlock.actors import Operator
+from interlock.audit.sink import MemorySink
+from interlock.config.loader import load_manifest
+from interlock.databases import service, snapshot
+from interlock.databases.connection import Login, postgresql_params
+from interlock.databases.plan import Plan, plan_for
+from tests.databases.conftest import INTEGRATION, Shared
+from tests.databases.helpers import login_of, rotate
+
+ADMIN = Operator("admin:test")
+
+
+@contextmanager
+def connected(plan: Plan, login: Login) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(**postgresql_params(plan.system, login), autocommit=True) as connection:
+        yield connection
+
+
+def _applied(shared: Shared) -> Login:
+    sink = MemorySink()
+    service.apply(shared.plan, shared.admin, audit_sink=sink, actor=ADMIN)
+    return login_of(rotate(shared.plan, shared.admin, "crm-sync"))
+
+
+def _denied(connection: psycopg.Connection[Any], query: str | sql.Composed) -> None:
+    with pytest.raises(errors.InsufficientPrivilege):
+        connection.execute(query)
+
+
+def test_the_consumer_reads_exactly_the_declared_columns_and_rows(pg: Shared) -> None:
+    login = _applied(pg)
+    consumer = pg.plan.consumers[0]
+    with connected(pg.plan, login) as connection:
+        cursor = connection.execute(
+            sql.SQL("SELECT * FROM {} ORDER BY id").format(
+                sql.Identifier(consumer.schema, "customers")
+            )
+        )
+        assert [d.name for d in cursor.description or ()] == ["id", "email", "country"]
+        assert cursor.fetchall() == [(1, "anna@example.de", "DE"), (3, "carl@example.de", "DE")]
+        # The search_path is the consumer's schema of views; nothing else is on it.
+        assert connection.execute("SELECT count(*) FROM customers").fetchone() == (2,)
+        # The role's settings came from the manifest.
+        assert connection.execute("SHOW statement_timeout").fetchone() == ("5s",)
+        assert connection.execute("SHOW default_transaction_read_only").fetchone() == ("off",)
+
+
+def test_the_base_table_other_schemas_and_server_functions_are_refused(pg: Shared) -> None:
+    login = _applied(pg)
+    source = sql.Identifier(pg.source, "customers")
+    with connected(pg.plan, login) as connection:
+        _denied(connection, sql.SQL("SELECT * FROM {}").format(source))
+        _denied(connection, sql.SQL("SELECT email FROM {}").format(source))
+        _denied(connection, sql.SQL("COPY {} TO STDOUT").format(source))
+        _denied(connection, "SELECT pg_read_file('/etc/passwd')")
+        _denied(connection, "SELECT pg_ls_dir('.')")
+        _denied(connection, "SELECT lo_import('/etc/passwd')")
+        _denied(connection, "CREATE TABLE public.planted (x int)")
+        _denied(
+            connection, sql.SQL("CREATE TABLE {} (x int)").format(sql.Identifier(pg.source, "x"))
+        )
+        # The other consumer's schema of views is not this one's.
+        billing = next(c for c in pg.plan.consumers if c.client == "billing")
+        _denied(
+            connection,
+            sql.SQL("SELECT * FROM {}").format(sql.Identifier(billing.schema, "customer_ids")),
+        )
+
+
+def test_no_role_can_be_assumed(pg: Shared) -> None:
+    login = _applied(pg)
+    other = next(n for n in pg.plan.consumers[0].logins if n != login.username)
+    with connected(pg.plan, login) as connection:
+        for role in ("postgres", other, pg.plan.owner, "pg_read_all_data", "pg_read_server_files"):
+            _denied(connection, sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+        _denied(
+            connection, sql.SQL("SET SESSION AUTHORIZATION {}").format(sql.Identifier("postgres"))
+        )
+
+
+def test_catalog_statistics_do_not_show_the_hidden_rows(pg: Shared) -> None:
+    login = _applied(pg)
+    admin = postgresql_params(pg.plan.system, pg.admin)
+    with psycopg.connect(**admin, autocommit=True) as connection:
+        connection.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(pg.source, "customers")))
+    with connected(pg.plan, login) as connection:
+        leaked = connection.execute(
+            "SELECT most_common_vals::text FROM pg_stats WHERE schemaname = %s", (pg.source,)
+        ).fetchall()
+        assert leaked == []
+        _denied(connection, "SELECT * FROM pg_statistic")
+
+
+def test_a_leaky_function_in_the_where_clause_sees_no_filtered_row(pg: Shared) -> None:
+    """security_barrier: the consumer's own function runs only on rows the filter let through."""
+    login = _applied(pg)
+    notices: list[str] = []
+    with connected(pg.plan, login) as connection:
+        connection.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+        connection.execute(
+            "CREATE FUNCTION pg_temp.leak(text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 "
+            "AS $$BEGIN RAISE NOTICE 'seen %', $1; RETURN true; END$$"
+        )
+        rows = connection.execute(
+            "SELECT id FROM customers WHERE pg_temp.leak(email) ORDER BY id"
+        ).fetchall()
+    assert rows == [(1,), (3,)]
+    assert notices
+    assert not [n for n in notices if "bob@example.fr" in n]
+
+
+def test_writes_only_to_declared_columns_and_only_inside_the_filter(pg: Shared) -> None:
+    login = _applied(pg)
+    with connected(pg.plan, login) as connection:
+        connection.execute("UPDATE customers SET email = 'anna@new.de' WHERE id = 1")
+        assert connection.execute("SELECT email FROM customers WHERE id = 1").fetchone() == (
+            "anna@new.de",
+        )
+        _denied(connection, "UPDATE customers SET country = 'FR' WHERE id = 1")
+        _denied(connection, "DELETE FROM customers WHERE id = 1")
+        _denied(connection, "INSERT INTO customers (id, email, country) VALUES (9, 'x', 'DE')")
+        # A row the filter hides cannot be touched...
+        hidden = connection.execute("UPDATE customers SET email = 'x@y' WHERE id = 2")
+        assert hidden.rowcount == 0
+        # ...and no update moves a row out of the filter (check option).
+        with pytest.raises(errors.WithCheckOptionViolation):
+            connection.execute("UPDATE customers SET email = NULL WHERE id = 3")
+
+
+def test_the_read_only_consumer_cannot_write_at_all(pg: Shared) -> None:
+    service.apply(pg.plan, pg.admin, audit_sink=MemorySink(), actor=ADMIN)
+    login = login_of(rotate(pg.plan, pg.admin, "billing"))
+    with connected(pg.plan, login) as connection:
+        assert connection.execute("SELECT count(*) FROM customer_ids").fetchone() == (3,)
+        with pytest.raises(errors.UndefinedColumn):
+            connection.execute("SELECT email FROM customer_ids")
+        with pytest.raises(errors.ReadOnlySqlTransaction):
+            connection.execute("CREATE TEMP TABLE t (x int)")
+
+
+def test_apply_is_recorded_and_repeatable(pg: Shared) -> None:
+    sink = MemorySink()
+    service.apply(pg.plan, pg.admin, audit_sink=sink, actor=ADMIN)
+    service.apply(pg.plan, pg.admin, audit_sink=sink, actor=ADMIN)
+    entries = [e for e in sink.entries if e.action == "databases.apply"]
+    assert len(entries) == 2
+    assert all(e.outcome.result == "success" and e.integration == "crm-customers" for e in entries)
+    assert "user.contact.email" in entries[0].data_categories
+    assert service.audit(pg.plan, pg.admin) == []
+
+
+def test_drift_after_a_manual_grant_is_reported_and_apply_revokes_it(pg: Shared) -> None:
+    _applied(pg)
+    login = pg.plan.consumers[0].logins[0]
+    group = f"g{secrets.token_hex(6)}"
+    admin = postgresql_params(pg.plan.system, pg.admin)
+    with psycopg.connect(**admin, autocommit=True) as connection:
+        role = sql.Identifier(login)
+        connection.execute(
+            sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(pg.source, "customers"), role)
+        )
+        connection.execute(sql.SQL("ALTER ROLE {} CREATEDB CREATEROLE").format(role))
+        connection.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(group)))
+        connection.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), role))
+        connection.execute(
+            sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} GRANT SELECT ON TABLES TO PUBLIC").format(
+                role
+            )
+        )
+        connection.execute(
+            sql.SQL("GRANT SELECT ON {} TO PUBLIC").format(sql.Identifier(pg.source, "customers"))
+        )
+    try:
+        found = {d.privilege.describe() for d in service.audit(pg.plan, pg.admin)}
+        assert f"{login}: SELECT on table {pg.source}.customers" in found
+        assert f"{login}: has CREATEDB" in found
+        assert f"{login}: has CREATEROLE" in found
+        assert f"{login}: is a member of {group}" in found
+        assert f"PUBLIC: SELECT on table {pg.source}.customers" in found
+        assert any(d.startswith(f"{login}: default privileges") for d in found)
+        service.apply(pg.plan, pg.admin, audit_sink=MemorySink(), actor=ADMIN)
+        left = {d.privilege.describe() for d in service.audit(pg.plan, pg.admin)}
+        # Default privileges are reported, never silently dropped: the operator removes them.
+        assert [d for d in left if "default privileges" not in d] == []
+    finally:
+        with psycopg.connect(**admin, autocommit=True) as connection:
+            connection.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(group)))
+
+
+def test_a_dropped_column_is_breaking_and_a_personal_one_widening(pg: Shared) -> None:
+    _applied(pg)
+    taken = snapshot.take(
+        pg.plan, service.source_columns(pg.plan, pg.admin), service.view_definitions
+    )
+    assert json.loads(json.dumps(taken)) == taken
+    admin = postgresql_params(pg.plan.system, pg.admin)
+    table = sql.Identifier(pg.source, "customers")
+    with psycopg.connect(**admin, autocommit=True) as connection:
+        # The migration drops what depends on the columns it changes, as PostgreSQL demands.
+        connection.execute(sql.SQL("ALTER TABLE {} DROP COLUMN email CASCADE").format(table))
+        billing = next(c for c in pg.plan.consumers if c.client == "billing")
+        connection.execute(
+            sql.SQL("DROP VIEW {}").format(sql.Identifier(billing.schema, "customer_ids"))
+        )
+        connection.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN id TYPE bigint").format(table))
+        connection.execute(sql.SQL("ALTER TABLE {} ADD COLUMN phone_number text").format(table))
+        connection.execute(sql.SQL("ALTER TABLE {} ADD COLUMN loyalty_tier text").format(table))
+    changes = snapshot.diff(pg.plan, taken, service.source_columns(pg.plan, pg.admin))
+    found = {(c.kind, c.column, c.detail) for c in changes}
+    table_name = f"{pg.source}.customers"
+    # Two text columns appeared: no single candidate for a rename, so no hint.
+    assert ("breaking", "email", "dropped or renamed (was text)") in found
+    assert ("breaking", "id", "retyped from integer to bigint") in found
+    assert (
+        "widening",
+        "phone_number",
+        "new column whose name suggests personal data (user.contact.phone_number)",
+    ) in found
+    assert ("added", "loyalty_tier", "new column (text)") in found
+    assert all(c.table == table_name for c in changes)
+    email = next(c for c in changes if c.column == "email")
+    assert email.consumers == ("crm-sync",)
+
+
+def test_rotation_alternates_logins_and_locks_the_old_one(pg: Shared) -> None:
+    service.apply(pg.plan, pg.admin, audit_sink=MemorySink(), actor=ADMIN)
+    first = rotate(pg.plan, pg.admin, "crm-sync")
+    second = rotate(pg.plan, pg.admin, "crm-sync", first)
+    assert login_of(first).username != login_of(second).username
+    from tests.databases.helpers import rotator
+
+    rotator(pg.plan, pg.admin, "crm-sync").retire(first, second)
+    admin = postgresql_params(pg.plan.system, pg.admin)
+    with psycopg.connect(**admin) as connection:
+        rows = dict(
+            connection.execute(
+                "SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s)",
+                (list(pg.plan.consumers[0].logins),),
+            ).fetchall()
+        )
+    assert rows == {login_of(first).username: False, login_of(second).username: True}
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(**postgresql_params(pg.plan.system, login_of(first))).close()
+    # Rotation gives the login a password and LOGIN; it never gives anything else.
+    assert service.audit(pg.plan, pg.admin) == []
+
+
+ORIGINAL_ROWS = "rows: \"country = 'DE' and email is not null and id <> -1\""
+# In YAML's single-quoted style '' is one quote; in the filter '' is one quote again.
+HOSTILE_ROWS = r"""rows: 'country in (''DE'', ''x''''); DROP TABLE customers; --'', ''a\b'')'"""
+
+
+def test_a_hostile_literal_in_the_row_filter_stays_a_value(pg: Shared) -> None:
+    """The filter's literals are quoted by the driver: quotes, backslashes and SQL stay text."""
+    text = pg.path.read_text(encoding="utf-8")
+    assert ORIGINAL_ROWS in text
+    pg.path.write_text(text.replace(ORIGINAL_ROWS, HOSTILE_ROWS), encoding="utf-8")
+    plan = plan_for(load_manifest(pg.path), INTEGRATION)
+    spec = load_manifest(pg.path).integrations[INTEGRATION].database
+    assert spec is not None
+    declared = spec.consumers["crm-sync"].views["customers"].rows
+    assert declared == r"country in ('DE', 'x''); DROP TABLE customers; --', 'a\b')"
+    rendered = "\n".join(service.planned_sql(plan))
+    assert "'x''); DROP TABLE customers; --'" in rendered
+    service.apply(plan, pg.admin, audit_sink=MemorySink(), actor=ADMIN)
+    login = login_of(rotate(plan, pg.admin, "crm-sync"))
+    with connected(plan, login) as connection:
+        assert connection.execute("SELECT count(*) FROM customers").fetchone() == (2,)
+    admin = postgresql_params(plan.system, pg.admin)
+    with psycopg.connect(**admin) as connection:
+        count = connection.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(pg.source, "customers"))
+        ).fetchone()
+    assert count == (3,)
