@@ -95,7 +95,11 @@ class SharedDatabaseRotator:
             return str(row[0]) if row else ""
         from interlock.databases import mariadb
 
-        with mariadb.connect(self._plan, login) as connection, connection.cursor() as cursor:
+        schema = self._consumer.schema  # the only database the consumer may enter
+        with (
+            mariadb.connect(self._plan, login, schema) as connection,
+            connection.cursor() as cursor,
+        ):
             cursor.execute("SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)")
             row = cursor.fetchone()
         return str(row[0]) if row else ""

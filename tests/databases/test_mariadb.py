@@ -1,0 +1,161 @@
+"""MariaDB: a consumer reads exactly its declared columns and rows, and nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pymysql  # type: ignore[import-untyped]
+import pytest
+
+from interlock.actors import Operator
+from interlock.audit.sink import MemorySink
+from interlock.databases import mariadb, service, snapshot
+from interlock.databases.connection import Login
+from interlock.databases.plan import Plan
+from tests.databases.conftest import Shared
+from tests.databases.helpers import login_of, rotate, rotator
+
+ADMIN = Operator("admin:test")
+
+
+@contextmanager
+def connected(plan: Plan, login: Login, database: str | None = None) -> Iterator[Any]:
+    with mariadb.connect(plan, login, database) as connection, connection.cursor() as cursor:
+        yield cursor
+
+
+def _applied(shared: Shared, client: str = "crm-sync") -> Login:
+    service.apply(shared.plan, shared.admin, audit_sink=MemorySink(), actor=ADMIN)
+    return login_of(rotate(shared.plan, shared.admin, client))
+
+
+def _denied(cursor: Any, query: str) -> None:
+    with pytest.raises(pymysql.err.OperationalError) as raised:
+        cursor.execute(query)
+    # 1142 table, 1143 column, 1044 database, 1227 privilege, 1045 access, 1370 routine,
+    # 1356 the view's definer lacks the right (the owner holds only the declared columns)
+    assert raised.value.args[0] in {1044, 1045, 1142, 1143, 1227, 1356, 1370}, raised.value.args
+
+
+def test_the_consumer_reads_exactly_the_declared_columns_and_rows(maria: Shared) -> None:
+    login = _applied(maria)
+    consumer = maria.plan.consumers[0]
+    with connected(maria.plan, login, consumer.schema) as cursor:
+        cursor.execute("SELECT * FROM customers ORDER BY id")
+        assert [d[0] for d in cursor.description] == ["id", "email", "country"]
+        assert cursor.fetchall() == ((1, "anna@example.de", "DE"), (3, "carl@example.de", "DE"))
+        cursor.execute("SHOW DATABASES")
+        assert {row[0] for row in cursor.fetchall()} == {"information_schema", consumer.schema}
+        cursor.execute("SELECT @@max_statement_time")
+        assert cursor.fetchone() == (5.0,)
+
+
+def test_the_base_table_files_and_other_databases_are_refused(maria: Shared) -> None:
+    login = _applied(maria)
+    consumer = maria.plan.consumers[0]
+    billing = next(c for c in maria.plan.consumers if c.client == "billing")
+    with connected(maria.plan, login, consumer.schema) as cursor:
+        _denied(cursor, f"SELECT * FROM `{maria.source}`.`customers`")  # noqa: S608
+        _denied(cursor, f"SELECT email FROM `{maria.source}`.`customers`")  # noqa: S608
+        _denied(cursor, f"SELECT * FROM `{billing.schema}`.`customer_ids`")  # noqa: S608
+        _denied(cursor, "SELECT * FROM mysql.user")
+        _denied(cursor, f"CREATE TABLE `{consumer.schema}`.`planted` (x INT)")
+        _denied(cursor, f"USE `{maria.source}`")
+        _denied(cursor, "SELECT * FROM customers INTO OUTFILE '/tmp/leak.txt'")
+        _denied(cursor, "CREATE ROLE planted")
+        # LOAD_FILE needs the FILE privilege: without it, NULL, never the file.
+        cursor.execute("SELECT LOAD_FILE('/etc/passwd')")
+        assert cursor.fetchone() == (None,)
+        # information_schema lists only what the account may use.
+        cursor.execute(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s",
+            (maria.source,),
+        )
+        assert cursor.fetchall() == ()
+        cursor.execute("SELECT VIEW_DEFINITION FROM information_schema.VIEWS")
+        assert cursor.fetchall() in ((), (("",),))
+
+
+def test_writes_only_to_declared_columns_and_only_inside_the_filter(maria: Shared) -> None:
+    login = _applied(maria)
+    with connected(maria.plan, login, maria.plan.consumers[0].schema) as cursor:
+        cursor.execute("UPDATE customers SET email = 'anna@new.de' WHERE id = 1")
+        cursor.execute("SELECT email FROM customers WHERE id = 1")
+        assert cursor.fetchone() == ("anna@new.de",)
+        _denied(cursor, "UPDATE customers SET country = 'FR' WHERE id = 1")
+        _denied(cursor, "DELETE FROM customers WHERE id = 1")
+        _denied(cursor, "INSERT INTO customers (id, email, country) VALUES (9, 'x', 'DE')")
+        cursor.execute("SELECT id, country FROM customers ORDER BY id")
+        assert cursor.fetchall() == ((1, "DE"), (3, "DE"))
+        assert cursor.execute("UPDATE customers SET email = 'x@y' WHERE id = 2") == 0
+        with pytest.raises(pymysql.err.OperationalError) as raised:
+            cursor.execute("UPDATE customers SET email = NULL WHERE id = 3")
+        assert raised.value.args[0] == 1369  # CHECK OPTION failed
+
+
+def test_drift_after_a_manual_grant_is_reported(maria: Shared) -> None:
+    _applied(maria)
+    consumer = maria.plan.consumers[0]
+    login = consumer.logins[0]
+    with mariadb.connect(maria.plan, maria.admin) as connection, connection.cursor() as cursor:
+        cursor.execute(f"GRANT SELECT ON `{maria.source}`.* TO %s@'%%'", (login,))
+        cursor.execute(f"GRANT SELECT ON `{maria.source}`.`customers` TO %s@'%%'", (login,))
+        cursor.execute("GRANT PROCESS ON *.* TO %s@'%%'", (login,))
+    found = {d.privilege.describe() for d in service.audit(maria.plan, maria.admin)}
+    assert f"{login}: SELECT on schema {maria.source}" in found
+    assert f"{login}: SELECT on table {maria.source}.customers" in found
+    assert f"{login}: has global PROCESS" in found
+    service.apply(maria.plan, maria.admin, audit_sink=MemorySink(), actor=ADMIN)
+    assert service.audit(maria.plan, maria.admin) == []
+
+
+def test_a_dropped_column_is_breaking(maria: Shared) -> None:
+    _applied(maria)
+    taken = snapshot.take(
+        maria.plan, service.source_columns(maria.plan, maria.admin), service.view_definitions
+    )
+    with mariadb.connect(maria.plan, maria.admin) as connection, connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE `{maria.source}`.`customers` DROP COLUMN email")
+        cursor.execute(f"ALTER TABLE `{maria.source}`.`customers` MODIFY country CHAR(3)")
+        cursor.execute(f"ALTER TABLE `{maria.source}`.`customers` ADD COLUMN iban VARCHAR(34)")
+    changes = snapshot.diff(maria.plan, taken, service.source_columns(maria.plan, maria.admin))
+    found = {(c.kind, c.column, c.detail) for c in changes}
+    assert ("breaking", "email", "dropped or renamed (was varchar(200))") in found
+    assert ("breaking", "country", "retyped from char(2) to char(3)") in found
+    assert (
+        "widening",
+        "iban",
+        "new column whose name suggests personal data (user.financial.bank_account)",
+    ) in found
+
+
+def test_rotation_alternates_accounts_and_locks_the_old_one(maria: Shared) -> None:
+    service.apply(maria.plan, maria.admin, audit_sink=MemorySink(), actor=ADMIN)
+    first = rotate(maria.plan, maria.admin, "crm-sync")
+    second = rotate(maria.plan, maria.admin, "crm-sync", first)
+    assert login_of(first).username != login_of(second).username
+    schema = maria.plan.consumers[0].schema
+    with connected(maria.plan, login_of(first), schema) as cursor:
+        cursor.execute("SELECT count(*) FROM customers")  # the overlap: both work
+    rotator(maria.plan, maria.admin, "crm-sync").retire(first, second)
+    with pytest.raises(pymysql.err.OperationalError):
+        mariadb.connect(maria.plan, login_of(first), schema).close()
+    # A wrong password is refused (MariaDB authenticates for real here).
+    wrong = Login(login_of(second).username, login_of(first).password)
+    with pytest.raises(pymysql.err.OperationalError):
+        mariadb.connect(maria.plan, wrong, schema).close()
+    with connected(maria.plan, login_of(second), schema) as cursor:
+        cursor.execute("SELECT count(*) FROM customers")
+        assert cursor.fetchone() == (2,)
+    assert service.audit(maria.plan, maria.admin) == []
+
+
+def test_a_refused_statement_reports_how_far_apply_got(maria: Shared) -> None:
+    with mariadb.connect(maria.plan, maria.admin) as connection, connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE `{maria.source}`.`customers` DROP COLUMN country")
+    sink = MemorySink()
+    with pytest.raises(mariadb.ApplyError, match=r"statement \d+ of \d+ .* run apply again"):
+        service.apply(maria.plan, maria.admin, audit_sink=sink, actor=ADMIN)
+    assert [e.outcome.result for e in sink.entries] == ["partial_failure"]
