@@ -24,6 +24,7 @@ from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.databases.connection import Login
 from interlock.databases.plan import Plan, plan_for
+from interlock.databases.postgresql import APPLY_LOCK
 from interlock.secret import Secret
 
 INTEGRATION = "crm-customers"
@@ -145,7 +146,9 @@ def pg(postgres_url: str, tmp_path: Path) -> Iterator[Shared]:
         yield Shared(manifest, plan, admin, source, path)
     finally:
         roles = [plan.owner, *(n for c in plan.consumers for n in c.logins)]
-        with psycopg.connect(**params, autocommit=True) as connection:
+        with psycopg.connect(**params) as connection:
+            # DROP OWNED changes the database's ACL: wait for concurrent applies (their lock).
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (APPLY_LOCK,))
             for role in roles:
                 exists = connection.execute(
                     "SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)

@@ -34,6 +34,7 @@ from typing import Final
 
 from interlock.check import config_privacy, config_routes
 from interlock.check.config_context import Context, no_routes, personal
+from interlock.check.config_databases import DATABASE_CHECKS, database_type_findings
 from interlock.check.config_events import EVENTS_CHECKS, events_type_findings
 from interlock.check.config_files import FILES_CHECKS, files_type_findings
 from interlock.check.config_messaging import MESSAGING_CHECKS, messaging_type_findings
@@ -69,6 +70,11 @@ def check_configuration(
             checks = {**_CHECKS, **FILES_CHECKS}
             findings.extend(checks[entry.id](context) for entry in ITEMS)
             findings.extend(files_type_findings(context))
+            continue
+        if context.flow.database is not None:
+            checks = {**_CHECKS, **DATABASE_CHECKS}
+            findings.extend(checks[entry.id](context) for entry in ITEMS)
+            findings.extend(database_type_findings(context))
             continue
         if context.flow.events is not None:
             checks = {**_CHECKS, **EVENTS_CHECKS}

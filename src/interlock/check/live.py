@@ -10,7 +10,8 @@
 * ``interlock scan`` over ``source``: ``secrets_manager`` (and the items of
   insecure switches);
 * ``secrets overdue``: ``secrets_manager`` (the integrations naming the secret);
-* ``pki list --expiring``: ``certificates_validated`` (the client's integrations).
+* ``pki list --expiring``: ``certificates_validated`` (the client's integrations);
+* ``db audit``: ``least_privilege`` of shared-database integrations (their grants).
 
 What each checks is in its module (:mod:`~interlock.check.live_tls`,
 :mod:`~interlock.check.live_errors`, :mod:`~interlock.check.live_store`,
@@ -28,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
+from interlock.check.live_databases import database_findings
 from interlock.check.live_errors import error_findings
 from interlock.check.live_hygiene import certificate_findings, overdue_findings, scan_findings
 from interlock.check.live_store import audit_findings, sealing_findings
@@ -96,6 +98,7 @@ def live_findings(
         found.extend(_absent(_NO_VAULT, "secrets_manager"))
     else:
         found.extend(overdue_findings(manifest, vault, now))
+        found.extend(database_findings(manifest, vault))
     if source is None:
         found.extend(_absent(_NO_SOURCE, "secrets_manager"))
     else:

@@ -33,12 +33,13 @@ __all__ = [
 INTEGRATION_TYPES: Final[tuple[IntegrationType, ...]] = get_args(IntegrationType)
 
 ADAPTERS: Final[frozenset[IntegrationType]] = frozenset(
-    {"rest", "messaging", "event_streaming", "file_transfer", "b2b_edi"}
+    {"rest", "messaging", "event_streaming", "file_transfer", "b2b_edi", "shared_database"}
 )
 """Types Interlock can carry itself (the gateway; the messaging, event and file libraries,
 whose items :mod:`interlock.check.config_messaging`, :mod:`interlock.check.config_events`
 and :mod:`interlock.check.config_files` answer when the integration declares the type's
-section); the others, and an integration without its section, are checked by hand."""
+section; the roles and views of shared databases, :mod:`interlock.check.config_databases`);
+the others, and an integration without its section, are checked by hand."""
 
 UNKNOWN_TYPE: Final = Item(
     "type.unknown",
@@ -210,6 +211,7 @@ def _adapted(flow: Integration, kind: IntegrationType) -> bool:
         "event_streaming": flow.events,
         "file_transfer": flow.files,
         "b2b_edi": flow.files,
+        "shared_database": flow.database,
     }
     return bool(sections.get(kind))
 

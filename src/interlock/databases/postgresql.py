@@ -37,6 +37,9 @@ __all__ = [
     "view_statement",
 ]
 
+#: The advisory lock every ``interlock db apply`` holds for its transaction (one at a time).
+APPLY_LOCK: Final = 0x696E746C6B6462  # "intlkdb"
+
 _ROLE_SAFE: Final = sql.SQL(
     "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT"
 )
@@ -208,6 +211,9 @@ def apply(plan: Plan, admin: Login) -> list[str]:
     done: list[str] = []
     try:
         with psycopg.connect(**postgresql_params(plan.system, admin)) as connection:
+            # GRANTs on shared catalog rows (the database's ACL) by two transactions at once
+            # fail with "tuple concurrently updated": applies take turns on the server.
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (APPLY_LOCK,))
             names = [n for c in plan.consumers for n in c.logins] + [plan.owner]
             existing = {
                 row[0]

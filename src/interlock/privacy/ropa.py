@@ -22,6 +22,7 @@ from fideslang.default_taxonomy import DEFAULT_TAXONOMY
 from interlock.config.units import format_duration
 from interlock.gdpr.adequacy import adequacy_decision
 from interlock.gdpr.taxonomy import special_kind
+from interlock.privacy.ropa_databases import consumer_recipients, database_measures
 from interlock.privacy.ropa_files import files_measures, partner_of
 from interlock.privacy.ropa_measures import Measure, measures
 from interlock.privacy.ropa_messaging import (
@@ -87,7 +88,7 @@ class Recipient:
     """Who receives the data: a target system or a broker (owner, location), or a declared one."""
 
     name: str
-    kind: Literal["system", "broker", "partner", "declared"]
+    kind: Literal["system", "broker", "partner", "consumer", "declared"]
     configured_at: str
     location: str | None = None
     owner: str | None = None
@@ -210,6 +211,7 @@ def _record(manifest: Manifest, name: str, flow: Integration, kek_backend: str) 
                 *messaging_measures(manifest, name, flow),
                 *events_measures(manifest, name, flow),
                 *files_measures(manifest, name, flow),
+                *database_measures(manifest, name, flow),
             ),
         ),
     )
@@ -251,6 +253,13 @@ def _recipients(manifest: Manifest, name: str, flow: Integration) -> tuple[Recip
         shown = f"{partner} (partner agreement {agreement})" if agreement else partner
         at = f"integrations.{name}.files.partner"
         return (system, Recipient(shown, "partner", at, location, None), *declared)
+    if flow.database is not None:
+        # Each consuming client reads the data through its own views.
+        consumers = tuple(
+            Recipient(shown, "consumer", at, location)
+            for shown, at, location in consumer_recipients(manifest, name, flow)
+        )
+        return (system, *consumers, *declared)
     if flow.messaging is None and flow.events is None:
         return (system, *declared)
     # Messages and events rest on the broker until consumed (dead letters until they expire).
