@@ -67,7 +67,7 @@ def _why(privilege: Privilege, plan: Plan) -> str:
     if privilege.kind == "attribute":
         return "a role attribute the plan never gives"
     if privilege.kind == "membership":
-        return "a role membership (the plan grants none)"
+        return "a role membership the plan never grants"
     if privilege.kind in {"table", "column"} and plan.login(privilege.role) is not None:
         return "a grant beyond the consumer's views"
     return "a privilege the plan does not grant"
