@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import jsonschema_rs
 import pytest
 
 from interlock.check.config_checks import check_configuration
@@ -24,6 +25,7 @@ from interlock.databases import mariadb, postgresql
 from interlock.databases.plan import plan_for
 from interlock.errors import InvalidRequestError, ManifestError
 from interlock.privacy.ropa import build_register
+from interlock.privacy.ropa_render import json_schema, to_json
 from tests.databases.conftest import INTEGRATION, manifest_text
 
 
@@ -171,3 +173,4 @@ def test_the_checklist_and_the_register_answer_from_the_section(tmp_path: Path) 
     assert "reads system.operations through customer_ids" in consumers["billing"]
     assert "user.contact.email" in consumers["crm-sync"]
     assert any("rows filtered in customers" in m.description for m in record.measures)
+    jsonschema_rs.validator_for(json_schema()).validate(to_json(register))

@@ -103,12 +103,25 @@ def test_drift_after_a_manual_grant_is_reported(maria: Shared) -> None:
         cursor.execute(f"GRANT SELECT ON `{maria.source}`.* TO %s@'%%'", (login,))
         cursor.execute(f"GRANT SELECT ON `{maria.source}`.`customers` TO %s@'%%'", (login,))
         cursor.execute("GRANT PROCESS ON *.* TO %s@'%%'", (login,))
-    found = {d.privilege.describe() for d in service.audit(maria.plan, maria.admin)}
-    assert f"{login}: SELECT on schema {maria.source}" in found
-    assert f"{login}: SELECT on table {maria.source}.customers" in found
-    assert f"{login}: has global PROCESS" in found
-    service.apply(maria.plan, maria.admin, audit_sink=MemorySink(), actor=ADMIN)
-    assert service.audit(maria.plan, maria.admin) == []
+        # What PUBLIC holds, every account holds (MariaDB 10.11+).
+        cursor.execute(f"GRANT SELECT ON `{maria.source}`.`customers` TO PUBLIC")
+    try:
+        found = {d.privilege.describe() for d in service.audit(maria.plan, maria.admin)}
+        assert f"{login}: SELECT on schema {maria.source}" in found
+        assert f"{login}: SELECT on table {maria.source}.customers" in found
+        assert f"{login}: has global PROCESS" in found
+        assert f"PUBLIC: SELECT on table {maria.source}.customers" in found
+        service.apply(maria.plan, maria.admin, audit_sink=MemorySink(), actor=ADMIN)
+        assert service.audit(maria.plan, maria.admin) == []
+    finally:  # grants outlive DROP DATABASE in MariaDB: leave none behind
+        with mariadb.connect(maria.plan, maria.admin) as connection, connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*) FROM information_schema.TABLE_PRIVILEGES "
+                "WHERE GRANTEE = %s AND TABLE_SCHEMA = %s",
+                ("'PUBLIC'@''", maria.source),
+            )
+            if cursor.fetchone() != (0,):
+                cursor.execute(f"REVOKE SELECT ON `{maria.source}`.`customers` FROM PUBLIC")  # noqa: S608
 
 
 def test_a_dropped_column_is_breaking(maria: Shared) -> None:

@@ -53,6 +53,8 @@ __all__ = [
 
 _IDENTIFIER: Final = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 _OWNER_HOST: Final = "localhost"
+_PUBLIC_GRANTEE: Final = "'PUBLIC'@''"
+_PRIVILEGE: Final = re.compile(r"^[A-Z]+( [A-Z]+)*$")
 Value = str | int | Decimal | bool
 
 
@@ -240,6 +242,8 @@ def found_privileges(plan: Plan, connection: Any) -> list[Privilege]:
     """What the plan's accounts hold, as ``information_schema`` and ``mysql.roles_mapping`` say."""
     accounts = {_grantee(login, c.from_host): login for c in plan.consumers for login in c.logins}
     accounts[_grantee(plan.owner, _OWNER_HOST)] = plan.owner
+    # MariaDB 10.11+: what is granted TO PUBLIC, every account holds.
+    accounts[_PUBLIC_GRANTEE] = "PUBLIC"
     names = tuple(accounts)
     marks = ", ".join("%s" for _ in names)
     found: list[Privilege] = []
@@ -280,7 +284,19 @@ def found_privileges(plan: Plan, connection: Any) -> list[Privilege]:
                     (login, consumer.from_host),
                 )
                 found.extend(Privilege(login, "membership", r) for (r,) in cursor.fetchall())
-    return found
+    return [p for p in found if p.role != "PUBLIC" or _managed(plan, p)]
+
+
+def _managed(plan: Plan, privilege: Privilege) -> bool:
+    """Whether a ``PUBLIC`` privilege touches what the plan manages (or the whole server)."""
+    views = {(c.schema, v.name) for c in plan.consumers for v in c.views}
+    tables = set(plan.source_tables) | views
+    databases = {schema for schema, _ in tables}
+    if privilege.kind == "attribute":
+        return True
+    if privilege.kind == "schema":
+        return privilege.on[0] in databases
+    return tuple(privilege.on[:2]) in tables
 
 
 def expected_privileges(plan: Plan) -> set[Privilege]:
@@ -312,11 +328,32 @@ def expected_privileges(plan: Plan) -> set[Privilege]:
 
 
 def _revoke(plan: Plan, privilege: Privilege) -> Statement | None:
+    if privilege.role == "PUBLIC":
+        return _revoke_public(privilege)
     consumer = plan.login(privilege.role)
     host = consumer.from_host if consumer is not None else _OWNER_HOST
     if privilege.kind == "membership" and _IDENTIFIER.match(privilege.privilege):
         return Statement(f"REVOKE {ident(privilege.privilege)} FROM %s@%s", (privilege.role, host))
     return None  # everything else is reset by apply's REVOKE ALL
+
+
+def _revoke_public(privilege: Privilege) -> Statement | None:
+    """``REVOKE <privilege> ON <what> FROM PUBLIC`` (the privilege keyword as the catalog says)."""
+    keyword = privilege.privilege.removeprefix("global ")
+    if not _PRIVILEGE.match(keyword):
+        return None
+    if privilege.kind == "attribute":
+        return Statement(f"REVOKE {keyword} ON *.* FROM PUBLIC")
+    if privilege.kind == "schema":
+        return Statement(f"REVOKE {keyword} ON {ident(privilege.on[0])}.* FROM PUBLIC")
+    if privilege.kind == "table":
+        return Statement(f"REVOKE {keyword} ON {ident(*privilege.on)} FROM PUBLIC")
+    if privilege.kind == "column":
+        schema, table, column = privilege.on
+        return Statement(
+            f"REVOKE {keyword} ({ident(column)}) ON {ident(schema, table)} FROM PUBLIC"
+        )
+    return None
 
 
 def _drift(plan: Plan, connection: Any) -> list[Drift]:
