@@ -11,10 +11,11 @@ import pytest
 
 from interlock.actors import Operator
 from interlock.audit.sink import MemorySink
+from interlock.config.loader import load_manifest
 from interlock.databases import mariadb, service, snapshot
 from interlock.databases.connection import Login
-from interlock.databases.plan import Plan
-from tests.databases.conftest import Shared
+from interlock.databases.plan import Plan, plan_for
+from tests.databases.conftest import INTEGRATION, Shared
 from tests.databases.helpers import login_of, rotate, rotator
 
 ADMIN = Operator("admin:test")
@@ -172,3 +173,38 @@ def test_a_refused_statement_reports_how_far_apply_got(maria: Shared) -> None:
     with pytest.raises(mariadb.ApplyError, match=r"statement \d+ of \d+ .* run apply again"):
         service.apply(maria.plan, maria.admin, audit_sink=sink, actor=ADMIN)
     assert [e.outcome.result for e in sink.entries] == ["partial_failure"]
+
+
+ORIGINAL_ROWS = "rows: \"country = 'DE' and email is not null and id <> -1\""
+HOSTILE_ROWS = (
+    r"""rows: 'country in (''DE'', ''x''''); DROP TABLE customers; --'', ''a\'', ''\'')'"""
+)
+
+
+@pytest.mark.parametrize("sql_mode", ["", "NO_BACKSLASH_ESCAPES"])
+def test_a_hostile_literal_in_the_row_filter_stays_a_value(maria: Shared, sql_mode: str) -> None:
+    """Quotes and backslashes stay text, whether or not the server treats \\ as an escape."""
+    text = maria.path.read_text(encoding="utf-8")
+    assert ORIGINAL_ROWS in text
+    maria.path.write_text(text.replace(ORIGINAL_ROWS, HOSTILE_ROWS), encoding="utf-8")
+    plan = plan_for(load_manifest(maria.path), INTEGRATION)
+    with mariadb.connect(plan, maria.admin) as connection, connection.cursor() as cursor:
+        # The session's mode only (the server is shared): PyMySQL escapes for the mode it is in.
+        cursor.execute("SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',', %s)", (sql_mode,))
+        for statement in mariadb.statements(plan):
+            cursor.execute(statement.text, statement.params)
+    login = login_of(rotate(plan, maria.admin, "crm-sync"))
+    schema = plan.consumers[0].schema
+    with connected(plan, login, schema) as cursor:
+        cursor.execute("SELECT id FROM customers ORDER BY id")
+        assert cursor.fetchall() == ((1,), (3,))
+    with mariadb.connect(plan, maria.admin) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM `{maria.source}`.`customers`")  # noqa: S608
+        assert cursor.fetchone() == (3,)
+        cursor.execute(
+            "SELECT VIEW_DEFINITION FROM information_schema.VIEWS "
+            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'customers'",
+            (schema,),
+        )
+        (definition,) = cursor.fetchone()
+    assert "DROP TABLE customers; --" in definition

@@ -112,6 +112,12 @@ def test_catalog_statistics_do_not_show_the_hidden_rows(pg: Shared) -> None:
         ).fetchall()
         assert leaked == []
         _denied(connection, "SELECT * FROM pg_statistic")
+        # information_schema lists only what the role may use: not the source table.
+        columns = connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s",
+            (pg.source,),
+        ).fetchall()
+        assert columns == []
 
 
 def test_a_leaky_function_in_the_where_clause_sees_no_filtered_row(pg: Shared) -> None:
