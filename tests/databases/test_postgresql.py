@@ -79,6 +79,13 @@ def test_the_base_table_other_schemas_and_server_functions_are_refused(pg: Share
             with pytest.raises(psycopg.Error):
                 connection.execute("SELECT dblink_connect('host=127.0.0.1 user=postgres')")
         _denied(connection, "CREATE TABLE public.planted (x int)")
+        consumer = pg.plan.consumers[0]
+        _denied(
+            connection,
+            sql.SQL("CREATE VIEW {} AS SELECT 1").format(
+                sql.Identifier(consumer.schema, "planted")
+            ),
+        )
         _denied(
             connection, sql.SQL("CREATE TABLE {} (x int)").format(sql.Identifier(pg.source, "x"))
         )
