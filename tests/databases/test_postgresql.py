@@ -15,7 +15,7 @@ from psycopg import errors, sql
 from interlock.actors import Operator
 from interlock.audit.sink import MemorySink
 from interlock.config.loader import load_manifest
-from interlock.databases import service, snapshot
+from interlock.databases import postgresql, service, snapshot
 from interlock.databases.connection import Login, postgresql_params
 from interlock.databases.plan import Plan, plan_for
 from tests.databases.conftest import INTEGRATION, Shared
@@ -308,3 +308,29 @@ def test_a_hostile_literal_in_the_row_filter_stays_a_value(pg: Shared) -> None:
             sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(pg.source, "customers"))
         ).fetchone()
     assert count == (3,)
+
+
+def test_a_refused_plan_changes_nothing(pg: Shared) -> None:
+    """One transaction: a failing statement late in the plan leaves no role or schema behind."""
+    admin = postgresql_params(pg.plan.system, pg.admin)
+    with psycopg.connect(**admin, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("ALTER TABLE {} DROP COLUMN country").format(
+                sql.Identifier(pg.source, "customers")
+            )
+        )
+    sink = MemorySink()
+    with pytest.raises(postgresql.ApplyError, match="nothing was changed"):
+        service.apply(pg.plan, pg.admin, audit_sink=sink, actor=ADMIN)
+    assert [e.outcome.result for e in sink.entries] == ["failure"]
+    names = [pg.plan.owner, *(n for c in pg.plan.consumers for n in c.logins)]
+    schemas = [c.schema for c in pg.plan.consumers]
+    with psycopg.connect(**admin) as connection:
+        roles = connection.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (names,)
+        ).fetchall()
+        found = connection.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", (schemas,)
+        ).fetchall()
+    assert roles == []
+    assert found == []
