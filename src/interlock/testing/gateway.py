@@ -636,6 +636,10 @@ def stop(running: Running) -> None:
     asyncio.run_coroutine_threadsafe(env.gateway.stop(), env.loop).result(timeout=30)
     env.loop.call_soon_threadsafe(env.loop.stop)
     running.thread.join(timeout=10)
+    # Store calls still running in the loop's executor threads hold pooled connections:
+    # wait for them before the engine is disposed, or a connection checked in after
+    # dispose() is left to the garbage collector, unclosed (asyncio.run does the same).
+    env.loop.run_until_complete(env.loop.shutdown_default_executor())
     env.loop.close()
     for upstream in running.upstreams:
         upstream.process.terminate()
