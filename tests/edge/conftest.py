@@ -1,6 +1,6 @@
 """Edge mode for real: nginx (from Debian) in front, the decision endpoint on a unix socket.
 
-One module-scoped set-up: the harness deployment with the sample ERP
+One set-up for the package: the harness deployment with the sample ERP
 (:func:`interlock.testing.gateway.running_gateway`, its public URL nginx's),
 a second gateway on the same deployment asking for client certificates (the
 embedded side of every comparison), its decision endpoint, and nginx running
@@ -154,7 +154,7 @@ def nginx_options(edge_dir: Path, env: Env, gateway: RunningGateway, port: int) 
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     """nginx generated from the harness manifest, deciding through the embedded gateway."""
     binary = nginx_or_skip()

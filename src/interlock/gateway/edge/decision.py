@@ -132,7 +132,7 @@ class EdgeDecisions:
         except Refusal as refusal:  # the proxy's own request is malformed: nothing to audit
             return self._wire(problem_response(refusal, correlation_id, AUTHZ_PATH))
         try:
-            decided = await self._decide(gateway, original, correlation_id)
+            decided = await self._decide(gateway, request, original, correlation_id)
         except Exception:  # noqa: BLE001  (last resort: log it, refuse with the id only)
             _log.exception("unhandled error", correlation_id=correlation_id)
             internal = Refusal(
@@ -187,7 +187,11 @@ class EdgeDecisions:
         )
 
     async def _decide(
-        self, gateway: Gateway, original: web.BaseRequest, correlation_id: str
+        self,
+        gateway: Gateway,
+        request: web.BaseRequest,
+        original: web.BaseRequest,
+        correlation_id: str,
     ) -> _Decided:
         """Run the gateway's checks; a refusal anywhere is the decision."""
         decided = _Decided(web.Response())
@@ -197,7 +201,7 @@ class EdgeDecisions:
             match, query = match_target(gateway.routes, original)
             route = match.route
             decided.label, decided.route = route.label, route
-            certificate = self._certificate(route, original)
+            certificate = self._certificate(route, request)
             ctx = EdgeContext(original, correlation_id, match, query, certificate=certificate)
             pipeline = gateway.pipelines[route]
             try:
@@ -223,8 +227,8 @@ class EdgeDecisions:
             decided.reason, decided.code = refusal.log_reason, refusal.code
         return decided
 
-    def _certificate(self, route: CompiledRoute, original: web.BaseRequest) -> bytes | None:
-        """The verified client certificate, for a route decided at the edge (else a refusal)."""
+    def _certificate(self, route: CompiledRoute, request: web.BaseRequest) -> bytes | None:
+        """The certificate the proxy verified (its headers on ``request``), else a refusal."""
         if needs_body(route):
             raise Refusal(
                 "route-unavailable",
@@ -233,7 +237,7 @@ class EdgeDecisions:
                 "(regenerate the proxy configuration)",
             )
         try:
-            return proxy_certificate(self._convention, original.headers)
+            return proxy_certificate(self._convention, request.headers)
         except UnreadableCertificateError as exc:
             raise Refusal(
                 "unauthorized",
