@@ -22,6 +22,7 @@ from interlock.cli import (
     check,
     clients,
     demo,
+    edge,
     events,
     files,
     import_openapi,
@@ -76,6 +77,7 @@ app.add_typer(privacy.app, name="privacy")
 app.add_typer(messaging.app, name="messaging")
 app.add_typer(files.app, name="files")
 app.add_typer(events.app, name="events")
+app.add_typer(edge.app, name="edge")
 
 
 def _print_version(wanted: bool) -> None:
