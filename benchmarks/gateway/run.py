@@ -315,7 +315,7 @@ def fast_upstream(
                 stdout=subprocess.DEVNULL,
             )
         )
-        wait_port(gateway_port)
+        wait_port(gateway_port, timeout=90)
         _wait_socket(socket)
         generated = box.work / "edge-nginx"
         command = [
@@ -364,7 +364,7 @@ def fast_upstream(
                 stdout=subprocess.DEVNULL,
             )
         )
-        wait_port(passthrough)
+        wait_port(passthrough, timeout=90)
         time.sleep(1.0)
         out.append(
             wrk(
@@ -433,7 +433,7 @@ def sample_erp(box: Sandbox, args: argparse.Namespace) -> list[Result]:
                     stdout=subprocess.DEVNULL,
                 )
             )
-            wait_port(gateway_port)
+            wait_port(gateway_port, timeout=90)
             out.append(
                 wrk(
                     "erp",
@@ -454,7 +454,7 @@ def _user_name() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
-def _wait_socket(path: Path, timeout: float = 20.0) -> None:
+def _wait_socket(path: Path, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while not path.is_socket():
         if time.monotonic() > deadline:

@@ -218,6 +218,10 @@ class EdgeDecisions:
             authorization = await gateway.upstreams.authorization(route.system_name, route.system)
             if authorization is not None:
                 headers[UPSTREAM_AUTHORIZATION] = authorization
+                if not self._convention.squashes_status:
+                    # Envoy, Traefik, Caddy copy named answer headers onto the forwarded
+                    # request, replacing the caller's: the system's credential replaces theirs.
+                    headers["Authorization"] = authorization
             decided.response = web.Response(status=200, headers=headers)
             if pipeline.rate_limit is not None:
                 pipeline.rate_limit.annotate(ctx, decided.response)
