@@ -100,12 +100,12 @@ chromium:
 	    apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; \
 	  else echo "chromium is not installed (apt-get install chromium): the HTML register test will skip"; fi; }
 
-# nginx (nginx-light: auth_request, ssl) for the edge-mode tests (docs/edge.md), as above.
+# nginx (nginx-light: auth_request, ssl) and Caddy for the edge-mode tests (docs/edge.md), as above.
 nginx:
-	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { \
+	@{ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } && command -v caddy >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx-light; \
-	  else echo "nginx is not installed (apt-get install nginx-light): edge tests will skip"; fi; }
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx-light caddy; \
+	  else echo "nginx or caddy is not installed (apt-get install nginx-light caddy): edge tests will skip"; fi; }
 
 # pytest-xdist workers. Both cores of the 2-core machine: the whole suite took 120-128 s
 # instead of 196 s (2026-12-05). Each worker has a Redis database of its own

@@ -91,6 +91,14 @@ def test_header_only_refusals_match(
         assert edge_answer[1]["www-authenticate"] == embedded[1]["www-authenticate"]
 
 
+def test_an_internal_location_asked_for_from_outside_is_a_404_problem(edge: Edge) -> None:
+    """nginx's internal locations answer a problem document, never nginx's HTML page."""
+    status, headers, body = edge.request("GET", "/_interlock/pass")
+    assert status == 404
+    assert headers["content-type"] == "application/problem+json"
+    assert body["type"] == PROBLEM + "not-found"
+
+
 def test_wrong_method_is_405_with_allow(edge: Edge) -> None:
     """A method the path does not take: 405 and the Allow header, both ways."""
     edge_answer, embedded = _both(edge, "DELETE", "/orders/1001", dict)

@@ -194,6 +194,8 @@ def _server(options: NginxOptions) -> list[str]:
         "error_page 495 496 = @interlock_certificate;",
         "error_page 413 = @interlock_too_large;",
         "error_page 400 = @interlock_bad_request;",
+        # nginx's own 404: an internal location asked for from outside (nothing decided).
+        "error_page 404 = @interlock_not_found;",
     ]
     return lines
 
@@ -259,6 +261,7 @@ def _refusal_locations() -> list[str]:
         ),
         ("too_large", 413, "body-too-large", "Request body too large", "the body is too large"),
         ("bad_request", 400, "invalid-request", "Invalid request", "the request is malformed"),
+        ("not_found", 404, "not-found", "Not found", "no route matches this path"),
     ):
         lines += [
             f"location @interlock_{name} {{",
