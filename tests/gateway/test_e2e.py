@@ -165,6 +165,11 @@ def test_slow_upstream_is_504(env: Env) -> None:
 def test_health_and_metrics(env: Env) -> None:
     """/healthz answers; the metrics listener has per-route counters and upstream errors."""
     assert env.request("GET", "/healthz")[0] == 200
+    # What the counters below count, made here: xdist may run this test on a worker
+    # where no other test of the module forwarded a request or met the rogue system.
+    token, _ = env.key(["orders.read"])
+    assert env.request("GET", "/orders/1001", _bearer(token))[0] == 200
+    assert env.request("GET", "/rogue/1001", _bearer(token))[0] == 502
     text = env.metrics()
     assert (
         'interlock_requests_total{outcome="forwarded",route="GET /orders/{id}",status="200"}'
