@@ -35,6 +35,7 @@ def test_as2_is_never_a_silent_pass(tmp_path: Path) -> None:
         "    drop:\n",
         "    as2:\n      as2_id: ACME\n      our_id: EXAMPLE\n"
         "      url: https://as2.acme.example/as2\n      certificate: file:/etc/acme.pem\n"
+        "      our_key: secret://acme/as2-key\n      our_certificate: file:/etc/ours.pem\n"
         "    drop:\n",
     ).replace("transport: sftp", "transport: as2")
     statuses = _statuses(tmp_path, text)

@@ -1,0 +1,259 @@
+"""What the AS2 tests share: keys and certificates made at run time, a manifest, OpenSSL as peer."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from interlock.audit import MemorySink
+from interlock.config.loader import load_manifest
+from interlock.config.manifest import Manifest
+from interlock.crypto.pkix import certificate_pem, private_key_pem, self_signed_ca
+from interlock.files.as2_profile import As2Flow, as2_flow
+from interlock.files.as2_receive import As2Receiver
+from interlock.files.quarantine import Quarantine
+from interlock.replay.seen import MemorySeen
+from interlock.testing.tls import LocalTls, make_tls
+
+INTEGRATION = "edi-orders"
+ORDERS = b"order_id,email,total\r\n1,ada@example.com,12.50\r\n"
+
+_MANIFEST = """
+version: 1
+organisation:
+  controller: {name: Example GmbH, contact: privacy@example.com}
+systems:
+  erp: {url: "https://erp.example:9443", location: DE}
+  crm: {url: "https://crm.example", location: DE}
+partners:
+  acme:
+    location: NL
+    agreement: "TPA-2025-017 (signed 2025-03-01)"
+    as2:
+      as2_id: ACME
+      our_id: EXAMPLE
+      url: https://localhost:1/as2
+      certificate: file:acme.pem
+      ca: file:anchors.pem
+      our_key: secret://acme/as2-key
+      our_certificate: file:ours.pem
+clients:
+  file-sync: {auth: [mtls]}
+integrations:
+  edi-orders:
+    type: b2b_edi
+    source: erp
+    target: crm
+    client: file-sync
+    purpose: Orders from ACME over AS2
+    legal_basis: contract
+    data_categories: [user.contact.email]
+    data_subjects: [customer]
+    retention: P30D
+    files:
+      partner: acme
+      direction: inbound
+      transport: as2
+      format: csv
+      csv_columns: [order_id, email, total]
+"""
+
+
+def _rsa_certificate(
+    ca: x509.Certificate,
+    ca_key: Any,
+    name: str,
+    *,
+    bits: int = 2048,
+    not_after: datetime | None = None,
+) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=2))
+        .not_valid_after(not_after or now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return certificate, key
+
+
+def key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    """PKCS#8 PEM, unencrypted (test files only)."""
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The partner's and our AS2 keys and certificates, a CA for both, and a TLS server."""
+
+    folder: Path
+    tls: LocalTls
+    our_key: bytes
+
+    def file(self, name: str) -> str:
+        """A file of the set, as a path string for openssl."""
+        return str(self.folder / name)
+
+
+def make_keys(folder: Path) -> Keys:
+    """A CA; ACME's and our RSA certificates; an expired and a stranger's; TLS for localhost."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = self_signed_ca("AS2 test CA", timedelta(days=3))
+    acme, acme_key = _rsa_certificate(ca, ca_key, "ACME AS2")
+    ours, our_key = _rsa_certificate(ca, ca_key, "EXAMPLE AS2")
+    expired, expired_key = _rsa_certificate(
+        ca, ca_key, "ACME AS2", not_after=datetime.now(UTC) - timedelta(days=1)
+    )
+    stranger_ca, stranger_ca_key = self_signed_ca("Stranger CA", timedelta(days=3))
+    stranger, stranger_key = _rsa_certificate(stranger_ca, stranger_ca_key, "ACME AS2")
+    tls = make_tls(folder / "tls")
+    files = {
+        "ca.pem": certificate_pem(ca),
+        "anchors.pem": certificate_pem(ca) + tls.ca_file.read_bytes(),
+        "acme.pem": certificate_pem(acme),
+        "acme.key": key_pem(acme_key),
+        "ours.pem": certificate_pem(ours),
+        "expired.pem": certificate_pem(expired),
+        "expired.key": key_pem(expired_key),
+        "stranger.pem": certificate_pem(stranger),
+        "stranger.key": key_pem(stranger_key),
+        "ca.key": private_key_pem(ca_key),
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return Keys(folder, tls, key_pem(our_key))
+
+
+def manifest(keys: Keys, *, partner: dict[str, Any] | None = None, **files: Any) -> Manifest:
+    """The example manifest in ``keys.folder``; ``partner`` and ``files`` override sections."""
+    document: dict[str, Any] = yaml.safe_load(_MANIFEST)
+    document["partners"]["acme"]["as2"].update(partner or {})
+    document["integrations"][INTEGRATION]["files"].update(files)
+    path = keys.folder / "interlock.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return load_manifest(path)
+
+
+def flow(keys: Keys, loaded: Manifest) -> As2Flow:
+    """The AS2 integration with our key resolved from a test vault."""
+    secrets = {"secret://acme/as2-key": keys.our_key}
+    return as2_flow(loaded, INTEGRATION, resolve=secrets.__getitem__, anchors={}, base=keys.folder)
+
+
+@dataclass
+class ReceiverRig:
+    """A receiver over a quarantine in the keys folder, with memory audit and replay store."""
+
+    receiver: As2Receiver
+    quarantine: Quarantine
+    audit: MemorySink
+
+
+def receiver(keys: Keys, area: Path, **partner: Any) -> ReceiverRig:
+    """A receiver of the example integration (``partner``: AS2 profile overrides)."""
+    loaded = manifest(keys, partner=partner)
+    audit = MemorySink()
+    quarantine = Quarantine(area, loaded, INTEGRATION, audit=audit, manifest_dir=keys.folder)
+    rig = As2Receiver(flow(keys, loaded), quarantine=quarantine, seen=MemorySeen(), audit=audit)
+    return ReceiverRig(rig, quarantine, audit)
+
+
+def openssl(*arguments: str, stdin: bytes = b"") -> bytes:
+    """Run ``openssl ARGUMENTS`` (the independent implementation); its stdout, or fail."""
+    result = subprocess.run(  # noqa: S603
+        [shutil.which("openssl") or "/usr/bin/openssl", *arguments],
+        input=stdin,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"openssl {arguments[:2]} failed: {result.stderr.decode()[:500]}")
+    return result.stdout
+
+
+def payload(name: str = "orders.csv", data: bytes = ORDERS) -> bytes:
+    """A payload MIME part as a partner's AS2 software writes it."""
+    return (
+        b"Content-Type: application/edi-x12\r\nContent-Transfer-Encoding: binary\r\n"
+        b'Content-Disposition: attachment; filename="' + name.encode() + b'"\r\n\r\n' + data
+    )
+
+
+def openssl_message(
+    keys: Keys,
+    entity: bytes,
+    *,
+    signer: str = "acme",
+    digest: str = "sha256",
+    cipher: str = "-aes-256-cbc",
+    oaep: bool = True,
+    signed: bool = True,
+    encrypted: bool = True,
+) -> tuple[dict[str, str], bytes]:
+    """An AS2 message built by OpenSSL: headers (lower-case) and the HTTP body."""
+    message = entity
+    if signed:
+        message = openssl(
+            "cms", "-sign", "-binary", "-md", digest, "-signer", keys.file(f"{signer}.pem"),
+            "-inkey", keys.file(f"{signer}.key"), stdin=entity,
+        )  # fmt: skip
+    if encrypted:
+        extra = ["-keyopt", "rsa_padding_mode:oaep"] if oaep else []
+        body = openssl(
+            "cms", "-encrypt", "-binary", cipher, "-outform", "DER", "-recip", keys.file("ours.pem"),
+            *extra, stdin=message,
+        )  # fmt: skip
+        content_type = 'application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"'
+    else:
+        parsed = email.message_from_bytes(message, policy=email.policy.compat32)
+        content_type = " ".join(str(parsed["Content-Type"]).split())
+        body = re.split(rb"\r?\n\r?\n", message, maxsplit=1)[1]
+    headers = {
+        "as2-version": "1.2",
+        "as2-from": "ACME",
+        "as2-to": "EXAMPLE",
+        "message-id": "<20260101-1@acme.example>",
+        "content-type": content_type,
+        "disposition-notification-to": "edi@acme.example",
+        "disposition-notification-options": (
+            "signed-receipt-protocol=optional, pkcs7-signature; "
+            "signed-receipt-micalg=optional, sha-256"
+        ),
+    }
+    return headers, body
