@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import email
 import email.policy
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -159,20 +161,37 @@ def make_keys(folder: Path) -> Keys:
     return Keys(folder, tls, key_pem(our_key))
 
 
-def manifest(keys: Keys, *, partner: dict[str, Any] | None = None, **files: Any) -> Manifest:
-    """The example manifest in ``keys.folder``; ``partner`` and ``files`` override sections."""
+def manifest(
+    keys: Keys,
+    *,
+    partner: dict[str, Any] | None = None,
+    outbound: str | None = None,
+    **files: Any,
+) -> Manifest:
+    """The example manifest in ``keys.folder``; ``partner`` and ``files`` override sections.
+
+    ``outbound``: also an outbound AS2 integration of that name.
+    """
     document: dict[str, Any] = yaml.safe_load(_MANIFEST)
     document["partners"]["acme"]["as2"].update(partner or {})
     document["integrations"][INTEGRATION]["files"].update(files)
+    if outbound is not None:
+        sending = copy.deepcopy(document["integrations"][INTEGRATION])
+        sending["files"]["direction"] = "outbound"
+        document["integrations"][outbound] = sending
     path = keys.folder / "interlock.yaml"
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
     return load_manifest(path)
 
 
-def flow(keys: Keys, loaded: Manifest) -> As2Flow:
+def flow(keys: Keys, loaded: Manifest, integration: str = INTEGRATION) -> As2Flow:
     """The AS2 integration with our key resolved from a test vault."""
-    secrets = {"secret://acme/as2-key": keys.our_key}
-    return as2_flow(loaded, INTEGRATION, resolve=secrets.__getitem__, anchors={}, base=keys.folder)
+    return as2_flow(loaded, integration, resolve=vault(keys), anchors={}, base=keys.folder)
+
+
+def vault(keys: Keys) -> Callable[[str], bytes]:
+    """A test vault holding our AS2 key."""
+    return {"secret://acme/as2-key": keys.our_key}.__getitem__
 
 
 @dataclass

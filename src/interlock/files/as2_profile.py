@@ -22,7 +22,7 @@ from interlock.config.manifest import Integration, Manifest
 from interlock.errors import ConfigError
 from interlock.files.cms import CmsError, Identity, Peer, check_key_size
 
-__all__ = ["As2Flow", "as2_flow", "load_identity", "load_peer", "signer_peer"]
+__all__ = ["As2Flow", "Resolve", "as2_flow", "load_identity", "load_peer", "signer_peer"]
 
 Resolve = Callable[[str], bytes]
 """A ``secret://`` reference to the secret's bytes (the vault's ``resolve(...).reveal()``)."""

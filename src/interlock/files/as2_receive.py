@@ -89,15 +89,19 @@ class As2Receiver:
         seen: SeenOnce,
         audit: AuditSink,
         now: Clock = utc_now,
-        post_mdn: Callable[[MdnDelivery], Awaitable[None]] | None = None,
+        post_mdn: Callable[[MdnDelivery], Awaitable[str | None]] | None = None,
     ) -> None:
-        """``post_mdn`` delivers asynchronous MDNs (None: async MDNs are refused)."""
+        """``post_mdn`` delivers an asynchronous MDN: None when done, else why not.
+
+        Without it, a request for an asynchronous MDN is refused.
+        """
         self._as2 = as2
         self._quarantine = quarantine
         self._seen = seen
         self._audit = audit
         self._now = now
         self._post_mdn = post_mdn
+        self._deliveries: set[asyncio.Task[None]] = set()
 
     async def receive(self, headers: Mapping[str, str], body: bytes) -> As2Answer:
         """Take one AS2 request (``headers`` with lower-case names); the answer to send."""
@@ -197,8 +201,35 @@ class As2Receiver:
         if self._post_mdn is None or not _same_origin(url.strip(), profile.url):
             return As2Answer(400, problem="asynchronous MDNs go to the partner's own origin only")
         delivery = MdnDelivery(url.strip(), mdn_headers, mdn_body)
-        await self._post_mdn(delivery)
+        task = asyncio.create_task(self._deliver(delivery, message_id))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
         return As2Answer(200, deliver=delivery)
+
+    async def drain(self) -> None:
+        """Wait for the asynchronous MDNs still being delivered."""
+        while self._deliveries:
+            await asyncio.gather(*self._deliveries)
+
+    async def _deliver(self, delivery: MdnDelivery, message_id: str) -> None:
+        """Post the MDN after the HTTP answer has gone; the delivery is audited either way."""
+        if self._post_mdn is None:
+            return
+        failure = await self._post_mdn(delivery)
+        flow = self._as2.flow
+        await self._audit.record_async(
+            AuditEntry(
+                time=self._now(),
+                actor="system:files",
+                action="files.as2.mdn_sent",
+                integration=self._as2.name,
+                source=flow.source,
+                target=flow.target,
+                outcome=Outcome(result="success" if failure is None else "failure"),
+                reason=failure,
+                details={"message_id": message_id[:200], "partner": self._as2.partner_name},
+            )
+        )
 
     async def _record(self, message_id: str, outcome: _Outcome) -> None:
         flow = self._as2.flow
