@@ -276,3 +276,27 @@ def openssl_message(
         ),
     }
     return headers, body
+
+
+def write_crl(keys: Keys, name: str, *, revoke: tuple[str, ...] = ()) -> str:
+    """A CRL of the test CA in ``keys.folder/NAME`` revoking the certificates named; ``file:``."""
+    ca = x509.load_pem_x509_certificate((keys.folder / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((keys.folder / "ca.key").read_bytes(), None)
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.subject)
+        .last_update(now - timedelta(minutes=5))
+        .next_update(now + timedelta(days=1))
+    )
+    for certificate_file in revoke:
+        certificate = x509.load_pem_x509_certificate((keys.folder / certificate_file).read_bytes())
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(certificate.serial_number)
+            .revocation_date(now - timedelta(minutes=1))
+            .build()
+        )
+    crl = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    (keys.folder / name).write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    return f"file:{name}"

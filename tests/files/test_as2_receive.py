@@ -22,6 +22,7 @@ from tests.files.as2_support import (
     openssl_message,
     payload,
     receiver,
+    write_crl,
 )
 
 pytestmark = pytest.mark.processes
@@ -157,3 +158,30 @@ def test_a_malformed_file_stays_in_quarantine(keys: Keys, tmp_path: Path) -> Non
         _mdn(keys, answer.headers, answer.body), "Disposition"
     )
     assert INTEGRATION
+
+
+def test_an_expired_partner_certificate_is_refused(keys: Keys, tmp_path: Path) -> None:
+    """The partner's pinned certificate has expired: refused, the audit says so."""
+    rig = receiver(keys, tmp_path, certificate="file:expired.pem")
+    headers, body = openssl_message(keys, payload(), signer="expired")
+    disposition = _refused(rig, headers, body, keys)
+    assert disposition.endswith("processed/error: authentication-failed")
+    (entry,) = [e for e in rig.audit.entries if e.action == "files.as2.receive"]
+    assert entry.reason is not None
+    assert "expired" in entry.reason
+
+
+@pytest.mark.parametrize("revoked", [False, True])
+def test_the_partners_crl_is_checked(keys: Keys, tmp_path: Path, revoked: bool) -> None:
+    """With a CRL declared: a revoked partner certificate is refused, an unrevoked accepted."""
+    crl = write_crl(keys, f"crl-{revoked}.pem", revoke=("acme.pem",) if revoked else ())
+    rig = receiver(keys, tmp_path, crl=crl)
+    headers, body = openssl_message(keys, payload())
+    if not revoked:
+        assert _receive(rig, headers, body).status == 200
+        assert _processing(rig) == ["orders.csv"]
+        return
+    assert _refused(rig, headers, body, keys).endswith("authentication-failed")
+    (entry,) = [e for e in rig.audit.entries if e.action == "files.as2.receive"]
+    assert entry.reason is not None
+    assert "revoked" in entry.reason

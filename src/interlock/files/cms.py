@@ -227,21 +227,45 @@ def verify_detached(data: bytes, signature: bytes, peer: Peer, *, at: datetime) 
     """Verify a detached CMS signature (DER or PEM) of ``data`` by ``peer``; its digest name."""
     der = _der(signature)
     digest = _check_signature_algorithms(der)
-    with _Temporary(der) as signature_file:
+    trust = _trust_store(peer)
+    with _Temporary(der) as signature_file, _Temporary(trust or b"", ".pem") as trust_file:
         arguments = ["cms", "-verify", "-binary", "-inform", "DER", "-in", signature_file]
-        arguments += ["-content", "/dev/stdin", "-out", "/dev/null", *_trust(peer, at)]
+        arguments += ["-content", "/dev/stdin", "-out", "/dev/null"]
+        arguments += ["-certfile", str(peer.certificate_file), "-nointern"]
+        arguments += ["-attime", str(int(at.timestamp())), "-purpose", "smimesign"]
+        if peer.anchor is not None:
+            arguments += ["-no-CApath", "-no-CAstore"]
+        if trust is not None:
+            arguments += ["-CAfile", trust_file]
+        if peer.crl is not None:
+            arguments += ["-crl_check"]
         _openssl(arguments, data, failure="authentication-failed")
     return digest
 
 
-def _trust(peer: Peer, at: datetime) -> list[str]:
-    arguments = ["-certfile", str(peer.certificate_file), "-nointern"]
-    arguments += ["-attime", str(int(at.timestamp())), "-purpose", "smimesign"]
-    if peer.anchor is not None:
-        arguments += ["-CAfile", str(peer.anchor), "-no-CApath", "-no-CAstore"]
-    if peer.crl is not None:
-        arguments += ["-crl_check", "-CRLfile", str(peer.crl)]
-    return arguments
+def _trust_store(peer: Peer) -> bytes | None:
+    """The anchor's certificates and the partner CA's CRL (PEM) in one file for ``-CAfile``.
+
+    ``openssl cms`` has no ``-CRLfile``; a CA file may carry CRLs. None: the
+    system store alone (no anchor file, no CRL).
+    """
+    parts: list[bytes] = []
+    try:
+        if peer.anchor is not None:
+            parts.append(peer.anchor.read_bytes())
+        if peer.crl is not None:
+            raw = peer.crl.read_bytes()
+            crl = (
+                x509.load_pem_x509_crl(raw)
+                if raw.lstrip().startswith(b"-----BEGIN")
+                else x509.load_der_x509_crl(raw)
+            )
+            parts.append(crl.public_bytes(serialization.Encoding.PEM))
+    except (OSError, ValueError):
+        raise CmsError(
+            "authentication-failed", "the partner's anchor or CRL is unreadable"
+        ) from None
+    return b"\n".join(parts) if parts else None
 
 
 def _der(signature: bytes) -> bytes:
