@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,14 +73,15 @@ def test_a_bad_signature_keeps_the_file_in_quarantine(
     keys: Keys, tmp_path: Path, case: str, reason: str
 ) -> None:
     """Missing, for other bytes, by another key, SHA-1, or garbage: refused with the reason."""
-    signature: bytes | None = {
+    signatures: dict[str, Callable[[], bytes | None]] = {
         "missing": lambda: None,
         "other-file": lambda: _signature(keys, GOOD_CSV + b"3,eve@example.com,1.00\r\n"),
         "stranger": lambda: _signature(keys, GOOD_CSV, signer="stranger"),
         "expired": lambda: _signature(keys, GOOD_CSV, signer="expired"),
         "sha1": lambda: _signature(keys, GOOD_CSV, extra=("-md", "sha1")),
         "garbage": lambda: b"\x30\x03\x02\x01\x00",
-    }[case]()
+    }
+    signature = signatures[case]()
     quarantine = _quarantine(keys, tmp_path)
     verdict = _accept(quarantine, GOOD_CSV, signature)
     assert not verdict.accepted
