@@ -27,10 +27,12 @@ the audit log; OpenSSL's own messages stay out of it.
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import os
 import re
+import secrets
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -140,9 +142,13 @@ def sign(entity: bytes, identity: Identity, signing: As2Signing) -> bytes:
     """``entity`` (a MIME part, headers and body) as ``multipart/signed``, detached (RFC 5751).
 
     The result is a MIME entity (its own ``Content-Type`` header first); the
-    signed part is ``entity`` byte for byte, so its MIC is a hash of ``entity``.
+    signed part is ``entity`` byte for byte, so its MIC is a hash of
+    ``entity``. cryptography makes the signature (DER); the two parts are
+    framed here because its S/MIME output rewrites bare LFs of the content as
+    CRLF, which breaks binary payloads (tests/files/test_cms.py).
     """
-    digest = _HASHES[signing.rsplit("-", 1)[1]]()
+    name = signing.rsplit("-", 1)[1]
+    digest = _HASHES[name]()
     rsa_padding: padding.PSS | padding.PKCS1v15 = (
         padding.PSS(mgf=padding.MGF1(digest), salt_length=padding.PSS.DIGEST_LENGTH)
         if signing.startswith("rsa-pss")
@@ -154,7 +160,34 @@ def sign(entity: bytes, identity: Identity, signing: As2Signing) -> bytes:
         .add_signer(identity.certificate, identity.key, digest, rsa_padding=rsa_padding)
     )
     options = [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary]
-    return builder.sign(serialization.Encoding.SMIME, options)
+    signature = builder.sign(serialization.Encoding.DER, options)
+    return _multipart_signed_entity(entity, signature, f"sha-{name.removeprefix('sha')}")
+
+
+def _multipart_signed_entity(content: bytes, signature: bytes, micalg: str) -> bytes:
+    """RFC 1847/5751 framing: the content as is, then the base64 signature, CRLF delimiters."""
+    boundary = f"----=_Signed_{secrets.token_hex(16)}"
+    while boundary.encode() in content:  # 128 random bits; checked all the same
+        boundary = f"----=_Signed_{secrets.token_hex(16)}"
+    encoded = base64.encodebytes(signature).replace(b"\n", b"\r\n")
+    head = (
+        "Content-Type: multipart/signed; "
+        f'protocol="application/pkcs7-signature"; micalg={micalg}; boundary="{boundary}"\r\n\r\n'
+        f"This is an S/MIME signed message\r\n\r\n--{boundary}\r\n"
+    )
+    signature_part = (
+        f"\r\n--{boundary}\r\n"
+        'Content-Type: application/pkcs7-signature; name="smime.p7s"\r\n'
+        "Content-Transfer-Encoding: base64\r\n"
+        'Content-Disposition: attachment; filename="smime.p7s"\r\n\r\n'
+    )
+    return (
+        head.encode("ascii")
+        + content
+        + signature_part.encode("ascii")
+        + encoded
+        + f"\r\n--{boundary}--\r\n".encode("ascii")
+    )
 
 
 def encrypt(
@@ -292,7 +325,9 @@ def _multipart_signed(entity: bytes) -> tuple[bytes, bytes]:
     boundary = message.get_boundary()
     if message.get_content_type() != "multipart/signed" or not boundary:
         raise CmsError("integrity-check-failed", "the message is not multipart/signed")
-    delimiter = re.compile(rb"(?:\r?\n|^)--" + re.escape(boundary.encode()) + rb"(--)?[ \t]*\r?\n?")
+    # A delimiter line is exactly "--BOUNDARY" (or "--BOUNDARY--"), then blanks, then EOL.
+    marker = re.escape(boundary.encode("ascii", "replace"))
+    delimiter = re.compile(rb"(?:\r?\n|^)--" + marker + rb"(--)?[ \t]*(?:\r?\n|\Z)")
     marks = list(delimiter.finditer(entity))
     if len(marks) != 3 or marks[2].group(1) is None:
         raise CmsError("integrity-check-failed", "multipart/signed needs exactly two parts")
