@@ -35,7 +35,6 @@ from tests.files.as2_support import (
     ORDERS,
     Keys,
     flow,
-    make_keys,
     manifest,
     openssl,
     openssl_message,
@@ -46,12 +45,6 @@ from tests.files.as2_support import (
 pytestmark = pytest.mark.processes
 
 OUTBOUND = "edi-invoices"
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    """One set of keys and certificates for the module."""
-    return make_keys(tmp_path_factory.mktemp("as2-gateway"))
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from interlock.errors import ConfigError
 from interlock.files.as2_profile import as2_flow
 from tests.config.manifests import check
 from tests.config.test_files_manifest import FILES
-from tests.files.as2_support import INTEGRATION, Keys, make_keys, manifest, vault
+from tests.files.as2_support import INTEGRATION, Keys, manifest, vault
 
 _AS2 = (
     "    as2:\n      as2_id: ACME\n      our_id: EXAMPLE\n"
@@ -49,12 +49,6 @@ def test_a_weak_or_unsafe_profile_is_refused_at_its_line(
     assert matching, [(d.path, d.message) for d in report.errors]
     if fragment is not None:
         assert fragment in matching[0]
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    """Keys and certificates made once."""
-    return make_keys(tmp_path_factory.mktemp("as2-profile"))
 
 
 def test_a_short_rsa_key_is_refused_naming_the_setting(keys: Keys) -> None:

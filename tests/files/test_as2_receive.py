@@ -17,7 +17,6 @@ from tests.files.as2_support import (
     ORDERS,
     Keys,
     ReceiverRig,
-    make_keys,
     openssl,
     openssl_message,
     payload,
@@ -26,12 +25,6 @@ from tests.files.as2_support import (
 )
 
 pytestmark = pytest.mark.processes
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    """One set of keys and certificates for the module (RSA key generation is slow)."""
-    return make_keys(tmp_path_factory.mktemp("as2"))
 
 
 def _mdn(keys: Keys, headers: dict[str, str], body: bytes) -> bytes:

@@ -16,15 +16,9 @@ import pytest
 from interlock.audit import MemorySink
 from interlock.files.as2_send import As2SendError, send
 from interlock.testing.tls import https_server
-from tests.files.as2_support import ORDERS, Keys, flow, make_keys, manifest, openssl
+from tests.files.as2_support import ORDERS, Keys, flow, manifest, openssl
 
 pytestmark = pytest.mark.processes
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    """One set of keys and certificates for the module."""
-    return make_keys(tmp_path_factory.mktemp("as2-send"))
 
 
 class _Partner(BaseHTTPRequestHandler):

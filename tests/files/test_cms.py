@@ -11,13 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from interlock.files.cms import CmsError, Identity, Peer, _multipart_signed, sign, verify_smime
-from tests.files.as2_support import Keys, make_keys, openssl, payload
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    """Keys and certificates made once."""
-    return make_keys(tmp_path_factory.mktemp("cms"))
+from tests.files.as2_support import Keys, openssl, payload
 
 
 def _identity(keys: Keys) -> Identity:

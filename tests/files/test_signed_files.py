@@ -10,18 +10,12 @@ import pytest
 
 from interlock.audit import MemorySink
 from interlock.files.quarantine import Quarantine, Verdict
-from tests.files.as2_support import Keys, make_keys, openssl
+from tests.files.as2_support import Keys, openssl
 from tests.files.quarantine_support import GOOD_CSV, INTEGRATION, manifest
 
 pytestmark = pytest.mark.processes
 
 NAME = "orders.csv"
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    """The partner's signing certificate and a CA, made once for the module."""
-    return make_keys(tmp_path_factory.mktemp("signed-files"))
 
 
 def _quarantine(keys: Keys, tmp_path: Path, signer: str = "acme.pem") -> Quarantine:
