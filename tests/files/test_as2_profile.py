@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from interlock.check.run import run_check
 from interlock.errors import ConfigError
 from interlock.files.as2_profile import as2_flow
+from tests.check.conftest import by_item
 from tests.config.manifests import check
 from tests.config.test_files_manifest import FILES
-from tests.files.as2_support import INTEGRATION, Keys, manifest, vault
+from tests.files.as2_support import INTEGRATION, Keys, manifest, vault, write_crl
 
 _AS2 = (
     "    as2:\n      as2_id: ACME\n      our_id: EXAMPLE\n"
@@ -71,3 +73,23 @@ def test_our_key_must_match_our_certificate(keys: Keys) -> None:
     loaded = manifest(keys, partner={"our_certificate": "file:acme.pem"})
     with pytest.raises(ConfigError, match="our_key"):
         as2_flow(loaded, INTEGRATION, resolve=vault(keys), anchors={}, base=keys.folder)
+
+
+@pytest.mark.parametrize(
+    ("partner", "status", "fragment"),
+    [
+        ({"crl": "file:crl-check.pem"}, "pass", "not revoked"),
+        ({}, "needs_evidence", "no CRL"),
+        ({"certificate": "file:expired.pem", "crl": "file:crl-check.pem"}, "fail", "expired"),
+    ],
+)
+def test_check_reads_the_certificates_it_is_shown(
+    keys: Keys, partner: dict[str, str], status: str, fragment: str
+) -> None:
+    """``interlock check`` looks at the certificate files: expired fails, no CRL needs evidence."""
+    write_crl(keys, "crl-check.pem")
+    manifest(keys, partner=partner)
+    findings = by_item(run_check(keys.folder / "interlock.yaml"), INTEGRATION)
+    for item in ("certificates_validated", "type.b2b_edi.partner_certificates"):
+        assert findings[item].status == status, (item, findings[item].reason)
+        assert fragment in findings[item].reason

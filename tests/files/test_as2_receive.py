@@ -178,3 +178,14 @@ def test_the_partners_crl_is_checked(keys: Keys, tmp_path: Path, revoked: bool) 
     (entry,) = [e for e in rig.audit.entries if e.action == "files.as2.receive"]
     assert entry.reason is not None
     assert "revoked" in entry.reason
+
+
+@pytest.mark.parametrize("message_id", ["", "<caf\u00e9@acme>", "<" + "x" * 300 + "@acme>"])
+def test_a_missing_or_odd_message_id_is_refused(
+    keys: Keys, tmp_path: Path, message_id: str
+) -> None:
+    """No Message-ID, one not printable ASCII, or a very long one: a problem, no MDN."""
+    rig = receiver(keys, tmp_path)
+    headers, body = openssl_message(keys, payload())
+    headers["message-id"] = message_id
+    assert "Message-ID" in _refused(rig, headers, body, keys)

@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from interlock.files.cms import CmsError, Identity, Peer, _multipart_signed, sign, verify_smime
+from interlock.crypto.cms import CmsError, Identity, Peer, _multipart_signed, sign, verify_smime
 from tests.files.as2_support import Keys, openssl, payload
 
 

@@ -16,7 +16,12 @@ unencrypted messages allowed, or no CRL to check revocation against get
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Final
+
+from cryptography import x509
+from cryptography.x509.oid import PublicKeyAlgorithmOID
 
 from interlock.check.config_context import Context, personal
 from interlock.check.results import Finding, Status
@@ -26,6 +31,7 @@ from interlock.config.units import format_duration
 __all__ = ["FILES_CHECKS", "files_type_findings"]
 
 _NO_PARTNER: Final = "the partner is not declared"
+MIN_RSA_BITS: Final = 2048
 
 
 def _spec(context: Context) -> FilesSpec:
@@ -91,6 +97,14 @@ def _certificates(context: Context) -> tuple[Status, str, list[str]]:
     if profile is None:
         return "needs_evidence", _NO_PARTNER, []
     evidence = [f"certificate {profile.certificate}", f"trust anchor {profile.ca}"]
+    for reference, where in (
+        (profile.certificate, "the partner's"),
+        (profile.our_certificate, "our"),
+    ):
+        facts, problem = _certificate_facts(context, reference)
+        evidence.append(f"{where}: {facts}")
+        if problem is not None:
+            return "fail", f"{where} AS2 certificate {problem}", evidence
     if profile.crl is None:
         reason = (
             "the partner's certificate is pinned and checked against its anchor and validity "
@@ -102,6 +116,26 @@ def _certificates(context: Context) -> tuple[Status, str, list[str]]:
         "and not revoked (its CA's CRL) — for every message and MDN"
     )
     return "pass", reason, [*evidence, f"crl {profile.crl}"]
+
+
+def _certificate_facts(context: Context, reference: str) -> tuple[str, str | None]:
+    """What a ``file:`` certificate is (key, expiry), and why it cannot be used (None: it can)."""
+    path = Path(reference.removeprefix("file:"))
+    if not path.is_absolute():
+        path = Path(context.at().file).parent / path
+    try:
+        certificate = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        return f"{reference} not readable here", None
+    bits = getattr(certificate.public_key(), "key_size", 0)
+    rsa = certificate.public_key_algorithm_oid == PublicKeyAlgorithmOID.RSAES_PKCS1_v1_5
+    until = certificate.not_valid_after_utc
+    facts = f"{'RSA' if rsa else 'not RSA'} {bits} bits, valid until {until:%Y-%m-%d}"
+    if not rsa or bits < MIN_RSA_BITS:
+        return facts, f"is not RSA of at least {MIN_RSA_BITS} bits"
+    if until < datetime.now(UTC):
+        return facts, "has expired"
+    return facts, None
 
 
 def _transport_item(item: str, passed: str, as2: str) -> Callable[[Context], Finding]:

@@ -26,12 +26,12 @@ from sqlalchemy import Engine, select, update
 
 from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
 from interlock.clock import Clock, utc_now
+from interlock.crypto.cms import CmsError
 from interlock.errors import InterlockError
 from interlock.files.as2_mime import entity_of
 from interlock.files.as2_profile import As2Flow
 from interlock.files.as2_receive import MdnDelivery
 from interlock.files.as2_send import As2SendError, Sent, check_mdn
-from interlock.files.cms import CmsError
 from interlock.files.tables import As2MessageRow
 from interlock.outbound import Timeouts, outbound_async_client
 from interlock.store.base import table_of

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from interlock.config.files import As2Partner, FilesSpec, PartnerSigner
 from interlock.config.manifest import Integration, Manifest
+from interlock.crypto.cms import CmsError, Identity, Peer, check_key_size
+from interlock.crypto.cms import load_identity as cms_identity
 from interlock.errors import ConfigError
-from interlock.files.cms import CmsError, Identity, Peer, check_key_size
 
 __all__ = ["As2Flow", "Resolve", "as2_flow", "load_identity", "load_peer", "signer_peer"]
 
@@ -86,17 +85,11 @@ def load_identity(partner: As2Partner, resolve: Resolve, base: Path | None, wher
     """Our certificate (file) and key (vault) for ``partner``; they must belong together."""
     path = _path(partner.our_certificate, base)
     try:
-        certificate = x509.load_pem_x509_certificate(path.read_bytes())
-        key = serialization.load_pem_private_key(resolve(partner.our_key), password=None)
-    except (OSError, ValueError, TypeError):
-        raise ConfigError(f"{where}: our_certificate or our_key cannot be read") from None
-    if not isinstance(key, rsa.RSAPrivateKey) or key.public_key() != certificate.public_key():
-        raise ConfigError(f"{where}.our_key: not the RSA key of our_certificate")
-    try:
-        check_key_size(certificate, f"{where}.our_certificate")
-    except CmsError as error:
-        raise ConfigError(error.reason) from None
-    return Identity(certificate, key)
+        return cms_identity(path.read_bytes(), resolve(partner.our_key), where)
+    except OSError:
+        raise ConfigError(f"{where}.our_certificate: {path} cannot be read") from None
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def as2_flow(

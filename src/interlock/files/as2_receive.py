@@ -5,11 +5,11 @@ headers (lower-case names) and body and:
 
 1. identifies the partner: ``AS2-From`` must be the partner's ``as2_id`` and
    ``AS2-To`` our ``our_id`` (else 403, no MDN: we do not answer strangers);
-2. decrypts (:func:`~interlock.files.cms.decrypt`; an unencrypted message is
+2. decrypts (:func:`~interlock.crypto.cms.decrypt`; an unencrypted message is
    refused when the profile requires encryption);
 3. verifies the signature by the partner's pinned certificate, chained to its
    trust anchor, valid now, not revoked when a CRL is declared
-   (:func:`~interlock.files.cms.verify_smime`; unsigned is refused when
+   (:func:`~interlock.crypto.cms.verify_smime`; unsigned is refused when
    required), and computes the MIC of what was signed;
 4. refuses a ``Message-ID`` the partner used before (the replay store);
 5. hands the payload to the integration's quarantine, which checks it before
@@ -30,21 +30,23 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import Message
-from typing import Final
+from typing import Final, cast
 from urllib.parse import urlsplit
 
 from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
 from interlock.clock import Clock, utc_now
+from interlock.config.files import As2Signing
+from interlock.crypto.cms import CmsError, decrypt, sign, verify_smime
 from interlock.files.as2_mdn import build_report, new_message_id, requested
 from interlock.files.as2_mime import entity_of, http_parts, mic, split
 from interlock.files.as2_profile import As2Flow
-from interlock.files.cms import CmsError, decrypt, sign, verify_smime
 from interlock.files.quarantine import Quarantine
 from interlock.replay.seen import SeenOnce
 
 __all__ = ["As2Answer", "As2Receiver", "MdnDelivery"]
 
 _REPLAY_WINDOW: Final = timedelta(days=400)
+_MAX_ID: Final = 200  # a Message-ID longer than this is refused (RFC 5322 allows 998)
 _ENVELOPES: Final = {"application/pkcs7-mime", "application/x-pkcs7-mime"}
 _EXTENSIONS: Final = {"csv": ".csv", "xml": ".xml", "json": ".json", "edi": ".edi"}
 
@@ -107,14 +109,16 @@ class As2Receiver:
         """Take one AS2 request (``headers`` with lower-case names); the answer to send."""
         profile = self._as2.partner
         message_id = " ".join(headers.get("message-id", "").split())
+        shown = _printable(message_id)
         sender = headers.get("as2-from", "").strip().strip('"')
         receiver = headers.get("as2-to", "").strip().strip('"')
         if sender != profile.as2_id or receiver != profile.our_id:
-            await self._record(message_id, _Outcome("authentication-failed", "unknown partner"))
+            await self._record(shown, _Outcome("authentication-failed", "unknown partner"))
             return As2Answer(403, problem="unknown AS2 partner")
-        if not message_id or len(message_id) > 998:
-            await self._record("", _Outcome("unexpected-processing-error", "no Message-ID"))
-            return As2Answer(400, problem="the AS2 message has no Message-ID")
+        if not message_id or len(message_id) > _MAX_ID or shown != message_id:
+            refused = _Outcome("unexpected-processing-error", "no Message-ID of printable ASCII")
+            await self._record(shown, refused)
+            return As2Answer(400, problem="the AS2 message has no valid Message-ID")
         outcome = await self._process(headers, body, message_id)
         await self._record(message_id, outcome)
         return await self._answer(headers, message_id, outcome)
@@ -180,11 +184,9 @@ class As2Receiver:
             error=outcome.error,
         )
         profile = self._as2.partner
-        signing = f"{profile.signing.rsplit('-', 1)[0]}-{digest}"
+        signing = cast("As2Signing", f"{profile.signing.rsplit('-', 1)[0]}-{digest}")
         entity = (
-            await asyncio.to_thread(sign, report, self._as2.identity, signing)  # type: ignore[arg-type]
-            if signed
-            else report
+            await asyncio.to_thread(sign, report, self._as2.identity, signing) if signed else report
         )
         mime_headers, mdn_body = http_parts(entity)
         mdn_headers = {
@@ -285,6 +287,11 @@ def _payload(content: bytes, file_format: str, message_id: str) -> tuple[str, by
         digest = hashlib.sha256(message_id.encode()).hexdigest()[:16]
         name = f"as2-{digest}{_EXTENSIONS.get(file_format, '.bin')}"
     return name, body
+
+
+def _printable(value: str) -> str:
+    """``value`` with anything but printable ASCII replaced (for the audit), at most 200 long."""
+    return "".join(c if " " <= c <= "~" else "?" for c in value[:200])
 
 
 def _same_origin(url: str, partner_url: str) -> bool:

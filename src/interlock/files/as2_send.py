@@ -29,11 +29,11 @@ import httpx
 
 from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
 from interlock.clock import Clock, utc_now
+from interlock.crypto.cms import CmsError, encrypt, sign, verify_smime
 from interlock.errors import InterlockError
 from interlock.files.as2_mdn import Mdn, new_message_id, read_report
 from interlock.files.as2_mime import entity_of, mic, payload_entity
 from interlock.files.as2_profile import As2Flow
-from interlock.files.cms import CmsError, encrypt, sign, verify_smime
 from interlock.outbound import Timeouts, outbound_async_client
 
 __all__ = ["As2SendError", "Sent", "send"]

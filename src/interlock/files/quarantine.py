@@ -48,9 +48,9 @@ from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
 from interlock.clock import Clock, utc_now
 from interlock.config.files import FilesSpec
 from interlock.config.manifest import Integration, Manifest
+from interlock.crypto.cms import CmsError, Peer, verify_detached
 from interlock.errors import ConfigError
 from interlock.files.as2_profile import signer_peer
-from interlock.files.cms import CmsError, Peer, verify_detached
 from interlock.files.inspection import Detected, check_content, sniff
 from interlock.validation.errors import echo
 from interlock.validation.schema import RequestSchema, SchemaError, compile_schema

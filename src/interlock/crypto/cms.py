@@ -56,8 +56,10 @@ __all__ = [
     "Disposition",
     "Identity",
     "Peer",
+    "check_key_size",
     "decrypt",
     "encrypt",
+    "load_identity",
     "sign",
     "verify_detached",
     "verify_smime",
@@ -124,6 +126,22 @@ class Peer:
     certificate_file: Path
     anchor: Path | None  # None: the system's trust store
     crl: Path | None = None
+
+
+def load_identity(certificate_pem: bytes, key_pem: bytes, where: str) -> Identity:
+    """Our certificate and its RSA key (PEM, unencrypted); ValueError naming ``where``."""
+    try:
+        certificate = x509.load_pem_x509_certificate(certificate_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        raise ValueError(f"{where}: our_certificate or our_key cannot be read") from None
+    if not isinstance(key, rsa.RSAPrivateKey) or key.public_key() != certificate.public_key():
+        raise ValueError(f"{where}.our_key: not the RSA key of our_certificate")
+    try:
+        check_key_size(certificate, f"{where}.our_certificate")
+    except CmsError as error:
+        raise ValueError(error.reason) from None
+    return Identity(certificate, key)
 
 
 def check_key_size(certificate: x509.Certificate, where: str) -> None:
