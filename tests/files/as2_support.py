@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import email
 import email.policy
+import hashlib
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from cryptography import x509
@@ -300,3 +304,56 @@ def write_crl(keys: Keys, name: str, *, revoke: tuple[str, ...] = ()) -> str:
     crl = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     (keys.folder / name).write_bytes(crl.public_bytes(serialization.Encoding.PEM))
     return f"file:{name}"
+
+
+class OpenSslPartner(BaseHTTPRequestHandler):
+    """ACME's AS2 server: OpenSSL opens and verifies, then signs an MDN (``mic_override``)."""
+
+    keys: ClassVar[Keys]
+    received: ClassVar[list[bytes]] = []
+    mic_override: ClassVar[str | None] = None
+    lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        keys = self.keys
+        signed = openssl(
+            "cms", "-decrypt", "-binary", "-inform", "DER", "-recip", keys.file("acme.pem"),
+            "-inkey", keys.file("acme.key"), stdin=body,
+        )  # fmt: skip
+        content = openssl(
+            "cms", "-verify", "-CAfile", keys.file("ca.pem"), "-certfile", keys.file("ours.pem"),
+            "-nointern", stdin=signed,
+        )  # fmt: skip
+        with self.lock:
+            self.received.append(content)
+        options = self.headers["Disposition-Notification-Options"]
+        algorithm = re.search(r"micalg=required, (sha-\d+)", options)
+        assert algorithm is not None
+        name = algorithm.group(1)
+        digest = base64.b64encode(hashlib.new(name.replace("-", ""), content).digest()).decode()
+        report = (
+            'Content-Type: multipart/report; report-type=disposition-notification; boundary="b1"'
+            "\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nReceived.\r\n--b1\r\n"
+            "Content-Type: message/disposition-notification\r\n\r\n"
+            f"Original-Message-ID: {self.headers['Message-ID']}\r\n"
+            f"Received-Content-MIC: {self.mic_override or f'{digest}, {name}'}\r\n"
+            "Disposition: automatic-action/MDN-sent-automatically; processed\r\n\r\n--b1--\r\n"
+        ).encode()
+        mdn = openssl(
+            "cms", "-sign", "-md", "sha256", "-signer", keys.file("acme.pem"),
+            "-inkey", keys.file("acme.key"), stdin=report,
+        )  # fmt: skip
+        head, body_out = re.split(rb"\r?\n\r?\n", mdn, maxsplit=1)
+        content_type = re.search(rb"Content-Type:\s*(.+)", head, re.I)
+        assert content_type is not None
+        self.send_response(200)
+        self.send_header("Content-Type", content_type.group(1).decode().strip())
+        self.send_header("AS2-From", "ACME")
+        self.send_header("AS2-To", "EXAMPLE")
+        self.send_header("Content-Length", str(len(body_out)))
+        self.end_headers()
+        self.wfile.write(body_out)
+
+    def log_message(self, *_: object) -> None:
+        """Quiet."""
