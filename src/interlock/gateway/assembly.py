@@ -315,6 +315,7 @@ def build_gateway(
             ),
         )
         privacy = _privacy_mounts(services, manifest, authenticate)
+        as2 = _as2_mounts(services, manifest)
     except BaseException:
         rules.close()
         raise
@@ -344,7 +345,7 @@ def build_gateway(
             Mount("/pki/crl", CrlEndpoint(services.crl), GET),
             *_messaging_mounts(services, manifest),
             *_schema_mounts(services, manifest, authenticate),
-            *_as2_mounts(services, manifest),
+            *as2,
             *privacy,
         ]
     )
