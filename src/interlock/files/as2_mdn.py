@@ -49,7 +49,9 @@ class Mdn:
         kind, _, detail = modifier.strip().partition(":")
         if kind.strip().lower() == "processed":
             return None
-        return detail.strip() or kind.strip() or "unknown"
+        found = detail.strip() or kind.strip() or "unknown"
+        # The partner's words, for the audit log: printable ASCII, bounded.
+        return "".join(c if " " <= c <= "~" else "?" for c in found[:100])
 
     def confirms(self, message_id: str, mic: str) -> bool:
         """True when this MDN answers ``message_id``, processed, with exactly ``mic``."""
