@@ -26,7 +26,7 @@ LOWEST_STAMP := $(LOWEST)/.installed
 # the floors were set.
 LOWEST_TESTS := tests --ignore=tests/gateway
 
-.PHONY: check demo test lint typecheck deps scan softhsm chromium nginx unit fast lowest clean install tools \
+.PHONY: check demo test lint typecheck deps scan softhsm chromium nginx sshd unit fast lowest clean install tools \
         lock sbom bench-env
 
 install: $(STAMP)
@@ -42,7 +42,7 @@ $(STAMP): pyproject.toml uv.lock $(UV)
 	$(SYNC)
 	@touch $(STAMP)
 
-tools: $(SSLYZE_STAMP) softhsm chromium nginx
+tools: $(SSLYZE_STAMP) softhsm chromium nginx sshd
 
 $(SSLYZE_STAMP): requirements/sslyze.txt $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(SSLYZE_VENV)
@@ -107,6 +107,13 @@ nginx:
 	    apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx-light caddy; \
 	  else echo "nginx or caddy is not installed (apt-get install nginx-light caddy): edge tests will skip"; fi; }
 
+# OpenSSH's server, the independent peer of the SFTP tests (tests/files/test_openssh.py).
+sshd:
+	@test -x /usr/sbin/sshd || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends openssh-server; \
+	  else echo "openssh-server is not installed (apt-get install openssh-server): OpenSSH tests will skip"; fi; }
+
 # pytest-xdist workers. Both cores of the 2-core machine: the whole suite took 120-128 s
 # instead of 196 s (2026-12-05). Each worker has a Redis database of its own
 # (tests/conftest.py); PostgreSQL tests each get a fresh schema anyway.
@@ -116,7 +123,7 @@ WORKERS ?= 2
 # fails `make test`; raise the floor as coverage grows. It cost 8-11% of wall time.
 COVERAGE_FLOOR := 92
 
-unit: $(STAMP) $(SSLYZE_STAMP) softhsm chromium nginx
+unit: $(STAMP) $(SSLYZE_STAMP) softhsm chromium nginx sshd
 	$(BIN)/pytest -n $(WORKERS) --cov=interlock --cov-report= --cov-fail-under=$(COVERAGE_FLOOR)
 
 # The tests that need no server: no PostgreSQL, Redis or SoftHSM2, and no process

@@ -15,6 +15,7 @@ from types import ModuleType
 from sqlalchemy import MetaData
 
 from interlock.events import tables as events_tables
+from interlock.files import tables as files_tables
 from interlock.identity import tables as identity_tables
 from interlock.messaging import tables as messaging_tables
 from interlock.oauth import tables as oauth_tables
@@ -39,6 +40,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     privacy_tables,
     messaging_tables,
     events_tables,
+    files_tables,
 )
 
 metadata: MetaData = _metadata

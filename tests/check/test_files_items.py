@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from interlock.check.run import run_check
 from tests.check.conftest import by_item
 from tests.config.test_files_manifest import FILES
@@ -29,15 +31,48 @@ def test_sftp_with_pinned_keys_and_quarantine_pass(tmp_path: Path) -> None:
     assert statuses["type.file_transfer.validate_before_processing"] == "pass"
 
 
-def test_as2_is_never_a_silent_pass(tmp_path: Path) -> None:
-    """AS2 is declared but not carried by Interlock yet: the transport items need evidence."""
-    text = FILES.replace(
-        "    drop:\n",
-        "    as2:\n      as2_id: ACME\n      our_id: EXAMPLE\n"
-        "      url: https://as2.acme.example/as2\n      certificate: file:/etc/acme.pem\n"
-        "    drop:\n",
-    ).replace("transport: sftp", "transport: as2")
-    statuses = _statuses(tmp_path, text)
+_AS2 = (
+    "    as2:\n      as2_id: ACME\n      our_id: EXAMPLE\n"
+    "      url: https://as2.acme.example/as2\n      certificate: file:/etc/acme.pem\n"
+    "      our_key: secret://acme/as2-key\n      our_certificate: file:/etc/ours.pem\n"
+)
+
+
+def _as2(extra: str = "") -> str:
+    return FILES.replace("    drop:\n", _AS2 + extra + "    drop:\n").replace(
+        "transport: sftp", "transport: as2"
+    )
+
+
+def test_as2_is_answered_from_the_profile(tmp_path: Path) -> None:
+    """AS2 carried by Interlock: its transport items pass from the partner's profile."""
+    statuses = _statuses(tmp_path, _as2("      crl: file:/etc/acme-ca.crl\n"))
+    for item in (
+        "authentication",
+        "tls_required",
+        "secrets_manager",
+        "certificates_validated",
+        "type.file_transfer.secure_transport",
+        "type.file_transfer.drop_access",
+    ):
+        assert statuses[item] == "pass", item
+
+
+def test_as2_without_a_crl_needs_evidence_of_revocation(tmp_path: Path) -> None:
+    """No CRL declared: certificate validation is not a pass (revocation is unchecked)."""
+    statuses = _statuses(tmp_path, _as2())
+    assert statuses["certificates_validated"] == "needs_evidence"
+    assert statuses["authentication"] == "pass"
+
+
+@pytest.mark.parametrize(
+    "weakening",
+    ["      key_transport: rsa-pkcs1\n", "      require_signed: false\n",
+     "      require_encrypted: false\n"],
+)  # fmt: skip
+def test_a_weakened_as2_profile_is_never_a_silent_pass(tmp_path: Path, weakening: str) -> None:
+    """RSA PKCS#1 v1.5, unsigned or unencrypted allowed: the transport items need evidence."""
+    statuses = _statuses(tmp_path, _as2("      crl: file:/etc/acme-ca.crl\n" + weakening))
     for item in ("authentication", "tls_required", "type.file_transfer.secure_transport"):
         assert statuses[item] == "needs_evidence", item
 

@@ -68,11 +68,15 @@ integrations:
 """
 
 
-def manifest(directory: Path, **files: Any) -> Manifest:
-    """The example manifest, its ``files:`` section updated with ``files`` (None removes a key)."""
+def manifest(directory: Path, *, partner: dict[str, Any] | None = None, **files: Any) -> Manifest:
+    """The example manifest, its ``files:`` section updated with ``files`` (None removes a key).
+
+    ``partner``: sections added to (or replacing) the partner's.
+    """
     document: dict[str, Any] = yaml.safe_load(_MANIFEST)
     key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
     acme = document["partners"]["acme"]
+    acme.update(partner or {})
     acme["sftp"]["host_keys"] = [key]
     acme["drop"]["keys"] = [key]
     spec = copy.deepcopy(document["integrations"][INTEGRATION]["files"])

@@ -161,7 +161,7 @@ class Received:
 
 
 class PartnerServer:
-    """An asyncssh SFTP server standing in for the partner's (OpenSSH's sshd is not here)."""
+    """An asyncssh SFTP server standing in for the partner's (test_openssh.py uses sshd)."""
 
     def __init__(self, root: Path, host_key: asyncssh.SSHKey, client_key: asyncssh.SSHKey) -> None:
         """Serve ``root`` (chrooted) to the holder of ``client_key``, as ``host_key``."""

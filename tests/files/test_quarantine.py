@@ -222,11 +222,13 @@ def test_a_right_sidecar_in_upper_case_hex_passes(tmp_path: Path) -> None:
     assert _accept(rig, NAME, GOOD_CSV, {f"{NAME}.sha256": digest + b"\n"}).accepted
 
 
-def test_detached_signatures_fail_closed(tmp_path: Path) -> None:
-    """signature detached-cms is not verified yet: every file is refused, saying so."""
-    rig = Rig(tmp_path, signature="detached-cms")
-    verdict = _accept(rig, NAME, GOOD_CSV, sidecar(NAME, GOOD_CSV))
-    _assert_refused_not_processed(rig, verdict, "detached CMS signatures are not verified yet")
+def test_signed_files_need_the_partners_certificate(tmp_path: Path) -> None:
+    """signature detached-cms without a signer (or AS2) certificate: no quarantine at all.
+
+    Signed files are verified in tests/files/test_signed_files.py.
+    """
+    with pytest.raises(ConfigError, match="signer"):
+        Rig(tmp_path, signature="detached-cms")
 
 
 def test_a_name_already_in_processing_is_not_overwritten(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """Pull and push between Interlock's SFTP client and an asyncssh SFTP server for the partner.
 
-OpenSSH's sshd is not installed on this machine: the partner's server in these
-tests is asyncssh's own SFTP server, started by the test (chrooted to a
-temporary directory).
+The partner's server in these tests is asyncssh's own SFTP server, started by
+the test (chrooted to a temporary directory); tests/files/test_openssh.py runs
+the same transfers against OpenSSH's sshd.
 """
 
 from __future__ import annotations

@@ -4,8 +4,11 @@
   its fingerprint, for the operator to compare with the partner's and paste
   into ``partners.NAME.sftp.host_keys``; nothing is trusted by this command;
 * ``transfer INTEGRATION`` — one pull (into quarantine) or push (the outbox)
-  of an SFTP integration now; ``run`` — every SFTP integration on its
-  schedule until interrupted;
+  of an SFTP integration now, or the outbox of an outbound AS2 integration
+  sent (each file confirmed by the partner's signed MDN, or recorded as
+  awaiting its asynchronous MDN); ``run`` — every SFTP and outbound AS2
+  integration on its schedule until interrupted (inbound AS2 arrives at the
+  gateway's ``/v1/as2/INTEGRATION``);
 * ``drop-server [--listen HOST:PORT]`` — Interlock's SFTP drop server for the
   partners with a ``drop:`` account, uploads checked in quarantine; its host
   key is kept in the vault (``secret://interlock/drop-host-key``, made on
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,16 +35,20 @@ import asyncssh
 import typer
 
 from interlock.actors import Operator
-from interlock.cli.context import settings
+from interlock.cli.context import served_anchors, settings
 from interlock.cli.options import ManifestOption
 from interlock.cli.vault_session import VaultSession, open_vault_session
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.errors import InvalidRequestError, NotFoundError
+from interlock.files.as2_async import As2Messages
+from interlock.files.as2_outbox import send_outbox
+from interlock.files.as2_profile import As2Flow, as2_flow
+from interlock.files.as2_send import Sent
 from interlock.files.drop_server import DropServer
 from interlock.files.host_keys import fetch_host_key, fingerprint, key_line
 from interlock.files.quarantine import Quarantine, Verdict
-from interlock.files.transfers import Outbox, run_scheduled, transfer_once
+from interlock.files.transfers import Outbox, run_every, run_scheduled, transfer_once
 
 __all__ = ["app"]
 
@@ -93,10 +101,41 @@ def trust_host(
     )
 
 
+def _as2(session: VaultSession, manifest: Manifest, integration: str, path: Path | None) -> As2Flow:
+    return as2_flow(
+        manifest,
+        integration,
+        resolve=lambda reference: session.vault.resolve(reference).reveal(),
+        anchors=served_anchors(settings()),
+        base=(path or settings().manifest).resolve().parent,
+    )
+
+
+def _is_as2(manifest: Manifest, integration: str) -> bool:
+    flow = manifest.integrations.get(integration)
+    return flow is not None and flow.files is not None and flow.files.transport == "as2"
+
+
+async def _send_as2(session: VaultSession, as2: As2Flow) -> list[Sent]:
+    return await send_outbox(
+        as2,
+        Outbox(_root(), as2.name),
+        audit=session.audit,
+        messages=As2Messages(session.deployment.engine),
+    )
+
+
 @app.command("transfer")
 def transfer(integration: Integration, manifest: ManifestOption = None) -> None:
-    """Pull (inbound, into quarantine) or push (outbound, the outbox) one SFTP integration now."""
+    """Pull (inbound, into quarantine) or push (outbound, the outbox) one integration now."""
     loaded = _manifest(manifest)
+    if _is_as2(loaded, integration):
+        with open_vault_session() as session:
+            sent = asyncio.run(_send_as2(session, _as2(session, loaded, integration, manifest)))
+        for one in sent:
+            state = "confirmed" if one.mdn is not None else "awaiting MDN"
+            typer.echo(f"sent  {one.sha256[:16]}  {one.size} bytes  {one.message_id}  {state}")
+        return
     with open_vault_session() as session, _quarantine(session, loaded, integration, manifest) as q:
         key = _client_key(session, loaded, integration)
         verdicts = asyncio.run(
@@ -114,11 +153,16 @@ def transfer(integration: Integration, manifest: ManifestOption = None) -> None:
 
 @app.command("run")
 def run(manifest: ManifestOption = None) -> None:
-    """Every SFTP file integration on its schedule, until interrupted."""
+    """Every SFTP and outbound AS2 file integration on its schedule, until interrupted."""
     loaded = _manifest(manifest)
     names = [n for n, f in loaded.integrations.items() if f.files and f.files.transport == "sftp"]
-    if not names:
-        raise InvalidRequestError("the manifest has no SFTP file integration")
+    senders = [
+        name
+        for name, flow in loaded.integrations.items()
+        if flow.files and flow.files.transport == "as2" and flow.files.direction == "outbound"
+    ]
+    if not names and not senders:
+        raise InvalidRequestError("the manifest has no SFTP or outbound AS2 file integration")
 
     async def all_of(session: VaultSession) -> None:
         stop = asyncio.Event()
@@ -137,6 +181,12 @@ def run(manifest: ManifestOption = None) -> None:
                         outbox=Outbox(_root(), name),
                     )
                 )
+            for name in senders:
+                as2 = _as2(session, loaded, name, manifest)
+                flow = loaded.integrations[name]
+                spec = as2.spec
+                once = functools.partial(_send_as2, session, as2)
+                tasks.append(run_every(flow, spec, name, once, audit=session.audit, stop=stop))
             await asyncio.gather(*tasks)
 
     with open_vault_session() as session, contextlib.suppress(KeyboardInterrupt):

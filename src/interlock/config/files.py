@@ -22,7 +22,7 @@ how each file is validated in quarantine before anyone processes it
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
@@ -38,11 +38,14 @@ from interlock.config.vocabulary import (
 )
 
 __all__ = [
+    "As2Encryption",
     "As2Partner",
+    "As2Signing",
     "DropAccount",
     "FileFormat",
     "FilesSpec",
     "Partner",
+    "PartnerSigner",
     "SftpPartner",
     "SshPublicKey",
 ]
@@ -53,6 +56,28 @@ FileFormat = Literal["csv", "xml", "json", "edi", "binary"]
 _PATH = Annotated[str, StringConstraints(pattern=r"^/[^\x00\n]{0,500}$")]
 _GLOB = Annotated[str, StringConstraints(pattern=r"^[^/\x00\n]{1,200}$")]
 _AS2_ID = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,128}$")]
+_HTTPS_URL = Annotated[str, StringConstraints(pattern=r"^https://[^\s]{1,2000}$")]
+_FILE_REF = Annotated[str, StringConstraints(pattern=r"^file:\S+$")]
+As2Signing = Literal[
+    "rsa-pss-sha256",
+    "rsa-pss-sha384",
+    "rsa-pss-sha512",
+    "rsa-pkcs1-sha256",
+    "rsa-pkcs1-sha384",
+    "rsa-pkcs1-sha512",
+]
+As2Encryption = Literal["aes256-gcm", "aes256-cbc", "aes128-gcm", "aes128-cbc"]
+# Weak algorithms, by a fragment of their name (dashes and underscores ignored).
+_WEAK: Final = {
+    "3des": "3DES",
+    "desede": "3DES",
+    "tripledes": "3DES",
+    "des": "DES",
+    "rc2": "RC2",
+    "rc4": "RC4",
+    "sha1": "SHA-1",
+    "md5": "MD5",
+}
 
 
 class SftpPartner(_Model):
@@ -75,23 +100,76 @@ class SftpPartner(_Model):
 
 
 class As2Partner(_Model):
-    """The partner's AS2 profile (RFC 4130): ids, endpoint, certificates, algorithms, MDNs."""
+    """The partner's AS2 profile (RFC 4130): ids, endpoint, certificates, algorithms, MDNs.
+
+    Modern algorithms only: a weak one (3DES, RC2, DES, SHA-1, MD5) is refused
+    here, by name, with its location. ``key_transport: rsa-pkcs1`` is allowed
+    for partners that cannot do RSA-OAEP and is flagged by ``interlock check``.
+    Interlock's own key is a vault reference, never a file; its certificate
+    (public) is a file.
+    """
 
     as2_id: _AS2_ID
     our_id: _AS2_ID
-    url: Annotated[str, StringConstraints(pattern=r"^https://[^\s]{1,2000}$")]
+    url: _HTTPS_URL
     # The partner's certificate (signing and encryption), a file Interlock reads.
-    certificate: Annotated[str, StringConstraints(pattern=r"^file:\S+$")]
+    certificate: _FILE_REF
     # What the partner's certificate must chain to (and its TLS endpoint's).
     ca: str = "system"
-    signing: Literal["rsa-pss-sha256", "rsa-pkcs1-sha256"] = "rsa-pss-sha256"
-    encryption: Literal["aes256-gcm", "aes256-cbc", "aes128-gcm"] = "aes256-gcm"
-    key_transport: Literal["rsa-oaep"] = "rsa-oaep"
+    # The partner CA's revocation list (PEM or DER); when given, every signature is
+    # checked against it (openssl -crl_check) and a missing or stale list fails closed.
+    crl: _FILE_REF | None = None
+    signing: As2Signing = "rsa-pss-sha256"
+    encryption: As2Encryption = "aes256-gcm"
+    key_transport: Literal["rsa-oaep", "rsa-pkcs1"] = "rsa-oaep"
     compress: bool = False
     mdn: Literal["sync", "async"] = "sync"
+    # async: where the partner posts its MDNs to us (Receipt-Delivery-Option), the
+    # gateway's /v1/as2/INTEGRATION/mdn as the partner reaches it.
+    mdn_url: _HTTPS_URL | None = None
+    # Interlock's AS2 key (PEM, in the vault) and its certificate for this partner.
+    our_key: str
+    our_certificate: _FILE_REF
     # Messages from the partner must be signed (and encrypted) — the default, fail closed.
     require_signed: bool = True
     require_encrypted: bool = True
+
+    @field_validator("ca", mode="before")
+    @classmethod
+    def _trust_anchor(cls, value: object) -> object:
+        return check_trust_anchor(value)
+
+    @field_validator("signing", "encryption", "key_transport", mode="before")
+    @classmethod
+    def _modern(cls, value: object) -> object:
+        if isinstance(value, str):
+            for weak, what in _WEAK.items():
+                if weak in value.lower().replace("-", "").replace("_", ""):
+                    raise ValueError(f"{value!r} is refused: {what} is a weak algorithm")
+        return value
+
+    @field_validator("our_key")
+    @classmethod
+    def _key_by_reference(cls, value: str) -> str:
+        checked = check_secret_reference(value)
+        assert checked is not None  # noqa: S101  (a str in, a str out)
+        return checked
+
+    @model_validator(mode="after")
+    def _usable(self) -> As2Partner:
+        if self.compress:
+            raise ValueError("compress: AS2 compression (RFC 5402) is not supported; set false")
+        if self.mdn == "async" and self.mdn_url is None:
+            raise ValueError("mdn: async needs mdn_url (where the partner posts its MDNs)")
+        return self
+
+
+class PartnerSigner(_Model):
+    """The certificate a partner signs files with (detached CMS, ``NAME.p7s``)."""
+
+    certificate: _FILE_REF
+    ca: str = "system"
+    crl: _FILE_REF | None = None
 
     @field_validator("ca", mode="before")
     @classmethod
@@ -116,6 +194,8 @@ class Partner(_Model):
     sftp: SftpPartner | None = None
     as2: As2Partner | None = None
     drop: DropAccount | None = None
+    # Signed files (files.signature: detached-cms): this certificate, else the AS2 one.
+    signer: PartnerSigner | None = None
 
     @model_validator(mode="after")
     def _some_transport(self) -> Partner:

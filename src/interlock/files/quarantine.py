@@ -48,7 +48,9 @@ from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
 from interlock.clock import Clock, utc_now
 from interlock.config.files import FilesSpec
 from interlock.config.manifest import Integration, Manifest
+from interlock.crypto.cms import CmsError, Peer, verify_detached
 from interlock.errors import ConfigError
+from interlock.files.as2_profile import signer_peer
 from interlock.files.inspection import Detected, check_content, sniff
 from interlock.validation.errors import echo
 from interlock.validation.schema import RequestSchema, SchemaError, compile_schema
@@ -59,6 +61,7 @@ __all__ = ["MAX_NAME_BYTES", "Quarantine", "Verdict", "check_name"]
 MAX_NAME_BYTES: Final = 200
 _REASONS: Final = ".reasons.json"
 _MAX_SIDECAR: Final = 1024
+_MAX_SIGNATURE: Final = 64 * 1024
 _HEX64: Final = re.compile(r"[0-9a-fA-F]{64}")
 _MAX_REASON: Final = 2000
 _DUPLICATE: Final = "a file of this name is already in processing"
@@ -114,11 +117,14 @@ class Quarantine:
         audit: AuditSink,
         now: Clock = utc_now,
         manifest_dir: Path | None = None,
+        anchors: Mapping[str, Path] | None = None,
     ) -> None:
         """Create the three directories (0700) and compile the integration's schemas once.
 
         Raises :class:`~interlock.errors.ConfigError` if ``integration`` has no
-        ``files:`` section, or its JSON Schema or XSD cannot be used.
+        ``files:`` section, its JSON Schema or XSD cannot be used, or it wants
+        signed files and the partner's signing certificate cannot be loaded
+        (``anchors``: the deployment's ``pki:NAME`` trust anchors).
         """
         flow = manifest.integrations.get(integration)
         if flow is None or flow.files is None:
@@ -130,6 +136,11 @@ class Quarantine:
         self._now = now
         self._json_schema = _json_schema(self._spec)
         self._xsd = _xsd(self._spec, manifest_dir)
+        self._signer: Peer | None = None
+        if self._spec.signature == "detached-cms":
+            self._signer = signer_peer(
+                manifest, self._spec, anchors=anchors or {}, base=manifest_dir
+            )
         self._quarantine = _directory(root / "quarantine" / integration)
         self._processing = _directory(root / "processing" / integration)
         self._refused = _directory(root / "refused" / integration)
@@ -151,8 +162,8 @@ class Quarantine:
         digest = hashlib.sha256(data).hexdigest()
         if spec.checksum == "sha256-sidecar":
             reasons.extend(_sidecar_problem(digest, name, sidecars))
-        if spec.signature == "detached-cms":
-            reasons.append("detached CMS signatures are not verified yet; the file is refused")
+        if self._signer is not None:
+            reasons.extend(_signature_problem(data, name, sidecars, self._signer, self._now()))
         accepted = not reasons
         return Verdict(
             accepted, tuple(reasons), digest, len(data), records if accepted else 0, detected
@@ -283,6 +294,23 @@ def _sidecar_problem(digest: str, name: str, sidecars: Mapping[str, bytes]) -> l
         return [f"the checksum file {echo(sidecar)} holds no SHA-256 hex digest"]
     if not hmac.compare_digest(claimed.lower().encode(), digest.encode()):
         return ["the SHA-256 checksum does not match the file"]
+    return []
+
+
+def _signature_problem(
+    data: bytes, name: str, sidecars: Mapping[str, bytes], signer: Peer, at: datetime
+) -> list[str]:
+    """The ``NAME.p7s`` sidecar must be the partner's valid detached CMS signature of ``data``."""
+    sidecar = f"{name}.p7s"
+    signature = sidecars.get(sidecar)
+    if signature is None:
+        return [f"the signature file {echo(sidecar)} is missing"]
+    if len(signature) > _MAX_SIGNATURE:
+        return [f"the signature file {echo(sidecar)} is larger than {_MAX_SIGNATURE} bytes"]
+    try:
+        verify_detached(data, signature, signer, at=at)
+    except CmsError as refused:
+        return [f"the detached signature is refused: {refused.reason}"]
     return []
 
 

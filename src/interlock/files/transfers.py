@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
@@ -25,7 +25,7 @@ from interlock.errors import ConfigError, InterlockError
 from interlock.files.quarantine import Quarantine, Verdict, check_name
 from interlock.files.sftp import pull, push
 
-__all__ = ["Outbox", "run_scheduled", "transfer_once"]
+__all__ = ["Outbox", "run_every", "run_scheduled", "transfer_once"]
 
 
 class Outbox:
@@ -126,17 +126,35 @@ async def run_scheduled(
 ) -> None:
     """Transfer every ``files.schedule`` until ``stop`` is set; a failed run is audited."""
     flow, spec, _ = _sftp_flow(manifest, integration)
+
+    async def once() -> object:
+        return await transfer_once(
+            manifest,
+            integration,
+            client_key,
+            audit=audit,
+            quarantine=quarantine,
+            outbox=outbox,
+            now=now,
+        )
+
+    await run_every(flow, spec, integration, once, audit=audit, stop=stop, now=now)
+
+
+async def run_every(
+    flow: Integration,
+    spec: FilesSpec,
+    integration: str,
+    once: Callable[[], Awaitable[object]],
+    *,
+    audit: AuditSink,
+    stop: asyncio.Event,
+    now: Clock = utc_now,
+) -> None:
+    """Run ``once`` every ``spec.schedule`` until ``stop`` is set; a failed run is audited."""
     while not stop.is_set():
         try:
-            await transfer_once(
-                manifest,
-                integration,
-                client_key,
-                audit=audit,
-                quarantine=quarantine,
-                outbox=outbox,
-                now=now,
-            )
+            await once()
         except InterlockError as exc:
             await audit.record_async(
                 AuditEntry(

@@ -26,6 +26,9 @@ from interlock.audit.service import AuditLog
 from interlock.config.manifest import Manifest
 from interlock.events.registry import SchemaRegistry, declared_subjects
 from interlock.gateway.app import Gateway
+from interlock.gateway.as2_api import PREFIX as AS2_PREFIX
+from interlock.gateway.as2_api import build_as2_endpoint
+from interlock.gateway.as2_api import label as as2_label
 from interlock.gateway.audit_trail import GatewayAudit
 from interlock.gateway.certificate_status import CertificateStatus
 from interlock.gateway.client_address import TrustedProxies
@@ -312,6 +315,7 @@ def build_gateway(
             ),
         )
         privacy = _privacy_mounts(services, manifest, authenticate)
+        as2 = _as2_mounts(services, manifest)
     except BaseException:
         rules.close()
         raise
@@ -341,6 +345,7 @@ def build_gateway(
             Mount("/pki/crl", CrlEndpoint(services.crl), GET),
             *_messaging_mounts(services, manifest),
             *_schema_mounts(services, manifest, authenticate),
+            *as2,
             *privacy,
         ]
     )
@@ -378,6 +383,24 @@ def _schema_mounts(
     return [
         Mount(SCHEMAS_PREFIX, SchemaApi(registry, authenticate), prefix=True, below=schemas_label)
     ]
+
+
+def _as2_mounts(services: GatewayServices, manifest: Manifest) -> list[Mount]:
+    """``/v1/as2/{integration}`` (and ``.../mdn``) when the manifest has AS2 integrations."""
+    vault = services.vault
+    endpoint = build_as2_endpoint(
+        manifest,
+        resolve=lambda reference: vault.resolve(reference).reveal(),
+        anchors=services.anchors,
+        manifest_dir=services.manifest_dir,
+        files_root=services.deployment.settings.data_dir / "files",
+        engine=services.deployment.engine,
+        seen=services.nonces,
+        audit=services.audit_log.sink,
+    )
+    if endpoint is None:
+        return []
+    return [Mount(AS2_PREFIX, endpoint, prefix=True, below=as2_label)]
 
 
 def _privacy_mounts(

@@ -46,6 +46,15 @@ def files_measures(manifest: Manifest, name: str, flow: Integration) -> Iterator
             f"({len(partner.sftp.host_keys)} key(s)), Interlock authenticated by key",
             f"partners.{spec.partner}.sftp",
         )
+    elif spec.transport == "as2" and partner is not None and partner.as2 is not None:
+        profile = partner.as2
+        yield Measure(
+            "tls",
+            f"files move with {spec.partner} over AS2 (RFC 4130): HTTPS, S/MIME signed "
+            f"({profile.signing}) and encrypted ({profile.encryption}), signed receipts (MDNs) "
+            "with the content's MIC checked; the partner's certificate pinned",
+            f"partners.{spec.partner}.as2",
+        )
     elif spec.transport == "drop" and partner is not None and partner.drop is not None:
         mode = "upload-only" if partner.drop.upload_only else "read and write"
         yield Measure(

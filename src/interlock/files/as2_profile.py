@@ -1,0 +1,134 @@
+"""A partner's AS2 profile made usable: its certificate, trust anchor and CRL, and our identity.
+
+Files named ``file:PATH`` are read relative to the manifest's directory. The
+partner's certificate and ours must be RSA of at least 2048 bits; our key
+comes from the vault (``our_key: secret://...``) and must match our
+certificate. Problems are :class:`~interlock.errors.ConfigError` naming the
+setting (``partners.NAME.as2.certificate``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from interlock.config.files import As2Partner, FilesSpec, PartnerSigner
+from interlock.config.manifest import Integration, Manifest
+from interlock.crypto.cms import CmsError, Identity, Peer, check_key_size
+from interlock.crypto.cms import load_identity as cms_identity
+from interlock.errors import ConfigError
+
+__all__ = ["As2Flow", "Resolve", "as2_flow", "load_identity", "load_peer", "signer_peer"]
+
+Resolve = Callable[[str], bytes]
+"""A ``secret://`` reference to the secret's bytes (the vault's ``resolve(...).reveal()``)."""
+
+
+@dataclass(frozen=True)
+class As2Flow:
+    """One AS2 integration: its manifest parts, the partner's side and ours."""
+
+    name: str
+    flow: Integration
+    spec: FilesSpec
+    partner_name: str
+    partner: As2Partner
+    peer: Peer
+    identity: Identity
+
+
+def _path(reference: str, base: Path | None) -> Path:
+    path = Path(reference.removeprefix("file:"))
+    return path if path.is_absolute() else (base or Path.cwd()) / path
+
+
+def _anchor(ca: str, anchors: Mapping[str, Path], base: Path | None, where: str) -> Path | None:
+    if ca == "system":
+        return None
+    if ca.startswith("file:"):
+        return _path(ca, base)
+    anchor = anchors.get(ca)
+    if anchor is None:
+        raise ConfigError(f"{where}.ca: trust anchor {ca!r} is not known to this deployment")
+    return anchor
+
+
+def load_peer(
+    certificate: str,
+    ca: str,
+    crl: str | None,
+    *,
+    anchors: Mapping[str, Path],
+    base: Path | None,
+    where: str,
+) -> Peer:
+    """The partner's certificate (PEM), anchor and CRL files; RSA >= 2048 or refused."""
+    path = _path(certificate, base)
+    try:
+        loaded = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        raise ConfigError(
+            f"{where}.certificate: {path} is not a readable PEM certificate"
+        ) from None
+    try:
+        check_key_size(loaded, f"{where}.certificate")
+    except CmsError as error:
+        raise ConfigError(error.reason) from None
+    crl_path = _path(crl, base) if crl is not None else None
+    return Peer(loaded, path, _anchor(ca, anchors, base, where), crl_path)
+
+
+def load_identity(partner: As2Partner, resolve: Resolve, base: Path | None, where: str) -> Identity:
+    """Our certificate (file) and key (vault) for ``partner``; they must belong together."""
+    path = _path(partner.our_certificate, base)
+    try:
+        return cms_identity(path.read_bytes(), resolve(partner.our_key), where)
+    except OSError:
+        raise ConfigError(f"{where}.our_certificate: {path} cannot be read") from None
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def as2_flow(
+    manifest: Manifest,
+    integration: str,
+    *,
+    resolve: Resolve,
+    anchors: Mapping[str, Path],
+    base: Path | None,
+) -> As2Flow:
+    """The AS2 integration ``integration`` ready to send or receive; ConfigError otherwise."""
+    flow = manifest.integrations.get(integration)
+    spec = flow.files if flow is not None else None
+    if flow is None or spec is None or spec.transport != "as2":
+        raise ConfigError(f"integration {integration!r} is no AS2 file integration")
+    partner = manifest.partners.get(spec.partner)
+    if partner is None or partner.as2 is None:
+        raise ConfigError(f"partner {spec.partner!r} has no as2: section")
+    where = f"partners.{spec.partner}.as2"
+    profile = partner.as2
+    peer = load_peer(
+        profile.certificate, profile.ca, profile.crl, anchors=anchors, base=base, where=where
+    )
+    identity = load_identity(profile, resolve, base, where)
+    return As2Flow(integration, flow, spec, spec.partner, profile, peer, identity)
+
+
+def signer_peer(
+    manifest: Manifest, spec: FilesSpec, *, anchors: Mapping[str, Path], base: Path | None
+) -> Peer:
+    """The certificate the partner signs files with: ``signer:``, else its AS2 certificate."""
+    partner = manifest.partners.get(spec.partner)
+    source: PartnerSigner | As2Partner | None = None
+    if partner is not None:
+        source = partner.signer or partner.as2
+    if source is None:
+        raise ConfigError(
+            f"partners.{spec.partner}: signature detached-cms needs a signer: certificate"
+        )
+    where = f"partners.{spec.partner}.{'signer' if partner and partner.signer else 'as2'}"
+    return load_peer(source.certificate, source.ca, source.crl, anchors=anchors, base=base,
+                     where=where)  # fmt: skip

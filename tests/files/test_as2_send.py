@@ -1,0 +1,74 @@
+"""The AS2 sender against a partner played by OpenSSL behind a test HTTPS server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from interlock.audit import MemorySink
+from interlock.files.as2_send import As2SendError, send
+from interlock.testing.tls import https_server
+from tests.files.as2_support import ORDERS, Keys, OpenSslPartner, flow, manifest
+
+pytestmark = pytest.mark.processes
+
+
+def _send(keys: Keys, port: int, **partner: object) -> tuple[MemorySink, object]:
+    loaded = manifest(
+        keys, partner={"url": f"https://localhost:{port}/as2", **partner}, direction="outbound"
+    )
+    audit = MemorySink()
+    result = asyncio.run(send(flow(keys, loaded), "orders.csv", ORDERS, audit=audit))
+    return audit, result
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        {},
+        {"encryption": "aes256-cbc", "key_transport": "rsa-pkcs1", "signing": "rsa-pkcs1-sha256"},
+        {"encryption": "aes128-gcm", "signing": "rsa-pss-sha512"},
+    ],
+)
+def test_openssl_opens_our_message_and_its_mdn_confirms_the_send(
+    keys: Keys, profile: dict[str, str]
+) -> None:
+    """OpenSSL decrypts and verifies what we sent; its signed MDN with our MIC confirms it."""
+    OpenSslPartner.keys, OpenSslPartner.mic_override = keys, None
+    OpenSslPartner.received.clear()
+    with https_server(OpenSslPartner, keys.tls) as server:
+        audit, sent = _send(keys, server.server_address[1], **profile)
+    (content,) = OpenSslPartner.received
+    assert content.endswith(b"\r\n\r\n" + ORDERS)
+    assert b'filename="orders.csv"' in content
+    (entry,) = audit.entries
+    assert entry.action == "files.as2.send"
+    assert entry.outcome.result == "success"
+    assert entry.details["sha256"] == hashlib.sha256(ORDERS).hexdigest()
+    assert entry.details["mdn"] == "mdn processed"
+    assert sent is not None
+
+
+def test_a_wrong_mic_fails_the_send(keys: Keys) -> None:
+    """An MDN whose MIC is not ours: the send fails, audited as a failure."""
+    OpenSslPartner.keys = keys
+    OpenSslPartner.mic_override = base64.b64encode(b"\0" * 32).decode() + ", sha-256"
+    try:
+        with (
+            https_server(OpenSslPartner, keys.tls) as server,
+            pytest.raises(As2SendError, match="MIC"),
+        ):
+            _send(keys, server.server_address[1])
+    finally:
+        OpenSslPartner.mic_override = None
+
+
+def test_an_mdn_by_another_key_fails_the_send(keys: Keys, tmp_path: Path) -> None:
+    """The partner's certificate pinned: an MDN signed by another certificate is refused."""
+    OpenSslPartner.keys = keys
+    with https_server(OpenSslPartner, keys.tls) as server, pytest.raises(As2SendError):
+        _send(keys, server.server_address[1], certificate="file:stranger.pem")
