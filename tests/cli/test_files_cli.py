@@ -1,7 +1,7 @@
 """`interlock files`: trust-host, a transfer into quarantine, and the quarantine's listing.
 
 The partner's SFTP server is an asyncssh server started by the test on its own
-event loop (OpenSSH's sshd is not on this machine); the commands run as an
+event loop (tests/files/test_openssh.py covers OpenSSH's sshd); the commands run as an
 operator would, with the client key in the vault.
 """
 
