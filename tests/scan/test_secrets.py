@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from interlock.identity.keyformat import CLIENT_SECRET_PREFIX, new_key
+from interlock.credentials.keyformat import CLIENT_SECRET_PREFIX, new_key
 from interlock.testing.scan_corpus import lookalike_secrets, planted_secrets
 from tests.scan.helpers import findings, rand, rules_in
 

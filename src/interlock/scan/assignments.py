@@ -14,9 +14,9 @@ import re
 from collections.abc import Iterator
 from typing import Final
 
-from interlock.identity.keyformat import PREFIXES
+from interlock.credentials.keyformat import PREFIXES
+from interlock.credentials.values import is_placeholder, is_plausible_password, is_random_looking
 from interlock.scan.finding import Match
-from interlock.scan.values import is_placeholder, is_plausible_password, is_random_looking
 
 __all__ = ["find_config_assignments", "secret_field", "secret_value"]
 
