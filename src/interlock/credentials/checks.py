@@ -167,7 +167,8 @@ def user_password(password: str) -> bool:
     return (
         len(password) >= 4
         and not is_placeholder(password)
-        and not password.startswith(("$", "%"))
+        and not password.startswith(("$", "%", "<"))
+        and "{" not in password  # ${VAR}, {{ template }}, shell brace expansion
         and entropy(password) >= 1.5
     )
 

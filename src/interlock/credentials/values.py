@@ -40,6 +40,7 @@ _PLACEHOLDER_WORDS: Final = (
     "secret",
     "password",
     "passwd",
+    "token",  # xoxb-Slack_BOT_TOKEN, my-api-token: a name standing in for a value
     "mock",
     "invalid",
     "foobar",
