@@ -1,10 +1,13 @@
 """A corpus of planted secrets, insecure switches and their look-alikes, written at run time.
 
-For the scanner's tests and benchmark: every value is generated when the
-corpus is written (random tokens, prefixes joined from pieces), so no secret
-and no token shape is stored in the repository. Each case is one small file in
-one of several formats; :class:`Case` records where a finding is expected
-(``kind`` ``"secret"`` or ``"switch"``) or that none is (``kind`` ``None``).
+For the scanner's unit tests only: it was written together with the rules, so
+it checks that they keep working, not how they do on real repositories (the
+independent measurement is ``benchmarks/scan/run.py``, on data other projects
+label). Every value is generated when the corpus is written (random tokens,
+prefixes joined from pieces), so no secret and no token shape is stored in
+the repository. Each case is one small file in one of several formats;
+:class:`Case` records where a finding is expected (``kind`` ``"secret"`` or
+``"switch"``) or that none is (``kind`` ``None``).
 """
 
 from __future__ import annotations
