@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from interlock.credentials import FORMATS, find_credentials, mask_credentials
+from interlock.credentials import FORMATS, find_credentials, mask_credentials, may_hold_credential
 from interlock.scan.rules import RULES
 from tests.credentials.samples import SAMPLES
 
@@ -149,3 +149,11 @@ def test_no_token_prefix_regex_outside_the_registry() -> None:
                 if _recognises(pattern, sample, twin, len(PREFIXES[format_id])):
                     offenders.append(f"{where}: recognises {format_id}: {text[:60]!r}")
     assert offenders == []
+
+
+def test_every_hint_is_seen_by_the_prefilter() -> None:
+    """The factored hint search finds each format's every hint (no format is skipped)."""
+    for fmt in FORMATS:
+        for hint in fmt.hints:
+            assert may_hold_credential(f"before {hint} after"), hint
+    assert not may_hold_credential("upstream answered 503 for GET /orders/1001")

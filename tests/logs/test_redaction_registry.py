@@ -16,7 +16,7 @@ import pytest
 import structlog
 
 from interlock.logs import REDACTED, configure_logging, redact_text
-from tests.credentials.samples import SAMPLES
+from tests.credentials.samples import SAMPLES, URLSAFE, rand
 
 
 @pytest.fixture
@@ -79,3 +79,17 @@ def test_every_format_is_masked_in_an_exception_message(format_id: str) -> None:
     assert secret not in message
     assert message.startswith("request failed: ")
     assert REDACTED in message
+
+
+def test_a_bearer_token_that_starts_like_a_word_is_masked() -> None:
+    """``Bearer Abc-…``: a token whose first run of letters is a word is still a token.
+
+    The old shape skipped any value that *began* with a plain word up to a word
+    boundary, so a token such as ``Ghk-7f…`` (about one random URL-safe token in
+    30) went to the log in clear.
+    """
+    token = "Ghk-" + rand(36, URLSAFE)
+    masked = redact_text(f"retrying with Authorization: Bearer {token}")
+    assert token not in masked
+    assert masked == f"retrying with Authorization: Bearer {REDACTED}"
+    assert redact_text("Bearer tokens are refused") == "Bearer tokens are refused"

@@ -50,12 +50,9 @@ def random_tail(prefix_len: int, min_entropy: float = 3.0) -> Callable[[str], bo
 
     def valid(token: str) -> bool:
         tail = token[prefix_len:]
-        return (
-            "EXAMPLE" not in token.upper()
-            and not filler(tail)
-            and not is_placeholder(tail)
-            and entropy(tail) >= min_entropy
-        )
+        # No docs-word test here: a fixed prefix already says what the token is, and
+        # a random tail spells "test" or "t3st" in about one token in 200.
+        return "EXAMPLE" not in token.upper() and not filler(tail) and entropy(tail) >= min_entropy
 
     return valid
 

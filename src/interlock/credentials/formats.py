@@ -380,7 +380,8 @@ FORMATS: Final[tuple[CredentialFormat, ...]] = (
         # authentication") are not credentials; "token" counts only as a header value.
         _re(
             r"(?:\b(?i:bearer|basic|digest|dpop|negotiate)|(?i:authorization)[\"']?\s*[:=]\s*"
-            r"[\"']?(?i:token))[ \t]+(?![A-Z]?[a-z]+\b)(?P<secret>[A-Za-z0-9._~+/=-]{8,})"
+            r"[\"']?(?i:token))[ \t]+(?![A-Z]?[a-z]+(?![A-Za-z0-9._~+/=-]))"
+            r"(?P<secret>[A-Za-z0-9._~+/=-]{8,})"
         ),
         checks.authorization,
     ),
