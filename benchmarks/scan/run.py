@@ -1,172 +1,210 @@
-"""Precision and recall of ``interlock scan`` against real peers, on one planted corpus.
+"""Precision and recall of ``interlock scan`` and its peers on secrets other projects label.
 
-The corpus (``interlock.testing.scan_corpus``) is written at run time into a
-temporary directory: planted provider tokens, Interlock keys, private keys,
-URL passwords and generic secrets in Python, YAML, JSON, .env, INI, TOML and JS
-files; insecure switches in Python and config files; and look-alikes of both
-(wrong checksums, docs examples, placeholders, references, safe forms,
-comments). The seed differs from the unit test's, so the values differ too.
+The data is fetched from PyPI when the benchmark runs and never stored here
+(``labelled.py`` says what it is and how each label is derived): documents
+GitGuardian's detection API judged in the recorded tests of ``ggshield`` and
+``pygitguardian``, and bandit's own hardcoded-password example with the
+lines its functional test expects. The three scanners read the same tree:
 
-* secrets: ours vs detect-secrets (Yelp, default plugins, ``scan --all-files``)
-  over the secret and look-alike files;
-* insecure switches in Python: ours vs bandit (``-r``, counting only its
-  TLS/SSH/YAML/XML checks) over the Python switch files (bandit reads Python
-  only, so config-file switches are reported for ours alone).
+* Interlock: ``scan()`` (secret findings only);
+* detect-secrets (Yelp, default plugins, ``scan --all-files``);
+* bandit (``-r``, its hardcoded-password checks B105/B106/B107; Python only).
 
-A finding counts as a true positive when it is on the planted line (one per
-line). The peers are the versions locked in the ``bench`` group of ``uv.lock``
-(``make bench-env`` installs them into ``.venv``).
-Run: ``.venv/bin/python benchmarks/scan/run.py [--seed 2307]``.
+A labelled secret is found when a scanner reports any line it spans; a
+reported line inside no label is a false positive. Per family, recall is over
+that family's labels and precision over the files holding them; overall,
+precision is over every file, clean ones included.
+
+Run: ``.venv/bin/python benchmarks/scan/run.py`` (``make bench-env`` installs
+the peers). Exit status 2 without network: nothing is measured then.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from benchmarks.results import report
+from benchmarks.scan.labelled import Document, Label, fetch_labelled
 from interlock.scan import Baseline, scan
-from interlock.testing.scan_corpus import Case, Score, score, write_corpus
 
-# bandit checks that look for the switches we look for (TLS, SSH host keys, YAML, XML).
-BANDIT_SWITCH_TESTS = frozenset(
-    {"B501", "B323", "B507", "B506", "B313", "B314", "B315", "B316", "B317", "B318", "B319", "B320"}
-)
+BANDIT_SECRET_TESTS = frozenset({"B105", "B106", "B107"})  # hardcoded password string/arg/default
+BANDIT_EXPECTED = 16  # bandit's test_hardcoded_passwords: 16 low-severity findings
+Found = set[tuple[str, int]]
 
 
-def peers_bin() -> Path:
-    """The directory holding detect-secrets and bandit: the bench group of uv.lock."""
-    bin_dir = Path(sys.executable).parent
-    missing = [name for name in ("detect-secrets", "bandit") if not (bin_dir / name).exists()]
-    if missing:
-        sys.exit(f"{', '.join(missing)} not in {bin_dir}: run `make bench-env` first")
-    return bin_dir
+@dataclass(frozen=True)
+class Score:
+    """Labels found and missed, reported lines outside every label."""
+
+    tp: int
+    fn: int
+    fp: int
+
+    @property
+    def precision(self) -> float:
+        """Share of reports that hit a labelled secret."""
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        """Share of labelled secrets reported."""
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
 
 
-def subset(cases: Iterable[Case], prefix: str, kind: str) -> list[Case]:
-    """Cases under ``prefix`` that plant ``kind`` or nothing."""
-    return [c for c in cases if c.path.startswith(prefix) and c.kind in (kind, None)]
+def score(labels: Iterable[Label], found: Found, paths: set[str], every: list[Label]) -> Score:
+    """Score ``found`` against ``labels``; false positives: lines in ``paths`` in no label."""
+    labels = list(labels)
+    hit = [any((label.path, line) in found for line in label.lines) for label in labels]
+    inside = {(label.path, line) for label in every for line in label.lines}
+    stray = {(path, line) for path, line in found if path in paths and (path, line) not in inside}
+    return Score(sum(hit), len(hit) - sum(hit), len(stray))
 
 
-def ours(root: Path, cases: list[Case], kind: str) -> tuple[Score, float]:
-    """Our score on ``cases`` (only findings of ``kind`` in their files) and the scan time."""
-    started = time.perf_counter()
-    report = scan(root, Baseline())
-    elapsed = time.perf_counter() - started
-    paths = {c.path for c in cases}
-    found = {
-        (f.path, f.line, f.kind) for f in report.findings if f.kind == kind and f.path in paths
-    }
-    return score(cases, found), elapsed
+def interlock(root: Path) -> Found:
+    """Interlock's secret findings."""
+    return {(f.path, f.line) for f in scan(root, Baseline()).findings if f.kind == "secret"}
 
 
-def detect_secrets(bin_dir: Path, root: Path, cases: list[Case]) -> tuple[Score, float]:
-    """detect-secrets' score on the secret cases."""
-    started = time.perf_counter()
+def detect_secrets(bin_dir: Path, root: Path) -> Found:
+    """detect-secrets' findings (default plugins and filters)."""
     output = subprocess.run(
-        [str(bin_dir / "detect-secrets"), "scan", "--all-files", "secrets", "lookalikes"],
+        [str(bin_dir / "detect-secrets"), "scan", "--all-files", "."],
         cwd=root,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    elapsed = time.perf_counter() - started
-    found = {
-        (Path(name).as_posix(), hit["line_number"], "secret")
+    return {
+        (Path(name).as_posix(), hit["line_number"])
         for name, hits in json.loads(output)["results"].items()
         for hit in hits
     }
-    return score(cases, found), elapsed
 
 
-def bandit(bin_dir: Path, root: Path, cases: list[Case]) -> tuple[Score, float]:
-    """bandit's score on the Python switch cases (its TLS/SSH/YAML/XML checks)."""
-    started = time.perf_counter()
+def bandit(bin_dir: Path, root: Path) -> Found:
+    """bandit's hardcoded-password findings."""
     completed = subprocess.run(
-        [str(bin_dir / "bandit"), "-r", "switches", "-f", "json", "-q"],
+        [str(bin_dir / "bandit"), "-r", ".", "-f", "json", "-q"],
         cwd=root,
         capture_output=True,
         text=True,
         check=False,  # exit 1 when it finds something
     )
-    elapsed = time.perf_counter() - started
-    found = {
-        (Path(r["filename"]).as_posix(), r["line_number"], "switch")
+    return {
+        (Path(r["filename"]).as_posix().removeprefix("./"), r["line_number"])
         for r in json.loads(completed.stdout)["results"]
-        if r["test_id"] in BANDIT_SWITCH_TESTS
+        if r["test_id"] in BANDIT_SECRET_TESTS
     }
-    return score(cases, found), elapsed
 
 
-def line(name: str, result: Score, seconds: float) -> str:
+def write_tree(root: Path, documents: list[Document]) -> None:
+    """The documents as files below ``root``."""
+    for document in documents:
+        path = root / document.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(document.text, encoding="utf-8")
+
+
+def row(name: str, result: Score) -> str:
     """One result row."""
     return (
-        f"{name:<34} precision {result.precision:.3f}  recall {result.recall:.3f}  "
-        f"(tp {result.true_positives}, fp {result.false_positives}, fn {result.false_negatives})  "
-        f"{seconds:.2f}s"
+        f"  {name:<34} precision {result.precision:.3f}  recall {result.recall:.3f}  "
+        f"(tp {result.tp}, fn {result.fn}, fp {result.fp})"
     )
 
 
-def ratio(name: str, mine: float, theirs: float, target: float) -> str:
-    """A ``ratio NAME: R (target >= T)`` line."""
-    value = mine / theirs if theirs else float("inf")
-    return f"ratio {name}: {value:.2f} (target >= {target:g})"
-
-
-def main() -> None:
-    """Write the corpus, run the three scanners, print scores and ratios."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seed", type=int, default=2307)
-    parser.add_argument("--rounds", type=int, default=6)
-    args = parser.parse_args()
+def main() -> int:
+    """Fetch the labelled data, run the three scanners, print scores and the two ratios."""
+    bin_dir = Path(sys.executable).parent
+    missing = [name for name in ("detect-secrets", "bandit") if not (bin_dir / name).exists()]
+    if missing:
+        print(f"{', '.join(missing)} not in {bin_dir}: run `make bench-env` first", file=sys.stderr)
+        return 2
+    peers = {
+        "interlock scan": None,
+        f"detect-secrets {version('detect-secrets')} (default plugins, --all-files)": "ds",
+        f"bandit {version('bandit')} (B105-B107, Python only)": "bandit",
+    }
+    try:
+        documents, labels = fetch_labelled(version("bandit"))
+    except (OSError, httpx.HTTPError) as error:
+        print(
+            f"benchmarks/scan: cannot fetch the labelled data from PyPI ({error}); "
+            "nothing measured",
+            file=sys.stderr,
+        )
+        return 2
+    bandit_labels = sum(1 for label in labels if label.path.startswith("bandit/"))
+    if bandit_labels != BANDIT_EXPECTED:
+        print(f"bandit's example has {bandit_labels} labelled lines, not 16", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="interlock-scan-bench-") as tmp:
-        work = Path(tmp)
-        bin_dir = peers_bin()
-        root = work / "corpus"
-        cases = write_corpus(root, seed=args.seed, rounds=args.rounds)
-        secret_cases = [
-            c for c in cases if c.kind in ("secret", None) and not c.path.startswith("switches/")
-        ]
-        py_switch_cases = [
-            c for c in cases if c.path.startswith("switches/") and c.path.endswith(".py")
-        ]
-        all_switch_cases = subset(cases, "switches/", "switch")
-        planted = sum(c.kind is not None for c in cases)
-        print(
-            f"corpus: {len(cases)} files, {planted} planted, {len(cases) - planted} look-alikes (seed {args.seed})"
-        )
-        our_secrets, t1 = ours(root, secret_cases, "secret")
-        their_secrets, t2 = detect_secrets(bin_dir, root, secret_cases)
-        our_py, t3 = ours(root, py_switch_cases, "switch")
-        their_py, t4 = bandit(bin_dir, root, py_switch_cases)
-        our_switches, t5 = ours(root, all_switch_cases, "switch")
-        print(line("secrets: interlock scan", our_secrets, t1))
-        print(line("secrets: detect-secrets 1.5", their_secrets, t2))
-        print(line("python switches: interlock scan", our_py, t3))
-        print(line("python switches: bandit 1.9", their_py, t4))
-        print(line("all switches: interlock scan", our_switches, t5))
-        print(
-            ratio(
-                "secrets-precision-vs-detect-secrets",
-                our_secrets.precision,
-                their_secrets.precision,
-                1,
-            )
-        )
-        print(
-            ratio("secrets-recall-vs-detect-secrets", our_secrets.recall, their_secrets.recall, 1)
-        )
-        print(ratio("switches-precision-vs-bandit", our_py.precision, their_py.precision, 1))
-        print(ratio("switches-recall-vs-bandit", our_py.recall, their_py.recall, 1))
-        print(ratio("secrets-precision-vs-gitleaks-published-0.46", our_secrets.precision, 0.46, 1))
+        root = Path(tmp)
+        write_tree(root, documents)
+        started = time.perf_counter()
+        results = {
+            name: interlock(root)
+            if kind is None
+            else detect_secrets(bin_dir, root)
+            if kind == "ds"
+            else bandit(bin_dir, root)
+            for name, kind in peers.items()
+        }
+        elapsed = time.perf_counter() - started
+    every_path = {d.path for d in documents}
+    families = sorted({label.family for label in labels})
+    print(
+        f"labelled data: {len(documents)} files, {len(labels)} labelled secrets in "
+        f"{len(families)} families, {len(documents) - len({lb.path for lb in labels})} clean "
+        f"files ({elapsed:.1f}s for the three scans)"
+    )
+    scores = {name: score(labels, found, every_path, labels) for name, found in results.items()}
+    for family in families:
+        of_family = [label for label in labels if label.family == family]
+        paths = {label.path for label in of_family}
+        print(f"family {family} ({len(of_family)} labelled):")
+        for name, found in results.items():
+            print(row(name, score(of_family, found, paths, labels)))
+    print("overall:")
+    for name, result in scores.items():
+        print(row(name, result))
+    ours, theirs = (
+        scores["interlock scan"],
+        next(s for n, s in scores.items() if n.startswith("detect-secrets")),
+    )
+    detect_secrets_peer = next(n for n in scores if n.startswith("detect-secrets"))
+    report(
+        "scan",
+        "scan-recall-vs-detect-secrets",
+        ours.recall / theirs.recall if theirs.recall else float("inf"),
+        target=1.0,
+        peer=detect_secrets_peer,
+        kind="quality",
+        note=f"recall {ours.recall:.3f} vs {theirs.recall:.3f} on {len(labels)} labelled secrets",
+    )
+    report(
+        "scan",
+        "scan-precision",
+        ours.precision,
+        target=0.9,
+        peer="",
+        kind="quality",
+        note=f"interlock scan on the same tree (detect-secrets: {theirs.precision:.3f})",
+    )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -14,6 +14,7 @@ from interlock.actors import Operator
 from interlock.audit.sink import MemorySink
 from interlock.check.live_hygiene import certificate_findings, overdue_findings, scan_findings
 from interlock.config.settings import Settings
+from interlock.credentials.checks import with_github_checksum
 from interlock.pki.authority import Pki
 from interlock.secrets.vault import Vault
 from interlock.store import Deployment, initialise
@@ -24,9 +25,9 @@ _ADMIN = Operator("admin:test")
 
 
 def _fake_github_token() -> str:
-    """A token of GitHub's shape, made now (no credential is committed)."""
+    """A token of GitHub's shape and checksum, made now (no credential is committed)."""
     alphabet = string.ascii_letters + string.digits
-    return "gh" + "p_" + "".join(secrets.choice(alphabet) for _ in range(36))
+    return with_github_checksum("gh" + "p_", "".join(secrets.choice(alphabet) for _ in range(30)))
 
 
 def test_a_hardcoded_credential_fails_secrets_manager_at_its_line(tmp_path: Path) -> None:

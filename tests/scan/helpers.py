@@ -5,8 +5,8 @@ from __future__ import annotations
 import secrets
 import string
 
+from interlock.credentials.values import is_placeholder
 from interlock.scan import Finding, scan_text
-from interlock.scan.values import is_placeholder
 
 B62 = string.ascii_letters + string.digits
 

@@ -10,6 +10,7 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
+from interlock.credentials.checks import with_github_checksum
 from interlock.scan import RULES, Baseline, ScanReport, scan, to_json, to_sarif, to_text
 from tests.scan.helpers import rand
 
@@ -17,7 +18,7 @@ from tests.scan.helpers import rand
 @pytest.fixture
 def planted(tmp_path: Path) -> tuple[ScanReport, str]:
     """A tree with one secret and one switch; the report and the secret."""
-    value = "gh" + "p_" + rand(36)
+    value = with_github_checksum("gh" + "p_", rand(30))
     (tmp_path / "cfg.yaml").write_text(f"github:\n  token: {value}\n")
     (tmp_path / "client.py").write_text("import requests\nrequests.get(u, verify=False)\n")
     return scan(tmp_path, Baseline()), value

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from interlock.identity.keyformat import CLIENT_SECRET_PREFIX, new_key
+from interlock.credentials.checks import with_github_checksum
+from interlock.credentials.keyformat import CLIENT_SECRET_PREFIX, new_key
 from interlock.testing.scan_corpus import lookalike_secrets, planted_secrets
 from tests.scan.helpers import findings, rand, rules_in
 
@@ -104,7 +105,7 @@ def test_field_names_that_only_mention_a_secret_word_are_not_secret_fields() -> 
 
 def test_masked_value_never_shows_the_secret() -> None:
     """The finding shows at most four characters and the length; the message likewise."""
-    value = "gh" + "p_" + rand(36)
+    value = with_github_checksum("gh" + "p_", rand(30))
     (finding,) = findings("a.yaml", f"token: {value}\n")
     assert value not in finding.shown
     assert value[4:] not in finding.message
@@ -118,3 +119,11 @@ def test_bare_config_value_keeps_a_hash_sign_and_stops_at_a_comment() -> None:
     password = "Blue" + rand(3, "0123456789") + "#" + rand(4)
     (finding,) = findings("app.ini", f"[db]\ndb_password = {password}  # rotated quarterly\n")
     assert finding.fingerprint == findings("a.py", f'db_password = "{password}"\n')[0].fingerprint
+
+
+def test_a_token_with_a_wrong_checksum_is_no_generic_secret_either() -> None:
+    """A value in a registered shape is judged by the registry alone: a look-alike stays quiet."""
+    value = with_github_checksum("gh" + "p_", rand(30))
+    wrong = value[:-1] + ("b" if value[-1] != "b" else "c")
+    assert rules_in("a.yaml", f"token: {value}\n") == {"github-token"}
+    assert rules_in("a.yaml", f"token: {wrong}\n") == set()

@@ -3,9 +3,9 @@
 A credential typed on a command line is already in the shell's history and the
 process list; the CLI must not make that worse by echoing it in an error or
 writing it into the append-only audit trail. Every argument is checked against
-the scanner's credential formats (:mod:`interlock.scan.providers`: checksummed
-API keys and client secrets, JWTs, PEM private keys, provider tokens, URL
-passwords) and the log redaction's shapes (a mistyped key is still mostly a
+the registry of credential formats (:mod:`interlock.credentials`, which the
+scanner and log redaction read too): checked matches are named by kind, and any
+other credential shape is refused as well (a mistyped key is still mostly a
 secret). No command takes a credential, with three exceptions that take one as
 a way to *name* it and then act on its id alone: ``keys revoke`` and
 ``keys rotate`` (an API key) and ``clients revoke-secret`` (a client secret).
@@ -17,11 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from interlock.credentials import credential_shapes, find_credentials, format_by_id
+from interlock.credentials.keyformat import PREFIXES, parse_key
 from interlock.errors import InvalidRequestError
-from interlock.identity.keyformat import PREFIXES, parse_key
 from interlock.logs.redaction import REDACTED, redact_credentials
-from interlock.scan.providers import find_provider_secrets
-from interlock.scan.rules import rule
 
 __all__ = [
     "NAMED_BY_CREDENTIAL",
@@ -79,10 +78,10 @@ class _Found:
 def _found(args: Sequence[str]) -> list[_Found]:
     found: list[_Found] = []
     for index, arg in enumerate(args):
-        matches = list(find_provider_secrets(arg))
+        matches = list(find_credentials(arg))
         if matches:
-            found.extend(_Found(index, m.rule_id, m.value == arg) for m in matches)
-        elif redact_credentials(arg) != arg:
+            found.extend(_Found(index, m.format.id, m.value == arg) for m in matches)
+        elif next(credential_shapes(arg), None) is not None:
             # A mistyped key or secret: the command may name it as malformed, never quote it.
             mistyped = arg.startswith(PREFIXES) and " " not in arg
             found.append(_Found(index, _SHAPE, mistyped))
@@ -105,7 +104,9 @@ def check_arguments(args: Sequence[str]) -> None:
         return
     first = refused[0]
     what = (
-        "credential-shaped" if first.kind == _SHAPE else f"a credential: {rule(first.kind).title}"
+        "credential-shaped"
+        if first.kind == _SHAPE
+        else f"a credential: {format_by_id(first.kind).title}"
     )
     more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
     raise CredentialArgumentError(
@@ -121,7 +122,7 @@ def masked_arguments(args: Sequence[str]) -> list[str]:
     masked: list[str] = []
     for arg in args:
         text = arg
-        for match in find_provider_secrets(arg):
+        for match in find_credentials(arg):
             parsed = parse_key(match.value, PREFIXES)
             text = text.replace(match.value, parsed.key_id if parsed else REDACTED)
         masked.append(redact_credentials(text))

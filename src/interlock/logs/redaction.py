@@ -6,9 +6,10 @@ Two nets, because secrets reach logs in two ways:
   ``authorization``, ``cookie``, ``password``, ``client_secret`` ... has its
   whole value replaced;
 * **by shape** — any string, including free-text messages and rendered
-  tracebacks, is scanned for things that look like credentials: Interlock API
-  keys (``ilk_...``) and client secrets (``ilcs_...``), JWTs, PEM private keys,
-  ``Bearer``/``Basic`` credentials, passwords in URLs and ``password=...`` pairs.
+  tracebacks, is masked wherever it holds a format of the credential registry
+  (:mod:`interlock.credentials`: provider tokens, Interlock keys, JWTs, PEM
+  private keys, ``Authorization`` values, passwords in URLs, command lines and
+  XML) — the same registry the scanner reads — and ``password=...`` pairs.
 
 The processor is a plain structlog processor (``(logger, method, event) ->
 event``), so it is also usable on audit and error payloads. It never raises:
@@ -25,6 +26,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Final
+
+from interlock.credentials import mask_credentials
 
 __all__ = [
     "REDACTED",
@@ -68,54 +71,6 @@ _SENSITIVE_NAMES: Final = frozenset(
 )
 _SENSITIVE_SUFFIXES: Final = ("_password", "_passwd", "_secret", "_token", "_private_key")
 
-# Credential formats: these are credentials wherever they appear.
-_SHAPES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
-    # PEM private keys of every kind (PKCS#8, RSA, EC, encrypted, OpenSSH),
-    # also when the END line was cut off.
-    (
-        re.compile(
-            r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END \1PRIVATE KEY-----|\Z)",
-            re.DOTALL,
-        ),
-        "-----BEGIN PRIVATE KEY-----" + REDACTED + "-----END PRIVATE KEY-----",
-    ),
-    # Authorization header values: the scheme stays readable, the credential goes.
-    (
-        # Plain words ("Basic authentication") are not credentials and stay.
-        re.compile(
-            r"\b((?i:bearer|basic|digest|dpop|negotiate))(\s+)"
-            r"(?![A-Z]?[a-z]+\b)[A-Za-z0-9._~+/=-]{8,}"
-        ),
-        r"\1\2" + REDACTED,
-    ),
-    # JWS/JWE compact serialisations: the protected header is base64url JSON,
-    # so it always starts with "eyJ" ('{"').
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_.-]*"), REDACTED),
-    # Interlock API keys (ilk_) and client secrets (ilcs_; older ones are ilk_ too):
-    # prefix, key id, secret, checksum (identity/keyformat.py).
-    (re.compile(r"\bil(?:k|cs)_[A-Za-z0-9_]{8,}"), REDACTED),
-    # Other well-known token formats secret scanners recognise.
-    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"), REDACTED),
-    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), REDACTED),
-    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), REDACTED),
-    # user:password@ in URLs (database URLs, proxies).
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@"), r"\1" + REDACTED + "@"),
-)
-# Where a shape can start. Plain substring tests decide whether the patterns need to
-# run at all: about 1 µs for a typical audit reason, a quarter of one regex search
-# over the same alternatives (the audit trail runs this for every request).
-_HINTS: Final = (
-    "-----BEGIN",
-    "eyJ",
-    "ilk_",
-    "ilcs_",
-    "gh",
-    "xox",
-    "AKIA",
-    "ASIA",
-    "://",
-)
-_SCHEMES: Final = ("bearer", "basic", "digest", "dpop", "negotiate")
 # Guesses by name: password=..., "client_secret": "...", token: ... in free text.
 _PAIRS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     (
@@ -130,7 +85,6 @@ _PAIRS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
         r"\1" + REDACTED,
     ),
 )
-_PATTERNS: Final = _SHAPES + _PAIRS
 
 _MAX_DEPTH: Final = 16
 
@@ -142,27 +96,20 @@ def is_sensitive_key(name: str) -> bool:
 
 
 def redact_text(text: str) -> str:
-    """Mask every credential-shaped substring of ``text``."""
-    for pattern, replacement in _PATTERNS:
+    """Mask every credential-shaped substring of ``text``, and ``name=value`` secret guesses."""
+    text = redact_credentials(text)
+    for pattern, replacement in _PAIRS:
         text = pattern.sub(replacement, text)
     return text
 
 
 def redact_credentials(text: str) -> str:
-    """Mask each substring of ``text`` in a credential format (keys, tokens, PEM, URL passwords)."""
-    if not _may_hold_credential(text):
-        return text
-    for pattern, replacement in _SHAPES:
-        text = pattern.sub(replacement, text)
-    return text
+    """Mask each substring of ``text`` in a registered credential format.
 
-
-def _may_hold_credential(text: str) -> bool:
-    for hint in _HINTS:
-        if hint in text:
-            return True
-    lowered = text.lower()
-    return any(scheme in lowered for scheme in _SCHEMES)
+    The formats are :mod:`interlock.credentials`' registry, the one the scanner
+    and the CLI's argument guard read: every shape is masked, checked or not.
+    """
+    return mask_credentials(text, REDACTED)
 
 
 def redact_value(value: Any, depth: int = 0) -> Any:

@@ -1,8 +1,10 @@
 """Leak hygiene: find hardcoded secrets and insecure switches in a source tree.
 
 ``scan(root, baseline)`` reads every tracked or unignored text file below
-``root`` and reports provider tokens, Interlock API keys (checksum verified),
-private keys, passwords in URLs, secrets assigned to secret-named fields, and
+``root`` and reports the credential formats of the one registry
+(:mod:`interlock.credentials`: provider tokens, Interlock keys with their
+checksum, private keys, JWTs, ``Authorization`` values, credentials on command
+lines, in XML and in URLs), secrets assigned to secret-named fields, and
 switches that turn TLS verification, SSH host-key checks, safe YAML loading or
 safe XML parsing off. Values are masked in every output; a baseline accepts
 known findings by fingerprint, each with a reason.

@@ -14,9 +14,9 @@ import re
 from collections.abc import Iterator
 from typing import Final
 
-from interlock.identity.keyformat import PREFIXES
+from interlock.credentials import credential_shapes
+from interlock.credentials.values import is_placeholder, is_plausible_password, is_random_looking
 from interlock.scan.finding import Match
-from interlock.scan.values import is_placeholder, is_plausible_password, is_random_looking
 
 __all__ = ["find_config_assignments", "secret_field", "secret_value"]
 
@@ -24,6 +24,13 @@ _PASSWORD_FIELD: Final = re.compile(r"(?:password|passwd|passphrase|pwd)$")
 _SECRET_FIELD: Final = re.compile(
     r"(?:secret|secretkey|apikey|accesskey|privatekey|token|accesstoken|authtoken|"
     r"refreshtoken|bearertoken|clientsecret|signingkey|encryptionkey|masterkey|credentials?)$"
+)
+# Tokens that are no credential: CSRF/XSRF tokens are per-session anti-forgery values
+# sent to every browser, public tokens (Mapbox, Plaid) are published by design, and
+# page/next/continuation tokens are cursors; token counts are numbers.
+_PUBLIC_TOKEN: Final = re.compile(
+    r"(?:csrf|xsrf|public|publishable|page|next|continuation|cancellation|pagination|sync|"
+    r"idempotency|max)tokens?$|tokens$"
 )
 _NOT_ALNUM: Final = re.compile(r"[^a-z0-9]")
 # shared_secret_base64, signing_key_hex: the encoding does not change what it is.
@@ -40,18 +47,28 @@ def secret_field(name: str) -> str | None:
     squashed = _ENCODING.sub("", _NOT_ALNUM.sub("", name.lower()))
     if _PASSWORD_FIELD.search(squashed):
         return "password"
-    if _SECRET_FIELD.search(squashed) and not squashed.endswith(("tokens", "maxtoken")):
+    if _SECRET_FIELD.search(squashed) and not _PUBLIC_TOKEN.search(squashed):
         return "key"
     return None
 
 
 def secret_value(field: str, value: str) -> bool:
     """Whether ``value`` in a field of this kind is a credential rather than a stand-in."""
-    if is_placeholder(value) or value.startswith(PREFIXES):
-        return False  # an ilk_/ilcs_ value is judged by its checksum (providers.py), not here
+    if is_placeholder(value) or _in_registry_shape(value):
+        return False
     if field == "password":
         return is_plausible_password(value)
     return is_random_looking(value)
+
+
+def _in_registry_shape(value: str) -> bool:
+    """The whole value has a registered format's shape: the registry's check judges it.
+
+    A value that passes is reported by its own rule (``github-token``, ...); one that
+    fails is a look-alike (a wrong checksum, a published example) and not a secret here
+    either.
+    """
+    return any(f.start == 0 and f.end == len(value) for f in credential_shapes(value))
 
 
 def find_config_assignments(text: str) -> Iterator[Match]:

@@ -7,9 +7,10 @@ the standard library, safe only for trusted input, is a ``note``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
+from interlock.credentials import FORMATS
 from interlock.scan.finding import Kind, Level
 
 __all__ = ["RULES", "Rule", "rule"]
@@ -24,6 +25,9 @@ class Rule:
     level: Level
     title: str
     help: str
+    # SARIF security-severity (0.0-10.0): code-scanning services rank results by it.
+    severity: float = 5.0
+    family: str = ""  # a secret's provider or class, for per-family reports
 
 
 _LEAK_HELP: Final = (
@@ -36,42 +40,19 @@ _TLS_HELP: Final = (
 )
 
 _ALL: Final = (
-    # -- secrets ---------------------------------------------------------------
-    Rule(
-        "interlock-api-key",
-        "secret",
-        "error",
-        "Interlock API key (checksum verified)",
-        _LEAK_HELP,
+    # -- secrets: one rule per registered credential format, then the name-based guess --
+    *(
+        Rule(fmt.id, "secret", "error", fmt.title, _LEAK_HELP, fmt.severity, fmt.family)
+        for fmt in FORMATS
     ),
-    Rule(
-        "interlock-client-secret",
-        "secret",
-        "error",
-        "Interlock OAuth client secret (checksum verified)",
-        _LEAK_HELP,
-    ),
-    Rule("aws-access-key-id", "secret", "error", "AWS access key id", _LEAK_HELP),
-    Rule("aws-secret-access-key", "secret", "error", "AWS secret access key", _LEAK_HELP),
-    Rule("github-token", "secret", "error", "GitHub token", _LEAK_HELP),
-    Rule("gitlab-token", "secret", "error", "GitLab personal access token", _LEAK_HELP),
-    Rule("slack-token", "secret", "error", "Slack token", _LEAK_HELP),
-    Rule("slack-webhook", "secret", "error", "Slack incoming webhook URL", _LEAK_HELP),
-    Rule("stripe-live-key", "secret", "error", "Stripe live secret or restricted key", _LEAK_HELP),
-    Rule("google-api-key", "secret", "error", "Google API key", _LEAK_HELP),
-    Rule("sendgrid-api-key", "secret", "error", "SendGrid API key", _LEAK_HELP),
-    Rule("twilio-api-key", "secret", "error", "Twilio API key or auth token", _LEAK_HELP),
-    Rule("npm-token", "secret", "error", "npm access token", _LEAK_HELP),
-    Rule("pypi-token", "secret", "error", "PyPI upload token", _LEAK_HELP),
-    Rule("jwt", "secret", "error", "Signed JSON Web Token", _LEAK_HELP),
-    Rule("private-key", "secret", "error", "PEM private key block", _LEAK_HELP),
-    Rule("url-password", "secret", "error", "Password in a connection URL", _LEAK_HELP),
     Rule(
         "generic-secret",
         "secret",
         "error",
         "Secret assigned to a password/key/token field",
         _LEAK_HELP,
+        7.0,
+        "generic",
     ),
     # -- insecure switches ------------------------------------------------------
     Rule(
@@ -142,7 +123,24 @@ _ALL: Final = (
     ),
 )
 
-RULES: Final = {r.id: r for r in _ALL}
+# SARIF security-severity of the switches (CVSS-like: CWE-295 and CWE-502 open the
+# door to impersonation or code execution; the stdlib XML note is advice).
+_SWITCH_SEVERITY: Final = {
+    "tls-verify-disabled": 7.5,
+    "tls-unverified-context": 7.5,
+    "tls-cert-none": 7.5,
+    "tls-hostname-check-disabled": 7.0,
+    "postgres-sslmode-disable": 6.5,
+    "ssh-unknown-host-accepted": 7.0,
+    "yaml-unsafe-load": 8.0,
+    "xml-external-entities": 7.5,
+    "xml-lxml-default-parser": 5.0,
+    "xml-stdlib-parse": 3.0,
+}
+RULES: Final = {
+    r.id: replace(r, severity=_SWITCH_SEVERITY[r.id]) if r.id in _SWITCH_SEVERITY else r
+    for r in _ALL
+}
 
 
 def rule(rule_id: str) -> Rule:

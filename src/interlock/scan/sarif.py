@@ -32,7 +32,11 @@ def to_sarif(report: ScanReport) -> dict[str, Any]:
             "fullDescription": {"text": spec.help},
             "help": {"text": spec.help},
             "defaultConfiguration": {"level": spec.level},
-            "properties": {"tags": ["security", spec.kind]},
+            "properties": {
+                "tags": ["security", spec.kind, *([spec.family] if spec.family else [])],
+                # GitHub code scanning ranks by this (0.0-10.0, a string).
+                "security-severity": f"{spec.severity:.1f}",
+            },
         }
         for spec in RULES.values()
     ]

@@ -31,6 +31,10 @@ __all__ = ["ScanReport", "scan", "scan_text"]
 _PYTHON: Final = frozenset({".py", ".pyi", ".pyw"})
 _CONFIG: Final = frozenset(
     {".yaml", ".yml", ".json", ".toml", ".ini", ".cfg", ".conf", ".env", ".properties", ".tfvars"}
+    | {".xml", ".config"}  # NuGet.Config, settings.xml, app.config: attribute assignments
+    # Plain text and files without a suffix (hooks, Jenkinsfile, diffs, pasted snippets):
+    # what lands there is mostly configuration, not prose.
+    | {"", ".txt"}
 )
 _SCRIPTS: Final = frozenset(
     {

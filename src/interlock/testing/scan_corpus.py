@@ -1,10 +1,13 @@
 """A corpus of planted secrets, insecure switches and their look-alikes, written at run time.
 
-For the scanner's tests and benchmark: every value is generated when the
-corpus is written (random tokens, prefixes joined from pieces), so no secret
-and no token shape is stored in the repository. Each case is one small file in
-one of several formats; :class:`Case` records where a finding is expected
-(``kind`` ``"secret"`` or ``"switch"``) or that none is (``kind`` ``None``).
+For the scanner's unit tests only: it was written together with the rules, so
+it checks that they keep working, not how they do on real repositories (the
+independent measurement is ``benchmarks/scan/run.py``, on data other projects
+label). Every value is generated when the corpus is written (random tokens,
+prefixes joined from pieces), so no secret and no token shape is stored in
+the repository. Each case is one small file in one of several formats;
+:class:`Case` records where a finding is expected (``kind`` ``"secret"`` or
+``"switch"``) or that none is (``kind`` ``None``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from interlock.identity.keyformat import CLIENT_SECRET_PREFIX, new_key
+from interlock.credentials.checks import with_github_checksum
+from interlock.credentials.keyformat import CLIENT_SECRET_PREFIX, new_key
 
 __all__ = ["Case", "Score", "lookalike_secrets", "planted_secrets", "score", "write_corpus"]
 
@@ -122,9 +126,14 @@ def _secret_values(g: _Gen) -> list[tuple[str, str, str, str]]:
     return [
         ("aws-key-id", "aws-access-key-id", "aws_access_key_id", _P["aws"] + g.text(_B32, 16)),
         ("aws-secret", "aws-secret-access-key", "aws_secret_access_key", g.text(_B64, 40)),
-        ("github-ghp", "github-token", "upstream", _P["ghp"] + g.text(_B62, 36)),
-        ("github-gho", "github-token", "value", _P["gho"] + g.text(_B62, 36)),
-        ("github-ghs", "github-token", "ci", _P["ghs"] + g.text(_B62, 36)),
+        (
+            "github-ghp",
+            "github-token",
+            "upstream",
+            with_github_checksum(_P["ghp"], g.text(_B62, 30)),
+        ),
+        ("github-gho", "github-token", "value", with_github_checksum(_P["gho"], g.text(_B62, 30))),
+        ("github-ghs", "github-token", "ci", with_github_checksum(_P["ghs"], g.text(_B62, 30))),
         (
             "github-pat",
             "github-token",
@@ -160,7 +169,7 @@ def _secret_values(g: _Gen) -> list[tuple[str, str, str, str]]:
             _P["sg"] + g.text(_URLSAFE, 22) + "." + g.text(_URLSAFE, 43),
         ),
         ("twilio", "twilio-api-key", "sms", _P["twilio"] + g.text(_HEX, 32)),
-        ("npm", "npm-token", "registry", _P["npm"] + g.text(_B62, 36)),
+        ("npm", "npm-token", "registry", with_github_checksum(_P["npm"], g.text(_B62, 30))),
         ("pypi", "pypi-token", "upload", _P["pypi"] + g.text(_URLSAFE, 70)),
         ("jwt", "jwt", "bearer", g.jwt(f"svc-{g.text(d, 4)}")),
         ("interlock", "interlock-api-key", "partner", new_key()[0]),

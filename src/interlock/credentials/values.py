@@ -40,6 +40,7 @@ _PLACEHOLDER_WORDS: Final = (
     "secret",
     "password",
     "passwd",
+    "token",  # xoxb-Slack_BOT_TOKEN, my-api-token: a name standing in for a value
     "mock",
     "invalid",
     "foobar",
@@ -55,7 +56,16 @@ _PLACEHOLDER_WORDS: Final = (
 )
 # s3cr3t, p4ssw0rd: the docs words in leetspeak are docs words too.
 _LEET: Final = str.maketrans("3041@$57", "eoaiasst")
-_LITERALS: Final = frozenset({"none", "null", "nil", "true", "false", "yes", "no", "undefined", ""})
+_LITERALS: Final = frozenset(
+    {"none", "null", "nil", "true", "false", "yes", "no", "undefined", "", "pass", "pw", "pwd"}
+    | {"user", "username", "token", "key", "apikey", "api_key", "bot_token", "auth"}
+)
+# Values that are encrypted or vaulted in place: SOPS (ENC[AES256_GCM,data:...]),
+# Ansible Vault ($ANSIBLE_VAULT;1.1;AES256), sealed-secrets/Kubernetes-encrypted (AgB...)
+# are ciphertext a tool decrypts with a key kept elsewhere, not credentials.
+_ENCRYPTED: Final = re.compile(r"^(?:ENC\[[A-Z0-9_]+,|\$ANSIBLE_VAULT;|vault:v\d+:)")
+# A docs stand-in spelled in capitals: s.THISSTRINGISALLUPPERCASE, xoxb-SLACK_BOT_TOKEN.
+_SHOUTED: Final = re.compile(r"^(?:[A-Za-z]{1,4}[._-])?[A-Z][A-Z_]{11,}$")
 # secret://erp/api-key, env:NAME, vault:path, file:/run/secrets/x, $NAME, {name}, os.environ[...]
 _REFERENCE: Final = re.compile(
     r"^(?:[a-z][a-z0-9+.-]*://\S*|(?:env|vault|file|secret|aws-sm|gcp-sm|ssm|op|pass|keyring):\S+"
@@ -86,6 +96,8 @@ def is_placeholder(value: str) -> bool:
     """A stand-in: a reference, template, env lookup, docs or test word, or one char repeated."""
     lowered = value.strip().lower()
     if lowered in _LITERALS or _ONE_CHAR.match(lowered):
+        return True
+    if _ENCRYPTED.match(value.strip()) or _SHOUTED.match(value.strip()):
         return True
     if _REFERENCE.match(value.strip()) or _CODE_LOOKUP.search(lowered):
         return True
