@@ -103,7 +103,8 @@ def measure_issuance(
         started.append(_start_interlock(box, manifest_path, ours.port))
         started.append(_start_reference(box, reference))
         for server in (ours, reference):
-            wait_port(server.port)
+            # Pinned to one core of a loaded machine, `interlock serve` took over 20 s to listen.
+            wait_port(server.port, timeout=120)
             check_endpoint(server, box.ca_file)
         runs: dict[str, list[WrkRun]] = {ours.name: [], reference.name: []}
         scripts = {s.name: _script(box.work, s) for s in (ours, reference)}

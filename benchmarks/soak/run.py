@@ -486,7 +486,7 @@ def run(box: Sandbox, args: argparse.Namespace) -> None:
             stdout=subprocess.DEVNULL,
         )
         started.append(gateway)
-        wait_port(port)
+        wait_port(port, timeout=120)  # one loaded machine: `interlock serve` starts slowly
         time.sleep(1.0)
         asyncio.run(drive(box, port, gateway.pid, keys, args))
 
