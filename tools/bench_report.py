@@ -201,7 +201,12 @@ def render(results: dict[str, Any]) -> str:
     ]
     figures = results.get("figures", [])
     sections = (
-        ("speed", "Speed", "Interlock against a named peer doing the same work, same run."),
+        (
+            "speed",
+            "Speed",
+            "Interlock against a named peer doing the same work in the same run; a figure"
+            " without a peer is absolute (for information).",
+        ),
         ("quality", "Quality", "Accuracy figures (precision, recall), not speeds."),
         (
             "property",
@@ -284,7 +289,8 @@ def peer_versions() -> dict[str, str]:
             command, capture_output=True, text=True, check=False, timeout=30
         )
         text = (done.stdout.strip() or done.stderr.strip()).splitlines()
-        versions[name] = text[0] if text and done.returncode == 0 else "unknown"
+        # `wrk -v` prints its version and exits 1: the text counts, not the status.
+        versions[name] = text[0] if text else "unknown"
     return versions
 
 

@@ -61,7 +61,7 @@ import aiohttp
 if __package__ in {None, ""}:  # run as a file: make ``benchmarks.common`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.common import Sandbox, free_port, processes, sandbox, wait_port
+from benchmarks.common import Sandbox, free_port, processes, sandbox, wait_port, wait_ready
 from benchmarks.results import report as report_figure
 from interlock.actors import Operator
 from interlock.audit.sink import MemorySink
@@ -487,6 +487,7 @@ def run(box: Sandbox, args: argparse.Namespace) -> None:
         )
         started.append(gateway)
         wait_port(port, timeout=120)  # one loaded machine: `interlock serve` starts slowly
+        wait_ready(port, box.ca_file)
         time.sleep(1.0)
         asyncio.run(drive(box, port, gateway.pid, keys, args))
 

@@ -90,6 +90,7 @@ from benchmarks.common import (
     processes,
     sandbox,
     wait_port,
+    wait_ready,
 )
 from benchmarks.results import report as report_figure
 from benchmarks.results import skip
@@ -285,6 +286,7 @@ def start_interlock(box: Sandbox, started: list[subprocess.Popen[bytes]]) -> Ser
     )
     started.append(process)
     wait_port(port, timeout=120)  # one core of a loaded machine: slow start
+    wait_ready(port, box.ca_file)  # it answers 503 until it is ready
     return Server("interlock", port, process.pid)
 
 
