@@ -44,7 +44,7 @@ A machine without a writable cgroup ``cpu`` controller (root, cgroup v1
 ``cpu.cfs_quota_us`` or v2 ``cpu.max``) cannot run this method: the benchmark
 is then recorded as skipped (``benchmarks/results.py``), not run unsaturated.
 
-Run:  .venv/bin/python benchmarks/tls/run.py  [--duration 5] [--repeat 3] [--clients 24]
+Run:  .venv/bin/python benchmarks/tls/run.py  [--duration 5] [--repeat 3] [--clients 48]
       [--quota 0.05] [--versions 1.2 1.3]
 
 The output ends with ``ratio full-handshakes-vs-nginx: R (target >= T) met|missed``
@@ -463,7 +463,7 @@ def main() -> None:
     )
     parser.add_argument("--duration", type=int, default=5, help="seconds per run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case (median kept)")
-    parser.add_argument("--clients", type=int, default=24, help="concurrent s_time processes")
+    parser.add_argument("--clients", type=int, default=48, help="concurrent s_time processes")
     parser.add_argument(
         "--quota", type=float, default=0.05, help="each server's CPU cap, share of one core"
     )
