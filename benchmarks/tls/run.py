@@ -29,7 +29,7 @@ whole core nginx sat at 20-60% busy, and dividing by its CPU-seconds then
 charged it for waking up per connection, which a saturated server amortises
 (its rate per CPU-second rose with load). So each server runs in a CPU cgroup
 of its own capped at ``--quota`` of one core (CFS bandwidth: 5% by default,
-a 10 ms period), low enough that ``--clients`` concurrent s_time processes on
+a 20 ms period), low enough that ``--clients`` concurrent s_time processes on
 both cores keep either server's queue full. Every run checks that the
 server used at least 90% of its quota; a run below that stops the benchmark
 ("not saturated") rather than report an unsaturated figure. Both servers are
@@ -99,7 +99,8 @@ from interlock.gateway.tls import INTERMEDIATE_CIPHERS, client_context
 TARGET = 0.5
 #: A run must use this share of the server's CPU quota to count as saturated.
 SATURATED = 0.9
-CFS_PERIOD_US = 10_000
+#: The CFS bandwidth period; the kernel's smallest quota is 1 ms, so 5% needs 20 ms.
+CFS_PERIOD_US = 20_000
 SERVER_CPU = "0"
 CLIENT_CPU = "0,1"
 MIN_REUSED = 0.95
@@ -298,7 +299,9 @@ class CpuCap:
 
     def __init__(self, name: str, quota: float) -> None:
         """Create the cgroup (``OSError`` when this machine does not allow it)."""
-        us = max(1000, round(quota * CFS_PERIOD_US))
+        us = round(quota * CFS_PERIOD_US)
+        if us < 1000:  # the kernel refuses less: never cap at a share other than asked
+            raise OSError(f"a quota of {quota:.1%} is below 1 ms per {CFS_PERIOD_US} us period")
         if (self.V1 / "cpu.cfs_quota_us").exists():
             self.path = self.V1 / name
             self.path.mkdir()
