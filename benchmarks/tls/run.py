@@ -36,8 +36,8 @@ of the periods in which it had work (saturated: it wanted more CPU than it was
 given); a run below that stops the benchmark ("not saturated") rather than
 report an unsaturated figure. Under a load average of 20-30 from other work
 on the machine, Interlock ran out of quota in about 95% of periods and nginx,
-the cheaper server, in 75-90%: 48 clients were needed for nginx. Both servers are
-then measured the same way, saturated on the same CPU share: the ratio lines
+the cheaper server, in 75-90%: 48 clients were needed for nginx. Both servers
+are then measured the same way, saturated on the same CPU share: the ratio lines
 compare handshakes per second of the server's CPU time (``per cpu-s``,
 equivalently handshakes per second at the same share), Interlock's over
 nginx's, per TLS version and as the geometric mean of the versions. The
@@ -380,11 +380,10 @@ def measure(box: Sandbox, args: argparse.Namespace) -> dict[tuple[str, str, str]
         for _ in range(args.repeat):
             for version, mode in cases:
                 for server in servers:
-                    periods, throttled = caps[server.name].throttled()
+                    before = caps[server.name].throttled()
                     run = s_time(server, version, mode, args.duration, args.clients)
-                    periods, throttled = (
-                        a - b for a, b in zip(caps[server.name].throttled(), (periods, throttled))
-                    )
+                    after = caps[server.name].throttled()
+                    periods, throttled = after[0] - before[0], after[1] - before[1]
                     share = throttled / periods if periods else 0.0
                     print(
                         f"{server.name} TLS {version} {mode}: throttled in {share:.0%} of {periods} periods, {run.busy:.1%} busy",
