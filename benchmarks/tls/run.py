@@ -386,7 +386,8 @@ def measure(box: Sandbox, args: argparse.Namespace) -> dict[tuple[str, str, str]
                     periods, throttled = after[0] - before[0], after[1] - before[1]
                     share = throttled / periods if periods else 0.0
                     print(
-                        f"{server.name} TLS {version} {mode}: throttled in {share:.0%} of {periods} periods, {run.busy:.1%} busy",
+                        f"{server.name} TLS {version} {mode}: out of quota in {share:.0%} of "
+                        f"{periods} periods with work, {run.busy:.1%} of a core",
                         flush=True,
                     )
                     if share < SATURATED:
