@@ -67,6 +67,7 @@ from benchmarks.common import (
     sandbox,
     start_sample_erp,
     wait_port,
+    wait_ready,
 )
 from benchmarks.results import report
 from interlock.actors import Operator
@@ -316,6 +317,7 @@ def fast_upstream(
             )
         )
         wait_port(gateway_port, timeout=90)
+        wait_ready(gateway_port, box.ca_file)  # 503 while starting
         _wait_socket(socket)
         generated = box.work / "edge-nginx"
         command = [
@@ -434,6 +436,7 @@ def sample_erp(box: Sandbox, args: argparse.Namespace) -> list[Result]:
                 )
             )
             wait_port(gateway_port, timeout=90)
+            wait_ready(gateway_port, box.ca_file)  # 503 while starting
             out.append(
                 wrk(
                     "erp",
