@@ -27,6 +27,7 @@ from interlock.cli import (
     import_openapi,
     keyring,
     keys,
+    manifest,
     messaging,
     oauth,
     pki,
@@ -76,6 +77,7 @@ app.add_typer(privacy.app, name="privacy")
 app.add_typer(messaging.app, name="messaging")
 app.add_typer(files.app, name="files")
 app.add_typer(events.app, name="events")
+app.add_typer(manifest.app, name="manifest")
 
 
 def _print_version(wanted: bool) -> None:

@@ -63,6 +63,45 @@ class Settings(BaseSettings):
     manifest: Path = Field(
         default=Path("interlock.yaml"), description="The manifest the gateway serves."
     )
+    manifest_source: Literal["file", "store"] = Field(
+        default="file",
+        description=(
+            "Where serve reads the manifest: file (INTERLOCK_MANIFEST, reloaded on SIGHUP) or "
+            "store (the current version published by `interlock manifest apply`, followed "
+            "while serving; see docs/scale.md)."
+        ),
+    )
+    manifest_poll_seconds: float = Field(
+        default=2.0,
+        ge=0.1,
+        le=60,
+        description="With manifest_source=store: how often a replica asks for the current version.",
+    )
+    manifest_max_stale_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description=(
+            "With manifest_source=store: a replica that could not confirm the current version "
+            "for this long answers 503 (not ready) instead of enforcing a possibly old one."
+        ),
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description=(
+            "Gateway processes sharing one listener (serve --reuse-port). Without Redis each "
+            "keeps limits of its own: see INTERLOCK_LOCAL_LIMITS and docs/scale.md."
+        ),
+    )
+    local_limits: Literal["refuse", "divide"] = Field(
+        default="refuse",
+        description=(
+            "Several workers without Redis: refuse (serve does not start) or divide (each "
+            "worker enforces budget / INTERLOCK_WORKERS, a warning is logged)."
+        ),
+    )
     audit_origin: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,199}$",

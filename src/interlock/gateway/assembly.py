@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -44,6 +44,7 @@ from interlock.gateway.endpoints import (
 )
 from interlock.gateway.guessing import GuessingGuard
 from interlock.gateway.hosts import GatewayNames
+from interlock.gateway.manifest_status import ManifestStatus
 from interlock.gateway.messaging_keys import MESSAGING_PREFIX, MessagingKeysEndpoint
 from interlock.gateway.messaging_keys import label as messaging_label
 from interlock.gateway.metrics import GatewayMetrics
@@ -121,6 +122,8 @@ class GatewayServices:
     proxies: TrustedProxies  # who may report the caller's address (INTERLOCK_TRUSTED_PROXIES)
     # Data-subject requests (/v1/privacy) and their due work; None: not served.
     privacy: PrivacyRuntime | None = None
+    # The manifest enforced (file or store version), for /readyz and the metrics.
+    manifest_status: ManifestStatus = field(default_factory=ManifestStatus)
 
     @classmethod
     async def open(  # noqa: PLR0917  (the listener's parts, handed over once)
@@ -410,7 +413,9 @@ def _readiness(services: GatewayServices) -> Readiness:
     if shared is not None:
         checks["redis"] = shared.ping
     checks["signing_key"] = services.oauth.keys.signer
-    return Readiness(checks)
+    status = services.manifest_status
+    checks["manifest"] = status.check
+    return Readiness(checks, facts=lambda: {"manifest": status.facts()})
 
 
 def _limiter(shared: redis.Redis | None, failure: FailureMode, metrics: GatewayMetrics) -> Limiter:
