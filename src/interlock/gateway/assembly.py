@@ -75,6 +75,7 @@ from interlock.limits import (
     MemoryLimiter,
     RedisLimiter,
 )
+from interlock.limits.scope import in_process_shares
 from interlock.messaging.keys import MessagingKeys
 from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.server import AuthorizationServer
@@ -210,7 +211,12 @@ class GatewayServices:
         privacy: PrivacyRuntime | None,
     ) -> GatewayServices:
         settings = deployment.settings
-        limiter = _limiter(shared, settings.rate_limit_failure, metrics)
+        shares = in_process_shares(
+            shared_backend=shared is not None,
+            workers=settings.workers,
+            local_limits=settings.local_limits,
+        )
+        limiter = _limiter(shared, settings.rate_limit_failure, metrics, shares)
         # Failed authentications per address: one budget for the token endpoint and the routes.
         failures = FailureGuard(limiter, per_address=settings.auth_failures_per_ip)
         engine = deployment.engine
@@ -418,9 +424,15 @@ def _readiness(services: GatewayServices) -> Readiness:
     return Readiness(checks, facts=lambda: {"manifest": status.facts()})
 
 
-def _limiter(shared: redis.Redis | None, failure: FailureMode, metrics: GatewayMetrics) -> Limiter:
-    """One limiter per gateway: Redis (with the failure policy) when configured, else memory."""
+def _limiter(
+    shared: redis.Redis | None, failure: FailureMode, metrics: GatewayMetrics, shares: int
+) -> Limiter:
+    """One limiter per gateway: Redis (with the failure policy) when configured, else memory.
+
+    ``shares``: in-process budgets are divided among that many processes (limits.scope).
+    """
     if shared is None:
-        return MemoryLimiter()
+        return MemoryLimiter(shares=shares)
     metrics.backend_up(True)
-    return FailurePolicy(RedisLimiter(shared), failure, observer=metrics)
+    fallback = MemoryLimiter(shares=shares)
+    return FailurePolicy(RedisLimiter(shared), failure, fallback=fallback, observer=metrics)
