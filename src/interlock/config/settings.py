@@ -36,6 +36,18 @@ KEYRING_FILE = "keyring.json"
 KEYRING_REF_FILE = "keyring.pkcs11.json"
 STORE_FILE = "interlock.db"
 AUDIT_FILE = "audit.db"
+# redis-py's own schemes, and the Sentinel and Cluster forms of store.redis_client.
+_REDIS_SCHEMES = frozenset(
+    {
+        "redis",
+        "rediss",
+        "unix",
+        "redis+sentinel",
+        "rediss+sentinel",
+        "redis+cluster",
+        "rediss+cluster",
+    }
+)
 
 
 class Settings(BaseSettings):
@@ -409,7 +421,24 @@ class Settings(BaseSettings):
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("database_url", "audit_database_url", "redis_url")
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        # Several hosts (Sentinel, Cluster: host:port,host:port) are no SQLAlchemy URL.
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in _REDIS_SCHEMES:
+            raise ValueError(f"the scheme must be one of {', '.join(sorted(_REDIS_SCHEMES))}")
+        userinfo = parts.netloc.rpartition("@")[0]
+        if ":" in userinfo:  # refused without echoing the URL: it contains the password
+            raise ValueError(
+                "the URL contains a password; secrets are never accepted in settings "
+                "(use Redis ACLs with TLS client certificates)"
+            )
+        return value
+
+    @field_validator("database_url", "audit_database_url")
     @classmethod
     def _no_inline_password(cls, value: str | None) -> str | None:
         if value is None:
