@@ -76,11 +76,22 @@ def start_node(workdir: Path, args: Sequence[str], *, config: str | None = None)
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and process.poll() is None:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    return Node(port, process)
+            node = Node(port, process)
+            if _answers(node):
+                return node
             time.sleep(0.02)
         if process.poll() is None:
             process.terminate()
         process.wait(timeout=10)
     raise RuntimeError("redis-server did not start on a free port after 5 tries")
+
+
+def _answers(node: Node) -> bool:
+    """The node answers PING (a bare connect could reach a process about to exit)."""
+    client = node.client()
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()

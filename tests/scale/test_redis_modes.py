@@ -25,7 +25,7 @@ from interlock.oauth.revoked import RevokedTokens
 from interlock.replay.seen import RedisSeen
 from interlock.store import create_store_engine, upgrade
 from interlock.store.redis_client import connect_redis
-from tests.scale.redis_nodes import Node, start_node, wait_for
+from tests.scale.redis_nodes import Node, free_port, start_node, wait_for
 
 pytestmark = pytest.mark.processes
 
@@ -146,7 +146,15 @@ def cluster(tmp_path: Path) -> Iterator[Node]:
     """A one-node Redis Cluster holding all 16384 slots."""
     node = start_node(
         tmp_path,
-        ["--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf")],
+        [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            str(tmp_path / "nodes.conf"),
+            # Not the default port + 10000, which may be taken or above 65535.
+            "--cluster-port",
+            str(free_port()),
+        ],
     )
     try:
         client = node.client()
