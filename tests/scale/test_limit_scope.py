@@ -8,6 +8,7 @@ what three replicas do while Redis (a test-owned redis-server) is down.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import redis
@@ -15,6 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from structlog.testing import capture_logs
 
+from interlock.cli.main import main
 from interlock.config.settings import load_settings
 from interlock.config.units import Rate
 from interlock.errors import ConfigError
@@ -29,6 +31,8 @@ from interlock.limits import (
     bucket_key,
 )
 from interlock.limits.scope import in_process_shares
+from tests.cli.test_clients import MANIFEST
+from tests.conftest import isolate_cli
 from tests.limits.test_failure_policy import Server, server
 
 __all__ = ["server"]
@@ -117,3 +121,15 @@ def test_rate_limit_failure_with_three_replicas_while_redis_restarts(
     finally:
         for client in clients:
             client.close()
+
+
+def test_serve_with_reuse_port_and_no_redis_refuses_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    isolate_cli(monkeypatch, tmp_path)
+    manifest = tmp_path / "interlock.yaml"
+    manifest.write_text(MANIFEST)
+    assert main(["serve", "-m", str(manifest), "--reuse-port", "--listen", "127.0.0.1:0"]) == 1
+    err = capsys.readouterr().err
+    assert "INTERLOCK_REDIS_URL" in err
+    assert "INTERLOCK_LOCAL_LIMITS=divide" in err
