@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated, Final, cast
 
@@ -13,6 +14,7 @@ from interlock.cli.privacy_wiring import privacy_factory, request_signer
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.errors import ConfigError
+from interlock.gateway.blocking_pool import BoundedExecutor
 from interlock.gateway.manifest_follower import (
     ManifestFollower,
     load_stored_manifest,
@@ -110,6 +112,11 @@ async def _run(
     manifest_path: Path,
     stored: ManifestVersion | None,
 ) -> None:
+    # Blocking calls on a bounded pool; a request over capacity gets 503 (blocking_pool).
+    settings = deployment.settings
+    asyncio.get_running_loop().set_default_executor(
+        BoundedExecutor(settings.blocking_threads, settings.blocking_queue)
+    )
     # /v1/privacy and the due work of data-subject requests (docs/privacy.md).
     keys = SigningKeys(deployment.engine, deployment.keyring, deployment.settings.oauth_signing_alg)
     privacy = PrivacyRuntime(privacy_factory(request_signer(keys)))

@@ -114,6 +114,23 @@ class Settings(BaseSettings):
             "worker enforces budget / INTERLOCK_WORKERS, a warning is logged)."
         ),
     )
+    blocking_threads: int = Field(
+        default=16,
+        ge=1,
+        le=512,
+        description=(
+            "Threads that run the gateway's blocking calls (store, Redis, vault) in serve."
+        ),
+    )
+    blocking_queue: int = Field(
+        default=256,
+        ge=0,
+        le=100_000,
+        description=(
+            "Blocking calls of requests that may wait for a thread; beyond, a request is "
+            "answered 503 with Retry-After at once (back-pressure, not an unbounded queue)."
+        ),
+    )
     audit_origin: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,199}$",

@@ -107,7 +107,7 @@ class ManifestFollower:
         """Check the current version once; load it if it changed; refuse traffic if stale."""
         try:
             marker = await asyncio.to_thread(current_marker, self._engine)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, InterlockError) as exc:
             self._unconfirmed(f"store unreachable ({type(exc).__name__})")
             return
         if marker is None or marker == self.enforcing:

@@ -28,6 +28,7 @@ from interlock.crypto.pkix import load_certificate_pem
 from interlock.errors import ConfigError, InterlockError, Refusal
 from interlock.gateway.app import Gateway
 from interlock.gateway.assembly import GatewayServices, build_gateway
+from interlock.gateway.blocking_pool import handling_request
 from interlock.gateway.client_address import TrustedProxies
 from interlock.gateway.connections import ConnectionLimits
 from interlock.gateway.crl import CrlPublisher
@@ -124,7 +125,8 @@ class Front:
                 return await gateway.handle(request)
             stale = Refusal("not-ready", "this replica cannot load the current manifest version")
             return problem_response(stale, os.urandom(16).hex(), request.path)
-        return await gateway.handle(request)
+        with handling_request():  # its blocking calls may be refused when the pool is full
+            return await gateway.handle(request)
 
 
 @dataclass
