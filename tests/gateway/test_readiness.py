@@ -7,6 +7,7 @@ store or audit database was gone still looked fit for traffic.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 
 import pytest
@@ -19,13 +20,16 @@ from interlock.testing.gateway import Env
 
 
 def test_a_ready_gateway_answers_200_with_its_checks(env: Env) -> None:
-    """Store, audit database and signing key pass (no Redis configured): 200 and the list."""
+    """Store, audit database, signing key and manifest pass (no Redis): 200, the list, the
+    manifest enforced (the file's SHA-256)."""
     status, headers, body = env.request("GET", "/readyz")
     assert status == 200, body
     assert headers["content-type"].startswith("application/json")
+    sha = hashlib.sha256(env.manifest_path.read_bytes()).hexdigest()
     assert body == {
         "status": "ready",
-        "checks": {"store": "ok", "audit": "ok", "signing_key": "ok"},
+        "checks": {"store": "ok", "audit": "ok", "signing_key": "ok", "manifest": "ok"},
+        "manifest": {"source": "file", "version": None, "sha256": sha, "current": True},
     }
 
 

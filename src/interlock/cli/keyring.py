@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated, Final
 
 import typer
 
 from interlock.cli.context import settings
-from interlock.store import open_deployment, rewrap_all
+from interlock.cli.evidence import note_result
+from interlock.crypto.kek_transport import new_passphrase
+from interlock.crypto.keyfile import read_small_file, write_private_file
+from interlock.errors import InvalidRequestError
+from interlock.store import open_deployment, open_keyring, rewrap_all
+from interlock.store.deployment import reseal_canary
 from interlock.tables import sealed_columns
+
+_MAX_EXPORT: Final = 4096
+_MAX_PASSPHRASE: Final = 256
 
 __all__ = ["app"]
 
@@ -45,7 +56,16 @@ def rotate(
     deployment = open_deployment(settings())
     try:
         version = deployment.keyring.rotate()
+        if not rewrap:  # (a re-wrap moves it too)
+            # Other hosts check the canary at start: one without this version refuses, naming it.
+            reseal_canary(deployment.engine, deployment.keyring)
         typer.echo(f"KEK version {version} is now current")
+        if deployment.keyring.backend == "file":
+            typer.echo(
+                f"other hosts with their own keyring file need it: `interlock keyring "
+                f"export-version {version} --out FILE` here, `import-version FILE` there",
+                err=True,
+            )
         if rewrap:
             report = rewrap_all(deployment.engine, deployment.keyring, sealed_columns())
             typer.echo(f"re-wrapped {report.rewrapped} of {report.examined} sealed values")
@@ -62,3 +82,61 @@ def rewrap_command() -> None:
         typer.echo(f"re-wrapped {report.rewrapped} of {report.examined} sealed values")
     finally:
         deployment.close()
+
+
+@app.command("export-version")
+def export_version(
+    version: Annotated[int, typer.Argument(min=1, help="The KEK version to export.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the sealed export (a new file, 0600).")
+    ],
+) -> None:
+    """Seal KEK VERSION for another host's `import-version` (file keyrings).
+
+    The export is a JWE under a random passphrase printed once on standard
+    error: move the file and the passphrase by different channels.
+    """
+    keyring = open_keyring(settings())
+    try:
+        passphrase = new_passphrase()
+        token = keyring.export_version_sealed(version, passphrase)
+        keyring_id = keyring.keyring_id
+    finally:
+        keyring.close()
+    try:
+        write_private_file(out, token.encode() + b"\n")
+    except FileExistsError:
+        raise InvalidRequestError(f"{out} exists; refusing to overwrite it") from None
+    note_result(version=version, keyring_id=keyring_id)
+    typer.echo(f"KEK version {version} of keyring {keyring_id} sealed to {out}")
+    typer.echo(f"transport passphrase (shown once): {passphrase}", err=True)
+
+
+@app.command("import-version")
+def import_version(
+    file: Annotated[Path, typer.Argument(help="A file from `interlock keyring export-version`.")],
+) -> None:
+    """Add the KEK version sealed in FILE; the passphrase is read from standard input."""
+    token = read_small_file(file, _MAX_EXPORT).decode("ascii", "replace")
+    passphrase = _passphrase()
+    keyring = open_keyring(settings())
+    try:
+        version, added = keyring.import_version_sealed(token, passphrase)
+        current = keyring.current_version
+    finally:
+        keyring.close()
+    note_result(version=version, added=added)
+    if not added:
+        typer.echo(f"KEK version {version} was already held (the same key); nothing changed")
+        return
+    typer.echo(f"KEK version {version} imported; current version {current}")
+
+
+def _passphrase() -> str:
+    if sys.stdin.isatty():
+        text = getpass.getpass("transport passphrase: ")
+    else:
+        text = sys.stdin.read(_MAX_PASSPHRASE + 1).strip()
+    if not text or len(text) > _MAX_PASSPHRASE:
+        raise InvalidRequestError("no transport passphrase on standard input")
+    return text

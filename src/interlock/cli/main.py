@@ -29,6 +29,7 @@ from interlock.cli import (
     import_openapi,
     keyring,
     keys,
+    manifest,
     messaging,
     oauth,
     pki,
@@ -80,6 +81,7 @@ app.add_typer(files.app, name="files")
 app.add_typer(db.app, name="db")
 app.add_typer(events.app, name="events")
 app.add_typer(edge.app, name="edge")
+app.add_typer(manifest.app, name="manifest")
 
 
 def _print_version(wanted: bool) -> None:

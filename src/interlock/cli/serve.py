@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated, Final, cast
 
@@ -13,11 +14,19 @@ from interlock.cli.privacy_wiring import privacy_factory, request_signer
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.errors import ConfigError
+from interlock.gateway.blocking_pool import BoundedExecutor
+from interlock.gateway.manifest_follower import (
+    ManifestFollower,
+    load_stored_manifest,
+    stored_manifest,
+)
 from interlock.gateway.privacy_runtime import PrivacyRuntime
 from interlock.gateway.server import ListenerConfig, run_event_loop, serve_forever, start_gateway
 from interlock.gateway.tls import ClientAuth
+from interlock.limits.scope import in_process_shares
 from interlock.oauth.signing_keys import SigningKeys
 from interlock.store import Deployment, open_deployment
+from interlock.store.manifest_versions import ManifestVersion
 from interlock.validation.artifacts import route_artifacts
 
 __all__ = ["DEFAULT_LISTEN", "serve"]
@@ -56,7 +65,9 @@ def serve(  # noqa: PLR0917  (typer maps each parameter to an option)
     """Serve the manifest's routes over HTTPS."""
     current = settings()
     manifest_path = manifest or current.manifest
-    loaded = load_manifest(manifest_path, route_artifacts)
+    store_mode = current.manifest_source == "store"
+    # Store mode: the current published version, loaded below once the store is open.
+    loaded = None if store_mode else load_manifest(manifest_path, route_artifacts)
     host, _, port_text = listen.rpartition(":")
     if not host or not port_text.isdigit():
         raise ConfigError(f"--listen must be HOST:PORT, got {listen!r}")
@@ -64,6 +75,14 @@ def serve(  # noqa: PLR0917  (typer maps each parameter to an option)
         raise ConfigError("--cert PATH needs --key PATH (and --cert auto takes no --key)")
     if client_auth not in {"none", "optional", "required"}:
         raise ConfigError(f"--client-auth must be none, optional or required, got {client_auth!r}")
+    if reuse_port and current.workers == 1:  # workers > 1 is checked where limits are built
+        # Several processes without Redis: refused, or budgets divided (limits.scope).
+        in_process_shares(
+            shared_backend=current.redis_url is not None,
+            workers=current.workers,
+            local_limits=current.local_limits,
+            reuse_port=reuse_port,
+        )
     listener = ListenerConfig(
         client_auth=cast(ClientAuth, client_auth),
         client_ca=client_ca,
@@ -76,18 +95,44 @@ def serve(  # noqa: PLR0917  (typer maps each parameter to an option)
     )
     deployment = open_deployment(current)
     try:
-        run_event_loop(_run(deployment, loaded, listener, manifest_path))
+        stored = None
+        if loaded is None:
+            stored = stored_manifest(deployment.engine)
+            work = current.data_dir / "manifests"
+            loaded = load_stored_manifest(stored, work, manifest_path.parent)
+        run_event_loop(_run(deployment, loaded, listener, manifest_path, stored))
     finally:
         deployment.close()
 
 
 async def _run(
-    deployment: Deployment, manifest: Manifest, listener: ListenerConfig, manifest_path: Path
+    deployment: Deployment,
+    manifest: Manifest,
+    listener: ListenerConfig,
+    manifest_path: Path,
+    stored: ManifestVersion | None,
 ) -> None:
+    # Blocking calls on a bounded pool; a request over capacity gets 503 (blocking_pool).
+    settings = deployment.settings
+    asyncio.get_running_loop().set_default_executor(
+        BoundedExecutor(settings.blocking_threads, settings.blocking_queue)
+    )
     # /v1/privacy and the due work of data-subject requests (docs/privacy.md).
     keys = SigningKeys(deployment.engine, deployment.keyring, deployment.settings.oauth_signing_alg)
     privacy = PrivacyRuntime(privacy_factory(request_signer(keys)))
-    running = await start_gateway(deployment, manifest, listener, manifest_path, privacy=privacy)
+    running = await start_gateway(
+        deployment,
+        manifest,
+        listener,
+        manifest_path,
+        privacy=privacy,
+        stored=None if stored is None else (stored.version, stored.sha256),
+    )
+    if stored is not None:  # follow the store's current version (docs/scale.md)
+        follower = ManifestFollower(running, deployment.settings, stored.marker)
+        running.reloader = follower.reload
+        running.track(follower.run())
+        typer.echo(f"Manifest version {stored.version} (sha256 {stored.sha256}) from the store")
     typer.echo(
         f"Interlock gateway on https://{listener.host}:{running.port} (CA: {running.ca_file})"
     )

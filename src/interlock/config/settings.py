@@ -36,6 +36,18 @@ KEYRING_FILE = "keyring.json"
 KEYRING_REF_FILE = "keyring.pkcs11.json"
 STORE_FILE = "interlock.db"
 AUDIT_FILE = "audit.db"
+# redis-py's own schemes, and the Sentinel and Cluster forms of store.redis_client.
+_REDIS_SCHEMES = frozenset(
+    {
+        "redis",
+        "rediss",
+        "unix",
+        "redis+sentinel",
+        "rediss+sentinel",
+        "redis+cluster",
+        "rediss+cluster",
+    }
+)
 
 
 class Settings(BaseSettings):
@@ -62,6 +74,62 @@ class Settings(BaseSettings):
     )
     manifest: Path = Field(
         default=Path("interlock.yaml"), description="The manifest the gateway serves."
+    )
+    manifest_source: Literal["file", "store"] = Field(
+        default="file",
+        description=(
+            "Where serve reads the manifest: file (INTERLOCK_MANIFEST, reloaded on SIGHUP) or "
+            "store (the current version published by `interlock manifest apply`, followed "
+            "while serving; see docs/scale.md)."
+        ),
+    )
+    manifest_poll_seconds: float = Field(
+        default=2.0,
+        ge=0.1,
+        le=60,
+        description="With manifest_source=store: how often a replica asks for the current version.",
+    )
+    manifest_max_stale_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description=(
+            "With manifest_source=store: a replica that could not confirm the current version "
+            "for this long answers 503 (not ready) instead of enforcing a possibly old one."
+        ),
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description=(
+            "Gateway processes sharing one listener (serve --reuse-port). Without Redis each "
+            "keeps limits of its own: see INTERLOCK_LOCAL_LIMITS and docs/scale.md."
+        ),
+    )
+    local_limits: Literal["refuse", "divide"] = Field(
+        default="refuse",
+        description=(
+            "Several workers without Redis: refuse (serve does not start) or divide (each "
+            "worker enforces budget / INTERLOCK_WORKERS, a warning is logged)."
+        ),
+    )
+    blocking_threads: int = Field(
+        default=16,
+        ge=1,
+        le=512,
+        description=(
+            "Threads that run the gateway's blocking calls (store, Redis, vault) in serve."
+        ),
+    )
+    blocking_queue: int = Field(
+        default=256,
+        ge=0,
+        le=100_000,
+        description=(
+            "Blocking calls of requests that may wait for a thread; beyond, a request is "
+            "answered 503 with Retry-After at once (back-pressure, not an unbounded queue)."
+        ),
     )
     audit_origin: str | None = Field(
         default=None,
@@ -370,7 +438,24 @@ class Settings(BaseSettings):
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("database_url", "audit_database_url", "redis_url")
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        # Several hosts (Sentinel, Cluster: host:port,host:port) are no SQLAlchemy URL.
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in _REDIS_SCHEMES:
+            raise ValueError(f"the scheme must be one of {', '.join(sorted(_REDIS_SCHEMES))}")
+        userinfo = parts.netloc.rpartition("@")[0]
+        if ":" in userinfo:  # refused without echoing the URL: it contains the password
+            raise ValueError(
+                "the URL contains a password; secrets are never accepted in settings "
+                "(use Redis ACLs with TLS client certificates)"
+            )
+        return value
+
+    @field_validator("database_url", "audit_database_url")
     @classmethod
     def _no_inline_password(cls, value: str | None) -> str | None:
         if value is None:

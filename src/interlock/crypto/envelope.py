@@ -171,7 +171,10 @@ def _unwrap(kek: KeyEncryptionKey, blob: bytes, header: SealedHeader) -> bytes:
         )
     if not kek.has_version(header.kek_version):
         raise UnknownKeyVersionError(
-            f"sealed with KEK version {header.kek_version}, which this keyring does not hold"
+            f"sealed with KEK version {header.kek_version}, which this keyring does not hold; "
+            f"it was rotated on another host: run `interlock keyring export-version "
+            f"{header.kek_version}` there and `interlock keyring import-version` here "
+            "(docs/scale.md)"
         )
     dek = kek.unwrap(header.wrapped_key, blob[: _PREFIX.size], header.kek_version)
     if len(dek) != aead.KEY_SIZE:

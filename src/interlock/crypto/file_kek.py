@@ -11,6 +11,7 @@ without its key. The file's format and its safe reading and writing live in
 from __future__ import annotations
 
 import contextlib
+import hmac
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Final, Literal
 
 from interlock.crypto import aead, keyfile
 from interlock.crypto.kek import Unexportable
+from interlock.crypto.kek_transport import KekExport, open_export, seal_export
 from interlock.crypto.keyfile import KeyFileContents
 from interlock.errors import DecryptionError, KeyFileError, KeyringError
 
@@ -94,6 +96,42 @@ class FileKek(Unexportable):
             keyfile.write_replacing(self._path, state)
             self._state = state
         return version
+
+    def export_version(self, version: int, passphrase: str) -> str:
+        """Version ``version``'s key sealed under ``passphrase`` (kek_transport)."""
+        key = self._key(version)
+        export = KekExport(self.keyring_id, version, self._state.created[version], key)
+        return seal_export(export, passphrase)
+
+    def import_version(self, token: str, passphrase: str) -> tuple[int, bool]:
+        """Add the version sealed in ``token`` (under the file lock); (version, added).
+
+        The version becomes current if it is newer than the current one: it was
+        made current where it was rotated. The same version with another key is
+        refused: two hosts rotated separately, and records sealed under one of
+        them would not open on the other.
+        """
+        export = open_export(token, passphrase, self.keyring_id)
+        with keyfile.locked(self._path):
+            on_disk = self._read_same_keyring()
+            held = on_disk.keys.get(export.version)
+            if held is not None:
+                if not hmac.compare_digest(held, export.key):
+                    raise KeyringError(
+                        f"{self._path} holds another key as KEK version {export.version}: two "
+                        "hosts rotated on their own; keep the store's (docs/scale.md)"
+                    )
+                self._state = on_disk
+                return export.version, False
+            state = KeyFileContents(
+                self.keyring_id,
+                max(on_disk.current, export.version),
+                {**on_disk.keys, export.version: export.key},
+                {**on_disk.created, export.version: export.created},
+            )
+            keyfile.write_replacing(self._path, state)
+            self._state = state
+        return export.version, True
 
     def has_version(self, version: int) -> bool:
         """Whether ``version`` is held; re-reads the file once for a newer version."""

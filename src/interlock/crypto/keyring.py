@@ -149,6 +149,27 @@ class Keyring(Unexportable):
         """
         return self._backend.rotate()
 
+    def export_version_sealed(self, version: int, passphrase: str) -> str:
+        """KEK ``version`` sealed for transport under ``passphrase`` (file keyrings only).
+
+        The one way a KEK leaves a file keyring, and never in clear: a compact
+        JWE (:mod:`interlock.crypto.kek_transport`) for ``import_version_sealed``
+        on another host of the same deployment.
+        """
+        return self._file_backend().export_version(version, passphrase)
+
+    def import_version_sealed(self, token: str, passphrase: str) -> tuple[int, bool]:
+        """Add the KEK version sealed in ``token``; returns (version, whether it was new)."""
+        return self._file_backend().import_version(token, passphrase)
+
+    def _file_backend(self) -> FileKek:
+        if isinstance(self._backend, FileKek):
+            return self._backend
+        raise KeyringError(
+            "this keyring's KEKs are in an HSM: every host using the token sees every "
+            "version, so there is nothing to export or import"
+        )
+
     def close(self) -> None:
         """Release the backend's sessions (an HSM session); a later use reopens them."""
         self._backend.close()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -47,6 +47,7 @@ from interlock.gateway.endpoints import (
 )
 from interlock.gateway.guessing import GuessingGuard
 from interlock.gateway.hosts import GatewayNames
+from interlock.gateway.manifest_status import ManifestStatus
 from interlock.gateway.messaging_keys import MESSAGING_PREFIX, MessagingKeysEndpoint
 from interlock.gateway.messaging_keys import label as messaging_label
 from interlock.gateway.metrics import GatewayMetrics
@@ -77,6 +78,7 @@ from interlock.limits import (
     MemoryLimiter,
     RedisLimiter,
 )
+from interlock.limits.scope import in_process_shares
 from interlock.messaging.keys import MessagingKeys
 from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.server import AuthorizationServer
@@ -124,6 +126,8 @@ class GatewayServices:
     proxies: TrustedProxies  # who may report the caller's address (INTERLOCK_TRUSTED_PROXIES)
     # Data-subject requests (/v1/privacy) and their due work; None: not served.
     privacy: PrivacyRuntime | None = None
+    # The manifest enforced (file or store version), for /readyz and the metrics.
+    manifest_status: ManifestStatus = field(default_factory=ManifestStatus)
 
     @classmethod
     async def open(  # noqa: PLR0917  (the listener's parts, handed over once)
@@ -210,7 +214,12 @@ class GatewayServices:
         privacy: PrivacyRuntime | None,
     ) -> GatewayServices:
         settings = deployment.settings
-        limiter = _limiter(shared, settings.rate_limit_failure, metrics)
+        shares = in_process_shares(
+            shared_backend=shared is not None,
+            workers=settings.workers,
+            local_limits=settings.local_limits,
+        )
+        limiter = _limiter(shared, settings.rate_limit_failure, metrics, shares)
         # Failed authentications per address: one budget for the token endpoint and the routes.
         failures = FailureGuard(limiter, per_address=settings.auth_failures_per_ip)
         engine = deployment.engine
@@ -433,12 +442,20 @@ def _readiness(services: GatewayServices) -> Readiness:
     if shared is not None:
         checks["redis"] = shared.ping
     checks["signing_key"] = services.oauth.keys.signer
-    return Readiness(checks)
+    status = services.manifest_status
+    checks["manifest"] = status.check
+    return Readiness(checks, facts=lambda: {"manifest": status.facts()})
 
 
-def _limiter(shared: redis.Redis | None, failure: FailureMode, metrics: GatewayMetrics) -> Limiter:
-    """One limiter per gateway: Redis (with the failure policy) when configured, else memory."""
+def _limiter(
+    shared: redis.Redis | None, failure: FailureMode, metrics: GatewayMetrics, shares: int
+) -> Limiter:
+    """One limiter per gateway: Redis (with the failure policy) when configured, else memory.
+
+    ``shares``: in-process budgets are divided among that many processes (limits.scope).
+    """
     if shared is None:
-        return MemoryLimiter()
+        return MemoryLimiter(shares=shares)
     metrics.backend_up(True)
-    return FailurePolicy(RedisLimiter(shared), failure, observer=metrics)
+    fallback = MemoryLimiter(shares=shares)
+    return FailurePolicy(RedisLimiter(shared), failure, fallback=fallback, observer=metrics)

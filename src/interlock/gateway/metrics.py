@@ -130,6 +130,22 @@ class GatewayMetrics:
             "1 while the shared rate-limit backend answers, 0 after it failed.",
             registry=registry,
         )
+        self.manifest_version = Gauge(
+            "interlock_manifest_version",
+            "The stored manifest version this process enforces (0: a local file).",
+            registry=registry,
+        )
+        self.manifest_info = Gauge(
+            "interlock_manifest_info",
+            "1 for the manifest this process enforces, by source and SHA-256 of its text.",
+            ["source", "sha256"],
+            registry=registry,
+        )
+        self.manifest_current = Gauge(
+            "interlock_manifest_current",
+            "1 while the manifest enforced is the current one; 0 while traffic is refused.",
+            registry=registry,
+        )
         self.upstream_errors = Counter(
             "interlock_upstream_errors",
             "Failed upstream calls, by system and kind.",
@@ -181,6 +197,13 @@ class GatewayMetrics:
     def backend_up(self, up: bool) -> None:
         """The shared rate-limit backend went down or came back."""
         self.rate_limit_backend_up.set(1 if up else 0)
+
+    def manifest(self, source: str, version: int | None, sha256: str, *, current: bool) -> None:
+        """The manifest enforced (one label set at a time: the hash is the operator's)."""
+        self.manifest_info.clear()
+        self.manifest_info.labels(source, sha256).set(1)
+        self.manifest_version.set(version or 0)
+        self.manifest_current.set(1 if current else 0)
 
     def render(self) -> bytes:
         """The text exposition format."""

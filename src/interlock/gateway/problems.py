@@ -66,6 +66,7 @@ REFUSALS: Final[Mapping[str, ProblemType]] = MappingProxyType(
         INTERNAL_ERROR: ProblemType(500, "Internal error"),
         "service-starting": ProblemType(503, _UNAVAILABLE, _RETRY_SOON),
         "not-ready": ProblemType(503, _UNAVAILABLE, _RETRY_SOON),
+        "overloaded": ProblemType(503, _UNAVAILABLE, _RETRY_SOON),  # gateway.blocking_pool
         # Who is calling, and may they.
         "credential-in-url": ProblemType(400, "Credential in the URL"),
         "ambiguous-credentials": ProblemType(400, "More than one credential"),

@@ -47,6 +47,8 @@ class Readiness:
     """``GET /readyz``: each named check runs in a worker thread, all at once."""
 
     checks: Mapping[str, Check]
+    # Facts reported with the answer (the manifest version enforced: docs/scale.md).
+    facts: Callable[[], Mapping[str, object]] | None = None
 
     async def __call__(self, request: web.BaseRequest) -> web.Response:
         """200 ``{"status": "ready", "checks": {...}}``, or a 503 problem."""
@@ -54,15 +56,19 @@ class Readiness:
         results = await asyncio.gather(*(self._run(name) for name in names))
         outcome = dict(zip(names, results, strict=True))
         failed = [name for name, ok in outcome.items() if not ok]
+        facts = dict(self.facts()) if self.facts is not None else {}
         if failed:
             raise Refusal(
                 "not-ready",
                 f"not ready: {', '.join(failed)} unavailable",
-                extra={"checks": {n: "ok" if ok else "failed" for n, ok in outcome.items()}},
+                extra={
+                    "checks": {n: "ok" if ok else "failed" for n, ok in outcome.items()},
+                    **facts,
+                },
                 log_reason=f"not ready: {', '.join(failed)}",
             )
         return web.json_response(
-            {"status": "ready", "checks": dict.fromkeys(names, "ok")},
+            {"status": "ready", "checks": dict.fromkeys(names, "ok"), **facts},
             headers={"Cache-Control": "no-store"},
         )
 

@@ -28,11 +28,13 @@ from interlock.crypto.pkix import load_certificate_pem
 from interlock.errors import ConfigError, InterlockError, Refusal
 from interlock.gateway.app import Gateway
 from interlock.gateway.assembly import GatewayServices, build_gateway
+from interlock.gateway.blocking_pool import handling_request
 from interlock.gateway.client_address import TrustedProxies
 from interlock.gateway.connections import ConnectionLimits
 from interlock.gateway.crl import CrlPublisher
 from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.listener import ListenerSite, ProblemServer
+from interlock.gateway.manifest_status import ManifestStatus, Source, file_sha256
 from interlock.gateway.metrics_listener import (
     MetricsListener,
     metrics_tls,
@@ -107,6 +109,9 @@ class Front:
     def __init__(self) -> None:
         """No gateway yet."""
         self.current: Gateway | None = None
+        # Store mode: while the current manifest version cannot be loaded, every request
+        # but /healthz is answered 503 (docs/scale.md).
+        self.manifest: ManifestStatus | None = None
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer ``request`` with the current gateway."""
@@ -114,7 +119,14 @@ class Front:
         if gateway is None:
             starting = Refusal("service-starting", "the gateway is starting; retry shortly")
             return problem_response(starting, os.urandom(16).hex(), request.path)
-        return await gateway.handle(request)
+        manifest = self.manifest
+        if manifest is not None and manifest.refusing is not None and request.path != "/healthz":
+            if request.path == "/readyz":  # says why, with the version enforced
+                return await gateway.handle(request)
+            stale = Refusal("not-ready", "this replica cannot load the current manifest version")
+            return problem_response(stale, os.urandom(16).hex(), request.path)
+        with handling_request():  # its blocking calls may be refused when the pool is full
+            return await gateway.handle(request)
 
 
 @dataclass
@@ -135,6 +147,11 @@ class RunningGateway:
     # The certificates the gateway presents, by role ("listener", "upstream-client").
     certificates: dict[str, RenewingCertificate] = field(default_factory=dict)
     metrics_listener: MetricsListener | None = None
+    # Replaces the file reload on SIGHUP (store mode: fetch the current version now).
+    reloader: Callable[[], bool] | None = None
+
+    def __post_init__(self) -> None:
+        self.front.manifest = self.services.manifest_status
 
     @property
     def gateway(self) -> Gateway:
@@ -146,6 +163,8 @@ class RunningGateway:
 
     def reload(self) -> bool:
         """Re-read the manifest; keep the old one (and log why) if it is invalid."""
+        if self.reloader is not None:
+            return self.reloader()
         if self.manifest_path is None:
             return False
         audit = self.services.audit
@@ -159,7 +178,24 @@ class RunningGateway:
             return False
         _log.info("manifest reloaded", path=str(self.manifest_path))
         audit.reload(str(self.manifest_path), None)
+        self.enforce("file", None, file_sha256(self.manifest_path))
         return True
+
+    def enforce(self, source: Source, version: int | None, sha256: str) -> None:
+        """Record the manifest now served (for /readyz and the metrics); traffic flows."""
+        status = self.services.manifest_status
+        status.enforce(source, version, sha256)
+        self.services.metrics.manifest(source, version, sha256, current=True)
+
+    def refuse(self, reason: str) -> None:
+        """Answer 503 (not ready) until a manifest is enforced again."""
+        status = self.services.manifest_status
+        status.refuse(reason)
+        self.services.metrics.manifest(status.source, status.version, status.sha256, current=False)
+
+    def track(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background until the gateway stops."""
+        self._tasks.append(self._loop.create_task(work))
 
     def replace(self, manifest: Manifest, upstreams: Upstreams | None = None) -> None:
         """Serve ``manifest`` from now on, assembled afresh (``upstreams``: new pools).
@@ -206,8 +242,11 @@ async def start_gateway(
     manifest_path: Path | None = None,
     *,
     privacy: PrivacyRuntime | None = None,
+    stored: tuple[int, str] | None = None,
 ) -> RunningGateway:
     """Start serving ``manifest`` on ``listener``; returns once the socket is bound.
+
+    ``stored``: the manifest is that (version, SHA-256) from the store (None: the file).
 
     ``privacy`` serves ``/v1/privacy`` and runs the due work of data-subject
     requests in the background (None: neither).
@@ -273,6 +312,7 @@ async def start_gateway(
     try:
         await asyncio.to_thread(check_secrets, services, manifest)
         running.replace(manifest)
+        running.enforce(*_enforced(manifest_path, stored))
         if listener.metrics is not None:
             host, metrics_port = listener.metrics
             running.metrics_listener = await start_metrics_listener(
@@ -314,6 +354,15 @@ async def start_gateway(
     if privacy is not None:  # the due work of data-subject requests, every few seconds
         running._tasks.append(loop.create_task(privacy.run()))
     return running
+
+
+def _enforced(
+    manifest_path: Path | None, stored: tuple[int, str] | None
+) -> tuple[Source, int | None, str]:
+    """What the first manifest is: a stored (version, hash), or the file's hash."""
+    if stored is not None:
+        return "store", *stored
+    return "file", None, file_sha256(manifest_path) if manifest_path is not None else ""
 
 
 def _check_ports(listener: ListenerConfig) -> None:

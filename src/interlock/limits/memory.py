@@ -2,7 +2,9 @@
 
 The default backend on one machine, and the fallback when Redis is down
 under ``rate_limit_failure: open``. Limits held here are per process: N
-replicas each admit the full rate.
+replicas each admit the full rate, unless each is told it holds ``1/shares``
+of every budget (``INTERLOCK_WORKERS`` with ``INTERLOCK_LOCAL_LIMITS=divide``:
+:mod:`interlock.limits.scope`, docs/scale.md).
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import threading
 from typing import Final
 
 from interlock.clock import MonotonicMicros, monotonic_us
+from interlock.config.units import Rate
 from interlock.limits.gcra import evaluate
-from interlock.limits.limiter import Decision, Limit
+from interlock.limits.limiter import Decision, Limit, Quota
 
 __all__ = ["MAX_KEYS", "MemoryLimiter", "monotonic_us"]
 
@@ -31,17 +34,25 @@ class MemoryLimiter:
 
     blocking = False
 
-    def __init__(self, *, clock: MonotonicMicros = monotonic_us, max_keys: int = MAX_KEYS) -> None:
+    def __init__(
+        self, *, clock: MonotonicMicros = monotonic_us, max_keys: int = MAX_KEYS, shares: int = 1
+    ) -> None:
         """``clock`` is monotonic microseconds (a ManualClock's ``monotonic_us`` in tests).
 
         Buckets measure intervals, so they run on monotonic time, never on the
         wall clock a date change could move (:mod:`interlock.clock`);
-        ``max_keys`` bounds memory.
+        ``max_keys`` bounds memory. ``shares``: this process enforces
+        ``limit // shares`` of every quota (at least 1), so that ``shares``
+        processes together admit no more than the limit.
         """
+        if shares < 1:
+            raise ValueError("shares must be at least 1")
         self._clock = clock
         self._max = max_keys
         self._tats: dict[str, int] = {}
         self._lock = threading.Lock()
+        self.shares = shares
+        self._divided: dict[Quota, Quota] = {}
 
     def __len__(self) -> int:
         """How many buckets are held (live or not yet swept)."""
@@ -49,6 +60,8 @@ class MemoryLimiter:
 
     def decide(self, limits: tuple[Limit, ...], *, consume: bool = True) -> Decision:
         """Decide and, if admitted and ``consume``, take one unit from every limit."""
+        if self.shares > 1:
+            limits = tuple(Limit(self._share(quota), key) for quota, key in limits)
         with self._lock:
             tats = self._tats
             now = self._clock()
@@ -61,6 +74,16 @@ class MemoryLimiter:
                 if len(tats) > self._max:
                     self._sweep(now)
         return decision
+
+    def _share(self, quota: Quota) -> Quota:
+        """This process's share of ``quota`` (cached: quotas are fixed per manifest)."""
+        divided = self._divided.get(quota)
+        if divided is None:
+            if len(self._divided) > self._max:
+                self._divided.clear()
+            rate = Rate(max(1, quota.rate.limit // self.shares), quota.rate.period)
+            divided = self._divided[quota] = Quota(quota.policy, rate)
+        return divided
 
     def _sweep(self, now: int) -> None:
         live = {key: tat for key, tat in self._tats.items() if tat > now}

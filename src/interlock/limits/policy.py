@@ -4,7 +4,9 @@
 :class:`~interlock.limits.limiter.LimitsUnavailableError`, which the gateway
 answers with 503 — no request passes unlimited. ``open``: decisions fall back
 to an in-process limiter, so each replica enforces the full limit on its own
-(N replicas admit up to N times the rate) until Redis answers again.
+(N replicas admit up to N times the rate) until Redis answers again — unless
+the fallback holds a share of each budget (``INTERLOCK_WORKERS``, see
+:mod:`interlock.limits.scope`).
 
 Either way each failed decision is counted, and one log line marks each
 change (backend lost, backend back); the backend is tried again on every
@@ -55,7 +57,8 @@ class FailurePolicy:
         """Fail ``mode``; ``fallback`` serves when open (default: a new MemoryLimiter)."""
         self._primary = primary
         self.mode: FailureMode = mode
-        self._fallback = fallback or MemoryLimiter()
+        # Not `fallback or ...`: an empty MemoryLimiter has len() 0, so it is falsy.
+        self._fallback = fallback if fallback is not None else MemoryLimiter()
         self._observer = observer
         self._down = False
         self._lock = threading.Lock()

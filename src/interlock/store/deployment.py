@@ -26,16 +26,18 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from interlock.config.settings import Settings
-from interlock.crypto import Keyring
+from interlock.crypto import Keyring, inspect_unverified
 from interlock.crypto.keyring_ref import read_reference, write_reference
 from interlock.errors import (
     AlreadyInitialisedError,
     ConfigError,
     DecryptionError,
+    KeyringError,
     MissingExtraError,
     NotInitialisedError,
     StoreError,
     StoreMismatchError,
+    UnknownKeyVersionError,
 )
 from interlock.store.base import table_of
 from interlock.store.engine import create_store_engine
@@ -45,7 +47,14 @@ from interlock.store.tables import DeploymentRow
 if TYPE_CHECKING:
     from interlock.crypto.pkcs11_kek import Pkcs11Config
 
-__all__ = ["Deployment", "initialise", "open_deployment", "open_keyring"]
+__all__ = [
+    "Deployment",
+    "initialise",
+    "missing_version_message",
+    "open_deployment",
+    "open_keyring",
+    "reseal_canary",
+]
 
 _CANARY: Final = b"interlock deployment canary v1"
 _TABLE: Final = table_of(DeploymentRow)
@@ -231,6 +240,12 @@ def _bind(engine: Engine, keyring: Keyring, *, claim: bool) -> str:
 def _check_canary(keyring: Keyring, deployment_id: str, canary: bytes) -> None:
     try:
         opened = keyring.open(canary, _canary_aad(deployment_id))
+    except UnknownKeyVersionError:
+        header = inspect_unverified(canary)
+        if header.keyring_id != keyring.keyring_id:
+            opened = None
+        else:  # the same deployment, rotated on another host: say which version, and the fix
+            raise KeyringError(missing_version_message(keyring, header.kek_version)) from None
     except DecryptionError:
         opened = None
     if opened != _CANARY:
@@ -238,6 +253,33 @@ def _check_canary(keyring: Keyring, deployment_id: str, canary: bytes) -> None:
             "the keyring does not belong to this database (wrong data directory, or a "
             "keyring file from another deployment); refusing to start"
         )
+
+
+def missing_version_message(keyring: Keyring, version: int) -> str:
+    """What to do when the store holds records under KEK ``version`` this host lacks."""
+    where = keyring.describe()
+    return (
+        f"the store holds records sealed under KEK version {version}, which this host's "
+        f"keyring ({where}) does not hold: it was rotated on another host. There run "
+        f"`interlock keyring export-version {version} --out kek-v{version}.jwe`, copy the "
+        f"file here and run `interlock keyring import-version kek-v{version}.jwe` "
+        "(docs/scale.md)"
+    )
+
+
+def reseal_canary(engine: Engine, keyring: Keyring) -> None:
+    """Seal the deployment's canary under the current KEK version (after a rotation).
+
+    Every host checks the canary at start, so one whose keyring lacks the
+    newest version refuses to start, naming it, instead of failing on the
+    first record sealed under it.
+    """
+    with engine.begin() as connection:
+        row = connection.execute(select(_TABLE)).first()
+        if row is None:
+            raise StoreError("the store has no deployment record")
+        sealed = keyring.seal(_CANARY, _canary_aad(row.deployment_id))
+        connection.execute(_TABLE.update().where(_TABLE.c.id == 1).values(canary=sealed))
 
 
 def _canary_aad(deployment_id: str) -> bytes:

@@ -1,7 +1,7 @@
 """files: AS2 messages sent and the MDNs that settled them (issue 24)
 
 Revision ID: 0018_as2_messages
-Revises: 0015_event_schemas
+Revises: 0017_manifest_versions
 Create Date: 2026-12-05
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0018_as2_messages"
-down_revision: str | Sequence[str] | None = "0015_event_schemas"
+down_revision: str | Sequence[str] | None = "0017_manifest_versions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

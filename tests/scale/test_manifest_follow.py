@@ -1,0 +1,138 @@
+"""Store mode: a replica follows the current manifest version and refuses traffic it cannot load.
+
+The harness' gateway stands in for one replica: the follower's ``poll`` is
+what its background task runs every ``INTERLOCK_MANIFEST_POLL_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from interlock.gateway import manifest_follower
+from interlock.gateway.manifest_follower import ManifestFollower
+from interlock.store.manifest_versions import ManifestMarker, current_version, publish_manifest
+from interlock.testing.gateway import Env, running_gateway
+
+pytestmark = pytest.mark.processes
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """One gateway (SQLite store) for the module."""
+    with running_gateway(tmp_path_factory.mktemp("follow")) as running:
+        yield running
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _publish(env: Env, text: str) -> int:
+    return publish_manifest(
+        env.deployment.engine, text, actor="admin:test", now=datetime.now(UTC)
+    ).version
+
+
+def _poll(env: Env, follower: ManifestFollower) -> None:
+    asyncio.run_coroutine_threadsafe(follower.poll(), env.loop).result(timeout=30)
+
+
+def _follower(env: Env, clock: _Clock) -> ManifestFollower:
+    text = env.manifest_path.read_text()
+    version = _publish(env, text)
+    settings = env.deployment.settings
+    follower = ManifestFollower(env.gateway, settings, _marker(env, version), clock)
+    env.gateway.enforce("store", version, follower.enforcing.sha256)
+    return follower
+
+
+def _marker(env: Env, version: int) -> ManifestMarker:
+    stored = current_version(env.deployment.engine, version)
+    assert stored is not None
+    return stored.marker
+
+
+def _ready(env: Env) -> tuple[int, dict[str, object]]:
+    status, _, body = env.request("GET", "/readyz")
+    manifest = body["manifest"]
+    assert isinstance(manifest, dict)
+    return status, manifest
+
+
+def test_a_new_version_is_enforced_reported_and_a_bad_one_refuses_traffic(env: Env) -> None:
+    clock = _Clock()
+    follower = _follower(env, clock)
+    key, _ = env.key()
+    auth = {"X-API-Key": key}
+    assert env.request("GET", "/orders/1001", auth)[0] == 200
+    base = env.manifest_path.read_text()
+
+    # A new version (the same grants, another text): every replica takes it at its next poll.
+    version = _publish(env, base + "# v-next\n")
+    _poll(env, follower)
+    status, reported = _ready(env)
+    assert status == 200
+    assert reported["version"] == version
+    assert reported["source"] == "store"
+    assert f"interlock_manifest_version {version}.0" in env.metrics()
+    assert env.request("GET", "/orders/1001", auth)[0] == 200
+
+    # A version this replica cannot load (a secret its vault lacks): 503, never the old grants.
+    broken = _publish(env, base.replace("secret://erp/api-key", "secret://erp/not-stored"))
+    _poll(env, follower)
+    status, _, body = env.request("GET", "/orders/1001", auth)
+    assert status == 503
+    assert body["type"].endswith(":not-ready")
+    status, reported = _ready(env)
+    assert status == 503
+    assert reported == {
+        "source": "store",
+        "version": version,
+        "sha256": reported["sha256"],
+        "current": False,
+    }
+    assert "interlock_manifest_current 0.0" in env.metrics()
+    assert env.request("GET", "/healthz")[0] == 200  # alive, only not ready
+    assert broken > version
+
+    # The operator fixes it with the next version: traffic flows again.
+    fixed = _publish(env, base + "# fixed\n")
+    _poll(env, follower)
+    assert _ready(env) == (200, {**_ready(env)[1], "version": fixed, "current": True})
+    assert env.request("GET", "/orders/1001", auth)[0] == 200
+
+
+def test_an_unconfirmed_version_refuses_traffic_after_the_staleness_bound(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = _Clock()
+    follower = _follower(env, clock)
+
+    def unreachable(_engine: object) -> None:
+        raise OperationalError("SELECT", {}, ConnectionRefusedError())
+
+    monkeypatch.setattr(manifest_follower, "current_marker", unreachable)
+    clock.now += env.deployment.settings.manifest_max_stale_seconds - 1
+    _poll(env, follower)
+    assert _ready(env)[0] == 200  # within the bound: the version is still the current one
+    clock.now += 2
+    _poll(env, follower)
+    assert _ready(env)[0] == 503
+    monkeypatch.undo()
+    _poll(env, follower)
+    assert _ready(env)[0] == 200
+
+
+def test_sighup_in_store_mode_polls_at_once(env: Env) -> None:
+    follower = _follower(env, _Clock())
+    assert follower.reload() is True
+    assert follower._wake.is_set()
