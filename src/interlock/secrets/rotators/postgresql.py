@@ -36,8 +36,9 @@ from sqlalchemy.engine import make_url
 from interlock.errors import InvalidRequestError
 from interlock.secret import Secret
 from interlock.secrets.rotators.base import Credential, RotationError, RotatorContext, option
+from interlock.secrets.rotators.two_logins import login_of, password_of, strict_login_of
 
-__all__ = ["PostgresqlRotator", "build"]
+__all__ = ["PostgresqlRotator", "alter_role", "build"]
 
 _CONNECT_SECONDS: Final = 30
 _PASSWORD_BYTES: Final = 32  # 256 bits
@@ -57,26 +58,26 @@ class PostgresqlRotator:
 
     def generate(self, current: Credential) -> bytes:
         """The other login, with a fresh random password."""
-        user = _login(current, self._logins, strict=False)
+        user = login_of(current, self._logins, strict=False)
         other = self._logins[1] if user == self._logins[0] else self._logins[0]
         password = secrets.token_urlsafe(_PASSWORD_BYTES)
         return json.dumps({"username": other, "password": password}).encode()
 
     def set(self, pending: Credential, current: Credential) -> None:
         """Give the pending login its password and let it log in (repeatable)."""
-        user = _strict_login(pending, self._logins)
-        self._alter(user, _password(pending), login=True)
+        user = strict_login_of(pending, self._logins)
+        self._alter(user, password_of(pending), login=True)
 
     def test(self, pending: Credential) -> None:
         """Connect as the pending login with its password and check who the server says we are."""
-        user = _strict_login(pending, self._logins)
+        user = strict_login_of(pending, self._logins)
         try:
             with psycopg.connect(
                 host=self._target["host"],
                 port=int(self._target["port"]),
                 dbname=self._target["dbname"],
                 user=user,
-                password=_password(pending),
+                password=password_of(pending),
                 connect_timeout=_CONNECT_SECONDS,
             ) as connection:
                 row = connection.execute("SELECT current_user").fetchone()
@@ -89,8 +90,8 @@ class PostgresqlRotator:
 
     def retire(self, old: Credential, current: Credential) -> None:
         """Lock the old login out: a random password, ``NOLOGIN``, its sessions ended."""
-        user = _login(old, self._logins, strict=False)
-        if user is None or user == _login(current, self._logins, strict=False):
+        user = login_of(old, self._logins, strict=False)
+        if user is None or user == login_of(current, self._logins, strict=False):
             return  # not one of ours, or the login now in use
         self._alter(user, secrets.token_urlsafe(_PASSWORD_BYTES), login=False)
         if self._kill:
@@ -101,17 +102,7 @@ class PostgresqlRotator:
             )
 
     def _alter(self, user: str, password: str, *, login: bool) -> None:
-        def statement(connection: psycopg.Connection[Any]) -> sql.Composed:
-            verifier = connection.pgconn.encrypt_password(
-                password.encode(), user.encode(), b"scram-sha-256"
-            )
-            return sql.SQL("ALTER ROLE {} WITH {} PASSWORD {}").format(
-                sql.Identifier(user),
-                sql.SQL("LOGIN" if login else "NOLOGIN"),
-                sql.Literal(verifier.decode("ascii")),
-            )
-
-        self._admin_execute(statement)
+        self._admin_execute(lambda connection: alter_role(connection, user, password, login=login))
 
     def _admin_execute(self, query: Any) -> None:
         url = self._admin.reveal().decode()
@@ -127,34 +118,6 @@ class PostgresqlRotator:
             raise RotationError(
                 f"PostgreSQL refused the change (SQLSTATE {error.sqlstate or 'none'})"
             ) from None
-
-
-def _strict_login(credential: Credential, logins: tuple[str, str]) -> str:
-    user = _login(credential, logins, strict=True)
-    if user is None:  # _login raised already; stated for the type checker
-        raise RotationError(f"{credential.name} names no login")
-    return user
-
-
-def _login(credential: Credential, logins: tuple[str, str], *, strict: bool) -> str | None:
-    try:
-        user = json.loads(credential.value.reveal())["username"]
-    except (ValueError, KeyError, TypeError):
-        if strict:
-            raise RotationError(f"{credential.name} is not a JSON username and password") from None
-        return None
-    if user not in logins:
-        if strict:
-            raise RotationError(f"{credential.name} names a login this rotator does not manage")
-        return None
-    return str(user)
-
-
-def _password(credential: Credential) -> str:
-    try:
-        return str(json.loads(credential.value.reveal())["password"])
-    except (ValueError, KeyError, TypeError):
-        raise RotationError(f"{credential.name} has no password") from None
 
 
 def _test_target(config: Mapping[str, Any], admin: Secret) -> dict[str, str]:
@@ -177,3 +140,17 @@ def build(config: Mapping[str, Any], context: RotatorContext) -> PostgresqlRotat
     admin = Secret(plain.render_as_string(hide_password=False).encode())
     kill = str(config.get("terminate_sessions", "true")).lower() not in {"false", "0", "no"}
     return PostgresqlRotator(admin, (logins[0], logins[1]), _test_target(config, admin), kill=kill)
+
+
+def alter_role(
+    connection: psycopg.Connection[Any], user: str, password: str, *, login: bool
+) -> sql.Composed:
+    """``ALTER ROLE user WITH [NO]LOGIN PASSWORD`` with libpq's SCRAM-SHA-256 verifier."""
+    verifier = connection.pgconn.encrypt_password(
+        password.encode(), user.encode(), b"scram-sha-256"
+    )
+    return sql.SQL("ALTER ROLE {} WITH {} PASSWORD {}").format(
+        sql.Identifier(user),
+        sql.SQL("LOGIN" if login else "NOLOGIN"),
+        sql.Literal(verifier.decode("ascii")),
+    )

@@ -30,6 +30,7 @@ from interlock.databases.plan import ConsumerPlan, Plan, plan_for
 from interlock.errors import InterlockError, InvalidRequestError
 from interlock.secret import Secret
 from interlock.secrets.rotators.base import Credential, RotationError, RotatorContext, option
+from interlock.secrets.rotators.two_logins import login_of, password_of, strict_login_of
 
 __all__ = ["SharedDatabaseRotator", "build"]
 
@@ -62,12 +63,12 @@ class SharedDatabaseRotator:
     def set(self, pending: Credential, current: Credential) -> None:
         """Give the pending login its password and let it log in (repeatable)."""
         del current
-        self._alter(self._strict(pending), _password(pending), login=True)
+        self._alter(self._strict(pending), password_of(pending), login=True)
 
     def test(self, pending: Credential) -> None:
         """Connect as the pending login and check who the server says we are."""
         user = self._strict(pending)
-        login = Login(user, Secret(_password(pending).encode()))
+        login = Login(user, Secret(password_of(pending).encode()))
         try:
             seen = self._whoami(login)
         except InterlockError:
@@ -120,20 +121,12 @@ class SharedDatabaseRotator:
 
     def _alter_postgresql(self, user: str, password: str, *, login: bool) -> None:
         import psycopg
-        from psycopg import sql
+
+        from interlock.secrets.rotators.postgresql import alter_role
 
         params = postgresql_params(self._plan.system, self._admin)
         with psycopg.connect(**params, autocommit=True) as connection:
-            verifier = connection.pgconn.encrypt_password(
-                password.encode(), user.encode(), b"scram-sha-256"
-            )
-            connection.execute(
-                sql.SQL("ALTER ROLE {} WITH {} PASSWORD {}").format(
-                    sql.Identifier(user),
-                    sql.SQL("LOGIN" if login else "NOLOGIN"),
-                    sql.Literal(verifier.decode("ascii")),
-                )
-            )
+            connection.execute(alter_role(connection, user, password, login=login))
             if not login:
                 connection.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
@@ -160,32 +153,10 @@ class SharedDatabaseRotator:
     # -- the secret's value ---------------------------------------------------------------
 
     def _strict(self, credential: Credential) -> str:
-        user = self._login(credential, strict=True)
-        if user is None:  # _login raised already; stated for the type checker
-            raise RotationError(f"{credential.name} names no login")
-        return user
+        return strict_login_of(credential, self._consumer.logins)
 
     def _login(self, credential: Credential, *, strict: bool) -> str | None:
-        try:
-            user = json.loads(credential.value.reveal())["username"]
-        except (ValueError, KeyError, TypeError):
-            if strict:
-                raise RotationError(
-                    f"{credential.name} is not a JSON username and password"
-                ) from None
-            return None
-        if user not in self._consumer.logins:
-            if strict:
-                raise RotationError(f"{credential.name} names a login this rotator does not manage")
-            return None
-        return str(user)
-
-
-def _password(credential: Credential) -> str:
-    try:
-        return str(json.loads(credential.value.reveal())["password"])
-    except (ValueError, KeyError, TypeError):
-        raise RotationError(f"{credential.name} has no password") from None
+        return login_of(credential, self._consumer.logins, strict=strict)
 
 
 def build(config: Mapping[str, Any], context: RotatorContext) -> SharedDatabaseRotator:
