@@ -10,12 +10,9 @@ the configuration :func:`~interlock.gateway.edge.nginx.render_nginx` generates.
 from __future__ import annotations
 
 import asyncio
-import http.client
-import json
 import os
 import shutil
 import socket
-import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -55,23 +52,8 @@ class Edge:
         certificate: tuple[Path, Path] | None = None,
     ) -> tuple[int, dict[str, str], Any]:
         """One request through nginx (``edge``) or straight to the embedded gateway."""
-        context = ssl.create_default_context(cafile=str(self.env.ca_file))
-        if certificate is not None:
-            context.load_cert_chain(*certificate)
         port = self.nginx_port if edge else self.gateway.port
-        connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
-        try:
-            connection.request(method, path, headers=headers or {})
-            response = connection.getresponse()
-            raw = response.read()
-            found = {k.lower(): v for k, v in response.getheaders()}
-        finally:
-            connection.close()
-        try:
-            payload: Any = json.loads(raw)
-        except ValueError:
-            payload = raw.decode("utf-8", "replace")
-        return response.status, found, payload
+        return self.env.request(method, path, headers, port=port, certificate=certificate)
 
 
 def nginx_or_skip() -> str:

@@ -325,17 +325,22 @@ class Env:
         *,
         port: int | None = None,
         source: str | None = None,
+        certificate: tuple[Path, Path] | None = None,
     ) -> tuple[int, dict[str, str], Any]:
         """One HTTPS request (to ``port``, default the gateway's); status, headers, JSON or text.
 
         ``source`` is the local address it comes from (on Linux every 127.x.y.z is
         loopback): failure budgets count per source address, so a test that fails
-        on purpose can do it from an address of its own.
+        on purpose can do it from an address of its own. ``certificate``: the
+        client certificate and key files to present.
         """
+        context = self.context()
+        if certificate is not None:
+            context.load_cert_chain(*certificate)
         connection = http.client.HTTPSConnection(
             "127.0.0.1",
             port or self.port,
-            context=self.context(),
+            context=context,
             timeout=10,
             source_address=(source, 0) if source else None,
         )
