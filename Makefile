@@ -27,7 +27,7 @@ LOWEST_STAMP := $(LOWEST)/.installed
 LOWEST_TESTS := tests --ignore=tests/gateway
 
 .PHONY: check demo test lint typecheck deps scan softhsm chromium unit fast lowest clean install tools \
-        lock sbom bench-env
+        lock sbom bench-env bench
 
 install: $(STAMP)
 
@@ -154,6 +154,13 @@ sbom: $(UV)
 bench-env: $(UV)
 	$(SYNC) --group bench
 	@touch $(STAMP)
+
+# Every benchmark script (or BENCH=oauth,limits), each figure reported through
+# benchmarks/results.py; tools/bench_report.py merges them into benchmarks/results.json
+# (a failed or skipped benchmark recorded as such) and generates docs/performance.md.
+BENCH ?= all
+bench: bench-env
+	$(BIN)/python tools/bench_report.py --only $(BENCH)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(SSLYZE_VENV) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache \

@@ -247,3 +247,32 @@ def run_wrk(
     return WrkRun(
         rps, latencies.get("50", 0.0), latencies.get("99", 0.0), requests, non_2xx, socket_errors
     )
+
+
+def wait_ready(port: int, ca_file: Path, timeout: float = 180.0) -> None:
+    """Block until ``interlock serve`` on ``port`` answers ``GET /healthz`` with 200.
+
+    It listens before it is ready (503 ``service-starting`` meanwhile); on a
+    loaded machine that took minutes. The client verifies the server against
+    ``ca_file``, the box's CA.
+    """
+    import http.client
+
+    from interlock.gateway.tls import client_context
+
+    context = client_context(ca_file)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+        try:
+            connection.request("GET", "/healthz")
+            answer = connection.getresponse()
+            answer.read()
+            if answer.status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            connection.close()
+        time.sleep(0.5)
+    raise RuntimeError(f"interlock serve on {port} was not ready within {timeout:.0f} s")

@@ -26,13 +26,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, NoReturn
 
-__all__ = ["RESULTS_ENV", "Figure", "report", "shown"]
+__all__ = ["RESULTS_ENV", "SKIPPED_EXIT", "Direction", "Figure", "Kind", "report", "shown", "skip"]
 
 RESULTS_ENV: Final = "INTERLOCK_BENCH_RESULTS"
+#: The exit status of a benchmark that could not run here (a tool or service missing):
+#: ``make bench`` records it as skipped, with the reason, never as silently absent.
+SKIPPED_EXIT: Final = 77
 
 Kind = Literal["speed", "quality", "property"]
 Direction = Literal[">=", "<="]
@@ -51,6 +55,7 @@ class Figure:
     peer: str  # the compared side with its configuration; "" for an absolute figure
     met: bool | None  # None when there is no target
     note: str = ""
+    digits: int = 2  # as printed: docs/performance.md shows it the same way
 
 
 def shown(value: float, target: float | None, direction: Direction = ">=", digits: int = 2) -> str:
@@ -85,15 +90,26 @@ def report(
 ) -> Figure:
     """Print the ``ratio`` line for one figure and record it for ``make bench``."""
     met = None if target is None else (value >= target if direction == ">=" else value <= target)
-    figure = Figure(benchmark, name, value, target, direction, kind, peer, met, note)
+    figure = Figure(benchmark, name, value, target, direction, kind, peer, met, note, digits)
     line = f"ratio {name}: {shown(value, target, direction, digits)}"
     if target is not None:
         line += f" (target {direction} {target:g}) {'met' if met else 'missed'}"
     if peer:
         line += f"  [vs {peer}]"
     print(line, flush=True)
+    _record(asdict(figure))
+    return figure
+
+
+def skip(benchmark: str, reason: str) -> NoReturn:
+    """Stop a benchmark that cannot run here; ``make bench`` records it as skipped with ``reason``."""
+    print(f"skipped {benchmark}: {reason}", flush=True)
+    _record({"benchmark": benchmark, "skipped": reason})
+    sys.exit(SKIPPED_EXIT)
+
+
+def _record(record: dict[str, object]) -> None:
     destination = os.environ.get(RESULTS_ENV)
     if destination:
         with Path(destination).open("a", encoding="utf-8") as out:
-            out.write(json.dumps(asdict(figure), sort_keys=True) + "\n")
-    return figure
+            out.write(json.dumps(record, sort_keys=True) + "\n")

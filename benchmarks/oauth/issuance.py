@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 import jwt
 
-from benchmarks.common import Sandbox, WrkRun, free_port, processes, run_wrk, wait_port
+from benchmarks.common import Sandbox, WrkRun, free_port, processes, run_wrk, wait_port, wait_ready
 from interlock.config.loader import load_manifest
 from interlock.gateway.tls import client_context
 from interlock.identity.client_secrets import ClientSecrets
@@ -103,7 +103,10 @@ def measure_issuance(
         started.append(_start_interlock(box, manifest_path, ours.port))
         started.append(_start_reference(box, reference))
         for server in (ours, reference):
-            wait_port(server.port)
+            # Pinned to one core of a loaded machine, `interlock serve` took over 20 s to listen.
+            wait_port(server.port, timeout=120)
+        wait_ready(ours.port, box.ca_file)  # it answers 503 until it is ready
+        for server in (ours, reference):
             check_endpoint(server, box.ca_file)
         runs: dict[str, list[WrkRun]] = {ours.name: [], reference.name: []}
         scripts = {s.name: _script(box.work, s) for s in (ours, reference)}

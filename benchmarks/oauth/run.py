@@ -7,13 +7,16 @@
     with HTTP Basic client authentication over keep-alive connections.
     Reported: tokens/s and p50/p99 latency of the median of ``--repeat`` runs.
 (b) Verification (``verification.py``), in process: the gateway's
-    ``AccessTokenVerifier`` uncached and cached against PyJWT's
-    ``jwt.decode_complete`` on the same ES256 tokens and key.
+    ``AccessTokenVerifier`` uncached against PyJWT's ``jwt.decode_complete``
+    on the same ES256 tokens and key, and cached against PyJWT behind the
+    same kind of cache (a dict keyed by the token's SHA-256): each ratio
+    compares the same work.
 
 Run:  .venv/bin/python benchmarks/oauth/run.py  [--duration 8] [--repeat 3] [--connections 32]
       [--only issuance|verify] [--tokens 1000] [--profile FILE]
 
-The output ends with one line per target, ``ratio NAME: R (target >= T)``.
+The output ends with one line per figure, ``ratio NAME: R (target >= T) met|missed``
+(``benchmarks/results.py``), naming the peer and its configuration.
 A run that sees any non-2xx answer, or a server whose first token does not
 verify, stops with an error instead of reporting numbers.
 
@@ -41,14 +44,29 @@ if __package__ in {None, ""}:  # run as a file: make ``benchmarks`` importable
 from benchmarks.common import ensure_tools, sandbox
 from benchmarks.oauth.issuance import CLIENT, MANIFEST, IssuanceResult, measure_issuance
 from benchmarks.oauth.verification import Timing, measure_verification
+from benchmarks.results import Kind, report
 from interlock.config.loader import load_manifest
 
-# name -> (target, how the target is written)
-TARGETS = {
-    "issuance-vs-authlib": (1.0, "1.0"),
-    "issuance-tokens-per-s": (2000.0, "2000"),
-    "verify-uncached-vs-pyjwt": (1.5, "1.5"),
-    "verify-cached-vs-pyjwt": (50.0, "50"),
+# name -> (target, peer and its configuration, kind)
+TARGETS: dict[str, tuple[float, str, Kind]] = {
+    "issuance-vs-authlib": (
+        1.0,
+        "authlib {authlib} AuthorizationServer on aiohttp + uvloop, in-memory client, one process",
+        "speed",
+    ),
+    "issuance-tokens-per-s": (2000.0, "", "speed"),
+    "verify-uncached-vs-pyjwt": (
+        1.5,
+        "pyjwt {pyjwt} jwt.decode_complete, key object built once, no cache",
+        "speed",
+    ),
+    # Ours also asks the revocation mirror on every hit; half the speed of a bare dict
+    # look-up is the bar (the old 50x compared a cache hit with a full ECDSA verify).
+    "verify-cached-vs-pyjwt-same-cache": (
+        0.5,
+        "pyjwt {pyjwt} behind a dict keyed by SHA-256(token), exp re-checked on a hit",
+        "speed",
+    ),
 }
 
 
@@ -95,9 +113,19 @@ def main() -> None:
             )
             ratios.update(report_verification(timings, args))
     print()
+    peers = {"authlib": metadata.version("authlib"), "pyjwt": metadata.version("pyjwt")}
     for name, value in ratios.items():
-        shown = f"{value:.0f}" if name.endswith("per-s") else f"{value:.2f}"
-        print(f"ratio {name}: {shown} (target >= {TARGETS[name][1]})")
+        target, peer, kind = TARGETS[name]
+        report(
+            "oauth",
+            name,
+            value,
+            target=target,
+            peer=peer.format(**peers),
+            kind=kind,
+            digits=0 if name.endswith("per-s") else 2,
+            note="absolute, tokens/s of interlock serve" if name.endswith("per-s") else "",
+        )
 
 
 def report_issuance(results: list[IssuanceResult], args: argparse.Namespace) -> dict[str, float]:
@@ -148,10 +176,10 @@ def report_verification(timings: list[Timing], args: argparse.Namespace) -> dict
         "misses: cached calls that fell through to verify() (the revocation mirror is reloaded"
         " once a second)"
     )
-    pyjwt, uncached, cached = timings
+    pyjwt, uncached, pyjwt_cached, cached = timings
     return {
         "verify-uncached-vs-pyjwt": uncached.per_second / pyjwt.per_second,
-        "verify-cached-vs-pyjwt": cached.per_second / pyjwt.per_second,
+        "verify-cached-vs-pyjwt-same-cache": cached.per_second / pyjwt_cached.per_second,
     }
 
 

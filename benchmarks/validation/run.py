@@ -1,4 +1,4 @@
-"""Validation cost per JSON request: ours vs the ``jsonschema`` package, 2 KiB and 200 KiB.
+"""Validation cost per JSON request: ours vs ``jsonschema`` and vs ``jsonschema-rs`` alone, 2 KiB and 200 KiB.
 
 The document is a purchase order generated here (seeded, so every run sees
 the same bytes): a customer with an address, shipping, order lines with SKUs,
@@ -15,8 +15,14 @@ patterns, bounds and the formats ``uuid``, ``email``, ``date`` and
   checker. That checker skips ``date-time`` unless rfc3339-validator is
   installed, so the peer gets a ``datetime.fromisoformat`` check for it:
   both sides assert the same formats.
+* the second peer, ``jsonschema-rs`` alone: ``json.loads(body)`` then
+  ``list(validator.iter_errors(doc))`` of a ``jsonschema_rs.Draft202012Validator``
+  built once (formats on, offline), the validator ours wraps. Most of the
+  first ratio is Rust against pure Python; this one is Interlock's own
+  overhead (strict parsing with limits, error reporting) over the bare
+  library, target >= 0.5 (ours at most twice its cost).
 
-Both sides run in the same process on the same bytes, in alternating batches
+All sides run in the same process on the same bytes, in alternating batches
 of about 0.2 s each, with the garbage collector on (as in the gateway); the
 per-request cost is the process CPU time of a batch divided by its calls, and
 the median over the batches is reported. Before timing, both must
@@ -34,20 +40,25 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
 
 import jsonschema
+import jsonschema_rs
 
 if __package__ in {None, ""}:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from benchmarks.results import report
 from interlock.config.manifest import JsonLimits
 from interlock.validation.errors import pointer
 from interlock.validation.json_body import parse_json
 from interlock.validation.schema import compile_schema
 
-TARGETS: Final = {"validation-2kib": 2 * 1024, "validation-200kib": 200 * 1024}
+SIZES: Final = {"2kib": 2 * 1024, "200kib": 200 * 1024}
+TARGET_VS_JSONSCHEMA: Final = 10.0
+TARGET_VS_JSONSCHEMA_RS: Final = 0.5
 BATCHES: Final = 15
 BATCH_SECONDS: Final = 0.2
 
@@ -214,6 +225,16 @@ def peer() -> Callable[[bytes], list[Any]]:
     return validate
 
 
+def rust_peer() -> Callable[[bytes], list[Any]]:
+    """``json.loads`` and jsonschema-rs's 2020-12 validator alone, built once."""
+    validator = jsonschema_rs.Draft202012Validator(SCHEMA, validate_formats=True, offline=True)
+
+    def validate(body: bytes) -> list[Any]:
+        return list(validator.iter_errors(json.loads(body)))
+
+    return validate
+
+
 def ours() -> Callable[[bytes], tuple[Any, ...]]:
     """``parse_json`` and our compiled schema."""
     limits = JsonLimits()
@@ -225,19 +246,23 @@ def ours() -> Callable[[bytes], tuple[Any, ...]]:
     return validate
 
 
-def check_agreement(body: bytes, theirs: Callable[[bytes], list[Any]]) -> str:
-    """Both valid on the document; the same problem locations on the broken one."""
+def check_agreement(body: bytes, *peers: Callable[[bytes], list[Any]]) -> str:
+    """All valid on the document; the same problem locations on the broken one."""
     schema = compile_schema(SCHEMA)
     mine = schema.violations(parse_json(body, JsonLimits()))
-    if mine or theirs(body):
-        raise SystemExit(f"the {len(body)}-byte document should be valid to both sides")
+    if mine or any(theirs(body) for theirs in peers):
+        raise SystemExit(f"the {len(body)}-byte document should be valid to every side")
     bad = broken(body)
     mine = schema.violations(parse_json(bad, JsonLimits()))
-    their_places = {pointer(*error.absolute_path) for error in theirs(bad)}
     my_places = {violation.pointer for violation in mine}
-    if not mine or my_places != their_places:
-        raise SystemExit(f"disagreement on the broken document: {my_places} vs {their_places}")
-    return f"both accept it; both refuse the broken copy at {', '.join(sorted(my_places))}"
+    for theirs in peers:
+        their_places = {
+            pointer(*getattr(error, "absolute_path", None) or getattr(error, "instance_path", ()))
+            for error in theirs(bad)
+        }
+        if not mine or my_places != their_places:
+            raise SystemExit(f"disagreement on the broken document: {my_places} vs {their_places}")
+    return f"all accept it; all refuse the broken copy at {', '.join(sorted(my_places))}"
 
 
 def per_call(validate: Callable[[bytes], object], body: bytes, calls: int) -> float:
@@ -252,35 +277,50 @@ def per_call(validate: Callable[[bytes], object], body: bytes, calls: int) -> fl
     return (time.process_time() - start) / calls
 
 
-def measure(body: bytes) -> tuple[float, float]:
-    """Median µs per request: (ours, peer), batches alternating."""
-    mine, theirs = ours(), peer()
-    print(f"{len(body):,} bytes: {check_agreement(body, theirs)}")
-    calls = {
-        side: max(1, int(BATCH_SECONDS / per_call(fn, body, 3)))
-        for side, fn in (("ours", mine), ("peer", theirs))
-    }
-    ours_us: list[float] = []
-    peer_us: list[float] = []
+def measure(body: bytes) -> dict[str, float]:
+    """Median µs per request of each side, batches alternating."""
+    sides = {"ours": ours(), "jsonschema": peer(), "jsonschema-rs": rust_peer()}
+    print(
+        f"{len(body):,} bytes: {check_agreement(body, sides['jsonschema'], sides['jsonschema-rs'])}"
+    )
+    calls = {side: max(1, int(BATCH_SECONDS / per_call(fn, body, 3))) for side, fn in sides.items()}
+    timings: dict[str, list[float]] = {side: [] for side in sides}
     for _ in range(BATCHES):
-        ours_us.append(per_call(mine, body, calls["ours"]) * 1e6)
-        peer_us.append(per_call(theirs, body, calls["peer"]) * 1e6)
-    return statistics.median(ours_us), statistics.median(peer_us)
+        for side, fn in sides.items():
+            timings[side].append(per_call(fn, body, calls[side]) * 1e6)
+    return {side: statistics.median(values) for side, values in timings.items()}
 
 
 def main() -> None:
-    """Measure both sizes; end with one ratio line per target."""
-    ratios: dict[str, float] = {}
-    for name, size in TARGETS.items():
+    """Measure both sizes; end with the ratio lines."""
+    versions = {name: metadata.version(name) for name in ("jsonschema", "jsonschema-rs")}
+    for size_name, size in SIZES.items():
         body = order(size)
-        mine, theirs = measure(body)
-        ratios[name] = theirs / mine
+        us = measure(body)
         print(
-            f"{name}: {len(body):,} bytes  ours {mine:10.1f} µs/request  "
-            f"jsonschema {theirs:10.1f} µs/request"
+            f"{size_name}: {len(body):,} bytes  ours {us['ours']:10.1f} µs/request  "
+            f"jsonschema {us['jsonschema']:10.1f} µs/request  "
+            f"jsonschema-rs alone {us['jsonschema-rs']:10.1f} µs/request"
         )
-    for name, ratio in ratios.items():
-        print(f"ratio {name}: {ratio:.1f} (target >= 10)")
+        report(
+            "validation",
+            f"validation-{size_name}-vs-jsonschema",
+            us["jsonschema"] / us["ours"],
+            target=TARGET_VS_JSONSCHEMA,
+            peer=f"json.loads + jsonschema {versions['jsonschema']} Draft202012Validator, "
+            "format checker, iter_errors",
+            digits=1,
+            note="mostly Rust (jsonschema-rs inside ours) against pure Python",
+        )
+        report(
+            "validation",
+            f"validation-{size_name}-vs-jsonschema-rs",
+            us["jsonschema-rs"] / us["ours"],
+            target=TARGET_VS_JSONSCHEMA_RS,
+            peer=f"json.loads + jsonschema-rs {versions['jsonschema-rs']} Draft202012Validator "
+            "alone, formats on, iter_errors",
+            note="Interlock's overhead over the library it wraps",
+        )
 
 
 if __name__ == "__main__":

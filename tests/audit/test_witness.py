@@ -1,8 +1,9 @@
-"""The HTTPS witness: a real C2SP tlog-witness over verified TLS receives every tree head.
+"""The HTTPS witness: a C2SP tlog-witness test double, over verified TLS, gets every tree head.
 
-The witness here is a small ``add-checkpoint`` server on a TLS certificate from
-a CA made for the test. Like a real witness it checks the checkpoint's
-signature and origin, refuses an old size it does not hold (409 with its own
+The witness here is not a deployed witness implementation but a test double
+written for this test: a small ``add-checkpoint`` server on a TLS certificate
+from a CA made for the test. Following the C2SP tlog-witness spec it checks
+the checkpoint's signature and origin, refuses an old size it does not hold (409 with its own
 size) and verifies the consistency proof from the checkpoint it holds before
 it accepts a new one; it answers with its Ed25519 ``cosignature/v1`` of the
 checkpoint (C2SP tlog-cosignature), which the log verifies and keeps.
@@ -51,8 +52,8 @@ class _RefusedError(Exception):
         self.status, self.answer = status, answer
 
 
-class TlogWitness:
-    """A C2SP tlog-witness ``add-checkpoint`` endpoint on TLS; records what it accepted."""
+class TlogWitnessDouble:
+    """A test double of a C2SP tlog-witness ``add-checkpoint`` endpoint on TLS; records what it accepted."""
 
     def __init__(self, tls: LocalTls, port: int = 0) -> None:
         """Serve on ``port`` (0: any) with ``tls``'s certificate."""
@@ -145,9 +146,9 @@ class TlogWitness:
 
 
 @pytest.fixture
-def witness(tmp_path: Path) -> Iterator[TlogWitness]:
+def witness(tmp_path: Path) -> Iterator[TlogWitnessDouble]:
     """A running witness, stopped afterwards."""
-    running = TlogWitness(make_tls(tmp_path / "witness", "Test witness CA"))
+    running = TlogWitnessDouble(make_tls(tmp_path / "witness", "Test witness CA"))
     yield running
     running.close()
 
@@ -170,7 +171,7 @@ def _record(log: AuditLog, numbers: range) -> None:
 
 
 def test_the_https_witness_holds_every_new_tree_head_with_consistency_proved(
-    witness: TlogWitness, tmp_path: Path, keyring: Keyring
+    witness: TlogWitnessDouble, tmp_path: Path, keyring: Keyring
 ) -> None:
     """Each batch's checkpoint reaches the witness, which checks signature and consistency."""
     log = AuditLog.open(
@@ -194,7 +195,7 @@ def test_the_https_witness_holds_every_new_tree_head_with_consistency_proved(
 
 
 def test_a_restarted_log_catches_the_witness_up_from_the_size_it_reports(
-    witness: TlogWitness, tmp_path: Path, keyring: Keyring
+    witness: TlogWitnessDouble, tmp_path: Path, keyring: Keyring
 ) -> None:
     """A 409 names the witness's size; the log resends with a consistency proof from it."""
     settings = _settings(tmp_path, witness.url, witness.ca_file, witness.cosigner)
@@ -221,7 +222,7 @@ def test_a_restarted_log_catches_the_witness_up_from_the_size_it_reports(
 
 
 def test_a_witness_certificate_from_another_ca_is_refused(
-    witness: TlogWitness, tmp_path: Path
+    witness: TlogWitnessDouble, tmp_path: Path
 ) -> None:
     """TLS is verified: the witness's certificate must chain to the configured CA."""
     other_ca = make_tls(tmp_path / "other", "Some other CA").ca_file
@@ -241,7 +242,7 @@ def test_a_witness_url_must_be_https() -> None:
 
 
 def test_a_witness_error_status_is_raised_to_the_publisher(
-    witness: TlogWitness, tmp_path: Path
+    witness: TlogWitnessDouble, tmp_path: Path
 ) -> None:
     """A witness that answers 503 makes ``publish`` fail (the publisher retries later)."""
     witness.failing = True
@@ -273,7 +274,7 @@ def test_an_unreachable_witness_delays_no_append_and_is_caught_up_once_back(
     key = CosignatureVerifier("witness.test/w1", signer.public_key)
     settings = _settings(tmp_path, f"https://localhost:{port}", tls.ca_file, key)
     log = AuditLog.open(settings, keyring)
-    witness: TlogWitness | None = None
+    witness: TlogWitnessDouble | None = None
     try:
         assert log.publisher is not None
         with capture_logs() as logs:
@@ -282,7 +283,7 @@ def test_an_unreachable_witness_delays_no_append_and_is_caught_up_once_back(
         assert log.store.size() == 3
         assert any(e["event"] == "audit_witness_failed" for e in logs)
         holder.close()
-        witness = TlogWitness(tls, port)
+        witness = TlogWitnessDouble(tls, port)
         witness.signer, witness.cosigner = signer, key
         witness.trusted.append(log.keys.verifier)
         _record(log, range(3, 4))  # a newer tree head ends the back-off at once
@@ -297,7 +298,7 @@ def test_an_unreachable_witness_delays_no_append_and_is_caught_up_once_back(
 
 
 def test_the_witness_cosignature_is_verified_kept_and_reported(
-    witness: TlogWitness, tmp_path: Path, keyring: Keyring
+    witness: TlogWitnessDouble, tmp_path: Path, keyring: Keyring
 ) -> None:
     """Each answer's cosignature verifies under the configured key, is kept with its tree
     head, and ``verify_log`` says which tree heads the witness cosigned."""
@@ -332,7 +333,7 @@ def _engine(tmp_path: Path) -> Engine:
 
 @pytest.mark.parametrize("answer", ["empty", "impostor"])
 def test_an_answer_without_the_witness_cosignature_is_refused_and_retried(
-    witness: TlogWitness, tmp_path: Path, keyring: Keyring, answer: str
+    witness: TlogWitnessDouble, tmp_path: Path, keyring: Keyring, answer: str
 ) -> None:
     """A 200 with no cosignature, or with one made by another key under the witness's name and
     key ID, proves nothing: it is refused (warning logged), nothing is kept, and the tree head
@@ -360,7 +361,7 @@ def test_an_answer_without_the_witness_cosignature_is_refused_and_retried(
 
 
 def test_a_witness_holding_a_larger_tree_is_refused(
-    witness: TlogWitness, tmp_path: Path, keyring: Keyring
+    witness: TlogWitnessDouble, tmp_path: Path, keyring: Keyring
 ) -> None:
     """A witness that already holds a larger tree of this log means the log was rolled back
     (or forked): the publication fails loudly instead of quietly catching up."""
@@ -397,7 +398,7 @@ def test_a_witness_url_without_its_key_is_refused_by_the_settings(tmp_path: Path
 
 
 def test_a_tampered_kept_cosignature_fails_verification(
-    witness: TlogWitness, tmp_path: Path, keyring: Keyring
+    witness: TlogWitnessDouble, tmp_path: Path, keyring: Keyring
 ) -> None:
     """A cosignature rewritten in the database (triggers dropped) does not verify."""
     log = AuditLog.open(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.results import RESULTS_ENV, report, shown
+from benchmarks.results import RESULTS_ENV, SKIPPED_EXIT, report, shown, skip
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,18 @@ def test_report_prints_the_verdict_and_appends_one_json_line(
         ("issuance-vs-authlib", False, "speed"),
         ("log2n-per-inclusion-hash", False, "property"),
     ]
+
+
+def test_skip_records_the_reason_and_exits_with_the_skipped_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "results.jsonl"
+    monkeypatch.setenv(RESULTS_ENV, str(results))
+    with pytest.raises(SystemExit) as stopped:
+        skip("tls", "no cgroup cpu controller")
+    assert stopped.value.code == SKIPPED_EXIT
+    assert capsys.readouterr().out == "skipped tls: no cgroup cpu controller\n"
+    assert json.loads(results.read_text()) == {
+        "benchmark": "tls",
+        "skipped": "no cgroup cpu controller",
+    }

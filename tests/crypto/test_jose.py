@@ -22,7 +22,7 @@ from interlock.crypto.jose import (
     verify_signature,
 )
 from interlock.errors import InvalidTokenError
-from tests.crypto.vectors import WYCHEPROOF
+from tests.crypto.vectors import WYCHEPROOF, nonempty, vector_file
 
 SIGNATURE_FILES = [
     ("ecdsa_secp256r1_sha256_p1363_test.json", "ES256", "publicKeyJwk"),
@@ -32,10 +32,9 @@ SIGNATURE_FILES = [
 
 
 def _groups(name: str) -> list[dict[str, Any]]:
-    path = WYCHEPROOF / name
-    if not path.is_file():
-        pytest.skip(f"Wycheproof vectors not found at {path} (../shared/vectors is absent)")
+    path = vector_file(WYCHEPROOF / name)
     groups: list[dict[str, Any]] = json.loads(path.read_text())["testGroups"]
+    nonempty([t for g in groups for t in g["tests"]], f"Wycheproof vectors from {name}")
     return groups
 
 

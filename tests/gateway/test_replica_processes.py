@@ -1,9 +1,13 @@
-"""Two gateway *processes* on one PostgreSQL store and one Redis: limits and replay hold across them.
+"""Two gateway *processes* on one PostgreSQL store and one Redis: limits, replay, revocation.
 
 Replica A is the harness' gateway (in this process); replica B is a separate
 ``interlock serve`` process started with the same settings (data directory
 with the keyring, store URL, Redis URL, public URL), as a second machine
-behind a load balancer would be. Requests alternate between the two.
+behind a load balancer would be. Requests alternate between the two. What
+tests/gateway/test_replicas.py checks between two gateways in one process —
+single-use client assertions (private_key_jwt) and DPoP proofs, revocation
+heard at once — is checked here across processes too, where nothing in memory
+can be shared by accident.
 
 Tolerance for the rate limit: none. Each decision is one atomic script on one
 Redis, timed by Redis' own clock, so a per-client limit of N admits exactly N
@@ -12,6 +16,7 @@ in total, whichever replica a request reaches.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -20,14 +25,21 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import redis
+from joserfc import jws
+from joserfc.jwk import ECKey
 
+from interlock.crypto.jose import public_jwk
+from interlock.crypto.rfc9449 import access_token_hash
+from interlock.identity.client_keys import ClientKeys
+from interlock.oauth.client_assertion import ASSERTION_TYPE
 from interlock.testing.gateway import Env, Signer, running_gateway
 from interlock.testing.services import REDIS
 from tests.conftest import fresh_schema, need
-from tests.gateway.test_replicas import _free_port
+from tests.gateway.test_replicas import FORM, _free_port, _token_form
 
 # A second gateway process sharing PostgreSQL and Redis with the harness' gateway.
 pytestmark = [pytest.mark.processes, pytest.mark.postgres, pytest.mark.redis]
@@ -197,3 +209,93 @@ def test_an_idempotency_key_used_on_one_process_is_replayed_on_the_other(
         "POST", "/orders/1001/payments", headers, b'{"amount": 26}', port=replicas.other
     )
     assert status == 422, problem
+
+
+def test_a_client_assertion_used_on_one_process_is_refused_on_the_other(
+    replicas: Replicas,
+) -> None:
+    """private_key_jwt's single-use jti holds across processes (Redis), both directions."""
+    env = replicas.env
+    key = ECKey.generate_key("P-256", private=True)
+    ClientKeys(
+        env.deployment.engine, env.deployment.keyring, env.gateway.gateway.manifest
+    ).register("oauth-only", public_jwk(key, "ES256"), use="assertion")
+    key.ensure_kid()
+
+    def assertion() -> bytes:
+        claims = {
+            "iss": "oauth-only",
+            "sub": "oauth-only",
+            "aud": f"https://127.0.0.1:{env.port}",  # the shared public URL (RFC 7523bis)
+            "exp": int(time.time()) + 60,
+            "jti": secrets.token_urlsafe(12),
+        }
+        signed = jws.serialize_compact(
+            {"alg": "ES256", "kid": key.kid}, json.dumps(claims).encode(), key, algorithms=["ES256"]
+        )
+        return _token_form(client_assertion_type=ASSERTION_TYPE, client_assertion=signed)
+
+    first = assertion()
+    status, _, body = env.request("POST", "/oauth2/token", FORM, first, port=replicas.other)
+    assert status == 200, body
+    status, _, body = env.request("POST", "/oauth2/token", FORM, first)
+    assert (status, body["error"]) == (401, "invalid_client")
+    second = assertion()
+    assert env.request("POST", "/oauth2/token", FORM, second)[0] == 200
+    status, _, body = env.request("POST", "/oauth2/token", FORM, second, port=replicas.other)
+    assert (status, body["error"]) == (401, "invalid_client")
+
+
+def test_a_dpop_proof_used_on_one_process_is_refused_on_the_other(replicas: Replicas) -> None:
+    """A DPoP proof accepted by process A is a replay at process B; a fresh one passes there."""
+    env = replicas.env
+    key = ECKey.generate_key("P-256", private=True)
+    base = f"https://127.0.0.1:{env.port}"
+
+    def proof(method: str, url: str, token: str | None = None) -> str:
+        claims: dict[str, object] = {"jti": secrets.token_urlsafe(12), "htm": method, "htu": url}
+        claims["iat"] = int(time.time())
+        if token:
+            claims["ath"] = access_token_hash(token)
+        header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.as_dict(private=False)}
+        return jws.serialize_compact(header, json.dumps(claims).encode(), key, algorithms=["ES256"])
+
+    with env.client_secret() as secret:
+        status, _, body = env.request(
+            "POST",
+            "/oauth2/token",
+            {**FORM, **env.basic(secret), "DPoP": proof("POST", f"{base}/oauth2/token")},
+            _token_form(),
+            port=replicas.other,
+        )
+    assert status == 200, body
+    token = body["access_token"]
+    headers = {
+        "Authorization": f"DPoP {token}",
+        "DPoP": proof("GET", f"{base}/orders/1001", token),
+        "Host": f"127.0.0.1:{env.port}",  # behind a load balancer both answer one name
+    }
+    assert env.request("GET", "/orders/1001", headers)[0] == 200
+    assert env.request("GET", "/orders/1001", headers, port=replicas.other)[0] == 401
+    fresh = {**headers, "DPoP": proof("GET", f"{base}/orders/1001", token)}
+    assert env.request("GET", "/orders/1001", fresh, port=replicas.other)[0] == 200
+
+
+def test_a_token_revoked_on_one_process_is_refused_on_the_other_at_once(
+    replicas: Replicas,
+) -> None:
+    """Revoked at A; process B, which had the token in its verified cache, refuses it at once."""
+    env = replicas.env
+    with env.client_secret() as secret:
+        basic = env.basic(secret)
+        _, _, body = env.request("POST", "/oauth2/token", {**FORM, **basic}, _token_form())
+        bearer = {"Authorization": f"Bearer {body['access_token']}"}
+        assert env.request("GET", "/orders/1001", bearer, port=replicas.other)[0] == 200  # cached
+        revoke = urlencode({"token": body["access_token"]}).encode()
+        assert env.request("POST", "/oauth2/revoke", {**FORM, **basic}, revoke)[0] == 200
+    # Announced over Redis: B hears it before its one-second reload of the store would.
+    deadline = time.monotonic() + 0.9
+    status = 200
+    while status != 401 and time.monotonic() < deadline:
+        status = env.request("GET", "/orders/1001", bearer, port=replicas.other)[0]
+    assert status == 401

@@ -21,11 +21,9 @@ import json
 from collections import Counter
 from urllib.parse import urlencode
 
-import pytest
-
 from interlock.oauth.client_assertion import ASSERTION_TYPE
 from interlock.testing.gateway import Env
-from tests.crypto.vectors import WYCHEPROOF
+from tests.crypto.vectors import WYCHEPROOF, nonempty, vector_file
 
 FILES = ("json_web_signature_test.json", "json_web_key_test.json")
 SOURCE = "127.0.0.91"  # failures count per address: these spend an address of their own
@@ -34,12 +32,10 @@ SOURCE = "127.0.0.91"  # failures count per address: these spend an address of t
 def _tokens() -> list[tuple[str, str]]:
     tokens = []
     for name in FILES:
-        path = WYCHEPROOF / name
-        if not path.is_file():
-            pytest.skip(f"Wycheproof vectors not found at {path} (../shared/vectors is absent)")
+        path = vector_file(WYCHEPROOF / name)
         for group in json.loads(path.read_text())["testGroups"]:
             tokens += [(f"{name}:{case['tcId']}", case["jws"]) for case in group["tests"]]
-    return tokens
+    return list(nonempty(tokens, "Wycheproof JOSE tokens"))
 
 
 def test_every_vector_as_a_bearer_token_is_a_clean_401(env: Env) -> None:

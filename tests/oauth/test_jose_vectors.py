@@ -22,7 +22,7 @@ from interlock.crypto.jose import (
 )
 from interlock.errors import InvalidTokenError
 from interlock.oauth.keysets import parse_jwks
-from tests.crypto.vectors import WYCHEPROOF
+from tests.crypto.vectors import WYCHEPROOF, nonempty, vector_file
 
 # Wycheproof cases whose refusal needs a check no library offers us (named, not hidden).
 KNOWN_GAPS = {
@@ -35,9 +35,7 @@ def _cases() -> list[tuple[str, dict[str, Any], str, str]]:
     """(id, JWKS document, compact JWS, expected result) of the two Wycheproof JOSE files."""
     cases = []
     for name in ("json_web_signature_test.json", "json_web_key_test.json"):
-        path = WYCHEPROOF / name
-        if not path.is_file():
-            pytest.skip(f"Wycheproof vectors not found at {path} (../shared/vectors is absent)")
+        path = vector_file(WYCHEPROOF / name)
         for group in json.loads(path.read_text())["testGroups"]:
             public = group.get("public")
             document = (
@@ -46,7 +44,7 @@ def _cases() -> list[tuple[str, dict[str, Any], str, str]]:
             for case in group["tests"]:
                 token = case["jws"] if isinstance(case["jws"], str) else json.dumps(case["jws"])
                 cases.append((f"{name}:{case['tcId']}", document, token, case["result"]))
-    return cases
+    return list(nonempty(cases, "Wycheproof JOSE vectors"))
 
 
 def _keys(document: dict[str, Any]) -> dict[str, PublicKey]:

@@ -24,15 +24,15 @@ from interlock.proofs.rfc9162 import (
     verify_consistency,
     verify_inclusion,
 )
+from tests.crypto.vectors import SHARED_VECTORS, nonempty, vector_file
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "rfc6962"
+VECTORS = SHARED_VECTORS / "rfc6962"
 
 
 def _vectors() -> dict[str, Any]:
-    path = VECTORS / "vectors.json"
-    if not path.is_file():
-        pytest.skip(f"RFC 6962 vectors are absent ({path}); they live in ../shared/vectors")
-    data: dict[str, Any] = json.loads(path.read_text())
+    data: dict[str, Any] = json.loads(vector_file(VECTORS / "vectors.json").read_text())
+    for key in ("leaves", "roots", "inclusion_proofs"):
+        nonempty(data.get(key, []), f"RFC 6962 {key}")
     return data
 
 
@@ -106,8 +106,7 @@ def test_inclusion_case(path: Path) -> None:
 
 def test_inclusion_case_folder_is_present() -> None:
     """The inclusion cases are found (otherwise the parametrised test would silently run none)."""
-    if not (VECTORS / "inclusion").is_dir():
-        pytest.skip(f"inclusion vectors are absent ({VECTORS / 'inclusion'})")
+    vector_file(VECTORS / "inclusion")
     assert len(_inclusion_cases()) > 50
 
 

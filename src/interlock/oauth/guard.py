@@ -1,10 +1,13 @@
-"""The hook through which the rate-limit package will slow down secret guessing.
+"""The hook through which the rate limits slow down secret guessing.
 
 The token, revocation and introspection endpoints ask the guard before they
-check a client's credentials and tell it about every failure.
-:class:`NoGuard` admits everything; the gateway's
-:class:`interlock.limits.FailureGuard` limits failures per (client id,
-source address) and per source address, across replicas. A guard must never
+check a client's credentials and tell it about every failure. The gateway
+always passes :class:`interlock.limits.FailureGuard`
+(``gateway/assembly.py``), which limits failures per (client id, source
+address) and per source address, across replicas when Redis is configured;
+:class:`NoGuard`, which admits everything, is only the default of a
+:class:`~interlock.oauth.token_endpoint.TokenEndpoint` built without one.
+A guard must never
 refuse a client because of failures that came from somewhere else: a budget
 per client id alone would let anyone who knows the id lock it out.
 """
@@ -34,7 +37,7 @@ class AttemptGuard(Protocol):
 
 
 class NoGuard:
-    """Admits every attempt (the default until rate limits exist)."""
+    """Admits every attempt: for a token endpoint used without the gateway's failure budget."""
 
     blocking = False
 
