@@ -26,7 +26,7 @@ LOWEST_STAMP := $(LOWEST)/.installed
 # the floors were set.
 LOWEST_TESTS := tests --ignore=tests/gateway
 
-.PHONY: check demo test lint typecheck deps scan softhsm chromium unit fast lowest clean install tools \
+.PHONY: check demo test lint typecheck deps scan softhsm chromium nginx unit fast lowest clean install tools \
         lock sbom bench-env bench
 
 install: $(STAMP)
@@ -42,7 +42,7 @@ $(STAMP): pyproject.toml uv.lock $(UV)
 	$(SYNC)
 	@touch $(STAMP)
 
-tools: $(SSLYZE_STAMP) softhsm chromium
+tools: $(SSLYZE_STAMP) softhsm chromium nginx
 
 $(SSLYZE_STAMP): requirements/sslyze.txt $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(SSLYZE_VENV)
@@ -100,6 +100,13 @@ chromium:
 	    apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; \
 	  else echo "chromium is not installed (apt-get install chromium): the HTML register test will skip"; fi; }
 
+# nginx (nginx-light: auth_request, ssl) and Caddy for the edge-mode tests (docs/edge.md), as above.
+nginx:
+	@{ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } && command -v caddy >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx-light caddy; \
+	  else echo "nginx or caddy is not installed (apt-get install nginx-light caddy): edge tests will skip"; fi; }
+
 # pytest-xdist workers. Both cores of the 2-core machine: the whole suite took 120-128 s
 # instead of 196 s (2026-12-05). Each worker has a Redis database of its own
 # (tests/conftest.py); PostgreSQL tests each get a fresh schema anyway.
@@ -109,7 +116,7 @@ WORKERS ?= 2
 # fails `make test`; raise the floor as coverage grows. It cost 8-11% of wall time.
 COVERAGE_FLOOR := 92
 
-unit: $(STAMP) $(SSLYZE_STAMP) softhsm chromium
+unit: $(STAMP) $(SSLYZE_STAMP) softhsm chromium nginx
 	$(BIN)/pytest -n $(WORKERS) --cov=interlock --cov-report= --cov-fail-under=$(COVERAGE_FLOOR)
 
 # The tests that need no server: no PostgreSQL, Redis or SoftHSM2, and no process

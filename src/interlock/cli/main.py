@@ -23,6 +23,7 @@ from interlock.cli import (
     clients,
     db,
     demo,
+    edge,
     events,
     files,
     import_openapi,
@@ -78,6 +79,7 @@ app.add_typer(messaging.app, name="messaging")
 app.add_typer(files.app, name="files")
 app.add_typer(db.app, name="db")
 app.add_typer(events.app, name="events")
+app.add_typer(edge.app, name="edge")
 
 
 def _print_version(wanted: bool) -> None:

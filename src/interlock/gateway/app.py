@@ -30,20 +30,15 @@ from interlock.gateway.context import RequestContext, remembered_principal
 from interlock.gateway.endpoints import Endpoints
 from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.metrics import UNMATCHED, GatewayMetrics
-from interlock.gateway.paths import BadPathError, split_target
 from interlock.gateway.pipeline import Pipeline
 from interlock.gateway.problems import (
     INTERNAL_ERROR,
     problem_response,
     status_problem_response,
 )
-from interlock.gateway.routing import (
-    CompiledRoute,
-    MethodNotAllowedError,
-    RouteTable,
-    UnknownRouteError,
-)
+from interlock.gateway.routing import CompiledRoute, RouteTable
 from interlock.gateway.stages.content_encoding import refuse_content_encoding
+from interlock.gateway.targets import match_target
 from interlock.gateway.upstream import Upstreams
 from interlock.gateway.upstream_errors import UpstreamServerError
 from interlock.identity.apikeys import ApiKeys
@@ -249,18 +244,7 @@ class Gateway:
             # An own endpoint's error answer (a refused token request, 401) is a refusal too.
             outcome = "ok" if response.status < 400 else "refused"
             return _Answered(response, where.label, outcome, where.principal)
-        try:
-            segments, query = split_target(request.raw_path)
-            match = self.routes.match(request.method, segments)
-        except BadPathError as exc:
-            raise Refusal("bad-path", str(exc)) from None
-        except UnknownRouteError:
-            raise Refusal("not-found", "no route matches this path") from None
-        except MethodNotAllowedError as exc:
-            allowed = ", ".join(exc.allowed)
-            raise Refusal(
-                "method-not-allowed", f"this path accepts {allowed}", headers={"Allow": allowed}
-            ) from None
+        match, query = match_target(self.routes, request)
         ctx = RequestContext(request, correlation_id, match, query)
         where.label, where.context = match.route.label, ctx
         response = await self.pipelines[match.route].run(ctx)

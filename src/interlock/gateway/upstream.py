@@ -34,13 +34,13 @@ from interlock.gateway.header_policy import HeaderPolicy
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.renewal import RenewingCertificate
 from interlock.gateway.rfc7239 import for_node
-from interlock.gateway.routing import CompiledRoute
+from interlock.gateway.routing import CompiledRoute, RouteMatch
 from interlock.gateway.tls import trust_context
 from interlock.gateway.upstream_errors import withheld_server_error
 from interlock.logs import get_logger
 from interlock.secrets.resolver import SecretResolver
 
-__all__ = ["UpstreamLimits", "Upstreams"]
+__all__ = ["UpstreamLimits", "Upstreams", "upstream_url"]
 
 _log = get_logger(__name__)
 _SERVER_ERROR: Final = 500  # RFC 9110 §15.6: 5xx, the upstream failed
@@ -54,6 +54,13 @@ class UpstreamLimits:
     read_seconds: float = 30.0
     max_response_bytes: int = 10 * 1024 * 1024
     pool_size: int = 100
+
+
+def upstream_url(match: RouteMatch, query: str) -> str:
+    """The upstream URL of a matched request: the system's URL, the route's path, the query."""
+    compiled = match.route
+    url = compiled.system.url.rstrip("/") + compiled.upstream_path(match.values)
+    return url + "?" + query if query else url
 
 
 class Upstreams:
@@ -124,9 +131,7 @@ class Upstreams:
         """Forward ``ctx`` to its route's upstream and relay the answer."""
         compiled = ctx.match.route
         system = compiled.system
-        url = system.url.rstrip("/") + compiled.upstream_path(ctx.match.values)
-        if ctx.query:
-            url += "?" + ctx.query
+        url = upstream_url(ctx.match, ctx.query)
         policy = self._policy(compiled)
         headers = await self._outbound_headers(ctx, system, policy)
         body = await ctx.read_body()
@@ -179,17 +184,25 @@ class Upstreams:
         host = request.host.replace('"', "").replace("\\", "")
         headers["Forwarded"] = f'for="{peer}";proto=https;host="{host}"'
         headers["X-Request-Id"] = ctx.correlation_id
-        if system.credentials:
-            try:
-                secret = self._secrets.cached(system.credentials)
-                if secret is None:
-                    secret = await asyncio.to_thread(self._secrets.resolve, system.credentials)
-            except InterlockError as exc:
-                raise self._unavailable(
-                    ctx.match.route.system_name, system.credentials, exc
-                ) from None
-            headers["Authorization"] = "Bearer " + secret.reveal().decode()
+        authorization = await self.authorization(ctx.match.route.system_name, system)
+        if authorization is not None:
+            headers["Authorization"] = authorization
         return headers
+
+    async def authorization(self, name: str, system: System) -> str | None:
+        """The ``Authorization`` value for calls to ``system`` (its vault credential), if any.
+
+        A credential that cannot be resolved is a 503 refusal (the operator's log says why).
+        """
+        if not system.credentials:
+            return None
+        try:
+            secret = self._secrets.cached(system.credentials)
+            if secret is None:
+                secret = await asyncio.to_thread(self._secrets.resolve, system.credentials)
+        except InterlockError as exc:
+            raise self._unavailable(name, system.credentials, exc) from None
+        return "Bearer " + secret.reveal().decode()
 
     async def _read_capped(self, upstream: aiohttp.ClientResponse, system: str) -> bytes:
         cap = self.limits.max_response_bytes

@@ -1,0 +1,113 @@
+"""The decision endpoint's listener: a unix socket only the configured proxy may use.
+
+Never the public listener, never a TCP port: a decision request carries the
+caller's credential and tells Interlock which certificate the proxy verified,
+so whoever can send one can impersonate any client. Two locks, both checked
+by the kernel rather than by a secret that would have to be written into the
+proxy's configuration files:
+
+* the socket file is created mode 0660 (owner and group only) — put it in a
+  directory only Interlock and the proxy's group can enter;
+* every request's peer is read from the socket (``SO_PEERCRED``): a process
+  whose user id is not one of ``proxy_uids`` is refused with 403.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+
+from interlock.errors import ConfigError, Refusal
+from interlock.gateway.edge.decision import EdgeDecisions
+from interlock.gateway.edge.protocol import AUTHZ_PATH
+from interlock.gateway.problems import problem_response
+from interlock.logs import get_logger
+
+__all__ = ["DecisionListener", "start_decisions"]
+
+_log = get_logger("interlock.gateway.edge")
+_UCRED: Final = struct.Struct("3i")  # struct ucred: pid, uid, gid
+_MODE: Final = 0o660
+
+
+def peer_uid(request: web.BaseRequest) -> int | None:
+    """The user id of the process at the other end of ``request``'s unix socket."""
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return None
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    except OSError:
+        return None
+    _pid, uid, _gid = _UCRED.unpack(raw)
+    return int(uid)
+
+
+class _Handler:
+    def __init__(self, decisions: EdgeDecisions, uids: frozenset[int]) -> None:
+        self._decisions = decisions
+        self._uids = uids
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        if peer_uid(request) not in self._uids:
+            _log.warning("decision request refused: not from the configured proxy")
+            refused = Refusal(
+                "access-denied",
+                "decisions are answered for the configured proxy only",
+                log_reason="edge: decision request from another user",
+            )
+            return problem_response(refused, os.urandom(16).hex(), AUTHZ_PATH)
+        if request.path != AUTHZ_PATH and not request.path.startswith(AUTHZ_PATH + "/"):
+            missing = Refusal("not-found", "the decision endpoint is " + AUTHZ_PATH)
+            return problem_response(missing, os.urandom(16).hex(), AUTHZ_PATH)
+        return await self._decisions.handle(request)
+
+
+def _clear(path: Path) -> None:
+    """Remove a stale socket left by a previous run; never anything else."""
+    if path.exists() and not path.is_socket():
+        raise ConfigError(f"{path} exists and is not a socket; refusing to replace it")
+    path.unlink(missing_ok=True)
+
+
+@dataclass
+class DecisionListener:
+    """A started decision listener; :meth:`stop` closes it and removes the socket."""
+
+    runner: web.ServerRunner
+    path: Path
+
+    async def stop(self) -> None:
+        """Stop answering; remove the socket file."""
+        await self.runner.cleanup()
+        self.path.unlink(missing_ok=True)
+
+
+async def start_decisions(
+    decisions: EdgeDecisions, path: Path, proxy_uids: Iterable[int]
+) -> DecisionListener:
+    """Serve ``decisions`` on the unix socket ``path`` for the processes of ``proxy_uids``."""
+    uids = frozenset(proxy_uids)
+    if not uids:
+        raise ConfigError("the decision listener needs the proxy's user id (--proxy-user)")
+    _clear(path)
+    server = web.Server(_Handler(decisions, uids), access_log=None)
+    runner = web.ServerRunner(server, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.UnixSite(runner, str(path), backlog=1024).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(f"cannot listen on {path}: {exc.strerror}") from None
+    # Connecting needs write permission: owner and group only (the peer check is the second lock).
+    path.chmod(_MODE)  # noqa: ASYNC240  (one syscall at start-up)
+    _log.info("decision endpoint listening", socket=str(path))
+    return DecisionListener(runner, path)

@@ -1,0 +1,192 @@
+"""Edge mode for real: nginx (from Debian) in front, the decision endpoint on a unix socket.
+
+One set-up for the package: the harness deployment with the sample ERP
+(:func:`interlock.testing.gateway.running_gateway`, its public URL nginx's),
+a second gateway on the same deployment asking for client certificates (the
+embedded side of every comparison), its decision endpoint, and nginx running
+the configuration :func:`~interlock.gateway.edge.nginx.render_nginx` generates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from interlock.crypto.keyfile import write_private_file
+from interlock.gateway.edge.decision import EdgeDecisions
+from interlock.gateway.edge.listener import DecisionListener, start_decisions
+from interlock.gateway.edge.nginx import NginxOptions, render_nginx
+from interlock.gateway.edge.protocol import CONVENTIONS
+from interlock.gateway.server import ListenerConfig, RunningGateway, start_gateway
+from interlock.pki.authority import Pki
+from interlock.testing.gateway import Env, running_gateway
+
+
+@dataclass
+class Edge:
+    """The harness, the embedded gateway with client certificates, and nginx in front of it."""
+
+    env: Env
+    gateway: RunningGateway  # embedded: requests straight to its port
+    nginx_port: int
+    pki: Pki
+    work: Path
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        *,
+        edge: bool = True,
+        certificate: tuple[Path, Path] | None = None,
+    ) -> tuple[int, dict[str, str], Any]:
+        """One request through nginx (``edge``) or straight to the embedded gateway."""
+        context = ssl.create_default_context(cafile=str(self.env.ca_file))
+        if certificate is not None:
+            context.load_cert_chain(*certificate)
+        port = self.nginx_port if edge else self.gateway.port
+        connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+        try:
+            connection.request(method, path, headers=headers or {})
+            response = connection.getresponse()
+            raw = response.read()
+            found = {k.lower(): v for k, v in response.getheaders()}
+        finally:
+            connection.close()
+        try:
+            payload: Any = json.loads(raw)
+        except ValueError:
+            payload = raw.decode("utf-8", "replace")
+        return response.status, found, payload
+
+
+def nginx_or_skip() -> str:
+    """The nginx binary; skip without it (fail under INTERLOCK_REQUIRE_SERVICES=1)."""
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if found is None:
+        message = "nginx is not installed (make nginx, or apt-get install nginx-light)"
+        if os.environ.get("INTERLOCK_REQUIRE_SERVICES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def free_port() -> int:
+    """A free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_nginx(binary: str, conf: Path, port: int) -> subprocess.Popen[bytes]:
+    """Run nginx on ``conf`` in the foreground until ``port`` answers."""
+    process = subprocess.Popen(  # noqa: S603  (fixed arguments)
+        [binary, "-p", str(conf.parent), "-c", str(conf), "-g", "daemon off;"],
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return process
+        if process.poll() is not None:
+            error = process.stderr.read().decode() if process.stderr else ""
+            raise RuntimeError(f"nginx did not start: {error}")
+        time.sleep(0.05)
+    stop_nginx(process)
+    raise RuntimeError("nginx did not listen in time")
+
+
+def stop_nginx(process: subprocess.Popen[bytes]) -> None:
+    """Stop nginx (SIGTERM: fast shutdown) and close its pipe."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+    if process.stderr is not None:
+        process.stderr.close()
+
+
+def nginx_options(edge_dir: Path, env: Env, gateway: RunningGateway, port: int) -> NginxOptions:
+    """The generated configuration's options: everything on loopback, files in ``edge_dir``."""
+    pki = Pki(
+        env.deployment.engine,
+        env.deployment.keyring,
+        env.deployment.deployment_id,
+        env.deployment.settings.trust_domain,
+    )
+    issued = pki.issue_server(["localhost", "127.0.0.1"], ephemeral=True)
+    cert, key = edge_dir / "server.pem", edge_dir / "server.key"
+    cert.write_bytes(issued.certificate_pem)
+    write_private_file(key, issued.private_key_pem)
+    for kind in ("client_body", "proxy"):
+        (edge_dir / "tmp" / kind).mkdir(parents=True, exist_ok=True)
+    return NginxOptions(
+        listen=f"127.0.0.1:{port}",
+        certificate=cert,
+        private_key=key,
+        decision_socket=edge_dir / "authz.sock",
+        interlock=f"127.0.0.1:{gateway.port}",
+        interlock_ca=env.ca_file,
+        prefix=edge_dir,
+        anchors={"pki:internal": env.ca_file},
+        client_ca=env.ca_file,
+        workers="1",
+        user="root" if os.geteuid() == 0 else None,
+    )
+
+
+@pytest.fixture(scope="package")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+    """nginx generated from the harness manifest, deciding through the embedded gateway."""
+    binary = nginx_or_skip()
+    work = tmp_path_factory.mktemp("edge")
+    port = free_port()
+    with running_gateway(work / "harness", public_url=f"https://127.0.0.1:{port}") as env:
+        manifest = env.gateway.gateway.manifest
+        listener = ListenerConfig(port=0, client_auth="optional")
+        gateway = asyncio.run_coroutine_threadsafe(
+            start_gateway(env.deployment, manifest, listener), env.loop
+        ).result(timeout=30)
+        edge_dir = work / "nginx"
+        edge_dir.mkdir()
+        decisions = EdgeDecisions(
+            lambda: gateway.front.current, CONVENTIONS["nginx"], gateway.services.proxies
+        )
+        options = nginx_options(edge_dir, env, gateway, port)
+        decision: DecisionListener = asyncio.run_coroutine_threadsafe(
+            start_decisions(decisions, options.decision_socket, {os.getuid()}), env.loop
+        ).result(timeout=30)
+        conf = edge_dir / "nginx.conf"
+        conf.write_text(render_nginx(manifest, options))
+        process = start_nginx(binary, conf, port)
+        pki = Pki(
+            env.deployment.engine,
+            env.deployment.keyring,
+            env.deployment.deployment_id,
+            env.deployment.settings.trust_domain,
+        )
+        try:
+            yield Edge(env, gateway, port, pki, work)
+        finally:
+            stop_nginx(process)
+            asyncio.run_coroutine_threadsafe(decision.stop(), env.loop).result(timeout=30)
+            asyncio.run_coroutine_threadsafe(gateway.stop(), env.loop).result(timeout=30)
