@@ -60,12 +60,6 @@ def audit_unavailable() -> Refusal:
     )
 
 
-def _result(status: int) -> Outcome:
-    if status < 400:
-        return Outcome(result="success", status=status)
-    return Outcome(result="failure", status=status)
-
-
 def _received(sightings: Sequence[Sighting], forwarded: bool, status: int) -> tuple[Sighting, ...]:
     """The sightings whose receiver got the data.
 
@@ -220,15 +214,27 @@ class GatewayAudit:
         details: dict[str, str | int | bool] = {}
         if scope:
             details["scope"] = scope[:500]
-        self.sink.record_later(
-            AuditEntry(
-                actor=f"client:{client}" if client else "anonymous",
-                action="token.issue" if status == 200 else "token.refuse",
-                outcome=_result(status),
-                reason=reason[:2000] if reason else None,
-                details=details,
-            )
+        decision = Decision(
+            time_us=time.time_ns() // 1000,
+            actor=f"client:{client}" if client else "anonymous",
+            action="token.issue" if status == 200 else "token.refuse",
+            integration=None,
+            source=None,
+            target=None,
+            data_categories=(),
+            records=0,
+            bytes=0,
+            result="success" if status < 400 else "failure",
+            status=status,
+            correlation_id=None,
+            reason=reason[:2000] if reason else None,
+            details=details,
+            client_ip=None,
         )
+        # The sink's cheap path when it has one (no model), else the model as always.
+        record_decision = getattr(self.sink, "record_decision_later", None)
+        if record_decision is None or not record_decision(decision):
+            self.sink.record_later(decision_entry(decision))
 
     def certificate_refused(
         self, client: str | None, serial: str | None, reason: str, remote: str | None, at: str
