@@ -90,6 +90,15 @@ def test_a_typical_decision_takes_the_fast_path_with_credentials_masked() -> Non
     assert b"eyJzdWIiOiJ4In0" not in fast
     assert b"192.0.2.10" not in fast
     assert b'"time":"2024-12-05T12:00:00.123456Z"' in fast
+    # A detail that holds a credential is masked every time, not only the first.
+    leaky = decision._replace(
+        details={"note": "t eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"}
+    )
+    for _ in range(2):
+        body = encode_decision(leaky, KEY)
+        assert body is not None
+        assert b"eyJzdWIiOiJ4In0" not in body
+        assert body == encode_entry(decision_entry(leaky), KEY)
 
 
 def test_decisions_recorded_later_land_in_the_log(tmp_path: Path) -> None:

@@ -282,17 +282,8 @@ def _count(value: int) -> bool:
     return type(value) is int and 0 <= value <= _MAX_SAFE
 
 
-def _detail(value: str | int | bool) -> bool:
-    kind = type(value)
-    if kind is str:
-        return len(value) <= 500  # type: ignore[arg-type]
-    if kind is int:
-        return -_MAX_SAFE <= value <= _MAX_SAFE  # type: ignore[operator]
-    return kind is bool
-
-
 def _in_bounds(d: Decision) -> bool:
-    """Whether the model would take ``d`` as it is (every bound it checks, checked alike)."""
+    """Whether the model would take ``d``'s fields but ``details`` as they are."""
     return (
         type(d.time_us) is int
         and 0 <= d.time_us < 253_402_300_800_000_000  # years 1970-9999: the same text
@@ -313,14 +304,48 @@ def _in_bounds(d: Decision) -> bool:
         and (d.status is None or (type(d.status) is int and 0 <= d.status <= 999_999))
         and _short(d.correlation_id)
         and (d.reason is None or (type(d.reason) is str and len(d.reason) <= 2000))
-        and type(d.details) is dict
-        and len(d.details) <= 32
-        and all(
-            type(k) is str and _DETAIL_KEY.fullmatch(k) is not None and _detail(v)
-            for k, v in d.details.items()
-        )
         and _short(d.client_ip)
     )
+
+
+#: Detail texts seen to hold no credential (a route label, a method, a key id):
+#: they repeat from request to request, so each is scanned once. Only texts the
+#: scan left unchanged are kept, never one that held a credential; bounded.
+_CLEAN: set[str] = set()
+_CLEAN_MAX: Final = 4096
+
+
+def _masked_details(
+    details: dict[str, str | int | bool],
+) -> dict[str, str | int | bool] | None:
+    """``details`` as the model keeps them (texts masked), or None outside its bounds."""
+    if type(details) is not dict or len(details) > 32:
+        return None
+    masked: dict[str, str | int | bool] = {}
+    clean = _CLEAN
+    for key, value in details.items():
+        if type(key) is not str or _DETAIL_KEY.fullmatch(key) is None:
+            return None
+        kind = type(value)
+        if kind is str:
+            text: str = value  # type: ignore[assignment]
+            if len(text) > 500:
+                return None
+            if text not in clean:
+                redacted = redact_credentials(text)
+                if redacted != text:
+                    masked[key] = redacted
+                    continue
+                if len(clean) >= _CLEAN_MAX:
+                    clean.clear()
+                clean.add(text)
+        elif kind is int:
+            if not -_MAX_SAFE <= value <= _MAX_SAFE:  # type: ignore[operator]
+                return None
+        elif kind is not bool:
+            return None
+        masked[key] = value
+    return masked
 
 
 def _decision_timestamp(time_us: int) -> str:
@@ -341,7 +366,9 @@ def encode_decision(
     d = decision
     if not _in_bounds(d):
         return None
-    details = {k: redact_credentials(v) if type(v) is str else v for k, v in d.details.items()}
+    details = _masked_details(d.details)
+    if details is None:
+        return None
     ip = d.client_ip
     try:
         if ip is not None and pseudonymise_ip:
