@@ -57,6 +57,7 @@ BENCHMARKS: Final[dict[str, tuple[str, ...]]] = {
     "messaging": (),
     "scan": (),
     "gateway": (),
+    "scaling": (),
     "soak": ("--duration", "180"),
 }
 #: A benchmark still running after this long is stopped and recorded as failed.

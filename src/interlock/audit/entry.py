@@ -18,8 +18,11 @@ bytes are the RFC 9162 leaf input, so they are stored exactly as encoded.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal
+import re
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Final, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -30,9 +33,13 @@ from interlock.logs.redaction import redact_credentials
 __all__ = [
     "ENTRY_VERSION",
     "AuditEntry",
+    "Decision",
     "Outcome",
     "Volume",
+    "decision_entry",
+    "decision_time",
     "decode_entry",
+    "encode_decision",
     "encode_entry",
     "entry_fields",
     "entry_time",
@@ -132,44 +139,260 @@ def encode_entry(
     ip = entry.client_ip
     if ip is not None and pseudonymise_ip:
         ip = pseudonymiser.pseudonym("ip", ip)
-    details = entry.details
     outcome, volume = entry.outcome, entry.volume
+    return _encode(
+        _timestamp(entry.time),
+        entry.actor,
+        entry.action,
+        entry.integration,
+        entry.source,
+        entry.target,
+        entry.data_categories,
+        volume.records,
+        volume.bytes,
+        outcome.result,
+        outcome.status,
+        entry.correlation_id,
+        entry.reason,
+        entry.details,
+        [pseudonymiser.pseudonym("subject", s) for s in entry.subjects],
+        ip,
+    )
+
+
+def _encode(  # noqa: PLR0917  (one positional per field, in the order encoded)
+    stamp: str,
+    actor: str,
+    action: str,
+    integration: str | None,
+    source: str | None,
+    target: str | None,
+    data_categories: Sequence[str],
+    records: int,
+    size: int,
+    result: str,
+    status: int | None,
+    correlation_id: str | None,
+    reason: str | None,
+    details: Mapping[str, str | int | bool],
+    subjects: Sequence[str],
+    ip: str | None,
+) -> bytes:
     return utf8(
         "".join(
             (
                 '{"action":',
-                string(entry.action),
+                string(action),
                 ',"actor":',
-                string(entry.actor),
+                string(actor),
                 ',"client_ip":',
                 scalar(ip),
                 ',"correlation_id":',
-                scalar(entry.correlation_id),
+                scalar(correlation_id),
                 ',"data_categories":[',
-                ",".join(map(string, entry.data_categories)),
+                ",".join(map(string, data_categories)),
                 '],"details":{',
                 ",".join(f"{string(k)}:{scalar(details[k])}" for k in sorted(details)),
                 '},"integration":',
-                scalar(entry.integration),
+                scalar(integration),
                 ',"outcome":{"result":',
-                string(outcome.result),
+                string(result),
                 ',"status":',
-                scalar(outcome.status),
+                scalar(status),
                 '},"reason":',
-                scalar(entry.reason),
+                scalar(reason),
                 ',"source":',
-                scalar(entry.source),
+                scalar(source),
                 ',"subjects":[',
-                ",".join(string(pseudonymiser.pseudonym("subject", s)) for s in entry.subjects),
+                ",".join(map(string, subjects)),
                 '],"target":',
-                scalar(entry.target),
+                scalar(target),
                 ',"time":"',
-                _timestamp(entry.time),
-                f'","v":{ENTRY_VERSION},"volume":{{"bytes":{volume.bytes:d},'
-                f'"records":{volume.records:d}}}}}',
+                stamp,
+                f'","v":{ENTRY_VERSION},"volume":{{"bytes":{size:d},"records":{records:d}}}}}',
             )
         )
     )
+
+
+class Decision(NamedTuple):
+    """A gateway decision's fields, as :class:`AuditEntry` takes them (no subjects).
+
+    The gateway records most of its decisions through
+    :meth:`~interlock.audit.service.DurableSink.record_decision_later`, which
+    encodes these fields directly (:func:`encode_decision`) instead of
+    validating a model: building an ``AuditEntry`` cost more than the rest of
+    recording a decision on the gateway's event loop.
+    """
+
+    time_us: int  # µs since the epoch (UTC)
+    actor: str
+    action: str
+    integration: str | None
+    source: str | None
+    target: str | None
+    data_categories: tuple[str, ...]
+    records: int
+    bytes: int
+    result: str
+    status: int | None
+    correlation_id: str | None
+    reason: str | None
+    details: dict[str, str | int | bool]
+    client_ip: str | None
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ACTION: Final = re.compile(r"[a-z][a-z0-9_.-]{0,99}")
+_DETAIL_KEY: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_RESULTS: Final = frozenset({"success", "partial_failure", "failure"})
+_MAX_SAFE: Final = 2**53 - 1
+
+
+def decision_time(time_us: int) -> datetime:
+    """The aware UTC time of ``time_us`` (exact to the microsecond)."""
+    return _EPOCH + timedelta(microseconds=time_us)
+
+
+def decision_entry(decision: Decision) -> AuditEntry:
+    """The validating model of ``decision`` (raises pydantic's ``ValidationError`` as it does)."""
+    d = decision
+    return AuditEntry(
+        time=decision_time(d.time_us),
+        actor=d.actor,
+        action=d.action,
+        integration=d.integration,
+        source=d.source,
+        target=d.target,
+        data_categories=d.data_categories,
+        volume=Volume(records=d.records, bytes=d.bytes),
+        outcome=Outcome(result=d.result, status=d.status),
+        correlation_id=d.correlation_id,
+        reason=d.reason,
+        details=d.details,
+        client_ip=d.client_ip,
+    )
+
+
+def _short(value: str | None) -> bool:
+    return value is None or (type(value) is str and 0 < len(value) <= 200)
+
+
+def _count(value: int) -> bool:
+    return type(value) is int and 0 <= value <= _MAX_SAFE
+
+
+def _in_bounds(d: Decision) -> bool:
+    """Whether the model would take ``d``'s fields but ``details`` as they are."""
+    return (
+        type(d.time_us) is int
+        and 0 <= d.time_us < 253_402_300_800_000_000  # years 1970-9999: the same text
+        and _short(d.actor)
+        and d.actor is not None
+        and type(d.action) is str
+        and _ACTION.fullmatch(d.action) is not None
+        and _short(d.integration)
+        and _short(d.source)
+        and _short(d.target)
+        and type(d.data_categories) is tuple
+        and len(d.data_categories) <= 64
+        and all(type(c) is str and 0 < len(c) <= 200 for c in d.data_categories)
+        and _count(d.records)
+        and _count(d.bytes)
+        and d.result in _RESULTS
+        and type(d.result) is str
+        and (d.status is None or (type(d.status) is int and 0 <= d.status <= 999_999))
+        and _short(d.correlation_id)
+        and (d.reason is None or (type(d.reason) is str and len(d.reason) <= 2000))
+        and _short(d.client_ip)
+    )
+
+
+#: Detail texts seen to hold no credential (a route label, a method, a key id):
+#: they repeat from request to request, so each is scanned once. Only texts the
+#: scan left unchanged are kept, never one that held a credential; bounded.
+_CLEAN: set[str] = set()
+_CLEAN_MAX: Final = 4096
+
+
+def _masked_details(
+    details: dict[str, str | int | bool],
+) -> dict[str, str | int | bool] | None:
+    """``details`` as the model keeps them (texts masked), or None outside its bounds."""
+    if type(details) is not dict or len(details) > 32:
+        return None
+    masked: dict[str, str | int | bool] = {}
+    clean = _CLEAN
+    for key, value in details.items():
+        if type(key) is not str or _DETAIL_KEY.fullmatch(key) is None:
+            return None
+        kind = type(value)
+        if kind is str:
+            text: str = value  # type: ignore[assignment]
+            if len(text) > 500:
+                return None
+            if text not in clean:
+                redacted = redact_credentials(text)
+                if redacted != text:
+                    masked[key] = redacted
+                    continue
+                if len(clean) >= _CLEAN_MAX:
+                    clean.clear()
+                clean.add(text)
+        elif kind is int:
+            if not -_MAX_SAFE <= value <= _MAX_SAFE:  # type: ignore[operator]
+                return None
+        elif kind is not bool:
+            return None
+        masked[key] = value
+    return masked
+
+
+def _decision_timestamp(time_us: int) -> str:
+    seconds, micros = divmod(time_us, 1_000_000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{micros:06d}Z"
+
+
+def encode_decision(
+    decision: Decision, pseudonymiser: Pseudonymiser, pseudonymise_ip: bool = True
+) -> bytes | None:
+    """``encode_entry(decision_entry(decision))`` without the model; None if it might differ.
+
+    None when a value is outside what the model takes unchanged (a length, a
+    pattern, a range, a type) or cannot be encoded (a lone surrogate): the
+    caller then builds the model, which refuses or encodes it as it always did.
+    Free text is masked where it holds a credential, as the model's validators do.
+    """
+    d = decision
+    if not _in_bounds(d):
+        return None
+    details = _masked_details(d.details)
+    if details is None:
+        return None
+    ip = d.client_ip
+    try:
+        if ip is not None and pseudonymise_ip:
+            ip = pseudonymiser.pseudonym("ip", ip)
+        return _encode(
+            _decision_timestamp(d.time_us),
+            d.actor,
+            d.action,
+            d.integration,
+            d.source,
+            d.target,
+            d.data_categories,
+            d.records,
+            d.bytes,
+            d.result,
+            d.status,
+            None if d.correlation_id is None else redact_credentials(d.correlation_id),
+            None if d.reason is None else redact_credentials(d.reason),
+            details,
+            (),
+            ip,
+        )
+    except (ValueError, UnicodeError):  # a lone surrogate: the model refuses it
+        return None
 
 
 def entry_fields(

@@ -49,6 +49,26 @@ class Frontier:
         self.size += 1
         return completed
 
+    def extend(self, leaves: Sequence[bytes]) -> list[tuple[int, int, bytes]]:
+        """Add many leaf hashes; the ``(level, index, hash)`` of every node they complete.
+
+        The same nodes as :meth:`append` leaf by leaf, as plain tuples (the rows
+        the store inserts), in one loop without a ``Node`` object per node.
+        """
+        completed: list[tuple[int, int, bytes]] = []
+        hashes, size = self._hashes, self.size
+        add = completed.append
+        for leaf in leaves:
+            current, level, index = leaf, 0, size
+            while index & 1:
+                current = node_hash(hashes.pop(), current)
+                level, index = level + 1, index >> 1
+                add((level, index, current))
+            hashes.append(current)
+            size += 1
+        self.size = size
+        return completed
+
     def root(self) -> bytes:
         """RFC 9162 §2.1.1: the tree hash of the leaves so far."""
         return fold(self._hashes)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from interlock.audit.entry import AuditEntry, encode_entry
+from interlock.audit.entry import AuditEntry, Decision, encode_decision, encode_entry
 from interlock.audit.errors import AuditError, AuditUnavailableError
 from interlock.audit.heartbeat import TreeHeadHeartbeat
 from interlock.audit.keys import LogKeys, load_keys
@@ -65,10 +65,31 @@ class DurableSink:
 
     def record_later(self, entry: AuditEntry) -> None:
         """Queue ``entry`` for the next batch without waiting (a failed batch is logged)."""
+        log = self._log
+        body = encode_entry(entry, log.keys.pseudonymiser, pseudonymise_ip=log.pseudonymise_ip)
+        time_us = int(entry.time.timestamp() * 1_000_000)
         try:
-            self._submit(entry, urgent=False)
+            log.writer.submit_later(body, time_us, entry.integration)
         except AuditUnavailableError as exc:
             _log.error("audit_entry_dropped", action=entry.action, error=exc.message)
+
+    def record_decision_later(self, decision: Decision) -> bool:
+        """Queue a gateway decision without building its model; False: build the model instead.
+
+        The bytes are those of ``record_later(decision_entry(decision))``
+        (:func:`~interlock.audit.entry.encode_decision` checks every bound the
+        model would); a decision outside them — one the model might refuse or
+        change — returns False, and the caller takes the model's path.
+        """
+        log = self._log
+        body = encode_decision(decision, log.keys.pseudonymiser, log.pseudonymise_ip)
+        if body is None:
+            return False
+        try:
+            log.writer.submit_later(body, decision.time_us, decision.integration)
+        except AuditUnavailableError as exc:
+            _log.error("audit_entry_dropped", action=decision.action, error=exc.message)
+        return True
 
 
 @dataclass
@@ -116,7 +137,13 @@ class AuditLog:
 
         def append(batch: Sequence[Pending]) -> list[int]:
             with store.appending(keys) as appending:
-                indexes = [appending.add(p.body, p.time_us, p.integration) for p in batch]
+                indexes = list(
+                    appending.extend(
+                        [p.body for p in batch],
+                        [p.time_us for p in batch],
+                        [p.integration for p in batch],
+                    )
+                )
                 size = appending.frontier.size
             if publisher is not None:
                 latest = store.latest_checkpoint()

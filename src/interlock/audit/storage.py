@@ -23,12 +23,12 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, Table, and_, event, func, inspect, or_, select, text
 
-from interlock.audit.frontier import Frontier, Node
+from interlock.audit.frontier import Frontier
 from interlock.audit.keys import LogKeys
 from interlock.audit.schema import BODIES, CHECKPOINTS, COSIGNATURES, LEAVES, NODES, ensure_schema
 from interlock.proofs.checkpoint import Checkpoint
 from interlock.proofs.cosignature import Cosignature
-from interlock.proofs.rfc9162 import Piece, leaf_hash
+from interlock.proofs.rfc9162 import Piece, leaf_hash, leaf_hashes
 from interlock.store.engine import create_store_engine, is_sqlite
 
 __all__ = [
@@ -109,7 +109,7 @@ class Batch:
     # Rows as the INSERTs of _write take them, in column order.
     leaves: list[tuple[int, bytes, int, str | None]] = field(default_factory=list)
     bodies: list[tuple[int, bytes]] = field(default_factory=list)
-    nodes: list[Node] = field(default_factory=list)
+    nodes: list[tuple[int, int, bytes]] = field(default_factory=list)  # (level, index, hash)
 
     def add(self, body: bytes, time_us: int, integration: str | None) -> int:
         """Append one encoded entry; returns its index."""
@@ -117,8 +117,20 @@ class Batch:
         digest = leaf_hash(body)
         self.leaves.append((index, digest, time_us, integration))
         self.bodies.append((index, body))
-        self.nodes.extend(self.frontier.append(digest))
+        self.nodes.extend((n.level, n.index, n.hash) for n in self.frontier.append(digest))
         return index
+
+    def extend(
+        self, bodies: Sequence[bytes], times_us: Sequence[int], integrations: Sequence[str | None]
+    ) -> range:
+        """Append many encoded entries at once (leaf hashes and tree in bulk); their indexes."""
+        first = self.frontier.size
+        digests = leaf_hashes(bodies)
+        indexes = range(first, first + len(digests))
+        self.leaves.extend(zip(indexes, digests, times_us, integrations, strict=True))
+        self.bodies.extend(zip(indexes, bodies, strict=True))
+        self.nodes.extend(self.frontier.extend(digests))
+        return indexes
 
 
 class LogStore:
@@ -275,7 +287,7 @@ def _insert(connection: Connection, table: Table, rows: Sequence[Sequence[object
 def _write(connection: Connection, batch: Batch, keys: LogKeys) -> None:
     _insert(connection, LEAVES, batch.leaves)
     _insert(connection, BODIES, batch.bodies)
-    _insert(connection, NODES, [(n.level, n.index, n.hash) for n in batch.nodes])
+    _insert(connection, NODES, batch.nodes)
     checkpoint = Checkpoint(keys.origin, batch.frontier.size, batch.frontier.root())
     connection.execute(
         CHECKPOINTS.insert().values(

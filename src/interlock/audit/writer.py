@@ -19,20 +19,26 @@ nobody who waits is delayed; a crash loses at most that much best-effort
 evidence, never an acknowledged entry.
 
 While it lingers the writer sleeps on an event that only an urgent entry
-sets, and then drains the queue in one go: waking the thread for every entry
-would hand the interpreter lock back and forth with the gateway's event loop
-once per request.
+(or a queue of a whole batch) sets, and then drains the queue in one go:
+waking the thread for every entry would hand the interpreter lock back and
+forth with the gateway's event loop once per request.
+
+The hand-off takes no lock: entries go on a ``collections.deque``, whose
+``append`` and ``popleft`` are atomic in CPython, and an entry nobody waits
+for (:meth:`GroupCommitWriter.submit_later`) carries no future — creating
+one (a condition variable and its lock) and putting it through
+``queue.Queue`` (a mutex and two conditions) cost more than the rest of
+queueing an entry, and the producers contended for that mutex.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
-import queue
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Final
+from typing import NamedTuple
 
 from interlock.audit.errors import AuditUnavailableError
 from interlock.logs import get_logger
@@ -40,18 +46,20 @@ from interlock.logs import get_logger
 __all__ = ["GroupCommitWriter", "Pending"]
 
 _log = get_logger("interlock.audit")
-_STOP: Final = object()
 
 
-@dataclass(frozen=True)
-class Pending:
-    """One encoded entry waiting for its batch."""
+class Pending(NamedTuple):
+    """One encoded entry waiting for its batch; ``future`` is None when nobody waits for it."""
 
     body: bytes
     time_us: int
     integration: str | None
-    future: concurrent.futures.Future[int]
-    urgent: bool = True  # a caller waits for it: commit without lingering
+    future: concurrent.futures.Future[int] | None
+
+    @property
+    def urgent(self) -> bool:
+        """A caller waits for it: commit without lingering."""
+        return self.future is not None
 
 
 AppendBatch = Callable[[Sequence[Pending]], list[int]]
@@ -74,8 +82,10 @@ class GroupCommitWriter:
         self.timeout = timeout
         self._linger = linger
         self._max_batch = max_batch
-        self._queue: queue.Queue[Pending | object] = queue.Queue(max_pending)
-        self._urgent = threading.Event()  # ends a linger
+        self._max_pending = max_pending
+        self._queue: collections.deque[Pending] = collections.deque()
+        self._wake = threading.Event()  # the queue had been empty: something to write
+        self._urgent = threading.Event()  # an urgent entry, a full batch or closing: no linger
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
@@ -85,41 +95,63 @@ class GroupCommitWriter:
     ) -> Pending:
         """Queue an entry; raises :class:`AuditUnavailableError` when closed or full.
 
-        ``urgent=False``: nobody waits for it, so it may linger to share a commit.
+        ``urgent=False``: nobody waits for it, so it may linger to share a commit
+        (:meth:`submit_later` is the same without building a ``Pending`` to return).
         """
-        if self._closed:
-            raise AuditUnavailableError("the audit log is closed")
-        pending = Pending(body, time_us, integration, concurrent.futures.Future(), urgent)
-        try:
-            self._queue.put_nowait(pending)
-        except queue.Full:
-            raise AuditUnavailableError("the audit log is not keeping up (queue full)") from None
+        pending = Pending(
+            body, time_us, integration, concurrent.futures.Future() if urgent else None
+        )
+        self._put(pending)
         if urgent:
             self._urgent.set()
+            self._wake.set()
         return pending
+
+    def submit_later(self, body: bytes, time_us: int, integration: str | None) -> None:
+        """Queue an entry nobody waits for; :class:`AuditUnavailableError` when closed or full."""
+        self._put(Pending(body, time_us, integration, None))
+
+    def _put(self, pending: Pending) -> None:
+        queued = self._queue
+        if self._closed:
+            raise AuditUnavailableError("the audit log is closed")
+        was_empty = not queued
+        if len(queued) >= self._max_pending:
+            raise AuditUnavailableError("the audit log is not keeping up (queue full)")
+        queued.append(pending)
+        if was_empty:
+            self._wake.set()
+        elif len(queued) >= self._max_batch and not self._urgent.is_set():
+            self._urgent.set()  # a whole batch is waiting: lingering would only grow it
 
     @property
     def queued(self) -> int:
-        """Entries queued and not yet taken for a batch (approximate, as ``Queue.qsize``)."""
-        return self._queue.qsize()
+        """Entries queued and not yet taken for a batch (approximate)."""
+        return len(self._queue)
 
     def wait(self, pending: Pending) -> int:
         """The entry's index once durable; :class:`AuditUnavailableError` after the timeout."""
+        future = pending.future
+        if future is None:
+            raise ValueError("nobody can wait for an entry submitted with urgent=False")
         try:
-            return pending.future.result(self.timeout)
+            return future.result(self.timeout)
         except concurrent.futures.TimeoutError:
-            pending.future.cancel()
+            future.cancel()
             raise AuditUnavailableError(
                 f"the audit log did not confirm the entry within {self.timeout:g} s"
             ) from None
 
     async def wait_async(self, pending: Pending) -> int:
         """As :meth:`wait`, without blocking the event loop."""
+        future = pending.future
+        if future is None:
+            raise ValueError("nobody can wait for an entry submitted with urgent=False")
         try:
             async with asyncio.timeout(self.timeout):
-                return await asyncio.wrap_future(pending.future)
+                return await asyncio.wrap_future(future)
         except TimeoutError:
-            pending.future.cancel()
+            future.cancel()
             raise AuditUnavailableError(
                 f"the audit log did not confirm the entry within {self.timeout:g} s"
             ) from None
@@ -129,49 +161,53 @@ class GroupCommitWriter:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
         self._urgent.set()
+        self._wake.set()
         self._thread.join(timeout)
 
-    def _take(self) -> tuple[list[Pending], bool]:
-        first = self._queue.get()
-        if first is _STOP:
-            return [], True
-        if isinstance(first, Pending) and not first.urgent:
-            # Only best-effort entries so far: wait a little for company (see the module doc).
-            self._urgent.wait(self._linger)
-        self._urgent.clear()
-        items = [first]
-        stop = False
+    def _take(self) -> list[Pending]:
+        """Up to ``max_batch`` queued entries, without those whose caller already gave up."""
+        queued = self._queue
+        items: list[Pending] = []
         while len(items) < self._max_batch:
             try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
+                pending = queued.popleft()
+            except IndexError:
                 break
-            if item is _STOP:
-                stop = True
-                break
-            items.append(item)
-        # Callers that already gave up are dropped; the rest can no longer be cancelled.
-        live = [
-            p for p in items if isinstance(p, Pending) and p.future.set_running_or_notify_cancel()
-        ]
-        return live, stop
+            # A caller that already gave up is dropped; the rest can no longer be cancelled.
+            if pending.future is None or pending.future.set_running_or_notify_cancel():
+                items.append(pending)
+        return items
 
     def _run(self) -> None:
-        stop = False
-        while not stop:
-            batch, stop = self._take()
-            if not batch:
-                continue
-            try:
-                indexes = self._append(batch)
-            except Exception as exc:  # noqa: BLE001  (every failure fails the batch closed)
-                _log.error("audit_batch_failed", entries=len(batch), error=type(exc).__name__)
-                for pending in batch:
+        queued, wake, urgent = self._queue, self._wake, self._urgent
+        while True:
+            # Woken by the first entry into an empty queue; the timeout only covers a
+            # producer that raced the drain and saw the queue not yet empty.
+            woke = wake.wait(self._linger)
+            wake.clear()
+            if woke and queued and not self._closed:
+                # Wait a little for company unless someone waits (see the module doc).
+                urgent.wait(self._linger)
+            urgent.clear()
+            while queued:
+                batch = self._take()
+                if batch:
+                    self._write(batch)
+            if self._closed and not queued:
+                return
+
+    def _write(self, batch: list[Pending]) -> None:
+        try:
+            indexes = self._append(batch)
+        except Exception as exc:  # noqa: BLE001  (every failure fails the batch closed)
+            _log.error("audit_batch_failed", entries=len(batch), error=type(exc).__name__)
+            for pending in batch:
+                if pending.future is not None:
                     pending.future.set_exception(
                         AuditUnavailableError("the audit log could not write the entry")
                     )
-                continue
-            for pending, index in zip(batch, indexes, strict=True):
+            return
+        for pending, index in zip(batch, indexes, strict=True):
+            if pending.future is not None:
                 pending.future.set_result(index)

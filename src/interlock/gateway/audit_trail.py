@@ -29,12 +29,13 @@ hashes only, written off the event loop).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from interlock.audit.entry import AuditEntry, Outcome, Volume
+from interlock.audit.entry import AuditEntry, Decision, Outcome, decision_entry
 from interlock.audit.errors import AuditUnavailableError
 from interlock.audit.sink import AuditSink
 from interlock.config.manifest import Integration
@@ -57,12 +58,6 @@ def audit_unavailable() -> Refusal:
         "the audit trail cannot be written at the moment, so no data is released; retry shortly",
         log_reason="audit entry not durable in time (fail closed)",
     )
-
-
-def _result(status: int) -> Outcome:
-    if status < 400:
-        return Outcome(result="success", status=status)
-    return Outcome(result="failure", status=status)
 
 
 def _received(sightings: Sequence[Sighting], forwarded: bool, status: int) -> tuple[Sighting, ...]:
@@ -133,28 +128,31 @@ class GatewayAudit:
         required = bool(identified) or (
             forwarded and integration is not None and integration.audit_required
         )
+        forwarded_or_served = forwarded or served
+        decision = Decision(
+            time_us=time.time_ns() // 1000,
+            actor=f"client:{principal.client}" if principal is not None else "anonymous",
+            action="gateway.request",
+            integration=integration_name,
+            source=integration.source if integration is not None else None,
+            target=integration.target if integration is not None else None,
+            data_categories=integration.data_categories if integration is not None else (),
+            records=1 if forwarded else 0,
+            bytes=request_bytes + response_bytes if forwarded else 0,
+            result="success" if forwarded_or_served and status < 400 else "failure",
+            status=status,
+            correlation_id=correlation_id,
+            reason=reason[:2000] if reason else None,
+            details=details,
+            client_ip=client_address(request),
+        )
+        if not required and not identified:
+            # The sink's cheap path for the gateway's own bounded values (no model).
+            record_decision = getattr(self.sink, "record_decision_later", None)
+            if record_decision is not None and record_decision(decision):
+                return True
         try:
-            entry = AuditEntry(
-                actor=f"client:{principal.client}" if principal is not None else "anonymous",
-                action="gateway.request",
-                integration=integration_name,
-                source=integration.source if integration is not None else None,
-                target=integration.target if integration is not None else None,
-                data_categories=integration.data_categories if integration is not None else (),
-                volume=Volume(
-                    records=1 if forwarded else 0,
-                    bytes=request_bytes + response_bytes if forwarded else 0,
-                ),
-                outcome=(
-                    _result(status)
-                    if forwarded or served
-                    else Outcome(result="failure", status=status)
-                ),
-                correlation_id=correlation_id,
-                reason=reason[:2000] if reason else None,
-                details=details,
-                client_ip=client_address(request),
-            )
+            entry = decision_entry(decision)
         except ValidationError as exc:  # a value the entry model refuses: never a 500
             _log.error("audit entry refused by its model", errors=exc.error_count())
             return not required
@@ -216,15 +214,27 @@ class GatewayAudit:
         details: dict[str, str | int | bool] = {}
         if scope:
             details["scope"] = scope[:500]
-        self.sink.record_later(
-            AuditEntry(
-                actor=f"client:{client}" if client else "anonymous",
-                action="token.issue" if status == 200 else "token.refuse",
-                outcome=_result(status),
-                reason=reason[:2000] if reason else None,
-                details=details,
-            )
+        decision = Decision(
+            time_us=time.time_ns() // 1000,
+            actor=f"client:{client}" if client else "anonymous",
+            action="token.issue" if status == 200 else "token.refuse",
+            integration=None,
+            source=None,
+            target=None,
+            data_categories=(),
+            records=0,
+            bytes=0,
+            result="success" if status < 400 else "failure",
+            status=status,
+            correlation_id=None,
+            reason=reason[:2000] if reason else None,
+            details=details,
+            client_ip=None,
         )
+        # The sink's cheap path when it has one (no model), else the model as always.
+        record_decision = getattr(self.sink, "record_decision_later", None)
+        if record_decision is None or not record_decision(decision):
+            self.sink.record_later(decision_entry(decision))
 
     def certificate_refused(
         self, client: str | None, serial: str | None, reason: str, remote: str | None, at: str
