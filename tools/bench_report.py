@@ -52,13 +52,21 @@ BENCHMARKS: Final[dict[str, tuple[str, ...]]] = {
     "validation": (),
     "events": (),
     "audit": (),
+    "audit-producers": (),
     "oauth": (),
+    "oauth-verify-raw": (),
     "tls": (),
     "messaging": (),
     "scan": (),
     "gateway": (),
     "scaling": (),
     "soak": ("--duration", "180"),
+}
+
+#: Benchmarks whose script is not ``benchmarks/NAME/run.py``.
+SCRIPTS: Final[dict[str, str]] = {
+    "audit-producers": "benchmarks/audit/producers.py",
+    "oauth-verify-raw": "benchmarks/oauth/verify_raw.py",
 }
 #: A benchmark still running after this long is stopped and recorded as failed.
 TIMEOUT_SECONDS: Final = 3600
@@ -314,7 +322,8 @@ def commit() -> str:
 
 def run_one(name: str, head: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Run one benchmark script; its record and its figures."""
-    command = [sys.executable, f"benchmarks/{name}/run.py", *BENCHMARKS[name]]
+    script = SCRIPTS.get(name, f"benchmarks/{name}/run.py")
+    command = [sys.executable, script, *BENCHMARKS[name]]
     print(f"\n=== make bench: {name}: {' '.join(command[1:])}", flush=True)
     record: dict[str, Any] = {
         "command": ["python", *command[1:]],

@@ -300,7 +300,7 @@ def main() -> None:
 
         best = max(sqlite.values())
         report(
-            "audit",
+            "audit-producers",
             "audit-appends-sqlite-vs-sqlite3",
             best / raw,
             target=None,
@@ -308,7 +308,7 @@ def main() -> None:
             note=f"ours {best:,.0f}/s, peer {raw:,.0f}/s",
         )
         report(
-            "audit",
+            "audit-producers",
             "audit-appends-per-s-sqlite",
             best,
             target=50_000,
@@ -321,7 +321,7 @@ def main() -> None:
         )
         if postgres:
             report(
-                "audit",
+                "audit-producers",
                 "audit-appends-per-s-postgresql",
                 max(postgres.values()),
                 target=20_000,
@@ -330,7 +330,7 @@ def main() -> None:
                 note="best over 1/8/64 producers of durable, queued and gateway decisions",
             )
         report(
-            "audit",
+            "audit-producers",
             "audit-loop-us-per-decision",
             cost,
             target=20,

@@ -111,7 +111,7 @@ def main() -> None:
             f" ({theirs / args.tokens * 1e6:6.1f} µs)"
         )
         report(
-            "oauth",
+            "oauth-verify-raw",
             "verify-uncached-vs-raw-ecdsa",
             theirs / mine,
             target=0.9,
