@@ -103,8 +103,8 @@ def _jwt() -> str:
 
 def test_credential_shaped_values_in_free_text_fields_never_reach_the_log() -> None:
     """The last line of defence: reason, details and correlation id are masked by shape."""
+    from interlock.credentials.keyformat import new_key
     from interlock.crypto.pkix import new_private_key, private_key_pem
-    from interlock.identity.keyformat import new_key
 
     api_key, jwt = new_key()[0], _jwt()
     pem = private_key_pem(new_private_key()).decode()

@@ -17,9 +17,9 @@ from joserfc import jws
 from joserfc.jwk import ECKey
 
 from interlock.cli.evidence import RECORDED
+from interlock.credentials.keyformat import new_key
 from interlock.crypto.pkix import new_private_key, private_key_pem
 from interlock.identity.client_secrets import new_client_secret
-from interlock.identity.keyformat import new_key
 from tests.cli.test_clients import _isolated, _run, manifest
 from tests.cli.test_evidence import _entries
 

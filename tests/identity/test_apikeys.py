@@ -147,7 +147,7 @@ def test_last_used_is_recorded(keys: ApiKeys, clock: ManualClock) -> None:
 
 def test_wrong_secret_for_a_real_id_is_refused(keys: ApiKeys) -> None:
     """Knowing a key id is not enough."""
-    from interlock.identity.keyformat import PREFIX, new_key
+    from interlock.credentials.keyformat import PREFIX, new_key
 
     issued = keys.create("sync")
     forged_token, _ = new_key()

@@ -235,7 +235,7 @@ def test_client_secrets_issued_with_the_api_key_prefix_keep_working(
     secrets: ClientSecrets,
 ) -> None:
     """Secrets issued before the ilcs_ prefix (ilk_...) still authenticate until they end."""
-    from interlock.identity.keyformat import new_key
+    from interlock.credentials.keyformat import new_key
 
     legacy = new_key()[0]
     secrets.create("app", token=legacy)

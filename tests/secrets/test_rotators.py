@@ -121,7 +121,7 @@ def test_api_key_rotation_issues_a_key_with_the_same_scopes_and_revokes_the_old_
 
 def test_setting_the_same_api_key_twice_issues_it_once(context: RotatorContext) -> None:
     """A repeated set step (a resumed rotation) is a no-op."""
-    from interlock.identity.keyformat import new_key
+    from interlock.credentials.keyformat import new_key
 
     keys = ApiKeys(context.engine, context.keyring, context.manifest(), cache_seconds=0)
     token, parsed = new_key()

@@ -23,11 +23,11 @@ from typing import Any, Final
 from sqlalchemy import Engine, Row, select, update
 
 from interlock.config.manifest import Manifest
+from interlock.credentials.keyformat import PREFIXES, ParsedKey, new_key, parse_key
 from interlock.crypto.hashing import check_secret, hash_secret, new_pepper
 from interlock.crypto.keyring import Keyring
 from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
 from interlock.identity.grants import Grants, Principal
-from interlock.identity.keyformat import PREFIXES, ParsedKey, new_key, parse_key
 from interlock.identity.tables import ApiKeyRow
 from interlock.store.base import as_utc, table_of
 from interlock.store.sealed_values import sealed_setting
@@ -122,7 +122,7 @@ class ApiKeys:
     ) -> IssuedKey:
         """Issue a key for ``client``; ``scopes`` default to all of the client's scopes.
 
-        ``token`` (made by :func:`~interlock.identity.keyformat.new_key`) issues
+        ``token`` (made by :func:`~interlock.credentials.keyformat.new_key`) issues
         that key instead of a fresh one: a rotation stores the new key in the
         vault before the key exists. Issuing the same token again for the
         same client returns the key issued the first time.

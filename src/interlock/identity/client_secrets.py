@@ -24,17 +24,17 @@ from typing import Any, Final
 from sqlalchemy import Connection, Engine, select, update
 
 from interlock.config.manifest import Manifest
-from interlock.crypto.hashing import check_secret, hash_secret, new_pepper
-from interlock.crypto.keyring import Keyring
-from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
-from interlock.identity.clients import is_oauth_client, require_oauth_client
-from interlock.identity.keyformat import (
+from interlock.credentials.keyformat import (
     CLIENT_SECRET_PREFIX,
     PREFIXES,
     ParsedKey,
     new_key,
     parse_key,
 )
+from interlock.crypto.hashing import check_secret, hash_secret, new_pepper
+from interlock.crypto.keyring import Keyring
+from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
+from interlock.identity.clients import is_oauth_client, require_oauth_client
 from interlock.identity.tables import ClientSecretRow
 from interlock.store.base import as_utc, table_of
 from interlock.store.sealed_values import sealed_setting

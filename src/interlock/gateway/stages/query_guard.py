@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Final
 from urllib.parse import parse_qsl
 
+from interlock.credentials.keyformat import PREFIXES
 from interlock.errors import Refusal
 from interlock.gateway.context import RequestContext
-from interlock.identity.keyformat import PREFIXES
 
 __all__ = ["QueryCredentialGuard"]
 

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from interlock.credentials.keyformat import ParsedKey, new_key, parse_key
 from interlock.errors import AuthenticationError, NotFoundError
 from interlock.identity.apikeys import DEFAULT_LIFETIME, ApiKeys
-from interlock.identity.keyformat import ParsedKey, new_key, parse_key
 from interlock.secrets.rotators.base import Credential, RotationError, RotatorContext, option
 
 __all__ = ["ApiKeyRotator", "build"]

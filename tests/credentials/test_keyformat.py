@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from interlock.identity.keyformat import PREFIX, new_key, parse_key
+from interlock.credentials.keyformat import PREFIX, new_key, parse_key
 from interlock.logs import redact_text
 
 
