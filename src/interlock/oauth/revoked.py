@@ -46,6 +46,23 @@ CLIENT_REVOCATION_KEPT: Final = timedelta(hours=1, minutes=5)
 _log = get_logger("interlock.oauth.revoked")
 
 
+def _keep_listening(
+    error: BaseException, _pubsub: object, _thread: redis.client.PubSubWorkerThread
+) -> None:
+    """Keep the listener alive through a Redis outage or failover.
+
+    Without a handler the worker thread dies on the first connection error, and
+    this replica would hear no other replica's revocation until it restarts
+    (it still reads them from the store at its next reload). The next
+    ``get_message`` reconnects (to the new master, behind Sentinel) and
+    re-subscribes; the pause keeps a Redis that is down from spinning the loop.
+    """
+    if not isinstance(error, redis.RedisError):
+        raise error
+    _log.warning("revocation listener lost Redis; reconnecting", error=type(error).__name__)
+    time.sleep(0.5)
+
+
 class RevokedTokens:
     """``jti`` values of revoked access tokens, kept until the tokens would have expired."""
 
@@ -77,7 +94,9 @@ class RevokedTokens:
         if redis_client is not None and listen:
             pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(**{CHANNEL: self._heard, CLIENT_CHANNEL: self._heard_client})
-            self._listener = pubsub.run_in_thread(sleep_time=0.25, daemon=True)
+            self._listener = pubsub.run_in_thread(
+                sleep_time=0.25, daemon=True, exception_handler=_keep_listening
+            )
 
     def close(self) -> None:
         """Stop listening for other replicas' revocations."""
