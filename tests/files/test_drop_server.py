@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncssh
@@ -23,6 +24,23 @@ SFTP = shutil.which("sftp")
 needs_openssh = pytest.mark.skipif(
     SFTP is None and not require_env(), reason="OpenSSH's sftp client is not installed"
 )
+
+
+@asynccontextmanager
+async def partner_sftp(port: int, keys: Keys, partner: str) -> AsyncIterator[asyncssh.SFTPClient]:
+    """An SFTP session on the drop server as ``partner`` (its key from ``keys``), host key pinned."""
+    async with (
+        asyncssh.connect(
+            "127.0.0.1",
+            port,
+            username=partner,
+            client_keys=[getattr(keys, partner)],
+            known_hosts=pinned([key_line(keys.drop_host)]),
+            config=None,
+        ) as conn,
+        conn.start_sftp_client() as sftp,
+    ):
+        yield sftp
 
 
 def run(
@@ -270,17 +288,7 @@ def test_no_escape_from_the_partner_root(tmp_path: Path, path: str) -> None:
     keys, received = Keys(), Received()
 
     async def scenario(server: DropServer, port: int) -> None:
-        async with (
-            asyncssh.connect(
-                "127.0.0.1",
-                port,
-                username="globex",
-                client_keys=[keys.globex],
-                known_hosts=pinned([key_line(keys.drop_host)]),
-                config=None,
-            ) as conn,
-            conn.start_sftp_client() as sftp,
-        ):
+        async with partner_sftp(port, keys, "globex") as sftp:
             with pytest.raises(asyncssh.SFTPPermissionDenied):
                 async with sftp.open(path, "wb") as remote:
                     await remote.write(b"x")
@@ -296,29 +304,11 @@ def test_a_partner_cannot_see_another_partners_uploads(tmp_path: Path) -> None:
 
     async def scenario(server: DropServer, port: int) -> None:
         async with (
-            asyncssh.connect(
-                "127.0.0.1",
-                port,
-                username="acme",
-                client_keys=[keys.acme],
-                known_hosts=pinned([key_line(keys.drop_host)]),
-                config=None,
-            ) as conn,
-            conn.start_sftp_client() as sftp,
+            partner_sftp(port, keys, "acme") as sftp,
             sftp.open("orders.csv", "wb") as remote,
         ):
             await remote.write(b"secret order\n")
-        async with (
-            asyncssh.connect(
-                "127.0.0.1",
-                port,
-                username="globex",
-                client_keys=[keys.globex],
-                known_hosts=pinned([key_line(keys.drop_host)]),
-                config=None,
-            ) as conn,
-            conn.start_sftp_client() as sftp,
-        ):
+        async with partner_sftp(port, keys, "globex") as sftp:
             assert await sftp.listdir("/") == [".", ".."]
             for path in ("orders.csv", "/acme/orders.csv", "../acme/orders.csv"):
                 with pytest.raises((asyncssh.SFTPPermissionDenied, asyncssh.SFTPNoSuchFile)):
@@ -334,17 +324,7 @@ def test_oversized_upload_refused(tmp_path: Path) -> None:
     keys, received = Keys(), Received()
 
     async def scenario(server: DropServer, port: int) -> None:
-        async with (
-            asyncssh.connect(
-                "127.0.0.1",
-                port,
-                username="acme",
-                client_keys=[keys.acme],
-                known_hosts=pinned([key_line(keys.drop_host)]),
-                config=None,
-            ) as conn,
-            conn.start_sftp_client() as sftp,
-        ):
+        async with partner_sftp(port, keys, "acme") as sftp:
             with pytest.raises(asyncssh.SFTPFailure):
                 async with sftp.open("big.csv", "wb") as remote:
                     await remote.write(b"x" * (64 * 1024 + 1))
