@@ -18,10 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from interlock.actors import Operator
 from interlock.audit.sink import MemorySink
@@ -30,6 +34,7 @@ from interlock.crypto.keyfile import write_private_file
 from interlock.pki import LocalCA, ensure_local_ca
 from interlock.secrets.vault import Vault
 from interlock.store import Deployment, initialise
+from interlock.testing.services import POSTGRES
 
 __all__ = [
     "Sandbox",
@@ -37,6 +42,7 @@ __all__ = [
     "cpu_seconds",
     "ensure_tools",
     "free_port",
+    "postgres_schema",
     "processes",
     "run_wrk",
     "sandbox",
@@ -276,3 +282,25 @@ def wait_ready(port: int, ca_file: Path, timeout: float = 180.0) -> None:
             connection.close()
         time.sleep(0.5)
     raise RuntimeError(f"interlock serve on {port} was not ready within {timeout:.0f} s")
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema on the test PostgreSQL (``INTERLOCK_TEST_POSTGRES_URL``): its URL.
+
+    The URL's ``search_path`` is the schema, so the benchmark's tables land there;
+    the schema is dropped on exit. Check :func:`interlock.testing.services.unreachable`
+    first where PostgreSQL is optional.
+    """
+    base = make_url(POSTGRES.url).set(drivername="postgresql+psycopg")
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base)
+    try:
+        with admin.begin() as connection:
+            connection.execute(sa.schema.CreateSchema(schema))
+        url = base.set(query={"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.schema.DropSchema(schema, cascade=True, if_exists=True))
+        admin.dispose()

@@ -29,18 +29,16 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import sqlalchemy as sa
 from aiohttp.test_utils import make_mocked_request
-from sqlalchemy.engine import make_url
 
 if __package__ in {None, ""}:  # run as a file: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from benchmarks.common import postgres_schema
 from benchmarks.results import report
 from interlock.audit import AuditEntry, Outcome, Volume
 from interlock.audit.entry import encode_entry
@@ -239,19 +237,8 @@ def postgres_url() -> Iterator[str | None]:
         print(f"postgresql skipped: {reason}")
         yield None
         return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(make_url(POSTGRES.url).set(drivername="postgresql+psycopg"))
-    try:
-        with admin.begin() as connection:
-            connection.execute(sa.schema.CreateSchema(schema))
-        url = make_url(POSTGRES.url).set(
-            drivername="postgresql+psycopg", query={"options": f"-csearch_path={schema}"}
-        )
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sa.schema.DropSchema(schema, cascade=True, if_exists=True))
-        admin.dispose()
+    with postgres_schema() as url:
+        yield url
 
 
 def measure(name: str, url: str, keyring: Keyring, work: Path) -> dict[str, float]:

@@ -29,17 +29,14 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
-
 if __package__ in {None, ""}:  # run as a file: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from benchmarks.common import postgres_schema
 from benchmarks.results import report
 from interlock.audit import AuditEntry, Outcome, Volume
 from interlock.audit.entry import encode_entry
@@ -191,21 +188,8 @@ def main() -> None:
         measure_appends("sqlite", f"sqlite:///{work / 'appends.db'}", keyring, work)
         reason = unreachable(POSTGRES)
         if reason is None:
-            schema = f"bench_{uuid.uuid4().hex[:12]}"
-            admin = sa.create_engine(make_url(POSTGRES.url).set(drivername="postgresql+psycopg"))
-            with admin.begin() as connection:
-                connection.execute(sa.schema.CreateSchema(schema))
-            url = make_url(POSTGRES.url).set(
-                drivername="postgresql+psycopg", query={"options": f"-csearch_path={schema}"}
-            )
-            try:
-                measure_appends(
-                    "postgresql", url.render_as_string(hide_password=False), keyring, work
-                )
-            finally:
-                with admin.begin() as connection:
-                    connection.execute(sa.schema.DropSchema(schema, cascade=True))
-                admin.dispose()
+            with postgres_schema() as url:
+                measure_appends("postgresql", url, keyring, work)
         else:
             print(f"postgresql skipped: {reason}")
 

@@ -25,50 +25,23 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.common import ensure_tools, run_wrk
+from benchmarks.common import ensure_tools, postgres_schema, run_wrk
 from benchmarks.replicas.chaos import run_chaos
 from benchmarks.replicas.fleet import fleet
 from benchmarks.results import report
 
 SECONDS: Final = int(os.environ.get("INTERLOCK_BENCH_SECONDS", "10"))
 CONNECTIONS: Final = 32
-POSTGRES: Final = os.environ.get(
-    "INTERLOCK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-@contextmanager
-def _schema() -> Iterator[str]:
-    """A fresh PostgreSQL schema's URL, dropped on exit."""
-    base = make_url(POSTGRES).set(drivername="postgresql+psycopg")
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(sa.schema.CreateSchema(schema))
-    try:
-        yield base.set(query={"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sa.schema.DropSchema(schema, cascade=True))
-        admin.dispose()
 
 
 def _throughput(replicas: int) -> float:
     with (
-        _schema() as url,
+        postgres_schema() as url,
         tempfile.TemporaryDirectory(prefix="bench-replicas-") as work,
         fleet(Path(work), url, replicas) as running,
     ):
@@ -101,7 +74,7 @@ def main() -> None:
         note=f"{os.cpu_count()} cores shared by every process of both fleets and wrk",
     )
     with (
-        _schema() as url,
+        postgres_schema() as url,
         tempfile.TemporaryDirectory(prefix="bench-replicas-") as work,
         fleet(Path(work), url, 3) as running,
     ):
