@@ -214,6 +214,24 @@ def nginx(prefix: Path, text: str, port: int) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def nginx_proxy(box: Sandbox, name: str, upstream: int, token: str) -> Iterator[int]:
+    """nginx as the plain reverse proxy (NGINX_PROXY) to ``upstream``, files under ``name``; its port."""
+    port = free_port()
+    text = NGINX_PROXY.format(
+        user=_user(),
+        prefix=box.work / name,
+        upstream=upstream,
+        port=port,
+        cert=box.server_cert,
+        key=box.server_key,
+        token=token,
+        ca=box.ca_file,
+    )
+    with nginx(box.work / name, text, port):
+        yield port
+
+
 def _user() -> str:
     return "user root;" if os.geteuid() == 0 else ""
 
@@ -266,18 +284,7 @@ def fast_upstream(
 ) -> list[Result]:
     """nginx proxy, edge mode and the embedded gateway in front of the static upstream."""
     out: list[Result] = []
-    proxy_port = free_port()
-    proxy = NGINX_PROXY.format(
-        user=_user(),
-        prefix=box.work / "proxy",
-        upstream=upstream,
-        port=proxy_port,
-        cert=box.server_cert,
-        key=box.server_key,
-        token=token,
-        ca=box.ca_file,
-    )
-    with nginx(box.work / "proxy", proxy, proxy_port):
+    with nginx_proxy(box, "proxy", upstream, token) as proxy_port:
         out.append(
             wrk("fast", "nginx proxy", f"https://127.0.0.1:{proxy_port}/orders/1001", args, [])
         )
@@ -394,18 +401,7 @@ def sample_erp(box: Sandbox, args: argparse.Namespace) -> list[Result]:
                 [f"Authorization: Bearer {erp_token}"],
             )
         )
-        proxy_port = free_port()
-        proxy = NGINX_PROXY.format(
-            user=_user(),
-            prefix=box.work / "erp-proxy",
-            upstream=erp_port,
-            port=proxy_port,
-            cert=box.server_cert,
-            key=box.server_key,
-            token=erp_token,
-            ca=box.ca_file,
-        )
-        with nginx(box.work / "erp-proxy", proxy, proxy_port):
+        with nginx_proxy(box, "erp-proxy", erp_port, erp_token) as proxy_port:
             out.append(
                 wrk(
                     "erp",
