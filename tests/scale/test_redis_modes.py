@@ -60,9 +60,15 @@ def sentinel_set(tmp_path: Path) -> Iterator[tuple[Node, Node, Node]]:
                 lambda: len(watcher.sentinel_slaves("main")) == 1,
                 what="the Sentinel discovering the replica",
             )
+            wait_for(lambda: _link_up(replica), what="the replica's first sync")
+            # The Sentinel promotes only a replica whose last INFO (every 10 s) showed its
+            # link up; failing over before that is refused with NOGOODSLAVE.
+            wait_for(
+                lambda: _promotable(watcher),
+                what="the Sentinel seeing the replica in sync",
+            )
         finally:
             watcher.close()
-        wait_for(lambda: _link_up(replica), what="the replica's first sync")
         yield nodes
     finally:
         for node in reversed(nodes):
@@ -74,6 +80,16 @@ def _master_port(watcher: redis.Redis) -> int:
     if not isinstance(address, tuple):
         return 0
     return int(address[1])
+
+
+def _promotable(watcher: redis.Redis) -> bool:
+    replicas = watcher.sentinel_slaves("main")
+    return (
+        len(replicas) == 1
+        and replicas[0].get("master-link-status") == "ok"
+        and not replicas[0].get("is_sdown")
+        and not replicas[0].get("is_disconnected")
+    )
 
 
 def _link_up(node: Node) -> bool:
