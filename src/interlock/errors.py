@@ -11,7 +11,8 @@ or (sanitised) an HTTP body.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping
 
 __all__ = [
     "AlreadyInitialisedError",
@@ -34,6 +35,7 @@ __all__ = [
     "StoreError",
     "StoreMismatchError",
     "UnknownKeyVersionError",
+    "did_you_mean",
 ]
 
 
@@ -158,6 +160,42 @@ class NotFoundError(InterlockError):
     """A named object (client, key, secret) does not exist."""
 
     code = "not_found"
+
+    @classmethod
+    def unknown(
+        cls, kind: str, name: str, known: Iterable[str], where: str = "in the manifest"
+    ) -> NotFoundError:
+        """``no client 'ordr-sync' in the manifest; did you mean 'order-sync'?``
+
+        ``known`` is every name the caller could have meant (manifest entries,
+        stored names); the closest ones are suggested, never the whole list.
+        """
+        place = f" {where}" if where else ""
+        return cls(f"no {kind} {name!r}{place}{did_you_mean(name, known)}")
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``; did you mean 'a'?`` / ``; did you mean 'a' or 'b'?`` — or ``""``.
+
+    Suggested, at most three: names that differ only in case, names that start
+    with ``name``, then the closest by :func:`difflib.SequenceMatcher` ratio
+    (>= 0.7, and within 0.1 of the best, so one clear match comes alone).
+    """
+    candidates = sorted(set(known) - {name})
+    folded = name.casefold()
+    first = [c for c in candidates if c.casefold() == folded]
+    first += [c for c in candidates if c.casefold().startswith(folded) and c not in first]
+    scored = sorted(
+        ((difflib.SequenceMatcher(None, folded, c.casefold()).ratio(), c) for c in candidates),
+        key=lambda pair: (-pair[0], pair[1]),
+    )
+    best = scored[0][0] if scored else 0.0
+    close = first + [c for r, c in scored if r >= max(0.7, best - 0.1) and c not in first]
+    if not close:
+        return ""
+    quoted = [repr(c) for c in close[:3]]
+    alternatives = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + f" or {quoted[-1]}"
+    return f"; did you mean {alternatives}?"
 
 
 class InvalidRequestError(InterlockError):
