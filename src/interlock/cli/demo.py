@@ -9,20 +9,21 @@ call put the customer's e-mail address in the lineage index (a keyed hash),
 the privacy desk traces her, exports her data and erases it through the
 sample ERP's signed webhook, and the erasure's receipt is verified offline.
 It ends with the security checklist's summary per integration (``interlock check``).
-Then it keeps serving and prints commands to try, until Ctrl-C; ``--once``
-exits after the walkthrough.
+Then it keeps serving, prints commands to try and a line per request, until
+Ctrl-C or SIGTERM (:mod:`interlock.cli.demo_serving`); ``--once`` exits after
+the walkthrough. Either way it says what it deleted, or, with ``--keep``, where
+the data directory is and how to use it again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import secrets
 import shutil
-import signal
 import ssl
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Final
@@ -36,6 +37,7 @@ from interlock.check.run import run_check
 from interlock.cli.check import summary_table
 from interlock.cli.context import console, settings, state
 from interlock.cli.demo_privacy import privacy_walkthrough
+from interlock.cli.demo_serving import RequestLines, Stop, farewell, stop_on_signals, try_it
 from interlock.cli.privacy_wiring import privacy_factory, request_signer
 from interlock.cli.render import integration_table, register_table, route_table, system_table
 from interlock.config.loader import load_manifest
@@ -43,7 +45,6 @@ from interlock.config.manifest import Manifest
 from interlock.crypto.keyfile import write_private_file
 from interlock.errors import ConfigError
 from interlock.gateway import tls
-from interlock.gateway.metrics_listener import MetricsListener
 from interlock.gateway.preflight import check_port_free
 from interlock.gateway.privacy_runtime import PrivacyRuntime
 from interlock.gateway.server import (
@@ -89,6 +90,7 @@ def demo(
     if fresh:
         state.data_dir = tempfile.mkdtemp(prefix="interlock-demo-")  # created 0700
     data_dir = Path(state.data_dir or "")
+    stop = Stop()
     try:
         # The demo serves the ERP only: the example's other systems and rules name
         # secrets nobody stored, and their routes answer 503 (logged at start).
@@ -97,20 +99,51 @@ def demo(
             # The walkthrough is the output; access logs would drown it.
             configure_logging("warning", deployment.settings.log_format)
         try:
-            run_event_loop(_demo(deployment, loaded, once=once, port=port, source=manifest))
+            run_event_loop(
+                _demo(
+                    deployment,
+                    loaded,
+                    _Run(once=once, port=port, source=manifest, deletes=fresh and not keep),
+                    stop,
+                )
+            )
         finally:
             deployment.close()
     finally:
-        if fresh and not keep:
-            shutil.rmtree(data_dir, ignore_errors=True)
-        elif fresh:
-            console.print(f"Kept the data directory {data_dir}")
+        if fresh:
+            farewell(data_dir, keep=keep, manifest=manifest)
+        else:
+            console.print(f"left the data directory {data_dir} as it was", markup=False)
+    if stop.signal is not None and not stop.serving:
+        raise typer.Exit(130)  # interrupted before the walkthrough ended
 
 
-async def _demo(
-    deployment: Deployment, manifest: Manifest, *, once: bool, port: int, source: Path
+@dataclass(frozen=True)
+class _Run:
+    """How this demo runs: ``once`` or serving on ``port``, ``source`` the manifest's file."""
+
+    once: bool
+    port: int
+    source: Path
+    deletes: bool  # the data directory is deleted at the end
+
+
+async def _demo(deployment: Deployment, manifest: Manifest, run: _Run, stop: Stop) -> None:
+    """The walkthrough, then serving until ``stop`` (SIGINT or SIGTERM, which also cut it short)."""
+    work = asyncio.create_task(_walkthrough_and_serve(deployment, manifest, run, stop))
+    with stop_on_signals(stop, work):
+        try:
+            await work
+        except asyncio.CancelledError:
+            if not work.cancelled() or stop.signal is None:
+                raise  # not cancelled by a signal of ours
+
+
+async def _walkthrough_and_serve(
+    deployment: Deployment, manifest: Manifest, run: _Run, stop: Stop
 ) -> None:
     data_dir = deployment.settings.data_dir
+    source = run.source
     # The register of the manifest as written (before the ERP is pointed at the sample).
     register = build_register(
         manifest,
@@ -133,7 +166,12 @@ async def _demo(
     signing_keys.ensure()  # the ERP's webhook verifies Interlock's signatures with its JWKS
     erp = await _start_erp(deployment, erp_token, signing_keys)
     manifest = _point_at_sample(manifest, erp.port)
-    gateway = await _start_gateway(deployment, manifest, port, signing_keys)
+    lines = RequestLines()
+    try:
+        gateway = await _start_gateway(deployment, manifest, run.port, signing_keys, lines)
+    except BaseException:
+        await erp.stop()
+        raise
     try:
         # The gateway's own key service: a revocation through it takes effect at
         # once (another process would see it within the key cache's second).
@@ -152,9 +190,12 @@ async def _demo(
         _show_checklist(source)
         key_file = data_dir / "demo-key"  # the key that still works, for the curl examples
         write_private_file(key_file, current.encode())
-        if not once:
-            _try_it(base, gateway.ca_file, key_file, gateway.metrics_listener)
-            await _wait_for_ctrl_c()
+        serving = not run.once
+        stop.serving = lines.live = serving
+        metrics = gateway.metrics_listener
+        try_it(base, gateway.ca_file, key_file, metrics, serving=serving, deletes=run.deletes)
+        if serving:
+            await stop.event.wait()
     finally:
         await gateway.stop()
         await erp.stop()
@@ -197,7 +238,11 @@ async def _start_erp(deployment: Deployment, token: str, keys: SigningKeys) -> S
 
 
 async def _start_gateway(
-    deployment: Deployment, manifest: Manifest, port: int, keys: SigningKeys
+    deployment: Deployment,
+    manifest: Manifest,
+    port: int,
+    keys: SigningKeys,
+    observer: RequestLines,
 ) -> RunningGateway:
     try:
         check_port_free("127.0.0.1", port)
@@ -206,7 +251,11 @@ async def _start_gateway(
     # Data-subject requests' due work every half second: the walkthrough waits for it.
     privacy = PrivacyRuntime(privacy_factory(request_signer(keys)), every=0.5)
     return await start_gateway(
-        deployment, manifest, ListenerConfig(port=port, metrics=_METRICS), privacy=privacy
+        deployment,
+        manifest,
+        ListenerConfig(port=port, metrics=_METRICS),
+        privacy=privacy,
+        observer=observer,
     )
 
 
@@ -328,29 +377,3 @@ async def _call(
     console.print(f"[bold]{label}[/bold]")
     console.print(f"  {method} /{path}  ({shown})", markup=False)
     console.print(f"  [{colour}]{response.status}[/{colour}] {summary}", highlight=False)
-
-
-def _try_it(base: str, ca_file: Path, key_file: Path, metrics: MetricsListener | None) -> None:
-    console.print("\n[bold]Try it[/bold] (Ctrl-C stops the demo and deletes its data):")
-    console.print(
-        f'  curl --cacert {ca_file} -H "Authorization: Bearer $(cat {key_file})" '
-        f"{base}/orders/1001",
-        markup=False,
-        soft_wrap=True,
-    )
-    console.print(f"  curl --cacert {ca_file} {base}/orders/1001", markup=False, soft_wrap=True)
-    if metrics is not None:  # a listener of its own, loopback only
-        console.print(f"  curl {metrics.url}", markup=False, soft_wrap=True)
-
-
-async def _wait_for_ctrl_c() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(signum)

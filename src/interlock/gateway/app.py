@@ -30,6 +30,7 @@ from interlock.gateway.context import RequestContext, remembered_principal
 from interlock.gateway.endpoints import Endpoints
 from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.metrics import UNMATCHED, GatewayMetrics
+from interlock.gateway.observer import RequestObserver, RequestSeen
 from interlock.gateway.pipeline import Pipeline
 from interlock.gateway.problems import (
     INTERNAL_ERROR,
@@ -71,11 +72,13 @@ class Gateway:
         names: GatewayNames,
         rules: Rules | None = None,
         proxies: TrustedProxies | None = None,
+        observer: RequestObserver | None = None,
     ) -> None:
         """Serve ``routes`` through ``pipelines`` behind ``endpoints``; record on ``audit``.
 
         Only requests for one of ``names`` are answered (``/healthz``, ``/readyz`` for any).
-        ``proxies`` may report the caller's address (default: nobody may).
+        ``proxies`` may report the caller's address (default: nobody may). ``observer``
+        hears of each request after its audit entry (None: nobody, at the cost of a check).
 
         ``upstreams`` and ``rules`` hold connections this gateway closes when it
         is retired (:meth:`close`); ``keys`` are its manifest's API keys.
@@ -91,6 +94,7 @@ class Gateway:
         self.names = names
         self._rules = rules
         self._proxies = proxies or TrustedProxies()
+        self._observer = observer
         # route label -> (integration name, integration), for the audit trail
         self._integrations: dict[str, tuple[str, Integration]] = {
             r.label: (r.integration_name, r.integration) for r in routes.routes
@@ -161,6 +165,8 @@ class Gateway:
                 correlation_id,
                 answered.removed_fields,
             )
+        if self._observer is not None:  # the demo's console; nobody else by default
+            _tell(self._observer, request, final, answered, correlation_id)
         return final
 
     async def _record(
@@ -277,6 +283,29 @@ class _Answered:
     removed_fields: int = 0
     reason: str | None = None  # why it was refused, for the log and the audit trail
     code: str | None = None  # the refusal's code, for the metrics
+
+
+def _tell(
+    observer: RequestObserver,
+    request: web.BaseRequest,
+    final: web.StreamResponse,
+    answered: _Answered,
+    correlation_id: str,
+) -> None:
+    principal = answered.principal
+    seen = RequestSeen(
+        method=request.method,
+        path=request.path,
+        route=answered.label,
+        status=final.status,
+        outcome=answered.outcome,
+        client=principal.client if principal is not None else None,
+        correlation_id=correlation_id,
+    )
+    try:
+        observer(seen)
+    except Exception:  # noqa: BLE001  (an observer's failure is no reason to fail the request)
+        _log.exception("request observer failed", correlation_id=correlation_id)
 
 
 def _refused(  # noqa: PLR0917  (one private helper: the answer and what it is about)

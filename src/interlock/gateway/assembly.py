@@ -52,6 +52,7 @@ from interlock.gateway.messaging_keys import MESSAGING_PREFIX, MessagingKeysEndp
 from interlock.gateway.messaging_keys import label as messaging_label
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.mtls import ClientCertificates
+from interlock.gateway.observer import RequestObserver
 from interlock.gateway.pipeline import Backends, build_pipelines
 from interlock.gateway.privacy_api import PREFIX as PRIVACY_PREFIX
 from interlock.gateway.privacy_api import label as privacy_label
@@ -275,9 +276,16 @@ class GatewayServices:
 
 
 def build_gateway(
-    services: GatewayServices, manifest: Manifest, upstreams: Upstreams | None = None
+    services: GatewayServices,
+    manifest: Manifest,
+    upstreams: Upstreams | None = None,
+    *,
+    observer: RequestObserver | None = None,
 ) -> Gateway:
-    """Everything that serves ``manifest``, from ``services`` (``upstreams``: new pools)."""
+    """Everything that serves ``manifest``, from ``services`` (``upstreams``: new pools).
+
+    ``observer`` hears of each request (:mod:`interlock.gateway.observer`; None: nobody).
+    """
     deployment = services.deployment
     engine, keyring = deployment.engine, deployment.keyring
     keys = ApiKeys(engine, keyring, manifest)
@@ -370,6 +378,7 @@ def build_gateway(
         names=services.names,
         rules=rules,
         proxies=services.proxies,
+        observer=observer,
     )
 
 

@@ -40,6 +40,7 @@ from interlock.gateway.metrics_listener import (
     metrics_tls,
     start_metrics_listener,
 )
+from interlock.gateway.observer import RequestObserver
 from interlock.gateway.openssl import report_refused_certificates
 from interlock.gateway.preflight import (
     check_port_free,
@@ -149,6 +150,8 @@ class RunningGateway:
     metrics_listener: MetricsListener | None = None
     # Replaces the file reload on SIGHUP (store mode: fetch the current version now).
     reloader: Callable[[], bool] | None = None
+    # Hears of each request, whichever manifest's gateway answers it (None: nobody).
+    observer: RequestObserver | None = None
 
     def __post_init__(self) -> None:
         self.front.manifest = self.services.manifest_status
@@ -204,7 +207,9 @@ class RunningGateway:
         closed only after they have had as long as any request may take.
         """
         old = self.front.current
-        self.front.current = build_gateway(self.services, manifest, upstreams)
+        self.front.current = build_gateway(
+            self.services, manifest, upstreams, observer=self.observer
+        )
         if old is not None:
             self._retired.add(old)
             # From the loop (SIGHUP) or another thread (a test, an admin call) alike.
@@ -243,13 +248,15 @@ async def start_gateway(
     *,
     privacy: PrivacyRuntime | None = None,
     stored: tuple[int, str] | None = None,
+    observer: RequestObserver | None = None,
 ) -> RunningGateway:
     """Start serving ``manifest`` on ``listener``; returns once the socket is bound.
 
     ``stored``: the manifest is that (version, SHA-256) from the store (None: the file).
 
     ``privacy`` serves ``/v1/privacy`` and runs the due work of data-subject
-    requests in the background (None: neither).
+    requests in the background (None: neither). ``observer`` hears of each request
+    (:mod:`interlock.gateway.observer`; the demo prints a line for each).
 
     A port in use, or a ``secret://`` value the vault lacks (unless
     ``INTERLOCK_MISSING_SECRETS=start``), is a :class:`ConfigError` naming it;
@@ -309,6 +316,7 @@ async def start_gateway(
         _log.warning("client certificates refused at the handshake are not logged or audited")
     loop = asyncio.get_running_loop()
     running = RunningGateway(front, services, runner, port, tls.ca_file, manifest_path, tmp, loop)
+    running.observer = observer
     try:
         await asyncio.to_thread(check_secrets, services, manifest)
         running.replace(manifest)
