@@ -154,6 +154,11 @@ def test_demo_walks_through_allowed_and_refused_calls(
     assert "GET /orders/1001 after the erasure: 404" in privacy
     assert "trace again: 0 system(s)" in privacy
     assert "receipt  verified offline: erase dsr_" in privacy
+    # --once: the curl lines a serving demo prints, said to need one; a given data dir stays.
+    after = out.split("Try it while `interlock demo` serves (without --once)", 1)[1]
+    assert "  curl --cacert " in after
+    assert "/orders/1001" in after
+    assert "left the data directory" in after
 
 
 def test_migrate_runs_on_an_initialised_deployment(capsys: pytest.CaptureFixture[str]) -> None:
