@@ -73,7 +73,7 @@ class _Demo:
         # A fresh data directory under the test's own temporary directory.
         env |= {"TMPDIR": str(tmp_path), "INTERLOCK_LOG_FORMAT": "json", "NO_COLOR": "1"}
         self.errors = (tmp_path / "stderr.log").open("w")
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: S603  (our own CLI, fixed arguments)
             [sys.executable, "-m", "interlock", "demo", str(EXAMPLE), "--port", "0", *extra],
             cwd=REPO_ROOT,
             env=env,
