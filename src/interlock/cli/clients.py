@@ -13,6 +13,7 @@ from typing import Annotated, Any, Final
 import typer
 from rich.table import Table
 
+from interlock.cli import completion
 from interlock.cli.context import console, settings
 from interlock.cli.evidence import note_result
 from interlock.cli.kill_switch import Ended, end_client
@@ -116,7 +117,13 @@ def _show_secret(clients: _Clients, client: str, secret_id: str, value: str) -> 
 
 @app.command("create")
 def create(
-    client: Annotated[str, typer.Argument(help="A client whose auth includes oauth2.")],
+    client: Annotated[
+        str,
+        typer.Argument(
+            help="A client whose auth includes oauth2.",
+            autocompletion=completion.oauth_client_names,
+        ),
+    ],
     public_key: Annotated[
         Path | None,
         typer.Option(
@@ -146,7 +153,13 @@ def create(
 
 @app.command("create-secret")
 def create_secret(
-    client: Annotated[str, typer.Argument(help="A client whose auth includes oauth2.")],
+    client: Annotated[
+        str,
+        typer.Argument(
+            help="A client whose auth includes oauth2.",
+            autocompletion=completion.oauth_client_names,
+        ),
+    ],
     lifetime: LifetimeOption = None,
     manifest: ManifestOption = None,
 ) -> None:
@@ -157,7 +170,13 @@ def create_secret(
 
 @app.command("rotate-secret")
 def rotate_secret(
-    client: Annotated[str, typer.Argument(help="A client whose auth includes oauth2.")],
+    client: Annotated[
+        str,
+        typer.Argument(
+            help="A client whose auth includes oauth2.",
+            autocompletion=completion.oauth_client_names,
+        ),
+    ],
     overlap: Annotated[
         str | None,
         typer.Option("--overlap", help="How long the previous secret stays valid (default 24h)."),
@@ -186,7 +205,9 @@ def rotate_secret(
 
 @app.command("revoke")
 def revoke(
-    client: Annotated[str, typer.Argument(help="The client to cut off.")],
+    client: Annotated[
+        str, typer.Argument(help="The client to cut off.", autocompletion=completion.client_names)
+    ],
     reason: Annotated[
         str,
         typer.Option(
@@ -288,7 +309,9 @@ def revoke_secret(
 
 @app.command("list")
 def list_clients(
-    client: Annotated[str | None, typer.Argument(help="Only this client.")] = None,
+    client: Annotated[
+        str | None, typer.Argument(help="Only this client.", autocompletion=completion.client_names)
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     manifest: ManifestOption = None,
 ) -> None:

@@ -22,6 +22,7 @@ from typing import Annotated, Final
 
 import typer
 
+from interlock.cli import completion
 from interlock.cli.context import settings
 from interlock.cli.evidence import admin_actor
 from interlock.cli.options import ManifestOption
@@ -44,7 +45,13 @@ app = typer.Typer(help="Shared databases: least-privilege roles and views, drift
 
 ROTATOR: Final = "shared_database"
 
-Integration = Annotated[str, typer.Argument(help="A shared_database integration of the manifest.")]
+Integration = Annotated[
+    str,
+    typer.Argument(
+        help="A shared_database integration of the manifest.",
+        autocompletion=completion.database_integration_names,
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
@@ -147,7 +154,11 @@ def _rotation_engine(session: VaultSession, manifest: Manifest) -> RotationEngin
 @app.command("audit")
 def audit(
     integration: Annotated[
-        str | None, typer.Argument(help="One integration (default: every shared_database one).")
+        str | None,
+        typer.Argument(
+            help="One integration (default: every shared_database one).",
+            autocompletion=completion.database_integration_names,
+        ),
     ] = None,
     manifest: ManifestOption = None,
     as_json: JsonOption = False,

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Final, cast
 import typer
 
 from interlock.audit.service import AuditLog
+from interlock.cli import completion
 from interlock.cli.context import settings
 from interlock.cli.evidence import admin_actor
 from interlock.cli.options import ManifestOption
@@ -57,7 +58,13 @@ schemas_app = typer.Typer(
 app.add_typer(schemas_app, name="schemas")
 
 _LIMITS: Final = JsonLimits(max_depth=64, max_string_length=65536, max_members=10000)
-Subject = Annotated[str, typer.Argument(help="A subject the manifest declares (order.created).")]
+Subject = Annotated[
+    str,
+    typer.Argument(
+        help="A subject the manifest declares (order.created).",
+        autocompletion=completion.event_subjects,
+    ),
+]
 SchemaFile = Annotated[Path, typer.Argument(help="A JSON Schema (2020-12) file.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -155,7 +162,12 @@ def check(
 
 @schemas_app.command("list")
 def list_(
-    subject: Annotated[str | None, typer.Argument(help="Only this subject's versions.")] = None,
+    subject: Annotated[
+        str | None,
+        typer.Argument(
+            help="Only this subject's versions.", autocompletion=completion.event_subjects
+        ),
+    ] = None,
     manifest: ManifestOption = None,
     as_json: JsonFlag = False,
 ) -> None:

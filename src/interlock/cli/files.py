@@ -35,6 +35,7 @@ import asyncssh
 import typer
 
 from interlock.actors import Operator
+from interlock.cli import completion
 from interlock.cli.context import served_anchors, settings
 from interlock.cli.options import ManifestOption
 from interlock.cli.vault_session import VaultSession, open_vault_session
@@ -57,7 +58,12 @@ app = typer.Typer(help="File transfer: SFTP partners, the drop server, quarantin
 DROP_HOST_KEY: Final = "interlock/drop-host-key"
 _OPERATOR: Final = Operator("system:files")
 
-Integration = Annotated[str, typer.Argument(help="A file integration of the manifest.")]
+Integration = Annotated[
+    str,
+    typer.Argument(
+        help="A file integration of the manifest.", autocompletion=completion.file_integration_names
+    ),
+]
 
 
 def _root() -> Path:

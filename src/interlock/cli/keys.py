@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from interlock.cli import completion
 from interlock.cli.context import console, settings
 from interlock.cli.options import ManifestOption, duration_option
 from interlock.config.loader import load_manifest
@@ -52,7 +53,13 @@ def _show_issued(issued: IssuedKey) -> None:
 
 @app.command("create")
 def create(
-    client: Annotated[str, typer.Argument(help="The client (service account) in the manifest.")],
+    client: Annotated[
+        str,
+        typer.Argument(
+            help="The client (service account) in the manifest.",
+            autocompletion=completion.api_key_client_names,
+        ),
+    ],
     scopes: Annotated[
         list[str] | None,
         typer.Option(

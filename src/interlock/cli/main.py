@@ -4,7 +4,7 @@ Every deliberate failure is an :class:`InterlockError`; it is printed as one
 line, ``interlock: error[code]: message``, with exit status 1. A traceback is
 shown only with ``--debug``. Unexpected exceptions print their type only (their
 text might carry data we never want on a terminal) and exit with 70
-(EX_SOFTWARE).
+(EX_SOFTWARE). Shell completion is :mod:`interlock.cli.completion`'s.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from interlock.cli import (
     validate,
 )
 from interlock.cli.arguments import CredentialArgumentError, check_arguments
+from interlock.cli.completion import named_shell
 from interlock.cli.context import settings, state
 from interlock.cli.evidence import admin_action, record_admin_action
 from interlock.errors import InterlockError
@@ -55,7 +56,6 @@ app = typer.Typer(
     name="interlock",
     help="Interlock: the security layer for system-to-system integrations.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -149,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: list[str]) -> int:
+    named = named_shell(args)  # --install-completion zsh: Typer's own flag detects the shell
+    if named is not None:
+        return named
     command = typer.main.get_command(app)
     try:
         # Standalone mode: usage errors, --help and typer.Exit end in SystemExit.

@@ -23,6 +23,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from interlock.audit.entry import AuditEntry, Outcome
+from interlock.cli import completion
 from interlock.cli.context import settings
 from interlock.cli.evidence import admin_actor
 from interlock.cli.options import ManifestOption
@@ -46,7 +47,13 @@ app.add_typer(dlq_app, name="dlq")
 
 T = TypeVar("T")
 
-Integration = Annotated[str, typer.Argument(help="A messaging integration of the manifest.")]
+Integration = Annotated[
+    str,
+    typer.Argument(
+        help="A messaging integration of the manifest.",
+        autocompletion=completion.messaging_integration_names,
+    ),
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -74,7 +81,12 @@ def _messaging(manifest: Manifest, integration: str | None) -> list[str]:
 
 @keys_app.command("list")
 def keys_list(
-    integration: Annotated[str | None, typer.Argument(help="Only this integration.")] = None,
+    integration: Annotated[
+        str | None,
+        typer.Argument(
+            help="Only this integration.", autocompletion=completion.messaging_integration_names
+        ),
+    ] = None,
     manifest: ManifestOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -197,7 +209,12 @@ def _print_changes(found: list[tuple[str, Change]], as_json: bool) -> None:
 
 @app.command("plan")
 def plan(
-    integration: Annotated[str | None, typer.Argument(help="Only this integration.")] = None,
+    integration: Annotated[
+        str | None,
+        typer.Argument(
+            help="Only this integration.", autocompletion=completion.messaging_integration_names
+        ),
+    ] = None,
     manifest: ManifestOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -210,7 +227,12 @@ def plan(
 
 @app.command("apply")
 def apply(
-    integration: Annotated[str | None, typer.Argument(help="Only this integration.")] = None,
+    integration: Annotated[
+        str | None,
+        typer.Argument(
+            help="Only this integration.", autocompletion=completion.messaging_integration_names
+        ),
+    ] = None,
     manifest: ManifestOption = None,
     as_json: JsonFlag = False,
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from interlock.cli import completion
 from interlock.cli.context import settings
 from interlock.cli.options import ManifestOption
 from interlock.cli.serve import DEFAULT_LISTEN
@@ -41,7 +42,13 @@ def rotate_keys() -> None:
 
 @app.command("token")
 def token(
-    client: Annotated[str, typer.Argument(help="A client whose auth includes oauth2.")],
+    client: Annotated[
+        str,
+        typer.Argument(
+            help="A client whose auth includes oauth2.",
+            autocompletion=completion.oauth_client_names,
+        ),
+    ],
     issuer: Annotated[
         str | None,
         typer.Option(

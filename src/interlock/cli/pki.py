@@ -18,6 +18,7 @@ from typing import Annotated, Any, Final
 import typer
 from rich.table import Table
 
+from interlock.cli import completion
 from interlock.cli.context import console, settings
 from interlock.cli.options import ManifestOption, duration_option
 from interlock.config.loader import load_manifest
@@ -75,7 +76,13 @@ def init() -> None:
 
 @issue_app.command("client")
 def issue_client(
-    name: Annotated[str, typer.Argument(help="The client's name, as in the manifest.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="The client's name, as in the manifest.",
+            autocompletion=completion.mtls_client_names,
+        ),
+    ],
     out: OutDir,
     lifetime: Lifetime = None,
     manifest: ManifestOption = None,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.table import Table
 
+from interlock.cli import completion
 from interlock.cli.context import console, served_anchors, settings
 from interlock.cli.options import ManifestOption
 from interlock.errors import InterlockError, InvalidRequestError
@@ -43,7 +44,12 @@ _Region = Annotated[
 ]
 _Systems = Annotated[
     list[str] | None,
-    typer.Option("--system", "-s", help="Also ask this system (repeatable)."),
+    typer.Option(
+        "--system",
+        "-s",
+        help="Also ask this system (repeatable).",
+        autocompletion=completion.system_names,
+    ),
 ]
 _Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 _Subject = Annotated[str, typer.Argument(help="The identifier, or - to read it from stdin.")]
@@ -308,7 +314,10 @@ def extend(
 @app.command("confirm")
 def confirm(
     request_id: _Id,
-    system: Annotated[str, typer.Argument(help="The manual system acted on.")],
+    system: Annotated[
+        str,
+        typer.Argument(help="The manual system acted on.", autocompletion=completion.system_names),
+    ],
     status: Annotated[str, typer.Option("--status", help="done or not_found.")],
     note: Annotated[str, typer.Option("--note", help="What was done (no identifiers).")],
     manifest: ManifestOption = None,

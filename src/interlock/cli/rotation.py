@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from interlock.cli import completion
 from interlock.cli.evidence import admin_actor
 from interlock.cli.vault_session import open_vault_session
 from interlock.config.loader import load_manifest
@@ -78,7 +79,12 @@ def _progress(name: str, step: StepName, version: int) -> None:
 
 
 def rotate(
-    name: Annotated[str | None, typer.Argument(help="The secret, e.g. erp/api-key.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="The secret, e.g. erp/api-key.", autocompletion=completion.secret_names
+        ),
+    ] = None,
     due: Annotated[
         bool, typer.Option("--due", help="Everything the schedule asks for (for cron).")
     ] = False,

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from interlock.cli import rotation
+from interlock.cli import completion, rotation
 from interlock.cli.context import settings
 from interlock.cli.evidence import admin_actor
 from interlock.cli.options import ManifestOption, duration_option
@@ -34,7 +34,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_Name = Annotated[str, typer.Argument(help="Secret name, e.g. erp/api-key.")]
+_Name = Annotated[
+    str,
+    typer.Argument(help="Secret name, e.g. erp/api-key.", autocompletion=completion.secret_names),
+]
 _Versions = Annotated[
     list[int], typer.Option("--version", "-v", help="A version (repeat for several).")
 ]
@@ -257,7 +260,12 @@ app.command("overdue")(rotation.overdue)
 
 @app.command("grant")
 def grant(
-    client: Annotated[str, typer.Argument(help="The client (from the manifest).")],
+    client: Annotated[
+        str,
+        typer.Argument(
+            help="The client (from the manifest).", autocompletion=completion.client_names
+        ),
+    ],
     pattern: Annotated[str, typer.Argument(help="Path glob: erp/*, erp/**, erp/api-key.")],
     capabilities: Annotated[
         str, typer.Argument(help="Comma-separated: read, list, write.")
@@ -274,7 +282,9 @@ def grant(
 
 @app.command("revoke-grant")
 def revoke_grant(
-    client: Annotated[str, typer.Argument(help="The client.")],
+    client: Annotated[
+        str, typer.Argument(help="The client.", autocompletion=completion.client_names)
+    ],
     pattern: Annotated[str, typer.Argument(help="The pattern it was granted.")],
 ) -> None:
     """Take back CLIENT's grant on PATTERN."""
@@ -284,7 +294,11 @@ def revoke_grant(
 
 
 @app.command("grants")
-def grants(client: Annotated[str | None, typer.Argument(help="Only this client.")] = None) -> None:
+def grants(
+    client: Annotated[
+        str | None, typer.Argument(help="Only this client.", autocompletion=completion.client_names)
+    ] = None,
+) -> None:
     """The access policy: who may do what on which paths."""
     with open_vault() as vault:
         found = vault.policy.grants(client)

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from interlock.cli import completion
 from interlock.cli.context import console, settings
 from interlock.cli.options import ManifestOption, duration_option
 from interlock.config.loader import load_manifest
@@ -47,7 +48,10 @@ def _when(value: datetime | None) -> str:
 
 @app.command("create")
 def create(
-    client: Annotated[str, typer.Argument(help="A client of the manifest.")],
+    client: Annotated[
+        str,
+        typer.Argument(help="A client of the manifest.", autocompletion=completion.client_names),
+    ],
     public_key: Annotated[
         Path | None,
         typer.Option(
@@ -97,7 +101,10 @@ def create(
 
 @app.command("list")
 def list_keys(
-    client: Annotated[str | None, typer.Argument(help="Only this client's keys.")] = None,
+    client: Annotated[
+        str | None,
+        typer.Argument(help="Only this client's keys.", autocompletion=completion.client_names),
+    ] = None,
     manifest: ManifestOption = None,
 ) -> None:
     """Every signature key (never a secret): keyid, client, algorithm, state."""
