@@ -158,7 +158,8 @@ def test_demo_walks_through_allowed_and_refused_calls(
     after = out.split("Try it while `interlock demo` serves (without --once)", 1)[1]
     assert "  curl --cacert " in after
     assert "/orders/1001" in after
-    assert "left the data directory" in after
+    assert "kept the data directory" in after
+    assert "(given with --data-dir or INTERLOCK_DATA_DIR)" in after
 
 
 def test_migrate_runs_on_an_initialised_deployment(capsys: pytest.CaptureFixture[str]) -> None:

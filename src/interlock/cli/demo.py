@@ -113,7 +113,12 @@ def demo(
         if fresh:
             farewell(data_dir, keep=keep, manifest=manifest)
         else:
-            console.print(f"left the data directory {data_dir} as it was", markup=False)
+            console.print(
+                f"kept the data directory {data_dir} (given with --data-dir or "
+                "INTERLOCK_DATA_DIR): the demo's keys, secrets and audit entries are in it",
+                markup=False,
+                soft_wrap=True,
+            )
     if stop.signal is not None and not stop.serving:
         raise typer.Exit(130)  # interrupted before the walkthrough ended
 
