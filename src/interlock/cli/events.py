@@ -222,18 +222,35 @@ def diff(
     v1: Annotated[int, typer.Argument(help="The earlier version.", min=1)],
     v2: Annotated[int, typer.Argument(help="The later version.", min=1)],
     manifest: ManifestOption = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """The changes between two versions: what breaks reading in each direction."""
     with _registry(manifest) as registry:
         old, new = registry.get(subject, v1).schema, registry.get(subject, v2).schema
+    backward, forward = incompatibilities(new, old), incompatibilities(old, new)
+    if as_json:
+        print_json(
+            {
+                "subject": subject,
+                "from_version": v1,
+                "to_version": v2,
+                "backward": [_problem_json(p) for p in backward],
+                "forward": [_problem_json(p) for p in forward],
+            }
+        )
+        return
     directions = (
-        (f"v{v2} reading data of v{v1} (backward)", incompatibilities(new, old)),
-        (f"v{v1} reading data of v{v2} (forward)", incompatibilities(old, new)),
+        (f"v{v2} reading data of v{v1} (backward)", backward),
+        (f"v{v1} reading data of v{v2} (forward)", forward),
     )
     for title, problems in directions:
         typer.echo(f"{title}: {len(problems) or 'compatible'}")
         for line in _lines(problems):
             typer.echo(f"  {line}")
+
+
+def _problem_json(problem: Incompatibility) -> dict[str, str]:
+    return {"pointer": problem.pointer or "/", "kind": problem.kind, "message": problem.message}
 
 
 @schemas_app.command("mode")
