@@ -278,6 +278,11 @@ def test_json_is_what_the_store_holds(core: Path, capsys: pytest.CaptureFixture[
     assert certificate["identity"] == "spiffe://interlock.local/client/app"
     shown = run_json(capsys, "secrets", "show", "erp/api-key")
     assert [v["stage"] for v in shown["versions"]] == ["current"]
+    # configure prints the object show does, without the versions (docs/cli.md says so).
+    configured = json.loads(run(capsys, "secrets", "configure", "erp/api-key", "--owner", "ops"))
+    assert "versions" not in configured
+    check("interlock secrets show", configured | {"versions": []})
+    assert configured["owner"] == "ops"
     states = sorted(k["state"] for k in run_json(capsys, "oauth", "keys")["keys"])
     assert states == ["active", "pending"]  # rotate-keys published a successor ahead
 
