@@ -207,8 +207,10 @@ def test_a_missing_secret_fails_with_a_near_miss_named_and_serve_refuses(
     assert status == 1
     secrets = checks["secrets"]
     assert secrets.status == "fail"
-    assert "secret://crm/readonly-url (rules.account_active.database)" in secrets.detail
-    assert "did you mean 'crm/readonly-uri'?" in secrets.detail
+    assert secrets.detail == (
+        "not in the vault: secret://crm/readonly-url "
+        "(rules.account_active.database; did you mean 'crm/readonly-uri'?)"
+    )
     assert "erp/api-key" not in secrets.detail
     assert "not-a-real-secret" not in secrets.detail
     assert main(["serve", "--listen", "127.0.0.1:0"]) == 1
@@ -347,3 +349,36 @@ def test_clock_skew_against_postgresql(on_postgres: Path) -> None:
     assert skewed.status == "fail"
     assert "store's clock is off by +1" in skewed.detail  # about +120 s
     assert "NTP" in skewed.hint
+
+
+def test_an_unreadable_trust_anchor_fails(
+    healthy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A system's ``ca: file:`` that holds no certificate: FAIL trust-anchors naming where."""
+    bundle = tmp_path / "erp-ca.pem"
+    bundle.write_text("not a certificate\n")
+    manifest = tmp_path / "interlock.yaml"
+    manifest.write_text(EXAMPLE.read_text().replace("ca: pki:internal", f"ca: file:{bundle}", 1))
+    status, checks = _doctor(capsys, "-m", str(manifest))
+    assert status == 1
+    anchors = checks["trust-anchors"]
+    assert anchors.status == "fail", anchors
+    assert anchors.detail.startswith(f"systems.erp.ca: file:{bundle} cannot be loaded")
+
+
+def test_an_empty_postgresql_database_fails_once(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reachable but never initialised: FAIL migrations; what needs the schema is skipped."""
+    assert main(["init"]) == 0  # the keyring and a SQLite store; the doctor then looks elsewhere
+    monkeypatch.setenv("INTERLOCK_DATABASE_URL", postgres_url)
+    status, checks = _doctor(capsys)
+    assert status == 1
+    assert checks["store-database"].status == "ok"
+    assert (checks["migrations"].status, checks["migrations"].detail) == (
+        "fail",
+        "the store has no schema",
+    )
+    for name in ("store-binding", "secrets", "certificates", "secret-rotation"):
+        assert checks[name].status == "skip", name
+    assert checks["clock-skew"].status == "ok"

@@ -48,6 +48,8 @@ __all__ = ["diagnose", "doctor"]
 _SHOWN: Final = {"ok": "ok", "warn": "warn", "fail": "FAIL", "skip": "skip"}
 #: Checks that need what an earlier one could not provide say so and count for nothing.
 _SKIPPED: Final = "needs {}, which failed above"
+#: The checks of what the store holds (they need its schema).
+_HELD: Final = ("store-binding", "secrets", "certificates", "secret-rotation")
 
 
 def diagnose(
@@ -68,11 +70,14 @@ def diagnose(
         checks += [store_check, audit_check]
         checks.append(audit_schema_check(audit) if audit else _skip("audit-schema", "the audit DB"))
         if store is None:
-            names = ("migrations", "store-binding", "secrets", "certificates", "secret-rotation")
-            checks += [_skip(n, "the store") for n in names]
+            checks += [_skip(n, "the store") for n in ("migrations", *_HELD)]
         else:
-            checks.append(migrations_check(store))
-            checks += _with_keyring(current, store, keyring, manifest, now)
+            schema = migrations_check(store)
+            checks.append(schema)
+            if schema.code == "not_initialised":  # an empty database: nothing more to read
+                checks += [_skip(n, "a schema") for n in _HELD]
+            else:
+                checks += _with_keyring(current, store, keyring, manifest, now)
         checks.append(
             trust_anchors_check(current, manifest)
             if manifest

@@ -123,10 +123,8 @@ def data_dir_check(settings: Settings) -> Check:
     try:
         info = path.stat()
     except FileNotFoundError:
-        return Check(
-            name, "fail", f"no data directory at {path}", "run `interlock init` (or set "
-            "INTERLOCK_DATA_DIR)", "not_initialised"
-        )  # fmt: skip
+        hint = "run `interlock init` (or set INTERLOCK_DATA_DIR)"
+        return Check(name, "fail", f"no data directory at {path}", hint, "not_initialised")
     if not stat.S_ISDIR(info.st_mode):
         return Check(name, "fail", f"{path} is not a directory", "point INTERLOCK_DATA_DIR at one")
     mode = stat.S_IMODE(info.st_mode)
@@ -188,7 +186,7 @@ def secrets_check(settings: Settings, engine: Engine, manifest: Manifest) -> Che
         distinct = len({r.reference for r in references})
         return ok(name, f"{distinct} secret:// reference(s), each with a current value")
     named = "; ".join(
-        f"{reference} ({where}){did_you_mean(name_of(reference), stored)}"
+        f"{reference} ({where}{did_you_mean(name_of(reference), stored)})"
         for reference, where in missing.items()
     )
     refuse = settings.missing_secrets == "refuse"
@@ -242,8 +240,8 @@ def port_checks(
     settings: Settings, host: str, port: int, *, reuse_port: bool = False
 ) -> list[Check]:
     """The listener's port and the metrics listener's port can be bound (then closed again)."""
-    checks = [_port("listener-port", host, port, "stop what holds it, or pick another --listen",
-                    reuse_port=reuse_port)]  # fmt: skip
+    hint = "stop what holds it, or pick another --listen"
+    checks = [_port("listener-port", host, port, hint, reuse_port=reuse_port)]
     metrics = settings.metrics_address
     if metrics is None:
         checks.append(Check("metrics-port", "skip", "INTERLOCK_METRICS_LISTEN=off"))

@@ -35,9 +35,9 @@ from interlock.store.redis_client import connect_redis
 
 __all__ = [
     "EXPIRY_WINDOW",
-    "audit_schema_check",
     "SKEW_FAIL",
     "SKEW_WARN",
+    "audit_schema_check",
     "binding_check",
     "certificates_check",
     "clock_skew_check",
