@@ -74,7 +74,15 @@ Duration = Annotated[
     PlainValidator(parse_duration),
     # Explicit, because pydantic's own timedelta serializer warns behind a PlainValidator.
     PlainSerializer(format_duration, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "examples": ["90d", "P90D"]}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            # Editors' hint only: parse_duration decides (an ISO 8601 text is checked there).
+            "pattern": r"^\s*([0-9]+\s*[smhdw]|[Pp][0-9A-Za-z.,]+)\s*$",
+            "description": "A positive duration: 90d, 24h, 10m, 30s, 2w, or ISO 8601 (P90D).",
+            "examples": ["90d", "P90D"],
+        }
+    ),
 ]
 """A positive :class:`~datetime.timedelta` written as ``90d`` or ``P90D`` in YAML."""
 
@@ -120,6 +128,18 @@ class Rate:
         return f"{self.limit}/{int(self.period.total_seconds())}s"  # pragma: no cover
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c}{c.upper()}]" for c in word)
+
+
+# parse_rate's grammar (units in any case) as an ECMA-262 pattern, for editors.
+_RATE_JSON_PATTERN: Final = (
+    r"^\s*[0-9]+\s*/\s*[0-9]*\s*("
+    + "|".join(_any_case(u) for u in sorted(_RATE_UNITS, key=len, reverse=True))
+    + r")\s*$"
+)
+
+
 def parse_rate(value: object) -> Rate:
     """``1000/min``, ``5/s``, ``100/hour``, ``50000/day`` or ``10/5min`` into a :class:`Rate`."""
     if isinstance(value, Rate):
@@ -147,7 +167,14 @@ RateValue = Annotated[
     Rate,
     PlainValidator(parse_rate),
     PlainSerializer(str, return_type=str),
-    WithJsonSchema({"type": "string", "examples": ["1000/min", "5/s"]}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _RATE_JSON_PATTERN,
+            "description": "At most N requests per period: 1000/min, 5/s, 100/hour, 10/5min.",
+            "examples": ["1000/min", "5/s"],
+        }
+    ),
 ]
 """A :class:`Rate` written as ``1000/min`` in YAML."""
 
@@ -184,6 +211,15 @@ ByteSize = Annotated[
     int,
     PlainValidator(parse_byte_size),
     PlainSerializer(int, return_type=int),
-    WithJsonSchema({"type": ["integer", "string"], "examples": ["1MiB", "512KiB"]}),
+    WithJsonSchema(
+        {
+            "type": ["integer", "string"],
+            "pattern": r"^\s*[0-9]+\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$",
+            "minimum": 1,
+            "maximum": MAX_BYTE_SIZE,
+            "description": "A size in bytes (1 B to 1 GiB): 1MiB, 512KiB, 10MB or a number.",
+            "examples": ["1MiB", "512KiB"],
+        }
+    ),
 ]
 """A size in bytes written as ``1MiB``, ``512KiB``, ``10MB`` or a number in YAML."""

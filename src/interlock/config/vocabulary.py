@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
 from interlock.gdpr.taxonomy import unknown_category, unknown_subject
 
@@ -29,13 +37,16 @@ __all__ = [
     "DataCategory",
     "DataSubject",
     "FieldPath",
+    "HttpsUrl",
     "MediaType",
     "Name",
     "QueryName",
     "RuleName",
     "Scope",
+    "SecretRef",
     "Text",
     "TlsPolicy",
+    "TrustAnchor",
     "check_secret_reference",
     "check_trust_anchor",
 ]
@@ -94,6 +105,29 @@ _CA: Final = re.compile(r"^(system|pki:[a-z][a-z0-9-]*|file:\S+)$")
 _NO_TRUST: Final = frozenset({"none", "no", "off", "false", "insecure", "any", "skip", ""})
 _SECRET_REF: Final = re.compile(r"^secret://[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
 
+# Plain text to pydantic: the fields' own validators check these (check_secret_reference,
+# check_trust_anchor, the https:// checks) and say why; the pattern is for the published
+# JSON Schema, so that an editor flags the value while it is typed.
+SecretRef = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "pattern": _SECRET_REF.pattern, "examples": ["secret://erp/api-key"]}
+    ),
+]
+"""A ``secret://`` reference into the vault; secrets are never written into the manifest."""
+TrustAnchor = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "pattern": _CA.pattern, "examples": ["system", "pki:internal"]}
+    ),
+]
+"""``system``, ``pki:NAME`` or ``file:PATH``: what a peer's certificate must chain to."""
+HttpsUrl = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]://"}),
+]
+"""An ``https://`` URL (the field's validator says what else it must not carry)."""
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
@@ -102,7 +136,10 @@ class _Model(BaseModel):
 class TlsPolicy(_Model):
     """Minimum TLS version for connections Interlock makes or accepts."""
 
-    min_version: Literal["1.2", "1.3"] = "1.2"
+    min_version: Literal["1.2", "1.3"] = Field(
+        default="1.2",
+        description="The lowest TLS version accepted: 1.2 (the floor, RFC 8996) or 1.3.",
+    )
 
     @field_validator("min_version", mode="before")
     @classmethod
