@@ -101,14 +101,20 @@ class DatabaseSystem(_Model):
     """A database server integrations share: where it is, TLS, and the admin by reference."""
 
     kind: Literal["postgresql", "mariadb"] = Field(description="The database server's kind.")
-    host: str = Field(description="A DNS name, an IP address, or a Unix socket directory.")
+    host: str = Field(
+        description="A DNS name, an IP address, or a Unix socket directory.",
+        examples=["db.internal.example"],
+    )
     port: int | None = Field(
         default=None,
         ge=1,
         le=65535,
         description="The port (default: 5432 for PostgreSQL, 3306 for MariaDB).",
+        examples=[5432],
     )
-    database: Identifier = Field(description="The database holding the source tables.")
+    database: Identifier = Field(
+        description="The database holding the source tables.", examples=["crm"]
+    )
     tls: Literal["verify-full", "disable"] = Field(
         default="verify-full",
         description=(
@@ -370,12 +376,14 @@ class ViewSpec(_Model):
     """One view a consumer gets: a projection of one source table."""
 
     table: QualifiedTable = Field(
-        description="The source table, schema.table (PostgreSQL) or database.table (MariaDB)."
+        description="The source table, schema.table (PostgreSQL) or database.table (MariaDB).",
+        examples=["public.customers"],
     )
     columns: dict[Identifier, DataCategory] = Field(
         min_length=1,
         max_length=500,
         description="The columns the consumer may read, each with its data category.",
+        examples=[{"id": "system.operations", "email": "user.contact.email"}],
     )
     rows: Annotated[str, StringConstraints(min_length=1, max_length=_MAX_FILTER)] | None = Field(
         default=None,
@@ -383,12 +391,14 @@ class ViewSpec(_Model):
             "A row filter: comparisons of declared columns with literals, joined by "
             "and, or, not (never SQL)."
         ),
+        examples=["region = 'EU' and deleted_at is null"],
     )
     write: tuple[Identifier, ...] = Field(
         default=(),
         description=(
             "The columns the consumer may UPDATE through the view (rows outside the filter never)."
         ),
+        examples=[["email"]],
     )
 
     @model_validator(mode="after")
@@ -450,6 +460,7 @@ class DatabaseSpec(_Model):
             "The prefix of the generated view schemas (databases on MariaDB) and "
             "roles; default: the integration's name."
         ),
+        examples=["crm_sync"],
     )
     consumers: dict[Name, Consumer] = Field(
         min_length=1, max_length=50, description="Each consuming client and its account's views."

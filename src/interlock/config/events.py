@@ -71,10 +71,14 @@ class EventSubject(_Model):
         default="BACKWARD", description="The schema compatibility mode (Confluent's semantics)."
     )
     field_categories: dict[FieldPath, DataCategory] = Field(
-        default_factory=dict, description="The data category of each field of the event."
+        default_factory=dict,
+        description="The data category of each field of the event.",
+        examples=[{"customer.email": "user.contact.email"}],
     )
     description: Text | None = Field(
-        default=None, description="Free text for people reading the manifest."
+        default=None,
+        description="Free text for people reading the manifest.",
+        examples=["An order was confirmed by the ERP."],
     )
 
 
@@ -92,6 +96,7 @@ class ConsumerGrant(_Model):
         description=(
             "Only events whose field equals the value (or one of the values) reach the consumer."
         ),
+        examples=[{"region": "EU"}],
     )
 
 
@@ -102,7 +107,8 @@ class EventsSpec(_Model):
     destination: Destination = Field(
         description=(
             "The stream (NATS: upper-cased) and the subject prefix of the per-consumer copies."
-        )
+        ),
+        examples=["orders"],
     )
     subjects: dict[SubjectName, EventSubject] = Field(
         min_length=1,

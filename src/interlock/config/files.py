@@ -86,11 +86,11 @@ class SftpPartner(_Model):
     """The partner's SFTP server: host keys pinned, Interlock's key from the vault."""
 
     host: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.-]{1,253}$")] = Field(
-        description="The server's DNS name or address."
+        description="The server's DNS name or address.", examples=["sftp.partner.example"]
     )
     port: int = Field(default=22, ge=1, le=65535, description="The server's port.")
     user: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = Field(
-        description="The user name Interlock logs in as."
+        description="The user name Interlock logs in as.", examples=["interlock"]
     )
     host_keys: tuple[SshPublicKey, ...] = Field(
         min_length=1,
@@ -125,11 +125,17 @@ class As2Partner(_Model):
     (public) is a file.
     """
 
-    as2_id: _AS2_ID = Field(description="The partner's AS2 id.")
-    our_id: _AS2_ID = Field(description="Interlock's AS2 id towards this partner.")
-    url: _HTTPS_URL = Field(description="The partner's AS2 endpoint (https://).")
+    as2_id: _AS2_ID = Field(description="The partner's AS2 id.", examples=["PARTNER-AS2"])
+    our_id: _AS2_ID = Field(
+        description="Interlock's AS2 id towards this partner.", examples=["EXAMPLE-RETAIL"]
+    )
+    url: _HTTPS_URL = Field(
+        description="The partner's AS2 endpoint (https://).",
+        examples=["https://as2.partner.example/receive"],
+    )
     certificate: _FILE_REF = Field(
-        description="The partner's certificate (signing and encryption), file:PATH."
+        description="The partner's certificate (signing and encryption), file:PATH.",
+        examples=["file:partners/partner.pem"],
     )
     ca: TrustAnchor = Field(
         default="system",
@@ -141,6 +147,7 @@ class As2Partner(_Model):
             "The partner CA's revocation list (file:PATH, PEM or DER); a missing or "
             "stale list fails closed."
         ),
+        examples=["file:partners/partner-ca.crl"],
     )
     signing: As2Signing = Field(
         default="rsa-pss-sha256", description="The signature algorithm (modern only)."
@@ -166,12 +173,14 @@ class As2Partner(_Model):
             "mdn: async: where the partner posts its MDNs (the gateway's "
             "/v1/as2/INTEGRATION/mdn as the partner reaches it)."
         ),
+        examples=["https://interlock.example.com/v1/as2/invoices/mdn"],
     )
     our_key: SecretRef = Field(
         description="Interlock's AS2 private key (PEM), as a secret:// reference."
     )
     our_certificate: _FILE_REF = Field(
-        description="Interlock's AS2 certificate for this partner, file:PATH."
+        description="Interlock's AS2 certificate for this partner, file:PATH.",
+        examples=["file:partners/our-as2.pem"],
     )
     require_signed: bool = Field(
         default=True, description="Messages from the partner must be signed (fail closed)."
@@ -213,13 +222,16 @@ class As2Partner(_Model):
 class PartnerSigner(_Model):
     """The certificate a partner signs files with (detached CMS, ``NAME.p7s``)."""
 
-    certificate: _FILE_REF = Field(description="The signer's certificate, file:PATH.")
+    certificate: _FILE_REF = Field(
+        description="The signer's certificate, file:PATH.", examples=["file:partners/signer.pem"]
+    )
     ca: TrustAnchor = Field(
         default="system", description="What the signer's certificate must chain to."
     )
     crl: _FILE_REF | None = Field(
         default=None,
         description=("The CA's revocation list, file:PATH; a missing or stale list fails closed."),
+        examples=["file:partners/signer-ca.crl"],
     )
 
     @field_validator("ca", mode="before")
@@ -245,9 +257,12 @@ class Partner(_Model):
 
     location: Country = Field(description="ISO 3166-1 country of the partner (for the register).")
     agreement: Text = Field(
-        description="The signed partner agreement's reference (shown in the register)."
+        description="The signed partner agreement's reference (shown in the register).",
+        examples=["EDI agreement 2026-04 (contract no. 4711)"],
     )
-    contact: Text | None = Field(default=None, description="How to reach the partner.")
+    contact: Text | None = Field(
+        default=None, description="How to reach the partner.", examples=["edi@partner.example"]
+    )
     sftp: SftpPartner | None = Field(default=None, description="The partner's SFTP server.")
     as2: As2Partner | None = Field(default=None, description="The partner's AS2 profile.")
     drop: DropAccount | None = Field(
@@ -281,7 +296,9 @@ class FilesSpec(_Model):
             " 4130)."
         )
     )
-    remote_path: _PATH | None = Field(default=None, description="sftp: the partner's directory.")
+    remote_path: _PATH | None = Field(
+        default=None, description="sftp: the partner's directory.", examples=["/outbound/orders"]
+    )
     pattern: _GLOB = Field(default="*", description="Which file names are moved (a glob).")
     schedule: Duration = Field(
         default=timedelta(hours=1), description="sftp: how often to pull or push."
@@ -294,15 +311,21 @@ class FilesSpec(_Model):
         default=None,
         alias="schema",
         description="format json: the JSON Schema (2020-12) each file must satisfy.",
+        examples=[{"type": "object", "required": ["invoice_id"]}],
     )
     xml_schema_file: Annotated[str, StringConstraints(max_length=500)] | None = Field(
         default=None,
         description=(
             "format xml: an XSD each file must satisfy, relative to the manifest's directory."
         ),
+        examples=["schemas/invoice.xsd"],
     )
     csv_columns: tuple[Annotated[str, StringConstraints(min_length=1, max_length=200)], ...] = (
-        Field(default=(), description="format csv: the header row each file must have.")
+        Field(
+            default=(),
+            description="format csv: the header row each file must have.",
+            examples=[["sku", "quantity", "price"]],
+        )
     )
     encoding: Literal["utf-8", "latin-1"] = Field(
         default="utf-8", description="The files' text encoding."

@@ -409,7 +409,9 @@ class ParamSpec(_Model):
     maximum: float | None = Field(
         default=None, description="Largest number allowed (integer and number)."
     )
-    min_length: int | None = Field(default=None, ge=0, description="Fewest characters.")
+    min_length: int | None = Field(
+        default=None, ge=0, description="Fewest characters.", examples=[3]
+    )
     max_length: int = Field(default=256, ge=1, le=8192, description="Most characters.")
     required: bool = Field(
         default=False,
@@ -460,6 +462,7 @@ class XmlPolicy(_Model):
         description=(
             "An XSD to validate XML bodies against, relative to the manifest's directory."
         ),
+        examples=["schemas/order.xsd"],
     )
     max_depth: int = Field(default=64, ge=1, le=1024, description="Deepest element nesting.")
 
@@ -532,9 +535,14 @@ class Route(_Model):
         description=(
             "Accepted request media types (default by what the route parses: JSON, or XML/CSV)."
         ),
+        examples=[["application/json", "application/merge-patch+json"]],
     )
     request_schema: dict[str, Any] | None = Field(
-        default=None, description="A JSON Schema (2020-12) for the request body, inline."
+        default=None,
+        description="A JSON Schema (2020-12) for the request body, inline.",
+        examples=[
+            {"type": "object", "required": ["sku"], "properties": {"sku": {"type": "string"}}}
+        ],
     )
     json_limits: JsonLimits = Field(
         default=JsonLimits(), description="Structural limits of JSON bodies, checked while parsing."
@@ -574,12 +582,14 @@ class Route(_Model):
         description=(
             "Request headers relayed to the upstream beyond the gateway's default allow-list."
         ),
+        examples=[["X-Request-Priority"]],
     )
     return_headers: tuple[ReturnHeader, ...] = Field(
         default=(),
         description=(
             "Upstream response headers relayed to the caller beyond the default allow-list."
         ),
+        examples=[["X-Total-Count"]],
     )
     subjects: tuple[SubjectLocator, ...] = Field(
         default=(),
@@ -736,13 +746,17 @@ class SqlConnector(_Model):
     access: _SqlStatement | None = Field(
         default=None,
         description="A SELECT binding :subject, whose rows answer access and export requests.",
+        examples=["SELECT id, name, email FROM customers WHERE email = :subject"],
     )
     erase: _SqlStatement | None = Field(
-        default=None, description="One statement binding :subject that erases the person's data."
+        default=None,
+        description="One statement binding :subject that erases the person's data.",
+        examples=["DELETE FROM customers WHERE email = :subject"],
     )
     rectify: _SqlStatement | None = Field(
         default=None,
         description="One statement binding :subject and the corrected fields by name (:name).",
+        examples=["UPDATE customers SET name = :name WHERE email = :subject"],
     )
 
     @field_validator("database")
@@ -796,6 +810,7 @@ class SystemPrivacy(_Model):
     kinds: tuple[Annotated[str, StringConstraints(pattern=SUBJECT_KIND_PATTERN)], ...] = Field(
         default=(),
         description="The identifier kinds the system can look a person up by (default: any).",
+        examples=[["email", "customer_id"]],
     )
 
     @model_validator(mode="after")
@@ -847,10 +862,12 @@ class SubjectLocator(_Model):
         ),
     )
     csv_column: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
-        default=None, description="In a CSV body: the column's header."
+        default=None, description="In a CSV body: the column's header.", examples=["email"]
     )
     xml: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = Field(
-        default=None, description="In an XML body: an ElementTree path such as ./customer/email."
+        default=None,
+        description="In an XML body: an ElementTree path such as ./customer/email.",
+        examples=["./customer/email"],
     )
     received_by: Literal["upstream", "caller", "both"] | None = Field(
         default=None,
@@ -1125,6 +1142,7 @@ class Integration(_Model):
         description=(
             "For a processor or joint controller: the controller, or the joint controller."
         ),
+        examples=["Example Holding AG, privacy@example-holding.de"],
     )
     recipients: tuple[Text, ...] = Field(
         default=(), description="Recipients of the data beyond the target system (Art. 30(1)(d))."
@@ -1132,6 +1150,7 @@ class Integration(_Model):
     security_measures: tuple[Text, ...] = Field(
         default=(),
         description=("Measures beyond the configured controls, for the register (Art. 30(1)(g))."),
+        examples=[["pseudonymised before export"]],
     )
     special_category_condition: SpecialCategoryCondition | None = Field(
         default=None,
@@ -1142,6 +1161,7 @@ class Integration(_Model):
         description=(
             "The Art. 10 basis for processing data about criminal convictions and offences."
         ),
+        examples=["Art. 10 GDPR with section 26 BDSG (background checks)"],
     )
     audit: Literal["required", "best_effort"] | None = Field(
         default=None,
@@ -1265,14 +1285,18 @@ class TrustedIssuer(_Model):
         ),
     )
     jwks_file: str | None = Field(
-        default=None, description="A file holding the issuer's keys (give this or jwks_uri)."
+        default=None,
+        description="A file holding the issuer's keys (give this or jwks_uri).",
+        examples=["keys/keycloak-jwks.json"],
     )
     ca: TrustAnchor = Field(
         default="system",
         description="What the jwks_uri's TLS certificate must chain to, as for systems.",
     )
     audiences: tuple[Annotated[str, StringConstraints(min_length=1)], ...] = Field(
-        min_length=1, description="Tokens must be for one of these audiences."
+        min_length=1,
+        description="Tokens must be for one of these audiences.",
+        examples=[["https://interlock.example.com"]],
     )
     algorithms: tuple[Literal["ES256", "ES384", "Ed25519", "PS256", "RS256"], ...] = Field(
         default=("ES256", "RS256"),
@@ -1291,6 +1315,7 @@ class TrustedIssuer(_Model):
     clients: dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], Name] = Field(
         min_length=1,
         description="The issuer's client ids -> manifest clients; no other client gets in.",
+        examples=[{"erp-service": "order-sync"}],
     )
 
     @field_validator("algorithms")

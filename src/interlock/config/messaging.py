@@ -193,6 +193,7 @@ class MessagingSpec(_Model):
         description=(
             "The payload's JSON Schema (2020-12), checked by the consumer before delivery."
         ),
+        examples=[{"type": "object", "required": ["order_id"]}],
     )
     fields: tuple[FieldPath, ...] | None = Field(
         default=None,

@@ -14,6 +14,9 @@ from typing import Annotated, Final
 from pydantic import PlainSerializer, PlainValidator, TypeAdapter, ValidationError, WithJsonSchema
 
 __all__ = [
+    "DURATION_PATTERN",
+    "RATE_PATTERN",
+    "SIZE_PATTERN",
     "ByteSize",
     "Duration",
     "Rate",
@@ -69,6 +72,10 @@ def format_duration(value: timedelta) -> str:
     return str(_ISO.dump_python(value, mode="json"))
 
 
+#: parse_duration's grammar for the published JSON Schema (editors' hint only:
+#: parse_duration decides, e.g. whether an ISO 8601 text is one).
+DURATION_PATTERN: Final = r"^\s*([0-9]+\s*[smhdw]|[Pp][0-9A-Za-z.,]+)\s*$"
+
 Duration = Annotated[
     timedelta,
     PlainValidator(parse_duration),
@@ -77,8 +84,7 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            # Editors' hint only: parse_duration decides (an ISO 8601 text is checked there).
-            "pattern": r"^\s*([0-9]+\s*[smhdw]|[Pp][0-9A-Za-z.,]+)\s*$",
+            "pattern": DURATION_PATTERN,
             "description": "A positive duration: 90d, 24h, 10m, 30s, 2w, or ISO 8601 (P90D).",
             "examples": ["90d", "P90D"],
         }
@@ -132,8 +138,8 @@ def _any_case(word: str) -> str:
     return "".join(f"[{c}{c.upper()}]" for c in word)
 
 
-# parse_rate's grammar (units in any case) as an ECMA-262 pattern, for editors.
-_RATE_JSON_PATTERN: Final = (
+#: parse_rate's grammar (units in any case) as an ECMA-262 pattern, for editors.
+RATE_PATTERN: Final = (
     r"^\s*[0-9]+\s*/\s*[0-9]*\s*("
     + "|".join(_any_case(u) for u in sorted(_RATE_UNITS, key=len, reverse=True))
     + r")\s*$"
@@ -170,7 +176,7 @@ RateValue = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": _RATE_JSON_PATTERN,
+            "pattern": RATE_PATTERN,
             "description": "At most N requests per period: 1000/min, 5/s, 100/hour, 10/5min.",
             "examples": ["1000/min", "5/s"],
         }
@@ -189,6 +195,8 @@ _SIZE_UNITS: Final = {
     "MB": 1000**2,
     "GB": 1000**3,
 }
+#: parse_byte_size's text form, for the published JSON Schema.
+SIZE_PATTERN: Final = r"^\s*[0-9]+\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$"
 MAX_BYTE_SIZE: Final = 1024**3  # 1 GiB: anything larger is not a request body a gateway buffers
 
 
@@ -214,7 +222,7 @@ ByteSize = Annotated[
     WithJsonSchema(
         {
             "type": ["integer", "string"],
-            "pattern": r"^\s*[0-9]+\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$",
+            "pattern": SIZE_PATTERN,
             "minimum": 1,
             "maximum": MAX_BYTE_SIZE,
             "description": "A size in bytes (1 B to 1 GiB): 1MiB, 512KiB, 10MB or a number.",

@@ -26,13 +26,16 @@ __all__ = [
     "CATEGORY_PATTERN",
     "COUNTRY_PATTERN",
     "FIELD_PATTERN",
+    "HTTPS_URL_PATTERN",
     "NAME_PATTERN",
     "OPERATOR_NAME_PATTERN",
     "PATTERN_HELP",
     "RULE_NAME_PATTERN",
     "SCOPE_PATTERN",
+    "SECRET_REF_PATTERN",
     "SSH_KEY_PATTERN",
     "SUBJECT_PATTERN",
+    "TRUST_ANCHOR_PATTERN",
     "Country",
     "DataCategory",
     "DataSubject",
@@ -105,26 +108,30 @@ _CA: Final = re.compile(r"^(system|pki:[a-z][a-z0-9-]*|file:\S+)$")
 _NO_TRUST: Final = frozenset({"none", "no", "off", "false", "insecure", "any", "skip", ""})
 _SECRET_REF: Final = re.compile(r"^secret://[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
 
+SECRET_REF_PATTERN: Final = _SECRET_REF.pattern
+TRUST_ANCHOR_PATTERN: Final = _CA.pattern
+HTTPS_URL_PATTERN: Final = "^[Hh][Tt][Tt][Pp][Ss]://"
+
 # Plain text to pydantic: the fields' own validators check these (check_secret_reference,
 # check_trust_anchor, the https:// checks) and say why; the pattern is for the published
 # JSON Schema, so that an editor flags the value while it is typed.
 SecretRef = Annotated[
     str,
     WithJsonSchema(
-        {"type": "string", "pattern": _SECRET_REF.pattern, "examples": ["secret://erp/api-key"]}
+        {"type": "string", "pattern": SECRET_REF_PATTERN, "examples": ["secret://erp/api-key"]}
     ),
 ]
 """A ``secret://`` reference into the vault; secrets are never written into the manifest."""
 TrustAnchor = Annotated[
     str,
     WithJsonSchema(
-        {"type": "string", "pattern": _CA.pattern, "examples": ["system", "pki:internal"]}
+        {"type": "string", "pattern": TRUST_ANCHOR_PATTERN, "examples": ["system", "pki:internal"]}
     ),
 ]
 """``system``, ``pki:NAME`` or ``file:PATH``: what a peer's certificate must chain to."""
 HttpsUrl = Annotated[
     str,
-    WithJsonSchema({"type": "string", "format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]://"}),
+    WithJsonSchema({"type": "string", "format": "uri", "pattern": HTTPS_URL_PATTERN}),
 ]
 """An ``https://`` URL (the field's validator says what else it must not carry)."""
 
