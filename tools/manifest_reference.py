@@ -13,6 +13,10 @@ flagged and every entry completes), ``null`` where the loader reads an empty
 section as empty, and ``examples`` taken from ``examples/interlock.yaml`` (read
 with the project's YAML reader), a manifest the tests prove valid.
 
+Patterns the manifest's vocabulary names (durations, rates, names, ``secret://``
+references ...) carry ``patternErrorMessage``, the YAML language server's
+keyword for saying the rule in words; other validators ignore it.
+
 Usage: python tools/manifest_reference.py [--check]
 """
 
@@ -69,118 +73,6 @@ _NULLABLE: Final = (
 #: An example longer than this (as JSON) stays out of the schema and the table.
 _EXAMPLE_CHARS: Final = 120
 
-
-# -- the schema -------------------------------------------------------------------------
-
-
-def build_schema(example: Path = EXAMPLE) -> Schema:
-    """The manifest's JSON Schema, as published in the package."""
-    raw = Manifest.model_json_schema(mode="validation")
-    defs: dict[str, Schema] = raw.pop("$defs")
-    defs["Manifest"] = raw
-    for model in defs.values():
-        for prop in model.get("properties", {}).values():
-            prop.pop("title", None)
-            _names_as_property_names(prop)
-    for model_name, field in _NULLABLE:
-        prop = defs[model_name]["properties"][field]
-        defs[model_name]["properties"][field] = _or_null(prop)
-    for (model_name, field), value in harvest(defs, read_yaml(example).data).items():
-        prop = defs[model_name]["properties"][field]
-        if "examples" not in prop and _small(value):
-            prop["examples"] = [value]
-    manifest = defs.pop("Manifest")
-    manifest.pop("title", None)
-    return {
-        "$schema": DIALECT,
-        "$id": SCHEMA_ID,
-        "title": "Interlock manifest (interlock.yaml)",
-        **manifest,
-        "$defs": dict(sorted(defs.items())),
-    }
-
-
-def schema_text(schema: Schema) -> str:
-    """The schema file's text: stable key order as generated, two-space indent."""
-    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
-
-
-def _names_as_property_names(node: object) -> None:
-    """``{NAME_PATTERN: X}`` maps: the pattern constrains names, X completes every entry."""
-    if isinstance(node, list):
-        for item in node:
-            _names_as_property_names(item)
-        return
-    if not isinstance(node, dict):
-        return
-    patterns = node.get("patternProperties")
-    if node.get("type") == "object" and isinstance(patterns, dict) and len(patterns) == 1:
-        ((pattern, value),) = patterns.items()
-        del node["patternProperties"]
-        node["propertyNames"] = {"pattern": pattern}
-        node["additionalProperties"] = value
-    for value in node.values():
-        _names_as_property_names(value)
-
-
-def _or_null(prop: Schema) -> Schema:
-    keep = {k: prop.pop(k) for k in ("default", "description") if k in prop}
-    return {"anyOf": [prop, {"type": "null"}], **keep}
-
-
-def _small(value: object) -> bool:
-    return len(json.dumps(value, ensure_ascii=False)) <= _EXAMPLE_CHARS
-
-
-def harvest(defs: dict[str, Schema], data: object) -> dict[tuple[str, str], object]:
-    """The first value the example manifest gives each (model, field), by walking the schema."""
-    found: dict[tuple[str, str], object] = {}
-    _walk(defs, data, {"$ref": "#/$defs/Manifest"}, found)
-    return found
-
-
-def _walk(
-    defs: dict[str, Schema], value: object, node: Schema, found: dict[tuple[str, str], object]
-) -> None:
-    name, node = _resolve(defs, node)
-    for option in node.get("anyOf", ()):
-        if _fits(defs, value, option):
-            _walk(defs, value, option, found)
-            return
-    if isinstance(value, dict):
-        properties = node.get("properties", {})
-        extra = node.get("additionalProperties")
-        for key, item in value.items():
-            if key in properties:
-                if name is not None:
-                    found.setdefault((name, key), item)
-                _walk(defs, item, properties[key], found)
-            elif isinstance(extra, dict):
-                _walk(defs, item, extra, found)
-    elif isinstance(value, list) and isinstance(node.get("items"), dict):
-        for item in value:
-            _walk(defs, item, node["items"], found)
-
-
-def _resolve(defs: dict[str, Schema], node: Schema) -> tuple[str | None, Schema]:
-    ref = node.get("$ref")
-    if isinstance(ref, str):
-        name = ref.rsplit("/", 1)[1]
-        return name, defs[name]
-    return None, node
-
-
-def _fits(defs: dict[str, Schema], value: object, option: Schema) -> bool:
-    _, node = _resolve(defs, option)
-    kind = node.get("type")
-    if isinstance(value, dict):
-        return kind == "object"
-    if isinstance(value, list):
-        return kind == "array"
-    return kind not in {"object", "array", "null"} or (value is None and kind == "null")
-
-
-# -- the reference ----------------------------------------------------------------------
 
 #: Text values the manifest writes in a form of their own, recognised by their pattern:
 #: pattern -> (type, what it is, an example).
@@ -256,6 +148,133 @@ KINDS: Final[dict[str, tuple[str, str, str]]] = {
     ),
 }
 
+# -- the schema -------------------------------------------------------------------------
+
+
+def build_schema(example: Path = EXAMPLE) -> Schema:
+    """The manifest's JSON Schema, as published in the package."""
+    raw = Manifest.model_json_schema(mode="validation")
+    defs: dict[str, Schema] = raw.pop("$defs")
+    defs["Manifest"] = raw
+    for model in defs.values():
+        for prop in model.get("properties", {}).values():
+            prop.pop("title", None)
+            _names_as_property_names(prop)
+    _explain_patterns(defs)
+    for model_name, field in _NULLABLE:
+        prop = defs[model_name]["properties"][field]
+        defs[model_name]["properties"][field] = _or_null(prop)
+    for (model_name, field), value in harvest(defs, read_yaml(example).data).items():
+        prop = defs[model_name]["properties"][field]
+        if "examples" not in prop and _small(value):
+            prop["examples"] = [value]
+    manifest = defs.pop("Manifest")
+    manifest.pop("title", None)
+    return {
+        "$schema": DIALECT,
+        "$id": SCHEMA_ID,
+        "title": "Interlock manifest (interlock.yaml)",
+        **manifest,
+        "$defs": dict(sorted(defs.items())),
+    }
+
+
+def schema_text(schema: Schema) -> str:
+    """The schema file's text: stable key order as generated, two-space indent."""
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
+def _names_as_property_names(node: object) -> None:
+    """``{NAME_PATTERN: X}`` maps: the pattern constrains names, X completes every entry."""
+    if isinstance(node, list):
+        for item in node:
+            _names_as_property_names(item)
+        return
+    if not isinstance(node, dict):
+        return
+    patterns = node.get("patternProperties")
+    if node.get("type") == "object" and isinstance(patterns, dict) and len(patterns) == 1:
+        ((pattern, value),) = patterns.items()
+        del node["patternProperties"]
+        node["propertyNames"] = {"pattern": pattern}
+        node["additionalProperties"] = value
+    for value in node.values():
+        _names_as_property_names(value)
+
+
+def _explain_patterns(node: object) -> None:
+    """``patternErrorMessage`` (the YAML language server's): the rule in words, not a regex."""
+    if isinstance(node, list):
+        for item in node:
+            _explain_patterns(item)
+    elif isinstance(node, dict):
+        pattern = node.get("pattern")
+        kind = KINDS.get(pattern) if isinstance(pattern, str) else None
+        if kind is not None:
+            node["patternErrorMessage"] = f"{kind[0]}: {kind[1]}"
+        for value in node.values():
+            _explain_patterns(value)
+
+
+def _or_null(prop: Schema) -> Schema:
+    keep: Schema = {k: prop.pop(k) for k in ("default", "description") if k in prop}
+    return {"anyOf": [prop, {"type": "null"}], **keep}
+
+
+def _small(value: object) -> bool:
+    return len(json.dumps(value, ensure_ascii=False)) <= _EXAMPLE_CHARS
+
+
+def harvest(defs: dict[str, Schema], data: object) -> dict[tuple[str, str], object]:
+    """The first value the example manifest gives each (model, field), by walking the schema."""
+    found: dict[tuple[str, str], object] = {}
+    _walk(defs, data, {"$ref": "#/$defs/Manifest"}, found)
+    return found
+
+
+def _walk(
+    defs: dict[str, Schema], value: object, node: Schema, found: dict[tuple[str, str], object]
+) -> None:
+    name, node = _resolve(defs, node)
+    for option in node.get("anyOf", ()):
+        if _fits(defs, value, option):
+            _walk(defs, value, option, found)
+            return
+    if isinstance(value, dict):
+        properties = node.get("properties", {})
+        extra = node.get("additionalProperties")
+        for key, item in value.items():
+            if key in properties:
+                if name is not None:
+                    found.setdefault((name, key), item)
+                _walk(defs, item, properties[key], found)
+            elif isinstance(extra, dict):
+                _walk(defs, item, extra, found)
+    elif isinstance(value, list) and isinstance(node.get("items"), dict):
+        for item in value:
+            _walk(defs, item, node["items"], found)
+
+
+def _resolve(defs: dict[str, Schema], node: Schema) -> tuple[str | None, Schema]:
+    ref = node.get("$ref")
+    if isinstance(ref, str):
+        name = ref.rsplit("/", 1)[1]
+        return name, defs[name]
+    return None, node
+
+
+def _fits(defs: dict[str, Schema], value: object, option: Schema) -> bool:
+    _, node = _resolve(defs, option)
+    kind = node.get("type")
+    if isinstance(value, dict):
+        return kind == "object"
+    if isinstance(value, list):
+        return kind == "array"
+    return kind not in {"object", "array", "null"} or (value is None and kind == "null")
+
+
+# -- the reference ----------------------------------------------------------------------
+
 _HEADER: Final = """\
 # The manifest reference
 
@@ -311,7 +330,7 @@ def render(schema: Schema, example: Path = EXAMPLE) -> str:
             continue
         out.append(f"## `{key}`\n")
         out.append(_cell(prop.get("description", "")) + "\n")
-        if key in sample and sample[key]:
+        if sample.get(key):
             out.append("```yaml\n" + _first_entry(key, sample[key]) + "```\n")
         path = key + (".NAME" if _is_map(prop) else "")
         for ref in refs:
@@ -356,7 +375,7 @@ def _table(model: Schema, name: str, found: dict[tuple[str, str], object]) -> st
 _MISSING: Final = object()
 
 
-def _type(node: Schema) -> str:
+def _type(node: Schema) -> str:  # noqa: PLR0911 (one return per kind of schema)
     if "$ref" in node:
         name = node["$ref"].rsplit("/", 1)[1]
         return f"[{name}](#{name.lower()})"
@@ -398,8 +417,8 @@ def _bounds(node: Schema, low: str, high: str, unit: str) -> str:
     lo, hi = node.get(low), node.get(high)
     unit = f" {unit}" if unit else ""
     if lo is not None and hi is not None:
-        return f" ({lo}–{hi}{unit})"
-    if lo is not None and lo not in (0, 1) or (lo == 1 and unit.strip() != "characters" and lo):
+        return f" ({lo}-{hi}{unit})"
+    if lo is not None and lo != 0 and not (lo == 1 and unit == " characters"):
         return f" (at least {lo}{unit})"
     if hi is not None:
         return f" (at most {hi}{unit})"
@@ -417,7 +436,7 @@ def _default(prop: Schema) -> str:
     return _code(value)
 
 
-def _example(prop: Schema, harvested: object) -> str:
+def _example(prop: Schema, harvested: object) -> str:  # noqa: PLR0911 (first found wins)
     if _refs(prop):
         return "see below"
     if harvested is not _MISSING and _small(harvested):

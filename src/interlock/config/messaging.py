@@ -227,7 +227,7 @@ class MessagingSpec(_Model):
     )
     max_message: ByteSize = Field(default=256 * 1024, description="The largest message accepted.")
     dead_letter: DeadLetterPolicy = Field(
-        description="Where refused messages wait, still sealed, and who may handle them."
+        description="The dead-letter queue of refused messages: retention, size, who handles it."
     )
 
     @field_validator("consumers")
