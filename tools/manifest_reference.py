@@ -408,6 +408,8 @@ def _type(node: Schema) -> str:  # noqa: PLR0911 (one return per kind of schema)
         return str(kind) + _bounds(node, "minimum", "maximum", "")
     if kind == "string":
         return "text" + _bounds(node, "minLength", "maxLength", "characters")
+    if kind == "boolean":
+        return "boolean"
     if isinstance(kind, list):
         return " or ".join(str(k) for k in kind)
     return "any value"
@@ -418,7 +420,9 @@ def _bounds(node: Schema, low: str, high: str, unit: str) -> str:
     unit = f" {unit}" if unit else ""
     if lo is not None and hi is not None:
         return f" ({lo}-{hi}{unit})"
-    if lo is not None and lo != 0 and not (lo == 1 and unit == " characters"):
+    if lo == 1 and unit != " characters":
+        return " (at least one)"
+    if lo is not None and lo not in {0, 1}:
         return f" (at least {lo}{unit})"
     if hi is not None:
         return f" (at most {hi}{unit})"

@@ -741,7 +741,8 @@ class SqlConnector(_Model):
     database: SecretRef = Field(
         description=(
             "A secret:// reference to the database's SQLAlchemy URL (PostgreSQL or MariaDB)."
-        )
+        ),
+        examples=["secret://erp/privacy-url"],
     )
     access: _SqlStatement | None = Field(
         default=None,
@@ -934,7 +935,8 @@ class SqlRule(_Model):
     database: SecretRef = Field(
         description=(
             "A secret:// reference to the SQLAlchemy URL of the database holding the view."
-        )
+        ),
+        examples=["secret://catalogue/readonly-url"],
     )
     view: Annotated[str, StringConstraints(pattern=_SQL_VIEW)] = Field(
         description="The read-only view (or schema.view) queried."
