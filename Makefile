@@ -61,15 +61,15 @@ softhsm:
 demo: $(STAMP)
 	$(BIN)/interlock demo examples/interlock.yaml
 
-test: lint typecheck drift deps scan check unit lowest
+test: lint typecheck manifest-drift deps scan check unit lowest
 
 # The manifest's JSON Schema (src/interlock/config/manifest.schema.json) and
-# docs/manifest.md, generated from its models; `drift` fails when the committed ones
-# differ from what the models generate, and says to run `make manifest-docs`.
+# docs/manifest.md, generated from its models; `manifest-drift` fails when the committed ones
+# differ from what the models generate and says to run `make manifest-docs`.
 manifest-docs: $(STAMP)
 	$(BIN)/python tools/manifest_reference.py
 
-drift: $(STAMP)
+manifest-drift: $(STAMP)
 	$(BIN)/python tools/manifest_reference.py --check
 
 # ruff, and the layers of docs/architecture.md as an import contract (pyproject.toml).

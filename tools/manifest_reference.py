@@ -1,6 +1,6 @@
 """Generate the manifest's JSON Schema and docs/manifest.md from the pydantic models.
 
-``make manifest-docs`` runs this; ``make drift`` (in ``make test``) runs it with
+``make manifest-docs`` runs this; ``make manifest-drift`` (in ``make test``) runs it with
 ``--check``, which writes nothing and fails when either committed file differs
 from what the models produce. Both come from one place,
 :meth:`Manifest.model_json_schema` (validation mode), so the schema an editor
@@ -288,9 +288,9 @@ every problem at once, located as `FILE:LINE:COL: field.path: message`.
 
 The same models generate the manifest's JSON Schema (2020-12), shipped in the
 package as `interlock/config/manifest.schema.json` and printed by
-`interlock manifest schema`. Editors that speak the YAML language server
-(VS Code's YAML extension, Neovim, Helix, JetBrains IDEs) complete and check a
-manifest against it when its first line names the schema:
+`interlock manifest schema`. Editors with the YAML language server (VS Code's
+YAML extension; Neovim and Helix with yaml-language-server) complete and check
+a manifest against it when its first line names the schema:
 
 ```yaml
 # yaml-language-server: $schema=interlock.schema.json
