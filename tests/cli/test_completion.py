@@ -10,10 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import typer
+import typer.main
 
 from interlock import __version__
+from interlock.cli import completion
 from interlock.cli.launch import run
-from interlock.cli.main import main
+from interlock.cli.main import app, main
 from tests.conftest import isolate_cli
 from tests.databases.conftest import INTEGRATION as DATABASE_INTEGRATION
 from tests.databases.conftest import manifest_text
@@ -220,3 +223,14 @@ def test_the_console_script_answers_version_before_loading_the_cli(
         run(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out == f"interlock {__version__}\n"
+
+
+def test_every_integration_completes_for_commands_that_take_any(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``integration_names`` (for options such as an audit search's) offers them all."""
+    monkeypatch.setenv("INTERLOCK_MANIFEST", str(EXAMPLE))
+    context = typer.Context(typer.main.get_command(app))
+    offered = [name for name, _ in completion.integration_names(context, "")]
+    assert offered == ["order-sync", "analytics-feed", "order-events"]
+    assert completion.integration_names(context, "zzz") == []

@@ -39,6 +39,7 @@ __all__ = [
     "database_integration_names",
     "event_subjects",
     "file_integration_names",
+    "integration_names",
     "messaging_integration_names",
     "mtls_client_names",
     "named_shell",
@@ -117,10 +118,10 @@ def _clients(auth: str | None) -> Completer:
     return _completer(names)
 
 
-def _integrations(kind: str) -> Completer:
+def _integrations(kind: str | None) -> Completer:
     def names(manifest: Manifest) -> Iterable[tuple[str, str]]:
         for name, integration in manifest.integrations.items():
-            if getattr(integration, kind) is not None:
+            if kind is None or getattr(integration, kind) is not None:
                 yield name, f"{integration.source} -> {integration.target}"
 
     return _completer(names)
@@ -153,6 +154,8 @@ api_key_client_names: Final = _clients("api_key")
 #: Clients whose auth includes mtls (client certificates).
 mtls_client_names: Final = _clients("mtls")
 system_names: Final = _completer(_systems)
+#: Every integration of the manifest; then those with a section of one kind.
+integration_names: Final = _integrations(None)
 messaging_integration_names: Final = _integrations("messaging")
 file_integration_names: Final = _integrations("files")
 database_integration_names: Final = _integrations("database")
