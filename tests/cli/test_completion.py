@@ -7,6 +7,10 @@ The completions are asked for as a shell asks: through Typer's protocol, with
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -234,3 +238,33 @@ def test_every_integration_completes_for_commands_that_take_any(
     offered = [name for name, _ in completion.integration_names(context, "")]
     assert offered == ["order-sync", "analytics-feed", "order-events"]
     assert completion.integration_names(context, "zzz") == []
+
+
+@pytest.mark.processes
+def test_bash_completes_with_the_script_it_is_shown(tmp_path: Path) -> None:
+    """A real bash sources ``--show-completion bash`` and completes a client name with it."""
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash is not installed")
+    script = (
+        "source <(interlock --show-completion bash); "
+        'COMP_WORDS=(interlock keys create ""); COMP_CWORD=3; '
+        '_interlock_completion interlock; printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("INTERLOCK_")},
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "INTERLOCK_MANIFEST": str(EXAMPLE),
+        "INTERLOCK_DATA_DIR": str(tmp_path / "data"),
+    }
+    result = subprocess.run(  # noqa: S603  (bash and our own CLI, fixed arguments)
+        [bash, "--norc", "--noprofile", "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
+    assert result.stdout.split() == ["analytics-feed", "privacy-desk"]
+    assert result.stderr == ""
+    assert not (tmp_path / "data").exists()
