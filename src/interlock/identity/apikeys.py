@@ -154,7 +154,9 @@ class ApiKeys:
         with self._engine.connect() as connection:
             row = connection.execute(select(_TABLE).where(_TABLE.c.id == key_id)).first()
         if row is None:
-            raise NotFoundError(f"no API key with id {key_id!r}")
+            with self._engine.connect() as connection:
+                ids = connection.execute(select(_TABLE.c.id)).scalars().all()
+            raise NotFoundError.unknown("API key", key_id, ids, where="")
         return _info(row)
 
     def revoke(self, key_id: str) -> ApiKeyInfo:
@@ -273,7 +275,7 @@ class ApiKeys:
     def _client_grants(self, client: str) -> frozenset[str]:
         spec = self.manifest.clients.get(client)
         if spec is None:
-            raise NotFoundError(f"no client {client!r} in the manifest")
+            raise NotFoundError.unknown("client", client, self.manifest.clients)
         if "api_key" not in spec.auth:
             raise InvalidRequestError(
                 f"client {client!r} may not use API keys (its auth is {', '.join(spec.auth)})"

@@ -217,7 +217,9 @@ class ClientKeys:
             self._cache.pop(kid, None)
         if row is None:
             what = "client key" if use == "assertion" else "signature key"
-            raise NotFoundError(f"no {what} {kid!r}")
+            with self._engine.connect() as connection:
+                kids = connection.execute(select(_TABLE.c.kid).where(_TABLE.c.use == use))
+                raise NotFoundError.unknown(what, kid, kids.scalars().all(), where="")
         return _info(row, self._now())
 
     def revoke_client(self, client: str, use: KeyUse | None = None) -> int:
@@ -310,7 +312,7 @@ class ClientKeys:
         sealed_secret: bytes | None = None,
     ) -> None:
         if client not in self.manifest.clients:
-            raise NotFoundError(f"client {client!r} is not in the manifest")
+            raise NotFoundError.unknown("client", client, self.manifest.clients)
         now = self._now()
         if expires_at is not None and (expires_at.tzinfo is None or expires_at <= now):
             raise InvalidRequestError("a key's expiry must be an aware datetime in the future")
