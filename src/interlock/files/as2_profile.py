@@ -20,6 +20,7 @@ from interlock.config.manifest import Integration, Manifest
 from interlock.crypto.cms import CmsError, Identity, Peer, check_key_size
 from interlock.crypto.cms import load_identity as cms_identity
 from interlock.errors import ConfigError
+from interlock.files.names import suggest_file_flow
 
 __all__ = ["As2Flow", "Resolve", "as2_flow", "load_identity", "load_peer", "signer_peer"]
 
@@ -104,7 +105,8 @@ def as2_flow(
     flow = manifest.integrations.get(integration)
     spec = flow.files if flow is not None else None
     if flow is None or spec is None or spec.transport != "as2":
-        raise ConfigError(f"integration {integration!r} is no AS2 file integration")
+        hint = suggest_file_flow(manifest, integration, "as2")
+        raise ConfigError(f"integration {integration!r} is no AS2 file integration{hint}")
     partner = manifest.partners.get(spec.partner)
     if partner is None or partner.as2 is None:
         raise ConfigError(f"partner {spec.partner!r} has no as2: section")

@@ -112,8 +112,8 @@ class AccessPolicy:
                 delete(_TABLE).where(_TABLE.c.client == client, _TABLE.c.pattern == pattern)
             )
         if result.rowcount == 0:
-            held = [grant.pattern for grant in self.grants(client)]
-            raise NotFoundError(f"{client} has no grant on {pattern!r}{did_you_mean(pattern, held)}")
+            hint = did_you_mean(pattern, [grant.pattern for grant in self.grants(client)])
+            raise NotFoundError(f"{client} has no grant on {pattern!r}{hint}")
 
     def revoke_client(self, client: str) -> list[Grant]:
         """Remove every grant to ``client``; the grants removed (none is not an error)."""
