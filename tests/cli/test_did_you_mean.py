@@ -13,10 +13,11 @@ import io
 import json
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncssh
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
@@ -30,6 +31,9 @@ from interlock.identity.grants import Principal
 from interlock.secrets.vault import Vault
 from interlock.store import initialise
 from tests.conftest import isolate_cli
+from tests.databases.conftest import manifest_text as database_manifest
+from tests.events.test_registry import MANIFEST as EVENTS_MANIFEST
+from tests.files.quarantine_support import _MANIFEST as FILES_MANIFEST
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "interlock.yaml"
 
@@ -168,6 +172,81 @@ def test_a_mistyped_name_names_the_close_match(
     assert len(lines) == 1, err
     assert lines[0].startswith("interlock: error"), err
     assert expected.format(**values) in lines[0]
+
+
+def _events_manifest() -> str:
+    return EVENTS_MANIFEST
+
+
+def _files_manifest() -> str:
+    key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    return FILES_MANIFEST.replace("KEY", key)
+
+
+def _database_manifest() -> str:
+    return database_manifest("postgresql", "127.0.0.1", 5432, "erp", "public", "p")
+
+
+@pytest.mark.parametrize(
+    ("manifest", "argv", "expected"),
+    [
+        (
+            _events_manifest,
+            ["events", "schemas", "register", "order.creatd", "{schema}"],
+            "subject 'order.creatd' is not declared by the manifest; did you mean 'order.created'?",
+        ),
+        (
+            _events_manifest,
+            ["events", "schemas", "mode", "order.cancelld"],
+            "did you mean 'order.cancelled'?",
+        ),
+        (_events_manifest, ["messaging", "plan", "order-strem"], "did you mean 'order-stream'?"),
+        (
+            _files_manifest,
+            ["files", "quarantine", "nightly-order"],
+            "integration 'nightly-order' has no files: section; did you mean 'nightly-orders'?",
+        ),
+        (
+            _files_manifest,
+            ["files", "transfer", "nightly-order"],
+            "did you mean 'nightly-orders'?",
+        ),
+        (
+            _database_manifest,
+            ["db", "plan", "crm-customer"],
+            "integrations.crm-customer: no such integration; did you mean 'crm-customers'?",
+        ),
+    ],
+    ids=[
+        "events register",
+        "events mode",
+        "messaging plan",
+        "files quarantine",
+        "files transfer",
+        "db plan",
+    ],
+)
+def test_a_mistyped_name_of_events_files_and_databases(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    manifest: Callable[[], str],
+    argv: list[str],
+    expected: str,
+) -> None:
+    """Subjects, file and shared-database integrations: the same one line."""
+    path = tmp_path / "interlock.yaml"
+    path.write_text(manifest())
+    schema = tmp_path / "schema.json"
+    schema.write_text('{"type": "object"}')
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        isolate_cli(monkeypatch, tmp_path, MANIFEST=str(path), AUDIT_TIMEOUT_SECONDS="30")
+        assert main(["init"]) == 0
+        capsys.readouterr()
+        status = main([a.format(schema=schema) for a in argv])
+    err = capsys.readouterr().err
+    assert status != 0
+    assert len(err.splitlines()) == 1, err
+    assert expected in err
 
 
 @pytest.mark.parametrize(
