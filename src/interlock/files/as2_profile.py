@@ -19,7 +19,7 @@ from interlock.config.files import As2Partner, FilesSpec, PartnerSigner
 from interlock.config.manifest import Integration, Manifest
 from interlock.crypto.cms import CmsError, Identity, Peer, check_key_size
 from interlock.crypto.cms import load_identity as cms_identity
-from interlock.errors import ConfigError
+from interlock.errors import ConfigError, did_you_mean
 from interlock.files.names import suggest_file_flow
 
 __all__ = ["As2Flow", "Resolve", "as2_flow", "load_identity", "load_peer", "signer_peer"]
@@ -53,7 +53,8 @@ def _anchor(ca: str, anchors: Mapping[str, Path], base: Path | None, where: str)
         return _path(ca, base)
     anchor = anchors.get(ca)
     if anchor is None:
-        raise ConfigError(f"{where}.ca: trust anchor {ca!r} is not known to this deployment")
+        hint = did_you_mean(ca, anchors)
+        raise ConfigError(f"{where}.ca: trust anchor {ca!r} is not known to this deployment{hint}")
     return anchor
 
 
