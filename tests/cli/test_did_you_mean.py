@@ -46,6 +46,8 @@ class Stored:
     key_id: str
     serial: str
     request_id: str
+    secret_id: str
+    keyid: str
 
 
 def _typo(name: str) -> str:
@@ -91,9 +93,16 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stored]:
             "ada@example.com",
             "-k",
             "email",
+            "--system",
+            "erp",
             "--json",
         )
-        yield Stored(manifest, key_id, serial, json.loads(told)["id"])
+        request_id = json.loads(told)["id"]
+        told = _output(monkeypatch, "stderr", "clients", "create-secret", "order-sync")
+        secret_id = told.split("secret id ", 1)[1].split()[0]
+        told = _output(monkeypatch, "stderr", "signature-keys", "create", "order-sync", "--hmac")
+        keyid = told.split("HMAC-SHA256 key ", 1)[1].split()[0]
+        yield Stored(manifest, key_id, serial, request_id, secret_id, keyid)
 
 
 def _cases() -> list[tuple[list[str], str]]:
@@ -135,6 +144,26 @@ def _cases() -> list[tuple[list[str], str]]:
             "no system named 'warehous' in the manifest; did you mean 'warehouse'?",
         ),
         (["privacy", "request", "show", "{request_typo}"], "did you mean '{request}'?"),
+        (
+            [
+                "privacy",
+                "request",
+                "confirm",
+                "{request}",
+                "erpp",
+                "--status",
+                "done",
+                "--note",
+                "n",
+            ],
+            "does not involve system 'erpp'; did you mean 'erp'?",
+        ),
+        (["clients", "revoke-secret", "{secret_typo}"], "did you mean '{secret}'?"),
+        (
+            ["signature-keys", "revoke", "{keyid_typo}"],
+            "no signature key '{keyid_typo}'; did you mean '{keyid}'?",
+        ),
+        (["secrets", "get", "erp/api-kee", "--stage", "previous"], "did you mean 'erp/api-key'?"),
         (["import-openapi", "{spec}", "--system", "er"], "did you mean 'erp'?"),
     ]
 
@@ -156,10 +185,12 @@ def test_a_mistyped_name_names_the_close_match(
         "key": stored.key_id,
         "serial": stored.serial,
         "request": stored.request_id,
+        "secret": stored.secret_id,
+        "keyid": stored.keyid,
         "out": str(tmp_path),
         "spec": str(spec),
     }
-    for name in ("key", "serial", "request"):
+    for name in ("key", "serial", "request", "secret", "keyid"):
         values[f"{name}_typo"] = _typo(values[name])
     with pytest.MonkeyPatch.context() as patch:
         isolate_cli(
