@@ -15,7 +15,6 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -23,6 +22,7 @@ from typing import Any, Final
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from interlock.config.checks import known_hint
 from interlock.config.loader import DeepCheck, check_manifest, format_path, load_manifest
 from interlock.config.manifest import PATTERN_HELP, SCOPE_PATTERN, Manifest, template_shape
 from interlock.config.openapi.convert import SchemaCheck, convert_openapi
@@ -81,7 +81,7 @@ def plan_import(
     """
     current = load_manifest(manifest)
     if system not in current.systems:
-        message = f"unknown system {system!r}{_known(current.systems)}"
+        message = f"unknown system {system!r}{known_hint(system, current.systems, 'systems')}"
         raise NotFoundError(_located(manifest, ("systems",), message))
     name = _integration(current, system, integration, manifest)
     if scope_prefix is not None and not re.match(SCOPE_PATTERN, scope_prefix):
@@ -275,8 +275,8 @@ def _integration(manifest: Manifest, system: str, wanted: str | None, file: Path
         flow = flows.get(wanted)
         if flow is None:
             message = (
-                f"unknown integration {wanted!r}{_known(flows)}; declare it first, with its "
-                "purpose and legal basis"
+                f"unknown integration {wanted!r}{known_hint(wanted, flows, 'integrations')}; "
+                "declare it first, with its purpose and legal basis"
             )
             raise NotFoundError(_located(file, ("integrations",), message))
         if system not in {flow.source, flow.target}:
@@ -302,7 +302,3 @@ def _integration(manifest: Manifest, system: str, wanted: str | None, file: Path
 def _located(manifest: Path, path: DocPath, message: str) -> str:
     line, column = read_yaml(manifest).position(path, key=True)
     return f"{manifest}:{line}:{column}: {format_path(path)}: {message}"
-
-
-def _known(names: Mapping[str, object]) -> str:
-    return f" (known: {', '.join(sorted(names))})" if names else ""
