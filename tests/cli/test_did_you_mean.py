@@ -280,13 +280,18 @@ def test_a_mistyped_name_of_events_files_and_databases(
     assert expected in err
 
 
+# Where the example names order-sync's client: the located error must point at it.
+_ORDER_SYNC_CLIENT_LINE = EXAMPLE.read_text().splitlines().index("    client: order-sync") + 1
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
         (
             "    client: order-sync\n",
             "    client: ordr-sync\n",
-            ":191:13: integrations.order-sync.client: unknown client 'ordr-sync'; "
+            f":{_ORDER_SYNC_CLIENT_LINE}:13: integrations.order-sync.client: "
+            "unknown client 'ordr-sync'; "
             "did you mean 'order-sync'?",
         ),
         (
