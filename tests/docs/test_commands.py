@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -40,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from joserfc.jwk import ECKey
 
+from interlock.testing.softhsm import SoftHsm
 from interlock.testing.tls import make_tls
 from tests.docs.blocks import Command, commands, documents
 from tests.docs.runner import Forks, Outcome, Session, forks, free_port, session
@@ -57,7 +59,6 @@ EXCLUDED: Final[dict[tuple[str, str], str]] = {
     ),
     ("README.md", r"^interlock events schemas "): "the example manifest declares no event stream",
     ("README.md", r"^interlock files trust-host "): "needs an SSH server on port 22 of a host",
-    ("docs/hsm.md", r""): "a SoftHSM2 token: tests/cli/test_keyring_hsm.py runs these commands",
 }
 
 
@@ -119,6 +120,29 @@ VARIABLES: Final[dict[str, Callable[[Session], str]]] = {
 SITE: Final = {
     "erp": "https://erp.internal.example:9443",  # the sample ERP (interlock.testing)
     "gateway": "127.0.0.1:8443",
+}
+
+
+def _softhsm_site(hsm: SoftHsm) -> tuple[dict[str, str], dict[str, str]]:
+    token = "interlock-a"  # a token of the test run's SoftHSM2 (tests/conftest.py)
+    environment = {
+        "SOFTHSM2_CONF": os.environ["SOFTHSM2_CONF"],
+        "INTERLOCK_AUDIT_TIMEOUT_SECONDS": "30",  # SoftHSM2 stores keys slowly on a busy machine
+    }
+    words = {
+        "/usr/lib/softhsm/libsofthsm2.so": str(hsm.module),
+        "/etc/interlock/hsm.pin": str(hsm.pin_file(token)),
+        "INTERLOCK_PKCS11_TOKEN_LABEL=interlock": f"INTERLOCK_PKCS11_TOKEN_LABEL={token}",
+    }
+    return environment, words
+
+
+#: Documents that need a service: its fixture (and marker), and what it means here: the
+#: session's extra environment and the words of that document standing for this machine's.
+SERVICES: Final[
+    dict[str, tuple[str, Callable[[SoftHsm], tuple[dict[str, str], dict[str, str]]]]]
+] = {
+    "docs/hsm.md": ("softhsm", _softhsm_site),
 }
 
 
@@ -249,7 +273,10 @@ def _excluded(command: Command) -> str | None:
     return None
 
 
-def _fill(text: str, run: Session) -> str:
+def _fill(text: str, run: Session, words: dict[str, str] | None = None) -> str:
+    for word, meaning in (words or {}).items():
+        text = text.replace(word, meaning)
+
     def value(match: re.Match[str]) -> str:
         word = match.group(0)
         return PLACEHOLDERS[word](run) if word in PLACEHOLDERS else word
@@ -279,9 +306,16 @@ def erp() -> Iterator[_Erp]:
 
 
 @pytest.mark.processes
-@pytest.mark.parametrize("document", [d for d in documents(REPO) if commands(REPO, d)])
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param(d, marks=[getattr(pytest.mark, SERVICES[d][0])] if d in SERVICES else [])
+        for d in documents(REPO)
+        if commands(REPO, d)
+    ],
+)
 def test_documented_commands_run_as_written(
-    document: str, tmp_path: Path, erp: _Erp, server: Forks | None
+    document: str, tmp_path: Path, erp: _Erp, server: Forks | None, request: pytest.FixtureRequest
 ) -> None:
     """Each command of ``document`` exits 0 or as its comment says, in order, in one session."""
     lines = commands(REPO, document)
@@ -289,7 +323,13 @@ def test_documented_commands_run_as_written(
     if not runnable:
         pytest.skip(f"{document}: no commands to run")
     inputs = _inputs(tmp_path / "inputs")
+    words: dict[str, str] = {}
+    environment: dict[str, str] = {}
+    if document in SERVICES:
+        fixture, site = SERVICES[document]
+        environment, words = site(request.getfixturevalue(fixture))
     with session(tmp_path, _manifest(erp.port), inputs, server) as run:
+        run.env.update(environment)
         run.after.append(erp.start)
         run.before.append(erp.before)
         _set_variables(run)
@@ -304,7 +344,7 @@ def test_documented_commands_run_as_written(
         for command in runnable:
             _set_variables(run)
             try:
-                text = _fill(command.text, run)
+                text = _fill(command.text, run, words)
                 outcomes = run.run(command, text)
             except (LookupError, UnsupportedShellError) as exc:
                 failures.append(f"{command.where}: {command.text}\n  {exc}")
