@@ -34,7 +34,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import ClassVar, Final
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -76,10 +76,10 @@ def _last(pattern: str) -> Callable[[Session], str]:
 
 
 def _serial(run: Session) -> str:
-    """An active client certificate's serial, from ``pki list --json``."""
+    """The serial of the last active certificate the document issued (``pki list --json``)."""
     listed = json.loads(run.interlock("pki", "list", "--json").stdout)
     rows = next(iter(listed.values())) if isinstance(listed, dict) else listed
-    active = [r for r in rows if r.get("status") in (None, "active", "valid")]
+    active = [r for r in rows if r["status"] == "active" and r["name"] != _Erp.CERTIFICATE_NAME]
     if not active:
         raise LookupError("no active certificate: the document issues none before SERIAL")
     return str(active[-1]["serial"])
@@ -213,6 +213,8 @@ waivers:
 class _Erp:
     """The sample ERP, started once the deployment (and its local CA) exists."""
 
+    CERTIFICATE_NAME: ClassVar[str] = "localhost"  # not one a document issues
+
     port: int
     process: subprocess.Popen[bytes] | None = None
 
@@ -221,16 +223,14 @@ class _Erp:
             return
         folder = run.work.parent / "erp"
         issued = run.interlock(
-            "pki", "issue", "server", "localhost", "127.0.0.1", "--out", str(folder)
+            "pki", "issue", "server", self.CERTIFICATE_NAME, "127.0.0.1", "--out", str(folder)
         )
         if issued.status != 0:
             raise RuntimeError(f"the sample ERP's certificate: {issued.stderr}")
         tokens = folder / "tokens"
         tokens.write_text(run.variables["ERP_TOKEN"] + "\n")
         self._refresh_jwks(run)
-        pem = sorted(folder.glob("*.pem"))
-        cert = next(p for p in pem if "chain" in p.name or "cert" in p.name or p.suffix == ".pem")
-        key = next(folder.glob("*.key"))
+        cert, key = (folder / f"{self.CERTIFICATE_NAME}{end}" for end in (".pem", ".key"))
         self.process = subprocess.Popen(  # noqa: S603
             [
                 sys.executable,
