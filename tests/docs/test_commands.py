@@ -94,6 +94,12 @@ _SECRETS: Final = (
 )
 PREPARE: Final[dict[str, tuple[str, ...]]] = {
     "docs/mtls.md": _SECRETS,
+    "docs/privacy.md": (  # a closed request's receipt, as the README makes one
+        *_SECRETS,
+        "echo ada@example.com | interlock privacy request erase - --kind email",
+        "interlock privacy request run --until-done",
+        "interlock privacy request receipt REQUEST_ID --out receipt.json",
+    ),
     "docs/check.md": (*_SECRETS, "interlock serve"),
 }
 
