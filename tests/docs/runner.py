@@ -11,6 +11,7 @@ once), or with ``INTERLOCK_DOCS_EXEC=1`` the venv's ``interlock`` script itself.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -44,6 +45,12 @@ class Outcome:
     status: int
     stdout: str
     stderr: str
+    allowed: frozenset[int] = frozenset({0})  # the statuses the documented line permits here
+
+    @property
+    def ok(self) -> bool:
+        """Whether it exited as documented."""
+        return self.status in self.allowed
 
 
 class Forks:
@@ -156,10 +163,11 @@ class Session:
                 outcome = self._run(step, target)
             for after in self.after:
                 after(self, step, outcome)
+            if number == len(steps):
+                outcome = dataclasses.replace(outcome, allowed=command.allowed_statuses())
             outcomes.append(outcome)
             self.outcomes.append(outcome)
-            allowed = command.allowed_statuses() if number == len(steps) else {0}
-            if outcome.status not in allowed:  # the rest of an `A && B` would not run
+            if not outcome.ok:  # the rest would not run (or not as meant)
                 break
         return outcomes
 

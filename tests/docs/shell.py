@@ -35,7 +35,6 @@ class Step:
     stdin_file: str | None = None
     stdout_file: str | None = None
     export: bool = False  # `export NAME=value`: assignments persist
-    needs_success: bool = True  # after `&&` (or first): a failure stops the line
 
 
 def expand(text: str, variables: dict[str, str]) -> str:
@@ -59,16 +58,14 @@ def parse(text: str) -> list[Step]:
     lexer.whitespace_split = True
     tokens = list(lexer)
     steps: list[Step] = []
-    needs_success = True
-    while tokens:
+    while tokens:  # `A && B` and `A ; B` alike: every step of a documented line must succeed
         end = next((i for i, t in enumerate(tokens) if t in ("&&", ";")), len(tokens))
-        steps.append(_pipeline(tokens[:end], needs_success))
-        needs_success = end < len(tokens) and tokens[end] == "&&"
+        steps.append(_pipeline(tokens[:end]))
         tokens = tokens[end + 1 :]
     return steps
 
 
-def _pipeline(tokens: list[str], needs_success: bool) -> Step:
+def _pipeline(tokens: list[str]) -> Step:
     stdin_text: str | None = None
     if "|" in tokens:
         bar = tokens.index("|")
@@ -76,7 +73,7 @@ def _pipeline(tokens: list[str], needs_success: bool) -> Step:
         tokens = tokens[bar + 1 :]
         if "|" in tokens:
             raise UnsupportedShellError("only `echo ... |` or `printf %s ... |` may feed a command")
-    step = Step([], stdin_text=stdin_text, needs_success=needs_success)
+    step = Step([], stdin_text=stdin_text)
     if tokens[:1] == ["export"]:
         step.export = True
         tokens = tokens[1:]
