@@ -51,6 +51,7 @@ __all__ = [
     "PRUNED",
     "ensure_schema",
     "grant_roles",
+    "missing_tables",
 ]
 
 METADATA: Final = MetaData()
@@ -165,6 +166,11 @@ def _postgres_triggers() -> list[str]:
         "FOR EACH ROW EXECUTE FUNCTION audit_body_delete()"
     )
     return statements
+
+
+def missing_tables(engine: Engine) -> list[str]:
+    """The audit tables ``engine``'s database lacks (none: the schema is present); no DDL."""
+    return sorted(set(METADATA.tables) - set(inspect(engine).get_table_names()))
 
 
 def ensure_schema(engine: Engine) -> None:

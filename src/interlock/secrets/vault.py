@@ -64,6 +64,7 @@ __all__ = [
     "Vault",
     "VersionInfo",
     "check_name",
+    "resolvable_names",
 ]
 
 MAX_SECRET_BYTES: Final = 64 * 1024
@@ -241,6 +242,25 @@ def _info_query() -> Select[Any]:
     return select(_SECRETS, _VERSIONS.c.not_before, _VERSIONS.c.not_after).outerjoin(
         _VERSIONS, current
     )
+
+
+def resolvable_names(engine: Engine) -> frozenset[str]:
+    """Names whose current version can be read (neither deleted nor destroyed).
+
+    Metadata only: no value is opened and nothing is recorded (``interlock doctor``
+    and ``serve``'s preflight ask which ``secret://`` references would resolve).
+    """
+    query = select(_SECRETS.c.name).join(
+        _VERSIONS,
+        and_(
+            _VERSIONS.c.name == _SECRETS.c.name,
+            _VERSIONS.c.version == _SECRETS.c.current_version,
+            _VERSIONS.c.deleted_at.is_(None),
+            _VERSIONS.c.destroyed_at.is_(None),
+        ),
+    )
+    with engine.connect() as connection:
+        return frozenset(connection.execute(query).scalars())
 
 
 def _info(row: Any) -> SecretInfo:
