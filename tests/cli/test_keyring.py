@@ -10,6 +10,7 @@ import pytest
 from interlock.cli.keyring import rewrap_summary
 from interlock.cli.main import main
 from interlock.store import RewrapReport
+from tests.cli.test_json_output import check
 from tests.conftest import isolate_cli
 
 
@@ -52,7 +53,7 @@ def test_status_json_names_the_keyring_and_its_versions(
     capsys.readouterr()
     assert main(["keyring", "status", "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
-    assert set(document) == {"keyring_id", "backend", "description", "versions", "current_version"}
+    check("interlock keyring status", document)  # exactly the fields docs/cli.md lists
     assert document["backend"] == "file"
     assert document["versions"] == [1, 2]
     assert document["current_version"] == 2
