@@ -54,12 +54,14 @@ class ImportPlan:
     integration: str
     routes: tuple[dict[str, Any], ...]
     added: int
-    replaced: int
+    replaced: int  # existing routes (same method and path template) the import changed
     warnings: tuple[str, ...]
     before: str = field(repr=False)
     after: str = field(repr=False)
     # Data categories proposed for request body fields, one line each.
     notes: tuple[str, ...] = ()
+    # Existing routes the import matched and left as they were.
+    unchanged: int = 0
 
 
 def plan_import(
@@ -94,7 +96,7 @@ def plan_import(
         schema_check=schema_check,
     )
     before = manifest.read_text(encoding="utf-8")
-    after, added, replaced = merge_routes(before, name, conversion.routes)
+    after, added, replaced, unchanged = merge_routes(before, name, conversion.routes)
     return ImportPlan(
         manifest,
         name,
@@ -105,6 +107,7 @@ def plan_import(
         before,
         after,
         conversion.notes,
+        unchanged,
     )
 
 
@@ -127,11 +130,13 @@ def apply_import(plan: ImportPlan, *, dry_run: bool = False, deep: DeepCheck | N
 
 def merge_routes(
     text: str, integration: str, routes: tuple[dict[str, Any], ...]
-) -> tuple[str, int, int]:
-    """``text`` with ``routes`` in ``integration`` (comments and order kept); added, replaced.
+) -> tuple[str, int, int, int]:
+    """``text`` with ``routes`` in ``integration`` (comments and order kept).
 
-    A route with the same method and path template is updated in place: the
-    fields the import owns are set, everything else in it is kept.
+    Also the counts: routes added, existing routes replaced (changed) and existing
+    routes left unchanged. A route with the same method and path template is
+    updated in place: the fields the import owns are set, everything else in it
+    is kept.
     """
     yaml = _round_trip(text)
     data = yaml.load(text)
@@ -147,12 +152,14 @@ def merge_routes(
         if isinstance(old, dict):
             key = (str(old.get("method", "")).upper(), template_shape(str(old.get("path", ""))))
             index.setdefault(key, position)
-    added = replaced = 0
+    added = replaced = unchanged = 0
     for route in routes:
         key = (route["method"], template_shape(route["path"]))
         if key in index:
-            _update(existing[index[key]], route)
-            replaced += 1
+            if _update(existing[index[key]], route):
+                replaced += 1
+            else:
+                unchanged += 1
         else:
             index[key] = len(existing)
             existing.append(entry := _yaml_value(route))
@@ -160,7 +167,7 @@ def merge_routes(
             added += 1
     out = io.StringIO()
     yaml.dump(data, out)
-    return out.getvalue(), added, replaced
+    return out.getvalue(), added, replaced, unchanged
 
 
 def routes_yaml(routes: tuple[dict[str, Any], ...]) -> str:
@@ -174,25 +181,32 @@ def routes_yaml(routes: tuple[dict[str, Any], ...]) -> str:
     return out.getvalue()
 
 
-def _update(target: CommentedMap, route: dict[str, Any]) -> None:
-    if target.fa.flow_style():
-        target.fa.set_block_style()
+def _update(target: CommentedMap, route: dict[str, Any]) -> bool:
+    """Set the fields the import owns in ``target``; whether any value changed."""
+    changed = False
     previous: str | None = None
     for key in _OWNED:
         if key not in route:
             if key in target:
                 del target[key]
+                changed = True
             continue
         if key not in target:
             keys = list(target)
             position = keys.index(previous) + 1 if previous in keys else len(keys)
             target.insert(position, key, _yaml_value(route[key]))
+            changed = True
         elif target[key] != route[key]:  # unchanged values keep their formatting
             target[key] = _yaml_value(route[key])
+            changed = True
         previous = key
     for key in ("xml", "csv"):  # a policy tuned by hand (an XSD, limits) stays
         if key in route and key not in target:
             target[key] = _yaml_value(route[key])
+            changed = True
+    if changed and target.fa.flow_style():
+        target.fa.set_block_style()
+    return changed
 
 
 def _yaml_value(value: Any) -> Any:
