@@ -227,7 +227,12 @@ def revoke(
         ended = end_client(clients.deployment, clients.manifest, client, reason)
         known = client in clients.manifest.clients
         if not known and ended.credentials == 0 and not ended.grants:
-            raise NotFoundError(f"no client {client!r} in the manifest and nothing to revoke")
+            raise NotFoundError.unknown(
+                "client",
+                client,
+                clients.manifest.clients,
+                where="in the manifest and nothing to revoke",
+            )
         note_result(
             client_secrets=ended.client_secrets,
             private_key_jwt_keys=ended.assertion_keys,
@@ -318,7 +323,7 @@ def list_clients(
     """Show manifest clients: auth, roles, scopes, active secrets and keys — never secrets."""
     with _open(manifest) as clients:
         if client is not None and client not in clients.manifest.clients:
-            raise NotFoundError(f"no client {client!r} in the manifest")
+            raise NotFoundError.unknown("client", client, clients.manifest.clients)
         rows = _overview(clients, client)
     if as_json:
         print_json({"clients": [row.as_json() for row in rows]})

@@ -48,6 +48,7 @@ from interlock.files.as2_profile import As2Flow, as2_flow
 from interlock.files.as2_send import Sent
 from interlock.files.drop_server import DropServer
 from interlock.files.host_keys import fetch_host_key, fingerprint, key_line
+from interlock.files.names import suggest_file_flow
 from interlock.files.quarantine import Quarantine, Verdict
 from interlock.files.transfers import Outbox, run_every, run_scheduled, transfer_once
 
@@ -79,7 +80,8 @@ def _client_key(session: VaultSession, manifest: Manifest, integration: str) -> 
     spec = flow.files if flow is not None else None
     partner = manifest.partners.get(spec.partner) if spec is not None else None
     if spec is None or partner is None or partner.sftp is None or spec.transport != "sftp":
-        raise InvalidRequestError(f"{integration!r} is not an SFTP file integration")
+        hint = suggest_file_flow(manifest, integration, "sftp")
+        raise InvalidRequestError(f"{integration!r} is not an SFTP file integration{hint}")
     return session.vault.resolve(partner.sftp.key).reveal()
 
 

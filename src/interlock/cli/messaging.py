@@ -29,6 +29,7 @@ from interlock.cli.context import settings
 from interlock.cli.evidence import admin_actor
 from interlock.cli.options import ManifestOption
 from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table
+from interlock.config.checks import known_hint
 from interlock.config.manifest import Manifest
 from interlock.errors import InvalidRequestError
 from interlock.events.streams import event_stream
@@ -75,9 +76,9 @@ def _messaging(manifest: Manifest, integration: str | None) -> list[str]:
     if integration is None:
         return names
     if integration not in names:
-        known = ", ".join(names) or "none"
+        known = known_hint(integration, names, "messaging integrations")
         raise InvalidRequestError(
-            f"{integration!r} is not a messaging integration of the manifest (known: {known})"
+            f"{integration!r} is not a messaging integration of the manifest{known}"
         )
     return [integration]
 
@@ -210,10 +211,11 @@ def _brokered(manifest: Manifest, integration: str | None) -> list[tuple[str, st
         elif flow.events is not None:
             found.append((name, flow.events.broker, event_stream(manifest, name).topologies()))
     if integration is not None and not found:
-        known = ", ".join(n for n, f in manifest.integrations.items() if f.messaging or f.events)
+        names = [n for n, f in manifest.integrations.items() if f.messaging or f.events]
+        known = known_hint(integration, names, "messaging or event-streaming integrations")
         raise InvalidRequestError(
             f"{integration!r} is neither a messaging nor an event-streaming integration of "
-            f"the manifest (known: {known or 'none'})"
+            f"the manifest{known}"
         )
     return found
 

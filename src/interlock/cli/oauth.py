@@ -13,7 +13,7 @@ from interlock.cli.options import ManifestOption
 from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table
 from interlock.cli.serve import DEFAULT_LISTEN
 from interlock.config.loader import load_manifest
-from interlock.errors import InvalidRequestError
+from interlock.errors import InvalidRequestError, did_you_mean
 from interlock.identity.clients import require_oauth_client
 from interlock.identity.grants import client_scopes
 from interlock.oauth.signing_keys import SigningKeys
@@ -73,8 +73,10 @@ def token(
         granted = client_scopes(loaded, client)
         wanted = frozenset(scopes) if scopes else granted
         if not wanted <= granted:
+            excess = sorted(wanted - granted)
             raise InvalidRequestError(
-                f"client {client!r} is not granted {' '.join(sorted(wanted - granted))}"
+                f"client {client!r} is not granted {' '.join(excess)}"
+                + did_you_mean(excess[0], granted)
             )
         keys = SigningKeys(deployment.engine, deployment.keyring, current.oauth_signing_alg)
         keys.ensure()

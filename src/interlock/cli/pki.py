@@ -93,6 +93,7 @@ def issue_client(
     """
     clients = load_manifest(manifest or settings().manifest)
     with _pki() as pki:
+        _create_out(out)
         _refuse_existing(out, [name])
         wanted = duration_option(lifetime) or DEFAULT_LIFETIME
         issued = issue_for_client(pki, clients, name, wanted)
@@ -108,6 +109,7 @@ def issue_server(
 ) -> None:
     """A server certificate for HOST... (serverAuth); files are named after the first host."""
     with _pki() as pki:
+        _create_out(out)
         _refuse_existing(out, [hosts[0].strip().lower()])
         issued = pki.issue_server(hosts, duration_option(lifetime) or DEFAULT_LIFETIME)
         info = pki.get(issued.serial)
@@ -136,6 +138,7 @@ def renew(
         if not due:
             typer.echo(f"no certificate in use expires within {within}")
             return
+        _create_out(out)
         _refuse_existing(out, [info.name for info in due])
         for info in due:
             issued = pki.renew(info.serial, wanted)
@@ -259,6 +262,12 @@ def _window(text: str | None) -> timedelta:
     if window is None:  # callers pass a value
         raise InvalidRequestError("a duration is required")
     return window
+
+
+def _create_out(directory: Path) -> None:
+    """``--out certs/`` in a fresh directory: create it (0700: private keys go there)."""
+    if not directory.exists() and not directory.is_symlink():
+        directory.mkdir(mode=0o700, parents=True)
 
 
 def _refuse_existing(directory: Path, names: list[str]) -> None:
