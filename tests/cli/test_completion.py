@@ -236,7 +236,7 @@ def test_every_integration_completes_for_commands_that_take_any(
     monkeypatch.setenv("INTERLOCK_MANIFEST", str(EXAMPLE))
     context = typer.Context(typer.main.get_command(app))
     offered = [name for name, _ in completion.integration_names(context, "")]
-    assert offered == ["order-sync", "analytics-feed", "order-events"]
+    assert offered == ["order-sync", "analytics-feed", "order-events", "order-stream"]
     assert completion.integration_names(context, "zzz") == []
 
 
