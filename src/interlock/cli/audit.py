@@ -147,8 +147,8 @@ def search(  # noqa: PLR0917  (typer maps each parameter to an option)
     """Find entries by correlation id, client, integration, action and time, through the index.
 
     Newest first. Entries whose body was pruned are no longer indexed, so they
-    are not found. With --proofs (and --json) each entry carries its RFC 9162
-    inclusion proof against the latest signed tree head, which is printed too.
+    are not found. With --proofs each entry comes with its RFC 9162 inclusion
+    proof against the latest signed tree head, which is printed too.
     """
     from interlock.audit.search import SearchQuery
     from interlock.audit.search import search as run_search
@@ -230,15 +230,23 @@ def _print_search(result: SearchResult, *, proofs: bool) -> None:
     if result.hits:
         print_table(rows)
     more = " (more matched: narrow the search or raise --limit)" if result.truncated else ""
-    typer.echo(f"{len(result.hits)} entries in the tree of size {result.tree_size}{more}")
+    found = len(result.hits)
+    typer.echo(
+        f"{found} {'entry' if found == 1 else 'entries'} in the tree of size {result.tree_size}{more}"
+    )
     if result.pruned:
         typer.echo(f"{result.pruned} entries of the log were pruned (retention): not searchable")
     if result.backfill_pending:
         typer.echo(
             f"{result.backfill_pending} older entries are not indexed yet (backfill pending)"
         )
-    if proofs and result.hits:
-        typer.echo("proofs: use --json to print them with the tree head")
+    if proofs and result.hits and result.checkpoint is not None:
+        typer.echo(f"inclusion proofs in the tree of size {result.tree_size} (RFC 9162):")
+        for hit in result.hits:
+            hashes = " ".join(_b64(h) for h in hit.proof or ())
+            typer.echo(f"{hit.index}: leaf {_b64(hit.leaf_hash)} proof {hashes or '(none)'}")
+        typer.echo("signed tree head:")
+        typer.echo(result.checkpoint, nl=False)
 
 
 @app.command("verify")
