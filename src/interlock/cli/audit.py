@@ -231,9 +231,8 @@ def _print_search(result: SearchResult, *, proofs: bool) -> None:
         print_table(rows)
     more = " (more matched: narrow the search or raise --limit)" if result.truncated else ""
     found = len(result.hits)
-    typer.echo(
-        f"{found} {'entry' if found == 1 else 'entries'} in the tree of size {result.tree_size}{more}"
-    )
+    noun = "entry" if found == 1 else "entries"
+    typer.echo(f"{found} {noun} in the tree of size {result.tree_size}{more}")
     if result.pruned:
         typer.echo(f"{result.pruned} entries of the log were pruned (retention): not searchable")
     if result.backfill_pending:
