@@ -10,9 +10,10 @@ fields, and retention is about holding them no longer.
 
 The fields are read from the entry's canonical bytes. Canonical JSON sorts
 its keys, so ``action``, ``actor``, ``client_ip`` and ``correlation_id``
-are the first four: :func:`search_row` reads just those with the JSON
-module's C string scanner (about 1 µs an entry) instead of parsing the whole
-entry, and falls back to a full parse for any other layout.
+are the first four: :func:`search_row` reads just those with one regular
+expression over the bytes (about 1 µs an entry; the JSON module's C string
+scanner when a value holds an escape) instead of parsing the whole entry
+(9 µs), and falls back to a full parse for any other layout.
 
 A log made before the index gets it on the first open by a release that has
 it: :func:`backfill` indexes the entries below the size recorded when the
@@ -23,6 +24,7 @@ an interrupted backfill resumes where it stopped.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,22 +45,44 @@ SearchRow = tuple[int, int, str | None, str | None, str | None, str]
 # The JSON module's string scanner (C); typeshed does not declare it.
 scanstring: Final[Callable[[str, int], tuple[str, int]]] = json.decoder.scanstring  # type: ignore[attr-defined]
 _CLIENT: Final = "client:"
+# The canonical head when no value in it holds a quote, a backslash or a control
+# character (JSON escapes): then the bytes between the quotes are the value.
+_PLAIN: Final = rb'"([^"\\\x00-\x1f]*)"'
+_PLAIN_HEAD: Final = re.compile(
+    rb'\{"action":'
+    + _PLAIN
+    + rb',"actor":'
+    + _PLAIN
+    + rb',"client_ip":(?:null|"[^"\\\x00-\x1f]*"),"correlation_id":(?:null|'
+    + _PLAIN
+    + rb")"
+)
 _CHUNK: Final = 2000
 
 
 def search_row(index: int, body: bytes, time_us: int, integration: str | None) -> SearchRow | None:
     """The index row of entry ``index``; None for bytes that are not an entry (never indexed)."""
     try:
-        text = body.decode()
+        text = body.decode()  # the whole body: its bytes must be UTF-8
     except UnicodeDecodeError:
         return None
-    try:
-        head: tuple[str, str, str | None] | None = _head(text)
-    except (ValueError, IndexError):  # not the canonical layout: parse it all
+    plain = _PLAIN_HEAD.match(body)
+    head: tuple[str, str, str | None] | None
+    if plain is not None:  # the usual case: one match in C, nothing escaped
+        action, actor, correlation_id = plain.groups()
+        head = (
+            action.decode(),
+            actor.decode(),
+            None if correlation_id is None else correlation_id.decode(),
+        )
+    else:
         try:
-            head = _parsed(text)
-        except ValueError:
-            head = None
+            head = _head(text)
+        except (ValueError, IndexError):  # not the canonical layout: parse it all
+            try:
+                head = _parsed(text)
+            except ValueError:
+                head = None
     if head is None:
         return None
     action, actor, correlation_id = head
