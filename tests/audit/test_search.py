@@ -18,7 +18,7 @@ from interlock.audit.entry import encode_entry
 from interlock.audit.errors import AuditError
 from interlock.audit.prune import prune
 from interlock.audit.pseudonyms import Pseudonymiser
-from interlock.audit.schema import SEARCH, SEARCH_BACKFILL, ensure_schema
+from interlock.audit.schema import SEARCH, SEARCH_BACKFILL, ensure_schema, grant_roles
 from interlock.audit.search import SearchQuery, _statement, search
 from interlock.audit.search_index import _parsed, backfill, search_row
 from interlock.audit.service import AuditLog
@@ -29,6 +29,7 @@ from interlock.crypto import Keyring
 from interlock.proofs.checkpoint import open_checkpoint
 from interlock.proofs.rfc9162 import leaf_hash, verify_inclusion
 from tests.audit.conftest import T0, sample_entry
+from tests.audit.test_postgres_roles import _as, roles  # noqa: F401  (the fixture)
 
 PSEUDONYMS = Pseudonymiser(b"k" * 32)
 _APPEND_LOCK = "SELECT pg_advisory_xact_lock(hashtext('interlock-audit-append'))"
@@ -284,3 +285,53 @@ def test_every_search_is_an_index_range_scan_in_print_order(audit_log: AuditLog)
             assert "TEMP B-TREE" not in plan, plan
             assert "Sort" not in plan, plan
             assert "Seq Scan on audit_search" not in plan, plan
+
+
+def test_postgres_roles_search_as_the_app_and_prune_the_index_as_maintenance(
+    postgres_url: str, request: pytest.FixtureRequest, keyring: Keyring, tmp_path: Path
+) -> None:
+    """The app role appends index rows but cannot change them; the maintenance role prunes them."""
+    app_role, maintenance_role = request.getfixturevalue("roles")
+    owner = AuditLog.open(
+        Settings(data_dir=tmp_path, audit_database_url=postgres_url), keyring, witnesses=[]
+    )
+    _fill(owner)
+    grant_roles(owner.store.engine, app_role, maintenance_role)
+    owner.close()
+
+    app = AuditLog.open(
+        Settings(data_dir=tmp_path, audit_database_url=_as(postgres_url, app_role)),
+        keyring,
+        witnesses=[],
+    )
+    try:
+        app.sink.record(sample_entry(30, correlation_id="by-app"))
+        assert _indexes(app, correlation_id="by-app") == [12]
+        for statement in (sa.delete(SEARCH), sa.update(SEARCH).values(client="x")):
+            with (
+                pytest.raises(DBAPIError, match="permission denied"),
+                app.store.engine.begin() as c,
+            ):
+                c.execute(statement)
+    finally:
+        app.close()
+    maintenance = AuditLog.open(
+        Settings(data_dir=tmp_path, audit_database_url=_as(postgres_url, maintenance_role)),
+        keyring,
+        witnesses=[],
+    )
+    try:
+        with (
+            pytest.raises(DBAPIError, match="only once pruned"),
+            maintenance.store.engine.begin() as c,
+        ):
+            c.execute(sa.delete(SEARCH).where(SEARCH.c.idx == 0))
+        prune(
+            maintenance.store,
+            maintenance.keys,
+            {"order-sync": timedelta(days=1)},
+            now=T0 + timedelta(days=1, minutes=3),
+        )
+        assert _indexes(maintenance, client="order-sync")[-3:] == [5, 4, 3]
+    finally:
+        maintenance.close()
