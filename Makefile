@@ -27,7 +27,7 @@ LOWEST_STAMP := $(LOWEST)/.installed
 LOWEST_TESTS := tests --ignore=tests/gateway
 
 .PHONY: check demo test lint typecheck deps scan softhsm chromium nginx sshd unit fast lowest clean install tools \
-        lock sbom bench-env bench
+        lock sbom bench-env bench manifest-docs drift
 
 install: $(STAMP)
 
@@ -61,7 +61,16 @@ softhsm:
 demo: $(STAMP)
 	$(BIN)/interlock demo examples/interlock.yaml
 
-test: lint typecheck deps scan check unit lowest
+test: lint typecheck manifest-drift deps scan check unit lowest
+
+# The manifest's JSON Schema (src/interlock/config/manifest.schema.json) and
+# docs/manifest.md, generated from its models; `manifest-drift` fails when the committed ones
+# differ from what the models generate and says to run `make manifest-docs`.
+manifest-docs: $(STAMP)
+	$(BIN)/python tools/manifest_reference.py
+
+manifest-drift: $(STAMP)
+	$(BIN)/python tools/manifest_reference.py --check
 
 # ruff, and the layers of docs/architecture.md as an import contract (pyproject.toml).
 lint: $(STAMP)

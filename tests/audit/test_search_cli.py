@@ -20,6 +20,7 @@ from interlock.proofs.checkpoint import open_checkpoint
 from interlock.proofs.note import NoteVerifier
 from interlock.proofs.rfc9162 import leaf_hash, verify_inclusion
 from tests.audit.conftest import sample_entry
+from tests.cli.test_json_output import check
 from tests.conftest import isolate_cli
 from tests.privacy.test_receipts import REQUEST, close_request, record_steps
 
@@ -78,6 +79,7 @@ def test_search_json_with_proofs_verifies_against_the_printed_head(
     """--json --proofs: every entry's proof checks its canonical bytes against the checkpoint."""
     verifier = NoteVerifier.parse(_run(capsys, "audit", "key")[1])
     doc = _json(capsys, "audit", "search", "--integration", "billing", "--proofs")
+    check("interlock audit search", doc, _json(capsys, "audit", "search", "--limit", "1"))
     assert set(doc) == {
         "entries", "tree_size", "checkpoint", "truncated", "pruned", "backfill_pending"
     }  # fmt: skip
@@ -135,6 +137,7 @@ def test_search_after_pruning_says_pruned_entries_are_not_searchable(
     """The example manifest's retention prunes order-sync's 2025 entries; search says so."""
     manifest = str(REPO / "examples" / "interlock.yaml")
     doc = _json(capsys, "audit", "prune", "--manifest", manifest)
+    check("interlock audit prune", doc)
     pruned = {r["integration"]: r for r in doc["integrations"]}
     assert pruned["order-sync"]["pruned"] == 7
     assert pruned["order-sync"]["before"].endswith("Z")
@@ -153,15 +156,18 @@ def test_verify_key_and_checkpoint_json(
 ) -> None:
     """The documents name the same key and tree as the plain output."""
     key = _json(capsys, "audit", "key")
+    check("interlock audit key", key)
     assert key["vkey"] == _run(capsys, "audit", "key")[1].strip()
     verifier = NoteVerifier.parse(key["vkey"])
     assert (key["name"], key["key_id"]) == (verifier.name, verifier.key_id.hex())
     head = _json(capsys, "audit", "checkpoint")
+    check("interlock audit checkpoint", head)
     assert head["note"] == _run(capsys, "audit", "checkpoint")[1]
     opened = open_checkpoint(head["note"], [verifier])
     assert (head["size"], head["origin"]) == (opened.size, opened.origin)
     assert base64.b64decode(head["root"]) == opened.root
     verified = _json(capsys, "audit", "verify")
+    check("interlock audit verify", verified)
     assert verified["ok"] is True
     assert (verified["size"], verified["bodies"], verified["pruned"]) == (11, 11, 0)
     assert verified["origin"] == opened.origin
@@ -175,6 +181,7 @@ def test_verify_key_and_checkpoint_json(
     key_file = tmp_path / "audit.vkey"
     key_file.write_text(key["vkey"])
     checked = _json(capsys, "audit", "verify-export", str(output), "--key", str(key_file))
+    check("interlock audit verify-export", checked)
     assert (checked["ok"], checked["entries"], checked["pruned"]) == (True, 10, 0)
     assert checked["tree_size"] == 11
 
@@ -190,6 +197,7 @@ def test_verify_receipt_json(
     receipt.write_text(json.dumps(build_receipt(statement, evidence, closed)))
     key.write_text(audit_log.keys.verifier.vkey)
     doc = _json(capsys, "audit", "verify-receipt", str(receipt), "--key", str(key))
+    check("interlock audit verify-receipt", doc)
     assert doc["request_id"] == REQUEST
     assert (doc["kind"], doc["outcome"]) == ("erase", "completed")
     assert doc["systems"] == {"crm": "not_found", "erp": "done"}

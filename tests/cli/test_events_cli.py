@@ -117,7 +117,7 @@ def test_list_diff_and_mode(
     _run(capsys, *run, "register", "order.created", _file(tmp_path, "v2", n={"type": "number"}), *m)
     status, out, err = _run(capsys, *run, "list", "--json", *m)
     assert status == 0, err
-    listed = {row["subject"]: row for row in json.loads(out)}
+    listed = {row["subject"]: row for row in json.loads(out)["subjects"]}
     assert listed["order.created"]["versions"] == [1, 2]
     assert listed["order.created"]["mode"] == "NONE"
     assert listed["order.cancelled"] == {
@@ -126,7 +126,7 @@ def test_list_diff_and_mode(
         "versions": [],
         "latest_id": None,
     }
-    versions = json.loads(_run(capsys, *run, "list", "order.created", "--json", *m)[1])
+    versions = json.loads(_run(capsys, *run, "list", "order.created", "--json", *m)[1])["versions"]
     assert [row["version"] for row in versions] == [1, 2]
     status, out, _ = _run(capsys, *run, "diff", "order.created", "1", "2", *m)
     assert status == 0

@@ -43,7 +43,7 @@ def test_import_writes_routes_and_prints_warnings_and_a_summary(
     assert out == ""
     *lines, summary = err.splitlines()
     assert summary == (
-        f"{manifest} (integration order-sync): 4 routes added, 1 replaced, 1 warning"
+        f"{manifest} (integration order-sync): 4 routes added, 1 replaced, 0 unchanged, 1 warning"
     )
     warnings = [line for line in lines if ": note: " not in line]
     assert len(warnings) == 1
@@ -69,7 +69,7 @@ def test_second_import_reports_up_to_date_and_leaves_the_file_alone(
     assert (
         capsys.readouterr()
         .err.splitlines()[-1]
-        .endswith("already up to date: 0 routes added, 3 replaced, 3 warnings")
+        .endswith("already up to date: 0 routes added, 0 replaced, 3 unchanged, 3 warnings")
     )
     assert manifest.read_text() == text
     assert manifest.stat().st_ino == inode
@@ -89,7 +89,7 @@ def test_dry_run_prints_the_routes_as_yaml_and_writes_nothing(
         ("PUT", "/products/{product_id}"),
         ("POST", "/reviews"),
     ]
-    assert "dry run, nothing written: 3 routes added, 0 replaced" in err
+    assert "dry run, nothing written: 3 routes added, 0 replaced, 0 unchanged" in err
     assert manifest.read_text() == MANIFEST
 
 

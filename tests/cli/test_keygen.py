@@ -16,6 +16,7 @@ from interlock.identity.client_keys import ClientKeys
 from interlock.sdk import ClientCredentials, TokenRequestError
 from interlock.store import open_deployment
 from interlock.testing.gateway import Env, running_gateway
+from tests.cli.test_json_output import check
 from tests.conftest import isolate_cli
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "interlock.yaml"
@@ -58,6 +59,7 @@ def test_keygen_writes_a_0600_private_jwk_in_a_new_0700_directory_and_registers_
         ]
     )
     path = out / "order-sync.jwk"
+    check("interlock clients keygen", doc)
     assert doc == {
         "client": "order-sync",
         "kid": doc["kid"],

@@ -136,11 +136,11 @@ def test_plan_apply_publish_consume_and_the_dead_letter_desk(
     manifest = str(deployment_and_broker)
     status, out, err = _run(capsys, "messaging", "plan", "-m", manifest, "--json")
     assert status == 0, err
-    assert {change["action"] for change in json.loads(out)} == {"create"}
+    assert {change["action"] for change in json.loads(out)["changes"]} == {"create"}
     status, out, err = _run(capsys, "messaging", "apply", "-m", manifest)
     assert status == 0, err
     status, out, err = _run(capsys, "messaging", "plan", "-m", manifest, "--json")
-    assert {change["action"] for change in json.loads(out)} == {"ok"}, out
+    assert {change["action"] for change in json.loads(out)["changes"]} == {"ok"}, out
 
     received: list[Message] = []
     calls = 0
@@ -173,11 +173,11 @@ def test_plan_apply_publish_consume_and_the_dead_letter_desk(
         capsys, "messaging", "dlq", "list", "order-events", "-m", manifest, "--json"
     )
     assert status == 0, err
-    (letter,) = json.loads(out)
+    (letter,) = json.loads(out)["dead_letters"]
     assert letter["reason"] == "handler"
     assert "not-an-order" not in out  # the list never shows a payload (ids are hex)
     status, out, err = _run(
-        capsys, "messaging", "dlq", "show", "order-events", letter["ref"], "-m", manifest
+        capsys, "messaging", "dlq", "show", "order-events", letter["ref"], "-m", manifest, "--json"
     )
     assert status == 0, err
     assert json.loads(out)["payload"] == {"id": "not-an-order"}
@@ -209,7 +209,7 @@ def test_keys_list_rotate_and_jwks(
     manifest = str(deployment_and_broker)
     status, out, err = _run(capsys, "messaging", "keys", "list", "-m", manifest, "--json")
     assert status == 0, err
-    before = json.loads(out)
+    before = json.loads(out)["keys"]
     assert {(k["party"], k["use"]) for k in before} == {
         ("erp-events", "sig"),
         ("crm-events", "enc"),
@@ -298,13 +298,13 @@ def test_plan_and_apply_cover_each_consumer_stream_of_an_event_integration(
     manifest = str(deployment_and_broker)
     status, out, err = _run(capsys, "messaging", "plan", "order-stream", "-m", manifest, "--json")
     assert status == 0, err
-    changes = json.loads(out)
+    changes = json.loads(out)["changes"]
     assert {c["integration"] for c in changes} == {"order-stream"}
     assert any("ORDER-STREAM_CRM-EVENTS" in c["name"].upper().replace(".", "_") for c in changes)
     assert {c["action"] for c in changes} == {"create"}
     assert _run(capsys, "messaging", "apply", "order-stream", "-m", manifest)[0] == 0
     status, out, _ = _run(capsys, "messaging", "plan", "order-stream", "-m", manifest, "--json")
-    assert {c["action"] for c in json.loads(out)} == {"ok"}
+    assert {c["action"] for c in json.loads(out)["changes"]} == {"ok"}
 
 
 def test_an_event_service_pair_on_the_host(

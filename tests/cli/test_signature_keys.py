@@ -96,7 +96,7 @@ def test_revoke_takes_the_key_out_of_service(
     ("args", "message"),
     [
         (["create", "app"], "give exactly one of --public-key FILE and --hmac"),
-        (["create", "nobody", "--hmac"], "client 'nobody' is not in the manifest"),
+        (["create", "nobody", "--hmac"], "no client 'nobody' in the manifest"),
         (["revoke", "no-such-key"], "no signature key 'no-such-key'"),
     ],
 )

@@ -16,7 +16,7 @@ from tests.config.manifests import VALID, assert_error_after_edit, check, messag
             "    target: crm\n",
             "    target: crmm\n",
             "integrations.order-sync.target",
-            "unknown system 'crmm' (known: crm, erp)",
+            "unknown system 'crmm'; did you mean 'crm'?",
         ),
         (
             "    source: erp\n",

@@ -91,7 +91,7 @@ def test_seven_mistakes_give_seven_located_errors_in_one_run(tmp_path: Path) -> 
         f"{path}:12:54: clients.order-sync.roles[1]: unknown role 'admin' (known: order-reader)"
     )
     assert printed[4] == (
-        f"{path}:16:13: integrations.order-sync.target: unknown system 'crmm' (known: crm, erp)"
+        f"{path}:16:13: integrations.order-sync.target: unknown system 'crmm'; did you mean 'crm'?"
     )
     assert "duplicate route GET /orders/{order_id}" in printed[5]
     assert "unknown scope 'orders.delete'" in printed[6]

@@ -701,7 +701,7 @@ def test_import_merges_routes_and_keeps_comments_and_other_integrations(
     """Comments, the other integration and hand-tuned fields survive; the result loads."""
     manifest, erp, _ = files
     plan = plan_import(erp, manifest, system="erp", integration="order-sync")
-    assert (plan.added, plan.replaced) == (4, 1)
+    assert (plan.added, plan.replaced, plan.unchanged) == (4, 1, 0)
     assert apply_import(plan, deep=route_artifacts) is True
     text = manifest.read_text()
     for line in MANIFEST.splitlines():
@@ -727,11 +727,11 @@ def test_reimport_is_idempotent(files: tuple[Path, Path, Path]) -> None:
     apply_import(plan_import(shop, manifest, system="shop", scope_prefix="catalogue"))
     first = manifest.read_text()
     again = plan_import(erp, manifest, system="erp", integration="order-sync")
-    assert (again.added, again.replaced) == (0, 5)
+    assert (again.added, again.replaced, again.unchanged) == (0, 0, 5)
     assert again.after == first
     assert apply_import(again) is False
     again = plan_import(shop, manifest, system="shop", scope_prefix="catalogue")
-    assert (again.added, again.replaced) == (0, 3)
+    assert (again.added, again.replaced, again.unchanged) == (0, 0, 3)
     assert again.after == first
 
 
@@ -827,10 +827,10 @@ def test_routes_go_into_a_flow_style_routes_list_as_block_entries(tmp_path: Path
         "      - {method: GET, path: /sales/lines, upstream: erp, scope: sales.read}  # nightly\n",
         "",
     ).replace("    retention: 13w\n    routes:\n", "    retention: 13w\n    routes: []\n")
-    merged, added, replaced = merge_routes(
+    merged, added, replaced, unchanged = merge_routes(
         text,
         "sales-feed",
         ({"method": "GET", "path": "/x", "upstream": "erp", "scope": "sales.read"},),
     )
-    assert (added, replaced) == (1, 0)
+    assert (added, replaced, unchanged) == (1, 0, 0)
     assert "    routes:\n      - method: GET\n        path: /x\n" in merged

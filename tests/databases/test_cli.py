@@ -64,8 +64,9 @@ def test_apply_audit_snapshot_diff(
     with mariadb.connect(maria.plan, maria.admin) as connection, connection.cursor() as cursor:
         cursor.execute("GRANT SELECT ON *.* TO %s@'%%'", (value["username"],))
     assert main(["db", "audit", *manifest, "--json"]) == 1
-    report = json.loads(capsys.readouterr().out)
-    assert [(d["role"], d["privilege"]) for d in report[INTEGRATION]] == [
+    report = json.loads(capsys.readouterr().out)["integrations"]
+    assert [entry["integration"] for entry in report] == [INTEGRATION]
+    assert [(d["role"], d["privilege"]) for d in report[0]["drift"]] == [
         (value["username"], "global SELECT")
     ]
     # The checklist's live evidence sees the same drift.

@@ -48,7 +48,7 @@ def test_an_erasure_from_stdin_to_receipt(
     request_id = created["id"]
     assert created["systems"][0]["status"] == "manual-pending"
     status, out, _ = run(capsys, "list", "--json", *m)
-    assert [r["id"] for r in json.loads(out)] == [request_id]
+    assert [r["id"] for r in json.loads(out)["requests"]] == [request_id]
     assert run(capsys, "run", "--until-done", *m)[1].startswith("0 steps")
     status, _, err = run(
         capsys, "confirm", request_id, "billing", "--status", "done", "--note", "removed", *m

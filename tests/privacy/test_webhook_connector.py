@@ -420,7 +420,7 @@ def test_the_cli_wires_the_vault_the_signing_key_and_the_trust_anchor(
     assert main(["privacy", "request", "run", "--until-done", *m]) == 0
     capsys.readouterr()
     assert main(["privacy", "request", "list", "--json", *m]) == 0
-    (listed,) = json.loads(capsys.readouterr().out)
+    (listed,) = json.loads(capsys.readouterr().out)["requests"]
     assert (listed["status"], listed["outcome"]) == ("closed", "completed")
     assert listed["systems"][0]["records"] == 1
     (seen,) = Handler.seen

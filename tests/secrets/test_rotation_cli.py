@@ -46,7 +46,7 @@ def test_overdue_lists_secrets_past_their_maximum_age_and_exits_1(
     assert "secret://erp/api-key" in out
     assert "value-1" not in out
     assert main(["secrets", "overdue", "--json"]) == 1
-    listed = json.loads(capsys.readouterr().out)
+    listed = json.loads(capsys.readouterr().out)["secrets"]
     assert [(i["name"], i["kind"], i["max_age_seconds"]) for i in listed] == [
         ("erp/api-key", "api_key", 1)
     ]

@@ -46,9 +46,9 @@ def test_rewrap_moves_every_sealed_value_to_the_current_version(
     keyring.rotate()
     report = rewrap_all(deployment.engine, keyring, columns, batch_size=3)
     # 14 sealed items and the deployment canary move; the NULL is only examined.
-    assert (report.examined, report.rewrapped) == (16, 15)
+    assert (report.examined, report.rewrapped, report.current, report.empty) == (16, 15, 0, 1)
     again = rewrap_all(deployment.engine, keyring, columns, batch_size=3)
-    assert again.rewrapped == 0
+    assert (again.rewrapped, again.current, again.empty, again.contended) == (0, 15, 1, 0)
 
     with deployment.engine.connect() as connection:
         stored = connection.execute(sa.select(_items).where(_items.c.value.is_not(None))).all()

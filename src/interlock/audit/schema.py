@@ -62,6 +62,7 @@ __all__ = [
     "SEARCH_BACKFILL",
     "ensure_schema",
     "grant_roles",
+    "missing_tables",
 ]
 
 METADATA: Final = MetaData()
@@ -223,6 +224,11 @@ def _postgres_triggers() -> list[str]:
         for table in PRUNABLE
     ]
     return statements
+
+
+def missing_tables(engine: Engine) -> list[str]:
+    """The audit tables ``engine``'s database lacks (none: the schema is present); no DDL."""
+    return sorted(set(METADATA.tables) - set(inspect(engine).get_table_names()))
 
 
 def ensure_schema(engine: Engine) -> None:

@@ -19,6 +19,7 @@ from interlock.check.items import item
 from interlock.check.results import Finding, Location, Scorecard, Severity, Waiver
 from interlock.check.types import type_findings
 from interlock.check.waivers import apply_waivers
+from interlock.config.checks import known_hint
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.config.yaml_source import YamlDocument, YamlSourceError, read_yaml
@@ -56,12 +57,13 @@ def run_check(
     manifest = load_manifest(manifest_path, route_artifacts)
     names = list(manifest.integrations)
     if integration is not None and integration not in manifest.integrations:
-        raise CheckInputError(f"unknown integration {integration!r}{_known(names)}")
+        hint = known_hint(integration, names, "integrations")
+        raise CheckInputError(f"unknown integration {integration!r}{hint}")
     for waiver in waivers or ():
         if waiver.integration not in manifest.integrations:
             raise CheckInputError(
                 f"a waiver of {waiver.item} names unknown integration "
-                f"{waiver.integration!r}{_known(names)}"
+                f"{waiver.integration!r}{known_hint(waiver.integration, names, 'integrations')}"
             )
     source_map = _source_map(manifest_path)
     findings = check_configuration(manifest, source_map, manifest_path)
@@ -101,7 +103,3 @@ def _source_map(path: Path) -> YamlDocument | None:
         return read_yaml(path)
     except YamlSourceError:  # the file changed since it validated: findings lose their lines
         return None
-
-
-def _known(names: list[str]) -> str:
-    return f" (known: {', '.join(names)})" if names else " (the manifest has no integrations)"

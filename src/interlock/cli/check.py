@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from interlock.check.html import to_html
@@ -34,7 +33,7 @@ from interlock.check.run import CheckInputError, blocking, run_check
 from interlock.check.sarif import to_sarif
 from interlock.check.waivers import WaiverFileError, load_waivers
 from interlock.cli.check_live import live_probe, load_live_findings
-from interlock.cli.context import console, settings
+from interlock.cli.context import console, make_console, settings
 from interlock.cli.options import ManifestOption
 from interlock.config.loader import Diagnostic
 from interlock.errors import ManifestError
@@ -185,7 +184,8 @@ def _table_text(scorecard: Scorecard) -> str:
         if any(cell != "-" for cell in cells):
             table.add_row(item_id, _severity(item_id), *cells)
     out = StringIO()
-    printer = Console(file=out, width=console.width, force_terminal=console.is_terminal)
+    # NO_COLOR: plain text, as every command's output (context.make_console).
+    printer = make_console(file=out, width=console.width, force_terminal=console.is_terminal)
     printer.print(table)
     printer.print(summary_table(scorecard))
     for finding in scorecard.findings:

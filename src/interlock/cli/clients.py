@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Annotated, Any, Final
 
 import typer
-from rich.table import Table
 
-from interlock.cli.context import console, settings
+from interlock.cli.context import settings
 from interlock.cli.evidence import note_result
 from interlock.cli.kill_switch import Ended, end_client
 from interlock.cli.options import ManifestOption, duration_option
+from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.crypto.keyfile import read_small_file
@@ -206,7 +206,12 @@ def revoke(
         ended = end_client(clients.deployment, clients.manifest, client, reason)
         known = client in clients.manifest.clients
         if not known and ended.credentials == 0 and not ended.grants:
-            raise NotFoundError(f"no client {client!r} in the manifest and nothing to revoke")
+            raise NotFoundError.unknown(
+                "client",
+                client,
+                clients.manifest.clients,
+                where="in the manifest and nothing to revoke",
+            )
         note_result(
             client_secrets=ended.client_secrets,
             private_key_jwt_keys=ended.assertion_keys,
@@ -289,25 +294,29 @@ def revoke_secret(
 @app.command("list")
 def list_clients(
     client: Annotated[str | None, typer.Argument(help="Only this client.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
     manifest: ManifestOption = None,
 ) -> None:
     """Show manifest clients: auth, roles, scopes, active secrets and keys — never secrets."""
     with _open(manifest) as clients:
         if client is not None and client not in clients.manifest.clients:
-            raise NotFoundError(f"no client {client!r} in the manifest")
+            raise NotFoundError.unknown("client", client, clients.manifest.clients)
         rows = _overview(clients, client)
     if as_json:
-        typer.echo(json.dumps({"clients": [row.as_json() for row in rows]}, indent=2))
+        print_json({"clients": [row.as_json() for row in rows]})
         return
-    table = Table(title="OAuth clients", title_justify="left")
-    for column in ("client", "auth", "roles", "scopes"):
-        table.add_column(column)
-    # fold, not an ellipsis: the ids and kids are what revoke-secret and revoke-key take
-    table.add_column("active secrets", overflow="fold")
-    table.add_column("active keys", overflow="fold")
+    # whole, never cut: the ids and kids are what revoke-secret and revoke-key take
+    result = table(
+        "OAuth clients",
+        Col("client", identifier=True),
+        "auth",
+        "roles",
+        "scopes",
+        Col("active secrets", identifier=True),
+        Col("active keys", identifier=True),
+    )
     for row in rows:
-        table.add_row(
+        result.add_row(
             row.client,
             "\n".join(row.auth),
             "\n".join(row.roles) or "-",
@@ -315,7 +324,7 @@ def list_clients(
             "\n".join(f"{s.id}\n  {_until(s.expires_at)}" for s in row.secrets) or "-",
             "\n".join(f"{k.kid}\n  {k.alg}, {_until(k.expires_at)}" for k in row.keys) or "-",
         )
-    console.print(table)
+    print_table(result)
 
 
 @dataclass(frozen=True)
@@ -334,15 +343,15 @@ class _Overview:
             "roles": list(self.roles),
             "scopes": list(self.scopes),
             "secrets": [
-                {"id": s.id, "created_at": _iso(s.created_at), "expires_at": _iso(s.expires_at)}
+                {"id": s.id, "created_at": iso(s.created_at), "expires_at": iso(s.expires_at)}
                 for s in self.secrets
             ],
             "keys": [
                 {
                     "kid": k.kid,
                     "alg": k.alg,
-                    "created_at": _iso(k.created_at),
-                    "expires_at": _iso(k.expires_at),
+                    "created_at": iso(k.created_at),
+                    "expires_at": iso(k.expires_at),
                 }
                 for k in self.keys
             ],

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from interlock.config.settings import Settings, load_settings
 from interlock.logs import configure_logging
 
-__all__ = ["CliState", "console", "settings", "state"]
+__all__ = ["CliState", "console", "make_console", "settings", "state"]
 
 
 @dataclass
@@ -23,8 +25,21 @@ class CliState:
 
 
 state = CliState()
+
+
+def make_console(**options: Any) -> Console:
+    """A console for command output; with ``NO_COLOR`` set, plain text.
+
+    rich alone drops only the colours under ``NO_COLOR`` and keeps bold and
+    italics; without a colour system it writes no escape sequence at all.
+    """
+    if os.environ.get("NO_COLOR", ""):
+        options["color_system"] = None
+    return Console(highlight=False, **options)
+
+
 # Off a terminal (pipes, CI logs) rich would assume 80 columns and truncate tables.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+console = make_console(width=None if sys.stdout.isatty() else 140)
 
 
 def settings() -> Settings:

@@ -25,6 +25,7 @@ import typer
 from interlock.cli.context import settings
 from interlock.cli.evidence import admin_actor
 from interlock.cli.options import ManifestOption
+from interlock.cli.output import JsonOption, print_json
 from interlock.cli.vault_session import VaultSession, open_vault_session
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
@@ -45,7 +46,6 @@ app = typer.Typer(help="Shared databases: least-privilege roles and views, drift
 ROTATOR: Final = "shared_database"
 
 Integration = Annotated[str, typer.Argument(help="A shared_database integration of the manifest.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
 def _manifest(path: Path | None) -> Manifest:
@@ -168,7 +168,13 @@ def audit(
             found = service.audit(planned, _admin(session, planned))
             report[name] = [{**d.privilege.as_json(), "detail": d.detail} for d in found]
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        print_json(
+            {
+                "integrations": [
+                    {"integration": name, "drift": entries} for name, entries in report.items()
+                ]
+            }
+        )
     else:
         for name, entries in report.items():
             typer.echo(f"{name}: {f'{len(entries)} beyond the plan' if entries else 'no drift'}")
@@ -212,7 +218,7 @@ def diff(
         live = service.source_columns(planned, _admin(session, planned))
     changes = snapshot.diff(planned, taken, live)
     if as_json:
-        typer.echo(json.dumps([c.as_json() for c in changes], indent=2))
+        print_json({"changes": [c.as_json() for c in changes]})
     else:
         for change in changes:
             column = f".{change.column}" if change.column else ""

@@ -15,7 +15,6 @@ Registrations and mode changes are on the audit trail as ``admin:USER``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +26,7 @@ from interlock.audit.service import AuditLog
 from interlock.cli.context import settings
 from interlock.cli.evidence import admin_actor
 from interlock.cli.options import ManifestOption
+from interlock.cli.output import Col, JsonOption, print_json, print_table, table
 from interlock.config.events import COMPATIBILITY_MODES, CompatibilityMode
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import JsonLimits
@@ -59,7 +59,7 @@ app.add_typer(schemas_app, name="schemas")
 _LIMITS: Final = JsonLimits(max_depth=64, max_string_length=65536, max_members=10000)
 Subject = Annotated[str, typer.Argument(help="A subject the manifest declares (order.created).")]
 SchemaFile = Annotated[Path, typer.Argument(help="A JSON Schema (2020-12) file.")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+JsonFlag = JsonOption
 
 
 @contextmanager
@@ -171,10 +171,30 @@ def list_(
                 for v in registry.versions(subject)
             ]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        print_json({"subjects": rows} if subject is None else {"versions": rows})
         return
-    for row in rows:
-        typer.echo("  ".join(f"{key}={value}" for key, value in row.items()))
+    if subject is None:
+        result = table(
+            "Subjects",
+            Col("subject", identifier=True),
+            "mode",
+            "versions",
+            Col("latest id", identifier=True),
+        )
+        for row in rows:
+            versions = ", ".join(str(v) for v in row["versions"]) or "-"
+            latest = "-" if row["latest_id"] is None else str(row["latest_id"])
+            result.add_row(row["subject"], row["mode"], versions, latest)
+    else:
+        result = table(
+            f"{subject}: versions",
+            Col("version", identifier=True, justify="right"),
+            Col("id", identifier=True),
+            "mode",
+        )
+        for row in rows:
+            result.add_row(str(row["version"]), str(row["id"]), row["mode"])
+    print_table(result)
 
 
 def _subjects(registry: SchemaRegistry, declared: list[str]) -> list[dict[str, Any]]:
@@ -202,18 +222,35 @@ def diff(
     v1: Annotated[int, typer.Argument(help="The earlier version.", min=1)],
     v2: Annotated[int, typer.Argument(help="The later version.", min=1)],
     manifest: ManifestOption = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """The changes between two versions: what breaks reading in each direction."""
     with _registry(manifest) as registry:
         old, new = registry.get(subject, v1).schema, registry.get(subject, v2).schema
+    backward, forward = incompatibilities(new, old), incompatibilities(old, new)
+    if as_json:
+        print_json(
+            {
+                "subject": subject,
+                "from_version": v1,
+                "to_version": v2,
+                "backward": [_problem_json(p) for p in backward],
+                "forward": [_problem_json(p) for p in forward],
+            }
+        )
+        return
     directions = (
-        (f"v{v2} reading data of v{v1} (backward)", incompatibilities(new, old)),
-        (f"v{v1} reading data of v{v2} (forward)", incompatibilities(old, new)),
+        (f"v{v2} reading data of v{v1} (backward)", backward),
+        (f"v{v1} reading data of v{v2} (forward)", forward),
     )
     for title, problems in directions:
         typer.echo(f"{title}: {len(problems) or 'compatible'}")
         for line in _lines(problems):
             typer.echo(f"  {line}")
+
+
+def _problem_json(problem: Incompatibility) -> dict[str, str]:
+    return {"pointer": problem.pointer or "/", "kind": problem.kind, "message": problem.message}
 
 
 @schemas_app.command("mode")

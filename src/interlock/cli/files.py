@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from fnmatch import fnmatchcase
@@ -37,6 +36,7 @@ import typer
 from interlock.actors import Operator
 from interlock.cli.context import served_anchors, settings
 from interlock.cli.options import ManifestOption
+from interlock.cli.output import JsonOption, print_json
 from interlock.cli.vault_session import VaultSession, open_vault_session
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
@@ -47,6 +47,7 @@ from interlock.files.as2_profile import As2Flow, as2_flow
 from interlock.files.as2_send import Sent
 from interlock.files.drop_server import DropServer
 from interlock.files.host_keys import fetch_host_key, fingerprint, key_line
+from interlock.files.names import suggest_file_flow
 from interlock.files.quarantine import Quarantine, Verdict
 from interlock.files.transfers import Outbox, run_every, run_scheduled, transfer_once
 
@@ -73,7 +74,8 @@ def _client_key(session: VaultSession, manifest: Manifest, integration: str) -> 
     spec = flow.files if flow is not None else None
     partner = manifest.partners.get(spec.partner) if spec is not None else None
     if spec is None or partner is None or partner.sftp is None or spec.transport != "sftp":
-        raise InvalidRequestError(f"{integration!r} is not an SFTP file integration")
+        hint = suggest_file_flow(manifest, integration, "sftp")
+        raise InvalidRequestError(f"{integration!r} is not an SFTP file integration{hint}")
     return session.vault.resolve(partner.sftp.key).reveal()
 
 
@@ -257,7 +259,7 @@ def quarantine(
         bool, typer.Option("--purge", help="Delete refused files past their retention.")
     ] = False,
     manifest: ManifestOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Files in processing, and refused files with their reasons."""
     loaded = _manifest(manifest)
@@ -266,7 +268,7 @@ def quarantine(
         accepted = [path.name for path in q.processing()]
         refused = [{"file": path.name, "reasons": list(why)} for path, why in q.refused()]
     if as_json:
-        typer.echo(json.dumps({"processing": accepted, "refused": refused, "purged": purged}))
+        print_json({"processing": accepted, "refused": refused, "purged": purged})
         return
     for name in accepted:
         typer.echo(f"processing  {name}")

@@ -73,7 +73,7 @@ def import_openapi(  # noqa: PLR0917  (typer maps each parameter to an option)
 def _summary(plan: openapi.ImportPlan, *, written: bool, dry_run: bool) -> str:
     counts = (
         f"{_count(plan.added, 'route')} added, {plan.replaced} replaced, "
-        f"{_count(len(plan.warnings), 'warning')}"
+        f"{plan.unchanged} unchanged, {_count(len(plan.warnings), 'warning')}"
     )
     where = f"{plan.manifest} (integration {plan.integration})"
     if dry_run:

@@ -11,10 +11,11 @@ import typer
 
 from interlock.cli.context import settings
 from interlock.cli.evidence import note_result
+from interlock.cli.output import JsonOption, print_json
 from interlock.crypto.kek_transport import new_passphrase
 from interlock.crypto.keyfile import read_small_file, write_private_file
 from interlock.errors import InvalidRequestError
-from interlock.store import open_deployment, open_keyring, rewrap_all
+from interlock.store import RewrapReport, open_deployment, open_keyring, rewrap_all
 from interlock.store.deployment import reseal_canary
 from interlock.tables import sealed_columns
 
@@ -29,11 +30,22 @@ app = typer.Typer(
 
 
 @app.command("status")
-def status() -> None:
+def status(as_json: JsonOption = False) -> None:
     """Show the keyring's id, backend and KEK versions (never key material)."""
     deployment = open_deployment(settings())
     try:
         keyring = deployment.keyring
+        if as_json:
+            print_json(
+                {
+                    "keyring_id": keyring.keyring_id,
+                    "backend": keyring.backend,
+                    "description": keyring.describe(),
+                    "versions": list(keyring.versions),
+                    "current_version": keyring.current_version,
+                }
+            )
+            return
         typer.echo(f"keyring {keyring.keyring_id}")
         typer.echo(f"  backend   {keyring.describe()}")
         typer.echo(f"  versions  {', '.join(str(v) for v in keyring.versions)}")
@@ -68,7 +80,7 @@ def rotate(
             )
         if rewrap:
             report = rewrap_all(deployment.engine, deployment.keyring, sealed_columns())
-            typer.echo(f"re-wrapped {report.rewrapped} of {report.examined} sealed values")
+            typer.echo(rewrap_summary(report, version))
     finally:
         deployment.close()
 
@@ -79,9 +91,28 @@ def rewrap_command() -> None:
     deployment = open_deployment(settings())
     try:
         report = rewrap_all(deployment.engine, deployment.keyring, sealed_columns())
-        typer.echo(f"re-wrapped {report.rewrapped} of {report.examined} sealed values")
+        typer.echo(rewrap_summary(report, deployment.keyring.current_version))
     finally:
         deployment.close()
+
+
+def rewrap_summary(report: RewrapReport, version: int) -> str:
+    """``re-wrapped 8 of 9 sealed values ...; 1 already under version 3``: every value counted."""
+    rest = []
+    if report.current:
+        rest.append(f"{report.current} already under version {version}")
+    if report.empty:
+        rest.append(f"{report.empty} empty (nothing sealed)")
+    if report.contended:
+        rest.append(
+            f"{report.contended} changed by another writer meanwhile "
+            "(run `interlock keyring rewrap` again)"
+        )
+    head = (
+        f"re-wrapped {report.rewrapped} of {report.examined} sealed values "
+        f"under KEK version {version}"
+    )
+    return "; ".join((head, *rest))
 
 
 @app.command("export-version")

@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from interlock.cli.context import console, settings
+from interlock.cli.context import settings
 from interlock.cli.options import ManifestOption, duration_option
+from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table
 from interlock.config.loader import load_manifest
 from interlock.identity.apikeys import (
     DEFAULT_LIFETIME,
     DEFAULT_OVERLAP,
+    ApiKeyInfo,
     ApiKeys,
     IssuedKey,
     key_id_of,
@@ -113,24 +114,50 @@ def revoke(
 def list_keys(
     client: Annotated[str | None, typer.Option("--client", help="Only this client's keys.")] = None,
     manifest: ManifestOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Show keys: id, client, scopes, created, expires, last used, status — never secrets."""
     deployment, keys = _open(manifest)
     try:
         now = datetime.now(UTC)
-        table = Table(title="API keys", title_justify="left")
-        for column in ("id", "client", "scopes", "created", "expires", "last used", "status"):
-            table.add_column(column)
-        for info in keys.list_keys(client):
-            table.add_row(
-                info.id,
-                info.client,
-                " ".join(info.scopes),
-                f"{info.created_at:%Y-%m-%d %H:%M}",
-                f"{info.expires_at:%Y-%m-%d %H:%M}",
-                f"{info.last_used_at:%Y-%m-%d %H:%M}" if info.last_used_at else "never",
-                info.status(now) + (f" -> {info.successor_id}" if info.successor_id else ""),
-            )
-        console.print(table)
+        found = keys.list_keys(client)
     finally:
         deployment.close()
+    if as_json:
+        print_json({"keys": [_key_json(info, now) for info in found]})
+        return
+    result = table(
+        "API keys",
+        Col("id", identifier=True),
+        Col("client", identifier=True),
+        "scopes",
+        "created",
+        "expires",
+        "last used",
+        "status",
+    )
+    for info in found:
+        result.add_row(
+            info.id,
+            info.client,
+            " ".join(info.scopes),
+            f"{info.created_at:%Y-%m-%d %H:%M}",
+            f"{info.expires_at:%Y-%m-%d %H:%M}",
+            f"{info.last_used_at:%Y-%m-%d %H:%M}" if info.last_used_at else "never",
+            info.status(now) + (f" -> {info.successor_id}" if info.successor_id else ""),
+        )
+    print_table(result)
+
+
+def _key_json(info: ApiKeyInfo, now: datetime) -> dict[str, object]:
+    return {
+        "id": info.id,
+        "client": info.client,
+        "scopes": list(info.scopes),
+        "created_at": iso(info.created_at),
+        "expires_at": iso(info.expires_at),
+        "last_used_at": iso(info.last_used_at),
+        "revoked_at": iso(info.revoked_at),
+        "successor_id": info.successor_id,
+        "status": info.status(now),
+    }

@@ -23,6 +23,7 @@ from interlock.cli import (
     clients,
     db,
     demo,
+    doctor,
     edge,
     events,
     files,
@@ -65,6 +66,7 @@ app.command("validate")(validate.validate)
 app.command("check")(check.check)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
+app.command("doctor")(doctor.doctor)
 app.command("import-openapi")(import_openapi.import_openapi)
 app.command("scan")(scan.scan)
 app.add_typer(keyring.app, name="keyring")

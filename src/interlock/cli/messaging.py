@@ -17,6 +17,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -26,10 +27,13 @@ from interlock.audit.entry import AuditEntry, Outcome
 from interlock.cli.context import settings
 from interlock.cli.evidence import admin_actor
 from interlock.cli.options import ManifestOption
+from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table
+from interlock.config.checks import known_hint
 from interlock.config.manifest import Manifest
 from interlock.errors import InvalidRequestError
 from interlock.events.streams import event_stream
 from interlock.messaging.dead_letters import DeadLetterDesk
+from interlock.messaging.keys import KeyInfo
 from interlock.messaging.model import Change, Topology, topology_of
 from interlock.services.messaging import MessagingHost, host
 
@@ -47,7 +51,7 @@ app.add_typer(dlq_app, name="dlq")
 T = TypeVar("T")
 
 Integration = Annotated[str, typer.Argument(help="A messaging integration of the manifest.")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+JsonFlag = JsonOption
 
 
 def _in_host(manifest: Path | None, work: Callable[[MessagingHost], Awaitable[T]]) -> T:
@@ -65,9 +69,9 @@ def _messaging(manifest: Manifest, integration: str | None) -> list[str]:
     if integration is None:
         return names
     if integration not in names:
-        known = ", ".join(names) or "none"
+        known = known_hint(integration, names, "messaging integrations")
         raise InvalidRequestError(
-            f"{integration!r} is not a messaging integration of the manifest (known: {known})"
+            f"{integration!r} is not a messaging integration of the manifest{known}"
         )
     return [integration]
 
@@ -80,16 +84,56 @@ def keys_list(
 ) -> None:
     """The keys of every messaging integration: party, kid, algorithm, when they act."""
 
-    async def rows(place: MessagingHost) -> list[dict[str, Any]]:
+    async def rows(place: MessagingHost) -> list[KeyInfo]:
         names = _messaging(place.manifest, integration)
-        return [asdict(row) for name in names for row in place.keys.rows(name)]
+        return [row for name in names for row in place.keys.rows(name)]
 
     found = _in_host(manifest, rows)
+    now = datetime.now(UTC)
     if as_json:
-        typer.echo(json.dumps(found, indent=2, default=str))
+        print_json({"keys": [_key_json(row, now) for row in found]})
         return
+    result = table(
+        "Message keys",
+        Col("integration", identifier=True),
+        Col("party", identifier=True),
+        "use",
+        Col("kid", identifier=True),
+        "alg",
+        "activates",
+        "retires",
+        "state",
+    )
     for row in found:
-        typer.echo("  ".join(str(value) for value in row.values()))
+        result.add_row(
+            row.integration,
+            row.party,
+            row.use,
+            row.kid,
+            row.alg,
+            _when(row.activates_at),
+            _when(row.retires_at),
+            row.state(now),
+        )
+    print_table(result)
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else f"{value:%Y-%m-%d %H:%M} UTC"
+
+
+def _key_json(row: KeyInfo, now: datetime) -> dict[str, Any]:
+    return {
+        "integration": row.integration,
+        "party": row.party,
+        "use": row.use,
+        "kid": row.kid,
+        "alg": row.alg,
+        "created_at": iso(row.created_at),
+        "activates_at": iso(row.activates_at),
+        "retires_at": iso(row.retires_at),
+        "state": row.state(now),
+    }
 
 
 @keys_app.command("rotate")
@@ -137,7 +181,7 @@ def keys_jwks(integration: Integration, manifest: ManifestOption = None) -> None
         (name,) = _messaging(place.manifest, integration)
         return place.keys.jwks(name)
 
-    typer.echo(json.dumps(_in_host(manifest, jwks), indent=2))
+    print_json(_in_host(manifest, jwks))
 
 
 def _brokered(manifest: Manifest, integration: str | None) -> list[tuple[str, str, list[Topology]]]:
@@ -155,10 +199,11 @@ def _brokered(manifest: Manifest, integration: str | None) -> list[tuple[str, st
         elif flow.events is not None:
             found.append((name, flow.events.broker, event_stream(manifest, name).topologies()))
     if integration is not None and not found:
-        known = ", ".join(n for n, f in manifest.integrations.items() if f.messaging or f.events)
+        names = [n for n, f in manifest.integrations.items() if f.messaging or f.events]
+        known = known_hint(integration, names, "messaging or event-streaming integrations")
         raise InvalidRequestError(
             f"{integration!r} is neither a messaging nor an event-streaming integration of "
-            f"the manifest (known: {known or 'none'})"
+            f"the manifest{known}"
         )
     return found
 
@@ -188,11 +233,19 @@ def _on_brokers(
 
 def _print_changes(found: list[tuple[str, Change]], as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps([{"integration": n, **asdict(c)} for n, c in found], indent=2))
+        print_json({"changes": [{"integration": n, **asdict(c)} for n, c in found]})
         return
+    result = table(
+        None,
+        "action",
+        Col("integration", identifier=True),
+        "kind",
+        Col("name", identifier=True),
+        "detail",
+    )
     for name, change in found:
-        detail = f"  ({change.detail})" if change.detail else ""
-        typer.echo(f"{change.action:7} {name}  {change.kind} {change.name}{detail}")
+        result.add_row(change.action, name, change.kind, change.name, change.detail)
+    print_table(result)
 
 
 @app.command("plan")
@@ -252,10 +305,27 @@ def dlq_list(
     """Dead letters, oldest first: id, reason, consumer, when, size (never the payload)."""
     views = _with_desk(manifest, integration, lambda desk: desk.list(limit))
     if as_json:
-        typer.echo(json.dumps([asdict(view) for view in views], indent=2, default=str))
+        print_json({"dead_letters": [asdict(view) for view in views]})
         return
+    result = table(
+        "Dead letters",
+        Col("ref", identifier=True),
+        Col("message id", identifier=True),
+        "reason",
+        Col("consumer", identifier=True),
+        "dead at",
+        Col("size", justify="right"),
+    )
     for view in views:
-        typer.echo("  ".join(str(value) for value in asdict(view).values()))
+        result.add_row(
+            view.ref,
+            view.message_id,
+            view.reason,
+            view.consumer or "-",
+            _when(view.dead_at),
+            str(view.size),
+        )
+    print_table(result)
     typer.echo(f"{len(views)} dead letter(s)", err=True)
 
 
@@ -264,11 +334,24 @@ def dlq_show(
     integration: Integration,
     ref: Annotated[str, typer.Argument(help="The dead letter (REF from dlq list).")],
     manifest: ManifestOption = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Decrypt and print one dead letter (needs the dead-letter role; audited)."""
     opened = _with_desk(manifest, integration, lambda desk: desk.show(ref))
     facts = asdict(opened.facts)
-    typer.echo(json.dumps({"facts": facts, "payload": opened.payload}, indent=2, default=str))
+    if as_json:
+        print_json({"facts": facts, "signer_kid": opened.signer_kid, "payload": opened.payload})
+        return
+    for label, value in (
+        ("message id", opened.facts.message_id),
+        ("integration", opened.facts.integration),
+        ("producer", opened.facts.producer),
+        ("signed by", opened.signer_kid),
+        ("issued", _when(opened.facts.issued_at)),
+        ("expires", _when(opened.facts.expires_at)),
+    ):
+        typer.echo(f"{label:<12} {value}")
+    typer.echo(json.dumps(opened.payload, indent=2, ensure_ascii=False))
 
 
 @dlq_app.command("replay")

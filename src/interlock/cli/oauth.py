@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Annotated
 
@@ -10,9 +9,10 @@ import typer
 
 from interlock.cli.context import settings
 from interlock.cli.options import ManifestOption
+from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table
 from interlock.cli.serve import DEFAULT_LISTEN
 from interlock.config.loader import load_manifest
-from interlock.errors import InvalidRequestError
+from interlock.errors import InvalidRequestError, did_you_mean
 from interlock.identity.clients import require_oauth_client
 from interlock.identity.grants import client_scopes
 from interlock.oauth.signing_keys import SigningKeys
@@ -66,8 +66,10 @@ def token(
         granted = client_scopes(loaded, client)
         wanted = frozenset(scopes) if scopes else granted
         if not wanted <= granted:
+            excess = sorted(wanted - granted)
             raise InvalidRequestError(
-                f"client {client!r} is not granted {' '.join(sorted(wanted - granted))}"
+                f"client {client!r} is not granted {' '.join(excess)}"
+                + did_you_mean(excess[0], granted)
             )
         keys = SigningKeys(deployment.engine, deployment.keyring, current.oauth_signing_alg)
         keys.ensure()
@@ -97,6 +99,50 @@ def jwks() -> None:
     try:
         keys = SigningKeys(deployment.engine, deployment.keyring)
         keys.ensure()
-        typer.echo(json.dumps(keys.jwks(), indent=2))
+        print_json(keys.jwks())
     finally:
         deployment.close()
+
+
+@app.command("keys")
+def list_keys(as_json: JsonOption = False) -> None:
+    """The published token-signing keys: kid, algorithm, state (pending, active, retiring)."""
+    deployment = open_deployment(settings())
+    try:
+        found = SigningKeys(deployment.engine, deployment.keyring).describe()
+    finally:
+        deployment.close()
+    if as_json:
+        print_json(
+            {
+                "keys": [
+                    {
+                        "kid": info.kid,
+                        "alg": info.alg,
+                        "created_at": iso(info.created_at),
+                        "activates_at": iso(info.activates_at),
+                        "retires_at": iso(info.retires_at),
+                        "state": info.state,
+                    }
+                    for info in found
+                ]
+            }
+        )
+        return
+    result = table(
+        "Token-signing keys",
+        Col("kid", identifier=True),
+        "alg",
+        "activates",
+        "retires",
+        "state",
+    )
+    for info in found:
+        result.add_row(
+            info.kid,
+            info.alg,
+            f"{info.activates_at:%Y-%m-%d %H:%M} UTC",
+            "-" if info.retires_at is None else f"{info.retires_at:%Y-%m-%d %H:%M} UTC",
+            info.state,
+        )
+    print_table(result)

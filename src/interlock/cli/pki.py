@@ -8,7 +8,6 @@ intermediate). ``list --expiring`` exits 1 when something is due, for monitoring
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -18,8 +17,9 @@ from typing import Annotated, Any, Final
 import typer
 from rich.table import Table
 
-from interlock.cli.context import console, settings
+from interlock.cli.context import settings
 from interlock.cli.options import ManifestOption, duration_option
+from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table
 from interlock.config.loader import load_manifest
 from interlock.crypto.keyfile import write_private_file
 from interlock.crypto.pkix import load_certificate_pem
@@ -86,6 +86,7 @@ def issue_client(
     """
     clients = load_manifest(manifest or settings().manifest)
     with _pki() as pki:
+        _create_out(out)
         _refuse_existing(out, [name])
         wanted = duration_option(lifetime) or DEFAULT_LIFETIME
         issued = issue_for_client(pki, clients, name, wanted)
@@ -101,6 +102,7 @@ def issue_server(
 ) -> None:
     """A server certificate for HOST... (serverAuth); files are named after the first host."""
     with _pki() as pki:
+        _create_out(out)
         _refuse_existing(out, [hosts[0].strip().lower()])
         issued = pki.issue_server(hosts, duration_option(lifetime) or DEFAULT_LIFETIME)
         info = pki.get(issued.serial)
@@ -129,6 +131,7 @@ def renew(
         if not due:
             typer.echo(f"no certificate in use expires within {within}")
             return
+        _create_out(out)
         _refuse_existing(out, [info.name for info in due])
         for info in due:
             issued = pki.renew(info.serial, wanted)
@@ -171,7 +174,7 @@ def list_certificates(
     include_revoked: Annotated[
         bool, typer.Option("--revoked", help="Also show revoked certificates.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Issued certificates, soonest expiry first: serial, kind, name, expiry, days left, status."""
     window = _window(expiring) if expiring is not None else None
@@ -179,9 +182,9 @@ def list_certificates(
         rows = pki.list(window, include_revoked=include_revoked)
         now = pki.now()
     if as_json:
-        typer.echo(json.dumps({"certificates": [_as_json(info, now) for info in rows]}, indent=2))
+        print_json({"certificates": [_as_json(info, now) for info in rows]})
     else:
-        console.print(_table(rows, now, expiring))
+        print_table(_table(rows, now, expiring))
     if window is not None and rows:
         typer.echo(f"{len(rows)} certificate(s) in use expire within {expiring}", err=True)
         raise typer.Exit(1)
@@ -254,6 +257,12 @@ def _window(text: str | None) -> timedelta:
     return window
 
 
+def _create_out(directory: Path) -> None:
+    """``--out certs/`` in a fresh directory: create it (0700: private keys go there)."""
+    if not directory.exists() and not directory.is_symlink():
+        directory.mkdir(mode=0o700, parents=True)
+
+
 def _refuse_existing(directory: Path, names: list[str]) -> None:
     if not directory.is_dir():
         raise InvalidRequestError(f"{directory} is not a directory")
@@ -295,16 +304,21 @@ def _subject_of(pem: bytes) -> str:
 
 def _table(rows: list[CertificateInfo], now: datetime, expiring: str | None) -> Table:
     title = f"Certificates expiring within {expiring}" if expiring else "Certificates"
-    table = Table(title=title, title_justify="left")
-    table.add_column("serial", overflow="fold")  # whole: revoke and renew take it
-    for column in ("kind", "name / identity", "not after", "days left", "status"):
-        table.add_column(column)
+    result = table(
+        title,
+        Col("serial", identifier=True),  # whole: revoke and renew take it
+        "kind",
+        Col("name / identity", identifier=True),
+        "not after",
+        Col("days left", justify="right"),
+        "status",
+    )
     for info in rows:
         names = info.identity or " ".join(info.hosts)
         status = info.status if not info.ephemeral else f"{info.status} (in memory)"
         if info.revocation_reason:
             status = f"{status}: {info.revocation_reason}"
-        table.add_row(
+        result.add_row(
             info.serial,
             info.kind,
             names,
@@ -312,7 +326,7 @@ def _table(rows: list[CertificateInfo], now: datetime, expiring: str | None) -> 
             str(_days_left(info, now)),
             status,
         )
-    return table
+    return result
 
 
 def _as_json(info: CertificateInfo, now: datetime) -> dict[str, Any]:
@@ -322,12 +336,12 @@ def _as_json(info: CertificateInfo, now: datetime) -> dict[str, Any]:
         "name": info.name,
         "identity": info.identity,
         "hosts": list(info.hosts),
-        "not_before": info.not_before.isoformat(),
-        "not_after": info.not_after.isoformat(),
+        "not_before": iso(info.not_before),
+        "not_after": iso(info.not_after),
         "days_left": _days_left(info, now),
         "status": info.status,
         "ephemeral": info.ephemeral,
-        "revoked_at": None if info.revoked_at is None else info.revoked_at.isoformat(),
+        "revoked_at": iso(info.revoked_at),
         "revocation_reason": info.revocation_reason,
         "replaced_by": info.replaced_by,
     }

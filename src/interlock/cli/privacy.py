@@ -25,6 +25,7 @@ from rich.table import Table
 from interlock.cli import privacy_requests
 from interlock.cli.context import console, settings
 from interlock.cli.options import ManifestOption
+from interlock.cli.output import Col, JsonOption, print_json, print_table, table
 from interlock.config.units import parse_duration
 from interlock.errors import InterlockError, InvalidRequestError
 
@@ -57,6 +58,9 @@ def drift(
     output_format: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="text or json.")
     ] = OutputFormat.text,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document (same as --format json).")
+    ] = False,
 ) -> None:
     """Compare the flows on the audit trail with the manifest; exit 1 on undeclared flows.
 
@@ -68,8 +72,8 @@ def drift(
         report = _report(manifest, since)
     except InterlockError as exc:
         _usage(exc.message, exc.code)
-    if output_format is OutputFormat.json:
-        typer.echo(json.dumps(report.as_json(), indent=2))
+    if as_json or output_format is OutputFormat.json:
+        print_json(report.as_json())
     else:
         _print(report)
     if report.undeclared:
@@ -104,12 +108,13 @@ def _usage(message: str, code: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _table(title: str, columns: tuple[str, ...]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        # Names and routes are identifiers: folded, never cut with an ellipsis.
-        table.add_column(column, overflow="fold")
-    return table
+def _table(title: str, columns: tuple[str | Col, ...]) -> Table:
+    # Names and values (routes, systems) are identifiers: never cut (output.table).
+    return table(title, *columns)
+
+
+_INTEGRATION = Col("integration", identifier=True)
+_VALUE = Col("value", identifier=True)
 
 
 def _second(stamp: str) -> str:
@@ -131,7 +136,7 @@ def _print(report: DriftReport) -> None:
     )
     undeclared = _table(
         "Observed but not declared",
-        ("kind", "integration", "value", "requests", "first seen", "last seen"),
+        ("kind", _INTEGRATION, _VALUE, "requests", "first seen", "last seen"),
     )
     for u in report.undeclared:
         undeclared.add_row(
@@ -142,14 +147,14 @@ def _print(report: DriftReport) -> None:
             _second(u.first_seen),
             _second(u.last_seen),
         )
-    unused = _table("Declared but not used", ("kind", "integration", "value", "note"))
+    unused = _table("Declared but not used", ("kind", _INTEGRATION, _VALUE, "note"))
     for n in report.unused:
         unused.add_row(
             n.kind, n.integration, n.value, "" if n.certain else "pruned entries not read"
         )
     volumes = _table(
         "Volumes per integration",
-        ("integration", "declared", "forwarded", "refused", "records", "bytes", "pruned"),
+        (_INTEGRATION, "declared", "forwarded", "refused", "records", "bytes", "pruned"),
     )
     for v in report.volumes:
         volumes.add_row(
@@ -157,12 +162,12 @@ def _print(report: DriftReport) -> None:
             "yes" if v.declared else "NO",
             *(str(n) for n in (v.forwarded, v.refused, v.records, v.bytes, v.pruned)),
         )
-    for table, rows in ((undeclared, report.undeclared), (unused, report.unused)):
+    for result, rows in ((undeclared, report.undeclared), (unused, report.unused)):
         if rows:
-            console.print(table)
+            print_table(result)
         else:
-            console.print(f"{table.title}: none")
-    console.print(volumes)
+            console.print(f"{result.title}: none")
+    print_table(volumes)
     count = len(report.undeclared)
     console.print(
         f"{count} undeclared flow{'' if count == 1 else 's'}" if count else "no undeclared flow"
@@ -254,7 +259,7 @@ def trace(
         str | None,
         typer.Option("--region", help="Country (ISO 3166-1, e.g. DE) of a national phone number."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: JsonOption = False,
     manifest: ManifestOption = None,
 ) -> None:
     """Every system that received this person's data through an integration (GDPR Art. 15).
@@ -271,7 +276,7 @@ def trace(
     except InterlockError as exc:
         _usage(exc.message, exc.code)
     if as_json:
-        typer.echo(json.dumps(report.as_json(), indent=2))
+        print_json(report.as_json())
     else:
         _print_trace(report)
 
@@ -332,15 +337,15 @@ def _print_trace(report: TraceReport) -> None:
     for system in report.systems:
         where = system.location or "location not declared"
         owner = f", owner {system.owner}" if system.owner else ""
-        table = _table(
+        flows = _table(
             f"{system.system} ({where}{owner}): {system.requests} request"
             f"{'' if system.requests == 1 else 's'}, {_second(_iso(system.first_seen))} to "
             f"{_second(_iso(system.last_seen))}",
-            ("integration", "routes", "from", "categories", "purpose", "legal basis",
+            (_INTEGRATION, "routes", "from", "categories", "purpose", "legal basis",
              "retention", "recipients"),
         )  # fmt: skip
         for flow in system.integrations:
-            table.add_row(
+            flows.add_row(
                 flow.integration if flow.declared else f"{flow.integration} (no longer declared)",
                 "\n".join(flow.routes),
                 flow.source if flow.target == system.system else flow.target,
@@ -350,7 +355,7 @@ def _print_trace(report: TraceReport) -> None:
                 flow.retention or "-",
                 "\n".join(flow.recipients) or "-",
             )
-        console.print(table)
+        print_table(flows)
         for name, transfer in system.transfers:
             console.print(
                 f"  transfer to {transfer.destination} under {transfer.safeguard} "

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.table import Table
 
 from interlock.cli.context import console, served_anchors, settings
 from interlock.cli.options import ManifestOption
+from interlock.cli.output import Col, JsonOption, print_json, print_table, table
 from interlock.errors import InterlockError, InvalidRequestError
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ _Systems = Annotated[
     list[str] | None,
     typer.Option("--system", "-s", help="Also ask this system (repeatable)."),
 ]
-_Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+_Json = JsonOption
 _Subject = Annotated[str, typer.Argument(help="The identifier, or - to read it from stdin.")]
 _Id = Annotated[str, typer.Argument(help="The request's id (dsr_...).")]
 
@@ -233,21 +233,21 @@ def list_requests(
     except InterlockError as exc:
         _fail(exc.message, exc.code)
     if as_json:
-        typer.echo(json.dumps([v.as_json() for v in views], indent=2))
+        print_json({"requests": [v.as_json() for v in views]})
         return
-    table = Table(title="Data-subject requests", title_justify="left")
-    for column in ("id", "kind", "status", "deadline", "systems"):
-        table.add_column(column, overflow="fold")
+    result = table(
+        "Data-subject requests", Col("id", identifier=True), "kind", "status", "deadline", "systems"
+    )
     for view in views:
         state = view.outcome or view.status
-        table.add_row(
+        result.add_row(
             view.id,
             view.kind,
             f"{state} OVERDUE" if view.overdue else state,
             view.deadline.date().isoformat(),
             ", ".join(f"{s.system}:{s.status}" for s in view.systems) or "-",
         )
-    console.print(table)
+    print_table(result)
 
 
 @app.command("show")
@@ -355,7 +355,7 @@ def _write(out: Path, build: Any, manifest: Path | None) -> None:
 
 def _show(view: RequestView, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(view.as_json(), indent=2))
+        print_json(view.as_json())
         return
     state = view.outcome or view.status
     console.print(
@@ -363,11 +363,17 @@ def _show(view: RequestView, as_json: bool) -> None:
         f"{'  OVERDUE' if view.overdue else ''}  deadline {view.deadline.isoformat()}",
         soft_wrap=True,
     )
-    table = Table(title_justify="left")
-    for column in ("system", "connector", "status", "attempts", "records", "error"):
-        table.add_column(column, overflow="fold")
+    result = table(
+        None,
+        Col("system", identifier=True),
+        "connector",
+        "status",
+        Col("attempts", justify="right"),
+        Col("records", justify="right"),
+        "error",
+    )
     for s in view.systems:
-        table.add_row(
+        result.add_row(
             s.system,
             s.connector,
             s.status,
@@ -375,4 +381,4 @@ def _show(view: RequestView, as_json: bool) -> None:
             "-" if s.records is None else str(s.records),
             s.error or "",
         )
-    console.print(table)
+    print_table(result)

@@ -1,4 +1,4 @@
-"""Tables that show a manifest to a person."""
+"""Tables that show a manifest to a person (print them with `output.print_table`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
+from interlock.cli.output import Col, table
 from interlock.config.manifest import Manifest, RateLimits
 
 if TYPE_CHECKING:
@@ -16,26 +17,37 @@ __all__ = ["integration_table", "register_table", "route_table", "system_table"]
 
 def system_table(manifest: Manifest) -> Table:
     """One row per connected system."""
-    table = Table(title="Systems", title_justify="left")
-    for column in ("system", "url", "location", "trust anchor", "credentials"):
-        table.add_column(column)
+    result = table(
+        "Systems",
+        Col("system", identifier=True),
+        Col("url", identifier=True),
+        "location",
+        "trust anchor",
+        Col("credentials", identifier=True),
+    )
     for name, system in manifest.systems.items():
-        table.add_row(name, system.url, system.location, system.ca, system.credentials or "-")
-    return table
+        result.add_row(name, system.url, system.location, system.ca, system.credentials or "-")
+    return result
 
 
 def integration_table(manifest: Manifest) -> Table:
     """One row per integration (data flow), with its GDPR facts."""
-    table = Table(title="Integrations", title_justify="left")
-    for column in ("integration", "flow", "client", "legal basis", "data categories", "retention"):
-        table.add_column(column)
+    result = table(
+        "Integrations",
+        Col("integration", identifier=True),
+        "flow",
+        Col("client", identifier=True),
+        "legal basis",
+        "data categories",
+        "retention",
+    )
     for name, flow in manifest.integrations.items():
         transfer = (
             f"\ntransfer to {flow.transfer.destination} ({flow.transfer.safeguard})"
             if flow.transfer
             else ""
         )
-        table.add_row(
+        result.add_row(
             name,
             f"{flow.source} -> {flow.target}{transfer}",
             flow.client,
@@ -43,22 +55,24 @@ def integration_table(manifest: Manifest) -> Table:
             "\n".join(flow.data_categories),
             f"{flow.retention.days} days",
         )
-    return table
+    return result
 
 
 def route_table(manifest: Manifest) -> Table:
     """One row per route the gateway will serve."""
-    table = Table(
-        title="Routes",
-        title_justify="left",
+    result = table(
+        "Routes",
+        "method",
+        Col("path", identifier=True),
+        Col("integration", identifier=True),
+        Col("upstream", identifier=True),
+        Col("scope", identifier=True),
+        "rate limits",
         caption="rate limits are enforced; with Redis they hold across replicas",
-        caption_justify="left",
     )
-    for column in ("method", "path", "integration", "upstream", "scope", "rate limits"):
-        table.add_column(column)
     for name, flow in manifest.integrations.items():
         for route in flow.routes:
-            table.add_row(
+            result.add_row(
                 route.method,
                 route.path,
                 name,
@@ -66,7 +80,7 @@ def route_table(manifest: Manifest) -> Table:
                 route.scope,
                 _limits(route.rate_limit),
             )
-    return table
+    return result
 
 
 def _limits(limits: RateLimits | None) -> str:
@@ -87,19 +101,18 @@ def _limits(limits: RateLimits | None) -> str:
 
 def register_table(register: Register) -> Table:
     """The GDPR register (Art. 30) in short: one row per processing activity."""
-    table = Table(title="GDPR register (Art. 30)", title_justify="left")
-    for column in (
-        "integration",
+    result = table(
+        "GDPR register (Art. 30)",
+        Col("integration", identifier=True),
         "record",
         "legal basis",
         "data subjects",
         "transfers",
         "measures",
-    ):
-        table.add_column(column, overflow="fold")
+    )
     for record in register.records:
         flag = "\nspecial categories" if record.special else ""
-        table.add_row(
+        result.add_row(
             record.integration,
             f"Art. {record.article}, {record.role}{flag}",
             record.legal_basis,
@@ -107,4 +120,4 @@ def register_table(register: Register) -> Table:
             record.transfer_statement,
             f"{len(record.measures)} configured",
         )
-    return table
+    return result

@@ -9,7 +9,6 @@ maximum age and exits 1 when there is any, for monitoring.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,6 +17,7 @@ from typing import Annotated
 import typer
 
 from interlock.cli.evidence import admin_actor
+from interlock.cli.output import JsonOption, iso, print_json
 from interlock.cli.vault_session import open_vault_session
 from interlock.config.loader import load_manifest
 from interlock.errors import InvalidRequestError
@@ -112,14 +112,14 @@ def rotate(
 
 
 def overdue(
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Secrets past their maximum age or near certificate expiry; exit 1 if any (monitoring)."""
     with _engine() as (vault, _):
         now = vault.now()
         found = overdue_secrets(vault, now)
     if as_json:
-        typer.echo(json.dumps([_json(i, now) for i in found], indent=2))
+        print_json({"secrets": [_json(i, now) for i in found]})
     else:
         for info in found:
             expiry = f"  certificate expires {info.not_after:%Y-%m-%d}" if info.not_after else ""
@@ -143,10 +143,10 @@ def _json(info: SecretInfo, now: datetime) -> dict[str, object]:
         "name": info.name,
         "kind": info.kind,
         "current_version": info.current_version,
-        "last_rotated_at": info.age_since.isoformat(),
+        "last_rotated_at": iso(info.age_since),
         "age_days": _days(info, now),
         "max_age_seconds": info.max_age,
-        "overdue_since": at.isoformat() if (at := info.overdue_at()) else None,
-        "certificate_not_after": info.not_after.isoformat() if info.not_after else None,
+        "overdue_since": iso(info.overdue_at()),
+        "certificate_not_after": iso(info.not_after),
         "rotator": info.rotator,
     }

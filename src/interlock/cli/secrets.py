@@ -8,7 +8,6 @@ every change goes on the audit trail.
 from __future__ import annotations
 
 import getpass
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from interlock.cli import rotation
 from interlock.cli.context import settings
 from interlock.cli.evidence import admin_actor
 from interlock.cli.options import ManifestOption, duration_option
+from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table
 from interlock.cli.vault_session import open_vault_session
 from interlock.config.loader import load_manifest
 from interlock.errors import InvalidRequestError
@@ -131,13 +131,13 @@ def get(
 @app.command("list")
 def list_secrets(
     prefix: Annotated[str, typer.Argument(help="Only names under this path.")] = "",
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Names, versions and rotation state of stored secrets (never values)."""
     with open_vault() as vault:
         found = vault.secrets(prefix, actor=admin_actor())
     if as_json:
-        typer.echo(json.dumps([_info_json(i) for i in found], indent=2))
+        print_json({"secrets": [_info_json(i) for i in found]})
         return
     for info in found:
         due = info.due_at()
@@ -148,14 +148,46 @@ def list_secrets(
 
 
 @app.command("show")
-def show(name: _Name) -> None:
+def show(name: _Name, as_json: JsonOption = False) -> None:
     """Metadata and every version of NAME (never values)."""
     with open_vault() as vault:
         info = vault.info(name, actor=admin_actor())
         versions = vault.versions(name, actor=admin_actor())
-    typer.echo(
-        json.dumps(_info_json(info) | {"versions": [_version_json(v) for v in versions]}, indent=2)
+    if as_json:
+        print_json(_info_json(info) | {"versions": [_version_json(v) for v in versions]})
+        return
+    for label, value in (
+        ("secret", f"secret://{info.name}"),
+        ("kind", info.kind),
+        ("owner", info.owner or "-"),
+        ("current version", str(info.current_version)),
+        ("rotator", info.rotator or "-"),
+        ("last rotated", _when(info.last_rotated_at)),
+        ("rotation due", _when(info.due_at())),
+        ("certificate expires", _when(info.not_after)),
+    ):
+        typer.echo(f"{label:<20} {value}")
+    result = table(
+        "Versions",
+        Col("version", identifier=True, justify="right"),
+        "stage",
+        "created",
+        Col("created by", identifier=True),
+        "valid until",
+        "deleted",
+        "destroyed",
     )
+    for version in versions:
+        result.add_row(
+            str(version.version),
+            version.stage or "superseded",
+            _when(version.created_at),
+            version.created_by,
+            _when(version.valid_until),
+            _when(version.deleted_at),
+            _when(version.destroyed_at),
+        )
+    print_table(result)
 
 
 @app.command("configure")
@@ -214,7 +246,7 @@ def configure(  # noqa: PLR0917  (one option per metadata field)
             rotator_config=config,
             clear_schedule=no_schedule,
         )
-    typer.echo(json.dumps(_info_json(info), indent=2))
+    print_json(_info_json(info))
 
 
 def _overlap_seconds(text: str) -> int:
@@ -284,10 +316,27 @@ def revoke_grant(
 
 
 @app.command("grants")
-def grants(client: Annotated[str | None, typer.Argument(help="Only this client.")] = None) -> None:
+def grants(
+    client: Annotated[str | None, typer.Argument(help="Only this client.")] = None,
+    as_json: JsonOption = False,
+) -> None:
     """The access policy: who may do what on which paths."""
     with open_vault() as vault:
         found = vault.policy.grants(client)
+    if as_json:
+        print_json(
+            {
+                "grants": [
+                    {
+                        "client": item.client,
+                        "pattern": item.pattern,
+                        "capabilities": sorted(item.capabilities),
+                    }
+                    for item in found
+                ]
+            }
+        )
+        return
     for item in found:
         typer.echo(f"{item.client}  {item.pattern}  {','.join(sorted(item.capabilities))}")
 
@@ -305,11 +354,11 @@ def _info_json(info: SecretInfo) -> dict[str, Any]:
         "overlap_seconds": info.overlap,
         "rotator": info.rotator,
         "rotator_options": dict(info.rotator_config),
-        "created_at": info.created_at.isoformat(),
-        "updated_at": info.updated_at.isoformat(),
-        "last_rotated_at": info.last_rotated_at.isoformat() if info.last_rotated_at else None,
-        "rotation_due_at": due.isoformat() if due else None,
-        "certificate_not_after": info.not_after.isoformat() if info.not_after else None,
+        "created_at": iso(info.created_at),
+        "updated_at": iso(info.updated_at),
+        "last_rotated_at": iso(info.last_rotated_at),
+        "rotation_due_at": iso(due),
+        "certificate_not_after": iso(info.not_after),
     }
 
 
@@ -317,9 +366,9 @@ def _version_json(info: VersionInfo) -> dict[str, Any]:
     return {
         "version": info.version,
         "stage": info.stage,
-        "created_at": info.created_at.isoformat(),
+        "created_at": iso(info.created_at),
         "created_by": info.created_by,
-        "valid_until": info.valid_until.isoformat() if info.valid_until else None,
-        "deleted_at": info.deleted_at.isoformat() if info.deleted_at else None,
-        "destroyed_at": info.destroyed_at.isoformat() if info.destroyed_at else None,
+        "valid_until": iso(info.valid_until),
+        "deleted_at": iso(info.deleted_at),
+        "destroyed_at": iso(info.destroyed_at),
     }

@@ -10,6 +10,7 @@ import typer
 
 from interlock.cli.context import settings
 from interlock.cli.options import ManifestOption
+from interlock.cli.preflight import before_serve, require
 from interlock.cli.privacy_wiring import privacy_factory, request_signer
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
@@ -29,7 +30,7 @@ from interlock.store import Deployment, open_deployment
 from interlock.store.manifest_versions import ManifestVersion
 from interlock.validation.artifacts import route_artifacts
 
-__all__ = ["DEFAULT_LISTEN", "serve"]
+__all__ = ["DEFAULT_LISTEN", "serve", "split_listen"]
 
 DEFAULT_LISTEN: Final = "127.0.0.1:8443"
 
@@ -68,9 +69,7 @@ def serve(  # noqa: PLR0917  (typer maps each parameter to an option)
     store_mode = current.manifest_source == "store"
     # Store mode: the current published version, loaded below once the store is open.
     loaded = None if store_mode else load_manifest(manifest_path, route_artifacts)
-    host, _, port_text = listen.rpartition(":")
-    if not host or not port_text.isdigit():
-        raise ConfigError(f"--listen must be HOST:PORT, got {listen!r}")
+    host, port = split_listen(listen)
     if (cert == "auto") != (key is None):
         raise ConfigError("--cert PATH needs --key PATH (and --cert auto takes no --key)")
     if client_auth not in {"none", "optional", "required"}:
@@ -86,15 +85,18 @@ def serve(  # noqa: PLR0917  (typer maps each parameter to an option)
     listener = ListenerConfig(
         client_auth=cast(ClientAuth, client_auth),
         client_ca=client_ca,
-        host=host.strip("[]"),
-        port=int(port_text),
+        host=host,
+        port=port,
         certificate=None if cert == "auto" else Path(cert),
         private_key=key,
         reuse_port=reuse_port,
         metrics=current.metrics_address,
     )
+    # Keyring permissions, migrations and the keyring/store binding: opening refuses.
     deployment = open_deployment(current)
     try:
+        # The manifest's secrets and the ports, before anything is issued or bound.
+        require(before_serve(current, deployment.engine, loaded, host, port, reuse_port=reuse_port))
         stored = None
         if loaded is None:
             stored = stored_manifest(deployment.engine)
@@ -103,6 +105,14 @@ def serve(  # noqa: PLR0917  (typer maps each parameter to an option)
         run_event_loop(_run(deployment, loaded, listener, manifest_path, stored))
     finally:
         deployment.close()
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT``) of ``--listen`` as (host without brackets, port)."""
+    host, _, port_text = listen.rpartition(":")
+    if not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise ConfigError(f"--listen must be HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port_text)
 
 
 async def _run(

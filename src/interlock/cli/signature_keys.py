@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from interlock.cli.context import console, settings
+from interlock.cli.context import settings
 from interlock.cli.options import ManifestOption, duration_option
+from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table
 from interlock.config.loader import load_manifest
 from interlock.crypto.keyfile import read_small_file
 from interlock.errors import InvalidRequestError
-from interlock.identity.client_keys import ClientKeys
+from interlock.identity.client_keys import ClientKeyInfo, ClientKeys
 from interlock.identity.public_keys import jwk_from_pem
 from interlock.store import open_deployment
 
@@ -99,22 +99,49 @@ def create(
 def list_keys(
     client: Annotated[str | None, typer.Argument(help="Only this client's keys.")] = None,
     manifest: ManifestOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Every signature key (never a secret): keyid, client, algorithm, state."""
     with _open(manifest) as keys:
         infos = keys.list_keys(client, use="signature")
-    table = Table("keyid", "client", "alg", "created", "expires", "state")
+    if as_json:
+        print_json({"keys": [_key_json(info) for info in infos]})
+        return
+    result = table(
+        None,
+        Col("keyid", identifier=True),
+        Col("client", identifier=True),
+        "alg",
+        "created",
+        "expires",
+        "state",
+    )
     for info in infos:
-        state = "active" if info.active else ("revoked" if info.revoked_at else "expired")
-        table.add_row(
+        result.add_row(
             info.kid,
             info.client,
             info.alg,
             _when(info.created_at),
             _when(info.expires_at),
-            state,
+            _state(info),
         )
-    console.print(table)
+    print_table(result)
+
+
+def _state(info: ClientKeyInfo) -> str:
+    return "active" if info.active else ("revoked" if info.revoked_at else "expired")
+
+
+def _key_json(info: ClientKeyInfo) -> dict[str, object]:
+    return {
+        "keyid": info.kid,
+        "client": info.client,
+        "alg": info.alg,
+        "created_at": iso(info.created_at),
+        "expires_at": iso(info.expires_at),
+        "revoked_at": iso(info.revoked_at),
+        "state": _state(info),
+    }
 
 
 @app.command("revoke")

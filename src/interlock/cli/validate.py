@@ -1,4 +1,8 @@
-"""``interlock validate FILE``: every error in a manifest at once, located."""
+"""``interlock validate [FILE]``: every error in a manifest at once, located.
+
+Without FILE it checks the manifest ``serve`` and ``keys`` use: ``INTERLOCK_MANIFEST``,
+or ``./interlock.yaml``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from interlock.cli.context import settings
 from interlock.config.loader import check_manifest
 from interlock.validation.artifacts import route_artifacts
 
@@ -14,9 +19,17 @@ __all__ = ["validate"]
 
 
 def validate(
-    file: Annotated[Path, typer.Argument(help="The manifest (interlock.yaml) to check.")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The manifest to check (default: INTERLOCK_MANIFEST or ./interlock.yaml).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Check a manifest (and compile its schemas); print OK, or FILE:LINE:COL: path: message."""
+    if file is None:
+        file = settings().manifest
     report = check_manifest(file, route_artifacts)
     for diagnostic in sorted(
         (*report.errors, *report.warnings), key=lambda d: (d.line, d.column, d.severity)

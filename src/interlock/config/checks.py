@@ -36,9 +36,10 @@ from interlock.config.messaging import Broker
 from interlock.config.messaging_checks import messaging_findings
 from interlock.config.subject_checks import subject_findings
 from interlock.config.yaml_source import DocPath
+from interlock.errors import did_you_mean
 from interlock.gdpr.taxonomy import special_kind
 
-__all__ = ["Entities", "Finding", "PrivacyFacts", "cross_check"]
+__all__ = ["Entities", "Finding", "PrivacyFacts", "cross_check", "known_hint"]
 
 Severity = Literal["error", "warning"]
 
@@ -158,6 +159,7 @@ def cross_check(entities: Entities) -> Iterator[Finding]:
                 entities.integrations.get(name),
                 has_routes=bool(entities.routes.get(name)),
                 undeclared=entities.undeclared,
+                known=lambda section, name: _known(entities, section, name),
             )
         )
         yield from _files(entities, name)
@@ -181,7 +183,7 @@ def _client_roles(entities: Entities) -> Iterator[Finding]:
             if entities.undeclared("roles", role):
                 yield Finding(
                     (section, name, "roles", index),
-                    f"unknown role {role!r}{_known(entities, 'roles')}",
+                    f"unknown role {role!r}{_known(entities, 'roles', role)}",
                 )
 
 
@@ -190,7 +192,9 @@ def _issuer_clients(entities: Entities) -> Iterator[Finding]:
         for external, client in trusted.clients.items():
             path = ("trusted_issuers", name, "clients", external)
             if entities.undeclared("clients", client):
-                yield Finding(path, f"unknown client {client!r}{_known(entities, 'clients')}")
+                yield Finding(
+                    path, f"unknown client {client!r}{_known(entities, 'clients', client)}"
+                )
             elif client in entities.clients and "oauth2" not in entities.clients[client].auth:
                 yield Finding(path, f"client {client!r} does not list oauth2 in its auth methods")
 
@@ -254,14 +258,14 @@ def _integration_refs(entities: Entities, name: str, refs: dict[str, str]) -> It
         if value is not None and entities.undeclared(section, value):
             yield Finding(
                 ("integrations", name, field_name),
-                f"unknown {section[:-1]} {value!r}{_known(entities, section)}",
+                f"unknown {section[:-1]} {value!r}{_known(entities, section, value)}",
             )
     flow = entities.integrations.get(name)
     for index, caller in enumerate(flow.callers if flow is not None else ()):
         if entities.undeclared("clients", caller):
             yield Finding(
                 ("integrations", name, "callers", index),
-                f"unknown client {caller!r}{_known(entities, 'clients')}",
+                f"unknown client {caller!r}{_known(entities, 'clients', caller)}",
             )
 
 
@@ -385,7 +389,7 @@ def _route(
     if entities.undeclared("systems", route.upstream):
         yield Finding(
             (*at, "upstream"),
-            f"unknown system {route.upstream!r}{_known(entities, 'systems')}",
+            f"unknown system {route.upstream!r}{_known(entities, 'systems', route.upstream)}",
         )
     elif source is not None and target is not None and route.upstream not in {source, target}:
         yield Finding(
@@ -395,7 +399,10 @@ def _route(
             "reach the systems it declares (purpose limitation)",
         )
     if entities.complete and route.scope not in granted:
-        yield Finding((*at, "scope"), f"unknown scope {route.scope!r}: no role grants it")
+        yield Finding(
+            (*at, "scope"),
+            f"unknown scope {route.scope!r}: no role grants it{did_you_mean(route.scope, granted)}",
+        )
         return
     client = entities.clients.get(refs.get("client", ""))
     if client is not None and route.auth is not None:
@@ -453,7 +460,7 @@ def _files(entities: Entities, name: str) -> Iterator[Finding]:
         yield Finding(("integrations", name, "routes"), "a file integration has no HTTP routes")
     if entities.undeclared("partners", spec.partner):
         yield Finding((*at, "partner"), f"unknown partner {spec.partner!r}"
-                      f"{_known(entities, 'partners')}")  # fmt: skip
+                      f"{_known(entities, 'partners', spec.partner)}")  # fmt: skip
         return
     partner = entities.partners.get(spec.partner)
     offered = getattr(partner, spec.transport, None) if partner is not None else True
@@ -483,7 +490,7 @@ def _events(entities: Entities, name: str) -> Iterator[Finding]:
         flow,
         has_routes=bool(entities.routes.get(name)),
         undeclared=entities.undeclared,
-        known=lambda section: _known(entities, section),
+        known=lambda section, name: _known(entities, section, name),
         scopes_of=scopes_of,
     )
     yield from _located(found)
@@ -499,7 +506,7 @@ def _messaging(entities: Entities, name: str) -> Iterator[Finding]:
         flow,
         has_routes=bool(entities.routes.get(name)),
         undeclared=entities.undeclared,
-        known=lambda section: _known(entities, section),
+        known=lambda section, name: _known(entities, section, name),
     )
     yield from _located(found)
 
@@ -518,9 +525,14 @@ def _route_rules(entities: Entities, at: DocPath, route: Route) -> Iterator[Find
         entities.python_rules = frozenset(p.name for p in entry_points(group=RULES_ENTRY_POINTS))
     for index, rule in enumerate(route.rules):
         if rule not in entities.declared.get("rules", set()) and rule not in entities.python_rules:
+            hint = did_you_mean(
+                rule, {*entities.declared.get("rules", set()), *entities.python_rules}
+            )
             yield Finding(
                 (*at, "rules", index),
-                f"unknown rule {rule!r}: declare it under rules: (a SQL lookup) or install "
+                f"unknown rule {rule!r}{hint}"
+                if hint
+                else f"unknown rule {rule!r}: declare it under rules: (a SQL lookup) or install "
                 f"a package with an '{RULES_ENTRY_POINTS}' entry point of that name",
             )
 
@@ -537,6 +549,14 @@ def _unused_scopes(entities: Entities, used: set[str]) -> Iterator[Finding]:
                 )
 
 
-def _known(entities: Entities, section: str) -> str:
-    names = sorted(entities.declared.get(section, set()))
+def _known(entities: Entities, section: str, name: str) -> str:
+    """``; did you mean 'x'?`` for a close match, else ``(known: a, b)`` or that none are."""
+    return known_hint(name, entities.declared.get(section, set()), section)
+
+
+def known_hint(name: str, names: Iterable[str], section: str) -> str:
+    """The close matches to ``name`` among ``names``; the whole list only when none is close."""
+    names = sorted(names)
+    if hint := did_you_mean(name, names):
+        return hint
     return f" (known: {', '.join(names)})" if names else f" (no {section} are declared)"

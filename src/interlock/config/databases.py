@@ -41,6 +41,8 @@ from interlock.config.units import Duration
 from interlock.config.vocabulary import (
     DataCategory,
     Name,
+    SecretRef,
+    TrustAnchor,
     _Model,
     check_secret_reference,
     check_trust_anchor,
@@ -98,15 +100,40 @@ def is_loopback(host: str) -> bool:
 class DatabaseSystem(_Model):
     """A database server integrations share: where it is, TLS, and the admin by reference."""
 
-    kind: Literal["postgresql", "mariadb"]
-    host: str
-    port: int | None = Field(default=None, ge=1, le=65535)
-    database: Identifier
-    tls: Literal["verify-full", "disable"] = "verify-full"
-    ca: str | None = None
-    # The administrator's {"username", "password"} (JSON) in the vault: it creates the
-    # roles and views; consumers never see it.
-    admin: str
+    kind: Literal["postgresql", "mariadb"] = Field(description="The database server's kind.")
+    host: str = Field(
+        description="A DNS name, an IP address, or a Unix socket directory.",
+        examples=["db.internal.example"],
+    )
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="The port (default: 5432 for PostgreSQL, 3306 for MariaDB).",
+        examples=[5432],
+    )
+    database: Identifier = Field(
+        description="The database holding the source tables.", examples=["crm"]
+    )
+    tls: Literal["verify-full", "disable"] = Field(
+        default="verify-full",
+        description=(
+            "verify-full (certificate and host name), or disable, accepted only on "
+            "loopback or a Unix socket."
+        ),
+    )
+    ca: TrustAnchor | None = Field(
+        default=None,
+        description=(
+            "With verify-full: system or file:PATH, the CA the server's certificate must chain to."
+        ),
+    )
+    admin: SecretRef = Field(
+        description=(
+            'The administrator\'s {"username", "password"} (JSON) in the vault, as a '
+            "secret:// reference; it creates the roles and views."
+        )
+    )
 
     @field_validator("host")
     @classmethod
@@ -348,12 +375,31 @@ def filter_columns(tree: Filter) -> set[str]:
 class ViewSpec(_Model):
     """One view a consumer gets: a projection of one source table."""
 
-    table: QualifiedTable
-    # The columns the consumer may read, each with its data category (the register's facts).
-    columns: dict[Identifier, DataCategory] = Field(min_length=1, max_length=500)
-    rows: Annotated[str, StringConstraints(min_length=1, max_length=_MAX_FILTER)] | None = None
-    # The columns the consumer may UPDATE through the view (rows outside the filter never).
-    write: tuple[Identifier, ...] = ()
+    table: QualifiedTable = Field(
+        description="The source table, schema.table (PostgreSQL) or database.table (MariaDB).",
+        examples=["public.customers"],
+    )
+    columns: dict[Identifier, DataCategory] = Field(
+        min_length=1,
+        max_length=500,
+        description="The columns the consumer may read, each with its data category.",
+        examples=[{"id": "system.operations", "email": "user.contact.email"}],
+    )
+    rows: Annotated[str, StringConstraints(min_length=1, max_length=_MAX_FILTER)] | None = Field(
+        default=None,
+        description=(
+            "A row filter: comparisons of declared columns with literals, joined by "
+            "and, or, not (never SQL)."
+        ),
+        examples=["region = 'EU' and deleted_at is null"],
+    )
+    write: tuple[Identifier, ...] = Field(
+        default=(),
+        description=(
+            "The columns the consumer may UPDATE through the view (rows outside the filter never)."
+        ),
+        examples=[["email"]],
+    )
 
     @model_validator(mode="after")
     def _declared(self) -> ViewSpec:
@@ -380,11 +426,21 @@ class ViewSpec(_Model):
 class Consumer(_Model):
     """A consuming client's account: its limits and its views."""
 
-    connection_limit: int = Field(default=5, ge=1, le=1000)
-    statement_timeout: Duration = timedelta(seconds=30)
-    # MariaDB: the host part of the account ('%' is any host).
-    from_host: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.%:_-]{1,60}$")] = "%"
-    views: dict[Identifier, ViewSpec] = Field(min_length=1, max_length=200)
+    connection_limit: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Most concurrent connections of the consumer's account.",
+    )
+    statement_timeout: Duration = Field(
+        default=timedelta(seconds=30), description="Longest statement (1s to 1h)."
+    )
+    from_host: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.%:_-]{1,60}$")] = Field(
+        default="%", description="MariaDB: the host part of the account ('%' is any host)."
+    )
+    views: dict[Identifier, ViewSpec] = Field(
+        min_length=1, max_length=200, description="The views the consumer gets, by name."
+    )
 
     @field_validator("statement_timeout")
     @classmethod
@@ -397,8 +453,15 @@ class Consumer(_Model):
 class DatabaseSpec(_Model):
     """A shared-database integration: the system and each consuming client's views."""
 
-    system: Name
-    # The prefix of the generated schemas (PostgreSQL) or databases (MariaDB) of views,
-    # and of the roles; default: the integration's name.
-    prefix: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,30}$")] | None = None
-    consumers: dict[Name, Consumer] = Field(min_length=1, max_length=50)
+    system: Name = Field(description="The database server (a name under databases).")
+    prefix: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,30}$")] | None = Field(
+        default=None,
+        description=(
+            "The prefix of the generated view schemas (databases on MariaDB) and "
+            "roles; default: the integration's name."
+        ),
+        examples=["crm_sync"],
+    )
+    consumers: dict[Name, Consumer] = Field(
+        min_length=1, max_length=50, description="Each consuming client and its account's views."
+    )

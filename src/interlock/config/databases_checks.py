@@ -28,6 +28,7 @@ def database_findings(
     *,
     has_routes: bool,
     undeclared: Callable[[str, str], bool],
+    known: Callable[[str, str], str],
 ) -> Iterator[Found]:
     """Every cross-reference problem of integration ``name``'s ``database:`` section."""
     spec = flow.database if flow is not None else None
@@ -43,12 +44,16 @@ def database_findings(
     if undeclared("databases", spec.system):
         yield (
             (*at, "system"),
-            f"unknown database system {spec.system!r} (declare it under databases:)",
+            f"unknown database system {spec.system!r}{known('databases', spec.system)}",
             True,
         )
     for client, consumer in spec.consumers.items():
         if undeclared("clients", client):
-            yield (*at, "consumers", client), f"unknown client {client!r}", True
+            yield (
+                (*at, "consumers", client),
+                f"unknown client {client!r}{known('clients', client)}",
+                True,
+            )
         for view_name, view in consumer.views.items():
             for column, category in view.columns.items():
                 if not covered(category, flow.data_categories):

@@ -67,32 +67,67 @@ def read_scope(subject: str) -> str:
 class EventSubject(_Model):
     """One event type: its compatibility mode and the data categories of its fields."""
 
-    compatibility: CompatibilityMode = "BACKWARD"
-    field_categories: dict[FieldPath, DataCategory] = Field(default_factory=dict)
-    description: Text | None = None
+    compatibility: CompatibilityMode = Field(
+        default="BACKWARD", description="The schema compatibility mode (Confluent's semantics)."
+    )
+    field_categories: dict[FieldPath, DataCategory] = Field(
+        default_factory=dict,
+        description="The data category of each field of the event.",
+        examples=[{"customer.email": "user.contact.email"}],
+    )
+    description: Text | None = Field(
+        default=None,
+        description="Free text for people reading the manifest.",
+        examples=["An order was confirmed by the ERP."],
+    )
 
 
 class ConsumerGrant(_Model):
     """What one consumer may receive of one subject."""
 
-    # The fields it receives (minimisation); None: every field of the event.
-    fields: tuple[FieldPath, ...] | None = Field(default=None, min_length=1)
-    # Only events whose field equals the value (or one of the values) reach it.
-    filter: dict[FieldPath, FilterValue] = Field(default_factory=dict, max_length=16)
+    fields: tuple[FieldPath, ...] | None = Field(
+        default=None,
+        min_length=1,
+        description="The fields the consumer receives (minimisation); default: every field.",
+    )
+    filter: dict[FieldPath, FilterValue] = Field(
+        default_factory=dict,
+        max_length=16,
+        description=(
+            "Only events whose field equals the value (or one of the values) reach the consumer."
+        ),
+        examples=[{"region": "EU"}],
+    )
 
 
 class EventsSpec(_Model):
     """How an event-streaming integration's events travel, and who may see what."""
 
-    broker: Name
-    # The stream (NATS: upper-cased name) and the subject prefix of its per-consumer copies.
-    destination: Destination
-    subjects: dict[SubjectName, EventSubject] = Field(min_length=1, max_length=256)
-    # Each consumer (a client) and the subjects granted to it.
-    consumers: dict[Name, dict[SubjectName, ConsumerGrant]] = Field(min_length=1, max_length=64)
-    ttl: Duration = timedelta(days=1)
-    max_message: ByteSize = 256 * 1024
-    dead_letter: DeadLetterPolicy
+    broker: Name = Field(description="The broker the events travel through (a name under brokers).")
+    destination: Destination = Field(
+        description=(
+            "The stream (NATS: upper-cased) and the subject prefix of the per-consumer copies."
+        ),
+        examples=["orders"],
+    )
+    subjects: dict[SubjectName, EventSubject] = Field(
+        min_length=1,
+        max_length=256,
+        description="The event types published, by subject name (order.created).",
+    )
+    consumers: dict[Name, dict[SubjectName, ConsumerGrant]] = Field(
+        min_length=1,
+        max_length=64,
+        description=(
+            "Each consumer (a client) and the subjects granted to it; a grant of S "
+            "also needs the scope events.S.read."
+        ),
+    )
+    ttl: Duration = Field(default=timedelta(days=1), description="How long an event is kept.")
+    max_message: ByteSize = Field(default=256 * 1024, description="The largest event accepted.")
+    dead_letter: DeadLetterPolicy = Field(
+        description="Where refused events wait, and who may handle them."
+    )
 
     @field_validator("consumers")
     @classmethod

@@ -13,12 +13,13 @@ Findings are ``(path, message, is_error)`` for :mod:`interlock.config.checks`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from interlock.config.events import read_scope
 from interlock.config.field_categories import covered
 from interlock.config.manifest import Integration
 from interlock.config.yaml_source import DocPath
+from interlock.errors import did_you_mean
 
 __all__ = ["event_scopes", "events_findings"]
 
@@ -38,7 +39,7 @@ def events_findings(
     *,
     has_routes: bool,
     undeclared: Callable[[str, str], bool],
-    known: Callable[[str], str],
+    known: Callable[[str, str], str],
     scopes_of: Callable[[str], frozenset[str] | None],
 ) -> Iterator[Found]:
     """Every cross-reference problem of integration ``name``'s ``events:`` section.
@@ -57,18 +58,22 @@ def events_findings(
             True,
         )
     if undeclared("brokers", spec.broker):
-        yield (*at, "broker"), f"unknown broker {spec.broker!r}{known('brokers')}", True
+        yield (
+            (*at, "broker"),
+            f"unknown broker {spec.broker!r}{known('brokers', spec.broker)}",
+            True,
+        )
     if undeclared("roles", spec.dead_letter.role):
         yield (
             (*at, "dead_letter", "role"),
-            f"unknown role {spec.dead_letter.role!r}{known('roles')}",
+            f"unknown role {spec.dead_letter.role!r}{known('roles', spec.dead_letter.role)}",
             True,
         )
     yield from _categories(name, flow)
     for consumer, grants in spec.consumers.items():
         where: DocPath = (*at, "consumers", consumer)
         if undeclared("clients", consumer):
-            yield where, f"unknown client {consumer!r}{known('clients')}", True
+            yield where, f"unknown client {consumer!r}{known('clients', consumer)}", True
             continue
         if consumer == flow.client:
             yield (
@@ -82,8 +87,8 @@ def events_findings(
             if subject not in spec.subjects:
                 yield (
                     (*where, subject),
-                    f"subject {subject!r} is not declared in events.subjects "
-                    f"(declared: {', '.join(spec.subjects)})",
+                    f"subject {subject!r} is not declared in events.subjects"
+                    f"{_closest(subject, spec.subjects)}",
                     True,
                 )
             elif held is not None and read_scope(subject) not in held:
@@ -116,3 +121,9 @@ def _categories(name: str, flow: Integration) -> Iterator[Found]:
                     "in data_categories: the Art. 30 register would not show it",
                     True,
                 )
+
+
+def _closest(subject: str, declared: Iterable[str]) -> str:
+    """``; did you mean 'x'?``, or every declared subject when none is close."""
+    declared = list(declared)
+    return did_you_mean(subject, declared) or f" (declared: {', '.join(declared)})"

@@ -31,7 +31,9 @@ from interlock.config.vocabulary import (
     SSH_KEY_PATTERN,
     Country,
     Name,
+    SecretRef,
     Text,
+    TrustAnchor,
     _Model,
     check_secret_reference,
     check_trust_anchor,
@@ -83,13 +85,27 @@ _WEAK: Final = {
 class SftpPartner(_Model):
     """The partner's SFTP server: host keys pinned, Interlock's key from the vault."""
 
-    host: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.-]{1,253}$")]
-    port: int = Field(default=22, ge=1, le=65535)
-    user: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
-    # The server's host keys (any one may answer); never "accept whatever comes".
-    host_keys: tuple[SshPublicKey, ...] = Field(min_length=1, max_length=8)
-    # Interlock's private key for this partner, by reference (OpenSSH or PKCS#8 PEM).
-    key: str
+    host: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.-]{1,253}$")] = Field(
+        description="The server's DNS name or address.", examples=["sftp.partner.example"]
+    )
+    port: int = Field(default=22, ge=1, le=65535, description="The server's port.")
+    user: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = Field(
+        description="The user name Interlock logs in as.", examples=["interlock"]
+    )
+    host_keys: tuple[SshPublicKey, ...] = Field(
+        min_length=1,
+        max_length=8,
+        description=(
+            "The server's pinned host keys, OpenSSH lines (any one may answer); an "
+            "unknown key fails closed."
+        ),
+    )
+    key: SecretRef = Field(
+        description=(
+            "Interlock's private key for this partner (OpenSSH or PKCS#8 PEM), as a "
+            "secret:// reference."
+        )
+    )
 
     @field_validator("key")
     @classmethod
@@ -109,30 +125,69 @@ class As2Partner(_Model):
     (public) is a file.
     """
 
-    as2_id: _AS2_ID
-    our_id: _AS2_ID
-    url: _HTTPS_URL
-    # The partner's certificate (signing and encryption), a file Interlock reads.
-    certificate: _FILE_REF
-    # What the partner's certificate must chain to (and its TLS endpoint's).
-    ca: str = "system"
-    # The partner CA's revocation list (PEM or DER); when given, every signature is
-    # checked against it (openssl -crl_check) and a missing or stale list fails closed.
-    crl: _FILE_REF | None = None
-    signing: As2Signing = "rsa-pss-sha256"
-    encryption: As2Encryption = "aes256-gcm"
-    key_transport: Literal["rsa-oaep", "rsa-pkcs1"] = "rsa-oaep"
-    compress: bool = False
-    mdn: Literal["sync", "async"] = "sync"
-    # async: where the partner posts its MDNs to us (Receipt-Delivery-Option), the
-    # gateway's /v1/as2/INTEGRATION/mdn as the partner reaches it.
-    mdn_url: _HTTPS_URL | None = None
-    # Interlock's AS2 key (PEM, in the vault) and its certificate for this partner.
-    our_key: str
-    our_certificate: _FILE_REF
-    # Messages from the partner must be signed (and encrypted) — the default, fail closed.
-    require_signed: bool = True
-    require_encrypted: bool = True
+    as2_id: _AS2_ID = Field(description="The partner's AS2 id.", examples=["PARTNER-AS2"])
+    our_id: _AS2_ID = Field(
+        description="Interlock's AS2 id towards this partner.", examples=["EXAMPLE-RETAIL"]
+    )
+    url: _HTTPS_URL = Field(
+        description="The partner's AS2 endpoint (https://).",
+        examples=["https://as2.partner.example/receive"],
+    )
+    certificate: _FILE_REF = Field(
+        description="The partner's certificate (signing and encryption), file:PATH.",
+        examples=["file:partners/partner.pem"],
+    )
+    ca: TrustAnchor = Field(
+        default="system",
+        description="What the partner's certificate (and its TLS endpoint's) must chain to.",
+    )
+    crl: _FILE_REF | None = Field(
+        default=None,
+        description=(
+            "The partner CA's revocation list (file:PATH, PEM or DER); a missing or "
+            "stale list fails closed."
+        ),
+        examples=["file:partners/partner-ca.crl"],
+    )
+    signing: As2Signing = Field(
+        default="rsa-pss-sha256", description="The signature algorithm (modern only)."
+    )
+    encryption: As2Encryption = Field(
+        default="aes256-gcm", description="The content encryption algorithm (modern only)."
+    )
+    key_transport: Literal["rsa-oaep", "rsa-pkcs1"] = Field(
+        default="rsa-oaep",
+        description=(
+            "rsa-oaep, or rsa-pkcs1 for partners that cannot do OAEP (flagged by interlock check)."
+        ),
+    )
+    compress: bool = Field(
+        default=False, description="AS2 compression (RFC 5402) is not supported: false."
+    )
+    mdn: Literal["sync", "async"] = Field(
+        default="sync", description="How the partner returns its MDN (receipt): sync or async."
+    )
+    mdn_url: _HTTPS_URL | None = Field(
+        default=None,
+        description=(
+            "mdn: async: where the partner posts its MDNs (the gateway's "
+            "/v1/as2/INTEGRATION/mdn as the partner reaches it)."
+        ),
+        examples=["https://interlock.example.com/v1/as2/invoices/mdn"],
+    )
+    our_key: SecretRef = Field(
+        description="Interlock's AS2 private key (PEM), as a secret:// reference."
+    )
+    our_certificate: _FILE_REF = Field(
+        description="Interlock's AS2 certificate for this partner, file:PATH.",
+        examples=["file:partners/our-as2.pem"],
+    )
+    require_signed: bool = Field(
+        default=True, description="Messages from the partner must be signed (fail closed)."
+    )
+    require_encrypted: bool = Field(
+        default=True, description="Messages from the partner must be encrypted (fail closed)."
+    )
 
     @field_validator("ca", mode="before")
     @classmethod
@@ -167,9 +222,17 @@ class As2Partner(_Model):
 class PartnerSigner(_Model):
     """The certificate a partner signs files with (detached CMS, ``NAME.p7s``)."""
 
-    certificate: _FILE_REF
-    ca: str = "system"
-    crl: _FILE_REF | None = None
+    certificate: _FILE_REF = Field(
+        description="The signer's certificate, file:PATH.", examples=["file:partners/signer.pem"]
+    )
+    ca: TrustAnchor = Field(
+        default="system", description="What the signer's certificate must chain to."
+    )
+    crl: _FILE_REF | None = Field(
+        default=None,
+        description=("The CA's revocation list, file:PATH; a missing or stale list fails closed."),
+        examples=["file:partners/signer-ca.crl"],
+    )
 
     @field_validator("ca", mode="before")
     @classmethod
@@ -180,22 +243,37 @@ class PartnerSigner(_Model):
 class DropAccount(_Model):
     """The partner's account on Interlock's SFTP drop server."""
 
-    keys: tuple[SshPublicKey, ...] = Field(min_length=1, max_length=8)
-    # True: the partner may upload and nothing else (no listing, reading or deleting).
-    upload_only: bool = True
+    keys: tuple[SshPublicKey, ...] = Field(
+        min_length=1, max_length=8, description="The partner's SSH public keys, OpenSSH lines."
+    )
+    upload_only: bool = Field(
+        default=True,
+        description=("The partner may upload and nothing else (no listing, reading or deleting)."),
+    )
 
 
 class Partner(_Model):
     """A trading partner: where it is, the agreement, and how files move with it."""
 
-    location: Country
-    agreement: Text  # the signed partner agreement's reference (shown in the register)
-    contact: Text | None = None
-    sftp: SftpPartner | None = None
-    as2: As2Partner | None = None
-    drop: DropAccount | None = None
-    # Signed files (files.signature: detached-cms): this certificate, else the AS2 one.
-    signer: PartnerSigner | None = None
+    location: Country = Field(description="ISO 3166-1 country of the partner (for the register).")
+    agreement: Text = Field(
+        description="The signed partner agreement's reference (shown in the register).",
+        examples=["EDI agreement 2026-04 (contract no. 4711)"],
+    )
+    contact: Text | None = Field(
+        default=None, description="How to reach the partner.", examples=["edi@partner.example"]
+    )
+    sftp: SftpPartner | None = Field(default=None, description="The partner's SFTP server.")
+    as2: As2Partner | None = Field(default=None, description="The partner's AS2 profile.")
+    drop: DropAccount | None = Field(
+        default=None, description="The partner's account on Interlock's SFTP drop server."
+    )
+    signer: PartnerSigner | None = Field(
+        default=None,
+        description=(
+            "Signed files (files.signature: detached-cms): this certificate, else the AS2 one."
+        ),
+    )
 
     @model_validator(mode="after")
     def _some_transport(self) -> Partner:
@@ -207,28 +285,67 @@ class Partner(_Model):
 class FilesSpec(_Model):
     """What a file integration moves with its partner, and how files are checked first."""
 
-    partner: Name
-    direction: Literal["inbound", "outbound"]
-    # sftp: Interlock pulls (inbound) or pushes (outbound) on the partner's server;
-    # drop: the partner uploads to Interlock's drop server (inbound only);
-    # as2: the partner sends to the gateway's AS2 endpoint (inbound) or Interlock sends.
-    transport: Literal["sftp", "drop", "as2"]
-    remote_path: _PATH | None = None  # sftp: the partner's directory
-    pattern: _GLOB = "*"
-    schedule: Duration = timedelta(hours=1)  # sftp: how often to pull or push
-    format: FileFormat
-    max_size: ByteSize = 50 * 1024 * 1024
-    # csv/xml/json: the integration's schema checks each file (JSON Schema for json;
-    # the existing XML and CSV policies of the validators for the others).
-    schema_: dict[str, object] | None = Field(default=None, alias="schema")
-    xml_schema_file: Annotated[str, StringConstraints(max_length=500)] | None = None
-    csv_columns: tuple[Annotated[str, StringConstraints(min_length=1, max_length=200)], ...] = ()
-    encoding: Literal["utf-8", "latin-1"] = "utf-8"
-    # A SHA-256 sidecar file (NAME.sha256) or a detached CMS signature (NAME.p7s) by the
-    # partner must accompany each file.
-    checksum: Literal["none", "sha256-sidecar"] = "none"
-    signature: Literal["none", "detached-cms"] = "none"
-    quarantine_retention: Duration = timedelta(days=30)
+    partner: Name = Field(description="The trading partner (a name under partners).")
+    direction: Literal["inbound", "outbound"] = Field(
+        description="inbound: files come from the partner; outbound: files go to it."
+    )
+    transport: Literal["sftp", "drop", "as2"] = Field(
+        description=(
+            "sftp: Interlock pulls or pushes on the partner's server; drop: the "
+            "partner uploads to Interlock's drop server (inbound only); as2: AS2 (RFC"
+            " 4130)."
+        )
+    )
+    remote_path: _PATH | None = Field(
+        default=None, description="sftp: the partner's directory.", examples=["/outbound/orders"]
+    )
+    pattern: _GLOB = Field(default="*", description="Which file names are moved (a glob).")
+    schedule: Duration = Field(
+        default=timedelta(hours=1), description="sftp: how often to pull or push."
+    )
+    format: FileFormat = Field(
+        description="The files' format, which decides how they are validated."
+    )
+    max_size: ByteSize = Field(default=50 * 1024 * 1024, description="The largest file accepted.")
+    schema_: dict[str, object] | None = Field(
+        default=None,
+        alias="schema",
+        description="format json: the JSON Schema (2020-12) each file must satisfy.",
+        examples=[{"type": "object", "required": ["invoice_id"]}],
+    )
+    xml_schema_file: Annotated[str, StringConstraints(max_length=500)] | None = Field(
+        default=None,
+        description=(
+            "format xml: an XSD each file must satisfy, relative to the manifest's directory."
+        ),
+        examples=["schemas/invoice.xsd"],
+    )
+    csv_columns: tuple[Annotated[str, StringConstraints(min_length=1, max_length=200)], ...] = (
+        Field(
+            default=(),
+            description="format csv: the header row each file must have.",
+            examples=[["sku", "quantity", "price"]],
+        )
+    )
+    encoding: Literal["utf-8", "latin-1"] = Field(
+        default="utf-8", description="The files' text encoding."
+    )
+    checksum: Literal["none", "sha256-sidecar"] = Field(
+        default="none",
+        description=(
+            "sha256-sidecar: a SHA-256 sidecar file (NAME.sha256) must accompany each file."
+        ),
+    )
+    signature: Literal["none", "detached-cms"] = Field(
+        default="none",
+        description=(
+            "detached-cms: a detached CMS signature (NAME.p7s) by the partner must "
+            "accompany each file."
+        ),
+    )
+    quarantine_retention: Duration = Field(
+        default=timedelta(days=30), description="How long refused files stay in quarantine."
+    )
 
     model_config = _Model.model_config | {"populate_by_name": True}
 

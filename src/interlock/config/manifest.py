@@ -44,13 +44,16 @@ from interlock.config.vocabulary import (
     DataCategory,
     DataSubject,
     FieldPath,
+    HttpsUrl,
     MediaType,
     Name,
     QueryName,
     RuleName,
     Scope,
+    SecretRef,
     Text,
     TlsPolicy,
+    TrustAnchor,
     _Model,
     check_secret_reference,
     check_trust_anchor,
@@ -171,20 +174,55 @@ _BIND: Final = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 class System(_Model):
     """A connected system: where it is, who owns it, how to trust and reach it."""
 
-    url: str
-    owner: Text | None = None
-    location: Country
-    ca: str = "system"
-    credentials: str | None = None
-    # Mutual TLS towards the system: a client certificate from Interlock's own PKI,
-    # issued and renewed automatically.
-    client_cert: Literal["pki:auto"] | None = None
-    tls: TlsPolicy | None = None
-    description: Text | None = None
-    # How data-subject requests reach this system (docs/privacy.md): a signed HTTPS
-    # webhook or parameterised SQL statements; without one, a request lists the
-    # system for the operator to act on and confirm ("manual").
-    privacy: SystemPrivacy | None = None
+    url: HttpsUrl = Field(
+        description=(
+            "The system's base URL; https:// only, without credentials, query or fragment."
+        )
+    )
+    owner: Text | None = Field(
+        default=None, description="Who is responsible for the system (a team or person)."
+    )
+    location: Country = Field(
+        description=(
+            "ISO 3166-1 alpha-2 country where the system processes data (for "
+            "transfers and the register)."
+        )
+    )
+    ca: TrustAnchor = Field(
+        default="system",
+        description=(
+            "What the system's TLS certificate must chain to: system (the OS trust "
+            "store), pki:NAME or file:PATH. Verification cannot be switched off."
+        ),
+    )
+    credentials: SecretRef | None = Field(
+        default=None,
+        description=(
+            "The credentials Interlock presents to the system, as a secret:// "
+            "reference into the vault."
+        ),
+    )
+    client_cert: Literal["pki:auto"] | None = Field(
+        default=None,
+        description=(
+            "pki:auto: mutual TLS towards the system with a client certificate from "
+            "Interlock's own PKI, issued and renewed automatically."
+        ),
+    )
+    tls: TlsPolicy | None = Field(
+        default=None, description="A stricter TLS minimum for this system than the manifest's."
+    )
+    description: Text | None = Field(
+        default=None, description="Free text for people reading the manifest."
+    )
+    privacy: SystemPrivacy | None = Field(
+        default=None,
+        description=(
+            "How data-subject requests reach this system (docs/privacy.md): a signed "
+            "HTTPS webhook or parameterised SQL; without one, the operator acts and "
+            "confirms by hand."
+        ),
+    )
 
     @field_validator("url")
     @classmethod
@@ -220,8 +258,12 @@ class System(_Model):
 class Role(_Model):
     """A named set of scopes."""
 
-    scopes: tuple[Scope, ...] = Field(min_length=1)
-    description: Text | None = None
+    scopes: tuple[Scope, ...] = Field(
+        min_length=1, description="The scopes the role grants, e.g. orders.read."
+    )
+    description: Text | None = Field(
+        default=None, description="Free text for people reading the manifest."
+    )
 
     @field_validator("scopes")
     @classmethod
@@ -237,8 +279,13 @@ class OperatorAccount(_Model):
     them); the audit trail records the operator as ``admin:NAME``.
     """
 
-    roles: tuple[Name, ...] = Field(min_length=1)
-    description: Text | None = None
+    roles: tuple[Name, ...] = Field(
+        min_length=1,
+        description="The roles the operator holds (e.g. the role a dead-letter queue names).",
+    )
+    description: Text | None = Field(
+        default=None, description="Free text for people reading the manifest."
+    )
 
 
 class Client(_Model):
@@ -250,10 +297,25 @@ class Client(_Model):
     other clients' tokens; it needs ``oauth2`` to authenticate at the endpoint.
     """
 
-    auth: tuple[AuthMethod, ...] = Field(min_length=1)
-    roles: tuple[Name, ...] = ()
-    introspection: Literal["own", "all"] = "own"
-    description: Text | None = None
+    auth: tuple[AuthMethod, ...] = Field(
+        min_length=1,
+        description=(
+            "How the client may authenticate: api_key, oauth2 (client credentials) and/or mtls."
+        ),
+    )
+    roles: tuple[Name, ...] = Field(
+        default=(), description="The roles the client holds; its scopes are the union of theirs."
+    )
+    introspection: Literal["own", "all"] = Field(
+        default="own",
+        description=(
+            "Which tokens the client may introspect (RFC 7662): own (only its own) or"
+            " all (a resource server; needs oauth2)."
+        ),
+    )
+    description: Text | None = Field(
+        default=None, description="Free text for people reading the manifest."
+    )
 
     @field_validator("auth", "roles")
     @classmethod
@@ -273,10 +335,14 @@ class Client(_Model):
 class RateLimits(_Model):
     """Rate limits of a route, by dimension (e.g. ``per_client: 1000/min``)."""
 
-    per_client: RateValue | None = None
-    per_ip: RateValue | None = None
-    per_route: RateValue | None = None
-    per_integration: RateValue | None = None
+    per_client: RateValue | None = Field(default=None, description="Requests per calling client.")
+    per_ip: RateValue | None = Field(default=None, description="Requests per client IP address.")
+    per_route: RateValue | None = Field(
+        default=None, description="Requests to this route, all callers together."
+    )
+    per_integration: RateValue | None = Field(
+        default=None, description="Requests to all routes of the integration together."
+    )
 
 
 class ReplayPolicy(_Model):
@@ -290,8 +356,20 @@ class ReplayPolicy(_Model):
     without one is refused).
     """
 
-    window: Duration = timedelta(minutes=5)
-    nonce: Literal["required", "optional"] = "required"
+    window: Duration = Field(
+        default=timedelta(minutes=5),
+        description=(
+            "How old a signature's created time may be (10s to 1h); its nonce is "
+            "remembered that long."
+        ),
+    )
+    nonce: Literal["required", "optional"] = Field(
+        default="required",
+        description=(
+            "required: a signature without a nonce is refused; optional: a nonce is "
+            "checked when present."
+        ),
+    )
 
     @field_validator("window")
     @classmethod
@@ -311,16 +389,36 @@ class ParamSpec(_Model):
     value. A path parameter without a spec must match :data:`DEFAULT_PARAM`.
     """
 
-    type: Literal["string", "integer", "number", "boolean"] = "string"
-    pattern: str | None = Field(default=None, max_length=500)
-    format: Literal["uuid", "date", "date-time", "email"] | None = None
-    enum: tuple[str | int | float | bool, ...] | None = Field(default=None, min_length=1)
-    minimum: float | None = None
-    maximum: float | None = None
-    min_length: int | None = Field(default=None, ge=0)
-    max_length: int = Field(default=256, ge=1, le=8192)
-    # Query parameters only (a path parameter is always present).
-    required: bool = False
+    type: Literal["string", "integer", "number", "boolean"] = Field(
+        default="string", description="The parameter's type."
+    )
+    pattern: str | None = Field(
+        default=None,
+        max_length=500,
+        description="A Python regular expression the whole value must match.",
+    )
+    format: Literal["uuid", "date", "date-time", "email"] | None = Field(
+        default=None, description="A format the value must have."
+    )
+    enum: tuple[str | int | float | bool, ...] | None = Field(
+        default=None, min_length=1, description="The only values allowed."
+    )
+    minimum: float | None = Field(
+        default=None, description="Smallest number allowed (integer and number)."
+    )
+    maximum: float | None = Field(
+        default=None, description="Largest number allowed (integer and number)."
+    )
+    min_length: int | None = Field(
+        default=None, ge=0, description="Fewest characters.", examples=[3]
+    )
+    max_length: int = Field(default=256, ge=1, le=8192, description="Most characters.")
+    required: bool = Field(
+        default=False,
+        description=(
+            "Query parameters only: the parameter must be present (a path parameter always is)."
+        ),
+    )
 
     @field_validator("pattern")
     @classmethod
@@ -336,76 +434,170 @@ class ParamSpec(_Model):
 class JsonLimits(_Model):
     """Structural limits of a JSON body, checked while it is parsed (before any schema)."""
 
-    max_depth: int = Field(default=32, ge=1, le=512)
-    max_string_length: int = Field(default=65536, ge=1)
-    # Characters of a number literal: "1e999999" and 5000-digit integers are refused.
-    max_number_length: int = Field(default=40, ge=1, le=4300)
-    max_members: int = Field(default=10000, ge=1)  # per object, and items per array
+    max_depth: int = Field(
+        default=32, ge=1, le=512, description="Deepest nesting of objects and arrays."
+    )
+    max_string_length: int = Field(
+        default=65536, ge=1, description="Longest string, in characters."
+    )
+    max_number_length: int = Field(
+        default=40,
+        ge=1,
+        le=4300,
+        description=(
+            "Characters of a number literal (1e999999 and 5000-digit integers are refused)."
+        ),
+    )
+    max_members: int = Field(
+        default=10000, ge=1, description="Most members of an object, and items of an array."
+    )
 
 
 class XmlPolicy(_Model):
     """XML bodies: parsed with defusedxml (no DTD, entities or external references)."""
 
-    # An XSD to validate against, relative to the manifest's directory.
-    schema_file: str | None = Field(default=None, max_length=500)
-    max_depth: int = Field(default=64, ge=1, le=1024)
+    schema_file: str | None = Field(
+        default=None,
+        max_length=500,
+        description=(
+            "An XSD to validate XML bodies against, relative to the manifest's directory."
+        ),
+        examples=["schemas/order.xsd"],
+    )
+    max_depth: int = Field(default=64, ge=1, le=1024, description="Deepest element nesting.")
 
 
 class CsvPolicy(_Model):
     """CSV bodies: size and shape limits, and formula cells neutralised for the target."""
 
-    max_rows: int = Field(default=100_000, ge=1)
-    max_columns: int = Field(default=256, ge=1)
-    max_field_length: int = Field(default=32768, ge=1)
-    # Prefix cells starting with = + - @ TAB or CR with ' (OWASP CSV injection) before
-    # forwarding, so a spreadsheet opening the file shows text instead of running it.
-    neutralise_formulas: bool = True
-    delimiter: Literal[",", ";", "\t", "|"] = ","
+    max_rows: int = Field(default=100_000, ge=1, description="Most rows.")
+    max_columns: int = Field(default=256, ge=1, description="Most columns.")
+    max_field_length: int = Field(default=32768, ge=1, description="Longest cell, in characters.")
+    neutralise_formulas: bool = Field(
+        default=True,
+        description=(
+            "Prefix cells starting with = + - @ TAB or CR with ' (OWASP CSV "
+            "injection), so a spreadsheet shows text instead of running it."
+        ),
+    )
+    delimiter: Literal[",", ";", "\t", "|"] = Field(default=",", description="The field delimiter.")
 
 
 class Route(_Model):
     """One path the gateway serves: who may call it and where it goes."""
 
-    method: Method
-    path: str
-    upstream: Name
-    upstream_path: str | None = None
-    scope: Scope
-    # The authentication methods this route accepts (default: any its client may use).
-    auth: tuple[AuthMethod, ...] | None = Field(default=None, min_length=1)
-    rate_limit: RateLimits | None = None
-    # Idempotency-Key (IETF httpapi draft): required, optional (honoured when sent), or off.
-    idempotency: Literal["required", "optional"] | None = None
-    # Signed requests (RFC 9421) with a timestamp window and single-use nonces.
-    replay: ReplayPolicy | None = None
-    response_fields: tuple[FieldPath, ...] | None = None
-    # Boundary validation (request bodies, parameters, business rules).
-    max_body: ByteSize = 1024 * 1024
-    # Accepted request media types (default by what the route parses: JSON, or XML/CSV).
-    content_types: tuple[MediaType, ...] | None = Field(default=None, min_length=1)
-    # A JSON Schema (2020-12) for the request body, inline.
-    request_schema: dict[str, Any] | None = None
-    json_limits: JsonLimits = JsonLimits()
-    xml: XmlPolicy | None = None
-    csv: CsvPolicy | None = None
-    params: dict[Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$")], ParamSpec] = (
-        Field(default_factory=dict)
+    method: Method = Field(description="The HTTP method.")
+    path: str = Field(description="The path template the gateway serves, e.g. /orders/{id}.")
+    upstream: Name = Field(
+        description="The system the request is forwarded to (a name under systems)."
     )
-    # The query parameters the route accepts; any other is refused.
-    query: dict[QueryName, ParamSpec] = Field(default_factory=dict)
-    rules: tuple[RuleName, ...] = ()
-    # Data minimisation of request bodies forwarded to the target.
-    request_fields: tuple[FieldPath, ...] | None = None
-    # The data category of fields the route carries (docs/privacy.md): a path of
-    # response_fields, request_fields or request_schema -> a fideslang key.
-    field_categories: dict[FieldPath, DataCategory] = Field(default_factory=dict)
-    # Headers relayed beyond the gateway's default allow-lists (docs/gateway.md):
-    # request headers to the upstream, and the upstream's response headers to the caller.
-    forward_headers: tuple[ForwardHeader, ...] = ()
-    return_headers: tuple[ReturnHeader, ...] = ()
-    # Where data-subject identifiers appear (docs/privacy.md): recorded as keyed
-    # hashes in the lineage index, never in clear. Added to the integration's.
-    subjects: tuple[SubjectLocator, ...] = ()
+    upstream_path: str | None = Field(
+        default=None,
+        description=(
+            "The path on the upstream (default: the route's path); may use the route's parameters."
+        ),
+    )
+    scope: Scope = Field(description="The scope a caller's token or key must carry.")
+    auth: tuple[AuthMethod, ...] | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "The authentication methods this route accepts (default: any its client may use)."
+        ),
+    )
+    rate_limit: RateLimits | None = Field(
+        default=None, description="Rate limits by dimension (per client, IP, route, integration)."
+    )
+    idempotency: Literal["required", "optional"] | None = Field(
+        default=None,
+        description=(
+            "Idempotency-Key (IETF httpapi draft): required, or optional (honoured "
+            "when sent); default off."
+        ),
+    )
+    replay: ReplayPolicy | None = Field(
+        default=None,
+        description=("Signed requests (RFC 9421) with a timestamp window and single-use nonces."),
+    )
+    response_fields: tuple[FieldPath, ...] | None = Field(
+        default=None,
+        description=(
+            "Data minimisation of responses: only these fields reach the caller "
+            "(items[].sku descends into arrays)."
+        ),
+    )
+    max_body: ByteSize = Field(
+        default=1024 * 1024, description="The largest request body accepted."
+    )
+    content_types: tuple[MediaType, ...] | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Accepted request media types (default by what the route parses: JSON, or XML/CSV)."
+        ),
+        examples=[["application/json", "application/merge-patch+json"]],
+    )
+    request_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="A JSON Schema (2020-12) for the request body, inline.",
+        examples=[
+            {"type": "object", "required": ["sku"], "properties": {"sku": {"type": "string"}}}
+        ],
+    )
+    json_limits: JsonLimits = Field(
+        default=JsonLimits(), description="Structural limits of JSON bodies, checked while parsing."
+    )
+    xml: XmlPolicy | None = Field(
+        default=None, description="Accept XML bodies, with these limits (parsed with defusedxml)."
+    )
+    csv: CsvPolicy | None = Field(default=None, description="Accept CSV bodies, with these limits.")
+    params: dict[Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$")], ParamSpec] = (
+        Field(default_factory=dict, description="Types and bounds of path parameters, by name.")
+    )
+    query: dict[QueryName, ParamSpec] = Field(
+        default_factory=dict,
+        description="The query parameters the route accepts, by name; any other is refused.",
+    )
+    rules: tuple[RuleName, ...] = Field(
+        default=(),
+        description=(
+            "Business rules the request must pass (names under rules, or Python entry points)."
+        ),
+    )
+    request_fields: tuple[FieldPath, ...] | None = Field(
+        default=None,
+        description=(
+            "Data minimisation of requests: only these body fields are forwarded to the target."
+        ),
+    )
+    field_categories: dict[FieldPath, DataCategory] = Field(
+        default_factory=dict,
+        description=(
+            "The data category of fields the route carries: a path of "
+            "response_fields, request_fields or request_schema -> a fideslang key."
+        ),
+    )
+    forward_headers: tuple[ForwardHeader, ...] = Field(
+        default=(),
+        description=(
+            "Request headers relayed to the upstream beyond the gateway's default allow-list."
+        ),
+        examples=[["X-Request-Priority"]],
+    )
+    return_headers: tuple[ReturnHeader, ...] = Field(
+        default=(),
+        description=(
+            "Upstream response headers relayed to the caller beyond the default allow-list."
+        ),
+        examples=[["X-Total-Count"]],
+    )
+    subjects: tuple[SubjectLocator, ...] = Field(
+        default=(),
+        description=(
+            "Where data-subject identifiers appear (recorded as keyed hashes in the "
+            "lineage index, never in clear); added to the integration's."
+        ),
+    )
 
     @property
     def label(self) -> str:
@@ -501,9 +693,14 @@ class WebhookConnector(_Model):
     ``Authorization`` header when given.
     """
 
-    url: str
-    credentials: str | None = None
-    timeout: Duration = timedelta(seconds=30)
+    url: HttpsUrl = Field(description="The HTTPS endpoint that receives each signed request step.")
+    credentials: SecretRef | None = Field(
+        default=None,
+        description="Sent as the Authorization header when given, as a secret:// reference.",
+    )
+    timeout: Duration = Field(
+        default=timedelta(seconds=30), description="How long to wait for the endpoint's answer."
+    )
 
     @field_validator("url")
     @classmethod
@@ -541,10 +738,27 @@ class SqlConnector(_Model):
     whose rows are the system's answer to access and export requests.
     """
 
-    database: str
-    access: _SqlStatement | None = None
-    erase: _SqlStatement | None = None
-    rectify: _SqlStatement | None = None
+    database: SecretRef = Field(
+        description=(
+            "A secret:// reference to the database's SQLAlchemy URL (PostgreSQL or MariaDB)."
+        ),
+        examples=["secret://erp/privacy-url"],
+    )
+    access: _SqlStatement | None = Field(
+        default=None,
+        description="A SELECT binding :subject, whose rows answer access and export requests.",
+        examples=["SELECT id, name, email FROM customers WHERE email = :subject"],
+    )
+    erase: _SqlStatement | None = Field(
+        default=None,
+        description="One statement binding :subject that erases the person's data.",
+        examples=["DELETE FROM customers WHERE email = :subject"],
+    )
+    rectify: _SqlStatement | None = Field(
+        default=None,
+        description="One statement binding :subject and the corrected fields by name (:name).",
+        examples=["UPDATE customers SET name = :name WHERE email = :subject"],
+    )
 
     @field_validator("database")
     @classmethod
@@ -588,10 +802,17 @@ class SqlConnector(_Model):
 class SystemPrivacy(_Model):
     """How a system answers data-subject requests: one connector, and the kinds it knows."""
 
-    webhook: WebhookConnector | None = None
-    sql: SqlConnector | None = None
-    # The identifier kinds the system can look a person up by (default: any).
-    kinds: tuple[Annotated[str, StringConstraints(pattern=SUBJECT_KIND_PATTERN)], ...] = ()
+    webhook: WebhookConnector | None = Field(
+        default=None, description="Requests sent as signed JSON to an HTTPS endpoint of the system."
+    )
+    sql: SqlConnector | None = Field(
+        default=None, description="Requests answered by parameterised SQL on the system's database."
+    )
+    kinds: tuple[Annotated[str, StringConstraints(pattern=SUBJECT_KIND_PATTERN)], ...] = Field(
+        default=(),
+        description="The identifier kinds the system can look a person up by (default: any).",
+        examples=[["email", "customer_id"]],
+    )
 
     @model_validator(mode="after")
     def _one_connector(self) -> SystemPrivacy:
@@ -620,18 +841,49 @@ class SubjectLocator(_Model):
     country whose national phone numbers are written without a country code.
     """
 
-    kind: Annotated[str, StringConstraints(pattern=SUBJECT_KIND_PATTERN)]
-    in_: Literal["path", "query", "request", "response"] = Field(alias="in")
+    kind: Annotated[str, StringConstraints(pattern=SUBJECT_KIND_PATTERN)] = Field(
+        description=(
+            "The identifier's kind: email and phone are normalised; others "
+            "(customer_id, ...) are compared as written."
+        )
+    )
+    in_: Literal["path", "query", "request", "response"] = Field(
+        alias="in",
+        description="Where the identifier is: path, query, request (body) or response (body).",
+    )
     param: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")] | None = (
-        None
+        Field(default=None, description="In path or query: the parameter's name.")
     )
     json_path: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = Field(
-        default=None, alias="json"
+        default=None,
+        alias="json",
+        description=(
+            "In a JSON body: an RFC 6901 JSON Pointer (/customer/email) or RFC 9535 "
+            "JSONPath ($.lines[*].email)."
+        ),
     )
-    csv_column: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    xml: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
-    received_by: Literal["upstream", "caller", "both"] | None = None
-    region: Country | None = None
+    csv_column: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        default=None, description="In a CSV body: the column's header.", examples=["email"]
+    )
+    xml: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = Field(
+        default=None,
+        description="In an XML body: an ElementTree path such as ./customer/email.",
+        examples=["./customer/email"],
+    )
+    received_by: Literal["upstream", "caller", "both"] | None = Field(
+        default=None,
+        description=(
+            "Who receives data about that person: upstream, caller or both (default "
+            "by place: request upstream, response caller, parameters both)."
+        ),
+    )
+    region: Country | None = Field(
+        default=None,
+        description=(
+            "For phone numbers: the country whose national numbers are written "
+            "without a country code."
+        ),
+    )
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -680,12 +932,31 @@ class SqlRule(_Model):
     never null, a list or an object.
     """
 
-    database: str
-    view: Annotated[str, StringConstraints(pattern=_SQL_VIEW)]
-    column: Annotated[str, StringConstraints(pattern=_SQL_NAME)]
-    value: Annotated[str, StringConstraints(pattern=_RULE_VALUE)]
-    message: Text
-    optional: bool = False
+    database: SecretRef = Field(
+        description=(
+            "A secret:// reference to the SQLAlchemy URL of the database holding the view."
+        ),
+        examples=["secret://catalogue/readonly-url"],
+    )
+    view: Annotated[str, StringConstraints(pattern=_SQL_VIEW)] = Field(
+        description="The read-only view (or schema.view) queried."
+    )
+    column: Annotated[str, StringConstraints(pattern=_SQL_NAME)] = Field(
+        description="The view's column compared with the value."
+    )
+    value: Annotated[str, StringConstraints(pattern=_RULE_VALUE)] = Field(
+        description=(
+            "Where the value comes from: body:customer.id (body:lines[].sku checks "
+            "each item), path:id or query:customer."
+        )
+    )
+    message: Text = Field(description="What the caller is told when no row matches.")
+    optional: bool = Field(
+        default=False,
+        description=(
+            "The value may be absent (the rule is then skipped); never null, a list or an object."
+        ),
+    )
 
     @model_validator(mode="after")
     def _optional_input(self) -> SqlRule:
@@ -715,10 +986,26 @@ class Transfer(_Model):
     Privacy Framework; ``derogation`` names the Art. 49(1) point relied on.
     """
 
-    destination: Country
-    safeguard: Safeguard
-    dpf_certified: bool = False
-    derogation: Derogation | None = None
+    destination: Country = Field(description="ISO 3166-1 country the data is transferred to.")
+    safeguard: Safeguard = Field(
+        description=(
+            "adequacy (Art. 45), SCC (Art. 46(2)(c)), BCR (Art. 47) or derogation (Art. 49)."
+        )
+    )
+    dpf_certified: bool = Field(
+        default=False,
+        description=(
+            "The US recipient is certified under the EU-US Data Privacy Framework "
+            "(needed for adequacy to the US)."
+        ),
+    )
+    derogation: Derogation | None = Field(
+        default=None,
+        description=(
+            "With safeguard: derogation, the Art. 49(1) point relied on: a-g or "
+            "second_subparagraph."
+        ),
+    )
 
     @field_validator("safeguard", mode="before")
     @classmethod
@@ -770,11 +1057,15 @@ class Transfer(_Model):
 class Party(_Model):
     """A person or body and how to reach them (GDPR Art. 30(1)(a))."""
 
-    name: Text
-    contact: Text
-    # ISO 3166-1 country of establishment (a controller outside the EEA needs a
-    # representative in the Union, Art. 27).
-    country: Country | None = None
+    name: Text = Field(description="The name of the person or body.")
+    contact: Text = Field(description="How to reach them: an address, e-mail or telephone number.")
+    country: Country | None = Field(
+        default=None,
+        description=(
+            "ISO 3166-1 country of establishment (a controller outside the EEA needs "
+            "a representative in the Union, Art. 27)."
+        ),
+    )
 
 
 class Organisation(_Model):
@@ -785,58 +1076,141 @@ class Organisation(_Model):
     (Art. 27) and the data protection officer (Art. 37).
     """
 
-    controller: Party
-    representative: Party | None = None
-    dpo: Party | None = None
+    controller: Party = Field(
+        description=(
+            "The controller: the body that decides why and how personal data is processed."
+        )
+    )
+    representative: Party | None = Field(
+        default=None,
+        description=(
+            "The controller's representative in the Union, when it is established "
+            "outside the EEA (Art. 27)."
+        ),
+    )
+    dpo: Party | None = Field(default=None, description="The data protection officer (Art. 37).")
 
 
 class Integration(_Model):
     """One data flow from a source to a target system, with its GDPR facts and routes."""
 
-    # The kind of integration (interlock check adds its type's mitigations); None:
-    # inferred, REST when the integration has routes, otherwise unknown.
-    type: IntegrationType | None = None
-    source: Name
-    target: Name
-    client: Name
-    # Other clients that may call this integration's routes (a route belongs to its
-    # integration: a client holding the scope, but not named here, is refused).
-    callers: tuple[Name, ...] = ()
-    purpose: Text
-    legal_basis: LegalBasis
-    data_categories: tuple[DataCategory, ...] = ()
-    data_subjects: tuple[DataSubject, ...] = ()
-    retention: Duration
-    transfer: Transfer | None = None
-    # GDPR register facts (docs/privacy.md): the deployment's role here and, for a
-    # processor or joint controller, the other party; recipients (Art. 30(1)(d));
-    # measures beyond the configured controls (Art. 30(1)(g)); the Art. 9(2)
-    # condition for special categories and the Art. 10 basis for criminal data.
-    role: ProcessingRole = "controller"
-    other_party: Text | None = None
-    recipients: tuple[Text, ...] = ()
-    security_measures: tuple[Text, ...] = ()
-    special_category_condition: SpecialCategoryCondition | None = None
-    criminal_data_basis: Text | None = None
-    # The audit trail: "required" answers 503 instead of releasing data when the
-    # request's entry cannot be made durable; "best_effort" records without
-    # waiting. Default: required when the flow carries personal data (user.*).
-    audit: Literal["required", "best_effort"] | None = None
-    # Subject identifiers every route of the integration carries (each route adds its own).
-    subjects: tuple[SubjectLocator, ...] = ()
-    routes: tuple[Route, ...] = ()
-    # type: messaging — the broker, destination, consumers and protection of its
-    # messages (interlock.config.messaging, docs/messaging.md).
-    messaging: MessagingSpec | None = None
-    # type: event_streaming — subjects, compatibility modes and per-consumer grants
-    # (interlock.config.events, docs/events.md).
-    events: EventsSpec | None = None
-    # type: file_transfer or b2b_edi — the partner, transport, schedule and the checks
-    # each file passes in quarantine (interlock.config.files, docs/files.md).
-    files: FilesSpec | None = None
-    # type: shared_database — the database system and each consumer's views
-    # (interlock.config.databases, docs/databases.md).
-    database: DatabaseSpec | None = None
+    type: IntegrationType | None = Field(
+        default=None,
+        description=(
+            "The kind of integration (interlock check adds its type's mitigations); "
+            "default: rest when it has routes, otherwise unknown."
+        ),
+    )
+    source: Name = Field(description="The system the data comes from (a name under systems).")
+    target: Name = Field(description="The system the data goes to (a name under systems).")
+    client: Name = Field(
+        description="The client that calls the integration's routes (a name under clients)."
+    )
+    callers: tuple[Name, ...] = Field(
+        default=(),
+        description=(
+            "Other clients that may call this integration's routes; a client holding "
+            "the scope but not named here is refused."
+        ),
+    )
+    purpose: Text = Field(
+        description=(
+            "Why the data flows (GDPR Art. 5(1)(b), purpose limitation); shown in the register."
+        )
+    )
+    legal_basis: LegalBasis = Field(description="The GDPR Art. 6(1) basis of the processing.")
+    data_categories: tuple[DataCategory, ...] = Field(
+        default=(),
+        description="The fideslang data categories the flow carries, e.g. user.contact.email.",
+    )
+    data_subjects: tuple[DataSubject, ...] = Field(
+        default=(), description="The fideslang data subjects the data is about, e.g. customer."
+    )
+    retention: Duration = Field(
+        description="How long the target keeps the data (a duration such as 90d or P1Y)."
+    )
+    transfer: Transfer | None = Field(
+        default=None,
+        description=(
+            "A transfer of personal data to a third country and its safeguard (GDPR Chapter V)."
+        ),
+    )
+    role: ProcessingRole = Field(
+        default="controller",
+        description="The deployment's role in this processing (GDPR Art. 4(7), 4(8), 26).",
+    )
+    other_party: Text | None = Field(
+        default=None,
+        description=(
+            "For a processor or joint controller: the controller, or the joint controller."
+        ),
+        examples=["Example Holding AG, privacy@example-holding.de"],
+    )
+    recipients: tuple[Text, ...] = Field(
+        default=(), description="Recipients of the data beyond the target system (Art. 30(1)(d))."
+    )
+    security_measures: tuple[Text, ...] = Field(
+        default=(),
+        description=("Measures beyond the configured controls, for the register (Art. 30(1)(g))."),
+        examples=[["pseudonymised before export"]],
+    )
+    special_category_condition: SpecialCategoryCondition | None = Field(
+        default=None,
+        description="The Art. 9(2) condition under which special-category data is processed.",
+    )
+    criminal_data_basis: Text | None = Field(
+        default=None,
+        description=(
+            "The Art. 10 basis for processing data about criminal convictions and offences."
+        ),
+        examples=["Art. 10 GDPR with section 26 BDSG (background checks)"],
+    )
+    audit: Literal["required", "best_effort"] | None = Field(
+        default=None,
+        description=(
+            "required: answer 503 rather than release data whose audit entry cannot "
+            "be made durable; best_effort: record without waiting. Default: required "
+            "when the flow carries personal data (user.*)."
+        ),
+    )
+    subjects: tuple[SubjectLocator, ...] = Field(
+        default=(),
+        description=(
+            "Where data-subject identifiers appear in every route of the integration "
+            "(each route adds its own)."
+        ),
+    )
+    routes: tuple[Route, ...] = Field(
+        default=(), description="The paths the gateway serves for this integration."
+    )
+    messaging: MessagingSpec | None = Field(
+        default=None,
+        description=(
+            "type: messaging: the broker, destination, consumers and protection of "
+            "its messages (docs/messaging.md)."
+        ),
+    )
+    events: EventsSpec | None = Field(
+        default=None,
+        description=(
+            "type: event_streaming: subjects, compatibility modes and per-consumer "
+            "grants (docs/events.md)."
+        ),
+    )
+    files: FilesSpec | None = Field(
+        default=None,
+        description=(
+            "type: file_transfer or b2b_edi: the partner, transport, schedule and the"
+            " checks each file passes in quarantine (docs/files.md)."
+        ),
+    )
+    database: DatabaseSpec | None = Field(
+        default=None,
+        description=(
+            "type: shared_database: the database system and each consumer's views "
+            "(docs/databases.md)."
+        ),
+    )
 
     @field_validator("callers")
     @classmethod
@@ -903,21 +1277,47 @@ class TrustedIssuer(_Model):
     roles grant them.
     """
 
-    issuer: str
-    jwks_uri: str | None = None
-    jwks_file: str | None = None
-    ca: str = "system"
-    audiences: tuple[Annotated[str, StringConstraints(min_length=1)], ...] = Field(min_length=1)
-    # The issuer's own allow-list (RFC 8725 §3.1). PS256 and ES384: FAPI 2.0, Keycloak, Auth0.
-    algorithms: tuple[Literal["ES256", "ES384", "Ed25519", "PS256", "RS256"], ...] = Field(
-        default=("ES256", "RS256"), min_length=1
+    issuer: HttpsUrl = Field(
+        description="The issuer's identifier (its iss claim), an https:// URL."
     )
-    # RFC 9068 tokens are typed at+jwt; Keycloak and Entra ID still type theirs JWT.
-    token_types: tuple[Literal["at+jwt", "JWT"], ...] = ("at+jwt",)
-    client_claim: Literal["client_id", "azp", "appid", "sub"] = "client_id"
-    # The issuer's client ids -> manifest clients (least privilege: nobody else gets in).
+    jwks_uri: HttpsUrl | None = Field(
+        default=None,
+        description=(
+            "Where the issuer's keys are fetched, over verified TLS (give this or jwks_file)."
+        ),
+    )
+    jwks_file: str | None = Field(
+        default=None,
+        description="A file holding the issuer's keys (give this or jwks_uri).",
+        examples=["keys/keycloak-jwks.json"],
+    )
+    ca: TrustAnchor = Field(
+        default="system",
+        description="What the jwks_uri's TLS certificate must chain to, as for systems.",
+    )
+    audiences: tuple[Annotated[str, StringConstraints(min_length=1)], ...] = Field(
+        min_length=1,
+        description="Tokens must be for one of these audiences.",
+        examples=[["https://interlock.example.com"]],
+    )
+    algorithms: tuple[Literal["ES256", "ES384", "Ed25519", "PS256", "RS256"], ...] = Field(
+        default=("ES256", "RS256"),
+        min_length=1,
+        description="The issuer's signature algorithms (RFC 8725 §3.1); never none or HMAC.",
+    )
+    token_types: tuple[Literal["at+jwt", "JWT"], ...] = Field(
+        default=("at+jwt",),
+        description=(
+            "Accepted token types (typ): at+jwt (RFC 9068); JWT for Keycloak and Entra ID."
+        ),
+    )
+    client_claim: Literal["client_id", "azp", "appid", "sub"] = Field(
+        default="client_id", description="The claim that names the calling client."
+    )
     clients: dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], Name] = Field(
-        min_length=1
+        min_length=1,
+        description="The issuer's client ids -> manifest clients; no other client gets in.",
+        examples=[{"erp-service": "order-sync"}],
     )
 
     @field_validator("algorithms")
@@ -959,26 +1359,75 @@ class TrustedIssuer(_Model):
 class Manifest(_Model):
     """The whole manifest: the one source of truth for what Interlock connects."""
 
-    version: Literal[1]
-    tls: TlsPolicy = TlsPolicy()
-    organisation: Organisation | None = None
-    systems: dict[Name, System] = Field(default_factory=dict)
-    roles: dict[Name, Role] = Field(default_factory=dict)
-    clients: dict[Name, Client] = Field(default_factory=dict)
-    integrations: dict[Name, Integration] = Field(default_factory=dict)
-    trusted_issuers: dict[Name, TrustedIssuer] = Field(default_factory=dict)
-    # Business rules answered by SQL views (Python rules come from entry points).
-    rules: dict[RuleName, SqlRule] = Field(default_factory=dict)
-    # Scopes that clients of several integrations may hold (declared, never implied).
-    shared_scopes: tuple[Scope, ...] = ()
-    # Message brokers of messaging integrations (interlock.config.messaging).
-    brokers: dict[Name, Broker] = Field(default_factory=dict)
-    # Trading partners of file and B2B integrations (interlock.config.files).
-    partners: dict[Name, Partner] = Field(default_factory=dict)
-    # Database servers of shared-database integrations (interlock.config.databases).
-    databases: dict[Name, DatabaseSystem] = Field(default_factory=dict)
-    # People who run the interlock command, and the roles they hold (dead-letter queues).
-    operators: dict[OperatorName, OperatorAccount] = Field(default_factory=dict)
+    version: Literal[1] = Field(description="The manifest format's version; 1 is the only one.")
+    tls: TlsPolicy = Field(
+        default=TlsPolicy(),
+        description="Minimum TLS version for every connection Interlock makes or accepts.",
+    )
+    organisation: Organisation | None = Field(
+        default=None,
+        description=(
+            "Who is responsible for the processing (GDPR Art. 30(1)(a)): controller, "
+            "representative, DPO."
+        ),
+    )
+    systems: dict[Name, System] = Field(
+        default_factory=dict,
+        description=(
+            "The connected systems, by name: where each is, who owns it, how to trust and reach it."
+        ),
+    )
+    roles: dict[Name, Role] = Field(
+        default_factory=dict, description="Named sets of scopes that clients and operators hold."
+    )
+    clients: dict[Name, Client] = Field(
+        default_factory=dict,
+        description=("Service accounts, by name: how each authenticates and which roles it holds."),
+    )
+    integrations: dict[Name, Integration] = Field(
+        default_factory=dict,
+        description=(
+            "Data flows from a source to a target system, each with its GDPR facts and routes."
+        ),
+    )
+    trusted_issuers: dict[Name, TrustedIssuer] = Field(
+        default_factory=dict,
+        description=(
+            "External OAuth 2.0 issuers (Keycloak, Entra ID, ...) whose access tokens are accepted."
+        ),
+    )
+    rules: dict[RuleName, SqlRule] = Field(
+        default_factory=dict,
+        description=(
+            "Business rules answered by read-only SQL views (Python rules come from entry points)."
+        ),
+    )
+    shared_scopes: tuple[Scope, ...] = Field(
+        default=(),
+        description=(
+            "Scopes that clients of several integrations may hold (declared, never implied)."
+        ),
+    )
+    brokers: dict[Name, Broker] = Field(
+        default_factory=dict,
+        description=(
+            "Message brokers (RabbitMQ, NATS JetStream) of messaging and "
+            "event-streaming integrations."
+        ),
+    )
+    partners: dict[Name, Partner] = Field(
+        default_factory=dict, description="Trading partners of file-transfer and B2B integrations."
+    )
+    databases: dict[Name, DatabaseSystem] = Field(
+        default_factory=dict, description="Database servers of shared-database integrations."
+    )
+    operators: dict[OperatorName, OperatorAccount] = Field(
+        default_factory=dict,
+        description=(
+            "People who run the interlock command, by operating-system user name, and"
+            " the roles they hold."
+        ),
+    )
 
 
 RULES_ENTRY_POINTS: Final = "interlock.rules"

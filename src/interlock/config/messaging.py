@@ -36,8 +36,10 @@ from interlock.config.vocabulary import (
     DataCategory,
     FieldPath,
     Name,
+    SecretRef,
     Text,
     TlsPolicy,
+    TrustAnchor,
     _Model,
     check_secret_reference,
     check_trust_anchor,
@@ -66,16 +68,37 @@ Destination = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_
 class Broker(_Model):
     """A message broker: RabbitMQ or NATS JetStream, over TLS, trusted like a system."""
 
-    kind: BrokerKind
-    url: str
-    location: Country
-    owner: Text | None = None
-    ca: str = "system"
-    # The broker password (the user name is the URL's, e.g. amqps://interlock@host/).
-    credentials: str | None = None
-    client_cert: Literal["pki:auto"] | None = None
-    tls: TlsPolicy | None = None
-    description: Text | None = None
+    kind: BrokerKind = Field(description="rabbitmq or nats (JetStream).")
+    url: str = Field(
+        description=(
+            "amqps:// (RabbitMQ) or tls:// (NATS); the user name may be in the URL, "
+            "never the password."
+        )
+    )
+    location: Country = Field(
+        description="ISO 3166-1 country where the broker stores messages (for the register)."
+    )
+    owner: Text | None = Field(default=None, description="Who is responsible for the broker.")
+    ca: TrustAnchor = Field(
+        default="system",
+        description=(
+            "What the broker's TLS certificate must chain to: system, pki:NAME or file:PATH."
+        ),
+    )
+    credentials: SecretRef | None = Field(
+        default=None,
+        description=("The broker password, as a secret:// reference (the user name is the URL's)."),
+    )
+    client_cert: Literal["pki:auto"] | None = Field(
+        default=None,
+        description="pki:auto: a client certificate from Interlock's PKI for mutual TLS.",
+    )
+    tls: TlsPolicy | None = Field(
+        default=None, description="A stricter TLS minimum for this broker than the manifest's."
+    )
+    description: Text | None = Field(
+        default=None, description="Free text for people reading the manifest."
+    )
 
     @field_validator("ca", mode="before")
     @classmethod
@@ -115,10 +138,18 @@ class Broker(_Model):
 class DeadLetterPolicy(_Model):
     """Where refused messages wait, still sealed, and who may handle them."""
 
-    # A role of the manifest: operators holding it may list, show, replay and purge.
-    role: Name
-    retention: Duration = timedelta(days=7)
-    max_length: int = Field(default=100_000, ge=1, le=100_000_000)
+    role: Name = Field(
+        description=(
+            "A role of the manifest: operators holding it may list, show, replay and "
+            "purge dead letters."
+        )
+    )
+    retention: Duration = Field(
+        default=timedelta(days=7), description="How long dead letters are kept."
+    )
+    max_length: int = Field(
+        default=100_000, ge=1, le=100_000_000, description="Most dead letters kept."
+    )
 
 
 class MessagingSpec(_Model):
@@ -127,30 +158,77 @@ class MessagingSpec(_Model):
     # ``schema`` in YAML (a BaseModel attribute name), ``schema_`` in Python and dumps.
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    broker: Name
-    destination: Destination
-    # Clients of the manifest that consume (each its own queue or durable consumer and
-    # its own decryption key); the integration's client is the producer.
-    consumers: tuple[Name, ...] = Field(min_length=1, max_length=32)
-    # "payload": the signed message is encrypted whole (JWS nested in JWE); "fields":
-    # the message is signed and only the fields of personal-data categories are
-    # encrypted, each a JWE (field-level encryption).
-    encrypt: Literal["payload", "fields"] = "payload"
-    # The category of each payload field; with encrypt: fields, those under user.* are
-    # encrypted. Also what the register and the audit entries report.
-    field_categories: dict[FieldPath, DataCategory] = Field(default_factory=dict)
-    # The payload's JSON Schema (2020-12), checked by the consumer before delivery.
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
-    # What consumers receive (minimisation): the payload filtered to these fields.
-    fields: tuple[FieldPath, ...] | None = Field(default=None, min_length=1)
-    key_algorithm: Literal["ECDH-ES+A256KW", "RSA-OAEP-256"] = "ECDH-ES+A256KW"
-    signing_algorithm: Literal["ES256", "Ed25519"] = "ES256"
-    key_rotation: Duration = timedelta(days=30)
-    # A message expires this long after it was sealed (and leaves its queue).
-    ttl: Duration = timedelta(hours=1)
-    max_length: int = Field(default=100_000, ge=1, le=100_000_000)
-    max_message: ByteSize = 256 * 1024
-    dead_letter: DeadLetterPolicy
+    broker: Name = Field(
+        description="The broker the messages travel through (a name under brokers)."
+    )
+    destination: Destination = Field(
+        description="A RabbitMQ topic exchange, or a NATS subject prefix (and its stream)."
+    )
+    consumers: tuple[Name, ...] = Field(
+        min_length=1,
+        max_length=32,
+        description=(
+            "Clients that consume, each with its own queue and decryption key; the "
+            "integration's client is the producer."
+        ),
+    )
+    encrypt: Literal["payload", "fields"] = Field(
+        default="payload",
+        description=(
+            "payload: the signed message is encrypted whole (JWS in JWE); fields: "
+            "signed, and only fields of personal-data categories are encrypted, each "
+            "a JWE."
+        ),
+    )
+    field_categories: dict[FieldPath, DataCategory] = Field(
+        default_factory=dict,
+        description=(
+            "The data category of each payload field; with encrypt: fields, those "
+            "under user.* are encrypted."
+        ),
+    )
+    schema_: dict[str, Any] | None = Field(
+        default=None,
+        alias="schema",
+        description=(
+            "The payload's JSON Schema (2020-12), checked by the consumer before delivery."
+        ),
+        examples=[{"type": "object", "required": ["order_id"]}],
+    )
+    fields: tuple[FieldPath, ...] | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "What consumers receive (minimisation): the payload filtered to these fields."
+        ),
+    )
+    key_algorithm: Literal["ECDH-ES+A256KW", "RSA-OAEP-256"] = Field(
+        default="ECDH-ES+A256KW",
+        description="The JWE key management algorithm of the consumers' keys.",
+    )
+    signing_algorithm: Literal["ES256", "Ed25519"] = Field(
+        default="ES256", description="The producer's JWS signing algorithm."
+    )
+    key_rotation: Duration = Field(
+        default=timedelta(days=30),
+        description="How often the signing and encryption keys are rotated.",
+    )
+    ttl: Duration = Field(
+        default=timedelta(hours=1),
+        description=(
+            "A message expires this long after it was sealed, and leaves its queue (1s to 14d)."
+        ),
+    )
+    max_length: int = Field(
+        default=100_000,
+        ge=1,
+        le=100_000_000,
+        description="Most messages waiting in a consumer's queue.",
+    )
+    max_message: ByteSize = Field(default=256 * 1024, description="The largest message accepted.")
+    dead_letter: DeadLetterPolicy = Field(
+        description="The dead-letter queue of refused messages: retention, size, who handles it."
+    )
 
     @field_validator("consumers")
     @classmethod

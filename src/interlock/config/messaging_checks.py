@@ -29,7 +29,7 @@ def messaging_findings(
     *,
     has_routes: bool,
     undeclared: Callable[[str, str], bool],
-    known: Callable[[str], str],
+    known: Callable[[str, str], str],
 ) -> Iterator[Found]:
     """Every cross-reference problem of integration ``name``'s ``messaging:`` section."""
     spec = flow.messaging
@@ -39,10 +39,18 @@ def messaging_findings(
     if has_routes:
         yield ("integrations", name, "routes"), "a messaging integration has no HTTP routes", True
     if undeclared("brokers", spec.broker):
-        yield (*at, "broker"), f"unknown broker {spec.broker!r}{known('brokers')}", True
+        yield (
+            (*at, "broker"),
+            f"unknown broker {spec.broker!r}{known('brokers', spec.broker)}",
+            True,
+        )
     for index, consumer in enumerate(spec.consumers):
         if undeclared("clients", consumer):
-            yield (*at, "consumers", index), f"unknown client {consumer!r}{known('clients')}", True
+            yield (
+                (*at, "consumers", index),
+                f"unknown client {consumer!r}{known('clients', consumer)}",
+                True,
+            )
         elif consumer == flow.client:
             yield (
                 (*at, "consumers", index),
@@ -53,7 +61,7 @@ def messaging_findings(
     if undeclared("roles", spec.dead_letter.role):
         yield (
             (*at, "dead_letter", "role"),
-            f"unknown role {spec.dead_letter.role!r}{known('roles')}",
+            f"unknown role {spec.dead_letter.role!r}{known('roles', spec.dead_letter.role)}",
             True,
         )
     yield from _closed_schema(at, spec.schema_, spec.fields, spec.encrypted_fields)

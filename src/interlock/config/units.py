@@ -14,6 +14,9 @@ from typing import Annotated, Final
 from pydantic import PlainSerializer, PlainValidator, TypeAdapter, ValidationError, WithJsonSchema
 
 __all__ = [
+    "DURATION_PATTERN",
+    "RATE_PATTERN",
+    "SIZE_PATTERN",
     "ByteSize",
     "Duration",
     "Rate",
@@ -69,12 +72,23 @@ def format_duration(value: timedelta) -> str:
     return str(_ISO.dump_python(value, mode="json"))
 
 
+#: parse_duration's grammar for the published JSON Schema (editors' hint only:
+#: parse_duration decides, e.g. whether an ISO 8601 text is one).
+DURATION_PATTERN: Final = r"^\s*([0-9]+\s*[smhdw]|[Pp][0-9A-Za-z.,]+)\s*$"
+
 Duration = Annotated[
     timedelta,
     PlainValidator(parse_duration),
     # Explicit, because pydantic's own timedelta serializer warns behind a PlainValidator.
     PlainSerializer(format_duration, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "examples": ["90d", "P90D"]}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": DURATION_PATTERN,
+            "description": "A positive duration: 90d, 24h, 10m, 30s, 2w, or ISO 8601 (P90D).",
+            "examples": ["90d", "P90D"],
+        }
+    ),
 ]
 """A positive :class:`~datetime.timedelta` written as ``90d`` or ``P90D`` in YAML."""
 
@@ -120,6 +134,18 @@ class Rate:
         return f"{self.limit}/{int(self.period.total_seconds())}s"  # pragma: no cover
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c}{c.upper()}]" for c in word)
+
+
+#: parse_rate's grammar (units in any case) as an ECMA-262 pattern, for editors.
+RATE_PATTERN: Final = (
+    r"^\s*[0-9]+\s*/\s*[0-9]*\s*("
+    + "|".join(_any_case(u) for u in sorted(_RATE_UNITS, key=len, reverse=True))
+    + r")\s*$"
+)
+
+
 def parse_rate(value: object) -> Rate:
     """``1000/min``, ``5/s``, ``100/hour``, ``50000/day`` or ``10/5min`` into a :class:`Rate`."""
     if isinstance(value, Rate):
@@ -147,7 +173,14 @@ RateValue = Annotated[
     Rate,
     PlainValidator(parse_rate),
     PlainSerializer(str, return_type=str),
-    WithJsonSchema({"type": "string", "examples": ["1000/min", "5/s"]}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": RATE_PATTERN,
+            "description": "At most N requests per period: 1000/min, 5/s, 100/hour, 10/5min.",
+            "examples": ["1000/min", "5/s"],
+        }
+    ),
 ]
 """A :class:`Rate` written as ``1000/min`` in YAML."""
 
@@ -162,6 +195,8 @@ _SIZE_UNITS: Final = {
     "MB": 1000**2,
     "GB": 1000**3,
 }
+#: parse_byte_size's text form, for the published JSON Schema.
+SIZE_PATTERN: Final = r"^\s*[0-9]+\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$"
 MAX_BYTE_SIZE: Final = 1024**3  # 1 GiB: anything larger is not a request body a gateway buffers
 
 
@@ -184,6 +219,15 @@ ByteSize = Annotated[
     int,
     PlainValidator(parse_byte_size),
     PlainSerializer(int, return_type=int),
-    WithJsonSchema({"type": ["integer", "string"], "examples": ["1MiB", "512KiB"]}),
+    WithJsonSchema(
+        {
+            "type": ["integer", "string"],
+            "pattern": SIZE_PATTERN,
+            "minimum": 1,
+            "maximum": MAX_BYTE_SIZE,
+            "description": "A size in bytes (1 B to 1 GiB): 1MiB, 512KiB, 10MB or a number.",
+            "examples": ["1MiB", "512KiB"],
+        }
+    ),
 ]
 """A size in bytes written as ``1MiB``, ``512KiB``, ``10MB`` or a number in YAML."""

@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
 from interlock.gdpr.taxonomy import unknown_category, unknown_subject
 
@@ -18,24 +26,30 @@ __all__ = [
     "CATEGORY_PATTERN",
     "COUNTRY_PATTERN",
     "FIELD_PATTERN",
+    "HTTPS_URL_PATTERN",
     "NAME_PATTERN",
     "OPERATOR_NAME_PATTERN",
     "PATTERN_HELP",
     "RULE_NAME_PATTERN",
     "SCOPE_PATTERN",
+    "SECRET_REF_PATTERN",
     "SSH_KEY_PATTERN",
     "SUBJECT_PATTERN",
+    "TRUST_ANCHOR_PATTERN",
     "Country",
     "DataCategory",
     "DataSubject",
     "FieldPath",
+    "HttpsUrl",
     "MediaType",
     "Name",
     "QueryName",
     "RuleName",
     "Scope",
+    "SecretRef",
     "Text",
     "TlsPolicy",
+    "TrustAnchor",
     "check_secret_reference",
     "check_trust_anchor",
 ]
@@ -94,6 +108,33 @@ _CA: Final = re.compile(r"^(system|pki:[a-z][a-z0-9-]*|file:\S+)$")
 _NO_TRUST: Final = frozenset({"none", "no", "off", "false", "insecure", "any", "skip", ""})
 _SECRET_REF: Final = re.compile(r"^secret://[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
 
+SECRET_REF_PATTERN: Final = _SECRET_REF.pattern
+TRUST_ANCHOR_PATTERN: Final = _CA.pattern
+HTTPS_URL_PATTERN: Final = "^[Hh][Tt][Tt][Pp][Ss]://"
+
+# Plain text to pydantic: the fields' own validators check these (check_secret_reference,
+# check_trust_anchor, the https:// checks) and say why; the pattern is for the published
+# JSON Schema, so that an editor flags the value while it is typed.
+SecretRef = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "pattern": SECRET_REF_PATTERN, "examples": ["secret://erp/api-key"]}
+    ),
+]
+"""A ``secret://`` reference into the vault; secrets are never written into the manifest."""
+TrustAnchor = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "pattern": TRUST_ANCHOR_PATTERN, "examples": ["system", "pki:internal"]}
+    ),
+]
+"""``system``, ``pki:NAME`` or ``file:PATH``: what a peer's certificate must chain to."""
+HttpsUrl = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "format": "uri", "pattern": HTTPS_URL_PATTERN}),
+]
+"""An ``https://`` URL (the field's validator says what else it must not carry)."""
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
@@ -102,7 +143,10 @@ class _Model(BaseModel):
 class TlsPolicy(_Model):
     """Minimum TLS version for connections Interlock makes or accepts."""
 
-    min_version: Literal["1.2", "1.3"] = "1.2"
+    min_version: Literal["1.2", "1.3"] = Field(
+        default="1.2",
+        description="The lowest TLS version accepted: 1.2 (the floor, RFC 8996) or 1.3.",
+    )
 
     @field_validator("min_version", mode="before")
     @classmethod

@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Final, Literal
 
 from interlock.config.databases import Filter, sql_name
-from interlock.errors import InvalidRequestError
+from interlock.errors import InvalidRequestError, did_you_mean
 
 if TYPE_CHECKING:
     from interlock.config.databases import DatabaseSystem
@@ -107,20 +107,25 @@ def _identifier(value: str, where: str) -> str:
 def plan_for(manifest: Manifest, integration: str) -> Plan:
     """The plan of ``integration``; :class:`InvalidRequestError` naming the manifest path."""
     flow = manifest.integrations.get(integration)
+    shared = [n for n, f in manifest.integrations.items() if f.database is not None]
     if flow is None:
-        raise InvalidRequestError(f"integrations.{integration}: no such integration")
+        hint = did_you_mean(integration, shared)
+        raise InvalidRequestError(f"integrations.{integration}: no such integration{hint}")
     spec = flow.database
     at = f"integrations.{integration}.database"
     if spec is None:
-        raise InvalidRequestError(f"{at}: not a shared_database integration (no database:)")
+        hint = did_you_mean(integration, shared)
+        raise InvalidRequestError(f"{at}: not a shared_database integration (no database:){hint}")
     system = manifest.databases.get(spec.system)
     if system is None:
-        raise InvalidRequestError(f"{at}.system: unknown database system {spec.system!r}")
+        hint = did_you_mean(spec.system, manifest.databases)
+        raise InvalidRequestError(f"{at}.system: unknown database system {spec.system!r}{hint}")
     prefix = spec.prefix or sql_name(integration)
     consumers: list[ConsumerPlan] = []
     for client, consumer in spec.consumers.items():
         if client not in manifest.clients:
-            raise InvalidRequestError(f"{at}.consumers.{client}: unknown client {client!r}")
+            hint = did_you_mean(client, manifest.clients)
+            raise InvalidRequestError(f"{at}.consumers.{client}: unknown client {client!r}{hint}")
         where = f"{at}.consumers.{client}"
         base = _identifier(f"{prefix}_{sql_name(client)}", where)
         logins = (_identifier(f"{base}_a", where), _identifier(f"{base}_b", where))

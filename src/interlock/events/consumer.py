@@ -52,7 +52,7 @@ from typing import Any, Final, Literal
 from interlock.audit.sink import AuditSink
 from interlock.clock import Clock, utc_now
 from interlock.config.manifest import JsonLimits, Manifest
-from interlock.errors import InterlockError, NotFoundError
+from interlock.errors import InterlockError, NotFoundError, did_you_mean
 from interlock.events.grants import Grant, cut_schema
 from interlock.events.resolution import resolve
 from interlock.events.streams import (
@@ -135,7 +135,8 @@ class EventConsumer:
         self._stream = stream = event_stream(manifest, integration)
         grants = stream.grants.get(consumer)
         if grants is None:
-            raise InterlockError(f"{consumer!r} is not a consumer of {integration!r}")
+            hint = did_you_mean(consumer, stream.grants)
+            raise InterlockError(f"{consumer!r} is not a consumer of {integration!r}{hint}")
         self._grants: Mapping[str, Grant] = grants
         self._consumer = consumer
         self._registry = registry

@@ -41,7 +41,7 @@ from typing import Any, Final, Literal
 from interlock.audit.sink import AuditSink
 from interlock.clock import Clock, utc_now
 from interlock.config.manifest import Manifest
-from interlock.errors import InterlockError, NotFoundError
+from interlock.errors import InterlockError, NotFoundError, did_you_mean
 from interlock.events.streams import (
     CONTENT_TYPE_EVENT,
     HEADER_SCHEMA_ID,
@@ -105,7 +105,8 @@ class EventProducer:
         event_id = event_id or str(uuid.uuid4())
         if subject not in stream.spec.subjects:
             await self._record(subject, None, 0, set(), "failure", reason="undeclared subject")
-            raise EventRefused(f"{stream.name!r} declares no subject {subject!r}")
+            hint = did_you_mean(subject, stream.spec.subjects)
+            raise EventRefused(f"{stream.name!r} declares no subject {subject!r}{hint}")
         try:
             registered = await asyncio.to_thread(self._registry.get, subject, "latest")
             validator = await asyncio.to_thread(

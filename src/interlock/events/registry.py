@@ -37,6 +37,7 @@ from interlock.audit.sink import AuditSink
 from interlock.clock import Clock, utc_now
 from interlock.config.events import COMPATIBILITY_MODES, CompatibilityMode
 from interlock.config.manifest import Manifest
+from interlock.errors import did_you_mean
 from interlock.events.compatibility import (
     Incompatibility,
     UnsupportedSchemaError,
@@ -168,7 +169,7 @@ class SchemaRegistry:
         with self._engine.connect() as connection:
             found = [row.version for row in connection.execute(query)]
         if not found:
-            raise UnknownSubjectError(f"subject {subject!r} has no registered schema")
+            raise self._unregistered(subject)
         return found
 
     def get(self, subject: str, version: Version = "latest") -> RegisteredSchema:
@@ -177,7 +178,7 @@ class SchemaRegistry:
         with self._engine.connect() as connection:
             rows = _subject_rows(connection, subject)
         if not rows:
-            raise UnknownSubjectError(f"subject {subject!r} has no registered schema")
+            raise self._unregistered(subject)
         if number is None:
             return rows[-1]
         for row in rows:
@@ -211,7 +212,7 @@ class SchemaRegistry:
         with self._engine.connect() as connection:
             rows = _subject_rows(connection, subject)
         if not rows:
-            raise UnknownSubjectError(f"subject {subject!r} has no registered schema")
+            raise self._unregistered(subject)
         for row in rows:
             if canonical_schema(row.schema) == text:
                 return row
@@ -275,8 +276,14 @@ class SchemaRegistry:
     def _declared_mode(self, subject: str) -> CompatibilityMode:
         mode = self._declared.get(subject)
         if mode is None:
-            raise UnknownSubjectError(f"subject {subject!r} is not declared by the manifest")
+            hint = did_you_mean(subject, self._declared)
+            raise UnknownSubjectError(f"subject {subject!r} is not declared by the manifest{hint}")
         return mode
+
+    def _unregistered(self, subject: str) -> UnknownSubjectError:
+        """No version of ``subject``: a close declared subject is suggested, if any."""
+        hint = "" if subject in self._declared else did_you_mean(subject, self._declared)
+        return UnknownSubjectError(f"subject {subject!r} has no registered schema{hint}")
 
     def _register(self, subject: str, text: str, actor: Actor) -> tuple[RegisteredSchema, bool]:
         """One attempt, in one transaction: (the version, whether it is new)."""

@@ -24,7 +24,7 @@ from typing import Any, Final, Literal, Protocol
 from interlock.audit.entry import AuditEntry
 from interlock.config.events import EventsSpec, read_scope
 from interlock.config.manifest import Integration, Manifest
-from interlock.errors import InterlockError
+from interlock.errors import InterlockError, did_you_mean
 from interlock.events.grants import Grant
 from interlock.identity.grants import client_scopes
 from interlock.messaging.flow import integration_entry
@@ -150,7 +150,9 @@ def event_stream(manifest: Manifest, integration: str) -> EventStream:
     """
     flow = manifest.integrations.get(integration)
     if flow is None or flow.events is None:
-        raise InterlockError(f"{integration!r} is not an event-streaming integration")
+        names = [n for n, f in manifest.integrations.items() if f.events is not None]
+        hint = did_you_mean(integration, names)
+        raise InterlockError(f"{integration!r} is not an event-streaming integration{hint}")
     spec = flow.events
     # interlock validate reports both first; at run time they fail closed all the same.
     for consumer, granted in spec.consumers.items():

@@ -19,7 +19,8 @@ from interlock.config.files import As2Partner, FilesSpec, PartnerSigner
 from interlock.config.manifest import Integration, Manifest
 from interlock.crypto.cms import CmsError, Identity, Peer, check_key_size
 from interlock.crypto.cms import load_identity as cms_identity
-from interlock.errors import ConfigError
+from interlock.errors import ConfigError, did_you_mean
+from interlock.files.names import suggest_file_flow
 
 __all__ = ["As2Flow", "Resolve", "as2_flow", "load_identity", "load_peer", "signer_peer"]
 
@@ -52,7 +53,8 @@ def _anchor(ca: str, anchors: Mapping[str, Path], base: Path | None, where: str)
         return _path(ca, base)
     anchor = anchors.get(ca)
     if anchor is None:
-        raise ConfigError(f"{where}.ca: trust anchor {ca!r} is not known to this deployment")
+        hint = did_you_mean(ca, anchors)
+        raise ConfigError(f"{where}.ca: trust anchor {ca!r} is not known to this deployment{hint}")
     return anchor
 
 
@@ -104,7 +106,8 @@ def as2_flow(
     flow = manifest.integrations.get(integration)
     spec = flow.files if flow is not None else None
     if flow is None or spec is None or spec.transport != "as2":
-        raise ConfigError(f"integration {integration!r} is no AS2 file integration")
+        hint = suggest_file_flow(manifest, integration, "as2")
+        raise ConfigError(f"integration {integration!r} is no AS2 file integration{hint}")
     partner = manifest.partners.get(spec.partner)
     if partner is None or partner.as2 is None:
         raise ConfigError(f"partner {spec.partner!r} has no as2: section")

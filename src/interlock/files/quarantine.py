@@ -52,6 +52,7 @@ from interlock.crypto.cms import CmsError, Peer, verify_detached
 from interlock.errors import ConfigError
 from interlock.files.as2_profile import signer_peer
 from interlock.files.inspection import Detected, check_content, sniff
+from interlock.files.names import suggest_file_flow
 from interlock.validation.errors import echo
 from interlock.validation.schema import RequestSchema, SchemaError, compile_schema
 from interlock.validation.xml_body import XsdSchema, load_xsd
@@ -128,7 +129,8 @@ class Quarantine:
         """
         flow = manifest.integrations.get(integration)
         if flow is None or flow.files is None:
-            raise ConfigError(f"integration {integration!r} has no files: section")
+            hint = suggest_file_flow(manifest, integration)
+            raise ConfigError(f"integration {integration!r} has no files: section{hint}")
         self._flow: Integration = flow
         self._spec: FilesSpec = flow.files
         self._name = integration

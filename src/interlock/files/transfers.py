@@ -22,6 +22,7 @@ from interlock.clock import Clock, utc_now
 from interlock.config.files import FilesSpec, SftpPartner
 from interlock.config.manifest import Integration, Manifest
 from interlock.errors import ConfigError, InterlockError
+from interlock.files.names import suggest_file_flow
 from interlock.files.quarantine import Quarantine, Verdict, check_name
 from interlock.files.sftp import pull, push
 
@@ -56,7 +57,8 @@ def _sftp_flow(manifest: Manifest, integration: str) -> tuple[Integration, Files
     flow = manifest.integrations.get(integration)
     spec = flow.files if flow is not None else None
     if flow is None or spec is None or spec.transport != "sftp":
-        raise ConfigError(f"integration {integration!r} is no SFTP file transfer")
+        hint = suggest_file_flow(manifest, integration, "sftp")
+        raise ConfigError(f"integration {integration!r} is no SFTP file transfer{hint}")
     partner = manifest.partners.get(spec.partner)
     if partner is None or partner.sftp is None:
         raise ConfigError(f"partner {spec.partner!r} has no sftp: section")

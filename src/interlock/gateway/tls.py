@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal
 
-from interlock.errors import ConfigError
+from interlock.errors import ConfigError, did_you_mean
 from interlock.gateway.openssl import restrict_groups
 from interlock.logs import get_logger
 from interlock.outbound import tls_context
@@ -114,5 +114,6 @@ def trust_context(ca: str, anchors: Mapping[str, Path], min_version: str = "1.2"
         return client_context(Path(ca.removeprefix("file:")), min_version)
     anchor = anchors.get(ca)
     if anchor is None:
-        raise ConfigError(f"trust anchor {ca!r} is not known to this deployment")
+        hint = did_you_mean(ca, anchors)
+        raise ConfigError(f"trust anchor {ca!r} is not known to this deployment{hint}")
     return client_context(anchor, min_version)

@@ -26,7 +26,7 @@ from interlock.config.manifest import Manifest
 from interlock.credentials.keyformat import PREFIXES, ParsedKey, new_key, parse_key
 from interlock.crypto.hashing import check_secret, hash_secret, new_pepper
 from interlock.crypto.keyring import Keyring
-from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
+from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError, did_you_mean
 from interlock.identity.grants import Grants, Principal
 from interlock.identity.tables import ApiKeyRow
 from interlock.store.base import as_utc, table_of
@@ -133,28 +133,38 @@ class ApiKeys:
             raise InvalidRequestError(f"client {client!r} has no scopes to put on a key")
         excess = sorted(wanted - granted)
         if excess:
+            hint = did_you_mean(excess[0], granted).removeprefix("; ")
             raise InvalidRequestError(
-                f"client {client!r} is not granted {', '.join(excess)}; a key's scopes must be "
-                "a subset of its client's role scopes"
+                f"client {client!r} is not granted {', '.join(excess)}; "
+                + (hint or "a key's scopes must be a subset of its client's role scopes")
             )
         if not timedelta(0) < lifetime <= MAX_LIFETIME:
             raise InvalidRequestError("a key's lifetime must be positive and at most 397 days")
         return self._insert(client, wanted, self._now() + lifetime, token)
 
     def list_keys(self, client: str | None = None) -> list[ApiKeyInfo]:
-        """Every key (of ``client``), newest first."""
+        """Every key (of ``client``), newest first.
+
+        A ``client`` neither in the manifest nor holding a key is a mistyped name:
+        :class:`NotFoundError`, suggesting the close ones.
+        """
         query = select(_TABLE).order_by(_TABLE.c.created_at.desc(), _TABLE.c.id)
         if client is not None:
             query = query.where(_TABLE.c.client == client)
         with self._engine.connect() as connection:
-            return [_info(row) for row in connection.execute(query)]
+            found = [_info(row) for row in connection.execute(query)]
+        if client is not None and not found and client not in self.manifest.clients:
+            raise NotFoundError.unknown("client", client, self.manifest.clients)
+        return found
 
     def get(self, key_id: str) -> ApiKeyInfo:
         """One key's details; :class:`NotFoundError` if there is no such key."""
         with self._engine.connect() as connection:
             row = connection.execute(select(_TABLE).where(_TABLE.c.id == key_id)).first()
         if row is None:
-            raise NotFoundError(f"no API key with id {key_id!r}")
+            with self._engine.connect() as connection:
+                ids = connection.execute(select(_TABLE.c.id)).scalars().all()
+            raise NotFoundError.unknown("API key", key_id, ids, where="")
         return _info(row)
 
     def revoke(self, key_id: str) -> ApiKeyInfo:
@@ -273,7 +283,7 @@ class ApiKeys:
     def _client_grants(self, client: str) -> frozenset[str]:
         spec = self.manifest.clients.get(client)
         if spec is None:
-            raise NotFoundError(f"no client {client!r} in the manifest")
+            raise NotFoundError.unknown("client", client, self.manifest.clients)
         if "api_key" not in spec.auth:
             raise InvalidRequestError(
                 f"client {client!r} may not use API keys (its auth is {', '.join(spec.auth)})"

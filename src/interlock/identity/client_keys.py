@@ -193,7 +193,11 @@ class ClientKeys:
     def list_keys(
         self, client: str | None = None, use: KeyUse | None = None
     ) -> list[ClientKeyInfo]:
-        """Every key (of ``client``, for ``use``), newest first, revoked and expired ones too."""
+        """Every key (of ``client``, for ``use``), newest first, revoked and expired ones too.
+
+        A ``client`` neither in the manifest nor holding a key is a mistyped name:
+        :class:`NotFoundError`, suggesting the close ones.
+        """
         query = select(*_LISTED).order_by(_TABLE.c.created_at.desc(), _TABLE.c.kid)
         if client is not None:
             query = query.where(_TABLE.c.client == client)
@@ -201,7 +205,10 @@ class ClientKeys:
             query = query.where(_TABLE.c.use == use)
         now = self._now()
         with self._engine.connect() as connection:
-            return [_info(row, now) for row in connection.execute(query)]
+            found = [_info(row, now) for row in connection.execute(query)]
+        if client is not None and not found and client not in self.manifest.clients:
+            raise NotFoundError.unknown("client", client, self.manifest.clients)
+        return found
 
     def revoke(self, kid: str, use: KeyUse) -> ClientKeyInfo:
         """Revoke one key at once (idempotent); :class:`NotFoundError` if unknown."""
@@ -217,7 +224,9 @@ class ClientKeys:
             self._cache.pop(kid, None)
         if row is None:
             what = "client key" if use == "assertion" else "signature key"
-            raise NotFoundError(f"no {what} {kid!r}")
+            with self._engine.connect() as connection:
+                kids = connection.execute(select(_TABLE.c.kid).where(_TABLE.c.use == use))
+                raise NotFoundError.unknown(what, kid, kids.scalars().all(), where="")
         return _info(row, self._now())
 
     def revoke_client(self, client: str, use: KeyUse | None = None) -> int:
@@ -310,7 +319,7 @@ class ClientKeys:
         sealed_secret: bytes | None = None,
     ) -> None:
         if client not in self.manifest.clients:
-            raise NotFoundError(f"client {client!r} is not in the manifest")
+            raise NotFoundError.unknown("client", client, self.manifest.clients)
         now = self._now()
         if expires_at is not None and (expires_at.tzinfo is None or expires_at <= now):
             raise InvalidRequestError("a key's expiry must be an aware datetime in the future")

@@ -227,7 +227,8 @@ class ClientSecrets:
                 select(_TABLE.c.revoked_at).where(_TABLE.c.id == secret_id)
             ).first()
             if found is None:
-                raise NotFoundError(f"no client secret {secret_id!r}")
+                ids = connection.execute(select(_TABLE.c.id)).scalars().all()
+                raise NotFoundError.unknown("client secret", secret_id, ids, where="")
             if found.revoked_at is None:
                 connection.execute(
                     update(_TABLE).where(_TABLE.c.id == secret_id).values(revoked_at=self._now())

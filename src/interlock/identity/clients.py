@@ -17,7 +17,7 @@ def is_oauth_client(manifest: Manifest, client: str) -> bool:
 def require_client(manifest: Manifest, client: str) -> None:
     """Raise :class:`NotFoundError` unless ``client`` is in the manifest."""
     if client not in manifest.clients:
-        raise NotFoundError(f"no client {client!r} in the manifest")
+        raise NotFoundError.unknown("client", client, manifest.clients)
 
 
 def require_oauth_client(manifest: Manifest, client: str) -> None:

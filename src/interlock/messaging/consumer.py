@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from interlock.audit.sink import AuditSink
 from interlock.clock import Clock, utc_now
-from interlock.errors import InterlockError
+from interlock.errors import InterlockError, did_you_mean
 from interlock.logs import get_logger
 from interlock.messaging.claims import Claimed, DeliveryClaims, safe_id
 from interlock.messaging.envelope import open_envelope
@@ -133,7 +133,8 @@ class Consumer:
         """
         self._flow = flow = messaging_flow(manifest, integration)
         if consumer not in flow.spec.consumers:
-            raise InterlockError(f"{consumer!r} is not a consumer of {integration!r}")
+            hint = did_you_mean(consumer, flow.spec.consumers)
+            raise InterlockError(f"{consumer!r} is not a consumer of {integration!r}{hint}")
         fields = flow.spec.fields
         self._consumer = consumer
         self._keys = keys

@@ -170,7 +170,10 @@ class DeadLetterDesk:
         for letter in letters:
             if letter.ref == ref:
                 return letter
-        raise NotFoundError(f"no dead letter {ref!r} in {self._flow.name}'s queue")
+        known = [letter.ref for letter in letters]
+        raise NotFoundError.unknown(
+            "dead letter", ref, known, where=f"in {self._flow.name}'s queue"
+        )
 
     async def _open(self, action: str, letter: DeadLetter) -> Opened:
         flow = self._flow

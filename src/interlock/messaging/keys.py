@@ -49,7 +49,7 @@ from interlock.crypto.jose import (
     load_private_jwk,
     private_jwk,
 )
-from interlock.errors import NotFoundError
+from interlock.errors import NotFoundError, did_you_mean
 from interlock.messaging.envelope import KEY_ALGORITHMS, SIGNING_ALGORITHMS, RecipientKey, SignerKey
 from interlock.messaging.tables import MessagingKeyRow
 from interlock.store.base import as_utc, table_of
@@ -171,10 +171,12 @@ class MessagingKeys:
         """
         parties = _parties(spec, producer)
         if party is not None:
+            known = [p[0] for p in parties]
             parties = [p for p in parties if p[0] == party]
             if not parties:
                 raise NotFoundError(
                     f"{party!r} is neither the producer nor a consumer of {integration!r}"
+                    f"{did_you_mean(party, known)}"
                 )
         kids = []
         for name, use, alg in parties:

@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Any, Final, Literal, Protocol
 
 from interlock.config.manifest import Manifest
-from interlock.errors import InterlockError
+from interlock.errors import InterlockError, did_you_mean
 
 __all__ = [
     "CONTENT_TYPE_COMPACT",
@@ -215,7 +215,9 @@ def topology_of(manifest: Manifest, integration: str) -> Topology:
     """The topology of ``integration`` (a messaging integration of ``manifest``)."""
     flow = manifest.integrations.get(integration)
     if flow is None or flow.messaging is None:
-        raise BrokerError(f"{integration!r} is not a messaging integration of the manifest")
+        names = [n for n, f in manifest.integrations.items() if f.messaging is not None]
+        hint = did_you_mean(integration, names)
+        raise BrokerError(f"{integration!r} is not a messaging integration of the manifest{hint}")
     spec = flow.messaging
     return Topology(
         integration=integration,

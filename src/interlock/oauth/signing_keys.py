@@ -38,7 +38,7 @@ from interlock.errors import KeyringError, NotFoundError
 from interlock.oauth.tables import SigningKeyRow
 from interlock.store.base import as_utc, table_of
 
-__all__ = ["KeyTimings", "SigningKey", "SigningKeys"]
+__all__ = ["KeyTimings", "SigningKey", "SigningKeyInfo", "SigningKeys"]
 
 _TABLE: Final = table_of(SigningKeyRow)
 # How long this process trusts its copy of the key rows. A rotation by another
@@ -66,6 +66,22 @@ class SigningKey:
     kid: str
     alg: str
     key: JoseKey = field(repr=False)  # the private key never reaches a repr or a log
+
+
+@dataclass(frozen=True)
+class SigningKeyInfo:
+    """A published key as listed (never the private part).
+
+    ``state`` is ``pending`` (published, not signing yet), ``active`` (signs
+    now) or ``retiring`` (published until the tokens it signed expire).
+    """
+
+    kid: str
+    alg: str
+    created_at: datetime
+    activates_at: datetime
+    retires_at: datetime | None
+    state: str
 
 
 class SigningKeys:
@@ -190,6 +206,26 @@ class SigningKeys:
         now = self._now()
         keys = [json.loads(r.public_jwk) for r in self._rows() if not _retired(r, now)]
         return {"keys": keys}
+
+    def describe(self) -> list[SigningKeyInfo]:
+        """Every published key, oldest activation first, with its state now."""
+        now = self._now()
+        rows = [r for r in self._rows() if not _retired(r, now)]
+        started = [r for r in rows if as_utc(r.activates_at) <= now]  # as signer() chooses
+        signer = max(started, key=lambda r: r.activates_at).kid if started else None
+        return [
+            SigningKeyInfo(
+                kid=r.kid,
+                alg=r.alg,
+                created_at=as_utc(r.created_at),
+                activates_at=as_utc(r.activates_at),
+                retires_at=None if r.retires_at is None else as_utc(r.retires_at),
+                state="active"
+                if r.kid == signer
+                else ("pending" if as_utc(r.activates_at) > now else "retiring"),
+            )
+            for r in rows
+        ]
 
     def _rows(self) -> list[Any]:
         with self._engine.connect() as connection:

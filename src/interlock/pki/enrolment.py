@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from interlock.config.manifest import Manifest
-from interlock.errors import InvalidRequestError, NotFoundError
+from interlock.errors import InvalidRequestError, NotFoundError, did_you_mean
 from interlock.pki.authority import DEFAULT_LIFETIME, Issued, Pki
 
 __all__ = ["check_mtls_client", "issue_for_client"]
@@ -31,7 +31,8 @@ def check_mtls_client(manifest: Manifest, name: str) -> None:
     """Refuse ``name`` unless it is a client of ``manifest`` that may use mutual TLS."""
     spec = manifest.clients.get(name)
     if spec is None:
-        raise NotFoundError(f"no client {name!r} in the manifest; add it before its certificate")
+        hint = did_you_mean(name, manifest.clients) or "; add it before its certificate"
+        raise NotFoundError(f"no client {name!r} in the manifest{hint}")
     if "mtls" not in spec.auth:
         raise InvalidRequestError(
             f"client {name!r} may not use mutual TLS (its auth is {', '.join(spec.auth)}); "

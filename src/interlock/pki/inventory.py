@@ -49,7 +49,8 @@ def find(connection: Connection, serial: str, now: datetime) -> CertificateInfo:
     """One certificate by serial; :class:`NotFoundError` if this CA never issued it."""
     row = connection.execute(select(TABLE).where(TABLE.c.serial == serial)).first()
     if row is None:
-        raise NotFoundError(f"no certificate with serial {serial} was issued by this PKI")
+        serials = connection.execute(select(TABLE.c.serial)).scalars().all()
+        raise NotFoundError.unknown("certificate", serial, serials, where="issued by this PKI")
     return info_of(row, now)
 
 

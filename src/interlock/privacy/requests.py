@@ -33,7 +33,7 @@ from interlock.audit.sink import AuditSink
 from interlock.clock import Clock, utc_now
 from interlock.config.manifest import Manifest
 from interlock.crypto import Keyring
-from interlock.errors import InvalidRequestError, NotFoundError
+from interlock.errors import InvalidRequestError, NotFoundError, did_you_mean
 from interlock.gdpr.identifiers import normalise
 from interlock.privacy import request_audit
 from interlock.privacy.connectors import (
@@ -140,9 +140,10 @@ class PrivacyRequests:
             raise InvalidRequestError(f"a request is one of {', '.join(ACTIONS)}, not {kind!r}")
         declared = self.declared_kinds()
         if subject_kind not in declared:
+            hint = did_you_mean(subject_kind, declared)
             raise InvalidRequestError(
-                f"identifier kind {subject_kind!r} is not declared by any subject locator; "
-                f"declared: {', '.join(sorted(declared)) or 'none'}"
+                f"identifier kind {subject_kind!r} is not declared by any subject locator"
+                + (hint or f"; declared: {', '.join(sorted(declared)) or 'none'}")
             )
         fields = _checked_corrections(kind, corrections)
         named = self._named_systems(systems)
@@ -218,7 +219,8 @@ class PrivacyRequests:
         named = tuple(dict.fromkeys(systems or ()))
         unknown = [name for name in named if name not in self._manifest.systems]
         if unknown:
-            raise InvalidRequestError(f"no system named {unknown[0]!r} in the manifest")
+            hint = did_you_mean(unknown[0], self._manifest.systems)
+            raise InvalidRequestError(f"no system named {unknown[0]!r} in the manifest{hint}")
         return named
 
     def _targets(
@@ -265,7 +267,8 @@ class PrivacyRequests:
                 select(REQUESTS).where(REQUESTS.c.id == request_id)
             ).one_or_none()
             if row is None:
-                raise NotFoundError(f"no data-subject request {request_id!r}")
+                ids = connection.execute(select(REQUESTS.c.id)).scalars().all()
+                raise NotFoundError.unknown("data-subject request", request_id, ids, where="")
             systems = list(
                 connection.execute(select(SYSTEMS).where(SYSTEMS.c.request_id == request_id))
             )
@@ -421,7 +424,8 @@ class PrivacyRequests:
         view = self.get(request_id)
         part = next((s for s in view.systems if s.system == system), None)
         if part is None:
-            raise NotFoundError(f"request {request_id} does not involve system {system!r}")
+            hint = did_you_mean(system, [s.system for s in view.systems])
+            raise NotFoundError(f"request {request_id} does not involve system {system!r}{hint}")
         if part.status != "manual-pending":
             raise InvalidRequestError(
                 f"system {system!r} is {part.status}, not waiting for a manual confirmation"

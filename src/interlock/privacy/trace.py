@@ -60,7 +60,7 @@ from interlock.audit.evidence import Evidence, evidence_for
 from interlock.clock import Clock, utc_now
 from interlock.config.manifest import Integration, Manifest
 from interlock.config.units import format_duration
-from interlock.errors import InvalidRequestError
+from interlock.errors import InvalidRequestError, did_you_mean
 from interlock.privacy.lineage import LineageIndex, LineageRecord, SubjectHasher
 from interlock.privacy.ropa import Transfer, declared_transfers, legal_basis_article
 
@@ -105,9 +105,9 @@ def check_kind(manifest: Manifest, kind: str) -> None:
     """Raise :class:`UnknownKindError` (naming the declared kinds) unless a locator declares it."""
     kinds = declared_kinds(manifest)
     if kind not in kinds:
-        declared = ", ".join(sorted(kinds)) or "none"
+        hint = did_you_mean(kind, kinds) or f" (declared: {', '.join(sorted(kinds)) or 'none'})"
         raise UnknownKindError(
-            f"no subjects locator in the manifest declares the kind {kind!r} (declared: {declared})"
+            f"no subjects locator in the manifest declares the kind {kind!r}{hint}"
         )
 
 

@@ -19,7 +19,7 @@ from typing import Final, Literal, get_args
 from sqlalchemy import Engine, delete, select
 
 from interlock.clock import Clock, utc_now
-from interlock.errors import InvalidRequestError, NotFoundError
+from interlock.errors import InvalidRequestError, NotFoundError, did_you_mean
 from interlock.secrets.tables import VaultGrantRow
 from interlock.store.base import table_of
 
@@ -112,7 +112,8 @@ class AccessPolicy:
                 delete(_TABLE).where(_TABLE.c.client == client, _TABLE.c.pattern == pattern)
             )
         if result.rowcount == 0:
-            raise NotFoundError(f"{client} has no grant on {pattern!r}")
+            hint = did_you_mean(pattern, [grant.pattern for grant in self.grants(client)])
+            raise NotFoundError(f"{client} has no grant on {pattern!r}{hint}")
 
     def revoke_client(self, client: str) -> list[Grant]:
         """Remove every grant to ``client``; the grants removed (none is not an error)."""

@@ -35,7 +35,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
@@ -49,7 +49,7 @@ from interlock.audit.sink import AuditSink
 from interlock.clock import Clock, utc_now
 from interlock.crypto import Keyring
 from interlock.crypto.pkix import load_certificate_pem
-from interlock.errors import InvalidRequestError, NotFoundError
+from interlock.errors import InvalidRequestError, NotFoundError, did_you_mean
 from interlock.secret import Secret
 from interlock.secrets.errors import AccessDeniedError, VersionConflictError
 from interlock.secrets.policy import AccessPolicy, Capability, matches
@@ -64,6 +64,7 @@ __all__ = [
     "Vault",
     "VersionInfo",
     "check_name",
+    "resolvable_names",
 ]
 
 MAX_SECRET_BYTES: Final = 64 * 1024
@@ -243,6 +244,25 @@ def _info_query() -> Select[Any]:
     )
 
 
+def resolvable_names(engine: Engine) -> frozenset[str]:
+    """Names whose current version can be read (neither deleted nor destroyed).
+
+    Metadata only: no value is opened and nothing is recorded (``interlock doctor``
+    and ``serve``'s preflight ask which ``secret://`` references would resolve).
+    """
+    query = select(_SECRETS.c.name).join(
+        _VERSIONS,
+        and_(
+            _VERSIONS.c.name == _SECRETS.c.name,
+            _VERSIONS.c.version == _SECRETS.c.current_version,
+            _VERSIONS.c.deleted_at.is_(None),
+            _VERSIONS.c.destroyed_at.is_(None),
+        ),
+    )
+    with engine.connect() as connection:
+        return frozenset(connection.execute(query).scalars())
+
+
 def _info(row: Any) -> SecretInfo:
     return SecretInfo(
         name=row.name,
@@ -371,7 +391,7 @@ class Vault:
                 f"check-and-set failed: {name} is at version {current}, not {cas}"
             )
         if row is None and stage == "pending":
-            raise NotFoundError(f"no secret named {name!r} to stage a new version of")
+            raise self._no_secret(connection, name, actor, "to stage a new version of")
         version = self._next_version(connection, name)
         if row is None:
             policy = DEFAULT_POLICIES[kind or "generic"]
@@ -453,7 +473,7 @@ class Vault:
                 select(_SECRETS).where(_SECRETS.c.name == name).with_for_update()
             ).first()
             if row is None:
-                raise NotFoundError(f"no secret named {name!r}")
+                raise self._no_secret(connection, name, actor)
             if row.current_version == version:  # promoted already (a resumed rotation)
                 return self._version_info(connection, name, version)
             target = self._version_info(connection, name, version)
@@ -535,7 +555,8 @@ class Vault:
                 update(_SECRETS).where(_SECRETS.c.name == check_name(name)).values(**values)
             )
         if changed.rowcount == 0:
-            raise NotFoundError(f"no secret named {name!r}")
+            with self._engine.connect() as connection:
+                raise self._no_secret(connection, name, actor)
         self._record(actor, "secret.configure", name, None)
         return self.info(name, actor=actor)
 
@@ -568,6 +589,8 @@ class Vault:
                 ).scalars()
             )
             missing = sorted(set(versions) - known)
+            if not known and not self._stored(connection, name):
+                raise self._no_secret(connection, name, actor)
             if missing:
                 raise NotFoundError(f"{name} has no version {', '.join(map(str, missing))}")
             query = update(_VERSIONS).where(
@@ -600,7 +623,14 @@ class Vault:
         self._authorise(actor, "read", name)
         with self._engine.connect() as connection:
             if version is None:
-                version = self._staged(connection, name, stage or "current")
+                found = self._staged(connection, name, stage or "current")
+                if found is None and (
+                    stage in {None, "current"} or not self._stored(connection, name)
+                ):
+                    raise self._no_secret(connection, name, actor)
+                if found is None:
+                    raise NotFoundError(f"no {stage} version of {name!r}")
+                version = found
             info, sealed, legacy = self._sealed(connection, name, version)
         if info.destroyed_at is not None or sealed is None:
             raise NotFoundError(f"version {version} of {name} was destroyed")
@@ -616,8 +646,8 @@ class Vault:
         self._authorise(actor, "list", name)
         with self._engine.connect() as connection:
             row = connection.execute(_info_query().where(_SECRETS.c.name == name)).first()
-        if row is None:
-            raise NotFoundError(f"no secret named {name!r}")
+            if row is None:
+                raise self._no_secret(connection, name, actor)
         return _info(row)
 
     def versions(self, name: str, *, actor: Actor) -> list[VersionInfo]:
@@ -640,18 +670,37 @@ class Vault:
             )
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
-        found = [_info(r) for r in rows]
+        visible = self._listable(actor)
+        return [info for info in (_info(r) for r in rows) if visible(info.name)]
+
+    def _listable(self, actor: Actor) -> Callable[[str], bool]:
+        """Whether ``actor`` may see a name: an operator every one, a client those it may list."""
         if isinstance(actor, Operator):
-            return found
+            return lambda _: True
         grants = self.policy.grants(actor.name)
-        return [
-            i
-            for i in found
-            if any("list" in g.capabilities and matches(g.pattern, i.name) for g in grants)
-        ]
+        return lambda name: any(
+            "list" in g.capabilities and matches(g.pattern, name) for g in grants
+        )
+
+    def _no_secret(
+        self, connection: Connection, name: str, actor: Actor, where: str = ""
+    ) -> NotFoundError:
+        """``no secret named 'x'; did you mean 'y'?``, suggesting only names ``actor`` may see.
+
+        A client calling /v1/secrets is never told of a name its grants do not let
+        it list: a suggestion must not be a way to enumerate the vault.
+        """
+        visible = self._listable(actor)
+        names = connection.execute(select(_SECRETS.c.name)).scalars()
+        return NotFoundError.unknown("secret named", name, filter(visible, names), where=where)
 
     @staticmethod
-    def _staged(connection: Connection, name: str, stage: Stage) -> int:
+    def _stored(connection: Connection, name: str) -> bool:
+        found = connection.execute(select(_SECRETS.c.name).where(_SECRETS.c.name == name))
+        return found.first() is not None
+
+    @staticmethod
+    def _staged(connection: Connection, name: str, stage: Stage) -> int | None:
         if stage == "current":
             version = connection.execute(
                 select(_SECRETS.c.current_version).where(_SECRETS.c.name == name)
@@ -662,10 +711,7 @@ class Vault:
                     _VERSIONS.c.name == name, _VERSIONS.c.stage == stage
                 )
             ).scalar()
-        if version is None:
-            what = "secret named" if stage == "current" else f"{stage} version of"
-            raise NotFoundError(f"no {what} {name!r}")
-        return int(version)
+        return None if version is None else int(version)
 
     @staticmethod
     def _version_info(connection: Connection, name: str, version: int) -> VersionInfo:
@@ -708,9 +754,11 @@ class Vault:
         try:
             secret, _ = self.read(name, actor=self._resolver)
         except NotFoundError:
-            raise NotFoundError(
-                f"no current value for secret://{name}; store it with `interlock secrets put`"
-            ) from None
+            with self._engine.connect() as connection:
+                names = connection.execute(select(_SECRETS.c.name)).scalars().all()
+            hint = "" if name in names else did_you_mean(name, names)
+            hint = hint or "; store it with `interlock secrets put`"
+            raise NotFoundError(f"no current value for secret://{name}{hint}") from None
         with self._lock:
             self._cache[name] = (now, secret)
         return secret

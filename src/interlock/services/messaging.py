@@ -32,7 +32,7 @@ from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.config.settings import Settings
 from interlock.crypto.keyfile import write_private_file
-from interlock.errors import ConfigError
+from interlock.errors import ConfigError, did_you_mean
 from interlock.events.consumer import EventConsumer
 from interlock.events.producer import EventProducer
 from interlock.events.registry import SchemaRegistry
@@ -80,7 +80,9 @@ class MessagingHost:
         """A context that verifies broker ``broker`` and presents ``certificate`` if given."""
         spec = self.manifest.brokers.get(broker)
         if spec is None:
-            raise ConfigError(f"no broker {broker!r} in the manifest")
+            raise ConfigError(
+                f"no broker {broker!r} in the manifest{did_you_mean(broker, self.manifest.brokers)}"
+            )
         anchors = {}
         ca_file = self.settings.data_dir / "ca.pem"
         if ca_file.exists():
@@ -160,9 +162,10 @@ def _spec_broker(place: MessagingHost, integration: str) -> str:
     flow = place.manifest.integrations.get(integration)
     section = None if flow is None else (flow.messaging or flow.events)
     if section is None:
+        names = [n for n, f in place.manifest.integrations.items() if f.messaging or f.events]
         raise ConfigError(
             f"{integration!r} is neither a messaging nor an event-streaming integration of "
-            "the manifest"
+            f"the manifest{did_you_mean(integration, names)}"
         )
     return section.broker
 

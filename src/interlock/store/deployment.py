@@ -54,6 +54,7 @@ __all__ = [
     "open_deployment",
     "open_keyring",
     "reseal_canary",
+    "verify_binding",
 ]
 
 _CANARY: Final = b"interlock deployment canary v1"
@@ -233,6 +234,24 @@ def _bind(engine: Engine, keyring: Keyring, *, claim: bool) -> str:
             "the database already belongs to a deployment; point INTERLOCK_DATABASE_URL "
             "at an empty database or open the existing deployment's data directory"
         )
+    _check_canary(keyring, row.deployment_id, row.canary)
+    return str(row.deployment_id)
+
+
+def verify_binding(engine: Engine, keyring: Keyring) -> str:
+    """The deployment id, if ``keyring`` is the one this store was created with.
+
+    What opening checks, without migrating or claiming anything (``interlock
+    doctor``): :class:`StoreMismatchError` for another deployment's keyring,
+    :class:`StoreError` for a store without a deployment record.
+    """
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(select(_TABLE)).first()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read the deployment record: {type(exc).__name__}") from exc
+    if row is None:
+        raise StoreError("the store has no deployment record; run `interlock init`")
     _check_canary(keyring, row.deployment_id, row.canary)
     return str(row.deployment_id)
 

@@ -15,12 +15,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from interlock.errors import StoreError
 
-__all__ = ["current_revision", "downgrade", "head_revision", "upgrade"]
+__all__ = ["current_revision", "downgrade", "head_revision", "pending_revisions", "upgrade"]
 
 # An arbitrary, fixed 64-bit key for pg_advisory_xact_lock ("ILK-MIGR").
 _ADVISORY_LOCK_KEY: Final = 0x494C4B2D4D494752
@@ -49,6 +51,27 @@ def current_revision(engine: Engine) -> str | None:
         raise StoreError(f"cannot read the schema version: {_describe(exc)}") from exc
 
 
+def pending_revisions(current: str | None) -> list[str]:
+    """The revisions ``upgrade`` would apply to a store at ``current``, oldest first.
+
+    :class:`StoreError` if ``current`` is no revision of this release (a newer
+    release migrated the store: this one must not serve it).
+    """
+    script = ScriptDirectory.from_config(_config())
+    try:
+        walked = list(script.iterate_revisions("heads", current))
+    except (RevisionError, CommandError):
+        raise StoreError(_unknown_revision(current)) from None
+    return [revision.revision for revision in reversed(walked) if revision.revision != current]
+
+
+def _unknown_revision(current: str | None) -> str:
+    return (
+        f"the store is at schema revision {current}, which this release does not know "
+        f"(its newest is {head_revision()}): a newer release migrated it; run that release"
+    )
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to ``revision`` (default: the newest)."""
     _run(engine, "upgrade", revision)
@@ -74,6 +97,8 @@ def _run(engine: Engine, verb: str, revision: str) -> None:
                 command.downgrade(config, revision)
     except SQLAlchemyError as exc:
         raise StoreError(f"migration failed: {_describe(exc)}") from exc
+    except (RevisionError, CommandError):  # the store is at a revision this release lacks
+        raise StoreError(_unknown_revision(current_revision(engine))) from None
 
 
 def _describe(exc: SQLAlchemyError) -> str:

@@ -39,10 +39,17 @@ class SealedColumn:
 
 @dataclass(frozen=True)
 class RewrapReport:
-    """What a re-wrap pass did."""
+    """What a re-wrap pass did, with what it left alone and why."""
 
     examined: int
     rewrapped: int
+    current: int = 0  # already under the current KEK version
+    empty: int = 0  # NULL: nothing sealed
+
+    @property
+    def contended(self) -> int:
+        """Values another writer changed between read and update (re-examined next pass)."""
+        return self.examined - self.rewrapped - self.current - self.empty
 
 
 _REGISTRY: list[SealedColumn] = []
@@ -78,21 +85,25 @@ def rewrap_all(
     skip the tables of a package nobody had imported yet.
     (:func:`interlock.tables.sealed_columns` is every column of every package.)
     """
-    examined = rewrapped = 0
+    total = RewrapReport(0, 0)
     for sealed in columns:
-        seen, changed = _rewrap_column(engine, keyring, sealed, batch_size)
-        examined += seen
-        rewrapped += changed
-    return RewrapReport(examined=examined, rewrapped=rewrapped)
+        part = _rewrap_column(engine, keyring, sealed, batch_size)
+        total = RewrapReport(
+            examined=total.examined + part.examined,
+            rewrapped=total.rewrapped + part.rewrapped,
+            current=total.current + part.current,
+            empty=total.empty + part.empty,
+        )
+    return total
 
 
 def _rewrap_column(
     engine: Engine, keyring: Keyring, sealed: SealedColumn, batch_size: int
-) -> tuple[int, int]:
+) -> RewrapReport:
     table = sealed.table
     pk = list(table.primary_key.columns)
     value = table.c[sealed.column]
-    examined = rewrapped = 0
+    examined = rewrapped = current = empty = 0
     last: tuple[Any, ...] | None = None
     while True:
         query = select(*pk, value).order_by(*pk).limit(batch_size)
@@ -103,7 +114,11 @@ def _rewrap_column(
             for row in rows:
                 key, blob = tuple(row[: len(pk)]), row[len(pk)]
                 examined += 1
-                if blob is None or not needs_rewrap(keyring, blob):
+                if blob is None:
+                    empty += 1
+                    continue
+                if not needs_rewrap(keyring, blob):
+                    current += 1
                     continue
                 where = and_(*(c == k for c, k in zip(pk, key, strict=True)), value == blob)
                 result = connection.execute(
@@ -111,5 +126,5 @@ def _rewrap_column(
                 )
                 rewrapped += result.rowcount
         if len(rows) < batch_size:
-            return examined, rewrapped
+            return RewrapReport(examined, rewrapped, current, empty)
         last = tuple(rows[-1][: len(pk)])

@@ -15,7 +15,6 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -23,6 +22,7 @@ from typing import Any, Final
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from interlock.config.checks import known_hint
 from interlock.config.loader import DeepCheck, check_manifest, format_path, load_manifest
 from interlock.config.manifest import PATTERN_HELP, SCOPE_PATTERN, Manifest, template_shape
 from interlock.config.openapi.convert import SchemaCheck, convert_openapi
@@ -54,12 +54,14 @@ class ImportPlan:
     integration: str
     routes: tuple[dict[str, Any], ...]
     added: int
-    replaced: int
+    replaced: int  # existing routes (same method and path template) the import changed
     warnings: tuple[str, ...]
     before: str = field(repr=False)
     after: str = field(repr=False)
     # Data categories proposed for request body fields, one line each.
     notes: tuple[str, ...] = ()
+    # Existing routes the import matched and left as they were.
+    unchanged: int = 0
 
 
 def plan_import(
@@ -81,7 +83,7 @@ def plan_import(
     """
     current = load_manifest(manifest)
     if system not in current.systems:
-        message = f"unknown system {system!r}{_known(current.systems)}"
+        message = f"unknown system {system!r}{known_hint(system, current.systems, 'systems')}"
         raise NotFoundError(_located(manifest, ("systems",), message))
     name = _integration(current, system, integration, manifest)
     if scope_prefix is not None and not re.match(SCOPE_PATTERN, scope_prefix):
@@ -94,7 +96,7 @@ def plan_import(
         schema_check=schema_check,
     )
     before = manifest.read_text(encoding="utf-8")
-    after, added, replaced = merge_routes(before, name, conversion.routes)
+    after, added, replaced, unchanged = merge_routes(before, name, conversion.routes)
     return ImportPlan(
         manifest,
         name,
@@ -105,6 +107,7 @@ def plan_import(
         before,
         after,
         conversion.notes,
+        unchanged,
     )
 
 
@@ -127,11 +130,13 @@ def apply_import(plan: ImportPlan, *, dry_run: bool = False, deep: DeepCheck | N
 
 def merge_routes(
     text: str, integration: str, routes: tuple[dict[str, Any], ...]
-) -> tuple[str, int, int]:
-    """``text`` with ``routes`` in ``integration`` (comments and order kept); added, replaced.
+) -> tuple[str, int, int, int]:
+    """``text`` with ``routes`` in ``integration`` (comments and order kept).
 
-    A route with the same method and path template is updated in place: the
-    fields the import owns are set, everything else in it is kept.
+    Also the counts: routes added, existing routes replaced (changed) and existing
+    routes left unchanged. A route with the same method and path template is
+    updated in place: the fields the import owns are set, everything else in it
+    is kept.
     """
     yaml = _round_trip(text)
     data = yaml.load(text)
@@ -147,12 +152,14 @@ def merge_routes(
         if isinstance(old, dict):
             key = (str(old.get("method", "")).upper(), template_shape(str(old.get("path", ""))))
             index.setdefault(key, position)
-    added = replaced = 0
+    added = replaced = unchanged = 0
     for route in routes:
         key = (route["method"], template_shape(route["path"]))
         if key in index:
-            _update(existing[index[key]], route)
-            replaced += 1
+            if _update(existing[index[key]], route):
+                replaced += 1
+            else:
+                unchanged += 1
         else:
             index[key] = len(existing)
             existing.append(entry := _yaml_value(route))
@@ -160,7 +167,7 @@ def merge_routes(
             added += 1
     out = io.StringIO()
     yaml.dump(data, out)
-    return out.getvalue(), added, replaced
+    return out.getvalue(), added, replaced, unchanged
 
 
 def routes_yaml(routes: tuple[dict[str, Any], ...]) -> str:
@@ -174,25 +181,32 @@ def routes_yaml(routes: tuple[dict[str, Any], ...]) -> str:
     return out.getvalue()
 
 
-def _update(target: CommentedMap, route: dict[str, Any]) -> None:
-    if target.fa.flow_style():
-        target.fa.set_block_style()
+def _update(target: CommentedMap, route: dict[str, Any]) -> bool:
+    """Set the fields the import owns in ``target``; whether any value changed."""
+    changed = False
     previous: str | None = None
     for key in _OWNED:
         if key not in route:
             if key in target:
                 del target[key]
+                changed = True
             continue
         if key not in target:
             keys = list(target)
             position = keys.index(previous) + 1 if previous in keys else len(keys)
             target.insert(position, key, _yaml_value(route[key]))
+            changed = True
         elif target[key] != route[key]:  # unchanged values keep their formatting
             target[key] = _yaml_value(route[key])
+            changed = True
         previous = key
     for key in ("xml", "csv"):  # a policy tuned by hand (an XSD, limits) stays
         if key in route and key not in target:
             target[key] = _yaml_value(route[key])
+            changed = True
+    if changed and target.fa.flow_style():
+        target.fa.set_block_style()
+    return changed
 
 
 def _yaml_value(value: Any) -> Any:
@@ -275,8 +289,8 @@ def _integration(manifest: Manifest, system: str, wanted: str | None, file: Path
         flow = flows.get(wanted)
         if flow is None:
             message = (
-                f"unknown integration {wanted!r}{_known(flows)}; declare it first, with its "
-                "purpose and legal basis"
+                f"unknown integration {wanted!r}{known_hint(wanted, flows, 'integrations')}; "
+                "declare it first, with its purpose and legal basis"
             )
             raise NotFoundError(_located(file, ("integrations",), message))
         if system not in {flow.source, flow.target}:
@@ -302,7 +316,3 @@ def _integration(manifest: Manifest, system: str, wanted: str | None, file: Path
 def _located(manifest: Path, path: DocPath, message: str) -> str:
     line, column = read_yaml(manifest).position(path, key=True)
     return f"{manifest}:{line}:{column}: {format_path(path)}: {message}"
-
-
-def _known(names: Mapping[str, object]) -> str:
-    return f" (known: {', '.join(sorted(names))})" if names else ""

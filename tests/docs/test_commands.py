@@ -1,0 +1,365 @@
+"""Every command in README.md and docs/*.md runs, as written, and exits as documented.
+
+How it works (tests/docs/): each document's fenced ``sh``/``shell``/``bash``/
+``console`` blocks are read in order (blocks.py) and run in one fresh working
+directory per document (runner.py): ``interlock.yaml`` is examples/interlock.yaml
+with the addresses in ``SITE`` pointed at this machine, ``INTERLOCK_DATA_DIR`` is
+fresh, ``interlock init`` runs first unless the document starts with it, the
+files a reader is assumed to have (``INPUTS``) are there, and the sample ERP
+serves once the deployment exists. A line's exit status must be 0, or one its
+trailing comment documents ("exits 1 when ...", "exits 3 on drift").
+
+To extend it:
+
+* a new document needs nothing: docs/*.md is globbed;
+* a new placeholder (a word in CAPS standing for a value from an earlier
+  command) is one entry in ``PLACEHOLDERS``: its name and how to find the value;
+* ``$NAME`` variables come from ``VARIABLES`` (and ``export`` lines);
+* a file the reader brings (``key.jwk``, ``crm.yaml``) is one entry in ``INPUTS``;
+* a line that cannot run in a test is one entry in ``EXCLUDED``, with the reason.
+  Keep that table short: a failing line is a bug in the docs, the example or the code.
+
+``interlock serve`` runs in the background (the next ``serve`` replaces it) on
+the test's own port (``SITE``); the commands after it use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Final
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from joserfc.jwk import ECKey
+
+from interlock.testing.softhsm import SoftHsm
+from interlock.testing.tls import make_tls
+from tests.docs.blocks import Command, commands, documents
+from tests.docs.runner import Forks, Outcome, Session, forks, free_port, session
+from tests.docs.shell import Step, UnsupportedShellError
+
+REPO: Final = Path(__file__).resolve().parents[2]
+EXAMPLE: Final = REPO / "examples" / "interlock.yaml"
+
+#: Lines that do not run here, by document and a pattern of the command. Each has its reason.
+EXCLUDED: Final[dict[tuple[str, str], str]] = {
+    ("README.md", r"^make "): "make targets build environments and run the suites: CI runs them",
+    ("README.md", r"^interlock messaging (apply|plan|dlq)\b"): (
+        "needs the example's RabbitMQ: TLS with a certificate from the deployment's CA "
+        "(ca: pki:internal) and a user per client certificate (SASL EXTERNAL); "
+        "tests/cli/test_messaging_cli.py and tests/messaging run these against real brokers"
+    ),
+    ("README.md", r"^interlock events schemas "): "the example manifest declares no event stream",
+    ("README.md", r"^interlock files trust-host "): "needs an SSH server on port 22 of a host",
+}
+
+
+def _last(pattern: str) -> Callable[[Session], str]:
+    """The last match of ``pattern`` (its group 1) in the output of the commands so far."""
+
+    def find(run: Session) -> str:
+        for outcome in reversed(run.outcomes):
+            found = re.findall(pattern, outcome.stdout + outcome.stderr)
+            if found:
+                return str(found[-1])
+        raise LookupError(f"no earlier command printed {pattern!r}")
+
+    return find
+
+
+def _serial(run: Session) -> str:
+    """The serial of the last active certificate the document issued (``pki list --json``)."""
+    listed = json.loads(run.interlock("pki", "list", "--json").stdout)
+    rows = next(iter(listed.values())) if isinstance(listed, dict) else listed
+    active = [r for r in rows if r["status"] == "active" and r["name"] != _Erp.CERTIFICATE_NAME]
+    if not active:
+        raise LookupError("no active certificate: the document issues none before SERIAL")
+    return str(active[-1]["serial"])
+
+
+#: What a document assumes the reader has done already (the README's steps), run first.
+_SECRETS: Final = (
+    'printf %s "$ERP_TOKEN" | interlock secrets put erp/api-key',
+    'printf %s "$CRM_SECRET" | interlock secrets put crm/oauth-client',
+    'printf %s "$WAREHOUSE_TOKEN" | interlock secrets put warehouse/ingest-token',
+    'printf %s "$CRM_DATABASE_URL" | interlock secrets put crm/readonly-url',
+)
+PREPARE: Final[dict[str, tuple[str, ...]]] = {
+    "docs/mtls.md": _SECRETS,
+    "docs/privacy.md": (  # a closed request's receipt, as the README makes one
+        *_SECRETS,
+        "echo ada@example.com | interlock privacy request erase - --kind email",
+        "interlock privacy request run --until-done",
+        "interlock privacy request receipt REQUEST_ID --out receipt.json",
+    ),
+    "docs/check.md": (*_SECRETS, "interlock serve"),
+}
+
+#: CAPS words standing for a value the reader copies from an earlier command.
+PLACEHOLDERS: Final[dict[str, Callable[[Session], str]]] = {
+    "KEY_ID": _last(r"\bilk_([A-Za-z0-9]+)_"),  # the id inside the last API key printed
+    "SERIAL": _serial,
+    "CLIENT": lambda _: "order-sync",  # the example's OAuth client
+    "REQUEST_ID": _last(r"\b(dsr_[A-Za-z0-9_-]+)"),
+    "INDEX": lambda _: "0",  # the audit trail's first entry
+}
+
+#: ``$NAME`` values (the runner adds ERP_TOKEN and TOKEN: the sample ERP's credential).
+VARIABLES: Final[dict[str, Callable[[Session], str]]] = {
+    "KEY": _last(r"\b(ilk_[A-Za-z0-9_]+)\b"),  # the last API key printed
+    "CRM_SECRET": lambda _: "crm-client-secret-for-the-docs-test",
+    "WAREHOUSE_TOKEN": lambda _: "warehouse-token-for-the-docs-test",
+    "CRM_DATABASE_URL": lambda _: "postgresql://crm_reader@crm-db.internal.example/crm",
+}
+
+#: Addresses of the example manifest and the docs, and what they mean on this machine.
+#: The gateway's documented port (8443) becomes a free one: tests run in parallel,
+#: on a machine others use too (``serve`` without ``--listen`` gets ``--listen`` it).
+SITE: Final = {
+    "erp": "https://erp.internal.example:9443",  # the sample ERP (interlock.testing)
+    "gateway": "127.0.0.1:8443",
+}
+
+
+def _softhsm_site(hsm: SoftHsm) -> tuple[dict[str, str], dict[str, str]]:
+    token = "interlock-a"  # a token of the test run's SoftHSM2 (tests/conftest.py)
+    environment = {
+        "SOFTHSM2_CONF": os.environ["SOFTHSM2_CONF"],
+        "INTERLOCK_AUDIT_TIMEOUT_SECONDS": "30",  # SoftHSM2 stores keys slowly on a busy machine
+    }
+    words = {
+        "/usr/lib/softhsm/libsofthsm2.so": str(hsm.module),
+        "/etc/interlock/hsm.pin": str(hsm.pin_file(token)),
+        "INTERLOCK_PKCS11_TOKEN_LABEL=interlock": f"INTERLOCK_PKCS11_TOKEN_LABEL={token}",
+    }
+    return environment, words
+
+
+#: Documents that need a service: its fixture (and marker), and what it means here: the
+#: session's extra environment and the words of that document standing for this machine's.
+SERVICES: Final[
+    dict[str, tuple[str, Callable[[SoftHsm], tuple[dict[str, str], dict[str, str]]]]]
+] = {
+    "docs/hsm.md": ("softhsm", _softhsm_site),
+}
+
+
+def _inputs(folder: Path) -> dict[str, bytes]:
+    """The files a reader is assumed to bring, made now (keys, a CA, documents)."""
+    jwk = ECKey.generate_key("P-256", private=True)
+    pem = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    partners = make_tls(folder / "partners", name="Partner CA")
+    return {
+        "key.jwk": json.dumps(jwk.as_dict(private=False)).encode(),
+        "key.pem": pem,
+        "partners-ca.pem": partners.ca_file.read_bytes(),
+        "crm.yaml": CRM_OPENAPI.encode(),
+        "token.txt": b"a-new-erp-token\n",
+        "check-waivers.yaml": WAIVERS.encode(),
+    }
+
+
+CRM_OPENAPI: Final = """\
+openapi: 3.1.0
+info: {title: CRM accounts, version: "2"}
+servers: [{url: "https://example.my.crm-cloud.com"}]
+components:
+  securitySchemes:
+    oauth:
+      type: oauth2
+      flows:
+        clientCredentials:
+          tokenUrl: https://example.my.crm-cloud.com/oauth/token
+          scopes: {crm.accounts.write: attach orders to accounts}
+paths:
+  /api/v2/accounts/{accountId}/orders:
+    post:
+      operationId: attachOrder
+      security: [{oauth: [crm.accounts.write]}]
+      parameters:
+        - name: accountId
+          in: path
+          required: true
+          schema: {type: string, pattern: "^[A-Z0-9-]{3,32}$"}
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [order_id]
+              additionalProperties: false
+              properties:
+                order_id: {type: string, pattern: "^[0-9]{4,10}$"}
+      responses: {"201": {description: attached}}
+"""
+
+WAIVERS: Final = """\
+waivers:
+  - item: minimisation
+    integration: analytics-feed
+    reason: the warehouse API returns no personal fields; allow-list due in Q2
+    owner: data-platform@example.com
+    expires: 2099-03-31
+"""
+
+
+@dataclass
+class _Erp:
+    """The sample ERP, started once the deployment (and its local CA) exists."""
+
+    CERTIFICATE_NAME: ClassVar[str] = "localhost"  # not one a document issues
+
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, run: Session, step: Step, outcome: Outcome) -> None:
+        if self.process is not None or step.argv[1:] != ["init"] or outcome.status != 0:
+            return
+        folder = run.work.parent / "erp"
+        issued = run.interlock(
+            "pki", "issue", "server", self.CERTIFICATE_NAME, "127.0.0.1", "--out", str(folder)
+        )
+        if issued.status != 0:
+            raise RuntimeError(f"the sample ERP's certificate: {issued.stderr}")
+        tokens = folder / "tokens"
+        tokens.write_text(run.variables["ERP_TOKEN"] + "\n")
+        self._refresh_jwks(run)
+        cert, key = (folder / f"{self.CERTIFICATE_NAME}{end}" for end in (".pem", ".key"))
+        self.process = subprocess.Popen(  # noqa: S603
+            [
+                sys.executable,
+                "-m",
+                "interlock.testing.sample_erp",
+                *("--cert", str(cert), "--key", str(key), "--token-file", str(tokens)),
+                *("--port", str(self.port), "--jwks-file", str(folder / "jwks.json")),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        if self.process.stdout is None or not self.process.stdout.readline().startswith(b"PORT"):
+            raise RuntimeError("the sample ERP did not start")
+
+    def before(self, run: Session, step: Step) -> None:
+        """Interlock signs webhook calls with its current key: the ERP must know it."""
+        if self.process is not None and step.argv[1:3] == ["privacy", "request"]:
+            self._refresh_jwks(run)
+
+    @staticmethod
+    def _refresh_jwks(run: Session) -> None:
+        run.interlock("oauth", "jwks", stdout=run.work.parent / "erp" / "jwks.json")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+
+
+def _manifest(erp_port: int) -> str:
+    return EXAMPLE.read_text(encoding="utf-8").replace(SITE["erp"], f"https://localhost:{erp_port}")
+
+
+def _excluded(command: Command) -> str | None:
+    for (document, pattern), reason in EXCLUDED.items():
+        if command.document == document and re.search(pattern, command.text):
+            return reason
+    return None
+
+
+def _fill(text: str, run: Session, words: dict[str, str] | None = None) -> str:
+    for word, meaning in (words or {}).items():
+        text = text.replace(word, meaning)
+
+    def value(match: re.Match[str]) -> str:
+        word = match.group(0)
+        return PLACEHOLDERS[word](run) if word in PLACEHOLDERS else word
+
+    text = text.replace(SITE["gateway"], run.gateway)
+    return re.sub(r"(?<![$\w-])[A-Z][A-Z_]{2,}(?![\w=-])", value, text)
+
+
+def _set_variables(run: Session) -> None:
+    for name, find in VARIABLES.items():
+        with contextlib.suppress(LookupError):  # not printed yet: a line using it says so
+            run.variables[name] = find(run)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forks | None]:
+    """One fork server for the documents a worker runs (its start-up is the CLI's import)."""
+    with forks(tmp_path_factory.mktemp("forkserver")) as started:
+        yield started
+
+
+@pytest.fixture
+def erp() -> Iterator[_Erp]:
+    started = _Erp(free_port())
+    yield started
+    started.stop()
+
+
+@pytest.mark.processes
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param(d, marks=[getattr(pytest.mark, SERVICES[d][0])] if d in SERVICES else [])
+        for d in documents(REPO)
+        if commands(REPO, d)
+    ],
+)
+def test_documented_commands_run_as_written(
+    document: str, tmp_path: Path, erp: _Erp, server: Forks | None, request: pytest.FixtureRequest
+) -> None:
+    """Each command of ``document`` exits 0 or as its comment says, in order, in one session."""
+    lines = commands(REPO, document)
+    runnable = [c for c in lines if _excluded(c) is None]
+    if not runnable:
+        pytest.skip(f"{document}: no commands to run")
+    inputs = _inputs(tmp_path / "inputs")
+    words: dict[str, str] = {}
+    environment: dict[str, str] = {}
+    if document in SERVICES:
+        fixture, site = SERVICES[document]
+        environment, words = site(request.getfixturevalue(fixture))
+    with session(tmp_path, _manifest(erp.port), inputs, server) as run:
+        run.env.update(environment)
+        run.after.append(erp.start)
+        run.before.append(erp.before)
+        _set_variables(run)
+        if not any(c.text == "interlock init" for c in runnable):
+            init = run.interlock("init")
+            erp.start(run, Step(["interlock", "init"]), init)
+        for text in PREPARE.get(document, ()):
+            prepared = run.run(Command(document, 0, text, ""), _fill(text, run))
+            if not prepared[-1].ok:
+                raise RuntimeError(f"{document}: preparing with {text}: {prepared[-1].stderr}")
+        failures: list[str] = []
+        for command in runnable:
+            _set_variables(run)
+            try:
+                text = _fill(command.text, run, words)
+                outcomes = run.run(command, text)
+            except (LookupError, UnsupportedShellError) as exc:
+                failures.append(f"{command.where}: {command.text}\n  {exc}")
+                continue
+            failures.extend(
+                f"{command.where}: {text}\n  exit {outcome.status}: "
+                f"{(outcome.stderr or outcome.stdout).strip()[-600:]}"
+                for outcome in outcomes
+                if not outcome.ok
+            )
+        assert not failures, "\n".join(failures)
