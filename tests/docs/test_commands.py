@@ -150,8 +150,9 @@ def _softhsm_site(hsm: SoftHsm) -> tuple[dict[str, str], dict[str, str]]:
     return environment, words
 
 
-#: Documents that need a service: its fixture (and marker), and what it means here: the
-#: session's extra environment and the words of that document standing for this machine's.
+#: Documents that need a service: its fixture, and what it means here: the session's extra
+#: environment and the words of that document standing for this machine's. (The README's
+#: RabbitMQ starts mid-document, once the deployment's CA exists: sites.Broker.)
 SERVICES: Final[dict[str, tuple[str, Callable[[Any], tuple[dict[str, str], dict[str, str]]]]]] = {
     "docs/hsm.md": ("softhsm", _softhsm_site),
     "README.md": ("partner_sshd", lambda port: ({}, {SITE["sftp"]: f"127.0.0.1 --port {port}"})),
@@ -358,20 +359,18 @@ def _needs_broker(document: str) -> bool:
     return any(c.text.startswith("interlock messaging ") for c in commands(REPO, document))
 
 
+def _marks(document: str) -> list[pytest.MarkDecorator]:
+    """The services ``document`` needs, as markers (``make fast`` deselects them)."""
+    marks = [pytest.mark.rabbitmq] if _needs_broker(document) else []
+    if SERVICES.get(document, ("",))[0] == "softhsm":
+        marks.append(pytest.mark.softhsm)
+    return marks
+
+
 @pytest.mark.processes
 @pytest.mark.parametrize(
     "document",
-    [
-        pytest.param(
-            d,
-            marks=[
-                *([pytest.mark.rabbitmq] if _needs_broker(d) else []),
-                *([pytest.mark.softhsm] if d in SERVICES and SERVICES[d][0] == "softhsm" else []),
-            ],
-        )
-        for d in documents(REPO)
-        if commands(REPO, d)
-    ],
+    [pytest.param(d, marks=_marks(d)) for d in documents(REPO) if commands(REPO, d)],
 )
 def test_documented_commands_run_as_written(  # noqa: PLR0917  (pytest fixtures)
     document: str,
