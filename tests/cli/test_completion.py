@@ -135,7 +135,8 @@ def test_sub_commands_complete(
         ("interlock secrets grant p", ["privacy-desk"]),
         ("interlock secrets get crm/", ["crm/oauth-client", "crm/readonly-url"]),
         ("interlock secrets rotate e", ["erp/api-key"]),
-        ("interlock messaging plan ", ["order-events"]),
+        ("interlock messaging plan ", ["order-events", "order-stream"]),
+        ("interlock messaging keys list ", ["order-events"]),
         ("interlock privacy request confirm dsr_x ", ["erp", "crm", "warehouse"]),
     ],
 )
