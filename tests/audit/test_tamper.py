@@ -196,7 +196,14 @@ def test_a_forgery_under_the_same_key_contradicts_the_witnessed_root(
     """An insider with the key rewrites history consistently: the witnessed root disagrees."""
     forged = Settings(data_dir=tmp_path, audit_database_url=f"sqlite:///{tmp_path / 'forged.db'}")
     shutil.copyfile(_db(sqlite_settings), _db(forged))  # keep the key, empty the rest
-    tables = ("audit_pruned", "audit_bodies", "audit_nodes", "audit_checkpoints", "audit_leaves")
+    tables = (
+        "audit_pruned",
+        "audit_search",
+        "audit_bodies",
+        "audit_nodes",
+        "audit_checkpoints",
+        "audit_leaves",
+    )
     _attack(forged, *(f"DELETE FROM {table}" for table in tables))  # noqa: S608
     _fill(forged, keyring, offset=100)
     shutil.copyfile(_db(forged), _db(sqlite_settings))

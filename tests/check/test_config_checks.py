@@ -32,6 +32,7 @@ def test_example_manifest_has_no_failure() -> None:
         "order-sync",
         "analytics-feed",
         "order-events",
+        "order-stream",
     }
 
 

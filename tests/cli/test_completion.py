@@ -135,7 +135,8 @@ def test_sub_commands_complete(
         ("interlock secrets grant p", ["privacy-desk"]),
         ("interlock secrets get crm/", ["crm/oauth-client", "crm/readonly-url"]),
         ("interlock secrets rotate e", ["erp/api-key"]),
-        ("interlock messaging plan ", ["order-events"]),
+        ("interlock messaging plan ", ["order-events", "order-stream"]),
+        ("interlock messaging keys list ", ["order-events"]),
         ("interlock privacy request confirm dsr_x ", ["erp", "crm", "warehouse"]),
     ],
 )
@@ -236,7 +237,7 @@ def test_every_integration_completes_for_commands_that_take_any(
     monkeypatch.setenv("INTERLOCK_MANIFEST", str(EXAMPLE))
     context = typer.Context(typer.main.get_command(app))
     offered = [name for name, _ in completion.integration_names(context, "")]
-    assert offered == ["order-sync", "analytics-feed", "order-events"]
+    assert offered == ["order-sync", "analytics-feed", "order-events", "order-stream"]
     assert completion.integration_names(context, "zzz") == []
 
 

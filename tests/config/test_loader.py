@@ -49,7 +49,12 @@ def test_example_manifest_is_clean() -> None:
     assert report.warnings == ()
     manifest = load_manifest(EXAMPLE)
     assert set(manifest.systems) == {"erp", "crm", "warehouse"}
-    assert set(manifest.integrations) == {"order-sync", "analytics-feed", "order-events"}
+    assert set(manifest.integrations) == {
+        "order-sync",
+        "analytics-feed",
+        "order-events",
+        "order-stream",
+    }
     assert sum(len(flow.routes) for flow in manifest.integrations.values()) == 5
     assert manifest.integrations["order-sync"].transfer is not None
 

@@ -20,7 +20,10 @@ To extend it:
   Keep that table short: a failing line is a bug in the docs, the example or the code.
 
 ``interlock serve`` runs in the background (the next ``serve`` replaces it) on
-the test's own port (``SITE``); the commands after it use it.
+the test's own port (``SITE``); the commands after it use it. The example's
+RabbitMQ is a node of this machine's, started at the first ``interlock
+messaging`` line; a partner's SFTP host is this machine's ``sshd`` (sites.py).
+The reader is the example's operator (``operators: ops``): ``USER=ops``.
 """
 
 from __future__ import annotations
@@ -34,18 +37,21 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from joserfc.jwk import ECKey
 
+from interlock.testing import rabbitmq_node
 from interlock.testing.softhsm import SoftHsm
 from interlock.testing.tls import make_tls
+from tests.conftest import _available
 from tests.docs.blocks import Command, commands, documents
 from tests.docs.runner import Forks, Outcome, Session, forks, free_port, session
 from tests.docs.shell import Step, UnsupportedShellError
+from tests.docs.sites import SSHD, Broker, sshd
 
 REPO: Final = Path(__file__).resolve().parents[2]
 EXAMPLE: Final = REPO / "examples" / "interlock.yaml"
@@ -53,13 +59,6 @@ EXAMPLE: Final = REPO / "examples" / "interlock.yaml"
 #: Lines that do not run here, by document and a pattern of the command. Each has its reason.
 EXCLUDED: Final[dict[tuple[str, str], str]] = {
     ("README.md", r"^make "): "make targets build environments and run the suites: CI runs them",
-    ("README.md", r"^interlock messaging (apply|plan|dlq)\b"): (
-        "needs the example's RabbitMQ: TLS with a certificate from the deployment's CA "
-        "(ca: pki:internal) and a user per client certificate (SASL EXTERNAL); "
-        "tests/cli/test_messaging_cli.py and tests/messaging run these against real brokers"
-    ),
-    ("README.md", r"^interlock events schemas "): "the example manifest declares no event stream",
-    ("README.md", r"^interlock files trust-host "): "needs an SSH server on port 22 of a host",
 }
 
 
@@ -80,7 +79,8 @@ def _serial(run: Session) -> str:
     """The serial of the last active certificate the document issued (``pki list --json``)."""
     listed = json.loads(run.interlock("pki", "list", "--json").stdout)
     rows = next(iter(listed.values())) if isinstance(listed, dict) else listed
-    active = [r for r in rows if r["status"] == "active" and r["name"] != _Erp.CERTIFICATE_NAME]
+    ours = {_Erp.CERTIFICATE_NAME, Broker.CERTIFICATE_NAME}  # the test's, not the document's
+    active = [r for r in rows if r["status"] == "active" and r["name"] not in ours]
     if not active:
         raise LookupError("no active certificate: the document issues none before SERIAL")
     return str(active[-1]["serial"])
@@ -127,7 +127,13 @@ VARIABLES: Final[dict[str, Callable[[Session], str]]] = {
 SITE: Final = {
     "erp": "https://erp.internal.example:9443",  # the sample ERP (interlock.testing)
     "gateway": "127.0.0.1:8443",
+    # A RabbitMQ node of this machine's on a free port (sites.Broker).
+    "broker": "amqps://rabbitmq.integration.example-retail.internal:5671/",
+    # This machine's sshd on a free port (sites.sshd): `trust-host HOST --port N`.
+    "sftp": "sftp.partner.example",
 }
+#: Who runs the commands: the example's operator, who holds the dead-letter role.
+OPERATOR: Final = "ops"
 
 
 def _softhsm_site(hsm: SoftHsm) -> tuple[dict[str, str], dict[str, str]]:
@@ -144,12 +150,12 @@ def _softhsm_site(hsm: SoftHsm) -> tuple[dict[str, str], dict[str, str]]:
     return environment, words
 
 
-#: Documents that need a service: its fixture (and marker), and what it means here: the
-#: session's extra environment and the words of that document standing for this machine's.
-SERVICES: Final[
-    dict[str, tuple[str, Callable[[SoftHsm], tuple[dict[str, str], dict[str, str]]]]]
-] = {
+#: Documents that need a service: its fixture, and what it means here: the session's extra
+#: environment and the words of that document standing for this machine's. (The README's
+#: RabbitMQ starts mid-document, once the deployment's CA exists: sites.Broker.)
+SERVICES: Final[dict[str, tuple[str, Callable[[Any], tuple[dict[str, str], dict[str, str]]]]]] = {
     "docs/hsm.md": ("softhsm", _softhsm_site),
+    "README.md": ("partner_sshd", lambda port: ({}, {SITE["sftp"]: f"127.0.0.1 --port {port}"})),
 }
 
 
@@ -169,6 +175,7 @@ def _inputs(folder: Path) -> dict[str, bytes]:
         "crm.yaml": CRM_OPENAPI.encode(),
         "token.txt": b"a-new-erp-token\n",
         "check-waivers.yaml": WAIVERS.encode(),
+        "schema.json": ORDER_CREATED.encode(),
     }
 
 
@@ -204,6 +211,24 @@ paths:
               properties:
                 order_id: {type: string, pattern: "^[0-9]{4,10}$"}
       responses: {"201": {description: attached}}
+"""
+
+ORDER_CREATED: Final = """\
+{
+  "type": "object",
+  "required": ["order_id", "created_at", "region", "customer"],
+  "properties": {
+    "order_id": {"type": "string", "pattern": "^[0-9]{10}$"},
+    "created_at": {"type": "string", "format": "date-time"},
+    "region": {"type": "string", "enum": ["EU", "US"]},
+    "total": {"type": "number", "minimum": 0},
+    "customer": {
+      "type": "object",
+      "required": ["id"],
+      "properties": {"id": {"type": "string"}, "email": {"type": "string", "format": "email"}}
+    }
+  }
+}
 """
 
 WAIVERS: Final = """\
@@ -269,8 +294,9 @@ class _Erp:
                 self.process.stdout.close()
 
 
-def _manifest(erp_port: int) -> str:
-    return EXAMPLE.read_text(encoding="utf-8").replace(SITE["erp"], f"https://localhost:{erp_port}")
+def _manifest(erp_port: int, broker_port: int) -> str:
+    text = EXAMPLE.read_text(encoding="utf-8").replace(SITE["erp"], f"https://localhost:{erp_port}")
+    return text.replace(SITE["broker"], f"amqps://127.0.0.1:{broker_port}/")
 
 
 def _excluded(command: Command) -> str | None:
@@ -312,17 +338,47 @@ def erp() -> Iterator[_Erp]:
     started.stop()
 
 
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    """The example's RabbitMQ, started by the first ``interlock messaging`` line (if any)."""
+    started = Broker()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def partner_sshd(tmp_path: Path) -> Iterator[int]:
+    """A partner's SFTP host: this machine's sshd, its port."""
+    if not SSHD.exists():
+        _available("OpenSSH's sshd is not installed (make sshd, or apt-get install openssh-server)")
+    with sshd(tmp_path / "sshd") as port:
+        yield port
+
+
+def _needs_broker(document: str) -> bool:
+    return any(c.text.startswith("interlock messaging ") for c in commands(REPO, document))
+
+
+def _marks(document: str) -> list[pytest.MarkDecorator]:
+    """The services ``document`` needs, as markers (``make fast`` deselects them)."""
+    marks = [pytest.mark.rabbitmq] if _needs_broker(document) else []
+    if SERVICES.get(document, ("",))[0] == "softhsm":
+        marks.append(pytest.mark.softhsm)
+    return marks
+
+
 @pytest.mark.processes
 @pytest.mark.parametrize(
     "document",
-    [
-        pytest.param(d, marks=[getattr(pytest.mark, SERVICES[d][0])] if d in SERVICES else [])
-        for d in documents(REPO)
-        if commands(REPO, d)
-    ],
+    [pytest.param(d, marks=_marks(d)) for d in documents(REPO) if commands(REPO, d)],
 )
-def test_documented_commands_run_as_written(
-    document: str, tmp_path: Path, erp: _Erp, server: Forks | None, request: pytest.FixtureRequest
+def test_documented_commands_run_as_written(  # noqa: PLR0917  (pytest fixtures)
+    document: str,
+    tmp_path: Path,
+    erp: _Erp,
+    broker: Broker,
+    server: Forks | None,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Each command of ``document`` exits 0 or as its comment says, in order, in one session."""
     lines = commands(REPO, document)
@@ -335,10 +391,13 @@ def test_documented_commands_run_as_written(
     if document in SERVICES:
         fixture, site = SERVICES[document]
         environment, words = site(request.getfixturevalue(fixture))
-    with session(tmp_path, _manifest(erp.port), inputs, server) as run:
-        run.env.update(environment)
+    if _needs_broker(document):
+        _available(rabbitmq_node.unavailable())
+    with session(tmp_path, _manifest(erp.port, broker.port), inputs, server) as run:
+        run.env.update({"USER": OPERATOR, "LOGNAME": OPERATOR, **environment})
         run.after.append(erp.start)
         run.before.append(erp.before)
+        run.before.append(broker.before)
         _set_variables(run)
         if not any(c.text == "interlock init" for c in runnable):
             init = run.interlock("init")

@@ -69,6 +69,7 @@ def test_json_has_a_valid_record_per_integration_with_every_art_30_1_field(
             "order-sync",
             "analytics-feed",
             "order-events",
+            "order-stream",
         }
     )
     for name, record in records.items():
@@ -180,7 +181,7 @@ def test_csv_follows_the_ico_columns_and_neutralises_formulas(tmp_path: Path) ->
     assert tuple(rows[0]) == CSV_COLUMNS
     assert rows[0][:2] == ["Business function", "Purpose of processing"]
     by_name = {r[0]: r for r in rows[1:]}
-    assert set(by_name) == {"order-sync", "analytics-feed", "order-events"}
+    assert set(by_name) == {"order-sync", "analytics-feed", "order-events", "order-stream"}
     assert by_name["analytics-feed"][1].startswith("'=HYPERLINK(1)")
     assert by_name["order-sync"][7] == "US"
 

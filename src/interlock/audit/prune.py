@@ -1,13 +1,17 @@
 """Retention: remove entry bodies older than their integration's retention, keep the proofs.
 
-Pruning deletes bodies only; leaf hashes, tree nodes and tree heads stay, so
+Pruning deletes bodies and their search-index rows only (a row repeats the
+entry's time, correlation id, client and action, and retention is about not
+holding those any longer; a pruned entry is no longer found by ``audit
+search``); leaf hashes, tree nodes and tree heads stay, so
 the log still verifies and every remaining entry is still provable. Each
 prune is itself an entry of the log (action ``audit.prune``) that commits to
 exactly which bodies it removed (their count and a digest of their indexes),
 written in the same transaction as the deletions; ``audit verify`` accepts a
 missing body only when such an entry accounts for it. The schema lets a body
 be deleted only after its index is recorded in ``audit_pruned``; on
-PostgreSQL only the maintenance role holds DELETE on ``audit_bodies``.
+PostgreSQL only the maintenance role holds DELETE on ``audit_bodies`` and
+``audit_search``.
 
 Entries without an integration (key and admin events, prunes) are kept.
 """
@@ -23,7 +27,7 @@ from sqlalchemy import select
 
 from interlock.audit.entry import AuditEntry, Outcome, Volume, encode_entry
 from interlock.audit.keys import LogKeys
-from interlock.audit.schema import BODIES, LEAVES, PRUNED
+from interlock.audit.schema import BODIES, LEAVES, PRUNED, SEARCH
 from interlock.audit.storage import LogStore
 from interlock.audit.verify import PRUNE_ACTION, pruned_digest
 
@@ -105,5 +109,6 @@ def _prune_one(
         for position in range(0, len(indexes), _DELETE_CHUNK):
             chunk = indexes[position : position + _DELETE_CHUNK]
             connection.execute(PRUNED.insert(), [{"idx": i, "prune_idx": index} for i in chunk])
+            connection.execute(SEARCH.delete().where(SEARCH.c.idx.in_(chunk)))
             connection.execute(BODIES.delete().where(BODIES.c.idx.in_(chunk)))
     return PruneReport(integration, before, len(indexes), index)

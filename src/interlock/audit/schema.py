@@ -9,19 +9,23 @@ right. Every table is insert-only:
 * ``audit_leaves`` (index, leaf hash, time, integration), ``audit_nodes``
   (completed perfect subtrees), ``audit_checkpoints`` (signed tree heads),
   ``audit_keys`` (sealed keys), ``audit_cosignatures`` (witnesses' verified
-  cosignatures of tree heads) and ``audit_pruned`` are never updated or deleted;
-* ``audit_bodies`` (the canonical entries) is never updated; a body may be
-  deleted only once its index is in ``audit_pruned`` — the single, narrow
-  exception that retention pruning (:mod:`interlock.audit.prune`) uses.
+  cosignatures of tree heads), ``audit_pruned`` and ``audit_search_backfill``
+  are never updated or deleted;
+* ``audit_bodies`` (the canonical entries) and ``audit_search`` (the search
+  index: a few of each entry's fields, :mod:`interlock.audit.search_index`)
+  are never updated; a row may be deleted only once its index is in
+  ``audit_pruned`` — the single, narrow exception that retention pruning
+  (:mod:`interlock.audit.prune`) uses: an entry's index row goes with its body.
 
 Triggers enforce this for every connection (SQLite and PostgreSQL); on
 PostgreSQL :func:`grant_roles` also gives the application role only INSERT and
-SELECT, and a maintenance role DELETE on ``audit_bodies`` besides.
+SELECT, and a maintenance role DELETE on ``audit_bodies`` and ``audit_search`` besides.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from typing import Final
 
 from sqlalchemy import (
@@ -30,13 +34,17 @@ from sqlalchemy import (
     Connection,
     Engine,
     ForeignKey,
+    Index,
+    Integer,
     LargeBinary,
     MetaData,
     SmallInteger,
     String,
     Table,
     Text,
+    func,
     inspect,
+    select,
     text,
 )
 
@@ -48,7 +56,10 @@ __all__ = [
     "LEAVES",
     "METADATA",
     "NODES",
+    "PRUNABLE",
     "PRUNED",
+    "SEARCH",
+    "SEARCH_BACKFILL",
     "ensure_schema",
     "grant_roles",
     "missing_tables",
@@ -109,6 +120,45 @@ KEYS: Final = Table(
     Column("sealed", LargeBinary, nullable=False),
     Column("created_us", BigInteger, nullable=False),
 )
+# The search index: one row per entry that has a body, written in the append's
+# transaction (and backfilled for a log made before it). Each filter column is
+# indexed with the time (and the index, the tie-break), so a search is a range
+# scan of one index in the order it prints, newest first, stopping at its limit.
+# The client's address is never indexed, not even as its pseudonym.
+SEARCH: Final = Table(
+    "audit_search",
+    METADATA,
+    # SQLite: INTEGER PRIMARY KEY makes the index the rowid, one B-tree fewer to write.
+    Column(
+        "idx",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("audit_leaves.idx"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("time_us", BigInteger, nullable=False),
+    Column("correlation_id", String(200), nullable=True),
+    Column("client", String(200), nullable=True),  # NAME of an actor ``client:NAME``
+    Column("integration", String(200), nullable=True),
+    Column("action", String(100), nullable=False),
+    Index("audit_search_time", "time_us", "idx"),
+    Index("audit_search_correlation_id", "correlation_id", "time_us", "idx"),
+    Index("audit_search_client", "client", "time_us", "idx"),
+    Index("audit_search_integration", "integration", "time_us", "idx"),
+    Index("audit_search_action", "action", "time_us", "idx"),
+)
+# Backfill progress: every body with an index below ``upto`` has its search row;
+# ``target`` is the log's size when the index was created (entries from there on
+# are indexed as they are appended). Insert-only, so a backfill resumes at max(upto).
+SEARCH_BACKFILL: Final = Table(
+    "audit_search_backfill",
+    METADATA,
+    Column("upto", BigInteger, primary_key=True, autoincrement=False),
+    Column("target", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+#: The tables whose rows retention pruning deletes (only rows recorded in ``audit_pruned``).
+PRUNABLE: Final = ("audit_bodies", "audit_search")
 
 _FROZEN: Final = (
     "audit_leaves",
@@ -117,6 +167,7 @@ _FROZEN: Final = (
     "audit_cosignatures",
     "audit_pruned",
     "audit_keys",
+    "audit_search_backfill",
 )
 _ROLE: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -127,11 +178,17 @@ _SQLITE_TRIGGERS: Final = [
         for table in _FROZEN
         for op in ("UPDATE", "DELETE")
     ),
-    "CREATE TRIGGER IF NOT EXISTS audit_bodies_no_update BEFORE UPDATE ON audit_bodies "
-    "BEGIN SELECT RAISE(ABORT, 'audit_bodies is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_bodies_delete_only_pruned BEFORE DELETE ON audit_bodies "
-    "WHEN NOT EXISTS (SELECT 1 FROM audit_pruned WHERE audit_pruned.idx = OLD.idx) "
-    "BEGIN SELECT RAISE(ABORT, 'an audit body may be deleted only once pruned'); END",
+    *(
+        statement
+        for table in PRUNABLE
+        for statement in (
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END",
+            f"CREATE TRIGGER IF NOT EXISTS {table}_delete_only_pruned BEFORE DELETE ON {table} "  # noqa: S608
+            "WHEN NOT EXISTS (SELECT 1 FROM audit_pruned WHERE audit_pruned.idx = OLD.idx) "
+            "BEGIN SELECT RAISE(ABORT, 'an audit body may be deleted only once pruned'); END",
+        )
+    ),
 ]
 
 _POSTGRES_FUNCTIONS: Final = [
@@ -153,18 +210,19 @@ _POSTGRES_FUNCTIONS: Final = [
 
 def _postgres_triggers() -> list[str]:
     statements: list[str] = []
-    for table in (*_FROZEN, "audit_bodies"):
-        row_ops = "UPDATE" if table == "audit_bodies" else "UPDATE OR DELETE"
+    for table in (*_FROZEN, *PRUNABLE):
+        row_ops = "UPDATE" if table in PRUNABLE else "UPDATE OR DELETE"
         statements += [
             f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE {row_ops} ON {table} "
             "FOR EACH ROW EXECUTE FUNCTION audit_refuse_change()",
             f"CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
             "FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change()",
         ]
-    statements.append(
-        "CREATE OR REPLACE TRIGGER audit_bodies_delete_only_pruned BEFORE DELETE ON audit_bodies "
+    statements += [
+        f"CREATE OR REPLACE TRIGGER {table}_delete_only_pruned BEFORE DELETE ON {table} "
         "FOR EACH ROW EXECUTE FUNCTION audit_body_delete()"
-    )
+        for table in PRUNABLE
+    ]
     return statements
 
 
@@ -180,6 +238,11 @@ def ensure_schema(engine: Engine) -> None:
     INSERT and SELECT can open it. A log made by an older release gains the
     tables it lacks (``audit_cosignatures``) the first time a role with DDL
     rights opens it.
+
+    Creating the search index also records, in the same transaction, the log's
+    size then (``audit_search_backfill``): the entries below it are indexed
+    by :func:`interlock.audit.search_index.backfill`, those from it on as
+    they are appended.
     """
     if set(inspect(engine).get_table_names()) >= set(METADATA.tables):
         return
@@ -189,8 +252,22 @@ def ensure_schema(engine: Engine) -> None:
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(hashtext('interlock-audit-ddl'))")
             )
+        fresh = not inspect(connection).has_table(SEARCH.name)
         METADATA.create_all(connection, checkfirst=True)
         _create_triggers(connection)
+        if fresh:
+            _record_backfill_target(connection)
+
+
+def _record_backfill_target(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # No append may commit between reading the size and creating the index.
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('interlock-audit-append'))"))
+    last = connection.execute(select(func.max(LEAVES.c.idx))).scalar()
+    target = 0 if last is None else int(last) + 1
+    connection.execute(
+        SEARCH_BACKFILL.insert().values(upto=0, target=target, created_us=time.time_ns() // 1000)
+    )
 
 
 def _create_triggers(connection: Connection) -> None:
@@ -205,8 +282,8 @@ def _create_triggers(connection: Connection) -> None:
 def grant_roles(engine: Engine, app_role: str, maintenance_role: str | None = None) -> None:
     """PostgreSQL: ``app_role`` may only INSERT and SELECT; ``maintenance_role`` may prune.
 
-    The maintenance role gets DELETE on ``audit_bodies`` only (and the
-    triggers still refuse a body that is not recorded as pruned). Roles must
+    The maintenance role gets DELETE on ``audit_bodies`` and ``audit_search``
+    only (and the triggers still refuse a row that is not recorded as pruned). Roles must
     exist; names are plain lower-case identifiers.
     """
     if engine.dialect.name != "postgresql":
@@ -216,6 +293,7 @@ def grant_roles(engine: Engine, app_role: str, maintenance_role: str | None = No
         if not _ROLE.match(role):
             raise ValueError("a role name is a plain lower-case identifier")
     tables = ", ".join(METADATA.tables)
+    prunable = ", ".join(PRUNABLE)
     with engine.begin() as connection:
         schema = connection.execute(text("SELECT current_schema()")).scalar_one()
         quoted = engine.dialect.identifier_preparer.quote(schema)
@@ -224,4 +302,4 @@ def grant_roles(engine: Engine, app_role: str, maintenance_role: str | None = No
             connection.exec_driver_sql(f"GRANT USAGE ON SCHEMA {quoted} TO {role}")
             connection.exec_driver_sql(f"GRANT SELECT, INSERT ON {tables} TO {role}")
         if maintenance_role is not None:
-            connection.exec_driver_sql(f"GRANT DELETE ON audit_bodies TO {maintenance_role}")
+            connection.exec_driver_sql(f"GRANT DELETE ON {prunable} TO {maintenance_role}")

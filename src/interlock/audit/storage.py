@@ -1,7 +1,8 @@
 """The audit database: engines, appending a batch in one transaction, reading hashes.
 
-One transaction appends a whole batch: leaves, bodies, the tree nodes they
-complete and a signed checkpoint of the new size, so the stored log and its
+One transaction appends a whole batch: leaves, bodies, their search-index
+rows (:mod:`interlock.audit.search_index`), the tree nodes they complete
+and a signed checkpoint of the new size, so the stored log and its
 latest tree head never disagree, whatever moment a crash strikes. Appenders
 in several processes are serialised (SQLite ``BEGIN IMMEDIATE``, PostgreSQL
 an advisory lock) and each re-reads the size under the lock, so indexes stay
@@ -25,7 +26,16 @@ from sqlalchemy import Connection, Engine, Table, and_, event, func, inspect, or
 
 from interlock.audit.frontier import Frontier
 from interlock.audit.keys import LogKeys
-from interlock.audit.schema import BODIES, CHECKPOINTS, COSIGNATURES, LEAVES, NODES, ensure_schema
+from interlock.audit.schema import (
+    BODIES,
+    CHECKPOINTS,
+    COSIGNATURES,
+    LEAVES,
+    NODES,
+    SEARCH,
+    ensure_schema,
+)
+from interlock.audit.search_index import SearchRow, backfill, search_row
 from interlock.proofs.checkpoint import Checkpoint
 from interlock.proofs.cosignature import Cosignature
 from interlock.proofs.rfc9162 import Piece, leaf_hash, leaf_hashes
@@ -58,7 +68,10 @@ def _immediate(dbapi_connection: Any, _record: object) -> None:
 
 
 def create_audit_engines(url: str) -> tuple[Engine, Engine]:
-    """A reading engine and an appending engine for the audit database; creates the schema."""
+    """A reading engine and an appending engine for the audit database; creates the schema.
+
+    A log made before the search index is backfilled here (once, resumably).
+    """
     engine = create_store_engine(url)
     writer = engine
     try:
@@ -69,6 +82,7 @@ def create_audit_engines(url: str) -> tuple[Engine, Engine]:
             event.listen(writer, "connect", _immediate)
             event.listen(writer, "begin", _begin_immediate)
         ensure_schema(engine)
+        backfill(writer, lock_sql=None if is_sqlite(engine) else _LOCK_SQL)
     except BaseException:
         engine.dispose()
         writer.dispose()
@@ -109,6 +123,7 @@ class Batch:
     # Rows as the INSERTs of _write take them, in column order.
     leaves: list[tuple[int, bytes, int, str | None]] = field(default_factory=list)
     bodies: list[tuple[int, bytes]] = field(default_factory=list)
+    search: list[SearchRow] = field(default_factory=list)
     nodes: list[tuple[int, int, bytes]] = field(default_factory=list)  # (level, index, hash)
 
     def add(self, body: bytes, time_us: int, integration: str | None) -> int:
@@ -117,6 +132,9 @@ class Batch:
         digest = leaf_hash(body)
         self.leaves.append((index, digest, time_us, integration))
         self.bodies.append((index, body))
+        row = search_row(index, body, time_us, integration)
+        if row is not None:
+            self.search.append(row)
         self.nodes.extend((n.level, n.index, n.hash) for n in self.frontier.append(digest))
         return index
 
@@ -129,6 +147,8 @@ class Batch:
         indexes = range(first, first + len(digests))
         self.leaves.extend(zip(indexes, digests, times_us, integrations, strict=True))
         self.bodies.extend(zip(indexes, bodies, strict=True))
+        rows = map(search_row, indexes, bodies, times_us, integrations)
+        self.search.extend(row for row in rows if row is not None)
         self.nodes.extend(self.frontier.extend(digests))
         return indexes
 
@@ -287,6 +307,7 @@ def _insert(connection: Connection, table: Table, rows: Sequence[Sequence[object
 def _write(connection: Connection, batch: Batch, keys: LogKeys) -> None:
     _insert(connection, LEAVES, batch.leaves)
     _insert(connection, BODIES, batch.bodies)
+    _insert(connection, SEARCH, batch.search)
     _insert(connection, NODES, batch.nodes)
     checkpoint = Checkpoint(keys.origin, batch.frontier.size, batch.frontier.root())
     connection.execute(

@@ -11,18 +11,22 @@ import typer
 
 from interlock.cli.context import settings
 from interlock.cli.options import ManifestOption
+from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table
 from interlock.config.settings import Settings
 from interlock.errors import InvalidRequestError
 
 if TYPE_CHECKING:
+    from interlock.audit.search import Hit, SearchResult
     from interlock.audit.storage import LogStore
+    from interlock.audit.verify import VerifyReport
     from interlock.proofs.cosignature import CosignatureVerifier
     from interlock.proofs.note import NoteVerifier
 
 __all__ = ["app", "log_store"]
 
 app = typer.Typer(
-    help="The tamper-evident audit trail: verify, prove, export, prune.", no_args_is_help=True
+    help="The tamper-evident audit trail: search, verify, prove, export, prune.",
+    no_args_is_help=True,
 )
 
 KeyOption = Annotated[
@@ -77,6 +81,173 @@ def _time(text: str, field: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _moment(text: str, field: str, now: datetime) -> datetime:
+    """RFC 3339 (``2026-12-01T00:00:00Z``) or a duration back from now (``30d``, ``PT12H``)."""
+    from interlock.config.units import parse_duration
+
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        return _time(text, field)
+    except InvalidRequestError:
+        raise InvalidRequestError(
+            f"{field}: {text!r} is neither an RFC 3339 time nor a duration such as '30d'"
+        ) from None
+
+
+@app.command("search")
+def search(  # noqa: PLR0917  (typer maps each parameter to an option)
+    correlation_id: Annotated[
+        str | None,
+        typer.Option("--correlation-id", help="The request's X-Request-Id.", show_default=False),
+    ] = None,
+    client: Annotated[
+        str | None,
+        typer.Option(
+            "--client", help="Entries by this client (actor client:NAME).", show_default=False
+        ),
+    ] = None,
+    integration: Annotated[
+        str | None, typer.Option("--integration", help="Only this integration.", show_default=False)
+    ] = None,
+    action: Annotated[
+        str | None,
+        typer.Option(
+            "--action", help="Only this action (gateway.request, ...).", show_default=False
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="From this time (RFC 3339) or this long ago (30d, PT12H).",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until", help="Before this time (RFC 3339) or this long ago (1h).", show_default=False
+        ),
+    ] = None,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", help="At most this many entries, newest first.", min=1, max=10_000),
+    ] = 100,
+    proofs: Annotated[
+        bool,
+        typer.Option(
+            "--proofs", help="Each entry with its inclusion proof against the latest tree head."
+        ),
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Find entries by correlation id, client, integration, action and time, through the index.
+
+    Newest first. Entries whose body was pruned are no longer indexed, so they
+    are not found. With --proofs each entry comes with its RFC 9162 inclusion
+    proof against the latest signed tree head, which is printed too.
+    """
+    from interlock.audit.search import SearchQuery
+    from interlock.audit.search import search as run_search
+
+    now = datetime.now(UTC)
+    query = SearchQuery(
+        correlation_id=correlation_id,
+        client=client,
+        integration=integration,
+        action=action,
+        since=None if since is None else _moment(since, "--since", now),
+        until=None if until is None else _moment(until, "--until", now),
+        limit=limit,
+    )
+    store = log_store(settings())
+    try:
+        result = run_search(store, query, proofs=proofs)
+    finally:
+        store.dispose()
+    if json_output:
+        print_json(_search_document(result))
+        return
+    _print_search(result, proofs=proofs)
+
+
+def _search_document(result: SearchResult) -> dict[str, object]:
+    return {
+        "entries": [_hit_document(hit) for hit in result.hits],
+        "tree_size": result.tree_size,
+        "checkpoint": result.checkpoint,
+        "truncated": result.truncated,
+        "pruned": result.pruned,
+        "backfill_pending": result.backfill_pending,
+    }
+
+
+def _hit_document(hit: Hit) -> dict[str, object]:
+    fields = hit.entry
+    outcome = fields.get("outcome") or {}
+    return {
+        "index": hit.index,
+        "time": iso(hit.time),
+        "actor": fields.get("actor"),
+        "action": fields.get("action"),
+        "integration": fields.get("integration"),
+        "correlation_id": fields.get("correlation_id"),
+        "result": outcome.get("result"),
+        "status": outcome.get("status"),
+        "reason": fields.get("reason"),
+        "entry": hit.body.decode(),
+        "leaf_hash": _b64(hit.leaf_hash),
+        "proof": None if hit.proof is None else [_b64(h) for h in hit.proof],
+    }
+
+
+def _print_search(result: SearchResult, *, proofs: bool) -> None:
+    rows = table(
+        None,
+        Col("index", identifier=True, justify="right"),
+        Col("time", identifier=True),
+        "actor",
+        "action",
+        "integration",
+        "result",
+        Col("correlation id", identifier=True),
+    )
+    for hit in result.hits:
+        doc = _hit_document(hit)
+        status = "" if doc["status"] is None else f" {doc['status']}"
+        rows.add_row(
+            str(hit.index),
+            str(doc["time"]),
+            str(doc["actor"]),
+            str(doc["action"]),
+            str(doc["integration"] or ""),
+            f"{doc['result']}{status}",
+            str(doc["correlation_id"] or ""),
+        )
+    if result.hits:
+        print_table(rows)
+    more = " (more matched: narrow the search or raise --limit)" if result.truncated else ""
+    found = len(result.hits)
+    noun = "entry" if found == 1 else "entries"
+    typer.echo(f"{found} {noun} in the tree of size {result.tree_size}{more}")
+    if result.pruned:
+        typer.echo(f"{result.pruned} entries of the log were pruned (retention): not searchable")
+    if result.backfill_pending:
+        typer.echo(
+            f"{result.backfill_pending} older entries are not indexed yet (backfill pending)"
+        )
+    if proofs and result.hits and result.checkpoint is not None:
+        typer.echo(f"inclusion proofs in the tree of size {result.tree_size} (RFC 9162):")
+        for hit in result.hits:
+            hashes = " ".join(_b64(h) for h in hit.proof or ())
+            typer.echo(f"{hit.index}: leaf {_b64(hit.leaf_hash)} proof {hashes or '(none)'}")
+        typer.echo("signed tree head:")
+        typer.echo(result.checkpoint, nl=False)
+
+
 @app.command("verify")
 def verify(
     key: KeyOption = None,
@@ -96,6 +267,7 @@ def verify(
             ),
         ),
     ] = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Recompute the log from storage and check every tree head; names the first bad entry.
 
@@ -120,6 +292,9 @@ def verify(
         )
     finally:
         store.dispose()
+    if json_output:
+        print_json(_verify_document(report))
+        return
     typer.echo(
         f"ok: {report.size} entries ({report.bodies} with bodies, {report.pruned} pruned), "
         f"{report.checkpoints} signed tree heads, {report.witnessed} witnessed; "
@@ -134,6 +309,27 @@ def verify(
         )
     if not report.cosigned and cosigners:
         typer.echo("cosigned: no witness cosignature is kept yet")
+
+
+def _verify_document(report: VerifyReport) -> dict[str, object]:
+    return {
+        "ok": True,
+        "origin": report.origin,
+        "size": report.size,
+        "bodies": report.bodies,
+        "pruned": report.pruned,
+        "checkpoints": report.checkpoints,
+        "witnessed": report.witnessed,
+        "cosigned": [
+            {
+                "witness": c.witness,
+                "verified": c.verified,
+                "sizes": list(c.sizes),
+                "latest": iso(datetime.fromtimestamp(c.latest_timestamp, UTC)),
+            }
+            for c in report.cosigned
+        ],
+    }
 
 
 def _cosigner(text: str) -> CosignatureVerifier:
@@ -268,6 +464,7 @@ def export(
 def verify_export(
     file: Annotated[Path, typer.Argument(help="An export (JSONL, or CSV with FILE.checkpoint).")],
     key: KeyOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Verify an export offline against the log's key (no database needed)."""
     from interlock.sdk.audit import verify_csv_export
@@ -287,6 +484,17 @@ def verify_export(
         raise InvalidRequestError(f"{file}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise InvalidRequestError(f"{file}: not UTF-8") from None
+    if json_output:
+        print_json(
+            {
+                "ok": True,
+                "entries": summary.entries,
+                "pruned": summary.pruned,
+                "tree_size": summary.checkpoint.size,
+                "origin": summary.checkpoint.origin,
+            }
+        )
+        return
     typer.echo(
         f"ok: {summary.entries} entries and {summary.pruned} pruned leaves are in the tree of "
         f"size {summary.checkpoint.size} of {summary.checkpoint.origin}"
@@ -297,6 +505,7 @@ def verify_export(
 def verify_receipt(
     file: Annotated[Path, typer.Argument(help="A data-subject request's receipt (JSON).")],
     key: KeyOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Verify a data-subject request's receipt offline against the log's key (no database)."""
     from interlock.sdk.receipts import MAX_RECEIPT_BYTES
@@ -311,6 +520,19 @@ def verify_receipt(
     except OSError as exc:
         raise InvalidRequestError(f"{file}: cannot read ({exc.strerror})") from None
     summary = check(document, trusted)
+    if json_output:
+        print_json(
+            {
+                "ok": True,
+                "request_id": summary.request_id,
+                "kind": summary.kind,
+                "outcome": summary.outcome,
+                "systems": dict(sorted(summary.systems.items())),
+                "tree_size": summary.checkpoint.size,
+                "origin": summary.checkpoint.origin,
+            }
+        )
+        return
     typer.echo(f"request {summary.request_id}: {summary.kind}, {summary.outcome}")
     for system, status in sorted(summary.systems.items()):
         typer.echo(f"  {system}: {status}")
@@ -321,7 +543,7 @@ def verify_receipt(
 
 
 @app.command("prune")
-def prune(manifest: ManifestOption = None) -> None:
+def prune(manifest: ManifestOption = None, json_output: JsonOption = False) -> None:
     """Remove entry bodies older than each integration's retention (leaf hashes stay)."""
     from interlock.audit.keys import load_keys
     from interlock.audit.prune import prune as run_prune
@@ -342,6 +564,21 @@ def prune(manifest: ManifestOption = None) -> None:
     finally:
         store.dispose()
         keyring.close()
+    if json_output:
+        print_json(
+            {
+                "integrations": [
+                    {
+                        "integration": r.integration,
+                        "before": iso(r.before),
+                        "pruned": r.pruned,
+                        "entry_index": r.entry_index,
+                    }
+                    for r in reports
+                ]
+            }
+        )
+        return
     for report in reports:
         typer.echo(
             f"{report.integration}: {report.pruned} bodies before "
@@ -350,7 +587,7 @@ def prune(manifest: ManifestOption = None) -> None:
 
 
 @app.command("key")
-def key() -> None:
+def key(json_output: JsonOption = False) -> None:
     """Print the log's verifier key (give it to auditors and witnesses)."""
     from interlock.audit.keys import log_verifier
 
@@ -361,11 +598,14 @@ def key() -> None:
         store.dispose()
     if verifier is None:
         raise InvalidRequestError("the audit log has no key yet (nothing was recorded)")
+    if json_output:
+        print_json({"vkey": verifier.vkey, "name": verifier.name, "key_id": verifier.key_id.hex()})
+        return
     typer.echo(verifier.vkey)
 
 
 @app.command("checkpoint")
-def checkpoint() -> None:
+def checkpoint(json_output: JsonOption = False) -> None:
     """Print the latest signed tree head (C2SP checkpoint)."""
     store = log_store(settings())
     try:
@@ -374,6 +614,16 @@ def checkpoint() -> None:
         store.dispose()
     if latest is None:
         raise InvalidRequestError("the audit log is empty")
+    if json_output:
+        print_json(
+            {
+                "origin": latest.note.split("\n", 1)[0],
+                "size": latest.size,
+                "root": _b64(latest.root),
+                "note": latest.note,
+            }
+        )
+        return
     typer.echo(latest.note, nl=False)
 
 

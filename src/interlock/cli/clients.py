@@ -407,3 +407,104 @@ def _overview(clients: _Clients, only: str | None) -> list[_Overview]:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+# -- keygen: a key pair for private_key_jwt in one step ------------------------------------------
+
+KEYGEN_ALGORITHMS: Final = ("ES256", "Ed25519")  # what keygen makes; RSA keys can be registered
+
+
+@app.command("keygen")
+def keygen(  # noqa: PLR0917  (typer maps each parameter to an option)
+    client: Annotated[str, typer.Argument(help="A client whose auth includes oauth2.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Directory for CLIENT.jwk (created with mode 0700 if missing).",
+            show_default=False,
+        ),
+    ],
+    alg: Annotated[
+        str, typer.Option("--alg", help="ES256 (EC P-256) or Ed25519.", metavar="ES256|Ed25519")
+    ] = "ES256",
+    lifetime: LifetimeOption = None,
+    manifest: ManifestOption = None,
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON document (stable field names; docs/cli.md)."),
+    ] = False,
+) -> None:
+    """Make a private_key_jwt key pair: the private JWK to DIR/CLIENT.jwk, the public registered.
+
+    The private key is written once, with mode 0600, atomically, and never
+    over an existing file; its public half is registered as `clients create
+    CLIENT --public-key` registers one. Nothing stays behind if either step fails.
+    """
+    from interlock.cli.output import iso, print_json
+    from interlock.crypto.jose import generate_signing_key, public_jwk
+    from interlock.crypto.keyfile import write_private_file
+
+    if alg not in KEYGEN_ALGORITHMS:
+        raise InvalidRequestError(f"--alg: {alg!r} is not one of {', '.join(KEYGEN_ALGORITHMS)}")
+    with _open(manifest) as clients:
+        _require_assertion_client(clients.manifest, client)
+        path = out / f"{client}.jwk"
+        if path.exists() or path.is_symlink():
+            raise InvalidRequestError(f"--out: {path} exists; a key file is never overwritten")
+        if out.exists() and not out.is_dir():
+            raise InvalidRequestError(f"--out: {out} is not a directory")
+        valid_for = duration_option(lifetime)
+        key = generate_signing_key(alg)
+        private = {**key.as_dict(private=True), "alg": alg, "use": "sig"}
+        _private_directory(out)
+        try:
+            write_private_file(path, json.dumps(private, indent=2).encode() + b"\n")
+        except FileExistsError:
+            raise InvalidRequestError(
+                f"--out: {path} exists; a key file is never overwritten"
+            ) from None
+        except OSError as exc:
+            raise InvalidRequestError(f"--out: cannot write {path} ({exc.strerror})") from None
+        try:
+            expires_at = datetime.now(UTC) + valid_for if valid_for else None
+            kid = clients.keys.register(
+                client, public_jwk(key, alg), use="assertion", expires_at=expires_at
+            )
+        except BaseException:
+            path.unlink(missing_ok=True)  # ours: written above, and unusable unregistered
+            raise
+        info = next(k for k in clients.keys.list_keys(client, "assertion") if k.kid == kid)
+        note_result(kid=kid, alg=info.alg)
+    if json_output:
+        print_json(
+            {
+                "client": client,
+                "kid": kid,
+                "alg": info.alg,
+                "path": str(path),
+                "expires_at": iso(info.expires_at),
+            }
+        )
+        return
+    typer.echo(f"registered key {kid} for client {client} ({info.alg}, private_key_jwt)")
+    typer.echo(f"private key written to {path} (mode 0600); expires {_when(info.expires_at)}")
+
+
+def _require_assertion_client(manifest: Manifest, client: str) -> None:
+    spec = manifest.clients.get(client)
+    if spec is None:
+        raise NotFoundError.unknown("client", client, manifest.clients)
+    if "oauth2" not in spec.auth:
+        raise InvalidRequestError(
+            f"client {client!r} may not use private_key_jwt: its auth is "
+            f"[{', '.join(spec.auth)}], without oauth2 (clients.{client}.auth in the manifest)"
+        )
+
+
+def _private_directory(directory: Path) -> None:
+    """Create ``directory`` with mode 0700 if it is missing (an existing one is left as it is)."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidRequestError(f"--out: cannot create {directory} ({exc.strerror})") from None

@@ -121,10 +121,10 @@ def _clients(auth: str | None) -> Completer:
     return _completer(names)
 
 
-def _integrations(kind: str | None) -> Completer:
+def _integrations(*kinds: str) -> Completer:
     def names(manifest: Manifest) -> Iterable[tuple[str, str]]:
         for name, integration in manifest.integrations.items():
-            if kind is None or getattr(integration, kind) is not None:
+            if not kinds or any(getattr(integration, kind) is not None for kind in kinds):
                 yield name, f"{integration.source} -> {integration.target}"
 
     return _completer(names)
@@ -162,8 +162,10 @@ api_key_client_names: Final = _clients("api_key")
 mtls_client_names: Final = _clients("mtls")
 system_names: Final = _completer(_systems)
 #: Every integration of the manifest; then those with a section of one kind.
-integration_names: Final = _integrations(None)
+integration_names: Final = _integrations()
 messaging_integration_names: Final = _integrations("messaging")
+#: What ``messaging plan|apply`` configure on the brokers: messaging and event streams.
+brokered_integration_names: Final = _integrations("messaging", "events")
 file_integration_names: Final = _integrations("files")
 database_integration_names: Final = _integrations("database")
 event_subjects: Final = _completer(_subjects)

@@ -44,6 +44,7 @@ RECORDED: Final = frozenset(
         ("keys", "revoke"),
         ("clients", "create"),
         ("clients", "create-secret"),
+        ("clients", "keygen"),
         ("clients", "rotate-secret"),
         ("clients", "revoke"),
         ("clients", "revoke-key"),

@@ -265,7 +265,7 @@ def plan(
     integration: Annotated[
         str | None,
         typer.Argument(
-            help="Only this integration.", autocompletion=completion.messaging_integration_names
+            help="Only this integration.", autocompletion=completion.brokered_integration_names
         ),
     ] = None,
     manifest: ManifestOption = None,
@@ -283,7 +283,7 @@ def apply(
     integration: Annotated[
         str | None,
         typer.Argument(
-            help="Only this integration.", autocompletion=completion.messaging_integration_names
+            help="Only this integration.", autocompletion=completion.brokered_integration_names
         ),
     ] = None,
     manifest: ManifestOption = None,

@@ -29,8 +29,9 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Final
@@ -45,7 +46,7 @@ from interlock.crypto.pkix import (
 )
 from interlock.testing.brokers import TlsBroker, free_port
 
-__all__ = ["CERTIFICATE_USER", "USER", "started", "unavailable"]
+__all__ = ["CERTIFICATE_USER", "USER", "ServerIdentity", "started", "unavailable"]
 
 SERVER: Final = Path("/usr/sbin/rabbitmq-server")
 CTL: Final = Path("/usr/sbin/rabbitmqctl")
@@ -58,6 +59,16 @@ USER: Final = "interlock"
 CERTIFICATE_USER: Final = "urn:interlock:test:client"
 STARTUP_TIMEOUT: Final = 60.0
 _LIFETIME: Final = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class ServerIdentity:
+    """A certificate the node presents instead of its own: e.g. one a deployment's PKI
+    issued for 127.0.0.1, for a manifest that trusts the broker with ``ca: pki:internal``."""
+
+    chain_pem: bytes  # the certificate, then the CA certificates up to ``ca_pem``
+    key_pem: bytes = field(repr=False)
+    ca_pem: bytes  # the CA clients verify the node with
 
 
 def unavailable() -> str | None:
@@ -73,12 +84,24 @@ def unavailable() -> str | None:
 
 
 @contextmanager
-def started(directory: Path, *, client_ca: bytes | None = None) -> Iterator[TlsBroker]:
+def started(
+    directory: Path,
+    *,
+    client_ca: bytes | None = None,
+    server: ServerIdentity | None = None,
+    certificate_users: Sequence[str] = (),
+    port: int | None = None,
+) -> Iterator[TlsBroker]:
     """A running node; client files under ``directory``; stopped and removed on exit.
 
     ``client_ca`` (PEM) is another CA whose client certificates the node
     accepts besides its own: a deployment's PKI, for services that present
-    the certificates it issues (``client_cert: pki:auto``).
+    the certificates it issues (``client_cert: pki:auto``). ``server`` is the
+    certificate the node presents (default: one from its own CA; the yielded
+    ``ca_file`` is the CA that verifies it). ``certificate_users`` are more
+    password-less users for SASL EXTERNAL: the common names of the client
+    certificates that will connect (a deployment's ``spiffe://.../operator``).
+    ``port`` is the TLS listener's (default: a free one).
     """
     reason = unavailable()
     if reason is not None:
@@ -88,11 +111,11 @@ def started(directory: Path, *, client_ca: bytes | None = None) -> Iterator[TlsB
     process: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = {}
     try:
-        client = _write_pki(directory, home)
+        client = _write_pki(directory, home, server)
         if client_ca is not None:
             with (home / "ca.pem").open("ab") as trusted:
                 trusted.write(client_ca)
-        port, dist_port = free_port(), free_port()
+        port, dist_port = port or free_port(), free_port()
         env = _environment(home, node, port, dist_port)
         _give_to_service_user(home)
         log = (directory / "rabbitmq-server.log").open("wb")
@@ -109,10 +132,11 @@ def started(directory: Path, *, client_ca: bytes | None = None) -> Iterator[TlsB
         password = secrets.token_urlsafe(24)
         _ctl(env, node, "add_user", USER, stdin=password)
         _ctl(env, node, "set_permissions", "-p", "/", USER, ".*", ".*", ".*")
-        # The certificate's user (SASL EXTERNAL) gets a throw-away password, then none.
-        _ctl(env, node, "add_user", CERTIFICATE_USER, stdin=secrets.token_urlsafe(24))
-        _ctl(env, node, "clear_password", CERTIFICATE_USER)
-        _ctl(env, node, "set_permissions", "-p", "/", CERTIFICATE_USER, ".*", ".*", ".*")
+        # A certificate's user (SASL EXTERNAL) gets a throw-away password, then none.
+        for name in (CERTIFICATE_USER, *certificate_users):
+            _ctl(env, node, "add_user", name, stdin=secrets.token_urlsafe(24))
+            _ctl(env, node, "clear_password", name)
+            _ctl(env, node, "set_permissions", "-p", "/", name, ".*", ".*", ".*")
         _ctl(env, node, "delete_user", "guest")
         yield TlsBroker(
             kind="rabbitmq",
@@ -140,19 +164,25 @@ class _ClientFiles:
         return context
 
 
-def _write_pki(directory: Path, home: Path) -> _ClientFiles:
+def _write_pki(directory: Path, home: Path, identity: ServerIdentity | None) -> _ClientFiles:
     """The CA, the node's certificate (in ``home``) and a client certificate (in ``directory``)."""
     ca, ca_key = self_signed_ca("Interlock test RabbitMQ CA", _LIFETIME)
-    server, server_key = issue_server_certificate(ca, ca_key, ["127.0.0.1", "localhost"], _LIFETIME)
     certificate, key = issue_client_certificate(ca, ca_key, CERTIFICATE_USER, _LIFETIME)
+    if identity is None:
+        server, server_key = issue_server_certificate(
+            ca, ca_key, ["127.0.0.1", "localhost"], _LIFETIME
+        )
+        identity = ServerIdentity(
+            certificate_pem(server), private_key_pem(server_key), certificate_pem(ca)
+        )
     directory.mkdir(parents=True, exist_ok=True)
     client = _ClientFiles(directory)
-    client.ca_file.write_bytes(certificate_pem(ca))
+    client.ca_file.write_bytes(identity.ca_pem)
     client.cert_file.write_bytes(certificate_pem(certificate))
     write_private_file(client.key_file, private_key_pem(key))
     (home / "ca.pem").write_bytes(certificate_pem(ca))
-    (home / "server.pem").write_bytes(certificate_pem(server))
-    write_private_file(home / "server.key", private_key_pem(server_key))
+    (home / "server.pem").write_bytes(identity.chain_pem)
+    write_private_file(home / "server.key", identity.key_pem)
     return client
 
 

@@ -1,0 +1,154 @@
+"""``interlock audit search``: find entries by correlation id, client, integration, action, time.
+
+A search reads the index (``audit_search``, :mod:`interlock.audit.search_index`):
+every filter column is indexed with the time, so a search is a range scan of
+one index, newest first, stopping at ``limit`` — never a pass over the
+bodies. It covers the tree of the latest signed head, so every hit can be
+proven against it (``proofs=True``: the RFC 9162 inclusion proof of each).
+
+The index is not itself hashed, so each hit is checked against its entry:
+the body must hash to the stored leaf and say what the index row says; a
+disagreement is an :class:`AuditError` that names the entry (tampering
+shows; ``interlock audit verify`` checks the rest). An entry whose body was
+pruned has no index row and is not found; :attr:`SearchResult.pruned` says
+how many such entries the log holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import Connection, func, select
+
+from interlock.audit.entry import decode_entry, entry_time
+from interlock.audit.errors import AuditError
+from interlock.audit.proofs import ProofReader
+from interlock.audit.schema import BODIES, CHECKPOINTS, LEAVES, PRUNED, SEARCH
+from interlock.audit.search_index import backfill_progress, search_row
+from interlock.audit.storage import LogStore, StoredCheckpoint
+from interlock.proofs.rfc9162 import inclusion_path, leaf_hash
+
+__all__ = ["MAX_LIMIT", "Hit", "SearchQuery", "SearchResult", "search"]
+
+MAX_LIMIT: Final = 10_000
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """What to look for; every given field must match (``since <= time < until``)."""
+
+    correlation_id: str | None = None
+    client: str | None = None
+    integration: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One entry found: its index, time, the entry's fields, and its proof when asked."""
+
+    index: int
+    time: datetime
+    entry: dict[str, Any]  # the stored entry (pseudonyms, not values)
+    body: bytes  # its canonical bytes: the leaf input
+    leaf_hash: bytes
+    proof: tuple[bytes, ...] | None  # inclusion proof in the tree of ``tree_size``
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The hits (newest first) and the tree head they are in."""
+
+    hits: tuple[Hit, ...]
+    tree_size: int
+    checkpoint: str | None  # the signed tree head (C2SP note) of ``tree_size``
+    truncated: bool  # more entries matched than ``limit``
+    pruned: int  # entries of the log whose body was pruned: not indexed, never found
+    backfill_pending: int  # entries of an older log not yet indexed (0 once backfilled)
+
+
+def search(store: LogStore, query: SearchQuery, *, proofs: bool = False) -> SearchResult:
+    """The entries matching ``query`` in the tree of the latest signed head, newest first."""
+    if not 0 < query.limit <= MAX_LIMIT:
+        raise ValueError(f"the limit is between 1 and {MAX_LIMIT}")
+    with store.engine.connect() as connection:
+        rows = connection.execute(_statement(query)).all()
+        # Read after the rows: the head of the transaction that appended the newest
+        # of them, or a later one, so every hit is in its tree.
+        latest = _latest(connection)
+        if latest is None:
+            return SearchResult((), 0, None, truncated=False, pruned=0, backfill_pending=0)
+        truncated = len(rows) > query.limit
+        rows = rows[: query.limit]
+        hits = [_hit(row) for row in rows]
+        if proofs and hits:
+            hits = _with_proofs(connection, latest, hits)
+        pruned = int(connection.execute(select(func.count()).select_from(PRUNED)).scalar_one())
+        upto, target = backfill_progress(connection)
+    return SearchResult(
+        tuple(hits),
+        latest.size,
+        latest.note,
+        truncated=truncated,
+        pruned=pruned,
+        backfill_pending=max(target - upto, 0),
+    )
+
+
+def _latest(connection: Connection) -> StoredCheckpoint | None:
+    query = select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note)
+    row = connection.execute(query.order_by(CHECKPOINTS.c.size.desc()).limit(1)).first()
+    return None if row is None else StoredCheckpoint(row.size, bytes(row.root), row.note)
+
+
+def _statement(query: SearchQuery) -> Any:
+    conditions = []
+    for column, value in (
+        (SEARCH.c.correlation_id, query.correlation_id),
+        (SEARCH.c.client, query.client),
+        (SEARCH.c.integration, query.integration),
+        (SEARCH.c.action, query.action),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    if query.since is not None:
+        conditions.append(SEARCH.c.time_us >= _micros(query.since))
+    if query.until is not None:
+        conditions.append(SEARCH.c.time_us < _micros(query.until))
+    return (
+        select(*SEARCH.c, BODIES.c.body, LEAVES.c.leaf_hash)
+        .join(BODIES, BODIES.c.idx == SEARCH.c.idx)
+        .join(LEAVES, LEAVES.c.idx == SEARCH.c.idx)
+        .where(*conditions)
+        .order_by(SEARCH.c.time_us.desc(), SEARCH.c.idx.desc())
+        .limit(query.limit + 1)
+    )
+
+
+def _micros(value: datetime) -> int:
+    return int(value.timestamp() * 1_000_000)
+
+
+def _hit(row: Any) -> Hit:
+    """The hit of an index row, once its entry confirms the row (else :class:`AuditError`)."""
+    body, stored_leaf = bytes(row.body), bytes(row.leaf_hash)
+    indexed = (row.idx, row.time_us, row.correlation_id, row.client, row.integration, row.action)
+    derived = search_row(row.idx, body, row.time_us, row.integration)
+    fields = decode_entry(body) if leaf_hash(body) == stored_leaf and derived == indexed else {}
+    if fields.get("integration") != row.integration or "time" not in fields:
+        raise AuditError(
+            f"entry {row.idx} does not match its leaf hash or its search index row; "
+            "run `interlock audit verify`"
+        )
+    return Hit(row.idx, entry_time(fields), fields, body, stored_leaf, None)
+
+
+def _with_proofs(connection: Connection, latest: StoredCheckpoint, hits: list[Hit]) -> list[Hit]:
+    reader = ProofReader(connection, latest.size)
+    reader.prefetch([r for hit in hits for r in inclusion_path(hit.index, latest.size)])
+    return [replace(hit, proof=tuple(reader.inclusion(hit.index, latest.size))) for hit in hits]
