@@ -100,7 +100,7 @@ COMMANDS: Final[dict[str, Lazy]] = {
     "audit": Lazy(
         "interlock.cli.audit",
         "app",
-        "The tamper-evident audit trail: verify, prove, export, prune.",
+        "The tamper-evident audit trail: search, verify, prove, export, prune.",
     ),
     "signature-keys": Lazy(
         "interlock.cli.signature_keys",
