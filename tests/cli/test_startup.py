@@ -62,6 +62,13 @@ def test_the_table_gives_each_command_its_real_one_line_help(name: str) -> None:
         assert stand_in.get_short_help_str(limit) == real.get_short_help_str(limit), limit
 
 
+def test_every_sub_command_is_in_the_table() -> None:
+    """A command added with ``app.command``/``app.add_typer`` would be imported eagerly:
+    add it to ``COMMANDS`` in interlock/cli/main.py instead."""
+    assert app.registered_commands == []
+    assert app.registered_groups == []
+
+
 def test_help_from_the_table_is_the_help_with_every_command_loaded() -> None:
     """``interlock --help`` printed lazily equals the one printed after loading everything."""
     lazy = _group()
