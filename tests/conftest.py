@@ -21,6 +21,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+# asyncssh looks for liboqs when imported (ctypes.util.find_library: ldconfig, then gcc);
+# import it here, before the process guard below is armed: the CLI's command modules
+# (files, for one) are imported when a test first runs them (interlock.cli.lazy).
+import asyncssh  # noqa: F401
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url

@@ -1,8 +1,9 @@
 """Run ``interlock`` commands in processes forked from one that has imported the CLI.
 
-Importing ``interlock.cli.main`` takes seconds (every sub-command's modules); the
-docs test runs about a hundred commands. This script, started once per test with
-the venv's Python, imports the CLI and then serves requests, one JSON line each
+Importing every sub-command's modules takes seconds (``interlock.cli.main`` loads
+them on demand, so each command would pay for its own); the docs test runs about
+a hundred commands. This script, started once per test with the venv's Python,
+imports them all and then serves requests, one JSON line each
 on stdin, with one JSON line each on stdout:
 
 * ``{"run": [ARGS], "cwd": D, "env": {..}, "stdin": F|null, "stdout": F, "stderr": F,
@@ -89,7 +90,12 @@ def _stop(pid: int, timeout: float) -> int:
 
 def serve() -> None:
     """Answer requests until stdin closes; background children are stopped then."""
-    import interlock.cli.main  # noqa: F401  (the point: imported once, before any fork)
+    import importlib
+
+    from interlock.cli.main import COMMANDS
+
+    for entry in COMMANDS.values():  # the point: imported once, before any fork
+        importlib.import_module(entry.module)
 
     out = sys.stdout
     sys.stdout = sys.stderr  # nothing else may write on the answer channel

@@ -8,14 +8,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 
 from interlock.cli import completion
 from interlock.cli.context import settings
 from interlock.cli.evidence import note_result
-from interlock.cli.kill_switch import Ended, end_client
 from interlock.cli.options import ManifestOption, duration_option
 from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table
 from interlock.config.loader import load_manifest
@@ -33,6 +32,11 @@ from interlock.identity.client_secrets import (
 from interlock.identity.grants import Grants
 from interlock.identity.public_keys import jwk_from_pem
 from interlock.store import Deployment, open_deployment
+
+if TYPE_CHECKING:
+    from interlock.cli.kill_switch import Ended
+
+# The kill switch (Redis, the PKI, the vault's policy) is imported by `clients revoke`.
 
 __all__ = ["app"]
 
@@ -223,6 +227,8 @@ def revoke(
     keys, its certificates from this PKI (on the CRL), every access token issued
     to it so far, and its vault grants. Says exactly what it ended.
     """
+    from interlock.cli.kill_switch import end_client
+
     with _open(manifest) as clients:
         ended = end_client(clients.deployment, clients.manifest, client, reason)
         known = client in clients.manifest.clients

@@ -20,17 +20,18 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import typer
 
 # Typer's own installer and scripts (the ones its --install-completion uses).
 from typer._completion_shared import get_completion_script, install
 
-from interlock.config.loader import load_manifest
-from interlock.config.manifest import Manifest
-from interlock.events.registry import declared_subjects
-from interlock.gateway.preflight import secret_references
+if TYPE_CHECKING:
+    from interlock.config.manifest import Manifest
+
+# The manifest's loader, the event registry and the gateway's preflight are
+# imported when a name is completed, not by every command that imports this.
 
 __all__ = [
     "SHELLS",
@@ -83,6 +84,8 @@ def named_shell(args: Sequence[str]) -> int | None:
 
 def _manifest(ctx: typer.Context) -> Manifest | None:
     """The manifest the command would read, or None when there is none (or it is invalid)."""
+    from interlock.config.loader import load_manifest
+
     given = ctx.params.get("manifest")
     path = Path(given) if isinstance(given, str | Path) else None
     path = path or Path(os.environ.get("INTERLOCK_MANIFEST") or "interlock.yaml")
@@ -133,11 +136,15 @@ def _systems(manifest: Manifest) -> Iterable[tuple[str, str]]:
 
 
 def _subjects(manifest: Manifest) -> Iterable[tuple[str, str]]:
+    from interlock.events.registry import declared_subjects
+
     for subject, mode in declared_subjects(manifest).items():
         yield subject, f"event subject ({mode})"
 
 
 def _secrets(manifest: Manifest) -> Iterable[tuple[str, str]]:
+    from interlock.gateway.preflight import secret_references
+
     seen: dict[str, str] = {}
     for found in secret_references(manifest):
         seen.setdefault(found.reference.removeprefix(_SCHEME), found.where)

@@ -22,15 +22,17 @@ from __future__ import annotations
 import getpass
 from collections.abc import Sequence
 from contextvars import ContextVar
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from interlock.actors import Operator
-from interlock.audit.entry import AuditEntry, Outcome
-from interlock.audit.service import AuditLog
 from interlock.cli.arguments import command_words, masked_arguments, without_global_options
-from interlock.config.settings import Settings
 from interlock.errors import InterlockError
-from interlock.store import open_deployment
+
+if TYPE_CHECKING:
+    from interlock.config.settings import Settings
+
+# The audit entry, log and store (~1 s of imports) are loaded by record_admin_action,
+# not by every command line that only asks admin_action whether it is recorded.
 
 __all__ = ["RECORDED", "admin_action", "admin_actor", "note_result", "record_admin_action"]
 
@@ -118,6 +120,10 @@ def record_admin_action(settings: Settings, args: Sequence[str], status: int) ->
     found = admin_action(args)
     if found is None:
         return None
+    from interlock.audit.entry import AuditEntry, Outcome
+    from interlock.audit.service import AuditLog
+    from interlock.store import open_deployment
+
     action, command_line = found
     noted = _noted.get() or {}
     _noted.set(None)

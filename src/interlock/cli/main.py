@@ -17,35 +17,10 @@ import typer
 import typer.main
 
 from interlock import __version__
-from interlock.cli import (
-    audit,
-    check,
-    clients,
-    db,
-    demo,
-    doctor,
-    edge,
-    events,
-    files,
-    import_openapi,
-    keyring,
-    keys,
-    manifest,
-    messaging,
-    oauth,
-    pki,
-    privacy,
-    scan,
-    secrets,
-    serve,
-    setup,
-    signature_keys,
-    validate,
-)
 from interlock.cli.arguments import CredentialArgumentError, check_arguments
 from interlock.cli.completion import named_shell
-from interlock.cli.context import settings, state
 from interlock.cli.evidence import admin_action, record_admin_action
+from interlock.cli.lazy import Lazy, LazyGroup
 from interlock.errors import InterlockError
 from interlock.logs.redaction import redact_credentials
 
@@ -53,37 +28,134 @@ __all__ = ["app", "main"]
 
 EX_SOFTWARE: Final = 70
 
+#: Every sub-command: where it lives and its one-line help, in ``--help`` order.
+#: ``interlock --help`` and completion read this; a module is imported only when
+#: its command runs, shows its help or completes its arguments
+#: (:mod:`interlock.cli.lazy`). ``tests/cli/test_startup.py`` keeps the help in step.
+COMMANDS: Final[dict[str, Lazy]] = {
+    "init": Lazy(
+        "interlock.cli.setup",
+        "init",
+        "Create the data directory (0700), a new keyring (0600 file, or in the HSM) and the store.",
+    ),
+    "migrate": Lazy(
+        "interlock.cli.setup",
+        "migrate",
+        "Apply pending database migrations (they also run at every start).",
+    ),
+    "validate": Lazy(
+        "interlock.cli.validate",
+        "validate",
+        "Check a manifest (and compile its schemas); print OK, or FILE:LINE:COL: path: message.",
+    ),
+    "check": Lazy(
+        "interlock.cli.check",
+        "check",
+        "Evaluate the security checklist for every integration: pass, fail, n/a or needs evidence.",
+    ),
+    "demo": Lazy(
+        "interlock.cli.demo",
+        "demo",
+        "Run the gateway on a fresh deployment with a sample ERP, and show it working.",
+    ),
+    "serve": Lazy("interlock.cli.serve", "serve", "Serve the manifest's routes over HTTPS."),
+    "doctor": Lazy(
+        "interlock.cli.doctor",
+        "doctor",
+        "Check the deployment before serving: one line per check; exit 1 if any check fails.",
+    ),
+    "import-openapi": Lazy(
+        "interlock.cli.import_openapi",
+        "import_openapi",
+        "Generate routes and request schemas from SPEC into the manifest.",
+    ),
+    "scan": Lazy(
+        "interlock.cli.scan",
+        "scan",
+        "Find hardcoded secrets and switches that turn TLS, SSH, YAML or XML safety off.",
+    ),
+    "version": Lazy("interlock.cli.main", "version", "Print the installed version."),
+    "keyring": Lazy(
+        "interlock.cli.keyring",
+        "app",
+        "Inspect and rotate the root key-encryption key (KEK).",
+    ),
+    "keys": Lazy("interlock.cli.keys", "app", "Create, list, rotate and revoke API keys."),
+    "secrets": Lazy(
+        "interlock.cli.secrets",
+        "app",
+        "The vault: credentials Interlock and its clients use towards systems.",
+    ),
+    "oauth": Lazy("interlock.cli.oauth", "app", "OAuth 2.0: token-signing keys."),
+    "clients": Lazy(
+        "interlock.cli.clients",
+        "app",
+        "OAuth 2.0 clients: secrets (shown once) and public keys for private_key_jwt.",
+    ),
+    "pki": Lazy(
+        "interlock.cli.pki",
+        "app",
+        "Interlock's PKI: root and issuing CA, client and server certificates, CRL.",
+    ),
+    "audit": Lazy(
+        "interlock.cli.audit",
+        "app",
+        "The tamper-evident audit trail: search, verify, prove, export, prune.",
+    ),
+    "signature-keys": Lazy(
+        "interlock.cli.signature_keys",
+        "app",
+        "Keys that clients sign requests with (RFC 9421), for routes with a replay policy.",
+    ),
+    "privacy": Lazy(
+        "interlock.cli.privacy",
+        "app",
+        "GDPR: the flows the gateway enforces and observes, against what is declared.",
+    ),
+    "messaging": Lazy(
+        "interlock.cli.messaging",
+        "app",
+        "Secure messaging: message keys, broker configuration, dead letters.",
+    ),
+    "files": Lazy(
+        "interlock.cli.files",
+        "app",
+        "File transfer: SFTP partners, the drop server, quarantine.",
+    ),
+    "db": Lazy(
+        "interlock.cli.db",
+        "app",
+        "Shared databases: least-privilege roles and views, drift, schema changes.",
+    ),
+    "events": Lazy("interlock.cli.events", "app", "Event streaming: the schema registry."),
+    "edge": Lazy(
+        "interlock.cli.edge",
+        "app",
+        "Edge mode: nginx (or Envoy, Traefik, Caddy) carries the bytes, Interlock decides.",
+    ),
+    "manifest": Lazy(
+        "interlock.cli.manifest",
+        "app",
+        "Publish manifest versions to the store (INTERLOCK_MANIFEST_SOURCE=store); "
+        "print the manifest's JSON Schema.",
+    ),
+}
+
+
+class InterlockGroup(LazyGroup):
+    """The ``interlock`` group: its sub-commands are :data:`COMMANDS`, loaded on demand."""
+
+    table = COMMANDS
+
+
 app = typer.Typer(
     name="interlock",
     help="Interlock: the security layer for system-to-system integrations.",
+    cls=InterlockGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-app.command("init")(setup.init)
-app.command("migrate")(setup.migrate)
-app.command("validate")(validate.validate)
-app.command("check")(check.check)
-app.command("demo")(demo.demo)
-app.command("serve")(serve.serve)
-app.command("doctor")(doctor.doctor)
-app.command("import-openapi")(import_openapi.import_openapi)
-app.command("scan")(scan.scan)
-app.add_typer(keyring.app, name="keyring")
-app.add_typer(keys.app, name="keys")
-app.add_typer(secrets.app, name="secrets")
-app.add_typer(oauth.app, name="oauth")
-app.add_typer(clients.app, name="clients")
-app.add_typer(pki.app, name="pki")
-app.add_typer(audit.app, name="audit")
-app.add_typer(signature_keys.app, name="signature-keys")
-app.add_typer(privacy.app, name="privacy")
-app.add_typer(messaging.app, name="messaging")
-app.add_typer(files.app, name="files")
-app.add_typer(db.app, name="db")
-app.add_typer(events.app, name="events")
-app.add_typer(edge.app, name="edge")
-app.add_typer(manifest.app, name="manifest")
 
 
 def _print_version(wanted: bool) -> None:
@@ -116,11 +188,12 @@ def _global_options(
     ] = False,
 ) -> None:
     """Interlock: the security layer for system-to-system integrations."""
+    from interlock.cli.context import state  # settings, rich and logging: once a command runs
+
     state.data_dir = data_dir
     state.debug = debug
 
 
-@app.command("version")
 def version() -> None:
     """Print the installed version."""
     typer.echo(f"interlock {__version__}")
@@ -140,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Help and usage errors (exit 2) ran nothing; --debug failures raise.
     if admin_action(args) is None or "--help" in args or status == 2:
         return status
+    from interlock.cli.context import settings
+
     try:
         problem = record_admin_action(settings(), args, status)
     except InterlockError as exc:  # e.g. settings that did not load: the command said so
@@ -161,12 +236,12 @@ def _main(args: list[str]) -> int:
     except SystemExit as exc:
         return _exit_status(exc.code)
     except InterlockError as exc:
-        if state.debug:
+        if _debug():
             raise
         _error(exc.code, exc.message)
         return 1
     except Exception as exc:
-        if state.debug:
+        if _debug():
             raise
         typer.echo(
             f"interlock: internal error ({type(exc).__name__}); run with --debug for details",
@@ -174,6 +249,13 @@ def _main(args: list[str]) -> int:
         )
         return EX_SOFTWARE
     return 0
+
+
+def _debug() -> bool:
+    """``--debug`` was given (the context module loads settings: imported when needed)."""
+    from interlock.cli.context import state
+
+    return state.debug
 
 
 def _exit_status(code: object) -> int:

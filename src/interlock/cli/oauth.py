@@ -9,9 +9,8 @@ import typer
 
 from interlock.cli import completion
 from interlock.cli.context import settings
-from interlock.cli.options import ManifestOption
+from interlock.cli.options import DEFAULT_LISTEN, ManifestOption
 from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table
-from interlock.cli.serve import DEFAULT_LISTEN
 from interlock.config.loader import load_manifest
 from interlock.errors import InvalidRequestError, did_you_mean
 from interlock.identity.clients import require_oauth_client

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 
 from interlock.config.units import parse_duration
 from interlock.errors import InvalidRequestError
 
-__all__ = ["ManifestOption", "duration_option"]
+__all__ = ["DEFAULT_LISTEN", "ManifestOption", "duration_option"]
+
+#: Where ``interlock serve`` listens by default (here, so that naming it does not
+#: import the gateway: ``oauth`` and ``doctor`` quote it).
+DEFAULT_LISTEN: Final = "127.0.0.1:8443"
 
 ManifestOption = Annotated[
     Path | None,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Final, cast
+from typing import Annotated, cast
 
 import typer
 
 from interlock.cli.context import settings
-from interlock.cli.options import ManifestOption
+from interlock.cli.options import DEFAULT_LISTEN, ManifestOption
 from interlock.cli.preflight import before_serve, require
 from interlock.cli.privacy_wiring import privacy_factory, request_signer
 from interlock.config.loader import load_manifest
@@ -31,8 +31,6 @@ from interlock.store.manifest_versions import ManifestVersion
 from interlock.validation.artifacts import route_artifacts
 
 __all__ = ["DEFAULT_LISTEN", "serve", "split_listen"]
-
-DEFAULT_LISTEN: Final = "127.0.0.1:8443"
 
 
 def serve(  # noqa: PLR0917  (typer maps each parameter to an option)

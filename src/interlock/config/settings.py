@@ -18,13 +18,14 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from interlock.config.units import Rate, RateValue
 from interlock.errors import ConfigError
-from interlock.proofs.cosignature import CosignatureVerifier
 from interlock.proofs.errors import CheckpointError
+
+# SQLAlchemy (~0.4 s) and the cosignature verifier (the crypto package, ~0.1 s) are
+# imported by the validators that need them: every ``interlock`` command imports
+# this module (through interlock.logs), most never see a database URL.
 
 __all__ = ["LogFormat", "LogLevel", "Settings", "load_settings"]
 
@@ -363,6 +364,8 @@ class Settings(BaseSettings):
     def _witness_key(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        from interlock.proofs.cosignature import CosignatureVerifier
+
         try:
             return CosignatureVerifier.parse(value).vkey
         except CheckpointError as exc:
@@ -460,6 +463,9 @@ class Settings(BaseSettings):
     def _no_inline_password(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             url = make_url(value)
         except ArgumentError:
