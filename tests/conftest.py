@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncssh  # noqa: F401
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
 from sqlalchemy.engine import make_url
 
 from interlock.config.settings import Settings
@@ -42,6 +43,12 @@ from interlock.testing.services import (
     require_env,
     unreachable,
 )
+
+# Hypothesis' deadline and "too slow" health check time the machine, not the code: on a
+# loaded CI machine one slow draw failed a property test that had nothing slow in it. No
+# timed assertions in unit tests (benchmarks/ measures speed), so neither applies here.
+settings.register_profile("interlock", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("interlock")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VECTORS = REPO_ROOT.parent / "shared" / "vectors"
