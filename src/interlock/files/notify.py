@@ -46,7 +46,7 @@ from interlock.config.manifest import Manifest
 from interlock.errors import InterlockError
 from interlock.outbound import Timeouts, outbound_async_client
 
-__all__ = ["REPORT_SUFFIX", "Notifier", "Way", "report", "report_name"]
+__all__ = ["REPORT_SUFFIX", "Notifier", "NotifyError", "Way", "report", "report_name", "summary"]
 
 Way = Literal["drop", "sftp", "webhook"]
 REPORT_SUFFIX: Final = ".rejected.json"
@@ -350,3 +350,33 @@ def _transport(exc: httpx.TransportError) -> str:
             return "the TLS handshake with the webhook failed"
         cause = cause.__cause__ or cause.__context__
     return f"the webhook could not be reached ({type(exc).__name__})"
+
+
+def summary(state: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Whether and when the partner was told, for ``interlock files quarantine --json``.
+
+    ``state``: ``sent`` (every way delivered; ``at`` the last delivery),
+    ``failed`` (some way ran out of attempts), else ``pending``; None when the
+    partner wants no notification (or the file was refused before ``notify:``).
+    """
+    if state is None:
+        return None
+    ways = [
+        {
+            "way": way,
+            "state": progress["state"],
+            "attempts": progress["attempts"],
+            "at": progress["at"],
+            "error": progress["error"],
+        }
+        for way, progress in state.get("ways", {}).items()
+    ]
+    states = {way["state"] for way in ways}
+    overall = "failed" if "failed" in states else "pending" if "pending" in states else "sent"
+    sent = [way["at"] for way in ways if way["state"] == "sent" and way["at"]]
+    return {
+        "state": overall,
+        "at": max(sent) if overall == "sent" and sent else None,
+        "correlation_id": state.get("correlation_id"),
+        "ways": ways,
+    }
