@@ -306,14 +306,7 @@ def quarantine(
             purged = q.purge() if purge else 0
             accepted = [path.name for path in q.processing()]
             refused = [
-                {
-                    "file": stored,
-                    "name": facts.get("file"),
-                    "sha256": facts.get("sha256"),
-                    "refused_at": facts.get("refused_at"),
-                    "reasons": list(facts.get("reasons", [])),  # type: ignore[call-overload]
-                    "notified": summary(notify.state(integration, stored)),
-                }
+                _refused_entry(stored, facts, summary(notify.state(integration, stored)))
                 for stored, facts in q.refusals()
             ]
     if as_json:
@@ -323,10 +316,28 @@ def quarantine(
         typer.echo(f"processing  {name}")
     for entry in refused:
         told = entry["notified"]
-        note = "" if told is None else f"  [partner notified: {told['state']}]"
+        note = "" if told is None else f"  [partner notified: {told}]"
         typer.echo(f"refused     {entry['file']}: {'; '.join(entry['reasons'])}{note}")
     if purge:
         typer.echo(f"purged {purged} refused file(s)", err=True)
+
+
+def _refused_entry(
+    stored: str, facts: dict[str, object], told: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One refused file for ``quarantine --json`` (docs/cli.md)."""
+    reasons = facts.get("reasons")
+    return {
+        "file": stored,
+        "name": facts.get("file"),
+        "sha256": facts.get("sha256"),
+        "refused_at": facts.get("refused_at"),
+        "reasons": list(reasons) if isinstance(reasons, list) else [],
+        "correlation_id": facts.get("correlation_id"),
+        "notified": None if told is None else told["state"],
+        "notified_at": None if told is None else told["at"],
+        "notifications": [] if told is None else told["ways"],
+    }
 
 
 def _print_verdicts(verdicts: list[Verdict]) -> None:
