@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import httpx
+import structlog
 
 from interlock.audit import AuditEntry, AuditSink, Outcome
 from interlock.clock import Clock, utc_now
@@ -52,7 +53,7 @@ Way = Literal["drop", "sftp", "webhook"]
 REPORT_SUFFIX: Final = ".rejected.json"
 _MAX_WAIT: Final = timedelta(hours=1)
 _TIMEOUT: Final = 30.0
-_RETRYABLE_4XX: Final = frozenset({408, 425, 429})
+_log = structlog.get_logger(__name__)
 
 #: Uploads a report to the partner's SFTP server: ``(partner, directory, name, data)``.
 SftpUpload = Callable[[Partner, str, str, bytes], Any]
@@ -225,7 +226,13 @@ class Notifier:
     def _spawn(self, integration: str, stored: str) -> None:
         task = asyncio.create_task(self.deliver(integration, stored))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        """A delivery ended; one that raised (the audit log down) is logged, stays pending."""
+        self._tasks.discard(task)
+        if not task.cancelled() and (failed := task.exception()) is not None:
+            _log.error("partner_notification_interrupted", error=type(failed).__name__)
 
     async def _attempt(
         self, way: str, notify: PartnerNotify, state: Mapping[str, Any], body: bytes
@@ -255,10 +262,13 @@ class Notifier:
         }
         try:
             context = self._trust(webhook.ca)
-            async with outbound_async_client(
-                trust=context, timeouts=Timeouts.every(_TIMEOUT), auth=self._auth()
-            ) as client:
-                response = await client.post(webhook.url, content=body, headers=headers)
+            async with (
+                outbound_async_client(
+                    trust=context, timeouts=Timeouts.every(_TIMEOUT), auth=self._auth()
+                ) as client,
+                client.stream("POST", webhook.url, content=body, headers=headers) as response,
+            ):
+                status = response.status_code  # the answer's body is never read
         except httpx.TimeoutException:
             raise NotifyError("the webhook did not answer in time") from None
         except httpx.TransportError as exc:
@@ -267,8 +277,8 @@ class Notifier:
             raise NotifyError(
                 f"the webhook request could not be made ({type(exc).__name__})"
             ) from None
-        if not 200 <= response.status_code < 300:
-            raise NotifyError(f"the webhook answered HTTP {response.status_code}")
+        if not 200 <= status < 300:
+            raise NotifyError(f"the webhook answered HTTP {status}")
 
     async def _record(
         self, integration: str, state: Mapping[str, Any], way: str, progress: Mapping[str, Any]
