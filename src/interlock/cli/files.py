@@ -14,7 +14,9 @@
   key is kept in the vault (``secret://interlock/drop-host-key``, made on
   first start) and its fingerprint printed for the partners to pin;
 * ``quarantine INTEGRATION [--json]`` — files in processing, and the refused
-  ones with their reasons; ``--purge`` deletes refused files past retention.
+  ones with their reasons and whether the partner was notified; ``--purge``
+  deletes refused files past retention, ``--notify`` delivers again every
+  rejection report not yet delivered (a partner's ``notify:``).
 
 Files live under ``DATA_DIR/files`` (directories 0700, files 0600).
 """
@@ -24,11 +26,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import asyncssh
 import typer
@@ -36,6 +38,7 @@ import typer
 from interlock.actors import Operator
 from interlock.cli import completion
 from interlock.cli.context import served_anchors, settings
+from interlock.cli.files_notify import notifier
 from interlock.cli.options import ManifestOption
 from interlock.cli.output import JsonOption, print_json
 from interlock.cli.vault_session import VaultSession, open_vault_session
@@ -49,6 +52,7 @@ from interlock.files.as2_send import Sent
 from interlock.files.drop_server import DropServer
 from interlock.files.host_keys import fetch_host_key, fingerprint, key_line
 from interlock.files.names import suggest_file_flow
+from interlock.files.notify import Notifier, summary
 from interlock.files.quarantine import Quarantine, Verdict
 from interlock.files.transfers import Outbox, run_every, run_scheduled, transfer_once
 
@@ -87,10 +91,16 @@ def _client_key(session: VaultSession, manifest: Manifest, integration: str) -> 
 
 @contextmanager
 def _quarantine(
-    session: VaultSession, manifest: Manifest, integration: str, path: Path | None
+    session: VaultSession,
+    manifest: Manifest,
+    integration: str,
+    path: Path | None,
+    notify: Notifier | None = None,
 ) -> Iterator[Quarantine]:
     base = (path or settings().manifest).resolve().parent
-    yield Quarantine(_root(), manifest, integration, audit=session.audit, manifest_dir=base)
+    yield Quarantine(
+        _root(), manifest, integration, audit=session.audit, manifest_dir=base, notifier=notify
+    )
 
 
 @app.command("trust-host")
@@ -144,18 +154,25 @@ def transfer(integration: Integration, manifest: ManifestOption = None) -> None:
             state = "confirmed" if one.mdn is not None else "awaiting MDN"
             typer.echo(f"sent  {one.sha256[:16]}  {one.size} bytes  {one.message_id}  {state}")
         return
-    with open_vault_session() as session, _quarantine(session, loaded, integration, manifest) as q:
-        key = _client_key(session, loaded, integration)
-        verdicts = asyncio.run(
-            transfer_once(
-                loaded,
-                integration,
-                key,
-                audit=session.audit,
-                quarantine=q,
-                outbox=Outbox(_root(), integration),
-            )
-        )
+    with open_vault_session() as session:
+        notify = notifier(session, loaded)
+        with _quarantine(session, loaded, integration, manifest, notify) as q:
+            key = _client_key(session, loaded, integration)
+
+            async def once() -> list[Verdict]:
+                try:
+                    return await transfer_once(
+                        loaded,
+                        integration,
+                        key,
+                        audit=session.audit,
+                        quarantine=q,
+                        outbox=Outbox(_root(), integration),
+                    )
+                finally:
+                    await notify.wait()  # the partner is told before the command ends
+
+            verdicts = asyncio.run(once())
     _print_verdicts(verdicts)
 
 
@@ -174,10 +191,11 @@ def run(manifest: ManifestOption = None) -> None:
 
     async def all_of(session: VaultSession) -> None:
         stop = asyncio.Event()
+        notify = notifier(session, loaded)
         with contextlib.ExitStack() as stack:
-            tasks = []
+            tasks: list[Coroutine[Any, Any, object]] = [notify.resume(n) for n in names]
             for name in names:
-                held = stack.enter_context(_quarantine(session, loaded, name, manifest))
+                held = stack.enter_context(_quarantine(session, loaded, name, manifest, notify))
                 tasks.append(
                     run_scheduled(
                         loaded,
@@ -236,13 +254,18 @@ def drop_server(
         key = _drop_host_key(session)
         public = key_line(asyncssh.import_private_key(key))
         quarantines: dict[str, Quarantine] = {}
+        notify = notifier(session, loaded)
+        drops = [
+            n for n, f in loaded.integrations.items() if f.files and f.files.transport == "drop"
+        ]
+        resumed = asyncio.gather(*(notify.resume(name) for name in drops))
 
         async def receive(partner: str, name: str, data: bytes) -> Verdict:
             flow = _drop_integration(loaded, partner, name)
             if flow not in quarantines:
                 base = (manifest or settings().manifest).resolve().parent
                 quarantines[flow] = Quarantine(
-                    _root(), loaded, flow, audit=session.audit, manifest_dir=base
+                    _root(), loaded, flow, audit=session.audit, manifest_dir=base, notifier=notify
                 )
             return await quarantines[flow].accept(name, data)
 
@@ -253,6 +276,7 @@ def drop_server(
             await asyncio.Event().wait()
         finally:
             await server.stop()
+            resumed.cancel()
 
     with open_vault_session() as session, contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(session))
@@ -264,24 +288,56 @@ def quarantine(
     purge: Annotated[
         bool, typer.Option("--purge", help="Delete refused files past their retention.")
     ] = False,
+    notify_again: Annotated[
+        bool,
+        typer.Option("--notify", help="Deliver every rejection report not yet delivered, now."),
+    ] = False,
     manifest: ManifestOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Files in processing, and refused files with their reasons."""
+    """Files in processing, and refused files with their reasons and notification."""
     loaded = _manifest(manifest)
-    with open_vault_session() as session, _quarantine(session, loaded, integration, manifest) as q:
-        purged = q.purge() if purge else 0
-        accepted = [path.name for path in q.processing()]
-        refused = [{"file": path.name, "reasons": list(why)} for path, why in q.refused()]
+    with open_vault_session() as session:
+        notify = notifier(session, loaded)
+        with _quarantine(session, loaded, integration, manifest, notify) as q:
+            if notify_again:
+                again = asyncio.run(notify.resume(integration))
+                typer.echo(f"delivered again {again} rejection report(s)", err=True)
+            purged = q.purge() if purge else 0
+            accepted = [path.name for path in q.processing()]
+            refused = [
+                _refused_entry(stored, facts, summary(notify.state(integration, stored)))
+                for stored, facts in q.refusals()
+            ]
     if as_json:
         print_json({"processing": accepted, "refused": refused, "purged": purged})
         return
     for name in accepted:
         typer.echo(f"processing  {name}")
     for entry in refused:
-        typer.echo(f"refused     {entry['file']}: {'; '.join(entry['reasons'])}")
+        told = entry["notified"]
+        note = "" if told is None else f"  [partner notified: {told}]"
+        typer.echo(f"refused     {entry['file']}: {'; '.join(entry['reasons'])}{note}")
     if purge:
         typer.echo(f"purged {purged} refused file(s)", err=True)
+
+
+def _refused_entry(
+    stored: str, facts: dict[str, object], told: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One refused file for ``quarantine --json`` (docs/cli.md)."""
+    reasons = facts.get("reasons")
+    return {
+        "file": stored,
+        "name": facts.get("file"),
+        "sha256": facts.get("sha256"),
+        "refused_at": facts.get("refused_at"),
+        "reasons": list(reasons) if isinstance(reasons, list) else [],
+        "correlation_id": facts.get("correlation_id"),
+        "notified": None if told is None else told["state"],
+        "notified_at": None if told is None else told["at"],
+        "notifications": [] if told is None else told["ways"],
+    }
 
 
 def _print_verdicts(verdicts: list[Verdict]) -> None:

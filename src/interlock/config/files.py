@@ -46,7 +46,9 @@ __all__ = [
     "DropAccount",
     "FileFormat",
     "FilesSpec",
+    "NotifyWebhook",
     "Partner",
+    "PartnerNotify",
     "PartnerSigner",
     "SftpPartner",
     "SshPublicKey",
@@ -252,6 +254,67 @@ class DropAccount(_Model):
     )
 
 
+class NotifyWebhook(_Model):
+    """A partner's HTTPS endpoint for rejection reports, each POST signed (RFC 9421)."""
+
+    url: _HTTPS_URL = Field(
+        description="Where each rejection report is POSTed (https://).",
+        examples=["https://edi.partner.example/interlock/rejections"],
+    )
+    ca: TrustAnchor = Field(
+        default="system",
+        description="What the endpoint's TLS certificate must chain to.",
+        examples=["system", "pki:partners"],
+    )
+
+    @field_validator("ca", mode="before")
+    @classmethod
+    def _trust_anchor(cls, value: object) -> object:
+        return check_trust_anchor(value)
+
+
+class PartnerNotify(_Model):
+    """How the partner is told a file it sent was refused in quarantine (docs/files.md)."""
+
+    drop_outbox: bool = Field(
+        default=False,
+        description=(
+            "Write each rejection report (NAME.HASH.rejected.json) into the partner's "
+            "read-only /rejected directory on Interlock's drop server (needs drop)."
+        ),
+        examples=[True],
+    )
+    sftp_path: _PATH | None = Field(
+        default=None,
+        description=(
+            "Upload each rejection report into this directory of the partner's SFTP "
+            "server, its host key pinned (needs sftp)."
+        ),
+        examples=["/inbound/rejections"],
+    )
+    webhook: NotifyWebhook | None = Field(
+        default=None, description="POST each rejection report to the partner, signed (RFC 9421)."
+    )
+    attempts: int = Field(
+        default=8,
+        ge=1,
+        le=50,
+        description="How many times each way is tried before the report is marked failed.",
+        examples=[8],
+    )
+    backoff: Duration = Field(
+        default=timedelta(seconds=30),
+        description="The wait before the first retry; it doubles for each further one.",
+        examples=["30s"],
+    )
+
+    @model_validator(mode="after")
+    def _some_way(self) -> PartnerNotify:
+        if not self.drop_outbox and self.sftp_path is None and self.webhook is None:
+            raise ValueError("notify needs at least one of drop_outbox, sftp_path or webhook")
+        return self
+
+
 class Partner(_Model):
     """A trading partner: where it is, the agreement, and how files move with it."""
 
@@ -274,11 +337,23 @@ class Partner(_Model):
             "Signed files (files.signature: detached-cms): this certificate, else the AS2 one."
         ),
     )
+    notify: PartnerNotify | None = Field(
+        default=None,
+        description=(
+            "How the partner is told of files refused in quarantine (AS2 partners get a "
+            "negative MDN whatever this says)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _some_transport(self) -> Partner:
         if self.sftp is None and self.as2 is None and self.drop is None:
             raise ValueError("a partner needs at least one of sftp, as2 or drop")
+        if self.notify is not None:
+            if self.notify.drop_outbox and self.drop is None:
+                raise ValueError("notify.drop_outbox needs a drop account")
+            if self.notify.sftp_path is not None and self.sftp is None:
+                raise ValueError("notify.sftp_path needs the partner's sftp server")
         return self
 
 

@@ -18,6 +18,11 @@ listing, removing, renaming, making directories, links or symlinks and
 changing attributes are each refused with SFTP "permission denied". An
 account declared ``upload_only: false`` may also stat and list its root, which
 is always empty: received files are in quarantine, never left on the server.
+
+A partner whose ``notify:`` says ``drop_outbox: true`` may also list and read
+(nothing else) ``/rejected``: the rejection reports
+(``NAME.HASH.rejected.json``, :mod:`interlock.files.notify`) of the files it
+sent that the quarantine refused, whatever ``upload_only`` says.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from interlock.clock import Clock, utc_now
 from interlock.config.files import FilesSpec
 from interlock.config.manifest import Manifest
 from interlock.errors import InterlockError
+from interlock.files.notify import REPORT_SUFFIX
 from interlock.files.quarantine import Verdict, check_name
 
 __all__ = ["DropServer", "Receiver"]
@@ -54,6 +60,13 @@ class _Account:
     keys: frozenset[bytes]  # the partner's public keys, as SSH wire blobs
     upload_only: bool
     max_size: int
+    outbox: bool = False  # notify.drop_outbox: /rejected may be listed and read
+
+
+@dataclass
+class _Report:
+    fd: int
+    size: int
 
 
 @dataclass
@@ -79,8 +92,9 @@ def _accounts(manifest: Manifest) -> dict[str, _Account]:
             and integration.files.transport == "drop"
         ]
         keys = frozenset(asyncssh.import_public_key(k).public_data for k in partner.drop.keys)
+        outbox = partner.notify is not None and partner.notify.drop_outbox
         accounts[name] = _Account(
-            keys, partner.drop.upload_only, max(sizes, default=_DEFAULT_MAX_SIZE)
+            keys, partner.drop.upload_only, max(sizes, default=_DEFAULT_MAX_SIZE), outbox
         )
     return accounts
 
@@ -102,6 +116,25 @@ def _file_name(path: bytes) -> str | None:
         raise _denied()
     name = parts[0]
     if check_name(name) is not None:  # the quarantine's rule: no dots first, no controls
+        raise _denied()
+    return name
+
+
+_REJECTED = "rejected"
+
+
+def _report_path(path: bytes) -> str | None:
+    """``""`` for ``/rejected``, the report's name for ``/rejected/NAME``, else None."""
+    try:
+        parts = [p for p in path.decode("utf-8").split("/") if p not in ("", ".")]
+    except UnicodeDecodeError:
+        return None
+    if not parts or parts[0] != _REJECTED or len(parts) > 2:
+        return None
+    if len(parts) == 1:
+        return ""
+    name = parts[1]
+    if check_name(name) is not None or not name.endswith(REPORT_SUFFIX):
         raise _denied()
     return name
 
@@ -180,6 +213,17 @@ class _DropSFTP(asyncssh.SFTPServer):
     # -- uploads ------------------------------------------------------------
 
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
+        if self._account.outbox and (report := _report_path(path)):
+            writes = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | asyncssh.FXF_TRUNC
+            if pflags & writes or pflags & asyncssh.FXF_APPEND or not pflags & asyncssh.FXF_READ:
+                raise _denied()
+            try:
+                fd = os.open(
+                    self._server.outbox(self._partner) / report, os.O_RDONLY | os.O_NOFOLLOW
+                )
+            except OSError:
+                raise asyncssh.SFTPNoSuchFile("no such report") from None
+            return _Report(fd, os.fstat(fd).st_size)
         name = _file_name(path)
         if name is None or pflags & asyncssh.FXF_READ or not pflags & asyncssh.FXF_WRITE:
             raise _denied()
@@ -199,6 +243,9 @@ class _DropSFTP(asyncssh.SFTPServer):
         return written
 
     async def close(self, file_obj: object) -> None:
+        if isinstance(file_obj, _Report):
+            os.close(file_obj.fd)
+            return
         upload = self._upload(file_obj)
         del self._open[id(upload)]
         try:
@@ -212,6 +259,8 @@ class _DropSFTP(asyncssh.SFTPServer):
             raise asyncssh.SFTPFailure("file refused")
 
     def fstat(self, file_obj: object) -> asyncssh.SFTPAttrs:
+        if isinstance(file_obj, _Report):
+            return _report_attrs(file_obj.size)
         upload = self._upload(file_obj)
         return asyncssh.SFTPAttrs(type=asyncssh.FILEXFER_TYPE_REGULAR, size=upload.size)
 
@@ -231,10 +280,22 @@ class _DropSFTP(asyncssh.SFTPServer):
     # -- the root, for accounts that may look --------------------------------
 
     def realpath(self, path: bytes) -> bytes:
+        if self._account.outbox and (report := _report_path(path)) is not None:
+            return posixpath.join("/", _REJECTED, report).rstrip("/").encode("utf-8")
         name = _file_name(path)
         return b"/" if name is None else posixpath.join("/", name).encode("utf-8")
 
     def stat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        if self._account.outbox and (report := _report_path(path)) is not None:
+            if not report:
+                return asyncssh.SFTPAttrs(
+                    type=asyncssh.FILEXFER_TYPE_DIRECTORY, permissions=0o40500
+                )
+            try:
+                found = (self._server.outbox(self._partner) / report).lstat()
+            except OSError:
+                raise asyncssh.SFTPNoSuchFile("no such report") from None
+            return _report_attrs(found.st_size)
         if self._account.upload_only or _file_name(path) is not None:
             raise _denied()
         return asyncssh.SFTPAttrs(type=asyncssh.FILEXFER_TYPE_DIRECTORY, permissions=0o40700)
@@ -242,6 +303,14 @@ class _DropSFTP(asyncssh.SFTPServer):
     lstat = stat
 
     async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
+        if self._account.outbox and _report_path(path) == "":
+            for entry in (b".", b".."):
+                yield asyncssh.SFTPName(entry, attrs=self.stat(b"/" + _REJECTED.encode()))
+            for report in sorted(self._server.outbox(self._partner).iterdir()):
+                if report.name.endswith(REPORT_SUFFIX) and report.is_file():
+                    attrs = _report_attrs(report.stat().st_size)
+                    yield asyncssh.SFTPName(report.name.encode("utf-8"), attrs=attrs)
+            return
         if self._account.upload_only or _file_name(path) is not None:
             raise _denied()
         for entry in (b".", b".."):
@@ -250,6 +319,8 @@ class _DropSFTP(asyncssh.SFTPServer):
     # -- refused, whatever the account ----------------------------------------
 
     def read(self, file_obj: object, offset: int, size: int) -> bytes:
+        if isinstance(file_obj, _Report):
+            return os.pread(file_obj.fd, size, offset)
         raise _denied()
 
     def setstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
@@ -292,6 +363,10 @@ class _DropSFTP(asyncssh.SFTPServer):
         raise _denied()
 
 
+def _report_attrs(size: int) -> asyncssh.SFTPAttrs:
+    return asyncssh.SFTPAttrs(type=asyncssh.FILEXFER_TYPE_REGULAR, size=size, permissions=0o100400)
+
+
 def _discard(upload: _Upload) -> None:
     if not upload.done:
         upload.done = True
@@ -332,6 +407,10 @@ class DropServer:
         path = self._root / "drop" / partner
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         return path
+
+    def outbox(self, partner: str) -> Path:
+        """The partner's rejection reports, served read-only as ``/rejected``."""
+        return self._root / "drop-outbox" / partner
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on ``host:port`` (0: any free port) and return the port."""

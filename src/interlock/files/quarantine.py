@@ -38,6 +38,7 @@ import hmac
 import json
 import os
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +54,7 @@ from interlock.errors import ConfigError
 from interlock.files.as2_profile import signer_peer
 from interlock.files.inspection import Detected, check_content, sniff
 from interlock.files.names import suggest_file_flow
+from interlock.files.notify import Notifier
 from interlock.validation.errors import echo
 from interlock.validation.schema import RequestSchema, SchemaError, compile_schema
 from interlock.validation.xml_body import XsdSchema, load_xsd
@@ -119,8 +121,12 @@ class Quarantine:
         now: Clock = utc_now,
         manifest_dir: Path | None = None,
         anchors: Mapping[str, Path] | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         """Create the three directories (0700) and compile the integration's schemas once.
+
+        ``notifier``: each file kept in refused is handed to it (after the refusal is
+        stored), for the partner's ``notify:`` (:mod:`interlock.files.notify`).
 
         Raises :class:`~interlock.errors.ConfigError` if ``integration`` has no
         ``files:`` section, its JSON Schema or XSD cannot be used, or it wants
@@ -136,6 +142,7 @@ class Quarantine:
         self._name = integration
         self._audit = audit
         self._now = now
+        self._notifier = notifier
         self._json_schema = _json_schema(self._spec)
         self._xsd = _xsd(self._spec, manifest_dir)
         self._signer: Peer | None = None
@@ -192,7 +199,7 @@ class Quarantine:
         if (self._processing / name).exists():
             verdict = _refusal(data, (_DUPLICATE,))
             await self._record(verdict, name)
-            await asyncio.to_thread(self._keep_refused, held, name, verdict)
+            await self._refuse(held, name, verdict)
             return verdict
         verdict = await asyncio.to_thread(self.inspect, data, name=name, sidecars=sidecars or {})
         await self._record(verdict, name)  # raises when the audit log is down: the file stays
@@ -206,8 +213,13 @@ class Quarantine:
                 await self._record(verdict, name)
             else:
                 return verdict
-        await asyncio.to_thread(self._keep_refused, held, name, verdict)
+        await self._refuse(held, name, verdict)
         return verdict
+
+    async def _refuse(self, held: Path, name: str, verdict: Verdict) -> None:
+        stored, facts = await asyncio.to_thread(self._keep_refused, held, name, verdict)
+        if self._notifier is not None:
+            await self._notifier.refused(self._name, stored, facts)
 
     def processing(self) -> list[Path]:
         """The accepted files waiting in processing, by name."""
@@ -221,6 +233,13 @@ class Quarantine:
             found.append((record.with_name(record.name[: -len(_REASONS)]), tuple(facts["reasons"])))
         return found
 
+    def refusals(self) -> list[tuple[str, dict[str, object]]]:
+        """Each refused file's stored name (``H-NAME``) and its recorded facts, by name."""
+        return [
+            (record.name[: -len(_REASONS)], json.loads(record.read_text(encoding="utf-8")))
+            for record in sorted(self._refused.glob("*" + _REASONS))
+        ]
+
     def purge(self) -> int:
         """Delete refused files older than ``quarantine_retention``; one audit entry; the count."""
         limit = self._now() - self._spec.quarantine_retention
@@ -230,6 +249,8 @@ class Quarantine:
             if datetime.fromisoformat(facts["refused_at"]) < limit:
                 record.with_name(record.name[: -len(_REASONS)]).unlink(missing_ok=True)
                 record.unlink()
+                if self._notifier is not None:
+                    self._notifier.forget(self._name, record.name[: -len(_REASONS)])
                 purged += 1
         self._audit.record(
             AuditEntry(
@@ -243,8 +264,13 @@ class Quarantine:
         )
         return purged
 
-    def _keep_refused(self, held: Path, name: str, verdict: Verdict) -> None:
-        """Move ``held`` to refused, its reasons written first so no refused file lacks them."""
+    def _keep_refused(
+        self, held: Path, name: str, verdict: Verdict
+    ) -> tuple[str, dict[str, object]]:
+        """Move ``held`` to refused, its reasons written first so no refused file lacks them.
+
+        Returns the stored name and the facts recorded (the first ones when the same
+        bytes were refused under this name before)."""
         stored = self._refused / f"{verdict.sha256[:16]}-{name}"
         facts = {
             "file": name,
@@ -253,12 +279,16 @@ class Quarantine:
             "detected": verdict.detected,
             "reasons": list(verdict.reasons),
             "refused_at": self._now().isoformat(),
+            "correlation_id": "rej_" + secrets.token_hex(12),
         }
+        record = stored.with_name(stored.name + _REASONS)
         try:
-            _write_new(stored.with_name(stored.name + _REASONS), json.dumps(facts).encode())
+            _write_new(record, json.dumps(facts).encode())
             _move(held, stored)
         except FileExistsError:  # the very same bytes were refused under this name before
             held.unlink()
+            facts = json.loads(record.read_text(encoding="utf-8"))
+        return stored.name, facts
 
     async def _record(self, verdict: Verdict, shown_name: str) -> None:
         flow = self._flow

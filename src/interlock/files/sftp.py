@@ -37,7 +37,7 @@ from interlock.errors import InterlockError
 from interlock.files.host_keys import HostKeyError, fingerprint, key_line, known_hosts
 from interlock.files.quarantine import Verdict, check_name
 
-__all__ = ["Receive", "TransferError", "pull", "push", "sidecar_names"]
+__all__ = ["Receive", "TransferError", "pull", "push", "sidecar_names", "upload_report"]
 
 Receive = Callable[[str, bytes, Mapping[str, bytes]], Awaitable[Verdict]]
 """Where a pulled file goes: ``(name, data, sidecars)`` → the quarantine's verdict."""
@@ -199,3 +199,21 @@ async def push(
                 digest = hashlib.sha256(data).hexdigest().encode("ascii")
                 await _upload(sftp, spec.remote_path, name + ".sha256", digest + b"\n")
             await _upload(sftp, spec.remote_path, name, data)
+
+
+async def upload_report(
+    partner: SftpPartner, client_key: bytes, directory: str, name: str, data: bytes
+) -> None:
+    """Upload one rejection report into ``directory`` (a temporary name, then renamed).
+
+    A report already there under ``name`` (an earlier attempt whose answer was
+    lost) counts as delivered: the name carries the refused file's hash.
+    """
+    if (problem := check_name(name)) is not None:
+        raise TransferError(f"cannot upload this report: {problem}")
+    async with _session(partner, client_key) as sftp:
+        try:
+            await _upload(sftp, directory, name, data)
+        except asyncssh.SFTPError as exc:
+            if not await sftp.exists(posixpath.join(directory, name)):
+                raise TransferError(f"the report could not be uploaded: {exc.reason}") from exc
