@@ -335,7 +335,8 @@ def _header(
     console.print(f"  data directory  {deployment.settings.data_dir} (0700, keyring 0600)")
     console.print(f"  local CA        {ca_subject}")
     console.print(f"  sample ERP      https://localhost:{erp_port} (certificate from the local CA)")
-    console.print(f"  gateway         https://127.0.0.1:{gateway_port}")
+    behind = " (behind nginx: routes that need the body, its own endpoints)" if front else ""
+    console.print(f"  gateway         https://127.0.0.1:{gateway_port}{behind}")
     console.print(
         f"  API key         client {DEMO_CLIENT}, scope orders.read only (key shown once, "
         "kept in memory)" + ("" if front is not None else "\n")
