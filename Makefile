@@ -61,6 +61,11 @@ softhsm:
 demo: $(STAMP)
 	$(BIN)/interlock demo examples/interlock.yaml
 
+# The same walkthrough with nginx carrying the bytes (docs/edge.md; nginx: make nginx).
+.PHONY: demo-edge
+demo-edge: $(STAMP)
+	$(BIN)/interlock demo examples/interlock.yaml --edge
+
 test: lint typecheck manifest-drift deps scan check unit lowest
 
 # The manifest's JSON Schema (src/interlock/config/manifest.schema.json) and

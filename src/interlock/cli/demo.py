@@ -12,7 +12,8 @@ It ends with the security checklist's summary per integration (``interlock check
 Then it keeps serving, prints commands to try and a line per request, until
 Ctrl-C or SIGTERM (:mod:`interlock.cli.demo_serving`); ``--once`` exits after
 the walkthrough. Either way it says what it deleted, or, with ``--keep``, where
-the data directory is and how to use it again.
+the data directory is and how to use it again. With ``--edge`` nginx carries
+the bytes and Interlock decides (:mod:`interlock.cli.demo_edge`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import typer
 from interlock.actors import Operator
 from interlock.audit.service import AuditLog
 from interlock.check.run import run_check
+from interlock.cli import demo_edge
 from interlock.cli.check import summary_table
 from interlock.cli.context import console, settings, state
 from interlock.cli.demo_privacy import privacy_walkthrough
@@ -83,9 +85,16 @@ def demo(
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the demo's data directory afterwards.")
     ] = False,
+    edge: Annotated[
+        bool,
+        typer.Option(
+            "--edge", help="nginx carries the bytes, Interlock decides (--port: nginx's)."
+        ),
+    ] = False,
 ) -> None:
     """Run the gateway on a fresh deployment with a sample ERP, and show it working."""
     loaded = load_manifest(manifest)
+    nginx = demo_edge.nginx_binary() if edge else None  # missing: one line, nothing started
     fresh = state.data_dir is None
     if fresh:
         state.data_dir = tempfile.mkdtemp(prefix="interlock-demo-")  # created 0700
@@ -94,7 +103,11 @@ def demo(
     try:
         # The demo serves the ERP only: the example's other systems and rules name
         # secrets nobody stored, and their routes answer 503 (logged at start).
-        deployment = initialise(settings().model_copy(update={"missing_secrets": "start"}))
+        current = settings().model_copy(update={"missing_secrets": "start"})
+        if nginx is not None:
+            port = demo_edge.nginx_port(port)
+            current = demo_edge.edge_settings(current, port)
+        deployment = initialise(current)
         if not state.debug:
             # The walkthrough is the output; access logs would drown it.
             configure_logging("warning", deployment.settings.log_format)
@@ -103,7 +116,13 @@ def demo(
                 _demo(
                     deployment,
                     loaded,
-                    _Run(once=once, port=port, source=manifest, deletes=fresh and not keep),
+                    _Run(
+                        once=once,
+                        port=port,
+                        source=manifest,
+                        deletes=fresh and not keep,
+                        nginx=nginx,
+                    ),
                     stop,
                 )
             )
@@ -131,6 +150,7 @@ class _Run:
     port: int
     source: Path
     deletes: bool  # the data directory is deleted at the end
+    nginx: str | None = None  # --edge: nginx's binary
 
 
 async def _demo(deployment: Deployment, manifest: Manifest, run: _Run, stop: Stop) -> None:
@@ -171,22 +191,23 @@ async def _walkthrough_and_serve(
     signing_keys.ensure()  # the ERP's webhook verifies Interlock's signatures with its JWKS
     erp = await _start_erp(deployment, erp_token, signing_keys)
     manifest = _point_at_sample(manifest, erp.port)
-    lines = RequestLines()
+    lines = RequestLines() if run.nginx is None else demo_edge.EdgeLines()
     try:
-        gateway = await _start_gateway(deployment, manifest, run.port, signing_keys, lines)
+        gateway, front = await _start_gateway(deployment, manifest, run, signing_keys, lines)
     except BaseException:
         await erp.stop()
         raise
     try:
+        base = front.base if front is not None else f"https://127.0.0.1:{gateway.port}"
         # The gateway's own key service: a revocation through it takes effect at
         # once (another process would see it within the key cache's second).
         keys = gateway.gateway.keys
         issued = keys.create(DEMO_CLIENT, ["orders.read"])
-        _header(deployment, ca.certificate.subject.rfc4514_string(), erp.port, gateway.port)
+        ca_subject = ca.certificate.subject.rfc4514_string()
+        _header(deployment, ca_subject, erp.port, gateway.port, front)
         for table in (system_table(manifest), integration_table(manifest), route_table(manifest)):
             console.print(table)
         _show_register(register, data_dir)
-        base = f"https://127.0.0.1:{gateway.port}"
         context = ssl.create_default_context(cafile=str(gateway.ca_file))
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
             current = await _walkthrough(http, base, keys, issued.token, issued.info.id)
@@ -202,6 +223,7 @@ async def _walkthrough_and_serve(
         if serving:
             await stop.event.wait()
     finally:
+        await demo_edge.stop_front(front)
         await gateway.stop()
         await erp.stop()
 
@@ -245,6 +267,27 @@ async def _start_erp(deployment: Deployment, token: str, keys: SigningKeys) -> S
 async def _start_gateway(
     deployment: Deployment,
     manifest: Manifest,
+    run: _Run,
+    keys: SigningKeys,
+    observer: RequestLines,
+) -> tuple[RunningGateway, demo_edge.EdgeFront | None]:
+    """The gateway; with ``--edge`` also the decision endpoint and nginx in front of it."""
+    port = run.port if run.nginx is None else 0  # edge: --port is nginx's
+    gateway = await _gateway(deployment, manifest, port, keys, observer)
+    if run.nginx is None or not isinstance(observer, demo_edge.EdgeLines):
+        return gateway, None
+    try:
+        front = await demo_edge.start_edge(deployment, manifest, gateway, run.nginx, observer)
+    except BaseException:
+        await gateway.stop()
+        raise
+    demo_edge.NOTE.set(observer)  # the walkthrough's calls say what carried them
+    return gateway, front
+
+
+async def _gateway(
+    deployment: Deployment,
+    manifest: Manifest,
     port: int,
     keys: SigningKeys,
     observer: RequestLines,
@@ -281,16 +324,25 @@ def _point_at_sample(manifest: Manifest, erp_port: int) -> Manifest:
     return manifest.model_copy(update={"systems": systems, "clients": clients})
 
 
-def _header(deployment: Deployment, ca_subject: str, erp_port: int, gateway_port: int) -> None:
+def _header(
+    deployment: Deployment,
+    ca_subject: str,
+    erp_port: int,
+    gateway_port: int,
+    front: demo_edge.EdgeFront | None,
+) -> None:
     console.print(f"[bold]Interlock demo[/bold]: deployment {deployment.deployment_id}")
     console.print(f"  data directory  {deployment.settings.data_dir} (0700, keyring 0600)")
     console.print(f"  local CA        {ca_subject}")
     console.print(f"  sample ERP      https://localhost:{erp_port} (certificate from the local CA)")
-    console.print(f"  gateway         https://127.0.0.1:{gateway_port}")
+    behind = " (behind nginx: routes that need the body, its own endpoints)" if front else ""
+    console.print(f"  gateway         https://127.0.0.1:{gateway_port}{behind}")
     console.print(
         f"  API key         client {DEMO_CLIENT}, scope orders.read only (key shown once, "
-        "kept in memory)\n"
+        "kept in memory)" + ("" if front is not None else "\n")
     )
+    if front is not None:
+        demo_edge.show_front(front)
 
 
 async def _walkthrough(
@@ -348,6 +400,7 @@ async def _oauth_walkthrough(
     console.print("  GET /orders/1001  (Authorization: DPoP eyJ…, DPoP: <proof>)", markup=False)
     colour = "green" if response.status_code < 400 else "yellow"
     console.print(f"  [{colour}]{response.status_code}[/{colour}] {response.text[:110]}")
+    _note(response.headers.get("X-Request-Id"))
     token = await credentials.atoken()
     stolen = {"Authorization": f"Bearer {token.value}"}
     await _call(
@@ -382,3 +435,11 @@ async def _call(
     console.print(f"[bold]{label}[/bold]")
     console.print(f"  {method} /{path}  ({shown})", markup=False)
     console.print(f"  [{colour}]{response.status}[/{colour}] {summary}", highlight=False)
+    _note(response.headers.get("X-Request-Id"))
+
+
+def _note(correlation_id: str | None) -> None:
+    """In edge mode, what carried the call: nginx after a decision, or Interlock's pipeline."""
+    edge = demo_edge.NOTE.get()
+    if edge is not None:
+        console.print(edge.note(correlation_id), soft_wrap=True, highlight=False)

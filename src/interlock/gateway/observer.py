@@ -1,7 +1,8 @@
 """A request observer: who else hears of each answered request (the demo's console).
 
-:class:`~interlock.gateway.app.Gateway` calls the observer, when one is set,
-once per request after its audit entry is written, on the event loop, with
+:class:`~interlock.gateway.app.Gateway` and the edge decision endpoint
+(:mod:`interlock.gateway.edge.decision`) call the observer, when one is set,
+once per request or decision after its audit entry is written, on the event loop, with
 what the access log holds. Without one the gateway pays a ``None`` check.
 An observer must be quick and must not block; one that raises is logged and
 the request is answered regardless.

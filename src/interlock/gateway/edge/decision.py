@@ -54,6 +54,7 @@ from interlock.gateway.edge.protocol import (
     proxy_certificate,
 )
 from interlock.gateway.metrics import UNMATCHED
+from interlock.gateway.observer import RequestObserver, RequestSeen
 from interlock.gateway.problems import INTERNAL_ERROR, problem_response
 from interlock.gateway.routing import CompiledRoute
 from interlock.gateway.targets import match_target
@@ -109,15 +110,20 @@ class EdgeDecisions:
         current: Callable[[], Gateway | None],
         convention: Convention,
         proxies: TrustedProxies | None = None,
+        observer: RequestObserver | None = None,
     ) -> None:
         """Decide with the gateway ``current`` returns (it changes on reload).
 
         ``convention`` says where the proxy puts the original request;
         ``proxies`` may report the caller's address beyond the edge proxy.
+        ``observer`` hears of each decision once it is recorded, as the
+        gateway's observer hears of each request (:mod:`interlock.gateway.observer`;
+        None: nobody, at the cost of a ``None`` check).
         """
         self._current = current
         self._convention = convention
         self._proxies = proxies or TrustedProxies()
+        self._observer = observer
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """One decision: exactly one audit entry and one count, whatever happens."""
@@ -159,6 +165,8 @@ class EdgeDecisions:
                 ms=round(elapsed * 1000, 2),
                 correlation_id=correlation_id,
             )
+        if self._observer is not None:  # the demo's console; nobody else by default
+            _tell(self._observer, original, decided, final, outcome, correlation_id)
         return self._wire(final)
 
     def _original(self, request: web.BaseRequest) -> web.BaseRequest:
@@ -289,6 +297,31 @@ class EdgeDecisions:
         headers[PROBLEM] = problem
         status = response.status if response.status in _NGINX_PASSES else 403
         return web.Response(status=status, headers=headers)
+
+
+def _tell(  # noqa: PLR0917  (one call site, in order)
+    observer: RequestObserver,
+    original: web.BaseRequest,
+    decided: _Decided,
+    final: web.Response,
+    outcome: str,
+    correlation_id: str,
+) -> None:
+    """``observer`` hears of the decision; its failure never changes the decision."""
+    principal = decided.principal
+    seen = RequestSeen(
+        method=original.method,
+        path=original.path,
+        route=decided.label,
+        status=final.status,  # the status the proxy answers with (200: it forwards)
+        outcome=outcome,
+        client=principal.client if principal is not None else None,
+        correlation_id=correlation_id,
+    )
+    try:
+        observer(seen)
+    except Exception:  # noqa: BLE001  (an observer's failure is no reason to fail it)
+        _log.exception("request observer failed", correlation_id=correlation_id)
 
 
 def _path_and_query(url: str) -> str:
