@@ -6,11 +6,13 @@ import asyncio
 import os
 import socket
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from interlock.errors import ConfigError
 from interlock.gateway.edge.decision import EdgeDecisions
-from interlock.gateway.edge.listener import start_decisions
+from interlock.gateway.edge.listener import MAX_SOCKET_PATH, start_decisions
 from interlock.gateway.edge.nginx import render_nginx
 from interlock.gateway.edge.protocol import CONVENTIONS
 from tests.edge.conftest import (
@@ -79,3 +81,12 @@ def test_a_decision_request_from_another_user_is_refused(edge: Edge) -> None:
     assert answer.startswith(b"HTTP/1.1 403")
     assert b"access-denied" in answer
     assert b"X-Interlock-Upstream-Authorization" not in answer
+
+
+def test_a_socket_path_longer_than_unix_allows_is_refused_by_name(tmp_path: Path) -> None:
+    """A path past sun_path's 107 bytes is a one-line error with the limit, not a bare failure."""
+    decisions = EdgeDecisions(lambda: None, CONVENTIONS["nginx"])
+    path = tmp_path / ("d" * (MAX_SOCKET_PATH - len(os.fsencode(tmp_path)))) / "authz.sock"
+    with pytest.raises(ConfigError, match=r"at most 107 bytes \(this one has \d+\)"):
+        asyncio.run(start_decisions(decisions, path, {os.getuid()}))
+    assert not path.exists()

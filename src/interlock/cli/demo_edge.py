@@ -16,10 +16,12 @@ the decision endpoint before the data directory goes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from contextvars import ContextVar
@@ -40,7 +42,7 @@ from interlock.config.settings import Settings
 from interlock.crypto.keyfile import write_private_file
 from interlock.errors import ConfigError
 from interlock.gateway.edge.decision import EdgeDecisions
-from interlock.gateway.edge.listener import DecisionListener, start_decisions
+from interlock.gateway.edge.listener import MAX_SOCKET_PATH, DecisionListener, start_decisions
 from interlock.gateway.edge.nginx import NginxOptions, render_nginx
 from interlock.gateway.edge.protocol import CONVENTIONS, needs_body
 from interlock.gateway.observer import RequestSeen
@@ -172,6 +174,7 @@ class EdgeFront:
             await asyncio.to_thread(_stop_nginx, self.process)
         finally:
             await self.decisions.stop()
+            _remove_socket_dir(self.decisions.path)
 
 
 async def stop_front(front: EdgeFront | None) -> None:
@@ -220,11 +223,16 @@ async def start_edge(
         gateway.services.proxies,
         observer=lines.decided,
     )
-    listener = await start_decisions(decisions, options.decision_socket, {os.getuid()})
+    try:
+        listener = await start_decisions(decisions, options.decision_socket, {os.getuid()})
+    except BaseException:
+        _remove_socket_dir(options.decision_socket)
+        raise
     try:
         process = await asyncio.to_thread(_start_nginx, binary, conf, port)
     except BaseException:
         await listener.stop()
+        _remove_socket_dir(listener.path)
         raise
     return EdgeFront(public, conf, process, listener, routes)
 
@@ -298,7 +306,7 @@ def _options(
         listen=f"127.0.0.1:{port}",
         certificate=cert,
         private_key=key,
-        decision_socket=work / "authz.sock",
+        decision_socket=_socket_path(work),
         interlock=f"127.0.0.1:{gateway.port}",
         interlock_ca=gateway.ca_file,
         prefix=work,
@@ -307,6 +315,26 @@ def _options(
         # The worker asks for decisions on a socket only this user may use.
         user="root" if os.geteuid() == 0 else None,
     )
+
+
+def _socket_path(work: Path) -> Path:
+    """``work/authz.sock``, or one in a fresh short directory under /tmp when that path is
+    longer than a unix socket allows (a deep TMPDIR); removed with the socket."""
+    inside = work / "authz.sock"
+    if len(os.fsencode(inside)) <= MAX_SOCKET_PATH:
+        return inside
+    return Path(tempfile.mkdtemp(prefix=_SOCKET_DIR_PREFIX, dir="/tmp")) / "authz.sock"
+
+
+def _remove_socket_dir(socket_path: Path) -> None:
+    """Remove the short directory :func:`_socket_path` made, once its socket is gone."""
+    if socket_path.parent.name.startswith(_SOCKET_DIR_PREFIX):
+        socket_path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            socket_path.parent.rmdir()
+
+
+_SOCKET_DIR_PREFIX: Final = "interlock-edge-"
 
 
 def _start_nginx(binary: str, conf: Path, port: int) -> subprocess.Popen[bytes]:

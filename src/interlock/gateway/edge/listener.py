@@ -30,11 +30,13 @@ from interlock.gateway.edge.protocol import AUTHZ_PATH
 from interlock.gateway.problems import problem_response
 from interlock.logs import get_logger
 
-__all__ = ["DecisionListener", "start_decisions"]
+__all__ = ["MAX_SOCKET_PATH", "DecisionListener", "start_decisions"]
 
 _log = get_logger("interlock.gateway.edge")
 _UCRED: Final = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _MODE: Final = 0o660
+#: sockaddr_un.sun_path on Linux is 108 bytes with its terminating NUL.
+MAX_SOCKET_PATH: Final = 107
 
 
 def peer_uid(request: web.BaseRequest) -> int | None:
@@ -98,6 +100,11 @@ async def start_decisions(
     uids = frozenset(proxy_uids)
     if not uids:
         raise ConfigError("the decision listener needs the proxy's user id (--proxy-user)")
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise ConfigError(
+            f"cannot listen on {path}: a unix socket path has at most {MAX_SOCKET_PATH} bytes "
+            f"(this one has {len(os.fsencode(path))}); choose a shorter one"
+        )
     _clear(path)
     server = web.Server(_Handler(decisions, uids), access_log=None)
     runner = web.ServerRunner(server, handle_signals=False)
@@ -106,7 +113,7 @@ async def start_decisions(
         await web.UnixSite(runner, str(path), backlog=1024).start()
     except OSError as exc:
         await runner.cleanup()
-        raise ConfigError(f"cannot listen on {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot listen on {path}: {exc.strerror or exc}") from None
     # Connecting needs write permission: owner and group only (the peer check is the second lock).
     path.chmod(_MODE)  # noqa: ASYNC240  (one syscall at start-up)
     _log.info("decision endpoint listening", socket=str(path))
