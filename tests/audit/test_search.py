@@ -18,7 +18,13 @@ from interlock.audit.entry import encode_entry
 from interlock.audit.errors import AuditError
 from interlock.audit.prune import prune
 from interlock.audit.pseudonyms import Pseudonymiser
-from interlock.audit.schema import SEARCH, SEARCH_BACKFILL, ensure_schema, grant_roles
+from interlock.audit.schema import (
+    CORRELATION_BLOCK,
+    SEARCH,
+    SEARCH_BACKFILL,
+    ensure_schema,
+    grant_roles,
+)
 from interlock.audit.search import SearchQuery, _statement, search
 from interlock.audit.search_index import _parsed, backfill, search_row
 from interlock.audit.service import AuditLog
@@ -256,8 +262,7 @@ def test_bytes_that_are_not_an_entry_get_no_row() -> None:
     assert search_row(1, reordered, 2, None) == (1, 2, "c", "a", None, "x.y")
 
 
-_QUERIES = (
-    SearchQuery(correlation_id="req-1"),
+_QUERIES = (  # a correlation id: test_a_correlation_id_is_one_probe_per_block...
     SearchQuery(client="order-sync", since=T0),
     SearchQuery(integration="billing", since=T0, until=T0 + timedelta(hours=1)),
     SearchQuery(action="gateway.request"),
@@ -266,25 +271,82 @@ _QUERIES = (
 )
 
 
+def _plan(connection: sa.Connection, query: SearchQuery, last_block: int = 3) -> str:
+    sqlite = connection.dialect.name == "sqlite"
+    statement = _statement(query, last_block, postgresql=not sqlite)
+    sql = str(statement.compile(connection.engine, compile_kwargs={"literal_binds": True}))
+    prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+    return " / ".join(str(row[-1]) for row in connection.exec_driver_sql(prefix + sql))
+
+
+def _no_scans(connection: sa.Connection, *, sort: bool) -> None:
+    if connection.dialect.name == "postgresql":
+        # A tiny table would be scanned or sorted whatever its indexes: rule those out
+        # and see whether an index gives the rows (in order, unless ``sort``).
+        for setting in (
+            "enable_seqscan",
+            "enable_bitmapscan",
+            "enable_sort"[: 0 if sort else None],
+        ):
+            if setting:
+                connection.exec_driver_sql(f"SET {setting} = off")
+
+
 def test_every_search_is_an_index_range_scan_in_print_order(audit_log: AuditLog) -> None:
     """The plan reads one audit_search index in order (no scan of the table, no sort)."""
     _fill(audit_log)
-    engine = audit_log.store.engine
-    sqlite = engine.dialect.name == "sqlite"
-    with engine.connect() as connection:
-        if not sqlite:
-            # A tiny table would be scanned or sorted whatever its indexes: rule those out
-            # and see whether an index gives the rows in order.
-            for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
-                connection.exec_driver_sql(f"SET {setting} = off")
+    with audit_log.store.engine.connect() as connection:
+        _no_scans(connection, sort=False)
         for query in _QUERIES:
-            sql = str(_statement(query).compile(engine, compile_kwargs={"literal_binds": True}))
-            prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
-            plan = " / ".join(str(row[-1]) for row in connection.exec_driver_sql(prefix + sql))
+            plan = _plan(connection, query)
             assert "audit_search_" in plan, plan
             assert "TEMP B-TREE" not in plan, plan
             assert "Sort" not in plan, plan
             assert "Seq Scan on audit_search" not in plan, plan
+
+
+def test_a_correlation_id_is_one_probe_per_block_then_a_sort_of_its_few_rows(
+    audit_log: AuditLog,
+) -> None:
+    """Both key parts of the block-keyed index are probed: never a pass over the index."""
+    _fill(audit_log)
+    with audit_log.store.engine.connect() as connection:
+        _no_scans(connection, sort=True)
+        plan = _plan(connection, SearchQuery(correlation_id="req-1"))
+    if audit_log.store.engine.dialect.name == "sqlite":
+        expected = "USING INDEX audit_search_correlation_block (<expr>=? AND correlation_id=?)"
+        assert expected in plan, plan
+    else:
+        assert "Index Scan using audit_search_correlation_block" in plan, plan
+        assert "Index Cond: (((idx / 4096) = ANY ('{0,1,2,3}'::integer[])) AND " in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
+def test_a_correlation_id_is_found_in_every_block_newest_first(
+    settings: Settings, keyring: Keyring
+) -> None:
+    """An id shared across several blocks of the index: every entry, by time, newest first."""
+    log = AuditLog.open(settings, keyring, witnesses=[])
+    try:
+        block = CORRELATION_BLOCK
+        with log.store.appending(log.keys) as batch:
+            count = 2 * block + 10
+            bodies = [
+                encode_entry(
+                    sample_entry(i, correlation_id="many" if i % block in {0, 5} else f"r{i}"),
+                    log.keys.pseudonymiser,
+                    pseudonymise_ip=True,
+                )
+                for i in range(count)
+            ]
+            # Times out of index order: the newest by time is entry 5.
+            times = [(count + 100 if i == 5 else i) for i in range(count)]
+            batch.extend(bodies, times, ["order-sync"] * count)
+        indexes = _indexes(log, correlation_id="many")
+        assert indexes == [5, 2 * block + 5, 2 * block, block + 5, block, 0]
+        assert _indexes(log, correlation_id=f"r{block + 7}") == [block + 7]
+    finally:
+        log.close()
 
 
 def test_postgres_roles_search_as_the_app_and_prune_the_index_as_maintenance(

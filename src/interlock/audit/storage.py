@@ -35,7 +35,7 @@ from interlock.audit.schema import (
     SEARCH,
     ensure_schema,
 )
-from interlock.audit.search_index import SearchRow, backfill, search_row
+from interlock.audit.search_index import SearchHead, SearchRow, backfill, search_row
 from interlock.proofs.checkpoint import Checkpoint
 from interlock.proofs.cosignature import Cosignature
 from interlock.proofs.rfc9162 import Piece, leaf_hash, leaf_hashes
@@ -139,18 +139,48 @@ class Batch:
         return index
 
     def extend(
-        self, bodies: Sequence[bytes], times_us: Sequence[int], integrations: Sequence[str | None]
+        self,
+        bodies: Sequence[bytes],
+        times_us: Sequence[int],
+        integrations: Sequence[str | None],
+        heads: Sequence[SearchHead | None] | None = None,
     ) -> range:
-        """Append many encoded entries at once (leaf hashes and tree in bulk); their indexes."""
+        """Append many encoded entries at once (leaf hashes and tree in bulk); their indexes.
+
+        ``heads``: each entry's search-index fields when the caller had them
+        (they must be those its bytes hold); None ones are read from the bytes.
+        """
         first = self.frontier.size
         digests = leaf_hashes(bodies)
         indexes = range(first, first + len(digests))
         self.leaves.extend(zip(indexes, digests, times_us, integrations, strict=True))
         self.bodies.extend(zip(indexes, bodies, strict=True))
-        rows = map(search_row, indexes, bodies, times_us, integrations)
-        self.search.extend(row for row in rows if row is not None)
+        if heads is None:
+            rows = map(search_row, indexes, bodies, times_us, integrations)
+            self.search.extend(row for row in rows if row is not None)
+        else:
+            self.search.extend(_rows(indexes, bodies, times_us, integrations, heads))
         self.nodes.extend(self.frontier.extend(digests))
         return indexes
+
+
+def _rows(
+    indexes: range,
+    bodies: Sequence[bytes],
+    times_us: Sequence[int],
+    integrations: Sequence[str | None],
+    heads: Sequence[SearchHead | None],
+) -> Iterator[SearchRow]:
+    for index, body, time_us, integration, head in zip(
+        indexes, bodies, times_us, integrations, heads, strict=True
+    ):
+        if head is None:
+            row = search_row(index, body, time_us, integration)
+            if row is not None:
+                yield row
+        else:
+            correlation_id, client, action = head
+            yield (index, time_us, correlation_id, client, integration, action)
 
 
 class LogStore:
