@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 from sqlalchemy.exc import DBAPIError
 
 from interlock.audit import AuditEntry, Outcome
-from interlock.audit.entry import encode_entry
+from interlock.audit.entry import Decision, encode_entry
 from interlock.audit.errors import AuditError
 from interlock.audit.prune import prune
 from interlock.audit.pseudonyms import Pseudonymiser
 from interlock.audit.schema import (
+    BODIES,
     CORRELATION_BLOCK,
     SEARCH,
     SEARCH_BACKFILL,
@@ -397,3 +398,118 @@ def test_postgres_roles_search_as_the_app_and_prune_the_index_as_maintenance(
         assert _indexes(maintenance, client="order-sync")[-3:] == [5, 4, 3]
     finally:
         maintenance.close()
+
+
+_OLD_LAYOUT = (  # the first layout's correlation-id index, as issue 29 created it
+    "DROP INDEX audit_search_correlation_block",
+    "CREATE INDEX audit_search_correlation_id ON audit_search (correlation_id, time_us, idx)",
+)
+
+
+def _search_indexes(engine: sa.Engine) -> set[str]:
+    if engine.dialect.name == "postgresql":
+        sql = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    else:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
+    with engine.connect() as connection:
+        names = set(connection.exec_driver_sql(sql).scalars())
+    return {n for n in names if n.startswith("audit_search_") and not n.endswith("_pkey")}
+
+
+def _make_old_layout(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        for statement in _OLD_LAYOUT:
+            connection.exec_driver_sql(statement)
+    engine.dispose()
+
+
+_CURRENT = {
+    "audit_search_time",
+    "audit_search_correlation_block",
+    "audit_search_client",
+    "audit_search_integration",
+    "audit_search_action",
+}
+
+
+def test_a_log_with_the_first_index_layout_gets_the_new_one_on_open(
+    settings: Settings, keyring: Keyring
+) -> None:
+    """Opening by a role with DDL rights swaps the old correlation index; searches agree."""
+    log = AuditLog.open(settings, keyring, witnesses=[])
+    _fill(log)
+    log.close()
+    _make_old_layout(settings.audit_url)
+    engine = sa.create_engine(settings.audit_url)
+    assert "audit_search_correlation_id" in _search_indexes(engine)
+
+    log = AuditLog.open(settings, keyring, witnesses=[])
+    try:
+        assert _search_indexes(engine) == _CURRENT
+        assert _indexes(log, correlation_id="shared") == [8, 7, 6]
+        ensure_schema(log.store.engine)  # idempotent: nothing left to change
+        assert _search_indexes(engine) == _CURRENT
+    finally:
+        log.close()
+        engine.dispose()
+
+
+def test_postgres_app_role_leaves_the_old_layout_and_still_finds_ids(
+    postgres_url: str, request: pytest.FixtureRequest, keyring: Keyring, tmp_path: Path
+) -> None:
+    """Without DDL rights the old index stays (a warning, no failure); search answers alike."""
+    app_role, _ = request.getfixturevalue("roles")
+    owner = AuditLog.open(
+        Settings(data_dir=tmp_path, audit_database_url=postgres_url), keyring, witnesses=[]
+    )
+    _fill(owner)
+    grant_roles(owner.store.engine, app_role)
+    owner.close()
+    _make_old_layout(postgres_url)
+
+    app = AuditLog.open(
+        Settings(data_dir=tmp_path, audit_database_url=_as(postgres_url, app_role)),
+        keyring,
+        witnesses=[],
+    )
+    try:
+        assert "audit_search_correlation_id" in _search_indexes(app.store.engine)
+        assert _indexes(app, correlation_id="shared") == [8, 7, 6]
+        app.sink.record(sample_entry(40, correlation_id="shared"))
+        assert _indexes(app, correlation_id="shared") == [12, 8, 7, 6]
+    finally:
+        app.close()
+
+
+def test_the_fields_handed_to_the_writer_are_those_its_bytes_hold(audit_log: AuditLog) -> None:
+    """record, record_later and the gateway's decision path: each row equals the bytes' row."""
+    sink = audit_log.sink
+    sink.record(sample_entry(0, actor="client:", correlation_id=None))
+    sink.record_later(sample_entry(1, actor="admin:alice", action="admin.keys.create"))
+    decision = Decision(
+        time_us=1_735_689_600_000_000,
+        actor="client:order-sync",
+        action="gateway.request",
+        integration="order-sync",
+        source=None,
+        target=None,
+        data_categories=(),
+        records=0,
+        bytes=0,
+        result="success",
+        status=200,
+        correlation_id="req-decision",
+        reason=None,
+        details={},
+        client_ip="192.0.2.1",
+    )
+    assert sink.record_decision_later(decision)
+    audit_log.writer.close()
+    query = sa.select(SEARCH, BODIES.c.body).join(BODIES, BODIES.c.idx == SEARCH.c.idx)
+    with audit_log.store.engine.connect() as connection:
+        rows = connection.execute(query.order_by(SEARCH.c.idx)).all()
+    assert [row.client for row in rows] == [None, None, "order-sync"]
+    for row in rows:
+        stored = (row.idx, row.time_us, row.correlation_id, row.client, row.integration, row.action)
+        assert stored == search_row(row.idx, bytes(row.body), row.time_us, row.integration)
