@@ -1,10 +1,13 @@
 """``interlock audit search``: find entries by correlation id, client, integration, action, time.
 
 A search reads the index (``audit_search``, :mod:`interlock.audit.search_index`):
-every filter column is indexed with the time, so a search is a range scan of
-one index, newest first, stopping at ``limit`` — never a pass over the
-bodies. It covers the tree of the latest signed head, so every hit can be
-proven against it (``proofs=True``: the RFC 9162 inclusion proof of each).
+client, integration, action and time are indexed with the time, so such a
+search is a range scan of one index, newest first, stopping at ``limit``; a
+correlation id is looked up in each block of its block-keyed index
+(:data:`~interlock.audit.schema.CORRELATION_BLOCK` entries a block) and its
+few matches put in order — never a pass over the bodies. It covers the tree
+of the latest signed head, so every hit can be proven against it
+(``proofs=True``: the RFC 9162 inclusion proof of each).
 
 The index is not itself hashed, so each hit is checked against its entry:
 the body must hash to the stored leaf and say what the index row says; a
