@@ -322,6 +322,9 @@ def _insert(connection: Connection, table: Table, rows: Sequence[Sequence[object
     """
     if not rows:
         return
+    if connection.dialect.name == "postgresql":
+        _copy(connection, table, rows)
+        return
     width = len(table.columns)
     marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     columns = ", ".join(column.name for column in table.columns)
@@ -332,6 +335,26 @@ def _insert(connection: Connection, table: Table, rows: Sequence[Sequence[object
         values = ", ".join([group] * len(chunk))
         sql = f"INSERT INTO {table.name} ({columns}) VALUES {values}"  # noqa: S608  (our names)
         connection.exec_driver_sql(sql, tuple(itertools.chain.from_iterable(chunk)))
+
+
+def _copy(connection: Connection, table: Table, rows: Sequence[Sequence[object]]) -> None:
+    """PostgreSQL: ``COPY ... FROM STDIN`` in the appending transaction.
+
+    A multi-row ``INSERT`` of a batch costs the server far more than the rows
+    (measured: about 30 µs an entry for the search index's six columns, parsing
+    and planning thousands of parameters); COPY streams the rows, adapted by
+    psycopg as parameters are.
+    """
+    columns = ", ".join(column.name for column in table.columns)
+    driver = connection.connection.driver_connection
+    if driver is None:  # pragma: no cover - an open connection always has one
+        raise RuntimeError("the audit database connection is closed")
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
 
 
 def _write(connection: Connection, batch: Batch, keys: LogKeys) -> None:
