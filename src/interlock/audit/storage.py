@@ -313,7 +313,8 @@ _MAX_PARAMETERS: Final = 30_000  # below SQLite's 32,766 and PostgreSQL's 65,535
 def _insert(connection: Connection, table: Table, rows: Sequence[Sequence[object]]) -> None:
     """Insert ``rows`` (in column order) with as few statements as the drivers allow.
 
-    One multi-row ``INSERT ... VALUES (...), (...)`` per chunk, in the driver's
+    PostgreSQL: one ``COPY`` per table (:func:`_copy`). SQLite: one
+    multi-row ``INSERT ... VALUES (...), (...)`` per chunk, in the driver's
     paramstyle, handed to the driver directly: names come from our schema,
     values only ever as parameters. ``executemany`` would run one statement
     per row, and SQLite's driver gives up and retakes the interpreter lock
