@@ -125,7 +125,7 @@ KEYS: Final = Table(
     Column("sealed", LargeBinary, nullable=False),
     Column("created_us", BigInteger, nullable=False),
 )
-#: Entries per block of the correlation-id index (:data:`SEARCH_CORRELATION`).
+#: Entries per block of the correlation-id index (``audit_search_correlation_block``).
 CORRELATION_BLOCK: Final = 4096
 # The search index: one row per entry that has a body, written in the append's
 # transaction (and backfilled for a log made before it). Client, integration and
