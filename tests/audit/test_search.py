@@ -14,11 +14,18 @@ from hypothesis import strategies as st
 from sqlalchemy.exc import DBAPIError
 
 from interlock.audit import AuditEntry, Outcome
-from interlock.audit.entry import encode_entry
+from interlock.audit.entry import Decision, encode_entry
 from interlock.audit.errors import AuditError
 from interlock.audit.prune import prune
 from interlock.audit.pseudonyms import Pseudonymiser
-from interlock.audit.schema import SEARCH, SEARCH_BACKFILL, ensure_schema, grant_roles
+from interlock.audit.schema import (
+    BODIES,
+    CORRELATION_BLOCK,
+    SEARCH,
+    SEARCH_BACKFILL,
+    ensure_schema,
+    grant_roles,
+)
 from interlock.audit.search import SearchQuery, _statement, search
 from interlock.audit.search_index import _parsed, backfill, search_row
 from interlock.audit.service import AuditLog
@@ -256,8 +263,7 @@ def test_bytes_that_are_not_an_entry_get_no_row() -> None:
     assert search_row(1, reordered, 2, None) == (1, 2, "c", "a", None, "x.y")
 
 
-_QUERIES = (
-    SearchQuery(correlation_id="req-1"),
+_QUERIES = (  # a correlation id: test_a_correlation_id_is_one_probe_per_block...
     SearchQuery(client="order-sync", since=T0),
     SearchQuery(integration="billing", since=T0, until=T0 + timedelta(hours=1)),
     SearchQuery(action="gateway.request"),
@@ -266,25 +272,82 @@ _QUERIES = (
 )
 
 
+def _plan(connection: sa.Connection, query: SearchQuery, last_block: int = 3) -> str:
+    sqlite = connection.dialect.name == "sqlite"
+    statement = _statement(query, last_block, postgresql=not sqlite)
+    sql = str(statement.compile(connection.engine, compile_kwargs={"literal_binds": True}))
+    prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+    return " / ".join(str(row[-1]) for row in connection.exec_driver_sql(prefix + sql))
+
+
+def _no_scans(connection: sa.Connection, *, sort: bool) -> None:
+    if connection.dialect.name == "postgresql":
+        # A tiny table would be scanned or sorted whatever its indexes: rule those out
+        # and see whether an index gives the rows (in order, unless ``sort``).
+        for setting in (
+            "enable_seqscan",
+            "enable_bitmapscan",
+            "enable_sort"[: 0 if sort else None],
+        ):
+            if setting:
+                connection.exec_driver_sql(f"SET {setting} = off")
+
+
 def test_every_search_is_an_index_range_scan_in_print_order(audit_log: AuditLog) -> None:
     """The plan reads one audit_search index in order (no scan of the table, no sort)."""
     _fill(audit_log)
-    engine = audit_log.store.engine
-    sqlite = engine.dialect.name == "sqlite"
-    with engine.connect() as connection:
-        if not sqlite:
-            # A tiny table would be scanned or sorted whatever its indexes: rule those out
-            # and see whether an index gives the rows in order.
-            for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
-                connection.exec_driver_sql(f"SET {setting} = off")
+    with audit_log.store.engine.connect() as connection:
+        _no_scans(connection, sort=False)
         for query in _QUERIES:
-            sql = str(_statement(query).compile(engine, compile_kwargs={"literal_binds": True}))
-            prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
-            plan = " / ".join(str(row[-1]) for row in connection.exec_driver_sql(prefix + sql))
+            plan = _plan(connection, query)
             assert "audit_search_" in plan, plan
             assert "TEMP B-TREE" not in plan, plan
             assert "Sort" not in plan, plan
             assert "Seq Scan on audit_search" not in plan, plan
+
+
+def test_a_correlation_id_is_one_probe_per_block_then_a_sort_of_its_few_rows(
+    audit_log: AuditLog,
+) -> None:
+    """Both key parts of the block-keyed index are probed: never a pass over the index."""
+    _fill(audit_log)
+    with audit_log.store.engine.connect() as connection:
+        _no_scans(connection, sort=True)
+        plan = _plan(connection, SearchQuery(correlation_id="req-1"))
+    if audit_log.store.engine.dialect.name == "sqlite":
+        expected = "USING INDEX audit_search_correlation_block (<expr>=? AND correlation_id=?)"
+        assert expected in plan, plan
+    else:
+        assert "Index Scan using audit_search_correlation_block" in plan, plan
+        assert "Index Cond: (((idx / 4096) = ANY ('{0,1,2,3}'::integer[])) AND " in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
+def test_a_correlation_id_is_found_in_every_block_newest_first(
+    settings: Settings, keyring: Keyring
+) -> None:
+    """An id shared across several blocks of the index: every entry, by time, newest first."""
+    log = AuditLog.open(settings, keyring, witnesses=[])
+    try:
+        block = CORRELATION_BLOCK
+        with log.store.appending(log.keys) as batch:
+            count = 2 * block + 10
+            bodies = [
+                encode_entry(
+                    sample_entry(i, correlation_id="many" if i % block in {0, 5} else f"r{i}"),
+                    log.keys.pseudonymiser,
+                    pseudonymise_ip=True,
+                )
+                for i in range(count)
+            ]
+            # Times out of index order: the newest by time is entry 5.
+            times = [(count + 100 if i == 5 else i) for i in range(count)]
+            batch.extend(bodies, times, ["order-sync"] * count)
+        indexes = _indexes(log, correlation_id="many")
+        assert indexes == [5, 2 * block + 5, 2 * block, block + 5, block, 0]
+        assert _indexes(log, correlation_id=f"r{block + 7}") == [block + 7]
+    finally:
+        log.close()
 
 
 def test_postgres_roles_search_as_the_app_and_prune_the_index_as_maintenance(
@@ -335,3 +398,118 @@ def test_postgres_roles_search_as_the_app_and_prune_the_index_as_maintenance(
         assert _indexes(maintenance, client="order-sync")[-3:] == [5, 4, 3]
     finally:
         maintenance.close()
+
+
+_OLD_LAYOUT = (  # the first layout's correlation-id index, as issue 29 created it
+    "DROP INDEX audit_search_correlation_block",
+    "CREATE INDEX audit_search_correlation_id ON audit_search (correlation_id, time_us, idx)",
+)
+
+
+def _search_indexes(engine: sa.Engine) -> set[str]:
+    if engine.dialect.name == "postgresql":
+        sql = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    else:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
+    with engine.connect() as connection:
+        names = set(connection.exec_driver_sql(sql).scalars())
+    return {n for n in names if n.startswith("audit_search_") and not n.endswith("_pkey")}
+
+
+def _make_old_layout(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        for statement in _OLD_LAYOUT:
+            connection.exec_driver_sql(statement)
+    engine.dispose()
+
+
+_CURRENT = {
+    "audit_search_time",
+    "audit_search_correlation_block",
+    "audit_search_client",
+    "audit_search_integration",
+    "audit_search_action",
+}
+
+
+def test_a_log_with_the_first_index_layout_gets_the_new_one_on_open(
+    settings: Settings, keyring: Keyring
+) -> None:
+    """Opening by a role with DDL rights swaps the old correlation index; searches agree."""
+    log = AuditLog.open(settings, keyring, witnesses=[])
+    _fill(log)
+    log.close()
+    _make_old_layout(settings.audit_url)
+    engine = sa.create_engine(settings.audit_url)
+    assert "audit_search_correlation_id" in _search_indexes(engine)
+
+    log = AuditLog.open(settings, keyring, witnesses=[])
+    try:
+        assert _search_indexes(engine) == _CURRENT
+        assert _indexes(log, correlation_id="shared") == [8, 7, 6]
+        ensure_schema(log.store.engine)  # idempotent: nothing left to change
+        assert _search_indexes(engine) == _CURRENT
+    finally:
+        log.close()
+        engine.dispose()
+
+
+def test_postgres_app_role_leaves_the_old_layout_and_still_finds_ids(
+    postgres_url: str, request: pytest.FixtureRequest, keyring: Keyring, tmp_path: Path
+) -> None:
+    """Without DDL rights the old index stays (a warning, no failure); search answers alike."""
+    app_role, _ = request.getfixturevalue("roles")
+    owner = AuditLog.open(
+        Settings(data_dir=tmp_path, audit_database_url=postgres_url), keyring, witnesses=[]
+    )
+    _fill(owner)
+    grant_roles(owner.store.engine, app_role)
+    owner.close()
+    _make_old_layout(postgres_url)
+
+    app = AuditLog.open(
+        Settings(data_dir=tmp_path, audit_database_url=_as(postgres_url, app_role)),
+        keyring,
+        witnesses=[],
+    )
+    try:
+        assert "audit_search_correlation_id" in _search_indexes(app.store.engine)
+        assert _indexes(app, correlation_id="shared") == [8, 7, 6]
+        app.sink.record(sample_entry(40, correlation_id="shared"))
+        assert _indexes(app, correlation_id="shared") == [12, 8, 7, 6]
+    finally:
+        app.close()
+
+
+def test_the_fields_handed_to_the_writer_are_those_its_bytes_hold(audit_log: AuditLog) -> None:
+    """record, record_later and the gateway's decision path: each row equals the bytes' row."""
+    sink = audit_log.sink
+    sink.record(sample_entry(0, actor="client:", correlation_id=None))
+    sink.record_later(sample_entry(1, actor="admin:alice", action="admin.keys.create"))
+    decision = Decision(
+        time_us=1_735_689_600_000_000,
+        actor="client:order-sync",
+        action="gateway.request",
+        integration="order-sync",
+        source=None,
+        target=None,
+        data_categories=(),
+        records=0,
+        bytes=0,
+        result="success",
+        status=200,
+        correlation_id="req-decision",
+        reason=None,
+        details={},
+        client_ip="192.0.2.1",
+    )
+    assert sink.record_decision_later(decision)
+    audit_log.writer.close()
+    query = sa.select(SEARCH, BODIES.c.body).join(BODIES, BODIES.c.idx == SEARCH.c.idx)
+    with audit_log.store.engine.connect() as connection:
+        rows = connection.execute(query.order_by(SEARCH.c.idx)).all()
+    assert [row.client for row in rows] == [None, None, "order-sync"]
+    for row in rows:
+        stored = (row.idx, row.time_us, row.correlation_id, row.client, row.integration, row.action)
+        assert stored == search_row(row.idx, bytes(row.body), row.time_us, row.integration)

@@ -1,10 +1,13 @@
 """``interlock audit search``: find entries by correlation id, client, integration, action, time.
 
 A search reads the index (``audit_search``, :mod:`interlock.audit.search_index`):
-every filter column is indexed with the time, so a search is a range scan of
-one index, newest first, stopping at ``limit`` — never a pass over the
-bodies. It covers the tree of the latest signed head, so every hit can be
-proven against it (``proofs=True``: the RFC 9162 inclusion proof of each).
+client, integration, action and time are indexed with the time, so such a
+search is a range scan of one index, newest first, stopping at ``limit``; a
+correlation id is looked up in each block of its block-keyed index
+(:data:`~interlock.audit.schema.CORRELATION_BLOCK` entries a block) and its
+few matches put in order — never a pass over the bodies. It covers the tree
+of the latest signed head, so every hit can be proven against it
+(``proofs=True``: the RFC 9162 inclusion proof of each).
 
 The index is not itself hashed, so each hit is checked against its entry:
 the body must hash to the stored leaf and say what the index row says; a
@@ -20,12 +23,30 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    Connection,
+    any_,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    select,
+)
 
 from interlock.audit.entry import decode_entry, entry_time
 from interlock.audit.errors import AuditError
 from interlock.audit.proofs import ProofReader
-from interlock.audit.schema import BODIES, CHECKPOINTS, LEAVES, PRUNED, SEARCH
+from interlock.audit.schema import (
+    BODIES,
+    CHECKPOINTS,
+    CORRELATION_BLOCK,
+    LEAVES,
+    PRUNED,
+    SEARCH,
+)
 from interlock.audit.search_index import backfill_progress, search_row
 from interlock.audit.storage import LogStore, StoredCheckpoint
 from interlock.proofs.rfc9162 import inclusion_path, leaf_hash
@@ -77,7 +98,9 @@ def search(store: LogStore, query: SearchQuery, *, proofs: bool = False) -> Sear
     if not 0 < query.limit <= MAX_LIMIT:
         raise ValueError(f"the limit is between 1 and {MAX_LIMIT}")
     with store.engine.connect() as connection:
-        rows = connection.execute(_statement(query)).all()
+        postgresql = connection.dialect.name == "postgresql"
+        statement = _statement(query, _last_block(connection), postgresql=postgresql)
+        rows = connection.execute(statement).all()
         # Read after the rows: the head of the transaction that appended the newest
         # of them, or a later one, so every hit is in its tree.
         latest = _latest(connection)
@@ -106,10 +129,30 @@ def _latest(connection: Connection) -> StoredCheckpoint | None:
     return None if row is None else StoredCheckpoint(row.size, bytes(row.root), row.note)
 
 
-def _statement(query: SearchQuery) -> Any:
+def _last_block(connection: Connection) -> int:
+    """The block of the newest index row (-1: none); a look-up of the largest key."""
+    last = connection.execute(select(func.max(SEARCH.c.idx))).scalar()
+    return -1 if last is None else int(last) // CORRELATION_BLOCK
+
+
+def _statement(query: SearchQuery, last_block: int = 0, *, postgresql: bool = False) -> Any:
     conditions = []
+    if query.correlation_id is not None:
+        # One probe of the block-keyed index per block up to ``last_block``; the few
+        # rows an id matches are then put in order. PostgreSQL probes an array of the
+        # blocks (= ANY); SQLite a list the query makes itself (a recursive CTE).
+        block: ColumnElement[int] = literal_column(
+            f"audit_search.idx / {CORRELATION_BLOCK}", BigInteger
+        )
+        if postgresql:
+            numbers = bindparam("blocks", list(range(last_block + 1)), ARRAY(BigInteger))
+            conditions.append(block == any_(numbers))
+        else:
+            blocks = select(literal(last_block).label("b")).cte("blocks", recursive=True)
+            blocks = blocks.union_all(select(blocks.c.b - 1).where(blocks.c.b > 0))
+            conditions.append(block.in_(select(blocks.c.b)))
+        conditions.append(SEARCH.c.correlation_id == query.correlation_id)
     for column, value in (
-        (SEARCH.c.correlation_id, query.correlation_id),
         (SEARCH.c.client, query.client),
         (SEARCH.c.integration, query.integration),
         (SEARCH.c.action, query.action),

@@ -24,6 +24,7 @@ from interlock.audit.errors import AuditError, AuditUnavailableError
 from interlock.audit.heartbeat import TreeHeadHeartbeat
 from interlock.audit.keys import LogKeys, load_keys
 from interlock.audit.proofs import ProofReader
+from interlock.audit.search_index import search_head
 from interlock.audit.storage import LogStore, StoredCheckpoint, create_audit_engines
 from interlock.audit.witness import FileWitness, HttpsWitness, Witness, WitnessPublisher
 from interlock.audit.writer import GroupCommitWriter, Pending
@@ -53,7 +54,8 @@ class DurableSink:
         log = self._log
         body = encode_entry(entry, log.keys.pseudonymiser, pseudonymise_ip=log.pseudonymise_ip)
         time_us = int(entry.time.timestamp() * 1_000_000)
-        return log.writer.submit(body, time_us, entry.integration, urgent=urgent)
+        head = search_head(entry.actor, entry.action, entry.correlation_id)
+        return log.writer.submit(body, time_us, entry.integration, urgent=urgent, head=head)
 
     def record(self, entry: AuditEntry) -> int:
         """Make ``entry`` durable; its index, or ``AuditUnavailableError`` within the timeout."""
@@ -69,7 +71,8 @@ class DurableSink:
         body = encode_entry(entry, log.keys.pseudonymiser, pseudonymise_ip=log.pseudonymise_ip)
         time_us = int(entry.time.timestamp() * 1_000_000)
         try:
-            log.writer.submit_later(body, time_us, entry.integration)
+            head = search_head(entry.actor, entry.action, entry.correlation_id)
+            log.writer.submit_later(body, time_us, entry.integration, head)
         except AuditUnavailableError as exc:
             _log.error("audit_entry_dropped", action=entry.action, error=exc.message)
 
@@ -86,7 +89,8 @@ class DurableSink:
         if body is None:
             return False
         try:
-            log.writer.submit_later(body, decision.time_us, decision.integration)
+            head = search_head(decision.actor, decision.action, decision.correlation_id)
+            log.writer.submit_later(body, decision.time_us, decision.integration, head)
         except AuditUnavailableError as exc:
             _log.error("audit_entry_dropped", action=decision.action, error=exc.message)
         return True
@@ -142,6 +146,7 @@ class AuditLog:
                         [p.body for p in batch],
                         [p.time_us for p in batch],
                         [p.integration for p in batch],
+                        [p.head for p in batch],
                     )
                 )
                 size = appending.frontier.size

@@ -35,7 +35,7 @@ from interlock.audit.schema import (
     SEARCH,
     ensure_schema,
 )
-from interlock.audit.search_index import SearchRow, backfill, search_row
+from interlock.audit.search_index import SearchHead, SearchRow, backfill, search_row
 from interlock.proofs.checkpoint import Checkpoint
 from interlock.proofs.cosignature import Cosignature
 from interlock.proofs.rfc9162 import Piece, leaf_hash, leaf_hashes
@@ -139,18 +139,48 @@ class Batch:
         return index
 
     def extend(
-        self, bodies: Sequence[bytes], times_us: Sequence[int], integrations: Sequence[str | None]
+        self,
+        bodies: Sequence[bytes],
+        times_us: Sequence[int],
+        integrations: Sequence[str | None],
+        heads: Sequence[SearchHead | None] | None = None,
     ) -> range:
-        """Append many encoded entries at once (leaf hashes and tree in bulk); their indexes."""
+        """Append many encoded entries at once (leaf hashes and tree in bulk); their indexes.
+
+        ``heads``: each entry's search-index fields when the caller had them
+        (they must be those its bytes hold); None ones are read from the bytes.
+        """
         first = self.frontier.size
         digests = leaf_hashes(bodies)
         indexes = range(first, first + len(digests))
         self.leaves.extend(zip(indexes, digests, times_us, integrations, strict=True))
         self.bodies.extend(zip(indexes, bodies, strict=True))
-        rows = map(search_row, indexes, bodies, times_us, integrations)
-        self.search.extend(row for row in rows if row is not None)
+        if heads is None:
+            rows = map(search_row, indexes, bodies, times_us, integrations)
+            self.search.extend(row for row in rows if row is not None)
+        else:
+            self.search.extend(_rows(indexes, bodies, times_us, integrations, heads))
         self.nodes.extend(self.frontier.extend(digests))
         return indexes
+
+
+def _rows(
+    indexes: range,
+    bodies: Sequence[bytes],
+    times_us: Sequence[int],
+    integrations: Sequence[str | None],
+    heads: Sequence[SearchHead | None],
+) -> Iterator[SearchRow]:
+    for index, body, time_us, integration, head in zip(
+        indexes, bodies, times_us, integrations, heads, strict=True
+    ):
+        if head is None:
+            row = search_row(index, body, time_us, integration)
+            if row is not None:
+                yield row
+        else:
+            correlation_id, client, action = head
+            yield (index, time_us, correlation_id, client, integration, action)
 
 
 class LogStore:
@@ -283,7 +313,8 @@ _MAX_PARAMETERS: Final = 30_000  # below SQLite's 32,766 and PostgreSQL's 65,535
 def _insert(connection: Connection, table: Table, rows: Sequence[Sequence[object]]) -> None:
     """Insert ``rows`` (in column order) with as few statements as the drivers allow.
 
-    One multi-row ``INSERT ... VALUES (...), (...)`` per chunk, in the driver's
+    PostgreSQL: one ``COPY`` per table (:func:`_copy`). SQLite: one
+    multi-row ``INSERT ... VALUES (...), (...)`` per chunk, in the driver's
     paramstyle, handed to the driver directly: names come from our schema,
     values only ever as parameters. ``executemany`` would run one statement
     per row, and SQLite's driver gives up and retakes the interpreter lock
@@ -291,6 +322,9 @@ def _insert(connection: Connection, table: Table, rows: Sequence[Sequence[object
     per-row parameter processing would cost more than the rest of an append.
     """
     if not rows:
+        return
+    if connection.dialect.name == "postgresql":
+        _copy(connection, table, rows)
         return
     width = len(table.columns)
     marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
@@ -302,6 +336,26 @@ def _insert(connection: Connection, table: Table, rows: Sequence[Sequence[object
         values = ", ".join([group] * len(chunk))
         sql = f"INSERT INTO {table.name} ({columns}) VALUES {values}"  # noqa: S608  (our names)
         connection.exec_driver_sql(sql, tuple(itertools.chain.from_iterable(chunk)))
+
+
+def _copy(connection: Connection, table: Table, rows: Sequence[Sequence[object]]) -> None:
+    """PostgreSQL: ``COPY ... FROM STDIN`` in the appending transaction.
+
+    A multi-row ``INSERT`` of a batch costs the server far more than the rows
+    (measured: about 30 µs an entry for the search index's six columns, parsing
+    and planning thousands of parameters); COPY streams the rows, adapted by
+    psycopg as parameters are.
+    """
+    columns = ", ".join(column.name for column in table.columns)
+    driver = connection.connection.driver_connection
+    if driver is None:  # pragma: no cover - an open connection always has one
+        raise RuntimeError("the audit database connection is closed")
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
 
 
 def _write(connection: Connection, batch: Batch, keys: LogKeys) -> None:

@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from interlock.audit.errors import AuditUnavailableError
+from interlock.audit.search_index import SearchHead
 from interlock.logs import get_logger
 
 __all__ = ["GroupCommitWriter", "Pending"]
@@ -55,6 +56,7 @@ class Pending(NamedTuple):
     time_us: int
     integration: str | None
     future: concurrent.futures.Future[int] | None
+    head: SearchHead | None = None  # its search-index fields, when the caller had them
 
     @property
     def urgent(self) -> bool:
@@ -91,25 +93,40 @@ class GroupCommitWriter:
         self._thread.start()
 
     def submit(
-        self, body: bytes, time_us: int, integration: str | None, *, urgent: bool = True
+        self,
+        body: bytes,
+        time_us: int,
+        integration: str | None,
+        *,
+        urgent: bool = True,
+        head: SearchHead | None = None,
     ) -> Pending:
         """Queue an entry; raises :class:`AuditUnavailableError` when closed or full.
 
         ``urgent=False``: nobody waits for it, so it may linger to share a commit
         (:meth:`submit_later` is the same without building a ``Pending`` to return).
+        ``head``: the entry's search-index fields, so the writer need not read
+        them from ``body`` (they must be the ones ``body`` holds).
         """
-        pending = Pending(
-            body, time_us, integration, concurrent.futures.Future() if urgent else None
+        future: concurrent.futures.Future[int] | None = (
+            concurrent.futures.Future() if urgent else None
         )
+        pending = Pending(body, time_us, integration, future, head)
         self._put(pending)
         if urgent:
             self._urgent.set()
             self._wake.set()
         return pending
 
-    def submit_later(self, body: bytes, time_us: int, integration: str | None) -> None:
+    def submit_later(
+        self,
+        body: bytes,
+        time_us: int,
+        integration: str | None,
+        head: SearchHead | None = None,
+    ) -> None:
         """Queue an entry nobody waits for; :class:`AuditUnavailableError` when closed or full."""
-        self._put(Pending(body, time_us, integration, None))
+        self._put(Pending(body, time_us, integration, None, head))
 
     def _put(self, pending: Pending) -> None:
         queued = self._queue
