@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import shutil
 import ssl
@@ -95,6 +96,9 @@ def demo(
     """Run the gateway on a fresh deployment with a sample ERP, and show it working."""
     loaded = load_manifest(manifest)
     nginx = demo_edge.nginx_binary() if edge else None  # missing: one line, nothing started
+    # Given with --data-dir, or by INTERLOCK_DATA_DIR itself (older Typer releases leave the
+    # option unset when only the environment names it): never the demo's to delete.
+    state.data_dir = state.data_dir or os.environ.get("INTERLOCK_DATA_DIR") or None
     fresh = state.data_dir is None
     if fresh:
         state.data_dir = tempfile.mkdtemp(prefix="interlock-demo-")  # created 0700
