@@ -16,7 +16,7 @@ from interlock.cli import completion
 from interlock.cli.context import settings
 from interlock.cli.evidence import note_result
 from interlock.cli.options import ManifestOption, duration_option
-from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table
+from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table, when
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.crypto.keyfile import read_small_file
@@ -82,7 +82,7 @@ def _open(manifest: Path | None) -> Iterator[_Clients]:
 
 
 def _when(value: datetime | None) -> str:
-    return "never" if value is None else f"{value:%Y-%m-%d %H:%M} UTC"
+    return when(value, "never")
 
 
 def _until(value: datetime | None) -> str:
@@ -403,10 +403,6 @@ def _overview(clients: _Clients, only: str | None) -> list[_Overview]:
         )
         for name in names
     ]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 # -- keygen: a key pair for private_key_jwt in one step ------------------------------------------

@@ -28,7 +28,7 @@ from interlock.cli import completion
 from interlock.cli.context import settings
 from interlock.cli.evidence import admin_actor
 from interlock.cli.options import ManifestOption
-from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table
+from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table, when
 from interlock.config.checks import known_hint
 from interlock.config.manifest import Manifest
 from interlock.errors import InvalidRequestError
@@ -131,7 +131,7 @@ def keys_list(
 
 
 def _when(value: datetime | None) -> str:
-    return "-" if value is None else f"{value:%Y-%m-%d %H:%M} UTC"
+    return when(value)
 
 
 def _key_json(row: KeyInfo, now: datetime) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from rich.text import Text
 
 from interlock.cli.context import console
 
-__all__ = ["Col", "JsonOption", "iso", "print_json", "print_table", "table"]
+__all__ = ["Col", "JsonOption", "iso", "print_json", "print_table", "table", "when"]
 
 JsonOption = Annotated[
     bool,
@@ -46,6 +46,14 @@ def iso(value: datetime | None) -> str | None:
         value = value.astimezone(UTC)
     text = value.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def when(value: datetime | None, absent: str = "-", *, utc: bool = True) -> str:
+    """A time for a table: ``2026-12-05 13:45 UTC`` (``utc=False``: without the zone);
+    ``absent`` for ``None``."""
+    if value is None:
+        return absent
+    return f"{value:%Y-%m-%d %H:%M}" + (" UTC" if utc else "")
 
 
 def _default(value: object) -> Any:

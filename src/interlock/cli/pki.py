@@ -20,7 +20,7 @@ from rich.table import Table
 from interlock.cli import completion
 from interlock.cli.context import settings
 from interlock.cli.options import ManifestOption, duration_option
-from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table
+from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table, when
 from interlock.config.loader import load_manifest
 from interlock.crypto.keyfile import write_private_file
 from interlock.crypto.pkix import load_certificate_pem
@@ -298,7 +298,7 @@ def _write(directory: Path, name: str, issued: Issued) -> None:
 
 
 def _when(value: datetime) -> str:
-    return f"{value:%Y-%m-%d %H:%M} UTC"
+    return when(value)
 
 
 def _days_left(info: CertificateInfo, now: datetime) -> int:

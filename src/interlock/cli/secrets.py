@@ -20,7 +20,7 @@ from interlock.cli import completion, rotation
 from interlock.cli.context import settings
 from interlock.cli.evidence import admin_actor
 from interlock.cli.options import ManifestOption, duration_option
-from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table
+from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table, when
 from interlock.cli.vault_session import open_vault_session
 from interlock.config.loader import load_manifest
 from interlock.errors import InvalidRequestError
@@ -68,7 +68,7 @@ def _seconds(text: str | None) -> int | None:
 
 
 def _when(value: datetime | None) -> str:
-    return "-" if value is None else f"{value:%Y-%m-%d %H:%M}"
+    return when(value, utc=False)
 
 
 @app.command("put")

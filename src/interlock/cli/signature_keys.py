@@ -13,7 +13,7 @@ import typer
 from interlock.cli import completion
 from interlock.cli.context import settings
 from interlock.cli.options import ManifestOption, duration_option
-from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table
+from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table, when
 from interlock.config.loader import load_manifest
 from interlock.crypto.keyfile import read_small_file
 from interlock.errors import InvalidRequestError
@@ -43,7 +43,7 @@ def _open(manifest: Path | None) -> Iterator[ClientKeys]:
 
 
 def _when(value: datetime | None) -> str:
-    return "never" if value is None else f"{value:%Y-%m-%d %H:%M} UTC"
+    return when(value, "never")
 
 
 @app.command("create")
