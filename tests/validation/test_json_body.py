@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from interlock.config.manifest import JsonLimits
 from interlock.gateway.problems import REFUSALS
 from interlock.validation.errors import MAX_ECHO, BodyRefused
-from interlock.validation.json_body import parse_json
+from interlock.validation.json_body import _CANDIDATES, _plan, parse_json
 
 DEFAULT = JsonLimits()
 SMALL = JsonLimits(max_depth=4, max_string_length=10, max_number_length=8, max_members=3)
@@ -282,6 +282,69 @@ def test_long_digit_strings_inside_strings_are_not_numbers() -> None:
     """A long reference number in a string is text: only the cautious pre-check notices it."""
     body = json.dumps({"ref": "9" * 100, "exp": "e999", "n": 12}).encode()
     assert parse_json(body, DEFAULT) == {"ref": "9" * 100, "exp": "e999", "n": 12}
+
+
+UUID_LIKE = "6513270e-269e-4d37-b2a7-4de452e63f1a"  # "0e-269" reads like an exponent
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"id": "' + UUID_LIKE.encode() + b'", "amount": 1e400}',
+        b'{"id": "' + UUID_LIKE.encode() + b'", "amount":\n\t-1E+400}',
+        b'["' + UUID_LIKE.encode() + b'",1e400]',
+        b'{"ref": "' + b"9" * 40 + b'", "amount": [1e400]}',
+    ],
+)
+def test_an_overflow_after_number_like_text_in_strings_is_still_refused(body: bytes) -> None:
+    """Digits and exponents inside strings no longer force the careful decoder (a UUID's
+    "0e-269" is text), but a real number after them is still checked."""
+    exc = refusal(body)
+    assert exc.code == "json-limit-exceeded"
+    assert "out of range" in exc.detail
+
+
+def test_an_inexact_number_after_number_like_text_is_still_exact() -> None:
+    """The same for precision: the literal a double cannot carry stays a Decimal."""
+    body = json.dumps({"id": UUID_LIKE, "digest": "1234567890" * 4}).encode()
+    value = parse_json(body[:-1] + b', "n": 0.30000000000000001, "tiny": 1e-400}', DEFAULT)
+    assert value["n"] == Decimal("0.30000000000000001")
+    assert value["tiny"] == Decimal("1e-400")
+
+
+def test_number_like_text_in_strings_takes_the_fast_decoder() -> None:
+    """A UUID, a hex digest or a long reference in a string costs no number hooks; a real
+    long number, a top-level one, or more runs than are classified keep the careful one."""
+    plan = _plan(DEFAULT)
+    text_only = {"id": UUID_LIKE, "sha": "0e12345e678" * 6, "ref": "9" * 30, "n": 1.5}
+    assert not plan.risky_numbers(json.dumps(text_only).encode())
+    assert plan.risky_numbers(json.dumps({"id": UUID_LIKE, "n": 1.25e-30}).encode())
+    assert plan.risky_numbers(b'{"n": 12345678901234567.5}')
+    assert plan.risky_numbers(b"1e400")
+    assert plan.risky_numbers(b'"x" 1e400')  # cautious about what is not even JSON
+    many = json.dumps([f"{n}e-{n:03}" for n in range(_CANDIDATES + 1)]).encode()
+    assert plan.risky_numbers(many)
+
+
+@given(
+    st.lists(st.text(alphabet="0123456789eE+-.abcdef", max_size=24), max_size=6),
+    st.decimals(allow_nan=False, allow_infinity=False).map(str),
+)
+def test_any_text_before_a_number_leaves_its_value_exact(texts: list[str], literal: str) -> None:
+    """Whatever number-like text comes first, the number parses to its exact value or is
+    refused as too long or out of range, as it would be alone."""
+    body = (json.dumps(texts)[:-1] + ("," if texts else "") + literal + "]").encode()
+    code: str | None = None
+    try:
+        alone = parse_json(f"[{literal}]".encode(), DEFAULT)
+    except BodyRefused as refused:
+        code = refused.code
+    if code is not None:
+        assert located(body)[0] == code
+        return
+    value = parse_json(body, DEFAULT)
+    assert value[:-1] == texts
+    assert _exact(value[-1]) == _exact(alone[0])
 
 
 def test_a_long_number_limit_still_catches_overflow_without_exponent() -> None:

@@ -24,7 +24,8 @@ size.
 
 Speed matters (this runs on every JSON request), so the common case is one
 parse with a single hook (duplicate keys and member counts), the number hooks
-only when a C-speed scan of the bytes says a number could break a limit, and
+only when a C-speed scan of the bytes says a number could break a limit (digits
+inside strings, as in UUIDs, do not count), and
 one structure check in Rust (see :class:`_Plan`) that is skipped when the
 body's length already rules its problems out. Only when something is wrong is
 the body parsed a second time, losslessly, and walked iteratively to name the
@@ -72,6 +73,12 @@ _BIG_EXPONENTS: Final = (b"eddd", b"e+ddd")
 _MANY_DIGITS: Final = b"d" * (DBL_DIG + 1)
 # A mantissa of fewer digits, with an exponent under 100, stays below 1e308.
 _OVERFLOW_DIGITS: Final = 200
+# What may come right before a number literal outside a string (RFC 8259 §2, §4, §5: a
+# value follows "[", ",", ":", whitespace or nothing). A run of number characters
+# after anything else (a quote, a letter) is text inside a string: "6513270e-269e" in
+# a UUID is not an exponent. Past _CANDIDATES runs per pattern the scan stays cautious.
+_BEFORE_NUMBER: Final = frozenset(b"[,: \t\n\r")
+_CANDIDATES: Final = 256
 
 
 class _Suspect(Exception):  # noqa: N818  (internal signal, never leaves this module)
@@ -126,7 +133,10 @@ class _Plan:
         self.limits = limits
         self.max_number = limits.max_number_length
         self.max_members = limits.max_members
-        self.long_run = b"d" * max(1, (limits.max_number_length - 1) // 2)
+        long_run = b"d" * max(1, (limits.max_number_length - 1) // 2)
+        # Both runs of "d" call for the careful decoder: a run holding the longer one
+        # holds the shorter, so one scan, for the shorter, finds either.
+        self.digit_run = min(long_run, _MANY_DIGITS, key=len)
         # Decoders built once: json.loads(text, **hooks) would build one per call.
         self.fast = json.JSONDecoder(object_pairs_hook=self.pairs, parse_constant=_suspect)
         self.careful = json.JSONDecoder(
@@ -153,10 +163,8 @@ class _Plan:
         if self.max_number >= _OVERFLOW_DIGITS:
             return True
         mapped = body.translate(_NUMBERS)
-        return (
-            self.long_run in mapped
-            or _MANY_DIGITS in mapped
-            or any(big in mapped for big in _BIG_EXPONENTS)
+        return any(
+            _maybe_number(body, mapped, pattern) for pattern in (self.digit_run, *_BIG_EXPONENTS)
         )
 
     def pairs(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -197,6 +205,27 @@ class _Plan:
 @lru_cache(maxsize=256)
 def _plan(limits: JsonLimits) -> _Plan:
     return _Plan(limits)
+
+
+def _maybe_number(body: bytes, mapped: bytes, pattern: bytes) -> bool:
+    """Whether ``pattern`` occurs in ``mapped`` where a number literal of ``body`` could be.
+
+    Each run of number characters holding ``pattern`` is looked at once, at C speed
+    (``mapped`` has a space for every other character). Cautious: True when there
+    are more than :data:`_CANDIDATES` such runs.
+    """
+    at = mapped.find(pattern)
+    for _ in range(_CANDIDATES):
+        if at == -1:
+            return False
+        begin = mapped.rfind(b" ", 0, at) + 1
+        if begin == 0 or body[begin - 1] in _BEFORE_NUMBER:
+            return True
+        end = mapped.find(b" ", at)
+        if end == -1:
+            return False
+        at = mapped.find(pattern, end)
+    return at != -1
 
 
 def _suspect(_literal: str) -> Any:
