@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -25,7 +25,7 @@ from rich.table import Table
 from interlock.cli import privacy_requests
 from interlock.cli.context import console, settings
 from interlock.cli.options import ManifestOption
-from interlock.cli.output import Col, JsonOption, print_json, print_table, table
+from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table
 from interlock.config.units import parse_duration
 from interlock.errors import InterlockError, InvalidRequestError
 
@@ -339,8 +339,8 @@ def _print_trace(report: TraceReport) -> None:
         owner = f", owner {system.owner}" if system.owner else ""
         flows = _table(
             f"{system.system} ({where}{owner}): {system.requests} request"
-            f"{'' if system.requests == 1 else 's'}, {_second(_iso(system.first_seen))} to "
-            f"{_second(_iso(system.last_seen))}",
+            f"{'' if system.requests == 1 else 's'}, {_second(iso(system.first_seen))} to "
+            f"{_second(iso(system.last_seen))}",
             (_INTEGRATION, "routes", "from", "categories", "purpose", "legal basis",
              "retention", "recipients"),
         )  # fmt: skip
@@ -373,7 +373,3 @@ def _print_trace(report: TraceReport) -> None:
     from interlock.privacy.trace import AUTOMATED_DECISIONS
 
     console.print(AUTOMATED_DECISIONS, soft_wrap=True)
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
