@@ -11,6 +11,10 @@ the deployment's local CA):
   makes the DHE-RSA suites unusable anyway),
 
 both pinned to CPU 0 and capped at the same CPU share (below), each answering ``GET /healthz`` with a tiny JSON body.
+A third server, for information, is the stack floor: aiohttp on uvloop alone with
+Interlock's TLS context (``aiohttp_server.py``), so that the ratios also say how
+much of the gap is Interlock's own work per connection and how much is the
+Python stack's (``*-handshakes-vs-aiohttp``, ``*-handshakes-aiohttp-vs-nginx``).
 ``openssl s_time`` drives them from both CPUs (the servers are capped, below): ``-new`` makes every connection a
 full handshake, ``-reuse`` resumes the first connection's session on every
 later one (TLS 1.2: session id or ticket, whichever the server offers; TLS
@@ -276,6 +280,17 @@ def start_nginx(box: Sandbox, started: list[subprocess.Popen[bytes]]) -> Server:
     return Server("nginx", port, process.pid)
 
 
+def start_aiohttp(box: Sandbox, started: list[subprocess.Popen[bytes]]) -> Server:
+    """The stack floor (``aiohttp_server.py``): aiohttp + uvloop, Interlock's TLS context."""
+    port = free_port()
+    script = Path(__file__).with_name("aiohttp_server.py")
+    command = [sys.executable, str(script), str(box.server_cert), str(box.server_key), str(port)]
+    process = subprocess.Popen(["taskset", "-c", SERVER_CPU, *command], env=box.env)
+    started.append(process)
+    wait_port(port, timeout=60)
+    return Server("aiohttp", port, process.pid)
+
+
 def start_interlock(box: Sandbox, started: list[subprocess.Popen[bytes]]) -> Server:
     """``interlock serve`` with the same certificate and key, one process, pinned to CPU 0."""
     port = free_port()
@@ -368,8 +383,12 @@ def cpu_caps(quota: float, names: Sequence[str]) -> Iterator[dict[str, CpuCap]]:
 def measure(box: Sandbox, args: argparse.Namespace) -> dict[tuple[str, str, str], list[Run]]:
     """Every (server, version, mode), ``--repeat`` times, alternating between the servers."""
     runs: dict[tuple[str, str, str], list[Run]] = {}
-    with cpu_caps(args.quota, ["interlock", "nginx"]) as caps, processes() as started:
-        servers = [start_interlock(box, started), start_nginx(box, started)]
+    with cpu_caps(args.quota, ["interlock", "nginx", "aiohttp"]) as caps, processes() as started:
+        servers = [
+            start_interlock(box, started),
+            start_nginx(box, started),
+            start_aiohttp(box, started),
+        ]
         for server in servers:
             caps[server.name].add(server.pid)
             check(server, box.ca_file)
@@ -450,6 +469,35 @@ def report(runs: dict[tuple[str, str, str], list[Run]], args: argparse.Namespace
                 note="handshakes per server CPU-second, both saturated",
             )
         overall[mode] = statistics.geometric_mean(ratios)
+    for mode in MODES:  # where the gap lies: Interlock over its stack, the stack against nginx
+        for name, ours_name, theirs_name, peer_name, note in (
+            (
+                f"{mode}-handshakes-vs-aiohttp",
+                "interlock",
+                "aiohttp",
+                "aiohttp + uvloop alone with Interlock's TLS context (aiohttp_server.py)",
+                "Interlock's own work per connection over the stack it runs on",
+            ),
+            (
+                f"{mode}-handshakes-aiohttp-vs-nginx",
+                "aiohttp",
+                "nginx",
+                peer,
+                "the Python stack's ceiling: any aiohttp server, nothing of Interlock",
+            ),
+        ):
+            report_figure(
+                "tls",
+                name,
+                statistics.geometric_mean(
+                    per_cpu_second(runs[(ours_name, version, mode)])
+                    / per_cpu_second(runs[(theirs_name, version, mode)])
+                    for version in args.versions
+                ),
+                target=None,
+                peer=peer_name,
+                note=f"{note}; geometric mean over TLS {', '.join(args.versions)}",
+            )
     for mode, ratio in overall.items():
         report_figure(
             "tls",
