@@ -16,6 +16,10 @@ configuration (target >= 0.9).
 * ``clients-1e3-vs-1``: the token endpoint's ``handle`` (client lookup,
   secret check, grants, ES256 signing) for one client, in a manifest of 1
   client against one of 1,000.
+* ``messaging-integrations-1e3-vs-1``: a message's key look-ups
+  (``MessagingKeys``: the producer's signer and the recipients to seal, the
+  verification and decryption keys to open), with 1 messaging integration's
+  keys in the store against 1,000 integrations' (3,000 keys).
 
 Run: ``.venv/bin/python benchmarks/scaling/run.py``
 """
@@ -38,6 +42,7 @@ from interlock.config.manifest import Manifest
 from interlock.gateway.routing import RouteTable
 from interlock.identity.apikeys import ApiKeys
 from interlock.identity.client_secrets import ClientSecrets
+from interlock.messaging.keys import MessagingKeys
 from interlock.oauth.revocation import TokenRevocations
 from interlock.oauth.revoked import RevokedTokens
 from interlock.oauth.signing_keys import SigningKeys
@@ -249,12 +254,77 @@ def clients(work: Path) -> None:
         )
 
 
+MESSAGING_FLOW = """\
+  {name}:
+    type: messaging
+    source: erp
+    target: crm
+    client: producer
+    purpose: Order events
+    legal_basis: contract
+    data_categories: [user.contact.email]
+    data_subjects: [customer]
+    retention: P1D
+    messaging: {{broker: bus, destination: {name}, consumers: [consumer], dead_letter: {{role: dlq}}}}
+"""
+
+
+def messaging_manifest(work: Path, integrations: int) -> Manifest:
+    """``integrations`` messaging integrations on one broker (the first is measured)."""
+    path = work / f"messaging-{integrations}.yaml"
+    path.write_text(
+        HEAD  # ends in the roles
+        + "  dlq: {scopes: [messaging.dead_letters]}\n"
+        + "systems:\n  erp: {url: 'https://erp.bench.test', location: DE}\n"
+        + "  crm: {url: 'https://crm.bench.test', location: DE}\n"
+        + "brokers:\n  bus: {kind: rabbitmq, url: 'amqps://broker.bench.test:5671/', location: DE}\n"
+        + "clients:\n  producer: {auth: [mtls]}\n  consumer: {auth: [mtls]}\n"
+        + "integrations:\n"
+        + "".join(MESSAGING_FLOW.format(name=f"flow{n}") for n in range(integrations))
+    )
+    return load_manifest(path)
+
+
+def messaging(work: Path) -> None:
+    """A message's key look-ups (both ends), 1 vs 1,000 messaging integrations."""
+    with sandbox("interlock-scaling-msg-one-") as one_box, sandbox("interlock-scaling-msg-") as box:
+        one = MessagingKeys(one_box.deployment.engine, one_box.deployment.keyring)
+        one.ensure(messaging_manifest(work, 1))
+        many = MessagingKeys(box.deployment.engine, box.deployment.keyring)
+        many.ensure(messaging_manifest(work, 1000))
+
+        def per_message(keys: MessagingKeys) -> None:
+            keys.signer("flow0", "producer")
+            keys.recipients("flow0", ["consumer"])
+            keys.verification_keys("flow0", "producer")
+            keys.decryption_keys("flow0", "consumer")
+
+        per_message(one)
+        per_message(many)
+        small, large = side_by_side(
+            repeated(lambda: per_message(one), 200), repeated(lambda: per_message(many), 200), 200
+        )
+        print(f"messaging keys: 1 integration {small:7.2f} µs   1,000 integrations {large:7.2f} µs")
+        report(
+            "scaling",
+            "messaging-integrations-1e3-vs-1",
+            small / large,
+            target=0.9,
+            peer="the same MessagingKeys look-ups with 1 messaging integration",
+            note=(
+                f"1 integration {small:.2f} µs, 1,000 integrations {large:.2f} µs per message "
+                "(signer and recipients to seal, verification and decryption keys to open)"
+            ),
+        )
+
+
 def main() -> None:
     """Every figure."""
     with sandbox("interlock-scaling-") as box:
         routes(box.work)
         clients(box.work)
         keys(box.work)
+        messaging(box.work)
 
 
 if __name__ == "__main__":

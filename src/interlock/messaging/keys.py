@@ -115,6 +115,9 @@ class MessagingKeys:
         self.publish_ahead = publish_ahead
         self.leeway = leeway
         self._rows_cache: list[Any] = []
+        # The cached rows by (integration, party, use): a message's key look-up reads its
+        # own party's few rows, not every integration's.
+        self._by_owner: dict[tuple[str, str, str], list[Any]] = {}
         self._rows_read = float("-inf")
         self._private: dict[str, Any] = {}
         self._public: dict[str, PublicKey] = {}
@@ -322,11 +325,8 @@ class MessagingKeys:
 
     def _live(self, integration: str, party: str, use: str) -> list[Any]:
         now = self._now()
-        return [
-            r
-            for r in self._cached_rows()
-            if _owner(r) == (integration, party, use) and not _gone(r, now)
-        ]
+        self._cached_rows()
+        return [r for r in self._by_owner.get((integration, party, use), ()) if not _gone(r, now)]
 
     def _in_use(self, integration: str, party: str, use: str) -> Any:
         now = self._now()
@@ -371,7 +371,11 @@ class MessagingKeys:
         if time.monotonic() - self._rows_read >= ROWS_TTL:
             rows = self._rows()
             with self._lock:
-                self._rows_cache, self._rows_read = rows, time.monotonic()
+                by_owner: dict[tuple[str, str, str], list[Any]] = {}
+                for row in rows:  # oldest first, as read
+                    by_owner.setdefault(_owner(row), []).append(row)
+                self._rows_cache, self._by_owner = rows, by_owner
+                self._rows_read = time.monotonic()
                 live = {row.kid for row in rows}
                 self._private = {k: v for k, v in self._private.items() if k in live}
                 self._public = {k: v for k, v in self._public.items() if k in live}
