@@ -62,6 +62,8 @@ _GLOB = Annotated[str, StringConstraints(pattern=r"^[^/\x00\n]{1,200}$")]
 _AS2_ID = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,128}$")]
 _HTTPS_URL = Annotated[str, StringConstraints(pattern=r"^https://[^\s]{1,2000}$")]
 _FILE_REF = Annotated[str, StringConstraints(pattern=r"^file:\S+$")]
+# RFC 6960 Appendix A: OCSP over HTTP; the answer is signed, TLS optional.
+_OCSP_URL = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]{1,2000}$")]
 As2Signing = Literal[
     "rsa-pss-sha256",
     "rsa-pss-sha384",
@@ -151,6 +153,23 @@ class As2Partner(_Model):
         ),
         examples=["file:partners/partner-ca.crl"],
     )
+    ocsp: _OCSP_URL | None = Field(
+        default=None,
+        description=(
+            "The partner CA's OCSP responder (http:// or https://); without it, the one "
+            "the partner's certificate names (Authority Information Access), if any."
+        ),
+        examples=["http://ocsp.partner.example"],
+    )
+    revocation: Literal["auto", "crl", "ocsp", "either", "none"] = Field(
+        default="auto",
+        description=(
+            "How the partner's certificate is checked for revocation: crl, ocsp, either "
+            "(OCSP, the CRL when the responder cannot answer), none, or auto (every "
+            "method declared or named by the certificate must answer). A declared "
+            "method that cannot answer fails closed."
+        ),
+    )
     signing: As2Signing = Field(
         default="rsa-pss-sha256", description="The signature algorithm (modern only)."
     )
@@ -218,6 +237,12 @@ class As2Partner(_Model):
             raise ValueError("compress: AS2 compression (RFC 5402) is not supported; set false")
         if self.mdn == "async" and self.mdn_url is None:
             raise ValueError("mdn: async needs mdn_url (where the partner posts its MDNs)")
+        if self.revocation in {"crl", "either"} and self.crl is None:
+            raise ValueError(f"revocation: {self.revocation} needs crl (the partner CA's CRL)")
+        if self.revocation == "crl" and self.ocsp is not None:
+            raise ValueError("revocation: crl with an ocsp responder; say ocsp, either or auto")
+        if self.revocation == "none" and (self.crl is not None or self.ocsp is not None):
+            raise ValueError("revocation: none contradicts the crl or ocsp declared")
         return self
 
 

@@ -29,11 +29,12 @@ import httpx
 
 from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
 from interlock.clock import Clock, utc_now
-from interlock.crypto.cms import CmsError, encrypt, sign, verify_smime
+from interlock.crypto.cms import CmsError, encrypt, sign
 from interlock.errors import InterlockError
 from interlock.files.as2_mdn import Mdn, new_message_id, read_report
 from interlock.files.as2_mime import entity_of, mic, payload_entity
 from interlock.files.as2_profile import As2Flow
+from interlock.files.as2_revocation import verify_partner
 from interlock.outbound import Timeouts, outbound_async_client
 
 __all__ = ["As2SendError", "Sent", "send"]
@@ -153,7 +154,7 @@ async def _post(
 
 def check_mdn(as2: As2Flow, entity: bytes, *, now: Clock = utc_now) -> Mdn:
     """An MDN entity from the partner: verified as signed by it, then read."""
-    content, _ = verify_smime(entity, as2.peer, at=now())
+    content, _ = verify_partner(entity, as2.peer, as2.revocation, at=now())
     try:
         return read_report(content)
     except ValueError:
