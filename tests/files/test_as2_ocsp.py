@@ -28,12 +28,19 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from interlock.audit import MemorySink
 from interlock.crypto.pkix import certificate_pem, private_key_pem, self_signed_ca
 from interlock.errors import ConfigError
 from interlock.files.as2_mime import entity_of
+from interlock.files.as2_send import As2SendError, send
+from interlock.testing.tls import https_server
 from tests.files.as2_support import (
+    ORDERS,
     Keys,
+    OpenSslPartner,
     ReceiverRig,
+    flow,
+    manifest,
     openssl,
     openssl_message,
     payload,
@@ -316,3 +323,30 @@ def test_an_ocsp_profile_that_cannot_work_is_refused_at_load(
     """revocation: ocsp without a responder, or without the issuer in ca: a ConfigError."""
     with pytest.raises(ConfigError, match=message):
         receiver(keys, tmp_path, **partner)
+
+
+@pytest.mark.parametrize("revoked", [False, True])
+def test_the_sender_asks_before_sending_and_checks_the_mdn_signer(
+    keys: Keys, signers: Path, revoked: bool
+) -> None:
+    """Outbound: good, the send is confirmed; revoked, nothing reaches the partner."""
+    OpenSslPartner.keys, OpenSslPartner.mic_override = keys, None
+    OpenSslPartner.received.clear()
+    audit = MemorySink()
+    with (
+        responder(keys, signers, signer="delegated", revoked=revoked) as ocsp,
+        https_server(OpenSslPartner, keys.tls) as server,
+    ):
+        url = f"https://localhost:{server.server_address[1]}/as2"
+        loaded = manifest(
+            keys, partner={"url": url, "ocsp": ocsp.url, "revocation": "ocsp"}, direction="outbound"
+        )
+        sending = send(flow(keys, loaded), "orders.csv", ORDERS, audit=audit)
+        if revoked:
+            with pytest.raises(As2SendError, match=r"revoked \(OCSP\)"):
+                asyncio.run(sending)
+        else:
+            assert asyncio.run(sending).mdn is not None
+    assert len(OpenSslPartner.received) == (0 if revoked else 1)
+    (entry,) = audit.entries
+    assert entry.outcome.result == ("failure" if revoked else "success")

@@ -64,7 +64,8 @@ _ECDSA: Final = {
     SignatureAlgorithmOID.ECDSA_WITH_SHA384,
     SignatureAlgorithmOID.ECDSA_WITH_SHA512,
 }
-_STATUS: Final = {
+Status = Literal["good", "revoked", "unknown"]
+_STATUS: Final[dict[ocsp.OCSPCertStatus, Status]] = {
     ocsp.OCSPCertStatus.GOOD: "good",
     ocsp.OCSPCertStatus.REVOKED: "revoked",
     ocsp.OCSPCertStatus.UNKNOWN: "unknown",
@@ -91,7 +92,7 @@ class OcspRequest:
 class OcspAnswer:
     """The verified status of the certificate asked about, and how long it holds."""
 
-    status: Literal["good", "revoked", "unknown"]
+    status: Status
     this_update: datetime
     next_update: datetime | None
 
@@ -163,8 +164,7 @@ def read_response(der: bytes, request: OcspRequest, *, now: datetime) -> OcspAns
         raise OcspError("the OCSP answer has expired (nextUpdate is past)")
     if next_update is None and this_update < now - MAX_AGE_WITHOUT_NEXT:
         raise OcspError("the OCSP answer is too old")
-    status = _STATUS[single.certificate_status]
-    return OcspAnswer(status, this_update, next_update)  # type: ignore[arg-type]
+    return OcspAnswer(_STATUS[single.certificate_status], this_update, next_update)
 
 
 def _ours(response: ocsp.OCSPResponse, request: OcspRequest) -> ocsp.OCSPSingleResponse:

@@ -108,6 +108,8 @@ def _build(
     as2: As2Flow, entity: bytes, message_id: str, now: Clock
 ) -> tuple[bytes, dict[str, str]]:
     profile = as2.partner
+    # Nothing is encrypted to a certificate its responder says is revoked (OCSP, cached).
+    as2.revocation.check(at=now())
     signed = sign(entity, as2.identity, profile.signing)
     digest = profile.signing.rsplit("-", 1)[1]
     envelope = encrypt(signed, as2.peer, profile.encryption, profile.key_transport)
