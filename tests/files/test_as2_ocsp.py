@@ -30,9 +30,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from interlock.audit import MemorySink
 from interlock.crypto.pkix import certificate_pem, private_key_pem, self_signed_ca
+from interlock.crypto.rfc6960 import OcspError, ocsp_request, read_response
 from interlock.errors import ConfigError
 from interlock.files.as2_mime import entity_of
 from interlock.files.as2_send import As2SendError, send
+from interlock.outbound import Timeouts, signed_documents_client
 from interlock.testing.tls import https_server
 from tests.files.as2_support import (
     ORDERS,
@@ -350,3 +352,27 @@ def test_the_sender_asks_before_sending_and_checks_the_mdn_signer(
     assert len(OpenSslPartner.received) == (0 if revoked else 1)
     (entry,) = audit.entries
     assert entry.outcome.result == ("failure" if revoked else "success")
+
+
+def test_a_replayed_or_stale_answer_is_refused(keys: Keys, signers: Path) -> None:
+    """OpenSSL's answer to one request: not taken for another (nonce), late, or early."""
+    ca, _ = _ca(keys)
+    acme = x509.load_pem_x509_certificate((keys.folder / "acme.pem").read_bytes())
+    first, second = ocsp_request(acme, ca), ocsp_request(acme, ca)
+    with (
+        responder(keys, signers, signer="ca") as ocsp,
+        signed_documents_client(trust=None, timeouts=Timeouts.every(10.0)) as client,
+    ):
+        answer = client.post(
+            ocsp.url, content=first.der, headers={"Content-Type": "application/ocsp-request"}
+        ).content
+    now = datetime.now(UTC)
+    assert read_response(answer, first, now=now).status == "good"
+    with pytest.raises(OcspError, match="nonce"):
+        read_response(answer, second, now=now)
+    with pytest.raises(OcspError, match="expired"):
+        read_response(answer, first, now=now + timedelta(minutes=30))
+    with pytest.raises(OcspError, match="future"):
+        read_response(answer, first, now=now - timedelta(minutes=30))
+    with pytest.raises(OcspError, match="parsed"):
+        read_response(answer[:-5], first, now=now)
