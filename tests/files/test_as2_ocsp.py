@@ -34,6 +34,7 @@ from interlock.crypto.rfc6960 import OcspError, ocsp_request, read_response
 from interlock.errors import ConfigError
 from interlock.files.as2_mime import entity_of
 from interlock.files.as2_send import As2SendError, send
+from interlock.files.quarantine import Quarantine
 from interlock.outbound import Timeouts, signed_documents_client
 from interlock.testing.tls import https_server
 from tests.files.as2_support import (
@@ -49,6 +50,8 @@ from tests.files.as2_support import (
     receiver,
     write_crl,
 )
+from tests.files.quarantine_support import INTEGRATION as FILE_INTEGRATION
+from tests.files.quarantine_support import manifest as file_manifest
 
 pytestmark = pytest.mark.processes
 
@@ -376,3 +379,34 @@ def test_a_replayed_or_stale_answer_is_refused(keys: Keys, signers: Path) -> Non
         read_response(answer, first, now=now - timedelta(minutes=30))
     with pytest.raises(OcspError, match="parsed"):
         read_response(answer[:-5], first, now=now)
+
+
+@pytest.mark.parametrize("revoked", [False, True])
+def test_a_signed_files_signer_is_checked_by_ocsp_too(
+    keys: Keys, tmp_path: Path, signers: Path, revoked: bool
+) -> None:
+    """signature: detached-cms with a signer: that names a responder: revoked keeps the file."""
+    data = b"order_id,email,total\r\n1,ada@example.com,12.50\r\n"
+    signature = openssl(
+        "cms", "-sign", "-binary", "-signer", keys.file("acme.pem"),
+        "-inkey", keys.file("acme.key"), "-outform", "DER", stdin=data,
+    )  # fmt: skip
+    with responder(keys, signers, signer="delegated", revoked=revoked) as ocsp:
+        signer = {
+            "certificate": f"file:{keys.file('acme.pem')}",
+            "ca": f"file:{keys.file('ca.pem')}",
+            "ocsp": ocsp.url,
+            "revocation": "ocsp",
+        }
+        loaded = file_manifest(
+            tmp_path, partner={"signer": signer}, signature="detached-cms", checksum="none"
+        )
+        quarantine = Quarantine(tmp_path / "area", loaded, FILE_INTEGRATION, audit=MemorySink())
+        verdict = asyncio.run(
+            quarantine.accept("orders.csv", data, sidecars={"orders.csv.p7s": signature})
+        )
+    assert verdict.accepted is not revoked, verdict.reasons
+    if revoked:
+        assert verdict.reasons == (
+            "the detached signature is refused: the partner's certificate is revoked (OCSP)",
+        )

@@ -125,8 +125,9 @@ def as2_flow(
 
 def signer_peer(
     manifest: Manifest, spec: FilesSpec, *, anchors: Mapping[str, Path], base: Path | None
-) -> Peer:
-    """The certificate the partner signs files with: ``signer:``, else its AS2 certificate."""
+) -> tuple[Peer, Revocation]:
+    """The certificate the partner signs files with (``signer:``, else its AS2 certificate),
+    and the OCSP side of its revocation check, as that section declares."""
     partner = manifest.partners.get(spec.partner)
     source: PartnerSigner | As2Partner | None = None
     if partner is not None:
@@ -136,5 +137,6 @@ def signer_peer(
             f"partners.{spec.partner}: signature detached-cms needs a signer: certificate"
         )
     where = f"partners.{spec.partner}.{'signer' if partner and partner.signer else 'as2'}"
-    return load_peer(source.certificate, source.ca, source.crl, anchors=anchors, base=base,
+    peer = load_peer(source.certificate, source.ca, source.crl, anchors=anchors, base=base,
                      where=where)  # fmt: skip
+    return revocation_for(source, peer, where)

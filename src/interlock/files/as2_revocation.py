@@ -1,6 +1,8 @@
-"""Is the partner's AS2 certificate revoked? Its CA's CRL, its OCSP responder, or either.
+"""Is a partner's certificate revoked? Its CA's CRL, its OCSP responder, or either.
 
-The profile's ``revocation`` decides (docs/files.md, "Revocation"):
+For the AS2 certificate (``partners.NAME.as2``) and the certificate that signs
+files (``partners.NAME.signer``, else the AS2 one) alike, the section's
+``revocation`` decides (docs/files.md, "Revocation"):
 
 * ``crl`` — the CRL named by ``crl:``, checked by OpenSSL while it verifies
   each signature (:func:`~interlock.crypto.cms.verify_detached`);
@@ -34,8 +36,8 @@ from typing import Final
 import httpx
 from cryptography import x509
 
-from interlock.config.files import As2Partner
-from interlock.crypto.cms import CmsError, Peer, check_crl, verify_smime
+from interlock.config.files import As2Partner, PartnerSigner
+from interlock.crypto.cms import CmsError, Peer, check_crl, verify_detached, verify_smime
 from interlock.crypto.rfc6960 import (
     OcspError,
     find_issuer,
@@ -46,7 +48,7 @@ from interlock.crypto.rfc6960 import (
 from interlock.errors import ConfigError, InterlockError
 from interlock.outbound import Timeouts, read_capped, signed_documents_client
 
-__all__ = ["Revocation", "revocation_for", "verify_partner"]
+__all__ = ["Revocation", "revocation_for", "verify_partner", "verify_signed_file"]
 
 _TIMEOUTS: Final = Timeouts.every(10.0)
 _MAX_ANSWER: Final = 64 * 1024
@@ -140,7 +142,9 @@ def _post(url: str, der: bytes) -> tuple[int, bytes]:
         raise OcspError(refused.message) from None
 
 
-def revocation_for(profile: As2Partner, peer: Peer, where: str) -> tuple[Peer, Revocation]:
+def revocation_for(
+    profile: As2Partner | PartnerSigner, peer: Peer, where: str
+) -> tuple[Peer, Revocation]:
     """The peer to verify signatures with (its CRL kept only when OpenSSL checks it then)
     and the OCSP check of ``profile``; :class:`ConfigError` naming ``where`` if unusable."""
     mode = profile.revocation
@@ -167,6 +171,14 @@ def revocation_for(profile: As2Partner, peer: Peer, where: str) -> tuple[Peer, R
             certificate, ocsp_url=url, issuer=issuer, fallback=peer
         )
     return peer, Revocation(certificate, ocsp_url=url, issuer=issuer)
+
+
+def verify_signed_file(
+    data: bytes, signature: bytes, peer: Peer, revocation: Revocation, *, at: datetime
+) -> None:
+    """Verify a detached CMS signature of a file by the partner's signer, then its revocation."""
+    verify_detached(data, signature, peer, at=at)
+    revocation.check(at=at)
 
 
 def verify_partner(
