@@ -29,7 +29,7 @@ import httpx
 
 from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
 from interlock.clock import Clock, utc_now
-from interlock.crypto.cms import CmsError, encrypt, sign
+from interlock.crypto.cms import CmsError, check_crl, encrypt, sign
 from interlock.errors import InterlockError
 from interlock.files.as2_mdn import Mdn, new_message_id, read_report
 from interlock.files.as2_mime import entity_of, mic, payload_entity
@@ -108,7 +108,9 @@ def _build(
     as2: As2Flow, entity: bytes, message_id: str, now: Clock
 ) -> tuple[bytes, dict[str, str]]:
     profile = as2.partner
-    # Nothing is encrypted to a certificate its responder says is revoked (OCSP, cached).
+    # Nothing is encrypted to a certificate its CA's CRL or responder says is revoked.
+    if as2.peer.crl is not None:
+        check_crl(as2.peer, at=now())
     as2.revocation.check(at=now())
     signed = sign(entity, as2.identity, profile.signing)
     digest = profile.signing.rsplit("-", 1)[1]
