@@ -45,6 +45,7 @@ from interlock.outbound import (
     outbound_async_client,
     outbound_client,
     read_capped,
+    signed_documents_client,
     tls_context,
 )
 from interlock.testing.tls import LocalTls, https_server, make_tls
@@ -255,6 +256,29 @@ def test_plain_http_is_refused_before_anything_is_sent() -> None:
         pytest.raises(InsecureTransportError, match="https"),
     ):
         client.get("http://127.0.0.1:9/")
+
+
+def test_the_signed_documents_client_speaks_plain_http_and_takes_no_credential(
+    tls: LocalTls, server: tuple[str, Seen]
+) -> None:
+    """For OCSP answers: ``http://`` is tried (refused connection, not InsecureTransportError);
+    its only parameters are trust and timeouts; HTTPS is still verified, redirects not followed."""
+    assert set(inspect.signature(signed_documents_client).parameters) == {"trust", "timeouts"}
+    with (
+        signed_documents_client(trust=None, timeouts=FAST) as client,
+        pytest.raises(httpx.ConnectError),
+    ):
+        client.get("http://127.0.0.1:9/")
+    url, seen = server
+    with signed_documents_client(trust=tls.ca_file, timeouts=FAST) as client:
+        assert client.get(f"{url}/redirect").status_code == 302
+    assert seen.paths == ["/redirect"]
+    other = make_tls(tls.ca_file.parent / "other-ca", "Other")
+    with (
+        signed_documents_client(trust=other.ca_file, timeouts=FAST) as client,
+        pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
+    ):
+        client.get(f"{url}/")
 
 
 async def _async_get(url: str, ca: Path) -> httpx.Response:

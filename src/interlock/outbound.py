@@ -23,7 +23,9 @@ A client from :func:`outbound_client` (or :func:`outbound_async_client`):
   request that asks to follow one anyway gets ``httpx.TooManyRedirects``
   instead of a second request.
 * **speaks HTTPS only**: a request to any other scheme is refused before a
-  byte is sent (:class:`InsecureTransportError`).
+  byte is sent (:class:`InsecureTransportError`). The one exception is its
+  own factory, :func:`signed_documents_client`, for documents that carry
+  their own signature (OCSP answers), which takes no credential at all.
 * sends ``User-Agent: interlock/<version>`` and ``Accept-Encoding: identity``
   (what we fetch is small; an uncompressed answer cannot be a compression
   bomb — :func:`read_capped` bounds the decoded size all the same).
@@ -79,6 +81,7 @@ __all__ = [
     "outbound_async_client",
     "outbound_client",
     "read_capped",
+    "signed_documents_client",
     "tls_context",
 ]
 
@@ -244,6 +247,21 @@ def outbound_async_client(
     """The same as :func:`outbound_client`, for coroutines."""
     settings = _settings(trust, timeouts, client_certificate, headers, base_url, auth)
     return httpx.AsyncClient(**settings, event_hooks={"request": [_https_only_async]})
+
+
+def signed_documents_client(*, trust: Trust, timeouts: Timeouts) -> httpx.Client:
+    """A client that fetches documents whose integrity is their own signature: ``http://`` too.
+
+    For OCSP answers (RFC 6960 Appendix A: responders speak plain HTTP, and
+    TLS to them would need the very revocation check being made), which the
+    caller verifies before believing a byte. Everything else of this module
+    holds — ``https://`` is verified against ``trust``, no redirect is
+    followed, timeouts bound every wait — and there is no way to give it a
+    credential (no ``auth``, headers or client certificate): nothing secret
+    travels on it.
+    """
+    settings = _settings(trust, timeouts, None, None, "", None)
+    return httpx.Client(**settings)
 
 
 def read_capped(response: httpx.Response, limit: int) -> bytes:

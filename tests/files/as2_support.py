@@ -170,14 +170,18 @@ def manifest(
     *,
     partner: dict[str, Any] | None = None,
     outbound: str | None = None,
+    notify: dict[str, Any] | None = None,
     **files: Any,
 ) -> Manifest:
     """The example manifest in ``keys.folder``; ``partner`` and ``files`` override sections.
 
-    ``outbound``: also an outbound AS2 integration of that name.
+    ``outbound``: also an outbound AS2 integration of that name; ``notify``: the
+    partner's ``notify:`` section (how it is told of refused files).
     """
     document: dict[str, Any] = yaml.safe_load(_MANIFEST)
     document["partners"]["acme"]["as2"].update(partner or {})
+    if notify is not None:
+        document["partners"]["acme"]["notify"] = notify
     document["integrations"][INTEGRATION]["files"].update(files)
     if outbound is not None:
         sending = copy.deepcopy(document["integrations"][INTEGRATION])

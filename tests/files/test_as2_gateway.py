@@ -8,27 +8,34 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
+import httpx
 import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import RawTestServer
 from aiohttp.web import BaseRequest, Response
+from joserfc.jwk import ECKey
 from sqlalchemy import Engine, create_engine
 
 from interlock.audit import MemorySink
+from interlock.config.settings import Settings
 from interlock.errors import Refusal
 from interlock.files.as2_async import As2Messages
 from interlock.files.as2_outbox import send_outbox
 from interlock.files.as2_send import Sent
+from interlock.files.notify import summary
 from interlock.files.tables import As2MessageRow
 from interlock.files.transfers import Outbox
 from interlock.gateway.as2_api import As2Endpoint, build_as2_endpoint
 from interlock.gateway.problems import problem_response
+from interlock.oauth.signing_keys import SigningKeys
 from interlock.replay.seen import MemorySeen
+from interlock.sdk.rfc9421 import RequestSigner, SignedRequests
+from interlock.store import initialise
 from interlock.store.base import table_of
 from interlock.testing.tls import https_server
 from tests.files.as2_support import (
@@ -41,6 +48,7 @@ from tests.files.as2_support import (
     payload,
     vault,
 )
+from tests.privacy.test_webhook_connector import Handler, verify
 
 pytestmark = pytest.mark.processes
 
@@ -75,7 +83,13 @@ class _PartnerInbox(BaseHTTPRequestHandler):
 
 
 def _endpoint(
-    keys: Keys, engine: Engine, tmp_path: Path, port: int
+    keys: Keys,
+    engine: Engine,
+    tmp_path: Path,
+    port: int,
+    *,
+    notify: dict[str, object] | None = None,
+    notify_auth: Callable[[], httpx.Auth] | None = None,
 ) -> tuple[As2Endpoint, MemorySink]:
     loaded = manifest(
         keys,
@@ -85,6 +99,7 @@ def _endpoint(
             "mdn_url": "https://gateway.example/v1/as2/edi-invoices/mdn",
         },
         outbound=OUTBOUND,
+        notify=notify,
     )
     audit = MemorySink()
     endpoint = build_as2_endpoint(
@@ -96,6 +111,7 @@ def _endpoint(
         engine=engine,
         seen=MemorySeen(),
         audit=audit,
+        notify_auth=notify_auth,
     )
     assert endpoint is not None
     return endpoint, audit
@@ -243,3 +259,76 @@ def test_an_asynchronous_mdn_settles_what_we_sent(
     assert messages.state(sent.message_id) == ("confirmed" if right_mic else "refused")
     (entry,) = [e for e in audit.entries if e.action == "files.as2.mdn"]
     assert entry.outcome.result == ("success" if right_mic else "failure")
+
+
+@pytest.fixture
+def signing(tmp_path: Path) -> Iterator[SigningKeys]:
+    """Interlock's OAuth signing keys (ES256): what signs the rejection reports' webhooks."""
+    created = initialise(
+        Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 's.db'}")
+    )
+    keys = SigningKeys(created.engine, created.keyring, "ES256")
+    keys.ensure()
+    yield keys
+    created.close()
+
+
+def test_a_file_refused_over_as2_is_reported_to_the_partner_as_it_declared(
+    keys: Keys, engine: Engine, tmp_path: Path, signing: SigningKeys
+) -> None:
+    """A verified message whose CSV the quarantine refuses: a negative MDN, and the partner's
+    notify: webhook gets the rejection report — signed (RFC 9421), audited, reasons kept."""
+
+    def auth() -> httpx.Auth:
+        current = signing.signer()
+        assert isinstance(current.key, ECKey)
+        return SignedRequests(RequestSigner(current.kid, current.key))
+
+    Handler.seen, Handler.script = [], []
+    with https_server(Handler, keys.tls) as server:
+        port = server.server_address[1]
+        webhook = {"url": f"https://localhost:{port}/rejections", "ca": f"file:{keys.tls.ca_file}"}
+        endpoint, audit = _endpoint(
+            keys, engine, tmp_path, port, notify={"webhook": webhook}, notify_auth=auth
+        )
+        bad = b"order_id,email,total\r\n=1+1,a@example.com,3\r\n"
+        headers, body = openssl_message(keys, payload(data=bad))
+
+        async def exchange() -> tuple[int, dict[str, str], bytes]:
+            answer = await _post(endpoint, "/v1/as2/edi-orders", headers, body)
+            assert endpoint.notifier is not None
+            await endpoint.notifier.wait()  # the report goes out after the MDN
+            return answer
+
+        status, answer_headers, answer = asyncio.run(exchange())
+    assert status == 200
+    entity = f"Content-Type: {answer_headers['Content-Type']}\r\n\r\n".encode() + answer
+    report = openssl("cms", "-verify", "-CAfile", keys.file("ca.pem"), "-certfile",
+                     keys.file("ours.pem"), "-nointern", stdin=entity)  # fmt: skip
+    assert b"processed/error: unexpected-processing-error" in report
+    assert endpoint.notifier is not None
+    (state_file,) = (tmp_path / "files" / "notify" / "edi-orders").glob("*.json")
+    stored = state_file.name.removesuffix(".json")
+    state = endpoint.notifier.state("edi-orders", stored)
+    assert state is not None
+    facts = state["facts"]
+    assert (tmp_path / "files" / "refused" / "edi-orders" / stored).exists()
+    (seen,) = Handler.seen
+    assert seen.path == "/rejections"
+    assert '"content-digest"' in verify(seen, port, signing)
+    assert seen.headers["Idempotency-Key"] == facts["correlation_id"]
+    document = json.loads(seen.body)
+    assert document["type"] == "interlock.files.rejection"
+    assert document["integration"] == "edi-orders"
+    assert document["file"] == "orders.csv"
+    assert document["reasons"] == facts["reasons"]
+    assert document["reasons"]
+    assert b"a@example.com" not in seen.body  # never the file's content
+    (entry,) = [e for e in audit.entries if e.action == "files.notify"]
+    assert entry.outcome.result == "success"
+    assert entry.details["way"] == "webhook"
+    assert entry.details["partner"] == "acme"
+    assert entry.integration == "edi-orders"
+    told = summary(endpoint.notifier.state("edi-orders", stored))
+    assert told is not None
+    assert told["state"] == "sent"

@@ -79,7 +79,9 @@ def test_our_key_must_match_our_certificate(keys: Keys) -> None:
     ("partner", "status", "fragment"),
     [
         ({"crl": "file:crl-check.pem"}, "pass", "not revoked"),
-        ({}, "needs_evidence", "no CRL"),
+        ({}, "needs_evidence", "neither a CRL nor an OCSP responder"),
+        ({"ocsp": "http://ocsp.acme.example"}, "pass", "ocsp http://ocsp.acme.example"),
+        ({"crl": "file:crl-check.pem", "revocation": "none"}, "invalid", "contradicts"),
         ({"certificate": "file:expired.pem", "crl": "file:crl-check.pem"}, "fail", "expired"),
     ],
 )
@@ -88,6 +90,10 @@ def test_check_reads_the_certificates_it_is_shown(
 ) -> None:
     """``interlock check`` looks at the certificate files: expired fails, no CRL needs evidence."""
     write_crl(keys, "crl-check.pem")
+    if status == "invalid":
+        with pytest.raises(ConfigError, match=fragment):
+            manifest(keys, partner=partner)
+        return
     manifest(keys, partner=partner)
     findings = by_item(run_check(keys.folder / "interlock.yaml"), INTEGRATION)
     for item in ("certificates_validated", "type.b2b_edi.partner_certificates"):

@@ -12,7 +12,7 @@ import pytest
 from interlock.audit import MemorySink
 from interlock.files.as2_send import As2SendError, send
 from interlock.testing.tls import https_server
-from tests.files.as2_support import ORDERS, Keys, OpenSslPartner, flow, manifest
+from tests.files.as2_support import ORDERS, Keys, OpenSslPartner, flow, manifest, write_crl
 
 pytestmark = pytest.mark.processes
 
@@ -72,3 +72,16 @@ def test_an_mdn_by_another_key_fails_the_send(keys: Keys, tmp_path: Path) -> Non
     OpenSslPartner.keys = keys
     with https_server(OpenSslPartner, keys.tls) as server, pytest.raises(As2SendError):
         _send(keys, server.server_address[1], certificate="file:stranger.pem")
+
+
+def test_nothing_is_sent_to_a_certificate_its_crl_revokes(keys: Keys) -> None:
+    """The partner CA's CRL revokes its certificate: refused before anything is encrypted."""
+    OpenSslPartner.keys, OpenSslPartner.mic_override = keys, None
+    OpenSslPartner.received.clear()
+    crl = write_crl(keys, "send-revoked.pem", revoke=("acme.pem",))
+    with (
+        https_server(OpenSslPartner, keys.tls) as server,
+        pytest.raises(As2SendError, match="revoked"),
+    ):
+        _send(keys, server.server_address[1], crl=crl)
+    assert OpenSslPartner.received == []

@@ -92,7 +92,7 @@ def _as2_weaknesses(profile: As2Partner) -> list[str]:
 
 
 def _certificates(context: Context) -> tuple[Status, str, list[str]]:
-    """AS2: the partner's certificate pinned and chained, revocation by its CRL if declared."""
+    """AS2: the partner's certificate pinned and chained, revocation by its CRL or OCSP."""
     profile = _as2(context)
     if profile is None:
         return "needs_evidence", _NO_PARTNER, []
@@ -105,17 +105,30 @@ def _certificates(context: Context) -> tuple[Status, str, list[str]]:
         evidence.append(f"{where}: {facts}")
         if problem is not None:
             return "fail", f"{where} AS2 certificate {problem}", evidence
-    if profile.crl is None:
+    methods = _revocation_methods(profile)
+    if not methods:
         reason = (
             "the partner's certificate is pinned and checked against its anchor and validity "
-            "dates, but no CRL is declared: revocation is not checked"
+            "dates, but neither a CRL nor an OCSP responder is declared (or revocation: none): "
+            "revocation is not checked"
         )
-        return "needs_evidence", reason, [*evidence, "crl: none"]
+        return "needs_evidence", reason, [*evidence, f"revocation: {profile.revocation}"]
+    joined = (" or " if profile.revocation == "either" else " and ").join(methods)
     reason = (
         "the partner's certificate is pinned, chained to its anchor, inside its validity dates "
-        "and not revoked (its CA's CRL) — for every message and MDN"
+        f"and not revoked ({joined}) — for every message and MDN"
     )
-    return "pass", reason, [*evidence, f"crl {profile.crl}"]
+    return "pass", reason, [*evidence, f"revocation: {profile.revocation}", *methods]
+
+
+def _revocation_methods(profile: As2Partner) -> list[str]:
+    """How the partner's certificate is checked for revocation, as the profile declares it."""
+    if profile.revocation == "none":
+        return []
+    methods = [f"crl {profile.crl}"] if profile.crl is not None else []
+    if profile.ocsp is not None or profile.revocation in {"ocsp", "either"}:
+        methods.append(f"ocsp {profile.ocsp or '(named by the certificate)'}")
+    return methods
 
 
 def _certificate_facts(context: Context, reference: str) -> tuple[str, str | None]:
@@ -340,7 +353,7 @@ def files_type_findings(context: Context) -> list[Finding]:
         context.locate(("partners", spec.partner)),
         None
         if cert_status == "pass"
-        else "declare the partner CA's CRL (crl:) or confirm "
+        else "declare the partner CA's CRL (crl:) or OCSP responder (ocsp:) or confirm "
         "revocation by hand and waive with the reason",
     )
     return [secure, certificates, agreement]

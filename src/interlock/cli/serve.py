@@ -26,6 +26,7 @@ from interlock.gateway.server import ListenerConfig, run_event_loop, serve_forev
 from interlock.gateway.tls import ClientAuth
 from interlock.limits.scope import in_process_shares
 from interlock.oauth.signing_keys import SigningKeys
+from interlock.sdk.rfc9421 import SignedRequests
 from interlock.store import Deployment, open_deployment
 from interlock.store.manifest_versions import ManifestVersion
 from interlock.validation.artifacts import route_artifacts
@@ -127,13 +128,16 @@ async def _run(
     )
     # /v1/privacy and the due work of data-subject requests (docs/privacy.md).
     keys = SigningKeys(deployment.engine, deployment.keyring, deployment.settings.oauth_signing_alg)
-    privacy = PrivacyRuntime(privacy_factory(request_signer(keys)))
+    signer = request_signer(keys)
+    privacy = PrivacyRuntime(privacy_factory(signer))
     running = await start_gateway(
         deployment,
         manifest,
         listener,
         manifest_path,
         privacy=privacy,
+        # Rejection reports to AS2 partners' webhooks, signed as the privacy webhooks are.
+        notify_auth=lambda: SignedRequests(signer()),
         stored=None if stored is None else (stored.version, stored.sha256),
     )
     if stored is not None:  # follow the store's current version (docs/scale.md)

@@ -50,6 +50,7 @@ __all__ = [
     "Partner",
     "PartnerNotify",
     "PartnerSigner",
+    "Revocation",
     "SftpPartner",
     "SshPublicKey",
 ]
@@ -62,6 +63,8 @@ _GLOB = Annotated[str, StringConstraints(pattern=r"^[^/\x00\n]{1,200}$")]
 _AS2_ID = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,128}$")]
 _HTTPS_URL = Annotated[str, StringConstraints(pattern=r"^https://[^\s]{1,2000}$")]
 _FILE_REF = Annotated[str, StringConstraints(pattern=r"^file:\S+$")]
+# RFC 6960 Appendix A: OCSP over HTTP; the answer is signed, TLS optional.
+_OCSP_URL = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]{1,2000}$")]
 As2Signing = Literal[
     "rsa-pss-sha256",
     "rsa-pss-sha384",
@@ -82,6 +85,19 @@ _WEAK: Final = {
     "sha1": "SHA-1",
     "md5": "MD5",
 }
+
+
+Revocation = Literal["auto", "crl", "ocsp", "either", "none"]
+
+
+def _revocation_fits(revocation: Revocation, crl: str | None, ocsp: str | None) -> None:
+    """The revocation method and what it needs declared (docs/files.md, "Revocation")."""
+    if revocation in {"crl", "either"} and crl is None:
+        raise ValueError(f"revocation: {revocation} needs crl (the partner CA's CRL)")
+    if revocation == "crl" and ocsp is not None:
+        raise ValueError("revocation: crl with an ocsp responder; say ocsp, either or auto")
+    if revocation == "none" and (crl is not None or ocsp is not None):
+        raise ValueError("revocation: none contradicts the crl or ocsp declared")
 
 
 class SftpPartner(_Model):
@@ -151,6 +167,23 @@ class As2Partner(_Model):
         ),
         examples=["file:partners/partner-ca.crl"],
     )
+    ocsp: _OCSP_URL | None = Field(
+        default=None,
+        description=(
+            "The partner CA's OCSP responder (http:// or https://); without it, the one "
+            "the partner's certificate names (Authority Information Access), if any."
+        ),
+        examples=["http://ocsp.partner.example"],
+    )
+    revocation: Revocation = Field(
+        default="auto",
+        description=(
+            "How the partner's certificate is checked for revocation: crl, ocsp, either "
+            "(OCSP, the CRL when the responder cannot answer), none, or auto (every "
+            "method declared or named by the certificate must answer). A declared "
+            "method that cannot answer fails closed."
+        ),
+    )
     signing: As2Signing = Field(
         default="rsa-pss-sha256", description="The signature algorithm (modern only)."
     )
@@ -218,6 +251,7 @@ class As2Partner(_Model):
             raise ValueError("compress: AS2 compression (RFC 5402) is not supported; set false")
         if self.mdn == "async" and self.mdn_url is None:
             raise ValueError("mdn: async needs mdn_url (where the partner posts its MDNs)")
+        _revocation_fits(self.revocation, self.crl, self.ocsp)
         return self
 
 
@@ -235,11 +269,28 @@ class PartnerSigner(_Model):
         description=("The CA's revocation list, file:PATH; a missing or stale list fails closed."),
         examples=["file:partners/signer-ca.crl"],
     )
+    ocsp: _OCSP_URL | None = Field(
+        default=None,
+        description=(
+            "The CA's OCSP responder (http:// or https://); without it, the one the "
+            "signer's certificate names, if any."
+        ),
+        examples=["http://ocsp.partner.example"],
+    )
+    revocation: Revocation = Field(
+        default="auto",
+        description="How the signer's certificate is checked for revocation, as for as2.",
+    )
 
     @field_validator("ca", mode="before")
     @classmethod
     def _trust_anchor(cls, value: object) -> object:
         return check_trust_anchor(value)
+
+    @model_validator(mode="after")
+    def _revocation(self) -> PartnerSigner:
+        _revocation_fits(self.revocation, self.crl, self.ocsp)
+        return self
 
 
 class DropAccount(_Model):

@@ -56,6 +56,7 @@ __all__ = [
     "Disposition",
     "Identity",
     "Peer",
+    "check_crl",
     "check_key_size",
     "decrypt",
     "encrypt",
@@ -99,11 +100,16 @@ class CmsError(InterlockError):
 
     code = "cms_refused"
 
-    def __init__(self, disposition: Disposition, reason: str) -> None:
-        """``reason`` is ours (never OpenSSL's text, never the content)."""
+    def __init__(self, disposition: Disposition, reason: str, *, tell: str | None = None) -> None:
+        """``reason`` is ours (never OpenSSL's text, never the content).
+
+        ``tell``: a sentence the partner may read in the MDN (its own
+        certificate's revocation status, say); None: the MDN names the class only.
+        """
         super().__init__(reason)
         self.disposition: Disposition = disposition
         self.reason = reason
+        self.tell = tell
 
 
 @dataclass(frozen=True)
@@ -292,6 +298,24 @@ def verify_detached(data: bytes, signature: bytes, peer: Peer, *, at: datetime) 
             arguments += ["-crl_check"]
         _openssl(arguments, data, failure="authentication-failed")
     return digest
+
+
+def check_crl(peer: Peer, *, at: datetime) -> None:
+    """The partner's certificate checked against its CA's CRL alone (``openssl verify -crl_check``).
+
+    The same OpenSSL check :func:`verify_detached` makes with a CRL, for when
+    revocation is decided apart from a signature (OCSP first, the CRL if the
+    responder cannot answer). ``peer.crl`` must be set.
+    """
+    if peer.crl is None:
+        raise CmsError("authentication-failed", "no CRL of the partner's CA is declared")
+    trust = _trust_store(peer)
+    with _Temporary(trust or b"", ".pem") as trust_file:
+        arguments = ["verify", "-crl_check", "-CAfile", trust_file, "-purpose", "smimesign"]
+        arguments += ["-attime", str(int(at.timestamp()))]
+        if peer.anchor is not None:
+            arguments += ["-no-CApath", "-no-CAstore"]
+        _openssl([*arguments, str(peer.certificate_file)], b"", failure="authentication-failed")
 
 
 def _trust_store(peer: Peer) -> bytes | None:

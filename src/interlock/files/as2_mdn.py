@@ -5,7 +5,8 @@ human-readable line, then the ``message/disposition-notification`` fields —
 ``Original-Message-ID``, ``Received-Content-MIC`` (RFC 4130 §7.3.1) and
 ``Disposition`` (``automatic-action/MDN-sent-automatically; processed``, or
 ``processed/error: MODIFIER``). Interlock's MDNs say no more than that: the
-modifier names the class of failure, never its details.
+modifier names the class of failure, never its details — except what concerns
+the partner's own certificate (revoked, or its revocation status unknown).
 """
 
 from __future__ import annotations
@@ -85,9 +86,18 @@ def requested(options: str | None) -> tuple[bool, str]:
 
 
 def build_report(
-    *, original_message_id: str, our_id: str, mic: str | None, error: str | None
+    *,
+    original_message_id: str,
+    our_id: str,
+    mic: str | None,
+    error: str | None,
+    text: str | None = None,
 ) -> bytes:
-    """The ``multipart/report`` MIME entity of an MDN (unsigned; sign it to send)."""
+    """The ``multipart/report`` MIME entity of an MDN (unsigned; sign it to send).
+
+    ``text``: the human-readable line, when there is more to say than the
+    modifier's class (the partner's own certificate's revocation status); printable ASCII.
+    """
     boundary = f"----=_MDN_{secrets.token_hex(12)}"
     fields = {
         "Reporting-UA": "interlock",
@@ -98,11 +108,13 @@ def build_report(
     if mic is not None:
         fields["Received-Content-MIC"] = mic
     fields["Disposition"] = _DISPOSITION + ("" if error is None else f"/error: {error}")
-    text = _TEXT.get(error, _TEXT["unexpected-processing-error"])
+    line = _TEXT.get(error, _TEXT["unexpected-processing-error"])
+    if text is not None:
+        line = "".join(c if " " <= c <= "~" else "?" for c in text[:300])
     return (
         "Content-Type: multipart/report; report-type=disposition-notification; "
         f'boundary="{boundary}"\r\n\r\n'
-        f"--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n{text}\r\n"
+        f"--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n{line}\r\n"
         f"--{boundary}\r\nContent-Type: message/disposition-notification\r\n\r\n"
         f"{header_block(fields)}\r\n--{boundary}--\r\n"
     ).encode("ascii")

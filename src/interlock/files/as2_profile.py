@@ -1,4 +1,4 @@
-"""A partner's AS2 profile made usable: its certificate, trust anchor and CRL, and our identity.
+"""A partner's AS2 profile made usable: its certificate, trust anchor, revocation, our identity.
 
 Files named ``file:PATH`` are read relative to the manifest's directory. The
 partner's certificate and ours must be RSA of at least 2048 bits; our key
@@ -20,6 +20,7 @@ from interlock.config.manifest import Integration, Manifest
 from interlock.crypto.cms import CmsError, Identity, Peer, check_key_size
 from interlock.crypto.cms import load_identity as cms_identity
 from interlock.errors import ConfigError, did_you_mean
+from interlock.files.as2_revocation import Revocation, revocation_for
 from interlock.files.names import suggest_file_flow
 
 __all__ = ["As2Flow", "Resolve", "as2_flow", "load_identity", "load_peer", "signer_peer"]
@@ -37,8 +38,9 @@ class As2Flow:
     spec: FilesSpec
     partner_name: str
     partner: As2Partner
-    peer: Peer
+    peer: Peer  # signatures are verified with it (its CRL when OpenSSL checks one then)
     identity: Identity
+    revocation: Revocation  # the OCSP side of the partner certificate's revocation check
 
 
 def _path(reference: str, base: Path | None) -> Path:
@@ -116,14 +118,16 @@ def as2_flow(
     peer = load_peer(
         profile.certificate, profile.ca, profile.crl, anchors=anchors, base=base, where=where
     )
+    peer, revocation = revocation_for(profile, peer, where)
     identity = load_identity(profile, resolve, base, where)
-    return As2Flow(integration, flow, spec, spec.partner, profile, peer, identity)
+    return As2Flow(integration, flow, spec, spec.partner, profile, peer, identity, revocation)
 
 
 def signer_peer(
     manifest: Manifest, spec: FilesSpec, *, anchors: Mapping[str, Path], base: Path | None
-) -> Peer:
-    """The certificate the partner signs files with: ``signer:``, else its AS2 certificate."""
+) -> tuple[Peer, Revocation]:
+    """The certificate the partner signs files with (``signer:``, else its AS2 certificate),
+    and the OCSP side of its revocation check, as that section declares."""
     partner = manifest.partners.get(spec.partner)
     source: PartnerSigner | As2Partner | None = None
     if partner is not None:
@@ -133,5 +137,6 @@ def signer_peer(
             f"partners.{spec.partner}: signature detached-cms needs a signer: certificate"
         )
     where = f"partners.{spec.partner}.{'signer' if partner and partner.signer else 'as2'}"
-    return load_peer(source.certificate, source.ca, source.crl, anchors=anchors, base=base,
+    peer = load_peer(source.certificate, source.ca, source.crl, anchors=anchors, base=base,
                      where=where)  # fmt: skip
+    return revocation_for(source, peer, where)

@@ -8,9 +8,9 @@ headers (lower-case names) and body and:
 2. decrypts (:func:`~interlock.crypto.cms.decrypt`; an unencrypted message is
    refused when the profile requires encryption);
 3. verifies the signature by the partner's pinned certificate, chained to its
-   trust anchor, valid now, not revoked when a CRL is declared
-   (:func:`~interlock.crypto.cms.verify_smime`; unsigned is refused when
-   required), and computes the MIC of what was signed;
+   trust anchor, valid now, not revoked by its CRL or OCSP responder as the
+   profile says (:func:`~interlock.files.as2_revocation.verify_partner`;
+   unsigned is refused when required), and computes the MIC of what was signed;
 4. refuses a ``Message-ID`` the partner used before (the replay store);
 5. hands the payload to the integration's quarantine, which checks it before
    anything processes it;
@@ -36,10 +36,11 @@ from urllib.parse import urlsplit
 from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
 from interlock.clock import Clock, utc_now
 from interlock.config.files import As2Signing
-from interlock.crypto.cms import CmsError, decrypt, sign, verify_smime
+from interlock.crypto.cms import CmsError, decrypt, sign
 from interlock.files.as2_mdn import build_report, new_message_id, requested
 from interlock.files.as2_mime import entity_of, http_parts, mic, split
 from interlock.files.as2_profile import As2Flow
+from interlock.files.as2_revocation import verify_partner
 from interlock.files.quarantine import Quarantine
 from interlock.replay.seen import SeenOnce
 
@@ -78,6 +79,7 @@ class _Outcome:
     mic: str | None = None
     sha256: str | None = None
     size: int = 0
+    tell: str | None = None  # a sentence for the partner in the MDN (its certificate's status)
 
 
 class As2Receiver:
@@ -127,7 +129,7 @@ class As2Receiver:
         try:
             content, digest = await asyncio.to_thread(self._open, headers, body)
         except CmsError as refused:
-            return _Outcome(refused.disposition, refused.reason)
+            return _Outcome(refused.disposition, refused.reason, tell=refused.tell)
         received_mic = mic(content, digest)
         key = f"{self._as2.name}:{self._as2.partner.as2_id}:{message_id}"
         fresh = await asyncio.to_thread(
@@ -164,7 +166,7 @@ class As2Receiver:
         elif profile.require_encrypted:
             raise CmsError("insufficient-message-security", "the message is not encrypted")
         if head.get_content_type() == "multipart/signed":
-            return verify_smime(entity, self._as2.peer, at=self._now())
+            return verify_partner(entity, self._as2.peer, self._as2.revocation, at=self._now())
         if profile.require_signed:
             raise CmsError("insufficient-message-security", "the message is not signed")
         return entity, "sha256"
@@ -182,6 +184,7 @@ class As2Receiver:
             our_id=self._as2.partner.our_id,
             mic=outcome.mic,
             error=outcome.error,
+            text=outcome.tell,
         )
         profile = self._as2.partner
         signing = cast("As2Signing", f"{profile.signing.rsplit('-', 1)[0]}-{digest}")

@@ -29,11 +29,12 @@ import httpx
 
 from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
 from interlock.clock import Clock, utc_now
-from interlock.crypto.cms import CmsError, encrypt, sign, verify_smime
+from interlock.crypto.cms import CmsError, check_crl, encrypt, sign
 from interlock.errors import InterlockError
 from interlock.files.as2_mdn import Mdn, new_message_id, read_report
 from interlock.files.as2_mime import entity_of, mic, payload_entity
 from interlock.files.as2_profile import As2Flow
+from interlock.files.as2_revocation import verify_partner
 from interlock.outbound import Timeouts, outbound_async_client
 
 __all__ = ["As2SendError", "Sent", "send"]
@@ -107,6 +108,10 @@ def _build(
     as2: As2Flow, entity: bytes, message_id: str, now: Clock
 ) -> tuple[bytes, dict[str, str]]:
     profile = as2.partner
+    # Nothing is encrypted to a certificate its CA's CRL or responder says is revoked.
+    if as2.peer.crl is not None:
+        check_crl(as2.peer, at=now())
+    as2.revocation.check(at=now())
     signed = sign(entity, as2.identity, profile.signing)
     digest = profile.signing.rsplit("-", 1)[1]
     envelope = encrypt(signed, as2.peer, profile.encryption, profile.key_transport)
@@ -153,7 +158,7 @@ async def _post(
 
 def check_mdn(as2: As2Flow, entity: bytes, *, now: Clock = utc_now) -> Mdn:
     """An MDN entity from the partner: verified as signed by it, then read."""
-    content, _ = verify_smime(entity, as2.peer, at=now())
+    content, _ = verify_partner(entity, as2.peer, as2.revocation, at=now())
     try:
         return read_report(content)
     except ValueError:

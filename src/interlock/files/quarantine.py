@@ -49,9 +49,10 @@ from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
 from interlock.clock import Clock, utc_now
 from interlock.config.files import FilesSpec
 from interlock.config.manifest import Integration, Manifest
-from interlock.crypto.cms import CmsError, Peer, verify_detached
+from interlock.crypto.cms import CmsError, Peer
 from interlock.errors import ConfigError
 from interlock.files.as2_profile import signer_peer
+from interlock.files.as2_revocation import Revocation, verify_signed_file
 from interlock.files.inspection import Detected, check_content, sniff
 from interlock.files.names import suggest_file_flow
 from interlock.files.notify import Notifier
@@ -145,7 +146,7 @@ class Quarantine:
         self._notifier = notifier
         self._json_schema = _json_schema(self._spec)
         self._xsd = _xsd(self._spec, manifest_dir)
-        self._signer: Peer | None = None
+        self._signer: tuple[Peer, Revocation] | None = None
         if self._spec.signature == "detached-cms":
             self._signer = signer_peer(
                 manifest, self._spec, anchors=anchors or {}, base=manifest_dir
@@ -330,7 +331,11 @@ def _sidecar_problem(digest: str, name: str, sidecars: Mapping[str, bytes]) -> l
 
 
 def _signature_problem(
-    data: bytes, name: str, sidecars: Mapping[str, bytes], signer: Peer, at: datetime
+    data: bytes,
+    name: str,
+    sidecars: Mapping[str, bytes],
+    signer: tuple[Peer, Revocation],
+    at: datetime,
 ) -> list[str]:
     """The ``NAME.p7s`` sidecar must be the partner's valid detached CMS signature of ``data``."""
     sidecar = f"{name}.p7s"
@@ -340,7 +345,7 @@ def _signature_problem(
     if len(signature) > _MAX_SIGNATURE:
         return [f"the signature file {echo(sidecar)} is larger than {_MAX_SIGNATURE} bytes"]
     try:
-        verify_detached(data, signature, signer, at=at)
+        verify_signed_file(data, signature, *signer, at=at)
     except CmsError as refused:
         return [f"the detached signature is refused: {refused.reason}"]
     return []

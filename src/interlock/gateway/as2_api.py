@@ -2,7 +2,9 @@
 
 A partner of an inbound AS2 integration posts its messages to the first
 (:class:`~interlock.files.as2_receive.As2Receiver`: identified by its AS2
-ids, decrypted, verified, checked in quarantine, answered with a signed MDN);
+ids, decrypted, verified, checked in quarantine, answered with a signed MDN;
+a refused file is also reported to the partner as its ``notify:`` declares,
+like a file refused over SFTP or the drop server);
 a partner of an outbound one posts its asynchronous MDNs to the second
 (:class:`~interlock.files.as2_async.MdnReceiver`). AS2 authenticates by the
 message's signature, not by a gateway credential: the partner's pinned
@@ -14,11 +16,12 @@ the class of failure.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+import httpx
 from aiohttp import web
 from sqlalchemy import Engine
 
@@ -28,8 +31,10 @@ from interlock.errors import Refusal
 from interlock.files.as2_async import As2Messages, MdnReceiver, post_mdn
 from interlock.files.as2_profile import Resolve, as2_flow
 from interlock.files.as2_receive import As2Receiver, MdnDelivery
+from interlock.files.notify import Notifier
 from interlock.files.quarantine import Quarantine
 from interlock.gateway.body import read_limited
+from interlock.gateway.partner_notify import partner_notifier
 from interlock.replay.seen import SeenOnce
 
 __all__ = ["PREFIX", "As2Endpoint", "build_as2_endpoint", "label"]
@@ -52,6 +57,8 @@ class As2Endpoint:
 
     receivers: Mapping[str, tuple[As2Receiver, int]]  # integration -> (receiver, max file size)
     mdn_takers: Mapping[str, MdnReceiver]
+    # Tells partners of the files their receivers' quarantines refuse (their notify:).
+    notifier: Notifier | None = None
 
     async def __call__(self, request: web.BaseRequest) -> web.Response:
         """Receive a message or an MDN for the integration the path names."""
@@ -88,8 +95,22 @@ def build_as2_endpoint(
     engine: Engine,
     seen: SeenOnce,
     audit: AuditSink,
+    notify_auth: Callable[[], httpx.Auth] | None = None,
 ) -> As2Endpoint | None:
-    """The endpoint for ``manifest``'s AS2 integrations; None when it has none."""
+    """The endpoint for ``manifest``'s AS2 integrations; None when it has none.
+
+    A file a receiver's quarantine refuses is reported to the partner as its
+    ``notify:`` says (besides the negative MDN); ``notify_auth`` signs the
+    webhook way (None: that way fails, audited).
+    """
+    notifier = partner_notifier(
+        manifest,
+        root=files_root,
+        resolve=resolve,
+        anchors=anchors,
+        audit=audit,
+        auth=notify_auth,
+    )
     receivers: dict[str, tuple[As2Receiver, int]] = {}
     takers: dict[str, MdnReceiver] = {}
     for name, flow in manifest.integrations.items():
@@ -99,7 +120,9 @@ def build_as2_endpoint(
         if flow.files.direction == "outbound":
             takers[name] = MdnReceiver(as2, As2Messages(engine), audit=audit)
             continue
-        quarantine = Quarantine(files_root, manifest, name, audit=audit, manifest_dir=manifest_dir)
+        quarantine = Quarantine(
+            files_root, manifest, name, audit=audit, manifest_dir=manifest_dir, notifier=notifier
+        )
         anchor = as2.peer.anchor
         receiver = As2Receiver(
             as2,
@@ -111,7 +134,7 @@ def build_as2_endpoint(
         receivers[name] = (receiver, flow.files.max_size)
     if not receivers and not takers:
         return None
-    return As2Endpoint(receivers, takers)
+    return As2Endpoint(receivers, takers, notifier)
 
 
 async def _post(delivery: MdnDelivery, *, anchor: Path | None) -> str | None:

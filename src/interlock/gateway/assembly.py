@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+import httpx
 import redis
 
 from interlock.audit.service import AuditLog
 from interlock.config.manifest import Manifest
+from interlock.errors import InterlockError
 from interlock.events.registry import SchemaRegistry, declared_subjects
 from interlock.gateway.app import Gateway
 from interlock.gateway.as2_api import PREFIX as AS2_PREFIX
@@ -53,6 +56,7 @@ from interlock.gateway.messaging_keys import label as messaging_label
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.mtls import ClientCertificates
 from interlock.gateway.observer import RequestObserver
+from interlock.gateway.partner_notify import partner_notifier
 from interlock.gateway.pipeline import Backends, build_pipelines
 from interlock.gateway.privacy_api import PREFIX as PRIVACY_PREFIX
 from interlock.gateway.privacy_api import label as privacy_label
@@ -80,6 +84,7 @@ from interlock.limits import (
     RedisLimiter,
 )
 from interlock.limits.scope import in_process_shares
+from interlock.logs import get_logger
 from interlock.messaging.keys import MessagingKeys
 from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.server import AuthorizationServer
@@ -93,9 +98,10 @@ from interlock.store import Deployment
 from interlock.store.redis_client import connect_redis
 from interlock.validation.rules import Rules
 
-__all__ = ["GatewayServices", "build_gateway"]
+__all__ = ["GatewayServices", "build_gateway", "resume_partner_notices"]
 
 _HEALTH_METHODS: Final = frozenset({"GET", "HEAD"})
+_log = get_logger("interlock.gateway.assembly")
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,8 @@ class GatewayServices:
     proxies: TrustedProxies  # who may report the caller's address (INTERLOCK_TRUSTED_PROXIES)
     # Data-subject requests (/v1/privacy) and their due work; None: not served.
     privacy: PrivacyRuntime | None = None
+    # Signs the rejection reports' webhooks to AS2 partners (RFC 9421, handed in by the face).
+    notify_auth: Callable[[], httpx.Auth] | None = None
     # The manifest enforced (file or store version), for /readyz and the metrics.
     manifest_status: ManifestStatus = field(default_factory=ManifestStatus)
 
@@ -143,11 +151,13 @@ class GatewayServices:
         manifest_dir: Path | None,
         *,
         privacy: PrivacyRuntime | None = None,
+        notify_auth: Callable[[], httpx.Auth] | None = None,
     ) -> GatewayServices:
         """Open the audit log, the vault, Redis, limits and the authorization server.
 
         ``names.public_url`` is the issuer of the gateway's tokens; ``privacy``
-        serves data-subject requests (None: ``/v1/privacy`` answers 404).
+        serves data-subject requests (None: ``/v1/privacy`` answers 404);
+        ``notify_auth`` signs the rejection reports' webhooks to AS2 partners.
         """
         settings = deployment.settings
         metrics = GatewayMetrics()
@@ -188,6 +198,7 @@ class GatewayServices:
                 limits,
                 manifest_dir,
                 privacy,
+                notify_auth=notify_auth,
             )
         except BaseException:
             lineage.close()
@@ -213,6 +224,8 @@ class GatewayServices:
         limits: UpstreamLimits,
         manifest_dir: Path | None,
         privacy: PrivacyRuntime | None,
+        *,
+        notify_auth: Callable[[], httpx.Auth] | None,
     ) -> GatewayServices:
         settings = deployment.settings
         shares = in_process_shares(
@@ -253,6 +266,7 @@ class GatewayServices:
             manifest_dir=manifest_dir,
             proxies=TrustedProxies.of(settings),
             privacy=privacy,
+            notify_auth=notify_auth,
         )
 
     def upstreams(self, manifest: Manifest) -> Upstreams:
@@ -415,10 +429,43 @@ def _as2_mounts(services: GatewayServices, manifest: Manifest) -> list[Mount]:
         engine=services.deployment.engine,
         seen=services.nonces,
         audit=services.audit_log.sink,
+        notify_auth=services.notify_auth,
     )
     if endpoint is None:
         return []
     return [Mount(AS2_PREFIX, endpoint, prefix=True, below=as2_label)]
+
+
+async def resume_partner_notices(services: GatewayServices, manifest: Manifest) -> None:
+    """At start: deliver the rejection reports to AS2 partners that a stop left undelivered."""
+    inbound = [
+        name
+        for name, flow in manifest.integrations.items()
+        if flow.files is not None
+        and flow.files.transport == "as2"
+        and flow.files.direction == "inbound"
+    ]
+    if not inbound:
+        return
+    vault = services.vault
+    notifier = partner_notifier(
+        manifest,
+        root=services.deployment.settings.data_dir / "files",
+        resolve=lambda reference: vault.resolve(reference).reveal(),
+        anchors=services.anchors,
+        audit=services.audit_log.sink,
+        auth=services.notify_auth,
+    )
+    resumed = 0
+    for name in inbound:  # one at a time: each waits out its own back-off
+        try:
+            resumed += await notifier.resume(name)
+        except (InterlockError, OSError, ValueError) as exc:  # the audit log down, a bad state file
+            _log.warning(
+                "rejection reports not resumed", integration=name, error=type(exc).__name__
+            )
+    if resumed:
+        _log.info("rejection reports to AS2 partners delivered again", reports=resumed)
 
 
 def _privacy_mounts(

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+import httpx
 from aiohttp import web
 
 from interlock.config.loader import load_manifest
@@ -27,7 +28,7 @@ from interlock.config.manifest import Manifest
 from interlock.crypto.pkix import load_certificate_pem
 from interlock.errors import ConfigError, InterlockError, Refusal
 from interlock.gateway.app import Gateway
-from interlock.gateway.assembly import GatewayServices, build_gateway
+from interlock.gateway.assembly import GatewayServices, build_gateway, resume_partner_notices
 from interlock.gateway.blocking_pool import handling_request
 from interlock.gateway.client_address import TrustedProxies
 from interlock.gateway.connections import ConnectionLimits
@@ -249,6 +250,7 @@ async def start_gateway(
     privacy: PrivacyRuntime | None = None,
     stored: tuple[int, str] | None = None,
     observer: RequestObserver | None = None,
+    notify_auth: Callable[[], httpx.Auth] | None = None,
 ) -> RunningGateway:
     """Start serving ``manifest`` on ``listener``; returns once the socket is bound.
 
@@ -257,6 +259,9 @@ async def start_gateway(
     ``privacy`` serves ``/v1/privacy`` and runs the due work of data-subject
     requests in the background (None: neither). ``observer`` hears of each request
     (:mod:`interlock.gateway.observer`; the demo prints a line for each).
+    ``notify_auth`` signs the webhooks that tell AS2 partners of refused files
+    (RFC 9421; None: the webhook way fails, audited); reports a stop left
+    undelivered are delivered again at start.
 
     A port in use, or a ``secret://`` value the vault lacks (unless
     ``INTERLOCK_MISSING_SECRETS=start``), is a :class:`ConfigError` naming it;
@@ -304,6 +309,7 @@ async def start_gateway(
             listener.limits,
             manifest_path.parent if manifest_path is not None else None,
             privacy=privacy,
+            notify_auth=notify_auth,
         )
     except BaseException:
         await runner.cleanup()
@@ -344,6 +350,8 @@ async def start_gateway(
         loop.create_task(tls.crl.watch()),
         # Lineage rows past their integration's retention: at start, then hourly.
         loop.create_task(keep_pruned(services.lineage)),
+        # Rejection reports to AS2 partners left undelivered by a stop (at least once).
+        loop.create_task(resume_partner_notices(services, manifest)),
         loop.create_task(
             keep_renewed(
                 list(tls.renewing),
