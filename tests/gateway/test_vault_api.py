@@ -162,6 +162,14 @@ def test_api_keys_and_missing_credentials_are_refused(env: Env, vault: Vault) ->
         ("DELETE", "/v1/secrets/partner/k", None, 405),
         ("PUT", "/v1/secrets", b"{}", 405),
         ("GET", "/v1/secrets/partner/k?version=abc", None, 400),
+        # Digits str.isdigit() takes but int() does not (a superscript two) were a 500;
+        # other scripts' digits (Arabic-Indic one) were read as a version.
+        ("GET", "/v1/secrets/partner/k?version=%C2%B2", None, 400),
+        ("GET", "/v1/secrets/partner/k?version=%D9%A1", None, 400),
+        # A repeated parameter: the vault read the first, a proxy may read the last.
+        ("GET", "/v1/secrets/partner/k?version=1&version=2", None, 400),
+        ("GET", "/v1/secrets/partner/k?stage=current&stage=previous", None, 400),
+        ("GET", "/v1/secrets?prefix=partner&prefix=erp", None, 400),
         ("GET", "/v1/secrets/partner/k?version=1&stage=current", None, 400),
         ("GET", "/v1/secrets/partner/k?stage=weird", None, 400),
         ("GET", "/v1/secrets/Partner/K", None, 400),

@@ -27,6 +27,7 @@ import base64
 import binascii
 import functools
 import json
+import re
 from typing import Any, Final
 
 from aiohttp import web
@@ -48,6 +49,9 @@ PREFIX: Final = "/v1/secrets"
 _MAX_BODY: Final = MAX_SECRET_BYTES * 2  # base64 and JSON around the largest value
 _NO_STORE: Final = {"Cache-Control": "no-store"}
 _METHODS: Final = ("oauth2", "mtls")
+# ASCII digits only: str.isdigit() also takes other scripts' digits and superscripts
+# (int("²") raises), so a version is matched, never asked whether it "is a digit".
+_VERSION: Final = re.compile(r"[1-9][0-9]{0,8}")
 
 
 class VaultApi:
@@ -90,9 +94,8 @@ class VaultApi:
     async def _read(
         self, request: web.BaseRequest, principal: Principal, name: str
     ) -> web.Response:
-        query = request.query
-        version = _version(query.get("version"))
-        stage = query.get("stage")
+        version = _version(_single(request, "version"))
+        stage = _single(request, "stage")
         if stage not in {None, "current", "previous", "pending"}:
             raise InvalidRequestError("stage is current, previous or pending")
         if version is not None and stage is not None:
@@ -111,7 +114,7 @@ class VaultApi:
         return web.json_response(body, headers=_NO_STORE)
 
     async def _list(self, request: web.BaseRequest, principal: Principal) -> web.Response:
-        prefix = request.query.get("prefix", "")
+        prefix = _single(request, "prefix") or ""
         found = await asyncio.to_thread(
             functools.partial(self.vault.secrets, prefix, actor=Client(principal.client))
         )
@@ -164,10 +167,22 @@ def _authorise(principal: Principal, scope: str) -> None:
     require_gateway_scope(principal, scope, api="vault", what="the vault requires")
 
 
+def _single(request: web.BaseRequest, name: str) -> str | None:
+    """The query parameter ``name``, if given; given twice it is refused, not guessed at.
+
+    Which of two values counts is a choice parsers make differently (a proxy or a
+    log may read the last one where this reads the first): answer neither.
+    """
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise InvalidRequestError(f"give {name} once")
+    return values[0] if values else None
+
+
 def _version(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit() or len(text) > 9 or int(text) < 1:
+    if not _VERSION.fullmatch(text):
         raise InvalidRequestError("version must be a positive integer")
     return int(text)
 
