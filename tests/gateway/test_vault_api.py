@@ -177,6 +177,13 @@ def test_api_keys_and_missing_credentials_are_refused(env: Env, vault: Vault) ->
         ("PUT", "/v1/secrets/partner/k", b'{"value": "***"}', 400),
         ("PUT", "/v1/secrets/partner/k", b'{"value": "dg==", "extra": 1}', 400),
         ("PUT", "/v1/secrets/partner/k", b'{"value": "dg==", "cas": true}', 400),
+        # The body is read as strictly as a route's (RFC 8259): nesting past the
+        # stack was an unhandled RecursionError (500); a duplicate key took its last
+        # value and a byte order mark was skipped where other parsers differ.
+        ("PUT", "/v1/secrets/partner/k", b"[" * 100_000, 400),
+        ("PUT", "/v1/secrets/partner/k", b'{"value": ' + b"[" * 100_000, 400),
+        ("PUT", "/v1/secrets/partner/k", b'{"value": "dg==", "value": "dw=="}', 400),
+        ("PUT", "/v1/secrets/partner/k", b'\xef\xbb\xbf{"value": "dw=="}', 400),
     ],
 )
 def test_bad_requests_get_problems(  # noqa: PLR0917  (one parametrised case)

@@ -26,7 +26,6 @@ import asyncio
 import base64
 import binascii
 import functools
-import json
 import re
 from typing import Any, Final
 
@@ -34,6 +33,7 @@ from aiohttp import web
 
 from interlock.actors import Client
 from interlock.audit.errors import AuditUnavailableError
+from interlock.config.manifest import JsonLimits
 from interlock.errors import InvalidRequestError, NotFoundError, Refusal
 from interlock.gateway.body import read_limited
 from interlock.gateway.context import remember_principal
@@ -42,11 +42,18 @@ from interlock.gateway.stages.authenticate import Authentication
 from interlock.identity.grants import Principal
 from interlock.secrets.errors import AccessDeniedError, VersionConflictError
 from interlock.secrets.vault import MAX_SECRET_BYTES, SecretInfo, Vault, VersionInfo
+from interlock.validation.json_body import parse_json
 
 __all__ = ["PREFIX", "VaultApi"]
 
 PREFIX: Final = "/v1/secrets"
 _MAX_BODY: Final = MAX_SECRET_BYTES * 2  # base64 and JSON around the largest value
+# {"value": "<base64>", "cas": n}: one flat object whose longest string is the value's
+# base64 (an unknown member gets its own message below). Read by the gateway's strict
+# parser, as a route's body is: a duplicate key, a byte order mark, NaN or nesting past
+# the stack are refused (json.loads took the last duplicate and ended deep nesting in
+# an unhandled RecursionError).
+_BODY_LIMITS: Final = JsonLimits(max_depth=1, max_string_length=_MAX_BODY, max_members=16)
 _NO_STORE: Final = {"Cache-Control": "no-store"}
 _METHODS: Final = ("oauth2", "mtls")
 # ASCII digits only: str.isdigit() also takes other scripts' digits and superscripts
@@ -125,11 +132,7 @@ class VaultApi:
     ) -> web.Response:
         if request.content_type != "application/json":
             raise Refusal("unsupported-media-type", "send application/json")
-        raw = await read_limited(request, _MAX_BODY)
-        try:
-            document: Any = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidRequestError("the body is not valid JSON") from None
+        document = parse_json(await read_limited(request, _MAX_BODY), _BODY_LIMITS)
         if not isinstance(document, dict) or set(document) - {"value", "cas"}:
             raise InvalidRequestError('send {"value": "<base64>", "cas": <version, optional>}')
         value, cas = document.get("value"), document.get("cas")
