@@ -173,6 +173,9 @@ def test_api_keys_and_missing_credentials_are_refused(env: Env, vault: Vault) ->
         ("GET", "/v1/secrets/partner/k?version=1&stage=current", None, 400),
         ("GET", "/v1/secrets/partner/k?stage=weird", None, 400),
         ("GET", "/v1/secrets/Partner/K", None, 400),
+        # %0A: a name's trailing line break made a second secret "partner/k\n".
+        ("GET", "/v1/secrets/partner/k%0A", None, 400),
+        ("PUT", "/v1/secrets/partner/k%0A", b'{"value": "dw=="}', 400),
         ("PUT", "/v1/secrets/partner/k", b"not json", 400),
         ("PUT", "/v1/secrets/partner/k", b'{"value": "***"}', 400),
         ("PUT", "/v1/secrets/partner/k", b'{"value": "dg==", "extra": 1}', 400),
