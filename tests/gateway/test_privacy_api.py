@@ -449,6 +449,30 @@ def test_trace_takes_the_identifier_in_the_body(
         ),
         ({"kind": "erase", "subject": {"kind": "email", "value": "x" * 40000}}, 413, "size", None),
         ("not json " + SUBJECT, 400, "malformed", None),
+        # A key named twice: the service took the last ("erase") where a ticketing
+        # system, a proxy or a reviewer reading the first sees "access".
+        (
+            '{"kind": "access", "kind": "erase", "subject": {"kind": "email", "value": '
+            + json.dumps(SUBJECT)
+            + "}}",
+            400,
+            "duplicate",
+            None,
+        ),
+        (
+            '{"kind": "erase", "subject": {"kind": "email", "value": "ada@example.com", '
+            + f'"value": {json.dumps(SUBJECT)}}}}}',
+            400,
+            "duplicate",
+            None,
+        ),
+        (  # the duplicate key is the person's identifier: never echoed
+            '{"kind": "rectify", "subject": {"kind": "email", "value": "ada@example.com"}, '
+            + f'"corrections": {{{json.dumps(SUBJECT)}: "a", {json.dumps(SUBJECT)}: "b"}}}}',
+            400,
+            "duplicate",
+            None,
+        ),
         ([SUBJECT], 422, "schema", "body"),
     ],
 )
@@ -473,6 +497,7 @@ def test_bad_bodies_are_problems_naming_the_field_never_the_identifier(  # noqa:
             "schema": "urn:interlock:problem:schema-violation",
             "size": "urn:interlock:problem:body-too-large",
             "malformed": "urn:interlock:problem:malformed-body",
+            "duplicate": "urn:interlock:problem:duplicate-key",
         }[kind]
     )
     if field is not None:

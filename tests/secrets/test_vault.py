@@ -215,7 +215,9 @@ def test_patterns(pattern: str, name: str, expected: bool) -> None:
     assert matches(check_pattern(pattern), name) is expected
 
 
-@pytest.mark.parametrize("pattern", ["", "/erp", "erp//x", "ERP/*", "erp/[a]", "erp/?"])
+@pytest.mark.parametrize(
+    "pattern", ["", "/erp", "erp//x", "ERP/*", "erp/[a]", "erp/?", "erp/*\n", "erp/\n/x"]
+)
 def test_bad_patterns_are_refused(pattern: str) -> None:
     """Only lower-case segments with * and **."""
     with pytest.raises(InvalidRequestError):
@@ -312,7 +314,9 @@ def test_metadata_and_rotation_defaults_by_kind(vault: Vault) -> None:
 
 
 @pytest.mark.parametrize(
-    "reference", ["erp/api-key", "secret://../x", "secret://UPPER", "secret://"]
+    "reference",
+    # A trailing line break passed the name's ``$`` (which matches before a final "\n").
+    ["erp/api-key", "secret://../x", "secret://UPPER", "secret://", "secret://erp/api-key\n"],
 )
 def test_bad_references_are_refused(vault: Vault, reference: str) -> None:
     """Only secret://lower/case/paths."""
@@ -324,6 +328,22 @@ def test_missing_secret_names_the_fix(vault: Vault) -> None:
     """An unknown secret says how to store it."""
     with pytest.raises(NotFoundError, match="secrets put"):
         vault.resolve("secret://nope")
+
+
+def test_a_name_with_a_line_break_is_no_second_secret(vault: Vault) -> None:
+    """``erp/api-key\n`` is refused, not stored as a twin that lists like ``erp/api-key``.
+
+    A client allowed to write ``erp/*`` could otherwise plant a look-alike of a
+    secret it may not change, and a client name with a line break was granted.
+    """
+    vault.write("erp/api-key", b"real", actor=ADMIN)
+    with pytest.raises(InvalidRequestError):
+        vault.write("erp/api-key\n", b"look-alike", actor=ADMIN)
+    with pytest.raises(InvalidRequestError):
+        vault.read("erp/api-key\n", actor=ADMIN)
+    with pytest.raises(InvalidRequestError):
+        vault.policy.grant("order-sync\n", "erp/*", ["read"])
+    assert [info.name for info in vault.secrets(actor=ADMIN)] == ["erp/api-key"]
 
 
 def test_bad_values_are_refused(vault: Vault) -> None:

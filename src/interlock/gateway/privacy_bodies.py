@@ -2,9 +2,14 @@
 
 Pydantic v2 models, strict and closed (``extra="forbid"``), read straight from
 the bytes (:meth:`~pydantic.BaseModel.model_validate_json`) after the body's
-size was capped. A refused body is answered with the fields that were wrong
-and why, never with what was sent: a subject's identifier must not come back
-in an error body, a log line or the audit trail (issue 20, "nothing in clear").
+size was capped, once the gateway's strict JSON parser
+(:func:`~interlock.validation.json_body.parse_json`) has found it to be RFC
+8259 JSON with no key named twice: pydantic's parser takes the last of two
+``kind`` members, where a ticketing system, a proxy or a person reading the
+first sees another request. A refused body is answered with the fields that
+were wrong and why, never with what was sent: a subject's identifier must not
+come back in an error body, a log line or the audit trail (issue 20, "nothing
+in clear").
 """
 
 from __future__ import annotations
@@ -13,8 +18,15 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from interlock.config.manifest import COUNTRY_PATTERN, NAME_PATTERN, SUBJECT_KIND_PATTERN
+from interlock.config.manifest import (
+    COUNTRY_PATTERN,
+    NAME_PATTERN,
+    SUBJECT_KIND_PATTERN,
+    JsonLimits,
+)
 from interlock.errors import Refusal
+from interlock.validation.errors import BodyRefused
+from interlock.validation.json_body import parse_json
 
 __all__ = [
     "MAX_BODY",
@@ -29,6 +41,16 @@ __all__ = [
 #: The largest body any of these endpoints reads (a rectification with its corrections).
 MAX_BODY: Final = 32 * 1024
 _MAX_ERRORS: Final = 10
+# The deepest body is two levels (subject.value, corrections.*, systems[i]); a list of
+# systems holds at most 200 names.
+_LIMITS: Final = JsonLimits(max_depth=4, max_string_length=MAX_BODY, max_members=256)
+# What the strict parser's refusals say here: its own details name a JSON pointer, whose
+# keys are the client's text (a correction's field, or an identifier sent as a key).
+_STRICT: Final = {
+    "duplicate-key": "the body names a member twice",
+    "invalid-encoding": "the body is not UTF-8 JSON (no byte order mark, no lone surrogates)",
+    "json-limit-exceeded": "the body is nested too deeply or has too many members",
+}
 # A corrected field, as the service takes it: a letter or '_', then letters, digits, '_'.
 _FIELD_NAME: Final = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
@@ -112,6 +134,14 @@ _M = TypeVar("_M", bound=_Body)
 
 def parse(model: type[_M], raw: bytes) -> _M:
     """``raw`` as ``model``, or a problem naming each wrong field (never its value)."""
+    try:
+        parse_json(raw, _LIMITS)
+    except BodyRefused as exc:
+        raise Refusal(
+            exc.code,
+            _STRICT.get(exc.code, "the body is not valid JSON"),
+            log_reason=f"privacy api: body refused ({exc.code})",
+        ) from None
     try:
         return model.model_validate_json(raw, strict=True)
     except ValidationError as exc:

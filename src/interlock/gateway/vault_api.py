@@ -26,13 +26,14 @@ import asyncio
 import base64
 import binascii
 import functools
-import json
+import re
 from typing import Any, Final
 
 from aiohttp import web
 
 from interlock.actors import Client
 from interlock.audit.errors import AuditUnavailableError
+from interlock.config.manifest import JsonLimits
 from interlock.errors import InvalidRequestError, NotFoundError, Refusal
 from interlock.gateway.body import read_limited
 from interlock.gateway.context import remember_principal
@@ -41,13 +42,23 @@ from interlock.gateway.stages.authenticate import Authentication
 from interlock.identity.grants import Principal
 from interlock.secrets.errors import AccessDeniedError, VersionConflictError
 from interlock.secrets.vault import MAX_SECRET_BYTES, SecretInfo, Vault, VersionInfo
+from interlock.validation.json_body import parse_json
 
 __all__ = ["PREFIX", "VaultApi"]
 
 PREFIX: Final = "/v1/secrets"
 _MAX_BODY: Final = MAX_SECRET_BYTES * 2  # base64 and JSON around the largest value
+# {"value": "<base64>", "cas": n}: one flat object whose longest string is the value's
+# base64 (an unknown member gets its own message below). Read by the gateway's strict
+# parser, as a route's body is: a duplicate key, a byte order mark, NaN or nesting past
+# the stack are refused (json.loads took the last duplicate and ended deep nesting in
+# an unhandled RecursionError).
+_BODY_LIMITS: Final = JsonLimits(max_depth=1, max_string_length=_MAX_BODY, max_members=16)
 _NO_STORE: Final = {"Cache-Control": "no-store"}
 _METHODS: Final = ("oauth2", "mtls")
+# ASCII digits only: str.isdigit() also takes other scripts' digits and superscripts
+# (int("²") raises), so a version is matched, never asked whether it "is a digit".
+_VERSION: Final = re.compile(r"[1-9][0-9]{0,8}")
 
 
 class VaultApi:
@@ -90,9 +101,8 @@ class VaultApi:
     async def _read(
         self, request: web.BaseRequest, principal: Principal, name: str
     ) -> web.Response:
-        query = request.query
-        version = _version(query.get("version"))
-        stage = query.get("stage")
+        version = _version(_single(request, "version"))
+        stage = _single(request, "stage")
         if stage not in {None, "current", "previous", "pending"}:
             raise InvalidRequestError("stage is current, previous or pending")
         if version is not None and stage is not None:
@@ -111,7 +121,7 @@ class VaultApi:
         return web.json_response(body, headers=_NO_STORE)
 
     async def _list(self, request: web.BaseRequest, principal: Principal) -> web.Response:
-        prefix = request.query.get("prefix", "")
+        prefix = _single(request, "prefix") or ""
         found = await asyncio.to_thread(
             functools.partial(self.vault.secrets, prefix, actor=Client(principal.client))
         )
@@ -122,11 +132,7 @@ class VaultApi:
     ) -> web.Response:
         if request.content_type != "application/json":
             raise Refusal("unsupported-media-type", "send application/json")
-        raw = await read_limited(request, _MAX_BODY)
-        try:
-            document: Any = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidRequestError("the body is not valid JSON") from None
+        document = parse_json(await read_limited(request, _MAX_BODY), _BODY_LIMITS)
         if not isinstance(document, dict) or set(document) - {"value", "cas"}:
             raise InvalidRequestError('send {"value": "<base64>", "cas": <version, optional>}')
         value, cas = document.get("value"), document.get("cas")
@@ -164,10 +170,22 @@ def _authorise(principal: Principal, scope: str) -> None:
     require_gateway_scope(principal, scope, api="vault", what="the vault requires")
 
 
+def _single(request: web.BaseRequest, name: str) -> str | None:
+    """The query parameter ``name``, if given; given twice it is refused, not guessed at.
+
+    Which of two values counts is a choice parsers make differently (a proxy or a
+    log may read the last one where this reads the first): answer neither.
+    """
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise InvalidRequestError(f"give {name} once")
+    return values[0] if values else None
+
+
 def _version(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit() or len(text) > 9 or int(text) < 1:
+    if not _VERSION.fullmatch(text):
         raise InvalidRequestError("version must be a positive integer")
     return int(text)
 

@@ -27,8 +27,9 @@ __all__ = ["CAPABILITIES", "AccessPolicy", "Capability", "Grant", "matches"]
 
 Capability = Literal["list", "read", "write"]
 CAPABILITIES: Final[tuple[Capability, ...]] = get_args(Capability)
-_SEGMENT: Final = re.compile(r"^(\*\*|[a-z0-9._*-]{1,100})$")
-_CLIENT: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# Matched whole (fullmatch): "$" also matches before a final line break.
+_SEGMENT: Final = re.compile(r"\*\*|[a-z0-9._*-]{1,100}")
+_CLIENT: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _TABLE: Final = table_of(VaultGrantRow)
 
 
@@ -44,7 +45,7 @@ class Grant:
 def check_pattern(pattern: str) -> str:
     """``pattern`` if it is a valid path glob, else :class:`InvalidRequestError`."""
     segments = pattern.split("/")
-    if len(pattern) > 200 or not all(_SEGMENT.match(s) for s in segments):
+    if len(pattern) > 200 or not all(_SEGMENT.fullmatch(s) for s in segments):
         raise InvalidRequestError(
             f"invalid path pattern {pattern!r}: lower-case segments, '*' within a segment, "
             "'**' for any depth (e.g. erp/* or erp/**)"
@@ -89,7 +90,7 @@ class AccessPolicy:
 
     def grant(self, client: str, pattern: str, capabilities: Iterable[str]) -> Grant:
         """Give ``client`` ``capabilities`` on ``pattern`` (replacing an earlier grant of it)."""
-        if not _CLIENT.match(client):
+        if not _CLIENT.fullmatch(client):
             raise InvalidRequestError(f"invalid client name {client!r}")
         check_pattern(pattern)
         chosen = _capabilities(capabilities)

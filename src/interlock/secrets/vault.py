@@ -68,7 +68,8 @@ __all__ = [
 ]
 
 MAX_SECRET_BYTES: Final = 64 * 1024
-_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
+# Matched whole (fullmatch): with match() and "$", "erp/api-key\n" was a valid name.
+_NAME: Final = re.compile(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*")
 _SCHEME: Final = "secret://"
 _SECRETS: Final = table_of(VaultSecretRow)
 _VERSIONS: Final = table_of(VaultVersionRow)
@@ -190,7 +191,7 @@ class SecretInfo:
 
 def check_name(name: str) -> str:
     """``name`` if it is a valid secret name, else :class:`InvalidRequestError`."""
-    if not _NAME.match(name) or len(name) > 200:
+    if not _NAME.fullmatch(name) or len(name) > 200:
         raise InvalidRequestError(
             f"invalid secret name {name!r}: lower-case path segments like erp/api-key"
         )
