@@ -245,7 +245,9 @@ class GatewayServices:
             limiter=limiter,
             guessing=GuessingGuard(failures),
             # Idempotency-Key records: Redis when configured, else the store.
-            idempotency=idempotency_store(engine, shared, deployment.keyring),
+            idempotency=idempotency_store(
+                engine, shared, deployment.keyring, async_client=shared_async
+            ),
             nonces=seen_store(engine, shared),
             oauth=AuthorizationServer.open(
                 deployment, names.public_url, signing_keys, shared, failures

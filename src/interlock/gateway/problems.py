@@ -84,6 +84,7 @@ REFUSALS: Final[Mapping[str, ProblemType]] = MappingProxyType(
         "rate-limited": ProblemType(429, "Too many requests"),
         "rate-limits-unavailable": ProblemType(503, _UNAVAILABLE, _RETRY_SOON),
         "replay-store-unavailable": ProblemType(503, _UNAVAILABLE, _RETRY_SOON),
+        "idempotency-store-unavailable": ProblemType(503, _UNAVAILABLE, _RETRY_SOON),
         "invalid-signature": ProblemType(403, "Invalid request signature"),
         "replayed-request": ProblemType(403, "Replayed request"),
         "content-digest-mismatch": ProblemType(400, "Body does not match"),
