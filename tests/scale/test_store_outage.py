@@ -5,7 +5,8 @@ the cache) ended in the catch-all 500 ``internal-error`` with a stack trace in
 the log per request. Now: 503 ``store-unavailable`` with ``Retry-After``, a
 one-line log, and the same gateway serves again once PostgreSQL is back.
 The PostgreSQL is the test's own (:mod:`interlock.testing.postgres_node`); the
-audit log stays in SQLite, so the refusal is on the trail.
+audit log stays in SQLite, so the refusal is on the trail. A statement that
+fails on a live database is not an outage and stays a 500.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from interlock.testing import postgres_node, require_env
 from interlock.testing.gateway import Env, lines, running_gateway
@@ -65,3 +67,21 @@ def test_a_request_needing_the_stopped_store_is_a_503_and_served_once_it_is_back
         assert status == 503
         assert time.monotonic() < deadline, "the gateway did not recover"
         time.sleep(0.1)
+
+
+def test_a_statement_error_is_still_a_500_with_its_stack(tmp_path: Path) -> None:
+    """Only the connection failing is an outage: SQLite's "no such table" (an
+    OperationalError too) is a bug or a missing migration, answered 500 and logged in full."""
+    with running_gateway(tmp_path) as env:
+        token, _ = env.key(["orders.read"])  # not in the key cache: the table is read
+        with env.deployment.engine.begin() as connection:
+            connection.execute(text("ALTER TABLE api_keys RENAME TO api_keys_gone"))
+        status, _, problem = env.request("GET", "/orders/1001", {"X-API-Key": token})
+        assert status == 500, problem
+        assert problem["type"] == "urn:interlock:problem:internal-error"
+        logged = [
+            line for line in lines(env) if line.get("correlation_id") == problem["correlation_id"]
+        ]
+        assert any(
+            line.get("event") == "unhandled error" and "exception" in line for line in logged
+        )

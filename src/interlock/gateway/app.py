@@ -55,6 +55,8 @@ __all__ = ["Gateway"]
 _log = get_logger("interlock.gateway")
 _ANY_HOST: Final = frozenset({"/healthz", "/readyz"})  # probes name the address they dialled
 _access = logging.getLogger("interlock.gateway")
+#: PostgreSQL SQLSTATEs of a server that cannot serve now (besides class 08).
+_UNAVAILABLE_STATES: Final = frozenset({"57P01", "57P02", "57P03", "53300"})
 
 
 class Gateway:
@@ -333,15 +335,24 @@ def _failed(failed: Exception, correlation_id: str, instance: str, where: _Where
 
 
 def _store_unreachable(failed: Exception) -> bool:
-    """A database error of the connection, not of the statement (PEP 249 OperationalError).
+    """The database connection failed, not the statement: down, restarting, or full.
 
     SQLAlchemy marks an error after which the connection was found dead
-    ``connection_invalidated``; an OperationalError is the DBAPI's class for a
-    refused connection or a server that ended the session.
+    ``connection_invalidated``. Otherwise only PostgreSQL's own connection
+    failures count: psycopg gives no SQLSTATE when it could not connect or lost
+    the connection, class 08 is a connection exception, 57P01-57P03 the server
+    shutting down or starting, 53300 too many connections (PostgreSQL,
+    Appendix A). A statement's error — SQLite's "no such table" is an
+    OperationalError too — stays a 500 with its stack in the log.
     """
-    return isinstance(failed, OperationalError) or (
-        isinstance(failed, DBAPIError) and failed.connection_invalidated
-    )
+    if not isinstance(failed, DBAPIError):
+        return False
+    if failed.connection_invalidated:
+        return True
+    if not isinstance(failed, OperationalError) or not hasattr(failed.orig, "sqlstate"):
+        return False
+    sqlstate = getattr(failed.orig, "sqlstate", None)
+    return sqlstate is None or str(sqlstate).startswith("08") or sqlstate in _UNAVAILABLE_STATES
 
 
 def _refused(  # noqa: PLR0917  (one private helper: the answer and what it is about)
