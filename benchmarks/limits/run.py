@@ -13,17 +13,25 @@ moving window (exact, like GCRA, and the slowest) is reported without a
 target, for reference only.
 
 Redis round trips of our limiter are counted by a connection that counts
-every write to its socket. Run: ``.venv/bin/python benchmarks/limits/run.py``
+every write to its socket.
+
+The gateway awaits its decisions through ``redis.asyncio`` (issue 28): with
+``CONCURRENT`` callers on one event loop, the same decisions through the
+asyncio client and through a pool of 16 threads (what ``serve`` gives blocking
+calls) are counted for ``CONCURRENT_SECONDS`` each; their ratio is reported
+without a target, for information. Run: ``.venv/bin/python benchmarks/limits/run.py``
 (Redis at INTERLOCK_TEST_REDIS_URL or 127.0.0.1:6379).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import sys
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from importlib import metadata
 from pathlib import Path
@@ -31,6 +39,7 @@ from typing import Any
 
 import limits
 import redis
+import redis.asyncio
 from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import (
     FixedWindowRateLimiter,
@@ -138,6 +147,18 @@ def main() -> None:
             )
     if redis_reason is not None:
         skip("limits", f"the Redis half: {redis_reason}")
+    on_loop, in_threads = asyncio.run(measure_concurrent())
+    print(
+        f"{CONCURRENT} concurrent callers: redis.asyncio {on_loop:,.0f}/s, threads {in_threads:,.0f}/s"
+    )
+    report(
+        "limits",
+        "redis-async-vs-thread-decisions",
+        on_loop / in_threads,
+        target=None,
+        peer=f"the same decisions from {THREADS} threads, {CONCURRENT} concurrent callers",
+        note="the gateway's path (redis.asyncio on the event loop) vs the threaded one it replaced",
+    )
     print(f"our redis round trips per decision: {trips:.2f}")
     report(
         "limits",
@@ -171,6 +192,62 @@ def measure_redis(results: dict[str, float]) -> float:
     client.close()
     pool.disconnect()
     return trips
+
+
+CONCURRENT = 32
+CONCURRENT_SECONDS = 3.0
+THREADS = 16  # INTERLOCK_BLOCKING_THREADS' default
+
+
+async def measure_concurrent() -> tuple[float, float]:
+    """Decisions per second with CONCURRENT callers: through redis.asyncio, then threads."""
+    tag = f"bench-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(REDIS.url)
+    aclient = redis.asyncio.Redis.from_url(REDIS.url)
+    limiter = RedisLimiter(client, "bench:rl:", async_client=aclient)
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(THREADS))
+
+    async def on_loop(n: int) -> object:
+        return await limiter.decide_async(_limits(tag, n))
+
+    async def in_thread(n: int) -> object:
+        return await asyncio.to_thread(limiter.decide, _limits(tag, n))
+
+    try:
+        await on_loop(0)  # connect, load the script
+        await in_thread(0)
+        results = [await _for_a_while(on_loop), await _for_a_while(in_thread)]
+    finally:
+        for key in client.scan_iter(match=f"*{tag}*"):
+            client.delete(key)
+        client.close()
+        await aclient.aclose()
+    return results[0], results[1]
+
+
+def _limits(tag: str, n: int) -> tuple[Limit, ...]:
+    return (
+        Limit(PER_CLIENT, bucket_key(tag, "client", CLIENTS[n % 10_000])),
+        Limit(PER_IP, bucket_key(tag, "ip", ADDRESSES[n % 1_000])),
+    )
+
+
+async def _for_a_while(decide: Callable[[int], Any]) -> float:
+    """Decisions per second of CONCURRENT callers deciding for CONCURRENT_SECONDS."""
+    deadline = time.perf_counter() + CONCURRENT_SECONDS
+    done = [0] * CONCURRENT
+
+    async def caller(index: int) -> None:
+        n = index
+        while time.perf_counter() < deadline:
+            await decide(n)
+            done[index] += 1
+            n += CONCURRENT
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller(i) for i in range(CONCURRENT)))
+    return sum(done) / (time.perf_counter() - started)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,11 @@ Shared by ``benchmarks/replicas/run.py`` and ``tests/scale/test_replicas_bench.p
   log (PostgreSQL, a schema of the caller's), the same issuer;
 * manifests from the store (``INTERLOCK_MANIFEST_SOURCE=store``, polled every
   0.5 s), so ``publish`` changes what every replica enforces;
-* a redis-server of the fleet's own on a free port, which :meth:`Fleet.restart_redis`
-  stops and starts again — never the machine's shared Redis;
+* a redis-server of the fleet's own on a free port, which :meth:`Fleet.stop_redis`
+  and :meth:`Fleet.start_redis` stop and start again — never the machine's shared Redis;
+* the database: a URL (the machine's PostgreSQL, never restarted), or a
+  test-owned server (:mod:`interlock.testing.postgres_node`), which
+  :meth:`Fleet.stop_postgres` and :meth:`Fleet.start_postgres` stop and start;
 * nginx (Debian's nginx-light) terminating TLS and proxying over verified TLS
   to the replicas, retrying another replica when one refuses connections.
 
@@ -44,6 +47,7 @@ from interlock.pki import ensure_local_ca
 from interlock.secrets.vault import Vault
 from interlock.store import Deployment, initialise
 from interlock.store.manifest_versions import publish_manifest
+from interlock.testing.postgres_node import PostgresNode
 
 __all__ = ["CAPPED_PER_HOUR", "MANIFEST", "Fleet", "Response", "fleet", "free_port"]
 
@@ -164,6 +168,7 @@ class Fleet:
     nginx_port: int
     replica_ports: list[int]
     manifest_text: str
+    postgres: PostgresNode | None = None  # test-owned: may be stopped and started
     _redis: subprocess.Popen[bytes] | None = None
     _replicas: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
     _others: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -236,6 +241,23 @@ class Fleet:
             self._redis.terminate()
             self._redis.wait(timeout=10)
             self._redis = None
+
+    def stop_postgres(self) -> None:
+        """Stop the fleet's own PostgreSQL (fast: every session ends, open transactions roll back)."""
+        if self.postgres is None:
+            raise RuntimeError("this fleet runs on a shared PostgreSQL, which is never stopped")
+        self.postgres.stop("fast")
+
+    def start_postgres(self) -> None:
+        """Start the fleet's own PostgreSQL again; return once it accepts connections."""
+        if self.postgres is None:
+            raise RuntimeError("this fleet runs on a shared PostgreSQL")
+        self.postgres.start()
+
+    def alive(self, index: int) -> bool:
+        """Whether replica ``index`` was started and not killed."""
+        process = self._replicas[index]
+        return process is not None and process.poll() is None
 
     def kill_replica(self, index: int) -> None:
         """SIGKILL replica ``index``: no drain, as a crash or an OOM kill."""
@@ -350,8 +372,14 @@ class Fleet:
 
 
 @contextmanager
-def fleet(work: Path, database_url: str, replicas: int = 3) -> Iterator[Fleet]:
-    """Start ``replicas`` replicas over ``database_url`` (an empty PostgreSQL schema)."""
+def fleet(
+    work: Path, database_url: str, replicas: int = 3, *, postgres: PostgresNode | None = None
+) -> Iterator[Fleet]:
+    """Start ``replicas`` replicas over ``database_url`` (an empty PostgreSQL schema).
+
+    ``postgres`` is the test-owned server ``database_url`` names, when it is one:
+    then :meth:`Fleet.stop_postgres` may stop it.
+    """
     settings = Settings(
         data_dir=work / "data-0", database_url=database_url, audit_database_url=database_url
     )
@@ -367,6 +395,7 @@ def fleet(work: Path, database_url: str, replicas: int = 3) -> Iterator[Fleet]:
         free_port(),
         [free_port() for _ in range(replicas)],
         "",
+        postgres,
     )
     try:
         ca = ensure_local_ca(deployment.engine, deployment.keyring, deployment.deployment_id)

@@ -15,9 +15,12 @@ started on a free port).
    ERP, PostgreSQL, Redis and wrk all compete for the same two cores, so the
    ratio measures the machine, not the design: expect about 1, and read
    docs/scale.md for what it means.
-2. **Chaos** (benchmarks/replicas/chaos.py) on the three-replica fleet:
-   requests lost, limit over-admission, the time a manifest change and a
-   revocation take to reach every replica, and whether the audit log verifies.
+2. **Chaos** (benchmarks/replicas/chaos.py) on the three-replica fleet over a
+   PostgreSQL of the benchmark's own (``initdb`` on a free port, restarted in
+   the middle; :mod:`interlock.testing.postgres_node`): requests lost, 500s,
+   limit over-admission, PostgreSQL's recovery, the time a manifest change and
+   a revocation take to reach every replica, and whether the audit log
+   verifies. Without initdb it runs on the machine's PostgreSQL and skips the restart.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ from typing import Final
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.common import ensure_tools, postgres_schema, run_wrk
-from benchmarks.replicas.chaos import run_chaos
+from benchmarks.replicas.chaos import Chaos, run_chaos
 from benchmarks.replicas.fleet import fleet
 from benchmarks.results import report
+from interlock.testing import postgres_node
 
 SECONDS: Final = int(os.environ.get("INTERLOCK_BENCH_SECONDS", "10"))
 CONNECTIONS: Final = 32
@@ -59,6 +63,21 @@ def _throughput(replicas: int) -> float:
         return run.rps
 
 
+def _chaos() -> Chaos:
+    """The chaos scenario, over a PostgreSQL of its own when initdb is installed."""
+    reason = postgres_node.unavailable()
+    with tempfile.TemporaryDirectory(prefix="bench-replicas-") as work:
+        if reason is not None:
+            print(f"PostgreSQL is not restarted: {reason}", flush=True)
+            with postgres_schema() as url, fleet(Path(work), url, 3) as running:
+                return run_chaos(running)
+        with (
+            postgres_node.started() as postgres,
+            fleet(Path(work), postgres.url, 3, postgres=postgres) as running,
+        ):
+            return run_chaos(running)
+
+
 def main() -> None:
     """Measure and report."""
     ensure_tools("nginx", "wrk")
@@ -73,12 +92,7 @@ def main() -> None:
         peer="the same fleet with 1 replica (nginx-light 1 worker, PostgreSQL, Redis)",
         note=f"{os.cpu_count()} cores shared by every process of both fleets and wrk",
     )
-    with (
-        postgres_schema() as url,
-        tempfile.TemporaryDirectory(prefix="bench-replicas-") as work,
-        fleet(Path(work), url, 3) as running,
-    ):
-        result = run_chaos(running)
+    result = _chaos()
     for line in result.lines():
         print(line, flush=True)
     report(
@@ -90,7 +104,8 @@ def main() -> None:
         kind="property",
         peer="",
         digits=0,
-        note="no answer, 502 or 504 through nginx during Redis restart, a SIGKILL, a manifest",
+        note="no answer, 502 or 504 through nginx during Redis and PostgreSQL restarts, "
+        "a SIGKILL, a manifest",
     )
     report(
         "replicas",
@@ -118,7 +133,27 @@ def main() -> None:
         peer="",
         note="API key revoked to 401 on every live replica (1 s key cache)",
     )
-    if not result.audit_clean:
+    report(
+        "replicas",
+        "replicas-server-errors",
+        result.server_errors,
+        target=0,
+        direction="<=",
+        kind="property",
+        peer="",
+        digits=0,
+        note="500 answers through nginx in every phase (Redis and PostgreSQL restarts included)",
+    )
+    if result.postgres_restarted:
+        report(
+            "replicas",
+            "replicas-postgres-recovery-seconds",
+            result.postgres_recovery_seconds,
+            target=None,
+            peer="",
+            note="PostgreSQL accepting again to every live replica answering 200 (none restarted)",
+        )
+    if not result.audit_clean or result.audit_duplicates:
         print(result.audit_output, file=sys.stderr)
         raise SystemExit(1)
 

@@ -25,6 +25,9 @@ class Unavailable:
     def decide(self, limits: tuple[Limit, ...], *, consume: bool = True) -> Decision:
         raise LimitsUnavailableError("rate limits are unavailable")
 
+    async def decide_async(self, limits: tuple[Limit, ...], *, consume: bool = True) -> Decision:
+        raise LimitsUnavailableError("rate limits are unavailable")
+
 
 def test_limits_unavailable_is_a_503_problem_with_retry_after() -> None:
     """Closed policy: the request is refused with 503 and Retry-After: 1, not let through."""

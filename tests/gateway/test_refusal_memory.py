@@ -81,6 +81,9 @@ class RedisDown:
     def decide(self, limits: tuple[Limit, ...], *, consume: bool = True) -> Decision:
         raise LimitsUnavailableError("rate limits are unavailable")
 
+    async def decide_async(self, limits: tuple[Limit, ...], *, consume: bool = True) -> Decision:
+        raise LimitsUnavailableError("rate limits are unavailable")
+
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Deployment]:

@@ -5,6 +5,7 @@ Runs its own redis-server on a free port, so stopping it disturbs no one.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio
+import redis.asyncio.retry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from structlog.testing import capture_logs
@@ -197,3 +200,87 @@ def test_the_guard_slows_down_attempts_while_redis_is_down_and_closed(server: Se
         assert guard.retry_after("order-sync", "192.0.2.1") == 1.0
     finally:
         client.close()
+
+
+def _async_policy(
+    server: Server, mode: FailureMode, observer: Observer, fallback: MemoryLimiter | None = None
+) -> tuple[FailurePolicy, redis.asyncio.Redis]:
+    """A policy whose decide_async goes through redis.asyncio; its sync client reaches nothing.
+
+    The synchronous client names a port nobody listens on: a decision that went
+    through it (a thread) instead of the asyncio client would fail.
+    """
+    nowhere = redis.Redis(host="127.0.0.1", port=_free_port(), socket_connect_timeout=1)
+    client = redis.asyncio.Redis(
+        host="127.0.0.1", port=server.port, retry=redis.asyncio.retry.Retry(NoBackoff(), 1)
+    )
+    limiter = RedisLimiter(nowhere, async_client=client)
+    return FailurePolicy(limiter, mode, fallback=fallback, observer=observer), client
+
+
+def test_closed_on_the_event_loop_refuses_while_redis_is_down_and_recovers(
+    server: Server,
+) -> None:
+    """redis.asyncio (issue 28 point 5): the same fail-closed semantics as the threaded path."""
+    observer = Observer()
+
+    async def scenario() -> None:
+        policy, client = _async_policy(server, "closed", observer)
+        try:
+            assert (await policy.decide_async(LIMITS)).remaining == 1
+            server.stop()
+            with capture_logs() as logs:
+                for _ in range(2):
+                    with pytest.raises(LimitsUnavailableError):
+                        await policy.decide_async(LIMITS)
+            assert observer.failures == ["closed", "closed"]
+            assert [e["event"] for e in logs] == ["rate-limit backend unreachable"]
+            server.start()
+            decision = await policy.decide_async(LIMITS)
+            assert decision.remaining == 1  # a fresh server's full bucket: Redis decided
+            assert observer.states == [False, True]
+            assert await client.exists("interlock:rl:" + LIMITS[0].key)
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_open_on_the_event_loop_falls_back_to_in_process_limits(server: Server) -> None:
+    """Failing open through redis.asyncio: in-process decisions (still limited), then Redis."""
+    observer = Observer()
+
+    async def scenario() -> None:
+        policy, client = _async_policy(server, "open", observer, MemoryLimiter())
+        try:
+            await policy.decide_async(LIMITS)
+            server.stop()
+            verdicts = [(await policy.decide_async(LIMITS)).allowed for _ in range(3)]
+            assert verdicts == [True, True, False]
+            server.start()
+            assert (await policy.decide_async(LIMITS)).allowed
+            assert await client.exists("interlock:rl:" + LIMITS[0].key)
+            assert observer.states == [False, True]
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_the_guard_on_the_event_loop_slows_down_attempts_while_redis_is_down(
+    server: Server,
+) -> None:
+    """The gateway's guessing guard awaits the same budget; down and closed: 'wait'."""
+
+    async def scenario() -> None:
+        policy, client = _async_policy(server, "closed", Observer())
+        guard = FailureGuard(policy)
+        try:
+            assert await guard.retry_after_async(None, "192.0.2.1") is None
+            server.stop()
+            await guard.failed_async(None, "192.0.2.1")  # swallowed
+            assert await guard.retry_after_async(None, "192.0.2.1") == 1.0
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -12,14 +14,17 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio
 from sqlalchemy import create_engine, select
 from structlog.testing import capture_logs
 
 from interlock.config.settings import Settings
 from interlock.crypto import Keyring, needs_rewrap
+from interlock.gateway.problems import REFUSALS
 from interlock.replay.idempotency import (
     Begun,
     IdempotencyStore,
+    IdempotencyUnavailableError,
     InFlight,
     MemoryIdempotency,
     Mismatch,
@@ -209,6 +214,66 @@ def test_two_redis_replicas_share_records(seal: ResponseSeal) -> None:
     finally:
         one.close()
         two.close()
+
+
+def test_every_transition_on_the_event_loop_matches_the_threaded_one(
+    backend: Backend, seal: ResponseSeal
+) -> None:
+    """The ``..._async`` methods the gateway awaits (Redis through redis.asyncio, issue 28)."""
+
+    async def transitions() -> None:
+        client = redis.asyncio.Redis.from_url(need(REDIS)) if backend.client else None
+        store: IdempotencyStore
+        if backend.engine is not None:
+            store = SqlIdempotency(backend.engine, seal)
+        elif backend.client is not None:
+            store = RedisIdempotency(backend.client, seal, backend.prefix, async_client=client)
+        else:
+            store = MemoryIdempotency()
+        try:
+            begun = await store.begin_async("a", "k1", FP, TTL, LEASE)
+            token = _token(begun)
+            assert await store.begin_async("a", "k1", FP, TTL, LEASE) == InFlight()
+            assert await store.begin_async("a", "k1", OTHER_FP, TTL, LEASE) == Mismatch()
+            await store.complete_async("a", "k1", token, CREATED)
+            assert await store.begin_async("a", "k1", FP, TTL, LEASE) == Replay(CREATED)
+            assert _begin(store) == Replay(CREATED)  # one record, whichever path wrote it
+            other = _token(await store.begin_async("a", "k2", FP, TTL, LEASE))
+            await store.abandon_async("a", "k2", other)
+            _token(await store.begin_async("a", "k2", OTHER_FP, TTL, LEASE))
+        finally:
+            if client is not None:
+                await client.aclose()
+
+    asyncio.run(transitions())
+
+
+def test_redis_unreachable_is_a_503_refusal_on_both_paths(seal: ResponseSeal) -> None:
+    """Fail closed with 503 ``idempotency-store-unavailable`` (was: a ConnectionError, 500)."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sync = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+
+    async def on_the_loop() -> None:
+        client = redis.asyncio.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+        store = RedisIdempotency(sync, seal, async_client=client)
+        try:
+            with pytest.raises(IdempotencyUnavailableError):
+                await store.begin_async("a", "k1", FP, TTL, LEASE)
+            with pytest.raises(IdempotencyUnavailableError):
+                await store.complete_async("a", "k1", "0" * 32, CREATED)
+        finally:
+            await client.aclose()
+
+    try:
+        with pytest.raises(IdempotencyUnavailableError) as refused:
+            _begin(RedisIdempotency(sync, seal))
+        assert refused.value.code == "idempotency-store-unavailable"
+        assert REFUSALS[refused.value.code].status == 503
+        asyncio.run(on_the_loop())
+    finally:
+        sync.close()
 
 
 def test_only_hashes_are_stored(deployment: Deployment) -> None:

@@ -3,11 +3,14 @@
 Sentinel: a master, a replica and a Sentinel of the test's own; limits, nonces
 and revocations keep working across a ``SENTINEL FAILOVER`` in the middle.
 Cluster: a one-node cluster (every slot on one node) still enforces slots, so
-it proves each script and multi-key command keeps its keys in one slot.
+it proves each script and multi-key command keeps its keys in one slot. Both
+for the synchronous clients and for the ``redis.asyncio`` ones the gateway's
+rate-limit decisions use (``connect_redis_async``, issue 28 point 5).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,7 +27,7 @@ from interlock.limits import FailurePolicy, Limit, Quota, RedisLimiter, bucket_k
 from interlock.oauth.revoked import RevokedTokens
 from interlock.replay.seen import RedisSeen
 from interlock.store import create_store_engine, upgrade
-from interlock.store.redis_client import connect_redis
+from interlock.store.redis_client import connect_redis, connect_redis_async
 from tests.scale.redis_nodes import Node, free_port, start_node, wait_for
 
 pytestmark = pytest.mark.processes
@@ -42,6 +45,16 @@ sentinel failover-timeout main 5000
 def _decide(limiter: FailurePolicy, key: str, times: int) -> int:
     limits = (Limit(QUOTA, bucket_key("modes", "client", key)),)
     return sum(limiter.decide(limits).allowed for _ in range(times))
+
+
+def _decide_async(runner: asyncio.Runner, limiter: FailurePolicy, key: str, times: int) -> int:
+    """Like :func:`_decide` through ``decide_async``, on ``runner``'s loop (the client's)."""
+    limits = (Limit(QUOTA, bucket_key("modes", "client", key)),)
+
+    async def decide() -> int:
+        return sum([(await limiter.decide_async(limits)).allowed for _ in range(times)])
+
+    return runner.run(decide())
 
 
 @pytest.fixture
@@ -117,6 +130,10 @@ def test_sentinel_failover_in_the_middle_keeps_limits_nonces_and_revocations(
     first, second = connect_redis(settings), connect_redis(settings)  # two replicas
     assert first is not None
     assert second is not None
+    # A third replica deciding as the gateway's routes do: redis.asyncio, on its loop.
+    runner = asyncio.Runner()
+    third = connect_redis_async(settings)
+    assert third is not None
     engine = create_store_engine(f"sqlite:///{tmp_path / 'store.db'}")
     upgrade(engine)
     announcer = RevokedTokens(engine, 3600, first, listen=False)
@@ -124,9 +141,11 @@ def test_sentinel_failover_in_the_middle_keeps_limits_nonces_and_revocations(
     listener.reload()
     try:
         limiters = (FailurePolicy(RedisLimiter(first)), FailurePolicy(RedisLimiter(second)))
+        on_loop = FailurePolicy(RedisLimiter(first, async_client=third))
         nonces = RedisSeen(first), RedisSeen(second)
         until = datetime.now(UTC) + timedelta(minutes=5)
-        assert _decide(limiters[0], "a", 8) + _decide(limiters[1], "a", 4) == 12
+        assert _decide(limiters[0], "a", 6) + _decide(limiters[1], "a", 4) == 10
+        assert _decide_async(runner, on_loop, "a", 2) == 2
         assert nonces[0].first_use("nonce", "n1", until)
         # Replicated before the failover (asynchronous replication: a failover may lose
         # the last writes; WAIT makes this test about the client, not about that).
@@ -141,8 +160,11 @@ def test_sentinel_failover_in_the_middle_keeps_limits_nonces_and_revocations(
             )
         finally:
             watcher.close()
-        # The same budget continues on the new master: 8 more, then refused.
-        assert _decide(limiters[1], "a", 10) + _decide(limiters[0], "a", 5) == LIMIT - 12
+        # The same budget continues on the new master: 8 more, then refused (the asyncio
+        # client finds the new master as the synchronous ones do).
+        assert _decide_async(runner, on_loop, "a", 3) == 3
+        assert _decide(limiters[1], "a", 10) + _decide(limiters[0], "a", 5) == LIMIT - 15
+        assert _decide_async(runner, on_loop, "a", 2) == 0
         assert not nonces[1].first_use("nonce", "n1", until)  # still seen
         assert nonces[0].first_use("nonce", "n2", until)
         jti = uuid.uuid4().hex
@@ -155,6 +177,8 @@ def test_sentinel_failover_in_the_middle_keeps_limits_nonces_and_revocations(
         engine.dispose()
         first.close()
         second.close()
+        runner.run(third.aclose())
+        runner.close()
 
 
 @pytest.fixture
@@ -205,6 +229,35 @@ def test_cluster_limits_and_nonces_keep_each_command_in_one_slot(cluster: Node) 
         client.close()
 
 
+def test_the_asyncio_cluster_client_keeps_each_script_in_one_slot(cluster: Node) -> None:
+    settings = load_settings(redis_url=f"redis+cluster://127.0.0.1:{cluster.port}")
+    sync = connect_redis(settings)
+    assert sync is not None
+
+    async def scenario() -> None:
+        client = connect_redis_async(settings)
+        assert client is not None
+        try:
+            assert type(client).__name__ == "_TimedAsyncCluster"
+            limiter = FailurePolicy(RedisLimiter(sync, async_client=client))
+            limits = tuple(Limit(QUOTA, bucket_key("tag-3", "route", str(n))) for n in range(3))
+            admitted = [(await limiter.decide_async(limits)).allowed for _ in range(LIMIT + 5)]
+            assert sum(admitted) == LIMIT
+            mixed = (
+                Limit(QUOTA, bucket_key("tag-3", "client", "a")),
+                Limit(QUOTA, bucket_key("tag-4", "client", "a")),
+            )
+            with pytest.raises(RedisClusterException, match="same key slot"):
+                await RedisLimiter(sync, async_client=client).decide_async(mixed)
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        sync.close()
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -217,3 +270,5 @@ def test_cluster_limits_and_nonces_keep_each_command_in_one_slot(cluster: Node) 
 def test_malformed_topology_urls_are_one_line_errors(url: str) -> None:
     with pytest.raises(ConfigError, match="INTERLOCK_REDIS_URL"):
         connect_redis(load_settings(redis_url=url))
+    with pytest.raises(ConfigError, match="INTERLOCK_REDIS_URL"):
+        connect_redis_async(load_settings(redis_url=url))

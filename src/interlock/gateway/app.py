@@ -9,7 +9,8 @@ the key). Every request that reaches the gateway gets exactly one
 ``gateway.request`` audit entry and one count in the metrics: routed or not
 (404, 405, 421 are labelled ``unmatched``), answered by a route or an own
 endpoint, refused, or failed (an unhandled error is logged with its
-correlation id and answered with a generic 500 problem).
+correlation id and answered with a generic 500 problem; the store's database
+unreachable is answered 503 ``store-unavailable``, which a balancer may retry).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from interlock.config.manifest import Integration, Manifest
 from interlock.errors import Refusal
@@ -53,6 +55,8 @@ __all__ = ["Gateway"]
 _log = get_logger("interlock.gateway")
 _ANY_HOST: Final = frozenset({"/healthz", "/readyz"})  # probes name the address they dialled
 _access = logging.getLogger("interlock.gateway")
+#: PostgreSQL SQLSTATEs of a server that cannot serve now (besides class 08).
+_UNAVAILABLE_STATES: Final = frozenset({"57P01", "57P02", "57P03", "53300"})
 
 
 class Gateway:
@@ -136,14 +140,8 @@ class Gateway:
                 "refused",
                 where.principal,
             )
-        except Exception:  # noqa: BLE001  (last resort: log it, answer 500 with the id only)
-            _log.exception("unhandled error", route=where.label, correlation_id=correlation_id)
-            internal = Refusal(
-                INTERNAL_ERROR, "the request failed; quote the correlation id to the operator"
-            )
-            answered = _refused(
-                internal, correlation_id, request.path, where.label, where.principal, "error"
-            )
+        except Exception as failed:  # noqa: BLE001  (last resort: answer with the id only)
+            answered = _failed(failed, correlation_id, request.path, where)
         label, outcome, principal = answered.label, answered.outcome, answered.principal
         # Every request is on the trail: routed or not, answered, refused or failed.
         final = await self._record(request, answered, correlation_id, where)
@@ -306,6 +304,55 @@ def _tell(
         observer(seen)
     except Exception:  # noqa: BLE001  (an observer's failure is no reason to fail the request)
         _log.exception("request observer failed", correlation_id=correlation_id)
+
+
+def _failed(failed: Exception, correlation_id: str, instance: str, where: _Where) -> _Answered:
+    """An error no stage turned into a refusal: 503 when the database is unreachable, else 500.
+
+    A store that is down or restarting (connection refused, sessions ended by
+    its shutdown) is not a bug: the request fails closed with a 503 the
+    balancer may retry elsewhere, logged in one line rather than with a stack
+    per request. Anything else is logged with its stack and answered 500.
+    """
+    if _store_unreachable(failed):
+        _log.warning(
+            "store unavailable",
+            route=where.label,
+            correlation_id=correlation_id,
+            error=type(failed).__name__,
+        )
+        refusal = Refusal(
+            "store-unavailable",
+            "a backing service is unavailable; retry shortly",
+            log_reason=f"store unavailable: {type(failed).__name__}",
+        )
+    else:
+        _log.exception("unhandled error", route=where.label, correlation_id=correlation_id)
+        refusal = Refusal(
+            INTERNAL_ERROR, "the request failed; quote the correlation id to the operator"
+        )
+    return _refused(refusal, correlation_id, instance, where.label, where.principal, "error")
+
+
+def _store_unreachable(failed: Exception) -> bool:
+    """The database connection failed, not the statement: down, restarting, or full.
+
+    SQLAlchemy marks an error after which the connection was found dead
+    ``connection_invalidated``. Otherwise only PostgreSQL's own connection
+    failures count: psycopg gives no SQLSTATE when it could not connect or lost
+    the connection, class 08 is a connection exception, 57P01-57P03 the server
+    shutting down or starting, 53300 too many connections (PostgreSQL,
+    Appendix A). A statement's error — SQLite's "no such table" is an
+    OperationalError too — stays a 500 with its stack in the log.
+    """
+    if not isinstance(failed, DBAPIError):
+        return False
+    if failed.connection_invalidated:
+        return True
+    if not isinstance(failed, OperationalError) or not hasattr(failed.orig, "sqlstate"):
+        return False
+    sqlstate = getattr(failed.orig, "sqlstate", None)
+    return sqlstate is None or str(sqlstate).startswith("08") or sqlstate in _UNAVAILABLE_STATES
 
 
 def _refused(  # noqa: PLR0917  (one private helper: the answer and what it is about)

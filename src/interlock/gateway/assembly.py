@@ -23,6 +23,7 @@ from typing import Final
 
 import httpx
 import redis
+import redis.asyncio
 
 from interlock.audit.service import AuditLog
 from interlock.config.manifest import Manifest
@@ -95,7 +96,7 @@ from interlock.replay.seen import SeenOnce, seen_store
 from interlock.replay.signatures import RequestSignatures
 from interlock.secrets.vault import Vault
 from interlock.store import Deployment
-from interlock.store.redis_client import connect_redis
+from interlock.store.redis_client import connect_redis, connect_redis_async
 from interlock.validation.rules import Rules
 
 __all__ = ["GatewayServices", "build_gateway", "resume_partner_notices"]
@@ -115,6 +116,8 @@ class GatewayServices:
     lineage: LineageIndex  # persons identified in traffic, as keyed hashes (the store)
     vault: Vault
     redis_client: redis.Redis | None
+    # The same Redis through redis.asyncio, for per-request calls awaited on the loop.
+    redis_async: redis.asyncio.Redis | None
     limiter: Limiter
     guessing: GuessingGuard
     idempotency: IdempotencyStore
@@ -182,6 +185,7 @@ class GatewayServices:
         lineage = LineageIndex(deployment.engine, hasher)
         metrics.watch_lineage(lambda: lineage.queued, lambda: lineage.lost)
         shared = connect_redis(settings, observe=metrics.redis_command)
+        shared_async = connect_redis_async(settings, observe=metrics.redis_command)
         try:
             return cls._assemble(
                 deployment,
@@ -190,7 +194,7 @@ class GatewayServices:
                 signing_keys,
                 audit_log,
                 lineage,
-                shared,
+                (shared, shared_async),
                 crl,
                 anchors,
                 upstream_identity,
@@ -205,6 +209,8 @@ class GatewayServices:
             audit_log.close()
             if shared is not None:
                 shared.close()
+            if shared_async is not None:
+                await shared_async.aclose()
             raise
 
     @classmethod
@@ -216,7 +222,7 @@ class GatewayServices:
         signing_keys: SigningKeys,
         audit_log: AuditLog,
         lineage: LineageIndex,
-        shared: redis.Redis | None,
+        redis_clients: tuple[redis.Redis | None, redis.asyncio.Redis | None],
         crl: CrlPublisher,
         anchors: dict[str, Path],
         upstream_identity: RenewingCertificate,
@@ -228,12 +234,13 @@ class GatewayServices:
         notify_auth: Callable[[], httpx.Auth] | None,
     ) -> GatewayServices:
         settings = deployment.settings
+        shared, shared_async = redis_clients
         shares = in_process_shares(
             shared_backend=shared is not None,
             workers=settings.workers,
             local_limits=settings.local_limits,
         )
-        limiter = _limiter(shared, settings.rate_limit_failure, metrics, shares)
+        limiter = _limiter(redis_clients, settings.rate_limit_failure, metrics, shares)
         # Failed authentications per address: one budget for the token endpoint and the routes.
         failures = FailureGuard(limiter, per_address=settings.auth_failures_per_ip)
         engine = deployment.engine
@@ -247,10 +254,13 @@ class GatewayServices:
             # Outbound credentials: resolved through the vault, every read on the audit trail.
             vault=Vault(engine, deployment.keyring, audit=audit_log.sink),
             redis_client=shared,
+            redis_async=shared_async,
             limiter=limiter,
             guessing=GuessingGuard(failures),
             # Idempotency-Key records: Redis when configured, else the store.
-            idempotency=idempotency_store(engine, shared, deployment.keyring),
+            idempotency=idempotency_store(
+                engine, shared, deployment.keyring, async_client=shared_async
+            ),
             nonces=seen_store(engine, shared),
             oauth=AuthorizationServer.open(
                 deployment, names.public_url, signing_keys, shared, failures
@@ -287,6 +297,12 @@ class GatewayServices:
         self.audit_log.close()
         if self.redis_client is not None:
             self.redis_client.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, and the asyncio Redis client on the loop that owns its connections."""
+        if self.redis_async is not None:
+            await self.redis_async.aclose()
+        self.close()
 
 
 def build_gateway(
@@ -504,14 +520,21 @@ def _readiness(services: GatewayServices) -> Readiness:
 
 
 def _limiter(
-    shared: redis.Redis | None, failure: FailureMode, metrics: GatewayMetrics, shares: int
+    redis_clients: tuple[redis.Redis | None, redis.asyncio.Redis | None],
+    failure: FailureMode,
+    metrics: GatewayMetrics,
+    shares: int,
 ) -> Limiter:
     """One limiter per gateway: Redis (with the failure policy) when configured, else memory.
 
+    ``redis_clients``: the synchronous client (the token endpoint's guard, in a
+    thread) and the asyncio one (the routes' decisions, on the loop).
     ``shares``: in-process budgets are divided among that many processes (limits.scope).
     """
+    shared, shared_async = redis_clients
     if shared is None:
         return MemoryLimiter(shares=shares)
     metrics.backend_up(True)
     fallback = MemoryLimiter(shares=shares)
-    return FailurePolicy(RedisLimiter(shared), failure, fallback=fallback, observer=metrics)
+    primary = RedisLimiter(shared, async_client=shared_async)
+    return FailurePolicy(primary, failure, fallback=fallback, observer=metrics)

@@ -1,7 +1,9 @@
 """The threads blocking calls run on (store, Redis, the vault), bounded, with back-pressure.
 
-Stages call the store and Redis through ``asyncio.to_thread``, which uses the
-loop's default executor: asyncio's own has ``min(32, cores + 4)`` threads (6
+Stages call the store (and Redis for signed requests' nonces, inside the
+signature check) through ``asyncio.to_thread``, which uses the loop's default
+executor — rate-limit decisions and Idempotency-Key records await Redis
+through ``redis.asyncio`` and take no thread. asyncio's own has ``min(32, cores + 4)`` threads (6
 on 2 cores) and an unbounded queue, so one slow PostgreSQL or a 2 s Redis
 timeout lets requests pile up behind each other without limit. ``serve``
 installs this executor instead: ``INTERLOCK_BLOCKING_THREADS`` threads and at

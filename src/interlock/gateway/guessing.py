@@ -16,7 +16,6 @@ gets at most one more attempt on each replica before it is stopped there too.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from typing import Final
@@ -44,10 +43,7 @@ class GuessingGuard:
         """Refuse with 429 while ``remote``'s failure budget is spent."""
         if remote is None or not self._suspected(remote):
             return
-        if self._guard.blocking:
-            wait = await asyncio.to_thread(self._guard.retry_after, None, remote)
-        else:
-            wait = self._guard.retry_after(None, remote)
+        wait = await self._guard.retry_after_async(None, remote)
         if wait is not None:
             seconds = max(1, int(wait + 0.999))
             raise Refusal(
@@ -67,10 +63,7 @@ class GuessingGuard:
                 newest = sorted(self._suspects.items(), key=lambda item: item[1])
                 self._suspects = dict(newest[len(newest) // 2 :])
             self._suspects[remote] = now
-        if self._guard.blocking:
-            await asyncio.to_thread(self._guard.failed, None, remote)
-        else:
-            self._guard.failed(None, remote)
+        await self._guard.failed_async(None, remote)
 
     def _suspected(self, remote: str) -> bool:
         with self._lock:

@@ -67,6 +67,8 @@ REFUSALS: Final[Mapping[str, ProblemType]] = MappingProxyType(
         "service-starting": ProblemType(503, _UNAVAILABLE, _RETRY_SOON),
         "not-ready": ProblemType(503, _UNAVAILABLE, _RETRY_SOON),
         "overloaded": ProblemType(503, _UNAVAILABLE, _RETRY_SOON),  # gateway.blocking_pool
+        # The store's database did not answer (down, restarting): gateway/app.py.
+        "store-unavailable": ProblemType(503, _UNAVAILABLE, _RETRY_SOON),
         # Who is calling, and may they.
         "credential-in-url": ProblemType(400, "Credential in the URL"),
         "ambiguous-credentials": ProblemType(400, "More than one credential"),
@@ -82,6 +84,7 @@ REFUSALS: Final[Mapping[str, ProblemType]] = MappingProxyType(
         "rate-limited": ProblemType(429, "Too many requests"),
         "rate-limits-unavailable": ProblemType(503, _UNAVAILABLE, _RETRY_SOON),
         "replay-store-unavailable": ProblemType(503, _UNAVAILABLE, _RETRY_SOON),
+        "idempotency-store-unavailable": ProblemType(503, _UNAVAILABLE, _RETRY_SOON),
         "invalid-signature": ProblemType(403, "Invalid request signature"),
         "replayed-request": ProblemType(403, "Replayed request"),
         "content-digest-mismatch": ProblemType(400, "Body does not match"),

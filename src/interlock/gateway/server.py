@@ -237,7 +237,7 @@ class RunningGateway:
             if gateway is not None:
                 await gateway.close()
         self._retired.clear()
-        self.services.close()
+        await self.services.aclose()
         self._tmp.cleanup()
 
 

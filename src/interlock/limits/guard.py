@@ -24,7 +24,8 @@ The limits are fixed constants, not settings (nothing to misconfigure):
 
 GCRA refills one unit every 6 s (1.2 s per address). With a Redis limiter the
 counts hold across replicas and the guard is ``blocking`` (the endpoint then
-never consults it on the event loop). If the backend is down and the policy
+never consults it on the event loop; the gateway's routes await the
+``..._async`` methods instead). If the backend is down and the policy
 is ``closed``, attempts are slowed down (fail closed).
 """
 
@@ -88,6 +89,24 @@ class FailureGuard:
             # While the backend is down, retry_after already answers "wait".
             with contextlib.suppress(LimitsUnavailableError):
                 self._limiter.decide(limits)
+
+    async def retry_after_async(self, client_id: str | None, remote: str | None) -> float | None:
+        """:meth:`retry_after` on an event loop (the limiter's :meth:`~Limiter.decide_async`)."""
+        limits = self._limits(client_id, remote)
+        if not limits:
+            return None
+        try:
+            decision = await self._limiter.decide_async(limits, consume=False)
+        except LimitsUnavailableError:
+            return _UNAVAILABLE_WAIT
+        return None if decision.allowed else float(decision.retry_after_seconds)
+
+    async def failed_async(self, client_id: str | None, remote: str | None) -> None:
+        """:meth:`failed` on an event loop."""
+        limits = self._limits(client_id, remote)
+        if limits:
+            with contextlib.suppress(LimitsUnavailableError):
+                await self._limiter.decide_async(limits)
 
     def _limits(self, client_id: str | None, remote: str | None) -> tuple[Limit, ...]:
         limits = []

@@ -126,3 +126,11 @@ class Limiter(Protocol):
         when the backend is down and the configured policy is to fail closed.
         """
         ...
+
+    async def decide_async(self, limits: tuple[Limit, ...], *, consume: bool = True) -> Decision:
+        """:meth:`decide` for an event loop, which it never blocks.
+
+        In process it decides at once; with Redis it awaits the script through
+        ``redis.asyncio`` instead of holding a thread. Same outcomes and errors.
+        """
+        ...

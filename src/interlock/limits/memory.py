@@ -75,6 +75,10 @@ class MemoryLimiter:
                     self._sweep(now)
         return decision
 
+    async def decide_async(self, limits: tuple[Limit, ...], *, consume: bool = True) -> Decision:
+        """:meth:`decide`: no I/O, so the same call serves the event loop."""
+        return self.decide(limits, consume=consume)
+
     def _share(self, quota: Quota) -> Quota:
         """This process's share of ``quota`` (cached: quotas are fixed per manifest)."""
         divided = self._divided.get(quota)

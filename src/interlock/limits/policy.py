@@ -73,15 +73,31 @@ class FailurePolicy:
         try:
             decision = self._primary.decide(limits, consume=consume)
         except LimitsBackendError as exc:
-            self._changed(down=True, reason=str(exc))
-            if self._observer is not None:
-                self._observer.backend_failed(self.mode)
-            if self.mode == "closed":
-                raise LimitsUnavailableError("rate limits are unavailable") from exc
-            return self._fallback.decide(limits, consume=consume)
+            return self._failed(exc, limits, consume)
         if self._down:
             self._changed(down=False, reason=None)
         return decision
+
+    async def decide_async(self, limits: tuple[Limit, ...], *, consume: bool = True) -> Decision:
+        """:meth:`decide` on the event loop: the backend awaited, the same policy on failure."""
+        try:
+            decision = await self._primary.decide_async(limits, consume=consume)
+        except LimitsBackendError as exc:
+            return self._failed(exc, limits, consume)
+        if self._down:
+            self._changed(down=False, reason=None)
+        return decision
+
+    def _failed(
+        self, exc: LimitsBackendError, limits: tuple[Limit, ...], consume: bool
+    ) -> Decision:
+        """Refuse (closed) or decide in process (open); the fallback does no I/O."""
+        self._changed(down=True, reason=str(exc))
+        if self._observer is not None:
+            self._observer.backend_failed(self.mode)
+        if self.mode == "closed":
+            raise LimitsUnavailableError("rate limits are unavailable") from exc
+        return self._fallback.decide(limits, consume=consume)
 
     def _changed(self, *, down: bool, reason: str | None) -> None:
         with self._lock:

@@ -7,16 +7,23 @@ itself once it is full again (an idle key costs nothing). It is sent by
 ``EVALSHA``; after a Redis restart or ``SCRIPT FLUSH`` the first call gets
 ``NOSCRIPT`` and is repeated once with ``EVAL``, which caches it again.
 
+:meth:`RedisLimiter.decide` sends it through the synchronous client (from a
+thread: the token endpoint, the CLI); :meth:`RedisLimiter.decide_async`
+through the ``redis.asyncio`` client of the same server when one is given
+(the gateway's per-request decisions, awaited on the event loop).
+
 Cluster-safe key names: a script may touch only keys of one slot, so every
 key of one decision carries the same hash tag — see :func:`bucket_key`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from typing import Final
+from typing import Any, Final
 
 import redis
+import redis.asyncio
 from redis.exceptions import NoScriptError
 
 from interlock.errors import InterlockError
@@ -77,25 +84,65 @@ class RedisLimiter:
 
     blocking = True
 
-    def __init__(self, client: redis.Redis, prefix: str = "interlock:rl:") -> None:
-        """Use ``client``; every key is ``prefix`` + the limit's key."""
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str = "interlock:rl:",
+        *,
+        async_client: redis.asyncio.Redis | None = None,
+    ) -> None:
+        """Use ``client`` (and ``async_client``, the same server, for :meth:`decide_async`).
+
+        Every key is ``prefix`` + the limit's key.
+        """
         self._client = client
+        self._async = async_client
         self._prefix = prefix
 
     def decide(self, limits: tuple[Limit, ...], *, consume: bool = True) -> Decision:
         """One ``EVALSHA`` (``EVAL`` once after ``NOSCRIPT``) for all ``limits``."""
-        keys = [self._prefix + key for _, key in limits]
-        args: list[str | int] = ["1" if consume else "0"]
-        for quota, _ in limits:
-            args += (quota.emission_us, quota.period_us)
+        keys, args = self._arguments(limits, consume)
         try:
             try:
                 reply = self._client.evalsha(_SHA, len(keys), *keys, *args)
             except NoScriptError:
                 reply = self._client.eval(SCRIPT, len(keys), *keys, *args)
         except redis.RedisError as exc:
-            raise LimitsBackendError(f"rate-limit backend failed: {type(exc).__name__}") from exc
-        now, *stored = (int(value) for value in reply)
-        tats = [None if tat < 0 else tat for tat in stored]
-        decision, _ = evaluate(limits, tats, now, consume=consume)
-        return decision
+            raise _backend_error(exc) from exc
+        return _decision(reply, limits, consume)
+
+    async def decide_async(self, limits: tuple[Limit, ...], *, consume: bool = True) -> Decision:
+        """:meth:`decide` awaited through the asyncio client (a thread without one)."""
+        client = self._async
+        if client is None:
+            return await asyncio.to_thread(self.decide, limits, consume=consume)
+        keys, args = self._arguments(limits, consume)
+        try:
+            try:
+                reply = await client.evalsha(_SHA, len(keys), *keys, *args)
+            except NoScriptError:
+                reply = await client.eval(SCRIPT, len(keys), *keys, *args)
+        except redis.RedisError as exc:
+            raise _backend_error(exc) from exc
+        return _decision(reply, limits, consume)
+
+    def _arguments(
+        self, limits: tuple[Limit, ...], consume: bool
+    ) -> tuple[list[str], list[str | int]]:
+        keys = [self._prefix + key for _, key in limits]
+        args: list[str | int] = ["1" if consume else "0"]
+        for quota, _ in limits:
+            args += (quota.emission_us, quota.period_us)
+        return keys, args
+
+
+def _backend_error(exc: redis.RedisError) -> LimitsBackendError:
+    return LimitsBackendError(f"rate-limit backend failed: {type(exc).__name__}")
+
+
+def _decision(reply: Any, limits: tuple[Limit, ...], consume: bool) -> Decision:
+    """The script's reply (server time, each stored TAT) as the decision it implies."""
+    now, *stored = (int(value) for value in reply)
+    tats = [None if tat < 0 else tat for tat in stored]
+    decision, _ = evaluate(limits, tats, now, consume=consume)
+    return decision

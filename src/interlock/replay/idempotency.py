@@ -31,10 +31,16 @@ Backends, behind one protocol:
   across replicas, the record expiring by itself;
 * :class:`MemoryIdempotency` — one process only, for tests and tools (nothing
   leaves the process, so nothing is sealed).
+
+Each transition has an ``..._async`` twin for the gateway's event loop: Redis
+awaits its script through ``redis.asyncio`` (when given that client), the
+store runs it in a thread, memory at once. Redis unreachable is
+:class:`IdempotencyUnavailableError` (503, fail closed) on either path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -43,14 +49,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import redis
+import redis.asyncio
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from interlock.crypto import Keyring
-from interlock.errors import DecryptionError
+from interlock.errors import DecryptionError, Refusal
 from interlock.logs import get_logger
 from interlock.replay.tables import IdempotencyRow
 from interlock.store.base import as_utc, table_of
@@ -59,6 +66,7 @@ __all__ = [
     "Begun",
     "IdempotencyOutcome",
     "IdempotencyStore",
+    "IdempotencyUnavailableError",
     "InFlight",
     "MemoryIdempotency",
     "Mismatch",
@@ -184,6 +192,34 @@ class IdempotencyStore(Protocol):
         """Forget the record begun with ``token`` so that a retry is processed afresh."""
         ...
 
+    async def begin_async(
+        self, scope: str, key: str, fingerprint: str, ttl: timedelta, lease: timedelta
+    ) -> IdempotencyOutcome:
+        """:meth:`begin` on an event loop, which it never blocks."""
+        ...
+
+    async def complete_async(
+        self, scope: str, key: str, token: str, response: StoredResponse
+    ) -> None:
+        """:meth:`complete` on an event loop."""
+        ...
+
+    async def abandon_async(self, scope: str, key: str, token: str) -> None:
+        """:meth:`abandon` on an event loop."""
+        ...
+
+
+class IdempotencyUnavailableError(Refusal):
+    """Redis cannot be reached: a request with a key cannot be admitted (fail closed)."""
+
+    def __init__(self, cause: str) -> None:
+        """Refuse because Redis failed with ``cause`` (an exception's type name)."""
+        super().__init__(
+            "idempotency-store-unavailable",
+            "requests with an Idempotency-Key cannot be checked at the moment; retry shortly",
+            log_reason=f"idempotency store unavailable ({cause}; fail closed)",
+        )
+
 
 def fingerprint(method: str, target: str, body: bytes) -> str:
     """SHA-256 of method, request target and body (draft §2.4: checksum of the payload).
@@ -263,6 +299,22 @@ class MemoryIdempotency:
             record = self._records.get(rid)
             if record is not None and record.token == token and record.response is None:
                 del self._records[rid]
+
+    async def begin_async(
+        self, scope: str, key: str, fingerprint: str, ttl: timedelta, lease: timedelta
+    ) -> IdempotencyOutcome:
+        """:meth:`begin` (no I/O)."""
+        return self.begin(scope, key, fingerprint, ttl, lease)
+
+    async def complete_async(
+        self, scope: str, key: str, token: str, response: StoredResponse
+    ) -> None:
+        """:meth:`complete` (no I/O)."""
+        self.complete(scope, key, token, response)
+
+    async def abandon_async(self, scope: str, key: str, token: str) -> None:
+        """:meth:`abandon` (no I/O)."""
+        self.abandon(scope, key, token)
 
 
 class SqlIdempotency:
@@ -358,6 +410,22 @@ class SqlIdempotency:
                 )
             )
 
+    async def begin_async(
+        self, scope: str, key: str, fingerprint: str, ttl: timedelta, lease: timedelta
+    ) -> IdempotencyOutcome:
+        """:meth:`begin` in a thread (the store blocks)."""
+        return await asyncio.to_thread(self.begin, scope, key, fingerprint, ttl, lease)
+
+    async def complete_async(
+        self, scope: str, key: str, token: str, response: StoredResponse
+    ) -> None:
+        """:meth:`complete` in a thread."""
+        await asyncio.to_thread(self.complete, scope, key, token, response)
+
+    async def abandon_async(self, scope: str, key: str, token: str) -> None:
+        """:meth:`abandon` in a thread."""
+        await asyncio.to_thread(self.abandon, scope, key, token)
+
     def purge(self) -> int:
         """Delete expired records."""
         with self._engine.begin() as connection:
@@ -402,23 +470,94 @@ class RedisIdempotency:
     """Records as Redis hashes that expire on their own (``PEXPIRE`` = the ttl), sealed."""
 
     def __init__(
-        self, client: redis.Redis, seal: ResponseSeal, prefix: str = "interlock:idempotency:"
+        self,
+        client: redis.Redis,
+        seal: ResponseSeal,
+        prefix: str = "interlock:idempotency:",
+        *,
+        async_client: redis.asyncio.Redis | None = None,
     ) -> None:
-        """Use ``client`` (shared by every replica); ``seal`` keeps responses sealed."""
+        """Use ``client`` (shared by every replica; ``async_client``, the same server, for
+        the ``..._async`` methods); ``seal`` keeps responses sealed."""
         self._prefix = prefix
         self._seal = seal
         self._begin = client.register_script(_BEGIN)
         self._complete = client.register_script(_COMPLETE)
         self._abandon = client.register_script(_ABANDON)
+        self._async = async_client
+        if async_client is not None:
+            self._begin_async = async_client.register_script(_BEGIN)
+            self._complete_async = async_client.register_script(_COMPLETE)
+            self._abandon_async = async_client.register_script(_ABANDON)
 
     def begin(
         self, scope: str, key: str, fingerprint: str, ttl: timedelta, lease: timedelta
     ) -> IdempotencyOutcome:
         """One script: create the record, or read the winner's (see :class:`IdempotencyStore`)."""
-        token = _token()
-        args: list[str | int] = [fingerprint, token, _ms(lease), _ms(ttl)]
+        rid, token = _record_id(scope, key), _token()
+        try:
+            reply = self._begin(
+                keys=[self._prefix + rid], args=_begin_args(fingerprint, token, ttl, lease)
+            )
+        except redis.RedisError as exc:
+            raise IdempotencyUnavailableError(type(exc).__name__) from None
+        return self._outcome(rid, token, reply)
+
+    def complete(self, scope: str, key: str, token: str, response: StoredResponse) -> None:
+        """Store ``response``, sealed, if ``token`` still holds the record."""
         rid = _record_id(scope, key)
-        reply = self._begin(keys=[self._prefix + rid], args=args)
+        try:
+            self._complete(keys=[self._prefix + rid], args=[token, self._seal.seal(rid, response)])
+        except redis.RedisError as exc:
+            raise IdempotencyUnavailableError(type(exc).__name__) from None
+
+    def abandon(self, scope: str, key: str, token: str) -> None:
+        """Delete the record if ``token`` still holds it and it is not completed."""
+        try:
+            self._abandon(keys=[self._key(scope, key)], args=[token])
+        except redis.RedisError as exc:
+            raise IdempotencyUnavailableError(type(exc).__name__) from None
+
+    async def begin_async(
+        self, scope: str, key: str, fingerprint: str, ttl: timedelta, lease: timedelta
+    ) -> IdempotencyOutcome:
+        """:meth:`begin` awaited through ``redis.asyncio`` (a thread without that client)."""
+        if self._async is None:
+            return await asyncio.to_thread(self.begin, scope, key, fingerprint, ttl, lease)
+        rid, token = _record_id(scope, key), _token()
+        try:
+            reply = await self._begin_async(
+                keys=[self._prefix + rid], args=_begin_args(fingerprint, token, ttl, lease)
+            )
+        except redis.RedisError as exc:
+            raise IdempotencyUnavailableError(type(exc).__name__) from None
+        return self._outcome(rid, token, reply)
+
+    async def complete_async(
+        self, scope: str, key: str, token: str, response: StoredResponse
+    ) -> None:
+        """:meth:`complete` awaited through ``redis.asyncio``."""
+        if self._async is None:
+            await asyncio.to_thread(self.complete, scope, key, token, response)
+            return
+        rid = _record_id(scope, key)
+        sealed = self._seal.seal(rid, response)  # bounded by the route's max_stored_bytes
+        try:
+            await self._complete_async(keys=[self._prefix + rid], args=[token, sealed])
+        except redis.RedisError as exc:
+            raise IdempotencyUnavailableError(type(exc).__name__) from None
+
+    async def abandon_async(self, scope: str, key: str, token: str) -> None:
+        """:meth:`abandon` awaited through ``redis.asyncio``."""
+        if self._async is None:
+            await asyncio.to_thread(self.abandon, scope, key, token)
+            return
+        try:
+            await self._abandon_async(keys=[self._key(scope, key)], args=[token])
+        except redis.RedisError as exc:
+            raise IdempotencyUnavailableError(type(exc).__name__) from None
+
+    def _outcome(self, rid: str, token: str, reply: Any) -> IdempotencyOutcome:
         verdict = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         if verdict == "begun":
             return Begun(token)
@@ -426,17 +565,12 @@ class RedisIdempotency:
             return self._seal.open(rid, bytes(reply[1]))
         return Mismatch() if verdict == "mismatch" else InFlight()
 
-    def complete(self, scope: str, key: str, token: str, response: StoredResponse) -> None:
-        """Store ``response``, sealed, if ``token`` still holds the record."""
-        rid = _record_id(scope, key)
-        self._complete(keys=[self._prefix + rid], args=[token, self._seal.seal(rid, response)])
-
-    def abandon(self, scope: str, key: str, token: str) -> None:
-        """Delete the record if ``token`` still holds it and it is not completed."""
-        self._abandon(keys=[self._key(scope, key)], args=[token])
-
     def _key(self, scope: str, key: str) -> str:
         return self._prefix + _record_id(scope, key)
+
+
+def _begin_args(fingerprint: str, token: str, ttl: timedelta, lease: timedelta) -> list[str | int]:
+    return [fingerprint, token, _ms(lease), _ms(ttl)]
 
 
 def _ms(delta: timedelta) -> int:
@@ -444,10 +578,17 @@ def _ms(delta: timedelta) -> int:
 
 
 def idempotency_store(
-    engine: Engine, redis_client: redis.Redis | None, keyring: Keyring
+    engine: Engine,
+    redis_client: redis.Redis | None,
+    keyring: Keyring,
+    *,
+    async_client: redis.asyncio.Redis | None = None,
 ) -> IdempotencyStore:
-    """Redis when the deployment has one, else the store (as :func:`seen_store`)."""
+    """Redis when the deployment has one, else the store (as :func:`seen_store`).
+
+    ``async_client``: the same Redis through ``redis.asyncio``, for the gateway.
+    """
     seal = ResponseSeal(keyring)
     if redis_client is not None:
-        return RedisIdempotency(redis_client, seal)
+        return RedisIdempotency(redis_client, seal, async_client=async_client)
     return SqlIdempotency(engine, seal)

@@ -3,8 +3,9 @@
 Nothing here imports pytest, so the package stays importable without it. Besides
 what is re-exported here: ``interlock.testing.gateway`` (a running gateway with
 its upstream processes), ``interlock.testing.tls`` (a CA made at run time and an
-HTTPS test server), ``interlock.testing.softhsm``, ``interlock.testing.sample_erp`` and
-``interlock.testing.scan_corpus``.
+HTTPS test server), ``interlock.testing.softhsm``, ``interlock.testing.sample_erp``,
+``interlock.testing.scan_corpus`` and ``interlock.testing.postgres_node`` (a PostgreSQL
+of the test's own, which it may stop and start).
 """
 
 from interlock.testing.clock import ManualClock

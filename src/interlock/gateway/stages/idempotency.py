@@ -162,8 +162,8 @@ class IdempotentForward:
         scope = _scope(ctx)
         print_ = fingerprint(request.method, request.raw_path, body)
         policy = self._policy
-        outcome: IdempotencyOutcome = await asyncio.to_thread(
-            self._store.begin, scope, key, print_, policy.ttl, policy.lease
+        outcome: IdempotencyOutcome = await self._store.begin_async(
+            scope, key, print_, policy.ttl, policy.lease
         )
         if isinstance(outcome, Begun):
             return await self._forward(ctx, scope, key, outcome.token)
@@ -194,13 +194,13 @@ class IdempotentForward:
             response = await self._terminal(ctx)
         except BaseException:
             # Refusals (upstream 502/504), errors, cancellation: let a retry proceed.
-            await asyncio.shield(asyncio.to_thread(self._store.abandon, scope, key, token))
+            await asyncio.shield(self._store.abandon_async(scope, key, token))
             raise
         if response.status >= 500 or response.status in _TRANSIENT:
-            await asyncio.to_thread(self._store.abandon, scope, key, token)
+            await self._store.abandon_async(scope, key, token)
         else:
             kept = _stored(response, self._policy.max_stored_bytes)
-            await asyncio.to_thread(self._store.complete, scope, key, token, kept)
+            await self._store.complete_async(scope, key, token, kept)
         return response
 
 

@@ -18,7 +18,6 @@ is down and the policy is closed: 503 with ``Retry-After: 1``.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Final
 
 from aiohttp import web
@@ -65,10 +64,8 @@ class RateLimit:
         """Take one unit from every limit, or refuse with 429 (503 if limits are down)."""
         limits = self._limits(ctx)
         try:
-            if self._limiter.blocking:
-                decision = await asyncio.to_thread(self._limiter.decide, limits)
-            else:
-                decision = self._limiter.decide(limits)
+            # Redis through redis.asyncio: awaited on the loop, no pool thread per decision.
+            decision = await self._limiter.decide_async(limits)
         except LimitsUnavailableError:
             # A fresh refusal each time: a shared one would keep every request's frames.
             raise Refusal(
