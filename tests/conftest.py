@@ -50,6 +50,14 @@ from interlock.testing.services import (
 settings.register_profile("interlock", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("interlock")
 
+# The same for the audit log's 2 s confirmation deadline (a production default: a hung
+# database fails requests closed, promptly): on a loaded CI machine an SQLite commit
+# took longer and a test far from the audit code failed with "did not confirm the entry
+# within 2 s". Every Settings the tests build, and every process they start, gets 30 s
+# unless a test sets its own (the tests of the deadline itself set theirs explicitly).
+AUDIT_TIMEOUT_ENV = "INTERLOCK_AUDIT_TIMEOUT_SECONDS"
+os.environ.setdefault(AUDIT_TIMEOUT_ENV, "30")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VECTORS = REPO_ROOT.parent / "shared" / "vectors"
 
@@ -200,7 +208,7 @@ def isolate_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> 
 
 
 # Which services to use (and whether they are required) still come from the environment.
-_KEPT = ("INTERLOCK_TEST_", "INTERLOCK_REQUIRE_SERVICES")
+_KEPT = ("INTERLOCK_TEST_", "INTERLOCK_REQUIRE_SERVICES", AUDIT_TIMEOUT_ENV)
 
 
 def need(service: Service) -> str:

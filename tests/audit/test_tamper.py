@@ -10,7 +10,7 @@ import pytest
 
 from interlock.audit.errors import AuditVerificationError
 from interlock.audit.service import AuditLog
-from interlock.audit.storage import create_audit_engines
+from interlock.audit.storage import LogStore, StoredCheckpoint, create_audit_engines
 from interlock.audit.verify import verify_log
 from interlock.audit.witness import FileWitness, read_witness_file
 from interlock.config.settings import Settings
@@ -213,3 +213,57 @@ def test_a_forgery_under_the_same_key_contradicts_the_witnessed_root(
     error = _caught(sqlite_settings, filled)
     assert "contradicts" in error.message
     assert read_witness_file(filled).split("\n")[1] == str(SIZE)
+
+
+def test_entries_appended_while_the_log_is_verified_are_not_called_unsigned(
+    sqlite_settings: Settings, keyring: Keyring, filled: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live log grows during a verification: a batch committed after the tree heads were
+    read (with its own head) is no unsigned tail (``interlock check --live`` failed so)."""
+    log = AuditLog.open(sqlite_settings, keyring)
+    real = LogStore.checkpoints
+    appended: list[int] = []
+
+    def heads_then_a_batch(store: LogStore) -> list[StoredCheckpoint]:
+        heads = real(store)
+        if not appended:  # the first read only: the gateway commits meanwhile
+            appended.append(log.sink.record(sample_entry(SIZE)))
+        return heads
+
+    monkeypatch.setattr(LogStore, "checkpoints", heads_then_a_batch)
+    try:
+        _verify(sqlite_settings, filled)
+    finally:
+        log.close()
+    assert appended == [SIZE]
+
+
+def test_a_tail_without_its_tree_head_is_still_caught(
+    sqlite_settings: Settings, filled: Path
+) -> None:
+    """Entries whose head is gone are unsigned, however often the heads are read."""
+    _attack(sqlite_settings, "DELETE FROM audit_checkpoints WHERE size > 15")
+    error = _caught(sqlite_settings)
+    assert "not covered by a signed tree head" in error.message
+    assert error.index == 15
+
+
+def test_a_forged_head_read_after_the_entries_is_refused(
+    sqlite_settings: Settings, keyring: Keyring, filled: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The late head is checked like the others: a root that does not fit is caught."""
+    _attack(sqlite_settings, "DELETE FROM audit_checkpoints WHERE size > 15")
+    real = LogStore.checkpoints
+    calls: list[int] = []
+
+    def later_a_forged_head(store: LogStore) -> list[StoredCheckpoint]:
+        heads = real(store)
+        calls.append(len(heads))
+        if len(calls) == 1:
+            return heads
+        head = heads[-1]
+        return [*heads, StoredCheckpoint(SIZE, head.root, head.note)]
+
+    monkeypatch.setattr(LogStore, "checkpoints", later_a_forged_head)
+    with pytest.raises(AuditVerificationError, match="disagrees with its signed note"):
+        _verify(sqlite_settings)

@@ -35,7 +35,7 @@ from interlock.audit.errors import AuditVerificationError
 from interlock.audit.frontier import Frontier, Node
 from interlock.audit.keys import log_verifier
 from interlock.audit.schema import BODIES, LEAVES, NODES, PRUNED
-from interlock.audit.storage import LogStore
+from interlock.audit.storage import LogStore, StoredCheckpoint
 from interlock.proofs.checkpoint import open_checkpoint
 from interlock.proofs.cosignature import CosignatureVerifier
 from interlock.proofs.errors import CheckpointError
@@ -146,6 +146,7 @@ def verify_log(
             f"the audit database cannot be read from entry {index} on ({type(exc).__name__})",
             index,
         ) from None
+    stored += _heads_since(store, stored, state, keys, own.name)
     _finish(state, max((r.size for r in stored), default=0))
     notes = {row.size: row.note for row in stored}
     return VerifyReport(
@@ -157,6 +158,48 @@ def verify_log(
         sum(len(v) for v in state.pruned_by.values()),
         _cosigned(store, notes, cosigners),
     )
+
+
+def _heads_since(
+    store: LogStore,
+    stored: list[StoredCheckpoint],
+    state: _State,
+    keys: Sequence[NoteVerifier],
+    origin: str,
+) -> list[StoredCheckpoint]:
+    """The tree heads committed while the entries were read, the newest checked.
+
+    A live log grows while it is verified: the heads are read first, the
+    entries after, so the last entries read may have come with heads of their
+    own. A batch and its head commit together, so the entries' end is a head's
+    size: that head is read now, its signature and its root checked against
+    the entries (the heads between are checked on the next run). Without one,
+    the entries stay uncovered and :func:`_finish` says so.
+    """
+    signed = max((r.size for r in stored), default=0)
+    size = state.frontier.size
+    if size <= signed:
+        return []
+    later = [r for r in store.checkpoints() if signed < r.size <= size]
+    if not later or later[-1].size != size:
+        return []
+    for row in later:
+        try:
+            head = open_checkpoint(row.note, keys, origin=origin)
+        except CheckpointError as exc:
+            raise _fail(
+                f"the tree head at size {row.size} is not validly signed: {exc}", None
+            ) from None
+        if (head.size, head.root) != (row.size, row.root):
+            raise _fail(f"the tree head at size {row.size} disagrees with its signed note", None)
+    if later[-1].root != state.frontier.root():
+        raise _fail(
+            f"the tree head at size {size} does not match the entries; the first bad entry "
+            f"is between {state.last_good} and {size - 1}",
+            state.last_good,
+        )
+    state.last_good = size
+    return later
 
 
 def _cosigned(
