@@ -28,7 +28,6 @@ import contextlib
 import functools
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -49,7 +48,7 @@ from interlock.files.as2_async import As2Messages
 from interlock.files.as2_outbox import send_outbox
 from interlock.files.as2_profile import As2Flow, as2_flow
 from interlock.files.as2_send import Sent
-from interlock.files.drop_server import DropServer
+from interlock.files.drop_server import Arrival, DropServer
 from interlock.files.host_keys import fetch_host_key, fingerprint, key_line
 from interlock.files.names import suggest_file_flow
 from interlock.files.notify import Notifier, summary
@@ -229,16 +228,6 @@ def _drop_host_key(session: VaultSession) -> bytes:
         return bytes(key)
 
 
-def _drop_integration(manifest: Manifest, partner: str, name: str) -> str:
-    """The drop integration of ``partner`` whose pattern matches ``name`` (the first)."""
-    for flow_name, flow in manifest.integrations.items():
-        spec = flow.files
-        takes = spec is not None and spec.transport == "drop" and spec.partner == partner
-        if takes and spec is not None and fnmatchcase(name, spec.pattern):
-            return flow_name
-    raise InvalidRequestError(f"no drop integration of partner {partner!r} takes {name!r}")
-
-
 @app.command("drop-server")
 def drop_server(
     listen: Annotated[str, typer.Option("--listen", help="HOST:PORT")] = "127.0.0.1:2222",
@@ -260,14 +249,16 @@ def drop_server(
         ]
         resumed = asyncio.gather(*(notify.resume(name) for name in drops))
 
-        async def receive(partner: str, name: str, data: bytes) -> Verdict:
-            flow = _drop_integration(loaded, partner, name)
+        async def receive(arrival: Arrival) -> Verdict:
+            flow = arrival.integration
             if flow not in quarantines:
                 base = (manifest or settings().manifest).resolve().parent
                 quarantines[flow] = Quarantine(
                     _root(), loaded, flow, audit=session.audit, manifest_dir=base, notifier=notify
                 )
-            return await quarantines[flow].accept(name, data)
+            return await quarantines[flow].accept(
+                arrival.name, arrival.data, sidecars=arrival.sidecars, waited=arrival.waited
+            )
 
         server = DropServer(_root(), loaded, host_key=key, receive=receive, audit=session.audit)
         port = await server.start(host, int(port_text))

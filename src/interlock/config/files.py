@@ -472,6 +472,13 @@ class FilesSpec(_Model):
     quarantine_retention: Duration = Field(
         default=timedelta(days=30), description="How long refused files stay in quarantine."
     )
+    sidecar_wait: Duration = Field(
+        default=timedelta(minutes=15),
+        description=(
+            "drop: how long an upload waits for its checksum or signature file (and such a "
+            "file for its upload) before it is refused."
+        ),
+    )
 
     model_config = _Model.model_config | {"populate_by_name": True}
 
