@@ -64,7 +64,7 @@ def _transport(context: Context) -> tuple[Status, list[str]]:
             f"as2 {profile.our_id} <-> {profile.as2_id} at {profile.url}",
             f"signing {profile.signing}, encryption {profile.encryption} "
             f"with {profile.key_transport}, {profile.mdn} signed MDNs with the MIC checked",
-            f"our key {profile.our_key}",
+            f"our key {profile.our_key or 'sealed in the vault with ' + profile.our_certificate}",
             *weak,
         ]
         return ("needs_evidence" if weak else "pass"), evidence

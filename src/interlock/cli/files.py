@@ -35,7 +35,7 @@ import asyncssh
 import typer
 
 from interlock.actors import Operator
-from interlock.cli import completion
+from interlock.cli import as2_certificates, completion
 from interlock.cli.context import served_anchors, settings
 from interlock.cli.files_notify import notifier
 from interlock.cli.options import ManifestOption
@@ -100,6 +100,46 @@ def _quarantine(
     yield Quarantine(
         _root(), manifest, integration, audit=session.audit, manifest_dir=base, notifier=notify
     )
+
+
+@app.command("as2-cert")
+def as2_cert(
+    name: Annotated[str, typer.Argument(help="The AS2 certificate (our_certificate: pki:NAME).")],
+    out: Annotated[Path, typer.Option("--out", help="New file for the certificate (PEM).")],
+    chain_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--chain-out",
+            help="New file for what it chains to: the issuing CA, then the root (PEM).",
+        ),
+    ] = None,
+) -> None:
+    """Export Interlock's AS2 certificate NAME for the partner (public; never the key)."""
+    with open_vault_session() as session:
+        ours = as2_certificates.identities(session, name)
+        chain = ours.chain_pem() + as2_certificates.pki_of(session).root_certificate_pem()
+    written = [(out, ours.certificate_pem())]
+    if chain_out is not None:
+        written.append((chain_out, chain))
+    for path, data in written:
+        try:
+            with path.open("xb") as file:  # never overwrites
+                file.write(data)
+        except OSError as exc:
+            raise InvalidRequestError(f"cannot write {path}: {exc.strerror}") from None
+    certificate = ours.current.certificate
+    typer.echo(
+        f"wrote {out}: {certificate.subject.rfc4514_string()}, serial "
+        f"{certificate.serial_number:x}, valid until {certificate.not_valid_after_utc:%Y-%m-%d}"
+    )
+    if chain_out is not None:
+        typer.echo(f"wrote {chain_out}: the issuing CA and the root, the partner's trust anchor")
+    for older in ours.previous:
+        typer.echo(
+            f"still opening messages encrypted to serial {older.certificate.serial_number:x} "
+            f"until {older.certificate.not_valid_after_utc:%Y-%m-%d}",
+            err=True,
+        )
 
 
 @app.command("trust-host")
