@@ -1,13 +1,14 @@
 """Interlock's AS2 certificate issued by its own PKI: `pki issue as2`, `files as2-cert`, renewal.
 
 OpenSSL is the independent peer: it checks the exported certificate's
-purpose and chain, encrypts to it and verifies the MDNs signed with it.
+purpose and chain, encrypts to it, verifies the MDNs and messages signed with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,20 @@ from interlock.errors import ConfigError
 from interlock.files.as2_mime import entity_of
 from interlock.files.as2_profile import As2Flow, as2_flow
 from interlock.files.as2_receive import As2Answer, As2Receiver
+from interlock.files.as2_send import send
 from interlock.files.quarantine import Quarantine
 from interlock.replay.seen import MemorySeen
+from interlock.testing.tls import https_server
 from tests.conftest import isolate_cli
-from tests.files.as2_support import _MANIFEST, INTEGRATION, ORDERS, Keys, openssl, payload
+from tests.files.as2_support import (
+    _MANIFEST,
+    INTEGRATION,
+    ORDERS,
+    Keys,
+    OpenSslPartner,
+    openssl,
+    payload,
+)
 
 pytestmark = pytest.mark.processes
 
@@ -191,3 +202,30 @@ def test_a_profile_names_either_a_pki_certificate_or_a_file_and_a_key(
     loaded = _manifest(keys, deployment, our_certificate="pki:nobody-as2")
     with pytest.raises(ConfigError, match="interlock pki issue as2 nobody-as2"):
         _flow(loaded, deployment)
+
+
+def test_openssl_opens_what_we_send_with_the_pki_certificate(keys: Keys, deployment: Path) -> None:
+    """Sending: OpenSSL verifies our signature by the exported certificate and CA chain."""
+    cert, chain = _export(deployment, "ours")
+    partner = deployment / "partner"  # what ACME holds: its own key, our certificate and CA
+    partner.mkdir()
+    for name in ("acme.pem", "acme.key"):
+        shutil.copy(keys.file(name), partner / name)
+    shutil.copy(cert, partner / "ours.pem")
+    shutil.copy(chain, partner / "ca.pem")
+    OpenSslPartner.keys = Keys(partner, keys.tls, b"")
+    OpenSslPartner.mic_override = None
+    OpenSslPartner.received.clear()
+    with https_server(OpenSslPartner, keys.tls) as server:
+        url = f"https://localhost:{server.server_address[1]}/as2"
+        _manifest(keys, deployment, url=url)  # then made outbound
+        document = yaml.safe_load((deployment / "interlock.yaml").read_text(encoding="utf-8"))
+        document["integrations"][INTEGRATION]["files"]["direction"] = "outbound"
+        (deployment / "interlock.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+        loaded = load_manifest(deployment / "interlock.yaml")
+        audit = MemorySink()
+        asyncio.run(send(_flow(loaded, deployment), "orders.csv", ORDERS, audit=audit))
+    (content,) = OpenSslPartner.received
+    assert content.endswith(b"\r\n\r\n" + ORDERS)
+    (entry,) = audit.entries
+    assert (entry.action, entry.outcome.result) == ("files.as2.send", "success")
