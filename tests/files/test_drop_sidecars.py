@@ -313,3 +313,33 @@ def test_a_detached_signature_pairs_with_its_file(
         assert (
             json.loads(stored.with_name(stored.name + ".reasons.json").read_text())["file"] == NAME
         )
+
+
+def test_a_failing_quarantine_leaves_the_other_overdue_files_waiting(tmp_path: Path) -> None:
+    """The quarantine fails on the first overdue file: the next one still waits, then is refused."""
+    rig = _rig(tmp_path)
+    calls: list[str] = []
+    receive = rig.receive
+
+    async def failing_once(arrival: Arrival) -> Verdict:
+        calls.append(arrival.name)
+        if len(calls) == 1:
+            raise OSError("the quarantine's disk is full")
+        return await receive(arrival)
+
+    rig.receive = failing_once  # type: ignore[method-assign]
+
+    async def scenario(server: DropServer, port: int) -> None:
+        async with partner_sftp(port, rig.keys, "acme") as sftp:
+            await _put(sftp, "a.csv", DATA)
+            await _put(sftp, "b.csv", DATA)
+        rig.clock.advance(15 * 60)
+        with pytest.raises(OSError, match="disk is full"):
+            await server.expire()
+        assert rig.waiting() == ["b.csv"]  # a.csv was handed over (and failed there)
+        assert await server.expire() == 1
+
+    rig.run(scenario)
+    assert calls == ["a.csv", "b.csv"]
+    assert rig.waiting() == []
+    assert rig.received() == ["b.csv: failure"]

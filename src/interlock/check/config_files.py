@@ -133,6 +133,8 @@ def _revocation_methods(profile: As2Partner) -> list[str]:
 
 def _certificate_facts(context: Context, reference: str) -> tuple[str, str | None]:
     """What a ``file:`` certificate is (key, expiry), and why it cannot be used (None: it can)."""
+    if reference.startswith("pki:"):  # in the vault; `pki list --expiring` watches its expiry
+        return f"{reference}, RSA 3072 issued by this deployment's PKI (pki list)", None
     path = Path(reference.removeprefix("file:"))
     if not path.is_absolute():
         path = Path(context.at().file).parent / path

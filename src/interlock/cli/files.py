@@ -54,6 +54,7 @@ from interlock.files.names import suggest_file_flow
 from interlock.files.notify import Notifier, summary
 from interlock.files.quarantine import Quarantine, Verdict
 from interlock.files.transfers import Outbox, run_every, run_scheduled, transfer_once
+from interlock.pki.rfc5280 import serial_hex
 
 __all__ = ["app"]
 
@@ -130,13 +131,15 @@ def as2_cert(
     certificate = ours.current.certificate
     typer.echo(
         f"wrote {out}: {certificate.subject.rfc4514_string()}, serial "
-        f"{certificate.serial_number:x}, valid until {certificate.not_valid_after_utc:%Y-%m-%d}"
+        f"{serial_hex(certificate.serial_number)}, valid until "
+        f"{certificate.not_valid_after_utc:%Y-%m-%d}"
     )
     if chain_out is not None:
         typer.echo(f"wrote {chain_out}: the issuing CA and the root, the partner's trust anchor")
     for older in ours.previous:
         typer.echo(
-            f"still opening messages encrypted to serial {older.certificate.serial_number:x} "
+            f"still opening messages encrypted to serial "
+            f"{serial_hex(older.certificate.serial_number)} "
             f"until {older.certificate.not_valid_after_utc:%Y-%m-%d}",
             err=True,
         )

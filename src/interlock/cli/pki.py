@@ -164,8 +164,7 @@ def renew(
     if (serial is None) == (within is None):
         raise InvalidRequestError("give either a SERIAL or --within, not both or neither")
     wanted = duration_option(lifetime)
-    with open_vault_session() as session:
-        pki = as2_certificates.pki_of(session)
+    with _pki() as pki:
         due = [pki.get(serial)] if serial is not None else pki.due_for_renewal(_window(within))
         if not due:
             typer.echo(f"no certificate in use expires within {within}")
@@ -174,18 +173,26 @@ def renew(
         _refuse_existing(out, [info.name for info in due if info.kind != "as2"])
         for info in due:
             if info.kind == "as2":  # the key goes to the vault, never to a file
-                issued = as2_certificates.renew(session, pki, info, wanted)
-            else:
-                issued = pki.renew(info.serial, wanted)
+                _renew_as2(info, wanted)
+                continue
+            issued = pki.renew(info.serial, wanted)
             typer.echo(
                 f"renewed {info.kind} {info.serial} ({info.name}, expiring "
                 f"{_when(info.not_after)}) as {issued.serial}"
             )
-            if info.kind == "as2":
-                typer.echo(f"  key      sealed in the vault: secret://{secret_name(info.name)}")
-                typer.echo(f"  give the partners `interlock files as2-cert {info.name} --out FILE`")
-            else:
-                _write(out, info.name, issued)
+            _write(out, info.name, issued)
+
+
+def _renew_as2(info: CertificateInfo, lifetime: timedelta | None) -> None:
+    with open_vault_session() as session:
+        issued = as2_certificates.renew(session, as2_certificates.pki_of(session), info, lifetime)
+    typer.echo(
+        f"renewed as2 {info.serial} ({info.name}, expiring {_when(info.not_after)}) "
+        f"as {issued.serial}"
+    )
+    typer.echo(f"  expires  {_when(issued.not_after)}")
+    typer.echo(f"  key      sealed in the vault: secret://{secret_name(info.name)}")
+    typer.echo(f"  give the partners `interlock files as2-cert {info.name} --out FILE`")
 
 
 @app.command("revoke")

@@ -147,7 +147,11 @@ class DropSidecars:
         return await self._receive(arrival)
 
     async def expire(self) -> int:
-        """Give up on what waited longer than its ``sidecar_wait``; how many groups ended."""
+        """Give up on what waited longer than its ``sidecar_wait``; how many groups ended.
+
+        Each group is claimed and handed over in turn: if the quarantine fails (its
+        audit log is down), the groups not yet handed over wait for the next turn.
+        """
         ended = 0
         now = self._now()
         partners = {
@@ -156,51 +160,59 @@ class DropSidecars:
             if flow.files is not None and flow.files.transport == "drop"
         }
         for partner in sorted(partners):
-            for found, parts in await self._expired(partner, now.timestamp()):
-                ended += 1
-                if found.base in parts:
-                    sidecars = {k: v for k, v in parts.items() if k != found.base}
-                    arrival = Arrival(
-                        partner,
-                        found.integration,
-                        found.base,
-                        parts[found.base],
-                        sidecars,
-                        waited=found.spec.sidecar_wait,
-                    )
-                    await self._receive(arrival)
+            for found in self._overdue(partner, now.timestamp()):
+                async with self._lock:
+                    directory = self._root / "waiting" / found.integration
+                    present = {p: directory / p for p in found.group if (directory / p).exists()}
+                    parts = await asyncio.to_thread(_claim, present)
+                if not parts:
                     continue
-                for orphan in sorted(parts):
-                    reason = (
-                        f"the file {found.base} did not arrive within "
-                        f"{format_duration(found.spec.sidecar_wait)}; its sidecar was deleted"
-                    )
-                    await self._record(partner, found, orphan, reason)
+                ended += 1
+                await self._give_up(partner, found, parts)
         return ended
 
-    async def _expired(self, partner: str, now: float) -> list[tuple[Route, dict[str, bytes]]]:
-        """Claim every group of ``partner`` whose first arrival is older than its wait."""
-        ended: list[tuple[Route, dict[str, bytes]]] = []
-        async with self._lock:
-            groups: dict[tuple[str, str], tuple[Route, float]] = {}
-            for integration in self._drop_integrations(partner):
-                directory = self._root / "waiting" / integration
-                if not directory.is_dir():
+    async def _give_up(self, partner: str, found: Route, parts: Mapping[str, bytes]) -> None:
+        """The file to the quarantine without its missing sidecars; lone sidecars deleted."""
+        wait = format_duration(found.spec.sidecar_wait)
+        if found.base in parts:
+            sidecars = {k: v for k, v in parts.items() if k != found.base}
+            arrival = Arrival(
+                partner,
+                found.integration,
+                found.base,
+                parts[found.base],
+                sidecars,
+                waited=found.spec.sidecar_wait,
+            )
+            await self._receive(arrival)
+            return
+        for orphan in sorted(parts):
+            reason = f"the file {found.base} did not arrive within {wait}; its sidecar was deleted"
+            await self._record(partner, found, orphan, reason)
+
+    def _overdue(self, partner: str, now: float) -> list[Route]:
+        """The groups of ``partner`` whose first arrival is older than their wait."""
+        groups: dict[tuple[str, str], tuple[Route, float]] = {}
+        for integration in self._drop_integrations(partner):
+            directory = self._root / "waiting" / integration
+            if not directory.is_dir():
+                continue
+            for path in directory.iterdir():
+                found = self.route(partner, path.name)
+                if found is None or found.integration != integration or path.is_symlink():
+                    continue  # not ours (a changed manifest): left for an operator
+                try:
+                    arrived = path.stat().st_mtime
+                except FileNotFoundError:  # claimed meanwhile (claims run in a thread)
                     continue
-                for path in directory.iterdir():
-                    found = self.route(partner, path.name)
-                    if found is None or found.integration != integration or path.is_symlink():
-                        continue
-                    key = (integration, found.base)
-                    first = min(path.stat().st_mtime, groups.get(key, (found, now))[1])
-                    groups[key] = (found, first)
-            for (integration, _), (found, first) in sorted(groups.items()):
-                if now - first < found.spec.sidecar_wait.total_seconds():
-                    continue
-                directory = self._root / "waiting" / integration
-                present = {p: directory / p for p in found.group if (directory / p).exists()}
-                ended.append((found, await asyncio.to_thread(_claim, present)))
-        return ended
+                key = (integration, found.base)
+                first = min(arrived, groups.get(key, (found, now))[1])
+                groups[key] = (found, first)
+        return [
+            found
+            for _, (found, first) in sorted(groups.items())
+            if now - first >= found.spec.sidecar_wait.total_seconds()
+        ]
 
     def _drop_integrations(self, partner: str) -> list[str]:
         return [
