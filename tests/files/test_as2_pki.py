@@ -86,11 +86,13 @@ def _flow(loaded: Manifest, folder: Path) -> As2Flow:
         )
 
 
-def _message(keys: Keys, recipient: Path, message_id: str) -> tuple[dict[str, str], bytes]:
+def _message(
+    keys: Keys, recipient: Path, message_id: str, name: str = "orders.csv"
+) -> tuple[dict[str, str], bytes]:
     """An AS2 message OpenSSL signs (ACME's key) and encrypts (OAEP) to ``recipient``."""
     signed = openssl(
         "cms", "-sign", "-binary", "-md", "sha256", "-signer", keys.file("acme.pem"),
-        "-inkey", keys.file("acme.key"), stdin=payload(),
+        "-inkey", keys.file("acme.key"), stdin=payload(name),
     )  # fmt: skip
     body = openssl(
         "cms", "-encrypt", "-binary", "-aes-256-gcm", "-outform", "DER", "-recip", str(recipient),
@@ -229,3 +231,32 @@ def test_openssl_opens_what_we_send_with_the_pki_certificate(keys: Keys, deploym
     assert content.endswith(b"\r\n\r\n" + ORDERS)
     (entry,) = audit.entries
     assert (entry.action, entry.outcome.result) == ("files.as2.send", "success")
+
+
+def test_a_running_receiver_takes_up_the_renewed_certificate(keys: Keys, deployment: Path) -> None:
+    """A receiver made before `pki renew`: a message to the new certificate opens; MDNs switch."""
+    old_cert, chain = _export(deployment, "old")
+    loaded = _manifest(keys, deployment)
+    quarantine = Quarantine(deployment / "area", loaded, INTEGRATION, audit=MemorySink())
+    with open_vault_session() as session:  # the gateway's vault, open while it runs
+        flow = as2_flow(
+            loaded,
+            INTEGRATION,
+            resolve=lambda reference: session.vault.resolve(reference).reveal(),
+            anchors={},
+            base=deployment,
+        )
+        receiver = As2Receiver(flow, quarantine=quarantine, seen=MemorySeen(), audit=MemorySink())
+        serial = f"{x509.load_pem_x509_certificate(old_cert.read_bytes()).serial_number:x}"
+        assert main(["pki", "renew", serial, "--out", str(deployment / "renewed")]) == 0
+        new_cert, _ = _export(deployment, "new")
+        for number, (recipient, signer) in enumerate(
+            [(old_cert, old_cert), (new_cert, new_cert), (old_cert, new_cert)]
+        ):
+            message_id = f"<running-{number}@acme.example>"
+            headers, body = _message(keys, recipient, message_id, f"orders-{number}.csv")
+            answer = asyncio.run(receiver.receive(headers, body))
+            assert answer.status == 200, answer
+            report = _mdn_report(answer, signer, chain)
+            assert re.search(rb"Disposition:.*processed\r?$", report, re.MULTILINE), number
+    assert len(quarantine.processing()) == 3

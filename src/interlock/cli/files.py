@@ -176,6 +176,12 @@ def _is_as2(manifest: Manifest, integration: str) -> bool:
     return flow is not None and flow.files is not None and flow.files.transport == "as2"
 
 
+async def _send_fresh(
+    session: VaultSession, loaded: Manifest, integration: str, path: Path | None
+) -> list[Sent]:
+    return await _send_as2(session, _as2(session, loaded, integration, path))
+
+
 async def _send_as2(session: VaultSession, as2: As2Flow) -> list[Sent]:
     return await send_outbox(
         as2,
@@ -253,7 +259,8 @@ def run(manifest: ManifestOption = None) -> None:
                 as2 = _as2(session, loaded, name, manifest)
                 flow = loaded.integrations[name]
                 spec = as2.spec
-                once = functools.partial(_send_as2, session, as2)
+                # each run reads the flow afresh: a renewed AS2 certificate is used at once
+                once = functools.partial(_send_fresh, session, loaded, name, manifest)
                 tasks.append(run_every(flow, spec, name, once, audit=session.audit, stop=stop))
             await asyncio.gather(*tasks)
 

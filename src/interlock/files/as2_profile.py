@@ -14,7 +14,7 @@ which still open messages encrypted to them) from the vault
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cryptography import x509
@@ -23,7 +23,7 @@ from interlock.config.files import As2Partner, FilesSpec, PartnerSigner
 from interlock.config.manifest import Integration, Manifest
 from interlock.crypto.cms import CmsError, Identity, Peer, check_key_size
 from interlock.crypto.cms import load_identity as cms_identity
-from interlock.errors import ConfigError, NotFoundError, did_you_mean
+from interlock.errors import ConfigError, InterlockError, NotFoundError, did_you_mean
 from interlock.files.as2_identity import As2Identities, parse_bundle, pki_name, secret_name
 from interlock.files.as2_revocation import Revocation, revocation_for
 from interlock.files.names import suggest_file_flow
@@ -55,6 +55,24 @@ class As2Flow:
     identity: Identity
     revocation: Revocation  # the OCSP side of the partner certificate's revocation check
     previous: tuple[Identity, ...] = ()  # renewed, unexpired: they still open envelopes
+    # pki:NAME: reads our identities again (a renewal since this flow was made)
+    reload: Callable[[], As2Identities] | None = field(default=None, compare=False, repr=False)
+
+    def renewed(self) -> As2Flow | None:
+        """This flow with our renewed certificate, or None when it was not renewed since.
+
+        Only for ``our_certificate: pki:NAME``; a vault that cannot answer is None too
+        (the caller keeps the certificate it has).
+        """
+        if self.reload is None:
+            return None
+        try:
+            fresh = self.reload()
+        except InterlockError:
+            return None
+        if fresh.current.certificate == self.identity.certificate:
+            return None
+        return replace(self, identity=fresh.current, previous=fresh.previous)
 
 
 def _path(reference: str, base: Path | None) -> Path:
@@ -153,6 +171,12 @@ def as2_flow(
     )
     peer, revocation = revocation_for(profile, peer, where)
     ours = load_identities(profile, resolve, base, where)
+    reload = None
+    if pki_name(profile.our_certificate) is not None:
+
+        def reload() -> As2Identities:
+            return load_identities(profile, resolve, base, where)
+
     return As2Flow(
         integration,
         flow,
@@ -163,6 +187,7 @@ def as2_flow(
         ours.current,
         revocation,
         ours.previous,
+        reload,
     )
 
 

@@ -161,7 +161,14 @@ class As2Receiver:
             _, der = split(entity)
             if "base64" in str(head.get("Content-Transfer-Encoding", "")).lower():
                 der = _base64(der)
-            entity = _decrypt(der, self._as2, profile.key_transport)
+            try:
+                entity = _decrypt(der, self._as2, profile.key_transport)
+            except CmsError:
+                renewed = self._as2.renewed()  # our certificate renewed since we started?
+                if renewed is None:
+                    raise
+                self._as2 = renewed  # MDNs are signed with the new certificate from now on
+                entity = _decrypt(der, self._as2, profile.key_transport)
             head, _ = _headers(entity)
         elif profile.require_encrypted:
             raise CmsError("insufficient-message-security", "the message is not encrypted")
