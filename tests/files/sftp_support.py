@@ -10,6 +10,7 @@ import asyncssh
 
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
+from interlock.files.drop_sidecars import Arrival
 from interlock.files.quarantine import Verdict
 
 MANIFEST = """\
@@ -92,6 +93,22 @@ integrations:
       transport: drop
       format: csv
       max_size: 64KiB
+  globex-drop:
+    type: file_transfer
+    source: erp
+    target: crm
+    client: file-sync
+    purpose: Files Globex uploads
+    legal_basis: contract
+    data_categories: [user.contact.email]
+    data_subjects: [customer]
+    retention: P30D
+    files:
+      partner: globex
+      direction: inbound
+      transport: drop
+      format: csv
+      max_size: 64KiB
 """
 
 
@@ -154,10 +171,10 @@ class Received:
 
     files: list[tuple[str, str, bytes]] = field(default_factory=list)
 
-    async def drop(self, partner: str, name: str, data: bytes) -> Verdict:
+    async def drop(self, arrival: Arrival) -> Verdict:
         """The drop server's ``receive``."""
-        self.files.append((partner, name, data))
-        return verdict(data, accepted=not name.startswith("bad"))
+        self.files.append((arrival.partner, arrival.name, arrival.data))
+        return verdict(arrival.data, accepted=not arrival.name.startswith("bad"))
 
 
 class PartnerServer:

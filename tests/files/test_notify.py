@@ -27,7 +27,7 @@ from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.config.settings import Settings
 from interlock.errors import ConfigError
-from interlock.files.drop_server import DropServer
+from interlock.files.drop_server import Arrival, DropServer
 from interlock.files.notify import Notifier, report_name, summary
 from interlock.files.quarantine import Quarantine
 from interlock.files.sftp import upload_report
@@ -89,8 +89,8 @@ def test_the_drop_partner_reads_its_rejection_report_on_the_drop_server(tmp_path
     notifier = Notifier(root, loaded, audit=audit)
     quarantine = Quarantine(root, loaded, "acme-drop", audit=audit, notifier=notifier)
 
-    async def receive(partner: str, name: str, data: bytes) -> Any:
-        return await quarantine.accept(name, data)
+    async def receive(arrival: Arrival) -> Any:
+        return await quarantine.accept(arrival.name, arrival.data)
 
     async def main() -> None:
         server = DropServer(
@@ -158,8 +158,8 @@ def test_openssh_sftp_fetches_the_report(tmp_path: Path) -> None:
     notifier = Notifier(root, loaded, audit=audit)
     quarantine = Quarantine(root, loaded, "acme-drop", audit=audit, notifier=notifier)
 
-    async def receive(partner: str, name: str, data: bytes) -> Any:
-        return await quarantine.accept(name, data)
+    async def receive(arrival: Arrival) -> Any:
+        return await quarantine.accept(arrival.name, arrival.data)
 
     async def main() -> None:
         server = DropServer(

@@ -251,9 +251,11 @@ def test_a_name_taken_while_checking_is_refused_and_audited_again(
     rig = Rig(tmp_path)
     check = rig.quarantine.inspect
 
-    def racing(data: bytes, *, name: str, sidecars: Mapping[str, bytes]) -> Verdict:
+    def racing(
+        data: bytes, *, name: str, sidecars: Mapping[str, bytes], waited: timedelta | None
+    ) -> Verdict:
         (rig.path("processing") / name).write_bytes(b"theirs")
-        return check(data, name=name, sidecars=sidecars)
+        return check(data, name=name, sidecars=sidecars, waited=waited)
 
     monkeypatch.setattr(rig.quarantine, "inspect", racing)
     verdict = _accept(rig, NAME, GOOD_CSV, sidecar(NAME, GOOD_CSV))

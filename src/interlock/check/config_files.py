@@ -64,7 +64,7 @@ def _transport(context: Context) -> tuple[Status, list[str]]:
             f"as2 {profile.our_id} <-> {profile.as2_id} at {profile.url}",
             f"signing {profile.signing}, encryption {profile.encryption} "
             f"with {profile.key_transport}, {profile.mdn} signed MDNs with the MIC checked",
-            f"our key {profile.our_key}",
+            f"our key {profile.our_key or 'sealed in the vault with ' + profile.our_certificate}",
             *weak,
         ]
         return ("needs_evidence" if weak else "pass"), evidence
@@ -133,6 +133,8 @@ def _revocation_methods(profile: As2Partner) -> list[str]:
 
 def _certificate_facts(context: Context, reference: str) -> tuple[str, str | None]:
     """What a ``file:`` certificate is (key, expiry), and why it cannot be used (None: it can)."""
+    if reference.startswith("pki:"):  # in the vault; `pki list --expiring` watches its expiry
+        return f"{reference}, RSA 3072 issued by this deployment's PKI (pki list)", None
     path = Path(reference.removeprefix("file:"))
     if not path.is_absolute():
         path = Path(context.at().file).parent / path

@@ -28,7 +28,6 @@ import contextlib
 import functools
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -36,7 +35,7 @@ import asyncssh
 import typer
 
 from interlock.actors import Operator
-from interlock.cli import completion
+from interlock.cli import as2_certificates, completion
 from interlock.cli.context import served_anchors, settings
 from interlock.cli.files_notify import notifier
 from interlock.cli.options import ManifestOption
@@ -49,12 +48,13 @@ from interlock.files.as2_async import As2Messages
 from interlock.files.as2_outbox import send_outbox
 from interlock.files.as2_profile import As2Flow, as2_flow
 from interlock.files.as2_send import Sent
-from interlock.files.drop_server import DropServer
+from interlock.files.drop_server import Arrival, DropServer
 from interlock.files.host_keys import fetch_host_key, fingerprint, key_line
 from interlock.files.names import suggest_file_flow
 from interlock.files.notify import Notifier, summary
 from interlock.files.quarantine import Quarantine, Verdict
 from interlock.files.transfers import Outbox, run_every, run_scheduled, transfer_once
+from interlock.pki.rfc5280 import serial_hex
 
 __all__ = ["app"]
 
@@ -103,6 +103,48 @@ def _quarantine(
     )
 
 
+@app.command("as2-cert")
+def as2_cert(
+    name: Annotated[str, typer.Argument(help="The AS2 certificate (our_certificate: pki:NAME).")],
+    out: Annotated[Path, typer.Option("--out", help="New file for the certificate (PEM).")],
+    chain_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--chain-out",
+            help="New file for what it chains to: the issuing CA, then the root (PEM).",
+        ),
+    ] = None,
+) -> None:
+    """Export Interlock's AS2 certificate NAME for the partner (public; never the key)."""
+    with open_vault_session() as session:
+        ours = as2_certificates.identities(session, name)
+        chain = ours.chain_pem() + as2_certificates.pki_of(session).root_certificate_pem()
+    written = [(out, ours.certificate_pem())]
+    if chain_out is not None:
+        written.append((chain_out, chain))
+    for path, data in written:
+        try:
+            with path.open("xb") as file:  # never overwrites
+                file.write(data)
+        except OSError as exc:
+            raise InvalidRequestError(f"cannot write {path}: {exc.strerror}") from None
+    certificate = ours.current.certificate
+    typer.echo(
+        f"wrote {out}: {certificate.subject.rfc4514_string()}, serial "
+        f"{serial_hex(certificate.serial_number)}, valid until "
+        f"{certificate.not_valid_after_utc:%Y-%m-%d}"
+    )
+    if chain_out is not None:
+        typer.echo(f"wrote {chain_out}: the issuing CA and the root, the partner's trust anchor")
+    for older in ours.previous:
+        typer.echo(
+            f"still opening messages encrypted to serial "
+            f"{serial_hex(older.certificate.serial_number)} "
+            f"until {older.certificate.not_valid_after_utc:%Y-%m-%d}",
+            err=True,
+        )
+
+
 @app.command("trust-host")
 def trust_host(
     host: Annotated[str, typer.Argument(help="The partner's SFTP host.")],
@@ -132,6 +174,12 @@ def _as2(session: VaultSession, manifest: Manifest, integration: str, path: Path
 def _is_as2(manifest: Manifest, integration: str) -> bool:
     flow = manifest.integrations.get(integration)
     return flow is not None and flow.files is not None and flow.files.transport == "as2"
+
+
+async def _send_fresh(
+    session: VaultSession, loaded: Manifest, integration: str, path: Path | None
+) -> list[Sent]:
+    return await _send_as2(session, _as2(session, loaded, integration, path))
 
 
 async def _send_as2(session: VaultSession, as2: As2Flow) -> list[Sent]:
@@ -211,7 +259,8 @@ def run(manifest: ManifestOption = None) -> None:
                 as2 = _as2(session, loaded, name, manifest)
                 flow = loaded.integrations[name]
                 spec = as2.spec
-                once = functools.partial(_send_as2, session, as2)
+                # each run reads the flow afresh: a renewed AS2 certificate is used at once
+                once = functools.partial(_send_fresh, session, loaded, name, manifest)
                 tasks.append(run_every(flow, spec, name, once, audit=session.audit, stop=stop))
             await asyncio.gather(*tasks)
 
@@ -227,16 +276,6 @@ def _drop_host_key(session: VaultSession) -> bytes:
         key = asyncssh.generate_private_key("ssh-ed25519").export_private_key()
         session.vault.write(DROP_HOST_KEY, key, actor=_OPERATOR)
         return bytes(key)
-
-
-def _drop_integration(manifest: Manifest, partner: str, name: str) -> str:
-    """The drop integration of ``partner`` whose pattern matches ``name`` (the first)."""
-    for flow_name, flow in manifest.integrations.items():
-        spec = flow.files
-        takes = spec is not None and spec.transport == "drop" and spec.partner == partner
-        if takes and spec is not None and fnmatchcase(name, spec.pattern):
-            return flow_name
-    raise InvalidRequestError(f"no drop integration of partner {partner!r} takes {name!r}")
 
 
 @app.command("drop-server")
@@ -260,14 +299,16 @@ def drop_server(
         ]
         resumed = asyncio.gather(*(notify.resume(name) for name in drops))
 
-        async def receive(partner: str, name: str, data: bytes) -> Verdict:
-            flow = _drop_integration(loaded, partner, name)
+        async def receive(arrival: Arrival) -> Verdict:
+            flow = arrival.integration
             if flow not in quarantines:
                 base = (manifest or settings().manifest).resolve().parent
                 quarantines[flow] = Quarantine(
                     _root(), loaded, flow, audit=session.audit, manifest_dir=base, notifier=notify
                 )
-            return await quarantines[flow].accept(name, data)
+            return await quarantines[flow].accept(
+                arrival.name, arrival.data, sidecars=arrival.sidecars, waited=arrival.waited
+            )
 
         server = DropServer(_root(), loaded, host_key=key, receive=receive, audit=session.audit)
         port = await server.start(host, int(port_text))

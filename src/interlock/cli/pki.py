@@ -1,8 +1,10 @@
-"""``interlock pki``: the deployment's CAs, and client and server certificates.
+"""``interlock pki``: the deployment's CAs, and client, server and AS2 certificates.
 
 Private keys leave only as new PEM files, mode 0600, never overwriting
 anything; certificates go next to them as ``NAME.pem`` (leaf, then the
-intermediate). ``list --expiring`` exits 1 when something is due, for monitoring;
+intermediate). Interlock's own AS2 certificate is the exception: its key goes
+into the vault, sealed, and never to a file (``interlock files as2-cert``
+exports the certificate). ``list --expiring`` exits 1 when something is due, for monitoring;
 ``renew --within`` renews everything due, for cron.
 """
 
@@ -17,15 +19,23 @@ from typing import Annotated, Any, Final
 import typer
 from rich.table import Table
 
-from interlock.cli import completion
+from interlock.cli import as2_certificates, completion
 from interlock.cli.context import settings
 from interlock.cli.options import ManifestOption, duration_option
 from interlock.cli.output import Col, JsonOption, iso, print_json, print_table, table, when
+from interlock.cli.vault_session import open_vault_session
 from interlock.config.loader import load_manifest
 from interlock.crypto.keyfile import write_private_file
 from interlock.crypto.pkix import load_certificate_pem
 from interlock.errors import InvalidRequestError
-from interlock.pki.authority import DEFAULT_LIFETIME, CertificateInfo, Issued, Pki
+from interlock.files.as2_identity import secret_name
+from interlock.pki.authority import (
+    DEFAULT_AS2_LIFETIME,
+    DEFAULT_LIFETIME,
+    CertificateInfo,
+    Issued,
+    Pki,
+)
 from interlock.pki.enrolment import issue_for_client
 from interlock.pki.rfc5280 import REVOCATION_REASONS, check_reason
 from interlock.store import open_deployment
@@ -38,7 +48,7 @@ app = typer.Typer(
     help="Interlock's PKI: root and issuing CA, client and server certificates, CRL.",
     no_args_is_help=True,
 )
-issue_app = typer.Typer(help="Issue a client or server certificate.", no_args_is_help=True)
+issue_app = typer.Typer(help="Issue a client, server or AS2 certificate.", no_args_is_help=True)
 app.add_typer(issue_app, name="issue")
 
 OutDir = Annotated[
@@ -117,6 +127,27 @@ def issue_server(
         _write(out, info.name, issued)
 
 
+@issue_app.command("as2")
+def issue_as2(
+    name: Annotated[str, typer.Argument(help="The certificate's name (CN), e.g. example-as2.")],
+    lifetime: Annotated[
+        str | None, typer.Option("--lifetime", help="e.g. 365d (default; 1h to 397d).")
+    ] = None,
+) -> None:
+    """Interlock's AS2 certificate: RSA 3072, S/MIME signing and encryption, key in the vault.
+
+    Partner profiles name it ``our_certificate: pki:NAME``; give the partner
+    ``interlock files as2-cert NAME --out FILE``.
+    """
+    with open_vault_session() as session:
+        issued = as2_certificates.issue(
+            session, name, duration_option(lifetime) or DEFAULT_AS2_LIFETIME
+        )
+    typer.echo(f"issued AS2 certificate {issued.serial} for CN={name}")
+    typer.echo(f"  expires  {_when(issued.not_after)}")
+    typer.echo(f"  key      sealed in the vault: secret://{secret_name(name)}")
+
+
 @app.command("renew")
 def renew(
     out: OutDir,
@@ -139,14 +170,29 @@ def renew(
             typer.echo(f"no certificate in use expires within {within}")
             return
         _create_out(out)
-        _refuse_existing(out, [info.name for info in due])
+        _refuse_existing(out, [info.name for info in due if info.kind != "as2"])
         for info in due:
+            if info.kind == "as2":  # the key goes to the vault, never to a file
+                _renew_as2(info, wanted)
+                continue
             issued = pki.renew(info.serial, wanted)
             typer.echo(
                 f"renewed {info.kind} {info.serial} ({info.name}, expiring "
                 f"{_when(info.not_after)}) as {issued.serial}"
             )
             _write(out, info.name, issued)
+
+
+def _renew_as2(info: CertificateInfo, lifetime: timedelta | None) -> None:
+    with open_vault_session() as session:
+        issued = as2_certificates.renew(session, as2_certificates.pki_of(session), info, lifetime)
+    typer.echo(
+        f"renewed as2 {info.serial} ({info.name}, expiring {_when(info.not_after)}) "
+        f"as {issued.serial}"
+    )
+    typer.echo(f"  expires  {_when(issued.not_after)}")
+    typer.echo(f"  key      sealed in the vault: secret://{secret_name(info.name)}")
+    typer.echo(f"  give the partners `interlock files as2-cert {info.name} --out FILE`")
 
 
 @app.command("revoke")

@@ -63,6 +63,10 @@ _GLOB = Annotated[str, StringConstraints(pattern=r"^[^/\x00\n]{1,200}$")]
 _AS2_ID = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,128}$")]
 _HTTPS_URL = Annotated[str, StringConstraints(pattern=r"^https://[^\s]{1,2000}$")]
 _FILE_REF = Annotated[str, StringConstraints(pattern=r"^file:\S+$")]
+# pki:NAME: an AS2 certificate of the deployment's PKI (a PKI name: 1-63 of a-z, 0-9, -).
+_OUR_CERTIFICATE = Annotated[
+    str, StringConstraints(pattern=r"^(file:\S+|pki:[a-z][a-z0-9-]{0,62})$")
+]
 # RFC 6960 Appendix A: OCSP over HTTP; the answer is signed, TLS optional.
 _OCSP_URL = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]{1,2000}$")]
 As2Signing = Literal[
@@ -140,7 +144,8 @@ class As2Partner(_Model):
     here, by name, with its location. ``key_transport: rsa-pkcs1`` is allowed
     for partners that cannot do RSA-OAEP and is flagged by ``interlock check``.
     Interlock's own key is a vault reference, never a file; its certificate
-    (public) is a file.
+    (public) is a file — or both are the AS2 certificate the deployment's PKI
+    issued (``our_certificate: pki:NAME``, no ``our_key``).
     """
 
     as2_id: _AS2_ID = Field(description="The partner's AS2 id.", examples=["PARTNER-AS2"])
@@ -210,12 +215,20 @@ class As2Partner(_Model):
         ),
         examples=["https://interlock.example.com/v1/as2/invoices/mdn"],
     )
-    our_key: SecretRef = Field(
-        description="Interlock's AS2 private key (PEM), as a secret:// reference."
+    our_key: SecretRef | None = Field(
+        default=None,
+        description=(
+            "Interlock's AS2 private key (PEM), as a secret:// reference (not with "
+            "our_certificate: pki:NAME, whose key the vault holds)."
+        ),
     )
-    our_certificate: _FILE_REF = Field(
-        description="Interlock's AS2 certificate for this partner, file:PATH.",
-        examples=["file:partners/our-as2.pem"],
+    our_certificate: _OUR_CERTIFICATE = Field(
+        description=(
+            "Interlock's AS2 certificate for this partner: file:PATH, or pki:NAME for the "
+            "one `interlock pki issue as2 NAME` issued (key sealed in the vault, renewed "
+            "by `interlock pki renew`)."
+        ),
+        examples=["file:partners/our-as2.pem", "pki:example-as2"],
     )
     require_signed: bool = Field(
         default=True, description="Messages from the partner must be signed (fail closed)."
@@ -240,10 +253,8 @@ class As2Partner(_Model):
 
     @field_validator("our_key")
     @classmethod
-    def _key_by_reference(cls, value: str) -> str:
-        checked = check_secret_reference(value)
-        assert checked is not None  # noqa: S101  (a str in, a str out)
-        return checked
+    def _key_by_reference(cls, value: str | None) -> str | None:
+        return check_secret_reference(value)
 
     @model_validator(mode="after")
     def _usable(self) -> As2Partner:
@@ -252,6 +263,13 @@ class As2Partner(_Model):
         if self.mdn == "async" and self.mdn_url is None:
             raise ValueError("mdn: async needs mdn_url (where the partner posts its MDNs)")
         _revocation_fits(self.revocation, self.crl, self.ocsp)
+        issued = self.our_certificate.startswith("pki:")
+        if issued and self.our_key is not None:
+            raise ValueError(
+                "our_key: not with our_certificate: pki:NAME (the vault holds that key)"
+            )
+        if not issued and self.our_key is None:
+            raise ValueError("our_key: required with our_certificate: file:PATH")
         return self
 
 
@@ -471,6 +489,13 @@ class FilesSpec(_Model):
     )
     quarantine_retention: Duration = Field(
         default=timedelta(days=30), description="How long refused files stay in quarantine."
+    )
+    sidecar_wait: Duration = Field(
+        default=timedelta(minutes=15),
+        description=(
+            "drop: how long an upload waits for its checksum or signature file (and such a "
+            "file for its upload) before it is refused."
+        ),
     )
 
     model_config = _Model.model_config | {"populate_by_name": True}

@@ -1,8 +1,10 @@
 """X.509 building blocks for Interlock's own CA, on ``cryptography``'s x509 API.
 
 ECDSA P-256 keys and SHA-256 signatures throughout: supported by every TLS
-stack Interlock talks to, small and fast. Nothing here decides policy
-(lifetimes, names); :mod:`interlock.pki` does.
+stack Interlock talks to, small and fast. The one exception is the AS2
+certificate (:func:`issue_as2_certificate`): RSA 3072, because AS2 partners
+sign and encrypt with RSA. Nothing here decides policy (lifetimes, names);
+:mod:`interlock.pki` does.
 """
 
 from __future__ import annotations
@@ -16,18 +18,21 @@ from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
     "BACKDATE",
     "Certificate",
+    "EndEntityKey",
     "PrivateKey",
     "Revocation",
     "certificate_pem",
     "certificate_revocation_list",
     "crl_der",
     "intermediate_ca",
+    "is_ca",
+    "issue_as2_certificate",
     "issue_client_certificate",
     "issue_server_certificate",
     "key_matches",
@@ -43,8 +48,10 @@ __all__ = [
 
 Certificate = x509.Certificate
 PrivateKey = ec.EllipticCurvePrivateKey
+EndEntityKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey  # RSA: the AS2 certificate only
 BACKDATE: Final = timedelta(minutes=5)  # tolerate small clock skew between hosts
 _BACKDATE: Final = BACKDATE
+AS2_RSA_BITS: Final = 3072  # NIST SP 800-57: 128-bit security, as P-256
 
 
 def new_private_key() -> PrivateKey:
@@ -52,7 +59,7 @@ def new_private_key() -> PrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def private_key_pem(key: PrivateKey) -> bytes:
+def private_key_pem(key: EndEntityKey) -> bytes:
     """PKCS#8 PEM, unencrypted: callers seal it or write it 0600."""
     return key.private_bytes(
         serialization.Encoding.PEM,
@@ -92,6 +99,15 @@ def load_crl_pem(data: bytes) -> x509.CertificateRevocationList:
 def crl_der(crl: x509.CertificateRevocationList) -> bytes:
     """A CRL in DER, as served over HTTP (RFC 5280 §4.2.1.13)."""
     return crl.public_bytes(serialization.Encoding.DER)
+
+
+def is_ca(certificate: Certificate) -> bool:
+    """Whether ``certificate`` says it is a CA (basic constraints ``cA``)."""
+    try:
+        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+    except x509.ExtensionNotFound:
+        return False
+    return bool(constraints.value.ca)
 
 
 def key_matches(certificate: Certificate, key: PrivateKey) -> bool:
@@ -243,6 +259,36 @@ def issue_server_certificate(
     )
 
 
+def issue_as2_certificate(
+    ca_certificate: Certificate,
+    ca_key: PrivateKey,
+    name: str,
+    lifetime: timedelta,
+    *,
+    now: datetime | None = None,
+) -> tuple[Certificate, rsa.RSAPrivateKey]:
+    """Interlock's AS2 (S/MIME) certificate: RSA 3072, signs and is encrypted to.
+
+    Key usage digitalSignature and keyEncipherment (RFC 8550 §4.4.2: RSA key
+    transport), extended key usage emailProtection (what ``openssl cms``
+    checks as the ``smimesign`` purpose). The subject is ``CN=name``; no
+    alternative name (RFC 5280 §4.2.1.6 needs one only for an empty subject).
+    """
+    key = rsa.generate_private_key(public_exponent=65537, key_size=AS2_RSA_BITS)
+    certificate = _end_entity(
+        ca_certificate,
+        ca_key,
+        key,
+        name,
+        None,
+        ExtendedKeyUsageOID.EMAIL_PROTECTION,
+        lifetime,
+        now or datetime.now(UTC),
+        key_encipherment=True,
+    )
+    return certificate, key
+
+
 def _issue_end_entity(  # noqa: PLR0917  (private; the two callers above name every role)
     ca_certificate: Certificate,
     ca_key: PrivateKey,
@@ -254,7 +300,24 @@ def _issue_end_entity(  # noqa: PLR0917  (private; the two callers above name ev
 ) -> tuple[Certificate, PrivateKey]:
     """A fresh key and a certificate for it: never a CA, signature use only, one EKU."""
     key = new_private_key()
-    certificate = (
+    certificate = _end_entity(ca_certificate, ca_key, key, common_name, names, usage, lifetime, now)
+    return certificate, key
+
+
+def _end_entity(  # noqa: PLR0917  (private; the callers above name every role)
+    ca_certificate: Certificate,
+    ca_key: PrivateKey,
+    key: EndEntityKey,
+    common_name: str,
+    names: Sequence[x509.GeneralName] | None,
+    usage: x509.ObjectIdentifier,
+    lifetime: timedelta,
+    now: datetime,
+    *,
+    key_encipherment: bool = False,
+) -> Certificate:
+    """A certificate for ``key``: never a CA, one EKU; key encipherment only when asked."""
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
         .issuer_name(ca_certificate.subject)
@@ -262,13 +325,16 @@ def _issue_end_entity(  # noqa: PLR0917  (private; the two callers above name ev
         .serial_number(int.from_bytes(secrets.token_bytes(16), "big") >> 1)
         .not_valid_before(now - _BACKDATE)
         .not_valid_after(min(now + lifetime, ca_certificate.not_valid_after_utc))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+    )
+    if names is not None:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return (
+        builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
                 content_commitment=False,
-                key_encipherment=False,
+                key_encipherment=key_encipherment,
                 data_encipherment=False,
                 key_agreement=False,
                 key_cert_sign=False,
@@ -285,7 +351,6 @@ def _issue_end_entity(  # noqa: PLR0917  (private; the two callers above name ev
         )
         .sign(ca_key, hashes.SHA256())
     )
-    return certificate, key
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,18 @@
 Files named ``file:PATH`` are read relative to the manifest's directory. The
 partner's certificate and ours must be RSA of at least 2048 bits; our key
 comes from the vault (``our_key: secret://...``) and must match our
-certificate. Problems are :class:`~interlock.errors.ConfigError` naming the
-setting (``partners.NAME.as2.certificate``).
+certificate. ``our_certificate: pki:NAME`` is the AS2 certificate the
+deployment's PKI issued, read with its key (and the certificates it renewed,
+which still open messages encrypted to them) from the vault
+(:mod:`interlock.files.as2_identity`). Problems are
+:class:`~interlock.errors.ConfigError` naming the setting
+(``partners.NAME.as2.certificate``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cryptography import x509
@@ -19,11 +23,20 @@ from interlock.config.files import As2Partner, FilesSpec, PartnerSigner
 from interlock.config.manifest import Integration, Manifest
 from interlock.crypto.cms import CmsError, Identity, Peer, check_key_size
 from interlock.crypto.cms import load_identity as cms_identity
-from interlock.errors import ConfigError, did_you_mean
+from interlock.errors import ConfigError, InterlockError, NotFoundError, did_you_mean
+from interlock.files.as2_identity import As2Identities, parse_bundle, pki_name, secret_name
 from interlock.files.as2_revocation import Revocation, revocation_for
 from interlock.files.names import suggest_file_flow
 
-__all__ = ["As2Flow", "Resolve", "as2_flow", "load_identity", "load_peer", "signer_peer"]
+__all__ = [
+    "As2Flow",
+    "Resolve",
+    "as2_flow",
+    "load_identities",
+    "load_identity",
+    "load_peer",
+    "signer_peer",
+]
 
 Resolve = Callable[[str], bytes]
 """A ``secret://`` reference to the secret's bytes (the vault's ``resolve(...).reveal()``)."""
@@ -41,6 +54,25 @@ class As2Flow:
     peer: Peer  # signatures are verified with it (its CRL when OpenSSL checks one then)
     identity: Identity
     revocation: Revocation  # the OCSP side of the partner certificate's revocation check
+    previous: tuple[Identity, ...] = ()  # renewed, unexpired: they still open envelopes
+    # pki:NAME: reads our identities again (a renewal since this flow was made)
+    reload: Callable[[], As2Identities] | None = field(default=None, compare=False, repr=False)
+
+    def renewed(self) -> As2Flow | None:
+        """This flow with our renewed certificate, or None when it was not renewed since.
+
+        Only for ``our_certificate: pki:NAME``; a vault that cannot answer is None too
+        (the caller keeps the certificate it has).
+        """
+        if self.reload is None:
+            return None
+        try:
+            fresh = self.reload()
+        except InterlockError:
+            return None
+        if fresh.current.certificate == self.identity.certificate:
+            return None
+        return replace(self, identity=fresh.current, previous=fresh.previous)
 
 
 def _path(reference: str, base: Path | None) -> Path:
@@ -85,9 +117,28 @@ def load_peer(
     return Peer(loaded, path, _anchor(ca, anchors, base, where), crl_path)
 
 
+def load_identities(
+    partner: As2Partner, resolve: Resolve, base: Path | None, where: str
+) -> As2Identities:
+    """Our identity for ``partner``: the PKI's (``pki:NAME``) or a file and a vault key."""
+    name = pki_name(partner.our_certificate)
+    if name is None:
+        return As2Identities(load_identity(partner, resolve, base, where), ())
+    try:
+        bundle = resolve(f"secret://{secret_name(name)}")
+    except NotFoundError:
+        raise ConfigError(
+            f"{where}.our_certificate: no AS2 certificate {name!r} in the vault; issue it with "
+            f"`interlock pki issue as2 {name}`"
+        ) from None
+    return parse_bundle(bundle, f"{where}.our_certificate")
+
+
 def load_identity(partner: As2Partner, resolve: Resolve, base: Path | None, where: str) -> Identity:
     """Our certificate (file) and key (vault) for ``partner``; they must belong together."""
     path = _path(partner.our_certificate, base)
+    if partner.our_key is None or pki_name(partner.our_certificate) is not None:
+        return load_identities(partner, resolve, base, where).current
     try:
         return cms_identity(path.read_bytes(), resolve(partner.our_key), where)
     except OSError:
@@ -119,8 +170,25 @@ def as2_flow(
         profile.certificate, profile.ca, profile.crl, anchors=anchors, base=base, where=where
     )
     peer, revocation = revocation_for(profile, peer, where)
-    identity = load_identity(profile, resolve, base, where)
-    return As2Flow(integration, flow, spec, spec.partner, profile, peer, identity, revocation)
+    ours = load_identities(profile, resolve, base, where)
+    reload = None
+    if pki_name(profile.our_certificate) is not None:
+
+        def reload() -> As2Identities:
+            return load_identities(profile, resolve, base, where)
+
+    return As2Flow(
+        integration,
+        flow,
+        spec,
+        spec.partner,
+        profile,
+        peer,
+        ours.current,
+        revocation,
+        ours.previous,
+        reload,
+    )
 
 
 def signer_peer(

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import Message
-from typing import Final, cast
+from typing import Final, Literal, cast
 from urllib.parse import urlsplit
 
 from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
@@ -161,7 +161,14 @@ class As2Receiver:
             _, der = split(entity)
             if "base64" in str(head.get("Content-Transfer-Encoding", "")).lower():
                 der = _base64(der)
-            entity = decrypt(der, self._as2.identity, profile.key_transport)
+            try:
+                entity = _decrypt(der, self._as2, profile.key_transport)
+            except CmsError:
+                renewed = self._as2.renewed()  # our certificate renewed since we started?
+                if renewed is None:
+                    raise
+                self._as2 = renewed  # MDNs are signed with the new certificate from now on
+                entity = _decrypt(der, self._as2, profile.key_transport)
             head, _ = _headers(entity)
         elif profile.require_encrypted:
             raise CmsError("insufficient-message-security", "the message is not encrypted")
@@ -258,6 +265,23 @@ class As2Receiver:
                 },
             )
         )
+
+
+def _decrypt(der: bytes, as2: As2Flow, key_transport: Literal["rsa-oaep", "rsa-pkcs1"]) -> bytes:
+    """Open the envelope with our current key, else a renewed certificate's (until it expires).
+
+    A partner may still encrypt to the certificate Interlock renewed; each
+    unexpired one is tried in turn, the error of the current one kept.
+    """
+    try:
+        return decrypt(der, as2.identity, key_transport)
+    except CmsError as first:
+        for identity in as2.previous:
+            try:
+                return decrypt(der, identity, key_transport)
+            except CmsError:
+                continue
+        raise first from None
 
 
 def _headers(entity: bytes) -> tuple[Message, bytes]:

@@ -9,9 +9,15 @@ refused), so no partner can reach another's files or the server's file system.
 
 An upload is spooled to ``root/drop/<partner>/`` (0700) under a name the
 server chooses — never the partner's — and when the partner closes the file it
-is read back, removed from the spool and handed to ``receive(partner, name,
-data)`` (the quarantine's accept). A refused file fails the partner's close
-with a generic "refused" status; the reasons stay in quarantine.
+is read back, removed from the spool and handed, as an
+:class:`~interlock.files.drop_sidecars.Arrival` of the first drop integration
+whose pattern takes its name, to ``receive`` (the quarantine's accept). A name
+no drop integration of the partner takes is refused when it is opened. When
+the integration declares a checksum or signature sidecar, the file and its
+sidecars are paired first (:mod:`interlock.files.drop_sidecars`): whichever
+arrives first waits, and the close of the last one carries the verdict. A
+refused file fails the partner's close with a generic "refused" status; the
+reasons stay in quarantine.
 
 An ``upload_only`` account (the default) may do nothing else: reading,
 listing, removing, renaming, making directories, links or symlinks and
@@ -27,14 +33,15 @@ sent that the quarantine refused, whatever ``upload_only`` says.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import posixpath
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 import asyncssh
 
@@ -44,13 +51,15 @@ from interlock.clock import Clock, utc_now
 from interlock.config.files import FilesSpec
 from interlock.config.manifest import Manifest
 from interlock.errors import InterlockError
+from interlock.files.drop_sidecars import Arrival, DropSidecars, Receiver
 from interlock.files.notify import REPORT_SUFFIX
-from interlock.files.quarantine import Verdict, check_name
+from interlock.files.quarantine import check_name
+from interlock.logs import get_logger
 
-__all__ = ["DropServer", "Receiver"]
+__all__ = ["Arrival", "DropServer", "Receiver"]
 
-Receiver = Callable[[str, str, bytes], Awaitable[Verdict]]
-"""What the drop server hands a completed upload to: ``(partner, name, data)``."""
+_log = get_logger("interlock.files.drop_server")
+_EXPIRY_CHECK_SECONDS: Final = 5.0
 
 _DEFAULT_MAX_SIZE = FilesSpec.model_fields["max_size"].default
 
@@ -227,6 +236,8 @@ class _DropSFTP(asyncssh.SFTPServer):
         name = _file_name(path)
         if name is None or pflags & asyncssh.FXF_READ or not pflags & asyncssh.FXF_WRITE:
             raise _denied()
+        if self._server.sidecars.route(self._partner, name) is None:
+            raise asyncssh.SFTPFailure("no drop integration takes this file name")
         spool_dir = self._server.spool(self._partner)
         fd, spool = tempfile.mkstemp(prefix=".upload-", dir=spool_dir)
         upload = _Upload(name, fd, Path(spool))
@@ -254,8 +265,11 @@ class _DropSFTP(asyncssh.SFTPServer):
             _discard(upload)
         if upload.too_large:
             raise asyncssh.SFTPFailure("file too large")
-        verdict = await self._server.receive(self._partner, upload.name, data)
-        if not verdict.accepted:
+        try:
+            verdict = await self._server.sidecars.arrived(self._partner, upload.name, data)
+        except (FileExistsError, LookupError):  # already waiting; no longer routed
+            raise asyncssh.SFTPFailure("file refused") from None
+        if verdict is not None and not verdict.accepted:  # None: waits for its sidecars
             raise asyncssh.SFTPFailure("file refused")
 
     def fstat(self, file_obj: object) -> asyncssh.SFTPAttrs:
@@ -395,12 +409,25 @@ class DropServer:
         file it is handed.
         """
         self.accounts = _accounts(manifest)
-        self.receive = receive
+        self.sidecars = DropSidecars(root, manifest, receive=receive, audit=audit, now=now)
         self._root = root
         self._host_key = asyncssh.import_private_key(host_key)
         self._audit = audit
         self._now = now
         self._listener: asyncssh.SSHAcceptor | None = None
+        self._expiry: asyncio.Task[None] | None = None
+
+    async def expire(self) -> int:
+        """Refuse files whose sidecars are overdue, delete overdue lone sidecars; the count."""
+        return await self.sidecars.expire()
+
+    async def _expire_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_EXPIRY_CHECK_SECONDS)
+            try:
+                await self.expire()
+            except (InterlockError, OSError) as exc:  # retried at the next turn
+                _log.warning("drop_sidecar_expiry_failed", error=type(exc).__name__)
 
     def spool(self, partner: str) -> Path:
         """The partner's spool directory for uploads in flight (created 0700)."""
@@ -426,10 +453,16 @@ class DropServer:
             x11_forwarding=False,
             allow_pty=False,
         )
+        self._expiry = asyncio.create_task(self._expire_forever())
         return int(self._listener.get_port())
 
     async def stop(self) -> None:
         """Stop listening and close every connection."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._expiry
+            self._expiry = None
         if self._listener is not None:
             self._listener.close()
             await self._listener.wait_closed()

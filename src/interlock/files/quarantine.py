@@ -41,7 +41,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 
@@ -49,6 +49,7 @@ from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
 from interlock.clock import Clock, utc_now
 from interlock.config.files import FilesSpec
 from interlock.config.manifest import Integration, Manifest
+from interlock.config.units import format_duration
 from interlock.crypto.cms import CmsError, Peer
 from interlock.errors import ConfigError
 from interlock.files.as2_profile import signer_peer
@@ -155,8 +156,18 @@ class Quarantine:
         self._processing = _directory(root / "processing" / integration)
         self._refused = _directory(root / "refused" / integration)
 
-    def inspect(self, data: bytes, *, name: str, sidecars: Mapping[str, bytes]) -> Verdict:
-        """Check ``data`` without touching the disk: size, type, encoding, format, checksum."""
+    def inspect(
+        self,
+        data: bytes,
+        *,
+        name: str,
+        sidecars: Mapping[str, bytes],
+        waited: timedelta | None = None,
+    ) -> Verdict:
+        """Check ``data`` without touching the disk: size, type, encoding, format, checksum.
+
+        ``waited``: the sidecars missing were waited for that long (the drop server).
+        """
         spec = self._spec
         reasons: list[str] = []
         detected = sniff(data)
@@ -171,20 +182,28 @@ class Quarantine:
             records = findings.records
         digest = hashlib.sha256(data).hexdigest()
         if spec.checksum == "sha256-sidecar":
-            reasons.extend(_sidecar_problem(digest, name, sidecars))
+            reasons.extend(_sidecar_problem(digest, name, sidecars, waited))
         if self._signer is not None:
-            reasons.extend(_signature_problem(data, name, sidecars, self._signer, self._now()))
+            reasons.extend(
+                _signature_problem(data, name, sidecars, self._signer, self._now(), waited=waited)
+            )
         accepted = not reasons
         return Verdict(
             accepted, tuple(reasons), digest, len(data), records if accepted else 0, detected
         )
 
     async def accept(
-        self, name: str, data: bytes, *, sidecars: Mapping[str, bytes] | None = None
+        self,
+        name: str,
+        data: bytes,
+        *,
+        sidecars: Mapping[str, bytes] | None = None,
+        waited: timedelta | None = None,
     ) -> Verdict:
         """Write ``data`` into quarantine, check it, then move it to processing or refused.
 
-        A bad name is refused (and audited) before anything is written.
+        A bad name is refused (and audited) before anything is written. ``waited``:
+        how long the drop server waited for the sidecars missing from ``sidecars``.
         """
         if (problem := check_name(name)) is not None:
             verdict = _refusal(data, (problem,))
@@ -202,7 +221,9 @@ class Quarantine:
             await self._record(verdict, name)
             await self._refuse(held, name, verdict)
             return verdict
-        verdict = await asyncio.to_thread(self.inspect, data, name=name, sidecars=sidecars or {})
+        verdict = await asyncio.to_thread(
+            self.inspect, data, name=name, sidecars=sidecars or {}, waited=waited
+        )
         await self._record(verdict, name)  # raises when the audit log is down: the file stays
         if verdict.accepted:
             try:
@@ -315,12 +336,20 @@ def _refusal(data: bytes, reasons: tuple[str, ...]) -> Verdict:
     return Verdict(False, reasons, hashlib.sha256(data).hexdigest(), len(data), 0, sniff(data))
 
 
-def _sidecar_problem(digest: str, name: str, sidecars: Mapping[str, bytes]) -> list[str]:
+def _missing(what: str, sidecar: str, waited: timedelta | None) -> str:
+    if waited is None:
+        return f"the {what} file {echo(sidecar)} is missing"
+    return f"the {what} file {echo(sidecar)} did not arrive within {format_duration(waited)}"
+
+
+def _sidecar_problem(
+    digest: str, name: str, sidecars: Mapping[str, bytes], waited: timedelta | None
+) -> list[str]:
     """The ``NAME.sha256`` sidecar (``sha256sum`` format) must name ``digest``."""
     sidecar = f"{name}.sha256"
     content = sidecars.get(sidecar)
     if content is None:
-        return [f"the checksum file {echo(sidecar)} is missing"]
+        return [_missing("checksum", sidecar, waited)]
     words = content[:_MAX_SIDECAR].split()
     claimed = words[0].decode("ascii", "replace") if words and len(content) <= _MAX_SIDECAR else ""
     if _HEX64.fullmatch(claimed) is None:
@@ -336,12 +365,14 @@ def _signature_problem(
     sidecars: Mapping[str, bytes],
     signer: tuple[Peer, Revocation],
     at: datetime,
+    *,
+    waited: timedelta | None,
 ) -> list[str]:
     """The ``NAME.p7s`` sidecar must be the partner's valid detached CMS signature of ``data``."""
     sidecar = f"{name}.p7s"
     signature = sidecars.get(sidecar)
     if signature is None:
-        return [f"the signature file {echo(sidecar)} is missing"]
+        return [_missing("signature", sidecar, waited)]
     if len(signature) > _MAX_SIGNATURE:
         return [f"the signature file {echo(sidecar)} is larger than {_MAX_SIGNATURE} bytes"]
     try:

@@ -1,4 +1,4 @@
-"""Interlock's own PKI: issue, renew and revoke client and server certificates.
+"""Interlock's own PKI: issue, renew and revoke client, server and AS2 certificates.
 
 Clients trust the root certificate (``pki:internal`` in the manifest, the
 gateway's ``ca.pem``); the issuing intermediate signs every end-entity
@@ -7,7 +7,11 @@ Client certificates name their holder by a SPIFFE URI SAN only
 (``spiffe://TRUST-DOMAIN/client/NAME``). Lifetimes are short by default and
 capped; a renewal leaves the old certificate valid until it expires (its
 holder needs time to switch) and records which certificate replaced it.
-Private keys are returned once and never stored.
+Private keys are returned once and never stored here (Interlock's own AS2
+key is sealed in the vault by its caller, :mod:`interlock.files.as2_identity`).
+An AS2 certificate (kind ``as2``) is RSA 3072 for S/MIME signing and
+encryption, named ``CN=NAME``, and lives up to 397 days (a year by default:
+partners install it by hand).
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ from interlock.crypto import Keyring
 from interlock.crypto.pkix import (
     BACKDATE,
     Certificate,
+    EndEntityKey,
     PrivateKey,
     Revocation,
     certificate_pem,
     certificate_revocation_list,
+    issue_as2_certificate,
     issue_client_certificate,
     issue_server_certificate,
     private_key_pem,
@@ -43,7 +49,9 @@ from interlock.pki.inventory import TABLE, CertificateInfo, Kind, find, select_l
 from interlock.pki.rfc5280 import check_reason, serial_hex
 
 __all__ = [
+    "DEFAULT_AS2_LIFETIME",
     "DEFAULT_LIFETIME",
+    "MAX_AS2_LIFETIME",
     "MAX_CLIENT_LIFETIME",
     "MAX_SERVER_LIFETIME",
     "MIN_LIFETIME",
@@ -57,6 +65,8 @@ MIN_LIFETIME: Final = timedelta(hours=1)
 MAX_CLIENT_LIFETIME: Final = timedelta(days=90)
 # CA/Browser Forum Baseline Requirements §6.3.2: at most 398 days; one day of margin.
 MAX_SERVER_LIFETIME: Final = timedelta(days=397)
+MAX_AS2_LIFETIME: Final = MAX_SERVER_LIFETIME
+DEFAULT_AS2_LIFETIME: Final = timedelta(days=365)
 CRL_VALIDITY: Final = timedelta(days=1)
 MAX_HOSTS: Final = 100
 _NAME: Final = re.compile(NAME_PATTERN)
@@ -178,6 +188,15 @@ class Pki:
         sign = self._server_signer(names, lifetime)
         return self._issue("server", names[0], None, names, ephemeral, sign)
 
+    def issue_as2(self, name: str, lifetime: timedelta = DEFAULT_AS2_LIFETIME) -> Issued:
+        """Interlock's AS2 certificate ``CN=name``: RSA 3072, signing and key transport."""
+        if not _NAME.fullmatch(name):
+            raise InvalidRequestError(
+                f"{name!r} is not an AS2 certificate name: 1-63 lower-case letters, digits "
+                "and '-', starting with a letter"
+            )
+        return self._issue("as2", name, None, (), False, self._as2_signer(name, lifetime))
+
     def renew(self, serial: str, lifetime: timedelta | None = None) -> Issued:
         """A new certificate (new key) for the same names; the old one stays valid until expiry.
 
@@ -194,6 +213,8 @@ class Pki:
         wanted = lifetime or max(MIN_LIFETIME, old.not_after - old.not_before - BACKDATE)
         if old.kind == "client":
             sign = self._client_signer(old.identity or "", wanted)
+        elif old.kind == "as2":
+            sign = self._as2_signer(old.name, wanted)
         else:
             sign = self._server_signer(old.hosts, wanted)
         return self._issue(
@@ -292,6 +313,14 @@ class Pki:
 
         return sign
 
+    def _as2_signer(self, name: str, lifetime: timedelta) -> _Signer:
+        _check_lifetime(lifetime, MAX_AS2_LIFETIME, "AS2")
+
+        def sign(ca: Certificate, key: PrivateKey) -> tuple[Certificate, EndEntityKey]:
+            return issue_as2_certificate(ca, key, name, lifetime, now=self._now())
+
+        return sign
+
     def _issue(  # noqa: PLR0917  (private; the three callers above name each fact)
         self,
         kind: Kind,
@@ -349,7 +378,7 @@ class Pki:
         ]
 
 
-_Signer = Callable[[Certificate, PrivateKey], tuple[Certificate, PrivateKey]]
+_Signer = Callable[[Certificate, PrivateKey], tuple[Certificate, EndEntityKey]]
 
 
 def _check_lifetime(lifetime: timedelta, maximum: timedelta, kind: str) -> None:

@@ -18,7 +18,7 @@ from interlock.store.base import as_utc, table_of
 
 __all__ = ["TABLE", "CertificateInfo", "Kind", "Status", "find", "select_listed"]
 
-Kind = Literal["client", "server"]
+Kind = Literal["client", "server", "as2"]
 Status = Literal["active", "renewed", "expired", "revoked"]
 TABLE: Final = table_of(CertificateRow)
 
