@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -30,7 +30,7 @@ from interlock.gateway.edge.protocol import AUTHZ_PATH
 from interlock.gateway.problems import problem_response
 from interlock.logs import get_logger
 
-__all__ = ["MAX_SOCKET_PATH", "DecisionListener", "start_decisions"]
+__all__ = ["MAX_SOCKET_PATH", "DecisionListener", "decision_handler", "start_decisions"]
 
 _log = get_logger("interlock.gateway.edge")
 _UCRED: Final = struct.Struct("3i")  # struct ucred: pid, uid, gid
@@ -73,6 +73,17 @@ class _Handler:
         return await self._decisions.handle(request)
 
 
+def decision_handler(
+    decisions: EdgeDecisions, proxy_uids: Iterable[int]
+) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
+    """The listener's request handler: the peer check, the path, then ``decisions``.
+
+    For :func:`start_decisions` and for an in-process measurement of a decision's cost
+    (benchmarks/gateway/decision_cpu.py).
+    """
+    return _Handler(decisions, frozenset(proxy_uids))
+
+
 def _clear(path: Path) -> None:
     """Remove a stale socket left by a previous run; never anything else."""
     if path.exists() and not path.is_socket():
@@ -106,7 +117,7 @@ async def start_decisions(
             f"(this one has {len(os.fsencode(path))}); choose a shorter one"
         )
     _clear(path)
-    server = web.Server(_Handler(decisions, uids), access_log=None)
+    server = web.Server(decision_handler(decisions, uids), access_log=None)
     runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
     try:
