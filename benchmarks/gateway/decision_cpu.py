@@ -267,6 +267,7 @@ async def run(box: Sandbox, args: argparse.Namespace) -> list[Timing]:
         if args.profile:
             profiler.disable()
             pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.lines)
+        if args.profile or args.api_key_only:
             return timings
         timings.append(
             await measure(  # each waits for a commit: a tenth as many
@@ -292,6 +293,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000, help="decisions per repeat")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="cProfile the API-key decision")
+    parser.add_argument(
+        "--api-key-only", action="store_true", help="the API-key decision only (for py-spy)"
+    )
     parser.add_argument("--sort", default="cumulative", help="--profile: pstats sort key")
     parser.add_argument("--lines", type=int, default=45, help="--profile: lines shown")
     args = parser.parse_args()
