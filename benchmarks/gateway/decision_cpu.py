@@ -49,7 +49,7 @@ import socket
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,12 +68,21 @@ from interlock.audit.entry import AuditEntry, Outcome
 from interlock.audit.sink import MemorySink
 from interlock.config.loader import load_manifest
 from interlock.gateway.edge.decision import EdgeDecisions
-from interlock.gateway.edge.listener import decision_handler
 from interlock.gateway.edge.protocol import CONVENTIONS
 from interlock.gateway.server import ListenerConfig, RunningGateway, start_gateway
 from interlock.identity.apikeys import ApiKeys
 from interlock.logs import configure_logging
 from interlock.secrets.vault import Vault
+
+try:
+    from interlock.gateway.edge.listener import decision_handler
+except ImportError:  # the code before it existed (PYTHONPATH=OLD/src, to compare)
+    from interlock.gateway.edge.listener import _Handler
+
+    def decision_handler(decisions: EdgeDecisions, proxy_uids: Iterable[int]) -> _Handler:  # type: ignore[misc]
+        """The listener's handler, as the older code built it."""
+        return _Handler(decisions, frozenset(proxy_uids))
+
 
 BENCHMARK = "gateway"
 HOST = "127.0.0.1:8443"
