@@ -14,6 +14,7 @@ proxy's configuration files:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import struct
@@ -21,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+from weakref import WeakKeyDictionary
 
 from aiohttp import web
 
@@ -34,15 +36,35 @@ __all__ = ["MAX_SOCKET_PATH", "DecisionListener", "decision_handler", "start_dec
 
 _log = get_logger("interlock.gateway.edge")
 _UCRED: Final = struct.Struct("3i")  # struct ucred: pid, uid, gid
+# A connection's transport -> its peer's user id (gone with the connection).
+_PEERS: Final[WeakKeyDictionary[asyncio.BaseTransport, int]] = WeakKeyDictionary()
 _MODE: Final = 0o660
 #: sockaddr_un.sun_path on Linux is 108 bytes with its terminating NUL.
 MAX_SOCKET_PATH: Final = 107
 
 
 def peer_uid(request: web.BaseRequest) -> int | None:
-    """The user id of the process at the other end of ``request``'s unix socket."""
+    """The user id of the process at the other end of ``request``'s unix socket.
+
+    Read once per connection: ``SO_PEERCRED`` gives the peer's credentials as they
+    were at ``connect()``, the same for every request the connection carries.
+    """
     transport = request.transport
-    sock = transport.get_extra_info("socket") if transport is not None else None
+    if transport is None:
+        return None
+    remembered = type(transport).__weakrefoffset__ != 0  # uvloop's and asyncio's are
+    if remembered:
+        known = _PEERS.get(transport)
+        if known is not None:
+            return known
+    uid = _read_peer_uid(transport)
+    if uid is not None and remembered:
+        _PEERS[transport] = uid
+    return uid
+
+
+def _read_peer_uid(transport: asyncio.BaseTransport) -> int | None:
+    sock = transport.get_extra_info("socket")
     if sock is None:
         return None
     try:
