@@ -101,6 +101,41 @@ def test_a_typical_decision_takes_the_fast_path_with_credentials_masked() -> Non
         assert body == encode_entry(decision_entry(leaky), KEY)
 
 
+def test_repeated_reasons_times_and_addresses_encode_as_the_model_does() -> None:
+    """The fast path's memories (clean reasons, the second's text, IP pseudonyms) change nothing.
+
+    A reason holding a credential is masked every time; a decision in the next
+    second (or an earlier one) gets its own time; an address gets the pseudonym
+    of its own key, not another pseudonymiser's.
+    """
+    base = Decision(
+        1_733_400_000_999_999, "client:a", "gateway.request", None, None, None, (), 0, 0,
+        "failure", 401, "req", "edge: allowed, the proxy forwards", {}, "192.0.2.10",
+    )  # fmt: skip
+    leaky = "upstream said Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+    other = Pseudonymiser(b"o" * 32)
+    for decision in (
+        base,
+        base,
+        base._replace(time_us=base.time_us + 1),  # the next second
+        base._replace(time_us=base.time_us - 1),
+        base._replace(time_us=base.time_us - 10**6),  # a second back
+        base._replace(reason=leaky),
+        base._replace(reason=leaky),
+        base._replace(client_ip="192.0.2.11"),
+    ):
+        for key in (KEY, other, KEY):
+            fast = encode_decision(decision, key)
+            assert fast is not None
+            assert fast == encode_entry(decision_entry(decision), key)
+            assert b"eyJzdWIiOiJ4In0" not in fast
+    assert KEY.pseudonym("ip", "192.0.2.10") == Pseudonymiser(b"k" * 32).pseudonym(
+        "ip", "192.0.2.10"
+    )
+    assert KEY.pseudonym("ip", "192.0.2.10") != other.pseudonym("ip", "192.0.2.10")
+    assert KEY.pseudonym("ip", "192.0.2.10") != KEY.pseudonym("subject", "192.0.2.10")
+
+
 def test_decisions_recorded_later_land_in_the_log(tmp_path: Path) -> None:
     keyring = Keyring.create(tmp_path / "keyring.json")
     settings_ = Settings(data_dir=tmp_path, audit_database_url=f"sqlite:///{tmp_path / 'a.db'}")

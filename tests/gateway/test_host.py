@@ -116,3 +116,29 @@ def test_proofs_name_the_public_url_not_the_host_header(public: Env) -> None:
     assert call("https://gateway.test/orders/1001") == 200
     # The address the request reached is not the URL clients were given: refused.
     assert call(f"https://127.0.0.1:{public.port}/orders/1001") == 401
+
+
+def test_remembered_host_values_change_no_answer() -> None:
+    """Host values answered before are answered again; others are still refused, however many."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from interlock.errors import Refusal
+    from interlock.gateway.hosts import GatewayNames
+
+    names = GatewayNames("https://api.example.com", ["127.0.0.1", "localhost"])
+
+    def answers(host: str) -> bool:
+        try:
+            names.check(make_mocked_request("GET", "/", headers={"Host": host}))
+        except Refusal:
+            return False
+        return True
+
+    for _ in range(2):
+        assert answers("localhost:8443")
+        assert answers("API.example.com")
+        assert not answers(EVIL)
+        assert not answers(f"{EVIL}:8443")
+    assert all(answers(f"localhost:{port}") for port in range(1, 600))  # past the bound
+    assert answers("localhost:8443")
+    assert not answers(EVIL)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from interlock.gateway.paths import BadPathError, split_target
+from interlock.gateway.paths import BadPathError, _checked, split_target
 
 
 @pytest.mark.parametrize(
@@ -38,3 +38,18 @@ def test_decoded_segments_never_contain_slashes_or_dot_segments(parts: list[str]
     for segment in segments:
         assert "/" not in segment
         assert segment not in {"", ".", ".."}
+
+
+@given(st.text(alphabet=st.sampled_from("ab.%2e5c;/~!:@é\x00 "), max_size=14))
+def test_the_plain_path_shortcut_answers_as_every_check_does(tail: str) -> None:
+    """A path split without the checks is split as the checks would split it."""
+    path = "/" + tail
+    try:
+        expected: tuple[str, ...] | str = _checked(path)
+    except BadPathError as exc:
+        expected = str(exc)
+    try:
+        got: tuple[str, ...] | str = split_target(path)[0]
+    except BadPathError as exc:
+        got = str(exc)
+    assert got == expected

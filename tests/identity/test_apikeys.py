@@ -154,3 +154,56 @@ def test_wrong_secret_for_a_real_id_is_refused(keys: ApiKeys) -> None:
     forged = PREFIX + issued.info.id + forged_token[len(PREFIX) + 12 :]
     with pytest.raises(AuthenticationError):
         keys.verify(forged)
+
+
+def _checked_twice(keys: ApiKeys, token: str) -> None:
+    """Verify ``token`` so that the cache, then the checked keys, answer it."""
+    keys.verify(token)  # the store, then the cache, with last_used written
+    first = keys.verify_cached(token)  # parsed and HMAC-checked against the cache
+    assert first is not None
+    assert keys.verify_cached(token) == first  # the checked keys answer
+
+
+def test_a_checked_key_is_refused_once_it_expires(keys: ApiKeys, clock: ManualClock) -> None:
+    """Remembering that a key passed never outlives the key: expiry is checked every time."""
+    issued = keys.create("sync", lifetime=timedelta(seconds=30))
+    _checked_twice(keys, issued.token)
+    clock.now += timedelta(seconds=30)
+    with pytest.raises(AuthenticationError) as caught:
+        keys.verify_cached(issued.token)
+    assert caught.value.reason == f"key {issued.info.id} is expired"
+
+
+def test_a_checked_key_is_refused_once_revoked_and_narrowed_by_the_manifest(
+    keys: ApiKeys, tmp_path: Path
+) -> None:
+    """A revocation through the service, a manifest change: the checked key is checked afresh."""
+    issued = keys.create("sync")
+    _checked_twice(keys, issued.token)
+    path = tmp_path / "m2.yaml"
+    path.write_text(
+        MANIFEST.replace("roles: [reader, writer]", "roles: [reader]")
+        .replace('      - {method: POST, path: "/a", upstream: erp, scope: orders.write}\n', "")
+        .replace("  writer: {scopes: [orders.write]}\n", "")
+    )
+    keys.manifest = load_manifest(path)
+    narrowed = keys.verify_cached(issued.token)
+    assert narrowed is not None
+    assert narrowed.scopes == frozenset({"orders.read"})
+    keys.revoke(issued.info.id)
+    assert keys.verify_cached(issued.token) is None  # the store must be asked
+    with pytest.raises(AuthenticationError):
+        keys.verify(issued.token)
+
+
+def test_a_checked_keys_id_with_another_secret_is_refused(keys: ApiKeys) -> None:
+    """The checked keys are keyed by the whole key: its id alone gets nothing."""
+    from interlock.credentials.keyformat import PREFIX, _checksum, new_key
+
+    issued = keys.create("sync")
+    _checked_twice(keys, issued.token)
+    _, other = new_key()
+    body = f"{PREFIX}{issued.info.id}_{other.secret}"  # well formed: the right id, checksum
+    with pytest.raises(AuthenticationError) as caught:
+        keys.verify_cached(body + _checksum(body))
+    assert caught.value.reason == f"wrong secret for key {issued.info.id}"

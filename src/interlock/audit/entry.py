@@ -348,9 +348,30 @@ def _masked_details(
     return masked
 
 
+#: The last second formatted (decisions come many to a second): (seconds, text).
+_LAST_SECOND: tuple[int, str] = (-1, "")
+
+
 def _decision_timestamp(time_us: int) -> str:
+    global _LAST_SECOND  # noqa: PLW0603  (a one-entry cache; a tuple is swapped whole)
     seconds, micros = divmod(time_us, 1_000_000)
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{micros:06d}Z"
+    cached, text = _LAST_SECOND
+    if cached != seconds:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _LAST_SECOND = (seconds, text)
+    return f"{text}.{micros:06d}Z"
+
+
+def _clean_text(text: str) -> str:
+    """``redact_credentials(text)``, scanning a text seen clean before (a reason) only once."""
+    if text in _CLEAN:
+        return text
+    redacted = redact_credentials(text)
+    if redacted == text:
+        if len(_CLEAN) >= _CLEAN_MAX:
+            _CLEAN.clear()
+        _CLEAN.add(text)
+    return redacted
 
 
 def encode_decision(
@@ -386,7 +407,7 @@ def encode_decision(
             d.result,
             d.status,
             None if d.correlation_id is None else redact_credentials(d.correlation_id),
-            None if d.reason is None else redact_credentials(d.reason),
+            None if d.reason is None else _clean_text(d.reason),
             details,
             (),
             ip,

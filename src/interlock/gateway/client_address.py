@@ -146,10 +146,9 @@ def report_peer(connection: object, address: str) -> None:
 
 def reported_peer(connection: object) -> str | None:
     """The client address a trusted proxy's PROXY header gave for ``connection``, if any."""
-    try:
-        return _REPORTED.get(connection)
-    except TypeError:  # a handler that cannot be weakly referenced was never reported
-        return None
+    if not type(connection).__weakrefoffset__:
+        return None  # a handler that cannot be weakly referenced (aiohttp's) was never reported
+    return _REPORTED.get(connection)
 
 
 def connection_peer(request: web.BaseRequest) -> str | None:

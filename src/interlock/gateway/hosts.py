@@ -19,6 +19,7 @@ the Host: load balancers and orchestrators probe the address they dialled.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -26,6 +27,8 @@ from aiohttp import web
 from interlock.errors import Refusal
 
 __all__ = ["GatewayNames"]
+
+_MAX_ANSWERED: Final = 256  # Host values remembered (then forgotten at once, and relearnt)
 
 
 class GatewayNames:
@@ -38,10 +41,14 @@ class GatewayNames:
         self.hosts = frozenset(
             name for name in (_normalise(h) for h in (*hosts, own or "")) if name
         )
+        # Host values seen to name one of ours ("localhost:8443"): a caller repeats its own.
+        self._answered: set[str] = set()
 
     def check(self, request: web.BaseRequest) -> None:
         """Refuse (421) a request whose Host is missing or names another server."""
         given = request.headers.getall("Host", [])
+        if len(given) == 1 and given[0] in self._answered:
+            return
         host = _host_of(given[0]) if len(given) == 1 else None
         if host is None or host not in self.hosts:
             raise Refusal(
@@ -51,6 +58,9 @@ class GatewayNames:
                 if given
                 else "no single Host header",
             )
+        if len(self._answered) >= _MAX_ANSWERED:
+            self._answered.clear()
+        self._answered.add(given[0])
 
     def target(self, request: web.BaseRequest) -> str:
         """The URL the caller was given for this request: the public URL, then path and query."""

@@ -20,6 +20,10 @@ MAX_TARGET_LENGTH: Final = 4096
 _ALLOWED: Final = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,=:@%/]*$")  # RFC 3986 pchar + "/"
 _BAD_ESCAPES: Final = re.compile(r"%(?:2[fF]|5[cC]|00)")
 _BAD_ESCAPE_SHAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# Most paths: segments of unreserved characters and sub-delimiters, none empty, none
+# starting with "." (so no dot segment), no "%" (nothing to decode), no ";". Such a
+# path passes every check below unchanged, so it is split without them.
+_PLAIN: Final = re.compile(r"(?:/[A-Za-z0-9\-_~!$&'()*+,=:@][A-Za-z0-9\-._~!$&'()*+,=:@]*)+")
 
 
 class BadPathError(ValueError):
@@ -35,6 +39,13 @@ def split_target(raw_target: str) -> tuple[tuple[str, ...], str]:
         raise BadPathError(f"the request target is longer than {MAX_TARGET_LENGTH} characters")
     path, _, query = raw_target.partition("?")
     path = path.partition("#")[0]
+    if _PLAIN.fullmatch(path):
+        return tuple(path[1:].split("/")), query
+    return _checked(path), query
+
+
+def _checked(path: str) -> tuple[str, ...]:
+    """Every check, then the decoded segments of ``path`` (without query or fragment)."""
     if not path.startswith("/"):
         raise BadPathError("the request target must be an absolute path")
     if not _ALLOWED.match(path):
@@ -46,7 +57,7 @@ def split_target(raw_target: str) -> tuple[tuple[str, ...], str]:
     if _BAD_ESCAPES.search(path):
         raise BadPathError("encoded '/', '\\' or NUL are not accepted in the path")
     if path == "/":
-        return (), query
+        return ()
     segments = []
     for raw in path[1:].split("/"):
         if raw == "":
@@ -60,4 +71,4 @@ def split_target(raw_target: str) -> tuple[tuple[str, ...], str]:
         if any(ord(c) < 0x20 or ord(c) == 0x7F for c in segment):
             raise BadPathError("control characters are not accepted in the path")
         segments.append(segment)
-    return tuple(segments), query
+    return tuple(segments)

@@ -13,6 +13,7 @@ without downtime.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -39,6 +40,7 @@ DEFAULT_OVERLAP: Final = timedelta(hours=24)
 MAX_LIFETIME: Final = timedelta(days=397)
 _LAST_USED_EVERY: Final = timedelta(minutes=1)  # write last_used at most this often per key
 _REFUSED: Final = "the API key is missing, invalid, expired or revoked"
+_MAX_CHECKED: Final = 4096  # keys remembered as checked (then forgotten at once, and relearnt)
 _TABLE = table_of(ApiKeyRow)
 
 
@@ -95,6 +97,11 @@ class ApiKeys:
         self._engine = engine
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, bytes, ApiKeyInfo]] = {}
+        # sha256(token) -> (the cache entry it was checked against, the grants, its
+        # principal), as the access-token verifier keeps tokens: a key checked once needs
+        # neither its parsing nor its HMAC again while that entry and the grants stand.
+        # Only keys that passed are kept, so a caller cannot fill it with guesses.
+        self._checked: dict[bytes, tuple[tuple[float, bytes, ApiKeyInfo], Grants, Principal]] = {}
         self._pepper = sealed_setting(engine, keyring, "identity.api_key_pepper", new_pepper)
         self._grants = Grants(manifest)
         self._now = now
@@ -256,20 +263,38 @@ class ApiKeys:
         the key's last-used time is due for a write it answers ``None`` too, so
         that write happens on the :meth:`verify` path, off the loop.
         """
-        parsed = _parse(token)
+        digest = _digest(token)
+        checked = self._checked.get(digest) if digest is not None else None
+        if checked is not None:
+            seen, grants, principal = checked
+            key_id = seen[2].id
+        else:
+            parsed = _parse(token)
+            key_id = parsed.key_id
+        now = self._now()
         with self._lock:
-            entry = self._cache.get(parsed.key_id)
-            touch_due = self._touch_due(parsed.key_id, self._now())
+            entry = self._cache.get(key_id)
+            touch_due = self._touch_due(key_id, now)
         if entry is None or touch_due or time.monotonic() - entry[0] >= self._cache_seconds:
             return None
-        return self._check(parsed.secret, entry[1], entry[2])
+        if checked is not None and entry is seen and grants is self._grants:
+            # The same secret hash, key details and grants it passed with: only the
+            # time can have changed (expiry), and _check's status test says so.
+            _status_allows(entry[2], now)
+            return principal
+        if checked is not None:  # checked against an older entry or grants: check afresh
+            parsed = _parse(token)
+        principal = self._check(parsed.secret, entry[1], entry[2])
+        if digest is not None:
+            if len(self._checked) >= _MAX_CHECKED:
+                self._checked.clear()
+            self._checked[digest] = (entry, self._grants, principal)
+        return principal
 
     def _check(self, secret: str, secret_hash: bytes, info: ApiKeyInfo) -> Principal:
         if not check_secret(self._pepper, secret, secret_hash):
             raise AuthenticationError(_REFUSED, f"wrong secret for key {info.id}")
-        status = info.status(self._now())
-        if status in {"revoked", "expired"}:
-            raise AuthenticationError(_REFUSED, f"key {info.id} is {status}")
+        _status_allows(info, self._now())
         spec = self.manifest.clients.get(info.client)
         if spec is None or "api_key" not in spec.auth:
             raise AuthenticationError(
@@ -352,6 +377,21 @@ def key_id_of(name: str) -> str:
     if name.startswith(PREFIXES):
         raise InvalidRequestError("not a key id, nor an API key (prefix, length or checksum)")
     return name
+
+
+def _digest(token: str) -> bytes | None:
+    """SHA-256 of ``token``, the key of the checked keys; None for text no key can be."""
+    try:
+        return hashlib.sha256(token.encode()).digest()
+    except UnicodeEncodeError:  # a lone surrogate: parsing refuses it
+        return None
+
+
+def _status_allows(info: ApiKeyInfo, now: datetime) -> None:
+    """Refuse a revoked or expired key (an active one, or one in its rotation overlap, passes)."""
+    status = info.status(now)
+    if status in {"revoked", "expired"}:
+        raise AuthenticationError(_REFUSED, f"key {info.id} is {status}")
 
 
 def _parse(token: str) -> ParsedKey:

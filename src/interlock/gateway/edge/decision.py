@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from interlock.config.manifest import Manifest
 from interlock.errors import Refusal
 from interlock.gateway.app import Gateway
 from interlock.gateway.audit_trail import audit_unavailable
@@ -56,7 +58,7 @@ from interlock.gateway.edge.protocol import (
 from interlock.gateway.metrics import UNMATCHED
 from interlock.gateway.observer import RequestObserver, RequestSeen
 from interlock.gateway.problems import INTERNAL_ERROR, problem_response
-from interlock.gateway.routing import CompiledRoute
+from interlock.gateway.routing import CompiledRoute, RouteMatch
 from interlock.gateway.targets import match_target
 from interlock.gateway.upstream import upstream_url
 from interlock.identity.grants import Principal
@@ -69,6 +71,9 @@ _access = logging.getLogger("interlock.gateway.edge")
 # Never part of the original request as the stages see it.
 _HOP: Final = frozenset({"connection", "content-length", "transfer-encoding", "keep-alive"})
 _NGINX_PASSES: Final = frozenset({401, 403})
+# What urlsplit would drop or split at (a fragment, the WHATWG-removed tab, CR and LF):
+# a URL free of them is split by string operations exactly as urlsplit splits it.
+_UNSPLIT: Final = re.compile(r"[#\t\r\n]")
 
 
 @dataclass
@@ -91,11 +96,43 @@ class EdgeContext(RequestContext):
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _EdgeRoute:
+    """What a decision needs of one route, worked out once per manifest (not per request)."""
+
+    decided_here: bool  # no stage needs the body (:func:`needs_body`)
+    target_country: str | None  # the integration's target system's location, for the audit
+    # The path of the system's URL before the route's upstream path; None: build the
+    # upstream URL and split it (a URL string operations might split differently).
+    base_path: str | None
+
+    @classmethod
+    def of(cls, manifest: Manifest, route: CompiledRoute) -> _EdgeRoute:
+        """The plan of ``route`` of ``manifest``."""
+        target = manifest.systems.get(route.integration.target)
+        base = route.system.url.rstrip("/")
+        static = (base, *(piece for piece in route.upstream_template if piece is not None))
+        plain = not any(_UNSPLIT.search(part) or "?" in part for part in static)
+        return cls(
+            decided_here=not needs_body(route),
+            target_country=target.location if target is not None else None,
+            base_path=urlsplit(base).path if plain else None,
+        )
+
+    def upstream_uri(self, match: RouteMatch, query: str) -> str:
+        """The path and query the proxy forwards to: :func:`upstream_url`'s, without the origin."""
+        if self.base_path is None or _UNSPLIT.search(query):
+            return _path_and_query(upstream_url(match, query))
+        path = self.base_path + match.route.upstream_path(match.values)
+        return path + "?" + query if query else path
+
+
 @dataclass
 class _Decided:
     response: web.Response
     label: str = UNMATCHED
     route: CompiledRoute | None = None
+    plan: _EdgeRoute | None = None
     principal: Principal | None = None
     allowed: bool = False
     reason: str | None = None
@@ -124,6 +161,9 @@ class EdgeDecisions:
         self._convention = convention
         self._proxies = proxies or TrustedProxies()
         self._observer = observer
+        self._dropped = frozenset(name.lower() for name in convention.control) | _HOP
+        # The routes' plans, for the gateway they were made for (a reload brings another).
+        self._plans: tuple[Gateway | None, dict[CompiledRoute, _EdgeRoute]] = (None, {})
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """One decision: exactly one audit entry and one count, whatever happens."""
@@ -182,7 +222,7 @@ class EdgeDecisions:
                 "the proxy did not name the original request",
                 log_reason="edge: decision request without the original method or URI",
             )
-        dropped = {name.lower() for name in convention.control} | _HOP
+        dropped = self._dropped
         headers: CIMultiDict[str] = CIMultiDict(
             (name, value) for name, value in request.headers.items() if name.lower() not in dropped
         )
@@ -208,8 +248,9 @@ class EdgeDecisions:
             gateway.names.check(original)  # 421 before any credential is looked at
             match, query = match_target(gateway.routes, original)
             route = match.route
-            decided.label, decided.route = route.label, route
-            certificate = self._certificate(route, request)
+            plan = self._plan(gateway, route)
+            decided.label, decided.route, decided.plan = route.label, route, plan
+            certificate = self._certificate(route, plan, request)
             ctx = EdgeContext(original, correlation_id, match, query, certificate=certificate)
             pipeline = gateway.pipelines[route]
             try:
@@ -219,7 +260,7 @@ class EdgeDecisions:
                 decided.principal = ctx.principal
             headers = {
                 CLIENT: ctx.principal.client if ctx.principal is not None else "",
-                UPSTREAM_URI: _path_and_query(upstream_url(match, query)),
+                UPSTREAM_URI: plan.upstream_uri(match, query),
                 UPSTREAM_SYSTEM: route.system_name,
                 "X-Request-Id": correlation_id,
             }
@@ -239,9 +280,20 @@ class EdgeDecisions:
             decided.reason, decided.code = refusal.log_reason, refusal.code
         return decided
 
-    def _certificate(self, route: CompiledRoute, request: web.BaseRequest) -> bytes | None:
+    def _plan(self, gateway: Gateway, route: CompiledRoute) -> _EdgeRoute:
+        """``route``'s plan, made once per gateway (every route's at the first decision)."""
+        made_for, plans = self._plans
+        if made_for is not gateway:
+            plans = {r: _EdgeRoute.of(gateway.manifest, r) for r in gateway.routes.routes}
+            self._plans = (gateway, plans)
+        plan = plans.get(route)
+        return plan if plan is not None else _EdgeRoute.of(gateway.manifest, route)
+
+    def _certificate(
+        self, route: CompiledRoute, plan: _EdgeRoute, request: web.BaseRequest
+    ) -> bytes | None:
         """The certificate the proxy verified (its headers on ``request``), else a refusal."""
-        if needs_body(route):
+        if not plan.decided_here:
             raise Refusal(
                 "route-unavailable",
                 "this route is not available at the moment",
@@ -265,7 +317,7 @@ class EdgeDecisions:
         """The decision on the audit trail; an allow whose required entry failed is refused."""
         route = decided.route
         integration = route.integration if route is not None else None
-        system = gateway.manifest.systems.get(integration.target) if integration else None
+        plan = decided.plan
         recorded = await gateway.audit.request(
             original,
             integration_name=route.integration_name if route is not None else None,
@@ -278,7 +330,7 @@ class EdgeDecisions:
             correlation_id=correlation_id,
             response_bytes=0,
             removed_fields=0,
-            target_country=system.location if system is not None else None,
+            target_country=plan.target_country if plan is not None else None,
         )
         if recorded:
             return decided.response

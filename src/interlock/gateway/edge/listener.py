@@ -14,13 +14,15 @@ proxy's configuration files:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+from weakref import WeakKeyDictionary
 
 from aiohttp import web
 
@@ -30,19 +32,39 @@ from interlock.gateway.edge.protocol import AUTHZ_PATH
 from interlock.gateway.problems import problem_response
 from interlock.logs import get_logger
 
-__all__ = ["MAX_SOCKET_PATH", "DecisionListener", "start_decisions"]
+__all__ = ["MAX_SOCKET_PATH", "DecisionListener", "decision_handler", "start_decisions"]
 
 _log = get_logger("interlock.gateway.edge")
 _UCRED: Final = struct.Struct("3i")  # struct ucred: pid, uid, gid
+# A connection's transport -> its peer's user id (gone with the connection).
+_PEERS: Final[WeakKeyDictionary[asyncio.BaseTransport, int]] = WeakKeyDictionary()
 _MODE: Final = 0o660
 #: sockaddr_un.sun_path on Linux is 108 bytes with its terminating NUL.
 MAX_SOCKET_PATH: Final = 107
 
 
 def peer_uid(request: web.BaseRequest) -> int | None:
-    """The user id of the process at the other end of ``request``'s unix socket."""
+    """The user id of the process at the other end of ``request``'s unix socket.
+
+    Read once per connection: ``SO_PEERCRED`` gives the peer's credentials as they
+    were at ``connect()``, the same for every request the connection carries.
+    """
     transport = request.transport
-    sock = transport.get_extra_info("socket") if transport is not None else None
+    if transport is None:
+        return None
+    remembered = type(transport).__weakrefoffset__ != 0  # uvloop's and asyncio's are
+    if remembered:
+        known = _PEERS.get(transport)
+        if known is not None:
+            return known
+    uid = _read_peer_uid(transport)
+    if uid is not None and remembered:
+        _PEERS[transport] = uid
+    return uid
+
+
+def _read_peer_uid(transport: asyncio.BaseTransport) -> int | None:
+    sock = transport.get_extra_info("socket")
     if sock is None:
         return None
     try:
@@ -71,6 +93,17 @@ class _Handler:
             missing = Refusal("not-found", "the decision endpoint is " + AUTHZ_PATH)
             return problem_response(missing, os.urandom(16).hex(), AUTHZ_PATH)
         return await self._decisions.handle(request)
+
+
+def decision_handler(
+    decisions: EdgeDecisions, proxy_uids: Iterable[int]
+) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
+    """The listener's request handler: the peer check, the path, then ``decisions``.
+
+    For :func:`start_decisions` and for an in-process measurement of a decision's cost
+    (benchmarks/gateway/decision_cpu.py).
+    """
+    return _Handler(decisions, frozenset(proxy_uids))
 
 
 def _clear(path: Path) -> None:
@@ -106,7 +139,7 @@ async def start_decisions(
             f"(this one has {len(os.fsencode(path))}); choose a shorter one"
         )
     _clear(path)
-    server = web.Server(_Handler(decisions, uids), access_log=None)
+    server = web.Server(decision_handler(decisions, uids), access_log=None)
     runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
     try:
