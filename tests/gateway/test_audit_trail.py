@@ -25,8 +25,15 @@ from interlock.testing.gateway import Env, running_gateway
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    """A gateway whose audit trail is the default SQLite file in its data directory."""
-    with running_gateway(tmp_path_factory.mktemp("audited")) as running:
+    """A gateway whose audit trail is the default SQLite file in its data directory.
+
+    With the production deadline (2 s) for a durable entry: the hung-trail test expects a
+    request to fail in that time and the next to find the upstream credential still
+    cached (5 s), not the 30 s tests/conftest.py gives every other test.
+    """
+    with running_gateway(
+        tmp_path_factory.mktemp("audited"), more_settings={"audit_timeout_seconds": 2.0}
+    ) as running:
         yield running
 
 
