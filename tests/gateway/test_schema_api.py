@@ -48,13 +48,18 @@ def _with_events(manifest: Manifest) -> Manifest:
     broker = Broker.model_validate(
         {"kind": "nats", "url": "tls://nats.internal:4222", "location": "DE"}
     )
+    writer = ["schemas.read", "schemas.write"]
     roles = {
-        "schema-admin": Role.model_validate({"scopes": ["schemas.read", "schemas.write"]}),
+        "schema-admin": Role.model_validate({"scopes": [*writer, "schemas.admin"]}),
+        "schema-writer": Role.model_validate({"scopes": writer}),
         "schema-reader": Role.model_validate({"scopes": ["schemas.read"]}),
     }
+    producer = manifest.clients["order-sync"]  # shop-events' client: its subjects' producer
     clients = {
         "schema-admin": Client.model_validate({"auth": ["api_key"], "roles": ["schema-admin"]}),
+        "schema-writer": Client.model_validate({"auth": ["api_key"], "roles": ["schema-writer"]}),
         "schema-reader": Client.model_validate({"auth": ["api_key"], "roles": ["schema-reader"]}),
+        "order-sync": producer.model_copy(update={"roles": [*producer.roles, "schema-writer"]}),
     }
     return manifest.model_copy(
         update={
@@ -75,7 +80,7 @@ def keys(env: Env) -> Iterator[dict[str, dict[str, str]]]:
     running.replace(extended)
     issuer = ApiKeys(env.deployment.engine, env.deployment.keyring, extended)
     headers: dict[str, dict[str, str]] = {}
-    for client in ("schema-admin", "schema-reader"):
+    for client in ("schema-admin", "schema-writer", "schema-reader", "order-sync"):
         issued = issuer.create(client)
         env.issued_tokens.append(issued.token)
         headers[client] = {"X-API-Key": issued.token, "Accept": CONFLUENT}
@@ -291,3 +296,37 @@ def test_without_event_subjects_there_is_no_registry(env: Env) -> None:
     """The test gateway's own manifest declares no subject: /v1/schemas is not served."""
     status, _, _ = env.request("GET", "/v1/schemas/subjects")
     assert status == 404
+
+
+def test_only_a_subjects_producer_or_an_admin_registers_it(
+    env: Env, keys: dict[str, dict[str, str]]
+) -> None:
+    """A subject belongs to its integration: schemas.write alone does not let another
+    integration's client (or none's) register versions on it."""
+    refused = _body(_order(by_writer={"type": "boolean"}))
+    path = "/subjects/shop.refund/versions"
+    status, _, problem = _call(env, "POST", path, keys["schema-writer"], refused)
+    assert (status, problem["error_code"]) == (403, 403), problem
+    assert problem["type"].endswith("access-denied")
+    lookup = _call(env, "POST", "/subjects/shop.refund", keys["schema-admin"], refused)
+    assert lookup[0] == 404  # not registered
+    status, _, answer = _call(env, "POST", path, keys["order-sync"], _body(_order()))
+    assert status == 200, answer
+    extra = _body(_order(by_admin={"type": "string"}))
+    status, _, answer = _call(env, "POST", path, keys["schema-admin"], extra)
+    assert status == 200, answer
+
+
+@pytest.mark.parametrize("client", ["order-sync", "schema-writer"])
+def test_a_subjects_compatibility_mode_is_the_admins_to_change(
+    env: Env, keys: dict[str, dict[str, str]], client: str
+) -> None:
+    """Setting NONE would let a producer register what breaks every consumer: a producer
+    (or any writer) is refused; the mode stays as it was."""
+    body = json.dumps({"compatibility": "NONE"}).encode()
+    status, headers, problem = _call(env, "PUT", "/config/shop.check", keys[client], body)
+    assert (status, problem["required_scope"]) == (403, "schemas.admin"), problem
+    assert 'scope="schemas.admin"' in headers["www-authenticate"]
+    assert _call(env, "GET", "/config/shop.check", keys[client])[2] == {
+        "compatibilityLevel": "BACKWARD"
+    }

@@ -1458,6 +1458,7 @@ GATEWAY_SCOPES: Final = (
     "privacy.admin",
     "schemas.read",
     "schemas.write",
+    "schemas.admin",
 )
 
 #: Scopes that operator tools check rather than routes: handling a messaging

@@ -64,6 +64,7 @@ __all__ = [
     "Version",
     "canonical_schema",
     "declared_subjects",
+    "subject_producers",
 ]
 
 #: The largest schema the registry takes, as canonical JSON.
@@ -108,6 +109,17 @@ def declared_subjects(manifest: Manifest) -> dict[str, CompatibilityMode]:
             for name, subject in integration.events.subjects.items():
                 declared.setdefault(name, subject.compatibility)
     return declared
+
+
+def subject_producers(manifest: Manifest) -> dict[str, frozenset[str]]:
+    """Every declared subject with the clients that produce it: the ``client`` of each
+    event-streaming integration declaring it (who may register its schemas)."""
+    producers: dict[str, set[str]] = {}
+    for integration in manifest.integrations.values():
+        if integration.events is not None:
+            for name in integration.events.subjects:
+                producers.setdefault(name, set()).add(integration.client)
+    return {name: frozenset(clients) for name, clients in producers.items()}
 
 
 class SchemaRegistry:

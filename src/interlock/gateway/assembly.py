@@ -28,7 +28,7 @@ import redis.asyncio
 from interlock.audit.service import AuditLog
 from interlock.config.manifest import Manifest
 from interlock.errors import InterlockError
-from interlock.events.registry import SchemaRegistry, declared_subjects
+from interlock.events.registry import SchemaRegistry, declared_subjects, subject_producers
 from interlock.gateway.app import Gateway
 from interlock.gateway.as2_api import PREFIX as AS2_PREFIX
 from interlock.gateway.as2_api import build_as2_endpoint
@@ -429,7 +429,12 @@ def _schema_mounts(
         return []
     registry = SchemaRegistry(services.deployment.engine, manifest, audit=services.audit_log.sink)
     return [
-        Mount(SCHEMAS_PREFIX, SchemaApi(registry, authenticate), prefix=True, below=schemas_label)
+        Mount(
+            SCHEMAS_PREFIX,
+            SchemaApi(registry, authenticate, subject_producers(manifest)),
+            prefix=True,
+            below=schemas_label,
+        )
     ]
 
 

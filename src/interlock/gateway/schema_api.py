@@ -14,9 +14,14 @@ A Confluent client's base URL is ``https://GATEWAY/v1/schemas``:
 ``GET  /config/{subject}``, ``PUT /config/{subject}``                  its compatibility mode
 =====================================================================  ==========================
 
-Callers authenticate as on any route and need ``schemas.read`` (GET) or
-``schemas.write`` (POST, PUT; a check writes nothing but answers what a
-producer may register, so it is a read). Refusals are RFC 9457 problems that
+Callers authenticate as on any route and need ``schemas.read`` (GET; a check
+writes nothing but answers what a producer may register, so it is a read).
+Registering a version needs ``schemas.write`` and a subject of the caller's
+own: the caller is the ``client`` of an event-streaming integration declaring
+it (a subject belongs to its integration, as a route does), unless it holds
+``schemas.admin``. Changing a subject's compatibility mode (``PUT /config``)
+changes the contract its consumers rely on: ``schemas.admin`` only, the
+operator's, as ``interlock events schemas mode`` is. Refusals are RFC 9457 problems that
 also carry Confluent's ``error_code`` and ``message``
 (:mod:`~interlock.gateway.schema_wire`). The registry is blocking (SQL): it
 runs off the event loop. Only subjects the manifest declares exist here.
@@ -27,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
 
@@ -56,11 +61,12 @@ from interlock.gateway.schema_wire import (
 )
 from interlock.gateway.stages.authenticate import Authentication
 
-__all__ = ["PREFIX", "READ_SCOPE", "WRITE_SCOPE", "SchemaApi", "label"]
+__all__ = ["ADMIN_SCOPE", "PREFIX", "READ_SCOPE", "WRITE_SCOPE", "SchemaApi", "label"]
 
 PREFIX: Final = "/v1/schemas"
 READ_SCOPE: Final = "schemas.read"
 WRITE_SCOPE: Final = "schemas.write"
+ADMIN_SCOPE: Final = "schemas.admin"
 _SUBJECT: Final = re.compile(r"[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*")
 _NUMBER: Final = re.compile(r"[1-9][0-9]{0,9}")
 _MAX_NUMBER: Final = 2**31 - 1
@@ -126,10 +132,20 @@ def label(path: str) -> str:
 class SchemaApi:
     """Answers ``/v1/schemas`` requests from a :class:`SchemaRegistry`; an endpoint."""
 
-    def __init__(self, registry: SchemaRegistry, authenticate: Authentication) -> None:
-        """Serve ``registry`` to callers ``authenticate`` recognises."""
+    def __init__(
+        self,
+        registry: SchemaRegistry,
+        authenticate: Authentication,
+        producers: Mapping[str, frozenset[str]],
+    ) -> None:
+        """Serve ``registry`` to callers ``authenticate`` recognises.
+
+        ``producers``: each subject's producing clients (:func:`subject_producers`),
+        the only callers without ``schemas.admin`` that may register its schemas.
+        """
         self.registry = registry
         self.authenticate = authenticate
+        self.producers = producers
 
     async def __call__(self, request: web.BaseRequest) -> web.Response:
         """Route, authenticate, authorise and answer one request."""
@@ -146,12 +162,22 @@ class SchemaApi:
         principal = await self.authenticate.principal_of(request)
         remember_principal(request, principal)
         # A check or a lookup writes nothing: reading what a producer may register.
-        write = request.method == "PUT" or (route.operation, request.method) == ("versions", "POST")
-        scope = WRITE_SCOPE if write else READ_SCOPE
+        register = (route.operation, request.method) == ("versions", "POST")
+        scope = {"PUT": ADMIN_SCOPE}.get(request.method, WRITE_SCOPE if register else READ_SCOPE)
         require_gateway_scope(principal, scope, api="schema api", what="this operation requires")
         _check_query(request)
         if route.subject and not _SUBJECT.fullmatch(route.subject):
             raise _refused(UnknownSubjectError(f"subject {route.subject!r} is not declared"))
+        if (
+            register
+            and ADMIN_SCOPE not in principal.scopes
+            and principal.client not in self.producers.get(route.subject, frozenset())
+        ):
+            raise Refusal(
+                "access-denied",
+                "this subject belongs to an event integration your client does not produce",
+                log_reason=f"client {principal.client} does not produce {route.subject}",
+            )
         try:
             return await self._answer(request, route, Client(principal.client))
         except AuditUnavailableError:
