@@ -357,3 +357,51 @@ def _vault_entries(env: Env) -> list[dict[str, Any]]:
         if e["action"] == "gateway.request"
         and e["details"].get("route") in {PREFIX, PREFIX + "/{name}"}
     ]
+
+
+def test_a_write_the_trail_cannot_record_says_it_was_stored(env: Env) -> None:
+    """The value is stored before its audit entry: a 503 must not claim nothing happened."""
+    from aiohttp import streams
+
+    sink = MemorySink()
+    vault = Vault(env.deployment.engine, env.deployment.keyring, cache_seconds=0, audit=sink)
+    vault.policy.grant("oauth-only", "partner/*", ["read", "write"])
+    principal = Principal("oauth-only", frozenset({"vault.write"}), "jwt test", method="oauth2")
+    principal = dataclasses.replace(principal, for_gateway=True)
+    body = json.dumps({"value": base64.b64encode(b"new").decode()}).encode()
+
+    async def put() -> None:
+        payload = streams.StreamReader(
+            cast(Any, _Protocol()), 2**16, loop=asyncio.get_running_loop()
+        )
+        payload.feed_data(body)
+        payload.feed_eof()
+        request = make_mocked_request(
+            "PUT",
+            "/v1/secrets/partner/k",
+            headers={"Content-Type": "application/json", "Content-Length": str(len(body))},
+            payload=payload,
+        )
+        await VaultApi(vault).handle(request, _Authenticated(principal))  # type: ignore[arg-type]
+
+    sink.unavailable = True
+    with pytest.raises(Refusal) as refused:
+        asyncio.run(put())
+    assert refused.value.code == "audit-unavailable"
+    assert "stored the new version" in refused.value.detail
+    sink.unavailable = False
+    assert vault.read("partner/k", actor=Operator("admin:test"))[0].reveal() == b"new"
+    for grant in vault.policy.grants():
+        vault.policy.revoke(grant.client, grant.pattern)
+
+
+class _Protocol:
+    """What aiohttp's StreamReader asks of its protocol while it is fed (nothing here)."""
+
+    _reading_paused = False
+
+    def pause_reading(self, **_: object) -> None:
+        """Nothing to pause: the body is already fed."""
+
+    def resume_reading(self, **_: object) -> None:
+        """Nothing to resume: the body is already fed."""

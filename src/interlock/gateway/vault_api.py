@@ -95,7 +95,11 @@ class VaultApi:
         except AuditUnavailableError:
             raise Refusal(
                 "audit-unavailable",
-                "the vault cannot record this request, so it is not answered; try again later",
+                # A write is stored before its entry is written: say so, honestly.
+                "the vault stored the new version but the audit trail could not record it; "
+                "read the secret before writing again"
+                if request.method == "PUT"
+                else "the vault cannot record this request, so it is not answered; try again later",
             ) from None
 
     async def _read(
