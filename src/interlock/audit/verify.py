@@ -115,14 +115,7 @@ def verify_log(
     state = _State()
     stored = store.checkpoints()
     for row in stored:
-        try:
-            head = open_checkpoint(row.note, keys, origin=own.name)
-        except CheckpointError as exc:
-            raise _fail(
-                f"the tree head at size {row.size} is not validly signed: {exc}", None
-            ) from None
-        if (head.size, head.root) != (row.size, row.root):
-            raise _fail(f"the tree head at size {row.size} disagrees with its signed note", None)
+        _check_head(row, keys, own.name)
         state.heads[row.size] = (row.root, "tree head")
     for note in witnessed:
         try:
@@ -160,6 +153,17 @@ def verify_log(
     )
 
 
+def _check_head(row: StoredCheckpoint, keys: Sequence[NoteVerifier], origin: str) -> None:
+    """A stored tree head is signed by one of ``keys`` and says what its row says."""
+    try:
+        head = open_checkpoint(row.note, keys, origin=origin)
+    except CheckpointError as exc:
+        reason = f"the tree head at size {row.size} is not validly signed: {exc}"
+        raise _fail(reason, None) from None
+    if (head.size, head.root) != (row.size, row.root):
+        raise _fail(f"the tree head at size {row.size} disagrees with its signed note", None)
+
+
 def _heads_since(
     store: LogStore,
     stored: list[StoredCheckpoint],
@@ -184,14 +188,7 @@ def _heads_since(
     if not later or later[-1].size != size:
         return []
     for row in later:
-        try:
-            head = open_checkpoint(row.note, keys, origin=origin)
-        except CheckpointError as exc:
-            raise _fail(
-                f"the tree head at size {row.size} is not validly signed: {exc}", None
-            ) from None
-        if (head.size, head.root) != (row.size, row.root):
-            raise _fail(f"the tree head at size {row.size} disagrees with its signed note", None)
+        _check_head(row, keys, origin)
     if later[-1].root != state.frontier.root():
         raise _fail(
             f"the tree head at size {size} does not match the entries; the first bad entry "
