@@ -26,7 +26,8 @@ LOWEST_STAMP := $(LOWEST)/.installed
 # the floors were set.
 LOWEST_TESTS := tests --ignore=tests/gateway
 
-.PHONY: check demo test lint typecheck deps scan softhsm chromium nginx sshd unit fast lowest clean install tools \
+.PHONY: check demo test lint typecheck deps scan softhsm chromium nginx sshd bouncycastle unit fast \
+        lowest clean install tools \
         lock sbom bench-env bench manifest-docs drift
 
 install: $(STAMP)
@@ -42,7 +43,7 @@ $(STAMP): pyproject.toml uv.lock $(UV)
 	$(SYNC)
 	@touch $(STAMP)
 
-tools: $(SSLYZE_STAMP) softhsm chromium nginx sshd
+tools: $(SSLYZE_STAMP) softhsm chromium nginx sshd bouncycastle
 
 $(SSLYZE_STAMP): requirements/sslyze.txt $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(SSLYZE_VENV)
@@ -128,6 +129,16 @@ sshd:
 	    apt-get update -qq && apt-get install -y -qq --no-install-recommends openssh-server; \
 	  else echo "openssh-server is not installed (apt-get install openssh-server): OpenSSH tests will skip"; fi; }
 
+# Java and Bouncy Castle's S/MIME (bcmail), the independent peer of the AS2 compression
+# tests (tests/files/test_as2_compression.py): Debian's OpenSSL has no zlib.
+bouncycastle:
+	@{ command -v java >/dev/null && test -f /usr/share/java/bcmail.jar \
+	  && test -f /usr/share/java/javax.mail.jar; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+	      default-jre-headless libbcmail-java; \
+	  else echo "Java or Bouncy Castle is not installed (apt-get install default-jre-headless libbcmail-java): AS2 compression peer tests will skip"; fi; }
+
 # pytest-xdist workers. Both cores of the 2-core machine: the whole suite took 120-128 s
 # instead of 196 s (2026-12-05). Each worker has a Redis database of its own
 # (tests/conftest.py); PostgreSQL tests each get a fresh schema anyway.
@@ -137,7 +148,7 @@ WORKERS ?= 2
 # fails `make test`; raise the floor as coverage grows. It cost 8-11% of wall time.
 COVERAGE_FLOOR := 92
 
-unit: $(STAMP) $(SSLYZE_STAMP) softhsm chromium nginx sshd
+unit: $(STAMP) $(SSLYZE_STAMP) softhsm chromium nginx sshd bouncycastle
 	$(BIN)/pytest -n $(WORKERS) --cov=interlock --cov-report= --cov-fail-under=$(COVERAGE_FLOOR)
 
 # The tests that need no server: no PostgreSQL, Redis or SoftHSM2, and no process

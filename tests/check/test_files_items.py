@@ -83,3 +83,12 @@ def test_b2b_edi_reports_the_partner_agreement(tmp_path: Path) -> None:
     assert statuses["type.b2b_edi.partner_agreement"] == "pass"
     assert statuses["type.b2b_edi.partner_certificates"] == "needs_evidence"
     assert statuses["type.b2b_edi.secure_transport"] == "pass"
+
+
+def test_as2_compression_is_shown_in_the_evidence_and_still_passes(tmp_path: Path) -> None:
+    """RFC 5402 compression is not a weakening; the evidence says it is on, and how."""
+    path = tmp_path / "interlock.yaml"
+    path.write_text(_as2("      crl: file:/etc/acme-ca.crl\n      compress: true\n"))
+    finding = by_item(run_check(path), FLOW)["type.file_transfer.secure_transport"]
+    assert finding.status == "pass"
+    assert any("compression before-signing (RFC 5402" in line for line in finding.evidence)

@@ -211,9 +211,12 @@ class ReceiverRig:
     audit: MemorySink
 
 
-def receiver(keys: Keys, area: Path, **partner: Any) -> ReceiverRig:
-    """A receiver of the example integration (``partner``: AS2 profile overrides)."""
-    loaded = manifest(keys, partner=partner)
+def receiver(
+    keys: Keys, area: Path, *, files: dict[str, Any] | None = None, **partner: Any
+) -> ReceiverRig:
+    """A receiver of the example integration (``partner``: AS2 profile overrides; ``files``:
+    the integration's)."""
+    loaded = manifest(keys, partner=partner, **(files or {}))
     audit = MemorySink()
     quarantine = Quarantine(area, loaded, INTEGRATION, audit=audit, manifest_dir=keys.folder)
     rig = As2Receiver(flow(keys, loaded), quarantine=quarantine, seen=MemorySeen(), audit=audit)
@@ -255,6 +258,7 @@ def openssl_message(
 ) -> tuple[dict[str, str], bytes]:
     """An AS2 message built by OpenSSL: headers (lower-case) and the HTTP body."""
     message = entity
+    extra_headers: dict[str, str] = {}
     if signed:
         message = openssl(
             "cms", "-sign", "-binary", "-md", digest, "-signer", keys.file(f"{signer}.pem"),
@@ -270,6 +274,8 @@ def openssl_message(
     else:
         parsed = email.message_from_bytes(message, policy=email.policy.compat32)
         content_type = " ".join(str(parsed["Content-Type"]).split())
+        if parsed["Content-Transfer-Encoding"] is not None:
+            extra_headers["content-transfer-encoding"] = str(parsed["Content-Transfer-Encoding"])
         body = re.split(rb"\r?\n\r?\n", message, maxsplit=1)[1]
     headers = {
         "as2-version": "1.2",
@@ -282,6 +288,7 @@ def openssl_message(
             "signed-receipt-protocol=optional, pkcs7-signature; "
             "signed-receipt-micalg=optional, sha-256"
         ),
+        **extra_headers,
     }
     return headers, body
 
@@ -317,6 +324,8 @@ class OpenSslPartner(BaseHTTPRequestHandler):
     received: ClassVar[list[bytes]] = []
     mic_override: ClassVar[str | None] = None
     lock: ClassVar[threading.Lock] = threading.Lock()
+    # What opens the layers between the envelope and the signature (compression), in order.
+    after_decrypt: ClassVar[list[Callable[[bytes], bytes]]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -325,6 +334,8 @@ class OpenSslPartner(BaseHTTPRequestHandler):
             "cms", "-decrypt", "-binary", "-inform", "DER", "-recip", keys.file("acme.pem"),
             "-inkey", keys.file("acme.key"), stdin=body,
         )  # fmt: skip
+        for opener in self.after_decrypt:
+            signed = opener(signed)
         content = openssl(
             "cms", "-verify", "-CAfile", keys.file("ca.pem"), "-certfile", keys.file("ours.pem"),
             "-nointern", stdin=signed,

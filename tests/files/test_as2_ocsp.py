@@ -323,7 +323,7 @@ def _reissue_with_aia(keys: Keys, folder: Path, url: str) -> None:
     ],
 )
 def test_an_ocsp_profile_that_cannot_work_is_refused_at_load(
-    keys: Keys, tmp_path: Path, partner: dict[str, str], message: str
+    keys: Keys, tmp_path: Path, partner: dict[str, Any], message: str
 ) -> None:
     """revocation: ocsp without a responder, or without the issuer in ca: a ConfigError."""
     with pytest.raises(ConfigError, match=message):

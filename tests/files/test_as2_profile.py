@@ -30,7 +30,7 @@ _AS2 = (
         ("signing: rsa-pkcs1-sha1", "signing", "SHA-1 is a weak algorithm"),
         ("signing: rsa-md5", "signing", "MD5 is a weak algorithm"),
         ("key_transport: rsa-none", "key_transport", None),
-        ("compress: true", "", "compression"),
+        ("compress: sideways", "compress", "before-signing"),
         ("mdn: async", "", "mdn_url"),
         ("our_key: '-----BEGIN PRIVATE KEY-----'", "our_key", "reference"),
         ("ca: none", "ca", "cannot switch certificate verification off"),

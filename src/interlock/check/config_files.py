@@ -65,6 +65,7 @@ def _transport(context: Context) -> tuple[Status, list[str]]:
             f"signing {profile.signing}, encryption {profile.encryption} "
             f"with {profile.key_transport}, {profile.mdn} signed MDNs with the MIC checked",
             f"our key {profile.our_key or 'sealed in the vault with ' + profile.our_certificate}",
+            *_compression(profile),
             *weak,
         ]
         return ("needs_evidence" if weak else "pass"), evidence
@@ -77,6 +78,15 @@ def _transport(context: Context) -> tuple[Status, list[str]]:
     pinned = len(sftp.host_keys) if sftp is not None else 0
     key = sftp.key if sftp is not None else "?"
     return "pass", [f"sftp {sftp.host if sftp else '?'}: {pinned} pinned host key(s), key {key}"]
+
+
+def _compression(profile: As2Partner) -> list[str]:
+    if profile.compression == "none":
+        return []
+    return [
+        f"compression {profile.compression} (RFC 5402, zlib): the encrypted size follows "
+        "how repetitive the content is"
+    ]
 
 
 def _as2_weaknesses(profile: As2Partner) -> list[str]:

@@ -201,8 +201,14 @@ class As2Partner(_Model):
             "rsa-oaep, or rsa-pkcs1 for partners that cannot do OAEP (flagged by interlock check)."
         ),
     )
-    compress: bool = Field(
-        default=False, description="AS2 compression (RFC 5402) is not supported: false."
+    compress: Literal[False, True, "before-signing", "after-signing"] = Field(
+        default=False,
+        description=(
+            "Compress what we send (RFC 5402, zlib): false; before-signing (or true: "
+            "compress, then sign, as most AS2 software does) or after-signing (sign, then "
+            "compress). Messages received compressed either way are opened whatever this "
+            "says, their inflated size bounded by the integration's max_size."
+        ),
     )
     mdn: Literal["sync", "async"] = Field(
         default="sync", description="How the partner returns its MDN (receipt): sync or async."
@@ -237,6 +243,13 @@ class As2Partner(_Model):
         default=True, description="Messages from the partner must be encrypted (fail closed)."
     )
 
+    @property
+    def compression(self) -> Literal["none", "before-signing", "after-signing"]:
+        """How what we send is compressed: ``compress`` with true read as before-signing."""
+        if self.compress is True:
+            return "before-signing"
+        return "none" if self.compress is False else self.compress
+
     @field_validator("ca", mode="before")
     @classmethod
     def _trust_anchor(cls, value: object) -> object:
@@ -256,10 +269,15 @@ class As2Partner(_Model):
     def _key_by_reference(cls, value: str | None) -> str | None:
         return check_secret_reference(value)
 
+    @field_validator("compress", mode="before")
+    @classmethod
+    def _compression_named(cls, value: object) -> object:
+        if not isinstance(value, bool) and value not in {"before-signing", "after-signing"}:
+            raise ValueError("must be false, true, before-signing or after-signing")
+        return value
+
     @model_validator(mode="after")
     def _usable(self) -> As2Partner:
-        if self.compress:
-            raise ValueError("compress: AS2 compression (RFC 5402) is not supported; set false")
         if self.mdn == "async" and self.mdn_url is None:
             raise ValueError("mdn: async needs mdn_url (where the partner posts its MDNs)")
         _revocation_fits(self.revocation, self.crl, self.ocsp)

@@ -72,8 +72,9 @@ Disposition = Literal[
     "integrity-check-failed",
     "insufficient-message-security",
     "unexpected-processing-error",
+    "decompression-failed",
 ]
-"""The ``processed/error`` modifiers of RFC 4130 §7.4.3 an MDN reports."""
+"""The ``processed/error`` modifiers an MDN reports (RFC 4130 §7.4.3; RFC 5402's last)."""
 
 _OPENSSL: Final = "openssl"
 _TIMEOUT: Final = 60.0

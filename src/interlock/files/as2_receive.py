@@ -6,7 +6,8 @@ headers (lower-case names) and body and:
 1. identifies the partner: ``AS2-From`` must be the partner's ``as2_id`` and
    ``AS2-To`` our ``our_id`` (else 403, no MDN: we do not answer strangers);
 2. decrypts (:func:`~interlock.crypto.cms.decrypt`; an unencrypted message is
-   refused when the profile requires encryption);
+   refused when the profile requires encryption), and expands compressed data
+   (RFC 5402, before or after signing, one layer, bounded by ``max_size``);
 3. verifies the signature by the partner's pinned certificate, chained to its
    trust anchor, valid now, not revoked by its CRL or OCSP responder as the
    profile says (:func:`~interlock.files.as2_revocation.verify_partner`;
@@ -37,6 +38,7 @@ from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
 from interlock.clock import Clock, utc_now
 from interlock.config.files import As2Signing
 from interlock.crypto.cms import CmsError, decrypt, sign
+from interlock.crypto.rfc3274 import expand_entity, is_compressed
 from interlock.files.as2_mdn import build_report, new_message_id, requested
 from interlock.files.as2_mime import entity_of, http_parts, mic, split
 from interlock.files.as2_profile import As2Flow
@@ -73,6 +75,16 @@ class As2Answer:
 
 
 @dataclass(frozen=True)
+class _Opened:
+    """An opened message: the payload entity, what was signed (the MIC's input), how."""
+
+    content: bytes
+    signed: bytes
+    digest: str
+    compression: str | None = None  # before-signing, after-signing or unsigned
+
+
+@dataclass(frozen=True)
 class _Outcome:
     error: str | None  # the MDN's error modifier; None: processed
     reason: str  # for the audit log
@@ -80,6 +92,7 @@ class _Outcome:
     sha256: str | None = None
     size: int = 0
     tell: str | None = None  # a sentence for the partner in the MDN (its certificate's status)
+    compression: str | None = None  # before-signing, after-signing or unsigned; None: none
 
 
 class As2Receiver:
@@ -127,20 +140,30 @@ class As2Receiver:
 
     async def _process(self, headers: Mapping[str, str], body: bytes, message_id: str) -> _Outcome:
         try:
-            content, digest = await asyncio.to_thread(self._open, headers, body)
+            opened = await asyncio.to_thread(self._open, headers, body)
         except CmsError as refused:
             return _Outcome(refused.disposition, refused.reason, tell=refused.tell)
-        received_mic = mic(content, digest)
+        content, compression = opened.content, opened.compression
+        received_mic = mic(opened.signed, opened.digest)
         key = f"{self._as2.name}:{self._as2.partner.as2_id}:{message_id}"
         fresh = await asyncio.to_thread(
             self._seen.first_use, "as2-message", key, self._now() + _REPLAY_WINDOW
         )
         if not fresh:
-            return _Outcome("unexpected-processing-error", "duplicate Message-ID", received_mic)
+            return _Outcome(
+                "unexpected-processing-error",
+                "duplicate Message-ID",
+                received_mic,
+                compression=compression,
+            )
         try:
             name, data = _payload(content, self._as2.spec.format, message_id)
         except ValueError:
-            return _Outcome("unexpected-processing-error", "the payload is no MIME part")
+            return _Outcome(
+                "unexpected-processing-error",
+                "the payload is no MIME part",
+                compression=compression,
+            )
         verdict = await self._quarantine.accept(name, data)
         if not verdict.accepted:
             return _Outcome(
@@ -149,15 +172,19 @@ class As2Receiver:
                 received_mic,
                 verdict.sha256,
                 verdict.size,
+                compression=compression,
             )
-        return _Outcome(None, "accepted", received_mic, verdict.sha256, verdict.size)
+        return _Outcome(
+            None, "accepted", received_mic, verdict.sha256, verdict.size, compression=compression
+        )
 
-    def _open(self, headers: Mapping[str, str], body: bytes) -> tuple[bytes, str]:
-        """Decrypt and verify as the profile requires: (the content entity, MIC digest)."""
+    def _open(self, headers: Mapping[str, str], body: bytes) -> _Opened:
+        """Decrypt, expand and verify as the profile requires (RFC 5402: compressed either side
+        of the signature, once at most)."""
         profile = self._as2.partner
         entity = entity_of(headers, body)
         head, _ = _headers(entity)
-        if head.get_content_type() in _ENVELOPES:
+        if head.get_content_type() in _ENVELOPES and not is_compressed(head):
             _, der = split(entity)
             if "base64" in str(head.get("Content-Transfer-Encoding", "")).lower():
                 der = _base64(der)
@@ -172,11 +199,34 @@ class As2Receiver:
             head, _ = _headers(entity)
         elif profile.require_encrypted:
             raise CmsError("insufficient-message-security", "the message is not encrypted")
+        outer = is_compressed(head)
+        if outer:
+            entity, head = self._expand(entity)
         if head.get_content_type() == "multipart/signed":
-            return verify_partner(entity, self._as2.peer, self._as2.revocation, at=self._now())
+            signed, digest = verify_partner(
+                entity, self._as2.peer, self._as2.revocation, at=self._now()
+            )
+            if outer:
+                return _Opened(signed, signed, digest, "after-signing")
+            if is_compressed(_headers(signed)[0]):
+                content, _ = self._expand(signed)
+                return _Opened(content, signed, digest, "before-signing")
+            return _Opened(signed, signed, digest)
         if profile.require_signed:
             raise CmsError("insufficient-message-security", "the message is not signed")
-        return entity, "sha256"
+        # Unsigned: the MIC covers the content as it was before compression (RFC 5402 §4).
+        return _Opened(entity, entity, "sha256", "unsigned" if outer else None)
+
+    def _expand(self, entity: bytes) -> tuple[bytes, Message]:
+        """The entity a compressed one carries, and its headers; a second layer is refused."""
+        head, body = _headers(entity)
+        # The payload's own base64 makes it a third larger; its headers fit in 64 KiB.
+        limit = self._as2.spec.max_size * 4 // 3 + 64 * 1024
+        inner = expand_entity(head, body, limit=limit)
+        inner_head, _ = _headers(inner)
+        if is_compressed(inner_head):
+            raise CmsError("decompression-failed", "the message is compressed more than once")
+        return inner, inner_head
 
     async def _answer(
         self, headers: Mapping[str, str], message_id: str, outcome: _Outcome
@@ -262,6 +312,7 @@ class As2Receiver:
                     "sha256": outcome.sha256 or "",
                     "mic": outcome.mic or "",
                     "partner": self._as2.partner_name,
+                    **({"compression": outcome.compression} if outcome.compression else {}),
                 },
             )
         )

@@ -1,7 +1,8 @@
 """Send a file to a partner over AS2 (RFC 4130) and check the signed MDN that answers it.
 
 :func:`send` builds the payload part, signs it (detached S/MIME) and
-envelopes it for the partner, computes the MIC of what it signed, and POSTs
+envelopes it for the partner — compressed (RFC 5402) before or after signing
+when the profile says so — computes the MIC of what it signed, and POSTs
 it over HTTPS — TLS verified against the partner's trust anchor, through
 :func:`~interlock.outbound.outbound_async_client` — with the AS2 headers and
 a request for a signed receipt. With ``mdn: sync`` the MDN is the HTTP
@@ -30,6 +31,7 @@ import httpx
 from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
 from interlock.clock import Clock, utc_now
 from interlock.crypto.cms import CmsError, check_crl, encrypt, sign
+from interlock.crypto.rfc3274 import compressed_entity
 from interlock.errors import InterlockError
 from interlock.files.as2_mdn import Mdn, new_message_id, read_report
 from interlock.files.as2_mime import entity_of, mic, payload_entity
@@ -85,10 +87,11 @@ async def send(
     message_id = new_message_id(profile.our_id)
     digest = profile.signing.rsplit("-", 1)[1]
     entity = payload_entity(name, data, as2.spec.format)
-    expected = mic(entity, digest)
+    signed_part = await asyncio.to_thread(_to_sign, as2, entity)
+    expected = mic(signed_part, digest)
     sha256 = hashlib.sha256(data).hexdigest()
     try:
-        body, headers = await asyncio.to_thread(_build, as2, entity, message_id, now)
+        body, headers = await asyncio.to_thread(_build, as2, signed_part, message_id, now)
         mdn = await _post(as2, body, headers, client)
         _confirmed(mdn, message_id, expected)
     except (As2SendError, CmsError, httpx.HTTPError, ValueError) as error:
@@ -104,15 +107,24 @@ async def send(
     return Sent(message_id, expected, sha256, len(data), mdn)
 
 
+def _to_sign(as2: As2Flow, entity: bytes) -> bytes:
+    """What is signed, and so what the MIC covers: the payload, or its compressed entity."""
+    if as2.partner.compression == "before-signing":
+        return compressed_entity(entity)
+    return entity
+
+
 def _build(
-    as2: As2Flow, entity: bytes, message_id: str, now: Clock
+    as2: As2Flow, signed_part: bytes, message_id: str, now: Clock
 ) -> tuple[bytes, dict[str, str]]:
     profile = as2.partner
     # Nothing is encrypted to a certificate its CA's CRL or responder says is revoked.
     if as2.peer.crl is not None:
         check_crl(as2.peer, at=now())
     as2.revocation.check(at=now())
-    signed = sign(entity, as2.identity, profile.signing)
+    signed = sign(signed_part, as2.identity, profile.signing)
+    if profile.compression == "after-signing":
+        signed = compressed_entity(signed)
     digest = profile.signing.rsplit("-", 1)[1]
     envelope = encrypt(signed, as2.peer, profile.encryption, profile.key_transport)
     headers = {
@@ -210,5 +222,11 @@ def _entry(  # noqa: PLR0917  (one audit entry's facts)
             "mic": expected,
             "mdn": mdn_outcome or "failed",
             "partner": as2.partner_name,
+            **_compression(as2),
         },
     )
+
+
+def _compression(as2: As2Flow) -> dict[str, str]:
+    how = as2.partner.compression
+    return {} if how == "none" else {"compression": how}
