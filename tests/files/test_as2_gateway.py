@@ -8,6 +8,7 @@ import hashlib
 import json
 import re
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -332,3 +333,45 @@ def test_a_file_refused_over_as2_is_reported_to_the_partner_as_it_declared(
     told = summary(endpoint.notifier.state("edi-orders", stored))
     assert told is not None
     assert told["state"] == "sent"
+
+
+def test_a_compressed_bomb_is_answered_decompression_failed_and_never_processed(
+    keys: Keys, engine: Engine, tmp_path: Path
+) -> None:
+    """256 MiB of zeros in ~250 KiB, signed and encrypted by ACME: the MDN says
+    ``decompression-failed`` (the integration's max_size is 50 MiB); nothing reaches processing."""
+    from asn1crypto import cms as asn1_cms  # type: ignore[import-untyped]
+
+    squeeze = zlib.compressobj(9)
+    chunk = b"\0" * (1 << 20)
+    stream = b"".join(squeeze.compress(chunk) for _ in range(256)) + squeeze.flush()
+    der = asn1_cms.ContentInfo(
+        {
+            "content_type": "compressed_data",
+            "content": {
+                "version": "v0",
+                "compression_algorithm": {"algorithm": "zlib"},
+                "encap_content_info": {"content_type": "data", "content": stream},
+            },
+        }
+    ).dump()
+    bomb = (
+        b"Content-Type: application/pkcs7-mime; smime-type=compressed-data\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(der).replace(b"\n", b"\r\n")
+    )
+    endpoint, audit = _endpoint(keys, engine, tmp_path, 1)
+    headers, body = openssl_message(keys, bomb)
+    status, answer_headers, answer = asyncio.run(
+        _post(endpoint, "/v1/as2/edi-orders", headers, body)
+    )
+    assert status == 200
+    entity = f"Content-Type: {answer_headers['Content-Type']}\r\n\r\n".encode() + answer
+    report = openssl("cms", "-verify", "-CAfile", keys.file("ca.pem"), "-certfile",
+                     keys.file("ours.pem"), "-nointern", stdin=entity)  # fmt: skip
+    assert b"processed/error: decompression-failed" in report
+    (entry,) = [e for e in audit.entries if e.action == "files.as2.receive"]
+    assert entry.reason is not None
+    assert entry.reason.startswith("decompression-failed: the compressed content expands beyond")
+    processing = tmp_path / "files" / "processing" / "edi-orders"
+    assert not processing.exists() or not list(processing.iterdir())
