@@ -424,3 +424,72 @@ def test_openssh_listing_partner_sees_an_empty_root(tmp_path: Path) -> None:
 
     run(scenario, tmp_path, keys, received)
     assert received.files == [("globex", "orders.csv", b"a\n")]
+
+
+def _refusals(audit: MemorySink) -> list[tuple[str, str, str | None, str | None]]:
+    return [
+        (
+            str(entry.details["operation"]),
+            str(entry.details["path"]),
+            entry.integration,
+            entry.reason,
+        )
+        for entry in audit.entries
+        if entry.action == "files.drop.refused"
+    ]
+
+
+def test_every_refused_operation_is_audited(tmp_path: Path) -> None:
+    """Too large, a path outside the root, and each operation an upload-only account may
+    not do: one ``files.drop.refused`` entry each, naming the partner, the operation and
+    the path (the integration when the name is one a drop integration takes)."""
+    keys, received, audit = Keys(), Received(), MemorySink()
+
+    async def scenario(server: DropServer, port: int) -> None:
+        async with partner_sftp(port, keys, "acme") as sftp:
+            with pytest.raises(asyncssh.SFTPFailure):
+                async with sftp.open("big.csv", "wb") as remote:
+                    await remote.write(b"x" * (64 * 1024 + 1))
+            with pytest.raises(asyncssh.SFTPPermissionDenied):
+                await sftp.open("../globex/x.csv", "wb")
+            for attempt in (
+                sftp.remove("orders.csv"),
+                sftp.rename("a.csv", "b.csv"),
+                sftp.mkdir("sub"),
+                sftp.listdir("/"),
+                sftp.open("orders.csv", "rb"),
+            ):
+                with pytest.raises(asyncssh.SFTPPermissionDenied):
+                    await attempt
+        await asyncio.sleep(0.1)  # the session's end reaches the server
+
+    run(scenario, tmp_path, keys, received, audit)
+    assert received.files == []
+    assert _refusals(audit) == [
+        ("write", "big.csv", "acme-drop", "larger than 65536 bytes"),
+        ("open", "../globex/x.csv", None, "not a plain file name at the root"),
+        ("remove", "orders.csv", "acme-drop", "remove is not allowed"),
+        ("rename", "a.csv", "acme-drop", "rename is not allowed"),
+        ("mkdir", "sub", "acme-drop", "mkdir is not allowed"),
+        ("list", "/", None, "list is not allowed"),
+        ("open", "orders.csv", "acme-drop", "only writing a file is allowed"),
+    ]
+    assert all(entry.actor == "partner:acme" for entry in audit.entries if entry.details)
+
+
+def test_a_flood_of_refusals_is_counted_not_written_one_by_one(tmp_path: Path) -> None:
+    """30 refused removals in one session: 20 entries, then one counting the other 10."""
+    keys, received, audit = Keys(), Received(), MemorySink()
+
+    async def scenario(server: DropServer, port: int) -> None:
+        async with partner_sftp(port, keys, "acme") as sftp:
+            for number in range(30):
+                with pytest.raises(asyncssh.SFTPPermissionDenied):
+                    await sftp.remove(f"file{number}.csv")
+        await asyncio.sleep(0.1)
+
+    run(scenario, tmp_path, keys, received, audit)
+    refusals = _refusals(audit)
+    assert len(refusals) == 21
+    assert refusals[19][1] == "file19.csv"
+    assert refusals[20] == ("(several)", "", None, "10 more refused operations in the session")

@@ -60,6 +60,9 @@ __all__ = ["Arrival", "DropServer", "Receiver"]
 
 _log = get_logger("interlock.files.drop_server")
 _EXPIRY_CHECK_SECONDS: Final = 5.0
+# A session's first refusals are one audit entry each; the rest are counted in one entry
+# when it ends, so a partner cannot flood the audit trail with refused operations.
+_AUDITED_REFUSALS: Final = 20
 
 _DEFAULT_MAX_SIZE = FilesSpec.model_fields["max_size"].default
 
@@ -218,14 +221,20 @@ class _DropSFTP(asyncssh.SFTPServer):
         self._server = server
         self._uploads: set[int] = set()
         self._open: dict[int, _Upload] = {}
+        self._refusals = 0
 
     # -- uploads ------------------------------------------------------------
 
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
-        if self._account.outbox and (report := _report_path(path)):
+        try:
+            report = _report_path(path) if self._account.outbox else None
+            name = None if report else _file_name(path)
+        except asyncssh.SFTPError as error:
+            raise self._refused(error, "open", "not a plain file name at the root", path) from None
+        if report:
             writes = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | asyncssh.FXF_TRUNC
             if pflags & writes or pflags & asyncssh.FXF_APPEND or not pflags & asyncssh.FXF_READ:
-                raise _denied()
+                raise self._refused(_denied(), "open", "a rejection report is read-only", path)
             try:
                 fd = os.open(
                     self._server.outbox(self._partner) / report, os.O_RDONLY | os.O_NOFOLLOW
@@ -233,11 +242,11 @@ class _DropSFTP(asyncssh.SFTPServer):
             except OSError:
                 raise asyncssh.SFTPNoSuchFile("no such report") from None
             return _Report(fd, os.fstat(fd).st_size)
-        name = _file_name(path)
         if name is None or pflags & asyncssh.FXF_READ or not pflags & asyncssh.FXF_WRITE:
-            raise _denied()
+            raise self._refused(_denied(), "open", "only writing a file is allowed", path)
         if self._server.sidecars.route(self._partner, name) is None:
-            raise asyncssh.SFTPFailure("no drop integration takes this file name")
+            refused = asyncssh.SFTPFailure("no drop integration takes this file name")
+            raise self._refused(refused, "open", "no drop integration takes the name", path)
         spool_dir = self._server.spool(self._partner)
         fd, spool = tempfile.mkstemp(prefix=".upload-", dir=spool_dir)
         upload = _Upload(name, fd, Path(spool))
@@ -247,8 +256,12 @@ class _DropSFTP(asyncssh.SFTPServer):
     def write(self, file_obj: object, offset: int, data: bytes) -> int:
         upload = self._upload(file_obj)
         if offset + len(data) > self._account.max_size:
+            refused = asyncssh.SFTPFailure("file too large")
+            if upload.too_large:  # refused and audited at its first write past the limit
+                raise refused
             upload.too_large = True
-            raise asyncssh.SFTPFailure("file too large")
+            reason = f"larger than {self._account.max_size} bytes"
+            raise self._refused(refused, "write", reason, upload.name.encode("utf-8"))
         written = os.pwrite(upload.fd, data, offset)
         upload.size = max(upload.size, offset + written)
         return written
@@ -267,8 +280,14 @@ class _DropSFTP(asyncssh.SFTPServer):
             raise asyncssh.SFTPFailure("file too large")
         try:
             verdict = await self._server.sidecars.arrived(self._partner, upload.name, data)
-        except (FileExistsError, LookupError):  # already waiting; no longer routed
+        except FileExistsError:  # already waiting (audited by the sidecars)
             raise asyncssh.SFTPFailure("file refused") from None
+        except LookupError:  # the manifest changed while it was uploaded
+            refused = asyncssh.SFTPFailure("file refused")
+            name = upload.name.encode("utf-8")
+            raise self._refused(
+                refused, "close", "no drop integration takes it now", name
+            ) from None
         if verdict is not None and not verdict.accepted:  # None: waits for its sidecars
             raise asyncssh.SFTPFailure("file refused")
 
@@ -285,6 +304,24 @@ class _DropSFTP(asyncssh.SFTPServer):
         for upload in self._open.values():  # the partner left without closing: dropped
             _discard(upload)
         self._open.clear()
+        if self._refusals > _AUDITED_REFUSALS:
+            more = self._refusals - _AUDITED_REFUSALS
+            self._server.record_refusal(
+                self._partner, "(several)", f"{more} more refused operations in the session", ""
+            )
+
+    def _refused(
+        self, error: asyncssh.SFTPError, operation: str, reason: str, path: bytes
+    ) -> asyncssh.SFTPError:
+        """Audit a refused operation (see ``_AUDITED_REFUSALS``); the error for the partner."""
+        self._refusals += 1
+        if self._refusals <= _AUDITED_REFUSALS:
+            self._server.record_refusal(self._partner, operation, reason, _shown(path))
+        return error
+
+    def _deny(self, operation: str, path: bytes = b"") -> asyncssh.SFTPError:
+        """Permission denied for ``operation``, which this server never allows; audited."""
+        return self._refused(_denied(), operation, f"{operation} is not allowed", path)
 
     def _upload(self, file_obj: object) -> _Upload:
         if not isinstance(file_obj, _Upload) or id(file_obj) not in self._open:
@@ -325,56 +362,64 @@ class _DropSFTP(asyncssh.SFTPServer):
                     attrs = _report_attrs(report.stat().st_size)
                     yield asyncssh.SFTPName(report.name.encode("utf-8"), attrs=attrs)
             return
-        if self._account.upload_only or _file_name(path) is not None:
+        if self._account.upload_only:
+            raise self._deny("list", path)
+        if _file_name(path) is not None:
             raise _denied()
         for entry in (b".", b".."):
             yield asyncssh.SFTPName(entry, attrs=self.stat(b"/"))
 
-    # -- refused, whatever the account ----------------------------------------
+    # -- refused, whatever the account (audited; statvfs is not, clients ask it unprompted)
 
     def read(self, file_obj: object, offset: int, size: int) -> bytes:
         if isinstance(file_obj, _Report):
             return os.pread(file_obj.fd, size, offset)
-        raise _denied()
+        raise self._deny("read")
 
     def setstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
-        raise _denied()
+        raise self._deny("setstat", path)
 
     def lsetstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
-        raise _denied()
+        raise self._deny("setstat", path)
 
     def fsetstat(self, file_obj: object, attrs: asyncssh.SFTPAttrs) -> None:
-        raise _denied()
+        raise self._deny("setstat")
 
     def remove(self, path: bytes) -> None:
-        raise _denied()
+        raise self._deny("remove", path)
 
     def mkdir(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
-        raise _denied()
+        raise self._deny("mkdir", path)
 
     def rmdir(self, path: bytes) -> None:
-        raise _denied()
+        raise self._deny("rmdir", path)
 
     def rename(self, oldpath: bytes, newpath: bytes) -> None:
-        raise _denied()
+        raise self._deny("rename", oldpath)
 
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
-        raise _denied()
+        raise self._deny("rename", oldpath)
 
     def readlink(self, path: bytes) -> bytes:
-        raise _denied()
+        raise self._deny("readlink", path)
 
     def symlink(self, oldpath: bytes, newpath: bytes) -> None:
-        raise _denied()
+        raise self._deny("symlink", newpath)
 
     def link(self, oldpath: bytes, newpath: bytes) -> None:
-        raise _denied()
+        raise self._deny("link", newpath)
 
     def statvfs(self, path: bytes) -> asyncssh.SFTPVFSAttrs:
         raise _denied()
 
     def fstatvfs(self, file_obj: object) -> asyncssh.SFTPVFSAttrs:
         raise _denied()
+
+
+def _shown(path: bytes) -> str:
+    """A path the partner sent, for the audit: printable characters only, at most 200."""
+    text = path.decode("utf-8", "replace")
+    return "".join(c if c.isprintable() else "?" for c in text[:200])
 
 
 def _report_attrs(size: int) -> asyncssh.SFTPAttrs:
@@ -416,6 +461,23 @@ class DropServer:
         self._now = now
         self._listener: asyncssh.SSHAcceptor | None = None
         self._expiry: asyncio.Task[None] | None = None
+
+    def record_refusal(self, partner: str, operation: str, reason: str, path: str) -> None:
+        """One audit entry for an SFTP operation the server refused (``files.drop.refused``)."""
+        name = path.lstrip("/")  # the integration only for a plain name at the root
+        plain = name and "/" not in name and check_name(name) is None
+        found = self.sidecars.route(partner, name) if plain else None
+        self._audit.record_later(
+            AuditEntry(
+                time=self._now(),
+                actor=f"partner:{partner}",
+                action="files.drop.refused",
+                integration=found.integration if found is not None else None,
+                outcome=Outcome(result="failure"),
+                reason=reason,
+                details={"operation": operation, "path": path, "partner": partner},
+            )
+        )
 
     async def expire(self) -> int:
         """Refuse files whose sidecars are overdue, delete overdue lone sidecars; the count."""
