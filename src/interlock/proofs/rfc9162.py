@@ -45,7 +45,11 @@ MAX_PROOF_LENGTH: Final = 128
 _LEAF: Final = b"\x00"
 _NODE: Final = b"\x01"
 _sha256 = hashlib.sha256
-_digest = type(hashlib.sha256()).digest  # the unbound method, callable from map()
+# SHA-256 states that have taken the prefix: each hash starts from a copy of one.
+# Copying a state costs less than OpenSSL 3 setting up a new one, and the data is
+# not copied to prepend a byte; these are never updated, so copies from any thread are safe.
+_LEAF_STATE: Final = hashlib.sha256(_LEAF)
+_NODE_STATE: Final = hashlib.sha256(_NODE)
 
 Range = tuple[int, int]  # leaves [start, end)
 Piece = tuple[
@@ -55,12 +59,17 @@ Piece = tuple[
 
 def leaf_hash(data: bytes) -> bytes:
     """RFC 9162 §2.1.1: ``SHA-256(0x00 || data)``."""
-    return _sha256(_LEAF + data).digest()
+    state = _LEAF_STATE.copy()
+    state.update(data)
+    return state.digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     """RFC 9162 §2.1.1: ``SHA-256(0x01 || left || right)``."""
-    return _sha256(_NODE + left + right).digest()
+    state = _NODE_STATE.copy()
+    state.update(left)
+    state.update(right)
+    return state.digest()
 
 
 def empty_root() -> bytes:
@@ -100,12 +109,19 @@ def fold(hashes: Sequence[bytes]) -> bytes:
 
 
 def leaf_hashes(entries: Iterable[bytes]) -> list[bytes]:
-    """The leaf hash of each entry (:func:`leaf_hash`, in bulk).
+    """The leaf hash of each entry (:func:`leaf_hash`, in bulk, its calls bound once).
 
-    Built from ``map`` over C functions: no Python frame per entry, which is
-    most of the cost of hashing a few hundred bytes.
+    Measured over 10^6 entries of 424 bytes: 0.58 s, against 0.65 s for
+    ``SHA-256`` of each entry with the prefix concatenated (benchmarks/audit).
     """
-    return list(map(_digest, map(_sha256, map(_LEAF.__add__, entries))))
+    start = _LEAF_STATE.copy
+    hashes: list[bytes] = []
+    append = hashes.append
+    for entry in entries:
+        state = start()
+        state.update(entry)
+        append(state.digest())
+    return hashes
 
 
 def root_of(leaf_hashes: Sequence[bytes]) -> bytes:
@@ -118,15 +134,16 @@ def root_of(leaf_hashes: Sequence[bytes]) -> bytes:
     level = list(leaf_hashes)
     if not level:
         return empty_root()
+    start = _NODE_STATE.copy
     while len(level) > 1:
-        # bytes.__add__ over the two slices stops at the shorter: an odd level's last
-        # node has no partner and is carried up below. As in leaf_hashes, no Python frame.
-        paired = list(
-            map(
-                _digest,
-                map(_sha256, map(_NODE.__add__, map(bytes.__add__, level[::2], level[1::2]))),
-            )
-        )
+        paired: list[bytes] = []
+        append = paired.append
+        # zip stops at the shorter slice: an odd level's last node is carried up below.
+        for left, right in zip(level[::2], level[1::2], strict=False):
+            state = start()
+            state.update(left)
+            state.update(right)
+            append(state.digest())
         if len(level) & 1:
             paired.append(level[-1])
         level = paired
