@@ -76,9 +76,9 @@ def expand_entity(head: Message, body: bytes, *, limit: int) -> bytes:
         try:
             body = base64.b64decode(b"".join(body.split()), validate=True)
         except binascii.Error:
-            raise _refused("the compressed part is not valid base64") from None
+            raise _failed("the compressed part is not valid base64") from None
     elif encoding not in {"binary", "8bit", "7bit"}:
-        raise _refused("the compressed part has an unsupported transfer encoding")
+        raise _failed("the compressed part has an unsupported transfer encoding")
     return expand(body, limit=limit)
 
 
@@ -87,19 +87,19 @@ def expand(der: bytes, *, limit: int) -> bytes:
     try:
         info = asn1_cms.ContentInfo.load(der, strict=True)
         if info["content_type"].native != "compressed_data":
-            raise _refused("the part is not CMS compressed data")
+            raise _failed("the part is not CMS compressed data")
         compressed = info["content"]
         if compressed["compression_algorithm"]["algorithm"].native != "zlib":
-            raise _refused("the compression algorithm is not zlib (RFC 3274)")
+            raise _failed("the compression algorithm is not zlib (RFC 3274)")
         encapsulated = compressed["encap_content_info"]
         if encapsulated["content_type"].native != "data":
-            raise _refused("the compressed content is not data")
+            raise _failed("the compressed content is not data")
         stream = encapsulated["content"]
         if stream is None:
-            raise _refused("the compressed data has no content")
+            raise _failed("the compressed data has no content")
         data = bytes(stream)
     except (ValueError, TypeError, KeyError):
-        raise _refused("the compressed data cannot be read") from None
+        raise _failed("the compressed data cannot be read") from None
     return _inflate(data, limit)
 
 
@@ -111,20 +111,20 @@ def _inflate(data: bytes, limit: int) -> bytes:
         while pending and not inflater.eof:
             out += inflater.decompress(pending, min(_CHUNK, limit + 1 - len(out)))
             if len(out) > limit:
-                raise _refused(f"the compressed content expands beyond {limit} bytes")
+                raise _failed(f"the compressed content expands beyond {limit} bytes")
             pending = inflater.unconsumed_tail
         if not inflater.eof:
             out += inflater.flush()
     except zlib.error:
-        raise _refused("the compressed content is not a valid zlib stream") from None
+        raise _failed("the compressed content is not a valid zlib stream") from None
     if not inflater.eof:
-        raise _refused("the compressed content is truncated")
+        raise _failed("the compressed content is truncated")
     if inflater.unused_data:
-        raise _refused("bytes follow the end of the compressed content")
+        raise _failed("bytes follow the end of the compressed content")
     if len(out) > limit:
-        raise _refused(f"the compressed content expands beyond {limit} bytes")
+        raise _failed(f"the compressed content expands beyond {limit} bytes")
     return bytes(out)
 
 
-def _refused(reason: str) -> CmsError:
+def _failed(reason: str) -> CmsError:
     return CmsError("decompression-failed", reason)
