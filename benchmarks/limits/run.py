@@ -119,11 +119,19 @@ def theirs(strategy: RateLimiter) -> Callable[[str, str], object]:
 
 def main() -> None:
     """Run everything; end with one ratio line per figure."""
-    count = 200_000
+    count = 100_000
     results: dict[str, float] = {}
-    results["ours-memory"] = rate(ours(MemoryLimiter(), "bench"), count)
-    for name, cls in STRATEGIES.items():
-        results[f"limits-memory-{name}"] = rate(theirs(cls(MemoryStorage())), count)
+    # Interleaved rounds, the best of each side kept: load from elsewhere hits all alike.
+    limiter, peers = (
+        MemoryLimiter(),
+        {name: cls(MemoryStorage()) for name, cls in STRATEGIES.items()},
+    )
+    for _ in range(3):
+        best = results.get("ours-memory", 0.0)
+        results["ours-memory"] = max(best, rate(ours(limiter, "bench"), count))
+        for name, strategy in peers.items():
+            best = results.get(f"limits-memory-{name}", 0.0)
+            results[f"limits-memory-{name}"] = max(best, rate(theirs(strategy), count))
 
     redis_reason = unreachable(REDIS)
     trips = math.nan

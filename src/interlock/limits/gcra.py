@@ -19,7 +19,7 @@ same arithmetic in Lua (``redis_limiter.py``), and its answer is turned into a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 
 from interlock.limits.limiter import Decision, Limit
 
@@ -29,21 +29,30 @@ _US = 1_000_000
 
 
 def evaluate(
-    limits: tuple[Limit, ...], stored: Sequence[int | None], now: int, *, consume: bool = True
+    limits: tuple[Limit, ...], stored: Mapping[str, int], now: int, *, consume: bool = True
 ) -> tuple[Decision, list[int] | None]:
-    """Decide at ``now`` (µs) given each limit's stored TAT (``None``: unseen).
+    """Decide at ``now`` (µs) given the stored TATs by bucket key (a key absent: unseen).
 
-    Returns the decision and, when admitted and ``consume``, the new TATs to
-    store (else ``None``: a refused request changes nothing).
+    ``stored`` is the in-process limiter's own table (read under its lock) or
+    the Redis script's answer by key. Returns the decision and, when admitted
+    and ``consume``, each limit's new TAT to store (else ``None``: a refused
+    request changes nothing). One pass, no intermediate lists beyond the
+    answer: this runs for every request (benchmarks/limits).
     """
-    after = []
+    before: list[int | None] = []
+    after: list[int] = []
     over = 0
-    for (quota, _), tat in zip(limits, stored, strict=True):
+    for limit in limits:
+        quota = limit[0]
+        tat = stored.get(limit[1])
+        before.append(tat)
         new = (now if tat is None or tat < now else tat) + quota.emission_us
-        over = max(over, new - quota.period_us - now)
+        excess = new - quota.period_us - now
+        if excess > over:  # noqa: PLR1730  (a branch costs less than a call to max())
+            over = excess
         after.append(new)
     if over > 0:
-        return Decision(False, max(1, -(-over // _US)), limits, tuple(stored), now), None
+        return Decision(False, max(1, -(-over // _US)), limits, tuple(before), now), None
     if not consume:
-        return Decision(True, 0, limits, tuple(stored), now), None
+        return Decision(True, 0, limits, tuple(before), now), None
     return Decision(True, 0, limits, tuple(after), now), after

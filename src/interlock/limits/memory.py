@@ -65,12 +65,10 @@ class MemoryLimiter:
         with self._lock:
             tats = self._tats
             now = self._clock()
-            decision, new = evaluate(
-                limits, [tats.get(key) for _, key in limits], now, consume=consume
-            )
+            decision, new = evaluate(limits, tats, now, consume=consume)
             if new is not None:
-                for (_, key), tat in zip(limits, new, strict=True):
-                    tats[key] = tat
+                for limit, tat in zip(limits, new, strict=False):  # one TAT per limit
+                    tats[limit[1]] = tat
                 if len(tats) > self._max:
                     self._sweep(now)
         return decision

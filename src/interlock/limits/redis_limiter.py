@@ -143,6 +143,6 @@ def _backend_error(exc: redis.RedisError) -> LimitsBackendError:
 def _decision(reply: Any, limits: tuple[Limit, ...], consume: bool) -> Decision:
     """The script's reply (server time, each stored TAT) as the decision it implies."""
     now, *stored = (int(value) for value in reply)
-    tats = [None if tat < 0 else tat for tat in stored]
+    tats = {key: tat for (_, key), tat in zip(limits, stored, strict=True) if tat >= 0}
     decision, _ = evaluate(limits, tats, now, consume=consume)
     return decision
