@@ -223,38 +223,42 @@ class AccessTokenVerifier:
     def verify(self, token: str) -> Principal:
         """The client behind a valid, unrevoked token; :class:`InvalidTokenError` otherwise."""
         claims, policy = self._checked(token)
+        grants = self._grants
+        ours = policy.ours
         external = str(claims["_client"])
         client = external if policy.clients is None else policy.clients.get(external, "")
-        if not is_oauth_client(self.manifest, client):
+        if not is_oauth_client(grants.manifest, client):
             raise InvalidTokenError(_REFUSED, "unknown client or client without oauth2")
         if (
-            not policy.ours
+            not ours
             and self.revoked is not None
             and self.revoked.contains(None, client, claims["iat"])
         ):
             # The kill switch ends what a trusted issuer gave the client before it, too.
             raise InvalidTokenError(_REFUSED, f"client {client} revoked after the token was issued")
+        jkt = x5t = None
         cnf = claims.get("cnf")
-        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
-        x5t = cnf.get("x5t#S256") if isinstance(cnf, dict) else None
-        if cnf is not None and not isinstance(jkt, str) and not isinstance(x5t, str):
-            # A confirmation method we cannot check must not be ignored (RFC 7800 §3.1).
-            raise InvalidTokenError(_REFUSED, "unsupported cnf confirmation method")
+        if cnf is not None:
+            if isinstance(cnf, dict):
+                jkt, x5t = cnf.get("jkt"), cnf.get("x5t#S256")
+            if not isinstance(jkt, str) and not isinstance(x5t, str):
+                # A confirmation method we cannot check must not be ignored (RFC 7800 §3.1).
+                raise InvalidTokenError(_REFUSED, "unsupported cnf confirmation method")
         jti = claims.get("jti")
-        label = f"jwt {jti}" if policy.ours else f"jwt {policy.issuer} {jti or '-'}"
-        audiences = None
-        if policy.ours and self.issuer not in claims["_audiences"]:
-            audiences = frozenset(claims["_audiences"]) & self._grants.systems(client)
-        scopes = _scopes(claims) & self._grants.scopes(client)
+        label = f"jwt {jti}" if ours else f"jwt {policy.issuer} {jti or '-'}"
+        audiences = None  # RFC 8707: any system the client's grants allow
+        for_gateway = ours and self.issuer in claims["_audiences"]
+        if ours and not for_gateway:
+            audiences = claims["_audiences"] & grants.systems(client)
         principal = Principal(
             client,
-            scopes,
+            _scopes(claims) & grants.scopes(client),
             label,
             jkt if isinstance(jkt, str) else None,
             audiences,
             method="oauth2",
             cert_thumbprint=x5t if isinstance(x5t, str) else None,
-            for_gateway=policy.ours and self.issuer in claims["_audiences"],
+            for_gateway=for_gateway,
         )
         if self._cache_size > 0:
             self._remember(
