@@ -292,7 +292,7 @@ class AccessTokenVerifier:
     def _checked(self, token: str) -> tuple[dict[str, Any], IssuerPolicy]:
         header, payload, policy = self._verify_signature(token)
         typ = header.get("typ")
-        if typ not in policy.token_types:
+        if not isinstance(typ, str) or typ not in policy.token_types:
             # RFC 9068 §4 / RFC 8725 §3.11: explicit typing keeps other JWTs out.
             raise InvalidTokenError(_REFUSED, f"typ is {typ!r}, not one of the accepted types")
         claims = json_object(payload)
