@@ -18,7 +18,9 @@ are enforced in one place:
   §3.1, §3.4; RFC 9864): ES256 only with a P-256 key, ES384 with P-384,
   Ed25519 with an Ed25519 key, RS256/PS256 with RSA of at least 2048 bits;
   a key whose ``use`` is not ``sig``, whose ``key_ops`` lack ``verify`` or
-  whose ``alg`` names another algorithm verifies nothing (RFC 7517 §4.2-4.4).
+  whose ``alg`` names another algorithm verifies nothing (RFC 7517 §4.2-4.4);
+  these checks depend on the key and the algorithm only, so they are made once
+  per pair and remembered with the key, not repeated for every token.
 
 Failures raise :class:`InvalidTokenError` with one opaque message; the reason
 is available to the caller for its log only.
@@ -340,9 +342,10 @@ def _check_header(header: Mapping[str, Any], algorithms: frozenset[str]) -> str:
     return alg
 
 
-# joserfc's urlsafe_b64decode, the same answer for every input (tests/crypto/test_jose.py
-# checks it), without its bytes searches: "+", "/" and "=" are not base64url and become
-# a character the strict decoder refuses; the padding is added after that translation.
+# joserfc's urlsafe_b64decode, the same answer for every input (a property test in
+# tests/crypto/test_jose_shortcuts.py), without its bytes searches: "+", "/" and "="
+# are not base64url and become a character the strict decoder refuses; the padding
+# is added after that translation.
 _B64URL_TO_B64: Final = bytes.maketrans(b"-_+/=", b"+/!!!")
 _PADDING: Final = (b"", b"=", b"==")
 # RFC 4648 §3.5 canonical encoding: the bits after the last full byte are zero
