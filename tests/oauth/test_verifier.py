@@ -149,7 +149,7 @@ def _verifier(
     return verifier
 
 
-def _external(key: RSAKey, typ: str = "JWT", **changes: Any) -> str:
+def _external(key: RSAKey, typ: Any = "JWT", **changes: Any) -> str:
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": EXTERNAL,
@@ -185,7 +185,12 @@ def test_external_token_maps_to_a_manifest_client_with_its_grants_only(
         ({"azp": "order-sync"}, "JWT"),  # a manifest name is not an external client id
         ({"iss": "https://idp.test/realms/other"}, "JWT"),
         ({"exp": int(time.time()) - 3600}, "JWT"),
+        ({"iat": str(int(time.time()))}, "JWT"),
+        ({"nbf": int(time.time()) + 3600}, "JWT"),
+        ({"aud": [1, {"interlock-gateway": 1}]}, "JWT"),
+        ({"aud": {"interlock-gateway": 1}}, "JWT"),
         ({}, "dpop+jwt"),
+        ({}, ["JWT"]),  # a typ that is not a string: refused, never a TypeError
     ],
 )
 def test_external_tokens_are_held_to_the_policy(  # noqa: PLR0917  (fixtures and parameters)
@@ -194,9 +199,9 @@ def test_external_tokens_are_held_to_the_policy(  # noqa: PLR0917  (fixtures and
     idp_key: RSAKey,
     jwks: Jwks,
     change: dict[str, Any],
-    typ: str,
+    typ: Any,
 ) -> None:
-    """Audience, client mapping, issuer, expiry and typ are all enforced."""
+    """Audience, client mapping, issuer, times and typ are all enforced."""
     manifest = _manifest(tmp_path, _trusted_yaml(f"jwks_uri: {jwks.url()}", "ca: file:x"))
     verifier = _verifier(deployment, manifest, jwks.ca_file)
     with pytest.raises(InvalidTokenError):

@@ -18,7 +18,9 @@ are enforced in one place:
   §3.1, §3.4; RFC 9864): ES256 only with a P-256 key, ES384 with P-384,
   Ed25519 with an Ed25519 key, RS256/PS256 with RSA of at least 2048 bits;
   a key whose ``use`` is not ``sig``, whose ``key_ops`` lack ``verify`` or
-  whose ``alg`` names another algorithm verifies nothing (RFC 7517 §4.2-4.4).
+  whose ``alg`` names another algorithm verifies nothing (RFC 7517 §4.2-4.4);
+  these checks depend on the key and the algorithm only, so they are made once
+  per pair and remembered with the key, not repeated for every token.
 
 Failures raise :class:`InvalidTokenError` with one opaque message; the reason
 is available to the caller for its log only.
@@ -29,13 +31,18 @@ from __future__ import annotations
 import binascii
 import functools
 import json
+import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from joserfc import jws
 from joserfc.errors import JoseError, SecurityWarning
+from joserfc.jwa import ESAlgorithm
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 from joserfc.util import urlsafe_b64decode, urlsafe_b64encode
 
@@ -47,6 +54,7 @@ __all__ = [
     "SIGNING_ALGORITHMS",
     "PublicKey",
     "SigningKey",
+    "UnverifiedJWS",
     "generate_signing_key",
     "import_public_jwk",
     "json_object",
@@ -54,10 +62,12 @@ __all__ = [
     "private_jwk",
     "public_jwk",
     "sign_compact",
+    "split_unverified",
     "unverified_header",
     "verify_compact",
     "verify_compact_with_key",
     "verify_signature",
+    "verify_split",
     "verify_with_embedded_jwk",
 ]
 
@@ -142,19 +152,86 @@ def verify_signature(alg: str, key: PublicKey, signing_input: bytes, signature: 
     RSA under 2048 bits, or a JWK whose ``use``, ``key_ops`` or ``alg`` says
     it is not a key for verifying ``alg`` signatures (RFC 7517 §4.2-4.4).
     """
+    check = _signature_check(alg, key)
+    return check is not None and check(signing_input, signature)
+
+
+_SignatureCheck = Callable[[bytes, bytes], bool]
+
+
+def _signature_check(alg: str, key: PublicKey) -> _SignatureCheck | None:
+    """The check of ``alg`` signatures by ``key``, or ``None`` if ``key`` may not verify them.
+
+    The key checks depend on the key and ``alg`` only, so they are made once
+    per pair the caller keeps (a key set's keys, imported once and never
+    modified) and the check is remembered with the key; a key seen once (a
+    DPoP proof's ``jwk``) only pushes an older entry out.
+    """
+    entry = _CHECKS.get((alg, id(key)))
+    if entry is not None and entry[0] is key:  # the entry holds the key: its id is not reused
+        return entry[1]
+    check = _new_signature_check(alg, key)
+    with _CHECKS_LOCK:
+        while len(_CHECKS) >= _MAX_CHECKS:
+            del _CHECKS[next(iter(_CHECKS))]  # oldest first
+        _CHECKS[(alg, id(key))] = (key, check)
+    return check
+
+
+def _new_signature_check(alg: str, key: PublicKey) -> _SignatureCheck | None:
     _check_alg(alg)
     algorithm = jws.JWSRegistry.algorithms[alg]
     try:
-        # joserfc's own binding: key type, curve, "use": "sig" and the key's "alg".
+        # joserfc's own binding: key type, curve, "use": "sig" and the key's "alg";
+        # and the key's "key_ops" must allow "verify".
         algorithm.check_key(key)
+        native = key.get_op_key("verify")
     except JoseError:
-        return False
+        return None
     if isinstance(key, RSAKey) and key.public_key.key_size < MIN_RSA_BITS:
-        return False
-    try:
-        return bool(algorithm.verify(signing_input, signature, key))
-    except (JoseError, ValueError, TypeError):  # key_ops without "verify", odd lengths
-        return False
+        return None
+    if (
+        isinstance(algorithm, ESAlgorithm)
+        and isinstance(key, ECKey)
+        and isinstance(native, ec.EllipticCurvePublicKey)
+    ):
+        return _ecdsa_check(native, key.curve_key_size, ec.ECDSA(algorithm.hash_alg()))
+
+    def check(signing_input: bytes, signature: bytes) -> bool:
+        try:
+            return bool(algorithm.verify(signing_input, signature, key))
+        except (JoseError, ValueError, TypeError):  # odd lengths
+            return False
+
+    return check
+
+
+def _ecdsa_check(
+    native: ec.EllipticCurvePublicKey, key_size: int, ecdsa: ec.ECDSA
+) -> _SignatureCheck:
+    # joserfc's ESAlgorithm.verify with its per-call work done once: the JWS
+    # signature is R || S of the curve's size (RFC 7518 §3.4), which
+    # `cryptography` takes as DER; the ECDSA(hash) object is built once.
+    length = (key_size + 7) // 8
+    verify = native.verify
+
+    def check(signing_input: bytes, signature: bytes) -> bool:
+        if len(signature) != 2 * length:
+            return False
+        r = int.from_bytes(signature[:length])
+        s = int.from_bytes(signature[length:])
+        try:
+            verify(encode_dss_signature(r, s), signing_input, ecdsa)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    return check
+
+
+_MAX_CHECKS: Final = 256
+_CHECKS: dict[tuple[str, int], tuple[PublicKey, _SignatureCheck | None]] = {}
+_CHECKS_LOCK: Final = threading.Lock()
 
 
 def sign_compact(
@@ -179,6 +256,30 @@ def _encoded_header(serialised: str) -> str:
     return urlsafe_b64encode(serialised.encode()).decode("ascii")
 
 
+class UnverifiedJWS(NamedTuple):
+    """A compact JWS split in three, its protected header parsed: *nothing* is checked yet."""
+
+    header: Mapping[str, Any]
+    parts: tuple[str, str, str]
+
+
+def split_unverified(token: str) -> UnverifiedJWS:
+    """The size cap, the three parts and the protected header of a compact JWS (RFC 7515 §7.1).
+
+    For a caller that picks the key by the header (``kid``) and then verifies
+    with :func:`verify_split`, so the token is split and its header read once.
+    """
+    if len(token) > MAX_TOKEN_BYTES:
+        raise InvalidTokenError(_REFUSED, f"token larger than {MAX_TOKEN_BYTES} bytes")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InvalidTokenError(_REFUSED, "not a compact JWS")
+    encoded_header, encoded_payload, encoded_signature = parts
+    return UnverifiedJWS(
+        _header(encoded_header), (encoded_header, encoded_payload, encoded_signature)
+    )
+
+
 def verify_compact(
     token: str,
     keys: Mapping[str, PublicKey],
@@ -191,30 +292,45 @@ def verify_compact(
     form is split here (RFC 7515 §7.1) so that a verification costs little
     more than the signature check itself.
     """
-    if len(token) > MAX_TOKEN_BYTES:
-        raise InvalidTokenError(_REFUSED, f"token larger than {MAX_TOKEN_BYTES} bytes")
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise InvalidTokenError(_REFUSED, "not a compact JWS")
-    header = _header(parts[0])
-    kid = header.get("kid")
+    split = split_unverified(token)
+    kid = split.header.get("kid")
     if not isinstance(kid, str) or kid not in keys:
         # jwk/jku/x5c/x5u are deliberately never consulted: keys come only from `keys`.
-        _check_header(header, algorithms)
+        _check_header(split.header, algorithms)
         raise InvalidTokenError(_REFUSED, "unknown kid")
-    return _verify_parts(parts, header, keys[kid], algorithms)
+    header, payload = verify_split(split, keys[kid], algorithms)
+    return dict(header), payload
 
 
 def verify_compact_with_key(
     token: str, key: PublicKey, algorithms: frozenset[str]
 ) -> tuple[dict[str, Any], bytes]:
     """As :func:`verify_compact`, with one key the caller chose (any ``kid`` is ignored)."""
-    if len(token) > MAX_TOKEN_BYTES:
-        raise InvalidTokenError(_REFUSED, f"token larger than {MAX_TOKEN_BYTES} bytes")
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise InvalidTokenError(_REFUSED, "not a compact JWS")
-    return _verify_parts(parts, _header(parts[0]), key, algorithms)
+    header, payload = verify_split(split_unverified(token), key, algorithms)
+    return dict(header), payload
+
+
+def verify_split(
+    split: UnverifiedJWS, key: PublicKey, algorithms: frozenset[str]
+) -> tuple[Mapping[str, Any], bytes]:
+    """Verify a :func:`split_unverified` token with ``key``: the (read-only) header and payload.
+
+    The header's ``alg`` must be in ``algorithms`` and allowed here, and it may
+    name no ``crit`` extension; then the signature is checked.
+    """
+    header = split.header
+    alg = _check_header(header, algorithms)
+    encoded_header, encoded_payload, encoded_signature = split.parts
+    try:
+        payload = _b64url_decode(encoded_payload)
+        signature = _b64url_decode(encoded_signature)
+    except (binascii.Error, UnicodeEncodeError):
+        raise InvalidTokenError(_REFUSED, "malformed base64url") from None
+    check = _signature_check(alg, key)
+    signing_input = f"{encoded_header}.{encoded_payload}".encode("ascii")
+    if check is None or not check(signing_input, signature):
+        raise InvalidTokenError(_REFUSED, "signature check failed")
+    return header, payload
 
 
 def _check_header(header: Mapping[str, Any], algorithms: frozenset[str]) -> str:
@@ -226,20 +342,24 @@ def _check_header(header: Mapping[str, Any], algorithms: frozenset[str]) -> str:
     return alg
 
 
-def _verify_parts(
-    parts: list[str], header: Mapping[str, Any], key: PublicKey, algorithms: frozenset[str]
-) -> tuple[dict[str, Any], bytes]:
-    alg = _check_header(header, algorithms)
-    encoded_header, encoded_payload, encoded_signature = parts
-    try:
-        payload = urlsafe_b64decode(encoded_payload.encode("ascii"))
-        signature = urlsafe_b64decode(encoded_signature.encode("ascii"))
-    except (binascii.Error, UnicodeEncodeError):
-        raise InvalidTokenError(_REFUSED, "malformed base64url") from None
-    signing_input = f"{encoded_header}.{encoded_payload}".encode("ascii")
-    if not verify_signature(alg, key, signing_input, signature):
-        raise InvalidTokenError(_REFUSED, "signature check failed")
-    return dict(header), payload
+# joserfc's urlsafe_b64decode, the same answer for every input (a property test in
+# tests/crypto/test_jose_shortcuts.py), without its bytes searches: "+", "/" and "="
+# are not base64url and become a character the strict decoder refuses; the padding
+# is added after that translation.
+_B64URL_TO_B64: Final = bytes.maketrans(b"-_+/=", b"+/!!!")
+_PADDING: Final = (b"", b"=", b"==")
+# RFC 4648 §3.5 canonical encoding: the bits after the last full byte are zero
+# (by the padding the text needs; a text of 4n + 1 characters is never base64).
+_CANONICAL_LAST: Final = (b"", b"AEIMQUYcgkosw048", b"AQgw")
+
+
+def _b64url_decode(text: str) -> bytes:
+    """Base64url without padding (RFC 7515 §2), strict: as joserfc's ``urlsafe_b64decode``."""
+    data = text.encode("ascii")
+    pad = -len(data) % 4
+    if pad and (pad == 3 or data[-1] not in _CANONICAL_LAST[pad]):
+        raise binascii.Error("not canonical base64url")
+    return binascii.a2b_base64(data.translate(_B64URL_TO_B64) + _PADDING[pad], strict_mode=True)
 
 
 def verify_with_embedded_jwk(
@@ -274,7 +394,9 @@ def verify_with_embedded_jwk(
     if not isinstance(document, dict):
         raise InvalidTokenError(_REFUSED, "no jwk header")
     key = import_public_jwk(document)  # refuses private and symmetric members
-    if not verify_signature(alg, key, f"{parts[0]}.{parts[1]}".encode("ascii"), signature):
+    # A key of one proof: checked on its own, never remembered (see _signature_check).
+    check = _new_signature_check(alg, key)
+    if check is None or not check(f"{parts[0]}.{parts[1]}".encode("ascii"), signature):
         raise InvalidTokenError(_REFUSED, "signature check failed")
     return header, payload, key.thumbprint()
 
@@ -300,6 +422,9 @@ def _header(encoded: str) -> Mapping[str, Any]:
     return MappingProxyType(header)
 
 
+_DECODER: Final = json.JSONDecoder()
+
+
 def json_object(data: bytes, what: str = "payload") -> dict[str, Any]:
     """``data`` parsed as a JSON object; anything else is :class:`InvalidTokenError`.
 
@@ -308,12 +433,28 @@ def json_object(data: bytes, what: str = "payload") -> dict[str, Any]:
     are not UTF-8.
     """
     try:
-        parsed = json.loads(data)
+        parsed = _loads(data)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise InvalidTokenError(_REFUSED, f"{what} is not JSON") from None
     if not isinstance(parsed, dict):
         raise InvalidTokenError(_REFUSED, f"{what} is not a JSON object")
     return parsed
+
+
+def _loads(data: bytes) -> Any:
+    """``json.loads(data)``; quicker for UTF-8 text that is one JSON value end to end.
+
+    That is a token's payload: ``raw_decode`` from the first character, taking
+    the whole text, gives what ``json.loads`` gives without its encoding
+    detection and whitespace scans. Anything else (leading or trailing
+    whitespace, a byte order mark, UTF-16, an error) goes to ``json.loads``.
+    """
+    try:
+        text = data.decode()
+        parsed, end = _DECODER.raw_decode(text)
+    except (ValueError, RecursionError):
+        return json.loads(data)
+    return parsed if end == len(text) else json.loads(data)
 
 
 def _check_alg(alg: str, allowed: frozenset[str] = ALLOWED_ALGORITHMS) -> None:

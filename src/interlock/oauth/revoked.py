@@ -173,10 +173,8 @@ class RevokedTokens:
 
         Reloads the mirror when it is stale.
         """
-        known = self.known(jti, client, issued_at)
-        if known is not None:
-            return known
-        self.reload()
+        if time.monotonic() - self._loaded >= self._sync_seconds:  # as known() would say
+            self.reload()
         return self._revoked(jti, client, issued_at)
 
     def known(

@@ -21,8 +21,8 @@ from interlock.crypto.jose import (
     import_public_jwk,
     json_object,
     sign_compact,
-    unverified_header,
-    verify_compact_with_key,
+    split_unverified,
+    verify_split,
 )
 from interlock.errors import InvalidTokenError
 from interlock.identity.clients import is_oauth_client
@@ -223,38 +223,42 @@ class AccessTokenVerifier:
     def verify(self, token: str) -> Principal:
         """The client behind a valid, unrevoked token; :class:`InvalidTokenError` otherwise."""
         claims, policy = self._checked(token)
+        grants = self._grants
+        ours = policy.ours
         external = str(claims["_client"])
         client = external if policy.clients is None else policy.clients.get(external, "")
-        if not is_oauth_client(self.manifest, client):
+        if not is_oauth_client(grants.manifest, client):
             raise InvalidTokenError(_REFUSED, "unknown client or client without oauth2")
         if (
-            not policy.ours
+            not ours
             and self.revoked is not None
             and self.revoked.contains(None, client, claims["iat"])
         ):
             # The kill switch ends what a trusted issuer gave the client before it, too.
             raise InvalidTokenError(_REFUSED, f"client {client} revoked after the token was issued")
+        jkt = x5t = None
         cnf = claims.get("cnf")
-        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
-        x5t = cnf.get("x5t#S256") if isinstance(cnf, dict) else None
-        if cnf is not None and not isinstance(jkt, str) and not isinstance(x5t, str):
-            # A confirmation method we cannot check must not be ignored (RFC 7800 §3.1).
-            raise InvalidTokenError(_REFUSED, "unsupported cnf confirmation method")
+        if cnf is not None:
+            if isinstance(cnf, dict):
+                jkt, x5t = cnf.get("jkt"), cnf.get("x5t#S256")
+            if not isinstance(jkt, str) and not isinstance(x5t, str):
+                # A confirmation method we cannot check must not be ignored (RFC 7800 §3.1).
+                raise InvalidTokenError(_REFUSED, "unsupported cnf confirmation method")
         jti = claims.get("jti")
-        label = f"jwt {jti}" if policy.ours else f"jwt {policy.issuer} {jti or '-'}"
-        audiences = None
-        if policy.ours and self.issuer not in claims["_audiences"]:
-            audiences = frozenset(claims["_audiences"]) & self._grants.systems(client)
-        scopes = _scopes(claims) & self._grants.scopes(client)
+        label = f"jwt {jti}" if ours else f"jwt {policy.issuer} {jti or '-'}"
+        audiences = None  # RFC 8707: any system the client's grants allow
+        for_gateway = ours and self.issuer in claims["_audiences"]
+        if ours and not for_gateway:
+            audiences = claims["_audiences"] & grants.systems(client)
         principal = Principal(
             client,
-            scopes,
+            _scopes(claims) & grants.scopes(client),
             label,
             jkt if isinstance(jkt, str) else None,
             audiences,
             method="oauth2",
             cert_thumbprint=x5t if isinstance(x5t, str) else None,
-            for_gateway=policy.ours and self.issuer in claims["_audiences"],
+            for_gateway=for_gateway,
         )
         if self._cache_size > 0:
             self._remember(
@@ -288,19 +292,21 @@ class AccessTokenVerifier:
     def _checked(self, token: str) -> tuple[dict[str, Any], IssuerPolicy]:
         header, payload, policy = self._verify_signature(token)
         typ = header.get("typ")
-        if typ not in policy.token_types:
+        if not isinstance(typ, str) or typ not in policy.token_types:
             # RFC 9068 §4 / RFC 8725 §3.11: explicit typing keeps other JWTs out.
             raise InvalidTokenError(_REFUSED, f"typ is {typ!r}, not one of the accepted types")
-        claims = _claims(payload)
+        claims = json_object(payload)
         if claims.get("iss") != policy.issuer:
             raise InvalidTokenError(_REFUSED, "wrong issuer")
-        audience = claims.get("aud")
-        listed = audience if isinstance(audience, list) else [audience]
-        audiences = policy.audiences.intersection(a for a in listed if isinstance(a, str))
+        audiences = _audiences(claims.get("aud"), policy.audiences)
         if not audiences:
             raise InvalidTokenError(_REFUSED, "wrong audience")
         self._check_times(claims)
-        client = next((claims[c] for c in policy.client_claims if c in claims), None)
+        client = None
+        for name in policy.client_claims:  # the first present wins
+            if name in claims:
+                client = claims[name]
+                break
         if not isinstance(client, str) or not client:
             raise InvalidTokenError(_REFUSED, "no client claim")
         jti = claims.get("jti")
@@ -316,26 +322,32 @@ class AccessTokenVerifier:
         return claims, policy
 
     def _check_times(self, claims: Mapping[str, Any]) -> None:
-        for name in ("exp", "iat"):
-            if not isinstance(claims.get(name), int):
-                raise InvalidTokenError(_REFUSED, f"missing or non-integer {name}")
+        exp = claims.get("exp")
+        if not isinstance(exp, int):
+            raise InvalidTokenError(_REFUSED, "missing or non-integer exp")
+        iat = claims.get("iat")
+        if not isinstance(iat, int):
+            raise InvalidTokenError(_REFUSED, "missing or non-integer iat")
         now = self._clock()
-        if claims["exp"] <= now - self._leeway:
+        if exp <= now - self._leeway:
             raise InvalidTokenError(_REFUSED, "expired")
-        if claims["iat"] > now + self._leeway:
+        if iat > now + self._leeway:
             raise InvalidTokenError(_REFUSED, "issued in the future")
         nbf = claims.get("nbf")
         if nbf is not None and (not isinstance(nbf, int) or nbf > now + self._leeway):
             raise InvalidTokenError(_REFUSED, "not yet valid")
 
-    def _verify_signature(self, token: str) -> tuple[dict[str, Any], bytes, IssuerPolicy]:
-        header = unverified_header(token)
-        kid = header.get("kid")
+    def _verify_signature(self, token: str) -> tuple[Mapping[str, Any], bytes, IssuerPolicy]:
+        split = split_unverified(token)  # split and its header read once, checked below
+        kid = split.header.get("kid")
         if not isinstance(kid, str):
             # A list or object is not a key id (it used to reach a dict lookup: a 500).
             raise InvalidTokenError(_REFUSED, "kid missing or not a string")
-        policy = self._ours if kid in self._ours.keys.current() else self._policy_for(token, kid)
-        keys = policy.keys.current()
+        ours = self._ours
+        keys = ours.keys.current()
+        policy = ours if kid in keys else self._policy_for(split.parts[1], kid)
+        if policy is not ours:
+            keys = policy.keys.current()
         if kid not in keys:
             # A kid we have not seen: the key set may have rotated; look again (rate-limited).
             keys = policy.keys.after_unknown_kid()
@@ -345,18 +357,17 @@ class AccessTokenVerifier:
         alg, key = entry
         # A JWK that names its algorithm is used for that algorithm only (RFC 7517 §4.4).
         algorithms = policy.algorithms if alg is None else policy.algorithms & {alg}
-        verified_header, payload = verify_compact_with_key(token, key, algorithms)
+        verified_header, payload = verify_split(split, key, algorithms)
         return verified_header, payload, policy
 
-    def _policy_for(self, token: str, kid: str) -> IssuerPolicy:
+    def _policy_for(self, encoded_payload: str, kid: str) -> IssuerPolicy:
         for policy in self._by_issuer.values():
             if kid in policy.keys.cached():
                 return policy
         # Unknown kid everywhere: the (unverified) iss says whose keys to look at again.
-        parts = token.split(".")
         try:
-            iss = _claims(urlsafe_b64decode(parts[1].encode("ascii"))).get("iss")
-        except (IndexError, binascii.Error, UnicodeEncodeError):
+            iss = json_object(urlsafe_b64decode(encoded_payload.encode("ascii"))).get("iss")
+        except (binascii.Error, UnicodeEncodeError):
             raise InvalidTokenError(_REFUSED, "not a compact JWS") from None
         found = self._by_issuer.get(iss) if isinstance(iss, str) else None
         if found is None:
@@ -374,6 +385,15 @@ def _our_keys(keys: SigningKeys) -> Callable[[], Keys]:
     return load
 
 
+def _audiences(audience: object, accepted: frozenset[str]) -> frozenset[str]:
+    # RFC 7519 §4.1.3: one string or an array of strings; what we accept of them.
+    if isinstance(audience, str):
+        return frozenset((audience,)) if audience in accepted else frozenset()
+    if isinstance(audience, list):
+        return accepted.intersection([a for a in audience if isinstance(a, str)])
+    return frozenset()
+
+
 def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
     # RFC 9068 §2.2.3 "scope" (space-separated); Entra ID's "scp"/"roles" as a fallback.
     for name in ("scope", "scp", "roles"):
@@ -383,7 +403,3 @@ def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
         if isinstance(value, list):
             return frozenset(v for v in value if isinstance(v, str))
     return frozenset()
-
-
-def _claims(payload: bytes) -> dict[str, Any]:
-    return json_object(payload)
