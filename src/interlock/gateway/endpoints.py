@@ -254,8 +254,10 @@ def _usable_certificate(
     The handshake checked it once; a resumed session or a kept-alive connection
     may carry it past a revocation or its expiry.
     """
+    if certificates is None:  # the listener asks for no client certificate
+        return None
     certificate = peer_certificate(request)
-    if certificate is None or certificates is None:
+    if certificate is None:
         return None
     try:
         certificates.check(certificate, client_address(request))
