@@ -8,6 +8,11 @@ HTTPS keep-alive. Before any load, a verifying HTTPS client checks that each
 answers 200 with an ES256 ``at+jwt`` access token whose signature and claims
 verify against the server's published key, so the benchmark never measures an
 error path; a run with any non-2xx answer or socket error fails.
+
+With a ``baseline`` (another source tree of Interlock, e.g. ``git archive`` of
+an earlier commit) a third server, ``interlock serve`` from that tree with its
+own deployment, is measured in the same interleaved rounds: before and after
+a change under the same load.
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from secrets import token_urlsafe
 from typing import Any
@@ -29,17 +35,27 @@ from urllib.parse import quote
 
 import jwt
 
-from benchmarks.common import Sandbox, WrkRun, free_port, processes, run_wrk, wait_port, wait_ready
+from benchmarks.common import (
+    Sandbox,
+    WrkRun,
+    cpu_seconds,
+    free_port,
+    processes,
+    run_wrk,
+    wait_port,
+    wait_ready,
+)
 from interlock.config.loader import load_manifest
 from interlock.gateway.tls import client_context
 from interlock.identity.client_secrets import ClientSecrets
 
-__all__ = ["CLIENT", "MANIFEST", "IssuanceResult", "measure_issuance"]
+__all__ = ["CLIENT", "MANIFEST", "Baseline", "IssuanceResult", "measure_issuance"]
 
 CLIENT = "bench"
 SERVER_CPU = "0"
 WRK_CPU = "1"
 WARM_UP_SECONDS = 2
+_JWKS = "/.well-known/jwks.json"
 
 MANIFEST = f"""\
 version: 1
@@ -73,12 +89,21 @@ class Server:
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """An earlier Interlock to measure beside the current one: its source tree, its deployment."""
+
+    source: Path  # holds src/interlock
+    box: Sandbox
+
+
+@dataclass(frozen=True)
 class IssuanceResult:
-    """The median wrk run of one server, and every run for the record."""
+    """The median wrk run of one server, every run for the record, and its CPU per token."""
 
     name: str
     median: WrkRun
     runs: tuple[WrkRun, ...]
+    cpu_us: float  # the server's CPU µs per token (all its threads), least of the runs
 
 
 def measure_issuance(
@@ -89,30 +114,44 @@ def measure_issuance(
     duration: int,
     repeat: int,
     profile: Path | None = None,
+    baseline: Baseline | None = None,
 ) -> list[IssuanceResult]:
-    """Start both servers, check each once, then measure them in turn ``repeat`` times."""
-    secrets = ClientSecrets(
-        box.deployment.engine, box.deployment.keyring, load_manifest(manifest_path)
-    )
-    _, our_secret = secrets.create(CLIENT)
+    """Start the servers, check each once, then measure them in turn ``repeat`` times."""
+    ours = Server("interlock", free_port(), _client_secret(box, manifest_path), _JWKS)
     reference_secret = token_urlsafe(32)
     (box.work / "reference-secret").write_text(reference_secret)
-    ours = Server("interlock", free_port(), our_secret, "/.well-known/jwks.json")
-    reference = Server("authlib", free_port(), reference_secret, "/.well-known/jwks.json")
+    reference = Server("authlib", free_port(), reference_secret, _JWKS)
+    servers = [ours, reference]
     with processes() as started:
         started.append(_start_interlock(box, manifest_path, ours.port))
         started.append(_start_reference(box, reference))
-        for server in (ours, reference):
+        ca_files = {ours.name: box.ca_file, reference.name: box.ca_file}
+        if baseline is not None:
+            earlier = baseline.box.work / "interlock.yaml"
+            earlier.write_text(manifest_path.read_text())
+            before = Server("baseline", free_port(), _client_secret(baseline.box, earlier), _JWKS)
+            source = Path(baseline.source).resolve() / "src"
+            env = {**baseline.box.env, "PYTHONPATH": f"{source}:{os.environ.get('PYTHONPATH', '')}"}
+            started.append(_start_interlock(replace(baseline.box, env=env), earlier, before.port))
+            servers.insert(0, before)
+            ca_files[before.name] = baseline.box.ca_file
+        for server in servers:
             # Pinned to one core of a loaded machine, `interlock serve` took over 20 s to listen.
             wait_port(server.port, timeout=120)
-        wait_ready(ours.port, box.ca_file)  # it answers 503 until it is ready
-        for server in (ours, reference):
-            check_endpoint(server, box.ca_file)
-        runs: dict[str, list[WrkRun]] = {ours.name: [], reference.name: []}
-        scripts = {s.name: _script(box.work, s) for s in (ours, reference)}
-        urls = {s.name: f"https://127.0.0.1:{s.port}/oauth2/token" for s in (ours, reference)}
+            if server is not reference:
+                wait_ready(server.port, ca_files[server.name])  # 503 until it is ready
+        for server in servers:
+            check_endpoint(server, ca_files[server.name])
+        runs: dict[str, list[WrkRun]] = {s.name: [] for s in servers}
+        cpu: dict[str, list[float]] = {s.name: [] for s in servers}
+        scripts = {s.name: _script(box.work, s) for s in servers}
+        urls = {s.name: f"https://127.0.0.1:{s.port}/oauth2/token" for s in servers}
+        pids = {ours.name: started[0].pid, reference.name: started[1].pid}
+        if baseline is not None:
+            pids["baseline"] = started[2].pid
 
         def once(name: str, seconds: int) -> WrkRun:
+            spent = cpu_seconds(pids[name])
             run = run_wrk(
                 urls[name],
                 connections=connections,
@@ -125,15 +164,18 @@ def measure_issuance(
                     f"{name}: {run.non_2xx} non-2xx answers and {run.socket_errors} socket "
                     f"errors in {run.requests} requests; refusing to report an error path"
                 )
+            # The server's CPU per token: what wall-clock rates on a shared machine blur.
+            cpu[name].append((cpu_seconds(pids[name]) - spent) / max(run.requests, 1) * 1e6)
             return run
 
         for name in runs:
             once(name, WARM_UP_SECONDS)  # TLS sessions, key caches, the interpreter's own
+            cpu[name].clear()
         for index in range(repeat):
             for name, measured in runs.items():
                 with _profiled(profile if index == 0 and name == ours.name else None, started[0]):
                     measured.append(once(name, duration))
-    return [_result(name, measured) for name, measured in runs.items()]
+    return [_result(name, measured, cpu[name]) for name, measured in runs.items()]
 
 
 def check_endpoint(server: Server, ca_file: Path) -> dict[str, Any]:
@@ -181,6 +223,13 @@ def check_endpoint(server: Server, ca_file: Path) -> dict[str, Any]:
         options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
     )
     return claims
+
+
+def _client_secret(box: Sandbox, manifest_path: Path) -> str:
+    secrets = ClientSecrets(
+        box.deployment.engine, box.deployment.keyring, load_manifest(manifest_path)
+    )
+    return secrets.create(CLIENT)[1]
 
 
 def _start_interlock(box: Sandbox, manifest: Path, port: int) -> subprocess.Popen[bytes]:
@@ -264,6 +313,6 @@ def _py_spy() -> str | None:
     return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
-def _result(name: str, runs: list[WrkRun]) -> IssuanceResult:
+def _result(name: str, runs: list[WrkRun], cpu_us: list[float]) -> IssuanceResult:
     ordered = sorted(runs, key=lambda r: r.rps)
-    return IssuanceResult(name, ordered[len(ordered) // 2], tuple(runs))
+    return IssuanceResult(name, ordered[len(ordered) // 2], tuple(runs), min(cpu_us))

@@ -13,7 +13,12 @@
     compares the same work.
 
 Run:  .venv/bin/python benchmarks/oauth/run.py  [--duration 8] [--repeat 3] [--connections 32]
-      [--only issuance|verify] [--tokens 1000] [--profile FILE]
+      [--only issuance|verify] [--tokens 1000] [--profile FILE] [--baseline DIR]
+
+``--baseline DIR`` measures a third server in the same interleaved rounds:
+``interlock serve`` from the source tree DIR (``DIR/src/interlock``), e.g. an
+earlier commit unpacked by ``git archive REV src | tar -x -C DIR``, with a
+deployment of its own: before and after a change under the same load.
 
 The output ends with one line per figure, ``ratio NAME: R (target >= T) met|missed``
 (``benchmarks/results.py``), naming the peer and its configuration.
@@ -30,6 +35,7 @@ first token uses the local CA as its only trust anchor, with host-name checks.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import ssl
@@ -42,7 +48,13 @@ if __package__ in {None, ""}:  # run as a file: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.common import ensure_tools, sandbox
-from benchmarks.oauth.issuance import CLIENT, MANIFEST, IssuanceResult, measure_issuance
+from benchmarks.oauth.issuance import (
+    CLIENT,
+    MANIFEST,
+    Baseline,
+    IssuanceResult,
+    measure_issuance,
+)
 from benchmarks.oauth.verification import Timing, measure_verification
 from benchmarks.results import Kind, report
 from interlock.config.loader import load_manifest
@@ -85,14 +97,23 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="py-spy raw profile of `interlock serve` during one run"
     )
+    parser.add_argument(
+        "--baseline", type=Path, help="source tree of an earlier Interlock to measure alongside"
+    )
     args = parser.parse_args()
     print(versions())
     ratios: dict[str, float] = {}
-    with sandbox("interlock-oauth-bench-") as box:
+    with contextlib.ExitStack() as stack:
+        box = stack.enter_context(sandbox("interlock-oauth-bench-"))
         manifest_path = box.work / "interlock.yaml"
         manifest_path.write_text(MANIFEST)
         if args.only != "verify":
             ensure_tools("wrk")
+            baseline = None
+            if args.baseline is not None:
+                baseline = Baseline(
+                    args.baseline, stack.enter_context(sandbox("interlock-oauth-baseline-"))
+                )
             issued = measure_issuance(
                 box,
                 manifest_path,
@@ -100,6 +121,7 @@ def main() -> None:
                 duration=args.duration,
                 repeat=args.repeat,
                 profile=args.profile,
+                baseline=baseline,
             )
             ratios.update(report_issuance(issued, args))
         if args.only != "issuance":
@@ -137,26 +159,42 @@ def report_issuance(results: list[IssuanceResult], args: argparse.Namespace) -> 
         f"{args.duration}s (interleaved) after a 2s warm-up"
     )
     print(
-        f"{'server':<12}{'tokens/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}{'errors':>8}  runs (tokens/s)"
+        f"{'server':<12}{'tokens/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}{'errors':>8}"
+        f"{'CPU us':>8}  runs (tokens/s)"
     )
     for r in results:
         m = r.median
         runs = ", ".join(f"{run.rps:.0f}" for run in r.runs)
         print(
-            f"{r.name:<12}{m.rps:>10.0f}{m.p50_ms:>9.2f}{m.p99_ms:>9.2f}{m.requests:>10}{m.errors:>8}  {runs}"
+            f"{r.name:<12}{m.rps:>10.0f}{m.p50_ms:>9.2f}{m.p99_ms:>9.2f}{m.requests:>10}{m.errors:>8}"
+            f"{r.cpu_us:>8.0f}  {runs}"
         )
+    print(
+        "CPU us: the server process's CPU time per token (every thread), least of the runs;"
+        "\n  on a shared machine a steadier comparison than tokens/s"
+    )
     print(
         "interlock: `interlock serve` (aiohttp + uvloop), TokenEndpoint on the event loop when"
         "\n  the secret's row and the signing key are in memory (else in a worker thread):"
         "\n  parse Basic, the secret's row by id from SQLite (reused up to 1 s), HMAC-SHA256 check"
         "\n  (pepper), expiry/revocation/manifest checks, scopes and audience from the manifest,"
-        "\n  RFC 9068 claims, ES256"
+        "\n  RFC 9068 claims, ES256; one audit entry per token (token.issue)"
         "\nauthlib:   authlib_server.py (aiohttp + uvloop), AuthorizationServer on the event loop:"
-        "\n  parse Basic, in-memory client, secret compared with hmac.compare_digest,"
-        "\n  ClientCredentialsGrant, JWTBearerTokenGenerator (RFC 9068 claims), ES256"
+        "\n  parse Basic, in-memory client, HMAC-SHA256 of the secret (pepper) compared with"
+        "\n  hmac.compare_digest, ClientCredentialsGrant, JWTBearerTokenGenerator (RFC 9068"
+        "\n  claims), ES256; no audit trail"
     )
     by = {r.name: r.median for r in results}
+    cpu = {r.name: r.cpu_us for r in results}
     ours, reference = by["interlock"], by["authlib"]
+    print(f"CPU per token, authlib / interlock: {cpu['authlib'] / cpu['interlock']:.2f}")
+    if "baseline" in by:
+        before = by["baseline"]
+        print(
+            f"baseline ({args.baseline}): {before.rps / reference.rps:.2f}x authlib "
+            f"(CPU {cpu['authlib'] / cpu['baseline']:.2f}); interlock / baseline: "
+            f"{ours.rps / before.rps:.2f} (CPU {cpu['baseline'] / cpu['interlock']:.2f})"
+        )
     return {
         "issuance-vs-authlib": ours.rps / reference.rps,
         "issuance-tokens-per-s": ours.rps,

@@ -74,8 +74,8 @@ def test_a_misdirected_request_is_recorded_once(env: Env) -> None:
     assert entry["outcome"] == {"result": "failure", "status": 421}
 
 
-def test_a_token_endpoint_success_is_recorded_once_as_success(env: Env) -> None:
-    """An own endpoint's 200 is a success on the trail, found by the answer's X-Request-Id."""
+def test_a_token_endpoint_success_is_recorded_once_as_token_issue(env: Env) -> None:
+    """A token answer's one entry is token.issue, found by the answer's X-Request-Id."""
     form = urlencode({"grant_type": "client_credentials"}).encode()
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     with env.client_secret() as secret:
@@ -83,7 +83,8 @@ def test_a_token_endpoint_success_is_recorded_once_as_success(env: Env) -> None:
             "POST", "/oauth2/token", {**headers, **env.basic(secret)}, form
         )
     assert status == 200
-    (entry,) = env.audit_entries(answered["x-request-id"], "gateway.request")
+    (entry,) = env.audit_entries(answered["x-request-id"])  # one entry, no gateway.request
+    assert entry["action"] == "token.issue"
     assert entry["outcome"] == {"result": "success", "status": 200}
     assert entry["details"]["route"] == "/oauth2/token"
 

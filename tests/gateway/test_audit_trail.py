@@ -113,24 +113,41 @@ def test_an_upstream_server_error_is_on_the_trail_as_forwarded_and_failed(env: E
 
 
 def test_token_answers_are_on_the_trail(env: Env) -> None:
+    """One entry per token answer: the request's, as token.issue / token.refuse.
+
+    It carries what the request's entry and the answer's used to hold apart:
+    route, correlation id, address (a pseudonym), and the client, the scopes
+    granted, the token's jti or why it was refused. Never the token or secret.
+    """
     form = urlencode({"grant_type": "client_credentials"}).encode()
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     with env.client_secret() as secret:
-        status, _, body = env.request(
+        status, answered, body = env.request(
             "POST", "/oauth2/token", {**headers, **env.basic(secret)}, form
         )
     assert status == 200
     raw = base64.b64encode(b"oauth-only:wrong").decode()
-    status, _, _ = env.request(
+    status, refused_headers, _ = env.request(
         "POST", "/oauth2/token", {**headers, "Authorization": f"Basic {raw}"}, form
     )
     assert status == 401
-    issued = _last(env, "token.issue")
+    (issued,) = env.audit_entries(answered["x-request-id"])
+    assert issued["action"] == "token.issue"
     assert issued["actor"] == "client:oauth-only"
+    assert issued["outcome"] == {"result": "success", "status": 200}
+    assert issued["details"]["route"] == "/oauth2/token"
+    assert issued["details"]["method"] == "POST"
     assert issued["details"]["scope"] == body["scope"]
+    claims = json.loads(base64.urlsafe_b64decode(body["access_token"].split(".")[1] + "=="))
+    assert issued["details"]["jti"] == claims["jti"]
+    assert issued["client_ip"].startswith("hmac-sha256:")
     assert body["access_token"] not in json.dumps(_entries(env))
-    refused = _last(env, "token.refuse")
-    assert refused["outcome"]["status"] == 401
+    (refused,) = env.audit_entries(refused_headers["x-request-id"])
+    assert refused["action"] == "token.refuse"
+    assert refused["actor"] == "anonymous"
+    assert refused["outcome"] == {"result": "failure", "status": 401}
+    assert refused["reason"]
+    assert "jti" not in refused["details"]
     assert "wrong" not in json.dumps(refused)
 
 

@@ -245,10 +245,14 @@ def sign_compact(
     _check_alg(alg, SIGNING_ALGORITHMS)
     key.ensure_kid()
     protected = {**(header or {}), "alg": alg, "kid": key.kid}
-    encoded_header = _encoded_header(json.dumps(protected, separators=(",", ":")))
+    encoded_header = _encoded_header(_COMPACT_JSON.encode(protected))
     signing_input = f"{encoded_header}.{urlsafe_b64encode(payload).decode('ascii')}"
     signature = jws.JWSRegistry.algorithms[alg].sign(signing_input.encode("ascii"), key)
     return f"{signing_input}.{urlsafe_b64encode(signature).decode('ascii')}"
+
+
+# json.dumps with separators builds a new encoder per call; the same output from one.
+_COMPACT_JSON: Final = json.JSONEncoder(separators=(",", ":"))
 
 
 @functools.lru_cache(maxsize=64)

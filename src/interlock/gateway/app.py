@@ -5,8 +5,9 @@ afterwards: a reload builds a new one. Every refused request is answered with a
 problem document; everything that reaches a client carries ``X-Request-Id``.
 One access-log line per request, with the route *template* (never the query
 string, which may hold a refused credential) and the caller's key id (never
-the key). Every request that reaches the gateway gets exactly one
-``gateway.request`` audit entry and one count in the metrics: routed or not
+the key). Every request that reaches the gateway gets exactly one audit entry
+(``gateway.request``; an answer of the token endpoint's is ``token.issue`` or
+``token.refuse``) and one count in the metrics: routed or not
 (404, 405, 421 are labelled ``unmatched``), answered by a route or an own
 endpoint, refused, or failed (an unhandled error is logged with its
 correlation id and answered with a generic 500 problem; the store's database

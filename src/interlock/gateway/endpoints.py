@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 from aiohttp import web
 
 from interlock.errors import Refusal
-from interlock.gateway.audit_trail import GatewayAudit
+from interlock.gateway.audit_trail import GatewayAudit, TokenAnswer
 from interlock.gateway.client_address import client_address
 from interlock.gateway.context import peer_certificate
 from interlock.gateway.crl import CrlPublisher
@@ -192,7 +192,8 @@ class OAuthForm:
 
     A refusal is answered as RFC 6749 §5.2 says (``error``, ``error_description``),
     from the same refusal codes as every other answer; every token answer is on
-    the audit trail, and counted (tokens issued, authentication failures by code).
+    the audit trail (the request's entry becomes ``token.issue`` or ``token.refuse``),
+    and counted (tokens issued, authentication failures by code).
     """
 
     endpoint: TokenEndpoint
@@ -207,6 +208,7 @@ class OAuthForm:
             raise Refusal("method-not-allowed", "use POST", headers={"Allow": "POST"})
         client: str | None = None
         scope: str | None = None
+        jti: str | None = None
         try:
             form = await _form(request)
             authorization = request.headers.getall("Authorization", [])
@@ -227,11 +229,11 @@ class OAuthForm:
             )
         else:
             response = web.json_response(answer.body, status=answer.status, headers=answer.headers)
-            client, reason = answer.client, answer.log_reason
+            client, reason, jti = answer.client, answer.log_reason, answer.jti
             granted = answer.body.get("scope")
             scope = granted if isinstance(granted, str) else None
         if self.operation == "token":
-            self.audit.token(response.status, client, reason, scope)
+            self.audit.token(request, TokenAnswer(client, reason, scope, jti))
             if response.status == 200:  # RFC 6749 §5.1
                 self.metrics.token_issued()
         return response
@@ -252,8 +254,10 @@ def _usable_certificate(
     The handshake checked it once; a resumed session or a kept-alive connection
     may carry it past a revocation or its expiry.
     """
+    if certificates is None:  # the listener asks for no client certificate
+        return None
     certificate = peer_certificate(request)
-    if certificate is None or certificates is None:
+    if certificate is None:
         return None
     try:
         certificates.check(certificate, client_address(request))

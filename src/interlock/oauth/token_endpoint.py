@@ -61,6 +61,7 @@ class TokenResponse:
     headers: dict[str, str] = field(default_factory=dict)
     log_reason: str | None = None
     client: str | None = None  # the authenticated client, for the audit trail
+    jti: str | None = None  # the issued token's id, for the audit trail
 
 
 def _refused(
@@ -438,7 +439,7 @@ class TokenEndpoint:
             "expires_in": token.expires_in,
             "scope": token.scope,
         }
-        return TokenResponse(200, body, dict(_NO_STORE), client=client_id)
+        return TokenResponse(200, body, dict(_NO_STORE), client=client_id, jti=token.jti)
 
 
 def _too_many(wait: float) -> Refusal:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Final
 
 from joserfc.util import urlsafe_b64decode
@@ -44,6 +45,9 @@ MAX_LIFETIME: Final = timedelta(hours=1)
 LEEWAY: Final = timedelta(seconds=60)
 MAX_LEEWAY: Final = timedelta(minutes=5)
 _TYP: Final = "at+jwt"
+_HEADER: Final = MappingProxyType({"typ": _TYP})
+# One encoder for every token: json.dumps builds a new one per call with these separators.
+_COMPACT_JSON: Final = json.JSONEncoder(separators=(",", ":"))
 _REFUSED: Final = "the token is invalid"
 
 
@@ -54,6 +58,7 @@ class IssuedToken:
     access_token: str = field(repr=False)  # a bearer credential: never in a repr or a log
     expires_in: int
     scope: str
+    jti: str = ""  # the token's id (RFC 7519 §4.1.7): for the audit trail, not a credential
 
 
 class TokenIssuer:
@@ -71,7 +76,7 @@ class TokenIssuer:
             raise ValueError("an access token lives more than 0 s and at most 1 hour")
         self._keys = keys
         self.issuer = issuer
-        self._lifetime = lifetime
+        self._seconds = int(lifetime.total_seconds())
         self._now = now
 
     def ready(self) -> bool:
@@ -95,6 +100,7 @@ class TokenIssuer:
         signer = self._keys.signer()
         issued_at = int(self._now().timestamp())
         scope = " ".join(sorted(scopes))
+        jti = secrets.token_urlsafe(16)
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": client,
@@ -102,15 +108,15 @@ class TokenIssuer:
             "client_id": client,
             "scope": scope,
             "iat": issued_at,
-            "exp": issued_at + int(self._lifetime.total_seconds()),
-            "jti": secrets.token_urlsafe(16),
+            "exp": issued_at + self._seconds,
+            "jti": jti,
         }
-        confirmation = {k: v for k, v in (("jkt", jkt), ("x5t#S256", x5t)) if v is not None}
-        if confirmation:
+        if jkt is not None or x5t is not None:
+            confirmation = {k: v for k, v in (("jkt", jkt), ("x5t#S256", x5t)) if v is not None}
             claims["cnf"] = confirmation
-        payload = json.dumps(claims, separators=(",", ":")).encode()
-        token = sign_compact(payload, signer.key, signer.alg, {"typ": _TYP})
-        return IssuedToken(token, int(self._lifetime.total_seconds()), scope)
+        payload = _COMPACT_JSON.encode(claims).encode()
+        token = sign_compact(payload, signer.key, signer.alg, _HEADER)
+        return IssuedToken(token, self._seconds, scope, jti)
 
 
 @dataclass(frozen=True)
