@@ -493,3 +493,26 @@ def test_a_flood_of_refusals_is_counted_not_written_one_by_one(tmp_path: Path) -
     assert len(refusals) == 21
     assert refusals[19][1] == "file19.csv"
     assert refusals[20] == ("(several)", "", None, "10 more refused operations in the session")
+
+
+def test_a_session_may_hold_only_sixteen_uploads_open(tmp_path: Path) -> None:
+    """The 17th file opened for writing before any is closed is refused (and audited):
+    the spool one session can fill is bounded."""
+    keys, received, audit = Keys(), Received(), MemorySink()
+
+    async def scenario(server: DropServer, port: int) -> None:
+        async with partner_sftp(port, keys, "acme") as sftp:
+            handles = [await sftp.open(f"file{number}.csv", "wb") for number in range(16)]
+            with pytest.raises(asyncssh.SFTPFailure, match="too many files open"):
+                await sftp.open("file16.csv", "wb")
+            for handle in handles:
+                await handle.write(b"x\n")
+                await handle.close()
+            async with sftp.open("file17.csv", "wb") as remote:  # room again
+                await remote.write(b"y\n")
+
+    run(scenario, tmp_path, keys, received, audit)
+    assert len(received.files) == 17
+    assert _refusals(audit) == [
+        ("open", "file16.csv", "acme-drop", "more than 16 files open at once")
+    ]

@@ -343,3 +343,25 @@ def test_a_failing_quarantine_leaves_the_other_overdue_files_waiting(tmp_path: P
     assert calls == ["a.csv", "b.csv"]
     assert rig.waiting() == []
     assert rig.received() == ["b.csv: failure"]
+
+
+def test_what_waits_for_sidecars_is_bounded_by_waiting_limit(tmp_path: Path) -> None:
+    """waiting_limit 100 bytes: a second waiting file that would pass it is refused and
+    audited; once the first pair completes, room is made again."""
+    rig = _rig(tmp_path, files="      checksum: sha256-sidecar\n      waiting_limit: 100\n")
+    other = "other.csv"
+
+    async def scenario(server: DropServer, port: int) -> None:
+        async with partner_sftp(port, rig.keys, "acme") as sftp:
+            await _put(sftp, NAME, DATA)  # 40 bytes wait
+            with pytest.raises(asyncssh.SFTPFailure, match="refused"):
+                await _put(sftp, other, DATA * 2)  # 80 more would make 120
+            await _put(sftp, f"{NAME}.sha256", CHECKSUM)  # completes the pair: nothing waits
+            await _put(sftp, other, DATA * 2)  # now it fits
+
+    rig.run(scenario)
+    assert rig.received() == [f"{NAME}: success"]
+    assert rig.waiting() == [other]
+    (entry,) = [e for e in rig.audit.entries if e.action == "files.drop.sidecar"]
+    assert entry.reason == "more than 100 bytes would wait for their sidecars"
+    assert entry.details["file"] == other

@@ -515,6 +515,14 @@ class FilesSpec(_Model):
             "file for its upload) before it is refused."
         ),
     )
+    waiting_limit: ByteSize = Field(
+        default=1024 * 1024 * 1024,
+        description=(
+            "drop: the most bytes that may wait for their sidecars at once; an upload "
+            "beyond it is refused (and audited), so a partner cannot fill the disk with "
+            "files whose sidecars never come."
+        ),
+    )
 
     model_config = _Model.model_config | {"populate_by_name": True}
 

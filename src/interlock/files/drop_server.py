@@ -51,7 +51,7 @@ from interlock.clock import Clock, utc_now
 from interlock.config.files import FilesSpec
 from interlock.config.manifest import Manifest
 from interlock.errors import InterlockError
-from interlock.files.drop_sidecars import Arrival, DropSidecars, Receiver
+from interlock.files.drop_sidecars import Arrival, DropSidecars, Receiver, WaitingFullError
 from interlock.files.notify import REPORT_SUFFIX
 from interlock.files.quarantine import check_name
 from interlock.logs import get_logger
@@ -63,6 +63,9 @@ _EXPIRY_CHECK_SECONDS: Final = 5.0
 # A session's first refusals are one audit entry each; the rest are counted in one entry
 # when it ends, so a partner cannot flood the audit trail with refused operations.
 _AUDITED_REFUSALS: Final = 20
+# Files one session may have open for writing at once: each is spooled to disk up to
+# max_size, so the spool a partner can fill is bounded by this times max_size.
+_OPEN_UPLOADS: Final = 16
 
 _DEFAULT_MAX_SIZE = FilesSpec.model_fields["max_size"].default
 
@@ -247,6 +250,10 @@ class _DropSFTP(asyncssh.SFTPServer):
         if self._server.sidecars.route(self._partner, name) is None:
             refused = asyncssh.SFTPFailure("no drop integration takes this file name")
             raise self._refused(refused, "open", "no drop integration takes the name", path)
+        if len(self._open) >= _OPEN_UPLOADS:
+            refused = asyncssh.SFTPFailure("too many files open")
+            reason = f"more than {_OPEN_UPLOADS} files open at once"
+            raise self._refused(refused, "open", reason, path)
         spool_dir = self._server.spool(self._partner)
         fd, spool = tempfile.mkstemp(prefix=".upload-", dir=spool_dir)
         upload = _Upload(name, fd, Path(spool))
@@ -280,7 +287,7 @@ class _DropSFTP(asyncssh.SFTPServer):
             raise asyncssh.SFTPFailure("file too large")
         try:
             verdict = await self._server.sidecars.arrived(self._partner, upload.name, data)
-        except FileExistsError:  # already waiting (audited by the sidecars)
+        except (FileExistsError, WaitingFullError):  # audited by the sidecars
             raise asyncssh.SFTPFailure("file refused") from None
         except LookupError:  # the manifest changed while it was uploaded
             refused = asyncssh.SFTPFailure("file refused")

@@ -41,7 +41,7 @@ from interlock.config.units import format_duration
 from interlock.files.quarantine import Verdict, check_name
 from interlock.files.sftp import sidecar_names
 
-__all__ = ["SIDECAR_SUFFIXES", "Arrival", "DropSidecars", "Receiver", "Route"]
+__all__ = ["SIDECAR_SUFFIXES", "Arrival", "DropSidecars", "Receiver", "Route", "WaitingFullError"]
 
 SIDECAR_SUFFIXES: Final = (".sha256", ".p7s")
 
@@ -97,6 +97,10 @@ def _integration(manifest: Manifest, partner: str, name: str) -> Route | None:
     return None
 
 
+class WaitingFullError(Exception):
+    """An upload would take the bytes waiting for their sidecars past ``waiting_limit``."""
+
+
 class DropSidecars:
     """Routes the drop server's uploads and holds each file until its sidecars arrive."""
 
@@ -124,7 +128,9 @@ class DropSidecars:
     async def arrived(self, partner: str, name: str, data: bytes) -> Verdict | None:
         """Take one completed upload; the quarantine's verdict, or None while its group waits.
 
-        Raises :class:`FileExistsError` when ``name`` is already waiting (audited).
+        Raises :class:`FileExistsError` when ``name`` is already waiting, and
+        :class:`WaitingFullError` when it would take what waits past the
+        integration's ``waiting_limit`` (both audited).
         """
         found = self.route(partner, name)
         if found is None:  # the drop server routes at open: only a changed manifest gets here
@@ -133,18 +139,29 @@ class DropSidecars:
             return await self._receive(Arrival(partner, found.integration, name, data))
         async with self._lock:
             waiting = self._waiting(found.integration)
+            group = {part: waiting / part for part in found.group}
+            # An upload that completes its group is claimed at once: it never waits.
+            completes = all(path.exists() for part, path in group.items() if part != name)
+            limit = found.spec.waiting_limit
+            if not completes and await self._would_pass(waiting, len(data), limit):
+                reason = f"more than {limit} bytes would wait for their sidecars"
+                await self._record(partner, found, name, reason)
+                raise WaitingFullError(name)
             try:
                 await asyncio.to_thread(_write_waiting, waiting / name, data, self._now())
             except FileExistsError:
                 await self._record(partner, found, name, "a file of this name is already waiting")
                 raise
-            group = {part: waiting / part for part in found.group}
             if not all(path.exists() for path in group.values()):
                 return None
             parts = await asyncio.to_thread(_claim, group)
         sidecars = {part: parts[part] for part in found.needed}
         arrival = Arrival(partner, found.integration, found.base, parts[found.base], sidecars)
         return await self._receive(arrival)
+
+    @staticmethod
+    async def _would_pass(waiting: Path, size: int, limit: int) -> bool:
+        return await asyncio.to_thread(_waiting_bytes, waiting) + size > limit
 
     async def expire(self) -> int:
         """Give up on what waited longer than its ``sidecar_wait``; how many groups ended.
@@ -244,6 +261,11 @@ class DropSidecars:
                 details={"file": name if check_name(name) is None else "(unsafe name)"},
             )
         )
+
+
+def _waiting_bytes(directory: Path) -> int:
+    """The bytes that wait in ``directory`` (its files only; they are few: see the limit)."""
+    return sum(entry.stat().st_size for entry in os.scandir(directory) if entry.is_file())
 
 
 def _write_waiting(path: Path, data: bytes, at: datetime) -> None:
