@@ -58,6 +58,7 @@ USER: Final = "interlock"
 #: (``ssl_cert_login_from = common_name``), which has no password.
 CERTIFICATE_USER: Final = "urn:interlock:test:client"
 STARTUP_TIMEOUT: Final = 60.0
+_START_ATTEMPTS: Final = 3  # starts on fresh ports when one was taken meanwhile
 _LIFETIME: Final = timedelta(days=1)
 
 
@@ -106,7 +107,7 @@ def started(
     reason = unavailable()
     if reason is not None:
         raise RuntimeError(reason)
-    node = f"interlock-{secrets.token_hex(4)}@localhost"
+    node = ""
     home = Path(tempfile.mkdtemp(prefix="interlock-rabbitmq-"))
     process: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = {}
@@ -115,20 +116,32 @@ def started(
         if client_ca is not None:
             with (home / "ca.pem").open("ab") as trusted:
                 trusted.write(client_ca)
-        port, dist_port = port or free_port(), free_port()
-        env = _environment(home, node, port, dist_port)
-        _give_to_service_user(home)
-        log = (directory / "rabbitmq-server.log").open("wb")
-        with log:
-            process = subprocess.Popen(  # noqa: S603  (fixed binary, argument list)
-                [str(SERVER)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=home,
-                start_new_session=True,
-            )
-            _wait_ready(process, port, client, directory)
+        listener = port
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            # A free port can be taken by someone else's outgoing connection before the
+            # node binds it: then the node exits at once, and starts again on new ports.
+            node = f"interlock-{secrets.token_hex(4)}@localhost"
+            listener = port or free_port()
+            env = _environment(home, node, listener, free_port())
+            _give_to_service_user(home)
+            log_file = directory / "rabbitmq-server.log"
+            with log_file.open("wb") as log:
+                process = subprocess.Popen(  # noqa: S603  (fixed binary, argument list)
+                    [str(SERVER)],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=home,
+                    start_new_session=True,
+                )
+                try:
+                    _wait_ready(process, listener, client, directory)
+                    break
+                except RuntimeError:
+                    if attempt == _START_ATTEMPTS or not _port_taken(process, log_file):
+                        raise
+                    process = None
+        port = listener
         password = secrets.token_urlsafe(24)
         _ctl(env, node, "add_user", USER, stdin=password)
         _ctl(env, node, "set_permissions", "-p", "/", USER, ".*", ".*", ".*")
@@ -229,10 +242,18 @@ def _environment(home: Path, node: str, port: int, dist_port: int) -> dict[str, 
     return env
 
 
+def _port_taken(process: subprocess.Popen[bytes], log: Path) -> bool:
+    """Whether the node exited because one of its ports was already in use."""
+    if process.poll() is None:
+        return False
+    text = log.read_text(encoding="utf-8", errors="replace")
+    return "already_used" in text or "eaddrinuse" in text
+
+
 def _give_to_service_user(home: Path) -> None:
     """Let the ``rabbitmq`` user (the node, when started by root) read and write ``home``."""
-    (home / "mnesia").mkdir()
-    (home / "log").mkdir()
+    (home / "mnesia").mkdir(exist_ok=True)
+    (home / "log").mkdir(exist_ok=True)
     if os.geteuid() != 0:
         return
     account = pwd.getpwnam(SERVICE_USER)
