@@ -189,3 +189,22 @@ def test_a_missing_or_odd_message_id_is_refused(
     headers, body = openssl_message(keys, payload())
     headers["message-id"] = message_id
     assert "Message-ID" in _refused(rig, headers, body, keys)
+
+
+def test_a_payload_whose_base64_is_broken_is_refused_not_raised(
+    keys: Keys, tmp_path: Path
+) -> None:
+    """A payload part declaring base64 that is not: an MDN with processed/error and an
+    audit entry (it raised out of the receiver, unaudited, before)."""
+    rig = receiver(keys, tmp_path, require_encrypted=False, require_signed=False)
+    entity = (
+        b"Content-Type: text/csv\r\nContent-Transfer-Encoding: base64\r\n"
+        b'Content-Disposition: attachment; filename="orders.csv"\r\n\r\n!!! not base64 !!!'
+    )
+    headers, body = openssl_message(keys, entity, signed=False, encrypted=False)
+    answer = _receive(rig, headers, body)
+    assert answer.status == 200
+    assert b"unexpected-processing-error" in answer.body
+    (entry,) = [e for e in rig.audit.entries if e.action == "files.as2.receive"]
+    assert entry.reason == "unexpected-processing-error: the payload is no MIME part"
+    assert _processing(rig) == []

@@ -10,6 +10,7 @@ signed, byte for byte — or, unsigned, of the content as received.
 from __future__ import annotations
 
 import base64
+import binascii
 import email
 import email.policy
 import email.utils
@@ -18,7 +19,16 @@ from collections.abc import Mapping
 from email.message import Message
 from typing import Final
 
-__all__ = ["entity_of", "header_block", "http_parts", "mic", "payload_entity", "split"]
+__all__ = [
+    "decode_base64",
+    "entity_of",
+    "header_block",
+    "http_parts",
+    "mic",
+    "payload_entity",
+    "split",
+    "transfer_decoded",
+]
 
 _CONTENT_TYPES: Final = {
     "csv": "text/csv",
@@ -59,6 +69,27 @@ def split(entity: bytes) -> tuple[Message, bytes]:
     if entity.startswith((b"\r\n", b"\n")):  # no headers at all
         return Message(), entity.split(b"\n", 1)[1]
     raise ValueError("the MIME entity has no header block")
+
+
+def decode_base64(data: bytes) -> bytes:
+    """Base64 as MIME carries it: line breaks ignored, anything else strict; ValueError if not."""
+    try:
+        return base64.b64decode(b"".join(data.split()), validate=True)
+    except binascii.Error:
+        raise ValueError("is not valid base64") from None
+
+
+def transfer_decoded(head: Message, body: bytes) -> bytes:
+    """A part's body with its ``Content-Transfer-Encoding`` undone (base64, or none).
+
+    ValueError ("is not valid base64", "has an unsupported transfer encoding").
+    """
+    encoding = str(head.get("Content-Transfer-Encoding", "binary")).strip().lower()
+    if encoding == "base64":
+        return decode_base64(body)
+    if encoding not in {"binary", "8bit", "7bit"}:
+        raise ValueError("has an unsupported transfer encoding")
+    return body
 
 
 def http_parts(entity: bytes) -> tuple[dict[str, str], bytes]:

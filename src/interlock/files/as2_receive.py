@@ -40,7 +40,14 @@ from interlock.config.files import As2Signing
 from interlock.crypto.cms import CmsError, decrypt, sign
 from interlock.crypto.rfc3274 import expand_entity, is_compressed
 from interlock.files.as2_mdn import build_report, new_message_id, requested
-from interlock.files.as2_mime import entity_of, http_parts, mic, split
+from interlock.files.as2_mime import (
+    decode_base64,
+    entity_of,
+    http_parts,
+    mic,
+    split,
+    transfer_decoded,
+)
 from interlock.files.as2_profile import As2Flow
 from interlock.files.as2_revocation import verify_partner
 from interlock.files.quarantine import Quarantine
@@ -343,23 +350,19 @@ def _headers(entity: bytes) -> tuple[Message, bytes]:
 
 
 def _base64(data: bytes) -> bytes:
-    import base64
-    import binascii
-
     try:
-        return base64.b64decode(b"".join(data.split()), validate=True)
-    except binascii.Error:
+        return decode_base64(data)
+    except ValueError:
         raise CmsError("decryption-failed", "the envelope is not valid base64") from None
 
 
 def _payload(content: bytes, file_format: str, message_id: str) -> tuple[str, bytes]:
-    """The file name (from Content-Disposition, else from the message id) and its bytes."""
+    """The file name (from Content-Disposition, else from the message id) and its bytes.
+
+    ValueError when it is no MIME part, or its transfer encoding cannot be undone.
+    """
     head, body = split(content)
-    encoding = str(head.get("Content-Transfer-Encoding", "binary")).strip().lower()
-    if encoding == "base64":
-        body = _base64(body)
-    elif encoding not in {"binary", "8bit", "7bit"}:
-        raise ValueError("unsupported transfer encoding")
+    body = transfer_decoded(head, body)
     name = head.get_filename()
     if not isinstance(name, str):  # a bad name is the quarantine's to refuse, and audit
         digest = hashlib.sha256(message_id.encode()).hexdigest()[:16]
