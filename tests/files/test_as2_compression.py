@@ -26,8 +26,8 @@ from asn1crypto import cms as asn1_cms  # type: ignore[import-untyped]
 
 from interlock.audit import MemorySink
 from interlock.crypto.cms import CmsError
-from interlock.crypto.rfc3274 import compressed_entity, expand, expand_entity
-from interlock.files.as2_mime import mic, split
+from interlock.crypto.rfc3274 import compressed_entity, expand
+from interlock.files.as2_mime import mic, split, transfer_decoded
 from interlock.files.as2_receive import As2Answer
 from interlock.files.as2_send import send
 from interlock.testing.services import require_env
@@ -219,10 +219,10 @@ def test_compressed_entity_round_trip_and_its_headers() -> None:
     part = compressed_entity(entity)
     head, body = split(part)
     assert head.get_param("smime-type") == "compressed-data"
-    assert expand_entity(head, body, limit=len(entity)) == entity
+    assert expand(transfer_decoded(head, body), limit=len(entity)) == entity
     der = base64.b64decode(body)
     assert expand(der, limit=len(entity)) == entity
-    assert expand_entity(*split(_part(der)), limit=len(entity)) == entity
+    assert expand(transfer_decoded(*split(_part(der))), limit=len(entity)) == entity
     with pytest.raises(CmsError, match="expands beyond"):
         expand(der, limit=len(entity) - 1)
 

@@ -191,9 +191,7 @@ def test_a_missing_or_odd_message_id_is_refused(
     assert "Message-ID" in _refused(rig, headers, body, keys)
 
 
-def test_a_payload_whose_base64_is_broken_is_refused_not_raised(
-    keys: Keys, tmp_path: Path
-) -> None:
+def test_a_payload_whose_base64_is_broken_is_refused_not_raised(keys: Keys, tmp_path: Path) -> None:
     """A payload part declaring base64 that is not: an MDN with processed/error and an
     audit entry (it raised out of the receiver, unaudited, before)."""
     rig = receiver(keys, tmp_path, require_encrypted=False, require_signed=False)

@@ -15,7 +15,6 @@ stream and bytes after its end. Every refusal is a :class:`CmsError` with the
 from __future__ import annotations
 
 import base64
-import binascii
 import zlib
 from email.message import Message
 from typing import Final
@@ -24,7 +23,7 @@ from asn1crypto import cms as asn1_cms  # type: ignore[import-untyped]
 
 from interlock.crypto.cms import CmsError
 
-__all__ = ["COMPRESSED_TYPE", "compressed_entity", "expand", "expand_entity", "is_compressed"]
+__all__ = ["COMPRESSED_TYPE", "compressed_entity", "expand", "is_compressed"]
 
 COMPRESSED_TYPE: Final = 'application/pkcs7-mime; smime-type=compressed-data; name="smime.p7z"'
 _PKCS7_MIME: Final = {"application/pkcs7-mime", "application/x-pkcs7-mime"}
@@ -67,19 +66,6 @@ def compressed_entity(entity: bytes) -> bytes:
     )
     der: bytes = info.dump()
     return head.encode("ascii") + base64.encodebytes(der).replace(b"\n", b"\r\n")
-
-
-def expand_entity(head: Message, body: bytes, *, limit: int) -> bytes:
-    """The entity a compressed-data MIME part (``head``, ``body``) carries, at most ``limit``."""
-    encoding = str(head.get("Content-Transfer-Encoding", "binary")).strip().lower()
-    if encoding == "base64":
-        try:
-            body = base64.b64decode(b"".join(body.split()), validate=True)
-        except binascii.Error:
-            raise _failed("the compressed part is not valid base64") from None
-    elif encoding not in {"binary", "8bit", "7bit"}:
-        raise _failed("the compressed part has an unsupported transfer encoding")
-    return expand(body, limit=limit)
 
 
 def expand(der: bytes, *, limit: int) -> bytes:

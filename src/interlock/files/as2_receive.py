@@ -38,7 +38,7 @@ from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
 from interlock.clock import Clock, utc_now
 from interlock.config.files import As2Signing
 from interlock.crypto.cms import CmsError, decrypt, sign
-from interlock.crypto.rfc3274 import expand_entity, is_compressed
+from interlock.crypto.rfc3274 import expand, is_compressed
 from interlock.files.as2_mdn import build_report, new_message_id, requested
 from interlock.files.as2_mime import (
     decode_base64,
@@ -229,7 +229,11 @@ class As2Receiver:
         head, body = _headers(entity)
         # The payload's own base64 makes it a third larger; its headers fit in 64 KiB.
         limit = self._as2.spec.max_size * 4 // 3 + 64 * 1024
-        inner = expand_entity(head, body, limit=limit)
+        try:
+            der = transfer_decoded(head, body)
+        except ValueError as error:
+            raise CmsError("decompression-failed", f"the compressed part {error}") from None
+        inner = expand(der, limit=limit)
         inner_head, _ = _headers(inner)
         if is_compressed(inner_head):
             raise CmsError("decompression-failed", "the message is compressed more than once")
