@@ -223,18 +223,22 @@ def receiver(
     return ReceiverRig(rig, quarantine, audit)
 
 
-def openssl(*arguments: str, stdin: bytes = b"") -> bytes:
-    """Run ``openssl ARGUMENTS`` (the independent implementation); its stdout, or fail."""
+def run_peer(
+    command: list[str], stdin: bytes, *, what: str, timeout: float = 60, shown: int = 500
+) -> bytes:
+    """Run an independent implementation's ``command``; its stdout, or fail naming ``what``."""
     result = subprocess.run(  # noqa: S603
-        [shutil.which("openssl") or "/usr/bin/openssl", *arguments],
-        input=stdin,
-        capture_output=True,
-        check=False,
-        timeout=60,
+        command, input=stdin, capture_output=True, check=False, timeout=timeout
     )
     if result.returncode != 0:
-        raise AssertionError(f"openssl {arguments[:2]} failed: {result.stderr.decode()[:500]}")
+        raise AssertionError(f"{what} failed: {result.stderr.decode()[:shown]}")
     return result.stdout
+
+
+def openssl(*arguments: str, stdin: bytes = b"") -> bytes:
+    """Run ``openssl ARGUMENTS`` (the independent implementation); its stdout, or fail."""
+    command = [shutil.which("openssl") or "/usr/bin/openssl", *arguments]
+    return run_peer(command, stdin, what=f"openssl {arguments[:2]}")
 
 
 def payload(name: str = "orders.csv", data: bytes = ORDERS) -> bytes:

@@ -16,7 +16,6 @@ import asyncio
 import base64
 import hashlib
 import shutil
-import subprocess
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +42,7 @@ from tests.files.as2_support import (
     openssl_message,
     payload,
     receiver,
+    run_peer,
 )
 
 pytestmark = pytest.mark.processes
@@ -72,16 +72,8 @@ def java() -> str:
 
 def bouncycastle(java: str, mode: str, entity: bytes) -> bytes:
     """``compress`` or ``expand`` a MIME entity with Bouncy Castle; its output, or fail."""
-    result = subprocess.run(  # noqa: S603
-        [java, "-cp", ":".join(map(str, JARS)), str(PEER), mode],
-        input=entity,
-        capture_output=True,
-        check=False,
-        timeout=120,
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"Bouncy Castle {mode} failed: {result.stderr.decode()[:800]}")
-    return result.stdout
+    command = [java, "-cp", ":".join(map(str, JARS)), str(PEER), mode]
+    return run_peer(command, entity, what=f"Bouncy Castle {mode}", timeout=120, shown=800)
 
 
 def _receive(rig: ReceiverRig, headers: dict[str, str], body: bytes) -> As2Answer:
