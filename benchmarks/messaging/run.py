@@ -4,8 +4,8 @@ What each side does per message, on the same broker node, the same adapter
 (:mod:`interlock.messaging.rabbitmq` / :mod:`interlock.messaging.nats`), the
 same TLS connection settings and the same number of messages in flight:
 
-* **plain** — publish the payload's JSON bytes with the broker's confirmation,
-  then consume them: parse the JSON, acknowledge;
+* **plain** — serialise the payload to JSON and publish the bytes with the
+  broker's confirmation, then consume them: parse the JSON, acknowledge;
 * **sealed** — :class:`~interlock.messaging.producer.Producer.publish` (schema
   check, JWS signed with ES256 nested in a JWE to the consumer's
   ECDH-ES+A256KW key, confirmation, audit entry) then
@@ -20,7 +20,8 @@ own cost is measured in benchmarks/audit). The brokers are started here from
 this machine's ``rabbitmq-server`` and ``nats-server`` (TLS only, mutual TLS),
 as the tests start them. Phases alternate plain/sealed ``--repeat`` times and
 the medians are reported; the headline ratio is end-to-end messages/s
-(publish all, then consume all).
+(publish all, then consume all). The payloads (Python dicts) are built
+before each phase is timed, on both sides.
 
 Run: ``.venv/bin/python benchmarks/messaging/run.py [--messages 2000] [--repeat 3]``.
 """
@@ -94,6 +95,11 @@ def payload(number: int) -> dict[str, Any]:
     size = len(json.dumps(order))
     order["note"] = "x" * max(0, 1024 - size - 2)
     return order
+
+
+def payloads(count: int) -> list[dict[str, Any]]:
+    """``count`` orders, built before a phase is timed (both sides alike)."""
+    return [payload(number) for number in range(count)]
 
 
 def manifest_text(kind: str, url: str) -> str:
@@ -183,12 +189,16 @@ async def plain_phase(broker: BrokerAdapter, manifest: Manifest, count: int, win
     topology = topology_of(manifest, "plain")
     now = utc_now()
 
-    def publish(number: int) -> Callable[[], Awaitable[None]]:
-        body = json.dumps(payload(number)).encode()
-        message = Outgoing(body, "application/json", uuid.uuid4().hex, now + timedelta(hours=1))
-        return lambda: broker.publish(topology, message)
+    def publish(order: dict[str, Any]) -> Callable[[], Awaitable[None]]:
+        async def send() -> None:
+            body = json.dumps(order).encode()  # a producer serialises what it sends
+            message = Outgoing(body, "application/json", uuid.uuid4().hex, expires)
+            await broker.publish(topology, message)
 
-    published = await _in_flight([publish(n) for n in range(count)], window)
+        return send
+
+    expires = now + timedelta(hours=1)
+    published = await _in_flight([publish(order) for order in payloads(count)], window)
 
     async def start(done: Callable[[], None]) -> Any:
         async def handle(delivery: Delivery) -> Decision:
@@ -208,7 +218,7 @@ async def sealed_phase(
     """Producer.publish, then the Consumer's gate to a handler."""
     producer = Producer(manifest, "sealed", keys=keys, broker=broker, audit=MemorySink())
     published = await _in_flight(
-        [lambda n=n: producer.publish(payload(n)) for n in range(count)], window
+        [lambda order=order: producer.publish(order) for order in payloads(count)], window
     )
     consumer = Consumer(
         manifest,
