@@ -21,10 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
-from yarl import URL
 
 from interlock.config.manifest import Manifest, System
 from interlock.errors import InterlockError, Refusal
@@ -37,6 +35,12 @@ from interlock.gateway.rfc7239 import for_node
 from interlock.gateway.routing import CompiledRoute, RouteMatch
 from interlock.gateway.tls import trust_context
 from interlock.gateway.upstream_errors import withheld_server_error
+from interlock.gateway.upstream_http import (
+    ConnectionPool,
+    Origin,
+    UpstreamProtocolError,
+    UpstreamTooLargeError,
+)
 from interlock.logs import get_logger
 from interlock.secrets.resolver import SecretResolver
 
@@ -63,6 +67,12 @@ def upstream_url(match: RouteMatch, query: str) -> str:
     return url + "?" + query if query else url
 
 
+def _target(origin: Origin, match: RouteMatch, query: str) -> str:
+    """:func:`upstream_url` without the origin: the request target sent to the system."""
+    path = origin.base_path + match.route.upstream_path(match.values)
+    return path + "?" + query if query else path
+
+
 class Upstreams:
     """Connection pools per system and the forwarding of one request."""
 
@@ -86,7 +96,7 @@ class Upstreams:
         self._metrics = metrics
         self.limits = limits or UpstreamLimits()
         self._client_certificate = client_certificate
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._pools: dict[str, ConnectionPool] = {}
         self._policies: dict[CompiledRoute, HeaderPolicy] = {}
         self._contexts = {name: self._context(s) for name, s in manifest.systems.items()}
 
@@ -103,70 +113,62 @@ class Upstreams:
         """The TLS context connections to ``system`` are made with."""
         return self._contexts[system]
 
-    def _session(self, name: str) -> aiohttp.ClientSession:
-        session = self._sessions.get(name)
-        if session is None or session.closed:
+    def _pool(self, name: str, system: System) -> ConnectionPool:
+        pool = self._pools.get(name)
+        if pool is None:
             limits = self.limits
-            session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    ssl=self._contexts[name], limit=limits.pool_size, ttl_dns_cache=300
-                ),
-                timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=limits.connect_seconds, sock_read=limits.read_seconds
-                ),
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            pool = self._pools[name] = ConnectionPool(
+                Origin.of(system.url),
+                self._contexts[name],
+                size=limits.pool_size,
+                connect_seconds=limits.connect_seconds,
+                read_seconds=limits.read_seconds,
             )
-            self._sessions[name] = session
-        return session
+        return pool
 
     async def close(self) -> None:
         """Close every pool."""
-        for session in self._sessions.values():
-            await session.close()
-        self._sessions.clear()
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
 
     async def __call__(self, ctx: RequestContext) -> web.Response:
         """Forward ``ctx`` to its route's upstream and relay the answer."""
         compiled = ctx.match.route
         system = compiled.system
-        url = upstream_url(ctx.match, ctx.query)
+        name = compiled.system_name
         policy = self._policy(compiled)
         headers = await self._outbound_headers(ctx, system, policy)
         body = await ctx.read_body()
+        pool = self._pool(name, system)
         try:
-            async with self._session(compiled.system_name).request(
+            upstream = await pool.request(
                 ctx.request.method,
-                URL(url, encoded=True),
-                headers=headers,
-                data=body or None,
-                allow_redirects=False,
-            ) as upstream:
-                payload = await self._read_capped(upstream, compiled.system_name)
-                if upstream.status >= _SERVER_ERROR:
-                    self._metrics.upstream_errors.labels(compiled.system_name, "status_5xx").inc()
-                    raise withheld_server_error(
-                        compiled.system_name, upstream, payload, ctx.correlation_id
-                    )
-                relayed = policy.response_headers(upstream.headers)
-                relayed["X-Request-Id"] = ctx.correlation_id
-                return web.Response(status=upstream.status, body=payload, headers=relayed)
-        except aiohttp.ClientConnectorCertificateError as exc:
+                _target(pool.origin, ctx.match, ctx.query),
+                headers,
+                body,
+                max_body=self.limits.max_response_bytes,
+            )
+        except ssl.SSLCertVerificationError as exc:
             raise self._failure(
-                compiled.system_name,
-                "tls_verification",
-                502,
-                f"certificate verification failed: {exc.certificate_error}",
+                name, "tls_verification", 502, f"certificate verification failed: {exc}"
             ) from None
-        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
-            raise self._failure(compiled.system_name, "tls", 502, f"TLS error: {exc}") from None
+        except ssl.SSLError as exc:
+            raise self._failure(name, "tls", 502, f"TLS error: {exc}") from None
         except TimeoutError:
-            raise self._failure(compiled.system_name, "timeout", 504, "timed out") from None
-        except aiohttp.ClientError as exc:
-            raise self._failure(
-                compiled.system_name, "connection", 502, f"{type(exc).__name__}: {exc}"
-            ) from None
+            raise self._failure(name, "timeout", 504, "timed out") from None
+        except UpstreamTooLargeError:
+            raise self._failure(name, "too_large", 502, "response larger than the cap") from None
+        except (OSError, UpstreamProtocolError, ValueError) as exc:
+            raise self._failure(name, "connection", 502, f"{type(exc).__name__}: {exc}") from None
+        if upstream.status >= _SERVER_ERROR:
+            self._metrics.upstream_errors.labels(name, "status_5xx").inc()
+            raise withheld_server_error(
+                name, upstream.status, upstream.headers, upstream.body, ctx.correlation_id
+            )
+        relayed = policy.response_headers(upstream.headers)
+        relayed["X-Request-Id"] = ctx.correlation_id
+        return web.Response(status=upstream.status, body=upstream.body, headers=relayed)
 
     def _policy(self, route: CompiledRoute) -> HeaderPolicy:
         policy = self._policies.get(route)
@@ -203,21 +205,6 @@ class Upstreams:
         except InterlockError as exc:
             raise self._unavailable(name, system.credentials, exc) from None
         return "Bearer " + secret.reveal().decode()
-
-    async def _read_capped(self, upstream: aiohttp.ClientResponse, system: str) -> bytes:
-        cap = self.limits.max_response_bytes
-        if upstream.content_length is not None:
-            if upstream.content_length > cap:
-                raise self._failure(system, "too_large", 502, "response larger than the cap")
-            return await upstream.read()  # length known and within the cap: one read
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in upstream.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > cap:
-                raise self._failure(system, "too_large", 502, "response larger than the cap")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _unavailable(self, system: str, reference: str, exc: InterlockError) -> Refusal:
         """The system's credential cannot be had (missing from the vault, vault unreachable).

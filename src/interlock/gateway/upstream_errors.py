@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Final
 
-from aiohttp import ClientResponse
 from multidict import CIMultiDictProxy
 
 from interlock.errors import Refusal
@@ -42,16 +41,19 @@ class UpstreamServerError(Refusal):
 
 
 def withheld_server_error(
-    system: str, upstream: ClientResponse, body: bytes, correlation_id: str
+    system: str,
+    status: int,
+    headers: CIMultiDictProxy[str],
+    body: bytes,
+    correlation_id: str,
 ) -> UpstreamServerError:
-    """Log ``upstream``'s answer (redacted, bounded) and build the refusal that replaces it."""
-    status = upstream.status
+    """Log the upstream's answer (redacted, bounded) and build the refusal that replaces it."""
     _log.warning(
         "upstream server error withheld from the caller",
         system=system,
         upstream_status=status,
         correlation_id=correlation_id,
-        upstream_body=_loggable(upstream.headers, body),
+        upstream_body=_loggable(headers, body),
         upstream_body_bytes=len(body),
     )
     return UpstreamServerError(
