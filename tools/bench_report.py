@@ -149,6 +149,11 @@ def merge(
 ) -> dict[str, Any]:
     """``existing`` with the benchmarks in ``ran`` replaced by this ``run``'s."""
     benchmarks = dict((existing or {}).get("benchmarks", {}))
+    # A run made before each run named its CPU ran on the results' machine of the time.
+    earlier = (existing or {}).get("machine", {}).get("cpu_model")
+    for name, record in benchmarks.items():
+        if "cpu_model" not in record and earlier is not None:
+            benchmarks[name] = {**record, "cpu_model": earlier}
     figures = [f for f in (existing or {}).get("figures", []) if f["benchmark"] not in ran]
     for name in ran:
         benchmarks[name] = run["benchmarks"][name]
@@ -197,8 +202,8 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"Generated from `benchmarks/results.json`, last updated at commit "
         f"`{results.get('commit', '?')}` on {results.get('date', '?')} (each benchmark's own "
-        f"commit and date are in the last table but one): {machine.get('cores', '?')} cores "
-        f"({machine.get('cpu_model', '?')}), Python {results.get('python', '?')}.",
+        f"commit, date and CPU are in the last table but one): {machine.get('cores', '?')} cores "
+        f"({_cpus(results)}), Python {results.get('python', '?')}.",
         "",
         LOAD_NOTE,
         "",
@@ -256,19 +261,32 @@ def render(results: dict[str, Any]) -> str:
         "",
         "## How each benchmark was run",
         "",
-        "| Benchmark | Command | Status | Date | Commit | Seconds | Load average at start |",
-        "|---|---|---|---|---|---|---|",
+        "| Benchmark | Command | Status | Date | Commit | CPU | Seconds | Load average at start |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, b in benchmarks.items():
         load = b.get("load_average")
         lines.append(
             f"| {name} | `{' '.join(b.get('command', []))}` | {b.get('status', '?')} "
-            f"| {b.get('date', '?')} | `{b.get('commit', '?')}` | {b.get('seconds', 0):.0f} "
-            f"| {'?' if load is None else f'{load:.1f}'} |"
+            f"| {b.get('date', '?')} | `{b.get('commit', '?')}` | {b.get('cpu_model', '?')} "
+            f"| {b.get('seconds', 0):.0f} | {'?' if load is None else f'{load:.1f}'} |"
         )
     lines += ["", "## Peer versions", ""]
     lines += [f"- {name}: {version}" for name, version in sorted(results.get("peers", {}).items())]
     return "\n".join(lines) + "\n"
+
+
+def _cpus(results: dict[str, Any]) -> str:
+    """The CPU of every benchmark run, or each CPU with its benchmarks when they differ."""
+    runs: dict[str, list[str]] = {}
+    fallback = results.get("machine", {}).get("cpu_model", "?")
+    for name, record in results.get("benchmarks", {}).items():
+        runs.setdefault(record.get("cpu_model", fallback), []).append(name)
+    if len(runs) <= 1:
+        return next(iter(runs), fallback)
+    return "; ".join(f"{cpu}: {', '.join(names)}" for cpu, names in runs.items()) + (
+        " — figures measured on different CPUs are not comparable with each other"
+    )
 
 
 def machine() -> dict[str, Any]:
@@ -330,6 +348,7 @@ def run_one(name: str, head: str) -> tuple[dict[str, Any], list[dict[str, Any]]]
         "commit": head,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "load_average": os.getloadavg()[0],
+        "cpu_model": machine()["cpu_model"],
     }
     started = time.monotonic()
     tail: list[str] = []

@@ -142,6 +142,24 @@ def test_a_subset_run_replaces_only_its_own_benchmarks() -> None:
     assert list(merged["benchmarks"]) == ["limits", "oauth"]  # make bench's order
 
 
+def test_each_run_keeps_the_cpu_it_ran_on_and_the_page_says_when_they_differ() -> None:
+    """A subset run on another machine: the older runs keep the CPU they were measured on."""
+    old = results(oauth={"status": "ok", "commit": "old"})
+    old["machine"]["cpu_model"] = "Old CPU"
+    new = results(limits={"status": "ok", "commit": "new", "cpu_model": "New CPU"})
+    new["machine"]["cpu_model"] = "New CPU"
+    merged = merge(old, new, ["limits"])
+    assert merged["benchmarks"]["oauth"]["cpu_model"] == "Old CPU"
+    assert merged["benchmarks"]["limits"]["cpu_model"] == "New CPU"
+    page = render(merged)
+    assert "New CPU: limits; Old CPU: oauth" in page
+    assert "not comparable" in page
+    assert "| oauth | `` | ok | ? | `old` | Old CPU |" in page
+    alone = render(merge(None, new, ["limits"]))
+    assert "(New CPU)" in alone
+    assert "not comparable" not in alone
+
+
 def test_a_benchmark_that_reports_nothing_this_time_loses_its_old_figures() -> None:
     old = results(figure("tls", "full-handshakes-vs-nginx", 0.6, target=0.5))
     new = results(tls={"status": "failed", "reason": "not saturated"})
