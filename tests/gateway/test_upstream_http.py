@@ -20,6 +20,7 @@ from multidict import CIMultiDict
 
 from interlock.gateway.upstream_http import (
     MAX_HEADER_BYTES,
+    MAX_INTERIM,
     ConnectionPool,
     Origin,
     UpstreamProtocolError,
@@ -331,6 +332,50 @@ def test_too_many_header_bytes_are_refused(tls: LocalTls) -> None:
             await get(pool)
 
     scenario(tls, [answer], body)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nX-Endless: " + b"y" * (MAX_HEADER_BYTES + 32 * 1024),
+        b"HTTP/1.1 200 " + b"O" * (MAX_HEADER_BYTES + 32 * 1024),
+    ],
+)
+def test_a_header_line_that_never_ends_is_refused(tls: LocalTls, answer: bytes) -> None:
+    """A field or status line that keeps growing: refused once past the cap, not buffered on."""
+
+    async def body(pool: ConnectionPool, _: Upstream) -> None:
+        with pytest.raises(UpstreamProtocolError, match="header bytes"):
+            await get(pool)
+
+    scenario(tls, [answer], body)
+
+
+def test_endless_interim_answers_are_refused(tls: LocalTls) -> None:
+    """More than MAX_INTERIM 1xx answers before the final one: a protocol error."""
+    interims = b"HTTP/1.1 102 Processing\r\n\r\n" * (MAX_INTERIM + 1)
+
+    async def body(pool: ConnectionPool, _: Upstream) -> None:
+        with pytest.raises(UpstreamProtocolError, match="interim"):
+            await get(pool)
+
+    scenario(tls, [interims + OK], body)
+
+
+def test_trailers_do_not_become_headers_of_the_answer(tls: LocalTls) -> None:
+    """A chunked answer's trailer fields are read past, never relayed as headers."""
+    answer = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Trailer\r\n\r\n"
+        b"2\r\n{}\r\n0\r\nX-Trailer: smuggled\r\n\r\n"
+    )
+
+    async def body(pool: ConnectionPool, _: Upstream) -> list[UpstreamResponse]:
+        return [await get(pool), await get(pool)]
+
+    answers, upstream = scenario(tls, [answer, OK], body)
+    assert answers[0].body == b"{}"
+    assert "x-trailer" not in answers[0].headers
+    assert [number for number, _ in upstream.seen] == [0, 0]
 
 
 def test_a_silent_upstream_times_out(tls: LocalTls) -> None:

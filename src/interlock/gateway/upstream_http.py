@@ -50,6 +50,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 __all__ = [
     "MAX_HEADERS",
     "MAX_HEADER_BYTES",
+    "MAX_INTERIM",
     "ConnectionPool",
     "Origin",
     "UpstreamProtocolError",
@@ -61,6 +62,10 @@ MAX_HEADER_BYTES: Final = 64 * 1024
 """The most bytes of response header names and values taken."""
 MAX_HEADERS: Final = 128
 """The most response header fields taken."""
+MAX_INTERIM: Final = 8
+"""The most interim (1xx) answers taken before the final one."""
+# Bytes of a head in transit (status line, fields, line ends): the fields' cap and slack.
+_MAX_HEAD_RECEIVED: Final = MAX_HEADER_BYTES + 16 * 1024
 
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _UNSAFE_VALUE: Final = re.compile(r"[\r\n\x00]")
@@ -152,6 +157,9 @@ class _Connection(asyncio.Protocol):
         self._status = 0
         self._headers: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
+        self._in_head = False
+        self._head_received = 0
+        self._interims = 0
         self._body: list[bytes] = []
         self._body_bytes = 0
         self._failure: BaseException | None = None
@@ -185,6 +193,10 @@ class _Connection(asyncio.Protocol):
         self._last_read = asyncio.get_running_loop().time()
         try:
             self._parser.feed_data(data)
+            if self._in_head:  # no header line grows without bound (llhttp keeps no limit)
+                self._head_received += len(data)
+                if self._head_received > _MAX_HEAD_RECEIVED:
+                    self._failure = self._failure or UpstreamProtocolError("too many header bytes")
         except httptools.HttpParserUpgrade:
             self._fail(UpstreamProtocolError("the upstream switched protocols"))
         except httptools.HttpParserError as exc:
@@ -202,24 +214,33 @@ class _Connection(asyncio.Protocol):
             self.close()
         self._headers = []
         self._header_bytes = 0
+        self._in_head = True
         self._body = []
         self._body_bytes = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        """One header field, bounded in count and size."""
+        """One header field, bounded in count and size (a trailer is counted, not kept)."""
         self._header_bytes += len(name) + len(value)
         if len(self._headers) >= MAX_HEADERS or self._header_bytes > MAX_HEADER_BYTES:
             self._failure = self._failure or UpstreamProtocolError("too many header bytes")
             return
-        self._headers.append((name, value))
+        if self._in_head:
+            self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         """Decide how the body ends; answer a HEAD at once."""
+        self._in_head = False
+        self._head_received = 0
         if self._failure is not None:
             return
         status = self._parser.get_status_code()
         self._status = status
         self._interim = 100 <= status < 200  # RFC 9110 §15.2: informational
+        if self._interim:
+            self._interims += 1
+            if self._interims > MAX_INTERIM:
+                self._failure = UpstreamProtocolError("too many interim answers")
+                return
         if status == _SWITCHING_PROTOCOLS:
             self._failure = UpstreamProtocolError("the upstream switched protocols")
             return
@@ -274,6 +295,9 @@ class _Connection(asyncio.Protocol):
         self._max_body = max_body
         self._received = False
         self._interim = False
+        self._interims = 0
+        self._in_head = True
+        self._head_received = 0
         self._until_close = False
         self._failure = None
         self.reusable = False
