@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -64,6 +65,65 @@ def test_the_fast_path_equals_the_model_or_declines(decision: Decision, hide_ip:
         assert fast is None  # the model refuses it: the fast path never accepts it
         return
     assert fast is None or fast == model
+
+
+@settings(max_examples=200, deadline=None)
+@given(decisions(), decisions(), st.booleans())
+def test_a_remembered_template_never_changes_another_decisions_bytes(
+    first: Decision, other: Decision, hide_ip: bool
+) -> None:
+    """Encode one decision, then one sharing its repeating fields: each as its model says.
+
+    The second takes the first's remembered parts (same who, what, integration,
+    result and details) with every per-request field of its own, in or out of
+    bounds.
+    """
+    second = first._replace(
+        time_us=other.time_us,
+        records=other.records,
+        bytes=other.bytes,
+        status=other.status,
+        correlation_id=other.correlation_id,
+        reason=other.reason,
+        client_ip=other.client_ip,
+    )
+    for decision in (first, second, first):
+        fast = encode_decision(decision, KEY, hide_ip)
+        try:
+            model = encode_entry(decision_entry(decision), KEY, pseudonymise_ip=hide_ip)
+        except (ValidationError, ValueError):
+            assert fast is None
+            continue
+        assert fast is None or fast == model
+
+
+def test_details_equal_in_python_but_not_in_json_get_their_own_parts() -> None:
+    """True == 1 (and hash alike): a detail of either kind is encoded as it is."""
+    base = Decision(
+        1_733_400_000_000_001, "client:a", "gateway.request", "i", "s", "t", ("c",), 1, 5,
+        "success", 200, "req", None, {"flag": True}, "192.0.2.10",
+    )  # fmt: skip
+    flags: list[Any] = [True, 1, True, 1.0, 0]
+    for flag in flags:
+        details = {"flag": flag}
+        decision = base._replace(details=details)
+        fast = encode_decision(decision, KEY)
+        model = encode_entry(decision_entry(decision), KEY)
+        if type(details["flag"]) is float:  # the model coerces it; the fast path declines
+            assert fast is None
+            continue
+        assert fast == model
+
+
+def test_a_token_id_in_the_details_is_encoded_in_full_every_time() -> None:
+    """Details that differ per entry (a token's jti) are not remembered, and encode right."""
+    base = Decision(
+        1_733_400_000_000_001, "client:a", "token.issue", None, None, None, (), 0, 0,
+        "success", 200, "req", None, {"jti": "a"}, "192.0.2.10",
+    )  # fmt: skip
+    for jti in ("a", "b", "a"):
+        decision = base._replace(details={"jti": jti, "scope": "orders.read"})
+        assert encode_decision(decision, KEY) == encode_entry(decision_entry(decision), KEY)
 
 
 def test_a_typical_decision_takes_the_fast_path_with_credentials_masked() -> None:

@@ -374,6 +374,91 @@ def _clean_text(text: str) -> str:
     return redacted
 
 
+#: The parts of a decision's encoding that repeat from request to request (who,
+#: what, which integration and route, the outcome's result, the details), by
+#: those fields: (text before the address, between correlation id and status,
+#: between reason and time). Only parts whose fields passed every check are
+#: kept; bounded, emptied when full.
+_TEMPLATES: dict[tuple[object, ...], tuple[str, str, str]] = {}
+_TEMPLATES_MAX: Final = 4096
+#: Detail keys whose values differ for every entry (a token's id): such entries
+#: are encoded in full rather than filling the templates with parts used once.
+_UNIQUE_DETAILS: Final = frozenset({"jti"})
+
+
+def _template_key(d: Decision) -> tuple[object, ...] | None:
+    details = d.details
+    if type(details) is not dict or not _UNIQUE_DETAILS.isdisjoint(details):
+        return None
+    # The value types too: True == 1 and hash alike, but encode differently.
+    return (
+        d.action,
+        d.actor,
+        d.integration,
+        d.source,
+        d.target,
+        d.data_categories,
+        d.result,
+        tuple(details.items()),
+        tuple(map(type, details.values())),
+    )
+
+
+def _varying_in_bounds(d: Decision) -> bool:
+    """The bounds of :func:`_in_bounds` on the fields a template does not hold."""
+    return (
+        type(d.time_us) is int
+        and 0 <= d.time_us < 253_402_300_800_000_000
+        and _count(d.records)
+        and _count(d.bytes)
+        and (d.status is None or (type(d.status) is int and 0 <= d.status <= 999_999))
+        and _short(d.correlation_id)
+        and (d.reason is None or (type(d.reason) is str and len(d.reason) <= 2000))
+        and _short(d.client_ip)
+    )
+
+
+def _template(d: Decision, key: tuple[object, ...]) -> tuple[str, str, str] | None:
+    """The repeating parts of ``d``'s encoding, checked and remembered; None if out of bounds."""
+    found = _TEMPLATES.get(key)
+    if found is not None:
+        return found
+    if not _in_bounds(d):
+        return None
+    details = _masked_details(d.details)
+    if details is None:
+        return None
+    made = (
+        "".join(('{"action":', string(d.action), ',"actor":', string(d.actor), ',"client_ip":')),
+        "".join(
+            (
+                ',"data_categories":[',
+                ",".join(map(string, d.data_categories)),
+                '],"details":{',
+                ",".join(f"{string(k)}:{scalar(details[k])}" for k in sorted(details)),
+                '},"integration":',
+                scalar(d.integration),
+                ',"outcome":{"result":',
+                string(d.result),
+                ',"status":',
+            )
+        ),
+        "".join(
+            (
+                ',"source":',
+                scalar(d.source),
+                ',"subjects":[],"target":',
+                scalar(d.target),
+                ',"time":"',
+            )
+        ),
+    )
+    if len(_TEMPLATES) >= _TEMPLATES_MAX:
+        _TEMPLATES.clear()
+    _TEMPLATES[key] = made
+    return made
+
+
 def encode_decision(
     decision: Decision, pseudonymiser: Pseudonymiser, pseudonymise_ip: bool = True
 ) -> bytes | None:
@@ -383,8 +468,16 @@ def encode_decision(
     pattern, a range, a type) or cannot be encoded (a lone surrogate): the
     caller then builds the model, which refuses or encodes it as it always did.
     Free text is masked where it holds a credential, as the model's validators do.
+    The parts that repeat between decisions come from :data:`_TEMPLATES`.
     """
     d = decision
+    try:
+        key = _template_key(d)
+    except TypeError:  # an unhashable value: the full path checks (and refuses) it
+        key = None
+    if key is not None:
+        made = _template(d, key) if _varying_in_bounds(d) else None
+        return None if made is None else _encode_templated(d, made, pseudonymiser, pseudonymise_ip)
     if not _in_bounds(d):
         return None
     details = _masked_details(d.details)
@@ -411,6 +504,38 @@ def encode_decision(
             details,
             (),
             ip,
+        )
+    except (ValueError, UnicodeError):  # a lone surrogate: the model refuses it
+        return None
+
+
+def _encode_templated(
+    d: Decision, made: tuple[str, str, str], pseudonymiser: Pseudonymiser, pseudonymise_ip: bool
+) -> bytes | None:
+    before_ip, before_status, before_time = made
+    ip = d.client_ip
+    try:
+        if ip is not None and pseudonymise_ip:
+            ip = pseudonymiser.pseudonym("ip", ip)
+        correlation_id = None if d.correlation_id is None else redact_credentials(d.correlation_id)
+        reason = None if d.reason is None else _clean_text(d.reason)
+        return utf8(
+            "".join(
+                (
+                    before_ip,
+                    scalar(ip),
+                    ',"correlation_id":',
+                    scalar(correlation_id),
+                    before_status,
+                    scalar(d.status),
+                    '},"reason":',
+                    scalar(reason),
+                    before_time,
+                    _decision_timestamp(d.time_us),
+                    f'","v":{ENTRY_VERSION},"volume":{{"bytes":{d.bytes:d},'
+                    f'"records":{d.records:d}}}}}',
+                )
+            )
         )
     except (ValueError, UnicodeError):  # a lone surrogate: the model refuses it
         return None
