@@ -10,6 +10,7 @@ syntax error anywhere in the field refuses the whole field
 
 from __future__ import annotations
 
+import functools
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Final
 
@@ -103,6 +104,7 @@ def node_address(node: str) -> IPv4Address | IPv6Address | None:
     return address
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of a string; callers repeat
 def for_node(address: str | None) -> str:
     """The node an address is written as in ``for=`` (RFC 7239 §6): IPv6 in brackets.
 
