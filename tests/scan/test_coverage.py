@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import string
+import uuid
 from pathlib import Path
 
 import pytest
 
 from interlock.credentials.checks import with_github_checksum
+from interlock.credentials.values import is_placeholder, is_random_looking
 from interlock.scan import RULES, Baseline, scan, to_sarif
 from tests.credentials.samples import B62, URLSAFE, digits, jwt, rand
 from tests.scan.helpers import rules_in
@@ -22,6 +24,22 @@ HEX = "0123456789abcdef"
 
 def _basic(user: str, password: str) -> str:
     return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _npm_legacy_token() -> str:
+    """A legacy npm token (a UUID v4) that reads as random.
+
+    Random hex sometimes spells a stand-in word in leetspeak ("7e57" is
+    "test") or repeats too few digits to look generated, which the scanner
+    skips on purpose (docs/scan.md); about one draw in a hundred did, and this
+    test (which file types are searched, not those heuristics) failed at
+    random. Such draws are drawn again; the heuristics' own cost in recall is
+    what benchmarks/scan measures.
+    """
+    while True:
+        token = str(uuid.uuid4())
+        if not is_placeholder(token) and is_random_looking(token):
+            return token
 
 
 def _cases() -> list[tuple[str, str, str, str]]:
@@ -83,7 +101,7 @@ def _cases() -> list[tuple[str, str, str, str]]:
         (
             "npmrc legacy",
             ".npmrc",
-            f"//registry.example.org/:_authToken={rand(8, HEX)}-{rand(4, HEX)}-{rand(4, HEX)}-{rand(12, HEX)}\n",
+            f"//registry.example.org/:_authToken={_npm_legacy_token()}\n",
             "generic-secret",
         ),
         (
