@@ -404,6 +404,30 @@ def test_a_closed_keep_alive_connection_is_retried_for_get_only(tls: LocalTls) -
     assert [number for number, _ in upstream.seen] == [0, 0, 1, 1, 1]
 
 
+def test_a_new_connection_closed_unanswered_is_retried_for_get_only(tls: LocalTls) -> None:
+    """Refused after the handshake (a certificate mid-renewal): GET once more, POST never."""
+
+    async def body(pool: ConnectionPool, _: Upstream) -> UpstreamResponse:
+        retried = await get(pool)  # CLOSE on a new connection, then OK on another
+        pool.close()
+        fresh = pool_for(_port(pool), tls)
+        try:
+            with pytest.raises(ConnectionError):
+                await fresh.request("POST", "/base/a", CIMultiDict(), b"{}", max_body=100)
+        finally:
+            fresh.close()
+        return retried
+
+    retried, upstream = scenario(tls, [CLOSE, OK, CLOSE, OK], body)
+    assert retried.status == 200
+    assert [number for number, _ in upstream.seen] == [0, 1, 2]
+    assert upstream.replies == [OK]  # the POST was sent once
+
+
+def _port(pool: ConnectionPool) -> int:
+    return pool.origin.port
+
+
 def test_a_certificate_not_for_the_host_is_refused(tls: LocalTls, tmp_path: Path) -> None:
     """Asked by IP for a certificate naming localhost, or as localhost for erp.internal: refused."""
 

@@ -30,9 +30,11 @@ What it guarantees:
   caller's cap, :class:`UpstreamTooLargeError`, checked against ``Content-Length``
   before the body arrives and while it does).
 * **Connections**: at most ``size`` per system; idle ones are reused newest
-  first and closed after ``idle_seconds``. A reused connection that the
-  upstream closed before answering is retried once on a new one, for
-  idempotent methods only (RFC 9110 §9.2.2); any other failure is raised.
+  first and closed after ``idle_seconds``. A request whose connection the
+  upstream closed before any byte of an answer (a stale kept-alive one, or a
+  new one refused after the handshake, as during a client certificate's
+  renewal) is sent once more on a new connection, for idempotent methods only
+  (RFC 9110 §9.2.2, as aiohttp's client did); any other failure is raised.
 """
 
 from __future__ import annotations
@@ -397,11 +399,11 @@ class ConnectionPool:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._size)
         async with self._slots:
-            connection, reused = await self._acquire()
+            connection, _ = await self._acquire()
             try:
                 return await self._exchange(connection, data, method, max_body)
             except _UnansweredError:
-                if not reused or method not in _IDEMPOTENT:
+                if method not in _IDEMPOTENT:
                     raise
             connection, _ = await self._acquire(fresh=True)
             return await self._exchange(connection, data, method, max_body)
