@@ -150,21 +150,26 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.reusable = False
         self.idle_since = 0.0
-        self._last_read = 0.0
-        self._head_request = False
-        self._max_body = 0
-        self._received = False
-        self._interim = False
-        self._until_close = False
         self._status = 0
         self._headers: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
-        self._in_head = False
-        self._head_received = 0
-        self._interims = 0
         self._body: list[bytes] = []
         self._body_bytes = 0
+        self._begin(head=False, max_body=0, now=0.0)
+
+    def _begin(self, *, head: bool, max_body: int, now: float) -> None:
+        """The state of a new exchange (the message's own is reset as each message begins)."""
+        self._head_request = head
+        self._max_body = max_body
+        self._received = False
+        self._interim = False
+        self._interims = 0
+        self._in_head = True
+        self._head_received = 0
+        self._until_close = False
         self._failure: BaseException | None = None
+        self.reusable = False
+        self._last_read = now
 
     # -- asyncio.Protocol
 
@@ -293,17 +298,7 @@ class _Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[UpstreamResponse] = loop.create_future()
         self._waiter = waiter
-        self._head_request = head
-        self._max_body = max_body
-        self._received = False
-        self._interim = False
-        self._interims = 0
-        self._in_head = True
-        self._head_received = 0
-        self._until_close = False
-        self._failure = None
-        self.reusable = False
-        self._last_read = loop.time()
+        self._begin(head=head, max_body=max_body, now=loop.time())
         timer = loop.call_later(read_seconds, self._check_idle, read_seconds)
         try:
             transport.write(data)
@@ -399,13 +394,13 @@ class ConnectionPool:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._size)
         async with self._slots:
-            connection, _ = await self._acquire()
+            connection = await self._acquire()
             try:
                 return await self._exchange(connection, data, method, max_body)
             except _UnansweredError:
                 if method not in _IDEMPOTENT:
                     raise
-            connection, _ = await self._acquire(fresh=True)
+            connection = await self._acquire(fresh=True)
             return await self._exchange(connection, data, method, max_body)
 
     async def _exchange(
@@ -419,7 +414,7 @@ class ConnectionPool:
             self._idle.append(connection)
         return response
 
-    async def _acquire(self, *, fresh: bool = False) -> tuple[_Connection, bool]:
+    async def _acquire(self, *, fresh: bool = False) -> _Connection:
         if self._closed:
             raise ConnectionError("the pool is closed")
         loop = asyncio.get_running_loop()
@@ -427,7 +422,7 @@ class ConnectionPool:
         while idle and not fresh:
             connection = idle.pop()
             if not connection.closed and loop.time() - connection.idle_since < self._idle_seconds:
-                return connection, True
+                return connection
             connection.close()
         origin = self.origin
         async with asyncio.timeout(self._connect_seconds):
@@ -439,7 +434,7 @@ class ConnectionPool:
                 server_hostname=origin.host,
                 ssl_handshake_timeout=self._connect_seconds,
             )
-        return connection, False
+        return connection
 
     def close(self) -> None:
         """Close the idle connections; those in use close when their exchange ends."""
