@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -211,6 +212,33 @@ def test_decisions_recorded_later_land_in_the_log(tmp_path: Path) -> None:
         log.writer.close()
         assert log.store.size() == 1
         assert verify_log(log.store.engine).size == 1
+    finally:
+        log.close()
+
+
+def test_a_decision_the_writer_cannot_take_is_counted_without_being_encoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Overload costs a check, not an encoding: the entry is dropped and counted as lost."""
+    keyring = Keyring.create(tmp_path / "keyring.json")
+    settings_ = Settings(data_dir=tmp_path, audit_database_url=f"sqlite:///{tmp_path / 'a.db'}")
+    log = AuditLog.open(settings_, keyring, witnesses=[])
+    try:
+        log.writer.close()  # takes nothing more, as a full queue
+
+        def encode(*_args: object) -> None:
+            raise AssertionError("encoded an entry the writer could not take")
+
+        monkeypatch.setattr("interlock.audit.service.encode_decision", encode)
+        monkeypatch.setattr("interlock.audit.service.encode_entry", encode)
+        decision = Decision(
+            1_733_400_000_000_000, "anonymous", "gateway.request", None, None, None, (), 0, 0,
+            "failure", 401, "req", None, {}, None,
+        )  # fmt: skip
+        assert log.sink.record_decision_later(decision)
+        log.sink.record_later(decision_entry(decision))
+        assert log.writer.lost == 2
+        assert log.store.size() == 0
     finally:
         log.close()
 

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Sequence
 
 import pytest
+from structlog.testing import capture_logs
 
 from interlock.audit import AuditEntry, AuditUnavailableError, MemorySink, Outcome
 from interlock.audit.writer import GroupCommitWriter, Pending
@@ -133,3 +134,50 @@ def test_closing_writes_what_lingers() -> None:
     writer.submit(b"best-effort", 0, None, urgent=False)
     writer.close()
     assert written == [b"best-effort"]
+
+
+def test_a_full_queue_drops_best_effort_entries_counted_with_one_log_line() -> None:
+    """Best effort over the limit: dropped and counted, one error line for the flood; never raised.
+
+    An entry a caller waits for is refused instead (its request fails closed).
+    """
+    release = threading.Event()
+
+    def append(batch: Sequence[Pending]) -> list[int]:
+        release.wait(10)
+        return list(range(len(batch)))
+
+    writer = GroupCommitWriter(append, timeout=5, max_pending=3, linger=10.0)
+    try:
+        with capture_logs() as logs:
+            taken = [writer.submit_later(f"e{n}".encode(), 0, None) for n in range(50)]
+        assert taken == [True] * 3 + [False] * 47
+        assert not writer.has_room()
+        assert (writer.dropped, writer.lost) == (47, 47)
+        dropped = [line for line in logs if line["event"] == "audit entries dropped"]
+        assert dropped == [dropped[0]]
+        assert (dropped[0]["entries"], dropped[0]["reason"]) == (1, "queue full")
+        with pytest.raises(AuditUnavailableError, match="queue full"):
+            writer.submit(b"waited-for", 0, None)
+    finally:
+        release.set()
+        writer.close()
+    assert not writer.submit_later(b"after close", 0, None)
+    assert writer.dropped == 48
+
+
+def test_best_effort_entries_of_a_failed_batch_are_counted_as_lost() -> None:
+    """A batch the database refuses: its best-effort entries count as lost, waiting callers fail."""
+
+    def append(batch: Sequence[Pending]) -> list[int]:
+        raise OSError(28, "No space left on device")
+
+    writer = GroupCommitWriter(append, timeout=5, linger=10.0)
+    try:
+        for n in range(4):
+            writer.submit_later(f"e{n}".encode(), 0, None)
+        with pytest.raises(AuditUnavailableError):
+            writer.wait(writer.submit(b"waited-for", 0, None))  # ends the linger: one batch
+    finally:
+        writer.close()
+    assert (writer.dropped, writer.failed, writer.lost) == (0, 4, 4)

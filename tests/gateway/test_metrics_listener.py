@@ -67,6 +67,7 @@ def test_the_metrics_listener_serves_process_and_gateway_metrics(env: Env) -> No
         "interlock_audit_queue_depth",
         "interlock_lineage_queue_depth",
         "interlock_lineage_records_lost",
+        "interlock_audit_entries_lost",
         "interlock_certificate_expiry_timestamp_seconds",
     ):
         assert family in text, family

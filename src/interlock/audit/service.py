@@ -20,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from interlock.audit.entry import AuditEntry, Decision, encode_decision, encode_entry
-from interlock.audit.errors import AuditError, AuditUnavailableError
+from interlock.audit.errors import AuditError
 from interlock.audit.heartbeat import TreeHeadHeartbeat
 from interlock.audit.keys import LogKeys, load_keys
 from interlock.audit.proofs import ProofReader
@@ -30,12 +30,9 @@ from interlock.audit.witness import FileWitness, HttpsWitness, Witness, WitnessP
 from interlock.audit.writer import GroupCommitWriter, Pending
 from interlock.config.settings import Settings
 from interlock.crypto import Keyring
-from interlock.logs import get_logger
 from interlock.proofs.cosignature import CosignatureVerifier
 
 __all__ = ["AuditLog", "DurableSink", "default_origin"]
-
-_log = get_logger("interlock.audit")
 
 
 def default_origin(settings: Settings) -> str:
@@ -66,15 +63,16 @@ class DurableSink:
         return await self._log.writer.wait_async(self._submit(entry))
 
     def record_later(self, entry: AuditEntry) -> None:
-        """Queue ``entry`` for the next batch without waiting (a failed batch is logged)."""
+        """Queue ``entry`` for the next batch without waiting (dropped and counted when full)."""
         log = self._log
+        writer = log.writer
+        if not writer.has_room():
+            writer.drop()
+            return
         body = encode_entry(entry, log.keys.pseudonymiser, pseudonymise_ip=log.pseudonymise_ip)
         time_us = int(entry.time.timestamp() * 1_000_000)
-        try:
-            head = search_head(entry.actor, entry.action, entry.correlation_id)
-            log.writer.submit_later(body, time_us, entry.integration, head)
-        except AuditUnavailableError as exc:
-            _log.error("audit_entry_dropped", action=entry.action, error=exc.message)
+        head = search_head(entry.actor, entry.action, entry.correlation_id)
+        writer.submit_later(body, time_us, entry.integration, head)
 
     def record_decision_later(self, decision: Decision) -> bool:
         """Queue a gateway decision without building its model; False: build the model instead.
@@ -82,17 +80,20 @@ class DurableSink:
         The bytes are those of ``record_later(decision_entry(decision))``
         (:func:`~interlock.audit.entry.encode_decision` checks every bound the
         model would); a decision outside them — one the model might refuse or
-        change — returns False, and the caller takes the model's path.
+        change — returns False, and the caller takes the model's path. A
+        decision the writer cannot take is dropped and counted before any of
+        it is encoded (True: nothing is left for the caller to do).
         """
         log = self._log
+        writer = log.writer
+        if not writer.has_room():
+            writer.drop()
+            return True
         body = encode_decision(decision, log.keys.pseudonymiser, log.pseudonymise_ip)
         if body is None:
             return False
-        try:
-            head = search_head(decision.actor, decision.action, decision.correlation_id)
-            log.writer.submit_later(body, decision.time_us, decision.integration, head)
-        except AuditUnavailableError as exc:
-            _log.error("audit_entry_dropped", action=decision.action, error=exc.message)
+        head = search_head(decision.actor, decision.action, decision.correlation_id)
+        writer.submit_later(body, decision.time_us, decision.integration, head)
         return True
 
 

@@ -29,6 +29,14 @@ for (:meth:`GroupCommitWriter.submit_later`) carries no future — creating
 one (a condition variable and its lock) and putting it through
 ``queue.Queue`` (a mutex and two conditions) cost more than the rest of
 queueing an entry, and the producers contended for that mutex.
+
+A best-effort entry the writer cannot take (the queue holds ``max_pending``
+entries, or the log is closed) is dropped, counted in :attr:`dropped` and
+logged at most once per ``_DROP_LOG_SECONDS`` with the count: an overloaded
+log must not also flood the process's log, one line per request. Callers
+ask :meth:`GroupCommitWriter.has_room` before encoding an entry, so one the
+writer would refuse costs next to nothing; those lost with a failed batch
+are counted in :attr:`failed`. ``interlock_audit_entries_lost`` shows both.
 """
 
 from __future__ import annotations
@@ -37,8 +45,9 @@ import asyncio
 import collections
 import concurrent.futures
 import threading
+import time
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from interlock.audit.errors import AuditUnavailableError
 from interlock.audit.search_index import SearchHead
@@ -47,6 +56,9 @@ from interlock.logs import get_logger
 __all__ = ["GroupCommitWriter", "Pending"]
 
 _log = get_logger("interlock.audit")
+
+#: At most one "entries dropped" log line per this many seconds (with the count).
+_DROP_LOG_SECONDS: Final = 10.0
 
 
 class Pending(NamedTuple):
@@ -89,6 +101,11 @@ class GroupCommitWriter:
         self._wake = threading.Event()  # the queue had been empty: something to write
         self._urgent = threading.Event()  # an urgent entry, a full batch or closing: no linger
         self._closed = False
+        self.dropped = 0  # best-effort entries refused: queue full or closed
+        self.failed = 0  # best-effort entries lost with a failed batch
+        self._drops = threading.Lock()
+        self._unreported = 0  # dropped since the last log line
+        self._reported_at = -_DROP_LOG_SECONDS
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -124,9 +141,39 @@ class GroupCommitWriter:
         time_us: int,
         integration: str | None,
         head: SearchHead | None = None,
-    ) -> None:
-        """Queue an entry nobody waits for; :class:`AuditUnavailableError` when closed or full."""
-        self._put(Pending(body, time_us, integration, None, head))
+    ) -> bool:
+        """Queue an entry nobody waits for; never raises.
+
+        False when the writer cannot take it (queue full or closed): the entry
+        is dropped and counted (:meth:`drop`).
+        """
+        try:
+            self._put(Pending(body, time_us, integration, None, head))
+        except AuditUnavailableError:
+            self.drop()
+            return False
+        return True
+
+    def has_room(self) -> bool:
+        """Whether a best-effort entry would be taken now (ask before encoding one)."""
+        return not self._closed and len(self._queue) < self._max_pending
+
+    @property
+    def lost(self) -> int:
+        """Best-effort entries never written: dropped, or in a failed batch."""
+        return self.dropped + self.failed
+
+    def drop(self, count: int = 1) -> None:
+        """Count best-effort entries not taken; one log line per interval, with the count."""
+        with self._drops:
+            self.dropped += count
+            self._unreported += count
+            now = time.monotonic()
+            if now - self._reported_at < _DROP_LOG_SECONDS:
+                return
+            dropped, self._unreported, self._reported_at = self._unreported, 0, now
+        reason = "closed" if self._closed else "queue full"
+        _log.error("audit entries dropped", entries=dropped, reason=reason)
 
     def _put(self, pending: Pending) -> None:
         queued = self._queue
@@ -219,6 +266,7 @@ class GroupCommitWriter:
             indexes = self._append(batch)
         except Exception as exc:  # noqa: BLE001  (every failure fails the batch closed)
             _log.error("audit_batch_failed", entries=len(batch), error=type(exc).__name__)
+            self.failed += sum(pending.future is None for pending in batch)
             for pending in batch:
                 if pending.future is not None:
                     pending.future.set_exception(

@@ -174,7 +174,7 @@ class GatewayServices:
             functools.partial(AuditLog.open, settings, deployment.keyring, heartbeat=True)
         )
         writer = audit_log.writer
-        metrics.watch_audit_queue(lambda: writer.queued)
+        metrics.watch_audit(lambda: writer.queued, lambda: writer.lost)
         try:
             hasher = await asyncio.to_thread(
                 load_subject_hasher, deployment.engine, deployment.keyring

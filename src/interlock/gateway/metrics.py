@@ -96,6 +96,11 @@ class GatewayMetrics:
             "Audit entries queued and not yet written.",
             registry=registry,
         )
+        self.audit_lost = Gauge(
+            "interlock_audit_entries_lost",
+            "Best-effort audit entries dropped (queue full) or lost to a failed batch since start.",
+            registry=registry,
+        )
         self.lineage_queue_depth = Gauge(
             "interlock_lineage_queue_depth",
             "Requests whose lineage records are queued and not yet written.",
@@ -176,9 +181,10 @@ class GatewayMetrics:
         """The token endpoint issued an access token."""
         self.tokens_issued.inc()
 
-    def watch_audit_queue(self, depth: Callable[[], int]) -> None:
-        """Read the audit queue's depth from ``depth`` at every scrape."""
+    def watch_audit(self, depth: Callable[[], int], lost: Callable[[], int]) -> None:
+        """Read the audit writer's queue depth and lost best-effort entries at every scrape."""
         self.audit_queue_depth.set_function(depth)
+        self.audit_lost.set_function(lost)
 
     def watch_lineage(self, depth: Callable[[], int], lost: Callable[[], int]) -> None:
         """Read the lineage writer's queue depth and lost records at every scrape."""
