@@ -5,7 +5,8 @@ in waivers, JSON and SARIF rule ids), a title, a severity (what ``--fail-on``
 compares) and what it maps to in OWASP ASVS 5.0 and the OWASP API Security
 Top 10 (2023). Type-specific mitigations (messaging, file transfer, shared
 database, event streaming, B2B EDI) are added per integration type by
-:mod:`interlock.check.types`.
+:mod:`interlock.check.types`; :func:`interlock.check.catalogue.item` finds
+either kind by id.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Final
 
 from interlock.check.results import Severity
 
-__all__ = ["ITEMS", "Item", "item"]
+__all__ = ["ITEMS", "Item"]
 
 
 @dataclass(frozen=True)
@@ -94,14 +95,3 @@ ITEMS: Final[tuple[Item, ...]] = (
          asvs=("V14.2.7", "V16.1.1"),
          api_top10=()),  # no 2023 entry covers retention
 )  # fmt: skip
-
-_BY_ID: Final = {i.id: i for i in ITEMS}
-
-
-def item(item_id: str) -> Item:
-    """The item ``item_id`` (a checklist item, or a ``type.*`` one); KeyError when unknown."""
-    if item_id.startswith("type."):
-        from interlock.check.types import TYPE_ITEMS  # here: types imports Item
-
-        return {i.id: i for i in TYPE_ITEMS}[item_id]
-    return _BY_ID[item_id]

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final, Literal
 
 from interlock import __version__
-from interlock.check.items import ITEMS, Item, item
+from interlock.check.catalogue import item
+from interlock.check.items import ITEMS, Item
 from interlock.check.results import Finding, Location, Scorecard, Severity
 
 __all__ = [

@@ -14,8 +14,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Final
 
+from interlock.check.catalogue import item
 from interlock.check.config_checks import check_configuration
-from interlock.check.items import item
 from interlock.check.results import Finding, Location, Scorecard, Severity, Waiver
 from interlock.check.types import type_findings
 from interlock.check.waivers import apply_waivers

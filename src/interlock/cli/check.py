@@ -25,8 +25,9 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.table import Table
 
+from interlock.check.catalogue import item
 from interlock.check.html import to_html
-from interlock.check.items import ITEMS, item
+from interlock.check.items import ITEMS
 from interlock.check.render import to_json
 from interlock.check.results import Finding, Scorecard, Severity
 from interlock.check.run import CheckInputError, blocking, run_check
