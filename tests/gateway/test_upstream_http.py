@@ -208,6 +208,16 @@ def test_a_request_that_could_inject_is_refused_before_a_byte_is_sent(
         b"HTTP/1.1 200 OK\r\nBad Header: x\r\nContent-Length: 2\r\n\r\n{}",
         b"HTTP/1.1 200 OK\r\nX: a\rb\r\nContent-Length: 2\r\n\r\n{}",
         b"SSH-2.0-OpenSSH_9.2\r\n",
+        # A status outside 100-599 would be relayed as a malformed status line.
+        b"HTTP/1.1 000 OK\r\nContent-Length: 2\r\n\r\n{}",
+        b"HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\n{}",
+        b"HTTP/1.1 600 Odd\r\nContent-Length: 2\r\n\r\n{}",
+        b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+        # Transfer codings other than chunked alone: relayed still coded, or framed by close.
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\n{}\r\n0\r\n\r\n",
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
     ],
 )

@@ -77,6 +77,9 @@ _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRAC
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 _SWITCHING_PROTOCOLS: Final = 101
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
+_MIN_STATUS: Final = 100
+_MAX_STATUS: Final = 599
+_VERSIONS: Final = frozenset({"1.1", "1.0"})
 
 
 class UpstreamProtocolError(Exception):
@@ -242,6 +245,13 @@ class _Connection(asyncio.Protocol):
             return
         status = self._parser.get_status_code()
         self._status = status
+        if not _MIN_STATUS <= status <= _MAX_STATUS:
+            # RFC 9110 §15: 100-599; a status the caller cannot be sent is no answer.
+            self._failure = UpstreamProtocolError(f"invalid status code {status}")
+            return
+        if self._parser.get_http_version() not in _VERSIONS:
+            self._failure = UpstreamProtocolError("not an HTTP/1.x answer")
+            return
         self._interim = 100 <= status < 200  # RFC 9110 §15.2: informational
         if self._interim:
             self._interims += 1
@@ -260,10 +270,14 @@ class _Connection(asyncio.Protocol):
         if self._head_request:
             self._resolve(reusable=False)
             return
-        chunked = any(
-            name.lower() == b"transfer-encoding" and b"chunked" in value.lower()
-            for name, value in self._headers
-        )
+        codings = [value for name, value in self._headers if name.lower() == b"transfer-encoding"]
+        chunked = bool(codings)
+        if chunked and (len(codings) > 1 or codings[0].strip().lower() != b"chunked"):
+            # Only chunked is taken (RFC 9112 §6.1: a server sends no other coding the
+            # client did not ask for in TE); "gzip, chunked" would be relayed still gzip
+            # coded, and a coding after chunked leaves the length to the connection's close.
+            self._failure = UpstreamProtocolError("a transfer coding other than chunked")
+            return
         self._until_close = length is None and not chunked and status not in _NO_BODY_STATUSES
 
     def on_body(self, body: bytes) -> None:
