@@ -241,27 +241,9 @@ class _Connection(asyncio.Protocol):
         """Decide how the body ends; answer a HEAD at once."""
         self._in_head = False
         self._head_received = 0
-        if self._failure is not None:
-            return
-        status = self._parser.get_status_code()
-        self._status = status
-        if not _MIN_STATUS <= status <= _MAX_STATUS:
-            # RFC 9110 §15: 100-599; a status the caller cannot be sent is no answer.
-            self._failure = UpstreamProtocolError(f"invalid status code {status}")
-            return
-        if self._parser.get_http_version() not in _VERSIONS:
-            self._failure = UpstreamProtocolError("not an HTTP/1.x answer")
-            return
-        self._interim = 100 <= status < 200  # RFC 9110 §15.2: informational
-        if self._interim:
-            self._interims += 1
-            if self._interims > MAX_INTERIM:
-                self._failure = UpstreamProtocolError("too many interim answers")
-                return
-        if status == _SWITCHING_PROTOCOLS:
-            self._failure = UpstreamProtocolError("the upstream switched protocols")
-            return
-        if self._interim:
+        if self._failure is None:
+            self._failure = self._head_refused()
+        if self._failure is not None or self._interim:
             return
         length = _content_length(self._headers)
         if length is not None and length > self._max_body:
@@ -278,7 +260,26 @@ class _Connection(asyncio.Protocol):
             # coded, and a coding after chunked leaves the length to the connection's close.
             self._failure = UpstreamProtocolError("a transfer coding other than chunked")
             return
-        self._until_close = length is None and not chunked and status not in _NO_BODY_STATUSES
+        self._until_close = length is None and not chunked and self._status not in _NO_BODY_STATUSES
+
+    def _head_refused(self) -> UpstreamProtocolError | None:
+        """Take the status of a head; why it is no answer, if it is not one."""
+        status = self._parser.get_status_code()
+        self._status = status
+        self._interim = False
+        if not _MIN_STATUS <= status <= _MAX_STATUS:
+            # RFC 9110 §15: 100-599; a status the caller cannot be sent is no answer.
+            return UpstreamProtocolError(f"invalid status code {status}")
+        if self._parser.get_http_version() not in _VERSIONS:
+            return UpstreamProtocolError("not an HTTP/1.x answer")
+        if status == _SWITCHING_PROTOCOLS:
+            return UpstreamProtocolError("the upstream switched protocols")
+        self._interim = status < 200  # RFC 9110 §15.2: informational
+        if self._interim:
+            self._interims += 1
+            if self._interims > MAX_INTERIM:
+                return UpstreamProtocolError("too many interim answers")
+        return None
 
     def on_body(self, body: bytes) -> None:
         """Body bytes, bounded by the cap."""
