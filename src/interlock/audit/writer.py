@@ -32,7 +32,8 @@ queueing an entry, and the producers contended for that mutex.
 
 A best-effort entry the writer cannot take (the queue holds ``max_pending``
 entries, or the log is closed) is dropped, counted in :attr:`dropped` and
-logged at most once per ``_DROP_LOG_SECONDS`` with the count: an overloaded
+logged at most once per 10 s with the count
+(:class:`~interlock.logs.losses.LossCounter`): an overloaded
 log must not also flood the process's log, one line per request. Callers
 ask :meth:`GroupCommitWriter.has_room` before encoding an entry, so one the
 writer would refuse costs next to nothing; those lost with a failed batch
@@ -45,20 +46,17 @@ import asyncio
 import collections
 import concurrent.futures
 import threading
-import time
 from collections.abc import Callable, Sequence
-from typing import Final, NamedTuple
+from typing import NamedTuple
 
 from interlock.audit.errors import AuditUnavailableError
 from interlock.audit.search_index import SearchHead
 from interlock.logs import get_logger
+from interlock.logs.losses import LossCounter
 
 __all__ = ["GroupCommitWriter", "Pending"]
 
 _log = get_logger("interlock.audit")
-
-#: At most one "entries dropped" log line per this many seconds (with the count).
-_DROP_LOG_SECONDS: Final = 10.0
 
 
 class Pending(NamedTuple):
@@ -101,11 +99,8 @@ class GroupCommitWriter:
         self._wake = threading.Event()  # the queue had been empty: something to write
         self._urgent = threading.Event()  # an urgent entry, a full batch or closing: no linger
         self._closed = False
-        self.dropped = 0  # best-effort entries refused: queue full or closed
+        self._dropped = LossCounter("interlock.audit", "audit entries dropped", "entries")
         self.failed = 0  # best-effort entries lost with a failed batch
-        self._drops = threading.Lock()
-        self._unreported = 0  # dropped since the last log line
-        self._reported_at = -_DROP_LOG_SECONDS
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -163,17 +158,14 @@ class GroupCommitWriter:
         """Best-effort entries never written: dropped, or in a failed batch."""
         return self.dropped + self.failed
 
+    @property
+    def dropped(self) -> int:
+        """Best-effort entries refused: the queue was full or the writer closed."""
+        return self._dropped.total
+
     def drop(self, count: int = 1) -> None:
         """Count best-effort entries not taken; one log line per interval, with the count."""
-        with self._drops:
-            self.dropped += count
-            self._unreported += count
-            now = time.monotonic()
-            if now - self._reported_at < _DROP_LOG_SECONDS:
-                return
-            dropped, self._unreported, self._reported_at = self._unreported, 0, now
-        reason = "closed" if self._closed else "queue full"
-        _log.error("audit entries dropped", entries=dropped, reason=reason)
+        self._dropped.add(count, "closed" if self._closed else "queue full")
 
     def _put(self, pending: Pending) -> None:
         queued = self._queue

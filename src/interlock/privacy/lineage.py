@@ -32,7 +32,6 @@ import json
 import queue
 import secrets
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from interlock.clock import Clock, utc_now
 from interlock.config.manifest import Integration, System
 from interlock.crypto import Keyring
 from interlock.logs import get_logger
+from interlock.logs.losses import LossCounter
 from interlock.privacy.subjects import Sighting
 from interlock.privacy.tables import LineageErasedRow, LineageRow
 from interlock.store.base import table_of
@@ -61,9 +61,6 @@ __all__ = [
     "keep_pruned",
     "load_subject_hasher",
 ]
-
-#: At most one "records dropped" log line per this many seconds (with the count).
-_DROP_LOG_SECONDS: Final = 10.0
 
 KEY_NAME: Final = "privacy.lineage_key"
 KEY_SIZE: Final = 32
@@ -299,10 +296,10 @@ class LineageIndex:
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
         self._closed = False
-        self.dropped = 0  # records never queued: no place left, or closed
+        self._dropped = LossCounter(
+            "interlock.privacy.lineage", "lineage records dropped", "records"
+        )
         self.failed = 0  # records lost to a failed batch
-        self._unreported = 0  # dropped since the last log line (one line per interval)
-        self._reported_at = -_DROP_LOG_SECONDS
 
     # -- writing ---------------------------------------------------------------------
 
@@ -310,6 +307,11 @@ class LineageIndex:
     def queued(self) -> int:
         """Requests' records queued and not yet taken (approximate, as ``Queue.qsize``)."""
         return self._queue.qsize()
+
+    @property
+    def dropped(self) -> int:
+        """Records never queued: no place left, or closed."""
+        return self._dropped.total
 
     @property
     def lost(self) -> int:
@@ -345,15 +347,8 @@ class LineageIndex:
         return True
 
     def _drop(self, count: int, why: str) -> None:
-        with self._idle:
-            self.dropped += count
-            self._unreported += count
-            now = time.monotonic()
-            if now - self._reported_at < _DROP_LOG_SECONDS:
-                return
-            dropped, self._unreported, self._reported_at = self._unreported, 0, now
         # One line per interval, however many were dropped: a flood must not flood the log.
-        _log.error("lineage records dropped", records=dropped, reason=why)
+        self._dropped.add(count, why)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything queued so far is written (or failed); False on timeout."""
