@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from interlock.check.items import ITEMS, item
+from interlock.check.catalogue import item
+from interlock.check.items import ITEMS
 
 # OWASP ASVS 5.0.0: chapters V1-V17, requirements V<chapter>.<section>.<requirement>.
 ASVS_ID = re.compile(r"V(1[0-7]|[1-9])\.[1-9]\d?\.[1-9]\d?")

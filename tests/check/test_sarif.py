@@ -12,7 +12,8 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from interlock.check.items import ITEMS, Item, item
+from interlock.check.catalogue import item
+from interlock.check.items import ITEMS, Item
 from interlock.check.results import Finding, Location, Scorecard
 from interlock.check.sarif import SECURITY_SEVERITY, to_sarif
 from tests.check.scorecards import FINDINGS, MANIFEST, MARKUP, NOW, WAIVER, scorecard

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from interlock.check.items import item
+from interlock.check.catalogue import item
 from interlock.check.run import run_check
 from interlock.check.types import TYPE_ITEMS
 from tests.check.conftest import BASE, Write, by_item
