@@ -60,6 +60,7 @@ BENCHMARKS: Final[dict[str, tuple[str, ...]]] = {
     "scan": (),
     "gateway": (),
     "scaling": (),
+    "replicas-decisions": (),
     "soak": ("--duration", "180"),
 }
 
@@ -67,6 +68,7 @@ BENCHMARKS: Final[dict[str, tuple[str, ...]]] = {
 SCRIPTS: Final[dict[str, str]] = {
     "audit-producers": "benchmarks/audit/producers.py",
     "oauth-verify-raw": "benchmarks/oauth/verify_raw.py",
+    "replicas-decisions": "benchmarks/replicas/decisions.py",
 }
 #: A benchmark still running after this long is stopped and recorded as failed.
 TIMEOUT_SECONDS: Final = 3600

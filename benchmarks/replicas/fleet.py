@@ -49,7 +49,15 @@ from interlock.store import Deployment, initialise
 from interlock.store.manifest_versions import publish_manifest
 from interlock.testing.postgres_node import PostgresNode
 
-__all__ = ["CAPPED_PER_HOUR", "MANIFEST", "Fleet", "Response", "fleet", "free_port"]
+__all__ = [
+    "CAPPED_PER_HOUR",
+    "MANIFEST",
+    "Fleet",
+    "Response",
+    "fleet",
+    "free_port",
+    "redis_server",
+]
 
 #: The capped client's budget: small enough to spend in a test, per hour so it does not refill.
 CAPPED_PER_HOUR: Final = 100
@@ -131,6 +139,25 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def redis_server(port: int, directory: Path) -> subprocess.Popen[bytes]:
+    """A redis-server of our own on ``port`` (keeping nothing on disk), once it listens."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--save", "", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port, process)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process
 
 
 def _wait_port(port: int, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
@@ -225,15 +252,7 @@ class Fleet:
 
     def start_redis(self) -> None:
         """Start the fleet's redis-server on its port."""
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed")
-        self._redis = subprocess.Popen(
-            [binary, "--port", str(self.redis_port), "--save", "", "--dir", str(self.work)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_port(self.redis_port, self._redis)
+        self._redis = redis_server(self.redis_port, self.work)
 
     def stop_redis(self) -> None:
         """Stop the fleet's redis-server (its data is lost, as after a crash without AOF)."""
