@@ -423,12 +423,23 @@ def _template(d: Decision, key: tuple[object, ...]) -> tuple[str, str, str] | No
     found = _TEMPLATES.get(key)
     if found is not None:
         return found
+    made = _parts(d)
+    if made is None:
+        return None
+    if len(_TEMPLATES) >= _TEMPLATES_MAX:
+        _TEMPLATES.clear()
+    _TEMPLATES[key] = made
+    return made
+
+
+def _parts(d: Decision) -> tuple[str, str, str] | None:
+    """The parts of ``d``'s encoding around its per-request fields; None if out of bounds."""
     if not _in_bounds(d):
         return None
     details = _masked_details(d.details)
     if details is None:
         return None
-    made = (
+    return (
         "".join(('{"action":', string(d.action), ',"actor":', string(d.actor), ',"client_ip":')),
         "".join(
             (
@@ -453,10 +464,6 @@ def _template(d: Decision, key: tuple[object, ...]) -> tuple[str, str, str] | No
             )
         ),
     )
-    if len(_TEMPLATES) >= _TEMPLATES_MAX:
-        _TEMPLATES.clear()
-    _TEMPLATES[key] = made
-    return made
 
 
 def encode_decision(
@@ -468,45 +475,21 @@ def encode_decision(
     pattern, a range, a type) or cannot be encoded (a lone surrogate): the
     caller then builds the model, which refuses or encodes it as it always did.
     Free text is masked where it holds a credential, as the model's validators do.
-    The parts that repeat between decisions come from :data:`_TEMPLATES`.
+    The parts that repeat between decisions come from :data:`_TEMPLATES`;
+    those of a decision not remembered there are built (and checked) the same way.
     """
     d = decision
     try:
         key = _template_key(d)
-    except TypeError:  # an unhashable value: the full path checks (and refuses) it
+    except TypeError:  # an unhashable value: _parts checks (and refuses) it
         key = None
-    if key is not None:
-        made = _template(d, key) if _varying_in_bounds(d) else None
-        return None if made is None else _encode_templated(d, made, pseudonymiser, pseudonymise_ip)
-    if not _in_bounds(d):
+    if key is None:  # parts used once (a token's id), not remembered
+        made = _parts(d)
+    elif _varying_in_bounds(d):
+        made = _template(d, key)
+    else:
         return None
-    details = _masked_details(d.details)
-    if details is None:
-        return None
-    ip = d.client_ip
-    try:
-        if ip is not None and pseudonymise_ip:
-            ip = pseudonymiser.pseudonym("ip", ip)
-        return _encode(
-            _decision_timestamp(d.time_us),
-            d.actor,
-            d.action,
-            d.integration,
-            d.source,
-            d.target,
-            d.data_categories,
-            d.records,
-            d.bytes,
-            d.result,
-            d.status,
-            None if d.correlation_id is None else redact_credentials(d.correlation_id),
-            None if d.reason is None else _clean_text(d.reason),
-            details,
-            (),
-            ip,
-        )
-    except (ValueError, UnicodeError):  # a lone surrogate: the model refuses it
-        return None
+    return None if made is None else _encode_templated(d, made, pseudonymiser, pseudonymise_ip)
 
 
 def _encode_templated(
