@@ -61,7 +61,7 @@ if __package__ in {None, ""}:  # run as a file: make ``benchmarks`` importable
 from benchmarks.common import postgres_schema
 from benchmarks.gateway.decision_cpu import _Connection, nginx_request
 from benchmarks.replicas.fleet import MANIFEST, free_port, redis_server
-from benchmarks.results import SKIPPED_EXIT, report
+from benchmarks.results import report, skip
 from interlock.actors import Operator
 from interlock.audit.entry import AuditEntry, Outcome
 from interlock.audit.sink import MemorySink
@@ -109,17 +109,17 @@ def _worker(job: Job, ready: Any, start: Event, results: Any) -> None:
     deployment = open_deployment(Settings(**job.settings))  # type: ignore[arg-type]
     manifest = load_manifest(Path(job.manifest))
 
-    async def run() -> tuple[float, float, int]:
+    async def run() -> int:
         running = await start_gateway(
             deployment, manifest, ListenerConfig(port=0, client_auth="optional")
         )
+        left, right = socket.socketpair(socket.AF_UNIX)  # the listener's peer check reads it
         try:
             decisions = EdgeDecisions(
                 lambda: running.front.current, CONVENTIONS["nginx"], running.services.proxies
             )
             server = web.Server(decision_handler(decisions, {os.getuid()}), access_log=None)
             sink = running.gateway.audit.sink
-            left, right = socket.socketpair(socket.AF_UNIX)
             connections = [_Connection(server, left) for _ in range(job.connections)]
             data = nginx_request("/orders/1001", job.key)
 
@@ -134,7 +134,6 @@ def _worker(job: Job, ready: Any, start: Event, results: Any) -> None:
                 raise RuntimeError(f"the decision answered {answer!r}")
             ready.put(os.getpid())
             await asyncio.to_thread(start.wait)
-            started, cpu = time.perf_counter(), time.thread_time()
             await asyncio.gather(*(ask(c, each) for c in connections))
             await sink.record_async(  # every entry of these decisions is committed
                 AuditEntry(
@@ -143,15 +142,14 @@ def _worker(job: Job, ready: Any, start: Event, results: Any) -> None:
                     outcome=Outcome(result="success"),
                 )
             )
+            return each * job.connections
+        finally:
             left.close()
             right.close()
-            return time.perf_counter() - started, time.thread_time() - cpu, each * job.connections
-        finally:
             await running.stop()
 
     try:
-        seconds, cpu, done = uvloop.run(run())
-        results.put((seconds, cpu, done))
+        results.put(uvloop.run(run()))
     finally:
         deployment.close()
 
@@ -220,7 +218,7 @@ def measure(job: Job, processes: int) -> Round:
             child.join(timeout=60)
             if child.is_alive():
                 child.kill()
-    done = sum(outcome[2] for outcome in outcomes)
+    done = sum(outcomes)
     return Round(
         processes,
         done / elapsed,
@@ -230,7 +228,9 @@ def measure(job: Job, processes: int) -> Round:
 
 
 @contextmanager
-def deployment_for(work: Path, database_url: str) -> Iterator[Job]:
+def deployment_for(
+    work: Path, database_url: str, decisions: int, connections: int
+) -> Iterator[Job]:
     """A deployment over ``database_url`` and a redis-server of its own; the job for it."""
     port = free_port()
     redis = redis_server(port, work)
@@ -252,7 +252,7 @@ def deployment_for(work: Path, database_url: str) -> Iterator[Job]:
             )
         finally:
             deployment.close()
-        yield Job(settings, str(manifest_path), key, 0, 0, redis.pid)
+        yield Job(settings, str(manifest_path), key, decisions, connections, redis.pid)
     finally:
         redis.terminate()
         redis.wait(timeout=10)
@@ -267,21 +267,12 @@ def main() -> None:
     args = parser.parse_args()
     reason = unreachable(POSTGRES)
     if reason is not None:
-        print(f"skipped: PostgreSQL is unreachable ({reason})")
-        sys.exit(SKIPPED_EXIT)
+        skip(BENCHMARK, f"PostgreSQL is unreachable ({reason})")
     with (
         tempfile.TemporaryDirectory(prefix="interlock-decisions-") as directory,
         postgres_schema() as url,
-        deployment_for(Path(directory), url) as base,
+        deployment_for(Path(directory), url, args.decisions, args.connections) as job,
     ):
-        job = Job(
-            base.settings,
-            base.manifest,
-            base.key,
-            args.decisions,
-            args.connections,
-            base.redis_pid,
-        )
         rounds: dict[int, list[Round]] = {n: [] for n in PROCESSES}
         for _ in range(args.repeat):
             for processes in PROCESSES:
