@@ -10,7 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from interlock.audit import AuditEntry, AuditUnavailableError, MemorySink, Outcome
-from interlock.audit.writer import GroupCommitWriter, Pending
+from interlock.audit.writer import MAX_BATCH, GroupCommitWriter, Pending
 
 ENTRY = AuditEntry(actor="client:a", action="gateway.request", outcome=Outcome(result="success"))
 
@@ -181,3 +181,26 @@ def test_best_effort_entries_of_a_failed_batch_are_counted_as_lost() -> None:
     finally:
         writer.close()
     assert (writer.dropped, writer.failed, writer.lost) == (0, 4, 4)
+
+
+def test_a_deep_queue_is_written_in_batches_of_max_batch() -> None:
+    """Entries queued behind a slow batch go in as few transactions as MAX_BATCH allows."""
+    sizes: list[int] = []
+    started, release = threading.Event(), threading.Event()
+
+    def append(batch: Sequence[Pending]) -> list[int]:
+        started.set()
+        release.wait(10)
+        sizes.append(len(batch))
+        return list(range(len(batch)))
+
+    writer = GroupCommitWriter(append, timeout=10)
+    first = writer.submit(b"first", 0, None)
+    assert started.wait(5)  # the writer holds the first entry in its own batch
+    queued = 2 * MAX_BATCH + 7
+    for number in range(queued):
+        assert writer.submit_later(b"%d" % number, number, None)
+    release.set()
+    assert writer.wait(first) == 0
+    writer.close()
+    assert sizes == [1, MAX_BATCH, MAX_BATCH, 7]

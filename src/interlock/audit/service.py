@@ -27,7 +27,7 @@ from interlock.audit.proofs import ProofReader
 from interlock.audit.search_index import search_head
 from interlock.audit.storage import LogStore, StoredCheckpoint, create_audit_engines
 from interlock.audit.witness import FileWitness, HttpsWitness, Witness, WitnessPublisher
-from interlock.audit.writer import GroupCommitWriter, Pending
+from interlock.audit.writer import MAX_BATCH, GroupCommitWriter, Pending
 from interlock.config.settings import Settings
 from interlock.crypto import Keyring
 from interlock.proofs.cosignature import CosignatureVerifier
@@ -115,7 +115,7 @@ class AuditLog:
         keyring: Keyring,
         *,
         witnesses: Sequence[Witness] | None = None,
-        max_batch: int = 1000,
+        max_batch: int = MAX_BATCH,
         heartbeat: bool = False,
     ) -> AuditLog:
         """Open (creating if new) the log at ``settings.audit_url`` and start its writer.
