@@ -11,11 +11,12 @@
   rather than offering entries the log would drop: the figure is what the
   log commits, not what refusing costs (entries dropped are printed).
 * **Appends/s while the interpreter is busy**: 50,000 encoded entries queued
-  at once (``submit_later``) while another thread runs Python without pause,
-  as the gateway's event loop does under load; the writer gives up the
-  interpreter lock for each database round trip and waits for it after each,
-  so this is what it commits when it must take the lock back from a busy loop
-  (for information; the batch size decides it, see ``MAX_BATCH``).
+  at once (``submit_later``) while another thread runs Python without pause;
+  the writer gives up the interpreter lock for each database round trip and
+  waits for it after each, so this is what it commits when it must take the
+  lock back from a thread that never waits (the worst case: the gateway's
+  event loop waits on its sockets; for information, the batch size decides
+  it, see ``MAX_BATCH``).
 * **Event-loop cost per decision**: CPU time of the loop's thread
   (``time.thread_time``) per ``GatewayAudit.request`` for a forwarded,
   best-effort request, while the writer commits in the background.
@@ -375,7 +376,7 @@ def main() -> None:
         )
         busy_note = (
             "50,000 queued entries while another thread runs Python throughout "
-            "(the gateway's loop under load)"
+            "(the worst case for the writer)"
         )
         report(
             "audit-producers",

@@ -60,13 +60,14 @@ _log = get_logger("interlock.audit")
 
 #: Entries per transaction at most. A batch costs the writer about eight round trips
 #: to SQLite or PostgreSQL (begin, size, four inserts, checkpoint, commit), and the
-#: thread gives up the interpreter lock for each; while the gateway's event loop is
-#: busy, it gets the lock back only after the loop's switch interval (5 ms). Those
-#: waits are per batch, so larger batches amortise them: measured on 2 cores with a
-#: thread running Python throughout (benchmarks/audit/producers.py, "busy"), 1,000
-#: entries per batch committed 12,000-13,600 entries/s on SQLite, 5,000 about 29,000.
-#: A batch is that large only while the queue is that deep (under a steady trickle
-#: batches hold what one linger collects); 5,000 typical entries are about 2.5 MB.
+#: thread gives up the interpreter lock for each. When another thread runs Python
+#: without pause, the writer gets the lock back only after the switch interval
+#: (5 ms), so those waits are per batch and larger batches amortise them: measured on
+#: 2 cores with such a thread (benchmarks/audit/producers.py, "busy"), 1,000 entries
+#: per batch committed 12,000-13,600 entries/s on SQLite, 5,000 about 29,000. (The
+#: gateway's event loop waits on its sockets often enough that, saturated at about
+#: 2,000 requests/s, its queue stayed below 500 entries either way.) A batch is that
+#: large only while the queue is that deep; 5,000 typical entries are about 2.5 MB.
 MAX_BATCH: Final = 5000
 
 
