@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -204,3 +205,34 @@ def test_a_deep_queue_is_written_in_batches_of_max_batch() -> None:
     assert writer.wait(first) == 0
     writer.close()
     assert sizes == [1, MAX_BATCH, MAX_BATCH, 7]
+
+
+def test_callers_released_together_are_committed_together_again() -> None:
+    """Group commit gathers the callers a batch released instead of committing the first alone.
+
+    Four callers each write ten entries, waiting for each. Committing the
+    moment one entry arrives alternated batches of 1 and 3 (20 commits);
+    waiting for as many callers as the last batch released takes about one
+    commit per round.
+    """
+    sizes: list[int] = []
+
+    def append(batch: Sequence[Pending]) -> list[int]:
+        time.sleep(0.02)  # a commit's fsync: long enough for the released callers to return
+        sizes.append(len(batch))
+        return list(range(len(batch)))
+
+    writer = GroupCommitWriter(append, timeout=10)
+
+    def caller() -> None:
+        for number in range(10):
+            writer.wait(writer.submit(b"%d" % number, number, None))
+
+    callers = [threading.Thread(target=caller) for _ in range(4)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join()
+    writer.close()
+    assert sum(sizes) == 40
+    assert len(sizes) <= 14, sizes  # 10 rounds, a few split by a caller scheduled late

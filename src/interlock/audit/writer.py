@@ -46,6 +46,7 @@ import asyncio
 import collections
 import concurrent.futures
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
@@ -69,6 +70,8 @@ _log = get_logger("interlock.audit")
 #: 2,000 requests/s, its queue stayed below 500 entries either way.) A batch is that
 #: large only while the queue is that deep; 5,000 typical entries are about 2.5 MB.
 MAX_BATCH: Final = 5000
+#: The longest the writer waits for released callers to come back (:meth:`_gather`).
+_MAX_GATHER: Final = 0.01
 
 
 class Pending(NamedTuple):
@@ -110,6 +113,11 @@ class GroupCommitWriter:
         self._queue: collections.deque[Pending] = collections.deque()
         self._wake = threading.Event()  # the queue had been empty: something to write
         self._urgent = threading.Event()  # an urgent entry, a full batch or closing: no linger
+        # Group commit's gathering (_gather): callers the last batch released, how long
+        # that batch took, and an event set once as many entries are queued again.
+        self._expect = 0
+        self._last_write = 0.0
+        self._enough = threading.Event()
         self._closed = False
         self._dropped = LossCounter("interlock.audit", "audit entries dropped", "entries")
         self.failed = 0  # best-effort entries lost with a failed batch
@@ -138,6 +146,8 @@ class GroupCommitWriter:
         pending = Pending(body, time_us, integration, future, head)
         self._put(pending)
         if urgent:
+            if len(self._queue) >= self._expect:
+                self._enough.set()
             self._urgent.set()
             self._wake.set()
         return pending
@@ -259,16 +269,40 @@ class GroupCommitWriter:
                 urgent.wait(self._linger)
             urgent.clear()
             while queued:
+                self._gather()
                 batch = self._take()
                 if batch:
                     self._write(batch)
             if self._closed and not queued:
                 return
 
+    def _gather(self) -> None:
+        """Wait briefly for the callers the last batch released to queue their next entries.
+
+        A caller released from a batch often submits again within the time a
+        commit takes. Committing whatever is queued the moment one entry arrives
+        alternated between a batch of that one and a batch of the rest, twice
+        the commits (measured: 8 waiting callers, batches of 1 and 7; 64, of 25
+        and 39). So the writer waits until the queue holds what it held when the
+        last batch was written plus the waiting callers that batch released, at
+        most as long as that batch took to write (and never more than 10 ms): a
+        caller alone is never delayed (it is the one expected), and when fewer
+        come back the commit is late by at most one commit's time. Never when
+        closing.
+        """
+        expect = self._expect
+        if len(self._queue) >= expect or self._closed:
+            return
+        self._enough.clear()
+        if len(self._queue) < expect:  # a submit between the test and clear() set it
+            self._enough.wait(min(self._last_write, _MAX_GATHER))
+
     def _write(self, batch: list[Pending]) -> None:
+        started = time.perf_counter()
         try:
             indexes = self._append(batch)
         except Exception as exc:  # noqa: BLE001  (every failure fails the batch closed)
+            self._expect = 0
             _log.error("audit_batch_failed", entries=len(batch), error=type(exc).__name__)
             self.failed += sum(pending.future is None for pending in batch)
             for pending in batch:
@@ -277,6 +311,11 @@ class GroupCommitWriter:
                         AuditUnavailableError("the audit log could not write the entry")
                     )
             return
+        self._last_write = time.perf_counter() - started
+        # What the next batch can hold at once: what is queued now, and the callers
+        # released below, who may be back with their next entries within a commit.
+        released = sum(pending.future is not None for pending in batch)
+        self._expect = min(len(self._queue) + released, self._max_batch)
         for pending, index in zip(batch, indexes, strict=True):
             if pending.future is not None:
                 pending.future.set_result(index)
