@@ -241,6 +241,7 @@ class GroupCommitWriter:
         self._closed = True
         self._urgent.set()
         self._wake.set()
+        self._enough.set()  # a gathering writer writes what is queued now
         self._thread.join(timeout)
 
     def _take(self) -> list[Pending]:
