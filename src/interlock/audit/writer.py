@@ -15,8 +15,10 @@ steady trickle of requests every entry would otherwise pay a whole commit (an
 fsync), and every batch takes the interpreter lock from the gateway's event
 loop a few times (measured: 0.2 s instead of 0.025 s gave the gateway 20% more
 requests/s). An urgent entry arriving meanwhile ends the wait at once, so
-nobody who waits is delayed; a crash loses at most that much best-effort
-evidence, never an acknowledged entry.
+nobody who waits lingers; a crash loses at most that much best-effort
+evidence, never an acknowledged entry. Callers who wait are gathered instead,
+as a database's group commit gathers them: the next batch waits, at most one
+commit's time, for the callers the last one released (:meth:`_gather`).
 
 While it lingers the writer sleeps on an event that only an urgent entry
 (or a queue of a whole batch) sets, and then drains the queue in one go:
