@@ -148,8 +148,6 @@ class GroupCommitWriter:
         pending = Pending(body, time_us, integration, future, head)
         self._put(pending)
         if urgent:
-            if len(self._queue) >= self._expect:
-                self._enough.set()
             self._urgent.set()
             self._wake.set()
         return pending
@@ -199,6 +197,8 @@ class GroupCommitWriter:
         if len(queued) >= self._max_pending:
             raise AuditUnavailableError("the audit log is not keeping up (queue full)")
         queued.append(pending)
+        if len(queued) >= self._expect and not self._enough.is_set():
+            self._enough.set()  # what a gathering writer waits for is queued (_gather)
         if was_empty:
             self._wake.set()
         elif len(queued) >= self._max_batch and not self._urgent.is_set():
