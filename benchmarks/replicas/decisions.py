@@ -45,7 +45,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event
@@ -58,7 +58,7 @@ from aiohttp import web
 if __package__ in {None, ""}:  # run as a file: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.common import postgres_schema
+from benchmarks.common import cpu_seconds, postgres_schema
 from benchmarks.gateway.decision_cpu import _Connection, nginx_request
 from benchmarks.replicas.fleet import MANIFEST, free_port, redis_server
 from benchmarks.results import report, skip
@@ -162,16 +162,6 @@ def _stat(pid: str) -> tuple[str, list[str]] | None:
     return stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
 
 
-def _cpu_seconds(pids: Iterable[int]) -> float:
-    """User + system CPU of the processes ``pids`` (those gone count 0)."""
-    ticks = 0
-    for pid in pids:
-        found = _stat(str(pid))
-        if found is not None:
-            ticks += int(found[1][11]) + int(found[1][12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def _postgres_seconds() -> float:
     """CPU of the PostgreSQL server: every process named ``postgres``, and those it reaped.
 
@@ -207,12 +197,12 @@ def measure(job: Job, processes: int) -> Round:
     try:
         for _ in children:
             ready.get(timeout=120)
-        redis0, postgres0 = _cpu_seconds([job.redis_pid]), _postgres_seconds()
+        redis0, postgres0 = cpu_seconds(job.redis_pid), _postgres_seconds()
         started = time.perf_counter()
         start.set()
         outcomes = [results.get(timeout=600) for _ in children]
         elapsed = time.perf_counter() - started
-        redis1, postgres1 = _cpu_seconds([job.redis_pid]), _postgres_seconds()
+        redis1, postgres1 = cpu_seconds(job.redis_pid), _postgres_seconds()
     finally:
         for child in children:
             child.join(timeout=60)
