@@ -133,3 +133,19 @@ def test_serve_with_reuse_port_and_no_redis_refuses_to_start(
     err = capsys.readouterr().err
     assert "INTERLOCK_REDIS_URL" in err
     assert "INTERLOCK_LOCAL_LIMITS=divide" in err
+
+
+def test_serve_with_declared_workers_and_no_redis_refuses_before_issuing_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """INTERLOCK_WORKERS=2 without Redis: refused first, no certificate issued, no CRL."""
+    isolate_cli(monkeypatch, tmp_path, WORKERS="2")
+    manifest = tmp_path / "interlock.yaml"
+    manifest.write_text(MANIFEST)
+    assert main(["init"]) == 0
+    capsys.readouterr()
+    assert main(["serve", "-m", str(manifest), "--listen", "127.0.0.1:0"]) == 1
+    err = capsys.readouterr().err
+    assert "INTERLOCK_LOCAL_LIMITS=divide" in err
+    assert "certificate issued" not in err
+    assert "revocation list published" not in err

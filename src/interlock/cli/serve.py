@@ -24,7 +24,7 @@ from interlock.gateway.manifest_follower import (
 from interlock.gateway.privacy_runtime import PrivacyRuntime
 from interlock.gateway.server import ListenerConfig, run_event_loop, serve_forever, start_gateway
 from interlock.gateway.tls import ClientAuth
-from interlock.limits.scope import in_process_shares
+from interlock.limits.scope import shares_error
 from interlock.oauth.signing_keys import SigningKeys
 from interlock.sdk.rfc9421 import SignedRequests
 from interlock.store import Deployment, open_deployment
@@ -73,14 +73,16 @@ def serve(  # noqa: PLR0917  (typer maps each parameter to an option)
         raise ConfigError("--cert PATH needs --key PATH (and --cert auto takes no --key)")
     if client_auth not in {"none", "optional", "required"}:
         raise ConfigError(f"--client-auth must be none, optional or required, got {client_auth!r}")
-    if reuse_port and current.workers == 1:  # workers > 1 is checked where limits are built
-        # Several processes without Redis: refused, or budgets divided (limits.scope).
-        in_process_shares(
-            shared_backend=current.redis_url is not None,
-            workers=current.workers,
-            local_limits=current.local_limits,
-            reuse_port=reuse_port,
-        )
+    # Several processes without Redis: refused (here, before anything is issued or bound),
+    # or budgets divided where the limits are built (limits.scope).
+    refused = shares_error(
+        shared_backend=current.redis_url is not None,
+        workers=current.workers,
+        local_limits=current.local_limits,
+        reuse_port=reuse_port,
+    )
+    if refused is not None:
+        raise refused
     listener = ListenerConfig(
         client_auth=cast(ClientAuth, client_auth),
         client_ca=client_ca,

@@ -20,7 +20,7 @@ from typing import Literal
 from interlock.errors import ConfigError
 from interlock.logs import get_logger
 
-__all__ = ["LocalLimits", "in_process_shares"]
+__all__ = ["LocalLimits", "in_process_shares", "shares_error"]
 
 LocalLimits = Literal["refuse", "divide"]
 _log = get_logger("interlock.limits")
@@ -35,21 +35,18 @@ def in_process_shares(
     whole budget: no Redis, and ``reuse_port`` or ``workers`` > 1, unless the
     operator chose ``divide`` and declared how many workers there are.
     """
+    error = shares_error(
+        shared_backend=shared_backend,
+        workers=workers,
+        local_limits=local_limits,
+        reuse_port=reuse_port,
+    )
+    if error is not None:
+        raise error
     if shared_backend:
         return workers  # the open fallback's share; the shared budget is whole
     if not reuse_port and workers == 1:
         return 1
-    if local_limits == "refuse":
-        raise ConfigError(
-            "several gateway processes without Redis would each enforce every rate limit and "
-            "failure budget in full (N processes: N times the limit); set INTERLOCK_REDIS_URL, "
-            "or INTERLOCK_LOCAL_LIMITS=divide with INTERLOCK_WORKERS=N (docs/scale.md)"
-        )
-    if workers == 1:
-        raise ConfigError(
-            "--reuse-port with INTERLOCK_LOCAL_LIMITS=divide needs INTERLOCK_WORKERS=N, the "
-            "number of gateway processes sharing the budgets"
-        )
     _log.warning(
         "rate limits are in process and divided: each process enforces 1/N of every budget; "
         "uneven load makes the whole admit less, a process that dies takes its share with it, "
@@ -57,3 +54,26 @@ def in_process_shares(
         workers=workers,
     )
     return workers
+
+
+def shares_error(
+    *, shared_backend: bool, workers: int, local_limits: LocalLimits, reuse_port: bool = False
+) -> ConfigError | None:
+    """What :func:`in_process_shares` would refuse with, or None; logs nothing.
+
+    For a command to check before it issues or binds anything.
+    """
+    if shared_backend or (not reuse_port and workers == 1):
+        return None
+    if local_limits == "refuse":
+        return ConfigError(
+            "several gateway processes without Redis would each enforce every rate limit and "
+            "failure budget in full (N processes: N times the limit); set INTERLOCK_REDIS_URL, "
+            "or INTERLOCK_LOCAL_LIMITS=divide with INTERLOCK_WORKERS=N (docs/scale.md)"
+        )
+    if workers == 1:
+        return ConfigError(
+            "--reuse-port with INTERLOCK_LOCAL_LIMITS=divide needs INTERLOCK_WORKERS=N, the "
+            "number of gateway processes sharing the budgets"
+        )
+    return None
