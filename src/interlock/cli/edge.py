@@ -5,7 +5,10 @@
   certificate from the local CA unless ``--cert`` names one, and
   ``edge.json``, the options, for ``edge reload``);
 * ``edge serve`` runs the gateway (for routes that need the body and for its
-  own endpoints) and the decision endpoint on a unix socket;
+  own endpoints) and the decision endpoint on a unix socket; with
+  ``INTERLOCK_WORKERS=N``, ``edge serve --worker K`` runs the K-th of N such
+  processes (its own decision socket, the gateway's port shared), and ``edge
+  nginx --decision-workers N`` spreads decisions over all N;
 * ``edge reload -o DIR`` regenerates the configuration, checks it with
   ``nginx -t`` and only then tells nginx to reload; a configuration nginx
   refuses is put back as it was.
@@ -33,8 +36,9 @@ from interlock.errors import ConfigError
 from interlock.gateway.edge.decision import EdgeDecisions
 from interlock.gateway.edge.listener import start_decisions
 from interlock.gateway.edge.nginx import NginxOptions, render_nginx
-from interlock.gateway.edge.protocol import CONVENTIONS
+from interlock.gateway.edge.protocol import CONVENTIONS, MAX_DECISION_WORKERS, worker_socket
 from interlock.gateway.server import ListenerConfig, run_event_loop, serve_forever, start_gateway
+from interlock.limits.scope import shares_error
 from interlock.pki import LOCAL_CA_NAME
 from interlock.pki.authority import Pki
 from interlock.store import open_deployment
@@ -83,6 +87,14 @@ def nginx(  # noqa: PLR0917  (typer maps each parameter to an option)
     ] = None,
     workers: Annotated[str, typer.Option(help="nginx worker_processes.")] = "auto",
     user: Annotated[str | None, typer.Option(help="The user nginx's workers run as.")] = None,
+    decision_workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_DECISION_WORKERS,
+            help="Decision processes (edge serve --worker 1..N) to spread decisions over.",
+        ),
+    ] = 1,
 ) -> None:
     """Write an nginx configuration for the manifest into DIR (no secret is written)."""
     current = settings()
@@ -104,6 +116,7 @@ def nginx(  # noqa: PLR0917  (typer maps each parameter to an option)
         client_crl=crl,
         workers=workers,
         user=user,
+        decision_workers=decision_workers,
     )
     _write(output, manifest_path, options)
     typer.echo(f"nginx configuration written to {output / _CONF}")
@@ -152,6 +165,7 @@ def _write(output: Path, manifest_path: Path, options: NginxOptions) -> None:
         "server_names": list(options.server_names),
         "workers": options.workers,
         "user": options.user,
+        "decision_workers": options.decision_workers,
         "manifest": str(manifest_path.resolve()),
     }
     for name, content in ((_CONF, text), (_OPTIONS, json.dumps(saved, indent=2))):
@@ -185,6 +199,7 @@ def reload(output: OutputOption) -> None:
         client_crl=Path(saved["client_crl"]) if "client_crl" in saved else None,
         workers=saved["workers"],
         user=saved["user"],
+        decision_workers=_saved_workers(saved, output / _OPTIONS),
     )
     conf = output / _CONF
     previous = conf.read_text() if conf.exists() else None
@@ -205,8 +220,19 @@ def reload(output: OutputOption) -> None:
     typer.echo("nginx configuration checked and reloaded")
 
 
+def _saved_workers(saved: dict[str, object], path: Path) -> int:
+    """``decision_workers`` of a saved ``edge.json`` (1 when written before it existed)."""
+    value = saved.get("decision_workers", 1)
+    if type(value) is not int or not 1 <= value <= MAX_DECISION_WORKERS:
+        raise ConfigError(
+            f"{path}: decision_workers must be a whole number from 1 to {MAX_DECISION_WORKERS}, "
+            f"got {value!r}; run interlock edge nginx again"
+        )
+    return value
+
+
 @app.command("serve")
-def serve(
+def serve(  # noqa: PLR0917  (typer maps each parameter to an option)
     manifest: ManifestOption = None,
     listen: Annotated[
         str, typer.Option(help="HOST:PORT of Interlock's own listener (body routes, endpoints).")
@@ -218,9 +244,31 @@ def serve(
         str, typer.Option(help="The user the proxy's workers run as (may ask for decisions).")
     ] = "www-data",
     proxy: Annotated[str, typer.Option(help="nginx, envoy, traefik or caddy.")] = "nginx",
+    worker: Annotated[
+        int,
+        typer.Option(
+            help=(
+                "This process's number, 1 to INTERLOCK_WORKERS: its decision socket is "
+                "numbered after --socket, and the workers share --listen's port."
+            )
+        ),
+    ] = 1,
 ) -> None:
     """Serve the gateway and the decision endpoint for a proxy in front of it."""
     current = settings()
+    if not 1 <= worker <= current.workers:
+        raise ConfigError(
+            f"--worker {worker}: workers are numbered 1 to INTERLOCK_WORKERS "
+            f"({current.workers}); set INTERLOCK_WORKERS to the number of edge serve processes"
+        )
+    refused = shares_error(  # several workers without Redis: before anything is issued
+        shared_backend=current.redis_url is not None,
+        workers=current.workers,
+        local_limits=current.local_limits,
+        reuse_port=current.workers > 1,
+    )
+    if refused is not None:
+        raise refused
     manifest_path = manifest or current.manifest
     loaded = load_manifest(manifest_path, route_artifacts)
     if proxy not in CONVENTIONS:
@@ -232,10 +280,16 @@ def serve(
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"--listen must be HOST:PORT, got {listen!r}")
-    path = _socket(current, socket)
+    path = worker_socket(_socket(current, socket), worker)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
     listener = ListenerConfig(
-        host=host, port=int(port), client_auth="optional", metrics=current.metrics_address
+        host=host,
+        port=int(port),
+        client_auth="optional",
+        metrics=current.metrics_address,
+        # Several workers: one port for the gateway's own listener; limits are divided or
+        # shared where they are built (INTERLOCK_WORKERS, limits.scope), else refused.
+        reuse_port=current.workers > 1,
     )
     convention = CONVENTIONS[proxy]
     deployment = open_deployment(current)

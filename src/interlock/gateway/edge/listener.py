@@ -107,10 +107,30 @@ def decision_handler(
 
 
 def _clear(path: Path) -> None:
-    """Remove a stale socket left by a previous run; never anything else."""
+    """Remove a stale socket left by a previous run; never anything else, nor a live one.
+
+    A socket something still accepts on belongs to another decision process
+    (two workers given the same number): taking it over would leave that one
+    running without a socket, so this one refuses to start instead.
+    """
     if path.exists() and not path.is_socket():
         raise ConfigError(f"{path} exists and is not a socket; refusing to replace it")
+    if path.is_socket() and _accepting(path):
+        raise ConfigError(
+            f"{path}: another process is listening on it (each edge serve --worker "
+            "needs a number of its own); stop it first"
+        )
     path.unlink(missing_ok=True)
+
+
+def _accepting(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:  # refused (nobody listens: stale), or not ours to reach
+            return False
+        return True
 
 
 @dataclass

@@ -33,12 +33,14 @@ from interlock.errors import ConfigError
 from interlock.gateway.edge.protocol import (
     AUTHZ_PATH,
     CLIENT,
+    MAX_DECISION_WORKERS,
     PROBLEM,
     STATUS,
     UPSTREAM_AUTHORIZATION,
     UPSTREAM_SYSTEM,
     UPSTREAM_URI,
     needs_body,
+    worker_socket,
 )
 from interlock.gateway.header_policy import HeaderPolicy
 from interlock.gateway.messaging_keys import MESSAGING_PREFIX
@@ -104,7 +106,10 @@ class NginxOptions:
     trust anchor (``pki:NAME``) to its CA file. ``client_ca``: verify client
     certificates (optional) against it; ``client_crl``: a CRL file covering
     every CA of the chain (nginx checks them all), else revocation is the
-    decision's, checked on every request.
+    decision's, checked on every request. ``decision_workers``: decision
+    processes, each on its own socket named after ``decision_socket``
+    (:func:`~interlock.gateway.edge.protocol.worker_socket`); nginx spreads the
+    decisions over them and skips one it cannot reach.
     """
 
     listen: str
@@ -122,12 +127,17 @@ class NginxOptions:
     workers: str = "auto"
     user: str | None = None
     decision_seconds: float = 2.0
+    decision_workers: int = 1
     limits: UpstreamLimits = _LIMITS
     system_bundle: Path = SYSTEM_BUNDLE
 
 
 def render_nginx(manifest: Manifest, options: NginxOptions) -> str:
     """The whole ``nginx.conf`` for ``manifest``; a :class:`ConfigError` names what cannot be."""
+    if not 1 <= options.decision_workers <= MAX_DECISION_WORKERS:
+        raise ConfigError(
+            f"decision workers: 1 to {MAX_DECISION_WORKERS}, not {options.decision_workers}"
+        )
     routes = RouteTable.compile(manifest)
     lines: list[str] = []
     out = lines.append
@@ -144,8 +154,11 @@ def render_nginx(manifest: Manifest, options: NginxOptions) -> str:
     for kind in ("client_body", "proxy"):
         out(f"  {kind}_temp_path {_path(options.prefix / 'tmp' / kind)};")
     out('  map $remote_addr $il_forwarded_for { "~:" "[$remote_addr]"; default $remote_addr; }')
-    decisions = f"unix:{_path(options.decision_socket)}"
-    out(f"  upstream interlock_decisions {{ server {decisions}; keepalive 64; }}")
+    decisions = " ".join(
+        f"server unix:{_path(worker_socket(options.decision_socket, worker))};"
+        for worker in range(1, options.decision_workers + 1)
+    )
+    out(f"  upstream interlock_decisions {{ {decisions} keepalive 64; }}")
     out(f"  upstream interlock_gateway {{ server {_word(options.interlock)}; keepalive 32; }}")
     for name, system in manifest.systems.items():
         server = _authority(name, system)
@@ -220,6 +233,11 @@ def _decision_location(options: NginxOptions) -> list[str]:
         f"  proxy_connect_timeout {seconds};",
         f"  proxy_send_timeout {seconds};",
         f"  proxy_read_timeout {seconds};",
+        # With several decision processes one that cannot be reached (stopped,
+        # restarting) is skipped for the next at once; a slow one uses up the
+        # deadline (no second try: 503) and is left out for nginx's fail_timeout.
+        "  proxy_next_upstream error timeout;",
+        f"  proxy_next_upstream_timeout {seconds};",
         "}",
     ]
 

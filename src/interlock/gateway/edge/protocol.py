@@ -26,11 +26,13 @@ import base64
 import binascii
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, Literal
 from urllib.parse import unquote
 
 from multidict import CIMultiDictProxy
 
+from interlock.errors import ConfigError
 from interlock.gateway.routing import CompiledRoute
 from interlock.privacy.subjects import RouteSubjects
 
@@ -39,6 +41,7 @@ __all__ = [
     "AUTHZ_PATH",
     "CLIENT",
     "CONVENTIONS",
+    "MAX_DECISION_WORKERS",
     "PROBLEM",
     "STATUS",
     "UPSTREAM_AUTHORIZATION",
@@ -48,10 +51,32 @@ __all__ = [
     "UnreadableCertificateError",
     "needs_body",
     "proxy_certificate",
+    "worker_socket",
 ]
 
 ProxyKind = Literal["nginx", "envoy", "traefik", "caddy"]
 AUTHZ_PATH: Final = "/_interlock/authz"
+#: Decision processes one proxy may spread its decisions over.
+MAX_DECISION_WORKERS: Final = 64
+
+
+def worker_socket(base: Path, worker: int) -> Path:
+    """The decision socket of worker ``worker`` (1-based) of those named after ``base``.
+
+    Worker 1 listens on ``base`` itself, so a single process needs no number;
+    worker ``k`` on ``STEM-k.SUFFIX`` beside it (``authz.sock``,
+    ``authz-2.sock``, ...): the sockets ``interlock edge nginx
+    --decision-workers N`` lists and ``interlock edge serve --worker K``
+    listens on.
+    """
+    if not 1 <= worker <= MAX_DECISION_WORKERS:
+        raise ConfigError(
+            f"decision workers are numbered 1 to {MAX_DECISION_WORKERS}, not {worker}"
+        )
+    if worker == 1:
+        return base
+    return base.with_name(f"{base.stem}-{worker}{base.suffix}")
+
 
 # Answer headers of an allowed decision (injected upstream by the proxy).
 CLIENT: Final = "X-Interlock-Client"  # the authenticated client's name
