@@ -73,12 +73,14 @@ from benchmarks.results import report
 from interlock.actors import Operator
 from interlock.audit.sink import MemorySink
 from interlock.config.loader import load_manifest
+from interlock.gateway.edge.protocol import worker_socket
 from interlock.identity.apikeys import ApiKeys
 from interlock.identity.client_secrets import ClientSecrets
 from interlock.secrets.vault import Vault
 
 BENCHMARK = "gateway"
 EDGE_TARGET = 0.5
+EDGE_TWO_WORKERS = "edge api-key, 2 deciders"
 EMBEDDED_TARGET = 0.30  # the first version of this benchmark's, with the sample ERP
 
 MANIFEST = """\
@@ -303,62 +305,23 @@ def fast_upstream(
         "bench"
     )
     api_key = [f"X-API-Key: {key}"]
-    with processes() as started:
-        started.append(
-            subprocess.Popen(
-                [
-                    *_interlock(),
-                    "edge",
-                    "serve",
-                    "--manifest",
-                    str(manifest_path),
-                    "--listen",
-                    f"127.0.0.1:{gateway_port}",
-                    "--socket",
-                    str(socket),
-                    "--proxy-user",
-                    _user_name(),
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-            )
-        )
-        wait_port(gateway_port, timeout=90)
-        wait_ready(gateway_port, box.ca_file)  # 503 while starting
-        _wait_socket(socket)
-        generated = box.work / "edge-nginx"
-        command = [
-            *_interlock(),
-            "edge",
-            "nginx",
-            "--manifest",
-            str(manifest_path),
-            "-o",
-            str(generated),
-            "--listen",
-            f"127.0.0.1:{edge_port}",
-            "--interlock",
-            f"127.0.0.1:{gateway_port}",
-            "--socket",
-            str(socket),
-            "--no-client-certificates",
-            "--workers",
-            "1",
-        ]
-        if os.geteuid() == 0:
-            command += ["--user", "root"]
-        subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
-        with nginx(generated, (generated / "nginx.conf").read_text(), edge_port):
-            edge = f"https://127.0.0.1:{edge_port}"
-            out.append(wrk("fast", "edge api-key", f"{edge}/orders/1001", args, api_key))
-            bearer = [f"Authorization: Bearer {_token(edge_port, secret, box)}"]
-            out.append(wrk("fast", "edge bearer-jwt", f"{edge}/orders/1001", args, bearer))
-            out.append(wrk("fast", "edge personal-data", f"{edge}/customers/1001", args, api_key))
+    with edge_mode(box, manifest_path, env, socket, edge_port, gateway_port, workers=1):
+        edge = f"https://127.0.0.1:{edge_port}"
+        out.append(wrk("fast", "edge api-key", f"{edge}/orders/1001", args, api_key))
+        bearer = [f"Authorization: Bearer {_token(edge_port, secret, box)}"]
+        out.append(wrk("fast", "edge bearer-jwt", f"{edge}/orders/1001", args, bearer))
+        out.append(wrk("fast", "edge personal-data", f"{edge}/customers/1001", args, api_key))
         gateway = f"https://127.0.0.1:{gateway_port}"
         out.append(wrk("fast", "interlock api-key", f"{gateway}/orders/1001", args, api_key))
         out.append(
             wrk("fast", "interlock personal-data", f"{gateway}/customers/1001", args, api_key)
         )
+    # For information: the decisions spread over two processes (the same nginx, 1 worker).
+    edge_port, gateway_port = free_port(), free_port()
+    two = {**env, "INTERLOCK_PUBLIC_URL": f"https://127.0.0.1:{edge_port}"}
+    with edge_mode(box, manifest_path, two, socket, edge_port, gateway_port, workers=2):
+        edge = f"https://127.0.0.1:{edge_port}"
+        out.append(wrk("fast", EDGE_TWO_WORKERS, f"{edge}/orders/1001", args, api_key))
     passthrough = free_port()
     with processes() as started:
         started.append(
@@ -385,6 +348,85 @@ def fast_upstream(
             )
         )
     return out
+
+
+@contextmanager
+def edge_mode(  # noqa: PLR0917  (two call sites; each value is used)
+    box: Sandbox,
+    manifest_path: Path,
+    env: dict[str, str],
+    socket: Path,
+    edge_port: int,
+    gateway_port: int,
+    *,
+    workers: int,
+) -> Iterator[None]:
+    """``interlock edge serve`` (``workers`` processes) and the nginx ``edge nginx`` generates.
+
+    Several workers share the gateway's port and each answers decisions on its
+    own socket; with no Redis here their in-process budgets are divided
+    (``INTERLOCK_LOCAL_LIMITS=divide``, docs/scale.md) and each has its metrics
+    listener off (one port each otherwise).
+    """
+    if workers > 1:
+        env = {
+            **env,
+            "INTERLOCK_WORKERS": str(workers),
+            "INTERLOCK_LOCAL_LIMITS": "divide",
+            "INTERLOCK_METRICS_LISTEN": "off",
+        }
+    with processes() as started:
+        for worker in range(1, workers + 1):
+            started.append(
+                subprocess.Popen(
+                    [
+                        *_interlock(),
+                        "edge",
+                        "serve",
+                        "--manifest",
+                        str(manifest_path),
+                        "--listen",
+                        f"127.0.0.1:{gateway_port}",
+                        "--socket",
+                        str(socket),
+                        "--proxy-user",
+                        _user_name(),
+                        "--worker",
+                        str(worker),
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                )
+            )
+            _wait_socket(worker_socket(socket, worker))
+        wait_port(gateway_port, timeout=90)
+        wait_ready(gateway_port, box.ca_file)  # 503 while starting
+        generated = box.work / f"edge-nginx-{workers}"
+        command = [
+            *_interlock(),
+            "edge",
+            "nginx",
+            "--manifest",
+            str(manifest_path),
+            "-o",
+            str(generated),
+            "--listen",
+            f"127.0.0.1:{edge_port}",
+            "--interlock",
+            f"127.0.0.1:{gateway_port}",
+            "--socket",
+            str(socket),
+            "--no-client-certificates",
+            "--workers",
+            "1",
+            "--decision-workers",
+            str(workers),
+        ]
+        if os.geteuid() == 0:
+            command += ["--user", "root"]
+        subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+        with nginx(generated, (generated / "nginx.conf").read_text(), edge_port):
+            yield
 
 
 def sample_erp(box: Sandbox, args: argparse.Namespace) -> list[Result]:
@@ -516,6 +558,7 @@ def show(results: list[Result], args: argparse.Namespace) -> None:
         ("edge api-key", "edge-api-key-vs-nginx", EDGE_TARGET),
         ("edge bearer-jwt", "edge-bearer-jwt-vs-nginx", EDGE_TARGET),
         ("edge personal-data", "edge-personal-data-vs-nginx", None),
+        (EDGE_TWO_WORKERS, "edge-api-key-2-decision-processes-vs-nginx", None),
         ("interlock api-key", "gateway-api-key-vs-nginx", None),
         ("interlock personal-data", "gateway-personal-data-vs-nginx", None),
         ("interlock pass-through", "gateway-passthrough-vs-nginx", None),
