@@ -56,3 +56,44 @@ def test_edge_reload_without_a_generated_directory_is_a_clear_error(
     """No edge.json: one line saying what to run first, exit 1."""
     assert main(["edge", "reload", "-o", str(tmp_path / "nowhere")]) == 1
     assert "run interlock edge nginx" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("saved", "expected"),
+    [
+        ("[1, 2]", "not the options edge nginx writes"),
+        ('{"listen": "127.0.0.1:443"}', "no 'interlock_ca'"),
+        ('{"interlock_ca": 7}', "wrong type"),
+    ],
+)
+def test_edge_reload_of_a_damaged_edge_json_is_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], saved: str, expected: str
+) -> None:
+    """A hand-edited or truncated edge.json: exit 1 and what is wrong, never a traceback."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "edge.json").write_text(saved)
+    assert main(["edge", "reload", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert expected in err
+    assert str(out / "edge.json") in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.processes
+def test_edge_reload_refuses_a_decision_worker_count_out_of_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """decision_workers 0 in edge.json: refused before anything is regenerated."""
+    nginx_or_skip()
+    assert main(["init"]) == 0
+    out = tmp_path / "out"
+    user = ["--user", "root"] if os.geteuid() == 0 else []
+    assert main(["edge", "nginx", "-o", str(out), "--listen", "127.0.0.1:19443", *user]) == 0
+    saved = json.loads((out / "edge.json").read_text())
+    (out / "edge.json").write_text(json.dumps({**saved, "decision_workers": 0}))
+    before = (out / "nginx.conf").read_text()
+    capsys.readouterr()
+    assert main(["edge", "reload", "-o", str(out)]) == 1
+    assert "decision_workers must be a whole number from 1 to 64, got 0" in capsys.readouterr().err
+    assert (out / "nginx.conf").read_text() == before

@@ -178,32 +178,10 @@ def _write(output: Path, manifest_path: Path, options: NginxOptions) -> None:
 def reload(output: OutputOption) -> None:
     """Regenerate DIR's configuration from the manifest, check it (nginx -t), reload nginx."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    try:
-        saved = json.loads((output / _OPTIONS).read_text())
-    except (OSError, ValueError):
-        raise ConfigError(
-            f"{output / _OPTIONS}: missing or unreadable; run interlock edge nginx"
-        ) from None
-    ca_file = Path(saved["interlock_ca"])
-    options = NginxOptions(
-        listen=saved["listen"],
-        certificate=Path(saved["certificate"]),
-        private_key=Path(saved["private_key"]),
-        decision_socket=Path(saved["decision_socket"]),
-        interlock=saved["interlock"],
-        interlock_ca=ca_file,
-        prefix=Path(saved["prefix"]),
-        anchors={f"pki:{LOCAL_CA_NAME}": ca_file},
-        server_names=tuple(saved["server_names"]),
-        client_ca=Path(saved["client_ca"]) if "client_ca" in saved else None,
-        client_crl=Path(saved["client_crl"]) if "client_crl" in saved else None,
-        workers=saved["workers"],
-        user=saved["user"],
-        decision_workers=_saved_workers(saved, output / _OPTIONS),
-    )
+    options, manifest_path = _saved_options(output / _OPTIONS)
     conf = output / _CONF
     previous = conf.read_text() if conf.exists() else None
-    _write(output, Path(saved["manifest"]), options)
+    _write(output, manifest_path, options)
     control = [binary, "-p", str(options.prefix), "-c", str(conf.resolve())]
     checked = subprocess.run([*control, "-t"], capture_output=True, text=True, check=False)  # noqa: S603
     if checked.returncode != 0:
@@ -218,6 +196,41 @@ def reload(output: OutputOption) -> None:
     if reloaded.returncode != 0:
         raise ConfigError(f"nginx did not reload: {reloaded.stderr.strip()[-500:]}")
     typer.echo("nginx configuration checked and reloaded")
+
+
+def _saved_options(path: Path) -> tuple[NginxOptions, Path]:
+    """The options ``edge nginx`` saved in ``path`` and the manifest's path; one clear error."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"{path}: missing or unreadable; run interlock edge nginx") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{path}: not the options edge nginx writes; run interlock edge nginx")
+    try:
+        ca_file = Path(saved["interlock_ca"])
+        options = NginxOptions(
+            listen=saved["listen"],
+            certificate=Path(saved["certificate"]),
+            private_key=Path(saved["private_key"]),
+            decision_socket=Path(saved["decision_socket"]),
+            interlock=saved["interlock"],
+            interlock_ca=ca_file,
+            prefix=Path(saved["prefix"]),
+            anchors={f"pki:{LOCAL_CA_NAME}": ca_file},
+            server_names=tuple(saved["server_names"]),
+            client_ca=Path(saved["client_ca"]) if "client_ca" in saved else None,
+            client_crl=Path(saved["client_crl"]) if "client_crl" in saved else None,
+            workers=saved["workers"],
+            user=saved["user"],
+            decision_workers=_saved_workers(saved, path),
+        )
+        return options, Path(saved["manifest"])
+    except KeyError as exc:
+        raise ConfigError(f"{path}: no {exc.args[0]!r}; run interlock edge nginx again") from None
+    except TypeError:  # a value of another shape (a number for a path, ...)
+        raise ConfigError(
+            f"{path}: a value has the wrong type; run interlock edge nginx again"
+        ) from None
 
 
 def _saved_workers(saved: dict[str, object], path: Path) -> int:
