@@ -216,3 +216,25 @@ def test_edge_serve_workers_without_redis_are_refused_before_anything_is_issued(
     assert "INTERLOCK_REDIS_URL" in err
     assert "certificate issued" not in err
     assert not (tmp_path / "data" / "edge").exists()
+
+
+def test_edge_serve_on_a_socket_another_process_listens_on_is_refused_first(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two workers with the same number: the second stops before issuing anything."""
+    manifest = tmp_path / "interlock.yaml"
+    manifest.write_text(MANIFEST.format(erp_port=9443, rogue_port=9444))
+    isolate_cli(monkeypatch, tmp_path, MANIFEST=str(manifest))
+    assert main(["init"]) == 0
+    capsys.readouterr()
+    path = tmp_path / "run" / "authz.sock"
+    path.parent.mkdir()
+    user = "root" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+    with socket.socket(socket.AF_UNIX) as other:
+        other.bind(str(path))
+        other.listen(1)
+        assert main(["edge", "serve", "--socket", str(path), "--proxy-user", user]) == 1
+        assert path.is_socket()  # still the other process's
+    err = capsys.readouterr().err
+    assert "another process is listening on it" in err
+    assert "certificate issued" not in err

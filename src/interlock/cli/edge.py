@@ -34,7 +34,7 @@ from interlock.config.settings import Settings
 from interlock.crypto.keyfile import write_private_file
 from interlock.errors import ConfigError
 from interlock.gateway.edge.decision import EdgeDecisions
-from interlock.gateway.edge.listener import start_decisions
+from interlock.gateway.edge.listener import check_socket_path, start_decisions
 from interlock.gateway.edge.nginx import NginxOptions, render_nginx
 from interlock.gateway.edge.protocol import CONVENTIONS, MAX_DECISION_WORKERS, worker_socket
 from interlock.gateway.server import ListenerConfig, run_event_loop, serve_forever, start_gateway
@@ -294,6 +294,7 @@ def serve(  # noqa: PLR0917  (typer maps each parameter to an option)
     if not host or not port.isdigit():
         raise ConfigError(f"--listen must be HOST:PORT, got {listen!r}")
     path = worker_socket(_socket(current, socket), worker)
+    check_socket_path(path)  # before anything is issued or bound; again when it listens
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
     listener = ListenerConfig(
         host=host,

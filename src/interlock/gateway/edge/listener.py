@@ -32,7 +32,13 @@ from interlock.gateway.edge.protocol import AUTHZ_PATH
 from interlock.gateway.problems import problem_response
 from interlock.logs import get_logger
 
-__all__ = ["MAX_SOCKET_PATH", "DecisionListener", "decision_handler", "start_decisions"]
+__all__ = [
+    "MAX_SOCKET_PATH",
+    "DecisionListener",
+    "check_socket_path",
+    "decision_handler",
+    "start_decisions",
+]
 
 _log = get_logger("interlock.gateway.edge")
 _UCRED: Final = struct.Struct("3i")  # struct ucred: pid, uid, gid
@@ -106,13 +112,19 @@ def decision_handler(
     return _Handler(decisions, frozenset(proxy_uids))
 
 
-def _clear(path: Path) -> None:
-    """Remove a stale socket left by a previous run; never anything else, nor a live one.
+def check_socket_path(path: Path) -> None:
+    """Refuse ``path`` for a decision socket unless it is absent or a stale socket.
 
     A socket something still accepts on belongs to another decision process
     (two workers given the same number): taking it over would leave that one
-    running without a socket, so this one refuses to start instead.
+    running without a socket, so this one refuses to start instead. Commands
+    call this before they start anything; :func:`start_decisions` again.
     """
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise ConfigError(
+            f"cannot listen on {path}: a unix socket path has at most {MAX_SOCKET_PATH} bytes "
+            f"(this one has {len(os.fsencode(path))}); choose a shorter one"
+        )
     if path.exists() and not path.is_socket():
         raise ConfigError(f"{path} exists and is not a socket; refusing to replace it")
     if path.is_socket() and _accepting(path):
@@ -120,6 +132,11 @@ def _clear(path: Path) -> None:
             f"{path}: another process is listening on it (each edge serve --worker "
             "needs a number of its own); stop it first"
         )
+
+
+def _clear(path: Path) -> None:
+    """Remove a stale socket left by a previous run; never anything else, nor a live one."""
+    check_socket_path(path)
     path.unlink(missing_ok=True)
 
 
@@ -153,11 +170,6 @@ async def start_decisions(
     uids = frozenset(proxy_uids)
     if not uids:
         raise ConfigError("the decision listener needs the proxy's user id (--proxy-user)")
-    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
-        raise ConfigError(
-            f"cannot listen on {path}: a unix socket path has at most {MAX_SOCKET_PATH} bytes "
-            f"(this one has {len(os.fsencode(path))}); choose a shorter one"
-        )
     _clear(path)
     server = web.Server(decision_handler(decisions, uids), access_log=None)
     runner = web.ServerRunner(server, handle_signals=False)
