@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from interlock.audit.entry import Decision, decision_entry, encode_decision, encode_entry
+from interlock.audit.errors import AuditUnavailableError
 from interlock.audit.frontier import Frontier
 from interlock.audit.pseudonyms import Pseudonymiser
+from interlock.audit.schema import BODIES
 from interlock.audit.service import AuditLog
 from interlock.audit.verify import verify_log
 from interlock.config.settings import Settings
@@ -254,3 +258,52 @@ def test_bulk_tree_updates_equal_leaf_by_leaf(start: int, count: int) -> None:
     nodes = [(n.level, n.index, n.hash) for leaf in leaves[start:] for n in one.append(leaf)]
     assert bulk.extend(leaves[start:]) == nodes
     assert (bulk.size, bulk.root()) == (one.size, one.root())
+
+
+def test_a_durable_decision_is_committed_before_it_returns_with_the_models_bytes(
+    tmp_path: Path,
+) -> None:
+    """record_decision_async: its index once committed, the bytes record_async would write."""
+    keyring = Keyring.create(tmp_path / "keyring.json")
+    settings_ = Settings(data_dir=tmp_path, audit_database_url=f"sqlite:///{tmp_path / 'a.db'}")
+    log = AuditLog.open(settings_, keyring, witnesses=[])
+    decision = Decision(
+        1_733_400_000_000_000, "client:bench", "gateway.request", "personal", "erp", "crm",
+        ("user.contact.email",), 1, 812, "success", 200, "req-1", None,
+        {"route": "GET /customers/{id}", "method": "GET", "credential": "api-key ab12cd34"},
+        "192.0.2.10",
+    )  # fmt: skip
+    try:
+
+        async def both() -> tuple[int | None, int, int | None]:
+            fast = await log.sink.record_decision_async(decision)
+            model = await log.sink.record_async(decision_entry(decision))
+            declined = await log.sink.record_decision_async(decision._replace(actor="x" * 201))
+            return fast, model, declined
+
+        fast, model, declined = asyncio.run(both())
+        assert (fast, model, declined) == (0, 1, None)  # the declined one queued nothing
+        assert log.store.size() == 2  # both durable before record_*_async returned
+        with log.store.engine.connect() as connection:
+            bodies = [bytes(b) for (b,) in connection.execute(select(BODIES.c.body).order_by(BODIES.c.idx))]
+        assert bodies[0] == bodies[1]
+    finally:
+        log.close()
+
+
+def test_a_durable_decision_the_writer_cannot_take_raises_unavailable(tmp_path: Path) -> None:
+    """Closed (or full): AuditUnavailableError, for the gateway to withhold the answer."""
+    keyring = Keyring.create(tmp_path / "keyring.json")
+    settings_ = Settings(data_dir=tmp_path, audit_database_url=f"sqlite:///{tmp_path / 'a.db'}")
+    log = AuditLog.open(settings_, keyring, witnesses=[])
+    decision = Decision(
+        1_733_400_000_000_000, "anonymous", "gateway.request", None, None, None, (), 0, 0,
+        "failure", 401, "req", None, {}, None,
+    )  # fmt: skip
+    try:
+        log.writer.close()
+        with pytest.raises(AuditUnavailableError):
+            asyncio.run(log.sink.record_decision_async(decision))
+        assert log.store.size() == 0
+    finally:
+        log.close()

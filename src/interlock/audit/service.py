@@ -96,6 +96,25 @@ class DurableSink:
         writer.submit_later(body, decision.time_us, decision.integration, head)
         return True
 
+    async def record_decision_async(self, decision: Decision) -> int | None:
+        """Make a gateway decision durable without building its model; its index.
+
+        The durable counterpart of :meth:`record_decision_later`: the same bytes
+        as ``record_async(decision_entry(decision))``, committed before this
+        returns, :class:`AuditUnavailableError` within the timeout otherwise.
+        None, with nothing queued: a decision outside the bounds the encoder
+        checks, for the caller to take the model's path.
+        """
+        log = self._log
+        body = encode_decision(decision, log.keys.pseudonymiser, log.pseudonymise_ip)
+        if body is None:
+            return None
+        head = search_head(decision.actor, decision.action, decision.correlation_id)
+        pending = log.writer.submit(
+            body, decision.time_us, decision.integration, urgent=True, head=head
+        )
+        return await log.writer.wait_async(pending)
+
 
 @dataclass
 class AuditLog:

@@ -186,11 +186,21 @@ class GatewayAudit:
             details=details,
             client_ip=client_address(request),
         )
-        if not required and not identified:
-            # The sink's cheap path for the gateway's own bounded values (no model).
-            record_decision = getattr(self.sink, "record_decision_later", None)
-            if record_decision is not None and record_decision(decision):
-                return True
+        return await self._record(decision, required=required, identified=identified, route=route)
+
+    async def _record(
+        self,
+        decision: Decision,
+        *,
+        required: bool,
+        identified: Sequence[Sighting],
+        route: RouteLineage | None,
+    ) -> bool:
+        """Record ``decision``: without its model where the sink can, else through it."""
+        if not identified:
+            done = await self._without_model(decision, required=required)
+            if done is not None:
+                return done
         try:
             entry = decision_entry(decision)
         except ValidationError as exc:  # a value the entry model refuses: never a 500
@@ -207,6 +217,25 @@ class GatewayAudit:
             return True
         self.sink.record_later(entry)
         return True
+
+    async def _without_model(self, decision: Decision, *, required: bool) -> bool | None:
+        """The sink's cheap path for the gateway's own bounded values; None: use the model.
+
+        A best-effort entry is queued (``record_decision_later``); a required one
+        is awaited until durable (``record_decision_async``), False if it cannot be.
+        """
+        if not required:
+            later = getattr(self.sink, "record_decision_later", None)
+            return True if later is not None and later(decision) else None
+        durable = getattr(self.sink, "record_decision_async", None)
+        if durable is None:
+            return None
+        try:
+            index = await durable(decision)
+        except AuditUnavailableError as exc:
+            _log.error("audit entry not written; response withheld", error=exc.message)
+            return False
+        return None if index is None else True
 
     async def _identified(
         self, entry: AuditEntry, identified: Sequence[Sighting], route: RouteLineage | None
