@@ -285,7 +285,10 @@ def test_a_durable_decision_is_committed_before_it_returns_with_the_models_bytes
         assert (fast, model, declined) == (0, 1, None)  # the declined one queued nothing
         assert log.store.size() == 2  # both durable before record_*_async returned
         with log.store.engine.connect() as connection:
-            bodies = [bytes(b) for (b,) in connection.execute(select(BODIES.c.body).order_by(BODIES.c.idx))]
+            bodies = [
+                bytes(b)
+                for (b,) in connection.execute(select(BODIES.c.body).order_by(BODIES.c.idx))
+            ]
         assert bodies[0] == bodies[1]
     finally:
         log.close()
