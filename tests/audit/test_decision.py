@@ -270,7 +270,7 @@ def test_a_durable_decision_is_committed_before_it_returns_with_the_models_bytes
     decision = Decision(
         1_733_400_000_000_000, "client:bench", "gateway.request", "personal", "erp", "crm",
         ("user.contact.email",), 1, 812, "success", 200, "req-1", None,
-        {"route": "GET /customers/{id}", "method": "GET", "credential": "api-key ab12cd34"},
+        {"route": "GET /customers/{id}", "method": "GET", "auth": "api_key"},
         "192.0.2.10",
     )  # fmt: skip
     try:
