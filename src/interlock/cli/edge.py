@@ -38,7 +38,7 @@ from interlock.gateway.edge.listener import check_socket_path, start_decisions
 from interlock.gateway.edge.nginx import NginxOptions, render_nginx
 from interlock.gateway.edge.protocol import CONVENTIONS, MAX_DECISION_WORKERS, worker_socket
 from interlock.gateway.server import ListenerConfig, run_event_loop, serve_forever, start_gateway
-from interlock.limits.scope import shares_error
+from interlock.limits.scope import check_scope
 from interlock.pki import LOCAL_CA_NAME
 from interlock.pki.authority import Pki
 from interlock.store import open_deployment
@@ -274,14 +274,8 @@ def serve(  # noqa: PLR0917  (typer maps each parameter to an option)
             f"--worker {worker}: workers are numbered 1 to INTERLOCK_WORKERS "
             f"({current.workers}); set INTERLOCK_WORKERS to the number of edge serve processes"
         )
-    refused = shares_error(  # several workers without Redis: before anything is issued
-        shared_backend=current.redis_url is not None,
-        workers=current.workers,
-        local_limits=current.local_limits,
-        reuse_port=current.workers > 1,
-    )
-    if refused is not None:
-        raise refused
+    # Several workers without Redis: refused before anything is issued or bound.
+    check_scope(current, reuse_port=current.workers > 1)
     manifest_path = manifest or current.manifest
     loaded = load_manifest(manifest_path, route_artifacts)
     if proxy not in CONVENTIONS:

@@ -24,7 +24,7 @@ from interlock.gateway.manifest_follower import (
 from interlock.gateway.privacy_runtime import PrivacyRuntime
 from interlock.gateway.server import ListenerConfig, run_event_loop, serve_forever, start_gateway
 from interlock.gateway.tls import ClientAuth
-from interlock.limits.scope import shares_error
+from interlock.limits.scope import check_scope
 from interlock.oauth.signing_keys import SigningKeys
 from interlock.sdk.rfc9421 import SignedRequests
 from interlock.store import Deployment, open_deployment
@@ -75,14 +75,7 @@ def serve(  # noqa: PLR0917  (typer maps each parameter to an option)
         raise ConfigError(f"--client-auth must be none, optional or required, got {client_auth!r}")
     # Several processes without Redis: refused (here, before anything is issued or bound),
     # or budgets divided where the limits are built (limits.scope).
-    refused = shares_error(
-        shared_backend=current.redis_url is not None,
-        workers=current.workers,
-        local_limits=current.local_limits,
-        reuse_port=reuse_port,
-    )
-    if refused is not None:
-        raise refused
+    check_scope(current, reuse_port=reuse_port)
     listener = ListenerConfig(
         client_auth=cast(ClientAuth, client_auth),
         client_ca=client_ca,

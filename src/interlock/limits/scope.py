@@ -15,12 +15,15 @@ together still stay within the budget. docs/scale.md explains the choice.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from interlock.errors import ConfigError
 from interlock.logs import get_logger
 
-__all__ = ["LocalLimits", "in_process_shares", "shares_error"]
+if TYPE_CHECKING:
+    from interlock.config.settings import Settings
+
+__all__ = ["LocalLimits", "check_scope", "in_process_shares"]
 
 LocalLimits = Literal["refuse", "divide"]
 _log = get_logger("interlock.limits")
@@ -35,14 +38,12 @@ def in_process_shares(
     whole budget: no Redis, and ``reuse_port`` or ``workers`` > 1, unless the
     operator chose ``divide`` and declared how many workers there are.
     """
-    error = shares_error(
+    _check_shared(
         shared_backend=shared_backend,
         workers=workers,
         local_limits=local_limits,
         reuse_port=reuse_port,
     )
-    if error is not None:
-        raise error
     if shared_backend:
         return workers  # the open fallback's share; the shared budget is whole
     if not reuse_port and workers == 1:
@@ -56,24 +57,33 @@ def in_process_shares(
     return workers
 
 
-def shares_error(
-    *, shared_backend: bool, workers: int, local_limits: LocalLimits, reuse_port: bool = False
-) -> ConfigError | None:
-    """What :func:`in_process_shares` would refuse with, or None; logs nothing.
+def check_scope(settings: Settings, *, reuse_port: bool) -> None:
+    """Refuse what :func:`in_process_shares` would refuse, logging nothing.
 
-    For a command to check before it issues or binds anything.
+    For a command starting a gateway process, before it issues or binds
+    anything: ``reuse_port`` when it shares its port with other processes.
     """
+    _check_shared(
+        shared_backend=settings.redis_url is not None,
+        workers=settings.workers,
+        local_limits=settings.local_limits,
+        reuse_port=reuse_port,
+    )
+
+
+def _check_shared(
+    *, shared_backend: bool, workers: int, local_limits: LocalLimits, reuse_port: bool
+) -> None:
     if shared_backend or (not reuse_port and workers == 1):
-        return None
+        return
     if local_limits == "refuse":
-        return ConfigError(
+        raise ConfigError(
             "several gateway processes without Redis would each enforce every rate limit and "
             "failure budget in full (N processes: N times the limit); set INTERLOCK_REDIS_URL, "
             "or INTERLOCK_LOCAL_LIMITS=divide with INTERLOCK_WORKERS=N (docs/scale.md)"
         )
     if workers == 1:
-        return ConfigError(
+        raise ConfigError(
             "--reuse-port with INTERLOCK_LOCAL_LIMITS=divide needs INTERLOCK_WORKERS=N, the "
             "number of gateway processes sharing the budgets"
         )
-    return None
