@@ -197,45 +197,35 @@ class GatewayAudit:
         route: RouteLineage | None,
     ) -> bool:
         """Record ``decision``: without its model where the sink can, else through it."""
-        if not identified:
-            done = await self._without_model(decision, required=required)
-            if done is not None:
-                return done
+        if not identified and not required:
+            # The sink's cheap path for the gateway's own bounded values (no model).
+            later = getattr(self.sink, "record_decision_later", None)
+            if later is not None and later(decision):
+                return True
         try:
+            if not identified and required:
+                await self._durable(decision)
+                return True
             entry = decision_entry(decision)
         except ValidationError as exc:  # a value the entry model refuses: never a 500
             _log.error("audit entry refused by its model", errors=exc.error_count())
             return not required
+        except AuditUnavailableError as exc:
+            return _withheld(exc)
         if identified:
             return await self._identified(entry, identified, route)
-        if required:
-            try:
-                await self.sink.record_async(entry)
-            except AuditUnavailableError as exc:
-                _log.error("audit entry not written; response withheld", error=exc.message)
-                return False
-            return True
         self.sink.record_later(entry)
         return True
 
-    async def _without_model(self, decision: Decision, *, required: bool) -> bool | None:
-        """The sink's cheap path for the gateway's own bounded values; None: use the model.
+    async def _durable(self, decision: Decision) -> None:
+        """Make ``decision``'s entry durable: without its model where the sink can.
 
-        A best-effort entry is queued (``record_decision_later``); a required one
-        is awaited until durable (``record_decision_async``), False if it cannot be.
+        :class:`AuditUnavailableError` if it cannot be made durable; pydantic's
+        ``ValidationError`` if the model refuses a value the cheap path declined.
         """
-        if not required:
-            later = getattr(self.sink, "record_decision_later", None)
-            return True if later is not None and later(decision) else None
         durable = getattr(self.sink, "record_decision_async", None)
-        if durable is None:
-            return None
-        try:
-            index = await durable(decision)
-        except AuditUnavailableError as exc:
-            _log.error("audit entry not written; response withheld", error=exc.message)
-            return False
-        return None if index is None else True
+        if durable is None or await durable(decision) is None:
+            await self.sink.record_async(decision_entry(decision))
 
     async def _identified(
         self, entry: AuditEntry, identified: Sequence[Sighting], route: RouteLineage | None
@@ -263,8 +253,7 @@ class GatewayAudit:
             index = await self.sink.record_async(entry)
         except AuditUnavailableError as exc:
             lineage.record_later((), reserved=True)  # give the place back
-            _log.error("audit entry not written; response withheld", error=exc.message)
-            return False
+            return _withheld(exc)
         # Hashing here is cheap (one HMAC per person); the inserts happen off the loop.
         lineage.record_later(
             route.records(
@@ -331,3 +320,9 @@ class GatewayAudit:
                 details={"path": path[-500:]},
             )
         )
+
+
+def _withheld(exc: AuditUnavailableError) -> bool:
+    """Log a required entry that could not be made durable; False: withhold the response."""
+    _log.error("audit entry not written; response withheld", error=exc.message)
+    return False
