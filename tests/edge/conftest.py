@@ -69,6 +69,17 @@ def nginx_or_skip() -> str:
     return found
 
 
+def assert_nginx_accepts(binary: str, prefix: Path, conf: Path) -> None:
+    """Assert that ``nginx -t`` accepts ``conf`` (run with ``prefix``); its message if not."""
+    checked = subprocess.run(  # noqa: S603  (fixed arguments)
+        [binary, "-t", "-p", str(prefix), "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
 def free_port() -> int:
     """A free loopback port."""
     with socket.socket() as sock:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from interlock.cli.main import main
 from interlock.testing.gateway import MANIFEST
 from tests.conftest import isolate_cli
-from tests.edge.conftest import nginx_or_skip
+from tests.edge.conftest import assert_nginx_accepts, nginx_or_skip
 
 
 @pytest.fixture(autouse=True)
@@ -41,13 +40,7 @@ def test_edge_nginx_writes_a_configuration_nginx_accepts(
     text = (out / "nginx.conf").read_text()
     assert "erp-outbound" not in text
     assert "secret://" not in text
-    checked = subprocess.run(  # noqa: S603  (fixed arguments)
-        [binary, "-t", "-p", str(out), "-c", str(out / "nginx.conf")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert checked.returncode == 0, checked.stderr
+    assert_nginx_accepts(binary, out, out / "nginx.conf")
 
 
 def test_edge_reload_without_a_generated_directory_is_a_clear_error(

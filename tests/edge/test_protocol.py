@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import os
 import ssl
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
@@ -25,7 +24,7 @@ from interlock.gateway.edge.protocol import (
 )
 from interlock.testing.gateway import MANIFEST
 from interlock.testing.tls import make_tls
-from tests.edge.conftest import nginx_or_skip
+from tests.edge.conftest import assert_nginx_accepts, nginx_or_skip
 
 
 @pytest.fixture(scope="module")
@@ -119,13 +118,7 @@ def test_generated_configuration_passes_nginx_t(tmp_path: Path) -> None:
     binary = nginx_or_skip()
     conf = tmp_path / "nginx.conf"
     conf.write_text(render_nginx(_manifest(tmp_path), _options(tmp_path)))
-    checked = subprocess.run(  # noqa: S603  (fixed arguments)
-        [binary, "-t", "-p", str(tmp_path), "-c", str(conf)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert checked.returncode == 0, checked.stderr
+    assert_nginx_accepts(binary, tmp_path, conf)
 
 
 def test_a_value_that_would_inject_nginx_directives_is_refused(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import os
 import pwd
 import socket
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from interlock.testing.gateway import MANIFEST
 from tests.conftest import isolate_cli
 from tests.edge.conftest import (
     Edge,
+    assert_nginx_accepts,
     free_port,
     nginx_options,
     nginx_or_skip,
@@ -191,13 +191,7 @@ def test_edge_nginx_decision_workers_reach_the_configuration_and_survive_a_reloa
     assert main([*command, "--decision-workers", "2"]) == 0
     text = (out / "nginx.conf").read_text()
     assert "authz-2.sock;" in text
-    checked = subprocess.run(  # noqa: S603  (fixed arguments)
-        [binary, "-t", "-p", str(out), "-c", str(out / "nginx.conf")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert checked.returncode == 0, checked.stderr
+    assert_nginx_accepts(binary, out, out / "nginx.conf")
     assert '"decision_workers": 2' in (out / "edge.json").read_text()
 
 
