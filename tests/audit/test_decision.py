@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -201,50 +202,49 @@ def test_repeated_reasons_times_and_addresses_encode_as_the_model_does() -> None
     assert KEY.pseudonym("ip", "192.0.2.10") != KEY.pseudonym("subject", "192.0.2.10")
 
 
-def test_decisions_recorded_later_land_in_the_log(tmp_path: Path) -> None:
+# An anonymous caller refused: a decision every path encodes.
+_REFUSED_CALL = Decision(
+    1_733_400_000_000_000, "anonymous", "gateway.request", None, None, None, (), 0, 0,
+    "failure", 401, "req", None, {}, None,
+)  # fmt: skip
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[AuditLog]:
+    """An audit log of its own (SQLite), closed after the test."""
     keyring = Keyring.create(tmp_path / "keyring.json")
     settings_ = Settings(data_dir=tmp_path, audit_database_url=f"sqlite:///{tmp_path / 'a.db'}")
-    log = AuditLog.open(settings_, keyring, witnesses=[])
-    base = Decision(
-        1_733_400_000_000_000, "anonymous", "gateway.request", None, None, None, (), 0, 0,
-        "failure", 401, "req", None, {}, None,
-    )  # fmt: skip
+    opened = AuditLog.open(settings_, keyring, witnesses=[])
     try:
-        sink = log.sink
-        assert sink.record_decision_later(base)
-        assert not sink.record_decision_later(base._replace(actor="x" * 201))  # the model decides
-        log.writer.close()
-        assert log.store.size() == 1
-        assert verify_log(log.store.engine).size == 1
+        yield opened
     finally:
-        log.close()
+        opened.close()
+
+
+def test_decisions_recorded_later_land_in_the_log(log: AuditLog) -> None:
+    sink = log.sink
+    assert sink.record_decision_later(_REFUSED_CALL)
+    assert not sink.record_decision_later(_REFUSED_CALL._replace(actor="x" * 201))  # model path
+    log.writer.close()
+    assert log.store.size() == 1
+    assert verify_log(log.store.engine).size == 1
 
 
 def test_a_decision_the_writer_cannot_take_is_counted_without_being_encoded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    log: AuditLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Overload costs a check, not an encoding: the entry is dropped and counted as lost."""
-    keyring = Keyring.create(tmp_path / "keyring.json")
-    settings_ = Settings(data_dir=tmp_path, audit_database_url=f"sqlite:///{tmp_path / 'a.db'}")
-    log = AuditLog.open(settings_, keyring, witnesses=[])
-    try:
-        log.writer.close()  # takes nothing more, as a full queue
+    log.writer.close()  # takes nothing more, as a full queue
 
-        def encode(*_args: object) -> None:
-            raise AssertionError("encoded an entry the writer could not take")
+    def encode(*_args: object) -> None:
+        raise AssertionError("encoded an entry the writer could not take")
 
-        monkeypatch.setattr("interlock.audit.service.encode_decision", encode)
-        monkeypatch.setattr("interlock.audit.service.encode_entry", encode)
-        decision = Decision(
-            1_733_400_000_000_000, "anonymous", "gateway.request", None, None, None, (), 0, 0,
-            "failure", 401, "req", None, {}, None,
-        )  # fmt: skip
-        assert log.sink.record_decision_later(decision)
-        log.sink.record_later(decision_entry(decision))
-        assert log.writer.lost == 2
-        assert log.store.size() == 0
-    finally:
-        log.close()
+    monkeypatch.setattr("interlock.audit.service.encode_decision", encode)
+    monkeypatch.setattr("interlock.audit.service.encode_entry", encode)
+    assert log.sink.record_decision_later(_REFUSED_CALL)
+    log.sink.record_later(decision_entry(_REFUSED_CALL))
+    assert log.writer.lost == 2
+    assert log.store.size() == 0
 
 
 @settings(max_examples=50, deadline=None)
@@ -261,52 +261,35 @@ def test_bulk_tree_updates_equal_leaf_by_leaf(start: int, count: int) -> None:
 
 
 def test_a_durable_decision_is_committed_before_it_returns_with_the_models_bytes(
-    tmp_path: Path,
+    log: AuditLog,
 ) -> None:
     """record_decision_async: its index once committed, the bytes record_async would write."""
-    keyring = Keyring.create(tmp_path / "keyring.json")
-    settings_ = Settings(data_dir=tmp_path, audit_database_url=f"sqlite:///{tmp_path / 'a.db'}")
-    log = AuditLog.open(settings_, keyring, witnesses=[])
     decision = Decision(
         1_733_400_000_000_000, "client:bench", "gateway.request", "personal", "erp", "crm",
         ("user.contact.email",), 1, 812, "success", 200, "req-1", None,
         {"route": "GET /customers/{id}", "method": "GET", "auth": "api_key"},
         "192.0.2.10",
     )  # fmt: skip
-    try:
 
-        async def both() -> tuple[int | None, int, int | None]:
-            fast = await log.sink.record_decision_async(decision)
-            model = await log.sink.record_async(decision_entry(decision))
-            declined = await log.sink.record_decision_async(decision._replace(actor="x" * 201))
-            return fast, model, declined
+    async def both() -> tuple[int | None, int, int | None]:
+        fast = await log.sink.record_decision_async(decision)
+        model = await log.sink.record_async(decision_entry(decision))
+        declined = await log.sink.record_decision_async(decision._replace(actor="x" * 201))
+        return fast, model, declined
 
-        fast, model, declined = asyncio.run(both())
-        assert (fast, model, declined) == (0, 1, None)  # the declined one queued nothing
-        assert log.store.size() == 2  # both durable before record_*_async returned
-        with log.store.engine.connect() as connection:
-            bodies = [
-                bytes(b)
-                for (b,) in connection.execute(select(BODIES.c.body).order_by(BODIES.c.idx))
-            ]
-        assert bodies[0] == bodies[1]
-    finally:
-        log.close()
+    fast, model, declined = asyncio.run(both())
+    assert (fast, model, declined) == (0, 1, None)  # the declined one queued nothing
+    assert log.store.size() == 2  # both durable before record_*_async returned
+    with log.store.engine.connect() as connection:
+        bodies = [
+            bytes(b) for (b,) in connection.execute(select(BODIES.c.body).order_by(BODIES.c.idx))
+        ]
+    assert bodies[0] == bodies[1]
 
 
-def test_a_durable_decision_the_writer_cannot_take_raises_unavailable(tmp_path: Path) -> None:
+def test_a_durable_decision_the_writer_cannot_take_raises_unavailable(log: AuditLog) -> None:
     """Closed (or full): AuditUnavailableError, for the gateway to withhold the answer."""
-    keyring = Keyring.create(tmp_path / "keyring.json")
-    settings_ = Settings(data_dir=tmp_path, audit_database_url=f"sqlite:///{tmp_path / 'a.db'}")
-    log = AuditLog.open(settings_, keyring, witnesses=[])
-    decision = Decision(
-        1_733_400_000_000_000, "anonymous", "gateway.request", None, None, None, (), 0, 0,
-        "failure", 401, "req", None, {}, None,
-    )  # fmt: skip
-    try:
-        log.writer.close()
-        with pytest.raises(AuditUnavailableError):
-            asyncio.run(log.sink.record_decision_async(decision))
-        assert log.store.size() == 0
-    finally:
-        log.close()
+    log.writer.close()
+    with pytest.raises(AuditUnavailableError):
+        asyncio.run(log.sink.record_decision_async(_REFUSED_CALL))
+    assert log.store.size() == 0
