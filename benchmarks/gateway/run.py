@@ -16,6 +16,9 @@ and in front of it, one at a time and with one worker (process) each:
 * ``edge personal-data`` — the same on a route whose integration carries
   personal data: each decision waits until its audit entry is durable (fail
   closed) before nginx may forward (issue 30);
+* ``edge api-key, 2 deciders`` — the API-key route with two decision
+  processes (``edge serve --worker 1/2``, ``edge nginx --decision-workers 2``,
+  budgets divided between them), for information: the targets compare one;
 * ``interlock api-key`` / ``interlock personal-data`` — the embedded gateway
   (the same process's own listener): Python carries every byte, and the
   personal-data answer is released only once its audit entry is durable;
