@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, inspect, select
 
+from interlock.actors import Operator
 from interlock.audit.schema import BODIES
-from interlock.cli.evidence import admin_action
+from interlock.cli.evidence import admin_action, admin_actor
 from interlock.config.settings import load_settings
 from tests.cli.test_clients import _isolated, _run, manifest
 
@@ -96,3 +99,21 @@ def test_the_kill_switch_records_what_it_ended(
     _run(capsys, "clients", "create", "app", "-m", str(manifest))
     (created, *_) = [e for e in _entries() if e["action"] == "admin.clients.create"][-1:]
     assert set(created["details"]) == {"command"}
+
+
+@pytest.mark.parametrize("variable", ["LOGNAME", "USER", "LNAME", "USERNAME"])
+def test_the_actor_is_the_process_user_not_an_environment_variable(
+    manifest: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+) -> None:
+    """Operators' roles (the dead-letter role, the vault's audit) follow this name: the
+    kernel's user id names it, not a variable anyone starting the command can set."""
+    real = pwd.getpwuid(os.geteuid()).pw_name
+    monkeypatch.setenv(variable, f"{real}-impersonated")
+    assert admin_actor() == Operator(f"admin:{real}")
+    status, _, _ = _run(capsys, "clients", "create", "app", "--lifetime", "2d", "-m", str(manifest))
+    assert status == 0
+    (entry,) = [e for e in _entries() if e["action"] == "admin.clients.create"]
+    assert entry["actor"] == f"admin:{real}"

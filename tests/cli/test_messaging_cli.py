@@ -9,8 +9,9 @@ and the broker password from the vault.
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
+import os
+import pwd
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,6 +78,11 @@ integrations:
 """
 
 
+def _operator() -> str:
+    # The name the CLI acts under (interlock.cli.evidence.admin_actor): the process's user id's.
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
 @pytest.fixture
 def deployment_and_broker(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -97,7 +103,7 @@ def deployment_and_broker(
             _store_password(broker)
             path = tmp_path / "interlock.yaml"
             path.write_text(
-                MANIFEST.format(url=broker.url, ca=broker.ca_file, operator=getpass.getuser())
+                MANIFEST.format(url=broker.url, ca=broker.ca_file, operator=_operator())
             )
             capsys.readouterr()
             yield path
@@ -244,7 +250,7 @@ def test_an_operator_without_the_role_is_refused(
 ) -> None:
     """Another OS user in operators: gets nothing from the dead letters, and it is recorded."""
     text = deployment_and_broker.read_text().replace(
-        f"  {getpass.getuser()}: {{roles: [dlq-handler]}}",
+        f"  {_operator()}: {{roles: [dlq-handler]}}",
         "  somebody-else: {roles: [dlq-handler]}",
     )
     deployment_and_broker.write_text(text)

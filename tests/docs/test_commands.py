@@ -23,7 +23,8 @@ To extend it:
 the test's own port (``SITE``); the commands after it use it. The example's
 RabbitMQ is a node of this machine's, started at the first ``interlock
 messaging`` line; a partner's SFTP host is this machine's ``sshd`` (sites.py).
-The reader is the example's operator (``operators: ops``): ``USER=ops``.
+The reader is the example's operator (``operators: ops``), named as this
+machine's user in the manifest the commands run with.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import re
 import subprocess
 import sys
@@ -132,7 +134,9 @@ SITE: Final = {
     # This machine's sshd on a free port (sites.sshd): `trust-host HOST --port N`.
     "sftp": "sftp.partner.example",
 }
-#: Who runs the commands: the example's operator, who holds the dead-letter role.
+#: The example's operator, who holds the dead-letter role. The CLI names its user
+#: by the process's user id (never LOGNAME/USER), so the manifest the commands run
+#: with names this machine's user in that place.
 OPERATOR: Final = "ops"
 
 
@@ -296,6 +300,9 @@ class _Erp:
 
 def _manifest(erp_port: int, broker_port: int) -> str:
     text = EXAMPLE.read_text(encoding="utf-8").replace(SITE["erp"], f"https://localhost:{erp_port}")
+    operator = f"\noperators:\n  {OPERATOR}:\n"
+    assert operator in text, f"{EXAMPLE} no longer names the operator {OPERATOR}"
+    text = text.replace(operator, f"\noperators:\n  {pwd.getpwuid(os.geteuid()).pw_name}:\n")
     return text.replace(SITE["broker"], f"amqps://127.0.0.1:{broker_port}/")
 
 
@@ -394,7 +401,7 @@ def test_documented_commands_run_as_written(  # noqa: PLR0917  (pytest fixtures)
     if _needs_broker(document):
         _available(rabbitmq_node.unavailable())
     with session(tmp_path, _manifest(erp.port, broker.port), inputs, server) as run:
-        run.env.update({"USER": OPERATOR, "LOGNAME": OPERATOR, **environment})
+        run.env.update(environment)
         run.after.append(erp.start)
         run.before.append(erp.before)
         run.before.append(broker.before)

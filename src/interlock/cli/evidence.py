@@ -19,7 +19,8 @@ happened, but it is not on record, and automation must notice.
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Final
@@ -107,11 +108,18 @@ def admin_action(args: Sequence[str]) -> tuple[str, str] | None:
 
 
 def admin_actor() -> Operator:
-    """``admin:<operating-system user>``: who acts through the CLI, as the audit trail names it."""
+    """``admin:<operating-system user>``: who acts through the CLI, as the audit trail names it.
+
+    The name is the effective user id's, from the password database: operators'
+    roles (``operators:`` in the manifest) follow it, so it must not come from
+    ``LOGNAME``/``USER`` (what ``getpass.getuser`` reads first), which whoever
+    starts the command sets. A user id without an entry is named ``uid:<n>``.
+    """
+    uid = os.geteuid()
     try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = f"uid:{uid}"
     return Operator(f"admin:{user}"[:200])
 
 

@@ -276,7 +276,9 @@ class OperatorAccount(_Model):
 
     Holding a role here grants what the role guards among operator tools (the
     dead-letter queues of messaging integrations name the role that may handle
-    them); the audit trail records the operator as ``admin:NAME``.
+    them); the audit trail records the operator as ``admin:NAME``. The name is
+    the one the password database gives the process's user id; ``LOGNAME`` and
+    ``USER`` are not consulted (whoever starts a command sets them).
     """
 
     roles: tuple[Name, ...] = Field(
