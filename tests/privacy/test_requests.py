@@ -308,6 +308,80 @@ def test_a_non_retryable_failure_fails_at_once(kit: Kit) -> None:
     assert len(kit.erp.calls) == 1
 
 
+def test_an_unexpected_connector_exception_is_a_retryable_failure_named_by_its_type(
+    kit: Kit,
+) -> None:
+    """Not a ConnectorError (a moved CA file, a driver's bug): the system is retried later.
+
+    Its text may carry the identifier or a path, so only the type is recorded.
+    """
+    kit.seen_by("erp", "crm")
+    kit.erp.script = [FileNotFoundError(f"/etc/ca/{NORMALISED}.pem")]
+    view = kit.service.create("erase", "email", EMAIL, actor=ALICE)
+    assert kit.service.run_due() == 2  # raised nothing: both systems asked
+    statuses = {s.system: s for s in kit.service.get(view.id).systems}
+    assert statuses["crm"].status == "done"
+    erp = statuses["erp"]
+    assert (erp.status, erp.attempts) == ("pending", 1)
+    assert erp.next_attempt == T0 + timedelta(minutes=1)
+    assert erp.error is not None
+    assert "FileNotFoundError" in erp.error
+    assert NORMALISED not in erp.error
+    assert "/etc/ca" not in erp.error
+    kit.clock.advance(timedelta(minutes=1))
+    kit.service.run_due()
+    assert kit.service.get(view.id).outcome == "completed"
+
+
+def test_an_answer_that_cannot_be_stored_fails_the_system_and_the_next_request_goes_on(
+    kit: Kit,
+) -> None:
+    """NaN in an answer has no canonical JSON: erp fails, and a newer request is still asked."""
+    kit.seen_by("erp")
+    bob = kit.hasher.digest("email", "bob@example.com")
+    seen(kit.lineage, bob, "crm", audit_index=200)
+    kit.erp.script = [ConnectorAnswer("done", 1, {"x": float("nan")})]
+    first = kit.service.create("access", "email", EMAIL, actor=ALICE)
+    kit.clock.advance(timedelta(seconds=1))
+    second = kit.service.create("erase", "email", "bob@example.com", actor=ALICE)
+    kit.service.run_due()
+    failed = kit.service.get(first.id)
+    (erp,) = failed.systems
+    assert (erp.status, erp.answer_digest) == ("failed", None)
+    assert erp.error is not None
+    assert "ValueError" in erp.error
+    assert failed.outcome == "incomplete"
+    assert len(kit.erp.calls) == 1  # failed at once: the same answer would come again
+    assert kit.service.get(second.id).outcome == "completed"
+    assert len(kit.crm.calls) == 1
+
+
+def test_a_request_that_cannot_be_advanced_does_not_hold_up_the_others(kit: Kit) -> None:
+    """One request's fault (here its sealed identifier no longer opens) stops only that one."""
+    kit.seen_by("erp")
+    first = kit.service.create("access", "email", EMAIL, actor=ALICE)
+    kit.clock.advance(timedelta(seconds=1))
+    second = kit.service.create("access", "email", EMAIL, actor=ALICE)
+    with kit.deployment.engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE privacy_requests SET sealed = :junk WHERE id = :id"),
+            {"junk": b"\x00" * 64, "id": first.id},
+        )
+    with capture_logs() as logs:
+        assert kit.service.run_due() == 2  # the second request: one system, then closed
+    assert kit.service.get(first.id).status == "open"
+    assert kit.service.get(second.id).status == "closed"
+    (failure,) = [e for e in logs if e["event"] == "privacy_request_advance_failed"]
+    assert failure["request"] == first.id
+    assert NORMALISED not in repr(logs)
+    # The lease is released: the next run tries the request again.
+    with kit.deployment.engine.connect() as connection:
+        owner = connection.execute(
+            sa.text("SELECT lease_owner FROM privacy_requests WHERE id = :id"), {"id": first.id}
+        ).scalar()
+    assert owner is None
+
+
 def test_a_crash_between_asking_and_the_answer_resumes_at_the_call(kit: Kit) -> None:
     kit.seen_by("erp")
     kit.erp.script = [Crash()]
