@@ -245,6 +245,23 @@ def test_an_erasure_removes_the_lineage_when_it_closes(kit: Kit) -> None:
     assert kit.erased_rows() == 1  # the count survives the rows
 
 
+def test_an_incomplete_erasure_keeps_the_trace_of_the_system_that_failed(kit: Kit) -> None:
+    """A retry finds the system again: it was not 'completed' having asked nobody."""
+    kit.seen_by("erp", "crm")
+    kit.erp.script = [ConnectorError("the webhook answered HTTP 400", retryable=False)]
+    first = kit.service.create("erase", "email", EMAIL, actor=ALICE)
+    kit.service.run_due()
+    assert kit.service.get(first.id).outcome == "incomplete"
+    assert [r.receiver for r in kit.lineage.find(kit.subject)] == ["erp"]
+    assert kit.erased_rows() == 1  # crm's row: crm erased the person
+    retry = kit.service.create("erase", "email", EMAIL, actor=ALICE)
+    assert [s.system for s in retry.systems] == ["erp"]
+    kit.service.run_due()
+    assert kit.service.get(retry.id).outcome == "completed"
+    assert [c[0] for c in kit.erp.calls] == ["erase", "erase"]
+    assert kit.lineage.find(kit.subject) == []
+
+
 def test_a_request_nobody_received_closes_at_once(kit: Kit) -> None:
     view = kit.service.create("erase", "email", EMAIL, actor=ALICE)
     assert view.systems == ()

@@ -1,7 +1,7 @@
 """Closing a data-subject request: lineage erased, statement recorded, receipt kept.
 
 When every system's part is final, :func:`close_request` erases the person's
-lineage rows (an erasure), builds the closing statement from the stored rows,
+lineage rows (an erasure; those naming a system that failed stay), builds the closing statement from the stored rows,
 records its digest in the ``privacy.request.close`` entry, drops the sealed
 identifier and keeps the receipt (:func:`store_receipt`): each system's
 outcome with the inclusion proofs of every step's audit entry and of the
@@ -42,9 +42,12 @@ def close_request(parts: RequestParts, request_id: str) -> None:
     closed = parts.clock().replace(microsecond=0)
     statement = _statement(request, systems, closed, outcome)
     if request.kind == "erase":
-        # The index must not itself remain a record of the person (issue 20, item 5).
+        # The index must not itself remain a record of the person (issue 20, item 5),
+        # except where a system failed: it still holds the data, and the rows are how a
+        # new erasure finds it (without them a retry asked nobody and closed completed).
         # Before the close entry: a crash in between repeats the erasure (it is idempotent).
-        parts.lineage.erase(bytes(request.subject))
+        failed = [s.system for s in systems if s.status == "failed"]
+        parts.lineage.erase(bytes(request.subject), keep=failed)
     index = parts.audit.record(
         request_audit.closed_entry(
             request_audit.ACTOR,
