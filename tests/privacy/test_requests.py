@@ -520,6 +520,49 @@ def test_the_export_bundle_gathers_every_answer(kit: Kit) -> None:
     assert sources["erp"]["integrations"] == ["order-sync"]
 
 
+def test_a_completed_erasure_deletes_the_answers_kept_for_the_persons_earlier_requests(
+    kit: Kit,
+) -> None:
+    """Interlock's own copy of the person's data goes with the erasure; digests stay."""
+    kit.seen_by("erp")
+    bob = kit.hasher.digest("email", "bob@example.com")
+    seen(kit.lineage, bob, "crm", audit_index=200)
+    access = kit.service.create("access", "email", EMAIL, actor=ALICE)
+    other = kit.service.create("export", "email", "bob@example.com", actor=ALICE)
+    kit.service.run_due()
+    kit.seen_by("erp", first_index=300)  # access closed: the lineage is the erasure's trace
+    erase = kit.service.create("erase", "email", EMAIL, actor=ALICE)
+    kit.service.run_due()
+    assert kit.service.get(erase.id).outcome == "completed"
+    with kit.deployment.engine.connect() as connection:
+        kept = dict(
+            connection.execute(
+                sa.text("SELECT request_id, answer FROM privacy_request_systems")
+            ).all()
+        )
+    assert kept[access.id] is None
+    assert kept[other.id] is not None  # another person's answers are untouched
+    (erp,) = kit.service.get(access.id).systems
+    assert erp.answer_digest is not None  # what the receipt proves is kept
+    with pytest.raises(InvalidRequestError, match="erasure of the same person"):
+        kit.service.export_bundle(access.id, actor=ALICE)
+    assert kit.entries(request_audit.EXPORT) == []
+    assert kit.service.export_bundle(other.id, actor=ALICE)["data"] == {
+        "crm": {"email": "bob@example.com"}
+    }
+
+
+def test_an_incomplete_erasure_keeps_the_answers(lite: Kit) -> None:
+    """Only a completed erasure deletes them: the person may still ask for the export."""
+    lite.seen_by("erp", "crm")
+    access = lite.service.create("access", "email", EMAIL, actor=ALICE)
+    lite.service.run_due()
+    lite.crm.script = [ConnectorError("the statement failed", retryable=False)]
+    lite.service.create("erase", "email", EMAIL, actor=ALICE)
+    lite.service.run_due()
+    assert set(lite.service.export_bundle(access.id, actor=ALICE)["data"]) == {"crm", "erp"}
+
+
 def test_only_access_and_export_requests_have_a_bundle(lite: Kit) -> None:
     view = lite.service.create("erase", "email", EMAIL, actor=ALICE)
     with pytest.raises(InvalidRequestError, match="has no export"):
