@@ -127,9 +127,7 @@ def test_headers_named_by_connection_are_dropped_even_when_allowed() -> None:
 def test_routes_that_minimise_responses_do_not_ask_for_compressed_bodies() -> None:
     """A compressed answer cannot be cut to response_fields: Accept-Encoding stays behind."""
     plain = HeaderPolicy.for_route(_route(), integration_subjects=())
-    minimised = HeaderPolicy.for_route(
-        _route(response_fields=["id"]), integration_subjects=()
-    )
+    minimised = HeaderPolicy.for_route(_route(response_fields=["id"]), integration_subjects=())
     assert plain.forwarded == DEFAULT_FORWARDED
     assert "accept-encoding" not in minimised.forwarded
 

@@ -2,12 +2,13 @@
 
 When every system's part is final, :func:`close_request` erases the person's
 lineage rows (an erasure; those naming a system that failed stay) and, once
-an erasure completed, the answers kept for the person's other requests, builds the closing statement from the stored rows,
-records its digest in the ``privacy.request.close`` entry, drops the sealed
-identifier and keeps the receipt (:func:`store_receipt`): each system's
-outcome with the inclusion proofs of every step's audit entry and of the
-trace's entries. A receipt that cannot be built yet (no tree head covers the
-entries) is built when it is first asked for.
+an erasure completed, the answers kept for the person's other requests,
+builds the closing statement from the stored rows, records its digest in
+the ``privacy.request.close`` entry, drops the sealed identifier and keeps
+the receipt (:func:`store_receipt`): each system's outcome with the
+inclusion proofs of every step's audit entry and of the trace's entries. A
+receipt that cannot be built yet (no tree head covers the entries) is built
+when it is first asked for.
 """
 
 from __future__ import annotations
