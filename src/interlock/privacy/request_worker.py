@@ -36,6 +36,7 @@ from sqlalchemy import and_, exists, or_, select, update
 from interlock.errors import ConfigError
 from interlock.privacy import request_audit
 from interlock.privacy.connectors import (
+    Connector,
     ConnectorAnswer,
     ConnectorError,
     ConnectorFactory,
@@ -283,7 +284,7 @@ class RequestWorker:
                 f"the connector failed unexpectedly ({type(exc).__name__})", retryable=True
             ) from None
 
-    def _connector(self, name: str) -> Any:
+    def _connector(self, name: str) -> Connector:
         if self._connectors is None:
             raise ConnectorError(
                 "no connectors are configured in this process (the vault and signing keys "
