@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from interlock.config.manifest import Route
+from interlock.config.manifest import Route, SubjectLocator
 from interlock.gateway.header_policy import DEFAULT_FORWARDED, HeaderPolicy
 from interlock.testing.gateway import Env
 
@@ -117,7 +117,7 @@ def _proxy(pairs: list[tuple[str, str]]) -> CIMultiDictProxy[str]:
 
 def test_headers_named_by_connection_are_dropped_even_when_allowed() -> None:
     """RFC 9110 §7.6.1: Connection: Accept makes Accept hop-by-hop for this message."""
-    policy = HeaderPolicy.for_route(_route(forward_headers=["X-Tenant"]))
+    policy = HeaderPolicy.for_route(_route(forward_headers=["X-Tenant"]), integration_subjects=())
     kept = policy.request_headers(
         _proxy([("Connection", "Accept, X-Tenant"), ("Accept", "a/b"), ("X-Tenant", "t")])
     )
@@ -126,14 +126,32 @@ def test_headers_named_by_connection_are_dropped_even_when_allowed() -> None:
 
 def test_routes_that_minimise_responses_do_not_ask_for_compressed_bodies() -> None:
     """A compressed answer cannot be cut to response_fields: Accept-Encoding stays behind."""
-    plain = HeaderPolicy.for_route(_route())
-    minimised = HeaderPolicy.for_route(_route(response_fields=["id"]))
+    plain = HeaderPolicy.for_route(_route(), integration_subjects=())
+    minimised = HeaderPolicy.for_route(_route(response_fields=["id"]), integration_subjects=())
     assert plain.forwarded == DEFAULT_FORWARDED
     assert "accept-encoding" not in minimised.forwarded
+
+
+def _locator(where: str) -> SubjectLocator:
+    return SubjectLocator.model_validate({"kind": "email", "in": where, "json": "/email"})
+
+
+def test_routes_that_read_subjects_in_responses_do_not_ask_for_compressed_bodies() -> None:
+    """A gzip answer hides the person from the subjects stage: the caller would escape the
+    lineage by sending Accept-Encoding. The route's own locators and its integration's count.
+    """
+    own = HeaderPolicy.for_route(_route(subjects=[_locator("response")]), integration_subjects=())
+    inherited = HeaderPolicy.for_route(_route(), integration_subjects=(_locator("response"),))
+    requests_only = HeaderPolicy.for_route(
+        _route(subjects=[_locator("request")]), integration_subjects=(_locator("request"),)
+    )
+    assert "accept-encoding" not in own.forwarded
+    assert "accept-encoding" not in inherited.forwarded
+    assert requests_only.forwarded == DEFAULT_FORWARDED
 
 
 @pytest.mark.parametrize("name", ["X-Tenant", "x-tenant", "X-TENANT"])
 def test_route_additions_match_any_case(name: str) -> None:
     """Header names are case-insensitive (RFC 9110 §5.1)."""
-    policy = HeaderPolicy.for_route(_route(forward_headers=[name]))
+    policy = HeaderPolicy.for_route(_route(forward_headers=[name]), integration_subjects=())
     assert policy.request_headers(_proxy([("x-Tenant", "t")])) == CIMultiDict([("x-Tenant", "t")])

@@ -317,3 +317,35 @@ def test_a_real_locator_reaches_the_trace_with_provable_entries(
     )
     assert json.loads(record["entry"])["details"]["subjects"] == 1
     assert email.encode() not in _database_bytes(env)
+
+
+def test_a_caller_asking_for_a_compressed_answer_is_still_recorded(
+    env: Env, located: RunningGateway
+) -> None:
+    """The sample ERP gzips when asked; the gateway does not ask on a route whose
+    response names a person, so the subjects stage reads the answer and the caller's
+    receipt of it is on the lineage (before, the gzip bytes were unparsed: no row).
+    """
+    token, _ = env.key(["orders.read"])
+    email = "grace@example.com"  # order 1003's customer
+    status, headers, body = env.request(
+        "GET", "/orders/1003", {"X-API-Key": token, "Accept-Encoding": "gzip"}, port=located.port
+    )
+    assert status == 200
+    assert "content-encoding" not in headers
+    assert body["customer"]["email"] == email
+    lineage = located.services.lineage
+    assert lineage.flush() is True
+    rows = lineage.find(lineage.hasher.digest("email", email))
+    (row,) = [r for r in rows if r.correlation_id == headers["x-request-id"]]
+    assert (row.receiver, row.direction) == ("rogue", "response")
+
+
+def test_the_sample_erp_compresses_when_asked(env: Env) -> None:
+    """The test above means something only if the upstream does gzip: a plain route shows it."""
+    token, _ = env.key(["orders.read"])
+    status, headers, _ = env.request(
+        "GET", "/orders/1001", {"X-API-Key": token, "Accept-Encoding": "gzip"}
+    )
+    assert status == 200
+    assert headers.get("content-encoding") == "gzip"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from interlock.errors import InterlockError
@@ -101,6 +103,20 @@ def test_other_kinds_are_stripped_text_compared_exactly() -> None:
     assert normalise("customer_id", "  C-1001 ") == "C-1001"
     assert normalise("customer_id", "c-1001") == "c-1001"
     assert normalise("account", "x" * 256) == "x" * 256
+
+
+@pytest.mark.parametrize("kind", ["customer_id", "email", "phone"])
+def test_canonically_equivalent_spellings_are_one_identifier(kind: str) -> None:
+    """NFC for every kind: a precomposed and a decomposed ü are one person, not two."""
+    written = {
+        "customer_id": "Müller-7",
+        "email": "jürgen@bücher.de",
+        "phone": "+49 30 1234567",
+    }[kind]
+    composed = unicodedata.normalize("NFC", written)
+    decomposed = unicodedata.normalize("NFD", written)
+    assert normalise(kind, decomposed) == normalise(kind, composed)
+    assert unicodedata.is_normalized("NFC", normalise(kind, decomposed))
 
 
 @pytest.mark.parametrize(

@@ -256,6 +256,26 @@ def test_erase_deletes_the_subject_and_keeps_counts(
     assert _count(deployment.engine) == 0
 
 
+def test_erase_keeps_the_rows_that_name_a_system_to_keep(
+    deployment: Deployment, index: LineageIndex, hasher: SubjectHasher
+) -> None:
+    """A system that did not erase keeps every row naming it (either end or the receiver)."""
+    ada = hasher.digest("email", "ada@example.com")
+    index.record_later(
+        [
+            record(ada, 0),  # erp -> crm
+            record(ada, 1, receiver="billing", source="billing", target="billing"),
+            record(ada, 2, receiver="shop", source="shop", target="crm"),
+        ]
+    )
+    index.flush()
+    assert index.erase(ada, keep=["crm"]) == 1
+    assert [r.receiver for r in index.find(ada)] == ["crm", "shop"]
+    assert _erased(deployment.engine) == {("order-sync", "billing"): 1}
+    assert index.erase(ada, keep=["erp"]) == 1
+    assert [r.receiver for r in index.find(ada)] == ["crm"]
+
+
 def test_prune_deletes_expired_rows_in_batches(
     deployment: Deployment, index: LineageIndex, hasher: SubjectHasher
 ) -> None:

@@ -245,6 +245,23 @@ def test_an_erasure_removes_the_lineage_when_it_closes(kit: Kit) -> None:
     assert kit.erased_rows() == 1  # the count survives the rows
 
 
+def test_an_incomplete_erasure_keeps_the_trace_of_the_system_that_failed(kit: Kit) -> None:
+    """A retry finds the system again: it was not 'completed' having asked nobody."""
+    kit.seen_by("erp", "crm")
+    kit.erp.script = [ConnectorError("the webhook answered HTTP 400", retryable=False)]
+    first = kit.service.create("erase", "email", EMAIL, actor=ALICE)
+    kit.service.run_due()
+    assert kit.service.get(first.id).outcome == "incomplete"
+    assert [r.receiver for r in kit.lineage.find(kit.subject)] == ["erp"]
+    assert kit.erased_rows() == 1  # crm's row: crm erased the person
+    retry = kit.service.create("erase", "email", EMAIL, actor=ALICE)
+    assert [s.system for s in retry.systems] == ["erp"]
+    kit.service.run_due()
+    assert kit.service.get(retry.id).outcome == "completed"
+    assert [c[0] for c in kit.erp.calls] == ["erase", "erase"]
+    assert kit.lineage.find(kit.subject) == []
+
+
 def test_a_request_nobody_received_closes_at_once(kit: Kit) -> None:
     view = kit.service.create("erase", "email", EMAIL, actor=ALICE)
     assert view.systems == ()
@@ -306,6 +323,80 @@ def test_a_non_retryable_failure_fails_at_once(kit: Kit) -> None:
     assert statuses["crm"] == ("done", None)
     assert closed.outcome == "incomplete"
     assert len(kit.erp.calls) == 1
+
+
+def test_an_unexpected_connector_exception_is_a_retryable_failure_named_by_its_type(
+    kit: Kit,
+) -> None:
+    """Not a ConnectorError (a moved CA file, a driver's bug): the system is retried later.
+
+    Its text may carry the identifier or a path, so only the type is recorded.
+    """
+    kit.seen_by("erp", "crm")
+    kit.erp.script = [FileNotFoundError(f"/etc/ca/{NORMALISED}.pem")]
+    view = kit.service.create("erase", "email", EMAIL, actor=ALICE)
+    assert kit.service.run_due() == 2  # raised nothing: both systems asked
+    statuses = {s.system: s for s in kit.service.get(view.id).systems}
+    assert statuses["crm"].status == "done"
+    erp = statuses["erp"]
+    assert (erp.status, erp.attempts) == ("pending", 1)
+    assert erp.next_attempt == T0 + timedelta(minutes=1)
+    assert erp.error is not None
+    assert "FileNotFoundError" in erp.error
+    assert NORMALISED not in erp.error
+    assert "/etc/ca" not in erp.error
+    kit.clock.advance(timedelta(minutes=1))
+    kit.service.run_due()
+    assert kit.service.get(view.id).outcome == "completed"
+
+
+def test_an_answer_that_cannot_be_stored_fails_the_system_and_the_next_request_goes_on(
+    kit: Kit,
+) -> None:
+    """NaN in an answer has no canonical JSON: erp fails, and a newer request is still asked."""
+    kit.seen_by("erp")
+    bob = kit.hasher.digest("email", "bob@example.com")
+    seen(kit.lineage, bob, "crm", audit_index=200)
+    kit.erp.script = [ConnectorAnswer("done", 1, {"x": float("nan")})]
+    first = kit.service.create("access", "email", EMAIL, actor=ALICE)
+    kit.clock.advance(timedelta(seconds=1))
+    second = kit.service.create("erase", "email", "bob@example.com", actor=ALICE)
+    kit.service.run_due()
+    failed = kit.service.get(first.id)
+    (erp,) = failed.systems
+    assert (erp.status, erp.answer_digest) == ("failed", None)
+    assert erp.error is not None
+    assert "ValueError" in erp.error
+    assert failed.outcome == "incomplete"
+    assert len(kit.erp.calls) == 1  # failed at once: the same answer would come again
+    assert kit.service.get(second.id).outcome == "completed"
+    assert len(kit.crm.calls) == 1
+
+
+def test_a_request_that_cannot_be_advanced_does_not_hold_up_the_others(kit: Kit) -> None:
+    """One request's fault (here its sealed identifier no longer opens) stops only that one."""
+    kit.seen_by("erp")
+    first = kit.service.create("access", "email", EMAIL, actor=ALICE)
+    kit.clock.advance(timedelta(seconds=1))
+    second = kit.service.create("access", "email", EMAIL, actor=ALICE)
+    with kit.deployment.engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE privacy_requests SET sealed = :junk WHERE id = :id"),
+            {"junk": b"\x00" * 64, "id": first.id},
+        )
+    with capture_logs() as logs:
+        assert kit.service.run_due() == 2  # the second request: one system, then closed
+    assert kit.service.get(first.id).status == "open"
+    assert kit.service.get(second.id).status == "closed"
+    (failure,) = [e for e in logs if e["event"] == "privacy_request_advance_failed"]
+    assert failure["request"] == first.id
+    assert NORMALISED not in repr(logs)
+    # The lease is released: the next run tries the request again.
+    with kit.deployment.engine.connect() as connection:
+        owner = connection.execute(
+            sa.text("SELECT lease_owner FROM privacy_requests WHERE id = :id"), {"id": first.id}
+        ).scalar()
+    assert owner is None
 
 
 def test_a_crash_between_asking_and_the_answer_resumes_at_the_call(kit: Kit) -> None:
@@ -427,6 +518,49 @@ def test_the_export_bundle_gathers_every_answer(kit: Kit) -> None:
     assert sources["crm"]["status"] == "not_found"
     assert sources["erp"]["records"] == 1
     assert sources["erp"]["integrations"] == ["order-sync"]
+
+
+def test_a_completed_erasure_deletes_the_answers_kept_for_the_persons_earlier_requests(
+    kit: Kit,
+) -> None:
+    """Interlock's own copy of the person's data goes with the erasure; digests stay."""
+    kit.seen_by("erp")
+    bob = kit.hasher.digest("email", "bob@example.com")
+    seen(kit.lineage, bob, "crm", audit_index=200)
+    access = kit.service.create("access", "email", EMAIL, actor=ALICE)
+    other = kit.service.create("export", "email", "bob@example.com", actor=ALICE)
+    kit.service.run_due()
+    kit.seen_by("erp", first_index=300)  # access closed: the lineage is the erasure's trace
+    erase = kit.service.create("erase", "email", EMAIL, actor=ALICE)
+    kit.service.run_due()
+    assert kit.service.get(erase.id).outcome == "completed"
+    with kit.deployment.engine.connect() as connection:
+        kept = dict(
+            connection.execute(
+                sa.text("SELECT request_id, answer FROM privacy_request_systems")
+            ).all()
+        )
+    assert kept[access.id] is None
+    assert kept[other.id] is not None  # another person's answers are untouched
+    (erp,) = kit.service.get(access.id).systems
+    assert erp.answer_digest is not None  # what the receipt proves is kept
+    with pytest.raises(InvalidRequestError, match="erasure of the same person"):
+        kit.service.export_bundle(access.id, actor=ALICE)
+    assert kit.entries(request_audit.EXPORT) == []
+    assert kit.service.export_bundle(other.id, actor=ALICE)["data"] == {
+        "crm": {"email": "bob@example.com"}
+    }
+
+
+def test_an_incomplete_erasure_keeps_the_answers(lite: Kit) -> None:
+    """Only a completed erasure deletes them: the person may still ask for the export."""
+    lite.seen_by("erp", "crm")
+    access = lite.service.create("access", "email", EMAIL, actor=ALICE)
+    lite.service.run_due()
+    lite.crm.script = [ConnectorError("the statement failed", retryable=False)]
+    lite.service.create("erase", "email", EMAIL, actor=ALICE)
+    lite.service.run_due()
+    assert set(lite.service.export_bundle(access.id, actor=ALICE)["data"]) == {"crm", "erp"}
 
 
 def test_only_access_and_export_requests_have_a_bundle(lite: Kit) -> None:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,16 +14,19 @@ from dataclasses import dataclass
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from sqlalchemy.engine import make_url
 
 from interlock.config.manifest import SqlConnector as SqlSettings
 from interlock.errors import InterlockError, NotFoundError
+from interlock.gdpr.identifiers import normalise
 from interlock.outbound import tls_context
 from interlock.privacy.connectors import ConnectorEnvironment, ConnectorError
 from interlock.privacy.connectors import sql as sql_connector
 from interlock.privacy.connectors.sql import SqlConnector, check_database_url
 from interlock.sdk.rfc9421 import RequestSigner
 from interlock.secret import Secret
+from tests.conftest import REPO_ROOT
 
 ADA = "ada@example.com"
 REQUEST = "dsr_abcdefghijklmnopqrstuvwx"
@@ -281,3 +285,47 @@ def test_a_refused_url_fails_before_connecting() -> None:
             "erase", REQUEST, "email", ADA, None
         )
     assert not caught.value.retryable
+
+
+def _documented_statements() -> dict[str, str]:
+    """docs/privacy.md's SQL connector example: the statements a reader copies."""
+    text = (REPO_ROOT / "docs" / "privacy.md").read_text(encoding="utf-8")
+    for block in re.findall(r"^```yaml\n(.*?)^```", text, re.MULTILINE | re.DOTALL):
+        if "sql:" not in block:
+            continue  # other blocks are excerpts with "..." in them, not YAML
+        document = yaml.safe_load(block)
+        crm = document.get("systems", {}).get("crm") if isinstance(document, dict) else None
+        if isinstance(crm, dict) and "privacy" in crm:
+            statements: dict[str, str] = crm["privacy"]["sql"]
+            return {k: v for k, v in statements.items() if k != "database"}
+    raise LookupError("docs/privacy.md has no SQL connector example")
+
+
+def test_the_documented_statements_find_an_address_stored_in_mixed_case(
+    postgres_url: str,
+) -> None:
+    """:subject is the lower-cased address; PostgreSQL compares text case-sensitively.
+
+    The example once read ``WHERE email = :subject``: ``Ada@Example.com`` was
+    ``not_found``, and an erasure closed ``completed`` with the row still there.
+    """
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("CREATE TABLE contacts (email VARCHAR(200), name VARCHAR(200), created DATE)")
+        )
+        connection.execute(
+            sa.text("INSERT INTO contacts VALUES ('Ada@Example.com', 'Ada', '2024-02-29')")
+        )
+    statements = _documented_statements()
+    documented = connector(postgres_url, "contacts", **statements)
+    subject = normalise("email", "Ada@Example.com")
+    found = documented.ask("access", REQUEST, "email", subject, None)
+    assert (found.status, found.records) == ("done", 1)
+    fixed = documented.ask("rectify", REQUEST, "email", subject, {"name": "Ada King"})
+    assert (fixed.status, fixed.records) == ("done", 1)
+    erased = documented.ask("erase", REQUEST, "email", subject, None)
+    assert (erased.status, erased.records) == ("done", 1)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM contacts")).scalar() == 0
+    engine.dispose()

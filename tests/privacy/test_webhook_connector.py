@@ -260,6 +260,45 @@ def test_bad_answers_fail_clearly_without_echoing(  # noqa: PLR0917  (one case p
     assert "html" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"status": "done", "records": 1, "data": {"x": NaN}}',
+        b'{"status": "done", "records": 1, "data": [Infinity]}',
+        b'{"status": "done", "records": NaN, "data": 1}',
+        b'{"status": "done", "records": 1, "data": 1e400}',
+        b'{"status": "done", "records": 1, "data": "\\ud800"}',
+        b'{"status": "done", "records": 1, "data": {"\\udfff": 1}}',
+    ],
+)
+def test_an_answer_that_is_not_strict_json_fails_at_once(
+    server: int, tls: LocalTls, keys: SigningKeys, body: bytes
+) -> None:
+    """NaN, Infinity, a number past a double, a lone surrogate: no canonical JSON, no digest.
+
+    Accepted before, they made the worker's digest raise outside any handler,
+    which stopped every data-subject request behind this one.
+    """
+    Handler.script = [(200, body, 0)]
+    with pytest.raises(ConnectorError, match="not JSON") as caught:
+        connector(server, tls, keys).ask("access", REQUEST, "email", IDENTIFIER, None)
+    assert not caught.value.retryable
+
+
+def test_a_missing_ca_file_is_a_retryable_failure(
+    server: int, tls: LocalTls, keys: SigningKeys, tmp_path: Path
+) -> None:
+    """A moved CA file raised FileNotFoundError past the worker; now one clear failure."""
+    missing = tmp_path / "moved" / "ca.pem"
+    with pytest.raises(ConnectorError, match="could not be prepared") as caught:
+        connector(server, tls, keys, ca=f"file:{missing}").ask(
+            "erase", REQUEST, "email", IDENTIFIER, None
+        )
+    assert caught.value.retryable
+    assert str(missing) not in str(caught.value)
+    assert Handler.seen == []
+
+
 def test_an_oversize_answer_is_refused(server: int, tls: LocalTls, keys: SigningKeys) -> None:
     huge = b'{"status":"done","records":1,"data":"' + b"x" * MAX_ANSWER + b'"}'
     Handler.script = [(200, huge, 0)]

@@ -749,17 +749,17 @@ class SqlConnector(_Model):
     access: _SqlStatement | None = Field(
         default=None,
         description="A SELECT binding :subject, whose rows answer access and export requests.",
-        examples=["SELECT id, name, email FROM customers WHERE email = :subject"],
+        examples=["SELECT id, name, email FROM customers WHERE lower(email) = :subject"],
     )
     erase: _SqlStatement | None = Field(
         default=None,
         description="One statement binding :subject that erases the person's data.",
-        examples=["DELETE FROM customers WHERE email = :subject"],
+        examples=["DELETE FROM customers WHERE lower(email) = :subject"],
     )
     rectify: _SqlStatement | None = Field(
         default=None,
         description="One statement binding :subject and the corrected fields by name (:name).",
-        examples=["UPDATE customers SET name = :name WHERE email = :subject"],
+        examples=["UPDATE customers SET name = :name WHERE lower(email) = :subject"],
     )
 
     @field_validator("database")
@@ -846,7 +846,7 @@ class SubjectLocator(_Model):
     kind: Annotated[str, StringConstraints(pattern=SUBJECT_KIND_PATTERN)] = Field(
         description=(
             "The identifier's kind: email and phone are normalised; others "
-            "(customer_id, ...) are compared as written."
+            "(customer_id, ...) are compared as written, in Unicode NFC."
         )
     )
     in_: Literal["path", "query", "request", "response"] = Field(

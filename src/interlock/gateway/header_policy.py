@@ -13,14 +13,14 @@ nor does a hop-by-hop header or one the ``Connection`` header names
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from interlock.config.header_names import HOP_BY_HOP
-from interlock.config.manifest import Route
+from interlock.config.manifest import Route, SubjectLocator
 
 __all__ = ["DEFAULT_FORWARDED", "DEFAULT_RETURNED", "HeaderPolicy"]
 
@@ -62,9 +62,10 @@ DEFAULT_RETURNED: Final = frozenset(
     }
 )
 
-# A compressed answer cannot be cut to response_fields (it would be refused, 502):
-# routes that minimise responses ask for identity bodies.
-_NOT_ON_MINIMISED: Final = frozenset({"accept-encoding"})
+# A compressed answer cannot be cut to response_fields (it would be refused, 502),
+# nor read by a response-side subject locator (the person would reach the caller
+# unseen by the lineage): such routes ask for identity bodies.
+_NOT_ON_READ_RESPONSES: Final = frozenset({"accept-encoding"})
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,19 @@ class HeaderPolicy:
     returned: frozenset[str]
 
     @classmethod
-    def for_route(cls, route: Route) -> HeaderPolicy:
-        """The defaults widened by the route's ``forward_headers`` and ``return_headers``."""
+    def for_route(
+        cls, route: Route, *, integration_subjects: Sequence[SubjectLocator]
+    ) -> HeaderPolicy:
+        """The defaults widened by the route's ``forward_headers`` and ``return_headers``.
+
+        ``integration_subjects``: the route's integration's ``subjects`` (they apply
+        to its every route). A route that reads its answers (``response_fields``, a
+        locator ``in: response``) forwards no ``Accept-Encoding``.
+        """
         forwarded = DEFAULT_FORWARDED | {name.lower() for name in route.forward_headers}
-        if route.response_fields is not None:
-            forwarded -= _NOT_ON_MINIMISED
+        locators = (*integration_subjects, *route.subjects)
+        if route.response_fields is not None or any(x.in_ == "response" for x in locators):
+            forwarded -= _NOT_ON_READ_RESPONSES
         returned = DEFAULT_RETURNED | {name.lower() for name in route.return_headers}
         return cls(frozenset(forwarded), frozenset(returned))
 

@@ -173,7 +173,9 @@ class Upstreams:
     def _policy(self, route: CompiledRoute) -> HeaderPolicy:
         policy = self._policies.get(route)
         if policy is None:
-            policy = self._policies[route] = HeaderPolicy.for_route(route.route)
+            policy = self._policies[route] = HeaderPolicy.for_route(
+                route.route, integration_subjects=route.integration.subjects
+            )
         return policy
 
     async def _outbound_headers(

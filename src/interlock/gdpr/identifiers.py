@@ -20,6 +20,11 @@ gateway's traffic and on the command line:
   whitespace removed, 1 to 256 characters, no control characters. Ids are
   compared exactly: ``C-1`` and ``c-1`` are two customers.
 
+Every kind is first put in Unicode normalisation form C (UAX #15): ``Müller``
+with a precomposed ``ü`` and with ``u`` plus a combining diaeresis are the
+same text to a reader, and two keyed hashes for one person would let a trace
+or an erasure miss one of them.
+
 Errors (:class:`IdentifierError`) never repeat the value: it is personal data
 and may reach a log or a terminal.
 """
@@ -39,7 +44,7 @@ from interlock.errors import InterlockError
 __all__ = ["MAX_IDENTIFIER_LENGTH", "IdentifierError", "normalise"]
 
 MAX_IDENTIFIER_LENGTH: Final = 256
-"""The longest identifier accepted, in characters (before normalisation)."""
+"""The longest identifier accepted, in characters (in NFC, before the kind's own rules)."""
 
 _KIND: Final = re.compile(SUBJECT_KIND_PATTERN)
 _REGION: Final = re.compile(r"^[A-Z]{2}$")
@@ -61,7 +66,7 @@ def normalise(kind: str, value: str, *, region: str | None = None) -> str:
         raise IdentifierError(
             "an identifier kind is lower-case letters, digits and '_' (email, phone, customer_id)"
         )
-    text = value.strip()
+    text = unicodedata.normalize("NFC", value.strip())
     if not text:
         raise IdentifierError(f"the {kind} identifier is empty")
     if len(text) > MAX_IDENTIFIER_LENGTH:

@@ -432,17 +432,26 @@ class LineageIndex:
         with self.engine.connect() as connection:
             return [LineageRecord.of_row(row) for row in connection.execute(query)]
 
-    def erase(self, subject: bytes) -> int:
+    def erase(self, subject: bytes, *, keep: Iterable[str] = ()) -> int:
         """Delete the person's rows, adding their counts to ``privacy_lineage_erased``.
 
-        One transaction: the counts are those of the rows this call deleted
-        (``DELETE ... RETURNING``), so a concurrent erasure is not counted twice.
+        A row naming a system in ``keep`` (as receiver, source or target) stays:
+        the systems whose erasure failed still hold the data, and the row is how a
+        later erasure finds them again. One transaction: the counts are those of
+        the rows this call deleted (``DELETE ... RETURNING``), so a concurrent
+        erasure is not counted twice.
         """
+        kept = sorted(set(keep))
+        query = delete(_LINEAGE).where(_LINEAGE.c.subject == subject)
+        if kept:
+            query = query.where(
+                _LINEAGE.c.receiver.not_in(kept),
+                _LINEAGE.c.source.not_in(kept),
+                _LINEAGE.c.target.not_in(kept),
+            )
         with self.engine.begin() as connection:
             deleted = connection.execute(
-                delete(_LINEAGE)
-                .where(_LINEAGE.c.subject == subject)
-                .returning(_LINEAGE.c.integration, _LINEAGE.c.receiver)
+                query.returning(_LINEAGE.c.integration, _LINEAGE.c.receiver)
             ).all()
             counts = Counter((row.integration, row.receiver) for row in deleted)
             for (integration, receiver), rows in sorted(counts.items()):

@@ -1,12 +1,14 @@
 """Closing a data-subject request: lineage erased, statement recorded, receipt kept.
 
 When every system's part is final, :func:`close_request` erases the person's
-lineage rows (an erasure), builds the closing statement from the stored rows,
-records its digest in the ``privacy.request.close`` entry, drops the sealed
-identifier and keeps the receipt (:func:`store_receipt`): each system's
-outcome with the inclusion proofs of every step's audit entry and of the
-trace's entries. A receipt that cannot be built yet (no tree head covers the
-entries) is built when it is first asked for.
+lineage rows (an erasure; those naming a system that failed stay) and, once
+an erasure completed, the answers kept for the person's other requests,
+builds the closing statement from the stored rows, records its digest in
+the ``privacy.request.close`` entry, drops the sealed identifier and keeps
+the receipt (:func:`store_receipt`): each system's outcome with the
+inclusion proofs of every step's audit entry and of the trace's entries. A
+receipt that cannot be built yet (no tree head covers the entries) is built
+when it is first asked for.
 """
 
 from __future__ import annotations
@@ -42,9 +44,14 @@ def close_request(parts: RequestParts, request_id: str) -> None:
     closed = parts.clock().replace(microsecond=0)
     statement = _statement(request, systems, closed, outcome)
     if request.kind == "erase":
-        # The index must not itself remain a record of the person (issue 20, item 5).
+        # The index must not itself remain a record of the person (issue 20, item 5),
+        # except where a system failed: it still holds the data, and the rows are how a
+        # new erasure finds it (without them a retry asked nobody and closed completed).
         # Before the close entry: a crash in between repeats the erasure (it is idempotent).
-        parts.lineage.erase(bytes(request.subject))
+        failed = [s.system for s in systems if s.status == "failed"]
+        parts.lineage.erase(bytes(request.subject), keep=failed)
+        if outcome == "completed":
+            _erase_answers(parts, request)
     index = parts.audit.record(
         request_audit.closed_entry(
             request_audit.ACTOR,
@@ -68,6 +75,28 @@ def close_request(parts: RequestParts, request_id: str) -> None:
         )
     _log.info("privacy_request_closed", request=request_id, outcome=outcome)
     store_receipt(parts, request_id)
+
+
+def _erase_answers(parts: RequestParts, erasure: Any) -> None:
+    """Delete the sealed answers of the person's other requests (their digests stay).
+
+    Every system's access/export answer is kept sealed for the export bundle: a
+    copy of the person's data in Interlock itself, which a completed erasure must
+    not leave behind (Art. 17). The same person is the same keyed hash of the
+    same identifier kind. The receipts keep proving what was answered: the
+    digests are not touched. Idempotent, like the lineage erasure before it.
+    """
+    others = select(REQUESTS.c.id).where(
+        REQUESTS.c.subject == erasure.subject, REQUESTS.c.id != erasure.id
+    )
+    with parts.engine.begin() as connection:
+        erased = connection.execute(
+            update(SYSTEMS)
+            .where(SYSTEMS.c.request_id.in_(others), SYSTEMS.c.answer.is_not(None))
+            .values(answer=None)
+        ).rowcount
+    if erased:
+        _log.info("privacy_request_answers_erased", request=erasure.id, answers=erased)
 
 
 def store_receipt(parts: RequestParts, request_id: str) -> dict[str, Any] | None:

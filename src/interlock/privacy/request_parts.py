@@ -8,7 +8,7 @@ ones are :mod:`interlock.privacy.lineage`'s ``SubjectHasher`` and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -49,8 +49,8 @@ class LineageLookup(Protocol):
         """The subject's lineage records (with ``receiver``, ``integration``, ``audit_index``)."""
         ...
 
-    def erase(self, subject: bytes) -> int:
-        """Delete the subject's rows (keeping the counts); how many went."""
+    def erase(self, subject: bytes, *, keep: Iterable[str] = ()) -> int:
+        """Delete the subject's rows but those naming a system in ``keep``; how many went."""
         ...
 
 

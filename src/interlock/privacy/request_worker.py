@@ -14,8 +14,12 @@ run calls again (step 2) without a second ``ask`` entry for that attempt.
 (Only a death in the instant between an entry becoming durable and the row
 update that follows it can repeat that one entry.) Retryable failures wait
 ``retry_delays`` (1 min, 5 min, 30 min, 2 h by default) and fail after the
-last; others fail at once. One worker holds a request at a time, across
-processes and replicas: a lease taken by a conditional ``UPDATE``.
+last; others fail at once. Anything a connector raises is such a failure
+(an unexpected exception: retryable, named by its type only). One worker
+holds a request at a time, across processes and replicas: a lease taken by a
+conditional ``UPDATE``. A request whose step fails otherwise (its sealed
+identifier does not open, the store is gone) is logged and left for the next
+run: the requests behind it go on.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from sqlalchemy import and_, exists, or_, select, update
 from interlock.errors import ConfigError
 from interlock.privacy import request_audit
 from interlock.privacy.connectors import (
+    Connector,
+    ConnectorAnswer,
     ConnectorError,
     ConnectorFactory,
     answer_digest,
@@ -95,6 +101,13 @@ class RequestWorker:
                 continue  # another worker holds it
             try:
                 steps += self._advance(request_id, moment)
+            except Exception as exc:  # noqa: BLE001  (one request's fault must not stop the rest)
+                # The oldest request goes first: were its fault to end the run, every newer
+                # one (erasures too) would miss its Art. 12(3) deadline behind it. The next
+                # run tries it again. Only the type is logged: the text may hold the identifier.
+                _log.warning(
+                    "privacy_request_advance_failed", request=request_id, error=type(exc).__name__
+                )
             finally:
                 self._release(request_id)
         return steps
@@ -216,19 +229,12 @@ class RequestWorker:
                 return  # changed under us (cannot happen under the lease): leave it
         _log.info("privacy_request_ask", request=request_id, system=name, attempt=attempt)
         try:
-            connector = self._connector(name)
-            answer = connector.ask(
-                request.kind,
-                request_id,
-                request.subject_kind,
-                secret["identifier"],
-                secret.get("corrections") or None,
-            )
+            answer = self._call(request, name, secret)
+            data = answer.data if request.kind in {"access", "export"} else None
+            digest = _digest(data)
         except ConnectorError as exc:
             self._failed_attempt(request_id, name, attempt, exc)
             return
-        data = answer.data if request.kind in {"access", "export"} else None
-        digest = answer_digest(data) if data is not None else None
         index = self._parts.audit.record(
             request_audit.answered_entry(
                 request_id,
@@ -255,7 +261,30 @@ class RequestWorker:
             error=None,
         )
 
-    def _connector(self, name: str) -> Any:
+    def _call(self, request: Any, name: str, secret: Mapping[str, Any]) -> ConnectorAnswer:
+        """Ask the system; whatever goes wrong is a :class:`ConnectorError`.
+
+        A connector promises to raise nothing else, but a moved CA file or a
+        driver's bug breaks that promise: such a failure may pass (the operator can
+        fix it), so it is retried, named by its type only (its text may hold the
+        identifier, a path or a secret).
+        """
+        try:
+            return self._connector(name).ask(
+                request.kind,
+                request.id,
+                request.subject_kind,
+                secret["identifier"],
+                secret.get("corrections") or None,
+            )
+        except ConnectorError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (see the docstring)
+            raise ConnectorError(
+                f"the connector failed unexpectedly ({type(exc).__name__})", retryable=True
+            ) from None
+
+    def _connector(self, name: str) -> Connector:
         if self._connectors is None:
             raise ConnectorError(
                 "no connectors are configured in this process (the vault and signing keys "
@@ -326,6 +355,24 @@ class RequestWorker:
                 ).scalars()
             )
         return all(status in FINAL for status in statuses)
+
+
+def _digest(data: Any) -> str | None:
+    """The answer's digest; a :class:`ConnectorError` when it has no canonical JSON.
+
+    NaN, Infinity, a lone surrogate or a value JSON cannot hold (from a connector
+    that did not check) cannot be digested or sealed; the same answer would come
+    again, so the system fails at once.
+    """
+    if data is None:
+        return None
+    try:
+        return answer_digest(data)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ConnectorError(
+            f"the system's answer is not JSON that can be stored ({type(exc).__name__})",
+            retryable=False,
+        ) from None
 
 
 def _due_now(system: Any, now: datetime) -> bool:

@@ -310,7 +310,8 @@ class PrivacyRequests:
         ``{"format", "request", "subject_kind", "generated", "sources": [{"system",
         "integrations", "status", "records", "answer_digest"}], "data": {system: data}}``.
         Handing it out is recorded (``privacy.request.export``, durably, before the
-        data leaves): the person's data leaves Interlock to ``actor``.
+        data leaves): the person's data leaves Interlock to ``actor``. Refused once a
+        completed erasure of the same person has deleted the answers.
         """
         view = self.get(request_id)
         if view.kind not in {"access", "export"}:
@@ -321,14 +322,20 @@ class PrivacyRequests:
                 f"not every system has answered yet (waiting for {', '.join(waiting)})"
             )
         with self._engine.connect() as connection:
-            answers = {
-                row.system: row.answer
-                for row in connection.execute(
-                    select(SYSTEMS.c.system, SYSTEMS.c.answer).where(
+            rows = list(
+                connection.execute(
+                    select(SYSTEMS.c.system, SYSTEMS.c.answer, SYSTEMS.c.answer_digest).where(
                         SYSTEMS.c.request_id == request_id
                     )
                 )
-            }
+            )
+        if any(row.answer is None and row.answer_digest is not None for row in rows):
+            # An answer with a digest was stored: a completed erasure deleted it since.
+            raise InvalidRequestError(
+                "the answers of this request were deleted when an erasure of the same person "
+                "completed; a new access or export request asks the systems again"
+            )
+        answers = {row.system: row.answer for row in rows}
         data: dict[str, Any] = {}
         for system in view.systems:
             blob = answers.get(system.system)

@@ -13,7 +13,8 @@
   (access, export, erasure, rectification) and each system's part in one:
   status, attempts, next attempt, the audit entries of each step. The
   identifier (and a rectification's corrections) is kept sealed only while
-  the request is open; an answer's data is kept sealed for the export.
+  the request is open; an answer's data is kept sealed for the export until
+  an erasure of the same person completes (its digest stays, for the receipt).
 """
 
 from __future__ import annotations

@@ -79,7 +79,10 @@ def _app(tokens: _Tokens, data: ErpData, webhook: PrivacyWebhook) -> web.Applica
         found = data.orders.get(request.match_info["id"])
         if found is None:
             return web.json_response({"error": "no such order"}, status=404)
-        return web.json_response(found)
+        response = web.json_response(found)
+        # As most servers do: gzip when the caller's Accept-Encoding allows it.
+        response.enable_compression()
+        return response
 
     async def orders(_: web.Request) -> web.Response:
         return web.json_response({"items": list(data.orders.values()), "next": None})

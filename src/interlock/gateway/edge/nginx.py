@@ -396,7 +396,7 @@ def _route_location(index: int, route: CompiledRoute, options: NginxOptions) -> 
     system = route.system
     host = urlsplit(system.url).hostname or ""
     limits = options.limits
-    policy = HeaderPolicy.for_route(route.route)
+    policy = HeaderPolicy.for_route(route.route, integration_subjects=route.integration.subjects)
     lines = [
         f"location = /_interlock/route/{index} {{  # {route.label}",
         "  internal;",

@@ -22,7 +22,8 @@ changed. The answer is ``2xx`` with ``{"status": "done"|"not_found",
 
 Failures say whether a retry can help: a timeout, a connection error, a
 ``5xx``, ``408`` or ``429`` may pass; any other status, an answer that is not
-JSON of that shape, or one larger than :data:`MAX_ANSWER` will not. No message
+JSON of that shape (strict RFC 8259: no ``NaN``, ``Infinity`` or lone surrogate),
+or one larger than :data:`MAX_ANSWER` will not. No message
 carries the identifier or the system's answer text.
 """
 
@@ -43,6 +44,7 @@ from interlock.privacy.connectors.base import (
     ConnectorAnswer,
     ConnectorEnvironment,
     ConnectorError,
+    canonical_data,
 )
 from interlock.sdk.rfc9421 import SignedRequests
 
@@ -99,6 +101,14 @@ class WebhookConnector:
             raise ConnectorError(
                 f"the webhook could not be prepared ({exc.code})", retryable=True
             ) from None
+        except OSError as exc:
+            # The system's ca file is missing or not PEM (ssl.SSLError is an OSError):
+            # the operator can put it back. The message would name the path: only the type.
+            raise ConnectorError(
+                f"the webhook could not be prepared: the system's ca could not be loaded "
+                f"({type(exc).__name__})",
+                retryable=True,
+            ) from None
         except ValueError:
             # RequestSigner signs with Ed25519 or P-256 keys only (RFC 9421 §3.3).
             raise ConnectorError(
@@ -152,6 +162,11 @@ class WebhookConnector:
             ) from None
 
 
+def _no_constant(name: str) -> Any:
+    # RFC 8259 §6: NaN and Infinity are not JSON (the stdlib parser accepts them).
+    raise ValueError(f"{name} is not JSON")
+
+
 def _transport(exc: httpx.TransportError) -> str:
     cause: BaseException | None = exc
     while cause is not None:
@@ -165,8 +180,12 @@ def _transport(exc: httpx.TransportError) -> str:
 
 def _answer(raw: bytes, action: Action) -> ConnectorAnswer:
     try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        document = json.loads(raw, parse_constant=_no_constant)
+        # RFC 8259 §8.2: a lone surrogate ("\ud800") is no Unicode text, and a number
+        # past a double (1e400) became inf: neither has the canonical JSON the answer's
+        # digest and sealed copy are made of (canonical_data refuses both).
+        canonical_data(document)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeError are ValueErrors
         raise ConnectorError("the webhook's answer is not JSON", retryable=False) from None
     if not isinstance(document, dict):
         raise ConnectorError("the webhook's answer is not a JSON object", retryable=False)
