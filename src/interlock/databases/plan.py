@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Final, Literal
 
-from interlock.config.databases import Filter, sql_name
+from interlock.config.databases import SLOTS, Filter, consumer_base, role_prefix
 from interlock.errors import InvalidRequestError, did_you_mean
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["ConsumerPlan", "Plan", "ViewPlan", "plan_for", "secret_name"]
 
 _MAX_IDENTIFIER: Final = 63  # PostgreSQL's limit (MariaDB: 64 for names, 80 for users)
-SLOTS: Final = ("a", "b")
 
 
 @dataclass(frozen=True)
@@ -120,15 +119,16 @@ def plan_for(manifest: Manifest, integration: str) -> Plan:
     if system is None:
         hint = did_you_mean(spec.system, manifest.databases)
         raise InvalidRequestError(f"{at}.system: unknown database system {spec.system!r}{hint}")
-    prefix = spec.prefix or sql_name(integration)
+    prefix = role_prefix(integration, spec)
     consumers: list[ConsumerPlan] = []
     for client, consumer in spec.consumers.items():
         if client not in manifest.clients:
             hint = did_you_mean(client, manifest.clients)
             raise InvalidRequestError(f"{at}.consumers.{client}: unknown client {client!r}{hint}")
         where = f"{at}.consumers.{client}"
-        base = _identifier(f"{prefix}_{sql_name(client)}", where)
-        logins = (_identifier(f"{base}_a", where), _identifier(f"{base}_b", where))
+        base = _identifier(consumer_base(prefix, client), where)
+        a, b = (_identifier(f"{base}_{slot}", where) for slot in SLOTS)
+        logins = (a, b)
         views = tuple(
             ViewPlan(
                 name=name,
