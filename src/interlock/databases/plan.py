@@ -44,6 +44,7 @@ class ViewPlan:
     categories: tuple[str, ...]
     row_filter: Filter | None
     write: tuple[str, ...]
+    rows: str | None = None  # the filter as the manifest writes it (for snapshots)
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ def plan_for(manifest: Manifest, integration: str) -> Plan:
                 categories=tuple(view.columns.values()),
                 row_filter=view.row_filter,
                 write=view.write,
+                rows=view.rows,
             )
             for name, view in consumer.views.items()
         )
