@@ -19,7 +19,7 @@ from interlock.databases import postgresql, service, snapshot
 from interlock.databases.connection import Login, postgresql_params
 from interlock.databases.plan import Plan, plan_for
 from tests.databases.conftest import INTEGRATION, Shared
-from tests.databases.helpers import login_of, rotate
+from tests.databases.helpers import BILLING, edited_plan, login_of, rotate
 
 ADMIN = Operator("admin:test")
 
@@ -334,3 +334,28 @@ def test_a_refused_plan_changes_nothing(pg: Shared) -> None:
         ).fetchall()
     assert roles == []
     assert found == []
+
+
+def test_a_consumer_removed_from_the_manifest_loses_its_login_and_grants(pg: Shared) -> None:
+    """Its roles are found by the naming scheme: audit reports them, apply locks and revokes."""
+    _applied(pg)
+    billing = next(c for c in pg.plan.consumers if c.client == "billing")
+    gone = login_of(rotate(pg.plan, pg.admin, "billing"))
+    plan = edited_plan(pg.path, INTEGRATION, BILLING.format(source=pg.source), "")
+    reported = {d.privilege.role for d in service.audit(plan, pg.admin)}
+    assert set(billing.logins) <= reported
+    assert any(
+        d.privilege.describe() == f"{gone.username}: has LOGIN"
+        for d in service.audit(plan, pg.admin)
+    )
+    service.apply(plan, pg.admin, audit_sink=MemorySink(), actor=ADMIN)
+    assert service.audit(plan, pg.admin) == []
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(**postgresql_params(plan.system, gone)).close()
+    # The remaining consumer keeps working.
+    with connected(plan, _applied_login(pg, plan)) as connection:
+        assert connection.execute("SELECT count(*) FROM customers").fetchone() == (2,)
+
+
+def _applied_login(pg: Shared, plan: Plan) -> Login:
+    return login_of(rotate(plan, pg.admin, "crm-sync"))

@@ -10,31 +10,16 @@ import pytest
 
 from interlock.config.loader import load_manifest
 from interlock.databases import service, snapshot
-from interlock.databases.plan import Plan, plan_for
+from interlock.databases.plan import plan_for
 from interlock.errors import InvalidRequestError
-from tests.databases.conftest import INTEGRATION, Shared
+from tests.databases.conftest import INTEGRATION, Shared, manifest_text
+from tests.databases.helpers import BILLING, edited_plan
 
 
 def _taken(pg: Shared) -> dict[str, Any]:
     return snapshot.take(
         pg.plan, service.source_columns(pg.plan, pg.admin), service.view_definitions
     )
-
-
-def _edited(pg: Shared, tmp_path: Path, old: str, new: str) -> Plan:
-    text = pg.path.read_text(encoding="utf-8")
-    assert old in text
-    path = tmp_path / "edited.yaml"
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-    return plan_for(load_manifest(path), INTEGRATION)
-
-
-_BILLING = """        billing:
-          views:
-            customer_ids:
-              table: {source}.customers
-              columns: {{id: system.operations}}
-"""
 
 
 @pytest.mark.parametrize(
@@ -57,19 +42,19 @@ _BILLING = """        billing:
     ],
 )
 def test_a_manifest_edit_that_widens_a_consumer_is_widening(
-    pg: Shared, tmp_path: Path, old: str, new: str, expected: str
+    pg: Shared, old: str, new: str, expected: str
 ) -> None:
     """Dropping the row filter, adding write columns or a view fails the pipeline (exit 1)."""
     taken = _taken(pg)
-    edited = _edited(pg, tmp_path, old, new.format(source=pg.source))
+    edited = edited_plan(pg.path, INTEGRATION, old, new.format(source=pg.source))
     changes = snapshot.diff(edited, taken, service.source_columns(edited, pg.admin))
     widening = [c.detail for c in changes if c.kind == "widening"]
     assert any(expected in detail for detail in widening), changes
 
 
-def test_a_new_consumer_is_widening(pg: Shared, tmp_path: Path) -> None:
+def test_a_new_consumer_is_widening(pg: Shared) -> None:
     """A consumer the snapshot does not know reads data it never read: widening."""
-    without = _edited(pg, tmp_path, _BILLING.format(source=pg.source), "")
+    without = edited_plan(pg.path, INTEGRATION, BILLING.format(source=pg.source), "")
     taken = snapshot.take(
         without, service.source_columns(without, pg.admin), service.view_definitions
     )
@@ -99,8 +84,6 @@ def test_a_malformed_snapshot_is_one_located_error(
     tmp_path: Path, change: dict[str, Any], where: str
 ) -> None:
     """Never an internal error: the key that is wrong is named."""
-    from tests.databases.conftest import manifest_text
-
     path = tmp_path / "interlock.yaml"
     path.write_text(
         manifest_text("postgresql", "127.0.0.1", 5432, "test", "sales", "p"), encoding="utf-8"

@@ -13,10 +13,17 @@ with identical grants: the rotation engine alternates between them
 (:mod:`interlock.secrets.rotators.postgresql`), so the previous password
 keeps working through the overlap and stops after it. Neither inherits
 anything, belongs to any role or holds any attribute beyond ``LOGIN``.
+
+A consumer removed from the manifest leaves its two logins on the server:
+:meth:`Plan.retired` recognises them by the naming scheme
+(``<prefix>_<anything>_a|_b``, minus the names any other integration of the
+manifest generates), so apply locks them and revokes what they hold, and the
+audit reports them until then.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Final, Literal
@@ -76,6 +83,9 @@ class Plan:
     kind: Literal["postgresql", "mariadb"]
     owner: str
     consumers: tuple[ConsumerPlan, ...]
+    prefix: str
+    #: Role names the manifest's other integrations generate (never this plan's to retire).
+    foreign: frozenset[str]
 
     @property
     def source_tables(self) -> tuple[tuple[str, str], ...]:
@@ -88,6 +98,16 @@ class Plan:
     def login(self, name: str) -> ConsumerPlan | None:
         """The consumer a login role belongs to."""
         return next((c for c in self.consumers if name in c.logins), None)
+
+    def retired(self, name: str) -> bool:
+        """Whether ``name`` is a login of this integration's scheme that no consumer has now."""
+        scheme = rf"{re.escape(self.prefix)}_[a-z0-9_]+_({'|'.join(SLOTS)})"
+        return (
+            bool(self.prefix)
+            and re.fullmatch(scheme, name) is not None
+            and self.login(name) is None
+            and name not in self.foreign
+        )
 
 
 def secret_name(integration: str, client: str) -> str:
@@ -162,4 +182,12 @@ def plan_for(manifest: Manifest, integration: str) -> Plan:
         kind=system.kind,
         owner=_identifier(f"{prefix}_owner", at),
         consumers=tuple(consumers),
+        prefix=prefix,
+        foreign=frozenset(
+            generated
+            for other, flow in manifest.integrations.items()
+            if other != integration and flow.database is not None
+            for namespace, generated, _ in flow.database.generated_names(other)
+            if namespace == "role"
+        ),
     )

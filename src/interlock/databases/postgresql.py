@@ -295,6 +295,9 @@ SELECT n.nspname, c.relname, r.rolname FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_roles r ON r.oid = c.relowner
 WHERE r.rolname = ANY(%(roles)s)
 """
+_RETIRED: Final = """
+SELECT rolname, rolcanlogin FROM pg_roles WHERE starts_with(rolname, %(prefix)s)
+"""
 _PUBLIC_ON: Final = """
 SELECT n.nspname, c.relname, a.privilege_type
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
@@ -304,10 +307,15 @@ WHERE a.grantee = 0 AND (n.nspname, c.relname) IN
 
 
 def found_privileges(plan: Plan, connection: psycopg.Connection[Any]) -> list[Privilege]:
-    """What the plan's login roles hold on the server, and what PUBLIC holds on its objects."""
-    logins = [n for c in plan.consumers for n in c.logins]
+    """What the plan's login roles (and retired ones) hold, and what PUBLIC holds on its objects."""
+    retired = [
+        (name, can_login)
+        for name, can_login in connection.execute(_RETIRED, {"prefix": f"{plan.prefix}_"})
+        if plan.retired(name)
+    ]
+    logins = [n for c in plan.consumers for n in c.logins] + [n for n, _ in retired]
     roles = {"roles": logins}
-    found: list[Privilege] = []
+    found: list[Privilege] = [Privilege(n, "attribute", "LOGIN") for n, can in retired if can]
     attributes = ", ".join(a for a, _ in _ATTRIBUTES)
     rows = connection.execute(
         f"SELECT rolname, {attributes} FROM pg_roles WHERE rolname = ANY(%(roles)s)",  # noqa: S608  (constant column names)
@@ -360,8 +368,11 @@ def expected_privileges(plan: Plan) -> set[Privilege]:
     return expected
 
 
-def _revoke(privilege: Privilege) -> sql.Composed | None:  # noqa: PLR0911  (one per kind)
+def _revoke(plan: Plan, privilege: Privilege) -> sql.Composed | None:  # noqa: PLR0911  (one per kind)
     role = sql.SQL("PUBLIC") if privilege.role == "PUBLIC" else _id(privilege.role)
+    if privilege.kind == "attribute" and plan.retired(privilege.role):
+        # A removed consumer's login: locked out, and nothing it could regain access with.
+        return sql.SQL("ALTER ROLE {} NOLOGIN {}").format(role, _ROLE_SAFE)
     if privilege.kind == "membership":
         return sql.SQL("REVOKE {} FROM {}").format(_id(privilege.privilege), role)
     if not privilege.privilege.replace(" ", "").isalpha():
@@ -383,7 +394,7 @@ def _revoke(privilege: Privilege) -> sql.Composed | None:  # noqa: PLR0911  (one
 
 def _drift(plan: Plan, connection: psycopg.Connection[Any]) -> list[Drift]:
     drifts = compare(plan, found_privileges(plan, connection), expected_privileges(plan))
-    return [Drift(d.privilege, d.detail, _revoke(d.privilege)) for d in drifts]
+    return [Drift(d.privilege, d.detail, _revoke(plan, d.privilege)) for d in drifts]
 
 
 def audit(plan: Plan, admin: Login) -> list[Drift]:
