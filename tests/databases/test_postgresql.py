@@ -359,3 +359,74 @@ def test_a_consumer_removed_from_the_manifest_loses_its_login_and_grants(pg: Sha
 
 def _applied_login(pg: Shared, plan: Plan) -> Login:
     return login_of(rotate(plan, pg.admin, "crm-sync"))
+
+
+@contextmanager
+def _grantor(pg: Shared) -> Iterator[tuple[psycopg.Connection[Any], str]]:
+    """A third role holding SELECT on the source WITH GRANT OPTION, dropped afterwards."""
+    name = f"g{secrets.token_hex(6)}"
+    admin = postgresql_params(pg.plan.system, pg.admin)
+    source = sql.Identifier(pg.source, "customers")
+    with psycopg.connect(**admin, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(name)))
+        try:
+            connection.execute(
+                sql.SQL("GRANT USAGE ON SCHEMA {} TO {} WITH GRANT OPTION").format(
+                    sql.Identifier(pg.source), sql.Identifier(name)
+                )
+            )
+            connection.execute(
+                sql.SQL("GRANT SELECT ON {} TO {} WITH GRANT OPTION").format(
+                    source, sql.Identifier(name)
+                )
+            )
+            yield connection, name
+        finally:
+            connection.execute("RESET ROLE")
+            connection.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(name)))
+            connection.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def test_a_grant_by_a_third_grantor_is_revoked_as_that_grantor(pg: Shared) -> None:
+    """The superuser's REVOKE acts as the owner: the grantor's grant is revoked as the grantor."""
+    login = _applied(pg)
+    source = sql.Identifier(pg.source, "customers")
+    with _grantor(pg) as (connection, grantor):
+        connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(grantor)))
+        connection.execute(
+            sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+                sql.Identifier(pg.source), sql.Identifier(login.username)
+            )
+        )
+        connection.execute(
+            sql.SQL("GRANT SELECT ON {} TO {}").format(source, sql.Identifier(login.username))
+        )
+        connection.execute(sql.SQL("GRANT SELECT ON {} TO PUBLIC").format(source))
+        connection.execute("RESET ROLE")
+        assert len(service.audit(pg.plan, pg.admin)) == 3
+        service.apply(pg.plan, pg.admin, audit_sink=MemorySink(), actor=ADMIN)
+        assert service.audit(pg.plan, pg.admin) == []
+        with connected(pg.plan, login) as consumer:
+            _denied(consumer, sql.SQL("SELECT * FROM {}").format(source))
+
+
+def test_apply_fails_and_rolls_back_when_a_revoke_leaves_the_grant(
+    pg: Shared, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never success while the audit still shows drift: the re-check before commit fails."""
+    login = _applied(pg)
+    source = sql.Identifier(pg.source, "customers")
+    admin = postgresql_params(pg.plan.system, pg.admin)
+    with psycopg.connect(**admin, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("GRANT SELECT ON {} TO {}").format(source, sql.Identifier(login.username))
+        )
+    # A revoke that does nothing, as a REVOKE by the wrong grantor did.
+    monkeypatch.setattr(
+        postgresql, "_revokes", lambda plan, privilege, grantors: [sql.SQL("SELECT 1").format()]
+    )
+    sink = MemorySink()
+    with pytest.raises(postgresql.ApplyError, match="still"):
+        service.apply(pg.plan, pg.admin, audit_sink=sink, actor=ADMIN)
+    assert [e.outcome.result for e in sink.entries] == ["failure"]
+    assert len(service.audit(pg.plan, pg.admin)) == 1

@@ -227,9 +227,13 @@ def apply(plan: Plan, admin: Login) -> list[str]:
                 connection.execute(statement.sql)
                 done.append(render(statement))
             for drift in _drift(plan, connection):
-                if isinstance(drift.revoke, sql.Composed):
-                    connection.execute(drift.revoke)
-                    done.append(f"{drift.revoke.as_string(connection)};  -- {drift.detail}")
+                undo = drift.revoke if isinstance(drift.revoke, tuple) else ()
+                for revoke in undo:
+                    connection.execute(revoke)
+                if undo:
+                    text = "; ".join(r.as_string(connection) for r in undo)
+                    done.append(f"{text};  -- {drift.detail}")
+            _nothing_left(plan, connection)
     except psycopg.Error as error:
         raise ApplyError(
             f"PostgreSQL refused the plan of {plan.integration} (SQLSTATE "
@@ -237,6 +241,17 @@ def apply(plan: Plan, admin: Login) -> list[str]:
             "nothing was changed"
         ) from None
     return done
+
+
+def _nothing_left(plan: Plan, connection: psycopg.Connection[Any]) -> None:
+    """Before commit: a revoke that left its grant (an unexpected grantor) fails the apply."""
+    left = [d for d in _drift(plan, connection) if d.revoke]
+    if left:
+        raise ApplyError(
+            f"PostgreSQL still grants {len(left)} privilege(s) beyond the plan of "
+            f"{plan.integration} after the revokes (first: {left[0].detail}); nothing was "
+            "changed: revoke it as the role that granted it and run apply again"
+        )
 
 
 # -- the catalog -------------------------------------------------------------------------
@@ -250,27 +265,32 @@ _ATTRIBUTES: Final = (
     ("rolinherit", "INHERIT"),
 )
 
+# Each grant with its grantor: a REVOKE removes only the grants of the role running it.
 _RELATIONS: Final = """
-SELECT n.nspname, c.relname, a.privilege_type, r.rolname
+SELECT n.nspname, c.relname, a.privilege_type, r.rolname, g.rolname
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
      aclexplode(c.relacl) a JOIN pg_roles r ON r.oid = a.grantee
+     JOIN pg_roles g ON g.oid = a.grantor
 WHERE r.rolname = ANY(%(roles)s)
 """
 _COLUMNS: Final = """
-SELECT n.nspname, c.relname, t.attname, a.privilege_type, r.rolname
+SELECT n.nspname, c.relname, t.attname, a.privilege_type, r.rolname, g.rolname
 FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid
      JOIN pg_namespace n ON n.oid = c.relnamespace,
      aclexplode(t.attacl) a JOIN pg_roles r ON r.oid = a.grantee
+     JOIN pg_roles g ON g.oid = a.grantor
 WHERE r.rolname = ANY(%(roles)s)
 """
 _SCHEMAS: Final = """
-SELECT n.nspname, a.privilege_type, r.rolname
+SELECT n.nspname, a.privilege_type, r.rolname, g.rolname
 FROM pg_namespace n, aclexplode(n.nspacl) a JOIN pg_roles r ON r.oid = a.grantee
+     JOIN pg_roles g ON g.oid = a.grantor
 WHERE r.rolname = ANY(%(roles)s)
 """
 _DATABASES: Final = """
-SELECT d.datname, a.privilege_type, r.rolname
+SELECT d.datname, a.privilege_type, r.rolname, g.rolname
 FROM pg_database d, aclexplode(d.datacl) a JOIN pg_roles r ON r.oid = a.grantee
+     JOIN pg_roles g ON g.oid = a.grantor
 WHERE r.rolname = ANY(%(roles)s)
 """
 _FUNCTIONS: Final = """
@@ -299,8 +319,9 @@ _RETIRED: Final = """
 SELECT rolname, rolcanlogin FROM pg_roles WHERE starts_with(rolname, %(prefix)s)
 """
 _PUBLIC_ON: Final = """
-SELECT n.nspname, c.relname, a.privilege_type
+SELECT n.nspname, c.relname, a.privilege_type, g.rolname
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
+     JOIN pg_roles g ON g.oid = a.grantor
 WHERE a.grantee = 0 AND (n.nspname, c.relname) IN
       (SELECT * FROM unnest(%(schemas)s::text[], %(tables)s::text[]))
 """
@@ -308,6 +329,14 @@ WHERE a.grantee = 0 AND (n.nspname, c.relname) IN
 
 def found_privileges(plan: Plan, connection: psycopg.Connection[Any]) -> list[Privilege]:
     """What the plan's login roles (and retired ones) hold, and what PUBLIC holds on its objects."""
+    return _catalog(plan, connection)[0]
+
+
+Grantors = dict[Privilege, set[str]]
+
+
+def _catalog(plan: Plan, connection: psycopg.Connection[Any]) -> tuple[list[Privilege], Grantors]:
+    """The privileges, and who granted each grant (``aclexplode``'s grantor)."""
     retired = [
         (name, can_login)
         for name, can_login in connection.execute(_RETIRED, {"prefix": f"{plan.prefix}_"})
@@ -316,6 +345,12 @@ def found_privileges(plan: Plan, connection: psycopg.Connection[Any]) -> list[Pr
     logins = [n for c in plan.consumers for n in c.logins] + [n for n, _ in retired]
     roles = {"roles": logins}
     found: list[Privilege] = [Privilege(n, "attribute", "LOGIN") for n, can in retired if can]
+    grantors: Grantors = {}
+
+    def granted(privilege: Privilege, grantor: str) -> None:
+        found.append(privilege)
+        grantors.setdefault(privilege, set()).add(grantor)
+
     attributes = ", ".join(a for a, _ in _ATTRIBUTES)
     rows = connection.execute(
         f"SELECT rolname, {attributes} FROM pg_roles WHERE rolname = ANY(%(roles)s)",  # noqa: S608  (constant column names)
@@ -325,14 +360,14 @@ def found_privileges(plan: Plan, connection: psycopg.Connection[Any]) -> list[Pr
         for (_, label), value in zip(_ATTRIBUTES, row[1:], strict=True):
             if value:
                 found.append(Privilege(row[0], "attribute", label))
-    for schema, name, privilege, role in connection.execute(_RELATIONS, roles):
-        found.append(Privilege(role, "table", privilege, (schema, name)))
-    for schema, name, column, privilege, role in connection.execute(_COLUMNS, roles):
-        found.append(Privilege(role, "column", privilege, (schema, name, column)))
-    for schema, privilege, role in connection.execute(_SCHEMAS, roles):
-        found.append(Privilege(role, "schema", privilege, (schema,)))
-    for database, privilege, role in connection.execute(_DATABASES, roles):
-        found.append(Privilege(role, "database", privilege, (database,)))
+    for schema, name, privilege, role, by in connection.execute(_RELATIONS, roles):
+        granted(Privilege(role, "table", privilege, (schema, name)), by)
+    for schema, name, column, privilege, role, by in connection.execute(_COLUMNS, roles):
+        granted(Privilege(role, "column", privilege, (schema, name, column)), by)
+    for schema, privilege, role, by in connection.execute(_SCHEMAS, roles):
+        granted(Privilege(role, "schema", privilege, (schema,)), by)
+    for database, privilege, role, by in connection.execute(_DATABASES, roles):
+        granted(Privilege(role, "database", privilege, (database,)), by)
     for schema, name, privilege, role in connection.execute(_FUNCTIONS, roles):
         found.append(Privilege(role, "function", privilege, (schema, name)))
     for group, member in connection.execute(_MEMBERSHIPS, {"roles": [*logins, plan.owner]}):
@@ -345,11 +380,11 @@ def found_privileges(plan: Plan, connection: psycopg.Connection[Any]) -> list[Pr
         c.schema for c in plan.consumers for _ in c.views
     ]
     tables = [t for _, t in plan.source_tables] + [v.name for c in plan.consumers for v in c.views]
-    for schema, name, privilege in connection.execute(
+    for schema, name, privilege, by in connection.execute(
         _PUBLIC_ON, {"schemas": schemas, "tables": tables}
     ):
-        found.append(Privilege("PUBLIC", "table", privilege, (schema, name)))
-    return found
+        granted(Privilege("PUBLIC", "table", privilege, (schema, name)), by)
+    return found, grantors
 
 
 def expected_privileges(plan: Plan) -> set[Privilege]:
@@ -378,23 +413,56 @@ def _revoke(plan: Plan, privilege: Privilege) -> sql.Composed | None:  # noqa: P
     if not privilege.privilege.replace(" ", "").isalpha():
         return None
     what = sql.SQL(privilege.privilege)  # a privilege keyword the catalog reported
+    # CASCADE: what the role passed on with a grant option goes with it.
     if privilege.kind == "table":
-        return sql.SQL("REVOKE {} ON TABLE {} FROM {}").format(what, _id(*privilege.on), role)
+        return sql.SQL("REVOKE {} ON TABLE {} FROM {} CASCADE").format(
+            what, _id(*privilege.on), role
+        )
     if privilege.kind == "column":
         schema, table, column = privilege.on
-        return sql.SQL("REVOKE {} ({}) ON TABLE {} FROM {}").format(
+        return sql.SQL("REVOKE {} ({}) ON TABLE {} FROM {} CASCADE").format(
             what, _id(column), _id(schema, table), role
         )
     if privilege.kind == "schema":
-        return sql.SQL("REVOKE {} ON SCHEMA {} FROM {}").format(what, _id(*privilege.on), role)
+        return sql.SQL("REVOKE {} ON SCHEMA {} FROM {} CASCADE").format(
+            what, _id(*privilege.on), role
+        )
     if privilege.kind == "database":
-        return sql.SQL("REVOKE {} ON DATABASE {} FROM {}").format(what, _id(*privilege.on), role)
+        return sql.SQL("REVOKE {} ON DATABASE {} FROM {} CASCADE").format(
+            what, _id(*privilege.on), role
+        )
     return None  # attributes are reset by ALTER ROLE; functions, defaults, ownership by hand
 
 
+def _revokes(plan: Plan, privilege: Privilege, grantors: set[str]) -> list[sql.Composable]:
+    """The statements undoing ``privilege``: its REVOKE run as each role that granted it.
+
+    A superuser's REVOKE acts as the object's owner and leaves a grant made by
+    another role holding the grant option in place; ``SET LOCAL ROLE`` makes the
+    REVOKE that grantor's own (reset after, within the transaction).
+    """
+    revoke = _revoke(plan, privilege)
+    if revoke is None:
+        return []
+    if not grantors:
+        return [revoke]
+    statements: list[sql.Composable] = []
+    for grantor in sorted(grantors):
+        statements += [sql.SQL("SET LOCAL ROLE {}").format(_id(grantor)), revoke]
+    return [*statements, sql.SQL("RESET ROLE")]
+
+
 def _drift(plan: Plan, connection: psycopg.Connection[Any]) -> list[Drift]:
-    drifts = compare(plan, found_privileges(plan, connection), expected_privileges(plan))
-    return [Drift(d.privilege, d.detail, _revoke(plan, d.privilege)) for d in drifts]
+    found, grantors = _catalog(plan, connection)
+    drifts = compare(plan, found, expected_privileges(plan))
+    return [
+        Drift(
+            d.privilege,
+            d.detail,
+            tuple(_revokes(plan, d.privilege, grantors.get(d.privilege, set()))) or None,
+        )
+        for d in drifts
+    ]
 
 
 def audit(plan: Plan, admin: Login) -> list[Drift]:
