@@ -430,3 +430,102 @@ def test_apply_fails_and_rolls_back_when_a_revoke_leaves_the_grant(
         service.apply(pg.plan, pg.admin, audit_sink=sink, actor=ADMIN)
     assert [e.outcome.result for e in sink.entries] == ["failure"]
     assert len(service.audit(pg.plan, pg.admin)) == 1
+
+
+# Out-of-band changes the audit must report: (label, statements, the drift, apply undoes it).
+# Names in the statements: {login}, {owner}, {source}, {schema} (the consumer's), {outsider}.
+_OUT_OF_BAND = [
+    (
+        "a schema owned by a login",
+        ["CREATE SCHEMA {source}_own", "ALTER SCHEMA {source}_own OWNER TO {login}"],
+        "{login}: owns {source}_own",
+        False,
+    ),
+    (
+        "a function owned by a login",
+        [
+            "CREATE FUNCTION {source}.f() RETURNS int LANGUAGE sql AS 'select 1'",
+            "ALTER FUNCTION {source}.f() OWNER TO {login}",
+        ],
+        "{login}: owns {source}.f",
+        False,
+    ),
+    (
+        "a role made a member of the owner role",
+        ["GRANT {owner} TO {outsider}"],
+        "{outsider}: is a member of {owner}",
+        True,
+    ),
+    (
+        "a role made a member of a login",
+        ["GRANT {login} TO {outsider}"],
+        "{outsider}: is a member of {login}",
+        True,
+    ),
+    (
+        "a table granted to the owner role",
+        [
+            "CREATE TABLE {source}.salaries (who text, amount int)",
+            "GRANT SELECT ON {source}.salaries TO {owner}",
+        ],
+        "{owner}: SELECT on table {source}.salaries",
+        True,
+    ),
+    (
+        "a column of the source granted to PUBLIC",
+        ["GRANT SELECT (id, name) ON {source}.customers TO PUBLIC"],
+        "PUBLIC: SELECT on column {source}.customers.name",
+        True,
+    ),
+    (
+        "a view granted WITH GRANT OPTION",
+        ["GRANT SELECT ON {schema}.customers TO {login} WITH GRANT OPTION"],
+        "{login}: GRANT OPTION FOR SELECT on table {schema}.customers",
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("statements", "expected", "undone"),
+    [case[1:] for case in _OUT_OF_BAND],
+    ids=[case[0] for case in _OUT_OF_BAND],
+)
+def test_out_of_band_access_is_reported(
+    pg: Shared, statements: list[str], expected: str, undone: bool
+) -> None:
+    """Each of these gave a consumer (or anyone) more access while the audit said ``[]``."""
+    _applied(pg)
+    consumer = pg.plan.consumers[0]
+    names = {
+        "login": consumer.logins[0],
+        "owner": pg.plan.owner,
+        "source": pg.source,
+        "schema": consumer.schema,
+        "outsider": f"o{secrets.token_hex(6)}",
+    }
+    quoted = {k: sql.Identifier(v).as_string() for k, v in names.items()}
+    admin = postgresql_params(pg.plan.system, pg.admin)
+    with psycopg.connect(**admin, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(names["outsider"]))
+        )
+        try:
+            for statement in statements:
+                text = statement.replace("{source}_own", f'"{pg.source}_own"')
+                connection.execute(text.format(**quoted).encode())
+            found = {d.privilege.describe() for d in service.audit(pg.plan, pg.admin)}
+            assert expected.format(**names) in found, found
+            if undone:
+                service.apply(pg.plan, pg.admin, audit_sink=MemorySink(), actor=ADMIN)
+                assert service.audit(pg.plan, pg.admin) == []
+        finally:
+            connection.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                    sql.Identifier(f"{pg.source}_own")
+                )
+            )
+            connection.execute(
+                sql.SQL("DROP OWNED BY {}").format(sql.Identifier(names["outsider"]))
+            )
+            connection.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(names["outsider"])))

@@ -23,6 +23,7 @@ from interlock.config.databases import And, Compare, Filter, InList, IsNull, Not
 from interlock.databases.connection import Login, postgresql_params
 from interlock.databases.drift import Drift, Privilege, compare
 from interlock.databases.plan import ConsumerPlan, Plan, ViewPlan
+from interlock.databases.postgresql_catalog import catalog, expected_privileges, found_privileges
 from interlock.errors import InterlockError
 
 __all__ = [
@@ -254,153 +255,7 @@ def _nothing_left(plan: Plan, connection: psycopg.Connection[Any]) -> None:
         )
 
 
-# -- the catalog -------------------------------------------------------------------------
-
-_ATTRIBUTES: Final = (
-    ("rolsuper", "SUPERUSER"),
-    ("rolcreaterole", "CREATEROLE"),
-    ("rolcreatedb", "CREATEDB"),
-    ("rolreplication", "REPLICATION"),
-    ("rolbypassrls", "BYPASSRLS"),
-    ("rolinherit", "INHERIT"),
-)
-
-# Each grant with its grantor: a REVOKE removes only the grants of the role running it.
-_RELATIONS: Final = """
-SELECT n.nspname, c.relname, a.privilege_type, r.rolname, g.rolname
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
-     aclexplode(c.relacl) a JOIN pg_roles r ON r.oid = a.grantee
-     JOIN pg_roles g ON g.oid = a.grantor
-WHERE r.rolname = ANY(%(roles)s)
-"""
-_COLUMNS: Final = """
-SELECT n.nspname, c.relname, t.attname, a.privilege_type, r.rolname, g.rolname
-FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid
-     JOIN pg_namespace n ON n.oid = c.relnamespace,
-     aclexplode(t.attacl) a JOIN pg_roles r ON r.oid = a.grantee
-     JOIN pg_roles g ON g.oid = a.grantor
-WHERE r.rolname = ANY(%(roles)s)
-"""
-_SCHEMAS: Final = """
-SELECT n.nspname, a.privilege_type, r.rolname, g.rolname
-FROM pg_namespace n, aclexplode(n.nspacl) a JOIN pg_roles r ON r.oid = a.grantee
-     JOIN pg_roles g ON g.oid = a.grantor
-WHERE r.rolname = ANY(%(roles)s)
-"""
-_DATABASES: Final = """
-SELECT d.datname, a.privilege_type, r.rolname, g.rolname
-FROM pg_database d, aclexplode(d.datacl) a JOIN pg_roles r ON r.oid = a.grantee
-     JOIN pg_roles g ON g.oid = a.grantor
-WHERE r.rolname = ANY(%(roles)s)
-"""
-_FUNCTIONS: Final = """
-SELECT n.nspname, p.proname, a.privilege_type, r.rolname
-FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace,
-     aclexplode(p.proacl) a JOIN pg_roles r ON r.oid = a.grantee
-WHERE r.rolname = ANY(%(roles)s)
-"""
-_MEMBERSHIPS: Final = """
-SELECT g.rolname, m.rolname FROM pg_auth_members am
-JOIN pg_roles g ON g.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
-WHERE m.rolname = ANY(%(roles)s)
-"""
-_DEFAULTS: Final = """
-SELECT o.rolname, d.defaclobjtype, coalesce(r.rolname, 'PUBLIC'), a.privilege_type
-FROM pg_default_acl d JOIN pg_roles o ON o.oid = d.defaclrole,
-     aclexplode(d.defaclacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
-WHERE o.rolname = ANY(%(roles)s) OR r.rolname = ANY(%(roles)s)
-"""
-_OWNED: Final = """
-SELECT n.nspname, c.relname, r.rolname FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_roles r ON r.oid = c.relowner
-WHERE r.rolname = ANY(%(roles)s)
-"""
-_RETIRED: Final = """
-SELECT rolname, rolcanlogin FROM pg_roles WHERE starts_with(rolname, %(prefix)s)
-"""
-_PUBLIC_ON: Final = """
-SELECT n.nspname, c.relname, a.privilege_type, g.rolname
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
-     JOIN pg_roles g ON g.oid = a.grantor
-WHERE a.grantee = 0 AND (n.nspname, c.relname) IN
-      (SELECT * FROM unnest(%(schemas)s::text[], %(tables)s::text[]))
-"""
-
-
-def found_privileges(plan: Plan, connection: psycopg.Connection[Any]) -> list[Privilege]:
-    """What the plan's login roles (and retired ones) hold, and what PUBLIC holds on its objects."""
-    return _catalog(plan, connection)[0]
-
-
-Grantors = dict[Privilege, set[str]]
-
-
-def _catalog(plan: Plan, connection: psycopg.Connection[Any]) -> tuple[list[Privilege], Grantors]:
-    """The privileges, and who granted each grant (``aclexplode``'s grantor)."""
-    retired = [
-        (name, can_login)
-        for name, can_login in connection.execute(_RETIRED, {"prefix": f"{plan.prefix}_"})
-        if plan.retired(name)
-    ]
-    logins = [n for c in plan.consumers for n in c.logins] + [n for n, _ in retired]
-    roles = {"roles": logins}
-    found: list[Privilege] = [Privilege(n, "attribute", "LOGIN") for n, can in retired if can]
-    grantors: Grantors = {}
-
-    def granted(privilege: Privilege, grantor: str) -> None:
-        found.append(privilege)
-        grantors.setdefault(privilege, set()).add(grantor)
-
-    attributes = ", ".join(a for a, _ in _ATTRIBUTES)
-    rows = connection.execute(
-        f"SELECT rolname, {attributes} FROM pg_roles WHERE rolname = ANY(%(roles)s)",  # noqa: S608  (constant column names)
-        {"roles": [*logins, plan.owner]},
-    )
-    for row in rows:
-        for (_, label), value in zip(_ATTRIBUTES, row[1:], strict=True):
-            if value:
-                found.append(Privilege(row[0], "attribute", label))
-    for schema, name, privilege, role, by in connection.execute(_RELATIONS, roles):
-        granted(Privilege(role, "table", privilege, (schema, name)), by)
-    for schema, name, column, privilege, role, by in connection.execute(_COLUMNS, roles):
-        granted(Privilege(role, "column", privilege, (schema, name, column)), by)
-    for schema, privilege, role, by in connection.execute(_SCHEMAS, roles):
-        granted(Privilege(role, "schema", privilege, (schema,)), by)
-    for database, privilege, role, by in connection.execute(_DATABASES, roles):
-        granted(Privilege(role, "database", privilege, (database,)), by)
-    for schema, name, privilege, role in connection.execute(_FUNCTIONS, roles):
-        found.append(Privilege(role, "function", privilege, (schema, name)))
-    for group, member in connection.execute(_MEMBERSHIPS, {"roles": [*logins, plan.owner]}):
-        found.append(Privilege(member, "membership", group))
-    for owner, kind, grantee, privilege in connection.execute(_DEFAULTS, roles):
-        found.append(Privilege(owner, "default", f"{privilege} on new {kind} to {grantee}"))
-    for schema, name, owner in connection.execute(_OWNED, roles):
-        found.append(Privilege(owner, "owner", "OWNER", (schema, name)))
-    schemas = [s for s, _ in plan.source_tables] + [
-        c.schema for c in plan.consumers for _ in c.views
-    ]
-    tables = [t for _, t in plan.source_tables] + [v.name for c in plan.consumers for v in c.views]
-    for schema, name, privilege, by in connection.execute(
-        _PUBLIC_ON, {"schemas": schemas, "tables": tables}
-    ):
-        granted(Privilege("PUBLIC", "table", privilege, (schema, name)), by)
-    return found, grantors
-
-
-def expected_privileges(plan: Plan) -> set[Privilege]:
-    """What the plan grants the login roles (the owner's grants are not the consumer's)."""
-    expected: set[Privilege] = set()
-    for consumer in plan.consumers:
-        for login in consumer.logins:
-            expected.add(Privilege(login, "database", "CONNECT", (plan.system.database,)))
-            expected.add(Privilege(login, "schema", "USAGE", (consumer.schema,)))
-            for view in consumer.views:
-                expected.add(Privilege(login, "table", "SELECT", (consumer.schema, view.name)))
-                expected.update(
-                    Privilege(login, "column", "UPDATE", (consumer.schema, view.name, column))
-                    for column in view.write
-                )
-    return expected
+# -- the catalog (interlock.databases.postgresql_catalog) ---------------------------------
 
 
 def _revoke(plan: Plan, privilege: Privilege) -> sql.Composed | None:  # noqa: PLR0911  (one per kind)
@@ -453,7 +308,7 @@ def _revokes(plan: Plan, privilege: Privilege, grantors: set[str]) -> list[sql.C
 
 
 def _drift(plan: Plan, connection: psycopg.Connection[Any]) -> list[Drift]:
-    found, grantors = _catalog(plan, connection)
+    found, grantors = catalog(plan, connection)
     drifts = compare(plan, found, expected_privileges(plan))
     return [
         Drift(
