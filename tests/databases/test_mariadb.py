@@ -229,3 +229,38 @@ def test_a_consumer_removed_from_the_manifest_loses_its_login_and_grants(maria: 
             (f"'{gone.username}'@'{billing.from_host}'",),
         )
         assert cursor.fetchone() == (0,)
+
+
+@pytest.mark.parametrize(
+    ("statements", "expected"),
+    [
+        (
+            [
+                "CREATE DEFINER = CURRENT_USER PROCEDURE `{source}`.`dump`() "
+                "SQL SECURITY DEFINER SELECT * FROM `{source}`.`customers`",
+                "GRANT EXECUTE ON PROCEDURE `{source}`.`dump` TO %s@'%%'",
+            ],
+            "{login}: Execute on function {source}.dump",
+        ),
+        (
+            ["GRANT SELECT ON `{schema}`.`customers` TO %s@'%%' WITH GRANT OPTION"],
+            "{login}: GRANT OPTION on table {schema}.customers",
+        ),
+    ],
+    ids=["a routine granted to a login", "a view granted WITH GRANT OPTION"],
+)
+def test_out_of_band_access_is_reported(
+    maria: Shared, statements: list[str], expected: str
+) -> None:
+    """A definer-rights routine, or the right to pass a view on, reported; apply removes it."""
+    _applied(maria)
+    consumer = maria.plan.consumers[0]
+    names = {"login": consumer.logins[0], "source": maria.source, "schema": consumer.schema}
+    with connected(maria.plan, maria.admin) as cursor:
+        for statement in statements:
+            text = statement.replace("{source}", maria.source).replace("{schema}", consumer.schema)
+            cursor.execute(text, (names["login"],) if "%s" in text else None)
+    found = {d.privilege.describe() for d in service.audit(maria.plan, maria.admin)}
+    assert expected.format(**names) in found, found
+    service.apply(maria.plan, maria.admin, audit_sink=MemorySink(), actor=ADMIN)
+    assert service.audit(maria.plan, maria.admin) == []

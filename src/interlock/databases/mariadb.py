@@ -276,20 +276,24 @@ def found_privileges(plan: Plan, connection: Any) -> list[Privilege]:
         for grantee, privilege in cursor.fetchall():
             if privilege != "USAGE":
                 found.append(Privilege(accounts[grantee], "attribute", f"global {privilege}"))
+        # IS_GRANTABLE: the account may pass the privilege on (a GRANT OPTION row of its own).
         cursor.execute(
-            "SELECT GRANTEE, TABLE_SCHEMA, PRIVILEGE_TYPE "  # noqa: S608  (placeholders only)
+            "SELECT GRANTEE, TABLE_SCHEMA, PRIVILEGE_TYPE, IS_GRANTABLE "  # noqa: S608  (placeholders only)
             f"FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE IN ({marks})",
             names,
         )
-        for grantee, schema, privilege in cursor.fetchall():
-            found.append(Privilege(accounts[grantee], "schema", privilege, (schema,)))
+        for grantee, schema, privilege, grantable in cursor.fetchall():
+            schema_grant = Privilege(accounts[grantee], "schema", privilege, (schema,))
+            found.extend(_with_option(schema_grant, grantable))
         cursor.execute(
-            "SELECT GRANTEE, TABLE_SCHEMA, TABLE_NAME, PRIVILEGE_TYPE "  # noqa: S608
+            "SELECT GRANTEE, TABLE_SCHEMA, TABLE_NAME, PRIVILEGE_TYPE, IS_GRANTABLE "  # noqa: S608
             f"FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE IN ({marks})",
             names,
         )
-        for grantee, schema, table, privilege in cursor.fetchall():
-            found.append(Privilege(accounts[grantee], "table", privilege, (schema, table)))
+        for grantee, schema, table, privilege, grantable in cursor.fetchall():
+            table_grant = Privilege(accounts[grantee], "table", privilege, (schema, table))
+            found.extend(_with_option(table_grant, grantable))
+        found.extend(_routines(cursor, accounts))
         cursor.execute(
             "SELECT GRANTEE, TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, PRIVILEGE_TYPE "  # noqa: S608
             f"FROM information_schema.COLUMN_PRIVILEGES WHERE GRANTEE IN ({marks})",
@@ -304,6 +308,30 @@ def found_privileges(plan: Plan, connection: Any) -> list[Privilege]:
             )
             found.extend(Privilege(login, "membership", r) for (r,) in cursor.fetchall())
     return [p for p in found if p.role != "PUBLIC" or _managed(plan, p)]
+
+
+def _with_option(privilege: Privilege, grantable: str) -> list[Privilege]:
+    if grantable != "YES":
+        return [privilege]
+    return [privilege, Privilege(privilege.role, privilege.kind, "GRANT OPTION", privilege.on)]
+
+
+def _routines(cursor: Any, accounts: dict[str, str]) -> list[Privilege]:
+    """Routine grants (``mysql.procs_priv``): a definer-rights procedure reads as its definer."""
+    users = tuple({role for role in accounts.values() if role != "PUBLIC"})
+    marks = ", ".join("%s" for _ in users)
+    cursor.execute(
+        "SELECT User, Host, Db, Routine_name, Proc_priv FROM mysql.procs_priv "  # noqa: S608  (placeholders only)
+        f"WHERE User IN ({marks})",
+        users,
+    )
+    return [
+        Privilege(accounts[_grantee(user, host)], "function", privilege, (schema, routine))
+        for user, host, schema, routine, privileges in cursor.fetchall()
+        if _grantee(user, host) in accounts
+        for privilege in sorted(str(privileges).split(","))
+        if privilege
+    ]
 
 
 def _managed(plan: Plan, privilege: Privilege) -> bool:
