@@ -16,7 +16,7 @@ from interlock.databases import mariadb, service, snapshot
 from interlock.databases.connection import Login
 from interlock.databases.plan import Plan, plan_for
 from tests.databases.conftest import INTEGRATION, Shared
-from tests.databases.helpers import login_of, rotate, rotator
+from tests.databases.helpers import BILLING, edited_plan, login_of, rotate, rotator
 
 ADMIN = Operator("admin:test")
 
@@ -208,3 +208,59 @@ def test_a_hostile_literal_in_the_row_filter_stays_a_value(maria: Shared, sql_mo
         )
         (definition,) = cursor.fetchone()
     assert "DROP TABLE customers; --" in definition
+
+
+def test_a_consumer_removed_from_the_manifest_loses_its_login_and_grants(maria: Shared) -> None:
+    """Its accounts are found by the naming scheme: audit reports them, apply locks them."""
+    _applied(maria)
+    billing = next(c for c in maria.plan.consumers if c.client == "billing")
+    gone = login_of(rotate(maria.plan, maria.admin, "billing"))
+    plan = edited_plan(maria.path, INTEGRATION, BILLING.format(source=maria.source), "")
+    drifts = service.audit(plan, maria.admin)
+    assert set(billing.logins) <= {d.privilege.role for d in drifts}
+    assert f"{gone.username}: has LOGIN" in {d.privilege.describe() for d in drifts}
+    service.apply(plan, maria.admin, audit_sink=MemorySink(), actor=ADMIN)
+    assert service.audit(plan, maria.admin) == []
+    with pytest.raises(pymysql.err.OperationalError):
+        mariadb.connect(plan, gone, billing.schema).close()
+    with connected(maria.plan, maria.admin) as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = %s",
+            (f"'{gone.username}'@'{billing.from_host}'",),
+        )
+        assert cursor.fetchone() == (0,)
+
+
+@pytest.mark.parametrize(
+    ("statements", "expected"),
+    [
+        (
+            [
+                "CREATE DEFINER = CURRENT_USER PROCEDURE `{source}`.`dump`() "
+                "SQL SECURITY DEFINER SELECT * FROM `{source}`.`customers`",
+                "GRANT EXECUTE ON PROCEDURE `{source}`.`dump` TO %s@'%%'",
+            ],
+            "{login}: Execute on function {source}.dump",
+        ),
+        (
+            ["GRANT SELECT ON `{schema}`.`customers` TO %s@'%%' WITH GRANT OPTION"],
+            "{login}: GRANT OPTION on table {schema}.customers",
+        ),
+    ],
+    ids=["a routine granted to a login", "a view granted WITH GRANT OPTION"],
+)
+def test_out_of_band_access_is_reported(
+    maria: Shared, statements: list[str], expected: str
+) -> None:
+    """A definer-rights routine, or the right to pass a view on, reported; apply removes it."""
+    _applied(maria)
+    consumer = maria.plan.consumers[0]
+    names = {"login": consumer.logins[0], "source": maria.source, "schema": consumer.schema}
+    with connected(maria.plan, maria.admin) as cursor:
+        for statement in statements:
+            text = statement.replace("{source}", maria.source).replace("{schema}", consumer.schema)
+            cursor.execute(text, (names["login"],) if "%s" in text else None)
+    found = {d.privilege.describe() for d in service.audit(maria.plan, maria.admin)}
+    assert expected.format(**names) in found, found
+    service.apply(maria.plan, maria.admin, audit_sink=MemorySink(), actor=ADMIN)
+    assert service.audit(maria.plan, maria.admin) == []

@@ -19,7 +19,7 @@ from interlock.databases import postgresql, service, snapshot
 from interlock.databases.connection import Login, postgresql_params
 from interlock.databases.plan import Plan, plan_for
 from tests.databases.conftest import INTEGRATION, Shared
-from tests.databases.helpers import login_of, rotate
+from tests.databases.helpers import BILLING, edited_plan, login_of, rotate
 
 ADMIN = Operator("admin:test")
 
@@ -334,3 +334,198 @@ def test_a_refused_plan_changes_nothing(pg: Shared) -> None:
         ).fetchall()
     assert roles == []
     assert found == []
+
+
+def test_a_consumer_removed_from_the_manifest_loses_its_login_and_grants(pg: Shared) -> None:
+    """Its roles are found by the naming scheme: audit reports them, apply locks and revokes."""
+    _applied(pg)
+    billing = next(c for c in pg.plan.consumers if c.client == "billing")
+    gone = login_of(rotate(pg.plan, pg.admin, "billing"))
+    plan = edited_plan(pg.path, INTEGRATION, BILLING.format(source=pg.source), "")
+    reported = {d.privilege.role for d in service.audit(plan, pg.admin)}
+    assert set(billing.logins) <= reported
+    assert any(
+        d.privilege.describe() == f"{gone.username}: has LOGIN"
+        for d in service.audit(plan, pg.admin)
+    )
+    service.apply(plan, pg.admin, audit_sink=MemorySink(), actor=ADMIN)
+    assert service.audit(plan, pg.admin) == []
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(**postgresql_params(plan.system, gone)).close()
+    # The remaining consumer keeps working.
+    with connected(plan, _applied_login(pg, plan)) as connection:
+        assert connection.execute("SELECT count(*) FROM customers").fetchone() == (2,)
+
+
+def _applied_login(pg: Shared, plan: Plan) -> Login:
+    return login_of(rotate(plan, pg.admin, "crm-sync"))
+
+
+@contextmanager
+def _grantor(pg: Shared) -> Iterator[tuple[psycopg.Connection[Any], str]]:
+    """A third role holding SELECT on the source WITH GRANT OPTION, dropped afterwards."""
+    name = f"g{secrets.token_hex(6)}"
+    admin = postgresql_params(pg.plan.system, pg.admin)
+    source = sql.Identifier(pg.source, "customers")
+    with psycopg.connect(**admin, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(name)))
+        try:
+            connection.execute(
+                sql.SQL("GRANT USAGE ON SCHEMA {} TO {} WITH GRANT OPTION").format(
+                    sql.Identifier(pg.source), sql.Identifier(name)
+                )
+            )
+            connection.execute(
+                sql.SQL("GRANT SELECT ON {} TO {} WITH GRANT OPTION").format(
+                    source, sql.Identifier(name)
+                )
+            )
+            yield connection, name
+        finally:
+            connection.execute("RESET ROLE")
+            connection.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(name)))
+            connection.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def test_a_grant_by_a_third_grantor_is_revoked_as_that_grantor(pg: Shared) -> None:
+    """The superuser's REVOKE acts as the owner: the grantor's grant is revoked as the grantor."""
+    login = _applied(pg)
+    source = sql.Identifier(pg.source, "customers")
+    with _grantor(pg) as (connection, grantor):
+        connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(grantor)))
+        connection.execute(
+            sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+                sql.Identifier(pg.source), sql.Identifier(login.username)
+            )
+        )
+        connection.execute(
+            sql.SQL("GRANT SELECT ON {} TO {}").format(source, sql.Identifier(login.username))
+        )
+        connection.execute(sql.SQL("GRANT SELECT ON {} TO PUBLIC").format(source))
+        connection.execute("RESET ROLE")
+        assert len(service.audit(pg.plan, pg.admin)) == 3
+        service.apply(pg.plan, pg.admin, audit_sink=MemorySink(), actor=ADMIN)
+        assert service.audit(pg.plan, pg.admin) == []
+        with connected(pg.plan, login) as consumer:
+            _denied(consumer, sql.SQL("SELECT * FROM {}").format(source))
+
+
+def test_apply_fails_and_rolls_back_when_a_revoke_leaves_the_grant(
+    pg: Shared, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never success while the audit still shows drift: the re-check before commit fails."""
+    login = _applied(pg)
+    source = sql.Identifier(pg.source, "customers")
+    admin = postgresql_params(pg.plan.system, pg.admin)
+    with psycopg.connect(**admin, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("GRANT SELECT ON {} TO {}").format(source, sql.Identifier(login.username))
+        )
+    # A revoke that does nothing, as a REVOKE by the wrong grantor did.
+    monkeypatch.setattr(
+        postgresql, "_revokes", lambda plan, privilege, grantors: [sql.SQL("SELECT 1").format()]
+    )
+    sink = MemorySink()
+    with pytest.raises(postgresql.ApplyError, match="still"):
+        service.apply(pg.plan, pg.admin, audit_sink=sink, actor=ADMIN)
+    assert [e.outcome.result for e in sink.entries] == ["failure"]
+    assert len(service.audit(pg.plan, pg.admin)) == 1
+
+
+# Out-of-band changes the audit must report: (label, statements, the drift, apply undoes it).
+# Names in the statements: {login}, {owner}, {source}, {schema} (the consumer's), {outsider}.
+_OUT_OF_BAND = [
+    (
+        "a schema owned by a login",
+        ["CREATE SCHEMA {source}_own", "ALTER SCHEMA {source}_own OWNER TO {login}"],
+        "{login}: owns {source}_own",
+        False,
+    ),
+    (
+        "a function owned by a login",
+        [
+            "CREATE FUNCTION {source}.f() RETURNS int LANGUAGE sql AS 'select 1'",
+            "ALTER FUNCTION {source}.f() OWNER TO {login}",
+        ],
+        "{login}: owns {source}.f",
+        False,
+    ),
+    (
+        "a role made a member of the owner role",
+        ["GRANT {owner} TO {outsider}"],
+        "{outsider}: is a member of {owner}",
+        True,
+    ),
+    (
+        "a role made a member of a login",
+        ["GRANT {login} TO {outsider}"],
+        "{outsider}: is a member of {login}",
+        True,
+    ),
+    (
+        "a table granted to the owner role",
+        [
+            "CREATE TABLE {source}.salaries (who text, amount int)",
+            "GRANT SELECT ON {source}.salaries TO {owner}",
+        ],
+        "{owner}: SELECT on table {source}.salaries",
+        True,
+    ),
+    (
+        "a column of the source granted to PUBLIC",
+        ["GRANT SELECT (id, name) ON {source}.customers TO PUBLIC"],
+        "PUBLIC: SELECT on column {source}.customers.name",
+        True,
+    ),
+    (
+        "a view granted WITH GRANT OPTION",
+        ["GRANT SELECT ON {schema}.customers TO {login} WITH GRANT OPTION"],
+        "{login}: GRANT OPTION FOR SELECT on table {schema}.customers",
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("statements", "expected", "undone"),
+    [case[1:] for case in _OUT_OF_BAND],
+    ids=[case[0] for case in _OUT_OF_BAND],
+)
+def test_out_of_band_access_is_reported(
+    pg: Shared, statements: list[str], expected: str, undone: bool
+) -> None:
+    """Each of these gave a consumer (or anyone) more access while the audit said ``[]``."""
+    _applied(pg)
+    consumer = pg.plan.consumers[0]
+    names = {
+        "login": consumer.logins[0],
+        "owner": pg.plan.owner,
+        "source": pg.source,
+        "schema": consumer.schema,
+        "outsider": f"o{secrets.token_hex(6)}",
+    }
+    quoted = {k: sql.Identifier(v).as_string() for k, v in names.items()}
+    admin = postgresql_params(pg.plan.system, pg.admin)
+    with psycopg.connect(**admin, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(names["outsider"]))
+        )
+        try:
+            for statement in statements:
+                text = statement.replace("{source}_own", f'"{pg.source}_own"')
+                connection.execute(text.format(**quoted).encode())
+            found = {d.privilege.describe() for d in service.audit(pg.plan, pg.admin)}
+            assert expected.format(**names) in found, found
+            if undone:
+                service.apply(pg.plan, pg.admin, audit_sink=MemorySink(), actor=ADMIN)
+                assert service.audit(pg.plan, pg.admin) == []
+        finally:
+            connection.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                    sql.Identifier(f"{pg.source}_own")
+                )
+            )
+            connection.execute(
+                sql.SQL("DROP OWNED BY {}").format(sql.Identifier(names["outsider"]))
+            )
+            connection.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(names["outsider"])))

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from typing import Final, Literal
 
 from interlock.config.databases import DatabaseSystem
-from interlock.config.databases_checks import database_findings
+from interlock.config.databases_checks import database_findings, generated_name_findings
 from interlock.config.events_checks import event_scopes, events_findings
 from interlock.config.field_categories import route_field_findings
 from interlock.config.files import Partner
@@ -172,6 +172,7 @@ def cross_check(entities: Entities) -> Iterator[Finding]:
         )
     if entities.complete and "integrations" not in entities.broken:
         yield from _scopes_across_integrations(entities)
+    yield from _located(generated_name_findings(entities.integrations))
     yield from _organisation(entities)
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -47,9 +48,11 @@ from interlock.config.vocabulary import (
     check_secret_reference,
     check_trust_anchor,
 )
+from interlock.config.yaml_source import DocPath
 
 __all__ = [
     "IDENTIFIER_PATTERN",
+    "SLOTS",
     "And",
     "Compare",
     "DatabaseSpec",
@@ -61,9 +64,11 @@ __all__ = [
     "Not",
     "Or",
     "ViewSpec",
+    "consumer_base",
     "filter_columns",
     "is_loopback",
     "parse_filter",
+    "role_prefix",
     "sql_name",
 ]
 
@@ -79,6 +84,8 @@ _HOST: Final = re.compile(r"^([A-Za-z0-9.-]{1,253}|\[?[0-9A-Fa-f:.]{2,45}\]?|/[^
 _MAX_FILTER: Final = 2000
 _MAX_DEPTH: Final = 16
 _MAX_TERMS: Final = 64
+#: Each consumer's two login roles, ``<prefix>_<client>_a`` and ``_b`` (the rotation alternates).
+SLOTS: Final = ("a", "b")
 
 
 def sql_name(name: str) -> str:
@@ -465,3 +472,35 @@ class DatabaseSpec(_Model):
     consumers: dict[Name, Consumer] = Field(
         min_length=1, max_length=50, description="Each consuming client and its account's views."
     )
+
+    def generated_names(self, integration: str) -> Iterator[tuple[str, str, DocPath]]:
+        """Every name this section uses on its server: ``(namespace, name, path)``.
+
+        The namespace is ``role`` (login and owner roles; MariaDB accounts),
+        ``schema`` (the consumers' view schemas; MariaDB databases) or
+        ``source`` (a schema the views read, which no generated schema may
+        be); the path is where the manifest decides the name (the prefix, a
+        consumer, a view's table), below this section.
+        """
+        prefix = role_prefix(integration, self)
+        decided: DocPath = ("prefix",) if self.prefix else ()
+        yield "role", f"{prefix}_owner", decided
+        for client, consumer in self.consumers.items():
+            at: DocPath = ("consumers", client)
+            base = consumer_base(prefix, client)
+            yield "schema", base, at
+            for slot in SLOTS:
+                yield "role", f"{base}_{slot}", at
+            for view_name, view in consumer.views.items():
+                source = view.table.split(".", 1)[0]
+                yield "source", source, (*at, "views", view_name, "table")
+
+
+def role_prefix(integration: str, spec: DatabaseSpec) -> str:
+    """The prefix of an integration's generated names: ``prefix:``, or its name."""
+    return spec.prefix or sql_name(integration)
+
+
+def consumer_base(prefix: str, client: str) -> str:
+    """A consumer's view schema, and the stem of its two login roles: ``<prefix>_<client>``."""
+    return f"{prefix}_{sql_name(client)}"

@@ -1,7 +1,9 @@
 """Grant drift: every privilege a server gives beyond what the plan grants.
 
 A dialect module reads its catalog into :class:`Privilege` rows (the plan's
-login and owner roles, and ``PUBLIC`` on the objects the plan touches);
+login and owner roles, the logins of consumers no longer in the manifest
+(:meth:`~interlock.databases.plan.Plan.retired`, whose ``LOGIN`` is itself
+drift), and ``PUBLIC`` on the objects the plan touches);
 :func:`compare` keeps those the plan does not grant. Kinds: ``attribute``
 (SUPERUSER, CREATEROLE, CREATEDB, REPLICATION, BYPASSRLS, INHERIT, or a
 MariaDB global privilege), ``membership`` (a role granted), ``table``,
@@ -64,6 +66,8 @@ class Drift:
 def _why(privilege: Privilege, plan: Plan) -> str:
     if privilege.role == "PUBLIC":
         return "every role of the server, the consumers included, holds it"
+    if plan.retired(privilege.role):
+        return "a login of a consumer the manifest no longer declares"
     if privilege.kind == "attribute":
         return "a role attribute the plan never gives"
     if privilege.kind == "membership":

@@ -217,9 +217,11 @@ def apply(plan: Plan, admin: Login) -> list[str]:
                 _execute(connection, statement)
                 done.append(render(statement))
             for drift in _drift(plan, connection):
-                if isinstance(drift.revoke, Statement):
-                    _execute(connection, drift.revoke)
-                    done.append(f"{render(drift.revoke)}  -- {drift.detail}")
+                for revoke in drift.revoke if isinstance(drift.revoke, list) else ():
+                    if any(line.startswith(render(revoke)) for line in done):
+                        continue  # a retired account's REVOKE ALL, once
+                    _execute(connection, revoke)
+                    done.append(f"{render(revoke)}  -- {drift.detail}")
     except pymysql.MySQLError as error:
         code = error.args[0] if error.args else "?"
         raise ApplyError(
@@ -238,15 +240,33 @@ def _grantee(user: str, host: str) -> str:
     return f"'{user}'@'{host}'"
 
 
+def retired_accounts(plan: Plan, connection: Any) -> list[tuple[str, str, bool]]:
+    """``(user, host, locked)`` of every account of a consumer the manifest no longer has."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT User, Host, COALESCE(JSON_VALUE(Priv, '$.account_locked'), 0) "
+            "FROM mysql.global_priv WHERE LEFT(User, CHAR_LENGTH(%s)) = %s",
+            (f"{plan.prefix}_", f"{plan.prefix}_"),
+        )
+        rows = cursor.fetchall()
+    return [(str(u), str(h), str(locked) == "1") for u, h, locked in rows if plan.retired(str(u))]
+
+
 def found_privileges(plan: Plan, connection: Any) -> list[Privilege]:
-    """What the plan's accounts hold, as ``information_schema`` and ``mysql.roles_mapping`` say."""
+    """What the plan's accounts hold, as ``information_schema`` and ``mysql.roles_mapping`` say.
+
+    The accounts of consumers the manifest no longer has are read too; an unlocked one is
+    itself drift (``LOGIN``).
+    """
     accounts = {_grantee(login, c.from_host): login for c in plan.consumers for login in c.logins}
     accounts[_grantee(plan.owner, _OWNER_HOST)] = plan.owner
+    retired = retired_accounts(plan, connection)
+    accounts.update({_grantee(user, host): user for user, host, _ in retired})
     # MariaDB 10.11+: what is granted TO PUBLIC, every account holds.
     accounts[_PUBLIC_GRANTEE] = "PUBLIC"
     names = tuple(accounts)
     marks = ", ".join("%s" for _ in names)
-    found: list[Privilege] = []
+    found = [Privilege(user, "attribute", "LOGIN") for user, _, locked in retired if not locked]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT GRANTEE, PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES "  # noqa: S608  (placeholders only)
@@ -256,20 +276,24 @@ def found_privileges(plan: Plan, connection: Any) -> list[Privilege]:
         for grantee, privilege in cursor.fetchall():
             if privilege != "USAGE":
                 found.append(Privilege(accounts[grantee], "attribute", f"global {privilege}"))
+        # IS_GRANTABLE: the account may pass the privilege on (a GRANT OPTION row of its own).
         cursor.execute(
-            "SELECT GRANTEE, TABLE_SCHEMA, PRIVILEGE_TYPE "  # noqa: S608  (placeholders only)
+            "SELECT GRANTEE, TABLE_SCHEMA, PRIVILEGE_TYPE, IS_GRANTABLE "  # noqa: S608  (placeholders only)
             f"FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE IN ({marks})",
             names,
         )
-        for grantee, schema, privilege in cursor.fetchall():
-            found.append(Privilege(accounts[grantee], "schema", privilege, (schema,)))
+        for grantee, schema, privilege, grantable in cursor.fetchall():
+            schema_grant = Privilege(accounts[grantee], "schema", privilege, (schema,))
+            found.extend(_with_option(schema_grant, grantable))
         cursor.execute(
-            "SELECT GRANTEE, TABLE_SCHEMA, TABLE_NAME, PRIVILEGE_TYPE "  # noqa: S608
+            "SELECT GRANTEE, TABLE_SCHEMA, TABLE_NAME, PRIVILEGE_TYPE, IS_GRANTABLE "  # noqa: S608
             f"FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE IN ({marks})",
             names,
         )
-        for grantee, schema, table, privilege in cursor.fetchall():
-            found.append(Privilege(accounts[grantee], "table", privilege, (schema, table)))
+        for grantee, schema, table, privilege, grantable in cursor.fetchall():
+            table_grant = Privilege(accounts[grantee], "table", privilege, (schema, table))
+            found.extend(_with_option(table_grant, grantable))
+        found.extend(_routines(cursor, accounts))
         cursor.execute(
             "SELECT GRANTEE, TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, PRIVILEGE_TYPE "  # noqa: S608
             f"FROM information_schema.COLUMN_PRIVILEGES WHERE GRANTEE IN ({marks})",
@@ -277,14 +301,37 @@ def found_privileges(plan: Plan, connection: Any) -> list[Privilege]:
         )
         for grantee, schema, table, column, privilege in cursor.fetchall():
             found.append(Privilege(accounts[grantee], "column", privilege, (schema, table, column)))
-        for consumer in plan.consumers:
-            for login in consumer.logins:
-                cursor.execute(
-                    "SELECT Role FROM mysql.roles_mapping WHERE User = %s AND Host = %s",
-                    (login, consumer.from_host),
-                )
-                found.extend(Privilege(login, "membership", r) for (r,) in cursor.fetchall())
+        members = [(login, c.from_host) for c in plan.consumers for login in c.logins]
+        for login, host in [*members, *((u, h) for u, h, _ in retired)]:
+            cursor.execute(
+                "SELECT Role FROM mysql.roles_mapping WHERE User = %s AND Host = %s", (login, host)
+            )
+            found.extend(Privilege(login, "membership", r) for (r,) in cursor.fetchall())
     return [p for p in found if p.role != "PUBLIC" or _managed(plan, p)]
+
+
+def _with_option(privilege: Privilege, grantable: str) -> list[Privilege]:
+    if grantable != "YES":
+        return [privilege]
+    return [privilege, Privilege(privilege.role, privilege.kind, "GRANT OPTION", privilege.on)]
+
+
+def _routines(cursor: Any, accounts: dict[str, str]) -> list[Privilege]:
+    """Routine grants (``mysql.procs_priv``): a definer-rights procedure reads as its definer."""
+    users = tuple({role for role in accounts.values() if role != "PUBLIC"})
+    marks = ", ".join("%s" for _ in users)
+    cursor.execute(
+        "SELECT User, Host, Db, Routine_name, Proc_priv FROM mysql.procs_priv "  # noqa: S608  (placeholders only)
+        f"WHERE User IN ({marks})",
+        users,
+    )
+    return [
+        Privilege(accounts[_grantee(user, host)], "function", privilege, (schema, routine))
+        for user, host, schema, routine, privileges in cursor.fetchall()
+        if _grantee(user, host) in accounts
+        for privilege in sorted(str(privileges).split(","))
+        if privilege
+    ]
 
 
 def _managed(plan: Plan, privilege: Privilege) -> bool:
@@ -327,14 +374,33 @@ def expected_privileges(plan: Plan) -> set[Privilege]:
     return expected
 
 
-def _revoke(plan: Plan, privilege: Privilege) -> Statement | None:
+def _revoke(plan: Plan, privilege: Privilege, retired: dict[str, list[str]]) -> list[Statement]:
     if privilege.role == "PUBLIC":
-        return _revoke_public(privilege)
+        return [s for s in [_revoke_public(privilege)] if s is not None]
+    if privilege.role in retired:
+        return _retire(privilege, retired[privilege.role])
     consumer = plan.login(privilege.role)
     host = consumer.from_host if consumer is not None else _OWNER_HOST
     if privilege.kind == "membership" and _IDENTIFIER.match(privilege.privilege):
-        return Statement(f"REVOKE {ident(privilege.privilege)} FROM %s@%s", (privilege.role, host))
-    return None  # everything else is reset by apply's REVOKE ALL
+        return [
+            Statement(f"REVOKE {ident(privilege.privilege)} FROM %s@%s", (privilege.role, host))
+        ]
+    return []  # everything else is reset by apply's REVOKE ALL
+
+
+def _retire(privilege: Privilege, hosts: list[str]) -> list[Statement]:
+    """A removed consumer's account, on each host: locked, and stripped of what it holds."""
+    if privilege.kind == "membership":
+        if not _IDENTIFIER.match(privilege.privilege):
+            return []
+        what = f"{ident(privilege.privilege)}"
+        return [Statement(f"REVOKE {what} FROM %s@%s", (privilege.role, h)) for h in hosts]
+    if privilege.kind == "attribute" and privilege.privilege == "LOGIN":
+        return [Statement("ALTER USER %s@%s ACCOUNT LOCK", (privilege.role, h)) for h in hosts]
+    return [
+        Statement("REVOKE ALL PRIVILEGES, GRANT OPTION FROM %s@%s", (privilege.role, h))
+        for h in hosts
+    ]
 
 
 def _revoke_public(privilege: Privilege) -> Statement | None:
@@ -358,7 +424,10 @@ def _revoke_public(privilege: Privilege) -> Statement | None:
 
 def _drift(plan: Plan, connection: Any) -> list[Drift]:
     drifts = compare(plan, found_privileges(plan, connection), expected_privileges(plan))
-    return [Drift(d.privilege, d.detail, _revoke(plan, d.privilege)) for d in drifts]
+    retired: dict[str, list[str]] = {}
+    for user, host, _ in retired_accounts(plan, connection):
+        retired.setdefault(user, []).append(host)
+    return [Drift(d.privilege, d.detail, _revoke(plan, d.privilege, retired)) for d in drifts]
 
 
 def audit(plan: Plan, admin: Login) -> list[Drift]:

@@ -13,15 +13,22 @@ with identical grants: the rotation engine alternates between them
 (:mod:`interlock.secrets.rotators.postgresql`), so the previous password
 keeps working through the overlap and stops after it. Neither inherits
 anything, belongs to any role or holds any attribute beyond ``LOGIN``.
+
+A consumer removed from the manifest leaves its two logins on the server:
+:meth:`Plan.retired` recognises them by the naming scheme
+(``<prefix>_<anything>_a|_b``, minus the names any other integration of the
+manifest generates), so apply locks them and revokes what they hold, and the
+audit reports them until then.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Final, Literal
 
-from interlock.config.databases import Filter, sql_name
+from interlock.config.databases import SLOTS, Filter, consumer_base, role_prefix
 from interlock.errors import InvalidRequestError, did_you_mean
 
 if TYPE_CHECKING:
@@ -31,7 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["ConsumerPlan", "Plan", "ViewPlan", "plan_for", "secret_name"]
 
 _MAX_IDENTIFIER: Final = 63  # PostgreSQL's limit (MariaDB: 64 for names, 80 for users)
-SLOTS: Final = ("a", "b")
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class ViewPlan:
     categories: tuple[str, ...]
     row_filter: Filter | None
     write: tuple[str, ...]
+    rows: str | None = None  # the filter as the manifest writes it (for snapshots)
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,9 @@ class Plan:
     kind: Literal["postgresql", "mariadb"]
     owner: str
     consumers: tuple[ConsumerPlan, ...]
+    prefix: str
+    #: Role names the manifest's other integrations generate (never this plan's to retire).
+    foreign: frozenset[str]
 
     @property
     def source_tables(self) -> tuple[tuple[str, str], ...]:
@@ -88,6 +98,16 @@ class Plan:
     def login(self, name: str) -> ConsumerPlan | None:
         """The consumer a login role belongs to."""
         return next((c for c in self.consumers if name in c.logins), None)
+
+    def retired(self, name: str) -> bool:
+        """Whether ``name`` is a login of this integration's scheme that no consumer has now."""
+        scheme = rf"{re.escape(self.prefix)}_[a-z0-9_]+_({'|'.join(SLOTS)})"
+        return (
+            bool(self.prefix)
+            and re.fullmatch(scheme, name) is not None
+            and self.login(name) is None
+            and name not in self.foreign
+        )
 
 
 def secret_name(integration: str, client: str) -> str:
@@ -120,15 +140,16 @@ def plan_for(manifest: Manifest, integration: str) -> Plan:
     if system is None:
         hint = did_you_mean(spec.system, manifest.databases)
         raise InvalidRequestError(f"{at}.system: unknown database system {spec.system!r}{hint}")
-    prefix = spec.prefix or sql_name(integration)
+    prefix = role_prefix(integration, spec)
     consumers: list[ConsumerPlan] = []
     for client, consumer in spec.consumers.items():
         if client not in manifest.clients:
             hint = did_you_mean(client, manifest.clients)
             raise InvalidRequestError(f"{at}.consumers.{client}: unknown client {client!r}{hint}")
         where = f"{at}.consumers.{client}"
-        base = _identifier(f"{prefix}_{sql_name(client)}", where)
-        logins = (_identifier(f"{base}_a", where), _identifier(f"{base}_b", where))
+        base = _identifier(consumer_base(prefix, client), where)
+        a, b = (_identifier(f"{base}_{slot}", where) for slot in SLOTS)
+        logins = (a, b)
         views = tuple(
             ViewPlan(
                 name=name,
@@ -138,6 +159,7 @@ def plan_for(manifest: Manifest, integration: str) -> Plan:
                 categories=tuple(view.columns.values()),
                 row_filter=view.row_filter,
                 write=view.write,
+                rows=view.rows,
             )
             for name, view in consumer.views.items()
         )
@@ -160,4 +182,12 @@ def plan_for(manifest: Manifest, integration: str) -> Plan:
         kind=system.kind,
         owner=_identifier(f"{prefix}_owner", at),
         consumers=tuple(consumers),
+        prefix=prefix,
+        foreign=frozenset(
+            generated
+            for other, flow in manifest.integrations.items()
+            if other != integration and flow.database is not None
+            for namespace, generated, _ in flow.database.generated_names(other)
+            if namespace == "role"
+        ),
     )

@@ -23,6 +23,7 @@ from interlock.config.databases import And, Compare, Filter, InList, IsNull, Not
 from interlock.databases.connection import Login, postgresql_params
 from interlock.databases.drift import Drift, Privilege, compare
 from interlock.databases.plan import ConsumerPlan, Plan, ViewPlan
+from interlock.databases.postgresql_catalog import catalog, expected_privileges, found_privileges
 from interlock.errors import InterlockError
 
 __all__ = [
@@ -227,9 +228,13 @@ def apply(plan: Plan, admin: Login) -> list[str]:
                 connection.execute(statement.sql)
                 done.append(render(statement))
             for drift in _drift(plan, connection):
-                if isinstance(drift.revoke, sql.Composed):
-                    connection.execute(drift.revoke)
-                    done.append(f"{drift.revoke.as_string(connection)};  -- {drift.detail}")
+                undo = drift.revoke if isinstance(drift.revoke, tuple) else ()
+                for revoke in undo:
+                    connection.execute(revoke)
+                if undo:
+                    text = "; ".join(r.as_string(connection) for r in undo)
+                    done.append(f"{text};  -- {drift.detail}")
+            _nothing_left(plan, connection)
     except psycopg.Error as error:
         raise ApplyError(
             f"PostgreSQL refused the plan of {plan.integration} (SQLSTATE "
@@ -239,151 +244,80 @@ def apply(plan: Plan, admin: Login) -> list[str]:
     return done
 
 
-# -- the catalog -------------------------------------------------------------------------
-
-_ATTRIBUTES: Final = (
-    ("rolsuper", "SUPERUSER"),
-    ("rolcreaterole", "CREATEROLE"),
-    ("rolcreatedb", "CREATEDB"),
-    ("rolreplication", "REPLICATION"),
-    ("rolbypassrls", "BYPASSRLS"),
-    ("rolinherit", "INHERIT"),
-)
-
-_RELATIONS: Final = """
-SELECT n.nspname, c.relname, a.privilege_type, r.rolname
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
-     aclexplode(c.relacl) a JOIN pg_roles r ON r.oid = a.grantee
-WHERE r.rolname = ANY(%(roles)s)
-"""
-_COLUMNS: Final = """
-SELECT n.nspname, c.relname, t.attname, a.privilege_type, r.rolname
-FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid
-     JOIN pg_namespace n ON n.oid = c.relnamespace,
-     aclexplode(t.attacl) a JOIN pg_roles r ON r.oid = a.grantee
-WHERE r.rolname = ANY(%(roles)s)
-"""
-_SCHEMAS: Final = """
-SELECT n.nspname, a.privilege_type, r.rolname
-FROM pg_namespace n, aclexplode(n.nspacl) a JOIN pg_roles r ON r.oid = a.grantee
-WHERE r.rolname = ANY(%(roles)s)
-"""
-_DATABASES: Final = """
-SELECT d.datname, a.privilege_type, r.rolname
-FROM pg_database d, aclexplode(d.datacl) a JOIN pg_roles r ON r.oid = a.grantee
-WHERE r.rolname = ANY(%(roles)s)
-"""
-_FUNCTIONS: Final = """
-SELECT n.nspname, p.proname, a.privilege_type, r.rolname
-FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace,
-     aclexplode(p.proacl) a JOIN pg_roles r ON r.oid = a.grantee
-WHERE r.rolname = ANY(%(roles)s)
-"""
-_MEMBERSHIPS: Final = """
-SELECT g.rolname, m.rolname FROM pg_auth_members am
-JOIN pg_roles g ON g.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
-WHERE m.rolname = ANY(%(roles)s)
-"""
-_DEFAULTS: Final = """
-SELECT o.rolname, d.defaclobjtype, coalesce(r.rolname, 'PUBLIC'), a.privilege_type
-FROM pg_default_acl d JOIN pg_roles o ON o.oid = d.defaclrole,
-     aclexplode(d.defaclacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
-WHERE o.rolname = ANY(%(roles)s) OR r.rolname = ANY(%(roles)s)
-"""
-_OWNED: Final = """
-SELECT n.nspname, c.relname, r.rolname FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_roles r ON r.oid = c.relowner
-WHERE r.rolname = ANY(%(roles)s)
-"""
-_PUBLIC_ON: Final = """
-SELECT n.nspname, c.relname, a.privilege_type
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
-WHERE a.grantee = 0 AND (n.nspname, c.relname) IN
-      (SELECT * FROM unnest(%(schemas)s::text[], %(tables)s::text[]))
-"""
+def _nothing_left(plan: Plan, connection: psycopg.Connection[Any]) -> None:
+    """Before commit: a revoke that left its grant (an unexpected grantor) fails the apply."""
+    left = [d for d in _drift(plan, connection) if d.revoke]
+    if left:
+        raise ApplyError(
+            f"PostgreSQL still grants {len(left)} privilege(s) beyond the plan of "
+            f"{plan.integration} after the revokes (first: {left[0].detail}); nothing was "
+            "changed: revoke it as the role that granted it and run apply again"
+        )
 
 
-def found_privileges(plan: Plan, connection: psycopg.Connection[Any]) -> list[Privilege]:
-    """What the plan's login roles hold on the server, and what PUBLIC holds on its objects."""
-    logins = [n for c in plan.consumers for n in c.logins]
-    roles = {"roles": logins}
-    found: list[Privilege] = []
-    attributes = ", ".join(a for a, _ in _ATTRIBUTES)
-    rows = connection.execute(
-        f"SELECT rolname, {attributes} FROM pg_roles WHERE rolname = ANY(%(roles)s)",  # noqa: S608  (constant column names)
-        {"roles": [*logins, plan.owner]},
-    )
-    for row in rows:
-        for (_, label), value in zip(_ATTRIBUTES, row[1:], strict=True):
-            if value:
-                found.append(Privilege(row[0], "attribute", label))
-    for schema, name, privilege, role in connection.execute(_RELATIONS, roles):
-        found.append(Privilege(role, "table", privilege, (schema, name)))
-    for schema, name, column, privilege, role in connection.execute(_COLUMNS, roles):
-        found.append(Privilege(role, "column", privilege, (schema, name, column)))
-    for schema, privilege, role in connection.execute(_SCHEMAS, roles):
-        found.append(Privilege(role, "schema", privilege, (schema,)))
-    for database, privilege, role in connection.execute(_DATABASES, roles):
-        found.append(Privilege(role, "database", privilege, (database,)))
-    for schema, name, privilege, role in connection.execute(_FUNCTIONS, roles):
-        found.append(Privilege(role, "function", privilege, (schema, name)))
-    for group, member in connection.execute(_MEMBERSHIPS, {"roles": [*logins, plan.owner]}):
-        found.append(Privilege(member, "membership", group))
-    for owner, kind, grantee, privilege in connection.execute(_DEFAULTS, roles):
-        found.append(Privilege(owner, "default", f"{privilege} on new {kind} to {grantee}"))
-    for schema, name, owner in connection.execute(_OWNED, roles):
-        found.append(Privilege(owner, "owner", "OWNER", (schema, name)))
-    schemas = [s for s, _ in plan.source_tables] + [
-        c.schema for c in plan.consumers for _ in c.views
-    ]
-    tables = [t for _, t in plan.source_tables] + [v.name for c in plan.consumers for v in c.views]
-    for schema, name, privilege in connection.execute(
-        _PUBLIC_ON, {"schemas": schemas, "tables": tables}
-    ):
-        found.append(Privilege("PUBLIC", "table", privilege, (schema, name)))
-    return found
+# -- the catalog (interlock.databases.postgresql_catalog) ---------------------------------
 
 
-def expected_privileges(plan: Plan) -> set[Privilege]:
-    """What the plan grants the login roles (the owner's grants are not the consumer's)."""
-    expected: set[Privilege] = set()
-    for consumer in plan.consumers:
-        for login in consumer.logins:
-            expected.add(Privilege(login, "database", "CONNECT", (plan.system.database,)))
-            expected.add(Privilege(login, "schema", "USAGE", (consumer.schema,)))
-            for view in consumer.views:
-                expected.add(Privilege(login, "table", "SELECT", (consumer.schema, view.name)))
-                expected.update(
-                    Privilege(login, "column", "UPDATE", (consumer.schema, view.name, column))
-                    for column in view.write
-                )
-    return expected
-
-
-def _revoke(privilege: Privilege) -> sql.Composed | None:  # noqa: PLR0911  (one per kind)
+def _revoke(plan: Plan, privilege: Privilege) -> sql.Composed | None:  # noqa: PLR0911  (one per kind)
     role = sql.SQL("PUBLIC") if privilege.role == "PUBLIC" else _id(privilege.role)
+    if privilege.kind == "attribute" and plan.retired(privilege.role):
+        # A removed consumer's login: locked out, and nothing it could regain access with.
+        return sql.SQL("ALTER ROLE {} NOLOGIN {}").format(role, _ROLE_SAFE)
     if privilege.kind == "membership":
         return sql.SQL("REVOKE {} FROM {}").format(_id(privilege.privilege), role)
     if not privilege.privilege.replace(" ", "").isalpha():
         return None
     what = sql.SQL(privilege.privilege)  # a privilege keyword the catalog reported
+    # CASCADE: what the role passed on with a grant option goes with it.
     if privilege.kind == "table":
-        return sql.SQL("REVOKE {} ON TABLE {} FROM {}").format(what, _id(*privilege.on), role)
+        return sql.SQL("REVOKE {} ON TABLE {} FROM {} CASCADE").format(
+            what, _id(*privilege.on), role
+        )
     if privilege.kind == "column":
         schema, table, column = privilege.on
-        return sql.SQL("REVOKE {} ({}) ON TABLE {} FROM {}").format(
+        return sql.SQL("REVOKE {} ({}) ON TABLE {} FROM {} CASCADE").format(
             what, _id(column), _id(schema, table), role
         )
     if privilege.kind == "schema":
-        return sql.SQL("REVOKE {} ON SCHEMA {} FROM {}").format(what, _id(*privilege.on), role)
+        return sql.SQL("REVOKE {} ON SCHEMA {} FROM {} CASCADE").format(
+            what, _id(*privilege.on), role
+        )
     if privilege.kind == "database":
-        return sql.SQL("REVOKE {} ON DATABASE {} FROM {}").format(what, _id(*privilege.on), role)
+        return sql.SQL("REVOKE {} ON DATABASE {} FROM {} CASCADE").format(
+            what, _id(*privilege.on), role
+        )
     return None  # attributes are reset by ALTER ROLE; functions, defaults, ownership by hand
 
 
+def _revokes(plan: Plan, privilege: Privilege, grantors: set[str]) -> list[sql.Composable]:
+    """The statements undoing ``privilege``: its REVOKE run as each role that granted it.
+
+    A superuser's REVOKE acts as the object's owner and leaves a grant made by
+    another role holding the grant option in place; ``SET LOCAL ROLE`` makes the
+    REVOKE that grantor's own (reset after, within the transaction).
+    """
+    revoke = _revoke(plan, privilege)
+    if revoke is None:
+        return []
+    if not grantors:
+        return [revoke]
+    statements: list[sql.Composable] = []
+    for grantor in sorted(grantors):
+        statements += [sql.SQL("SET LOCAL ROLE {}").format(_id(grantor)), revoke]
+    return [*statements, sql.SQL("RESET ROLE")]
+
+
 def _drift(plan: Plan, connection: psycopg.Connection[Any]) -> list[Drift]:
-    drifts = compare(plan, found_privileges(plan, connection), expected_privileges(plan))
-    return [Drift(d.privilege, d.detail, _revoke(d.privilege)) for d in drifts]
+    found, grantors = catalog(plan, connection)
+    drifts = compare(plan, found, expected_privileges(plan))
+    return [
+        Drift(
+            d.privilege,
+            d.detail,
+            tuple(_revokes(plan, d.privilege, grantors.get(d.privilege, set()))) or None,
+        )
+        for d in drifts
+    ]
 
 
 def audit(plan: Plan, admin: Login) -> list[Drift]:

@@ -9,20 +9,29 @@ manifest's plan, and reports:
 * **breaking** — a source table gone; a column a view reads dropped or
   renamed (a new column of the same type is named as the likely new name);
   a column a view reads whose type changed; a column removed from a view;
+  a view or a consumer the manifest no longer declares;
 * **widening** — a new source column whose name suggests personal data
   (:mod:`interlock.gdpr.field_names`): nobody reads it through the views yet,
   but the owners should decide before the data lands in a shared table; a
-  column added to a consumer's view;
+  column added to a consumer's view; a new view or a new consumer; a row
+  filter dropped or changed (a changed filter may admit other rows); a
+  column made writable;
 * **added** — any other new source column (reported, not a failure).
+
+A snapshot is validated whole before it is compared (:class:`InvalidRequestError`
+naming the first bad key): it is a file a pipeline hands over, not trusted input.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from interlock.databases.plan import Plan
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from interlock.config.databases import parse_filter
+from interlock.databases.plan import Plan, ViewPlan
 from interlock.errors import InvalidRequestError
 from interlock.gdpr.field_names import suggested_category
 
@@ -73,6 +82,8 @@ def take(
                     view.name: {
                         "table": f"{view.source_schema}.{view.source_table}",
                         "columns": list(view.columns),
+                        "rows": view.rows,
+                        "write": list(view.write),
                         "definition": views.get(consumer.client, {}).get(view.name, ""),
                     }
                     for view in consumer.views
@@ -84,25 +95,62 @@ def take(
     }
 
 
-def _loaded(snapshot: object, plan: Plan) -> dict[str, Any]:
+_Text = Annotated[str, StringConstraints(max_length=100_000)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class _View(_Strict):
+    table: _Text
+    columns: list[_Text] = Field(max_length=500)
+    # Recorded since the widening checks; None in older snapshots (then not compared).
+    rows: _Text | None = None
+    write: list[_Text] | None = Field(default=None, max_length=500)
+    definition: _Text = ""
+
+
+class _Consumer(_Strict):
+    schema_: _Text = Field(alias="schema")
+    views: dict[_Text, _View] = Field(max_length=200)
+
+
+class _Snapshot(_Strict):
+    format: Literal["interlock-db-snapshot/1"]
+    integration: _Text
+    system: _Text | None = None
+    kind: Literal["postgresql", "mariadb"] | None = None
+    consumers: dict[_Text, _Consumer] = Field(default_factory=dict, max_length=50)
+    tables: dict[_Text, dict[_Text, _Text]] = Field(default_factory=dict, max_length=10_000)
+
+
+def _loaded(snapshot: object, plan: Plan) -> _Snapshot:
     if not isinstance(snapshot, dict) or snapshot.get("format") != FORMAT:
         raise InvalidRequestError(f"the snapshot is not an {FORMAT} document")
-    if snapshot.get("integration") != plan.integration:
+    try:
+        taken = _Snapshot.model_validate(snapshot)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the document"
+        message = " ".join(first["msg"].split())
+        raise InvalidRequestError(f"snapshot: {where}: {message}") from None
+    if taken.integration != plan.integration:
         raise InvalidRequestError(
-            f"the snapshot is of {snapshot.get('integration')!r}, not {plan.integration!r}"
+            f"the snapshot is of {taken.integration!r}, not {plan.integration!r}"
         )
-    return snapshot
+    return taken
 
 
 def diff(plan: Plan, snapshot: object, live: dict[tuple[str, str], dict[str, str]]) -> list[Change]:
     """What changed between ``snapshot`` and the ``live`` source columns and the plan now."""
     taken = _loaded(snapshot, plan)
-    tables: dict[str, dict[str, str]] = taken.get("tables", {})
+    tables = taken.tables
     readers: dict[tuple[str, str], set[str]] = {}
-    for client, consumer in taken.get("consumers", {}).items():
-        for view in consumer.get("views", {}).values():
-            for column in view.get("columns", []):
-                readers.setdefault((view["table"], column), set()).add(client)
+    for client, consumer in taken.consumers.items():
+        for view in consumer.views.values():
+            for column in view.columns:
+                readers.setdefault((view.table, column), set()).add(client)
     now = {f"{s}.{t}": cols for (s, t), cols in live.items()}
     changes: list[Change] = []
     for table, before in sorted(tables.items()):
@@ -148,26 +196,75 @@ def diff(plan: Plan, snapshot: object, live: dict[tuple[str, str], dict[str, str
     return changes
 
 
-def _plan_changes(plan: Plan, taken: dict[str, Any]) -> list[Change]:
-    """Columns the manifest now removes from (breaking) or adds to (widening) a view."""
+def _plan_changes(plan: Plan, taken: _Snapshot) -> list[Change]:
+    """What the manifest now removes from (breaking) or adds to (widening) a consumer."""
     changes: list[Change] = []
-    consumers: dict[str, Any] = taken.get("consumers", {})
     for consumer in plan.consumers:
-        before_views = consumers.get(consumer.client, {}).get("views", {})
+        known = taken.consumers.get(consumer.client)
+        who = (consumer.client,)
         for view in consumer.views:
-            if view.name not in before_views:
-                continue
             table = f"{view.source_schema}.{view.source_table}"
-            before = before_views[view.name].get("columns", [])
-            who = (consumer.client,)
+            before = known.views.get(view.name) if known is not None else None
+            if before is None:
+                what = "view" if known is not None else f"consumer {consumer.client}'s view"
+                changes.append(
+                    Change(
+                        "widening",
+                        table,
+                        None,
+                        f"new {what} {view.name} reads {', '.join(view.columns)}",
+                        who,
+                    )
+                )
+                continue
+            changes.extend(_view_changes(view, before, table, who))
+        if known is not None:
+            names = {v.name for v in consumer.views}
             changes.extend(
-                Change("breaking", table, c, f"removed from view {view.name}", who)
-                for c in before
-                if c not in view.columns
+                Change("breaking", v.table, None, f"view {name} removed", who)
+                for name, v in known.views.items()
+                if name not in names
             )
-            changes.extend(
-                Change("widening", table, c, f"added to view {view.name}", who)
-                for c in view.columns
-                if c not in before
-            )
+    clients = {c.client for c in plan.consumers}
+    changes.extend(
+        Change("breaking", v.table, None, f"consumer {client} removed (view {name})", (client,))
+        for client, known in taken.consumers.items()
+        if client not in clients
+        for name, v in known.views.items()
+    )
     return changes
+
+
+def _view_changes(view: ViewPlan, before: _View, table: str, who: tuple[str, ...]) -> list[Change]:
+    changes = [
+        Change("breaking", table, c, f"removed from view {view.name}", who)
+        for c in before.columns
+        if c not in view.columns
+    ]
+    changes.extend(
+        Change("widening", table, c, f"added to view {view.name}", who)
+        for c in view.columns
+        if c not in before.columns
+    )
+    if before.rows is not None and _filter(before.rows) != view.row_filter:
+        detail = (
+            f"row filter of view {view.name} dropped (was {before.rows})"
+            if view.rows is None
+            else f"row filter of view {view.name} changed from {before.rows} to {view.rows}"
+        )
+        changes.append(Change("widening", table, None, detail, who))
+    if before.write is not None:
+        changes.extend(
+            Change("widening", table, c, f"made writable through view {view.name}", who)
+            for c in view.write
+            if c not in before.write
+        )
+    return changes
+
+
+def _filter(text: str) -> object:
+    """A recorded filter as a tree (a filter that no longer parses compares unequal)."""
+    try:
+        return parse_filter(text)
+    except ValueError:
+        return text
