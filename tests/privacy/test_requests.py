@@ -535,7 +535,7 @@ def test_a_completed_erasure_deletes_the_answers_kept_for_the_persons_earlier_re
     kit.service.run_due()
     assert kit.service.get(erase.id).outcome == "completed"
     with kit.deployment.engine.connect() as connection:
-        kept = dict(
+        kept: dict[str, bytes | None] = dict(
             connection.execute(
                 sa.text("SELECT request_id, answer FROM privacy_request_systems")
             ).all()
