@@ -206,3 +206,31 @@ def test_a_payload_whose_base64_is_broken_is_refused_not_raised(keys: Keys, tmp_
     (entry,) = [e for e in rig.audit.entries if e.action == "files.as2.receive"]
     assert entry.reason == "unexpected-processing-error: the payload is no MIME part"
     assert _processing(rig) == []
+
+
+_CUT = b"HEADER-LINE\r\n\r\nSECOND-PART-OF-THE-FILE\r\n"
+
+
+@pytest.mark.parametrize(
+    ("entity", "data"),
+    [
+        (
+            b"Content-Type: application/octet-stream\n"
+            b'Content-Disposition: attachment; filename="f.bin"\n\n' + _CUT,
+            _CUT,
+        ),
+        (b'Content-Disposition: attachment; filename="f.bin"\r\n\r\n\n\n' + _CUT, b"\n\n" + _CUT),
+        (b"\r\n" + _CUT, _CUT),
+    ],
+)
+def test_the_payload_headers_end_at_the_first_blank_line(
+    keys: Keys, tmp_path: Path, entity: bytes, data: bytes
+) -> None:
+    """LF-only payload headers (or none) and a CRLF blank line in the body: processing holds
+    the whole body (it was cut at the body's CRLF CRLF, under a signed "processed" MDN)."""
+    rig = receiver(keys, tmp_path, files={"format": "binary", "csv_columns": []})
+    headers, body = openssl_message(keys, entity)
+    answer = _receive(rig, headers, body)
+    assert _field(_mdn(keys, answer.headers, answer.body), "Disposition").endswith("processed")
+    (stored,) = rig.quarantine.processing()
+    assert stored.read_bytes() == data
