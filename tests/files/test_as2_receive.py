@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from interlock.files.as2_mime import entity_of
-from interlock.files.as2_receive import As2Answer
+from interlock.files.as2_receive import As2Answer, MdnDelivery
 from tests.files.as2_support import (
     INTEGRATION,
     ORDERS,
@@ -234,3 +234,71 @@ def test_the_payload_headers_end_at_the_first_blank_line(
     assert _field(_mdn(keys, answer.headers, answer.body), "Disposition").endswith("processed")
     (stored,) = rig.quarantine.processing()
     assert stored.read_bytes() == data
+
+
+def test_the_same_signed_content_under_a_new_message_id_is_refused(
+    keys: Keys, tmp_path: Path
+) -> None:
+    """A captured message posted again under a fresh Message-ID (which the signature does not
+    cover): refused, nothing added to processing (it was accepted again before)."""
+    rig = receiver(keys, tmp_path)
+    headers, body = openssl_message(keys, payload())
+    assert _receive(rig, headers, body).status == 200
+    for path in rig.quarantine.processing():  # the consumer took the first copy
+        path.unlink()
+    replayed = {**headers, "message-id": "<replayed-under-a-new-id@acme.example>"}
+    answer = _receive(rig, replayed, body)
+    disposition = _field(_mdn(keys, answer.headers, answer.body), "Disposition")
+    assert disposition.endswith("processed/error: unexpected-processing-error")
+    assert _processing(rig) == []
+    last = [e for e in rig.audit.entries if e.action == "files.as2.receive"][-1]
+    assert last.reason == "unexpected-processing-error: duplicate signed content"
+
+
+def test_an_unauthenticated_message_makes_no_asynchronous_mdn(keys: Keys, tmp_path: Path) -> None:
+    """A body nobody signed, asking for an MDN on the partner's origin: nothing is posted (a
+    signed error MDN for any Original-Message-ID went to the partner before); the answer is
+    synchronous."""
+    posted: list[MdnDelivery] = []
+
+    async def post_mdn(delivery: MdnDelivery) -> str | None:
+        posted.append(delivery)
+        return None
+
+    rig = receiver(keys, tmp_path, post_mdn=post_mdn)
+    headers, _ = openssl_message(keys, payload())
+    headers["message-id"] = "<a-message-the-partner-really-sent@acme.example>"
+    headers["receipt-delivery-option"] = "https://localhost:1/any/path"
+
+    async def exchange() -> As2Answer:
+        answer = await rig.receiver.receive(headers, b"not a CMS envelope")
+        await rig.receiver.drain()
+        return answer
+
+    answer = asyncio.run(exchange())
+    assert posted == []
+    assert answer.deliver is None
+    (entry,) = [e for e in rig.audit.entries if e.action == "files.as2.receive"]
+    assert entry.reason is not None
+    assert entry.reason.startswith("decryption-failed")
+
+
+def test_a_verified_message_still_gets_its_asynchronous_mdn(keys: Keys, tmp_path: Path) -> None:
+    """Signed by the partner and asking for an MDN on its origin: the MDN is posted."""
+    posted: list[MdnDelivery] = []
+
+    async def post_mdn(delivery: MdnDelivery) -> str | None:
+        posted.append(delivery)
+        return None
+
+    rig = receiver(keys, tmp_path, post_mdn=post_mdn)
+    headers, body = openssl_message(keys, payload())
+    headers["receipt-delivery-option"] = "https://localhost:1/mdn"
+
+    async def exchange() -> As2Answer:
+        answer = await rig.receiver.receive(headers, body)
+        await rig.receiver.drain()
+        return answer
+
+    assert asyncio.run(exchange()).status == 200
+    assert [delivery.url for delivery in posted] == ["https://localhost:1/mdn"]
