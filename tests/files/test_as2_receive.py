@@ -302,3 +302,21 @@ def test_a_verified_message_still_gets_its_asynchronous_mdn(keys: Keys, tmp_path
 
     assert asyncio.run(exchange()).status == 200
     assert [delivery.url for delivery in posted] == ["https://localhost:1/mdn"]
+
+
+@pytest.mark.parametrize("value", ["\u20ac.p7m", "\udce2\udc82\udcac.p7m"])
+def test_a_content_header_outside_latin_1_is_refused_and_audited(
+    keys: Keys, tmp_path: Path, value: str
+) -> None:
+    """A Content-Type holding a character outside latin-1 (as the gateway decodes UTF-8):
+    an error MDN and one audit entry (a UnicodeEncodeError escaped, unaudited, before)."""
+    rig = receiver(keys, tmp_path)
+    headers, body = openssl_message(keys, payload())
+    headers["content-type"] = f"application/pkcs7-mime; smime-type=enveloped-data; name={value}"
+    answer = _receive(rig, headers, body)
+    disposition = _field(_mdn(keys, answer.headers, answer.body), "Disposition")
+    assert disposition.endswith("processed/error: unexpected-processing-error")
+    assert _processing(rig) == []
+    (entry,) = [e for e in rig.audit.entries if e.action == "files.as2.receive"]
+    assert entry.outcome.result == "failure"
+    assert entry.reason == "unexpected-processing-error: the message has malformed MIME headers"

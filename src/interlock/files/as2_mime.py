@@ -109,13 +109,21 @@ def http_parts(entity: bytes) -> tuple[dict[str, str], bytes]:
 
 
 def entity_of(headers: Mapping[str, str], body: bytes) -> bytes:
-    """The MIME entity an HTTP message carries: its content headers, then its body."""
+    """The MIME entity an HTTP message carries: its content headers, then its body.
+
+    ValueError when a header holds a character outside latin-1 (RFC 9110 §5.5:
+    field values are octets; a server decoding them as UTF-8 hands such text on).
+    """
     lines = []
     for name in _ENTITY_HEADERS:
         value = headers.get(name) or headers.get(name.title())
         if value is not None:
             lines.append(f"{name.title()}: {' '.join(value.split())}\r\n")
-    return "".join(lines).encode("latin-1") + b"\r\n" + body
+    try:
+        head = "".join(lines).encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError("a MIME header holds a character outside latin-1") from None
+    return head + b"\r\n" + body
 
 
 def header_block(fields: Mapping[str, str]) -> str:

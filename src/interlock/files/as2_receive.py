@@ -220,7 +220,12 @@ class As2Receiver:
         """Decrypt, expand and verify as the profile requires (RFC 5402: compressed either side
         of the signature, once at most)."""
         profile = self._as2.partner
-        entity = entity_of(headers, body)
+        try:
+            entity = entity_of(headers, body)
+        except ValueError:
+            raise CmsError(
+                "unexpected-processing-error", "the message has malformed MIME headers"
+            ) from None
         head, _ = _headers(entity)
         if head.get_content_type() in _ENVELOPES and not is_compressed(head):
             _, der = split(entity)
