@@ -6,17 +6,24 @@ import asyncio
 import base64
 import hashlib
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from interlock.audit import MemorySink
+from interlock.crypto.cms import load_identity
 from interlock.files.as2_mime import entity_of
-from interlock.files.as2_receive import As2Answer, MdnDelivery
+from interlock.files.as2_receive import As2Answer, As2Receiver, MdnDelivery
+from interlock.files.quarantine import Quarantine
+from interlock.replay.seen import MemorySeen
 from tests.files.as2_support import (
     INTEGRATION,
     ORDERS,
     Keys,
     ReceiverRig,
+    flow,
+    manifest,
     openssl,
     openssl_message,
     payload,
@@ -320,3 +327,33 @@ def test_a_content_header_outside_latin_1_is_refused_and_audited(
     (entry,) = [e for e in rig.audit.entries if e.action == "files.as2.receive"]
     assert entry.outcome.result == "failure"
     assert entry.reason == "unexpected-processing-error: the message has malformed MIME headers"
+
+
+def test_an_expired_previous_certificate_opens_nothing(keys: Keys, tmp_path: Path) -> None:
+    """A message encrypted to a renewed certificate that has since expired: decryption-failed
+    (any previous certificate opened it, expired or not, before)."""
+    loaded = manifest(keys)
+    expired = load_identity(
+        (keys.folder / "expired.pem").read_bytes(),
+        (keys.folder / "expired.key").read_bytes(),
+        "expired.pem",
+    )
+    audit = MemorySink()
+    quarantine = Quarantine(tmp_path, loaded, INTEGRATION, audit=audit, manifest_dir=keys.folder)
+    rig = ReceiverRig(
+        As2Receiver(
+            replace(flow(keys, loaded), previous=(expired,)),
+            quarantine=quarantine,
+            seen=MemorySeen(),
+            audit=audit,
+        ),
+        quarantine,
+        audit,
+    )
+    signed = openssl("cms", "-sign", "-binary", "-md", "sha256", "-signer", keys.file("acme.pem"),
+                     "-inkey", keys.file("acme.key"), stdin=payload())  # fmt: skip
+    body = openssl("cms", "-encrypt", "-binary", "-aes-256-cbc", "-outform", "DER",
+                   "-recip", keys.file("expired.pem"), "-keyopt", "rsa_padding_mode:oaep",
+                   stdin=signed)  # fmt: skip
+    headers, _ = openssl_message(keys, payload())
+    assert _refused(rig, headers, body, keys).endswith("processed/error: decryption-failed")

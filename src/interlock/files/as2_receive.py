@@ -34,7 +34,7 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import Message
 from typing import Final, Literal, cast
 from urllib.parse import urlsplit
@@ -232,13 +232,13 @@ class As2Receiver:
             if "base64" in str(head.get("Content-Transfer-Encoding", "")).lower():
                 der = _base64(der)
             try:
-                entity = _decrypt(der, self._as2, profile.key_transport)
+                entity = _decrypt(der, self._as2, profile.key_transport, at=self._now())
             except CmsError:
                 renewed = self._as2.renewed()  # our certificate renewed since we started?
                 if renewed is None:
                     raise
                 self._as2 = renewed  # MDNs are signed with the new certificate from now on
-                entity = _decrypt(der, self._as2, profile.key_transport)
+                entity = _decrypt(der, self._as2, profile.key_transport, at=self._now())
             head, _ = _headers(entity)
         elif profile.require_encrypted:
             raise CmsError("insufficient-message-security", "the message is not encrypted")
@@ -365,16 +365,24 @@ class As2Receiver:
         )
 
 
-def _decrypt(der: bytes, as2: As2Flow, key_transport: Literal["rsa-oaep", "rsa-pkcs1"]) -> bytes:
+def _decrypt(
+    der: bytes,
+    as2: As2Flow,
+    key_transport: Literal["rsa-oaep", "rsa-pkcs1"],
+    *,
+    at: datetime,
+) -> bytes:
     """Open the envelope with our current key, else a renewed certificate's (until it expires).
 
     A partner may still encrypt to the certificate Interlock renewed; each
-    unexpired one is tried in turn, the error of the current one kept.
+    one unexpired ``at`` is tried in turn, the error of the current one kept.
     """
     try:
         return decrypt(der, as2.identity, key_transport)
     except CmsError as first:
         for identity in as2.previous:
+            if identity.certificate.not_valid_after_utc <= at:  # expired: opens nothing
+                continue
             try:
                 return decrypt(der, identity, key_transport)
             except CmsError:
