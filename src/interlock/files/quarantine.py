@@ -43,7 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
 from interlock.clock import Clock, utc_now
@@ -56,10 +56,12 @@ from interlock.files.as2_profile import signer_peer
 from interlock.files.as2_revocation import Revocation, verify_signed_file
 from interlock.files.inspection import Detected, check_content, sniff
 from interlock.files.names import suggest_file_flow
-from interlock.files.notify import Notifier
 from interlock.validation.errors import echo
 from interlock.validation.schema import RequestSchema, SchemaError, compile_schema
 from interlock.validation.xml_body import XsdSchema, load_xsd
+
+if TYPE_CHECKING:  # notify names its reports within this module's name limit
+    from interlock.files.notify import Notifier
 
 __all__ = ["MAX_NAME_BYTES", "Quarantine", "Verdict", "check_name"]
 
