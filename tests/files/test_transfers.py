@@ -132,3 +132,15 @@ def test_sent_keeps_every_copy_of_a_name(tmp_path: Path) -> None:
         "confirm.csv": b"FIRST batch\n",
         f"{second}-confirm.csv": b"SECOND batch\n",
     }
+
+
+def test_a_file_still_being_written_under_a_dot_name_is_not_sent(tmp_path: Path) -> None:
+    """The producer's rule (docs/files.md): write ``.NAME.part``, then rename; until the
+    rename the outbox offers nothing."""
+    outbox = Outbox(tmp_path / "files", "orders-out")
+    partial = outbox.pending_dir / ".confirm.csv.part"
+    partial.write_bytes(b"order_id,total\n1,")
+    assert outbox.pending() == []
+    partial.write_bytes(ORDERS)
+    partial.rename(outbox.pending_dir / "confirm.csv")
+    assert outbox.pending() == [("confirm.csv", ORDERS)]

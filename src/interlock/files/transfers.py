@@ -42,7 +42,12 @@ class Outbox:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def pending(self) -> list[tuple[str, bytes]]:
-        """The regular files waiting (symlinks and unsafe names skipped), by name."""
+        """The regular files waiting (symlinks and unsafe names skipped), by name.
+
+        Names starting with a dot are skipped: a producer writes ``.NAME.part``
+        and renames it to ``NAME`` when complete (docs/files.md), so a file still
+        being written is never read.
+        """
         files = []
         for path in sorted(self.pending_dir.iterdir()):
             if path.is_symlink() or not path.is_file() or check_name(path.name) is not None:
