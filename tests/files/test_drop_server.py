@@ -533,9 +533,11 @@ def test_a_partner_may_hold_only_sixteen_uploads_open_across_connections(
                 handles += [await second.open(f"b{number}.csv", "wb") for number in range(8)]
                 with pytest.raises(asyncssh.SFTPFailure, match="too many files open"):
                     await second.open("b8.csv", "wb")
-                async with partner_sftp(port, keys, "globex") as other:
-                    async with other.open("g.csv", "wb") as remote:
-                        await remote.write(b"g\n")
+                async with (
+                    partner_sftp(port, keys, "globex") as other,
+                    other.open("g.csv", "wb") as remote,
+                ):
+                    await remote.write(b"g\n")
             await asyncio.sleep(0.2)  # the second session's end reaches the server
             async with first.open("a8.csv", "wb") as remote:  # its eight are free again
                 await remote.write(b"x\n")

@@ -211,7 +211,10 @@ def test_an_x509_host_certificate_from_a_ca_in_ssh_is_not_trusted(
         )
         try:
             loaded = manifest(tmp_path, keys, sftp_port=listener.get_port())
-            partner, spec = loaded.partners["acme"].sftp, loaded.integrations["nightly-orders"].files
+            partner, spec = (
+                loaded.partners["acme"].sftp,
+                loaded.integrations["nightly-orders"].files,
+            )
             assert partner is not None
             assert spec is not None
 

@@ -89,20 +89,23 @@ async def client_options(
     options must pass ``config=None`` too: asyncssh loads ``~/.ssh/config`` for
     a call that leaves it out.
     """
-    return await asyncssh.SSHClientConnectionOptions.construct(
-        config=None,
-        x509_trusted_certs=None,
-        x509_trusted_cert_paths=None,
-        client_keys=[client_key] if client_key is not None else None,
-        agent_path=None,
-        agent_forwarding=False,
-        pkcs11_provider=None,
-        host_based_auth=False,
-        password=None,
-        kbdint_auth=False,
-        gss_host=None,
-        **settings,
+    options: asyncssh.SSHClientConnectionOptions = (
+        await asyncssh.SSHClientConnectionOptions.construct(
+            config=None,
+            x509_trusted_certs=None,
+            x509_trusted_cert_paths=None,
+            client_keys=[client_key] if client_key is not None else None,
+            agent_path=None,
+            agent_forwarding=False,
+            pkcs11_provider=None,
+            host_based_auth=False,
+            password=None,
+            kbdint_auth=False,
+            gss_host=None,
+            **settings,
+        )
     )
+    return options
 
 
 def fingerprint(public_key_line: str) -> str:

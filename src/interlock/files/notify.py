@@ -8,7 +8,8 @@ file the quarantine keeps in ``refused/`` — JSON, never a byte of the file::
      "correlation_id": "rej_..."}
 
 by each way it declared: ``drop_outbox`` (written as ``NAME.HASH.rejected.json``,
-a long NAME cut to fit the name limit (:func:`report_name`), into ``root/drop-outbox/PARTNER/``, which the drop server serves the partner
+a long NAME cut to fit the name limit (:func:`report_name`), into
+``root/drop-outbox/PARTNER/``, which the drop server serves the partner
 read-only as ``/rejected``), ``sftp_path`` (uploaded to the partner's SFTP
 server, host key pinned, under a temporary name then renamed) and
 ``webhook`` (a ``POST`` through :mod:`interlock.outbound`, TLS verified, signed
