@@ -11,7 +11,7 @@ import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
@@ -29,7 +29,7 @@ from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.crypto.pkix import certificate_pem, private_key_pem, self_signed_ca
 from interlock.files.as2_profile import As2Flow, as2_flow
-from interlock.files.as2_receive import As2Receiver
+from interlock.files.as2_receive import As2Receiver, MdnDelivery
 from interlock.files.quarantine import Quarantine
 from interlock.replay.seen import MemorySeen
 from interlock.testing.tls import LocalTls, make_tls
@@ -212,14 +212,21 @@ class ReceiverRig:
 
 
 def receiver(
-    keys: Keys, area: Path, *, files: dict[str, Any] | None = None, **partner: Any
+    keys: Keys,
+    area: Path,
+    *,
+    files: dict[str, Any] | None = None,
+    post_mdn: Callable[[MdnDelivery], Awaitable[str | None]] | None = None,
+    **partner: Any,
 ) -> ReceiverRig:
     """A receiver of the example integration (``partner``: AS2 profile overrides; ``files``:
-    the integration's)."""
+    the integration's; ``post_mdn``: how asynchronous MDNs are delivered)."""
     loaded = manifest(keys, partner=partner, **(files or {}))
     audit = MemorySink()
     quarantine = Quarantine(area, loaded, INTEGRATION, audit=audit, manifest_dir=keys.folder)
-    rig = As2Receiver(flow(keys, loaded), quarantine=quarantine, seen=MemorySeen(), audit=audit)
+    rig = As2Receiver(
+        flow(keys, loaded), quarantine=quarantine, seen=MemorySeen(), audit=audit, post_mdn=post_mdn
+    )
     return ReceiverRig(rig, quarantine, audit)
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import asyncssh
 
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
+from interlock.crypto.pkix import certificate_pem, self_signed_ca
 from interlock.files.drop_sidecars import Arrival
 from interlock.files.quarantine import Verdict
 
@@ -206,3 +208,20 @@ class PartnerServer:
         if self._listener is not None:
             self._listener.close()
             await self._listener.wait_closed()
+
+
+def service_users_ssh(home: Path) -> Path:
+    """A home whose ``~/.ssh`` would change an SSH client that consulted it; ``home``.
+
+    An X.509 CA in ``ca-bundle.crt`` and ``crt/`` (asyncssh trusts host certificates
+    from either unless told not to), a config limiting host-key algorithms to ones the
+    tests' servers lack, and an unreadable ``id_ed25519`` that asyncssh would load.
+    """
+    ssh = home / ".ssh"
+    (ssh / "crt").mkdir(parents=True)
+    ca, _ = self_signed_ca("A CA the service user happens to trust", timedelta(days=1))
+    (ssh / "ca-bundle.crt").write_bytes(certificate_pem(ca))
+    (ssh / "crt" / "ca.pem").write_bytes(certificate_pem(ca))
+    (ssh / "config").write_text("Host *\n  HostKeyAlgorithms ssh-dss\n", encoding="utf-8")
+    (ssh / "id_ed25519").write_text("not a key\n", encoding="utf-8")
+    return home

@@ -6,17 +6,24 @@ import asyncio
 import base64
 import hashlib
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from interlock.audit import MemorySink
+from interlock.crypto.cms import load_identity
 from interlock.files.as2_mime import entity_of
-from interlock.files.as2_receive import As2Answer
+from interlock.files.as2_receive import As2Answer, As2Receiver, MdnDelivery
+from interlock.files.quarantine import Quarantine
+from interlock.replay.seen import MemorySeen
 from tests.files.as2_support import (
     INTEGRATION,
     ORDERS,
     Keys,
     ReceiverRig,
+    flow,
+    manifest,
     openssl,
     openssl_message,
     payload,
@@ -206,3 +213,147 @@ def test_a_payload_whose_base64_is_broken_is_refused_not_raised(keys: Keys, tmp_
     (entry,) = [e for e in rig.audit.entries if e.action == "files.as2.receive"]
     assert entry.reason == "unexpected-processing-error: the payload is no MIME part"
     assert _processing(rig) == []
+
+
+_CUT = b"HEADER-LINE\r\n\r\nSECOND-PART-OF-THE-FILE\r\n"
+
+
+@pytest.mark.parametrize(
+    ("entity", "data"),
+    [
+        (
+            b"Content-Type: application/octet-stream\n"
+            b'Content-Disposition: attachment; filename="f.bin"\n\n' + _CUT,
+            _CUT,
+        ),
+        (b'Content-Disposition: attachment; filename="f.bin"\r\n\r\n\n\n' + _CUT, b"\n\n" + _CUT),
+        (b"\r\n" + _CUT, _CUT),
+    ],
+)
+def test_the_payload_headers_end_at_the_first_blank_line(
+    keys: Keys, tmp_path: Path, entity: bytes, data: bytes
+) -> None:
+    """LF-only payload headers (or none) and a CRLF blank line in the body: processing holds
+    the whole body (it was cut at the body's CRLF CRLF, under a signed "processed" MDN)."""
+    rig = receiver(keys, tmp_path, files={"format": "binary", "csv_columns": []})
+    headers, body = openssl_message(keys, entity)
+    answer = _receive(rig, headers, body)
+    assert _field(_mdn(keys, answer.headers, answer.body), "Disposition").endswith("processed")
+    (stored,) = rig.quarantine.processing()
+    assert stored.read_bytes() == data
+
+
+def test_the_same_signed_content_under_a_new_message_id_is_refused(
+    keys: Keys, tmp_path: Path
+) -> None:
+    """A captured message posted again under a fresh Message-ID (which the signature does not
+    cover): refused, nothing added to processing (it was accepted again before)."""
+    rig = receiver(keys, tmp_path)
+    headers, body = openssl_message(keys, payload())
+    assert _receive(rig, headers, body).status == 200
+    for path in rig.quarantine.processing():  # the consumer took the first copy
+        path.unlink()
+    replayed = {**headers, "message-id": "<replayed-under-a-new-id@acme.example>"}
+    answer = _receive(rig, replayed, body)
+    disposition = _field(_mdn(keys, answer.headers, answer.body), "Disposition")
+    assert disposition.endswith("processed/error: unexpected-processing-error")
+    assert _processing(rig) == []
+    last = [e for e in rig.audit.entries if e.action == "files.as2.receive"][-1]
+    assert last.reason == "unexpected-processing-error: duplicate signed content"
+
+
+def test_an_unauthenticated_message_makes_no_asynchronous_mdn(keys: Keys, tmp_path: Path) -> None:
+    """A body nobody signed, asking for an MDN on the partner's origin: nothing is posted (a
+    signed error MDN for any Original-Message-ID went to the partner before); the answer is
+    synchronous."""
+    posted: list[MdnDelivery] = []
+
+    async def post_mdn(delivery: MdnDelivery) -> str | None:
+        posted.append(delivery)
+        return None
+
+    rig = receiver(keys, tmp_path, post_mdn=post_mdn)
+    headers, _ = openssl_message(keys, payload())
+    headers["message-id"] = "<a-message-the-partner-really-sent@acme.example>"
+    headers["receipt-delivery-option"] = "https://localhost:1/any/path"
+
+    async def exchange() -> As2Answer:
+        answer = await rig.receiver.receive(headers, b"not a CMS envelope")
+        await rig.receiver.drain()
+        return answer
+
+    answer = asyncio.run(exchange())
+    assert posted == []
+    assert answer.deliver is None
+    (entry,) = [e for e in rig.audit.entries if e.action == "files.as2.receive"]
+    assert entry.reason is not None
+    assert entry.reason.startswith("decryption-failed")
+
+
+def test_a_verified_message_still_gets_its_asynchronous_mdn(keys: Keys, tmp_path: Path) -> None:
+    """Signed by the partner and asking for an MDN on its origin: the MDN is posted."""
+    posted: list[MdnDelivery] = []
+
+    async def post_mdn(delivery: MdnDelivery) -> str | None:
+        posted.append(delivery)
+        return None
+
+    rig = receiver(keys, tmp_path, post_mdn=post_mdn)
+    headers, body = openssl_message(keys, payload())
+    headers["receipt-delivery-option"] = "https://localhost:1/mdn"
+
+    async def exchange() -> As2Answer:
+        answer = await rig.receiver.receive(headers, body)
+        await rig.receiver.drain()
+        return answer
+
+    assert asyncio.run(exchange()).status == 200
+    assert [delivery.url for delivery in posted] == ["https://localhost:1/mdn"]
+
+
+@pytest.mark.parametrize("value", ["\u20ac.p7m", "\udce2\udc82\udcac.p7m"])
+def test_a_content_header_outside_latin_1_is_refused_and_audited(
+    keys: Keys, tmp_path: Path, value: str
+) -> None:
+    """A Content-Type holding a character outside latin-1 (as the gateway decodes UTF-8):
+    an error MDN and one audit entry (a UnicodeEncodeError escaped, unaudited, before)."""
+    rig = receiver(keys, tmp_path)
+    headers, body = openssl_message(keys, payload())
+    headers["content-type"] = f"application/pkcs7-mime; smime-type=enveloped-data; name={value}"
+    answer = _receive(rig, headers, body)
+    disposition = _field(_mdn(keys, answer.headers, answer.body), "Disposition")
+    assert disposition.endswith("processed/error: unexpected-processing-error")
+    assert _processing(rig) == []
+    (entry,) = [e for e in rig.audit.entries if e.action == "files.as2.receive"]
+    assert entry.outcome.result == "failure"
+    assert entry.reason == "unexpected-processing-error: the message has malformed MIME headers"
+
+
+def test_an_expired_previous_certificate_opens_nothing(keys: Keys, tmp_path: Path) -> None:
+    """A message encrypted to a renewed certificate that has since expired: decryption-failed
+    (any previous certificate opened it, expired or not, before)."""
+    loaded = manifest(keys)
+    expired = load_identity(
+        (keys.folder / "expired.pem").read_bytes(),
+        (keys.folder / "expired.key").read_bytes(),
+        "expired.pem",
+    )
+    audit = MemorySink()
+    quarantine = Quarantine(tmp_path, loaded, INTEGRATION, audit=audit, manifest_dir=keys.folder)
+    rig = ReceiverRig(
+        As2Receiver(
+            replace(flow(keys, loaded), previous=(expired,)),
+            quarantine=quarantine,
+            seen=MemorySeen(),
+            audit=audit,
+        ),
+        quarantine,
+        audit,
+    )
+    signed = openssl("cms", "-sign", "-binary", "-md", "sha256", "-signer", keys.file("acme.pem"),
+                     "-inkey", keys.file("acme.key"), stdin=payload())  # fmt: skip
+    body = openssl("cms", "-encrypt", "-binary", "-aes-256-cbc", "-outform", "DER",
+                   "-recip", keys.file("expired.pem"), "-keyopt", "rsa_padding_mode:oaep",
+                   stdin=signed)  # fmt: skip
+    headers, _ = openssl_message(keys, payload())
+    assert _refused(rig, headers, body, keys).endswith("processed/error: decryption-failed")

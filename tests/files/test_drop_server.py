@@ -516,3 +516,34 @@ def test_a_session_may_hold_only_sixteen_uploads_open(tmp_path: Path) -> None:
     assert _refusals(audit) == [
         ("open", "file16.csv", "acme-drop", "more than 16 files open at once")
     ]
+
+
+def test_a_partner_may_hold_only_sixteen_uploads_open_across_connections(
+    tmp_path: Path,
+) -> None:
+    """Two connections of one partner share its sixteen: the 17th open upload is refused (each
+    session had sixteen of its own before); a session that ends gives its room back, and another
+    partner's count is its own."""
+    keys, received, audit = Keys(), Received(), MemorySink()
+
+    async def scenario(server: DropServer, port: int) -> None:
+        async with partner_sftp(port, keys, "acme") as first:
+            handles = [await first.open(f"a{number}.csv", "wb") for number in range(8)]
+            async with partner_sftp(port, keys, "acme") as second:
+                handles += [await second.open(f"b{number}.csv", "wb") for number in range(8)]
+                with pytest.raises(asyncssh.SFTPFailure, match="too many files open"):
+                    await second.open("b8.csv", "wb")
+                async with (
+                    partner_sftp(port, keys, "globex") as other,
+                    other.open("g.csv", "wb") as remote,
+                ):
+                    await remote.write(b"g\n")
+            await asyncio.sleep(0.2)  # the second session's end reaches the server
+            async with first.open("a8.csv", "wb") as remote:  # its eight are free again
+                await remote.write(b"x\n")
+            for handle in handles[:8]:
+                await handle.close()
+
+    run(scenario, tmp_path, keys, received, audit)
+    assert [ref[1] for ref in _refusals(audit)] == ["b8.csv"]
+    assert len(list((tmp_path / "files" / "drop" / "acme").iterdir())) == 0

@@ -13,7 +13,7 @@ import pytest
 
 from interlock.files.host_keys import HostKeyError, fetch_host_key, fingerprint, known_hosts
 from interlock.testing.services import require_env
-from tests.files.sftp_support import Keys, manifest, public_line
+from tests.files.sftp_support import Keys, manifest, public_line, service_users_ssh
 
 SSH_KEYGEN = shutil.which("ssh-keygen")
 
@@ -77,6 +77,24 @@ def test_fetch_host_key_returns_every_key_the_server_offers() -> None:
     lines = asyncio.run(main())
     assert sorted(lines) == sorted([public_line(ed25519), public_line(ecdsa)])
     assert all(fingerprint(line).startswith("SHA256:") for line in lines)
+
+
+def test_fetch_host_key_consults_nothing_in_ssh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unreadable key and a config in ``~/.ssh`` change nothing (asyncssh loaded both)."""
+    monkeypatch.setenv("HOME", str(service_users_ssh(tmp_path / "home")))
+    ed25519 = asyncssh.generate_private_key("ssh-ed25519")
+
+    async def main() -> list[str]:
+        listener = await asyncssh.listen("127.0.0.1", 0, server_host_keys=[ed25519])
+        try:
+            return await fetch_host_key("127.0.0.1", listener.get_port(), timeout=5)
+        finally:
+            listener.close()
+            await listener.wait_closed()
+
+    assert asyncio.run(main()) == [public_line(ed25519)]
 
 
 def test_fetch_host_key_from_nothing_is_an_error() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from interlock.files.inspection import check_content, sniff
+from interlock.files.inspection import Findings, check_content, sniff
 from interlock.validation.schema import compile_schema
 from interlock.validation.xml_body import load_xsd
 from tests.files.quarantine_support import GOOD_CSV, HEADER, spec
@@ -185,6 +185,22 @@ def test_xml_records_deep_nesting_and_declared_encoding(tmp_path: Path) -> None:
         .reasons[0]
         .startswith("malformed-body: not well-formed")
     )
+
+
+def test_latin1_xml_declaring_its_encoding_is_read(tmp_path: Path) -> None:
+    """A latin-1 integration's XML declaring ISO-8859-1 (as XML 1.0 §4.3.3 requires) passes
+    (the declaration contradicted the UTF-8 it was converted to, so every one was refused);
+    a malformed one and one declaring another encoding still fail."""
+    latin = spec(tmp_path, format="xml", csv_columns=None, encoding="latin-1")
+    for declaration in ('encoding="ISO-8859-1"', "encoding='latin1'", 'encoding = "iso-8859-1"'):
+        document = f'<?xml version="1.0" {declaration}?>\n<orders><o city="K\u00f6ln"/></orders>\n'
+        assert check_content(document.encode("latin-1"), latin) == Findings((), 1), declaration
+    broken = '<?xml version="1.0" encoding="ISO-8859-1"?><orders><o city="K\u00f6ln"></orders>'
+    reasons = check_content(broken.encode("latin-1"), latin).reasons
+    assert reasons[0].startswith("malformed-body: not well-formed"), reasons
+    other = '<?xml version="1.0" encoding="windows-1252"?><orders/>'
+    reasons = check_content(other.encode("latin-1"), latin).reasons
+    assert reasons[0].startswith("malformed-body: declared encoding"), reasons
 
 
 def test_xml_against_the_integrations_xsd(tmp_path: Path) -> None:

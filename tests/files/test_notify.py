@@ -28,8 +28,8 @@ from interlock.config.manifest import Manifest
 from interlock.config.settings import Settings
 from interlock.errors import ConfigError
 from interlock.files.drop_server import Arrival, DropServer
-from interlock.files.notify import Notifier, report_name, summary
-from interlock.files.quarantine import Quarantine
+from interlock.files.notify import REPORT_SUFFIX, Notifier, report_name, summary
+from interlock.files.quarantine import Quarantine, check_name
 from interlock.files.sftp import upload_report
 from interlock.gateway.tls import trust_context
 from interlock.oauth.signing_keys import SigningKeys
@@ -427,3 +427,65 @@ def test_a_bad_notify_section_is_refused(tmp_path: Path, notify: str, problem: s
     """The manifest names what is wrong."""
     with pytest.raises(ConfigError, match=problem):
         notify_manifest(tmp_path, Keys(), notify)
+
+
+def test_report_names_stay_within_the_name_limit_and_apart() -> None:
+    """A name of up to 200 bytes gets a report name that is one too (it had 231 before);
+    two long names sharing their start keep apart, a short name is unchanged."""
+    first, second = "a" * 196 + ".csv", "a" * 196 + ".txt"
+    digest = "0" * 64
+    reports = {report_name(name, digest) for name in (first, second, "é" * 99 + ".csv")}
+    assert len(reports) == 3
+    for name in reports:
+        assert check_name(name) is None, name
+        assert name.endswith(f".{digest[:16]}{REPORT_SUFFIX}")
+    assert report_name(first, digest) == report_name(first, digest)
+    assert report_name("orders.csv", digest) == f"orders.csv.{digest[:16]}{REPORT_SUFFIX}"
+
+
+def test_a_long_named_files_report_is_read_and_uploaded(tmp_path: Path) -> None:
+    """A refused file whose name has 200 bytes: its report can be read from /rejected and is
+    uploaded over SFTP (the report name was too long for both before)."""
+    keys = Keys()
+    long_name = "o" * 196 + ".csv"
+    partner_root = tmp_path / "partner"
+    (partner_root / "rejections").mkdir(parents=True)
+
+    async def main() -> None:
+        async with PartnerServer(partner_root, keys.partner_host, keys.client) as sftp_port:
+            loaded = notify_manifest(
+                tmp_path, keys, "{drop_outbox: true, sftp_path: /rejections}", sftp_port=sftp_port
+            )
+            audit = MemorySink()
+            root = tmp_path / "files"
+
+            async def upload(partner: Any, directory: str, name: str, data: bytes) -> None:
+                await upload_report(partner.sftp, private_pem(keys.client), directory, name, data)
+
+            notifier = Notifier(root, loaded, audit=audit, sftp_upload=upload, sleep=Sleeps())
+            quarantine = Quarantine(root, loaded, "acme-drop", audit=audit, notifier=notifier)
+            await quarantine.accept(long_name, BAD)
+            await notifier.wait()
+            (_, facts) = quarantine.refusals()[0]
+            name = report_name(long_name, str(facts["sha256"]))
+            assert [p.name for p in (partner_root / "rejections").iterdir()] == [name]
+            server = DropServer(
+                root, loaded, host_key=private_pem(keys.drop_host), receive=_never, audit=audit
+            )
+            port = await server.start()
+            try:
+                async with partner_sftp(port, keys, "acme") as sftp:
+                    assert name in await sftp.listdir("/rejected")
+                    async with sftp.open(f"/rejected/{name}", "rb") as remote:
+                        body = await remote.read()
+            finally:
+                await server.stop()
+            assert isinstance(body, bytes)
+            assert json.loads(body)["file"] == long_name
+            assert {e.outcome.result for e in notify_entries(audit)} == {"success"}
+
+    asyncio.run(main())
+
+
+async def _never(arrival: Arrival) -> Any:
+    raise AssertionError("nothing is uploaded in this test")

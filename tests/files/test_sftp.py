@@ -21,7 +21,14 @@ from interlock.config.manifest import Manifest
 from interlock.files.host_keys import HostKeyError, fingerprint
 from interlock.files.quarantine import Quarantine, Verdict
 from interlock.files.sftp import TransferError, pull, push
-from tests.files.sftp_support import Keys, PartnerServer, manifest, private_pem, public_line
+from tests.files.sftp_support import (
+    Keys,
+    PartnerServer,
+    manifest,
+    private_pem,
+    public_line,
+    service_users_ssh,
+)
 
 ORDERS = b"order_id,email,total\n1,a@example.com,3\n"
 
@@ -139,6 +146,90 @@ def test_a_key_of_another_algorithm_is_refused(tmp_path: Path) -> None:
 
     run(tmp_path, keys, scenario, host_key=asyncssh.generate_private_key("ecdsa-sha2-nistp256"))
     assert list((tmp_path / "partner" / "outbound" / "orders").iterdir()) == []
+
+
+def test_the_service_users_ssh_directory_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CA bundle, config and keys in ``~/.ssh``: the pinned server still works, others fail.
+
+    asyncssh read ``~/.ssh/ca-bundle.crt`` by default, which crashed every pull
+    with a NameError without pyOpenSSL (and trusted its CA's host certificates with it).
+    """
+    monkeypatch.setenv("HOME", str(service_users_ssh(tmp_path / "home")))
+    keys = Keys()
+    orders = partner_root(tmp_path) / "outbound" / "orders"
+    (orders / "a.csv").write_bytes(ORDERS)
+    pulled: list[str] = []
+
+    async def scenario(loaded: Manifest, partner: SftpPartner, spec: FilesSpec) -> None:
+        async def receive(name: str, data: bytes, sidecars: Mapping[str, bytes]) -> Verdict:
+            pulled.append(name)
+            return Verdict(False, ("kept",), "", len(data), 0, "csv")
+
+        await pull(partner, spec, private_pem(keys.client), receive=receive)
+
+    run(tmp_path, keys, scenario)
+    assert pulled == ["a.csv"]
+
+    async def impostor(loaded: Manifest, partner: SftpPartner, spec: FilesSpec) -> None:
+        with pytest.raises(HostKeyError):
+            await push(partner, spec, private_pem(keys.client), [("c.csv", ORDERS)])
+
+    run(tmp_path, keys, impostor, host_key=asyncssh.generate_private_key("ssh-ed25519"))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:OpenSSL")  # asyncssh's pyOpenSSL calls
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:asyncssh")
+def test_an_x509_host_certificate_from_a_ca_in_ssh_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unpinned server with a host certificate from ``~/.ssh/ca-bundle.crt``'s CA is refused."""
+    pytest.importorskip("OpenSSL", reason="asyncssh's X.509 support needs pyOpenSSL")
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    ca_key = asyncssh.generate_private_key("ssh-rsa", key_size=2048)
+    ca = ca_key.generate_x509_ca_certificate(ca_key, "CN=A CA the service user trusts")
+    ca.write_certificate(str(home / ".ssh" / "ca-bundle.crt"), "pem")
+    rogue = asyncssh.generate_private_key("ssh-rsa", key_size=2048)
+    certificate = ca_key.generate_x509_host_certificate(
+        rogue, "CN=rogue", issuer="CN=A CA the service user trusts", principals=["127.0.0.1"]
+    )
+    keys = Keys()
+    orders = partner_root(tmp_path) / "outbound" / "orders"
+    (orders / "a.csv").write_bytes(ORDERS)
+    called: list[str] = []
+
+    async def main() -> None:
+        listener = await asyncssh.listen(
+            "127.0.0.1",
+            0,
+            server_host_keys=[(rogue, certificate)],
+            authorized_client_keys=asyncssh.import_authorized_keys(public_line(keys.client)),
+            sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(tmp_path / "partner")),
+        )
+        try:
+            loaded = manifest(tmp_path, keys, sftp_port=listener.get_port())
+            partner, spec = (
+                loaded.partners["acme"].sftp,
+                loaded.integrations["nightly-orders"].files,
+            )
+            assert partner is not None
+            assert spec is not None
+
+            async def receive(name: str, data: bytes, sidecars: Mapping[str, bytes]) -> Verdict:
+                called.append(name)
+                return Verdict(True, (), "", 0, 0, "text")
+
+            with pytest.raises(HostKeyError):
+                await pull(partner, spec, private_pem(keys.client), receive=receive)
+        finally:
+            listener.close()
+            await listener.wait_closed()
+
+    asyncio.run(main())
+    assert called == []
 
 
 def test_push_uploads_under_a_temporary_name_then_renames(tmp_path: Path) -> None:

@@ -117,3 +117,30 @@ def test_scheduled_failure_is_audited_and_retried(tmp_path: Path) -> None:
     assert {e.action for e in sink.entries} == {"files.transfer"}
     assert all(e.reason and e.reason.startswith("ssh_host_key_refused") for e in sink.entries)
     assert list((root / "inbound").iterdir()) == []
+
+
+def test_sent_keeps_every_copy_of_a_name(tmp_path: Path) -> None:
+    """Two sends under one name leave both copies in sent/ (the later replaced the earlier
+    before); the very same bytes a third time are kept once."""
+    outbox = Outbox(tmp_path / "files", "orders-out")
+    for batch in (b"FIRST batch\n", b"SECOND batch\n", b"SECOND batch\n"):
+        (outbox.pending_dir / "confirm.csv").write_bytes(batch)
+        outbox.sent("confirm.csv")
+        assert not (outbox.pending_dir / "confirm.csv").exists()
+    second = hashlib.sha256(b"SECOND batch\n").hexdigest()[:16]
+    assert {p.name: p.read_bytes() for p in outbox.sent_dir.iterdir()} == {
+        "confirm.csv": b"FIRST batch\n",
+        f"{second}-confirm.csv": b"SECOND batch\n",
+    }
+
+
+def test_a_file_still_being_written_under_a_dot_name_is_not_sent(tmp_path: Path) -> None:
+    """The producer's rule (docs/files.md): write ``.NAME.part``, then rename; until the
+    rename the outbox offers nothing."""
+    outbox = Outbox(tmp_path / "files", "orders-out")
+    partial = outbox.pending_dir / ".confirm.csv.part"
+    partial.write_bytes(b"order_id,total\n1,")
+    assert outbox.pending() == []
+    partial.write_bytes(ORDERS)
+    partial.rename(outbox.pending_dir / "confirm.csv")
+    assert outbox.pending() == [("confirm.csv", ORDERS)]

@@ -15,6 +15,7 @@ import email
 import email.policy
 import email.utils
 import hashlib
+import re
 from collections.abc import Mapping
 from email.message import Message
 from typing import Final
@@ -40,6 +41,8 @@ _CONTENT_TYPES: Final = {
 _MIC_NAMES: Final = {"sha256": "sha-256", "sha384": "sha-384", "sha512": "sha-512"}
 _ENTITY_HEADERS: Final = ("content-type", "content-transfer-encoding", "content-disposition")
 _MAX_HEADER: Final = 8192
+# RFC 2045 §3 / RFC 5322 §2.1: the header block ends at the first empty line, CRLF or LF alike.
+_BLANK_LINE: Final = re.compile(rb"\r?\n\r?\n")
 
 
 def payload_entity(name: str, data: bytes, file_format: str) -> bytes:
@@ -59,16 +62,18 @@ def mic(content: bytes, digest: str) -> str:
 
 
 def split(entity: bytes) -> tuple[Message, bytes]:
-    """An entity's header block (parsed by :mod:`email`) and its body bytes, untouched."""
-    for mark in (b"\r\n\r\n", b"\n\n"):
-        at = entity.find(mark)
-        if 0 <= at <= _MAX_HEADER:
-            head, body = entity[: at + len(mark)], entity[at + len(mark) :]
-            parsed = email.message_from_bytes(head, policy=email.policy.compat32)
-            return parsed, body
+    """An entity's header block (parsed by :mod:`email`) and its body bytes, untouched.
+
+    The block ends at the first blank line of either kind: looking for CRLF CRLF
+    first cut a body holding one out of LF-only headers, losing its start.
+    """
     if entity.startswith((b"\r\n", b"\n")):  # no headers at all
         return Message(), entity.split(b"\n", 1)[1]
-    raise ValueError("the MIME entity has no header block")
+    end = _BLANK_LINE.search(entity, 0, _MAX_HEADER + 4)
+    if end is None:
+        raise ValueError("the MIME entity has no header block")
+    head, body = entity[: end.end()], entity[end.end() :]
+    return email.message_from_bytes(head, policy=email.policy.compat32), body
 
 
 def decode_base64(data: bytes) -> bytes:
@@ -104,13 +109,21 @@ def http_parts(entity: bytes) -> tuple[dict[str, str], bytes]:
 
 
 def entity_of(headers: Mapping[str, str], body: bytes) -> bytes:
-    """The MIME entity an HTTP message carries: its content headers, then its body."""
+    """The MIME entity an HTTP message carries: its content headers, then its body.
+
+    ValueError when a header holds a character outside latin-1 (RFC 9110 §5.5:
+    field values are octets; a server decoding them as UTF-8 hands such text on).
+    """
     lines = []
     for name in _ENTITY_HEADERS:
         value = headers.get(name) or headers.get(name.title())
         if value is not None:
             lines.append(f"{name.title()}: {' '.join(value.split())}\r\n")
-    return "".join(lines).encode("latin-1") + b"\r\n" + body
+    try:
+        head = "".join(lines).encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError("a MIME header holds a character outside latin-1") from None
+    return head + b"\r\n" + body
 
 
 def header_block(fields: Mapping[str, str]) -> str:

@@ -12,12 +12,17 @@ headers (lower-case names) and body and:
    trust anchor, valid now, not revoked by its CRL or OCSP responder as the
    profile says (:func:`~interlock.files.as2_revocation.verify_partner`;
    unsigned is refused when required), and computes the MIC of what was signed;
-4. refuses a ``Message-ID`` the partner used before (the replay store);
+4. refuses a ``Message-ID`` the partner used before, and signed content it sent
+   before under another one (the replay store; the ``Message-ID`` header is not
+   signed, so a captured message could be posted again under a new one);
 5. hands the payload to the integration's quarantine, which checks it before
    anything processes it;
 6. answers with an MDN — signed when asked — carrying the MIC and
    ``processed`` or ``processed/error: MODIFIER``; synchronously in the HTTP
-   response, or asynchronously to a URL on the partner's own origin.
+   response, or asynchronously to a URL on the partner's own origin — only for a
+   message whose signature verified: anyone knowing the public AS2 ids could
+   otherwise make Interlock sign and post an MDN for a ``Message-ID`` of their
+   choosing to the partner. Any other message gets its answer synchronously.
 
 Every message is one audit entry (``files.as2.receive``) with its message id,
 hash, size and outcome; the quarantine adds its ``files.receive``.
@@ -29,7 +34,7 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import Message
 from typing import Final, Literal, cast
 from urllib.parse import urlsplit
@@ -89,6 +94,7 @@ class _Opened:
     signed: bytes
     digest: str
     compression: str | None = None  # before-signing, after-signing or unsigned
+    verified: bool = False  # signed, and the partner's signature verified
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,7 @@ class _Outcome:
     size: int = 0
     tell: str | None = None  # a sentence for the partner in the MDN (its certificate's status)
     compression: str | None = None  # before-signing, after-signing or unsigned; None: none
+    verified: bool = False  # the partner's signature verified: an async MDN may be posted
 
 
 class As2Receiver:
@@ -150,26 +157,24 @@ class As2Receiver:
             opened = await asyncio.to_thread(self._open, headers, body)
         except CmsError as refused:
             return _Outcome(refused.disposition, refused.reason, tell=refused.tell)
-        content, compression = opened.content, opened.compression
+        compression, verified = opened.compression, opened.verified
         received_mic = mic(opened.signed, opened.digest)
-        key = f"{self._as2.name}:{self._as2.partner.as2_id}:{message_id}"
-        fresh = await asyncio.to_thread(
-            self._seen.first_use, "as2-message", key, self._now() + _REPLAY_WINDOW
-        )
-        if not fresh:
+        if (repeated := await self._repeated(message_id, opened)) is not None:
             return _Outcome(
                 "unexpected-processing-error",
-                "duplicate Message-ID",
+                repeated,
                 received_mic,
                 compression=compression,
+                verified=verified,
             )
         try:
-            name, data = _payload(content, self._as2.spec.format, message_id)
+            name, data = _payload(opened.content, self._as2.spec.format, message_id)
         except ValueError:
             return _Outcome(
                 "unexpected-processing-error",
                 "the payload is no MIME part",
                 compression=compression,
+                verified=verified,
             )
         verdict = await self._quarantine.accept(name, data)
         if not verdict.accepted:
@@ -180,29 +185,60 @@ class As2Receiver:
                 verdict.sha256,
                 verdict.size,
                 compression=compression,
+                verified=verified,
             )
         return _Outcome(
-            None, "accepted", received_mic, verdict.sha256, verdict.size, compression=compression
+            None,
+            "accepted",
+            received_mic,
+            verdict.sha256,
+            verdict.size,
+            compression=compression,
+            verified=verified,
         )
+
+    async def _repeated(self, message_id: str, opened: _Opened) -> str | None:
+        """Why the message is a replay (its Message-ID, or its signed content, seen before)."""
+        until = self._now() + _REPLAY_WINDOW
+        where = f"{self._as2.name}:{self._as2.partner.as2_id}"
+        first = await asyncio.to_thread(
+            self._seen.first_use, "as2-message", f"{where}:{message_id}", until
+        )
+        if not first:
+            return "duplicate Message-ID"
+        if not opened.verified:  # unsigned content may repeat; nobody vouched for it anyway
+            return None
+        # The signed bytes carry the signature's own attributes (signing time), so a file
+        # sent again is signed anew; the very same bytes again are a replay.
+        digest = hashlib.sha256(opened.signed).hexdigest()
+        first = await asyncio.to_thread(
+            self._seen.first_use, "as2-content", f"{where}:{digest}", until
+        )
+        return None if first else "duplicate signed content"
 
     def _open(self, headers: Mapping[str, str], body: bytes) -> _Opened:
         """Decrypt, expand and verify as the profile requires (RFC 5402: compressed either side
         of the signature, once at most)."""
         profile = self._as2.partner
-        entity = entity_of(headers, body)
+        try:
+            entity = entity_of(headers, body)
+        except ValueError:
+            raise CmsError(
+                "unexpected-processing-error", "the message has malformed MIME headers"
+            ) from None
         head, _ = _headers(entity)
         if head.get_content_type() in _ENVELOPES and not is_compressed(head):
             _, der = split(entity)
             if "base64" in str(head.get("Content-Transfer-Encoding", "")).lower():
                 der = _base64(der)
             try:
-                entity = _decrypt(der, self._as2, profile.key_transport)
+                entity = _decrypt(der, self._as2, profile.key_transport, at=self._now())
             except CmsError:
                 renewed = self._as2.renewed()  # our certificate renewed since we started?
                 if renewed is None:
                     raise
                 self._as2 = renewed  # MDNs are signed with the new certificate from now on
-                entity = _decrypt(der, self._as2, profile.key_transport)
+                entity = _decrypt(der, self._as2, profile.key_transport, at=self._now())
             head, _ = _headers(entity)
         elif profile.require_encrypted:
             raise CmsError("insufficient-message-security", "the message is not encrypted")
@@ -214,11 +250,11 @@ class As2Receiver:
                 entity, self._as2.peer, self._as2.revocation, at=self._now()
             )
             if outer:
-                return _Opened(signed, signed, digest, "after-signing")
+                return _Opened(signed, signed, digest, "after-signing", verified=True)
             if is_compressed(_headers(signed)[0]):
                 content, _ = self._expand(signed)
-                return _Opened(content, signed, digest, "before-signing")
-            return _Opened(signed, signed, digest)
+                return _Opened(content, signed, digest, "before-signing", verified=True)
+            return _Opened(signed, signed, digest, verified=True)
         if profile.require_signed:
             raise CmsError("insufficient-message-security", "the message is not signed")
         # Unsigned: the MIC covers the content as it was before compression (RFC 5402 §4).
@@ -269,7 +305,7 @@ class As2Receiver:
             **mime_headers,
         }
         url = headers.get("receipt-delivery-option")
-        if url is None:
+        if url is None or not outcome.verified:  # only a verified partner's message is posted
             return As2Answer(200, mdn_headers, mdn_body)
         if self._post_mdn is None or not _same_origin(url.strip(), profile.url):
             return As2Answer(400, problem="asynchronous MDNs go to the partner's own origin only")
@@ -329,16 +365,24 @@ class As2Receiver:
         )
 
 
-def _decrypt(der: bytes, as2: As2Flow, key_transport: Literal["rsa-oaep", "rsa-pkcs1"]) -> bytes:
+def _decrypt(
+    der: bytes,
+    as2: As2Flow,
+    key_transport: Literal["rsa-oaep", "rsa-pkcs1"],
+    *,
+    at: datetime,
+) -> bytes:
     """Open the envelope with our current key, else a renewed certificate's (until it expires).
 
     A partner may still encrypt to the certificate Interlock renewed; each
-    unexpired one is tried in turn, the error of the current one kept.
+    one unexpired ``at`` is tried in turn, the error of the current one kept.
     """
     try:
         return decrypt(der, as2.identity, key_transport)
     except CmsError as first:
         for identity in as2.previous:
+            if identity.certificate.not_valid_after_utc <= at:  # expired: opens nothing
+                continue
             try:
                 return decrypt(der, identity, key_transport)
             except CmsError:

@@ -38,6 +38,7 @@ import contextlib
 import os
 import posixpath
 import tempfile
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,8 +64,9 @@ _EXPIRY_CHECK_SECONDS: Final = 5.0
 # A session's first refusals are one audit entry each; the rest are counted in one entry
 # when it ends, so a partner cannot flood the audit trail with refused operations.
 _AUDITED_REFUSALS: Final = 20
-# Files one session may have open for writing at once: each is spooled to disk up to
-# max_size, so the spool a partner can fill is bounded by this times max_size.
+# Files one partner may have open for writing at once, over all its connections and
+# sessions: each is spooled to disk up to max_size, so the spool a partner can fill is
+# bounded by this times max_size.
 _OPEN_UPLOADS: Final = 16
 
 _DEFAULT_MAX_SIZE = FilesSpec.model_fields["max_size"].default
@@ -250,12 +252,15 @@ class _DropSFTP(asyncssh.SFTPServer):
         if self._server.sidecars.route(self._partner, name) is None:
             refused = asyncssh.SFTPFailure("no drop integration takes this file name")
             raise self._refused(refused, "open", "no drop integration takes the name", path)
-        if len(self._open) >= _OPEN_UPLOADS:
+        if not self._server.take_upload(self._partner):
             refused = asyncssh.SFTPFailure("too many files open")
             reason = f"more than {_OPEN_UPLOADS} files open at once"
             raise self._refused(refused, "open", reason, path)
-        spool_dir = self._server.spool(self._partner)
-        fd, spool = tempfile.mkstemp(prefix=".upload-", dir=spool_dir)
+        try:
+            fd, spool = tempfile.mkstemp(prefix=".upload-", dir=self._server.spool(self._partner))
+        except BaseException:
+            self._server.give_upload(self._partner)
+            raise
         upload = _Upload(name, fd, Path(spool))
         self._open[id(upload)] = upload
         return upload
@@ -279,6 +284,7 @@ class _DropSFTP(asyncssh.SFTPServer):
             return
         upload = self._upload(file_obj)
         del self._open[id(upload)]
+        self._server.give_upload(self._partner)
         try:
             data = b"" if upload.too_large else upload.spool.read_bytes()
         finally:
@@ -310,6 +316,7 @@ class _DropSFTP(asyncssh.SFTPServer):
     def exit(self) -> None:
         for upload in self._open.values():  # the partner left without closing: dropped
             _discard(upload)
+            self._server.give_upload(self._partner)
         self._open.clear()
         if self._refusals > _AUDITED_REFUSALS:
             more = self._refusals - _AUDITED_REFUSALS
@@ -468,6 +475,20 @@ class DropServer:
         self._now = now
         self._listener: asyncssh.SSHAcceptor | None = None
         self._expiry: asyncio.Task[None] | None = None
+        self._uploads: Counter[str] = Counter()  # files open for writing, by partner
+
+    def take_upload(self, partner: str) -> bool:
+        """Count one more file open for writing by ``partner``; False at its limit (16)."""
+        if self._uploads[partner] >= _OPEN_UPLOADS:
+            return False
+        self._uploads[partner] += 1
+        return True
+
+    def give_upload(self, partner: str) -> None:
+        """One of ``partner``'s files open for writing was closed or dropped."""
+        self._uploads[partner] -= 1
+        if self._uploads[partner] <= 0:
+            del self._uploads[partner]
 
     def record_refusal(self, partner: str, operation: str, reason: str, path: str) -> None:
         """One audit entry for an SFTP operation the server refused (``files.drop.refused``)."""

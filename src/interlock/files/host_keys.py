@@ -7,6 +7,9 @@ never switched off. :func:`fetch_host_key` asks a server which keys it offers,
 for ``interlock files trust-host`` to show with their fingerprints; what it
 returns is *never* trusted by itself: an operator confirms a fingerprint
 out of band and pastes the line into the manifest.
+
+Every client connection takes :func:`client_options`, so nothing of the
+service user's SSH set-up (``~/.ssh``, its agent) is consulted.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from interlock.errors import InterlockError
 __all__ = [
     "HostKeyError",
     "PinnedHostKeys",
+    "client_options",
     "fetch_host_key",
     "fingerprint",
     "key_line",
@@ -71,6 +75,39 @@ def pinned(lines: Iterable[str]) -> PinnedHostKeys:
     return (_import_lines(lines), [], [])
 
 
+async def client_options(
+    *, client_key: asyncssh.SSHKey | None = None, **settings: object
+) -> asyncssh.SSHClientConnectionOptions:
+    """asyncssh client options that consult nothing of the service user's SSH set-up.
+
+    asyncssh's defaults read ``~/.ssh/config``, load ``~/.ssh/id_*`` and the
+    agent (``SSH_AUTH_SOCK``), and trust X.509 host certificates from
+    ``~/.ssh/ca-bundle.crt`` and ``~/.ssh/crt/`` besides the pinned keys — a
+    way around the pinning (or, without pyOpenSSL, a crash). Here each is off:
+    only ``client_key`` authenticates, by public key alone. ``settings`` are the
+    connection's own (``username``, ``known_hosts``, ...). The call taking these
+    options must pass ``config=None`` too: asyncssh loads ``~/.ssh/config`` for
+    a call that leaves it out.
+    """
+    options: asyncssh.SSHClientConnectionOptions = (
+        await asyncssh.SSHClientConnectionOptions.construct(
+            config=None,
+            x509_trusted_certs=None,
+            x509_trusted_cert_paths=None,
+            client_keys=[client_key] if client_key is not None else None,
+            agent_path=None,
+            agent_forwarding=False,
+            pkcs11_provider=None,
+            host_based_auth=False,
+            password=None,
+            kbdint_auth=False,
+            gss_host=None,
+            **settings,
+        )
+    )
+    return options
+
+
 def fingerprint(public_key_line: str) -> str:
     """The key's SHA-256 fingerprint as OpenSSH prints it: ``SHA256:`` and unpadded base64."""
     parts = public_key_line.split()
@@ -101,11 +138,12 @@ async def fetch_host_key(
     operator to confirm and paste into the manifest. Nothing here trusts them.
     """
     found: list[str] = []
+    options = await client_options()
     for algorithm in _FETCH_ALGORITHMS:
         try:
             key = await asyncio.wait_for(
                 asyncssh.get_server_host_key(
-                    host, port, server_host_key_algs=[algorithm], config=None
+                    host, port, server_host_key_algs=[algorithm], config=None, options=options
                 ),
                 timeout,
             )

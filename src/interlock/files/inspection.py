@@ -24,13 +24,16 @@ the gateway's own validators (:mod:`interlock.validation`):
 
 Encodings are decoded strictly. A UTF-8 byte order mark is tolerated in front
 of CSV and XML (as the validators do) but refused in front of JSON (RFC 8259
-§8.1) and in a file declared latin-1 (it says the file is really UTF-8).
+§8.1) and in a file declared latin-1 (it says the file is really UTF-8). A
+latin-1 XML file's declaration of its encoding is made to say UTF-8 with the
+conversion; a declaration of any other encoding is refused by the validator.
 Reasons name rules, line numbers and pointers — never the file's content
 beyond what :func:`~interlock.validation.errors.echo` allows for a key.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -58,6 +61,10 @@ _MAGIC: Final = (b"PK\x03\x04", b"%PDF", b"\x1f\x8b", b"\x7fELF", b"MZ", b"\x89P
 _NUMBER: Final = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _SEPARATORS: Final = ",;\t|"
 _MAX_VIOLATIONS_SHOWN: Final = 5
+# XML 1.0 §2.8, §4.3.3: the declaration opens the document; version, then encoding.
+_XML_ENCODING: Final = re.compile(
+    r"""<\?xml\s+version\s*=\s*(?:"[^"]*"|'[^']*')\s+encoding\s*=\s*(["'])([A-Za-z][\w.-]*)\1"""
+)
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,8 @@ def _decode(data: bytes, spec: FilesSpec) -> tuple[str, str | None]:
         if data.startswith(_BOM):
             return "", "starts with a UTF-8 byte order mark but latin-1 is declared"
         text = data.decode("latin-1")
+        if spec.format == "xml":
+            text = _declared_utf8(text)
     else:
         try:
             text = data.decode("utf-8")
@@ -153,6 +162,23 @@ def _decode(data: bytes, spec: FilesSpec) -> tuple[str, str | None]:
     if "\0" in text:
         return "", "contains NUL characters"
     return text, None
+
+
+def _declared_utf8(text: str) -> str:
+    """Latin-1 XML text, converted, declaring UTF-8 where it declared latin-1.
+
+    XML 1.0 §4.3.3 requires a latin-1 document to declare its encoding; once the
+    text is UTF-8 that declaration would be false, and the XML validator refuses
+    any but UTF-8. A declaration naming another encoding is left for it to refuse.
+    """
+    found = _XML_ENCODING.match(text)
+    if found is None:
+        return text
+    try:
+        latin = codecs.lookup(found.group(2)).name == "iso8859-1"
+    except LookupError:
+        latin = False
+    return text[: found.start(2)] + "UTF-8" + text[found.end(2) :] if latin else text
 
 
 def _csv(utf8: bytes, text: str, columns: Sequence[str]) -> Findings:

@@ -7,8 +7,9 @@ file the quarantine keeps in ``refused/`` — JSON, never a byte of the file::
      "sha256": "...", "size": 123, "received_at": "...", "reasons": ["..."],
      "correlation_id": "rej_..."}
 
-by each way it declared: ``drop_outbox`` (written as ``NAME.HASH.rejected.json``
-into ``root/drop-outbox/PARTNER/``, which the drop server serves the partner
+by each way it declared: ``drop_outbox`` (written as ``NAME.HASH.rejected.json``,
+a long NAME cut to fit the name limit (:func:`report_name`), into
+``root/drop-outbox/PARTNER/``, which the drop server serves the partner
 read-only as ``/rejected``), ``sftp_path`` (uploaded to the partner's SFTP
 server, host key pinned, under a temporary name then renamed) and
 ``webhook`` (a ``POST`` through :mod:`interlock.outbound`, TLS verified, signed
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import ssl
@@ -45,6 +47,7 @@ from interlock.clock import Clock, utc_now
 from interlock.config.files import Partner, PartnerNotify
 from interlock.config.manifest import Manifest
 from interlock.errors import InterlockError
+from interlock.files.quarantine import MAX_NAME_BYTES
 from interlock.outbound import Timeouts, outbound_async_client
 
 __all__ = ["REPORT_SUFFIX", "Notifier", "NotifyError", "Way", "report", "report_name", "summary"]
@@ -66,8 +69,25 @@ class NotifyError(InterlockError):
 
 
 def report_name(file: str, sha256: str) -> str:
-    """The report's file name: ``NAME.HASH16.rejected.json`` (one per refused content)."""
-    return f"{file}.{sha256[:16]}{REPORT_SUFFIX}"
+    """The report's file name: ``NAME.HASH16.rejected.json`` (one per refused content).
+
+    It stays within :data:`~interlock.files.quarantine.MAX_NAME_BYTES`, which the
+    drop server's ``/rejected`` and the SFTP upload check it against: a NAME too
+    long for that is cut and marked ``~`` and 8 hex of its own SHA-256, so two
+    long names sharing their start still get reports of their own.
+    """
+    tail = f".{sha256[:16]}{REPORT_SUFFIX}"
+    if _bytes(file + tail) <= MAX_NAME_BYTES:
+        return file + tail
+    mark = "~" + hashlib.sha256(file.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    cut = file
+    while _bytes(cut + mark + tail) > MAX_NAME_BYTES:
+        cut = cut[:-1]
+    return cut + mark + tail
+
+
+def _bytes(name: str) -> int:
+    return len(name.encode("utf-8", "surrogatepass"))
 
 
 def report(integration: str, facts: Mapping[str, Any]) -> bytes:

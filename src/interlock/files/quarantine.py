@@ -43,7 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
 from interlock.clock import Clock, utc_now
@@ -56,12 +56,14 @@ from interlock.files.as2_profile import signer_peer
 from interlock.files.as2_revocation import Revocation, verify_signed_file
 from interlock.files.inspection import Detected, check_content, sniff
 from interlock.files.names import suggest_file_flow
-from interlock.files.notify import Notifier
 from interlock.validation.errors import echo
 from interlock.validation.schema import RequestSchema, SchemaError, compile_schema
 from interlock.validation.xml_body import XsdSchema, load_xsd
 
-__all__ = ["MAX_NAME_BYTES", "Quarantine", "Verdict", "check_name"]
+if TYPE_CHECKING:  # notify names its reports within this module's name limit
+    from interlock.files.notify import Notifier
+
+__all__ = ["MAX_NAME_BYTES", "Quarantine", "Verdict", "check_name", "move_new"]
 
 MAX_NAME_BYTES: Final = 200
 _REASONS: Final = ".reasons.json"
@@ -227,7 +229,7 @@ class Quarantine:
         await self._record(verdict, name)  # raises when the audit log is down: the file stays
         if verdict.accepted:
             try:
-                await asyncio.to_thread(_move, held, self._processing / name)
+                await asyncio.to_thread(move_new, held, self._processing / name)
             except FileExistsError:
                 # Only another process sharing this root gets here (quarantine/NAME keeps
                 # one file per name in here): a second entry records the refusal.
@@ -306,7 +308,7 @@ class Quarantine:
         record = stored.with_name(stored.name + _REASONS)
         try:
             _write_new(record, json.dumps(facts).encode())
-            _move(held, stored)
+            move_new(held, stored)
         except FileExistsError:  # the very same bytes were refused under this name before
             held.unlink()
             facts = json.loads(record.read_text(encoding="utf-8"))
@@ -422,12 +424,12 @@ def _write_new(path: Path, data: bytes) -> None:
     finally:
         os.close(descriptor)
     try:
-        _move(temporary, path)
+        move_new(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
 
 
-def _move(source: Path, target: Path) -> None:
+def move_new(source: Path, target: Path) -> None:
     """Move ``source`` to ``target`` on the same file system; FileExistsError if it is taken."""
     os.link(source, target)  # fails when target exists: no overwrite, unlike rename
     source.unlink()

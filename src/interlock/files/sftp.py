@@ -5,8 +5,9 @@ manifest (:func:`~interlock.files.host_keys.known_hosts`); a key not among them
 fails closed with :class:`~interlock.files.host_keys.HostKeyError` naming the
 offered fingerprint, before authentication and before any file moves.
 Interlock authenticates with its private key for the partner (from the vault,
-handed in as bytes), never a password; no OpenSSH configuration file, agent or
-``~/.ssh`` key is consulted.
+handed in as bytes), never a password; no OpenSSH configuration file, agent,
+``~/.ssh`` key or X.509 trust in ``~/.ssh`` is consulted
+(:func:`~interlock.files.host_keys.client_options`).
 
 :func:`pull` lists ``spec.remote_path``, downloads each regular file matching
 ``spec.pattern`` (at most ``spec.max_size + 1`` bytes, so an oversized file is
@@ -34,7 +35,13 @@ import asyncssh
 
 from interlock.config.files import FilesSpec, SftpPartner
 from interlock.errors import InterlockError
-from interlock.files.host_keys import HostKeyError, fingerprint, key_line, known_hosts
+from interlock.files.host_keys import (
+    HostKeyError,
+    client_options,
+    fingerprint,
+    key_line,
+    known_hosts,
+)
 from interlock.files.quarantine import Verdict, check_name
 
 __all__ = ["Receive", "TransferError", "pull", "push", "sidecar_names", "upload_report"]
@@ -83,20 +90,14 @@ async def _session(partner: SftpPartner, client_key: bytes) -> AsyncIterator[asy
     except (asyncssh.KeyImportError, ValueError) as exc:
         raise TransferError(f"the client key for {where} could not be read") from exc
     try:
-        conn = await asyncssh.connect(
-            partner.host,
-            partner.port,
+        options = await client_options(
+            client_key=key,
             username=partner.user,
             known_hosts=known_hosts(partner),
-            client_keys=[key],
             client_factory=lambda: client,
-            config=None,
-            agent_path=None,
-            password=None,
-            kbdint_auth=False,
-            gss_host=None,
             connect_timeout=_CONNECT_TIMEOUT,
         )
+        conn = await asyncssh.connect(partner.host, partner.port, config=None, options=options)
     except asyncssh.HostKeyNotVerifiable as exc:
         offered = fingerprint(key_line(client.offered)) if client.offered else "unknown"
         raise HostKeyError(

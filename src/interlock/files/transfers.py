@@ -4,7 +4,9 @@ An inbound integration (``transport: sftp``, ``direction: inbound``) pulls
 from the partner into its :class:`~interlock.files.quarantine.Quarantine`,
 which audits every file. An outbound one pushes the files waiting in its
 :class:`Outbox` (``root/outbox/<integration>/``), then moves them to
-``root/sent/<integration>/``; each pushed file is an audit entry
+``root/sent/<integration>/`` — never over an earlier copy: a name already
+there is kept as ``H-NAME`` (H: the first 16 hex of its SHA-256), as the
+quarantine keeps refused files; each pushed file is an audit entry
 (``files.send``, with its hash and size). :func:`run_scheduled` repeats a
 transfer every ``files.schedule`` until stopped; a failed run is audited and
 retried at the next turn, never hidden.
@@ -23,7 +25,7 @@ from interlock.config.files import FilesSpec, SftpPartner
 from interlock.config.manifest import Integration, Manifest
 from interlock.errors import ConfigError, InterlockError
 from interlock.files.names import suggest_file_flow
-from interlock.files.quarantine import Quarantine, Verdict, check_name
+from interlock.files.quarantine import Quarantine, Verdict, check_name, move_new
 from interlock.files.sftp import pull, push
 
 __all__ = ["Outbox", "run_every", "run_scheduled", "transfer_once"]
@@ -40,7 +42,12 @@ class Outbox:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def pending(self) -> list[tuple[str, bytes]]:
-        """The regular files waiting (symlinks and unsafe names skipped), by name."""
+        """The regular files waiting (symlinks and unsafe names skipped), by name.
+
+        Names starting with a dot are skipped: a producer writes ``.NAME.part``
+        and renames it to ``NAME`` when complete (docs/files.md), so a file still
+        being written is never read.
+        """
         files = []
         for path in sorted(self.pending_dir.iterdir()):
             if path.is_symlink() or not path.is_file() or check_name(path.name) is not None:
@@ -49,8 +56,20 @@ class Outbox:
         return files
 
     def sent(self, name: str) -> None:
-        """Move a pushed file to the sent directory."""
-        (self.pending_dir / name).replace(self.sent_dir / name)
+        """Move a pushed file to the sent directory, never over an earlier copy there.
+
+        ``NAME`` when free, else ``H-NAME`` (H: 16 hex of its SHA-256); when that is
+        taken too, the very same bytes were sent under this name before and are kept.
+        """
+        pending = self.pending_dir / name
+        try:
+            move_new(pending, self.sent_dir / name)
+        except FileExistsError:
+            digest = hashlib.sha256(pending.read_bytes()).hexdigest()[:16]
+            try:
+                move_new(pending, self.sent_dir / f"{digest}-{name}")
+            except FileExistsError:
+                pending.unlink()
 
 
 def _sftp_flow(manifest: Manifest, integration: str) -> tuple[Integration, FilesSpec, SftpPartner]:
