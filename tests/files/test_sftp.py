@@ -207,7 +207,7 @@ def test_an_x509_host_certificate_from_a_ca_in_ssh_is_not_trusted(
             0,
             server_host_keys=[(rogue, certificate)],
             authorized_client_keys=asyncssh.import_authorized_keys(public_line(keys.client)),
-            sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(tmp_path / "partner")),
+            sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=bytes(tmp_path / "partner")),
         )
         try:
             loaded = manifest(tmp_path, keys, sftp_port=listener.get_port())
