@@ -1259,6 +1259,15 @@ class Integration(_Model):
         """The clients that may call this integration's routes: its client and its callers."""
         return frozenset((self.client, *self.callers))
 
+    def caller_of(self, upstream: str) -> str:
+        """The system on the calling side of a route that forwards to ``upstream``.
+
+        The integration's other end: its source when ``upstream`` is its target,
+        else its target. It receives the route's responses (a locator's
+        ``received_by: caller``).
+        """
+        return self.source if upstream == self.target else self.target
+
     @property
     def audit_required(self) -> bool:
         """Whether a forwarded request waits for its durable audit entry (fail closed)."""
