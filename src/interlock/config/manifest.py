@@ -1269,11 +1269,16 @@ class Integration(_Model):
         return self.source if upstream == self.target else self.target
 
     @property
+    def personal(self) -> bool:
+        """Whether the flow carries personal data: a ``user.*`` category (fideslang)."""
+        return any(category.startswith("user") for category in self.data_categories)
+
+    @property
     def audit_required(self) -> bool:
         """Whether a forwarded request waits for its durable audit entry (fail closed)."""
         if self.audit is not None:
             return self.audit == "required"
-        return any(category.startswith("user") for category in self.data_categories)
+        return self.personal
 
 
 class TrustedIssuer(_Model):
