@@ -130,6 +130,75 @@ def test_transfer_destination_must_match_the_target(tmp_path: Path) -> None:
     assert error.path == "integrations.order-sync.transfer.destination"
 
 
+# The review's case (privacy finding 5): the source is in the US, the target in
+# Germany, and the only route forwards the customer's e-mail address to the source.
+_TO_THE_SOURCE = """\
+version: 1
+organisation: {controller: {name: Example GmbH, contact: privacy@example.com, country: DE}}
+systems:
+  erp: {url: "https://erp.example.com", location: US, owner: US ERP vendor}
+  crm: {url: "https://crm.example.de", location: DE}
+roles:
+  order-writer: {scopes: [orders.write]}
+clients:
+  order-sync: {auth: [api_key], roles: [order-writer]}
+integrations:
+  order-sync:
+    source: erp
+    target: crm
+    client: order-sync
+    purpose: Sync confirmed orders
+    legal_basis: contract
+    data_categories: [user.contact.email]
+    data_subjects: [customer]
+    retention: P90D
+    subjects: [{kind: email, in: request, json: /customer/email}]
+    routes:
+      - {method: POST, path: "/orders", upstream: erp, scope: orders.write}
+"""
+
+
+def test_personal_data_forwarded_to_a_non_eea_upstream_needs_a_declared_transfer(
+    tmp_path: Path,
+) -> None:
+    """A route's upstream receives the request: outside the EEA it is a transfer (Art. 44).
+
+    Before, only the target was checked, so a route to a US source passed.
+    """
+    (error,) = check(tmp_path, _TO_THE_SOURCE).errors
+    assert error.path == "integrations.order-sync.routes[0].upstream"
+    assert "personal data goes to erp in US, outside the EEA" in error.message
+    declared = _TO_THE_SOURCE.replace(
+        "    retention: P90D\n",
+        "    retention: P90D\n    transfer: {destination: US, safeguard: SCC}\n",
+    )
+    assert check(tmp_path, declared).ok
+
+
+def test_responses_to_a_non_eea_caller_need_a_declared_transfer(tmp_path: Path) -> None:
+    """The caller (the integration's other system) receives the response: also a transfer."""
+    text = _TO_THE_SOURCE.replace("upstream: erp", "upstream: crm")
+    (error,) = check(tmp_path, text).errors
+    assert error.path == "integrations.order-sync.routes[0]"
+    assert "the caller erp in US, outside the EEA" in error.message
+
+
+def test_a_non_eea_route_system_is_reported_once_and_not_without_personal_data(
+    tmp_path: Path,
+) -> None:
+    """One finding per system, at its first route; data without user.* is no transfer."""
+    text = _TO_THE_SOURCE + (
+        '      - {method: PUT, path: "/orders/{id}", upstream: erp, scope: orders.write}\n'
+    )
+    assert [e.path for e in check(tmp_path, text).errors] == [
+        "integrations.order-sync.routes[0].upstream"
+    ]
+    anonymous = text.replace("[user.contact.email]", "[system.operations]").replace(
+        "    subjects: [{kind: email, in: request, json: /customer/email}]\n", ""
+    )
+    assert check(tmp_path, anonymous).ok
+
+
 def test_unused_scope_is_a_warning_not_an_error(tmp_path: Path) -> None:
     """A role granting a scope no route needs is flagged (least privilege) but valid."""
     report = check(

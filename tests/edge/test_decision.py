@@ -37,12 +37,22 @@ def _with_url(route: CompiledRoute, url: str) -> CompiledRoute:
     return replace(route, system=route.system.model_copy(update={"url": url}))
 
 
-def test_a_routes_plan_says_what_needs_body_and_the_target_country_say(manifest: Manifest) -> None:
-    """Decided here exactly when no stage needs the body; the country is the target system's."""
+def test_a_routes_plan_says_what_needs_body_and_the_upstream_country(manifest: Manifest) -> None:
+    """Decided here exactly when no stage needs the body; the country is the upstream's.
+
+    Not the target's: a route to the integration's source sends data there
+    (privacy review, finding 5); the audit entry records this country.
+    """
     for route in RouteTable.compile(manifest).routes:
-        plan = _EdgeRoute.of(manifest, route)
+        plan = _EdgeRoute.of(route)
         assert plan.decided_here is not needs_body(route), route.label
-        assert plan.target_country == manifest.systems[route.integration.target].location
+        assert plan.upstream_country == manifest.systems[route.system_name].location
+    to_source = next(
+        r for r in RouteTable.compile(manifest).routes if r.label == "GET /orders/{id}"
+    )
+    assert to_source.system_name == to_source.integration.source
+    moved = replace(to_source, system=to_source.system.model_copy(update={"location": "CH"}))
+    assert _EdgeRoute.of(moved).upstream_country == "CH"
 
 
 @given(
@@ -57,7 +67,7 @@ def test_the_upstream_uri_is_the_one_split_from_the_upstream_url(
     route = next(r for r in RouteTable.compile(manifest).routes if r.label == "GET /echo/{value}")
     route = _with_url(route, url)
     match = RouteMatch(route, {"value": value})
-    plan = _EdgeRoute.of(manifest, route)
+    plan = _EdgeRoute.of(route)
     assert plan.upstream_uri(match, query) == _path_and_query(upstream_url(match, query))
 
 
@@ -67,7 +77,7 @@ def test_a_system_url_string_operations_would_split_differently_takes_urlsplit(
     """A '#' in the system's URL: no precomputed base path, the old way's answer."""
     route = next(r for r in RouteTable.compile(manifest).routes if r.label == "GET /echo/{value}")
     route = _with_url(route, "https://erp.internal/a#b")
-    plan = _EdgeRoute.of(manifest, route)
+    plan = _EdgeRoute.of(route)
     assert plan.base_path is None
     match = RouteMatch(route, {"value": "x"})
     assert plan.upstream_uri(match, "q=1") == _path_and_query(upstream_url(match, "q=1"))

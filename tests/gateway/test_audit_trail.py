@@ -82,12 +82,43 @@ def test_a_forwarded_request_with_personal_data_is_on_the_trail(env: Env) -> Non
     assert entry["volume"]["bytes"] > 0
     assert entry["details"]["route"] == "GET /orders/{id}"
     assert entry["details"]["credential"] == f"api-key {key_id}"
-    # Where the target was when the data went there (the register's drift report reads it).
-    target = env.gateway.gateway.manifest.systems["rogue"]
-    assert entry["details"]["target_country"] == target.location
+    # Where the upstream was when the data went there (the register's drift report reads it).
+    upstream = env.gateway.gateway.manifest.systems["erp"]
+    assert entry["details"]["upstream_country"] == upstream.location
     # The caller's address is kept only as a keyed pseudonym.
     assert entry["client_ip"] not in {None, "127.0.0.1"}
     assert "127.0.0.1" not in json.dumps(entry)
+
+
+def test_the_entry_records_the_country_of_the_upstream_not_the_targets(env: Env) -> None:
+    """order-sync's target moves to Switzerland; its routes to the ERP still go to Germany.
+
+    Before, the entry recorded the target's country whichever system the route
+    forwarded to, so drift missed data sent to a source outside the EEA (privacy
+    review, finding 5).
+    """
+    original = env.manifest_path.read_text()
+    head, rogue, tail = original.partition("  rogue: {")
+    rogue_line, newline, rest = tail.partition("\n")
+    moved = head + rogue + rogue_line.replace("location: DE", "location: CH") + newline + rest
+    moved = moved.replace(
+        "    target: rogue\n",
+        "    target: rogue\n    transfer: {destination: CH, safeguard: adequacy}\n",
+        1,
+    )
+    token, _ = env.key(["orders.read"])
+    try:
+        env.manifest_path.write_text(moved)
+        assert env.gateway.reload() is True
+        countries: dict[str, str | None] = {}
+        for path in ("/orders/1001", "/rogue/1001"):
+            _, headers, _ = env.request("GET", path, {"X-API-Key": token})
+            entry = _last(env, "gateway.request", correlation_id=headers["x-request-id"])
+            countries[entry["details"]["route"]] = entry["details"].get("upstream_country")
+        assert countries == {"GET /orders/{id}": "DE", "GET /rogue/{id}": "CH"}
+    finally:
+        env.manifest_path.write_text(original)
+        assert env.gateway.reload() is True
 
 
 def test_a_refusal_is_on_the_trail_with_its_reason(env: Env) -> None:

@@ -142,6 +142,29 @@ def test_a_country_the_entry_recorded_is_checked_even_after_the_location_changed
     assert found == {("country", "order-sync", "BR")}
 
 
+def test_the_country_of_the_upstream_that_received_the_request_is_checked(
+    log: AuditLog, manifest: Manifest, clock: ManualClock
+) -> None:
+    """The gateway records the upstream's country; one outside the EEA needs a transfer.
+
+    Before, drift read only the target's country, so a request the gateway
+    forwarded to a system in the US on an EEA-only integration looked declared
+    (privacy review, finding 5). The ERP (DE) the routes forward to is declared.
+    """
+    sales = {
+        "integration": "analytics-feed",
+        "route": "GET /sales/lines",
+        "client": "analytics-feed",
+    }
+    for country in ("US", "DE"):
+        details = {"route": sales["route"], "method": "GET", "upstream_country": country}
+        log.sink.record(request(clock, timedelta(days=1), **sales, details=details))
+    erp = {"route": "GET /orders/{id}", "method": "GET", "upstream_country": "DE"}
+    log.sink.record(request(clock, timedelta(days=1), details=erp))
+    found = {(u.kind, u.integration, u.value) for u in drift(log, manifest, clock).undeclared}
+    assert found == {("country", "analytics-feed", "US")}
+
+
 def test_a_refused_request_moves_no_data_and_makes_no_finding(
     log: AuditLog, manifest: Manifest, clock: ManualClock
 ) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from interlock.config.checks import _EEA
-from interlock.gdpr.adequacy import ADEQUACY, SOURCE, adequacy_decision
+from interlock.gdpr.adequacy import ADEQUACY, EEA, SOURCE, adequacy_decision
 
 
 def test_the_table_is_well_formed() -> None:
@@ -15,7 +14,7 @@ def test_the_table_is_well_formed() -> None:
         assert re.fullmatch(r"[A-Z]{2}", country)
         assert decision.country == country
         assert decision.adopted <= date(2026, 12, 5)
-        assert country not in _EEA
+        assert country not in EEA
         assert decision.decision
 
 

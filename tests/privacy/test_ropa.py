@@ -83,10 +83,12 @@ def test_json_has_a_valid_record_per_integration_with_every_art_30_1_field(
     assert [(t["destination"], t["safeguard"], t["article"]) for t in us] == [
         ("US", "SCC", "Art. 46(2)(c)")
     ]
-    # The EEA flow records "no transfer" explicitly (Art. 30(1)(e) "where applicable").
+    # The EEA flow records "no transfer" explicitly (Art. 30(1)(e) "where applicable"),
+    # naming each system its data reaches: the target and the route's upstream.
     assert records["analytics-feed"]["transfers"] == []
     assert records["analytics-feed"]["transfer_statement"] == (
-        "no transfer to a third country: recipient system warehouse, located in NL"
+        "no transfer to a third country: recipient systems warehouse, located in NL; "
+        "erp, located in DE"
     )
 
 
@@ -123,11 +125,17 @@ def test_declared_recipients_measures_and_adequacy_details_are_carried(tmp_path:
     assert (transfer.adopted, transfer.dpf_certified) == ("2023-07-10", True)
     assert record.measures[-1].configured_at == "integrations.order-sync.security_measures[0]"
     assert record.measures[-1].kind == "declared"
-    assert [r.kind for r in record.recipients] == ["system", "declared", "declared"]
+    # The target, then the ERP its routes forward to, then the declared ones.
+    assert [r.kind for r in record.recipients] == ["system", "system", "declared", "declared"]
     assert (record.recipients[0].location, record.recipients[0].owner) == (
         "US",
         "sales-ops@example.com",
     )
+    # The transfer covers the US target; the ERP is in the EEA.
+    assert [(r.name, r.safeguard) for r in record.recipients[:2]] == [
+        ("crm", "adequacy"),
+        ("erp", None),
+    ]
 
 
 def test_special_categories_are_flagged_with_their_condition(tmp_path: Path) -> None:
@@ -218,3 +226,46 @@ def test_output_file_and_bad_manifest(
     broken = _edited(tmp_path, "legal_basis: contract", "legal_basis: whim")
     assert main(["privacy", "ropa", "-m", str(broken)]) == 2
     assert "error[" in capsys.readouterr().err
+
+
+def test_a_non_eea_system_a_route_forwards_to_is_a_recipient_with_its_safeguard(
+    tmp_path: Path,
+) -> None:
+    """The register lists every system the routes give data to, its country and its safeguard.
+
+    The privacy review's case (finding 5): the source erp is in the US, the target
+    in Germany, and the only route forwards the customer's e-mail address to erp.
+    Before, the record listed crm (DE) alone and stated "no transfer".
+    """
+    path = tmp_path / "interlock.yaml"
+    path.write_text(
+        "version: 1\n"
+        "organisation: {controller: {name: Example GmbH, contact: privacy@example.com}}\n"
+        "systems:\n"
+        '  erp: {url: "https://erp.example.com", location: US, owner: US ERP vendor}\n'
+        '  crm: {url: "https://crm.example.de", location: DE}\n'
+        "roles: {order-writer: {scopes: [orders.write]}}\n"
+        "clients: {order-sync: {auth: [api_key], roles: [order-writer]}}\n"
+        "integrations:\n"
+        "  order-sync:\n"
+        "    {source: erp, target: crm, client: order-sync, purpose: Sync confirmed orders,\n"
+        "     legal_basis: contract, data_categories: [user.contact.email],\n"
+        "     data_subjects: [customer], retention: P90D,\n"
+        "     transfer: {destination: US, safeguard: SCC},\n"
+        "     subjects: [{kind: email, in: request, json: /customer/email}],\n"
+        '     routes: [{method: POST, path: "/orders", upstream: erp, scope: orders.write}]}\n',
+        encoding="utf-8",
+    )
+    register = _register(path)
+    (record,) = register.records
+    assert [(r.name, r.kind, r.location, r.safeguard) for r in record.recipients] == [
+        ("crm", "system", "DE", None),
+        ("erp", "system", "US", "SCC"),
+    ]
+    assert record.recipients[1].configured_at == "integrations.order-sync.routes[0].upstream"
+    assert "erp, owner US ERP vendor, located in US, transfer under SCC (Art. 46(2)(c))" in (
+        to_markdown(register)
+    )
+    body = to_json(register)
+    jsonschema_rs.validator_for(json_schema()).validate(body)
+    assert body["records"][0]["recipients"][1]["safeguard"] == "SCC"

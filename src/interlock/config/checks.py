@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Final, Literal
+from typing import Literal
 
 from interlock.config.databases import DatabaseSystem
 from interlock.config.databases_checks import database_findings, generated_name_findings
@@ -37,21 +37,12 @@ from interlock.config.messaging_checks import messaging_findings
 from interlock.config.subject_checks import subject_findings
 from interlock.config.yaml_source import DocPath
 from interlock.errors import did_you_mean
+from interlock.gdpr.adequacy import EEA
 from interlock.gdpr.taxonomy import special_kind
 
 __all__ = ["Entities", "Finding", "PrivacyFacts", "cross_check", "known_hint"]
 
 Severity = Literal["error", "warning"]
-
-# EU member states plus Iceland, Liechtenstein and Norway: transfers among them
-# are not third-country transfers under GDPR Chapter V.
-_EEA: Final = frozenset(
-    {
-        *("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE"),
-        *("IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"),
-        *("IS", "LI", "NO"),
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -289,7 +280,7 @@ def _organisation(entities: Entities) -> Iterator[Finding]:
             )
         return
     country = organisation.controller.country
-    if country is not None and country not in _EEA and organisation.representative is None:
+    if country is not None and country not in EEA and organisation.representative is None:
         yield Finding(
             ("organisation", "controller", "country"),
             f"the controller is established in {country}, outside the EEA: name its "
@@ -328,7 +319,7 @@ def _personal(flow: Integration) -> bool:
 def _transfer(entities: Entities, name: str, flow: Integration) -> Iterator[Finding]:
     target = entities.systems.get(flow.target)
     personal = _personal(flow)
-    if target is not None and personal and target.location not in _EEA:
+    if target is not None and personal and target.location not in EEA:
         if flow.transfer is None:
             yield Finding(
                 ("integrations", name, "target"),
@@ -346,7 +337,7 @@ def _transfer(entities: Entities, name: str, flow: Integration) -> Iterator[Find
         return
     declared = flow.transfer.destination if flow.transfer is not None else None
     for path, holder, location in _other_recipients(entities, name, flow):
-        if location not in _EEA and declared != location:
+        if location not in EEA and declared != location:
             yield Finding(
                 path,
                 f"personal data {holder} in {location}, outside the EEA, but no transfer to "
@@ -360,9 +351,24 @@ def _other_recipients(
 ) -> Iterator[tuple[DocPath, str, str]]:
     """Where else than the target the flow's data goes: ``(path, who, location)``.
 
-    Messages and events rest on their broker; outbound files go to the partner
-    (files a partner sends us are not a transfer by this deployment).
+    A route's upstream receives its request, and its caller, the integration's
+    other system (:meth:`Integration.caller_of`), its response: the two
+    receivers of the lineage. Each system once, at its first route. Messages
+    and events rest on their broker; outbound files go to the partner (files a
+    partner sends us are not a transfer by this deployment).
     """
+    seen = {flow.target}  # the target's own rule covers it
+    for index, route in entities.routes.get(name, []):
+        at: DocPath = ("integrations", name, "routes", index)
+        caller = flow.caller_of(route.upstream)
+        for system, located, holder in (
+            (route.upstream, (*at, "upstream"), f"goes to {route.upstream}"),
+            (caller, at, f"in the responses of routes[{index}] goes to the caller {caller}"),
+        ):
+            where = entities.systems.get(system)
+            if where is not None and system not in seen:
+                seen.add(system)
+                yield located, holder, where.location
     section = flow.messaging or flow.events
     broker = entities.brokers.get(section.broker) if section is not None else None
     if section is not None and broker is not None:

@@ -1259,12 +1259,26 @@ class Integration(_Model):
         """The clients that may call this integration's routes: its client and its callers."""
         return frozenset((self.client, *self.callers))
 
+    def caller_of(self, upstream: str) -> str:
+        """The system on the calling side of a route that forwards to ``upstream``.
+
+        The integration's other end: its source when ``upstream`` is its target,
+        else its target. It receives the route's responses (a locator's
+        ``received_by: caller``).
+        """
+        return self.source if upstream == self.target else self.target
+
+    @property
+    def personal(self) -> bool:
+        """Whether the flow carries personal data: a ``user.*`` category (fideslang)."""
+        return any(category.startswith("user") for category in self.data_categories)
+
     @property
     def audit_required(self) -> bool:
         """Whether a forwarded request waits for its durable audit entry (fail closed)."""
         if self.audit is not None:
             return self.audit == "required"
-        return any(category.startswith("user") for category in self.data_categories)
+        return self.personal
 
 
 class TrustedIssuer(_Model):

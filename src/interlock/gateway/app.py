@@ -190,7 +190,7 @@ class Gateway:
             correlation_id=correlation_id,
             response_bytes=len(body) if isinstance(body, bytes) else 0,
             removed_fields=answered.removed_fields,
-            target_country=self._target_country(integration),
+            upstream_country=self._upstream_country(answered.label),
             sightings=context.sightings if context is not None else (),
             route=self._lineage.get(answered.label),
         )
@@ -198,11 +198,10 @@ class Gateway:
             return final
         return problem_response(audit_unavailable(), correlation_id, request.path)
 
-    def _target_country(self, integration: Integration | None) -> str | None:
-        if integration is None:
-            return None
-        system = self.manifest.systems.get(integration.target)
-        return system.location if system is not None else None
+    def _upstream_country(self, label: str) -> str | None:
+        """Where the system that route ``label`` forwards to is: the lineage's upstream."""
+        route = self._lineage.get(label)
+        return route.receivers["upstream"][1] if route is not None else None
 
     @staticmethod
     def _access_log(  # noqa: PLR0917  (one call site; a parameter object would only rename these)

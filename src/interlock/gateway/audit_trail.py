@@ -134,7 +134,7 @@ class GatewayAudit:
         response_bytes: int,
         removed_fields: int,
         served: bool = False,
-        target_country: str | None = None,
+        upstream_country: str | None = None,
         sightings: Sequence[Sighting] = (),
         route: RouteLineage | None = None,
     ) -> bool:
@@ -142,15 +142,16 @@ class GatewayAudit:
 
         ``forwarded``: a route's upstream answered; ``served``: one of the gateway's
         own endpoints answered (its status decides the outcome, as a route's does);
-        neither: the gateway refused the request. ``target_country``: where the
-        target system is (its manifest ``location`` at the time), so the register's
-        drift report sees a country change even after the manifest moved on.
+        neither: the gateway refused the request. ``upstream_country``: where the
+        system the route forwards to is (its manifest ``location`` at the time), so
+        the register's drift report sees which country received the request, and a
+        country change even after the manifest moved on.
         ``sightings``: persons the route's locators identified; ``route``: where
         they go in the lineage index.
         """
         details: dict[str, str | int | bool] = {"route": label[:500], "method": request.method}
-        if target_country is not None:
-            details["target_country"] = target_country
+        if upstream_country is not None:
+            details["upstream_country"] = upstream_country
         if principal is not None:
             details["credential"] = principal.credential
             details["auth"] = principal.method

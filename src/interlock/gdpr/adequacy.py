@@ -20,13 +20,23 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
-__all__ = ["ADEQUACY", "SOURCE", "AdequacyDecision", "adequacy_decision"]
+__all__ = ["ADEQUACY", "EEA", "SOURCE", "AdequacyDecision", "adequacy_decision"]
 
 SOURCE: Final = (
     "https://commission.europa.eu/law/law-topic/data-protection/"
     "international-dimension-data-protection/adequacy-decisions_en"
 )
 """Where the list comes from."""
+
+EEA: Final = frozenset(
+    {
+        *("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE"),
+        *("IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"),
+        *("IS", "LI", "NO"),
+    }
+)
+"""EU member states plus Iceland, Liechtenstein and Norway: data moving among them
+is not a transfer to a third country (GDPR Chapter V), and needs no decision."""
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,15 @@ verified log (:func:`interlock.audit.window.read_window`) and reports:
 * **undeclared** flows — forwarded requests whose integration, route, client,
   data category, source or target system the current manifest does not declare
   for that integration, and destination countries: the country the entry
-  records for its target (``details.target_country``, the target system's
-  ``location`` when the request was answered) when it is neither the declared
-  target's location nor the declared transfer destination. Entries written
-  before the gateway recorded the country fall back to the recorded target's
-  location *in the current manifest* (docs/privacy-drift.md). A refused
-  request moved no data and makes no finding; it is counted in the volumes.
+  records for the system that received the request (``details.upstream_country``,
+  the route's upstream's ``location`` when the request was answered) when it is
+  not declared: neither the transfer's destination nor the location of one of
+  the integration's systems that needs no transfer (in the EEA, or any for a
+  flow without personal data). Entries written before the gateway recorded the
+  upstream's country are checked by the target's country they recorded
+  (``details.target_country``), older ones by the recorded target's location
+  *in the current manifest* (docs/privacy-drift.md). A refused request moved
+  no data and makes no finding; it is counted in the volumes.
 * **unused** declarations — integrations, routes and allowed clients with no
   forwarded request in the window (candidates for removal under data
   minimisation, GDPR Art. 5(1)(c)); ``certain`` is false when bodies of that
@@ -39,6 +42,7 @@ from interlock.audit.verify import VerifyReport
 from interlock.audit.window import StoredEntry, read_window
 from interlock.clock import Clock, utc_now
 from interlock.config.manifest import Integration, Manifest
+from interlock.gdpr.adequacy import EEA
 
 __all__ = [
     "FORMAT",
@@ -230,7 +234,8 @@ class _Observer:
             found.append(("source", source))
         if target != flow.target:
             found.append(("target", target))
-        recorded = (fields.get("details") or {}).get("target_country")
+        details = fields.get("details") or {}
+        recorded = details.get("upstream_country") or details.get("target_country")
         system = self.manifest.systems.get(target)
         country = str(recorded) if recorded else (system.location if system else None)
         if country is not None and country not in self._countries(flow):
@@ -239,7 +244,13 @@ class _Observer:
             self.undeclared[kind, name, value].add(time)
 
     def _countries(self, flow: Integration) -> set[str]:
-        declared = {self.manifest.systems[flow.target].location}
+        """Where the flow's data may go: its systems' locations and the transfer's destination.
+
+        A system outside the EEA counts only when the flow carries no personal data:
+        with personal data it needs the transfer (GDPR Chapter V, as ``validate``).
+        """
+        places = {self.manifest.systems[name].location for name in (flow.source, flow.target)}
+        declared = {place for place in places if place in EEA or not flow.personal}
         if flow.transfer is not None:
             declared.add(flow.transfer.destination)
         return declared

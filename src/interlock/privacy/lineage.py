@@ -200,9 +200,9 @@ class RouteLineage:
         """The route ``route`` (its label) of ``integration``, forwarding to ``upstream``.
 
         The caller is the integration's other end: its source when the route's
-        upstream is its target, else its target.
+        upstream is its target, else its target (:meth:`Integration.caller_of`).
         """
-        caller = integration.source if upstream == integration.target else integration.target
+        caller = integration.caller_of(upstream)
 
         def located(name: str) -> tuple[str, str | None]:
             system = systems.get(name)

@@ -13,14 +13,14 @@ fields. Rendering is :mod:`interlock.privacy.ropa_render`'s job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from fideslang.default_taxonomy import DEFAULT_TAXONOMY
 
 from interlock.config.units import format_duration
-from interlock.gdpr.adequacy import adequacy_decision
+from interlock.gdpr.adequacy import EEA, adequacy_decision
 from interlock.gdpr.taxonomy import special_kind
 from interlock.privacy.ropa_databases import consumer_recipients, database_measures
 from interlock.privacy.ropa_files import files_measures, partner_of
@@ -85,13 +85,18 @@ class Category:
 
 @dataclass(frozen=True)
 class Recipient:
-    """Who receives the data: a target system or a broker (owner, location), or a declared one."""
+    """Who receives the data: a system, broker, partner or consumer (owner, location), or declared.
+
+    ``safeguard``: the declared transfer's (``SCC``, ...) when the recipient is
+    outside the EEA in the transfer's destination country (Art. 30(1)(e)).
+    """
 
     name: str
     kind: Literal["system", "broker", "partner", "consumer", "declared"]
     configured_at: str
     location: str | None = None
     owner: str | None = None
+    safeguard: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +188,7 @@ def _record(manifest: Manifest, name: str, flow: Integration, kek_backend: str) 
         controller, processor = Contact(flow.other_party, flow.other_party), ours
     else:
         controller, processor = ours, None
+    recipients = _recipients(manifest, name, flow)
     return Record(
         integration=name,
         role=flow.role,
@@ -198,9 +204,9 @@ def _record(manifest: Manifest, name: str, flow: Integration, kek_backend: str) 
         criminal_data_basis=flow.criminal_data_basis,
         data_subjects=tuple(_subject(key) for key in flow.data_subjects),
         data_categories=tuple(_category(key) for key in flow.data_categories),
-        recipients=_recipients(manifest, name, flow),
+        recipients=recipients,
         transfers=_transfers(name, flow),
-        transfer_statement=_transfer_statement(manifest, flow),
+        transfer_statement=_transfer_statement(flow, recipients),
         retention=format_duration(flow.retention),
         measures=measures(
             manifest,
@@ -235,13 +241,46 @@ def _fideslang(kind: Literal["data_category", "data_subject"], key: str) -> tupl
 
 
 def _recipients(manifest: Manifest, name: str, flow: Integration) -> tuple[Recipient, ...]:
-    target = manifest.systems.get(flow.target)
-    system = Recipient(
-        name=flow.target,
-        kind="system",
-        configured_at=f"integrations.{name}.target",
-        location=target.location if target is not None else None,
-        owner=target.owner if target is not None else None,
+    """Every recipient, each located one with the safeguard of a transfer to its country."""
+    transfer = flow.transfer
+    return tuple(
+        replace(r, safeguard=transfer.safeguard)
+        if transfer is not None and r.location == transfer.destination and r.location not in EEA
+        else r
+        for r in _recipients_of(manifest, name, flow)
+    )
+
+
+def _system(manifest: Manifest, name: str, configured_at: str) -> Recipient:
+    system = manifest.systems.get(name)
+    location, owner = (system.location, system.owner) if system is not None else (None, None)
+    return Recipient(name, "system", configured_at, location, owner)
+
+
+def _route_systems(manifest: Manifest, name: str, flow: Integration) -> tuple[Recipient, ...]:
+    """The systems the routes give data to besides the target, each once, at its first route.
+
+    A route's upstream receives the request, its caller (the integration's other
+    system, :meth:`~interlock.config.manifest.Integration.caller_of`) the
+    response: the receivers of the lineage, as ``validate`` checks them.
+    """
+    seen = {flow.target}
+    found: list[Recipient] = []
+    for index, route in enumerate(flow.routes):
+        for system, at in (
+            (route.upstream, f"routes[{index}].upstream"),
+            (flow.caller_of(route.upstream), "source"),  # the caller is the target otherwise
+        ):
+            if system not in seen:
+                seen.add(system)
+                found.append(_system(manifest, system, f"integrations.{name}.{at}"))
+    return tuple(found)
+
+
+def _recipients_of(manifest: Manifest, name: str, flow: Integration) -> tuple[Recipient, ...]:
+    systems = (
+        _system(manifest, flow.target, f"integrations.{name}.target"),
+        *_route_systems(manifest, name, flow),
     )
     declared = tuple(
         Recipient(text, "declared", f"integrations.{name}.recipients[{i}]")
@@ -252,21 +291,21 @@ def _recipients(manifest: Manifest, name: str, flow: Integration) -> tuple[Recip
         partner, location, agreement = partner_of(manifest, flow)
         shown = f"{partner} (partner agreement {agreement})" if agreement else partner
         at = f"integrations.{name}.files.partner"
-        return (system, Recipient(shown, "partner", at, location, None), *declared)
+        return (*systems, Recipient(shown, "partner", at, location, None), *declared)
     if flow.database is not None:
         # Each consuming client reads the data through its own views.
         consumers = tuple(
             Recipient(shown, "consumer", at, location)
             for shown, at, location in consumer_recipients(manifest, name, flow)
         )
-        return (system, *consumers, *declared)
+        return (*systems, *consumers, *declared)
     if flow.messaging is None and flow.events is None:
-        return (system, *declared)
+        return (*systems, *declared)
     # Messages and events rest on the broker until consumed (dead letters until they expire).
     broker, location, owner = broker_location(manifest, flow)
     section = "messaging" if flow.messaging is not None else "events"
     held = Recipient(broker, "broker", f"integrations.{name}.{section}.broker", location, owner)
-    return (system, held, *declared)
+    return (*systems, held, *declared)
 
 
 def _transfers(name: str, flow: Integration) -> tuple[Transfer, ...]:
@@ -296,16 +335,19 @@ def _transfers(name: str, flow: Integration) -> tuple[Transfer, ...]:
     )
 
 
-def _transfer_statement(manifest: Manifest, flow: Integration) -> str:
+def _transfer_statement(flow: Integration, recipients: tuple[Recipient, ...]) -> str:
     t = flow.transfer
     if t is not None:
         return (
             f"transfer to {t.destination} under {t.safeguard} ({_SAFEGUARD_ARTICLE[t.safeguard]})"
         )
-    target = manifest.systems.get(flow.target)
-    where = f", located in {target.location}" if target is not None else ""
+    systems = [r for r in recipients if r.kind == "system"]
+    noun = "systems" if len(systems) > 1 else "system"
+    where = "; ".join(
+        r.name + (f", located in {r.location}" if r.location else "") for r in systems
+    )
     # validate refuses personal data to a non-EEA system without a declared transfer.
-    return f"no transfer to a third country: recipient system {flow.target}{where}"
+    return f"no transfer to a third country: recipient {noun} {where}"
 
 
 def legal_basis_article(basis: str) -> str:

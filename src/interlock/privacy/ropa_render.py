@@ -52,6 +52,11 @@ def to_json(register: Register) -> dict[str, Any]:
 
 def _record_json(record: Record) -> dict[str, Any]:
     body = asdict(record)
+    for recipient in body["recipients"]:
+        # Only where a transfer covers the recipient: every other recipient keeps the
+        # shape registers had before the safeguard was recorded.
+        if recipient["safeguard"] is None:
+            del recipient["safeguard"]
     body["special_categories"] = record.special
     body["article"] = record.article
     return body
@@ -76,11 +81,14 @@ def _categories(record: Record) -> str:
 
 
 def _recipients(record: Record) -> str:
+    articles = {t.destination: t.article for t in record.transfers}
     return "; ".join(
         {"broker": "message broker ", "partner": "trading partner "}.get(r.kind, "")
         + r.name
         + (f", owner {r.owner}" if r.owner else "")
         + (f", located in {r.location}" if r.location else "")
+        + (f", transfer under {r.safeguard}" if r.safeguard else "")
+        + (f" ({articles[r.location]})" if r.safeguard and r.location in articles else "")
         for r in record.recipients
     )
 

@@ -36,7 +36,6 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from interlock.config.manifest import Manifest
 from interlock.errors import Refusal
 from interlock.gateway.app import Gateway
 from interlock.gateway.audit_trail import audit_unavailable
@@ -101,21 +100,20 @@ class _EdgeRoute:
     """What a decision needs of one route, worked out once per manifest (not per request)."""
 
     decided_here: bool  # no stage needs the body (:func:`needs_body`)
-    target_country: str | None  # the integration's target system's location, for the audit
+    upstream_country: str  # the location of the system the route forwards to, for the audit
     # The path of the system's URL before the route's upstream path; None: build the
     # upstream URL and split it (a URL string operations might split differently).
     base_path: str | None
 
     @classmethod
-    def of(cls, manifest: Manifest, route: CompiledRoute) -> _EdgeRoute:
-        """The plan of ``route`` of ``manifest``."""
-        target = manifest.systems.get(route.integration.target)
+    def of(cls, route: CompiledRoute) -> _EdgeRoute:
+        """The plan of ``route``."""
         base = route.system.url.rstrip("/")
         static = (base, *(piece for piece in route.upstream_template if piece is not None))
         plain = not any(_UNSPLIT.search(part) or "?" in part for part in static)
         return cls(
             decided_here=not needs_body(route),
-            target_country=target.location if target is not None else None,
+            upstream_country=route.system.location,
             base_path=urlsplit(base).path if plain else None,
         )
 
@@ -284,10 +282,10 @@ class EdgeDecisions:
         """``route``'s plan, made once per gateway (every route's at the first decision)."""
         made_for, plans = self._plans
         if made_for is not gateway:
-            plans = {r: _EdgeRoute.of(gateway.manifest, r) for r in gateway.routes.routes}
+            plans = {r: _EdgeRoute.of(r) for r in gateway.routes.routes}
             self._plans = (gateway, plans)
         plan = plans.get(route)
-        return plan if plan is not None else _EdgeRoute.of(gateway.manifest, route)
+        return plan if plan is not None else _EdgeRoute.of(route)
 
     def _certificate(
         self, route: CompiledRoute, plan: _EdgeRoute, request: web.BaseRequest
@@ -330,7 +328,7 @@ class EdgeDecisions:
             correlation_id=correlation_id,
             response_bytes=0,
             removed_fields=0,
-            target_country=plan.target_country if plan is not None else None,
+            upstream_country=plan.upstream_country if plan is not None else None,
         )
         if recorded:
             return decided.response
