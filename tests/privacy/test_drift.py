@@ -151,14 +151,18 @@ def test_the_country_of_the_upstream_that_received_the_request_is_checked(
     forwarded to a system in the US on an EEA-only integration looked declared
     (privacy review, finding 5). The ERP (DE) the routes forward to is declared.
     """
-    sales = {
-        "integration": "analytics-feed",
-        "route": "GET /sales/lines",
-        "client": "analytics-feed",
-    }
+    sales = "GET /sales/lines"
     for country in ("US", "DE"):
-        details = {"route": sales["route"], "method": "GET", "upstream_country": country}
-        log.sink.record(request(clock, timedelta(days=1), **sales, details=details))
+        details = {"route": sales, "method": "GET", "upstream_country": country}
+        entry = request(
+            clock,
+            timedelta(days=1),
+            integration="analytics-feed",
+            route=sales,
+            client="analytics-feed",
+            details=details,
+        )
+        log.sink.record(entry)
     erp = {"route": "GET /orders/{id}", "method": "GET", "upstream_country": "DE"}
     log.sink.record(request(clock, timedelta(days=1), details=erp))
     found = {(u.kind, u.integration, u.value) for u in drift(log, manifest, clock).undeclared}
