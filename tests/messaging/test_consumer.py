@@ -17,18 +17,22 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from joserfc import jwe
 
 from interlock.crypto.jose import generate_signing_key
 from interlock.messaging.consumer import Message, MessageRejected
-from interlock.messaging.envelope import SignerKey
+from interlock.messaging.envelope import SignerKey, seal
 from interlock.messaging.memory import MemoryBroker
 from interlock.messaging.model import (
+    CONTENT_TYPE_COMPACT,
     HEADER_CONSUMER,
     HEADER_DEAD_AT,
     HEADER_REASON,
+    MessageFacts,
     Outgoing,
     Settle,
 )
+from interlock.messaging.wire_format import jwe_registry
 from interlock.replay.idempotency import Begun
 from tests.messaging.pipeline_support import (
     BILLING,
@@ -344,3 +348,54 @@ def test_a_replica_whose_connection_drops_mid_batch_loses_nothing_and_repeats_no
     assert rig.calls == Counter(dict.fromkeys(ids, 1))
     assert rig.server.dead(rig.topology) == []
     assert rig.server.waiting(rig.topology, CRM) == 0
+
+
+def _sealed_to_crm(rig: Rig, message_id: str, fields: tuple[str, ...] = ()) -> Outgoing:
+    """PAYLOAD sealed by the producer to the CRM alone (a compact JWE, or a JWS with ``fields``)."""
+    now = rig.clock()
+    facts = MessageFacts(message_id, INTEGRATION, PRODUCER, now, now + timedelta(hours=1))
+    return seal(
+        PAYLOAD,
+        facts,
+        signer=rig.keys.signer(INTEGRATION, PRODUCER),
+        recipients=rig.keys.recipients(INTEGRATION, [CRM]),
+        encrypt_fields=fields,
+    )
+
+
+def test_a_signed_payload_stripped_of_its_encryption_is_malformed(rig: Rig) -> None:
+    """encrypt: payload: the producer's inner JWS, published alone and so in clear by a party
+    that could decrypt it, is refused as malformed and never handled; the genuine sealed copy
+    arriving after it is processed (it is not taken for a reused id)."""
+    genuine = _sealed_to_crm(rig, "m-strip")
+    (key,) = rig.keys.decryption_keys(INTEGRATION, CRM).values()
+    inner = jwe.decrypt_compact(genuine.body, key, registry=jwe_registry()).plaintext
+    assert inner is not None
+    assert inner.count(b".") == 2  # the signed JWS, its payload in clear
+    stripped = dataclasses.replace(genuine, body=inner, content_type=CONTENT_TYPE_COMPACT)
+    consumer = rig.consumer(CRM)
+    refused = asyncio.run(consumer.decide(delivery_of(stripped), rig.handler))
+    assert (refused.settle, refused.reason) == (Settle.DEAD, "malformed")
+    assert rig.handled == []
+    accepted = asyncio.run(consumer.decide(delivery_of(genuine), rig.handler))
+    assert accepted.settle == Settle.ACK
+    assert rig.calls == Counter({"m-strip": 1})
+
+
+@pytest.mark.parametrize("sent", ["whole payload encrypted", "another field list"])
+def test_field_level_encryption_accepts_only_the_declared_fields_encrypted(
+    tmp_path: Path, sent: str
+) -> None:
+    """encrypt: fields: a JWE (not the format) or a JWS whose encrypted-field list is not the
+    manifest's (here the e-mail left in clear) is refused as malformed, never handled."""
+    with rig_for(tmp_path, encrypt="fields", consumers=(CRM,)) as rig:
+        fields = () if sent == "whole payload encrypted" else ("note",)
+        message = _sealed_to_crm(rig, "m-fields", fields)
+        decision = asyncio.run(rig.consumer(CRM).decide(delivery_of(message), rig.handler))
+        assert (decision.settle, decision.reason) == (Settle.DEAD, "malformed")
+        assert rig.handled == []
+        declared = rig.manifest.integrations[INTEGRATION].messaging
+        assert declared is not None
+        genuine = _sealed_to_crm(rig, "m-ok", declared.encrypted_fields)
+        decision = asyncio.run(rig.consumer(CRM).decide(delivery_of(genuine), rig.handler))
+        assert decision.settle == Settle.ACK

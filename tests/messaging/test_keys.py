@@ -117,6 +117,7 @@ def opened(keys: MessagingKeys, out: Outgoing, consumer: str, at: Any) -> Opened
         out.content_type,
         integration=INTEGRATION,
         producer=PRODUCER,
+        encrypt="payload",
         verification_keys=keys.verification_keys(INTEGRATION, PRODUCER),
         decryption_keys=keys.decryption_keys(INTEGRATION, consumer),
         now=at,

@@ -218,6 +218,8 @@ class Consumer:
             delivery.content_type,
             integration=flow.name,
             producer=flow.producer,
+            encrypt=flow.spec.encrypt,
+            encrypted_fields=flow.spec.encrypted_fields,
             verification_keys=verification,
             decryption_keys=decryption,
             now=self._now(),

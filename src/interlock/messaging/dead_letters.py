@@ -185,6 +185,8 @@ class DeadLetterDesk:
                 letter.content_type,
                 integration=flow.name,
                 producer=flow.producer,
+                encrypt=spec.encrypt,
+                encrypted_fields=spec.encrypted_fields,
                 verification_keys=verification,
                 decryption_keys=decryption,
                 now=self._now(),
