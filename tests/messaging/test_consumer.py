@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,7 +22,7 @@ from joserfc import jwe
 
 from interlock.crypto.jose import generate_signing_key
 from interlock.messaging.consumer import Message, MessageRejected
-from interlock.messaging.envelope import SignerKey, seal
+from interlock.messaging.envelope import SignerKey, open_envelope, seal
 from interlock.messaging.memory import MemoryBroker
 from interlock.messaging.model import (
     CONTENT_TYPE_COMPACT,
@@ -243,6 +244,23 @@ def test_a_message_another_replica_holds_is_retried_and_taken_over_when_its_leas
     assert [e.action for e in rig.audit.entries] == ["messaging.consume"]
 
 
+def _fingerprint(rig: Rig, message: Outgoing) -> str:
+    """What a replica claims ``message`` with: the SHA-256 of what the producer signed."""
+    opened = open_envelope(
+        message.body,
+        message.content_type,
+        integration=INTEGRATION,
+        producer=PRODUCER,
+        encrypt="payload",
+        verification_keys=rig.keys.verification_keys(INTEGRATION, PRODUCER),
+        decryption_keys=rig.keys.decryption_keys(INTEGRATION, CRM),
+        now=rig.clock(),
+        leeway=timedelta(0),
+        max_bytes=1 << 20,
+    )
+    return hashlib.sha256(opened.signing_input).hexdigest()
+
+
 def test_retry_puts_the_message_back_on_the_broker(rig: Rig) -> None:
     """Through the broker: a held message comes back after retry_after and is processed."""
     message = rig.sealed()
@@ -253,7 +271,7 @@ def test_retry_puts_the_message_back_on_the_broker(rig: Rig) -> None:
         claim = rig.dedup.begin(
             scope,
             "m-1",
-            hashlib.sha256(message.body).hexdigest(),
+            _fingerprint(rig, message),
             timedelta(hours=1),
             timedelta(seconds=30),
         )
@@ -399,3 +417,26 @@ def test_field_level_encryption_accepts_only_the_declared_fields_encrypted(
         genuine = _sealed_to_crm(rig, "m-ok", declared.encrypted_fields)
         decision = asyncio.run(rig.consumer(CRM).decide(delivery_of(genuine), rig.handler))
         assert decision.settle == Settle.ACK
+
+
+def _reserialised(message: Outgoing, keep: str) -> bytes:
+    """``message``'s general JSON JWE with its members reordered and only ``keep``'s recipient:
+    other bytes, the same authenticated content (what anyone reading the broker can make)."""
+    document = json.loads(message.body)
+    document["recipients"] = [
+        entry for entry in document["recipients"] if entry["header"]["kid"] == keep
+    ]
+    return json.dumps(dict(reversed(document.items())), indent=1).encode()
+
+
+def test_a_reserialised_copy_of_a_processed_message_is_a_duplicate(rig: Rig) -> None:
+    """De-duplication fingerprints what the producer signed, not the JWE's wrapper bytes: a
+    re-serialised copy of a processed message is a duplicate (not id_reused), never handled."""
+    original = rig.sealed(message_id="m-copy")
+    (kid,) = rig.keys.decryption_keys(INTEGRATION, CRM)
+    copy = delivery_of(original, body=_reserialised(original, kid))
+    consumer = rig.consumer(CRM)
+    assert asyncio.run(consumer.decide(delivery_of(original), rig.handler)).settle == Settle.ACK
+    decision = asyncio.run(consumer.decide(copy, rig.handler))
+    assert (decision.settle, decision.reason) == (Settle.DEAD, "duplicate")
+    assert rig.calls == Counter({"m-copy": 1})

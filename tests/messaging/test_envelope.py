@@ -558,3 +558,25 @@ def test_garbage_is_malformed(signer: SignerKey, alice: Consumer) -> None:
         (b'{"protected":"e30","recipients":[],"iv":"","ciphertext":"","tag":""}', None),
     ):
         assert refusal(alice, signer, (body, content_type)).reason == "malformed", body
+
+
+@pytest.mark.parametrize("repeated", ["kid", "alg", "cty"])
+def test_a_header_name_both_protected_and_per_recipient_is_malformed(
+    signer: SignerKey, alice: Consumer, repeated: str
+) -> None:
+    """RFC 7516 §7.2.1: the protected and per-recipient headers must be disjoint. A compact
+    message re-serialised as general JSON with a protected name repeated per recipient would
+    otherwise decrypt (a byte-different copy of a genuine message): refused as malformed."""
+    out = seal(PAYLOAD, facts(), signer=signer, recipients=[alice.recipient])
+    protected, encrypted_key, iv, ciphertext, tag = segments(out.body)
+    header = json.loads(urlsafe_b64decode(protected.encode()))
+    general = {
+        "protected": protected,
+        "recipients": [{"header": {repeated: header[repeated]}, "encrypted_key": encrypted_key}],
+        "iv": iv,
+        "ciphertext": ciphertext,
+        "tag": tag,
+    }
+    refused = refusal(alice, signer, (json.dumps(general).encode(), CONTENT_TYPE_JSON))
+    assert refused.reason == "malformed"
+    assert repeated in refused.detail

@@ -111,11 +111,19 @@ class MessageFacts:
 
 @dataclass(frozen=True)
 class Opened:
-    """A message that verified and decrypted: its facts and its JSON payload."""
+    """A message that verified and decrypted: its facts and its JSON payload.
+
+    ``signing_input`` is what the producer signed (RFC 7515 §5.2, the JWS's
+    header and payload segments): the same for every copy of the message,
+    however its wrapper was re-serialised, so de-duplication fingerprints it.
+    The signature is left out: ECDSA signatures are malleable, and a JWE's
+    wrapper (member order, other recipients) is not authenticated at all.
+    """
 
     facts: MessageFacts
     payload: Any
     signer_kid: str
+    signing_input: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ def open_envelope(
         # The mode is the integration's, never the message's: a bare JWS on an
         # `encrypt: payload` integration is a message stripped of its encryption.
         _reject("malformed", f"not the serialisation of encrypt: {encrypt}")
-    header, data = _verify(signed, verification_keys)
+    header, data, signing_input = _verify(signed, verification_keys)
     _check_paths(header.get(FIELDS_HEADER), encrypted_fields if encrypt == "fields" else None)
     facts = _facts(header)
     if jwe_header is not None and _facts(jwe_header) != facts:
@@ -125,7 +125,9 @@ def open_envelope(
     paths = header.get(FIELDS_HEADER)
     if paths is not None:
         payload = _open_fields(payload, paths, facts, decryption_keys, registry)
-    return Opened(facts=facts, payload=payload, signer_kid=header["kid"])
+    return Opened(
+        facts=facts, payload=payload, signer_kid=header["kid"], signing_input=signing_input
+    )
 
 
 def _unwrap(
@@ -199,7 +201,8 @@ def _check_names(header: Mapping[str, Any], allowed: frozenset[str]) -> None:
         _reject("malformed", f"header parameters not accepted: {unknown}")
 
 
-def _verify(signed: str, keys: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
+def _verify(signed: str, keys: Mapping[str, Any]) -> tuple[dict[str, Any], bytes, bytes]:
+    """The JWS's protected header, payload and signing input (RFC 7515 §5.2), once verified."""
     parts = signed.split(".")
     if len(parts) != 3:
         _reject("malformed", "not a compact JWS")
@@ -211,9 +214,10 @@ def _verify(signed: str, keys: Mapping[str, Any]) -> tuple[dict[str, Any], bytes
     if not isinstance(kid, str) or kid not in keys:
         _reject("wrong_signer", "signed by a key the producer has not published")
     data, signature = _b64(parts[1]), _b64(parts[2])
-    if not verify_signature(alg, keys[kid], f"{parts[0]}.{parts[1]}".encode("ascii"), signature):
+    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
+    if not verify_signature(alg, keys[kid], signing_input, signature):
         _reject("bad_signature", "the signature does not verify")
-    return header, data
+    return header, data, signing_input
 
 
 def _facts(header: Mapping[str, Any]) -> MessageFacts:
@@ -259,6 +263,10 @@ def _decrypt_json(
     document = _general(text)
     header = _header(document["protected"], _JWE_HEADERS)
     for recipient in document["recipients"]:
+        shared = sorted(set(header) & set(recipient.get("header", {})))
+        if shared:
+            # RFC 7516 §7.2.1: the protected and per-recipient header names are disjoint.
+            _reject("malformed", f"header parameters both protected and per-recipient: {shared}")
         _check_names({**header, **recipient.get("header", {})}, _JWE_HEADERS)
         kid = recipient.get("header", {}).get("kid")
         if isinstance(kid, str) and kid in keys:
