@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from tests.messaging.pipeline_support import (
     EMAIL,
     INTEGRATION,
     PAYLOAD,
+    PRODUCER,
     Rig,
     eventually,
     rig_for,
@@ -170,3 +172,31 @@ def test_purge_empties_the_queue(rig: Rig) -> None:
         ("messaging.dead_letter.purge", 1),
         ("messaging.dead_letter.list", 0),
     ]
+
+
+def test_a_dead_letter_sealed_before_a_rotation_shows_until_the_end_of_its_retention(
+    tmp_path: Path,
+) -> None:
+    """Sealed just before the keys rotate, refused just before it expires (ttl 1 h), kept
+    7 days from then: the replaced keys still open it a minute before it leaves the queue."""
+    with rig_for(tmp_path, consumers=(CRM,), ttl="PT1H") as rig:
+        spec = rig.manifest.integrations[INTEGRATION].messaging
+        assert spec is not None
+        sealed_at = rig.clock()
+        message = rig.producer().seal(PAYLOAD, message_id="m-old")
+        rig.keys.rotate(INTEGRATION, spec, PRODUCER)
+
+        async def reject(message: Message) -> None:
+            raise MessageRejected("unknown customer")
+
+        async def refuse() -> None:
+            await rig.producer().send(message)
+            rig.clock.advance(timedelta(minutes=59).total_seconds())
+            running = await rig.consumer(CRM).start(reject)
+            await eventually(lambda: len(rig.server.dead(rig.topology)) == 1)
+            await running.stop()
+
+        asyncio.run(refuse())
+        last = sealed_at + spec.ttl + spec.dead_letter.retention - timedelta(minutes=1)
+        rig.clock.advance((last - rig.clock()).total_seconds())
+        assert asyncio.run(desk(rig, ALICE).show("1")).facts.message_id == "m-old"
