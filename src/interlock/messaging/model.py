@@ -181,7 +181,8 @@ class DeadLetter:
     reason: str
     consumer: str | None
     dead_at: datetime | None
-    # Broker-specific handle (NATS stream sequence; RabbitMQ: the message id) for take().
+    # Broker-specific handle, one per letter (NATS: the stream sequence; RabbitMQ: a
+    # random id or a digest, never the message id, which copies share) for take().
     ref: str
 
 
