@@ -32,15 +32,18 @@ from interlock.messaging.model import (
     Decision,
     Delivery,
     Outgoing,
+    PublishError,
     Settle,
     Topology,
 )
 from interlock.messaging.nats import NatsBroker
 from interlock.messaging.nats_config import NatsSettings, dead_letter_stream_name, stream_name
+from interlock.messaging.producer import Producer
 from interlock.outbound import tls_context
 from interlock.testing import nats_node
 from interlock.testing.brokers import TlsBroker
 from interlock.testing.tls import make_tls
+from tests.messaging.pipeline_support import INTEGRATION, PAYLOAD, rig_for
 
 T = TypeVar("T")
 
@@ -276,7 +279,8 @@ def test_a_message_round_trips_with_its_headers_id_and_content_type(nats_tls: Tl
 
 
 def test_the_same_message_id_twice_is_stored_once(nats_tls: TlsBroker) -> None:
-    """Within the duplicate window JetStream keeps the first copy; the PubAck says duplicate."""
+    """Within the duplicate window JetStream keeps the first copy; the PubAck says duplicate,
+    confirmed for the same bytes, a PublishError for other bytes under that id."""
     message = outgoing()
     received: list[Delivery] = []
 
@@ -285,7 +289,9 @@ def test_the_same_message_id_twice_is_stored_once(nats_tls: TlsBroker) -> None:
         wanted = topology()
         await broker.apply(wanted)
         first = await broker.publish_acked(wanted, message)
-        again = await broker.publish_acked(wanted, outgoing(b"another body", message.message_id))
+        again = await broker.publish_acked(wanted, message)
+        with pytest.raises(PublishError, match="already used"):
+            await broker.publish_acked(wanted, outgoing(b"another body", message.message_id))
         stored = (await broker._js.stream_info(stream_name(wanted))).state.messages
         consumption = await broker.consume(wanted, "billing", collecting(received))
         await eventually(lambda: len(received) >= 1)
@@ -771,3 +777,37 @@ def test_a_replica_killed_mid_batch_loses_nothing(nats_tls: TlsBroker) -> None:
     got = sorted(d.message_id or "" for d in second_got)
     assert got == sorted(set(ids) - set(acked_by_first))
     assert all(d.redelivered for d in second_got)
+
+
+def test_a_message_id_taken_by_other_bytes_is_not_confirmed_nor_audited_as_sent(
+    nats_tls: TlsBroker, tmp_path: Path
+) -> None:
+    """Someone who can publish on the subject sends junk first under a producer-chosen id:
+    JetStream drops the genuine message as a duplicate. That is a PublishError (audited as
+    a failure), never a success; the same bytes again are a harmless retry."""
+    destination = f"t{secrets.token_hex(4)}"
+    with rig_for(tmp_path, broker=("nats", nats_tls.url), destination=destination) as rig:
+
+        async def scenario() -> None:
+            broker = await connect(nats_tls)
+            try:
+                producer = Producer(
+                    rig.manifest, INTEGRATION, keys=rig.keys, broker=broker, audit=rig.audit
+                )
+                await broker.apply(rig.topology)
+                await broker.publish(rig.topology, outgoing(b"junk", "A-1001"))
+                genuine = producer.seal(PAYLOAD, message_id="A-1001")
+                with pytest.raises(PublishError, match="already used"):
+                    await producer.send(genuine)
+                retried = producer.seal(PAYLOAD, message_id="A-1002")
+                await producer.send(retried)
+                await producer.send(retried)  # stored once; confirmed: the same bytes
+            finally:
+                await broker.close()
+
+        run(scenario())
+        assert [(e.details["message_id"], e.outcome.result) for e in rig.audit.entries] == [
+            ("A-1001", "failure"),
+            ("A-1002", "success"),
+            ("A-1002", "success"),
+        ]

@@ -16,7 +16,14 @@ consuming loop is :mod:`interlock.messaging.nats_consume`.
   publish within the stream's duplicate window is stored once (the PubAck
   says ``duplicate``), and names the expected stream; the PubAck is awaited
   and checked: no answer in time, an error or another stream raise
-  :class:`~interlock.messaging.model.PublishError`.
+  :class:`~interlock.messaging.model.PublishError`. A duplicate is confirmed
+  only if the stored message is the same bytes (read back by its sequence):
+  anyone who can publish on the subject and knows a producer-chosen id could
+  otherwise take it first, and the genuine message would be dropped yet
+  reported sent. When the stored copy is gone (consumed by every consumer,
+  or expired) there is nothing to compare: that too is a ``PublishError``;
+  after the duplicate window the same message is stored afresh (and its
+  consumers, if they processed it, refuse the copy as a duplicate).
 * **Consuming**: durable pull consumers with explicit acks; see
   :mod:`interlock.messaging.nats_consume`.
 * **Dead letters** go to the integration's dead-letter stream, body
@@ -260,7 +267,32 @@ class NatsBroker:
             raise PublishError(f"the message was not sent: {_reason(exc)}") from exc
         if ack.stream != stream:
             raise PublishError(f"JetStream stored the message in {ack.stream!r}, not {stream!r}")
+        if ack.duplicate:
+            await self._check_duplicate(stream, ack.seq, body, headers)
         return Published(ack.stream, ack.seq, bool(ack.duplicate))
+
+    async def _check_duplicate(
+        self, stream: str, sequence: int, body: bytes, headers: dict[str, str]
+    ) -> None:
+        """A publish JetStream dropped as a duplicate is confirmed only for the same bytes."""
+        try:
+            stored = await self._js.get_msg(stream, seq=sequence)
+        except NotFoundError:
+            raise PublishError(
+                f"JetStream dropped message {headers[MESSAGE_ID]} as a duplicate of one it no "
+                "longer holds: it cannot be confirmed as sent"
+            ) from None
+        except nats.errors.Error as exc:
+            raise PublishError(
+                f"JetStream dropped message {headers[MESSAGE_ID]} as a duplicate, and the stored "
+                f"copy cannot be read: {_reason(exc)}"
+            ) from exc
+        same_type = (stored.headers or {}).get(CONTENT_TYPE) == headers.get(CONTENT_TYPE)
+        if stored.data != body or not same_type:
+            raise PublishError(
+                f"message id {headers[MESSAGE_ID]} already used by another message in the "
+                "stream: not sent"
+            )
 
     async def consume(
         self, topology: Topology, consumer: str, handler: Handler, *, prefetch: int = 32
