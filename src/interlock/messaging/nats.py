@@ -116,6 +116,32 @@ def _is_tls(client: Client) -> bool:
     return callable(get_extra) and get_extra("ssl_object") is not None
 
 
+def _settle_tls_protocol(client: Client) -> None:
+    """Tell the stream protocol under nats-py's TLS link that its transport is TLS.
+
+    nats-py upgrades the socket with ``loop.start_tls()`` onto a fresh
+    :class:`asyncio.StreamReaderProtocol`, and ``start_tls`` never calls that
+    protocol's ``connection_made()``. The protocol so believes it is on plain
+    TCP and, when the server closes, answers EOF with True (keep half open),
+    which asyncio's SSL layer logs as a warning, "returning true from
+    eof_received() has no effect when using ssl", after every command
+    (nats-io/nats.py#574, #727). ``connection_made()`` with the TLS transport
+    is the fix proposed there (and httpcore's for the same bug); it is done
+    only while the protocol still says it is not over TLS, so a nats-py that
+    does it itself is left alone.
+    """
+    transport = getattr(client, "_transport", None)
+    writer = getattr(transport, "_io_writer", None)
+    link = getattr(writer, "transport", None)
+    if not isinstance(link, asyncio.Transport) or link.get_extra_info("sslcontext") is None:
+        return
+    protocol = link.get_protocol()
+    if isinstance(protocol, asyncio.StreamReaderProtocol) and not getattr(
+        protocol, "_over_ssl", True
+    ):
+        protocol.connection_made(link)
+
+
 def _check_context(tls: ssl.SSLContext) -> None:
     if tls.verify_mode != ssl.CERT_REQUIRED or not tls.check_hostname:
         raise BrokerError(
@@ -198,6 +224,8 @@ class NatsBroker:
         async def on_reconnect() -> None:
             if not _is_tls(client):
                 await client.close()
+                return
+            _settle_tls_protocol(client)
 
         async def on_error(error: Exception) -> None:
             # Errors of the first connect are raised by connect() below.
@@ -222,6 +250,7 @@ class NatsBroker:
         if not _is_tls(client):
             await client.close()
             raise BrokerError("the connection to the NATS server is not TLS")
+        _settle_tls_protocol(client)
         # Fail fast at the first connect (a wrong certificate or password is not
         # transient); once connected, ride out server restarts.
         client.options["allow_reconnect"] = True
