@@ -32,7 +32,6 @@ from interlock.messaging.model import (
     Decision,
     Delivery,
     Outgoing,
-    PublishError,
     Settle,
     Topology,
 )
@@ -43,7 +42,7 @@ from interlock.outbound import tls_context
 from interlock.testing import nats_node
 from interlock.testing.brokers import TlsBroker
 from interlock.testing.tls import make_tls
-from tests.messaging.pipeline_support import INTEGRATION, PAYLOAD, rig_for
+from tests.messaging.pipeline_support import CRM, INTEGRATION, PAYLOAD, rig_for
 
 T = TypeVar("T")
 
@@ -279,29 +278,30 @@ def test_a_message_round_trips_with_its_headers_id_and_content_type(nats_tls: Tl
 
 
 def test_the_same_message_id_twice_is_stored_once(nats_tls: TlsBroker) -> None:
-    """Within the duplicate window JetStream keeps the first copy; the PubAck says duplicate,
-    confirmed for the same bytes, a PublishError for other bytes under that id."""
+    """Within the duplicate window JetStream keeps the first copy of the same bytes (the
+    PubAck says duplicate); other bytes under that id are another message, stored too."""
     message = outgoing()
     received: list[Delivery] = []
 
-    async def scenario() -> tuple[bool, bool, int]:
+    async def scenario() -> tuple[bool, bool, bool, int]:
         broker = await connect(nats_tls)
         wanted = topology()
         await broker.apply(wanted)
         first = await broker.publish_acked(wanted, message)
         again = await broker.publish_acked(wanted, message)
-        with pytest.raises(PublishError, match="already used"):
-            await broker.publish_acked(wanted, outgoing(b"another body", message.message_id))
+        other = await broker.publish_acked(wanted, outgoing(b"another body", message.message_id))
         stored = (await broker._js.stream_info(stream_name(wanted))).state.messages
         consumption = await broker.consume(wanted, "billing", collecting(received))
-        await eventually(lambda: len(received) >= 1)
+        await eventually(lambda: len(received) >= 2)
         await asyncio.sleep(0.5)
         await consumption.stop()
         await broker.close()
-        return first.duplicate, again.duplicate and again.sequence == first.sequence, stored
+        same = again.duplicate and again.sequence == first.sequence
+        return first.duplicate, same, other.duplicate, stored
 
-    assert run(scenario()) == (False, True, 1)
-    assert [delivery.body for delivery in received] == [b"sealed"]
+    assert run(scenario()) == (False, True, False, 2)
+    assert [delivery.body for delivery in received] == [b"sealed", b"another body"]
+    assert {delivery.message_id for delivery in received} == {message.message_id}
 
 
 def test_a_dead_message_goes_unchanged_to_the_dead_letters_and_leaves_its_stream(
@@ -779,16 +779,18 @@ def test_a_replica_killed_mid_batch_loses_nothing(nats_tls: TlsBroker) -> None:
     assert all(d.redelivered for d in second_got)
 
 
-def test_a_message_id_taken_by_other_bytes_is_not_confirmed_nor_audited_as_sent(
+def test_a_message_id_taken_first_by_other_bytes_does_not_drop_the_genuine_message(
     nats_tls: TlsBroker, tmp_path: Path
 ) -> None:
     """Someone who can publish on the subject sends junk first under a producer-chosen id:
-    JetStream drops the genuine message as a duplicate. That is a PublishError (audited as
-    a failure), never a success; the same bytes again are a harmless retry."""
+    the genuine message is still stored and delivered, so the success audited is true (with
+    the id alone as Nats-Msg-Id JetStream dropped it, and the publish was confirmed all the
+    same); the same bytes sent again are stored once."""
     destination = f"t{secrets.token_hex(4)}"
+    received: list[Delivery] = []
     with rig_for(tmp_path, broker=("nats", nats_tls.url), destination=destination) as rig:
 
-        async def scenario() -> None:
+        async def scenario() -> bytes:
             broker = await connect(nats_tls)
             try:
                 producer = Producer(
@@ -797,17 +799,19 @@ def test_a_message_id_taken_by_other_bytes_is_not_confirmed_nor_audited_as_sent(
                 await broker.apply(rig.topology)
                 await broker.publish(rig.topology, outgoing(b"junk", "A-1001"))
                 genuine = producer.seal(PAYLOAD, message_id="A-1001")
-                with pytest.raises(PublishError, match="already used"):
-                    await producer.send(genuine)
-                retried = producer.seal(PAYLOAD, message_id="A-1002")
-                await producer.send(retried)
-                await producer.send(retried)  # stored once; confirmed: the same bytes
+                await producer.send(genuine)
+                await producer.send(genuine)  # a retry: the same bytes
+                consumption = await broker.consume(rig.topology, CRM, collecting(received))
+                await eventually(lambda: len(received) >= 2)
+                await asyncio.sleep(0.5)
+                await consumption.stop()
+                return genuine.body
             finally:
                 await broker.close()
 
-        run(scenario())
+        genuine = run(scenario())
+        assert [delivery.body for delivery in received] == [b"junk", genuine]
         assert [(e.details["message_id"], e.outcome.result) for e in rig.audit.entries] == [
-            ("A-1001", "failure"),
-            ("A-1002", "success"),
-            ("A-1002", "success"),
+            ("A-1001", "success"),
+            ("A-1001", "success"),
         ]

@@ -260,8 +260,8 @@ class BrokerAdapter(Protocol):
         Raises :class:`PublishError` when the broker nacks, cannot route it to a
         queue or stream, or does not confirm in time: the caller may retry with
         the same message (its id makes the retry harmless). A broker that drops
-        a message whose id it holds (NATS) confirms it only if it holds these
-        very bytes under it.
+        duplicates (NATS) drops only these very bytes, never another message
+        under the same id, so a confirmation means the message is stored.
         """
         ...
 

@@ -12,18 +12,18 @@ consuming loop is :mod:`interlock.messaging.nats_consume`.
   could answer without asking: the password is handed over by a callback
   that first checks the connection is TLS, on every (re)connect, and a
   connection found not to be TLS is closed at once.
-* **Publishing** sets ``Nats-Msg-Id`` to the message id, so a retried
-  publish within the stream's duplicate window is stored once (the PubAck
-  says ``duplicate``), and names the expected stream; the PubAck is awaited
-  and checked: no answer in time, an error or another stream raise
-  :class:`~interlock.messaging.model.PublishError`. A duplicate is confirmed
-  only if the stored message is the same bytes (read back by its sequence):
-  anyone who can publish on the subject and knows a producer-chosen id could
-  otherwise take it first, and the genuine message would be dropped yet
-  reported sent. When the stored copy is gone (consumed by every consumer,
-  or expired) there is nothing to compare: that too is a ``PublishError``;
-  after the duplicate window the same message is stored afresh (and its
-  consumers, if they processed it, refuse the copy as a duplicate).
+* **Publishing** sets ``Nats-Msg-Id`` to the message id and the SHA-256 of
+  the body (the id alone travels in ``interlock-message-id``), so a retried
+  publish of the same bytes within the stream's duplicate window is stored
+  once (the PubAck says ``duplicate``), and names the expected stream; the
+  PubAck is awaited and checked: no answer in time, an error or another
+  stream raise :class:`~interlock.messaging.model.PublishError`. With the id
+  alone, anyone who can publish on the subject and knows a producer-chosen
+  id could take it first: JetStream would drop the genuine message as a
+  duplicate, and the publish would be confirmed (and audited) all the same.
+  With the digest a duplicate is these very bytes, stored already (even if
+  consumed since, when it could no longer be read back to compare); other
+  bytes under the id are stored too, and the consumers tell them apart.
 * **Consuming**: durable pull consumers with explicit acks; see
   :mod:`interlock.messaging.nats_consume`.
 * **Dead letters** go to the integration's dead-letter stream, body
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -271,7 +272,10 @@ class NatsBroker:
         headers = dict(message.headers)
         if any(name.lower().startswith("nats-") or name == CONTENT_TYPE for name in headers):
             raise PublishError("message headers may not set NATS's own headers")
-        headers[MESSAGE_ID] = message.message_id
+        # The body's digest in the de-duplication id: JetStream then drops as a
+        # duplicate only these very bytes, never another message under the id.
+        headers[MESSAGE_ID] = f"{message.message_id}:{hashlib.sha256(message.body).hexdigest()}"
+        headers[HEADER_MESSAGE_ID] = message.message_id
         headers[CONTENT_TYPE] = message.content_type
         return await self._publish(
             stream_name(topology), topology.destination, message.body, headers
@@ -296,32 +300,7 @@ class NatsBroker:
             raise PublishError(f"the message was not sent: {_reason(exc)}") from exc
         if ack.stream != stream:
             raise PublishError(f"JetStream stored the message in {ack.stream!r}, not {stream!r}")
-        if ack.duplicate:
-            await self._check_duplicate(stream, ack.seq, body, headers)
         return Published(ack.stream, ack.seq, bool(ack.duplicate))
-
-    async def _check_duplicate(
-        self, stream: str, sequence: int, body: bytes, headers: dict[str, str]
-    ) -> None:
-        """A publish JetStream dropped as a duplicate is confirmed only for the same bytes."""
-        try:
-            stored = await self._js.get_msg(stream, seq=sequence)
-        except NotFoundError:
-            raise PublishError(
-                f"JetStream dropped message {headers[MESSAGE_ID]} as a duplicate of one it no "
-                "longer holds: it cannot be confirmed as sent"
-            ) from None
-        except nats.errors.Error as exc:
-            raise PublishError(
-                f"JetStream dropped message {headers[MESSAGE_ID]} as a duplicate, and the stored "
-                f"copy cannot be read: {_reason(exc)}"
-            ) from exc
-        same_type = (stored.headers or {}).get(CONTENT_TYPE) == headers.get(CONTENT_TYPE)
-        if stored.data != body or not same_type:
-            raise PublishError(
-                f"message id {headers[MESSAGE_ID]} already used by another message in the "
-                "stream: not sent"
-            )
 
     async def consume(
         self, topology: Topology, consumer: str, handler: Handler, *, prefetch: int = 32
