@@ -262,6 +262,21 @@ def test_an_operator_without_the_role_is_refused(
     assert "messaging.dead_letter.list" in _actions()
 
 
+def test_an_error_against_nats_is_one_line_on_stderr(
+    deployment_and_broker: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The TLS connection to NATS closes without asyncio's "returning true from
+    eof_received()" warning: a refused command says one line, nothing else."""
+    manifest = str(deployment_and_broker)
+    status, _, err = _run(capsys, "messaging", "apply", "-m", manifest)
+    assert status == 0, err
+    status, _, err = _run(capsys, "messaging", "dlq", "show", "order-events", "999", "-m", manifest)
+    assert status == 1
+    assert err.strip().splitlines() == [
+        "interlock: error[not_found]: no dead letter '999' in order-events's queue"
+    ]
+
+
 EVENT_STREAM = """\
   order-stream:
     type: event_streaming

@@ -11,24 +11,29 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from joserfc import jwe
 
 from interlock.crypto.jose import generate_signing_key
 from interlock.messaging.consumer import Message, MessageRejected
-from interlock.messaging.envelope import SignerKey
+from interlock.messaging.envelope import SignerKey, open_envelope, seal
 from interlock.messaging.memory import MemoryBroker
 from interlock.messaging.model import (
+    CONTENT_TYPE_COMPACT,
     HEADER_CONSUMER,
     HEADER_DEAD_AT,
     HEADER_REASON,
+    MessageFacts,
     Outgoing,
     Settle,
 )
+from interlock.messaging.wire_format import jwe_registry
 from interlock.replay.idempotency import Begun
 from tests.messaging.pipeline_support import (
     BILLING,
@@ -239,6 +244,23 @@ def test_a_message_another_replica_holds_is_retried_and_taken_over_when_its_leas
     assert [e.action for e in rig.audit.entries] == ["messaging.consume"]
 
 
+def _fingerprint(rig: Rig, message: Outgoing) -> str:
+    """What a replica claims ``message`` with: the SHA-256 of what the producer signed."""
+    opened = open_envelope(
+        message.body,
+        message.content_type,
+        integration=INTEGRATION,
+        producer=PRODUCER,
+        encrypt="payload",
+        verification_keys=rig.keys.verification_keys(INTEGRATION, PRODUCER),
+        decryption_keys=rig.keys.decryption_keys(INTEGRATION, CRM),
+        now=rig.clock(),
+        leeway=timedelta(0),
+        max_bytes=1 << 20,
+    )
+    return hashlib.sha256(opened.signing_input).hexdigest()
+
+
 def test_retry_puts_the_message_back_on_the_broker(rig: Rig) -> None:
     """Through the broker: a held message comes back after retry_after and is processed."""
     message = rig.sealed()
@@ -249,7 +271,7 @@ def test_retry_puts_the_message_back_on_the_broker(rig: Rig) -> None:
         claim = rig.dedup.begin(
             scope,
             "m-1",
-            hashlib.sha256(message.body).hexdigest(),
+            _fingerprint(rig, message),
             timedelta(hours=1),
             timedelta(seconds=30),
         )
@@ -344,3 +366,77 @@ def test_a_replica_whose_connection_drops_mid_batch_loses_nothing_and_repeats_no
     assert rig.calls == Counter(dict.fromkeys(ids, 1))
     assert rig.server.dead(rig.topology) == []
     assert rig.server.waiting(rig.topology, CRM) == 0
+
+
+def _sealed_to_crm(rig: Rig, message_id: str, fields: tuple[str, ...] = ()) -> Outgoing:
+    """PAYLOAD sealed by the producer to the CRM alone (a compact JWE, or a JWS with ``fields``)."""
+    now = rig.clock()
+    facts = MessageFacts(message_id, INTEGRATION, PRODUCER, now, now + timedelta(hours=1))
+    return seal(
+        PAYLOAD,
+        facts,
+        signer=rig.keys.signer(INTEGRATION, PRODUCER),
+        recipients=rig.keys.recipients(INTEGRATION, [CRM]),
+        encrypt_fields=fields,
+    )
+
+
+def test_a_signed_payload_stripped_of_its_encryption_is_malformed(rig: Rig) -> None:
+    """encrypt: payload: the producer's inner JWS, published alone and so in clear by a party
+    that could decrypt it, is refused as malformed and never handled; the genuine sealed copy
+    arriving after it is processed (it is not taken for a reused id)."""
+    genuine = _sealed_to_crm(rig, "m-strip")
+    (key,) = rig.keys.decryption_keys(INTEGRATION, CRM).values()
+    inner = jwe.decrypt_compact(genuine.body, key, registry=jwe_registry()).plaintext
+    assert inner is not None
+    assert inner.count(b".") == 2  # the signed JWS, its payload in clear
+    stripped = dataclasses.replace(genuine, body=inner, content_type=CONTENT_TYPE_COMPACT)
+    consumer = rig.consumer(CRM)
+    refused = asyncio.run(consumer.decide(delivery_of(stripped), rig.handler))
+    assert (refused.settle, refused.reason) == (Settle.DEAD, "malformed")
+    assert rig.handled == []
+    accepted = asyncio.run(consumer.decide(delivery_of(genuine), rig.handler))
+    assert accepted.settle == Settle.ACK
+    assert rig.calls == Counter({"m-strip": 1})
+
+
+@pytest.mark.parametrize("sent", ["whole payload encrypted", "another field list"])
+def test_field_level_encryption_accepts_only_the_declared_fields_encrypted(
+    tmp_path: Path, sent: str
+) -> None:
+    """encrypt: fields: a JWE (not the format) or a JWS whose encrypted-field list is not the
+    manifest's (here the e-mail left in clear) is refused as malformed, never handled."""
+    with rig_for(tmp_path, encrypt="fields", consumers=(CRM,)) as rig:
+        fields = () if sent == "whole payload encrypted" else ("note",)
+        message = _sealed_to_crm(rig, "m-fields", fields)
+        decision = asyncio.run(rig.consumer(CRM).decide(delivery_of(message), rig.handler))
+        assert (decision.settle, decision.reason) == (Settle.DEAD, "malformed")
+        assert rig.handled == []
+        declared = rig.manifest.integrations[INTEGRATION].messaging
+        assert declared is not None
+        genuine = _sealed_to_crm(rig, "m-ok", declared.encrypted_fields)
+        decision = asyncio.run(rig.consumer(CRM).decide(delivery_of(genuine), rig.handler))
+        assert decision.settle == Settle.ACK
+
+
+def _reserialised(message: Outgoing, keep: str) -> bytes:
+    """``message``'s general JSON JWE with its members reordered and only ``keep``'s recipient:
+    other bytes, the same authenticated content (what anyone reading the broker can make)."""
+    document = json.loads(message.body)
+    document["recipients"] = [
+        entry for entry in document["recipients"] if entry["header"]["kid"] == keep
+    ]
+    return json.dumps(dict(reversed(document.items())), indent=1).encode()
+
+
+def test_a_reserialised_copy_of_a_processed_message_is_a_duplicate(rig: Rig) -> None:
+    """De-duplication fingerprints what the producer signed, not the JWE's wrapper bytes: a
+    re-serialised copy of a processed message is a duplicate (not id_reused), never handled."""
+    original = rig.sealed(message_id="m-copy")
+    (kid,) = rig.keys.decryption_keys(INTEGRATION, CRM)
+    copy = delivery_of(original, body=_reserialised(original, kid))
+    consumer = rig.consumer(CRM)
+    assert asyncio.run(consumer.decide(delivery_of(original), rig.handler)).settle == Settle.ACK
+    decision = asyncio.run(consumer.decide(copy, rig.handler))
+    assert (decision.settle, decision.reason) == (Settle.DEAD, "duplicate")
+    assert rig.calls == Counter({"m-copy": 1})

@@ -5,21 +5,34 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from interlock.actors import Operator
+from interlock.audit.entry import AuditEntry
 from interlock.errors import AuthorisationError, NotFoundError
 from interlock.messaging.consumer import Message, MessageRejected
 from interlock.messaging.dead_letters import DeadLetterDesk, DeadLetterError
 from interlock.messaging.memory import MemoryBroker
+from interlock.messaging.model import (
+    CONTENT_TYPE_COMPACT,
+    HEADER_CONSUMER,
+    HEADER_REASON,
+    BrokerError,
+    DeadLetter,
+    Outgoing,
+    PublishError,
+    Topology,
+)
 from tests.messaging.pipeline_support import (
     BILLING,
     CRM,
     EMAIL,
     INTEGRATION,
     PAYLOAD,
+    PRODUCER,
     Rig,
     eventually,
     rig_for,
@@ -170,3 +183,130 @@ def test_purge_empties_the_queue(rig: Rig) -> None:
         ("messaging.dead_letter.purge", 1),
         ("messaging.dead_letter.list", 0),
     ]
+
+
+def test_a_dead_letter_sealed_before_a_rotation_shows_until_the_end_of_its_retention(
+    tmp_path: Path,
+) -> None:
+    """Sealed just before the keys rotate, refused just before it expires (ttl 1 h), kept
+    7 days from then: the replaced keys still open it a minute before it leaves the queue."""
+    with rig_for(tmp_path, consumers=(CRM,), ttl="PT1H") as rig:
+        spec = rig.manifest.integrations[INTEGRATION].messaging
+        assert spec is not None
+        sealed_at = rig.clock()
+        message = rig.producer().seal(PAYLOAD, message_id="m-old")
+        rig.keys.rotate(INTEGRATION, spec, PRODUCER)
+
+        async def reject(message: Message) -> None:
+            raise MessageRejected("unknown customer")
+
+        async def refuse() -> None:
+            await rig.producer().send(message)
+            rig.clock.advance(timedelta(minutes=59).total_seconds())
+            running = await rig.consumer(CRM).start(reject)
+            await eventually(lambda: len(rig.server.dead(rig.topology)) == 1)
+            await running.stop()
+
+        asyncio.run(refuse())
+        last = sealed_at + spec.ttl + spec.dead_letter.retention - timedelta(minutes=1)
+        rig.clock.advance((last - rig.clock()).total_seconds())
+        assert asyncio.run(desk(rig, ALICE).show("1")).facts.message_id == "m-old"
+
+
+def _printable(entry: AuditEntry) -> bool:
+    """No control character and no rich markup in what an audit entry says."""
+    texts = [entry.reason or "", *(v for v in entry.details.values() if isinstance(v, str))]
+    return all(text.isprintable() and "[" not in text for text in texts)
+
+
+def test_an_unverified_message_id_is_listed_and_audited_only_when_it_looks_like_one(
+    tmp_path: Path,
+) -> None:
+    """A publisher with no keys names its junk with a terminal escape sequence and rich
+    markup; refused, it is listed with "-" for that id (and for a forged reason), and no
+    audit entry carries the control characters."""
+    hostile = "m1\x1b]0;owned\x07\x1b[2J\x1b[31m[bold]fake-ok[/bold]"
+    with rig_for(tmp_path, consumers=(CRM,)) as rig:
+
+        async def refuse() -> None:
+            junk = Outgoing(
+                b"junk", CONTENT_TYPE_COMPACT, hostile, rig.clock() + timedelta(hours=1)
+            )
+            await MemoryBroker(rig.server).publish(rig.topology, junk)
+            running = await rig.consumer(CRM).start(rig.handler)
+            await eventually(lambda: len(rig.server.dead(rig.topology)) == 1)
+            await running.stop()
+
+        asyncio.run(refuse())
+        rig.server.dead(rig.topology)[0].headers[HEADER_REASON] = "[red]ok\x1b[0m"
+        rig.audit.entries.clear()
+        (view,) = asyncio.run(desk(rig, ALICE).list())
+        assert (view.ref, view.message_id, view.reason, view.consumer) == ("1", "-", "-", CRM)
+        with pytest.raises(DeadLetterError):
+            asyncio.run(desk(rig, ALICE).show(view.ref))
+        assert [e.action for e in rig.audit.entries] == [
+            "messaging.dead_letter.list",
+            "messaging.dead_letter.show",
+        ]
+        assert all(_printable(entry) for entry in rig.audit.entries)
+        assert "message_id" not in rig.audit.entries[1].details
+
+
+class _BrokerDown(MemoryBroker):
+    """An in-process broker whose dead-letter queue cannot be reached."""
+
+    async def dead_letters(self, topology: Topology, *, limit: int = 100) -> list[DeadLetter]:
+        raise BrokerError("the dead-letter queue cannot be read")
+
+    async def purge_dead_letters(self, topology: Topology) -> int:
+        raise BrokerError("the dead-letter queue cannot be purged")
+
+
+def _attempts(rig: Rig, action: str) -> list[tuple[str, str | None]]:
+    """(result, reason) of each audit entry of ``messaging.dead_letter.<action>``."""
+    return [
+        (e.outcome.result, e.reason)
+        for e in rig.audit.entries
+        if e.action == f"messaging.dead_letter.{action}"
+    ]
+
+
+@pytest.mark.parametrize("action", ["show", "replay"])
+def test_an_attempt_on_an_unknown_dead_letter_is_audited(rig: Rig, action: str) -> None:
+    """Probing for refs leaves a trail: one failure entry per attempt, naming the ref."""
+    with pytest.raises(NotFoundError):
+        asyncio.run(getattr(desk(rig, ALICE), action)("42"))
+    ((result, reason),) = _attempts(rig, action)
+    assert result == "failure"
+    assert "no such dead letter" in (reason or "")
+    assert rig.audit.entries[-1].details["ref"] == "42"
+
+
+def test_a_replay_the_broker_refuses_is_audited_as_a_failure(rig: Rig) -> None:
+    """A letter of a consumer gone from the manifest: PublishError, one failure entry."""
+    rig.server.dead(rig.topology)[0].headers[HEADER_CONSUMER] = "gone-consumer"
+    with pytest.raises(PublishError):
+        asyncio.run(desk(rig, ALICE).replay("1"))
+    ((result, reason),) = _attempts(rig, "replay")
+    assert result == "failure"
+    assert "publish_failed" in (reason or "")
+    assert len(rig.server.dead(rig.topology)) == 1
+
+
+@pytest.mark.parametrize("action", ["list", "show", "replay", "purge"])
+def test_every_action_the_broker_fails_is_audited_as_a_failure(rig: Rig, action: str) -> None:
+    """The broker cannot be reached: the error propagates, and one failure entry says so."""
+    operator_desk = DeadLetterDesk(
+        rig.manifest,
+        INTEGRATION,
+        broker=_BrokerDown(rig.server),
+        keys=rig.keys,
+        audit=rig.audit,
+        operator=ALICE,
+        now=rig.clock,
+    )
+    calls = {"list": (), "show": ("1",), "replay": ("1",), "purge": ()}
+    with pytest.raises(BrokerError):
+        asyncio.run(getattr(operator_desk, action)(*calls[action]))
+    assert [result for result, _ in _attempts(rig, action)] == ["failure"]
+    assert len(rig.audit.entries) == 1

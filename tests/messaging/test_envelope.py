@@ -118,14 +118,18 @@ def open_as(
     integration: str = "orders",
     producer: str = "shop",
     max_bytes: int = 256 * 1024,
+    fields: tuple[str, ...] = (),
 ) -> Opened:
-    """open_envelope as ``consumer`` of the integration ``orders`` produced by ``shop``."""
+    """open_envelope as ``consumer`` of the integration ``orders`` produced by ``shop``
+    (``fields``: with ``encrypt: fields``, the paths it declares)."""
     body, content_type = (out.body, out.content_type) if isinstance(out, Outgoing) else out
     return open_envelope(
         body,
         content_type,
         integration=integration,
         producer=producer,
+        encrypt="fields" if fields else "payload",
+        encrypted_fields=fields,
         verification_keys=verification(signer),
         decryption_keys=consumer.decryption_keys,
         now=now,
@@ -279,7 +283,8 @@ def test_field_level_encrypts_only_the_named_fields(signer: SignerKey, alice: Co
     # occur by chance in base64url; the cards are compared whole).
     assert "ada@example.com" not in json.dumps(visible)
     assert all(item["card"] not in {"4111", "5500"} for item in visible["items"])
-    assert open_as(alice, signer, out).payload == PAYLOAD
+    paths = ("customer.email", "items[].card", "absent.field")
+    assert open_as(alice, signer, out, fields=paths).payload == PAYLOAD
 
 
 def test_field_level_with_several_consumers_uses_general_json_per_field(
@@ -295,8 +300,8 @@ def test_field_level_with_several_consumers_uses_general_json_per_field(
     )
     visible = json.loads(urlsafe_b64decode(segments(out.body)[1].encode()))
     assert len(visible["customer"]["recipients"]) == 2
-    assert open_as(alice, signer, out).payload == PAYLOAD
-    assert open_as(bob, signer, out).payload == PAYLOAD
+    assert open_as(alice, signer, out, fields=("customer",)).payload == PAYLOAD
+    assert open_as(bob, signer, out, fields=("customer",)).payload == PAYLOAD
 
 
 def test_changing_a_clear_field_breaks_the_signature(signer: SignerKey, alice: Consumer) -> None:
@@ -311,7 +316,8 @@ def test_changing_a_clear_field_breaks_the_signature(signer: SignerKey, alice: C
     visible = json.loads(urlsafe_b64decode(segments(out.body)[1].encode()))
     visible["total"] = 0.01
     forged = with_segment(out.body, 1, urlsafe_b64encode(json.dumps(visible).encode()).decode())
-    assert refusal(alice, signer, (forged, CONTENT_TYPE_COMPACT)).reason == "bad_signature"
+    refused = refusal(alice, signer, (forged, CONTENT_TYPE_COMPACT), fields=("customer.email",))
+    assert refused.reason == "bad_signature"
 
 
 def test_content_type_may_be_missing(signer: SignerKey, alice: Consumer, bob: Consumer) -> None:
@@ -552,3 +558,25 @@ def test_garbage_is_malformed(signer: SignerKey, alice: Consumer) -> None:
         (b'{"protected":"e30","recipients":[],"iv":"","ciphertext":"","tag":""}', None),
     ):
         assert refusal(alice, signer, (body, content_type)).reason == "malformed", body
+
+
+@pytest.mark.parametrize("repeated", ["kid", "alg", "cty"])
+def test_a_header_name_both_protected_and_per_recipient_is_malformed(
+    signer: SignerKey, alice: Consumer, repeated: str
+) -> None:
+    """RFC 7516 §7.2.1: the protected and per-recipient headers must be disjoint. A compact
+    message re-serialised as general JSON with a protected name repeated per recipient would
+    otherwise decrypt (a byte-different copy of a genuine message): refused as malformed."""
+    out = seal(PAYLOAD, facts(), signer=signer, recipients=[alice.recipient])
+    protected, encrypted_key, iv, ciphertext, tag = segments(out.body)
+    header = json.loads(urlsafe_b64decode(protected.encode()))
+    general = {
+        "protected": protected,
+        "recipients": [{"header": {repeated: header[repeated]}, "encrypted_key": encrypted_key}],
+        "iv": iv,
+        "ciphertext": ciphertext,
+        "tag": tag,
+    }
+    refused = refusal(alice, signer, (json.dumps(general).encode(), CONTENT_TYPE_JSON))
+    assert refused.reason == "malformed"
+    assert repeated in refused.detail

@@ -154,6 +154,7 @@ def interlock_open(
         content_type,
         integration="orders",
         producer="shop",
+        encrypt="payload",
         verification_keys={producer["kid"]: JWKRegistry.import_key(producer)},
         decryption_keys={mine["kid"]: JWKRegistry.import_key(mine)},
         now=NOW,

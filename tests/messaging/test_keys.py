@@ -74,7 +74,7 @@ def manifest(
     """The manifest with the consumers, signing algorithm and dead-letter retention given.
 
     The dead letters are kept as long as messages live (1 h) unless a test says
-    otherwise: replaced keys are kept for the longer of the two.
+    otherwise: replaced keys are kept for the two together.
     """
     path = tmp_path / f"interlock-{signing}-{len(consumers)}-{dead_letters}.yaml"
     path.write_text(
@@ -117,6 +117,7 @@ def opened(keys: MessagingKeys, out: Outgoing, consumer: str, at: Any) -> Opened
         out.content_type,
         integration=INTEGRATION,
         producer=PRODUCER,
+        encrypt="payload",
         verification_keys=keys.verification_keys(INTEGRATION, PRODUCER),
         decryption_keys=keys.decryption_keys(INTEGRATION, consumer),
         now=at,
@@ -186,9 +187,10 @@ def test_rotation_with_messages_in_flight(
     new_message = sealed(keys, clock, ["crm-consumer"])
     assert opened(keys, new_message, "crm-consumer", new_sent_at).signer_kid == new_signer.kid
 
-    # The old message opens until it expires (ttl 1 h after the successor took over,
-    # plus leeway), even after a scheduled ensure.
-    clock.now += timedelta(hours=1, minutes=1)
+    # The old message opens until it expires, and as a dead letter until that is kept
+    # no longer (ttl 1 h plus retention 1 h after the successor took over, plus
+    # leeway), even after a scheduled ensure.
+    clock.now += timedelta(hours=2, minutes=1)
     keys.ensure(spec)
     assert opened(keys, old_message, "crm-consumer", sent_at).signer_kid == old_signer
     assert count(deployment) == 6
@@ -205,7 +207,8 @@ def test_rotation_with_messages_in_flight(
 def test_a_retired_signing_key_no_longer_verifies(
     keys: MessagingKeys, tmp_path: Path, clock: ManualClock
 ) -> None:
-    """After the producer's key is purged, its messages fail as wrong_signer."""
+    """After the producer's key is purged (ttl 1 h plus dead-letter retention 1 h plus
+    leeway after its successor activated), its messages fail as wrong_signer."""
     spec = manifest(tmp_path)
     keys.ensure(spec)
     sent_at = clock.now
@@ -213,7 +216,7 @@ def test_a_retired_signing_key_no_longer_verifies(
     messaging = spec.integrations[INTEGRATION].messaging
     assert messaging is not None
     keys.rotate(INTEGRATION, messaging, PRODUCER, party=PRODUCER)
-    clock.now += PUBLISH_AHEAD + timedelta(hours=1) + LEEWAY
+    clock.now += PUBLISH_AHEAD + timedelta(hours=2) + LEEWAY
     keys.ensure(spec)
     with pytest.raises(EnvelopeRefused) as refused:
         opened(keys, old_message, "crm-consumer", sent_at)
@@ -259,12 +262,13 @@ def test_scheduled_rotation_and_algorithm_change(
 def test_a_consumer_removed_from_the_manifest_has_its_key_retired(
     keys: MessagingKeys, tmp_path: Path, clock: ManualClock
 ) -> None:
-    """Its key stays for the messages in flight (ttl + leeway), then it is deleted."""
+    """Its key stays for the messages in flight and their dead letters (ttl + retention +
+    leeway), then it is deleted."""
     keys.ensure(manifest(tmp_path))
     keys.ensure(manifest(tmp_path, consumers="crm-consumer"))
     billing = [r for r in keys.rows() if r.party == "billing"]
     assert [r.state(clock.now) for r in billing] == ["retiring"]
-    clock.now += timedelta(hours=1) + LEEWAY
+    clock.now += timedelta(hours=2) + LEEWAY
     keys.ensure(manifest(tmp_path, consumers="crm-consumer"))
     assert not [r for r in keys.rows() if r.party == "billing"]
 
@@ -349,7 +353,8 @@ def test_replaced_keys_open_dead_letters_until_their_retention(
     keys: MessagingKeys, tmp_path: Path, clock: ManualClock
 ) -> None:
     """A dead letter kept 7 days still opens after a rotation, for an operator to show it,
-    until its retention (plus leeway) has passed; then its keys are gone."""
+    until its retention (plus leeway) has passed; then its keys are gone. It may have been
+    dead-lettered as late as its expiry (ttl 1 h): ttl and retention add up."""
     spec = manifest(tmp_path, dead_letters="P7D")
     keys.ensure(spec)
     sent_at = clock.now
@@ -357,7 +362,7 @@ def test_replaced_keys_open_dead_letters_until_their_retention(
     messaging = spec.integrations[INTEGRATION].messaging
     assert messaging is not None
     keys.rotate(INTEGRATION, messaging, PRODUCER)
-    clock.now += PUBLISH_AHEAD + timedelta(days=7)
+    clock.now += PUBLISH_AHEAD + timedelta(hours=1) + timedelta(days=7)
     keys.ensure(spec)
     assert opened(keys, letter, "crm-consumer", sent_at).payload["id"] == "o-1"
     clock.now += LEEWAY

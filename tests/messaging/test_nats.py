@@ -37,10 +37,12 @@ from interlock.messaging.model import (
 )
 from interlock.messaging.nats import NatsBroker
 from interlock.messaging.nats_config import NatsSettings, dead_letter_stream_name, stream_name
+from interlock.messaging.producer import Producer
 from interlock.outbound import tls_context
 from interlock.testing import nats_node
 from interlock.testing.brokers import TlsBroker
 from interlock.testing.tls import make_tls
+from tests.messaging.pipeline_support import CRM, INTEGRATION, PAYLOAD, rig_for
 
 T = TypeVar("T")
 
@@ -276,26 +278,30 @@ def test_a_message_round_trips_with_its_headers_id_and_content_type(nats_tls: Tl
 
 
 def test_the_same_message_id_twice_is_stored_once(nats_tls: TlsBroker) -> None:
-    """Within the duplicate window JetStream keeps the first copy; the PubAck says duplicate."""
+    """Within the duplicate window JetStream keeps the first copy of the same bytes (the
+    PubAck says duplicate); other bytes under that id are another message, stored too."""
     message = outgoing()
     received: list[Delivery] = []
 
-    async def scenario() -> tuple[bool, bool, int]:
+    async def scenario() -> tuple[bool, bool, bool, int]:
         broker = await connect(nats_tls)
         wanted = topology()
         await broker.apply(wanted)
         first = await broker.publish_acked(wanted, message)
-        again = await broker.publish_acked(wanted, outgoing(b"another body", message.message_id))
+        again = await broker.publish_acked(wanted, message)
+        other = await broker.publish_acked(wanted, outgoing(b"another body", message.message_id))
         stored = (await broker._js.stream_info(stream_name(wanted))).state.messages
         consumption = await broker.consume(wanted, "billing", collecting(received))
-        await eventually(lambda: len(received) >= 1)
+        await eventually(lambda: len(received) >= 2)
         await asyncio.sleep(0.5)
         await consumption.stop()
         await broker.close()
-        return first.duplicate, again.duplicate and again.sequence == first.sequence, stored
+        same = again.duplicate and again.sequence == first.sequence
+        return first.duplicate, same, other.duplicate, stored
 
-    assert run(scenario()) == (False, True, 1)
-    assert [delivery.body for delivery in received] == [b"sealed"]
+    assert run(scenario()) == (False, True, False, 2)
+    assert [delivery.body for delivery in received] == [b"sealed", b"another body"]
+    assert {delivery.message_id for delivery in received} == {message.message_id}
 
 
 def test_a_dead_message_goes_unchanged_to_the_dead_letters_and_leaves_its_stream(
@@ -771,3 +777,41 @@ def test_a_replica_killed_mid_batch_loses_nothing(nats_tls: TlsBroker) -> None:
     got = sorted(d.message_id or "" for d in second_got)
     assert got == sorted(set(ids) - set(acked_by_first))
     assert all(d.redelivered for d in second_got)
+
+
+def test_a_message_id_taken_first_by_other_bytes_does_not_drop_the_genuine_message(
+    nats_tls: TlsBroker, tmp_path: Path
+) -> None:
+    """Someone who can publish on the subject sends junk first under a producer-chosen id:
+    the genuine message is still stored and delivered, so the success audited is true (with
+    the id alone as Nats-Msg-Id JetStream dropped it, and the publish was confirmed all the
+    same); the same bytes sent again are stored once."""
+    destination = f"t{secrets.token_hex(4)}"
+    received: list[Delivery] = []
+    with rig_for(tmp_path, broker=("nats", nats_tls.url), destination=destination) as rig:
+
+        async def scenario() -> bytes:
+            broker = await connect(nats_tls)
+            try:
+                producer = Producer(
+                    rig.manifest, INTEGRATION, keys=rig.keys, broker=broker, audit=rig.audit
+                )
+                await broker.apply(rig.topology)
+                await broker.publish(rig.topology, outgoing(b"junk", "A-1001"))
+                genuine = producer.seal(PAYLOAD, message_id="A-1001")
+                await producer.send(genuine)
+                await producer.send(genuine)  # a retry: the same bytes
+                consumption = await broker.consume(rig.topology, CRM, collecting(received))
+                await eventually(lambda: len(received) >= 2)
+                await asyncio.sleep(0.5)
+                await consumption.stop()
+                return genuine.body
+            finally:
+                await broker.close()
+
+        genuine = run(scenario())
+        assert [delivery.body for delivery in received] == [b"junk", genuine]
+        assert [(e.details["message_id"], e.outcome.result) for e in rig.audit.entries] == [
+            ("A-1001", "success"),
+            ("A-1001", "success"),
+        ]

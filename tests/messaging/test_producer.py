@@ -44,6 +44,7 @@ def test_a_published_message_is_sealed_for_the_consumers_and_audited(rig: Rig) -
         sent.content_type,
         integration=INTEGRATION,
         producer=PRODUCER,
+        encrypt="payload",
         verification_keys=rig.keys.verification_keys(INTEGRATION, PRODUCER),
         decryption_keys=rig.keys.decryption_keys(INTEGRATION, CRM),
         now=rig.clock(),

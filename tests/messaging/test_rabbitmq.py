@@ -296,7 +296,7 @@ def test_dead_moves_the_unchanged_body_to_the_dead_letter_queue(rabbitmq_tls: Tl
     assert left == 0
     [letter] = letters
     assert letter.body == sent.body
-    assert letter.message_id == sent.message_id == letter.ref
+    assert letter.message_id == sent.message_id != letter.ref
     assert letter.content_type == CONTENT_TYPE_COMPACT
     assert letter.reason == "bad_signature"
     assert letter.consumer == "crm"
@@ -426,11 +426,14 @@ def test_a_message_that_expires_in_the_queue_is_dead_lettered(rabbitmq_tls: TlsB
 
         await wait_until(landed)
         assert await depth(rabbitmq_tls, topo.queue("crm")) == 0
-        return await adapter.dead_letters(topo)
+        letters = await adapter.dead_letters(topo)
+        # Its ref (derived: the broker dead-lettered it) finds it again.
+        assert await adapter.take_dead_letter(topo, letters[0].ref) == letters[0]
+        return letters
 
     [letter] = run(rabbitmq_tls, body)
     assert letter.body == sent.body
-    assert letter.message_id == sent.message_id
+    assert letter.message_id == sent.message_id != letter.ref
     assert letter.reason == "expired"
     assert letter.consumer == "crm"
     assert letter.dead_at is not None
@@ -470,14 +473,15 @@ def test_dead_letters_list_take_and_purge(rabbitmq_tls: TlsBroker) -> None:
         await inbox.wait_for(3)
         await consumption.stop()
         ids = [m.message_id for m in sent]
-        assert [d.message_id for d in await adapter.dead_letters(topo)] == ids
-        assert [d.message_id for d in await adapter.dead_letters(topo)] == ids
+        listed = await adapter.dead_letters(topo)
+        assert [d.message_id for d in listed] == ids
+        assert await adapter.dead_letters(topo) == listed  # the same letters, the same refs
         assert [d.message_id for d in await adapter.dead_letters(topo, limit=2)] == ids[:2]
-        taken = await adapter.take_dead_letter(topo, ids[1])
+        taken = await adapter.take_dead_letter(topo, listed[1].ref)
         assert taken is not None
         assert taken.body == sent[1].body
-        assert await adapter.take_dead_letter(topo, ids[1]) is None
-        assert await adapter.take_dead_letter(topo, "no-such-id") is None
+        assert await adapter.take_dead_letter(topo, listed[1].ref) is None
+        assert await adapter.take_dead_letter(topo, ids[0]) is None  # a message id is no ref
         assert [d.message_id for d in await adapter.dead_letters(topo)] == [ids[0], ids[2]]
         assert await adapter.purge_dead_letters(topo) == 2
         assert await adapter.dead_letters(topo) == []
@@ -508,7 +512,8 @@ def test_replay_goes_to_the_refusing_consumer_alone(rabbitmq_tls: TlsBroker) -> 
         for consumption in stopping:
             await consumption.stop()
         assert await adapter.replay_dead_letter(topo, "no-such-id") is None
-        assert await adapter.replay_dead_letter(topo, str(sent.message_id)) == sent.message_id
+        (letter,) = await adapter.dead_letters(topo)
+        assert await adapter.replay_dead_letter(topo, letter.ref) == sent.message_id
         assert await adapter.dead_letters(topo) == []
         assert await depth(rabbitmq_tls, topo.queue("crm")) == 1
         assert await depth(rabbitmq_tls, topo.queue("billing")) == 0
@@ -519,6 +524,7 @@ def test_replay_goes_to_the_refusing_consumer_alone(rabbitmq_tls: TlsBroker) -> 
         assert delivery.body == sent.body
         assert delivery.message_id == sent.message_id
         assert "interlock-refusal" not in delivery.headers
+        assert "interlock-dead-ref" not in delivery.headers
 
     run(rabbitmq_tls, body)
 
@@ -690,5 +696,43 @@ def test_consume_needs_a_known_consumer_and_its_queue(rabbitmq_tls: TlsBroker) -
             await adapter.consume(topo, "stranger", Inbox())
         with pytest.raises(BrokerError, match="apply"):
             await adapter.consume(topo, "crm", Inbox())
+
+    run(rabbitmq_tls, body)
+
+
+def test_each_dead_letter_has_a_ref_of_its_own(rabbitmq_tls: TlsBroker) -> None:
+    """Both consumers refuse one message: two letters under one message id, two refs; the
+    billing letter's ref replays to billing alone, and the CRM's letter stays."""
+    topo = topology(("crm", "billing"))
+    sent = outgoing(topo)
+
+    async def refuse(_: Delivery) -> Decision:
+        return Decision(Settle.DEAD, reason="schema")
+
+    async def body(adapter: RabbitMqBroker) -> None:
+        await adapter.apply(topo)
+        await adapter.publish(topo, sent)
+        crm, billing = Inbox(refuse), Inbox(refuse)
+        stopping = [
+            await adapter.consume(topo, "crm", crm, prefetch=1),
+            await adapter.consume(topo, "billing", billing, prefetch=1),
+        ]
+        await crm.wait_for(1)
+        await billing.wait_for(1)
+
+        async def both() -> bool:
+            return len(await adapter.dead_letters(topo)) == 2
+
+        await wait_until(both)
+        for consumption in stopping:
+            await consumption.stop()
+        letters = {d.consumer: d for d in await adapter.dead_letters(topo)}
+        assert {d.message_id for d in letters.values()} == {sent.message_id}
+        assert letters["crm"].ref != letters["billing"].ref
+        replayed = await adapter.replay_dead_letter(topo, letters["billing"].ref)
+        assert replayed == sent.message_id
+        assert [d.ref for d in await adapter.dead_letters(topo)] == [letters["crm"].ref]
+        assert await depth(rabbitmq_tls, topo.queue("billing")) == 1
+        assert await depth(rabbitmq_tls, topo.queue("crm")) == 0
 
     run(rabbitmq_tls, body)

@@ -4,7 +4,8 @@ At-least-once brokers hand a consumer copies of a message (a producer's
 retry, a redelivery, a copy another replica received). Of every copy one is
 processed: the consumer claims the message id in the idempotency store
 (:mod:`interlock.replay.idempotency`, shared by every replica), under a
-scope of its own and with the SHA-256 of the body as fingerprint. The claim
+scope of its own and with the SHA-256 of the message's content as
+fingerprint (for a sealed message, what its producer signed). The claim
 answers:
 
 * :class:`Claimed` — process it, then :meth:`DeliveryClaims.complete` (or
@@ -13,7 +14,7 @@ answers:
 * ``"retry"`` — another replica holds it now: settle RETRY; once that
   replica's lease runs out (it died) the next delivery takes over;
 * ``"duplicate"`` — processed before; ``"id_reused"`` — the id was used for
-  other bytes.
+  other content.
 
 Used by :class:`interlock.messaging.consumer.Consumer` and
 :class:`interlock.events.consumer.EventConsumer`.
@@ -70,13 +71,18 @@ class DeliveryClaims:
         #: When a RETRY comes back: soon, but not before the holder could plausibly finish.
         self.retry_after = min(lease, timedelta(seconds=1))
 
-    async def claim(self, message_id: str, body: bytes, ttl: timedelta) -> Claim:
-        """Claim ``message_id`` for ``body``, remembered for ``ttl`` (at least one second)."""
+    async def claim(self, message_id: str, content: bytes, ttl: timedelta) -> Claim:
+        """Claim ``message_id`` for ``content``, remembered for ``ttl`` (at least one second).
+
+        ``content``: the bytes every copy of the message shares and no other
+        message has — what the producer signed, never a wrapper a relay may
+        re-serialise.
+        """
         outcome = await self._call(
             self._store.begin,
             self._scope,
             message_id,
-            hashlib.sha256(body).hexdigest(),
+            hashlib.sha256(content).hexdigest(),
             max(ttl, timedelta(seconds=1)),
             self._lease,
         )

@@ -14,11 +14,12 @@
    dead-letters the message with its reason;
 2. **de-duplicate** — claim the message id in the shared idempotency store
    (:mod:`interlock.replay.idempotency`, scope ``messaging:INTEGRATION:CONSUMER``,
-   fingerprint the SHA-256 of the sealed body, kept until the message
+   fingerprint the SHA-256 of what the producer signed — not of the sealed
+   body, whose JWE wrapper anyone may re-serialise —, kept until the message
    expires plus the leeway), so that of every copy — a producer's retry, a
-   redelivery, a copy another replica received — one is processed. Already
-   processed: dead-lettered as ``duplicate``; the same id on other bytes:
-   ``id_reused``; another replica holds it now: settled ``RETRY``, and
+   redelivery, a re-serialised copy, a copy another replica received — one is
+   processed. Already processed: dead-lettered as ``duplicate``; the same id
+   on another signed message: ``id_reused``; another replica holds it now: settled ``RETRY``, and
    once that replica's lease runs out (it died) the next delivery takes over
    (:mod:`interlock.messaging.claims`, shared with the event consumer);
 3. **validate** against the integration's schema (``schema``);
@@ -168,7 +169,7 @@ class Consumer:
             return await self._refuse(delivery, refused.reason, detail=refused.detail)
         facts = opened.facts
         ttl = facts.expires_at + self._leeway - self._now()
-        claim = await self._claims.claim(facts.message_id, delivery.body, ttl)
+        claim = await self._claims.claim(facts.message_id, opened.signing_input, ttl)
         if claim == "retry":
             return Decision(Settle.RETRY, retry_after=self._claims.retry_after)
         if not isinstance(claim, Claimed):
@@ -218,6 +219,8 @@ class Consumer:
             delivery.content_type,
             integration=flow.name,
             producer=flow.producer,
+            encrypt=flow.spec.encrypt,
+            encrypted_fields=flow.spec.encrypted_fields,
             verification_keys=verification,
             decryption_keys=decryption,
             now=self._now(),

@@ -10,8 +10,9 @@ for each consumer (``spec.key_algorithm``). The rollover rules are those of
   the producer signs with it, or encrypts to it, only once it has activated;
 * the key it replaces stays usable for **opening** until every message sealed
   with it has expired and every dead letter sealed with it has reached its
-  retention (:func:`kept_for` plus ``leeway`` after the successor activates:
-  an operator holding the dead-letter role can still show one), then it is
+  retention (:func:`kept_for`, ``ttl`` plus retention, plus ``leeway`` after
+  the successor activates: an operator holding the dead-letter role can
+  still show one), then it is
   deleted (:meth:`MessagingKeys.ensure`), and messages sealed with it no
   longer open;
 * keys rotate on a schedule (``spec.key_rotation``) or when the manifest
@@ -391,8 +392,13 @@ class MessagingKeys:
 
 
 def kept_for(spec: MessagingSpec) -> timedelta:
-    """How long a replaced key keeps opening: the longer of message life and dead-letter life."""
-    return max(spec.ttl, spec.dead_letter.retention)
+    """How long a replaced key keeps opening: message life plus dead-letter life.
+
+    A message may be dead-lettered as late as its expiry (``ttl`` after it was
+    sealed, the broker's own expiry included) and is then kept for the
+    retention, so the two add up; the longer of them is not enough.
+    """
+    return spec.ttl + spec.dead_letter.retention
 
 
 def _parties(spec: MessagingSpec, producer: str) -> list[tuple[str, Use, str]]:

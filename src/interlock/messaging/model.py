@@ -111,11 +111,19 @@ class MessageFacts:
 
 @dataclass(frozen=True)
 class Opened:
-    """A message that verified and decrypted: its facts and its JSON payload."""
+    """A message that verified and decrypted: its facts and its JSON payload.
+
+    ``signing_input`` is what the producer signed (RFC 7515 §5.2, the JWS's
+    header and payload segments): the same for every copy of the message,
+    however its wrapper was re-serialised, so de-duplication fingerprints it.
+    The signature is left out: ECDSA signatures are malleable, and a JWE's
+    wrapper (member order, other recipients) is not authenticated at all.
+    """
 
     facts: MessageFacts
     payload: Any
     signer_kid: str
+    signing_input: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -173,7 +181,8 @@ class DeadLetter:
     reason: str
     consumer: str | None
     dead_at: datetime | None
-    # Broker-specific handle (NATS stream sequence; RabbitMQ: the message id) for take().
+    # Broker-specific handle, one per letter (NATS: the stream sequence; RabbitMQ: a
+    # random id or a digest, never the message id, which copies share) for take().
     ref: str
 
 
@@ -250,7 +259,9 @@ class BrokerAdapter(Protocol):
 
         Raises :class:`PublishError` when the broker nacks, cannot route it to a
         queue or stream, or does not confirm in time: the caller may retry with
-        the same message (its id makes the retry harmless).
+        the same message (its id makes the retry harmless). A broker that drops
+        duplicates (NATS) drops only these very bytes, never another message
+        under the same id, so a confirmation means the message is stored.
         """
         ...
 

@@ -12,11 +12,18 @@ consuming loop is :mod:`interlock.messaging.nats_consume`.
   could answer without asking: the password is handed over by a callback
   that first checks the connection is TLS, on every (re)connect, and a
   connection found not to be TLS is closed at once.
-* **Publishing** sets ``Nats-Msg-Id`` to the message id, so a retried
-  publish within the stream's duplicate window is stored once (the PubAck
-  says ``duplicate``), and names the expected stream; the PubAck is awaited
-  and checked: no answer in time, an error or another stream raise
-  :class:`~interlock.messaging.model.PublishError`.
+* **Publishing** sets ``Nats-Msg-Id`` to the message id and the SHA-256 of
+  the body (the id alone travels in ``interlock-message-id``), so a retried
+  publish of the same bytes within the stream's duplicate window is stored
+  once (the PubAck says ``duplicate``), and names the expected stream; the
+  PubAck is awaited and checked: no answer in time, an error or another
+  stream raise :class:`~interlock.messaging.model.PublishError`. With the id
+  alone, anyone who can publish on the subject and knows a producer-chosen
+  id could take it first: JetStream would drop the genuine message as a
+  duplicate, and the publish would be confirmed (and audited) all the same.
+  With the digest a duplicate is these very bytes, stored already (even if
+  consumed since, when it could no longer be read back to compare); other
+  bytes under the id are stored too, and the consumers tell them apart.
 * **Consuming**: durable pull consumers with explicit acks; see
   :mod:`interlock.messaging.nats_consume`.
 * **Dead letters** go to the integration's dead-letter stream, body
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -107,6 +115,32 @@ def _is_tls(client: Client) -> bool:
     writer = getattr(transport, "_io_writer", None)
     get_extra = getattr(writer, "get_extra_info", None)
     return callable(get_extra) and get_extra("ssl_object") is not None
+
+
+def _settle_tls_protocol(client: Client) -> None:
+    """Tell the stream protocol under nats-py's TLS link that its transport is TLS.
+
+    nats-py upgrades the socket with ``loop.start_tls()`` onto a fresh
+    :class:`asyncio.StreamReaderProtocol`, and ``start_tls`` never calls that
+    protocol's ``connection_made()``. The protocol so believes it is on plain
+    TCP and, when the server closes, answers EOF with True (keep half open),
+    which asyncio's SSL layer logs as a warning, "returning true from
+    eof_received() has no effect when using ssl", after every command
+    (nats-io/nats.py#574, #727). ``connection_made()`` with the TLS transport
+    is the fix proposed there (and httpcore's for the same bug); it is done
+    only while the protocol still says it is not over TLS, so a nats-py that
+    does it itself is left alone.
+    """
+    transport = getattr(client, "_transport", None)
+    writer = getattr(transport, "_io_writer", None)
+    link = getattr(writer, "transport", None)
+    if not isinstance(link, asyncio.Transport) or link.get_extra_info("sslcontext") is None:
+        return
+    protocol = link.get_protocol()
+    if isinstance(protocol, asyncio.StreamReaderProtocol) and not getattr(
+        protocol, "_over_ssl", True
+    ):
+        protocol.connection_made(link)
 
 
 def _check_context(tls: ssl.SSLContext) -> None:
@@ -191,6 +225,8 @@ class NatsBroker:
         async def on_reconnect() -> None:
             if not _is_tls(client):
                 await client.close()
+                return
+            _settle_tls_protocol(client)
 
         async def on_error(error: Exception) -> None:
             # Errors of the first connect are raised by connect() below.
@@ -215,6 +251,7 @@ class NatsBroker:
         if not _is_tls(client):
             await client.close()
             raise BrokerError("the connection to the NATS server is not TLS")
+        _settle_tls_protocol(client)
         # Fail fast at the first connect (a wrong certificate or password is not
         # transient); once connected, ride out server restarts.
         client.options["allow_reconnect"] = True
@@ -235,7 +272,10 @@ class NatsBroker:
         headers = dict(message.headers)
         if any(name.lower().startswith("nats-") or name == CONTENT_TYPE for name in headers):
             raise PublishError("message headers may not set NATS's own headers")
-        headers[MESSAGE_ID] = message.message_id
+        # The body's digest in the de-duplication id: JetStream then drops as a
+        # duplicate only these very bytes, never another message under the id.
+        headers[MESSAGE_ID] = f"{message.message_id}:{hashlib.sha256(message.body).hexdigest()}"
+        headers[HEADER_MESSAGE_ID] = message.message_id
         headers[CONTENT_TYPE] = message.content_type
         return await self._publish(
             stream_name(topology), topology.destination, message.body, headers

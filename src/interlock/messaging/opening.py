@@ -1,7 +1,10 @@
 """Open a sealed message: size, format, decryption, signature, facts; deny by default.
 
-The checks, in order: the size cap; the serialisation (JWE compact, JWE
-general JSON, or a JWS with encrypted fields); header parameters against an
+The checks, in order: the size cap; the serialisation the integration's
+``encrypt`` mode calls for (``payload``: a JWE, compact or general JSON,
+holding a JWS; ``fields``: a bare JWS whose encrypted-field list is the
+declared one), so that nobody able to decrypt a message can pass its inner
+JWS on in clear; header parameters against an
 allow-list, with ``crit``, ``zip``, ``jku``, ``jwk``, ``x5u``, ``x5c`` and
 ``b64`` refused outright (keys come only from the caller, RFC 8725 §3.10);
 the algorithms (``ECDH-ES+A256KW`` or ``RSA-OAEP-256`` with ``A256GCM``;
@@ -17,9 +20,9 @@ from __future__ import annotations
 
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, NoReturn, cast
+from typing import Any, Final, Literal, NoReturn, cast
 
 from joserfc import jwe
 from joserfc.errors import JoseError
@@ -79,6 +82,8 @@ def open_envelope(
     *,
     integration: str,
     producer: str,
+    encrypt: Literal["payload", "fields"],
+    encrypted_fields: Sequence[str] = (),
     verification_keys: Mapping[str, Any],
     decryption_keys: Mapping[str, Any],
     now: datetime,
@@ -87,10 +92,13 @@ def open_envelope(
 ) -> Opened:
     """Verify and decrypt a sealed message; :class:`EnvelopeRefused` with the reason if not.
 
-    ``verification_keys``: the producer's published public keys by ``kid``;
-    ``decryption_keys``: this consumer's private keys by ``kid``. The signed
-    facts must name ``producer`` and ``integration``, and ``now`` must lie
-    between issue and expiry (``leeway`` either side).
+    ``encrypt`` and ``encrypted_fields``: the integration's mode and, with
+    ``fields``, the paths it encrypts (``MessagingSpec.encrypted_fields``);
+    any other form is ``malformed``. ``verification_keys``: the producer's
+    published public keys by ``kid``; ``decryption_keys``: this consumer's
+    private keys by ``kid``. The signed facts must name ``producer`` and
+    ``integration``, and ``now`` must lie between issue and expiry (``leeway``
+    either side).
     """
     if len(body) > max_bytes:
         _reject("too_large", f"{len(body)} bytes, over {max_bytes}")
@@ -100,7 +108,12 @@ def open_envelope(
         _reject("malformed", "not ASCII")
     registry = jwe_registry(max_bytes)
     jwe_header, signed = _unwrap(text, content_type, decryption_keys, registry)
-    header, data = _verify(signed, verification_keys)
+    if (jwe_header is None) != (encrypt == "fields"):
+        # The mode is the integration's, never the message's: a bare JWS on an
+        # `encrypt: payload` integration is a message stripped of its encryption.
+        _reject("malformed", f"not the serialisation of encrypt: {encrypt}")
+    header, data, signing_input = _verify(signed, verification_keys)
+    _check_paths(header.get(FIELDS_HEADER), encrypted_fields if encrypt == "fields" else None)
     facts = _facts(header)
     if jwe_header is not None and _facts(jwe_header) != facts:
         _reject("bad_signature", "the encrypted facts differ from the signed ones")
@@ -112,7 +125,9 @@ def open_envelope(
     paths = header.get(FIELDS_HEADER)
     if paths is not None:
         payload = _open_fields(payload, paths, facts, decryption_keys, registry)
-    return Opened(facts=facts, payload=payload, signer_kid=header["kid"])
+    return Opened(
+        facts=facts, payload=payload, signer_kid=header["kid"], signing_input=signing_input
+    )
 
 
 def _unwrap(
@@ -131,6 +146,18 @@ def _unwrap(
     if str(jwe_header.get("cty", "")).upper() != NESTED_CTY:
         _reject("malformed", "the JWE does not hold a JWS (cty is not JOSE)")
     return jwe_header, _ascii(plaintext)
+
+
+def _check_paths(paths: Any, declared: Sequence[str] | None) -> None:
+    """The signed encrypted-field list is the declared one (None: there must be none)."""
+    if declared is None:
+        if paths is not None:
+            _reject("malformed", f"{FIELDS_HEADER} in a message encrypted whole")
+        return
+    if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
+        _reject("malformed", f"{FIELDS_HEADER} must list field paths")
+    if sorted(paths) != sorted(declared):
+        _reject("malformed", "the encrypted fields are not the integration's")
 
 
 def _check_facts(
@@ -174,7 +201,8 @@ def _check_names(header: Mapping[str, Any], allowed: frozenset[str]) -> None:
         _reject("malformed", f"header parameters not accepted: {unknown}")
 
 
-def _verify(signed: str, keys: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
+def _verify(signed: str, keys: Mapping[str, Any]) -> tuple[dict[str, Any], bytes, bytes]:
+    """The JWS's protected header, payload and signing input (RFC 7515 §5.2), once verified."""
     parts = signed.split(".")
     if len(parts) != 3:
         _reject("malformed", "not a compact JWS")
@@ -186,9 +214,10 @@ def _verify(signed: str, keys: Mapping[str, Any]) -> tuple[dict[str, Any], bytes
     if not isinstance(kid, str) or kid not in keys:
         _reject("wrong_signer", "signed by a key the producer has not published")
     data, signature = _b64(parts[1]), _b64(parts[2])
-    if not verify_signature(alg, keys[kid], f"{parts[0]}.{parts[1]}".encode("ascii"), signature):
+    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
+    if not verify_signature(alg, keys[kid], signing_input, signature):
         _reject("bad_signature", "the signature does not verify")
-    return header, data
+    return header, data, signing_input
 
 
 def _facts(header: Mapping[str, Any]) -> MessageFacts:
@@ -234,6 +263,10 @@ def _decrypt_json(
     document = _general(text)
     header = _header(document["protected"], _JWE_HEADERS)
     for recipient in document["recipients"]:
+        shared = sorted(set(header) & set(recipient.get("header", {})))
+        if shared:
+            # RFC 7516 §7.2.1: the protected and per-recipient header names are disjoint.
+            _reject("malformed", f"header parameters both protected and per-recipient: {shared}")
         _check_names({**header, **recipient.get("header", {})}, _JWE_HEADERS)
         kid = recipient.get("header", {}).get("kid")
         if isinstance(kid, str) and kid in keys:
@@ -294,14 +327,11 @@ def _ascii(plaintext: bytes) -> str:
 
 def _open_fields(
     payload: Any,
-    paths: Any,
+    paths: list[str],
     facts: MessageFacts,
     keys: Mapping[str, Any],
     registry: jwe.JWERegistry,
 ) -> Any:
-    if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
-        _reject("malformed", f"{FIELDS_HEADER} must list field paths")
-
     def decrypt(value: Any) -> Any:
         if isinstance(value, str) and value.count(".") == 4:
             header, plaintext = _decrypt_compact(value, keys, registry)

@@ -16,8 +16,8 @@ if it does not come).
 A retry after a :class:`PublishError` must send the same sealed bytes
 (:meth:`Producer.seal` then :meth:`Producer.send`, as often as needed): the
 consumers recognise the second copy as a duplicate of the first by its id and
-its bytes, while a fresh seal under the same id would be a different message
-("id reused") to them.
+what was signed, while a fresh seal under the same id (signed at another
+time) would be a different message ("id reused") to them.
 """
 
 from __future__ import annotations

@@ -182,7 +182,7 @@ class RabbitMqBroker:
         return await self._dead.peek(topology, limit)
 
     async def take_dead_letter(self, topology: Topology, ref: str) -> DeadLetter | None:
-        """Remove the dead letter whose message id is ``ref``; None if it is not there."""
+        """Remove the dead letter ``ref`` (:attr:`DeadLetter.ref`); None if it is not there."""
         return await self._dead.take(topology, ref)
 
     async def replay_dead_letter(self, topology: Topology, ref: str) -> str | None:

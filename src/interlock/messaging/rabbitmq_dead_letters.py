@@ -2,18 +2,28 @@
 
 A message the consumer refuses is published unchanged (body, content type,
 message id, headers) to the dead-letter exchange with :data:`HEADER_REASON`,
-:data:`HEADER_CONSUMER` and :data:`HEADER_DEAD_AT` added, confirmed, before
-the original is acknowledged. A message the broker dead-letters (expired in
-the queue, dropped by ``x-max-length``) carries RabbitMQ's ``x-death``
-header instead; its reason, queue and time are read from there.
+:data:`HEADER_CONSUMER`, :data:`HEADER_DEAD_AT` and :data:`HEADER_DEAD_REF`
+added, confirmed, before the original is acknowledged. A message the broker
+dead-letters (expired in the queue, dropped by ``x-max-length``) carries
+RabbitMQ's ``x-death`` header instead; its reason, queue and time are read
+from there.
+
+A letter's ``ref`` is its own: the random :data:`HEADER_DEAD_REF` of a
+refused message, and for one the broker dead-lettered a digest of its id,
+queue, time and body. Never the message id alone: every consumer that
+refuses a message dead-letters a copy under the same id, and a publisher
+chooses it freely.
 
 AMQP queues have no random access: listing takes messages without
 acknowledging them and closes the channel, which puts them back where they
-were; taking one acknowledges only the message whose id matches.
+were; taking one acknowledges only the message whose ref matches.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -35,10 +45,17 @@ from interlock.messaging.model import (
 )
 from interlock.messaging.rabbitmq_topology import dead_letter_exchange
 
-__all__ = ["BROKER_REASONS", "DeadLetterQueue", "confirmed", "header_text"]
+__all__ = ["BROKER_REASONS", "HEADER_DEAD_REF", "DeadLetterQueue", "confirmed", "header_text"]
 
 #: RabbitMQ's ``x-death`` reasons, as Interlock names them.
 BROKER_REASONS: Final = {"expired": "expired", "maxlen": "overflow", "rejected": "rejected"}
+#: The ref of a dead letter Interlock put in the queue (random, 32 hex digits).
+HEADER_DEAD_REF: Final = "interlock-dead-ref"
+_REF: Final = re.compile(r"[0-9a-f]{32}")
+# Headers of a dead letter that are not the message's own (left out on replay).
+_DEAD_HEADERS: Final = frozenset(
+    {HEADER_REASON, HEADER_CONSUMER, HEADER_DEAD_AT, HEADER_DEAD_REF, "x-death"}
+)
 
 
 def header_text(value: Any) -> str:
@@ -75,6 +92,7 @@ class DeadLetterQueue:
                 HEADER_REASON: why,
                 HEADER_CONSUMER: consumer,
                 HEADER_DEAD_AT: self._now().isoformat(),
+                HEADER_DEAD_REF: uuid.uuid4().hex,
             }
         )
         copy = aio_pika.Message(
@@ -107,7 +125,7 @@ class DeadLetterQueue:
         return found
 
     async def take(self, topology: Topology, ref: str) -> DeadLetter | None:
-        """Remove and return the dead letter whose message id is ``ref``."""
+        """Remove and return the dead letter ``ref``."""
         async with self._connection.channel(publisher_confirms=False) as channel:
             queue = await _queue(channel, topology)
             waiting = queue.declaration_result.message_count or 0
@@ -115,9 +133,10 @@ class DeadLetterQueue:
                 message = await queue.get(no_ack=False, fail=False)
                 if message is None:
                     break
-                if message.message_id == ref:
+                letter = _dead_letter(topology, message)
+                if letter.ref == ref:
                     await message.ack()
-                    return _dead_letter(topology, message)
+                    return letter
         return None
 
     async def replay(self, topology: Topology, ref: str) -> str | None:
@@ -135,9 +154,9 @@ class DeadLetterQueue:
                 message = await queue.get(no_ack=False, fail=False)
                 if message is None:
                     break
-                if message.message_id != ref:
-                    continue
                 letter = _dead_letter(topology, message)
+                if letter.ref != ref:
+                    continue
                 if letter.consumer not in topology.consumers:
                     raise PublishError(
                         f"dead letter {ref} is not of a consumer of {topology.integration!r}"
@@ -145,7 +164,7 @@ class DeadLetterQueue:
                 headers = {
                     name: value
                     for name, value in (message.headers or {}).items()
-                    if name not in {HEADER_REASON, HEADER_CONSUMER, HEADER_DEAD_AT, "x-death"}
+                    if name not in _DEAD_HEADERS
                 }
                 again = aio_pika.Message(
                     message.body,
@@ -165,7 +184,7 @@ class DeadLetterQueue:
                     f"replay of {ref}",
                 )
                 await message.ack()
-                return ref
+                return letter.message_id
         return None
 
     async def purge(self, topology: Topology) -> int:
@@ -202,8 +221,24 @@ def _dead_letter(topology: Topology, message: AbstractIncomingMessage) -> DeadLe
         reason=reason,
         consumer=consumer,
         dead_at=dead_at,
-        ref=message_id,
+        ref=_ref(headers, message_id, message.body),
     )
+
+
+def _ref(headers: Mapping[str, Any], message_id: str, body: bytes) -> str:
+    """The letter's own ref: the one put() gave it, else a digest of what the broker recorded.
+
+    A message the broker dead-lettered keeps its publisher's headers, so a
+    ref header on it is not ours: its ref is derived from the message id,
+    the broker's ``x-death`` record (queue, time) and the body.
+    """
+    given = header_text(headers.get(HEADER_DEAD_REF, ""))
+    if "x-death" not in headers and _REF.fullmatch(given):
+        return given
+    digest = hashlib.sha256()
+    for part in (message_id.encode(), repr(headers.get("x-death")).encode(), body):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()[:32]
 
 
 def _from_x_death(topology: Topology, deaths: Any) -> tuple[str, str | None, datetime | None]:
