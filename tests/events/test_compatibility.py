@@ -11,7 +11,9 @@ conservative on purpose (``no_witness``).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -407,3 +409,37 @@ def test_unfollowable_schemas_are_refused(schema: dict[str, Any], reason: str) -
     """Anchors, $dynamicRef, $ref loops and draft-7 tuple items fail closed, with a reason."""
     with pytest.raises(UnsupportedSchemaError, match=reason):
         incompatibilities(schema, schema)
+
+
+# -- hostile schemas (a schemas.read client can send these to the check) --------
+
+
+def _timed(reader: Mapping[str, Any], writer: Mapping[str, Any]) -> float:
+    started = time.perf_counter()
+    with contextlib.suppress(UnsupportedSchemaError):
+        incompatibilities(reader, writer)
+    return time.perf_counter() - started
+
+
+def test_pattern_properties_are_matched_in_linear_time() -> None:
+    """A catastrophic-backtracking pattern against a name the schema declares: no stall.
+
+    The bound is a hang guard, not a performance claim: Python's backtracking
+    ``re`` took about 16 s for this 30-character name, doubling per character.
+    """
+    name = "a" * 29 + "!"
+    hostile = obj({"id": S, name: {}}, patternProperties={"^(a+)+$": {}})
+    assert _timed(hostile, obj({"id": S})) < 2
+
+
+def test_pattern_properties_match_as_the_validator_does() -> None:
+    """Names are matched by the validator's own (ECMA 262) regex dialect, not Python's.
+
+    ``\\W`` does not match ``é`` in Python but does in jsonschema-rs: a new
+    pattern governing a declared name must be seen, or old data breaks.
+    """
+    writer = closed({"é": {}})
+    reader = {**closed({"é": {}}), "patternProperties": {"^\\W$": I}}
+    assert _valid(writer, {"é": "x"})
+    assert not _valid(reader, {"é": "x"})
+    assert incompatibilities(reader, writer)

@@ -90,6 +90,7 @@ _UNCHECKED = (
 )
 _MAX_DEPTH = 100  # nested schemas compared at once; deeper would exhaust Python's stack
 _MAX_STEPS = 50_000  # schema pairs compared per call; nested anyOf probing can multiply
+_MAX_WORK = 1_000_000  # names matched and values compared per call (each about a microsecond)
 
 
 @dataclass(frozen=True)
@@ -153,10 +154,17 @@ class _Walk:
         self.writer_root = writer_root
         self.found: list[Incompatibility] = []
         self._steps = 0
+        self._work = 0
         self._active: dict[tuple[int, int, str], tuple[Any, Any]] = {}
 
     def add(self, pointer: str, kind: str, message: str) -> None:
         self.found.append(Incompatibility(pointer, kind, message))
+
+    def spend(self, cost: int) -> None:
+        """Count ``cost`` units of work; refuse a check that would take too long."""
+        self._work += cost
+        if self._work > _MAX_WORK:
+            raise UnsupportedSchemaError("the schemas are too complex to compare")
 
     def probe(self, reader: Any, pointer: str, writer: Any, writer_pointer: str) -> bool:
         """Compare without recording; True when compatible."""

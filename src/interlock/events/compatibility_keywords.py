@@ -9,10 +9,12 @@ docstring of :mod:`interlock.events.compatibility`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any, Protocol
+
+import jsonschema_rs
 
 from interlock.events.compatibility_refs import UnsupportedSchemaError
 from interlock.events.compatibility_values import escape, is_empty
@@ -33,6 +35,9 @@ class Walker(Protocol):
 
     def probe(self, reader: Any, pointer: str, writer: Any, writer_pointer: str) -> bool:
         """True when ``reader`` reads every instance of ``writer``; records nothing."""
+
+    def spend(self, cost: int) -> None:
+        """Count ``cost`` units of work (a name matched, a value compared) against the budget."""
 
 
 def _number(value: Any) -> Fraction | None:
@@ -157,19 +162,44 @@ def _item(walk: Walker, reader: tuple[Any, str], writer: tuple[Any, str]) -> Non
     walk.compare(reader[0], reader[1], writer[0], writer[1])
 
 
-def _matches(pattern: str, name: str) -> bool:
+@lru_cache(maxsize=256)
+def _name_matcher(pattern: str) -> jsonschema_rs.Validator:
+    """A validator refusing any property ``pattern`` matches, in the validator's dialect.
+
+    jsonschema-rs translates the pattern as the event validator does (ECMA 262:
+    ``\\d`` is ASCII, ``\\W`` is not ``[^\\w]`` in Python's sense), and
+    :class:`jsonschema_rs.RegexOptions` selects the linear-time engine: a
+    schema-supplied pattern such as ``^(a+)+$`` cannot make the check backtrack
+    exponentially (CWE-1333). Those two engines agree on every pattern the
+    linear one accepts; a pattern needing lookaround or backreferences is
+    refused, never guessed.
+    """
     try:
-        return re.search(pattern, name) is not None
-    except re.error as exc:
+        return jsonschema_rs.Draft202012Validator(
+            {"patternProperties": {pattern: False}},
+            offline=True,
+            pattern_options=jsonschema_rs.RegexOptions(),
+        )
+    except (ValueError, TypeError) as exc:
         raise UnsupportedSchemaError(
-            f"patternProperties pattern {pattern!r} is not usable"
+            f"patternProperties pattern {pattern!r} cannot be compared "
+            "(lookaround and backreferences are not supported by the check)"
         ) from exc
 
 
-def _governing(schema: Schema, name: str) -> list[Any]:
+def _matches(pattern: str, name: str) -> bool:
+    try:
+        return not _name_matcher(pattern).is_valid({name: None})
+    except UnicodeEncodeError as exc:  # a lone surrogate cannot become Rust text
+        raise UnsupportedSchemaError("a property name is not valid Unicode") from exc
+
+
+def _governing(walk: Walker, schema: Schema, name: str) -> list[Any]:
     """The subschemas an object's property ``name`` must satisfy (2020-12 §10.3.2)."""
     found = [schema["properties"][name]] if name in schema.get("properties", {}) else []
-    found += [s for p, s in schema.get("patternProperties", {}).items() if _matches(p, name)]
+    patterns: Mapping[str, Any] = schema.get("patternProperties", {})
+    walk.spend(len(patterns))
+    found += [s for p, s in patterns.items() if _matches(p, name)]
     return found or [schema.get("additionalProperties", True)]
 
 
@@ -203,7 +233,7 @@ def _property(
     walk: Walker, pointer: str, reader: Schema, writer: Schema, *, wp: str, name: str
 ) -> None:
     here, there = f"{pointer}/properties/{escape(name)}", f"{wp}/properties/{escape(name)}"
-    r_gov, w_gov = _governing(reader, name), _governing(writer, name)
+    r_gov, w_gov = _governing(walk, reader, name), _governing(walk, writer, name)
     in_reader, in_writer = (
         name in reader.get("properties", {}),
         name in writer.get("properties", {}),
@@ -283,7 +313,10 @@ def _required(walk: Walker, pointer: str, reader: Schema, writer: Schema) -> Non
         declared = r_props.get(name)
         if isinstance(declared, Mapping) and "default" in declared:
             continue  # Confluent: ..._WITH_DEFAULT_ADDED is compatible; the reader fills it
-        if name not in writer.get("properties", {}) and _all(_governing(writer, name)) is False:
+        if (
+            name not in writer.get("properties", {})
+            and _all(_governing(walk, writer, name)) is False
+        ):
             kind = "REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL"
         else:
             kind = "REQUIRED_ATTRIBUTE_ADDED"
