@@ -209,6 +209,43 @@ CASES: tuple[Case, ...] = (
     Case("reader allOf conjunct added", obj({"a": S}), {"allOf": [obj({"a": S}), {"required": ["a"]}]},
          "REQUIRED_ATTRIBUTE_ADDED", None, ({"a": "x"}, {})),
     Case("not added (unprovable)", S, {**S, "not": {"const": ""}}, "KEYWORD_CHANGED", None, ("", "x")),
+    # -- found by review: each was called compatible, yet old data failed the new schema
+    Case("const narrowed by an enum beside it", obj({"s": {"const": 1}}), obj({"s": {"const": 1, "enum": [2]}}),
+         "ENUM_ARRAY_CHANGED", None, ({"s": 1}, {})),
+    Case("new pattern overlaps a writer pattern, closed",
+         obj({}, patternProperties={"^x": {}}, additionalProperties=False),
+         obj({}, patternProperties={"^x": {}, "^xy": I}, additionalProperties=False),
+         "ADDITIONAL_PROPERTIES_NARROWED", "TYPE_NARROWED", ({"xyz": "text"}, {"xyz": 1}),
+         no_witness=("forward",)),
+    Case("new pattern overlaps a writer pattern, open",
+         obj({}, patternProperties={"^x": {}}, additionalProperties=I),
+         obj({}, patternProperties={"^x": {}, "^xy": I}, additionalProperties=I),
+         "ADDITIONAL_PROPERTIES_NARROWED", None, ({"xyz": "text"}, {"xyz": 1}, {"q": 1})),
+    Case("new pattern with a disjoint literal prefix, closed",
+         obj({}, patternProperties={"^a-": S}, additionalProperties=False),
+         obj({}, patternProperties={"^a-": S, "^b-": I}, additionalProperties=False),
+         None, "TYPE_NARROWED", ({"a-1": "x"}, {"b-1": 1}), no_witness=()),
+    Case("property removed under unevaluatedProperties false",
+         obj({"a": {}}, unevaluatedProperties=False), obj({}, unevaluatedProperties=False),
+         "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL", None, ({"a": 1}, {})),
+    Case("optional added under unevaluatedProperties false",
+         obj({"a": S}, unevaluatedProperties=False), obj({"a": S, "b": I}, unevaluatedProperties=False),
+         None, "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL", ({"a": "x"}, {"a": "x", "b": 1})),
+    Case("property removed from an allOf under unevaluatedProperties false",
+         {"type": "object", "allOf": [obj({"a": {}})], "unevaluatedProperties": False},
+         {"type": "object", "allOf": [obj({})], "unevaluatedProperties": False},
+         "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL", None, ({"a": 1}, {})),
+    Case("$ref with unevaluatedProperties false gains an optional property",
+         {"$defs": {"b": obj({"a": S})}, "$ref": "#/$defs/b", "unevaluatedProperties": False},
+         {"$defs": {"b": obj({"a": S, "c": I})}, "$ref": "#/$defs/b", "unevaluatedProperties": False},
+         None, "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL", ({"a": "x"}, {"a": "x", "c": 1})),
+    Case("item removed under unevaluatedItems false",
+         {"type": "array", "prefixItems": [S], "unevaluatedItems": False},
+         {"type": "array", "unevaluatedItems": False},
+         "ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL", None, (["x"], [])),
+    Case("referenced target of an unchanged not changed",
+         {"$defs": {"x": S}, "not": {"$ref": "#/$defs/x"}}, {"$defs": {"x": I}, "not": {"$ref": "#/$defs/x"}},
+         "KEYWORD_CHANGED", "KEYWORD_CHANGED", (1, "a", 1.5)),
 )  # fmt: skip
 
 
@@ -443,3 +480,46 @@ def test_pattern_properties_match_as_the_validator_does() -> None:
     assert _valid(writer, {"é": "x"})
     assert not _valid(reader, {"é": "x"})
     assert incompatibilities(reader, writer)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "allOf": [obj({"a": S})], "anyOf": [obj({"b": I}), {}],
+         "unevaluatedProperties": False},
+        {"$defs": {"b": obj({"a": S})}, "$ref": "#/$defs/b", "properties": {"c": I},
+         "unevaluatedProperties": False},
+        {"type": "array", "allOf": [{"prefixItems": [S]}], "unevaluatedItems": False},
+        {"patternProperties": {"^a": S, "^b": I}, "additionalProperties": False},
+    ],
+)  # fmt: skip
+def test_identical_schemas_with_unevaluated_and_patterns_are_compatible(
+    schema: dict[str, Any],
+) -> None:
+    """The stricter handling of unevaluated* and overlapping patterns keeps identity compatible."""
+    assert incompatibilities(schema, schema) == []
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        obj({"a": {"$id": "urn:inner", "$defs": {"t": S}, "$ref": "#/$defs/t"}}),
+        {"$defs": {"t": {"$id": "urn:t", "type": "string"}}, **obj({"a": {"$ref": "#/$defs/t"}})},
+        {"type": "array", "items": {"$id": "https://example.org/item"}},
+    ],
+)
+def test_embedded_id_is_refused(schema: dict[str, Any]) -> None:
+    """An ``$id`` below the root re-bases its ``$ref``s (2020-12 §8.2.1): refused, not guessed.
+
+    The checker (and the consumer's cut and resolution) resolve ``#/...``
+    against the document root; jsonschema-rs resolves it inside the ``$id``
+    resource, so the two would compare different schemas.
+    """
+    with pytest.raises(UnsupportedSchemaError, match=r"\$id"):
+        incompatibilities(schema, schema)
+
+
+def test_root_id_and_properties_named_id_are_allowed() -> None:
+    """``$id`` at the root changes nothing; a property may be called ``$id``."""
+    schema = {"$id": "urn:order", **obj({"$id": S}), "$defs": {"x": {"enum": [{"$id": 1}]}}}
+    assert incompatibilities(schema, schema) == []

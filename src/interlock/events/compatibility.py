@@ -39,8 +39,19 @@ be proved safe is refused):
 * a reader ``oneOf`` must keep exactly the writer's alternatives (adding an
   alternative can make a value match two: ``SUM_TYPE_EXTENDED`` is not proof);
 * ``not``, ``if``/``then``/``else``, ``contains``, ``propertyNames``,
-  ``dependentSchemas``, ``unevaluated*`` in the reader must be unchanged
-  (``KEYWORD_CHANGED``).
+  ``dependentSchemas`` in the reader must be unchanged, and so must what
+  their ``$ref``\\ s reach (``KEYWORD_CHANGED``);
+* ``unevaluatedProperties`` is compared as the content model it makes
+  (:mod:`interlock.events.compatibility_unevaluated`), ``unevaluatedItems``
+  beside in-place applicators must be unchanged with its schema;
+* ``enum`` and ``const`` together allow their intersection;
+* a new ``patternProperties`` pattern must read the values of every writer
+  pattern it may share a name with: only distinct literal prefixes (``^a-``,
+  ``^b-``) count as disjoint;
+* names are matched against patterns by the validator's regex dialect with
+  a linear-time engine; a pattern needing lookaround or backreferences, an
+  ``$id`` below the root (it re-bases ``$ref``), and a check over its work
+  budget are refused (:class:`UnsupportedSchemaError`), never guessed.
 
 :func:`incompatibilities` is the core: every reason why an instance valid
 under the writer may be invalid under the reader, each located by an RFC 6901
@@ -56,12 +67,18 @@ from typing import Any
 
 from interlock.config.events import CompatibilityMode
 from interlock.events.compatibility_keywords import arrays, numbers, objects, strings
-from interlock.events.compatibility_refs import UnsupportedSchemaError, resolve
+from interlock.events.compatibility_refs import (
+    UnsupportedSchemaError,
+    refuse_embedded_ids,
+    resolve,
+)
+from interlock.events.compatibility_unevaluated import APPLICATORS, reader_view, writer_view
 from interlock.events.compatibility_values import (
     canonical,
     is_empty,
     json_type,
     merge,
+    same_schema,
     subschemas,
     types_of,
     values_of,
@@ -85,8 +102,6 @@ _UNCHECKED = (
     "maxContains",
     "propertyNames",
     "dependentSchemas",
-    "unevaluatedProperties",
-    "unevaluatedItems",
 )
 _MAX_DEPTH = 100  # nested schemas compared at once; deeper would exhaust Python's stack
 _MAX_STEPS = 50_000  # schema pairs compared per call; nested anyOf probing can multiply
@@ -109,8 +124,11 @@ def incompatibilities(
 
     An empty list means every instance ``writer`` accepts, ``reader`` accepts
     too (up to the conservative cases the module docstring lists). Raise
-    :class:`UnsupportedSchemaError` for a remote ``$ref``.
+    :class:`UnsupportedSchemaError` for a remote ``$ref``, an embedded ``$id``
+    or a pair too complex to compare.
     """
+    refuse_embedded_ids(reader)
+    refuse_embedded_ids(writer)
     walk = _Walk(reader, writer)
     walk.compare(reader, "", writer, "")
     unique: dict[Incompatibility, None] = dict.fromkeys(walk.found)
@@ -204,6 +222,10 @@ class _Walk:
             writer = {}
         if not isinstance(reader, Mapping) or not isinstance(writer, Mapping):
             raise UnsupportedSchemaError(f"'{pointer}' is neither a schema object nor a boolean")
+        if self._unevaluated(reader, pointer, writer):
+            return
+        reader = reader_view(reader, lambda node: resolve(self.reader_root, node, "")[0])
+        writer = writer_view(writer, lambda node: resolve(self.writer_root, node, "")[0])
         if self._combinators(reader, pointer, writer, writer_pointer):
             return
         self._unchecked(reader, pointer, writer)
@@ -281,11 +303,39 @@ class _Walk:
                 "no part of the writer's allOf is read by the reader",
             )
 
+    def _unevaluated(
+        self, reader: Mapping[str, Any], pointer: str, writer: Mapping[str, Any]
+    ) -> bool:
+        """unevaluated* beside applicators; True when that settled the comparison.
+
+        The same schema on both sides reads its own data (the rewritten
+        reader of compatibility_unevaluated may be stricter than it).
+        unevaluatedItems there must be unchanged.
+        """
+        beside = any(k in reader for k in (*APPLICATORS, "contains"))
+        items = not is_empty(reader.get("unevaluatedItems", True))
+        properties = not is_empty(reader.get("unevaluatedProperties", True))
+        if not beside or not (items or properties):
+            return False
+        if self._same(reader, writer):
+            return True
+        if not items:
+            return False
+        self.add(
+            f"{pointer}/unevaluatedItems",
+            "KEYWORD_CHANGED",
+            "'unevaluatedItems' beside in-place applicators changed; cannot prove it safe",
+        )
+        return True
+
+    def _same(self, reader: Any, writer: Any) -> bool:
+        return same_schema(reader, self.reader_root, writer, self.writer_root)
+
     def _unchecked(
         self, reader: Mapping[str, Any], pointer: str, writer: Mapping[str, Any]
     ) -> None:
         for keyword in _UNCHECKED:
-            if keyword in reader and canonical(reader[keyword]) != canonical(writer.get(keyword)):
+            if keyword in reader and not self._same(reader[keyword], writer.get(keyword)):
                 self.add(
                     f"{pointer}/{keyword}",
                     "KEYWORD_CHANGED",

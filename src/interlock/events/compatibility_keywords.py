@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from fractions import Fraction
-from functools import lru_cache
 from typing import Any, Protocol
 
-import jsonschema_rs
-
+from interlock.events.compatibility_patterns import disjoint, matches
 from interlock.events.compatibility_refs import UnsupportedSchemaError
 from interlock.events.compatibility_values import escape, is_empty
 
@@ -162,44 +160,12 @@ def _item(walk: Walker, reader: tuple[Any, str], writer: tuple[Any, str]) -> Non
     walk.compare(reader[0], reader[1], writer[0], writer[1])
 
 
-@lru_cache(maxsize=256)
-def _name_matcher(pattern: str) -> jsonschema_rs.Validator:
-    """A validator refusing any property ``pattern`` matches, in the validator's dialect.
-
-    jsonschema-rs translates the pattern as the event validator does (ECMA 262:
-    ``\\d`` is ASCII, ``\\W`` is not ``[^\\w]`` in Python's sense), and
-    :class:`jsonschema_rs.RegexOptions` selects the linear-time engine: a
-    schema-supplied pattern such as ``^(a+)+$`` cannot make the check backtrack
-    exponentially (CWE-1333). Those two engines agree on every pattern the
-    linear one accepts; a pattern needing lookaround or backreferences is
-    refused, never guessed.
-    """
-    try:
-        return jsonschema_rs.Draft202012Validator(
-            {"patternProperties": {pattern: False}},
-            offline=True,
-            pattern_options=jsonschema_rs.RegexOptions(),
-        )
-    except (ValueError, TypeError) as exc:
-        raise UnsupportedSchemaError(
-            f"patternProperties pattern {pattern!r} cannot be compared "
-            "(lookaround and backreferences are not supported by the check)"
-        ) from exc
-
-
-def _matches(pattern: str, name: str) -> bool:
-    try:
-        return not _name_matcher(pattern).is_valid({name: None})
-    except UnicodeEncodeError as exc:  # a lone surrogate cannot become Rust text
-        raise UnsupportedSchemaError("a property name is not valid Unicode") from exc
-
-
 def _governing(walk: Walker, schema: Schema, name: str) -> list[Any]:
     """The subschemas an object's property ``name`` must satisfy (2020-12 §10.3.2)."""
     found = [schema["properties"][name]] if name in schema.get("properties", {}) else []
     patterns: Mapping[str, Any] = schema.get("patternProperties", {})
     walk.spend(len(patterns))
-    found += [s for p, s in patterns.items() if _matches(p, name)]
+    found += [s for p, s in patterns.items() if matches(p, name)]
     return found or [schema.get("additionalProperties", True)]
 
 
@@ -266,7 +232,17 @@ def _property(
 
 
 def _extras(walk: Walker, pointer: str, reader: Schema, writer: Schema, wp: str) -> None:
-    """Names neither side declares: patternProperties and additionalProperties."""
+    """Names neither side declares: patternProperties and additionalProperties.
+
+    A name may match several patterns; on each side it must satisfy every one
+    it matches. A writer pattern the reader keeps is compared with the
+    reader's; one the reader dropped with every reader pattern and the
+    reader's additionalProperties (they may all apply). A *new* reader
+    pattern is compared with each writer pattern it may share names with
+    and with the writer's additionalProperties. Whether two patterns share
+    a name is undecidable in general, so only two distinct literal prefixes
+    (``^a-`` and ``^b-``) count as disjoint: otherwise, fail closed.
+    """
     r_pat: Mapping[str, Any] = reader.get("patternProperties", {})
     w_pat: Mapping[str, Any] = writer.get("patternProperties", {})
     r_add, w_add = (
@@ -281,15 +257,11 @@ def _extras(walk: Walker, pointer: str, reader: Schema, writer: Schema, wp: str)
             schema,
             f"{wp}/patternProperties/{escape(pattern)}",
         )
+    for pattern, schema in r_pat.items():
+        if pattern not in w_pat:
+            _new_pattern(walk, pointer, (pattern, schema), w_pat, (w_add, wp))
     if w_add is False:
         return
-    for pattern, schema in r_pat.items():
-        if pattern not in w_pat and not walk.probe(schema, pointer, w_add, wp):
-            walk.add(
-                f"{pointer}/patternProperties/{escape(pattern)}",
-                "ADDITIONAL_PROPERTIES_NARROWED",
-                "a new pattern constrains the writer's extras",
-            )
     if r_add is False:
         walk.add(
             f"{pointer}/additionalProperties",
@@ -303,6 +275,33 @@ def _extras(walk: Walker, pointer: str, reader: Schema, writer: Schema, wp: str)
             f"{pointer}/additionalProperties",
             "ADDITIONAL_PROPERTIES_NARROWED",
             "the reader's additionalProperties rejects extras the writer allows",
+        )
+
+
+def _new_pattern(
+    walk: Walker,
+    pointer: str,
+    new: tuple[str, Any],
+    w_pat: Mapping[str, Any],
+    w_extras: tuple[Any, str],
+) -> None:
+    """A reader pattern the writer lacks: the writer's values for its names must read."""
+    pattern, schema = new
+    w_add, wp = w_extras
+    here = f"{pointer}/patternProperties/{escape(pattern)}"
+    for other, allowed in w_pat.items():
+        there = f"{wp}/patternProperties/{escape(other)}"
+        if not disjoint(pattern, other) and not walk.probe(schema, here, allowed, there):
+            walk.add(
+                here,
+                "ADDITIONAL_PROPERTIES_NARROWED",
+                f"a new pattern may match names the writer's pattern {other!r} allows "
+                "with other values",
+            )
+            return
+    if w_add is not False and not walk.probe(schema, here, w_add, wp):
+        walk.add(
+            here, "ADDITIONAL_PROPERTIES_NARROWED", "a new pattern constrains the writer's extras"
         )
 
 
