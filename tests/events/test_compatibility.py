@@ -523,3 +523,37 @@ def test_root_id_and_properties_named_id_are_allowed() -> None:
     """``$id`` at the root changes nothing; a property may be called ``$id``."""
     schema = {"$id": "urn:order", **obj({"$id": S}), "$defs": {"x": {"enum": [{"$id": 1}]}}}
     assert incompatibilities(schema, schema) == []
+
+
+def _fan_out(leaf: dict[str, Any], levels: int = 15) -> dict[str, Any]:
+    """``levels`` of $defs, each referring twice to the next; ``leaf`` beside the deepest."""
+    defs: dict[str, Any] = {
+        f"d{i}": {
+            "type": "object",
+            **(leaf if i == levels - 1 else {}),
+            "properties": {
+                "a": {"$ref": f"#/$defs/d{i + 1}"},
+                "b": {"$ref": f"#/$defs/d{i + 1}"},
+            },
+        }
+        for i in range(levels)
+    }
+    defs[f"d{levels}"] = S
+    return {"$defs": defs, "$ref": "#/$defs/d0"}
+
+
+BIG_ENUM: dict[str, Any] = {"enum": [{f"k{i}": [i, str(i), None]} for i in range(200)]}
+
+
+@pytest.mark.parametrize("leaf", [{"not": BIG_ENUM}, BIG_ENUM], ids=["not", "enum"])
+def test_ref_fan_out_over_a_large_keyword_is_refused_or_answered_quickly(
+    leaf: dict[str, Any],
+) -> None:
+    """2^15 paths to one large ``not`` (or ``enum``): its text is not rebuilt per step.
+
+    A hang guard, not a performance claim: the ``not`` took 6 s before (83 s
+    with ten times the values), re-canonicalised on every compare step.
+    """
+    schema = _fan_out(leaf)
+    compile_schema(schema)
+    assert _timed(schema, schema) < 2

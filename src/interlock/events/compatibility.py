@@ -173,6 +173,10 @@ class _Walk:
         self.found: list[Incompatibility] = []
         self._steps = 0
         self._work = 0
+        # canonical text by object id, the object held so its id is not reused: a node
+        # reached along 2^n $ref paths is serialised once, not once per path.
+        self._texts: dict[int, tuple[Any, str]] = {}
+        self._sames: dict[tuple[int, int], tuple[Any, Any, bool]] = {}
         self._active: dict[tuple[int, int, str], tuple[Any, Any]] = {}
 
     def add(self, pointer: str, kind: str, message: str) -> None:
@@ -183,6 +187,15 @@ class _Walk:
         self._work += cost
         if self._work > _MAX_WORK:
             raise UnsupportedSchemaError("the schemas are too complex to compare")
+
+    def text(self, value: Any) -> str:
+        """``canonical(value)``, computed once per object for this walk."""
+        found = self._texts.get(id(value))
+        if found is None:
+            found = (value, canonical(value))
+            self._texts[id(value)] = found
+            self.spend(1 + len(found[1]) // 64)
+        return found[1]
 
     def probe(self, reader: Any, pointer: str, writer: Any, writer_pointer: str) -> bool:
         """Compare without recording; True when compatible."""
@@ -270,8 +283,8 @@ class _Walk:
     ) -> None:
         """A reader oneOf must be unchanged; a reader anyOf needs one alternative reading all."""
         if "oneOf" in reader:
-            if canonical(sorted(map(canonical, subschemas(reader["oneOf"])))) != canonical(
-                sorted(map(canonical, subschemas(writer.get("oneOf", []))))
+            if sorted(map(self.text, subschemas(reader["oneOf"]))) != sorted(
+                map(self.text, subschemas(writer.get("oneOf", [])))
             ):
                 self.add(pointer, "COMBINED_TYPE_CHANGED", "the reader's oneOf alternatives differ")
                 return
@@ -292,7 +305,7 @@ class _Walk:
         """Writer data satisfies every conjunct: merged, or any one part read, suffices."""
         parts = [without(writer, "allOf"), *subschemas(writer["allOf"])]
         resolved = [resolve(self.writer_root, p, wp)[0] for p in parts]
-        merged = merge(resolved)
+        merged = merge(resolved, self.text)
         if merged is not None:
             self.compare(reader, pointer, merged, wp)
             return
@@ -329,7 +342,12 @@ class _Walk:
         return True
 
     def _same(self, reader: Any, writer: Any) -> bool:
-        return same_schema(reader, self.reader_root, writer, self.writer_root)
+        key = (id(reader), id(writer))
+        found = self._sames.get(key)
+        if found is None:
+            same = same_schema(reader, self.reader_root, writer, self.writer_root, self.text)
+            found = self._sames[key] = (reader, writer, same)
+        return found[2]
 
     def _unchecked(
         self, reader: Mapping[str, Any], pointer: str, writer: Mapping[str, Any]
@@ -374,9 +392,10 @@ class _Walk:
         if produced is None:
             self.add(where, "ENUM_ARRAY_NARROWED", "the reader now restricts the values")
             return
-        keys = {canonical(v) for v in allowed}
-        lost = [v for v in produced if canonical(v) not in keys]
+        self.spend(len(allowed) + len(produced))
+        keys = {self.text(v) for v in allowed}
+        lost = [v for v in produced if self.text(v) not in keys]
         if lost:
-            extra = bool(keys - {canonical(v) for v in produced})
+            extra = bool(keys - {self.text(v) for v in produced})
             kind = "ENUM_ARRAY_CHANGED" if extra or "const" in reader else "ENUM_ARRAY_NARROWED"
             self.add(where, kind, f"{len(lost)} value(s) the writer allows are no longer read")

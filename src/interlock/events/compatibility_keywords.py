@@ -177,6 +177,7 @@ def objects(walk: Walker, pointer: str, reader: Schema, writer: Schema, wp: str)
     """Properties by content model, required, additional/pattern properties, bounds."""
     r_props: Mapping[str, Any] = reader.get("properties", {})
     w_props: Mapping[str, Any] = writer.get("properties", {})
+    walk.spend(len(r_props) + len(w_props) + len(reader.get("required", [])))
     for name in sorted(set(r_props) | set(w_props)):
         _property(walk, pointer, reader, writer, wp=wp, name=name)
     _extras(walk, pointer, reader, writer, wp)
