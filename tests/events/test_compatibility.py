@@ -28,6 +28,7 @@ from interlock.events.compatibility import (
     check_compatibility,
     incompatibilities,
 )
+from interlock.events.resolution import resolve
 from interlock.validation.schema import compile_schema
 
 S: dict[str, Any] = {"type": "string"}
@@ -243,6 +244,20 @@ CASES: tuple[Case, ...] = (
          {"type": "array", "prefixItems": [S], "unevaluatedItems": False},
          {"type": "array", "unevaluatedItems": False},
          "ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL", None, (["x"], [])),
+    # -- a default counts only where the consumer's resolution fills it, and only if valid
+    Case("required with default added inside array items",
+         {"type": "array", "items": closed({"sku": S}, ("sku",))},
+         {"type": "array", "items": closed({"sku": S, "qty": {**I, "default": 1}}, ("sku", "qty"))},
+         "REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL", "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL",
+         ([{"sku": "A"}], [{"sku": "A", "qty": 1}])),
+    Case("required with default added in an allOf branch", obj({"id": S}, ("id",)),
+         {**obj({"id": S}, ("id",)),
+          "allOf": [{"properties": {"channel": {"default": "web"}}, "required": ["channel"]}]},
+         "REQUIRED_ATTRIBUTE_ADDED", None, ({"id": "o"}, {"id": "o", "channel": "web"})),
+    Case("required with a default its own schema refuses", closed({"id": S}, ("id",)),
+         closed({"id": S, "qty": {**I, "default": "one"}}, ("id", "qty")),
+         "REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL", "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL",
+         ({"id": "o"}, {"id": "o", "qty": 1})),
     Case("referenced target of an unchanged not changed",
          {"$defs": {"x": S}, "not": {"$ref": "#/$defs/x"}}, {"$defs": {"x": I}, "not": {"$ref": "#/$defs/x"}},
          "KEYWORD_CHANGED", "KEYWORD_CHANGED", (1, "a", 1.5)),
@@ -557,3 +572,18 @@ def test_ref_fan_out_over_a_large_keyword_is_refused_or_answered_quickly(
     schema = _fan_out(leaf)
     compile_schema(schema)
     assert _timed(schema, schema) < 2
+
+
+def test_a_default_counts_where_the_consumer_fills_it() -> None:
+    """Along properties from the root, through $ref (as resolution.resolve walks): compatible;
+    and the consumer's read path indeed reads the old event."""
+    old = obj({"o": closed({"a": S})})
+    new = {
+        "$defs": {
+            "n": {**I, "default": 0},
+            "o": closed({"a": S, "n": {"$ref": "#/$defs/n"}}, ("n",)),
+        },
+        **obj({"o": {"$ref": "#/$defs/o"}}),
+    }
+    assert incompatibilities(new, old) == []
+    assert _valid(new, resolve({"o": {"a": "x"}}, new))

@@ -84,6 +84,7 @@ from interlock.events.compatibility_values import (
     values_of,
     without,
 )
+from interlock.events.resolution import member, valid_default
 
 __all__ = [
     "Incompatibility",
@@ -177,6 +178,9 @@ class _Walk:
         # reached along 2^n $ref paths is serialised once, not once per path.
         self._texts: dict[int, tuple[Any, str]] = {}
         self._sames: dict[tuple[int, int], tuple[Any, Any, bool]] = {}
+        # Whether resolution.resolve reaches the reader schema being compared (it follows
+        # properties and $ref from the root only), one entry per active compare.
+        self._fills: list[bool] = [True]
         self._active: dict[tuple[int, int, str], tuple[Any, Any]] = {}
 
     def add(self, pointer: str, kind: str, message: str) -> None:
@@ -188,6 +192,21 @@ class _Walk:
         if self._work > _MAX_WORK:
             raise UnsupportedSchemaError("the schemas are too complex to compare")
 
+    def fillable(self, declared: Any) -> bool:
+        """Whether the consumer fills a missing member declared as ``declared`` here.
+
+        Only where :func:`~interlock.events.resolution.resolve` reaches (along
+        properties and $ref from the root), and only with a default the
+        property's own schema accepts: else the event it fills still fails.
+        """
+        if not self._fills[-1] or not isinstance(declared, Mapping):
+            return False
+        filled = member(declared, self.reader_root)
+        if "default" not in filled:
+            return False
+        self.spend(100)
+        return valid_default(declared, filled["default"], self.reader_root)
+
     def text(self, value: Any) -> str:
         """``canonical(value)``, computed once per object for this walk."""
         found = self._texts.get(id(value))
@@ -197,18 +216,26 @@ class _Walk:
             self.spend(1 + len(found[1]) // 64)
         return found[1]
 
-    def probe(self, reader: Any, pointer: str, writer: Any, writer_pointer: str) -> bool:
+    def probe(
+        self, reader: Any, pointer: str, writer: Any, writer_pointer: str, *, fill: bool = True
+    ) -> bool:
         """Compare without recording; True when compatible."""
         saved = self.found
         self.found = []
         try:
-            self.compare(reader, pointer, writer, writer_pointer)
+            self.compare(reader, pointer, writer, writer_pointer, fill=fill)
             return not self.found
         finally:
             self.found = saved
 
-    def compare(self, reader: Any, pointer: str, writer: Any, writer_pointer: str) -> None:
-        """Record why instances of ``writer`` may fail ``reader``."""
+    def compare(
+        self, reader: Any, pointer: str, writer: Any, writer_pointer: str, *, fill: bool = True
+    ) -> None:
+        """Record why instances of ``writer`` may fail ``reader``.
+
+        ``fill``: the consumer's resolution reaches this reader schema when it
+        reaches the current one (a property's schema, not an items or allOf one).
+        """
         reader, pointer = resolve(self.reader_root, reader, pointer)
         writer, writer_pointer = resolve(self.writer_root, writer, writer_pointer)
         self._steps += 1
@@ -220,9 +247,11 @@ class _Walk:
         if key in self._active:
             return  # a recursive schema met itself: assume the cycle holds (coinduction)
         self._active[key] = (reader, writer)  # held, so no id is reused while active
+        self._fills.append(self._fills[-1] and fill)
         try:
             self._compare(reader, pointer, writer, writer_pointer)
         finally:
+            self._fills.pop()
             del self._active[key]
 
     def _compare(self, reader: Any, pointer: str, writer: Any, writer_pointer: str) -> None:
@@ -262,7 +291,7 @@ class _Walk:
         if "allOf" in reader:  # the writer must satisfy every conjunct
             self.compare(without(reader, "allOf"), pointer, writer, wp)
             for i, branch in enumerate(subschemas(reader["allOf"])):
-                self.compare(branch, f"{pointer}/allOf/{i}", writer, wp)
+                self.compare(branch, f"{pointer}/allOf/{i}", writer, wp, fill=False)
             return True
         for keyword in ("anyOf", "oneOf"):  # every writer alternative must be read
             if keyword in writer and not (keyword == "oneOf" and "oneOf" in reader):
@@ -293,7 +322,8 @@ class _Walk:
         self.compare(without(reader, "anyOf"), pointer, writer, wp)
         branches = subschemas(reader["anyOf"])
         if not any(
-            self.probe(b, f"{pointer}/anyOf/{i}", writer, wp) for i, b in enumerate(branches)
+            self.probe(b, f"{pointer}/anyOf/{i}", writer, wp, fill=False)
+            for i, b in enumerate(branches)
         ):
             self.add(
                 pointer, "SUM_TYPE_NARROWED", "no anyOf alternative reads all the writer's data"

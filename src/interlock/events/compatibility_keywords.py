@@ -28,11 +28,19 @@ class Walker(Protocol):
     def add(self, pointer: str, kind: str, message: str) -> None:
         """Record one incompatibility."""
 
-    def compare(self, reader: Any, pointer: str, writer: Any, writer_pointer: str) -> None:
-        """Record why instances of ``writer`` may fail ``reader`` (recursing)."""
+    def compare(
+        self, reader: Any, pointer: str, writer: Any, writer_pointer: str, *, fill: bool = True
+    ) -> None:
+        """Record why instances of ``writer`` may fail ``reader`` (recursing); ``fill``:
+        the consumer's resolution reaches ``reader`` (a property's schema)."""
 
-    def probe(self, reader: Any, pointer: str, writer: Any, writer_pointer: str) -> bool:
+    def probe(
+        self, reader: Any, pointer: str, writer: Any, writer_pointer: str, *, fill: bool = True
+    ) -> bool:
         """True when ``reader`` reads every instance of ``writer``; records nothing."""
+
+    def fillable(self, declared: Any) -> bool:
+        """Whether the consumer fills the default of a member declared as ``declared`` here."""
 
     def spend(self, cost: int) -> None:
         """Count ``cost`` units of work (a name matched, a value compared) against the budget."""
@@ -157,7 +165,7 @@ def _item(walk: Walker, reader: tuple[Any, str], writer: tuple[Any, str]) -> Non
             reader[1], "ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL", "the reader allows no item here"
         )
         return
-    walk.compare(reader[0], reader[1], writer[0], writer[1])
+    walk.compare(reader[0], reader[1], writer[0], writer[1], fill=False)
 
 
 def _governing(walk: Walker, schema: Schema, name: str) -> list[Any]:
@@ -257,6 +265,7 @@ def _extras(walk: Walker, pointer: str, reader: Schema, writer: Schema, wp: str)
             f"{pointer}/patternProperties/{escape(pattern)}",
             schema,
             f"{wp}/patternProperties/{escape(pattern)}",
+            fill=False,
         )
     for pattern, schema in r_pat.items():
         if pattern not in w_pat:
@@ -270,7 +279,7 @@ def _extras(walk: Walker, pointer: str, reader: Schema, writer: Schema, wp: str)
             "the reader's content model is closed; the writer's is not",
         )
     elif not walk.probe(
-        r_add, f"{pointer}/additionalProperties", w_add, f"{wp}/additionalProperties"
+        r_add, f"{pointer}/additionalProperties", w_add, f"{wp}/additionalProperties", fill=False
     ):
         walk.add(
             f"{pointer}/additionalProperties",
@@ -292,7 +301,9 @@ def _new_pattern(
     here = f"{pointer}/patternProperties/{escape(pattern)}"
     for other, allowed in w_pat.items():
         there = f"{wp}/patternProperties/{escape(other)}"
-        if not disjoint(pattern, other) and not walk.probe(schema, here, allowed, there):
+        if not disjoint(pattern, other) and not walk.probe(
+            schema, here, allowed, there, fill=False
+        ):
             walk.add(
                 here,
                 "ADDITIONAL_PROPERTIES_NARROWED",
@@ -300,7 +311,7 @@ def _new_pattern(
                 "with other values",
             )
             return
-    if w_add is not False and not walk.probe(schema, here, w_add, wp):
+    if w_add is not False and not walk.probe(schema, here, w_add, wp, fill=False):
         walk.add(
             here, "ADDITIONAL_PROPERTIES_NARROWED", "a new pattern constrains the writer's extras"
         )
@@ -310,8 +321,7 @@ def _required(walk: Walker, pointer: str, reader: Schema, writer: Schema) -> Non
     w_required = set(writer.get("required", []))
     r_props: Mapping[str, Any] = reader.get("properties", {})
     for name in [n for n in reader.get("required", []) if n not in w_required]:
-        declared = r_props.get(name)
-        if isinstance(declared, Mapping) and "default" in declared:
+        if walk.fillable(r_props.get(name)):
             continue  # Confluent: ..._WITH_DEFAULT_ADDED is compatible; the reader fills it
         if (
             name not in writer.get("properties", {})

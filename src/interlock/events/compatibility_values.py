@@ -27,6 +27,7 @@ __all__ = [
     "is_empty",
     "json_type",
     "merge",
+    "references",
     "same_schema",
     "subschemas",
     "types_of",
@@ -177,7 +178,7 @@ def same_schema(
             return False
         if '"$ref"' not in written and '"$dynamicRef"' not in written:
             continue  # nothing to follow: no need to walk it
-        for ref in _references(x):
+        for ref in references(x):
             if ref in seen:
                 continue
             seen.add(ref)
@@ -190,7 +191,7 @@ def same_schema(
     return True
 
 
-def _references(value: Any) -> Iterator[str]:
+def references(value: Any) -> Iterator[str]:
     """Every ``$ref``/``$dynamicRef`` string in ``value`` (remote ones as ``#`` + text)."""
     pending = [value]
     while pending:
