@@ -140,3 +140,24 @@ def test_list_diff_and_mode(
     status, _, err = _run(capsys, *run, "register", "invoice.paid", _file(tmp_path, "x"), *m)
     assert status == 1
     assert "error[subject_not_found]" in err
+
+
+@pytest.mark.parametrize("version", ["²", "٣", "0", "-1", "x", "01"])
+def test_a_bad_version_is_one_invalid_version_line(
+    manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], version: str
+) -> None:
+    """Not ``latest`` or a plain positive decimal: exit 1 with one error line.
+
+    ``²`` passed ``str.isdigit`` and then failed ``int()``: an internal error (exit 70).
+    """
+    m = ("--manifest", str(manifest))
+    _run(capsys, "events", "schemas", "register", "order.created", _file(tmp_path, "v1"), *m)
+    status, out, err = _run(
+        capsys, "events", "schemas", "check", "order.created", _file(tmp_path, "v1"),
+        "--version", version, *m,
+    )  # fmt: skip
+    assert status == 1
+    assert out == ""
+    assert err.strip().splitlines() == [
+        "interlock: error[invalid_version]: a version is a positive integer or 'latest'"
+    ]

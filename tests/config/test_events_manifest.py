@@ -128,3 +128,56 @@ def test_events_resting_on_a_broker_outside_the_eea_need_a_transfer(tmp_path: Pa
     found = [(d.path, d.message) for d in check(tmp_path, moved).errors]
     assert any(p == "integrations.order-stream.events.broker" and "outside the EEA" in m
                for p, m in found), found  # fmt: skip
+
+
+SECOND_STREAM = """\
+  billing-stream:
+    type: event_streaming
+    source: erp
+    target: crm
+    client: billing-events
+    purpose: Billing events
+    legal_basis: contract
+    retention: P30D
+    events:
+      broker: stream
+      destination: billing
+      subjects:
+        order.cancelled: {compatibility: MODE}
+      consumers:
+        analytics:
+          order.cancelled: {}
+      dead_letter: {role: dlq-handler}
+"""
+
+
+def _two_streams(mode: str) -> str:
+    """EVENTS with a second integration, listed first, declaring order.cancelled as ``mode``."""
+    text = EVENTS.replace(
+        "  erp-events: {auth: [mtls]}",
+        "  erp-events: {auth: [mtls]}\n  billing-events: {auth: [mtls]}",
+    )
+    return text.replace(
+        "integrations:\n", "integrations:\n" + SECOND_STREAM.replace("MODE", mode), 1
+    )
+
+
+def test_a_subject_declared_with_two_modes_is_an_error_at_the_second(tmp_path: Path) -> None:
+    """One subject has one compatibility mode: the registry cannot keep both promises.
+
+    Before, the first integration's FORWARD silently won over order-stream's
+    FULL_TRANSITIVE, letting through changes FULL_TRANSITIVE refuses.
+    """
+    report = check(tmp_path, _two_streams("FORWARD"))
+    found = [(d.path, d.message) for d in report.errors]
+    path = "integrations.order-stream.events.subjects.order.cancelled.compatibility"
+    matching = [message for where, message in found if where == path]
+    assert matching, found
+    assert "FORWARD" in matching[0]
+    assert "billing-stream" in matching[0]
+
+
+def test_a_subject_two_integrations_declare_alike_is_valid(tmp_path: Path) -> None:
+    """Two producers of one subject under the same mode: nothing to choose between."""
+    report = check(tmp_path, _two_streams("FULL_TRANSITIVE"))
+    assert report.ok, messages(report)

@@ -11,7 +11,9 @@ conservative on purpose (``no_witness``).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -26,6 +28,7 @@ from interlock.events.compatibility import (
     check_compatibility,
     incompatibilities,
 )
+from interlock.events.resolution import resolve
 from interlock.validation.schema import compile_schema
 
 S: dict[str, Any] = {"type": "string"}
@@ -207,6 +210,57 @@ CASES: tuple[Case, ...] = (
     Case("reader allOf conjunct added", obj({"a": S}), {"allOf": [obj({"a": S}), {"required": ["a"]}]},
          "REQUIRED_ATTRIBUTE_ADDED", None, ({"a": "x"}, {})),
     Case("not added (unprovable)", S, {**S, "not": {"const": ""}}, "KEYWORD_CHANGED", None, ("", "x")),
+    # -- found by review: each was called compatible, yet old data failed the new schema
+    Case("const narrowed by an enum beside it", obj({"s": {"const": 1}}), obj({"s": {"const": 1, "enum": [2]}}),
+         "ENUM_ARRAY_CHANGED", None, ({"s": 1}, {})),
+    Case("new pattern overlaps a writer pattern, closed",
+         obj({}, patternProperties={"^x": {}}, additionalProperties=False),
+         obj({}, patternProperties={"^x": {}, "^xy": I}, additionalProperties=False),
+         "ADDITIONAL_PROPERTIES_NARROWED", "TYPE_NARROWED", ({"xyz": "text"}, {"xyz": 1}),
+         no_witness=("forward",)),
+    Case("new pattern overlaps a writer pattern, open",
+         obj({}, patternProperties={"^x": {}}, additionalProperties=I),
+         obj({}, patternProperties={"^x": {}, "^xy": I}, additionalProperties=I),
+         "ADDITIONAL_PROPERTIES_NARROWED", None, ({"xyz": "text"}, {"xyz": 1}, {"q": 1})),
+    Case("new pattern with a disjoint literal prefix, closed",
+         obj({}, patternProperties={"^a-": S}, additionalProperties=False),
+         obj({}, patternProperties={"^a-": S, "^b-": I}, additionalProperties=False),
+         None, "TYPE_NARROWED", ({"a-1": "x"}, {"b-1": 1}), no_witness=()),
+    Case("property removed under unevaluatedProperties false",
+         obj({"a": {}}, unevaluatedProperties=False), obj({}, unevaluatedProperties=False),
+         "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL", None, ({"a": 1}, {})),
+    Case("optional added under unevaluatedProperties false",
+         obj({"a": S}, unevaluatedProperties=False), obj({"a": S, "b": I}, unevaluatedProperties=False),
+         None, "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL", ({"a": "x"}, {"a": "x", "b": 1})),
+    Case("property removed from an allOf under unevaluatedProperties false",
+         {"type": "object", "allOf": [obj({"a": {}})], "unevaluatedProperties": False},
+         {"type": "object", "allOf": [obj({})], "unevaluatedProperties": False},
+         "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL", None, ({"a": 1}, {})),
+    Case("$ref with unevaluatedProperties false gains an optional property",
+         {"$defs": {"b": obj({"a": S})}, "$ref": "#/$defs/b", "unevaluatedProperties": False},
+         {"$defs": {"b": obj({"a": S, "c": I})}, "$ref": "#/$defs/b", "unevaluatedProperties": False},
+         None, "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL", ({"a": "x"}, {"a": "x", "c": 1})),
+    Case("item removed under unevaluatedItems false",
+         {"type": "array", "prefixItems": [S], "unevaluatedItems": False},
+         {"type": "array", "unevaluatedItems": False},
+         "ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL", None, (["x"], [])),
+    # -- a default counts only where the consumer's resolution fills it, and only if valid
+    Case("required with default added inside array items",
+         {"type": "array", "items": closed({"sku": S}, ("sku",))},
+         {"type": "array", "items": closed({"sku": S, "qty": {**I, "default": 1}}, ("sku", "qty"))},
+         "REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL", "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL",
+         ([{"sku": "A"}], [{"sku": "A", "qty": 1}])),
+    Case("required with default added in an allOf branch", obj({"id": S}, ("id",)),
+         {**obj({"id": S}, ("id",)),
+          "allOf": [{"properties": {"channel": {"default": "web"}}, "required": ["channel"]}]},
+         "REQUIRED_ATTRIBUTE_ADDED", None, ({"id": "o"}, {"id": "o", "channel": "web"})),
+    Case("required with a default its own schema refuses", closed({"id": S}, ("id",)),
+         closed({"id": S, "qty": {**I, "default": "one"}}, ("id", "qty")),
+         "REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL", "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL",
+         ({"id": "o"}, {"id": "o", "qty": 1})),
+    Case("referenced target of an unchanged not changed",
+         {"$defs": {"x": S}, "not": {"$ref": "#/$defs/x"}}, {"$defs": {"x": I}, "not": {"$ref": "#/$defs/x"}},
+         "KEYWORD_CHANGED", "KEYWORD_CHANGED", (1, "a", 1.5)),
 )  # fmt: skip
 
 
@@ -407,3 +461,129 @@ def test_unfollowable_schemas_are_refused(schema: dict[str, Any], reason: str) -
     """Anchors, $dynamicRef, $ref loops and draft-7 tuple items fail closed, with a reason."""
     with pytest.raises(UnsupportedSchemaError, match=reason):
         incompatibilities(schema, schema)
+
+
+# -- hostile schemas (a schemas.read client can send these to the check) --------
+
+
+def _timed(reader: Mapping[str, Any], writer: Mapping[str, Any]) -> float:
+    started = time.perf_counter()
+    with contextlib.suppress(UnsupportedSchemaError):
+        incompatibilities(reader, writer)
+    return time.perf_counter() - started
+
+
+def test_pattern_properties_are_matched_in_linear_time() -> None:
+    """A catastrophic-backtracking pattern against a name the schema declares: no stall.
+
+    The bound is a hang guard, not a performance claim: Python's backtracking
+    ``re`` took about 16 s for this 30-character name, doubling per character.
+    """
+    name = "a" * 29 + "!"
+    hostile = obj({"id": S, name: {}}, patternProperties={"^(a+)+$": {}})
+    assert _timed(hostile, obj({"id": S})) < 2
+
+
+def test_pattern_properties_match_as_the_validator_does() -> None:
+    """Names are matched by the validator's own (ECMA 262) regex dialect, not Python's.
+
+    ``\\W`` does not match ``é`` in Python but does in jsonschema-rs: a new
+    pattern governing a declared name must be seen, or old data breaks.
+    """
+    writer = closed({"é": {}})
+    reader = {**closed({"é": {}}), "patternProperties": {"^\\W$": I}}
+    assert _valid(writer, {"é": "x"})
+    assert not _valid(reader, {"é": "x"})
+    assert incompatibilities(reader, writer)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "allOf": [obj({"a": S})], "anyOf": [obj({"b": I}), {}],
+         "unevaluatedProperties": False},
+        {"$defs": {"b": obj({"a": S})}, "$ref": "#/$defs/b", "properties": {"c": I},
+         "unevaluatedProperties": False},
+        {"type": "array", "allOf": [{"prefixItems": [S]}], "unevaluatedItems": False},
+        {"patternProperties": {"^a": S, "^b": I}, "additionalProperties": False},
+    ],
+)  # fmt: skip
+def test_identical_schemas_with_unevaluated_and_patterns_are_compatible(
+    schema: dict[str, Any],
+) -> None:
+    """The stricter handling of unevaluated* and overlapping patterns keeps identity compatible."""
+    assert incompatibilities(schema, schema) == []
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        obj({"a": {"$id": "urn:inner", "$defs": {"t": S}, "$ref": "#/$defs/t"}}),
+        {"$defs": {"t": {"$id": "urn:t", "type": "string"}}, **obj({"a": {"$ref": "#/$defs/t"}})},
+        {"type": "array", "items": {"$id": "https://example.org/item"}},
+    ],
+)
+def test_embedded_id_is_refused(schema: dict[str, Any]) -> None:
+    """An ``$id`` below the root re-bases its ``$ref``s (2020-12 §8.2.1): refused, not guessed.
+
+    The checker (and the consumer's cut and resolution) resolve ``#/...``
+    against the document root; jsonschema-rs resolves it inside the ``$id``
+    resource, so the two would compare different schemas.
+    """
+    with pytest.raises(UnsupportedSchemaError, match=r"\$id"):
+        incompatibilities(schema, schema)
+
+
+def test_root_id_and_properties_named_id_are_allowed() -> None:
+    """``$id`` at the root changes nothing; a property may be called ``$id``."""
+    schema = {"$id": "urn:order", **obj({"$id": S}), "$defs": {"x": {"enum": [{"$id": 1}]}}}
+    assert incompatibilities(schema, schema) == []
+
+
+def _fan_out(leaf: dict[str, Any], levels: int = 15) -> dict[str, Any]:
+    """``levels`` of $defs, each referring twice to the next; ``leaf`` beside the deepest."""
+    defs: dict[str, Any] = {
+        f"d{i}": {
+            "type": "object",
+            **(leaf if i == levels - 1 else {}),
+            "properties": {
+                "a": {"$ref": f"#/$defs/d{i + 1}"},
+                "b": {"$ref": f"#/$defs/d{i + 1}"},
+            },
+        }
+        for i in range(levels)
+    }
+    defs[f"d{levels}"] = S
+    return {"$defs": defs, "$ref": "#/$defs/d0"}
+
+
+BIG_ENUM: dict[str, Any] = {"enum": [{f"k{i}": [i, str(i), None]} for i in range(200)]}
+
+
+@pytest.mark.parametrize("leaf", [{"not": BIG_ENUM}, BIG_ENUM], ids=["not", "enum"])
+def test_ref_fan_out_over_a_large_keyword_is_refused_or_answered_quickly(
+    leaf: dict[str, Any],
+) -> None:
+    """2^15 paths to one large ``not`` (or ``enum``): its text is not rebuilt per step.
+
+    A hang guard, not a performance claim: the ``not`` took 6 s before (83 s
+    with ten times the values), re-canonicalised on every compare step.
+    """
+    schema = _fan_out(leaf)
+    compile_schema(schema)
+    assert _timed(schema, schema) < 2
+
+
+def test_a_default_counts_where_the_consumer_fills_it() -> None:
+    """Along properties from the root, through $ref (as resolution.resolve walks): compatible;
+    and the consumer's read path indeed reads the old event."""
+    old = obj({"o": closed({"a": S})})
+    new = {
+        "$defs": {
+            "n": {**I, "default": 0},
+            "o": closed({"a": S, "n": {"$ref": "#/$defs/n"}}, ("n",)),
+        },
+        **obj({"o": {"$ref": "#/$defs/o"}}),
+    }
+    assert incompatibilities(new, old) == []
+    assert _valid(new, resolve({"o": {"a": "x"}}, new))

@@ -1,8 +1,9 @@
 """Soundness, by search: whenever the checker says compatible, jsonschema-rs agrees.
 
 Hypothesis draws a writer and a reader from a small grammar (types, bounds,
-enums, objects open, closed or partially open, pattern properties, arrays,
-tuples, allOf/anyOf/oneOf) — the reader
+enums, const beside enum, objects open, closed or partially open, overlapping
+pattern properties, unevaluatedProperties/unevaluatedItems beside allOf or
+alone, arrays, tuples, allOf/anyOf/oneOf) — the reader
 often a mutation of the writer, so compatible pairs are common — and JSON
 values from a small domain. No value the writer accepts may fail a reader
 the checker calls compatible.
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 from interlock.events.compatibility import incompatibilities
 from interlock.validation.schema import RequestSchema, compile_schema
 
-KEYS = ("a", "b", "c")
+KEYS = ("a", "ab", "b", "c")
 SCALARS: tuple[Any, ...] = (None, True, False, 0, 1, 2, -3, 2.5, "", "ab", "abcdef", "x1")
 
 scalar_values = st.sampled_from(SCALARS)
@@ -49,6 +50,11 @@ leaf_schemas = st.one_of(
     st.sampled_from((0.5, 1, 2)).map(lambda m: {"type": "number", "multipleOf": m}),
     st.lists(scalar_values, min_size=1, max_size=4).map(lambda vs: {"enum": vs}),
     scalar_values.map(lambda v: {"const": v}),
+    st.builds(
+        lambda v, vs: {"const": v, "enum": vs},
+        scalar_values,
+        st.lists(scalar_values, min_size=1, max_size=3),
+    ),
 )
 
 
@@ -62,7 +68,9 @@ def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     patterned = st.builds(
         lambda props, pats, extra: {**_object(props, [], extra), "patternProperties": pats},
         props,
-        st.dictionaries(st.sampled_from(("^a", "^[bc]$", "c")), inner, min_size=1, max_size=2),
+        st.dictionaries(
+            st.sampled_from(("^a", "^ab", "^b-", "^[bc]$", "c", "b")), inner, min_size=1, max_size=3
+        ),
         extra,
     )
     tuples = st.builds(
@@ -75,7 +83,33 @@ def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         st.sampled_from(("anyOf", "oneOf", "allOf")),
         st.lists(inner, min_size=1, max_size=3),
     )
-    return objects | patterned | arrays | tuples | combined
+    unevaluated = st.builds(
+        _unevaluated,
+        props,
+        st.one_of(st.just(False), st.just(True), inner),
+        st.lists(props, max_size=2),
+    )
+    unevaluated_items = st.builds(
+        lambda prefix, rest, branch: {
+            "type": "array",
+            "prefixItems": prefix,
+            "unevaluatedItems": rest,
+            **({"allOf": [{"prefixItems": branch}]} if branch else {}),
+        },
+        st.lists(inner, min_size=1, max_size=2),
+        st.one_of(st.just(False), inner),
+        st.lists(inner, max_size=2),
+    )
+    return objects | patterned | arrays | tuples | combined | unevaluated | unevaluated_items
+
+
+def _unevaluated(
+    props: dict[str, Any], rest: Any, branches: list[dict[str, Any]]
+) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": props, "unevaluatedProperties": rest}
+    if branches:
+        schema["allOf"] = [{"properties": branch} for branch in branches]
+    return schema
 
 
 def _object(props: dict[str, Any], required: list[str], extra: Any) -> dict[str, Any]:
@@ -126,7 +160,9 @@ def _mutate(schema: Any, draw: st.DrawFn) -> Any:
     if key == "properties" and value:
         name = draw(st.sampled_from(sorted(value)))
         mutated[key] = {**value, name: _mutate(value[name], draw)}
-    elif key in ("items", "additionalProperties") and isinstance(value, dict):
+    elif key in ("items", "additionalProperties", "unevaluatedProperties") and isinstance(
+        value, dict
+    ):
         mutated[key] = _mutate(value, draw)
     elif draw(st.booleans()):
         del mutated[key]
@@ -144,7 +180,7 @@ def _valid(schema: Mapping[str, Any], value: Any) -> bool:
     return not _compiled(json.dumps(schema, sort_keys=True)).violations(value)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pairs(), st.lists(json_values, min_size=1, max_size=12))
 def test_compatible_verdicts_hold_on_values(
     pair: tuple[dict[str, Any], dict[str, Any]], values: list[Any]

@@ -157,9 +157,20 @@ def test_another_integrations_event_is_refused(setup: Setup) -> None:
 
 @pytest.mark.parametrize(
     "headers",
-    [{HEADER_SCHEMA_VERSION: "9"}, {HEADER_SCHEMA_VERSION: "x"}, {HEADER_SCHEMA_ID: "999"}],
+    [
+        {HEADER_SCHEMA_VERSION: "9"},
+        {HEADER_SCHEMA_VERSION: "x"},
+        {HEADER_SCHEMA_ID: "999"},
+        # once raised InvalidVersionError past the gate: redelivered for ever, never audited
+        {HEADER_SCHEMA_VERSION: "0"},
+        {HEADER_SCHEMA_VERSION: "-1"},
+        {HEADER_SCHEMA_VERSION: "1_0"},
+        {HEADER_SCHEMA_VERSION: "²"},
+        {HEADER_SCHEMA_ID: "-1"},
+    ],
 )
 def test_an_unknown_writer_version_is_refused(setup: Setup, headers: dict[str, str]) -> None:
+    """A version or id header that names no registered schema: dead-lettered and audited."""
     assert setup.decide(delivery_of(crm_copy(setup), headers=headers)) == dead("unknown_version")
     assert setup.refusals() == ["unknown_version"]
 

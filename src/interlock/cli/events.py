@@ -15,6 +15,7 @@ Registrations and mode changes are on the audit trail as ``admin:USER``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,6 +59,7 @@ schemas_app = typer.Typer(
 app.add_typer(schemas_app, name="schemas")
 
 _LIMITS: Final = JsonLimits(max_depth=64, max_string_length=65536, max_members=10000)
+_NUMBER: Final = re.compile(r"[1-9][0-9]{0,9}")  # as gateway.schema_api's
 Subject = Annotated[
     str,
     typer.Argument(
@@ -106,7 +108,9 @@ def _schema(path: Path) -> dict[str, Any]:
 def _version(text: str) -> Version:
     if text == "latest":
         return "latest"
-    if not text.isdigit() or int(text) < 1:
+    # str.isdigit() takes "²" (int() then fails) and "٣" (int() reads 3): ASCII only,
+    # the shape the HTTP API takes.
+    if not _NUMBER.fullmatch(text):
         raise InvalidVersionError("a version is a positive integer or 'latest'")
     return int(text)
 

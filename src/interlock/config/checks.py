@@ -14,7 +14,7 @@ from typing import Literal
 
 from interlock.config.databases import DatabaseSystem
 from interlock.config.databases_checks import database_findings, generated_name_findings
-from interlock.config.events_checks import event_scopes, events_findings
+from interlock.config.events_checks import event_scopes, events_findings, mode_conflicts
 from interlock.config.field_categories import route_field_findings
 from interlock.config.files import Partner
 from interlock.config.manifest import (
@@ -156,6 +156,7 @@ def cross_check(entities: Entities) -> Iterator[Finding]:
         yield from _files(entities, name)
         if name in entities.integrations:
             used |= event_scopes(entities.integrations[name])
+    yield from _located(mode_conflicts(entities.integrations))
     if entities.complete and entities.mentioned_scopes is not None:
         # The gateway's own scopes are used by its own endpoints (the vault API).
         yield from _unused_scopes(

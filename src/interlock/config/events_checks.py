@@ -5,6 +5,8 @@
   (the integration's client) listed as a consumer; HTTP routes; a grant of a
   subject the integration does not declare; a consumer that does not hold
   ``events.SUBJECT.read`` through its roles for a subject it is granted;
+  across integrations, one subject declared with two compatibility modes
+  (the registry keeps one mode per subject: :func:`mode_conflicts`);
 * the scopes ``events.SUBJECT.read`` count as used by the grants (no
   least-privilege warning for them).
 
@@ -13,7 +15,7 @@ Findings are ``(path, message, is_error)`` for :mod:`interlock.config.checks`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from interlock.config.events import read_scope
 from interlock.config.field_categories import covered
@@ -21,7 +23,7 @@ from interlock.config.manifest import Integration
 from interlock.config.yaml_source import DocPath
 from interlock.errors import did_you_mean
 
-__all__ = ["event_scopes", "events_findings"]
+__all__ = ["event_scopes", "events_findings", "mode_conflicts"]
 
 Found = tuple[DocPath, str, bool]
 
@@ -96,6 +98,28 @@ def events_findings(
                     (*where, subject),
                     f"client {consumer!r} is granted {subject!r} here but holds no role with "
                     f"scope {read_scope(subject)}: grant it through a role (roles: ...)",
+                    True,
+                )
+
+
+def mode_conflicts(flows: Mapping[str, Integration]) -> Iterator[Found]:
+    """A subject declared again with another compatibility mode, at the later declaration.
+
+    Several integrations may produce one subject, but the schema registry
+    checks a subject under one mode; silently taking the first would let
+    through changes another declaration promises to refuse.
+    """
+    first: dict[str, tuple[str, str]] = {}  # subject: (integration, mode)
+    for name, flow in flows.items():
+        if flow.events is None:
+            continue
+        for subject, spec in flow.events.subjects.items():
+            seen = first.setdefault(subject, (name, spec.compatibility))
+            if seen[1] != spec.compatibility:
+                yield (
+                    ("integrations", name, "events", "subjects", subject, "compatibility"),
+                    f"subject {subject!r} is {spec.compatibility} here but {seen[1]} in "
+                    f"integration {seen[0]}: a subject has one compatibility mode",
                     True,
                 )
 

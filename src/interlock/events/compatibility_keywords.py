@@ -9,11 +9,11 @@ docstring of :mod:`interlock.events.compatibility`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any, Protocol
 
+from interlock.events.compatibility_patterns import disjoint, matches
 from interlock.events.compatibility_refs import UnsupportedSchemaError
 from interlock.events.compatibility_values import escape, is_empty
 
@@ -28,11 +28,22 @@ class Walker(Protocol):
     def add(self, pointer: str, kind: str, message: str) -> None:
         """Record one incompatibility."""
 
-    def compare(self, reader: Any, pointer: str, writer: Any, writer_pointer: str) -> None:
-        """Record why instances of ``writer`` may fail ``reader`` (recursing)."""
+    def compare(
+        self, reader: Any, pointer: str, writer: Any, writer_pointer: str, *, fill: bool = True
+    ) -> None:
+        """Record why instances of ``writer`` may fail ``reader`` (recursing); ``fill``:
+        the consumer's resolution reaches ``reader`` (a property's schema)."""
 
-    def probe(self, reader: Any, pointer: str, writer: Any, writer_pointer: str) -> bool:
+    def probe(
+        self, reader: Any, pointer: str, writer: Any, writer_pointer: str, *, fill: bool = True
+    ) -> bool:
         """True when ``reader`` reads every instance of ``writer``; records nothing."""
+
+    def fillable(self, declared: Any) -> bool:
+        """Whether the consumer fills the default of a member declared as ``declared`` here."""
+
+    def spend(self, cost: int) -> None:
+        """Count ``cost`` units of work (a name matched, a value compared) against the budget."""
 
 
 def _number(value: Any) -> Fraction | None:
@@ -154,22 +165,15 @@ def _item(walk: Walker, reader: tuple[Any, str], writer: tuple[Any, str]) -> Non
             reader[1], "ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL", "the reader allows no item here"
         )
         return
-    walk.compare(reader[0], reader[1], writer[0], writer[1])
+    walk.compare(reader[0], reader[1], writer[0], writer[1], fill=False)
 
 
-def _matches(pattern: str, name: str) -> bool:
-    try:
-        return re.search(pattern, name) is not None
-    except re.error as exc:
-        raise UnsupportedSchemaError(
-            f"patternProperties pattern {pattern!r} is not usable"
-        ) from exc
-
-
-def _governing(schema: Schema, name: str) -> list[Any]:
+def _governing(walk: Walker, schema: Schema, name: str) -> list[Any]:
     """The subschemas an object's property ``name`` must satisfy (2020-12 §10.3.2)."""
     found = [schema["properties"][name]] if name in schema.get("properties", {}) else []
-    found += [s for p, s in schema.get("patternProperties", {}).items() if _matches(p, name)]
+    patterns: Mapping[str, Any] = schema.get("patternProperties", {})
+    walk.spend(len(patterns))
+    found += [s for p, s in patterns.items() if matches(p, name)]
     return found or [schema.get("additionalProperties", True)]
 
 
@@ -181,6 +185,7 @@ def objects(walk: Walker, pointer: str, reader: Schema, writer: Schema, wp: str)
     """Properties by content model, required, additional/pattern properties, bounds."""
     r_props: Mapping[str, Any] = reader.get("properties", {})
     w_props: Mapping[str, Any] = writer.get("properties", {})
+    walk.spend(len(r_props) + len(w_props) + len(reader.get("required", [])))
     for name in sorted(set(r_props) | set(w_props)):
         _property(walk, pointer, reader, writer, wp=wp, name=name)
     _extras(walk, pointer, reader, writer, wp)
@@ -203,7 +208,7 @@ def _property(
     walk: Walker, pointer: str, reader: Schema, writer: Schema, *, wp: str, name: str
 ) -> None:
     here, there = f"{pointer}/properties/{escape(name)}", f"{wp}/properties/{escape(name)}"
-    r_gov, w_gov = _governing(reader, name), _governing(writer, name)
+    r_gov, w_gov = _governing(walk, reader, name), _governing(walk, writer, name)
     in_reader, in_writer = (
         name in reader.get("properties", {}),
         name in writer.get("properties", {}),
@@ -236,7 +241,17 @@ def _property(
 
 
 def _extras(walk: Walker, pointer: str, reader: Schema, writer: Schema, wp: str) -> None:
-    """Names neither side declares: patternProperties and additionalProperties."""
+    """Names neither side declares: patternProperties and additionalProperties.
+
+    A name may match several patterns; on each side it must satisfy every one
+    it matches. A writer pattern the reader keeps is compared with the
+    reader's; one the reader dropped with every reader pattern and the
+    reader's additionalProperties (they may all apply). A *new* reader
+    pattern is compared with each writer pattern it may share names with
+    and with the writer's additionalProperties. Whether two patterns share
+    a name is undecidable in general, so only two distinct literal prefixes
+    (``^a-`` and ``^b-``) count as disjoint: otherwise, fail closed.
+    """
     r_pat: Mapping[str, Any] = reader.get("patternProperties", {})
     w_pat: Mapping[str, Any] = writer.get("patternProperties", {})
     r_add, w_add = (
@@ -250,16 +265,13 @@ def _extras(walk: Walker, pointer: str, reader: Schema, writer: Schema, wp: str)
             f"{pointer}/patternProperties/{escape(pattern)}",
             schema,
             f"{wp}/patternProperties/{escape(pattern)}",
+            fill=False,
         )
+    for pattern, schema in r_pat.items():
+        if pattern not in w_pat:
+            _new_pattern(walk, pointer, (pattern, schema), w_pat, (w_add, wp))
     if w_add is False:
         return
-    for pattern, schema in r_pat.items():
-        if pattern not in w_pat and not walk.probe(schema, pointer, w_add, wp):
-            walk.add(
-                f"{pointer}/patternProperties/{escape(pattern)}",
-                "ADDITIONAL_PROPERTIES_NARROWED",
-                "a new pattern constrains the writer's extras",
-            )
     if r_add is False:
         walk.add(
             f"{pointer}/additionalProperties",
@@ -267,7 +279,7 @@ def _extras(walk: Walker, pointer: str, reader: Schema, writer: Schema, wp: str)
             "the reader's content model is closed; the writer's is not",
         )
     elif not walk.probe(
-        r_add, f"{pointer}/additionalProperties", w_add, f"{wp}/additionalProperties"
+        r_add, f"{pointer}/additionalProperties", w_add, f"{wp}/additionalProperties", fill=False
     ):
         walk.add(
             f"{pointer}/additionalProperties",
@@ -276,14 +288,45 @@ def _extras(walk: Walker, pointer: str, reader: Schema, writer: Schema, wp: str)
         )
 
 
+def _new_pattern(
+    walk: Walker,
+    pointer: str,
+    new: tuple[str, Any],
+    w_pat: Mapping[str, Any],
+    w_extras: tuple[Any, str],
+) -> None:
+    """A reader pattern the writer lacks: the writer's values for its names must read."""
+    pattern, schema = new
+    w_add, wp = w_extras
+    here = f"{pointer}/patternProperties/{escape(pattern)}"
+    for other, allowed in w_pat.items():
+        there = f"{wp}/patternProperties/{escape(other)}"
+        if not disjoint(pattern, other) and not walk.probe(
+            schema, here, allowed, there, fill=False
+        ):
+            walk.add(
+                here,
+                "ADDITIONAL_PROPERTIES_NARROWED",
+                f"a new pattern may match names the writer's pattern {other!r} allows "
+                "with other values",
+            )
+            return
+    if w_add is not False and not walk.probe(schema, here, w_add, wp, fill=False):
+        walk.add(
+            here, "ADDITIONAL_PROPERTIES_NARROWED", "a new pattern constrains the writer's extras"
+        )
+
+
 def _required(walk: Walker, pointer: str, reader: Schema, writer: Schema) -> None:
     w_required = set(writer.get("required", []))
     r_props: Mapping[str, Any] = reader.get("properties", {})
     for name in [n for n in reader.get("required", []) if n not in w_required]:
-        declared = r_props.get(name)
-        if isinstance(declared, Mapping) and "default" in declared:
+        if walk.fillable(r_props.get(name)):
             continue  # Confluent: ..._WITH_DEFAULT_ADDED is compatible; the reader fills it
-        if name not in writer.get("properties", {}) and _all(_governing(writer, name)) is False:
+        if (
+            name not in writer.get("properties", {})
+            and _all(_governing(walk, writer, name)) is False
+        ):
             kind = "REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL"
         else:
             kind = "REQUIRED_ATTRIBUTE_ADDED"

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
-from interlock.events.compatibility_refs import ANNOTATIONS
+from interlock.events.compatibility_refs import (
+    ANNOTATIONS,
+    UnsupportedSchemaError,
+    pointer_target,
+)
 
 __all__ = [
     "ALL_TYPES",
@@ -23,6 +27,8 @@ __all__ = [
     "is_empty",
     "json_type",
     "merge",
+    "references",
+    "same_schema",
     "subschemas",
     "types_of",
     "values_of",
@@ -90,11 +96,19 @@ def json_type(value: Any) -> str:
 
 
 def values_of(schema: Mapping[str, Any]) -> list[Any] | None:
-    """The finite set of values ``enum``/``const`` allow, or None when unrestricted."""
-    if "const" in schema:
-        return [schema["const"]]
+    """The finite set of values ``enum``/``const`` allow, or None when unrestricted.
+
+    Both keywords apply when both are present: the values are their
+    intersection (possibly empty).
+    """
     enum = schema.get("enum")
-    return list(enum) if isinstance(enum, list) else None
+    values = list(enum) if isinstance(enum, list) else None
+    if "const" not in schema:
+        return values
+    const = schema["const"]
+    if values is None:
+        return [const]
+    return [const] if canonical(const) in {canonical(v) for v in values} else []
 
 
 def is_empty(schema: Any) -> bool:
@@ -114,7 +128,7 @@ def without(schema: Mapping[str, Any], keyword: str) -> dict[str, Any]:
     return {k: v for k, v in schema.items() if k != keyword}
 
 
-def merge(parts: list[Any]) -> dict[str, Any] | None:
+def merge(parts: list[Any], text: Callable[[Any], str] = canonical) -> dict[str, Any] | None:
     """One schema accepting at least what ``allOf: parts`` accepts, or None if unsure.
 
     Properties merge by name (a name in two parts gets both schemas), required
@@ -141,6 +155,52 @@ def merge(parts: list[Any]) -> dict[str, Any] | None:
                 merged[key] = props
             elif key == "required" and isinstance(value, list):
                 merged[key] = sorted(set(merged[key]) | set(value))
-            elif canonical(merged[key]) != canonical(value):
+            elif text(merged[key]) != text(value):
                 return None
     return merged
+
+
+def same_schema(
+    a: Any, a_root: Any, b: Any, b_root: Any, text: Callable[[Any], str] = canonical
+) -> bool:
+    """Whether ``a`` (in ``a_root``) and ``b`` (in ``b_root``) are one schema.
+
+    Equal text is not enough: the same ``{"$ref": "#/$defs/x"}`` means
+    whatever ``x`` is in each document, so every local reference in them
+    must reach equal text in both roots too (and so on, each once).
+    """
+    pending: list[tuple[Any, Any]] = [(a, b)]
+    seen: set[str] = set()
+    while pending:
+        x, y = pending.pop()
+        written = text(x)
+        if written != text(y):
+            return False
+        if '"$ref"' not in written and '"$dynamicRef"' not in written:
+            continue  # nothing to follow: no need to walk it
+        for ref in references(x):
+            if ref in seen:
+                continue
+            seen.add(ref)
+            try:
+                pending.append(
+                    (pointer_target(a_root, ref[1:])[0], pointer_target(b_root, ref[1:])[0])
+                )
+            except UnsupportedSchemaError:
+                return False
+    return True
+
+
+def references(value: Any) -> Iterator[str]:
+    """Every ``$ref``/``$dynamicRef`` string in ``value`` (remote ones as ``#`` + text)."""
+    pending = [value]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Mapping):
+            for key, sub in node.items():
+                if key in ("$ref", "$dynamicRef") and isinstance(sub, str):
+                    yield sub if sub.startswith("#") else f"#{sub}"
+                else:
+                    pending.append(sub)
+        elif isinstance(node, list):
+            pending.extend(node)

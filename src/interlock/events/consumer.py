@@ -15,8 +15,8 @@ the reason, each audited ``events.refuse``):
    this consumer, and the ``interlock-integration`` header this integration:
    else ``not_granted`` / ``wrong_integration``;
 3. **writer version** — ``interlock-schema-version`` is a version the registry
-   holds for the subject, with the id ``interlock-schema-id``: else
-   ``unknown_version``;
+   holds for the subject, with the id ``interlock-schema-id`` (both plain
+   positive decimals): else ``unknown_version``;
 4. **parse** — strict JSON (:func:`~interlock.validation.json_body.parse_json`):
    else ``malformed``; the event id (the broker's message id) must be present;
 5. **de-duplicate** by event id (:class:`~interlock.messaging.claims.DeliveryClaims`,
@@ -44,6 +44,7 @@ the reason, each audited ``events.refuse``):
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -52,7 +53,7 @@ from typing import Any, Final, Literal
 from interlock.audit.sink import AuditSink
 from interlock.clock import Clock, utc_now
 from interlock.config.manifest import JsonLimits, Manifest
-from interlock.errors import InterlockError, NotFoundError, did_you_mean
+from interlock.errors import InterlockError, InvalidRequestError, NotFoundError, did_you_mean
 from interlock.events.grants import Grant, cut_schema
 from interlock.events.resolution import resolve
 from interlock.events.streams import (
@@ -189,11 +190,12 @@ class EventConsumer:
         grant = self._grants.get(headers.get(HEADER_SUBJECT, ""))
         if grant is None:
             raise _Refused("not_granted")
-        try:
-            version = int(headers.get(HEADER_SCHEMA_VERSION, ""))
-            schema_id = int(headers.get(HEADER_SCHEMA_ID, ""))
-        except ValueError:
-            raise _Refused("unknown_version", "no schema version or id") from None
+        version = _positive(headers.get(HEADER_SCHEMA_VERSION, ""))
+        schema_id = _positive(headers.get(HEADER_SCHEMA_ID, ""))
+        if version is None or schema_id is None:
+            # Anyone who can publish to the stream sets these: "0" or "-1" must be a
+            # verdict here, not an exception (which the adapters redeliver for ever).
+            raise _Refused("unknown_version", "no schema version or id")
         writer, _ = await self._schema(grant, version)
         if writer.id != schema_id:
             raise _Refused("unknown_version", f"version {version} is not schema {schema_id}")
@@ -213,7 +215,7 @@ class EventConsumer:
         if found is None:
             try:
                 registered = await asyncio.to_thread(self._registry.get, grant.subject, version)
-            except NotFoundError:
+            except (NotFoundError, InvalidRequestError):
                 raise _Refused("unknown_version", f"{grant.subject} version {version}") from None
             found = (registered, compile_schema(cut_schema(registered.schema, grant.fields)))
             self._schemas[key] = found
@@ -311,3 +313,11 @@ class EventConsumer:
                 details=details,
             )
         )
+
+
+_NUMBER: Final = re.compile(r"[1-9][0-9]{0,17}")  # positive; ASCII digits, no sign or padding
+
+
+def _positive(text: str) -> int | None:
+    """``text`` as a positive decimal number (ASCII digits only), else None."""
+    return int(text) if _NUMBER.fullmatch(text) else None

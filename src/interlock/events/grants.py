@@ -147,10 +147,11 @@ def cut_schema(schema: Mapping[str, Any], fields: Sequence[str] | None) -> dict[
 
     Where the cut keeps only some members of an object, the object's schema
     (and the schemas that apply in place: ``allOf``, ``anyOf``, ``oneOf``,
-    ``if``/``then``/``else``, and local ``$ref`` targets, which are inlined
-    there) keeps in ``required`` and in ``dependentRequired`` only the
-    members the cut keeps, and loses ``minProperties``; member schemas
-    under ``properties`` and ``items`` are treated the same way along the
+    ``if``/``then``/``else``, ``dependentSchemas``, and local ``$ref``
+    targets, which are inlined there) keeps in ``required`` and in
+    ``dependentRequired`` only the members the cut keeps, and loses
+    ``minProperties``; member schemas under ``properties``, ``items``,
+    ``prefixItems`` and ``contains`` are treated the same way along the
     granted paths. Everything else — types, formats, bounds, closed content
     models — stays, so a copy is as strictly checked as the schema allows.
     A ``$ref`` cycle on the way is left as it is (stricter, never looser).
@@ -204,6 +205,10 @@ def _cut(node: Any, rule: _Rule, root: dict[str, Any], seen: frozenset[str]) -> 
             out[keyword] = [_cut(each, rule, root, seen) for each in sub]
         elif isinstance(sub, dict):
             out[keyword] = _cut(sub, rule, root, seen)
+    if isinstance(out.get("dependentSchemas"), dict):  # name: schema, each in place
+        out["dependentSchemas"] = {
+            name: _cut(sub, rule, root, seen) for name, sub in out["dependentSchemas"].items()
+        }
     return _cut_items(out, rule, root, seen)
 
 
@@ -219,4 +224,6 @@ def _cut_items(out: dict[str, Any], rule: _Rule, root: dict[str, Any], seen: fro
         out["items"] = _cut(out["items"], element, root, seen)
     if isinstance(out.get("prefixItems"), list):
         out["prefixItems"] = [_cut(each, element, root, seen) for each in out["prefixItems"]]
+    if isinstance(out.get("contains"), dict):
+        out["contains"] = _cut(out["contains"], element, root, seen)
     return out

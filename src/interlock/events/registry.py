@@ -5,7 +5,9 @@ Confluent's Schema Registry model for JSON Schema, kept in the store:
 * Only subjects the manifest declares (``events.subjects`` of an
   ``event_streaming`` integration) take schemas; a schema must compile as
   JSON Schema 2020-12 with local references only
-  (:func:`~interlock.validation.schema.compile_schema`: nothing is fetched).
+  (:func:`~interlock.validation.schema.compile_schema`: nothing is fetched),
+  and no ``$id`` below its root (it would re-base ``$ref``; see
+  :func:`~interlock.events.compatibility_refs.refuse_embedded_ids`).
 * A schema's text is stored once, in canonical JSON, under a global id: the
   same schema under two subjects has one id, and registering a subject's
   existing schema again returns its version instead of adding one.
@@ -43,6 +45,7 @@ from interlock.events.compatibility import (
     UnsupportedSchemaError,
     check_compatibility,
 )
+from interlock.events.compatibility_refs import refuse_embedded_ids
 from interlock.events.registry_errors import (
     IncompatibleSchema,
     InvalidModeError,
@@ -368,8 +371,12 @@ def _compiled_text(schema: Mapping[str, Any]) -> str:
     text = canonical_schema(schema)
     try:
         compile_schema(schema)
+        # The checker, the field cut and the consumer's resolution resolve #/... from the root.
+        refuse_embedded_ids(schema)
     except SchemaError as exc:
         raise InvalidSchemaError(str(exc)) from None
+    except UnsupportedSchemaError as exc:
+        raise InvalidSchemaError(exc.message) from None
     return text
 
 

@@ -23,7 +23,10 @@ import copy
 from collections.abc import Mapping
 from typing import Any, Final
 
-__all__ = ["resolve"]
+from interlock.events.compatibility_values import references
+from interlock.validation.schema import SchemaError, compile_schema
+
+__all__ = ["member", "resolve", "valid_default"]
 
 _MAX_DEPTH: Final = 64
 
@@ -31,6 +34,32 @@ _MAX_DEPTH: Final = 64
 def resolve(value: Any, schema: Mapping[str, Any]) -> Any:
     """``value`` (an event) adjusted to the reader's ``schema`` (see the module docstring)."""
     return _resolve(copy.deepcopy(value), schema, schema, 0)
+
+
+def member(declared: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A declared member's schema as :func:`resolve` reads it (its local ``$ref`` followed):
+    the ``default`` there is what a missing member is filled with."""
+    return _target(declared, root, 0)
+
+
+def valid_default(declared: Mapping[str, Any], default: Any, root: Mapping[str, Any]) -> bool:
+    """Whether ``default`` satisfies ``declared`` (its ``$ref``\\ s into ``root``'s ``$defs``).
+
+    A schema referring anywhere else, or defining its own ``$defs``, is not
+    judged here: False (the default is not trusted).
+    """
+    if any(k in declared for k in ("$defs", "definitions")):
+        return False
+    if any(not ref.startswith(("#/$defs/", "#/definitions/")) for ref in references(declared)):
+        return False
+    document = {
+        **{k: root[k] for k in ("$defs", "definitions") if k in root},
+        **declared,
+    }
+    try:
+        return not compile_schema(document).violations(default)
+    except SchemaError:
+        return False
 
 
 def _target(node: Mapping[str, Any], root: Mapping[str, Any], depth: int) -> Mapping[str, Any]:
