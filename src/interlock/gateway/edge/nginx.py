@@ -316,9 +316,10 @@ def _problem_headers() -> list[str]:
 
 
 def _problem(status: int, code: str, title: str, detail: str) -> str:
+    # Fixed text only: a variable ($uri is decoded) could close the string and add members.
     body = (
         f'{{"type":"{PROBLEM_TYPE_BASE}{code}","title":"{title}","status":{status},'
-        f'"detail":"{detail}","instance":"$uri"}}'
+        f'"detail":"{detail}"}}'
     )
     return "'" + body + "'"
 
