@@ -324,3 +324,23 @@ def test_nginx_s_own_problem_documents_are_json_whatever_the_target(
     assert set(document) == {"type", "title", "status", "detail"}
     assert document["status"] == status
     assert document["type"].startswith(PROBLEM)
+
+
+def test_a_401_carries_one_www_authenticate(edge: Edge) -> None:
+    """nginx's auth_request copies the decision's WWW-Authenticate on 401: never a second copy."""
+    host = f"127.0.0.1:{edge.nginx_port}".encode()
+    head, _ = edge.raw(
+        b"GET /orders/1001 HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"
+    )
+    lines = head.split(b"\r\n")
+    assert lines[0].startswith(b"HTTP/1.1 401 ")
+    challenges = [line for line in lines if line.lower().startswith(b"www-authenticate:")]
+    assert challenges == [b'WWW-Authenticate: Bearer realm="interlock"']
+    token, _ = edge.env.key(["orders.write"])  # 403 insufficient-scope keeps its challenge
+    key = b"X-API-Key: " + token.encode() + b"\r\n"
+    head, _ = edge.raw(
+        b"GET /orders/1001 HTTP/1.1\r\nHost: " + host + b"\r\n" + key + b"Connection: close\r\n\r\n"
+    )
+    lines = head.split(b"\r\n")
+    assert lines[0].startswith(b"HTTP/1.1 403 ")
+    assert len([line for line in lines if line.lower().startswith(b"www-authenticate:")]) == 1

@@ -98,8 +98,9 @@ _FROM_DECISION: Final = (
     ("il_dpop_nonce", "DPoP-Nonce"),
     ("il_accept_encoding", "Accept-Encoding"),
 )
+# auth_request copies the decision's WWW-Authenticate onto a 401 itself: once, not twice.
 _REFUSAL_HEADERS: Final = (
-    ("WWW-Authenticate", "il_www_authenticate"),
+    ("WWW-Authenticate", "il_www_authenticate_not_401"),
     ("Retry-After", "il_retry_after"),
     ("Allow", "il_allow"),
     ("RateLimit", "il_ratelimit"),
@@ -167,6 +168,7 @@ def render_nginx(manifest: Manifest, options: NginxOptions) -> str:
     for kind in ("client_body", "proxy"):
         out(f"  {kind}_temp_path {_path(options.prefix / 'tmp' / kind)};")
     out('  map $remote_addr $il_forwarded_for { "~:" "[$remote_addr]"; default $remote_addr; }')
+    out('  map $il_status $il_www_authenticate_not_401 { "401" ""; default $il_www_authenticate; }')
     decisions = " ".join(
         f"server unix:{_path(worker_socket(options.decision_socket, worker))};"
         for worker in range(1, options.decision_workers + 1)
