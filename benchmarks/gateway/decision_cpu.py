@@ -174,7 +174,7 @@ def route_for(running: RunningGateway, path: str) -> str:
     """The route key nginx's location for ``GET path`` names (the route the router picks)."""
     routes = running.gateway.routes
     route = routes.match("GET", tuple(path.strip("/").split("/"))).route
-    return route_key(routes.routes.index(route), route)
+    return route_key(route)
 
 
 class _Connection:

@@ -40,7 +40,7 @@ def _with_url(route: CompiledRoute, url: str) -> CompiledRoute:
 def test_a_routes_plan_says_what_needs_body_and_the_target_country_say(manifest: Manifest) -> None:
     """Decided here exactly when no stage needs the body; the country is the target system's."""
     for route in RouteTable.compile(manifest).routes:
-        plan = _EdgeRoute.of(manifest, route, 0)
+        plan = _EdgeRoute.of(manifest, route)
         assert plan.decided_here is not needs_body(route), route.label
         assert plan.target_country == manifest.systems[route.integration.target].location
 
@@ -57,7 +57,7 @@ def test_the_upstream_uri_is_the_one_split_from_the_upstream_url(
     route = next(r for r in RouteTable.compile(manifest).routes if r.label == "GET /echo/{value}")
     route = _with_url(route, url)
     match = RouteMatch(route, {"value": value})
-    plan = _EdgeRoute.of(manifest, route, 0)
+    plan = _EdgeRoute.of(manifest, route)
     assert plan.upstream_uri(match, query) == _path_and_query(upstream_url(match, query))
 
 
@@ -67,7 +67,7 @@ def test_a_system_url_string_operations_would_split_differently_takes_urlsplit(
     """A '#' in the system's URL: no precomputed base path, the old way's answer."""
     route = next(r for r in RouteTable.compile(manifest).routes if r.label == "GET /echo/{value}")
     route = _with_url(route, "https://erp.internal/a#b")
-    plan = _EdgeRoute.of(manifest, route, 0)
+    plan = _EdgeRoute.of(manifest, route)
     assert plan.base_path is None
     match = RouteMatch(route, {"value": "x"})
     assert plan.upstream_uri(match, "q=1") == _path_and_query(upstream_url(match, "q=1"))

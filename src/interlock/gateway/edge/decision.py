@@ -109,15 +109,15 @@ class _EdgeRoute:
     base_path: str | None
 
     @classmethod
-    def of(cls, manifest: Manifest, route: CompiledRoute, index: int) -> _EdgeRoute:
-        """The plan of ``route``, route ``index`` of ``manifest``'s route table."""
+    def of(cls, manifest: Manifest, route: CompiledRoute) -> _EdgeRoute:
+        """The plan of ``route`` of ``manifest``."""
         target = manifest.systems.get(route.integration.target)
         base = route.system.url.rstrip("/")
         static = (base, *(piece for piece in route.upstream_template if piece is not None))
         plain = not any(_UNSPLIT.search(part) or "?" in part for part in static)
         return cls(
             decided_here=not needs_body(route),
-            key=route_key(index, route),
+            key=route_key(route),
             target_country=target.location if target is not None else None,
             base_path=urlsplit(base).path if plain else None,
         )
@@ -288,13 +288,10 @@ class EdgeDecisions:
         """``route``'s plan, made once per gateway (every route's at the first decision)."""
         made_for, plans = self._plans
         if made_for is not gateway:
-            table = gateway.routes.routes
-            plans = {r: _EdgeRoute.of(gateway.manifest, r, i) for i, r in enumerate(table)}
+            plans = {r: _EdgeRoute.of(gateway.manifest, r) for r in gateway.routes.routes}
             self._plans = (gateway, plans)
         plan = plans.get(route)
-        if plan is None:  # never: the route comes from this gateway's own table
-            plan = _EdgeRoute.of(gateway.manifest, route, gateway.routes.routes.index(route))
-        return plan
+        return plan if plan is not None else _EdgeRoute.of(gateway.manifest, route)
 
     def _check_dispatch(
         self, route: CompiledRoute, plan: _EdgeRoute, request: web.BaseRequest

@@ -474,7 +474,7 @@ def _route_location(index: int, route: CompiledRoute, options: NginxOptions) -> 
         f"location = /_interlock/route/{index} {{  # {route.label}",
         "  internal;",
         # Named to the decision, which allows this route only (never another's credential).
-        f'  set $il_route "{route_key(index, route)}";',
+        f'  set $il_route "{route_key(route)}";',
         f"  auth_request {AUTHZ_PATH};",
         f"  client_max_body_size {route.route.max_body};",
         f"  proxy_pass https://system_{_word(route.system_name)}$il_upstream_uri;",

@@ -170,21 +170,21 @@ CONVENTIONS: Final[dict[ProxyKind, Convention]] = {
 }
 
 
-def route_key(index: int, route: CompiledRoute) -> str:
-    """The name of route ``index`` of a route table, and of where it forwards to.
+def route_key(route: CompiledRoute) -> str:
+    """The name of ``route`` and of where it forwards to, as nginx and the decision compare it.
 
     The generated nginx location of a route sends it with every decision it
     asks for, and the decision allows only the route it matched itself: the
     system's credential goes to that route's system or nowhere, even when
     nginx's configuration and the decision's manifest are not the same
-    version. It changes with the route's place in the table, its integration,
-    method and path, and its system's name, URL and trust anchor.
+    version. It changes with the route's integration, method and path and
+    its system's name, URL and trust anchor (not with its place in the
+    manifest: a route added before it changes nothing).
     """
     spec, system = route.route, route.system
-    parts = (str(index), route.integration_name, spec.method, spec.path)
-    parts += (route.system_name, system.url, system.ca)
-    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
-    return f"{index}-{digest[:20]}"
+    parts = (route.integration_name, spec.method, spec.path, route.system_name, system.url)
+    digest = hashlib.sha256("\0".join((*parts, system.ca)).encode()).hexdigest()
+    return digest[:32]
 
 
 def needs_body(route: CompiledRoute) -> bool:
