@@ -270,11 +270,17 @@ def recording_upstream(edge: Edge, name: str) -> Iterator[Recorder]:
         thread.join(timeout=10)
 
 
-def with_other_system(text: str, other: Recorder, integrations: str) -> str:
-    """The harness manifest ``text`` with system ``other`` (``other``'s port) and more integrations."""
+def with_other_system(
+    text: str, other: Recorder, integrations: str, *, credentials: bool = True
+) -> str:
+    """The harness manifest ``text`` with system ``other`` (``other``'s port) and more integrations.
+
+    ``credentials``: the system has one in the vault (``secret://other/api-key``), else none.
+    """
+    secret = ', credentials: "secret://other/api-key"' if credentials else ""
     system = (
-        f'  other: {{url: "https://localhost:{other.port}", location: DE, ca: "pki:internal", '
-        'credentials: "secret://other/api-key"}\n'
+        f'  other: {{url: "https://localhost:{other.port}", location: DE, ca: "pki:internal"'
+        f"{secret}}}\n"
     )
     return text.replace("roles:\n", system + "roles:\n", 1) + integrations
 
@@ -286,7 +292,6 @@ class Stack:
     env: Env
     nginx_port: int
     gateway_port: int
-    other_credential: str
 
     def request(
         self, method: str, path: str, headers: dict[str, str] | None = None, *, edge: bool = True
@@ -297,6 +302,28 @@ class Stack:
 
 
 @contextmanager
+def gateway_on(edge: Edge, path: Path, text: str) -> Iterator[RunningGateway]:
+    """An embedded gateway on manifest ``text`` (written to ``path``), the harness deployment.
+
+    The vault holds a credential for ``other`` (:func:`with_other_system`).
+    """
+    env = edge.env
+    vault = Vault(env.deployment.engine, env.deployment.keyring, audit=MemorySink())
+    vault.write("other/api-key", ("other-outbound-" + os.urandom(8).hex()).encode(), actor=HARNESS)
+    path.write_text(text)
+    gateway = asyncio.run_coroutine_threadsafe(
+        start_gateway(
+            env.deployment, load_manifest(path), ListenerConfig(port=0, client_auth="optional")
+        ),
+        env.loop,
+    ).result(timeout=30)
+    try:
+        yield gateway
+    finally:
+        asyncio.run_coroutine_threadsafe(gateway.stop(), env.loop).result(timeout=30)
+
+
+@contextmanager
 def edge_stack(
     edge: Edge, name: str, decided: str, generated: str | None = None
 ) -> Iterator[Stack]:
@@ -304,39 +331,28 @@ def edge_stack(
 
     nginx's configuration is generated from ``generated`` (default: the same
     text): a different one is nginx regenerated while the decision process
-    still enforces the manifest it started with. The vault holds a
-    credential for ``other`` (:func:`with_other_system`).
+    still enforces the manifest it started with.
     """
     binary = nginx_or_skip()
     env = edge.env
     work = edge.work / name
     work.mkdir()
-    other_credential = "other-outbound-" + os.urandom(8).hex()
-    vault = Vault(env.deployment.engine, env.deployment.keyring, audit=MemorySink())
-    vault.write("other/api-key", other_credential.encode(), actor=HARNESS)
-    manifests = []
-    for label, text in (("decided", decided), ("generated", generated or decided)):
-        path = work / f"{label}.yaml"
-        path.write_text(text)
-        manifests.append(load_manifest(path))
+    generated_path = work / "generated.yaml"
+    generated_path.write_text(generated or decided)
     port = free_port()
-    gateway = asyncio.run_coroutine_threadsafe(
-        start_gateway(env.deployment, manifests[0], ListenerConfig(port=0, client_auth="optional")),
-        env.loop,
-    ).result(timeout=30)
-    options = nginx_options(work, env, gateway, port)
-    decisions = EdgeDecisions(
-        lambda: gateway.front.current, CONVENTIONS["nginx"], gateway.services.proxies
-    )
-    decision = asyncio.run_coroutine_threadsafe(
-        start_decisions(decisions, options.decision_socket, {os.getuid()}), env.loop
-    ).result(timeout=30)
-    conf = work / "nginx.conf"
-    conf.write_text(render_nginx(manifests[1], options))
-    process = start_nginx(binary, conf, port)
-    try:
-        yield Stack(env, port, gateway.port, other_credential)
-    finally:
-        stop_nginx(process)
-        asyncio.run_coroutine_threadsafe(decision.stop(), env.loop).result(timeout=30)
-        asyncio.run_coroutine_threadsafe(gateway.stop(), env.loop).result(timeout=30)
+    with gateway_on(edge, work / "decided.yaml", decided) as gateway:
+        options = nginx_options(work, env, gateway, port)
+        decisions = EdgeDecisions(
+            lambda: gateway.front.current, CONVENTIONS["nginx"], gateway.services.proxies
+        )
+        decision = asyncio.run_coroutine_threadsafe(
+            start_decisions(decisions, options.decision_socket, {os.getuid()}), env.loop
+        ).result(timeout=30)
+        conf = work / "nginx.conf"
+        conf.write_text(render_nginx(load_manifest(generated_path), options))
+        process = start_nginx(binary, conf, port)
+        try:
+            yield Stack(env, port, gateway.port)
+        finally:
+            stop_nginx(process)
+            asyncio.run_coroutine_threadsafe(decision.stop(), env.loop).result(timeout=30)
