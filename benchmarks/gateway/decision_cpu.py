@@ -68,7 +68,7 @@ from interlock.audit.entry import AuditEntry, Outcome
 from interlock.audit.sink import MemorySink
 from interlock.config.loader import load_manifest
 from interlock.gateway.edge.decision import EdgeDecisions
-from interlock.gateway.edge.protocol import CONVENTIONS
+from interlock.gateway.edge.protocol import CONVENTIONS, route_key
 from interlock.gateway.server import ListenerConfig, RunningGateway, start_gateway
 from interlock.identity.apikeys import ApiKeys
 from interlock.logs import configure_logging
@@ -152,8 +152,11 @@ class Timing:
     status: bytes
 
 
-def nginx_request(path: str, key: str) -> bytes:
-    """What nginx's generated auth location sends for ``GET path`` with ``X-API-Key: key``."""
+def nginx_request(path: str, key: str, route: str = "") -> bytes:
+    """What nginx's generated auth location sends for ``GET path`` with ``X-API-Key: key``.
+
+    ``route``: the route key the location names (:func:`route_for`).
+    """
     return (
         "GET /_interlock/authz HTTP/1.1\r\n"
         f"Host: {HOST}\r\n"
@@ -161,9 +164,17 @@ def nginx_request(path: str, key: str) -> bytes:
         f"X-Original-URI: {path}\r\n"
         "X-Original-Remote-Addr: 127.0.0.1\r\n"
         "X-Interlock-Client-Verify: NONE\r\n"
+        f"X-Interlock-Route: {route}\r\n"
         f"X-API-Key: {key}\r\n"
         "\r\n"
     ).encode()
+
+
+def route_for(running: RunningGateway, path: str) -> str:
+    """The route key nginx's location for ``GET path`` names (the route the router picks)."""
+    routes = running.gateway.routes
+    route = routes.match("GET", tuple(path.strip("/").split("/"))).route
+    return route_key(route)
 
 
 class _Connection:
@@ -270,7 +281,12 @@ async def run(box: Sandbox, args: argparse.Namespace) -> list[Timing]:
             profiler.enable()
         timings.append(
             await measure(
-                "edge api-key", server, nginx_request("/orders/1001", key), n, repeat, drain
+                "edge api-key",
+                server,
+                nginx_request("/orders/1001", key, route_for(running, "/orders/1001")),
+                n,
+                repeat,
+                drain,
             )
         )
         if args.profile:
@@ -282,7 +298,7 @@ async def run(box: Sandbox, args: argparse.Namespace) -> list[Timing]:
             await measure(  # each waits for a commit: a tenth as many
                 "edge personal-data",
                 server,
-                nginx_request("/customers/1001", key),
+                nginx_request("/customers/1001", key, route_for(running, "/customers/1001")),
                 max(1, n // 10),
                 repeat,
                 drain,

@@ -59,7 +59,7 @@ if __package__ in {None, ""}:  # run as a file: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.common import cpu_seconds, postgres_schema
-from benchmarks.gateway.decision_cpu import _Connection, nginx_request
+from benchmarks.gateway.decision_cpu import _Connection, nginx_request, route_for
 from benchmarks.replicas.fleet import MANIFEST, free_port, redis_server
 from benchmarks.results import report, skip
 from interlock.actors import Operator
@@ -121,7 +121,7 @@ def _worker(job: Job, ready: Any, start: Event, results: Any) -> None:
             server = web.Server(decision_handler(decisions, {os.getuid()}), access_log=None)
             sink = running.gateway.audit.sink
             connections = [_Connection(server, left) for _ in range(job.connections)]
-            data = nginx_request("/orders/1001", job.key)
+            data = nginx_request("/orders/1001", job.key, route_for(running, "/orders/1001"))
 
             async def ask(connection: _Connection, count: int) -> None:
                 for _ in range(count):

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,13 @@ import pytest
 from interlock.cli.main import main
 from interlock.testing.gateway import MANIFEST
 from tests.conftest import isolate_cli
-from tests.edge.conftest import assert_nginx_accepts, nginx_or_skip
+from tests.edge.conftest import (
+    assert_nginx_accepts,
+    free_port,
+    nginx_or_skip,
+    start_nginx,
+    stop_nginx,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -90,3 +99,82 @@ def test_edge_reload_refuses_a_decision_worker_count_out_of_range(
     assert main(["edge", "reload", "-o", str(out)]) == 1
     assert "decision_workers must be a whole number from 1 to 64, got 0" in capsys.readouterr().err
     assert (out / "nginx.conf").read_text() == before
+
+
+# A stand-in for `edge serve`: listens on the decision socket, notes each SIGHUP.
+_DECISION_PROCESS = """
+import pathlib, signal, socket, sys
+path, marker = sys.argv[1], pathlib.Path(sys.argv[2])
+server = socket.socket(socket.AF_UNIX)
+server.bind(path)
+server.listen(8)
+signal.signal(signal.SIGHUP, lambda *_: marker.write_text("reloaded"))
+print("ready", flush=True)
+while True:
+    signal.pause()
+"""
+
+
+def _generated(tmp_path: Path) -> tuple[str, Path, int]:
+    binary = nginx_or_skip()
+    assert main(["init"]) == 0
+    out = tmp_path / "out"
+    port = free_port()
+    user = ["--user", "root"] if os.geteuid() == 0 else []
+    assert main(["edge", "nginx", "-o", str(out), "--listen", f"127.0.0.1:{port}", *user]) == 0
+    return binary, out, port
+
+
+@pytest.mark.processes
+def test_edge_reload_tells_the_decision_process_to_reload_its_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After nginx -t, the process listening on the decision socket gets SIGHUP, then nginx.
+
+    Before, only nginx reloaded: the decision kept the old manifest, so a
+    removed route still worked and a moved one went to the wrong system.
+    """
+    binary, out, port = _generated(tmp_path)
+    path = Path(json.loads((out / "edge.json").read_text())["decision_socket"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    marker = tmp_path / "reloaded"
+    decision = subprocess.Popen(  # noqa: S603  (our own script, fixed arguments)
+        [sys.executable, "-c", _DECISION_PROCESS, str(path), str(marker)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    nginx = start_nginx(binary, out / "nginx.conf", port)
+    try:
+        assert decision.stdout is not None
+        assert decision.stdout.readline().strip() == "ready"
+        capsys.readouterr()
+        assert main(["edge", "reload", "-o", str(out)]) == 0
+        assert "1 decision process(es) told to reload" in capsys.readouterr().out
+        deadline = time.monotonic() + 5
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.read_text() == "reloaded"
+    finally:
+        stop_nginx(nginx)
+        decision.terminate()
+        decision.wait(timeout=10)
+        if decision.stdout is not None:
+            decision.stdout.close()
+
+
+@pytest.mark.processes
+def test_edge_reload_says_which_decision_process_it_could_not_tell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No process on the decision socket: nginx reloads, exit 1 naming the socket and SIGHUP."""
+    binary, out, port = _generated(tmp_path)
+    nginx = start_nginx(binary, out / "nginx.conf", port)
+    try:
+        capsys.readouterr()
+        assert main(["edge", "reload", "-o", str(out)]) == 1
+        captured = capsys.readouterr()
+    finally:
+        stop_nginx(nginx)
+    assert "nginx configuration checked and reloaded" in captured.out
+    assert "authz.sock" in captured.err
+    assert "SIGHUP" in captured.err

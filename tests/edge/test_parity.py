@@ -296,3 +296,51 @@ def test_a_route_that_needs_the_body_passes_through_interlock(edge: Edge) -> Non
         connection.close()
     assert response.status == 200, body
     assert body["path"] == "/echo/notes/1001"
+
+
+@pytest.mark.parametrize(
+    ("request_line", "extra", "status"),
+    [
+        # Two Host headers: nginx's own 400, whatever the target says.
+        (b"GET /%22,%22injected%22:true,%22x%22:%22 HTTP/1.1", b"Host: b\r\n", 400),
+        (b"GET /a%0A%22%5C HTTP/1.1", b"Host: b\r\n", 400),
+        (b"GET /orders/%22%5C%0A/../x%22 HTTP/1.1", b"Host: b\r\n", 400),
+        # An internal location asked for from outside: nginx's own 404.
+        (b"GET /_interlock/route/0 HTTP/1.1", b"", 404),
+        # A body over the route's max_body on a route decided at the edge: nginx's own 413.
+        (b"GET /echo/%22%5C HTTP/1.1", b"Content-Length: 99999999\r\n", 413),
+    ],
+)
+def test_nginx_s_own_problem_documents_are_json_whatever_the_target(
+    edge: Edge, request_line: bytes, extra: bytes, status: int
+) -> None:
+    """Quotes, backslashes and newlines in the target never reach nginx's own JSON bodies."""
+    host = f"127.0.0.1:{edge.nginx_port}".encode()
+    head, body = edge.raw(
+        request_line + b"\r\nHost: " + host + b"\r\n" + extra + b"Connection: close\r\n\r\n"
+    )
+    assert head.split(b"\r\n")[0].startswith(b"HTTP/1.1 %d " % status), head
+    document = json.loads(body)
+    assert set(document) == {"type", "title", "status", "detail"}
+    assert document["status"] == status
+    assert document["type"].startswith(PROBLEM)
+
+
+def test_a_401_carries_one_www_authenticate(edge: Edge) -> None:
+    """nginx's auth_request copies the decision's WWW-Authenticate on 401: never a second copy."""
+    host = f"127.0.0.1:{edge.nginx_port}".encode()
+    head, _ = edge.raw(
+        b"GET /orders/1001 HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"
+    )
+    lines = head.split(b"\r\n")
+    assert lines[0].startswith(b"HTTP/1.1 401 ")
+    challenges = [line for line in lines if line.lower().startswith(b"www-authenticate:")]
+    assert challenges == [b'WWW-Authenticate: Bearer realm="interlock"']
+    token, _ = edge.env.key(["orders.write"])  # 403 insufficient-scope keeps its challenge
+    key = b"X-API-Key: " + token.encode() + b"\r\n"
+    head, _ = edge.raw(
+        b"GET /orders/1001 HTTP/1.1\r\nHost: " + host + b"\r\n" + key + b"Connection: close\r\n\r\n"
+    )
+    lines = head.split(b"\r\n")
+    assert lines[0].startswith(b"HTTP/1.1 403 ")
+    assert len([line for line in lines if line.lower().startswith(b"www-authenticate:")]) == 1

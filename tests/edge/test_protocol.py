@@ -126,3 +126,76 @@ def test_a_value_that_would_inject_nginx_directives_is_refused(tmp_path: Path) -
     options = replace(_options(tmp_path), listen="127.0.0.1:1; include /etc/passwd")
     with pytest.raises(ConfigError, match="cannot be written"):
         render_nginx(_manifest(tmp_path), options)
+
+
+OVERLAPPING = """\
+  overlap:
+    source: erp
+    target: erp
+    client: order-sync
+    callers: [oauth-only, cert-sync, every-way]
+    purpose: Test overlapping templates
+    legal_basis: contract
+    retention: 30d
+    routes:
+      - {{method: POST, path: "/ov/{{x}}", upstream: erp, scope: orders.write}}
+      - {{method: GET, path: "/{{y}}/b", upstream: erp, scope: orders.read}}
+      - {{method: DELETE, path: "/{{y}}/{{z}}", upstream: erp, scope: orders.write}}
+"""
+
+
+def _location(text: str, matcher: str) -> list[str]:
+    lines = text.splitlines()
+    start = lines.index(f"    location {matcher} {{")
+    end = lines.index("    }", start)
+    return [line.strip() for line in lines[start + 1 : end]]
+
+
+def test_each_method_is_dispatched_to_the_route_the_router_picks(tmp_path: Path) -> None:
+    """Overlapping templates get a location of their own, dispatching as the router does.
+
+    ``/ov/b`` fits ``/ov/{x}`` first, but its GET is ``/{y}/b``'s and its DELETE
+    ``/{y}/{z}``'s (the router falls through); ``/ov/c``'s GET is no route's.
+    """
+    manifest = _manifest(tmp_path, MANIFEST + OVERLAPPING)
+    text = render_nginx(manifest, _options(tmp_path))
+    index = {
+        route.path: number
+        for number, route in enumerate(
+            r for flow in manifest.integrations.values() for r in flow.routes
+        )
+    }
+    exact = _location(text, '= "/ov/b"')
+    assert (
+        f"if ($request_method = GET) {{ rewrite ^ /_interlock/route/{index['/{y}/b']} last; }}"
+        in exact
+    )
+    assert (
+        f"if ($request_method = HEAD) {{ rewrite ^ /_interlock/route/{index['/{y}/b']} last; }}"
+        in exact
+    )
+    assert (
+        f"if ($request_method = DELETE) {{ rewrite ^ /_interlock/route/{index['/{y}/{z}']} last; }}"
+        in exact
+    )
+    assert "if ($request_method = POST) { rewrite ^ /_interlock/pass last; }" in exact
+    general = _location(text, '~ "^/ov/[^/]+$"')
+    assert not any("$request_method = GET" in line for line in general)
+    assert text.index('location = "/ov/b"') < text.index('location ~ "^/ov/[^/]+$"')
+    assert text.index('location ~ "^/ov/[^/]+$"') < text.index('location ~ "^/[^/]+/b$"')
+
+
+def test_templates_overlapping_in_too_many_ways_are_refused(tmp_path: Path) -> None:
+    """Every meet of templates is a location: past the cap, one clear error, not a huge file."""
+    lines = []
+    for concrete in range(13):
+        segments = [f"s{i}" if i == concrete else f"{{{{p{i}}}}}" for i in range(13)]
+        path = "/" + "/".join(segments)
+        lines.append(
+            f'      - {{{{method: GET, path: "{path}", upstream: erp, scope: orders.read}}}}\n'
+        )
+    routes = "".join(lines)
+    assert routes  # 13 templates of 13 segments, one concrete each: 2^13 meets
+    text = OVERLAPPING.split("    routes:\n", maxsplit=1)[0] + "    routes:\n" + routes
+    with pytest.raises(ConfigError, match="overlap in more than"):
+        render_nginx(_manifest(tmp_path, MANIFEST + text), _options(tmp_path))

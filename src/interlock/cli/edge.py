@@ -10,8 +10,10 @@
   processes (its own decision socket, the gateway's port shared), and ``edge
   nginx --decision-workers N`` spreads decisions over all N;
 * ``edge reload -o DIR`` regenerates the configuration, checks it with
-  ``nginx -t`` and only then tells nginx to reload; a configuration nginx
-  refuses is put back as it was.
+  ``nginx -t``, tells the decision processes listening on its decision
+  sockets to reload their manifest (SIGHUP, as ``edge serve`` reloads), and
+  only then tells nginx to reload; a configuration nginx refuses is put back
+  as it was and nothing is signalled.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 from dataclasses import asdict
 from pathlib import Path
@@ -34,7 +37,7 @@ from interlock.config.settings import Settings
 from interlock.crypto.keyfile import write_private_file
 from interlock.errors import ConfigError
 from interlock.gateway.edge.decision import EdgeDecisions
-from interlock.gateway.edge.listener import check_socket_path, start_decisions
+from interlock.gateway.edge.listener import check_socket_path, listening_pid, start_decisions
 from interlock.gateway.edge.nginx import NginxOptions, render_nginx
 from interlock.gateway.edge.protocol import CONVENTIONS, MAX_DECISION_WORKERS, worker_socket
 from interlock.gateway.server import ListenerConfig, run_event_loop, serve_forever, start_gateway
@@ -190,12 +193,40 @@ def reload(output: OutputOption) -> None:
         raise ConfigError(
             f"nginx -t refused the new configuration: {checked.stderr.strip()[-500:]}"
         )
+    # The decisions first: they take longer to reload (a gateway is assembled). Until
+    # both have, a route they disagree on is refused 503 (X-Interlock-Route), never sent on.
+    told, missed = _reload_decisions(options)
     reloaded = subprocess.run(  # noqa: S603  (fixed arguments)
         [*control, "-s", "reload"], capture_output=True, text=True, check=False
     )
     if reloaded.returncode != 0:
         raise ConfigError(f"nginx did not reload: {reloaded.stderr.strip()[-500:]}")
-    typer.echo("nginx configuration checked and reloaded")
+    typer.echo(
+        f"nginx configuration checked and reloaded; {told} decision process(es) "
+        "told to reload the manifest (SIGHUP)"
+    )
+    if missed:
+        raise ConfigError(
+            f"decision process(es) not told to reload: {'; '.join(missed)}. They enforce "
+            "the manifest they last loaded until they get SIGHUP; routes they and nginx "
+            "disagree on are refused (503 route-unavailable) until then"
+        )
+
+
+def _reload_decisions(options: NginxOptions) -> tuple[int, list[str]]:
+    """SIGHUP the process listening on each decision socket; how many, and which were not."""
+    told = 0
+    missed: list[str] = []
+    for worker in range(1, options.decision_workers + 1):
+        path = worker_socket(options.decision_socket, worker)
+        try:
+            pid = listening_pid(path)
+            os.kill(pid, signal.SIGHUP)
+        except OSError as exc:
+            missed.append(f"{path}: {exc.strerror or exc}")
+            continue
+        told += 1
+    return told, missed
 
 
 def _saved_options(path: Path) -> tuple[NginxOptions, Path]:

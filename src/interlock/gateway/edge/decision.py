@@ -53,6 +53,7 @@ from interlock.gateway.edge.protocol import (
     UnreadableCertificateError,
     needs_body,
     proxy_certificate,
+    route_key,
 )
 from interlock.gateway.metrics import UNMATCHED
 from interlock.gateway.observer import RequestObserver, RequestSeen
@@ -100,6 +101,7 @@ class _EdgeRoute:
     """What a decision needs of one route, worked out once per manifest (not per request)."""
 
     decided_here: bool  # no stage needs the body (:func:`needs_body`)
+    key: str  # :func:`route_key`: what the proxy's location for this route names
     upstream_country: str  # the location of the system the route forwards to, for the audit
     # The path of the system's URL before the route's upstream path; None: build the
     # upstream URL and split it (a URL string operations might split differently).
@@ -113,6 +115,7 @@ class _EdgeRoute:
         plain = not any(_UNSPLIT.search(part) or "?" in part for part in static)
         return cls(
             decided_here=not needs_body(route),
+            key=route_key(route),
             upstream_country=route.system.location,
             base_path=urlsplit(base).path if plain else None,
         )
@@ -248,6 +251,7 @@ class EdgeDecisions:
             route = match.route
             plan = self._plan(gateway, route)
             decided.label, decided.route, decided.plan = route.label, route, plan
+            self._check_dispatch(route, plan, request)
             certificate = self._certificate(route, plan, request)
             ctx = EdgeContext(original, correlation_id, match, query, certificate=certificate)
             pipeline = gateway.pipelines[route]
@@ -286,6 +290,31 @@ class EdgeDecisions:
             self._plans = (gateway, plans)
         plan = plans.get(route)
         return plan if plan is not None else _EdgeRoute.of(route)
+
+    def _check_dispatch(
+        self, route: CompiledRoute, plan: _EdgeRoute, request: web.BaseRequest
+    ) -> None:
+        """Refuse unless the proxy's location is the route matched here (nginx names it).
+
+        nginx forwards to its location's system, with the credential this
+        decision returns for the route it matched: were they different routes
+        (a configuration generated from another manifest version, a dispatch
+        that differs from the router's), the credential would go to another
+        system. Checked before any stage, so a refused request spends no rate
+        limit and no DPoP proof.
+        """
+        header = self._convention.route
+        if header is None:
+            return
+        named = request.headers.get(header, "")
+        if named != plan.key:
+            raise Refusal(
+                "route-unavailable",
+                "this route is not available at the moment",
+                log_reason=f"edge: the proxy forwards to route {named or '(none named)'} but the "
+                f"request matches {route.label} ({plan.key}); regenerate the proxy "
+                "configuration and reload the decision processes (interlock edge reload)",
+            )
 
     def _certificate(
         self, route: CompiledRoute, plan: _EdgeRoute, request: web.BaseRequest

@@ -37,6 +37,7 @@ __all__ = [
     "DecisionListener",
     "check_socket_path",
     "decision_handler",
+    "listening_pid",
     "start_decisions",
 ]
 
@@ -132,6 +133,25 @@ def check_socket_path(path: Path) -> None:
             f"{path}: another process is listening on it (each edge serve --worker "
             "needs a number of its own); stop it first"
         )
+
+
+def listening_pid(path: Path) -> int:
+    """The process id of the decision process listening on ``path`` (``OSError``: none there).
+
+    The kernel's word (``SO_PEERCRED`` of a connection: the listener's process
+    as it was at ``listen()``), never a pid file that may have outlived its
+    process and name another one. The connection is closed at once, before
+    any request.
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2.0)
+        probe.connect(str(path))
+        pid, _, _ = _UCRED.unpack(
+            probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+        )
+    if pid <= 0:
+        raise OSError(f"no process named for {path}")
+    return int(pid)
 
 
 def _clear(path: Path) -> None:

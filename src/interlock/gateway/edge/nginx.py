@@ -8,15 +8,22 @@ with the system's credential the decision returns (it is never written into
 these files), verifying the upstream's certificate against the system's trust
 anchor and host name.
 
-One ``location`` per path template, matched as the router matches (exact
-paths before parameters, a parameter is one segment), dispatches by method:
-to one internal location per route decided at the edge (its header
-allow-list, body limit and timeouts), to Interlock's own listener for routes
-that need the body (:func:`~interlock.gateway.edge.protocol.needs_body`), or
-to a bare decision that refuses (405 with ``Allow``, 404, 400 for a bad path).
-Every refusal is the decision's RFC 9457 document with its real status (the
-``X-Interlock-Status`` convention); an unreachable or slow decision endpoint
-is a 503 problem (fail closed), never a forwarded request.
+One ``location`` per path template (and per overlap of templates), matched
+as the router matches (exact paths before parameters, a parameter is one
+segment), dispatches each method to the route the router itself picks for
+it (a GET route answers HEAD, the first route that fits wins, falling through
+to less specific templates): to one internal location per route decided at
+the edge (its header allow-list, body limit and timeouts), or to Interlock's
+own listener for routes that need the body
+(:func:`~interlock.gateway.edge.protocol.needs_body`); every other method
+or path goes to a bare decision that refuses (405 with ``Allow``, 404, 400
+for a bad path). A route's location names its route to the decision
+(:func:`~interlock.gateway.edge.protocol.route_key`), which refuses any
+other, and the bare decision names none: nginx forwards only the route that
+was decided, and each request is decided once. Every refusal is the
+decision's RFC 9457 document with its real status (the ``X-Interlock-Status``
+convention); an unreachable or slow decision endpoint is a 503 problem (fail
+closed), never a forwarded request.
 """
 
 from __future__ import annotations
@@ -35,11 +42,13 @@ from interlock.gateway.edge.protocol import (
     CLIENT,
     MAX_DECISION_WORKERS,
     PROBLEM,
+    ROUTE,
     STATUS,
     UPSTREAM_AUTHORIZATION,
     UPSTREAM_SYSTEM,
     UPSTREAM_URI,
     needs_body,
+    route_key,
     worker_socket,
 )
 from interlock.gateway.header_policy import HeaderPolicy
@@ -68,6 +77,10 @@ _OWN_PREFIXES: Final = (
 )
 _OWN_EXACT: Final = ("/healthz", "/readyz", VAULT_PREFIX, PRIVACY_PREFIX, SCHEMAS_PREFIX)
 _UNSAFE: Final = re.compile(r'["\\\s{};$\x00-\x1f]')
+# A parameter's value in a sample request path: no template's segment is NUL (_UNSAFE).
+_ANY: Final = "\x00"
+# Locations for the overlaps of path templates, at most (each is a meet of templates).
+MAX_OVERLAPS: Final = 4096
 # The decision's answer headers, as nginx variables: (variable, header).
 _FROM_DECISION: Final = (
     ("il_status", STATUS),
@@ -85,8 +98,9 @@ _FROM_DECISION: Final = (
     ("il_dpop_nonce", "DPoP-Nonce"),
     ("il_accept_encoding", "Accept-Encoding"),
 )
+# auth_request copies the decision's WWW-Authenticate onto a 401 itself: once, not twice.
 _REFUSAL_HEADERS: Final = (
-    ("WWW-Authenticate", "il_www_authenticate"),
+    ("WWW-Authenticate", "il_www_authenticate_not_401"),
     ("Retry-After", "il_retry_after"),
     ("Allow", "il_allow"),
     ("RateLimit", "il_ratelimit"),
@@ -154,6 +168,7 @@ def render_nginx(manifest: Manifest, options: NginxOptions) -> str:
     for kind in ("client_body", "proxy"):
         out(f"  {kind}_temp_path {_path(options.prefix / 'tmp' / kind)};")
     out('  map $remote_addr $il_forwarded_for { "~:" "[$remote_addr]"; default $remote_addr; }')
+    out('  map $il_status $il_www_authenticate_not_401 { "401" ""; default $il_www_authenticate; }')
     decisions = " ".join(
         f"server unix:{_path(worker_socket(options.decision_socket, worker))};"
         for worker in range(1, options.decision_workers + 1)
@@ -229,6 +244,8 @@ def _decision_location(options: NginxOptions) -> list[str]:
         "  proxy_set_header X-Original-Remote-Addr $remote_addr;",
         "  proxy_set_header X-Interlock-Client-Cert $ssl_client_escaped_cert;",
         "  proxy_set_header X-Interlock-Client-Verify $ssl_client_verify;",
+        # The subrequest shares the location's variables: the route nginx will forward to.
+        f"  proxy_set_header {ROUTE} $il_route;",
         # Fail closed: unreachable or slow is a 500 for auth_request, answered 503 below.
         f"  proxy_connect_timeout {seconds};",
         f"  proxy_send_timeout {seconds};",
@@ -301,9 +318,10 @@ def _problem_headers() -> list[str]:
 
 
 def _problem(status: int, code: str, title: str, detail: str) -> str:
+    # Fixed text only: a variable ($uri is decoded) could close the string and add members.
     body = (
         f'{{"type":"{PROBLEM_TYPE_BASE}{code}","title":"{title}","status":{status},'
-        f'"detail":"{detail}","instance":"$uri"}}'
+        f'"detail":"{detail}"}}'
     )
     return "'" + body + "'"
 
@@ -329,10 +347,12 @@ def _own_locations(options: NginxOptions, manifest: Manifest) -> list[str]:
         f"  client_max_body_size {largest};",
         *_pass(options, "https://interlock_gateway$request_uri"),
         "}",
-        # No route, or not this method: the decision refuses (404, 405, 400). Should it
-        # allow, Interlock's own pipeline decides again: never a static answer nor an upstream.
+        # No route, or not this method: the decision refuses (404, 405, 400), once. It
+        # allows no request here: a route it matches (a configuration generated from
+        # another manifest) is refused 503, since this location names none ($il_route).
         "location = /_interlock/decide {",
         "  internal;",
+        '  set $il_route "";',
         f"  auth_request {AUTHZ_PATH};",
         *_pass(options, "https://interlock_gateway$request_uri"),
         "}",
@@ -363,23 +383,76 @@ def _pass(options: NginxOptions, target: str) -> list[str]:
 
 
 def _template_locations(routes: RouteTable) -> list[str]:
-    """One location per path template, in the router's order; dispatch by method."""
-    groups: dict[tuple[str | None, ...], list[tuple[int, CompiledRoute]]] = {}
-    for index, route in enumerate(routes.routes):
-        groups.setdefault(route.pattern, []).append((index, route))
-    ordered = sorted(groups, key=lambda pattern: tuple(p is None for p in pattern))
+    """One location per path template and overlap, in the router's order; dispatch as it does.
+
+    nginx takes the first location that fits, the router the first route that
+    fits, falling through to less specific templates: a location for each
+    overlap of templates (``/a/{x}`` and ``/{y}/b`` make ``/a/b``) is the
+    first to fit exactly the requests whose candidate routes are the same,
+    so asking the router with a sample of its paths gives every method's
+    route for all of them.
+    """
+    index = {route: number for number, route in enumerate(routes.routes)}
+    patterns = _overlaps({route.pattern for route in routes.routes})
+    ordered = sorted(patterns, key=lambda p: (tuple(s is None for s in p), [s or "" for s in p]))
     lines: list[str] = []
     for pattern in ordered:
-        members = groups[pattern]
+        sample = tuple(_ANY if piece is None else piece for piece in pattern)
+        methods = {r.route.method for r in routes.routes if _fits(r.pattern, sample)}
+        if "GET" in methods:
+            methods.add("HEAD")
         lines.append(f"location {_matcher(pattern)} {{")
-        methods = {route.route.method: (index, route) for index, route in members}
-        if "GET" in methods and "HEAD" not in methods:
-            methods["HEAD"] = methods["GET"]
-        for method, (index, route) in sorted(methods.items()):
-            target = "/_interlock/pass" if needs_body(route) else f"/_interlock/route/{index}"
+        for method in sorted(methods):
+            route = routes.match(method, sample).route
+            target = (
+                "/_interlock/pass" if needs_body(route) else f"/_interlock/route/{index[route]}"
+            )
             lines.append(f"  if ($request_method = {method}) {{ rewrite ^ {target} last; }}")
         lines += ["  rewrite ^ /_interlock/decide last;", "}"]
     return lines
+
+
+def _overlaps(patterns: set[tuple[str | None, ...]]) -> set[tuple[str | None, ...]]:
+    """``patterns`` and every meet of two or more of them (the paths both fit)."""
+    found = set(patterns)
+    by_length: dict[int, list[tuple[str | None, ...]]] = {}
+    for pattern in found:
+        by_length.setdefault(len(pattern), []).append(pattern)
+    fresh = list(found)
+    while fresh:
+        made = []
+        for one in fresh:
+            for other in list(by_length[len(one)]):
+                meet = _meet(one, other)
+                if meet is not None and meet not in found:
+                    found.add(meet)
+                    made.append(meet)
+                    by_length[len(meet)].append(meet)
+        if len(found) > len(patterns) + MAX_OVERLAPS:
+            raise ConfigError(
+                f"the routes' path templates overlap in more than {MAX_OVERLAPS} ways "
+                "(concrete segments against parameters): too many nginx locations"
+            )
+        fresh = made
+    return found
+
+
+def _meet(
+    one: tuple[str | None, ...], other: tuple[str | None, ...]
+) -> tuple[str | None, ...] | None:
+    """The template of the paths both fit (a concrete segment wins), or None: none do."""
+    pieces: list[str | None] = []
+    for a, b in zip(one, other, strict=True):
+        if a is not None and b is not None and a != b:
+            return None
+        pieces.append(a if a is not None else b)
+    return tuple(pieces)
+
+
+def _fits(pattern: tuple[str | None, ...], segments: tuple[str, ...]) -> bool:
+    return len(pattern) == len(segments) and all(
+        piece is None or piece == segment for piece, segment in zip(pattern, segments, strict=True)
+    )
 
 
 def _matcher(pattern: tuple[str | None, ...]) -> str:
@@ -400,6 +473,8 @@ def _route_location(index: int, route: CompiledRoute, options: NginxOptions) -> 
     lines = [
         f"location = /_interlock/route/{index} {{  # {route.label}",
         "  internal;",
+        # Named to the decision, which allows this route only (never another's credential).
+        f'  set $il_route "{route_key(route)}";',
         f"  auth_request {AUTHZ_PATH};",
         f"  client_max_body_size {route.route.max_body};",
         f"  proxy_pass https://system_{_word(route.system_name)}$il_upstream_uri;",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ __all__ = [
     "CONVENTIONS",
     "MAX_DECISION_WORKERS",
     "PROBLEM",
+    "ROUTE",
     "STATUS",
     "UPSTREAM_AUTHORIZATION",
     "UPSTREAM_URI",
@@ -51,6 +53,7 @@ __all__ = [
     "UnreadableCertificateError",
     "needs_body",
     "proxy_certificate",
+    "route_key",
     "worker_socket",
 ]
 
@@ -87,6 +90,8 @@ ALLOW_HEADERS: Final = (CLIENT, UPSTREAM_AUTHORIZATION, UPSTREAM_URI, UPSTREAM_S
 # A refusal, for nginx: the real status and the problem document (ASCII JSON).
 STATUS: Final = "X-Interlock-Status"
 PROBLEM: Final = "X-Interlock-Problem"
+# nginx: the route whose location asks (route_key); the decision allows that route only.
+ROUTE: Final = "X-Interlock-Route"
 
 # nginx sets these in its auth location (proxy_set_header replaces a caller's own).
 _NGINX_METHOD: Final = "X-Original-Method"
@@ -115,7 +120,10 @@ class Convention:
 
     ``method``/``uri`` None: the decision request's own method and path (Envoy,
     behind :data:`AUTHZ_PATH`). ``control`` are the headers the proxy adds for the
-    decision only; they are removed before the stages see the request.
+    decision only; they are removed before the stages see the request. ``route``:
+    the header naming the route the proxy will forward to (:func:`route_key`),
+    which must be the route the decision matches (None: the proxy forwards
+    wherever its own configuration says).
     """
 
     kind: ProxyKind
@@ -124,6 +132,7 @@ class Convention:
     address: str
     certificate: str
     control: tuple[str, ...]
+    route: str | None = None
 
     @property
     def squashes_status(self) -> bool:
@@ -138,7 +147,8 @@ CONVENTIONS: Final[dict[ProxyKind, Convention]] = {
         _NGINX_URI,
         _NGINX_ADDRESS,
         _NGINX_CERT,
-        (_NGINX_METHOD, _NGINX_URI, _NGINX_ADDRESS, _NGINX_CERT, _NGINX_VERIFY),
+        (_NGINX_METHOD, _NGINX_URI, _NGINX_ADDRESS, _NGINX_CERT, _NGINX_VERIFY, ROUTE),
+        ROUTE,
     ),
     "envoy": Convention("envoy", None, None, _ENVOY_ADDRESS, _ENVOY_CERT, (_ENVOY_ADDRESS,)),
     "traefik": Convention(
@@ -158,6 +168,23 @@ CONVENTIONS: Final[dict[ProxyKind, Convention]] = {
         (_FORWARDED_METHOD, _FORWARDED_URI, "X-Forwarded-Host", "X-Forwarded-Proto"),
     ),
 }
+
+
+def route_key(route: CompiledRoute) -> str:
+    """The name of ``route`` and of where it forwards to, as nginx and the decision compare it.
+
+    The generated nginx location of a route sends it with every decision it
+    asks for, and the decision allows only the route it matched itself: the
+    system's credential goes to that route's system or nowhere, even when
+    nginx's configuration and the decision's manifest are not the same
+    version. It changes with the route's integration, method and path and
+    its system's name, URL and trust anchor (not with its place in the
+    manifest: a route added before it changes nothing).
+    """
+    spec, system = route.route, route.system
+    parts = (route.integration_name, spec.method, spec.path, route.system_name, system.url)
+    digest = hashlib.sha256("\0".join((*parts, system.ca)).encode()).hexdigest()
+    return digest[:32]
 
 
 def needs_body(route: CompiledRoute) -> bool:
