@@ -255,11 +255,11 @@ def recording_upstream(edge: Edge, name: str) -> Iterator[Recorder]:
     write_private_file(key, issued.private_key_pem)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    handler = type("Handler", (_Recording,), {})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recording)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     recorder = Recorder(int(server.server_address[1]), server)
-    handler.recorder = recorder
+    # A handler class of this upstream's own, so two upstreams record apart.
+    server.RequestHandlerClass = type("Handler", (_Recording,), {"recorder": recorder})
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
