@@ -63,3 +63,19 @@ def test_put_takes_the_largest_value_with_or_without_a_final_line_break(
     assert isinstance(written, io.BytesIO)
     assert written.getvalue() == b"A" * MAX_SECRET_BYTES
 
+
+def test_undelete_of_a_destroyed_version_fails_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A destroyed value cannot come back: exit 1, no "restored" line."""
+    for value in (b"one", b"two"):
+        _stdin(monkeypatch, value)
+        assert main(["secrets", "put", "erp/k"]) == 0
+    assert main(["secrets", "destroy", "erp/k", "-v", "1", "--yes"]) == 0
+    capsys.readouterr()
+    assert main(["secrets", "undelete", "erp/k", "-v", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "restored" not in captured.out
+    assert "version 1 of erp/k was destroyed" in captured.err
+    assert main(["secrets", "undelete", "erp/k", "-v", "2"]) == 0
+    assert capsys.readouterr().out == "version 2 of secret://erp/k was not deleted; nothing changed\n"

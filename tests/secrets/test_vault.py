@@ -146,7 +146,8 @@ def test_soft_delete_undelete_and_destroy(vault: Vault, deployment: Deployment) 
     vault.undelete("x/y", [1], actor=ADMIN)
     assert vault.read("x/y", actor=ADMIN, version=1)[0].reveal() == b"one"
     vault.destroy("x/y", [1], actor=ADMIN)
-    vault.undelete("x/y", [1], actor=ADMIN)  # a destroyed version does not come back
+    with pytest.raises(InvalidRequestError, match="destroyed"):
+        vault.undelete("x/y", [1], actor=ADMIN)  # a destroyed version does not come back
     with pytest.raises(NotFoundError, match="destroyed"):
         vault.read("x/y", actor=ADMIN, version=1)
     with deployment.engine.connect() as connection:
@@ -162,6 +163,25 @@ def test_soft_delete_undelete_and_destroy(vault: Vault, deployment: Deployment) 
     with pytest.raises(NotFoundError, match="no version 9"):
         vault.delete("x/y", [9], actor=ADMIN)
 
+
+
+def test_undelete_restores_and_records_only_what_it_changed(vault: Vault, sink: MemorySink) -> None:
+    """A destroyed version is refused (nothing changes); one not deleted is no restore."""
+    for value in (b"one", b"two", b"three"):
+        vault.write("x/y", value, actor=ADMIN)
+    vault.destroy("x/y", [1], actor=ADMIN)
+    vault.delete("x/y", [2], actor=ADMIN)
+    before = len(sink.entries)
+    with pytest.raises(InvalidRequestError, match=r"version 1 of x/y was destroyed"):
+        vault.undelete("x/y", [1, 2], actor=ADMIN)
+    assert sink.entries[before:] == []
+    with pytest.raises(NotFoundError, match="deleted"):
+        vault.read("x/y", actor=ADMIN, version=2)  # all or nothing: 2 stays deleted
+    assert vault.undelete("x/y", [2, 3], actor=ADMIN) == [2]
+    assert [(e.action, e.details.get("version")) for e in sink.entries[before:]] == [
+        ("secret.undelete", 2)
+    ]
+    assert vault.read("x/y", actor=ADMIN, version=2)[0].reveal() == b"two"
 
 def test_access_policy_is_default_deny_and_path_scoped(vault: Vault, sink: MemorySink) -> None:
     """Grants of globs per client and capability; anything else is refused and recorded."""

@@ -274,7 +274,15 @@ def undelete(name: _Name, version: _Versions) -> None:
     """Restore soft-deleted versions of NAME."""
     with open_vault() as vault:
         done = vault.undelete(name, version, actor=admin_actor())
-    typer.echo(f"restored version {', '.join(map(str, done))} of secret://{name}")
+    if done:
+        typer.echo(f"restored version {', '.join(map(str, done))} of secret://{name}")
+    unchanged = sorted(set(version) - set(done))
+    if unchanged:
+        were = "was" if len(unchanged) == 1 else "were"
+        typer.echo(
+            f"version {', '.join(map(str, unchanged))} of secret://{name} {were} not deleted; "
+            "nothing changed"
+        )
 
 
 @app.command("destroy")

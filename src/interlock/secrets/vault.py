@@ -284,6 +284,19 @@ def _info(row: Any) -> SecretInfo:
     )
 
 
+
+def _to_change(name: str, action: str, found: Sequence[VersionInfo]) -> list[int]:
+    """Which of ``found`` a delete, undelete or destroy changes; refuses what it must not."""
+    if action != "secret.undelete":
+        return sorted(v.version for v in found)
+    destroyed = sorted(v.version for v in found if v.destroyed_at is not None)
+    if destroyed:
+        raise InvalidRequestError(
+            f"version {', '.join(map(str, destroyed))} of {name} was destroyed: its value "
+            "is erased for good and cannot be restored"
+        )
+    return sorted(v.version for v in found if v.deleted_at is not None)
+
 #: Who resolves ``secret://`` references for the gateway's upstream calls and rules.
 GATEWAY: Final = Operator("system:gateway")
 
@@ -566,7 +579,10 @@ class Vault:
         return self._mark(name, versions, actor, "secret.delete", deleted_at=self._now())
 
     def undelete(self, name: str, versions: Sequence[int], *, actor: Operator) -> list[int]:
-        """Restore soft-deleted ``versions`` (not destroyed ones)."""
+        """Restore soft-deleted ``versions``; the ones restored (a version not deleted is not).
+
+        A destroyed version cannot come back: naming one is refused and nothing changes.
+        """
         return self._mark(name, versions, actor, "secret.undelete", deleted_at=None)
 
     def destroy(self, name: str, versions: Sequence[int], *, actor: Operator) -> list[int]:
@@ -578,32 +594,29 @@ class Vault:
     def _mark(
         self, name: str, versions: Sequence[int], actor: Operator, action: str, **values: Any
     ) -> list[int]:
+        """Change ``versions`` of ``name``; returns (and records) only those it changed."""
         check_name(name)
         if not versions:
             raise InvalidRequestError("name at least one version")
+        chosen = and_(_VERSIONS.c.name == name, _VERSIONS.c.version.in_(versions))
         with self._engine.begin() as connection:
-            known = set(
-                connection.execute(
-                    select(_VERSIONS.c.version).where(
-                        _VERSIONS.c.name == name, _VERSIONS.c.version.in_(versions)
-                    )
-                ).scalars()
-            )
-            missing = sorted(set(versions) - known)
-            if not known and not self._stored(connection, name):
+            rows = connection.execute(select(_VERSIONS).where(chosen).with_for_update()).all()
+            missing = sorted(set(versions) - {row.version for row in rows})
+            if not rows and not self._stored(connection, name):
                 raise self._no_secret(connection, name, actor)
             if missing:
                 raise NotFoundError(f"{name} has no version {', '.join(map(str, missing))}")
-            query = update(_VERSIONS).where(
-                _VERSIONS.c.name == name, _VERSIONS.c.version.in_(versions)
-            )
-            if action == "secret.undelete":
-                query = query.where(_VERSIONS.c.destroyed_at.is_(None))
-            connection.execute(query.values(**values))
+            changed = _to_change(name, action, [_version(row) for row in rows])
+            if changed:
+                query = update(_VERSIONS).where(_VERSIONS.c.name == name)
+                query = query.where(_VERSIONS.c.version.in_(changed))
+                if action == "secret.undelete":
+                    query = query.where(_VERSIONS.c.destroyed_at.is_(None))
+                connection.execute(query.values(**values))
         self._forget(name)
-        for version in sorted(known):
+        for version in changed:
             self._record(actor, action, name, version)
-        return sorted(known)
+        return changed
 
     # -- reading -------------------------------------------------------------
 
