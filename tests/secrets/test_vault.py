@@ -136,6 +136,22 @@ def test_pending_versions_are_not_served_until_promoted(vault: Vault) -> None:
         vault.read("svc/token", actor=ADMIN, stage="previous")
 
 
+
+def test_a_pending_version_is_not_served_to_clients(vault: Vault) -> None:
+    """Untested until its rotation promotes it: neither by stage nor by version number."""
+    vault.write("erp/k", b"current-value", actor=ADMIN)
+    vault.write("erp/k", b"pending-value", actor=ADMIN, stage="pending")
+    vault.policy.grant("order-sync", "erp/*", ["read"])
+    client = Client("order-sync")
+    with pytest.raises(NotFoundError, match="not served"):
+        vault.read("erp/k", actor=client, stage="pending")
+    with pytest.raises(NotFoundError, match="not served"):
+        vault.read("erp/k", actor=client, version=2)
+    assert vault.read("erp/k", actor=client)[0].reveal() == b"current-value"
+    assert vault.read("erp/k", actor=ADMIN, version=2)[0].reveal() == b"pending-value"
+    vault.promote("erp/k", 2, actor=ADMIN)
+    assert vault.read("erp/k", actor=client, version=2)[0].reveal() == b"pending-value"
+
 def test_soft_delete_undelete_and_destroy(vault: Vault, deployment: Deployment) -> None:
     """Deleted versions come back; destroyed ones are erased for good, their record kept."""
     vault.write("x/y", b"one", actor=ADMIN)

@@ -630,6 +630,8 @@ class Vault:
     ) -> tuple[Secret, VersionInfo]:
         """The value of ``version`` (or of ``stage``, default current) and what it is.
 
+        A pending version is served to operators only (the rotation engine tests it);
+        to a client it is :class:`NotFoundError`, by stage or by number.
         Recorded on the audit trail before the value is returned; if it cannot
         be recorded, :class:`~interlock.audit.errors.AuditUnavailableError`.
         """
@@ -646,6 +648,12 @@ class Vault:
                     raise NotFoundError(f"no {stage} version of {name!r}")
                 version = found
             info, sealed, legacy = self._sealed(connection, name, version)
+        if info.stage == "pending" and not isinstance(actor, Operator):
+            # Untested until its rotation promotes it: the target may not accept it yet.
+            raise NotFoundError(
+                f"version {version} of {name} is pending (a rotation's new value, not yet "
+                "tested): not served to clients"
+            )
         if info.destroyed_at is not None or sealed is None:
             raise NotFoundError(f"version {version} of {name} was destroyed")
         if info.deleted_at is not None:
