@@ -78,4 +78,6 @@ def test_undelete_of_a_destroyed_version_fails_and_says_so(
     assert "restored" not in captured.out
     assert "version 1 of erp/k was destroyed" in captured.err
     assert main(["secrets", "undelete", "erp/k", "-v", "2"]) == 0
-    assert capsys.readouterr().out == "version 2 of secret://erp/k was not deleted; nothing changed\n"
+    assert (
+        capsys.readouterr().out == "version 2 of secret://erp/k was not deleted; nothing changed\n"
+    )

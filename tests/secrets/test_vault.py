@@ -136,7 +136,6 @@ def test_pending_versions_are_not_served_until_promoted(vault: Vault) -> None:
         vault.read("svc/token", actor=ADMIN, stage="previous")
 
 
-
 def test_a_pending_version_is_not_served_to_clients(vault: Vault) -> None:
     """Untested until its rotation promotes it: neither by stage nor by version number."""
     vault.write("erp/k", b"current-value", actor=ADMIN)
@@ -151,6 +150,7 @@ def test_a_pending_version_is_not_served_to_clients(vault: Vault) -> None:
     assert vault.read("erp/k", actor=ADMIN, version=2)[0].reveal() == b"pending-value"
     vault.promote("erp/k", 2, actor=ADMIN)
     assert vault.read("erp/k", actor=client, version=2)[0].reveal() == b"pending-value"
+
 
 def test_soft_delete_undelete_and_destroy(vault: Vault, deployment: Deployment) -> None:
     """Deleted versions come back; destroyed ones are erased for good, their record kept."""
@@ -180,7 +180,6 @@ def test_soft_delete_undelete_and_destroy(vault: Vault, deployment: Deployment) 
         vault.delete("x/y", [9], actor=ADMIN)
 
 
-
 def test_undelete_restores_and_records_only_what_it_changed(vault: Vault, sink: MemorySink) -> None:
     """A destroyed version is refused (nothing changes); one not deleted is no restore."""
     for value in (b"one", b"two", b"three"):
@@ -198,6 +197,7 @@ def test_undelete_restores_and_records_only_what_it_changed(vault: Vault, sink: 
         ("secret.undelete", 2)
     ]
     assert vault.read("x/y", actor=ADMIN, version=2)[0].reveal() == b"two"
+
 
 def test_access_policy_is_default_deny_and_path_scoped(vault: Vault, sink: MemorySink) -> None:
     """Grants of globs per client and capability; anything else is refused and recorded."""

@@ -284,7 +284,6 @@ def _info(row: Any) -> SecretInfo:
     )
 
 
-
 def _to_change(name: str, action: str, found: Sequence[VersionInfo]) -> list[int]:
     """Which of ``found`` a delete, undelete or destroy changes; refuses what it must not."""
     if action != "secret.undelete":
@@ -296,6 +295,7 @@ def _to_change(name: str, action: str, found: Sequence[VersionInfo]) -> list[int
             "is erased for good and cannot be restored"
         )
     return sorted(v.version for v in found if v.deleted_at is not None)
+
 
 #: Who resolves ``secret://`` references for the gateway's upstream calls and rules.
 GATEWAY: Final = Operator("system:gateway")
