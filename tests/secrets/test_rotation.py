@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from interlock.actors import Operator
+from interlock.actors import Client, Operator
 from interlock.audit.sink import MemorySink
 from interlock.config.settings import Settings
 from interlock.errors import InvalidRequestError
 from interlock.secrets.rotation import RotationEngine, StepName, due, overdue
 from interlock.secrets.rotation_lock import LockLostError, RotationLock, RotationLockedError, state
+from interlock.secrets.errors import VersionConflictError
 from interlock.secrets.rotators.base import RotationError
 from interlock.secrets.vault import Vault
 from interlock.store import Deployment, initialise
@@ -268,3 +269,45 @@ def test_a_secret_without_a_rotator_cannot_be_rotated(
     with pytest.raises(InvalidRequestError, match="no rotator"):
         _engine(vault, deployment, MemoryRotator(target), sink).rotate("plain/secret")
     assert state(deployment.engine, "plain/secret") is None
+
+
+def test_a_write_made_during_a_rotation_stands_and_the_rotation_ends_in_a_conflict(
+    vault: Vault, deployment: Deployment, target: Target, sink: MemorySink
+) -> None:
+    """Promote no longer undoes it: the rotation's value is retired at the target instead."""
+    vault.policy.grant("order-sync", "erp/*", ["read", "write"])
+    client = Client("order-sync")
+    written: list[int] = []
+
+    def client_writes() -> None:
+        written.append(vault.write(NAME, b"written-by-client", actor=client, cas=1).version)
+
+    rotator = MemoryRotator(target, before_set=client_writes)
+    with pytest.raises(VersionConflictError, match="written while its rotation ran"):
+        _engine(vault, deployment, rotator, sink).rotate(NAME)
+    assert written == [3]
+    current, info = vault.read(NAME, actor=ADMIN)
+    assert (current.reveal(), info.version) == (b"written-by-client", 3)
+    assert [(v.version, v.stage) for v in vault.versions(NAME, actor=ADMIN)] == [
+        (1, "previous"),
+        (2, None),
+        (3, "current"),
+    ]
+    abandoned, _ = vault.read(NAME, actor=ADMIN, version=2)
+    assert not target.accepts(abandoned.reveal())  # set, then retired: not valid anywhere
+    assert state(deployment.engine, NAME) is None  # nothing left to resume
+    failures = [e.action for e in sink.entries if e.outcome.result == "failure"]
+    assert failures == ["secret.rotate.promote"]
+    assert vault.write(NAME, b"next", actor=client, cas=3).version == 4  # the client's own cas
+
+
+def test_promote_refuses_when_the_current_version_moved_past_the_pending_one(
+    vault: Vault,
+) -> None:
+    """A pending version is newer than the version current when it was staged."""
+    pending = vault.write(NAME, b"staged", actor=ADMIN, stage="pending").version
+    vault.write(NAME, b"written", actor=ADMIN)
+    with pytest.raises(VersionConflictError):
+        vault.promote(NAME, pending, actor=ADMIN)
+    assert vault.info(NAME, actor=ADMIN).current_version == pending + 1
+

@@ -40,14 +40,23 @@ from interlock.secrets.rotation_lock import (
     RotationState,
     in_progress,
 )
+from interlock.secrets.errors import VersionConflictError
 from interlock.secrets.rotators.base import ROTATION_ACTOR, Credential, RotationError, Rotator
 from interlock.secrets.vault import SecretInfo, Stage, Vault, VersionInfo
 
-__all__ = ["Done", "RotationEngine", "due", "overdue"]
+__all__ = ["Done", "RotationAbandonedError", "RotationEngine", "due", "overdue"]
 
 StepName = Literal["create", "set", "test", "promote", "retire"]
 _T = TypeVar("_T")
 _REASON_CHARS: Final = 300
+
+
+class RotationAbandonedError(VersionConflictError):
+    """The secret was written while its rotation ran: that write stands, the rotation ended.
+
+    Its pending value was retired at the target and in the vault; rotate again to
+    rotate from the value now current.
+    """
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,9 @@ class RotationEngine:
         try:
             version = self._run(info, rotator, lock, state, force=force)
         except LockLostError:
+            raise
+        except RotationAbandonedError:
+            lock.finish()  # nothing is left to resume
             raise
         except Exception as error:
             lock.release(error=_reason(error))
@@ -225,14 +237,31 @@ class RotationEngine:
             self._step("test", name, version, lambda: rotator.test(pending))
             lock.advance("tested")
             self._told(name, "test", version)
-        self._step(
-            "promote",
-            name,
-            version,
-            lambda: self._vault.promote(name, version, actor=self._actor),
-        )
+        try:
+            self._step(
+                "promote",
+                name,
+                version,
+                lambda: self._vault.promote(name, version, actor=self._actor),
+            )
+        except VersionConflictError as conflict:
+            self._abandon(name, rotator, version)
+            raise RotationAbandonedError(
+                f"{conflict}; the rotation is abandoned (version {version} retired at the "
+                f"target and in the vault): rotate again to rotate from the current value"
+            ) from None
         self._told(name, "promote", version)
         return version
+
+    def _abandon(self, name: str, rotator: Rotator, version: int) -> None:
+        """End pending ``version`` at the target and in the vault: a newer write won."""
+        pending = self._credential(name, version=version)
+        current = self._credential(name, stage="current")
+        # The target was set to accept the pending value: without this it would keep
+        # accepting a credential the vault no longer serves, with nobody to end it.
+        self._step("retire", name, version, lambda: rotator.retire(pending, current))
+        self._vault.retire(name, version, actor=self._actor)
+        self._told(name, "retire", version)
 
     def _retire_previous(self, info: SecretInfo, rotator: Rotator, *, force: bool) -> int | None:
         name = info.name

@@ -479,7 +479,10 @@ class Vault:
     def promote(self, name: str, version: int, *, actor: Operator) -> VersionInfo:
         """Make pending ``version`` current (the last step of a rotation); idempotent.
 
-        The version that was current becomes previous, valid for the overlap.
+        The version that was current becomes previous, valid for the overlap. A
+        pending version is numbered after the one current when it was staged, so a
+        current version above it was written while the rotation ran: that write
+        stands, and promoting is refused with :class:`VersionConflictError`.
         """
         now = self._now()
         with self._engine.begin() as connection:
@@ -490,6 +493,12 @@ class Vault:
                 raise self._no_secret(connection, name, actor)
             if row.current_version == version:  # promoted already (a resumed rotation)
                 return self._version_info(connection, name, version)
+            if row.current_version > version:
+                raise VersionConflictError(
+                    f"{name} was written while its rotation ran: version "
+                    f"{row.current_version} is current, newer than pending version {version}, "
+                    "which is not promoted over it"
+                )
             target = self._version_info(connection, name, version)
             if target.stage != "pending" or not target.readable:
                 raise InvalidRequestError(f"version {version} of {name} is not pending")
