@@ -311,3 +311,57 @@ def test_promote_refuses_when_the_current_version_moved_past_the_pending_one(
         vault.promote(NAME, pending, actor=ADMIN)
     assert vault.info(NAME, actor=ADMIN).current_version == pending + 1
 
+
+@pytest.mark.parametrize("how", ["delete", "destroy"])
+def test_the_previous_version_is_kept_until_the_rotation_has_retired_it(
+    vault: Vault, deployment: Deployment, target: Target, sink: MemorySink, how: str
+) -> None:
+    """Deleting or destroying it would leave the old credential valid at the target for good."""
+    engine = _engine(vault, deployment, MemoryRotator(target), sink)
+    engine.rotate(NAME)
+    remove = getattr(vault, how)
+    with pytest.raises(InvalidRequestError, match="rotate erp/api-key --force") as refused:
+        remove(NAME, [1], actor=ADMIN)
+    assert "is the previous version" in str(refused.value)
+    assert vault.read(NAME, actor=ADMIN, version=1)[0].reveal() == b"initial-value"
+    assert engine.rotate(NAME, force=True) == 3  # retires version 1 at the target first
+    assert not target.accepts(b"initial-value")
+    assert remove(NAME, [1], actor=ADMIN) == [1]
+
+
+def test_a_pending_version_is_kept_while_its_rotation_is_in_progress(
+    vault: Vault, deployment: Deployment, target: Target, sink: MemorySink
+) -> None:
+    """A rotation interrupted after create resumes with it; removing it would strand the rotation."""
+    with pytest.raises(RotationError):
+        _engine(vault, deployment, MemoryRotator(target, fail="set"), sink).rotate(NAME)
+    for remove in (vault.delete, vault.destroy):
+        with pytest.raises(InvalidRequestError, match="is pending"):
+            remove(NAME, [2], actor=ADMIN)
+    assert _engine(vault, deployment, MemoryRotator(target), sink).rotate(NAME) == 2
+
+
+def test_a_previous_version_destroyed_earlier_stops_the_rotation_with_the_fix_named(
+    vault: Vault, deployment: Deployment, target: Target, sink: MemorySink
+) -> None:
+    """Left by an older release: the target cannot be told, so the operator is, until --force."""
+    engine = _engine(vault, deployment, MemoryRotator(target), sink)
+    engine.rotate(NAME)
+    with deployment.engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "UPDATE vault_versions SET value = NULL, destroyed_at = :t WHERE version = 1"
+            ),
+            {"t": datetime.now(UTC)},
+        )
+    with pytest.raises(RotationError, match="revoke it at the target by hand"):
+        engine.rotate(NAME)
+    later = datetime.now(UTC) + timedelta(days=2)
+    done = _engine(vault, deployment, MemoryRotator(target), sink, now=lambda: later).run_due()
+    assert done
+    assert {(d.name, d.action) for d in done} == {(NAME, "failed")}
+    assert all("revoke it at the target by hand" in (d.detail or "") for d in done)
+    assert engine.rotate(NAME, force=True) == 3
+    assert [(v.version, v.stage) for v in vault.versions(NAME, actor=ADMIN)][0] == (1, None)
+    skipped = [e for e in sink.entries if e.action == "secret.rotate.retire"]
+    assert [(e.outcome.result, e.details["version"]) for e in skipped] == [("failure", 1)]

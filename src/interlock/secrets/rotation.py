@@ -268,6 +268,8 @@ class RotationEngine:
         previous = self._previous(name)
         if previous is None:
             return None
+        if not previous.readable:
+            return self._end_unreadable(name, previous, force=force)
         if not (force or self._overlap_over(previous)):
             until = f"{previous.valid_until:%Y-%m-%d %H:%M} UTC" if previous.valid_until else "-"
             raise InvalidRequestError(
@@ -280,6 +282,36 @@ class RotationEngine:
         self._vault.retire(name, previous.version, actor=self._actor)
         self._told(name, "retire", previous.version)
         return previous.version
+
+    def _end_unreadable(self, name: str, previous: VersionInfo, *, force: bool) -> int:
+        """A previous version deleted or destroyed (before the vault refused it).
+
+        Its value is what tells the target which credential to stop accepting. A
+        deleted one comes back with ``undelete``. A destroyed one cannot: the
+        operator revokes it at the target by hand, then ``--force`` ends it in the
+        vault, on record as a retire the target was not told of. Never silently.
+        """
+        version = previous.version
+        if previous.destroyed_at is None:
+            raise RotationError(
+                f"version {version} of {name}, the previous version, is deleted, and its "
+                "rotator needs its value to retire it at the target: run `interlock secrets "
+                f"undelete {name} -v {version}`, then rotate"
+            )
+        if not force:
+            raise RotationError(
+                f"version {version} of {name}, the previous version, was destroyed, so its "
+                "rotator cannot make the target stop accepting it: revoke it at the target "
+                f"by hand, then `interlock secrets rotate {name} --force` ends it here"
+            )
+        self._record(
+            "retire",
+            name,
+            version,
+            RotationError("the value was destroyed: the target was not told (--force)"),
+        )
+        self._vault.retire(name, version, actor=self._actor)
+        return version
 
     def _previous(self, name: str) -> VersionInfo | None:
         found = [v for v in self._vault.versions(name, actor=self._actor) if v.stage == "previous"]

@@ -284,17 +284,43 @@ def _info(row: Any) -> SecretInfo:
     )
 
 
-def _to_change(name: str, action: str, found: Sequence[VersionInfo]) -> list[int]:
+def _to_change(
+    name: str, action: str, found: Sequence[VersionInfo], *, rotated: bool
+) -> list[int]:
     """Which of ``found`` a delete, undelete or destroy changes; refuses what it must not."""
-    if action != "secret.undelete":
-        return sorted(v.version for v in found)
-    destroyed = sorted(v.version for v in found if v.destroyed_at is not None)
-    if destroyed:
+    if action == "secret.undelete":
+        destroyed = sorted(v.version for v in found if v.destroyed_at is not None)
+        if destroyed:
+            raise InvalidRequestError(
+                f"version {', '.join(map(str, destroyed))} of {name} was destroyed: its value "
+                "is erased for good and cannot be restored"
+            )
+        return sorted(v.version for v in found if v.deleted_at is not None)
+    verb = action.removeprefix("secret.")
+    for info in found:
+        _check_unneeded(name, info, verb, rotated=rotated)
+    return sorted(v.version for v in found)
+
+
+def _check_unneeded(name: str, info: VersionInfo, verb: str, *, rotated: bool) -> None:
+    """Refuse to delete or destroy a version a rotation still needs to read.
+
+    The rotation engine reads the previous value to make the target stop accepting
+    it (retire), and a pending one to set and test it: without the value the old
+    credential would stay valid at the target, and every later rotation would fail.
+    """
+    if info.stage == "pending":
         raise InvalidRequestError(
-            f"version {', '.join(map(str, destroyed))} of {name} was destroyed: its value "
-            "is erased for good and cannot be restored"
+            f"version {info.version} of {name} is pending: the rotation in progress needs it; "
+            f"finish it with `interlock secrets rotate {name}` first"
         )
-    return sorted(v.version for v in found if v.deleted_at is not None)
+    if info.stage == "previous" and rotated:
+        raise InvalidRequestError(
+            f"version {info.version} of {name} is the previous version, which its rotator "
+            "must still retire at the target (until then the target accepts it): run "
+            f"`interlock secrets rotate {name} --force`, or let `interlock secrets rotate "
+            f"--due` retire it once its overlap is over, then {verb} it"
+        )
 
 
 #: Who resolves ``secret://`` references for the gateway's upstream calls and rules.
@@ -615,7 +641,11 @@ class Vault:
                 raise self._no_secret(connection, name, actor)
             if missing:
                 raise NotFoundError(f"{name} has no version {', '.join(map(str, missing))}")
-            changed = _to_change(name, action, [_version(row) for row in rows])
+            rotator = connection.execute(
+                select(_SECRETS.c.rotator).where(_SECRETS.c.name == name)
+            ).scalar()
+            found = [_version(row) for row in rows]
+            changed = _to_change(name, action, found, rotated=rotator is not None)
             if changed:
                 query = update(_VERSIONS).where(_VERSIONS.c.name == name)
                 query = query.where(_VERSIONS.c.version.in_(changed))
