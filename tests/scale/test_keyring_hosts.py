@@ -18,8 +18,7 @@ from interlock.actors import Operator
 from interlock.audit.sink import MemorySink
 from interlock.cli.main import main
 from interlock.config.settings import Settings
-from interlock.crypto import Keyring
-from interlock.crypto import keyfile
+from interlock.crypto import Keyring, keyfile
 from interlock.crypto.kek_transport import KekExport, new_passphrase, seal_export
 from interlock.errors import DecryptionError, KeyringError, UnknownKeyVersionError
 from interlock.secrets.vault import Vault

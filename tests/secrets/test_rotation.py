@@ -14,9 +14,9 @@ from interlock.actors import Client, Operator
 from interlock.audit.sink import MemorySink
 from interlock.config.settings import Settings
 from interlock.errors import InvalidRequestError
+from interlock.secrets.errors import VersionConflictError
 from interlock.secrets.rotation import RotationEngine, StepName, due, overdue
 from interlock.secrets.rotation_lock import LockLostError, RotationLock, RotationLockedError, state
-from interlock.secrets.errors import VersionConflictError
 from interlock.secrets.rotators.base import RotationError
 from interlock.secrets.vault import Vault
 from interlock.store import Deployment, initialise
@@ -349,9 +349,7 @@ def test_a_previous_version_destroyed_earlier_stops_the_rotation_with_the_fix_na
     engine.rotate(NAME)
     with deployment.engine.begin() as connection:
         connection.execute(
-            sa.text(
-                "UPDATE vault_versions SET value = NULL, destroyed_at = :t WHERE version = 1"
-            ),
+            sa.text("UPDATE vault_versions SET value = NULL, destroyed_at = :t WHERE version = 1"),
             {"t": datetime.now(UTC)},
         )
     with pytest.raises(RotationError, match="revoke it at the target by hand"):
@@ -362,6 +360,7 @@ def test_a_previous_version_destroyed_earlier_stops_the_rotation_with_the_fix_na
     assert {(d.name, d.action) for d in done} == {(NAME, "failed")}
     assert all("revoke it at the target by hand" in (d.detail or "") for d in done)
     assert engine.rotate(NAME, force=True) == 3
-    assert [(v.version, v.stage) for v in vault.versions(NAME, actor=ADMIN)][0] == (1, None)
+    first = vault.versions(NAME, actor=ADMIN)[0]
+    assert (first.version, first.stage) == (1, None)
     skipped = [e for e in sink.entries if e.action == "secret.rotate.retire"]
     assert [(e.outcome.result, e.details["version"]) for e in skipped] == [("failure", 1)]

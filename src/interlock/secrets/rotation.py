@@ -33,6 +33,7 @@ from interlock.audit.entry import AuditEntry, Outcome
 from interlock.audit.sink import AuditSink
 from interlock.clock import Clock
 from interlock.errors import InterlockError, InvalidRequestError
+from interlock.secrets.errors import VersionConflictError
 from interlock.secrets.rotation_lock import (
     DEFAULT_LEASE,
     LockLostError,
@@ -40,7 +41,6 @@ from interlock.secrets.rotation_lock import (
     RotationState,
     in_progress,
 )
-from interlock.secrets.errors import VersionConflictError
 from interlock.secrets.rotators.base import ROTATION_ACTOR, Credential, RotationError, Rotator
 from interlock.secrets.vault import SecretInfo, Stage, Vault, VersionInfo
 

@@ -284,9 +284,7 @@ def _info(row: Any) -> SecretInfo:
     )
 
 
-def _to_change(
-    name: str, action: str, found: Sequence[VersionInfo], *, rotated: bool
-) -> list[int]:
+def _to_change(name: str, action: str, found: Sequence[VersionInfo], *, rotated: bool) -> list[int]:
     """Which of ``found`` a delete, undelete or destroy changes; refuses what it must not."""
     if action == "secret.undelete":
         destroyed = sorted(v.version for v in found if v.destroyed_at is not None)
