@@ -390,6 +390,7 @@ def build_gateway(
                 GET,
             ),
             Mount("/pki/crl", CrlEndpoint(services.crl), GET),
+            Mount("/pki/crl/all.pem", CrlEndpoint(services.crl, every_issuer=True), GET),
             *_messaging_mounts(services, manifest),
             *_schema_mounts(services, manifest, authenticate),
             *as2,
