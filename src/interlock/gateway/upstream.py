@@ -33,7 +33,7 @@ from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.renewal import RenewingCertificate
 from interlock.gateway.rfc7239 import for_node
 from interlock.gateway.routing import CompiledRoute, RouteMatch
-from interlock.gateway.tls import trust_context
+from interlock.gateway.tls import RevocationLists, trust_context
 from interlock.gateway.upstream_errors import withheld_server_error
 from interlock.gateway.upstream_http import (
     ConnectionPool,
@@ -85,10 +85,12 @@ class Upstreams:
         limits: UpstreamLimits | None = None,
         *,
         client_certificate: RenewingCertificate | None = None,
+        revocation: RevocationLists | None = None,
     ) -> None:
         """``trust_anchors`` maps ``pki:NAME`` to CA files; ``system`` uses the OS bundle.
 
-        ``client_certificate`` is presented to systems with ``client_cert: pki:auto``.
+        ``client_certificate`` is presented to systems with ``client_cert: pki:auto``;
+        ``revocation``: the CRLs a ``pki:internal`` system's certificate is checked against.
         """
         self._manifest = manifest
         self._secrets = secrets
@@ -96,13 +98,14 @@ class Upstreams:
         self._metrics = metrics
         self.limits = limits or UpstreamLimits()
         self._client_certificate = client_certificate
+        self._revocation = revocation
         self._pools: dict[str, ConnectionPool] = {}
         self._policies: dict[CompiledRoute, HeaderPolicy] = {}
         self._contexts = {name: self._context(s) for name, s in manifest.systems.items()}
 
     def _context(self, system: System) -> ssl.SSLContext:
         min_version = (system.tls or self._manifest.tls).min_version
-        context = trust_context(system.ca, self._anchors, min_version)
+        context = trust_context(system.ca, self._anchors, min_version, revocation=self._revocation)
         if system.client_cert is not None:
             if self._client_certificate is None:
                 raise InterlockError("client_cert: pki:auto needs the deployment's PKI")
