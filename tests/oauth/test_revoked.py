@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from interlock.oauth.lifetimes import MAX_LEEWAY
 from interlock.oauth.revoked import RevokedTokens
 from interlock.store import Deployment
 from interlock.testing.clock import ManualClock
@@ -15,7 +16,8 @@ FAR = datetime(2040, 1, 1, tzinfo=UTC)
 
 
 def test_a_revocation_lapses_with_its_token_on_the_injected_clock(deployment: Deployment) -> None:
-    """Loaded while its token is unexpired by ``now``; dropped once ``now`` passes the expiry.
+    """Loaded while a verifier may accept its token by ``now`` (``exp`` plus the longest
+    leeway); dropped once ``now`` passes that.
 
     By the real clock a token expiring in 2040 would stay revoked (and loaded) for years.
     """
@@ -25,12 +27,15 @@ def test_a_revocation_lapses_with_its_token_on_the_injected_clock(deployment: De
     )
 
     assert RevokedTokens(deployment.engine, sync_seconds=0, now=clock).contains("jti-1")
-    clock.advance(timedelta(minutes=11))
+    clock.advance(timedelta(minutes=10) + MAX_LEEWAY - timedelta(seconds=1))
+    assert RevokedTokens(deployment.engine, sync_seconds=0, now=clock).contains("jti-1")
+    clock.advance(timedelta(seconds=2))
     assert not RevokedTokens(deployment.engine, sync_seconds=0, now=clock).contains("jti-1")
 
 
 def test_a_revocation_is_stamped_and_purged_by_the_injected_clock(deployment: Deployment) -> None:
-    """``revoked_at`` is the injected time; a purge at that clock forgets the expired ones."""
+    """``revoked_at`` is the injected time; a purge at that clock forgets the ones whose token
+    is past ``exp`` and the longest leeway, and keeps those only within the leeway."""
     clock = ManualClock(FAR)
     revoked = RevokedTokens(deployment.engine, now=clock)
     revoked.add("jti-short", "order-sync", FAR + timedelta(minutes=1))
@@ -39,6 +44,8 @@ def test_a_revocation_is_stamped_and_purged_by_the_injected_clock(deployment: De
         stamps = connection.execute(sa.text("SELECT revoked_at FROM oauth_revoked_tokens")).all()
     assert {_utc(row[0]) for row in stamps} == {FAR}
     clock.advance(timedelta(minutes=2))
+    assert revoked.purge(clock.now) == 0  # jti-short's token still passes with leeway
+    clock.advance(MAX_LEEWAY)
     assert revoked.purge(clock.now) == 1
     revoked.reload()
     assert revoked.known("jti-long")

@@ -7,7 +7,9 @@ and at once on the replica that recorded it. With Redis configured, a
 revocation is also published on a channel every replica listens to, so it
 takes effect everywhere at once; the store stays the record (a replica that
 missed a message still catches up at its next reload). The set stays small:
-an entry is purged once the token it names has expired anyway.
+an entry is purged once the token it names could not pass any verifier anyway,
+its ``exp`` plus the longest clock leeway (``MAX_LEEWAY``) after which no
+verifier accepts it.
 
 A client can be revoked as a whole (``interlock clients revoke``, the kill
 switch): every token issued to it at or before that moment is revoked, with
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Final
 
 import redis
@@ -31,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from interlock.clock import Clock, utc_now
 from interlock.logs import get_logger
+from interlock.oauth.lifetimes import MAX_LEEWAY, MAX_LIFETIME
 from interlock.oauth.tables import RevokedClientRow, RevokedTokenRow
 from interlock.store.base import as_utc, table_of
 
@@ -40,9 +43,9 @@ _TABLE = table_of(RevokedTokenRow)
 _CLIENTS = table_of(RevokedClientRow)
 CHANNEL = "interlock:oauth:revoked"
 CLIENT_CHANNEL = "interlock:oauth:revoked-clients"
-# Tokens live at most an hour (oauth.tokens.MAX_LIFETIME), checked with at most
-# five minutes of leeway: after that no token issued before a revocation can pass.
-CLIENT_REVOCATION_KEPT: Final = timedelta(hours=1, minutes=5)
+# Tokens live at most MAX_LIFETIME and pass a verifier until exp + its leeway (at most
+# MAX_LEEWAY): after that no token issued before a revocation can pass.
+CLIENT_REVOCATION_KEPT: Final = MAX_LIFETIME + MAX_LEEWAY
 _log = get_logger("interlock.oauth.revoked")
 
 
@@ -64,7 +67,7 @@ def _keep_listening(
 
 
 class RevokedTokens:
-    """``jti`` values of revoked access tokens, kept until the tokens would have expired."""
+    """``jti`` values of revoked access tokens, kept until no verifier accepts the tokens."""
 
     def __init__(
         self,
@@ -195,11 +198,13 @@ class RevokedTokens:
         return until is not None and (issued_at is None or issued_at <= until)
 
     def reload(self) -> None:
-        """Load the revoked ids of tokens that have not expired yet, and revoked clients."""
+        """Load the revoked ids of tokens a verifier may still accept, and revoked clients."""
         started = time.monotonic()
         now = self._now()
         with self._engine.connect() as connection:
-            rows = connection.execute(select(_TABLE.c.jti).where(_TABLE.c.expires_at > now)).all()
+            rows = connection.execute(
+                select(_TABLE.c.jti).where(_TABLE.c.expires_at > _utc(now - MAX_LEEWAY))
+            ).all()
             clients = connection.execute(
                 select(_CLIENTS.c.client, _CLIENTS.c.revoked_before).where(
                     _CLIENTS.c.revoked_before > _utc(now - CLIENT_REVOCATION_KEPT)
@@ -211,9 +216,11 @@ class RevokedTokens:
             self._loaded = started
 
     def purge(self, now: datetime) -> int:
-        """Forget revocations of tokens that have expired anyway."""
+        """Forget revocations of tokens no verifier accepts any more (expired, leeway and all)."""
         with self._engine.begin() as connection:
-            result = connection.execute(delete(_TABLE).where(_TABLE.c.expires_at <= now))
+            result = connection.execute(
+                delete(_TABLE).where(_TABLE.c.expires_at <= _utc(now - MAX_LEEWAY))
+            )
             connection.execute(
                 delete(_CLIENTS).where(
                     _CLIENTS.c.revoked_before <= _utc(now - CLIENT_REVOCATION_KEPT)

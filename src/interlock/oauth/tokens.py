@@ -29,6 +29,7 @@ from interlock.errors import InvalidTokenError
 from interlock.identity.clients import is_oauth_client
 from interlock.identity.grants import Grants, Principal
 from interlock.oauth.keysets import Keys, KeySet
+from interlock.oauth.lifetimes import MAX_LEEWAY, MAX_LIFETIME
 from interlock.oauth.revoked import RevokedTokens
 from interlock.oauth.signing_keys import SigningKeys
 
@@ -41,9 +42,7 @@ __all__ = [
 ]
 
 DEFAULT_LIFETIME: Final = timedelta(minutes=10)
-MAX_LIFETIME: Final = timedelta(hours=1)
 LEEWAY: Final = timedelta(seconds=60)
-MAX_LEEWAY: Final = timedelta(minutes=5)
 _TYP: Final = "at+jwt"
 _HEADER: Final = MappingProxyType({"typ": _TYP})
 # One encoder for every token: json.dumps builds a new one per call with these separators.
