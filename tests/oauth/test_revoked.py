@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from interlock.oauth.lifetimes import MAX_LEEWAY
@@ -87,3 +88,39 @@ def test_a_client_revocation_is_kept_while_its_tokens_could_live(deployment: Dep
     clock.advance(timedelta(minutes=2))
     revoked.purge(clock.now)
     assert not revoked.contains(None, "order-sync", FAR.timestamp())
+
+
+@pytest.mark.parametrize("way", ["recorded here", "heard over Redis"])
+def test_a_revocation_made_during_a_reload_survives_it(deployment: Deployment, way: str) -> None:
+    """A reload whose query ran before a revocation keeps that revocation in the mirror.
+
+    It used to replace the mirror with what its query returned, so for up to a
+    second (the next reload) the replica that recorded the revocation, or heard it
+    over Redis, accepted the token again. The revocation lands here between the
+    reload's query and the moment it installs its result.
+    """
+    clock = ManualClock(FAR)
+    revoked = RevokedTokens(deployment.engine, now=clock)
+    revoked.revoke_client("old-client")
+    table = "FROM oauth_revoked_tokens"
+    done: list[bool] = []
+
+    def meanwhile(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if table in statement and "SELECT" in statement and not done:
+            done.append(True)
+            if way == "recorded here":
+                revoked.add("jti-during", "order-sync", FAR + timedelta(minutes=10))
+                revoked.revoke_client("kill")
+            else:  # the messages another replica publishes
+                revoked._heard({"data": b"jti-during"})
+                revoked._heard_client({"data": f"kill {FAR.timestamp()!r}".encode()})
+
+    sa.event.listen(deployment.engine, "after_cursor_execute", meanwhile)
+    try:
+        revoked.reload()
+    finally:
+        sa.event.remove(deployment.engine, "after_cursor_execute", meanwhile)
+    assert done
+    assert revoked.known("jti-during") is True
+    assert revoked.known(None, "kill", FAR.timestamp()) is True
+    assert revoked.known(None, "old-client", FAR.timestamp()) is True

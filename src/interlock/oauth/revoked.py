@@ -201,6 +201,8 @@ class RevokedTokens:
         """Load the revoked ids of tokens a verifier may still accept, and revoked clients."""
         started = time.monotonic()
         now = self._now()
+        with self._lock:
+            mirror, revoked_clients = self._mirror, self._clients  # as before the query
         with self._engine.connect() as connection:
             rows = connection.execute(
                 select(_TABLE.c.jti).where(_TABLE.c.expires_at > _utc(now - MAX_LEEWAY))
@@ -210,9 +212,15 @@ class RevokedTokens:
                     _CLIENTS.c.revoked_before > _utc(now - CLIENT_REVOCATION_KEPT)
                 )
             ).all()
+        loaded = {row.client: as_utc(row.revoked_before).timestamp() for row in clients}
         with self._lock:
-            self._mirror = frozenset(row.jti for row in rows)
-            self._clients = {row.client: as_utc(row.revoked_before).timestamp() for row in clients}
+            # What add() or Redis put in while the query ran may be missing from its
+            # rows; replacing the mirror would drop it until the next reload. Keep it.
+            self._mirror = frozenset(row.jti for row in rows) | (self._mirror - mirror)
+            for client, until in self._clients.items():
+                if revoked_clients.get(client) != until:
+                    loaded[client] = max(until, loaded.get(client, 0.0))
+            self._clients = loaded
             self._loaded = started
 
     def purge(self, now: datetime) -> int:
