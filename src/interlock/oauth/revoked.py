@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import redis
@@ -146,13 +146,16 @@ class RevokedTokens:
                 # Recorded in the store all the same: other replicas see it at their next reload.
                 _log.warning("revocation not announced over Redis", error=str(exc))
 
-    def revoke_client(self, client: str) -> datetime:
-        """Revoke every token issued to ``client`` until now; returns that moment.
+    def revoke_client(self, client: str, *, ahead: timedelta = timedelta(0)) -> datetime:
+        """Revoke every token issued to ``client`` until now plus ``ahead``; returns that moment.
 
-        Visible to this replica at once, to the others at once over Redis or at
-        their next reload. Revoking again moves the moment forward.
+        ``ahead`` covers tokens still to come: a credential of the client that was
+        just revoked can still be honoured for a while somewhere (a cache), and
+        what it mints then must fall under the cut too. Visible to this replica at
+        once, to the others at once over Redis or at their next reload. Revoking
+        again moves the moment forward.
         """
-        moment = self._now()
+        moment = self._now() + ahead
         with self._engine.begin() as connection:
             changed = connection.execute(
                 update(_CLIENTS).where(_CLIENTS.c.client == client).values(revoked_before=moment)
