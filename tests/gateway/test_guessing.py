@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -108,7 +109,7 @@ def test_dpop_nonce_challenges_are_not_counted(tmp_path: Path) -> None:
         route = f"https://127.0.0.1:{env.port}/orders/1001"
 
         def call(nonce: str | None) -> tuple[int, dict[str, str]]:
-            extra = {} if nonce is None else {"nonce": nonce}
+            extra: dict[str, Any] = {} if nonce is None else {"nonce": nonce}
             headers = {
                 "Authorization": f"DPoP {token}",
                 "DPoP": proof(key, "GET", route, token=token, **extra),
