@@ -232,3 +232,29 @@ def test_a_hostile_export_is_one_clear_proof_error(
     assert status == 1
     assert err.startswith("interlock: error[audit_proof_invalid]: ")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_configured_witness_file_that_is_missing_fails_verification(
+    recorded: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Deleting the witness file must not switch its check off: exit 1, naming the file."""
+    witness = tmp_path / "witness"
+    assert _run(capsys, "audit", "verify")[0] == 0
+    witness.unlink()
+    status, _, err = _run(capsys, "audit", "verify")
+    assert status == 1
+    assert err.startswith("interlock: error[audit_verification_failed]: ")
+    assert f"witness file {witness} is missing" in err
+
+
+def test_an_empty_log_needs_no_witness_file_yet(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Nothing recorded, nothing published: the configured file's absence is no failure."""
+    assert main(["init"]) == 0
+    settings = load_settings()
+    AuditLog.open(settings, Keyring.load(settings.keyring_path)).close()
+    assert not (tmp_path / "witness").exists()
+    capsys.readouterr()
+    status, out, err = _run(capsys, "audit", "verify")
+    assert (status, out.split(":")[0]) == (0, "ok"), err
