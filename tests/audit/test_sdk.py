@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -190,20 +191,25 @@ def test_a_csv_field_over_the_csv_limit_is_one_proof_error(exported: _Exported) 
         _csv(exported, text)
 
 
-class _Counting(io.StringIO):
-    """A stream that remembers the longest piece any read handed out."""
+class _Counting:
+    """A text stream that remembers the longest piece any read handed out."""
 
-    longest = 0
+    def __init__(self, text: str) -> None:
+        self.stream = io.StringIO(text, newline="")
+        self.longest = 0
 
-    def readline(self, size: int | None = -1, /) -> str:
-        line = super().readline(size)
-        self.longest = max(self.longest, len(line))
-        return line
+    def readline(self, size: int = -1, /) -> str:
+        return self._seen(self.stream.readline(size))
+
+    def __iter__(self) -> Iterator[str]:
+        return self
 
     def __next__(self) -> str:
-        line = super().__next__()
-        self.longest = max(self.longest, len(line))
-        return line
+        return self._seen(next(self.stream))
+
+    def _seen(self, piece: str) -> str:
+        self.longest = max(self.longest, len(piece))
+        return piece
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
@@ -212,7 +218,7 @@ def test_an_overlong_line_is_refused_after_reading_at_most_the_limit(
 ) -> None:
     """A line of 10 times the limit: refused as too long, and never read whole into memory."""
     header = (exported.jsonl if fmt == "jsonl" else exported.csv).splitlines(keepends=True)[0]
-    stream = _Counting(header + "a" * (MAX_LINE * 10) + "\n", newline="")
+    stream = _Counting(header + "a" * (MAX_LINE * 10) + "\n")
 
     def check() -> ExportSummary:
         if fmt == "jsonl":

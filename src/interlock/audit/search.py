@@ -135,7 +135,7 @@ def _statement(query: SearchQuery, size: int, *, postgresql: bool = False) -> An
     # Unary + keeps this bound from choosing the plan: SQLite would read a range of the
     # rowid (audit_search.idx), then sort, instead of the filter's index in order.
     indexed: ColumnElement[int] = literal_column("+audit_search.idx", BigInteger)
-    conditions = [indexed.between(0, size - 1)]
+    conditions: list[ColumnElement[bool]] = [indexed.between(0, size - 1)]
     if query.correlation_id is not None:
         last_block = (size - 1) // CORRELATION_BLOCK
         # One probe of the block-keyed index per block up to ``last_block``; the few
