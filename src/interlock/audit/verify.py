@@ -289,7 +289,7 @@ def _strays(connection: Connection) -> None:
         ).scalar_one()
         if below:
             raise _fail(
-                f"{column.table.name} holds {below} rows below index 0 ({column.name}): "
+                f"{column.table.name} holds rows below index 0 ({below} in {column.name}): "
                 "no entry of the log is there (planted?)",
                 None,
             )
@@ -300,7 +300,7 @@ def _strays(connection: Connection) -> None:
         ).scalar_one()
         if orphans:
             raise _fail(
-                f"{table.name} holds {orphans} rows for entries the log does not have (planted?)",
+                f"{table.name} holds rows for entries the log does not have ({orphans}; planted?)",
                 None,
             )
 
