@@ -163,7 +163,7 @@ class _TlsOnlyClient(Client):
     def _connect_command(self) -> bytes:
         if not _is_tls(self):
             if self._transport is not None:
-                self._transport.close()
+                self._transport.close()  # type: ignore[no-untyped-call]  # nats-py: untyped
             raise _PlaintextRefused
         return super()._connect_command()
 
