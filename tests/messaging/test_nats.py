@@ -197,12 +197,14 @@ def test_no_password_goes_to_a_server_that_does_not_switch_to_tls(
 
     async def impostor(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         info = {"server_id": "mitm", "version": "2.9.10", "auth_required": True, "proto": 1}
-        writer.write(b"INFO " + json.dumps(info).encode() + b"\r\n")
-        await writer.drain()
-        with contextlib.suppress(OSError, asyncio.TimeoutError):
-            while chunk := await asyncio.wait_for(reader.read(4096), 2):
-                received.extend(chunk)
-        writer.close()
+        try:
+            writer.write(b"INFO " + json.dumps(info).encode() + b"\r\n")
+            await writer.drain()
+            with contextlib.suppress(OSError, asyncio.TimeoutError):
+                while chunk := await asyncio.wait_for(reader.read(4096), 2):
+                    received.extend(chunk)
+        finally:  # also when the loop ends first and cancels this
+            writer.close()
 
     async def scenario() -> None:
         server = await asyncio.start_server(impostor, "127.0.0.1", 0)
@@ -250,25 +252,29 @@ class _Relay:
 
     @staticmethod
     async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
+        try:
+            with contextlib.suppress(OSError):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+        finally:  # also when the loop ends first and cancels this
+            writer.close()
 
     async def _impersonate(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         info = {"server_id": "mitm", "version": "2.9.10", "proto": 1, "headers": True}
-        writer.write(b"INFO " + json.dumps(info).encode() + b"\r\n")
         sent = bytearray()
         self.sent.append(sent)
-        with contextlib.suppress(OSError):
-            while chunk := await reader.read(65536):
-                sent.extend(chunk)
-                writer.write(b"PONG\r\n" * chunk.count(b"PING\r\n"))
-                await writer.drain()
-        writer.close()
+        try:
+            writer.write(b"INFO " + json.dumps(info).encode() + b"\r\n")
+            with contextlib.suppress(OSError):
+                while chunk := await reader.read(65536):
+                    sent.extend(chunk)
+                    writer.write(b"PONG\r\n" * chunk.count(b"PING\r\n"))
+                    await writer.drain()
+        finally:  # also when the loop ends first and cancels this
+            writer.close()
 
     def attack(self) -> None:
         """Cut the links to the server; answer the reconnects as the attacker."""
