@@ -339,6 +339,58 @@ def test_csv_formula_cells_are_neutralised_before_forwarding(
     assert _post(env, "/v/csv", writer, too_many, "text/csv")[0] in {400, 413}
 
 
+# --- the body's character set (the review's finding 1) ---
+
+_BY_KIND = {
+    "json": ("/v/orders", "application/json", json.dumps(ORDER).encode()),
+    "csv": ("/v/csv", "text/csv", b"sku,note\r\nSKU-1,fine\r\n"),
+    "xml": ("/v/xml", "application/xml", b"<order><line sku='SKU-1'>2</line></order>"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_BY_KIND))
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        "charset=utf-7",
+        "charset=UTF-16",
+        'charset="iso-2022-jp"',
+        "charset=us-ascii",
+        "charset=utf-8; charset=utf-7",
+        "CHARSET = utf-7",
+        "charset*=utf-7",
+        'x="a;charset=utf-7"',
+    ],
+)
+def test_a_body_declared_in_another_charset_is_refused_with_415(
+    env: Env, writer: dict[str, str], kind: str, parameters: str
+) -> None:
+    """The gateway checks the body as UTF-8: one the upstream would read otherwise never passes.
+
+    Before, ``charset=utf-7`` was forwarded as sent, and ``+ACIALAAi-amount+ACI-:999``
+    became a JSON member, a CSV row or a DOCTYPE the gateway never saw (was 200).
+    """
+    path, media, body = _BY_KIND[kind]
+    status, headers, problem = _post(env, path, writer, body, f"{media}; {parameters}")
+    assert status == 415, problem
+    assert headers["content-type"] == "application/problem+json"
+    assert problem["type"] == "urn:interlock:problem:unsupported-media-type"
+    assert "utf-8" in problem["detail"]
+
+
+@pytest.mark.parametrize("kind", sorted(_BY_KIND))
+@pytest.mark.parametrize("parameters", ["", "; charset=utf-8", '; Charset="UTF-8"'])
+def test_the_upstream_is_told_the_charset_the_gateway_checked(
+    env: Env, writer: dict[str, str], kind: str, parameters: str
+) -> None:
+    """A validated body is forwarded with ``<media type>; charset=utf-8``, whatever was sent."""
+    path, media, body = _BY_KIND[kind]
+    status, _, payload = _post(env, path, writer, body, media + parameters)
+    assert status == 200, payload
+    forwarded = {k.lower(): v for k, v in payload["headers"].items()}
+    assert forwarded["content-type"] == f"{media}; charset=utf-8"
+
+
 # --- hygiene ---
 
 

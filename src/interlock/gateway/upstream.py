@@ -183,6 +183,8 @@ class Upstreams:
     ) -> CIMultiDict[str]:
         request = ctx.request
         headers = policy.request_headers(request.headers)
+        if ctx.content_type is not None:  # a validated body: the charset it was read in
+            headers["Content-Type"] = ctx.content_type
         peer = for_node(client_address(request))  # the caller, as trusted proxies report it
         # RFC 7239 quoted-string: no quote or backslash may reach the header.
         host = request.host.replace('"', "").replace("\\", "")
