@@ -322,6 +322,23 @@ def test_xml_is_parsed_safely(env: Env, writer: dict[str, str]) -> None:
     assert _post(env, "/v/xml", writer, deep, "text/xml")[0] == 400
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<o xmlns:xi="http://www.w3.org/2001/XInclude">'
+        b'<xi:include href="file:///etc/passwd" parse="text"/></o>',
+        b'<?xml version="1.0"?><?xml-stylesheet href="http://evil.example/x.xsl"?><o/>',
+    ],
+)
+def test_xinclude_and_stylesheet_references_are_not_forwarded(
+    env: Env, writer: dict[str, str], body: bytes
+) -> None:
+    """External references without a DTD: 400 xml-refused, as docs/validation.md says (was 200)."""
+    status, _, problem = _post(env, "/v/xml", writer, body, "application/xml")
+    assert status == 400, problem
+    assert problem["type"] == "urn:interlock:problem:xml-refused"
+
+
 def test_csv_formula_cells_are_neutralised_before_forwarding(
     env: Env, writer: dict[str, str]
 ) -> None:
