@@ -9,6 +9,7 @@ minimisation), ``POST /v/xml``, ``POST /v/csv`` and ``GET /v/blob/{size}``
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import ssl
@@ -295,6 +296,34 @@ def test_the_forwarded_request_keeps_only_the_allowed_fields(
     status, _, payload = _post(env, "/v/forward", writer, json.dumps(body).encode())
     assert status == 200
     assert json.loads(payload["body"]) == {"order_id": 7, "lines": [{"sku": "SKU-1"}]}
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-16", 'application/json; charset="latin1"']
+)
+def test_a_response_in_another_charset_is_not_relayed_minimised(content_type: str) -> None:
+    """The filter reads and rewrites UTF-8: a body labelled otherwise is 502, not mislabelled.
+
+    Before, the stage passed aiohttp's parameter-less ``content_type``, so the
+    check never ran and a UTF-8 body went out labelled ``charset=utf-16``.
+    """
+    from unittest import mock
+
+    from aiohttp import web
+
+    from interlock.errors import Refusal
+    from interlock.gateway.context import RequestContext
+    from interlock.gateway.stages.validate import MinimisedForward
+    from interlock.validation.minimise import FieldFilter
+
+    async def upstream(_: RequestContext) -> web.Response:
+        body = b'{"id": 1, "secret": "x"}'
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    forward = MinimisedForward(FieldFilter(["id"]), upstream)
+    with pytest.raises(Refusal) as refused:
+        asyncio.run(forward(mock.Mock(spec=RequestContext, removed_fields=0)))
+    assert refused.value.code == "response-not-filterable"
 
 
 # --- XML and CSV ---

@@ -215,12 +215,15 @@ class MinimisedForward:
             return response
         if response.headers.get("Content-Encoding", "identity").lower() != "identity":
             raise _not_filterable("a compressed response")
+        # The whole header: aiohttp's content_type has dropped the charset parameter,
+        # and a body read and rewritten as UTF-8 must not go out labelled otherwise.
+        content_type = response.headers.get("Content-Type")
         try:
             if len(body) <= _INLINE_BYTES:
-                filtered, removed = minimise_body(body, response.content_type, self._fields)
+                filtered, removed = minimise_body(body, content_type, self._fields)
             else:
                 filtered, removed = await asyncio.to_thread(
-                    minimise_body, body, response.content_type, self._fields
+                    minimise_body, body, content_type, self._fields
                 )
         except NotFilterable:
             raise _not_filterable(f"a {response.content_type or 'typeless'} response") from None
