@@ -29,6 +29,7 @@ from interlock.errors import InterlockError, Refusal
 from interlock.gateway.client_address import client_address
 from interlock.gateway.context import RequestContext
 from interlock.gateway.header_policy import HeaderPolicy
+from interlock.gateway.hosts import canonical_host
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.renewal import RenewingCertificate
 from interlock.gateway.rfc7239 import for_node
@@ -186,9 +187,11 @@ class Upstreams:
         if ctx.content_type is not None:  # a validated body: the charset it was read in
             headers["Content-Type"] = ctx.content_type
         peer = for_node(client_address(request))  # the caller, as trusted proxies report it
-        # RFC 7239 quoted-string: no quote or backslash may reach the header.
-        host = request.host.replace('"', "").replace("\\", "")
-        headers["Forwarded"] = f'for="{peer}";proto=https;host="{host}"'
+        forwarded = f'for="{peer}";proto=https'
+        # The Host check passed, so this is one of our names and a port, canonical:
+        # never the caller's bytes (RFC 7239 §5.3 reads host= as a Host value).
+        host = canonical_host(request.headers.get("Host", ""))
+        headers["Forwarded"] = forwarded if host is None else f'{forwarded};host="{host}"'
         headers["X-Request-Id"] = ctx.correlation_id
         authorization = await self.authorization(ctx.match.route.system_name, system)
         if authorization is not None:
