@@ -30,6 +30,9 @@ class RequestContext:
     # The Content-Type forwarded with a body validation read (``<media type>;
     # charset=utf-8``: what it was checked as); None forwards the caller's own.
     content_type: str | None = None
+    # The Idempotency-Key sent upstream: derived per client and route from the
+    # caller's (stages.idempotency); None sends none.
+    idempotency_key: str | None = None
     # The JSON request body as validation parsed it and as it is forwarded (after
     # request minimisation); None for other media types and bodyless requests.
     parsed: Any = None

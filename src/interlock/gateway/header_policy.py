@@ -35,7 +35,9 @@ from interlock.errors import Refusal
 __all__ = ["DEFAULT_FORWARDED", "DEFAULT_RETURNED", "HeaderPolicy"]
 
 #: Request headers every route forwards: content negotiation, the body's type and
-#: language, idempotency, W3C trace context and conditional requests.
+#: language, W3C trace context and conditional requests. (``Idempotency-Key`` is
+#: not the caller's to forward: routes with an idempotency policy send one derived
+#: per client, :mod:`interlock.gateway.stages.idempotency`.)
 DEFAULT_FORWARDED: Final = frozenset(
     {
         "accept",
@@ -43,7 +45,6 @@ DEFAULT_FORWARDED: Final = frozenset(
         "accept-language",
         "content-type",
         "content-language",
-        "idempotency-key",
         "traceparent",
         "tracestate",
         "if-match",

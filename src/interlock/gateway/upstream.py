@@ -186,6 +186,8 @@ class Upstreams:
         headers = policy.request_headers(request.headers)
         if ctx.content_type is not None:  # a validated body: the charset it was read in
             headers["Content-Type"] = ctx.content_type
+        if ctx.idempotency_key is not None:  # per client: every caller shares our credential
+            headers["Idempotency-Key"] = ctx.idempotency_key
         peer = for_node(client_address(request))  # the caller, as trusted proxies report it
         forwarded = f'for="{peer}";proto=https'
         # The Host check passed, so this is one of our names and a port, canonical:

@@ -16,8 +16,15 @@ idempotent already (RFC 9110 §9.2.2), and pass through untouched.
 Responses that say "try again" — 408, 425, 429 and every 5xx, including the
 gateway's own 502/504 when the upstream fails — are not stored: the record is
 abandoned so that the client's retry, the reason the key exists, is processed.
-The header itself is forwarded, so an upstream that implements the draft can
-de-duplicate a request whose outcome we could not see (a timeout).
+
+The upstream gets an ``Idempotency-Key`` too, so that one implementing the
+draft can de-duplicate a request whose outcome we could not see (a timeout) —
+but not the caller's: every caller reaches the upstream with the system's one
+credential, so the upstream would scope client A's key and client B's equal
+key alike (B replayed A's answer). It gets one derived from the client, the
+route and the key under a deployment key (:meth:`IdempotencyStore.upstream_key`):
+the same on every retry and replica, another for another client. Routes
+without a policy forward no ``Idempotency-Key`` at all.
 """
 
 from __future__ import annotations
@@ -160,6 +167,7 @@ class IdempotentForward:
             return await self._terminal(ctx)
         body = await ctx.read_body()  # read once: the upstream call forwards the same bytes
         scope = _scope(ctx)
+        ctx.idempotency_key = self._store.upstream_key(scope, key)
         print_ = fingerprint(request.method, request.raw_path, body)
         policy = self._policy
         outcome: IdempotencyOutcome = await self._store.begin_async(
