@@ -2,7 +2,9 @@
 
 * one keep-alive connection pool per system, TLS verified against the
   system's trust anchor with host-name checks (no switch exists to disable it);
-* connect and read timeouts; redirects are returned, never followed;
+* connect and read (inactivity) timeouts, and an overall deadline per call,
+  the wait for a pooled connection included; redirects are returned, never
+  followed;
 * headers pass an allow-list each way (:mod:`interlock.gateway.header_policy`);
   ``Forwarded`` (RFC 7239) and ``X-Request-Id`` are set by Interlock;
 * the caller's credential never leaves Interlock; the system's own credential,
@@ -53,10 +55,16 @@ _SERVER_ERROR: Final = 500  # RFC 9110 §15.6: 5xx, the upstream failed
 
 @dataclass(frozen=True)
 class UpstreamLimits:
-    """Time and size bounds for upstream calls."""
+    """Time and size bounds for upstream calls.
+
+    ``total_seconds`` bounds a whole call, the wait for a pooled connection
+    included; it stays below the Idempotency-Key lease (2 minutes), so a
+    retry never takes over a request that is still being forwarded.
+    """
 
     connect_seconds: float = 5.0
     read_seconds: float = 30.0
+    total_seconds: float = 60.0
     max_response_bytes: int = 10 * 1024 * 1024
     pool_size: int = 100
 
@@ -124,6 +132,7 @@ class Upstreams:
                 size=limits.pool_size,
                 connect_seconds=limits.connect_seconds,
                 read_seconds=limits.read_seconds,
+                total_seconds=limits.total_seconds,
             )
         return pool
 
