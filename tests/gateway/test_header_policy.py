@@ -179,9 +179,7 @@ def test_a_forwarded_header_with_a_non_ascii_byte_is_refused_with_400(
     """Refused at the gateway, never an upstream failure (was 502, counted against the upstream)."""
     token, _ = env.key(["orders.read"])
     before = _connection_errors(env)
-    status, headers, problem = env.request(
-        "GET", "/echo/bytes", {"X-API-Key": token, name: value}
-    )
+    status, headers, problem = env.request("GET", "/echo/bytes", {"X-API-Key": token, name: value})
     assert status == 400, problem
     assert headers["content-type"] == "application/problem+json"
     assert problem["type"] == "urn:interlock:problem:malformed-header"

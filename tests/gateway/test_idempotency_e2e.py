@@ -94,11 +94,14 @@ def test_the_upstream_gets_a_per_client_key_never_the_callers_own(env: Env) -> N
     path = "/orders/1001/payments"
     first = _upstream_key(env, mine, path, key, b'{"pay": "A"}')
     other = _upstream_key(env, theirs, path, key, b'{"pay": "B"}')
-    assert first is not None and other is not None
-    assert key not in first and key not in other
+    assert first is not None
+    assert other is not None
+    assert key not in first
+    assert key not in other
     assert first != other
     # An sf-string (draft §2.1), like the key it stands for.
-    assert first.startswith('"') and first.endswith('"')
+    assert first.startswith('"')
+    assert first.endswith('"')
     # The same client's next key is another derived key (the retry's: tests/replay).
     assert _upstream_key(env, mine, path, str(uuid.uuid4()), b'{"pay": "C"}') != first
 

@@ -123,7 +123,8 @@ class Scene:
 
     def consumer(self, broker: BrokerAdapter, **options: Any) -> Consumer:
         dedup = SqlIdempotency(
-            self.deployment.engine, ResponseSeal.load(self.deployment.engine, self.deployment.keyring)
+            self.deployment.engine,
+            ResponseSeal.load(self.deployment.engine, self.deployment.keyring),
         )
         options.setdefault("lease", timedelta(seconds=2))
         options.setdefault("audit", self.audit)

@@ -183,7 +183,7 @@ class ResponseSeal:
     __slots__ = ("_key", "_keyring")
 
     def __init__(self, keyring: Keyring, key: bytes) -> None:
-        """Seal with ``keyring`` (its current KEK; any version it holds opens), hash with ``key``."""
+        """Seal with ``keyring`` (its current KEK; any version opens); hash with ``key``."""
         if len(key) < PEPPER_SIZE:
             raise ValueError("the idempotency key must be at least 256 bits")
         self._keyring = keyring
