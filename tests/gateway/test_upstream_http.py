@@ -424,7 +424,8 @@ def test_an_upstream_that_trickles_its_answer_is_cut_at_the_overall_deadline(
         started = asyncio.get_running_loop().time()
         with pytest.raises(TimeoutError):
             await get(pool)
-        assert asyncio.get_running_loop().time() - started < 2
+        # The deadline (0.8 s) with room for a loaded machine; unbounded before.
+        assert asyncio.get_running_loop().time() - started < 5
 
     scenario(tls, [TRICKLE + OK * 10], body, read_seconds=0.5, total_seconds=0.8)
 
@@ -439,7 +440,7 @@ def test_the_wait_for_a_pool_slot_counts_against_the_overall_deadline(tls: Local
         started = asyncio.get_running_loop().time()
         with pytest.raises(TimeoutError):
             await get(pool)
-        assert asyncio.get_running_loop().time() - started < 2  # was the holder's 10 s, or more
+        assert asyncio.get_running_loop().time() - started < 5  # was the holder's 10 s, or more
         with pytest.raises(TimeoutError):
             await holder
 
