@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from interlock.check.results import Finding
 from interlock.cli import check as check_cli
 from interlock.cli.main import main
 from tests.check.conftest import Write
+from tests.config.test_files_manifest import as2_manifest
 
 NO_LIMIT = (
     "scope: orders.write\n        rate_limit: {per_client: 10/min}\n",
@@ -108,6 +110,20 @@ def test_an_invalid_manifest_prints_validates_messages_and_exits_2(
     assert f"{path}:6:10: systems.erp.url: upstream must use https://" in captured.err
     assert "systems.erp.ca: ca cannot switch certificate verification off" in captured.err
     assert "error[manifest_invalid]" in captured.err
+
+
+@pytest.mark.parametrize("form", ["table", "json", "sarif"])
+def test_a_partner_url_with_a_password_is_never_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], form: str
+) -> None:
+    """The manifest is refused (exit 2) and no output carries the password."""
+    password = "pw-" + os.urandom(6).hex()
+    path = tmp_path / "interlock.yaml"
+    path.write_text(as2_manifest(url=f"https://acme:{password}@as2.acme.example/as2"))
+    assert main(["check", "--manifest", str(path), "--format", form]) == 2
+    captured = capsys.readouterr()
+    assert "partners.acme.as2.url: URL must not carry credentials" in captured.err
+    assert password not in captured.out + captured.err
 
 
 def test_an_unknown_integration_exits_2(
