@@ -19,6 +19,7 @@ ourselves so that we can:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -78,6 +79,7 @@ class YamlDocument:
     values: dict[DocPath, tuple[int, int]] = field(default_factory=dict)
     keys: dict[DocPath, tuple[int, int]] = field(default_factory=dict)
     problems: list[Located] = field(default_factory=list)
+    sha256: str = ""  # of the file's bytes as read
 
     def position(self, path: DocPath, *, key: bool = False) -> tuple[int, int]:
         """Where ``path`` (or its nearest existing ancestor) starts in the file."""
@@ -93,7 +95,8 @@ class YamlDocument:
 
 def read_yaml(path: Path) -> YamlDocument:
     """Read ``path``; raises :class:`YamlSourceError` if it is not usable YAML."""
-    text = _read_text(path)
+    raw = _read_bytes(path)
+    text = _utf8(raw)
     try:
         _check_depth(text)
         root = yaml.compose(text, Loader=_LOADER)
@@ -105,12 +108,12 @@ def read_yaml(path: Path) -> YamlDocument:
         raise YamlSourceError(Located((), 1, 1, f"invalid YAML: {exc}")) from None
     if root is None:
         raise YamlSourceError(Located((), 1, 1, "the file is empty"))
-    document = YamlDocument(data=None)
+    document = YamlDocument(data=None, sha256=hashlib.sha256(raw).hexdigest())
     document.data = _Builder(document).build(root, ())
     return document
 
 
-def _read_text(path: Path) -> str:
+def _read_bytes(path: Path) -> bytes:
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_BYTES + 1)
@@ -119,6 +122,10 @@ def _read_text(path: Path) -> str:
         raise YamlSourceError(Located((), 1, 1, f"cannot read file: {reason}")) from None
     if len(raw) > MAX_BYTES:
         raise YamlSourceError(Located((), 1, 1, f"file is larger than {MAX_BYTES} bytes"))
+    return raw
+
+
+def _utf8(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -31,7 +31,7 @@ from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.config.settings import Settings
 from interlock.errors import ConfigError, InterlockError
-from interlock.gateway.server import RunningGateway, check_secrets
+from interlock.gateway.server import RunningGateway, check_secrets, refusal_reason
 from interlock.logs import get_logger
 from interlock.store.manifest_versions import (
     ManifestMarker,
@@ -126,7 +126,7 @@ class ManifestFollower:
         try:
             await asyncio.to_thread(self._swap, marker.version)
         except Exception as exc:  # noqa: BLE001  whatever fails, the version is not enforced
-            reason = f"cannot load manifest version {marker.version}: {_why(exc)}"
+            reason = f"cannot load manifest version {marker.version}: {refusal_reason(exc)}"
             self.running.services.metrics.manifest_reload_failed("store")
             if self._failed != marker.version:  # logged and audited once per version
                 self._failed = marker.version
@@ -165,11 +165,3 @@ class ManifestFollower:
                 seconds=round(stale_for, 1),
             )
         self.running.refuse(f"current manifest version unconfirmed: {reason}")
-
-
-def _why(exc: BaseException) -> str:
-    """Why a version did not load: an InterlockError's message; of anything else the type
-    only (its text may carry a path or a value from the manifest)."""
-    if isinstance(exc, InterlockError):
-        return exc.message[:500]
-    return type(exc).__name__

@@ -23,7 +23,7 @@ from typing import Any, Final
 import httpx
 from aiohttp import web
 
-from interlock.config.loader import load_manifest
+from interlock.config.loader import read_manifest
 from interlock.config.manifest import Manifest
 from interlock.crypto.pkix import load_certificate_pem
 from interlock.errors import ConfigError, InterlockError, Refusal
@@ -60,12 +60,14 @@ from interlock.pki import LOCAL_CA_NAME
 from interlock.pki.authority import Pki
 from interlock.privacy.lineage import keep_pruned
 from interlock.store import Deployment
+from interlock.validation.artifacts import route_artifacts
 
 __all__ = [
     "Front",
     "ListenerConfig",
     "RunningGateway",
     "check_secrets",
+    "refusal_reason",
     "run_event_loop",
     "serve_forever",
     "start_gateway",
@@ -173,16 +175,19 @@ class RunningGateway:
             return False
         audit = self.services.audit
         try:
-            manifest = load_manifest(self.manifest_path)
-            check_secrets(self.services, manifest)
-            self.replace(manifest)
-        except InterlockError as exc:
-            _log.error("manifest reload refused; still serving the previous one", error=str(exc))
-            audit.reload(str(self.manifest_path), str(exc))
+            # The hash is of the bytes parsed: the file may change after it was read.
+            loaded = read_manifest(self.manifest_path, route_artifacts)
+            check_secrets(self.services, loaded.manifest)
+            self.replace(loaded.manifest)
+        except Exception as exc:  # noqa: BLE001  every refusal is logged and audited
+            reason = refusal_reason(exc)
+            _log.error("manifest reload refused; still serving the previous one", error=reason)
+            audit.reload(str(self.manifest_path), reason)
+            self.services.metrics.manifest_reload_failed("file")
             return False
         _log.info("manifest reloaded", path=str(self.manifest_path))
         audit.reload(str(self.manifest_path), None)
-        self.enforce("file", None, file_sha256(self.manifest_path))
+        self.enforce("file", None, loaded.sha256)
         return True
 
     def enforce(self, source: Source, version: int | None, sha256: str) -> None:
@@ -422,6 +427,22 @@ def _site(
         reuse_port=listener.reuse_port or None,
         handshake_seconds=connections.first_byte_seconds,
     )
+
+
+def refusal_reason(exc: BaseException) -> str:
+    """Why a manifest was not taken, in one line for the log and the audit trail.
+
+    An InterlockError says it itself; an OSError (a ``file:`` the manifest names,
+    missing or not PEM) gives its type and what the system said; anything else
+    only its type, since its text may carry a value from the manifest.
+    """
+    if isinstance(exc, InterlockError):
+        return str(exc)[:2000]
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot assemble the gateway: {type(exc).__name__}: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.args:  # ssl.SSLError: its OpenSSL reason
+        return f"cannot assemble the gateway: {type(exc).__name__}: {exc.args[-1]}"
+    return f"cannot assemble the gateway: {type(exc).__name__}"
 
 
 def check_secrets(services: GatewayServices, manifest: Manifest) -> None:
