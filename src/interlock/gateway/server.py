@@ -81,6 +81,7 @@ MAX_LINE: Final = 8190
 # Room for an over-long bearer token to reach the token size cap (a 401), not the parser (a 400).
 MAX_FIELD: Final = 16384
 MAX_HEADERS: Final = 100
+_TLS_FLOORS: Final = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,9 @@ class RunningGateway:
     reloader: Callable[[], bool] | None = None
     # Hears of each request, whichever manifest's gateway answers it (None: nobody).
     observer: RequestObserver | None = None
+    # The listener's TLS context (None: not yet bound); a manifest's tls.min_version is
+    # applied to it, so new handshakes follow a reload (as a renewed certificate does).
+    listener_tls: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
         self.front.manifest = self.services.manifest_status
@@ -216,6 +220,8 @@ class RunningGateway:
         self.front.current = build_gateway(
             self.services, manifest, upstreams, observer=self.observer
         )
+        if self.listener_tls is not None:
+            _apply_tls_floor(self.listener_tls, manifest.tls.min_version)
         if old is not None:
             self._retired.add(old)
             # From the loop (SIGHUP) or another thread (a test, an admin call) alike.
@@ -328,6 +334,7 @@ async def start_gateway(
     loop = asyncio.get_running_loop()
     running = RunningGateway(front, services, runner, port, tls.ca_file, manifest_path, tmp, loop)
     running.observer = observer
+    running.listener_tls = tls.context
     try:
         await asyncio.to_thread(check_secrets, services, manifest)
         running.replace(manifest)
@@ -427,6 +434,18 @@ def _site(
         reuse_port=listener.reuse_port or None,
         handshake_seconds=connections.first_byte_seconds,
     )
+
+
+def _apply_tls_floor(context: ssl.SSLContext, min_version: str) -> None:
+    """Set the listener's lowest TLS version: handshakes from now on use it, open ones keep theirs.
+
+    OpenSSL copies the context's version bounds into each connection when it is
+    made, so changing them on the live context needs no new listener.
+    """
+    floor = _TLS_FLOORS[min_version]
+    if context.minimum_version != floor:
+        context.minimum_version = floor
+        _log.info("listener TLS minimum changed; new connections use it", min_version=min_version)
 
 
 def refusal_reason(exc: BaseException) -> str:
