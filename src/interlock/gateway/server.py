@@ -332,9 +332,18 @@ async def start_gateway(
     ):
         _log.warning("client certificates refused at the handshake are not logged or audited")
     loop = asyncio.get_running_loop()
-    running = RunningGateway(front, services, runner, port, tls.ca_file, manifest_path, tmp, loop)
+    running = RunningGateway(
+        front,
+        services,
+        runner,
+        port,
+        tls.ca_file,
+        manifest_path,
+        tmp,
+        loop,
+        listener_tls=tls.context,
+    )
     running.observer = observer
-    running.listener_tls = tls.context
     try:
         await asyncio.to_thread(check_secrets, services, manifest)
         running.replace(manifest)
