@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,50 @@ def test_url_with_a_password_is_refused_without_echoing_it(
         load_settings()
     assert variable in str(caught.value)
     assert "hunter2" not in str(caught.value)
+
+
+def _secret() -> str:
+    return "pw-" + os.urandom(6).hex()
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("INTERLOCK_DATABASE_URL", "postgresql+psycopg://app@db/test?{key}={value}"),
+        ("INTERLOCK_AUDIT_DATABASE_URL", "postgresql://app@db/audit?sslmode=require&{key}={value}"),
+        ("INTERLOCK_REDIS_URL", "redis://cache:6379/0?{key}={value}"),
+    ],
+)
+@pytest.mark.parametrize("key", ["password", "sslpassword", "passwd", "PassWord", "token"])
+def test_a_password_in_a_url_query_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, url: str, key: str
+) -> None:
+    """?password= reaches the driver as a password (libpq, PyMySQL, redis-py): refused too."""
+    value = _secret()
+    monkeypatch.setenv(variable, url.format(key=key, value=value))
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert variable in str(caught.value)
+    assert value not in str(caught.value)
+
+
+def test_a_password_in_the_public_url_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The public URL becomes the OAuth issuer and is published: no userinfo at all."""
+    value = _secret()
+    monkeypatch.setenv("INTERLOCK_PUBLIC_URL", f"https://:{value}@gw.example:8443")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "INTERLOCK_PUBLIC_URL" in str(caught.value)
+    assert value not in str(caught.value)
+
+
+def test_an_ordinary_query_is_still_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sslmode, application_name: no credential, no refusal."""
+    url = "postgresql://app@db/test?sslmode=verify-full&application_name=gw"
+    monkeypatch.setenv("INTERLOCK_DATABASE_URL", url)
+    assert load_settings().database_url == url
 
 
 def test_unknown_log_level_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

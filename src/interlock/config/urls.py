@@ -58,14 +58,20 @@ def is_credential_parameter(name: str) -> bool:
     return key in _CREDENTIAL_NAMES or key.endswith(_CREDENTIAL_SUFFIXES)
 
 
-def credential_in_url(value: str) -> str | None:
-    """What credential ``value`` carries, in words (never the value), or None."""
+def credential_in_url(value: str, *, user: bool = False) -> str | None:
+    """What credential ``value`` carries, in words (never the value), or None.
+
+    ``user``: a user name alone is allowed (a database role), a password is not.
+    """
     try:
         parts = urlsplit(value)
     except ValueError:
         return None
-    if "@" in parts.netloc:
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    if at and not user:
         return "a user name or password"
+    if ":" in userinfo:
+        return "a password"
     for name, _ in parse_qsl(parts.query, keep_blank_values=True):
         if is_credential_parameter(name):
             return f"a {name.strip().lower()[:40]!r} query parameter"
@@ -107,15 +113,22 @@ def check_https_url(
     return value
 
 
-def masked_url(value: str) -> str:
-    """``value`` with its userinfo and every query value masked: what may be shown of a URL."""
+def masked_url(value: str, *, user: bool = False) -> str:
+    """``value`` with its userinfo and every query value masked: what may be shown of a URL.
+
+    ``user``: the user name is shown (a database role), its password masked.
+    """
     try:
         parts = urlsplit(value)
     except ValueError:
         return _MASK
+    userinfo, at, host = parts.netloc.rpartition("@")
     netloc = parts.netloc
-    if "@" in netloc:
-        netloc = _MASK + "@" + netloc.rpartition("@")[2]
+    if at and user:
+        name, colon, _ = userinfo.partition(":")
+        netloc = f"{name}{':' + _MASK if colon else ''}@{host}"
+    elif at:
+        netloc = f"{_MASK}@{host}"
     # A parameter keeps its name; a piece without '=' may be a bare token: masked whole.
     pieces = (piece.partition("=") for piece in parts.query.split("&")) if parts.query else ()
     query = "&".join(f"{name}={_MASK}" if equals else _MASK for name, equals, _ in pieces)
