@@ -214,6 +214,20 @@ def test_an_unparsed_media_type_fails_input_validation(write_manifest: Write) ->
     assert "unparsed application/octet-stream" in finding.reason
 
 
+def test_a_get_route_declaring_a_body_without_a_schema_fails_input_validation(
+    write_manifest: Write,
+) -> None:
+    """A GET that declares a JSON body takes one (the gateway forwards it): it needs a schema."""
+    path = write_manifest(
+        ("        upstream: erp\n        scope: orders.read\n",
+         "        upstream: erp\n        scope: orders.read\n"
+         "        content_types: [application/json]\n"),
+    )  # fmt: skip
+    finding = check(path)["input_validation"]
+    assert finding.status == "fail"
+    assert "GET /orders/{id} (no request_schema)" in finding.reason
+
+
 def test_a_route_without_rate_limit_fails(write_manifest: Write) -> None:
     """The unlimited route is named; the limited one is evidence."""
     path = write_manifest(

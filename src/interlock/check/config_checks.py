@@ -21,7 +21,8 @@ Decisions recorded here (docs/check.md repeats them):
   keys alone (bearer secrets without proof of possession) fails: use oauth2
   and/or mtls.
 * minimisation: reads (GET) of personal-data integrations need
-  ``response_fields``; writes (POST/PUT/PATCH) need ``request_fields`` or a
+  ``response_fields``; routes that take a body (POST/PUT/PATCH, or one that
+  declares a body: ``Route.takes_body``) need ``request_fields`` or a
   closed ``request_schema`` (``additionalProperties: false``).
 * least_privilege reuses ``interlock validate``'s findings
   (:func:`interlock.config.checks.cross_check`) for the roles the

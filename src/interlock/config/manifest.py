@@ -167,6 +167,7 @@ _RULE_VALUE: Final = (
 # address, E.164 number); any other kind (customer_id, account_id, ...) is compared as
 # written, surrounding white space removed (interlock.gdpr.identifiers).
 SUBJECT_KIND_PATTERN: Final = r"^[a-z][a-z0-9_]{0,31}$"
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 # A named bind parameter of a connector statement (":subject", ":name").
 _BIND: Final = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -596,6 +597,25 @@ class Route(_Model):
     def label(self) -> str:
         """``METHOD /path``: how logs, metrics and the audit trail name this route."""
         return f"{self.method} {self.path}"
+
+    @property
+    def takes_body(self) -> bool:
+        """Whether a request body is accepted: POST, PUT and PATCH; another method only when
+        the route declares one (request_schema, request_fields, content_types, xml or csv).
+
+        RFC 9110 §9.3.1, §9.3.5: a body on GET or DELETE has no defined meaning; one the
+        route does not declare would reach the upstream unchecked, so the gateway refuses it.
+        """
+        if self.method in _BODY_METHODS:
+            return True
+        declared = (
+            self.request_schema,
+            self.request_fields,
+            self.content_types,
+            self.xml,
+            self.csv,
+        )
+        return any(part is not None for part in declared)
 
     @property
     def accepted_types(self) -> tuple[str, ...]:
