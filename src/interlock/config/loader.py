@@ -43,7 +43,13 @@ from interlock.config.manifest import (
     TrustedIssuer,
 )
 from interlock.config.messaging import Broker
-from interlock.config.yaml_source import DocPath, YamlDocument, YamlSourceError, read_yaml
+from interlock.config.yaml_source import (
+    DocPath,
+    YamlDocument,
+    YamlSourceError,
+    one_line,
+    read_yaml,
+)
 from interlock.errors import ManifestError
 
 __all__ = [
@@ -91,6 +97,11 @@ class Diagnostic:
     path: str
     message: str
     severity: Literal["error", "warning"] = "error"
+
+    def __post_init__(self) -> None:
+        # One line: a key or value with a line break cannot add lines to the output.
+        object.__setattr__(self, "path", one_line(self.path))
+        object.__setattr__(self, "message", one_line(self.message))
 
     def __str__(self) -> str:
         label = "warning: " if self.severity == "warning" else ""

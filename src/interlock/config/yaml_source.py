@@ -33,6 +33,7 @@ __all__ = [
     "Located",
     "YamlDocument",
     "YamlSourceError",
+    "one_line",
     "read_yaml",
 ]
 
@@ -104,8 +105,12 @@ def read_yaml(path: Path) -> YamlDocument:
         line, column = _position(exc.problem_mark or exc.context_mark)
         reason = exc.problem or exc.context or "invalid YAML"
         raise YamlSourceError(Located((), line, column, f"invalid YAML: {reason}")) from None
+    except yaml.reader.ReaderError as exc:  # no mark: a position in the text
+        line, column = _offset_position(text, raw, exc)
+        reason = f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+        raise YamlSourceError(Located((), line, column, f"invalid YAML: {reason}")) from None
     except yaml.YAMLError as exc:
-        raise YamlSourceError(Located((), 1, 1, f"invalid YAML: {exc}")) from None
+        raise YamlSourceError(Located((), 1, 1, one_line(f"invalid YAML: {exc}"))) from None
     if root is None:
         raise YamlSourceError(Located((), 1, 1, "the file is empty"))
     document = YamlDocument(data=None, sha256=hashlib.sha256(raw).hexdigest())
@@ -224,6 +229,41 @@ def _tag_name(node: yaml.Node) -> str:
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return _position(node.start_mark)
+
+
+def one_line(text: str) -> str:
+    """``text`` with every unprintable character escaped (``\\n``, ``\\x1b``, ``\\u2028``).
+
+    A diagnostic is one line: a value with a line break (or a terminal escape)
+    would otherwise add lines of its author's choosing to the output and CI logs.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _ESCAPES.get(c, _escape(c)) for c in text)
+
+
+_ESCAPES: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(character: str) -> str:
+    code = ord(character)
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+        if code < 0x10000
+        else f"\\U{code:08x}"
+    )
+
+
+def _offset_position(text: str, raw: bytes, exc: yaml.reader.ReaderError) -> tuple[int, int]:
+    """1-based (line, column) of a reader error's position: a character index (the
+    Python reader) or, where that does not hold the character, a UTF-8 byte offset."""
+    index = exc.position
+    if not (0 <= index < len(text) and ord(text[index]) == exc.character):
+        index = len(raw[:index].decode("utf-8", "ignore"))
+    start = text.rfind("\n", 0, index) + 1
+    return text.count("\n", 0, index) + 1, index - start + 1
 
 
 def _position(mark: object) -> tuple[int, int]:
