@@ -126,6 +126,20 @@ def test_a_partner_url_with_a_password_is_never_printed(
     assert password not in captured.out + captured.err
 
 
+@pytest.mark.parametrize("target", ["missing/report.json", "."])
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(
+    write_manifest: Write, tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str
+) -> None:
+    """A missing directory or a directory as -o: one clear line, exit status 2 (not 70)."""
+    path = write_manifest()
+    output = tmp_path / target
+    assert main(["check", "--manifest", str(path), "--format", "json", "-o", str(output)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("interlock: error[output]: cannot write "), err
+    assert len(err.splitlines()) == 1, err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 def test_an_unknown_integration_exits_2(
     write_manifest: Write, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -244,7 +244,17 @@ def _emit(text: str, output: Path | None) -> None:
     if output is None:
         typer.echo(text, nl=False)
         return
-    # Written whole or not at all: a temporary file beside the target, then renamed.
+    try:
+        _write_whole(text, output)
+    except OSError as exc:  # a missing directory, a directory as -o, no permission
+        reason = exc.strerror or type(exc).__name__
+        typer.echo(f"interlock: error[output]: cannot write {output}: {reason}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {output}", err=True)
+
+
+def _write_whole(text: str, output: Path) -> None:
+    """Written whole or not at all: a temporary file beside the target, then renamed."""
     handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent or Path())
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
@@ -253,7 +263,6 @@ def _emit(text: str, output: Path | None) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    typer.echo(f"wrote {output}", err=True)
 
 
 def _invalid(error: ManifestError) -> NoReturn:
