@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -63,9 +64,10 @@ def test_a_waiver_file_turns_the_failure_into_waived(
 ) -> None:
     """A waived failure shows as such and does not fail the run."""
     waivers = tmp_path / "waivers.yaml"
+    expires = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()  # the CLI's today
     waivers.write_text(
         "waivers:\n  - item: input_validation\n    integration: sync\n"
-        "    reason: the CRM validates itself\n    owner: ops@example.de\n    expires: 2999-01-01\n"
+        f"    reason: the CRM validates itself\n    owner: ops@example.de\n    expires: {expires}\n"
     )
     path = str(write_manifest(NO_SCHEMA))
     assert main(["check", "--manifest", path, "--waivers", str(waivers)]) == 0

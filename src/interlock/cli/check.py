@@ -17,6 +17,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from enum import StrEnum
 from io import StringIO
 from pathlib import Path
@@ -111,8 +112,9 @@ def check(  # noqa: PLR0917  (typer maps each parameter to an option)
     if not live and (source is not None or gateway is not None or ca is not None):
         _usage("--source, --gateway and --ca are for live probes: add --live")
     path = manifest or settings().manifest
+    today = datetime.now(UTC).date()  # one date for the waivers' cap and their expiry
     try:
-        accepted = load_waivers(waivers) if waivers is not None else None
+        accepted = load_waivers(waivers, today=today) if waivers is not None else None
     except WaiverFileError as exc:
         _usage(exc.message, exc.code)
     renderer = _renderer(output_format)
@@ -124,7 +126,9 @@ def check(  # noqa: PLR0917  (typer maps each parameter to an option)
                 live_probe(live_findings, gateway=gateway, source=source, ca_file=ca)
             )
         try:
-            scorecard = run_check(path, integration=integration, waivers=accepted, live=probe)
+            scorecard = run_check(
+                path, integration=integration, waivers=accepted, live=probe, today=today
+            )
         except ManifestError as exc:
             _invalid(exc)
         except CheckInputError as exc:
