@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from interlock.config import loader
-from interlock.config.yaml_source import YamlDocument
+from interlock.config.yaml_source import YamlDocument, read_yaml
 from interlock.testing.gateway import Env, lines
 
 
@@ -71,7 +71,6 @@ def test_the_hash_reported_for_a_reload_is_of_the_bytes_parsed(
     """The file changes right after it was read: the reported SHA-256 is still the read text's."""
     original = env.manifest_path.read_text()
     loaded = original + "# the text that was parsed\n"
-    read_yaml = loader.read_yaml
 
     def read_then_edit(path: Path) -> YamlDocument:
         document = read_yaml(path)
