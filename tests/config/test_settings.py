@@ -59,9 +59,13 @@ def _secret() -> str:
 @pytest.mark.parametrize(
     ("variable", "url"),
     [
-        ("INTERLOCK_DATABASE_URL", "postgresql+psycopg://app@db/test?{key}={value}"),
-        ("INTERLOCK_AUDIT_DATABASE_URL", "postgresql://app@db/audit?sslmode=require&{key}={value}"),
-        ("INTERLOCK_REDIS_URL", "redis://cache:6379/0?{key}={value}"),
+        # Loopback hosts: refused for the password alone, whatever the TLS rules for others.
+        ("INTERLOCK_DATABASE_URL", "postgresql+psycopg://app@127.0.0.1/test?{key}={value}"),
+        (
+            "INTERLOCK_AUDIT_DATABASE_URL",
+            "postgresql://app@localhost/audit?sslmode=disable&{key}={value}",
+        ),
+        ("INTERLOCK_REDIS_URL", "redis://127.0.0.1:6379/0?{key}={value}"),
     ],
 )
 @pytest.mark.parametrize("key", ["password", "sslpassword", "passwd", "PassWord", "token"])
@@ -91,7 +95,7 @@ def test_a_password_in_the_public_url_is_refused_without_echoing_it(
 
 def test_an_ordinary_query_is_still_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     """sslmode, application_name: no credential, no refusal."""
-    url = "postgresql://app@db/test?sslmode=verify-full&application_name=gw"
+    url = "postgresql://app@127.0.0.1/test?sslmode=verify-full&application_name=gw"
     monkeypatch.setenv("INTERLOCK_DATABASE_URL", url)
     assert load_settings().database_url == url
 
