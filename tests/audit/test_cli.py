@@ -194,3 +194,67 @@ def test_bad_input_is_one_line_naming_the_field(
         assert status == 1
         assert len(err.strip().splitlines()) == 1
         assert field in err
+
+
+def _hostile(header: str, first: str, name: str) -> str:
+    record = json.loads(first)
+    cases = {
+        "index_string": json.dumps({**record, "index": "0"}),
+        "index_null": json.dumps({**record, "index": None}),
+        "proof_items": json.dumps({**record, "proof": [1, 2]}),
+        "proof_int": json.dumps({**record, "proof": 5}),
+        "deep": '{"a":' * 10_000 + "1" + "}" * 10_000,
+        "repeated_entry": json.dumps(record)[:-1] + ', "entry": null}',
+    }
+    return header + cases[name] + "\n"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["index_string", "index_null", "proof_items", "proof_int", "deep", "repeated_entry", "csv"],
+)
+def test_a_hostile_export_is_one_clear_proof_error(
+    recorded: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
+    """Wrong types, deep nesting, a repeated member, a CSV field over the csv module's
+    limit: exit 1 with error[audit_proof_invalid], never an internal error (70)."""
+    key_file, _ = _key(capsys, tmp_path)
+    fmt = "csv" if name == "csv" else "jsonl"
+    output = tmp_path / f"day.{fmt}"
+    export = ("audit", "export", "--from", "2025-01-01", "--to", "2025-01-02", "--format", fmt)
+    assert _run(capsys, *export, "-o", str(output))[0] == 0
+    header, first, *_ = output.read_text().splitlines(keepends=True)
+    if name == "csv":
+        output.write_text(header + '0,"' + "A\n" * 70_000 + '"\n')
+    else:
+        output.write_text(_hostile(header, first, name))
+    status, _, err = _run(capsys, "audit", "verify-export", str(output), "--key", str(key_file))
+    assert status == 1
+    assert err.startswith("interlock: error[audit_proof_invalid]: ")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_configured_witness_file_that_is_missing_fails_verification(
+    recorded: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Deleting the witness file must not switch its check off: exit 1, naming the file."""
+    witness = tmp_path / "witness"
+    assert _run(capsys, "audit", "verify")[0] == 0
+    witness.unlink()
+    status, _, err = _run(capsys, "audit", "verify")
+    assert status == 1
+    assert err.startswith("interlock: error[audit_verification_failed]: ")
+    assert f"witness file {witness} is missing" in err
+
+
+def test_an_empty_log_needs_no_witness_file_yet(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Nothing recorded, nothing published: the configured file's absence is no failure."""
+    assert main(["init"]) == 0
+    settings = load_settings()
+    AuditLog.open(settings, Keyring.load(settings.keyring_path)).close()
+    assert not (tmp_path / "witness").exists()
+    capsys.readouterr()
+    status, out, err = _run(capsys, "audit", "verify")
+    assert (status, out.split(":")[0]) == (0, "ok"), err

@@ -272,9 +272,9 @@ _QUERIES = (  # a correlation id: test_a_correlation_id_is_one_probe_per_block..
 )
 
 
-def _plan(connection: sa.Connection, query: SearchQuery, last_block: int = 3) -> str:
+def _plan(connection: sa.Connection, query: SearchQuery, size: int = 4 * CORRELATION_BLOCK) -> str:
     sqlite = connection.dialect.name == "sqlite"
-    statement = _statement(query, last_block, postgresql=not sqlite)
+    statement = _statement(query, size, postgresql=not sqlite)
     sql = str(statement.compile(connection.engine, compile_kwargs={"literal_binds": True}))
     prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
     return " / ".join(str(row[-1]) for row in connection.exec_driver_sql(prefix + sql))
@@ -513,3 +513,109 @@ def test_the_fields_handed_to_the_writer_are_those_its_bytes_hold(audit_log: Aud
     for row in rows:
         stored = (row.idx, row.time_us, row.correlation_id, row.client, row.integration, row.action)
         assert stored == search_row(row.idx, bytes(row.body), row.time_us, row.integration)
+
+
+def _plant(path: str, index: int) -> None:
+    """An insider's self-consistent entry at ``index`` (leaf, body, search row; INSERT only),
+    with CHECK constraints ignored as a log made before them would."""
+    with sqlite3.connect(path) as connection:
+        (body,) = connection.execute("SELECT body FROM audit_bodies WHERE idx = 3").fetchone()
+        fake = body.replace(b'"req-3"', b'"FORGED-1"')
+        connection.execute("PRAGMA ignore_check_constraints=ON")
+        for (name,) in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%nonnegative'"
+        ).fetchall():
+            connection.execute(f"DROP TRIGGER {name}")
+        connection.execute(
+            "INSERT INTO audit_leaves SELECT ?, ?, time_us, integration FROM audit_leaves "
+            "WHERE idx = 3",
+            (index, leaf_hash(fake)),
+        )
+        connection.execute("INSERT INTO audit_bodies VALUES (?, ?)", (index, fake))
+        connection.execute(
+            "INSERT INTO audit_search SELECT ?, time_us, 'FORGED-1', client, integration, action "
+            "FROM audit_search WHERE idx = 3",
+            (index,),
+        )
+
+
+@pytest.mark.parametrize("index", [-1, 12])
+def test_search_finds_only_entries_of_the_latest_signed_tree(
+    sqlite_settings: Settings, keyring: Keyring, index: int
+) -> None:
+    """Rows planted below 0 or beyond the signed tree (12 entries) are never hits."""
+    log = AuditLog.open(sqlite_settings, keyring, witnesses=[])
+    _fill(log)
+    log.close()
+    _plant(sqlite_settings.audit_url.removeprefix("sqlite:///"), index)
+    log = AuditLog.open(sqlite_settings, keyring, witnesses=[])
+    try:
+        result = search(log.store, SearchQuery(correlation_id="FORGED-1"))
+        assert (result.hits, result.tree_size) == ((), 12)
+        assert _indexes(log, client="order-sync") == [5, 4, 3, 2, 1, 0]
+    finally:
+        log.close()
+
+
+_GUARDED = (
+    "INSERT INTO audit_leaves VALUES (-1, :hash, 0, NULL)",
+    "INSERT INTO audit_nodes VALUES (1, -1, :hash)",
+    "INSERT INTO audit_pruned VALUES (0, -1)",
+)
+
+
+def test_no_column_holding_an_index_takes_one_below_zero(audit_log: AuditLog) -> None:
+    """CHECK (idx >= 0) on every index column: INSERT alone cannot plant an entry at -1."""
+    _fill(audit_log)
+    for statement in _GUARDED:
+        with pytest.raises(DBAPIError), audit_log.store.engine.begin() as connection:
+            connection.execute(sa.text(statement), {"hash": b"\0" * 32})
+
+
+_GUARDS = {  # name -> table: PostgreSQL's CHECK constraints, SQLite's triggers
+    "audit_leaves_idx_nonnegative": "audit_leaves",
+    "audit_bodies_idx_nonnegative": "audit_bodies",
+    "audit_nodes_idx_nonnegative": "audit_nodes",
+    "audit_pruned_idx_nonnegative": "audit_pruned",
+    "audit_pruned_prune_idx_nonnegative": "audit_pruned",
+    "audit_search_idx_nonnegative": "audit_search",
+}
+
+
+def _remove_guards(url: str) -> None:
+    """The audit tables as a release before the CHECK constraints made them."""
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            for name, table in _GUARDS.items():
+                connection.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        else:
+            for name in _GUARDS:
+                connection.exec_driver_sql(f"DROP TRIGGER {name}")
+            for statement in (  # SQLite has no DROP CONSTRAINT: rebuild the nodes' table
+                "CREATE TABLE old_nodes (level SMALLINT NOT NULL, idx BIGINT NOT NULL, "
+                "hash BLOB NOT NULL, PRIMARY KEY (level, idx))",
+                "INSERT INTO old_nodes SELECT * FROM audit_nodes",
+                "DROP TABLE audit_nodes",
+                "ALTER TABLE old_nodes RENAME TO audit_nodes",
+            ):
+                connection.exec_driver_sql(statement)
+    engine.dispose()
+
+
+def test_a_log_made_before_the_index_checks_gains_them_on_open(
+    settings: Settings, keyring: Keyring
+) -> None:
+    """Opening an older log (no CHECK) by a role with DDL rights adds the guards; it verifies."""
+    log = AuditLog.open(settings, keyring, witnesses=[])
+    _fill(log)
+    log.close()
+    _remove_guards(settings.audit_url)
+    log = AuditLog.open(settings, keyring, witnesses=[])
+    try:
+        for statement in _GUARDED:
+            with pytest.raises(DBAPIError), log.store.engine.begin() as connection:
+                connection.execute(sa.text(statement), {"hash": b"\0" * 32})
+        assert verify_log(log.store.engine).size == 12
+    finally:
+        log.close()

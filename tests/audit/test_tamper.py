@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from interlock.audit.errors import AuditVerificationError
+from interlock.audit.keys import log_verifier
+from interlock.audit.schema import METADATA
 from interlock.audit.service import AuditLog
 from interlock.audit.storage import LogStore, StoredCheckpoint, create_audit_engines
 from interlock.audit.verify import verify_log
 from interlock.audit.witness import FileWitness, read_witness_file
 from interlock.config.settings import Settings
 from interlock.crypto import Keyring
+from interlock.proofs.note import NoteVerifier
+from interlock.proofs.rfc9162 import leaf_hash
 from tests.audit.conftest import sample_entry
 
 SIZE = 20
+_SPARE = 1_000_000  # a free index to swap rows through (CHECK (idx >= 0) rules out -1)
 
 
 def _db(settings: Settings) -> Path:
@@ -57,20 +63,35 @@ def _attack(settings: Settings, *statements: str) -> None:
             connection.execute(statement)
 
 
-def _verify(settings: Settings, witness: Path | None = None) -> None:
+def _verify(
+    settings: Settings, witness: Path | None = None, trusted: Sequence[NoteVerifier] = ()
+) -> None:
     engine, writer = create_audit_engines(settings.audit_url)
     try:
         notes = [read_witness_file(witness)] if witness else []
-        verify_log(engine, witnessed=notes)
+        verify_log(engine, trusted=trusted, witnessed=notes)
     finally:
         engine.dispose()
         writer.dispose()
 
 
-def _caught(settings: Settings, witness: Path | None = None) -> AuditVerificationError:
+def _caught(
+    settings: Settings, witness: Path | None = None, trusted: Sequence[NoteVerifier] = ()
+) -> AuditVerificationError:
     with pytest.raises(AuditVerificationError) as caught:
-        _verify(settings, witness)
+        _verify(settings, witness, trusted)
     return caught.value
+
+
+def _log_key(settings: Settings) -> NoteVerifier:
+    engine, writer = create_audit_engines(settings.audit_url)
+    try:
+        key = log_verifier(engine)
+    finally:
+        engine.dispose()
+        writer.dispose()
+    assert key is not None
+    return key
 
 
 def test_the_untouched_log_verifies_with_its_witness(
@@ -115,9 +136,9 @@ def test_two_reordered_entries_are_named(sqlite_settings: Settings, filled: Path
     """Entries 3 and 4 swapped: entry 3 no longer matches its leaf."""
     _attack(
         sqlite_settings,
-        "UPDATE audit_bodies SET idx = -1 WHERE idx = 3",
+        "UPDATE audit_bodies SET idx = 1000000 WHERE idx = 3",
         "UPDATE audit_bodies SET idx = 3 WHERE idx = 4",
-        "UPDATE audit_bodies SET idx = 4 WHERE idx = -1",
+        "UPDATE audit_bodies SET idx = 4 WHERE idx = 1000000",
     )
     assert _caught(sqlite_settings).index == 3
 
@@ -129,7 +150,7 @@ def test_reordering_leaves_too_is_caught_by_the_tree(
     statements = [
         f"UPDATE {table} SET idx = {new} WHERE idx = {old}"  # noqa: S608  (test's own SQL)
         for table in ("audit_bodies", "audit_leaves")
-        for old, new in ((3, -1), (4, 3), (-1, 4))
+        for old, new in ((3, _SPARE), (4, 3), (_SPARE, 4))
     ]
     _attack(sqlite_settings, *statements)
     error = _caught(sqlite_settings)
@@ -164,9 +185,11 @@ def test_a_truncated_tail_is_named(sqlite_settings: Settings, filled: Path) -> N
 def test_a_tail_truncated_with_its_tree_heads_is_caught_by_the_witness(
     sqlite_settings: Settings, filled: Path
 ) -> None:
-    """A careful truncation (tree heads too) passes alone, not against the witness."""
+    """A careful truncation (tree heads and search rows too) passes alone, not against the
+    witness (a careless one leaves search rows without entries, which verify names)."""
     _attack(
         sqlite_settings,
+        "DELETE FROM audit_search WHERE idx >= 15",
         "DELETE FROM audit_bodies WHERE idx >= 15",
         "DELETE FROM audit_nodes WHERE ((idx + 1) << level) > 15",
         "DELETE FROM audit_leaves WHERE idx >= 15",
@@ -267,3 +290,73 @@ def test_a_forged_head_read_after_the_entries_is_refused(
     monkeypatch.setattr(LogStore, "checkpoints", later_a_forged_head)
     with pytest.raises(AuditVerificationError, match="disagrees with its signed note"):
         _verify(sqlite_settings)
+
+
+def _empty(settings: Settings, how: str) -> None:
+    """Every audit table emptied (the log's key too), or an empty file in the database's place."""
+    if how == "emptied":
+        deletions = (f"DELETE FROM {table}" for table in METADATA.tables)  # noqa: S608
+        _attack(settings, "PRAGMA foreign_keys=OFF", *deletions)
+        return
+    _db(settings).unlink()
+    _db(settings).touch()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{_db(settings)}{suffix}").unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("how", ["emptied", "replaced by an empty file"])
+@pytest.mark.parametrize("given", ["key", "witness", "key and witness"])
+def test_an_emptied_log_fails_against_its_pinned_key_or_its_witness(
+    sqlite_settings: Settings, filled: Path, how: str, given: str
+) -> None:
+    """An empty log is no proof of an empty history: a pinned key finds no key in it (the log
+    was replaced), a witnessed head of size 20 finds no entries (they were truncated)."""
+    key = _log_key(sqlite_settings)
+    _empty(sqlite_settings, how)
+    _verify(sqlite_settings)  # with nothing to compare it with, an empty log is consistent
+    trusted = [key] if "key" in given else []
+    witness = filled if "witness" in given else None
+    error = _caught(sqlite_settings, witness, trusted)
+    expected = "replaced" if "key" in given else "truncated"
+    assert expected in error.message
+
+
+def _plant_at_minus_one(settings: Settings) -> None:
+    """An insider's forged entry at index -1 whose leaf, body and search row agree, in a log
+    made before the CHECK constraints (an older release's): INSERT only, nothing altered."""
+    _attack(settings, "PRAGMA ignore_check_constraints=ON")  # and its triggers dropped
+    with sqlite3.connect(_db(settings)) as connection:
+        connection.execute("PRAGMA ignore_check_constraints=ON")
+        (body,) = connection.execute("SELECT body FROM audit_bodies WHERE idx = 3").fetchone()
+        fake = body.replace(b'"req-3"', b'"FORGED-1"')
+        connection.execute(
+            "INSERT INTO audit_leaves SELECT -1, ?, time_us, integration FROM audit_leaves "
+            "WHERE idx = 3",
+            (leaf_hash(fake),),
+        )
+        connection.execute("INSERT INTO audit_bodies VALUES (-1, ?)", (fake,))
+        connection.execute(
+            "INSERT INTO audit_search SELECT -1, time_us, 'FORGED-1', client, integration, "
+            "action FROM audit_search WHERE idx = 3"
+        )
+
+
+def test_an_entry_planted_at_a_negative_index_is_caught(
+    sqlite_settings: Settings, filled: Path
+) -> None:
+    """Rows below index 0 are no entries of the log: verify names the table holding them."""
+    _plant_at_minus_one(sqlite_settings)
+    error = _caught(sqlite_settings, filled)
+    assert "audit_leaves" in error.message
+    assert "below index 0" in error.message
+
+
+def test_a_body_without_its_leaf_is_caught(sqlite_settings: Settings, filled: Path) -> None:
+    """A body or search row planted where the log has no entry (foreign keys off) is caught."""
+    _attack(
+        sqlite_settings,
+        "PRAGMA foreign_keys=OFF",
+        f"INSERT INTO audit_bodies SELECT {_SPARE}, body FROM audit_bodies WHERE idx = 3",  # noqa: S608
+    )
+    error = _caught(sqlite_settings, filled)
+    assert "audit_bodies" in error.message

@@ -150,3 +150,23 @@ def test_a_missing_audit_log_fails_and_is_not_created(tmp_path: Path) -> None:
     assert finding.status == "fail"
     assert "no audit log at" in finding.reason
     assert not _audit_db(settings).exists()
+
+
+def test_a_missing_configured_witness_file_fails(tmp_path: Path) -> None:
+    """A witness file configured but gone while the log holds entries: fail, naming it."""
+    witness = tmp_path / "witness"
+    deployment = initialise(Settings(data_dir=tmp_path / "data", audit_witness_file=witness))
+    log = AuditLog.open(deployment.settings, deployment.keyring)
+    try:
+        log.sink.record(sample_entry(0))
+    finally:
+        log.close()
+    try:
+        [finding] = audit_findings(deployment.settings, datetime.now(UTC))
+        assert finding.status == "pass", finding.reason
+        witness.unlink()
+        [finding] = audit_findings(deployment.settings, datetime.now(UTC))
+    finally:
+        deployment.close()
+    assert finding.status == "fail"
+    assert f"witness file {witness} is missing" in finding.reason

@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import create_engine, inspect, select
 
 from interlock.actors import Operator
+from interlock.audit.entry import MAX_DETAIL_TEXT
 from interlock.audit.schema import BODIES
-from interlock.cli.evidence import admin_action, admin_actor
+from interlock.cli.evidence import admin_action, admin_actor, note_result, record_admin_action
 from interlock.config.settings import load_settings
 from tests.cli.test_clients import _isolated, _run, manifest
 
@@ -117,3 +118,25 @@ def test_the_actor_is_the_process_user_not_an_environment_variable(
     assert status == 0
     (entry,) = [e for e in _entries() if e["action"] == "admin.clients.create"]
     assert entry["actor"] == f"admin:{real}"
+
+
+def test_a_noted_detail_over_the_entry_limit_is_recorded_truncated(
+    manifest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A kill switch noting 13 certificate serials (over 500 characters): the action is on
+    the trail with the value cut to the entry's limit, and main() returns, never raises."""
+    serials = ", ".join(f"{i:040x}" for i in range(13))
+    note_result(certificates=serials)
+    status, _, err = _run(capsys, "clients", "create", "app", "-m", str(manifest))
+    assert status == 0, err
+    (entry,) = [e for e in _entries() if e["action"] == "admin.clients.create"]
+    assert entry["details"]["certificates"] == serials[:MAX_DETAIL_TEXT]
+
+
+def test_an_entry_the_model_refuses_is_a_problem_returned_not_raised(manifest: Path) -> None:
+    """More noted fields than an entry holds: record_admin_action says it is not on record."""
+    note_result(**{f"field_{i}": i for i in range(40)})
+    problem = record_admin_action(load_settings(), ["clients", "create", "app"], 0)
+    assert problem is not None
+    assert problem.startswith("admin.clients.create ran but is not on the audit trail")
+    assert "\n" not in problem

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from interlock.cli.keyring import rewrap_summary
 from interlock.cli.main import main
+from interlock.crypto.kek_transport import KekExport, new_passphrase, seal_export
 from interlock.store import RewrapReport
 from tests.cli.test_json_output import check
 from tests.conftest import isolate_cli
@@ -58,3 +60,63 @@ def test_status_json_names_the_keyring_and_its_versions(
     assert document["versions"] == [1, 2]
     assert document["current_version"] == 2
     assert len(document["keyring_id"]) == 32
+
+
+class _Stdin:
+    """Standard input that is not a terminal."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    def isatty(self) -> bool:
+        return False
+
+    def read(self, limit: int = -1) -> str:
+        return self._text[:limit] if limit >= 0 else self._text
+
+
+def _export(tmp_path: Path, version: int) -> tuple[Path, str]:
+    """An export of a fresh key as ``version`` of this data directory's keyring."""
+    keyring_id = json.loads((tmp_path / "data" / "keyring.json").read_text())["keyring_id"]
+    passphrase = new_passphrase()
+    export = KekExport(keyring_id, version, "2026-01-01T00:00:00+00:00", os.urandom(32))
+    path = tmp_path / f"kek-v{version}.jwe"
+    path.write_text(seal_export(export, passphrase))
+    return path, passphrase
+
+
+def test_import_version_refuses_a_version_past_uint32_and_leaves_the_keyring_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to write it, and keyring.json no longer loaded: the deployment was bricked."""
+    assert main(["init"]) == 0
+    keyring = tmp_path / "data" / "keyring.json"
+    before = keyring.read_bytes()
+    export, passphrase = _export(tmp_path, 2**32)
+    monkeypatch.setattr("sys.stdin", _Stdin(passphrase + "\n"))
+    capsys.readouterr()
+    assert main(["keyring", "import-version", str(export)]) == 1
+    assert "from 1 to 4294967295" in capsys.readouterr().err
+    assert keyring.read_bytes() == before
+    assert main(["keyring", "status"]) == 0
+
+
+def test_import_version_says_when_it_makes_the_version_current_and_can_keep_the_current(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--keep-current adds a newer version for reading only; by default it becomes current."""
+    assert main(["init"]) == 0
+    export, passphrase = _export(tmp_path, 2)
+    monkeypatch.setattr("sys.stdin", _Stdin(passphrase + "\n"))
+    capsys.readouterr()
+    assert main(["keyring", "import-version", str(export), "--keep-current"]) == 0
+    assert capsys.readouterr().out == (
+        "KEK version 2 imported; version 1 stays current (new data keys are wrapped under it)\n"
+    )
+    assert main(["keyring", "import-version", str(export)]) == 0
+    assert capsys.readouterr().out == (
+        "KEK version 2 was already held (the same key); it is now current "
+        "(new data keys are wrapped under it)\n"
+    )
+    assert main(["keyring", "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["current_version"] == 2

@@ -44,6 +44,7 @@ def test_a_route_may_add_headers_each_way(tmp_path: Path) -> None:
         ("forward_headers", "[X-Forwarded-Whatever]", 0, "client address or identity"),
         ("forward_headers", "[X-Real-IP]", 0, "client address or identity"),
         ("forward_headers", "[X-Remote-User]", 0, "client address or identity"),
+        ("forward_headers", "[Idempotency-Key]", 0, "derived per client"),
         ("forward_headers", "[X-HTTP-Method-Override]", 0, "method or URL"),
         ("forward_headers", "[X-Original-URL]", 0, "method or URL"),
         ("return_headers", "[Server]", 0, "CWE-200"),

@@ -26,15 +26,17 @@ def test_defaults_put_both_databases_in_the_data_dir(
 
 def test_environment_variables_use_the_interlock_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every field is read from INTERLOCK_<FIELD>; levels are case-insensitive."""
-    monkeypatch.setenv("INTERLOCK_DATABASE_URL", "postgresql://app@db.internal/interlock")
-    monkeypatch.setenv("INTERLOCK_AUDIT_DATABASE_URL", "postgresql://audit@db.internal/audit")
-    monkeypatch.setenv("INTERLOCK_REDIS_URL", "redis://cache.internal:6379/0")
+    store = "postgresql://app@db.internal/interlock?sslmode=verify-full"
+    audit = "postgresql://audit@db.internal/audit?sslmode=verify-full"
+    monkeypatch.setenv("INTERLOCK_DATABASE_URL", store)
+    monkeypatch.setenv("INTERLOCK_AUDIT_DATABASE_URL", audit)
+    monkeypatch.setenv("INTERLOCK_REDIS_URL", "rediss://cache.internal:6380/0")
     monkeypatch.setenv("INTERLOCK_LOG_LEVEL", "DEBUG")
     monkeypatch.setenv("INTERLOCK_LOG_FORMAT", "json")
     settings = load_settings()
-    assert settings.store_url == "postgresql://app@db.internal/interlock"
-    assert settings.audit_url == "postgresql://audit@db.internal/audit"
-    assert settings.redis_url == "redis://cache.internal:6379/0"
+    assert settings.store_url == store
+    assert settings.audit_url == audit
+    assert settings.redis_url == "rediss://cache.internal:6380/0"
     assert (settings.log_level, settings.log_format) == ("debug", "json")
 
 
@@ -50,6 +52,84 @@ def test_url_with_a_password_is_refused_without_echoing_it(
         load_settings()
     assert variable in str(caught.value)
     assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("variable", ["INTERLOCK_DATABASE_URL", "INTERLOCK_AUDIT_DATABASE_URL"])
+@pytest.mark.parametrize(
+    "query",
+    ["", "?sslmode=disable", "?sslmode=prefer", "?sslmode=require", "?sslmode=verify-ca"],
+    ids=["no-sslmode", "disable", "prefer", "require", "verify-ca"],
+)
+def test_a_database_on_another_host_without_verified_tls_is_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, query: str
+) -> None:
+    """Without sslmode=verify-full libpq verifies nothing (prefer even falls back to plaintext):
+    the store or audit log on another host is refused at load, naming the variable."""
+    monkeypatch.setenv(variable, f"postgresql://app@db.example.com/interlock{query}")
+    with pytest.raises(ConfigError, match=f"{variable}: .*sslmode=verify-full"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://redis.example.com:6379/0",
+        "redis://10.0.0.7:6379/0",
+        "redis+sentinel://127.0.0.1:26379,sentinel.example.com:26379/main",
+        "redis+cluster://127.0.0.1:7000,10.1.1.1:7000",
+        "rediss://redis.example.com:6380/0?ssl_cert_reqs=none",
+        "rediss://redis.example.com:6380/0?ssl_cert_reqs=optional",
+        "rediss://redis.example.com:6380/0?ssl_check_hostname=false",
+        "rediss://redis.example.com:6380/0?ssl_check_hostname=",
+        "rediss+sentinel://s.example.com:26379/main?ssl_cert_reqs=none",
+        "rediss://127.0.0.1:6380/0?ssl_cert_reqs=none",
+        "rediss://redis.example.com:6380/0?ssl_exclude_verify_flags=VERIFY_X509_STRICT",
+    ],
+)
+def test_redis_without_verified_tls_is_refused(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """Plaintext to another host, or a query key that turns verification off (on any host)."""
+    monkeypatch.setenv("INTERLOCK_REDIS_URL", url)
+    with pytest.raises(ConfigError, match="INTERLOCK_REDIS_URL") as caught:
+        load_settings()
+    assert "example.com" not in str(caught.value)
+    assert "10.1.1.1" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("INTERLOCK_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+        ("INTERLOCK_DATABASE_URL", "postgresql://app@localhost/interlock?sslmode=disable"),
+        ("INTERLOCK_DATABASE_URL", "postgresql://app@[::1]/interlock"),
+        ("INTERLOCK_DATABASE_URL", "postgresql://app@/interlock?host=/var/run/postgresql"),
+        ("INTERLOCK_DATABASE_URL", "postgresql://app@/interlock"),
+        ("INTERLOCK_AUDIT_DATABASE_URL", "sqlite:////var/lib/interlock/audit.db"),
+        ("INTERLOCK_DATABASE_URL", "postgresql://app@db.example.com/x?sslmode=verify-full"),
+        ("INTERLOCK_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        ("INTERLOCK_REDIS_URL", "redis://localhost/0"),
+        ("INTERLOCK_REDIS_URL", "unix:///run/redis/redis.sock"),
+        ("INTERLOCK_REDIS_URL", "redis+sentinel://127.0.0.1:26379,127.0.0.2:26379/main"),
+        ("INTERLOCK_REDIS_URL", "redis+cluster://127.0.0.1:7000"),
+        ("INTERLOCK_REDIS_URL", "rediss://redis.example.com:6380/0"),
+        ("INTERLOCK_REDIS_URL", "rediss://redis.example.com/0?ssl_cert_reqs=required"),
+        ("INTERLOCK_REDIS_URL", "rediss+sentinel://s1.example.com:26379/main?ssl_ca_certs=/ca"),
+        ("INTERLOCK_REDIS_URL", "rediss+cluster://c1.example.com:7000,c2.example.com:7000"),
+    ],
+)
+def test_loopback_sockets_and_verified_tls_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, variable: str, url: str
+) -> None:
+    """The test services, the embedded default and verified TLS keep loading."""
+    monkeypatch.setenv(variable, url)
+    load_settings()
+
+
+def test_a_database_named_in_the_query_is_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libpq's host= and hostaddr= name where it connects; a loopback URL host does not hide them."""
+    for query in ("host=db.example.com", "hostaddr=203.0.113.5", "host=/tmp,db.example.com"):
+        monkeypatch.setenv("INTERLOCK_DATABASE_URL", f"postgresql://app@localhost/x?{query}")
+        with pytest.raises(ConfigError, match="sslmode=verify-full"):
+            load_settings()
 
 
 def _secret() -> str:

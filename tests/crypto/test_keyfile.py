@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from interlock.crypto import Keyring
+from interlock.crypto import Keyring, keyfile
 from interlock.errors import AlreadyInitialisedError, KeyFileError, KeyringError
 
 _KEY_B64 = base64.b64encode(b"k" * 32).decode()  # "a2tr..."
@@ -192,3 +192,24 @@ def test_malformed_files_are_refused_by_field(
     assert "malformed keyring" in text
     assert "\n" not in text
     assert _KEY_B64[:8] not in text
+
+
+def test_a_replacement_that_would_not_load_is_not_written(tmp_path: Path) -> None:
+    """The new content is parsed before it replaces the old: a bad version bricks nothing."""
+    path = tmp_path / "keyring.json"
+    Keyring.create(path)
+    before = path.read_bytes()
+    state = keyfile.read(path)
+    too_far = keyfile.MAX_VERSION + 1
+    broken = keyfile.KeyFileContents(
+        state.keyring_id,
+        too_far,
+        {**state.keys, too_far: os.urandom(32)},
+        {**state.created, too_far: _CREATED},
+    )
+    with pytest.raises(KeyringError, match="not writing it") as refused:
+        keyfile.write_replacing(path, broken)
+    assert "\n" not in str(refused.value)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["keyring.json"]  # no temporary file left
+    assert Keyring.load(path).versions == (1,)

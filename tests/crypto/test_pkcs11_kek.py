@@ -215,3 +215,55 @@ def test_an_extractable_key_under_our_label_is_refused(softhsm: SoftHsm, fresh: 
     )
     with pytest.raises(KeyringError, match="could be exported"):
         Keyring.open_pkcs11(softhsm.config(TOKEN), fresh.keyring_id)
+
+
+def _plant(softhsm: SoftHsm, label: str, how: str) -> None:
+    """Put a key under ``label`` that is sensitive and unextractable now, but not from birth."""
+    token = pkcs11.lib(str(softhsm.module)).get_token(token_label=TOKEN)
+    session = token.open(rw=True)  # shares the login of the keyring's session
+    common = {
+        Attribute.TOKEN: True,
+        Attribute.PRIVATE: True,
+        Attribute.ENCRYPT: True,
+        Attribute.DECRYPT: True,
+        Attribute.LABEL: label,
+    }
+    if how == "imported":  # C_CreateObject with a value its planter knows
+        session.create_object(
+            {
+                **common,
+                Attribute.CLASS: ObjectClass.SECRET_KEY,
+                Attribute.KEY_TYPE: pkcs11.KeyType.AES,
+                Attribute.VALUE: bytes(range(32)),
+                Attribute.SENSITIVE: True,
+                Attribute.EXTRACTABLE: False,
+            }
+        )
+        return
+    key = session.generate_key(  # generated exportable, read out, then locked down
+        pkcs11.KeyType.AES,
+        256,
+        store=True,
+        template={**common, Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True},
+    )
+    assert len(key[Attribute.VALUE]) == 32
+    key[Attribute.SENSITIVE] = True
+    key[Attribute.EXTRACTABLE] = False
+
+
+@pytest.mark.parametrize("how", ["imported", "exported-then-locked"])
+def test_a_key_under_our_label_that_was_ever_known_outside_the_token_is_refused(
+    softhsm: SoftHsm, fresh: Keyring, how: str
+) -> None:
+    """CKA_LOCAL, CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE, not only today's flags.
+
+    A planted "next version" that is sensitive and unextractable now, but whose
+    value its planter knows, would otherwise become current and every data key
+    wrapped from then on would be readable by the planter.
+    """
+    _plant(softhsm, kek_label(fresh.keyring_id, 2), how)
+    with pytest.raises(KeyringError, match="was not generated in the token") as refused:
+        Keyring.open_pkcs11(softhsm.config(TOKEN), fresh.keyring_id)
+    assert "\n" not in str(refused.value)
+    with pytest.raises(KeyringError, match="was not generated in the token"):
+        fresh.rotate()  # the rotation re-reads the token and meets it too

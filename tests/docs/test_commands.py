@@ -121,7 +121,9 @@ VARIABLES: Final[dict[str, Callable[[Session], str]]] = {
     "KEY": _last(r"\b(ilk_[A-Za-z0-9_]+)\b"),  # the last API key printed
     "CRM_SECRET": lambda _: "crm-client-secret-for-the-docs-test",
     "WAREHOUSE_TOKEN": lambda _: "warehouse-token-for-the-docs-test",
-    "CRM_DATABASE_URL": lambda _: "postgresql://crm_reader@crm-db.internal.example/crm",
+    # Unreachable like the docs' host, but on loopback: a remote one needs ?sslmode=verify-full,
+    # and an unquoted "?" is not a value the runner passes on.
+    "CRM_DATABASE_URL": lambda _: "postgresql://crm_reader@127.0.0.1:1/crm",
 }
 
 #: Addresses of the example manifest and the docs, and what they mean on this machine.

@@ -44,6 +44,7 @@ REMOVED = (
     "X-Api-Key",
     "DPoP",
     "Cookie",
+    "Idempotency-Key",
     "X-User",
     "X-User-Id",
     "X-Remote-User",

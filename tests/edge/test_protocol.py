@@ -112,6 +112,15 @@ def test_generated_configuration_names_no_secret_and_verifies_upstreams(tmp_path
     assert "proxy_set_header Authorization $il_upstream_auth;" in text
 
 
+def test_header_only_routes_forward_no_idempotency_key(tmp_path: Path) -> None:
+    """The caller's key would meet another caller's under the system's one credential: nginx
+    never forwards it (it did, as $http_idempotency_key); routes with a policy pass through
+    Interlock, which sends a key derived per client."""
+    text = render_nginx(_manifest(tmp_path), _options(tmp_path))
+    assert "proxy_set_header Accept $http_accept;" in text
+    assert "idempotency" not in text.lower()
+
+
 @pytest.mark.processes
 def test_generated_configuration_passes_nginx_t(tmp_path: Path) -> None:
     """``nginx -t`` accepts what is generated."""

@@ -226,6 +226,38 @@ def test_token_endpoint_refuses_a_bad_proof(env: Env, secret: str, key: ECKey) -
     assert "access_token" not in body
 
 
+BAD_HTU_PORTS = ("99999", "x")
+
+
+@pytest.mark.parametrize("port", BAD_HTU_PORTS)
+def test_a_proof_whose_htu_is_no_uri_is_refused_at_a_route(
+    env: Env, secret: str, key: ECKey, port: str
+) -> None:
+    """A port out of range or a broken IPv6 host in htu: 401 invalid_dpop_proof, never 500."""
+    token = bound_token(env, secret, key)
+    for htu in (f"https://127.0.0.1:{port}/orders/1001", "https://[::1/orders/1001"):
+        status, headers, body = _call(env, token, proof(key, "GET", htu, token=token))
+        _refused(status, headers, body)
+        assert 'error="invalid_dpop_proof"' in headers["www-authenticate"]
+
+
+@pytest.mark.parametrize("port", BAD_HTU_PORTS)
+def test_a_proof_whose_htu_is_no_uri_is_refused_at_the_token_endpoint(
+    env: Env, secret: str, key: ECKey, port: str
+) -> None:
+    """The same proofs at /oauth2/token: 400 invalid_dpop_proof (RFC 9449 §5), never 500."""
+    for htu in (f"https://127.0.0.1:{port}/oauth2/token", "https://[::1/oauth2/token"):
+        status, _, body = env.request(
+            "POST",
+            "/oauth2/token",
+            {**FORM, **Env.basic(secret), "DPoP": proof(key, "POST", htu)},
+            urlencode({"grant_type": "client_credentials"}).encode(),
+        )
+        assert status == 400, body
+        assert body["error"] == "invalid_dpop_proof"
+        assert "access_token" not in body
+
+
 def test_metadata_advertises_dpop(env: Env) -> None:
     """RFC 9449 §5.1: dpop_signing_alg_values_supported."""
     status, _, document = env.request("GET", "/.well-known/oauth-authorization-server")

@@ -8,9 +8,11 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from joserfc.jwk import ECKey
 
 from interlock.config.units import Rate
 from interlock.errors import Refusal
@@ -18,6 +20,7 @@ from interlock.gateway.guessing import GuessingGuard
 from interlock.gateway.problems import REFUSALS
 from interlock.limits import Decision, FailureGuard, Limit, MemoryLimiter
 from interlock.testing.gateway import Env, running_gateway
+from tests.gateway.test_dpop import proof
 
 BUDGET = 5
 
@@ -76,6 +79,49 @@ def test_requests_without_a_credential_are_not_counted(tmp_path: Path) -> None:
             assert env.request("GET", "/orders/1001")[0] == 401
         good, _ = env.key(["orders.read"])
         assert env.request("GET", "/orders/1001", {"X-API-Key": good})[0] == 200
+
+
+@pytest.mark.processes
+def test_dpop_nonce_challenges_are_not_counted(tmp_path: Path) -> None:
+    """RFC 9449 §9: use_dpop_nonce is a protocol step, not a failed authentication.
+
+    Clients behind one address each meet the challenge on their first request
+    (and after every nonce window); with the challenges counted, they used up
+    the address's budget and even correct requests got 429.
+    """
+    key = ECKey.generate_key("P-256", private=True)
+    with running_gateway(tmp_path, dpop_nonce=True, auth_failures_per_ip="2/min") as env:
+        token_url = f"https://127.0.0.1:{env.port}/oauth2/token"
+        with env.client_secret() as secret:
+            basic = {**Env.basic(secret), "Content-Type": "application/x-www-form-urlencoded"}
+            form = urlencode({"grant_type": "client_credentials"}).encode()
+            status, headers, body = env.request(
+                "POST", "/oauth2/token", {**basic, "DPoP": proof(key, "POST", token_url)}, form
+            )
+            assert (status, body["error"]) == (400, "use_dpop_nonce")
+            nonce = headers["dpop-nonce"]
+            with_nonce = proof(key, "POST", token_url, nonce=nonce)
+            status, _, body = env.request(
+                "POST", "/oauth2/token", {**basic, "DPoP": with_nonce}, form
+            )
+            assert status == 200, body
+            token = str(body["access_token"])
+        route = f"https://127.0.0.1:{env.port}/orders/1001"
+
+        def call(nonce: str | None) -> tuple[int, dict[str, str]]:
+            extra: dict[str, Any] = {} if nonce is None else {"nonce": nonce}
+            headers = {
+                "Authorization": f"DPoP {token}",
+                "DPoP": proof(key, "GET", route, token=token, **extra),
+            }
+            status, answer, _ = env.request("GET", "/orders/1001", headers, source="127.0.0.9")
+            return status, answer
+
+        for _ in range(4):  # twice the budget
+            status, headers = call(None)
+            assert status == 401
+            assert 'error="use_dpop_nonce"' in headers["www-authenticate"]
+        assert call(headers["dpop-nonce"])[0] == 200
 
 
 class CountingLimiter(MemoryLimiter):

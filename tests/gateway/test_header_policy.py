@@ -155,3 +155,39 @@ def test_route_additions_match_any_case(name: str) -> None:
     """Header names are case-insensitive (RFC 9110 §5.1)."""
     policy = HeaderPolicy.for_route(_route(forward_headers=[name]), integration_subjects=())
     assert policy.request_headers(_proxy([("x-Tenant", "t")])) == CIMultiDict([("x-Tenant", "t")])
+
+
+def _connection_errors(env: Env) -> float:
+    prefix = 'interlock_upstream_errors_total{kind="connection",system="erp"}'
+    for line in env.metrics().splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("Accept-Language", "d\xe9"),  # latin-1 obs-text (RFC 9110 §5.5)
+        ("Accept-Language", "dé".encode().decode("latin-1")),  # UTF-8 bytes
+        ("If-None-Match", '"\xff"'),
+    ],
+)
+def test_a_forwarded_header_with_a_non_ascii_byte_is_refused_with_400(
+    env: Env, name: str, value: str
+) -> None:
+    """Refused at the gateway, never an upstream failure (was 502, counted against the upstream)."""
+    token, _ = env.key(["orders.read"])
+    before = _connection_errors(env)
+    status, headers, problem = env.request("GET", "/echo/bytes", {"X-API-Key": token, name: value})
+    assert status == 400, problem
+    assert headers["content-type"] == "application/problem+json"
+    assert problem["type"] == "urn:interlock:problem:malformed-header"
+    assert name in problem["detail"]
+    assert _connection_errors(env) == before
+
+
+def test_a_non_ascii_byte_in_a_header_that_is_not_forwarded_changes_nothing(env: Env) -> None:
+    """Only what crosses is checked: a header the allow-list drops may hold anything."""
+    assert "X-Comment" not in DEFAULT_FORWARDED
+    assert _seen(env, "/echo/bytes", {"X-Comment": "d\xe9"})["x-request-id"]

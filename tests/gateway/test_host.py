@@ -142,3 +142,63 @@ def test_remembered_host_values_change_no_answer() -> None:
     assert all(answers(f"localhost:{port}") for port in range(1, 600))  # past the bound
     assert answers("localhost:8443")
     assert not answers(EVIL)
+
+
+JUNK_AFTER_THE_NAME = [
+    "localhost:1,for=6.6.6.6",
+    "localhost:1;for=6.6.6.6",
+    "localhost/@evil.example",
+    "localhost:x y z",
+    "localhost?q",
+    "localhost#f",
+    "localhost:99999999",
+    "user@localhost",
+    "[::1]x",
+    "local host",
+]
+
+
+@pytest.mark.parametrize("host", JUNK_AFTER_THE_NAME)
+def test_a_host_with_junk_after_our_name_is_refused(env: Env, host: str) -> None:
+    """RFC 9110 §7.2: Host is uri-host [":" port]; anything more is a 421 (was 200).
+
+    urlsplit().hostname ignored a bad port, a path, a query or spaces, and the
+    whole value went upstream in ``Forwarded: host=``.
+    """
+    token, _ = env.key()
+    _misdirected(env.request("GET", "/orders/1001", {"Host": host, "X-API-Key": token}))
+
+
+@pytest.mark.parametrize(
+    ("host", "forwarded"),
+    [("LOCALHOST:1", "localhost:1"), ("127.0.0.1", "127.0.0.1"), ("localhost.", "localhost")],
+)
+def test_forwarded_names_the_canonical_host_and_port(env: Env, host: str, forwarded: str) -> None:
+    """The upstream's ``Forwarded: host=`` is the name we matched and the port, nothing else."""
+    token, _ = env.key()
+    status, _, echoed = env.request("GET", "/echo/forwarded", {"Host": host, "X-API-Key": token})
+    assert status == 200, echoed
+    seen = {k.lower(): v for k, v in echoed["headers"].items()}["forwarded"]
+    assert seen.endswith(f';host="{forwarded}"'), seen
+
+
+def test_host_values_are_taken_only_as_name_and_port() -> None:
+    """The check itself: our names with a numeric port pass, junk does not, whatever was seen."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from interlock.errors import Refusal
+    from interlock.gateway.hosts import GatewayNames, canonical_host
+
+    names = GatewayNames("https://api.example.com", ["127.0.0.1", "::1", "localhost"])
+    for good, canonical in [
+        ("api.example.com:443", "api.example.com:443"),
+        ("[::1]:8443", "[::1]:8443"),
+        ("[::1]", "[::1]"),
+        ("Localhost", "localhost"),
+    ]:
+        names.check(make_mocked_request("GET", "/", headers={"Host": good}))
+        assert canonical_host(good) == canonical
+    for bad in [*JUNK_AFTER_THE_NAME, "[::1]:1,x", "api.example.com:443:443", "::1"]:
+        with pytest.raises(Refusal):
+            names.check(make_mocked_request("GET", "/", headers={"Host": bad}))
+        assert canonical_host(bad) is None

@@ -68,3 +68,45 @@ def test_the_stored_response_is_sealed_in_the_store(env: Env) -> None:
         assert b"amount" not in blob
         assert b"payments" not in blob
         assert not blob.startswith(b"{")
+
+
+def _upstream_key(env: Env, token: str, path: str, key: str, body: bytes) -> str | None:
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "Idempotency-Key": f'"{key}"',
+    }
+    status, _, echoed = env.request("POST", path, headers, body)
+    assert status == 200, echoed
+    assert isinstance(echoed, dict)
+    seen: dict[str, str] = {k.lower(): v for k, v in echoed["headers"].items()}
+    return seen.get("idempotency-key")
+
+
+def test_the_upstream_gets_a_per_client_key_never_the_callers_own(env: Env) -> None:
+    """Every caller shares the system's credential upstream: the key it sees is derived per
+    client and route, so two clients' equal keys never meet there (was the caller's key,
+    unchanged, for both); a retry by the same client carries the same derived key."""
+    key = str(uuid.uuid4())
+    mine, _ = env.key(["orders.write"])
+    theirs = env.keys.create("every-way", None).token
+    env.issued_tokens.append(theirs)
+    path = "/orders/1001/payments"
+    first = _upstream_key(env, mine, path, key, b'{"pay": "A"}')
+    other = _upstream_key(env, theirs, path, key, b'{"pay": "B"}')
+    assert first is not None
+    assert other is not None
+    assert key not in first
+    assert key not in other
+    assert first != other
+    # An sf-string (draft §2.1), like the key it stands for.
+    assert first.startswith('"')
+    assert first.endswith('"')
+    # The same client's next key is another derived key (the retry's: tests/replay).
+    assert _upstream_key(env, mine, path, str(uuid.uuid4()), b'{"pay": "C"}') != first
+
+
+def test_a_route_without_an_idempotency_policy_forwards_no_key(env: Env) -> None:
+    """Where the gateway keeps no records it has nothing to scope a key by: none goes upstream."""
+    token, _ = env.key(["orders.write"])
+    assert _upstream_key(env, token, "/orders/1001/notes", str(uuid.uuid4()), b"{}") is None

@@ -392,3 +392,46 @@ def test_a_stored_response_that_does_not_open_is_refused_as_processed(table: Rou
         assert upstream.calls == 0
 
     asyncio.run(scenario())
+
+
+def test_a_request_outliving_four_fifths_of_its_lease_is_cut_before_a_retry_takes_over(
+    table: RouteTable,
+) -> None:
+    """The lease must outlive the forward: a slow upstream (or a queue for a pool slot) used to
+    keep the first request going past its lease, and the retry that took the record over was
+    forwarded too — two POSTs at once, what the key exists to prevent. Now the first is cut
+    (504, record released) before the lease ends, so at no time are two in flight."""
+
+    async def scenario() -> None:
+        lease = timedelta(seconds=0.5)
+        in_flight, most = 0, 0
+
+        async def slow(ctx: RequestContext) -> web.Response:
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
+            try:
+                await asyncio.sleep(30)  # an upstream that trickles, or a saturated pool
+                return web.Response(status=201)
+            finally:
+                in_flight -= 1
+
+        store = MemoryIdempotency()
+        forward = IdempotentForward(store, IdempotencyPolicy("required", lease=lease), slow)
+        first = asyncio.create_task(forward(_ctx(table)))
+        await asyncio.sleep(0.1)
+        refusal = await _refusal(forward(_ctx(table)))
+        assert refusal["code"] == "idempotency-key-in-flight"
+        started = asyncio.get_running_loop().time()
+        cut = await asyncio.wait_for(_refusal(first), timeout=2 * lease.total_seconds())
+        assert cut["status"] == 504
+        assert cut["code"] == "upstream-timeout"
+        assert asyncio.get_running_loop().time() - started < lease.total_seconds()
+        assert in_flight == 0
+        # The record was released: the retry is processed now, alone.
+        retry = asyncio.create_task(forward(_ctx(table)))
+        await asyncio.sleep(0.1)
+        assert most == 1
+        retry.cancel()
+
+    asyncio.run(scenario())

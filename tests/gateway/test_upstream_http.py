@@ -33,6 +33,7 @@ T = TypeVar("T")
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 SILENT = b""  # answer nothing, keep the connection open
 CLOSE = b"<close>"  # close the connection without answering
+TRICKLE = b"<trickle>"  # a prefix: the rest is sent a byte every 0.1 s
 
 
 @dataclass
@@ -66,6 +67,12 @@ class Upstream:
                     break
                 if reply == SILENT:
                     await asyncio.sleep(30)
+                if reply.startswith(TRICKLE):
+                    for byte in reply.removeprefix(TRICKLE):
+                        writer.write(bytes([byte]))
+                        await writer.drain()
+                        await asyncio.sleep(0.1)
+                    continue
                 writer.write(reply)
                 await writer.drain()
                 if len(self.seen) in self.close_after:
@@ -93,16 +100,23 @@ async def running(upstream: Upstream, tls: LocalTls) -> AsyncIterator[int]:
 
 
 def pool_for(
-    port: int, tls: LocalTls, *, host: str = "localhost", read_seconds: float = 5.0
+    port: int,
+    tls: LocalTls,
+    *,
+    host: str = "localhost",
+    read_seconds: float = 5.0,
+    size: int = 4,
+    total_seconds: float = 60.0,
 ) -> ConnectionPool:
     """A pool to the test upstream, trusting only the test CA."""
     context = ssl.create_default_context(cafile=str(tls.ca_file))
     return ConnectionPool(
         Origin.of(f"https://{host}:{port}/base"),
         context,
-        size=4,
+        size=size,
         connect_seconds=5,
         read_seconds=read_seconds,
+        total_seconds=total_seconds,
     )
 
 
@@ -396,6 +410,41 @@ def test_a_silent_upstream_times_out(tls: LocalTls) -> None:
             await get(pool)
 
     scenario(tls, [SILENT], body, read_seconds=0.3)
+
+
+def test_an_upstream_that_trickles_its_answer_is_cut_at_the_overall_deadline(
+    tls: LocalTls,
+) -> None:
+    """A byte every 0.1 s never trips the read (inactivity) timeout: total_seconds does.
+
+    Before, such an answer could run for ever — past an Idempotency-Key's lease.
+    """
+
+    async def body(pool: ConnectionPool, _: Upstream) -> None:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(TimeoutError):
+            await get(pool)
+        # The deadline (0.8 s) with room for a loaded machine; unbounded before.
+        assert asyncio.get_running_loop().time() - started < 5
+
+    scenario(tls, [TRICKLE + OK * 10], body, read_seconds=0.5, total_seconds=0.8)
+
+
+def test_the_wait_for_a_pool_slot_counts_against_the_overall_deadline(tls: LocalTls) -> None:
+    """A request queued behind a saturated pool gives up at total_seconds (was unbounded)."""
+
+    async def body(pool: ConnectionPool, upstream: Upstream) -> None:
+        holder = asyncio.create_task(get(pool))  # holds the one slot: the upstream is silent
+        await asyncio.sleep(0)  # the holder runs up to its connect, the slot taken
+        assert not upstream.seen
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(TimeoutError):
+            await get(pool)
+        assert asyncio.get_running_loop().time() - started < 5  # was the holder's 10 s, or more
+        with pytest.raises(TimeoutError):
+            await holder
+
+    scenario(tls, [SILENT, SILENT], body, size=1, read_seconds=10, total_seconds=0.5)
 
 
 def test_a_closed_keep_alive_connection_is_retried_for_get_only(tls: LocalTls) -> None:

@@ -9,6 +9,7 @@ minimisation), ``POST /v/xml``, ``POST /v/csv`` and ``GET /v/blob/{size}``
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import ssl
@@ -315,6 +316,34 @@ def test_the_forwarded_request_keeps_only_the_allowed_fields(
     assert json.loads(payload["body"]) == {"order_id": 7, "lines": [{"sku": "SKU-1"}]}
 
 
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-16", 'application/json; charset="latin1"']
+)
+def test_a_response_in_another_charset_is_not_relayed_minimised(content_type: str) -> None:
+    """The filter reads and rewrites UTF-8: a body labelled otherwise is 502, not mislabelled.
+
+    Before, the stage passed aiohttp's parameter-less ``content_type``, so the
+    check never ran and a UTF-8 body went out labelled ``charset=utf-16``.
+    """
+    from unittest import mock
+
+    from aiohttp import web
+
+    from interlock.errors import Refusal
+    from interlock.gateway.context import RequestContext
+    from interlock.gateway.stages.validate import MinimisedForward
+    from interlock.validation.minimise import FieldFilter
+
+    async def upstream(_: RequestContext) -> web.Response:
+        body = b'{"id": 1, "secret": "x"}'
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    forward = MinimisedForward(FieldFilter(["id"]), upstream)
+    with pytest.raises(Refusal) as refused:
+        asyncio.run(forward(mock.Mock(spec=RequestContext, removed_fields=0)))
+    assert refused.value.code == "response-not-filterable"
+
+
 # --- XML and CSV ---
 
 
@@ -340,6 +369,23 @@ def test_xml_is_parsed_safely(env: Env, writer: dict[str, str]) -> None:
     assert _post(env, "/v/xml", writer, deep, "text/xml")[0] == 400
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<o xmlns:xi="http://www.w3.org/2001/XInclude">'
+        b'<xi:include href="file:///etc/passwd" parse="text"/></o>',
+        b'<?xml version="1.0"?><?xml-stylesheet href="http://evil.example/x.xsl"?><o/>',
+    ],
+)
+def test_xinclude_and_stylesheet_references_are_not_forwarded(
+    env: Env, writer: dict[str, str], body: bytes
+) -> None:
+    """External references without a DTD: 400 xml-refused, as docs/validation.md says (was 200)."""
+    status, _, problem = _post(env, "/v/xml", writer, body, "application/xml")
+    assert status == 400, problem
+    assert problem["type"] == "urn:interlock:problem:xml-refused"
+
+
 def test_csv_formula_cells_are_neutralised_before_forwarding(
     env: Env, writer: dict[str, str]
 ) -> None:
@@ -355,6 +401,58 @@ def test_csv_formula_cells_are_neutralised_before_forwarding(
     assert "SKU-3,fine" in forwarded
     too_many = b"a\r\n" + b"1\r\n" * 10
     assert _post(env, "/v/csv", writer, too_many, "text/csv")[0] in {400, 413}
+
+
+# --- the body's character set (the review's finding 1) ---
+
+_BY_KIND = {
+    "json": ("/v/orders", "application/json", json.dumps(ORDER).encode()),
+    "csv": ("/v/csv", "text/csv", b"sku,note\r\nSKU-1,fine\r\n"),
+    "xml": ("/v/xml", "application/xml", b"<order><line sku='SKU-1'>2</line></order>"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_BY_KIND))
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        "charset=utf-7",
+        "charset=UTF-16",
+        'charset="iso-2022-jp"',
+        "charset=us-ascii",
+        "charset=utf-8; charset=utf-7",
+        "CHARSET = utf-7",
+        "charset*=utf-7",
+        'x="a;charset=utf-7"',
+    ],
+)
+def test_a_body_declared_in_another_charset_is_refused_with_415(
+    env: Env, writer: dict[str, str], kind: str, parameters: str
+) -> None:
+    """The gateway checks the body as UTF-8: one the upstream would read otherwise never passes.
+
+    Before, ``charset=utf-7`` was forwarded as sent, and ``+ACIALAAi-amount+ACI-:999``
+    became a JSON member, a CSV row or a DOCTYPE the gateway never saw (was 200).
+    """
+    path, media, body = _BY_KIND[kind]
+    status, headers, problem = _post(env, path, writer, body, f"{media}; {parameters}")
+    assert status == 415, problem
+    assert headers["content-type"] == "application/problem+json"
+    assert problem["type"] == "urn:interlock:problem:unsupported-media-type"
+    assert "utf-8" in problem["detail"]
+
+
+@pytest.mark.parametrize("kind", sorted(_BY_KIND))
+@pytest.mark.parametrize("parameters", ["", "; charset=utf-8", '; Charset="UTF-8"'])
+def test_the_upstream_is_told_the_charset_the_gateway_checked(
+    env: Env, writer: dict[str, str], kind: str, parameters: str
+) -> None:
+    """A validated body is forwarded with ``<media type>; charset=utf-8``, whatever was sent."""
+    path, media, body = _BY_KIND[kind]
+    status, _, payload = _post(env, path, writer, body, media + parameters)
+    assert status == 200, payload
+    forwarded = {k.lower(): v for k, v in payload["headers"].items()}
+    assert forwarded["content-type"] == f"{media}; charset=utf-8"
 
 
 # --- hygiene ---

@@ -112,6 +112,19 @@ def test_a_client_reads_what_it_is_granted_through_the_sdk(
         assert write.value.status == 403
 
 
+def test_a_pending_version_is_not_served_over_https(env: Env, vault: Vault, secret: str) -> None:
+    """A rotation's untested value: ?stage=pending is no stage for clients, ?version=N is 404."""
+    vault.write("partner/rotating", b"served", actor=Operator("admin:test"))
+    vault.write("partner/rotating", b"untested", actor=Operator("admin:test"), stage="pending")
+    vault.policy.grant("oauth-only", "partner/*", ["read"])
+    headers = {"Authorization": f"Bearer {_token(env, secret)}"}
+    for query, status in (("stage=pending", 400), ("version=2", 404)):
+        got, found, problem = env.request("GET", f"/v1/secrets/partner/rotating?{query}", headers)
+        assert got == status, problem
+        assert found["content-type"].startswith("application/problem+json")
+        assert base64.b64encode(b"untested").decode() not in json.dumps(problem)
+
+
 def test_writes_with_check_and_set(env: Env, vault: Vault, secret: str) -> None:
     """A write grant; cas conflicts are 409."""
     vault.policy.grant("oauth-only", "partner/**", ["read", "write"])

@@ -122,7 +122,10 @@ class Scene:
         return Producer(self.manifest, INTEGRATION, keys=self.keys, broker=broker, audit=self.audit)
 
     def consumer(self, broker: BrokerAdapter, **options: Any) -> Consumer:
-        dedup = SqlIdempotency(self.deployment.engine, ResponseSeal(self.deployment.keyring))
+        dedup = SqlIdempotency(
+            self.deployment.engine,
+            ResponseSeal.load(self.deployment.engine, self.deployment.keyring),
+        )
         options.setdefault("lease", timedelta(seconds=2))
         options.setdefault("audit", self.audit)
         return Consumer(

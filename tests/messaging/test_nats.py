@@ -32,10 +32,11 @@ from interlock.messaging.model import (
     Decision,
     Delivery,
     Outgoing,
+    PublishError,
     Settle,
     Topology,
 )
-from interlock.messaging.nats import NatsBroker
+from interlock.messaging.nats import NatsBroker, _is_tls
 from interlock.messaging.nats_config import NatsSettings, dead_letter_stream_name, stream_name
 from interlock.messaging.producer import Producer
 from interlock.outbound import tls_context
@@ -186,20 +187,24 @@ def test_the_server_speaks_tls_only(nats_tls: TlsBroker) -> None:
         assert b"PONG" not in answer
 
 
+@pytest.mark.parametrize("with_password", [True, False], ids=["password", "certificate-only"])
 def test_no_password_goes_to_a_server_that_does_not_switch_to_tls(
-    nats_tls: TlsBroker,
+    nats_tls: TlsBroker, with_password: bool
 ) -> None:
-    """A man in the middle answering without tls_required gets no credential, only a refusal."""
+    """A man in the middle answering without tls_required gets no credential, only a refusal;
+    with a client certificate alone (no password) not even CONNECT is sent."""
     received = bytearray()
 
     async def impostor(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         info = {"server_id": "mitm", "version": "2.9.10", "auth_required": True, "proto": 1}
-        writer.write(b"INFO " + json.dumps(info).encode() + b"\r\n")
-        await writer.drain()
-        with contextlib.suppress(OSError, asyncio.TimeoutError):
-            while chunk := await asyncio.wait_for(reader.read(4096), 2):
-                received.extend(chunk)
-        writer.close()
+        try:
+            writer.write(b"INFO " + json.dumps(info).encode() + b"\r\n")
+            await writer.drain()
+            with contextlib.suppress(OSError, asyncio.TimeoutError):
+                while chunk := await asyncio.wait_for(reader.read(4096), 2):
+                    received.extend(chunk)
+        finally:  # also when the loop ends first and cancels this
+            writer.close()
 
     async def scenario() -> None:
         server = await asyncio.start_server(impostor, "127.0.0.1", 0)
@@ -209,7 +214,7 @@ def test_no_password_goes_to_a_server_that_does_not_switch_to_tls(
                 await NatsBroker.connect(
                     f"tls://interlock@127.0.0.1:{port}",
                     tls=nats_tls.tls(),
-                    password=nats_tls.password,
+                    password=nats_tls.password if with_password else None,
                 )
         finally:
             server.close()
@@ -219,6 +224,116 @@ def test_no_password_goes_to_a_server_that_does_not_switch_to_tls(
     sent_password = nats_tls.password is not None and nats_tls.password.encode() in received
     assert not sent_password, "the password went over a plain connection"
     assert b"CONNECT" not in received
+
+
+class _Relay:
+    """A TCP relay to a NATS server that an attacker on the path can take over.
+
+    Relaying, it pipes bytes both ways. Once ``attack()`` is called it cuts
+    the links, and answers every new connection itself in plaintext: an INFO
+    without ``tls_required`` and a PONG to every PING, recording what each
+    connection sent. ``leave()`` makes it relay again.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.attacking = False
+        self.sent: list[bytearray] = []
+        self._links: list[asyncio.StreamWriter] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Relay, or impersonate the server in plaintext."""
+        if self.attacking:
+            await self._impersonate(reader, writer)
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self._links += [writer, up_writer]
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            with contextlib.suppress(OSError):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+        finally:  # also when the loop ends first and cancels this
+            writer.close()
+
+    async def _impersonate(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        info = {"server_id": "mitm", "version": "2.9.10", "proto": 1, "headers": True}
+        sent = bytearray()
+        self.sent.append(sent)
+        try:
+            writer.write(b"INFO " + json.dumps(info).encode() + b"\r\n")
+            with contextlib.suppress(OSError):
+                while chunk := await reader.read(65536):
+                    sent.extend(chunk)
+                    writer.write(b"PONG\r\n" * chunk.count(b"PING\r\n"))
+                    await writer.drain()
+        finally:  # also when the loop ends first and cancels this
+            writer.close()
+
+    def attack(self) -> None:
+        """Cut the links to the server; answer the reconnects as the attacker."""
+        self.attacking = True
+        for link in self._links:
+            link.close()
+        self._links.clear()
+
+    def leave(self) -> None:
+        """Relay new connections to the server again."""
+        self.attacking = False
+
+
+def test_a_reconnect_answered_in_plaintext_sends_nothing_and_publishes_fail(
+    nats_tls: TlsBroker, tmp_path: Path
+) -> None:
+    """After a reconnect, a man in the middle who leaves tls_required out of INFO gets no byte
+    but a TLS ClientHello, even without a password (client certificate only): no CONNECT, no
+    replayed SUB, no buffered message; the publish is not confirmed; once the attacker is
+    gone, the client is back over TLS and publishes again."""
+    wanted = topology()
+
+    async def scenario(node: TlsBroker) -> bool:
+        relay = _Relay(int(node.url.rsplit(":", 1)[1]))
+        server = await asyncio.start_server(relay.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        broker = await NatsBroker.connect(
+            f"tls://127.0.0.1:{port}",
+            tls=node.tls(),
+            password=None,
+            answer_within=timedelta(seconds=2),
+        )
+        try:
+            await broker.apply(wanted)
+            relay.attack()
+            await asyncio.sleep(0.5)
+            with pytest.raises(PublishError):
+                await broker.publish(wanted, outgoing(b"PERSONAL-DATA"))
+            assert relay.sent, "the client did not reconnect through the attacker"
+            plaintext = [bytes(sent) for sent in relay.sent if not _tls_or_nothing(sent)]
+            assert plaintext == [], "the client spoke NATS over a plain connection"
+            relay.leave()
+            await eventually(lambda: broker._client.is_connected, within=15)
+            back_over_tls = _is_tls(broker._client)
+            await broker.publish(wanted, outgoing(b"after"))
+        finally:
+            await broker.close()
+            server.close()
+            await server.wait_closed()
+        return back_over_tls
+
+    with nats_node.started(tmp_path, authorization=False) as node:
+        assert run(scenario(node)), "the connection came back without TLS"
+
+
+def _tls_or_nothing(sent: bytearray) -> bool:
+    # RFC 8446 §5.1: a TLS record starts with its content type, 22 for a handshake,
+    # and the legacy version 3.x.
+    return not sent or sent.startswith(b"\x16\x03")
 
 
 def test_a_password_in_the_url_is_refused(nats_tls: TlsBroker) -> None:

@@ -105,3 +105,14 @@ def test_ath_is_the_base64url_sha256_of_the_token() -> None:
     """RFC 9449 §4.2 example shape: 43 characters, no padding."""
     value = access_token_hash("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU")
     assert value == "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
+
+
+@pytest.mark.parametrize(
+    "htu", ["https://gw.example:99999/orders/1", "https://[::1/orders/1", "https://gw.example:x/"]
+)
+def test_an_htu_that_is_no_uri_is_an_invalid_proof(htu: str) -> None:
+    """A port out of range or a broken IPv6 host: invalid_dpop_proof, not a ValueError (a 500)."""
+    key = ECKey.generate_key("P-256", private=True)
+    with pytest.raises(DPoPProofError) as refused:
+        DPoPVerifier(MemorySeen()).check(_proof(key, "ES256", htu=htu), "GET", URL)
+    assert refused.value.error == "invalid_dpop_proof"

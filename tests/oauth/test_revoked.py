@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
+from interlock.oauth.lifetimes import MAX_LEEWAY
 from interlock.oauth.revoked import RevokedTokens
 from interlock.store import Deployment
 from interlock.testing.clock import ManualClock
@@ -15,7 +17,8 @@ FAR = datetime(2040, 1, 1, tzinfo=UTC)
 
 
 def test_a_revocation_lapses_with_its_token_on_the_injected_clock(deployment: Deployment) -> None:
-    """Loaded while its token is unexpired by ``now``; dropped once ``now`` passes the expiry.
+    """Loaded while a verifier may accept its token by ``now`` (``exp`` plus the longest
+    leeway); dropped once ``now`` passes that.
 
     By the real clock a token expiring in 2040 would stay revoked (and loaded) for years.
     """
@@ -25,12 +28,15 @@ def test_a_revocation_lapses_with_its_token_on_the_injected_clock(deployment: De
     )
 
     assert RevokedTokens(deployment.engine, sync_seconds=0, now=clock).contains("jti-1")
-    clock.advance(timedelta(minutes=11))
+    clock.advance(timedelta(minutes=10) + MAX_LEEWAY - timedelta(seconds=1))
+    assert RevokedTokens(deployment.engine, sync_seconds=0, now=clock).contains("jti-1")
+    clock.advance(timedelta(seconds=2))
     assert not RevokedTokens(deployment.engine, sync_seconds=0, now=clock).contains("jti-1")
 
 
 def test_a_revocation_is_stamped_and_purged_by_the_injected_clock(deployment: Deployment) -> None:
-    """``revoked_at`` is the injected time; a purge at that clock forgets the expired ones."""
+    """``revoked_at`` is the injected time; a purge at that clock forgets the ones whose token
+    is past ``exp`` and the longest leeway, and keeps those only within the leeway."""
     clock = ManualClock(FAR)
     revoked = RevokedTokens(deployment.engine, now=clock)
     revoked.add("jti-short", "order-sync", FAR + timedelta(minutes=1))
@@ -39,6 +45,8 @@ def test_a_revocation_is_stamped_and_purged_by_the_injected_clock(deployment: De
         stamps = connection.execute(sa.text("SELECT revoked_at FROM oauth_revoked_tokens")).all()
     assert {_utc(row[0]) for row in stamps} == {FAR}
     clock.advance(timedelta(minutes=2))
+    assert revoked.purge(clock.now) == 0  # jti-short's token still passes with leeway
+    clock.advance(MAX_LEEWAY)
     assert revoked.purge(clock.now) == 1
     revoked.reload()
     assert revoked.known("jti-long")
@@ -80,3 +88,39 @@ def test_a_client_revocation_is_kept_while_its_tokens_could_live(deployment: Dep
     clock.advance(timedelta(minutes=2))
     revoked.purge(clock.now)
     assert not revoked.contains(None, "order-sync", FAR.timestamp())
+
+
+@pytest.mark.parametrize("way", ["recorded here", "heard over Redis"])
+def test_a_revocation_made_during_a_reload_survives_it(deployment: Deployment, way: str) -> None:
+    """A reload whose query ran before a revocation keeps that revocation in the mirror.
+
+    It used to replace the mirror with what its query returned, so for up to a
+    second (the next reload) the replica that recorded the revocation, or heard it
+    over Redis, accepted the token again. The revocation lands here between the
+    reload's query and the moment it installs its result.
+    """
+    clock = ManualClock(FAR)
+    revoked = RevokedTokens(deployment.engine, now=clock)
+    revoked.revoke_client("old-client")
+    table = "FROM oauth_revoked_tokens"
+    done: list[bool] = []
+
+    def meanwhile(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if table in statement and "SELECT" in statement and not done:
+            done.append(True)
+            if way == "recorded here":
+                revoked.add("jti-during", "order-sync", FAR + timedelta(minutes=10))
+                revoked.revoke_client("kill")
+            else:  # the messages another replica publishes
+                revoked._heard({"data": b"jti-during"})
+                revoked._heard_client({"data": f"kill {FAR.timestamp()!r}".encode()})
+
+    sa.event.listen(deployment.engine, "after_cursor_execute", meanwhile)
+    try:
+        revoked.reload()
+    finally:
+        sa.event.remove(deployment.engine, "after_cursor_execute", meanwhile)
+    assert done
+    assert revoked.known("jti-during") is True
+    assert revoked.known(None, "kill", FAR.timestamp()) is True
+    assert revoked.known(None, "old-client", FAR.timestamp()) is True

@@ -158,3 +158,27 @@ def test_a_single_legacy_ca_is_adopted_as_the_root(
     assert sorted(names) == ["issuing", "root"]
     _verify_server(pki, clock, certificate_pem(old_leaf), "old.test")
     _verify_server(pki, clock, pki.issue_server(["new.test"]).certificate_pem, "new.test")
+
+
+def test_a_replaced_intermediate_signs_crls_until_its_certificates_expire(
+    pki: Pki, clock: ManualClock, deployment: Deployment
+) -> None:
+    """renew-intermediate retires the old CA: its list goes on, its key goes with its last leaf."""
+    old = pki.issue_client("a", timedelta(days=2))
+    old_issuer = x509.load_pem_x509_certificates(old.certificate_pem)[1]
+    pki.renew_issuing()
+    clock.now += timedelta(seconds=1)
+    new = pki.issue_client("b", timedelta(days=30))
+    pki.revoke(old.serial, "superseded")
+    pki.revoke(new.serial, "superseded")
+    issuers = pki.crl_issuers()
+    assert issuers[1:] == (old_issuer.serial_number,)
+    current, retired = (x509.load_pem_x509_crl(pem) for pem in pki.crls())
+    assert retired.is_signature_valid(old_issuer.public_key())  # type: ignore[arg-type]
+    assert [entry.serial_number for entry in retired] == [int(old.serial, 16)]
+    assert [entry.serial_number for entry in current] == [int(new.serial, 16)]
+    clock.now += timedelta(days=2, minutes=1)  # the old CA's last certificate has expired
+    assert pki.crl_issuers() == issuers[:1]
+    with deployment.engine.connect() as connection:
+        names = connection.execute(sa.text("SELECT name FROM pki_authorities")).scalars().all()
+    assert sorted(names) == ["issuing", "root"]  # the retired key is gone

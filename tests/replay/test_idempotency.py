@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import re
+import secrets
 import socket
 import time
 import uuid
@@ -47,7 +49,7 @@ from tests.replay.conftest import Backend
 
 
 def _seal(deployment: Deployment) -> ResponseSeal:
-    return ResponseSeal(deployment.keyring)
+    return ResponseSeal.load(deployment.engine, deployment.keyring)
 
 
 TTL = timedelta(hours=1)
@@ -59,8 +61,8 @@ CREATED = StoredResponse(201, (("Content-Type", "application/json"),), b'{"id": 
 
 @pytest.fixture
 def seal(tmp_path: Path) -> ResponseSeal:
-    """Sealing with a keyring made for the test."""
-    return ResponseSeal(Keyring.create(tmp_path / "seal-keyring.json"))
+    """Sealing with a keyring made for the test, fingerprints keyed with a key of its own."""
+    return ResponseSeal(Keyring.create(tmp_path / "seal-keyring.json"), secrets.token_bytes(32))
 
 
 @pytest.fixture
@@ -401,3 +403,86 @@ def test_sealed_responses_follow_a_key_rotation(deployment: Deployment) -> None:
         (blob,) = connection.execute(select(table_of(IdempotencyRow).c.response)).one()
     assert not needs_rewrap(deployment.keyring, bytes(blob))
     assert _begin(records) == Replay(PERSONAL)
+
+
+def _stored_fingerprints(backend: Backend) -> list[str]:
+    if backend.engine is not None:
+        with backend.engine.connect() as connection:
+            return list(
+                connection.execute(select(table_of(IdempotencyRow).c.fingerprint)).scalars()
+            )
+    assert backend.client is not None
+    keys = backend.client.scan_iter(match=backend.prefix + "*")
+    return [bytes(backend.client.hget(key, "fp") or b"").decode() for key in keys]  # type: ignore[arg-type]
+
+
+def _write_fingerprint(backend: Backend, value: str) -> None:
+    """Overwrite every record's fingerprint, as an earlier release would have written it."""
+    if backend.engine is not None:
+        with backend.engine.begin() as connection:
+            connection.execute(table_of(IdempotencyRow).update().values(fingerprint=value))
+        return
+    assert backend.client is not None
+    for key in backend.client.scan_iter(match=backend.prefix + "*"):
+        backend.client.hset(key, "fp", value)
+
+
+PERSONAL_BODY = b'{"iban": "DE89370400440532013000", "email": "jane.doe@example.com"}'
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "redis"], indirect=True)
+def test_stored_fingerprints_are_keyed_not_plain_hashes(
+    backend: Backend, store: IdempotencyStore
+) -> None:
+    """A dump and a list of candidate bodies no longer recover the personal data in a body.
+
+    The fingerprint at rest was a plain SHA-256 of method, target and body: hashing
+    guesses found jane.doe@example.com. It is now an HMAC under a key sealed by the
+    keyring, so without the keyring nothing can be recomputed.
+    """
+    plain = fingerprint("POST", "/x/pay/1001", PERSONAL_BODY)
+    _token(store.begin("a", "k1", plain, TTL, LEASE))
+    stored = _stored_fingerprints(backend)
+    assert len(stored) == 1
+    assert stored[0] != plain
+    assert stored[0].startswith("hmac-sha256:")
+    assert plain.encode() not in _at_rest(backend)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "redis"], indirect=True)
+def test_a_record_with_an_unkeyed_fingerprint_still_knows_its_retry(
+    backend: Backend, store: IdempotencyStore
+) -> None:
+    """Records an earlier release wrote (plain SHA-256) live out their ttl unchanged in meaning:
+    the same request is in flight, then replayed; another request is still a mismatch. No
+    retry conflicts with its own record (422) because of the upgrade."""
+    token = _token(_begin(store))
+    _write_fingerprint(backend, FP)
+    assert _begin(store) == InFlight()
+    assert _begin(store, fp=OTHER_FP) == Mismatch()
+    store.complete("a", "k1", token, CREATED)
+    assert _begin(store) == Replay(CREATED)
+    assert _begin(store, fp=OTHER_FP) == Mismatch()
+
+
+def test_upstream_keys_are_per_scope_and_key_and_stable(store: IdempotencyStore) -> None:
+    """The Idempotency-Key sent upstream: one per (client and route, key), the same every time,
+    an sf-string that shows neither the caller's key nor its scope."""
+    key = store.upstream_key("client-a\0POST /pay", "k1")
+    assert key == store.upstream_key("client-a\0POST /pay", "k1")
+    assert key != store.upstream_key("client-b\0POST /pay", "k1")
+    assert key != store.upstream_key("client-a\0POST /refund", "k1")
+    assert key != store.upstream_key("client-a\0POST /pay", "k2")
+    assert re.fullmatch(r'"[A-Za-z0-9_-]{43}"', key)
+    assert "k1" not in key
+    assert "client" not in key
+
+
+def test_replicas_derive_the_same_keys(deployment: Deployment) -> None:
+    """The key is a sealed setting of the deployment: every replica (every process) agrees on
+    the upstream key and on the fingerprint at rest."""
+    one = idempotency_store(deployment.engine, None, deployment.keyring)
+    two = idempotency_store(deployment.engine, None, deployment.keyring)
+    assert one.upstream_key("s", "k") == two.upstream_key("s", "k")
+    _token(_begin(one))
+    assert _begin(two) == InFlight()

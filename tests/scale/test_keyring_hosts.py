@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -17,8 +18,8 @@ from interlock.actors import Operator
 from interlock.audit.sink import MemorySink
 from interlock.cli.main import main
 from interlock.config.settings import Settings
-from interlock.crypto import Keyring
-from interlock.crypto.kek_transport import new_passphrase
+from interlock.crypto import Keyring, keyfile
+from interlock.crypto.kek_transport import KekExport, new_passphrase, seal_export
 from interlock.errors import DecryptionError, KeyringError, UnknownKeyVersionError
 from interlock.secrets.vault import Vault
 from interlock.store import initialise, open_deployment
@@ -53,10 +54,44 @@ def test_a_rotated_version_moves_sealed_and_opens_on_the_other_host(
         b.open(blob, b"aad")
     passphrase = new_passphrase()
     token = a.export_version_sealed(version, passphrase)
-    assert b.import_version_sealed(token, passphrase) == (version, True)
+    assert b.import_version_sealed(token, passphrase, make_current=True) == (version, True)
     assert (b.current_version, b.open(blob, b"aad")) == (version, b"order 1001")
-    assert b.import_version_sealed(token, passphrase) == (version, False)  # idempotent
+    assert b.import_version_sealed(token, passphrase, make_current=True) == (version, False)
     assert Keyring.load(b.path).current_version == version  # persisted
+
+
+def test_an_imported_newer_version_becomes_current_only_when_asked(
+    hosts: tuple[Keyring, Keyring],
+) -> None:
+    """make_current=False adds the version for reading and keeps sealing under the current one."""
+    a, b = hosts
+    version = a.rotate()
+    passphrase = new_passphrase()
+    token = a.export_version_sealed(version, passphrase)
+    assert b.import_version_sealed(token, passphrase, make_current=False) == (version, True)
+    assert (b.versions, b.current_version) == ((1, 2), 1)
+    assert Keyring.load(b.path).current_version == 1
+    assert b.open(a.seal(b"order 1001", b"aad"), b"aad") == b"order 1001"
+    assert b.import_version_sealed(token, passphrase, make_current=True) == (version, False)
+    assert (b.current_version, Keyring.load(b.path).current_version) == (version, version)
+
+
+@pytest.mark.parametrize("version", [keyfile.MAX_VERSION + 1, 9_999_999_999])
+def test_an_export_of_a_version_past_uint32_is_refused_and_the_file_is_untouched(
+    hosts: tuple[Keyring, Keyring], version: int
+) -> None:
+    """A blob header holds the version as uint32: such a version would brick keyring.json."""
+    a, b = hosts
+    passphrase = new_passphrase()
+    export = KekExport(a.keyring_id, version, "2026-01-01T00:00:00+00:00", os.urandom(32))
+    before = b.path.read_bytes()
+    for make_current in (True, False):
+        with pytest.raises(KeyringError, match="from 1 to 4294967295"):
+            b.import_version_sealed(
+                seal_export(export, passphrase), passphrase, make_current=make_current
+            )
+    assert b.path.read_bytes() == before
+    assert Keyring.load(b.path).versions == (1,)
 
 
 def test_the_export_never_holds_the_key_in_clear(hosts: tuple[Keyring, Keyring]) -> None:
@@ -78,11 +113,11 @@ def test_a_wrong_passphrase_or_an_altered_export_is_one_opaque_error(
     passphrase = new_passphrase()
     token = a.export_version_sealed(version, passphrase)
     with pytest.raises(DecryptionError, match="does not open with this passphrase"):
-        b.import_version_sealed(token, new_passphrase())
+        b.import_version_sealed(token, new_passphrase(), make_current=True)
     parts = token.split(".")
     parts[3] = parts[3][:-2] + ("AA" if not parts[3].endswith("AA") else "BB")
     with pytest.raises(DecryptionError, match="does not open with this passphrase"):
-        b.import_version_sealed(".".join(parts), passphrase)
+        b.import_version_sealed(".".join(parts), passphrase, make_current=True)
     assert version not in b.versions
 
 
@@ -91,12 +126,16 @@ def test_another_deployments_export_and_a_diverged_version_are_refused(tmp_path:
     stranger = Keyring.create(tmp_path / "stranger.json")
     passphrase = new_passphrase()
     with pytest.raises(KeyringError, match="this host's keyring is"):
-        a.import_version_sealed(stranger.export_version_sealed(1, passphrase), passphrase)
+        a.import_version_sealed(
+            stranger.export_version_sealed(1, passphrase), passphrase, make_current=True
+        )
     b = Keyring.load(_copy_keyring(tmp_path / "a.json", tmp_path / "b"))
     a.rotate()
     b.rotate()  # each host rotated on its own: two different version-2 keys
     with pytest.raises(KeyringError, match="another key as KEK version 2"):
-        b.import_version_sealed(a.export_version_sealed(2, passphrase), passphrase)
+        b.import_version_sealed(
+            a.export_version_sealed(2, passphrase), passphrase, make_current=True
+        )
 
 
 @pytest.fixture
@@ -152,7 +191,7 @@ def test_rotation_on_one_host_is_detected_on_the_other_at_start_and_on_use(
     monkeypatch.setenv("INTERLOCK_DATA_DIR", str(b.data_dir))
     monkeypatch.setattr("sys.stdin", _Stdin(passphrase + "\n"))
     assert main(["keyring", "import-version", str(export)]) == 0
-    assert "KEK version 2 imported; current version 2" in capsys.readouterr().out
+    assert "KEK version 2 imported; it is now current" in capsys.readouterr().out
     deployment_b = open_deployment(b)
     try:
         vault_b = Vault(deployment_b.engine, deployment_b.keyring, audit=MemorySink())

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from interlock.actors import Operator
+from interlock.actors import Client, Operator
 from interlock.audit.sink import MemorySink
 from interlock.config.settings import Settings
 from interlock.errors import InvalidRequestError
+from interlock.secrets.errors import VersionConflictError
 from interlock.secrets.rotation import RotationEngine, StepName, due, overdue
 from interlock.secrets.rotation_lock import LockLostError, RotationLock, RotationLockedError, state
 from interlock.secrets.rotators.base import RotationError
@@ -268,3 +269,98 @@ def test_a_secret_without_a_rotator_cannot_be_rotated(
     with pytest.raises(InvalidRequestError, match="no rotator"):
         _engine(vault, deployment, MemoryRotator(target), sink).rotate("plain/secret")
     assert state(deployment.engine, "plain/secret") is None
+
+
+def test_a_write_made_during_a_rotation_stands_and_the_rotation_ends_in_a_conflict(
+    vault: Vault, deployment: Deployment, target: Target, sink: MemorySink
+) -> None:
+    """Promote no longer undoes it: the rotation's value is retired at the target instead."""
+    vault.policy.grant("order-sync", "erp/*", ["read", "write"])
+    client = Client("order-sync")
+    written: list[int] = []
+
+    def client_writes() -> None:
+        written.append(vault.write(NAME, b"written-by-client", actor=client, cas=1).version)
+
+    rotator = MemoryRotator(target, before_set=client_writes)
+    with pytest.raises(VersionConflictError, match="written while its rotation ran"):
+        _engine(vault, deployment, rotator, sink).rotate(NAME)
+    assert written == [3]
+    current, info = vault.read(NAME, actor=ADMIN)
+    assert (current.reveal(), info.version) == (b"written-by-client", 3)
+    assert [(v.version, v.stage) for v in vault.versions(NAME, actor=ADMIN)] == [
+        (1, "previous"),
+        (2, None),
+        (3, "current"),
+    ]
+    abandoned, _ = vault.read(NAME, actor=ADMIN, version=2)
+    assert not target.accepts(abandoned.reveal())  # set, then retired: not valid anywhere
+    assert state(deployment.engine, NAME) is None  # nothing left to resume
+    failures = [e.action for e in sink.entries if e.outcome.result == "failure"]
+    assert failures == ["secret.rotate.promote"]
+    assert vault.write(NAME, b"next", actor=client, cas=3).version == 4  # the client's own cas
+
+
+def test_promote_refuses_when_the_current_version_moved_past_the_pending_one(
+    vault: Vault,
+) -> None:
+    """A pending version is newer than the version current when it was staged."""
+    pending = vault.write(NAME, b"staged", actor=ADMIN, stage="pending").version
+    vault.write(NAME, b"written", actor=ADMIN)
+    with pytest.raises(VersionConflictError):
+        vault.promote(NAME, pending, actor=ADMIN)
+    assert vault.info(NAME, actor=ADMIN).current_version == pending + 1
+
+
+@pytest.mark.parametrize("how", ["delete", "destroy"])
+def test_the_previous_version_is_kept_until_the_rotation_has_retired_it(
+    vault: Vault, deployment: Deployment, target: Target, sink: MemorySink, how: str
+) -> None:
+    """Deleting or destroying it would leave the old credential valid at the target for good."""
+    engine = _engine(vault, deployment, MemoryRotator(target), sink)
+    engine.rotate(NAME)
+    remove = getattr(vault, how)
+    with pytest.raises(InvalidRequestError, match="rotate erp/api-key --force") as refused:
+        remove(NAME, [1], actor=ADMIN)
+    assert "is the previous version" in str(refused.value)
+    assert vault.read(NAME, actor=ADMIN, version=1)[0].reveal() == b"initial-value"
+    assert engine.rotate(NAME, force=True) == 3  # retires version 1 at the target first
+    assert not target.accepts(b"initial-value")
+    assert remove(NAME, [1], actor=ADMIN) == [1]
+
+
+def test_a_pending_version_is_kept_while_its_rotation_is_in_progress(
+    vault: Vault, deployment: Deployment, target: Target, sink: MemorySink
+) -> None:
+    """A rotation interrupted after create resumes with it; removing it would strand the rotation."""
+    with pytest.raises(RotationError):
+        _engine(vault, deployment, MemoryRotator(target, fail="set"), sink).rotate(NAME)
+    for remove in (vault.delete, vault.destroy):
+        with pytest.raises(InvalidRequestError, match="is pending"):
+            remove(NAME, [2], actor=ADMIN)
+    assert _engine(vault, deployment, MemoryRotator(target), sink).rotate(NAME) == 2
+
+
+def test_a_previous_version_destroyed_earlier_stops_the_rotation_with_the_fix_named(
+    vault: Vault, deployment: Deployment, target: Target, sink: MemorySink
+) -> None:
+    """Left by an older release: the target cannot be told, so the operator is, until --force."""
+    engine = _engine(vault, deployment, MemoryRotator(target), sink)
+    engine.rotate(NAME)
+    with deployment.engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE vault_versions SET value = NULL, destroyed_at = :t WHERE version = 1"),
+            {"t": datetime.now(UTC)},
+        )
+    with pytest.raises(RotationError, match="revoke it at the target by hand"):
+        engine.rotate(NAME)
+    later = datetime.now(UTC) + timedelta(days=2)
+    done = _engine(vault, deployment, MemoryRotator(target), sink, now=lambda: later).run_due()
+    assert done
+    assert {(d.name, d.action) for d in done} == {(NAME, "failed")}
+    assert all("revoke it at the target by hand" in (d.detail or "") for d in done)
+    assert engine.rotate(NAME, force=True) == 3
+    first = vault.versions(NAME, actor=ADMIN)[0]
+    assert (first.version, first.stage) == (1, None)
+    skipped = [e for e in sink.entries if e.action == "secret.rotate.retire"]
+    assert [(e.outcome.result, e.details["version"]) for e in skipped] == [("failure", 1)]

@@ -136,6 +136,22 @@ def test_pending_versions_are_not_served_until_promoted(vault: Vault) -> None:
         vault.read("svc/token", actor=ADMIN, stage="previous")
 
 
+def test_a_pending_version_is_not_served_to_clients(vault: Vault) -> None:
+    """Untested until its rotation promotes it: neither by stage nor by version number."""
+    vault.write("erp/k", b"current-value", actor=ADMIN)
+    vault.write("erp/k", b"pending-value", actor=ADMIN, stage="pending")
+    vault.policy.grant("order-sync", "erp/*", ["read"])
+    client = Client("order-sync")
+    with pytest.raises(NotFoundError, match="not served"):
+        vault.read("erp/k", actor=client, stage="pending")
+    with pytest.raises(NotFoundError, match="not served"):
+        vault.read("erp/k", actor=client, version=2)
+    assert vault.read("erp/k", actor=client)[0].reveal() == b"current-value"
+    assert vault.read("erp/k", actor=ADMIN, version=2)[0].reveal() == b"pending-value"
+    vault.promote("erp/k", 2, actor=ADMIN)
+    assert vault.read("erp/k", actor=client, version=2)[0].reveal() == b"pending-value"
+
+
 def test_soft_delete_undelete_and_destroy(vault: Vault, deployment: Deployment) -> None:
     """Deleted versions come back; destroyed ones are erased for good, their record kept."""
     vault.write("x/y", b"one", actor=ADMIN)
@@ -146,7 +162,8 @@ def test_soft_delete_undelete_and_destroy(vault: Vault, deployment: Deployment) 
     vault.undelete("x/y", [1], actor=ADMIN)
     assert vault.read("x/y", actor=ADMIN, version=1)[0].reveal() == b"one"
     vault.destroy("x/y", [1], actor=ADMIN)
-    vault.undelete("x/y", [1], actor=ADMIN)  # a destroyed version does not come back
+    with pytest.raises(InvalidRequestError, match="destroyed"):
+        vault.undelete("x/y", [1], actor=ADMIN)  # a destroyed version does not come back
     with pytest.raises(NotFoundError, match="destroyed"):
         vault.read("x/y", actor=ADMIN, version=1)
     with deployment.engine.connect() as connection:
@@ -161,6 +178,25 @@ def test_soft_delete_undelete_and_destroy(vault: Vault, deployment: Deployment) 
     ] == [True, False]
     with pytest.raises(NotFoundError, match="no version 9"):
         vault.delete("x/y", [9], actor=ADMIN)
+
+
+def test_undelete_restores_and_records_only_what_it_changed(vault: Vault, sink: MemorySink) -> None:
+    """A destroyed version is refused (nothing changes); one not deleted is no restore."""
+    for value in (b"one", b"two", b"three"):
+        vault.write("x/y", value, actor=ADMIN)
+    vault.destroy("x/y", [1], actor=ADMIN)
+    vault.delete("x/y", [2], actor=ADMIN)
+    before = len(sink.entries)
+    with pytest.raises(InvalidRequestError, match=r"version 1 of x/y was destroyed"):
+        vault.undelete("x/y", [1, 2], actor=ADMIN)
+    assert sink.entries[before:] == []
+    with pytest.raises(NotFoundError, match="deleted"):
+        vault.read("x/y", actor=ADMIN, version=2)  # all or nothing: 2 stays deleted
+    assert vault.undelete("x/y", [2, 3], actor=ADMIN) == [2]
+    assert [(e.action, e.details.get("version")) for e in sink.entries[before:]] == [
+        ("secret.undelete", 2)
+    ]
+    assert vault.read("x/y", actor=ADMIN, version=2)[0].reveal() == b"two"
 
 
 def test_access_policy_is_default_deny_and_path_scoped(vault: Vault, sink: MemorySink) -> None:

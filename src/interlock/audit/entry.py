@@ -32,6 +32,7 @@ from interlock.logs.redaction import redact_credentials
 
 __all__ = [
     "ENTRY_VERSION",
+    "MAX_DETAIL_TEXT",
     "AuditEntry",
     "Decision",
     "Outcome",
@@ -46,10 +47,12 @@ __all__ = [
 ]
 
 ENTRY_VERSION: Final = 1
+#: The longest text one ``details`` value may hold (callers truncate to it).
+MAX_DETAIL_TEXT: Final = 500
 _Short = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 _Text = Annotated[str, StringConstraints(max_length=2000)]
 _DetailValue = (
-    Annotated[str, StringConstraints(max_length=500)]
+    Annotated[str, StringConstraints(max_length=MAX_DETAIL_TEXT)]
     | Annotated[int, Field(ge=-(2**53) + 1, le=2**53 - 1)]
     | bool
 )
@@ -329,7 +332,7 @@ def _masked_details(
         kind = type(value)
         if kind is str:
             text: str = value  # type: ignore[assignment]
-            if len(text) > 500:
+            if len(text) > MAX_DETAIL_TEXT:
                 return None
             if text not in clean:
                 redacted = redact_credentials(text)

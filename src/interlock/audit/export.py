@@ -33,16 +33,11 @@ from interlock.audit.errors import AuditError
 from interlock.audit.proofs import ProofReader
 from interlock.audit.schema import BODIES, LEAVES
 from interlock.audit.storage import LogStore
+from interlock.proofs.export_format import CSV_COLUMNS, FORMAT, csv_row
 from interlock.proofs.rfc9162 import inclusion_path
 
 __all__ = ["CSV_COLUMNS", "FORMAT", "ExportReport", "export_log"]
 
-FORMAT: Final = "interlock-audit-export/1"
-CSV_COLUMNS: Final = (
-    "index", "time", "actor", "action", "integration", "source", "target", "data_categories",
-    "records", "bytes", "result", "status", "correlation_id", "reason", "leaf_hash", "proof",
-    "entry",
-)  # fmt: skip
 _CHUNK: Final = 500
 
 
@@ -98,7 +93,10 @@ def export_log(
                     "proof": proof,
                 }
                 if writer is not None:
-                    writer.writerow(_csv_row(record))
+                    fields = {} if body is None else decode_entry(body.encode())
+                    writer.writerow(
+                        csv_row(record["index"], record["leaf_hash"], proof, body, fields)
+                    )
                 else:
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
     return ExportReport(latest.size, latest.note, entries, pruned)
@@ -127,27 +125,3 @@ def _chunks(
             return
         yield list(rows)
         after = rows[-1].idx
-
-
-def _csv_row(record: dict[str, Any]) -> list[object]:
-    fields: dict[str, Any] = decode_entry(record["entry"].encode()) if record["entry"] else {}
-    volume, outcome = fields.get("volume") or {}, fields.get("outcome") or {}
-    return [
-        record["index"],
-        fields.get("time", ""),
-        fields.get("actor", ""),
-        fields.get("action", ""),
-        fields.get("integration") or "",
-        fields.get("source") or "",
-        fields.get("target") or "",
-        " ".join(fields.get("data_categories", [])),
-        volume.get("records", ""),
-        volume.get("bytes", ""),
-        outcome.get("result", "pruned" if not fields else ""),
-        "" if outcome.get("status") is None else outcome["status"],
-        fields.get("correlation_id") or "",
-        fields.get("reason") or "",
-        record["leaf_hash"],
-        " ".join(record["proof"]),
-        record["entry"] or "",
-    ]

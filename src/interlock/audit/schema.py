@@ -20,6 +20,10 @@ right. Every table is insert-only:
 Triggers enforce this for every connection (SQLite and PostgreSQL); on
 PostgreSQL :func:`grant_roles` also gives the application role only INSERT and
 SELECT, and a maintenance role DELETE on ``audit_bodies`` and ``audit_search`` besides.
+
+No column holding an entry's index takes a value below 0: CHECK constraints
+``<table>_<column>_nonnegative`` (:data:`INDEXED`), which a log made before them
+gains when a role with DDL rights opens it (on SQLite, as triggers of the same names).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Final
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     Connection,
     Engine,
@@ -57,6 +62,7 @@ __all__ = [
     "CHECKPOINTS",
     "CORRELATION_BLOCK",
     "COSIGNATURES",
+    "INDEXED",
     "KEYS",
     "LEAVES",
     "METADATA",
@@ -72,6 +78,14 @@ __all__ = [
 
 METADATA: Final = MetaData()
 
+
+def _nonnegative(table: str, *columns: str) -> tuple[CheckConstraint, ...]:
+    # An index below 0 is no entry of the log; verify reads the leaves from 0 up, so
+    # a row there would never be compared with anything (an insider with INSERT only
+    # could plant one for `audit search` to show).
+    return tuple(CheckConstraint(f"{c} >= 0", name=f"{table}_{c}_nonnegative") for c in columns)
+
+
 LEAVES: Final = Table(
     "audit_leaves",
     METADATA,
@@ -79,12 +93,14 @@ LEAVES: Final = Table(
     Column("leaf_hash", LargeBinary(32), nullable=False),
     Column("time_us", BigInteger, nullable=False),  # entry time, µs since the epoch (UTC)
     Column("integration", String(200), nullable=True),
+    *_nonnegative("audit_leaves", "idx"),
 )
 BODIES: Final = Table(
     "audit_bodies",
     METADATA,
     Column("idx", BigInteger, ForeignKey("audit_leaves.idx"), primary_key=True),
     Column("body", LargeBinary, nullable=False),
+    *_nonnegative("audit_bodies", "idx"),
 )
 NODES: Final = Table(
     "audit_nodes",
@@ -92,6 +108,7 @@ NODES: Final = Table(
     Column("level", SmallInteger, primary_key=True, autoincrement=False),
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
     Column("hash", LargeBinary(32), nullable=False),
+    *_nonnegative("audit_nodes", "idx"),
 )
 CHECKPOINTS: Final = Table(
     "audit_checkpoints",
@@ -115,6 +132,7 @@ PRUNED: Final = Table(
     METADATA,
     Column("idx", BigInteger, ForeignKey("audit_leaves.idx"), primary_key=True),
     Column("prune_idx", BigInteger, nullable=False),  # the log entry that records the prune
+    *_nonnegative("audit_pruned", "idx", "prune_idx"),
 )
 KEYS: Final = Table(
     "audit_keys",
@@ -164,6 +182,7 @@ SEARCH: Final = Table(
     Index("audit_search_client", "client", "time_us", "idx"),
     Index("audit_search_integration", "integration", "time_us", "idx"),
     Index("audit_search_action", "action", "time_us", "idx"),
+    *_nonnegative("audit_search", "idx"),
 )
 # Backfill progress: every body with an index below ``upto`` has its search row;
 # ``target`` is the log's size when the index was created (entries from there on
@@ -175,6 +194,16 @@ SEARCH_BACKFILL: Final = Table(
     Column("target", BigInteger, nullable=False),
     Column("created_us", BigInteger, nullable=False),
 )
+#: The columns that hold an entry's index: each has a CHECK (``<table>_<column>_nonnegative``).
+INDEXED: Final = (
+    LEAVES.c.idx,
+    BODIES.c.idx,
+    NODES.c.idx,
+    PRUNED.c.idx,
+    PRUNED.c.prune_idx,
+    SEARCH.c.idx,
+)
+_GUARDS: Final = frozenset(f"{c.table.name}_{c.name}_nonnegative" for c in INDEXED)
 #: The tables whose rows retention pruning deletes (only rows recorded in ``audit_pruned``).
 PRUNABLE: Final = ("audit_bodies", "audit_search")
 
@@ -207,6 +236,14 @@ _SQLITE_TRIGGERS: Final = [
             "WHEN NOT EXISTS (SELECT 1 FROM audit_pruned WHERE audit_pruned.idx = OLD.idx) "
             "BEGIN SELECT RAISE(ABORT, 'an audit body may be deleted only once pruned'); END",
         )
+    ),
+    # The CHECK constraints as triggers: SQLite cannot add a constraint to a table, so
+    # a log made before them gets these (a new one has both).
+    *(
+        f"CREATE TRIGGER IF NOT EXISTS {c.table.name}_{c.name}_nonnegative BEFORE INSERT "
+        f"ON {c.table.name} WHEN NEW.{c.name} < 0 "
+        f"BEGIN SELECT RAISE(ABORT, '{c.table.name}.{c.name} is never below 0'); END"
+        for c in INDEXED
     ),
 ]
 
@@ -265,6 +302,7 @@ def ensure_schema(engine: Engine) -> None:
     """
     if set(inspect(engine).get_table_names()) >= set(METADATA.tables):
         _upgrade_search_indexes(engine)
+        _upgrade_index_guards(engine)
         return
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
@@ -277,6 +315,7 @@ def ensure_schema(engine: Engine) -> None:
         _create_triggers(connection)
         if fresh:
             _record_backfill_target(connection)
+    _upgrade_index_guards(engine)  # tables of an older release kept theirs
 
 
 #: The correlation-id index of the first layout: (correlation_id, time_us, idx).
@@ -306,6 +345,49 @@ def _upgrade_search_indexes(engine: Engine) -> None:
             connection.exec_driver_sql(f"DROP INDEX IF EXISTS {_OLD_CORRELATION_INDEX}")
     except ProgrammingError as exc:  # PostgreSQL: not the tables' owner
         _log.warning("audit_search_index_not_upgraded", error=type(exc.orig).__name__)
+
+
+def _upgrade_index_guards(engine: Engine) -> None:
+    """Give a log made before the ``*_nonnegative`` CHECK constraints its guards, if allowed.
+
+    PostgreSQL: the constraints, ``NOT VALID`` (new rows are checked at once, without a
+    scan of the existing ones under an exclusive lock: those are ``audit verify``'s to
+    check). SQLite: the equivalent triggers. A read of the catalogue when they are in
+    place; a role without DDL rights leaves the log as it is, with a warning.
+    """
+    with engine.connect() as connection:
+        if _guard_names(connection) >= _GUARDS:
+            return
+    try:
+        with engine.begin() as connection:
+            if engine.dialect.name != "postgresql":
+                _create_triggers(connection)
+                return
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext('interlock-audit-ddl'))")
+            )
+            present = _guard_names(connection)  # another process may have added them
+            for column in INDEXED:
+                name = f"{column.table.name}_{column.name}_nonnegative"
+                if name not in present:
+                    connection.exec_driver_sql(
+                        f"ALTER TABLE {column.table.name} ADD CONSTRAINT {name} "
+                        f"CHECK ({column.name} >= 0) NOT VALID"
+                    )
+    except ProgrammingError as exc:  # PostgreSQL: not the tables' owner
+        _log.warning("audit_index_guards_not_added", error=type(exc.orig).__name__)
+
+
+def _guard_names(connection: Connection) -> set[str]:
+    """The names of the schema's CHECK constraints (PostgreSQL) or triggers (SQLite)."""
+    if connection.dialect.name == "postgresql":
+        query = text(
+            "SELECT conname FROM pg_constraint "
+            "WHERE connamespace = current_schema()::regnamespace AND contype = 'c'"
+        )
+    else:
+        query = text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+    return set(connection.execute(query).scalars())
 
 
 def _index_names(engine: Engine) -> set[str]:

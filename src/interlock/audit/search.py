@@ -6,8 +6,9 @@ search is a range scan of one index, newest first, stopping at ``limit``; a
 correlation id is looked up in each block of its block-keyed index
 (:data:`~interlock.audit.schema.CORRELATION_BLOCK` entries a block) and its
 few matches put in order — never a pass over the bodies. It covers the tree
-of the latest signed head, so every hit can be proven against it
-(``proofs=True``: the RFC 9162 inclusion proof of each).
+of the latest signed head (no index row outside ``[0, size)`` is read), so
+every hit can be proven against it (``proofs=True``: the RFC 9162 inclusion
+proof of each).
 
 The index is not itself hashed, so each hit is checked against its entry:
 the body must hash to the stored leaf and say what the index row says; a
@@ -98,14 +99,14 @@ def search(store: LogStore, query: SearchQuery, *, proofs: bool = False) -> Sear
     if not 0 < query.limit <= MAX_LIMIT:
         raise ValueError(f"the limit is between 1 and {MAX_LIMIT}")
     with store.engine.connect() as connection:
-        postgresql = connection.dialect.name == "postgresql"
-        statement = _statement(query, _last_block(connection), postgresql=postgresql)
-        rows = connection.execute(statement).all()
-        # Read after the rows: the head of the transaction that appended the newest
-        # of them, or a later one, so every hit is in its tree.
         latest = _latest(connection)
         if latest is None:
             return SearchResult((), 0, None, truncated=False, pruned=0, backfill_pending=0)
+        postgresql = connection.dialect.name == "postgresql"
+        # Only the rows of the head's tree: those of a later batch wait for its head, and
+        # no row outside [0, size) is an entry (a row planted there is never a hit).
+        statement = _statement(query, latest.size, postgresql=postgresql)
+        rows = connection.execute(statement).all()
         truncated = len(rows) > query.limit
         rows = rows[: query.limit]
         hits = [_hit(row) for row in rows]
@@ -129,15 +130,14 @@ def _latest(connection: Connection) -> StoredCheckpoint | None:
     return None if row is None else StoredCheckpoint(row.size, bytes(row.root), row.note)
 
 
-def _last_block(connection: Connection) -> int:
-    """The block of the newest index row (-1: none); a look-up of the largest key."""
-    last = connection.execute(select(func.max(SEARCH.c.idx))).scalar()
-    return -1 if last is None else int(last) // CORRELATION_BLOCK
-
-
-def _statement(query: SearchQuery, last_block: int = 0, *, postgresql: bool = False) -> Any:
-    conditions = []
+def _statement(query: SearchQuery, size: int, *, postgresql: bool = False) -> Any:
+    """The rows matching ``query`` among entries ``[0, size)``, newest first."""
+    # Unary + keeps this bound from choosing the plan: SQLite would read a range of the
+    # rowid (audit_search.idx), then sort, instead of the filter's index in order.
+    indexed: ColumnElement[int] = literal_column("+audit_search.idx", BigInteger)
+    conditions: list[ColumnElement[bool]] = [indexed.between(0, size - 1)]
     if query.correlation_id is not None:
+        last_block = (size - 1) // CORRELATION_BLOCK
         # One probe of the block-keyed index per block up to ``last_block``; the few
         # rows an id matches are then put in order. PostgreSQL probes an array of the
         # blocks (= ANY); SQLite a list the query makes itself (a recursive CTE).

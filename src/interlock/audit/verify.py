@@ -11,6 +11,12 @@ In one pass over the entries, in order:
 * witnessed tree heads (copies kept outside the database) are signed by the
   same key and agree with the log, so even a consistent rewrite of the whole
   database is caught; a tree head larger than the log means a truncated tail;
+* an empty log passes only when nothing says it held entries: a pinned key
+  (``trusted``) must be in it, and a witnessed tree head means it was emptied;
+* no table holds a row below index 0, nor a body, search row or prune record
+  for an index without a leaf: such rows are no entries of the log, whatever
+  they hold (the schema's CHECK constraints refuse them; an older log's may
+  predate them);
 * every kept witness cosignature (C2SP tlog-cosignature) is on a stored tree
   head and, when that witness's key is given, verifies under it; the report
   says which tree heads each witness cosigned.
@@ -27,14 +33,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, and_, or_, select
+from sqlalchemy import Connection, Engine, and_, exists, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from interlock.audit.entry import decode_entry
 from interlock.audit.errors import AuditVerificationError
 from interlock.audit.frontier import Frontier, Node
 from interlock.audit.keys import log_verifier
-from interlock.audit.schema import BODIES, LEAVES, NODES, PRUNED
+from interlock.audit.schema import BODIES, INDEXED, LEAVES, NODES, PRUNED, SEARCH
 from interlock.audit.storage import LogStore, StoredCheckpoint
 from interlock.proofs.checkpoint import open_checkpoint
 from interlock.proofs.cosignature import CosignatureVerifier
@@ -106,9 +112,8 @@ def verify_log(
     store = LogStore(engine)
     own = log_verifier(engine)
     if own is None:
-        if store.size() == 0:
-            return VerifyReport("", 0, 0, 0, 0, 0)
-        raise _fail("the log has entries but no checkpoint key", 0)
+        _keyless(store.size(), trusted=bool(trusted), witnessed=bool(witnessed))
+        return VerifyReport("", 0, 0, 0, 0, 0)
     if trusted and own not in trusted:
         raise _fail("the log's checkpoint key is not the trusted key (was the log replaced?)", None)
     keys = list(trusted) or [own]
@@ -141,6 +146,11 @@ def verify_log(
         ) from None
     stored += _heads_since(store, stored, state, keys, own.name)
     _finish(state, max((r.size for r in stored), default=0))
+    try:
+        with engine.connect() as connection:
+            _strays(connection)
+    except SQLAlchemyError as exc:
+        raise _fail(f"the audit database cannot be read ({type(exc).__name__})", None) from None
     notes = {row.size: row.note for row in stored}
     return VerifyReport(
         own.name,
@@ -151,6 +161,21 @@ def verify_log(
         sum(len(v) for v in state.pruned_by.values()),
         _cosigned(store, notes, cosigners),
     )
+
+
+def _keyless(size: int, *, trusted: bool, witnessed: bool) -> None:
+    """A log without a key is empty, and nothing outside it says it ever held entries."""
+    if size:
+        raise _fail("the log has entries but no checkpoint key", 0)
+    if trusted:
+        raise _fail("the log has no checkpoint key but one is pinned (was the log replaced?)", None)
+    if witnessed:
+        # Only this log's key can have signed the witnessed head: it held entries.
+        raise _fail(
+            "the log is empty but a tree head of it was witnessed (entries were truncated, "
+            "or the log replaced)",
+            0,
+        )
 
 
 def _check_head(row: StoredCheckpoint, keys: Sequence[NoteVerifier], origin: str) -> None:
@@ -249,6 +274,35 @@ def _stream(connection: Connection, state: _State) -> None:
         nodes = _stored_nodes(connection, start, rows[-1].idx + 1)
         for row in rows:
             _leaf(state, row, nodes)
+
+
+def _strays(connection: Connection) -> None:
+    """No row lies below index 0, and every body, search row and prune record has its leaf.
+
+    The stream reads the leaves from index 0 up, so rows outside them are never
+    compared with anything, yet ``audit search`` or a reader of the tables would
+    show them. (Rows of a batch committed after the stream have their leaf.)
+    """
+    for column in INDEXED:
+        below = connection.execute(
+            select(func.count()).select_from(column.table).where(column < 0)
+        ).scalar_one()
+        if below:
+            raise _fail(
+                f"{column.table.name} holds rows below index 0 ({below} in {column.name}): "
+                "no entry of the log is there (planted?)",
+                None,
+            )
+    for table in (BODIES, SEARCH, PRUNED):
+        leaf = exists().where(LEAVES.c.idx == table.c.idx)
+        orphans = connection.execute(
+            select(func.count()).select_from(table).where(~leaf)
+        ).scalar_one()
+        if orphans:
+            raise _fail(
+                f"{table.name} holds rows for entries the log does not have ({orphans}; planted?)",
+                None,
+            )
 
 
 def _stored_nodes(connection: Connection, start: int, end: int) -> dict[tuple[int, int], bytes]:

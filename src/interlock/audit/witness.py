@@ -32,13 +32,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final, Protocol
 
-from interlock.audit.errors import AuditError
+from interlock.audit.errors import AuditError, AuditVerificationError
 from interlock.logs import get_logger
 from interlock.outbound import Timeouts, outbound_client, read_capped
 from interlock.proofs.cosignature import Cosignature, CosignatureVerifier
 from interlock.proofs.errors import CheckpointError
 
-__all__ = ["FileWitness", "HttpsWitness", "Witness", "WitnessPublisher", "read_witness_file"]
+__all__ = [
+    "FileWitness",
+    "HttpsWitness",
+    "Witness",
+    "WitnessPublisher",
+    "configured_witness",
+    "read_witness_file",
+]
 
 _log = get_logger("interlock.audit")
 MAX_WITNESS_FILE: Final = 64 * 1024
@@ -123,6 +130,30 @@ def read_witness_file(path: Path) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise AuditError(f"{path}: the witness file is not UTF-8") from None
+
+
+def configured_witness(path: Path | None, size: int) -> list[str]:
+    """The tree head the configured witness file holds, for ``verify_log(witnessed=...)``.
+
+    ``size`` is the log's. No file configured: none. A configured file that is
+    missing while the log holds entries is a verification failure: deleting
+    the file must not switch the check off (a rolled-back log would verify). A
+    file newly configured for a log that already holds entries is written with
+    the next tree head the gateway signs (after its next batch, or its
+    heartbeat); until then verification fails, naming the file.
+    """
+    if path is None:
+        return []
+    if not path.exists():
+        if size == 0:
+            return []
+        raise AuditVerificationError(
+            f"the configured witness file {path} is missing, but the log holds {size} entries "
+            "(deleted? a newly configured witness file is written with the next tree head "
+            "the gateway signs)",
+            None,
+        )
+    return [read_witness_file(path)]
 
 
 class HttpsWitness:

@@ -2,7 +2,8 @@
 
 ``audit_trail`` (the deployment): :func:`interlock.audit.verify.verify_log`,
 exactly as ``interlock audit verify`` runs it (the configured witness file and
-witness key included), must pass, and the newest signed tree head must be
+witness key included; a configured witness file that is missing fails once the
+log holds entries), must pass, and the newest signed tree head must be
 younger than :func:`checkpoint_limit`: twice ``INTERLOCK_AUDIT_CHECKPOINT_SECONDS``
 (a running gateway signs one at least every period, so two periods tolerate one
 missed beat), or 24 hours when that setting is 0 (heads only per batch). An
@@ -30,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from interlock.audit.errors import AuditVerificationError
 from interlock.audit.storage import LogStore, create_audit_engines
 from interlock.audit.verify import verify_log
-from interlock.audit.witness import read_witness_file
+from interlock.audit.witness import configured_witness
 from interlock.check.results import Finding
 from interlock.config.settings import Settings
 from interlock.crypto import Keyring
@@ -74,12 +75,9 @@ def audit_findings(settings: Settings, now: datetime) -> list[Finding]:
 
 def _audit(store: LogStore, settings: Settings, now: datetime) -> Finding:
     item = "audit_trail"
-    witnessed = []
-    witness_file = settings.audit_witness_file
     cosigners: list[CosignatureVerifier] = []
     try:
-        if witness_file is not None and witness_file.exists():
-            witnessed.append(read_witness_file(witness_file))
+        witnessed = configured_witness(settings.audit_witness_file, store.size())
         if settings.audit_witness_key is not None:
             cosigners.append(CosignatureVerifier.parse(settings.audit_witness_key))
         report = verify_log(store.engine, witnessed=witnessed, cosigners=cosigners)

@@ -274,19 +274,18 @@ def verify(
     Also lists, per witness, the tree heads it cosigned (checked under its key).
     """
     from interlock.audit.verify import verify_log
-    from interlock.audit.witness import read_witness_file
+    from interlock.audit.witness import configured_witness, read_witness_file
 
     current = settings()
-    files = list(witness or [])
-    if not files and current.audit_witness_file is not None and current.audit_witness_file.exists():
-        files = [current.audit_witness_file]
-    notes = [read_witness_file(path) for path in files]
+    notes = [read_witness_file(path) for path in witness or []]
     keys = list(witness_key or [])
     if not keys and current.audit_witness_key is not None:
         keys = [current.audit_witness_key]
     cosigners = [_cosigner(text) for text in keys]
     store = log_store(current)
     try:
+        if not witness:  # a missing configured file fails once the log holds entries
+            notes = configured_witness(current.audit_witness_file, store.size())
         report = verify_log(
             store.engine, trusted=_verifier(key), witnessed=notes, cosigners=cosigners
         )

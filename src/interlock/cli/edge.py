@@ -86,7 +86,10 @@ def nginx(  # noqa: PLR0917  (typer maps each parameter to an option)
     ] = True,
     crl: Annotated[
         Path | None,
-        typer.Option(help="A CRL file covering every CA of the chain (nginx checks them all)."),
+        typer.Option(
+            help="A CRL file covering every CA of the chain (nginx checks them all); "
+            "write it again and reload nginx at least every 12 hours."
+        ),
     ] = None,
     workers: Annotated[str, typer.Option(help="nginx worker_processes.")] = "auto",
     user: Annotated[str | None, typer.Option(help="The user nginx's workers run as.")] = None,

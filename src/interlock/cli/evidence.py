@@ -78,8 +78,6 @@ RECORDED: Final = frozenset(
         ("audit", "prune"),
     }
 )
-_MAX_ARGS: Final = 500
-_MAX_NOTE: Final = 1000
 Detail = str | int | bool
 _noted: ContextVar[dict[str, Detail] | None] = ContextVar("interlock_admin_result", default=None)
 
@@ -90,8 +88,7 @@ def note_result(**fields: Detail) -> None:
     if noted is None:
         noted = {}
         _noted.set(noted)
-    for name, value in fields.items():
-        noted[name] = value[:_MAX_NOTE] if isinstance(value, str) else value
+    noted.update(fields)  # texts are cut to the entry's limit when it is recorded
 
 
 def admin_action(args: Sequence[str]) -> tuple[str, str] | None:
@@ -128,20 +125,26 @@ def record_admin_action(settings: Settings, args: Sequence[str], status: int) ->
     found = admin_action(args)
     if found is None:
         return None
-    from interlock.audit.entry import AuditEntry, Outcome
+    from interlock.audit.entry import MAX_DETAIL_TEXT, AuditEntry, Outcome
     from interlock.audit.service import AuditLog
     from interlock.store import open_deployment
 
     action, command_line = found
     noted = _noted.get() or {}
     _noted.set(None)
-    details: dict[str, Detail] = {**noted, "command": command_line[:_MAX_ARGS]}
-    entry = AuditEntry(
-        actor=admin_actor().label,
-        action=action,
-        outcome=Outcome(result="success" if status == 0 else "failure", status=status),
-        details=details,
-    )
+    details = {
+        name: value[:MAX_DETAIL_TEXT] if isinstance(value, str) else value
+        for name, value in {**noted, "command": command_line}.items()
+    }
+    try:
+        entry = AuditEntry(
+            actor=admin_actor().label,
+            action=action,
+            outcome=Outcome(result="success" if status == 0 else "failure", status=status),
+            details=details,
+        )
+    except ValueError as exc:  # pydantic's ValidationError: a noted field the entry refuses
+        return f"{action} ran but is not on the audit trail: {_refusal(exc)}"
     try:
         deployment = open_deployment(settings)
         try:
@@ -155,3 +158,13 @@ def record_admin_action(settings: Settings, args: Sequence[str], status: int) ->
     except InterlockError as exc:
         return f"{action} ran but is not on the audit trail: {exc.message}"
     return None
+
+
+def _refusal(error: ValueError) -> str:
+    """What the entry model refused, in one line, without the refused value."""
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError) and error.errors():
+        first = error.errors()[0]
+        return f"the entry's {'.'.join(map(str, first['loc']))}: {first['msg']}"
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -146,21 +146,38 @@ def export_version(
 @app.command("import-version")
 def import_version(
     file: Annotated[Path, typer.Argument(help="A file from `interlock keyring export-version`.")],
+    make_current: Annotated[
+        bool,
+        typer.Option(
+            "--make-current/--keep-current",
+            help="Whether a version newer than the current one becomes current (new data "
+            "keys wrapped under it), as it is on the host that rotated; --keep-current "
+            "adds it for reading only.",
+        ),
+    ] = True,
 ) -> None:
     """Add the KEK version sealed in FILE; the passphrase is read from standard input."""
     token = read_small_file(file, _MAX_EXPORT).decode("ascii", "replace")
     passphrase = _passphrase()
     keyring = open_keyring(settings())
     try:
-        version, added = keyring.import_version_sealed(token, passphrase)
+        before = keyring.current_version
+        version, added = keyring.import_version_sealed(token, passphrase, make_current=make_current)
         current = keyring.current_version
     finally:
         keyring.close()
-    note_result(version=version, added=added)
-    if not added:
-        typer.echo(f"KEK version {version} was already held (the same key); nothing changed")
-        return
-    typer.echo(f"KEK version {version} imported; current version {current}")
+    note_result(version=version, added=added, current=current)
+    held = (
+        f"KEK version {version} imported"
+        if added
+        else f"KEK version {version} was already held (the same key)"
+    )
+    if current != before:
+        typer.echo(f"{held}; it is now current (new data keys are wrapped under it)")
+    elif added:
+        typer.echo(f"{held}; version {current} stays current (new data keys are wrapped under it)")
+    else:
+        typer.echo(f"{held}; nothing changed")
 
 
 def _passphrase() -> str:

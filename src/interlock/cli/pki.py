@@ -247,10 +247,11 @@ def list_certificates(
 def crl(
     out: Annotated[Path, typer.Option("--out", help="Where to write the PEM CRL (replaced).")],
 ) -> None:
-    """Write the current CRL (signed by the issuing CA, valid one day)."""
+    """Write the current CRLs (one per intermediate in use, each valid one day)."""
     with _pki() as pki:
-        data = pki.crl_pem()
+        lists = pki.crls()
         count = len(pki.revoked_serials())
+    data = b"".join(lists)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         tmp.write_bytes(data)
@@ -258,7 +259,10 @@ def crl(
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise InvalidRequestError(f"cannot write {out}: {exc.strerror}") from None
-    typer.echo(f"wrote {out}: {count} revoked certificate(s), next update in 1 day")
+    typer.echo(
+        f"wrote {out}: {len(lists)} list(s), {count} revoked certificate(s); "
+        "they expire in 1 day: write them again well before"
+    )
 
 
 @app.command("export-root")
@@ -297,7 +301,12 @@ def renew_intermediate() -> None:
     with _pki() as pki:
         pki.renew_issuing()
         typer.echo(f"new issuing CA {_subject_of(pki.chain_pem())}")
-        typer.echo("Certificates issued before keep their chain and stay valid.")
+    typer.echo(
+        "Certificates issued before keep their chain and stay valid: the previous CA signs "
+        "their CRL until the last of them expires (a running gateway loads it within a "
+        "second). Relying parties that load CRL files need every list: GET /pki/crl/all.pem "
+        "or `interlock pki crl`."
+    )
 
 
 # -- helpers -----------------------------------------------------------------

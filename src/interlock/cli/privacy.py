@@ -81,7 +81,7 @@ def drift(
 
 
 def _report(manifest: Path | None, since: str) -> DriftReport:
-    from interlock.audit.witness import read_witness_file
+    from interlock.audit.witness import configured_witness
     from interlock.cli.audit import log_store
     from interlock.config.loader import load_manifest
     from interlock.privacy.drift import find_drift
@@ -94,10 +94,9 @@ def _report(manifest: Path | None, since: str) -> DriftReport:
         raise InvalidRequestError(f"--since: {since!r} is not a positive duration")
     current = settings()
     declared = load_manifest(manifest or current.manifest)
-    witness = current.audit_witness_file
-    witnessed = [read_witness_file(witness)] if witness is not None and witness.exists() else []
     store = log_store(current)
     try:
+        witnessed = configured_witness(current.audit_witness_file, store.size())
         return find_drift(store.engine, declared, since=period, witnessed=witnessed)
     finally:
         store.dispose()

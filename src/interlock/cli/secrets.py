@@ -54,7 +54,12 @@ def _read_value(name: str) -> bytes:
     if sys.stdin.isatty():
         value = getpass.getpass(f"value for {name}: ").encode()
     else:
-        value = sys.stdin.buffer.read(MAX_SECRET_BYTES + 1)
+        # The largest value, one final line break ("\r\n" at most) and one byte more,
+        # to tell a stream that goes on: stripping the break of a stream cut off
+        # right after it would store a truncated value without a word.
+        value = sys.stdin.buffer.read(MAX_SECRET_BYTES + len(b"\r\n") + 1)
+        if len(value) > MAX_SECRET_BYTES + len(b"\r\n"):
+            raise InvalidRequestError(f"a secret is at most {MAX_SECRET_BYTES} bytes")
         if value.endswith(b"\n"):  # what `echo` and here-strings add
             value = value[:-1].removesuffix(b"\r")
     if not value:
@@ -269,7 +274,15 @@ def undelete(name: _Name, version: _Versions) -> None:
     """Restore soft-deleted versions of NAME."""
     with open_vault() as vault:
         done = vault.undelete(name, version, actor=admin_actor())
-    typer.echo(f"restored version {', '.join(map(str, done))} of secret://{name}")
+    if done:
+        typer.echo(f"restored version {', '.join(map(str, done))} of secret://{name}")
+    unchanged = sorted(set(version) - set(done))
+    if unchanged:
+        were = "was" if len(unchanged) == 1 else "were"
+        typer.echo(
+            f"version {', '.join(map(str, unchanged))} of secret://{name} {were} not deleted; "
+            "nothing changed"
+        )
 
 
 @app.command("destroy")

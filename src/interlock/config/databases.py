@@ -28,7 +28,6 @@ driver), so no text of the manifest reaches the server as SQL.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
+from interlock.config.remote_tls import is_loopback
 from interlock.config.units import Duration
 from interlock.config.vocabulary import (
     DataCategory,
@@ -91,17 +91,6 @@ SLOTS: Final = ("a", "b")
 def sql_name(name: str) -> str:
     """A manifest name (``crm-sync``) as a database identifier part (``crm_sync``)."""
     return name.replace("-", "_")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a Unix socket path or a loopback address (never a DNS name but
-    ``localhost``: a name can be made to resolve elsewhere)."""
-    if host.startswith("/") or host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class DatabaseSystem(_Model):

@@ -49,6 +49,9 @@ _CREDENTIALS: Final = frozenset({"apikey", "x-apikey", "x-session-id"})
 _SET_BY_INTERLOCK: Final = frozenset({"host", "content-length", "forwarded", "x-request-id"})
 # The body goes upstream as Interlock read (and checked) it: decoded, never re-encoded.
 _NOT_FORWARDED: Final = frozenset({"content-encoding", "via"})
+# Interlock sends the upstream one derived per client (gateway/stages/idempotency.py):
+# under the system's one credential, a caller's own key would meet another caller's.
+_PER_CLIENT: Final = frozenset({"idempotency-key"})
 # Method overrides and URL rewrites (Symfony, Laravel, IIS, Spring, Rails honour these).
 _REWRITES: Final = frozenset(
     {
@@ -123,6 +126,12 @@ _RULES: Final[tuple[tuple[tuple[Direction, ...], Callable[[str], bool], str], ..
         ("forward",),
         _NOT_FORWARDED.__contains__,
         "describes the caller's own connection or encoding, not the body Interlock forwards",
+    ),
+    (
+        ("forward",),
+        _PER_CLIENT.__contains__,
+        "is sent by Interlock, derived per client: every caller shares the system's "
+        "credential upstream, so a caller's own key would meet another caller's",
     ),
     (("forward",), _REWRITES.__contains__, "changes the method or URL the upstream acts on"),
     (

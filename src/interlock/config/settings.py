@@ -5,7 +5,9 @@ log; *what* is connected lives in the manifest. No setting holds a secret: a
 database URL with a password in it is refused, because environment variables
 leak into process listings, crash reports and child processes. Use the
 database's own mechanisms instead (a ``.pgpass`` file, peer or certificate
-authentication) until the vault can supply credentials.
+authentication) until the vault can supply credentials. A database or Redis
+on another host is reached over verified TLS or the URL is refused at load
+(:mod:`interlock.config.remote_tls`): ``sslmode=verify-full``, ``rediss://``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from interlock.config.remote_tls import check_database_tls, check_redis_tls
 from interlock.config.units import Rate, RateValue
 from interlock.config.urls import credential_in_url
 from interlock.errors import ConfigError
@@ -68,11 +71,17 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL of the main store; default: SQLite file in the data dir.",
+        description=(
+            "SQLAlchemy URL of the main store; default: SQLite file in the data dir. "
+            "Another host than loopback needs sslmode=verify-full."
+        ),
     )
     audit_database_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL of the audit log; default: its own SQLite file.",
+        description=(
+            "SQLAlchemy URL of the audit log; default: its own SQLite file. "
+            "Another host than loopback needs sslmode=verify-full."
+        ),
     )
     manifest: Path = Field(
         default=Path("interlock.yaml"), description="The manifest the gateway serves."
@@ -178,7 +187,11 @@ class Settings(BaseSettings):
         description="Store client IP addresses in the audit log as keyed pseudonyms only.",
     )
     redis_url: str | None = Field(
-        default=None, description="Redis for shared limits and replay state (optional)."
+        default=None,
+        description=(
+            "Redis for shared limits and replay state (optional); another host than "
+            "loopback needs rediss:// (verified TLS)."
+        ),
     )
     rate_limit_failure: Literal["closed", "open"] = Field(
         default="closed",
@@ -459,11 +472,15 @@ class Settings(BaseSettings):
                 "the URL contains a password; secrets are never accepted in settings "
                 "(use Redis ACLs with TLS client certificates)"
             )
+        try:
+            check_redis_tls(value)
+        except ConfigError as refused:
+            raise ValueError(refused.message) from None
         return value
 
     @field_validator("database_url", "audit_database_url")
     @classmethod
-    def _no_inline_password(cls, value: str | None) -> str | None:
+    def _no_password_and_verified_tls(cls, value: str | None) -> str | None:
         if value is None:
             return None
         from sqlalchemy.engine import make_url
@@ -480,6 +497,10 @@ class Settings(BaseSettings):
                 "the URL contains a password; secrets are never accepted in settings "
                 "(use .pgpass, peer or certificate authentication)"
             )
+        try:
+            check_database_tls(url)
+        except ConfigError as refused:
+            raise ValueError(refused.message) from None
         return value
 
     @property

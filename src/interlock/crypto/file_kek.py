@@ -103,11 +103,16 @@ class FileKek(Unexportable):
         export = KekExport(self.keyring_id, version, self._state.created[version], key)
         return seal_export(export, passphrase)
 
-    def import_version(self, token: str, passphrase: str) -> tuple[int, bool]:
+    def import_version(
+        self, token: str, passphrase: str, *, make_current: bool
+    ) -> tuple[int, bool]:
         """Add the version sealed in ``token`` (under the file lock); (version, added).
 
-        The version becomes current if it is newer than the current one: it was
-        made current where it was rotated. The same version with another key is
+        With ``make_current`` the version becomes current if it is newer than the
+        current one (it was made current where it was rotated), whether it is
+        added now or was held already; without, new data keys stay wrapped under
+        the current version. A caller decides: making a key current trusts it for
+        everything sealed from then on. The same version with another key is
         refused: two hosts rotated separately, and records sealed under one of
         them would not open on the other.
         """
@@ -115,23 +120,27 @@ class FileKek(Unexportable):
         with keyfile.locked(self._path):
             on_disk = self._read_same_keyring()
             held = on_disk.keys.get(export.version)
-            if held is not None:
-                if not hmac.compare_digest(held, export.key):
-                    raise KeyringError(
-                        f"{self._path} holds another key as KEK version {export.version}: two "
-                        "hosts rotated on their own; keep the store's (docs/scale.md)"
-                    )
+            if held is not None and not hmac.compare_digest(held, export.key):
+                raise KeyringError(
+                    f"{self._path} holds another key as KEK version {export.version}: two "
+                    "hosts rotated on their own; keep the store's (docs/scale.md)"
+                )
+            current = max(on_disk.current, export.version) if make_current else on_disk.current
+            if held is not None and current == on_disk.current:
                 self._state = on_disk
                 return export.version, False
             state = KeyFileContents(
                 self.keyring_id,
-                max(on_disk.current, export.version),
+                current,
                 {**on_disk.keys, export.version: export.key},
-                {**on_disk.created, export.version: export.created},
+                {
+                    **on_disk.created,
+                    export.version: on_disk.created.get(export.version, export.created),
+                },
             )
             keyfile.write_replacing(self._path, state)
             self._state = state
-        return export.version, True
+        return export.version, held is None
 
     def has_version(self, version: int) -> bool:
         """Whether ``version`` is held; re-reads the file once for a newer version."""

@@ -28,7 +28,7 @@ from joserfc import jwe
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
-from interlock.crypto import aead
+from interlock.crypto import aead, keyfile
 from interlock.errors import DecryptionError, KeyringError
 
 __all__ = ["ALGORITHMS", "KekExport", "new_passphrase", "open_export", "seal_export"]
@@ -96,6 +96,12 @@ def open_export(token: str, passphrase: str, keyring_id: str) -> KekExport:
         raise KeyringError(
             f"this export is of keyring {found.group(1)}; this host's keyring is {keyring_id}"
         )
+    version = int(found.group(2))
+    if version > keyfile.MAX_VERSION:  # a blob header holds it as uint32
+        raise KeyringError(
+            f"this export names KEK version {version}; versions run from 1 to "
+            f"{keyfile.MAX_VERSION}, so it was not made by `interlock keyring export-version`"
+        )
     try:
         opened = jwe.decrypt_compact(
             token, OctKey.import_key(passphrase.encode()), algorithms=ALGORITHMS
@@ -104,7 +110,7 @@ def open_export(token: str, passphrase: str, keyring_id: str) -> KekExport:
         raise DecryptionError(_FAILED) from None
     if opened.protected.get("kid") != kid or opened.plaintext is None:
         raise DecryptionError(_FAILED)
-    return _payload(opened.plaintext, found.group(1), int(found.group(2)))
+    return _payload(opened.plaintext, found.group(1), version)
 
 
 def _kid_unverified(token: str) -> str | None:

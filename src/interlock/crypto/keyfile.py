@@ -87,7 +87,7 @@ def read(path: Path) -> KeyFileContents:
 def write_new(path: Path, contents: KeyFileContents) -> None:
     """Create ``path`` (0600); :class:`AlreadyInitialisedError` if anything is there."""
     try:
-        _write_private(path, _encode(contents), replace=False)
+        _write_private(path, _checked(path, contents), replace=False)
     except FileExistsError:
         raise AlreadyInitialisedError(
             f"{path} already exists; refusing to overwrite a keyring "
@@ -98,9 +98,14 @@ def write_new(path: Path, contents: KeyFileContents) -> None:
 
 
 def write_replacing(path: Path, contents: KeyFileContents) -> None:
-    """Atomically replace the key file at ``path`` with ``contents`` (0600)."""
+    """Atomically replace the key file at ``path`` with ``contents`` (0600).
+
+    The new content is parsed as a load would parse it first: a file that would not
+    load again is not written (the one in place stays), since every value sealed
+    with the keyring would be unreadable until it was repaired by hand.
+    """
     try:
-        _write_private(path, _encode(contents), replace=True)
+        _write_private(path, _checked(path, contents), replace=True)
     except OSError as exc:
         raise KeyringError(f"{path}: cannot write the key file ({exc.strerror})") from None
 
@@ -233,6 +238,16 @@ def _created_of(entry: dict[str, Any]) -> str | None:
     except ValueError:
         return None
     return text
+
+
+def _checked(path: Path, contents: KeyFileContents) -> bytes:
+    """``contents`` encoded, once :func:`_parse` has accepted the encoding; else KeyringError."""
+    payload = _encode(contents)
+    try:
+        _parse(path, payload)
+    except KeyFileError as exc:
+        raise KeyringError(f"{exc}; it would not load again, so not writing it") from None
+    return payload
 
 
 def _encode(contents: KeyFileContents) -> bytes:

@@ -158,9 +158,15 @@ class Keyring(Unexportable):
         """
         return self._file_backend().export_version(version, passphrase)
 
-    def import_version_sealed(self, token: str, passphrase: str) -> tuple[int, bool]:
-        """Add the KEK version sealed in ``token``; returns (version, whether it was new)."""
-        return self._file_backend().import_version(token, passphrase)
+    def import_version_sealed(
+        self, token: str, passphrase: str, *, make_current: bool
+    ) -> tuple[int, bool]:
+        """Add the KEK version sealed in ``token``; returns (version, whether it was new).
+
+        ``make_current``: whether a version newer than the current one becomes current
+        (new data keys wrapped under it), a choice every caller makes explicitly.
+        """
+        return self._file_backend().import_version(token, passphrase, make_current=make_current)
 
     def _file_backend(self) -> FileKek:
         if isinstance(self._backend, FileKek):

@@ -6,8 +6,12 @@ true and ``CKA_EXTRACTABLE``, ``CKA_MODIFIABLE`` and every capability but
 encrypt/decrypt false, labelled ``interlock-kek/<keyring id>/v<version>``
 (``CKA_ID`` is the raw keyring id followed by the uint32 version). Versions are
 discovered from the token by their labels, so another process's rotation is
-seen without any file; a key found under our label that could be exported is
-refused (a planted extractable key would let its planter read data keys).
+seen without any file; a key found under our label that could be exported, or
+that was not generated in the token and kept unexportable since (``CKA_LOCAL``,
+``CKA_ALWAYS_SENSITIVE``, ``CKA_NEVER_EXTRACTABLE``), is refused: a planted key
+whose value its planter knows would let the planter read data keys. Interlock
+never imports a key into the token (``keyring import-version`` is for file
+keyrings only), so every key of its own passes.
 
 Data keys are wrapped with ``CKM_AES_GCM`` (PKCS#11 v2.40 §2.12.3, NIST SP
 800-38D): a random 96-bit nonce from the host, the blob header as additional
@@ -430,11 +434,38 @@ def _discover(session: Session, keyring_id: str) -> dict[int, tuple[_GcmKey, ...
 
 
 def _check_unexportable(key: _GcmKey) -> None:
-    if key[Attribute.EXTRACTABLE] or not key[Attribute.SENSITIVE]:
+    if _attribute(key, Attribute.EXTRACTABLE) or not _attribute(key, Attribute.SENSITIVE):
         raise KeyringError(
             f"the token's key {key.label!r} could be exported (CKA_EXTRACTABLE true or "
             "CKA_SENSITIVE false); Interlock uses only keys that cannot leave the token"
         )
+    # Today's flags do not say whether the value was ever known outside the token: a
+    # key imported with C_CreateObject or C_UnwrapKey, or generated exportable, read
+    # out and then locked, passes them. Planted as our next version it would become
+    # current, and its planter could unwrap every data key from then on. Every KEK
+    # Interlock makes is generated in the token (CKA_LOCAL) and has been sensitive and
+    # unextractable since (PKCS#11 v2.40 §4.10: ALWAYS_SENSITIVE, NEVER_EXTRACTABLE).
+    born_secret = (Attribute.LOCAL, Attribute.ALWAYS_SENSITIVE, Attribute.NEVER_EXTRACTABLE)
+    if not all(_attribute(key, name) is True for name in born_secret):
+        raise KeyringError(
+            f"the token's key {key.label!r} was not generated in the token and kept "
+            "unexportable since (CKA_LOCAL, CKA_ALWAYS_SENSITIVE or CKA_NEVER_EXTRACTABLE "
+            "is false), so its value may be known outside it; Interlock refuses it: remove "
+            "it from the token (docs/hsm.md)"
+        )
+
+
+def _attribute(key: _GcmKey, name: Attribute) -> Any:
+    """One attribute of ``key``; a token that will not tell fails closed, in one line."""
+    try:
+        return key[name]
+    except _SESSION_LOST:
+        raise
+    except p11.PKCS11Error as exc:
+        raise KeyringError(
+            f"the token does not report CKA_{name.name} of its key {key.label!r} ({_name(exc)}); "
+            "Interlock uses only keys it can check"
+        ) from None
 
 
 def _generate(session: Session, keyring_id: str, version: int) -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -35,10 +36,12 @@ __all__ = [
     "issue_as2_certificate",
     "issue_client_certificate",
     "issue_server_certificate",
+    "issued_by",
     "key_matches",
     "load_certificate_pem",
     "load_certificates_pem",
     "load_crl_pem",
+    "load_crls_pem",
     "load_private_key_pem",
     "new_private_key",
     "private_key_pem",
@@ -96,6 +99,12 @@ def load_crl_pem(data: bytes) -> x509.CertificateRevocationList:
     return x509.load_pem_x509_crl(data)
 
 
+def load_crls_pem(data: bytes) -> list[x509.CertificateRevocationList]:
+    """Parse every CRL of a PEM file (one per issuing CA), in order."""
+    marker = b"-----BEGIN X509 CRL-----"
+    return [load_crl_pem(marker + block) for block in data.split(marker)[1:]]
+
+
 def crl_der(crl: x509.CertificateRevocationList) -> bytes:
     """A CRL in DER, as served over HTTP (RFC 5280 §4.2.1.13)."""
     return crl.public_bytes(serialization.Encoding.DER)
@@ -113,6 +122,15 @@ def is_ca(certificate: Certificate) -> bool:
 def key_matches(certificate: Certificate, key: PrivateKey) -> bool:
     """Whether ``key`` is the private half of ``certificate``'s public key."""
     return certificate.public_key() == key.public_key()
+
+
+def issued_by(certificate: Certificate, issuer: Certificate) -> bool:
+    """Whether ``issuer`` signed ``certificate`` (its name and its signature, not the validity)."""
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def self_signed_ca(

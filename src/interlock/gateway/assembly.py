@@ -288,6 +288,7 @@ class GatewayServices:
             self.metrics,
             self.limits,
             client_certificate=self.upstream_identity,
+            revocation=self.crl,
         )
 
     def close(self) -> None:
@@ -330,7 +331,7 @@ def build_gateway(
     oauth = services.oauth.for_manifest(
         manifest,
         keys=client_keys,
-        trust=lambda ca: trust_context(ca, services.anchors, min_version),
+        trust=lambda ca: trust_context(ca, services.anchors, min_version, revocation=services.crl),
         certificates=certificates,
     )
     authenticate = Authentication(
@@ -390,6 +391,7 @@ def build_gateway(
                 GET,
             ),
             Mount("/pki/crl", CrlEndpoint(services.crl), GET),
+            Mount("/pki/crl/all.pem", CrlEndpoint(services.crl, every_issuer=True), GET),
             *_messaging_mounts(services, manifest),
             *_schema_mounts(services, manifest, authenticate),
             *as2,

@@ -27,6 +27,12 @@ class RequestContext:
     # The body as it is forwarded: read once (within the route's limit), possibly
     # rewritten by validation (neutralised CSV cells, minimised JSON).
     body: bytes | None = None
+    # The Content-Type forwarded with a body validation read (``<media type>;
+    # charset=utf-8``: what it was checked as); None forwards the caller's own.
+    content_type: str | None = None
+    # The Idempotency-Key sent upstream: derived per client and route from the
+    # caller's (stages.idempotency); None sends none.
+    idempotency_key: str | None = None
     # The JSON request body as validation parsed it and as it is forwarded (after
     # request minimisation); None for other media types and bodyless requests.
     parsed: Any = None

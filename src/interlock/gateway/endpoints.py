@@ -151,12 +151,23 @@ class AuthorizationMetadata:
 
 @dataclass(frozen=True)
 class CrlEndpoint:
-    """``GET /pki/crl``: the deployment CA's current revocation list (DER)."""
+    """``GET /pki/crl``: the current intermediate's revocation list (DER).
+
+    With ``every_issuer`` (``GET /pki/crl/all.pem``): the lists of every
+    intermediate still in use, PEM, one after the other, for relying parties
+    that load a CRL file (certificates issued before ``pki renew-intermediate``
+    are listed only there).
+    """
 
     crl: CrlPublisher
+    every_issuer: bool = False
 
     async def __call__(self, request: web.BaseRequest) -> web.Response:
-        """The CRL, cacheable for a minute."""
+        """The CRL(s), cacheable for a minute."""
+        if self.every_issuer:
+            return web.Response(
+                body=self.crl.pem, content_type="application/x-pem-file", headers=_CACHE_A_MINUTE
+            )
         return web.Response(
             body=self.crl.der, content_type="application/pkix-crl", headers=_CACHE_A_MINUTE
         )

@@ -9,10 +9,19 @@ nor does a hop-by-hop header or one the ``Connection`` header names
 (RFC 9110 §7.6.1). The manifest refuses the names that must never be added
 (:mod:`interlock.config.header_names`). Interlock's own headers (``Forwarded``,
 ``X-Request-Id``, the upstream credential) are set after filtering.
+
+A forwarded request header's value must be printable US-ASCII (with space
+and tab), else the request is refused with 400 ``malformed-header`` before
+the upstream is involved. RFC 9110 §5.5 leaves other octets (obs-text) to be
+treated as opaque, and they are read differently downstream: as ISO-8859-1 by
+some, as UTF-8 by others, or as an error (such a byte used to fail the
+upstream call, a 502 counted against a healthy upstream). No header of the
+allow-lists needs them.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -21,11 +30,14 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from interlock.config.header_names import HOP_BY_HOP
 from interlock.config.manifest import Route, SubjectLocator
+from interlock.errors import Refusal
 
 __all__ = ["DEFAULT_FORWARDED", "DEFAULT_RETURNED", "HeaderPolicy"]
 
 #: Request headers every route forwards: content negotiation, the body's type and
-#: language, idempotency, W3C trace context and conditional requests.
+#: language, W3C trace context and conditional requests. (``Idempotency-Key`` is
+#: not the caller's to forward: routes with an idempotency policy send one derived
+#: per client, :mod:`interlock.gateway.stages.idempotency`.)
 DEFAULT_FORWARDED: Final = frozenset(
     {
         "accept",
@@ -33,7 +45,6 @@ DEFAULT_FORWARDED: Final = frozenset(
         "accept-language",
         "content-type",
         "content-language",
-        "idempotency-key",
         "traceparent",
         "tracestate",
         "if-match",
@@ -61,6 +72,9 @@ DEFAULT_RETURNED: Final = frozenset(
         "vary",
     }
 )
+
+# RFC 9110 §5.5 field-value narrowed to VCHAR, SP and HTAB: no obs-text, no control.
+_NOT_ASCII: Final = re.compile(r"[^\t\x20-\x7e]")
 
 # A compressed answer cannot be cut to response_fields (it would be refused, 502),
 # nor read by a response-side subject locator (the person would reach the caller
@@ -93,8 +107,20 @@ class HeaderPolicy:
         return cls(frozenset(forwarded), frozenset(returned))
 
     def request_headers(self, headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-        """The caller's headers this route forwards upstream (before Interlock adds its own)."""
-        return _allowed(headers, self.forwarded)
+        """The caller's headers this route forwards upstream (before Interlock adds its own).
+
+        Raises a 400 :class:`Refusal` for a forwarded value that is not printable ASCII.
+        """
+        kept = _allowed(headers, self.forwarded)
+        for name, value in kept.items():
+            if _NOT_ASCII.search(value) is not None:
+                raise Refusal(
+                    "malformed-header",
+                    f"the {name} header holds a byte that is not printable ASCII; "
+                    "send header values in US-ASCII",
+                    log_reason=f"forwarded header {name} holds a non-ASCII byte",
+                )
+        return kept
 
     def response_headers(self, headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
         """The upstream's response headers this route relays to the caller."""

@@ -12,12 +12,18 @@ URL (``INTERLOCK_PUBLIC_URL``, the issuer of its tokens), never from the
 request; and a request whose ``Host`` is not one of the gateway's names (the
 public URL's host, the listener's host and ``localhost``: the names its own
 certificate carries) is refused with 421 Misdirected Request (RFC 9110
-§15.5.20) before anything else looks at it. ``GET /healthz`` answers whatever
+§15.5.20) before anything else looks at it. The value is taken strictly as
+RFC 9110 §7.2 defines it, ``uri-host [":" port]`` (RFC 3986 §3.2.2): our name
+or IP literal and a numeric port, nothing more — ``localhost:1,for=6.6.6.6``,
+``localhost/@evil.example`` or ``localhost?q`` are 421, not our name with
+junk that the upstream would read in ``Forwarded: host=``. The upstream is
+told the canonical form (:func:`canonical_host`). ``GET /healthz`` answers whatever
 the Host: load balancers and orchestrators probe the address they dialled.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Final
 from urllib.parse import urlsplit
@@ -26,9 +32,13 @@ from aiohttp import web
 
 from interlock.errors import Refusal
 
-__all__ = ["GatewayNames"]
+__all__ = ["GatewayNames", "canonical_host"]
 
 _MAX_ANSWERED: Final = 256  # Host values remembered (then forgotten at once, and relearnt)
+# RFC 3986 §3.2.2 narrowed to what can name us: an IP literal in brackets, or a DNS
+# name / IPv4 address (letters, digits, '.', '-', '_'); then RFC 3986 §3.2.3 port.
+_HOST: Final = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::([0-9]{1,5}))?")
+_MAX_PORT: Final = 65535
 
 
 class GatewayNames:
@@ -67,12 +77,34 @@ class GatewayNames:
         return self.public_url + request.raw_path
 
 
-def _host_of(value: str) -> str | None:
-    """The host name of a Host header value (``name[:port]`` or ``[v6]:port``), or None."""
-    try:
-        return _normalise(urlsplit(f"//{value.strip()}").hostname or "")
-    except ValueError:  # a port that is not a number, an unbalanced bracket
+def canonical_host(value: str) -> str | None:
+    """``name[:port]`` of a Host value, the name lower-case without its trailing dot.
+
+    None unless ``value`` is exactly ``name[:port]`` or ``[v6][:port]``.
+    """
+    parsed = _parse_host(value)
+    if parsed is None:
         return None
+    name, port = parsed
+    shown = f"[{name}]" if ":" in name else name
+    return shown if port is None else f"{shown}:{port}"
+
+
+def _host_of(value: str) -> str | None:
+    """The host name of a Host header value, or None when it is not exactly that."""
+    parsed = _parse_host(value)
+    return None if parsed is None else parsed[0]
+
+
+def _parse_host(value: str) -> tuple[str, int | None] | None:
+    found = _HOST.fullmatch(value)
+    if found is None:
+        return None
+    port = None if found[2] is None else int(found[2])
+    name = _normalise(found[1])
+    if not name or (port is not None and port > _MAX_PORT):
+        return None
+    return name, port
 
 
 def _normalise(name: str) -> str:

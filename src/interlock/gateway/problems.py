@@ -60,6 +60,8 @@ REFUSALS: Final[Mapping[str, ProblemType]] = MappingProxyType(
         "bad-path": ProblemType(400, "Bad request target"),
         # A trusted proxy's X-Forwarded-For / Forwarded that cannot be read.
         "malformed-forwarding-header": ProblemType(400, "Malformed forwarding header"),
+        # A header the route forwards holds a byte outside printable ASCII (header_policy).
+        "malformed-header": ProblemType(400, "Malformed request header"),
         "misdirected-request": ProblemType(421, "Misdirected request"),
         "not-found": ProblemType(404, "Not found"),
         "method-not-allowed": ProblemType(405, "Method not allowed"),

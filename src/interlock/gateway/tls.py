@@ -8,16 +8,18 @@ from __future__ import annotations
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 from interlock.errors import ConfigError, did_you_mean
 from interlock.gateway.openssl import restrict_groups
 from interlock.logs import get_logger
 from interlock.outbound import tls_context
+from interlock.pki.local_ca import LOCAL_CA_NAME
 
 __all__ = [
     "INTERMEDIATE_CIPHERS",
     "ClientAuth",
+    "RevocationLists",
     "client_context",
     "load_crl",
     "server_context",
@@ -44,6 +46,13 @@ _VERSIONS: Final = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3
 
 
 ClientAuth = Literal["none", "optional", "required"]
+
+
+class RevocationLists(Protocol):
+    """The deployment PKI's CRLs, kept current in the contexts given to :meth:`enforce`."""
+
+    def enforce(self, context: ssl.SSLContext) -> None:
+        """Check the server certificates ``context`` verifies against the lists, now and later."""
 
 
 def server_context(
@@ -106,8 +115,19 @@ def client_context(cafile: Path | None, min_version: str = "1.2") -> ssl.SSLCont
     return context
 
 
-def trust_context(ca: str, anchors: Mapping[str, Path], min_version: str = "1.2") -> ssl.SSLContext:
-    """A verifying client context for a manifest trust anchor: ``system``, ``file:``, ``pki:``."""
+def trust_context(
+    ca: str,
+    anchors: Mapping[str, Path],
+    min_version: str = "1.2",
+    *,
+    revocation: RevocationLists | None = None,
+) -> ssl.SSLContext:
+    """A verifying client context for a manifest trust anchor: ``system``, ``file:``, ``pki:``.
+
+    With ``revocation`` a server certificate of the deployment's own PKI
+    (``pki:internal``) must not be revoked: ``pki revoke`` of a compromised
+    server key then stops new connections to its holder.
+    """
     if ca == "system":
         return client_context(None, min_version)
     if ca.startswith("file:"):
@@ -116,4 +136,7 @@ def trust_context(ca: str, anchors: Mapping[str, Path], min_version: str = "1.2"
     if anchor is None:
         hint = did_you_mean(ca, anchors)
         raise ConfigError(f"trust anchor {ca!r} is not known to this deployment{hint}")
-    return client_context(anchor, min_version)
+    context = client_context(anchor, min_version)
+    if revocation is not None and ca == f"pki:{LOCAL_CA_NAME}":
+        revocation.enforce(context)
+    return context

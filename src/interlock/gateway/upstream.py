@@ -2,7 +2,9 @@
 
 * one keep-alive connection pool per system, TLS verified against the
   system's trust anchor with host-name checks (no switch exists to disable it);
-* connect and read timeouts; redirects are returned, never followed;
+* connect and read (inactivity) timeouts, and an overall deadline per call,
+  the wait for a pooled connection included; redirects are returned, never
+  followed;
 * headers pass an allow-list each way (:mod:`interlock.gateway.header_policy`);
   ``Forwarded`` (RFC 7239) and ``X-Request-Id`` are set by Interlock;
 * the caller's credential never leaves Interlock; the system's own credential,
@@ -29,11 +31,12 @@ from interlock.errors import InterlockError, Refusal
 from interlock.gateway.client_address import client_address
 from interlock.gateway.context import RequestContext
 from interlock.gateway.header_policy import HeaderPolicy
+from interlock.gateway.hosts import canonical_host
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.renewal import RenewingCertificate
 from interlock.gateway.rfc7239 import for_node
 from interlock.gateway.routing import CompiledRoute, RouteMatch
-from interlock.gateway.tls import trust_context
+from interlock.gateway.tls import RevocationLists, trust_context
 from interlock.gateway.upstream_errors import withheld_server_error
 from interlock.gateway.upstream_http import (
     ConnectionPool,
@@ -52,10 +55,16 @@ _SERVER_ERROR: Final = 500  # RFC 9110 §15.6: 5xx, the upstream failed
 
 @dataclass(frozen=True)
 class UpstreamLimits:
-    """Time and size bounds for upstream calls."""
+    """Time and size bounds for upstream calls.
+
+    ``total_seconds`` bounds a whole call, the wait for a pooled connection
+    included; it stays below the Idempotency-Key lease (2 minutes), so a
+    retry never takes over a request that is still being forwarded.
+    """
 
     connect_seconds: float = 5.0
     read_seconds: float = 30.0
+    total_seconds: float = 60.0
     max_response_bytes: int = 10 * 1024 * 1024
     pool_size: int = 100
 
@@ -85,10 +94,12 @@ class Upstreams:
         limits: UpstreamLimits | None = None,
         *,
         client_certificate: RenewingCertificate | None = None,
+        revocation: RevocationLists | None = None,
     ) -> None:
         """``trust_anchors`` maps ``pki:NAME`` to CA files; ``system`` uses the OS bundle.
 
-        ``client_certificate`` is presented to systems with ``client_cert: pki:auto``.
+        ``client_certificate`` is presented to systems with ``client_cert: pki:auto``;
+        ``revocation``: the CRLs a ``pki:internal`` system's certificate is checked against.
         """
         self._manifest = manifest
         self._secrets = secrets
@@ -96,13 +107,14 @@ class Upstreams:
         self._metrics = metrics
         self.limits = limits or UpstreamLimits()
         self._client_certificate = client_certificate
+        self._revocation = revocation
         self._pools: dict[str, ConnectionPool] = {}
         self._policies: dict[CompiledRoute, HeaderPolicy] = {}
         self._contexts = {name: self._context(s) for name, s in manifest.systems.items()}
 
     def _context(self, system: System) -> ssl.SSLContext:
         min_version = (system.tls or self._manifest.tls).min_version
-        context = trust_context(system.ca, self._anchors, min_version)
+        context = trust_context(system.ca, self._anchors, min_version, revocation=self._revocation)
         if system.client_cert is not None:
             if self._client_certificate is None:
                 raise InterlockError("client_cert: pki:auto needs the deployment's PKI")
@@ -123,6 +135,7 @@ class Upstreams:
                 size=limits.pool_size,
                 connect_seconds=limits.connect_seconds,
                 read_seconds=limits.read_seconds,
+                total_seconds=limits.total_seconds,
             )
         return pool
 
@@ -183,10 +196,16 @@ class Upstreams:
     ) -> CIMultiDict[str]:
         request = ctx.request
         headers = policy.request_headers(request.headers)
+        if ctx.content_type is not None:  # a validated body: the charset it was read in
+            headers["Content-Type"] = ctx.content_type
+        if ctx.idempotency_key is not None:  # per client: every caller shares our credential
+            headers["Idempotency-Key"] = ctx.idempotency_key
         peer = for_node(client_address(request))  # the caller, as trusted proxies report it
-        # RFC 7239 quoted-string: no quote or backslash may reach the header.
-        host = request.host.replace('"', "").replace("\\", "")
-        headers["Forwarded"] = f'for="{peer}";proto=https;host="{host}"'
+        forwarded = f'for="{peer}";proto=https'
+        # The Host check passed, so this is one of our names and a port, canonical:
+        # never the caller's bytes (RFC 7239 §5.3 reads host= as a Host value).
+        host = canonical_host(request.headers.get("Host", ""))
+        headers["Forwarded"] = forwarded if host is None else f'{forwarded};host="{host}"'
         headers["X-Request-Id"] = ctx.correlation_id
         authorization = await self.authorization(ctx.match.route.system_name, system)
         if authorization is not None:

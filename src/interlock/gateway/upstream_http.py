@@ -25,7 +25,11 @@ What it guarantees:
   refused, a ``HEAD`` answer's body is never read (that connection is then
   closed), and a response with neither length nor chunking ends when the
   upstream closes.
-* **Bounds**: connect (TCP and TLS handshake), read inactivity, header bytes
+* **Bounds**: an overall deadline per request (``total_seconds``: the wait
+  for a free connection, connecting, sending and reading the whole answer —
+  an upstream trickling a byte a second never trips the inactivity timeout,
+  and a saturated pool would otherwise queue a request for ever), connect
+  (TCP and TLS handshake), read inactivity, header bytes
   (:data:`MAX_HEADER_BYTES`) and count (:data:`MAX_HEADERS`), body bytes (the
   caller's cap, :class:`UpstreamTooLargeError`, checked against ``Content-Length``
   before the body arrives and while it does).
@@ -380,9 +384,14 @@ class ConnectionPool:
         size: int,
         connect_seconds: float,
         read_seconds: float,
+        total_seconds: float = 60.0,
         idle_seconds: float = 15.0,
     ) -> None:
-        """At most ``size`` connections to ``origin``, made with ``context``."""
+        """At most ``size`` connections to ``origin``, made with ``context``.
+
+        A request taking longer than ``total_seconds`` in all, its wait for a
+        connection included, raises ``TimeoutError``.
+        """
         if size < 1:
             raise ValueError("a pool holds at least one connection")
         self.origin = origin
@@ -390,6 +399,7 @@ class ConnectionPool:
         self._size = size
         self._connect_seconds = connect_seconds
         self._read_seconds = read_seconds
+        self._total_seconds = total_seconds
         self._idle_seconds = idle_seconds
         self._idle: list[_Connection] = []
         self._slots: asyncio.Semaphore | None = None
@@ -408,7 +418,8 @@ class ConnectionPool:
         data = request_head(method, target, self.origin.authority, headers, len(body)) + body
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._size)
-        async with self._slots:
+        # Cancelled at the deadline: a connection mid-exchange is closed (never reused).
+        async with asyncio.timeout(self._total_seconds), self._slots:
             connection = await self._acquire()
             try:
                 return await self._exchange(connection, data, method, max_body)

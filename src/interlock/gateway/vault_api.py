@@ -8,7 +8,8 @@ capability, default deny.
 
 ======================================  ==========================================
 ``GET /v1/secrets/{name}``              the current value (``?version=N`` or
-                                        ``?stage=previous|pending`` for another)
+                                        ``?stage=previous`` for another; a
+                                        pending version is not served)
 ``GET /v1/secrets?prefix=erp``          names the client may list, no values
 ``PUT /v1/secrets/{name}``              ``{"value": base64, "cas": n}``: a new version
 ======================================  ==========================================
@@ -107,8 +108,9 @@ class VaultApi:
     ) -> web.Response:
         version = _version(_single(request, "version"))
         stage = _single(request, "stage")
-        if stage not in {None, "current", "previous", "pending"}:
-            raise InvalidRequestError("stage is current, previous or pending")
+        # docs/vault.md: a pending version (a rotation's untested value) is not served.
+        if stage not in {None, "current", "previous"}:
+            raise InvalidRequestError("stage is current or previous")
         if version is not None and stage is not None:
             raise InvalidRequestError("ask for a version or a stage, not both")
         secret, info = await asyncio.to_thread(

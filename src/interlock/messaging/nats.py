@@ -8,10 +8,13 @@ consuming loop is :mod:`interlock.messaging.nats_consume`.
 * **TLS only.** The URL is ``tls://[USER@]HOST[:PORT]``; ``nats://`` is
   refused before anything is sent. The :class:`ssl.SSLContext` is the
   caller's and must verify certificates and host names. nats-py upgrades to
-  TLS only when the server's INFO line asks for it, so a man in the middle
-  could answer without asking: the password is handed over by a callback
-  that first checks the connection is TLS, on every (re)connect, and a
-  connection found not to be TLS is closed at once.
+  TLS only when the server's plaintext INFO line asks for it, so a man in
+  the middle could answer without asking, and on a reconnect nats-py would
+  then send CONNECT, replay the subscriptions and flush buffered messages
+  in the clear before any callback of ours runs. The client is therefore
+  :class:`_TlsOnlyClient`: on every connect and reconnect, a link that is
+  not TLS by the time CONNECT is due is closed with nothing sent, and the
+  attempt fails (a reconnect tries again, over TLS or not at all).
 * **Publishing** sets ``Nats-Msg-Id`` to the message id and the SHA-256 of
   the body (the id alone travels in ``interlock-message-id``), so a retried
   publish of the same bytes within the stream's duplicate window is stored
@@ -93,10 +96,10 @@ _log = get_logger("interlock.messaging")
 
 
 class _PlaintextRefused(nats.errors.Error):
-    """The server did not switch to TLS: no credential is sent."""
+    """The server did not switch to TLS: nothing is sent."""
 
     def __str__(self) -> str:
-        return "the connection to the NATS server is not TLS; refusing to send credentials"
+        return "the connection to the NATS server is not TLS; nothing was sent"
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,28 @@ def _settle_tls_protocol(client: Client) -> None:
         protocol, "_over_ssl", True
     ):
         protocol.connection_made(link)
+
+
+class _TlsOnlyClient(Client):
+    """A nats-py client that sends nothing over a link that is not TLS.
+
+    nats-py writes its first byte on a link, CONNECT, only after reading the
+    server's INFO and upgrading to TLS if INFO asked for it; on a reconnect
+    the replayed subscriptions and the buffered messages follow CONNECT, and
+    ``reconnected_cb`` runs last. Building CONNECT is therefore the one point
+    where every (re)connect can be stopped before anything leaves: a link
+    without TLS there (a man in the middle whose INFO left ``tls_required``
+    out) is closed and the attempt fails. ``tls_handshake_first`` would
+    avoid the plaintext INFO altogether but needs nats-server 2.10.4 or
+    later configured with ``handshake_first``.
+    """
+
+    def _connect_command(self) -> bytes:
+        if not _is_tls(self):
+            if self._transport is not None:
+                self._transport.close()  # type: ignore[no-untyped-call]  # nats-py: untyped
+            raise _PlaintextRefused
+        return super()._connect_command()
 
 
 def _check_context(tls: ssl.SSLContext) -> None:
@@ -215,15 +240,10 @@ class NatsBroker:
         _check_context(tls)
         if password is not None and user is None:
             raise BrokerError("a NATS password needs the user in the url: tls://USER@HOST:PORT")
-        client = Client()
-
-        def checked_password() -> str:
-            if not _is_tls(client):
-                raise _PlaintextRefused
-            return password or ""
+        client = _TlsOnlyClient()
 
         async def on_reconnect() -> None:
-            if not _is_tls(client):
+            if not _is_tls(client):  # not reached while _TlsOnlyClient guards CONNECT
                 await client.close()
                 return
             _settle_tls_protocol(client)
@@ -238,7 +258,7 @@ class NatsBroker:
                 servers=[server],
                 tls=tls,
                 user=user if password is not None else None,
-                password=checked_password if password is not None else None,
+                password=password,
                 name="interlock",
                 allow_reconnect=False,
                 connect_timeout=max(1, round(answer_within.total_seconds())),

@@ -123,7 +123,13 @@ class DPoPVerifier:
         if claims.get("htm") != method:
             raise DPoPProofError("htm does not match the request method")
         htu = claims.get("htu")
-        if not isinstance(htu, str) or normalise_htu(htu) != normalise_htu(uri):
+        if not isinstance(htu, str):
+            raise DPoPProofError("htu does not match the request URI")
+        try:
+            same = normalise_htu(htu) == normalise_htu(uri)
+        except ValueError:  # urlsplit: a port out of range, a broken IPv6 host (was a 500)
+            raise DPoPProofError("htu is not a valid URI") from None
+        if not same:
             raise DPoPProofError("htu does not match the request URI")
         iat = claims.get("iat")
         now = self._clock()

@@ -7,7 +7,9 @@ and at once on the replica that recorded it. With Redis configured, a
 revocation is also published on a channel every replica listens to, so it
 takes effect everywhere at once; the store stays the record (a replica that
 missed a message still catches up at its next reload). The set stays small:
-an entry is purged once the token it names has expired anyway.
+an entry is purged once the token it names could not pass any verifier anyway,
+its ``exp`` plus the longest clock leeway (``MAX_LEEWAY``) after which no
+verifier accepts it.
 
 A client can be revoked as a whole (``interlock clients revoke``, the kill
 switch): every token issued to it at or before that moment is revoked, with
@@ -31,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from interlock.clock import Clock, utc_now
 from interlock.logs import get_logger
+from interlock.oauth.lifetimes import MAX_LEEWAY, MAX_LIFETIME
 from interlock.oauth.tables import RevokedClientRow, RevokedTokenRow
 from interlock.store.base import as_utc, table_of
 
@@ -40,9 +43,9 @@ _TABLE = table_of(RevokedTokenRow)
 _CLIENTS = table_of(RevokedClientRow)
 CHANNEL = "interlock:oauth:revoked"
 CLIENT_CHANNEL = "interlock:oauth:revoked-clients"
-# Tokens live at most an hour (oauth.tokens.MAX_LIFETIME), checked with at most
-# five minutes of leeway: after that no token issued before a revocation can pass.
-CLIENT_REVOCATION_KEPT: Final = timedelta(hours=1, minutes=5)
+# Tokens live at most MAX_LIFETIME and pass a verifier until exp + its leeway (at most
+# MAX_LEEWAY): after that no token issued before a revocation can pass.
+CLIENT_REVOCATION_KEPT: Final = MAX_LIFETIME + MAX_LEEWAY
 _log = get_logger("interlock.oauth.revoked")
 
 
@@ -64,7 +67,7 @@ def _keep_listening(
 
 
 class RevokedTokens:
-    """``jti`` values of revoked access tokens, kept until the tokens would have expired."""
+    """``jti`` values of revoked access tokens, kept until no verifier accepts the tokens."""
 
     def __init__(
         self,
@@ -143,13 +146,16 @@ class RevokedTokens:
                 # Recorded in the store all the same: other replicas see it at their next reload.
                 _log.warning("revocation not announced over Redis", error=str(exc))
 
-    def revoke_client(self, client: str) -> datetime:
-        """Revoke every token issued to ``client`` until now; returns that moment.
+    def revoke_client(self, client: str, *, ahead: timedelta = timedelta(0)) -> datetime:
+        """Revoke every token issued to ``client`` until now plus ``ahead``; returns that moment.
 
-        Visible to this replica at once, to the others at once over Redis or at
-        their next reload. Revoking again moves the moment forward.
+        ``ahead`` covers tokens still to come: a credential of the client that was
+        just revoked can still be honoured for a while somewhere (a cache), and
+        what it mints then must fall under the cut too. Visible to this replica at
+        once, to the others at once over Redis or at their next reload. Revoking
+        again moves the moment forward.
         """
-        moment = self._now()
+        moment = self._now() + ahead
         with self._engine.begin() as connection:
             changed = connection.execute(
                 update(_CLIENTS).where(_CLIENTS.c.client == client).values(revoked_before=moment)
@@ -195,25 +201,37 @@ class RevokedTokens:
         return until is not None and (issued_at is None or issued_at <= until)
 
     def reload(self) -> None:
-        """Load the revoked ids of tokens that have not expired yet, and revoked clients."""
+        """Load the revoked ids of tokens a verifier may still accept, and revoked clients."""
         started = time.monotonic()
         now = self._now()
+        with self._lock:
+            mirror, revoked_clients = self._mirror, self._clients  # as before the query
         with self._engine.connect() as connection:
-            rows = connection.execute(select(_TABLE.c.jti).where(_TABLE.c.expires_at > now)).all()
+            rows = connection.execute(
+                select(_TABLE.c.jti).where(_TABLE.c.expires_at > _utc(now - MAX_LEEWAY))
+            ).all()
             clients = connection.execute(
                 select(_CLIENTS.c.client, _CLIENTS.c.revoked_before).where(
                     _CLIENTS.c.revoked_before > _utc(now - CLIENT_REVOCATION_KEPT)
                 )
             ).all()
+        loaded = {row.client: as_utc(row.revoked_before).timestamp() for row in clients}
         with self._lock:
-            self._mirror = frozenset(row.jti for row in rows)
-            self._clients = {row.client: as_utc(row.revoked_before).timestamp() for row in clients}
+            # What add() or Redis put in while the query ran may be missing from its
+            # rows; replacing the mirror would drop it until the next reload. Keep it.
+            self._mirror = frozenset(row.jti for row in rows) | (self._mirror - mirror)
+            for client, until in self._clients.items():
+                if revoked_clients.get(client) != until:
+                    loaded[client] = max(until, loaded.get(client, 0.0))
+            self._clients = loaded
             self._loaded = started
 
     def purge(self, now: datetime) -> int:
-        """Forget revocations of tokens that have expired anyway."""
+        """Forget revocations of tokens no verifier accepts any more (expired, leeway and all)."""
         with self._engine.begin() as connection:
-            result = connection.execute(delete(_TABLE).where(_TABLE.c.expires_at <= now))
+            result = connection.execute(
+                delete(_TABLE).where(_TABLE.c.expires_at <= _utc(now - MAX_LEEWAY))
+            )
             connection.execute(
                 delete(_CLIENTS).where(
                     _CLIENTS.c.revoked_before <= _utc(now - CLIENT_REVOCATION_KEPT)

@@ -29,6 +29,7 @@ from interlock.errors import InvalidTokenError
 from interlock.identity.clients import is_oauth_client
 from interlock.identity.grants import Grants, Principal
 from interlock.oauth.keysets import Keys, KeySet
+from interlock.oauth.lifetimes import MAX_LEEWAY, MAX_LIFETIME
 from interlock.oauth.revoked import RevokedTokens
 from interlock.oauth.signing_keys import SigningKeys
 
@@ -41,9 +42,7 @@ __all__ = [
 ]
 
 DEFAULT_LIFETIME: Final = timedelta(minutes=10)
-MAX_LIFETIME: Final = timedelta(hours=1)
 LEEWAY: Final = timedelta(seconds=60)
-MAX_LEEWAY: Final = timedelta(minutes=5)
 _TYP: Final = "at+jwt"
 _HEADER: Final = MappingProxyType({"typ": _TYP})
 # One encoder for every token: json.dumps builds a new one per call with these separators.
@@ -231,10 +230,7 @@ class AccessTokenVerifier:
         claims, policy = self._checked(token)
         grants = self._grants
         ours = policy.ours
-        external = str(claims["_client"])
-        client = external if policy.clients is None else policy.clients.get(external, "")
-        if not is_oauth_client(grants.manifest, client):
-            raise InvalidTokenError(_REFUSED, "unknown client or client without oauth2")
+        client = _manifest_client(grants, claims, policy)
         if (
             not ours
             and self.revoked is not None
@@ -277,10 +273,17 @@ class AccessTokenVerifier:
         return principal
 
     def claims(self, token: str) -> dict[str, Any]:
-        """The claims of one of *our* tokens that passes every check (for RFC 7009 / 7662)."""
+        """The claims of one of *our* tokens that passes every check (for RFC 7009 / 7662).
+
+        The checks are :meth:`verify`'s: the client must still be in the manifest
+        with ``oauth2``, and ``scope`` is narrowed to what its grants allow now.
+        """
         claims, policy = self._checked(token)
         if not policy.ours:
             raise InvalidTokenError(_REFUSED, "not issued by this server")
+        grants = self._grants
+        client = _manifest_client(grants, claims, policy)
+        claims["scope"] = " ".join(sorted(_scopes(claims) & grants.scopes(client)))
         claims.pop("_client")
         claims.pop("_audiences")
         return claims
@@ -379,6 +382,15 @@ class AccessTokenVerifier:
         if found is None:
             raise InvalidTokenError(_REFUSED, "unknown issuer")
         return found
+
+
+def _manifest_client(grants: Grants, claims: Mapping[str, Any], policy: IssuerPolicy) -> str:
+    """The manifest client behind checked ``claims``; refused unless it may use OAuth 2.0."""
+    external = str(claims["_client"])
+    client = external if policy.clients is None else policy.clients.get(external, "")
+    if not is_oauth_client(grants.manifest, client):
+        raise InvalidTokenError(_REFUSED, "unknown client or client without oauth2")
+    return client
 
 
 def _our_keys(keys: SigningKeys) -> Callable[[], Keys]:

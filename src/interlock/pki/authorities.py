@@ -8,6 +8,12 @@ another row. The root key may be kept offline: exported to a 0600 PEM file and
 removed from the store; issuing goes on, re-signing the intermediate waits for
 :meth:`Authorities.import_root_key`.
 
+Renewing the intermediate retires the one before it: kept under the name
+``retired-issuing-SERIAL`` (its key re-sealed for that name, ``created_at`` the
+time it was retired) while certificates it signed may still be valid, so it
+can go on signing a CRL for them (OpenSSL wants a list from each certificate's
+own issuer); :meth:`Authorities.drop` deletes it, key and all, after that.
+
 Deployments from before this PKI hold one self-signed CA named ``internal``
 (path length 0). It is adopted as the root on first use: the same name and
 key, re-certified with path length 1 and its original expiry, so certificates
@@ -17,7 +23,7 @@ it signed still verify; an intermediate is created under it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 
@@ -43,10 +49,11 @@ from interlock.errors import InvalidRequestError
 from interlock.pki.tables import AuthorityRow
 from interlock.store.base import table_of
 
-__all__ = ["ISSUING", "ROOT", "Authorities", "Authority", "RootKeyOfflineError"]
+__all__ = ["ISSUING", "RETIRED", "ROOT", "Authorities", "Authority", "RootKeyOfflineError"]
 
 ROOT: Final = "root"
 ISSUING: Final = "issuing"
+RETIRED: Final = "retired-issuing-"  # + the retired intermediate's serial (hex)
 LEGACY: Final = "internal"  # the single CA of deployments that predate the intermediate
 ROOT_LIFETIME: Final = timedelta(days=3650)
 ISSUING_LIFETIME: Final = timedelta(days=1825)
@@ -62,11 +69,16 @@ class RootKeyOfflineError(InvalidRequestError):
 
 @dataclass(frozen=True)
 class Authority:
-    """A CA's certificate and its sealed key (``None``: kept offline)."""
+    """A CA's certificate and its sealed key (``None``: kept offline).
+
+    ``created_at``: when the row was written (for a retired intermediate, when
+    it was retired), as the store returns it (naive UTC on SQLite).
+    """
 
     name: str
     certificate: Certificate
     sealed_key: bytes | None = field(repr=False)
+    created_at: datetime
 
 
 class Authorities:
@@ -108,11 +120,34 @@ class Authorities:
         return load_private_key_pem(self._keyring.open(authority.sealed_key, _aad(authority.name)))
 
     def renew_issuing(self) -> Authority:
-        """A new intermediate (new key) signed by the root; needs the root key."""
-        root, _ = self.ensure()
+        """A new intermediate (new key) signed by the root; needs the root key.
+
+        The one it replaces is retired, not deleted: certificates it signed
+        stay valid, and revocable, until they expire.
+        """
+        root, issuing = self.ensure()
+        retired = RETIRED + format(issuing.certificate.serial_number, "x")
+        key = self.open_key(issuing)
         with self._engine.begin() as connection:
             connection.execute(delete(_TABLE).where(_TABLE.c.name == ISSUING))
+            self._insert(connection, retired, issuing.certificate, key)
             return self._create_issuing(connection, root)
+
+    def issuing(self) -> list[Authority]:
+        """The current intermediate, then the retired ones, most recently retired first."""
+        with self._engine.connect() as connection:
+            found = _read(connection)
+        current = found.get(ISSUING) or self.ensure()[1]
+        retired = [found[name] for name in found if name.startswith(RETIRED)]
+        retired.sort(key=lambda authority: authority.created_at, reverse=True)
+        return [current, *retired]
+
+    def drop(self, retired: Authority) -> None:
+        """Delete a retired intermediate and its key (none of its certificates is valid)."""
+        if not retired.name.startswith(RETIRED):
+            raise InvalidRequestError(f"{retired.name} is not a retired intermediate")
+        with self._engine.begin() as connection:
+            connection.execute(delete(_TABLE).where(_TABLE.c.name == retired.name))
 
     def export_root(self, path: Path) -> None:
         """Write the root key as PEM to a new file, mode 0600; the store keeps its copy."""
@@ -173,22 +208,26 @@ class Authorities:
         self, connection: Connection, name: str, certificate: Certificate, key: PrivateKey
     ) -> Authority:
         sealed = self._keyring.seal(private_key_pem(key), _aad(name))
+        now = self._now()
         connection.execute(
             _TABLE.insert().values(
                 name=name,
                 certificate_pem=certificate_pem(certificate).decode(),
                 private_key=sealed,
-                created_at=self._now(),
+                created_at=now,
             )
         )
-        return Authority(name, certificate, sealed)
+        return Authority(name, certificate, sealed, now)
 
 
 def _read(connection: Connection) -> dict[str, Authority]:
     rows = connection.execute(select(_TABLE)).all()
     return {
         row.name: Authority(
-            row.name, load_certificate_pem(row.certificate_pem.encode()), row.private_key
+            row.name,
+            load_certificate_pem(row.certificate_pem.encode()),
+            row.private_key,
+            row.created_at,
         )
         for row in rows
     }

@@ -41,14 +41,17 @@ from interlock.crypto.pkix import (
     issue_as2_certificate,
     issue_client_certificate,
     issue_server_certificate,
+    issued_by,
+    load_certificate_pem,
     private_key_pem,
 )
 from interlock.errors import InvalidRequestError
-from interlock.pki.authorities import Authorities
+from interlock.pki.authorities import Authorities, Authority
 from interlock.pki.inventory import TABLE, CertificateInfo, Kind, find, select_listed
 from interlock.pki.rfc5280 import check_reason, serial_hex
 
 __all__ = [
+    "CRL_VALIDITY",
     "DEFAULT_AS2_LIFETIME",
     "DEFAULT_LIFETIME",
     "MAX_AS2_LIFETIME",
@@ -129,7 +132,11 @@ class Pki:
         return certificate_pem(self._authorities.ensure()[1].certificate)
 
     def renew_issuing(self) -> None:
-        """Replace the intermediate by a new one (new key); needs the root key online."""
+        """Replace the intermediate by a new one (new key); needs the root key online.
+
+        The old one is retired: certificates it signed keep their chain, and
+        :meth:`crls` goes on signing its list until the last of them expires.
+        """
         self._authorities.renew_issuing()
 
     def export_root(self, path: Path) -> None:
@@ -283,17 +290,45 @@ class Pki:
         """Serials of revoked certificates that have not expired yet."""
         return frozenset(entry.serial for entry in self._revocations())
 
-    def crl_pem(self) -> bytes:
-        """A CRL signed by the intermediate: every revoked, unexpired certificate, valid a day."""
-        _, issuing = self._authorities.ensure()
+    def crl_issuers(self) -> tuple[int, ...]:
+        """Serials of the intermediates :meth:`crls` signs for: the current one first.
+
+        A retired intermediate counts while a certificate issued before it was
+        retired may still be valid; after that it is dropped, key and all.
+        """
+        return tuple(issuer.certificate.serial_number for issuer in self._crl_issuers())
+
+    def crls(self) -> builtins.list[bytes]:
+        """One PEM CRL per intermediate in use (current first), each valid :data:`CRL_VALIDITY`.
+
+        Each lists the revoked, unexpired certificates its intermediate signed;
+        the current one also lists any whose issuer is not found (a legacy CA's).
+        """
+        issuers = self._crl_issuers()
+        revoked: builtins.list[builtins.list[Revocation]] = [[] for _ in issuers]
+        for entry, pem in self._revoked_rows():
+            found = 0
+            if len(issuers) > 1:
+                leaf = load_certificate_pem(pem.encode())
+                found = next(
+                    (n for n, ca in enumerate(issuers) if issued_by(leaf, ca.certificate)), 0
+                )
+            revoked[found].append(entry)
         now = self._now()
-        return certificate_revocation_list(
-            issuing.certificate,
-            self._authorities.open_key(issuing),
-            self._revocations(),
-            now,
-            now + CRL_VALIDITY,
-        )
+        return [
+            certificate_revocation_list(
+                issuer.certificate,
+                self._authorities.open_key(issuer),
+                entries,
+                now,
+                now + CRL_VALIDITY,
+            )
+            for issuer, entries in zip(issuers, revoked, strict=True)
+        ]
+
+    def crl_pem(self) -> bytes:
+        """:meth:`crls` in one PEM file (what OpenSSL and nginx load as a CRL file)."""
+        return b"".join(self.crls())
 
     # -- private ---------------------------------------------------------------
 
@@ -368,14 +403,47 @@ class Pki:
         return Issued(serial, chain, private_key_pem(key), certificate.not_valid_after_utc)
 
     def _revocations(self) -> builtins.list[Revocation]:
-        query = select(TABLE.c.serial, TABLE.c.revoked_at, TABLE.c.revocation_reason).where(
-            TABLE.c.revoked_at.is_not(None), TABLE.c.not_after > self._now()
-        )
+        return [entry for entry, _ in self._revoked_rows()]
+
+    def _revoked_rows(self) -> builtins.list[tuple[Revocation, str]]:
+        """Revoked, unexpired certificates: the CRL entry and the certificate (PEM)."""
+        query = select(
+            TABLE.c.serial, TABLE.c.revoked_at, TABLE.c.revocation_reason, TABLE.c.certificate_pem
+        ).where(TABLE.c.revoked_at.is_not(None), TABLE.c.not_after > self._now())
         with self._engine.connect() as connection:
             rows = connection.execute(query.order_by(TABLE.c.serial)).all()
         return [
-            Revocation(int(row.serial, 16), row.revoked_at, row.revocation_reason) for row in rows
+            (
+                Revocation(int(row.serial, 16), row.revoked_at, row.revocation_reason),
+                row.certificate_pem,
+            )
+            for row in rows
         ]
+
+    def _crl_issuers(self) -> builtins.list[Authority]:
+        """The current intermediate and the retired ones still needed; drops the others."""
+        current, *retired = self._authorities.issuing()
+        now = self._now()
+        kept = [current]
+        for issuer in retired:
+            if issuer.certificate.not_valid_after_utc > now and self._issued_before(issuer):
+                kept.append(issuer)
+            else:
+                self._authorities.drop(issuer)
+        return kept
+
+    def _issued_before(self, retired: Authority) -> bool:
+        """Whether a certificate issued before ``retired`` was retired is still unexpired.
+
+        Certificates are backdated by :data:`BACKDATE`: any the retired CA signed
+        starts no later than its retirement minus that (conservative across CAs).
+        """
+        query = select(TABLE.c.serial).where(
+            TABLE.c.not_after > self._now().astimezone(UTC),  # stored in UTC (naive on SQLite)
+            TABLE.c.not_before <= retired.created_at - BACKDATE,
+        )
+        with self._engine.connect() as connection:
+            return connection.execute(query.limit(1)).first() is not None
 
 
 _Signer = Callable[[Certificate, PrivateKey], tuple[Certificate, EndEntityKey]]

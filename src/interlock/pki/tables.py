@@ -17,6 +17,9 @@ class AuthorityRow(Base):
     """A certificate authority of this deployment; its private key is sealed.
 
     ``private_key`` is NULL only for a root kept offline (exported, then removed).
+    ``name``: ``root``, ``issuing``, or ``retired-issuing-SERIAL`` for an
+    intermediate replaced while its certificates may be valid (``created_at``:
+    when it was retired).
     """
 
     __tablename__ = "pki_authorities"

@@ -14,7 +14,17 @@ only the holder of the current token may complete or abandon the record, so a
 late original cannot clobber the record a retry took over.
 
 Only a SHA-256 of scope and key is stored (draft §5: keys of other clients
-must not be guessable into a cache hit). A stored response is an upstream's
+must not be guessable into a cache hit). The request fingerprint (method,
+target, body) is kept as an HMAC under a deployment key sealed by the keyring
+(:meth:`ResponseSeal.keyed_fingerprint`): a plain hash of a body is personal
+data still, recovered from a dump by hashing guesses (a customer's e-mail in
+a known body template). Records an earlier release wrote with the plain
+SHA-256 keep their meaning until their ttl ends them: the fingerprint of the
+same request still matches them (:func:`_same_request`), so an upgrade never
+turns a retry into a 422. The same key derives the ``Idempotency-Key`` the
+upstream is sent (:meth:`IdempotencyStore.upstream_key`): every caller
+reaches the upstream with the system's one credential, so a caller's own key
+would meet another caller's equal key there. A stored response is an upstream's
 answer, often personal data: the shared backends keep it sealed with the
 keyring (:class:`ResponseSeal`), bound to its record, so a database or Redis
 dump shows none of it and a sealed response moved to another record does not
@@ -43,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
 import json
 import secrets
 import threading
@@ -57,10 +68,12 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from interlock.crypto import Keyring
+from interlock.crypto.hashing import PEPPER_SIZE, hash_secret, new_pepper
 from interlock.errors import DecryptionError, Refusal
 from interlock.logs import get_logger
 from interlock.replay.tables import IdempotencyRow
 from interlock.store.base import as_utc, table_of
+from interlock.store.sealed_values import sealed_setting
 
 __all__ = [
     "Begun",
@@ -86,6 +99,12 @@ _COMPLETED: Final = "completed"
 _ATTEMPTS: Final = 4  # a record can vanish (expiry, abandon) between two reads
 _PURGE_EVERY: Final = 1000
 _AAD: Final = b"interlock/idempotency-response/v1\0"
+# The deployment key of the records' keyed hashes (store.sealed_values), one for
+# every replica; each use is domain-separated by a label ending in NUL.
+_KEY_SETTING: Final = "replay.idempotency_key"
+_FINGERPRINT_LABEL: Final = b"fingerprint\0"
+_UPSTREAM_LABEL: Final = b"upstream-key\0"
+_KEYED: Final = "hmac-sha256:"  # fingerprints without it are an earlier release's SHA-256
 _log = get_logger("interlock.replay")
 
 
@@ -153,11 +172,38 @@ IdempotencyOutcome = Begun | Replay | Unreadable | InFlight | Mismatch
 
 
 class ResponseSeal:
-    """Stored responses sealed with the keyring, each bound to its record's id."""
+    """What a shared store keeps secret: responses sealed, fingerprints and upstream keys keyed.
 
-    def __init__(self, keyring: Keyring) -> None:
-        """Seal with ``keyring`` (its current KEK; any version it holds opens)."""
+    Responses are sealed with the keyring, each bound to its record's id;
+    fingerprints and the keys sent upstream are HMAC-SHA256 under one
+    deployment key (at least 256 bits), itself sealed by the keyring in the
+    store (:meth:`load`). The key never shows in ``repr``.
+    """
+
+    __slots__ = ("_key", "_keyring")
+
+    def __init__(self, keyring: Keyring, key: bytes) -> None:
+        """Seal with ``keyring`` (its current KEK; any version opens); hash with ``key``."""
+        if len(key) < PEPPER_SIZE:
+            raise ValueError("the idempotency key must be at least 256 bits")
         self._keyring = keyring
+        self._key = key
+
+    @classmethod
+    def load(cls, engine: Engine, keyring: Keyring) -> ResponseSeal:
+        """The deployment's: its key created on first use, sealed in the store's settings."""
+        return cls(keyring, sealed_setting(engine, keyring, _KEY_SETTING, new_pepper))
+
+    def __repr__(self) -> str:
+        return "ResponseSeal(key=<sealed>)"
+
+    def keyed_fingerprint(self, fingerprint: str) -> str:
+        """``hmac-sha256:`` and the base64url HMAC of a request's :func:`fingerprint`."""
+        return _KEYED + _b64(hash_secret(self._key, _FINGERPRINT_LABEL + fingerprint.encode()))
+
+    def upstream_key(self, scope: str, key: str) -> str:
+        """The ``Idempotency-Key`` field value sent upstream for ``key`` in ``scope``."""
+        return _upstream_key(self._key, scope, key)
 
     def seal(self, record_id: str, response: StoredResponse) -> bytes:
         """The sealed encoding of ``response`` for the record ``record_id``."""
@@ -190,6 +236,14 @@ class IdempotencyStore(Protocol):
 
     def abandon(self, scope: str, key: str, token: str) -> None:
         """Forget the record begun with ``token`` so that a retry is processed afresh."""
+        ...
+
+    def upstream_key(self, scope: str, key: str) -> str:
+        """The ``Idempotency-Key`` to send upstream for ``key`` in ``scope``: an sf-string.
+
+        The same for the same scope and key on every replica, unrelated across
+        scopes, and revealing neither.
+        """
         ...
 
     async def begin_async(
@@ -236,6 +290,26 @@ def _record_id(scope: str, key: str) -> str:
     return hashlib.sha256(f"{scope}\0{key}".encode()).hexdigest()
 
 
+def _b64(digest: bytes) -> str:
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _upstream_key(secret: bytes, scope: str, key: str) -> str:
+    # An sf-string (RFC 9651 §3.3.3) like the caller's key: base64url needs no escape.
+    return '"' + _b64(hash_secret(secret, _UPSTREAM_LABEL + f"{scope}\0{key}".encode())) + '"'
+
+
+def _same_request(stored: str, keyed: str, fingerprint: str) -> bool:
+    """Whether a record's fingerprint is this request's: keyed, or an earlier release's plain one.
+
+    A plain SHA-256 is compared only with a record that holds one (no ``hmac-sha256:``
+    prefix), so it never matches a record written since.
+    """
+    if stored.startswith(_KEYED):
+        return hmac.compare_digest(stored, keyed)
+    return hmac.compare_digest(stored, fingerprint)
+
+
 def _token() -> str:
     return secrets.token_hex(16)
 
@@ -261,6 +335,11 @@ class MemoryIdempotency:
         self._now = now
         self._records: dict[str, _Record] = {}
         self._lock = threading.Lock()
+        self._key = new_pepper()  # one process: its upstream keys need agree with no other
+
+    def upstream_key(self, scope: str, key: str) -> str:
+        """See :meth:`IdempotencyStore.upstream_key` (keyed for this process)."""
+        return _upstream_key(self._key, scope, key)
 
     def begin(
         self, scope: str, key: str, fingerprint: str, ttl: timedelta, lease: timedelta
@@ -334,6 +413,7 @@ class SqlIdempotency:
     ) -> IdempotencyOutcome:
         """Insert the record; on a duplicate primary key, read what the winner left."""
         rid = _record_id(scope, key)
+        keyed = self._seal.keyed_fingerprint(fingerprint)
         for _ in range(_ATTEMPTS):
             now = self._now()
             token = _token()
@@ -342,7 +422,7 @@ class SqlIdempotency:
                     connection.execute(
                         _TABLE.insert().values(
                             id=rid,
-                            fingerprint=fingerprint,
+                            fingerprint=keyed,
                             token=token,
                             state=_IN_FLIGHT,
                             lease_until=now + lease,
@@ -350,7 +430,7 @@ class SqlIdempotency:
                         )
                     )
             except IntegrityError:
-                outcome = self._existing(rid, fingerprint, lease, now)
+                outcome = self._existing(rid, keyed, fingerprint, lease, now)
                 if outcome is not None:
                     return outcome
                 continue  # the record expired or was abandoned meanwhile: try again
@@ -361,7 +441,7 @@ class SqlIdempotency:
         return InFlight()  # the key is contended beyond reason: the caller may retry
 
     def _existing(
-        self, rid: str, fingerprint: str, lease: timedelta, now: datetime
+        self, rid: str, keyed: str, fingerprint: str, lease: timedelta, now: datetime
     ) -> IdempotencyOutcome | None:
         with self._engine.begin() as connection:
             row = connection.execute(select(_TABLE).where(_TABLE.c.id == rid)).one_or_none()
@@ -372,7 +452,7 @@ class SqlIdempotency:
                     delete(_TABLE).where(_TABLE.c.id == rid, _TABLE.c.expires_at <= now)
                 )
                 return None
-            if row.fingerprint != fingerprint:
+            if not _same_request(row.fingerprint, keyed, fingerprint):
                 return Mismatch()
             if row.state == _COMPLETED:
                 return self._seal.open(rid, bytes(row.response or b""))
@@ -410,6 +490,10 @@ class SqlIdempotency:
                 )
             )
 
+    def upstream_key(self, scope: str, key: str) -> str:
+        """See :meth:`IdempotencyStore.upstream_key`."""
+        return self._seal.upstream_key(scope, key)
+
     async def begin_async(
         self, scope: str, key: str, fingerprint: str, ttl: timedelta, lease: timedelta
     ) -> IdempotencyOutcome:
@@ -444,7 +528,9 @@ if not cur[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   return {'begun'}
 end
-if cur[1] ~= ARGV[1] then return {'mismatch'} end
+-- ARGV[5]: the plain SHA-256 an earlier release stored; it has no 'hmac-sha256:' prefix,
+-- so it matches only such a record (see _same_request).
+if cur[1] ~= ARGV[1] and cur[1] ~= ARGV[5] then return {'mismatch'} end
 if cur[2] == 'completed' then return {'replay', cur[4]} end
 if tonumber(cur[3]) > now then return {'in_flight'} end
 redis.call('HSET', KEYS[1], 'token', ARGV[2], 'lease', now + tonumber(ARGV[3]))
@@ -497,7 +583,7 @@ class RedisIdempotency:
         rid, token = _record_id(scope, key), _token()
         try:
             reply = self._begin(
-                keys=[self._prefix + rid], args=_begin_args(fingerprint, token, ttl, lease)
+                keys=[self._prefix + rid], args=self._begin_args(fingerprint, token, ttl, lease)
             )
         except redis.RedisError as exc:
             raise IdempotencyUnavailableError(type(exc).__name__) from None
@@ -527,7 +613,7 @@ class RedisIdempotency:
         rid, token = _record_id(scope, key), _token()
         try:
             reply = await self._begin_async(
-                keys=[self._prefix + rid], args=_begin_args(fingerprint, token, ttl, lease)
+                keys=[self._prefix + rid], args=self._begin_args(fingerprint, token, ttl, lease)
             )
         except redis.RedisError as exc:
             raise IdempotencyUnavailableError(type(exc).__name__) from None
@@ -557,6 +643,16 @@ class RedisIdempotency:
         except redis.RedisError as exc:
             raise IdempotencyUnavailableError(type(exc).__name__) from None
 
+    def upstream_key(self, scope: str, key: str) -> str:
+        """See :meth:`IdempotencyStore.upstream_key`."""
+        return self._seal.upstream_key(scope, key)
+
+    def _begin_args(
+        self, fingerprint: str, token: str, ttl: timedelta, lease: timedelta
+    ) -> list[str | int]:
+        keyed = self._seal.keyed_fingerprint(fingerprint)
+        return [keyed, token, _ms(lease), _ms(ttl), fingerprint]
+
     def _outcome(self, rid: str, token: str, reply: Any) -> IdempotencyOutcome:
         verdict = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         if verdict == "begun":
@@ -567,10 +663,6 @@ class RedisIdempotency:
 
     def _key(self, scope: str, key: str) -> str:
         return self._prefix + _record_id(scope, key)
-
-
-def _begin_args(fingerprint: str, token: str, ttl: timedelta, lease: timedelta) -> list[str | int]:
-    return [fingerprint, token, _ms(lease), _ms(ttl)]
 
 
 def _ms(delta: timedelta) -> int:
@@ -588,7 +680,7 @@ def idempotency_store(
 
     ``async_client``: the same Redis through ``redis.asyncio``, for the gateway.
     """
-    seal = ResponseSeal(keyring)
+    seal = ResponseSeal.load(engine, keyring)
     if redis_client is not None:
         return RedisIdempotency(redis_client, seal, async_client=async_client)
     return SqlIdempotency(engine, seal)

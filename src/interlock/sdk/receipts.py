@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from interlock.proofs.canonical import canonical_json
 from interlock.proofs.checkpoint import Checkpoint, open_checkpoint
 from interlock.proofs.errors import CheckpointError, ProofError
 from interlock.proofs.note import NoteVerifier
-from interlock.sdk.audit import verify_entry
+from interlock.sdk.audit import MAX_PROOF, strict_json, verify_entry
 
 __all__ = [
     "MAX_RECEIPT_BYTES",
@@ -55,7 +54,6 @@ RECEIPT_FORMAT: Final = "interlock-dsr-receipt/1"
 MAX_RECEIPT_BYTES: Final = 16 * 1024 * 1024
 MAX_STATEMENT_BYTES: Final = 1024 * 1024
 MAX_NAME: Final = 200
-MAX_PROOF: Final = 64  # an RFC 9162 proof of a tree under 2**63 leaves is shorter
 
 # The entries of a request's steps (interlock.privacy.request_audit writes them).
 _CREATE: Final = "privacy.request.create"
@@ -112,33 +110,12 @@ class ReceiptSummary:
     checkpoint: Checkpoint
 
 
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Two members of one name read differently in different parsers: refuse them.
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ProofError(f"the receipt repeats the member {key!r}")
-        result[key] = value
-    return result
-
-
-def _no_constant(name: str) -> None:
-    raise ProofError(f"the receipt holds {name}, which is not JSON")
-
-
-def _parse(text: str | bytes, what: str) -> Any:
-    try:
-        return json.loads(text, object_pairs_hook=_refuse_duplicates, parse_constant=_no_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise ProofError(f"{what} is not JSON") from None
-
-
 def _document(document: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(document, Mapping):
         return document
     if len(document) > MAX_RECEIPT_BYTES:
         raise ProofError(f"the receipt is over {MAX_RECEIPT_BYTES} bytes")
-    parsed = _parse(document, "the receipt")
+    parsed = strict_json(document, "the receipt")
     if not isinstance(parsed, dict):
         raise ProofError("the receipt is not a JSON object")
     return parsed
@@ -238,7 +215,7 @@ def _entries(records: object, checkpoint: Checkpoint) -> dict[int, dict[str, Any
             verify_entry(checkpoint, index, body.encode("utf-8"), leaf, hashes)
         except ProofError as exc:
             raise ProofError(f"{where}: {exc}") from None
-        decoded = _parse(body, f"{where}")
+        decoded = strict_json(body, f"{where}")
         if not isinstance(decoded, dict) or not isinstance(decoded.get("details"), dict):
             raise ProofError(f"{where} is not an audit entry")
         entries[index] = decoded

@@ -33,6 +33,7 @@ from interlock.audit.entry import AuditEntry, Outcome
 from interlock.audit.sink import AuditSink
 from interlock.clock import Clock
 from interlock.errors import InterlockError, InvalidRequestError
+from interlock.secrets.errors import VersionConflictError
 from interlock.secrets.rotation_lock import (
     DEFAULT_LEASE,
     LockLostError,
@@ -43,11 +44,19 @@ from interlock.secrets.rotation_lock import (
 from interlock.secrets.rotators.base import ROTATION_ACTOR, Credential, RotationError, Rotator
 from interlock.secrets.vault import SecretInfo, Stage, Vault, VersionInfo
 
-__all__ = ["Done", "RotationEngine", "due", "overdue"]
+__all__ = ["Done", "RotationAbandonedError", "RotationEngine", "due", "overdue"]
 
 StepName = Literal["create", "set", "test", "promote", "retire"]
 _T = TypeVar("_T")
 _REASON_CHARS: Final = 300
+
+
+class RotationAbandonedError(VersionConflictError):
+    """The secret was written while its rotation ran: that write stands, the rotation ended.
+
+    Its pending value was retired at the target and in the vault; rotate again to
+    rotate from the value now current.
+    """
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,9 @@ class RotationEngine:
         try:
             version = self._run(info, rotator, lock, state, force=force)
         except LockLostError:
+            raise
+        except RotationAbandonedError:
+            lock.finish()  # nothing is left to resume
             raise
         except Exception as error:
             lock.release(error=_reason(error))
@@ -225,20 +237,39 @@ class RotationEngine:
             self._step("test", name, version, lambda: rotator.test(pending))
             lock.advance("tested")
             self._told(name, "test", version)
-        self._step(
-            "promote",
-            name,
-            version,
-            lambda: self._vault.promote(name, version, actor=self._actor),
-        )
+        try:
+            self._step(
+                "promote",
+                name,
+                version,
+                lambda: self._vault.promote(name, version, actor=self._actor),
+            )
+        except VersionConflictError as conflict:
+            self._abandon(name, rotator, version)
+            raise RotationAbandonedError(
+                f"{conflict}; the rotation is abandoned (version {version} retired at the "
+                f"target and in the vault): rotate again to rotate from the current value"
+            ) from None
         self._told(name, "promote", version)
         return version
+
+    def _abandon(self, name: str, rotator: Rotator, version: int) -> None:
+        """End pending ``version`` at the target and in the vault: a newer write won."""
+        pending = self._credential(name, version=version)
+        current = self._credential(name, stage="current")
+        # The target was set to accept the pending value: without this it would keep
+        # accepting a credential the vault no longer serves, with nobody to end it.
+        self._step("retire", name, version, lambda: rotator.retire(pending, current))
+        self._vault.retire(name, version, actor=self._actor)
+        self._told(name, "retire", version)
 
     def _retire_previous(self, info: SecretInfo, rotator: Rotator, *, force: bool) -> int | None:
         name = info.name
         previous = self._previous(name)
         if previous is None:
             return None
+        if not previous.readable:
+            return self._end_unreadable(name, previous, force=force)
         if not (force or self._overlap_over(previous)):
             until = f"{previous.valid_until:%Y-%m-%d %H:%M} UTC" if previous.valid_until else "-"
             raise InvalidRequestError(
@@ -251,6 +282,36 @@ class RotationEngine:
         self._vault.retire(name, previous.version, actor=self._actor)
         self._told(name, "retire", previous.version)
         return previous.version
+
+    def _end_unreadable(self, name: str, previous: VersionInfo, *, force: bool) -> int:
+        """A previous version deleted or destroyed (before the vault refused it).
+
+        Its value is what tells the target which credential to stop accepting. A
+        deleted one comes back with ``undelete``. A destroyed one cannot: the
+        operator revokes it at the target by hand, then ``--force`` ends it in the
+        vault, on record as a retire the target was not told of. Never silently.
+        """
+        version = previous.version
+        if previous.destroyed_at is None:
+            raise RotationError(
+                f"version {version} of {name}, the previous version, is deleted, and its "
+                "rotator needs its value to retire it at the target: run `interlock secrets "
+                f"undelete {name} -v {version}`, then rotate"
+            )
+        if not force:
+            raise RotationError(
+                f"version {version} of {name}, the previous version, was destroyed, so its "
+                "rotator cannot make the target stop accepting it: revoke it at the target "
+                f"by hand, then `interlock secrets rotate {name} --force` ends it here"
+            )
+        self._record(
+            "retire",
+            name,
+            version,
+            RotationError("the value was destroyed: the target was not told (--force)"),
+        )
+        self._vault.retire(name, version, actor=self._actor)
+        return version
 
     def _previous(self, name: str) -> VersionInfo | None:
         found = [v for v in self._vault.versions(name, actor=self._actor) if v.stage == "previous"]

@@ -284,6 +284,43 @@ def _info(row: Any) -> SecretInfo:
     )
 
 
+def _to_change(name: str, action: str, found: Sequence[VersionInfo], *, rotated: bool) -> list[int]:
+    """Which of ``found`` a delete, undelete or destroy changes; refuses what it must not."""
+    if action == "secret.undelete":
+        destroyed = sorted(v.version for v in found if v.destroyed_at is not None)
+        if destroyed:
+            raise InvalidRequestError(
+                f"version {', '.join(map(str, destroyed))} of {name} was destroyed: its value "
+                "is erased for good and cannot be restored"
+            )
+        return sorted(v.version for v in found if v.deleted_at is not None)
+    verb = action.removeprefix("secret.")
+    for info in found:
+        _check_unneeded(name, info, verb, rotated=rotated)
+    return sorted(v.version for v in found)
+
+
+def _check_unneeded(name: str, info: VersionInfo, verb: str, *, rotated: bool) -> None:
+    """Refuse to delete or destroy a version a rotation still needs to read.
+
+    The rotation engine reads the previous value to make the target stop accepting
+    it (retire), and a pending one to set and test it: without the value the old
+    credential would stay valid at the target, and every later rotation would fail.
+    """
+    if info.stage == "pending":
+        raise InvalidRequestError(
+            f"version {info.version} of {name} is pending: the rotation in progress needs it; "
+            f"finish it with `interlock secrets rotate {name}` first"
+        )
+    if info.stage == "previous" and rotated:
+        raise InvalidRequestError(
+            f"version {info.version} of {name} is the previous version, which its rotator "
+            "must still retire at the target (until then the target accepts it): run "
+            f"`interlock secrets rotate {name} --force`, or let `interlock secrets rotate "
+            f"--due` retire it once its overlap is over, then {verb} it"
+        )
+
+
 #: Who resolves ``secret://`` references for the gateway's upstream calls and rules.
 GATEWAY: Final = Operator("system:gateway")
 
@@ -466,7 +503,10 @@ class Vault:
     def promote(self, name: str, version: int, *, actor: Operator) -> VersionInfo:
         """Make pending ``version`` current (the last step of a rotation); idempotent.
 
-        The version that was current becomes previous, valid for the overlap.
+        The version that was current becomes previous, valid for the overlap. A
+        pending version is numbered after the one current when it was staged, so a
+        current version above it was written while the rotation ran: that write
+        stands, and promoting is refused with :class:`VersionConflictError`.
         """
         now = self._now()
         with self._engine.begin() as connection:
@@ -477,6 +517,12 @@ class Vault:
                 raise self._no_secret(connection, name, actor)
             if row.current_version == version:  # promoted already (a resumed rotation)
                 return self._version_info(connection, name, version)
+            if row.current_version > version:
+                raise VersionConflictError(
+                    f"{name} was written while its rotation ran: version "
+                    f"{row.current_version} is current, newer than pending version {version}, "
+                    "which is not promoted over it"
+                )
             target = self._version_info(connection, name, version)
             if target.stage != "pending" or not target.readable:
                 raise InvalidRequestError(f"version {version} of {name} is not pending")
@@ -566,7 +612,10 @@ class Vault:
         return self._mark(name, versions, actor, "secret.delete", deleted_at=self._now())
 
     def undelete(self, name: str, versions: Sequence[int], *, actor: Operator) -> list[int]:
-        """Restore soft-deleted ``versions`` (not destroyed ones)."""
+        """Restore soft-deleted ``versions``; the ones restored (a version not deleted is not).
+
+        A destroyed version cannot come back: naming one is refused and nothing changes.
+        """
         return self._mark(name, versions, actor, "secret.undelete", deleted_at=None)
 
     def destroy(self, name: str, versions: Sequence[int], *, actor: Operator) -> list[int]:
@@ -578,32 +627,33 @@ class Vault:
     def _mark(
         self, name: str, versions: Sequence[int], actor: Operator, action: str, **values: Any
     ) -> list[int]:
+        """Change ``versions`` of ``name``; returns (and records) only those it changed."""
         check_name(name)
         if not versions:
             raise InvalidRequestError("name at least one version")
+        chosen = and_(_VERSIONS.c.name == name, _VERSIONS.c.version.in_(versions))
         with self._engine.begin() as connection:
-            known = set(
-                connection.execute(
-                    select(_VERSIONS.c.version).where(
-                        _VERSIONS.c.name == name, _VERSIONS.c.version.in_(versions)
-                    )
-                ).scalars()
-            )
-            missing = sorted(set(versions) - known)
-            if not known and not self._stored(connection, name):
+            rows = connection.execute(select(_VERSIONS).where(chosen).with_for_update()).all()
+            missing = sorted(set(versions) - {row.version for row in rows})
+            if not rows and not self._stored(connection, name):
                 raise self._no_secret(connection, name, actor)
             if missing:
                 raise NotFoundError(f"{name} has no version {', '.join(map(str, missing))}")
-            query = update(_VERSIONS).where(
-                _VERSIONS.c.name == name, _VERSIONS.c.version.in_(versions)
-            )
-            if action == "secret.undelete":
-                query = query.where(_VERSIONS.c.destroyed_at.is_(None))
-            connection.execute(query.values(**values))
+            rotator = connection.execute(
+                select(_SECRETS.c.rotator).where(_SECRETS.c.name == name)
+            ).scalar()
+            found = [_version(row) for row in rows]
+            changed = _to_change(name, action, found, rotated=rotator is not None)
+            if changed:
+                query = update(_VERSIONS).where(_VERSIONS.c.name == name)
+                query = query.where(_VERSIONS.c.version.in_(changed))
+                if action == "secret.undelete":
+                    query = query.where(_VERSIONS.c.destroyed_at.is_(None))
+                connection.execute(query.values(**values))
         self._forget(name)
-        for version in sorted(known):
+        for version in changed:
             self._record(actor, action, name, version)
-        return sorted(known)
+        return changed
 
     # -- reading -------------------------------------------------------------
 
@@ -617,6 +667,8 @@ class Vault:
     ) -> tuple[Secret, VersionInfo]:
         """The value of ``version`` (or of ``stage``, default current) and what it is.
 
+        A pending version is served to operators only (the rotation engine tests it);
+        to a client it is :class:`NotFoundError`, by stage or by number.
         Recorded on the audit trail before the value is returned; if it cannot
         be recorded, :class:`~interlock.audit.errors.AuditUnavailableError`.
         """
@@ -633,6 +685,12 @@ class Vault:
                     raise NotFoundError(f"no {stage} version of {name!r}")
                 version = found
             info, sealed, legacy = self._sealed(connection, name, version)
+        if info.stage == "pending" and not isinstance(actor, Operator):
+            # Untested until its rotation promotes it: the target may not accept it yet.
+            raise NotFoundError(
+                f"version {version} of {name} is pending (a rotation's new value, not yet "
+                "tested): not served to clients"
+            )
         if info.destroyed_at is not None or sealed is None:
             raise NotFoundError(f"version {version} of {name} was destroyed")
         if info.deleted_at is not None:

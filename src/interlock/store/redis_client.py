@@ -45,6 +45,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
+from interlock.config.remote_tls import redis_hosts
 from interlock.config.settings import Settings
 from interlock.errors import ConfigError
 
@@ -221,19 +222,10 @@ def _target(url: str) -> _Target:
 
 
 def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
-    """``host:port,host:port`` (``[v6]:port``) as pairs; a ConfigError naming the bad one."""
-    found = []
-    for raw in netloc.rpartition("@")[2].split(","):
-        item = raw.strip()
-        if item.startswith("["):  # [v6] or [v6]:port
-            host, _, rest = item[1:].partition("]")
-            port = rest.removeprefix(":")
-        else:
-            host, _, port = item.partition(":")
-        if not host or (port and not port.isdigit()):
-            raise ConfigError(f"INTERLOCK_REDIS_URL: {item!r} is not HOST:PORT")
-        found.append((host, int(port) if port else default_port))
-    return found
+    try:
+        return redis_hosts(netloc, default_port)
+    except ConfigError as bad:
+        raise ConfigError(f"INTERLOCK_REDIS_URL: {bad.message}") from None
 
 
 def _tls(scheme: str, query: str) -> dict[str, Any]:

@@ -10,7 +10,10 @@ written under the directory it is given:
   cluster, leaf node or websocket listener;
 * JetStream with its store in a temporary directory (removed on exit);
 * one user, ``interlock``, with a password generated for this run (in the
-  configuration file, mode 0600; never logged).
+  configuration file, mode 0600; never logged); or, with
+  ``authorization=False``, no user at all: the client certificate alone
+  admits (a manifest broker with ``client_cert: pki:auto`` and no
+  ``credentials``).
 
 The server stops (SIGTERM, then SIGKILL) and its store is removed when the
 block ends. Several can run at once (pytest-xdist): each has its own port,
@@ -96,10 +99,15 @@ def _write_pki(directory: Path) -> tuple[Path, Path, Path, Path, Path]:
 
 
 def _config(
-    *, name: str, ca: Path, cert: Path, key: Path, store: Path, password: str, log: Path
+    *, name: str, ca: Path, cert: Path, key: Path, store: Path, password: str | None, log: Path
 ) -> str:
     # Paths are the caller's temporary directory and the password is
     # token_urlsafe: nothing here needs escaping inside double quotes.
+    users = (
+        f'authorization {{\n  user: "{USER}"\n  password: "{password}"\n}}\n'
+        if password is not None
+        else ""
+    )
     return (
         f'server_name: "{name}"\n'
         f'log_file: "{log}"\n'
@@ -115,10 +123,7 @@ def _config(
         "  max_memory_store: 64MB\n"
         "  max_file_store: 1GB\n"
         "}\n"
-        "authorization {\n"
-        f'  user: "{USER}"\n'
-        f'  password: "{password}"\n'
-        "}\n"
+        f"{users}"
     )
 
 
@@ -151,12 +156,16 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def started(directory: Path, *, client_ca: bytes | None = None) -> Iterator[TlsBroker]:
+def started(
+    directory: Path, *, client_ca: bytes | None = None, authorization: bool = True
+) -> Iterator[TlsBroker]:
     """A NATS server with JetStream running under ``directory``; stopped and cleaned on exit.
 
     ``client_ca`` (PEM) is another CA whose client certificates the server
     accepts besides its own: a deployment's PKI, for services that present
-    the certificates it issues (``client_cert: pki:auto``).
+    the certificates it issues (``client_cert: pki:auto``). Without
+    ``authorization`` the server has no user: the client certificate alone
+    admits, and the broker's URL names no user and its password is None.
     """
     binary = _binary()
     if binary is None:
@@ -170,7 +179,7 @@ def started(directory: Path, *, client_ca: bytes | None = None) -> Iterator[TlsB
     store = directory / "jetstream"
     store.mkdir(mode=0o700)
     log = directory / "nats-server.log"
-    password = secrets.token_urlsafe(24)
+    password = secrets.token_urlsafe(24) if authorization else None
     config = directory / "nats-server.conf"
     name = f"interlock-test-{os.getpid()}-{secrets.token_hex(4)}"
     write_private_file(
@@ -191,7 +200,7 @@ def started(directory: Path, *, client_ca: bytes | None = None) -> Iterator[TlsB
         _wait_ready(process, log, port)
         yield TlsBroker(
             kind="nats",
-            url=f"tls://{USER}@127.0.0.1:{port}",
+            url=f"tls://{USER}@127.0.0.1:{port}" if authorization else f"tls://127.0.0.1:{port}",
             password=password,
             ca_file=ca,
             client_cert=client_cert,

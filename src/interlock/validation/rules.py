@@ -15,11 +15,14 @@ A SQL lookup whose input is absent (unless declared ``optional``), null, a
 list or an object is a violation too: a rule never passes for want of a value.
 A rule that cannot be evaluated (its database is down, its code raised) fails
 the request closed with 503, naming the rule but never the error's text, SQL
-or the database.
+or the database. A lookup's database on another host than loopback must be
+reached over verified TLS (:mod:`interlock.config.remote_tls`), or the
+manifest does not load.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,10 +30,11 @@ from importlib.metadata import entry_points
 from typing import Any, Final
 
 from sqlalchemy import Engine, bindparam, column, create_engine, event, select, table
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from interlock.config.manifest import RULES_ENTRY_POINTS, Manifest, SqlRule
+from interlock.config.remote_tls import check_database_tls
 from interlock.errors import ConfigError, InterlockError
 from interlock.logs import get_logger
 from interlock.validation.errors import BodyRefused, Violation, echo
@@ -144,11 +148,33 @@ class SqlLookup:
                 self._engine = engine
         return engine.connect()
 
-    def _create_engine(self) -> Engine:
+    def check_database(self) -> None:
+        """At load: refuse (ConfigError) a database URL that would cross the network unverified.
+
+        A secret that cannot be read or parsed yet (``INTERLOCK_MISSING_SECRETS=start``) is
+        left to the first lookup, which then fails closed (503).
+        """
+        with contextlib.suppress(RuleUnavailableError):
+            self._url()
+
+    def _url(self) -> URL:
+        """The database's URL from the vault; ConfigError unless another host gets verified TLS."""
         try:
             url = make_url(self._resolve_url(self._spec.database))
         except (ArgumentError, ValueError, InterlockError):
             raise RuleUnavailableError(f"rule {self.name}: its database URL is unusable") from None
+        try:
+            check_database_tls(url)
+        except ConfigError as refused:
+            raise ConfigError(f"rule {self.name}: {refused.message}") from None
+        return url
+
+    def _create_engine(self) -> Engine:
+        try:
+            url = self._url()
+        except ConfigError as refused:  # the secret changed since load: still never connect
+            _log.warning("business rule database refused", rule=self.name, reason=refused.message)
+            raise RuleUnavailableError(f"rule {self.name} cannot be evaluated") from None
         backend = url.get_backend_name()
         arguments: dict[str, Any] = {}
         if backend == "postgresql":
@@ -224,11 +250,14 @@ class Rules:
     """Every rule a manifest's routes use: SQL lookups and loaded entry points."""
 
     def __init__(self, manifest: Manifest, resolve_url: Callable[[str], str]) -> None:
-        """Load what the routes name; an unknown name is a :class:`ConfigError`."""
+        """Load what the routes name; an unknown name is a :class:`ConfigError`, and so is
+        a SQL rule whose database is on another host without verified TLS."""
         available: dict[str, Any] | None = None  # entry points, scanned only if a route needs one
         self._sql = {
             name: SqlLookup(name, spec, resolve_url) for name, spec in manifest.rules.items()
         }
+        for lookup in self._sql.values():
+            lookup.check_database()
         self._python: dict[str, _PythonRule] = {}
         for flow in manifest.integrations.values():
             for route in flow.routes:

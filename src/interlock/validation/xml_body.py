@@ -3,13 +3,19 @@
 Parsing goes through ``defusedxml`` with every protection on, so a DOCTYPE of
 any kind — and with it XXE (OWASP XXE Prevention Cheat Sheet), billion laughs,
 parameter entities and external DTDs — is refused when expat reports the
-DOCTYPE, before anything is declared, expanded or fetched.
+DOCTYPE, before anything is declared, expanded or fetched. The two external
+references a document can make without a DTD are refused as the parser meets
+them: XInclude elements (an XInclude processor upstream would fetch ``href``,
+``file:///etc/passwd`` included) and processing instructions — ``<?xml-stylesheet
+href=...?>`` makes an XSLT-aware upstream fetch and run a stylesheet, and no
+other PI has a use in a request body (the XML declaration is not one).
 
 Refusals (:class:`~interlock.validation.errors.BodyRefused`):
 
 * 400 ``malformed-body`` — not UTF-8, an XML declaration naming another
   encoding, or not well-formed XML;
-* 400 ``xml-refused`` — a DTD, an entity declaration or an external reference;
+* 400 ``xml-refused`` — a DTD, an entity declaration, an XInclude element or
+  a processing instruction;
 * 400 ``too-deep`` — elements nested deeper than ``XmlPolicy.max_depth``;
 * 422 ``schema-violation`` — the document breaks the route's XSD. Each
   violation's ``pointer`` is the element's XPath location as xmlschema reports
@@ -51,6 +57,8 @@ _MAX_DETAIL: Final = 200
 # xmlschema prefixes an attribute's error reason with "attribute NAME=VALUE: ".
 _ATTRIBUTE_REASON: Final = re.compile(r"attribute ([^\s=]+)=")
 _QUOTED: Final = re.compile(rf"'([^']{{{MAX_ECHO + 1},}})'")
+# XInclude 1.0 and the 2003 draft namespace that libxml2 still processes.
+_XINCLUDE: Final = ("{http://www.w3.org/2001/XInclude}", "{http://www.w3.org/2003/XInclude}")
 
 
 def parse_xml(body: bytes, policy: XmlPolicy, schema: XsdSchema | None = None) -> Element:
@@ -129,7 +137,13 @@ class _DepthLimitedBuilder(TreeBuilder):
         if self._depth > self._max_depth:
             detail = f"elements nested deeper than {self._max_depth}"
             raise BodyRefused("too-deep", detail)
+        if tag.startswith(_XINCLUDE):
+            raise _refused("xml-refused", "XInclude elements are not accepted")
         return super().start(tag, attrs)
+
+    def pi(self, target: str, text: str | None = None, /) -> Element:
+        # Called by the parser for every processing instruction, kept or not.
+        raise _refused("xml-refused", "processing instructions are not accepted")
 
     def end(self, tag: str, /) -> Element:
         self._depth -= 1

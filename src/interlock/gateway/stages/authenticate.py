@@ -43,6 +43,11 @@ __all__ = ["Authentication"]
 _CHALLENGE: Final = 'Bearer realm="interlock"'
 _MAX_CREDENTIAL: Final = MAX_TOKEN_BYTES
 _NO_CREDENTIAL: Final = "no credential"
+_NONCE_CHALLENGE: Final = "DPoP nonce challenge"
+# Refusals that are no guess: a request without a credential, and RFC 9449 §9's
+# use_dpop_nonce, a protocol step every DPoP client meets (the token endpoint
+# does not count it either).
+_NOT_GUESSES: Final = frozenset({_NO_CREDENTIAL, _NONCE_CHALLENGE})
 _PRINTABLE: Final = re.compile(r"[\x21-\x7e]+")
 
 
@@ -110,7 +115,7 @@ class Authentication:
             await self._authenticate(ctx)
         except Refusal as refusal:
             # A credential that failed; a request that carried none is not a guess.
-            if refusal.code == "unauthorized" and refusal.log_reason != _NO_CREDENTIAL:
+            if refusal.code == "unauthorized" and refusal.log_reason not in _NOT_GUESSES:
                 await guessing.failed(remote)
             raise
 
@@ -204,13 +209,11 @@ class Authentication:
                 self._dpop.check, proofs[0], request.method, self._names.target(request), token
             )
         except DPoPProofError as exc:
-            raise self._proof_refused(
-                "the DPoP proof is invalid"
-                if exc.error == "invalid_dpop_proof"
-                else "a fresh DPoP nonce is required",
-                exc.reason,
-                exc.error,
-            ) from None
+            if exc.error == "use_dpop_nonce":
+                raise self._proof_refused(
+                    "a fresh DPoP nonce is required", _NONCE_CHALLENGE, exc.error
+                ) from None
+            raise self._proof_refused("the DPoP proof is invalid", exc.reason, exc.error) from None
         if proof.jkt != principal.dpop_jkt:
             raise self._proof_refused(
                 "the DPoP proof is invalid", "proof key differs from the token's cnf.jkt"

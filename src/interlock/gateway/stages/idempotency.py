@@ -13,11 +13,25 @@ idempotent already (RFC 9110 §9.2.2), and pass through untouched.
 * the same key with another fingerprint: 422 (draft §2.7);
 * no key on a route that requires one, or a malformed key: 400.
 
+A request holds its record for a lease (2 minutes), after which a retry may
+take the record over (the replica processing it may have died). So the
+forward must end first: it is cut at four fifths of the lease (504
+``upstream-timeout``, the record released), leaving a fifth for clocks that
+disagree (Redis decides leases by its own). The upstream call's own overall
+deadline (``UpstreamLimits.total_seconds``, 60 s) normally ends it sooner.
+
 Responses that say "try again" — 408, 425, 429 and every 5xx, including the
 gateway's own 502/504 when the upstream fails — are not stored: the record is
 abandoned so that the client's retry, the reason the key exists, is processed.
-The header itself is forwarded, so an upstream that implements the draft can
-de-duplicate a request whose outcome we could not see (a timeout).
+
+The upstream gets an ``Idempotency-Key`` too, so that one implementing the
+draft can de-duplicate a request whose outcome we could not see (a timeout) —
+but not the caller's: every caller reaches the upstream with the system's one
+credential, so the upstream would scope client A's key and client B's equal
+key alike (B replayed A's answer). It gets one derived from the client, the
+route and the key under a deployment key (:meth:`IdempotencyStore.upstream_key`):
+the same on every retry and replica, another for another client. Routes
+without a policy forward no ``Idempotency-Key`` at all.
 """
 
 from __future__ import annotations
@@ -79,6 +93,7 @@ _KEPT_HEADERS: Final = frozenset(
     }
 )
 _TRANSIENT: Final = frozenset({408, 425, 429})
+_DEADLINE_SHARE: Final = 0.8
 DEFAULT_TTL: Final = timedelta(hours=24)
 
 
@@ -92,6 +107,11 @@ class IdempotencyPolicy:
     # How long a request may be in flight before a retry may take the key over.
     lease: timedelta = timedelta(minutes=2)
     max_stored_bytes: int = 1024 * 1024
+
+    @property
+    def deadline(self) -> float:
+        """Seconds a forward may take: four fifths of the lease, so it ends before the lease."""
+        return self.lease.total_seconds() * _DEADLINE_SHARE
 
 
 def parse_idempotency_key(values: Iterable[str]) -> str | None:
@@ -160,6 +180,7 @@ class IdempotentForward:
             return await self._terminal(ctx)
         body = await ctx.read_body()  # read once: the upstream call forwards the same bytes
         scope = _scope(ctx)
+        ctx.idempotency_key = self._store.upstream_key(scope, key)
         print_ = fingerprint(request.method, request.raw_path, body)
         policy = self._policy
         outcome: IdempotencyOutcome = await self._store.begin_async(
@@ -191,10 +212,18 @@ class IdempotentForward:
 
     async def _forward(self, ctx: RequestContext, scope: str, key: str, token: str) -> web.Response:
         try:
-            response = await self._terminal(ctx)
-        except BaseException:
-            # Refusals (upstream 502/504), errors, cancellation: let a retry proceed.
+            async with asyncio.timeout(self._policy.deadline):
+                response = await self._terminal(ctx)
+        except BaseException as exc:
+            # Refusals (upstream 502/504), errors, cancellation, the deadline: let a
+            # retry proceed.
             await asyncio.shield(self._store.abandon_async(scope, key, token))
+            if isinstance(exc, TimeoutError):
+                raise Refusal(
+                    "upstream-timeout",
+                    "the upstream system could not complete the request in time",
+                    log_reason="forward cut before its Idempotency-Key lease ran out",
+                ) from None
             raise
         if response.status >= 500 or response.status in _TRANSIENT:
             await self._store.abandon_async(scope, key, token)

@@ -5,13 +5,20 @@ fresh requests cost parsing. In order, every step refusing with a problem:
 
 1. path and query parameters against the route's types and patterns (400);
 2. a body: ``Content-Encoding`` other than identity (415), media type outside
-   the route's list (415), more than ``max_body`` bytes (413, before reading);
+   the route's list (415), a JSON, XML or CSV body declared in a charset other
+   than UTF-8 (415), more than ``max_body`` bytes (413, before reading);
 3. by media type: JSON (strict parse within ``json_limits``, 400; then the
    route's JSON Schema, every violation at once, 422), XML (defusedxml, no DTD
    or entities, 400; optional XSD, 422) or CSV (shape limits 400/413, formula
    cells neutralised in the forwarded body);
 4. business rules (422, or 503 when a rule cannot be evaluated);
 5. ``request_fields``: the forwarded JSON body keeps only those fields.
+
+A body of those three kinds is read as UTF-8, so it is forwarded as UTF-8:
+``Content-Type: <media type>; charset=utf-8``, the caller's parameters dropped.
+A ``charset`` the upstream would decode by (RFC 7303 §3.2: for XML it wins
+over the document's own declaration) would otherwise make it read another
+document than the one checked — ``+ACI-`` is a quote in UTF-7.
 
 Large bodies are parsed off the event loop. Problem details name the field
 and the rule, never internal paths, stack frames, SQL or upstream text.
@@ -20,6 +27,7 @@ and the rule, never internal paths, stack frames, SQL or upstream text.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -47,6 +55,12 @@ _XML: Final = XmlPolicy()  # for a route that lists an XML type without an xml: 
 _CSV: Final = CsvPolicy()
 _INLINE_BYTES: Final = 64 * 1024  # bodies up to this size are parsed on the event loop
 _BODYLESS: Final = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+# Every mention of a charset parameter, and the one form taken: utf-8, quoted or not
+# (RFC 9110 §8.3.2: case-insensitive). Anything else that says "charset" — another
+# charset, a second one, charset*= (RFC 2231), one inside a quoted value that
+# parsers split differently — is refused rather than interpreted.
+_CHARSET_WORD: Final = re.compile("charset", re.IGNORECASE)
+_UTF8: Final = re.compile(r'charset[ \t]*=[ \t]*(?:utf-8|"utf-8")[ \t]*(?:;|$)', re.IGNORECASE)
 # Headers that describe the upstream's exact bytes: wrong once the body is cut down.
 _STALE_AFTER_FILTER: Final = ("Content-Length", "ETag", "Content-MD5", "Digest", "Content-Digest")
 
@@ -145,8 +159,14 @@ class Validation:
         media = request.content_type.lower()
         if media not in self._accepted:
             raise _unsupported(route, f"{media} is not accepted")
-        body = await ctx.read_body()
         kind = media_kind(media)
+        if kind != "other":
+            if not _declares_utf8(request.headers["Content-Type"]):
+                raise _unsupported(
+                    route, "the body must be UTF-8: send charset=utf-8 or no charset parameter"
+                )
+            ctx.content_type = f"{media}; charset=utf-8"
+        body = await ctx.read_body()
         if kind == "json":
             return await self._off_loop(body, self._json, body)
         if kind == "xml":
@@ -169,6 +189,14 @@ class Validation:
         return await asyncio.to_thread(function, *args)
 
 
+def _declares_utf8(content_type: str) -> bool:
+    """Whether ``content_type`` names no charset, or names utf-8 once and plainly."""
+    mentions = [found.start() for found in _CHARSET_WORD.finditer(content_type)]
+    return not mentions or (
+        len(mentions) == 1 and _UTF8.match(content_type, mentions[0]) is not None
+    )
+
+
 class MinimisedForward:
     """The upstream call, with the response cut to the route's ``response_fields``.
 
@@ -189,12 +217,15 @@ class MinimisedForward:
             return response
         if response.headers.get("Content-Encoding", "identity").lower() != "identity":
             raise _not_filterable("a compressed response")
+        # The whole header: aiohttp's content_type has dropped the charset parameter,
+        # and a body read and rewritten as UTF-8 must not go out labelled otherwise.
+        content_type = response.headers.get("Content-Type")
         try:
             if len(body) <= _INLINE_BYTES:
-                filtered, removed = minimise_body(body, response.content_type, self._fields)
+                filtered, removed = minimise_body(body, content_type, self._fields)
             else:
                 filtered, removed = await asyncio.to_thread(
-                    minimise_body, body, response.content_type, self._fields
+                    minimise_body, body, content_type, self._fields
                 )
         except NotFilterable:
             raise _not_filterable(f"a {response.content_type or 'typeless'} response") from None

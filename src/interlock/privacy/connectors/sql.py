@@ -25,7 +25,6 @@ the driver's text (it can quote the bound values).
 from __future__ import annotations
 
 import base64
-import ipaddress
 import math
 import uuid
 from collections.abc import Mapping
@@ -39,6 +38,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
 from interlock.config.manifest import SqlConnector as SqlSettings
+from interlock.config.remote_tls import check_database_tls
 from interlock.errors import InterlockError
 from interlock.privacy.connectors.base import (
     Action,
@@ -141,38 +141,7 @@ def check_database_url(url: URL) -> None:
             "the database URL must use postgresql+psycopg://, mysql+pymysql:// or "
             f"mariadb+pymysql://, not {url.drivername}://"
         )
-    if _local(url):
-        return
-    if url.drivername.startswith("postgresql"):
-        if url.query.get("sslmode") != "verify-full":
-            raise InterlockError(
-                "a PostgreSQL database on another host needs sslmode=verify-full in its URL: "
-                "without it the connection may be read or taken over on the network (CWE-319)"
-            )
-        return
-    if not (url.query.get("ssl_ca") or url.query.get("ssl_capath")):
-        raise InterlockError(
-            "a MariaDB/MySQL database on another host needs ssl_ca= (a CA file) in its URL: "
-            "without TLS the connection may be read or taken over on the network (CWE-319)"
-        )
-    if str(url.query.get("ssl_check_hostname", "true")).lower() in {"false", "0", "no", "off"}:
-        raise InterlockError("ssl_check_hostname must stay on for a database on another host")
-
-
-def _local(url: URL) -> bool:
-    """Whether the URL connects on this machine (loopback address or a Unix socket)."""
-    host = url.host
-    query_host = url.query.get("host") or url.query.get("unix_socket")
-    if host is None:
-        if query_host is None:
-            return True  # the driver's default: a local Unix socket
-        return isinstance(query_host, str) and query_host.startswith("/")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    check_database_tls(url)
 
 
 def _binds(
