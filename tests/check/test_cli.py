@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from interlock.check.results import Finding
 from interlock.cli import check as check_cli
 from interlock.cli.main import main
 from tests.check.conftest import Write
+from tests.config.test_files_manifest import as2_manifest
 
 NO_LIMIT = (
     "scope: orders.write\n        rate_limit: {per_client: 10/min}\n",
@@ -61,9 +64,10 @@ def test_a_waiver_file_turns_the_failure_into_waived(
 ) -> None:
     """A waived failure shows as such and does not fail the run."""
     waivers = tmp_path / "waivers.yaml"
+    expires = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()  # the CLI's today
     waivers.write_text(
         "waivers:\n  - item: input_validation\n    integration: sync\n"
-        "    reason: the CRM validates itself\n    owner: ops@example.de\n    expires: 2999-01-01\n"
+        f"    reason: the CRM validates itself\n    owner: ops@example.de\n    expires: {expires}\n"
     )
     path = str(write_manifest(NO_SCHEMA))
     assert main(["check", "--manifest", path, "--waivers", str(waivers)]) == 0
@@ -108,6 +112,34 @@ def test_an_invalid_manifest_prints_validates_messages_and_exits_2(
     assert f"{path}:6:10: systems.erp.url: upstream must use https://" in captured.err
     assert "systems.erp.ca: ca cannot switch certificate verification off" in captured.err
     assert "error[manifest_invalid]" in captured.err
+
+
+@pytest.mark.parametrize("form", ["table", "json", "sarif"])
+def test_a_partner_url_with_a_password_is_never_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], form: str
+) -> None:
+    """The manifest is refused (exit 2) and no output carries the password."""
+    password = "pw-" + os.urandom(6).hex()
+    path = tmp_path / "interlock.yaml"
+    path.write_text(as2_manifest(url=f"https://acme:{password}@as2.acme.example/as2"))
+    assert main(["check", "--manifest", str(path), "--format", form]) == 2
+    captured = capsys.readouterr()
+    assert "partners.acme.as2.url: URL must not carry credentials" in captured.err
+    assert password not in captured.out + captured.err
+
+
+@pytest.mark.parametrize("target", ["missing/report.json", "."])
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(
+    write_manifest: Write, tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str
+) -> None:
+    """A missing directory or a directory as -o: one clear line, exit status 2 (not 70)."""
+    path = write_manifest()
+    output = tmp_path / target
+    assert main(["check", "--manifest", str(path), "--format", "json", "-o", str(output)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("interlock: error[output]: cannot write "), err
+    assert len(err.splitlines()) == 1, err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_an_unknown_integration_exits_2(

@@ -53,6 +53,41 @@ def test_api_keys_alone_on_special_category_data_fail_authentication(
     assert finding.location.line == path.read_text().splitlines().index("    client: sync") + 1
 
 
+SPECIAL = (
+    "data_categories: [user.contact.email]",
+    "data_categories: [user.contact.email, user.health_and_medical]\n"
+    "    special_category_condition: explicit_consent",
+)
+KEY_ONLY_CALLER = (
+    ("clients:\n", "clients:\n  keyonly:\n    auth: [api_key]\n    roles: [reader]\n"),
+    ("    client: sync\n", "    client: sync\n    callers: [keyonly]\n"),
+)
+
+
+def test_a_caller_with_api_keys_alone_on_special_category_data_fails_authentication(
+    write_manifest: Write,
+) -> None:
+    """The integration's own client uses oauth2 and mtls, but a caller reaches it by key alone."""
+    finding = check(write_manifest(SPECIAL, *KEY_ONLY_CALLER))["authentication"]
+    assert finding.status == "fail"
+    assert "keyonly" in finding.reason
+    assert any("keyonly (api_key)" in line for line in finding.evidence)
+    assert any("sync (oauth2, mtls)" in line for line in finding.evidence)
+
+
+def test_a_key_only_caller_kept_off_by_the_routes_auth_passes(write_manifest: Write) -> None:
+    """Routes that require oauth2 or mtls keep the key-only caller out: nothing weak remains."""
+    path = write_manifest(
+        SPECIAL,
+        *KEY_ONLY_CALLER,
+        ("        scope: orders.read\n", "        scope: orders.read\n        auth: [mtls]\n"),
+        ("        scope: orders.write\n", "        scope: orders.write\n        auth: [oauth2]\n"),
+    )
+    finding = check(path)["authentication"]
+    assert finding.status == "pass", finding.reason
+    assert not any("keyonly" in line for line in finding.evidence)
+
+
 def test_api_keys_on_ordinary_personal_data_pass_with_a_note(write_manifest: Write) -> None:
     """API keys are authentication (the seed counts them); the reason names the weaker choice."""
     finding = check(write_manifest(("auth: [oauth2, mtls]", "auth: [api_key]")))["authentication"]
@@ -177,6 +212,20 @@ def test_an_unparsed_media_type_fails_input_validation(write_manifest: Write) ->
     finding = check(path)["input_validation"]
     assert finding.status == "fail"
     assert "unparsed application/octet-stream" in finding.reason
+
+
+def test_a_get_route_declaring_a_body_without_a_schema_fails_input_validation(
+    write_manifest: Write,
+) -> None:
+    """A GET that declares a JSON body takes one (the gateway forwards it): it needs a schema."""
+    path = write_manifest(
+        ("        upstream: erp\n        scope: orders.read\n",
+         "        upstream: erp\n        scope: orders.read\n"
+         "        content_types: [application/json]\n"),
+    )  # fmt: skip
+    finding = check(path)["input_validation"]
+    assert finding.status == "fail"
+    assert "GET /orders/{id} (no request_schema)" in finding.reason
 
 
 def test_a_route_without_rate_limit_fails(write_manifest: Write) -> None:

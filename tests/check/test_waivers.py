@@ -9,13 +9,14 @@ import pytest
 
 from interlock.check.results import Waiver
 from interlock.check.run import CheckInputError, blocking, run_check
-from interlock.check.waivers import WaiverFileError, load_waivers
+from interlock.check.waivers import WaiverFileError, a_year_after, load_waivers
 from tests.check.conftest import Write, by_item
 
 NO_LIMIT = (
     "scope: orders.write\n        rate_limit: {per_client: 10/min}\n",
     "scope: orders.write\n",
 )
+TODAY = date(2027, 1, 1)
 WAIVER = Waiver(
     "rate_limiting", "sync", "the CRM throttles itself", "ops@example.de", date(2027, 1, 31)
 )
@@ -61,7 +62,7 @@ def test_load_waivers_reads_every_field(tmp_path: Path) -> None:
         "waivers:\n  - item: rate_limiting\n    integration: sync\n"
         "    reason: the CRM throttles itself\n    owner: ops@example.de\n    expires: 2027-01-31\n",
     )
-    assert load_waivers(path) == [WAIVER]
+    assert load_waivers(path, today=TODAY) == [WAIVER]
 
 
 @pytest.mark.parametrize(
@@ -86,8 +87,34 @@ def test_a_malformed_waiver_file_is_one_located_line(
     """FILE:LINE:COL: field: problem, and nothing of the file is used."""
     path = _write(tmp_path, text)
     with pytest.raises(WaiverFileError) as raised:
-        load_waivers(path)
+        load_waivers(path, today=TODAY)
     message = raised.value.message
     assert message.startswith(str(path))
     assert expected in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("expires", ["9999-12-31", "2028-01-02"])
+def test_a_waiver_expiring_more_than_a_year_ahead_is_refused(tmp_path: Path, expires: str) -> None:
+    """A waiver is reviewed at least yearly: a far expiry would silence a failure for ever."""
+    path = _write(
+        tmp_path,
+        "waivers:\n  - item: rate_limiting\n    integration: sync\n"
+        f"    reason: r\n    owner: o\n    expires: {expires}\n",
+    )
+    with pytest.raises(WaiverFileError) as raised:
+        load_waivers(path, today=TODAY)
+    assert ":6:5: waivers[0].expires: expires is at most a year ahead (2028-01-01)" in (
+        raised.value.message
+    )
+
+
+def test_a_waiver_expiring_a_year_ahead_is_accepted(tmp_path: Path) -> None:
+    """The cap is inclusive: today plus one year."""
+    path = _write(
+        tmp_path,
+        "waivers:\n  - item: rate_limiting\n    integration: sync\n"
+        "    reason: r\n    owner: o\n    expires: 2028-01-01\n",
+    )
+    assert load_waivers(path, today=TODAY)[0].expires == date(2028, 1, 1)
+    assert a_year_after(date(2028, 2, 29)) == date(2029, 3, 1)

@@ -9,6 +9,7 @@ check.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 from datetime import UTC, datetime, timedelta
@@ -309,6 +310,23 @@ def test_an_unreachable_postgresql_fails(
     assert f"127.0.0.1:{port}/interlock is unreachable" in database.detail
     for name in ("migrations", "store-binding", "secrets", "clock-skew"):
         assert checks[name].status == "skip", name
+
+
+def test_a_database_url_is_shown_with_its_query_values_masked(
+    healthy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whatever the query holds, doctor shows the parameter names only (and the role)."""
+    tag = "tag-" + os.urandom(6).hex()
+    port = _free_port()
+    monkeypatch.setenv(
+        "INTERLOCK_DATABASE_URL",
+        f"postgresql://interlock@127.0.0.1:{port}/interlock?application_name={tag}",
+    )
+    status, checks = _doctor(capsys)
+    assert status == 1
+    detail = checks["store-database"].detail
+    assert tag not in detail
+    assert f"interlock@127.0.0.1:{port}/interlock?application_name=***" in detail
 
 
 @pytest.mark.redis

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,74 @@ def test_outbound_files_to_a_partner_outside_the_eea_need_a_transfer(tmp_path: P
     found = [(d.path, d.message) for d in check(tmp_path, out).errors]
     assert any(p == "integrations.nightly-orders.files.partner" and "outside the EEA" in m
                for p, m in found), found  # fmt: skip
+
+
+_AS2_PARTNER = """\
+    as2:
+      as2_id: ACME
+      our_id: EXAMPLE
+      url: "{url}"
+      mdn: async
+      mdn_url: "{mdn_url}"
+      certificate: file:/etc/acme.pem
+      our_key: secret://acme/as2-key
+      our_certificate: file:/etc/ours.pem
+      crl: file:/etc/acme-ca.crl
+    notify:
+      webhook: {{url: "{webhook}"}}
+"""
+_GOOD_URL = "https://as2.acme.example/as2"
+
+
+def as2_manifest(url: str = _GOOD_URL, mdn_url: str = _GOOD_URL, webhook: str = _GOOD_URL) -> str:
+    """FILES with an AS2 partner (async MDNs, a notify webhook) at these URLs."""
+    section = _AS2_PARTNER.format(url=url, mdn_url=mdn_url, webhook=webhook)
+    return FILES.replace("    drop:\n", section + "    drop:\n")
+
+
+def test_the_as2_partner_urls_are_valid(tmp_path: Path) -> None:
+    """The baseline of the URL tests below loads."""
+    report = check(tmp_path, as2_manifest())
+    assert report.ok, messages(report)
+
+
+@pytest.mark.parametrize("field", ["url", "mdn_url", "webhook"])
+@pytest.mark.parametrize("scheme", ["https", "http"])
+@pytest.mark.parametrize("form", ["userinfo", "query"])
+def test_credentials_in_partner_urls_are_refused_without_echo(
+    tmp_path: Path, field: str, scheme: str, form: str
+) -> None:
+    """A password in a partner URL is an error at that field; no message repeats it."""
+    password = "pw-" + os.urandom(6).hex()
+    if form == "userinfo":
+        url = f"{scheme}://acme:{password}@as2.acme.example/as2"
+    else:
+        url = f"{scheme}://as2.acme.example/as2?" + "to" + f"ken={password}"
+    report = check(tmp_path, as2_manifest(**{field: url}))
+    path = {
+        "url": "partners.acme.as2.url",
+        "mdn_url": "partners.acme.as2.mdn_url",
+        "webhook": "partners.acme.notify.webhook.url",
+    }[field]
+    assert [d.path for d in report.errors] == [path], messages(report)
+    assert password not in "".join(str(d) for d in report.errors)
+
+
+def test_a_partner_url_without_a_host_is_refused(tmp_path: Path) -> None:
+    """https:///path names no endpoint."""
+    report = check(tmp_path, as2_manifest(url="https:///as2"))
+    assert [d.path for d in report.errors] == ["partners.acme.as2.url"], messages(report)
+    assert "no host" in report.errors[0].message
+
+
+@pytest.mark.parametrize("scheme", ["http", "ftp"])
+def test_an_ocsp_url_with_a_password_is_refused_without_echo(tmp_path: Path, scheme: str) -> None:
+    """Also where the scheme is wrong: the pattern's message shows the URL masked."""
+    password = "pw-" + os.urandom(6).hex()
+    text = as2_manifest().replace(
+        "      crl: file:/etc/acme-ca.crl\n",
+        f'      crl: file:/etc/acme-ca.crl\n      ocsp: "{scheme}://o:{password}@ocsp.acme.example"\n',
+    )
+    report = check(tmp_path, text)
+    assert [d.path for d in report.errors] == ["partners.acme.as2.ocsp"], messages(report)
+    assert password not in "".join(str(d) for d in report.errors)

@@ -217,3 +217,27 @@ def test_hostile_or_odd_input_gives_diagnostics_never_an_exception(
     report = check(tmp_path, text)
     assert report.errors
     assert all(d.line >= 1 and d.column >= 1 for d in report.errors)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("source: erp", 'source: "crm\\nOK: injected"'),
+        ("source: erp", 'source: "crm\\r\\nOK: injected"'),
+        (
+            "  crm: {url",
+            '  "k\\nOK: injected": {url: "https://k.example", location: DE}\n  crm: {url',
+        ),
+        ("scope: orders.read}", 'scope: "orders.read\\u2028OK: injected"}'),
+    ],
+)
+def test_a_value_with_a_line_break_never_adds_a_line_to_the_diagnostics(
+    tmp_path: Path, old: str, new: str
+) -> None:
+    """Every diagnostic is one line, whatever the values it names hold (escaped)."""
+    assert old in VALID
+    report = check(tmp_path, VALID.replace(old, new, 1))
+    assert report.errors, "the edit is an error"
+    for diagnostic in (*report.errors, *report.warnings):
+        text = str(diagnostic)
+        assert len(text.splitlines()) == 1, text  # splitlines also breaks at U+2028, NEL

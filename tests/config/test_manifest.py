@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -93,6 +94,11 @@ def test_the_baseline_manifest_is_valid(tmp_path: Path) -> None:
         ('"/orders/{id}"', '"/orders/{id}?x=1"', "integrations.order-sync.routes[0].path", "'?'"),
         ('"/orders/{id}"', '"/orders/{id}#x"', "integrations.order-sync.routes[0].path", "'#'"),
         ('"pki:internal"', "none", "systems.erp.ca", "CWE-295"),
+        # A control character in a path never reaches OpenSSL (a NUL made it raise).
+        ('"pki:internal"', '"file:/tmp/ca\\0.pem"', "systems.erp.ca", "ca must be"),
+        ('"pki:internal"', '"file:/tmp/ca\\x7f.pem"', "systems.erp.ca", "ca must be"),
+        ('"pki:internal"', '"file:/tmp/ca\\e.pem"', "systems.erp.ca", "ca must be"),
+        ('"pki:internal"', '"pki:internal\\n"', "systems.erp.ca", "ca must be"),
         ('"pki:internal"', "false", "systems.erp.ca", "CWE-295"),
         ("scopes: [orders.read]", "scopes: []", "roles.order-reader.scopes", "at least 1 item"),
         ("scopes: [orders.read]", "scopes: orders.read", "roles.order-reader.scopes", "a list"),
@@ -279,3 +285,47 @@ def test_a_bad_introspection_setting_is_located(
 ) -> None:
     """An unknown value, or ``all`` for a client that cannot authenticate at the endpoint."""
     assert_error_after_edit(tmp_path, old, new, path, fragment)
+
+
+_ISSUER = """\
+trusted_issuers:
+  idp:
+    issuer: "{issuer}"
+    jwks_uri: "{jwks_uri}"
+    audiences: [interlock-gateway]
+    client_claim: azp
+    clients: {{idp-order-sync: order-sync}}
+"""
+_IDP = "https://idp.example/realms/a"
+
+
+def _issuer(issuer: str = _IDP, jwks_uri: str = _IDP + "/certs") -> str:
+    return VALID + _ISSUER.format(issuer=issuer, jwks_uri=jwks_uri)
+
+
+def test_a_trusted_issuer_with_plain_urls_is_valid(tmp_path: Path) -> None:
+    """The baseline of the issuer URL tests below loads."""
+    report = check(tmp_path, _issuer())
+    assert report.ok, messages(report)
+
+
+@pytest.mark.parametrize(
+    ("field", "url", "fragment"),
+    [
+        ("jwks_uri", "https://admin:{pw}@idp.example/certs", "credentials"),
+        ("jwks_uri", "https://idp.example/certs?client_secret={pw}", "credentials"),
+        ("jwks_uri", "https:///certs", "no host"),
+        ("issuer", "https:", "no host"),
+        ("issuer", "https://admin:{pw}@idp.example/realms/a", "credentials"),
+    ],
+)
+def test_trusted_issuer_urls_need_a_host_and_carry_no_credentials(
+    tmp_path: Path, field: str, url: str, fragment: str
+) -> None:
+    """An issuer or JWKS URL with a password or without a host is refused; no echo."""
+    password = "pw-" + os.urandom(6).hex()
+    report = check(tmp_path, _issuer(**{field: url.format(pw=password)}))
+    matching = [d for d in report.errors if d.path == f"trusted_issuers.idp.{field}"]
+    assert matching, messages(report)
+    assert fragment in matching[0].message
+    assert password not in "".join(str(d) for d in report.errors)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,54 @@ def test_a_database_named_in_the_query_is_checked_too(monkeypatch: pytest.Monkey
         monkeypatch.setenv("INTERLOCK_DATABASE_URL", f"postgresql://app@localhost/x?{query}")
         with pytest.raises(ConfigError, match="sslmode=verify-full"):
             load_settings()
+
+
+def _secret() -> str:
+    return "pw-" + os.urandom(6).hex()
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        # Loopback hosts: refused for the password alone, whatever the TLS rules for others.
+        ("INTERLOCK_DATABASE_URL", "postgresql+psycopg://app@127.0.0.1/test?{key}={value}"),
+        (
+            "INTERLOCK_AUDIT_DATABASE_URL",
+            "postgresql://app@localhost/audit?sslmode=disable&{key}={value}",
+        ),
+        ("INTERLOCK_REDIS_URL", "redis://127.0.0.1:6379/0?{key}={value}"),
+    ],
+)
+@pytest.mark.parametrize("key", ["password", "sslpassword", "passwd", "PassWord", "token"])
+def test_a_password_in_a_url_query_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, url: str, key: str
+) -> None:
+    """?password= reaches the driver as a password (libpq, PyMySQL, redis-py): refused too."""
+    value = _secret()
+    monkeypatch.setenv(variable, url.format(key=key, value=value))
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert variable in str(caught.value)
+    assert value not in str(caught.value)
+
+
+def test_a_password_in_the_public_url_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The public URL becomes the OAuth issuer and is published: no userinfo at all."""
+    value = _secret()
+    monkeypatch.setenv("INTERLOCK_PUBLIC_URL", f"https://:{value}@gw.example:8443")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "INTERLOCK_PUBLIC_URL" in str(caught.value)
+    assert value not in str(caught.value)
+
+
+def test_an_ordinary_query_is_still_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sslmode, application_name: no credential, no refusal."""
+    url = "postgresql://app@127.0.0.1/test?sslmode=verify-full&application_name=gw"
+    monkeypatch.setenv("INTERLOCK_DATABASE_URL", url)
+    assert load_settings().database_url == url
 
 
 def test_unknown_log_level_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -129,3 +129,16 @@ def test_nesting_deeper_than_the_cap_is_refused_where_it_starts(tmp_path: Path) 
     assert (problem.line, problem.column) == (1, 3 + MAX_DEPTH)
     nested = "a: " + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "\n"
     assert read_yaml(_write(tmp_path, nested)).problems == []
+
+
+@pytest.mark.parametrize("character", ["\x00", "\x0c", "\x1b", "\x7f"])
+def test_a_control_character_is_one_line_at_its_place(tmp_path: Path, character: str) -> None:
+    """PyYAML's reader error (no mark, a position) becomes one located line."""
+    text = f"a: 1\nb: 2\nc: 3\nd: x{character}y\n"
+    with pytest.raises(YamlSourceError) as caught:
+        read_yaml(_write(tmp_path, text))
+    problem = caught.value.problem
+    assert (problem.line, problem.column) == (4, 5)
+    assert "\n" not in problem.message
+    assert "control characters are not allowed" in problem.message
+    assert "position" not in problem.message

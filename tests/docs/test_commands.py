@@ -38,6 +38,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
@@ -237,13 +238,14 @@ ORDER_CREATED: Final = """\
 }
 """
 
-WAIVERS: Final = """\
+# A waiver expires at most a year ahead (docs/check.md): three months from the run's day.
+WAIVERS: Final = f"""\
 waivers:
   - item: minimisation
     integration: analytics-feed
     reason: the warehouse API returns no personal fields; allow-list due in Q2
     owner: data-platform@example.com
-    expires: 2099-03-31
+    expires: {(datetime.now(UTC).date() + timedelta(days=90)).isoformat()}
 """
 
 

@@ -157,6 +157,24 @@ def test_a_depth_bomb_is_refused_cleanly(env: Env, writer: dict[str, str]) -> No
     assert problem["type"] == "urn:interlock:problem:json-limit-exceeded"
 
 
+def test_a_body_on_a_route_that_declares_none_is_refused_unforwarded(
+    env: Env, writer: dict[str, str]
+) -> None:
+    """RFC 9110 §9.3.1: a GET body has no defined semantics; this route declares none: 400."""
+    body = json.dumps({"injected": "<script>", "ssn": "123-45-6789"}).encode()
+    headers = {**writer, "Content-Type": "application/json"}
+    status, _, problem = env.request("GET", "/echo/x", headers, body)
+    assert status == 400, problem
+    assert problem["type"].endswith(":body-not-allowed")
+    assert "123-45-6789" not in json.dumps(problem)
+
+
+def test_a_get_without_a_body_still_passes(env: Env, writer: dict[str, str]) -> None:
+    """An empty body (Content-Length: 0) is no body."""
+    status, _, _ = env.request("GET", "/echo/x", {**writer, "Content-Length": "0"})
+    assert status == 200
+
+
 def test_the_wrong_content_type_is_415(env: Env, writer: dict[str, str]) -> None:
     for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/xml"):
         status, _, problem = _post(env, "/v/orders", writer, b"{}", content_type)

@@ -16,10 +16,13 @@ section (messaging: :mod:`interlock.check.config_messaging`; event streaming:
 Decisions recorded here (docs/check.md repeats them):
 
 * authentication: every route authenticates by construction; a route that
-  carries special-category data (GDPR Art. 9/10) and accepts only API keys
-  (bearer secrets without proof of possession) fails: use oauth2 and/or mtls.
+  carries special-category data (GDPR Art. 9/10) and that any client able to
+  call it (the integration's client or one of its callers) reaches with API
+  keys alone (bearer secrets without proof of possession) fails: use oauth2
+  and/or mtls.
 * minimisation: reads (GET) of personal-data integrations need
-  ``response_fields``; writes (POST/PUT/PATCH) need ``request_fields`` or a
+  ``response_fields``; routes that take a body (POST/PUT/PATCH, or one that
+  declares a body: ``Route.takes_body``) need ``request_fields`` or a
   closed ``request_schema`` (``additionalProperties: false``).
 * least_privilege reuses ``interlock validate``'s findings
   (:func:`interlock.config.checks.cross_check`) for the roles the
@@ -88,30 +91,61 @@ def check_configuration(
 # -- authentication, least privilege, secrets, TLS, certificates --------------------------
 
 
-def _route_methods(context: Context, route: Route) -> tuple[str, ...]:
-    client = context.manifest.clients.get(context.flow.client)
-    return route.auth or (client.auth if client is not None else ())
+def _route_methods(context: Context, route: Route) -> dict[str, tuple[str, ...]]:
+    """Each client that can call ``route`` and the credentials it may use there.
+
+    As the gateway decides (stages/authorise.py): every client among the
+    integration's callers, with its own methods, narrowed to the route's
+    ``auth`` when the route has one; a client left with none cannot call it.
+    """
+    clients = context.manifest.clients
+    reach: dict[str, tuple[str, ...]] = {}
+    for name in sorted(context.flow.all_callers, key=lambda c: (c != context.flow.client, c)):
+        client = clients.get(name)
+        own = client.auth if client is not None else ()
+        methods = tuple(m for m in own if m in route.auth) if route.auth else own
+        if methods:
+            reach[name] = methods
+    return reach
+
+
+def _route_evidence(context: Context, route: Route) -> str:
+    reach = _route_methods(context, route)
+    if set(reach) <= {context.flow.client}:  # the integration's own client alone
+        return f"{route.label}: {', '.join(reach.get(context.flow.client, ()))}"
+    callers = "; ".join(f"{name} ({', '.join(methods)})" for name, methods in reach.items())
+    return f"{route.label}: {callers}"
+
+
+def _key_only(context: Context, route: Route) -> list[str]:
+    """The clients that reach ``route`` with API keys alone."""
+    return [
+        c for c, methods in _route_methods(context, route).items() if set(methods) == {"api_key"}
+    ]
 
 
 def _authentication(context: Context) -> Finding:
     flow = context.flow
     if not flow.routes:
         return no_routes(context, "authentication", "how each side authenticates the other")
-    evidence = [f"{r.label}: {', '.join(_route_methods(context, r))}" for r in flow.routes]
+    evidence = [_route_evidence(context, r) for r in flow.routes]
     special = [c for c in flow.data_categories if special_kind(c) is not None]
-    weak = [(i, r) for i, r in context.routes() if set(_route_methods(context, r)) == {"api_key"}]
+    weak = [(i, r, _key_only(context, r)) for i, r in context.routes() if _key_only(context, r)]
     if special and weak:
-        index, route = weak[0]
+        index, route, _ = weak[0]
+        clients = sorted({c for _, _, names in weak for c in names})
         return context.finding(
             "authentication",
             "fail",
-            f"{', '.join(r.label for _, r in weak)} carry special-category data "
-            f"({', '.join(special)}) but accept only API keys, bearer secrets without proof "
-            "of possession",
+            f"{', '.join(r.label for _, r, _ in weak)} carry special-category data "
+            f"({', '.join(special)}) but client(s) {', '.join(clients)} reach them with API "
+            "keys alone, bearer secrets without proof of possession",
             evidence,
-            context.at("routes", index, "auth") if route.auth else context.at("client"),
-            f"let client {flow.client!r} use oauth2 and/or mtls (auth: [oauth2, mtls]) and "
-            "require them on these routes",
+            context.at("routes", index, "auth")
+            if route.auth
+            else context.at("client" if flow.client in clients else "callers"),
+            f"let {', '.join(repr(c) for c in clients)} use oauth2 and/or mtls (auth: "
+            "[oauth2, mtls]), or require them on these routes (auth: [oauth2, mtls])",
         )
     note = (
         f"; {len(weak)} route(s) accept only API keys (oauth2 with mtls is stronger)"

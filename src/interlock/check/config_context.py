@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Final
 
 from interlock.check.results import Finding, Location, Status
 from interlock.config.manifest import Integration, Manifest, Route
 from interlock.config.yaml_source import DocPath, YamlDocument
 
-__all__ = ["BODY_METHODS", "Context", "no_routes", "personal"]
-
-BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
-"""Methods whose requests carry a body the gateway validates and may minimise."""
+__all__ = ["Context", "no_routes", "personal"]
 
 
 class Context:

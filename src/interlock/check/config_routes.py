@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from interlock.check.config_context import BODY_METHODS, Context, no_routes, personal
+from interlock.check.config_context import Context, no_routes, personal
 from interlock.check.results import Finding
 from interlock.config.manifest import Route, media_kind
 
@@ -33,7 +33,7 @@ def minimisation(context: Context) -> Finding:
                 missing.append((index, route, "response_fields"))
             else:
                 evidence.append(f"{route.label}: response_fields ({len(route.response_fields)})")
-        elif route.method in BODY_METHODS:
+        elif route.takes_body:
             if route.request_fields is not None:
                 evidence.append(f"{route.label}: request_fields ({len(route.request_fields)})")
             elif _closed_schema(route):
@@ -69,7 +69,7 @@ def input_validation(context: Context) -> Finding:
     evidence, missing = [], []
     for index, route in context.routes():
         typed = len(route.params) + len(route.query)
-        if route.method in BODY_METHODS:
+        if route.takes_body:
             kinds = {media_kind(t) for t in route.accepted_types}
             if "other" in kinds:
                 missing.append(

@@ -11,8 +11,8 @@ The baseline file is YAML, read with the manifest's safe reader
         expires: 2027-03-31
 
 A waived failure keeps its ``fail`` status and carries the waiver (it no
-longer counts against ``--fail-on``). A waiver is valid through its
-``expires`` day; after that the finding counts again and says the waiver
+longer counts against ``--fail-on``). ``expires`` is at most a year ahead. A
+waiver is valid through its ``expires`` day; after that the finding counts again and says the waiver
 expired. A malformed file is refused whole, with one line naming the file,
 line and field: a half-read baseline would silently waive or un-waive items.
 """
@@ -32,7 +32,7 @@ from interlock.config.manifest import NAME_PATTERN
 from interlock.config.yaml_source import DocPath, YamlDocument, YamlSourceError, read_yaml
 from interlock.errors import ConfigError
 
-__all__ = ["WaiverFileError", "apply_waivers", "load_waivers"]
+__all__ = ["WaiverFileError", "a_year_after", "apply_waivers", "load_waivers"]
 
 _FIELDS: Final = ("item", "integration", "reason", "owner", "expires")
 _KNOWN_ITEMS: Final = frozenset(i.id for i in (*ITEMS, *TYPE_ITEMS))
@@ -46,8 +46,11 @@ class WaiverFileError(ConfigError):
     code = "waivers_invalid"
 
 
-def load_waivers(path: Path) -> list[Waiver]:
-    """Every waiver in ``path``; :class:`WaiverFileError` for the first problem found."""
+def load_waivers(path: Path, *, today: date) -> list[Waiver]:
+    """Every waiver in ``path``; :class:`WaiverFileError` for the first problem found.
+
+    ``expires`` may be at most a year after ``today`` (:func:`a_year_after`).
+    """
     try:
         document = read_yaml(path)
     except YamlSourceError as exc:
@@ -62,10 +65,11 @@ def load_waivers(path: Path) -> list[Waiver]:
     entries = data.get("waivers") if isinstance(data, dict) else None
     if not isinstance(data, dict) or set(data) != {"waivers"} or not isinstance(entries, list):
         _fail(path, document, (), "a waiver file is a mapping with one key, waivers: a list")
-    return [_waiver(path, document, index, entry) for index, entry in enumerate(entries)]
+    latest = a_year_after(today)
+    return [_waiver(path, document, index, entry, latest) for index, entry in enumerate(entries)]
 
 
-def _waiver(path: Path, document: YamlDocument, index: int, entry: object) -> Waiver:
+def _waiver(path: Path, document: YamlDocument, index: int, entry: object, latest: date) -> Waiver:
     at: DocPath = ("waivers", index)
     if not isinstance(entry, dict):
         _fail(path, document, at, f"a waiver is a mapping of {', '.join(_FIELDS)}")
@@ -85,7 +89,24 @@ def _waiver(path: Path, document: YamlDocument, index: int, entry: object) -> Wa
     expires = _date(values["expires"])
     if expires is None:
         _fail(path, document, (*at, "expires"), "expires is a date, YYYY-MM-DD")
+    if expires > latest:
+        _fail(
+            path,
+            document,
+            (*at, "expires"),
+            f"expires is at most a year ahead ({latest.isoformat()}): a waiver is reviewed "
+            "and renewed, never open-ended",
+        )
     return Waiver(values["item"], values["integration"], values["reason"], values["owner"], expires)
+
+
+def a_year_after(today: date) -> date:
+    """The latest ``expires`` a waiver may name: the same date next year (1 March for
+    29 February). A later one (9999-12-31) would silence a failure for good."""
+    try:
+        return today.replace(year=today.year + 1)
+    except ValueError:  # 29 February
+        return date(today.year + 1, 3, 1)
 
 
 def _date(text: str) -> date | None:

@@ -17,6 +17,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from enum import StrEnum
 from io import StringIO
 from pathlib import Path
@@ -111,8 +112,9 @@ def check(  # noqa: PLR0917  (typer maps each parameter to an option)
     if not live and (source is not None or gateway is not None or ca is not None):
         _usage("--source, --gateway and --ca are for live probes: add --live")
     path = manifest or settings().manifest
+    today = datetime.now(UTC).date()  # one date for the waivers' cap and their expiry
     try:
-        accepted = load_waivers(waivers) if waivers is not None else None
+        accepted = load_waivers(waivers, today=today) if waivers is not None else None
     except WaiverFileError as exc:
         _usage(exc.message, exc.code)
     renderer = _renderer(output_format)
@@ -124,7 +126,9 @@ def check(  # noqa: PLR0917  (typer maps each parameter to an option)
                 live_probe(live_findings, gateway=gateway, source=source, ca_file=ca)
             )
         try:
-            scorecard = run_check(path, integration=integration, waivers=accepted, live=probe)
+            scorecard = run_check(
+                path, integration=integration, waivers=accepted, live=probe, today=today
+            )
         except ManifestError as exc:
             _invalid(exc)
         except CheckInputError as exc:
@@ -244,7 +248,17 @@ def _emit(text: str, output: Path | None) -> None:
     if output is None:
         typer.echo(text, nl=False)
         return
-    # Written whole or not at all: a temporary file beside the target, then renamed.
+    try:
+        _write_whole(text, output)
+    except OSError as exc:  # a missing directory, a directory as -o, no permission
+        reason = exc.strerror or type(exc).__name__
+        typer.echo(f"interlock: error[output]: cannot write {output}: {reason}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {output}", err=True)
+
+
+def _write_whole(text: str, output: Path) -> None:
+    """Written whole or not at all: a temporary file beside the target, then renamed."""
     handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent or Path())
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
@@ -253,7 +267,6 @@ def _emit(text: str, output: Path | None) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    typer.echo(f"wrote {output}", err=True)
 
 
 def _invalid(error: ManifestError) -> NoReturn:

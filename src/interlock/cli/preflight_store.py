@@ -23,6 +23,7 @@ from interlock.audit.schema import missing_tables
 from interlock.cli.preflight import Check, Status, failed, ok
 from interlock.clock import Clock
 from interlock.config.settings import Settings
+from interlock.config.urls import masked_url
 from interlock.crypto import Keyring
 from interlock.errors import InterlockError
 from interlock.pki.authority import Pki
@@ -80,7 +81,9 @@ def database(
         shown = f"sqlite {path}"
         engine = create_store_engine(url)
     else:
-        shown = parsed.render_as_string(hide_password=True)
+        # The role and where, never a query value (a password there is refused by the
+        # settings; whatever else it holds is not shown either).
+        shown = masked_url(parsed.render_as_string(hide_password=True), user=True)
         engine = create_store_engine(url, connect_args={"connect_timeout": _CONNECT_SECONDS})
     try:
         started = time.perf_counter()

@@ -35,7 +35,7 @@ from interlock.config.manifest import (
 from interlock.config.messaging import Broker
 from interlock.config.messaging_checks import messaging_findings
 from interlock.config.subject_checks import subject_findings
-from interlock.config.yaml_source import DocPath
+from interlock.config.yaml_source import DocPath, one_line
 from interlock.errors import did_you_mean
 from interlock.gdpr.adequacy import EEA
 from interlock.gdpr.taxonomy import special_kind
@@ -58,6 +58,10 @@ class Finding:
     severity: Severity = "error"
     at_key: bool = False
     position: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        # One line whatever the values it names hold (a manifest author's line breaks).
+        object.__setattr__(self, "message", one_line(self.message))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pydantic_core import ErrorDetails
 
 from interlock.config.checks import Finding
 from interlock.config.manifest import PATTERN_HELP
+from interlock.config.urls import masked_url
 from interlock.config.yaml_source import DocPath
 
 __all__ = ["explain_validation_error", "unknown_field"]
@@ -66,9 +67,10 @@ def _message(error: ErrorDetails) -> str:
     kind, ctx = error["type"], error.get("ctx") or {}
     if kind == "string_pattern_mismatch":
         pattern = str(ctx.get("pattern", ""))
-        return (
-            f"{error['input']!r} is not valid: {PATTERN_HELP.get(pattern, f'must match {pattern}')}"
-        )
+        shown = error["input"]
+        if isinstance(shown, str) and "://" in shown:  # a URL: never its userinfo or query values
+            shown = masked_url(shown)
+        return f"{shown!r} is not valid: {PATTERN_HELP.get(pattern, f'must match {pattern}')}"
     if kind == "too_short":
         count = ctx.get("min_length", 1)
         return f"must list at least {count} item{'' if count == 1 else 's'}"

@@ -24,12 +24,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Final, Literal
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
 from interlock.config.units import ByteSize, Duration
+from interlock.config.urls import check_https_url, credential_in_url
 from interlock.config.vocabulary import (
+    FILE_REF_PATTERN,
     SSH_KEY_PATTERN,
     Country,
+    HttpsUrl,
     Name,
     SecretRef,
     Text,
@@ -55,20 +58,39 @@ __all__ = [
     "SshPublicKey",
 ]
 
+
+def _no_credentials(url: str) -> str:
+    found = credential_in_url(url)
+    if found is not None:
+        raise ValueError(f"URL must not carry credentials ({found})")
+    return url
+
+
 #: An OpenSSH public-key line: ``ssh-ed25519 AAAA...`` (a comment after it is allowed).
 SshPublicKey = Annotated[str, StringConstraints(pattern=SSH_KEY_PATTERN, max_length=2000)]
 FileFormat = Literal["csv", "xml", "json", "edi", "binary"]
 _PATH = Annotated[str, StringConstraints(pattern=r"^/[^\x00\n]{0,500}$")]
 _GLOB = Annotated[str, StringConstraints(pattern=r"^[^/\x00\n]{1,200}$")]
 _AS2_ID = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,128}$")]
-_HTTPS_URL = Annotated[str, StringConstraints(pattern=r"^https://[^\s]{1,2000}$")]
-_FILE_REF = Annotated[str, StringConstraints(pattern=r"^file:\S+$")]
+# A partner's endpoint: https with a host, never a credential in it (its validator says why,
+# without repeating the value: a pattern's error would).
+_HTTPS_URL = Annotated[
+    HttpsUrl,
+    AfterValidator(
+        lambda url: check_https_url(url, why="the partner's files and receipts travel over it")
+    ),
+]
+_FILE_REF = Annotated[str, StringConstraints(pattern=rf"^{FILE_REF_PATTERN}$")]
 # pki:NAME: an AS2 certificate of the deployment's PKI (a PKI name: 1-63 of a-z, 0-9, -).
 _OUR_CERTIFICATE = Annotated[
-    str, StringConstraints(pattern=r"^(file:\S+|pki:[a-z][a-z0-9-]{0,62})$")
+    str, StringConstraints(pattern=rf"^({FILE_REF_PATTERN}|pki:[a-z][a-z0-9-]{{0,62}})$")
 ]
 # RFC 6960 Appendix A: OCSP over HTTP; the answer is signed, TLS optional.
-_OCSP_URL = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]{1,2000}$")]
+_OCSP_URL = Annotated[
+    str,
+    StringConstraints(pattern=r"^https?://[^\s]{1,2000}$"),
+    AfterValidator(_no_credentials),
+]
 As2Signing = Literal[
     "rsa-pss-sha256",
     "rsa-pss-sha384",

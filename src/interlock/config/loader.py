@@ -43,16 +43,24 @@ from interlock.config.manifest import (
     TrustedIssuer,
 )
 from interlock.config.messaging import Broker
-from interlock.config.yaml_source import DocPath, YamlDocument, YamlSourceError, read_yaml
+from interlock.config.yaml_source import (
+    DocPath,
+    YamlDocument,
+    YamlSourceError,
+    one_line,
+    read_yaml,
+)
 from interlock.errors import ManifestError
 
 __all__ = [
     "DeepCheck",
     "Diagnostic",
+    "LoadedManifest",
     "ManifestReport",
     "check_manifest",
     "format_path",
     "load_manifest",
+    "read_manifest",
 ]
 
 _SECTIONS: Final[dict[str, type[BaseModel]]] = {
@@ -90,6 +98,11 @@ class Diagnostic:
     message: str
     severity: Literal["error", "warning"] = "error"
 
+    def __post_init__(self) -> None:
+        # One line: a key or value with a line break cannot add lines to the output.
+        object.__setattr__(self, "path", one_line(self.path))
+        object.__setattr__(self, "message", one_line(self.message))
+
     def __str__(self) -> str:
         label = "warning: " if self.severity == "warning" else ""
         where = f"{self.path}: " if self.path else ""
@@ -103,6 +116,7 @@ class ManifestReport:
     manifest: Manifest | None
     errors: tuple[Diagnostic, ...]
     warnings: tuple[Diagnostic, ...]
+    sha256: str = ""  # of the bytes checked ("" if the file could not be read)
 
     @property
     def ok(self) -> bool:
@@ -114,15 +128,28 @@ DeepCheck = Callable[[Manifest, Path], Iterable[Finding]]
 """A check that needs more than the manifest's text (compiling its schemas, say)."""
 
 
+@dataclass(frozen=True)
+class LoadedManifest:
+    """A validated manifest and the SHA-256 (hex) of the very bytes it was parsed from."""
+
+    manifest: Manifest
+    sha256: str
+
+
 def load_manifest(path: Path, deep: DeepCheck | None = None) -> Manifest:
     """The validated manifest; :class:`ManifestError` carrying every error otherwise."""
+    return read_manifest(path, deep).manifest
+
+
+def read_manifest(path: Path, deep: DeepCheck | None = None) -> LoadedManifest:
+    """:func:`load_manifest`, with the hash of the bytes read (the file may change after)."""
     report = check_manifest(path, deep)
     if report.manifest is None or report.errors:
         count = len(report.errors)
         first = str(report.errors[0]) if report.errors else f"{path}: invalid manifest"
         more = f" (and {count - 1} more; run `interlock validate {path}`)" if count > 1 else ""
         raise ManifestError(first + more, diagnostics=report.errors)
-    return report.manifest
+    return LoadedManifest(report.manifest, report.sha256)
 
 
 def check_manifest(path: Path, deep: DeepCheck | None = None) -> ManifestReport:
@@ -147,6 +174,7 @@ def check_manifest(path: Path, deep: DeepCheck | None = None) -> ManifestReport:
         manifest if not errors else None,
         tuple(_diagnostics(path, document, errors)),
         tuple(_diagnostics(path, document, warnings)),
+        document.sha256,
     )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Final, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +28,7 @@ from interlock.config.files import FilesSpec, Partner
 from interlock.config.header_names import check_header_name
 from interlock.config.messaging import Broker, MessagingSpec
 from interlock.config.units import ByteSize, Duration, RateValue
+from interlock.config.urls import check_https_url
 from interlock.config.vocabulary import (
     _SECRET_REF,
     CATEGORY_PATTERN,
@@ -167,6 +167,7 @@ _RULE_VALUE: Final = (
 # address, E.164 number); any other kind (customer_id, account_id, ...) is compared as
 # written, surrounding white space removed (interlock.gdpr.identifiers).
 SUBJECT_KIND_PATTERN: Final = r"^[a-z][a-z0-9_]{0,31}$"
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 # A named bind parameter of a connector statement (":subject", ":name").
 _BIND: Final = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -227,22 +228,13 @@ class System(_Model):
     @field_validator("url")
     @classmethod
     def _https_only(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme != "https":
-            raise ValueError(
-                f"upstream must use https:// (got {parts.scheme or 'no'} scheme): without "
-                "TLS anyone on the network path can read and change the data and "
-                "impersonate the system"
-            )
-        if not parts.hostname:
-            raise ValueError("URL has no host")
-        if parts.username or parts.password:
-            raise ValueError(
-                "URL must not carry credentials; name them with credentials: secret://..."
-            )
-        if parts.query or parts.fragment:
-            raise ValueError("URL must not have a query or fragment")
-        return value
+        return check_https_url(
+            value,
+            what="upstream",
+            why="without TLS anyone on the network path can read and change the data and "
+            "impersonate the system",
+            query=False,
+        )
 
     @field_validator("ca", mode="before")
     @classmethod
@@ -607,6 +599,25 @@ class Route(_Model):
         return f"{self.method} {self.path}"
 
     @property
+    def takes_body(self) -> bool:
+        """Whether a request body is accepted: POST, PUT and PATCH; another method only when
+        the route declares one (request_schema, request_fields, content_types, xml or csv).
+
+        RFC 9110 §9.3.1, §9.3.5: a body on GET or DELETE has no defined meaning; one the
+        route does not declare would reach the upstream unchecked, so the gateway refuses it.
+        """
+        if self.method in _BODY_METHODS:
+            return True
+        declared = (
+            self.request_schema,
+            self.request_fields,
+            self.content_types,
+            self.xml,
+            self.csv,
+        )
+        return any(part is not None for part in declared)
+
+    @property
     def accepted_types(self) -> tuple[str, ...]:
         """The media types a request body may have on this route."""
         if self.content_types is not None:
@@ -707,15 +718,11 @@ class WebhookConnector(_Model):
     @field_validator("url")
     @classmethod
     def _https_only(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme != "https" or not parts.hostname:
-            raise ValueError(
-                "a webhook connector must use https:// with a host: it carries a person's "
-                "identifiers and data"
-            )
-        if parts.username or parts.password or parts.fragment:
-            raise ValueError("URL must not carry credentials or a fragment")
-        return value
+        return check_https_url(
+            value,
+            what="a webhook connector",
+            why="it carries a person's identifiers and data",
+        )
 
     @field_validator("credentials")
     @classmethod
@@ -1353,12 +1360,18 @@ class TrustedIssuer(_Model):
                 )
         return value
 
-    @field_validator("issuer", "jwks_uri")
+    @field_validator("issuer")
     @classmethod
-    def _https(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme != "https":
-            raise ValueError("must be an https:// URL: keys fetched without TLS can be replaced")
-        return value
+    def _issuer_https(cls, value: str) -> str:
+        # RFC 8414 §2: the issuer identifier is https, with no query or fragment.
+        return check_https_url(value, why="keys fetched without TLS can be replaced", query=False)
+
+    @field_validator("jwks_uri")
+    @classmethod
+    def _jwks_https(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return check_https_url(value, why="keys fetched without TLS can be replaced")
 
     @field_validator("ca", mode="before")
     @classmethod

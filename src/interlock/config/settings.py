@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from interlock.config.remote_tls import check_database_tls, check_redis_tls
 from interlock.config.units import Rate, RateValue
+from interlock.config.urls import credential_in_url
 from interlock.errors import ConfigError
 from interlock.proofs.errors import CheckpointError
 
@@ -389,6 +390,7 @@ class Settings(BaseSettings):
     def _public_https(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        _refuse_secret_in_url(value, user=False, hint="scheme, host and port only")
         parts = urlsplit(value)
         if parts.scheme != "https" or not parts.hostname:
             raise ValueError("must be an https:// URL with a host")
@@ -463,6 +465,7 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme.lower() not in _REDIS_SCHEMES:
             raise ValueError(f"the scheme must be one of {', '.join(sorted(_REDIS_SCHEMES))}")
+        _refuse_secret_in_url(value)
         userinfo = parts.netloc.rpartition("@")[0]
         if ":" in userinfo:  # refused without echoing the URL: it contains the password
             raise ValueError(
@@ -487,6 +490,7 @@ class Settings(BaseSettings):
             url = make_url(value)
         except ArgumentError:
             raise ValueError("not a valid database URL") from None
+        _refuse_secret_in_url(value)
         if url.password:
             # Refuse without echoing the URL: it contains the password.
             raise ValueError(
@@ -525,6 +529,26 @@ class Settings(BaseSettings):
     def audit_url(self) -> str:
         """The audit log's URL, defaulting to its own SQLite file."""
         return self.audit_database_url or _sqlite_url(self.data_dir / AUDIT_FILE)
+
+
+def _refuse_secret_in_url(
+    value: str,
+    *,
+    user: bool = True,
+    hint: str = "use .pgpass, peer or certificate authentication, or Redis ACLs with TLS "
+    "client certificates",
+) -> None:
+    """Refuse a URL holding a password: in its userinfo, or in a query parameter the driver
+    reads as one (libpq's ``password``/``sslpassword``, PyMySQL's ``passwd``, redis-py's
+    ``password``; any ``token``, ``secret``...). The message never holds the URL.
+
+    ``user``: a user name alone is allowed (a database role).
+    """
+    found = credential_in_url(value, user=user)
+    if found is not None:
+        raise ValueError(
+            f"the URL contains {found}; secrets are never accepted in settings ({hint})"
+        )
 
 
 def _split_address(value: str) -> tuple[str, int]:

@@ -26,6 +26,7 @@ __all__ = [
     "CATEGORY_PATTERN",
     "COUNTRY_PATTERN",
     "FIELD_PATTERN",
+    "FILE_REF_PATTERN",
     "HTTPS_URL_PATTERN",
     "NAME_PATTERN",
     "OPERATOR_NAME_PATTERN",
@@ -104,7 +105,10 @@ DataSubject = Annotated[
 FieldPath = Annotated[str, StringConstraints(pattern=FIELD_PATTERN)]
 MediaType = Annotated[str, StringConstraints(pattern=_MEDIA_TYPE, max_length=127)]
 QueryName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")]
-_CA: Final = re.compile(r"^(system|pki:[a-z][a-z0-9-]*|file:\S+)$")
+#: ``file:PATH``: a path without spaces or control characters (a NUL or a line break in a
+#: path would reach OpenSSL and the logs).
+FILE_REF_PATTERN: Final = r"file:[^\s\x00-\x1f\x7f-\x9f]+"
+_CA: Final = re.compile(rf"^(system|pki:[a-z][a-z0-9-]*|{FILE_REF_PATTERN})$")
 _NO_TRUST: Final = frozenset({"none", "no", "off", "false", "insecure", "any", "skip", ""})
 _SECRET_REF: Final = re.compile(r"^secret://[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
 
@@ -171,7 +175,7 @@ def check_trust_anchor(value: object) -> object:
             "network path can impersonate the system (CWE-295); name the CA that "
             "issued its certificate with 'pki:NAME' or 'file:PATH'"
         )
-    if not isinstance(value, str) or not _CA.match(value):
+    if not isinstance(value, str) or not _CA.fullmatch(value):
         raise ValueError("ca must be 'system', 'pki:NAME' or 'file:PATH'")
     return value
 

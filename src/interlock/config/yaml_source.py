@@ -19,6 +19,7 @@ ourselves so that we can:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -32,6 +33,7 @@ __all__ = [
     "Located",
     "YamlDocument",
     "YamlSourceError",
+    "one_line",
     "read_yaml",
 ]
 
@@ -78,6 +80,7 @@ class YamlDocument:
     values: dict[DocPath, tuple[int, int]] = field(default_factory=dict)
     keys: dict[DocPath, tuple[int, int]] = field(default_factory=dict)
     problems: list[Located] = field(default_factory=list)
+    sha256: str = ""  # of the file's bytes as read
 
     def position(self, path: DocPath, *, key: bool = False) -> tuple[int, int]:
         """Where ``path`` (or its nearest existing ancestor) starts in the file."""
@@ -93,7 +96,8 @@ class YamlDocument:
 
 def read_yaml(path: Path) -> YamlDocument:
     """Read ``path``; raises :class:`YamlSourceError` if it is not usable YAML."""
-    text = _read_text(path)
+    raw = _read_bytes(path)
+    text = _utf8(raw)
     try:
         _check_depth(text)
         root = yaml.compose(text, Loader=_LOADER)
@@ -101,16 +105,20 @@ def read_yaml(path: Path) -> YamlDocument:
         line, column = _position(exc.problem_mark or exc.context_mark)
         reason = exc.problem or exc.context or "invalid YAML"
         raise YamlSourceError(Located((), line, column, f"invalid YAML: {reason}")) from None
+    except yaml.reader.ReaderError as exc:  # no mark: a position in the text
+        line, column = _offset_position(text, raw, exc)
+        reason = f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+        raise YamlSourceError(Located((), line, column, f"invalid YAML: {reason}")) from None
     except yaml.YAMLError as exc:
-        raise YamlSourceError(Located((), 1, 1, f"invalid YAML: {exc}")) from None
+        raise YamlSourceError(Located((), 1, 1, one_line(f"invalid YAML: {exc}"))) from None
     if root is None:
         raise YamlSourceError(Located((), 1, 1, "the file is empty"))
-    document = YamlDocument(data=None)
+    document = YamlDocument(data=None, sha256=hashlib.sha256(raw).hexdigest())
     document.data = _Builder(document).build(root, ())
     return document
 
 
-def _read_text(path: Path) -> str:
+def _read_bytes(path: Path) -> bytes:
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_BYTES + 1)
@@ -119,6 +127,10 @@ def _read_text(path: Path) -> str:
         raise YamlSourceError(Located((), 1, 1, f"cannot read file: {reason}")) from None
     if len(raw) > MAX_BYTES:
         raise YamlSourceError(Located((), 1, 1, f"file is larger than {MAX_BYTES} bytes"))
+    return raw
+
+
+def _utf8(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -217,6 +229,41 @@ def _tag_name(node: yaml.Node) -> str:
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return _position(node.start_mark)
+
+
+def one_line(text: str) -> str:
+    """``text`` with every unprintable character escaped (``\\n``, ``\\x1b``, ``\\u2028``).
+
+    A diagnostic is one line: a value with a line break (or a terminal escape)
+    would otherwise add lines of its author's choosing to the output and CI logs.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _ESCAPES.get(c, _escape(c)) for c in text)
+
+
+_ESCAPES: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(character: str) -> str:
+    code = ord(character)
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+        if code < 0x10000
+        else f"\\U{code:08x}"
+    )
+
+
+def _offset_position(text: str, raw: bytes, exc: yaml.reader.ReaderError) -> tuple[int, int]:
+    """1-based (line, column) of a reader error's position: a character index (the
+    Python reader) or, where that does not hold the character, a UTF-8 byte offset."""
+    index = exc.position
+    if not (0 <= index < len(text) and ord(text[index]) == exc.character):
+        index = len(raw[:index].decode("utf-8", "ignore"))
+    start = text.rfind("\n", 0, index) + 1
+    return text.count("\n", 0, index) + 1, index - start + 1
 
 
 def _position(mark: object) -> tuple[int, int]:

@@ -31,7 +31,7 @@ from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.config.settings import Settings
 from interlock.errors import ConfigError, InterlockError
-from interlock.gateway.server import RunningGateway, check_secrets
+from interlock.gateway.server import RunningGateway, check_secrets, refusal_reason
 from interlock.logs import get_logger
 from interlock.store.manifest_versions import (
     ManifestMarker,
@@ -101,7 +101,15 @@ class ManifestFollower:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.manifest_poll_seconds)
             self._wake.clear()
-            await self.poll()
+            try:
+                await self.poll()
+            except Exception as exc:  # noqa: BLE001  one failed poll never ends the follower
+                # Fail closed: without a poll this replica cannot know it enforces the
+                # current version. Type only: the text may hold a path or a secret.
+                reason = f"manifest poll failed ({type(exc).__name__})"
+                _log.error("manifest poll failed; answering 503 until one succeeds", error=reason)
+                self.running.services.metrics.manifest_reload_failed("store")
+                self.running.refuse(reason)
 
     async def poll(self) -> None:
         """Check the current version once; load it if it changed; refuse traffic if stale."""
@@ -117,8 +125,9 @@ class ManifestFollower:
             return
         try:
             await asyncio.to_thread(self._swap, marker.version)
-        except (InterlockError, SQLAlchemyError, OSError) as exc:
-            reason = f"cannot load manifest version {marker.version}: {_why(exc)}"
+        except Exception as exc:  # noqa: BLE001  whatever fails, the version is not enforced
+            reason = f"cannot load manifest version {marker.version}: {refusal_reason(exc)}"
+            self.running.services.metrics.manifest_reload_failed("store")
             if self._failed != marker.version:  # logged and audited once per version
                 self._failed = marker.version
                 _log.error("manifest version refused; answering 503 until it loads", error=reason)
@@ -156,9 +165,3 @@ class ManifestFollower:
                 seconds=round(stale_for, 1),
             )
         self.running.refuse(f"current manifest version unconfirmed: {reason}")
-
-
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, InterlockError):
-        return exc.message[:500]
-    return type(exc).__name__

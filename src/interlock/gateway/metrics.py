@@ -151,6 +151,14 @@ class GatewayMetrics:
             "1 while the manifest enforced is the current one; 0 while traffic is refused.",
             registry=registry,
         )
+        self.manifest_reload_failures = Counter(
+            "interlock_manifest_reload_failures",
+            "Manifest reloads refused (file) or versions and polls that failed (store).",
+            ["source"],
+            registry=registry,
+        )
+        for source in ("file", "store"):  # present from the start, at 0
+            self.manifest_reload_failures.labels(source)
         self.upstream_errors = Counter(
             "interlock_upstream_errors",
             "Failed upstream calls, by system and kind.",
@@ -210,6 +218,10 @@ class GatewayMetrics:
         self.manifest_info.labels(source, sha256).set(1)
         self.manifest_version.set(version or 0)
         self.manifest_current.set(1 if current else 0)
+
+    def manifest_reload_failed(self, source: str) -> None:
+        """A reload (file) or a version or poll (store) that failed; the old one is kept."""
+        self.manifest_reload_failures.labels(source).inc()
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -101,6 +101,7 @@ REFUSALS: Final[Mapping[str, ProblemType]] = MappingProxyType(
         "invalid-request": ProblemType(400, "Invalid request"),
         "invalid-parameter": ProblemType(400, "Invalid request parameter"),
         "body-required": ProblemType(400, "Request body required"),
+        "body-not-allowed": ProblemType(400, "Request body not allowed"),
         "body-too-large": ProblemType(413, "Request body too large"),
         "unsupported-media-type": ProblemType(415, "Unsupported media type"),
         # RFC 7694 §3: a 415 for a content coding says which codings are accepted.

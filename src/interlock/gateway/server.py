@@ -23,7 +23,7 @@ from typing import Any, Final
 import httpx
 from aiohttp import web
 
-from interlock.config.loader import load_manifest
+from interlock.config.loader import read_manifest
 from interlock.config.manifest import Manifest
 from interlock.crypto.pkix import load_certificate_pem
 from interlock.errors import ConfigError, InterlockError, Refusal
@@ -60,12 +60,14 @@ from interlock.pki import LOCAL_CA_NAME
 from interlock.pki.authority import Pki
 from interlock.privacy.lineage import keep_pruned
 from interlock.store import Deployment
+from interlock.validation.artifacts import route_artifacts
 
 __all__ = [
     "Front",
     "ListenerConfig",
     "RunningGateway",
     "check_secrets",
+    "refusal_reason",
     "run_event_loop",
     "serve_forever",
     "start_gateway",
@@ -79,6 +81,7 @@ MAX_LINE: Final = 8190
 # Room for an over-long bearer token to reach the token size cap (a 401), not the parser (a 400).
 MAX_FIELD: Final = 16384
 MAX_HEADERS: Final = 100
+_TLS_FLOORS: Final = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,9 @@ class RunningGateway:
     reloader: Callable[[], bool] | None = None
     # Hears of each request, whichever manifest's gateway answers it (None: nobody).
     observer: RequestObserver | None = None
+    # The listener's TLS context (None: not yet bound); a manifest's tls.min_version is
+    # applied to it, so new handshakes follow a reload (as a renewed certificate does).
+    listener_tls: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
         self.front.manifest = self.services.manifest_status
@@ -173,16 +179,19 @@ class RunningGateway:
             return False
         audit = self.services.audit
         try:
-            manifest = load_manifest(self.manifest_path)
-            check_secrets(self.services, manifest)
-            self.replace(manifest)
-        except InterlockError as exc:
-            _log.error("manifest reload refused; still serving the previous one", error=str(exc))
-            audit.reload(str(self.manifest_path), str(exc))
+            # The hash is of the bytes parsed: the file may change after it was read.
+            loaded = read_manifest(self.manifest_path, route_artifacts)
+            check_secrets(self.services, loaded.manifest)
+            self.replace(loaded.manifest)
+        except Exception as exc:  # noqa: BLE001  every refusal is logged and audited
+            reason = refusal_reason(exc)
+            _log.error("manifest reload refused; still serving the previous one", error=reason)
+            audit.reload(str(self.manifest_path), reason)
+            self.services.metrics.manifest_reload_failed("file")
             return False
         _log.info("manifest reloaded", path=str(self.manifest_path))
         audit.reload(str(self.manifest_path), None)
-        self.enforce("file", None, file_sha256(self.manifest_path))
+        self.enforce("file", None, loaded.sha256)
         return True
 
     def enforce(self, source: Source, version: int | None, sha256: str) -> None:
@@ -211,6 +220,8 @@ class RunningGateway:
         self.front.current = build_gateway(
             self.services, manifest, upstreams, observer=self.observer
         )
+        if self.listener_tls is not None:
+            _apply_tls_floor(self.listener_tls, manifest.tls.min_version)
         if old is not None:
             self._retired.add(old)
             # From the loop (SIGHUP) or another thread (a test, an admin call) alike.
@@ -321,7 +332,17 @@ async def start_gateway(
     ):
         _log.warning("client certificates refused at the handshake are not logged or audited")
     loop = asyncio.get_running_loop()
-    running = RunningGateway(front, services, runner, port, tls.ca_file, manifest_path, tmp, loop)
+    running = RunningGateway(
+        front,
+        services,
+        runner,
+        port,
+        tls.ca_file,
+        manifest_path,
+        tmp,
+        loop,
+        listener_tls=tls.context,
+    )
     running.observer = observer
     try:
         await asyncio.to_thread(check_secrets, services, manifest)
@@ -422,6 +443,34 @@ def _site(
         reuse_port=listener.reuse_port or None,
         handshake_seconds=connections.first_byte_seconds,
     )
+
+
+def _apply_tls_floor(context: ssl.SSLContext, min_version: str) -> None:
+    """Set the listener's lowest TLS version: handshakes from now on use it, open ones keep theirs.
+
+    OpenSSL copies the context's version bounds into each connection when it is
+    made, so changing them on the live context needs no new listener.
+    """
+    floor = _TLS_FLOORS[min_version]
+    if context.minimum_version != floor:
+        context.minimum_version = floor
+        _log.info("listener TLS minimum changed; new connections use it", min_version=min_version)
+
+
+def refusal_reason(exc: BaseException) -> str:
+    """Why a manifest was not taken, in one line for the log and the audit trail.
+
+    An InterlockError says it itself; an OSError (a ``file:`` the manifest names,
+    missing or not PEM) gives its type and what the system said; anything else
+    only its type, since its text may carry a value from the manifest.
+    """
+    if isinstance(exc, InterlockError):
+        return str(exc)[:2000]
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot assemble the gateway: {type(exc).__name__}: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.args:  # ssl.SSLError: its OpenSSL reason
+        return f"cannot assemble the gateway: {type(exc).__name__}: {exc.args[-1]}"
+    return f"cannot assemble the gateway: {type(exc).__name__}"
 
 
 def check_secrets(services: GatewayServices, manifest: Manifest) -> None:

@@ -374,11 +374,15 @@ class Env:
             connection.close()
         return text
 
-    def audit_entries(self, correlation_id: str, action: str | None = None) -> list[dict[str, Any]]:
+    def audit_entries(
+        self, correlation_id: str | None, action: str | None = None, *, reason: str | None = None
+    ) -> list[dict[str, Any]]:
         """The audit entries of one request (of ``action`` if given), in log order.
 
-        Waits up to 5 s for the first to land (best-effort entries are written
-        with the next batch); an empty list if none has by then.
+        ``correlation_id`` None: of any request or none (a reload's); ``reason``:
+        only entries whose reason contains it. Waits up to 5 s for the first to
+        land (best-effort entries are written with the next batch); an empty
+        list if none has by then.
         """
         engine = create_engine(self.deployment.settings.audit_url)
         deadline = time.monotonic() + 5
@@ -389,8 +393,9 @@ class Env:
                 found = [
                     entry
                     for entry in (json.loads(row.body) for row in rows)
-                    if entry.get("correlation_id") == correlation_id
+                    if correlation_id in {None, entry.get("correlation_id")}
                     and (action is None or entry.get("action") == action)
+                    and (reason is None or reason in str(entry.get("reason")))
                 ]
                 if found or time.monotonic() > deadline:
                     return found

@@ -116,6 +116,8 @@ class Validation:
         self._params.check(ctx.match.values, ctx.query)
         parsed: Any = None
         if self._has_body(request):
+            if not self._route.takes_body:  # never forwarded unchecked (Route.takes_body)
+                raise BodyRefused("body-not-allowed", "this route takes no request body")
             parsed = await self._body(ctx)
         elif self._schema is not None and request.method not in _BODYLESS:
             raise BodyRefused("body-required", "this route needs a JSON body")
