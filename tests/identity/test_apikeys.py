@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from interlock.config.loader import load_manifest
 from interlock.errors import AuthenticationError, InvalidRequestError, NotFoundError
-from interlock.identity.apikeys import ApiKeys
+from interlock.identity.apikeys import ApiKeyInfo, ApiKeys
 from interlock.store import Deployment
 from interlock.testing.clock import ManualClock
 
@@ -110,6 +110,57 @@ def test_a_key_cannot_be_rotated_twice_or_after_revocation(keys: ApiKeys) -> Non
     keys.revoke(other.info.id)
     with pytest.raises(InvalidRequestError, match="revoked"):
         keys.rotate(other.info.id)
+
+
+def test_two_rotations_racing_leave_one_successor(
+    keys: ApiKeys, deployment: Deployment, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process rotates the key between this rotation's check and its write.
+
+    Before, both succeeded: the second write replaced the first successor's
+    link, and that successor stayed active for its whole lifetime, tied to
+    nothing (an adversarial review of API keys).
+    """
+    elsewhere = ApiKeys(deployment.engine, deployment.keyring, keys.manifest, now=clock)
+    old = keys.create("sync")
+    checked = keys.get
+
+    def check_then_race(key_id: str) -> ApiKeyInfo:
+        info = checked(key_id)
+        elsewhere.rotate(key_id)
+        return info
+
+    monkeypatch.setattr(keys, "get", check_then_race)
+    with pytest.raises(InvalidRequestError, match="already rotated"):
+        keys.rotate(old.info.id)
+    statuses = sorted(k.status(clock.now) for k in elsewhere.list_keys("sync"))
+    assert statuses == ["active", "overlap"]
+
+
+def test_a_rotation_here_ends_the_old_key_at_its_overlap_whatever_the_cache(
+    deployment: Deployment, tmp_path: Path, clock: ManualClock
+) -> None:
+    """The rotating object forgets the old key's cached details (it kept its old expiry)."""
+    path = tmp_path / "m.yaml"
+    path.write_text(MANIFEST)
+    keys = ApiKeys(
+        deployment.engine, deployment.keyring, load_manifest(path), now=clock, cache_seconds=3600
+    )
+    old = keys.create("sync")
+    assert keys.verify(old.token).client == "sync"  # now cached for an hour
+    keys.rotate(old.info.id, overlap=timedelta(seconds=1))
+    clock.now += timedelta(seconds=2)
+    with pytest.raises(AuthenticationError):
+        keys.verify(old.token)
+
+
+def test_a_given_token_of_a_revoked_key_is_not_issued_again(keys: ApiKeys) -> None:
+    """Issuing the same token again returns the first key only while it is alive."""
+    token = keys.create("sync").token
+    again = keys.create("sync", token=token)
+    keys.revoke(again.info.id)
+    with pytest.raises(InvalidRequestError, match="revoked"):
+        keys.create("sync", token=token)
 
 
 def test_revoked_key_is_refused_and_listed_as_revoked(keys: ApiKeys, clock: ManualClock) -> None:

@@ -224,14 +224,30 @@ class ApiKeys:
         if overlap < timedelta(0):
             raise InvalidRequestError("the overlap cannot be negative")
         lifetime = old.expires_at - old.created_at
-        issued = self._insert(old.client, frozenset(old.scopes), now + lifetime)
-        with self._engine.begin() as connection:
+        token, parsed = new_key()
+        with self._engine.begin() as connection:  # both writes, or neither
             connection.execute(
-                update(_TABLE)
-                .where(_TABLE.c.id == key_id)
-                .values(successor_id=issued.info.id, expires_at=min(old.expires_at, now + overlap))
+                _TABLE.insert().values(
+                    self._row(old.client, frozenset(old.scopes), now + lifetime, parsed)
+                )
             )
-        return issued
+            linked = connection.execute(
+                update(_TABLE)
+                .where(
+                    _TABLE.c.id == key_id,
+                    # Checked above, and again here: another process may have rotated
+                    # or revoked the key since (two successors, one tied to nothing).
+                    _TABLE.c.successor_id.is_(None),
+                    _TABLE.c.revoked_at.is_(None),
+                )
+                .values(successor_id=parsed.key_id, expires_at=min(old.expires_at, now + overlap))
+            ).rowcount
+            if linked != 1:
+                raise InvalidRequestError(
+                    f"key {key_id} was already rotated or revoked by another process"
+                )
+        self._forget(key_id)  # its cached details still carry the expiry before the overlap
+        return IssuedKey(self.get(parsed.key_id), token)
 
     # -- the hot path --------------------------------------------------------
 
@@ -333,19 +349,28 @@ class ApiKeys:
                     self._pepper, parsed.secret, row.secret_hash
                 ):
                     raise InvalidRequestError("that key id is taken; make a new key")
-                return IssuedKey(_info(row), token)
-        now = self._now()
-        values: dict[str, Any] = {
+                info = _info(row)
+                status = info.status(self._now())
+                if status in {"revoked", "expired"}:
+                    raise InvalidRequestError(f"key {info.id} is {status}; make a new key")
+                return IssuedKey(info, token)
+        with self._engine.begin() as connection:
+            connection.execute(
+                _TABLE.insert().values(self._row(client, scopes, expires_at, parsed))
+            )
+        return IssuedKey(self.get(parsed.key_id), token)
+
+    def _row(
+        self, client: str, scopes: frozenset[str], expires_at: datetime, parsed: ParsedKey
+    ) -> dict[str, Any]:
+        return {
             "id": parsed.key_id,
             "client": client,
             "scopes": " ".join(sorted(scopes)),
             "secret_hash": hash_secret(self._pepper, parsed.secret),
-            "created_at": now,
+            "created_at": self._now(),
             "expires_at": expires_at,
         }
-        with self._engine.begin() as connection:
-            connection.execute(_TABLE.insert().values(values))
-        return IssuedKey(self.get(parsed.key_id), token)
 
     def _forget(self, key_id: str) -> None:
         with self._lock:
