@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Final
 
 from interlock.check import config_privacy, config_routes
-from interlock.check.config_context import Context, no_routes, personal
+from interlock.check.config_context import Context, no_routes
 from interlock.check.config_databases import DATABASE_CHECKS, database_type_findings
 from interlock.check.config_events import EVENTS_CHECKS, events_type_findings
 from interlock.check.config_files import FILES_CHECKS, files_type_findings
@@ -49,7 +49,7 @@ from interlock.config.manifest import Manifest, Route
 from interlock.config.yaml_source import DocPath, YamlDocument
 from interlock.gdpr.taxonomy import special_kind
 
-__all__ = ["check_configuration", "personal"]
+__all__ = ["check_configuration"]
 
 
 def check_configuration(

@@ -8,7 +8,7 @@ from interlock.check.results import Finding, Location, Status
 from interlock.config.manifest import Integration, Manifest, Route
 from interlock.config.yaml_source import DocPath, YamlDocument
 
-__all__ = ["Context", "no_routes", "personal"]
+__all__ = ["Context", "no_routes"]
 
 
 class Context:
@@ -61,11 +61,6 @@ class Context:
 
     def routes(self) -> Iterator[tuple[int, Route]]:
         return enumerate(self.flow.routes)
-
-
-def personal(flow: Integration) -> bool:
-    """Whether the integration declares personal data (a ``user.*`` category)."""
-    return any(category.startswith("user") for category in flow.data_categories)
 
 
 def no_routes(context: Context, item: str, what: str) -> Finding:

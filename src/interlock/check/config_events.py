@@ -22,7 +22,7 @@ from interlock.check.config_brokers import (
     broker_secrets,
     broker_tls,
 )
-from interlock.check.config_context import Context, personal
+from interlock.check.config_context import Context
 from interlock.check.results import Finding
 from interlock.config.events import EventsSpec, read_scope
 from interlock.config.units import format_duration
@@ -121,7 +121,7 @@ def _minimisation(context: Context) -> Finding:
         "are always cut)"
         if cut
         else "no event carries personal data",
-        cut or [f"personal data: {'yes' if personal(context.flow) else 'no'}"],
+        cut or [f"personal data: {'yes' if context.flow.personal else 'no'}"],
         context.at("events", "consumers"),
     )
 

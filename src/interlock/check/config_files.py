@@ -23,7 +23,7 @@ from typing import Final
 from cryptography import x509
 from cryptography.x509.oid import PublicKeyAlgorithmOID
 
-from interlock.check.config_context import Context, personal
+from interlock.check.config_context import Context
 from interlock.check.results import Finding, Status
 from interlock.config.files import As2Partner, FilesSpec, Partner
 from interlock.config.units import format_duration
@@ -193,7 +193,7 @@ def _minimisation(context: Context) -> Finding:
         "minimisation",
         "needs_evidence",
         "files are checked but passed on whole: Interlock does not cut columns or fields of a file",
-        (f"format: {spec.format}", f"personal data: {'yes' if personal(context.flow) else 'no'}"),
+        (f"format: {spec.format}", f"personal data: {'yes' if context.flow.personal else 'no'}"),
         context.at("files"),
         "confirm the partner sends only the columns the purpose needs (csv_columns lists the "
         "required header), or waive with the reason",

@@ -24,7 +24,7 @@ from interlock.check.config_brokers import (
     broker_tls,
     broker_tls_mitigation,
 )
-from interlock.check.config_context import Context, personal
+from interlock.check.config_context import Context
 from interlock.check.results import Finding
 from interlock.config.messaging import MessagingSpec
 from interlock.config.units import format_duration
@@ -97,7 +97,7 @@ def _tls_required(context: Context) -> Finding:
 
 def _minimisation(context: Context) -> Finding:
     spec, flow = _spec(context), context.flow
-    if spec.fields is None and personal(flow):
+    if spec.fields is None and flow.personal:
         return context.finding(
             "minimisation",
             "fail",
@@ -176,7 +176,7 @@ def _audit_trail(context: Context) -> Finding:
         (
             "actions: messaging.publish, messaging.consume, messaging.refuse, "
             "messaging.dead_letter.*",
-            f"personal data: {'yes' if personal(flow) else 'no'}",
+            f"personal data: {'yes' if flow.personal else 'no'}",
         ),
         context.at(),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from interlock.check.config_context import Context, no_routes, personal
+from interlock.check.config_context import Context, no_routes
 from interlock.check.results import Finding
 from interlock.config.yaml_source import DocPath
 from interlock.privacy.ropa import build_register
@@ -29,7 +29,7 @@ def flows_documented(context: Context) -> Finding:
     gaps: list[tuple[str, DocPath]] = []
     if not flow.data_categories:
         gaps.append(("no data_categories declared", ("integrations", context.name)))
-    if personal(flow):
+    if flow.personal:
         if manifest.organisation is None:
             gaps.append(("no organisation (controller) declared, Art. 30(1)(a)", ()))
         if not flow.data_subjects:
@@ -62,10 +62,10 @@ def audit_trail(context: Context) -> Finding:
     flow = context.flow
     mode = "required" if flow.audit_required else "best_effort"
     declared = f"audit: {flow.audit}" if flow.audit else f"audit: default ({mode})"
-    evidence = (declared, f"personal data: {'yes' if personal(flow) else 'no'}")
+    evidence = (declared, f"personal data: {'yes' if flow.personal else 'no'}")
     if not flow.routes:
         return no_routes(context, "audit_trail", "its transfers to record them")
-    if personal(flow) and not flow.audit_required:
+    if flow.personal and not flow.audit_required:
         return context.finding(
             "audit_trail",
             "fail",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from interlock.check.config_context import Context, no_routes, personal
+from interlock.check.config_context import Context, no_routes
 from interlock.check.results import Finding
 from interlock.config.manifest import Route, media_kind
 
@@ -18,7 +18,7 @@ def minimisation(context: Context) -> Finding:
     flow = context.flow
     if not flow.routes:
         return no_routes(context, "minimisation", "which fields the flow passes")
-    if not personal(flow):
+    if not flow.personal:
         return context.finding(
             "minimisation",
             "not_applicable",

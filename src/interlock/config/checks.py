@@ -274,7 +274,7 @@ def _organisation(entities: Entities) -> Iterator[Finding]:
     """
     organisation = entities.organisation
     if organisation is None:
-        personal = any(_personal(flow) for flow in entities.integrations.values())
+        personal = any(flow.personal for flow in entities.integrations.values())
         if personal and not entities.organisation_declared:
             yield Finding(
                 (),
@@ -317,13 +317,9 @@ def _special_categories(name: str, facts: PrivacyFacts | None) -> Iterator[Findi
             )
 
 
-def _personal(flow: Integration) -> bool:
-    return any(category.startswith("user") for category in flow.data_categories)
-
-
 def _transfer(entities: Entities, name: str, flow: Integration) -> Iterator[Finding]:
     target = entities.systems.get(flow.target)
-    personal = _personal(flow)
+    personal = flow.personal
     if target is not None and personal and target.location not in EEA:
         if flow.transfer is None:
             yield Finding(
