@@ -20,10 +20,10 @@ from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
 from interlock.config.settings import Settings
 from interlock.messaging.consumer import Consumer, Message
-from interlock.messaging.envelope import seal
+from interlock.messaging.envelope import open_envelope, seal
 from interlock.messaging.keys import MessagingKeys
 from interlock.messaging.memory import MemoryBroker, MemoryServer
-from interlock.messaging.model import Delivery, MessageFacts, Outgoing, Topology
+from interlock.messaging.model import Delivery, MessageFacts, Opened, Outgoing, Topology
 from interlock.messaging.producer import Producer
 from interlock.replay.idempotency import MemoryIdempotency
 from interlock.store import Deployment, initialise
@@ -203,6 +203,21 @@ class Rig:
             MessageFacts(**values),
             signer=signer,
             recipients=self.keys.recipients(INTEGRATION, [CRM, BILLING]),
+        )
+
+    def opened(self, message: Outgoing) -> Opened:
+        """``message`` as the CRM consumer opens it now, with no leeway (every check run)."""
+        return open_envelope(
+            message.body,
+            message.content_type,
+            integration=INTEGRATION,
+            producer=PRODUCER,
+            encrypt="payload",
+            verification_keys=self.keys.verification_keys(INTEGRATION, PRODUCER),
+            decryption_keys=self.keys.decryption_keys(INTEGRATION, CRM),
+            now=self.clock(),
+            leeway=timedelta(0),
+            max_bytes=1 << 20,
         )
 
     @property

@@ -22,7 +22,7 @@ from joserfc import jwe
 
 from interlock.crypto.jose import generate_signing_key
 from interlock.messaging.consumer import Message, MessageRejected
-from interlock.messaging.envelope import SignerKey, open_envelope, seal
+from interlock.messaging.envelope import SignerKey, seal
 from interlock.messaging.memory import MemoryBroker
 from interlock.messaging.model import (
     CONTENT_TYPE_COMPACT,
@@ -246,19 +246,7 @@ def test_a_message_another_replica_holds_is_retried_and_taken_over_when_its_leas
 
 def _fingerprint(rig: Rig, message: Outgoing) -> str:
     """What a replica claims ``message`` with: the SHA-256 of what the producer signed."""
-    opened = open_envelope(
-        message.body,
-        message.content_type,
-        integration=INTEGRATION,
-        producer=PRODUCER,
-        encrypt="payload",
-        verification_keys=rig.keys.verification_keys(INTEGRATION, PRODUCER),
-        decryption_keys=rig.keys.decryption_keys(INTEGRATION, CRM),
-        now=rig.clock(),
-        leeway=timedelta(0),
-        max_bytes=1 << 20,
-    )
-    return hashlib.sha256(opened.signing_input).hexdigest()
+    return hashlib.sha256(rig.opened(message).signing_input).hexdigest()
 
 
 def test_retry_puts_the_message_back_on_the_broker(rig: Rig) -> None:

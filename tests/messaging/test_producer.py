@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from interlock.errors import InvalidRequestError
-from interlock.messaging.envelope import open_envelope
 from interlock.messaging.model import CONTENT_TYPE_JSON, HEADER_INTEGRATION, PublishError
 from interlock.messaging.producer import PayloadRefused
 from tests.messaging.pipeline_support import (
-    CRM,
     EMAIL,
     INTEGRATION,
     PAYLOAD,
@@ -39,18 +36,7 @@ def test_a_published_message_is_sealed_for_the_consumers_and_audited(rig: Rig) -
     assert sent.content_type == CONTENT_TYPE_JSON  # two consumers: general JSON serialisation
     assert sent.headers == {HEADER_INTEGRATION: INTEGRATION}
     assert sent.expires_at == rig.clock() + rig.topology.ttl
-    opened = open_envelope(
-        sent.body,
-        sent.content_type,
-        integration=INTEGRATION,
-        producer=PRODUCER,
-        encrypt="payload",
-        verification_keys=rig.keys.verification_keys(INTEGRATION, PRODUCER),
-        decryption_keys=rig.keys.decryption_keys(INTEGRATION, CRM),
-        now=rig.clock(),
-        leeway=timedelta(0),
-        max_bytes=1 << 20,
-    )
+    opened = rig.opened(sent)
     assert opened.payload == PAYLOAD
     assert opened.facts.issued_at == rig.clock().replace(microsecond=0)
     (entry,) = rig.audit.entries
