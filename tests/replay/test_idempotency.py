@@ -13,6 +13,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
+from typing import Final
 
 import pytest
 import redis
@@ -465,16 +466,24 @@ def test_a_record_with_an_unkeyed_fingerprint_still_knows_its_retry(
     assert _begin(store, fp=OTHER_FP) == Mismatch()
 
 
+CALLER_KEY: Final = "order-2026-12-06-0001"
+OTHER_KEY: Final = "order-2026-12-06-0002"
+
+
 def test_upstream_keys_are_per_scope_and_key_and_stable(store: IdempotencyStore) -> None:
     """The Idempotency-Key sent upstream: one per (client and route, key), the same every time,
-    an sf-string that shows neither the caller's key nor its scope."""
-    key = store.upstream_key("client-a\0POST /pay", "k1")
-    assert key == store.upstream_key("client-a\0POST /pay", "k1")
-    assert key != store.upstream_key("client-b\0POST /pay", "k1")
-    assert key != store.upstream_key("client-a\0POST /refund", "k1")
-    assert key != store.upstream_key("client-a\0POST /pay", "k2")
+    an sf-string that shows neither the caller's key nor its scope.
+
+    The caller's keys are long: a two-letter one appears by chance in about one
+    derived key in a hundred (43 random base64url characters).
+    """
+    key = store.upstream_key("client-a\0POST /pay", CALLER_KEY)
+    assert key == store.upstream_key("client-a\0POST /pay", CALLER_KEY)
+    assert key != store.upstream_key("client-b\0POST /pay", CALLER_KEY)
+    assert key != store.upstream_key("client-a\0POST /refund", CALLER_KEY)
+    assert key != store.upstream_key("client-a\0POST /pay", OTHER_KEY)
     assert re.fullmatch(r'"[A-Za-z0-9_-]{43}"', key)
-    assert "k1" not in key
+    assert CALLER_KEY not in key
     assert "client" not in key
 
 
