@@ -406,6 +406,39 @@ def test_full_is_both_directions() -> None:
     assert len(transitive) == 2 * len(full)
 
 
+def _expected_in(mode: str, case: Case) -> set[str]:
+    """The kinds ``mode`` must report for the row: its backward and/or forward verdicts."""
+    wanted = set()
+    if mode.startswith(("BACKWARD", "FULL")) and case.backward is not None:
+        wanted.add(case.backward)
+    if mode.startswith(("FORWARD", "FULL")) and case.forward is not None:
+        wanted.add(case.forward)
+    return wanted
+
+
+@pytest.mark.parametrize("mode", COMPATIBILITY_MODES)
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_the_table_in_every_mode(case: Case, mode: CompatibilityMode) -> None:
+    """Every row registered under every mode, as the registry checks it.
+
+    After the old version alone, the new one is refused exactly when a
+    direction the mode checks is incompatible (FULL: both; NONE: neither),
+    with that direction's kind. After the old version and then the new one
+    (the same schema again is always compatible with itself), only the
+    transitive modes still see the old version.
+    """
+    expected = _expected_in(mode, case)
+    found = check_compatibility(case.new, [case.old], mode)
+    assert bool(found) == bool(expected), found
+    assert expected <= _kinds(found)
+    history = check_compatibility(case.new, [case.old, case.new], mode)
+    if mode.endswith("_TRANSITIVE"):
+        assert bool(history) == bool(expected), history
+        assert expected <= _kinds(history)
+    else:
+        assert history == []
+
+
 @pytest.mark.parametrize("mode", COMPATIBILITY_MODES)
 def test_modes_on_a_compatible_and_an_incompatible_change(mode: CompatibilityMode) -> None:
     """Adding an optional property to a closed model: backward yes, forward no; NONE never."""
