@@ -57,6 +57,24 @@ def test_a_tls_switch_fails_certificates_validated(tmp_path: Path) -> None:
     assert items["secrets_manager"] == "pass"
 
 
+def test_unsafe_parsing_fails_input_validation_and_sslmode_off_fails_tls(tmp_path: Path) -> None:
+    """The scanner's other switches land on their items: unsafe YAML, and libpq without TLS."""
+    (tmp_path / "loader.py").write_text(
+        "import yaml\n\n\ndef read(text):\n    return yaml.load(text)\n"
+    )
+    # Spelt in two pieces: the repository's own scan reads this file too.
+    (tmp_path / "settings.env").write_text(
+        "DATABASE_URL=postgresql://app@db.internal/app?sslmode=" + "disable\n"
+    )
+    found = [f for f in scan_findings(tmp_path) if f.status == "fail"]
+    items = {f.item: f for f in found}
+    assert set(items) == {"input_validation", "tls_required"}, found
+    assert items["input_validation"].location is not None
+    assert items["input_validation"].location.line == 5
+    assert items["tls_required"].reason.startswith("settings.env:1:")
+    assert all(f.live for f in found)
+
+
 def test_a_clean_tree_passes(tmp_path: Path) -> None:
     """Nothing found: one passing finding, the scan's counts as evidence."""
     (tmp_path / "app.py").write_text('TOKEN_REF = "secret://erp/api-key"\n')

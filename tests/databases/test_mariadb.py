@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pymysql  # type: ignore[import-untyped]
@@ -51,6 +51,36 @@ def test_the_consumer_reads_exactly_the_declared_columns_and_rows(maria: Shared)
         assert {row[0] for row in cursor.fetchall()} == {"information_schema", consumer.schema}
         cursor.execute("SELECT @@max_statement_time")
         assert cursor.fetchone() == (5.0,)
+
+
+def test_the_connection_limit_holds(maria: Shared) -> None:
+    """connection_limit: 3 (MAX_USER_CONNECTIONS) -- a fourth session is refused."""
+    login = _applied(maria)
+    schema = maria.plan.consumers[0].schema
+    with ExitStack() as stack:
+        for _ in range(3):
+            stack.enter_context(mariadb.connect(maria.plan, login, schema))
+        with pytest.raises(pymysql.err.OperationalError) as raised:
+            mariadb.connect(maria.plan, login, schema).close()
+    assert raised.value.args[0] == 1226, raised.value.args  # max_user_connections exceeded
+
+
+def test_a_granted_role_is_drift_and_apply_revokes_it(maria: Shared) -> None:
+    """A role granted to a login (mysql.roles_mapping) is reported; apply takes it away."""
+    _applied(maria)
+    login = maria.plan.consumers[0].logins[0]
+    role = f"r{maria.source.removeprefix('src_')}"
+    with mariadb.connect(maria.plan, maria.admin) as connection, connection.cursor() as cursor:
+        cursor.execute(f"CREATE ROLE `{role}`")
+        try:
+            cursor.execute(f"GRANT SELECT ON `{maria.source}`.`customers` TO `{role}`")
+            cursor.execute(f"GRANT `{role}` TO %s@'%%'", (login,))
+            found = {d.privilege.describe() for d in service.audit(maria.plan, maria.admin)}
+            assert f"{login}: is a member of {role}" in found, found
+            service.apply(maria.plan, maria.admin, audit_sink=MemorySink(), actor=ADMIN)
+            assert service.audit(maria.plan, maria.admin) == []
+        finally:
+            cursor.execute(f"DROP ROLE IF EXISTS `{role}`")
 
 
 def test_the_base_table_files_and_other_databases_are_refused(maria: Shared) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import psycopg
@@ -60,6 +60,20 @@ def test_the_consumer_reads_exactly_the_declared_columns_and_rows(pg: Shared) ->
         # The role's settings came from the manifest.
         assert connection.execute("SHOW statement_timeout").fetchone() == ("5s",)
         assert connection.execute("SHOW default_transaction_read_only").fetchone() == ("off",)
+        attributes = connection.execute(
+            "SELECT rolconnlimit, rolinherit FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+        assert attributes == (3, False)  # connection_limit: 3, NOINHERIT
+
+
+def test_the_connection_limit_holds(pg: Shared) -> None:
+    """connection_limit: 3 -- a fourth session of the consumer is refused by the server."""
+    login = _applied(pg)
+    with ExitStack() as stack:
+        for _ in range(3):
+            stack.enter_context(connected(pg.plan, login))
+        with pytest.raises(psycopg.OperationalError, match="too many connections"):
+            psycopg.connect(**postgresql_params(pg.plan.system, login)).close()
 
 
 def test_the_base_table_other_schemas_and_server_functions_are_refused(pg: Shared) -> None:
@@ -195,7 +209,7 @@ def test_drift_after_a_manual_grant_is_reported_and_apply_revokes_it(pg: Shared)
         connection.execute(
             sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(pg.source, "customers"), role)
         )
-        connection.execute(sql.SQL("ALTER ROLE {} CREATEDB CREATEROLE").format(role))
+        connection.execute(sql.SQL("ALTER ROLE {} SUPERUSER CREATEDB CREATEROLE").format(role))
         connection.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(group)))
         connection.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), role))
         connection.execute(
@@ -209,6 +223,7 @@ def test_drift_after_a_manual_grant_is_reported_and_apply_revokes_it(pg: Shared)
     try:
         found = {d.privilege.describe() for d in service.audit(pg.plan, pg.admin)}
         assert f"{login}: SELECT on table {pg.source}.customers" in found
+        assert f"{login}: has SUPERUSER" in found
         assert f"{login}: has CREATEDB" in found
         assert f"{login}: has CREATEROLE" in found
         assert f"{login}: is a member of {group}" in found

@@ -6,10 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from interlock.config.loader import load_manifest
 from interlock.databases import service, snapshot
+from interlock.databases.connection import postgresql_params
 from interlock.databases.plan import plan_for
 from interlock.errors import InvalidRequestError
 from tests.databases.conftest import INTEGRATION, Shared, manifest_text
@@ -96,3 +99,57 @@ def test_a_malformed_snapshot_is_one_located_error(
     message = str(raised.value)
     assert f"snapshot: {where}" in message, message
     assert "\n" not in message
+
+
+def test_a_narrowed_length_or_precision_is_breaking(pg: Shared) -> None:
+    """varchar(200) to varchar(20), numeric(10,2) to numeric(5,0): retyped, as MariaDB sees it."""
+    table = sql.Identifier(pg.source, "customers")
+    admin = postgresql_params(pg.plan.system, pg.admin)
+    with psycopg.connect(**admin, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN email TYPE varchar(200)").format(table)
+        )
+        connection.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN id TYPE numeric(10,2)").format(table)
+        )
+    taken = _taken(pg)
+    with psycopg.connect(**admin, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN email TYPE varchar(20)").format(table)
+        )
+        connection.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN id TYPE numeric(5,0)").format(table)
+        )
+    changes = snapshot.diff(pg.plan, taken, service.source_columns(pg.plan, pg.admin))
+    found = {(c.kind, c.column, c.detail) for c in changes}
+    assert (
+        "breaking",
+        "email",
+        "retyped from character varying(200) to character varying(20)",
+    ) in found, found
+    assert ("breaking", "id", "retyped from numeric(10,2) to numeric(5,0)") in found, found
+
+
+def test_a_snapshot_of_type_names_only_still_compares(pg: Shared) -> None:
+    """Snapshots taken before types carried their length compare the type names alone."""
+    table = sql.Identifier(pg.source, "customers")
+    admin = postgresql_params(pg.plan.system, pg.admin)
+    with psycopg.connect(**admin, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN email TYPE varchar(200)").format(table)
+        )
+    old = _taken(pg)
+    old.pop("types", None)
+    old["tables"] = {
+        f"{pg.source}.customers": {
+            "id": "integer",
+            "email": "character varying",
+            "country": "text",
+            "name": "text",
+        }
+    }
+    assert snapshot.diff(pg.plan, old, service.source_columns(pg.plan, pg.admin)) == []
+    with psycopg.connect(**admin, autocommit=True) as connection:
+        connection.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN id TYPE bigint").format(table))
+    changes = snapshot.diff(pg.plan, old, service.source_columns(pg.plan, pg.admin))
+    assert [(c.kind, c.column) for c in changes] == [("breaking", "id")]

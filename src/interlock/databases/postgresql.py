@@ -327,17 +327,25 @@ def audit(plan: Plan, admin: Login) -> list[Drift]:
 
 
 def source_columns(plan: Plan, admin: Login) -> dict[tuple[str, str], dict[str, str]]:
-    """Each source table's columns and their types, as the server reports them now."""
+    """Each source table's columns and their types, as the server reports them now.
+
+    The type is ``format_type`` of the column's type and modifier (``character
+    varying(20)``, ``numeric(10,2)``): a narrowed length or precision is a retype,
+    as MariaDB's ``COLUMN_TYPE`` shows it (information_schema's ``data_type`` names
+    the type alone).
+    """
     query = """
-        SELECT table_schema, table_name, column_name, data_type, ordinal_position
-        FROM information_schema.columns
-        WHERE (table_schema, table_name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
-        ORDER BY ordinal_position
+        SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+          AND a.attnum > 0 AND NOT a.attisdropped
+        ORDER BY a.attnum
     """
     schemas = [s for s, _ in plan.source_tables]
     tables = [t for _, t in plan.source_tables]
     found: dict[tuple[str, str], dict[str, str]] = {}
     with psycopg.connect(**postgresql_params(plan.system, admin)) as connection:
-        for schema, table, column, kind, _ in connection.execute(query, (schemas, tables)):
+        for schema, table, column, kind in connection.execute(query, (schemas, tables)):
             found.setdefault((schema, table), {})[column] = kind
     return found

@@ -18,12 +18,19 @@ manifest's plan, and reports:
   column made writable;
 * **added** — any other new source column (reported, not a failure).
 
+Types are compared with their length, precision or other modifier
+(``character varying(20)``, ``numeric(10,2)``; MariaDB's ``COLUMN_TYPE``), so a
+narrowed column is a retype. PostgreSQL snapshots written before that (no
+``types: full``) recorded the type names alone (information_schema's
+``data_type``); for them the modifiers are left out of the comparison.
+
 A snapshot is validated whole before it is compared (:class:`InvalidRequestError`
 naming the first bad key): it is a file a pipeline hands over, not trusted input.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
@@ -38,6 +45,8 @@ from interlock.gdpr.field_names import suggested_category
 __all__ = ["FORMAT", "Change", "diff", "take"]
 
 FORMAT: Final = "interlock-db-snapshot/1"
+#: ``types`` of a snapshot whose column types carry their modifiers (``varchar(20)``).
+FULL_TYPES: Final = "full"
 
 Kind = Literal["breaking", "widening", "added"]
 
@@ -75,6 +84,7 @@ def take(
         "integration": plan.integration,
         "system": plan.system_name,
         "kind": plan.kind,
+        "types": FULL_TYPES,
         "consumers": {
             consumer.client: {
                 "schema": consumer.schema,
@@ -121,6 +131,8 @@ class _Snapshot(_Strict):
     integration: _Text
     system: _Text | None = None
     kind: Literal["postgresql", "mariadb"] | None = None
+    # "full" since types carry their modifiers; None in older snapshots.
+    types: Literal["full"] | None = None
     consumers: dict[_Text, _Consumer] = Field(default_factory=dict, max_length=50)
     tables: dict[_Text, dict[_Text, _Text]] = Field(default_factory=dict, max_length=10_000)
 
@@ -152,6 +164,7 @@ def diff(plan: Plan, snapshot: object, live: dict[tuple[str, str], dict[str, str
             for column in view.columns:
                 readers.setdefault((view.table, column), set()).add(client)
     now = {f"{s}.{t}": cols for (s, t), cols in live.items()}
+    names_only = taken.types is None and plan.kind == "postgresql"
     changes: list[Change] = []
     for table, before in sorted(tables.items()):
         after = now.get(table)
@@ -167,12 +180,12 @@ def diff(plan: Plan, snapshot: object, live: dict[tuple[str, str], dict[str, str
             if column not in after:
                 if not who:
                     continue
-                same = [c for c in appeared if after[c] == kind]
+                same = [c for c in appeared if _same_type(kind, after[c], names_only=names_only)]
                 hint = f"; renamed to {same[0]}?" if len(same) == 1 else ""
                 changes.append(
                     Change("breaking", table, column, f"dropped or renamed (was {kind}){hint}", who)
                 )
-            elif after[column] != kind and who:
+            elif not _same_type(kind, after[column], names_only=names_only) and who:
                 changes.append(
                     Change(
                         "breaking", table, column, f"retyped from {kind} to {after[column]}", who
@@ -194,6 +207,26 @@ def diff(plan: Plan, snapshot: object, live: dict[tuple[str, str], dict[str, str
                 changes.append(Change("added", table, column, f"new column ({after[column]})"))
     changes.extend(_plan_changes(plan, taken))
     return changes
+
+
+def _same_type(before: str, after: str, *, names_only: bool) -> bool:
+    """Whether a column's type is unchanged; ``names_only``: ``before`` is a ``data_type``.
+
+    information_schema's ``data_type`` is ``format_type`` without modifiers
+    (``character varying``, ``timestamp with time zone``), ``ARRAY`` for an array
+    and ``USER-DEFINED`` for an enum, domain or composite (compared as unchanged:
+    the name is not recorded).
+    """
+    if before == after:
+        return True
+    if not names_only:
+        return False
+    if before == "USER-DEFINED":
+        return True
+    if before == "ARRAY":
+        return after.endswith("]")
+    name = " ".join(re.sub(r"\([^)]*\)", "", after).split())
+    return name == before or name.startswith(f"{before} ")
 
 
 def _plan_changes(plan: Plan, taken: _Snapshot) -> list[Change]:
