@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from unittest import mock
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from interlock.gateway.endpoints import Endpoints, Health, Mount
+from interlock.gateway.endpoints import Endpoints, Health, Mount, OAuthForm
 from interlock.gateway.server import Front
 
 
@@ -48,3 +50,13 @@ def test_the_front_answers_503_until_a_gateway_is_assembled() -> None:
     body = json.loads(response.body)  # type: ignore[arg-type]
     assert (response.status, body["type"]) == (503, "urn:interlock:problem:service-starting")
     assert response.headers["Retry-After"] == "1"
+
+
+@pytest.mark.parametrize("operation", ["handle", "handle_now", "issuer", ""])
+def test_an_oauth_form_names_one_of_the_three_oauth_endpoints(operation: str) -> None:
+    """Token, revoke or introspect: any other name is refused when mounted, not looked up
+    on the token endpoint by name at request time (``getattr``)."""
+    with pytest.raises(ValueError, match="no OAuth endpoint"):
+        OAuthForm(mock.Mock(), operation, mock.Mock(), mock.Mock())  # type: ignore[arg-type]
+    for known in ("token", "revoke", "introspect"):
+        assert OAuthForm(mock.Mock(), known, mock.Mock(), mock.Mock()).operation == known

@@ -163,7 +163,8 @@ def keys_rotate(
         (name,) = _messaging(place.manifest, integration)
         flow = place.manifest.integrations[name]
         spec = flow.messaging
-        assert spec is not None  # noqa: S101  (_messaging checked it)
+        if spec is None:  # _messaging returns only integrations with messaging
+            raise InvalidRequestError(f"{name!r} is not a messaging integration of the manifest")
         if party is not None and party not in {flow.client, *spec.consumers}:
             raise InvalidRequestError(
                 f"{party!r} is neither the producer ({flow.client}) nor a consumer "
@@ -302,7 +303,8 @@ def _with_desk(
     async def run(place: MessagingHost) -> T:
         (name,) = _messaging(place.manifest, integration)
         spec = place.manifest.integrations[name].messaging
-        assert spec is not None  # noqa: S101  (_messaging checked it)
+        if spec is None:  # _messaging returns only integrations with messaging
+            raise InvalidRequestError(f"{name!r} is not a messaging integration of the manifest")
         async with place.broker(spec.broker, None) as adapter:
             desk = DeadLetterDesk(
                 place.manifest,

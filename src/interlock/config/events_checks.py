@@ -127,7 +127,8 @@ def mode_conflicts(flows: Mapping[str, Integration]) -> Iterator[Found]:
 def _categories(name: str, flow: Integration) -> Iterator[Found]:
     """Subject fields tagged with a category the integration does not declare."""
     spec = flow.events
-    assert spec is not None  # noqa: S101  (events_findings checked it)
+    if spec is None:  # events_findings passes only integrations with events
+        return
     for subject_name, subject in spec.subjects.items():
         for path, category in subject.field_categories.items():
             if not covered(category, flow.data_categories):

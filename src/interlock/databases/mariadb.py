@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, assert_never
 
 import pymysql  # type: ignore[import-untyped]
 import pymysql.converters  # type: ignore[import-untyped]
@@ -90,13 +90,14 @@ def filter_sql(tree: Filter) -> tuple[str, tuple[Value, ...]]:
     if isinstance(tree, Not):
         text, params = filter_sql(tree.part)
         return f"NOT ({text})", params
-    assert isinstance(tree, And | Or)  # noqa: S101  (the last two kinds)
-    parts = [filter_sql(part) for part in tree.parts]
-    joiner = " AND " if isinstance(tree, And) else " OR "
-    return (
-        "(" + joiner.join(text for text, _ in parts) + ")",
-        tuple(value for _, params in parts for value in params),
-    )
+    if isinstance(tree, And | Or):
+        parts = [filter_sql(part) for part in tree.parts]
+        joiner = " AND " if isinstance(tree, And) else " OR "
+        return (
+            "(" + joiner.join(text for text, _ in parts) + ")",
+            tuple(value for _, params in parts for value in params),
+        )
+    assert_never(tree)
 
 
 def view_statement(plan: Plan, consumer: ConsumerPlan, view: ViewPlan) -> Statement:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, assert_never
 
 import psycopg
 from psycopg import sql
@@ -73,9 +73,10 @@ def filter_sql(tree: Filter) -> sql.Composable:
         return sql.SQL("{} IS NOT NULL" if tree.negated else "{} IS NULL").format(_id(tree.column))
     if isinstance(tree, Not):
         return sql.SQL("NOT ({})").format(filter_sql(tree.part))
-    joiner = sql.SQL(" AND " if isinstance(tree, And) else " OR ")
-    assert isinstance(tree, And | Or)  # noqa: S101  (the last two kinds)
-    return sql.SQL("({})").format(joiner.join(filter_sql(part) for part in tree.parts))
+    if isinstance(tree, And | Or):
+        joiner = sql.SQL(" AND " if isinstance(tree, And) else " OR ")
+        return sql.SQL("({})").format(joiner.join(filter_sql(part) for part in tree.parts))
+    assert_never(tree)
 
 
 def _view(consumer: ConsumerPlan, view: ViewPlan) -> sql.Composed:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final, Literal, Protocol, get_args
 from urllib.parse import parse_qs
 
 from aiohttp import web
@@ -47,6 +47,7 @@ __all__ = [
     "JwksEndpoint",
     "Mount",
     "OAuthForm",
+    "OAuthOperation",
     "PrivacyEndpoint",
     "VaultEndpoint",
 ]
@@ -197,6 +198,10 @@ class PrivacyEndpoint:
         return await self.privacy.handle(request, self.authenticate)
 
 
+OAuthOperation = Literal["token", "revoke", "introspect"]
+"""The form-encoded endpoints of the authorization server."""
+
+
 @dataclass(frozen=True)
 class OAuthForm:
     """``POST /oauth2/token``, ``/oauth2/revoke`` or ``/oauth2/introspect`` (form-encoded).
@@ -208,10 +213,14 @@ class OAuthForm:
     """
 
     endpoint: TokenEndpoint
-    operation: str  # "token", "revoke" or "introspect"
+    operation: OAuthOperation
     audit: GatewayAudit
     metrics: GatewayMetrics
     certificates: ClientCertificates | None = None  # the listener asks for client certificates
+
+    def __post_init__(self) -> None:
+        if self.operation not in get_args(OAuthOperation):
+            raise ValueError(f"no OAuth endpoint {self.operation!r}")
 
     async def __call__(self, request: web.BaseRequest) -> web.Response:
         """Answer one form-encoded OAuth request."""
@@ -229,7 +238,9 @@ class OAuthForm:
                     self.endpoint, request, authorization, form, certificate
                 )
             else:
-                call = getattr(self.endpoint, self.operation)
+                call = (
+                    self.endpoint.revoke if self.operation == "revoke" else self.endpoint.introspect
+                )
                 answer = await asyncio.to_thread(call, authorization, form, client_address(request))
         except Refusal as refusal:
             response = oauth_error_response(refusal)
