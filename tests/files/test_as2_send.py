@@ -112,3 +112,30 @@ def test_nothing_is_sent_to_a_certificate_its_crl_revokes(keys: Keys) -> None:
     ):
         _send(keys, server.server_address[1], crl=crl)
     assert OpenSslPartner.received == []
+
+
+@pytest.mark.parametrize(
+    ("certificate", "reason"),
+    [
+        ("file:expired.pem", "the partner's certificate has expired"),
+        ("file:stranger.pem", "the signer does not chain to the partner's trust anchor"),
+    ],
+)
+def test_nothing_is_sent_to_an_expired_or_unanchored_certificate(
+    keys: Keys, certificate: str, reason: str
+) -> None:
+    """No CRL or responder declared: the pinned certificate is still checked before encrypting.
+
+    Expired, or not chained to the partner's ``ca``: refused with the reason,
+    audited, and nothing is posted to the partner.
+    """
+    OpenSslPartner.keys, OpenSslPartner.mic_override = keys, None
+    OpenSslPartner.posted = 0
+    audit = MemorySink()
+    with (
+        https_server(OpenSslPartner, keys.tls) as server,
+        pytest.raises(As2SendError, match=reason),
+    ):
+        _send(keys, server.server_address[1], audit, certificate=certificate)
+    assert OpenSslPartner.posted == 0
+    assert _failure(audit) == reason
