@@ -333,7 +333,9 @@ class OpenSslPartner(BaseHTTPRequestHandler):
 
     keys: ClassVar[Keys]
     received: ClassVar[list[bytes]] = []
+    posted: ClassVar[int] = 0  # every POST, opened or not
     mic_override: ClassVar[str | None] = None
+    mdn_signer: ClassVar[str] = "acme"  # whose key and certificate (KEYS.folder/NAME.pem) sign
     lock: ClassVar[threading.Lock] = threading.Lock()
     # What opens the layers between the envelope and the signature (compression), in order.
     after_decrypt: ClassVar[list[Callable[[bytes], bytes]]] = []
@@ -341,6 +343,8 @@ class OpenSslPartner(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         keys = self.keys
+        with self.lock:
+            type(self).posted += 1
         signed = openssl(
             "cms", "-decrypt", "-binary", "-inform", "DER", "-recip", keys.file("acme.pem"),
             "-inkey", keys.file("acme.key"), stdin=body,
@@ -367,8 +371,8 @@ class OpenSslPartner(BaseHTTPRequestHandler):
             "Disposition: automatic-action/MDN-sent-automatically; processed\r\n\r\n--b1--\r\n"
         ).encode()
         mdn = openssl(
-            "cms", "-sign", "-md", "sha256", "-signer", keys.file("acme.pem"),
-            "-inkey", keys.file("acme.key"), stdin=report,
+            "cms", "-sign", "-md", "sha256", "-signer", keys.file(f"{self.mdn_signer}.pem"),
+            "-inkey", keys.file(f"{self.mdn_signer}.key"), stdin=report,
         )  # fmt: skip
         head, body_out = re.split(rb"\r?\n\r?\n", mdn, maxsplit=1)
         content_type = re.search(rb"Content-Type:\s*(.+)", head, re.I)

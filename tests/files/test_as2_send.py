@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from pathlib import Path
 
 import pytest
 
@@ -17,13 +16,24 @@ from tests.files.as2_support import ORDERS, Keys, OpenSslPartner, flow, manifest
 pytestmark = pytest.mark.processes
 
 
-def _send(keys: Keys, port: int, **partner: object) -> tuple[MemorySink, object]:
+def _send(
+    keys: Keys, port: int, audit: MemorySink | None = None, /, **partner: object
+) -> tuple[MemorySink, object]:
     loaded = manifest(
         keys, partner={"url": f"https://localhost:{port}/as2", **partner}, direction="outbound"
     )
-    audit = MemorySink()
+    audit = MemorySink() if audit is None else audit
     result = asyncio.run(send(flow(keys, loaded), "orders.csv", ORDERS, audit=audit))
     return audit, result
+
+
+def _failure(audit: MemorySink) -> str:
+    """The one audit entry of a failed send; its reason."""
+    (entry,) = audit.entries
+    assert entry.action == "files.as2.send"
+    assert entry.outcome.result == "failure"
+    assert entry.reason is not None
+    return entry.reason
 
 
 @pytest.mark.parametrize(
@@ -57,21 +67,38 @@ def test_a_wrong_mic_fails_the_send(keys: Keys) -> None:
     """An MDN whose MIC is not ours: the send fails, audited as a failure."""
     OpenSslPartner.keys = keys
     OpenSslPartner.mic_override = base64.b64encode(b"\0" * 32).decode() + ", sha-256"
+    audit = MemorySink()
     try:
         with (
             https_server(OpenSslPartner, keys.tls) as server,
             pytest.raises(As2SendError, match="MIC"),
         ):
-            _send(keys, server.server_address[1])
+            _send(keys, server.server_address[1], audit)
     finally:
         OpenSslPartner.mic_override = None
+    assert "MIC" in _failure(audit)
 
 
-def test_an_mdn_by_another_key_fails_the_send(keys: Keys, tmp_path: Path) -> None:
-    """The partner's certificate pinned: an MDN signed by another certificate is refused."""
-    OpenSslPartner.keys = keys
-    with https_server(OpenSslPartner, keys.tls) as server, pytest.raises(As2SendError):
-        _send(keys, server.server_address[1], certificate="file:stranger.pem")
+def test_an_mdn_by_another_key_fails_the_send(keys: Keys) -> None:
+    """The partner's certificate pinned: an MDN signed by another certificate is refused.
+
+    The partner opens the message; its MDN is signed by a certificate of the
+    same name from another CA, which the pinned certificate does not match.
+    """
+    OpenSslPartner.keys, OpenSslPartner.mic_override = keys, None
+    OpenSslPartner.received.clear()
+    OpenSslPartner.mdn_signer = "stranger"
+    audit = MemorySink()
+    try:
+        with (
+            https_server(OpenSslPartner, keys.tls) as server,
+            pytest.raises(As2SendError, match="not signed by the partner's certificate"),
+        ):
+            _send(keys, server.server_address[1], audit)
+    finally:
+        OpenSslPartner.mdn_signer = "acme"
+    assert len(OpenSslPartner.received) == 1
+    assert _failure(audit) == "the message is not signed by the partner's certificate"
 
 
 def test_nothing_is_sent_to_a_certificate_its_crl_revokes(keys: Keys) -> None:
@@ -85,3 +112,30 @@ def test_nothing_is_sent_to_a_certificate_its_crl_revokes(keys: Keys) -> None:
     ):
         _send(keys, server.server_address[1], crl=crl)
     assert OpenSslPartner.received == []
+
+
+@pytest.mark.parametrize(
+    ("certificate", "reason"),
+    [
+        ("file:expired.pem", "the partner's certificate has expired"),
+        ("file:stranger.pem", "the signer does not chain to the partner's trust anchor"),
+    ],
+)
+def test_nothing_is_sent_to_an_expired_or_unanchored_certificate(
+    keys: Keys, certificate: str, reason: str
+) -> None:
+    """No CRL or responder declared: the pinned certificate is still checked before encrypting.
+
+    Expired, or not chained to the partner's ``ca``: refused with the reason,
+    audited, and nothing is posted to the partner.
+    """
+    OpenSslPartner.keys, OpenSslPartner.mic_override = keys, None
+    OpenSslPartner.posted = 0
+    audit = MemorySink()
+    with (
+        https_server(OpenSslPartner, keys.tls) as server,
+        pytest.raises(As2SendError, match=reason),
+    ):
+        _send(keys, server.server_address[1], audit, certificate=certificate)
+    assert OpenSslPartner.posted == 0
+    assert _failure(audit) == reason

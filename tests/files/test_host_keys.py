@@ -11,7 +11,13 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from interlock.files.host_keys import HostKeyError, fetch_host_key, fingerprint, known_hosts
+from interlock.files.host_keys import (
+    HostKeyError,
+    client_options,
+    fetch_host_key,
+    fingerprint,
+    known_hosts,
+)
 from interlock.testing.services import require_env
 from tests.files.sftp_support import Keys, manifest, public_line, service_users_ssh
 
@@ -95,6 +101,23 @@ def test_fetch_host_key_consults_nothing_in_ssh(
             await listener.wait_closed()
 
     assert asyncio.run(main()) == [public_line(ed25519)]
+
+
+def test_no_x509_certificate_in_ssh_is_trusted_beside_the_pinned_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The options every connection takes trust no X.509 CA, ``~/.ssh`` holding one or not.
+
+    asyncssh would trust host certificates from ``~/.ssh/ca-bundle.crt`` and
+    ``~/.ssh/crt/`` beside the pinned keys. With pyOpenSSL installed,
+    test_sftp.py's X.509 test shows the bypass end to end; pyOpenSSL is not a
+    dependency (it skips there), so this checks the options themselves: X.509
+    trust off, which also keeps asyncssh from offering x509v3 host-key algorithms.
+    """
+    monkeypatch.setenv("HOME", str(service_users_ssh(tmp_path / "home")))
+    options = asyncio.run(client_options())
+    assert options.x509_trusted_certs is None
+    assert not options.x509_trusted_cert_paths
 
 
 def test_fetch_host_key_from_nothing_is_an_error() -> None:

@@ -56,6 +56,7 @@ __all__ = [
     "Disposition",
     "Identity",
     "Peer",
+    "check_certificate",
     "check_crl",
     "check_key_size",
     "decrypt",
@@ -310,10 +311,24 @@ def check_crl(peer: Peer, *, at: datetime) -> None:
     """
     if peer.crl is None:
         raise CmsError("authentication-failed", "no CRL of the partner's CA is declared")
+    check_certificate(peer, at=at)
+
+
+def check_certificate(peer: Peer, *, at: datetime) -> None:
+    """The partner's pinned certificate checked alone by ``openssl verify``, before a send.
+
+    The checks :func:`verify_detached` makes of a signer, without a
+    signature: chained to the partner's anchor (the system store only when
+    there is none), valid at ``at``, the ``smimesign`` purpose, and not
+    revoked by its CA's CRL when one is declared (``-crl_check``).
+    """
     trust = _trust_store(peer)
     with _Temporary(trust or b"", ".pem") as trust_file:
-        arguments = ["verify", "-crl_check", "-CAfile", trust_file, "-purpose", "smimesign"]
-        arguments += ["-attime", str(int(at.timestamp()))]
+        arguments = ["verify", "-purpose", "smimesign", "-attime", str(int(at.timestamp()))]
+        if peer.crl is not None:
+            arguments += ["-crl_check"]
+        if trust is not None:
+            arguments += ["-CAfile", trust_file]
         if peer.anchor is not None:
             arguments += ["-no-CApath", "-no-CAstore"]
         _openssl([*arguments, str(peer.certificate_file)], b"", failure="authentication-failed")

@@ -30,7 +30,7 @@ import httpx
 
 from interlock.audit import AuditEntry, AuditSink, Outcome, Volume
 from interlock.clock import Clock, utc_now
-from interlock.crypto.cms import CmsError, check_crl, encrypt, sign
+from interlock.crypto.cms import CmsError, check_certificate, encrypt, sign
 from interlock.crypto.rfc3274 import compressed_entity
 from interlock.errors import InterlockError
 from interlock.files.as2_mdn import Mdn, new_message_id, read_report
@@ -118,9 +118,9 @@ def _build(
     as2: As2Flow, signed_part: bytes, message_id: str, now: Clock
 ) -> tuple[bytes, dict[str, str]]:
     profile = as2.partner
-    # Nothing is encrypted to a certificate its CA's CRL or responder says is revoked.
-    if as2.peer.crl is not None:
-        check_crl(as2.peer, at=now())
+    # Nothing is encrypted to a certificate that has expired, does not chain to the
+    # partner's anchor, or its CA's CRL or responder says is revoked.
+    check_certificate(as2.peer, at=now())
     as2.revocation.check(at=now())
     signed = sign(signed_part, as2.identity, profile.signing)
     if profile.compression == "after-signing":
