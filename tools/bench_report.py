@@ -59,6 +59,7 @@ BENCHMARKS: Final[dict[str, tuple[str, ...]]] = {
     "messaging": (),
     "scan": (),
     "gateway": (),
+    "gateway-lineage": (),
     "scaling": (),
     "replicas-decisions": (),
     "soak": ("--duration", "180"),
@@ -67,6 +68,7 @@ BENCHMARKS: Final[dict[str, tuple[str, ...]]] = {
 #: Benchmarks whose script is not ``benchmarks/NAME/run.py``.
 SCRIPTS: Final[dict[str, str]] = {
     "audit-producers": "benchmarks/audit/producers.py",
+    "gateway-lineage": "benchmarks/gateway/lineage.py",
     "oauth-verify-raw": "benchmarks/oauth/verify_raw.py",
     "replicas-decisions": "benchmarks/replicas/decisions.py",
 }

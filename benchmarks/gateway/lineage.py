@@ -15,6 +15,11 @@ time per request (from /proc, the lineage writer thread included), then the
 added CPU time per request and the ratio traced/plain of requests/s.
 
 Run:  .venv/bin/python benchmarks/gateway/lineage.py  [--duration 8] [--repeat 3] [--connections 32]
+or    make bench BENCH=gateway-lineage
+
+Both figures, the ratio traced/plain of requests/s and the added CPU time per
+request, are reported through ``benchmarks/results.py``, so ``make bench``
+records them in benchmarks/results.json and docs/performance.md.
 
 The lineage rows written are counted at the end: none means the build has no
 subject extraction (the ``subjects`` stage), and the difference is noise.
@@ -48,6 +53,7 @@ from benchmarks.common import (
     start_sample_erp,
     wait_port,
 )
+from benchmarks.results import report as report_figure
 from interlock.config.loader import load_manifest
 from interlock.identity.apikeys import ApiKeys
 from interlock.privacy.tables import LineageRow
@@ -81,6 +87,12 @@ integrations:
 {plain}{traced}"""
 
 SUBJECTS = "    subjects:\n      - {kind: email, in: response, json: /customer/email}\n"
+
+BENCHMARK = "gateway-lineage"  # its name in make bench (tools/bench_report.py)
+PEER = (
+    "the same route without a subjects locator (no subject extraction), same gateway "
+    "process, runs alternating"
+)
 
 
 @dataclass
@@ -180,8 +192,27 @@ def report(results: list[Result], rows: int, args: argparse.Namespace) -> None:
     print(f"\nlineage rows written: {rows}")
     print(f"added per request (median CPU time): {added:.1f} us")
     print(f"added per request (p50 latency): {(traced.p50_ms - plain.p50_ms) * 1000:.0f} us")
+    note = f"{rows} lineage rows written; medians of {args.repeat} runs of {args.duration}s"
     if plain.rps:
-        print(f"ratio lineage_traced_vs_plain_rps: {traced.rps / plain.rps:.3f}")
+        report_figure(
+            BENCHMARK,
+            "lineage-traced-vs-plain-rps",
+            traced.rps / plain.rps,
+            target=None,
+            peer=PEER,
+            digits=3,
+            note=note,
+        )
+    report_figure(
+        BENCHMARK,
+        "lineage-added-cpu-us-per-request",
+        added,
+        target=None,
+        peer="",
+        direction="<=",
+        digits=1,
+        note="gateway CPU time per request, lineage writer thread included: traced - plain",
+    )
     traced_requests = sum(r.requests - r.errors for r in results if r.route != "plain")
     if rows == 0:
         print(

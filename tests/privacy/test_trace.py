@@ -22,7 +22,13 @@ from interlock.privacy.lineage import (
     SubjectHasher,
     load_subject_hasher,
 )
-from interlock.privacy.trace import AUTOMATED_DECISIONS, UnknownKindError, trace_subject
+from interlock.privacy.trace import (
+    AUTOMATED_DECISIONS,
+    COMPLAINT,
+    RIGHTS,
+    UnknownKindError,
+    trace_subject,
+)
 from interlock.sdk.audit import open_checkpoint, verify_entry
 from interlock.store import Deployment
 from interlock.testing.clock import ManualClock
@@ -177,7 +183,15 @@ def test_a_traced_person_gets_each_receiving_system_with_its_terms_and_proofs(
     assert document["found"] is True
     assert document["kind"] == "email"
     assert document["subject"] == hasher.digest("email", ADA).hex()
-    assert document["automated_decision_making"] == AUTOMATED_DECISIONS
+    assert document["automated_decision_making"] == AUTOMATED_DECISIONS  # Art. 15(1)(h)
+    # Art. 15(1)(e) and (f): the rights to rectification, erasure, restriction and
+    # objection, and to lodge a complaint with a supervisory authority.
+    assert document["rights"] == RIGHTS
+    assert all(f"Art. {n}" in RIGHTS for n in (16, 17, 18, 21))
+    assert "Art. 15(1)(e)" in RIGHTS
+    assert document["complaint"] == COMPLAINT
+    assert "Art. 77" in COMPLAINT
+    assert "Art. 15(1)(f)" in COMPLAINT
     assert document["generated_at"] == "2026-03-03T08:00:00.000000Z"
     crm, erp = document["systems"]
     assert (crm["system"], crm["owner"], crm["location"], crm["countries"]) == (

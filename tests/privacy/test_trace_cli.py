@@ -115,6 +115,8 @@ def test_the_text_report_has_a_table_per_system(
     assert "P90D" in out
     assert "transfer to US under SCC (Art. 46(2)(c)) via order-sync" in out
     assert "no automated decision" in out
+    assert "Art. 15(1)(e)" in out  # rectification, erasure, restriction, objection
+    assert "Art. 15(1)(f)" in out  # a complaint to a supervisory authority
     assert ADA not in out
 
 

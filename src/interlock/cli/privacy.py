@@ -369,6 +369,7 @@ def _print_trace(report: TraceReport) -> None:
             "(--json to export them)",
             soft_wrap=True,
         )
-    from interlock.privacy.trace import AUTOMATED_DECISIONS
+    from interlock.privacy.trace import AUTOMATED_DECISIONS, COMPLAINT, RIGHTS
 
-    console.print(AUTOMATED_DECISIONS, soft_wrap=True)
+    for statement in (RIGHTS, COMPLAINT, AUTOMATED_DECISIONS):
+        console.print(statement, soft_wrap=True)

@@ -14,6 +14,9 @@ the data subject about each recipient:
 * where the system is (per the manifest now, and as recorded when the data
   went there) and, for a third country, the transfer and its safeguard
   (Art. 15(2), Art. 46);
+* the person's rights to rectification, erasure, restriction and objection
+  (Art. 15(1)(e)) and to lodge a complaint with a supervisory authority
+  (Art. 15(1)(f)), as statements;
 * that Interlock takes no automated decision about the person (Art. 15(1)(h));
 * the indexes of the audit entries of those requests and, given the audit
   database, the entries with RFC 9162 inclusion proofs against the newest
@@ -29,7 +32,7 @@ JSON shape (:meth:`TraceReport.as_json`, ``"version": 1``)::
 
     {"version": 1, "generated_at": "...Z", "kind": "email",
      "subject": "<hex keyed hash>", "found": true,
-     "automated_decision_making": "...",
+     "rights": "...", "complaint": "...", "automated_decision_making": "...",
      "systems": [{"system", "declared", "owner", "location", "countries",
                   "first_seen", "last_seen", "requests", "kinds", "directions",
                   "categories", "received_from",
@@ -66,6 +69,8 @@ from interlock.privacy.ropa import Transfer, declared_transfers, legal_basis_art
 
 __all__ = [
     "AUTOMATED_DECISIONS",
+    "COMPLAINT",
+    "RIGHTS",
     "TRACE_VERSION",
     "IntegrationTrace",
     "SystemTrace",
@@ -77,6 +82,17 @@ __all__ = [
 ]
 
 TRACE_VERSION: Final = 1
+RIGHTS: Final = (
+    "The person may ask the controller to rectify (GDPR Art. 16) or erase (Art. 17) their "
+    "personal data or to restrict its processing (Art. 18), and may object to the "
+    "processing (Art. 21) (GDPR Art. 15(1)(e)); interlock privacy request rectify or erase "
+    "carries such a request to every system listed."
+)
+COMPLAINT: Final = (
+    "The person may lodge a complaint with a supervisory authority (GDPR Art. 77), in "
+    "particular in the Member State of their habitual residence, place of work or place of "
+    "the alleged infringement (GDPR Art. 15(1)(f))."
+)
 AUTOMATED_DECISIONS: Final = (
     "Interlock makes no automated decision, profiling included (GDPR Art. 22), about the "
     "persons whose data it carries; it records where the data went (GDPR Art. 15(1)(h))."
@@ -233,6 +249,8 @@ class TraceReport:
             "kind": self.kind,
             "subject": self.subject.hex(),
             "found": self.found,
+            "rights": RIGHTS,
+            "complaint": COMPLAINT,
             "automated_decision_making": AUTOMATED_DECISIONS,
             "systems": [s.as_json() for s in self.systems],
             "evidence": self.evidence.as_json() if self.evidence is not None else None,
