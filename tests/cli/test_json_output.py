@@ -28,6 +28,7 @@ from interlock.cli import output
 from interlock.cli.context import make_console
 from interlock.cli.main import app, main
 from interlock.databases import mariadb
+from interlock.files.host_keys import fingerprint
 from interlock.messaging.consumer import Message, MessageRejected
 from interlock.services.messaging import consumer, producer
 from tests.cli.test_files_cli import ORDERS, partner
@@ -35,7 +36,7 @@ from tests.cli.test_messaging_cli import deployment_and_broker
 from tests.conftest import isolate_cli
 from tests.databases.conftest import INTEGRATION, Shared, maria
 from tests.events.test_registry import MANIFEST as EVENTS_MANIFEST
-from tests.files.sftp_support import Keys
+from tests.files.sftp_support import Keys, public_line
 from tests.privacy.request_support import MANIFEST as PRIVACY_MANIFEST
 
 __all__ = ["deployment_and_broker", "maria", "partner"]
@@ -249,6 +250,7 @@ CORE: Final = [
     ("interlock keys list", ["keys", "list"], 0),
     ("interlock secrets list", ["secrets", "list"], 0),
     ("interlock secrets show", ["secrets", "show", "erp/api-key"], 0),
+    ("interlock secrets get", ["secrets", "get", "erp/api-key"], 0),
     ("interlock secrets grants", ["secrets", "grants"], 0),
     ("interlock secrets overdue", ["secrets", "overdue"], 1),
     ("interlock clients list", ["clients", "list"], 0),
@@ -285,6 +287,22 @@ def test_json_is_what_the_store_holds(core: Path, capsys: pytest.CaptureFixture[
     assert configured["owner"] == "ops"
     states = sorted(k["state"] for k in run_json(capsys, "oauth", "keys")["keys"])
     assert states == ["active", "pending"]  # rotate-keys published a successor ahead
+
+
+def test_secrets_get_json_names_the_version_never_the_value(
+    core: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The version served, as ``secrets show`` lists it; --reveal and --json do not mix."""
+    shown = run(capsys, "secrets", "get", "erp/api-key", "--json")
+    document = json.loads(shown)
+    assert [document[f] for f in ("name", "version", "stage")] == ["erp/api-key", 1, "current"]
+    assert document["created_at"].endswith("Z")
+    assert "value-1" not in shown
+    capsys.readouterr()
+    assert main(["secrets", "get", "erp/api-key", "--reveal", "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert "value-1" not in out + err
+    assert "--reveal" in err
 
 
 # -- tables for people ----------------------------------------------------------
@@ -414,6 +432,19 @@ def test_events_schemas_list_and_diff(
 
 
 # -- files ----------------------------------------------------------------------
+
+
+def test_files_trust_host(
+    partner: tuple[Path, Keys, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each offered key with its algorithm, fingerprint and the line to pin; nothing else."""
+    path, keys, _ = partner
+    port = path.read_text().split("port: ", 1)[1].split("\n", 1)[0]
+    document = run_json(capsys, "files", "trust-host", "127.0.0.1", "--port", port)
+    check("interlock files trust-host", document)
+    line = public_line(keys.partner_host)
+    offered = {"algorithm": line.split()[0], "fingerprint": fingerprint(line), "line": line}
+    assert offered in document["host_keys"]
 
 
 def test_files_quarantine(

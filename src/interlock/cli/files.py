@@ -1,6 +1,6 @@
 """``interlock files``: pin a partner's host key, transfer files, run the drop server, quarantine.
 
-* ``trust-host HOST [--port]`` — the SSH host keys a server offers, each with
+* ``trust-host HOST [--port] [--json]`` — the SSH host keys a server offers, each with
   its fingerprint, for the operator to compare with the partner's and paste
   into ``partners.NAME.sftp.host_keys``; nothing is trusted by this command;
 * ``transfer INTEGRATION`` — one pull (into quarantine) or push (the outbox)
@@ -149,11 +149,22 @@ def as2_cert(
 def trust_host(
     host: Annotated[str, typer.Argument(help="The partner's SFTP host.")],
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 22,
+    as_json: JsonOption = False,
 ) -> None:
     """Show the host keys HOST offers, with fingerprints; compare, then pin one in the manifest."""
     lines = asyncio.run(fetch_host_key(host, port))
-    for line in lines:
-        typer.echo(f"{fingerprint(line)}  {line}")
+    if as_json:
+        print_json(
+            {
+                "host_keys": [
+                    {"algorithm": line.split()[0], "fingerprint": fingerprint(line), "line": line}
+                    for line in lines
+                ]
+            }
+        )
+    else:
+        for line in lines:
+            typer.echo(f"{fingerprint(line)}  {line}")
     typer.echo(
         "compare these fingerprints with the ones the partner gave you out of band; only "
         "then add the line to partners.NAME.sftp.host_keys",

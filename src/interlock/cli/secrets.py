@@ -111,14 +111,21 @@ def get(
     reveal: Annotated[
         bool, typer.Option("--reveal", help="Write the value itself to standard output.")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Show which version of NAME is served; with --reveal, write its value to stdout.
 
     A revealed value is written as it is stored, with no newline added, so it
-    can be piped. The read is recorded on the audit trail either way.
+    can be piped. ``--json`` prints the version served (never its value). The
+    read is recorded on the audit trail either way.
     """
     if stage not in {None, "current", "previous", "pending"}:
         raise InvalidRequestError("--stage is current, previous or pending")
+    if reveal and as_json:
+        raise InvalidRequestError(
+            "--json describes the version served and never holds its value; --reveal writes "
+            "the value alone: use one of them"
+        )
     with open_vault() as vault:
         secret, info = vault.read(
             name,
@@ -129,6 +136,18 @@ def get(
     if reveal:
         sys.stdout.buffer.write(secret.reveal())
         sys.stdout.buffer.flush()
+        return
+    if as_json:
+        print_json(
+            {
+                "name": name,
+                "version": info.version,
+                "stage": info.stage,
+                "created_at": iso(info.created_at),
+                "created_by": info.created_by,
+                "valid_until": iso(info.valid_until),
+            }
+        )
         return
     typer.echo(
         f"secret://{name} version {info.version} ({info.stage or 'superseded'}), "
