@@ -685,7 +685,10 @@ def test_the_harness_erp_takes_requests_signed_with_the_gateways_key(env: Env) -
     signed = RequestSigner(key.kid, key.key).sign(
         "POST", f"https://127.0.0.1:{port}/privacy/requests", headers, body
     )
-    status, _, answer = env.request("POST", "/privacy/requests", headers | signed, body, port=port)
+    # The first signed request waits for the ERP's verifier import: generous on a busy machine.
+    status, _, answer = env.request(
+        "POST", "/privacy/requests", headers | signed, body, port=port, timeout=120
+    )
     assert (status, answer["status"], answer["records"]) == (200, "done", 2), answer
     other = ECKey.generate_key("P-256", private=True)
     forged = RequestSigner(key.kid, other).sign(

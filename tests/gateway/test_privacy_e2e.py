@@ -85,7 +85,9 @@ def env(tmp_path_factory: pytest.TempPathFactory, backend: dict[str, Any]) -> It
 
 def _wait(check: Callable[[], Any], what: str) -> Any:
     """Poll ``check`` until it returns something truthy (background work: lineage, run_due)."""
-    deadline = time.monotonic() + 20
+    # Generous: the ERP's first signed request imports its verifier (seconds on a busy
+    # machine). A deadline for giving up, not a timed assertion: success returns at once.
+    deadline = time.monotonic() + 120
     while True:
         found = check()
         if found:

@@ -326,8 +326,12 @@ class Env:
         port: int | None = None,
         source: str | None = None,
         certificate: tuple[Path, Path] | None = None,
+        timeout: float = 10,
     ) -> tuple[int, dict[str, str], Any]:
         """One HTTPS request (to ``port``, default the gateway's); status, headers, JSON or text.
+
+        ``timeout``: seconds for the connection and each read (a first request that
+        makes a process import a module may need more on a loaded machine).
 
         ``source`` is the local address it comes from (on Linux every 127.x.y.z is
         loopback): failure budgets count per source address, so a test that fails
@@ -341,7 +345,7 @@ class Env:
             "127.0.0.1",
             port or self.port,
             context=context,
-            timeout=10,
+            timeout=timeout,
             source_address=(source, 0) if source else None,
         )
         try:
