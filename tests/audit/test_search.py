@@ -619,3 +619,29 @@ def test_a_log_made_before_the_index_checks_gains_them_on_open(
         assert verify_log(log.store.engine).size == 12
     finally:
         log.close()
+
+
+def test_a_name_no_entry_holds_is_said_with_the_closest_names_the_trail_holds(
+    audit_log: AuditLog,
+) -> None:
+    """Nothing found for a mistyped client, integration or action: a hint each, from the index."""
+    _fill(audit_log)
+    result = search(
+        audit_log.store, SearchQuery(client="ordr-sync", integration="biling", action="gateway.req")
+    )
+    assert result.hits == ()
+    assert result.hints == (
+        "no indexed entry names client 'ordr-sync'; did you mean 'order-sync'?",
+        "no indexed entry names integration 'biling'; did you mean 'billing'?",
+        "no indexed entry names action 'gateway.req'; did you mean 'gateway.request'?",
+    )
+    # Names that exist but match nothing together get no hint; a hit gets none at all.
+    assert (
+        search(audit_log.store, SearchQuery(client="billing-sync", integration="order-sync")).hints
+        == ()
+    )
+    assert search(audit_log.store, SearchQuery(client="order-sync")).hints == ()
+    # Nothing close: said without a suggestion.
+    assert search(audit_log.store, SearchQuery(integration="zzz")).hints == (
+        "no indexed entry names integration 'zzz'",
+    )

@@ -81,8 +81,9 @@ def test_search_json_with_proofs_verifies_against_the_printed_head(
     doc = _json(capsys, "audit", "search", "--integration", "billing", "--proofs")
     check("interlock audit search", doc, _json(capsys, "audit", "search", "--limit", "1"))
     assert set(doc) == {
-        "entries", "tree_size", "checkpoint", "truncated", "pruned", "backfill_pending"
+        "entries", "tree_size", "checkpoint", "truncated", "pruned", "backfill_pending", "hints"
     }  # fmt: skip
+    assert doc["hints"] == []  # something was found
     assert (doc["tree_size"], doc["truncated"], doc["pruned"]) == (11, False, 0)
     head = open_checkpoint(doc["checkpoint"], [verifier])
     assert [e["index"] for e in doc["entries"]] == [9, 8, 7]
@@ -202,3 +203,17 @@ def test_verify_receipt_json(
     assert (doc["kind"], doc["outcome"]) == ("erase", "completed")
     assert doc["systems"] == {"crm": "not_found", "erp": "done"}
     assert doc["tree_size"] == audit_log.store.size()
+
+
+def test_a_mistyped_integration_gets_did_you_mean_in_text_and_json(
+    recorded: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """'0 entries' alone left a typo unexplained: the names the trail holds are suggested."""
+    status, out, err = _run(capsys, "audit", "search", "--integration", "order-snc")
+    assert status == 0, err
+    assert "0 entries in the tree of size 11" in out
+    assert "no indexed entry names integration 'order-snc'; did you mean 'order-sync'?" in out
+    document = _json(capsys, "audit", "search", "--integration", "order-snc")
+    assert document["hints"] == [
+        "no indexed entry names integration 'order-snc'; did you mean 'order-sync'?"
+    ]

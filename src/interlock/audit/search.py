@@ -50,11 +50,13 @@ from interlock.audit.schema import (
 )
 from interlock.audit.search_index import backfill_progress, search_row
 from interlock.audit.storage import LogStore, StoredCheckpoint
+from interlock.errors import did_you_mean
 from interlock.proofs.rfc9162 import inclusion_path, leaf_hash
 
 __all__ = ["MAX_LIMIT", "Hit", "SearchQuery", "SearchResult", "search"]
 
 MAX_LIMIT: Final = 10_000
+_MAX_KNOWN: Final = 10_000  # distinct names read to suggest from
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ class SearchResult:
     truncated: bool  # more entries matched than ``limit``
     pruned: int  # entries of the log whose body was pruned: not indexed, never found
     backfill_pending: int  # entries of an older log not yet indexed (0 once backfilled)
+    # When nothing was found: for each client, integration or action asked for that no
+    # indexed entry names, a line saying so with the closest names that do (did you mean).
+    hints: tuple[str, ...] = ()
 
 
 def search(store: LogStore, query: SearchQuery, *, proofs: bool = False) -> SearchResult:
@@ -114,6 +119,7 @@ def search(store: LogStore, query: SearchQuery, *, proofs: bool = False) -> Sear
             hits = _with_proofs(connection, latest, hits)
         pruned = int(connection.execute(select(func.count()).select_from(PRUNED)).scalar_one())
         upto, target = backfill_progress(connection)
+        hints = () if hits else _hints(connection, query)
     return SearchResult(
         tuple(hits),
         latest.size,
@@ -121,7 +127,32 @@ def search(store: LogStore, query: SearchQuery, *, proofs: bool = False) -> Sear
         truncated=truncated,
         pruned=pruned,
         backfill_pending=max(target - upto, 0),
+        hints=hints,
     )
+
+
+def _hints(connection: Connection, query: SearchQuery) -> tuple[str, ...]:
+    """For a search that found nothing: each asked-for name no indexed entry has, with near ones.
+
+    A client, integration or action may be gone from the manifest and still be on
+    the trail, so the names come from the index itself (the distinct values of the
+    column, read through its index), never from the manifest.
+    """
+    hints: list[str] = []
+    for field, column, value in (
+        ("client", SEARCH.c.client, query.client),
+        ("integration", SEARCH.c.integration, query.integration),
+        ("action", SEARCH.c.action, query.action),
+    ):
+        if value is None:
+            continue
+        present = select(column).where(column == value).limit(1)
+        if connection.execute(present).first() is not None:
+            continue
+        known = select(column).where(column.is_not(None)).distinct().limit(_MAX_KNOWN)
+        names = [str(name) for name in connection.execute(known).scalars()]
+        hints.append(f"no indexed entry names {field} {value!r}{did_you_mean(value, names)}")
+    return tuple(hints)
 
 
 def _latest(connection: Connection) -> StoredCheckpoint | None:

@@ -182,6 +182,7 @@ def _search_document(result: SearchResult) -> dict[str, object]:
         "truncated": result.truncated,
         "pruned": result.pruned,
         "backfill_pending": result.backfill_pending,
+        "hints": list(result.hints),
     }
 
 
@@ -233,6 +234,8 @@ def _print_search(result: SearchResult, *, proofs: bool) -> None:
     found = len(result.hits)
     noun = "entry" if found == 1 else "entries"
     typer.echo(f"{found} {noun} in the tree of size {result.tree_size}{more}")
+    for hint in result.hints:
+        typer.echo(hint)
     if result.pruned:
         typer.echo(f"{result.pruned} entries of the log were pruned (retention): not searchable")
     if result.backfill_pending:
