@@ -56,6 +56,46 @@ def test_a_failed_action_is_recorded_as_a_failure(
     assert entry["outcome"] == {"result": "failure", "status": 1}
 
 
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("secrets", "grant", "nobody", "erp/*", "read"), "not_found"),
+        (("pki", "issue", "client", "nobody", "--out", "certs"), "not_found"),
+        (("keys", "revoke", "ilk_not-a-key"), "invalid_request"),
+        (("clients", "rotate-secret", "app"), "invalid_request"),
+    ],
+    ids=["secrets-grant", "pki-issue", "keys-revoke", "rotate-secret"],
+)
+def test_a_refused_action_records_the_reason(
+    manifest: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], code: str
+) -> None:
+    """Issue 17, "Bad input": a refusal is on the trail with its reason, not only "failure"."""
+    if args[:2] == ("clients", "rotate-secret"):
+        for _ in range(2):  # two active secrets: a third would end a still-valid one
+            assert _run(capsys, "clients", "rotate-secret", "app", "-m", str(manifest))[0] == 0
+    status, _, err = _run(capsys, *args, "-m", str(manifest))
+    assert status == 1
+    assert err.startswith(f"interlock: error[{code}]: ")
+    action = f"admin.{args[0]}.{args[1]}"
+    entry = [e for e in _entries() if e["action"] == action][-1]
+    assert entry["outcome"] == {"result": "failure", "status": 1}
+    assert entry["reason"] == err.removeprefix("interlock: ").strip()[:2000]
+
+
+def test_a_credential_refused_as_an_argument_is_recorded_by_kind_only(
+    manifest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The reason names the argument and the credential's kind, never the credential."""
+    _, token, _ = _run(capsys, "keys", "create", "legacy", "-m", str(manifest))
+    token = token.strip()
+    status, _, _ = _run(capsys, "secrets", "grant", "app", token, "read", "-m", str(manifest))
+    assert status == 1
+    (entry,) = [e for e in _entries() if e["action"] == "admin.secrets.grant"]
+    assert entry["reason"].startswith("error[credential_in_argument]: argument 4 is a credential")
+    assert token not in json.dumps(entry)
+    assert token.rsplit("_", 1)[1] not in json.dumps(entry)
+
+
 def test_reading_commands_and_help_are_not_recorded(
     manifest: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -28,6 +28,8 @@ SIGNATURE_FILES = [
     ("ecdsa_secp256r1_sha256_p1363_test.json", "ES256", "publicKeyJwk"),
     ("ed25519_test.json", "Ed25519", "publicKeyJwk"),
     ("rsa_signature_2048_sha256_test.json", "RS256", "keyJwk"),
+    # PS256 (trusted issuers, issue 17 item 9): RSASSA-PSS, SHA-256, MGF1-SHA-256, 32-byte salt.
+    ("rsa_pss_2048_sha256_mgf1_32_test.json", "PS256", "publicKeyJwk"),
 ]
 
 

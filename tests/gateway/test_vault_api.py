@@ -337,11 +337,18 @@ def test_a_gateway_token_without_the_vault_scope_is_refused(
 
 
 def test_refusals_at_the_vault_are_on_the_audit_trail(env: Env, vault: Vault) -> None:
-    """No credential, or an API key: refused, and each refusal is an audit entry."""
+    """No credential, a bad token, or an API key: refused, and each refusal is an audit entry."""
     _, _, no_credential = env.request("GET", "/v1/secrets/partner/k")
+    header = base64.urlsafe_b64encode(b'{"alg":"ES256","kid":"k"}').rstrip(b"=").decode()
+    forged = {"Authorization": f"Bearer {header}.e30.c2ln"}  # signed by no key of ours
+    _, _, bad_token = env.request("GET", "/v1/secrets/partner/k", forged)
     api_key, _ = env.key(["orders.read"])
     _, _, with_api_key = env.request("GET", "/v1/secrets/partner/k", {"X-API-Key": api_key})
-    wanted = {no_credential["correlation_id"]: 401, with_api_key["correlation_id"]: 403}
+    wanted = {
+        no_credential["correlation_id"]: 401,
+        bad_token["correlation_id"]: 401,
+        with_api_key["correlation_id"]: 403,
+    }
     # Refusals are recorded best effort (batched): wait for the writer, a few seconds at most.
     deadline = time.monotonic() + 5
     found: dict[str, Any] = {}

@@ -33,6 +33,7 @@ from interlock.logs.redaction import redact_credentials
 __all__ = [
     "ENTRY_VERSION",
     "MAX_DETAIL_TEXT",
+    "MAX_REASON_TEXT",
     "AuditEntry",
     "Decision",
     "Outcome",
@@ -49,8 +50,10 @@ __all__ = [
 ENTRY_VERSION: Final = 1
 #: The longest text one ``details`` value may hold (callers truncate to it).
 MAX_DETAIL_TEXT: Final = 500
+#: The longest ``reason`` an entry may hold (callers truncate to it).
+MAX_REASON_TEXT: Final = 2000
 _Short = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-_Text = Annotated[str, StringConstraints(max_length=2000)]
+_Text = Annotated[str, StringConstraints(max_length=MAX_REASON_TEXT)]
 _DetailValue = (
     Annotated[str, StringConstraints(max_length=MAX_DETAIL_TEXT)]
     | Annotated[int, Field(ge=-(2**53) + 1, le=2**53 - 1)]

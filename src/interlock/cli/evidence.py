@@ -35,7 +35,14 @@ if TYPE_CHECKING:
 # The audit entry, log and store (~1 s of imports) are loaded by record_admin_action,
 # not by every command line that only asks admin_action whether it is recorded.
 
-__all__ = ["RECORDED", "admin_action", "admin_actor", "note_result", "record_admin_action"]
+__all__ = [
+    "RECORDED",
+    "admin_action",
+    "admin_actor",
+    "note_refusal",
+    "note_result",
+    "record_admin_action",
+]
 
 # (group, command) -> recorded; a group alone for top-level commands.
 RECORDED: Final = frozenset(
@@ -82,6 +89,19 @@ Detail = str | int | bool
 _noted: ContextVar[dict[str, Detail] | None] = ContextVar("interlock_admin_result", default=None)
 
 
+_refused: ContextVar[str | None] = ContextVar("interlock_admin_refusal", default=None)
+
+
+def note_refusal(line: str | None) -> None:
+    """The error line the running command ended with (``error[code]: message``), as shown.
+
+    It becomes the audit entry's ``reason``: a refused admin action is on the trail with
+    why, not only as a failure. The line is the one printed (credentials already masked);
+    the entry masks credential formats again. ``None`` forgets an earlier one.
+    """
+    _refused.set(line)
+
+
 def note_result(**fields: Detail) -> None:
     """Add ``fields`` (what the running command did) to its audit entry's details."""
     noted = _noted.get()
@@ -125,13 +145,15 @@ def record_admin_action(settings: Settings, args: Sequence[str], status: int) ->
     found = admin_action(args)
     if found is None:
         return None
-    from interlock.audit.entry import MAX_DETAIL_TEXT, AuditEntry, Outcome
+    from interlock.audit.entry import MAX_DETAIL_TEXT, MAX_REASON_TEXT, AuditEntry, Outcome
     from interlock.audit.service import AuditLog
     from interlock.store import open_deployment
 
     action, command_line = found
     noted = _noted.get() or {}
     _noted.set(None)
+    refusal = _refused.get() if status != 0 else None
+    _refused.set(None)
     details = {
         name: value[:MAX_DETAIL_TEXT] if isinstance(value, str) else value
         for name, value in {**noted, "command": command_line}.items()
@@ -142,6 +164,7 @@ def record_admin_action(settings: Settings, args: Sequence[str], status: int) ->
             action=action,
             outcome=Outcome(result="success" if status == 0 else "failure", status=status),
             details=details,
+            reason=refusal[:MAX_REASON_TEXT] if refusal else None,
         )
     except ValueError as exc:  # pydantic's ValidationError: a noted field the entry refuses
         return f"{action} ran but is not on the audit trail: {_refusal(exc)}"

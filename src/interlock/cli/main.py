@@ -19,7 +19,7 @@ import typer.main
 from interlock import __version__
 from interlock.cli.arguments import CredentialArgumentError, check_arguments
 from interlock.cli.completion import named_shell
-from interlock.cli.evidence import admin_action, record_admin_action
+from interlock.cli.evidence import admin_action, note_refusal, record_admin_action
 from interlock.cli.lazy import Lazy, LazyGroup
 from interlock.errors import InterlockError
 from interlock.logs.redaction import redact_credentials
@@ -202,6 +202,7 @@ def version() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI on ``argv`` and return the exit status (never raises)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    note_refusal(None)  # no reason left over from an earlier command in this process
     try:
         # Before anything runs, parses (a usage error quotes arguments) or is recorded.
         check_arguments(args)
@@ -266,7 +267,9 @@ def _exit_status(code: object) -> int:
 
 def _error(code: str, message: str) -> None:
     # Messages never carry secrets on purpose; one that quotes a mistyped key still must not.
-    typer.echo(f"interlock: error[{code}]: {_one_line(redact_credentials(message))}", err=True)
+    line = f"error[{code}]: {_one_line(redact_credentials(message))}"
+    typer.echo(f"interlock: {line}", err=True)
+    note_refusal(line)  # the reason of a recorded admin action's audit entry
 
 
 def _one_line(message: str) -> str:
