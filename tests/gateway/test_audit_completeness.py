@@ -1,7 +1,9 @@
 """Every request that reaches the gateway gets exactly one gateway.request entry (issue 18 item 4).
 
 Before: an unhandled error ended in a 500 that was neither recorded nor counted
-by its route, and requests no route took (404, 405, 421) were never recorded.
+by its route, and requests no route took (404, 405, 421) were never recorded;
+nor, until the audit of issue 18, requests the HTTP parser refused (request
+smuggling, oversized headers).
 """
 
 from __future__ import annotations
@@ -96,3 +98,54 @@ def test_a_refusal_at_an_own_endpoint_is_recorded_once(env: Env) -> None:
     (entry,) = env.audit_entries(headers["x-request-id"], "gateway.request")
     assert entry["outcome"] == {"result": "failure", "status": 401}
     assert entry["details"]["route"] == "/v1/secrets/{name}"
+
+
+def _sample(text: str, sample: str) -> float:
+    """The value of one sample line (``name{labels}``) in the exposition ``text``, or 0."""
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == sample:
+            return float(value)
+    return 0.0
+
+
+PARSER_REFUSED = 'interlock_requests_total{outcome="refused",route="unmatched",status="400"}'
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"POST /orders/1001/notes HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n",
+        b"GET /orders/1001 HTTP/1.1\r\nHost: 127.0.0.1\r\nNo colon here\r\n\r\n",
+    ],
+    ids=["content-length-and-transfer-encoding", "header-without-colon"],
+)
+def test_a_request_the_http_parser_refuses_is_recorded_once(env: Env, raw: bytes) -> None:
+    """Request smuggling or a broken header: the 400 problem's id names one entry, counted.
+
+    It failed before the audit of issue 18: the parser's answer was only logged.
+    """
+    before = _sample(env.metrics(), PARSER_REFUSED)
+    response = env.raw(raw)
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.split(b" ", 2)[1] == b"400", response[:200]
+    problem = json.loads(body)
+    assert problem["type"] == "urn:interlock:problem:malformed-request"
+    (entry,) = env.audit_entries(problem["correlation_id"], "gateway.request")
+    assert entry["outcome"] == {"result": "failure", "status": 400}
+    assert entry["actor"] == "anonymous"
+    assert entry["details"] == {"route": "unmatched"}
+    assert entry["reason"] == "refused by the HTTP parser"
+    assert entry["volume"]["records"] == 0
+    assert _sample(env.metrics(), PARSER_REFUSED) == before + 1
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/.well-known/jwks.json"])
+def test_an_own_endpoint_success_is_recorded_once_as_success(env: Env, path: str) -> None:
+    """An own endpoint's 200 is one gateway.request entry with the outcome success."""
+    status, headers, _ = env.request("GET", path)
+    assert status == 200
+    (entry,) = env.audit_entries(headers["x-request-id"], "gateway.request")
+    assert entry["outcome"] == {"result": "success", "status": 200}
+    assert entry["details"]["route"] == path

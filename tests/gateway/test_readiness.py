@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
@@ -16,7 +17,9 @@ from aiohttp.test_utils import make_mocked_request
 from interlock.errors import Refusal
 from interlock.gateway.problems import problem_response
 from interlock.gateway.readiness import Readiness
-from interlock.testing.gateway import Env
+from interlock.testing.gateway import Env, running_gateway
+from interlock.testing.services import REDIS
+from tests.conftest import need
 
 
 def test_a_ready_gateway_answers_200_with_its_checks(env: Env) -> None:
@@ -57,3 +60,19 @@ def test_a_failed_check_answers_a_503_problem_naming_only_the_check() -> None:
     assert body["detail"] == "not ready: redis unavailable"
     assert "hunter2" not in response.body.decode()
     assert "secret-host" not in response.body.decode()
+
+
+@pytest.mark.redis
+@pytest.mark.processes
+def test_a_gateway_with_redis_checks_it(tmp_path: Path) -> None:
+    """Redis configured: /readyz lists it among its checks (the wiring, not only the class)."""
+    with running_gateway(tmp_path, redis_url=need(REDIS)) as env:
+        status, _, body = env.request("GET", "/readyz")
+    assert status == 200, body
+    assert body["checks"] == {
+        "store": "ok",
+        "audit": "ok",
+        "redis": "ok",
+        "signing_key": "ok",
+        "manifest": "ok",
+    }

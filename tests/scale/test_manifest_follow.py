@@ -90,9 +90,13 @@ def test_a_new_version_is_enforced_reported_and_a_bad_one_refuses_traffic(env: E
     # A version this replica cannot load (a secret its vault lacks): 503, never the old grants.
     broken = _publish(env, base.replace("secret://erp/api-key", "secret://erp/not-stored"))
     _poll(env, follower)
-    status, _, body = env.request("GET", "/orders/1001", auth)
+    status, headers, body = env.request("GET", "/orders/1001", auth)
     assert status == 503
     assert body["type"].endswith(":not-ready")
+    # On the audit trail like any refusal (it was not, before the audit of issue 18).
+    (entry,) = env.audit_entries(headers["x-request-id"], "gateway.request")
+    assert entry["outcome"] == {"result": "failure", "status": 503}
+    assert entry["details"]["route"] == "unmatched"
     status, reported = _ready(env)
     assert status == 503
     assert reported == {

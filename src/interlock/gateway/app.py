@@ -118,13 +118,19 @@ class Gateway:
             self._rules.close()
         await self.upstreams.close()
 
-    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        """Answer one request: exactly one audit entry and one count, whatever happens."""
+    async def handle(
+        self, request: web.BaseRequest, refuse: Refusal | None = None
+    ) -> web.StreamResponse:
+        """Answer one request: exactly one audit entry and one count, whatever happens.
+
+        ``refuse``: answer with this refusal instead of serving (the listener's
+        owner decided the request cannot be served), recorded and counted alike.
+        """
         correlation_id = os.urandom(16).hex()  # 128 random bits, as secrets.token_hex
         started = time.perf_counter()
         where = _Where()
         try:
-            answered = await self._answer(request, correlation_id, where)
+            answered = await self._answer(request, correlation_id, where, refuse)
         except UpstreamServerError as failed:  # forwarded: the target has the data
             answered = _refused(
                 failed, correlation_id, request.path, where.label, where.principal, "forwarded"
@@ -167,6 +173,19 @@ class Gateway:
         if self._observer is not None:  # the demo's console; nobody else by default
             _tell(self._observer, request, final, answered, correlation_id)
         return final
+
+    def unparsed(self, request: web.BaseRequest, status: int, correlation_id: str) -> None:
+        """Record and count an answer the listener gave instead of :meth:`handle`.
+
+        A status below 500: the HTTP parser refused the request (malformed framing,
+        oversized headers); 500 or more: the handler raised past its own last resort.
+        """
+        parser = status < 500
+        reason = "refused by the HTTP parser" if parser else "unhandled error in the listener"
+        self.audit.unparsed(
+            request, label=UNMATCHED, status=status, correlation_id=correlation_id, reason=reason
+        )
+        self.metrics.observe(UNMATCHED, "refused" if parser else "error", status, 0.0)
 
     async def _record(
         self, request: web.BaseRequest, answered: _Answered, correlation_id: str, where: _Where
@@ -231,11 +250,17 @@ class Gateway:
         )
 
     async def _answer(
-        self, request: web.BaseRequest, correlation_id: str, where: _Where
+        self,
+        request: web.BaseRequest,
+        correlation_id: str,
+        where: _Where,
+        refuse: Refusal | None = None,
     ) -> _Answered:
         """The answer; ``where`` says how far the request got should this raise."""
         # Before anything counts or records the caller: 400 for a trusted proxy's bad header.
         remember_client_address(request, self._proxies)
+        if refuse is not None:
+            raise refuse
         if request.path not in _ANY_HOST:
             self.names.check(request)  # 421 before any credential is looked at
         mount = self.endpoints.find(request.path, request.method)

@@ -2,7 +2,8 @@
 
 * ``gateway.request`` — exactly one entry per request the gateway answers
   (but for the token endpoint's answers, below)
-  (:meth:`interlock.gateway.app.Gateway.handle`): forwarded, answered by an
+  (:meth:`interlock.gateway.app.Gateway.handle`; a request the HTTP parser
+  refused, :meth:`GatewayAudit.unparsed`): forwarded, answered by an
   own endpoint, refused (and why) or failed, with the route template, the
   integration's source, target and data categories, the bytes that moved, the
   fields minimisation removed, and the caller's address (stored only as a
@@ -188,6 +189,42 @@ class GatewayAudit:
             client_ip=client_address(request),
         )
         return await self._record(decision, required=required, identified=identified, route=route)
+
+    def unparsed(
+        self, request: web.BaseRequest, *, label: str, status: int, correlation_id: str, reason: str
+    ) -> None:
+        """Record an answer the gateway's handler did not give (best effort, never waited for).
+
+        A request the HTTP parser refused (malformed framing, oversized headers)
+        has no route, no caller and no trustworthy method: one ``gateway.request``
+        entry, anonymous, under ``label``, with the connection's address.
+        """
+        decision = Decision(
+            time_us=time.time_ns() // 1000,
+            actor="anonymous",
+            action="gateway.request",
+            integration=None,
+            source=None,
+            target=None,
+            data_categories=(),
+            records=0,
+            bytes=0,
+            result="failure",
+            status=status,
+            correlation_id=correlation_id,
+            reason=reason,
+            details={"route": label},
+            client_ip=client_address(request),
+        )
+        later = getattr(self.sink, "record_decision_later", None)
+        if later is not None and later(decision):
+            return
+        try:
+            entry = decision_entry(decision)
+        except ValidationError as exc:  # a value the entry model refuses: never an error here
+            _log.error("audit entry refused by its model", errors=exc.error_count())
+            return
+        self.sink.record_later(entry)
 
     async def _record(
         self,

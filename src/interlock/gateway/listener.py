@@ -4,7 +4,9 @@ aiohttp answers a request it cannot parse (oversized or too many headers,
 ``Content-Length`` with ``Transfer-Encoding``, bad bytes) with a text/plain
 body that quotes the offending input, and logs the input with a traceback. A
 quoted header may be a credential, so we answer with a fixed problem document
-instead and log only the kind of error.
+instead and log only the kind of error. Such an answer goes on the audit
+trail like any other (``refused``: the listener's owner records it), so no
+request the listener answers is missing there.
 
 Each connection is also held to the deadlines and caps of
 :mod:`interlock.gateway.connections` (slowloris), request bodies are never
@@ -40,6 +42,8 @@ __all__ = ["ListenerSite", "ProblemServer"]
 
 _log = get_logger("interlock.gateway")
 _Waiting = Literal["first-byte", "headers"]
+#: Told of each answer the handler did not give (the request, its status, correlation id).
+Refused = Callable[[web.BaseRequest, int, str], None]
 
 
 class _ProblemRequestHandler(RequestHandler):
@@ -51,11 +55,13 @@ class _ProblemRequestHandler(RequestHandler):
         *,
         limits: ConnectionLimits,
         counter: ConnectionCounter,
+        refused: Refused | None,
         **kwargs: Any,
     ) -> None:
         super().__init__(manager, keepalive_timeout=limits.keepalive_seconds, **kwargs)
         self._limits = limits
         self._counter = counter
+        self._refused = refused
         self._address: str | None = None  # set once the connection is counted
         self._deadline: asyncio.TimerHandle | None = None
         self._waiting: _Waiting | None = None
@@ -165,6 +171,11 @@ class _ProblemRequestHandler(RequestHandler):
             headers={"X-Request-Id": correlation_id},
         )
         response.force_close()
+        if self._refused is not None:
+            try:
+                self._refused(request, status, correlation_id)
+            except Exception:  # noqa: BLE001  (recording must not keep the answer back)
+                _log.exception("refused request not recorded", correlation_id=correlation_id)
         return response
 
 
@@ -179,11 +190,18 @@ class ProblemServer(Server):
         self,
         handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
         limits: ConnectionLimits | None = None,
+        *,
+        refused: Refused | None = None,
         **kwargs: Any,
     ) -> None:
-        """Serve ``handler``; ``kwargs`` go to each connection's request handler."""
+        """Serve ``handler``; ``kwargs`` go to each connection's request handler.
+
+        ``refused`` is told of each answer ``handler`` did not give: a request the
+        HTTP parser refused, or one whose handler raised (it records them).
+        """
         super().__init__(handler, **kwargs)
         self.limits = limits or ConnectionLimits()
+        self.refused = refused
         self.counter = ConnectionCounter(self.limits)
         self._handler_kwargs = {**kwargs, "auto_decompress": False}
 
@@ -194,6 +212,7 @@ class ProblemServer(Server):
             loop=self._loop,
             limits=self.limits,
             counter=self.counter,
+            refused=self.refused,
             **self._handler_kwargs,
         )
 

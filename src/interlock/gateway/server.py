@@ -129,9 +129,15 @@ class Front:
             if request.path == "/readyz":  # says why, with the version enforced
                 return await gateway.handle(request)
             stale = Refusal("not-ready", "this replica cannot load the current manifest version")
-            return problem_response(stale, os.urandom(16).hex(), request.path)
+            return await gateway.handle(request, refuse=stale)  # on the trail like any refusal
         with handling_request():  # its blocking calls may be refused when the pool is full
             return await gateway.handle(request)
+
+    def refused(self, request: web.BaseRequest, status: int, correlation_id: str) -> None:
+        """Record an answer the listener gave itself (a request its parser refused)."""
+        gateway = self.current
+        if gateway is not None:
+            gateway.unparsed(request, status, correlation_id)
 
 
 @dataclass
@@ -290,6 +296,7 @@ async def start_gateway(
     server = ProblemServer(
         front.handle,
         connections,
+        refused=front.refused,
         access_log=None,
         max_line_size=MAX_LINE,
         max_field_size=MAX_FIELD,
