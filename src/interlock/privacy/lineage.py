@@ -494,7 +494,7 @@ def expired_counts(engine: Engine, now: datetime) -> dict[str, int]:
         .group_by(_LINEAGE.c.integration)
     )
     with engine.connect() as connection:
-        return dict(connection.execute(query).tuples())
+        return dict(connection.execute(query).all())
 
 
 def _expired(moment: datetime) -> ColumnElement[bool]:
