@@ -52,7 +52,7 @@ def test_a_complete_event_integration_passes_what_its_section_shows(tmp_path: Pa
         (
             "dead_letter: {role: dlq-handler}",
             "dead_letter: {role: dlq-handler, retention: P90D}",
-            ("type.event_streaming.topic_acl",),
+            ("type.event_streaming.topic_acl", "retention"),
             "fail",
         ),
         (

@@ -92,3 +92,17 @@ def test_as2_compression_is_shown_in_the_evidence_and_still_passes(tmp_path: Pat
     finding = by_item(run_check(path), FLOW)["type.file_transfer.secure_transport"]
     assert finding.status == "pass"
     assert any("compression before-signing (RFC 5402" in line for line in finding.evidence)
+
+
+def test_quarantine_kept_past_the_retention_fails_retention(tmp_path: Path) -> None:
+    """Refused files stay 30 days (the default); a 7-day retention is contradicted."""
+    assert _statuses(tmp_path)["retention"] == "pass"
+    shorter = FILES.replace("    retention: P30D\n", "    retention: P7D\n", 1)
+    assert shorter != FILES
+    path = tmp_path / "interlock.yaml"
+    path.write_text(shorter)
+    finding = by_item(run_check(path), FLOW)["retention"]
+    assert finding.status == "fail"
+    assert "files.quarantine_retention (30 days)" in finding.reason
+    assert finding.fix is not None
+    assert "files.quarantine_retention" in finding.fix

@@ -99,6 +99,9 @@ def test_the_deployment_evidence_is_read(env: Env) -> None:
     found = _live(env)
     assert _one(found, "audit_trail").status == "pass", _one(found, "audit_trail").reason
     assert _one(found, "encryption_at_rest").status == "pass"
+    kept = [f for f in found if f.item == "retention"]
+    assert {f.integration for f in kept} == set(env.gateway.gateway.manifest.integrations)
+    assert {f.status for f in kept} == {"pass"}, [f.reason for f in kept]
     overdue = [f for f in found if f.item == "secrets_manager" and "overdue" in f.reason]
     assert [f.status for f in overdue] == ["pass"]
     assert all(f.live for f in found)
@@ -107,7 +110,7 @@ def test_the_deployment_evidence_is_read(env: Env) -> None:
 def test_parts_not_given_need_evidence_rather_than_passing(env: Env) -> None:
     """No gateway URL, no deployment, no vault, no source: each says what to pass."""
     found = _live(env, gateway_url=None, deployment=None, vault=None)
-    for item in ("sanitised_errors", "audit_trail", "encryption_at_rest"):
+    for item in ("sanitised_errors", "audit_trail", "encryption_at_rest", "retention"):
         assert _one(found, item).status == "needs_evidence"
     needs = [f for f in found if f.item == "secrets_manager"]
     assert {f.status for f in needs} == {"needs_evidence"}

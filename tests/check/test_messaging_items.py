@@ -65,6 +65,9 @@ def test_a_complete_messaging_integration_passes_what_its_section_shows(tmp_path
             "needs_evidence",
         ),
         ("retention: P7D}", "retention: P60D}", "type.messaging.message_expiry", "fail"),
+        ("retention: P7D}", "retention: P60D}", "retention", "fail"),
+        # Messages themselves outliving a retention shorter than their ttl (PT10M).
+        ("    retention: P30D\n", "    retention: PT5M\n", "retention", "fail"),
     ],
 )
 def test_a_missing_control_is_reported(
@@ -74,3 +77,21 @@ def test_a_missing_control_is_reported(
     assert old in MESSAGING
     assert _statuses(tmp_path)[item] == "pass"
     assert _statuses(tmp_path, MESSAGING.replace(old, new, 1))[item] == status
+
+
+def test_dead_letters_kept_past_the_retention_fail_it_at_their_line(tmp_path: Path) -> None:
+    """The 13-item ``retention``: the queue named with its period, located, and the fix."""
+    path = tmp_path / "interlock.yaml"
+    path.write_text(MESSAGING.replace("retention: P7D}", "retention: P60D}", 1))
+    finding = by_item(run_check(path), FLOW)["retention"]
+    assert finding.status == "fail"
+    assert finding.reason == (
+        "the integration's queues keep its data longer than its retention (30 days): "
+        "messaging.dead_letter.retention (60 days)"
+    )
+    assert "messaging.ttl: PT10M" in finding.evidence
+    line = MESSAGING.splitlines().index("      dead_letter: {role: dlq-handler, retention: P7D}")
+    assert finding.location is not None
+    assert finding.location.line == line + 1
+    assert finding.fix is not None
+    assert finding.fix.startswith("lower messaging.dead_letter.retention to at most 30 days")

@@ -14,6 +14,8 @@ PostgreSQL only the maintenance role holds DELETE on ``audit_bodies`` and
 ``audit_search``.
 
 Entries without an integration (key and admin events, prunes) are kept.
+:func:`stale_bodies` is the selection a prune deletes; ``interlock check
+--live`` counts the same selection to fail ``retention`` when pruning lags.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from interlock.audit.entry import AuditEntry, Outcome, Volume, encode_entry
 from interlock.audit.keys import LogKeys
@@ -31,7 +33,7 @@ from interlock.audit.schema import BODIES, LEAVES, PRUNED, SEARCH
 from interlock.audit.storage import LogStore
 from interlock.audit.verify import PRUNE_ACTION, pruned_digest
 
-__all__ = ["PruneReport", "prune"]
+__all__ = ["PruneReport", "prune", "stale_bodies"]
 
 _DELETE_CHUNK: Final = 500
 
@@ -64,6 +66,23 @@ def prune(
     return reports
 
 
+def stale_bodies(integration: str, before: datetime, *, upto: int | None = None) -> Select[int]:
+    """Indexes of ``integration``'s entries older than ``before`` that still hold a body.
+
+    ``upto``: only entries below this index (a prune excludes the batch it is
+    appending). Ordered by index.
+    """
+    cutoff_us = int(before.timestamp() * 1_000_000)
+    query = (
+        select(LEAVES.c.idx)
+        .join(BODIES, BODIES.c.idx == LEAVES.c.idx)
+        .where(LEAVES.c.integration == integration, LEAVES.c.time_us < cutoff_us)
+    )
+    if upto is not None:
+        query = query.where(LEAVES.c.idx < upto)
+    return query.order_by(LEAVES.c.idx)
+
+
 def _prune_one(
     store: LogStore,
     keys: LogKeys,
@@ -73,20 +92,10 @@ def _prune_one(
     now: datetime,
     actor: str,
 ) -> PruneReport:
-    cutoff_us = int(before.timestamp() * 1_000_000)
     with store.appending(keys) as batch:
         connection = batch.connection
         indexes = list(
-            connection.execute(
-                select(LEAVES.c.idx)
-                .join(BODIES, BODIES.c.idx == LEAVES.c.idx)
-                .where(
-                    LEAVES.c.integration == integration,
-                    LEAVES.c.time_us < cutoff_us,
-                    LEAVES.c.idx < batch.first,
-                )
-                .order_by(LEAVES.c.idx)
-            ).scalars()
+            connection.execute(stale_bodies(integration, before, upto=batch.first)).scalars()
         )
         if not indexes:
             return PruneReport(integration, before, 0, None)

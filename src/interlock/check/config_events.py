@@ -23,6 +23,7 @@ from interlock.check.config_brokers import (
     broker_tls,
 )
 from interlock.check.config_context import Context
+from interlock.check.config_privacy import outlived
 from interlock.check.results import Finding
 from interlock.config.events import EventsSpec, read_scope
 from interlock.config.units import format_duration
@@ -222,7 +223,7 @@ def events_type_findings(context: Context) -> list[Finding]:
         context.at("events", "consumers"),
         "list the fields each consumer needs in its grant" if uncut else None,
     )
-    within = spec.ttl <= flow.retention and spec.dead_letter.retention <= flow.retention
+    within = not [path for path, _ in outlived(flow) if path[0] == "events"]
     acl = context.finding(
         "type.event_streaming.topic_acl",
         "pass" if within else "fail",

@@ -25,6 +25,7 @@ from interlock.check.config_brokers import (
     broker_tls_mitigation,
 )
 from interlock.check.config_context import Context
+from interlock.check.config_privacy import outlived
 from interlock.check.results import Finding
 from interlock.config.messaging import MessagingSpec
 from interlock.config.units import format_duration
@@ -217,7 +218,7 @@ def messaging_type_findings(context: Context) -> list[Finding]:
         context.at("messaging", "dead_letter", "role"),
         None if holders else f"grant role {spec.dead_letter.role} to an operator (operators:)",
     )
-    within = spec.ttl <= flow.retention and spec.dead_letter.retention <= flow.retention
+    within = not [path for path, _ in outlived(flow) if path[0] == "messaging"]
     expiry = context.finding(
         "type.messaging.message_expiry",
         "pass" if within else "fail",

@@ -91,7 +91,8 @@ ITEMS: Final[tuple[Item, ...]] = (
          asvs=("V16.2.1", "V16.3.1", "V16.3.2", "V16.4.2"),
          api_top10=()),  # 2019's API10 (logging and monitoring) was dropped in 2023
     Item("retention", "Retention on queues and logs", "low",
-         "Data kept for the integration (logs, queues, idempotency records) has a retention.",
+         "Data kept for the integration (logs, queues, idempotency records) has a retention "
+         "that its queues respect and its audit bodies and lineage rows are pruned by.",
          asvs=("V14.2.7", "V16.1.1"),
          api_top10=()),  # no 2023 entry covers retention
 )  # fmt: skip

@@ -7,6 +7,8 @@
 * the gateway's error answers: ``sanitised_errors`` (the deployment);
 * the audit log: ``audit_trail`` (the deployment);
 * the keyring and sealed columns: ``encryption_at_rest`` (the deployment);
+* audit bodies and lineage rows kept past the retention: ``retention`` (per
+  integration);
 * ``interlock scan`` over ``source``: ``secrets_manager`` (and the items of
   insecure switches);
 * ``secrets overdue``: ``secrets_manager`` (the integrations naming the secret);
@@ -15,6 +17,7 @@
 
 What each checks is in its module (:mod:`~interlock.check.live_tls`,
 :mod:`~interlock.check.live_errors`, :mod:`~interlock.check.live_store`,
+:mod:`~interlock.check.live_retention`,
 :mod:`~interlock.check.live_hygiene`). A peer that cannot be reached, a
 database that cannot be read, is a failed finding with the reason: no probe
 raises for what it finds. Probes that need a part the caller does not have
@@ -32,6 +35,7 @@ from typing import Final
 from interlock.check.live_databases import database_findings
 from interlock.check.live_errors import error_findings
 from interlock.check.live_hygiene import certificate_findings, overdue_findings, scan_findings
+from interlock.check.live_retention import retention_findings
 from interlock.check.live_store import audit_findings, sealing_findings
 from interlock.check.live_tls import Trust, tls_findings
 from interlock.check.results import Finding
@@ -82,10 +86,11 @@ def live_findings(
     found = tls_findings(manifest, trust, now, timeout)
     found.extend(_gateway(settings, gateway_url, ca_file, manifest, timeout))
     if deployment is None:
-        found.extend(_absent(_NO_DEPLOYMENT, "audit_trail", "encryption_at_rest"))
+        found.extend(_absent(_NO_DEPLOYMENT, "audit_trail", "encryption_at_rest", "retention"))
     else:
         found.extend(audit_findings(settings, now))
         found.extend(sealing_findings(deployment.engine, deployment.keyring, sealed_columns))
+        found.extend(retention_findings(manifest, settings, deployment.engine, now))
         pki = Pki(
             deployment.engine,
             deployment.keyring,
@@ -127,7 +132,7 @@ def _absent(why: str, *items: str) -> list[Finding]:
 
 
 _NO_DEPLOYMENT: Final = (
-    "no deployment here to read the audit log, keyring and PKI from"
+    "no deployment here to read the audit log, lineage index, keyring and PKI from"
     "|run on the gateway's host (INTERLOCK_DATA_DIR) or `interlock init`"
 )
 _NO_VAULT: Final = (

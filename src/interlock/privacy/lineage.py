@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NoReturn
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import ColumnElement, Engine, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -58,6 +58,7 @@ __all__ = [
     "LineageRecord",
     "RouteLineage",
     "SubjectHasher",
+    "expired_counts",
     "keep_pruned",
     "load_subject_hasher",
 ]
@@ -467,7 +468,7 @@ class LineageIndex:
                 ids = (
                     connection.execute(
                         select(_LINEAGE.c.id)
-                        .where(_LINEAGE.c.expires_at <= moment)
+                        .where(_expired(moment))
                         .order_by(_LINEAGE.c.expires_at)
                         .limit(self._prune_batch)
                     )
@@ -479,6 +480,26 @@ class LineageIndex:
             total += len(ids)
             if len(ids) < self._prune_batch:
                 return total
+
+
+def expired_counts(engine: Engine, now: datetime) -> dict[str, int]:
+    """Rows :meth:`LineageIndex.prune` would delete at ``now``, counted by integration.
+
+    The same condition as the prune (:func:`_expired`); counting needs no subject
+    hasher, so ``interlock check --live`` calls this with the store's engine.
+    """
+    query = (
+        select(_LINEAGE.c.integration, func.count())
+        .where(_expired(now))
+        .group_by(_LINEAGE.c.integration)
+    )
+    with engine.connect() as connection:
+        return dict(connection.execute(query).all())
+
+
+def _expired(moment: datetime) -> ColumnElement[bool]:
+    """Rows whose retention ended by ``moment``: the one condition pruning and counting share."""
+    return _LINEAGE.c.expires_at <= moment
 
 
 def _add_erased(engine: Engine, integration: str, receiver: str, rows: int) -> Any:
