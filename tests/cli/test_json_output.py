@@ -404,13 +404,17 @@ def test_privacy_commands(
 def test_events_schemas_list_and_diff(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Both shapes of list (subjects, one subject's versions), and a diff both ways."""
+    """The mode set and read, both shapes of list (subjects, one subject's versions), a diff."""
     isolate_cli(monkeypatch, tmp_path)
     path = tmp_path / "interlock.yaml"
     path.write_text(EVENTS_MANIFEST)
     m = ("--manifest", str(path))
     run(capsys, "init")
-    run(capsys, "events", "schemas", "mode", "order.created", "none", *m)
+    changed = run_json(capsys, "events", "schemas", "mode", "order.created", "none", *m)
+    again = run_json(capsys, "events", "schemas", "mode", "order.created", *m)
+    check("interlock events schemas mode", changed, again)
+    assert (changed["mode"], changed["changed"]) == ("NONE", True)
+    assert (again["mode"], again["changed"]) == ("NONE", False)
     for name, extra in (("v1", {}), ("v2", {"n": {"type": "number"}})):
         schema = {
             "type": "object",

@@ -276,13 +276,19 @@ def mode(
         str | None, typer.Argument(help=f"Set it: {', '.join(COMPATIBILITY_MODES)}.")
     ] = None,
     manifest: ManifestOption = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """SUBJECT's compatibility mode; with MODE, set it (for the next registrations)."""
     with _registry(manifest) as registry:
+        before = registry.mode(subject)
         if new is not None:
             chosen = new.upper()
             if chosen not in COMPATIBILITY_MODES:
                 modes = ", ".join(COMPATIBILITY_MODES)
                 raise InvalidModeError(f"a compatibility mode is one of {modes}")
             registry.set_mode(subject, cast("CompatibilityMode", chosen), actor=admin_actor())
-        typer.echo(registry.mode(subject))
+        current = registry.mode(subject)
+    if as_json:
+        print_json({"subject": subject, "mode": current, "changed": current != before})
+        return
+    typer.echo(current)
