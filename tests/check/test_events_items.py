@@ -6,11 +6,18 @@ from pathlib import Path
 
 import pytest
 
+from interlock.check.results import Finding
 from interlock.check.run import run_check
 from tests.check.conftest import by_item
-from tests.config.test_events_manifest import EVENTS
+from tests.config.test_events_manifest import EVENTS, SEALED
 
 FLOW = "order-stream"
+
+
+def _findings(tmp_path: Path, text: str) -> dict[str, Finding]:
+    path = tmp_path / "interlock.yaml"
+    path.write_text(text)
+    return by_item(run_check(path), FLOW)
 
 
 def _statuses(tmp_path: Path, text: str = EVENTS) -> dict[str, str]:
@@ -75,3 +82,20 @@ def test_a_missing_control_is_reported(
         assert after[item] != "pass"
         if status is not None:
             assert after[item] == status
+
+
+def test_tls_required_says_whether_events_are_payload_encrypted(tmp_path: Path) -> None:
+    """Plain events: TLS only, said so; sealed: the envelope, its algorithms and keys named."""
+    plain = _findings(tmp_path, EVENTS)
+    assert "events are not payload-encrypted" in plain["tls_required"].reason
+    sealed = _findings(tmp_path, SEALED)
+    tls = sealed["tls_required"]
+    assert tls.status == "pass"
+    assert "events are payload-encrypted" in tls.reason
+    assert "Ed25519" in tls.reason
+    assert "RSA-OAEP-256" in tls.reason
+    assert "producer erp-events signs every copy (Ed25519)" in sealed["authentication"].evidence
+    assert any("one per consumer" in e for e in sealed["least_privilege"].evidence)
+    assert any("event keys" in e for e in sealed["secrets_manager"].evidence)
+    statuses = {item: finding.status for item, finding in sealed.items()}
+    assert statuses == {item: finding.status for item, finding in plain.items()}

@@ -181,3 +181,56 @@ def test_a_subject_two_integrations_declare_alike_is_valid(tmp_path: Path) -> No
     """Two producers of one subject under the same mode: nothing to choose between."""
     report = check(tmp_path, _two_streams("FULL_TRANSITIVE"))
     assert report.ok, messages(report)
+
+
+SEALED = EVENTS.replace(
+    "      dead_letter: {role: dlq-handler}\n",
+    "      dead_letter: {role: dlq-handler}\n"
+    "      encrypt: payload\n"
+    "      key_algorithm: RSA-OAEP-256\n"
+    "      signing_algorithm: Ed25519\n"
+    "      key_rotation: P7D\n",
+)
+
+
+def test_sealed_events_and_their_key_options_are_valid(tmp_path: Path) -> None:
+    """encrypt: payload with the messaging key options; plain events default to no encryption."""
+    report = check(tmp_path, SEALED)
+    assert report.ok, messages(report)
+    assert report.manifest is not None
+    spec = report.manifest.integrations["order-stream"].events
+    assert spec is not None
+    assert (spec.encrypt, spec.key_algorithm, spec.signing_algorithm) == (
+        "payload",
+        "RSA-OAEP-256",
+        "Ed25519",
+    )
+    plain = check(tmp_path, EVENTS).manifest
+    assert plain is not None
+    plain_spec = plain.integrations["order-stream"].events
+    assert plain_spec is not None
+    assert plain_spec.encrypt is None
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "fragment"),
+    [
+        ("      encrypt: payload\n", "      encrypt: fields\n", "payload"),
+        ("      encrypt: payload\n", "      encrypt: yes\n", "payload"),
+        ("      encrypt: payload\n", "", "apply only with encrypt: payload"),
+        ("      encrypt: payload\n      key_algorithm: RSA-OAEP-256\n      signing_algorithm: "
+         "Ed25519\n", "", "key_rotation apply only"),
+        ("      key_algorithm: RSA-OAEP-256\n", "      key_algorithm: RSA1_5\n", "RSA-OAEP-256"),
+        ("      signing_algorithm: Ed25519\n", "      signing_algorithm: HS256\n", "ES256"),
+    ],
+)  # fmt: skip
+def test_sealed_events_errors_point_at_the_events_section(
+    tmp_path: Path, old: str, new: str, fragment: str
+) -> None:
+    """Only whole-payload encryption, allow-listed algorithms, key options only with encrypt."""
+    assert old in SEALED, old
+    report = check(tmp_path, SEALED.replace(old, new, 1))
+    found = [(d.path, d.message) for d in report.errors]
+    matching = [m for where, m in found if where.startswith("integrations.order-stream.events")]
+    assert matching, found
+    assert fragment in matching[0]

@@ -120,11 +120,18 @@ def order(region: str = "EU", **changes: Any) -> dict[str, Any]:
     return event
 
 
-def make_manifest(tmp_path: Path, destination: str = "orders") -> Manifest:
-    """The example manifest with its stream at ``destination``."""
+def make_manifest(tmp_path: Path, destination: str = "orders", *, sealed: bool = False) -> Manifest:
+    """The example manifest with its stream at ``destination`` (``sealed``: encrypt: payload)."""
+    text = MANIFEST.replace("DESTINATION", destination)
+    if sealed:
+        text = text.replace(SEALED_AFTER, SEALED_AFTER + "      encrypt: payload\n")
     path = tmp_path / "interlock.yaml"
-    path.write_text(MANIFEST.replace("DESTINATION", destination), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return load_manifest(path)
+
+
+#: The line of MANIFEST after which ``encrypt: payload`` goes for a sealed stream.
+SEALED_AFTER: Final = "      dead_letter: {role: dlq-handler}\n"
 
 
 def make_deployment(tmp_path: Path) -> Deployment:

@@ -12,6 +12,7 @@ import pytest
 from interlock.audit.entry import AuditEntry
 from interlock.audit.sink import MemorySink
 from interlock.errors import InterlockError
+from interlock.events.consumer import EventConsumer
 from interlock.events.producer import PUBLISH_ACTION, EventProducer, EventRefused
 from interlock.events.registry import SchemaRegistry
 from interlock.events.streams import (
@@ -21,8 +22,10 @@ from interlock.events.streams import (
     HEADER_SUBJECT,
     event_stream,
 )
+from interlock.messaging.keys import MessagingKeys
 from interlock.messaging.memory import MemoryBroker, MemoryServer
 from interlock.messaging.model import HEADER_INTEGRATION, PublishError
+from interlock.replay.idempotency import MemoryIdempotency
 from interlock.store import Deployment
 from tests.events.streams_support import (
     INTEGRATION,
@@ -186,6 +189,7 @@ def test_one_audit_entry_per_event_names_consumers_and_categories_sent(setup: Se
         "version": 1,
         "schema_id": setup.registry.get("order.created").id,
         "event_id": event_id,
+        "sealed": False,
     }
     assert "ada@example.com" not in entry.model_dump_json()
 
@@ -212,3 +216,69 @@ def test_a_grant_without_the_read_scope_fails_closed_at_run_time(tmp_path: Path)
     )
     with pytest.raises(InterlockError, match=r"events\.order\.created\.read"):
         event_stream(stripped, INTEGRATION)
+
+
+def test_a_sealed_integration_needs_the_keys_at_both_ends(tmp_path: Path) -> None:
+    """encrypt: payload without keys= fails at construction, not at the first event."""
+    manifest = make_manifest(tmp_path, sealed=True)
+    audit = MemorySink()
+    deployment = make_deployment(tmp_path)
+    try:
+        registry = make_registry(deployment, manifest, audit)
+        broker = MemoryBroker(MemoryServer())
+        with pytest.raises(InterlockError, match="encrypt: payload"):
+            EventProducer(manifest, INTEGRATION, registry=registry, broker=broker, audit=audit)
+        with pytest.raises(InterlockError, match="encrypt: payload"):
+            EventConsumer(
+                manifest,
+                INTEGRATION,
+                "crm-events",
+                registry=registry,
+                broker=broker,
+                dedup=MemoryIdempotency(),
+                audit=audit,
+            )
+    finally:
+        deployment.close()
+
+
+def test_a_sealed_copy_over_max_message_is_refused_before_any_is_sent(tmp_path: Path) -> None:
+    """The envelope makes a copy larger than the event: the producer checks the sealed size."""
+    manifest = make_manifest(tmp_path, sealed=True)
+    spec = manifest.integrations[INTEGRATION].events
+    assert spec is not None
+    small = manifest.model_copy(
+        update={
+            "integrations": {
+                INTEGRATION: manifest.integrations[INTEGRATION].model_copy(
+                    update={"events": spec.model_copy(update={"max_message": 600})}
+                )
+            }
+        }
+    )
+    audit = MemorySink()
+    deployment = make_deployment(tmp_path)
+    try:
+        registry = make_registry(deployment, small, audit)
+        keys = MessagingKeys(deployment.engine, deployment.keyring)
+        keys.ensure(small)
+        server = MemoryServer()
+        producer = EventProducer(
+            small,
+            INTEGRATION,
+            registry=registry,
+            broker=MemoryBroker(server),
+            audit=audit,
+            keys=keys,
+        )
+        with pytest.raises(EventRefused, match="max_message"):
+            run(producer.publish("order.created", order("EU")))
+        assert server.published == []
+        (entry,) = [e for e in audit.entries if e.action == PUBLISH_ACTION]
+        assert (entry.outcome.result, entry.reason, entry.details["sealed"]) == (
+            "failure",
+            "too large",
+            True,
+        )
+    finally:
+        deployment.close()

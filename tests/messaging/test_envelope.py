@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from interlock.messaging.model import (
     CONTENT_TYPE_JSON,
     HEADER_INTEGRATION,
     EnvelopeRefused,
+    EventFacts,
     MessageFacts,
     Opened,
     Outgoing,
@@ -119,9 +121,10 @@ def open_as(
     producer: str = "shop",
     max_bytes: int = 256 * 1024,
     fields: tuple[str, ...] = (),
+    event: bool = False,
 ) -> Opened:
     """open_envelope as ``consumer`` of the integration ``orders`` produced by ``shop``
-    (``fields``: with ``encrypt: fields``, the paths it declares)."""
+    (``fields``: with ``encrypt: fields``, the paths it declares; ``event``: an event's copy)."""
     body, content_type = (out.body, out.content_type) if isinstance(out, Outgoing) else out
     return open_envelope(
         body,
@@ -135,6 +138,7 @@ def open_as(
         now=now,
         leeway=LEEWAY,
         max_bytes=max_bytes,
+        event=event,
     )
 
 
@@ -580,3 +584,91 @@ def test_a_header_name_both_protected_and_per_recipient_is_malformed(
     refused = refusal(alice, signer, (json.dumps(general).encode(), CONTENT_TYPE_JSON))
     assert refused.reason == "malformed"
     assert repeated in refused.detail
+
+
+# --- an event's copy: subject and schema bound like the facts --------------------------
+
+EVENT_FACTS = EventFacts(subject="order.created", schema_id=7, schema_version=2)
+EVENT_CLAIMS = {
+    "interlock_subject": "order.created",
+    "interlock_schema_id": 7,
+    "interlock_schema_version": 2,
+}
+
+
+def event_facts(event: EventFacts = EVENT_FACTS) -> MessageFacts:
+    """The facts of a new event's copy."""
+    return dataclasses.replace(facts(), event=event)
+
+
+def protected(segment: str) -> dict[str, Any]:
+    """A compact serialisation's protected header, decoded."""
+    decoded: dict[str, Any] = json.loads(urlsafe_b64decode(segment.encode()))
+    return decoded
+
+
+def test_an_events_subject_and_schema_are_in_both_protected_headers(
+    signer: SignerKey, alice: Consumer
+) -> None:
+    sent = event_facts()
+    out = seal(PAYLOAD, sent, signer=signer, recipients=[alice.recipient])
+    assert protected(segments(out.body)[0]).items() >= EVENT_CLAIMS.items()
+    signed = jwe.decrypt_compact(out.body, alice.private, registry=_LAX_JWE).plaintext
+    assert signed is not None
+    assert protected(signed.decode().split(".")[0]).items() >= EVENT_CLAIMS.items()
+    opened = open_as(alice, signer, out, event=True)
+    assert opened.facts == sent
+    assert opened.payload == PAYLOAD
+
+
+def test_a_message_is_not_an_event_and_an_event_is_not_a_message(
+    signer: SignerKey, alice: Consumer
+) -> None:
+    message = seal(PAYLOAD, facts(), signer=signer, recipients=[alice.recipient])
+    assert refusal(alice, signer, message, event=True).reason == "malformed"
+    copy = seal(PAYLOAD, event_facts(), signer=signer, recipients=[alice.recipient])
+    assert refusal(alice, signer, copy).reason == "malformed"
+
+
+def test_an_events_schema_version_changed_in_the_jwe_header_is_undecryptable(
+    signer: SignerKey, alice: Consumer
+) -> None:
+    """The JWE's protected header is its additional authenticated data (RFC 7516 §5.1)."""
+    out = seal(PAYLOAD, event_facts(), signer=signer, recipients=[alice.recipient])
+    header = protected(segments(out.body)[0]) | {"interlock_schema_version": 1}
+    tampered = with_segment(out.body, 0, json_b64encode(header).decode())
+    assert refusal(alice, signer, (tampered, CONTENT_TYPE_COMPACT), event=True).reason == (
+        "undecryptable"
+    )
+
+
+def test_an_events_signed_copy_rewrapped_under_another_version_is_refused(
+    signer: SignerKey, alice: Consumer
+) -> None:
+    """A consumer re-encrypts a copy's JWS claiming another version: the facts differ."""
+    sent = event_facts()
+    out = seal(PAYLOAD, sent, signer=signer, recipients=[alice.recipient])
+    signed = jwe.decrypt_compact(out.body, alice.private, registry=_LAX_JWE).plaintext
+    assert signed is not None
+    header = {**claims(sent), **EVENT_CLAIMS, "interlock_schema_version": 1, "cty": "JOSE"}
+    rewrapped = wrap(signed.decode(), header, alice.recipient)
+    refused = refusal(alice, signer, (rewrapped, CONTENT_TYPE_COMPACT), event=True)
+    assert refused.reason == "bad_signature"
+    assert "facts differ" in refused.detail
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({"interlock_subject": "order.created"}, "malformed"),  # not all three
+        ({**EVENT_CLAIMS, "interlock_schema_version": 0}, "malformed"),
+        ({**EVENT_CLAIMS, "interlock_subject": ""}, "malformed"),
+        # joserfc's header registry checks the type while decrypting.
+        ({**EVENT_CLAIMS, "interlock_schema_id": "7"}, "undecryptable"),
+    ],
+)
+def test_an_incomplete_or_ill_typed_event_binding_is_refused(
+    signer: SignerKey, alice: Consumer, extra: dict[str, Any], reason: str
+) -> None:
+    body = nested(facts(), signer, alice.recipient, jws_extra=extra, jwe_extra=extra)
+    assert refusal(alice, signer, body, event=True).reason == reason

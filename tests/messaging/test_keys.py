@@ -22,6 +22,7 @@ from interlock.messaging.keys import PARTY_MEMBER, MessagingKeys
 from interlock.messaging.model import EnvelopeRefused, MessageFacts, Opened, Outgoing
 from interlock.store import Deployment
 from interlock.testing.clock import ManualClock
+from tests.events.streams_support import make_manifest as events_manifest
 
 MANIFEST = """
 version: 1
@@ -369,3 +370,28 @@ def test_replaced_keys_open_dead_letters_until_their_retention(
     keys.ensure(spec)
     with pytest.raises(EnvelopeRefused):
         opened(keys, letter, "crm-consumer", sent_at)
+
+
+def test_a_sealed_event_integration_gets_keys_and_a_plain_one_none(
+    keys: MessagingKeys, tmp_path: Path, clock: ManualClock
+) -> None:
+    """encrypt: payload on an events section: the producer's signing key and one
+    encryption key per consumer, rotated by its key_rotation; without it, no key."""
+    for place in ("plain", "sealed"):
+        (tmp_path / place).mkdir()
+    assert keys.ensure(events_manifest(tmp_path / "plain", sealed=False)) == []
+    sealed_manifest = events_manifest(tmp_path / "sealed", sealed=True)
+    assert len(keys.ensure(sealed_manifest)) == 3
+    owned = {(k.party, k.use, k.alg) for k in keys.rows("order-stream")}
+    assert owned == {
+        ("erp-events", "sig", "ES256"),
+        ("crm-events", "enc", "ECDH-ES+A256KW"),
+        ("analytics", "enc", "ECDH-ES+A256KW"),
+    }
+    assert keys.ensure(sealed_manifest) == []
+    clock.advance(timedelta(days=31))  # key_rotation's default: 30 days
+    assert len(keys.ensure(sealed_manifest)) == 3
+    # The integration no longer sealed: its keys retire, none is issued again.
+    clock.advance(timedelta(minutes=1))
+    keys.ensure(events_manifest(tmp_path / "plain", sealed=False))
+    assert all(k.retires_at is not None for k in keys.rows("order-stream"))

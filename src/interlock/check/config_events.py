@@ -3,7 +3,11 @@
 Events are validated against the registry's schemas at produce and consume
 (:mod:`interlock.events`), and each consumer receives its own copy on its own
 stream, cut to the fields and filtered to the events its grant allows; grants
-need the scope ``events.SUBJECT.read`` through the consumer's roles. The
+need the scope ``events.SUBJECT.read`` through the consumer's roles. With
+``encrypt: payload`` each copy is also signed by the producer and encrypted
+to its consumer's key alone (the messaging envelope); ``tls_required`` says
+whether events are payload-encrypted or plain JSON inside TLS, and
+authentication, least privilege and secrets name the keys. The
 items read those facts; the broker's transport is read as for messaging
 (:mod:`interlock.check.config_brokers`). The ``type.event_streaming.*``
 mitigations get evidence from the same facts.
@@ -57,10 +61,17 @@ def _uncut(spec: EventsSpec) -> list[str]:
     ]
 
 
+def _sealed(spec: EventsSpec) -> bool:
+    return spec.encrypt is not None
+
+
 def _authentication(context: Context) -> Finding:
+    spec, flow = _spec(context), context.flow
     auth = broker_auth(broker_of(context))
     name = broker_name(context)
     evidence = [f"broker {name}: {', '.join(auth) or 'no client authentication'}"]
+    if _sealed(spec):
+        evidence.insert(0, f"producer {flow.client} signs every copy ({spec.signing_algorithm})")
     if not auth:
         return context.finding(
             "authentication",
@@ -75,7 +86,12 @@ def _authentication(context: Context) -> Finding:
         "authentication",
         "pass",
         "producer and consumers authenticate to the broker; each consumer reads only its own "
-        "stream",
+        "stream"
+        + (
+            "; each copy carries the producer's signature, checked by its consumer"
+            if _sealed(spec)
+            else ""
+        ),
         evidence,
         context.locate(("brokers", name)),
     )
@@ -87,11 +103,16 @@ def _least_privilege(context: Context) -> Finding:
         f"{consumer}: {', '.join(grants)} (scopes {', '.join(read_scope(s) for s in grants)})"
         for consumer, grants in spec.consumers.items()
     ]
+    if _sealed(spec):
+        evidence.append(
+            f"decryption keys: one per consumer ({spec.key_algorithm}), each copy sealed to one"
+        )
     return context.finding(
         "least_privilege",
         "pass",
         "each consumer is granted named subjects through its roles and receives them on a "
-        "stream of its own; nothing else reaches it",
+        "stream of its own; nothing else reaches it"
+        + ("; only its key opens its copy" if _sealed(spec) else ""),
         evidence,
         context.at("events", "consumers"),
     )
@@ -175,11 +196,35 @@ def _audit_trail(context: Context) -> Finding:
     )
 
 
+def _secrets_manager(context: Context) -> Finding:
+    keys = "; event keys: private keys sealed by the keyring, per party"
+    return broker_secrets(
+        context, "schemas: in the store, versioned" + (keys if _sealed(_spec(context)) else "")
+    )
+
+
+def _tls_required(context: Context) -> Finding:
+    """TLS to the broker, and whether the events are also encrypted end to end."""
+    spec = _spec(context)
+    if _sealed(spec):
+        return broker_tls(
+            context,
+            f", and events are payload-encrypted besides: each consumer's copy signed "
+            f"({spec.signing_algorithm}) and encrypted to that consumer's key alone "
+            f"({spec.key_algorithm}, A256GCM)",
+        )
+    return broker_tls(
+        context,
+        "; events are not payload-encrypted (plain JSON inside TLS: the broker can read "
+        "them; encrypt: payload seals each copy)",
+    )
+
+
 EVENTS_CHECKS: Final[dict[str, Callable[[Context], Finding]]] = {
     "authentication": _authentication,
     "least_privilege": _least_privilege,
-    "secrets_manager": lambda c: broker_secrets(c, "schemas: in the store, versioned"),
-    "tls_required": lambda c: broker_tls(c, ""),
+    "secrets_manager": _secrets_manager,
+    "tls_required": _tls_required,
     "certificates_validated": broker_certificates,
     "minimisation": _minimisation,
     "input_validation": _input_validation,

@@ -34,7 +34,7 @@ from interlock.config.manifest import Manifest
 from interlock.errors import InvalidRequestError
 from interlock.events.streams import event_stream
 from interlock.messaging.dead_letters import DeadLetterDesk
-from interlock.messaging.keys import KeyInfo
+from interlock.messaging.keys import KeyInfo, keyed_spec
 from interlock.messaging.model import Change, Topology, topology_of
 from interlock.services.messaging import MessagingHost, host
 
@@ -72,13 +72,15 @@ def _in_host(manifest: Path | None, work: Callable[[MessagingHost], Awaitable[T]
 
 
 def _messaging(manifest: Manifest, integration: str | None) -> list[str]:
-    names = [n for n, flow in manifest.integrations.items() if flow.messaging is not None]
+    # Messaging integrations and sealed event streams (encrypt: payload) have keys.
+    names = [n for n, flow in manifest.integrations.items() if keyed_spec(flow) is not None]
     if integration is None:
         return names
     if integration not in names:
-        known = known_hint(integration, names, "messaging integrations")
+        known = known_hint(integration, names, "integrations with keys")
         raise InvalidRequestError(
-            f"{integration!r} is not a messaging integration of the manifest{known}"
+            f"{integration!r} is neither a messaging integration nor a sealed event stream "
+            f"of the manifest{known}"
         )
     return [integration]
 
@@ -162,9 +164,9 @@ def keys_rotate(
     async def rotate(place: MessagingHost) -> list[str]:
         (name,) = _messaging(place.manifest, integration)
         flow = place.manifest.integrations[name]
-        spec = flow.messaging
-        if spec is None:  # _messaging returns only integrations with messaging
-            raise InvalidRequestError(f"{name!r} is not a messaging integration of the manifest")
+        spec = keyed_spec(flow)
+        if spec is None:  # _messaging returns only integrations with keys
+            raise InvalidRequestError(f"{name!r} has no keys of its own in the manifest")
         if party is not None and party not in {flow.client, *spec.consumers}:
             raise InvalidRequestError(
                 f"{party!r} is neither the producer ({flow.client}) nor a consumer "

@@ -9,6 +9,12 @@ content filters (``region: EU``); a grant of subject ``S`` also needs the
 client to hold the scope ``events.S.read`` through its roles, so grants stay
 visible where every other permission is. Interlock publishes each consumer
 its own copy (docs/events.md): a field a consumer may not see never reaches it.
+
+With ``encrypt: payload`` each copy travels in the messaging envelope (a JWS
+signed by the producer inside a JWE sealed to that consumer's key alone,
+:mod:`interlock.messaging.envelope`), with the subject and schema version in
+its protected header; the key options are those of a messaging integration.
+Without it, events travel as plain JSON over the broker's TLS.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Final, Literal
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from interlock.config.messaging import DeadLetterPolicy, Destination
 from interlock.config.units import ByteSize, Duration
@@ -128,6 +134,25 @@ class EventsSpec(_Model):
     dead_letter: DeadLetterPolicy = Field(
         description="Where refused events wait, and who may handle them."
     )
+    encrypt: Literal["payload"] | None = Field(
+        default=None,
+        description=(
+            "payload: each consumer's copy is signed by the producer and encrypted to that "
+            "consumer's key alone (JWS in JWE, as messaging), the subject and schema version "
+            "bound in its protected header; not set: plain JSON over the broker's TLS."
+        ),
+    )
+    key_algorithm: Literal["ECDH-ES+A256KW", "RSA-OAEP-256"] = Field(
+        default="ECDH-ES+A256KW",
+        description="With encrypt: the JWE key management algorithm of the consumers' keys.",
+    )
+    signing_algorithm: Literal["ES256", "Ed25519"] = Field(
+        default="ES256", description="With encrypt: the producer's JWS signing algorithm."
+    )
+    key_rotation: Duration = Field(
+        default=timedelta(days=30),
+        description="With encrypt: how often the signing and encryption keys are rotated.",
+    )
 
     @field_validator("consumers")
     @classmethod
@@ -138,3 +163,20 @@ class EventsSpec(_Model):
             if not grants:
                 raise ValueError(f"consumer {consumer!r} is granted no subject")
         return value
+
+    @model_validator(mode="after")
+    def _keys_need_encryption(self) -> EventsSpec:
+        # A key option without encrypt would read as protection the events do not have.
+        # (Compared with the defaults, not model_fields_set: a dumped manifest, defaults
+        # written out, must validate again.)
+        fields = type(self).model_fields
+        stray = [name for name in _KEY_OPTIONS if getattr(self, name) != fields[name].default]
+        if self.encrypt is None and stray:
+            raise ValueError(
+                f"{', '.join(stray)} apply only with encrypt: payload (events are otherwise "
+                "plain JSON); declare encrypt: payload or remove them"
+            )
+        return self
+
+
+_KEY_OPTIONS: Final = ("key_algorithm", "signing_algorithm", "key_rotation")

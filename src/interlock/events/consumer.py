@@ -8,7 +8,14 @@
     running = await consumer.start(handle)        # async def handle(event: Event) -> None
 
 :meth:`EventConsumer.decide`, in this order (refusals are dead-lettered with
-the reason, each audited ``events.refuse``):
+the reason, each audited ``events.refuse``). When the integration declares
+``encrypt: payload``, steps 2-5 are the messaging consumer's: the copy is
+**opened** (:func:`~interlock.messaging.consumer.open_delivery`: the
+producer's signature, this consumer's key, integration, producer, expiry —
+``malformed``, ``undecryptable``, ``bad_signature``, ``wrong_signer``,
+``expired``, …), the subject and writer's version are the **protected** ones
+(the broker's headers must repeat them: else ``bad_signature``), and the
+claim's fingerprint is what the producer signed; then steps 6-9 as below.
 
 1. **size** over the integration's ``max_message``: ``too_large``;
 2. **granted** — the ``interlock-subject`` header names a subject granted to
@@ -48,7 +55,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from interlock.audit.sink import AuditSink
 from interlock.clock import Clock, utc_now
@@ -66,13 +73,14 @@ from interlock.events.streams import (
 )
 from interlock.logs import get_logger
 from interlock.messaging.claims import Claimed, DeliveryClaims, safe_id
-from interlock.messaging.consumer import MessageRejected
+from interlock.messaging.consumer import MessageRejected, open_delivery
 from interlock.messaging.model import (
     HEADER_INTEGRATION,
     BrokerAdapter,
     Consumption,
     Decision,
     Delivery,
+    EnvelopeRefused,
     RefusalReason,
     Settle,
 )
@@ -81,6 +89,9 @@ from interlock.validation.errors import BodyRefused
 from interlock.validation.json_body import parse_json
 from interlock.validation.minimise import NotFilterable
 from interlock.validation.schema import RequestSchema, compile_schema
+
+if TYPE_CHECKING:
+    from interlock.messaging.keys import MessagingKeys
 
 __all__ = ["CONSUME_ACTION", "REFUSE_ACTION", "Event", "EventConsumer", "EventHandler"]
 
@@ -104,6 +115,18 @@ class Event:
 EventHandler = Callable[[Event], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class _Admitted:
+    """A copy past steps 1-4: what the claim and the reading need."""
+
+    grant: Grant
+    writer: Registered
+    payload: Any
+    event_id: str
+    content: bytes  # the claim's fingerprint: the body, or what the producer signed
+    ttl: timedelta  # how long the claim is remembered
+
+
 class _Refused(Exception):  # noqa: N818  (internal verdict)
     def __init__(self, reason: RefusalReason, detail: str = "") -> None:
         super().__init__(reason)
@@ -124,6 +147,7 @@ class EventConsumer:
         broker: BrokerAdapter,
         dedup: IdempotencyStore,
         audit: AuditSink,
+        keys: MessagingKeys | None = None,
         reader_versions: Mapping[str, int] | None = None,
         now: Clock = utc_now,
         lease: timedelta = timedelta(seconds=30),
@@ -131,13 +155,22 @@ class EventConsumer:
     ) -> None:
         """Consume as ``consumer``; ``reader_versions``: the version to read each subject with.
 
-        ``dedup`` must be shared by every replica of this consumer.
+        ``dedup`` must be shared by every replica of this consumer. ``keys``:
+        the integration's keys, required (and only used) when it declares
+        ``encrypt: payload``.
         """
         self._stream = stream = event_stream(manifest, integration)
         grants = stream.grants.get(consumer)
         if grants is None:
             hint = did_you_mean(consumer, stream.grants)
             raise InterlockError(f"{consumer!r} is not a consumer of {integration!r}{hint}")
+        if stream.spec.encrypt is not None and keys is None:
+            raise InterlockError(
+                f"{integration!r} declares encrypt: {stream.spec.encrypt}: its consumers need "
+                "the messaging keys (keys=)"
+            )
+        self._keys = keys if stream.spec.encrypt is not None else None
+        self._leeway = leeway
         self._grants: Mapping[str, Grant] = grants
         self._consumer = consumer
         self._registry = registry
@@ -165,22 +198,26 @@ class EventConsumer:
     async def decide(self, delivery: Delivery, handler: EventHandler) -> Decision:
         """The verdict on one delivery (see the module docstring for the steps)."""
         try:
-            grant, writer, payload, event_id = await self._admit(delivery)
+            if self._keys is None:
+                admitted = await self._admit(delivery)
+            else:
+                admitted = await self._admit_sealed(delivery, self._keys)
         except _Refused as refused:
             return await self._refuse(delivery, refused.reason, None, refused.detail)
-        claim = await self._claims.claim(event_id, delivery.body, self._ttl)
+        grant, event_id = admitted.grant, admitted.event_id
+        claim = await self._claims.claim(event_id, admitted.content, admitted.ttl)
         if claim == "retry":
             return Decision(Settle.RETRY, retry_after=self._claims.retry_after)
         if not isinstance(claim, Claimed):
             return await self._refuse(delivery, claim, grant)
         try:
-            event = await self._read(grant, writer, payload, event_id)
+            event = await self._read(grant, admitted.writer, admitted.payload, event_id)
         except _Refused as refused:
             await self._claims.abandon(event_id, claim)
             return await self._refuse(delivery, refused.reason, grant, refused.detail)
         return await self._handle(delivery, grant, event, handler, claim)
 
-    async def _admit(self, delivery: Delivery) -> tuple[Grant, Registered, Any, str]:
+    async def _admit(self, delivery: Delivery) -> _Admitted:
         """Steps 1-4: the grant, the writer's version, the parsed payload, the event id."""
         headers = delivery.headers
         if len(delivery.body) > self._stream.spec.max_message:
@@ -206,7 +243,53 @@ class EventConsumer:
             payload = parse_json(delivery.body, self._limits)
         except BodyRefused as exc:
             raise _Refused("malformed", exc.code) from None
-        return grant, writer, payload, event_id
+        return _Admitted(grant, writer, payload, event_id, delivery.body, self._ttl)
+
+    async def _admit_sealed(self, delivery: Delivery, keys: MessagingKeys) -> _Admitted:
+        """Steps 1-4 of a sealed copy: opened, then the protected subject and version."""
+        stream, headers = self._stream, delivery.headers
+        if len(delivery.body) > stream.spec.max_message:
+            raise _Refused("too_large")
+        if headers.get(HEADER_INTEGRATION) != stream.name:
+            raise _Refused("wrong_integration")
+        now = self._now()
+        try:
+            opened = await open_delivery(
+                delivery,
+                keys,
+                integration=stream.name,
+                producer=stream.producer,
+                consumer=self._consumer,
+                encrypt="payload",
+                now=now,
+                leeway=self._leeway,
+                max_bytes=stream.spec.max_message,
+                event=True,
+            )
+        except EnvelopeRefused as refused:
+            raise _Refused(refused.reason, refused.detail) from None
+        facts = opened.facts
+        event = facts.event
+        if event is None:  # open_delivery(event=True) refuses it; for the type checker
+            raise _Refused("malformed", "not an event")
+        routed = (
+            headers.get(HEADER_SUBJECT),
+            headers.get(HEADER_SCHEMA_ID),
+            headers.get(HEADER_SCHEMA_VERSION),
+        )
+        if routed != (event.subject, str(event.schema_id), str(event.schema_version)):
+            # The broker's headers are unprotected: what they say must be what was signed.
+            raise _Refused("bad_signature", "the headers differ from the protected subject/schema")
+        grant = self._grants.get(event.subject)
+        if grant is None:
+            raise _Refused("not_granted")
+        writer, _ = await self._schema(grant, event.schema_version)
+        if writer.id != event.schema_id:
+            raise _Refused(
+                "unknown_version", f"version {event.schema_version} is not schema {event.schema_id}"
+            )
+        ttl = facts.expires_at + self._leeway - now
+        return _Admitted(grant, writer, opened.payload, facts.message_id, opened.signing_input, ttl)
 
     async def _schema(self, grant: Grant, version: int) -> tuple[Registered, RequestSchema]:
         """Version ``version`` of the grant's subject, and its schema cut to the grant."""
@@ -296,7 +379,10 @@ class EventConsumer:
         result: Literal["success", "failure"],
         reason: str | None = None,
     ) -> None:
-        details: dict[str, str | int | bool] = {"delivery_count": delivery.delivery_count}
+        details: dict[str, str | int | bool] = {
+            "delivery_count": delivery.delivery_count,
+            "sealed": self._keys is not None,
+        }
         event_id = safe_id(delivery.message_id)
         if event_id is not None:
             details["event_id"] = event_id

@@ -15,9 +15,15 @@
    broker;
 3. for each consumer granted the subject whose **content filter** matches,
    its own copy **cut** to the grant's fields
-   (:class:`~interlock.events.grants.Grant`), published as plain JSON to the
-   consumer's own topology (:meth:`~interlock.events.streams.EventStream.topology`)
-   with the headers :data:`~interlock.events.streams.HEADER_SUBJECT`,
+   (:class:`~interlock.events.grants.Grant`), published to the consumer's own
+   topology (:meth:`~interlock.events.streams.EventStream.topology`) — as plain
+   JSON, or, when the integration declares ``encrypt: payload``, **sealed** in
+   the messaging envelope (:func:`~interlock.messaging.envelope.seal`: signed
+   with the producer's key, encrypted to that consumer's key alone, the
+   subject, schema id and version in the protected header as
+   :class:`~interlock.messaging.model.EventFacts`; a sealed copy over
+   ``max_message`` is refused before any is sent) — with the headers
+   :data:`~interlock.events.streams.HEADER_SUBJECT`,
    ``HEADER_SCHEMA_ID``, ``HEADER_SCHEMA_VERSION`` and the event id as the
    broker's message id. A failed publication raises
    :class:`~interlock.messaging.model.PublishError`; publishing the same event
@@ -26,8 +32,8 @@
 
 One audit entry per event, ``events.publish``: the subject and version, how
 many consumers it reached, the data categories of the fields sent (those of
-the subject's ``field_categories`` that any copy kept), the outcome — never
-the payload.
+the subject's ``field_categories`` that any copy kept), whether the copies
+were sealed, the outcome — never the payload.
 """
 
 from __future__ import annotations
@@ -36,12 +42,13 @@ import asyncio
 import json
 import uuid
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from interlock.audit.sink import AuditSink
 from interlock.clock import Clock, utc_now
 from interlock.config.manifest import Manifest
 from interlock.errors import InterlockError, NotFoundError, did_you_mean
+from interlock.events.grants import Grant
 from interlock.events.streams import (
     CONTENT_TYPE_EVENT,
     HEADER_SCHEMA_ID,
@@ -51,8 +58,19 @@ from interlock.events.streams import (
     SchemaSource,
     event_stream,
 )
-from interlock.messaging.model import HEADER_INTEGRATION, BrokerAdapter, Outgoing, PublishError
+from interlock.messaging.envelope import seal
+from interlock.messaging.model import (
+    HEADER_INTEGRATION,
+    BrokerAdapter,
+    EventFacts,
+    MessageFacts,
+    Outgoing,
+    PublishError,
+)
 from interlock.validation.errors import Violation
+
+if TYPE_CHECKING:
+    from interlock.messaging.keys import MessagingKeys
 
 __all__ = ["PUBLISH_ACTION", "EventProducer", "EventRefused"]
 
@@ -80,10 +98,21 @@ class EventProducer:
         registry: SchemaSource,
         broker: BrokerAdapter,
         audit: AuditSink,
+        keys: MessagingKeys | None = None,
         now: Clock = utc_now,
     ) -> None:
-        """Publish ``integration``'s events on ``broker`` (a BrokerAdapter)."""
-        self._stream = event_stream(manifest, integration)
+        """Publish ``integration``'s events on ``broker`` (a BrokerAdapter).
+
+        ``keys``: the integration's keys, required (and only used) when it
+        declares ``encrypt: payload``.
+        """
+        self._stream = stream = event_stream(manifest, integration)
+        if stream.spec.encrypt is not None and keys is None:
+            raise InterlockError(
+                f"{integration!r} declares encrypt: {stream.spec.encrypt}: its producer needs "
+                "the messaging keys (keys=)"
+            )
+        self._keys = keys if stream.spec.encrypt is not None else None
         self._registry = registry
         self._broker = broker
         self._audit = audit
@@ -126,34 +155,45 @@ class EventProducer:
             raise EventRefused(
                 f"the event does not match {subject!r} version {registered.version}", violations
             )
-        # Every copy is made before any is sent: a copy that cannot be made sends none.
-        copies = [
-            (consumer, grant, _encode(grant.cut(payload)))
-            for consumer, grants in stream.grants.items()
-            if (grant := grants.get(subject)) is not None and grant.matches(payload)
-        ]
         headers = {
             HEADER_INTEGRATION: stream.name,
             HEADER_SUBJECT: subject,
             HEADER_SCHEMA_ID: str(registered.id),
             HEADER_SCHEMA_VERSION: str(registered.version),
         }
+        issued = self._now()
+        facts = MessageFacts(
+            message_id=event_id,
+            integration=stream.name,
+            producer=stream.producer,
+            issued_at=issued,
+            expires_at=issued + stream.spec.ttl,
+            event=EventFacts(subject, registered.id, registered.version),
+        )
+        # Every copy is made before any is sent: a copy that cannot be made sends none.
+        cuts = [
+            (consumer, grant, grant.cut(payload))
+            for consumer, grants in stream.grants.items()
+            if (grant := grants.get(subject)) is not None and grant.matches(payload)
+        ]
+        keys = self._keys
+        try:
+            if keys is None:
+                copies = self._copies(cuts, facts, headers)
+            elif keys.in_memory():  # CPU only: a thread hop would cost more than it frees
+                copies = self._copies(cuts, facts, headers, keys)
+            else:
+                copies = await asyncio.to_thread(self._copies, cuts, facts, headers, keys)
+        except EventRefused:
+            await self._record(subject, registered, 0, set(), "failure", reason="too large")
+            raise
         categories: set[str] = set()
         size = reached = 0
         try:
-            for consumer, grant, body in copies:
-                await self._broker.publish(
-                    stream.topology(consumer),
-                    Outgoing(
-                        body=body,
-                        content_type=CONTENT_TYPE_EVENT,
-                        message_id=event_id,
-                        expires_at=self._now() + stream.spec.ttl,
-                        headers=headers,
-                    ),
-                )
+            for consumer, grant, outgoing in copies:
+                await self._broker.publish(stream.topology(consumer), outgoing)
                 reached += 1
-                size += len(body)
+                size += len(outgoing.body)
                 categories.update(grant.categories())
         except PublishError as exc:
             await self._record(
@@ -164,6 +204,52 @@ class EventProducer:
             subject, registered, reached, categories, "success", size=size, event_id=event_id
         )
         return event_id
+
+    def _copies(
+        self,
+        cuts: list[tuple[str, Grant, Any]],
+        facts: MessageFacts,
+        headers: Mapping[str, str],
+        keys: MessagingKeys | None = None,
+    ) -> list[tuple[str, Grant, Outgoing]]:
+        """Each consumer's copy: plain JSON, or sealed to that consumer's key alone."""
+        if keys is None:
+            return [
+                (
+                    consumer,
+                    grant,
+                    Outgoing(
+                        body=_encode(cut),
+                        content_type=CONTENT_TYPE_EVENT,
+                        message_id=facts.message_id,
+                        expires_at=facts.expires_at,
+                        headers=headers,
+                    ),
+                )
+                for consumer, grant, cut in cuts
+            ]
+        stream = self._stream
+        signer = keys.signer(stream.name, stream.producer)
+        copies = []
+        for consumer, grant, cut in cuts:
+            # One recipient: a copy cut for this consumer opens with its key and no other.
+            sealed = seal(
+                cut, facts, signer=signer, recipients=keys.recipients(stream.name, [consumer])
+            )
+            if len(sealed.body) > stream.spec.max_message:
+                raise EventRefused(
+                    f"the sealed copy for {consumer} is {len(sealed.body)} bytes, over "
+                    f"{stream.name}'s max_message of {stream.spec.max_message}"
+                )
+            outgoing = Outgoing(
+                body=sealed.body,
+                content_type=sealed.content_type,
+                message_id=facts.message_id,
+                expires_at=facts.expires_at,
+                headers={**headers, **sealed.headers},
+            )
+            copies.append((consumer, grant, outgoing))
+        return copies
 
     async def _record(
         self,
@@ -177,7 +263,11 @@ class EventProducer:
         event_id: str | None = None,
         reason: str | None = None,
     ) -> None:
-        details: dict[str, str | int | bool] = {"subject": subject, "consumers": reached}
+        details: dict[str, str | int | bool] = {
+            "subject": subject,
+            "consumers": reached,
+            "sealed": self._keys is not None,
+        }
         if registered is not None:
             details["version"] = registered.version
             details["schema_id"] = registered.id

@@ -7,10 +7,13 @@ topology. Every consumer has a destination of its own,
 ``DESTINATION.CONSUMER`` (on NATS one stream per consumer, ``ORDERS_CRM-EVENTS``),
 so a copy cut for one consumer never sits where another could read it.
 
-Events travel as plain JSON (``application/json``): event-streaming
-integrations do not encrypt or sign (the broker connection is TLS, the
-broker's permissions and the per-consumer streams keep copies apart). The
-headers say what the body is (:data:`HEADER_SUBJECT`,
+Events travel as plain JSON (``application/json``) unless the integration
+declares ``encrypt: payload``: then each copy is the messaging envelope (JWS
+in JWE, ``application/jose``) sealed to its consumer's key alone, with the
+subject and schema bound in its protected header
+(:mod:`interlock.events.producer`). Either way the broker connection is TLS,
+and the broker's permissions and the per-consumer streams keep copies apart.
+The headers say what the body is (:data:`HEADER_SUBJECT`,
 :data:`HEADER_SCHEMA_ID`, :data:`HEADER_SCHEMA_VERSION`); the broker's
 message id is the event id.
 """

@@ -86,7 +86,7 @@ from interlock.limits import (
 )
 from interlock.limits.scope import in_process_shares
 from interlock.logs import get_logger
-from interlock.messaging.keys import MessagingKeys
+from interlock.messaging.keys import MessagingKeys, keyed_spec
 from interlock.oauth.jwks import JwksPublisher
 from interlock.oauth.server import AuthorizationServer
 from interlock.oauth.signing_keys import SigningKeys
@@ -415,8 +415,9 @@ def build_gateway(
 
 
 def _messaging_mounts(services: GatewayServices, manifest: Manifest) -> list[Mount]:
-    """``/v1/messaging/{integration}/jwks.json`` when the manifest has messaging integrations."""
-    if not any(flow.messaging is not None for flow in manifest.integrations.values()):
+    """``/v1/messaging/{integration}/jwks.json`` when integrations have keys (messaging,
+    sealed event streams)."""
+    if not any(keyed_spec(flow) is not None for flow in manifest.integrations.values()):
         return []
     keys = MessagingKeys(services.deployment.engine, services.deployment.keyring)
     endpoint = MessagingKeysEndpoint(keys, manifest)

@@ -1,5 +1,8 @@
 """``GET /v1/messaging/{integration}/jwks.json``: a messaging integration's public keys.
 
+Also those of an event-streaming integration that seals its events
+(``encrypt: payload``, :func:`~interlock.messaging.keys.keyed_spec`).
+
 What partners and consumers outside the deployment verify and encrypt with
 (RFC 7517; each key names its party in ``interlock_party``): the producer's
 signing keys and the consumers' encryption keys, pending, in use and
@@ -20,7 +23,7 @@ from aiohttp import web
 
 from interlock.config.manifest import Manifest
 from interlock.errors import Refusal
-from interlock.messaging.keys import MessagingKeys
+from interlock.messaging.keys import MessagingKeys, keyed_spec
 
 __all__ = ["MESSAGING_PREFIX", "MessagingKeysEndpoint", "label"]
 
@@ -52,7 +55,7 @@ class MessagingKeysEndpoint:
             not request.path.endswith(_SUFFIX)
             or "/" in name
             or flow is None
-            or flow.messaging is None
+            or keyed_spec(flow) is None
         ):
             raise Refusal("not-found", "no messaging integration has keys at this path")
         return web.Response(

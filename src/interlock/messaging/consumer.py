@@ -43,9 +43,9 @@ so a dead letter replayed from the dead-letter queue is processed afresh.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from interlock.audit.sink import AuditSink
@@ -80,6 +80,7 @@ __all__ = [
     "Message",
     "MessageHandler",
     "MessageRejected",
+    "open_delivery",
 ]
 
 CONSUME_ACTION: Final = "messaging.consume"
@@ -210,29 +211,17 @@ class Consumer:
 
     async def _open(self, delivery: Delivery) -> Opened:
         flow = self._flow
-        if self._keys.in_memory():  # no store read: not worth a thread hop
-            verification, decryption = self._keys_now()
-        else:
-            verification, decryption = await asyncio.to_thread(self._keys_now)
-        return open_envelope(
-            delivery.body,
-            delivery.content_type,
+        return await open_delivery(
+            delivery,
+            self._keys,
             integration=flow.name,
             producer=flow.producer,
+            consumer=self._consumer,
             encrypt=flow.spec.encrypt,
             encrypted_fields=flow.spec.encrypted_fields,
-            verification_keys=verification,
-            decryption_keys=decryption,
             now=self._now(),
             leeway=self._leeway,
             max_bytes=flow.spec.max_message,
-        )
-
-    def _keys_now(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        flow = self._flow
-        return (
-            self._keys.verification_keys(flow.name, flow.producer),
-            self._keys.decryption_keys(flow.name, self._consumer),
         )
 
     def _accept(self, payload: Any) -> Any:
@@ -292,6 +281,50 @@ class Consumer:
                 details=details,
             )
         )
+
+
+async def open_delivery(
+    delivery: Delivery,
+    keys: MessagingKeys,
+    *,
+    integration: str,
+    producer: str,
+    consumer: str,
+    encrypt: Literal["payload", "fields"],
+    encrypted_fields: Sequence[str] = (),
+    now: datetime,
+    leeway: timedelta,
+    max_bytes: int,
+    event: bool = False,
+) -> Opened:
+    """:func:`~interlock.messaging.envelope.open_envelope` with ``consumer``'s keys now.
+
+    The keys are read in a thread unless they are cached (no store read:
+    not worth a thread hop). Shared by :class:`Consumer` and the event consumer
+    (:mod:`interlock.events.consumer`, ``event=True``).
+    """
+
+    def keys_now() -> tuple[dict[str, Any], dict[str, Any]]:
+        return (
+            keys.verification_keys(integration, producer),
+            keys.decryption_keys(integration, consumer),
+        )
+
+    verification, decryption = keys_now() if keys.in_memory() else await asyncio.to_thread(keys_now)
+    return open_envelope(
+        delivery.body,
+        delivery.content_type,
+        integration=integration,
+        producer=producer,
+        encrypt=encrypt,
+        encrypted_fields=encrypted_fields,
+        verification_keys=verification,
+        decryption_keys=decryption,
+        now=now,
+        leeway=leeway,
+        max_bytes=max_bytes,
+        event=event,
+    )
 
 
 def _safe_id(delivery: Delivery, facts: MessageFacts | None) -> str | None:

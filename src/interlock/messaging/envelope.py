@@ -25,7 +25,10 @@ as replicated claims (RFC 7519 §5.3): ``jti`` (message id), ``iss``
 JWE the protected header is the additional authenticated data (RFC 7516
 §5.1 step 14), so the facts are bound to the ciphertext; :func:`open_envelope`
 requires the JWE's facts to equal the signed ones, so a signed message cannot
-be re-wrapped under other facts.
+be re-wrapped under other facts. A copy of an event (:mod:`interlock.events`)
+carries three more facts, ``interlock_subject``, ``interlock_schema_id`` and
+``interlock_schema_version`` (:class:`~interlock.messaging.model.EventFacts`),
+bound the same way.
 
 :func:`open_envelope` (in :mod:`interlock.messaging.opening`, re-exported
 here) is deny by default: algorithms and header parameters are allow-listed,
@@ -58,6 +61,7 @@ from interlock.messaging.model import (
 from interlock.messaging.opening import open_envelope
 from interlock.messaging.wire_format import (
     CONTENT_ENCRYPTION,
+    EVENT_NAMES,
     FACT_REGISTRY,
     FIELD_CTY,
     FIELDS_HEADER,
@@ -174,13 +178,22 @@ def seal(
 def _fact_claims(facts: MessageFacts) -> dict[str, Any]:
     if facts.issued_at.tzinfo is None or facts.expires_at.tzinfo is None:
         raise ValueError("message times must be timezone-aware")
-    return {
+    claims: dict[str, Any] = {
         "jti": facts.message_id,
         "iss": facts.producer,
         "aud": facts.integration,
         "iat": int(facts.issued_at.timestamp()),
         "exp": int(facts.expires_at.timestamp()),
     }
+    event = facts.event
+    if event is not None:
+        subject, schema_id, version = EVENT_NAMES
+        claims |= {
+            subject: event.subject,
+            schema_id: event.schema_id,
+            version: event.schema_version,
+        }
+    return claims
 
 
 def _sign(data: bytes, header: Mapping[str, Any], signer: SignerKey) -> str:

@@ -1,8 +1,9 @@
 """Messaging keys per integration: issued, sealed, rolled over with an overlap, published.
 
-Each messaging integration has a **signing key** for its producer (the
-integration's client; ``spec.signing_algorithm``) and an **encryption key**
-for each consumer (``spec.key_algorithm``). The rollover rules are those of
+Each messaging integration, and each event-streaming integration that
+declares ``encrypt: payload`` (:func:`keyed_spec`), has a **signing key** for
+its producer (the integration's client; ``spec.signing_algorithm``) and an
+**encryption key** for each consumer (``spec.key_algorithm``). The rollover rules are those of
 :mod:`interlock.oauth.signing_keys`, with a message's life in place of a token's:
 
 * a new key is **published** (:meth:`MessagingKeys.jwks`, and to consumers'
@@ -30,17 +31,17 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import Engine, delete, select, update
 
 from interlock.clock import Clock, utc_now
-from interlock.config.manifest import Manifest
-from interlock.config.messaging import MessagingSpec
+from interlock.config.manifest import Integration, Manifest
+from interlock.config.messaging import DeadLetterPolicy
 from interlock.crypto import Keyring
 from interlock.crypto.jose import (
     PublicKey,
@@ -55,7 +56,15 @@ from interlock.messaging.envelope import KEY_ALGORITHMS, SIGNING_ALGORITHMS, Rec
 from interlock.messaging.tables import MessagingKeyRow
 from interlock.store.base import as_utc, table_of
 
-__all__ = ["PARTY_MEMBER", "ROWS_TTL", "KeyInfo", "MessagingKeys", "kept_for"]
+__all__ = [
+    "PARTY_MEMBER",
+    "ROWS_TTL",
+    "KeyInfo",
+    "KeyedSpec",
+    "MessagingKeys",
+    "kept_for",
+    "keyed_spec",
+]
 
 _TABLE: Final = table_of(MessagingKeyRow)
 # As for the OAuth keys: a rotation elsewhere publishes the new key publish_ahead
@@ -69,6 +78,49 @@ PARTY_MEMBER: Final = "interlock_party"
 _LONGEST_TTL: Final = timedelta(days=14)
 
 Use = Literal["sig", "enc"]
+
+
+class KeyedSpec(Protocol):
+    """What the keys need of an integration's section (``messaging:`` or sealed ``events:``)."""
+
+    @property
+    def consumers(self) -> Iterable[str]:
+        """The consumers, each with an encryption key."""
+        ...
+
+    @property
+    def key_algorithm(self) -> str:
+        """The consumers' key algorithm."""
+        ...
+
+    @property
+    def signing_algorithm(self) -> str:
+        """The producer's signing algorithm."""
+        ...
+
+    @property
+    def key_rotation(self) -> timedelta:
+        """How often keys rotate."""
+        ...
+
+    @property
+    def ttl(self) -> timedelta:
+        """How long a message lives."""
+        ...
+
+    @property
+    def dead_letter(self) -> DeadLetterPolicy:
+        """How long its dead letters are kept."""
+        ...
+
+
+def keyed_spec(flow: Integration) -> KeyedSpec | None:
+    """The section whose keys the integration needs: messaging, or events that are sealed."""
+    if flow.messaging is not None:
+        return flow.messaging
+    if flow.events is not None and flow.events.encrypt is not None:
+        return flow.events
+    return None
 
 
 @dataclass(frozen=True)
@@ -129,7 +181,8 @@ class MessagingKeys:
     def ensure(self, manifest: Manifest) -> list[str]:
         """Create missing keys, rotate due ones, retire orphans, delete retired ones.
 
-        For every messaging integration of ``manifest``: a signing key for its
+        For every messaging integration of ``manifest``, and every sealed
+        event-streaming one (:func:`keyed_spec`): a signing key for its
         producer and an encryption key per consumer; a key older than
         ``spec.key_rotation``, or of another algorithm than the manifest's, is
         rotated. Keys of parties no longer in the manifest retire once their
@@ -137,9 +190,9 @@ class MessagingKeys:
         """
         now = self._now()
         rows = self._rows()
-        wanted: dict[tuple[str, str, str], tuple[str, MessagingSpec]] = {}
+        wanted: dict[tuple[str, str, str], tuple[str, KeyedSpec]] = {}
         for name, flow in manifest.integrations.items():
-            spec = flow.messaging
+            spec = keyed_spec(flow)
             if spec is not None:
                 for party, key_use, alg in _parties(spec, flow.client):
                     wanted[(name, party, key_use)] = (alg, spec)
@@ -166,7 +219,7 @@ class MessagingKeys:
         return created
 
     def rotate(
-        self, integration: str, spec: MessagingSpec, producer: str, party: str | None = None
+        self, integration: str, spec: KeyedSpec, producer: str, party: str | None = None
     ) -> list[str]:
         """Publish successors now (used after ``publish_ahead``); returns their kids.
 
@@ -252,14 +305,15 @@ class MessagingKeys:
         self,
         manifest: Manifest,
         rows: list[Any],
-        wanted: dict[tuple[str, str, str], tuple[str, MessagingSpec]],
+        wanted: dict[tuple[str, str, str], tuple[str, KeyedSpec]],
         now: datetime,
     ) -> None:
         for row in rows:
             if row.retires_at is not None or _owner(row) in wanted:
                 continue
             flow = manifest.integrations.get(row.integration)
-            ttl = kept_for(flow.messaging) if flow and flow.messaging else _LONGEST_TTL
+            spec = keyed_spec(flow) if flow is not None else None
+            ttl = kept_for(spec) if spec is not None else _LONGEST_TTL
             with self._engine.begin() as connection:
                 connection.execute(
                     update(_TABLE)
@@ -391,7 +445,7 @@ class MessagingKeys:
             return list(connection.execute(select(_TABLE).order_by(_TABLE.c.activates_at)))
 
 
-def kept_for(spec: MessagingSpec) -> timedelta:
+def kept_for(spec: KeyedSpec) -> timedelta:
     """How long a replaced key keeps opening: message life plus dead-letter life.
 
     A message may be dead-lettered as late as its expiry (``ttl`` after it was
@@ -401,7 +455,7 @@ def kept_for(spec: MessagingSpec) -> timedelta:
     return spec.ttl + spec.dead_letter.retention
 
 
-def _parties(spec: MessagingSpec, producer: str) -> list[tuple[str, Use, str]]:
+def _parties(spec: KeyedSpec, producer: str) -> list[tuple[str, Use, str]]:
     """(party, use, algorithm) of every key the integration needs."""
     keys: list[tuple[str, Use, str]] = [(producer, "sig", spec.signing_algorithm)]
     keys += [(consumer, "enc", spec.key_algorithm) for consumer in spec.consumers]

@@ -32,6 +32,7 @@ __all__ = [
     "Decision",
     "Delivery",
     "EnvelopeRefused",
+    "EventFacts",
     "Handler",
     "MessageFacts",
     "Opened",
@@ -99,14 +100,31 @@ class PublishError(BrokerError):
 
 
 @dataclass(frozen=True)
+class EventFacts:
+    """What a sealed event is (:mod:`interlock.events`): its subject and the writer's schema.
+
+    Protected like the other facts, so a relay cannot pass an event off as
+    another subject or version than the producer validated it against.
+    """
+
+    subject: str
+    schema_id: int
+    schema_version: int
+
+
+@dataclass(frozen=True)
 class MessageFacts:
-    """The protected facts of a message: in the signed and the encrypted headers alike."""
+    """The protected facts of a message: in the signed and the encrypted headers alike.
+
+    ``event``: set on the copies of an event-streaming integration, None on messages.
+    """
 
     message_id: str
     integration: str
     producer: str
     issued_at: datetime
     expires_at: datetime
+    event: EventFacts | None = None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ the algorithms (``ECDH-ES+A256KW`` or ``RSA-OAEP-256`` with ``A256GCM``;
 ``ES256`` or ``Ed25519``: no ``none``, no HMAC); decryption with a key of
 this consumer, by ``kid``; the signature with a published key of the
 producer, by ``kid``; the JWE's facts equal to the signed ones; producer,
-integration, expiry and issue time. Each failure is an
+integration, expiry and issue time; for an event's copy (``event=True``), its
+subject, schema id and version, bound like the facts. Each failure is an
 :class:`~interlock.messaging.model.EnvelopeRefused` with its reason; the
 detail is for the log and never holds key material or payload.
 """
@@ -34,12 +35,14 @@ from interlock.messaging.model import (
     CONTENT_TYPE_COMPACT,
     CONTENT_TYPE_JSON,
     EnvelopeRefused,
+    EventFacts,
     MessageFacts,
     Opened,
     RefusalReason,
 )
 from interlock.messaging.wire_format import (
     CONTENT_ENCRYPTION,
+    EVENT_NAMES,
     FACT_NAMES,
     FIELD_CTY,
     FIELDS_HEADER,
@@ -64,9 +67,11 @@ _REFUSED_HEADERS: Final = {
     "x5c": "keys come from the integration, never from the message",
     "b64": "unencoded payloads (RFC 7797) are not accepted",
 }
-_JWS_HEADERS: Final = frozenset({"alg", "kid", "typ", "cty", FIELDS_HEADER, *FACT_NAMES})
+_JWS_HEADERS: Final = frozenset(
+    {"alg", "kid", "typ", "cty", FIELDS_HEADER, *FACT_NAMES, *EVENT_NAMES}
+)
 _JWE_HEADERS: Final = frozenset(
-    {"alg", "enc", "kid", "typ", "cty", "epk", "apu", "apv", *FACT_NAMES}
+    {"alg", "enc", "kid", "typ", "cty", "epk", "apu", "apv", *FACT_NAMES, *EVENT_NAMES}
 )
 
 
@@ -89,6 +94,7 @@ def open_envelope(
     now: datetime,
     leeway: timedelta,
     max_bytes: int,
+    event: bool = False,
 ) -> Opened:
     """Verify and decrypt a sealed message; :class:`EnvelopeRefused` with the reason if not.
 
@@ -98,7 +104,8 @@ def open_envelope(
     published public keys by ``kid``; ``decryption_keys``: this consumer's
     private keys by ``kid``. The signed facts must name ``producer`` and
     ``integration``, and ``now`` must lie between issue and expiry (``leeway``
-    either side).
+    either side). ``event``: the message must be an event's copy, its
+    subject and schema in ``facts.event`` (otherwise it must not be one).
     """
     if len(body) > max_bytes:
         _reject("too_large", f"{len(body)} bytes, over {max_bytes}")
@@ -117,6 +124,10 @@ def open_envelope(
     facts = _facts(header)
     if jwe_header is not None and _facts(jwe_header) != facts:
         _reject("bad_signature", "the encrypted facts differ from the signed ones")
+    if event and facts.event is None:
+        _reject("malformed", "no event subject and schema in the protected header")
+    if not event and facts.event is not None:
+        _reject("malformed", "an event's copy, not a message of this integration")
     _check_facts(facts, integration=integration, producer=producer, now=now, leeway=leeway)
     try:
         payload = json.loads(data)
@@ -237,8 +248,29 @@ def _facts(header: Mapping[str, Any]) -> MessageFacts:
     if expires < issued:
         _reject("malformed", "expires before it was issued")
     return MessageFacts(
-        message_id=jti, integration=aud, producer=iss, issued_at=issued, expires_at=expires
+        message_id=jti,
+        integration=aud,
+        producer=iss,
+        issued_at=issued,
+        expires_at=expires,
+        event=_event(header),
     )
+
+
+def _event(header: Mapping[str, Any]) -> EventFacts | None:
+    """An event's subject and schema from a protected header: all three or none."""
+    present = [name for name in EVENT_NAMES if name in header]
+    if not present:
+        return None
+    if len(present) != len(EVENT_NAMES):
+        _reject("malformed", f"an event needs {', '.join(EVENT_NAMES)}")
+    subject, schema_id, version = (header[name] for name in EVENT_NAMES)
+    if not (isinstance(subject, str) and subject):
+        _reject("malformed", "the event subject must be a string")
+    for number in (schema_id, version):
+        if type(number) is not int or number < 1:
+            _reject("malformed", "the schema id and version must be positive integers")
+    return EventFacts(subject=subject, schema_id=schema_id, schema_version=version)
 
 
 def _decrypt_compact(

@@ -16,6 +16,7 @@ from joserfc.registry import HeaderParameter, HeaderRegistryDict
 
 __all__ = [
     "CONTENT_ENCRYPTION",
+    "EVENT_NAMES",
     "FACT_NAMES",
     "FACT_REGISTRY",
     "FIELDS_HEADER",
@@ -40,6 +41,9 @@ NESTED_CTY: Final = "JOSE"  # RFC 7516 §4.1.12: the JWE's plaintext is a JWS
 FIELD_CTY: Final = "json"  # an encrypted field's plaintext is a JSON value
 #: The message facts as replicated claims (RFC 7519 §5.3) in every protected header.
 FACT_NAMES: Final = ("jti", "iss", "aud", "iat", "exp")
+#: A sealed event's subject, schema id and schema version (private names, RFC 7515 §4.3,
+#: prefixed against collisions), in every protected header beside the facts.
+EVENT_NAMES: Final = ("interlock_subject", "interlock_schema_id", "interlock_schema_version")
 MAX_RECIPIENTS: Final = 32  # MessagingSpec.consumers' maximum
 MAX_HEADER: Final = 8192  # bytes of a protected header (base64url)
 
@@ -49,6 +53,9 @@ FACT_REGISTRY: Final[HeaderRegistryDict] = {
     "aud": HeaderParameter("Integration", "str", True),
     "iat": HeaderParameter("Issued at (NumericDate)", "int", True),
     "exp": HeaderParameter("Expires at (NumericDate)", "int", True),
+    "interlock_subject": HeaderParameter("Event subject", "str"),
+    "interlock_schema_id": HeaderParameter("Event schema id", "int"),
+    "interlock_schema_version": HeaderParameter("Event schema version", "int"),
 }
 
 

@@ -3,7 +3,9 @@
 The broker is where messages rest until consumed (and dead letters until
 their retention ends), so the register lists it with its location beside the
 target system. The measures come from the ``messaging:`` section the
-producer and consumer libraries enforce (:mod:`interlock.messaging`).
+producer and consumer libraries enforce (:mod:`interlock.messaging`), and
+from the ``events:`` section (:mod:`interlock.events`; ``payload_encryption``
+only when it declares ``encrypt: payload``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,15 @@ def events_measures(manifest: Manifest, name: str, flow: Integration) -> Iterato
         return
     at = f"integrations.{name}.events"
     yield _broker_tls(manifest, spec.broker)
+    if spec.encrypt is not None:
+        yield Measure(
+            "payload_encryption",
+            f"every consumer's copy signed by {flow.client} ({spec.signing_algorithm}) and "
+            f"encrypted to that consumer's key alone ({spec.key_algorithm}, A256GCM), subject "
+            f"and schema version bound to it; keys rotated every "
+            f"{format_duration(spec.key_rotation)}",
+            f"{at}.encrypt",
+        )
     for subject, declared in spec.subjects.items():
         categories = sorted(set(declared.field_categories.values()))
         carries = f"; carries {', '.join(categories)}" if categories else ""

@@ -229,6 +229,7 @@ async def event_producer(
             registry=place.registry(),
             broker=adapter,
             audit=place.audit,
+            keys=place.keys,
         )
 
 
@@ -251,5 +252,6 @@ async def event_consumer(
             broker=adapter,
             dedup=place.dedup(),
             audit=place.audit,
+            keys=place.keys,
             reader_versions=reader_versions,
         )
