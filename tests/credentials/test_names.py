@@ -48,6 +48,15 @@ def test_a_csrf_token_is_a_secret_only_when_live() -> None:
         assert is_secret_name(name)
 
 
+def test_credential_alone_names_the_credential_used_in_a_live_event() -> None:
+    """The access log's ``credential="api-key ab12…"`` is an id; in a file, a secret."""
+    assert secret_field("credential") == "key"
+    assert secret_field("credential", live=True) is None
+    assert not is_secret_name("credential")
+    assert is_secret_name("credentials")
+    assert is_secret_name("db_credential")
+
+
 @pytest.mark.parametrize(
     ("name", "secret"),
     [

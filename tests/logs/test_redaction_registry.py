@@ -17,7 +17,7 @@ import structlog
 
 from interlock.credentials.names import secret_field
 from interlock.logs import REDACTED, configure_logging, redact_text
-from interlock.logs.redaction import is_sensitive_key
+from interlock.logs.redaction import is_sensitive_key, redact_event
 from tests.credentials.samples import SAMPLES, URLSAFE, rand
 
 
@@ -164,3 +164,11 @@ def test_a_pair_inside_another_value_is_still_masked() -> None:
     value = rand(24)
     masked = redact_text(f"calling url=https://erp.example/api?token={value}&page=2 now")
     assert masked == f"calling url=https://erp.example/api?token={REDACTED}&page=2 now"
+
+
+def test_the_access_log_keeps_the_id_of_the_credential_used() -> None:
+    """``credential`` in Interlock's access and decision lines is the key's id, not its secret."""
+    event = {"event": "request", "credential": "api-key ab12cd34ef56", "signing_key": rand(32)}
+    redacted = redact_event(None, "info", event)
+    assert redacted["credential"] == "api-key ab12cd34ef56"
+    assert redacted["signing_key"] == REDACTED

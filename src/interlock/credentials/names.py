@@ -61,6 +61,10 @@ _NOT_SECRET_TOKEN: Final = re.compile(
 # written into a file is a fixture or an example, never a live secret, but one in a
 # log line or a request is a live session's and is masked.
 _SESSION_TOKEN: Final = re.compile(r"(?:csrf|xsrf)tokens?$")
+# In Interlock's own events ``credential`` names the credential a request used
+# ("api-key ab12cd34ef56", identity/grants.py), never holds it: the access log
+# keeps it. Written into a file, a value under that name is a secret.
+_CREDENTIAL_USED: Final = "credential"
 # Names that carry a credential whole on the wire or in memory: HTTP authentication
 # and cookie headers, session identifiers, OAuth client assertions, wrapped data and
 # key-encryption keys.
@@ -93,12 +97,15 @@ def secret_field(name: str, *, live: bool = False) -> Literal["password", "key"]
     """``"password"`` or ``"key"`` when a value assigned to ``name`` is a secret, else ``None``.
 
     ``live``: the value is a running system's (a log line, a request), not one written
-    into a file; then a CSRF/XSRF token is a secret too.
+    into a file; then a CSRF/XSRF token is a secret too, and a field called just
+    ``credential`` names the credential used, not its secret.
     """
     key = squashed(name)
     if _PASSWORD_FIELD.search(key):
         return "password"
     if not _SECRET_FIELD.search(key) or _NOT_SECRET_TOKEN.search(key):
+        return None
+    if live and key == _CREDENTIAL_USED:
         return None
     if not live and _SESSION_TOKEN.search(key):
         return None
