@@ -45,7 +45,7 @@ import yaml
 
 from interlock.outbound import Timeouts, outbound_client
 
-__all__ = ["Document", "Label", "Source", "fetch_labelled"]
+__all__ = ["FAMILIES", "Document", "Label", "Source", "fetch_labelled"]
 
 PYPI: Final = "https://pypi.org/pypi/{name}/json"
 
@@ -85,6 +85,9 @@ _GG_FAMILY: Final = {
     "Username Password": "password-assignment",
     "Basic Auth String": "url-password",
 }
+#: Every family a label of these sources can have, in report order; a family the
+#: fetched data holds no label of is reported as such, never as met.
+FAMILIES: Final = (*dict.fromkeys(_GG_FAMILY.values()), "python-password-literal")
 # The match that is the secret (the others are host, port, user name).
 _GG_SECRET_MATCHES: Final = frozenset({"apikey", "password", "client_secret", "token"})
 _MAX_SDIST: Final = 32 * 1024 * 1024
@@ -117,7 +120,7 @@ def _members(archive: tarfile.TarFile, pattern: str) -> dict[str, str]:
 
 def _scans(cassette: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(document, GitGuardian's answer for it) for each scan call recorded in a cassette."""
-    pairs = []
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for interaction in cassette.get("interactions", []):
         request = interaction["request"]
         if "scan" not in request["uri"] or not request.get("body"):

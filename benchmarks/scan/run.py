@@ -15,6 +15,15 @@ reported line inside no label is a false positive. Per family, recall is over
 that family's labels and precision over the files holding them; overall,
 precision is over every file, clean ones included.
 
+Reported through ``benchmarks.results.report`` (so ``make bench`` records each
+as met or missed): ``scan-recall-vs-detect-secrets`` (target >= 1.0) and
+``scan-precision`` (target >= 0.9) overall, and the same two per family as
+``scan-recall-vs-detect-secrets[FAMILY]`` and ``scan-precision[FAMILY]``. A
+family with no label in the fetched data gets no figure, only a printed note;
+so does the precision of a family in whose files Interlock reported nothing
+(no report, no precision: its recall figure shows the miss). A family neither
+scanner finds anything of has recall ratio 0, missed.
+
 Run: ``.venv/bin/python benchmarks/scan/run.py`` (``make bench-env`` installs
 the peers). Exit status 2 without network: nothing is measured then.
 """
@@ -36,9 +45,11 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.results import report
-from benchmarks.scan.labelled import Document, Label, fetch_labelled
+from benchmarks.scan.labelled import FAMILIES, Document, Label, fetch_labelled
 from interlock.scan import Baseline, scan
 
+BENCHMARK = "scan"
+INTERLOCK = "interlock scan"
 BANDIT_SECRET_TESTS = frozenset({"B105", "B106", "B107"})  # hardcoded password string/arg/default
 BANDIT_EXPECTED = 16  # bandit's test_hardcoded_passwords: 16 low-severity findings
 Found = set[tuple[str, int]]
@@ -125,15 +136,87 @@ def row(name: str, result: Score) -> str:
     )
 
 
+def recall_ratio(ours: Score, theirs: Score) -> float:
+    """Interlock's recall over detect-secrets'; 0 when neither found any (no recall to compare)."""
+    if theirs.recall:
+        return ours.recall / theirs.recall
+    return float("inf") if ours.recall else 0.0
+
+
+def report_scores(labels: list[Label], results: dict[str, Found], every_path: set[str]) -> None:
+    """Print each family's rows and the overall ones; report the ratios overall and per family."""
+    peer = next(name for name in results if name.startswith("detect-secrets"))
+    present = {label.family for label in labels}
+    for family in (*FAMILIES, *sorted(present - set(FAMILIES))):
+        of_family = [label for label in labels if label.family == family]
+        if not of_family:
+            print(f"family {family}: no labelled secret in the data; no figure reported")
+            continue
+        paths = {label.path for label in of_family}
+        scores = {name: score(of_family, found, paths, labels) for name, found in results.items()}
+        print(f"family {family} ({len(of_family)} labelled):")
+        for name, result in scores.items():
+            print(row(name, result))
+        ours, theirs = scores[INTERLOCK], scores[peer]
+        report(
+            BENCHMARK,
+            f"scan-recall-vs-detect-secrets[{family}]",
+            recall_ratio(ours, theirs),
+            target=1.0,
+            peer=peer,
+            kind="quality",
+            note=f"recall {ours.recall:.3f} vs {theirs.recall:.3f} "
+            f"({ours.tp} and {theirs.tp} of {len(of_family)} labelled secrets)",
+        )
+        if ours.tp + ours.fp == 0:
+            print(
+                f"family {family}: interlock scan reported nothing in its files; "
+                "no precision figure reported"
+            )
+            continue
+        report(
+            BENCHMARK,
+            f"scan-precision[{family}]",
+            ours.precision,
+            target=0.9,
+            peer="",
+            kind="quality",
+            note=f"over the family's {len(paths)} files (detect-secrets: {theirs.precision:.3f})",
+        )
+    scores = {name: score(labels, found, every_path, labels) for name, found in results.items()}
+    print("overall:")
+    for name, result in scores.items():
+        print(row(name, result))
+    ours, theirs = scores[INTERLOCK], scores[peer]
+    report(
+        BENCHMARK,
+        "scan-recall-vs-detect-secrets",
+        recall_ratio(ours, theirs),
+        target=1.0,
+        peer=peer,
+        kind="quality",
+        note=f"recall {ours.recall:.3f} vs {theirs.recall:.3f} on {len(labels)} labelled secrets",
+    )
+    report(
+        BENCHMARK,
+        "scan-precision",
+        ours.precision,
+        target=0.9,
+        peer="",
+        kind="quality",
+        note=f"interlock scan on the same tree (detect-secrets: {theirs.precision:.3f})",
+    )
+
+
 def main() -> int:
-    """Fetch the labelled data, run the three scanners, print scores and the two ratios."""
+    """Fetch the labelled data, run the three scanners, print scores, report the ratios."""
     bin_dir = Path(sys.executable).parent
     missing = [name for name in ("detect-secrets", "bandit") if not (bin_dir / name).exists()]
     if missing:
         print(f"{', '.join(missing)} not in {bin_dir}: run `make bench-env` first", file=sys.stderr)
         return 2
     peers = {
-        "interlock scan": None,
+        INTERLOCK: None,
         f"detect-secrets {version('detect-secrets')} (default plugins, --all-files)": "ds",
         f"bandit {version('bandit')} (B105-B107, Python only)": "bandit",
     }
@@ -170,39 +253,7 @@ def main() -> int:
         f"{len(families)} families, {len(documents) - len({lb.path for lb in labels})} clean "
         f"files ({elapsed:.1f}s for the three scans)"
     )
-    scores = {name: score(labels, found, every_path, labels) for name, found in results.items()}
-    for family in families:
-        of_family = [label for label in labels if label.family == family]
-        paths = {label.path for label in of_family}
-        print(f"family {family} ({len(of_family)} labelled):")
-        for name, found in results.items():
-            print(row(name, score(of_family, found, paths, labels)))
-    print("overall:")
-    for name, result in scores.items():
-        print(row(name, result))
-    ours, theirs = (
-        scores["interlock scan"],
-        next(s for n, s in scores.items() if n.startswith("detect-secrets")),
-    )
-    detect_secrets_peer = next(n for n in scores if n.startswith("detect-secrets"))
-    report(
-        "scan",
-        "scan-recall-vs-detect-secrets",
-        ours.recall / theirs.recall if theirs.recall else float("inf"),
-        target=1.0,
-        peer=detect_secrets_peer,
-        kind="quality",
-        note=f"recall {ours.recall:.3f} vs {theirs.recall:.3f} on {len(labels)} labelled secrets",
-    )
-    report(
-        "scan",
-        "scan-precision",
-        ours.precision,
-        target=0.9,
-        peer="",
-        kind="quality",
-        note=f"interlock scan on the same tree (detect-secrets: {theirs.precision:.3f})",
-    )
+    report_scores(labels, results, every_path)
     return 0
 
 

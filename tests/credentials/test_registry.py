@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from interlock.credentials import FORMATS, find_credentials, mask_credentials, may_hold_credential
+from interlock.credentials.names import is_secret_name, secret_field
 from interlock.scan.rules import RULES
 from tests.credentials.samples import SAMPLES
 
@@ -148,6 +149,95 @@ def test_no_token_prefix_regex_outside_the_registry() -> None:
             for format_id, sample, twin in twins:
                 if _recognises(pattern, sample, twin, len(PREFIXES[format_id])):
                     offenders.append(f"{where}: recognises {format_id}: {text[:60]!r}")
+    assert offenders == []
+
+
+# Names the registry reads as secret fields: a regex outside it that recognises one of
+# these (and not the same name with its last word blanked) is a second list.
+SECRET_NAMES = (
+    "db_password",
+    "passwd",
+    "passphrase",
+    "client_secret",
+    "api_key",
+    "x-api-key",
+    "access_token",
+    "signing_key",
+    "master_key",
+    "encryption_key",
+    "private_key",
+    "credentials",
+)
+# A secret word next to regex syntax: (?:password|pwd)$, api[_-]?key, (secret|token) ...
+_WORD = r"(?:pass(?:word|wd|phrase)?|pwd|secret|token|api.{0,6}key|credentials?)"
+_SECRET_WORD_IN_REGEX = re.compile(rf"[|(]\s*\w*{_WORD}|{_WORD}\w*\s*(?:[|)$]|\\b)")
+_IDENTIFIER = re.compile(r"[A-Za-z_][\w.-]*")
+# Registry and rule ids (interlock-api-key, generic-password) name formats, not fields.
+_IDS = {f.id for f in FORMATS} | set(RULES)
+
+
+def _blanked(name: str) -> str:
+    """``db_password`` -> ``db_pqqqqqqq``: the same shape, no secret word."""
+
+    word = re.split(r"[_-]", name)[-1]
+    return name[: -len(word)] + word[0] + "q" * (len(word) - 1)
+
+
+def _secret_name_lists(tree: ast.AST) -> list[tuple[int, list[str]]]:
+    """Literal sets, lists and tuples of names mostly (two or more) read as secret."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Set | ast.List | ast.Tuple):
+            continue
+        names = [
+            e.value
+            for e in node.elts
+            if isinstance(e, ast.Constant)
+            and isinstance(e.value, str)
+            and _IDENTIFIER.fullmatch(e.value)
+            and e.value not in _IDS
+        ]
+        secret = [n for n in names if is_secret_name(n)]
+        if len(secret) >= 2 and 2 * len(secret) > len(names):
+            found.append((node.lineno, secret))
+    return found
+
+
+def test_no_secret_field_name_list_or_regex_outside_the_registry() -> None:
+    """Which field names hold a secret is decided in credentials/names.py only.
+
+    Three nets: a literal collection of names mostly read as secret, a string
+    constant naming a secret word inside regex syntax, and a string constant
+    that, compiled, recognises a secret field name but not the name with its
+    last word blanked. interlock/testing plants secrets under such names and is
+    spared the first net only.
+    """
+    assert all(secret_field(n) for n in SECRET_NAMES)
+    offenders = []
+    for path in sorted(SRC.rglob("*.py")):
+        if REGISTRY in path.parents:
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        where = f"{path.relative_to(SRC.parent)}"
+        if SRC / "testing" not in path.parents:
+            for lineno, names in _secret_name_lists(tree):
+                offenders.append(f"{where}:{lineno}: a list of secret field names {names[:4]}")
+        for lineno, text in _constants(tree):
+            if len(text) < 4 or not _REGEX_SYNTAX.search(text):
+                continue
+            try:
+                pattern = re.compile(text)
+            except (re.error, OverflowError, RecursionError):
+                continue
+            if _SECRET_WORD_IN_REGEX.search(text.lower().replace("secret:", "")):
+                offenders.append(f"{where}:{lineno}: {text[:60]!r}")
+                continue
+            for name in SECRET_NAMES:
+                word = re.split(r"[_-]", name)[-1]
+                covers = any(m.end() - m.start() >= len(word) for m in pattern.finditer(name))
+                if covers and not pattern.search(_blanked(name)):
+                    offenders.append(f"{where}:{lineno}: recognises {name}: {text[:60]!r}")
+                    break
     assert offenders == []
 
 

@@ -15,7 +15,9 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
+from interlock.credentials.names import secret_field
 from interlock.logs import REDACTED, configure_logging, redact_text
+from interlock.logs.redaction import is_sensitive_key, redact_event
 from tests.credentials.samples import SAMPLES, URLSAFE, rand
 
 
@@ -93,3 +95,81 @@ def test_a_bearer_token_that_starts_like_a_word_is_masked() -> None:
     assert token not in masked
     assert masked == f"retrying with Authorization: Bearer {REDACTED}"
     assert redact_text("Bearer tokens are refused") == "Bearer tokens are refused"
+
+
+# Field names the scanner reports a secret under (tests/scan), spelled as configs and code do.
+SCANNED_NAMES = (
+    "signing_key",
+    "master_key",
+    "encryption_key",
+    "secret_key",
+    "access_key",
+    "privateKey",
+    "apiKey",
+    "X-Api-Key",
+    "db_password",
+    "PGPASSWORD",
+    "client_secret",
+    "shared_secret_base64",
+    "auth_token",
+    "accessToken",
+    "bearer_token",
+    "credentials",
+)
+
+
+@pytest.mark.parametrize("name", SCANNED_NAMES)
+def test_every_name_the_scanner_reads_as_a_secret_is_masked_in_log_text(name: str) -> None:
+    """``name=value``, ``name: value`` and ``"name": "value"`` are masked for each such name.
+
+    The scanner and redaction read one rule (interlock.credentials.names): before,
+    ``interlock scan`` reported ``signing_key: …`` and ``master_key: …`` while
+    redact_text left them in clear.
+    """
+    value = rand(28)
+    assert secret_field(name) is not None
+    for text in (f"{name}={value}", f"loaded {name}: {value} from env", f'{{"{name}": "{value}"}}'):
+        masked = redact_text(text)
+        assert value not in masked, text
+        assert REDACTED in masked
+    assert is_sensitive_key(name)
+
+
+def test_signing_and_master_keys_in_a_log_line_are_masked(json_logs: io.StringIO) -> None:
+    """The audit's example: a library logging ``signing_key=`` and ``master_key:``."""
+    value = rand(32)
+    logging.getLogger("somelib.crypto").warning("signing_key=%s master_key: %s", value, value)
+    output = json_logs.getvalue()
+    assert value not in output
+    (line,) = [json.loads(raw) for raw in output.splitlines()]
+    assert line["event"] == f"signing_key={REDACTED} master_key: {REDACTED}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password_file=/run/secrets/db token_url=https://idp.example/token",
+        "secret_ref=erp/api-key max_tokens=512 page_token=c2Vjb25k",
+        "auth=secret://erp/hook token=secret://erp/api-key",
+        "publicToken=pk.eyJ1IjoibWFwYm94In0",
+    ],
+)
+def test_names_that_hold_no_secret_stay_readable(text: str) -> None:
+    """References, cursors, counts and public tokens are no secret in a log either."""
+    assert redact_text(text) == text
+
+
+def test_a_pair_inside_another_value_is_still_masked() -> None:
+    """``url=…?token=…``: the URL's value does not hide the pair inside it."""
+    value = rand(24)
+    masked = redact_text(f"calling url=https://erp.example/api?token={value}&page=2 now")
+    assert masked == f"calling url=https://erp.example/api?token={REDACTED}&page=2 now"
+
+
+def test_the_access_log_keeps_the_id_of_the_credential_used() -> None:
+    """``credential`` in Interlock's access and decision lines is the key's id, not its secret."""
+    used = "api-key ab12cd34ef56"  # in a file, a literal under "credential" is a finding
+    event = {"event": "request", "credential": used, "signing_key": rand(32)}
+    redacted = redact_event(None, "info", event)
+    assert redacted["credential"] == used
+    assert redacted["signing_key"] == REDACTED

@@ -24,6 +24,8 @@ import re
 from collections.abc import Callable
 from typing import Final, Literal
 
+from interlock.credentials.names import is_credential_header
+
 __all__ = ["HOP_BY_HOP", "check_header_name", "header_name_refusal"]
 
 #: RFC 9110 §7.6.1 and the older connection-specific fields; never relayed either way.
@@ -44,8 +46,6 @@ HOP_BY_HOP: Final = frozenset(
 
 # A header name here: an RFC 9110 §5.1 token narrowed to letters, digits and '-'.
 _NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
-_CREDENTIAL_WORDS: Final = ("authorization", "cookie", "token", "secret", "password", "api-key")
-_CREDENTIALS: Final = frozenset({"apikey", "x-apikey", "x-session-id"})
 _SET_BY_INTERLOCK: Final = frozenset({"host", "content-length", "forwarded", "x-request-id"})
 # The body goes upstream as Interlock read (and checked) it: decoded, never re-encoded.
 _NOT_FORWARDED: Final = frozenset({"content-encoding", "via"})
@@ -118,7 +118,7 @@ _RULES: Final[tuple[tuple[tuple[Direction, ...], Callable[[str], bool], str], ..
     (_BOTH, HOP_BY_HOP.__contains__, "is hop-by-hop (RFC 9110 §7.6.1): it concerns one link"),
     (
         _BOTH,
-        lambda lower: lower in _CREDENTIALS or any(word in lower for word in _CREDENTIAL_WORDS),
+        is_credential_header,
         "carries credentials, which never cross the gateway",
     ),
     (_BOTH, _SET_BY_INTERLOCK.__contains__, "is set by Interlock itself"),

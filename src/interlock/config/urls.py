@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Final
 from urllib.parse import SplitResult, parse_qsl, urlsplit, urlunsplit
 
+from interlock.credentials.names import is_credential_parameter
+
 __all__ = [
     "MAX_URL_LENGTH",
     "check_https_url",
@@ -23,39 +25,7 @@ __all__ = [
 
 MAX_URL_LENGTH: Final = 2000
 
-# Query parameter names that carry a credential (compared lower-cased, '-' read as '_'):
-# passwords (libpq's password and sslpassword, MySQL's passwd), bearer and API tokens,
-# client secrets, and signed-URL signatures (a SAS sig= is a credential).
-_CREDENTIAL_NAMES: Final = frozenset(
-    {
-        "password",
-        "passwd",
-        "pass",
-        "pwd",
-        "sslpassword",
-        "passphrase",
-        "auth",
-        "authorization",
-        "token",
-        "access_token",
-        "refresh_token",
-        "id_token",
-        "api_key",
-        "apikey",
-        "secret",
-        "client_secret",
-        "sig",
-        "signature",
-    }
-)
-_CREDENTIAL_SUFFIXES: Final = ("password", "passwd", "_token", "_secret", "_apikey", "api_key")
 _MASK: Final = "***"
-
-
-def is_credential_parameter(name: str) -> bool:
-    """Whether a query parameter called ``name`` carries a credential."""
-    key = name.strip().lower().replace("-", "_")
-    return key in _CREDENTIAL_NAMES or key.endswith(_CREDENTIAL_SUFFIXES)
 
 
 def credential_in_url(value: str, *, user: bool = False) -> str | None:

@@ -12,6 +12,11 @@ line of defence (``interlock.audit.entry``).
 - :func:`credential_shapes` yields every match of a format's shape, checked
   or not (what redaction masks: a mistyped token is still mostly a secret);
 - :func:`mask_credentials` replaces each shape's secret with a marker.
+
+Which field *names* hold a secret (``db_password``, ``signing_key``, ``apiKey``)
+is decided once too, in ``names.py``: the scanner's generic rule and log
+redaction read it, as do the gateway's query-string guard and the manifest's
+URL and header checks.
 """
 
 from __future__ import annotations

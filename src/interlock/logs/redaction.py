@@ -28,6 +28,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any, Final
 
 from interlock.credentials import mask_credentials
+from interlock.credentials.names import is_secret_name, secret_field
 
 __all__ = [
     "REDACTED",
@@ -40,67 +41,42 @@ __all__ = [
 
 REDACTED: Final = "[REDACTED]"
 
-# Field names whose values are credentials, compared after lower-casing and
-# turning '-' into '_' (so HTTP header names match too).
-_SENSITIVE_NAMES: Final = frozenset(
-    {
-        "authorization",
-        "proxy_authorization",
-        "cookie",
-        "set_cookie",
-        "x_api_key",
-        "api_key",
-        "apikey",
-        "password",
-        "passwd",
-        "pwd",
-        "passphrase",
-        "secret",
-        "client_secret",
-        "private_key",
-        "token",
-        "access_token",
-        "refresh_token",
-        "id_token",
-        "client_assertion",
-        "credentials",
-        "session",
-        "kek",
-        "dek",
-    }
-)
-_SENSITIVE_SUFFIXES: Final = ("_password", "_passwd", "_secret", "_token", "_private_key")
-
-# Guesses by name: password=..., "client_secret": "...", token: ... in free text.
-_PAIRS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
-    (
-        re.compile(
-            r"(?i)(\b[\w-]*?(?:password|passwd|pwd|passphrase|secret|client_secret|api[_-]?key"
-            r"|access_token|refresh_token|token)[\"']?\s*[=:]\s*)"
-            # A vault reference (secret://erp/api-key, or the "//..." after secret:)
-            # names a secret, it is none: operators need it in the log.
-            r"(?!secret://)(?!(?<=secret:)//)"
-            r"(\"[^\"]*\"|'[^']*'|[^\s&;,\"']+)"
-        ),
-        r"\1" + REDACTED,
-    ),
+# Guesses by name in free text: password=..., "client_secret": "...", signing_key: ...
+# The pair's shape is here; which names hold a secret is the registry's
+# (interlock.credentials.names), the rule the scanner reads too. The value is
+# read ahead, not consumed, so a pair inside another's value (url=...?token=...)
+# is still seen.
+_PAIR: Final = re.compile(
+    r"""(?P<name>\b[A-Za-z_][\w.-]{0,100})["']?\s*[=:]\s*"""
+    # A vault reference (secret://erp/api-key, or the "//..." after secret:)
+    # names a secret, it is none: operators need it in the log.
+    r"(?!secret://)(?!(?<=secret:)//)"
+    r"""(?=(?P<value>"[^"]*"|'[^']*'|[^\s&;,"']+))"""
 )
 
 _MAX_DEPTH: Final = 16
 
 
 def is_sensitive_key(name: str) -> bool:
-    """Whether a field or header called ``name`` holds a credential."""
-    key = name.strip().lower().replace("-", "_")
-    return key in _SENSITIVE_NAMES or key.endswith(_SENSITIVE_SUFFIXES)
+    """Whether a field or header called ``name`` holds a credential (the registry's rule)."""
+    return is_secret_name(name)
 
 
 def redact_text(text: str) -> str:
     """Mask every credential-shaped substring of ``text``, and ``name=value`` secret guesses."""
     text = redact_credentials(text)
-    for pattern, replacement in _PAIRS:
-        text = pattern.sub(replacement, text)
-    return text
+    pieces: list[str] = []
+    position = 0
+    for found in _PAIR.finditer(text):
+        start, end = found.span("value")
+        if start < position or secret_field(found.group("name"), live=True) is None:
+            continue
+        pieces += (text[position:start], REDACTED)
+        position = end
+    if not pieces:
+        return text
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
 def redact_credentials(text: str) -> str:

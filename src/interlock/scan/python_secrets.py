@@ -14,8 +14,9 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
+from interlock.credentials.names import secret_field
 from interlock.credentials.values import is_placeholder
-from interlock.scan.assignments import secret_field, secret_value
+from interlock.scan.assignments import secret_value
 from interlock.scan.finding import Match
 
 __all__ = ["find_python_secrets"]

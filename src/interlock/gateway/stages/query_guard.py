@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Final
 from urllib.parse import parse_qsl
 
 from interlock.credentials.keyformat import PREFIXES
+from interlock.credentials.names import is_credential_parameter
 from interlock.errors import Refusal
 from interlock.gateway.context import RequestContext
 
 __all__ = ["QueryCredentialGuard"]
-
-_NAMES: Final = frozenset(
-    {"api_key", "apikey", "api-key", "x-api-key", "key", "access_token", "token", "client_secret"}
-)
 
 
 class QueryCredentialGuard:
@@ -24,7 +20,11 @@ class QueryCredentialGuard:
         if not ctx.query:
             return
         for name, value in parse_qsl(ctx.query, keep_blank_values=True):
-            if name.lower() in _NAMES or value.startswith(PREFIXES) or name.startswith(PREFIXES):
+            if (
+                is_credential_parameter(name)
+                or value.startswith(PREFIXES)
+                or name.startswith(PREFIXES)
+            ):
                 raise Refusal(
                     "credential-in-url",
                     "credentials are not accepted in the query string: URLs are logged "
