@@ -137,10 +137,10 @@ def row(name: str, result: Score) -> str:
 
 
 def recall_ratio(ours: Score, theirs: Score) -> float:
-    """Interlock's recall over detect-secrets'; 0 when neither found any (no recall to compare)."""
-    if theirs.recall:
-        return ours.recall / theirs.recall
-    return float("inf") if ours.recall else 0.0
+    """Interlock's recall over detect-secrets'; only defined when detect-secrets found some."""
+    if not theirs.recall:
+        raise ValueError("no ratio to a recall of 0: report the difference instead")
+    return ours.recall / theirs.recall
 
 
 def report_scores(labels: list[Label], results: dict[str, Found], every_path: set[str]) -> None:
@@ -158,16 +158,30 @@ def report_scores(labels: list[Label], results: dict[str, Found], every_path: se
         for name, result in scores.items():
             print(row(name, result))
         ours, theirs = scores[INTERLOCK], scores[peer]
-        report(
-            BENCHMARK,
-            f"scan-recall-vs-detect-secrets[{family}]",
-            recall_ratio(ours, theirs),
-            target=1.0,
-            peer=peer,
-            kind="quality",
-            note=f"recall {ours.recall:.3f} vs {theirs.recall:.3f} "
-            f"({ours.tp} and {theirs.tp} of {len(of_family)} labelled secrets)",
-        )
+        counts = f"({ours.tp} and {theirs.tp} of {len(of_family)} labelled secrets)"
+        if theirs.recall:
+            report(
+                BENCHMARK,
+                f"scan-recall-vs-detect-secrets[{family}]",
+                recall_ratio(ours, theirs),
+                target=1.0,
+                peer=peer,
+                kind="quality",
+                note=f"recall {ours.recall:.3f} vs {theirs.recall:.3f} {counts}",
+            )
+        else:
+            # No ratio to a peer that found none (it would be infinite, and not JSON):
+            # our recall itself, met only when we find at least one of the family.
+            report(
+                BENCHMARK,
+                f"scan-recall[{family}]",
+                ours.recall,
+                target=1 / len(of_family),
+                peer=peer,
+                kind="quality",
+                digits=3,
+                note=f"detect-secrets found none, so no ratio: at least one to meet {counts}",
+            )
         if ours.tp + ours.fp == 0:
             print(
                 f"family {family}: interlock scan reported nothing in its files; "

@@ -59,9 +59,15 @@ def test_each_family_with_labels_gets_both_figures_and_the_others_a_note(
     assert (password["value"], password["met"]) == (pytest.approx(0.5), False)
     assert figures["scan-precision[password-assignment]"]["met"] is True
 
-    # Neither scanner found the unmapped family's label: no recall to compare, missed.
-    other = figures["scan-recall-vs-detect-secrets[other]"]
-    assert (other["value"], other["met"]) == (0.0, False)
+    # Neither scanner found the unmapped family's label: no ratio (it would be infinite
+    # or undefined), but our recall, which must find at least one: missed here.
+    other = figures["scan-recall[other]"]
+    assert (other["value"], other["target"], other["met"]) == (0.0, 1.0, False)
+    assert "scan-recall-vs-detect-secrets[other]" not in figures
+    # Every value is a finite number (the file stays JSON that strict readers take).
+    assert all(
+        isinstance(f["value"], float | int) and abs(f["value"]) < 1e308 for f in figures.values()
+    )
     # Interlock reported nothing in its files: no precision figure that reads as met.
     assert "scan-precision[other]" not in figures
 
