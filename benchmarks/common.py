@@ -108,15 +108,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    """Block until something listens on ``port``."""
+def wait_port(
+    port: int, timeout: float = 20.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Block until something listens on ``port``; fail at once if ``process`` has ended."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(
+                f"the process meant to listen on {port} ended ({process.returncode})"
+            )
         time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
+    raise RuntimeError(f"nothing listens on {port} after {timeout:g} s")
 
 
 def cpu_seconds(pid: int) -> float:

@@ -152,7 +152,9 @@ def measure(box: Sandbox, args: argparse.Namespace) -> tuple[list[Result], int]:
             stdout=subprocess.DEVNULL,
         )
         started.append(gateway)
-        wait_port(port)
+        # `interlock serve` issues certificates and opens the store first: half a minute
+        # and more on a loaded machine.
+        wait_port(port, timeout=120, process=gateway)
         urls = {r: f"https://127.0.0.1:{port}/{r}/orders/1001" for r in ("plain", "traced")}
         # Warm pools, TLS sessions and the lineage writer (its requests count for the rows).
         run_wrk(urls["plain"], connections=args.connections, seconds=2, headers=auth)
