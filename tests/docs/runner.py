@@ -149,7 +149,7 @@ class Session:
     def run(self, command: Command, text: str) -> list[Outcome]:
         """Run ``text`` (``command`` with its placeholders filled); every step's outcome."""
         outcomes: list[Outcome] = []
-        steps = parse(expand(text, self.variables))
+        steps = parse(expand(text, {"HOME": self.env["HOME"], **self.variables}))
         for number, step in enumerate(steps, 1):
             if step.export:
                 self.env.update(step.assignments)
@@ -344,6 +344,7 @@ def session(
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
         "HOME": str(home),
         "LANG": "C.UTF-8",
+        "SHELL": "/bin/bash",  # the reader's login shell (`interlock --install-completion`)
         "USER": os.environ.get("USER", "ops"),
         "LOGNAME": os.environ.get("LOGNAME", os.environ.get("USER", "ops")),
         "INTERLOCK_DATA_DIR": str(work / ".interlock"),
