@@ -337,6 +337,7 @@ def session(
     work.mkdir()
     (work / "interlock.yaml").write_text(manifest_text, encoding="utf-8")
     for name, content in inputs.items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
         (work / name).write_bytes(content)
     home = tmp / "home"
     home.mkdir()

@@ -18,11 +18,14 @@ To extend it:
 * a file the reader brings (``key.jwk``, ``crm.yaml``) is one entry in ``INPUTS``;
 * a line that cannot run in a test is one entry in ``EXCLUDED``, with the reason.
   Keep that table short: a failing line is a bug in the docs, the example or the code.
+  A command written outside a shell fence is not run at all: test_fences.py fails on
+  one unless it is a synopsis (``[--json]``, ``SUBJECT``) in a ``text`` fence.
 
 ``interlock serve`` runs in the background (the next ``serve`` replaces it) on
 the test's own port (``SITE``); the commands after it use it. The example's
 RabbitMQ is a node of this machine's, started at the first ``interlock
-messaging`` line; a partner's SFTP host is this machine's ``sshd`` (sites.py).
+messaging`` line; a partner's SFTP host is this machine's ``sshd`` (sites.py);
+``interlock demo --edge`` runs this machine's nginx (docs/edge.md: ``OWN_DEPLOYMENT``).
 The reader is the example's operator (``operators: ops``), named as this
 machine's user in the manifest the commands run with.
 """
@@ -55,6 +58,7 @@ from tests.docs.blocks import Command, commands, documents
 from tests.docs.runner import Forks, Outcome, Session, forks, free_port, session
 from tests.docs.shell import Step, UnsupportedShellError
 from tests.docs.sites import SSHD, Broker, sshd
+from tests.edge.conftest import nginx_or_skip
 
 REPO: Final = Path(__file__).resolve().parents[2]
 EXAMPLE: Final = REPO / "examples" / "interlock.yaml"
@@ -62,6 +66,14 @@ EXAMPLE: Final = REPO / "examples" / "interlock.yaml"
 #: Lines that do not run here, by document and a pattern of the command. Each has its reason.
 EXCLUDED: Final[dict[tuple[str, str], str]] = {
     ("README.md", r"^make "): "make targets build environments and run the suites: CI runs them",
+    ("docs/edge.md", r"^make "): "make demo-edge is the next line's demo, run there",
+    **{
+        ("docs/files.md", rf"^interlock files {command}\b"): (
+            "needs file integrations (SFTP and AS2 partners), which the example manifest has "
+            "not: tests/files/ runs them (test_transfers.py, test_as2_cli.py, test_drop_server.py)"
+        )
+        for command in ("transfer", "run", "drop-server", "quarantine")
+    },
 }
 
 
@@ -105,7 +117,15 @@ PREPARE: Final[dict[str, tuple[str, ...]]] = {
         "interlock privacy request receipt REQUEST_ID --out receipt.json",
     ),
     "docs/check.md": (*_SECRETS, "interlock serve"),
+    "docs/events.md": (  # the two versions the refused third one is checked against
+        "interlock events schemas register order.created order-created-v1.json",
+        "interlock events schemas register order.created order-created-v2.json",
+    ),
 }
+
+#: Documents whose commands make their own deployment (``interlock demo``): no ``init``
+#: first, no ``INTERLOCK_DATA_DIR`` (which the demo would take as the one to use).
+OWN_DEPLOYMENT: Final = frozenset({"docs/edge.md"})
 
 #: CAPS words standing for a value the reader copies from an earlier command.
 PLACEHOLDERS: Final[dict[str, Callable[[Session], str]]] = {
@@ -163,6 +183,11 @@ def _softhsm_site(hsm: SoftHsm) -> tuple[dict[str, str], dict[str, str]]:
 SERVICES: Final[dict[str, tuple[str, Callable[[Any], tuple[dict[str, str], dict[str, str]]]]]] = {
     "docs/hsm.md": ("softhsm", _softhsm_site),
     "README.md": ("partner_sshd", lambda port: ({}, {SITE["sftp"]: f"127.0.0.1 --port {port}"})),
+    "docs/edge.md": ("nginx", lambda _: ({}, {})),
+    "docs/files.md": (
+        "partner_sshd",
+        lambda port: ({}, {"sftp.acme.example": f"127.0.0.1 --port {port}"}),
+    ),
 }
 
 
@@ -183,6 +208,8 @@ def _inputs(folder: Path) -> dict[str, bytes]:
         "token.txt": b"a-new-erp-token\n",
         "check-waivers.yaml": WAIVERS.encode(),
         "schema.json": ORDER_CREATED.encode(),
+        "examples/interlock.yaml": EXAMPLE.read_bytes(),  # a checkout's, as `interlock demo` reads
+        **{f"order-created-v{n}.json": schema.encode() for n, schema in ORDER_VERSIONS.items()},
     }
 
 
@@ -237,6 +264,21 @@ ORDER_CREATED: Final = """\
   }
 }
 """
+
+
+def _order_versions() -> dict[int, str]:
+    """docs/events.md's order.created: 1, 2 (compatible: ``total`` widened), 3 (refused)."""
+    first = json.loads(ORDER_CREATED)
+    first["required"].remove("region")
+    second = json.loads(json.dumps(first))
+    del second["properties"]["total"]["minimum"]
+    third = json.loads(json.dumps(second))
+    third["required"].append("region")  # REQUIRED_ATTRIBUTE_ADDED
+    third["properties"]["total"] = {"type": "integer"}  # TYPE_NARROWED
+    return {n: json.dumps(v, indent=2) for n, v in enumerate((first, second, third), 1)}
+
+
+ORDER_VERSIONS: Final = _order_versions()
 
 # A waiver expires at most a year ahead (docs/check.md): three months from the run's day.
 WAIVERS: Final = f"""\
@@ -366,6 +408,12 @@ def partner_sshd(tmp_path: Path) -> Iterator[int]:
         yield port
 
 
+@pytest.fixture
+def nginx() -> str:
+    """The nginx binary (``interlock demo --edge`` runs it)."""
+    return nginx_or_skip()
+
+
 def _needs_broker(document: str) -> bool:
     return any(c.text.startswith("interlock messaging ") for c in commands(REPO, document))
 
@@ -410,7 +458,9 @@ def test_documented_commands_run_as_written(  # noqa: PLR0917  (pytest fixtures)
         run.before.append(erp.before)
         run.before.append(broker.before)
         _set_variables(run)
-        if not any(c.text == "interlock init" for c in runnable):
+        if document in OWN_DEPLOYMENT:
+            del run.env["INTERLOCK_DATA_DIR"]  # the demo's own, made and deleted by it
+        elif not any(c.text == "interlock init" for c in runnable):
             init = run.interlock("init")
             erp.start(run, Step(["interlock", "init"]), init)
         for text in PREPARE.get(document, ()):
