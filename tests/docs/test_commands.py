@@ -117,6 +117,9 @@ PREPARE: Final[dict[str, tuple[str, ...]]] = {
         "interlock privacy request receipt REQUEST_ID --out receipt.json",
     ),
     "docs/check.md": (*_SECRETS, "interlock serve"),
+    # The local CA's certificate (DATA_DIR/ca.pem, the sample ERP's trust anchor) is written
+    # by `serve`; vault.md's own `secrets put` lines store the secrets.
+    "docs/vault.md": ("INTERLOCK_MISSING_SECRETS=start interlock serve",),
     "docs/events.md": (  # the two versions the refused third one is checked against
         "interlock events schemas register order.created order-created-v1.json",
         "interlock events schemas register order.created order-created-v2.json",
@@ -141,6 +144,7 @@ VARIABLES: Final[dict[str, Callable[[Session], str]]] = {
     "KEY": _last(r"\b(ilk_[A-Za-z0-9_]+)\b"),  # the last API key printed
     "CRM_SECRET": lambda _: "crm-client-secret-for-the-docs-test",
     "WAREHOUSE_TOKEN": lambda _: "warehouse-token-for-the-docs-test",
+    "ROTATION_TOKEN": lambda _: "erp-rotation-endpoint-token-for-the-docs-test",
     # Unreachable like the docs' host, but on loopback: a remote one needs ?sslmode=verify-full,
     # and an unquoted "?" is not a value the runner passes on.
     "CRM_DATABASE_URL": lambda _: "postgresql://crm_reader@127.0.0.1:1/crm",
@@ -184,6 +188,16 @@ SERVICES: Final[dict[str, tuple[str, Callable[[Any], tuple[dict[str, str], dict[
     "docs/hsm.md": ("softhsm", _softhsm_site),
     "README.md": ("partner_sshd", lambda port: ({}, {SITE["sftp"]: f"127.0.0.1 --port {port}"})),
     "docs/edge.md": ("nginx", lambda _: ({}, {})),
+    "docs/vault.md": (  # the ERP's rotation endpoint, and the CA that issued its certificate
+        "erp",
+        lambda erp: (
+            {},
+            {
+                "https://erp.internal/": f"https://localhost:{erp.port}/",
+                "/etc/interlock/erp-ca.pem": ".interlock/ca.pem",
+            },
+        ),
+    ),
     "docs/files.md": (
         "partner_sshd",
         lambda port: ({}, {"sftp.acme.example": f"127.0.0.1 --port {port}"}),
@@ -311,6 +325,8 @@ class _Erp:
             raise RuntimeError(f"the sample ERP's certificate: {issued.stderr}")
         tokens = folder / "tokens"
         tokens.write_text(run.variables["ERP_TOKEN"] + "\n")
+        rotation = folder / "rotation-token"  # its webhook rotator endpoint's (docs/vault.md)
+        rotation.write_text(run.variables["ROTATION_TOKEN"] + "\n")
         self._refresh_jwks(run)
         cert, key = (folder / f"{self.CERTIFICATE_NAME}{end}" for end in (".pem", ".key"))
         self.process = subprocess.Popen(  # noqa: S603
@@ -320,6 +336,7 @@ class _Erp:
                 "interlock.testing.sample_erp",
                 *("--cert", str(cert), "--key", str(key), "--token-file", str(tokens)),
                 *("--port", str(self.port), "--jwks-file", str(folder / "jwks.json")),
+                *("--rotation-token-file", str(rotation)),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

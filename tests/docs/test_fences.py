@@ -36,10 +36,6 @@ NOT_RUN: Final[dict[tuple[str, str], str]] = {
         "manifest has not); tests/databases/test_cli.py runs apply, audit, snapshot and diff "
         "on PostgreSQL and MariaDB"
     ),
-    (
-        "docs/vault.md",
-        r"^interlock secrets (configure erp/api-key --rotator webhook|rotate|overdue)",
-    ): ("the webhook rotator needs the ERP's rotation endpoint; tests/secrets runs the rotation"),
 }
 
 _PLACEHOLDER: Final = re.compile(
