@@ -16,6 +16,7 @@ __all__ = ["Command", "Unrun", "commands", "documents", "split_comment", "unrun"
 
 _FENCE: Final = re.compile(r"^(?P<indent> {0,3})(?P<fence>```+|~~~+)\s*(?P<info>[^\s`]*)")
 _SHELL: Final = frozenset({"sh", "shell", "bash", "console"})
+_ASSIGNMENTS: Final = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)+")  # NAME=value cmd
 # "# exits 1 when ..." / "exit 0 clean, 1 findings": the statuses a comment documents.
 _EXITS: Final = re.compile(r"\bexits?\s+((?:\d+[^,;]*?(?:,\s*|$))+)")
 _STATUS: Final = re.compile(r"(?:^|,\s*)(\d+)")
@@ -105,7 +106,8 @@ class Unrun:
 
 
 def unrun(root: Path, document: str) -> list[Unrun]:
-    """The lines of ``document`` that read as ``interlock`` commands but are in no shell block."""
+    """The lines of ``document`` that read as ``interlock`` commands (``NAME=value interlock``
+    too) but are in no shell block."""
     found: list[Unrun] = []
     fence: str | None = None
     info = ""
@@ -119,7 +121,7 @@ def unrun(root: Path, document: str) -> list[Unrun]:
             fence = None
             continue
         text = line.strip().removeprefix("$ ")
-        if info not in _SHELL and text.startswith("interlock "):
+        if info not in _SHELL and _ASSIGNMENTS.sub("", text).startswith("interlock "):
             found.append(Unrun(document, at, info, text))
     return found
 

@@ -2,7 +2,8 @@
 
 test_commands.py runs the lines of ``sh``/``shell``/``bash``/``console`` fences.
 Any other line of README.md or docs/*.md that reads ``interlock ...`` (or
-``$ interlock ...``) is a synopsis, and must look like one:
+``$ interlock ...``, ``NAME=value interlock ...``) is a synopsis, and must look
+like one:
 
 * its fence is labelled ``text`` (an unlabelled fence says nothing: label it
   ``sh`` to have the test run it, ``text`` for a synopsis);
@@ -17,6 +18,7 @@ A line that is neither (a command that cannot run in a test) is listed in
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Final
 
 import pytest
@@ -26,7 +28,7 @@ from tests.docs.test_commands import REPO
 
 #: Commands shown but not run, by document and a pattern of the line. Each has its reason.
 NOT_RUN: Final[dict[tuple[str, str], str]] = {
-    ("docs/edge.md", r"^interlock edge (serve|nginx|reload) "): (
+    ("docs/edge.md", r"^(INTERLOCK_\w+=\S+ )?interlock edge (serve|nginx|reload) "): (
         "the production layout: root's /etc/interlock/nginx and /run/interlock, nginx's user "
         "www-data, port 443; tests/edge (test_cli.py, test_workers.py) runs the three commands "
         "on temporary paths and free ports"
@@ -95,6 +97,7 @@ def test_not_run_names_lines_that_exist() -> None:
             False,
         ),
         ("text", "INTERLOCK_X=1 interlock serve", False),
+        ("text", "INTERLOCK_X=1 interlock serve --listen HOST:PORT", True),
         ("text", "interlock secrets put db/a --kind database_password < admin.json", False),
         ("", "interlock doctor [--json]", False),
     ],
@@ -102,3 +105,21 @@ def test_not_run_names_lines_that_exist() -> None:
 def test_what_reads_as_a_synopsis(info: str, text: str, synopsis: bool) -> None:
     """Placeholder syntax in a text fence is a synopsis; a plain command never is."""
     assert is_synopsis(Unrun("docs/x.md", 1, info, text)) is synopsis
+
+
+def test_commands_are_found_in_text_and_unlabelled_fences_only(tmp_path: Path) -> None:
+    """sh and console lines are run (not listed); text, unlabelled and yaml ones are listed."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "x.md").write_text(
+        "```sh\ninterlock init\n```\n\n"
+        "```console\n$ interlock doctor\ninterlock: error[x]: output\n```\n\n"
+        "```\ninterlock manifest status\n```\n\n"
+        "~~~text\n$ interlock db audit crm\nX=1 interlock serve\nprintf %s x | interlock a\n~~~\n",
+        encoding="utf-8",
+    )
+    found = [(u.line, u.info, u.text) for u in unrun(tmp_path, "docs/x.md")]
+    assert found == [
+        (11, "", "interlock manifest status"),
+        (15, "text", "interlock db audit crm"),
+        (16, "text", "X=1 interlock serve"),
+    ]
