@@ -25,7 +25,9 @@ To extend it:
 the test's own port (``SITE``); the commands after it use it. The example's
 RabbitMQ is a node of this machine's, started at the first ``interlock
 messaging`` line; a partner's SFTP host is this machine's ``sshd`` (sites.py);
-``interlock demo --edge`` runs this machine's nginx (docs/edge.md: ``OWN_DEPLOYMENT``).
+``interlock demo --edge`` runs this machine's nginx (docs/edge.md: ``OWN_DEPLOYMENT``);
+docs/databases.md's ``erp-db`` is a fresh database on the test PostgreSQL, declared
+in the manifest as that document declares it (``_ErpDb``).
 The reader is the example's operator (``operators: ops``), named as this
 machine's user in the manifest the commands run with.
 """
@@ -45,15 +47,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
+import psycopg
 import pytest
+import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from joserfc.jwk import ECKey
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from interlock.config.loader import load_manifest
+from interlock.databases.plan import plan_for
 from interlock.testing import rabbitmq_node
+from interlock.testing.services import POSTGRES
 from interlock.testing.softhsm import SoftHsm
 from interlock.testing.tls import make_tls
-from tests.conftest import _available
+from tests.conftest import _available, need
 from tests.docs.blocks import Command, commands, documents
 from tests.docs.runner import Forks, Outcome, Session, forks, free_port, session
 from tests.docs.shell import Step, UnsupportedShellError
@@ -188,6 +196,7 @@ SERVICES: Final[dict[str, tuple[str, Callable[[Any], tuple[dict[str, str], dict[
     "docs/hsm.md": ("softhsm", _softhsm_site),
     "README.md": ("partner_sshd", lambda port: ({}, {SITE["sftp"]: f"127.0.0.1 --port {port}"})),
     "docs/edge.md": ("nginx", lambda _: ({}, {})),
+    "docs/databases.md": ("erp_db", lambda _: ({}, {})),  # and its manifest, admin.json
     "docs/vault.md": (  # the ERP's rotation endpoint, and the CA that issued its certificate
         "erp",
         lambda erp: (
@@ -425,6 +434,85 @@ def partner_sshd(tmp_path: Path) -> Iterator[int]:
         yield port
 
 
+@dataclass
+class _ErpDb:
+    """docs/databases.md's ``erp-db``: a fresh PostgreSQL database holding ``sales.customers``."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str
+
+    def manifest(self, text: str) -> str:
+        """``text`` with the document's ``erp-db`` and ``crm-customers`` (and client crm-sync).
+
+        As declared in docs/databases.md, except where the server is: this one, on
+        loopback, where ``tls: disable`` is allowed.
+        """
+        declared = yaml.safe_load(_yaml_block(REPO / "docs" / "databases.md", "databases:"))
+        erp_db = declared["databases"]["erp-db"]
+        erp_db.update(host=self.host, port=self.port, database=self.database, tls="disable")
+        del erp_db["ca"]
+        merged = yaml.safe_load(text)
+        merged.setdefault("databases", {}).update(declared["databases"])
+        merged["integrations"].update(declared["integrations"])
+        merged["clients"]["crm-sync"] = {"auth": ["oauth2"]}
+        return yaml.safe_dump(merged, sort_keys=False)
+
+
+def _yaml_block(document: Path, first: str) -> str:
+    """The ```yaml block of ``document`` whose first line is ``first``."""
+    blocks = re.findall(r"^```yaml\n(.*?)^```", document.read_text(encoding="utf-8"), re.M | re.S)
+    return str(next(b for b in blocks if b.startswith(first)))
+
+
+@pytest.fixture
+def erp_db(tmp_path: Path) -> Iterator[_ErpDb]:
+    """A database of its own on the test PostgreSQL; it and the roles apply made, dropped after."""
+    base = need(POSTGRES).replace("+psycopg", "")
+    url = conninfo_to_dict(base)
+    admin_db = str(url.get("dbname", "postgres"))
+    found = _ErpDb(
+        str(url.get("host", "127.0.0.1")),
+        int(str(url.get("port", 5432))),
+        f"docs_{os.urandom(6).hex()}",
+        str(url.get("user", "postgres")),
+        str(url.get("password", "")),
+    )
+
+    def connect(database: str) -> psycopg.Connection[Any]:
+        return psycopg.connect(make_conninfo(base, dbname=database), autocommit=True)
+
+    # The roles `db apply` makes (cluster-wide), named by the document's prefix: known first,
+    # so a manifest the document broke fails here, before anything is made.
+    manifest = tmp_path / "erp-db.yaml"
+    manifest.write_text(found.manifest(EXAMPLE.read_text(encoding="utf-8")), encoding="utf-8")
+    plan = plan_for(load_manifest(manifest), "crm-customers")
+    roles = [plan.owner, *(n for c in plan.consumers for n in c.logins)]
+    with connect(admin_db) as c:
+        c.execute(f'CREATE DATABASE "{found.database}"')
+    try:
+        with connect(found.database) as c:
+            c.execute("CREATE SCHEMA sales")
+            c.execute(
+                "CREATE TABLE sales.customers (id integer PRIMARY KEY, email text, country text)"
+            )
+            c.execute(
+                "INSERT INTO sales.customers VALUES (1, 'anna@example.de', 'DE'), (2, 'b@x.fr', 'FR')"
+            )
+        yield found
+    finally:
+        with connect(found.database) as c:
+            for role in roles:
+                if c.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                    c.execute(f'DROP OWNED BY "{role}" CASCADE')
+        with connect(admin_db) as c:
+            c.execute(f'DROP DATABASE "{found.database}" WITH (FORCE)')
+            for role in roles:
+                c.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
 @pytest.fixture
 def nginx() -> str:
     """The nginx binary (``interlock demo --edge`` runs it)."""
@@ -440,6 +528,8 @@ def _marks(document: str) -> list[pytest.MarkDecorator]:
     marks = [pytest.mark.rabbitmq] if _needs_broker(document) else []
     if SERVICES.get(document, ("",))[0] == "softhsm":
         marks.append(pytest.mark.softhsm)
+    if SERVICES.get(document, ("",))[0] == "erp_db":
+        marks.append(pytest.mark.postgres)
     return marks
 
 
@@ -464,12 +554,18 @@ def test_documented_commands_run_as_written(  # noqa: PLR0917  (pytest fixtures)
     inputs = _inputs(tmp_path / "inputs")
     words: dict[str, str] = {}
     environment: dict[str, str] = {}
+    manifest = _manifest(erp.port, broker.port)
     if document in SERVICES:
         fixture, site = SERVICES[document]
-        environment, words = site(request.getfixturevalue(fixture))
+        service = request.getfixturevalue(fixture)
+        environment, words = site(service)
+        if isinstance(service, _ErpDb):
+            manifest = service.manifest(manifest)
+            admin = {"username": service.user, "password": service.password}
+            inputs["admin.json"] = json.dumps(admin).encode()
     if _needs_broker(document):
         _available(rabbitmq_node.unavailable())
-    with session(tmp_path, _manifest(erp.port, broker.port), inputs, server) as run:
+    with session(tmp_path, manifest, inputs, server) as run:
         run.env.update(environment)
         run.after.append(erp.start)
         run.before.append(erp.before)

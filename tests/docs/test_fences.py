@@ -33,11 +33,6 @@ NOT_RUN: Final[dict[tuple[str, str], str]] = {
         "www-data, port 443; tests/edge (test_cli.py, test_workers.py) runs the three commands "
         "on temporary paths and free ports"
     ),
-    ("docs/databases.md", r"^interlock (secrets put db/|db )"): (
-        "a transcript against the docs' own erp-db (a shared-database integration the example "
-        "manifest has not); tests/databases/test_cli.py runs apply, audit, snapshot and diff "
-        "on PostgreSQL and MariaDB"
-    ),
 }
 
 _PLACEHOLDER: Final = re.compile(
