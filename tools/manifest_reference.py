@@ -297,7 +297,7 @@ a manifest against it when its first line names the schema:
 version: 1
 ```
 
-```text
+```sh
 interlock manifest schema -o interlock.schema.json   # next to your interlock.yaml
 ```
 

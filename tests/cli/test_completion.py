@@ -104,6 +104,42 @@ def test_install_completion_writes_the_script_and_loads_it_from_the_shell_rc(
         assert line.format(script=home / script) in (home / rc).read_text()
 
 
+@pytest.mark.parametrize(
+    ("running", "login", "installed"),
+    [
+        ("zsh", "/bin/bash", "zsh"),  # the shell the command runs in comes first
+        ("sh", "/usr/bin/fish", "fish"),  # run from sh (a Makefile, cron): the login shell
+        (None, "/bin/bash", "bash"),  # no shell among the ancestors
+    ],
+)
+def test_install_completion_without_a_name_picks_the_running_or_the_login_shell(
+    running: str | None,
+    login: str,
+    installed: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--install-completion`` alone: the running shell if supported, else ``$SHELL``'s."""
+    monkeypatch.setattr(completion, "_get_shell_name", lambda: running)
+    monkeypatch.setenv("SHELL", login)
+    assert main(["--install-completion"]) == 0
+    assert capsys.readouterr().out.startswith(f"{installed} completion installed in ")
+
+
+def test_install_completion_from_sh_without_a_login_shell_asks_for_its_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Typer said "Shell sh is not supported." and exited 1; now a usage error naming the fix."""
+    monkeypatch.setattr(completion, "_get_shell_name", lambda: "sh")
+    monkeypatch.delenv("SHELL", raising=False)
+    assert main(["--install-completion"]) == 2
+    assert capsys.readouterr().err == (
+        "interlock: error[invalid_request]: cannot tell which shell to install completion for; "
+        "name one: interlock --install-completion bash|zsh|fish\n"
+    )
+    assert not (tmp_path / "home").exists()
+
+
 def test_typer_flags_are_on_the_help(capsys: pytest.CaptureFixture[str]) -> None:
     """--install-completion and --show-completion are listed (Typer's, for the detected shell)."""
     assert main(["--help"]) == 0

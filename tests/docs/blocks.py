@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-__all__ = ["Command", "commands", "documents"]
+__all__ = ["Command", "Unrun", "commands", "documents", "split_comment", "unrun"]
 
 _FENCE: Final = re.compile(r"^(?P<indent> {0,3})(?P<fence>```+|~~~+)\s*(?P<info>[^\s`]*)")
 _SHELL: Final = frozenset({"sh", "shell", "bash", "console"})
+_ASSIGNMENTS: Final = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)+")  # NAME=value cmd
 # "# exits 1 when ..." / "exit 0 clean, 1 findings": the statuses a comment documents.
 _EXITS: Final = re.compile(r"\bexits?\s+((?:\d+[^,;]*?(?:,\s*|$))+)")
 _STATUS: Final = re.compile(r"(?:^|,\s*)(\d+)")
@@ -83,13 +84,49 @@ def commands(root: Path, document: str) -> list[Command]:
             pending = (number, line.rstrip()[:-1].rstrip())
             continue
         pending = None
-        text, comment = _split_comment(line)
+        text, comment = split_comment(line)
         if text:
             found.append(Command(document, number, text, comment))
     return found
 
 
-def _split_comment(line: str) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Unrun:
+    """An ``interlock ...`` (or ``$ interlock ...``) line in a fence that is not a shell's."""
+
+    document: str
+    line: int
+    info: str  # the fence's language, "" when it has none
+    text: str  # the line, stripped, without its ``$ ``
+
+    @property
+    def where(self) -> str:
+        """``docs/scale.md:28``, for messages."""
+        return f"{self.document}:{self.line}"
+
+
+def unrun(root: Path, document: str) -> list[Unrun]:
+    """The lines of ``document`` that read as ``interlock`` commands (``NAME=value interlock``
+    too) but are in no shell block."""
+    found: list[Unrun] = []
+    fence: str | None = None
+    info = ""
+    for at, line in enumerate((root / document).read_text(encoding="utf-8").splitlines(), 1):
+        opened = _FENCE.match(line)
+        if fence is None:
+            if opened is not None:
+                fence, info = opened.group("fence"), opened.group("info").lower()
+            continue
+        if line.strip().startswith(fence) and line.strip().strip("`~") == "":
+            fence = None
+            continue
+        text = line.strip().removeprefix("$ ")
+        if info not in _SHELL and _ASSIGNMENTS.sub("", text).startswith("interlock "):
+            found.append(Unrun(document, at, info, text))
+    return found
+
+
+def split_comment(line: str) -> tuple[str, str]:
     """The command and its trailing ``# comment`` (a ``#`` outside quotes, after a blank)."""
     quote: str | None = None
     for index, char in enumerate(line):

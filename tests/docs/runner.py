@@ -149,7 +149,7 @@ class Session:
     def run(self, command: Command, text: str) -> list[Outcome]:
         """Run ``text`` (``command`` with its placeholders filled); every step's outcome."""
         outcomes: list[Outcome] = []
-        steps = parse(expand(text, self.variables))
+        steps = parse(expand(text, {"HOME": self.env["HOME"], **self.variables}))
         for number, step in enumerate(steps, 1):
             if step.export:
                 self.env.update(step.assignments)
@@ -337,6 +337,7 @@ def session(
     work.mkdir()
     (work / "interlock.yaml").write_text(manifest_text, encoding="utf-8")
     for name, content in inputs.items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
         (work / name).write_bytes(content)
     home = tmp / "home"
     home.mkdir()
@@ -344,6 +345,7 @@ def session(
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
         "HOME": str(home),
         "LANG": "C.UTF-8",
+        "SHELL": "/bin/bash",  # the reader's login shell (`interlock --install-completion`)
         "USER": os.environ.get("USER", "ops"),
         "LOGNAME": os.environ.get("LOGNAME", os.environ.get("USER", "ops")),
         "INTERLOCK_DATA_DIR": str(work / ".interlock"),

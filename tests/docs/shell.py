@@ -3,8 +3,9 @@
 Supported, and nothing else (anything else is refused, naming the line):
 ``A && B``, ``A ; B``, ``NAME=value command``, ``export NAME=value``,
 ``echo WORDS | command``, ``printf %s WORD | command``, ``< file``, ``> file``.
-``$NAME`` and ``${NAME}`` are expanded from the session's variables before
-the line is split (their values are checked to need no quoting).
+``$NAME``, ``${NAME}`` and a leading ``~`` (``$HOME``) are expanded from the
+session's variables before the line is split (their values are checked to need
+no quoting).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ __all__ = ["Step", "UnsupportedShellError", "expand", "parse"]
 
 _VARIABLE: Final = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _ASSIGNMENT: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+_TILDE: Final = re.compile(r"(?<![^\s=])~(?=/|\s|$)")  # `~/x` and `a=~/x`: the home directory
 _SAFE_VALUE: Final = re.compile(r"^[A-Za-z0-9_@%+=:,./-]*$")
 
 
@@ -49,6 +51,7 @@ def expand(text: str, variables: dict[str, str]) -> str:
             raise UnsupportedShellError(f"${name}'s value would need quoting")
         return found
 
+    text = _TILDE.sub("${HOME}", text)
     return _VARIABLE.sub(value, text)
 
 

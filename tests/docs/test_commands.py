@@ -18,11 +18,16 @@ To extend it:
 * a file the reader brings (``key.jwk``, ``crm.yaml``) is one entry in ``INPUTS``;
 * a line that cannot run in a test is one entry in ``EXCLUDED``, with the reason.
   Keep that table short: a failing line is a bug in the docs, the example or the code.
+  A command written outside a shell fence is not run at all: test_fences.py fails on
+  one unless it is a synopsis (``[--json]``, ``SUBJECT``) in a ``text`` fence.
 
 ``interlock serve`` runs in the background (the next ``serve`` replaces it) on
 the test's own port (``SITE``); the commands after it use it. The example's
 RabbitMQ is a node of this machine's, started at the first ``interlock
-messaging`` line; a partner's SFTP host is this machine's ``sshd`` (sites.py).
+messaging`` line; a partner's SFTP host is this machine's ``sshd`` (sites.py);
+``interlock demo --edge`` runs this machine's nginx (docs/edge.md: ``OWN_DEPLOYMENT``);
+docs/databases.md's ``erp-db`` is a fresh database on the test PostgreSQL, declared
+in the manifest as that document declares it (``_ErpDb``).
 The reader is the example's operator (``operators: ops``), named as this
 machine's user in the manifest the commands run with.
 """
@@ -42,19 +47,26 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
+import psycopg
 import pytest
+import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from joserfc.jwk import ECKey
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from interlock.config.loader import load_manifest
+from interlock.databases.plan import plan_for
 from interlock.testing import rabbitmq_node
+from interlock.testing.services import POSTGRES
 from interlock.testing.softhsm import SoftHsm
 from interlock.testing.tls import make_tls
-from tests.conftest import _available
+from tests.conftest import _available, need
 from tests.docs.blocks import Command, commands, documents
 from tests.docs.runner import Forks, Outcome, Session, forks, free_port, session
 from tests.docs.shell import Step, UnsupportedShellError
 from tests.docs.sites import SSHD, Broker, sshd
+from tests.edge.conftest import nginx_or_skip
 
 REPO: Final = Path(__file__).resolve().parents[2]
 EXAMPLE: Final = REPO / "examples" / "interlock.yaml"
@@ -62,6 +74,14 @@ EXAMPLE: Final = REPO / "examples" / "interlock.yaml"
 #: Lines that do not run here, by document and a pattern of the command. Each has its reason.
 EXCLUDED: Final[dict[tuple[str, str], str]] = {
     ("README.md", r"^make "): "make targets build environments and run the suites: CI runs them",
+    ("docs/edge.md", r"^make "): "make demo-edge is the next line's demo, run there",
+    **{
+        ("docs/files.md", rf"^interlock files {command}\b"): (
+            "needs file integrations (SFTP and AS2 partners), which the example manifest has "
+            "not: tests/files/ runs them (test_transfers.py, test_as2_cli.py, test_drop_server.py)"
+        )
+        for command in ("transfer", "run", "drop-server", "quarantine")
+    },
 }
 
 
@@ -105,7 +125,18 @@ PREPARE: Final[dict[str, tuple[str, ...]]] = {
         "interlock privacy request receipt REQUEST_ID --out receipt.json",
     ),
     "docs/check.md": (*_SECRETS, "interlock serve"),
+    # The local CA's certificate (DATA_DIR/ca.pem, the sample ERP's trust anchor) is written
+    # by `serve`; vault.md's own `secrets put` lines store the secrets.
+    "docs/vault.md": ("INTERLOCK_MISSING_SECRETS=start interlock serve",),
+    "docs/events.md": (  # the two versions the refused third one is checked against
+        "interlock events schemas register order.created order-created-v1.json",
+        "interlock events schemas register order.created order-created-v2.json",
+    ),
 }
+
+#: Documents whose commands make their own deployment (``interlock demo``): no ``init``
+#: first, no ``INTERLOCK_DATA_DIR`` (which the demo would take as the one to use).
+OWN_DEPLOYMENT: Final = frozenset({"docs/edge.md"})
 
 #: CAPS words standing for a value the reader copies from an earlier command.
 PLACEHOLDERS: Final[dict[str, Callable[[Session], str]]] = {
@@ -121,6 +152,7 @@ VARIABLES: Final[dict[str, Callable[[Session], str]]] = {
     "KEY": _last(r"\b(ilk_[A-Za-z0-9_]+)\b"),  # the last API key printed
     "CRM_SECRET": lambda _: "crm-client-secret-for-the-docs-test",
     "WAREHOUSE_TOKEN": lambda _: "warehouse-token-for-the-docs-test",
+    "ROTATION_TOKEN": lambda _: "erp-rotation-endpoint-token-for-the-docs-test",
     # Unreachable like the docs' host, but on loopback: a remote one needs ?sslmode=verify-full,
     # and an unquoted "?" is not a value the runner passes on.
     "CRM_DATABASE_URL": lambda _: "postgresql://crm_reader@127.0.0.1:1/crm",
@@ -163,6 +195,22 @@ def _softhsm_site(hsm: SoftHsm) -> tuple[dict[str, str], dict[str, str]]:
 SERVICES: Final[dict[str, tuple[str, Callable[[Any], tuple[dict[str, str], dict[str, str]]]]]] = {
     "docs/hsm.md": ("softhsm", _softhsm_site),
     "README.md": ("partner_sshd", lambda port: ({}, {SITE["sftp"]: f"127.0.0.1 --port {port}"})),
+    "docs/edge.md": ("nginx", lambda _: ({}, {})),
+    "docs/databases.md": ("erp_db", lambda _: ({}, {})),  # and its manifest, admin.json
+    "docs/vault.md": (  # the ERP's rotation endpoint, and the CA that issued its certificate
+        "erp",
+        lambda erp: (
+            {},
+            {
+                "https://erp.internal/": f"https://localhost:{erp.port}/",
+                "/etc/interlock/erp-ca.pem": ".interlock/ca.pem",
+            },
+        ),
+    ),
+    "docs/files.md": (
+        "partner_sshd",
+        lambda port: ({}, {"sftp.acme.example": f"127.0.0.1 --port {port}"}),
+    ),
 }
 
 
@@ -183,6 +231,8 @@ def _inputs(folder: Path) -> dict[str, bytes]:
         "token.txt": b"a-new-erp-token\n",
         "check-waivers.yaml": WAIVERS.encode(),
         "schema.json": ORDER_CREATED.encode(),
+        "examples/interlock.yaml": EXAMPLE.read_bytes(),  # a checkout's, as `interlock demo` reads
+        **{f"order-created-v{n}.json": schema.encode() for n, schema in ORDER_VERSIONS.items()},
     }
 
 
@@ -238,6 +288,21 @@ ORDER_CREATED: Final = """\
 }
 """
 
+
+def _order_versions() -> dict[int, str]:
+    """docs/events.md's order.created: 1, 2 (compatible: ``total`` widened), 3 (refused)."""
+    first = json.loads(ORDER_CREATED)
+    first["required"].remove("region")
+    second = json.loads(json.dumps(first))
+    del second["properties"]["total"]["minimum"]
+    third = json.loads(json.dumps(second))
+    third["required"].append("region")  # REQUIRED_ATTRIBUTE_ADDED
+    third["properties"]["total"] = {"type": "integer"}  # TYPE_NARROWED
+    return {n: json.dumps(v, indent=2) for n, v in enumerate((first, second, third), 1)}
+
+
+ORDER_VERSIONS: Final = _order_versions()
+
 # A waiver expires at most a year ahead (docs/check.md): three months from the run's day.
 WAIVERS: Final = f"""\
 waivers:
@@ -269,6 +334,8 @@ class _Erp:
             raise RuntimeError(f"the sample ERP's certificate: {issued.stderr}")
         tokens = folder / "tokens"
         tokens.write_text(run.variables["ERP_TOKEN"] + "\n")
+        rotation = folder / "rotation-token"  # its webhook rotator endpoint's (docs/vault.md)
+        rotation.write_text(run.variables["ROTATION_TOKEN"] + "\n")
         self._refresh_jwks(run)
         cert, key = (folder / f"{self.CERTIFICATE_NAME}{end}" for end in (".pem", ".key"))
         self.process = subprocess.Popen(  # noqa: S603
@@ -278,6 +345,7 @@ class _Erp:
                 "interlock.testing.sample_erp",
                 *("--cert", str(cert), "--key", str(key), "--token-file", str(tokens)),
                 *("--port", str(self.port), "--jwks-file", str(folder / "jwks.json")),
+                *("--rotation-token-file", str(rotation)),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -366,6 +434,91 @@ def partner_sshd(tmp_path: Path) -> Iterator[int]:
         yield port
 
 
+@dataclass
+class _ErpDb:
+    """docs/databases.md's ``erp-db``: a fresh PostgreSQL database holding ``sales.customers``."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str
+
+    def manifest(self, text: str) -> str:
+        """``text`` with the document's ``erp-db`` and ``crm-customers`` (and client crm-sync).
+
+        As declared in docs/databases.md, except where the server is: this one, on
+        loopback, where ``tls: disable`` is allowed.
+        """
+        declared = yaml.safe_load(_yaml_block(REPO / "docs" / "databases.md", "databases:"))
+        erp_db = declared["databases"]["erp-db"]
+        erp_db.update(host=self.host, port=self.port, database=self.database, tls="disable")
+        del erp_db["ca"]
+        merged = yaml.safe_load(text)
+        merged.setdefault("databases", {}).update(declared["databases"])
+        merged["integrations"].update(declared["integrations"])
+        merged["clients"]["crm-sync"] = {"auth": ["oauth2"]}
+        return yaml.safe_dump(merged, sort_keys=False)
+
+
+def _yaml_block(document: Path, first: str) -> str:
+    """The ```yaml block of ``document`` whose first line is ``first``."""
+    blocks = re.findall(r"^```yaml\n(.*?)^```", document.read_text(encoding="utf-8"), re.M | re.S)
+    return str(next(b for b in blocks if b.startswith(first)))
+
+
+@pytest.fixture
+def erp_db(tmp_path: Path) -> Iterator[_ErpDb]:
+    """A database of its own on the test PostgreSQL; it and the roles apply made, dropped after."""
+    base = need(POSTGRES).replace("+psycopg", "")
+    url = conninfo_to_dict(base)
+    admin_db = str(url.get("dbname", "postgres"))
+    found = _ErpDb(
+        str(url.get("host", "127.0.0.1")),
+        int(str(url.get("port", 5432))),
+        f"docs_{os.urandom(6).hex()}",
+        str(url.get("user", "postgres")),
+        str(url.get("password", "")),
+    )
+
+    def connect(database: str) -> psycopg.Connection[Any]:
+        return psycopg.connect(make_conninfo(base, dbname=database), autocommit=True)
+
+    # The roles `db apply` makes (cluster-wide), named by the document's prefix: known first,
+    # so a manifest the document broke fails here, before anything is made.
+    manifest = tmp_path / "erp-db.yaml"
+    manifest.write_text(found.manifest(EXAMPLE.read_text(encoding="utf-8")), encoding="utf-8")
+    plan = plan_for(load_manifest(manifest), "crm-customers")
+    roles = [plan.owner, *(n for c in plan.consumers for n in c.logins)]
+    with connect(admin_db) as c:
+        c.execute(f'CREATE DATABASE "{found.database}"')
+    try:
+        with connect(found.database) as c:
+            c.execute("CREATE SCHEMA sales")
+            c.execute(
+                "CREATE TABLE sales.customers (id integer PRIMARY KEY, email text, country text)"
+            )
+            c.execute(
+                "INSERT INTO sales.customers VALUES (1, 'anna@example.de', 'DE'), (2, 'b@x.fr', 'FR')"
+            )
+        yield found
+    finally:
+        with connect(found.database) as c:
+            for role in roles:
+                if c.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                    c.execute(f'DROP OWNED BY "{role}" CASCADE')
+        with connect(admin_db) as c:
+            c.execute(f'DROP DATABASE "{found.database}" WITH (FORCE)')
+            for role in roles:
+                c.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+@pytest.fixture
+def nginx() -> str:
+    """The nginx binary (``interlock demo --edge`` runs it)."""
+    return nginx_or_skip()
+
+
 def _needs_broker(document: str) -> bool:
     return any(c.text.startswith("interlock messaging ") for c in commands(REPO, document))
 
@@ -375,6 +528,8 @@ def _marks(document: str) -> list[pytest.MarkDecorator]:
     marks = [pytest.mark.rabbitmq] if _needs_broker(document) else []
     if SERVICES.get(document, ("",))[0] == "softhsm":
         marks.append(pytest.mark.softhsm)
+    if SERVICES.get(document, ("",))[0] == "erp_db":
+        marks.append(pytest.mark.postgres)
     return marks
 
 
@@ -399,18 +554,26 @@ def test_documented_commands_run_as_written(  # noqa: PLR0917  (pytest fixtures)
     inputs = _inputs(tmp_path / "inputs")
     words: dict[str, str] = {}
     environment: dict[str, str] = {}
+    manifest = _manifest(erp.port, broker.port)
     if document in SERVICES:
         fixture, site = SERVICES[document]
-        environment, words = site(request.getfixturevalue(fixture))
+        service = request.getfixturevalue(fixture)
+        environment, words = site(service)
+        if isinstance(service, _ErpDb):
+            manifest = service.manifest(manifest)
+            admin = {"username": service.user, "password": service.password}
+            inputs["admin.json"] = json.dumps(admin).encode()
     if _needs_broker(document):
         _available(rabbitmq_node.unavailable())
-    with session(tmp_path, _manifest(erp.port, broker.port), inputs, server) as run:
+    with session(tmp_path, manifest, inputs, server) as run:
         run.env.update(environment)
         run.after.append(erp.start)
         run.before.append(erp.before)
         run.before.append(broker.before)
         _set_variables(run)
-        if not any(c.text == "interlock init" for c in runnable):
+        if document in OWN_DEPLOYMENT:
+            del run.env["INTERLOCK_DATA_DIR"]  # the demo's own, made and deleted by it
+        elif not any(c.text == "interlock init" for c in runnable):
             init = run.interlock("init")
             erp.start(run, Step(["interlock", "init"]), init)
         for text in PREPARE.get(document, ()):

@@ -101,3 +101,11 @@ def test_every_exclusion_still_matches_a_documented_line() -> None:
             document,
             pattern,
         )
+
+
+def test_a_leading_tilde_is_the_home_directory() -> None:
+    """``~/x`` and ``NAME=~/x`` as sh expands them; a quoted or inner ``~`` stays."""
+    text = "mkdir -p ~/.local a=~/b ~ x~/y '~/z'"
+    assert expand(text, {"HOME": "/home/ops"}) == (
+        "mkdir -p /home/ops/.local a=/home/ops/b /home/ops x~/y '~/z'"
+    )

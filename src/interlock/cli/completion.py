@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final
 import typer
 
 # Typer's own installer and scripts (the ones its --install-completion uses).
-from typer._completion_shared import get_completion_script, install
+from typer._completion_shared import _get_shell_name, get_completion_script, install
 
 if TYPE_CHECKING:
     from interlock.config.manifest import Manifest
@@ -62,8 +62,22 @@ Completer = Callable[[typer.Context, str], list[tuple[str, str]]]
 def named_shell(args: Sequence[str]) -> int | None:
     """``--install-completion SHELL`` or ``--show-completion SHELL``: done, its status.
 
-    None for any other command line (Typer's own flags detect the shell).
+    ``--install-completion`` alone installs for the shell the command runs in (its
+    nearest shell ancestor), else for the login shell (``$SHELL``); when neither is
+    one of :data:`SHELLS` (``sh`` runs it, say) it asks for the shell's name rather
+    than failing on "Shell sh is not supported". None for any other command line
+    (Typer's own ``--show-completion`` detects the shell).
     """
+    if list(args) == ["--install-completion"]:
+        found = _current_shell()
+        if found is None:
+            typer.echo(
+                "interlock: error[invalid_request]: cannot tell which shell to install "
+                f"completion for; name one: interlock --install-completion {'|'.join(SHELLS)}",
+                err=True,
+            )
+            return 2
+        args = ["--install-completion", found]
     if len(args) != 2 or args[0] not in _FLAGS:
         return None
     flag, shell = args
@@ -80,6 +94,14 @@ def named_shell(args: Sequence[str]) -> int | None:
     _, path = install(shell=shell, prog_name=PROG, complete_var=COMPLETE_VAR)
     typer.echo(f"{shell} completion installed in {path}; it takes effect in a new shell")
     return 0
+
+
+def _current_shell() -> str | None:
+    """The running shell if completion supports it, else the login shell's (``$SHELL``)."""
+    for name in (_get_shell_name(), Path(os.environ.get("SHELL") or "").name):
+        if name in SHELLS:
+            return name
+    return None
 
 
 def _manifest(ctx: typer.Context) -> Manifest | None:

@@ -7,7 +7,11 @@ headers it received (so tests can check what the gateway forwards). Its
 privacy webhook (``POST /privacy/requests``, :mod:`interlock.testing.sample_privacy`)
 answers Interlock's data-subject requests on its customers
 (:mod:`interlock.testing.sample_data`); it takes Interlock's RFC 9421
-signature instead of the bearer token.
+signature instead of the bearer token. Given a rotation token, it has the
+endpoint of Interlock's ``webhook`` rotator (``POST /credentials/rotate``,
+docs/vault.md): ``set`` adds a value to the bearer tokens it accepts, ``test``
+checks it does accept it, ``retire`` removes it; the endpoint takes
+``Authorization: Bearer <rotation token>`` instead of the bearer token.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import hmac
 import importlib
 import ssl
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,13 +71,52 @@ class _Tokens:
         matched = [hmac.compare_digest(supplied, expected) for expected in self._expected]
         return any(matched)
 
+    def add(self, token: str) -> None:
+        """Accept ``token`` too (written to the file, when there is one)."""
+        self._change(lambda tokens: [*tokens, token] if token not in tokens else tokens)
 
-def _app(tokens: _Tokens, data: ErpData, webhook: PrivacyWebhook) -> web.Application:
+    def remove(self, token: str) -> None:
+        """Stop accepting ``token``."""
+        self._change(lambda tokens: [t for t in tokens if t != token])
+
+    def _change(self, change: Callable[[list[str]], list[str]]) -> None:
+        if self._path is not None:
+            self._path.write_text("".join(f"{t}\n" for t in change(self._path.read_text().split())))
+        else:
+            tokens = [e.decode().removeprefix("Bearer ") for e in self._expected]
+            self._expected = [f"Bearer {t}".encode() for t in change(tokens)]
+
+
+ROTATION_PATH = "/credentials/rotate"
+
+
+def _rotation(tokens: _Tokens) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The webhook rotator's endpoint: ``{"name", "version", "step", "value"}``, 2xx when done."""
+
+    async def rotate(request: web.Request) -> web.Response:
+        body = await request.json()
+        value, step = str(body["value"]), body["step"]
+        if step == "set":
+            tokens.add(value)
+        elif step == "retire":
+            tokens.remove(value)
+        elif step != "test" or not tokens.accepts(f"Bearer {value}".encode()):
+            return web.json_response({"error": f"cannot {step} that value"}, status=409)
+        return web.json_response({"done": step})
+
+    return rotate
+
+
+def _app(
+    tokens: _Tokens, data: ErpData, webhook: PrivacyWebhook, rotation: _Tokens | None
+) -> web.Application:
     @web.middleware
     async def require_token(request: web.Request, handler: Any) -> web.StreamResponse:
         supplied = request.headers.get("Authorization", "").encode()
-        # The privacy webhook authenticates Interlock by its request signature instead.
-        if request.path != PRIVACY_PATH and not tokens.accepts(supplied):
+        # The privacy webhook authenticates Interlock by its request signature instead,
+        # the rotation endpoint by its own token.
+        checked = rotation if request.path == ROTATION_PATH else tokens
+        if request.path != PRIVACY_PATH and (checked is None or not checked.accepts(supplied)):
             return web.json_response({"error": "unauthorised"}, status=401)
         response: web.StreamResponse = await handler(request)
         return response
@@ -187,6 +231,7 @@ def _app(tokens: _Tokens, data: ErpData, webhook: PrivacyWebhook) -> web.Applica
     app.router.add_get("/leaky", leaky)
     app.router.add_get("/fail/{status}", fail)
     app.router.add_post(PRIVACY_PATH, webhook.handle)
+    app.router.add_post(ROTATION_PATH, _rotation(tokens))
     return app
 
 
@@ -201,6 +246,7 @@ async def start_sample_erp(
     token_file: Path | None = None,
     jwks: JwksSource | None = None,
     names: tuple[str, ...] = ("localhost", "127.0.0.1"),
+    rotation_token: str | None = None,
 ) -> SampleErp:
     """Serve the sample ERP over HTTPS with the given certificate; port 0 picks a free one.
 
@@ -210,6 +256,7 @@ async def start_sample_erp(
     is Interlock's key set (a document, a function returning one, or a file),
     whose signatures the privacy webhook takes (None: it refuses every request);
     ``names`` are the host names it is reached by (its certificate's).
+    ``rotation_token``: the bearer token of its rotation endpoint (None: refused).
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -219,7 +266,9 @@ async def start_sample_erp(
         context.load_verify_locations(cafile=str(client_ca))
     data = ErpData()
     webhook = PrivacyWebhook(data, jwks, names)
-    runner = web.AppRunner(_app(_Tokens(token, token_file), data, webhook), access_log=None)
+    rotation = None if rotation_token is None else _Tokens(rotation_token, None)
+    app = _app(_Tokens(token, token_file), data, webhook, rotation)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=context)
     await site.start()
@@ -237,6 +286,7 @@ def main() -> None:
     """Run as a process: ``python -m interlock.testing.sample_erp --cert C --key K --token-file T``.
 
     ``--jwks-file F``: Interlock's key set for the privacy webhook, re-read when it changes.
+    ``--rotation-token-file F``: the rotation endpoint's bearer token (the file's one line).
 
     Prints ``PORT <n>`` once listening, then serves until SIGTERM or SIGINT.
     """
@@ -251,7 +301,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--client-ca", type=Path, default=None)
     parser.add_argument("--jwks-file", type=Path, default=None)
+    parser.add_argument("--rotation-token-file", type=Path, default=None)
     args = parser.parse_args()
+    rotation = args.rotation_token_file
 
     async def run() -> None:
         erp = await start_sample_erp(
@@ -262,6 +314,7 @@ def main() -> None:
             client_ca=args.client_ca,
             token_file=args.token_file,
             jwks=args.jwks_file,
+            rotation_token=None if rotation is None else rotation.read_text().strip(),
         )
         sys.stdout.write(f"PORT {erp.port}\n")
         sys.stdout.flush()
