@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.cli.test_demo_serving import _CURL, _START_SECONDS, _STOP_SECONDS, _Demo
-from tests.edge.conftest import nginx_or_skip
+from tests.gateway.edge.conftest import nginx_or_skip
 
 pytestmark = pytest.mark.processes
 

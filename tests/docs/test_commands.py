@@ -66,7 +66,7 @@ from tests.docs.blocks import Command, commands, documents
 from tests.docs.runner import Forks, Outcome, Session, forks, free_port, session
 from tests.docs.shell import Step, UnsupportedShellError
 from tests.docs.sites import SSHD, Broker, sshd
-from tests.edge.conftest import nginx_or_skip
+from tests.gateway.edge.conftest import nginx_or_skip
 
 REPO: Final = Path(__file__).resolve().parents[2]
 EXAMPLE: Final = REPO / "examples" / "interlock.yaml"

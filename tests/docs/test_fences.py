@@ -30,8 +30,8 @@ from tests.docs.test_commands import REPO
 NOT_RUN: Final[dict[tuple[str, str], str]] = {
     ("docs/edge.md", r"^(INTERLOCK_\w+=\S+ )?interlock edge (serve|nginx|reload) "): (
         "the production layout: root's /etc/interlock/nginx and /run/interlock, nginx's user "
-        "www-data, port 443; tests/edge (test_cli.py, test_workers.py) runs the three commands "
-        "on temporary paths and free ports"
+        "www-data, port 443; tests/gateway/edge (test_cli.py, test_workers.py) runs the three "
+        "commands on temporary paths and free ports"
     ),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from interlock.check.run import run_check
 from interlock.errors import ConfigError
 from interlock.files.as2_profile import as2_flow
+from interlock.testing.clock import ManualClock
 from tests.check.conftest import by_item
 from tests.config.manifests import check
 from tests.config.test_files_manifest import FILES
@@ -99,3 +101,15 @@ def test_check_reads_the_certificates_it_is_shown(
     for item in ("certificates_validated", "type.b2b_edi.partner_certificates"):
         assert findings[item].status == status, (item, findings[item].reason)
         assert fragment in findings[item].reason
+
+
+def test_check_decides_a_certificates_expiry_on_the_clock_it_is_given(keys: Keys) -> None:
+    """The partner certificate is valid today; on a clock ten years on it has expired."""
+    write_crl(keys, "crl-check.pem")
+    manifest(keys, partner={"crl": "file:crl-check.pem"})
+    path = keys.folder / "interlock.yaml"
+    assert by_item(run_check(path), INTEGRATION)["certificates_validated"].status == "pass"
+    later = ManualClock(datetime.now(UTC) + timedelta(days=3650))
+    findings = by_item(run_check(path, now=later), INTEGRATION)
+    assert findings["certificates_validated"].status == "fail"
+    assert "expired" in findings["certificates_validated"].reason

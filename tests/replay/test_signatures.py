@@ -33,6 +33,7 @@ from interlock.replay.signatures import (
 )
 from interlock.store import Deployment, initialise
 from interlock.store.base import table_of
+from interlock.testing.clock import ManualClock
 
 EXAMPLES = Path(__file__).parent / "data" / "rfc9421_appendix_b.json"
 MANIFEST = Path(__file__).resolve().parents[2] / "examples" / "interlock.yaml"
@@ -139,6 +140,7 @@ class Partner:
         body: bytes = BODY,
         *,
         created: datetime | None = None,
+        expires: datetime | None = None,
         nonce: str | None = "fresh",
         components: tuple[str, ...] | None = None,
         alg: str | None = None,
@@ -159,6 +161,7 @@ class Partner:
             key_id=self.keyid,
             label="sig1",
             created=created or datetime.now(UTC),
+            expires=expires,
             nonce=secrets.token_urlsafe(16) if nonce == "fresh" else nonce,
             covered_component_ids=components,
             body=body or None,
@@ -332,6 +335,65 @@ def test_a_small_clock_skew_is_tolerated(kit: Kit) -> None:
     partner = kit.partner("ed25519")
     kit.verify(partner.sign(created=datetime.now(UTC) + timedelta(seconds=2)))
     kit.verify(partner.sign(created=datetime.now(UTC) - WINDOW + timedelta(seconds=2)))
+
+
+@pytest.mark.parametrize(
+    "start",
+    [datetime(2031, 5, 1, 12, tzinfo=UTC), datetime(2021, 5, 1, 12, tzinfo=UTC)],
+    ids=["years-ahead", "years-behind"],
+)
+def test_the_window_and_expiry_follow_the_injected_clock(kit: Kit, start: datetime) -> None:
+    """Only the injected clock decides: years away from the system's, its time is "now".
+
+    On the system clock (ours or the library's own age check) every one of these
+    signatures would be from the future or stale.
+    """
+    clock = ManualClock(start)
+    signatures = RequestSignatures(kit.keys, MemorySeen(now=clock), now=clock)
+    partner = kit.partner("ed25519")
+
+    def verify(message: SignedMessage) -> Any:
+        return signatures.verify(
+            message, BODY, client="analytics-feed", window=WINDOW, nonce_required=True
+        )
+
+    assert verify(partner.sign(created=clock.now)).created == start
+    signed = partner.sign(created=clock.now)
+    expiring = partner.sign(created=clock.now, expires=clock.now + timedelta(seconds=10))
+    ahead = partner.sign(created=clock.now + timedelta(seconds=22))
+    clock.advance(20)
+    verify(ahead)  # its created has come within the skew
+    with pytest.raises(SignatureRefused) as refused:
+        verify(expiring)
+    assert refused.value.reason == "invalid"  # expired (as the library words it: invalid)
+    clock.advance(50)  # 70 s after created: past the 60 s window and the 5 s skew
+    with pytest.raises(SignatureRefused) as refused:
+        verify(signed)
+    assert refused.value.reason == "stale"
+    with pytest.raises(SignatureRefused) as refused:
+        verify(partner.sign(created=clock.now + timedelta(seconds=30)))
+    assert refused.value.reason == "future"
+
+
+def test_the_librarys_own_time_checks_run_on_the_injected_clock() -> None:
+    """verify_with_key: ``created``, ``expires`` and the age, all on ``now``."""
+    private = OKPKey.generate_key("Ed25519", private=True)
+    key = ResolvedKey("k1", "analytics-feed", "ed25519", private.public_key)
+    clock = ManualClock(datetime(2031, 5, 1, 12, tzinfo=UTC))
+    message = Partner("k1", "ed25519", private.private_key).sign(
+        created=clock.now, expires=clock.now + timedelta(minutes=5)
+    )
+    required = ("@method", "@target-uri")
+    verify_with_key(message, key, max_age=WINDOW, required=required, now=clock)
+    with pytest.raises(SignatureRefused):  # from the future, on the system clock
+        verify_with_key(message, key, max_age=WINDOW, required=required)
+    clock.advance(70)
+    with pytest.raises(SignatureRefused):  # past the age
+        verify_with_key(message, key, max_age=WINDOW, required=required, now=clock)
+    verify_with_key(message, key, max_age=None, required=required, now=clock)
+    clock.advance(300)
+    with pytest.raises(SignatureRefused):  # expired, even without an age limit
+        verify_with_key(message, key, max_age=None, required=required, now=clock)
 
 
 def test_a_nonce_is_single_use(kit: Kit) -> None:

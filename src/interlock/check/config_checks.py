@@ -43,6 +43,7 @@ from interlock.check.config_files import FILES_CHECKS, files_type_findings
 from interlock.check.config_messaging import MESSAGING_CHECKS, messaging_type_findings
 from interlock.check.items import ITEMS
 from interlock.check.results import Finding
+from interlock.clock import Clock, utc_now
 from interlock.config.checks import Entities, PrivacyFacts, cross_check
 from interlock.config.loader import format_path
 from interlock.config.manifest import Manifest, Route
@@ -53,17 +54,23 @@ __all__ = ["check_configuration"]
 
 
 def check_configuration(
-    manifest: Manifest, source_map: YamlDocument | None, manifest_path: Path | str
+    manifest: Manifest,
+    source_map: YamlDocument | None,
+    manifest_path: Path | str,
+    *,
+    now: Clock = utc_now,
 ) -> list[Finding]:
     """Every integration of ``manifest`` against every item of :data:`ITEMS`, in order.
 
-    ``source_map`` locates findings on manifest lines (None: line 1 of the file).
+    ``source_map`` locates findings on manifest lines (None: line 1 of the file);
+    ``now`` is read once, and decides what has expired.
     """
+    at = now()
     file = str(manifest_path)
     warnings = _validate_warnings(manifest)
     findings: list[Finding] = []
     for name in manifest.integrations:
-        context = Context(manifest, name, source_map, file, warnings)
+        context = Context(manifest, name, source_map, file, warnings, now=at)
         if context.flow.messaging is not None:
             checks = {**_CHECKS, **MESSAGING_CHECKS}
             findings.extend(checks[entry.id](context) for entry in ITEMS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 from interlock.check.results import Finding, Location, Status
 from interlock.config.manifest import Integration, Manifest, Route
@@ -21,8 +22,11 @@ class Context:
         source_map: YamlDocument | None,
         file: str,
         warnings: list[tuple[DocPath, str]],
+        *,
+        now: datetime,
     ) -> None:
         self.manifest = manifest
+        self.now = now  # the run's one time: what has expired is decided against it
         self.warnings = warnings
         self.name = name
         self.flow: Integration = manifest.integrations[name]

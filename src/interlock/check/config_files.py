@@ -16,7 +16,6 @@ unencrypted messages allowed, or no CRL to check revocation against get
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
@@ -158,7 +157,7 @@ def _certificate_facts(context: Context, reference: str) -> tuple[str, str | Non
     facts = f"{'RSA' if rsa else 'not RSA'} {bits} bits, valid until {until:%Y-%m-%d}"
     if not rsa or bits < MIN_RSA_BITS:
         return facts, f"is not RSA of at least {MIN_RSA_BITS} bits"
-    if until < datetime.now(UTC):
+    if until < context.now:
         return facts, "has expired"
     return facts, None
 

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from interlock.check.config_context import Context, no_routes
 from interlock.check.results import Finding
@@ -23,7 +23,7 @@ __all__ = ["audit_trail", "flows_documented", "holding_periods", "outlived", "re
 def flows_documented(context: Context) -> Finding:
     manifest, flow = context.manifest, context.flow
     register = build_register(
-        manifest, source="", kek_backend="(not read in configuration mode)", now=datetime.now(UTC)
+        manifest, source="", kek_backend="(not read in configuration mode)", now=context.now
     )
     record = next(r for r in register.records if r.integration == context.name)
     evidence = [

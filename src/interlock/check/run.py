@@ -10,7 +10,7 @@ run itself needs no network and tests can supply their own.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Final
 
@@ -19,6 +19,7 @@ from interlock.check.config_checks import check_configuration
 from interlock.check.results import Finding, Location, Scorecard, Severity, Waiver
 from interlock.check.types import type_findings
 from interlock.check.waivers import apply_waivers
+from interlock.clock import Clock, utc_now
 from interlock.config.checks import known_hint
 from interlock.config.loader import load_manifest
 from interlock.config.manifest import Manifest
@@ -47,10 +48,12 @@ def run_check(
     waivers: list[Waiver] | None = None,
     today: date | None = None,
     live: LiveProbe | None = None,
+    now: Clock = utc_now,
 ) -> Scorecard:
     """The scorecard of ``manifest_path`` (only ``integration`` when given).
 
-    ``today`` decides which waivers have expired (default: today in UTC).
+    ``today`` decides which waivers have expired (default: today in UTC);
+    ``now`` is read once, for what has expired (certificates) and the scorecard's time.
     Raises ManifestError for an invalid manifest and :class:`CheckInputError`
     for an unknown integration, in ``integration`` or in a waiver.
     """
@@ -65,8 +68,9 @@ def run_check(
                 f"a waiver of {waiver.item} names unknown integration "
                 f"{waiver.integration!r}{known_hint(waiver.integration, names, 'integrations')}"
             )
+    at = now()
     source_map = _source_map(manifest_path)
-    findings = check_configuration(manifest, source_map, manifest_path)
+    findings = check_configuration(manifest, source_map, manifest_path, now=lambda: at)
     for name, flow in manifest.integrations.items():
         line, column = (
             source_map.position(("integrations", name), key=True) if source_map else (1, 1)
@@ -76,10 +80,10 @@ def run_check(
         findings.extend(live(manifest))
     if integration is not None:
         findings = [f for f in findings if f.integration in {integration, None}]
-    findings = apply_waivers(findings, waivers or [], today or datetime.now(UTC).date())
+    findings = apply_waivers(findings, waivers or [], today or at.date())
     return Scorecard(
         manifest=str(manifest_path),
-        generated=datetime.now(UTC),
+        generated=at,
         live=live is not None,
         findings=tuple(findings),
     )

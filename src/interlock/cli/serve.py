@@ -137,8 +137,7 @@ async def _run(
     )
     if stored is not None:  # follow the store's current version (docs/scale.md)
         follower = ManifestFollower(running, deployment.settings, stored.marker)
-        running.reloader = follower.reload
-        running.track(follower.run())
+        running.follow(follower.reload, follower.run())
         typer.echo(f"Manifest version {stored.version} (sha256 {stored.sha256}) from the store")
     typer.echo(
         f"Interlock gateway on https://{listener.host}:{running.port} (CA: {running.ca_file})"

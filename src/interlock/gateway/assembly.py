@@ -4,9 +4,15 @@
 log, the lineage index, the vault, the Redis client, the rate limiter and the
 failure budget, the idempotency and nonce stores, the authorization server's
 long-lived parts, the JWKS and CRL publishers. :func:`build_gateway` makes
-everything that depends on one manifest from them — API keys, client
-certificates, the token endpoint and verifier, business rules, the route
-pipelines and the own endpoints — so a reload builds a new
+everything that depends on one manifest from them, through each package's
+factory — the callers' keys and grants
+(:meth:`~interlock.identity.manifest.ManifestIdentity.for_manifest`), the
+token endpoint and verifier (:meth:`~interlock.oauth.server.AuthorizationServer.for_manifest`),
+authentication (:meth:`~interlock.gateway.stages.authenticate.Authentication.for_manifest`),
+business rules (:class:`~interlock.validation.rules.Rules`), the route table
+(:meth:`~interlock.gateway.routing.RouteTable.compile`) and the route
+pipelines (:func:`~interlock.gateway.pipeline.build_pipelines`) — and mounts
+the own endpoints, so a reload builds a new
 :class:`~interlock.gateway.app.Gateway` and swaps it in; nothing is updated in
 place. The order of the own endpoints is written here and nowhere else; the
 order of a route's stages in :mod:`interlock.gateway.pipeline`.
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,9 +80,8 @@ from interlock.gateway.tls import ClientAuth, trust_context
 from interlock.gateway.upstream import UpstreamLimits, Upstreams
 from interlock.gateway.vault_api import PREFIX as VAULT_PREFIX
 from interlock.gateway.vault_api import VaultApi
-from interlock.identity.apikeys import ApiKeys
 from interlock.identity.client_keys import ClientKeys
-from interlock.identity.grants import Grants
+from interlock.identity.manifest import ManifestIdentity
 from interlock.limits import (
     FailureGuard,
     FailureMode,
@@ -88,7 +94,7 @@ from interlock.limits.scope import in_process_shares
 from interlock.logs import get_logger
 from interlock.messaging.keys import MessagingKeys, keyed_spec
 from interlock.oauth.jwks import JwksPublisher
-from interlock.oauth.server import AuthorizationServer
+from interlock.oauth.server import AuthorizationServer, OAuthForManifest
 from interlock.oauth.signing_keys import SigningKeys
 from interlock.privacy.lineage import LineageIndex, load_subject_hasher
 from interlock.replay.idempotency import IdempotencyStore, idempotency_store
@@ -291,6 +297,33 @@ class GatewayServices:
             revocation=self.crl,
         )
 
+    def client_certificates(self, manifest: Manifest) -> ClientCertificates | None:
+        """``manifest``'s clients by their certificates (None: the listener asks for none)."""
+        if self.client_auth == "none":
+            return None
+        return ClientCertificates(manifest, self.certificates)
+
+    def trust(self, manifest: Manifest) -> Callable[[str], ssl.SSLContext]:
+        """How a CA a manifest names (a trusted issuer's) verifies, at its TLS floor."""
+        min_version = manifest.tls.min_version
+        return lambda ca: trust_context(ca, self.anchors, min_version, revocation=self.crl)
+
+    def reveal_text(self, reference: str) -> str:
+        """The vault's value of ``reference`` as text (business rules' database URLs)."""
+        return self.vault.resolve(reference).reveal().decode()
+
+    def backends(self, client_keys: ClientKeys, rules: Rules) -> Backends:
+        """What a manifest's route stages use beyond the route: limits, stores, keys, rules."""
+        return Backends(
+            limiter=self.limiter,
+            idempotency=self.idempotency,
+            # Signed requests: clients' keys from the store, nonces single-use everywhere.
+            signatures=RequestSignatures(client_keys, self.nonces),
+            rules=rules,
+            manifest_dir=self.manifest_dir,
+            names=self.names,
+        )
+
     def close(self) -> None:
         """Stop the authorization server's listeners; close the lineage index, audit log, Redis."""
         self.oauth.close()
@@ -318,57 +351,55 @@ def build_gateway(
     ``observer`` hears of each request (:mod:`interlock.gateway.observer`; None: nobody).
     """
     deployment = services.deployment
-    engine, keyring = deployment.engine, deployment.keyring
-    keys = ApiKeys(engine, keyring, manifest)
-    certificates = (
-        ClientCertificates(manifest, services.certificates)
-        if services.client_auth != "none"
-        else None
-    )
-    min_version = manifest.tls.min_version
-    # One registry of the clients' keys: private_key_jwt and signed requests alike.
-    client_keys = ClientKeys(engine, keyring, manifest)
+    identity = ManifestIdentity.for_manifest(deployment.engine, deployment.keyring, manifest)
+    certificates = services.client_certificates(manifest)
     oauth = services.oauth.for_manifest(
         manifest,
-        keys=client_keys,
-        trust=lambda ca: trust_context(ca, services.anchors, min_version, revocation=services.crl),
+        keys=identity.client_keys,
+        trust=services.trust(manifest),
         certificates=certificates,
     )
-    authenticate = Authentication(
-        keys,
-        Grants(manifest),
-        oauth.verifier,
-        oauth.endpoint.dpop,
-        certificates,
-        names=services.names,
-        guessing=services.guessing,
+    authenticate = Authentication.for_manifest(
+        identity, oauth, certificates, names=services.names, guessing=services.guessing
     )
-    vault = services.vault
-    rules = Rules(manifest, lambda reference: vault.resolve(reference).reveal().decode())
+    rules = Rules(manifest, services.reveal_text)
     forward = upstreams or services.upstreams(manifest)
     routes = RouteTable.compile(manifest)
     try:
-        pipelines = build_pipelines(
-            routes,
-            authenticate,
-            forward,
-            Backends(
-                limiter=services.limiter,
-                idempotency=services.idempotency,
-                # Signed requests: clients' keys from the store, nonces single-use everywhere.
-                signatures=RequestSignatures(client_keys, services.nonces),
-                rules=rules,
-                manifest_dir=services.manifest_dir,
-                names=services.names,
-            ),
-        )
-        privacy = _privacy_mounts(services, manifest, authenticate)
-        as2 = _as2_mounts(services, manifest)
+        backends = services.backends(identity.client_keys, rules)
+        pipelines = build_pipelines(routes, authenticate, forward, backends)
+        endpoints = _endpoints(services, manifest, oauth, certificates, authenticate)
     except BaseException:
         rules.close()
         raise
+    return Gateway(
+        manifest,
+        routes,
+        pipelines,
+        endpoints,
+        forward,
+        services.metrics,
+        services.audit,
+        keys=identity.api_keys,
+        names=services.names,
+        rules=rules,
+        proxies=services.proxies,
+        observer=observer,
+    )
+
+
+def _endpoints(
+    services: GatewayServices,
+    manifest: Manifest,
+    oauth: OAuthForManifest,
+    certificates: ClientCertificates | None,
+    authenticate: Authentication,
+) -> Endpoints:
+    """The gateway's own endpoints, in the one order they are matched."""
+    privacy = _privacy_mounts(services, manifest, authenticate)
+    as2 = _as2_mounts(services, manifest)
     audit, metrics = services.audit, services.metrics
-    endpoints = Endpoints(
+    return Endpoints(
         [
             Mount("/healthz", Health(), _HEALTH_METHODS),
             Mount("/readyz", _readiness(services), _HEALTH_METHODS),
@@ -380,7 +411,7 @@ def build_gateway(
             Mount("/oauth2/introspect", OAuthForm(oauth.endpoint, "introspect", audit, metrics)),
             Mount(
                 VAULT_PREFIX,
-                VaultEndpoint(VaultApi(vault), authenticate),
+                VaultEndpoint(VaultApi(services.vault), authenticate),
                 prefix=True,
                 below=VAULT_PREFIX + "/{name}",
             ),
@@ -397,20 +428,6 @@ def build_gateway(
             *as2,
             *privacy,
         ]
-    )
-    return Gateway(
-        manifest,
-        routes,
-        pipelines,
-        endpoints,
-        forward,
-        services.metrics,
-        audit,
-        keys=keys,
-        names=services.names,
-        rules=rules,
-        proxies=services.proxies,
-        observer=observer,
     )
 
 

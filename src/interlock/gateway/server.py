@@ -142,7 +142,11 @@ class Front:
 
 @dataclass
 class RunningGateway:
-    """A started gateway: its address, and how to reload or stop it."""
+    """A started gateway: its address, and how to reload or stop it.
+
+    Made with everything it serves with; :meth:`start` then serves the first
+    manifest and opens the metrics listener, and :meth:`track` runs background work.
+    """
 
     front: Front
     services: GatewayServices
@@ -150,24 +154,55 @@ class RunningGateway:
     port: int
     ca_file: Path
     manifest_path: Path | None
+    # The listener's TLS context; a manifest's tls.min_version is applied to it, so
+    # new handshakes follow a reload (as a renewed certificate does).
+    listener_tls: ssl.SSLContext
+    # The certificates the gateway presents, by role ("listener", "upstream-client").
+    certificates: dict[str, RenewingCertificate]
     _tmp: tempfile.TemporaryDirectory[str]
     _loop: asyncio.AbstractEventLoop
-    _retired: set[Gateway] = field(default_factory=set)
-    _closers: set[asyncio.Task[None]] = field(default_factory=set)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    # The certificates the gateway presents, by role ("listener", "upstream-client").
-    certificates: dict[str, RenewingCertificate] = field(default_factory=dict)
-    metrics_listener: MetricsListener | None = None
-    # Replaces the file reload on SIGHUP (store mode: fetch the current version now).
-    reloader: Callable[[], bool] | None = None
     # Hears of each request, whichever manifest's gateway answers it (None: nobody).
     observer: RequestObserver | None = None
-    # The listener's TLS context (None: not yet bound); a manifest's tls.min_version is
-    # applied to it, so new handshakes follow a reload (as a renewed certificate does).
-    listener_tls: ssl.SSLContext | None = None
+    # Opened by start() when the listener config names an address (None: none).
+    metrics_listener: MetricsListener | None = field(default=None, init=False)
+    # Replaces the file reload on SIGHUP (store mode, set by follow()).
+    _reloader: Callable[[], bool] | None = field(default=None, init=False)
+    _retired: set[Gateway] = field(default_factory=set, init=False)
+    _closers: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         self.front.manifest = self.services.manifest_status
+
+    async def start(
+        self,
+        manifest: Manifest,
+        enforced: tuple[Source, int | None, str],
+        metrics: tuple[str, int] | None,
+    ) -> None:
+        """Serve ``manifest`` (its secrets in the vault), record it as ``enforced``,
+        and open the metrics listener on ``metrics`` (None: none).
+
+        Stops the gateway (everything opened so far) if any of it fails.
+        """
+        try:
+            await asyncio.to_thread(check_secrets, self.services, manifest)
+            self.replace(manifest)
+            self.enforce(*enforced)
+            if metrics is not None:
+                host, port = metrics
+                self.metrics_listener = await start_metrics_listener(
+                    self.services.metrics, host, port, metrics_tls(host, self.listener_tls)
+                )
+        except BaseException:
+            await self.stop()
+            raise
+
+    def follow(self, reload: Callable[[], bool], work: Coroutine[Any, Any, None]) -> None:
+        """Take manifests from elsewhere (the store): ``reload`` answers SIGHUP instead of
+        re-reading the file, and ``work``, which follows that source, runs until the stop."""
+        self._reloader = reload
+        self.track(work)
 
     @property
     def gateway(self) -> Gateway:
@@ -179,8 +214,8 @@ class RunningGateway:
 
     def reload(self) -> bool:
         """Re-read the manifest; keep the old one (and log why) if it is invalid."""
-        if self.reloader is not None:
-            return self.reloader()
+        if self._reloader is not None:
+            return self._reloader()
         if self.manifest_path is None:
             return False
         audit = self.services.audit
@@ -226,8 +261,7 @@ class RunningGateway:
         self.front.current = build_gateway(
             self.services, manifest, upstreams, observer=self.observer
         )
-        if self.listener_tls is not None:
-            _apply_tls_floor(self.listener_tls, manifest.tls.min_version)
+        _apply_tls_floor(self.listener_tls, manifest.tls.min_version)
         if old is not None:
             self._retired.add(old)
             # From the loop (SIGHUP) or another thread (a test, an admin call) alike.
@@ -288,9 +322,58 @@ async def start_gateway(
     tmp = tempfile.TemporaryDirectory(prefix="tls-", dir=deployment.settings.data_dir)
     try:
         tls = await _listener_tls(deployment, manifest, listener, Path(tmp.name))
+        bound = await _bind(deployment, listener, tls.context)
     except BaseException:
         tmp.cleanup()
         raise
+    try:
+        services = await _open_services(
+            deployment, listener, bound.port, tls, manifest_path, privacy, notify_auth
+        )
+    except BaseException:
+        await bound.runner.cleanup()
+        tmp.cleanup()
+        raise
+    running = RunningGateway(
+        front=bound.front,
+        services=services,
+        runner=bound.runner,
+        port=bound.port,
+        ca_file=tls.ca_file,
+        manifest_path=manifest_path,
+        listener_tls=tls.context,
+        certificates={certificate.name: certificate for certificate in tls.renewing},
+        _tmp=tmp,
+        _loop=asyncio.get_running_loop(),
+        observer=observer,
+    )
+    await running.start(manifest, _enforced(manifest_path, stored), listener.metrics)
+    _log.info(
+        "gateway listening",
+        host=listener.host,
+        port=bound.port,
+        routes=len(running.gateway.routes.routes),
+    )
+    _start_background(running, tls, manifest, privacy)
+    return running
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """The bound listener: its one handler, its runner and the port it got."""
+
+    front: Front
+    runner: web.ServerRunner
+    port: int
+
+
+async def _bind(
+    deployment: Deployment, listener: ListenerConfig, context: ssl.SSLContext
+) -> _Bound:
+    """Bind the listener with its connection limits and parser caps (503 until a gateway).
+
+    A port taken since :func:`_check_ports` is a :class:`ConfigError` naming it.
+    """
     front = Front()
     connections = ConnectionLimits.from_settings(deployment.settings)
     server = ProblemServer(
@@ -304,100 +387,82 @@ async def start_gateway(
     )
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
     await runner.setup()
-    site = _site(runner, deployment, listener, tls.context, connections)
+    site = _site(runner, deployment, listener, context, connections)
     try:
         await site.start()
-    except OSError as exc:  # taken since the check above
+    except OSError as exc:  # taken since the check
         await runner.cleanup()
-        tmp.cleanup()
         raise port_error(listener.host, listener.port, exc) from None
-    port = _bound_port(runner, listener.port)
+    return _Bound(front, runner, _bound_port(runner, listener.port))
+
+
+async def _open_services(  # noqa: PLR0917  (start_gateway's parts, handed over once)
+    deployment: Deployment,
+    listener: ListenerConfig,
+    port: int,
+    tls: _ListenerTls,
+    manifest_path: Path | None,
+    privacy: PrivacyRuntime | None,
+    notify_auth: Callable[[], httpx.Auth] | None,
+) -> GatewayServices:
+    """Open what lives as long as the process, for the listener bound on ``port``."""
     issuer = deployment.settings.public_url or f"https://{_url_host(listener.host)}:{port}"
     # The names it answers for: its public URL's host (in GatewayNames) and those its
     # own certificate carries.
     names = GatewayNames(issuer, _listener_names(listener))
-    try:
-        services = await GatewayServices.open(
-            deployment,
-            names,
-            tls.crl,
-            {f"pki:{LOCAL_CA_NAME}": tls.ca_file},
-            tls.upstream_identity,
-            tls.client_auth,
-            listener.limits,
-            manifest_path.parent if manifest_path is not None else None,
-            privacy=privacy,
-            notify_auth=notify_auth,
-        )
-    except BaseException:
-        await runner.cleanup()
-        tmp.cleanup()
-        raise
+    services = await GatewayServices.open(
+        deployment,
+        names,
+        tls.crl,
+        {f"pki:{LOCAL_CA_NAME}": tls.ca_file},
+        tls.upstream_identity,
+        tls.client_auth,
+        listener.limits,
+        manifest_path.parent if manifest_path is not None else None,
+        privacy=privacy,
+        notify_auth=notify_auth,
+    )
     # Certificates the handshake refuses (revoked, expired) are logged and audited too.
     if tls.client_auth != "none" and not report_refused_certificates(
         tls.context, services.certificates.refused_at_handshake
     ):
         _log.warning("client certificates refused at the handshake are not logged or audited")
-    loop = asyncio.get_running_loop()
-    running = RunningGateway(
-        front,
-        services,
-        runner,
-        port,
-        tls.ca_file,
-        manifest_path,
-        tmp,
-        loop,
-        listener_tls=tls.context,
-    )
-    running.observer = observer
-    try:
-        await asyncio.to_thread(check_secrets, services, manifest)
-        running.replace(manifest)
-        running.enforce(*_enforced(manifest_path, stored))
-        if listener.metrics is not None:
-            host, metrics_port = listener.metrics
-            running.metrics_listener = await start_metrics_listener(
-                services.metrics, host, metrics_port, metrics_tls(host, tls.context)
-            )
-    except BaseException:
-        await running.stop()
-        raise
-    _log.info(
-        "gateway listening",
-        host=listener.host,
-        port=port,
-        routes=len(running.gateway.routes.routes),
-    )
-    running.certificates = {certificate.name: certificate for certificate in tls.renewing}
+    return services
+
+
+def _start_background(
+    running: RunningGateway,
+    tls: _ListenerTls,
+    manifest: Manifest,
+    privacy: PrivacyRuntime | None,
+) -> None:
+    """The gateway's background work, until it stops (:meth:`RunningGateway.track`)."""
+    services = running.services
     audit = services.audit
-    running._tasks += [
-        loop.create_task(
-            services.oauth.maintain(lambda kid: audit.lifecycle("signing_key.rotate", {"kid": kid}))
-        ),
-        loop.create_task(tls.crl.watch()),
-        # Lineage rows past their integration's retention: at start, then hourly.
-        loop.create_task(keep_pruned(services.lineage)),
-        # Rejection reports to AS2 partners left undelivered by a stop (at least once).
-        loop.create_task(resume_partner_notices(services, manifest)),
-        loop.create_task(
-            keep_renewed(
-                list(tls.renewing),
-                tls.authorities,
-                services.metrics,
-                renewed=lambda certificate: audit.lifecycle(
-                    "certificate.renew",
-                    {
-                        "certificate": certificate.name,
-                        "serial": certificate.current.serial if certificate.current else "",
-                    },
-                ),
-            )
-        ),
-    ]
+    running.track(
+        services.oauth.maintain(lambda kid: audit.lifecycle("signing_key.rotate", {"kid": kid}))
+    )
+    running.track(tls.crl.watch())
+    # Lineage rows past their integration's retention: at start, then hourly.
+    running.track(keep_pruned(services.lineage))
+    # Rejection reports to AS2 partners left undelivered by a stop (at least once).
+    running.track(resume_partner_notices(services, manifest))
+    running.track(
+        keep_renewed(
+            list(tls.renewing),
+            tls.authorities,
+            services.metrics,
+            renewed=lambda certificate: audit.lifecycle(
+                "certificate.renew",
+                {
+                    "certificate": certificate.name,
+                    "serial": certificate.current.serial if certificate.current else "",
+                },
+            ),
+        )
+    )
     if privacy is not None:  # the due work of data-subject requests, every few seconds
-        running._tasks.append(loop.create_task(privacy.run()))
-    return running
+        running.track(privacy.run())
 
 
 def _enforced(

@@ -10,7 +10,9 @@ examples by its tests and ours); this module adds the policy a gateway needs:
   ``content-digest``, whose value must match the body (``sha-256`` or
   ``sha-512``);
 * ``created`` lies within the route's window (not older, not more than
-  :data:`CLOCK_SKEW` in the future), and an ``expires`` has not passed;
+  :data:`CLOCK_SKEW` in the future), and an ``expires`` has not passed, both
+  on the injected clock (``now=``, :mod:`interlock.clock`): the library's own
+  time checks run on that clock too, never on the system's;
 * the ``nonce`` is accepted once per key within the window, across replicas
   (the replay store), and is recorded only after everything else verified,
   so a forgery cannot burn a client's nonces.
@@ -39,6 +41,7 @@ from http_message_signatures import (
 from http_message_signatures.algorithms import ECDSA_P256_SHA256, ED25519, HMAC_SHA256
 from sqlalchemy.exc import SQLAlchemyError
 
+from interlock.clock import Clock, utc_now
 from interlock.errors import Refusal
 from interlock.identity.client_keys import ResolvedKey
 from interlock.replay.seen import SeenOnce
@@ -133,6 +136,55 @@ class VerifiedSignature:
     covered: tuple[str, ...]
 
 
+class _ClockedVerifier(HTTPMessageVerifier):
+    """The library's verifier, its ``created``/``expires``/age checks on an injected clock.
+
+    The library reads the system clock in ``validate_created_and_expires``; this
+    is the same check, in the same order and with the same messages, on ``now``.
+    """
+
+    def __init__(
+        self,
+        *,
+        signature_algorithm: type[HTTPSignatureAlgorithm],
+        key_resolver: HTTPSignatureKeyResolver,
+        now: Clock,
+    ) -> None:
+        super().__init__(signature_algorithm=signature_algorithm, key_resolver=key_resolver)
+        self._now = now
+
+    def validate_created_and_expires(
+        self, sig_input: Any, max_age: timedelta | None = None
+    ) -> None:
+        """Refuse a ``created`` in the future, a passed ``expires``, an age over ``max_age``."""
+        now = self._now()
+        params = sig_input.params
+        created = _timestamp(params["created"], "created") if "created" in params else None
+        if created is not None and created > now + self.max_clock_skew:
+            raise InvalidSignature('Signature "created" parameter is set to a time in the future')
+        if created is None and (self.require_created or max_age is not None):
+            raise InvalidSignature('Signature is missing a required "created" parameter')
+        if "expires" in params and _timestamp(params["expires"], "expires") < (
+            now - self.max_clock_skew
+        ):
+            raise InvalidSignature('Signature "expires" parameter is set to a time in the past')
+        if (
+            max_age is not None
+            and created is not None
+            and created + max_age < now - self.max_clock_skew
+        ):
+            raise InvalidSignature(f"Signature age exceeds maximum allowable age {max_age}")
+
+
+def _timestamp(value: Any, name: str) -> datetime:
+    if type(value) is not int:
+        raise InvalidSignature(f'Parameter "{name}" must be a Structured Field Integer')
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise InvalidSignature(f'Malformed "{name}" parameter: {exc}') from exc
+
+
 class _OneKey(HTTPSignatureKeyResolver):
     """Resolves exactly the key already chosen by its ``keyid``."""
 
@@ -152,14 +204,16 @@ def verify_with_key(
     *,
     max_age: timedelta | None,
     required: Iterable[str] = REQUIRED_COMPONENTS,
+    now: Clock = utc_now,
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """Check the message's one signature with ``key``: (covered components, parameters).
 
     Raises :class:`SignatureRefused` (``invalid``) when it does not verify.
-    ``max_age`` ``None`` skips the age check (for published examples).
+    ``max_age`` ``None`` skips the age check (for published examples); ``now``
+    is the clock ``created``, ``expires`` and the age are checked against.
     """
-    verifier = HTTPMessageVerifier(
-        signature_algorithm=_ALGORITHMS[key.alg], key_resolver=_OneKey(key)
+    verifier = _ClockedVerifier(
+        signature_algorithm=_ALGORITHMS[key.alg], key_resolver=_OneKey(key), now=now
     )
     try:
         (result,) = verifier.verify(message, max_age=max_age, require_components=tuple(required))
@@ -184,10 +238,14 @@ class SignatureKeys(Protocol):
 class RequestSignatures:
     """Verifies the signed requests of routes with a replay policy."""
 
-    def __init__(self, keys: SignatureKeys, seen: SeenOnce) -> None:
-        """Keys from ``keys``; nonces single-use through ``seen`` (shared by replicas)."""
+    def __init__(self, keys: SignatureKeys, seen: SeenOnce, *, now: Clock = utc_now) -> None:
+        """Keys from ``keys``; nonces single-use through ``seen`` (shared by replicas).
+
+        ``now`` decides every signature's window and expiry (read once per request).
+        """
         self.keys = keys
         self._seen = seen
+        self._now = now
 
     def verify(
         self,
@@ -203,7 +261,8 @@ class RequestSignatures:
         keyid = params.get("keyid")
         if not isinstance(keyid, str) or not keyid:
             raise SignatureRefused("malformed", "the signature has no keyid parameter")
-        created = _created(params, window)
+        now = self._now()
+        created = _created(params, window, now)
         nonce = params.get("nonce")
         if nonce is not None and (not isinstance(nonce, str) or not 0 < len(nonce) <= MAX_NONCE):
             raise SignatureRefused(
@@ -219,7 +278,11 @@ class RequestSignatures:
                 "other-client", "the signature key belongs to another client than the credential"
             )
         covered, _ = verify_with_key(
-            message, key, max_age=window, required=_required(message.headers, body)
+            message,
+            key,
+            max_age=window,
+            required=_required(message.headers, body),
+            now=lambda: now,
         )
         _check_digest(covered, body)
         if nonce is not None and not self._first_use(keyid, nonce, created + window + CLOCK_SKEW):
@@ -258,11 +321,10 @@ def _only_signature(headers: Any) -> dict[str, Any]:
     return dict(params)
 
 
-def _created(params: Mapping[str, Any], window: timedelta) -> datetime:
+def _created(params: Mapping[str, Any], window: timedelta, now: datetime) -> datetime:
     created = params.get("created")
     if type(created) is not int:
         raise SignatureRefused("malformed", "the signature needs an integer created parameter")
-    now = datetime.now(UTC)
     try:
         when = datetime.fromtimestamp(created, UTC)
     except (OverflowError, OSError, ValueError):

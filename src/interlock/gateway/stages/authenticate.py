@@ -34,7 +34,9 @@ from interlock.gateway.hosts import GatewayNames
 from interlock.gateway.mtls import ClientCertificates
 from interlock.identity.apikeys import ApiKeys
 from interlock.identity.grants import Grants, Principal
+from interlock.identity.manifest import ManifestIdentity
 from interlock.oauth.dpop import DPoPVerifier
+from interlock.oauth.server import OAuthForManifest
 from interlock.oauth.thumbprints import certificate_thumbprint
 from interlock.oauth.tokens import AccessTokenVerifier
 
@@ -102,6 +104,27 @@ class Authentication:
         self._dpop = dpop
         self._certificates = certificates
         self._grants = grants
+
+    @classmethod
+    def for_manifest(
+        cls,
+        identity: ManifestIdentity,
+        oauth: OAuthForManifest,
+        certificates: ClientCertificates | None,
+        *,
+        names: GatewayNames,
+        guessing: GuessingGuard | None,
+    ) -> Authentication:
+        """One manifest's authentication: its callers' keys and grants, its tokens and proofs."""
+        return cls(
+            identity.api_keys,
+            identity.grants,
+            oauth.verifier,
+            oauth.endpoint.dpop,
+            certificates,
+            names=names,
+            guessing=guessing,
+        )
 
     async def __call__(self, ctx: Caller) -> None:
         """Authenticate the request (429 first while the address's failure budget is spent)."""

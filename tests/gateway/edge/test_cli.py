@@ -15,7 +15,7 @@ import pytest
 from interlock.cli.main import main
 from interlock.testing.gateway import MANIFEST
 from tests.conftest import isolate_cli
-from tests.edge.conftest import (
+from tests.gateway.edge.conftest import (
     assert_nginx_accepts,
     free_port,
     nginx_or_skip,

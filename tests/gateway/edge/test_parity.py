@@ -23,7 +23,7 @@ from joserfc.jwk import ECKey
 
 from interlock.crypto.keyfile import write_private_file
 from interlock.oauth.dpop import access_token_hash
-from tests.edge.conftest import Edge
+from tests.gateway.edge.conftest import Edge
 
 pytestmark = pytest.mark.processes
 

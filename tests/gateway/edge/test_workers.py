@@ -20,7 +20,7 @@ from interlock.gateway.edge.nginx import render_nginx
 from interlock.gateway.edge.protocol import CONVENTIONS, MAX_DECISION_WORKERS, worker_socket
 from interlock.testing.gateway import MANIFEST
 from tests.conftest import isolate_cli
-from tests.edge.conftest import (
+from tests.gateway.edge.conftest import (
     Edge,
     assert_nginx_accepts,
     free_port,
@@ -29,7 +29,7 @@ from tests.edge.conftest import (
     start_nginx,
     stop_nginx,
 )
-from tests.edge.test_protocol import _manifest, _options
+from tests.gateway.edge.test_protocol import _manifest, _options
 
 
 class _Counting(EdgeDecisions):

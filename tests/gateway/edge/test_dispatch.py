@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.edge.conftest import Edge, Recorder, Stack, edge_stack, recording_upstream
-from tests.edge.conftest import with_other_system as _with_other
+from tests.gateway.edge.conftest import Edge, Recorder, Stack, edge_stack, recording_upstream
+from tests.gateway.edge.conftest import with_other_system as _with_other
 
 pytestmark = pytest.mark.processes
 

@@ -24,7 +24,7 @@ from interlock.gateway.edge.protocol import (
 )
 from interlock.testing.gateway import MANIFEST
 from interlock.testing.tls import make_tls
-from tests.edge.conftest import assert_nginx_accepts, nginx_or_skip
+from tests.gateway.edge.conftest import assert_nginx_accepts, nginx_or_skip
 
 
 @pytest.fixture(scope="module")

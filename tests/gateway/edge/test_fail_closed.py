@@ -15,7 +15,7 @@ from interlock.gateway.edge.decision import EdgeDecisions
 from interlock.gateway.edge.listener import MAX_SOCKET_PATH, start_decisions
 from interlock.gateway.edge.nginx import render_nginx
 from interlock.gateway.edge.protocol import CONVENTIONS
-from tests.edge.conftest import (
+from tests.gateway.edge.conftest import (
     Edge,
     free_port,
     nginx_options,

@@ -28,7 +28,7 @@ from interlock.gateway.edge.decision import EdgeDecisions
 from interlock.gateway.edge.listener import start_decisions
 from interlock.gateway.edge.protocol import CONVENTIONS
 from interlock.gateway.server import RunningGateway
-from tests.edge.conftest import (
+from tests.gateway.edge.conftest import (
     Edge,
     Recorder,
     free_port,
