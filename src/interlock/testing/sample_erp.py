@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import importlib
 import ssl
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,12 +274,6 @@ async def start_sample_erp(
     return SampleErp(runner, int(bound), data)
 
 
-def _import_verifier() -> None:
-    """Import what :meth:`PrivacyWebhook._signatures` needs at its first request."""
-    importlib.import_module("interlock.replay.seen")
-    importlib.import_module("interlock.replay.signatures")
-
-
 def main() -> None:
     """Run as a process: ``python -m interlock.testing.sample_erp --cert C --key K --token-file T``.
 
@@ -318,10 +310,6 @@ def main() -> None:
         )
         sys.stdout.write(f"PORT {erp.port}\n")
         sys.stdout.flush()
-        if args.jwks_file is not None:
-            # The privacy webhook's verifier takes seconds to import (store, identity):
-            # start now, off the loop, so the first signed request does not wait for all of it.
-            threading.Thread(target=_import_verifier, name="verifier-import", daemon=True).start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
