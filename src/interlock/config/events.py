@@ -24,7 +24,12 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from interlock.config.messaging import DeadLetterPolicy, Destination
+from interlock.config.messaging import (
+    DeadLetterPolicy,
+    Destination,
+    KeyAlgorithm,
+    SigningAlgorithm,
+)
 from interlock.config.units import ByteSize, Duration
 from interlock.config.vocabulary import DataCategory, FieldPath, Name, Text, _Model
 
@@ -142,11 +147,11 @@ class EventsSpec(_Model):
             "bound in its protected header; not set: plain JSON over the broker's TLS."
         ),
     )
-    key_algorithm: Literal["ECDH-ES+A256KW", "RSA-OAEP-256"] = Field(
+    key_algorithm: KeyAlgorithm = Field(
         default="ECDH-ES+A256KW",
         description="With encrypt: the JWE key management algorithm of the consumers' keys.",
     )
-    signing_algorithm: Literal["ES256", "Ed25519"] = Field(
+    signing_algorithm: SigningAlgorithm = Field(
         default="ES256", description="With encrypt: the producer's JWS signing algorithm."
     )
     key_rotation: Duration = Field(

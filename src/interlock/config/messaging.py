@@ -45,13 +45,20 @@ from interlock.config.vocabulary import (
     check_trust_anchor,
 )
 
+#: The JWE key management algorithms of consumers' keys (messaging and sealed events).
+KeyAlgorithm = Literal["ECDH-ES+A256KW", "RSA-OAEP-256"]
+#: The JWS algorithms a producer signs with (messaging and sealed events).
+SigningAlgorithm = Literal["ES256", "Ed25519"]
+
 __all__ = [
     "BROKER_SCHEMES",
     "Broker",
     "BrokerKind",
     "DeadLetterPolicy",
     "Destination",
+    "KeyAlgorithm",
     "MessagingSpec",
+    "SigningAlgorithm",
 ]
 
 BrokerKind = Literal["rabbitmq", "nats"]
@@ -202,11 +209,11 @@ class MessagingSpec(_Model):
             "What consumers receive (minimisation): the payload filtered to these fields."
         ),
     )
-    key_algorithm: Literal["ECDH-ES+A256KW", "RSA-OAEP-256"] = Field(
+    key_algorithm: KeyAlgorithm = Field(
         default="ECDH-ES+A256KW",
         description="The JWE key management algorithm of the consumers' keys.",
     )
-    signing_algorithm: Literal["ES256", "Ed25519"] = Field(
+    signing_algorithm: SigningAlgorithm = Field(
         default="ES256", description="The producer's JWS signing algorithm."
     )
     key_rotation: Duration = Field(
