@@ -127,7 +127,7 @@ class Setup:
             self.stream.topology(consumer),
             Outgoing(
                 body=copy.body if body is None else body,
-                content_type=CONTENT_TYPE_COMPACT,
+                content_type=copy.headers.get("Content-Type", CONTENT_TYPE_COMPACT),
                 message_id=f"rogue-{secrets.token_hex(4)}",
                 expires_at=datetime.now(UTC) + timedelta(minutes=5),
                 headers=headers,
@@ -167,6 +167,18 @@ def protected_header(body: bytes) -> dict[str, Any]:
     """The protected header of a compact JWE."""
     header: dict[str, Any] = json.loads(urlsafe_b64decode(body.split(b".")[0]))
     return header
+
+
+def keyed_parts(body: bytes) -> tuple[bytes, bytes]:
+    """The encrypted window key and the JWE of a copy sealed under a window key."""
+    document = json.loads(body)
+    assert set(document) == {"key", "message"}
+    return document["key"].encode(), document["message"].encode()
+
+
+def with_message(body: bytes, message: bytes) -> bytes:
+    """``body`` (a copy under a window key) with its JWE replaced by ``message``."""
+    return json.dumps({**json.loads(body), "message": message.decode()}).encode()
 
 
 def test_a_sealed_event_is_published_and_consumed_end_to_end(setup: Setup) -> None:
@@ -212,10 +224,11 @@ def test_on_the_wire_each_copy_is_a_jwe_for_its_consumer_alone(setup: Setup) -> 
     (crm_copy,), (analytics_copy,) = crm, analytics
     registered = setup.registry.get("order.created")
     for copy, consumer in ((crm_copy, "crm-events"), (analytics_copy, "analytics")):
-        assert copy.body.count(b".") == 4  # JWE compact: one recipient
+        key, message = keyed_parts(copy.body)
+        assert key.count(b".") == message.count(b".") == 4  # JWE compact: one recipient
         for secret in SENSITIVE:
             assert secret not in copy.body
-        header = protected_header(copy.body)
+        header = protected_header(message)
         assert header["cty"] == "JOSE"
         assert (
             header["interlock_subject"],
@@ -223,7 +236,8 @@ def test_on_the_wire_each_copy_is_a_jwe_for_its_consumer_alone(setup: Setup) -> 
             header["interlock_schema_version"],
         ) == ("order.created", registered.id, registered.version)
         (recipient,) = setup.keys.recipients(INTEGRATION, [consumer])
-        assert header["kid"] == recipient.kid
+        assert protected_header(key)["kid"] == recipient.kid  # the window key, to it alone
+        assert header["alg"] == "A256KW"
         assert copy.headers[HEADER_SUBJECT] == "order.created"
     assert crm_copy.body != analytics_copy.body
 
@@ -275,10 +289,12 @@ def test_a_tampered_subject_or_schema_version_is_refused(setup: Setup) -> None:
             swapped = Stored(copy.body, {**copy.headers, HEADER_SCHEMA_VERSION: "1"})
             await setup.put(broker, "crm-events", swapped)
             # 2. the protected header says version 1 too.
-            header = protected_header(copy.body) | {"interlock_schema_version": 1}
-            segments = copy.body.split(b".")
+            _key, message = keyed_parts(copy.body)
+            header = protected_header(message) | {"interlock_schema_version": 1}
+            segments = message.split(b".")
             segments[0] = json_b64encode(header)
-            await setup.put(broker, "crm-events", swapped, body=b".".join(segments))
+            tampered = with_message(copy.body, b".".join(segments))
+            await setup.put(broker, "crm-events", swapped, body=tampered)
             # 3. the protected subject is order.created, the broker's header another one.
             other = Stored(copy.body, {**copy.headers, HEADER_SUBJECT: "order.cancelled"})
             await setup.put(broker, "crm-events", other)

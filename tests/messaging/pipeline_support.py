@@ -107,13 +107,18 @@ def make_manifest(
     broker: tuple[str, str] | None = None,
     destination: str = "orders",
     ttl: str | None = None,
+    key_window: str | None = "5m",
 ) -> Manifest:
-    """The test manifest, validated as ``interlock validate`` does, with a few choices."""
+    """The test manifest, validated as ``interlock validate`` does, with a few choices.
+
+    ``key_window=None``: a key agreement per message (``key_window: null``).
+    """
     document = copy.deepcopy(_MANIFEST)
     spec = document["integrations"][INTEGRATION]["messaging"]
     spec.update(encrypt=encrypt, consumers=list(consumers), destination=destination)
     if ttl is not None:
         spec["ttl"] = ttl
+    spec["key_window"] = key_window
     if broker is not None:
         document["brokers"]["bus"].update(kind=broker[0], url=broker[1])
     path = directory / "manifest.yaml"

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from interlock.errors import InvalidRequestError
-from interlock.messaging.model import CONTENT_TYPE_JSON, HEADER_INTEGRATION, PublishError
+from interlock.messaging.model import (
+    CONTENT_TYPE_JSON,
+    CONTENT_TYPE_KEYED,
+    HEADER_INTEGRATION,
+    PublishError,
+)
 from interlock.messaging.producer import PayloadRefused
 from tests.messaging.pipeline_support import (
     EMAIL,
@@ -33,7 +39,8 @@ def test_a_published_message_is_sealed_for_the_consumers_and_audited(rig: Rig) -
     message_id = asyncio.run(rig.producer().publish(PAYLOAD))
     (sent,) = rig.server.published
     assert sent.message_id == message_id
-    assert sent.content_type == CONTENT_TYPE_JSON  # two consumers: general JSON serialisation
+    assert sent.content_type == CONTENT_TYPE_KEYED  # under the window key
+    assert isinstance(json.loads(sent.body)["key"], dict)  # two consumers: general JSON
     assert sent.headers == {HEADER_INTEGRATION: INTEGRATION}
     assert sent.expires_at == rig.clock() + rig.topology.ttl
     opened = rig.opened(sent)
@@ -47,6 +54,16 @@ def test_a_published_message_is_sealed_for_the_consumers_and_audited(rig: Rig) -
     )
     assert entry.volume.bytes == len(sent.body)
     assert EMAIL.encode() not in rig.audit.encoded[0]
+
+
+def test_key_window_null_seals_each_message_to_the_consumers_keys(tmp_path: Path) -> None:
+    """key_window: null: a bare JWE per message (general JSON for two consumers), still opened."""
+    with rig_for(tmp_path, key_window=None) as rig:
+        asyncio.run(rig.producer().publish(PAYLOAD))
+        (sent,) = rig.server.published
+        assert sent.content_type == CONTENT_TYPE_JSON
+        assert len(json.loads(sent.body)["recipients"]) == 2
+        assert rig.opened(sent).payload == PAYLOAD
 
 
 def test_a_schema_invalid_payload_is_refused_before_anything_is_sent(rig: Rig) -> None:

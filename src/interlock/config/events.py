@@ -25,10 +25,12 @@ from typing import Annotated, Final, Literal
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from interlock.config.messaging import (
+    KEY_WINDOW,
     DeadLetterPolicy,
     Destination,
     KeyAlgorithm,
     SigningAlgorithm,
+    check_key_window,
 )
 from interlock.config.units import ByteSize, Duration
 from interlock.config.vocabulary import DataCategory, FieldPath, Name, Text, _Model
@@ -158,6 +160,13 @@ class EventsSpec(_Model):
         default=timedelta(days=30),
         description="With encrypt: how often the signing and encryption keys are rotated.",
     )
+    key_window: Duration | None = Field(
+        default=KEY_WINDOW,
+        description=(
+            "With encrypt: how long one window key serves (1s to 1d); null: a key "
+            "agreement per copy (a bare JWE)."
+        ),
+    )
 
     @field_validator("consumers")
     @classmethod
@@ -168,6 +177,11 @@ class EventsSpec(_Model):
             if not grants:
                 raise ValueError(f"consumer {consumer!r} is granted no subject")
         return value
+
+    @field_validator("key_window")
+    @classmethod
+    def _window(cls, value: timedelta | None) -> timedelta | None:
+        return check_key_window(value)
 
     @model_validator(mode="after")
     def _keys_need_encryption(self) -> EventsSpec:
@@ -184,4 +198,4 @@ class EventsSpec(_Model):
         return self
 
 
-_KEY_OPTIONS: Final = ("key_algorithm", "signing_algorithm", "key_rotation")
+_KEY_OPTIONS: Final = ("key_algorithm", "signing_algorithm", "key_rotation", "key_window")

@@ -49,9 +49,14 @@ from interlock.config.vocabulary import (
 KeyAlgorithm = Literal["ECDH-ES+A256KW", "RSA-OAEP-256"]
 #: The JWS algorithms a producer signs with (messaging and sealed events).
 SigningAlgorithm = Literal["ES256", "Ed25519"]
+#: How long a window key serves by default, and at most (messaging and sealed events;
+#: interlock.messaging.window_keys).
+KEY_WINDOW: Final = timedelta(minutes=5)
+MAX_KEY_WINDOW: Final = timedelta(days=1)
 
 __all__ = [
     "BROKER_SCHEMES",
+    "KEY_WINDOW",
     "Broker",
     "BrokerKind",
     "DeadLetterPolicy",
@@ -59,9 +64,18 @@ __all__ = [
     "KeyAlgorithm",
     "MessagingSpec",
     "SigningAlgorithm",
+    "check_key_window",
 ]
 
 BrokerKind = Literal["rabbitmq", "nats"]
+
+
+def check_key_window(value: timedelta | None) -> timedelta | None:
+    """A key_window of at most :data:`MAX_KEY_WINDOW` (None: a key agreement per message)."""
+    if value is not None and value > MAX_KEY_WINDOW:
+        raise ValueError("key_window is at most 1 day (null: a key agreement per message)")
+    return value
+
 
 #: The URL schemes of each broker kind: TLS only (``amqps``; ``tls`` is how NATS
 #: clients are told to require TLS).
@@ -226,6 +240,14 @@ class MessagingSpec(_Model):
             "A message expires this long after it was sealed, and leaves its queue (1s to 14d)."
         ),
     )
+    key_window: Duration | None = Field(
+        default=KEY_WINDOW,
+        description=(
+            "How long one window key serves (1s to 1d): one key agreement per window, "
+            "each message's content key wrapped with it; null: a key agreement per "
+            "message (a bare JWE, for partners who read nothing else)."
+        ),
+    )
     max_length: int = Field(
         default=100_000,
         ge=1,
@@ -250,6 +272,11 @@ class MessagingSpec(_Model):
         if not timedelta(seconds=1) <= value <= timedelta(days=14):
             raise ValueError("ttl is between 1 second and 14 days")
         return value
+
+    @field_validator("key_window")
+    @classmethod
+    def _window(cls, value: timedelta | None) -> timedelta | None:
+        return check_key_window(value)
 
     @model_validator(mode="after")
     def _fields_to_encrypt(self) -> MessagingSpec:

@@ -84,6 +84,7 @@ from interlock.messaging.model import (
     RefusalReason,
     Settle,
 )
+from interlock.messaging.window_keys import WindowKeyCache
 from interlock.replay.idempotency import IdempotencyStore
 from interlock.validation.errors import BodyRefused
 from interlock.validation.json_body import parse_json
@@ -179,6 +180,7 @@ class EventConsumer:
         self._audit = audit
         self._reader_versions = dict(reader_versions or {})
         self._now = now
+        self._windows = WindowKeyCache()
         self._ttl = stream.spec.ttl + leeway
         self._limits = JsonLimits()
         self._actor = f"client:{consumer}"
@@ -265,6 +267,7 @@ class EventConsumer:
                 leeway=self._leeway,
                 max_bytes=stream.spec.max_message,
                 event=True,
+                windows=self._windows,
             )
         except EnvelopeRefused as refused:
             raise _Refused(refused.reason, refused.detail) from None

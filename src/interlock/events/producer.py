@@ -67,6 +67,7 @@ from interlock.messaging.model import (
     Outgoing,
     PublishError,
 )
+from interlock.messaging.window_keys import KeyWindows
 from interlock.validation.errors import Violation
 
 if TYPE_CHECKING:
@@ -117,6 +118,8 @@ class EventProducer:
         self._broker = broker
         self._audit = audit
         self._now = now
+        window = self._stream.spec.key_window
+        self._windows = None if window is None else KeyWindows(age=window)
         self._actor = f"client:{self._stream.producer}"
 
     async def publish(
@@ -234,7 +237,11 @@ class EventProducer:
         for consumer, grant, cut in cuts:
             # One recipient: a copy cut for this consumer opens with its key and no other.
             sealed = seal(
-                cut, facts, signer=signer, recipients=keys.recipients(stream.name, [consumer])
+                cut,
+                facts,
+                signer=signer,
+                recipients=keys.recipients(stream.name, [consumer]),
+                windows=self._windows,
             )
             if len(sealed.body) > stream.spec.max_message:
                 raise EventRefused(

@@ -66,6 +66,7 @@ from interlock.messaging.model import (
     RefusalReason,
     Settle,
 )
+from interlock.messaging.window_keys import WindowKeyCache
 from interlock.replay.idempotency import IdempotencyStore
 from interlock.validation.minimise import FieldFilter, NotFilterable
 
@@ -147,6 +148,7 @@ class Consumer:
         self._leeway = leeway
         self._filter = None if fields is None else FieldFilter(fields)
         self._actor = f"client:{consumer}"
+        self._windows = WindowKeyCache()
 
     async def start(self, handler: MessageHandler, *, prefetch: int = 32) -> Consumption:
         """Receive messages, each through :meth:`decide` to ``handler``, until stopped."""
@@ -222,6 +224,7 @@ class Consumer:
             now=self._now(),
             leeway=self._leeway,
             max_bytes=flow.spec.max_message,
+            windows=self._windows,
         )
 
     def _accept(self, payload: Any) -> Any:
@@ -296,6 +299,7 @@ async def open_delivery(
     leeway: timedelta,
     max_bytes: int,
     event: bool = False,
+    windows: WindowKeyCache | None = None,
 ) -> Opened:
     """:func:`~interlock.messaging.envelope.open_envelope` with ``consumer``'s keys now.
 
@@ -324,6 +328,7 @@ async def open_delivery(
         leeway=leeway,
         max_bytes=max_bytes,
         event=event,
+        windows=windows,
     )
 
 

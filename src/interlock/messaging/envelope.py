@@ -47,18 +47,22 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from joserfc import jwe, jws
+from joserfc.jwk import KeyParameters, OctKey
 from joserfc.registry import HeaderParameter
+from joserfc.util import json_b64encode, urlsafe_b64encode
 
 from interlock.config.vocabulary import FIELD_PATTERN
 from interlock.crypto.jose import PublicKey, SigningKey
 from interlock.messaging.model import (
     CONTENT_TYPE_COMPACT,
     CONTENT_TYPE_JSON,
+    CONTENT_TYPE_KEYED,
     HEADER_INTEGRATION,
     MessageFacts,
     Outgoing,
 )
 from interlock.messaging.opening import open_envelope
+from interlock.messaging.window_keys import KeyWindows, Window
 from interlock.messaging.wire_format import (
     CONTENT_ENCRYPTION,
     EVENT_NAMES,
@@ -66,9 +70,11 @@ from interlock.messaging.wire_format import (
     FIELD_CTY,
     FIELDS_HEADER,
     KEY_ALGORITHMS,
+    KEY_CTY,
     MAX_RECIPIENTS,
     NESTED_CTY,
     SIGNING_ALGORITHMS,
+    WINDOW_ALGORITHM,
     jwe_registry,
     map_fields,
     payload_bytes,
@@ -79,6 +85,7 @@ __all__ = [
     "FIELDS_HEADER",
     "KEY_ALGORITHMS",
     "SIGNING_ALGORITHMS",
+    "KeyWindows",
     "RecipientKey",
     "SignerKey",
     "message_id",
@@ -113,6 +120,7 @@ def message_id() -> str:
 
 
 _SEAL_JWE: Final = jwe_registry()
+_WINDOW_JWE: Final = jwe_registry(window=True)
 _SEAL_JWS: Final = jws.JWSRegistry(
     header_registry={
         **FACT_REGISTRY,
@@ -129,10 +137,13 @@ def seal(
     signer: SignerKey,
     recipients: Sequence[RecipientKey],
     encrypt_fields: Sequence[str] = (),
+    windows: KeyWindows | None = None,
 ) -> Outgoing:
     """Sign ``payload`` and encrypt it (or only ``encrypt_fields``) to ``recipients``.
 
-    See the module docstring for the format. ``ValueError`` for an algorithm
+    See the module docstring for the format. With ``windows``, under the
+    current window key for these recipients (:mod:`interlock.messaging.window_keys`),
+    else to the recipients' keys directly. ``ValueError`` for an algorithm
     outside the allow-lists, no recipient, naive datetimes or a payload that
     is not JSON.
     """
@@ -151,18 +162,28 @@ def seal(
         data = payload_bytes(payload)
     except TypeError as exc:  # an object json cannot encode
         raise ValueError(f"the payload is not JSON: {exc}") from None
+    window = None if windows is None else _window(windows, facts, recipients)
+
+    def encrypt(plaintext: bytes, header: dict[str, Any]) -> str | dict[str, Any]:
+        if window is None:
+            return _encrypt(plaintext, header, recipients)
+        return _encrypt_under(window.key, plaintext, header)
+
     if encrypt_fields:
         sealed = map_fields(
             json.loads(data),
             encrypt_fields,
-            lambda value: _encrypt(payload_bytes(value), {**claims, "cty": FIELD_CTY}, recipients),
+            lambda value: encrypt(payload_bytes(value), {**claims, "cty": FIELD_CTY}),
         )
         header = {**claims, FIELDS_HEADER: list(encrypt_fields)}
         body: str | dict[str, Any] = _sign(payload_bytes(sealed), header, signer)
     else:
         signed = _sign(data, claims, signer)
-        body = _encrypt(signed.encode("ascii"), {**claims, "cty": NESTED_CTY}, recipients)
-    if isinstance(body, str):
+        body = encrypt(signed.encode("ascii"), {**claims, "cty": NESTED_CTY})
+    if window is not None:
+        keyed = {"key": window.encrypted, "message": body}
+        serialised, content_type = payload_bytes(keyed), CONTENT_TYPE_KEYED
+    elif isinstance(body, str):
         serialised, content_type = body.encode("ascii"), CONTENT_TYPE_COMPACT
     else:
         serialised, content_type = payload_bytes(body), CONTENT_TYPE_JSON
@@ -196,9 +217,47 @@ def _fact_claims(facts: MessageFacts) -> dict[str, Any]:
     return claims
 
 
+def _window(windows: KeyWindows, facts: MessageFacts, recipients: Sequence[RecipientKey]) -> Window:
+    """The window key for ``facts``' integration and ``recipients`` now, begun if due."""
+
+    def begin() -> Window:
+        # A random kid: the RFC 7638 thumbprint of a secret key is a hash of the secret.
+        key_id = uuid.uuid4().hex
+        parameters: KeyParameters = {"alg": WINDOW_ALGORITHM, "use": "enc", "kid": key_id}
+        key = OctKey.generate_key(256, parameters, private=True)
+        issued = int(facts.issued_at.timestamp())
+        header = {
+            "jti": key_id,
+            "iss": facts.producer,
+            "aud": facts.integration,
+            "iat": issued,
+            "exp": issued + int(windows.age.total_seconds()),
+            "cty": KEY_CTY,
+        }
+        jwk = payload_bytes(key.as_dict(private=True))
+        return Window(key, _encrypt(jwk, header, recipients), facts.issued_at)
+
+    label = (facts.integration, facts.producer, tuple((r.kid, r.alg) for r in recipients))
+    return windows.window(label, facts.issued_at, begin)
+
+
 def _sign(data: bytes, header: Mapping[str, Any], signer: SignerKey) -> str:
+    """A compact JWS (RFC 7515 §7.1): joserfc's signature, no per-call registry work.
+
+    The header's names and values were checked by :func:`seal` (the facts'
+    types, the algorithm); ``jws.serialize_compact`` would check them again
+    per message.
+    """
     protected = {**header, "alg": signer.alg, "kid": signer.kid}
-    return jws.serialize_compact(protected, data, signer.key, registry=_SEAL_JWS)
+    signing_input = json_b64encode(protected) + b"." + urlsafe_b64encode(data)
+    signature = _SEAL_JWS.algorithms[signer.alg].sign(signing_input, signer.key)
+    return (signing_input + b"." + urlsafe_b64encode(signature)).decode("ascii")
+
+
+def _encrypt_under(key: OctKey, plaintext: bytes, header: Mapping[str, Any]) -> str:
+    """A compact JWE whose content key is wrapped with the window ``key`` (``A256KW``)."""
+    protected = {**header, "enc": CONTENT_ENCRYPTION, "alg": WINDOW_ALGORITHM, "kid": key.kid}
+    return jwe.encrypt_compact(protected, plaintext, key, registry=_WINDOW_JWE)
 
 
 def _encrypt(

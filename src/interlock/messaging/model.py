@@ -20,6 +20,7 @@ from interlock.errors import InterlockError, did_you_mean
 __all__ = [
     "CONTENT_TYPE_COMPACT",
     "CONTENT_TYPE_JSON",
+    "CONTENT_TYPE_KEYED",
     "HEADER_CONSUMER",
     "HEADER_DEAD_AT",
     "HEADER_INTEGRATION",
@@ -49,6 +50,10 @@ __all__ = [
 #: payload is signed with encrypted fields is a JWS compact serialisation.
 CONTENT_TYPE_COMPACT: Final = "application/jose"
 CONTENT_TYPE_JSON: Final = "application/jose+json"
+#: A message sealed under a window key (:mod:`interlock.messaging.window_keys`): a JSON
+#: object with ``key``, the window key as an encrypted JWK (RFC 7517 §7), and
+#: ``message``, the JWE (or, with encrypted fields, the JWS) that the key opens.
+CONTENT_TYPE_KEYED: Final = "application/vnd.interlock.keyed+json"
 
 #: Broker headers Interlock sets (never secret; the protected facts are inside the
 #: envelope, these only route and explain).

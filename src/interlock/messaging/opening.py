@@ -27,6 +27,7 @@ from typing import Any, Final, Literal, NoReturn, cast
 
 from joserfc import jwe
 from joserfc.errors import JoseError
+from joserfc.jwk import OctKey
 from joserfc.util import urlsafe_b64decode
 
 from interlock.crypto.jose import json_object, verify_signature
@@ -34,12 +35,14 @@ from interlock.errors import InvalidTokenError
 from interlock.messaging.model import (
     CONTENT_TYPE_COMPACT,
     CONTENT_TYPE_JSON,
+    CONTENT_TYPE_KEYED,
     EnvelopeRefused,
     EventFacts,
     MessageFacts,
     Opened,
     RefusalReason,
 )
+from interlock.messaging.window_keys import WindowKeyCache
 from interlock.messaging.wire_format import (
     CONTENT_ENCRYPTION,
     EVENT_NAMES,
@@ -47,12 +50,15 @@ from interlock.messaging.wire_format import (
     FIELD_CTY,
     FIELDS_HEADER,
     KEY_ALGORITHMS,
+    KEY_CTY,
     MAX_HEADER,
     MAX_RECIPIENTS,
     NESTED_CTY,
     SIGNING_ALGORITHMS,
+    WINDOW_ALGORITHM,
     jwe_registry,
     map_fields,
+    payload_bytes,
 )
 
 __all__ = ["open_envelope"]
@@ -73,6 +79,9 @@ _JWS_HEADERS: Final = frozenset(
 _JWE_HEADERS: Final = frozenset(
     {"alg", "enc", "kid", "typ", "cty", "epk", "apu", "apv", *FACT_NAMES, *EVENT_NAMES}
 )
+_WINDOW: Final = frozenset({WINDOW_ALGORITHM})
+#: What a window key's JWK may hold (RFC 7517 §4, §6.4).
+_WINDOW_JWK: Final = frozenset({"kty", "k", "kid", "alg", "use", "key_ops"})
 
 
 # Not named _refuse: tests/gateway/test_problems.py reads the first argument of every
@@ -95,6 +104,7 @@ def open_envelope(
     leeway: timedelta,
     max_bytes: int,
     event: bool = False,
+    windows: WindowKeyCache | None = None,
 ) -> Opened:
     """Verify and decrypt a sealed message; :class:`EnvelopeRefused` with the reason if not.
 
@@ -106,6 +116,8 @@ def open_envelope(
     ``integration``, and ``now`` must lie between issue and expiry (``leeway``
     either side). ``event``: the message must be an event's copy, its
     subject and schema in ``facts.event`` (otherwise it must not be one).
+    ``windows``: where the window keys this consumer decrypted are kept
+    (:mod:`interlock.messaging.window_keys`); without it each is decrypted again.
     """
     if len(body) > max_bytes:
         _reject("too_large", f"{len(body)} bytes, over {max_bytes}")
@@ -114,7 +126,13 @@ def open_envelope(
     except UnicodeDecodeError:
         _reject("malformed", "not ASCII")
     registry = jwe_registry(max_bytes)
-    jwe_header, signed = _unwrap(text, content_type, decryption_keys, registry)
+    keys, algorithms, window_header = decryption_keys, KEY_ALGORITHMS, None
+    if content_type == CONTENT_TYPE_KEYED or (content_type is None and text.startswith('{"key"')):
+        text, window_header, window_key = _keyed(text, decryption_keys, registry, windows)
+        content_type, algorithms = CONTENT_TYPE_COMPACT, _WINDOW
+        keys = {str(window_key.kid): window_key}
+        registry = jwe_registry(max_bytes, window=True)
+    jwe_header, signed = _unwrap(text, content_type, keys, registry, algorithms)
     if (jwe_header is None) != (encrypt == "fields"):
         # The mode is the integration's, never the message's: a bare JWS on an
         # `encrypt: payload` integration is a message stripped of its encryption.
@@ -129,27 +147,35 @@ def open_envelope(
     if not event and facts.event is not None:
         _reject("malformed", "an event's copy, not a message of this integration")
     _check_facts(facts, integration=integration, producer=producer, now=now, leeway=leeway)
+    if window_header is not None:
+        _check_window(_facts(window_header), facts, leeway)
     try:
         payload = json.loads(data)
     except (ValueError, RecursionError):
         _reject("malformed", "the payload is not JSON")
     paths = header.get(FIELDS_HEADER)
     if paths is not None:
-        payload = _open_fields(payload, paths, facts, decryption_keys, registry)
+        payload = _open_fields(
+            payload, paths, facts, keys=keys, registry=registry, algorithms=algorithms
+        )
     return Opened(
         facts=facts, payload=payload, signer_kid=header["kid"], signing_input=signing_input
     )
 
 
 def _unwrap(
-    text: str, content_type: str | None, keys: Mapping[str, Any], registry: jwe.JWERegistry
+    text: str,
+    content_type: str | None,
+    keys: Mapping[str, Any],
+    registry: jwe.JWERegistry,
+    algorithms: frozenset[str],
 ) -> tuple[dict[str, Any] | None, str]:
     """The JWE's protected header (None for a bare JWS) and the compact JWS inside."""
     compact = content_type in (CONTENT_TYPE_COMPACT, None)
     if content_type == CONTENT_TYPE_JSON or (content_type is None and text.startswith("{")):
-        jwe_header, plaintext = _decrypt_json(text, keys, registry)
+        jwe_header, plaintext = _decrypt_json(text, keys, registry, algorithms)
     elif compact and text.count(".") == 4:
-        jwe_header, plaintext = _decrypt_compact(text, keys, registry)
+        jwe_header, plaintext = _decrypt_compact(text, keys, registry, algorithms)
     elif compact and text.count(".") == 2:
         return None, text  # signed, with encrypted fields
     else:
@@ -274,10 +300,13 @@ def _event(header: Mapping[str, Any]) -> EventFacts | None:
 
 
 def _decrypt_compact(
-    text: str, keys: Mapping[str, Any], registry: jwe.JWERegistry
+    text: str,
+    keys: Mapping[str, Any],
+    registry: jwe.JWERegistry,
+    algorithms: frozenset[str] = KEY_ALGORITHMS,
 ) -> tuple[dict[str, Any], bytes]:
     header = _header(text.split(".", 1)[0], _JWE_HEADERS)
-    _check_encryption(header)
+    _check_encryption(header, algorithms)
     kid = header.get("kid")
     key = keys.get(kid) if isinstance(kid, str) else None
     if key is None:
@@ -290,7 +319,10 @@ def _decrypt_compact(
 
 
 def _decrypt_json(
-    text: str, keys: Mapping[str, Any], registry: jwe.JWERegistry
+    text: str,
+    keys: Mapping[str, Any],
+    registry: jwe.JWERegistry,
+    algorithms: frozenset[str] = KEY_ALGORITHMS,
 ) -> tuple[dict[str, Any], bytes]:
     document = _general(text)
     header = _header(document["protected"], _JWE_HEADERS)
@@ -303,7 +335,7 @@ def _decrypt_json(
         kid = recipient.get("header", {}).get("kid")
         if isinstance(kid, str) and kid in keys:
             merged = {**header, **recipient["header"]}
-            _check_encryption(merged)
+            _check_encryption(merged, algorithms)
             # RFC 7516 §7.2.2: one recipient of the general form, decrypted as flattened.
             flattened = {name: document[name] for name in ("protected", "iv", "ciphertext", "tag")}
             flattened.update(recipient)
@@ -343,8 +375,8 @@ def _general(text: str) -> dict[str, Any]:
     return document
 
 
-def _check_encryption(header: Mapping[str, Any]) -> None:
-    if header.get("alg") not in KEY_ALGORITHMS:
+def _check_encryption(header: Mapping[str, Any], algorithms: frozenset[str]) -> None:
+    if header.get("alg") not in algorithms:
         _reject("malformed", f"key algorithm {header.get('alg')!r} is not allowed")
     if header.get("enc") != CONTENT_ENCRYPTION:
         _reject("malformed", f"content encryption {header.get('enc')!r} is not allowed")
@@ -361,14 +393,16 @@ def _open_fields(
     payload: Any,
     paths: list[str],
     facts: MessageFacts,
+    *,
     keys: Mapping[str, Any],
     registry: jwe.JWERegistry,
+    algorithms: frozenset[str],
 ) -> Any:
     def decrypt(value: Any) -> Any:
         if isinstance(value, str) and value.count(".") == 4:
-            header, plaintext = _decrypt_compact(value, keys, registry)
-        elif isinstance(value, dict):
-            header, plaintext = _decrypt_json(json.dumps(value), keys, registry)
+            header, plaintext = _decrypt_compact(value, keys, registry, algorithms)
+        elif isinstance(value, dict) and algorithms is KEY_ALGORITHMS:
+            header, plaintext = _decrypt_json(json.dumps(value), keys, registry, algorithms)
         else:
             _reject("malformed", "an encrypted field is not a JWE")
         if header.get("cty") != FIELD_CTY:
@@ -381,3 +415,82 @@ def _open_fields(
             _reject("malformed", "an encrypted field is not JSON")
 
     return map_fields(payload, paths, decrypt)
+
+
+def _keyed(
+    text: str,
+    keys: Mapping[str, Any],
+    registry: jwe.JWERegistry,
+    cache: WindowKeyCache | None,
+) -> tuple[str, dict[str, Any], OctKey]:
+    """A keyed message's inner serialisation, its window key's header and the window key."""
+    try:
+        document = json_object(text.encode("ascii"), "keyed message")
+    except InvalidTokenError as exc:
+        _reject("malformed", exc.reason)
+    if set(document) != {"key", "message"} or not isinstance(document["message"], str):
+        _reject("malformed", "a keyed message is {key, message}, message a string")
+    encrypted = document["key"]
+    if isinstance(encrypted, str):
+        serialised = encrypted
+        kid = _header(encrypted.split(".", 1)[0], _JWE_HEADERS).get("kid")
+    elif isinstance(encrypted, dict):
+        serialised = payload_bytes(encrypted).decode("ascii")
+        kid = _general_kid(encrypted, keys)
+    else:
+        _reject("malformed", "the window key is not a JWE")
+    if not isinstance(kid, str) or kid not in keys:
+        _reject("undecryptable", "the window key is encrypted to no key of this consumer")
+    held = cache.get(serialised, kid) if cache is not None else None
+    if held is None:
+        held = _window_key(serialised, keys, registry)
+        if cache is not None:
+            cache.put(serialised, kid, *held)
+    key, header = held
+    return document["message"], header, key
+
+
+def _general_kid(document: Mapping[str, Any], keys: Mapping[str, Any]) -> str | None:
+    """The first recipient of a general JWE whose ``kid`` is one of ``keys``."""
+    recipients = document.get("recipients")
+    for recipient in recipients if isinstance(recipients, list) else []:
+        header = recipient.get("header") if isinstance(recipient, dict) else None
+        kid = header.get("kid") if isinstance(header, dict) else None
+        if isinstance(kid, str) and kid in keys:
+            return kid
+    return None
+
+
+def _window_key(
+    serialised: str, keys: Mapping[str, Any], registry: jwe.JWERegistry
+) -> tuple[OctKey, dict[str, Any]]:
+    """Decrypt a window key (an encrypted JWK, RFC 7517 §7) and check what it holds."""
+    if serialised.startswith("{"):
+        header, plaintext = _decrypt_json(serialised, keys, registry)
+    else:
+        header, plaintext = _decrypt_compact(serialised, keys, registry)
+    if header.get("cty") != KEY_CTY:
+        _reject("malformed", f"the window key's cty is not {KEY_CTY}")
+    try:
+        jwk = json_object(plaintext, "window key")
+    except InvalidTokenError as exc:
+        _reject("malformed", exc.reason)
+    if set(jwk) - _WINDOW_JWK or jwk.get("kty") != "oct" or jwk.get("alg") != WINDOW_ALGORITHM:
+        _reject("malformed", f"the window key is not an oct JWK for {WINDOW_ALGORITHM}")
+    if not isinstance(jwk.get("kid"), str) or not isinstance(jwk.get("k"), str):
+        _reject("malformed", "the window key needs kid and k")
+    if len(_b64(jwk["k"])) != 32:  # before the import, which warns of short keys
+        _reject("malformed", "the window key is not 256 bits")
+    try:
+        key = OctKey.import_key(jwk)
+    except (JoseError, ValueError, TypeError, binascii.Error):
+        _reject("malformed", "the window key is not a JWK")
+    return key, header
+
+
+def _check_window(window: MessageFacts, facts: MessageFacts, leeway: timedelta) -> None:
+    """The window key is the signed producer's, for this integration, and in its window."""
+    if window.producer != facts.producer or window.integration != facts.integration:
+        _reject("bad_signature", "the window key belongs to another producer or integration")
+    if not window.issued_at - leeway <= facts.issued_at <= window.expires_at + leeway:
+        _reject("bad_signature", "the message was issued outside its window key's window")

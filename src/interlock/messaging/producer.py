@@ -34,6 +34,7 @@ from interlock.messaging.envelope import message_id as new_message_id
 from interlock.messaging.envelope import payload_bytes, seal
 from interlock.messaging.flow import messaging_flow
 from interlock.messaging.model import BrokerAdapter, MessageFacts, Outgoing, PublishError
+from interlock.messaging.window_keys import KeyWindows
 from interlock.validation.errors import Violation
 
 if TYPE_CHECKING:
@@ -84,6 +85,8 @@ class Producer:
         self._audit = audit
         self._now = now
         self._actor = f"client:{self._flow.producer}"
+        window = self._flow.spec.key_window
+        self._windows = None if window is None else KeyWindows(age=window)
 
     def seal(self, payload: Mapping[str, Any], *, message_id: str | None = None) -> Outgoing:
         """Check ``payload`` and seal it (blocking: it reads the keys from the store).
@@ -124,6 +127,7 @@ class Producer:
             signer=self._keys.signer(flow.name, flow.producer),
             recipients=self._keys.recipients(flow.name, spec.consumers),
             encrypt_fields=spec.encrypted_fields,
+            windows=self._windows,
         )
         if len(outgoing.body) > spec.max_message:
             raise PayloadRefused(

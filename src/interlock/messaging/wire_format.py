@@ -7,6 +7,7 @@ the envelope module).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -22,10 +23,12 @@ __all__ = [
     "FIELDS_HEADER",
     "FIELD_CTY",
     "KEY_ALGORITHMS",
+    "KEY_CTY",
     "MAX_HEADER",
     "MAX_RECIPIENTS",
     "NESTED_CTY",
     "SIGNING_ALGORITHMS",
+    "WINDOW_ALGORITHM",
     "jwe_registry",
     "map_fields",
     "payload_bytes",
@@ -34,6 +37,9 @@ __all__ = [
 SIGNING_ALGORITHMS: Final = frozenset({"ES256", "Ed25519"})
 KEY_ALGORITHMS: Final = frozenset({"ECDH-ES+A256KW", "RSA-OAEP-256"})
 CONTENT_ENCRYPTION: Final = "A256GCM"
+#: A message under a window key wraps its content key with that key (RFC 7518 §4.4).
+WINDOW_ALGORITHM: Final = "A256KW"
+KEY_CTY: Final = "jwk+json"  # RFC 7517 §7: the JWE's plaintext is a JWK (the window key)
 #: The JWS protected header parameter listing the encrypted field paths (a private
 #: name, RFC 7515 §4.3, prefixed to avoid collisions).
 FIELDS_HEADER: Final = "interlock_encrypted_fields"
@@ -71,11 +77,17 @@ def payload_bytes(payload: Any) -> bytes:
     ).encode()
 
 
-def jwe_registry(max_bytes: int = 0) -> jwe.JWERegistry:
-    """joserfc's JWE registry for messages: our algorithms, the fact headers, size caps."""
+@functools.lru_cache(maxsize=64)
+def jwe_registry(max_bytes: int = 0, *, window: bool = False) -> jwe.JWERegistry:
+    """joserfc's JWE registry for messages: our algorithms, the fact headers, size caps.
+
+    ``window``: the registry of a JWE under a window key (``A256KW`` only), not
+    of one to a consumer's key. One registry per set of arguments, shared (a
+    registry is configuration; nothing changes it once made).
+    """
     registry = jwe.JWERegistry(
         header_registry=FACT_REGISTRY,
-        algorithms=[*KEY_ALGORITHMS, CONTENT_ENCRYPTION],
+        algorithms=[*([WINDOW_ALGORITHM] if window else KEY_ALGORITHMS), CONTENT_ENCRYPTION],
         max_recipients=MAX_RECIPIENTS,
     )
     if max_bytes:
