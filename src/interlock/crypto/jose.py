@@ -33,9 +33,9 @@ import functools
 import json
 import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -52,6 +52,7 @@ __all__ = [
     "ALLOWED_ALGORITHMS",
     "MAX_TOKEN_BYTES",
     "SIGNING_ALGORITHMS",
+    "KeyChoice",
     "PublicKey",
     "SigningKey",
     "UnverifiedJWS",
@@ -64,6 +65,7 @@ __all__ = [
     "sign_compact",
     "split_unverified",
     "unverified_header",
+    "verify_chosen",
     "verify_compact",
     "verify_compact_with_key",
     "verify_signature",
@@ -85,6 +87,9 @@ _REFUSED: Final = "the token is invalid"
 
 SigningKey = ECKey | OKPKey | RSAKey
 PublicKey = ECKey | OKPKey | RSAKey
+_Chosen = TypeVar("_Chosen")
+# (header, encoded payload) -> (key, its algorithms, the caller's own value): see verify_chosen.
+KeyChoice = Callable[[Mapping[str, Any], str], tuple[PublicKey, frozenset[str], _Chosen]]
 
 
 def generate_signing_key(alg: str) -> SigningKey:
@@ -273,15 +278,35 @@ def split_unverified(token: str) -> UnverifiedJWS:
     For a caller that picks the key by the header (``kid``) and then verifies
     with :func:`verify_split`, so the token is split and its header read once.
     """
+    encoded_header, encoded_payload, encoded_signature = _parts(token)
+    return UnverifiedJWS(
+        _header(encoded_header), (encoded_header, encoded_payload, encoded_signature)
+    )
+
+
+def verify_chosen(
+    token: str, choose: KeyChoice[_Chosen]
+) -> tuple[Mapping[str, Any], bytes, _Chosen]:
+    """Verify a compact JWS with the key ``choose`` picks from its unverified header.
+
+    ``choose(header, encoded_payload)`` returns the key, the algorithms it may
+    verify and a value of its own (returned with the read-only header and the
+    payload), or raises; the checks are :func:`verify_split`'s. The token
+    verifier's path: one split, no intermediate :class:`UnverifiedJWS`.
+    """
+    parts = _parts(token)
+    header = _header(parts[0])
+    key, algorithms, chosen = choose(header, parts[1])
+    return header, _verified_payload(header, parts, key, algorithms), chosen
+
+
+def _parts(token: str) -> list[str]:
     if len(token) > MAX_TOKEN_BYTES:
         raise InvalidTokenError(_REFUSED, f"token larger than {MAX_TOKEN_BYTES} bytes")
     parts = token.split(".")
     if len(parts) != 3:
         raise InvalidTokenError(_REFUSED, "not a compact JWS")
-    encoded_header, encoded_payload, encoded_signature = parts
-    return UnverifiedJWS(
-        _header(encoded_header), (encoded_header, encoded_payload, encoded_signature)
-    )
+    return parts
 
 
 def verify_compact(
@@ -323,18 +348,24 @@ def verify_split(
     name no ``crit`` extension; then the signature is checked.
     """
     header = split.header
+    return header, _verified_payload(header, split.parts, key, algorithms)
+
+
+def _verified_payload(
+    header: Mapping[str, Any], parts: Sequence[str], key: PublicKey, algorithms: frozenset[str]
+) -> bytes:
+    # The payload of a compact JWS whose header passes _check_header, signed by key.
     alg = _check_header(header, algorithms)
-    encoded_header, encoded_payload, encoded_signature = split.parts
+    encoded_header, encoded_payload, encoded_signature = parts
     try:
         payload = _b64url_decode(encoded_payload)
         signature = _b64url_decode(encoded_signature)
     except (binascii.Error, UnicodeEncodeError):
         raise InvalidTokenError(_REFUSED, "malformed base64url") from None
     check = _signature_check(alg, key)
-    signing_input = f"{encoded_header}.{encoded_payload}".encode("ascii")
-    if check is None or not check(signing_input, signature):
+    if check is None or not check(f"{encoded_header}.{encoded_payload}".encode("ascii"), signature):
         raise InvalidTokenError(_REFUSED, "signature check failed")
-    return header, payload
+    return payload
 
 
 def _check_header(header: Mapping[str, Any], algorithms: frozenset[str]) -> str:

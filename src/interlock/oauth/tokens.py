@@ -19,11 +19,11 @@ from joserfc.util import urlsafe_b64decode
 from interlock.config.manifest import Manifest
 from interlock.crypto.jose import (
     SIGNING_ALGORITHMS,
+    PublicKey,
     import_public_jwk,
     json_object,
     sign_compact,
-    split_unverified,
-    verify_split,
+    verify_chosen,
 )
 from interlock.errors import InvalidTokenError
 from interlock.identity.clients import is_oauth_client
@@ -227,10 +227,10 @@ class AccessTokenVerifier:
 
     def verify(self, token: str) -> Principal:
         """The client behind a valid, unrevoked token; :class:`InvalidTokenError` otherwise."""
-        claims, policy = self._checked(token)
+        claims, policy, external, accepted = self._checked(token)
         grants = self._grants
         ours = policy.ours
-        client = _manifest_client(grants, claims, policy)
+        client = _manifest_client(grants, external, policy)
         if (
             not ours
             and self.revoked is not None
@@ -249,18 +249,18 @@ class AccessTokenVerifier:
         jti = claims.get("jti")
         label = f"jwt {jti}" if ours else f"jwt {policy.issuer} {jti or '-'}"
         audiences = None  # RFC 8707: any system the client's grants allow
-        for_gateway = ours and self.issuer in claims["_audiences"]
+        for_gateway = ours and self.issuer in accepted
         if ours and not for_gateway:
-            audiences = claims["_audiences"] & grants.systems(client)
+            audiences = accepted & grants.systems(client)
         principal = Principal(
             client,
             _scopes(claims) & grants.scopes(client),
             label,
             jkt if isinstance(jkt, str) else None,
             audiences,
-            method="oauth2",
-            cert_thumbprint=x5t if isinstance(x5t, str) else None,
-            for_gateway=for_gateway,
+            "oauth2",
+            x5t if isinstance(x5t, str) else None,
+            for_gateway,
         )
         if self._cache_size > 0:
             self._remember(
@@ -278,14 +278,12 @@ class AccessTokenVerifier:
         The checks are :meth:`verify`'s: the client must still be in the manifest
         with ``oauth2``, and ``scope`` is narrowed to what its grants allow now.
         """
-        claims, policy = self._checked(token)
+        claims, policy, external, _ = self._checked(token)
         if not policy.ours:
             raise InvalidTokenError(_REFUSED, "not issued by this server")
         grants = self._grants
-        client = _manifest_client(grants, claims, policy)
+        client = _manifest_client(grants, external, policy)
         claims["scope"] = " ".join(sorted(_scopes(claims) & grants.scopes(client)))
-        claims.pop("_client")
-        claims.pop("_audiences")
         return claims
 
     def _remember(
@@ -298,8 +296,10 @@ class AccessTokenVerifier:
                 del cache[next(iter(cache))]  # oldest first
             cache[digest] = (principal, exp, jti, iat)
 
-    def _checked(self, token: str) -> tuple[dict[str, Any], IssuerPolicy]:
-        header, payload, policy = self._verify_signature(token)
+    def _checked(self, token: str) -> tuple[dict[str, Any], IssuerPolicy, str, frozenset[str]]:
+        """A token's claims, issuer policy, client claim and accepted audiences; all checked."""
+        # The signature first, with the key its kid names (split and header read once).
+        header, payload, policy = verify_chosen(token, self._key_for)
         typ = header.get("typ")
         if not isinstance(typ, str) or typ not in policy.token_types:
             # RFC 9068 §4 / RFC 8725 §3.11: explicit typing keeps other JWTs out.
@@ -326,9 +326,7 @@ class AccessTokenVerifier:
                 raise InvalidTokenError(_REFUSED, "missing jti")
             if self.revoked is not None and self.revoked.contains(jti, client, claims["iat"]):
                 raise InvalidTokenError(_REFUSED, f"token {jti} is revoked")
-        claims["_client"] = client
-        claims["_audiences"] = audiences
-        return claims, policy
+        return claims, policy, client, audiences
 
     def _check_times(self, claims: Mapping[str, Any]) -> None:
         exp = claims.get("exp")
@@ -346,15 +344,17 @@ class AccessTokenVerifier:
         if nbf is not None and (not isinstance(nbf, int) or nbf > now + self._leeway):
             raise InvalidTokenError(_REFUSED, "not yet valid")
 
-    def _verify_signature(self, token: str) -> tuple[Mapping[str, Any], bytes, IssuerPolicy]:
-        split = split_unverified(token)  # split and its header read once, checked below
-        kid = split.header.get("kid")
+    def _key_for(
+        self, header: Mapping[str, Any], encoded_payload: str
+    ) -> tuple[PublicKey, frozenset[str], IssuerPolicy]:
+        """The key the header's ``kid`` names, the algorithms it may verify, its issuer's policy."""
+        kid = header.get("kid")
         if not isinstance(kid, str):
             # A list or object is not a key id (it used to reach a dict lookup: a 500).
             raise InvalidTokenError(_REFUSED, "kid missing or not a string")
         ours = self._ours
         keys = ours.keys.current()
-        policy = ours if kid in keys else self._policy_for(split.parts[1], kid)
+        policy = ours if kid in keys else self._policy_for(encoded_payload, kid)
         if policy is not ours:
             keys = policy.keys.current()
         if kid not in keys:
@@ -365,9 +365,7 @@ class AccessTokenVerifier:
             raise InvalidTokenError(_REFUSED, "unknown kid")
         alg, key = entry
         # A JWK that names its algorithm is used for that algorithm only (RFC 7517 §4.4).
-        algorithms = policy.algorithms if alg is None else policy.algorithms & {alg}
-        verified_header, payload = verify_split(split, key, algorithms)
-        return verified_header, payload, policy
+        return key, policy.algorithms if alg is None else policy.algorithms & {alg}, policy
 
     def _policy_for(self, encoded_payload: str, kid: str) -> IssuerPolicy:
         for policy in self._by_issuer.values():
@@ -384,9 +382,8 @@ class AccessTokenVerifier:
         return found
 
 
-def _manifest_client(grants: Grants, claims: Mapping[str, Any], policy: IssuerPolicy) -> str:
-    """The manifest client behind checked ``claims``; refused unless it may use OAuth 2.0."""
-    external = str(claims["_client"])
+def _manifest_client(grants: Grants, external: str, policy: IssuerPolicy) -> str:
+    """The manifest client a checked client claim names; refused unless it may use OAuth 2.0."""
     client = external if policy.clients is None else policy.clients.get(external, "")
     if not is_oauth_client(grants.manifest, client):
         raise InvalidTokenError(_REFUSED, "unknown client or client without oauth2")
