@@ -129,6 +129,28 @@ def test_malformed_es256_signatures_are_refusals(signature: bytes) -> None:
     assert not verify_signature("ES256", public, b"message", signature)
 
 
+_EC_KEYS = {
+    alg: ECKey.generate_key(curve, private=True)
+    for alg, curve in (("ES256", "P-256"), ("ES384", "P-384"))
+}
+
+
+@pytest.mark.parametrize("alg", sorted(_EC_KEYS))
+@given(message=st.binary(max_size=64), flip=st.integers(min_value=-1, max_value=200))
+def test_ecdsa_check_agrees_with_joserfc(alg: str, message: bytes, flip: int) -> None:
+    """The prehashed check answers as joserfc's ESAlgorithm.verify: good, tampered, truncated."""
+    key = _EC_KEYS[alg]
+    public = import_public_jwk(public_jwk(key, alg))
+    signature = bytearray(jws.JWSRegistry.algorithms[alg].sign(message, key))
+    if 0 <= flip < 2 * len(signature):
+        signature[flip % len(signature)] ^= 1 << (flip % 8)
+    elif flip >= 2 * len(signature):
+        del signature[-1]
+    expected = jws.JWSRegistry.algorithms[alg].verify(message, bytes(signature), public)
+    assert verify_signature(alg, public, message, bytes(signature)) is expected
+    assert not verify_signature(alg, public, message + b"x", bytes(signature))
+
+
 @pytest.mark.parametrize(
     ("header", "reason"),
     [
