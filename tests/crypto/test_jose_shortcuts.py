@@ -8,6 +8,7 @@ the answers (accepted value or refusal) must not change.
 from __future__ import annotations
 
 import binascii
+import contextlib
 import json
 import string
 from typing import Any
@@ -20,12 +21,15 @@ from joserfc.jwk import ECKey
 from joserfc.util import urlsafe_b64decode
 
 from interlock.crypto.jose import (
+    PublicKey,
     _b64url_decode,
+    _header,
     import_public_jwk,
     json_object,
     public_jwk,
     sign_compact,
     split_unverified,
+    verify_chosen,
     verify_signature,
     verify_split,
 )
@@ -171,3 +175,61 @@ def test_a_split_token_meets_the_header_rules(header: dict[str, Any], reason: st
     with pytest.raises(InvalidTokenError) as caught:
         verify_split(split_unverified(fake), public, frozenset({"ES256"}))
     assert reason in caught.value.reason
+
+
+def _by_kid(keys: dict[str, PublicKey]) -> Any:
+    """A key choice as the token verifier makes it: the header's kid names the key."""
+
+    def choose(header: Any, encoded_payload: str) -> tuple[PublicKey, frozenset[str], None]:
+        kid = header.get("kid")
+        if not isinstance(kid, str) or kid not in keys:
+            raise InvalidTokenError("the token is invalid", "unknown kid")
+        return keys[kid], frozenset({"ES256"}), None
+
+    return choose
+
+
+def test_the_header_memo_gives_a_look_alike_header_no_pass() -> None:
+    """The memo is keyed by the exact segment: each header is parsed and checked on its own.
+
+    After a good token's header is remembered, every header segment one character
+    away, a validly signed header naming ``crit``, ``alg: none`` and an unknown
+    ``kid`` are refused all the same.
+    """
+    key = ECKey.generate_key("P-256", private=True)
+    key.ensure_kid()
+    choose = _by_kid({key.kid: import_public_jwk(public_jwk(key, "ES256"))})
+    good = sign_compact(b"{}", key, "ES256", {"typ": "at+jwt"})
+    encoded_header, rest = good.split(".", 1)
+    for _ in range(2):  # the second time from the memo
+        assert verify_chosen(good, choose)[1] == b"{}"
+    alphabet = string.ascii_letters + string.digits + "-_"
+    for position, original in enumerate(encoded_header):
+        for replacement in {alphabet[(alphabet.index(original) + 1) % 64], "A", "_"} - {original}:
+            look_alike = encoded_header[:position] + replacement + encoded_header[position + 1 :]
+            with pytest.raises(InvalidTokenError):
+                verify_chosen(f"{look_alike}.{rest}", choose)
+            with contextlib.suppress(InvalidTokenError):  # not base64url, JSON or an object
+                assert _header(look_alike) is not _header(encoded_header)
+    critical = sign_compact(b"{}", key, "ES256", {"typ": "at+jwt", "crit": ["exp"], "exp": 1})
+    unknown = _b64(b'{"typ":"at+jwt","alg":"ES256","kid":"x"}')
+    none = _b64(json.dumps({"typ": "at+jwt", "alg": "none", "kid": key.kid}).encode())
+    for token, reason in [
+        (critical, "critical"),
+        (f"{unknown}.{rest}", "unknown kid"),
+        (f"{none}.{rest}", "not allowed"),
+        (f"{none}.{rest.split('.')[0]}.", "not allowed"),
+    ]:
+        with pytest.raises(InvalidTokenError) as caught:
+            verify_chosen(token, choose)
+        assert reason in caught.value.reason
+    assert verify_chosen(good, choose)[1] == b"{}"
+
+
+def test_the_header_memo_is_bounded() -> None:
+    """Many distinct headers (one per forged token) cannot grow the memo past its size."""
+    maxsize = _header.cache_info().maxsize
+    assert maxsize is not None
+    for n in range(maxsize + 50):
+        _header(_b64(json.dumps({"alg": "ES256", "kid": str(n)}).encode()))
+    assert _header.cache_info().currsize <= maxsize
