@@ -167,6 +167,16 @@ def test_a_window_ends_with_its_age_its_uses_and_its_recipients(
     assert key_at(-1, alice) != keys[3]  # the clock went back
 
 
+def test_ended_windows_are_not_kept(signer: SignerKey, alice: Consumer, carol: Consumer) -> None:
+    """A new window drops those past their age (a rotated consumer key's, for instance)."""
+    windows = KeyWindows(age=timedelta(minutes=5))
+    sealed(signer, alice, windows=windows)
+    sealed(signer, alice, carol, windows=windows)
+    assert len(windows) == 2
+    sealed(signer, carol, windows=windows, message=facts(issued=NOW + timedelta(minutes=6)))
+    assert len(windows) == 1
+
+
 def test_window_limits_are_checked() -> None:
     """A window of no time or no message is refused."""
     with pytest.raises(ValueError, match="positive"):

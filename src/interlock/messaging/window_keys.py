@@ -105,9 +105,19 @@ class KeyWindows:
                 or use.uses >= self._uses
                 or not use.window.started <= now < use.window.started + self.age
             ):
+                # Windows of retired recipients (a rotated key) are not kept either.
+                self._current = {
+                    held: kept
+                    for held, kept in self._current.items()
+                    if kept.window.started <= now < kept.window.started + self.age
+                }
                 use = self._current[label] = _Use(begin())
             use.uses += 1
             return use.window
+
+    def __len__(self) -> int:
+        """How many windows are held."""
+        return len(self._current)
 
 
 class WindowKeyCache:
