@@ -274,7 +274,7 @@ _Sign = Callable[[bytes], bytes]
 def _signer(alg: str, key: SigningKey) -> _Sign:
     """The signing function of ``alg`` with ``key``, made once per pair and remembered.
 
-    Keyed like :func:`signature_check` (the entry holds the key, so its id is
+    Keyed like :func:`_signature_check` (the entry holds the key, so its id is
     not reused while remembered); the signing keys are few and long-lived.
     """
     entry = _SIGNERS.get((alg, id(key)))
