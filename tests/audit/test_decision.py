@@ -151,7 +151,8 @@ def test_a_token_id_goes_into_a_shared_template_and_encodes_as_the_model(jti: ob
     )  # fmt: skip
     encode_decision(base._replace(details={"scope": "orders.read", "jti": "first"}), KEY)
     remembered = len(entry._TEMPLATES)
-    decision = base._replace(details={"scope": "orders.read", "jti": jti, "route": "/t"})
+    details: Any = {"scope": "orders.read", "jti": jti, "route": "/t"}  # jti of any type
+    decision = base._replace(details=details)
     for _ in range(2):
         fast = encode_decision(decision, KEY)
         try:

@@ -229,7 +229,7 @@ def test_the_header_memo_gives_a_look_alike_header_no_pass() -> None:
     """
     key = ECKey.generate_key("P-256", private=True)
     key.ensure_kid()
-    choose = _by_kid({key.kid: import_public_jwk(public_jwk(key, "ES256"))})
+    choose = _by_kid({str(key.kid): import_public_jwk(public_jwk(key, "ES256"))})
     good = sign_compact(b"{}", key, "ES256", {"typ": "at+jwt"})
     encoded_header, rest = good.split(".", 1)
     for _ in range(2):  # the second time from the memo

@@ -290,7 +290,6 @@ def _signer(alg: str, key: SigningKey) -> _Sign:
 
 def _new_signer(alg: str, key: SigningKey) -> _Sign:
     algorithm = jws.JWSRegistry.algorithms[alg]
-    native = None
     if isinstance(algorithm, ESAlgorithm) and isinstance(key, ECKey):
         try:
             # joserfc's own binding (key type, curve, "use", "alg") and "key_ops" allowing
@@ -299,8 +298,8 @@ def _new_signer(alg: str, key: SigningKey) -> _Sign:
             native = key.get_op_key("sign")
         except JoseError:
             native = None
-    if isinstance(native, ec.EllipticCurvePrivateKey) and isinstance(key, ECKey):
-        return _ecdsa_signer(native, key.curve_key_size, algorithm.hash_alg())
+        if isinstance(native, ec.EllipticCurvePrivateKey):
+            return _ecdsa_signer(native, key.curve_key_size, algorithm.hash_alg())
 
     def sign(signing_input: bytes) -> bytes:
         return bytes(algorithm.sign(signing_input, key))
