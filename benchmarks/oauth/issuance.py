@@ -25,9 +25,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from secrets import token_urlsafe
 from typing import Any
@@ -55,6 +56,7 @@ CLIENT = "bench"
 SERVER_CPU = "0"
 WRK_CPU = "1"
 WARM_UP_SECONDS = 2
+SOURCE = Path(__file__).resolve().parents[2] / "src"  # the tree this benchmark belongs to
 _JWKS = "/.well-known/jwks.json"
 
 MANIFEST = f"""\
@@ -123,7 +125,7 @@ def measure_issuance(
     reference = Server("authlib", free_port(), reference_secret, _JWKS)
     servers = [ours, reference]
     with processes() as started:
-        started.append(_start_interlock(box, manifest_path, ours.port))
+        started.append(_start_interlock(box, manifest_path, ours.port, profile=profile))
         started.append(_start_reference(box, reference))
         ca_files = {ours.name: box.ca_file, reference.name: box.ca_file}
         if baseline is not None:
@@ -131,8 +133,7 @@ def measure_issuance(
             earlier.write_text(manifest_path.read_text())
             before = Server("baseline", free_port(), _client_secret(baseline.box, earlier), _JWKS)
             source = Path(baseline.source).resolve() / "src"
-            env = {**baseline.box.env, "PYTHONPATH": f"{source}:{os.environ.get('PYTHONPATH', '')}"}
-            started.append(_start_interlock(replace(baseline.box, env=env), earlier, before.port))
+            started.append(_start_interlock(baseline.box, earlier, before.port, source=source))
             servers.insert(0, before)
             ca_files[before.name] = baseline.box.ca_file
         for server in servers:
@@ -232,22 +233,32 @@ def _client_secret(box: Sandbox, manifest_path: Path) -> str:
     return secrets.create(CLIENT)[1]
 
 
-def _start_interlock(box: Sandbox, manifest: Path, port: int) -> subprocess.Popen[bytes]:
+def _start_interlock(
+    box: Sandbox, manifest: Path, port: int, *, source: Path = SOURCE, profile: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """``interlock serve`` from the tree ``source`` (holds ``interlock``), pinned to CPU 0.
+
+    ``source`` goes first on PYTHONPATH: the editable install in the virtual
+    environment may point at another checkout, whose code would be measured
+    instead. With ``profile`` and no py-spy, under cProfile (``profiled_serve.py``).
+    """
+    path = os.pathsep.join(p for p in (str(source), box.env.get("PYTHONPATH", "")) if p)
+    command = [sys.executable, "-m", "interlock"]
+    if profile is not None and _py_spy() is None:
+        command = [sys.executable, str(Path(__file__).with_name("profiled_serve.py")), str(profile)]
     return subprocess.Popen(
         [
             "taskset",
             "-c",
             SERVER_CPU,
-            sys.executable,
-            "-m",
-            "interlock",
+            *command,
             "serve",
             "--manifest",
             str(manifest),
             "--listen",
             f"127.0.0.1:{port}",
         ],
-        env=box.env,
+        env={**box.env, "PYTHONPATH": path},
         stdout=subprocess.DEVNULL,
     )
 
@@ -291,10 +302,25 @@ def _script(work: Path, server: Server) -> Path:
 
 @contextmanager
 def _profiled(output: Path | None, process: subprocess.Popen[bytes]) -> Iterator[None]:
-    """py-spy records ``process`` (raw collapsed stacks to ``output``) while the block runs."""
-    spy = _py_spy()
-    if output is None or spy is None:
+    """Profile ``process`` while the block runs, to ``output``.
+
+    With py-spy: raw collapsed stacks. Without: the process runs under
+    ``profiled_serve.py``; SIGUSR1 starts cProfile, SIGUSR2 writes pstats.
+    """
+    if output is None:
         yield
+        return
+    spy = _py_spy()
+    if spy is None:
+        output.unlink(missing_ok=True)
+        process.send_signal(signal.SIGUSR1)
+        try:
+            yield
+        finally:
+            process.send_signal(signal.SIGUSR2)
+            deadline = time.monotonic() + 30
+            while not output.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
         return
     recorder = subprocess.Popen(
         [spy, "record", "--format", "raw", "-o", str(output), "-p", str(process.pid)],

@@ -95,7 +95,9 @@ def main() -> None:
     parser.add_argument("--only", choices=["issuance", "verify"])
     parser.add_argument("--tokens", type=int, default=1000, help="distinct tokens to verify")
     parser.add_argument(
-        "--profile", type=Path, help="py-spy raw profile of `interlock serve` during one run"
+        "--profile",
+        type=Path,
+        help="profile of `interlock serve` during one run: py-spy raw, else cProfile (pstats)",
     )
     parser.add_argument(
         "--baseline", type=Path, help="source tree of an earlier Interlock to measure alongside"

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from interlock.audit import entry
 from interlock.audit.entry import Decision, decision_entry, encode_decision, encode_entry
 from interlock.audit.errors import AuditUnavailableError
 from interlock.audit.frontier import Frontier
@@ -35,7 +36,8 @@ _credential = st.sampled_from(
 @st.composite
 def decisions(draw: st.DrawFn) -> Decision:
     """Decisions in and out of the model's bounds."""
-    keys = st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True) | _any
+    # "jti": a unique detail, its value encoded per entry into a shared template.
+    keys = st.just("jti") | st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True) | _any
     values = (
         _any
         | st.text(max_size=3).map(lambda s: s * 200)
@@ -121,15 +123,48 @@ def test_details_equal_in_python_but_not_in_json_get_their_own_parts() -> None:
         assert fast == model
 
 
-def test_a_token_id_in_the_details_is_encoded_in_full_every_time() -> None:
-    """Details that differ per entry (a token's jti) are not remembered, and encode right."""
+@pytest.mark.parametrize(
+    "jti",
+    [
+        "a",
+        "b",
+        "t eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",  # masked, as the model masks it
+        "x" * 500,
+        "x" * 501,  # over the model's bound: declined, never encoded unchecked
+        "\ud800",  # a lone surrogate: declined
+        "\x00 with a NUL",  # where the template cuts its text: escaped like any value
+        7,
+        2**53,
+        True,
+        1.5,
+    ],
+)
+def test_a_token_id_goes_into_a_shared_template_and_encodes_as_the_model(jti: object) -> None:
+    """Details that differ per entry (a token's jti) share one template: same bytes as the model.
+
+    The jti is left out of the remembered parts and checked, masked and
+    encoded for each entry; the templates do not grow with every token.
+    """
     base = Decision(
         1_733_400_000_000_001, "client:a", "token.issue", None, None, None, (), 0, 0,
         "success", 200, "req", None, {"jti": "a"}, "192.0.2.10",
     )  # fmt: skip
-    for jti in ("a", "b", "a"):
-        decision = base._replace(details={"jti": jti, "scope": "orders.read"})
-        assert encode_decision(decision, KEY) == encode_entry(decision_entry(decision), KEY)
+    encode_decision(base._replace(details={"scope": "orders.read", "jti": "first"}), KEY)
+    remembered = len(entry._TEMPLATES)
+    details: Any = {"scope": "orders.read", "jti": jti, "route": "/t"}  # jti of any type
+    decision = base._replace(details=details)
+    for _ in range(2):
+        fast = encode_decision(decision, KEY)
+        try:
+            model = encode_entry(decision_entry(decision), KEY)
+        except (ValidationError, ValueError):
+            assert fast is None
+            continue
+        assert fast is None or fast == model
+        if type(jti) is str and len(jti) <= 500 and jti != "\ud800":
+            assert fast == model
+        assert b"eyJzdWIiOiJ4In0" not in model
+    assert len(entry._TEMPLATES) <= remembered + 1  # this decision's details: one template
 
 
 def test_a_typical_decision_takes_the_fast_path_with_credentials_masked() -> None:

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from joserfc import jws
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 from joserfc.util import urlsafe_b64decode
 
@@ -155,6 +156,36 @@ def test_ecdsa_check_agrees_with_joserfc(alg: str, message: bytes, flip: int) ->
     assert not verify_signature(alg, public, message + b"x", bytes(signature))
 
 
+@given(message=st.binary(max_size=64))
+def test_ecdsa_signatures_verify_under_joserfc(message: bytes) -> None:
+    """sign_compact's ES256 (prehashed, key object kept) is R || S that joserfc verifies.
+
+    Run over many messages, some signatures have an R or S with leading zero
+    bytes: they must still be 32 bytes each (RFC 7518 §3.4).
+    """
+    key = _EC_KEYS["ES256"]
+    public = import_public_jwk(public_jwk(key, "ES256"))
+    token = sign_compact(message, key, "ES256", {"typ": "at+jwt"})
+    encoded_header, encoded_payload, encoded_signature = token.split(".")
+    signature = urlsafe_b64decode(encoded_signature.encode())
+    assert len(signature) == 64
+    assert urlsafe_b64decode(encoded_payload.encode()) == message
+    signing_input = f"{encoded_header}.{encoded_payload}".encode()
+    assert jws.JWSRegistry.algorithms["ES256"].verify(signing_input, signature, public)
+    assert not jws.JWSRegistry.algorithms["ES256"].verify(signing_input + b"x", signature, public)
+
+
+def test_a_key_that_may_not_sign_is_refused_as_joserfc_refuses_it() -> None:
+    """key_ops without "sign": the same refusal as joserfc's own signing, not a signature."""
+    key = ECKey.import_key(
+        {**_EC_KEYS["ES256"].as_dict(private=True), "key_ops": ["verify"]}, {"key_ops": ["verify"]}
+    )
+    with pytest.raises(JoseError):
+        jws.JWSRegistry.algorithms["ES256"].sign(b"m", key)
+    with pytest.raises(JoseError):
+        sign_compact(b"{}", key, "ES256")
+
+
 @pytest.mark.parametrize(
     ("header", "reason"),
     [
@@ -198,7 +229,7 @@ def test_the_header_memo_gives_a_look_alike_header_no_pass() -> None:
     """
     key = ECKey.generate_key("P-256", private=True)
     key.ensure_kid()
-    choose = _by_kid({key.kid: import_public_jwk(public_jwk(key, "ES256"))})
+    choose = _by_kid({str(key.kid): import_public_jwk(public_jwk(key, "ES256"))})
     good = sign_compact(b"{}", key, "ES256", {"typ": "at+jwt"})
     encoded_header, rest = good.split(".", 1)
     for _ in range(2):  # the second time from the memo

@@ -319,13 +319,14 @@ def _in_bounds(d: Decision) -> bool:
 #: scan left unchanged are kept, never one that held a credential; bounded.
 _CLEAN: set[str] = set()
 _CLEAN_MAX: Final = 4096
+_MAX_DETAILS: Final = 32  # the model's bound on how many details an entry holds
 
 
 def _masked_details(
     details: dict[str, str | int | bool],
 ) -> dict[str, str | int | bool] | None:
     """``details`` as the model keeps them (texts masked), or None outside its bounds."""
-    if type(details) is not dict or len(details) > 32:
+    if type(details) is not dict or len(details) > _MAX_DETAILS:
         return None
     masked: dict[str, str | int | bool] = {}
     clean = _CLEAN
@@ -382,20 +383,38 @@ def _clean_text(text: str) -> str:
 
 #: The parts of a decision's encoding that repeat from request to request (who,
 #: what, which integration and route, the outcome's result, the details), by
-#: those fields: (text before the address, between correlation id and status,
-#: between reason and time). Only parts whose fields passed every check are
-#: kept; bounded, emptied when full.
-_TEMPLATES: dict[tuple[object, ...], tuple[str, str, str]] = {}
+#: those fields: (text before the address, the texts between correlation id and
+#: status, text between reason and time, the unique detail keys). Only parts
+#: whose fields passed every check are kept; bounded, emptied when full.
+_TEMPLATES: dict[tuple[object, ...], _Template] = {}
 _TEMPLATES_MAX: Final = 4096
-#: Detail keys whose values differ for every entry (a token's id): such entries
-#: are encoded in full rather than filling the templates with parts used once.
+#: Detail keys whose values differ for every entry (a token's id): their values are
+#: left out of the templates (which would otherwise fill with parts used once) and
+#: checked, masked and encoded for each entry into the gap the template leaves.
 _UNIQUE_DETAILS: Final = frozenset({"jti"})
+_NO_KEYS: Final[frozenset[str]] = frozenset()
+#: Where a unique detail's value goes in a template's text while it is built: JSON
+#: text never holds a raw NUL (the encoder escapes it as \u0000).
+_GAP: Final = "\x00"
+
+
+class _Template(NamedTuple):
+    before_ip: str
+    # The text between correlation id and status, cut where each unique detail's value
+    # goes (one piece more than ``unique``).
+    before_status: tuple[str, ...]
+    before_time: str
+    unique: tuple[str, ...]  # the unique detail keys, in the order their values go
 
 
 def _template_key(d: Decision) -> tuple[object, ...] | None:
     details = d.details
-    if type(details) is not dict or not _UNIQUE_DETAILS.isdisjoint(details):
+    if type(details) is not dict:
         return None
+    unique = _NO_KEYS
+    if not _UNIQUE_DETAILS.isdisjoint(details):
+        unique = _UNIQUE_DETAILS.intersection(details)
+        details = {k: v for k, v in details.items() if k not in unique}
     # The value types too: True == 1 and hash alike, but encode differently.
     return (
         d.action,
@@ -407,6 +426,7 @@ def _template_key(d: Decision) -> tuple[object, ...] | None:
         d.result,
         tuple(details.items()),
         tuple(map(type, details.values())),
+        unique,
     )
 
 
@@ -424,12 +444,12 @@ def _varying_in_bounds(d: Decision) -> bool:
     )
 
 
-def _template(d: Decision, key: tuple[object, ...]) -> tuple[str, str, str] | None:
+def _template(d: Decision, key: tuple[object, ...]) -> _Template | None:
     """The repeating parts of ``d``'s encoding, checked and remembered; None if out of bounds."""
     found = _TEMPLATES.get(key)
     if found is not None:
         return found
-    made = _parts(d)
+    made = _parts(d, _UNIQUE_DETAILS.intersection(d.details))
     if made is None:
         return None
     if len(_TEMPLATES) >= _TEMPLATES_MAX:
@@ -438,28 +458,40 @@ def _template(d: Decision, key: tuple[object, ...]) -> tuple[str, str, str] | No
     return made
 
 
-def _parts(d: Decision) -> tuple[str, str, str] | None:
-    """The parts of ``d``'s encoding around its per-request fields; None if out of bounds."""
+def _parts(d: Decision, unique: frozenset[str] = frozenset()) -> _Template | None:
+    """The parts of ``d``'s encoding around its per-request fields; None if out of bounds.
+
+    The values of the ``unique`` detail keys are left out (checked per entry).
+    """
     if not _in_bounds(d):
         return None
-    details = _masked_details(d.details)
-    if details is None:
+    details = d.details
+    if unique:
+        if type(details) is not dict or len(details) > _MAX_DETAILS:
+            return None
+        details = {k: v for k, v in details.items() if k not in unique}
+    masked = _masked_details(details)
+    if masked is None or any(_DETAIL_KEY.fullmatch(k) is None for k in unique):
         return None
-    return (
+    items = {**dict.fromkeys(unique, _GAP), **masked}
+    before_status = "".join(
+        (
+            ',"data_categories":[',
+            ",".join(map(string, d.data_categories)),
+            '],"details":{',
+            ",".join(
+                f"{string(k)}:{_GAP if k in unique else scalar(items[k])}" for k in sorted(items)
+            ),
+            '},"integration":',
+            scalar(d.integration),
+            ',"outcome":{"result":',
+            string(d.result),
+            ',"status":',
+        )
+    )
+    return _Template(
         "".join(('{"action":', string(d.action), ',"actor":', string(d.actor), ',"client_ip":')),
-        "".join(
-            (
-                ',"data_categories":[',
-                ",".join(map(string, d.data_categories)),
-                '],"details":{',
-                ",".join(f"{string(k)}:{scalar(details[k])}" for k in sorted(details)),
-                '},"integration":',
-                scalar(d.integration),
-                ',"outcome":{"result":',
-                string(d.result),
-                ',"status":',
-            )
-        ),
+        tuple(before_status.split(_GAP)),
         "".join(
             (
                 ',"source":',
@@ -469,7 +501,25 @@ def _parts(d: Decision) -> tuple[str, str, str] | None:
                 ',"time":"',
             )
         ),
+        tuple(sorted(unique)),
     )
+
+
+def _unique_value(value: object) -> str | None:
+    """A unique detail's value as JSON text, masked as the model masks it; None out of bounds."""
+    kind = type(value)
+    if kind is str:
+        text: str = value  # type: ignore[assignment]
+        if len(text) > MAX_DETAIL_TEXT:
+            return None
+        # Not remembered as clean (_CLEAN): a value seen once would only push others out.
+        return string(redact_credentials(text))
+    if kind is int:
+        number: int = value  # type: ignore[assignment]
+        return int.__repr__(number) if -_MAX_SAFE <= number <= _MAX_SAFE else None
+    if kind is bool:
+        return "true" if value else "false"
+    return None
 
 
 def encode_decision(
@@ -489,7 +539,7 @@ def encode_decision(
         key = _template_key(d)
     except TypeError:  # an unhashable value: _parts checks (and refuses) it
         key = None
-    if key is None:  # parts used once (a token's id), not remembered
+    if key is None:  # details that are no dict: _parts refuses them
         made = _parts(d)
     elif _varying_in_bounds(d):
         made = _template(d, key)
@@ -499,9 +549,17 @@ def encode_decision(
 
 
 def _encode_templated(
-    d: Decision, made: tuple[str, str, str], pseudonymiser: Pseudonymiser, pseudonymise_ip: bool
+    d: Decision, made: _Template, pseudonymiser: Pseudonymiser, pseudonymise_ip: bool
 ) -> bytes | None:
-    before_ip, before_status, before_time = made
+    before_ip, pieces, before_time, unique = made
+    before_status = pieces[0]
+    if unique:
+        details = d.details
+        for key, piece in zip(unique, pieces[1:], strict=True):
+            text = _unique_value(details[key])
+            if text is None:
+                return None
+            before_status = f"{before_status}{text}{piece}"
     ip = d.client_ip
     try:
         if ip is not None and pseudonymise_ip:

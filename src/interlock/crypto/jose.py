@@ -41,7 +41,11 @@ from typing import Any, Final, NamedTuple, TypeVar
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    Prehashed,
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from joserfc import jws
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwa import ESAlgorithm
@@ -251,16 +255,81 @@ def sign_compact(
 ) -> str:
     """A compact JWS of ``payload`` (RFC 7515 §7.1); ``kid`` is the key's thumbprint.
 
-    The signature is joserfc's algorithm for ``alg``; the protected header of a
-    given key and ``typ`` is encoded once and reused.
+    The signature is joserfc's algorithm for ``alg`` (for ECDSA the same
+    computation with its per-call work done once, :func:`_signer`); the
+    protected header of a given key and ``typ`` is encoded once and reused.
     """
     _check_alg(alg, SIGNING_ALGORITHMS)
     key.ensure_kid()
     protected = {**(header or {}), "alg": alg, "kid": key.kid}
     encoded_header = _encoded_header(_COMPACT_JSON.encode(protected))
     signing_input = f"{encoded_header}.{urlsafe_b64encode(payload).decode('ascii')}"
-    signature = jws.JWSRegistry.algorithms[alg].sign(signing_input.encode("ascii"), key)
+    signature = _signer(alg, key)(signing_input.encode("ascii"))
     return f"{signing_input}.{urlsafe_b64encode(signature).decode('ascii')}"
+
+
+_Sign = Callable[[bytes], bytes]
+
+
+def _signer(alg: str, key: SigningKey) -> _Sign:
+    """The signing function of ``alg`` with ``key``, made once per pair and remembered.
+
+    Keyed like :func:`_signature_check` (the entry holds the key, so its id is
+    not reused while remembered); the signing keys are few and long-lived.
+    """
+    entry = _SIGNERS.get((alg, id(key)))
+    if entry is not None and entry[0] is key:
+        return entry[1]
+    sign = _new_signer(alg, key)
+    with _SIGNERS_LOCK:
+        while len(_SIGNERS) >= _MAX_SIGNERS:
+            del _SIGNERS[next(iter(_SIGNERS))]  # oldest first
+        _SIGNERS[(alg, id(key))] = (key, sign)
+    return sign
+
+
+def _new_signer(alg: str, key: SigningKey) -> _Sign:
+    algorithm = jws.JWSRegistry.algorithms[alg]
+    if isinstance(algorithm, ESAlgorithm) and isinstance(key, ECKey):
+        try:
+            # joserfc's own binding (key type, curve, "use", "alg") and "key_ops" allowing
+            # "sign", checked once; a key that fails them signs through joserfc as before.
+            algorithm.check_key(key)
+            native = key.get_op_key("sign")
+        except JoseError:
+            native = None
+        if isinstance(native, ec.EllipticCurvePrivateKey):
+            return _ecdsa_signer(native, key.curve_key_size, algorithm.hash_alg())
+
+    def sign(signing_input: bytes) -> bytes:
+        return bytes(algorithm.sign(signing_input, key))
+
+    return sign
+
+
+def _ecdsa_signer(
+    native: ec.EllipticCurvePrivateKey, key_size: int, hash_alg: hashes.HashAlgorithm
+) -> _Sign:
+    # joserfc's ESAlgorithm.sign with its per-call work done once: the key's
+    # `cryptography` object (get_op_key checks "key_ops" on every call), the
+    # ECDSA(hash) object, and R || S of the curve's size (RFC 7518 §3.4) from
+    # int.to_bytes instead of hex formatting; the digest from hashlib (Prehashed,
+    # as _ecdsa_check). The signature is still `cryptography`'s ECDSA.
+    length = (key_size + 7) // 8
+    sign = native.sign
+    digest = getattr(hashlib, hash_alg.name)  # sha256, sha384: ES256, ES384
+    ecdsa = ec.ECDSA(Prehashed(hash_alg))
+
+    def signer(signing_input: bytes) -> bytes:
+        r, s = decode_dss_signature(sign(digest(signing_input).digest(), ecdsa))
+        return r.to_bytes(length) + s.to_bytes(length)
+
+    return signer
+
+
+_MAX_SIGNERS: Final = 64
+_SIGNERS: dict[tuple[str, int], tuple[SigningKey, _Sign]] = {}
+_SIGNERS_LOCK: Final = threading.Lock()
 
 
 # json.dumps with separators builds a new encoder per call; the same output from one.
