@@ -69,6 +69,7 @@ __all__ = [
     "private_jwk",
     "public_jwk",
     "sign_compact",
+    "sign_signature",
     "split_unverified",
     "unverified_header",
     "verify_chosen",
@@ -248,6 +249,16 @@ def _ecdsa_check(
 _MAX_CHECKS: Final = 256
 _CHECKS: dict[tuple[str, int], tuple[PublicKey, _SignatureCheck | None]] = {}
 _CHECKS_LOCK: Final = threading.Lock()
+
+
+def sign_signature(alg: str, key: SigningKey, signing_input: bytes) -> bytes:
+    """The JWS signature (RFC 7515 §5.1 step 5) of ``signing_input`` with ``key`` for ``alg``.
+
+    For a caller that builds its own protected header (the messaging envelope);
+    :func:`sign_compact` otherwise. ``alg`` must be one of the signing algorithms.
+    """
+    _check_alg(alg, SIGNING_ALGORITHMS)
+    return _signer(alg, key)(signing_input)
 
 
 def sign_compact(

@@ -46,13 +46,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from joserfc import jwe, jws
+from joserfc import jwe
 from joserfc.jwk import KeyParameters, OctKey
-from joserfc.registry import HeaderParameter
 from joserfc.util import json_b64encode, urlsafe_b64encode
 
 from interlock.config.vocabulary import FIELD_PATTERN
-from interlock.crypto.jose import PublicKey, SigningKey
+from interlock.crypto.jose import PublicKey, SigningKey, sign_signature
 from interlock.messaging.model import (
     CONTENT_TYPE_COMPACT,
     CONTENT_TYPE_JSON,
@@ -66,7 +65,6 @@ from interlock.messaging.window_keys import KeyWindows, Window
 from interlock.messaging.wire_format import (
     CONTENT_ENCRYPTION,
     EVENT_NAMES,
-    FACT_REGISTRY,
     FIELD_CTY,
     FIELDS_HEADER,
     KEY_ALGORITHMS,
@@ -121,13 +119,6 @@ def message_id() -> str:
 
 _SEAL_JWE: Final = jwe_registry()
 _WINDOW_JWE: Final = jwe_registry(window=True)
-_SEAL_JWS: Final = jws.JWSRegistry(
-    header_registry={
-        **FACT_REGISTRY,
-        FIELDS_HEADER: HeaderParameter("Encrypted field paths", "list[str]"),
-    },
-    algorithms=list(SIGNING_ALGORITHMS),
-)
 
 
 def seal(
@@ -242,7 +233,7 @@ def _window(windows: KeyWindows, facts: MessageFacts, recipients: Sequence[Recip
 
 
 def _sign(data: bytes, header: Mapping[str, Any], signer: SignerKey) -> str:
-    """A compact JWS (RFC 7515 §7.1): joserfc's signature, no per-call registry work.
+    """A compact JWS (RFC 7515 §7.1), without joserfc's per-call registry work.
 
     The header's names and values were checked by :func:`seal` (the facts'
     types, the algorithm); ``jws.serialize_compact`` would check them again
@@ -250,7 +241,7 @@ def _sign(data: bytes, header: Mapping[str, Any], signer: SignerKey) -> str:
     """
     protected = {**header, "alg": signer.alg, "kid": signer.kid}
     signing_input = json_b64encode(protected) + b"." + urlsafe_b64encode(data)
-    signature = _SEAL_JWS.algorithms[signer.alg].sign(signing_input, signer.key)
+    signature = sign_signature(signer.alg, signer.key, signing_input)
     return (signing_input + b"." + urlsafe_b64encode(signature)).decode("ascii")
 
 
