@@ -53,5 +53,5 @@ def test_sealed_events_list_their_payload_encryption_and_plain_ones_do_not(
     assert measure["description"] == (
         "every consumer's copy signed by erp-events (Ed25519) and encrypted to that "
         "consumer's key alone (RSA-OAEP-256, A256GCM), subject and schema version bound to "
-        "it; keys rotated every P7D"
+        "it; one key agreement per PT5M window key; keys rotated every P7D"
     )

@@ -49,6 +49,7 @@ def test_the_measures_are_those_the_messaging_section_configures(tmp_path: Path)
     (encryption,) = by_kind["payload_encryption"]
     assert "customer.email encrypted to crm-consumer" in encryption
     assert "signed by erp-publisher (ES256)" in encryption
+    assert "one key agreement per PT5M window key" in encryption
     assert any("only crm-consumer hold keys" in text for text in by_kind["authorisation"])
     assert by_kind["minimisation"] == [
         "consumers receive only id, customer.email; other fields removed"

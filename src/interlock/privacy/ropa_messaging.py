@@ -17,6 +17,8 @@ from interlock.config.units import format_duration
 from interlock.privacy.ropa_measures import Measure
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from interlock.config.manifest import Integration, Manifest
 
 __all__ = ["broker_location", "events_measures", "messaging_measures"]
@@ -47,8 +49,8 @@ def events_measures(manifest: Manifest, name: str, flow: Integration) -> Iterato
             "payload_encryption",
             f"every consumer's copy signed by {flow.client} ({spec.signing_algorithm}) and "
             f"encrypted to that consumer's key alone ({spec.key_algorithm}, A256GCM), subject "
-            f"and schema version bound to it; keys rotated every "
-            f"{format_duration(spec.key_rotation)}",
+            f"and schema version bound to it; {_agreement(spec.key_window)}; keys rotated "
+            f"every {format_duration(spec.key_rotation)}",
             f"{at}.encrypt",
         )
     for subject, declared in spec.subjects.items():
@@ -107,7 +109,8 @@ def messaging_measures(manifest: Manifest, name: str, flow: Integration) -> Iter
         protected += f"personal-data fields {fields} encrypted to {readers} ({spec.key_algorithm})"
     yield Measure(
         "payload_encryption",
-        f"{protected}; keys rotated every {format_duration(spec.key_rotation)}",
+        f"{protected}; {_agreement(spec.key_window)}; keys rotated every "
+        f"{format_duration(spec.key_rotation)}",
         f"{at}.encrypt",
     )
     yield Measure(
@@ -135,3 +138,10 @@ def messaging_measures(manifest: Manifest, name: str, flow: Integration) -> Iter
         f"{spec.dead_letter.role}, every action audited",
         f"{at}.dead_letter",
     )
+
+
+def _agreement(window: timedelta | None) -> str:
+    """How often a key agreement is made with the consumers' keys (key_window)."""
+    if window is None:
+        return "a key agreement per message"
+    return f"one key agreement per {format_duration(window)} window key"
