@@ -139,12 +139,10 @@ bouncycastle:
 	      default-jre-headless libbcmail-java; \
 	  else echo "Java or Bouncy Castle is not installed (apt-get install default-jre-headless libbcmail-java): AS2 compression peer tests will skip"; fi; }
 
-# pytest-xdist workers: twice the cores of the 2-core machine, since many tests wait on
-# the processes they start (brokers, nginx, gateways). The unit stage took 7 min 7 s with
-# 4 workers against 11 min 9 s with 2 (7,500 tests, 2026-12-06). Each worker has a Redis
-# database of its own (tests/conftest.py: up to 15); PostgreSQL tests each get a fresh
-# schema anyway.
-WORKERS ?= 4
+# pytest-xdist workers. Both cores of the 2-core machine: the whole suite took 120-128 s
+# instead of 196 s (2026-12-05). Each worker has a Redis database of its own
+# (tests/conftest.py); PostgreSQL tests each get a fresh schema anyway.
+WORKERS ?= 2
 # Today's statement coverage of the package by the suite, rounded down (92.60% on
 # 2026-12-05; code run only in subprocesses is not counted). A change that lowers it
 # fails `make test`; raise the floor as coverage grows. It cost 8-11% of wall time.
