@@ -36,7 +36,7 @@ import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple, TypeVar
+from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -179,15 +179,7 @@ def _signature_check(alg: str, key: PublicKey) -> _SignatureCheck | None:
     modified) and the check is remembered with the key; a key seen once (a
     DPoP proof's ``jwk``) only pushes an older entry out.
     """
-    entry = _CHECKS.get((alg, id(key)))
-    if entry is not None and entry[0] is key:  # the entry holds the key: its id is not reused
-        return entry[1]
-    check = _new_signature_check(alg, key)
-    with _CHECKS_LOCK:
-        while len(_CHECKS) >= _MAX_CHECKS:
-            del _CHECKS[next(iter(_CHECKS))]  # oldest first
-        _CHECKS[(alg, id(key))] = (key, check)
-    return check
+    return _CHECKS.get(alg, key, _new_signature_check)
 
 
 def _new_signature_check(alg: str, key: PublicKey) -> _SignatureCheck | None:
@@ -246,9 +238,35 @@ def _ecdsa_check(
     return check
 
 
-_MAX_CHECKS: Final = 256
-_CHECKS: dict[tuple[str, int], tuple[PublicKey, _SignatureCheck | None]] = {}
-_CHECKS_LOCK: Final = threading.Lock()
+_Made = TypeVar("_Made")
+
+
+class _PerKey(Generic[_Made]):
+    """What is made once per algorithm and key object, remembered with the key.
+
+    The entry holds the key, so its ``id`` is not reused while remembered;
+    bounded, the oldest entry out first.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: dict[tuple[str, int], tuple[object, _Made]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, alg: str, key: Any, make: Callable[[str, Any], _Made]) -> _Made:
+        """The value for ``alg`` and ``key``, ``make(alg, key)`` the first time."""
+        entry = self._entries.get((alg, id(key)))
+        if entry is not None and entry[0] is key:
+            return entry[1]
+        made = make(alg, key)
+        with self._lock:
+            while len(self._entries) >= self._size:
+                del self._entries[next(iter(self._entries))]
+            self._entries[(alg, id(key))] = (key, made)
+        return made
+
+
+_CHECKS: Final[_PerKey[_SignatureCheck | None]] = _PerKey(256)
 
 
 def sign_signature(alg: str, key: SigningKey, signing_input: bytes) -> bytes:
@@ -288,15 +306,7 @@ def _signer(alg: str, key: SigningKey) -> _Sign:
     Keyed like :func:`_signature_check` (the entry holds the key, so its id is
     not reused while remembered); the signing keys are few and long-lived.
     """
-    entry = _SIGNERS.get((alg, id(key)))
-    if entry is not None and entry[0] is key:
-        return entry[1]
-    sign = _new_signer(alg, key)
-    with _SIGNERS_LOCK:
-        while len(_SIGNERS) >= _MAX_SIGNERS:
-            del _SIGNERS[next(iter(_SIGNERS))]  # oldest first
-        _SIGNERS[(alg, id(key))] = (key, sign)
-    return sign
+    return _SIGNERS.get(alg, key, _new_signer)
 
 
 def _new_signer(alg: str, key: SigningKey) -> _Sign:
@@ -338,9 +348,7 @@ def _ecdsa_signer(
     return signer
 
 
-_MAX_SIGNERS: Final = 64
-_SIGNERS: dict[tuple[str, int], tuple[SigningKey, _Sign]] = {}
-_SIGNERS_LOCK: Final = threading.Lock()
+_SIGNERS: Final[_PerKey[_Sign]] = _PerKey(64)
 
 
 # json.dumps with separators builds a new encoder per call; the same output from one.
