@@ -34,6 +34,7 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\
 SILENT = b""  # answer nothing, keep the connection open
 CLOSE = b"<close>"  # close the connection without answering
 TRICKLE = b"<trickle>"  # a prefix: the rest is sent a byte every 0.1 s
+SLOW = b"<slow>"  # a prefix: the rest is sent after 0.3 s
 
 
 @dataclass
@@ -44,6 +45,9 @@ class Upstream:
     seen: list[tuple[int, bytes]] = field(default_factory=list)  # (connection, request)
     connections: int = 0
     close_after: set[int] = field(default_factory=set)  # request numbers to close after
+    ended: int = 0  # connections over (the client closed them, or the script did)
+    received: asyncio.Event = field(default_factory=asyncio.Event)  # a request was read
+    over: asyncio.Event = field(default_factory=asyncio.Event)  # a connection ended
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One connection: read requests, answer from the script."""
@@ -62,6 +66,7 @@ class Upstream:
                 )
                 body = await reader.readexactly(length)
                 self.seen.append((number, head + body))
+                self.received.set()
                 reply = self.replies.pop(0)
                 if reply == CLOSE:
                     break
@@ -73,6 +78,9 @@ class Upstream:
                         await writer.drain()
                         await asyncio.sleep(0.1)
                     continue
+                if reply.startswith(SLOW):
+                    await asyncio.sleep(0.3)
+                    reply = reply.removeprefix(SLOW)
                 writer.write(reply)
                 await writer.drain()
                 if len(self.seen) in self.close_after:
@@ -80,6 +88,8 @@ class Upstream:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            self.ended += 1
+            self.over.set()
             writer.close()
 
 
@@ -445,6 +455,48 @@ def test_the_wait_for_a_pool_slot_counts_against_the_overall_deadline(tls: Local
             await holder
 
     scenario(tls, [SILENT, SILENT], body, size=1, read_seconds=10, total_seconds=0.5)
+
+
+def test_a_connection_whose_exchange_outlives_the_pool_is_closed(tls: LocalTls) -> None:
+    """The pool closes (the gateway stops) mid-exchange: the answer comes, then the connection ends.
+
+    Before, a reusable connection was neither put back (the pool was closed)
+    nor closed: it stayed open to the upstream until the garbage collector
+    found it, as an "unclosed transport" warning.
+    """
+
+    async def body(pool: ConnectionPool, upstream: Upstream) -> UpstreamResponse:
+        answer = asyncio.create_task(get(pool))
+        await upstream.received.wait()
+        pool.close()
+        response = await answer
+        async with asyncio.timeout(5):
+            await upstream.over.wait()
+        return response
+
+    response, upstream = scenario(tls, [SLOW + OK], body)
+    assert (response.status, upstream.connections, upstream.ended) == (200, 1, 1)
+
+
+def test_a_connection_made_while_the_pool_closes_is_closed_after_its_exchange(
+    tls: LocalTls,
+) -> None:
+    """The pool closes while a request is still connecting: that connection ends too."""
+
+    async def body(pool: ConnectionPool, upstream: Upstream) -> UpstreamResponse:
+        answer = asyncio.create_task(get(pool))
+        await asyncio.sleep(0)  # the request runs up to its connect
+        assert not upstream.connections
+        pool.close()
+        response = await answer
+        async with asyncio.timeout(5):
+            await upstream.over.wait()
+        with pytest.raises(ConnectionError):
+            await get(pool)  # a closed pool takes no new request
+        return response
+
+    response, upstream = scenario(tls, [OK], body)
+    assert (response.status, upstream.connections, upstream.ended) == (200, 1, 1)
 
 
 def test_a_closed_keep_alive_connection_is_retried_for_get_only(tls: LocalTls) -> None:

@@ -438,6 +438,8 @@ class ConnectionPool:
         if connection.reusable and not self._closed:
             connection.idle_since = asyncio.get_running_loop().time()
             self._idle.append(connection)
+        else:  # the pool closed while this exchange (or its connect) was under way
+            connection.close()
         return response
 
     async def _acquire(self, *, fresh: bool = False) -> _Connection:
