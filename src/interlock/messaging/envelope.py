@@ -129,14 +129,17 @@ def seal(
     recipients: Sequence[RecipientKey],
     encrypt_fields: Sequence[str] = (),
     windows: KeyWindows | None = None,
+    encoded: bytes | None = None,
 ) -> Outgoing:
     """Sign ``payload`` and encrypt it (or only ``encrypt_fields``) to ``recipients``.
 
     See the module docstring for the format. With ``windows``, under the
     current window key for these recipients (:mod:`interlock.messaging.window_keys`),
-    else to the recipients' keys directly. ``ValueError`` for an algorithm
-    outside the allow-lists, no recipient, naive datetimes or a payload that
-    is not JSON.
+    else to the recipients' keys directly. ``encoded``: ``payload_bytes(payload)``
+    when the caller has already made them (the producer, which checks the
+    payload is JSON first), so a payload is serialised once. ``ValueError``
+    for an algorithm outside the allow-lists, no recipient, naive datetimes
+    or a payload that is not JSON.
     """
     if signer.alg not in SIGNING_ALGORITHMS:
         raise ValueError(f"signing algorithm {signer.alg!r} is not allowed")
@@ -150,7 +153,7 @@ def seal(
             raise ValueError(f"not a field path: {path!r}")
     claims = _fact_claims(facts)
     try:
-        data = payload_bytes(payload)
+        data = payload_bytes(payload) if encoded is None else encoded
     except TypeError as exc:  # an object json cannot encode
         raise ValueError(f"the payload is not JSON: {exc}") from None
     window = None if windows is None else _window(windows, facts, recipients)

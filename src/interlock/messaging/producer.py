@@ -102,7 +102,7 @@ class Producer:
             )
         plain = _plain(payload)
         try:
-            payload_bytes(plain)
+            encoded = payload_bytes(plain)
         except (TypeError, ValueError, RecursionError):
             raise PayloadRefused("the payload is not JSON (a value JSON cannot carry)") from None
         if flow.schema is not None:
@@ -128,6 +128,7 @@ class Producer:
             recipients=self._keys.recipients(flow.name, spec.consumers),
             encrypt_fields=spec.encrypted_fields,
             windows=self._windows,
+            encoded=encoded,
         )
         if len(outgoing.body) > spec.max_message:
             raise PayloadRefused(
