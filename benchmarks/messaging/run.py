@@ -16,7 +16,10 @@ same TLS connection settings and the same number of messages in flight:
 The audit entries go to an in-memory sink and de-duplication to the in-process
 store on the sealed side, so the figure is the cost of the envelope and the
 gate, not of a database the plain side does not use (the durable audit log's
-own cost is measured in benchmarks/audit). The brokers are started here from
+own cost is measured in benchmarks/audit). The sink encodes each entry as the
+durable log's sink does on the caller's side (:class:`EncodingSink`: from the
+entry's fields, :func:`~interlock.audit.entry.encode_decision`, and its search
+row's key) and keeps the bytes instead of handing them to the writer. The brokers are started here from
 this machine's ``rabbitmq-server`` and ``nats-server`` (TLS only, mutual TLS),
 as the tests start them. Phases alternate plain/sealed ``--repeat`` times and
 the medians are reported; the headline ratio is end-to-end messages/s
@@ -48,6 +51,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.common import sandbox
 from benchmarks.results import report as report_figure
 from benchmarks.results import skip
+from interlock.audit.entry import Decision as AuditDecision
+from interlock.audit.entry import encode_decision
+from interlock.audit.search_index import search_head
 from interlock.audit.sink import MemorySink
 from interlock.clock import utc_now
 from interlock.config.loader import load_manifest
@@ -145,6 +151,28 @@ integrations:
 {"".join(flows)}"""
 
 
+class EncodingSink(MemorySink):
+    """In memory, each message's entry encoded as :class:`~interlock.audit.service.DurableSink` does.
+
+    The durable sink's ``record_decision_async`` encodes an entry from its
+    fields on the caller's side (no validating model), makes its search row's
+    key, and hands both to the group-commit writer; here the bytes are kept
+    in memory instead. Entries the encoder declines take the model's path, as
+    there (:func:`~interlock.audit.sink.record_decision`).
+    """
+
+    async def record_decision_async(self, decision: AuditDecision) -> int | None:
+        """The entry's index once kept; None (nothing kept) for the model's path."""
+        body = encode_decision(decision, self._pseudonymiser)
+        if body is None:
+            return None
+        search_head(decision.actor, decision.action, decision.correlation_id)
+        await asyncio.sleep(0)
+        with self._lock:
+            self.encoded.append(body)
+            return len(self.encoded) - 1
+
+
 @dataclass
 class Phase:
     """Messages/s of one phase."""
@@ -216,7 +244,7 @@ async def sealed_phase(
     broker: BrokerAdapter, manifest: Manifest, keys: MessagingKeys, count: int, window: int
 ) -> Phase:
     """Producer.publish, then the Consumer's gate to a handler."""
-    producer = Producer(manifest, "sealed", keys=keys, broker=broker, audit=MemorySink())
+    producer = Producer(manifest, "sealed", keys=keys, broker=broker, audit=EncodingSink())
     published = await _in_flight(
         [lambda order=order: producer.publish(order) for order in payloads(count)], window
     )
@@ -227,7 +255,7 @@ async def sealed_phase(
         keys=keys,
         broker=broker,
         dedup=MemoryIdempotency(),
-        audit=MemorySink(),
+        audit=EncodingSink(),
     )
 
     async def start(done: Callable[[], None]) -> Any:

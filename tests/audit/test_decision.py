@@ -37,7 +37,11 @@ _credential = st.sampled_from(
 def decisions(draw: st.DrawFn) -> Decision:
     """Decisions in and out of the model's bounds."""
     # "jti": a unique detail, its value encoded per entry into a shared template.
-    keys = st.just("jti") | st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True) | _any
+    keys = (
+        st.sampled_from(["jti", "message_id", "event_id"])
+        | st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True)
+        | _any
+    )
     values = (
         _any
         | st.text(max_size=3).map(lambda s: s * 200)
@@ -139,19 +143,23 @@ def test_details_equal_in_python_but_not_in_json_get_their_own_parts() -> None:
         1.5,
     ],
 )
-def test_a_token_id_goes_into_a_shared_template_and_encodes_as_the_model(jti: object) -> None:
+@pytest.mark.parametrize("name", ["jti", "message_id", "event_id"])
+def test_a_token_id_goes_into_a_shared_template_and_encodes_as_the_model(
+    jti: object, name: str
+) -> None:
     """Details that differ per entry (a token's jti) share one template: same bytes as the model.
 
     The jti is left out of the remembered parts and checked, masked and
-    encoded for each entry; the templates do not grow with every token.
+    encoded for each entry; the templates do not grow with every token. The
+    same for a message's and an event's id (an entry per message on each side).
     """
     base = Decision(
         1_733_400_000_000_001, "client:a", "token.issue", None, None, None, (), 0, 0,
         "success", 200, "req", None, {"jti": "a"}, "192.0.2.10",
     )  # fmt: skip
-    encode_decision(base._replace(details={"scope": "orders.read", "jti": "first"}), KEY)
+    encode_decision(base._replace(details={"scope": "orders.read", name: "first"}), KEY)
     remembered = len(entry._TEMPLATES)
-    details: Any = {"scope": "orders.read", "jti": jti, "route": "/t"}  # jti of any type
+    details: Any = {"scope": "orders.read", name: jti, "route": "/t"}  # a value of any type
     decision = base._replace(details=details)
     for _ in range(2):
         fast = encode_decision(decision, KEY)

@@ -19,7 +19,14 @@ from pathlib import Path
 
 import pytest
 from joserfc import jwe
+from sqlalchemy import select
 
+from interlock.audit.entry import AuditEntry, Decision, decision_entry, encode_entry
+from interlock.audit.schema import BODIES
+from interlock.audit.service import AuditLog
+from interlock.audit.verify import verify_log
+from interlock.config.settings import Settings
+from interlock.crypto import Keyring
 from interlock.crypto.jose import generate_signing_key
 from interlock.messaging.consumer import Message, MessageRejected
 from interlock.messaging.envelope import SignerKey, seal
@@ -428,3 +435,60 @@ def test_a_reserialised_copy_of_a_processed_message_is_a_duplicate(rig: Rig) -> 
     decision = asyncio.run(consumer.decide(copy, rig.handler))
     assert (decision.settle, decision.reason) == (Settle.DEAD, "duplicate")
     assert rig.calls == Counter({"m-copy": 1})
+
+
+def test_a_durable_trail_gets_each_sides_entry_without_the_model_with_the_models_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the deployment's audit log, publish and consume are committed without a model.
+
+    Each side's entry is committed before the publish returns and before the
+    message is acknowledged, encoded from its fields (no validating model per
+    message): the bytes the model would have written, and the log verifies.
+    """
+    keyring = Keyring.create(tmp_path / "audit-keyring.json")
+    settings = Settings(data_dir=tmp_path, audit_database_url=f"sqlite:///{tmp_path / 'a.db'}")
+    log = AuditLog.open(settings, keyring, witnesses=[])
+    sink = log.sink
+    decisions: list[Decision] = []
+    models: list[AuditEntry] = []
+    fast, slow = sink.record_decision_async, sink.record_async
+
+    async def recorded_fast(decision: Decision) -> int | None:
+        decisions.append(decision)
+        return await fast(decision)
+
+    async def recorded_slow(entry: AuditEntry) -> int:
+        models.append(entry)
+        return await slow(entry)
+
+    monkeypatch.setattr(sink, "record_decision_async", recorded_fast)
+    monkeypatch.setattr(sink, "record_async", recorded_slow)
+    rig_dir = tmp_path / "rig"
+    rig_dir.mkdir()
+    try:
+        with rig_for(rig_dir) as rig:
+            durable = dataclasses.replace(rig, audit=sink)  # type: ignore[arg-type]
+
+            async def run() -> str:
+                running = await durable.consumer().start(durable.handler)
+                message_id = await durable.producer().publish(PAYLOAD)
+                await eventually(lambda: len(durable.handled) == 1)
+                await running.stop()
+                return message_id
+
+            message_id = asyncio.run(run())
+        log.writer.close()
+        with log.store.engine.connect() as connection:
+            bodies = [bytes(b) for (b,) in connection.execute(select(BODIES.c.body))]
+        assert verify_log(log.store.engine).size == 2
+    finally:
+        log.close()
+    assert models == []
+    assert sorted((d.action, d.details["message_id"]) for d in decisions) == [
+        ("messaging.consume", message_id),
+        ("messaging.publish", message_id),
+    ]
+    expected = {encode_entry(decision_entry(d), log.keys.pseudonymiser) for d in decisions}
+    assert set(bodies) == expected
+    assert all(EMAIL.encode() not in body for body in bodies)

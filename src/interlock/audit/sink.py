@@ -21,11 +21,11 @@ import asyncio
 import threading
 from typing import Protocol, runtime_checkable
 
-from interlock.audit.entry import AuditEntry, encode_entry
+from interlock.audit.entry import AuditEntry, Decision, decision_entry, encode_entry
 from interlock.audit.errors import AuditUnavailableError
 from interlock.audit.pseudonyms import Pseudonymiser
 
-__all__ = ["AuditSink", "MemorySink"]
+__all__ = ["AuditSink", "MemorySink", "record_decision"]
 
 
 @runtime_checkable
@@ -80,3 +80,17 @@ class MemorySink:
         """As :meth:`record`, dropping the entry when marked unavailable."""
         if not self.unavailable:
             self.record(entry)
+
+
+async def record_decision(sink: AuditSink, decision: Decision) -> None:
+    """Make ``decision``'s entry durable: without its model where the sink can.
+
+    The sink's ``record_decision_async`` (the durable log's: the same bytes as
+    the model's, :func:`~interlock.audit.entry.encode_decision`) when it has
+    one and the decision is within its bounds; ``record_async`` of the model
+    otherwise. :class:`AuditUnavailableError` if it cannot be made durable;
+    pydantic's ``ValidationError`` if the model refuses a value.
+    """
+    durable = getattr(sink, "record_decision_async", None)
+    if durable is None or await durable(decision) is None:
+        await sink.record_async(decision_entry(decision))

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from interlock.audit.sink import AuditSink
+from interlock.audit.sink import AuditSink, record_decision
 from interlock.clock import Clock, utc_now
 from interlock.config.manifest import JsonLimits, Manifest
 from interlock.errors import InterlockError, InvalidRequestError, NotFoundError, did_you_mean
@@ -391,8 +391,9 @@ class EventConsumer:
             details["event_id"] = event_id
         if grant is not None:
             details["subject"] = grant.subject
-        await self._audit.record_async(
-            self._stream.entry(
+        await record_decision(
+            self._audit,
+            self._stream.decision(
                 actor=self._actor,
                 action=action,
                 result=result,
@@ -400,7 +401,7 @@ class EventConsumer:
                 size=len(delivery.body),
                 reason=reason,
                 details=details,
-            )
+            ),
         )
 
 

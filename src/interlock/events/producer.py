@@ -44,7 +44,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from interlock.audit.sink import AuditSink
+from interlock.audit.sink import AuditSink, record_decision
 from interlock.clock import Clock, utc_now
 from interlock.config.manifest import Manifest
 from interlock.errors import InterlockError, NotFoundError, did_you_mean
@@ -280,8 +280,9 @@ class EventProducer:
             details["schema_id"] = registered.id
         if event_id is not None:
             details["event_id"] = event_id
-        await self._audit.record_async(
-            self._stream.entry(
+        await record_decision(
+            self._audit,
+            self._stream.decision(
                 actor=self._actor,
                 action=PUBLISH_ACTION,
                 result=result,
@@ -289,7 +290,7 @@ class EventProducer:
                 size=size,
                 reason=reason,
                 details=details,
-            )
+            ),
         )
 
 

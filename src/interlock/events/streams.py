@@ -24,13 +24,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
 
-from interlock.audit.entry import AuditEntry
+from interlock.audit.entry import Decision
 from interlock.config.events import EventsSpec, read_scope
 from interlock.config.manifest import Integration, Manifest
 from interlock.errors import InterlockError, did_you_mean
 from interlock.events.grants import Grant
 from interlock.identity.grants import client_scopes
-from interlock.messaging.flow import integration_entry
+from interlock.messaging.flow import integration_decision
 from interlock.messaging.model import Topology
 from interlock.validation.schema import RequestSchema
 
@@ -120,7 +120,7 @@ class EventStream:
         """Every consumer's topology (what ``apply`` declares on the broker)."""
         return [self.topology(consumer) for consumer in self.spec.consumers]
 
-    def entry(
+    def decision(
         self,
         *,
         actor: str,
@@ -130,9 +130,9 @@ class EventStream:
         size: int = 0,
         reason: str | None = None,
         details: Mapping[str, str | int | bool] | None = None,
-    ) -> AuditEntry:
+    ) -> Decision:
         """An audit entry about one event of this integration (never its payload)."""
-        return integration_entry(
+        return integration_decision(
             self.name,
             self.integration,
             actor=actor,

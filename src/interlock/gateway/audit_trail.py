@@ -44,7 +44,7 @@ from pydantic import ValidationError
 
 from interlock.audit.entry import AuditEntry, Decision, Outcome, decision_entry
 from interlock.audit.errors import AuditUnavailableError
-from interlock.audit.sink import AuditSink
+from interlock.audit.sink import AuditSink, record_decision
 from interlock.config.manifest import Integration
 from interlock.errors import Refusal
 from interlock.gateway.client_address import client_address
@@ -261,9 +261,7 @@ class GatewayAudit:
         :class:`AuditUnavailableError` if it cannot be made durable; pydantic's
         ``ValidationError`` if the model refuses a value the cheap path declined.
         """
-        durable = getattr(self.sink, "record_decision_async", None)
-        if durable is None or await durable(decision) is None:
-            await self.sink.record_async(decision_entry(decision))
+        await record_decision(self.sink, decision)
 
     async def _identified(
         self, entry: AuditEntry, identified: Sequence[Sighting], route: RouteLineage | None

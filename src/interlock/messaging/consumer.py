@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from interlock.audit.sink import AuditSink
+from interlock.audit.sink import AuditSink, record_decision
 from interlock.clock import Clock, utc_now
 from interlock.errors import InterlockError, did_you_mean
 from interlock.logs import get_logger
@@ -274,15 +274,16 @@ class Consumer:
         message_id = _safe_id(delivery, facts)
         if message_id is not None:
             details["message_id"] = message_id
-        await self._audit.record_async(
-            self._flow.entry(
+        await record_decision(
+            self._audit,
+            self._flow.decision(
                 actor=self._actor,
                 action=action,
                 result=result,
                 size=len(delivery.body),
                 reason=reason,
                 details=details,
-            )
+            ),
         )
 
 

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from interlock.actors import Operator
-from interlock.audit.sink import AuditSink
+from interlock.audit.sink import AuditSink, record_decision
 from interlock.clock import Clock, utc_now
 from interlock.config.manifest import OPERATOR_SCOPES
 from interlock.errors import AuthorisationError, InterlockError, NotFoundError
@@ -266,8 +266,9 @@ class DeadLetterDesk:
         details: dict[str, str | int | bool] = {
             name: safe for name, value in found.items() if (safe := safe_id(value))
         }
-        await self._audit.record_async(
-            self._flow.entry(
+        await record_decision(
+            self._audit,
+            self._flow.decision(
                 actor=self._operator.label,
                 action=f"{_ACTION}.{action}",
                 result=result,
@@ -275,7 +276,7 @@ class DeadLetterDesk:
                 records=1 if letter is not None else attempt.records,
                 reason=refused,
                 details=details,
-            )
+            ),
         )
 
 

@@ -7,17 +7,18 @@ topology and its payload schema, compiled once.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from interlock.audit.entry import AuditEntry, Outcome, Volume
+from interlock.audit.entry import Decision
 from interlock.config.manifest import Integration, Manifest
 from interlock.config.messaging import MessagingSpec
 from interlock.messaging.model import BrokerError, Topology, topology_of
 from interlock.validation.schema import RequestSchema, compile_schema
 
-__all__ = ["MessagingFlow", "integration_entry", "messaging_flow"]
+__all__ = ["MessagingFlow", "integration_decision", "messaging_flow"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class MessagingFlow:
         """The client that produces (the integration's client)."""
         return self.integration.client
 
-    def entry(
+    def decision(
         self,
         *,
         actor: str,
@@ -45,9 +46,9 @@ class MessagingFlow:
         records: int = 1,
         reason: str | None = None,
         details: Mapping[str, str | int | bool] | None = None,
-    ) -> AuditEntry:
+    ) -> Decision:
         """An audit entry about this integration's messages (never their payload)."""
-        return integration_entry(
+        return integration_decision(
             self.name,
             self.integration,
             actor=actor,
@@ -60,7 +61,7 @@ class MessagingFlow:
         )
 
 
-def integration_entry(
+def integration_decision(
     name: str,
     integration: Integration,
     *,
@@ -72,13 +73,17 @@ def integration_entry(
     reason: str | None = None,
     details: Mapping[str, str | int | bool] | None = None,
     data_categories: tuple[str, ...] | None = None,
-) -> AuditEntry:
+) -> Decision:
     """An audit entry about messages of integration ``name`` (never their payload).
 
+    As the fields of a :class:`~interlock.audit.entry.Decision`, which
+    :func:`~interlock.audit.sink.record_decision` records without building
+    the entry's model where the sink can (one per message on each side).
     ``data_categories``: those of the data concerned, when narrower than the
     integration's (an event stream names what each copy carried).
     """
-    return AuditEntry(
+    return Decision(
+        time_us=time.time_ns() // 1000,
         actor=actor,
         action=action,
         integration=name,
@@ -87,10 +92,14 @@ def integration_entry(
         data_categories=(
             integration.data_categories if data_categories is None else data_categories
         ),
-        volume=Volume(records=records, bytes=size),
-        outcome=Outcome(result=result),
+        records=records,
+        bytes=size,
+        result=result,
+        status=None,
+        correlation_id=None,
         reason=reason,
         details=dict(details or {}),
+        client_ip=None,
     )
 
 

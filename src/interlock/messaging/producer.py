@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from interlock.audit.sink import AuditSink
+from interlock.audit.sink import AuditSink, record_decision
 from interlock.clock import Clock, utc_now
 from interlock.errors import InterlockError, InvalidRequestError
 from interlock.messaging.envelope import message_id as new_message_id
@@ -144,25 +144,27 @@ class Producer:
         try:
             await self._broker.publish(flow.topology, message)
         except PublishError as exc:
-            await self._audit.record_async(
-                flow.entry(
+            await record_decision(
+                self._audit,
+                flow.decision(
                     actor=self._actor,
                     action=PUBLISH_ACTION,
                     result="failure",
                     size=len(message.body),
                     reason=f"not confirmed by the broker ({exc.code})",
                     details=details,
-                )
+                ),
             )
             raise
-        await self._audit.record_async(
-            flow.entry(
+        await record_decision(
+            self._audit,
+            flow.decision(
                 actor=self._actor,
                 action=PUBLISH_ACTION,
                 result="success",
                 size=len(message.body),
                 details=details,
-            )
+            ),
         )
 
     async def publish(self, payload: Mapping[str, Any], *, message_id: str | None = None) -> str:
@@ -177,15 +179,16 @@ class Producer:
             else:
                 message = await asyncio.to_thread(self.seal, payload, message_id=message_id)
         except PayloadRefused as refused:
-            await self._audit.record_async(
-                self._flow.entry(
+            await record_decision(
+                self._audit,
+                self._flow.decision(
                     actor=self._actor,
                     action=PUBLISH_ACTION,
                     result="failure",
                     size=0,
                     reason=f"refused before sending: {refused.code}",
                     details={"violations": len(refused.violations)},
-                )
+                ),
             )
             raise
         await self.send(message)
