@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,13 @@ from interlock.proofs.checkpoint import open_checkpoint
 from interlock.proofs.cosignature import CosignatureVerifier, cosign
 from interlock.proofs.note import NoteVerifier
 from interlock.proofs.rfc9162 import verify_consistency, verify_inclusion
+from interlock.store.deployment import open_deployment
+from interlock.store.manifest_versions import publish_manifest
 from tests.audit.conftest import sample_entry
 from tests.conftest import isolate_cli
 
 REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "interlock.yaml"
 
 
 @pytest.fixture(autouse=True)
@@ -167,6 +171,80 @@ def test_prune_with_the_manifest_retention(
     status, out, _ = _run(capsys, "audit", "verify")
     assert status == 0
     assert "10 pruned" in out
+
+
+@pytest.fixture
+def removed(capsys: pytest.CaptureFixture[str]) -> AuditLog:
+    """A deployment whose log holds 6 entries of an integration the manifest no longer has."""
+    assert main(["init"]) == 0
+    settings = load_settings()
+    log = AuditLog.open(settings, Keyring.load(settings.keyring_path))
+    for i in range(6):  # from 2025: far past any retention here
+        log.sink.record(sample_entry(i, integration="legacy-feed"))
+    log.sink.record(sample_entry(9, integration="legacy-feed", time=datetime.now(UTC)))
+    log.close()
+    capsys.readouterr()
+    return log
+
+
+def _publish_with_legacy_feed(retention: str) -> int:
+    """Store a manifest version that still declared legacy-feed (the example's order-sync)."""
+    text = EXAMPLE.read_text().replace(
+        "integrations:\n  order-sync:\n", "integrations:\n  legacy-feed:\n", 1
+    )
+    assert "  legacy-feed:" in text
+    text = text.replace("    retention: P90D", f"    retention: {retention}", 1)
+    deployment = open_deployment(load_settings())
+    try:
+        return publish_manifest(
+            deployment.engine, text, actor="admin:test", now=datetime.now(UTC)
+        ).version
+    finally:
+        deployment.close()
+
+
+def test_a_removed_integrations_bodies_keep_the_retention_it_was_last_declared_with(
+    removed: AuditLog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Gone from the manifest, declared in stored version 2 (30d): its old bodies go.
+
+    Before, prune looked at the manifest's integrations only: the bodies of a
+    removed integration were kept for ever, whatever retention it had.
+    """
+    _publish_with_legacy_feed("P1Y")
+    version = _publish_with_legacy_feed("30d")  # the newest that declares it wins
+    status, out, err = _run(capsys, "audit", "prune", "--manifest", str(EXAMPLE))
+    assert status == 0, err
+    assert "legacy-feed: 6 bodies before" in out
+    assert f"(removed; retention of manifest version {version})" in out
+    status, out, _ = _run(capsys, "audit", "verify")
+    assert status == 0
+    assert "6 pruned" in out  # the recent one stays
+
+
+def test_a_removed_integration_nobody_gave_a_retention_keeps_its_bodies_and_fails(
+    removed: AuditLog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No stored version declares it: nothing of it is pruned, the command says what to pass."""
+    status, out, err = _run(capsys, "audit", "prune", "--manifest", str(EXAMPLE))
+    assert status == 1
+    assert "kept every body of legacy-feed" in err
+    assert "--removed-retention" in err
+    assert len(err.strip().splitlines()) == 1
+    status, out, _ = _run(capsys, "audit", "verify")
+    assert status == 0
+    assert "pruned" not in out or "0 pruned" in out
+    status, out, err = _run(
+        capsys, "audit", "prune", "--manifest", str(EXAMPLE), "--removed-retention", "90d", "--json"
+    )
+    assert status == 0, err
+    (legacy,) = [r for r in json.loads(out)["integrations"] if r["integration"] == "legacy-feed"]
+    assert (legacy["pruned"], legacy["removed"]) == (6, True)
+    status, _, err = _run(
+        capsys, "audit", "prune", "--manifest", str(EXAMPLE), "--removed-retention", "90"
+    )
+    assert status == 1
+    assert "'90' is not a duration" in err
 
 
 def test_bad_input_is_one_line_naming_the_field(

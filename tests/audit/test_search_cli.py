@@ -137,9 +137,12 @@ def test_search_after_pruning_says_pruned_entries_are_not_searchable(
 ) -> None:
     """The example manifest's retention prunes order-sync's 2025 entries; search says so."""
     manifest = str(REPO / "examples" / "interlock.yaml")
-    doc = _json(capsys, "audit", "prune", "--manifest", manifest)
+    # billing is not in the example manifest, and no stored version declares it: its
+    # bodies are kept unless given a retention (a century here: none is pruned).
+    doc = _json(capsys, "audit", "prune", "--manifest", manifest, "--removed-retention", "P36500D")
     check("interlock audit prune", doc)
     pruned = {r["integration"]: r for r in doc["integrations"]}
+    assert (pruned["billing"]["removed"], pruned["billing"]["pruned"], doc["kept"]) == (True, 0, [])
     assert pruned["order-sync"]["pruned"] == 7
     assert pruned["order-sync"]["before"].endswith("Z")
     assert isinstance(pruned["order-sync"]["entry_index"], int)
@@ -147,7 +150,6 @@ def test_search_after_pruning_says_pruned_entries_are_not_searchable(
     assert status == 0
     assert "pruned (retention): not searchable" in out
     found = _json(capsys, "audit", "search", "--client", "order-sync")
-    # billing is not in the example manifest: its entries keep their bodies
     assert [e["correlation_id"] for e in found["entries"]] == ["req-now", "req-9", "req-8", "req-7"]
     assert found["pruned"] == 7
 

@@ -26,6 +26,7 @@ from interlock.config.manifest import Manifest
 from interlock.config.settings import Settings, load_settings
 from interlock.privacy.lineage import LineageIndex, LineageRecord, load_subject_hasher
 from interlock.store import Deployment, open_deployment
+from interlock.store.manifest_versions import publish_manifest
 from tests.audit.conftest import sample_entry
 from tests.check.conftest import Write
 from tests.conftest import isolate_cli
@@ -105,6 +106,53 @@ def test_a_body_may_outlive_the_retention_by_one_prune_period(
     late = _sync(manifest, deployed, now + AUDIT_PRUNE_PERIOD)
     assert late.status == "fail"
     assert "1 audit entry bodies" in late.reason
+
+
+def test_bodies_of_a_removed_integration_fail_for_the_deployment_until_pruned(
+    deployed: Deployment, write_manifest: Write, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An integration gone from the manifest: its bodies outlive no retention unnoticed.
+
+    Without a stored manifest version that declares it, every body of it is
+    kept without a bound (a failure naming it); once a version gives its last
+    retention, only bodies past it fail, and `interlock audit prune` removes
+    them. Before, the check and the prune looked at the manifest's
+    integrations only.
+    """
+    retired_text = write_manifest(("  sync:", "  retired:")).read_text()  # what was declared
+    current = write_manifest()
+    manifest = load_manifest(current)
+    now = datetime.now(UTC)
+    old = now - RETENTION - timedelta(days=400)
+    log = AuditLog.open(deployed.settings, deployed.keyring)
+    try:
+        for number in range(3):
+            log.sink.record(sample_entry(number, integration="retired", time=old))
+        log.sink.record(sample_entry(7, integration="retired", time=now))
+    finally:
+        log.close()
+    [unbounded] = [
+        f
+        for f in retention_findings(manifest, deployed.settings, deployed.engine, now)
+        if f.integration is None
+    ]
+    assert unbounded.status == "fail"
+    assert "kept without a bound: retired" in unbounded.reason
+    assert unbounded.fix is not None
+    assert "--removed-retention" in unbounded.fix
+
+    publish_manifest(deployed.engine, retired_text, actor="admin:test", now=now)
+    [past] = [
+        f
+        for f in retention_findings(manifest, deployed.settings, deployed.engine, now)
+        if f.integration is None
+    ]
+    assert "of integrations no longer in the manifest: retired (3)" in past.reason
+
+    assert main(["audit", "prune", "--manifest", str(current)]) == 0
+    assert "retired: 3 bodies" in capsys.readouterr().out
+    found = retention_findings(manifest, deployed.settings, deployed.engine, now)
+    assert [(f.integration, f.status) for f in found] == [("sync", "pass")]
 
 
 def _lineage(integration: str, expires_at: datetime) -> LineageRecord:

@@ -16,26 +16,44 @@ PostgreSQL only the maintenance role holds DELETE on ``audit_bodies`` and
 Entries without an integration (key and admin events, prunes) are kept.
 :func:`stale_bodies` is the selection a prune deletes; ``interlock check
 --live`` counts the same selection to fail ``retention`` when pruning lags.
+
+An integration removed from the manifest still has entries in the log: its
+bodies keep the retention it was last declared with, found in the stored
+manifest versions (:func:`last_declared`); ``interlock audit prune`` names
+the integrations whose retention nobody declared any more, and keeps their
+bodies until the operator gives one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from sqlalchemy import Select, select
+from sqlalchemy import Engine, Select, select
 
 from interlock.audit.entry import AuditEntry, Outcome, Volume, encode_entry
 from interlock.audit.keys import LogKeys
 from interlock.audit.schema import BODIES, LEAVES, PRUNED, SEARCH
 from interlock.audit.storage import LogStore
 from interlock.audit.verify import PRUNE_ACTION, pruned_digest
+from interlock.config.units import parse_duration
+from interlock.config.yaml_source import YamlSourceError, parse_yaml
+from interlock.store.manifest_versions import version_history
 
-__all__ = ["PruneReport", "prune", "stale_bodies"]
+__all__ = [
+    "LastDeclared",
+    "PruneReport",
+    "last_declared",
+    "prune",
+    "stale_bodies",
+    "trail_integrations",
+]
 
 _DELETE_CHUNK: Final = 500
+# Stored manifest versions searched for a removed integration's retention, newest first.
+_HISTORY: Final = 10_000
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,58 @@ def prune(
             _prune_one(store, keys, integration, before=moment - keep, now=moment, actor=actor)
         )
     return reports
+
+
+@dataclass(frozen=True)
+class LastDeclared:
+    """A removed integration's retention, as the newest manifest version that declared it says."""
+
+    retention: timedelta
+    version: int
+
+
+def trail_integrations(store: LogStore) -> frozenset[str]:
+    """The integrations named by entries of the log that still hold a body."""
+    query = (
+        select(LEAVES.c.integration)
+        .join(BODIES, BODIES.c.idx == LEAVES.c.idx)
+        .where(LEAVES.c.integration.is_not(None))
+        .distinct()
+    )
+    with store.engine.connect() as connection:
+        return frozenset(str(name) for name in connection.execute(query).scalars())
+
+
+def last_declared(engine: Engine, names: Collection[str]) -> dict[str, LastDeclared]:
+    """Each of ``names``' retention in the newest stored manifest version that declares it.
+
+    ``engine``: the deployment's store (``interlock manifest apply`` keeps every
+    version there). A version whose text or ``retention`` no longer reads is
+    passed over for an older one; a name no version declares is left out.
+    """
+    wanted = set(names)
+    found: dict[str, LastDeclared] = {}
+    for version in version_history(engine, limit=_HISTORY):  # newest first
+        if not wanted:
+            break
+        try:
+            data = parse_yaml(version.text).data
+        except YamlSourceError:
+            continue
+        flows = data.get("integrations") if isinstance(data, dict) else None
+        if not isinstance(flows, dict):
+            continue
+        for name in sorted(wanted & flows.keys()):
+            flow = flows[name]
+            try:
+                retention = parse_duration(
+                    flow.get("retention") if isinstance(flow, dict) else None
+                )
+            except ValueError:
+                continue
+            found[name] = LastDeclared(retention, version.version)
+            wanted.discard(name)
+    return found
 
 
 def stale_bodies(integration: str, before: datetime, *, upto: int | None = None) -> Select[int]:

@@ -19,7 +19,10 @@ that pruning should already have removed, using the pruning's own selection:
 
 Any such entry or row fails ``retention`` for its integration, with the count
 and the fix. Lineage rows of integrations no longer in the manifest fail for
-the deployment. A store that cannot be read is a failed finding for the
+the deployment, and so do their audit bodies past the retention the
+integration was last declared with (:func:`interlock.audit.prune.last_declared`)
+or, when no stored manifest version declares one, any of their bodies at all:
+nothing bounds how long they are kept. A store that cannot be read is a failed finding for the
 deployment, never an exception; a missing audit log file holds no bodies (and
 is ``audit_trail``'s failure), and is not created.
 """
@@ -34,7 +37,7 @@ from typing import Final
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from interlock.audit.prune import stale_bodies
+from interlock.audit.prune import last_declared, stale_bodies, trail_integrations
 from interlock.audit.storage import LogStore, create_audit_engines
 from interlock.check.results import Finding
 from interlock.config.manifest import Manifest
@@ -66,14 +69,16 @@ def retention_findings(
     except SQLAlchemyError as exc:
         reason = f"the lineage index cannot be read ({type(exc).__name__})"
         return [Finding(_ITEM, None, "fail", reason, fix=_FIX_STORE, live=True)]
-    audit = _stale_audit(manifest, settings, now)
+    audit = _stale_audit(manifest, settings, engine, now)
     if isinstance(audit, Finding):
         return [audit]
-    stale, where = audit
+    stale, removed, where = audit
     found = [
         _finding(name, flow.retention, stale.get(name, 0), lineage.get(name, 0), where)
         for name, flow in manifest.integrations.items()
     ]
+    if removed:
+        found.append(_removed_finding(removed))
     orphans = {name: n for name, n in sorted(lineage.items()) if name not in manifest.integrations}
     if orphans:
         listed = ", ".join(f"{name} ({n})" for name, n in orphans.items())
@@ -120,36 +125,72 @@ def _finding(name: str, keep: timedelta, bodies: int, rows: int, where: str) -> 
     return Finding(_ITEM, name, "pass", reason, evidence, live=True)
 
 
+def _removed_finding(removed: Mapping[str, int | None]) -> Finding:
+    """The deployment's failure for bodies of removed integrations kept past any retention."""
+    unbounded = [name for name, count in removed.items() if count is None]
+    past = {name: count for name, count in removed.items() if count}
+    reasons = []
+    if past:
+        listed = ", ".join(f"{name} ({n})" for name, n in past.items())
+        reasons.append(
+            "audit entry bodies older than the retention their integration was last declared "
+            f"with plus one prune period, of integrations no longer in the manifest: {listed}"
+        )
+    if unbounded:
+        reasons.append(
+            "audit entry bodies of integrations no longer in the manifest whose retention no "
+            f"stored manifest version gives, kept without a bound: {', '.join(unbounded)}"
+        )
+    fix = _FIX_AUDIT + (
+        " (with --removed-retention DURATION for the integrations whose retention is unknown)"
+        if unbounded
+        else ""
+    )
+    return Finding(_ITEM, None, "fail", "; ".join(reasons), fix=fix, live=True)
+
+
 def _stale_audit(
-    manifest: Manifest, settings: Settings, now: datetime
-) -> tuple[Mapping[str, int], str] | Finding:
-    """(stale bodies by integration, where they were counted), or the failure to read them."""
+    manifest: Manifest, settings: Settings, engine: Engine, now: datetime
+) -> tuple[Mapping[str, int], Mapping[str, int | None], str] | Finding:
+    """Stale bodies by integration, those of removed integrations, where they were counted.
+
+    A removed integration maps to its stale bodies (only if any) under the retention it was
+    last declared with, or to None when no stored manifest version declares it. The failure
+    to read them is a finding.
+    """
     url = settings.audit_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         # As audit_findings: opening would create an empty log, and a check writes nothing.
-        return {}, f"audit log (none at {url.removeprefix('sqlite:///')})"
+        return {}, {}, f"audit log (none at {url.removeprefix('sqlite:///')})"
     try:
-        engine, writer = create_audit_engines(url)
+        audit_engine, writer = create_audit_engines(url)
     except (SQLAlchemyError, InterlockError, OSError) as exc:
         reason = f"the audit database cannot be opened ({type(exc).__name__})"
         return Finding(_ITEM, None, "fail", reason, fix=_FIX_OPEN, live=True)
-    store = LogStore(engine, writer)
+    store = LogStore(audit_engine, writer)
     try:
+        removed_names = sorted(trail_integrations(store) - manifest.integrations.keys())
+        declared = {name: flow.retention for name, flow in manifest.integrations.items()}
+        last = last_declared(engine, removed_names) if removed_names else {}
+        declared.update((name, found.retention) for name, found in last.items())
         with store.engine.connect() as connection:
             counts = {
                 name: connection.execute(
                     select(func.count()).select_from(
-                        stale_bodies(name, now - flow.retention - AUDIT_PRUNE_PERIOD).subquery()
+                        stale_bodies(name, now - keep - AUDIT_PRUNE_PERIOD).subquery()
                     )
                 ).scalar_one()
-                for name, flow in manifest.integrations.items()
+                for name, keep in declared.items()
             }
     except SQLAlchemyError as exc:
         reason = f"the audit log cannot be read ({type(exc).__name__})"
         return Finding(_ITEM, None, "fail", reason, fix=_FIX_OPEN, live=True)
     finally:
         store.dispose()
-    return counts, "audit log"
+    removed: dict[str, int | None] = {
+        name: counts[name] if name in last else None for name in removed_names
+    }
+    return counts, {name: n for name, n in removed.items() if n != 0}, "audit log"
 
 
 _FIX_AUDIT: Final = (

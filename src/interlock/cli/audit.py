@@ -544,28 +544,65 @@ def verify_receipt(
     )
 
 
+RemovedRetentionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--removed-retention",
+        help="Retention for the bodies of integrations no longer in the manifest whose "
+        "retention no stored manifest version gives (90d, P1Y).",
+        show_default=False,
+    ),
+]
+
+
 @app.command("prune")
-def prune(manifest: ManifestOption = None, json_output: JsonOption = False) -> None:
-    """Remove entry bodies older than each integration's retention (leaf hashes stay)."""
+def prune(
+    manifest: ManifestOption = None,
+    removed_retention: RemovedRetentionOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Remove entry bodies older than each integration's retention (leaf hashes stay).
+
+    An integration removed from the manifest keeps the retention it was last
+    declared with (the newest stored manifest version that names it), else
+    --removed-retention; without either its bodies are kept and the command fails.
+    """
     from interlock.audit.keys import load_keys
+    from interlock.audit.prune import last_declared, trail_integrations
     from interlock.audit.prune import prune as run_prune
     from interlock.audit.service import default_origin
+    from interlock.cli.options import duration_option
     from interlock.config.loader import load_manifest
-    from interlock.store import open_keyring
+    from interlock.store.deployment import open_deployment
 
     current = settings()
+    fallback = duration_option(removed_retention)  # a bad value fails before anything is read
     retention: dict[str, timedelta] = {
         name: flow.retention
         for name, flow in load_manifest(manifest or current.manifest).integrations.items()
     }
-    keyring = open_keyring(current)  # the file or the HSM, as configured
+    declared = set(retention)
+    deployment = open_deployment(current)  # the keyring, and the stored manifest versions
     store = log_store(current)
     try:
-        keys = load_keys(store.engine, keyring, default_origin(current))
+        removed = sorted(trail_integrations(store) - declared)
+        found = last_declared(deployment.engine, removed) if removed else {}
+        why: dict[str, str] = {}
+        kept = []
+        for name in removed:
+            if name in found:
+                retention[name] = found[name].retention
+                why[name] = f"removed; retention of manifest version {found[name].version}"
+            elif fallback is not None:
+                retention[name] = fallback
+                why[name] = "removed; --removed-retention"
+            else:
+                kept.append(name)
+        keys = load_keys(store.engine, deployment.keyring, default_origin(current))
         reports = run_prune(store, keys, retention)
     finally:
         store.dispose()
-        keyring.close()
+        deployment.close()
     if json_output:
         print_json(
             {
@@ -575,16 +612,24 @@ def prune(manifest: ManifestOption = None, json_output: JsonOption = False) -> N
                         "before": iso(r.before),
                         "pruned": r.pruned,
                         "entry_index": r.entry_index,
+                        "removed": r.integration in why,
                     }
                     for r in reports
-                ]
+                ],
+                "kept": kept,
             }
         )
-        return
-    for report in reports:
-        typer.echo(
-            f"{report.integration}: {report.pruned} bodies before "
-            f"{report.before:%Y-%m-%d %H:%M} UTC"
+    else:
+        for report in reports:
+            note = f" ({why[report.integration]})" if report.integration in why else ""
+            typer.echo(
+                f"{report.integration}: {report.pruned} bodies before "
+                f"{report.before:%Y-%m-%d %H:%M} UTC{note}"
+            )
+    if kept:
+        raise InvalidRequestError(
+            f"kept every body of {', '.join(kept)}: no longer in the manifest, and no stored "
+            "manifest version declares a retention; pass --removed-retention DURATION"
         )
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "YamlDocument",
     "YamlSourceError",
     "one_line",
+    "parse_yaml",
     "read_yaml",
 ]
 
@@ -97,7 +98,18 @@ class YamlDocument:
 def read_yaml(path: Path) -> YamlDocument:
     """Read ``path``; raises :class:`YamlSourceError` if it is not usable YAML."""
     raw = _read_bytes(path)
-    text = _utf8(raw)
+    return _document(_utf8(raw), raw)
+
+
+def parse_yaml(text: str) -> YamlDocument:
+    """:func:`read_yaml` of a text held elsewhere (a stored manifest version), same rules."""
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) > MAX_BYTES:
+        raise YamlSourceError(Located((), 1, 1, f"text is larger than {MAX_BYTES} bytes"))
+    return _document(_utf8(raw), raw)
+
+
+def _document(text: str, raw: bytes) -> YamlDocument:
     try:
         _check_depth(text)
         root = yaml.compose(text, Loader=_LOADER)
