@@ -16,10 +16,11 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
+from interlock.config.remote_tls import is_loopback
 from interlock.config.settings import Settings
 from interlock.errors import ConfigError
 from interlock.gateway.metrics import GatewayMetrics
-from interlock.gateway.metrics_listener import is_loopback, metrics_tls, start_metrics_listener
+from interlock.gateway.metrics_listener import metrics_tls, start_metrics_listener
 from interlock.testing.gateway import Env
 from interlock.testing.tls import make_tls
 

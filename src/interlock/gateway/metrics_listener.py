@@ -11,7 +11,6 @@ if the listener asks for them). It answers ``/metrics`` and nothing else (404).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import ssl
 from dataclasses import dataclass
@@ -20,27 +19,18 @@ from typing import Final
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from interlock.config.remote_tls import is_loopback
 from interlock.errors import ConfigError, Refusal
 from interlock.gateway.listener import ProblemServer
 from interlock.gateway.metrics import GatewayMetrics
 from interlock.gateway.problems import problem_response
 from interlock.logs import get_logger
 
-__all__ = ["MetricsListener", "is_loopback", "metrics_tls", "start_metrics_listener"]
+__all__ = ["MetricsListener", "metrics_tls", "start_metrics_listener"]
 
 _log = get_logger("interlock.gateway")
 PATH: Final = "/metrics"
 _METHODS: Final = frozenset({"GET", "HEAD"})
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address (or ``localhost``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def metrics_tls(host: str, listener: ssl.SSLContext) -> ssl.SSLContext | None:
