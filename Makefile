@@ -139,12 +139,12 @@ bouncycastle:
 	      default-jre-headless libbcmail-java; \
 	  else echo "Java or Bouncy Castle is not installed (apt-get install default-jre-headless libbcmail-java): AS2 compression peer tests will skip"; fi; }
 
-# pytest-xdist workers. Three on the 2-core machine: many tests wait on the processes
-# and brokers they start, so a third worker fills the waits (two: the unit stage took
-# 8 min 47 s; four: 7 min 17 s, but a demo test's 120 s timeout tripped once under the
-# load). Each worker has a Redis database of its own (tests/conftest.py); PostgreSQL
-# tests each get a fresh schema anyway.
-WORKERS ?= 3
+# pytest-xdist workers: both cores of the 2-core machine. More did not pay on the AMD EPYC
+# machine of 2026-12-06: clean-clone CI took 19 min 19 s with two (unit stage 10 min 44 s,
+# lowest 7 min 25 s) and 19 min 4 s with three (10 min 40 s, 7 min 13 s); four once
+# tripped a demo test's 120 s timeout under load. Each worker has a Redis database of its
+# own (tests/conftest.py); PostgreSQL tests each get a fresh schema anyway.
+WORKERS ?= 2
 # Today's statement coverage of the package by the suite, rounded down (92.60% on
 # 2026-12-05; code run only in subprocesses is not counted). A change that lowers it
 # fails `make test`; raise the floor as coverage grows. It cost 8-11% of wall time.
