@@ -19,9 +19,9 @@ Entries without an integration (key and admin events, prunes) are kept.
 
 An integration removed from the manifest still has entries in the log: its
 bodies keep the retention it was last declared with, found in the stored
-manifest versions (:func:`last_declared`); ``interlock audit prune`` names
-the integrations whose retention nobody declared any more, and keeps their
-bodies until the operator gives one.
+manifest versions (:func:`retentions`, which ``interlock audit prune`` and
+``check --live`` both use); the prune names the integrations whose retention
+nobody declared any more, and keeps their bodies until the operator gives one.
 """
 
 from __future__ import annotations
@@ -45,8 +45,10 @@ from interlock.store.manifest_versions import version_history
 __all__ = [
     "LastDeclared",
     "PruneReport",
+    "Retentions",
     "last_declared",
     "prune",
+    "retentions",
     "stale_bodies",
     "trail_integrations",
 ]
@@ -134,6 +136,44 @@ def last_declared(engine: Engine, names: Collection[str]) -> dict[str, LastDecla
             found[name] = LastDeclared(retention, version.version)
             wanted.discard(name)
     return found
+
+
+@dataclass(frozen=True)
+class Retentions:
+    """What a prune keeps, per integration: the manifest's and the removed ones'."""
+
+    keep: dict[str, timedelta]  # every integration whose bodies are pruned, with its retention
+    removed: dict[str, str]  # a removed integration among them -> where its retention comes from
+    unknown: tuple[str, ...]  # removed integrations with no known retention: bodies kept
+
+
+def retentions(
+    store: LogStore,
+    engine: Engine,
+    declared: Mapping[str, timedelta],
+    fallback: timedelta | None = None,
+) -> Retentions:
+    """The manifest's retentions (``declared``), and those of the integrations it no longer has.
+
+    A removed integration (entries of the log with a body, not in ``declared``)
+    keeps the retention it was last declared with in the deployment's store
+    (``engine``, :func:`last_declared`), else ``fallback``, else none is known.
+    """
+    keep = dict(declared)
+    gone = sorted(trail_integrations(store) - keep.keys())
+    found = last_declared(engine, gone) if gone else {}
+    removed: dict[str, str] = {}
+    unknown: list[str] = []
+    for name in gone:
+        if name in found:
+            keep[name] = found[name].retention
+            removed[name] = f"removed; retention of manifest version {found[name].version}"
+        elif fallback is not None:
+            keep[name] = fallback
+            removed[name] = "removed; --removed-retention"
+        else:
+            unknown.append(name)
+    return Retentions(keep, removed, tuple(unknown))
 
 
 def stale_bodies(integration: str, before: datetime, *, upto: int | None = None) -> Select[int]:

@@ -20,11 +20,12 @@ that pruning should already have removed, using the pruning's own selection:
 Any such entry or row fails ``retention`` for its integration, with the count
 and the fix. Lineage rows of integrations no longer in the manifest fail for
 the deployment, and so do their audit bodies past the retention the
-integration was last declared with (:func:`interlock.audit.prune.last_declared`)
-or, when no stored manifest version declares one, any of their bodies at all:
-nothing bounds how long they are kept. A store that cannot be read is a failed finding for the
-deployment, never an exception; a missing audit log file holds no bodies (and
-is ``audit_trail``'s failure), and is not created.
+integration was last declared with (:func:`interlock.audit.prune.retentions`,
+as the prune finds it) or, when no stored manifest version declares one, any
+of their bodies at all: nothing bounds how long they are kept. A store that
+cannot be read is a failed finding for the deployment, never an exception; a
+missing audit log file holds no bodies (and is ``audit_trail``'s failure), and
+is not created.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from typing import Final
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from interlock.audit.prune import last_declared, stale_bodies, trail_integrations
+from interlock.audit.prune import retentions, stale_bodies
 from interlock.audit.storage import LogStore, create_audit_engines
 from interlock.check.results import Finding
 from interlock.config.manifest import Manifest
@@ -169,10 +170,8 @@ def _stale_audit(
         return Finding(_ITEM, None, "fail", reason, fix=_FIX_OPEN, live=True)
     store = LogStore(audit_engine, writer)
     try:
-        removed_names = sorted(trail_integrations(store) - manifest.integrations.keys())
         declared = {name: flow.retention for name, flow in manifest.integrations.items()}
-        last = last_declared(engine, removed_names) if removed_names else {}
-        declared.update((name, found.retention) for name, found in last.items())
+        plan = retentions(store, engine, declared)
         with store.engine.connect() as connection:
             counts = {
                 name: connection.execute(
@@ -180,17 +179,16 @@ def _stale_audit(
                         stale_bodies(name, now - keep - AUDIT_PRUNE_PERIOD).subquery()
                     )
                 ).scalar_one()
-                for name, keep in declared.items()
+                for name, keep in plan.keep.items()
             }
     except SQLAlchemyError as exc:
         reason = f"the audit log cannot be read ({type(exc).__name__})"
         return Finding(_ITEM, None, "fail", reason, fix=_FIX_OPEN, live=True)
     finally:
         store.dispose()
-    removed: dict[str, int | None] = {
-        name: counts[name] if name in last else None for name in removed_names
-    }
-    return counts, {name: n for name, n in removed.items() if n != 0}, "audit log"
+    removed: dict[str, int | None] = {name: counts[name] for name in plan.removed if counts[name]}
+    removed.update(dict.fromkeys(plan.unknown))
+    return counts, removed, "audit log"
 
 
 _FIX_AUDIT: Final = (

@@ -568,8 +568,8 @@ def prune(
     --removed-retention; without either its bodies are kept and the command fails.
     """
     from interlock.audit.keys import load_keys
-    from interlock.audit.prune import last_declared, trail_integrations
     from interlock.audit.prune import prune as run_prune
+    from interlock.audit.prune import retentions
     from interlock.audit.service import default_origin
     from interlock.cli.options import duration_option
     from interlock.config.loader import load_manifest
@@ -581,25 +581,12 @@ def prune(
         name: flow.retention
         for name, flow in load_manifest(manifest or current.manifest).integrations.items()
     }
-    declared = set(retention)
     deployment = open_deployment(current)  # the keyring, and the stored manifest versions
     store = log_store(current)
     try:
-        removed = sorted(trail_integrations(store) - declared)
-        found = last_declared(deployment.engine, removed) if removed else {}
-        why: dict[str, str] = {}
-        kept = []
-        for name in removed:
-            if name in found:
-                retention[name] = found[name].retention
-                why[name] = f"removed; retention of manifest version {found[name].version}"
-            elif fallback is not None:
-                retention[name] = fallback
-                why[name] = "removed; --removed-retention"
-            else:
-                kept.append(name)
+        plan = retentions(store, deployment.engine, retention, fallback)
         keys = load_keys(store.engine, deployment.keyring, default_origin(current))
-        reports = run_prune(store, keys, retention)
+        reports = run_prune(store, keys, plan.keep)
     finally:
         store.dispose()
         deployment.close()
@@ -612,24 +599,25 @@ def prune(
                         "before": iso(r.before),
                         "pruned": r.pruned,
                         "entry_index": r.entry_index,
-                        "removed": r.integration in why,
+                        "removed": r.integration in plan.removed,
                     }
                     for r in reports
                 ],
-                "kept": kept,
+                "kept": list(plan.unknown),
             }
         )
     else:
         for report in reports:
-            note = f" ({why[report.integration]})" if report.integration in why else ""
+            source = plan.removed.get(report.integration)
+            note = f" ({source})" if source is not None else ""
             typer.echo(
                 f"{report.integration}: {report.pruned} bodies before "
                 f"{report.before:%Y-%m-%d %H:%M} UTC{note}"
             )
-    if kept:
+    if plan.unknown:
         raise InvalidRequestError(
-            f"kept every body of {', '.join(kept)}: no longer in the manifest, and no stored "
-            "manifest version declares a retention; pass --removed-retention DURATION"
+            f"kept every body of {', '.join(plan.unknown)}: no longer in the manifest, and no "
+            "stored manifest version declares a retention; pass --removed-retention DURATION"
         )
 
 
