@@ -19,8 +19,8 @@ gate, not of a database the plain side does not use (the durable audit log's
 own cost is measured in benchmarks/audit). The sink encodes each entry as the
 durable log's sink does on the caller's side (:class:`EncodingSink`: from the
 entry's fields, :func:`~interlock.audit.entry.encode_decision`, and its search
-row's key) and keeps the bytes instead of handing them to the writer. The brokers are started here from
-this machine's ``rabbitmq-server`` and ``nats-server`` (TLS only, mutual TLS),
+row's key) and keeps the bytes instead of handing them to the writer. The
+brokers are started here from this machine's ``rabbitmq-server`` and ``nats-server`` (TLS only, mutual TLS),
 as the tests start them. Phases alternate plain/sealed ``--repeat`` times and
 the medians are reported; the headline ratio is end-to-end messages/s
 (publish all, then consume all). The payloads (Python dicts) are built

@@ -64,8 +64,8 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
         yield rig
 
 
-def test_a_message_reaches_the_handler_minimised_and_audited(rig: Rig) -> None:
-    """Round trip: the handler gets the verified facts and only the manifest's fields."""
+def _round_trip(rig: Rig) -> str:
+    """Publish PAYLOAD and consume it as the CRM consumer; its message id."""
 
     async def run() -> str:
         running = await rig.consumer().start(rig.handler)
@@ -74,7 +74,12 @@ def test_a_message_reaches_the_handler_minimised_and_audited(rig: Rig) -> None:
         await running.stop()
         return message_id
 
-    message_id = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def test_a_message_reaches_the_handler_minimised_and_audited(rig: Rig) -> None:
+    """Round trip: the handler gets the verified facts and only the manifest's fields."""
+    message_id = _round_trip(rig)
     (message,) = rig.handled
     assert message.payload == MINIMISED
     assert message.facts.message_id == message_id
@@ -468,16 +473,7 @@ def test_a_durable_trail_gets_each_sides_entry_without_the_model_with_the_models
     rig_dir.mkdir()
     try:
         with rig_for(rig_dir) as rig:
-            durable = dataclasses.replace(rig, audit=sink)  # type: ignore[arg-type]
-
-            async def run() -> str:
-                running = await durable.consumer().start(durable.handler)
-                message_id = await durable.producer().publish(PAYLOAD)
-                await eventually(lambda: len(durable.handled) == 1)
-                await running.stop()
-                return message_id
-
-            message_id = asyncio.run(run())
+            message_id = _round_trip(dataclasses.replace(rig, audit=sink))  # type: ignore[arg-type]
         log.writer.close()
         with log.store.engine.connect() as connection:
             bodies = [bytes(b) for (b,) in connection.execute(select(BODIES.c.body))]

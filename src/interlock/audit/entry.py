@@ -388,11 +388,10 @@ def _clean_text(text: str) -> str:
 #: whose fields passed every check are kept; bounded, emptied when full.
 _TEMPLATES: dict[tuple[object, ...], _Template] = {}
 _TEMPLATES_MAX: Final = 4096
-#: Detail keys whose values differ for every entry (a token's id): their values are
-#: left out of the templates (which would otherwise fill with parts used once) and
-#: checked, masked and encoded for each entry into the gap the template leaves.
-# Details whose value differs in every entry (a token's, a message's or an event's
-# id): left out of a template, so the templates do not grow with every entry.
+#: Detail keys whose values differ for every entry (a token's, a message's or an
+#: event's id): their values are left out of the templates (which would otherwise
+#: fill with parts used once) and checked, masked and encoded for each entry into
+#: the gap the template leaves.
 _UNIQUE_DETAILS: Final = frozenset({"jti", "message_id", "event_id"})
 _NO_KEYS: Final[frozenset[str]] = frozenset()
 #: Where a unique detail's value goes in a template's text while it is built: JSON
